@@ -1,0 +1,58 @@
+/**
+ * The validated configuration (CONTRACT.md "Configuration"). Durations are milliseconds,
+ * sizes are bytes. Everything here is already checked; no field is `unknown`.
+ */
+
+/** A listener entry: `HOST:PORT`, plain (STARTTLS offered when `tls` is set) or implicit TLS. */
+export interface ListenEntry {
+  readonly host: string;
+  readonly port: number;
+  readonly tls: "none" | "implicit";
+  /** Per-listener: write one line per TLS record in the reversed ODMR phase (fetchmail needs it). */
+  readonly lineRecords?: boolean;
+}
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+export type LogFormat = "text" | "json";
+
+export interface Config {
+  /** File the config came from, or undefined for the embedded defaults. */
+  readonly source: string | undefined;
+  readonly hostname: string;
+  readonly dataDir: string;
+  readonly log: { readonly level: LogLevel; readonly format: LogFormat };
+  readonly tls: { readonly cert: string; readonly key: string } | undefined;
+  readonly smtp: {
+    readonly listen: readonly ListenEntry[];
+    readonly maxMessageSize: number;
+    readonly maxRecipients: number;
+    readonly maxConnections: number;
+    readonly maxConnectionsPerIp: number;
+    readonly timeoutMs: number;
+  };
+  readonly odmr: {
+    readonly listen: readonly ListenEntry[];
+    readonly requireTls: boolean;
+  };
+  readonly queue: { readonly maxAgeMs: number };
+  readonly metrics: { readonly listen: { host: string; port: number } } | undefined;
+  readonly fetch: FetchConfig | undefined;
+}
+
+export type DeliverTo =
+  | { readonly kind: "smtp"; readonly host: string; readonly port: number }
+  | { readonly kind: "lmtp"; readonly host: string; readonly port: number }
+  | { readonly kind: "lmtpUnix"; readonly path: string }
+  | { readonly kind: "maildir"; readonly path: string };
+
+export interface FetchConfig {
+  readonly server: { readonly host: string; readonly port: number };
+  readonly tls: "starttls" | "implicit" | "none";
+  readonly ca: string | undefined;
+  readonly user: string;
+  readonly passwordFile: string;
+  /** Empty: every domain the user owns (bare ATRN). */
+  readonly domains: readonly string[];
+  readonly deliverTo: DeliverTo;
+  readonly intervalMs: number;
+}

@@ -1,0 +1,382 @@
+/**
+ * Conn: one TCP (or TLS) connection as a pull source of bytes plus a writer, whatever role
+ * the SMTP layer plays on it. Hides node:net/node:tls (see DESIGN.md: Deno.startTls is
+ * client-only, so server-side STARTTLS needs node:tls over a paused node:net socket).
+ * Invariant: bytes are never decoded here; every read and write has a deadline.
+ */
+import net from "node:net";
+import tls from "node:tls";
+import { Buffer } from "node:buffer";
+
+/** Raised when a read or write did not complete before its deadline. */
+export class TimeoutError extends Error {
+  constructor(what: string) {
+    super(`${what} timed out`);
+    this.name = "TimeoutError";
+  }
+}
+
+/** Raised when the peer is gone (reset, closed while writing). */
+export class ConnClosedError extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = "ConnClosedError";
+  }
+}
+
+/** A pull source of byte chunks: `null` means end of stream. */
+export interface ByteSource {
+  read(timeoutMs?: number): Promise<Uint8Array | null>;
+}
+
+/** Options for writing. */
+export interface WriteOptions {
+  /** Wait until the bytes were handed to the kernel (one write = one TLS record under TLS). */
+  readonly flush?: boolean;
+  readonly timeoutMs?: number;
+}
+
+/** TLS parameters for becoming the TLS server. */
+export interface TlsServerParams {
+  readonly secureContext: tls.SecureContext;
+}
+
+/** TLS parameters for becoming the TLS client. */
+export interface TlsClientParams {
+  readonly servername: string;
+  /** Extra trust roots (PEM); system roots are used as well. */
+  readonly ca?: string | readonly string[];
+  /** false: complete the handshake even if the certificate does not verify. */
+  readonly rejectUnauthorized?: boolean;
+  readonly timeoutMs?: number;
+}
+
+/** What a TLS upgrade found. */
+export interface TlsUpgradeResult {
+  /** Plaintext bytes that had arrived after the STARTTLS line and were thrown away. */
+  readonly discardedBytes: number;
+  readonly authorized: boolean;
+  readonly authorizationError?: string;
+}
+
+/** A connection, independent of who started it and of the SMTP role played on it. */
+export interface Conn extends ByteSource {
+  readonly id: string;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly isSecure: boolean;
+  write(bytes: Uint8Array, opts?: WriteOptions): Promise<void>;
+  /** Becomes the TLS server on this connection (after our `220` to STARTTLS). */
+  startTlsServer(params: TlsServerParams): Promise<TlsUpgradeResult>;
+  /** Becomes the TLS client on this connection (after the peer's `220` to STARTTLS). */
+  startTlsClient(params: TlsClientParams): Promise<TlsUpgradeResult>;
+  /** RFC 5705 keying material (tls-exporter channel binding), when under TLS. */
+  exportKeyingMaterial(length: number, label: string): Uint8Array | undefined;
+  /** Half-close after flushing pending writes, then release. Idempotent. */
+  close(): Promise<void>;
+  /** Drop the connection at once. Idempotent. */
+  destroy(): void;
+  readonly closed: boolean;
+}
+
+/** How many bytes may sit unread before the socket is paused (backpressure). */
+const HIGH_WATER_BYTES = 256 * 1024;
+const DEFAULT_WRITE_TIMEOUT_MS = 5 * 60_000;
+const DEFAULT_TLS_TIMEOUT_MS = 60_000;
+
+let nextId = 1;
+
+/** Conn over a node:net (or node:tls) socket. */
+export class SocketConn implements Conn {
+  readonly id: string;
+  #socket: net.Socket;
+  #chunks: Uint8Array[] = [];
+  #queuedBytes = 0;
+  #ended = false;
+  #error: Error | undefined;
+  #waiter: (() => void) | undefined;
+  #closed = false;
+  #secure: boolean;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+
+  constructor(socket: net.Socket, opts: { isSecure?: boolean } = {}) {
+    this.id = (nextId++).toString(36);
+    this.#socket = socket;
+    this.#secure = opts.isSecure ?? false;
+    this.remoteAddress = normalizeAddress(socket.remoteAddress ?? "");
+    this.remotePort = socket.remotePort ?? 0;
+    this.localAddress = normalizeAddress(socket.localAddress ?? "");
+    this.localPort = socket.localPort ?? 0;
+    socket.setNoDelay(true);
+    this.#attach(socket);
+  }
+
+  get isSecure(): boolean {
+    return this.#secure;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #onData = (data: Uint8Array): void => {
+    // node gives Buffer views into a pool; keep them as they are (no copy, never decoded).
+    this.#chunks.push(data);
+    this.#queuedBytes += data.byteLength;
+    if (this.#queuedBytes > HIGH_WATER_BYTES) this.#socket.pause();
+    this.#wake();
+  };
+  #onEnd = (): void => {
+    this.#ended = true;
+    this.#wake();
+  };
+  #onError = (err: Error): void => {
+    this.#error ??= err;
+    this.#wake();
+  };
+  #onClose = (): void => {
+    this.#ended = true;
+    this.#closed = true;
+    this.#wake();
+  };
+
+  #attach(socket: net.Socket): void {
+    socket.on("data", this.#onData);
+    socket.on("end", this.#onEnd);
+    socket.on("error", this.#onError);
+    socket.on("close", this.#onClose);
+  }
+
+  #detach(socket: net.Socket): void {
+    socket.off("data", this.#onData);
+    socket.off("end", this.#onEnd);
+    socket.off("error", this.#onError);
+    socket.off("close", this.#onClose);
+  }
+
+  #wake(): void {
+    const w = this.#waiter;
+    this.#waiter = undefined;
+    w?.();
+  }
+
+  async read(timeoutMs?: number): Promise<Uint8Array | null> {
+    for (;;) {
+      const chunk = this.#chunks.shift();
+      if (chunk !== undefined) {
+        this.#queuedBytes -= chunk.byteLength;
+        if (this.#queuedBytes <= HIGH_WATER_BYTES / 2 && this.#socket.isPaused()) {
+          this.#socket.resume();
+        }
+        return chunk;
+      }
+      if (this.#error) throw new ConnClosedError(this.#error.message);
+      if (this.#ended) return null;
+      await this.#waitForData(timeoutMs);
+    }
+  }
+
+  #waitForData(timeoutMs: number | undefined): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      this.#waiter = () => {
+        if (timer !== undefined) clearTimeout(timer);
+        resolve();
+      };
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          this.#waiter = undefined;
+          reject(new TimeoutError("read"));
+        }, timeoutMs);
+      }
+    });
+  }
+
+  write(bytes: Uint8Array, opts: WriteOptions = {}): Promise<void> {
+    if (this.#closed || this.#socket.destroyed) {
+      return Promise.reject(new ConnClosedError("connection closed"));
+    }
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const socket = this.#socket;
+      const finish = (err?: Error | null) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        socket.off("drain", onDrain);
+        socket.off("close", onClose);
+        if (err) reject(new ConnClosedError(err.message));
+        else resolve();
+      };
+      const onDrain = () => finish();
+      const onClose = () => finish(new Error("connection closed while writing"));
+      const timer = setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        socket.off("drain", onDrain);
+        socket.off("close", onClose);
+        // A peer that stops reading must not hold the session forever.
+        socket.destroy();
+        reject(new TimeoutError("write"));
+      }, timeoutMs);
+      socket.once("close", onClose);
+      const accepted = socket.write(bytes, (err) => {
+        if (opts.flush) finish(err);
+        else if (err) finish(err);
+      });
+      if (!opts.flush) {
+        if (accepted) finish();
+        else socket.once("drain", onDrain);
+      }
+    });
+  }
+
+  /** Takes the socket out of flowing mode and drops plaintext that arrived after STARTTLS. */
+  #prepareUpgrade(): number {
+    this.#socket.pause();
+    this.#detach(this.#socket);
+    const discarded = this.#queuedBytes;
+    this.#chunks = [];
+    this.#queuedBytes = 0;
+    return discarded;
+  }
+
+  startTlsServer(params: TlsServerParams): Promise<TlsUpgradeResult> {
+    const discardedBytes = this.#prepareUpgrade();
+    const raw = this.#socket;
+    const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: params.secureContext });
+    return this.#finishUpgrade(secure, "secure", DEFAULT_TLS_TIMEOUT_MS).then(() => ({
+      discardedBytes,
+      authorized: true,
+    }));
+  }
+
+  startTlsClient(params: TlsClientParams): Promise<TlsUpgradeResult> {
+    const discardedBytes = this.#prepareUpgrade();
+    const ca = params.ca === undefined
+      ? undefined
+      : [...tls.rootCertificates, ...(typeof params.ca === "string" ? [params.ca] : params.ca)];
+    const secure = tls.connect({
+      socket: this.#socket,
+      servername: params.servername,
+      ...(ca ? { ca } : {}),
+      rejectUnauthorized: params.rejectUnauthorized ?? true,
+    });
+    return this.#finishUpgrade(secure, "secureConnect", params.timeoutMs ?? DEFAULT_TLS_TIMEOUT_MS)
+      .then(() => ({
+        discardedBytes,
+        authorized: secure.authorized,
+        ...(secure.authorizationError
+          ? { authorizationError: String(secure.authorizationError) }
+          : {}),
+      }));
+  }
+
+  #finishUpgrade(secure: tls.TLSSocket, event: string, timeoutMs: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        secure.destroy();
+        reject(new TimeoutError("TLS handshake"));
+      }, timeoutMs);
+      const onError = (err: Error) => {
+        clearTimeout(timer);
+        secure.destroy();
+        this.#closed = true;
+        reject(err);
+      };
+      secure.once("error", onError);
+      secure.once(event, () => {
+        clearTimeout(timer);
+        secure.off("error", onError);
+        this.#socket = secure;
+        this.#secure = true;
+        this.#ended = false;
+        this.#attach(secure);
+        resolve();
+      });
+    });
+  }
+
+  exportKeyingMaterial(length: number, label: string): Uint8Array | undefined {
+    const s = this.#socket;
+    if (!(s instanceof tls.TLSSocket)) return undefined;
+    try {
+      // RFC 9266 (TLS 1.3): an absent context and an empty one give the same exporter value.
+      return new Uint8Array(s.exportKeyingMaterial(length, label, Buffer.alloc(0)));
+    } catch {
+      return undefined;
+    }
+  }
+
+  close(): Promise<void> {
+    if (this.#closed || this.#socket.destroyed) {
+      this.#closed = true;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      const socket = this.#socket;
+      const timer = setTimeout(() => {
+        socket.destroy();
+        resolve();
+      }, 5_000);
+      socket.once("close", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      socket.end(() => {
+        // Our side is flushed; do not wait for the peer's FIN forever.
+        socket.destroy();
+      });
+    }).then(() => {
+      this.#closed = true;
+    });
+  }
+
+  destroy(): void {
+    this.#closed = true;
+    this.#socket.destroy();
+    this.#wake();
+  }
+}
+
+/** `::ffff:127.0.0.1` → `127.0.0.1`. */
+function normalizeAddress(addr: string): string {
+  return addr.startsWith("::ffff:") && addr.includes(".") ? addr.slice(7) : addr;
+}
+
+/** Connects out over TCP (optionally implicit TLS) and returns a Conn. */
+export function connect(opts: {
+  host: string;
+  port: number;
+  timeoutMs?: number;
+  tls?: TlsClientParams;
+}): Promise<{ conn: Conn; tls?: TlsUpgradeResult }> {
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: opts.host, port: opts.port, allowHalfOpen: true });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new TimeoutError(`connect to ${opts.host}:${opts.port}`));
+    }, timeoutMs);
+    socket.once("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      socket.removeAllListeners("error");
+      const conn = new SocketConn(socket);
+      if (!opts.tls) {
+        resolve({ conn });
+        return;
+      }
+      conn.startTlsClient(opts.tls).then((t) => resolve({ conn, tls: t }), reject);
+    });
+  });
+}

@@ -1,0 +1,67 @@
+/**
+ * TCP listeners (plain or implicit TLS) that hand each accepted socket to a handler as a Conn.
+ * Does not know SMTP; enforces nothing but what it is told (connection limits live with the
+ * caller, which can still greet with a 421 before closing).
+ */
+import net from "node:net";
+import tls from "node:tls";
+import { Buffer } from "node:buffer";
+import { SocketConn } from "./conn.ts";
+import type { Conn } from "./conn.ts";
+
+/** A bound listener. */
+export interface Listener {
+  /** The address actually bound, `HOST:PORT` (port 0 resolved). */
+  readonly address: string;
+  readonly port: number;
+  /** Stops accepting; open connections are left to their handlers. */
+  close(): Promise<void>;
+}
+
+/** Splits `HOST:PORT` (or `[v6]:PORT`) into parts; `undefined` when malformed. */
+export function splitHostPort(value: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([^\]]+)\]|([^:\[\]]*)):(\d{1,5})$/.exec(value);
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) return undefined;
+  return { host: m[1] ?? m[2] ?? "", port };
+}
+
+/** Loads a certificate chain and key (PEM files) into a reusable TLS context. */
+export function loadSecureContext(certFile: string, keyFile: string): tls.SecureContext {
+  const cert = Deno.readFileSync(certFile);
+  const key = Deno.readFileSync(keyFile);
+  return tls.createSecureContext({ cert: Buffer.from(cert), key: Buffer.from(key) });
+}
+
+/** Binds `host:port` and calls `onConn` for every accepted connection. */
+export function listen(opts: {
+  host: string;
+  port: number;
+  /** Implicit TLS from the first byte. */
+  secureContext?: tls.SecureContext;
+  onConn: (conn: Conn) => void;
+}): Promise<Listener> {
+  return new Promise((resolve, reject) => {
+    const server: net.Server = opts.secureContext
+      ? tls.createServer(
+        { secureContext: opts.secureContext, allowHalfOpen: true },
+        (s) => opts.onConn(new SocketConn(s, { isSecure: true })),
+      )
+      : net.createServer({ allowHalfOpen: true }, (s) => opts.onConn(new SocketConn(s)));
+    // A failed handshake on an implicit-TLS port is one bad peer, not a listener failure.
+    server.on("tlsClientError", (_err: Error, socket: net.Socket) => socket.destroy());
+    server.once("error", reject);
+    server.listen({ host: opts.host, port: opts.port }, () => {
+      server.off("error", reject);
+      const addr = server.address();
+      const port = typeof addr === "object" && addr ? addr.port : opts.port;
+      const host = opts.host.includes(":") ? `[${opts.host}]` : opts.host;
+      resolve({
+        address: `${host}:${port}`,
+        port,
+        close: () => new Promise<void>((r) => server.close(() => r())),
+      });
+    });
+  });
+}

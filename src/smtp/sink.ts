@@ -1,0 +1,55 @@
+/**
+ * What an SmtpReceiver hands mail to: the queue (inbound MX) or the local mail system
+ * (customer after ATRN). The receiver owns the protocol; the sink owns policy and storage.
+ * Every decision comes back as a Reply; an unknown failure is temporary (4xx).
+ */
+import type { Reply } from "../wire/reply.ts";
+import type { MessageParams } from "../queue/types.ts";
+
+/** MAIL FROM as parsed by the receiver. */
+export interface MailFrom {
+  /** Reverse-path without brackets; "" for `<>`. */
+  readonly address: string;
+  readonly params: MessageParams;
+  /** SIZE= estimate, if given. */
+  readonly declaredSize?: number;
+}
+
+/** RCPT TO as parsed by the receiver. */
+export interface RcptTo {
+  /** Forward-path without brackets, route part removed, local part as received. */
+  readonly address: string;
+  /** Lower-case A-label. "" only for the bare `<Postmaster>`. */
+  readonly domain: string;
+  readonly notify?: string;
+  readonly orcpt?: string;
+}
+
+/** Facts about the session a sink may use (logs, trace header, policy). */
+export interface SessionInfo {
+  readonly sessionId: string;
+  readonly remoteAddress: string;
+  readonly heloName: string;
+  readonly isSecure: boolean;
+  readonly protocol: "SMTP" | "ESMTP" | "ESMTPS" | "ESMTPA" | "ESMTPSA";
+}
+
+/** One mail transaction inside a sink. */
+export interface SinkTransaction {
+  /** Id for logs and the Received: header. */
+  readonly id: string;
+  /** Decides one recipient: 250 to accept, or the rejection. */
+  addRecipient(rcpt: RcptTo): Promise<Reply>;
+  /** Body bytes after dot-unstuffing, in order; the chunk is only valid during the call. */
+  write(chunk: Uint8Array): Promise<void>;
+  /** The body is complete: the reply for the end of DATA (250 only when the message is safe). */
+  finish(): Promise<Reply>;
+  /** The transaction was abandoned (RSET, error, lost connection). Idempotent. */
+  abort(): Promise<void>;
+}
+
+/** Where a receiver puts mail. */
+export interface MessageSink {
+  /** At MAIL FROM: a transaction, or the rejection of the sender. */
+  begin(mail: MailFrom, session: SessionInfo): Promise<SinkTransaction | Reply>;
+}

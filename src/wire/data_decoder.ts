@@ -1,0 +1,165 @@
+/**
+ * Incremental decoder for the SMTP DATA phase (RFC 5321 §4.5.2): finds the one legal end of
+ * data, CRLF "." CRLF, removes dot-stuffing and checks limits, across any chunking.
+ * Pure: no I/O. Bare CR or bare LF never ends a line here (SMTP smuggling, PROTOCOL.md §6.5):
+ * they are flagged and the decoder keeps looking for the real end.
+ */
+
+const CR = 13;
+const LF = 10;
+const DOT = 46;
+
+/** Limits for one message body, in bytes. */
+export interface DataLimits {
+  /** Largest unstuffed body accepted; more is read and dropped. */
+  readonly maxMessageBytes: number;
+  /** Longest text line on the wire including CRLF (RFC 5321 §4.5.3.1.6: 1000). */
+  readonly maxLineBytes: number;
+}
+
+/** Why a body was refused, in the order they are reported. */
+export type DataFault = "bareNewline" | "lineTooLong" | "tooBig";
+
+/** What one push produced. */
+export interface DataPushResult {
+  /** Unstuffed body bytes to pass on (views into the input; copy to keep). */
+  readonly segments: Uint8Array[];
+  /** Offset just past the end marker in this chunk, or -1 while the body goes on. */
+  readonly endOffset: number;
+}
+
+type State = "lineStart" | "dotAtStart" | "dotCr" | "inLine" | "sawCr" | "done";
+
+/** Decodes one DATA body; create a new one for each message. */
+export class DataDecoder {
+  #state: State = "lineStart";
+  #lineBytes = 0;
+  #size = 0;
+  #faults = new Set<DataFault>();
+  readonly #limits: DataLimits;
+
+  constructor(limits: DataLimits) {
+    this.#limits = limits;
+  }
+
+  /** Unstuffed bytes seen so far (counted past the limit too). */
+  get size(): number {
+    return this.#size;
+  }
+
+  get isDone(): boolean {
+    return this.#state === "done";
+  }
+
+  /** The first fault found, by severity: framing faults before size. */
+  get fault(): DataFault | undefined {
+    for (const f of ["bareNewline", "lineTooLong", "tooBig"] as const) {
+      if (this.#faults.has(f)) return f;
+    }
+    return undefined;
+  }
+
+  push(chunk: Uint8Array): DataPushResult {
+    const segments: Uint8Array[] = [];
+    let segStart = 0;
+    let i = 0;
+    const n = chunk.length;
+    const emit = (end: number) => {
+      if (end > segStart) this.#emit(chunk.subarray(segStart, end), segments);
+    };
+    while (i < n) {
+      switch (this.#state) {
+        case "done":
+          return { segments, endOffset: i };
+        case "lineStart": {
+          if (chunk[i] === DOT) {
+            emit(i);
+            this.#countLine(1);
+            i++;
+            segStart = i;
+            this.#state = "dotAtStart";
+          } else {
+            this.#state = "inLine";
+          }
+          break;
+        }
+        case "dotAtStart": {
+          if (chunk[i] === CR) {
+            this.#countLine(1);
+            i++;
+            segStart = i;
+            this.#state = "dotCr";
+          } else {
+            this.#state = "inLine";
+          }
+          break;
+        }
+        case "dotCr": {
+          if (chunk[i] === LF) {
+            i++;
+            this.#state = "done";
+            return { segments, endOffset: i };
+          }
+          // "." CR <not LF>: the CR was withheld; it is a bare CR and part of the line.
+          this.#faults.add("bareNewline");
+          this.#emit(Uint8Array.of(CR), segments);
+          this.#state = "inLine";
+          break;
+        }
+        case "inLine": {
+          // Fast path: jump to the next CR or LF inside this chunk.
+          let j = i;
+          while (j < n && chunk[j] !== CR && chunk[j] !== LF) j++;
+          this.#countLine(j - i);
+          i = j;
+          if (i >= n) break;
+          if (chunk[i] === LF) {
+            this.#faults.add("bareNewline");
+            this.#countLine(1);
+            i++;
+          } else {
+            this.#countLine(1);
+            i++;
+            this.#state = "sawCr";
+          }
+          break;
+        }
+        case "sawCr": {
+          if (chunk[i] === LF) {
+            i++;
+            this.#countLine(1);
+            this.#lineBytes = 0;
+            this.#state = "lineStart";
+          } else {
+            this.#faults.add("bareNewline");
+            this.#state = "inLine";
+          }
+          break;
+        }
+        default: {
+          const never: never = this.#state;
+          throw new Error(`unreachable state ${never}`);
+        }
+      }
+    }
+    emit(n);
+    return { segments, endOffset: -1 };
+  }
+
+  #countLine(bytes: number): void {
+    this.#lineBytes += bytes;
+    if (this.#lineBytes > this.#limits.maxLineBytes) this.#faults.add("lineTooLong");
+  }
+
+  #emit(seg: Uint8Array, out: Uint8Array[]): void {
+    const before = this.#size;
+    this.#size += seg.length;
+    if (this.#size > this.#limits.maxMessageBytes) {
+      this.#faults.add("tooBig");
+      const room = this.#limits.maxMessageBytes - before;
+      if (room > 0) out.push(seg.subarray(0, room));
+      return;
+    }
+    out.push(seg);
+  }
+}

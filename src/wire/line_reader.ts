@@ -1,0 +1,142 @@
+/**
+ * Pull reader over a byte source: command/reply lines (CRLF only), DATA bodies and BDAT
+ * chunks. It owns the leftover buffer, so the next role (after ATRN) starts with exactly the
+ * bytes that were left, and STARTTLS can see (and drop) bytes pipelined in plaintext.
+ * Never decodes bytes; every limit is an argument; hostile input is a result, not a throw.
+ */
+import { DataDecoder } from "./data_decoder.ts";
+import type { DataFault, DataLimits } from "./data_decoder.ts";
+
+const CR = 13;
+const LF = 10;
+
+/** Where bytes come from: `null` is end of stream. Conn implements it. */
+export interface PullSource {
+  read(timeoutMs?: number): Promise<Uint8Array | null>;
+}
+
+/** One read line, or why there is none. */
+export type LineResult =
+  | { readonly kind: "line"; readonly line: Uint8Array }
+  /** Longer than the limit; the rest of it was read and dropped. */
+  | { readonly kind: "tooLong" }
+  /** Ended by a bare LF, or held a bare CR (smuggling defence). */
+  | { readonly kind: "bareNewline" }
+  | { readonly kind: "eof" };
+
+/** How a DATA body ended. */
+export type DataResult =
+  | { readonly kind: "ok"; readonly size: number }
+  | { readonly kind: "rejected"; readonly fault: DataFault; readonly size: number }
+  | { readonly kind: "eof" };
+
+/** Receives body bytes; awaited, so a slow consumer slows the reader (backpressure). */
+export type ChunkConsumer = (chunk: Uint8Array) => Promise<void> | void;
+
+/** Pull reader with its own leftover buffer. */
+export class LineReader {
+  #source: PullSource;
+  #buf: Uint8Array = new Uint8Array(0);
+
+  constructor(source: PullSource) {
+    this.#source = source;
+  }
+
+  /** Bytes read from the source but not consumed yet. */
+  get bufferedBytes(): number {
+    return this.#buf.length;
+  }
+
+  /** Drops unread bytes (at STARTTLS: plaintext sent after the command is an injection). */
+  discardBuffered(): number {
+    const n = this.#buf.length;
+    this.#buf = new Uint8Array(0);
+    return n;
+  }
+
+  async #fill(timeoutMs: number | undefined): Promise<boolean> {
+    const chunk = await this.#source.read(timeoutMs);
+    if (chunk === null) return false;
+    if (this.#buf.length === 0) {
+      this.#buf = chunk;
+    } else {
+      const merged = new Uint8Array(this.#buf.length + chunk.length);
+      merged.set(this.#buf);
+      merged.set(chunk, this.#buf.length);
+      this.#buf = merged;
+    }
+    return true;
+  }
+
+  /**
+   * Reads one CRLF-terminated line (returned without CRLF). A line over `maxBytes`
+   * (CRLF included) is drained to its end and reported as `tooLong`.
+   */
+  async readLine(maxBytes: number, timeoutMs?: number): Promise<LineResult> {
+    let scanned = 0;
+    let dropping = false;
+    for (;;) {
+      const lf = this.#buf.indexOf(LF, scanned);
+      if (lf >= 0) {
+        const lineEnd = lf + 1;
+        const line = this.#buf.subarray(0, lineEnd);
+        this.#buf = this.#buf.subarray(lineEnd);
+        if (dropping || line.length > maxBytes) return { kind: "tooLong" };
+        if (line.length < 2 || line[line.length - 2] !== CR) return { kind: "bareNewline" };
+        const body = line.subarray(0, line.length - 2);
+        if (body.indexOf(CR) >= 0) return { kind: "bareNewline" };
+        return { kind: "line", line: body };
+      }
+      if (this.#buf.length > maxBytes) {
+        // Keep memory bounded: forget what we have, remember that the line is too long.
+        dropping = true;
+        this.#buf = new Uint8Array(0);
+      }
+      scanned = this.#buf.length;
+      if (!(await this.#fill(timeoutMs))) return { kind: "eof" };
+    }
+  }
+
+  /**
+   * Reads a DATA body up to and including CRLF.CRLF, unstuffed, into `consume`.
+   * After a fault the body is still read to its real end (then the caller replies).
+   */
+  async readData(
+    limits: DataLimits,
+    consume: ChunkConsumer,
+    timeoutMs?: number,
+  ): Promise<DataResult> {
+    const decoder = new DataDecoder(limits);
+    for (;;) {
+      if (this.#buf.length > 0) {
+        const chunk = this.#buf;
+        const { segments, endOffset } = decoder.push(chunk);
+        this.#buf = endOffset >= 0 ? chunk.subarray(endOffset) : new Uint8Array(0);
+        if (decoder.fault === undefined) {
+          for (const seg of segments) await consume(seg);
+        }
+        if (endOffset >= 0) {
+          const fault = decoder.fault;
+          return fault === undefined
+            ? { kind: "ok", size: decoder.size }
+            : { kind: "rejected", fault, size: decoder.size };
+        }
+      }
+      if (!(await this.#fill(timeoutMs))) return { kind: "eof" };
+    }
+  }
+
+  /** Reads exactly `count` bytes (BDAT) into `consume`; false on end of stream. */
+  async readExact(count: number, consume: ChunkConsumer, timeoutMs?: number): Promise<boolean> {
+    let left = count;
+    while (left > 0) {
+      if (this.#buf.length === 0 && !(await this.#fill(timeoutMs))) return false;
+      const take = Math.min(left, this.#buf.length);
+      const part = this.#buf.subarray(0, take);
+      this.#buf = this.#buf.subarray(take);
+      left -= take;
+      await consume(part);
+    }
+    return true;
+  }
+}
