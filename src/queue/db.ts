@@ -1,0 +1,99 @@
+/**
+ * Opens the one SQLite file of a data directory (`data_dir/odmr.db`) and applies numbered
+ * schema migrations per component ("queue", "auth"). WAL + synchronous=FULL: a commit is on
+ * disk when it returns, and `user …`/`queue …` commands can work beside a running `serve`.
+ */
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+
+/** Name of the database file inside the data directory. */
+export const DATABASE_FILE = "odmr.db";
+
+/** How long a statement waits for another connection's write lock before failing. */
+const BUSY_TIMEOUT_MS = 5000;
+
+/**
+ * Creates `dataDir` (mode 0700) if missing and opens `dataDir/odmr.db`.
+ * Throws an Error naming the path when the directory or file cannot be used.
+ */
+export function openDatabase(dataDir: string): DatabaseSync {
+  const path = join(dataDir, DATABASE_FILE);
+  try {
+    Deno.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new Error(`Cannot open queue database "${path}": ${describe(err)}`);
+  }
+  let db: DatabaseSync | undefined;
+  try {
+    db = new DatabaseSync(path);
+    db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    db.exec("PRAGMA journal_mode = WAL");
+    db.exec("PRAGMA synchronous = FULL");
+    db.exec("PRAGMA foreign_keys = ON");
+    return db;
+  } catch (err) {
+    try {
+      db?.close();
+    } catch {
+      // The open already failed; the first error is the one worth reporting.
+    }
+    throw new Error(`Cannot open queue database "${path}": ${describe(err)}`);
+  }
+}
+
+/**
+ * Runs the `steps` (SQL) of `component` that are not yet applied, in order, each in its own
+ * transaction together with the bump of `schema_version`. Step i (0-based) is version i+1.
+ */
+export function applyMigrations(
+  db: DatabaseSync,
+  component: string,
+  steps: readonly string[],
+): void {
+  db.exec(
+    "CREATE TABLE IF NOT EXISTS schema_version (" +
+      "component TEXT PRIMARY KEY, version INTEGER NOT NULL)",
+  );
+  const row: unknown = db.prepare("SELECT version FROM schema_version WHERE component = ?")
+    .get(component);
+  const current = readVersion(row);
+  if (current > steps.length) {
+    throw new Error(
+      `Cannot use database schema for "${component}": version ${current} is newer than this ` +
+        `program knows (${steps.length})`,
+    );
+  }
+  const bump = db.prepare(
+    "INSERT INTO schema_version (component, version) VALUES (?, ?) " +
+      "ON CONFLICT(component) DO UPDATE SET version = excluded.version",
+  );
+  for (let i = current; i < steps.length; i++) {
+    // BEGIN IMMEDIATE: two processes starting at once must not both apply the same step.
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      const again = readVersion(
+        db.prepare("SELECT version FROM schema_version WHERE component = ?").get(component),
+      );
+      if (again <= i) {
+        db.exec(steps[i] ?? "");
+        bump.run(component, i + 1);
+      }
+      db.exec("COMMIT");
+    } catch (err) {
+      db.exec("ROLLBACK");
+      throw new Error(
+        `Cannot migrate database schema for "${component}" to version ${i + 1}: ${describe(err)}`,
+      );
+    }
+  }
+}
+
+function readVersion(row: unknown): number {
+  if (typeof row !== "object" || row === null) return 0;
+  const v: unknown = (row as Record<string, unknown>).version;
+  return typeof v === "number" && Number.isInteger(v) && v >= 0 ? v : 0;
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

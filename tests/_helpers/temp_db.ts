@@ -1,0 +1,14 @@
+/**
+ * Temporary data directories for tests that need a real SQLite file. The directory is
+ * removed after `fn` finishes, whether it passed or threw.
+ */
+
+/** Runs `fn` with a fresh temporary data directory, then removes it. */
+export async function withTempDataDir<T>(fn: (dataDir: string) => Promise<T> | T): Promise<T> {
+  const dataDir = await Deno.makeTempDir({ prefix: "odmr-test-" });
+  try {
+    return await fn(dataDir);
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+}

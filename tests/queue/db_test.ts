@@ -1,0 +1,81 @@
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { applyMigrations, openDatabase } from "../../src/queue/db.ts";
+import { withTempDataDir } from "../_helpers/temp_db.ts";
+
+Deno.test("openDatabase() creates the data directory with mode 0700 and uses WAL", async () => {
+  await withTempDataDir((dir) => {
+    const dataDir = `${dir}/nested/data`;
+    const db = openDatabase(dataDir);
+    try {
+      assert.equal(Deno.statSync(dataDir).mode! & 0o777, 0o700); // mode exists on Linux
+      assert.deepEqual({ ...db.prepare("PRAGMA journal_mode").get() }, { journal_mode: "wal" });
+      assert.deepEqual({ ...db.prepare("PRAGMA synchronous").get() }, { synchronous: 2 });
+      assert.deepEqual({ ...db.prepare("PRAGMA foreign_keys").get() }, { foreign_keys: 1 });
+      assert.deepEqual({ ...db.prepare("PRAGMA busy_timeout").get() }, { timeout: 5000 });
+    } finally {
+      db.close();
+    }
+  });
+});
+
+Deno.test("openDatabase() names the database path when the data directory is unusable", async () => {
+  await withTempDataDir((dir) => {
+    const file = `${dir}/not-a-dir`;
+    Deno.writeTextFileSync(file, "x");
+    assert.throws(
+      () => openDatabase(file),
+      (err: unknown) =>
+        err instanceof Error &&
+        err.message.startsWith(`Cannot open queue database "${file}/odmr.db": `),
+    );
+  });
+});
+
+Deno.test("applyMigrations() runs only the steps not yet applied, per component", async () => {
+  await withTempDataDir((dir) => {
+    const db = openDatabase(dir);
+    try {
+      applyMigrations(db, "queue", ["CREATE TABLE a (x)"]);
+      applyMigrations(db, "auth", ["CREATE TABLE b (x)"]);
+      applyMigrations(db, "queue", ["CREATE TABLE a (x)", "CREATE TABLE c (x)"]);
+      applyMigrations(db, "queue", ["CREATE TABLE a (x)", "CREATE TABLE c (x)"]);
+      const rows = db.prepare("SELECT component, version FROM schema_version ORDER BY component")
+        .all();
+      assert.deepEqual(rows.map((r) => ({ ...r })), [
+        { component: "auth", version: 1 },
+        { component: "queue", version: 2 },
+      ]);
+    } finally {
+      db.close();
+    }
+  });
+});
+
+Deno.test("applyMigrations() rolls back a failing step and keeps the earlier version", async () => {
+  await withTempDataDir((dir) => {
+    const db = openDatabase(dir);
+    try {
+      applyMigrations(db, "queue", ["CREATE TABLE a (x)"]);
+      assert.throws(
+        () => applyMigrations(db, "queue", ["CREATE TABLE a (x)", "CREATE TABLE d (x); BOGUS"]),
+        /Cannot migrate database schema for "queue" to version 2/,
+      );
+      const other = new DatabaseSync(`${dir}/odmr.db`);
+      try {
+        assert.deepEqual(
+          { ...other.prepare("SELECT version FROM schema_version WHERE component='queue'").get() },
+          { version: 1 },
+        );
+        assert.equal(
+          other.prepare("SELECT name FROM sqlite_master WHERE name = 'd'").get(),
+          undefined,
+        );
+      } finally {
+        other.close();
+      }
+    } finally {
+      db.close();
+    }
+  });
+});
