@@ -1,0 +1,30 @@
+/**
+ * The embedded defaults (CONTRACT.md): what `serve` runs on with no config file at all.
+ * Safe on a laptop: loopback only, unprivileged ports, no TLS, metrics off. Code, not a file,
+ * so `deno compile` needs nothing beside the binary.
+ */
+
+/** Environment variable naming the config file (CONTRACT.md discovery order). */
+export const CONFIG_ENV_VAR = "ODMR_RELAY_CONFIG";
+/** Looked for in the working directory when neither `--config` nor the variable is given. */
+export const DEFAULT_CONFIG_FILE = "config.yaml";
+
+export const DEFAULT_DATA_DIR = "./data";
+export const DEFAULT_SMTP_LISTEN: readonly string[] = ["127.0.0.1:2525"];
+export const DEFAULT_ODMR_LISTEN: readonly string[] = ["127.0.0.1:3366"];
+export const DEFAULT_LOG_LEVEL = "info";
+export const DEFAULT_LOG_FORMAT = "text";
+
+export const DEFAULT_MAX_MESSAGE_SIZE = "50MB";
+export const DEFAULT_MAX_RECIPIENTS = 100;
+export const DEFAULT_MAX_CONNECTIONS = 200;
+export const DEFAULT_MAX_CONNECTIONS_PER_IP = 20;
+export const DEFAULT_SMTP_TIMEOUT = "5m";
+export const DEFAULT_ODMR_REQUIRE_TLS = false;
+export const DEFAULT_QUEUE_MAX_AGE = "30d";
+
+export const DEFAULT_FETCH_TLS = "starttls";
+export const DEFAULT_FETCH_DELIVER_TO = "smtp://127.0.0.1:25";
+export const DEFAULT_FETCH_INTERVAL = "5m";
+/** ODMR's registered port (RFC 2645 §4), used when `fetch.server` has no port. */
+export const ODMR_PORT = 366;
