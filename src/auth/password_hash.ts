@@ -1,0 +1,74 @@
+/**
+ * Slow password hash for PLAIN and LOGIN: scrypt (node:crypto, async) in a PHC-like text form
+ * `$scrypt$ln=14,r=8,p=1$<b64 salt>$<b64 hash>`. Comparison is constant time; the plaintext is
+ * never kept.
+ */
+import { randomBytes, scrypt } from "node:crypto";
+import { constantTimeEqual, fromBase64, toBase64, utf8 } from "./_bytes.ts";
+
+/** scrypt cost parameters: N = 2^logN. */
+export interface ScryptParams {
+  readonly logN: number;
+  readonly r: number;
+  readonly p: number;
+}
+
+/** Defaults for new hashes: N=16384, r=8, p=1 (16 MiB, tens of ms). */
+export const SCRYPT_DEFAULT_PARAMS: ScryptParams = { logN: 14, r: 8, p: 1 };
+
+const SALT_BYTES = 16;
+const KEY_BYTES = 32;
+const MAX_LOG_N = 20;
+
+function runScrypt(password: string, salt: Uint8Array, params: ScryptParams): Promise<Uint8Array> {
+  const N = 2 ** params.logN;
+  // node's default maxmem (32 MiB) is exactly 128*N*r for logN=15; leave headroom.
+  const maxmem = 256 * N * params.r + 1024 * 1024;
+  return new Promise((resolve, reject) => {
+    scrypt(utf8(password), salt, KEY_BYTES, { N, r: params.r, p: params.p, maxmem }, (err, key) => {
+      if (err) reject(err);
+      else resolve(new Uint8Array(key));
+    });
+  });
+}
+
+/** Hashes `password` with a fresh random salt. */
+export async function hashPassword(
+  password: string,
+  opts: { params?: ScryptParams } = {},
+): Promise<string> {
+  const params = opts.params ?? SCRYPT_DEFAULT_PARAMS;
+  const salt = new Uint8Array(randomBytes(SALT_BYTES));
+  const key = await runScrypt(password, salt, params);
+  return `$scrypt$ln=${params.logN},r=${params.r},p=${params.p}$${toBase64(salt)}$${toBase64(key)}`;
+}
+
+/** The parsed stored form. */
+export interface ParsedPasswordHash {
+  readonly params: ScryptParams;
+  readonly salt: Uint8Array;
+  readonly key: Uint8Array;
+}
+
+/** Parses the stored form, or undefined when malformed or out of range. */
+export function parsePasswordHash(text: string): ParsedPasswordHash | undefined {
+  const m = /^\$scrypt\$ln=(\d{1,2}),r=(\d{1,2}),p=(\d{1,2})\$([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+)$/
+    .exec(text);
+  if (m === null) return undefined;
+  const params = { logN: Number(m[1]), r: Number(m[2]), p: Number(m[3]) };
+  const salt = fromBase64(m[4] ?? "");
+  const key = fromBase64(m[5] ?? "");
+  if (
+    params.logN < 1 || params.logN > MAX_LOG_N || params.r < 1 || params.p < 1 ||
+    salt === undefined || key === undefined || key.length === 0
+  ) return undefined;
+  return { params, salt, key };
+}
+
+/** True when `password` matches `stored`; false (never throws) when `stored` is malformed. */
+export async function verifyPassword(password: string, stored: string): Promise<boolean> {
+  const parsed = parsePasswordHash(stored);
+  if (parsed === undefined) return false;
+  const key = await runScrypt(password, parsed.salt, parsed.params);
+  return constantTimeEqual(key, parsed.key);
+}
