@@ -1,0 +1,128 @@
+/**
+ * A lease over some domains (`domain_leases` rows owned by one session): lists their queued
+ * recipients, streams bodies and records per-recipient results in the group transaction.
+ * It does not take the lease; `SqliteQueueStore.claim()` does.
+ */
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import type { GroupTransaction } from "./_group_tx.ts";
+import { toQueuedRecipient } from "./_rows.ts";
+import type { QueueReader } from "./_reader.ts";
+import type { Lease, QueuedMessage, Settlement } from "./types.ts";
+
+/** What a lease needs from its store. */
+export interface LeaseDeps {
+  readonly db: DatabaseSync;
+  readonly group: GroupTransaction;
+  readonly reader: QueueReader;
+  readonly now: () => number;
+}
+
+/** A claimed set of domains. */
+export class SqliteLease implements Lease {
+  readonly domains: readonly string[];
+  readonly #owner: string;
+  readonly #leaseMs: number;
+  readonly #deps: LeaseDeps;
+  readonly #renew: StatementSync;
+  readonly #release: StatementSync;
+  readonly #deleteRecipient: StatementSync;
+  readonly #deferRecipient: StatementSync;
+  readonly #failRecipient: StatementSync;
+  readonly #deleteIfEmpty: StatementSync;
+  readonly #deleteChunksIfGone: StatementSync;
+
+  constructor(
+    domains: readonly string[],
+    opts: { owner: string; leaseSeconds: number },
+    deps: LeaseDeps,
+  ) {
+    this.domains = [...domains];
+    this.#owner = opts.owner;
+    this.#leaseMs = opts.leaseSeconds * 1000;
+    this.#deps = deps;
+    const { db } = deps;
+    const mine = "domain IN (SELECT value FROM json_each(?)) AND owner = ?";
+    this.#renew = db.prepare(`UPDATE domain_leases SET lease_until = ? WHERE ${mine}`);
+    this.#release = db.prepare(`DELETE FROM domain_leases WHERE ${mine}`);
+    this.#deleteRecipient = db.prepare("DELETE FROM recipients WHERE id = ? RETURNING message_id");
+    this.#deferRecipient = db.prepare(
+      "UPDATE recipients SET attempts = attempts + 1, last_reply = ? WHERE id = ?",
+    );
+    this.#failRecipient = db.prepare(
+      "UPDATE recipients SET status = 'failed', attempts = attempts + 1, last_reply = ? " +
+        "WHERE id = ?",
+    );
+    this.#deleteIfEmpty = db.prepare(
+      "DELETE FROM messages WHERE id = ? AND NOT EXISTS " +
+        "(SELECT 1 FROM recipients WHERE message_id = ?)",
+    );
+    this.#deleteChunksIfGone = db.prepare(
+      "DELETE FROM message_chunks WHERE message_id = ? AND NOT EXISTS " +
+        "(SELECT 1 FROM messages WHERE id = ?)",
+    );
+  }
+
+  *messages(): Generator<QueuedMessage> {
+    const rows = this.#deps.reader.messages({ domains: this.domains, queuedOnly: true });
+    for (const { message, recipients } of rows) {
+      yield {
+        ...message,
+        recipients: recipients.map((r) => toQueuedRecipient(r, "delivering")),
+      };
+    }
+  }
+
+  readBody(messageId: string): Iterable<Uint8Array> {
+    return this.#deps.reader.body(messageId);
+  }
+
+  renew(): boolean {
+    const until = this.#deps.now() + this.#leaseMs;
+    const changed = this.#deps.group.exclusive(() =>
+      this.#renew.run(until, JSON.stringify(this.domains), this.#owner).changes
+    );
+    return Number(changed) === this.domains.length;
+  }
+
+  settle(results: readonly Settlement[]): Promise<void> {
+    if (results.length === 0) return Promise.resolve();
+    try {
+      this.#deps.group.write(undefined, () => {
+        const touched = new Set<string>();
+        for (const r of results) {
+          switch (r.outcome) {
+            case "delivered": {
+              const row: unknown = this.#deleteRecipient.get(r.recipientId);
+              if (typeof row === "object" && row !== null && "message_id" in row) {
+                const id: unknown = row.message_id;
+                if (typeof id === "string") touched.add(id);
+              }
+              break;
+            }
+            case "deferred":
+              this.#deferRecipient.run(r.reply, r.recipientId);
+              break;
+            case "failed":
+              this.#failRecipient.run(r.reply, r.recipientId);
+              break;
+            default: {
+              const never: never = r.outcome;
+              throw new Error(`Unknown settle outcome ${String(never)}`);
+            }
+          }
+        }
+        for (const id of touched) {
+          this.#deleteIfEmpty.run(id, id);
+          this.#deleteChunksIfGone.run(id, id);
+        }
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#deps.group.whenDurable();
+  }
+
+  release(): void {
+    this.#deps.group.exclusive(() => this.#release.run(JSON.stringify(this.domains), this.#owner));
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * Validators for rows read back from SQLite: everything is `unknown` until checked here.
+ * A row that fails returns undefined; the caller logs it and skips it (STYLE.md §6).
+ */
+import type { MessageParams, QueuedRecipient, RecipientStatus } from "./types.ts";
+
+/** A `messages` row, checked, before its recipients are attached. */
+export interface MessageRow {
+  readonly id: string;
+  readonly receivedAt: number;
+  readonly mailFrom: string;
+  readonly size: number;
+  readonly params: MessageParams;
+}
+
+/** A `recipients` row, checked, with its stored status (`queued` or `failed`). */
+export interface RecipientRow {
+  readonly id: number;
+  readonly messageId: string;
+  readonly address: string;
+  readonly domain: string;
+  readonly stored: "queued" | "failed";
+  readonly attempts: number;
+  readonly lastReply: string | undefined;
+  readonly notify: string | undefined;
+  readonly orcpt: string | undefined;
+}
+
+/** Checks a `SELECT id, received_at, mail_from, size, params FROM messages` row. */
+export function readMessageRow(row: unknown): MessageRow | undefined {
+  if (!isRecord(row)) return undefined;
+  const { id, received_at: receivedAt, mail_from: mailFrom, size, params } = row;
+  if (typeof id !== "string" || typeof mailFrom !== "string" || typeof params !== "string") {
+    return undefined;
+  }
+  if (!isCount(receivedAt) || !isCount(size)) return undefined;
+  const parsed = readParams(params);
+  if (parsed === undefined) return undefined;
+  return { id, receivedAt, mailFrom, size, params: parsed };
+}
+
+/** Checks a `SELECT id, message_id, address, domain, status, attempts, last_reply, notify, orcpt` row. */
+export function readRecipientRow(row: unknown): RecipientRow | undefined {
+  if (!isRecord(row)) return undefined;
+  const { id, message_id: messageId, address, domain, status, attempts } = row;
+  if (!isCount(id) || !isCount(attempts)) return undefined;
+  if (typeof messageId !== "string" || typeof address !== "string") return undefined;
+  if (typeof domain !== "string") return undefined;
+  if (status !== "queued" && status !== "failed") return undefined;
+  const lastReply = optionalText(row.last_reply);
+  const notify = optionalText(row.notify);
+  const orcpt = optionalText(row.orcpt);
+  if (lastReply === null || notify === null || orcpt === null) return undefined;
+  return { id, messageId, address, domain, stored: status, attempts, lastReply, notify, orcpt };
+}
+
+/** The operator-facing recipient (types.ts), with `status` as computed by the caller. */
+export function toQueuedRecipient(r: RecipientRow, status: RecipientStatus): QueuedRecipient {
+  return {
+    id: r.id,
+    address: r.address,
+    domain: r.domain,
+    status,
+    attempts: r.attempts,
+    ...(r.lastReply !== undefined ? { lastReply: r.lastReply } : {}),
+    ...(r.notify !== undefined ? { notify: r.notify } : {}),
+    ...(r.orcpt !== undefined ? { orcpt: r.orcpt } : {}),
+  };
+}
+
+/** Checks a chunk row's bytes. */
+export function readChunkBytes(row: unknown): Uint8Array | undefined {
+  if (!isRecord(row)) return undefined;
+  const bytes = row.bytes;
+  return bytes instanceof Uint8Array ? bytes : undefined;
+}
+
+/** Serializes params for the `params` column. */
+export function writeParams(params: MessageParams): string {
+  return JSON.stringify(params);
+}
+
+function readParams(text: string): MessageParams | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!isRecord(value)) return undefined;
+  const { body, smtputf8, ret, envid } = value;
+  if (body !== undefined && body !== "7BIT" && body !== "8BITMIME" && body !== "BINARYMIME") {
+    return undefined;
+  }
+  if (smtputf8 !== undefined && typeof smtputf8 !== "boolean") return undefined;
+  if (ret !== undefined && ret !== "FULL" && ret !== "HDRS") return undefined;
+  if (envid !== undefined && typeof envid !== "string") return undefined;
+  return {
+    ...(body !== undefined ? { body } : {}),
+    ...(smtputf8 !== undefined ? { smtputf8 } : {}),
+    ...(ret !== undefined ? { ret } : {}),
+    ...(envid !== undefined ? { envid } : {}),
+  };
+}
+
+/** undefined for SQL NULL, the string for text, null for anything else (a bad row). */
+function optionalText(v: unknown): string | undefined | null {
+  if (v === null || v === undefined) return undefined;
+  return typeof v === "string" ? v : null;
+}
+
+function isCount(v: unknown): v is number {
+  return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}

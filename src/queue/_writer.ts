@@ -1,0 +1,155 @@
+/**
+ * Streams one message body into `message_chunks` rows of a fixed size as bytes arrive (never
+ * the whole message in memory), then adds the message and recipient rows at commit and waits
+ * for the group COMMIT that holds them.
+ */
+import type { StatementSync } from "node:sqlite";
+import type { Logger } from "../observe/log.ts";
+import type { GroupTransaction, TxParticipant } from "./_group_tx.ts";
+import { writeParams } from "./_rows.ts";
+import type { MessageWriter, NewMessage } from "./types.ts";
+
+/** Statements a writer needs, prepared once by the store. */
+export interface WriterStatements {
+  readonly insertChunk: StatementSync;
+  readonly deleteChunks: StatementSync;
+  readonly insertMessage: StatementSync;
+  readonly insertRecipient: StatementSync;
+}
+
+type WriterState = "writing" | "committing" | "committed" | "aborted";
+
+/** A `MessageWriter` over the shared group transaction. */
+export class SqliteMessageWriter implements MessageWriter, TxParticipant {
+  readonly id: string;
+  readonly #message: NewMessage;
+  readonly #receivedAt: number;
+  readonly #group: GroupTransaction;
+  readonly #sql: WriterStatements;
+  readonly #log: Logger;
+  readonly #buffer: Uint8Array;
+  #fill = 0;
+  #seq = 0;
+  #size = 0;
+  #state: WriterState = "writing";
+  /** Set when a chunk could not be stored or its transaction rolled back; commit() fails. */
+  #failure: Error | undefined;
+
+  constructor(
+    id: string,
+    message: NewMessage,
+    deps: {
+      group: GroupTransaction;
+      sql: WriterStatements;
+      log: Logger;
+      chunkBytes: number;
+      receivedAt: number;
+    },
+  ) {
+    this.id = id;
+    this.#message = message;
+    this.#group = deps.group;
+    this.#sql = deps.sql;
+    this.#log = deps.log;
+    this.#buffer = new Uint8Array(deps.chunkBytes);
+    this.#receivedAt = deps.receivedAt;
+  }
+
+  write(chunk: Uint8Array): void {
+    if (this.#state !== "writing") throw new Error(`MessageWriter.write() after ${this.#state}`);
+    this.#size += chunk.length;
+    if (this.#failure !== undefined) return;
+    let offset = 0;
+    while (offset < chunk.length) {
+      const n = Math.min(this.#buffer.length - this.#fill, chunk.length - offset);
+      this.#buffer.set(chunk.subarray(offset, offset + n), this.#fill);
+      this.#fill += n;
+      offset += n;
+      if (this.#fill === this.#buffer.length) this.#storeBuffer();
+    }
+  }
+
+  async commit(): Promise<void> {
+    if (this.#state !== "writing") throw new Error(`MessageWriter.commit() after ${this.#state}`);
+    this.#state = "committing";
+    if (this.#fill > 0) this.#storeBuffer();
+    if (this.#failure !== undefined) return this.#fail(this.#failure);
+    try {
+      this.#group.write(this, () => {
+        const m = this.#message;
+        this.#sql.insertMessage.run(
+          this.id,
+          this.#receivedAt,
+          m.mailFrom,
+          this.#size,
+          writeParams(m.params),
+        );
+        for (const r of m.recipients) {
+          this.#sql.insertRecipient.run(
+            this.id,
+            r.address,
+            r.domain,
+            r.notify ?? null,
+            r.orcpt ?? null,
+          );
+        }
+      });
+    } catch (err) {
+      return this.#fail(asError(err));
+    }
+    try {
+      await this.#group.whenDurable();
+    } finally {
+      this.#group.forget(this);
+    }
+    // A rollback between our write and the COMMIT rejects whenDurable() too; this is belt and braces.
+    if (this.#failure !== undefined) return this.#fail(this.#failure);
+    this.#state = "committed";
+  }
+
+  abort(): void {
+    if (this.#state === "aborted" || this.#state === "committed") return;
+    this.#state = "aborted";
+    this.#group.forget(this);
+    if (this.#seq === 0) return;
+    try {
+      this.#group.write(undefined, () => this.#sql.deleteChunks.run(this.id));
+    } catch (err) {
+      // Left-over rows are orphans, removed at the next start; not worth failing the session.
+      this.#log.warn("queue_abort_cleanup_failed", { id: this.id, reason: asError(err).message });
+    }
+  }
+
+  txFailed(err: Error): void {
+    this.#failure ??= err;
+  }
+
+  #storeBuffer(): void {
+    const bytes = this.#buffer.subarray(0, this.#fill);
+    this.#fill = 0;
+    try {
+      // node:sqlite copies bound blobs, so the buffer can be reused right away.
+      this.#group.write(this, () => this.#sql.insertChunk.run(this.id, this.#seq, bytes));
+      this.#seq++;
+    } catch (err) {
+      this.#failure ??= asError(err);
+    }
+  }
+
+  #fail(err: Error): Promise<void> {
+    this.#group.forget(this);
+    this.#state = "aborted";
+    if (this.#seq > 0) {
+      try {
+        this.#group.write(undefined, () => this.#sql.deleteChunks.run(this.id));
+      } catch {
+        // Orphan rows are removed at the next start.
+      }
+    }
+    return Promise.reject(err);
+  }
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}

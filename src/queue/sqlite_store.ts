@@ -1,0 +1,257 @@
+/**
+ * The SQLite `QueueStore` (node:sqlite): messages, body chunks, recipients and domain leases
+ * in `odmr.db`. Writes share one group-committed transaction; claims, renewals and deletes are
+ * each one transaction of their own. SQL stays in this folder.
+ */
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { type Logger, NULL_LOGGER } from "../observe/log.ts";
+import { applyMigrations } from "./db.ts";
+import { GroupTransaction } from "./_group_tx.ts";
+import { newQueueId } from "./id.ts";
+import { SqliteLease } from "./_lease.ts";
+import { QueueReader } from "./_reader.ts";
+import { type RecipientRow, toQueuedRecipient } from "./_rows.ts";
+import { QUEUE_MIGRATIONS } from "./_schema.ts";
+import { SqliteMessageWriter, type WriterStatements } from "./_writer.ts";
+import type {
+  ClaimResult,
+  MessageWriter,
+  NewMessage,
+  QueuedMessage,
+  QueueStore,
+  RecipientStatus,
+} from "./types.ts";
+import type { MessageRow } from "./_rows.ts";
+
+/** Size of one `message_chunks` row. */
+export const DEFAULT_CHUNK_BYTES = 64 * 1024;
+
+/** Options of `SqliteQueueStore`. */
+export interface SqliteQueueStoreOptions {
+  /** Clock in milliseconds since the epoch (tests inject one). */
+  readonly now?: () => number;
+  /** Bytes per stored body chunk. */
+  readonly chunkBytes?: number;
+  readonly logger?: Logger;
+  /**
+   * Delete chunk rows that have no message (left by a crash) when opening. Default true.
+   * Only the process that receives mail (`serve`) may do it: in another process (`queue …`
+   * beside a running `serve`) those rows may belong to a message still being received.
+   */
+  readonly removeOrphans?: boolean;
+  /** Called after each group COMMIT (tests count them). */
+  readonly onGroupCommit?: () => void;
+}
+
+/** The queue on node:sqlite. */
+export class SqliteQueueStore implements QueueStore {
+  readonly #db: DatabaseSync;
+  readonly #now: () => number;
+  readonly #chunkBytes: number;
+  readonly #log: Logger;
+  readonly #group: GroupTransaction;
+  readonly #reader: QueueReader;
+  readonly #writerSql: WriterStatements;
+  readonly #leaseOf: StatementSync;
+  readonly #takeLease: StatementSync;
+  readonly #anyQueued: StatementSync;
+  readonly #liveLeases: StatementSync;
+  readonly #deleteMessage: StatementSync;
+  readonly #deleteChunks: StatementSync;
+  readonly #deleteDomainRecipients: StatementSync;
+  readonly #deleteIfEmpty: StatementSync;
+  #isClosed = false;
+
+  constructor(db: DatabaseSync, opts: SqliteQueueStoreOptions = {}) {
+    this.#db = db;
+    this.#now = opts.now ?? Date.now;
+    this.#chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    if (!Number.isSafeInteger(this.#chunkBytes) || this.#chunkBytes < 1) {
+      throw new RangeError(
+        `chunkBytes must be a positive integer: current value is ${this.#chunkBytes}`,
+      );
+    }
+    this.#log = opts.logger ?? NULL_LOGGER;
+    applyMigrations(db, "queue", QUEUE_MIGRATIONS);
+    this.#group = new GroupTransaction(db, opts.onGroupCommit ?? (() => {}));
+    this.#reader = new QueueReader(db, this.#log);
+    this.#writerSql = {
+      insertChunk: db.prepare(
+        "INSERT INTO message_chunks (message_id, seq, bytes) VALUES (?, ?, ?)",
+      ),
+      deleteChunks: db.prepare("DELETE FROM message_chunks WHERE message_id = ?"),
+      insertMessage: db.prepare(
+        "INSERT INTO messages (id, received_at, mail_from, size, params) VALUES (?, ?, ?, ?, ?)",
+      ),
+      insertRecipient: db.prepare(
+        "INSERT INTO recipients (message_id, address, domain, notify, orcpt) " +
+          "VALUES (?, ?, ?, ?, ?)",
+      ),
+    };
+    this.#leaseOf = db.prepare("SELECT owner, lease_until FROM domain_leases WHERE domain = ?");
+    this.#takeLease = db.prepare(
+      "INSERT INTO domain_leases (domain, owner, lease_until) VALUES (?, ?, ?) " +
+        "ON CONFLICT(domain) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until",
+    );
+    this.#anyQueued = db.prepare(
+      "SELECT 1 AS found FROM recipients WHERE status = 'queued' " +
+        "AND domain IN (SELECT value FROM json_each(?)) LIMIT 1",
+    );
+    this.#liveLeases = db.prepare("SELECT domain FROM domain_leases WHERE lease_until > ?");
+    this.#deleteMessage = db.prepare("DELETE FROM messages WHERE id = ?");
+    this.#deleteChunks = this.#writerSql.deleteChunks;
+    this.#deleteDomainRecipients = db.prepare(
+      "DELETE FROM recipients WHERE domain = ? RETURNING message_id",
+    );
+    this.#deleteIfEmpty = db.prepare(
+      "DELETE FROM messages WHERE id = ? AND NOT EXISTS " +
+        "(SELECT 1 FROM recipients WHERE message_id = ?)",
+    );
+    if (opts.removeOrphans ?? true) this.removeOrphanChunks();
+  }
+
+  newId(): string {
+    return newQueueId(this.#now());
+  }
+
+  begin(message: NewMessage): MessageWriter {
+    this.#assertOpen();
+    return new SqliteMessageWriter(message.id ?? this.newId(), message, {
+      group: this.#group,
+      sql: this.#writerSql,
+      log: this.#log,
+      chunkBytes: this.#chunkBytes,
+      receivedAt: this.#now(),
+    });
+  }
+
+  claim(domains: readonly string[], opts: { owner: string; leaseSeconds: number }): ClaimResult {
+    this.#assertOpen();
+    const wanted = [...new Set(domains)];
+    const now = this.#now();
+    return this.#group.exclusive((): ClaimResult => {
+      // Check everything before writing anything: all domains or none (PROTOCOL.md §1.7).
+      for (const domain of wanted) {
+        const row: unknown = this.#leaseOf.get(domain);
+        if (typeof row !== "object" || row === null) continue;
+        const owner = "owner" in row ? row.owner : undefined;
+        const until = "lease_until" in row ? row.lease_until : undefined;
+        // An unreadable lease row counts as live: never risk two sessions on one domain.
+        if (owner !== opts.owner && (typeof until !== "number" || until > now)) {
+          return { kind: "busy", domain };
+        }
+      }
+      if (this.#anyQueued.get(JSON.stringify(wanted)) === undefined) return { kind: "empty" };
+      const until = now + opts.leaseSeconds * 1000;
+      for (const domain of wanted) this.#takeLease.run(domain, opts.owner, until);
+      const lease = new SqliteLease(wanted, opts, {
+        db: this.#db,
+        group: this.#group,
+        reader: this.#reader,
+        now: this.#now,
+      });
+      return { kind: "claimed", lease };
+    });
+  }
+
+  list(opts: { domain?: string } = {}): QueuedMessage[] {
+    this.#assertOpen();
+    const leased = this.#leasedDomains();
+    const domains = opts.domain === undefined ? undefined : [opts.domain];
+    const out: QueuedMessage[] = [];
+    for (const { message, recipients } of this.#reader.messages({ domains, queuedOnly: false })) {
+      out.push(this.#toQueued(message, recipients, leased));
+    }
+    return out;
+  }
+
+  get(id: string): QueuedMessage | undefined {
+    this.#assertOpen();
+    const found = this.#reader.message(id);
+    if (found === undefined) return undefined;
+    return this.#toQueued(found.message, found.recipients, this.#leasedDomains());
+  }
+
+  readBody(messageId: string): Iterable<Uint8Array> {
+    this.#assertOpen();
+    return this.#reader.body(messageId);
+  }
+
+  delete(ids: readonly string[]): number {
+    this.#assertOpen();
+    return this.#group.exclusive(() => {
+      let count = 0;
+      for (const id of new Set(ids)) {
+        // Recipients go with the message (ON DELETE CASCADE); chunks have no foreign key.
+        const { changes } = this.#deleteMessage.run(id);
+        this.#deleteChunks.run(id);
+        if (Number(changes) > 0) count++;
+      }
+      return count;
+    });
+  }
+
+  /** Deletes `domain`'s recipients and the messages left without any; returns messages touched. */
+  deleteDomain(domain: string): number {
+    this.#assertOpen();
+    return this.#group.exclusive(() => {
+      const touched = new Set<string>();
+      for (const row of this.#deleteDomainRecipients.all(domain)) {
+        const id: unknown = row.message_id;
+        if (typeof id === "string") touched.add(id);
+      }
+      for (const id of touched) {
+        const { changes } = this.#deleteIfEmpty.run(id, id);
+        if (Number(changes) > 0) this.#deleteChunks.run(id);
+      }
+      return touched.size;
+    });
+  }
+
+  /** Deletes chunk rows without a message (a crash mid-DATA); returns how many. */
+  removeOrphanChunks(): number {
+    this.#assertOpen();
+    const removed = this.#group.exclusive(() =>
+      this.#db.prepare(
+        "DELETE FROM message_chunks WHERE message_id NOT IN (SELECT id FROM messages)",
+      ).run().changes
+    );
+    if (Number(removed) > 0) this.#log.info("queue_orphans_removed", { chunks: Number(removed) });
+    return Number(removed);
+  }
+
+  /** Commits pending writes and closes the database. */
+  close(): void {
+    if (this.#isClosed) return;
+    this.#group.flushNow();
+    this.#isClosed = true;
+    this.#db.close();
+  }
+
+  #leasedDomains(): Set<string> {
+    const out = new Set<string>();
+    for (const row of this.#liveLeases.all(this.#now())) {
+      const domain: unknown = row.domain;
+      if (typeof domain === "string") out.add(domain);
+    }
+    return out;
+  }
+
+  #toQueued(message: MessageRow, recipients: RecipientRow[], leased: Set<string>): QueuedMessage {
+    return {
+      ...message,
+      recipients: recipients.map((r) => {
+        const status: RecipientStatus = r.stored === "failed"
+          ? "failed"
+          : leased.has(r.domain)
+          ? "delivering"
+          : "queued";
+        return toQueuedRecipient(r, status);
+      }),
+    };
+  }
+
+  #assertOpen(): void {
+    if (this.#isClosed) throw new Error("SqliteQueueStore used after close()");
+  }
+}

@@ -1,0 +1,245 @@
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { openDatabase } from "../../src/queue/db.ts";
+import { isQueueId } from "../../src/queue/id.ts";
+import { SqliteQueueStore, type SqliteQueueStoreOptions } from "../../src/queue/sqlite_store.ts";
+import type { NewMessage } from "../../src/queue/types.ts";
+import { withTempDataDir } from "../_helpers/temp_db.ts";
+
+const MESSAGE: NewMessage = {
+  mailFrom: "sender@example.net",
+  params: { body: "8BITMIME" },
+  recipients: [
+    { address: "a@example.org", domain: "example.org" },
+    { address: "b@example.com", domain: "example.com", notify: "FAILURE", orcpt: "rfc822;b@x" },
+  ],
+};
+
+async function withStore(
+  fn: (store: SqliteQueueStore, dataDir: string) => Promise<void> | void,
+  opts: SqliteQueueStoreOptions = {},
+): Promise<void> {
+  await withTempDataDir(async (dataDir) => {
+    const store = new SqliteQueueStore(openDatabase(dataDir), opts);
+    try {
+      await fn(store, dataDir);
+    } finally {
+      store.close();
+    }
+  });
+}
+
+function concat(parts: Iterable<Uint8Array>): Uint8Array {
+  const list = [...parts];
+  const out = new Uint8Array(list.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of list) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** Random bytes of any length (getRandomValues gives at most 64 KiB per call). */
+function randomBytes(length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  for (let at = 0; at < length; at += 65536) {
+    crypto.getRandomValues(out.subarray(at, Math.min(at + 65536, length)));
+  }
+  return out;
+}
+
+function countRows(dataDir: string, table: string): number {
+  const db = new DatabaseSync(`${dataDir}/odmr.db`);
+  try {
+    const row = db.prepare(`SELECT count(*) AS n FROM ${table}`).get();
+    return Number(row?.n);
+  } finally {
+    db.close();
+  }
+}
+
+Deno.test("SqliteQueueStore.newId() gives unique, time-sortable ids of 12+ alphanumerics", () => {
+  let t = 1_700_000_000_000;
+  const db = new DatabaseSync(":memory:");
+  const store = new SqliteQueueStore(db, { now: () => t });
+  try {
+    const ids: string[] = [];
+    for (let i = 0; i < 200; i++) {
+      ids.push(store.newId());
+      t += 1;
+    }
+    assert.equal(new Set(ids).size, ids.length);
+    assert.deepEqual([...ids].sort(), ids);
+    for (const id of ids) assert.ok(isQueueId(id) && id.length >= 12, id);
+  } finally {
+    store.close();
+  }
+});
+
+Deno.test("SqliteQueueStore stores a multi-chunk binary body byte-exact", async () => {
+  await withStore(async (store, dataDir) => {
+    const body = randomBytes(210 * 1024 + 7);
+    const writer = store.begin(MESSAGE);
+    // Uneven pieces, and a reused buffer: the writer must copy what it keeps.
+    const scratch = new Uint8Array(10_000);
+    for (let at = 0; at < body.length; at += 10_000) {
+      const piece = body.subarray(at, Math.min(at + 10_000, body.length));
+      scratch.set(piece);
+      writer.write(scratch.subarray(0, piece.length));
+      scratch.fill(0);
+    }
+    await writer.commit();
+    assert.deepEqual(concat(store.readBody(writer.id)), body);
+    assert.equal(countRows(dataDir, "message_chunks"), 4); // 3 × 64 KiB + the rest
+    const got = store.get(writer.id);
+    assert.ok(got);
+    assert.equal(got.size, body.length);
+    assert.equal(got.mailFrom, "sender@example.net");
+    assert.deepEqual(got.params, { body: "8BITMIME" });
+    assert.deepEqual(
+      got.recipients.map((r) => ({ ...r, id: 0 })),
+      [
+        { id: 0, address: "a@example.org", domain: "example.org", status: "queued", attempts: 0 },
+        {
+          id: 0,
+          address: "b@example.com",
+          domain: "example.com",
+          status: "queued",
+          attempts: 0,
+          notify: "FAILURE",
+          orcpt: "rfc822;b@x",
+        },
+      ],
+    );
+  });
+});
+
+Deno.test("SqliteQueueStore chunk rows are exactly chunkBytes at N and spill at N+1", async (t) => {
+  for (
+    const { size, want, why } of [
+      { size: 0, want: 0, why: "an empty body stores no chunk" },
+      { size: 16, want: 1, why: "exactly one chunk" },
+      { size: 17, want: 2, why: "one byte more spills into a second chunk" },
+    ]
+  ) {
+    await t.step(`${size} bytes → ${want} rows (${why})`, async () => {
+      await withStore(async (store, dataDir) => {
+        const body = randomBytes(size);
+        const writer = store.begin(MESSAGE);
+        writer.write(body);
+        await writer.commit();
+        assert.equal(countRows(dataDir, "message_chunks"), want);
+        assert.deepEqual(concat(store.readBody(writer.id)), body);
+      }, { chunkBytes: 16 });
+    });
+  }
+});
+
+Deno.test("MessageWriter.abort() leaves no rows behind", async () => {
+  await withStore(async (store, dataDir) => {
+    const writer = store.begin(MESSAGE);
+    writer.write(new Uint8Array(100));
+    writer.abort();
+    const other = store.begin(MESSAGE); // a commit flushes the shared transaction
+    other.write(new Uint8Array([1]));
+    await other.commit();
+    assert.equal(countRows(dataDir, "message_chunks"), 1);
+    assert.equal(store.get(writer.id), undefined);
+    assert.deepEqual(store.list().map((m) => m.id), [other.id]);
+  }, { chunkBytes: 16 });
+});
+
+Deno.test("SqliteQueueStore removes orphan chunks of a crashed receipt on open", async () => {
+  await withTempDataDir(async (dataDir) => {
+    const first = new SqliteQueueStore(openDatabase(dataDir), { chunkBytes: 16 });
+    const kept = first.begin(MESSAGE);
+    kept.write(new Uint8Array(40));
+    await kept.commit();
+    const crashed = first.begin(MESSAGE);
+    crashed.write(new Uint8Array(40)); // two full chunks written, never committed
+    first.close(); // close commits the shared transaction, as a crash after a group COMMIT would
+    assert.equal(countRows(dataDir, "message_chunks"), 5);
+
+    const cli = new SqliteQueueStore(openDatabase(dataDir), { removeOrphans: false });
+    cli.close();
+    assert.equal(countRows(dataDir, "message_chunks"), 5, "removeOrphans: false keeps them");
+
+    const second = new SqliteQueueStore(openDatabase(dataDir));
+    try {
+      assert.equal(countRows(dataDir, "message_chunks"), 3);
+      assert.equal(concat(second.readBody(kept.id)).length, 40);
+    } finally {
+      second.close();
+    }
+  });
+});
+
+Deno.test("concurrent commits share one COMMIT and resolve only once durable", async () => {
+  await withTempDataDir(async (dataDir) => {
+    let commits = 0;
+    const store = new SqliteQueueStore(openDatabase(dataDir), {
+      onGroupCommit: () => commits++,
+    });
+    const observer = new DatabaseSync(`${dataDir}/odmr.db`);
+    try {
+      const writers = Array.from({ length: 20 }, () => store.begin(MESSAGE));
+      for (const w of writers) w.write(new TextEncoder().encode(`Subject: ${w.id}\r\n\r\nhi\r\n`));
+      const isVisible = (id: string) =>
+        observer.prepare("SELECT 1 AS ok FROM messages WHERE id = ?").get(id) !== undefined;
+      for (const w of writers) assert.equal(isVisible(w.id), false);
+      // The 250 after DATA waits for this promise: it must not resolve before another
+      // connection can see the message.
+      const seen = await Promise.all(writers.map((w) => w.commit().then(() => isVisible(w.id))));
+      assert.deepEqual(seen, writers.map(() => true));
+      assert.equal(commits, 1);
+    } finally {
+      observer.close();
+      store.close();
+    }
+  });
+});
+
+Deno.test("MessageWriter.commit() rejects when its message cannot be stored", async () => {
+  await withStore(async (store) => {
+    const first = store.begin({ ...MESSAGE, id: "DUPLICATEID0001" });
+    first.write(new Uint8Array([1, 2, 3]));
+    await first.commit();
+    const second = store.begin({ ...MESSAGE, id: "DUPLICATEID0001" });
+    second.write(new Uint8Array([4]));
+    await assert.rejects(second.commit());
+    assert.deepEqual(concat(store.readBody("DUPLICATEID0001")), new Uint8Array([1, 2, 3]));
+  });
+});
+
+Deno.test("SqliteQueueStore skips and logs a message row with unreadable params", async () => {
+  await withTempDataDir(async (dataDir) => {
+    const events: string[] = [];
+    const logger = {
+      debug() {},
+      info() {},
+      warn(event: string) {
+        events.push(event);
+      },
+      error() {},
+      with() {
+        return logger;
+      },
+    };
+    const store = new SqliteQueueStore(openDatabase(dataDir), { logger });
+    try {
+      const good = store.begin(MESSAGE);
+      await good.commit();
+      const bad = store.begin(MESSAGE);
+      await bad.commit();
+      const raw = new DatabaseSync(`${dataDir}/odmr.db`);
+      raw.prepare("UPDATE messages SET params = '{not json' WHERE id = ?").run(bad.id);
+      raw.close();
+      assert.deepEqual(store.list().map((m) => m.id), [good.id]);
+      assert.equal(store.get(bad.id), undefined);
+      assert.ok(events.includes("queue_row_unreadable"));
+    } finally {
+      store.close();
+    }
+  });
+});
