@@ -1,0 +1,308 @@
+/**
+ * Credential storage: users, their verifiers (SCRAM-SHA-256 keys, `{CRAM-MD5}` midstates,
+ * scrypt hash; never the password) and the domains each owns (a domain has at most one owner).
+ * Every read goes to the database, so a running `serve` sees `user …` changes at once.
+ */
+import type { DatabaseSync } from "node:sqlite";
+import { applyMigrations, openDatabase } from "../queue/db.ts";
+import { cramContextFromPassword, formatCramVerifier, parseCramVerifier } from "./cram_md5.ts";
+import type { CramContext } from "./cram_md5.ts";
+import { normalizeDomain } from "./domain.ts";
+import { hashPassword, type ScryptParams } from "./password_hash.ts";
+import {
+  deriveScramVerifier,
+  formatScramVerifier,
+  parseScramVerifier,
+  saslPrep,
+  type ScramVerifier,
+} from "./scram.ts";
+
+/** A refusal written for people (CLI): the message says what is wrong and with which value. */
+export class UserError extends Error {
+  override readonly name = "UserError";
+}
+
+/** A user and the domains it owns (sorted). */
+export interface UserEntry {
+  readonly name: string;
+  readonly domains: readonly string[];
+}
+
+/** What the SASL server needs for one user; a verifier is undefined when absent or unreadable. */
+export interface StoredVerifiers {
+  readonly scramSha256: ScramVerifier | undefined;
+  readonly cramMd5: CramContext | undefined;
+  readonly passwordHash: string | undefined;
+}
+
+/** Cost knobs, mainly so tests run fast. */
+export interface CredentialStoreOptions {
+  readonly scramIterations?: number;
+  readonly scryptParams?: ScryptParams;
+}
+
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE users (
+     name TEXT PRIMARY KEY NOT NULL,
+     created_at TEXT NOT NULL,
+     scram_sha256 TEXT,
+     cram_md5 TEXT,
+     password_hash TEXT
+   );
+   CREATE TABLE user_domains (
+     domain TEXT PRIMARY KEY NOT NULL,
+     "user" TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE
+   );
+   CREATE INDEX user_domains_by_user ON user_domains("user");`,
+];
+
+const USER_NAME_RE = /^[A-Za-z0-9._@+-]{1,64}$/;
+
+/** True when `name` is 1–64 characters of `[A-Za-z0-9._@+-]`. */
+export function isValidUserName(name: string): boolean {
+  return USER_NAME_RE.test(name);
+}
+
+/** Users, verifiers and domain ownership over the shared SQLite database (component "auth"). */
+export class CredentialStore {
+  readonly #db: DatabaseSync;
+  #ownsDb = false;
+  readonly #opts: CredentialStoreOptions;
+
+  /** Wraps an open database (applying the "auth" migrations); the caller keeps ownership. */
+  constructor(db: DatabaseSync, opts: CredentialStoreOptions = {}) {
+    this.#db = db;
+    this.#opts = opts;
+    applyMigrations(db, "auth", MIGRATIONS);
+  }
+
+  /** Opens `dataDir/odmr.db` for this store alone; `close()` closes it. */
+  static open(dataDir: string, opts: CredentialStoreOptions = {}): CredentialStore {
+    const db = openDatabase(dataDir);
+    try {
+      const store = new CredentialStore(db, opts);
+      store.#ownsDb = true;
+      return store;
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  /** Closes the database if this store opened it. */
+  close(): void {
+    if (this.#ownsDb) this.#db.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** Creates `name` with `password` owning `domains`. Throws UserError when refused. */
+  async addUser(name: string, password: string, domains: readonly string[]): Promise<void> {
+    checkUserName(name);
+    const normalized = normalizeDomains(domains);
+    const columns = await this.#verifierColumns(password);
+    this.#transaction(() => {
+      if (this.#exists(name)) throw new UserError(`User "${name}" already exists`);
+      for (const d of normalized) this.#checkFree(d, name);
+      this.#db.prepare(
+        "INSERT INTO users (name, created_at, scram_sha256, cram_md5, password_hash) " +
+          "VALUES (?, ?, ?, ?, ?)",
+      ).run(name, new Date().toISOString(), columns.scram, columns.cram, columns.hash);
+      const insert = this.#db.prepare('INSERT INTO user_domains (domain, "user") VALUES (?, ?)');
+      for (const d of normalized) insert.run(d, name);
+    });
+  }
+
+  /** Replaces every stored verifier of `name`. */
+  async setPassword(name: string, password: string): Promise<void> {
+    checkUserName(name);
+    const columns = await this.#verifierColumns(password);
+    this.#transaction(() => {
+      this.#requireUser(name);
+      this.#db.prepare(
+        "UPDATE users SET scram_sha256 = ?, cram_md5 = ?, password_hash = ? WHERE name = ?",
+      ).run(columns.scram, columns.cram, columns.hash, name);
+    });
+  }
+
+  /** Deletes `name` and its domains. */
+  removeUser(name: string): void {
+    this.#transaction(() => {
+      this.#requireUser(name);
+      // Explicit as well as ON DELETE CASCADE: correct even if foreign_keys were off.
+      this.#db.prepare('DELETE FROM user_domains WHERE "user" = ?').run(name);
+      this.#db.prepare("DELETE FROM users WHERE name = ?").run(name);
+    });
+  }
+
+  /** Every user with its domains, sorted by name. */
+  listUsers(): UserEntry[] {
+    const users = this.#db.prepare("SELECT name FROM users ORDER BY name").all();
+    const rows = this.#db.prepare('SELECT domain, "user" FROM user_domains ORDER BY domain').all();
+    const byUser = new Map<string, string[]>();
+    for (const row of rows) {
+      const user = stringField(row, "user");
+      const domain = stringField(row, "domain");
+      if (user === undefined || domain === undefined) continue;
+      const list = byUser.get(user) ?? [];
+      list.push(domain);
+      byUser.set(user, list);
+    }
+    const out: UserEntry[] = [];
+    for (const row of users) {
+      const name = stringField(row, "name");
+      if (name !== undefined) out.push({ name, domains: byUser.get(name) ?? [] });
+    }
+    return out;
+  }
+
+  /** True when `name` exists. */
+  hasUser(name: string): boolean {
+    return this.#exists(name);
+  }
+
+  /** The domains `name` owns, sorted (empty for an unknown user). */
+  domainsOf(name: string): string[] {
+    return this.#db.prepare('SELECT domain FROM user_domains WHERE "user" = ? ORDER BY domain')
+      .all(name).map((row) => stringField(row, "domain")).filter((d) => d !== undefined);
+  }
+
+  /** The owner of `domain` (normalised first), or undefined. */
+  ownerOf(domain: string): string | undefined {
+    const d = normalizeDomain(domain);
+    if (d === undefined) return undefined;
+    const row = this.#db.prepare('SELECT "user" FROM user_domains WHERE domain = ?').get(d);
+    return stringField(row, "user");
+  }
+
+  /** Gives `domains` to `name`; a domain it already owns is left as is. */
+  addDomains(name: string, domains: readonly string[]): void {
+    const normalized = normalizeDomains(domains);
+    this.#transaction(() => {
+      this.#requireUser(name);
+      const insert = this.#db.prepare(
+        'INSERT INTO user_domains (domain, "user") VALUES (?, ?) ON CONFLICT(domain) DO NOTHING',
+      );
+      for (const d of normalized) {
+        this.#checkFree(d, name);
+        insert.run(d, name);
+      }
+    });
+  }
+
+  /** Takes `domains` from `name`; each must currently belong to it. */
+  removeDomains(name: string, domains: readonly string[]): void {
+    const normalized = normalizeDomains(domains);
+    this.#transaction(() => {
+      this.#requireUser(name);
+      for (const d of normalized) {
+        const owner = this.#ownerOfNormalized(d);
+        if (owner !== name) {
+          throw new UserError(`Domain "${d}" does not belong to user "${name}"`);
+        }
+      }
+      const del = this.#db.prepare('DELETE FROM user_domains WHERE domain = ? AND "user" = ?');
+      for (const d of normalized) del.run(d, name);
+    });
+  }
+
+  /** The stored verifiers of `name`, or undefined for an unknown user. */
+  getVerifiers(name: string): StoredVerifiers | undefined {
+    const row = this.#db.prepare(
+      "SELECT scram_sha256, cram_md5, password_hash FROM users WHERE name = ?",
+    ).get(name);
+    if (row === undefined) return undefined;
+    const scram = stringField(row, "scram_sha256");
+    const cram = stringField(row, "cram_md5");
+    return {
+      scramSha256: scram === undefined ? undefined : parseScramVerifier(scram),
+      cramMd5: cram === undefined ? undefined : parseCramVerifier(cram),
+      passwordHash: stringField(row, "password_hash"),
+    };
+  }
+
+  async #verifierColumns(
+    password: string,
+  ): Promise<{ scram: string; cram: string; hash: string }> {
+    if (password === "") throw new UserError("Cannot use an empty password");
+    if (saslPrep(password) === undefined) {
+      throw new UserError("Cannot use this password: it contains control characters");
+    }
+    const scram = formatScramVerifier(
+      await deriveScramVerifier(
+        password,
+        this.#opts.scramIterations === undefined ? {} : { iterations: this.#opts.scramIterations },
+      ),
+    );
+    const hash = await hashPassword(
+      password,
+      this.#opts.scryptParams === undefined ? {} : { params: this.#opts.scryptParams },
+    );
+    return { scram, cram: formatCramVerifier(cramContextFromPassword(password)), hash };
+  }
+
+  #exists(name: string): boolean {
+    return this.#db.prepare("SELECT 1 AS one FROM users WHERE name = ?").get(name) !== undefined;
+  }
+
+  #requireUser(name: string): void {
+    if (!this.#exists(name)) throw new UserError(`User "${name}" does not exist`);
+  }
+
+  #ownerOfNormalized(domain: string): string | undefined {
+    return stringField(
+      this.#db.prepare('SELECT "user" FROM user_domains WHERE domain = ?').get(domain),
+      "user",
+    );
+  }
+
+  #checkFree(domain: string, name: string): void {
+    const owner = this.#ownerOfNormalized(domain);
+    if (owner !== undefined && owner !== name) {
+      throw new UserError(`Domain "${domain}" already belongs to user "${owner}"`);
+    }
+  }
+
+  #transaction(body: () => void): void {
+    // IMMEDIATE: take the write lock before the checks, so check and insert are one step even
+    // with `serve` or another `user` command on the same file.
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      body();
+      this.#db.exec("COMMIT");
+    } catch (err) {
+      this.#db.exec("ROLLBACK");
+      throw err;
+    }
+  }
+}
+
+function checkUserName(name: string): void {
+  if (!isValidUserName(name)) {
+    throw new UserError(
+      `Invalid user name "${name}": use 1-64 characters of letters, digits and . _ @ + -`,
+    );
+  }
+}
+
+function normalizeDomains(domains: readonly string[]): string[] {
+  const out = new Set<string>();
+  for (const input of domains) {
+    const d = normalizeDomain(input);
+    if (d === undefined) {
+      throw new UserError(
+        `Invalid domain "${input}": expected a host name with at least two labels`,
+      );
+    }
+    out.add(d);
+  }
+  return [...out];
+}
+
+function stringField(row: unknown, key: string): string | undefined {
+  if (typeof row !== "object" || row === null) return undefined;
+  const v: unknown = (row as Record<string, unknown>)[key];
+  return typeof v === "string" ? v : undefined;
+}
