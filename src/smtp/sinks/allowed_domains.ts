@@ -1,0 +1,83 @@
+/**
+ * A MessageSink wrapper for the customer after ATRN: refuses every RCPT outside the domains
+ * the customer asked for with `550 5.7.1`, so a hostile or buggy provider cannot relay
+ * through the home network (RFC 2645 §8, PROTOCOL.md §1.8). Everything else is passed on.
+ */
+import type { MailFrom, MessageSink, RcptTo, SessionInfo, SinkTransaction } from "../sink.ts";
+import { reply } from "../../wire/reply.ts";
+import type { Reply } from "../../wire/reply.ts";
+import type { Logger } from "../../observe/log.ts";
+import { NULL_LOGGER } from "../../observe/log.ts";
+
+/** The refusal for a recipient outside the ATRN domains. */
+export const FOREIGN_RECIPIENT_REPLY: Reply = reply(550, "5.7.1", "Relaying denied");
+
+/** Counts of one session, for the customer's summary. */
+export interface AllowedDomainsStats {
+  refused: number;
+}
+
+/** Refuses recipients whose domain is not in `domains` (lower-case A-labels). */
+export class AllowedDomainsSink implements MessageSink {
+  readonly #inner: MessageSink;
+  readonly #domains: ReadonlySet<string>;
+  readonly #log: Logger;
+  readonly stats: AllowedDomainsStats = { refused: 0 };
+
+  constructor(inner: MessageSink, domains: readonly string[], log: Logger = NULL_LOGGER) {
+    this.#inner = inner;
+    this.#domains = new Set(domains.map((d) => d.toLowerCase()));
+    this.#log = log;
+  }
+
+  /** True when `domain` (already a lower-case A-label, as RcptTo gives it) was asked for. */
+  isAllowed(domain: string): boolean {
+    return this.#domains.has(domain.toLowerCase());
+  }
+
+  async begin(mail: MailFrom, session: SessionInfo): Promise<SinkTransaction | Reply> {
+    const inner = await this.#inner.begin(mail, session);
+    if ("code" in inner) return inner;
+    return new AllowedDomainsTransaction(inner, this);
+  }
+
+  /** @internal Logs and counts one refusal. */
+  refuse(rcpt: RcptTo, txId: string): Reply {
+    this.stats.refused++;
+    this.#log.warn("rcpt_foreign_refused", { tx: txId, rcpt: rcpt.address, domain: rcpt.domain });
+    return FOREIGN_RECIPIENT_REPLY;
+  }
+}
+
+class AllowedDomainsTransaction implements SinkTransaction {
+  readonly #inner: SinkTransaction;
+  readonly #policy: AllowedDomainsSink;
+
+  constructor(inner: SinkTransaction, policy: AllowedDomainsSink) {
+    this.#inner = inner;
+    this.#policy = policy;
+  }
+
+  get id(): string {
+    return this.#inner.id;
+  }
+
+  addRecipient(rcpt: RcptTo): Promise<Reply> {
+    if (!this.#policy.isAllowed(rcpt.domain)) {
+      return Promise.resolve(this.#policy.refuse(rcpt, this.#inner.id));
+    }
+    return this.#inner.addRecipient(rcpt);
+  }
+
+  write(chunk: Uint8Array): Promise<void> {
+    return this.#inner.write(chunk);
+  }
+
+  finish(): Promise<Reply> {
+    return this.#inner.finish();
+  }
+
+  abort(): Promise<void> {
+    return this.#inner.abort();
+  }
+}

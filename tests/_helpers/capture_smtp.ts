@@ -1,0 +1,252 @@
+/**
+ * A minimal SMTP / LMTP server for tests, written from scratch on purpose: it is the
+ * independent oracle that checks what our code sends, so it shares nothing with
+ * src/smtp (no LineReader, no DataDecoder). Records every envelope and the exact
+ * un-stuffed body bytes; can be told which replies to give, and can drop mid-DATA.
+ */
+import net from "node:net";
+
+const LF = 10;
+const CR = 13;
+const DOT = 46;
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** One message as the capture server received it (accepted or not). */
+export interface CapturedMessage {
+  readonly mailFrom: string;
+  /** Recipients this server accepted at RCPT time. */
+  readonly recipients: readonly string[];
+  /** The un-stuffed body, exactly as received (CRLF line ends kept). */
+  readonly body: Uint8Array;
+  /** The reply lines sent after the final dot (one per recipient under LMTP). */
+  readonly replies: readonly string[];
+}
+
+/** How the capture server behaves. */
+export interface CaptureOptions {
+  readonly protocol?: "smtp" | "lmtp";
+  /** Listen on this unix socket instead of 127.0.0.1:0. */
+  readonly unixPath?: string;
+  /** Reply to `RCPT TO` for an address; undefined → `250 2.1.5 OK`. */
+  readonly rcptReply?: (address: string) => string | undefined;
+  /** Reply after the final dot (LMTP: asked once per accepted recipient). */
+  readonly dataReply?: (address: string, index: number) => string | undefined;
+  /** Close the connection once this many body bytes of a message have arrived. */
+  readonly closeAfterBodyBytes?: number;
+}
+
+/** A running capture server. */
+export interface CaptureServer {
+  readonly host: string;
+  readonly port: number;
+  readonly path: string | undefined;
+  /** Messages whose final dot arrived, in order. */
+  readonly messages: CapturedMessage[];
+  /** Every command line received, all sessions, in order (for assertions). */
+  readonly commands: string[];
+  /** Connections accepted so far. */
+  readonly connections: number;
+  /** Resolves once `count` messages are complete (rejects after `timeoutMs`). */
+  waitForMessages(count: number, timeoutMs?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Starts a capture server on 127.0.0.1:0 (or a unix socket). */
+export async function startCaptureServer(opts: CaptureOptions = {}): Promise<CaptureServer> {
+  const protocol = opts.protocol ?? "smtp";
+  const messages: CapturedMessage[] = [];
+  const commands: string[] = [];
+  const sockets = new Set<net.Socket>();
+  let connections = 0;
+  let waiters: (() => void)[] = [];
+  const notify = () => {
+    const w = waiters;
+    waiters = [];
+    for (const f of w) f();
+  };
+
+  const server = net.createServer({ allowHalfOpen: false }, (socket) => {
+    connections++;
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => {});
+    handleSession(socket, protocol, opts, commands, (m) => {
+      messages.push(m);
+      notify();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    if (opts.unixPath !== undefined) server.listen(opts.unixPath, () => resolve());
+    else server.listen(0, "127.0.0.1", () => resolve());
+  });
+  const addr = server.address();
+  const port = typeof addr === "object" && addr !== null ? addr.port : 0;
+
+  return {
+    host: "127.0.0.1",
+    port,
+    path: opts.unixPath,
+    messages,
+    commands,
+    get connections() {
+      return connections;
+    },
+    waitForMessages(count: number, timeoutMs = 10_000): Promise<void> {
+      return new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters = waiters.filter((w) => w !== check);
+          reject(new Error(`capture server: ${messages.length} of ${count} messages arrived`));
+        }, timeoutMs);
+        const check = () => {
+          if (messages.length >= count) {
+            clearTimeout(timer);
+            resolve();
+          } else waiters.push(check);
+        };
+        check();
+      });
+    },
+    close(): Promise<void> {
+      return new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      });
+    },
+  };
+}
+
+type Mode = "command" | "data";
+
+function handleSession(
+  socket: net.Socket,
+  protocol: "smtp" | "lmtp",
+  opts: CaptureOptions,
+  commands: string[],
+  onMessage: (m: CapturedMessage) => void,
+): void {
+  let mode: Mode = "command";
+  let pending = new Uint8Array(0);
+  let mailFrom: string | undefined;
+  let recipients: string[] = [];
+  let bodyParts: Uint8Array[] = [];
+  let bodyBytes = 0;
+  const send = (text: string) => {
+    if (!socket.destroyed) socket.write(enc.encode(text + "\r\n"));
+  };
+  const greetingName = protocol === "lmtp" ? "LMTP" : "ESMTP";
+  send(`220 capture.test ${greetingName} ready`);
+
+  const finishMessage = () => {
+    const body = concat(bodyParts, bodyBytes);
+    const replies: string[] = [];
+    if (protocol === "lmtp") {
+      recipients.forEach((r, i) => replies.push(opts.dataReply?.(r, i) ?? "250 2.0.0 OK"));
+    } else {
+      replies.push(opts.dataReply?.(recipients[0] ?? "", 0) ?? "250 2.0.0 OK queued");
+    }
+    onMessage({ mailFrom: mailFrom ?? "", recipients, body, replies });
+    socket.write(enc.encode(replies.map((r) => r + "\r\n").join("")));
+    mailFrom = undefined;
+    recipients = [];
+    bodyParts = [];
+    bodyBytes = 0;
+  };
+
+  const onCommand = (line: string) => {
+    commands.push(line);
+    const verb = line.split(" ")[0]?.toUpperCase() ?? "";
+    switch (verb) {
+      case "EHLO":
+      case "LHLO":
+        if ((verb === "LHLO") !== (protocol === "lmtp")) {
+          send("500 5.5.1 Wrong greeting command");
+          return;
+        }
+        send("250-capture.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES");
+        send("250 SIZE 104857600");
+        return;
+      case "HELO":
+        send("250 capture.test");
+        return;
+      case "MAIL": {
+        const m = /^MAIL FROM:<([^>]*)>/i.exec(line);
+        if (!m) return send("501 5.5.4 Syntax");
+        mailFrom = m[1] ?? "";
+        recipients = [];
+        return send("250 2.1.0 OK");
+      }
+      case "RCPT": {
+        const m = /^RCPT TO:<([^>]*)>/i.exec(line);
+        if (!m || mailFrom === undefined) return send("503 5.5.1 Bad sequence");
+        const address = m[1] ?? "";
+        const r = opts.rcptReply?.(address);
+        if (r === undefined || r.startsWith("2")) recipients.push(address);
+        return send(r ?? "250 2.1.5 OK");
+      }
+      case "DATA":
+        if (mailFrom === undefined || recipients.length === 0) {
+          return send("554 5.5.1 No valid recipients");
+        }
+        mode = "data";
+        return send("354 Go ahead");
+      case "RSET":
+        mailFrom = undefined;
+        recipients = [];
+        return send("250 2.0.0 OK");
+      case "NOOP":
+        return send("250 2.0.0 OK");
+      case "QUIT":
+        send("221 2.0.0 Bye");
+        socket.end();
+        return;
+      default:
+        return send("502 5.5.1 Not implemented");
+    }
+  };
+
+  socket.on("data", (chunk: Uint8Array) => {
+    let buf = pending.length === 0
+      ? chunk
+      : concat([pending, chunk], pending.length + chunk.length);
+    let start = 0;
+    for (;;) {
+      const lf = buf.indexOf(LF, start);
+      if (lf < 0) break;
+      const line = buf.subarray(start, lf + 1);
+      start = lf + 1;
+      if (mode === "command") {
+        const text = dec.decode(line).replace(/\r?\n$/, "");
+        onCommand(text);
+        if (socket.destroyed) return;
+        continue;
+      }
+      // DATA: a line "." ends the body; a leading dot is removed (RFC 5321 §4.5.2).
+      if (line.length === 3 && line[0] === DOT && line[1] === CR) {
+        mode = "command";
+        finishMessage();
+        continue;
+      }
+      const content = line[0] === DOT ? line.subarray(1) : line;
+      bodyParts.push(content.slice());
+      bodyBytes += content.length;
+      if (opts.closeAfterBodyBytes !== undefined && bodyBytes >= opts.closeAfterBodyBytes) {
+        socket.destroy();
+        return;
+      }
+    }
+    buf = buf.subarray(start);
+    pending = buf.slice();
+  });
+}
+
+function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
