@@ -1,0 +1,222 @@
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { openDatabase } from "../../src/queue/db.ts";
+import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
+import type { ClaimResult, Lease, NewRecipient } from "../../src/queue/types.ts";
+import { withTempDataDir } from "../_helpers/temp_db.ts";
+
+const T0 = 1_700_000_000_000;
+
+interface Clock {
+  ms: number;
+}
+
+async function withClockStore(
+  fn: (store: SqliteQueueStore, clock: Clock, dataDir: string) => Promise<void> | void,
+): Promise<void> {
+  await withTempDataDir(async (dataDir) => {
+    const clock: Clock = { ms: T0 };
+    const store = new SqliteQueueStore(openDatabase(dataDir), { now: () => clock.ms });
+    try {
+      await fn(store, clock, dataDir);
+    } finally {
+      store.close();
+    }
+  });
+}
+
+function rcpt(address: string): NewRecipient {
+  return { address, domain: address.slice(address.indexOf("@") + 1) };
+}
+
+async function put(
+  store: SqliteQueueStore,
+  clock: Clock,
+  addresses: readonly string[],
+): Promise<string> {
+  clock.ms += 1000; // distinct received_at: "oldest first" is observable
+  const writer = store.begin({ mailFrom: "", params: {}, recipients: addresses.map(rcpt) });
+  writer.write(new TextEncoder().encode("Subject: t\r\n\r\nbody\r\n"));
+  await writer.commit();
+  return writer.id;
+}
+
+function leaseOf(result: ClaimResult): Lease {
+  assert.equal(result.kind, "claimed");
+  if (result.kind !== "claimed") throw new Error("unreachable");
+  return result.lease;
+}
+
+const A = { owner: "session-a", leaseSeconds: 60 };
+const B = { owner: "session-b", leaseSeconds: 60 };
+
+Deno.test("claim() on domains with nothing queued is empty and leaves no lease", async () => {
+  await withClockStore(async (store, clock) => {
+    await put(store, clock, ["x@other.test"]);
+    assert.deepEqual(store.claim(["example.org"], A), { kind: "empty" });
+    // No lease was left behind: another owner can claim the other domain at once.
+    leaseOf(store.claim(["other.test"], B)).release();
+    assert.deepEqual(store.claim(["example.org", "other.test"], B).kind, "claimed");
+  });
+});
+
+Deno.test("claim() is all-or-nothing: one busy domain refuses the whole set", async () => {
+  await withClockStore(async (store, clock) => {
+    await put(store, clock, ["a@one.test"]);
+    await put(store, clock, ["b@two.test"]);
+    const a = leaseOf(store.claim(["two.test"], A));
+    assert.deepEqual(store.claim(["one.test", "two.test"], B), {
+      kind: "busy",
+      domain: "two.test",
+    });
+    // one.test must not have been leased to B by the refused claim.
+    const again = leaseOf(store.claim(["one.test"], A));
+    again.release();
+    a.release();
+    leaseOf(store.claim(["one.test", "two.test"], B)).release();
+  });
+});
+
+Deno.test("claim() takes over a lease once it has expired (N ms vs N+1 ms)", async () => {
+  await withClockStore(async (store, clock) => {
+    await put(store, clock, ["a@one.test"]);
+    const a = leaseOf(store.claim(["one.test"], A));
+    clock.ms += 59_999; // one ms before lease_until: still live
+    assert.deepEqual(store.claim(["one.test"], B), { kind: "busy", domain: "one.test" });
+    clock.ms += 1;
+    const b = leaseOf(store.claim(["one.test"], B));
+    assert.equal(a.renew(), false, "A lost its lease to B");
+    assert.equal(b.renew(), true);
+    b.release();
+  });
+});
+
+Deno.test("Lease.messages() yields oldest first with only queued recipients in its domains", async () => {
+  await withClockStore(async (store, clock) => {
+    const m1 = await put(store, clock, ["a@one.test", "b@two.test", "c@one.test"]);
+    const m2 = await put(store, clock, ["d@two.test"]);
+    const m3 = await put(store, clock, ["e@one.test"]);
+    const lease = leaseOf(store.claim(["one.test"], A));
+    const got = [...lease.messages()].map((m) => ({
+      id: m.id,
+      to: m.recipients.map((r) => `${r.address}:${r.status}`),
+    }));
+    assert.deepEqual(got, [
+      { id: m1, to: ["a@one.test:delivering", "c@one.test:delivering"] },
+      { id: m3, to: ["e@one.test:delivering"] },
+    ]);
+    assert.notEqual(m2, m1);
+    lease.release();
+  });
+});
+
+Deno.test("Lease.messages() pages through more messages than one page holds", async () => {
+  await withClockStore(async (store, clock) => {
+    const ids: string[] = [];
+    for (let i = 0; i < 230; i++) ids.push(await put(store, clock, [`u${i}@one.test`]));
+    const lease = leaseOf(store.claim(["one.test"], A));
+    assert.deepEqual([...lease.messages()].map((m) => m.id), ids);
+    lease.release();
+  });
+});
+
+Deno.test("Lease.settle() deletes delivered recipients, then the message and its body", async () => {
+  await withClockStore(async (store, clock, dataDir) => {
+    const id = await put(store, clock, ["a@one.test", "b@one.test"]);
+    const lease = leaseOf(store.claim(["one.test"], A));
+    const [message] = [...lease.messages()];
+    assert.ok(message);
+    const [ra, rb] = message.recipients;
+    assert.ok(ra && rb);
+    await lease.settle([{ recipientId: ra.id, outcome: "delivered", reply: "250 ok" }]);
+    assert.deepEqual(store.get(id)?.recipients.map((r) => r.address), ["b@one.test"]);
+    await lease.settle([{ recipientId: rb.id, outcome: "delivered", reply: "250 ok" }]);
+    assert.equal(store.get(id), undefined);
+    const raw = new DatabaseSync(`${dataDir}/odmr.db`);
+    try {
+      assert.deepEqual({ ...raw.prepare("SELECT count(*) AS n FROM message_chunks").get() }, {
+        n: 0,
+      });
+    } finally {
+      raw.close();
+    }
+    lease.release();
+  });
+});
+
+Deno.test("Lease.settle() keeps deferred recipients queued and marks failed ones", async () => {
+  await withClockStore(async (store, clock) => {
+    const id = await put(store, clock, ["a@one.test", "b@one.test"]);
+    const lease = leaseOf(store.claim(["one.test"], A));
+    const [ra, rb] = [...lease.messages()][0]?.recipients ?? [];
+    assert.ok(ra && rb);
+    await Promise.all([
+      lease.settle([{ recipientId: ra.id, outcome: "deferred", reply: "451 4.3.0 later" }]),
+      lease.settle([{ recipientId: rb.id, outcome: "failed", reply: "550 5.1.1 no such user" }]),
+    ]);
+    assert.equal(store.get(id)?.recipients[0]?.status, "delivering", "domain still leased");
+    lease.release();
+    assert.deepEqual(
+      store.get(id)?.recipients.map((r) => ({
+        address: r.address,
+        status: r.status,
+        attempts: r.attempts,
+        lastReply: r.lastReply,
+      })),
+      [
+        { address: "a@one.test", status: "queued", attempts: 1, lastReply: "451 4.3.0 later" },
+        {
+          address: "b@one.test",
+          status: "failed",
+          attempts: 1,
+          lastReply: "550 5.1.1 no such user",
+        },
+      ],
+    );
+    // The failed recipient is not offered again; the deferred one is.
+    const next = leaseOf(store.claim(["one.test"], B));
+    assert.deepEqual([...next.messages()][0]?.recipients.map((r) => r.address), ["a@one.test"]);
+    next.release();
+  });
+});
+
+Deno.test("claim() is empty when only failed recipients remain", async () => {
+  await withClockStore(async (store, clock) => {
+    await put(store, clock, ["a@one.test"]);
+    const lease = leaseOf(store.claim(["one.test"], A));
+    const r = [...lease.messages()][0]?.recipients[0];
+    assert.ok(r);
+    await lease.settle([{ recipientId: r.id, outcome: "failed", reply: "550 no" }]);
+    lease.release();
+    assert.deepEqual(store.claim(["one.test"], A), { kind: "empty" });
+  });
+});
+
+Deno.test("list() shows statuses and --domain shows only that domain's recipients", async () => {
+  await withClockStore(async (store, clock) => {
+    const m1 = await put(store, clock, ["a@one.test", "b@two.test"]);
+    await put(store, clock, ["c@two.test"]);
+    const lease = leaseOf(store.claim(["two.test"], A));
+    const view = store.list({ domain: "one.test" });
+    assert.deepEqual(view.map((m) => [m.id, m.recipients.map((r) => r.address)]), [
+      [m1, ["a@one.test"]],
+    ]);
+    assert.deepEqual(
+      store.list().flatMap((m) => m.recipients.map((r) => `${r.address}:${r.status}`)),
+      ["a@one.test:queued", "b@two.test:delivering", "c@two.test:delivering"],
+    );
+    lease.release();
+  });
+});
+
+Deno.test("deleteDomain() removes that domain's recipients and messages left empty", async () => {
+  await withClockStore(async (store, clock) => {
+    const m1 = await put(store, clock, ["a@one.test", "b@two.test"]);
+    const m2 = await put(store, clock, ["c@two.test"]);
+    assert.equal(store.deleteDomain("two.test"), 2);
+    assert.equal(store.get(m2), undefined);
+    assert.deepEqual(store.get(m1)?.recipients.map((r) => r.address), ["a@one.test"]);
+    assert.equal(store.delete([m1, m2, "NOSUCHMESSAGE0"]), 1);
+    assert.deepEqual(store.list(), []);
+  });
+});
