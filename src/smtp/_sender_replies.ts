@@ -1,0 +1,48 @@
+/**
+ * Replies the sender makes up itself when the peer never gave one (lost connection, timeout)
+ * or when a message cannot be offered to this peer. They end up in the queue's last reply and
+ * in DSN Diagnostic-Code fields, so they say what happened without local detail.
+ */
+import { reply } from "../wire/reply.ts";
+import type { Reply } from "../wire/reply.ts";
+
+/** Connection closed or broken before the reply that would settle the recipient. */
+export const LOCAL_CONNECTION_LOST: Reply = reply(421, "4.4.2", "Connection lost");
+/** The peer did not answer in time (RFC 5321 §4.5.3.2). */
+export const LOCAL_TIMED_OUT: Reply = reply(421, "4.4.2", "Timed out waiting for a reply");
+/** The peer's reply was malformed or out of place; the session cannot go on. */
+export const LOCAL_PROTOCOL_ERROR: Reply = reply(421, "4.5.0", "Unexpected reply from peer");
+/** 8-bit body, peer without 8BITMIME (PROTOCOL.md §5.3: bounce rather than rewrite). */
+export const LOCAL_NEEDS_8BITMIME: Reply = reply(
+  554,
+  "5.6.3",
+  "Peer does not accept 8-bit content (no 8BITMIME)",
+);
+/** BINARYMIME body: needs BDAT, which this sender does not speak. */
+export const LOCAL_NEEDS_BINARYMIME: Reply = reply(
+  554,
+  "5.6.3",
+  "Binary content cannot be relayed to this peer",
+);
+/** UTF-8 envelope or headers, peer without SMTPUTF8 (PROTOCOL.md §5.5 project choice). */
+export const LOCAL_NEEDS_SMTPUTF8: Reply = reply(
+  553,
+  "5.6.7",
+  "Peer does not accept internationalized mail (no SMTPUTF8)",
+);
+/** The stored body holds a bare CR or LF; sending it would be a smuggling sequence. */
+export const LOCAL_BARE_NEWLINE: Reply = reply(
+  554,
+  "5.6.0",
+  "Message contains a bare CR or LF and cannot be relayed",
+);
+/** The reverse-path cannot be put on a command line. */
+export const LOCAL_BAD_SENDER: Reply = reply(553, "5.1.7", "Sender address cannot be relayed");
+/** The forward-path cannot be put on a command line. */
+export const LOCAL_BAD_RECIPIENT: Reply = reply(
+  553,
+  "5.1.3",
+  "Recipient address cannot be relayed",
+);
+/** Reading the stored body failed mid-transfer. */
+export const LOCAL_BODY_FAILED: Reply = reply(451, "4.3.0", "Local error reading the message");
