@@ -30,6 +30,7 @@ export interface DotStufferOptions {
 type State = "lineStart" | "inLine" | "sawCr";
 
 const DOT_BYTES = Uint8Array.of(DOT);
+const CR_BYTES = Uint8Array.of(CR);
 const END_AFTER_CRLF = Uint8Array.of(DOT, CR, LF);
 const END_AFTER_LINE = Uint8Array.of(CR, LF, DOT, CR, LF);
 
@@ -43,6 +44,8 @@ export class DotStuffer {
   /** splitLines mode: pieces of the current, incomplete line (bounded by maxLineBytes). */
   #tail: Uint8Array[] = [];
   #tailBytes = 0;
+  /** Without splitLines: the previous chunk ended in a CR that was not emitted yet. */
+  #heldCr = false;
 
   constructor(opts: DotStufferOptions = {}) {
     this.#splitLines = opts.splitLines ?? false;
@@ -55,14 +58,14 @@ export class DotStuffer {
   }
 
   /**
-   * Stuffs the next body bytes. Without `splitLines` it returns at most one array (the input
-   * itself when no dot needed adding). With `splitLines`, one array per complete line (a line
+   * Stuffs the next body bytes. Without `splitLines` it returns the input itself when no dot
+   * needed adding, else a stuffed copy (led by a CR held back from the previous chunk). With `splitLines`, one array per complete line (a line
    * longer than `maxLineBytes` comes in several). Returns `[]` once a fault is found; the
    * caller must then not finish the body.
    */
   push(chunk: Uint8Array): Uint8Array[] {
     if (this.#finished) throw new Error("DotStuffer.push() after finish()");
-    if (this.#fault !== undefined) return [];
+    if (this.#fault !== undefined || chunk.length === 0) return [];
     // Offsets (in `chunk`) before which a dot must be inserted, and of each line's end.
     const dots: number[] = [];
     const lineEnds: number[] = [];
@@ -98,7 +101,13 @@ export class DotStuffer {
         }
       }
     }
-    return this.#splitLines ? this.#emitLines(chunk, dots, lineEnds) : emitStuffed(chunk, dots);
+    if (this.#splitLines) return this.#emitLines(chunk, dots, lineEnds);
+    // A CR at the very end is held back until the next chunk proves it is part of CRLF.
+    const heldCr = this.#heldCr;
+    this.#heldCr = this.#state === "sawCr";
+    const body = this.#heldCr ? chunk.subarray(0, chunk.length - 1) : chunk;
+    const out = emitStuffed(body, dots);
+    return heldCr ? [concat([CR_BYTES, ...out], 1 + (out[0]?.length ?? 0))] : out;
   }
 
   /**
@@ -160,7 +169,17 @@ export class DotStuffer {
       this.#tail.push(rest.slice(0, take));
       this.#tailBytes += take;
       rest = rest.subarray(take);
-      if (this.#tailBytes >= this.#maxLineBytes) out.push(this.#takeTail());
+      if (this.#tailBytes >= this.#maxLineBytes) {
+        const piece = this.#takeTail();
+        if (piece[piece.length - 1] === CR) {
+          // Never emit a CR whose LF has not been seen yet (it might turn out bare).
+          out.push(piece.subarray(0, piece.length - 1));
+          this.#tail.push(CR_BYTES.slice());
+          this.#tailBytes = 1;
+        } else {
+          out.push(piece);
+        }
+      }
     }
   }
 
