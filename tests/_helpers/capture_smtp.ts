@@ -68,6 +68,7 @@ export async function startCaptureServer(opts: CaptureOptions = {}): Promise<Cap
 
   const server = net.createServer({ allowHalfOpen: false }, (socket) => {
     connections++;
+    socket.setNoDelay(true);
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
     socket.on("error", () => {});

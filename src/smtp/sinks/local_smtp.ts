@@ -1,0 +1,354 @@
+/**
+ * Cut-through hand-off to the local mail system over SMTP (`smtp://H:P`) or LMTP
+ * (`lmtp://H:P`, `lmtp+unix:/path`, RFC 2033) as a MessageSink: MAIL and each RCPT are relayed
+ * as they arrive, so a local refusal becomes that recipient's refusal upstream; the body is
+ * streamed dot-stuffed; the upstream end-of-DATA reply is the local final reply. One local
+ * connection per sink (one per ATRN session), reused across transactions.
+ *
+ * LMTP answers once per recipient after DATA, SMTP upstream only once per message. So that
+ * the two can never disagree, an LMTP transaction takes one recipient; further RCPTs get
+ * `452 4.5.3` and the provider keeps them queued for the next transaction (`splitRecipients`
+ * counts them so the customer can poll again at once).
+ */
+import net from "node:net";
+import type { Conn } from "../../net/conn.ts";
+import { SocketConn, TimeoutError } from "../../net/conn.ts";
+import { LineReader } from "../../wire/line_reader.ts";
+import { reply } from "../../wire/reply.ts";
+import type { Reply } from "../../wire/reply.ts";
+import { type Capabilities, parseEhloReply } from "../../wire/ehlo.ts";
+import { DotStuffer } from "../../wire/dot_stuffer.ts";
+import type { DeliverTo } from "../../config/types.ts";
+import type { MailFrom, MessageSink, RcptTo, SessionInfo, SinkTransaction } from "../sink.ts";
+import { readReply } from "../reply_reader.ts";
+import type { Logger } from "../../observe/log.ts";
+import { NULL_LOGGER } from "../../observe/log.ts";
+
+/** Where the local mail system listens. */
+export type LocalTarget = Extract<DeliverTo, { kind: "smtp" | "lmtp" | "lmtpUnix" }>;
+
+/** Deadlines of the local client role (RFC 5321 §4.5.3.2 minimums by default). */
+export interface LocalTimeouts {
+  readonly connectMs: number;
+  readonly commandMs: number;
+  /** Per body write. */
+  readonly dataBlockMs: number;
+  readonly dataFinalMs: number;
+}
+
+export const DEFAULT_LOCAL_TIMEOUTS: LocalTimeouts = {
+  connectMs: 30_000,
+  commandMs: 5 * 60_000,
+  dataBlockMs: 3 * 60_000,
+  dataFinalMs: 10 * 60_000,
+};
+
+/** Options of a local SMTP/LMTP sink. */
+export interface LocalSmtpSinkOptions {
+  readonly target: LocalTarget;
+  /** Our name in EHLO/LHLO. */
+  readonly hostname: string;
+  readonly log?: Logger;
+  readonly timeouts?: Partial<LocalTimeouts>;
+}
+
+/** The local side could not be reached or broke: temporary, the provider keeps the mail. */
+export const LOCAL_UNAVAILABLE: Reply = reply(
+  451,
+  "4.3.0",
+  "Local delivery unavailable, try again later",
+);
+/** LMTP: one recipient per transaction (RFC 5321 §4.5.3.1.10: the client retries the rest). */
+export const ONE_RECIPIENT_PER_TRANSACTION: Reply = reply(
+  452,
+  "4.5.3",
+  "One recipient per transaction, send the others again",
+);
+
+/** Human form of a target, for logs. */
+export function describeTarget(t: LocalTarget): string {
+  switch (t.kind) {
+    case "smtp":
+      return `smtp://${t.host}:${t.port}`;
+    case "lmtp":
+      return `lmtp://${t.host}:${t.port}`;
+    case "lmtpUnix":
+      return `lmtp+unix:${t.path}`;
+    default: {
+      const never: never = t;
+      throw new Error(`unreachable target ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+const encoder = new TextEncoder();
+
+/** One open connection to the local MTA after a successful EHLO/LHLO. */
+class LocalConnection {
+  readonly conn: Conn;
+  readonly reader: LineReader;
+  caps: Capabilities | undefined;
+  isBroken = false;
+
+  constructor(conn: Conn) {
+    this.conn = conn;
+    this.reader = new LineReader(conn);
+  }
+
+  /** Writes one command line and reads its reply; a broken link gives a local 451. */
+  async command(line: string, timeoutMs: number): Promise<Reply> {
+    if (!(await this.write(encoder.encode(line + "\r\n"), timeoutMs))) return LOCAL_UNAVAILABLE;
+    return this.read(timeoutMs);
+  }
+
+  async write(bytes: Uint8Array, timeoutMs: number): Promise<boolean> {
+    if (this.isBroken) return false;
+    try {
+      await this.conn.write(bytes, { timeoutMs });
+      return true;
+    } catch {
+      this.breakLink();
+      return false;
+    }
+  }
+
+  async read(timeoutMs: number): Promise<Reply> {
+    if (this.isBroken) return LOCAL_UNAVAILABLE;
+    const r = await readReply(this.reader, { timeoutMs });
+    if (r.kind !== "reply") {
+      this.breakLink();
+      return LOCAL_UNAVAILABLE;
+    }
+    // A local 421 means the local side is closing; upstream it must not read as "the
+    // customer is closing", so it becomes an ordinary temporary refusal.
+    if (r.reply.code === 421) {
+      this.breakLink();
+      return LOCAL_UNAVAILABLE;
+    }
+    return r.reply;
+  }
+
+  breakLink(): void {
+    this.isBroken = true;
+    this.conn.destroy();
+  }
+}
+
+/** Relays each transaction to a local SMTP or LMTP server. */
+export class LocalSmtpSink implements MessageSink {
+  readonly #opts: LocalSmtpSinkOptions;
+  readonly #log: Logger;
+  readonly timeouts: LocalTimeouts;
+  readonly isLmtp: boolean;
+  readonly where: string;
+  #link: LocalConnection | undefined;
+  /** RCPTs answered 452 because of the one-recipient LMTP rule. */
+  splitRecipients = 0;
+
+  constructor(opts: LocalSmtpSinkOptions) {
+    this.#opts = opts;
+    this.#log = opts.log ?? NULL_LOGGER;
+    this.timeouts = { ...DEFAULT_LOCAL_TIMEOUTS, ...opts.timeouts };
+    this.isLmtp = opts.target.kind !== "smtp";
+    this.where = describeTarget(opts.target);
+  }
+
+  /** The open connection, or a new one (greeting + EHLO/LHLO), or why there is none. */
+  async #connection(): Promise<LocalConnection | Reply> {
+    if (this.#link !== undefined && !this.#link.isBroken) return this.#link;
+    this.#link = undefined;
+    let conn: Conn;
+    try {
+      conn = await openSocket(this.#opts.target, this.timeouts.connectMs);
+    } catch (err) {
+      this.#log.error("local_connect_failed", { to: this.where, error: errorText(err) });
+      return LOCAL_UNAVAILABLE;
+    }
+    const link = new LocalConnection(conn);
+    const greeting = await link.read(this.timeouts.commandMs);
+    if (greeting.code !== 220) {
+      this.#log.error("local_greeting_refused", { to: this.where, code: greeting.code });
+      link.breakLink();
+      return LOCAL_UNAVAILABLE;
+    }
+    const verb = this.isLmtp ? "LHLO" : "EHLO";
+    let hello = await link.command(`${verb} ${this.#opts.hostname}`, this.timeouts.commandMs);
+    if (hello.code === 250) {
+      link.caps = parseEhloReply(hello);
+    } else if (!this.isLmtp && hello.code >= 500 && !link.isBroken) {
+      hello = await link.command(`HELO ${this.#opts.hostname}`, this.timeouts.commandMs);
+    }
+    if (hello.code !== 250) {
+      this.#log.error("local_hello_refused", { to: this.where, code: hello.code });
+      link.breakLink();
+      return LOCAL_UNAVAILABLE;
+    }
+    this.#link = link;
+    return link;
+  }
+
+  async begin(mail: MailFrom, _session: SessionInfo): Promise<SinkTransaction | Reply> {
+    const link = await this.#connection();
+    if ("code" in link) return link;
+    let line = `MAIL FROM:<${mail.address}>`;
+    if (link.caps?.eightBitMime && mail.params.body === "8BITMIME") line += " BODY=8BITMIME";
+    if (link.caps?.smtpUtf8 && mail.params.smtputf8 === true) line += " SMTPUTF8";
+    const r = await link.command(line, this.timeouts.commandMs);
+    if (r.code !== 250) {
+      this.#log.warn("local_mail_refused", { to: this.where, code: r.code });
+      return r;
+    }
+    return new LocalTransaction(this, link, mail, this.#log);
+  }
+
+  /** QUIT and close the local connection (end of the ATRN session). Never throws. */
+  async close(): Promise<void> {
+    const link = this.#link;
+    this.#link = undefined;
+    if (link === undefined || link.isBroken) return;
+    await link.command("QUIT", 10_000);
+    await link.conn.close().catch(() => {});
+  }
+}
+
+let txSequence = 0;
+
+type TxState =
+  | { readonly kind: "envelope" }
+  | { readonly kind: "data"; readonly stuffer: DotStuffer }
+  /** DATA was refused (or the link broke): body bytes are dropped, `reply` is the answer. */
+  | { readonly kind: "refused"; readonly reply: Reply }
+  | { readonly kind: "done" };
+
+class LocalTransaction implements SinkTransaction {
+  readonly id: string;
+  readonly #sink: LocalSmtpSink;
+  readonly #link: LocalConnection;
+  readonly #mail: MailFrom;
+  readonly #log: Logger;
+  readonly #accepted: string[] = [];
+  #state: TxState = { kind: "envelope" };
+
+  constructor(sink: LocalSmtpSink, link: LocalConnection, mail: MailFrom, log: Logger) {
+    this.#sink = sink;
+    this.#link = link;
+    this.#mail = mail;
+    this.id = `L${Date.now().toString(36)}${(++txSequence).toString(36)}`;
+    this.#log = log.with({ tx: this.id });
+  }
+
+  async addRecipient(rcpt: RcptTo): Promise<Reply> {
+    if (this.#state.kind !== "envelope") return reply(503, "5.5.1", "Bad sequence of commands");
+    if (this.#sink.isLmtp && this.#accepted.length >= 1) {
+      this.#sink.splitRecipients++;
+      return ONE_RECIPIENT_PER_TRANSACTION;
+    }
+    const r = await this.#link.command(`RCPT TO:<${rcpt.address}>`, this.#sink.timeouts.commandMs);
+    if (r.code >= 200 && r.code < 300) this.#accepted.push(rcpt.address);
+    else this.#log.info("local_rcpt_refused", { rcpt: rcpt.address, code: r.code });
+    return r;
+  }
+
+  /** Sends DATA on the first body bytes (the receiver only calls write after RCPTs). */
+  async #startData(): Promise<void> {
+    if (this.#state.kind !== "envelope") return;
+    if (this.#accepted.length === 0) {
+      this.#state = { kind: "refused", reply: reply(554, "5.5.1", "No valid recipients") };
+      return;
+    }
+    const r = await this.#link.command("DATA", this.#sink.timeouts.commandMs);
+    this.#state = r.code === 354
+      ? { kind: "data", stuffer: new DotStuffer() }
+      : { kind: "refused", reply: r.code >= 400 ? r : LOCAL_UNAVAILABLE };
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    await this.#startData();
+    const state = this.#state;
+    if (state.kind !== "data") return;
+    const pieces = state.stuffer.push(chunk);
+    if (state.stuffer.fault !== undefined) {
+      // The receiver refuses bare CR/LF itself; this is only a second line of defence.
+      this.#link.breakLink();
+      this.#state = { kind: "refused", reply: reply(550, "5.5.2", "Bare CR or LF not allowed") };
+      return;
+    }
+    for (const p of pieces) {
+      if (!(await this.#link.write(p, this.#sink.timeouts.dataBlockMs))) {
+        this.#state = { kind: "refused", reply: LOCAL_UNAVAILABLE };
+        return;
+      }
+    }
+  }
+
+  async finish(): Promise<Reply> {
+    await this.#startData();
+    const state = this.#state;
+    if (state.kind === "refused") {
+      this.#state = { kind: "done" };
+      if (!this.#link.isBroken && state.reply.code !== 354) await this.#reset();
+      return state.reply;
+    }
+    if (state.kind !== "data") return reply(503, "5.5.1", "Bad sequence of commands");
+    this.#state = { kind: "done" };
+    const end = state.stuffer.finish();
+    for (const p of end) {
+      if (!(await this.#link.write(p, this.#sink.timeouts.dataBlockMs))) return LOCAL_UNAVAILABLE;
+    }
+    // LMTP has exactly one accepted recipient here, so one reply; SMTP gives one anyway.
+    const final = await this.#link.read(this.#sink.timeouts.dataFinalMs);
+    this.#log.info(final.code === 250 ? "local_delivered" : "local_refused", {
+      to: this.#sink.where,
+      from: this.#mail.address,
+      recipients: this.#accepted.join(","),
+      code: final.code,
+      reply: final.lines.join(" "),
+    });
+    return final;
+  }
+
+  async #reset(): Promise<void> {
+    const r = await this.#link.command("RSET", this.#sink.timeouts.commandMs);
+    if (r.code !== 250) this.#link.breakLink();
+  }
+
+  async abort(): Promise<void> {
+    const state = this.#state;
+    this.#state = { kind: "done" };
+    if (state.kind === "done") return;
+    // Mid-DATA there is no way to take the body back except dropping the link: the local
+    // side then discards the partial message (RFC 5321 §4.1.1.4: no "." seen, no delivery).
+    if (state.kind === "data") {
+      this.#link.breakLink();
+      this.#log.warn("local_aborted_mid_data", { to: this.#sink.where });
+      return;
+    }
+    if (!this.#link.isBroken) await this.#reset();
+  }
+}
+
+/** Opens a TCP or unix-socket connection to the local server. */
+function openSocket(target: LocalTarget, timeoutMs: number): Promise<Conn> {
+  return new Promise((resolve, reject) => {
+    const socket = target.kind === "lmtpUnix"
+      ? net.connect({ path: target.path, allowHalfOpen: true })
+      : net.connect({ host: target.host, port: target.port, allowHalfOpen: true });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new TimeoutError(`connect to ${describeTarget(target)}`));
+    }, timeoutMs);
+    socket.once("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      socket.removeAllListeners("error");
+      resolve(new SocketConn(socket));
+    });
+  });
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,176 @@
+import assert from "node:assert/strict";
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { LocalSmtpSink } from "../../src/smtp/sinks/local_smtp.ts";
+import type { LocalTarget } from "../../src/smtp/sinks/local_smtp.ts";
+import type { SessionInfo, SinkTransaction } from "../../src/smtp/sink.ts";
+import type { Reply } from "../../src/wire/reply.ts";
+import { startCaptureServer } from "../_helpers/capture_smtp.ts";
+
+const SESSION: SessionInfo = {
+  sessionId: "t1",
+  remoteAddress: "127.0.0.1",
+  heloName: "provider.test",
+  isSecure: false,
+  protocol: "ESMTP",
+};
+const enc = new TextEncoder();
+
+/** A body with 8-bit bytes, dot lines and a long-ish line, CRLF ended. */
+function sampleBody(): Uint8Array {
+  const parts: number[] = [...enc.encode("Subject: t\r\n\r\n.\r\n..\r\n.x\r\ncaf\u00e9\r\n")];
+  for (let b = 0; b < 256; b++) if (b !== 13 && b !== 10) parts.push(b);
+  parts.push(...enc.encode("\r\n" + "y".repeat(900) + "\r\nend\r\n"));
+  return Uint8Array.from(parts);
+}
+
+interface Delivery {
+  readonly rcpt: Reply[];
+  readonly final: Reply | undefined;
+}
+
+async function deliver(
+  sink: LocalSmtpSink,
+  from: string,
+  rcpts: string[],
+  body: Uint8Array,
+  chunk = 7,
+): Promise<Delivery> {
+  const tx = await sink.begin({ address: from, params: {} }, SESSION);
+  assert("write" in tx, `MAIL refused: ${JSON.stringify(tx)}`);
+  const rcpt: Reply[] = [];
+  for (const address of rcpts) {
+    rcpt.push(await tx.addRecipient({ address, domain: address.split("@")[1] ?? "" }));
+  }
+  if (!rcpt.some((r) => r.code === 250)) {
+    await tx.abort();
+    return { rcpt, final: undefined };
+  }
+  for (let at = 0; at < body.length; at += chunk) await tx.write(body.slice(at, at + chunk));
+  return { rcpt, final: await tx.finish() };
+}
+
+Deno.test("LocalSmtpSink relays byte-exact over SMTP and maps a local RCPT refusal", async () => {
+  const capture = await startCaptureServer({
+    rcptReply: (a) => a.startsWith("nobody@") ? "550 5.1.1 No such user" : undefined,
+  });
+  const target: LocalTarget = { kind: "smtp", host: capture.host, port: capture.port };
+  const sink = new LocalSmtpSink({ target, hostname: "pi.home" });
+  try {
+    const body = sampleBody();
+    const d = await deliver(sink, "s@example.net", ["a@example.org", "nobody@example.org"], body);
+    assertEquals(d.rcpt.map((r) => r.code), [250, 550]);
+    assertEquals(d.rcpt[1]?.enhanced, "5.1.1");
+    assertEquals(d.final?.code, 250);
+    assertEquals(capture.messages.length, 1);
+    assertEquals(capture.messages[0]?.mailFrom, "s@example.net");
+    assertEquals(capture.messages[0]?.recipients, ["a@example.org"]);
+    assertEquals(capture.messages[0]?.body, body);
+    // A second transaction reuses the connection.
+    const d2 = await deliver(sink, "", ["b@example.org"], enc.encode("x\r\n"));
+    assertEquals(d2.final?.code, 250);
+    assertEquals(capture.connections, 1);
+    assertEquals(capture.messages[1]?.mailFrom, "");
+    assert(capture.commands.includes("EHLO pi.home"));
+  } finally {
+    await sink.close();
+    await capture.close();
+  }
+});
+
+Deno.test("LocalSmtpSink passes a local 451 at end of DATA upstream", async () => {
+  const capture = await startCaptureServer({ dataReply: () => "451 4.3.0 Try later" });
+  const sink = new LocalSmtpSink({
+    target: { kind: "smtp", host: capture.host, port: capture.port },
+    hostname: "pi.home",
+  });
+  try {
+    const d = await deliver(sink, "s@example.net", ["a@example.org"], enc.encode("x\r\n"));
+    assertEquals(d.final?.code, 451);
+    assertEquals(d.final?.enhanced, "4.3.0");
+  } finally {
+    await sink.close();
+    await capture.close();
+  }
+});
+
+Deno.test("LocalSmtpSink over LMTP takes one recipient per transaction (452 4.5.3 for the rest)", async () => {
+  const capture = await startCaptureServer({
+    protocol: "lmtp",
+    dataReply: (a) => `250 2.0.0 <${a}> delivered`,
+  });
+  const sink = new LocalSmtpSink({
+    target: { kind: "lmtp", host: capture.host, port: capture.port },
+    hostname: "pi.home",
+  });
+  try {
+    const body = sampleBody();
+    const d = await deliver(sink, "s@example.net", ["a@example.org", "b@example.org"], body, 4096);
+    assertEquals(d.rcpt.map((r) => `${r.code} ${r.enhanced}`), ["250 2.1.5", "452 4.5.3"]);
+    assertEquals(d.final?.code, 250);
+    assertEquals(sink.splitRecipients, 1);
+    assertEquals(capture.messages[0]?.recipients, ["a@example.org"]);
+    assertEquals(capture.messages[0]?.body, body);
+    assert(capture.commands.includes("LHLO pi.home"));
+  } finally {
+    await sink.close();
+    await capture.close();
+  }
+});
+
+Deno.test("LocalSmtpSink over LMTP on a unix socket maps the per-recipient reply", async () => {
+  const dir = await Deno.makeTempDir();
+  const capture = await startCaptureServer({
+    protocol: "lmtp",
+    unixPath: `${dir}/lmtp.sock`,
+    dataReply: () => "552 5.2.2 Mailbox full",
+  });
+  const sink = new LocalSmtpSink({
+    target: { kind: "lmtpUnix", path: `${dir}/lmtp.sock` },
+    hostname: "pi.home",
+  });
+  try {
+    const d = await deliver(sink, "s@example.net", ["a@example.org"], enc.encode("x\r\n"));
+    assertEquals(d.final?.code, 552);
+    assertEquals(d.final?.enhanced, "5.2.2");
+  } finally {
+    await sink.close();
+    await capture.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("LocalSmtpSink answers 451 when the local server is down", async () => {
+  const capture = await startCaptureServer();
+  const port = capture.port;
+  await capture.close();
+  const sink = new LocalSmtpSink({
+    target: { kind: "smtp", host: "127.0.0.1", port },
+    hostname: "pi.home",
+  });
+  const r = await sink.begin({ address: "s@example.net", params: {} }, SESSION);
+  assert("code" in r);
+  assertEquals(r.code, 451);
+});
+
+Deno.test("LocalSmtpSink abort() mid-DATA drops the link so nothing is delivered, then reconnects", async () => {
+  const capture = await startCaptureServer();
+  const sink = new LocalSmtpSink({
+    target: { kind: "smtp", host: capture.host, port: capture.port },
+    hostname: "pi.home",
+  });
+  try {
+    const tx = await sink.begin({ address: "s@example.net", params: {} }, SESSION);
+    assert("write" in tx);
+    await (tx as SinkTransaction).addRecipient({ address: "a@example.org", domain: "example.org" });
+    await tx.write(enc.encode("Subject: half\r\n\r\nhalf a mes"));
+    await tx.abort();
+    const d = await deliver(sink, "s@example.net", ["a@example.org"], enc.encode("whole\r\n"));
+    assertEquals(d.final?.code, 250);
+    assertEquals(capture.messages.length, 1);
+    assertEquals(capture.messages[0]?.body, enc.encode("whole\r\n"));
+    assertEquals(capture.connections, 2);
+  } finally {
+    await sink.close();
+    await capture.close();
+  }
+});
