@@ -26,6 +26,15 @@ import type { MessageRow } from "./_rows.ts";
 /** Size of one `message_chunks` row. */
 export const DEFAULT_CHUNK_BYTES = 64 * 1024;
 
+/** Waiting mail of one domain (CONTRACT.md queue gauges). */
+export interface DomainStats {
+  readonly domain: string;
+  readonly messages: number;
+  readonly bytes: number;
+  /** Milliseconds since the epoch. */
+  readonly oldestReceivedAt: number;
+}
+
 /** Options of `SqliteQueueStore`. */
 export interface SqliteQueueStoreOptions {
   /** Clock in milliseconds since the epoch (tests inject one). */
@@ -60,6 +69,7 @@ export class SqliteQueueStore implements QueueStore {
   readonly #deleteChunks: StatementSync;
   readonly #deleteDomainRecipients: StatementSync;
   readonly #deleteIfEmpty: StatementSync;
+  readonly #domainStats: StatementSync;
   #isClosed = false;
 
   constructor(db: DatabaseSync, opts: SqliteQueueStoreOptions = {}) {
@@ -106,6 +116,11 @@ export class SqliteQueueStore implements QueueStore {
     this.#deleteIfEmpty = db.prepare(
       "DELETE FROM messages WHERE id = ? AND NOT EXISTS " +
         "(SELECT 1 FROM recipients WHERE message_id = ?)",
+    );
+    this.#domainStats = db.prepare(
+      "SELECT domain, count(*) AS messages, sum(size) AS bytes, min(received_at) AS oldest " +
+        "FROM (SELECT DISTINCT r.domain, m.id, m.size, m.received_at FROM recipients r " +
+        "JOIN messages m ON m.id = r.message_id) GROUP BY domain ORDER BY domain",
     );
     if (opts.removeOrphans ?? true) this.removeOrphanChunks();
   }
@@ -206,6 +221,19 @@ export class SqliteQueueStore implements QueueStore {
       }
       return touched.size;
     });
+  }
+
+  /** Per-domain totals of waiting mail (queued or failed recipients), for the queue gauges. */
+  domainStats(): DomainStats[] {
+    this.#assertOpen();
+    const out: DomainStats[] = [];
+    for (const row of this.#domainStats.all()) {
+      const { domain, messages, bytes, oldest } = row;
+      if (typeof domain !== "string" || typeof messages !== "number") continue;
+      if (typeof bytes !== "number" || typeof oldest !== "number") continue;
+      out.push({ domain, messages, bytes, oldestReceivedAt: oldest });
+    }
+    return out;
   }
 
   /** Deletes chunk rows without a message (a crash mid-DATA); returns how many. */

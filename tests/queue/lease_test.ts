@@ -220,3 +220,15 @@ Deno.test("deleteDomain() removes that domain's recipients and messages left emp
     assert.deepEqual(store.list(), []);
   });
 });
+
+Deno.test("domainStats() counts each message once per domain with its size and age", async () => {
+  await withClockStore(async (store, clock) => {
+    await put(store, clock, ["a@one.test", "b@one.test", "c@two.test"]);
+    await put(store, clock, ["d@two.test"]);
+    const size = new TextEncoder().encode("Subject: t\r\n\r\nbody\r\n").length;
+    assert.deepEqual(store.domainStats(), [
+      { domain: "one.test", messages: 1, bytes: size, oldestReceivedAt: T0 + 1000 },
+      { domain: "two.test", messages: 2, bytes: 2 * size, oldestReceivedAt: T0 + 1000 },
+    ]);
+  });
+});
