@@ -1,0 +1,195 @@
+// Our own product under benchmark: a temp config and data dir, one user owning the bench
+// domain, `serve` on port 0 (addresses read from its `event=listening` lines), and
+// `fetch --once` against it. Each step reports failure as an error whose message says why,
+// so a benchmark can print `n/a (reason)` while the product is still being built.
+
+import { peakRssBytes, runCommand, type RunResult, spawn, type Spawned, stop } from "./_proc.ts";
+
+/** Project root (the directory holding main.ts). */
+export const PROJECT_ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+/** User and password the benchmarks create. */
+export const BENCH_USER = "bench";
+const BENCH_PASSWORD = "bench-secret-1";
+
+/** Options for `Serve.start`. */
+export interface ServeOptions {
+  /** Temp dir owned by the caller; the instance lives in a subdirectory. */
+  readonly dir: string;
+  /** Domain the bench user owns. */
+  readonly domain: string;
+  /** Log level of serve (per-message info lines cost a little; default info). */
+  readonly logLevel?: "debug" | "info" | "warn" | "error";
+}
+
+/** A running `serve` with one user. */
+export class Serve {
+  readonly root: string;
+  readonly configPath: string;
+  readonly smtpPort: number;
+  /** Undefined when serve did not report an ODMR listener. */
+  readonly odmrPort: number | undefined;
+  readonly #proc: Spawned;
+
+  constructor(root: string, proc: Spawned, smtpPort: number, odmrPort: number | undefined) {
+    this.root = root;
+    this.configPath = `${root}/config.yaml`;
+    this.#proc = proc;
+    this.smtpPort = smtpPort;
+    this.odmrPort = odmrPort;
+  }
+
+  /** Writes the config, adds the user, starts serve and waits for its listening lines. */
+  static async start(opts: ServeOptions): Promise<Serve> {
+    const root = `${opts.dir}/serve`;
+    await Deno.mkdir(root, { recursive: true });
+    const configPath = `${root}/config.yaml`;
+    await Deno.writeTextFile(configPath, serveConfig(root, opts.logLevel ?? "info"));
+    const add = await odmrRelay(
+      ["user", "add", BENCH_USER, "--domain", opts.domain, "--password-stdin"],
+      configPath,
+      { stdin: `${BENCH_PASSWORD}\n` },
+    );
+    if (add.code !== 0) throw new Error(`user add exited ${add.code}: ${lastLine(add.output)}`);
+    const proc = spawn("serve", Deno.execPath(), [
+      "run",
+      "-A",
+      `${PROJECT_ROOT}/main.ts`,
+      "serve",
+      "--config",
+      configPath,
+    ], { cwd: root });
+    try {
+      const smtp = await proc.waitForLine(/event=listening proto=smtp address=[^ ]*:(\d+)/, 30_000);
+      // Both listeners are opened at start-up; give the ODMR line a moment after SMTP's.
+      const odmr = await proc.waitForLine(/event=listening proto=odmr address=[^ ]*:(\d+)/, 2_000)
+        .catch(() => undefined);
+      return new Serve(
+        root,
+        proc,
+        Number(smtp[1]),
+        odmr === undefined ? undefined : Number(odmr[1]),
+      );
+    } catch (e) {
+      await stop(proc);
+      throw new Error(`serve did not start: ${lastLine(proc.tail.join("\n")) || String(e)}`);
+    }
+  }
+
+  /** PID of the serve process (`deno run` is the process itself). */
+  get pid(): number {
+    return this.#proc.pid;
+  }
+
+  /** Peak RSS (VmHWM) of serve so far, in bytes. */
+  peakRss(): Promise<number | undefined> {
+    return peakRssBytes(this.pid);
+  }
+
+  /** Messages waiting in the queue for `domain`, from `queue list --domain D --json`. */
+  async queuedMessages(domain: string): Promise<number> {
+    const r = await odmrRelay(["queue", "list", "--domain", domain, "--json"], this.configPath);
+    if (r.code !== 0) throw new Error(`queue list exited ${r.code}: ${lastLine(r.output)}`);
+    const start = r.output.indexOf("[");
+    const parsed: unknown = JSON.parse(start < 0 ? r.output : r.output.slice(start));
+    if (!Array.isArray(parsed)) throw new Error("queue list --json did not print an array");
+    return parsed.length;
+  }
+
+  /** Writes a fetch config for this server and runs `fetch --once` (timed, wall clock). */
+  async fetchOnce(opts: { domain: string; deliverTo: string; timeoutMs: number }): Promise<
+    RunResult
+  > {
+    if (this.odmrPort === undefined) throw new Error("serve reported no ODMR listener");
+    const passwordFile = `${this.root}/fetch.password`;
+    await Deno.writeTextFile(passwordFile, `${BENCH_PASSWORD}\n`, { mode: 0o600 });
+    await Deno.chmod(passwordFile, 0o600);
+    const configPath = `${this.root}/fetch.yaml`;
+    await Deno.writeTextFile(
+      configPath,
+      `# bench/_serve.ts: fetch side
+data_dir: ${this.root}/fetch-data
+log:
+  level: warn
+fetch:
+  server: 127.0.0.1:${this.odmrPort}
+  tls: none
+  user: ${BENCH_USER}
+  password_file: ${passwordFile}
+  domains: [${opts.domain}]
+  deliver_to: ${opts.deliverTo}
+`,
+    );
+    return odmrRelay(["fetch", "--once"], configPath, { timeoutMs: opts.timeoutMs });
+  }
+
+  /** Writes a fetchmail rc for this server's ODMR port; returns its path. */
+  async fetchmailRc(opts: { domain: string; smtpHostPort: number }): Promise<string> {
+    if (this.odmrPort === undefined) throw new Error("serve reported no ODMR listener");
+    const rc = `${this.root}/fetchmailrc`;
+    await Deno.writeTextFile(
+      rc,
+      `set no syslog
+poll 127.0.0.1 port ${this.odmrPort} protocol ODMR
+  user "${BENCH_USER}" password "${BENCH_PASSWORD}"
+  fetchdomains ${opts.domain}
+  smtphost 127.0.0.1/${opts.smtpHostPort}
+`,
+      { mode: 0o600 },
+    );
+    await Deno.chmod(rc, 0o600);
+    return rc;
+  }
+
+  /** Stops serve (SIGTERM, then SIGKILL after 10 s). */
+  stop(): Promise<void> {
+    return stop(this.#proc, 10_000);
+  }
+
+  /** Last lines serve printed. */
+  tail(): string {
+    return this.#proc.tail.join("\n");
+  }
+}
+
+/** Runs `deno run -A main.ts ARGS --config F` under a deadline. */
+export function odmrRelay(
+  args: string[],
+  configPath: string,
+  opts: { stdin?: string; timeoutMs?: number } = {},
+): Promise<RunResult> {
+  return runCommand(
+    Deno.execPath(),
+    ["run", "-A", `${PROJECT_ROOT}/main.ts`, ...args, "--config", configPath],
+    opts.timeoutMs ?? 60_000,
+    opts.stdin === undefined ? {} : { stdin: opts.stdin },
+  );
+}
+
+function serveConfig(root: string, logLevel: string): string {
+  // Limits raised so that 50 parallel sessions and a 50 MB message are not refused; the
+  // benchmark measures throughput, not the limits.
+  return `# bench/_serve.ts: serve side
+data_dir: ${root}/data
+log:
+  level: ${logLevel}
+  format: text
+smtp:
+  listen: ["127.0.0.1:0"]
+  max_message_size: 100MB
+  max_recipients: 100
+  max_connections: 1000
+  max_connections_per_ip: 1000
+odmr:
+  listen: ["127.0.0.1:0"]
+`;
+}
+
+/** The last non-empty line of a command's output, without ANSI colours. */
+export function lastLine(output: string): string {
+  // deno-lint-ignore no-control-regex
+  const lines = output.replace(/\x1b\[[0-9;]*m/g, "").split("\n").map((l) => l.trim())
+    .filter((l) =>
+      l !== "" && !l.startsWith("at ") && !/^\d+: /.test(l) && l !== "Stack backtrace:"
+    );
+  return lines.slice(-1)[0] ?? "";
+}

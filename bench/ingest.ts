@@ -1,0 +1,210 @@
+// Ingest benchmark (issue 3): smtp-source into our `serve`, a private Postfix (queue ingest,
+// mail held on arrival) and smtp-sink (the ceiling), shape by shape in the same run; then the
+// peak RSS of a fresh `serve` while it ingests one 50 MB message.
+
+import { PrivatePostfix } from "./_postfix.ts";
+import { freePort } from "./_proc.ts";
+import { Serve } from "./_serve.ts";
+import { SmtpSink } from "./_smtp_sink.ts";
+import { runSource, type SourceResult, type SourceShape } from "./_smtp_source.ts";
+import { fmtMb, fmtRate, fmtRatio, naCell, type Table } from "./_table.ts";
+
+/** What every benchmark gets from run.ts. */
+export interface BenchContext {
+  /** A temp dir of its own, removed by run.ts. */
+  readonly dir: string;
+  /** Divide message counts by this (1 = the documented sizes; `--quick` uses 10). */
+  readonly scale: number;
+  /** Registers a cleanup to run even on failure (LIFO). */
+  defer(fn: () => Promise<void>): void;
+}
+
+/** The domain every benchmark sends to. */
+export const BENCH_DOMAIN = "bench.example";
+const RCPT = `rcpt@${BENCH_DOMAIN}`;
+const KB = 1024;
+const RUN_TIMEOUT_MS = 300_000;
+const BIG_MESSAGE_BYTES = 50 * 1024 * 1024;
+const RSS_TARGET_BYTES = 100e6;
+
+/** Issue 3's shapes: parallel sessions × message size, with a fixed message count each. */
+const SHAPES: readonly (SourceShape & { label: string })[] = [
+  { label: "1×4 KB", sessions: 1, bytes: 4 * KB, messages: 2000 },
+  { label: "10×4 KB", sessions: 10, bytes: 4 * KB, messages: 2000 },
+  { label: "50×4 KB", sessions: 50, bytes: 4 * KB, messages: 2000 },
+  { label: "10×100 KB", sessions: 10, bytes: 100 * KB, messages: 500 },
+];
+
+type Target = "sink" | "postfix" | "ours";
+
+/** Runs the ingest benchmark; returns the throughput table and the RSS table. */
+export async function ingestBench(ctx: BenchContext): Promise<Table[]> {
+  const targets = await startTargets(ctx);
+  const rows: string[][] = [];
+  for (const shape of SHAPES) {
+    const s = { ...shape, messages: Math.max(1, Math.round(shape.messages / ctx.scale)) };
+    const res: Partial<Record<Target, SourceResult | string>> = {};
+    for (const t of ["sink", "postfix", "ours"] as const) {
+      const port = targets.ports[t];
+      if (typeof port === "string") {
+        res[t] = port;
+        continue;
+      }
+      try {
+        res[t] = await runSource(port, s, { rcpt: RCPT, timeoutMs: RUN_TIMEOUT_MS });
+        if (t === "postfix" && targets.postfix !== undefined) {
+          // Every acknowledged message must really be in the hold queue.
+          await targets.postfix.waitHeld(targets.postfixHeld + s.messages, 10_000);
+          targets.postfixHeld += s.messages;
+        }
+      } catch (e) {
+        res[t] = naCell(e);
+      }
+    }
+    const cell = (r: SourceResult | string | undefined) =>
+      r === undefined ? "n/a" : typeof r === "string" ? r : fmtRate(r.msgPerSec);
+    const mb = (r: SourceResult | string | undefined) =>
+      r === undefined || typeof r === "string" ? "" : r.mbPerSec.toFixed(1);
+    const rate = (r: SourceResult | string | undefined) =>
+      r === undefined || typeof r === "string" ? undefined : r.msgPerSec;
+    rows.push([
+      shape.label,
+      String(s.messages),
+      cell(res.ours),
+      mb(res.ours),
+      cell(res.postfix),
+      mb(res.postfix),
+      cell(res.sink),
+      mb(res.sink),
+      fmtRatio(rate(res.ours), rate(res.postfix)),
+    ]);
+  }
+  await targets.stop();
+
+  return [
+    {
+      title: "Ingest (smtp-source → server)",
+      headers: [
+        "shape",
+        "msgs",
+        "ours msg/s",
+        "ours MB/s",
+        "Postfix msg/s",
+        "Postfix MB/s",
+        "smtp-sink msg/s",
+        "smtp-sink MB/s",
+        "ours/Postfix",
+      ],
+      rows,
+      notes: [
+        "shape = parallel smtp-source sessions (-s) × payload size (-l); one message per " +
+        "connection; msgs = total messages (-m); 1 recipient each; MB = 10^6 payload bytes",
+        "time = wall clock of smtp-source, i.e. until the last 250 after DATA",
+        "ours: `serve` with a SQLite queue (WAL, synchronous=FULL) in a temp dir",
+        "Postfix: private instance, mail HELD on arrival (fsynced queue file, no delivery)",
+        "smtp-sink: accepts and discards, nothing stored (the ceiling)",
+      ],
+    },
+    await rssTable(ctx),
+  ];
+}
+
+interface Targets {
+  ports: Record<Target, number | string>;
+  postfix: PrivatePostfix | undefined;
+  postfixHeld: number;
+  stop(): Promise<void>;
+}
+
+async function startTargets(ctx: BenchContext): Promise<Targets> {
+  const ports: Record<Target, number | string> = { sink: "n/a", postfix: "n/a", ours: "n/a" };
+  const stops: (() => Promise<void>)[] = [];
+  let postfix: PrivatePostfix | undefined;
+  try {
+    const sink = await SmtpSink.start();
+    stops.push(() => sink.stop());
+    ctx.defer(() => sink.stop());
+    ports.sink = sink.port;
+  } catch (e) {
+    ports.sink = naCell(e);
+  }
+  const why = await PrivatePostfix.unavailable();
+  if (why !== undefined) {
+    ports.postfix = naCell(why);
+  } else {
+    try {
+      // Postfix relays bench.example to a port nobody listens on: mail is held anyway.
+      const pf = await PrivatePostfix.start({
+        dir: `${ctx.dir}/ingest`,
+        smtpPort: freePort(),
+        relayPort: freePort(),
+        domain: BENCH_DOMAIN,
+      });
+      postfix = pf;
+      stops.push(() => pf.stop());
+      ctx.defer(() => pf.stop());
+      ports.postfix = pf.smtpPort;
+    } catch (e) {
+      ports.postfix = naCell(e);
+    }
+  }
+  try {
+    const serve = await Serve.start({ dir: `${ctx.dir}/ingest`, domain: BENCH_DOMAIN });
+    stops.push(() => serve.stop());
+    ctx.defer(() => serve.stop());
+    ports.ours = serve.smtpPort;
+  } catch (e) {
+    ports.ours = naCell(e);
+  }
+  return {
+    ports,
+    postfix,
+    postfixHeld: 0,
+    async stop() {
+      for (const s of stops.reverse()) await s();
+    },
+  };
+}
+
+async function rssTable(ctx: BenchContext): Promise<Table> {
+  const table: Table = {
+    title: "Peak RSS of serve ingesting one 50 MB message",
+    headers: ["measure", "value"],
+    rows: [],
+    notes: [
+      "fresh `serve` (deno run is the serve process); VmHWM from /proc/PID/status",
+      `target: ≤ ${fmtMb(RSS_TARGET_BYTES)} for the process`,
+    ],
+  };
+  let serve: Serve;
+  try {
+    serve = await Serve.start({ dir: `${ctx.dir}/rss`, domain: BENCH_DOMAIN });
+  } catch (e) {
+    table.rows.push(["peak RSS", naCell(e)]);
+    return table;
+  }
+  ctx.defer(() => serve.stop());
+  try {
+    const before = await serve.peakRss();
+    const r = await runSource(serve.smtpPort, {
+      sessions: 1,
+      messages: 1,
+      bytes: BIG_MESSAGE_BYTES,
+    }, { rcpt: RCPT, timeoutMs: RUN_TIMEOUT_MS });
+    const after = await serve.peakRss();
+    table.rows.push(
+      ["VmHWM after start-up", before === undefined ? "n/a" : fmtMb(before)],
+      [
+        "VmHWM after the 50 MiB message",
+        after === undefined
+          ? "n/a"
+          : `${fmtMb(after)} (${after <= RSS_TARGET_BYTES ? "meets" : "misses"} target)`,
+      ],
+      ["ingest time", `${r.seconds.toFixed(2)} s (${r.mbPerSec.toFixed(1)} MB/s)`],
+    );
+  } catch (e) {
+    table.rows.push(["peak RSS", naCell(e)]);
+  }
+  await serve.stop();
+  return table;
+}
