@@ -1,0 +1,91 @@
+/**
+ * `check-config`: loads and validates the config, prints the effective settings as YAML in
+ * the file's own key names (so the output is itself a valid config). The config holds no
+ * secret: `fetch.password_file` is a path, and the password in it is never read here.
+ */
+import YAML from "yaml";
+import type { Config, ListenEntry } from "../config/types.ts";
+import { formatDuration, formatSize } from "../config/_units.ts";
+
+/** Prints the effective config; always succeeds once the config has loaded. */
+export function checkConfigCommand(config: Config, stdout: (text: string) => void): number {
+  stdout(renderEffectiveConfig(config));
+  return 0;
+}
+
+/** The effective settings as a YAML document with a header naming the source. */
+export function renderEffectiveConfig(config: Config): string {
+  const header = [
+    `# odmr-relay effective configuration`,
+    `# source: ${config.source ?? "embedded defaults (no config file)"}`,
+    `# secrets: none in the config; fetch.password_file is a path and its content is not shown`,
+  ];
+  return header.join("\n") + "\n" + YAML.stringify(toFileShape(config), { lineWidth: 0 });
+}
+
+function toFileShape(config: Config): Record<string, unknown> {
+  const shape: Record<string, unknown> = {
+    hostname: config.hostname,
+    "data_dir": config.dataDir,
+    log: { level: config.log.level, format: config.log.format },
+    tls: config.tls === undefined ? null : { cert: config.tls.cert, key: config.tls.key },
+    smtp: {
+      listen: config.smtp.listen.map(listenEntry),
+      "max_message_size": formatSize(config.smtp.maxMessageSize),
+      "max_recipients": config.smtp.maxRecipients,
+      "max_connections": config.smtp.maxConnections,
+      "max_connections_per_ip": config.smtp.maxConnectionsPerIp,
+      timeout: formatDuration(config.smtp.timeoutMs),
+    },
+    odmr: {
+      listen: config.odmr.listen.map(listenEntry),
+      "require_tls": config.odmr.requireTls,
+    },
+    queue: { max_age: formatDuration(config.queue.maxAgeMs) },
+    metrics: config.metrics === undefined
+      ? null
+      : { listen: hostPort(config.metrics.listen.host, config.metrics.listen.port) },
+  };
+  const f = config.fetch;
+  shape.fetch = f === undefined ? null : {
+    server: hostPort(f.server.host, f.server.port),
+    tls: f.tls,
+    ...(f.ca === undefined ? {} : { ca: f.ca }),
+    user: f.user,
+    "password_file": f.passwordFile,
+    domains: [...f.domains],
+    "deliver_to": deliverTo(f.deliverTo),
+    interval: formatDuration(f.intervalMs),
+  };
+  return shape;
+}
+
+function listenEntry(e: ListenEntry): string | Record<string, unknown> {
+  const address = hostPort(e.host, e.port);
+  if (e.tls === "none" && e.lineRecords === undefined) return address;
+  return {
+    address,
+    tls: e.tls,
+    ...(e.lineRecords === undefined ? {} : { "line_records": e.lineRecords }),
+  };
+}
+
+function hostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function deliverTo(d: NonNullable<Config["fetch"]>["deliverTo"]): string {
+  switch (d.kind) {
+    case "smtp":
+    case "lmtp":
+      return `${d.kind}://${hostPort(d.host, d.port)}`;
+    case "lmtpUnix":
+      return `lmtp+unix:${d.path}`;
+    case "maildir":
+      return `maildir:${d.path}`;
+    default: {
+      const never: never = d;
+      return never;
+    }
+  }
+}
