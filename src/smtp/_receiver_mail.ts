@@ -1,0 +1,274 @@
+/**
+ * The mail-transaction commands of the SMTP server role (MAIL, RCPT, DATA, BDAT): check with
+ * the pure guards, then apply through the sink. A sink that throws is a bug path: it is
+ * logged, the transaction is aborted and the peer gets `451 4.3.0`.
+ */
+import type { Conn } from "../net/conn.ts";
+import type { LineReader } from "../wire/line_reader.ts";
+import type { Logger } from "../observe/log.ts";
+import type { MessageSink, SessionInfo, SinkTransaction } from "./sink.ts";
+import type { Reply } from "../wire/reply.ts";
+import { isPositive } from "../wire/reply.ts";
+import { bdatChunkReply, REPLIES } from "../wire/replies.ts";
+import { formatReceived } from "./trace.ts";
+import { checkBdat, checkBdatState, checkData, checkMail, checkRcpt } from "./_receiver_checks.ts";
+import type { CheckContext, SessionState, Transaction } from "./_receiver_checks.ts";
+import type { ReceiverOptions, Step } from "./_receiver_types.ts";
+
+/** What the transaction handlers need from the receiver. */
+export interface ReceiverCore {
+  readonly conn: Conn;
+  readonly reader: LineReader;
+  readonly sink: MessageSink;
+  readonly log: Logger;
+  readonly options: ReceiverOptions;
+  readonly state: SessionState;
+  readonly checkContext: CheckContext;
+  readonly sessionInfo: SessionInfo;
+  protocolError(r: Reply): Step;
+  queueReply(r: Reply): void;
+  flush(): Promise<void>;
+  transition(next: SessionState, why: string): void;
+  messageAccepted(): void;
+  dropTransaction(why: string): Promise<void>;
+}
+
+const DEFAULT_MAX_DATA_LINE_BYTES = 1000;
+
+function isTransaction(v: SinkTransaction | Reply): v is SinkTransaction {
+  return "addRecipient" in v;
+}
+
+/** MAIL FROM: a new transaction in the sink. */
+export async function handleMail(rx: ReceiverCore, args: string): Promise<Step> {
+  const s = rx.state;
+  if (s.kind !== "ready") return rx.protocolError(REPLIES.badSequence);
+  const checked = checkMail(s.helo, args, rx.checkContext);
+  if (!checked.ok) {
+    if (checked.reply === REPLIES.tooManyMessages) {
+      rx.queueReply(checked.reply);
+      return { end: "tooManyMessages" };
+    }
+    return rx.protocolError(checked.reply);
+  }
+  let began: SinkTransaction | Reply;
+  try {
+    began = await rx.sink.begin(checked.value, rx.sessionInfo);
+  } catch (err) {
+    rx.log.error("sink_failed", { call: "begin", error: String(err) });
+    rx.queueReply(REPLIES.localError);
+    return undefined;
+  }
+  if (!isTransaction(began)) {
+    rx.queueReply(began);
+    return undefined;
+  }
+  const tx: Transaction = {
+    sink: began,
+    mail: checked.value,
+    recipients: [],
+    isChunking: false,
+    chunkedBytes: 0,
+  };
+  rx.transition({ kind: "inTransaction", helo: s.helo, tx }, "MAIL");
+  rx.queueReply(REPLIES.senderOk);
+  return undefined;
+}
+
+/** RCPT TO: the guards, then the sink decides. */
+export async function handleRcpt(rx: ReceiverCore, args: string): Promise<Step> {
+  const s = rx.state;
+  if (s.kind !== "inTransaction") return rx.protocolError(REPLIES.mailFirst);
+  const checked = checkRcpt(s.tx, args, rx.checkContext);
+  if (!checked.ok) return rx.protocolError(checked.reply);
+  let r: Reply;
+  try {
+    r = await s.tx.sink.addRecipient(checked.value);
+  } catch (err) {
+    rx.log.error("sink_failed", { call: "addRecipient", id: s.tx.sink.id, error: String(err) });
+    await rx.dropTransaction("sink failed");
+    rx.queueReply(REPLIES.localError);
+    return undefined;
+  }
+  if (isPositive(r)) s.tx.recipients.push(checked.value);
+  rx.queueReply(r);
+  return undefined;
+}
+
+function traceHeader(rx: ReceiverCore, tx: Transaction): Uint8Array {
+  const info = rx.sessionInfo;
+  const only = tx.recipients.length === 1 ? tx.recipients[0] : undefined;
+  return formatReceived({
+    heloName: info.heloName,
+    remoteAddress: info.remoteAddress,
+    hostname: rx.options.hostname,
+    protocol: info.protocol,
+    id: tx.sink.id,
+    ...(only !== undefined ? { recipient: only.address } : {}),
+    date: (rx.options.now ?? (() => new Date()))(),
+  });
+}
+
+/** A consumer that writes to the sink until the first failure, then drops the rest. */
+function sinkWriter(rx: ReceiverCore, tx: Transaction) {
+  const state: { error: unknown; failed: boolean } = { error: undefined, failed: false };
+  const write = async (chunk: Uint8Array): Promise<void> => {
+    if (state.failed) return;
+    try {
+      await tx.sink.write(chunk);
+    } catch (err) {
+      state.failed = true;
+      state.error = err;
+      rx.log.error("sink_failed", { call: "write", id: tx.sink.id, error: String(err) });
+    }
+  };
+  return { write, state };
+}
+
+/** The end of a body: the sink's reply, or 451 when it throws. */
+async function finishTransaction(rx: ReceiverCore, tx: Transaction, size: number): Promise<void> {
+  let r: Reply;
+  try {
+    r = await tx.sink.finish();
+  } catch (err) {
+    rx.log.error("sink_failed", { call: "finish", id: tx.sink.id, error: String(err) });
+    r = REPLIES.localError;
+  }
+  if (isPositive(r)) {
+    const s = rx.state;
+    if (s.kind === "inTransaction") rx.transition({ kind: "ready", helo: s.helo }, "end of data");
+    rx.messageAccepted();
+    rx.log.info("smtp_message_received", {
+      id: tx.sink.id,
+      size,
+      recipients: tx.recipients.length,
+    });
+  } else {
+    await rx.dropTransaction("message refused");
+  }
+  rx.queueReply(r);
+}
+
+/** DATA: 354, the body to its real end, then one reply (RFC 5321 §4.1.1.4). */
+export async function handleData(rx: ReceiverCore, args: string): Promise<Step> {
+  const s = rx.state;
+  if (s.kind !== "inTransaction") return rx.protocolError(REPLIES.mailFirst);
+  const tx = s.tx;
+  const checked = checkData(tx, args);
+  if (!checked.ok) return rx.protocolError(checked.reply);
+  rx.queueReply(REPLIES.startData);
+  await rx.flush();
+  const out = sinkWriter(rx, tx);
+  if (rx.options.addTraceHeader) await out.write(traceHeader(rx, tx));
+  const result = await rx.reader.readData(
+    {
+      maxMessageBytes: rx.options.maxMessageBytes,
+      maxLineBytes: rx.options.maxDataLineBytes ?? DEFAULT_MAX_DATA_LINE_BYTES,
+    },
+    out.write,
+    rx.options.dataTimeoutMs ?? rx.options.commandTimeoutMs,
+  );
+  switch (result.kind) {
+    case "eof":
+      await rx.dropTransaction("end of stream in DATA");
+      return { end: "eof" };
+    case "rejected":
+      await rx.dropTransaction(`DATA ${result.fault}`);
+      switch (result.fault) {
+        case "bareNewline":
+          // PROTOCOL.md §6.5: read to the real end, refuse, then close.
+          rx.log.warn("smtp_bare_newline", { where: "data", id: tx.sink.id });
+          rx.queueReply(REPLIES.bareNewlineData);
+          return { end: "bareNewline" };
+        case "lineTooLong":
+          rx.queueReply(REPLIES.dataLineTooLong);
+          return undefined;
+        case "tooBig":
+          rx.queueReply(REPLIES.sizeExceeded);
+          return undefined;
+        default: {
+          const never: never = result.fault;
+          throw new Error(`unhandled data fault ${never}`);
+        }
+      }
+    case "ok":
+      if (out.state.failed) {
+        await rx.dropTransaction("sink failed");
+        rx.queueReply(REPLIES.localError);
+        return undefined;
+      }
+      await finishTransaction(rx, tx, result.size);
+      return undefined;
+    default: {
+      const never: never = result;
+      throw new Error(`unhandled data result ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+/** Reads and drops a chunk announced by a refused BDAT, to stay in sync (RFC 3030 §3). */
+async function skipChunk(rx: ReceiverCore, octets: number): Promise<boolean> {
+  return await rx.reader.readExact(
+    octets,
+    () => {},
+    rx.options.dataTimeoutMs ?? rx.options.commandTimeoutMs,
+  );
+}
+
+/** BDAT: exactly `octets` bytes, no unstuffing; LAST ends the transaction (RFC 3030). */
+export async function handleBdat(rx: ReceiverCore, args: string): Promise<Step> {
+  const cmd = checkBdat(args);
+  if (!cmd.ok) {
+    if (cmd.octets !== undefined && !(await skipChunk(rx, cmd.octets))) return { end: "eof" };
+    await rx.dropTransaction("BDAT syntax");
+    return rx.protocolError(cmd.reply);
+  }
+  const { octets, isLast } = cmd.value;
+  const st = checkBdatState(rx.state);
+  if (!st.ok) {
+    if (!(await skipChunk(rx, octets))) return { end: "eof" };
+    return rx.protocolError(st.reply);
+  }
+  const tx = st.value;
+  const out = sinkWriter(rx, tx);
+  if (!tx.isChunking) {
+    tx.isChunking = true;
+    if (rx.options.addTraceHeader) await out.write(traceHeader(rx, tx));
+  }
+  const max = rx.options.maxMessageBytes;
+  const complete = await rx.reader.readExact(
+    octets,
+    async (chunk) => {
+      const before = tx.chunkedBytes;
+      tx.chunkedBytes += chunk.length;
+      if (tx.chunkedBytes > max) {
+        if (before < max) await out.write(chunk.subarray(0, max - before));
+        return;
+      }
+      await out.write(chunk);
+    },
+    rx.options.dataTimeoutMs ?? rx.options.commandTimeoutMs,
+  );
+  if (!complete) {
+    await rx.dropTransaction("end of stream in BDAT");
+    return { end: "eof" };
+  }
+  if (tx.chunkedBytes > max) {
+    // A failed BDAT ends the transaction: later chunks get 503 until a new MAIL.
+    await rx.dropTransaction("BDAT too big");
+    rx.queueReply(REPLIES.sizeExceeded);
+    return undefined;
+  }
+  if (out.state.failed) {
+    await rx.dropTransaction("sink failed");
+    rx.queueReply(REPLIES.localError);
+    return undefined;
+  }
+  if (!isLast) {
+    rx.queueReply(bdatChunkReply(octets));
+    return undefined;
+  }
+  await finishTransaction(rx, tx, tx.chunkedBytes);
+  await rx.flush();
+  return undefined;
+}

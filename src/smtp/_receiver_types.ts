@@ -1,0 +1,52 @@
+/**
+ * Types shared by the SMTP server role's modules: its options, how a session ends and what a
+ * command handler returns. No logic.
+ */
+import type tls from "node:tls";
+
+/** Limits and identity of the server role. */
+export interface ReceiverOptions {
+  readonly hostname: string;
+  readonly maxMessageBytes: number;
+  readonly maxRecipients: number;
+  /** Command line including CRLF (RFC 5321 §4.5.3.1.4). Default 512. */
+  readonly maxLineBytes?: number;
+  /** DATA text line including CRLF (RFC 5321 §4.5.3.1.6). Default 1000. */
+  readonly maxDataLineBytes?: number;
+  readonly commandTimeoutMs: number;
+  /** Per read while receiving a body. Default: `commandTimeoutMs`. */
+  readonly dataTimeoutMs?: number;
+  /** Protocol errors tolerated; the next one is answered, then `421 4.7.0` and the end. */
+  readonly maxErrors: number;
+  readonly maxMessagesPerSession?: number;
+  /** STARTTLS is offered when present and the connection is not already secure. */
+  readonly tls?: { readonly secureContext: tls.SecureContext };
+  /** Prepend a `Received:` header to every message. */
+  readonly addTraceHeader: boolean;
+  /** Text after `220 `; default `<hostname> ESMTP ready`. */
+  readonly greeting?: string;
+  /** Clock for the trace header (tests). */
+  readonly now?: () => Date;
+}
+
+/** Why `run()` ended. */
+export type EndReason =
+  | "quit"
+  | "eof"
+  | "timeout"
+  | "tooManyErrors"
+  | "tooManyMessages"
+  | "bareNewline"
+  | "tlsFailed"
+  | "lost"
+  | "error";
+
+/** What a session did. */
+export interface ReceiverOutcome {
+  readonly reason: EndReason;
+  /** Messages the sink accepted (2xx at end of data). */
+  readonly messagesAccepted: number;
+}
+
+/** A handler's result: go on, or end the session. */
+export type Step = undefined | { readonly end: EndReason };

@@ -1,0 +1,55 @@
+/**
+ * Splits one SMTP command line (bytes, CRLF already removed) into verb and argument text.
+ * ASCII only, or validated UTF-8 when the caller allows SMTPUTF8 (RFC 6531). NUL and other
+ * control characters are refused (smuggling and log-injection defence). Pure; never throws.
+ */
+
+/** Why a command line could not be decoded. */
+export type CommandFault = "empty" | "controlChar" | "nonAscii" | "badUtf8" | "badVerb";
+
+/** A decoded command: `verb` upper-cased, `args` the text after the first space(s). */
+export type CommandParse =
+  | { readonly ok: true; readonly verb: string; readonly args: string }
+  | { readonly ok: false; readonly fault: CommandFault };
+
+/** Options for decoding. */
+export interface CommandOptions {
+  /** Accept UTF-8 (validated) instead of ASCII only. */
+  readonly allowUtf8: boolean;
+}
+
+const SP = 0x20;
+const DEL = 0x7f;
+const MAX_VERB_CHARS = 16;
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+const VERB_RE = /^[A-Za-z][A-Za-z0-9]*$/;
+
+/** Decodes and splits one command line. */
+export function parseCommandLine(line: Uint8Array, opts: CommandOptions): CommandParse {
+  let hasHighBit = false;
+  for (const b of line) {
+    if (b < SP || b === DEL) return { ok: false, fault: "controlChar" };
+    if (b >= 0x80) hasHighBit = true;
+  }
+  if (hasHighBit && !opts.allowUtf8) return { ok: false, fault: "nonAscii" };
+  let text: string;
+  try {
+    text = strictUtf8.decode(line);
+  } catch {
+    return { ok: false, fault: "badUtf8" };
+  }
+  // RFC 5321 §4.1.1: verb SP argument. Trailing spaces are tolerated (some clients send them).
+  const trimmed = text.replace(/ +$/, "");
+  if (trimmed === "") return { ok: false, fault: "empty" };
+  const sp = trimmed.indexOf(" ");
+  const verb = sp < 0 ? trimmed : trimmed.slice(0, sp);
+  const args = sp < 0 ? "" : trimmed.slice(sp + 1).replace(/^ +/, "");
+  if (verb.length > MAX_VERB_CHARS || !VERB_RE.test(verb)) return { ok: false, fault: "badVerb" };
+  return { ok: true, verb: verb.toUpperCase(), args };
+}
+
+/** True when the text holds a character outside ASCII. */
+export function isNonAscii(text: string): boolean {
+  // deno-lint-ignore no-control-regex -- the ASCII range is exactly what is tested
+  return /[^\x00-\x7f]/.test(text);
+}

@@ -1,0 +1,88 @@
+/**
+ * Every reply text the SMTP server role sends, in one place (STYLE.md §5), so one wording is
+ * used everywhere. Texts are short and generic: reasons go to the log, never to the peer.
+ * Enhanced codes per RFC 3463 / PROTOCOL.md §5.4; none on the greeting, EHLO/HELO or 3xx.
+ */
+import { reply } from "./reply.ts";
+import type { Reply } from "./reply.ts";
+
+/** Fixed replies of the SMTP server role. */
+export const REPLIES = {
+  ok: reply(250, "2.0.0", "OK"),
+  senderOk: reply(250, "2.1.0", "Sender OK"),
+  recipientOk: reply(250, "2.1.5", "Recipient OK"),
+  resetOk: reply(250, "2.0.0", "Reset OK"),
+  bye: reply(221, "2.0.0", "Bye"),
+  startData: reply(354, undefined, "Start mail input; end with <CRLF>.<CRLF>"),
+  startTls: reply(220, "2.0.0", "Ready to start TLS"),
+  vrfy: reply(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery"),
+  help: reply(214, "2.0.0", "See RFC 5321"),
+
+  unknownCommand: reply(500, "5.5.1", "Command unrecognized"),
+  lineTooLong: reply(500, "5.5.2", "Line too long"),
+  badCharacters: reply(500, "5.5.2", "Invalid characters in command"),
+  bareNewlineCommand: reply(500, "5.5.2", "Bare CR or LF not allowed"),
+  badSequence: reply(503, "5.5.1", "Bad sequence of commands"),
+  heloFirst: reply(503, "5.5.1", "Send EHLO or HELO first"),
+  nestedMail: reply(503, "5.5.1", "Sender already specified"),
+  mailFirst: reply(503, "5.5.1", "Send MAIL first"),
+  noValidRecipients: reply(554, "5.5.1", "No valid recipients"),
+  mixedDataBdat: reply(503, "5.5.1", "DATA and BDAT cannot be mixed"),
+  alreadySecure: reply(503, "5.5.1", "TLS already active"),
+  notImplemented: reply(502, "5.5.1", "Command not implemented"),
+  heloSyntax: reply(501, "5.5.4", "Syntax: EHLO hostname"),
+  noParameters: reply(501, "5.5.4", "Syntax error (no parameters allowed)"),
+  mailSyntax: reply(501, "5.5.4", "Syntax: MAIL FROM:<address> [parameters]"),
+  rcptSyntax: reply(501, "5.5.4", "Syntax: RCPT TO:<address> [parameters]"),
+  bdatSyntax: reply(501, "5.5.4", "Syntax: BDAT octets [LAST]"),
+  badSenderAddress: reply(501, "5.1.7", "Bad sender address syntax"),
+  badRecipientAddress: reply(501, "5.1.3", "Bad recipient address syntax"),
+  nullRecipient: reply(501, "5.1.3", "Null recipient not allowed"),
+  paramSyntax: reply(501, "5.5.4", "Invalid parameter syntax"),
+  paramDuplicate: reply(501, "5.5.4", "Duplicate parameter"),
+  paramUnknown: reply(555, "5.5.4", "Unsupported parameter"),
+  nonAsciiAddress: reply(553, "5.6.7", "Non-ASCII address requires SMTPUTF8"),
+  sizeExceeded: reply(552, "5.3.4", "Message size exceeds fixed maximum message size"),
+  tooManyRecipients: reply(452, "4.5.3", "Too many recipients"),
+  bareNewlineData: reply(550, "5.5.2", "Bare CR or LF not allowed"),
+  dataLineTooLong: reply(554, "5.6.0", "Message line too long"),
+  bdatFailedBefore: reply(503, "5.5.1", "Previous BDAT failed, send RSET"),
+  localError: reply(451, "4.3.0", "Local error in processing, try again later"),
+  storageFull: reply(452, "4.3.1", "Insufficient system storage"),
+  relayDenied: reply(550, "5.7.1", "Relaying denied"),
+  tooManyErrors: reply(421, "4.7.0", "Too many errors, closing connection"),
+  tooManyMessages: reply(421, "4.7.0", "Too many messages in one session, closing connection"),
+  idleTimeout: reply(421, "4.4.2", "Idle timeout, closing connection"),
+  shuttingDown: reply(421, "4.3.2", "Service shutting down, closing connection"),
+  internalError: reply(421, "4.3.0", "Internal error, closing connection"),
+} as const satisfies Record<string, Reply>;
+
+/** The 220 greeting; no enhanced code (RFC 2034 §3). */
+export function greetingReply(text: string): Reply {
+  return reply(220, undefined, text);
+}
+
+/** The default greeting text. */
+export function defaultGreetingText(hostname: string): string {
+  return `${hostname} ESMTP ready`;
+}
+
+/** 250 to HELO: one line, no enhanced code. */
+export function heloReply(hostname: string): Reply {
+  return reply(250, undefined, hostname);
+}
+
+/** 250 to EHLO: our name, then one keyword a line; no enhanced code. */
+export function ehloReply(hostname: string, keywords: readonly string[]): Reply {
+  return { code: 250, lines: [hostname, ...keywords] };
+}
+
+/** 250 to one non-final BDAT chunk (RFC 3030 §4). */
+export function bdatChunkReply(octets: number): Reply {
+  return reply(250, "2.0.0", `${octets} octets received`);
+}
+
+/** 250 after the message is durably queued. */
+export function queuedReply(id: string): Reply {
+  return reply(250, "2.6.0", `Message accepted for delivery as ${id}`);
+}
