@@ -1,0 +1,40 @@
+/**
+ * Wires an accepted ODMR-port connection to the provider session (src/odmr/provider.ts)
+ * with the listener's settings. One AuthThrottle is shared by every session of the process.
+ */
+import type { Conn } from "../net/conn.ts";
+import type { ListenEntry } from "../config/types.ts";
+import type { AuthThrottle } from "../auth/throttle.ts";
+import { runProviderSession } from "../odmr/provider.ts";
+import type { OdmrEvents } from "../odmr/events.ts";
+import type { ServeDeps } from "./serve.ts";
+
+/** How long a claimed domain stays leased without renewal (the drain renews every third). */
+export const ODMR_LEASE_SECONDS = 300;
+
+/** Runs the provider session for one connection of an `odmr.listen` entry. */
+export async function handleOdmrConnection(
+  conn: Conn,
+  deps: ServeDeps & { readonly throttle: AuthThrottle; readonly events?: OdmrEvents },
+  entry: ListenEntry,
+): Promise<void> {
+  const { config } = deps;
+  await runProviderSession(conn, {
+    store: deps.store,
+    credentials: deps.credentials,
+    throttle: deps.throttle,
+    log: deps.log.with({ conn: conn.id, proto: "odmr" }),
+    ...(deps.events ? { events: deps.events } : {}),
+    options: {
+      hostname: config.hostname,
+      ...(deps.secureContext && entry.tls !== "implicit"
+        ? { secureContext: deps.secureContext }
+        : {}),
+      requireTls: config.odmr.requireTls,
+      // Default on: fetchmail over implicit TLS hangs without it (DESIGN.md, peers).
+      lineRecords: entry.lineRecords ?? true,
+      commandTimeoutMs: config.smtp.timeoutMs,
+      leaseSeconds: ODMR_LEASE_SECONDS,
+    },
+  });
+}

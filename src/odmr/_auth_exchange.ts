@@ -1,0 +1,174 @@
+/**
+ * One SMTP AUTH exchange (RFC 4954) on the provider: parses `AUTH mech [initial]`, frames
+ * SASL steps as `334 base64` lines, handles `*` cancel and bad base64. The mechanisms
+ * themselves live in src/auth; this file only speaks the SMTP framing. Payloads are never logged.
+ */
+import type { Conn } from "../net/conn.ts";
+import type { LineReader } from "../wire/line_reader.ts";
+import { formatReply, reply } from "../wire/reply.ts";
+import type { Reply } from "../wire/reply.ts";
+import { createSaslServer } from "../auth/sasl_server.ts";
+import type { SaslMechanismName, SaslStep } from "../auth/sasl_server.ts";
+import type { CredentialStore } from "../auth/store.ts";
+
+/** RFC 4954 §4: servers accept AUTH lines of at least 12288 octets. */
+export const MAX_AUTH_LINE_BYTES = 12288;
+
+const MECHANISMS: readonly SaslMechanismName[] = ["SCRAM-SHA-256", "CRAM-MD5", "PLAIN", "LOGIN"];
+
+/** How an AUTH command ended. */
+export type AuthOutcome =
+  | { readonly kind: "success"; readonly user: string; readonly mechanism: string }
+  | { readonly kind: "failure"; readonly mechanism: string; readonly user?: string }
+  /** Refused before any credential was checked: send this reply. */
+  | { readonly kind: "reply"; readonly reply: Reply }
+  | { readonly kind: "eof" };
+
+/** Runs the exchange for the text after `AUTH`. */
+export async function runAuthExchange(opts: {
+  args: string;
+  conn: Conn;
+  reader: LineReader;
+  offered: readonly string[];
+  credentials: CredentialStore;
+  hostname: string;
+  timeoutMs: number;
+}): Promise<AuthOutcome> {
+  const parts = opts.args.trim().split(/ +/);
+  const name = (parts[0] ?? "").toUpperCase();
+  if (name === "" || parts.length > 2) {
+    return {
+      kind: "reply",
+      reply: reply(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]"),
+    };
+  }
+  const mechanism = MECHANISMS.find((m) => m === name);
+  if (mechanism === undefined || !opts.offered.includes(mechanism)) {
+    if ((name === "PLAIN" || name === "LOGIN") && !opts.offered.includes(name)) {
+      return {
+        kind: "reply",
+        reply: reply(538, "5.7.11", "Encryption required for requested authentication mechanism"),
+      };
+    }
+    return { kind: "reply", reply: reply(504, "5.5.4", "Unrecognized authentication type") };
+  }
+  let initial: Uint8Array | undefined;
+  const initialText = parts[1];
+  if (initialText !== undefined) {
+    // A lone "=" is a present-but-empty initial response (RFC 4954 §4).
+    const decoded = initialText === "=" ? new Uint8Array(0) : decodeBase64(initialText);
+    if (decoded === undefined) {
+      return { kind: "reply", reply: reply(501, "5.5.2", "Cannot decode base64 response") };
+    }
+    initial = decoded;
+  }
+  const server = createSaslServer(mechanism, {
+    store: opts.credentials,
+    hostname: opts.hostname,
+  });
+  let step: SaslStep = await server.start(initial);
+  for (let round = 0; round < 10; round++) {
+    switch (step.kind) {
+      case "failure":
+        if (step.reason === "malformed") {
+          return { kind: "reply", reply: reply(501, "5.5.2", "Malformed authentication response") };
+        }
+        return step.user === undefined
+          ? { kind: "failure", mechanism }
+          : { kind: "failure", mechanism, user: step.user };
+      case "success": {
+        if (step.data !== undefined) {
+          // Additional data with success (SCRAM v=) goes in a 334; the client answers empty.
+          await opts.conn.write(challengeLine(step.data));
+          const ack = await readResponse(opts);
+          if (ack.kind !== "data") return ack.outcome;
+          if (ack.data.length !== 0) {
+            return { kind: "reply", reply: reply(501, "5.5.2", "Expected an empty response") };
+          }
+        }
+        return { kind: "success", user: step.user, mechanism };
+      }
+      case "challenge": {
+        await opts.conn.write(challengeLine(step.data));
+        const answer = await readResponse(opts);
+        if (answer.kind !== "data") return answer.outcome;
+        step = await server.next(answer.data);
+        break;
+      }
+      default: {
+        const never: never = step;
+        throw new Error(`unreachable ${String(never)}`);
+      }
+    }
+  }
+  return { kind: "reply", reply: reply(501, "5.5.2", "Authentication exchange too long") };
+}
+
+function challengeLine(data: Uint8Array): Uint8Array {
+  return formatReply({ code: 334, lines: [encodeBase64(data)] });
+}
+
+type Response =
+  | { readonly kind: "data"; readonly data: Uint8Array }
+  | { readonly kind: "end"; readonly outcome: AuthOutcome };
+
+async function readResponse(opts: {
+  reader: LineReader;
+  timeoutMs: number;
+}): Promise<Response> {
+  const line = await opts.reader.readLine(MAX_AUTH_LINE_BYTES + 2, opts.timeoutMs);
+  switch (line.kind) {
+    case "eof":
+      return { kind: "end", outcome: { kind: "eof" } };
+    case "tooLong":
+      return {
+        kind: "end",
+        outcome: {
+          kind: "reply",
+          reply: reply(500, "5.5.6", "Authentication exchange line too long"),
+        },
+      };
+    case "bareNewline":
+      return {
+        kind: "end",
+        outcome: { kind: "reply", reply: reply(500, "5.5.2", "Bare CR or LF not allowed") },
+      };
+    case "line": {
+      const text = new TextDecoder().decode(line.line);
+      if (text === "*") {
+        return {
+          kind: "end",
+          outcome: { kind: "reply", reply: reply(501, "5.0.0", "Authentication cancelled") },
+        };
+      }
+      const data = decodeBase64(text);
+      if (data === undefined) {
+        return {
+          kind: "end",
+          outcome: { kind: "reply", reply: reply(501, "5.5.2", "Cannot decode base64 response") },
+        };
+      }
+      return { kind: "data", data };
+    }
+  }
+}
+
+/** Strict base64 (RFC 4648 §4): undefined when malformed. */
+export function decodeBase64(text: string): Uint8Array | undefined {
+  if (text.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(text)) return undefined;
+  try {
+    const bin = atob(text);
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Base64 of bytes. */
+export function encodeBase64(data: Uint8Array): string {
+  let bin = "";
+  for (const b of data) bin += String.fromCharCode(b);
+  return btoa(bin);
+}

@@ -1,0 +1,125 @@
+/**
+ * The reversed phase of an ODMR session (RFC 2645 §5.3): the provider is now the SMTP client
+ * on the customer's connection. Delivers every waiting message of the leased domains with the
+ * shared SmtpSender and settles each recipient durably by the customer's reply. A recipient
+ * leaves the queue only after the customer said 250 for it; anything unsettled stays queued.
+ */
+import type { Conn } from "../net/conn.ts";
+import type { LineReader } from "../wire/line_reader.ts";
+import { formatReplyText } from "../wire/reply.ts";
+import type { Lease, QueuedMessage, Settlement } from "../queue/types.ts";
+import { SmtpSender } from "../smtp/sender.ts";
+import type { OutboundMessage } from "../smtp/sender.ts";
+import type { Logger } from "../observe/log.ts";
+import type { OdmrEvents } from "./events.ts";
+
+/** What the drain needs. */
+export interface DrainOptions {
+  readonly conn: Conn;
+  readonly reader: LineReader;
+  readonly lease: Lease;
+  readonly user: string;
+  readonly log: Logger;
+  readonly events: OdmrEvents;
+  readonly options: {
+    readonly hostname: string;
+    readonly lineRecords: boolean;
+    readonly leaseSeconds: number;
+  };
+}
+
+/** Counts of one drain. */
+export interface DrainSummary {
+  readonly messages: number;
+  readonly delivered: number;
+  readonly deferred: number;
+  readonly failed: number;
+  readonly connectionLost: boolean;
+}
+
+/** Delivers the lease's messages over `conn`; never throws for customer behaviour. */
+export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
+  const { conn, lease, log } = opts;
+  const sender = new SmtpSender({
+    conn,
+    reader: opts.reader,
+    log,
+    options: {
+      hostname: opts.options.hostname,
+      protocol: "smtp",
+      // One line per TLS record only matters under TLS (fetchmail reads one line per record).
+      lineRecords: opts.options.lineRecords && conn.isSecure,
+    },
+  });
+  const summary = { messages: 0, delivered: 0, deferred: 0, failed: 0, connectionLost: false };
+  const greeting = await sender.greet();
+  if (greeting.code !== 220) {
+    log.warn("drain_no_greeting", { reply: formatReplyText(greeting).trim() });
+    return { ...summary, connectionLost: true };
+  }
+  const hello = await sender.hello();
+  if ("code" in hello) {
+    log.warn("drain_hello_refused", { reply: formatReplyText(hello).trim() });
+    await sender.quit();
+    return { ...summary, connectionLost: true };
+  }
+  const renewEveryMs = Math.max(1000, (opts.options.leaseSeconds * 1000) / 3);
+  let renewAt = Date.now() + renewEveryMs;
+  const settling: Promise<void>[] = [];
+  for (const message of lease.messages()) {
+    if (Date.now() >= renewAt) {
+      if (!lease.renew()) {
+        log.warn("lease_lost", { user: opts.user });
+        break;
+      }
+      renewAt = Date.now() + renewEveryMs;
+    }
+    const result = await sender.send(toOutbound(message, lease));
+    summary.messages++;
+    const domains = new Map(message.recipients.map((r) => [r.id, r.domain]));
+    const settlements: Settlement[] = result.recipients.map((r) => {
+      if (r.outcome === "delivered") {
+        summary.delivered++;
+        opts.events.delivered(domains.get(r.id) ?? "");
+      } else if (r.outcome === "deferred") summary.deferred++;
+      else summary.failed++;
+      return { recipientId: r.id, outcome: r.outcome, reply: formatReplyText(r.reply).trim() };
+    });
+    log.info("delivered", {
+      id: message.id,
+      recipients: settlements.length,
+      outcome: settlements.map((s) => s.outcome).join(","),
+    });
+    // Settle without waiting: concurrent settles share one commit (batched settlement).
+    settling.push(
+      lease.settle(settlements).catch((err) => {
+        // Not recorded: those recipients stay queued and are sent again (a duplicate, not a loss).
+        log.error("settle_failed", { id: message.id, error: String(err) });
+      }),
+    );
+    if (result.connectionLost) {
+      summary.connectionLost = true;
+      break;
+    }
+  }
+  await Promise.all(settling);
+  if (!summary.connectionLost) await sender.quit();
+  opts.events.drainFinished(opts.user, summary.delivered);
+  log.info("drain_done", { user: opts.user, ...summary });
+  return summary;
+}
+
+function toOutbound(message: QueuedMessage, lease: Lease): OutboundMessage {
+  return {
+    mailFrom: message.mailFrom,
+    params: message.params,
+    size: message.size,
+    recipients: message.recipients.map((r) => ({
+      id: r.id,
+      address: r.address,
+      ...(r.notify !== undefined ? { notify: r.notify } : {}),
+      ...(r.orcpt !== undefined ? { orcpt: r.orcpt } : {}),
+    })),
+    body: lease.readBody(message.id),
+  };
+}

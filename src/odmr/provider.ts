@@ -1,0 +1,348 @@
+/**
+ * The provider's ODMR session before reversal (RFC 2645 §5): EHLO, STARTTLS, AUTH, ATRN,
+ * QUIT. After `250` to ATRN the same Conn and reader go to the drain (drain.ts), where the
+ * provider is the SMTP client. Does not deliver mail itself and never trusts an unauthenticated
+ * peer: ATRN needs AUTH, and every named domain must belong to the authenticated user.
+ */
+import type tls from "node:tls";
+import type { Conn } from "../net/conn.ts";
+import { TimeoutError } from "../net/conn.ts";
+import { LineReader } from "../wire/line_reader.ts";
+import { formatReply, reply } from "../wire/reply.ts";
+import type { Reply } from "../wire/reply.ts";
+import { parseAtrnArgs } from "../wire/atrn.ts";
+import type { QueueStore } from "../queue/types.ts";
+import type { CredentialStore } from "../auth/store.ts";
+import type { AuthThrottle } from "../auth/throttle.ts";
+import type { Logger } from "../observe/log.ts";
+import { runAuthExchange } from "./_auth_exchange.ts";
+import type { AuthOutcome } from "./_auth_exchange.ts";
+import { drainLease } from "./drain.ts";
+import type { OdmrEvents } from "./events.ts";
+import { NO_EVENTS } from "./events.ts";
+
+/** Command line limit before AUTH data (RFC 5321 §4.5.3.1.4). */
+export const MAX_COMMAND_BYTES = 512;
+/** Unknown or out-of-place commands tolerated before `421`. */
+export const MAX_ERRORS = 10;
+/** Failed AUTH attempts on one connection before `421` (PROTOCOL.md §6.4). */
+export const MAX_AUTH_FAILURES = 3;
+
+/** What the provider session needs. */
+export interface ProviderDeps {
+  readonly store: QueueStore;
+  readonly credentials: CredentialStore;
+  readonly throttle: AuthThrottle;
+  readonly log: Logger;
+  readonly events?: OdmrEvents;
+  readonly options: ProviderOptions;
+}
+
+/** Per-listener settings. */
+export interface ProviderOptions {
+  readonly hostname: string;
+  /** STARTTLS offered when set and the connection is not already secure. */
+  readonly secureContext?: tls.SecureContext;
+  /** AUTH (and so ATRN) only once TLS is up. */
+  readonly requireTls: boolean;
+  /** Under TLS, write one line per TLS record while draining (fetchmail over implicit TLS). */
+  readonly lineRecords: boolean;
+  readonly commandTimeoutMs: number;
+  /** How long a domain stays claimed without renewal. */
+  readonly leaseSeconds: number;
+}
+
+type State =
+  | { readonly kind: "initial" }
+  | { readonly kind: "greeted"; readonly ehlo: string }
+  | { readonly kind: "authenticated"; readonly ehlo: string; readonly user: string };
+
+/** Runs one ODMR session on `conn` to its end; never throws for peer behaviour. */
+export async function runProviderSession(conn: Conn, deps: ProviderDeps): Promise<void> {
+  const session = new ProviderSession(conn, deps);
+  try {
+    await session.run();
+  } catch (err) {
+    deps.log.error("session_error", { error: String(err) });
+    await conn.write(formatReply(reply(421, "4.3.0", "Internal error, closing connection")))
+      .catch(() => {});
+  } finally {
+    await conn.close();
+  }
+}
+
+const decoder = new TextDecoder();
+
+class ProviderSession {
+  #conn: Conn;
+  #reader: LineReader;
+  #deps: ProviderDeps;
+  #log: Logger;
+  #state: State = { kind: "initial" };
+  #errors = 0;
+  #authFailures = 0;
+  #ended = false;
+
+  constructor(conn: Conn, deps: ProviderDeps) {
+    this.#conn = conn;
+    this.#reader = new LineReader(conn);
+    this.#deps = deps;
+    this.#log = deps.log.with({ session: conn.id });
+  }
+
+  #transition(to: State): void {
+    this.#log.debug("state", { from: this.#state.kind, to: to.kind });
+    this.#state = to;
+  }
+
+  async #send(r: Reply): Promise<void> {
+    await this.#conn.write(formatReply(r));
+  }
+
+  async run(): Promise<void> {
+    const opts = this.#deps.options;
+    this.#log.info("connect", { proto: "odmr", remote: this.#conn.remoteAddress });
+    await this.#send(reply(220, undefined, `${opts.hostname} ESMTP on-demand mail relay ready`));
+    while (!this.#ended) {
+      let line;
+      try {
+        line = await this.#reader.readLine(MAX_COMMAND_BYTES, opts.commandTimeoutMs);
+      } catch (err) {
+        if (err instanceof TimeoutError) {
+          await this.#send(reply(421, "4.4.2", `${opts.hostname} Timeout, closing connection`))
+            .catch(() => {});
+        }
+        return;
+      }
+      switch (line.kind) {
+        case "eof":
+          return;
+        case "tooLong":
+          await this.#error(reply(500, "5.5.2", "Line too long"));
+          continue;
+        case "bareNewline":
+          await this.#send(reply(500, "5.5.2", "Bare CR or LF not allowed, closing connection"));
+          return;
+        case "line":
+          await this.#dispatch(decoder.decode(line.line));
+      }
+    }
+  }
+
+  /** Replies with an error and counts it; too many end the session. */
+  async #error(r: Reply): Promise<void> {
+    this.#errors++;
+    if (this.#errors > MAX_ERRORS) {
+      await this.#send(reply(421, "4.7.0", "Too many errors, closing connection"));
+      this.#ended = true;
+      return;
+    }
+    await this.#send(r);
+  }
+
+  async #dispatch(text: string): Promise<void> {
+    const sp = text.indexOf(" ");
+    const verb = (sp < 0 ? text : text.slice(0, sp)).toUpperCase();
+    const args = sp < 0 ? "" : text.slice(sp + 1);
+    switch (verb) {
+      case "EHLO":
+        return await this.#ehlo(args);
+      case "HELO":
+        return await this.#helo(args);
+      case "STARTTLS":
+        return await this.#startTls(args);
+      case "AUTH":
+        return await this.#auth(args);
+      case "ATRN":
+        return await this.#atrn(args);
+      case "NOOP":
+        return await this.#send(reply(250, "2.0.0", "OK"));
+      case "RSET":
+        return await this.#send(reply(250, "2.0.0", "OK"));
+      case "QUIT":
+        await this.#send(reply(221, "2.0.0", `${this.#deps.options.hostname} closing connection`));
+        this.#ended = true;
+        return;
+      default:
+        // RFC 2645 §5.4: before reversal only EHLO, AUTH, ATRN and QUIT need be served.
+        return await this.#error(reply(502, "5.5.1", "Command not implemented on the ODMR port"));
+    }
+  }
+
+  #canStartTls(): boolean {
+    return this.#deps.options.secureContext !== undefined && !this.#conn.isSecure;
+  }
+
+  /** Mechanisms offered now: none until TLS when required; PLAIN/LOGIN only under TLS. */
+  #mechanisms(): string[] {
+    if (this.#deps.options.requireTls && !this.#conn.isSecure) return [];
+    return this.#conn.isSecure
+      ? ["SCRAM-SHA-256", "CRAM-MD5", "PLAIN", "LOGIN"]
+      : ["SCRAM-SHA-256", "CRAM-MD5"];
+  }
+
+  async #ehlo(args: string): Promise<void> {
+    const name = args.trim();
+    if (name === "") return await this.#error(reply(501, "5.5.4", "EHLO needs a domain"));
+    const lines = [`${this.#deps.options.hostname} greets ${name}`];
+    if (this.#state.kind !== "authenticated") {
+      const mechs = this.#mechanisms();
+      if (mechs.length > 0) lines.push(`AUTH ${mechs.join(" ")}`);
+    }
+    lines.push("ATRN", "ENHANCEDSTATUSCODES", "PIPELINING");
+    if (this.#canStartTls()) lines.push("STARTTLS");
+    // EHLO does not undo a successful AUTH (RFC 4954 §4); it only renames the client.
+    if (this.#state.kind === "authenticated") {
+      this.#transition({ ...this.#state, ehlo: name });
+    } else {
+      this.#transition({ kind: "greeted", ehlo: name });
+    }
+    await this.#send({ code: 250, lines });
+  }
+
+  async #helo(args: string): Promise<void> {
+    const name = args.trim();
+    if (name === "") return await this.#error(reply(501, "5.5.4", "HELO needs a domain"));
+    if (this.#state.kind !== "authenticated") this.#transition({ kind: "greeted", ehlo: name });
+    await this.#send(reply(250, undefined, `${this.#deps.options.hostname} greets ${name}`));
+  }
+
+  async #startTls(args: string): Promise<void> {
+    if (args.trim() !== "") {
+      return await this.#error(reply(501, "5.5.4", "Syntax error (no parameters allowed)"));
+    }
+    if (this.#conn.isSecure) return await this.#error(reply(503, "5.5.1", "TLS already active"));
+    const ctx = this.#deps.options.secureContext;
+    if (ctx === undefined) {
+      return await this.#error(reply(502, "5.5.1", "STARTTLS not available"));
+    }
+    if (this.#state.kind === "authenticated") {
+      return await this.#error(reply(503, "5.5.1", "STARTTLS not allowed after AUTH"));
+    }
+    await this.#send(reply(220, "2.0.0", "Ready to start TLS"));
+    // CVE-2011-0411: anything pipelined after STARTTLS in plaintext is an injection attempt.
+    const dropped = this.#reader.discardBuffered();
+    const result = await this.#conn.startTlsServer({ secureContext: ctx });
+    const injected = dropped + result.discardedBytes;
+    if (injected > 0) this.#log.warn("starttls_injection_dropped", { bytes: injected });
+    this.#log.info("tls", { remote: this.#conn.remoteAddress });
+    this.#transition({ kind: "initial" });
+  }
+
+  async #auth(args: string): Promise<void> {
+    const state = this.#state;
+    if (state.kind === "authenticated") {
+      return await this.#error(reply(503, "5.5.1", "Already authenticated"));
+    }
+    if (state.kind === "initial") {
+      return await this.#error(reply(503, "5.5.1", "Send EHLO first"));
+    }
+    if (this.#deps.options.requireTls && !this.#conn.isSecure) {
+      return await this.#error(reply(530, "5.7.0", "Must issue a STARTTLS command first"));
+    }
+    const ip = this.#conn.remoteAddress;
+    if (this.#deps.throttle.isBlocked(ip)) {
+      await this.#send(reply(421, "4.7.0", "Too many authentication failures, try later"));
+      this.#ended = true;
+      return;
+    }
+    const outcome: AuthOutcome = await runAuthExchange({
+      args,
+      conn: this.#conn,
+      reader: this.#reader,
+      offered: this.#mechanisms(),
+      credentials: this.#deps.credentials,
+      hostname: this.#deps.options.hostname,
+      timeoutMs: this.#deps.options.commandTimeoutMs,
+    });
+    switch (outcome.kind) {
+      case "success":
+        this.#deps.throttle.recordSuccess(ip, outcome.user);
+        this.#log.info("auth", { user: outcome.user, mechanism: outcome.mechanism });
+        this.#transition({ kind: "authenticated", ehlo: state.ehlo, user: outcome.user });
+        return await this.#send(reply(235, "2.7.0", "Authentication successful"));
+      case "reply":
+        // Syntax problems, cancel, mechanism not offered: no credential was tried.
+        return await this.#error(outcome.reply);
+      case "eof":
+        this.#ended = true;
+        return;
+      case "failure": {
+        this.#deps.throttle.recordFailure(ip, outcome.user ?? "");
+        this.#deps.events?.authFailure(outcome.mechanism);
+        this.#log.warn("auth_failed", {
+          remote: ip,
+          user: outcome.user,
+          mechanism: outcome.mechanism,
+        });
+        this.#authFailures++;
+        const delayMs = this.#deps.throttle.delayMsFor(ip, outcome.user ?? "");
+        if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+        if (this.#authFailures >= MAX_AUTH_FAILURES) {
+          await this.#send(reply(421, "4.7.0", "Too many authentication failures"));
+          this.#ended = true;
+          return;
+        }
+        return await this.#send(reply(535, "5.7.8", "Authentication credentials invalid"));
+      }
+      default: {
+        const never: never = outcome;
+        throw new Error(`unreachable ${String(never)}`);
+      }
+    }
+  }
+
+  async #atrn(args: string): Promise<void> {
+    const state = this.#state;
+    if (state.kind !== "authenticated") {
+      this.#deps.events?.atrn("", "530");
+      return await this.#error(reply(530, "5.7.0", "Authentication required"));
+    }
+    const parsed = parseAtrnArgs(args);
+    if (!parsed.ok) return await this.#error(reply(501, "5.5.4", "Invalid domain list"));
+    const owned = this.#deps.credentials.domainsOf(state.user);
+    const domains = parsed.domains.length > 0 ? parsed.domains : owned;
+    const notOwned = domains.filter((d) => !owned.includes(d));
+    if (domains.length === 0 || notOwned.length > 0) {
+      // RFC 2645 §5.2.1: all or nothing; the refusal names no domain.
+      this.#log.warn("atrn_refused", { user: state.user, domains: notOwned.join(",") });
+      this.#deps.events?.atrn(state.user, "450");
+      return await this.#send(reply(450, "4.7.1", "ATRN request refused"));
+    }
+    const claim = this.#deps.store.claim(domains, {
+      owner: `${this.#conn.id}@${Deno.pid}`,
+      leaseSeconds: this.#deps.options.leaseSeconds,
+    });
+    if (claim.kind === "busy") {
+      this.#log.info("atrn_busy", { user: state.user, domain: claim.domain });
+      this.#deps.events?.atrn(state.user, "451");
+      return await this.#send(reply(451, "4.3.0", "Unable to process ATRN request now"));
+    }
+    if (claim.kind === "empty") {
+      this.#deps.events?.atrn(state.user, "453");
+      return await this.#send(reply(453, "4.2.0", "You have no mail"));
+    }
+    this.#deps.events?.atrn(state.user, "250");
+    this.#log.info("atrn", { user: state.user, domains: domains.join(",") });
+    const lease = claim.lease;
+    try {
+      // Nothing may be pipelined across the reversal: the 250 is flushed before we act as client.
+      await this.#conn.write(
+        formatReply(reply(250, "2.0.0", "OK now reversing the connection")),
+        { flush: true },
+      );
+      await drainLease({
+        conn: this.#conn,
+        reader: this.#reader,
+        lease,
+        user: state.user,
+        log: this.#log,
+        events: this.#deps.events ?? NO_EVENTS,
+        options: this.#deps.options,
+      });
+    } finally {
+      lease.release();
+      this.#ended = true;
+    }
+  }
+}
