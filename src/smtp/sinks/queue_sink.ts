@@ -1,0 +1,156 @@
+/**
+ * The inbound MX's sink: recipients only for domains a user owns (never an open relay,
+ * PROTOCOL.md §6.3), the body streamed into the queue, `250` only after the commit.
+ * The domain check runs on every RCPT (a user added while serving is seen at once).
+ */
+import type { MailFrom, MessageSink, RcptTo, SessionInfo, SinkTransaction } from "../sink.ts";
+import type { MessageWriter, NewRecipient, QueueStore } from "../../queue/types.ts";
+import type { Logger } from "../../observe/log.ts";
+import type { Reply } from "../../wire/reply.ts";
+import { queuedReply, REPLIES } from "../../wire/replies.ts";
+
+/** Options of the queue sink. */
+export interface QueueSinkOptions {
+  readonly store: QueueStore;
+  /** True when some user owns `domain` (lower-case A-label); asked on every RCPT. */
+  readonly isLocalDomain: (domain: string) => boolean;
+  readonly log: Logger;
+  readonly maxRecipients: number;
+  /** Where the bare `<Postmaster>` goes; without it, the bare form is refused. */
+  readonly postmasterDomain?: string;
+}
+
+/** Why a recipient was refused, for logs and the rcpt_rejected metric. */
+export type RcptRejectReason = "relay" | "routing" | "literal" | "postmaster" | "limit";
+
+/**
+ * Decides one recipient: the queued recipient, or why it is refused. Pure apart from the
+ * `isLocalDomain` call.
+ */
+export function decideRecipient(
+  rcpt: RcptTo,
+  opts: Pick<QueueSinkOptions, "isLocalDomain" | "postmasterDomain">,
+): { ok: true; recipient: NewRecipient } | { ok: false; reason: RcptRejectReason } {
+  const dsn = {
+    ...(rcpt.notify !== undefined ? { notify: rcpt.notify } : {}),
+    ...(rcpt.orcpt !== undefined ? { orcpt: rcpt.orcpt } : {}),
+  };
+  if (rcpt.domain === "") {
+    // RFC 5321 §4.5.1: the bare <Postmaster> is this server's own postmaster.
+    const pd = opts.postmasterDomain;
+    if (pd === undefined || !opts.isLocalDomain(pd)) return { ok: false, reason: "postmaster" };
+    return { ok: true, recipient: { address: `postmaster@${pd}`, domain: pd, ...dsn } };
+  }
+  if (rcpt.domain.startsWith("[")) return { ok: false, reason: "literal" };
+  const at = rcpt.address.lastIndexOf("@");
+  const localPart = at < 0 ? rcpt.address : rcpt.address.slice(0, at);
+  // %-hacks, bang paths and quoted @ name another host inside the local part: never accepted,
+  // so no customer MTA downstream can be made to relay with them (PROTOCOL.md §6.3).
+  if (/[%!@]/.test(localPart)) return { ok: false, reason: "routing" };
+  if (!opts.isLocalDomain(rcpt.domain)) return { ok: false, reason: "relay" };
+  return { ok: true, recipient: { address: rcpt.address, domain: rcpt.domain, ...dsn } };
+}
+
+/** SQLITE_FULL (13) or ENOSPC: the disk is full, a 452 rather than a 451. */
+export function isStorageFull(err: unknown): boolean {
+  if (typeof err !== "object" || err === null) return false;
+  const e = err as { errcode?: unknown; code?: unknown; message?: unknown };
+  if (e.errcode === 13 || e.code === "ENOSPC" || e.code === "SQLITE_FULL") return true;
+  return typeof e.message === "string" && /SQLITE_FULL|database or disk is full/i.test(e.message);
+}
+
+/** MessageSink that puts mail into the queue. */
+export class QueueSink implements MessageSink {
+  readonly #opts: QueueSinkOptions;
+
+  constructor(opts: QueueSinkOptions) {
+    this.#opts = opts;
+  }
+
+  begin(mail: MailFrom, session: SessionInfo): Promise<SinkTransaction | Reply> {
+    return Promise.resolve(new QueueTransaction(this.#opts, mail, session));
+  }
+}
+
+class QueueTransaction implements SinkTransaction {
+  readonly id: string;
+  readonly #opts: QueueSinkOptions;
+  readonly #mail: MailFrom;
+  readonly #log: Logger;
+  readonly #recipients: NewRecipient[] = [];
+  #writer: MessageWriter | undefined;
+  #failure: unknown;
+  #isOver = false;
+
+  constructor(opts: QueueSinkOptions, mail: MailFrom, session: SessionInfo) {
+    this.#opts = opts;
+    this.#mail = mail;
+    this.id = opts.store.newId();
+    this.#log = opts.log.with({ id: this.id, session: session.sessionId });
+  }
+
+  addRecipient(rcpt: RcptTo): Promise<Reply> {
+    if (this.#recipients.length >= this.#opts.maxRecipients) {
+      return Promise.resolve(this.#refuse(rcpt, "limit"));
+    }
+    const decided = decideRecipient(rcpt, this.#opts);
+    if (!decided.ok) return Promise.resolve(this.#refuse(rcpt, decided.reason));
+    this.#recipients.push(decided.recipient);
+    return Promise.resolve(REPLIES.recipientOk);
+  }
+
+  #refuse(rcpt: RcptTo, reason: RcptRejectReason): Reply {
+    this.#log.info("rcpt_rejected", { reason, domain: rcpt.domain });
+    return reason === "limit" ? REPLIES.tooManyRecipients : REPLIES.relayDenied;
+  }
+
+  /** The queue row is created at the first body bytes, when the envelope is complete. */
+  #open(): MessageWriter {
+    this.#writer ??= this.#opts.store.begin({
+      id: this.id,
+      mailFrom: this.#mail.address,
+      params: this.#mail.params,
+      recipients: this.#recipients,
+    });
+    return this.#writer;
+  }
+
+  write(chunk: Uint8Array): Promise<void> {
+    if (this.#failure !== undefined || this.#isOver) return Promise.resolve();
+    try {
+      this.#open().write(chunk);
+    } catch (err) {
+      // Remembered and answered at finish(): the receiver still reads to the end of data.
+      this.#failure = err;
+    }
+    return Promise.resolve();
+  }
+
+  async finish(): Promise<Reply> {
+    if (this.#failure === undefined) {
+      try {
+        await this.#open().commit();
+        this.#isOver = true;
+        this.#log.info("message_queued", { recipients: this.#recipients.length });
+        return queuedReply(this.id);
+      } catch (err) {
+        this.#failure = err;
+      }
+    }
+    const err = this.#failure;
+    this.#log.error("queue_write_failed", { error: String(err) });
+    await this.abort();
+    return isStorageFull(err) ? REPLIES.storageFull : REPLIES.localError;
+  }
+
+  abort(): Promise<void> {
+    if (this.#isOver) return Promise.resolve();
+    this.#isOver = true;
+    try {
+      this.#writer?.abort();
+    } catch (err) {
+      this.#log.error("queue_abort_failed", { error: String(err) });
+    }
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,236 @@
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { decideRecipient, isStorageFull, QueueSink } from "../../src/smtp/sinks/queue_sink.ts";
+import type { MessageWriter, NewMessage, QueueStore } from "../../src/queue/types.ts";
+import type { SessionInfo, SinkTransaction } from "../../src/smtp/sink.ts";
+import { parseRcptArgument } from "../../src/wire/address.ts";
+import { NULL_LOGGER } from "../../src/observe/log.ts";
+import { startReady } from "./_session.ts";
+
+/** A QueueStore holding messages in memory; can fail at begin, write or commit. */
+class MemoryStore {
+  readonly begun: { message: NewMessage; body: number[]; committed: boolean; aborted: boolean }[] =
+    [];
+  failAt: "begin" | "write" | "commit" | undefined;
+  failWith: unknown = new Error("boom");
+  #n = 0;
+
+  newId(): string {
+    return `Q${++this.#n}`;
+  }
+
+  begin(message: NewMessage): MessageWriter {
+    if (this.failAt === "begin") throw this.failWith;
+    const rec = { message, body: [] as number[], committed: false, aborted: false };
+    this.begun.push(rec);
+    const fail = () => this.failAt;
+    const failWith = () => this.failWith;
+    return {
+      id: message.id ?? "?",
+      write(chunk) {
+        if (fail() === "write") throw failWith();
+        rec.body.push(...chunk);
+      },
+      commit() {
+        if (fail() === "commit") return Promise.reject(failWith());
+        rec.committed = true;
+        return Promise.resolve();
+      },
+      abort() {
+        rec.aborted = true;
+      },
+    };
+  }
+}
+
+function asStore(m: MemoryStore): QueueStore {
+  const notUsed = () => {
+    throw new Error("not used by QueueSink");
+  };
+  return {
+    newId: () => m.newId(),
+    begin: (msg) => m.begin(msg),
+    claim: notUsed,
+    list: notUsed,
+    get: notUsed,
+    readBody: notUsed,
+    delete: notUsed,
+    deleteDomain: notUsed,
+    close: () => {},
+  };
+}
+
+const SESSION: SessionInfo = {
+  sessionId: "s1",
+  remoteAddress: "192.0.2.1",
+  heloName: "c.test",
+  isSecure: false,
+  protocol: "ESMTP",
+};
+
+const LOCAL = new Set(["local.test", "xn--bcher-kva.test"]);
+const isLocalDomain = (d: string) => LOCAL.has(d);
+
+Deno.test("QueueSink accepts only local domains, whatever the address tricks", async (t) => {
+  const rows: { path: string; want: "accept" | "reject" | "syntax"; why: string }[] = [
+    { path: "<user@local.test>", want: "accept", why: "a local domain" },
+    { path: "<User@LOCAL.TEST>", want: "accept", why: "domains are case-insensitive" },
+    { path: "<user@local.test.>", want: "accept", why: "one trailing dot is stripped" },
+    { path: "<postmaster@local.test>", want: "accept", why: "postmaster of a local domain" },
+    { path: "<user@evil.test>", want: "reject", why: "a foreign domain" },
+    { path: "<user@local.test.evil.test>", want: "reject", why: "local name as a prefix" },
+    { path: "<user@sub.local.test>", want: "reject", why: "a subdomain is not owned" },
+    { path: "<@local.test:user@evil.test>", want: "reject", why: "source route to a foreign box" },
+    { path: "<@evil.test,@x.test:user@local.test>", want: "accept", why: "route dropped" },
+    { path: "<user%evil.test@local.test>", want: "reject", why: "percent hack" },
+    { path: "<evil.test!user@local.test>", want: "reject", why: "bang path" },
+    { path: '<"user@evil.test"@local.test>', want: "reject", why: "quoted @" },
+    { path: '<"user"@local.test>', want: "accept", why: "plain quoted local part" },
+    { path: "<user@[127.0.0.1]>", want: "reject", why: "IPv4 literal" },
+    { path: "<user@[IPv6:::1]>", want: "reject", why: "IPv6 literal" },
+    { path: "<user@local.test@evil.test>", want: "syntax", why: "two @" },
+    { path: "<user@evil.test,local.test>", want: "syntax", why: "comma list" },
+    { path: "<Postmaster>", want: "reject", why: "bare postmaster without postmasterDomain" },
+    { path: "<user@127.0.0.1>", want: "syntax", why: "an IP without brackets" },
+  ];
+  for (const row of rows) {
+    await t.step(`${row.path}: ${row.why}`, () => {
+      const parsed = parseRcptArgument(`TO:${row.path}`);
+      if (row.want === "syntax") {
+        assertEquals(parsed.ok, false);
+        return;
+      }
+      assert(parsed.ok);
+      const decided = decideRecipient(
+        { address: parsed.mailbox.address, domain: parsed.mailbox.domain },
+        { isLocalDomain },
+      );
+      assertEquals(decided.ok, row.want === "accept");
+      if (decided.ok) assert(LOCAL.has(decided.recipient.domain));
+    });
+  }
+  await t.step("IDN domains compare as A-labels", () => {
+    const parsed = parseRcptArgument("TO:<user@BÜCHER.test>");
+    assert(parsed.ok);
+    const decided = decideRecipient(
+      { address: parsed.mailbox.address, domain: parsed.mailbox.domain },
+      { isLocalDomain },
+    );
+    assert(decided.ok);
+    assertEquals(decided.recipient.domain, "xn--bcher-kva.test");
+  });
+  await t.step("the bare <Postmaster> goes to postmasterDomain when set", () => {
+    const decided = decideRecipient({ address: "Postmaster", domain: "" }, {
+      isLocalDomain,
+      postmasterDomain: "local.test",
+    });
+    assertEquals(decided, {
+      ok: true,
+      recipient: { address: "postmaster@local.test", domain: "local.test" },
+    });
+  });
+});
+
+async function openTx(store: MemoryStore, domains = LOCAL): Promise<SinkTransaction> {
+  const sink = new QueueSink({
+    store: asStore(store),
+    isLocalDomain: (d) => domains.has(d),
+    log: NULL_LOGGER,
+    maxRecipients: 2,
+  });
+  const tx = await sink.begin({ address: "a@b.test", params: { body: "8BITMIME" } }, SESSION);
+  assert("addRecipient" in tx);
+  return tx;
+}
+
+Deno.test("QueueSink writes the message at the first body bytes and replies 250 after commit", async () => {
+  const store = new MemoryStore();
+  const tx = await openTx(store);
+  assertEquals(tx.id, "Q1");
+  assertEquals(
+    (await tx.addRecipient({ address: "x@local.test", domain: "local.test", notify: "NEVER" }))
+      .code,
+    250,
+  );
+  assertEquals((await tx.addRecipient({ address: "x@evil.test", domain: "evil.test" })).lines, [
+    "Relaying denied",
+  ]);
+  assertEquals(store.begun.length, 0);
+  await tx.write(new TextEncoder().encode("hello\r\n"));
+  const r = await tx.finish();
+  assertEquals(r, { code: 250, enhanced: "2.6.0", lines: ["Message accepted for delivery as Q1"] });
+  assertEquals(store.begun[0]?.message, {
+    id: "Q1",
+    mailFrom: "a@b.test",
+    params: { body: "8BITMIME" },
+    recipients: [{ address: "x@local.test", domain: "local.test", notify: "NEVER" }],
+  });
+  assertEquals(store.begun[0]?.committed, true);
+  await tx.abort();
+  assertEquals(store.begun[0]?.aborted, false);
+});
+
+Deno.test("QueueSink asks isLocalDomain on every RCPT (no caching)", async () => {
+  const domains = new Set<string>();
+  const tx = await openTx(new MemoryStore(), domains);
+  assertEquals((await tx.addRecipient({ address: "x@new.test", domain: "new.test" })).code, 550);
+  domains.add("new.test");
+  assertEquals((await tx.addRecipient({ address: "x@new.test", domain: "new.test" })).code, 250);
+});
+
+Deno.test("QueueSink refuses recipients over maxRecipients with 452 4.5.3", async () => {
+  const tx = await openTx(new MemoryStore());
+  for (let i = 0; i < 2; i++) {
+    assertEquals(
+      (await tx.addRecipient({ address: `${i}@local.test`, domain: "local.test" })).code,
+      250,
+    );
+  }
+  const r = await tx.addRecipient({ address: "3@local.test", domain: "local.test" });
+  assertEquals([r.code, r.enhanced], [452, "4.5.3"]);
+});
+
+Deno.test("QueueSink maps store failures to 451 4.3.0, and a full disk to 452 4.3.1", async (t) => {
+  const full = Object.assign(new Error("database or disk is full"), { errcode: 13 });
+  for (const failAt of ["begin", "write", "commit"] as const) {
+    for (const [err, want] of [[new Error("x"), [451, "4.3.0"]], [full, [452, "4.3.1"]]] as const) {
+      await t.step(`${failAt}: ${err.message}`, async () => {
+        const store = new MemoryStore();
+        store.failAt = failAt;
+        store.failWith = err;
+        const tx = await openTx(store);
+        await tx.addRecipient({ address: "x@local.test", domain: "local.test" });
+        await tx.write(new Uint8Array([65]));
+        const r = await tx.finish();
+        assertEquals([r.code, r.enhanced], want);
+        if (failAt !== "begin") assertEquals(store.begun[0]?.aborted, true);
+      });
+    }
+  }
+  assert(isStorageFull({ code: "ENOSPC" }));
+  assert(!isStorageFull(new Error("constraint failed")));
+});
+
+Deno.test("QueueSink behind SmtpReceiver: relaying refused, local mail queued", async () => {
+  const store = new MemoryStore();
+  const sink = new QueueSink({
+    store: asStore(store),
+    isLocalDomain,
+    log: NULL_LOGGER,
+    maxRecipients: 10,
+  });
+  const s = await startReady({ otherSink: sink });
+  await s.client.send(
+    "MAIL FROM:<a@b.test>\r\nRCPT TO:<v@evil.test>\r\nRCPT TO:<v@local.test>\r\nDATA\r\n",
+  );
+  assertEquals(await s.client.replies(4), [
+    "250 2.1.0 Sender OK",
+    "550 5.7.1 Relaying denied",
+    "250 2.1.5 Recipient OK",
+    "354 Start mail input; end with <CRLF>.<CRLF>",
+  ]);
+  await s.client.send("hi\r\n.\r\n");
+  assertEquals(await s.client.reply(), "250 2.6.0 Message accepted for delivery as Q1");
+  assertEquals(store.begun[0]?.message.recipients.map((r) => r.domain), ["local.test"]);
+  assertEquals(String.fromCharCode(...store.begun[0]?.body ?? []), "hi\r\n");
+  await s.end();
+});
