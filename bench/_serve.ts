@@ -7,9 +7,9 @@ import { peakRssBytes, runCommand, type RunResult, spawn, type Spawned, stop } f
 
 /** Project root (the directory holding main.ts). */
 export const PROJECT_ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-/** User and password the benchmarks create. */
+/** User and password the benchmarks create (a throwaway in a temp data dir). */
 export const BENCH_USER = "bench";
-const BENCH_PASSWORD = "bench-secret-1";
+export const BENCH_PASSWORD = "bench-secret-1";
 
 /** Options for `Serve.start`. */
 export interface ServeOptions {

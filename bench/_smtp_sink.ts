@@ -45,8 +45,18 @@ export class SmtpSink {
 
   /** Messages accepted so far (from the last `mesg=N` counter line). */
   messages(): number {
+    return this.#counter("mesg");
+  }
+
+  /** SMTP sessions so far (from the last `sess=N` counter line). */
+  sessions(): number {
+    return this.#counter("sess");
+  }
+
+  #counter(name: "mesg" | "sess"): number {
+    const pattern = new RegExp(`${name}=(\\d+)`);
     for (let i = this.#proc.tail.length - 1; i >= 0; i--) {
-      const m = this.#proc.tail[i]?.match(/mesg=(\d+)/);
+      const m = this.#proc.tail[i]?.match(pattern);
       if (m?.[1] !== undefined) return Number(m[1]);
     }
     return 0;
