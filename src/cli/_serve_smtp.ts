@@ -1,0 +1,77 @@
+/**
+ * One inbound SMTP connection of `serve`: admission (connection limits, `421 4.7.0`), then an
+ * SmtpReceiver whose sink is the queue, accepting only domains some user owns. Catches
+ * everything at its top (STYLE.md §5): one bad peer never takes down the listener.
+ */
+import type { Conn } from "../net/conn.ts";
+import { LineReader } from "../wire/line_reader.ts";
+import { formatReply, reply } from "../wire/reply.ts";
+import { SmtpReceiver } from "../smtp/receiver.ts";
+import { QueueSink } from "../smtp/sinks/queue_sink.ts";
+import type { ConnectionLimiter } from "./_serve_limits.ts";
+import type { ServeDeps } from "./serve.ts";
+
+/** Errors (unknown commands, bad sequences) tolerated before `421`. */
+const MAX_ERRORS = 10;
+/** Deadline for the short replies written here (refusals, the last-resort 421). */
+const REFUSAL_WRITE_TIMEOUT_MS = 5_000;
+
+/** Serves one accepted SMTP connection to the end; never throws. */
+export async function handleSmtpConnection(
+  conn: Conn,
+  deps: ServeDeps & { readonly limiter: ConnectionLimiter },
+): Promise<void> {
+  const { config, limiter } = deps;
+  const log = deps.log.with({ conn: conn.id, proto: "smtp" });
+  const ip = conn.remoteAddress;
+  const admission = limiter.tryAcquire(ip);
+  if (!admission.ok) {
+    log.warn("connection_refused", { peer: ip, reason: admission.refusal });
+    await writeAndClose(conn, reply(421, "4.7.0", "Too many connections, try again later"));
+    return;
+  }
+  try {
+    const sink = new QueueSink({
+      store: deps.store,
+      // Read at every RCPT: a user added while serve runs is accepted at once (CONTRACT.md).
+      isLocalDomain: (domain: string) => deps.credentials.ownerOf(domain) !== undefined,
+      log,
+      maxRecipients: config.smtp.maxRecipients,
+    });
+    const receiver = new SmtpReceiver({
+      conn,
+      reader: new LineReader(conn),
+      sink,
+      log,
+      options: {
+        hostname: config.hostname,
+        maxMessageBytes: config.smtp.maxMessageSize,
+        maxRecipients: config.smtp.maxRecipients,
+        commandTimeoutMs: config.smtp.timeoutMs,
+        maxErrors: MAX_ERRORS,
+        addTraceHeader: true,
+        ...(deps.secureContext ? { tls: { secureContext: deps.secureContext } } : {}),
+      },
+    });
+    await receiver.run();
+  } catch (err) {
+    log.error("session_failed", {
+      peer: ip,
+      reason: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
+    });
+    await writeAndClose(conn, reply(421, "4.3.0", "Temporary server error, try again later"));
+  } finally {
+    limiter.release(ip);
+    await conn.close();
+  }
+}
+
+async function writeAndClose(conn: Conn, r: ReturnType<typeof reply>): Promise<void> {
+  try {
+    await conn.write(formatReply(r), { flush: true, timeoutMs: REFUSAL_WRITE_TIMEOUT_MS });
+  } catch {
+    // The peer is gone: nothing more to tell it.
+  } finally {
+    await conn.close();
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * Command-line dispatch: `--version`, `--help`, `COMMAND --help`, then one command with its
+ * config loaded (CONTRACT.md discovery order). Returns the exit code; never calls Deno.exit.
+ * Usage and config errors are exit 2, named after the flag or the file and key path.
+ */
+import { parseArgs } from "node:util";
+import { ConfigError, loadConfig } from "../config/load.ts";
+import type { Config } from "../config/types.ts";
+import { PROGRAM_NAME, VERSION } from "../version.ts";
+import { checkConfigCommand } from "./check_config.ts";
+import { fetchCommand } from "./fetch.ts";
+import { serveCommand } from "./serve.ts";
+import { createCliIo } from "./_io.ts";
+import { userCommand } from "./user.ts";
+import { queueCommand } from "./queue.ts";
+import { COMMAND_HELP, MAIN_HELP } from "./_help.ts";
+import type { CommandName } from "./_help.ts";
+
+const EXIT_USAGE = 2;
+
+/** What the CLI needs from its surroundings (tests pass their own). */
+export interface CliEnvironment {
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly cwd: string;
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
+
+/** Runs one command line and returns its exit code. */
+export async function runCli(
+  argv: readonly string[],
+  environment?: CliEnvironment,
+): Promise<number> {
+  const envir = environment ?? processEnvironment();
+  const [first, ...rest] = argv;
+  if (first === undefined) {
+    envir.stderr(MAIN_HELP);
+    return EXIT_USAGE;
+  }
+  if (first === "--version" || first === "-V" || first === "version") {
+    envir.stdout(`${PROGRAM_NAME} ${VERSION}\n`);
+    return 0;
+  }
+  if (first === "--help" || first === "-h") {
+    envir.stdout(MAIN_HELP);
+    return 0;
+  }
+  if (first === "help") {
+    const topic = rest[0];
+    if (topic === undefined) {
+      envir.stdout(MAIN_HELP);
+      return 0;
+    }
+    if (!isCommand(topic)) return unknownCommand(topic, envir);
+    envir.stdout(COMMAND_HELP[topic]);
+    return 0;
+  }
+  if (!isCommand(first)) return unknownCommand(first, envir);
+  if (rest.includes("--help") || rest.includes("-h")) {
+    envir.stdout(COMMAND_HELP[first]);
+    return 0;
+  }
+
+  const split = takeConfigFlag(rest);
+  if (!split.ok) {
+    envir.stderr(`error: ${split.message}\n`);
+    return EXIT_USAGE;
+  }
+  let config: Config;
+  try {
+    config = await loadConfig({
+      path: split.configPath,
+      env: envir.env,
+      cwd: envir.cwd,
+      // user and queue only need data_dir: a missing certificate must not lock out the admin.
+      checkFiles: first !== "user" && first !== "queue",
+    });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      envir.stderr(`error: ${err.message}\n`);
+      return EXIT_USAGE;
+    }
+    throw err;
+  }
+
+  switch (first) {
+    case "serve":
+      if (split.rest.length > 0) {
+        return usage(first, `Unexpected argument "${split.rest[0]}"`, envir);
+      }
+      return await serveCommand(config);
+    case "check-config":
+      if (split.rest.length > 0) {
+        return usage(first, `Unexpected argument "${split.rest[0]}"`, envir);
+      }
+      return checkConfigCommand(config, envir.stdout);
+    case "fetch": {
+      let once: boolean;
+      try {
+        const parsed = parseArgs({
+          args: [...split.rest],
+          options: { once: { type: "boolean" } },
+          strict: true,
+          allowPositionals: false,
+        });
+        once = parsed.values.once ?? false;
+      } catch (err) {
+        return usage(first, err instanceof Error ? err.message : String(err), envir);
+      }
+      return await fetchCommand(config, { once, stderr: envir.stderr });
+    }
+    case "user":
+      return await userCommand([...split.rest], createCliIo(config.dataDir, envir));
+    case "queue":
+      return await queueCommand([...split.rest], createCliIo(config.dataDir, envir));
+    default: {
+      const never: never = first;
+      return never;
+    }
+  }
+}
+
+function isCommand(name: string): name is CommandName {
+  return Object.hasOwn(COMMAND_HELP, name);
+}
+
+function unknownCommand(name: string, envir: CliEnvironment): number {
+  envir.stderr(
+    `error: Unknown command "${name}": run "${PROGRAM_NAME} --help" for the list of commands\n`,
+  );
+  return EXIT_USAGE;
+}
+
+function usage(command: CommandName, message: string, envir: CliEnvironment): number {
+  envir.stderr(
+    `error: ${message}: run "${PROGRAM_NAME} ${command} --help" for usage\n`,
+  );
+  return EXIT_USAGE;
+}
+
+/** Removes `--config F` / `--config=F` (every command takes it) and returns the rest. */
+export function takeConfigFlag(
+  args: readonly string[],
+):
+  | { ok: true; configPath: string | undefined; rest: string[] }
+  | { ok: false; message: string } {
+  let configPath: string | undefined;
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (arg === "--") {
+      rest.push(...args.slice(i));
+      break;
+    }
+    let value: string | undefined;
+    if (arg === "--config" || arg === "-c") {
+      value = args[i + 1];
+      i++;
+      if (value === undefined || value === "") {
+        return { ok: false, message: `Missing value for "${arg}": expected a file name` };
+      }
+    } else if (arg.startsWith("--config=")) {
+      value = arg.slice("--config=".length);
+      if (value === "") {
+        return { ok: false, message: `Missing value for "--config": expected a file name` };
+      }
+    } else {
+      rest.push(arg);
+      continue;
+    }
+    if (configPath !== undefined) {
+      return { ok: false, message: `"--config" given twice` };
+    }
+    configPath = value;
+  }
+  return { ok: true, configPath, rest };
+}
+
+function processEnvironment(): CliEnvironment {
+  const encoder = new TextEncoder();
+  return {
+    env: {
+      // Only the variable the CLI reads: no blanket --allow-env needed.
+      ODMR_RELAY_CONFIG: Deno.env.get("ODMR_RELAY_CONFIG"),
+    },
+    cwd: Deno.cwd(),
+    stdout: (text) => writeAll(Deno.stdout, encoder.encode(text)),
+    stderr: (text) => writeAll(Deno.stderr, encoder.encode(text)),
+  };
+}
+
+function writeAll(target: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): void {
+  let offset = 0;
+  while (offset < bytes.length) offset += target.writeSync(bytes.subarray(offset));
+}
