@@ -1,0 +1,258 @@
+/**
+ * The ODMR provider end to end: the real `serve` process, mail injected on its SMTP port,
+ * and a scripted customer (tests/_helpers/scripted_customer.ts) on its ODMR port.
+ */
+import {
+  deepStrictEqual as assertEquals,
+  match as assertMatch,
+  ok as assert,
+} from "node:assert/strict";
+import { addUser, queueList, removeTestFiles, startServer } from "../_helpers/server_process.ts";
+import type { ServerProcess } from "../_helpers/server_process.ts";
+import { runScriptedCustomer } from "../_helpers/scripted_customer.ts";
+import { submit } from "../_helpers/smtp_submit.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const ALICE = { mechanism: "CRAM-MD5" as const, user: "alice", password: "alice-pw" };
+
+async function withProvider(
+  fn: (server: ServerProcess) => Promise<void>,
+  config: Record<string, unknown> = {},
+): Promise<void> {
+  const server = await startServer({ config });
+  try {
+    await addUser(server.configPath, "alice", ["example.org", "example.com"], "alice-pw");
+    await addUser(server.configPath, "bob", ["bob.example"], "bob-pw");
+    await fn(server);
+  } finally {
+    await server.stop();
+    await removeTestFiles(server);
+  }
+}
+
+function endsWith(data: Uint8Array, tail: Uint8Array): boolean {
+  if (data.length < tail.length) return false;
+  const off = data.length - tail.length;
+  return tail.every((b, i) => data[off + i] === b);
+}
+
+type Listed = { id: string; recipients: { address: string; status: string }[] }[];
+
+Deno.test("ATRN over CRAM-MD5 delivers only the claimed domains, byte-exact, and settles them", async () => {
+  await withProvider(async (server) => {
+    const smtp = server.smtp[0]!; // startServer waited for at least one smtp listener
+    const bodyA = enc.encode(
+      "Subject: a\r\n\r\n.leading dot\r\n..two dots\r\n8-bit: \xe9\xe8 caf\u00e9\r\n",
+    );
+    const bodyB = Uint8Array.from([
+      ...enc.encode("Subject: b\r\n\r\n"),
+      ...[0x80, 0xff, 0x00, 0x7f, 0x20].map((b) => b === 0 ? 0x41 : b),
+      13,
+      10,
+    ]);
+    const a = await submit({
+      port: smtp.port,
+      from: "sender@remote.test",
+      to: ["one@example.org", "two@bob.example"],
+      body: bodyA,
+    });
+    assertMatch(a.final ?? "", /^250 /);
+    const b = await submit({
+      port: smtp.port,
+      from: "",
+      to: ["x@EXAMPLE.ORG"],
+      body: bodyB,
+      mailParams: "BODY=8BITMIME",
+    });
+    assertMatch(b.final ?? "", /^250 /);
+
+    const r = await runScriptedCustomer({
+      port: server.odmr[0]!.port,
+      auth: ALICE,
+      atrn: "example.org",
+    });
+    assert(r.ehlo.some((l) => /ATRN/.test(l)), "EHLO lists ATRN");
+    assert(r.ehlo.some((l) => /AUTH .*CRAM-MD5/.test(l)), "EHLO lists AUTH CRAM-MD5");
+    assertMatch(r.authReply ?? "", /^235 /);
+    assertMatch(r.atrnReply ?? "", /^250 /);
+    assertEquals(r.messages.length, 2);
+    const [m1, m2] = r.messages;
+    assertEquals(m1!.rcpts, ["one@example.org"], "only the claimed domain is sent");
+    assertEquals(m1!.mailFrom, "sender@remote.test");
+    assert(dec.decode(m1!.data).startsWith("Received: "), "the relay's trace header comes first");
+    assert(endsWith(m1!.data, bodyA), "body A arrives byte-exact after the Received: header");
+    assertEquals(m2!.mailFrom, "");
+    assert(endsWith(m2!.data, bodyB), "8-bit body B arrives byte-exact");
+    assert(r.sawQuit, "the provider ends with QUIT");
+
+    const left = await queueList(server.configPath) as Listed;
+    assertEquals(left.length, 1, "only bob's copy is left");
+    assertEquals(left[0]!.recipients.map((x) => x.address), ["two@bob.example"]);
+  });
+});
+
+Deno.test("ATRN replies: 530 before AUTH, 535 on a wrong password, 450 for a foreign domain, 501 on bad syntax, 453 when empty", async () => {
+  await withProvider(async (server) => {
+    const port = server.odmr[0]!.port;
+    const noAuth = await runScriptedCustomer({ port, atrn: "example.org" });
+    assertMatch(noAuth.atrnReply ?? "", /^530 5\.7\.0/);
+
+    const wrong = await runScriptedCustomer({
+      port,
+      auth: { ...ALICE, password: "nope" },
+      atrn: "example.org",
+    });
+    assertMatch(wrong.authReply ?? "", /^535 5\.7\.8/);
+    assertMatch(wrong.atrnReply ?? "", /^530 /, "a failed AUTH does not authenticate");
+
+    const foreign = await runScriptedCustomer({
+      port,
+      auth: ALICE,
+      atrn: "example.org,bob.example",
+    });
+    assertMatch(foreign.atrnReply ?? "", /^450 4\.7\.1/);
+
+    const child = await runScriptedCustomer({ port, auth: ALICE, atrn: "sub.example.org" });
+    assertMatch(child.atrnReply ?? "", /^450 /, "a subdomain is not the parent's");
+
+    const bad = await runScriptedCustomer({ port, auth: ALICE, atrn: "example.org,,x" });
+    assertMatch(bad.atrnReply ?? "", /^501 5\.5\.4/);
+
+    const empty = await runScriptedCustomer({ port, auth: ALICE, atrn: "" });
+    assertMatch(empty.atrnReply ?? "", /^453 /);
+  });
+});
+
+Deno.test("SCRAM-SHA-256 authenticates a customer and bare ATRN claims every domain it owns", async () => {
+  await withProvider(async (server) => {
+    const smtp = server.smtp[0]!;
+    for (const to of ["a@example.org", "b@example.com"]) {
+      const s = await submit({
+        port: smtp.port,
+        from: "s@remote.test",
+        to: [to],
+        body: enc.encode("x\r\n"),
+      });
+      assertMatch(s.final ?? "", /^250 /);
+    }
+    const r = await runScriptedCustomer({
+      port: server.odmr[0]!.port,
+      auth: { ...ALICE, mechanism: "SCRAM-SHA-256" },
+      atrn: "",
+    });
+    assertMatch(r.authReply ?? "", /^235 /);
+    assertEquals(r.messages.flatMap((m) => m.rcpts).sort(), ["a@example.org", "b@example.com"]);
+    assertEquals(await queueList(server.configPath), []);
+  });
+});
+
+Deno.test("PLAIN is refused without TLS with 538 5.7.11", async () => {
+  await withProvider(async (server) => {
+    const r = await runScriptedCustomer({
+      port: server.odmr[0]!.port,
+      auth: { ...ALICE, mechanism: "PLAIN" },
+      atrn: "example.org",
+    });
+    assertMatch(r.authReply ?? "", /^538 5\.7\.11/);
+  });
+});
+
+Deno.test("Per-recipient replies settle the queue: 250 removes, 4xx keeps queued, 5xx marks failed", async () => {
+  await withProvider(async (server) => {
+    const s = await submit({
+      port: server.smtp[0]!.port,
+      from: "s@remote.test",
+      to: ["ok@example.org", "later@example.org", "gone@example.org"],
+      body: enc.encode("Subject: settle\r\n\r\nbody\r\n"),
+    });
+    assertMatch(s.final ?? "", /^250 /);
+    const r = await runScriptedCustomer({
+      port: server.odmr[0]!.port,
+      auth: ALICE,
+      atrn: "example.org",
+      rcptReply: (a) =>
+        a.startsWith("later")
+          ? "451 4.3.0 try later"
+          : a.startsWith("gone")
+          ? "550 5.1.1 no such user"
+          : "250 2.1.5 OK",
+    });
+    assertEquals(r.messages.length, 1);
+    assertEquals(r.messages[0]!.rcpts, ["ok@example.org"]);
+    const left = await queueList(server.configPath) as Listed;
+    assertEquals(left.length, 1);
+    const byAddr = new Map(left[0]!.recipients.map((x) => [x.address, x.status]));
+    assertEquals(byAddr.get("ok@example.org"), undefined, "delivered recipient is gone");
+    assertEquals(byAddr.get("later@example.org"), "queued");
+    assertEquals(byAddr.get("gone@example.org"), "failed");
+  });
+});
+
+Deno.test("A connection dropped mid-DATA leaves the message queued for the next ATRN", async () => {
+  await withProvider(async (server) => {
+    const body = enc.encode("Subject: drop\r\n\r\n" + "line of text\r\n".repeat(2000));
+    const s = await submit({
+      port: server.smtp[0]!.port,
+      from: "s@remote.test",
+      to: ["d@example.org"],
+      body,
+    });
+    assertMatch(s.final ?? "", /^250 /);
+    const first = await runScriptedCustomer({
+      port: server.odmr[0]!.port,
+      auth: ALICE,
+      atrn: "example.org",
+      dropAfterBodyBytes: 1000,
+    });
+    assertEquals(first.messages.length, 0);
+    // The provider notices the drop and releases the lease; a retry gets the message whole.
+    let second = await runScriptedCustomer({
+      port: server.odmr[0]!.port,
+      auth: ALICE,
+      atrn: "example.org",
+    });
+    for (let i = 0; i < 20 && (second.atrnReply ?? "").startsWith("451"); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      second = await runScriptedCustomer({
+        port: server.odmr[0]!.port,
+        auth: ALICE,
+        atrn: "example.org",
+      });
+    }
+    assertEquals(second.messages.length, 1);
+    assert(endsWith(second.messages[0]!.data, body));
+    assertEquals(await queueList(server.configPath), []);
+  });
+});
+
+Deno.test("A second ATRN for a domain being drained gets 451 and takes nothing", async () => {
+  await withProvider(async (server) => {
+    const s = await submit({
+      port: server.smtp[0]!.port,
+      from: "s@remote.test",
+      to: ["c@example.org"],
+      body: enc.encode("x\r\n"),
+    });
+    assertMatch(s.final ?? "", /^250 /);
+    const port = server.odmr[0]!.port;
+    const holder = runScriptedCustomer({
+      port,
+      auth: ALICE,
+      atrn: "example.org",
+      silentAfterAtrn: true,
+      timeoutMs: 3000,
+    });
+    // Wait until the holder's ATRN was granted: its recipient shows as "delivering".
+    for (let i = 0; i < 100; i++) {
+      const l = await queueList(server.configPath) as Listed;
+      if (l[0]?.recipients[0]?.status === "delivering") break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const second = await runScriptedCustomer({ port, auth: ALICE, atrn: "example.org" });
+    assertMatch(second.atrnReply ?? "", /^451 /);
+    assertEquals(second.messages.length, 0);
+    const held = await holder;
+    assertMatch(held.atrnReply ?? "", /^250 /);
+  });
+});
