@@ -49,7 +49,7 @@ export class AuthThrottle {
   delayMsFor(ip: string, user?: string): number {
     const failures = Math.max(
       this.#level(this.#byIp, ipKey(ip)),
-      user === undefined ? 0 : this.#level(this.#byUser, user),
+      user === undefined || user === "" ? 0 : this.#level(this.#byUser, user),
     );
     const n = Math.floor(failures);
     if (n < 1) return 0;
@@ -64,7 +64,8 @@ export class AuthThrottle {
   /** Counts one failure against `ip` and, when known, the user name tried. */
   recordFailure(ip: string, user?: string): void {
     this.#add(this.#byIp, ipKey(ip));
-    if (user !== undefined) this.#add(this.#byUser, user);
+    // "" (no user name, e.g. a malformed exchange) must not become one bucket shared by all.
+    if (user !== undefined && user !== "") this.#add(this.#byUser, user);
   }
 
   /** A success forgets the failures of this IP and this user. */

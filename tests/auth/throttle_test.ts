@@ -87,3 +87,12 @@ Deno.test("ipKey() groups IPv6 by /64 and unwraps IPv4-mapped addresses", async 
     await t.step(row.input, () => equal(ipKey(row.input), row.want));
   }
 });
+
+Deno.test("AuthThrottle does not share one bucket among failures without a user name", () => {
+  const clock = fakeClock();
+  const throttle = new AuthThrottle({ now: clock.now });
+  throttle.recordFailure("192.0.2.1", "");
+  throttle.recordFailure("192.0.2.2", "");
+  equal(throttle.delayMsFor("192.0.2.3", ""), 0);
+  equal(throttle.size.users, 0);
+});
