@@ -494,3 +494,57 @@ Deno.test("SmtpSender reports every recipient even with no RCPT sendable", async
   await finish(f);
   assertEquals(f.server.commands, ["EHLO provider.test", "QUIT"]);
 });
+
+Deno.test("SmtpSender returns a refusing greeting to the caller, who can still QUIT", async () => {
+  const f = setup({ greeting: "554 5.3.2 Not now" });
+  const greeting = await f.sender.greet();
+  assertEquals(greeting.code, 554);
+  assert(!f.sender.isConnectionLost);
+  await finish(f);
+  assertEquals(f.server.commands, ["QUIT"]);
+});
+
+Deno.test("SmtpSender drops the connection on a malformed reply", async () => {
+  const f = setup({ on: (_c, verb) => verb === "MAIL" ? "2x0 what" : undefined });
+  await ready(f);
+  const result = await f.sender.send(message());
+  assertEquals(outcomes(result), ["deferred"]);
+  assertEquals(result.connectionLost, true);
+  assertEquals(result.recipients[0]?.reply.enhanced, "4.5.0");
+  await finish(f);
+});
+
+Deno.test("SmtpSender drops the connection on a reply code out of place", async () => {
+  const f = setup({ on: (_c, verb) => verb === "RCPT" ? "354 Huh" : undefined });
+  await ready(f);
+  const result = await f.sender.send(message({ recipients: ["a@c.test", "b@c.test"] }));
+  assertEquals(outcomes(result), ["deferred", "deferred"]);
+  assertEquals(result.connectionLost, true);
+  await finish(f);
+});
+
+Deno.test("SmtpSender under LMTP keeps the replies it got before a 421", async () => {
+  const f = setup(
+    { lmtp: true, afterData: () => ({ reply: "250 2.1.5 a done\n421 4.3.2 Bye", close: true }) },
+    { protocol: "lmtp" },
+  );
+  await ready(f);
+  const result = await f.sender.send(
+    message({ recipients: ["a@c.test", "b@c.test", "c@c.test"] }),
+  );
+  assertEquals(outcomes(result), ["delivered", "deferred", "deferred"]);
+  assertEquals(result.recipients[1]?.reply.code, 421);
+  assertEquals(result.connectionLost, true);
+  await finish(f);
+});
+
+Deno.test("SmtpSender defers every recipient when the peer closes among pipelined replies", async () => {
+  const f = setup({
+    on: (cmd, verb) => verb === "RCPT" && cmd.includes("b@") ? { close: true } : undefined,
+  });
+  await ready(f);
+  const result = await f.sender.send(message({ recipients: ["a@c.test", "b@c.test"] }));
+  assertEquals(outcomes(result), ["deferred", "deferred"]);
+  assertEquals(result.recipients[0]?.reply.lines, ["Connection lost"]);
+  await finish(f);
+});
