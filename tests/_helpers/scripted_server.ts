@@ -6,7 +6,7 @@
  */
 import { LineReader } from "../../src/wire/line_reader.ts";
 import type { DataFault } from "../../src/wire/data_decoder.ts";
-import type { MemoryConn } from "./conn_pair.ts";
+import type { Conn } from "../../src/net/conn.ts";
 
 /**
  * How to answer: reply text (lines separated by "\n", CRLF added), or an object that may also
@@ -62,9 +62,9 @@ export const DEFAULT_EXTENSIONS = [
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-/** Starts serving on `conn` (the server end of a connPair). */
+/** Starts serving on `conn` (the server end of a connPair, or an accepted socket). */
 export function startScriptedServer(
-  conn: MemoryConn,
+  conn: Conn,
   opts: ScriptedServerOptions = {},
 ): ScriptedServer {
   const state = {
@@ -79,7 +79,7 @@ export function startScriptedServer(
 }
 
 async function serve(
-  conn: MemoryConn,
+  conn: Conn,
   opts: ScriptedServerOptions,
   rec: { commands: string[]; bodies: Uint8Array[]; bodyFaults: DataFault[]; sawEofInData: boolean },
 ): Promise<void> {
