@@ -1,0 +1,129 @@
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import fc from "fast-check";
+import { DataDecoder } from "../../src/wire/data_decoder.ts";
+import type { DataFault, DataLimits } from "../../src/wire/data_decoder.ts";
+
+const encoder = new TextEncoder();
+const LIMITS: DataLimits = { maxMessageBytes: 10_000, maxLineBytes: 1000 };
+
+interface Decoded {
+  body: Uint8Array;
+  /** Offset just past the end marker in the whole input, or -1. */
+  end: number;
+  fault: DataFault | undefined;
+}
+
+/** Feeds `input` in the given pieces and collects the body. */
+function decode(input: Uint8Array, cuts: number[], limits = LIMITS): Decoded {
+  const d = new DataDecoder(limits);
+  const parts: number[] = [];
+  let start = 0;
+  let end = -1;
+  for (const cut of [...cuts, input.length]) {
+    if (cut < start) continue;
+    const chunk = input.subarray(start, cut);
+    const r = d.push(chunk);
+    for (const s of r.segments) parts.push(...s);
+    if (r.endOffset >= 0) {
+      end = start + r.endOffset;
+      break;
+    }
+    start = cut;
+  }
+  return { body: Uint8Array.from(parts), end, fault: d.fault };
+}
+
+function bytes(s: string): Uint8Array {
+  return encoder.encode(s);
+}
+
+/** Whole, one byte at a time, and split at every offset: always the same result. */
+function decodeEveryWay(input: Uint8Array, limits = LIMITS): Decoded {
+  const whole = decode(input, [], limits);
+  const single = decode(input, Array.from({ length: input.length }, (_, i) => i + 1), limits);
+  assertEquals(single, whole);
+  for (let i = 0; i <= input.length; i++) assertEquals(decode(input, [i], limits), whole);
+  return whole;
+}
+
+Deno.test("DataDecoder finds CRLF.CRLF however the input is split", async (t) => {
+  const rows = [
+    { input: "\r\n.\r\n", body: "\r\n", why: "one empty line" },
+    { input: ".\r\n", body: "", why: "empty body right after the 354" },
+    { input: "a\r\nb\r\n.\r\n", body: "a\r\nb\r\n", why: "plain lines" },
+    { input: "..x\r\n.\r\n", body: ".x\r\n", why: "one stuffed dot removed" },
+    { input: "...\r\n..\r\n.\r\n", body: "..\r\n.\r\n", why: "exactly one dot removed" },
+    { input: "a.\r\n.b\r\n.\r\n", body: "a.\r\nb\r\n", why: "only a leading dot" },
+    { input: "x\r\n.\r\nMAIL FROM:<a@b>\r\n", body: "x\r\n", why: "bytes after the end stay" },
+  ];
+  for (const row of rows) {
+    await t.step(row.why, () => {
+      const input = bytes(row.input);
+      const got = decodeEveryWay(input);
+      assertEquals(got.body, bytes(row.body));
+      assertEquals(got.fault, undefined);
+      // The end is just past the first legal CRLF.CRLF (or ".CRLF" at the very start).
+      const end = row.input.startsWith(".\r\n") ? 3 : row.input.indexOf("\r\n.\r\n") + 5;
+      assertEquals(got.end, end);
+    });
+  }
+});
+
+Deno.test("DataDecoder keeps 8-bit and NUL bytes as they are", () => {
+  const input = Uint8Array.of(0xff, 0x00, 0x80, 0xc3, 0xa9, 13, 10, 46, 13, 10);
+  const got = decodeEveryWay(input);
+  assertEquals(got.body, Uint8Array.of(0xff, 0x00, 0x80, 0xc3, 0xa9, 13, 10));
+  assertEquals(got.fault, undefined);
+});
+
+Deno.test("DataDecoder never ends at a smuggled end-of-data and flags it", async (t) => {
+  const variants = [
+    "\n.\n",
+    "\n.\r\n",
+    "\r.\r\n",
+    "\r\n.\r",
+    "\r\n.\n",
+    "\r.\r",
+    "\n.\r",
+    "\r\n\x00.\r\n",
+  ];
+  for (const v of variants) {
+    await t.step(JSON.stringify(v), () => {
+      const tail = "MAIL FROM:<x@y>\r\n";
+      const input = bytes(`a${v}${tail}\r\n.\r\n`);
+      const got = decodeEveryWay(input);
+      assertEquals(got.end, input.length, "only the real CRLF.CRLF ends the body");
+      if (v.includes("\x00")) assertEquals(got.fault, undefined);
+      else assertEquals(got.fault, "bareNewline");
+    });
+  }
+});
+
+Deno.test("DataDecoder limits a line to maxLineBytes with CRLF: N and N+1", () => {
+  const limits = { maxMessageBytes: 10_000, maxLineBytes: 10 };
+  assertEquals(decodeEveryWay(bytes("12345678\r\n.\r\n"), limits).fault, undefined);
+  assertEquals(decodeEveryWay(bytes("123456789\r\n.\r\n"), limits).fault, "lineTooLong");
+  // A stuffed dot counts on the wire.
+  assertEquals(decodeEveryWay(bytes("..234567\r\n.\r\n"), limits).fault, undefined);
+  assertEquals(decodeEveryWay(bytes("..2345678\r\n.\r\n"), limits).fault, "lineTooLong");
+});
+
+Deno.test("DataDecoder limits the body size: N and N+1, and reads on to the end", () => {
+  const limits = { maxMessageBytes: 10, maxLineBytes: 1000 };
+  const atN = decodeEveryWay(bytes("12345678\r\n.\r\n"), limits);
+  assertEquals([atN.fault, atN.body.length], [undefined, 10]);
+  const over = bytes("123456789\r\nmore\r\n.\r\n");
+  const atN1 = decodeEveryWay(over, limits);
+  assertEquals([atN1.fault, atN1.end, atN1.body.length], ["tooBig", over.length, 10]);
+});
+
+Deno.test("DataDecoder: any split gives the same result (property)", () => {
+  const alphabet = fc.constantFrom(13, 10, 46, 65, 0xff);
+  fc.assert(
+    fc.property(fc.array(alphabet, { maxLength: 40 }), fc.array(fc.nat(45)), (arr, cuts) => {
+      const input = Uint8Array.from([...arr, 13, 10, 46, 13, 10]);
+      const sorted = [...cuts].sort((a, b) => a - b);
+      assertEquals(decode(input, sorted), decode(input, []));
+    }),
+  );
+});

@@ -1,0 +1,137 @@
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { LineReader } from "../../src/wire/line_reader.ts";
+import type { DataResult, LineResult, PullSource } from "../../src/wire/line_reader.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A source that hands out the given chunks, then end of stream. */
+function source(chunks: Uint8Array[]): PullSource {
+  const queue = [...chunks];
+  return { read: () => Promise.resolve(queue.shift() ?? null) };
+}
+
+function splitAt(input: Uint8Array, cuts: number[]): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let start = 0;
+  for (const c of [...cuts, input.length]) {
+    if (c > start) out.push(input.subarray(start, c));
+    start = Math.max(start, c);
+  }
+  return out;
+}
+
+/** Every way of chunking the input: whole, one byte at a time, one split at each offset. */
+function chunkings(input: Uint8Array): Uint8Array[][] {
+  const ways = [[input], splitAt(input, Array.from({ length: input.length }, (_, i) => i))];
+  for (let i = 1; i < input.length; i++) ways.push(splitAt(input, [i]));
+  return ways;
+}
+
+type Shown = string | Exclude<LineResult["kind"], "line">;
+
+async function readLines(chunks: Uint8Array[], max: number): Promise<Shown[]> {
+  const r = new LineReader(source(chunks));
+  const out: Shown[] = [];
+  for (;;) {
+    const res = await r.readLine(max);
+    if (res.kind === "eof") return out;
+    out.push(res.kind === "line" ? decoder.decode(res.line) : res.kind);
+  }
+}
+
+Deno.test("LineReader.readLine() gives the same lines however the input is chunked", async () => {
+  const input = encoder.encode("EHLO a\r\nMAIL FROM:<x@y>\r\n\r\nQUIT\r\n");
+  for (const chunks of chunkings(input)) {
+    assertEquals(await readLines(chunks, 512), ["EHLO a", "MAIL FROM:<x@y>", "", "QUIT"]);
+  }
+});
+
+Deno.test("LineReader.readLine() rejects a bare LF and a bare CR", async () => {
+  for (const chunks of chunkings(encoder.encode("A\nB\rC\r\nD\r\n"))) {
+    assertEquals(await readLines(chunks, 512), ["bareNewline", "bareNewline", "D"]);
+  }
+});
+
+Deno.test("LineReader.readLine() limits a line with its CRLF: N and N+1", async () => {
+  const n = "x".repeat(8) + "\r\n"; // 10 bytes
+  const n1 = "y".repeat(9) + "\r\n"; // 11 bytes
+  for (const chunks of chunkings(encoder.encode(n + n1 + "ok\r\n"))) {
+    assertEquals(await readLines(chunks, 10), ["x".repeat(8), "tooLong", "ok"]);
+  }
+});
+
+Deno.test("LineReader.readLine() drains a very long line with bounded memory", async () => {
+  const big = new Uint8Array(100_000).fill(65);
+  const chunks = [...splitAt(big, [30_000, 60_000]), encoder.encode("\r\nNOOP\r\n")];
+  const r = new LineReader(source(chunks));
+  assertEquals((await r.readLine(512)).kind, "tooLong");
+  const next = await r.readLine(512);
+  assertEquals(next.kind === "line" ? decoder.decode(next.line) : next.kind, "NOOP");
+});
+
+async function readBody(
+  chunks: Uint8Array[],
+  limits = { maxMessageBytes: 1000, maxLineBytes: 100 },
+): Promise<{ result: DataResult; body: number[]; rest: string }> {
+  const r = new LineReader(source(chunks));
+  const body: number[] = [];
+  const result = await r.readData(limits, (c) => {
+    body.push(...c);
+  });
+  const rest: string[] = [];
+  for (;;) {
+    const l = await r.readLine(512);
+    if (l.kind !== "line") break;
+    rest.push(decoder.decode(l.line));
+  }
+  return { result, body, rest: rest.join("|") };
+}
+
+Deno.test("LineReader.readData() stops at CRLF.CRLF and leaves the next command", async () => {
+  const input = encoder.encode("a\r\n..b\r\n.\r\nQUIT\r\n");
+  for (const chunks of chunkings(input)) {
+    const got = await readBody(chunks);
+    assertEquals(got.result, { kind: "ok", size: 7 });
+    assertEquals(decoder.decode(Uint8Array.from(got.body)), "a\r\n.b\r\n");
+    assertEquals(got.rest, "QUIT");
+  }
+});
+
+Deno.test("LineReader.readData() reads to the real end after a smuggled end", async () => {
+  const input = encoder.encode("a\n.\nMAIL FROM:<x@y>\r\n.\r\nNOOP\r\n");
+  for (const chunks of chunkings(input)) {
+    const got = await readBody(chunks);
+    assertEquals(got.result.kind, "rejected");
+    assertEquals(got.result.kind === "rejected" ? got.result.fault : "", "bareNewline");
+    assertEquals(got.rest, "NOOP");
+  }
+});
+
+Deno.test("LineReader.readData() reports end of stream before the end marker", async () => {
+  const got = await readBody([encoder.encode("a\r\n.")]);
+  assertEquals(got.result, { kind: "eof" });
+});
+
+Deno.test("LineReader.readExact() reads exactly N bytes and keeps the rest", async () => {
+  const input = encoder.encode("12345NOOP\r\n");
+  for (const chunks of chunkings(input)) {
+    const r = new LineReader(source(chunks));
+    const got: number[] = [];
+    assertEquals(await r.readExact(5, (c) => void got.push(...c)), true);
+    assertEquals(decoder.decode(Uint8Array.from(got)), "12345");
+    const l = await r.readLine(512);
+    assertEquals(l.kind === "line" ? decoder.decode(l.line) : l.kind, "NOOP");
+  }
+  const short = new LineReader(source([encoder.encode("12")]));
+  assertEquals(await short.readExact(5, () => {}), false);
+});
+
+Deno.test("LineReader.discardBuffered() drops what was read ahead", async () => {
+  const r = new LineReader(source([encoder.encode("STARTTLS\r\nRSET\r\n")]));
+  await r.readLine(512);
+  assertEquals(r.bufferedBytes, 6);
+  assertEquals(r.discardBuffered(), 6);
+  assertEquals(r.bufferedBytes, 0);
+  assertEquals((await r.readLine(512)).kind, "eof");
+});
