@@ -43,14 +43,19 @@ export function listen(opts: {
   onConn: (conn: Conn) => void;
 }): Promise<Listener> {
   return new Promise((resolve, reject) => {
-    const server: net.Server = opts.secureContext
-      ? tls.createServer(
-        { secureContext: opts.secureContext, allowHalfOpen: true },
-        (s) => opts.onConn(new SocketConn(s, { isSecure: true })),
-      )
-      : net.createServer({ allowHalfOpen: true }, (s) => opts.onConn(new SocketConn(s)));
-    // A failed handshake on an implicit-TLS port is one bad peer, not a listener failure.
-    server.on("tlsClientError", (_err: Error, socket: net.Socket) => socket.destroy());
+    const secureContext = opts.secureContext;
+    // Implicit TLS wraps the accepted socket like STARTTLS does: in Deno 2.9,
+    // tls.createServer({ secureContext }) answers every handshake with an access_denied alert,
+    // while new tls.TLSSocket(socket, { isServer, secureContext }) works.
+    const server = net.createServer({ allowHalfOpen: true }, (s) => {
+      const conn = new SocketConn(s);
+      if (secureContext === undefined) {
+        opts.onConn(conn);
+        return;
+      }
+      // A failed handshake is one bad peer, not a listener failure.
+      conn.startTlsServer({ secureContext }).then(() => opts.onConn(conn), () => conn.destroy());
+    });
     server.once("error", reject);
     server.listen({ host: opts.host, port: opts.port }, () => {
       server.off("error", reject);

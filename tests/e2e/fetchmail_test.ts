@@ -1,0 +1,308 @@
+/**
+ * The real fetchmail (Debian 6.4.37, `protocol ODMR`) as the customer of the real `serve`:
+ * it authenticates with CRAM-MD5, says ATRN, and splices the reversed session to a local SMTP
+ * server (here the independent capture server), whose received bytes must equal what was
+ * queued after the relay's Received: header. Also fetchmail's exit code for every ATRN outcome.
+ */
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { addUser, queueList, removeTestFiles, startServer } from "../_helpers/server_process.ts";
+import type { ServerProcess } from "../_helpers/server_process.ts";
+import { findTool, toolTest } from "../_helpers/tools.ts";
+import { startCaptureServer } from "../_helpers/capture_smtp.ts";
+import type { CaptureServer } from "../_helpers/capture_smtp.ts";
+import { submit } from "../_helpers/smtp_submit.ts";
+import { makeTestCa } from "../_helpers/certs.ts";
+import type { TestCa } from "../_helpers/certs.ts";
+
+const enc = new TextEncoder();
+
+interface FetchmailRun {
+  readonly code: number;
+  readonly output: string;
+}
+
+/** Runs fetchmail once against the provider's ODMR port with a private rc file and HOME. */
+async function runFetchmail(opts: {
+  port: number;
+  smtpPort: number;
+  user?: string;
+  password?: string;
+  domains: readonly string[];
+  ssl?: { caFile: string };
+}): Promise<FetchmailRun> {
+  const home = await Deno.makeTempDir({ prefix: "fetchmail-home-" });
+  try {
+    const rc = [
+      "set no syslog",
+      `poll 127.0.0.1 with protocol ODMR port ${opts.port} timeout 60`,
+      `  user "${opts.user ?? "alice"}" password "${opts.password ?? "alice-pw"}"`,
+      `  fetchdomains ${opts.domains.join(",")}`,
+      `  smtphost 127.0.0.1/${opts.smtpPort}`,
+      ...(opts.ssl
+        ? [`  ssl sslcertck sslcertfile "${opts.ssl.caFile}" sslcommonname localhost`]
+        : []),
+      "",
+    ].join("\n");
+    const rcPath = `${home}/fetchmailrc`;
+    await Deno.writeTextFile(rcPath, rc, { mode: 0o600 });
+    const fetchmail = await findTool("fetchmail");
+    const child = new Deno.Command(fetchmail ?? "fetchmail", {
+      args: ["-f", rcPath, "--nodetach", "--pidfile", `${home}/pid`, "-v"],
+      env: { HOME: home, FETCHMAILHOME: home },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const timer = setTimeout(() => {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Already exited.
+      }
+    }, 120_000);
+    const out = await child.output();
+    clearTimeout(timer);
+    const dec = new TextDecoder();
+    return { code: out.code, output: dec.decode(out.stdout) + dec.decode(out.stderr) };
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+}
+
+async function withSetup(
+  fn: (server: ServerProcess, capture: CaptureServer) => Promise<void>,
+  config: Record<string, unknown> = {},
+): Promise<void> {
+  const server = await startServer({ config });
+  const capture = await startCaptureServer();
+  try {
+    await addUser(server.configPath, "alice", ["example.org", "example.com"], "alice-pw");
+    await addUser(server.configPath, "bob", ["bob.example"], "bob-pw");
+    await fn(server, capture);
+  } finally {
+    await capture.close();
+    await server.stop();
+    await removeTestFiles(server);
+  }
+}
+
+function endsWith(data: Uint8Array, tail: Uint8Array): boolean {
+  if (data.length < tail.length) return false;
+  const off = data.length - tail.length;
+  for (let i = 0; i < tail.length; i++) if (data[off + i] !== tail[i]) return false;
+  return true;
+}
+
+type Listed = { recipients: { address: string; status: string }[] }[];
+
+await toolTest(
+  "fetchmail takes the mail of its domains byte-exact, and only those recipients",
+  ["fetchmail"],
+  async () => {
+    await withSetup(async (server, capture) => {
+      const smtpPort = server.smtp[0]!.port; // startServer waited for the smtp listener
+      const eightBit = Uint8Array.from([
+        ...enc.encode("Subject: 8bit\r\nContent-Type: text/plain; charset=latin1\r\n\r\n"),
+        0xe9,
+        0xe8,
+        0xff,
+        0x80,
+        13,
+        10,
+        ...enc.encode(".a line starting with a dot\r\n..two\r\n.\r\n"),
+      ]);
+      const plain = enc.encode("Subject: plain\r\n\r\nhello\r\n");
+      const r1 = await submit({
+        port: smtpPort,
+        from: "s@remote.test",
+        to: ["u1@example.org", "u2@bob.example", "u3@example.com"],
+        body: eightBit,
+        mailParams: "BODY=8BITMIME",
+      });
+      assert(r1.final?.startsWith("250"), r1.replies.join(" | "));
+      const r2 = await submit({ port: smtpPort, from: "", to: ["u4@example.org"], body: plain });
+      assert(r2.final?.startsWith("250"), r2.replies.join(" | "));
+
+      const run = await runFetchmail({
+        port: server.odmr[0]!.port,
+        smtpPort: capture.port,
+        domains: ["example.org"],
+      });
+      assertEquals(run.code, 0, run.output);
+      await capture.waitForMessages(2);
+      const [m1, m2] = capture.messages;
+      assertEquals(m1!.recipients, ["u1@example.org"]);
+      assert(endsWith(m1!.body, eightBit), "8-bit body with dot lines arrives byte-exact");
+      assertEquals(m2!.mailFrom, "");
+      assertEquals(m2!.recipients, ["u4@example.org"]);
+      assert(endsWith(m2!.body, plain));
+
+      const left = await queueList(server.configPath) as Listed;
+      assertEquals(
+        left.flatMap((m) => m.recipients.map((r) => r.address)).sort(),
+        ["u2@bob.example", "u3@example.com"],
+      );
+    });
+  },
+);
+
+await toolTest("fetchmail receives a 10 MB message byte-exact", ["fetchmail"], async () => {
+  await withSetup(async (server, capture) => {
+    const line = enc.encode("0123456789".repeat(7) + "ABCDEFGH\r\n"); // 80 bytes a line
+    const body = new Uint8Array(10 * 1024 * 1024);
+    body.set(enc.encode("Subject: big\r\n\r\n"));
+    for (let off = 16; off + line.length <= body.length; off += line.length) body.set(line, off);
+    const tailStart = body.length - ((body.length - 16) % line.length);
+    body.fill(0x2e, tailStart, body.length - 2); // a last line of dots, to be stuffed
+    body[body.length - 2] = 13;
+    body[body.length - 1] = 10;
+    const r = await submit({
+      port: server.smtp[0]!.port,
+      from: "s@remote.test",
+      to: ["big@example.org"],
+      body,
+    });
+    assert(r.final?.startsWith("250"), r.replies.join(" | "));
+    const run = await runFetchmail({
+      port: server.odmr[0]!.port,
+      smtpPort: capture.port,
+      domains: ["example.org"],
+    });
+    assertEquals(run.code, 0, run.output);
+    await capture.waitForMessages(1, 60_000);
+    assert(endsWith(capture.messages[0]!.body, body), "10 MB body arrives byte-exact");
+  }, { smtp: { max_message_size: "20MB" } });
+});
+
+await toolTest(
+  "fetchmail's exit code for each ATRN outcome: 453 → 1 or 0, 450 → 4, 451 → 8, 535 → 128",
+  ["fetchmail"],
+  async (t) => {
+    await withSetup(async (server, capture) => {
+      const port = server.odmr[0]!.port;
+      await t.step("453 no mail: fetchmail reports success without mail", async () => {
+        const run = await runFetchmail({ port, smtpPort: capture.port, domains: ["example.org"] });
+        // fetchmail maps ODMR 453 to PS_NOMAIL: exit 1 ("no mail"), not an error.
+        assert(run.code === 0 || run.code === 1, `exit ${run.code}\n${run.output}`);
+      });
+      await t.step("450 domain not owned: protocol error, exit 4", async () => {
+        const run = await runFetchmail({ port, smtpPort: capture.port, domains: ["bob.example"] });
+        assertEquals(run.code, 4, run.output);
+      });
+      await t.step(
+        "535 wrong password: fetchmail reports an authentication failure, exit 128",
+        async () => {
+          const run = await runFetchmail({
+            port,
+            smtpPort: capture.port,
+            domains: ["example.org"],
+            password: "wrong",
+          });
+          // fetchmail 6.4.37 exits 128 after a 535 in ODMR mode (as issue #4 lists), not 3.
+          assertEquals(run.code, 128, run.output);
+        },
+      );
+      await t.step("451 domain busy: fetchmail excludes it, exit 8", async () => {
+        const r = await submit({
+          port: server.smtp[0]!.port,
+          from: "s@remote.test",
+          to: ["busy@example.org"],
+          body: enc.encode("x\r\n"),
+        });
+        assert(r.final?.startsWith("250"));
+        // Hold the domain with a raw customer that authenticates, says ATRN and then stalls.
+        const holder = await holdDomain(port);
+        try {
+          const run = await runFetchmail({
+            port,
+            smtpPort: capture.port,
+            domains: ["example.org"],
+          });
+          assertEquals(run.code, 8, run.output);
+        } finally {
+          holder.close();
+        }
+      });
+    });
+  },
+);
+
+await toolTest(
+  "fetchmail with ssl takes the mail over an implicit-TLS ODMR listener",
+  ["fetchmail", "openssl"],
+  async () => {
+    const ca: TestCa | undefined = await makeTestCa();
+    if (ca === undefined) throw new Error("openssl could not make a test CA");
+    try {
+      await withSetup(async (server, capture) => {
+        const body = enc.encode("Subject: tls\r\n\r\nover TLS\r\n.dot\r\n");
+        for (let i = 0; i < 3; i++) {
+          const r = await submit({
+            port: server.smtp[0]!.port,
+            from: "s@remote.test",
+            to: [`t${i}@example.org`],
+            body,
+          });
+          assert(r.final?.startsWith("250"));
+        }
+        const tlsListener = server.listening.find((l) =>
+          l.proto === "odmr" && l.tls === "implicit"
+        );
+        assert(tlsListener, "an implicit-TLS ODMR listener is announced");
+        const run = await runFetchmail({
+          port: tlsListener.port,
+          smtpPort: capture.port,
+          domains: ["example.org"],
+          ssl: { caFile: ca.caCertPath },
+        });
+        assertEquals(run.code, 0, run.output);
+        await capture.waitForMessages(3);
+        for (const m of capture.messages) assert(endsWith(m.body, body));
+        assertEquals(await queueList(server.configPath), []);
+      }, {
+        tls: { cert: ca.certPath, key: ca.keyPath },
+        odmr: { listen: ["127.0.0.1:0", { address: "127.0.0.1:0", tls: "implicit" }] },
+      });
+    } finally {
+      await ca.cleanup();
+    }
+  },
+);
+
+/** Authenticates as alice with CRAM-MD5 and takes the lease with ATRN, then says nothing. */
+async function holdDomain(port: number): Promise<Deno.Conn> {
+  const { createHmac } = await import("node:crypto");
+  const { Buffer } = await import("node:buffer");
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const dec = new TextDecoder();
+  let pending = "";
+  const readReply = async (): Promise<string> => {
+    for (let i = 0; i < 100; i++) {
+      const lines = pending.split("\r\n");
+      const idx = lines.findIndex((l, n) => n < lines.length - 1 && l[3] === " ");
+      if (idx >= 0) {
+        pending = lines.slice(idx + 1).join("\r\n");
+        return lines[idx]!; // findIndex found it
+      }
+      const buf = new Uint8Array(4096);
+      const n = await conn.read(buf);
+      if (n === null) throw new Error("closed");
+      pending += dec.decode(buf.subarray(0, n));
+    }
+    throw new Error("no reply");
+  };
+  const send = (s: string) => conn.write(enc.encode(s + "\r\n"));
+  await readReply();
+  await send("EHLO holder.test");
+  await readReply();
+  await send("AUTH CRAM-MD5");
+  const challenge = Buffer.from((await readReply()).slice(4), "base64");
+  const digest = createHmac("md5", "alice-pw").update(challenge).digest("hex");
+  await send(Buffer.from(`alice ${digest}`).toString("base64"));
+  const auth = await readReply();
+  if (!auth.startsWith("235")) throw new Error(`holder AUTH failed: ${auth}`);
+  await send("ATRN example.org");
+  const atrn = await readReply();
+  if (!atrn.startsWith("250")) throw new Error(`holder ATRN failed: ${atrn}`);
+  return conn;
+}
