@@ -1,0 +1,353 @@
+/**
+ * The customer's client dialogue before reversal (RFC 2645 §5): connect, TLS (STARTTLS or
+ * implicit, certificate verified, never a silent downgrade), EHLO, AUTH with the best common
+ * mechanism, ATRN. Each way it can end is a value with its CONTRACT.md exit code; only a
+ * `250` to ATRN hands the Conn and reader on (to the SMTP server role).
+ */
+import type { Conn } from "../net/conn.ts";
+import { connect } from "../net/conn.ts";
+import { LineReader } from "../wire/line_reader.ts";
+import type { Reply } from "../wire/reply.ts";
+import { formatReplyText } from "../wire/reply.ts";
+import { type Capabilities, parseEhloReply } from "../wire/ehlo.ts";
+import { readReply } from "../smtp/reply_reader.ts";
+import { chooseMechanism, createSaslClient, SaslClientError } from "../auth/sasl_client.ts";
+import type { Logger } from "../observe/log.ts";
+import { REDACTED } from "../observe/log.ts";
+
+/** CONTRACT.md exit codes of `fetch`. */
+export type FetchExitCode = 0 | 1 | 2 | 3 | 4 | 5;
+
+/** How a fetch ended, in the words of CONTRACT.md. */
+export type FetchResult =
+  | "delivered"
+  | "noMail"
+  | "authFailed"
+  | "refused"
+  | "temporary"
+  | "config";
+
+/** The dialogue ended before reversal. */
+export interface DialogStop {
+  readonly kind: "stop";
+  readonly exitCode: FetchExitCode;
+  readonly result: FetchResult;
+  /** For people: what happened, naming the server. */
+  readonly message: string;
+}
+
+/** ATRN was accepted: the connection is ours to serve SMTP on. */
+export interface DialogReversed {
+  readonly kind: "reversed";
+  readonly conn: Conn;
+  readonly reader: LineReader;
+  readonly mechanism: string;
+}
+
+/** What the dialogue needs. */
+export interface DialogOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly tls: "starttls" | "implicit" | "none";
+  /** Extra trust root (PEM text), besides the system roots. */
+  readonly caPem: string | undefined;
+  readonly user: string;
+  readonly password: string;
+  readonly domains: readonly string[];
+  /** Our name in EHLO. */
+  readonly hostname: string;
+  readonly connectTimeoutMs: number;
+  readonly commandTimeoutMs: number;
+  /** RFC 2645 §5.2.1: at least 10 minutes, the provider may be working through its queue. */
+  readonly atrnTimeoutMs: number;
+  readonly log: Logger;
+  readonly signal?: AbortSignal;
+}
+
+const encoder = new TextEncoder();
+
+function stop(exitCode: FetchExitCode, result: FetchResult, message: string): DialogStop {
+  return { kind: "stop", exitCode, result, message };
+}
+
+/** Runs the dialogue up to the ATRN reply; closes the connection unless it was reversed. */
+export async function runCustomerDialog(opts: DialogOptions): Promise<DialogStop | DialogReversed> {
+  const where = `${opts.host}:${opts.port}`;
+  let conn: Conn;
+  try {
+    const tlsParams = opts.tls === "implicit" ? { tls: tlsClientParams(opts) } : {};
+    conn = (await connect({
+      host: opts.host,
+      port: opts.port,
+      timeoutMs: opts.connectTimeoutMs,
+      ...tlsParams,
+    })).conn;
+  } catch (err) {
+    const what = opts.tls === "implicit" ? "connect with TLS to" : "connect to";
+    return stop(5, "temporary", `Cannot ${what} "${where}": ${tlsOrNetText(err, opts.host)}`);
+  }
+  const dialog = new Dialog(conn, opts, where);
+  const onAbort = () => conn.destroy();
+  opts.signal?.addEventListener("abort", onAbort);
+  try {
+    const result = await dialog.run();
+    if (result.kind === "stop") await dialog.quit();
+    return result;
+  } catch (err) {
+    conn.destroy();
+    return stop(5, "temporary", `Session with "${where}" failed: ${errorText(err)}`);
+  } finally {
+    opts.signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+class Dialog {
+  readonly #conn: Conn;
+  #reader: LineReader;
+  readonly #opts: DialogOptions;
+  readonly #where: string;
+  readonly #log: Logger;
+  #isOpen = true;
+
+  constructor(conn: Conn, opts: DialogOptions, where: string) {
+    this.#conn = conn;
+    this.#reader = new LineReader(conn);
+    this.#opts = opts;
+    this.#where = where;
+    this.#log = opts.log;
+  }
+
+  async run(): Promise<DialogStop | DialogReversed> {
+    const greeting = await this.#read(this.#opts.commandTimeoutMs);
+    if ("kind" in greeting) return greeting;
+    if (greeting.code !== 220) return this.#unexpected("greeting", greeting);
+    let caps = await this.#ehlo();
+    if ("kind" in caps) return caps;
+
+    if (this.#opts.tls === "starttls") {
+      if (!caps.startTls) {
+        return stop(
+          5,
+          "temporary",
+          `Server "${this.#where}" does not offer STARTTLS; refusing to continue in plaintext ` +
+            `(set fetch.tls: none to allow it, or implicit for a TLS port)`,
+        );
+      }
+      const r = await this.#command("STARTTLS");
+      if ("kind" in r) return r;
+      if (r.code !== 220) return this.#unexpected("STARTTLS", r, 5);
+      // RFC 3207 §4.2 / CVE-2011-0411: bytes after the 220 came in plaintext; drop them.
+      const injected = this.#reader.discardBuffered();
+      if (injected > 0) this.#log.warn("starttls_injection_discarded", { bytes: injected });
+      try {
+        const t = await this.#conn.startTlsClient(tlsClientParams(this.#opts));
+        if (t.discardedBytes > 0) {
+          this.#log.warn("starttls_injection_discarded", { bytes: t.discardedBytes });
+        }
+      } catch (err) {
+        this.#isOpen = false;
+        this.#conn.destroy();
+        return stop(
+          5,
+          "temporary",
+          `TLS with "${this.#where}" failed: ${tlsOrNetText(err, this.#opts.host)}`,
+        );
+      }
+      this.#reader = new LineReader(this.#conn);
+      caps = await this.#ehlo(); // RFC 3207 §4.2: forget what was learnt before TLS
+      if ("kind" in caps) return caps;
+    }
+    this.#log.info("connected", { server: this.#where, tls: this.#conn.isSecure });
+
+    if (!caps.atrn) {
+      return stop(4, "refused", `Server "${this.#where}" does not offer ATRN`);
+    }
+    const mechanism = chooseMechanism(caps.authMechanisms, this.#conn.isSecure);
+    if (mechanism === undefined) {
+      const offered = caps.authMechanisms.join(" ") || "none";
+      return stop(
+        3,
+        "authFailed",
+        `No usable AUTH mechanism on "${this.#where}" (offered: ${offered}` +
+          `${this.#conn.isSecure ? "" : "; PLAIN and LOGIN need TLS"})`,
+      );
+    }
+    const auth = await this.#auth(mechanism);
+    if (auth !== undefined) return auth;
+
+    const atrn = this.#opts.domains.length > 0 ? `ATRN ${this.#opts.domains.join(",")}` : "ATRN";
+    const r = await this.#command(atrn, this.#opts.atrnTimeoutMs);
+    if ("kind" in r) return r;
+    this.#log.info("atrn_reply", { code: r.code, domains: this.#opts.domains.join(",") || "*" });
+    return this.#atrnOutcome(r, mechanism);
+  }
+
+  #atrnOutcome(r: Reply, mechanism: string): DialogStop | DialogReversed {
+    const text = formatReplyText(r).trim();
+    switch (r.code) {
+      case 250:
+        return { kind: "reversed", conn: this.#conn, reader: this.#reader, mechanism };
+      case 453:
+        return stop(0, "noMail", `No mail waiting on "${this.#where}"`);
+      case 450:
+        return stop(4, "refused", `ATRN refused by "${this.#where}" (not authorized): ${text}`);
+      case 502:
+        return stop(4, "refused", `ATRN not available on "${this.#where}": ${text}`);
+      case 530:
+        return stop(4, "refused", `ATRN refused by "${this.#where}" (AUTH required): ${text}`);
+      case 451:
+        return stop(5, "temporary", `ATRN deferred by "${this.#where}": ${text}`);
+      default:
+        return r.code < 500
+          ? stop(5, "temporary", `ATRN deferred by "${this.#where}": ${text}`)
+          : stop(4, "refused", `ATRN refused by "${this.#where}": ${text}`);
+    }
+  }
+
+  async #ehlo(): Promise<Capabilities | DialogStop> {
+    const r = await this.#command(`EHLO ${this.#opts.hostname}`);
+    if ("kind" in r) return r;
+    if (r.code !== 250) return this.#unexpected("EHLO", r);
+    return parseEhloReply(r);
+  }
+
+  /** SASL exchange (RFC 4954); undefined on 235 with the server verified (SCRAM). */
+  async #auth(mechanism: Parameters<typeof createSaslClient>[0]): Promise<DialogStop | undefined> {
+    const client = createSaslClient(mechanism, {
+      user: this.#opts.user,
+      password: this.#opts.password,
+    });
+    const initial = client.initialResponse();
+    let line = `AUTH ${mechanism}`;
+    if (initial !== undefined) line += ` ${initial.length === 0 ? "=" : base64(initial)}`;
+    this.#log.debug("auth", { mechanism, payload: REDACTED });
+    let r = await this.#command(line);
+    for (let step = 0; step < 10; step++) {
+      if ("kind" in r) return r;
+      if (r.code === 235) {
+        try {
+          client.verifyFinal();
+        } catch (err) {
+          return stop(3, "authFailed", `Server "${this.#where}" failed SCRAM: ${errorText(err)}`);
+        }
+        this.#log.info("authenticated", { user: this.#opts.user, mechanism });
+        return undefined;
+      }
+      if (r.code !== 334) {
+        const text = formatReplyText(r).trim();
+        return r.code >= 400 && r.code < 500
+          ? stop(5, "temporary", `AUTH ${mechanism} deferred by "${this.#where}": ${text}`)
+          : stop(3, "authFailed", `AUTH ${mechanism} as "${this.#opts.user}" failed: ${text}`);
+      }
+      let answer: Uint8Array;
+      try {
+        answer = await client.next(fromBase64(r.lines[0] ?? ""));
+      } catch (err) {
+        await this.#command("*"); // cancel (RFC 4954 §4); the 501 does not matter
+        const why = err instanceof SaslClientError ? err.message : errorText(err);
+        return stop(3, "authFailed", `AUTH ${mechanism} with "${this.#where}" aborted: ${why}`);
+      }
+      r = await this.#command(base64(answer));
+    }
+    return stop(3, "authFailed", `AUTH ${mechanism} with "${this.#where}" did not end`);
+  }
+
+  async #command(
+    line: string,
+    timeoutMs = this.#opts.commandTimeoutMs,
+  ): Promise<Reply | DialogStop> {
+    try {
+      await this.#conn.write(encoder.encode(line + "\r\n"), { timeoutMs });
+    } catch (err) {
+      this.#isOpen = false;
+      return stop(5, "temporary", `Connection to "${this.#where}" lost: ${errorText(err)}`);
+    }
+    return this.#read(timeoutMs);
+  }
+
+  async #read(timeoutMs: number): Promise<Reply | DialogStop> {
+    const r = await readReply(this.#reader, { timeoutMs });
+    switch (r.kind) {
+      case "reply":
+        if (r.reply.code === 421) {
+          this.#isOpen = false;
+          return stop(
+            5,
+            "temporary",
+            `Server "${this.#where}" closed: ${formatReplyText(r.reply).trim()}`,
+          );
+        }
+        return r.reply;
+      case "eof":
+        this.#isOpen = false;
+        return stop(5, "temporary", `Connection to "${this.#where}" closed by the server`);
+      case "timeout":
+        this.#isOpen = false;
+        return stop(5, "temporary", `Timed out waiting for "${this.#where}"`);
+      case "invalid":
+        this.#isOpen = false;
+        return stop(5, "temporary", `Bad reply from "${this.#where}": ${r.reason}`);
+      default: {
+        const never: never = r;
+        throw new Error(`unreachable ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  #unexpected(what: string, r: Reply, exitCode: FetchExitCode = 5): DialogStop {
+    const text = formatReplyText(r).trim();
+    return stop(
+      exitCode,
+      "temporary",
+      `Unexpected reply to ${what} from "${this.#where}": ${text}`,
+    );
+  }
+
+  /** Best-effort QUIT and close after a stop. */
+  async quit(): Promise<void> {
+    if (this.#isOpen && !this.#conn.closed) {
+      try {
+        await this.#conn.write(encoder.encode("QUIT\r\n"), { timeoutMs: 5_000 });
+        await readReply(this.#reader, { timeoutMs: 5_000 });
+      } catch {
+        // Closing anyway.
+      }
+    }
+    await this.#conn.close().catch(() => {});
+  }
+}
+
+function tlsClientParams(opts: DialogOptions) {
+  return {
+    servername: opts.host,
+    ...(opts.caPem !== undefined ? { ca: opts.caPem } : {}),
+    rejectUnauthorized: true,
+    timeoutMs: opts.connectTimeoutMs,
+  };
+}
+
+/** A certificate failure says so, with the host; other errors as they are. */
+function tlsOrNetText(err: unknown, host: string): string {
+  const text = errorText(err);
+  const code = err instanceof Error && "code" in err ? String(err.code) : "";
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT_ALTNAME|HOSTNAME/i.test(code + " " + text)) {
+    return `certificate of "${host}" not trusted: ${text} (give its CA in fetch.ca)`;
+  }
+  return text;
+}
+
+function base64(bytes: Uint8Array): string {
+  let bin = "";
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return btoa(bin);
+}
+
+function fromBase64(text: string): Uint8Array {
+  // atob throws on bad base64; the caller treats that like a broken mechanism and cancels.
+  const bin = atob(text.trim());
+  return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

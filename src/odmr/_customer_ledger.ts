@@ -1,0 +1,150 @@
+/**
+ * A MessageSink wrapper that counts and logs what happened to each recipient the provider
+ * offered after ATRN: delivered where, deferred, failed, refused as foreign, or split off
+ * (LMTP one-recipient rule). It changes no reply; it only watches them.
+ */
+import type { MailFrom, MessageSink, RcptTo, SessionInfo, SinkTransaction } from "../smtp/sink.ts";
+import type { Reply } from "../wire/reply.ts";
+import type { Logger } from "../observe/log.ts";
+import { FOREIGN_RECIPIENT_REPLY } from "../smtp/sinks/allowed_domains.ts";
+import { ONE_RECIPIENT_PER_TRANSACTION } from "../smtp/sinks/local_smtp.ts";
+
+/** Recipient counts of one session. */
+export interface LedgerCounts {
+  messages: number;
+  delivered: number;
+  /** Refused temporarily by the local side (4xx): the provider keeps them. */
+  deferred: number;
+  /** Refused permanently by the local side (5xx): the provider bounces them. */
+  failed: number;
+  /** Outside the ATRN domains (550 5.7.1). */
+  foreign: number;
+  /** Answered 452 by the LMTP one-recipient rule: waiting for the next transaction. */
+  split: number;
+}
+
+/** How many bytes of the body are searched for the provider's queue id. */
+const HEAD_SNIFF_BYTES = 2048;
+const latin1 = new TextDecoder("latin1");
+
+/** Counts outcomes of the inner sink. */
+export class LedgerSink implements MessageSink {
+  readonly counts: LedgerCounts = {
+    messages: 0,
+    delivered: 0,
+    deferred: 0,
+    failed: 0,
+    foreign: 0,
+    split: 0,
+  };
+  readonly #inner: MessageSink;
+  readonly #log: Logger;
+  readonly #where: string;
+
+  constructor(inner: MessageSink, where: string, log: Logger) {
+    this.#inner = inner;
+    this.#where = where;
+    this.#log = log;
+  }
+
+  async begin(mail: MailFrom, session: SessionInfo): Promise<SinkTransaction | Reply> {
+    const r = await this.#inner.begin(mail, session);
+    if ("code" in r) {
+      this.#log.warn("mail_refused", { from: mail.address, code: r.code, to: this.#where });
+      if (r.code >= 400 && r.code < 500 && r.code !== 421) this.counts.deferred++;
+      return r;
+    }
+    return new LedgerTransaction(r, mail, this);
+  }
+
+  /** @internal */
+  record(kind: "rcpt" | "final", r: Reply, recipients: number): void {
+    if (kind === "rcpt" && r === FOREIGN_RECIPIENT_REPLY) this.counts.foreign += recipients;
+    else if (kind === "rcpt" && r === ONE_RECIPIENT_PER_TRANSACTION) {
+      this.counts.split += recipients;
+    } else if (r.code >= 200 && r.code < 300) this.counts.delivered += recipients;
+    else if (r.code >= 500) this.counts.failed += recipients;
+    else this.counts.deferred += recipients;
+  }
+
+  /** @internal */
+  logFinal(info: {
+    tx: string;
+    from: string;
+    recipients: readonly string[];
+    reply: Reply;
+    providerId: string | undefined;
+  }): void {
+    this.counts.messages++;
+    const fields = {
+      tx: info.tx,
+      providerId: info.providerId,
+      from: info.from,
+      to: this.#where,
+      recipients: info.recipients.join(","),
+      code: info.reply.code,
+      reply: info.reply.lines.join(" "),
+    };
+    if (info.reply.code >= 200 && info.reply.code < 300) this.#log.info("delivered", fields);
+    else this.#log.warn("not_delivered", fields);
+  }
+}
+
+class LedgerTransaction implements SinkTransaction {
+  readonly #inner: SinkTransaction;
+  readonly #mail: MailFrom;
+  readonly #ledger: LedgerSink;
+  readonly #accepted: string[] = [];
+  #head = new Uint8Array(0);
+
+  constructor(inner: SinkTransaction, mail: MailFrom, ledger: LedgerSink) {
+    this.#inner = inner;
+    this.#mail = mail;
+    this.#ledger = ledger;
+  }
+
+  get id(): string {
+    return this.#inner.id;
+  }
+
+  async addRecipient(rcpt: RcptTo): Promise<Reply> {
+    const r = await this.#inner.addRecipient(rcpt);
+    if (r.code >= 200 && r.code < 300) this.#accepted.push(rcpt.address);
+    else this.#ledger.record("rcpt", r, 1);
+    return r;
+  }
+
+  write(chunk: Uint8Array): Promise<void> {
+    if (this.#head.length < HEAD_SNIFF_BYTES) {
+      const take = chunk.subarray(0, HEAD_SNIFF_BYTES - this.#head.length);
+      const next = new Uint8Array(this.#head.length + take.length);
+      next.set(this.#head);
+      next.set(take, this.#head.length);
+      this.#head = next;
+    }
+    return this.#inner.write(chunk);
+  }
+
+  async finish(): Promise<Reply> {
+    const r = await this.#inner.finish();
+    this.#ledger.record("final", r, this.#accepted.length);
+    this.#ledger.logFinal({
+      tx: this.#inner.id,
+      from: this.#mail.address,
+      recipients: this.#accepted,
+      reply: r,
+      providerId: providerQueueId(this.#head),
+    });
+    return r;
+  }
+
+  abort(): Promise<void> {
+    return this.#inner.abort();
+  }
+}
+
+/** The `id` of the topmost `Received:` header (the provider's queue id), if there is one. */
+function providerQueueId(head: Uint8Array): string | undefined {
+  const m = /^Received:[^]*?\sid ([A-Za-z0-9._-]+)/.exec(latin1.decode(head));
+  return m?.[1];
+}

@@ -1,0 +1,234 @@
+/**
+ * The customer side of ODMR (RFC 2645): one poll. Connects, secures and authenticates
+ * (`_customer_dialog.ts`), says ATRN, and after `250` serves SMTP on the same connection with
+ * the foundation's SmtpReceiver, handing each message to the local mail system cut-through
+ * (the provider's 250 only once the local side has it). Recipients outside the ATRN domains
+ * are refused (`550 5.7.1`). Returns the CONTRACT.md exit code; never throws for peers.
+ */
+import type { FetchConfig } from "../config/types.ts";
+import type { MessageSink, SessionInfo, SinkTransaction } from "../smtp/sink.ts";
+import { SmtpReceiver } from "../smtp/receiver.ts";
+import { reply } from "../wire/reply.ts";
+import type { Reply } from "../wire/reply.ts";
+import { MaildirSink } from "../smtp/sinks/maildir.ts";
+import { describeTarget, LocalSmtpSink } from "../smtp/sinks/local_smtp.ts";
+import type { LocalTimeouts } from "../smtp/sinks/local_smtp.ts";
+import { AllowedDomainsSink } from "../smtp/sinks/allowed_domains.ts";
+import type { Logger } from "../observe/log.ts";
+import { runCustomerDialog } from "./_customer_dialog.ts";
+import type { FetchExitCode, FetchResult } from "./_customer_dialog.ts";
+import { PasswordFileError, readPasswordFile } from "./_customer_password.ts";
+import { LedgerSink } from "./_customer_ledger.ts";
+import type { LedgerCounts } from "./_customer_ledger.ts";
+
+export type { FetchExitCode, FetchResult } from "./_customer_dialog.ts";
+
+/** RFC 2645 §5.2.1: wait at least 10 minutes for the ATRN reply. */
+export const ATRN_TIMEOUT_MS = 10 * 60_000 + 30_000;
+/** After SIGTERM, how long the message in flight may take before the link is dropped. */
+export const DEFAULT_STOP_GRACE_MS = 30_000;
+/** Largest message the customer takes (SIZE in its EHLO); bodies are streamed, not held. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024 * 1024;
+/** Recipients per transaction accepted from the provider. */
+export const MAX_RECIPIENTS = 1000;
+
+/** What one poll needs besides the config. */
+export interface CustomerDeps {
+  readonly log: Logger;
+  /** Abort = SIGTERM/SIGINT: finish or abandon the message in flight, then end. */
+  readonly signal?: AbortSignal;
+  readonly maxMessageBytes?: number;
+  readonly stopGraceMs?: number;
+  readonly timeouts?: {
+    readonly connectMs?: number;
+    readonly commandMs?: number;
+    readonly atrnMs?: number;
+    /** SMTP server role after reversal: per command / data read. */
+    readonly receiverMs?: number;
+    readonly local?: Partial<LocalTimeouts>;
+  };
+}
+
+/** How one poll ended. */
+export interface FetchOutcome extends Readonly<LedgerCounts> {
+  readonly exitCode: FetchExitCode;
+  readonly result: FetchResult;
+  /** For people (stderr / log): what happened, naming the server. */
+  readonly message: string;
+  /** The provider was stopped by our signal (the caller exits 0). */
+  readonly wasStopped: boolean;
+}
+
+const NO_COUNTS: LedgerCounts = {
+  messages: 0,
+  delivered: 0,
+  deferred: 0,
+  failed: 0,
+  foreign: 0,
+  split: 0,
+};
+
+/** Runs one poll against `config.server`. */
+export async function runCustomer(
+  config: FetchConfig & { readonly hostname: string },
+  deps: CustomerDeps,
+): Promise<FetchOutcome> {
+  const log = deps.log;
+  const where = `${config.server.host}:${config.server.port}`;
+  const early = (exitCode: FetchExitCode, result: FetchResult, message: string) => ({
+    ...NO_COUNTS,
+    exitCode,
+    result,
+    message,
+    wasStopped: deps.signal?.aborted ?? false,
+  });
+
+  let password: string;
+  let caPem: string | undefined;
+  try {
+    password = await readPasswordFile(config.passwordFile);
+    caPem = config.ca === undefined ? undefined : await Deno.readTextFile(config.ca);
+  } catch (err) {
+    const text = err instanceof PasswordFileError
+      ? err.message
+      : `Cannot read fetch.ca "${config.ca}": ${errorText(err)}`;
+    return early(2, "config", text);
+  }
+
+  const dialog = await runCustomerDialog({
+    host: config.server.host,
+    port: config.server.port,
+    tls: config.tls,
+    caPem,
+    user: config.user,
+    password,
+    domains: config.domains,
+    hostname: config.hostname,
+    connectTimeoutMs: deps.timeouts?.connectMs ?? 30_000,
+    commandTimeoutMs: deps.timeouts?.commandMs ?? 5 * 60_000,
+    atrnTimeoutMs: deps.timeouts?.atrnMs ?? ATRN_TIMEOUT_MS,
+    log,
+    ...(deps.signal ? { signal: deps.signal } : {}),
+  });
+  if (dialog.kind === "stop") {
+    return early(dialog.exitCode, dialog.result, dialog.message);
+  }
+
+  // Reversed: we are the SMTP server now (RFC 2645 §5.3), on the same Conn and reader.
+  const { conn, reader } = dialog;
+  const target = config.deliverTo;
+  const local = target.kind === "maildir"
+    ? new MaildirSink({ path: target.path, hostname: config.hostname, log })
+    : new LocalSmtpSink({
+      target,
+      hostname: config.hostname,
+      log,
+      ...(deps.timeouts?.local ? { timeouts: deps.timeouts.local } : {}),
+    });
+  const where2 = target.kind === "maildir" ? `maildir:${target.path}` : describeTarget(target);
+  let policy: MessageSink = local;
+  if (config.domains.length > 0) {
+    policy = new AllowedDomainsSink(local, config.domains, log);
+  } else {
+    log.warn("recipients_unchecked", {
+      reason: "fetch.domains is empty (bare ATRN): the provider decides which domains arrive",
+    });
+  }
+  const ledger = new LedgerSink(policy, where2, log);
+  const gate = new StopGate(ledger);
+
+  let wasStopped = false;
+  let graceTimer: ReturnType<typeof setTimeout> | undefined;
+  const onAbort = () => {
+    wasStopped = true;
+    gate.close();
+    log.info("stopping", { graceMs: deps.stopGraceMs ?? DEFAULT_STOP_GRACE_MS });
+    // A message that does not finish in time is abandoned: without our 250 it stays queued
+    // on the provider (at most a duplicate later, never a loss).
+    graceTimer = setTimeout(() => conn.destroy(), deps.stopGraceMs ?? DEFAULT_STOP_GRACE_MS);
+  };
+  if (deps.signal?.aborted) onAbort();
+  else deps.signal?.addEventListener("abort", onAbort, { once: true });
+
+  const receiverMs = deps.timeouts?.receiverMs ?? 5 * 60_000;
+  let reason: string;
+  try {
+    const receiver = new SmtpReceiver({
+      conn,
+      reader,
+      sink: gate,
+      log: log.with({ role: "reversed" }),
+      options: {
+        hostname: config.hostname,
+        maxMessageBytes: deps.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+        maxRecipients: MAX_RECIPIENTS,
+        commandTimeoutMs: receiverMs,
+        dataTimeoutMs: receiverMs,
+        maxErrors: 10,
+        // No Received: here: the provider stamped one at the MX and the local MTA stamps its
+        // own; the hand-off stays byte-exact (a Maildir gets Return-Path/Delivered-To).
+        addTraceHeader: false,
+      },
+    });
+    reason = (await receiver.run()).reason;
+  } catch (err) {
+    reason = "error";
+    log.error("reversed_session_failed", { error: errorText(err) });
+  } finally {
+    deps.signal?.removeEventListener("abort", onAbort);
+    if (graceTimer !== undefined) clearTimeout(graceTimer);
+    if (local instanceof LocalSmtpSink) await local.close();
+    await conn.close().catch(() => {});
+  }
+
+  const counts = { ...ledger.counts };
+  log.info("fetch_done", { server: where, reason, ...counts });
+  const summary = `${counts.messages} message(s), ${counts.delivered} recipient(s) delivered to ` +
+    `${where2}, ${counts.deferred} deferred, ${counts.failed} failed, ${counts.foreign} foreign`;
+  if (reason !== "quit" && !wasStopped) {
+    return {
+      ...counts,
+      exitCode: 5,
+      result: "temporary",
+      message: `Session with "${where}" ended early (${reason}): ${summary}`,
+      wasStopped,
+    };
+  }
+  if (counts.deferred > 0) {
+    return {
+      ...counts,
+      exitCode: 5,
+      result: "temporary",
+      message: `Local delivery deferred some mail: ${summary}`,
+      wasStopped,
+    };
+  }
+  return { ...counts, exitCode: 0, result: "delivered", message: summary, wasStopped };
+}
+
+/** After a stop request, new transactions get `421` (the provider then ends the session). */
+class StopGate implements MessageSink {
+  readonly #inner: MessageSink;
+  #isClosed = false;
+
+  constructor(inner: MessageSink) {
+    this.#inner = inner;
+  }
+
+  close(): void {
+    this.#isClosed = true;
+  }
+
+  begin(mail: Parameters<MessageSink["begin"]>[0], session: SessionInfo): Promise<
+    SinkTransaction | Reply
+  > {
+    if (this.#isClosed) {
+      return Promise.resolve(reply(421, "4.3.2", "Service shutting down, closing connection"));
+    }
+    return this.#inner.begin(mail, session);
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
