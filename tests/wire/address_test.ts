@@ -1,0 +1,115 @@
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import {
+  parseAddressLiteral,
+  parseDomain,
+  parseMailArgument,
+  parseRcptArgument,
+} from "../../src/wire/address.ts";
+
+Deno.test("parseMailArgument() reads the reverse-path and leaves the parameters", async (t) => {
+  const rows = [
+    {
+      args: "FROM:<User@Example.COM> SIZE=10",
+      want: { address: "User@example.com", domain: "example.com", params: "SIZE=10" },
+    },
+    { args: "from:<a@b.test>", want: { address: "a@b.test", domain: "b.test", params: "" } },
+    { args: "FROM: <a@b.test>", want: { address: "a@b.test", domain: "b.test", params: "" } },
+    { args: "FROM:<>", want: { address: "", domain: "", params: "" } },
+    { args: "FROM:<> BODY=8BITMIME", want: { address: "", domain: "", params: "BODY=8BITMIME" } },
+    {
+      args: "FROM:<@relay.test,@r2.test:a@b.test>",
+      want: { address: "a@b.test", domain: "b.test", params: "" },
+    },
+    {
+      args: 'FROM:<"a b>c"@b.test>',
+      want: { address: '"a b>c"@b.test', domain: "b.test", params: "" },
+    },
+    { args: "FROM:<a@b.test.>", want: { address: "a@b.test", domain: "b.test", params: "" } },
+    {
+      args: "FROM:<ü@bücher.test>",
+      want: { address: "ü@xn--bcher-kva.test", domain: "xn--bcher-kva.test", params: "" },
+    },
+  ];
+  for (const row of rows) {
+    await t.step(row.args, () => {
+      const got = parseMailArgument(row.args);
+      if (!got.ok) throw new Error(`refused: ${got.fault}`);
+      assertEquals(
+        { address: got.mailbox.address, domain: got.mailbox.domain, params: got.params },
+        row.want,
+      );
+    });
+  }
+});
+
+Deno.test("parseMailArgument() and parseRcptArgument() refuse bad paths", async (t) => {
+  const local64 = "l".repeat(64);
+  const D252 = `${"d".repeat(63)}.${"e".repeat(63)}.${"f".repeat(63)}.${"g".repeat(60)}`;
+  const rows = [
+    { args: "FROM:a@b.test", fault: "syntax", why: "no brackets" },
+    { args: "FROM:  <a@b.test>", fault: "syntax", why: "two spaces after the colon" },
+    { args: "FROM <a@b.test>", fault: "syntax", why: "no colon" },
+    { args: "FROM:<a@b.test>SIZE=1", fault: "syntax", why: "no space before params" },
+    { args: "FROM:<a@b.test", fault: "syntax", why: "unclosed" },
+    { args: "FROM:<a b@c.test>", fault: "syntax", why: "space in local part" },
+    { args: "FROM:<a..b@c.test>", fault: "syntax", why: "empty atom" },
+    { args: "FROM:<a@>", fault: "badDomain", why: "empty domain" },
+    { args: "FROM:<a@-x.test>", fault: "badDomain", why: "label starts with -" },
+    { args: "FROM:<a@x_y.test>", fault: "badDomain", why: "underscore" },
+    { args: "FROM:<a@1.2.3.4>", fault: "badDomain", why: "IP without brackets" },
+    { args: "FROM:<a@[1.2.3.999]>", fault: "badDomain", why: "bad IPv4 literal" },
+    { args: `FROM:<${local64}@b.test>`, fault: "ok", why: "local part of 64" },
+    { args: `FROM:<${local64}l@b.test>`, fault: "localPartTooLong", why: "local part of 65" },
+    { args: `FROM:<a@${D252}>`, fault: "ok", why: "path of 256 (domain of 252)" },
+    { args: `FROM:<a@${D252}g>`, fault: "pathTooLong", why: "path of 257" },
+    {
+      args: `FROM:<${local64}@b.${D252}>`,
+      fault: "pathTooLong",
+      why: "long local part and domain",
+    },
+    { args: "TO:<>", fault: "nullNotAllowed", why: "null forward-path" },
+    { args: "FROM:<Postmaster>", fault: "syntax", why: "bare Postmaster is for RCPT only" },
+  ];
+  for (const row of rows) {
+    await t.step(row.why, () => {
+      const got = row.args.startsWith("TO:")
+        ? parseRcptArgument(row.args)
+        : parseMailArgument(row.args);
+      assertEquals(got.ok ? "ok" : got.fault, row.fault);
+    });
+  }
+});
+
+Deno.test("parseRcptArgument() accepts the bare <Postmaster> with an empty domain", () => {
+  for (const pm of ["Postmaster", "postmaster", "POSTMASTER"]) {
+    const got = parseRcptArgument(`TO:<${pm}> NOTIFY=NEVER`);
+    if (!got.ok) throw new Error("refused");
+    assertEquals([got.mailbox.address, got.mailbox.domain, got.params], [pm, "", "NOTIFY=NEVER"]);
+  }
+});
+
+Deno.test("address literals are recognised as literals, never as domains", () => {
+  assertEquals(parseAddressLiteral("[192.0.2.1]"), "[192.0.2.1]");
+  assertEquals(parseAddressLiteral("[ipv6:2001:DB8::1]"), "[IPv6:2001:db8::1]");
+  assertEquals(parseAddressLiteral("[1.2.3]"), undefined);
+  const got = parseRcptArgument("TO:<a@[10.0.0.1]>");
+  if (!got.ok) throw new Error("refused");
+  assertEquals([got.mailbox.isLiteral, got.mailbox.domain], [true, "[10.0.0.1]"]);
+});
+
+Deno.test("parseDomain() normalises to the lower-case A-label", () => {
+  assertEquals(parseDomain("Example.ORG."), "example.org");
+  assertEquals(parseDomain("BÜCHER.example"), "xn--bcher-kva.example");
+  assertEquals(parseDomain("example.org.."), undefined);
+  assertEquals(parseDomain("exa%mple.org"), undefined);
+});
+
+Deno.test("the domain limit applies on its own when the path limit is larger", () => {
+  const limits = { maxLocalPartBytes: 64, maxDomainBytes: 255, maxPathBytes: 1000 };
+  const label = "d".repeat(63);
+  const d255 = `${label}.${label}.${label}.${"e".repeat(63)}`;
+  const at255 = parseMailArgument(`FROM:<a@${d255}>`, limits);
+  assertEquals(at255.ok ? "ok" : at255.fault, "ok");
+  const at256 = parseMailArgument(`FROM:<a@${d255}e>`, limits);
+  assertEquals(at256.ok ? "ok" : at256.fault, "domainTooLong");
+});

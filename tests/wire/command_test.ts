@@ -1,0 +1,38 @@
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { parseCommandLine } from "../../src/wire/command.ts";
+
+const encoder = new TextEncoder();
+
+Deno.test("parseCommandLine() splits verb and arguments", async (t) => {
+  const rows = [
+    {
+      line: "ehlo client.test",
+      utf8: false,
+      want: { ok: true, verb: "EHLO", args: "client.test" },
+    },
+    { line: "QUIT", utf8: false, want: { ok: true, verb: "QUIT", args: "" } },
+    { line: "NOOP  x  ", utf8: false, want: { ok: true, verb: "NOOP", args: "x" } },
+    {
+      line: "MAIL FROM:<a@b> SIZE=1",
+      utf8: false,
+      want: { ok: true, verb: "MAIL", args: "FROM:<a@b> SIZE=1" },
+    },
+    { line: "MAIL FROM:<ü@b>", utf8: true, want: { ok: true, verb: "MAIL", args: "FROM:<ü@b>" } },
+    { line: "MAIL FROM:<ü@b>", utf8: false, want: { ok: false, fault: "nonAscii" } },
+    { line: "NOOP \x00", utf8: true, want: { ok: false, fault: "controlChar" } },
+    { line: "NOOP\tx", utf8: false, want: { ok: false, fault: "controlChar" } },
+    { line: "NOOP \x7f", utf8: false, want: { ok: false, fault: "controlChar" } },
+    { line: "", utf8: false, want: { ok: false, fault: "empty" } },
+    { line: "   ", utf8: false, want: { ok: false, fault: "empty" } },
+    { line: "GET/ x", utf8: false, want: { ok: false, fault: "badVerb" } },
+  ] as const;
+  for (const row of rows) {
+    await t.step(JSON.stringify(row.line), () => {
+      assertEquals(parseCommandLine(encoder.encode(row.line), { allowUtf8: row.utf8 }), row.want);
+    });
+  }
+  await t.step("invalid UTF-8 is refused", () => {
+    const line = Uint8Array.of(0x4e, 0x4f, 0x4f, 0x50, 0x20, 0xc3, 0x28);
+    assertEquals(parseCommandLine(line, { allowUtf8: true }), { ok: false, fault: "badUtf8" });
+  });
+});

@@ -1,0 +1,59 @@
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { isXtext, parseMailParameters, parseRcptParameters } from "../../src/wire/esmtp_params.ts";
+
+Deno.test("parseMailParameters() reads the MAIL parameters", async (t) => {
+  const rows = [
+    { text: "", want: { ok: true, params: {} } },
+    {
+      text: "SIZE=1000 body=8bitmime SMTPUTF8 RET=hdrs ENVID=QQ+2B1",
+      want: {
+        ok: true,
+        params: { size: 1000, body: "8BITMIME", smtputf8: true, ret: "HDRS", envid: "QQ+2B1" },
+      },
+    },
+    { text: "AUTH=<>", want: { ok: true, params: {} } },
+    { text: "BODY=BINARYMIME", want: { ok: true, params: { body: "BINARYMIME" } } },
+    { text: "SIZE=1 size=2", want: { ok: false, fault: "duplicate", keyword: "SIZE" } },
+    { text: "FOO=1", want: { ok: false, fault: "unknown", keyword: "FOO" } },
+    { text: "SIZE=abc", want: { ok: false, fault: "badValue", keyword: "SIZE" } },
+    { text: "SIZE", want: { ok: false, fault: "badValue", keyword: "SIZE" } },
+    { text: "BODY=9BIT", want: { ok: false, fault: "badValue", keyword: "BODY" } },
+    { text: "SMTPUTF8=yes", want: { ok: false, fault: "badValue", keyword: "SMTPUTF8" } },
+    { text: "RET=ALL", want: { ok: false, fault: "badValue", keyword: "RET" } },
+    { text: "ENVID=a+b", want: { ok: false, fault: "badValue", keyword: "ENVID" } },
+    { text: `ENVID=${"x".repeat(101)}`, want: { ok: false, fault: "badValue", keyword: "ENVID" } },
+    { text: "=x", want: { ok: false, fault: "syntax", keyword: "" } },
+    { text: "SIZE=1=2", want: { ok: false, fault: "syntax", keyword: "SIZE" } },
+  ] as const;
+  for (const row of rows) {
+    await t.step(row.text || "(none)", () => assertEquals(parseMailParameters(row.text), row.want));
+  }
+});
+
+Deno.test("parseRcptParameters() reads NOTIFY and ORCPT", async (t) => {
+  const rows = [
+    { text: "NOTIFY=never", want: { ok: true, params: { notify: "NEVER" } } },
+    {
+      text: "NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a+40b.test",
+      want: { ok: true, params: { notify: "SUCCESS,FAILURE", orcpt: "rfc822;a+40b.test" } },
+    },
+    { text: "NOTIFY=NEVER,SUCCESS", want: { ok: false, fault: "badValue", keyword: "NOTIFY" } },
+    { text: "NOTIFY=DELAY,DELAY", want: { ok: false, fault: "badValue", keyword: "NOTIFY" } },
+    { text: "ORCPT=a@b.test", want: { ok: false, fault: "badValue", keyword: "ORCPT" } },
+    { text: "SIZE=1", want: { ok: false, fault: "unknown", keyword: "SIZE" } },
+    {
+      text: "NOTIFY=NEVER NOTIFY=NEVER",
+      want: { ok: false, fault: "duplicate", keyword: "NOTIFY" },
+    },
+  ] as const;
+  for (const row of rows) {
+    await t.step(row.text, () => assertEquals(parseRcptParameters(row.text), row.want));
+  }
+});
+
+Deno.test("isXtext() follows RFC 3461 §4", () => {
+  assertEquals(isXtext("abc+2B+3D"), true);
+  assertEquals(isXtext("a+2b"), false);
+  assertEquals(isXtext("a=b"), false);
+  assertEquals(isXtext("a b"), false);
+});
