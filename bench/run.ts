@@ -1,6 +1,6 @@
-// Benchmark runner: `deno task bench [-- ingest|drain|fetch …] [--quick]`. Needs no config
-// file: every benchmark gets its own temp dir, and everything started is stopped (by PID, or
-// `postfix -c DIR stop`) and the temp dir removed, even on failure or Ctrl-C.
+// Benchmark runner: `deno task bench [-- ingest|drain|fetch …] [--quick] [--repeat=N]`.
+// Needs no config file: every benchmark gets its own temp dir, and everything started is
+// stopped (by PID, or `postfix -c DIR stop`) and the temp dir removed, even on failure or Ctrl-C.
 // deno-lint-ignore-file no-console -- a benchmark's job is to print its tables on stdout
 
 import { drainBench } from "./drain.ts";
@@ -20,11 +20,17 @@ function isBenchName(s: string): s is BenchName {
   return s === "ingest" || s === "drain" || s === "fetch";
 }
 
-const USAGE = "usage: deno task bench [-- ingest|drain|fetch ...] [--quick]";
+const USAGE = "usage: deno task bench [-- ingest|drain|fetch ...] [--quick] [--repeat=N]";
 
 async function main(args: string[]): Promise<number> {
   const quick = args.includes("--quick");
-  const names = args.filter((a) => a !== "--quick" && a !== "--");
+  const repeatArg = args.find((a) => a.startsWith("--repeat="));
+  const repeat = repeatArg === undefined ? (quick ? 1 : 3) : Number(repeatArg.slice(9));
+  if (!Number.isInteger(repeat) || repeat < 1 || repeat > 20) {
+    console.error(`error: --repeat must be 1-20: current value is "${repeatArg}"\n${USAGE}`);
+    return 2;
+  }
+  const names = args.filter((a) => a !== "--quick" && a !== "--" && a !== repeatArg);
   for (const n of names) {
     if (!isBenchName(n)) {
       console.error(`error: unknown benchmark "${n}"\n${USAGE}`);
@@ -51,7 +57,8 @@ async function main(args: string[]): Promise<number> {
 
   console.log(
     `# odmr-relay benchmarks (${new Date().toISOString()}, deno ${Deno.version.deno}, ` +
-      `${navigator.hardwareConcurrency} CPUs${quick ? ", --quick: counts ÷ 10" : ""})\n`,
+      `${navigator.hardwareConcurrency} CPUs, ingest median of ${repeat}` +
+      `${quick ? ", --quick: counts ÷ 10" : ""})\n`,
   );
   let failed = 0;
   try {
@@ -59,6 +66,7 @@ async function main(args: string[]): Promise<number> {
       const ctx: BenchContext = {
         dir: `${root}/${name}`,
         scale: quick ? 10 : 1,
+        repeat,
         defer: (fn) => cleanups.push(fn),
       };
       await Deno.mkdir(ctx.dir, { recursive: true, mode: 0o755 });
