@@ -1,16 +1,131 @@
 /**
- * `fetch`: the customer side (connect, AUTH, ATRN, hand mail to `fetch.deliver_to`).
- * Not implemented yet: TODO(#5). Exits 2 so scripts do not mistake it for "no mail".
+ * `fetch [--once]`: the customer command (CONTRACT.md). One poll with `--once` (its exit code
+ * is the poll's), else a poll every `fetch.interval`, with capped exponential backoff and
+ * jitter after failures. SIGTERM/SIGINT lets the message in flight finish (or abandons it, so
+ * it stays on the provider) and exits 0.
  */
 import type { Config } from "../config/types.ts";
+import { createLogger } from "../observe/log.ts";
+import type { Logger } from "../observe/log.ts";
+import { runCustomer } from "../odmr/customer.ts";
+import type { FetchOutcome } from "../odmr/customer.ts";
 
-/** Runs `fetch`; for now only says that it does not exist yet. */
-export function fetchCommand(
-  _config: Config,
+/** First wait after a failed poll; doubles with each further failure. */
+export const BACKOFF_BASE_MS = 30_000;
+/** Longest wait after failures. */
+export const BACKOFF_CAP_MS = 30 * 60_000;
+/**
+ * Polls in a row while recipients were split off (LMTP: one recipient per transaction, the
+ * rest answered 452 and kept queued by the provider); bounds the loop.
+ */
+export const MAX_SPLIT_ROUNDS = 100;
+
+/** The wait before the next poll after `failures` failed polls in a row (equal jitter). */
+export function backoffDelayMs(failures: number, random: () => number = Math.random): number {
+  const full = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.max(0, failures - 1));
+  return Math.round(full / 2 + (full / 2) * random());
+}
+
+/** Runs `fetch`; resolves with the exit code. */
+export async function fetchCommand(
+  config: Config,
   opts: { once: boolean; stderr: (text: string) => void },
 ): Promise<number> {
-  opts.stderr(
-    `error: Cannot run fetch${opts.once ? " --once" : ""}: not implemented yet (issue #5)\n`,
-  );
-  return Promise.resolve(2);
+  const fetch = config.fetch;
+  if (fetch === undefined) {
+    opts.stderr(
+      `error: Cannot run fetch: the config has no fetch section` +
+        ` (${config.source === undefined ? "embedded defaults" : `"${config.source}"`})\n`,
+    );
+    return 2;
+  }
+  const log = createLogger({ level: config.log.level, format: config.log.format })
+    .with({ cmd: "fetch" });
+  const controller = new AbortController();
+  const onSignal = () => {
+    if (!controller.signal.aborted) log.info("signal_received", {});
+    controller.abort();
+  };
+  Deno.addSignalListener("SIGTERM", onSignal);
+  Deno.addSignalListener("SIGINT", onSignal);
+  try {
+    const poll = () => pollRounds({ ...fetch, hostname: config.hostname }, config, log, controller);
+    if (opts.once) {
+      const outcome = await poll();
+      if (outcome.wasStopped) return 0;
+      if (outcome.exitCode !== 0) opts.stderr(`error: ${outcome.message}\n`);
+      return outcome.exitCode;
+    }
+    let failures = 0;
+    while (!controller.signal.aborted) {
+      const outcome = await poll();
+      if (controller.signal.aborted) break;
+      if (outcome.exitCode === 2) {
+        opts.stderr(`error: ${outcome.message}\n`);
+        return 2;
+      }
+      failures = outcome.exitCode === 0 ? 0 : failures + 1;
+      const waitMs = failures === 0 ? fetch.intervalMs : backoffDelayMs(failures);
+      log.info("next_poll", { inMs: waitMs, failures, exitCode: outcome.exitCode });
+      await sleep(waitMs, controller.signal);
+    }
+    log.info("stopped", {});
+    return 0;
+  } finally {
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    Deno.removeSignalListener("SIGINT", onSignal);
+  }
+}
+
+/** One poll, repeated at once while the local side split recipients off (bounded). */
+async function pollRounds(
+  fetch: NonNullable<Config["fetch"]> & { hostname: string },
+  config: Config,
+  log: Logger,
+  controller: AbortController,
+): Promise<FetchOutcome> {
+  let outcome: FetchOutcome | undefined;
+  for (let round = 0; round < MAX_SPLIT_ROUNDS; round++) {
+    const next = await runCustomer(fetch, {
+      log,
+      signal: controller.signal,
+      maxMessageBytes: config.smtp.maxMessageSize,
+    });
+    outcome = outcome === undefined ? next : merge(outcome, next);
+    const level = next.exitCode === 0 ? "info" : "warn";
+    log[level]("poll_done", {
+      exitCode: next.exitCode,
+      result: next.result,
+      message: next.message,
+    });
+    if (next.exitCode !== 0 || next.split === 0 || controller.signal.aborted) break;
+  }
+  return outcome as FetchOutcome; // the loop runs at least once
+}
+
+/** Counts add up; the last poll decides the exit code (a 453 after splits is still 0). */
+function merge(a: FetchOutcome, b: FetchOutcome): FetchOutcome {
+  return {
+    ...b,
+    messages: a.messages + b.messages,
+    delivered: a.delivered + b.delivered,
+    deferred: a.deferred + b.deferred,
+    failed: a.failed + b.failed,
+    foreign: a.foreign + b.foreign,
+    split: b.split,
+    result: b.result === "noMail" && a.result === "delivered" ? "delivered" : b.result,
+  };
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
 }
