@@ -25,8 +25,8 @@ export interface ListeningEvent extends HostPort {
 
 /** A running `serve` process. */
 export interface ServerProcess {
-  readonly smtp: readonly HostPort[];
-  readonly odmr: readonly HostPort[];
+  readonly smtp: readonly ListeningEvent[];
+  readonly odmr: readonly ListeningEvent[];
   readonly listening: readonly ListeningEvent[];
   readonly pid: number;
   readonly dataDir: string;

@@ -10,25 +10,10 @@ import {
   runMain,
   startServer,
 } from "../_helpers/server_process.ts";
-import { findTool, toolTest } from "../_helpers/tools.ts";
+import { toolTest } from "../_helpers/tools.ts";
+import { swaks } from "./_swaks.ts";
 import { openDatabase } from "../../src/queue/db.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
-
-/** Runs swaks against `port` with extra arguments; returns its exit code and transcript. */
-export async function swaks(
-  port: number,
-  args: readonly string[],
-): Promise<{ code: number; out: string }> {
-  const bin = await findTool("swaks") ?? "swaks";
-  const out = await new Deno.Command(bin, {
-    args: ["--server", `127.0.0.1:${port}`, "--helo", "client.test", ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, out: dec.decode(out.stdout) + dec.decode(out.stderr) };
-}
 
 /** The stored body of a queued message, read through the queue store itself. */
 function storedBody(dataDir: string, id: string): Uint8Array {
