@@ -1,0 +1,246 @@
+/**
+ * Two real processes: `serve` (provider) and `fetch --once` (customer) on 127.0.0.1. Mail
+ * queued through the provider's SMTP port must arrive byte-exact (after the provider's
+ * Received: header) at an SMTP sink, an LMTP sink and a Maildir; exit codes per outcome.
+ */
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import YAML from "yaml";
+import {
+  addUser,
+  queueList,
+  removeTestFiles,
+  runMain,
+  startServer,
+} from "../_helpers/server_process.ts";
+import type { CliResult, ServerProcess } from "../_helpers/server_process.ts";
+import { startCaptureServer } from "../_helpers/capture_smtp.ts";
+import { submit } from "../_helpers/smtp_submit.ts";
+import { makeTestCa } from "../_helpers/certs.ts";
+
+const enc = new TextEncoder();
+
+/** Runs `fetch --once` with a config written next to `dir`. */
+async function runFetch(dir: string, fetch: Record<string, unknown>): Promise<CliResult> {
+  const pw = `${dir}/password`;
+  try {
+    await Deno.stat(pw);
+  } catch {
+    await Deno.writeTextFile(pw, "alice-pw\n", { mode: 0o600 });
+  }
+  const config = {
+    hostname: "pi.test",
+    "data_dir": `${dir}/data`,
+    fetch: {
+      tls: "none",
+      user: "alice",
+      "password_file": pw,
+      domains: ["example.org", "example.com"],
+      ...fetch,
+    },
+  };
+  const path = `${dir}/fetch.yaml`;
+  await Deno.writeTextFile(path, YAML.stringify(config));
+  return runMain(["fetch", "--once", "--config", path]);
+}
+
+async function withServer(
+  fn: (server: ServerProcess, dir: string) => Promise<void>,
+  config: Record<string, unknown> = {},
+): Promise<void> {
+  const server = await startServer({ config });
+  const dir = await Deno.makeTempDir({ prefix: "odmr-fetch-e2e-" });
+  try {
+    await addUser(server.configPath, "alice", ["example.org", "example.com"], "alice-pw");
+    await addUser(server.configPath, "bob", ["bob.example"], "bob-pw");
+    await fn(server, dir);
+  } finally {
+    await server.stop();
+    await removeTestFiles(server);
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function endsWith(data: Uint8Array, tail: Uint8Array): boolean {
+  if (data.length < tail.length) return false;
+  const off = data.length - tail.length;
+  for (let i = 0; i < tail.length; i++) if (data[off + i] !== tail[i]) return false;
+  return true;
+}
+
+const EIGHT_BIT = Uint8Array.from([
+  ...enc.encode("Subject: 8bit\r\nContent-Type: text/plain; charset=latin1\r\n\r\n"),
+  0xe9,
+  0xe8,
+  0xff,
+  0x80,
+  13,
+  10,
+  ...enc.encode(".a line starting with a dot\r\n..two\r\n.\r\n"),
+]);
+
+/** A 10 MB body of 78-character lines (some starting with a dot). */
+function bigBody(): Uint8Array {
+  const line = enc.encode("." + "x".repeat(75) + "\r\n");
+  const head = enc.encode("Subject: big\r\n\r\n");
+  const n = Math.ceil((10 * 1024 * 1024) / line.length);
+  const out = new Uint8Array(head.length + n * line.length);
+  out.set(head);
+  for (let i = 0; i < n; i++) out.set(line, head.length + i * line.length);
+  return out;
+}
+
+type Listed = { recipients: { address: string; status: string }[] }[];
+
+Deno.test("fetch --once takes the mail into a local SMTP server byte-exact (8-bit, dot lines, 10 MB)", async () => {
+  await withServer(async (server, dir) => {
+    const smtpPort = server.smtp[0]!.port; // startServer waited for the listener
+    const big = bigBody();
+    const r1 = await submit({
+      port: smtpPort,
+      from: "s@remote.test",
+      to: ["u1@example.org", "u2@bob.example", "u3@example.com"],
+      body: EIGHT_BIT,
+      mailParams: "BODY=8BITMIME",
+    });
+    assert(r1.final?.startsWith("250"), r1.replies.join(" | "));
+    const r2 = await submit({ port: smtpPort, from: "", to: ["u4@example.org"], body: big });
+    assert(r2.final?.startsWith("250"), r2.replies.join(" | "));
+
+    const capture = await startCaptureServer();
+    try {
+      const run = await runFetch(dir, {
+        server: `127.0.0.1:${server.odmr[0]!.port}`,
+        "deliver_to": `smtp://127.0.0.1:${capture.port}`,
+      });
+      assertEquals(run.code, 0, run.stderr);
+      assertEquals(capture.messages.length, 2);
+      const [m1, m2] = capture.messages;
+      assertEquals(m1!.recipients, ["u1@example.org", "u3@example.com"]);
+      assert(endsWith(m1!.body, EIGHT_BIT), "8-bit body with dot lines arrives byte-exact");
+      assertEquals(m2!.mailFrom, "");
+      assert(endsWith(m2!.body, big), "10 MB body arrives byte-exact");
+      assert(run.stderr.includes("event=delivered"), run.stderr);
+    } finally {
+      await capture.close();
+    }
+    const left = await queueList(server.configPath) as Listed;
+    assertEquals(left.flatMap((m) => m.recipients.map((r) => r.address)), ["u2@bob.example"]);
+    // Nothing left for alice now: ATRN 453, exit 0.
+    const again = await runFetch(dir, {
+      server: `127.0.0.1:${server.odmr[0]!.port}`,
+      "deliver_to": `maildir:${dir}/Maildir`,
+    });
+    assertEquals(again.code, 0, again.stderr);
+  });
+});
+
+Deno.test("fetch --once delivers into a Maildir (LF line ends) and over LMTP, one recipient per transaction", async () => {
+  await withServer(async (server, dir) => {
+    const smtpPort = server.smtp[0]!.port;
+    const body = enc.encode("Subject: m\r\n\r\n.dot\r\nline\r\n");
+    const r = await submit({ port: smtpPort, from: "s@remote.test", to: ["a@example.org"], body });
+    assert(r.final?.startsWith("250"));
+    const run = await runFetch(dir, {
+      server: `127.0.0.1:${server.odmr[0]!.port}`,
+      "deliver_to": `maildir:${dir}/Maildir`,
+    });
+    assertEquals(run.code, 0, run.stderr);
+    const names = [...Deno.readDirSync(`${dir}/Maildir/new`)].map((e) => e.name);
+    assertEquals(names.length, 1);
+    const text = await Deno.readTextFile(`${dir}/Maildir/new/${names[0]}`);
+    assert(text.startsWith("Return-Path: <s@remote.test>\nDelivered-To: a@example.org\n"), text);
+    assert(text.endsWith("Subject: m\n\n.dot\nline\n"), text);
+    assert(!text.includes("\r"));
+
+    const r2 = await submit({
+      port: smtpPort,
+      from: "s@remote.test",
+      to: ["a@example.org", "b@example.org", "c@example.com"],
+      body,
+    });
+    assert(r2.final?.startsWith("250"));
+    const lmtp = await startCaptureServer({ protocol: "lmtp" });
+    try {
+      const run2 = await runFetch(dir, {
+        server: `127.0.0.1:${server.odmr[0]!.port}`,
+        "deliver_to": `lmtp://127.0.0.1:${lmtp.port}`,
+      });
+      assertEquals(run2.code, 0, run2.stderr);
+      assertEquals(lmtp.messages.map((m) => m.recipients.length), [1, 1, 1]);
+      assertEquals(
+        lmtp.messages.map((m) => m.recipients[0]).sort(),
+        ["a@example.org", "b@example.org", "c@example.com"],
+      );
+      for (const m of lmtp.messages) assert(endsWith(m.body, body));
+    } finally {
+      await lmtp.close();
+    }
+    assertEquals(await queueList(server.configPath), []);
+  });
+});
+
+Deno.test("fetch --once exit codes: wrong password 3, foreign domain 4, provider down 5", async () => {
+  await withServer(async (server, dir) => {
+    const odmr = `127.0.0.1:${server.odmr[0]!.port}`;
+    await Deno.writeTextFile(`${dir}/password`, "not-the-password\n", { mode: 0o600 });
+    const wrong = await runFetch(dir, { server: odmr, "deliver_to": `maildir:${dir}/M` });
+    assertEquals(wrong.code, 3, wrong.stderr);
+    await Deno.writeTextFile(`${dir}/password`, "alice-pw\n", { mode: 0o600 });
+    const foreign = await runFetch(dir, {
+      server: odmr,
+      domains: ["example.org", "bob.example"],
+      "deliver_to": `maildir:${dir}/M`,
+    });
+    assertEquals(foreign.code, 4, foreign.stderr);
+  });
+  const dir = await Deno.makeTempDir({ prefix: "odmr-fetch-e2e-" });
+  try {
+    const down = await runFetch(dir, { server: "127.0.0.1:1", "deliver_to": `maildir:${dir}/M` });
+    assertEquals(down.code, 5, down.stderr);
+    assert(down.stderr.includes("127.0.0.1:1"), down.stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("fetch --once with STARTTLS verifies the provider with fetch.ca; a wrong CA exits 5", async () => {
+  const ca = await makeTestCa();
+  const other = await makeTestCa();
+  if (ca === undefined || other === undefined) {
+    // deno-lint-ignore no-console -- a skipped test prints its reason (STYLE.md §7)
+    console.log("skipped: openssl is not installed");
+    return;
+  }
+  try {
+    await withServer(async (server, dir) => {
+      const r = await submit({
+        port: server.smtp[0]!.port,
+        from: "s@remote.test",
+        to: ["a@example.org"],
+        body: EIGHT_BIT,
+        mailParams: "BODY=8BITMIME",
+      });
+      assert(r.final?.startsWith("250"));
+      const odmr = `localhost:${server.odmr[0]!.port}`;
+      const bad = await runFetch(dir, {
+        server: odmr,
+        tls: "starttls",
+        ca: other.caCertPath,
+        "deliver_to": `maildir:${dir}/M`,
+      });
+      assertEquals(bad.code, 5, bad.stderr);
+      assert(bad.stderr.includes('"localhost"'), bad.stderr);
+      const good = await runFetch(dir, {
+        server: odmr,
+        tls: "starttls",
+        ca: ca.caCertPath,
+        "deliver_to": `maildir:${dir}/M`,
+      });
+      assertEquals(good.code, 0, good.stderr);
+      assertEquals([...Deno.readDirSync(`${dir}/M/new`)].length, 1);
+    }, { tls: { cert: ca.certPath, key: ca.keyPath } });
+  } finally {
+    await ca.cleanup();
+    await other.cleanup();
+  }
+});
