@@ -145,7 +145,8 @@ Deno.test("fetch --once delivers into a Maildir (LF line ends) and over LMTP, on
       "deliver_to": `maildir:${dir}/Maildir`,
     });
     assertEquals(run.code, 0, run.stderr);
-    const names = [...Deno.readDirSync(`${dir}/Maildir/new`)].map((e) => e.name);
+    const names: string[] = [];
+    for await (const e of Deno.readDir(`${dir}/Maildir/new`)) names.push(e.name);
     assertEquals(names.length, 1);
     const text = await Deno.readTextFile(`${dir}/Maildir/new/${names[0]}`);
     assert(text.startsWith("Return-Path: <s@remote.test>\nDelivered-To: a@example.org\n"), text);
@@ -237,7 +238,9 @@ Deno.test("fetch --once with STARTTLS verifies the provider with fetch.ca; a wro
         "deliver_to": `maildir:${dir}/M`,
       });
       assertEquals(good.code, 0, good.stderr);
-      assertEquals([...Deno.readDirSync(`${dir}/M/new`)].length, 1);
+      let files = 0;
+      for await (const _ of Deno.readDir(`${dir}/M/new`)) files++;
+      assertEquals(files, 1);
     }, { tls: { cert: ca.certPath, key: ca.keyPath } });
   } finally {
     await ca.cleanup();
