@@ -1,0 +1,171 @@
+// A minimal ODMR customer that measures the provider alone: EHLO, AUTH CRAM-MD5, ATRN, then
+// the SMTP server role answering 250 to everything and discarding bodies (end of data found
+// across chunk boundaries). TCP_NODELAY is set: with Nagle on, each pipelined reply waits for
+// the peer's delayed ACK (~40 ms), which caps any customer at ~22 msg/s on loopback.
+
+import { Buffer } from "node:buffer";
+import { createHmac } from "node:crypto";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const END_OF_DATA = Buffer.from("\r\n.\r\n");
+const CRLF = Buffer.from("\r\n");
+
+/** Options for `runNullCustomer`. */
+export interface NullCustomerOptions {
+  readonly port: number;
+  readonly user: string;
+  readonly password: string;
+  readonly domain: string;
+  /** Whole-session deadline. */
+  readonly timeoutMs: number;
+}
+
+/** What the session did. */
+export interface NullCustomerResult {
+  readonly atrnReply: string;
+  readonly messages: number;
+  readonly sawQuit: boolean;
+}
+
+/** Runs one ATRN session against 127.0.0.1:port and counts the messages received. */
+export async function runNullCustomer(opts: NullCustomerOptions): Promise<NullCustomerResult> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: opts.port });
+  conn.setNoDelay(true);
+  const timer = setTimeout(() => conn.close(), opts.timeoutMs);
+  const reader = new ChunkReader(conn);
+  try {
+    await expectReply(reader, "220");
+    await write(conn, "EHLO bench-customer.example\r\n");
+    await expectReply(reader, "250");
+    await write(conn, "AUTH CRAM-MD5\r\n");
+    const challenge = Buffer.from((await expectReply(reader, "334")).slice(4), "base64");
+    const digest = createHmac("md5", opts.password).update(challenge).digest("hex");
+    await write(conn, Buffer.from(`${opts.user} ${digest}`).toString("base64") + "\r\n");
+    await expectReply(reader, "235");
+    await write(conn, `ATRN ${opts.domain}\r\n`);
+    const atrnReply = await readReply(reader);
+    if (!atrnReply.startsWith("250")) return { atrnReply, messages: 0, sawQuit: false };
+    await write(conn, "220 bench-customer.example ESMTP ready\r\n");
+    const served = await serveReversed(conn, reader);
+    return { atrnReply, ...served };
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch {
+      // closed by the deadline or the peer
+    }
+  }
+}
+
+async function serveReversed(
+  conn: Deno.Conn,
+  reader: ChunkReader,
+): Promise<{ messages: number; sawQuit: boolean }> {
+  let messages = 0;
+  let inData = false;
+  // Unparsed bytes: a partial command line, or the tail of a possible end-of-data marker.
+  let carry = Buffer.alloc(0);
+  for (;;) {
+    const chunk = await reader.next();
+    if (chunk === undefined) return { messages, sawQuit: false };
+    let buf = Buffer.concat([carry, chunk]);
+    carry = Buffer.alloc(0);
+    const replies: string[] = [];
+    let sawQuit = false;
+    while (buf.length > 0) {
+      if (inData) {
+        const end = buf.indexOf(END_OF_DATA);
+        if (end < 0) {
+          carry = buf.subarray(Math.max(0, buf.length - (END_OF_DATA.length - 1)));
+          break;
+        }
+        messages++;
+        replies.push("250 2.0.0 discarded");
+        inData = false;
+        buf = buf.subarray(end + END_OF_DATA.length);
+        continue;
+      }
+      const nl = buf.indexOf("\r\n");
+      if (nl < 0) {
+        carry = buf;
+        break;
+      }
+      const verb = dec.decode(buf.subarray(0, nl)).split(" ")[0]?.toUpperCase() ?? "";
+      buf = buf.subarray(nl + 2);
+      if (verb === "EHLO") {
+        replies.push("250-bench-customer.example\r\n250-PIPELINING\r\n250 8BITMIME");
+      } else if (verb === "DATA") {
+        replies.push("354 go ahead");
+        inData = true;
+        // The DATA line's CRLF starts the body, so an empty body is just ".CRLF".
+        buf = Buffer.concat([CRLF, buf]);
+      } else if (verb === "QUIT") {
+        replies.push("221 2.0.0 bye");
+        sawQuit = true;
+        break;
+      } else replies.push("250 2.0.0 OK");
+    }
+    if (replies.length > 0) await write(conn, replies.join("\r\n") + "\r\n");
+    if (sawQuit) return { messages, sawQuit };
+  }
+}
+
+class ChunkReader {
+  readonly #conn: Deno.Conn;
+  #pending: Buffer = Buffer.alloc(0);
+
+  constructor(conn: Deno.Conn) {
+    this.#conn = conn;
+  }
+
+  /** Next bytes: what is left over from line reading first, then the socket. */
+  async next(): Promise<Buffer | undefined> {
+    if (this.#pending.length > 0) {
+      const b = this.#pending;
+      this.#pending = Buffer.alloc(0);
+      return b;
+    }
+    const chunk = new Uint8Array(65536);
+    const n = await this.#conn.read(chunk);
+    return n === null ? undefined : Buffer.from(chunk.buffer, 0, n);
+  }
+
+  /** One CRLF-terminated line (ASCII, control phase only). */
+  async line(): Promise<string> {
+    for (let i = 0; i < 1000; i++) {
+      const nl = this.#pending.indexOf("\r\n");
+      if (nl >= 0) {
+        const line = dec.decode(this.#pending.subarray(0, nl));
+        this.#pending = this.#pending.subarray(nl + 2);
+        return line;
+      }
+      const chunk = new Uint8Array(65536);
+      const n = await this.#conn.read(chunk);
+      if (n === null) throw new Error("provider closed the connection");
+      this.#pending = Buffer.concat([this.#pending, chunk.subarray(0, n)]);
+    }
+    throw new Error("reply line too long");
+  }
+}
+
+async function readReply(reader: ChunkReader): Promise<string> {
+  for (let i = 0; i < 100; i++) {
+    const line = await reader.line();
+    if (line.length < 4 || line[3] !== "-") return line;
+  }
+  throw new Error("reply has too many lines");
+}
+
+async function expectReply(reader: ChunkReader, code: string): Promise<string> {
+  const reply = await readReply(reader);
+  if (!reply.startsWith(code)) throw new Error(`expected ${code}, got "${reply}"`);
+  return reply;
+}
+
+async function write(conn: Deno.Conn, text: string): Promise<void> {
+  const bytes = enc.encode(text);
+  let off = 0;
+  while (off < bytes.length) off += await conn.write(bytes.subarray(off));
+}
