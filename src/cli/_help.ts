@@ -39,7 +39,8 @@ ${CONFIG_LINE}
   fetch: `Usage: ${PROGRAM_NAME} fetch [--config F] [--once]
 
 Customer side: connects to fetch.server, authenticates, says ATRN and hands the mail to
-fetch.deliver_to. Not implemented yet (issue #5): exits 2.
+fetch.deliver_to, acknowledging upstream only once the local side has it. Without --once:
+polls every fetch.interval, with backoff after failures, until SIGINT/SIGTERM.
 
 Options:
 ${CONFIG_LINE}

@@ -144,11 +144,11 @@ Deno.test("runCli() usage errors exit 2 naming the flag", async () => {
   });
 });
 
-Deno.test("runCli() fetch is not implemented yet and says so with exit 2", async () => {
+Deno.test("runCli() fetch without a fetch section is a config error (exit 2)", async () => {
   await withTempDir(async (dir) => {
     const r = await run(["fetch", "--once"], { cwd: dir });
     assertEquals(r.code, 2);
-    match(r.stderr, /not implemented yet \(issue #5\)/);
+    match(r.stderr, /no fetch section/);
   });
 });
 
