@@ -25,6 +25,10 @@ export function openDatabase(dataDir: string): DatabaseSync {
   }
   let db: DatabaseSync | undefined;
   try {
+    // The file holds CRAM-MD5 verifiers (password-equivalent): owner only. SQLite gives the
+    // -wal and -shm files the database file's mode.
+    Deno.writeFileSync(path, new Uint8Array(0), { append: true, mode: 0o600 });
+    Deno.chmodSync(path, 0o600);
     db = new DatabaseSync(path);
     db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
     db.exec("PRAGMA journal_mode = WAL");

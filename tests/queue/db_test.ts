@@ -19,6 +19,22 @@ Deno.test("openDatabase() creates the data directory with mode 0700 and uses WAL
   });
 });
 
+Deno.test("openDatabase() keeps the database and its WAL files readable by the owner only", async () => {
+  await withTempDataDir((dir) => {
+    const db = openDatabase(dir);
+    try {
+      db.exec("CREATE TABLE t (x)");
+      db.exec("INSERT INTO t VALUES (1)");
+      for (const name of ["odmr.db", "odmr.db-wal", "odmr.db-shm"]) {
+        // The file holds password-equivalent CRAM-MD5 verifiers.
+        assert.equal(Deno.statSync(`${dir}/${name}`).mode! & 0o777, 0o600, name); // Linux has mode
+      }
+    } finally {
+      db.close();
+    }
+  });
+});
+
 Deno.test("openDatabase() names the database path when the data directory is unusable", async () => {
   await withTempDataDir((dir) => {
     const file = `${dir}/not-a-dir`;
