@@ -11,6 +11,7 @@ import { addUser, queueList, removeTestFiles, startServer } from "../_helpers/se
 import type { ServerProcess } from "../_helpers/server_process.ts";
 import { runScriptedCustomer } from "../_helpers/scripted_customer.ts";
 import { submit } from "../_helpers/smtp_submit.ts";
+import { makeTestCa } from "../_helpers/certs.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -256,3 +257,86 @@ Deno.test("A second ATRN for a domain being drained gets 451 and takes nothing",
     assertMatch(held.atrnReply ?? "", /^250 /);
   });
 });
+
+Deno.test("STARTTLS on the ODMR port: PLAIN works under TLS, AUTH is hidden before it with require_tls, and plaintext pipelined after STARTTLS is dropped", async (t) => {
+  const ca = await makeTestCa();
+  if (ca === undefined) {
+    if (Deno.env.get("CI") === "true") throw new Error("openssl is needed for this test");
+    // deno-lint-ignore no-console -- a skip states its reason (STYLE.md §7)
+    console.log("skip: STARTTLS on the ODMR port: openssl not installed");
+    return;
+  }
+  const caCerts = [ca.caCertPem];
+  try {
+    await withProvider(async (server) => {
+      const port = server.odmr[0]!.port;
+      await t.step("EHLO before TLS offers STARTTLS and no AUTH", async () => {
+        const r = await runScriptedCustomer({ port, atrn: "example.org" });
+        assert(r.ehlo.some((l) => /STARTTLS/.test(l)));
+        assert(!r.ehlo.some((l) => /AUTH/.test(l)), "require_tls hides every mechanism");
+        assertMatch(r.atrnReply ?? "", /^530 /);
+      });
+      await t.step(
+        "STARTTLS then PLAIN authenticates; EHLO after TLS has no STARTTLS",
+        async () => {
+          const s = await submit({
+            port: server.smtp[0]!.port,
+            from: "s@remote.test",
+            to: ["tls@example.org"],
+            body: enc.encode("Subject: tls\r\n\r\nsecret\r\n"),
+          });
+          assertMatch(s.final ?? "", /^250 /);
+          const r = await runScriptedCustomer({
+            port,
+            tls: "starttls",
+            caCerts,
+            auth: { ...ALICE, mechanism: "PLAIN" },
+            atrn: "example.org",
+          });
+          assert(!r.ehlo.some((l) => /STARTTLS/.test(l)));
+          assert(r.ehlo.some((l) => /AUTH .*PLAIN/.test(l)));
+          assertMatch(r.authReply ?? "", /^235 /);
+          assertEquals(r.messages.length, 1);
+        },
+      );
+      await t.step("a command pipelined after STARTTLS in plaintext is not executed", async () => {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        const buf = new Uint8Array(4096);
+        const readSome = async (c: Deno.Conn) => {
+          const n = await c.read(buf);
+          return n === null ? "" : dec.decode(buf.subarray(0, n));
+        };
+        await readSome(conn); // 220
+        await conn.write(enc.encode("EHLO x.test\r\n"));
+        let ehlo = "";
+        while (!/^250 /m.test(ehlo)) ehlo += await readSome(conn);
+        // CVE-2011-0411: NOOP rides in the same segment as STARTTLS.
+        await conn.write(enc.encode("STARTTLS\r\nNOOP\r\n"));
+        const ready = await readSome(conn);
+        assertMatch(ready, /^220 /);
+        assert(!/250 2\.0\.0 OK/.test(ready), "NOOP must not be answered in plaintext either");
+        const tls = await Deno.startTls(conn, { hostname: "localhost", caCerts });
+        try {
+          await tls.write(enc.encode("EHLO x.test\r\n"));
+          let after = "";
+          while (!/^250 /m.test(after)) after += await readSomeTls(tls, buf);
+          assert(after.startsWith("250-"), `first reply after TLS is the EHLO reply: ${after}`);
+          assert(!/2\.0\.0 OK/.test(after), "the injected NOOP was not executed inside TLS");
+        } finally {
+          tls.close();
+        }
+      });
+    }, {
+      tls: { cert: ca.certPath, key: ca.keyPath },
+      odmr: { require_tls: true },
+    });
+  } finally {
+    await ca.cleanup();
+  }
+});
+
+async function readSomeTls(c: Deno.TlsConn, buf: Uint8Array): Promise<string> {
+  const n = await c.read(buf);
+  if (n === null) throw new Error("closed");
+  return dec.decode(buf.subarray(0, n));
+}
