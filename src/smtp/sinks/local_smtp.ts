@@ -292,6 +292,11 @@ class LocalTransaction implements SinkTransaction {
     if (state.kind !== "data") return reply(503, "5.5.1", "Bad sequence of commands");
     this.#state = { kind: "done" };
     const end = state.stuffer.finish();
+    if (state.stuffer.fault !== undefined) {
+      // A held-back bare CR at the very end: never send it, and drop the local transaction.
+      this.#link.breakLink();
+      return reply(554, "5.6.0", "Message contains a bare CR or LF");
+    }
     for (const p of end) {
       if (!(await this.#link.write(p, this.#sink.timeouts.dataBlockMs))) return LOCAL_UNAVAILABLE;
     }
