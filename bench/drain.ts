@@ -172,7 +172,7 @@ export async function drainBench(ctx: BenchContext): Promise<Table[]> {
     rows: [
       [
         "ours: fetch --once → smtp-sink",
-        "1 ATRN",
+        fetchResult.ok ? `1 ATRN, ${fetchResult.sinkSessions ?? "?"} to smtp-sink` : "1 ATRN",
         secondsCell(fetchResult),
         rateCell(fetchResult),
         ratio(fetchResult),
