@@ -140,6 +140,8 @@ export interface RunResult {
   readonly code: number;
   readonly output: string;
   readonly ms: number;
+  /** Highest VmHWM seen while it ran (sampled every 20 ms), when `sampleRss` was set. */
+  readonly peakRssBytes?: number;
 }
 
 /** Runs a command to completion (killed after `timeoutMs`) and returns code, output, wall time. */
@@ -147,7 +149,7 @@ export async function runCommand(
   cmd: string,
   args: string[],
   timeoutMs: number,
-  opts: SpawnOptions = {},
+  opts: SpawnOptions & { sampleRss?: boolean } = {},
 ): Promise<RunResult> {
   const t0 = performance.now();
   const p = spawn(cmd, cmd, args, opts);
@@ -156,11 +158,28 @@ export async function runCommand(
     timedOut = true;
     stop(p, 1000);
   }, timeoutMs);
+  let peak: number | undefined;
+  let sampling = opts.sampleRss === true;
+  const sampler = (async () => {
+    // Bounded by the process's lifetime, which the timer above bounds.
+    while (sampling) {
+      const rss = await peakRssBytes(p.pid);
+      if (rss !== undefined) peak = Math.max(peak ?? 0, rss);
+      await sleep(20);
+    }
+  })();
   const code = await p.exited;
+  sampling = false;
+  await sampler;
   clearTimeout(timer);
   const ms = performance.now() - t0;
   if (timedOut) throw new Error(`${cmd} timed out after ${timeoutMs} ms: ${p.tail.join(" | ")}`);
-  return { code, output: p.tail.join("\n"), ms };
+  return {
+    code,
+    output: p.tail.join("\n"),
+    ms,
+    ...(peak === undefined ? {} : { peakRssBytes: peak }),
+  };
 }
 
 /** A loopback TCP port that was free a moment ago (bind to 0, read, close). */

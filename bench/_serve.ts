@@ -96,9 +96,9 @@ export class Serve {
   }
 
   /** Writes a fetch config for this server and runs `fetch --once` (timed, wall clock). */
-  async fetchOnce(opts: { domain: string; deliverTo: string; timeoutMs: number }): Promise<
-    RunResult
-  > {
+  async fetchOnce(
+    opts: { domain: string; deliverTo: string; timeoutMs: number; sampleRss?: boolean },
+  ): Promise<RunResult> {
     if (this.odmrPort === undefined) throw new Error("serve reported no ODMR listener");
     const passwordFile = `${this.root}/fetch.password`;
     await Deno.writeTextFile(passwordFile, `${BENCH_PASSWORD}\n`, { mode: 0o600 });
@@ -110,6 +110,8 @@ export class Serve {
 data_dir: ${this.root}/fetch-data
 log:
   level: warn
+smtp:
+  max_message_size: 100MB
 fetch:
   server: 127.0.0.1:${this.odmrPort}
   tls: none
@@ -119,7 +121,10 @@ fetch:
   deliver_to: ${opts.deliverTo}
 `,
     );
-    return odmrRelay(["fetch", "--once"], configPath, { timeoutMs: opts.timeoutMs });
+    return odmrRelay(["fetch", "--once"], configPath, {
+      timeoutMs: opts.timeoutMs,
+      sampleRss: opts.sampleRss ?? false,
+    });
   }
 
   /** Writes a fetchmail rc for this server's ODMR port; returns its path. */
@@ -155,13 +160,16 @@ poll 127.0.0.1 port ${this.odmrPort} protocol ODMR
 export function odmrRelay(
   args: string[],
   configPath: string,
-  opts: { stdin?: string; timeoutMs?: number } = {},
+  opts: { stdin?: string; timeoutMs?: number; sampleRss?: boolean } = {},
 ): Promise<RunResult> {
   return runCommand(
     Deno.execPath(),
     ["run", "-A", `${PROJECT_ROOT}/main.ts`, ...args, "--config", configPath],
     opts.timeoutMs ?? 60_000,
-    opts.stdin === undefined ? {} : { stdin: opts.stdin },
+    {
+      ...(opts.stdin === undefined ? {} : { stdin: opts.stdin }),
+      sampleRss: opts.sampleRss ?? false,
+    },
   );
 }
 
