@@ -8,6 +8,8 @@ import type { MessageWriter, NewRecipient, QueueStore } from "../../queue/types.
 import type { Logger } from "../../observe/log.ts";
 import type { Reply } from "../../wire/reply.ts";
 import { queuedReply, REPLIES } from "../../wire/replies.ts";
+import type { SmtpEvents } from "../events.ts";
+import { rcptRejectLabel } from "../events.ts";
 
 /** Options of the queue sink. */
 export interface QueueSinkOptions {
@@ -18,6 +20,8 @@ export interface QueueSinkOptions {
   readonly maxRecipients: number;
   /** Where the bare `<Postmaster>` goes; without it, the bare form is refused. */
   readonly postmasterDomain?: string;
+  /** Counters (src/smtp/events.ts): queued, recipients and messages refused. */
+  readonly events?: SmtpEvents;
 }
 
 /** Why a recipient was refused, for logs and the rcpt_rejected metric. */
@@ -81,6 +85,7 @@ class QueueTransaction implements SinkTransaction {
   #writer: MessageWriter | undefined;
   #failure: unknown;
   #isOver = false;
+  #bytes = 0;
 
   constructor(opts: QueueSinkOptions, mail: MailFrom, session: SessionInfo) {
     this.#opts = opts;
@@ -101,6 +106,7 @@ class QueueTransaction implements SinkTransaction {
 
   #refuse(rcpt: RcptTo, reason: RcptRejectReason): Reply {
     this.#log.info("rcpt_rejected", { reason, domain: rcpt.domain });
+    this.#opts.events?.rcptRejected(rcptRejectLabel(reason));
     return reason === "limit" ? REPLIES.tooManyRecipients : REPLIES.relayDenied;
   }
 
@@ -119,6 +125,7 @@ class QueueTransaction implements SinkTransaction {
     if (this.#failure !== undefined || this.#isOver) return Promise.resolve();
     try {
       this.#open().write(chunk);
+      this.#bytes += chunk.length;
     } catch (err) {
       // Remembered and answered at finish(): the receiver still reads to the end of data.
       this.#failure = err;
@@ -129,9 +136,15 @@ class QueueTransaction implements SinkTransaction {
   async finish(): Promise<Reply> {
     if (this.#failure === undefined) {
       try {
+        const endOfDataAt = performance.now();
         await this.#open().commit();
         this.#isOver = true;
         this.#log.info("message_queued", { recipients: this.#recipients.length });
+        this.#opts.events?.messageQueued({
+          domains: [...new Set(this.#recipients.map((r) => r.domain))],
+          bytes: this.#bytes,
+          commitSeconds: (performance.now() - endOfDataAt) / 1000,
+        });
         return queuedReply(this.id);
       } catch (err) {
         this.#failure = err;
@@ -140,6 +153,7 @@ class QueueTransaction implements SinkTransaction {
     const err = this.#failure;
     this.#log.error("queue_write_failed", { error: String(err) });
     await this.abort();
+    this.#opts.events?.messageRefused(isStorageFull(err) ? "storage_full" : "local_error");
     return isStorageFull(err) ? REPLIES.storageFull : REPLIES.localError;
   }
 
