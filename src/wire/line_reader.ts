@@ -75,6 +75,9 @@ export class LineReader {
   async readLine(maxBytes: number, timeoutMs?: number): Promise<LineResult> {
     let scanned = 0;
     let dropping = false;
+    // Slowloris: the timeout bounds the whole line, not each read, so a peer trickling one
+    // byte per read cannot hold a session forever. The only clock use in wire/, on purpose.
+    const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
     for (;;) {
       const lf = this.#buf.indexOf(LF, scanned);
       if (lf >= 0) {
@@ -93,7 +96,8 @@ export class LineReader {
         this.#buf = new Uint8Array(0);
       }
       scanned = this.#buf.length;
-      if (!(await this.#fill(timeoutMs))) return { kind: "eof" };
+      const left = deadline === undefined ? undefined : Math.max(1, deadline - Date.now());
+      if (!(await this.#fill(left))) return { kind: "eof" };
     }
   }
 
