@@ -28,7 +28,7 @@ export interface RecipientFilter {
 
 const MESSAGE_COLUMNS = "m.id, m.received_at, m.mail_from, m.size, m.params";
 const RECIPIENT_COLUMNS =
-  "id, message_id, address, domain, status, attempts, last_reply, notify, orcpt";
+  "id, message_id, address, domain, status, attempts, last_reply, notify, orcpt, expired_at";
 
 /** The read side of the SQLite queue. */
 export class QueueReader {

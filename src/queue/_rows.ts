@@ -24,6 +24,8 @@ export interface RecipientRow {
   readonly lastReply: string | undefined;
   readonly notify: string | undefined;
   readonly orcpt: string | undefined;
+  /** When the maintenance pass expired it (milliseconds since the epoch), if it did. */
+  readonly expiredAt: number | undefined;
 }
 
 /** Checks a `SELECT id, received_at, mail_from, size, params FROM messages` row. */
@@ -39,7 +41,7 @@ export function readMessageRow(row: unknown): MessageRow | undefined {
   return { id, receivedAt, mailFrom, size, params: parsed };
 }
 
-/** Checks a `SELECT id, message_id, address, domain, status, attempts, last_reply, notify, orcpt` row. */
+/** Checks a `SELECT id, message_id, address, domain, status, attempts, last_reply, notify, orcpt, expired_at` row. */
 export function readRecipientRow(row: unknown): RecipientRow | undefined {
   if (!isRecord(row)) return undefined;
   const { id, message_id: messageId, address, domain, status, attempts } = row;
@@ -51,7 +53,22 @@ export function readRecipientRow(row: unknown): RecipientRow | undefined {
   const notify = optionalText(row.notify);
   const orcpt = optionalText(row.orcpt);
   if (lastReply === null || notify === null || orcpt === null) return undefined;
-  return { id, messageId, address, domain, stored: status, attempts, lastReply, notify, orcpt };
+  const expiredAt = row.expired_at === null || row.expired_at === undefined
+    ? undefined
+    : row.expired_at;
+  if (expiredAt !== undefined && !isCount(expiredAt)) return undefined;
+  return {
+    id,
+    messageId,
+    address,
+    domain,
+    stored: status,
+    attempts,
+    lastReply,
+    notify,
+    orcpt,
+    expiredAt,
+  };
 }
 
 /** The operator-facing recipient (types.ts), with `status` as computed by the caller. */

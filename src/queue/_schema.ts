@@ -40,4 +40,46 @@ export const QUEUE_MIGRATIONS: readonly string[] = [
     lease_until INTEGER NOT NULL
   );
   `,
+  // 2: expiry and quotas. An expired recipient keeps status 'failed' (so no lease picks it
+  // up; the CHECK of step 1 cannot change without a table rebuild) and has `expired_at` set.
+  // `domain_usage` counts, per domain, the messages with a recipient there and their bytes,
+  // kept by triggers in the same transactions as the rows (the quota check is one lookup).
+  // The BEFORE DELETE on messages runs before the cascade, while the recipients still exist;
+  // the recipients trigger skips rows whose message is already gone (the cascade).
+  `
+  ALTER TABLE recipients ADD COLUMN expired_at INTEGER;
+  CREATE INDEX recipients_expired ON recipients (expired_at) WHERE expired_at IS NOT NULL;
+  CREATE TABLE domain_usage (
+    domain TEXT PRIMARY KEY,
+    messages INTEGER NOT NULL,
+    bytes INTEGER NOT NULL
+  );
+  INSERT INTO domain_usage (domain, messages, bytes)
+    SELECT domain, count(*), sum(size) FROM (
+      SELECT DISTINCT r.domain, m.id, m.size FROM recipients r JOIN messages m ON m.id = r.message_id
+    ) GROUP BY domain;
+  CREATE TRIGGER recipients_usage_insert AFTER INSERT ON recipients
+  WHEN NOT EXISTS (SELECT 1 FROM recipients
+    WHERE message_id = NEW.message_id AND domain = NEW.domain AND id <> NEW.id)
+  BEGIN
+    INSERT INTO domain_usage (domain, messages, bytes)
+      VALUES (NEW.domain, 1, coalesce((SELECT size FROM messages WHERE id = NEW.message_id), 0))
+      ON CONFLICT (domain) DO UPDATE SET
+        messages = messages + 1, bytes = bytes + excluded.bytes;
+  END;
+  CREATE TRIGGER recipients_usage_delete AFTER DELETE ON recipients
+  WHEN EXISTS (SELECT 1 FROM messages WHERE id = OLD.message_id)
+    AND NOT EXISTS (SELECT 1 FROM recipients
+      WHERE message_id = OLD.message_id AND domain = OLD.domain)
+  BEGIN
+    UPDATE domain_usage SET messages = messages - 1,
+      bytes = bytes - (SELECT size FROM messages WHERE id = OLD.message_id)
+      WHERE domain = OLD.domain;
+  END;
+  CREATE TRIGGER messages_usage_delete BEFORE DELETE ON messages
+  BEGIN
+    UPDATE domain_usage SET messages = messages - 1, bytes = bytes - OLD.size
+      WHERE domain IN (SELECT domain FROM recipients WHERE message_id = OLD.id);
+  END;
+  `,
 ];

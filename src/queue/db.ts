@@ -31,6 +31,10 @@ export function openDatabase(dataDir: string): DatabaseSync {
     Deno.chmodSync(path, 0o600);
     db = new DatabaseSync(path);
     db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    // Takes effect only while the file has no table yet (a new data_dir): space of delivered
+    // mail is then given back with `incremental_vacuum` without stopping (an older file is
+    // converted once by `ensureIncrementalVacuum`).
+    db.exec("PRAGMA auto_vacuum = INCREMENTAL");
     db.exec("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA synchronous = FULL");
     db.exec("PRAGMA foreign_keys = ON");
@@ -90,6 +94,28 @@ export function applyMigrations(
       );
     }
   }
+}
+
+/** SQLite's `auto_vacuum` value for INCREMENTAL. */
+const AUTO_VACUUM_INCREMENTAL = 2;
+
+/**
+ * Makes sure the file can give space back with `PRAGMA incremental_vacuum`: a database created
+ * before that setting (auto_vacuum NONE) is rewritten once with VACUUM, which needs a moment
+ * of exclusive access and about the file's size in free disk. Returns true if it ran VACUUM.
+ */
+export function ensureIncrementalVacuum(db: DatabaseSync): boolean {
+  const row: unknown = db.prepare("PRAGMA auto_vacuum").get();
+  const mode = typeof row === "object" && row !== null && "auto_vacuum" in row
+    ? row.auto_vacuum
+    : undefined;
+  if (mode === AUTO_VACUUM_INCREMENTAL) return false;
+  db.exec("PRAGMA auto_vacuum = INCREMENTAL");
+  // Before the first table the pragma alone is enough.
+  if (db.prepare("SELECT 1 AS found FROM sqlite_master LIMIT 1").get() === undefined) return false;
+  // The new auto_vacuum mode is written only by a full VACUUM (https://sqlite.org/pragma.html#pragma_auto_vacuum).
+  db.exec("VACUUM");
+  return true;
 }
 
 function readVersion(row: unknown): number {

@@ -5,16 +5,24 @@
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { type Logger, NULL_LOGGER } from "../observe/log.ts";
-import { applyMigrations } from "./db.ts";
+import { applyMigrations, ensureIncrementalVacuum } from "./db.ts";
+import {
+  type MaintenanceOptions,
+  type MaintenanceReport,
+  QueueMaintenance,
+} from "./_maintenance.ts";
 import { GroupTransaction } from "./_group_tx.ts";
 import { newQueueId } from "./id.ts";
 import { SqliteLease } from "./_lease.ts";
 import { QueueReader } from "./_reader.ts";
 import { type RecipientRow, toQueuedRecipient } from "./_rows.ts";
 import { QUEUE_MIGRATIONS } from "./_schema.ts";
+
+export type { MaintenanceOptions, MaintenanceReport } from "./_maintenance.ts";
 import { SqliteMessageWriter, type WriterStatements } from "./_writer.ts";
 import type {
   ClaimResult,
+  DomainUsage,
   MessageWriter,
   NewMessage,
   QueuedMessage,
@@ -70,6 +78,8 @@ export class SqliteQueueStore implements QueueStore {
   readonly #deleteDomainRecipients: StatementSync;
   readonly #deleteIfEmpty: StatementSync;
   readonly #domainStats: StatementSync;
+  readonly #usage: StatementSync;
+  readonly #maintenance: QueueMaintenance;
   #isClosed = false;
 
   constructor(db: DatabaseSync, opts: SqliteQueueStoreOptions = {}) {
@@ -82,6 +92,8 @@ export class SqliteQueueStore implements QueueStore {
       );
     }
     this.#log = opts.logger ?? NULL_LOGGER;
+    // Only the receiving process (serve) converts an old file: VACUUM needs a quiet moment.
+    if (opts.removeOrphans ?? true) this.#convertForIncrementalVacuum();
     applyMigrations(db, "queue", QUEUE_MIGRATIONS);
     this.#group = new GroupTransaction(db, opts.onGroupCommit ?? (() => {}));
     this.#reader = new QueueReader(db, this.#log);
@@ -122,6 +134,18 @@ export class SqliteQueueStore implements QueueStore {
         "FROM (SELECT DISTINCT r.domain, m.id, m.size, m.received_at FROM recipients r " +
         "JOIN messages m ON m.id = r.message_id) GROUP BY domain ORDER BY domain",
     );
+    this.#usage = db.prepare("SELECT messages, bytes FROM domain_usage WHERE domain = ?");
+    this.#maintenance = new QueueMaintenance({
+      db,
+      group: this.#group,
+      reader: this.#reader,
+      writerSql: this.#writerSql,
+      log: this.#log,
+      now: this.#now,
+      newId: () => this.newId(),
+      chunkBytes: this.#chunkBytes,
+      leasedDomains: () => this.#leasedDomains(),
+    });
     if (opts.removeOrphans ?? true) this.removeOrphanChunks();
   }
 
@@ -236,6 +260,26 @@ export class SqliteQueueStore implements QueueStore {
     return out;
   }
 
+  usage(domain: string): DomainUsage {
+    this.#assertOpen();
+    const row: unknown = this.#usage.get(domain);
+    if (typeof row !== "object" || row === null) return { messages: 0, bytes: 0 };
+    const { messages, bytes } = row as Record<string, unknown>;
+    return {
+      messages: typeof messages === "number" ? Math.max(0, messages) : 0,
+      bytes: typeof bytes === "number" ? Math.max(0, bytes) : 0,
+    };
+  }
+
+  /**
+   * One maintenance pass (serve runs it every minute): expiry with DSNs, removal after the
+   * grace period, incremental vacuum and WAL truncation. Bounded work per call.
+   */
+  maintain(opts: MaintenanceOptions): MaintenanceReport {
+    this.#assertOpen();
+    return this.#maintenance.run(opts);
+  }
+
   /** Deletes chunk rows without a message (a crash mid-DATA); returns how many. */
   removeOrphanChunks(): number {
     this.#assertOpen();
@@ -256,6 +300,19 @@ export class SqliteQueueStore implements QueueStore {
     this.#db.close();
   }
 
+  #convertForIncrementalVacuum(): void {
+    try {
+      if (ensureIncrementalVacuum(this.#db)) {
+        this.#log.info("queue_vacuumed", { reason: "auto_vacuum set to incremental (once)" });
+      }
+    } catch (err) {
+      // Busy (another process reading) or no room: serve works anyway; the next start retries.
+      this.#log.warn("queue_vacuum_failed", {
+        reason: err instanceof Error ? err.message : String(err),
+      });
+    }
+  }
+
   #leasedDomains(): Set<string> {
     const out = new Set<string>();
     for (const row of this.#liveLeases.all(this.#now())) {
@@ -269,7 +326,9 @@ export class SqliteQueueStore implements QueueStore {
     return {
       ...message,
       recipients: recipients.map((r) => {
-        const status: RecipientStatus = r.stored === "failed"
+        const status: RecipientStatus = r.expiredAt !== undefined
+          ? "expired"
+          : r.stored === "failed"
           ? "failed"
           : leased.has(r.domain)
           ? "delivering"

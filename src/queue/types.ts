@@ -3,8 +3,19 @@
  * with a lease, settle them, list and delete. No SQL here; the SQLite backend implements it.
  */
 
-/** Status of a waiting recipient as shown to operators (CONTRACT.md `queue list`). */
-export type RecipientStatus = "queued" | "delivering" | "failed";
+/**
+ * Status of a waiting recipient as shown to operators (CONTRACT.md `queue list`). `expired`:
+ * older than its domain's `max_age`; never delivered any more, removed after a grace period.
+ */
+export type RecipientStatus = "queued" | "delivering" | "failed" | "expired";
+
+/** Mail waiting for one domain: what its quota is checked against. */
+export interface DomainUsage {
+  /** Messages with at least one recipient in the domain (any status). */
+  readonly messages: number;
+  /** Sum of those messages' body sizes. */
+  readonly bytes: number;
+}
 
 /** MAIL FROM parameters kept with a message (forwarded when the next hop offers them). */
 export interface MessageParams {
@@ -118,5 +129,7 @@ export interface QueueStore {
   /** Deletes messages; returns how many existed. */
   delete(ids: readonly string[]): number;
   deleteDomain(domain: string): number;
+  /** What `domain` holds now (counters kept with the rows: one indexed lookup). */
+  usage(domain: string): DomainUsage;
   close(): void;
 }

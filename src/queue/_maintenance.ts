@@ -1,0 +1,299 @@
+/**
+ * One bounded maintenance pass over the SQLite queue: expire recipients older than their
+ * domain's max age (one failure DSN per message, queued only for a local sender domain),
+ * remove expired recipients after a grace period, give free pages back and truncate the WAL.
+ * Each message's expiry is one transaction; domains under a live lease are left alone.
+ */
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { domainToASCII } from "node:url";
+import type { Logger } from "../observe/log.ts";
+import type { GroupTransaction } from "./_group_tx.ts";
+import type { QueueReader } from "./_reader.ts";
+import type { RecipientRow } from "./_rows.ts";
+import type { WriterStatements } from "./_writer.ts";
+import { buildFailureDsn, type DsnRecipient, headerBlock } from "./dsn.ts";
+
+/** How long an expired recipient stays visible (`queue list`) before it is removed. */
+export const EXPIRED_GRACE_MS = 86_400_000;
+/** Messages expired per pass at most (each is one short transaction). */
+export const MAX_EXPIRED_MESSAGES_PER_PASS = 200;
+/** Expired recipients removed per pass at most. */
+export const MAX_REMOVED_PER_PASS = 1000;
+/** Free pages given back per pass at most (4 KiB pages: 16 MiB). */
+export const VACUUM_PAGES_PER_PASS = 4096;
+/** Header bytes returned in a DSN at most (RET=HDRS, the default). */
+export const MAX_RETURNED_HEADER_BYTES = 64 * 1024;
+/** RET=FULL returns the whole message only up to this size; bigger ones get headers only. */
+export const MAX_RETURNED_FULL_BYTES = 64 * 1024;
+
+/** What a pass needs to know from the configuration and the users. */
+export interface MaintenanceOptions {
+  /** Our host name (Reporting-MTA, the DSN's From: domain). */
+  readonly hostname: string;
+  /** The retention of `domain` (its own, or the global `queue.max_age`), in milliseconds. */
+  readonly maxAgeMs: (domain: string) => number;
+  /** True when some user owns `domain`: only then is a DSN to a sender there kept. */
+  readonly isLocalDomain: (domain: string) => boolean;
+}
+
+/** What one pass did. */
+export interface MaintenanceReport {
+  readonly expiredRecipients: number;
+  readonly dsnQueued: number;
+  readonly dsnDropped: number;
+  readonly removedRecipients: number;
+  readonly vacuumedPages: number;
+}
+
+/** What the pass needs from the store. */
+export interface MaintenanceDeps {
+  readonly db: DatabaseSync;
+  readonly group: GroupTransaction;
+  readonly reader: QueueReader;
+  readonly writerSql: WriterStatements;
+  readonly log: Logger;
+  readonly now: () => number;
+  readonly newId: () => string;
+  readonly chunkBytes: number;
+  readonly leasedDomains: () => Set<string>;
+}
+
+/** Runs passes over one store. */
+export class QueueMaintenance {
+  readonly #deps: MaintenanceDeps;
+  readonly #domains: StatementSync;
+  readonly #oldInDomain: StatementSync;
+  readonly #expire: StatementSync;
+  readonly #pastGrace: StatementSync;
+  readonly #deleteRecipient: StatementSync;
+  readonly #deleteIfEmpty: StatementSync;
+  readonly #forgetEmptyUsage: StatementSync;
+
+  constructor(deps: MaintenanceDeps) {
+    this.#deps = deps;
+    const { db } = deps;
+    this.#domains = db.prepare("SELECT domain FROM domain_usage WHERE messages > 0");
+    this.#oldInDomain = db.prepare(
+      "SELECT DISTINCT r.message_id FROM recipients r JOIN messages m ON m.id = r.message_id " +
+        "WHERE r.domain = ? AND r.expired_at IS NULL AND m.received_at <= ? LIMIT ?",
+    );
+    this.#expire = db.prepare(
+      "UPDATE recipients SET status = 'failed', expired_at = ? WHERE id = ? AND expired_at IS NULL",
+    );
+    this.#pastGrace = db.prepare(
+      "SELECT id, message_id FROM recipients WHERE expired_at IS NOT NULL AND expired_at <= ? " +
+        "ORDER BY expired_at LIMIT ?",
+    );
+    this.#deleteRecipient = db.prepare("DELETE FROM recipients WHERE id = ?");
+    this.#deleteIfEmpty = db.prepare(
+      "DELETE FROM messages WHERE id = ? AND NOT EXISTS " +
+        "(SELECT 1 FROM recipients WHERE message_id = ?)",
+    );
+    this.#forgetEmptyUsage = db.prepare("DELETE FROM domain_usage WHERE messages <= 0");
+  }
+
+  /** One pass; bounded in work, safe to run while sessions write. */
+  run(opts: MaintenanceOptions): MaintenanceReport {
+    const expired = this.#expireOld(opts);
+    const removedRecipients = this.#removePastGrace();
+    const vacuumedPages = this.#vacuum();
+    return { ...expired, removedRecipients, vacuumedPages };
+  }
+
+  #expireOld(opts: MaintenanceOptions): {
+    expiredRecipients: number;
+    dsnQueued: number;
+    dsnDropped: number;
+  } {
+    const now = this.#deps.now();
+    const leased = this.#deps.leasedDomains();
+    const messageIds = new Set<string>();
+    for (const row of this.#domains.all()) {
+      const domain: unknown = row.domain;
+      if (typeof domain !== "string" || leased.has(domain)) continue;
+      const room = MAX_EXPIRED_MESSAGES_PER_PASS - messageIds.size;
+      if (room <= 0) break;
+      for (const hit of this.#oldInDomain.all(domain, now - opts.maxAgeMs(domain), room)) {
+        const id: unknown = hit.message_id;
+        if (typeof id === "string") messageIds.add(id);
+      }
+    }
+    let expiredRecipients = 0;
+    let dsnQueued = 0;
+    let dsnDropped = 0;
+    for (const id of messageIds) {
+      const outcome = this.#deps.group.exclusive(() => this.#expireMessage(id, now, leased, opts));
+      expiredRecipients += outcome.expired;
+      if (outcome.dsn === "queued") dsnQueued++;
+      if (outcome.dsn === "dropped") dsnDropped++;
+    }
+    return { expiredRecipients, dsnQueued, dsnDropped };
+  }
+
+  /** Expires the due recipients of one message and prepares its DSN; inside a transaction. */
+  #expireMessage(
+    id: string,
+    now: number,
+    leased: Set<string>,
+    opts: MaintenanceOptions,
+  ): { expired: number; dsn: "queued" | "dropped" | "none" } {
+    const found = this.#deps.reader.message(id);
+    if (found === undefined) return { expired: 0, dsn: "none" };
+    const { message } = found;
+    const due = found.recipients.filter((r) =>
+      r.expiredAt === undefined && !leased.has(r.domain) &&
+      message.receivedAt <= now - opts.maxAgeMs(r.domain)
+    );
+    for (const r of due) {
+      this.#expire.run(now, r.id);
+      this.#deps.log.info("recipient_expired", {
+        id,
+        recipient: r.address,
+        domain: r.domain,
+        age_s: Math.floor((now - message.receivedAt) / 1000),
+      });
+    }
+    if (due.length === 0) return { expired: 0, dsn: "none" };
+    // Never bounce a bounce (RFC 5321 §6.1, PROTOCOL.md §4.9).
+    if (message.mailFrom === "") return { expired: due.length, dsn: "none" };
+    const notified = due.filter(wantsFailureNotice);
+    if (notified.length === 0) return { expired: due.length, dsn: "none" };
+    const senderDomain = domainOf(message.mailFrom);
+    if (senderDomain === undefined || !opts.isLocalDomain(senderDomain)) {
+      this.#deps.log.info("dsn_dropped", {
+        id,
+        reason: "sender domain is not local and outbound delivery does not exist yet",
+      });
+      return { expired: due.length, dsn: "dropped" };
+    }
+    const reportId = this.#deps.newId();
+    const wantsFull = message.params.ret === "FULL" && message.size <= MAX_RETURNED_FULL_BYTES;
+    const returned = wantsFull
+      ? { kind: "full" as const, bytes: this.#readPrefix(id, MAX_RETURNED_FULL_BYTES) }
+      : {
+        kind: "headers" as const,
+        bytes: headerBlock(
+          this.#readPrefix(id, MAX_RETURNED_HEADER_BYTES),
+          MAX_RETURNED_HEADER_BYTES,
+        ),
+      };
+    const bytes = buildFailureDsn({
+      reportingMta: opts.hostname,
+      reportId,
+      originalId: id,
+      originalSender: message.mailFrom,
+      ...(message.params.envid !== undefined ? { envid: message.params.envid } : {}),
+      arrivalDate: message.receivedAt,
+      date: now,
+      recipients: notified.map(toDsnRecipient),
+      returned,
+    });
+    this.#insertReport(reportId, bytes, message.mailFrom, senderDomain, now);
+    this.#deps.log.info("dsn_queued", { id, dsn: reportId, to_domain: senderDomain });
+    return { expired: due.length, dsn: "queued" };
+  }
+
+  /** Queues the report like received mail: `MAIL FROM:<>`, one recipient, the sender. */
+  #insertReport(id: string, bytes: Uint8Array, to: string, domain: string, now: number): void {
+    const sql = this.#deps.writerSql;
+    const step = this.#deps.chunkBytes;
+    for (let seq = 0; seq * step < bytes.length; seq++) {
+      sql.insertChunk.run(id, seq, bytes.subarray(seq * step, (seq + 1) * step));
+    }
+    const params = hasEightBit(bytes) ? { body: "8BITMIME" } : {};
+    sql.insertMessage.run(id, now, "", bytes.length, JSON.stringify(params));
+    // NOTIFY=NEVER: a report about the report is never wanted (RFC 3461 §5.2.7 spirit).
+    sql.insertRecipient.run(id, to, domain, "NEVER", null);
+  }
+
+  /** The first `maxBytes` of a stored body (fewer if it is shorter). */
+  #readPrefix(id: string, maxBytes: number): Uint8Array {
+    const parts: Uint8Array[] = [];
+    let length = 0;
+    for (const chunk of this.#deps.reader.body(id)) {
+      const take = chunk.subarray(0, maxBytes - length);
+      parts.push(take);
+      length += take.length;
+      if (length >= maxBytes) break;
+    }
+    const out = new Uint8Array(length);
+    let offset = 0;
+    for (const p of parts) {
+      out.set(p, offset);
+      offset += p.length;
+    }
+    return out;
+  }
+
+  #removePastGrace(): number {
+    const cutoff = this.#deps.now() - EXPIRED_GRACE_MS;
+    return this.#deps.group.exclusive(() => {
+      const touched = new Set<string>();
+      let removed = 0;
+      for (const row of this.#pastGrace.all(cutoff, MAX_REMOVED_PER_PASS)) {
+        const { id, message_id: messageId } = row;
+        if (typeof id !== "number" || typeof messageId !== "string") continue;
+        this.#deleteRecipient.run(id);
+        touched.add(messageId);
+        removed++;
+      }
+      for (const id of touched) {
+        const { changes } = this.#deleteIfEmpty.run(id, id);
+        if (Number(changes) > 0) this.#deps.writerSql.deleteChunks.run(id);
+      }
+      this.#forgetEmptyUsage.run();
+      if (removed > 0) this.#deps.log.info("expired_removed", { recipients: removed });
+      return removed;
+    });
+  }
+
+  /** Gives free pages back to the file system and truncates the WAL (no full VACUUM). */
+  #vacuum(): number {
+    const { db, group } = this.#deps;
+    const free = pragmaNumber(db, "freelist_count");
+    let pages = 0;
+    if (free > 0) {
+      pages = Math.min(free, VACUUM_PAGES_PER_PASS);
+      group.exclusive(() => db.prepare(`PRAGMA incremental_vacuum(${pages})`).all());
+    }
+    // Outside any transaction (flushNow above via exclusive(), or nothing was open). A reader
+    // in another process can keep the WAL from being truncated this time; the next pass retries.
+    group.flushNow();
+    db.prepare("PRAGMA wal_checkpoint(TRUNCATE)").get();
+    return pages;
+  }
+}
+
+/** RFC 3461 §4.1: no NOTIFY means "FAILURE"; NEVER, or a list without FAILURE, means none. */
+function wantsFailureNotice(r: RecipientRow): boolean {
+  if (r.notify === undefined) return true;
+  return r.notify.toUpperCase().split(",").some((w) => w.trim() === "FAILURE");
+}
+
+function toDsnRecipient(r: RecipientRow): DsnRecipient {
+  return {
+    address: r.address,
+    ...(r.orcpt !== undefined ? { orcpt: r.orcpt } : {}),
+    ...(r.lastReply !== undefined ? { lastReply: r.lastReply } : {}),
+  };
+}
+
+/** Lower-case A-label of an address's domain, or undefined. */
+export function domainOf(address: string): string | undefined {
+  const at = address.lastIndexOf("@");
+  if (at < 0) return undefined;
+  const domain = domainToASCII(address.slice(at + 1).toLowerCase());
+  return domain === "" ? undefined : domain;
+}
+
+function hasEightBit(bytes: Uint8Array): boolean {
+  for (const b of bytes) if (b >= 0x80) return true;
+  return false;
+}
+
+function pragmaNumber(db: DatabaseSync, name: string): number {
+  const row: unknown = db.prepare(`PRAGMA ${name}`).get();
+  if (typeof row !== "object" || row === null || !(name in row)) return 0;
+  const v: unknown = (row as Record<string, unknown>)[name];
+  return typeof v === "number" ? v : 0;
+}

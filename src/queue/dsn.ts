@@ -1,0 +1,180 @@
+/**
+ * Builds a failure DSN (RFC 3464 inside RFC 6522 multipart/report) as bytes: a text/plain
+ * explanation, the message/delivery-status report and the original's headers (or, with
+ * RET=FULL and a small message, the whole message). Pure: no clock, no randomness, no I/O;
+ * every line ends in CRLF and is at most 998 octets (RFC 5322 §2.1.1).
+ */
+
+/** One recipient the report is about. */
+export interface DsnRecipient {
+  /** Forward-path as queued (no angle brackets). */
+  readonly address: string;
+  /** ORCPT as received (`rfc822;user@example.org`), if any. */
+  readonly orcpt?: string;
+  /** The last SMTP reply seen for it (`451 4.3.0 …`), if any: the Diagnostic-Code. */
+  readonly lastReply?: string;
+}
+
+/** What the report says and returns. */
+export interface FailureDsnInput {
+  /** Our host name: `Reporting-MTA: dns; <hostname>` and the From: domain. */
+  readonly reportingMta: string;
+  /** Unique id of the report (Message-ID left part and MIME boundary); [A-Za-z0-9] only. */
+  readonly reportId: string;
+  /** Queue id of the original (`Final-Log-ID`). */
+  readonly originalId: string;
+  /** Reverse-path of the original: the report's only recipient. */
+  readonly originalSender: string;
+  /** ENVID of the original, if given. */
+  readonly envid?: string;
+  /** When the original arrived, milliseconds since the epoch. */
+  readonly arrivalDate: number;
+  /** Now, milliseconds since the epoch (Date: header). */
+  readonly date: number;
+  readonly recipients: readonly DsnRecipient[];
+  /** The original's header block, or the whole original (RET=FULL, small); none: left out. */
+  readonly returned?: { readonly kind: "headers" | "full"; readonly bytes: Uint8Array };
+}
+
+/** RFC 3463: "delivery time expired" (permanent: the message will not be tried again). */
+export const EXPIRED_STATUS = "5.4.7";
+/** Longest line RFC 5322 allows, without its CRLF. */
+export const MAX_LINE_OCTETS = 998;
+
+const CRLF = "\r\n";
+
+/** The report as message bytes (headers and body), CRLF line ends. */
+export function buildFailureDsn(input: FailureDsnInput): Uint8Array {
+  const boundary = `=_dsn_${input.reportId}`;
+  const host = input.reportingMta;
+  const head = [
+    `From: Mail Delivery System <MAILER-DAEMON@${host}>`,
+    `To: <${printable(input.originalSender)}>`,
+    "Subject: Undelivered Mail Returned to Sender",
+    `Date: ${rfc5322Date(input.date)}`,
+    `Message-ID: <${input.reportId}@${host}>`,
+    // RFC 3834 §5: an automatic reply; responders must not answer it.
+    "Auto-Submitted: auto-replied",
+    "MIME-Version: 1.0",
+    `Content-Type: multipart/report; report-type=delivery-status;`,
+    `\tboundary="${boundary}"`,
+    "",
+    "This is a MIME-encapsulated message.",
+    "",
+  ];
+  const explanation = [
+    `--${boundary}`,
+    "Content-Type: text/plain; charset=us-ascii",
+    "Content-Description: Notification",
+    "",
+    `This is the mail system at host ${host}.`,
+    "",
+    "Your message could not be delivered to the recipients below: it waited in the",
+    "queue longer than the time allowed and was removed (delivery time expired).",
+    "",
+    ...input.recipients.map((r) => `  <${printable(r.address)}>`),
+    "",
+  ];
+  const report = [
+    `--${boundary}`,
+    "Content-Type: message/delivery-status",
+    "Content-Description: Delivery report",
+    "",
+    `Reporting-MTA: dns; ${host}`,
+    ...(input.envid !== undefined ? [`Original-Envelope-Id: ${printable(input.envid)}`] : []),
+    `Arrival-Date: ${rfc5322Date(input.arrivalDate)}`,
+    "",
+  ];
+  for (const r of input.recipients) {
+    if (r.orcpt !== undefined) report.push(`Original-Recipient: ${printable(r.orcpt)}`);
+    report.push(`Final-Recipient: rfc822; ${printable(r.address)}`);
+    report.push("Action: failed");
+    report.push(`Status: ${EXPIRED_STATUS}`);
+    if (r.lastReply !== undefined) report.push(`Diagnostic-Code: smtp; ${printable(r.lastReply)}`);
+    report.push(`Final-Log-ID: ${printable(input.originalId)}`);
+    report.push("");
+  }
+  const text = [...head, ...explanation, ...report].map(limitLine).join(CRLF) + CRLF;
+  const parts: Uint8Array[] = [ascii(text)];
+  const returned = input.returned;
+  if (returned !== undefined) {
+    const type = returned.kind === "full" ? "message/rfc822" : "text/rfc822-headers";
+    parts.push(ascii(`--${boundary}${CRLF}Content-Type: ${type}${CRLF}`));
+    parts.push(ascii(`Content-Description: Undelivered message${CRLF}${CRLF}`));
+    parts.push(normalizeLines(returned.bytes));
+  }
+  parts.push(ascii(`--${boundary}--${CRLF}`));
+  return concat(parts);
+}
+
+/**
+ * The header block of a message: the bytes up to and including the empty line (or the
+ * first `maxBytes`, cut at a line end). Scans only what it is given.
+ */
+export function headerBlock(prefix: Uint8Array, maxBytes: number): Uint8Array {
+  const limit = Math.min(prefix.length, maxBytes);
+  let lineStart = 0;
+  for (let i = 0; i < limit; i++) {
+    if (prefix[i] !== 0x0a) continue;
+    const line = i - lineStart;
+    // An empty line (LF or CRLF alone) ends the header section.
+    if (line === 0 || (line === 1 && prefix[lineStart] === 0x0d)) return prefix.subarray(0, i + 1);
+    lineStart = i + 1;
+  }
+  return prefix.subarray(0, limit === prefix.length ? limit : lineStart);
+}
+
+/** `Tue, 01 Jul 2025 12:00:00 +0000` (RFC 5322 §3.3), in UTC. */
+export function rfc5322Date(ms: number): string {
+  return new Date(ms).toUTCString().replace(/GMT$/, "+0000");
+}
+
+/**
+ * Copies returned content with every line ended by CRLF (bare CR or LF become CRLF) and
+ * lines longer than 998 octets split, so the report is valid whatever the original held.
+ */
+function normalizeLines(bytes: Uint8Array): Uint8Array {
+  const out: number[] = [];
+  let lineLength = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i] as number;
+    if (b === 0x0d || b === 0x0a) {
+      if (b === 0x0d && bytes[i + 1] === 0x0a) i++;
+      out.push(0x0d, 0x0a);
+      lineLength = 0;
+      continue;
+    }
+    if (lineLength === MAX_LINE_OCTETS) {
+      // Folding whitespace keeps a split header line one field (RFC 5322 §2.2.3).
+      out.push(0x0d, 0x0a, 0x20);
+      lineLength = 1;
+    }
+    out.push(b);
+    lineLength++;
+  }
+  if (lineLength > 0) out.push(0x0d, 0x0a);
+  return Uint8Array.from(out);
+}
+
+/** Printable ASCII only: anything else (controls, 8-bit) becomes `?` in a report field. */
+function printable(text: string): string {
+  return text.replace(/[^\x20-\x7e]/g, "?");
+}
+
+function limitLine(line: string): string {
+  return line.length > MAX_LINE_OCTETS ? line.slice(0, MAX_LINE_OCTETS) : line;
+}
+
+function ascii(text: string): Uint8Array {
+  return new TextEncoder().encode(text);
+}
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
