@@ -37,6 +37,7 @@ export async function handleSmtpConnection(
       isLocalDomain: (domain: string) => deps.credentials.ownerOf(domain) !== undefined,
       log,
       maxRecipients: config.smtp.maxRecipients,
+      ...(deps.observe ? { events: deps.observe.metrics.smtp } : {}),
     });
     const receiver = new SmtpReceiver({
       conn,

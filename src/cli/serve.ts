@@ -21,6 +21,10 @@ import { SessionSet } from "./_serve_sessions.ts";
 import { handleSmtpConnection } from "./_serve_smtp.ts";
 import { handleOdmrConnection } from "./_serve_odmr.ts";
 import { AuthThrottle } from "../auth/throttle.ts";
+import { RelayMetrics } from "../observe/metrics.ts";
+import { startMetricsServer } from "../observe/http.ts";
+import type { MetricsServer } from "../observe/http.ts";
+import { UserStateStore } from "../queue/user_state.ts";
 
 /** How long sessions may run on after SIGINT/SIGTERM before they are cut. */
 export const SHUTDOWN_GRACE_MS = 10_000;
@@ -32,11 +36,20 @@ export interface ServeDeps {
   readonly credentials: CredentialStore;
   readonly log: Logger;
   readonly secureContext: tls.SecureContext | undefined;
+  /** Metrics fed by the sessions and served on `metrics.listen` (when configured). */
+  readonly observe?: ServeObserve;
+}
+
+/** The metrics of a server and how `/healthz` asks the database. */
+export interface ServeObserve {
+  readonly metrics: RelayMetrics;
+  /** Throws when the database does not answer. */
+  readonly pingDatabase: () => void;
 }
 
 /** A bound listener as announced in the `listening` event. */
 export interface BoundListener {
-  readonly proto: "smtp" | "odmr";
+  readonly proto: "smtp" | "odmr" | "metrics";
   readonly address: string;
   readonly tls: "none" | "starttls" | "implicit";
 }
@@ -66,10 +79,23 @@ export async function serveCommand(config: Config): Promise<number> {
   }
   let store: SqliteQueueStore;
   let credentials: CredentialStore;
+  let observe: ServeObserve;
   try {
     const db = openDatabase(config.dataDir);
     store = new SqliteQueueStore(db, { logger: log });
     credentials = new CredentialStore(db);
+    const userState = new UserStateStore(db);
+    const queue = store;
+    const users = credentials;
+    observe = {
+      metrics: new RelayMetrics({
+        users: () => users.listUsers(),
+        domainStats: () => queue.domainStats(),
+        atrnState: userState,
+        log,
+      }),
+      pingDatabase: () => userState.ping(),
+    };
   } catch (err) {
     log.error("startup_failed", {
       reason: `Cannot open the queue in data_dir "${config.dataDir}": ${errorText(err)}`,
@@ -79,7 +105,7 @@ export async function serveCommand(config: Config): Promise<number> {
   try {
     let server: RunningServer;
     try {
-      server = await startServer({ config, store, credentials, log, secureContext });
+      server = await startServer({ config, store, credentials, log, secureContext, observe });
     } catch (err) {
       log.error("startup_failed", { reason: errorText(err) });
       return 1;
@@ -114,6 +140,17 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
   const listeners: Listener[] = [];
   const bound: BoundListener[] = [];
   let isStopping = false;
+  let metricsServer: MetricsServer | undefined;
+  const metrics = deps.observe?.metrics;
+  /** Runs a session counted in `odmr_relay_connections{proto}` while it lasts. */
+  const counted = async (proto: "smtp" | "odmr", run: () => Promise<void>) => {
+    metrics?.connectionOpened(proto);
+    try {
+      await run();
+    } finally {
+      metrics?.connectionClosed(proto);
+    }
+  };
 
   const bind = async (proto: "smtp" | "odmr", entry: ListenEntry, onConn: (c: Conn) => void) => {
     const listener = await listen({
@@ -143,18 +180,49 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
     await Promise.all(listeners.map((l) => l.close()));
     const cut = await sessions.drain(graceMs);
     if (cut > 0) log.warn("sessions_cut", { count: cut, grace_ms: graceMs });
+    // Last: /healthz answers 503 "stopping" while sessions drain.
+    await metricsServer?.close();
   };
 
   try {
     for (const entry of config.smtp.listen) {
       await bind("smtp", entry, (conn) => {
-        sessions.add(conn, () => handleSmtpConnection(conn, { ...deps, limiter }));
+        sessions.add(
+          conn,
+          () => counted("smtp", () => handleSmtpConnection(conn, { ...deps, limiter })),
+        );
       });
     }
     for (const entry of config.odmr.listen) {
       await bind("odmr", entry, (conn) => {
-        sessions.add(conn, () => handleOdmrConnection(conn, { ...deps, throttle }, entry));
+        const odmrDeps = { ...deps, throttle, ...(metrics ? { events: metrics.odmr } : {}) };
+        sessions.add(
+          conn,
+          () => counted("odmr", () => handleOdmrConnection(conn, odmrDeps, entry)),
+        );
       });
+    }
+    const observe = deps.observe;
+    if (config.metrics !== undefined && observe !== undefined) {
+      const { host, port } = config.metrics.listen;
+      metricsServer = await startMetricsServer({
+        host,
+        port,
+        metrics: observe.metrics,
+        health: () => {
+          if (isStopping) return "stopping";
+          try {
+            observe.pingDatabase();
+          } catch (err) {
+            return `database not answering: ${errorText(err)}`;
+          }
+          return undefined;
+        },
+      }).catch((err: unknown) => {
+        throw new Error(`Cannot listen on metrics ${host}:${port}: ${bindHint(err)}`);
+      });
+      bound.push({ proto: "metrics", address: metricsServer.address, tls: "none" });
+      log.info("listening", { proto: "metrics", address: metricsServer.address, tls: "none" });
     }
   } catch (err) {
     await stop(0);
