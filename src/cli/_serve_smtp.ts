@@ -10,6 +10,7 @@ import { SmtpReceiver } from "../smtp/receiver.ts";
 import { QueueSink } from "../smtp/sinks/queue_sink.ts";
 import type { ConnectionLimiter } from "./_serve_limits.ts";
 import type { ServeDeps } from "./serve.ts";
+import { quotaOf } from "./_serve_maintenance.ts";
 
 /** Errors (unknown commands, bad sequences) tolerated before `421`. */
 const MAX_ERRORS = 10;
@@ -38,6 +39,7 @@ export async function handleSmtpConnection(
       log,
       maxRecipients: config.smtp.maxRecipients,
       ...(deps.observe ? { events: deps.observe.metrics.smtp } : {}),
+      quotaOf: (domain: string) => quotaOf(config, domain),
     });
     const receiver = new SmtpReceiver({
       conn,

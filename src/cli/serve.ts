@@ -21,6 +21,7 @@ import { SessionSet } from "./_serve_sessions.ts";
 import { handleSmtpConnection } from "./_serve_smtp.ts";
 import { handleOdmrConnection } from "./_serve_odmr.ts";
 import { AuthThrottle } from "../auth/throttle.ts";
+import { startMaintenance } from "./_serve_maintenance.ts";
 import { RelayMetrics } from "../observe/metrics.ts";
 import { startMetricsServer } from "../observe/http.ts";
 import type { MetricsServer } from "../observe/http.ts";
@@ -118,7 +119,13 @@ export async function serveCommand(config: Config): Promise<number> {
           `user add NAME --domain example.org" (works while serve is running)`,
       });
     }
+    const maintenance = startMaintenance(store, {
+      config,
+      isLocalDomain: (domain) => credentials.ownerOf(domain) !== undefined,
+      log,
+    });
     const signal = await waitForSignal();
+    maintenance.stop();
     log.info("stopping", { signal, grace_ms: SHUTDOWN_GRACE_MS });
     await server.stop(SHUTDOWN_GRACE_MS);
     log.info("stopped");

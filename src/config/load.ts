@@ -7,7 +7,16 @@
 import YAML from "yaml";
 import path from "node:path";
 import { domainToASCII } from "node:url";
-import type { Config, DeliverTo, FetchConfig, ListenEntry, LogFormat, LogLevel } from "./types.ts";
+import type {
+  Config,
+  DeliverTo,
+  DomainPolicy,
+  FetchConfig,
+  ListenEntry,
+  LogFormat,
+  LogLevel,
+  QuotaLimits,
+} from "./types.ts";
 import { didYouMean } from "./_did_you_mean.ts";
 import { parseDurationMs, parseSizeBytes } from "./_units.ts";
 import * as D from "./defaults.ts";
@@ -106,6 +115,11 @@ export function parseConfig(
   const queue = v.mapping(top.queue ?? {}, "queue", QUEUE_KEYS);
   const log = v.mapping(top.log ?? {}, "log", LOG_KEYS);
 
+  const maxAgeMs = v.duration(queue.max_age ?? D.DEFAULT_QUEUE_MAX_AGE, "queue.max_age");
+  const quota = queue.quota === undefined || queue.quota === null
+    ? undefined
+    : v.quota(queue.quota, "queue.quota");
+
   const hostname = top.hostname === undefined
     ? opts.systemHostname()
     : v.hostname(top.hostname, "hostname");
@@ -157,7 +171,10 @@ export function parseConfig(
       listen: v.listenList(odmr.listen ?? D.DEFAULT_ODMR_LISTEN, "odmr.listen", tls, true),
       requireTls: v.boolean(odmr.require_tls ?? D.DEFAULT_ODMR_REQUIRE_TLS, "odmr.require_tls"),
     },
-    queue: { maxAgeMs: v.duration(queue.max_age ?? D.DEFAULT_QUEUE_MAX_AGE, "queue.max_age") },
+    queue: { maxAgeMs, quota },
+    domains: top.domains === undefined || top.domains === null
+      ? new Map()
+      : v.domainsSection(top.domains, { maxAgeMs, quota }),
     metrics: top.metrics === undefined || top.metrics === null
       ? undefined
       : v.metricsSection(top.metrics),
@@ -175,6 +192,7 @@ const TOP_KEYS = [
   "queue",
   "metrics",
   "fetch",
+  "domains",
 ] as const;
 const LOG_KEYS = ["level", "format"] as const;
 const TLS_KEYS = ["cert", "key"] as const;
@@ -187,7 +205,9 @@ const SMTP_KEYS = [
   "timeout",
 ] as const;
 const ODMR_KEYS = ["listen", "require_tls"] as const;
-const QUEUE_KEYS = ["max_age"] as const;
+const QUEUE_KEYS = ["max_age", "quota"] as const;
+const QUOTA_KEYS = ["bytes", "messages"] as const;
+const DOMAIN_KEYS = ["max_age", "quota"] as const;
 const METRICS_KEYS = ["listen"] as const;
 const FETCH_KEYS = [
   "server",
@@ -362,6 +382,44 @@ class Validator {
     const m = this.mapping(value, "metrics", METRICS_KEYS);
     if (m.listen === undefined) this.fail("metrics.listen", "is required when metrics is set");
     return { listen: this.hostPort(m.listen, "metrics.listen") };
+  }
+
+  /** `{bytes, messages}`: each optional, at least one given. */
+  quota(value: unknown, key: string): QuotaLimits {
+    const m = this.mapping(value, key, QUOTA_KEYS);
+    if (m.bytes === undefined && m.messages === undefined) {
+      this.fail(key, "must set bytes, messages or both");
+    }
+    return {
+      bytes: m.bytes === undefined ? undefined : this.size(m.bytes, `${key}.bytes`),
+      messages: m.messages === undefined
+        ? undefined
+        : this.integer(m.messages, `${key}.messages`, 1, Number.MAX_SAFE_INTEGER),
+    };
+  }
+
+  /** `domains: {example.org: {max_age, quota}}`: per-domain overrides of the queue defaults. */
+  domainsSection(value: unknown, defaults: DomainPolicy): Map<string, DomainPolicy> {
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+      this.fail(
+        "domains",
+        `must be a mapping of domain names: current value is ${describe(value)}`,
+      );
+    }
+    const out = new Map<string, DomainPolicy>();
+    for (const [name, entry] of Object.entries(value)) {
+      const key = `domains.${name}`;
+      const domain = this.domain(name, key);
+      if (out.has(domain)) this.fail(key, `names the same domain as another entry: "${domain}"`);
+      const m = this.mapping(entry ?? {}, key, DOMAIN_KEYS);
+      out.set(domain, {
+        maxAgeMs: m.max_age === undefined
+          ? defaults.maxAgeMs
+          : this.duration(m.max_age, `${key}.max_age`),
+        quota: m.quota === undefined ? defaults.quota : this.quota(m.quota, `${key}.quota`),
+      });
+    }
+    return out;
   }
 
   fetchSection(value: unknown): FetchConfig {

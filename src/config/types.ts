@@ -34,9 +34,27 @@ export interface Config {
     readonly listen: readonly ListenEntry[];
     readonly requireTls: boolean;
   };
-  readonly queue: { readonly maxAgeMs: number };
+  readonly queue: {
+    readonly maxAgeMs: number;
+    /** Default per-domain quota; undefined: no limit. */
+    readonly quota: QuotaLimits | undefined;
+  };
+  /** Per-domain overrides (`domains:`), keyed by lower-case A-label, fully resolved. */
+  readonly domains: ReadonlyMap<string, DomainPolicy>;
   readonly metrics: { readonly listen: { host: string; port: number } } | undefined;
   readonly fetch: FetchConfig | undefined;
+}
+
+/** Limits on mail waiting for one domain; an undefined limit is no limit. */
+export interface QuotaLimits {
+  readonly bytes: number | undefined;
+  readonly messages: number | undefined;
+}
+
+/** Retention and quota of one domain, defaults already applied. */
+export interface DomainPolicy {
+  readonly maxAgeMs: number;
+  readonly quota: QuotaLimits | undefined;
 }
 
 export type DeliverTo =

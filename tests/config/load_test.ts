@@ -35,7 +35,8 @@ Deno.test("parseConfig() of an empty file gives the embedded defaults of CONTRAC
     listen: [{ host: "127.0.0.1", port: 3366, tls: "none" }],
     requireTls: false,
   });
-  assertEquals(c.queue, { maxAgeMs: 30 * 86_400_000 });
+  assertEquals(c.queue, { maxAgeMs: 30 * 86_400_000, quota: undefined });
+  assertEquals(c.domains, new Map());
   assertEquals(c.metrics, undefined);
   assertEquals(c.fetch, undefined);
 });
@@ -138,7 +139,7 @@ Deno.test("parseConfig() names the file and the key path in every error", async 
       why: "an unknown key far from every known one",
       text: "queue: {colour: red}",
       want:
-        `Cannot load config "/etc/odmr.yaml": queue.colour is not a known key (known here: max_age)`,
+        `Cannot load config "/etc/odmr.yaml": queue.colour is not a known key (known here: max_age, quota)`,
     },
     {
       why: "a bad duration",
@@ -175,6 +176,60 @@ Deno.test("parseConfig() names the file and the key path in every error", async 
       text: "log: {level: verbose}",
       want:
         `Cannot load config "/etc/odmr.yaml": log.level must be one of debug, info, warn, error: current value is "verbose"`,
+    },
+    {
+      why: "a misspelt key inside a domain entry",
+      text: "domains: {example.org: {max_agee: 7d}}",
+      want:
+        `Cannot load config "/etc/odmr.yaml": domains.example.org.max_agee is not a known key: did you mean "domains.example.org.max_age"?`,
+    },
+    {
+      why: "a misspelt quota key",
+      text: "queue: {quota: {mesages: 5}}",
+      want:
+        `Cannot load config "/etc/odmr.yaml": queue.quota.mesages is not a known key: did you mean "queue.quota.messages"?`,
+    },
+    {
+      why: "a quota with no limit in it",
+      text: "domains: {example.org: {quota: {}}}",
+      want:
+        `Cannot load config "/etc/odmr.yaml": domains.example.org.quota must set bytes, messages or both`,
+    },
+    {
+      why: "a bad quota size",
+      text: "domains: {example.org: {quota: {bytes: plenty}}}",
+      want:
+        `Cannot load config "/etc/odmr.yaml": domains.example.org.quota.bytes must be a size in bytes or such as 512KB or 50MB: current value is "plenty"`,
+    },
+    {
+      why: "a message quota of 0 (the limit below N=1)",
+      text: "queue: {quota: {messages: 0}}",
+      want:
+        `Cannot load config "/etc/odmr.yaml": queue.quota.messages must be an integer 1-9007199254740991: current value is 0`,
+    },
+    {
+      why: "a domain entry's max_age that is not a duration",
+      text: "domains: {example.org: {max_age: forever}}",
+      want:
+        `Cannot load config "/etc/odmr.yaml": domains.example.org.max_age must be a duration such as 30s, 5m, 2h or 30d: current value is "forever"`,
+    },
+    {
+      why: "a domain key that is not a domain",
+      text: `domains: {"bad domain": {max_age: 1d}}`,
+      want:
+        `Cannot load config "/etc/odmr.yaml": domains.bad domain must be a domain name: current value is "bad domain"`,
+    },
+    {
+      why: "the same domain twice, spelt differently",
+      text: "domains: {example.org: {}, EXAMPLE.org: {}}",
+      want:
+        `Cannot load config "/etc/odmr.yaml": domains.EXAMPLE.org names the same domain as another entry: "example.org"`,
+    },
+    {
+      why: "domains as a list",
+      text: "domains: [example.org]",
+      want:
+        `Cannot load config "/etc/odmr.yaml": domains must be a mapping of domain names: current value is a list`,
     },
     {
       why: "a section that is not a mapping",
@@ -281,3 +336,34 @@ async function rejectsWith(
 ): Promise<void> {
   await rejects(fn, (err: unknown) => err instanceof cls && err.message.includes(text));
 }
+
+Deno.test("parseConfig() reads queue.quota and per-domain max_age and quota over the defaults", () => {
+  const c = parse(`
+queue:
+  max_age: 10d
+  quota: {bytes: 1GB, messages: 10000}
+domains:
+  Example.ORG: {max_age: 7d, quota: {messages: 5}}
+  b\u00fccher.test: {quota: {bytes: 512KB}}
+  plain.test: {}
+`);
+  assertEquals(c.queue, {
+    maxAgeMs: 10 * 86_400_000,
+    quota: { bytes: 1024 ** 3, messages: 10_000 },
+  });
+  assertEquals(
+    c.domains,
+    new Map([
+      // A domain's quota replaces queue.quota as a whole: a limit left out is no limit.
+      ["example.org", { maxAgeMs: 7 * 86_400_000, quota: { bytes: undefined, messages: 5 } }],
+      ["xn--bcher-kva.test", {
+        maxAgeMs: 10 * 86_400_000,
+        quota: { bytes: 512 * 1024, messages: undefined },
+      }],
+      ["plain.test", {
+        maxAgeMs: 10 * 86_400_000,
+        quota: { bytes: 1024 ** 3, messages: 10_000 },
+      }],
+    ]),
+  );
+});

@@ -8,6 +8,8 @@ import type { MessageWriter, NewRecipient, QueueStore } from "../../queue/types.
 import type { Logger } from "../../observe/log.ts";
 import type { Reply } from "../../wire/reply.ts";
 import { queuedReply, REPLIES } from "../../wire/replies.ts";
+import { reply } from "../../wire/reply.ts";
+import { exceededQuota, type QuotaLimits } from "../../queue/quota.ts";
 import type { SmtpEvents } from "../events.ts";
 import { rcptRejectLabel } from "../events.ts";
 
@@ -22,7 +24,12 @@ export interface QueueSinkOptions {
   readonly postmasterDomain?: string;
   /** Counters (src/smtp/events.ts): queued, recipients and messages refused. */
   readonly events?: SmtpEvents;
+  /** The quota of `domain`, if it has one (checked at RCPT and at the end of DATA). */
+  readonly quotaOf?: (domain: string) => QuotaLimits | undefined;
 }
+
+/** A domain over its quota (issue 7): temporary, the sender retries and nothing is lost. */
+export const QUOTA_REPLY: Reply = reply(452, "4.2.2", "Mailbox full, try again later");
 
 /** Why a recipient was refused, for logs and the rcpt_rejected metric. */
 export type RcptRejectReason = "relay" | "routing" | "literal" | "postmaster" | "limit";
@@ -100,6 +107,11 @@ class QueueTransaction implements SinkTransaction {
     }
     const decided = decideRecipient(rcpt, this.#opts);
     if (!decided.ok) return Promise.resolve(this.#refuse(rcpt, decided.reason));
+    // At least one byte will come: a domain exactly at its byte quota is full already.
+    if (this.#isOverQuota([decided.recipient], Math.max(this.#mail.declaredSize ?? 0, 1))) {
+      this.#opts.events?.rcptRejected("quota");
+      return Promise.resolve(QUOTA_REPLY);
+    }
     this.#recipients.push(decided.recipient);
     return Promise.resolve(REPLIES.recipientOk);
   }
@@ -134,6 +146,11 @@ class QueueTransaction implements SinkTransaction {
   }
 
   async finish(): Promise<Reply> {
+    if (this.#failure === undefined && this.#isOverQuota(this.#recipients, this.#bytes)) {
+      await this.abort();
+      this.#opts.events?.messageRefused("quota");
+      return QUOTA_REPLY;
+    }
     if (this.#failure === undefined) {
       try {
         const endOfDataAt = performance.now();
@@ -155,6 +172,22 @@ class QueueTransaction implements SinkTransaction {
     await this.abort();
     this.#opts.events?.messageRefused(isStorageFull(err) ? "storage_full" : "local_error");
     return isStorageFull(err) ? REPLIES.storageFull : REPLIES.localError;
+  }
+
+  /** True when one more message of `bytes` would put a recipient's domain over its quota. */
+  #isOverQuota(recipients: readonly NewRecipient[], bytes: number): boolean {
+    const quotaOf = this.#opts.quotaOf;
+    if (quotaOf === undefined) return false;
+    for (const domain of new Set(recipients.map((r) => r.domain))) {
+      const limits = quotaOf(domain);
+      if (limits === undefined) continue;
+      const usage = this.#opts.store.usage(domain);
+      const limit = exceededQuota(usage, limits, bytes);
+      if (limit === undefined) continue;
+      this.#log.info("quota_exceeded", { domain, limit, ...usage, size: bytes });
+      return true;
+    }
+    return false;
   }
 
   abort(): Promise<void> {
