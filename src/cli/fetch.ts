@@ -9,6 +9,9 @@ import { createLogger } from "../observe/log.ts";
 import type { Logger } from "../observe/log.ts";
 import { runCustomer } from "../odmr/customer.ts";
 import type { FetchOutcome } from "../odmr/customer.ts";
+import { FetchMetrics } from "../observe/metrics.ts";
+import { startMetricsServer } from "../observe/http.ts";
+import type { MetricsServer } from "../observe/http.ts";
 
 /** First wait after a failed poll; doubles with each further failure. */
 export const BACKOFF_BASE_MS = 30_000;
@@ -48,6 +51,7 @@ export async function fetchCommand(
   };
   Deno.addSignalListener("SIGTERM", onSignal);
   Deno.addSignalListener("SIGINT", onSignal);
+  let metricsServer: MetricsServer | undefined;
   try {
     const poll = () => pollRounds({ ...fetch, hostname: config.hostname }, config, log, controller);
     if (opts.once) {
@@ -56,10 +60,23 @@ export async function fetchCommand(
       if (outcome.exitCode !== 0) opts.stderr(`error: ${outcome.message}\n`);
       return outcome.exitCode;
     }
+    // Loop mode only: a --once run exits before anything could scrape it.
+    const metrics = new FetchMetrics();
+    if (config.metrics !== undefined) {
+      const { host, port } = config.metrics.listen;
+      try {
+        metricsServer = await startMetricsServer({ host, port, metrics });
+      } catch (err) {
+        opts.stderr(`error: Cannot listen on metrics ${host}:${port}: ${String(err)}\n`);
+        return 1;
+      }
+      log.info("listening", { proto: "metrics", address: metricsServer.address, tls: "none" });
+    }
     let failures = 0;
     while (!controller.signal.aborted) {
       const outcome = await poll();
       if (controller.signal.aborted) break;
+      metrics.recordPoll(outcome);
       if (outcome.exitCode === 2) {
         opts.stderr(`error: ${outcome.message}\n`);
         return 2;
@@ -72,6 +89,7 @@ export async function fetchCommand(
     log.info("stopped", {});
     return 0;
   } finally {
+    await metricsServer?.close();
     Deno.removeSignalListener("SIGTERM", onSignal);
     Deno.removeSignalListener("SIGINT", onSignal);
   }

@@ -9,7 +9,14 @@ import {
   match as assertMatch,
   ok as assert,
 } from "node:assert/strict";
-import { addUser, removeTestFiles, startServer } from "../_helpers/server_process.ts";
+import YAML from "yaml";
+import {
+  addUser,
+  parseListening,
+  removeTestFiles,
+  REPO_ROOT,
+  startServer,
+} from "../_helpers/server_process.ts";
 import type { ServerProcess } from "../_helpers/server_process.ts";
 import { runScriptedCustomer } from "../_helpers/scripted_customer.ts";
 import { submit } from "../_helpers/smtp_submit.ts";
@@ -151,5 +158,102 @@ Deno.test("serve without metrics.listen opens no metrics listener", async () => 
   } finally {
     await server.stop();
     await removeTestFiles(server);
+  }
+});
+
+/** Starts `fetch` in loop mode; resolves once it logged its metrics listener. */
+async function startFetchLoop(configPath: string) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${REPO_ROOT}main.ts`, "fetch", "--config", configPath],
+    cwd: REPO_ROOT,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  let output = "";
+  const reader = child.stderr.getReader();
+  const pump = (async () => {
+    const dec = new TextDecoder();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      output += dec.decode(value, { stream: true });
+    }
+  })();
+  const deadline = Date.now() + 30_000;
+  let port: number | undefined;
+  while (port === undefined && Date.now() < deadline) {
+    port = parseListening(output).find((l) => l.proto === "metrics")?.port;
+    if (port === undefined) await new Promise((r) => setTimeout(r, 50));
+  }
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // Already gone.
+    }
+    const status = await child.status;
+    await pump;
+    return status.code;
+  };
+  if (port === undefined) {
+    await stop();
+    throw new Error(`fetch logged no metrics listener within 30 s:\n${output}`);
+  }
+  return { port, stop, logs: () => output };
+}
+
+Deno.test("fetch in loop mode serves its own /metrics: delivered, last success, failures", async () => {
+  const server = await startServer();
+  const dir = await Deno.makeTempDir({ prefix: "odmr-fetch-metrics-" });
+  try {
+    await addUser(server.configPath, "alice", ["example.org"], "alice-pw");
+    const body = enc.encode("Subject: fetch metrics\r\n\r\nhi\r\n");
+    const sent = await submit({
+      port: server.smtp[0]!.port, // startServer waited for it
+      from: "a@remote.test",
+      to: ["x@example.org"],
+      body,
+    });
+    assertMatch(sent.final ?? "", /^250 /);
+    await Deno.writeTextFile(`${dir}/password`, "alice-pw\n", { mode: 0o600 });
+    const configPath = `${dir}/fetch.yaml`;
+    await Deno.writeTextFile(
+      configPath,
+      YAML.stringify({
+        hostname: "pi.test",
+        "data_dir": `${dir}/data`,
+        metrics: { listen: "127.0.0.1:0" },
+        fetch: {
+          server: `127.0.0.1:${server.odmr[0]!.port}`,
+          tls: "none",
+          user: "alice",
+          "password_file": `${dir}/password`,
+          "deliver_to": `maildir:${dir}/Maildir`,
+          interval: "1h",
+        },
+      }),
+    );
+    const fetch = await startFetchLoop(configPath);
+    let code: number | undefined;
+    try {
+      const exp = await scrapeUntil(
+        fetch.port,
+        // 0 until the first success: "never", which alerts on the age like a stale timestamp.
+        (e) => (valueOf(e, "odmr_relay_fetch_last_success_timestamp_seconds") ?? 0) > 0,
+      );
+      assertEquals(valueOf(exp, "odmr_relay_fetch_delivered_total"), 1, fetch.logs());
+      assert((valueOf(exp, "odmr_relay_fetch_last_success_timestamp_seconds") ?? 0) > 0);
+      assertEquals(valueOf(exp, "odmr_relay_fetch_failures_total", { reason: "temporary" }), 0);
+      assertEquals((await httpGet(fetch.port, "/healthz")).status, 200);
+    } finally {
+      code = await fetch.stop();
+    }
+    assertEquals(code, 0, fetch.logs());
+  } finally {
+    await server.stop();
+    await removeTestFiles(server);
+    await Deno.remove(dir, { recursive: true });
   }
 });
