@@ -8,8 +8,8 @@ import type { Conn } from "../net/conn.ts";
 import type { LineReader } from "../wire/line_reader.ts";
 import { formatReplyText } from "../wire/reply.ts";
 import type { Lease, QueuedMessage, Settlement } from "../queue/types.ts";
-import { SmtpSender } from "../smtp/sender.ts";
-import type { OutboundMessage } from "../smtp/sender.ts";
+import { DEFAULT_SENDER_TIMEOUTS, SmtpSender } from "../smtp/sender.ts";
+import type { OutboundMessage, SenderTimeouts } from "../smtp/sender.ts";
 import type { Logger } from "../observe/log.ts";
 import type { OdmrEvents } from "./events.ts";
 
@@ -25,6 +25,8 @@ export interface DrainOptions {
     readonly hostname: string;
     readonly lineRecords: boolean;
     readonly leaseSeconds: number;
+    /** Caps every wait on the customer (a stuck customer must not hold the lease). */
+    readonly commandTimeoutMs?: number;
   };
 }
 
@@ -49,6 +51,9 @@ export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
       protocol: "smtp",
       // One line per TLS record only matters under TLS (fetchmail reads one line per record).
       lineRecords: opts.options.lineRecords && conn.isSecure,
+      ...(opts.options.commandTimeoutMs === undefined
+        ? {}
+        : { timeouts: drainTimeouts(opts.options.commandTimeoutMs) }),
     },
   });
   const summary = { messages: 0, delivered: 0, deferred: 0, failed: 0, connectionLost: false };
@@ -107,6 +112,27 @@ export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
   opts.events.drainFinished(opts.user, summary.delivered);
   log.info("drain_done", { user: opts.user, ...summary });
   return summary;
+}
+
+/**
+ * A customer that stops reading (or answering) mid-drain: each wait is capped by the
+ * configured command timeout instead of the RFC 5321 client minimums (up to 10 minutes), so
+ * the session ends and the lease is released. The final reply gets twice as long: the
+ * customer answers it only after its local MTA did (cut-through).
+ */
+function drainTimeouts(commandTimeoutMs: number): Partial<SenderTimeouts> {
+  const cap = (ms: number) => Math.min(ms, commandTimeoutMs);
+  const d = DEFAULT_SENDER_TIMEOUTS;
+  return {
+    greetingMs: cap(d.greetingMs),
+    ehloMs: cap(d.ehloMs),
+    mailMs: cap(d.mailMs),
+    rcptMs: cap(d.rcptMs),
+    dataInitMs: cap(d.dataInitMs),
+    dataBlockMs: cap(d.dataBlockMs),
+    dataFinalMs: Math.min(d.dataFinalMs, 2 * commandTimeoutMs),
+    quitMs: cap(d.quitMs),
+  };
 }
 
 function toOutbound(message: QueuedMessage, lease: Lease): OutboundMessage {
