@@ -6,6 +6,8 @@ import type { Conn } from "../net/conn.ts";
 import type { ListenEntry } from "../config/types.ts";
 import type { AuthThrottle } from "../auth/throttle.ts";
 import { runProviderSession } from "../odmr/provider.ts";
+import { formatReply, reply } from "../wire/reply.ts";
+import type { ConnectionLimiter } from "./_serve_limits.ts";
 import type { OdmrEvents } from "../odmr/events.ts";
 import type { ServeDeps } from "./serve.ts";
 
@@ -14,6 +16,37 @@ export const ODMR_LEASE_SECONDS = 300;
 
 /** Runs the provider session for one connection of an `odmr.listen` entry. */
 export async function handleOdmrConnection(
+  conn: Conn,
+  deps: ServeDeps & {
+    readonly throttle: AuthThrottle;
+    readonly events?: OdmrEvents;
+    /** Connection flood defence (smtp.max_connections[_per_ip] apply to this port too). */
+    readonly limiter?: ConnectionLimiter;
+  },
+  entry: ListenEntry,
+): Promise<void> {
+  const { limiter } = deps;
+  const ip = conn.remoteAddress;
+  if (limiter) {
+    const admission = limiter.tryAcquire(ip);
+    if (!admission.ok) {
+      deps.log.warn("connection_refused", { proto: "odmr", peer: ip, reason: admission.refusal });
+      await conn.write(formatReply(reply(421, "4.7.0", "Too many connections, try again later")), {
+        flush: true,
+        timeoutMs: 5_000,
+      }).catch(() => {});
+      await conn.close();
+      return;
+    }
+  }
+  try {
+    await runSession(conn, deps, entry);
+  } finally {
+    limiter?.release(ip);
+  }
+}
+
+async function runSession(
   conn: Conn,
   deps: ServeDeps & { readonly throttle: AuthThrottle; readonly events?: OdmrEvents },
   entry: ListenEntry,

@@ -143,6 +143,11 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
     maxTotal: config.smtp.maxConnections,
     maxPerIp: config.smtp.maxConnectionsPerIp,
   });
+  // The ODMR port gets its own counts with the same limits (a flood there must not starve MX).
+  const odmrLimiter = new ConnectionLimiter({
+    maxTotal: config.smtp.maxConnections,
+    maxPerIp: config.smtp.maxConnectionsPerIp,
+  });
   const throttle = new AuthThrottle();
   const listeners: Listener[] = [];
   const bound: BoundListener[] = [];
@@ -202,7 +207,12 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
     }
     for (const entry of config.odmr.listen) {
       await bind("odmr", entry, (conn) => {
-        const odmrDeps = { ...deps, throttle, ...(metrics ? { events: metrics.odmr } : {}) };
+        const odmrDeps = {
+          ...deps,
+          throttle,
+          limiter: odmrLimiter,
+          ...(metrics ? { events: metrics.odmr } : {}),
+        };
         sessions.add(
           conn,
           () => counted("odmr", () => handleOdmrConnection(conn, odmrDeps, entry)),
