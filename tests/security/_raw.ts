@@ -134,6 +134,11 @@ export class RawClient {
     return true;
   }
 
+  /** Stops reading: the kernel buffers fill and the server's writes block (a stuck peer). */
+  pause(): void {
+    this.#socket.pause();
+  }
+
   close(): void {
     this.#socket.destroy();
   }
