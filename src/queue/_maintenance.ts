@@ -75,7 +75,7 @@ export class QueueMaintenance {
     this.#domains = db.prepare("SELECT domain FROM domain_usage WHERE messages > 0");
     this.#oldInDomain = db.prepare(
       "SELECT DISTINCT r.message_id FROM recipients r JOIN messages m ON m.id = r.message_id " +
-        "WHERE r.domain = ? AND r.expired_at IS NULL AND m.received_at <= ? LIMIT ?",
+        "WHERE r.domain = ? AND r.expired_at IS NULL AND m.received_at < ? LIMIT ?",
     );
     this.#expire = db.prepare(
       "UPDATE recipients SET status = 'failed', expired_at = ? WHERE id = ? AND expired_at IS NULL",
@@ -142,7 +142,7 @@ export class QueueMaintenance {
     const { message } = found;
     const due = found.recipients.filter((r) =>
       r.expiredAt === undefined && !leased.has(r.domain) &&
-      message.receivedAt <= now - opts.maxAgeMs(r.domain)
+      message.receivedAt < now - opts.maxAgeMs(r.domain)
     );
     for (const r of due) {
       this.#expire.run(now, r.id);

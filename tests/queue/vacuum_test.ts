@@ -1,0 +1,91 @@
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { DATABASE_FILE, ensureIncrementalVacuum, openDatabase } from "../../src/queue/db.ts";
+import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
+import { withTempDataDir } from "../_helpers/temp_db.ts";
+
+const ROUNDS = 10;
+const MESSAGES_PER_ROUND = 200;
+const MESSAGE_BYTES = 64 * 1024;
+
+function fileBytes(path: string): number {
+  try {
+    return Deno.statSync(path).size;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return 0;
+    throw err;
+  }
+}
+
+const OPTIONS = {
+  hostname: "mx.test",
+  maxAgeMs: () => 30 * 86_400_000,
+  isLocalDomain: () => true,
+};
+
+Deno.test("the database file does not grow across 10 rounds of fill and drain", async () => {
+  await withTempDataDir(async (dataDir) => {
+    const path = `${dataDir}/${DATABASE_FILE}`;
+    const store = new SqliteQueueStore(openDatabase(dataDir));
+    const body = new Uint8Array(MESSAGE_BYTES);
+    crypto.getRandomValues(body); // incompressible, like real attachments
+    const sizes: number[] = [];
+    try {
+      for (let round = 0; round < ROUNDS; round++) {
+        const writers = [];
+        for (let i = 0; i < MESSAGES_PER_ROUND; i++) {
+          const w = store.begin({
+            mailFrom: "s@far.test",
+            params: {},
+            recipients: [{ address: `u${i}@local.test`, domain: "local.test" }],
+          });
+          w.write(body);
+          writers.push(w.commit());
+        }
+        await Promise.all(writers);
+        const claim = store.claim(["local.test"], { owner: "drain", leaseSeconds: 60 });
+        assert.equal(claim.kind, "claimed");
+        if (claim.kind !== "claimed") return;
+        const settled = [...claim.lease.messages()].flatMap((m) =>
+          m.recipients.map((r) => ({
+            recipientId: r.id,
+            outcome: "delivered" as const,
+            reply: "250 2.0.0 OK",
+          }))
+        );
+        assert.equal(settled.length, MESSAGES_PER_ROUND);
+        await claim.lease.settle(settled);
+        claim.lease.release();
+        // 200 × 64 KiB ≈ 3200 pages of 4 KiB: a couple of passes give them all back.
+        for (let pass = 0; pass < 3; pass++) store.maintain(OPTIONS);
+        sizes.push(fileBytes(path) + fileBytes(`${path}-wal`));
+      }
+    } finally {
+      store.close();
+    }
+    const first = sizes[0] ?? 0;
+    const last = sizes[ROUNDS - 1] ?? 0;
+    if (Deno.env.get("VACUUM_TEST_VERBOSE")) {
+      Deno.stderr.writeSync(new TextEncoder().encode(`db+wal bytes: ${sizes.join(", ")}\n`));
+    }
+    assert.ok(last <= first * 1.5, `db+wal bytes per round grow past 1.5×: ${sizes.join(", ")}`);
+    assert.ok(fileBytes(`${path}-wal`) === 0 || last < 1024 * 1024, "the WAL is truncated");
+  });
+});
+
+Deno.test("ensureIncrementalVacuum() converts a database made before the setting, once", async () => {
+  await withTempDataDir((dataDir) => {
+    const path = `${dataDir}/${DATABASE_FILE}`;
+    const old = new DatabaseSync(path);
+    old.exec("CREATE TABLE t (x)"); // auto_vacuum NONE, as files made before issue 7
+    const mode = () => Number(old.prepare("PRAGMA auto_vacuum").get()?.auto_vacuum);
+    try {
+      assert.equal(mode(), 0);
+      assert.equal(ensureIncrementalVacuum(old), true);
+      assert.equal(mode(), 2);
+      assert.equal(ensureIncrementalVacuum(old), false, "nothing to do the second time");
+    } finally {
+      old.close();
+    }
+  });
+});
