@@ -111,6 +111,8 @@ export async function serveCommand(config: Config): Promise<number> {
       log.error("startup_failed", { reason: errorText(err) });
       return 1;
     }
+    // Listen for SIGTERM before announcing readiness: a supervisor may stop us right after.
+    const stopSignal = waitForSignal();
     // Scripts and tests wait for this line: every listener is bound and announced above it.
     log.info("ready", { listeners: server.listeners.length });
     if (credentials.listUsers().length === 0) {
@@ -124,7 +126,7 @@ export async function serveCommand(config: Config): Promise<number> {
       isLocalDomain: (domain) => credentials.ownerOf(domain) !== undefined,
       log,
     });
-    const signal = await waitForSignal();
+    const signal = await stopSignal;
     maintenance.stop();
     log.info("stopping", { signal, grace_ms: SHUTDOWN_GRACE_MS });
     await server.stop(SHUTDOWN_GRACE_MS);
