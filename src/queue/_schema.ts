@@ -46,6 +46,7 @@ export const QUEUE_MIGRATIONS: readonly string[] = [
   // kept by triggers in the same transactions as the rows (the quota check is one lookup).
   // The BEFORE DELETE on messages runs before the cascade, while the recipients still exist;
   // the recipients trigger skips rows whose message is already gone (the cascade).
+  // INDEXED BY: without it the planner may walk (domain, status), all of a domain's rows.
   `
   ALTER TABLE recipients ADD COLUMN expired_at INTEGER;
   CREATE INDEX recipients_expired ON recipients (expired_at) WHERE expired_at IS NOT NULL;
@@ -59,7 +60,7 @@ export const QUEUE_MIGRATIONS: readonly string[] = [
       SELECT DISTINCT r.domain, m.id, m.size FROM recipients r JOIN messages m ON m.id = r.message_id
     ) GROUP BY domain;
   CREATE TRIGGER recipients_usage_insert AFTER INSERT ON recipients
-  WHEN NOT EXISTS (SELECT 1 FROM recipients
+  WHEN NOT EXISTS (SELECT 1 FROM recipients INDEXED BY recipients_message
     WHERE message_id = NEW.message_id AND domain = NEW.domain AND id <> NEW.id)
   BEGIN
     INSERT INTO domain_usage (domain, messages, bytes)
@@ -69,7 +70,7 @@ export const QUEUE_MIGRATIONS: readonly string[] = [
   END;
   CREATE TRIGGER recipients_usage_delete AFTER DELETE ON recipients
   WHEN EXISTS (SELECT 1 FROM messages WHERE id = OLD.message_id)
-    AND NOT EXISTS (SELECT 1 FROM recipients
+    AND NOT EXISTS (SELECT 1 FROM recipients INDEXED BY recipients_message
       WHERE message_id = OLD.message_id AND domain = OLD.domain)
   BEGIN
     UPDATE domain_usage SET messages = messages - 1,
