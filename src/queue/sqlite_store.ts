@@ -132,7 +132,9 @@ export class SqliteQueueStore implements QueueStore {
     this.#domainStats = db.prepare(
       "SELECT domain, count(*) AS messages, sum(size) AS bytes, min(received_at) AS oldest " +
         "FROM (SELECT DISTINCT r.domain, m.id, m.size, m.received_at FROM recipients r " +
-        "JOIN messages m ON m.id = r.message_id) GROUP BY domain ORDER BY domain",
+        // Waiting means deliverable: failed and expired recipients are kept only for operators.
+        "JOIN messages m ON m.id = r.message_id WHERE r.status = 'queued' AND r.expired_at IS NULL) " +
+        "GROUP BY domain ORDER BY domain",
     );
     this.#usage = db.prepare("SELECT messages, bytes FROM domain_usage WHERE domain = ?");
     this.#maintenance = new QueueMaintenance({
@@ -247,7 +249,7 @@ export class SqliteQueueStore implements QueueStore {
     });
   }
 
-  /** Per-domain totals of waiting mail (queued or failed recipients), for the queue gauges. */
+  /** Per-domain totals of mail still to deliver (queued, not failed or expired), for the gauges. */
   domainStats(): DomainStats[] {
     this.#assertOpen();
     const out: DomainStats[] = [];

@@ -232,3 +232,20 @@ Deno.test("domainStats() counts each message once per domain with its size and a
     ]);
   });
 });
+
+Deno.test("domainStats() leaves out recipients that failed: they no longer wait for delivery", async () => {
+  await withClockStore(async (store, clock) => {
+    await put(store, clock, ["a@one.test"]);
+    await put(store, clock, ["b@one.test"]);
+    const lease = leaseOf(store.claim(["one.test"], A));
+    const [first] = [...lease.messages()];
+    const rcpt = first?.recipients[0];
+    assert.ok(rcpt, "the oldest message has its recipient");
+    await lease.settle([{ recipientId: rcpt.id, outcome: "failed", reply: "550 5.1.1 no" }]);
+    lease.release();
+    const size = new TextEncoder().encode("Subject: t\r\n\r\nbody\r\n").length;
+    assert.deepEqual(store.domainStats(), [
+      { domain: "one.test", messages: 1, bytes: size, oldestReceivedAt: T0 + 2000 },
+    ]);
+  });
+});
