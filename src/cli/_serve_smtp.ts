@@ -54,6 +54,7 @@ export async function handleSmtpConnection(
         maxErrors: MAX_ERRORS,
         addTraceHeader: true,
         ...(deps.secureContext ? { tls: { secureContext: deps.secureContext } } : {}),
+        ...(deps.observe ? { events: deps.observe.metrics.smtp } : {}),
       },
     });
     await receiver.run();

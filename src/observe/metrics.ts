@@ -63,7 +63,7 @@ const RCPT_REASONS = [
   "quota",
   "other",
 ] as const;
-const REFUSE_REASONS = ["storage_full", "quota", "local_error"] as const;
+const REFUSE_REASONS = ["storage_full", "quota", "local_error", "size", "content"] as const;
 
 /** The provider's registry and the event sinks that feed it. */
 export class RelayMetrics {

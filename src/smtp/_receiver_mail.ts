@@ -49,6 +49,7 @@ export async function handleMail(rx: ReceiverCore, args: string): Promise<Step> 
       rx.queueReply(checked.reply);
       return { end: "tooManyMessages" };
     }
+    if (checked.reply === REPLIES.sizeExceeded) rx.options.events?.messageRefused("size");
     return rx.protocolError(checked.reply);
   }
   let began: SinkTransaction | Reply;
@@ -80,7 +81,12 @@ export async function handleRcpt(rx: ReceiverCore, args: string): Promise<Step> 
   const s = rx.state;
   if (s.kind !== "inTransaction") return rx.protocolError(REPLIES.mailFirst);
   const checked = checkRcpt(s.tx, args, rx.checkContext);
-  if (!checked.ok) return rx.protocolError(checked.reply);
+  if (!checked.ok) {
+    if (checked.reply === REPLIES.tooManyRecipients) {
+      rx.options.events?.rcptRejected("too_many_recipients");
+    }
+    return rx.protocolError(checked.reply);
+  }
   let r: Reply;
   try {
     r = await s.tx.sink.addRecipient(checked.value);
@@ -176,14 +182,17 @@ export async function handleData(rx: ReceiverCore, args: string): Promise<Step> 
       await rx.dropTransaction(`DATA ${result.fault}`);
       switch (result.fault) {
         case "bareNewline":
+          rx.options.events?.messageRefused("content");
           // PROTOCOL.md §6.5: read to the real end, refuse, then close.
           rx.log.warn("smtp_bare_newline", { where: "data", id: tx.sink.id });
           rx.queueReply(REPLIES.bareNewlineData);
           return { end: "bareNewline" };
         case "lineTooLong":
+          rx.options.events?.messageRefused("content");
           rx.queueReply(REPLIES.dataLineTooLong);
           return undefined;
         case "tooBig":
+          rx.options.events?.messageRefused("size");
           rx.queueReply(REPLIES.sizeExceeded);
           return undefined;
         default: {
@@ -256,6 +265,7 @@ export async function handleBdat(rx: ReceiverCore, args: string): Promise<Step> 
   if (tx.chunkedBytes > max) {
     // A failed BDAT ends the transaction: later chunks get 503 until a new MAIL.
     await rx.dropTransaction("BDAT too big");
+    rx.options.events?.messageRefused("size");
     rx.queueReply(REPLIES.sizeExceeded);
     return undefined;
   }

@@ -2,6 +2,7 @@
  * Types shared by the SMTP server role's modules: its options, how a session ends and what a
  * command handler returns. No logic.
  */
+import type { SmtpEvents } from "./events.ts";
 import type tls from "node:tls";
 
 /** Limits and identity of the server role. */
@@ -27,6 +28,8 @@ export interface ReceiverOptions {
   readonly greeting?: string;
   /** Clock for the trace header (tests). */
   readonly now?: () => Date;
+  /** Counters for refusals the receiver decides itself (limits, content). */
+  readonly events?: SmtpEvents;
 }
 
 /** Why `run()` ended. */

@@ -15,7 +15,8 @@ export type RcptRejectLabel =
   | "other";
 
 /** Why a message was refused at the end of its data (`odmr_relay_messages_refused_total`). */
-export type MessageRefuseLabel = "storage_full" | "quota" | "local_error";
+/** `size`: over `smtp.max_message_size`; `content`: bare CR/LF or an over-long line (smuggling). */
+export type MessageRefuseLabel = "storage_full" | "quota" | "local_error" | "size" | "content";
 
 /** A message that is durable in the queue (its `250` is about to go out). */
 export interface QueuedEvent {

@@ -1,7 +1,12 @@
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import {
+  deepStrictEqual as assertEquals,
+  match as assertMatch,
+  ok as assert,
+} from "node:assert/strict";
 import { bytes, concat, startReady, startSession } from "./_session.ts";
 import { FakeSink } from "../_helpers/fake_sink.ts";
 import { reply } from "../../src/wire/reply.ts";
+import type { SmtpEvents } from "../../src/smtp/events.ts";
 
 Deno.test("SmtpReceiver greets with 220 and lists its extensions after EHLO", async () => {
   const s = await startSession();
@@ -485,5 +490,33 @@ Deno.test("SmtpReceiver: EHLO inside a transaction resets it", async () => {
   await s.client.command("EHLO again.test");
   assertEquals(s.sink.transactions[0]?.aborted, 1);
   assertEquals(await s.client.command("MAIL FROM:<a@b.test>"), "250 2.1.0 Sender OK");
+  await s.end();
+});
+
+Deno.test("SmtpReceiver reports the refusals it decides itself to its events: recipients over the limit, size, content", async () => {
+  const seen: string[] = [];
+  const events: SmtpEvents = {
+    messageQueued() {},
+    rcptRejected: (reason) => seen.push(`rcpt:${reason}`),
+    messageRefused: (reason) => seen.push(`message:${reason}`),
+  };
+  const s = await startReady({ options: { events } });
+  await s.client.command("MAIL FROM:<a@b.test>");
+  for (const r of ["a", "b", "c"]) await s.client.command(`RCPT TO:<${r}@d.test>`);
+  assertEquals(await s.client.command("RCPT TO:<d@d.test>"), "452 4.5.3 Too many recipients");
+  await s.client.command("RSET");
+  assertMatch(await s.client.command("MAIL FROM:<a@b.test> SIZE=20000"), /^552 5\.3\.4/);
+  const fits = await sendMessage(s, bytes("x".repeat(998) + "\r\n"));
+  assertMatch(fits, /^250 /, "a 1000-byte body is within the 10000-byte test limit");
+  const big = await sendMessage(s, bytes(("y".repeat(98) + "\r\n").repeat(101)));
+  assertMatch(big, /^552 5\.3\.4/);
+  const long = await sendMessage(s, bytes("z".repeat(1001) + "\r\n"));
+  assertMatch(long, /^554 5\.6\.0/);
+  assertEquals(seen, [
+    "rcpt:too_many_recipients",
+    "message:size",
+    "message:size",
+    "message:content",
+  ]);
   await s.end();
 });
