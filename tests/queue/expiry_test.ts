@@ -252,7 +252,7 @@ Deno.test("usage() counts a message once per domain and follows deliveries and d
     const claim = store.claim(["local.test"], { owner: "s", leaseSeconds: 60 });
     assert.equal(claim.kind, "claimed");
     if (claim.kind !== "claimed") return;
-    const first = [...claim.lease.messages()][0];
+    const first = [...claim.lease.messages()].find((m) => m.id === one); // same received_at: find by id
     const [ra, rb] = first?.recipients ?? [];
     assert.ok(ra && rb);
     await claim.lease.settle([{ recipientId: ra.id, outcome: "delivered", reply: "250" }]);
