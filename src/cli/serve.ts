@@ -111,6 +111,9 @@ export async function serveCommand(config: Config): Promise<number> {
       log.error("startup_failed", { reason: errorText(err) });
       return 1;
     }
+    // A previous process killed mid-drain left its leases: nothing of ours holds one yet.
+    const stale = store.releaseAllLeases();
+    if (stale > 0) log.warn("stale_leases_released", { count: stale });
     // Listen for SIGTERM before announcing readiness: a supervisor may stop us right after.
     const stopSignal = waitForSignal();
     // Scripts and tests wait for this line: every listener is bound and announced above it.

@@ -233,6 +233,13 @@ export class SqliteQueueStore implements QueueStore {
   }
 
   /** Deletes `domain`'s recipients and the messages left without any; returns messages touched. */
+  releaseAllLeases(): number {
+    this.#assertOpen();
+    return this.#group.exclusive(() =>
+      Number(this.#db.prepare("DELETE FROM domain_leases").run().changes)
+    );
+  }
+
   deleteDomain(domain: string): number {
     this.#assertOpen();
     return this.#group.exclusive(() => {

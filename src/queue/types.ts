@@ -129,6 +129,12 @@ export interface QueueStore {
   /** Deletes messages; returns how many existed. */
   delete(ids: readonly string[]): number;
   deleteDomain(domain: string): number;
+  /**
+   * Drops every lease: called by `serve` at start, when no session of its own exists yet, so
+   * that a crashed process's leases do not hold the domains until they expire. Assumes one
+   * `serve` per data directory. Returns how many were dropped.
+   */
+  releaseAllLeases(): number;
   /** What `domain` holds now (counters kept with the rows: one indexed lookup). */
   usage(domain: string): DomainUsage;
   close(): void;

@@ -128,14 +128,13 @@ Deno.test("kill -9 during an ATRN drain, repeated: nothing lost, duplicates only
       if (r !== undefined && r.messages.length === 0) break; // nothing left to drain
     }
     server = await startServer({ dataDir });
-    // The killed process's lease still holds its domain until it expires (5 minutes; see
-    // SECURITY.md "left open"): 451 now, or 250 once leases of dead processes are released.
+    // serve drops the killed process's leases at start: the domain is free at once (not 451).
     const last = await runScriptedCustomer({
       port: server.odmr[0]!.port,
       auth: { mechanism: "CRAM-MD5", user: "alice", password: "alice-pw" },
       atrn: "example.org",
     });
-    assertMatch(last.atrnReply ?? "", /^(250|451) /);
+    assertMatch(last.atrnReply ?? "", /^(250|453) /);
     const queued = (await queueList(server.configPath) as Listed)
       .flatMap((m) => m.recipients.map((x) => x.address));
     for (const m of last.messages) received.push(...m.rcpts);
@@ -147,6 +146,7 @@ Deno.test("kill -9 during an ATRN drain, repeated: nothing lost, duplicates only
       `drain kill -9: received ${received.length}, duplicates ${dupes}, left ${queued.length}`,
     );
     assert(dupes <= 4, `duplicates only for in-flight messages (one per round): ${dupes}`);
+    assertEquals(queued, [], "the last ATRN after the crashes drained everything");
     assertEquals(await server.stop(), 0, server.logs());
     assertEquals(integrityCheck(dataDir), "ok");
   } finally {

@@ -55,6 +55,7 @@ function asStore(m: MemoryStore): QueueStore {
     readBody: notUsed,
     delete: notUsed,
     deleteDomain: notUsed,
+    releaseAllLeases: notUsed,
     usage: notUsed,
     close: () => {},
   };
