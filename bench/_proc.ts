@@ -173,7 +173,7 @@ export async function runCommand(
   await sampler;
   clearTimeout(timer);
   const ms = performance.now() - t0;
-  if (timedOut) throw new Error(`${cmd} timed out after ${timeoutMs} ms: ${p.tail.join(" | ")}`);
+  if (timedOut) throw new Error(`timed out after ${timeoutMs} ms: ${p.tail.join(" | ")}`);
   return {
     code,
     output: p.tail.join("\n"),

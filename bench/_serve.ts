@@ -17,8 +17,12 @@ export interface ServeOptions {
   readonly dir: string;
   /** Domain the bench user owns. */
   readonly domain: string;
-  /** Log level of serve (per-message info lines cost a little; default info). */
-  readonly logLevel?: "debug" | "info" | "warn" | "error";
+  /** Subdirectory name under `dir` (default "serve"). */
+  readonly name?: string;
+  /** Certificate and key: sets the config's `tls` section (STARTTLS, implicit listeners). */
+  readonly tls?: { readonly cert: string; readonly key: string };
+  /** The one ODMR listener entry, as YAML flow (default `"127.0.0.1:0"`). */
+  readonly odmrListen?: string;
 }
 
 /** A running `serve` with one user. */
@@ -40,10 +44,10 @@ export class Serve {
 
   /** Writes the config, adds the user, starts serve and waits for its listening lines. */
   static async start(opts: ServeOptions): Promise<Serve> {
-    const root = `${opts.dir}/serve`;
+    const root = `${opts.dir}/${opts.name ?? "serve"}`;
     await Deno.mkdir(root, { recursive: true });
     const configPath = `${root}/config.yaml`;
-    await Deno.writeTextFile(configPath, serveConfig(root, opts.logLevel ?? "info"));
+    await Deno.writeTextFile(configPath, serveConfig(root, opts));
     const add = await odmrRelay(
       ["user", "add", BENCH_USER, "--domain", opts.domain, "--password-stdin"],
       configPath,
@@ -97,7 +101,16 @@ export class Serve {
 
   /** Writes a fetch config for this server and runs `fetch --once` (timed, wall clock). */
   async fetchOnce(
-    opts: { domain: string; deliverTo: string; timeoutMs: number; sampleRss?: boolean },
+    opts: {
+      domain: string;
+      deliverTo: string;
+      timeoutMs: number;
+      sampleRss?: boolean;
+      tls?: "none" | "implicit" | "starttls";
+      ca?: string;
+      /** Host name fetch connects to (default 127.0.0.1). */
+      host?: string;
+    },
   ): Promise<RunResult> {
     if (this.odmrPort === undefined) throw new Error("serve reported no ODMR listener");
     const passwordFile = `${this.root}/fetch.password`;
@@ -113,9 +126,9 @@ log:
 smtp:
   max_message_size: 100MB
 fetch:
-  server: 127.0.0.1:${this.odmrPort}
-  tls: none
-  user: ${BENCH_USER}
+  server: ${opts.host ?? "127.0.0.1"}:${this.odmrPort}
+  tls: ${opts.tls ?? "none"}
+${opts.ca === undefined ? "" : `  ca: ${opts.ca}\n`}  user: ${BENCH_USER}
   password_file: ${passwordFile}
   domains: [${opts.domain}]
   deliver_to: ${opts.deliverTo}
@@ -128,7 +141,9 @@ fetch:
   }
 
   /** Writes a fetchmail rc for this server's ODMR port; returns its path. */
-  async fetchmailRc(opts: { domain: string; smtpHostPort: number }): Promise<string> {
+  async fetchmailRc(
+    opts: { domain: string; smtpHostPort: number; ssl?: boolean },
+  ): Promise<string> {
     if (this.odmrPort === undefined) throw new Error("serve reported no ODMR listener");
     const rc = `${this.root}/fetchmailrc`;
     await Deno.writeTextFile(
@@ -138,7 +153,7 @@ poll 127.0.0.1 port ${this.odmrPort} protocol ODMR
   user "${BENCH_USER}" password "${BENCH_PASSWORD}"
   fetchdomains ${opts.domain}
   smtphost 127.0.0.1/${opts.smtpHostPort}
-`,
+${opts.ssl === true ? "  ssl no sslcertck\n" : ""}`,
       { mode: 0o600 },
     );
     await Deno.chmod(rc, 0o600);
@@ -173,22 +188,26 @@ export function odmrRelay(
   );
 }
 
-function serveConfig(root: string, logLevel: string): string {
+function serveConfig(root: string, opts: ServeOptions): string {
   // Limits raised so that 50 parallel sessions and a 50 MB message are not refused; the
-  // benchmark measures throughput, not the limits.
+  // benchmark measures throughput, not the limits. Log level info: the `listening` lines
+  // that give the ports are info events.
+  const tls = opts.tls === undefined
+    ? ""
+    : `tls:\n  cert: ${opts.tls.cert}\n  key: ${opts.tls.key}\n`;
   return `# bench/_serve.ts: serve side
 data_dir: ${root}/data
 log:
-  level: ${logLevel}
+  level: info
   format: text
-smtp:
+${tls}smtp:
   listen: ["127.0.0.1:0"]
   max_message_size: 100MB
   max_recipients: 100
   max_connections: 1000
   max_connections_per_ip: 1000
 odmr:
-  listen: ["127.0.0.1:0"]
+  listen: [${opts.odmrListen ?? `"127.0.0.1:0"`}]
 `;
 }
 

@@ -15,6 +15,11 @@ const N = 5000;
 const KB = 1024;
 const RCPT = `rcpt@${BENCH_DOMAIN}`;
 
+/** Deadline for moving n messages once: 30 s plus 20 ms a message (≥ 10× the usual time). */
+export function drainTimeoutMs(n: number): number {
+  return 30_000 + n * 20;
+}
+
 /** Outcome of one drain: a rate, or why there is none. */
 export type DrainResult = {
   ok: true;
@@ -30,7 +35,7 @@ export type DrainResult = {
 /** Fills serve's queue with n × 4 KB for the bench domain (10 parallel sessions); returns msg/s. */
 export async function fillServe(serve: Serve, n: number): Promise<number> {
   const shape: SourceShape = { sessions: 10, messages: n, bytes: 4 * KB };
-  const r = await runSource(serve.smtpPort, shape, { rcpt: RCPT, timeoutMs: 600_000 });
+  const r = await runSource(serve.smtpPort, shape, { rcpt: RCPT, timeoutMs: drainTimeoutMs(n) });
   return r.msgPerSec;
 }
 
@@ -39,6 +44,7 @@ export async function drainWithFetch(
   ctx: BenchContext,
   serve: Serve,
   n: number,
+  tls: { mode: "none" | "implicit" | "starttls"; ca?: string; host?: string } = { mode: "none" },
 ): Promise<DrainResult> {
   const sink = await SmtpSink.start();
   ctx.defer(() => sink.stop());
@@ -46,7 +52,10 @@ export async function drainWithFetch(
     const r = await serve.fetchOnce({
       domain: BENCH_DOMAIN,
       deliverTo: `smtp://127.0.0.1:${sink.port}`,
-      timeoutMs: 600_000,
+      timeoutMs: drainTimeoutMs(n),
+      tls: tls.mode,
+      ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+      ...(tls.host === undefined ? {} : { host: tls.host }),
     });
     if (r.code !== 0) {
       return { ok: false, reason: `fetch --once exited ${r.code}: ${lastLine(r.output)}` };
@@ -61,7 +70,7 @@ export async function drainWithFetch(
       sinkSessions: sink.sessions(),
     };
   } catch (e) {
-    return { ok: false, reason: e instanceof Error ? e.message : String(e) };
+    return { ok: false, reason: `fetch --once: ${e instanceof Error ? e.message : String(e)}` };
   } finally {
     await sink.stop();
   }
@@ -76,7 +85,7 @@ async function drainWithNullCustomer(serve: Serve, n: number): Promise<DrainResu
       user: BENCH_USER,
       password: BENCH_PASSWORD,
       domain: BENCH_DOMAIN,
-      timeoutMs: 600_000,
+      timeoutMs: drainTimeoutMs(n),
     });
     const seconds = (performance.now() - t0) / 1000;
     if (r.messages !== n) {
@@ -106,14 +115,16 @@ export async function drainPostfix(ctx: BenchContext, n: number): Promise<DrainR
     ctx.defer(() => started.stop());
     await runSource(pf.smtpPort, { sessions: 10, messages: n, bytes: 4 * KB }, {
       rcpt: RCPT,
-      timeoutMs: 600_000,
+      timeoutMs: drainTimeoutMs(n),
     });
     await pf.waitHeld(n, 30_000);
     const t0 = performance.now();
     await pf.release();
-    const emptied = await pf.waitEmpty(600_000);
+    const emptied = await pf.waitEmpty(drainTimeoutMs(n));
     const seconds = (performance.now() - t0) / 1000;
-    if (!emptied) return { ok: false, reason: `queue not empty after 600 s` };
+    if (!emptied) {
+      return { ok: false, reason: `queue not empty after ${drainTimeoutMs(n) / 1000} s` };
+    }
     if (!(await sink.waitMessages(n, 5_000))) {
       return { ok: false, reason: `smtp-sink got ${sink.messages()} of ${n} messages` };
     }

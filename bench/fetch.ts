@@ -13,16 +13,18 @@ const FETCHMAIL = "/usr/bin/fetchmail";
 const N_FETCH = 5000;
 const N_FETCHMAIL = 500;
 
-async function drainWithFetchmail(
+/** Runs fetchmail (ODMR, optionally `ssl`) from serve into a fresh smtp-sink and times it. */
+export async function drainWithFetchmail(
   ctx: BenchContext,
   serve: Serve,
   n: number,
+  ssl = false,
 ): Promise<DrainResult> {
   if (!(await hasExecutable(FETCHMAIL))) return { ok: false, reason: `${FETCHMAIL} not installed` };
   const sink = await SmtpSink.start();
   ctx.defer(() => sink.stop());
   try {
-    const rc = await serve.fetchmailRc({ domain: BENCH_DOMAIN, smtpHostPort: sink.port });
+    const rc = await serve.fetchmailRc({ domain: BENCH_DOMAIN, smtpHostPort: sink.port, ssl });
     // Bounded: twice the expected ~22 msg/s time, plus a minute.
     const timeoutMs = 60_000 + Math.ceil(n / 22) * 2000;
     const home = `${serve.root}/fetchmail-home`;

@@ -1,4 +1,4 @@
-// Benchmark runner: `deno task bench [-- ingest|drain|fetch …] [--quick] [--repeat=N]`.
+// Benchmark runner: `deno task bench [-- ingest|drain|fetch|tls …] [--quick] [--repeat=N]`.
 // Needs no config file: every benchmark gets its own temp dir, and everything started is
 // stopped (by PID, or `postfix -c DIR stop`) and the temp dir removed, even on failure or Ctrl-C.
 // deno-lint-ignore-file no-console -- a benchmark's job is to print its tables on stdout
@@ -6,6 +6,7 @@
 import { drainBench } from "./drain.ts";
 import { fetchBench } from "./fetch.ts";
 import { type BenchContext, ingestBench } from "./ingest.ts";
+import { tlsBench } from "./tls.ts";
 import { stopAll } from "./_proc.ts";
 import { naCell, renderTable, type Table } from "./_table.ts";
 
@@ -13,14 +14,15 @@ const BENCHES = {
   ingest: ingestBench,
   drain: drainBench,
   fetch: fetchBench,
+  tls: tlsBench,
 } as const;
 type BenchName = keyof typeof BENCHES;
 
 function isBenchName(s: string): s is BenchName {
-  return s === "ingest" || s === "drain" || s === "fetch";
+  return s === "ingest" || s === "drain" || s === "fetch" || s === "tls";
 }
 
-const USAGE = "usage: deno task bench [-- ingest|drain|fetch ...] [--quick] [--repeat=N]";
+const USAGE = "usage: deno task bench [-- ingest|drain|fetch|tls ...] [--quick] [--repeat=N]";
 
 async function main(args: string[]): Promise<number> {
   const quick = args.includes("--quick");
@@ -38,7 +40,7 @@ async function main(args: string[]): Promise<number> {
     }
   }
   const selected: BenchName[] = names.length === 0
-    ? ["ingest", "drain", "fetch"]
+    ? ["ingest", "drain", "fetch", "tls"]
     : names.filter(isBenchName);
 
   const cleanups: (() => Promise<void>)[] = [];
