@@ -262,12 +262,24 @@ export class SocketConn implements Conn {
     const ca = params.ca === undefined
       ? undefined
       : [...tls.rootCertificates, ...(typeof params.ca === "string" ? [params.ca] : params.ca)];
-    const secure = tls.connect({
-      socket: this.#socket,
-      servername: params.servername,
-      ...(ca ? { ca } : {}),
-      rejectUnauthorized: params.rejectUnauthorized ?? true,
-    });
+    // RFC 6066 §3: SNI carries host names only. For an IP the certificate is still checked
+    // against it (checkServerIdentity gets it as `host`), but no server name is sent.
+    const name = net.isIP(params.servername) === 0
+      ? { servername: params.servername }
+      : { host: params.servername };
+    let secure: tls.TLSSocket;
+    try {
+      secure = tls.connect({
+        socket: this.#socket,
+        ...name,
+        ...(ca ? { ca } : {}),
+        rejectUnauthorized: params.rejectUnauthorized ?? true,
+      });
+    } catch (err) {
+      // A synchronous throw here would otherwise escape the caller's promise and hang it.
+      this.destroy();
+      return Promise.reject(err);
+    }
     return this.#finishUpgrade(secure, "secureConnect", params.timeoutMs ?? DEFAULT_TLS_TIMEOUT_MS)
       .then(() => ({
         discardedBytes,
