@@ -202,9 +202,16 @@ export class SocketConn implements Conn {
       return Promise.reject(new ConnClosedError("connection closed"));
     }
     const timeoutMs = opts.timeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
+    const socket = this.#socket;
+    if (!opts.flush && socket.writableLength === 0) {
+      // Hot path (every reply line): nothing queued, so no drain to wait for and no timer to
+      // arm. A later write error surfaces as the socket's "error"/"close" on the next read or
+      // write.
+      if (socket.write(bytes)) return Promise.resolve();
+      return this.#waitForDrain(socket, timeoutMs);
+    }
     return new Promise<void>((resolve, reject) => {
       let settled = false;
-      const socket = this.#socket;
       const finish = (err?: Error | null) => {
         if (settled) return;
         settled = true;
@@ -234,6 +241,28 @@ export class SocketConn implements Conn {
         if (accepted) finish();
         else socket.once("drain", onDrain);
       }
+    });
+  }
+
+  /** Waits for "drain" after a write the socket buffered, with a deadline. */
+  #waitForDrain(socket: net.Socket, timeoutMs: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const done = (err?: Error) => {
+        clearTimeout(timer);
+        socket.off("drain", onDrain);
+        socket.off("close", onClose);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onDrain = () => done();
+      const onClose = () => done(new ConnClosedError("connection closed while writing"));
+      const timer = setTimeout(() => {
+        // A peer that stops reading must not hold the session forever.
+        socket.destroy();
+        done(new TimeoutError("write"));
+      }, timeoutMs);
+      socket.once("drain", onDrain);
+      socket.once("close", onClose);
     });
   }
 
