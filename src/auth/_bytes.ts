@@ -36,25 +36,8 @@ export function fromHex(text: string): Uint8Array | undefined {
   return out;
 }
 
-/** Standard base64 with padding. */
-export function toBase64(bytes: Uint8Array): string {
-  let bin = "";
-  for (const b of bytes) bin += String.fromCharCode(b);
-  return btoa(bin);
-}
-
-/** Parses strict standard base64 (padding required), or undefined. */
-export function fromBase64(text: string): Uint8Array | undefined {
-  if (text.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(text)) return undefined;
-  try {
-    const bin = atob(text);
-    const out = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-    return out;
-  } catch {
-    return undefined;
-  }
-}
+// Base64 is the wire codec's; these names are kept for the auth modules.
+export { decodeBase64 as fromBase64, encodeBase64 as toBase64 } from "../wire/base64.ts";
 
 /** Compares in time that depends only on the lengths. */
 export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {

@@ -10,6 +10,7 @@ import type { Reply } from "../wire/reply.ts";
 import { createSaslServer } from "../auth/sasl_server.ts";
 import type { SaslMechanismName, SaslStep } from "../auth/sasl_server.ts";
 import type { CredentialStore } from "../auth/store.ts";
+import { decodeBase64, encodeBase64 } from "../wire/base64.ts";
 
 /** RFC 4954 §4: servers accept AUTH lines of at least 12288 octets. */
 export const MAX_AUTH_LINE_BYTES = 12288;
@@ -151,24 +152,4 @@ async function readResponse(opts: {
       return { kind: "data", data };
     }
   }
-}
-
-/** Strict base64 (RFC 4648 §4): undefined when malformed. */
-export function decodeBase64(text: string): Uint8Array | undefined {
-  if (text.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(text)) return undefined;
-  try {
-    const bin = atob(text);
-    const out = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-    return out;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Base64 of bytes. */
-export function encodeBase64(data: Uint8Array): string {
-  let bin = "";
-  for (const b of data) bin += String.fromCharCode(b);
-  return btoa(bin);
 }

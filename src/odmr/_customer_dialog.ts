@@ -4,6 +4,7 @@
  * mechanism, ATRN. Each way it can end is a value with its CONTRACT.md exit code; only a
  * `250` to ATRN hands the Conn and reader on (to the SMTP server role).
  */
+import { decodeBase64, encodeBase64 } from "../wire/base64.ts";
 import type { Conn } from "../net/conn.ts";
 import { connect } from "../net/conn.ts";
 import { LineReader } from "../wire/line_reader.ts";
@@ -219,7 +220,7 @@ class Dialog {
     });
     const initial = client.initialResponse();
     let line = `AUTH ${mechanism}`;
-    if (initial !== undefined) line += ` ${initial.length === 0 ? "=" : base64(initial)}`;
+    if (initial !== undefined) line += ` ${initial.length === 0 ? "=" : encodeBase64(initial)}`;
     this.#log.debug("auth", { mechanism, payload: REDACTED });
     let r = await this.#command(line);
     for (let step = 0; step < 10; step++) {
@@ -241,13 +242,15 @@ class Dialog {
       }
       let answer: Uint8Array;
       try {
-        answer = await client.next(fromBase64(r.lines[0] ?? ""));
+        const challenge = decodeBase64((r.lines[0] ?? "").trim());
+        if (challenge === undefined) throw new Error("the server sent malformed base64");
+        answer = await client.next(challenge);
       } catch (err) {
         await this.#command("*"); // cancel (RFC 4954 §4); the 501 does not matter
         const why = err instanceof SaslClientError ? err.message : errorText(err);
         return stop(3, "authFailed", `AUTH ${mechanism} with "${this.#where}" aborted: ${why}`);
       }
-      r = await this.#command(base64(answer));
+      r = await this.#command(encodeBase64(answer));
     }
     return stop(3, "authFailed", `AUTH ${mechanism} with "${this.#where}" did not end`);
   }
@@ -334,18 +337,6 @@ function tlsOrNetText(err: unknown, host: string): string {
     return `certificate of "${host}" not trusted: ${text} (give its CA in fetch.ca)`;
   }
   return text;
-}
-
-function base64(bytes: Uint8Array): string {
-  let bin = "";
-  for (const b of bytes) bin += String.fromCharCode(b);
-  return btoa(bin);
-}
-
-function fromBase64(text: string): Uint8Array {
-  // atob throws on bad base64; the caller treats that like a broken mechanism and cancels.
-  const bin = atob(text.trim());
-  return Uint8Array.from(bin, (c) => c.charCodeAt(0));
 }
 
 function errorText(err: unknown): string {

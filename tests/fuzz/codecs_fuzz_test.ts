@@ -12,7 +12,7 @@ import { parseMailArgument, parseRcptArgument } from "../../src/wire/address.ts"
 import { parseMailParameters, parseRcptParameters } from "../../src/wire/esmtp_params.ts";
 import { parseAtrnArgs } from "../../src/wire/atrn.ts";
 import { parseCommandLine } from "../../src/wire/command.ts";
-import { decodeBase64, encodeBase64 } from "../../src/odmr/_auth_exchange.ts";
+import { decodeBase64, encodeBase64 } from "../../src/wire/base64.ts";
 import {
   parseClientFinal,
   parseClientFirst,
