@@ -391,19 +391,25 @@ function normalizeAddress(addr: string): string {
   return addr.startsWith("::ffff:") && addr.includes(".") ? addr.slice(7) : addr;
 }
 
-/** Connects out over TCP (optionally implicit TLS) and returns a Conn. */
-export function connect(opts: {
-  host: string;
-  port: number;
-  timeoutMs?: number;
-  tls?: TlsClientParams;
-}): Promise<{ conn: Conn; tls?: TlsUpgradeResult }> {
+/** Where to connect: TCP `host:port`, or a unix socket `path` (local LMTP). */
+export type ConnectTarget = { host: string; port: number } | { path: string };
+
+/** Connects out over TCP or a unix socket (optionally implicit TLS) and returns a Conn. */
+export function connect(
+  opts: ConnectTarget & {
+    timeoutMs?: number;
+    tls?: TlsClientParams;
+  },
+): Promise<{ conn: Conn; tls?: TlsUpgradeResult }> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
+  const where = "path" in opts ? opts.path : `${opts.host}:${opts.port}`;
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: opts.host, port: opts.port, allowHalfOpen: true });
+    const socket = "path" in opts
+      ? net.connect({ path: opts.path, allowHalfOpen: true })
+      : net.connect({ host: opts.host, port: opts.port, allowHalfOpen: true });
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new TimeoutError(`connect to ${opts.host}:${opts.port}`));
+      reject(new TimeoutError(`connect to ${where}`));
     }, timeoutMs);
     socket.once("error", (err) => {
       clearTimeout(timer);

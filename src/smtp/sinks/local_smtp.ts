@@ -10,9 +10,8 @@
  * `452 4.5.3` and the provider keeps them queued for the next transaction (`splitRecipients`
  * counts them so the customer can poll again at once).
  */
-import net from "node:net";
 import type { Conn } from "../../net/conn.ts";
-import { SocketConn, TimeoutError } from "../../net/conn.ts";
+import { connect } from "../../net/conn.ts";
 import { LineReader } from "../../wire/line_reader.ts";
 import { reply } from "../../wire/reply.ts";
 import type { Reply } from "../../wire/reply.ts";
@@ -333,25 +332,11 @@ class LocalTransaction implements SinkTransaction {
 }
 
 /** Opens a TCP or unix-socket connection to the local server. */
-function openSocket(target: LocalTarget, timeoutMs: number): Promise<Conn> {
-  return new Promise((resolve, reject) => {
-    const socket = target.kind === "lmtpUnix"
-      ? net.connect({ path: target.path, allowHalfOpen: true })
-      : net.connect({ host: target.host, port: target.port, allowHalfOpen: true });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new TimeoutError(`connect to ${describeTarget(target)}`));
-    }, timeoutMs);
-    socket.once("error", (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    socket.once("connect", () => {
-      clearTimeout(timer);
-      socket.removeAllListeners("error");
-      resolve(new SocketConn(socket));
-    });
-  });
+async function openSocket(target: LocalTarget, timeoutMs: number): Promise<Conn> {
+  const where = target.kind === "lmtpUnix"
+    ? { path: target.path }
+    : { host: target.host, port: target.port };
+  return (await connect({ ...where, timeoutMs })).conn;
 }
 
 function errorText(err: unknown): string {
