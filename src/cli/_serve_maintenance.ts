@@ -44,6 +44,8 @@ export function startMaintenance(
     readonly config: Config;
     readonly isLocalDomain: (domain: string) => boolean;
     readonly log: Logger;
+    /** Told about every finished pass (metrics). */
+    readonly onReport?: (report: MaintenanceReport) => void;
     readonly intervalMs?: number;
     readonly firstDelayMs?: number;
   },
@@ -61,6 +63,7 @@ export function startMaintenance(
     const startedAt = performance.now();
     try {
       const report = store.maintain(passOptions);
+      opts.onReport?.(report);
       const busy = report.expiredRecipients + report.removedRecipients + report.vacuumedPages;
       if (busy > 0) {
         log.info("queue_maintenance", {

@@ -128,6 +128,7 @@ export async function serveCommand(config: Config): Promise<number> {
       config,
       isLocalDomain: (domain) => credentials.ownerOf(domain) !== undefined,
       log,
+      onReport: (report) => observe.metrics.maintenance(report),
     });
     const signal = await stopSignal;
     maintenance.stop();

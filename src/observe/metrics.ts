@@ -86,6 +86,8 @@ export class RelayMetrics {
   readonly #atrn: client.Counter;
   readonly #lastAtrn: client.Gauge;
   readonly #authFailures: client.Counter;
+  readonly #expired: client.Counter;
+  readonly #dsn: client.Counter;
   readonly #connections: client.Gauge;
   readonly #ingest: client.Histogram;
   readonly #drain: client.Histogram;
@@ -142,6 +144,14 @@ export class RelayMetrics {
     this.#authFailures = counter("auth_failures_total", "Failed AUTH on the ODMR port.", [
       "mechanism",
     ]);
+    this.#expired = counter(
+      "recipients_expired_total",
+      "Recipients that reached their domain's max_age undelivered.",
+      [],
+    );
+    this.#dsn = counter("dsn_total", "Failure reports for expired mail, by what became of them.", [
+      "outcome",
+    ]);
     this.#connections = gauge("connections", "Connections open, per listener protocol.", [
       "proto",
     ]);
@@ -161,6 +171,7 @@ export class RelayMetrics {
     for (const reason of RCPT_REASONS) this.#rcptRejected.inc({ reason }, 0);
     for (const reason of REFUSE_REASONS) this.#refused.inc({ reason }, 0);
     for (const proto of ["smtp", "odmr"]) this.#connections.set({ proto }, 0);
+    for (const outcome of ["queued", "dropped"]) this.#dsn.inc({ outcome }, 0);
   }
 
   /** OdmrEvents (src/odmr/events.ts) for the provider sessions. */
@@ -204,6 +215,13 @@ export class RelayMetrics {
       this.#refused.inc({ reason: REFUSE_REASONS.find((r) => r === reason) ?? "local_error" });
     },
   };
+
+  /** A queue maintenance pass ended (expiry counts; `queued`: DSN kept for a local sender). */
+  maintenance(report: { expiredRecipients: number; dsnQueued: number; dsnDropped: number }): void {
+    this.#expired.inc(report.expiredRecipients);
+    this.#dsn.inc({ outcome: "queued" }, report.dsnQueued);
+    this.#dsn.inc({ outcome: "dropped" }, report.dsnDropped);
+  }
 
   /** A connection was accepted on a listener of `proto`. */
   connectionOpened(proto: ConnectionProto): void {

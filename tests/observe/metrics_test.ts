@@ -207,3 +207,16 @@ Deno.test("parseExposition rejects a malformed sample line", () => {
   }
   assert(threw);
 });
+
+Deno.test("RelayMetrics counts expired recipients and what became of their failure reports", async () => {
+  const f = fixture();
+  let exp = await f.scrape();
+  assertEquals(valueOf(exp, "odmr_relay_recipients_expired_total"), 0);
+  assertEquals(valueOf(exp, "odmr_relay_dsn_total", { outcome: "dropped" }), 0);
+  f.metrics.maintenance({ expiredRecipients: 3, dsnQueued: 1, dsnDropped: 1 });
+  f.metrics.maintenance({ expiredRecipients: 2, dsnQueued: 0, dsnDropped: 2 });
+  exp = await f.scrape();
+  assertEquals(valueOf(exp, "odmr_relay_recipients_expired_total"), 5);
+  assertEquals(valueOf(exp, "odmr_relay_dsn_total", { outcome: "queued" }), 1);
+  assertEquals(valueOf(exp, "odmr_relay_dsn_total", { outcome: "dropped" }), 3);
+});
