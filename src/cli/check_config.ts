@@ -4,7 +4,7 @@
  * secret: `fetch.password_file` is a path, and the password in it is never read here.
  */
 import YAML from "yaml";
-import type { Config, ListenEntry } from "../config/types.ts";
+import type { Config, ListenEntry, QuotaLimits } from "../config/types.ts";
 import { formatDuration, formatSize } from "../config/_units.ts";
 
 /** Prints the effective config; always succeeds once the config has loaded. */
@@ -41,7 +41,18 @@ function toFileShape(config: Config): Record<string, unknown> {
       listen: config.odmr.listen.map(listenEntry),
       "require_tls": config.odmr.requireTls,
     },
-    queue: { max_age: formatDuration(config.queue.maxAgeMs) },
+    queue: {
+      "max_age": formatDuration(config.queue.maxAgeMs),
+      ...(config.queue.quota === undefined ? {} : { quota: quotaShape(config.queue.quota) }),
+    },
+    ...(config.domains.size === 0 ? {} : {
+      domains: Object.fromEntries(
+        [...config.domains].map(([domain, p]) => [domain, {
+          "max_age": formatDuration(p.maxAgeMs),
+          ...(p.quota === undefined ? {} : { quota: quotaShape(p.quota) }),
+        }]),
+      ),
+    }),
     metrics: config.metrics === undefined
       ? null
       : { listen: hostPort(config.metrics.listen.host, config.metrics.listen.port) },
@@ -67,6 +78,13 @@ function listenEntry(e: ListenEntry): string | Record<string, unknown> {
     address,
     tls: e.tls,
     ...(e.lineRecords === undefined ? {} : { "line_records": e.lineRecords }),
+  };
+}
+
+function quotaShape(q: QuotaLimits): Record<string, unknown> {
+  return {
+    ...(q.bytes === undefined ? {} : { bytes: formatSize(q.bytes) }),
+    ...(q.messages === undefined ? {} : { messages: q.messages }),
   };
 }
 

@@ -91,11 +91,18 @@ Deno.test("runCli() check-config output is itself a valid config", async () => {
     assertEquals(first.code, 2);
     match(first.stderr, /tls\.cert names a file that does not exist/);
 
-    await Deno.writeTextFile(`${dir}/b.yaml`, "odmr: {require_tls: true}\nqueue: {max_age: 2h}\n");
+    await Deno.writeTextFile(
+      `${dir}/b.yaml`,
+      "odmr: {require_tls: true}\nqueue: {max_age: 2h, quota: {messages: 10}}\n" +
+        "domains: {Example.org: {max_age: 1d}, b.example: {quota: {bytes: 5MB}}}\n",
+    );
     const once = await run(["check-config", "--config", "b.yaml"], { cwd: dir });
     await Deno.writeTextFile(`${dir}/c.yaml`, once.stdout);
     const twice = await run(["check-config", "--config", "c.yaml"], { cwd: dir });
     assertEquals(twice.code, 0, twice.stderr);
+    // Retention and quotas are part of the effective settings, per domain with defaults applied.
+    match(once.stdout, /example\.org:\n {4}max_age: 1d\n {4}quota:\n {6}messages: 10\n/);
+    match(once.stdout, /b\.example:\n {4}max_age: 2h\n {4}quota:\n {6}bytes: 5MB\n/);
     assertEquals(
       twice.stdout.split("\n").slice(1),
       once.stdout.replace(`${dir}/b.yaml`, `${dir}/c.yaml`).split("\n").slice(1),
