@@ -49,6 +49,16 @@ export class AllowedDomainsSink implements MessageSink {
   }
 }
 
+/**
+ * A `%`-hack, `!`-path or quoted `@` in the local part names another host: the local MTA
+ * (Postfix: `allow_percent_hack`, `swap_bangpath`, and it trusts 127.0.0.1) would relay it.
+ * Refused like a foreign domain, as the provider's MX does (PROTOCOL.md §6.3).
+ */
+function hasRoutingLocalPart(address: string): boolean {
+  const at = address.lastIndexOf("@");
+  return /[%!@]/.test(at < 0 ? address : address.slice(0, at));
+}
+
 class AllowedDomainsTransaction implements SinkTransaction {
   readonly #inner: SinkTransaction;
   readonly #policy: AllowedDomainsSink;
@@ -63,7 +73,7 @@ class AllowedDomainsTransaction implements SinkTransaction {
   }
 
   addRecipient(rcpt: RcptTo): Promise<Reply> {
-    if (!this.#policy.isAllowed(rcpt.domain)) {
+    if (!this.#policy.isAllowed(rcpt.domain) || hasRoutingLocalPart(rcpt.address)) {
       return Promise.resolve(this.#policy.refuse(rcpt, this.#inner.id));
     }
     return this.#inner.addRecipient(rcpt);
