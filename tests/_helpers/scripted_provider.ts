@@ -2,7 +2,8 @@
  * A scripted ODMR provider on 127.0.0.1:0 for customer tests: answers EHLO / STARTTLS / AUTH
  * (CRAM-MD5, PLAIN, LOGIN checked against one user) / ATRN as told, then plays the SMTP
  * client from a script (MAIL, RCPTs, DATA with given bytes) and records the customer's
- * replies. Can offer a foreign recipient, drop mid-DATA, or never reverse.
+ * replies. Can offer a foreign recipient, drop mid-DATA, never reverse, write raw DATA bytes
+ * (smuggling) and inject bytes after its STARTTLS `220` (response injection).
  */
 import net from "node:net";
 import tls from "node:tls";
@@ -21,6 +22,11 @@ export interface ScriptMessage {
   readonly body: Uint8Array;
   /** Write this many body bytes, then drop the connection. */
   readonly dropAfterBodyBytes?: number;
+  /**
+   * Written after `354` exactly as given, instead of the stuffed body and its end marker
+   * (smuggling). Every reply that follows is then read, until the customer closes or is quiet.
+   */
+  readonly rawData?: Uint8Array;
 }
 
 /** How the provider behaves. */
@@ -39,6 +45,8 @@ export interface ScriptedProviderOptions {
   readonly atrnReply?: string;
   /** Messages to send after reversal. */
   readonly messages?: readonly ScriptMessage[];
+  /** Written in the same segment right after `220 … Ready to start TLS` (injection). */
+  readonly afterStartTls220?: Uint8Array;
 }
 
 /** What one message got from the customer. */
@@ -47,6 +55,8 @@ export interface MessageResult {
   readonly rcpt: Reply[];
   data: Reply | undefined;
   final: Reply | undefined;
+  /** With `rawData`: every reply after the raw bytes, in order (`final` is the first). */
+  readonly afterRaw: Reply[];
 }
 
 /** What one session saw. */
@@ -73,6 +83,8 @@ export interface ScriptedProvider {
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const TIMEOUT_MS = 10_000;
+/** After raw DATA bytes: this long without a reply means the customer said all it will. */
+const RAW_QUIET_MS = 1_500;
 
 /** Starts the provider. */
 export async function startScriptedProvider(
@@ -160,7 +172,12 @@ async function runSession(
       await say(["250-provider.test", ...kw.slice(0, -1).map((k) => `250-${k}`)].join("\n"));
       await say(`250 ${kw[kw.length - 1]}`);
     } else if (verb === "STARTTLS" && secureContext && !conn.isSecure) {
-      await say("220 2.0.0 Ready to start TLS");
+      const ready = enc.encode("220 2.0.0 Ready to start TLS\r\n");
+      const extra = opts.afterStartTls220 ?? new Uint8Array(0);
+      const segment = new Uint8Array(ready.length + extra.length);
+      segment.set(ready);
+      segment.set(extra, ready.length);
+      await conn.write(segment, { flush: true });
       await conn.startTlsServer({ secureContext });
       reader = new LineReader(conn);
     } else if (verb === "AUTH") {
@@ -251,7 +268,13 @@ async function playClient(
   const ehlo = await send("EHLO provider.test");
   if (ehlo?.code !== 250) return;
   for (const m of messages) {
-    const result: MessageResult = { mail: undefined, rcpt: [], data: undefined, final: undefined };
+    const result: MessageResult = {
+      mail: undefined,
+      rcpt: [],
+      data: undefined,
+      final: undefined,
+      afterRaw: [],
+    };
     session.results.push(result);
     result.mail = await send(`MAIL FROM:<${m.from}>`);
     for (const r of m.rcpts) {
@@ -264,6 +287,17 @@ async function playClient(
     }
     result.data = await send("DATA");
     if (result.data?.code !== 354) continue;
+    if (m.rawData !== undefined) {
+      await conn.write(m.rawData, { flush: true });
+      // A smuggled envelope, if it were obeyed, gets up to 5 more replies; read them all.
+      for (let i = 0; i < 8; i++) {
+        const r = await readReply(reader, { timeoutMs: RAW_QUIET_MS }).catch(() => undefined);
+        if (r?.kind !== "reply") break;
+        result.afterRaw.push(r.reply);
+      }
+      result.final = result.afterRaw[0];
+      continue;
+    }
     const stuffed = dotStuff(m.body);
     if (m.dropAfterBodyBytes !== undefined) {
       await conn.write(stuffed.subarray(0, m.dropAfterBodyBytes), { flush: true });
