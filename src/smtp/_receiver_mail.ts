@@ -8,7 +8,7 @@ import type { LineReader } from "../wire/line_reader.ts";
 import type { Logger } from "../observe/log.ts";
 import type { MessageSink, SessionInfo, SinkTransaction } from "./sink.ts";
 import type { Reply } from "../wire/reply.ts";
-import { isPositive } from "../wire/reply.ts";
+import { isPositive, reply } from "../wire/reply.ts";
 import { bdatChunkReply, REPLIES } from "../wire/replies.ts";
 import { formatReceived } from "./trace.ts";
 import { checkBdat, checkBdatState, checkData, checkMail, checkRcpt } from "./_receiver_checks.ts";
@@ -34,6 +34,25 @@ export interface ReceiverCore {
 }
 
 const DEFAULT_MAX_DATA_LINE_BYTES = 1000;
+
+/**
+ * Slowloris in DATA: `dataTimeoutMs` bounds each read, so a byte every `timeout - ε` held a
+ * session for as long as the body could grow. A body gets at most the longer of 10 minutes
+ * and `maxMessageBytes` at 10 KB/s (≈ 80 kbit/s: a largest message still gets through a slow
+ * link; 50 MB → ~85 min), then `421 4.4.2` and the session ends with nothing stored.
+ */
+export const MIN_DATA_DEADLINE_MS = 10 * 60_000;
+/** The slowest body rate a legitimate sender is granted for a largest message. */
+export const MIN_DATA_BYTES_PER_SECOND = 10 * 1024;
+
+/** The total deadline for one body under a `maxMessageBytes` limit. */
+export function dataDeadlineMs(maxMessageBytes: number): number {
+  const forSize = Math.ceil(maxMessageBytes / MIN_DATA_BYTES_PER_SECOND) * 1000;
+  return Math.max(MIN_DATA_DEADLINE_MS, forSize);
+}
+
+const DATA_DEADLINE_REPLY = reply(421, "4.4.2", "Message took too long, closing connection");
+const DEADLINE = { kind: "deadline" } as const;
 
 function isTransaction(v: SinkTransaction | Reply): v is SinkTransaction {
   return "addRecipient" in v;
@@ -115,11 +134,15 @@ function traceHeader(rx: ReceiverCore, tx: Transaction): Uint8Array {
   });
 }
 
-/** A consumer that writes to the sink until the first failure, then drops the rest. */
+/**
+ * A consumer that writes to the sink until the first failure, then drops the rest; `stop()`
+ * drops everything later and waits for the write in flight (before the sink is aborted).
+ */
 function sinkWriter(rx: ReceiverCore, tx: Transaction) {
   const state: { error: unknown; failed: boolean } = { error: undefined, failed: false };
-  const write = async (chunk: Uint8Array): Promise<void> => {
-    if (state.failed) return;
+  let isStopped = false;
+  let inFlight: Promise<void> = Promise.resolve();
+  const writeOne = async (chunk: Uint8Array): Promise<void> => {
     try {
       await tx.sink.write(chunk);
     } catch (err) {
@@ -128,7 +151,43 @@ function sinkWriter(rx: ReceiverCore, tx: Transaction) {
       rx.log.error("sink_failed", { call: "write", id: tx.sink.id, error: String(err) });
     }
   };
-  return { write, state };
+  const write = (chunk: Uint8Array): Promise<void> => {
+    if (state.failed || isStopped) return Promise.resolve();
+    inFlight = writeOne(chunk);
+    return inFlight;
+  };
+  const stop = (): Promise<void> => {
+    isStopped = true;
+    return inFlight;
+  };
+  return { write, state, stop };
+}
+
+/**
+ * Races a body read against the total deadline. On expiry the read is left to settle when the
+ * caller closes the Conn, and the sink gets no more bytes.
+ */
+async function withDataDeadline<T>(
+  rx: ReceiverCore,
+  out: ReturnType<typeof sinkWriter>,
+  reading: Promise<T>,
+): Promise<T | typeof DEADLINE> {
+  const ms = rx.options.dataDeadlineMs ?? dataDeadlineMs(rx.options.maxMessageBytes);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<typeof DEADLINE>((resolve) => {
+    timer = setTimeout(() => resolve(DEADLINE), ms);
+  });
+  try {
+    const r = await Promise.race([reading, expired]);
+    if (r === DEADLINE) {
+      reading.catch(() => {});
+      await out.stop();
+      rx.log.warn("smtp_data_deadline", { deadlineMs: ms });
+    }
+    return r;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** The end of a body: the sink's reply, or 451 when it throws. */
@@ -166,15 +225,23 @@ export async function handleData(rx: ReceiverCore, args: string): Promise<Step> 
   await rx.flush();
   const out = sinkWriter(rx, tx);
   if (rx.options.addTraceHeader) await out.write(traceHeader(rx, tx));
-  const result = await rx.reader.readData(
-    {
-      maxMessageBytes: rx.options.maxMessageBytes,
-      maxLineBytes: rx.options.maxDataLineBytes ?? DEFAULT_MAX_DATA_LINE_BYTES,
-    },
-    out.write,
-    rx.options.dataTimeoutMs ?? rx.options.commandTimeoutMs,
+  const result = await withDataDeadline(
+    rx,
+    out,
+    rx.reader.readData(
+      {
+        maxMessageBytes: rx.options.maxMessageBytes,
+        maxLineBytes: rx.options.maxDataLineBytes ?? DEFAULT_MAX_DATA_LINE_BYTES,
+      },
+      out.write,
+      rx.options.dataTimeoutMs ?? rx.options.commandTimeoutMs,
+    ),
   );
   switch (result.kind) {
+    case "deadline":
+      await rx.dropTransaction("DATA deadline");
+      rx.queueReply(DATA_DEADLINE_REPLY);
+      return { end: "timeout" };
     case "eof":
       await rx.dropTransaction("end of stream in DATA");
       return { end: "eof" };
@@ -245,19 +312,28 @@ export async function handleBdat(rx: ReceiverCore, args: string): Promise<Step> 
     if (rx.options.addTraceHeader) await out.write(traceHeader(rx, tx));
   }
   const max = rx.options.maxMessageBytes;
-  const complete = await rx.reader.readExact(
-    octets,
-    async (chunk) => {
-      const before = tx.chunkedBytes;
-      tx.chunkedBytes += chunk.length;
-      if (tx.chunkedBytes > max) {
-        if (before < max) await out.write(chunk.subarray(0, max - before));
-        return;
-      }
-      await out.write(chunk);
-    },
-    rx.options.dataTimeoutMs ?? rx.options.commandTimeoutMs,
+  const complete = await withDataDeadline(
+    rx,
+    out,
+    rx.reader.readExact(
+      octets,
+      async (chunk) => {
+        const before = tx.chunkedBytes;
+        tx.chunkedBytes += chunk.length;
+        if (tx.chunkedBytes > max) {
+          if (before < max) await out.write(chunk.subarray(0, max - before));
+          return;
+        }
+        await out.write(chunk);
+      },
+      rx.options.dataTimeoutMs ?? rx.options.commandTimeoutMs,
+    ),
   );
+  if (complete === DEADLINE) {
+    await rx.dropTransaction("BDAT deadline");
+    rx.queueReply(DATA_DEADLINE_REPLY);
+    return { end: "timeout" };
+  }
   if (!complete) {
     await rx.dropTransaction("end of stream in BDAT");
     return { end: "eof" };

@@ -17,6 +17,11 @@ export interface ReceiverOptions {
   readonly commandTimeoutMs: number;
   /** Per read while receiving a body. Default: `commandTimeoutMs`. */
   readonly dataTimeoutMs?: number;
+  /**
+   * Total time for one DATA body (or one BDAT chunk), however often bytes arrive; then
+   * `421 4.4.2` and the end. Default: `dataDeadlineMs(maxMessageBytes)` (tests shorten it).
+   */
+  readonly dataDeadlineMs?: number;
   /** Protocol errors tolerated; the next one is answered, then `421 4.7.0` and the end. */
   readonly maxErrors: number;
   readonly maxMessagesPerSession?: number;

@@ -25,6 +25,7 @@ import type { ReceiverCore } from "./_receiver_mail.ts";
 import type { EndReason, ReceiverOptions, ReceiverOutcome, Step } from "./_receiver_types.ts";
 
 export type { EndReason, ReceiverOptions, ReceiverOutcome, Step };
+export { dataDeadlineMs, MIN_DATA_DEADLINE_MS } from "./_receiver_mail.ts";
 
 type Verb =
   | "EHLO"
