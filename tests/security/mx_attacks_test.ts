@@ -12,6 +12,9 @@ import {
 import { addUser, queueList, removeTestFiles, startServer } from "../_helpers/server_process.ts";
 import type { ServerProcess } from "../_helpers/server_process.ts";
 import { RawClient, rssKib } from "./_raw.ts";
+import { startReady } from "../smtp/_session.ts";
+import type { Client } from "../smtp/_session.ts";
+import { dataDeadlineMs, MIN_DATA_DEADLINE_MS } from "../../src/smtp/receiver.ts";
 
 const MAX_RECIPIENTS = 50;
 const MAX_MESSAGE_BYTES = 64 * 1024;
@@ -312,4 +315,80 @@ Deno.test("MX: connection floods, total and per IP, get 421 4.7.0", async () => 
       for (const c of open) c.close();
     }
   }, { max_connections: 4, max_connections_per_ip: 2 });
+});
+
+/** Writes `bytes` one byte every `everyMs` until `isDone()` (bounded by the length). */
+async function trickle(
+  client: Client,
+  bytes: string,
+  everyMs: number,
+  isDone: () => boolean,
+): Promise<void> {
+  for (let i = 0; i < bytes.length && !isDone(); i++) {
+    await client.send(bytes[i] as string).catch(() => {});
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+Deno.test("MX: a body trickled under the per-read timeout hits the total DATA deadline (421 4.4.2, nothing stored)", async (t) => {
+  // In process (tests/smtp/_session.ts): per read 1 s, the whole body 400 ms; a byte every 50 ms
+  // never trips the per-read timeout, so only the total deadline can end it.
+  const options = { dataTimeoutMs: 1_000, dataDeadlineMs: 400 };
+  const body = `Subject: slow\r\n\r\n${"x".repeat(200)}\r\n.\r\n`;
+  await t.step("DATA", async () => {
+    const s = await startReady({ options });
+    let isDone = false;
+    try {
+      assertMatch(await s.client.command("MAIL FROM:<slow@sender.test>"), /^250 /);
+      assertMatch(await s.client.command("RCPT TO:<victim@example.org>"), /^250 /);
+      assertMatch(await s.client.command("DATA"), /^354 /);
+      const started = Date.now();
+      const sending = trickle(s.client, body, 50, () => isDone);
+      const r = await s.client.reply(3_000);
+      isDone = true;
+      await sending;
+      assertEquals(r, "421 4.4.2 Message took too long, closing connection");
+      assert(Date.now() - started < 1_500, "ended by the 400 ms deadline");
+      assertEquals((await s.done).reason, "timeout");
+      assertEquals(s.sink.transactions.map((x) => [x.finished, x.aborted]), [[false, 1]]);
+    } finally {
+      isDone = true;
+      await s.end();
+    }
+  });
+  await t.step("one BDAT chunk", async () => {
+    const s = await startReady({ options });
+    let isDone = false;
+    try {
+      assertMatch(await s.client.command("MAIL FROM:<slow@sender.test>"), /^250 /);
+      assertMatch(await s.client.command("RCPT TO:<victim@example.org>"), /^250 /);
+      await s.client.send("BDAT 200 LAST\r\n");
+      const sending = trickle(s.client, "y".repeat(200), 50, () => isDone);
+      const r = await s.client.reply(3_000);
+      isDone = true;
+      await sending;
+      assertEquals(r, "421 4.4.2 Message took too long, closing connection");
+      assertEquals((await s.done).reason, "timeout");
+      assertEquals(s.sink.transactions.map((x) => [x.finished, x.aborted]), [[false, 1]]);
+    } finally {
+      isDone = true;
+      await s.end();
+    }
+  });
+  await t.step("control: a body sent at once under the same limits is accepted", async () => {
+    const s = await startReady({ options });
+    try {
+      assertMatch(await s.client.command("MAIL FROM:<fast@sender.test>"), /^250 /);
+      assertMatch(await s.client.command("RCPT TO:<victim@example.org>"), /^250 /);
+      assertMatch(await s.client.command("DATA"), /^354 /);
+      assertMatch(await s.client.command(body.slice(0, -2)), /^250 /);
+      assertEquals(s.sink.accepted.length, 1);
+    } finally {
+      await s.end();
+    }
+  });
+  await t.step("the default deadline: 10 min floor, else max_message_size at 10 KB/s", () => {
+    assertEquals(dataDeadlineMs(64 * 1024), MIN_DATA_DEADLINE_MS);
+    assertEquals(dataDeadlineMs(50 * 1024 * 1024), 5_120_000);
+  });
 });
