@@ -43,7 +43,8 @@ export async function handleSmtpConnection(
     });
     const receiver = new SmtpReceiver({
       conn,
-      reader: new LineReader(conn),
+      // The queue writer copies every body chunk: free socket chunks at once (bounded memory).
+      reader: new LineReader(conn, { releaseConsumed: true }),
       sink,
       log,
       options: {

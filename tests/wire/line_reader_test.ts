@@ -127,6 +127,66 @@ Deno.test("LineReader.readExact() reads exactly N bytes and keeps the rest", asy
   assertEquals(await short.readExact(5, () => {}), false);
 });
 
+/** Copies each chunk into an ArrayBuffer of its own, as a socket hands them out. */
+function owned(chunks: Uint8Array[]): Uint8Array[] {
+  return chunks.map((c) => c.slice());
+}
+
+Deno.test("LineReader releaseConsumed: same body and next command however it is chunked", async () => {
+  const input = encoder.encode("DATA\r\na\r\n..b\r\n.\r\nQUIT\r\n");
+  for (const chunks of chunkings(input)) {
+    const r = new LineReader(source(owned(chunks)), { releaseConsumed: true });
+    const first = await r.readLine(512);
+    assertEquals(first.kind === "line" ? decoder.decode(first.line) : first.kind, "DATA");
+    const body: number[] = [];
+    const result = await r.readData({ maxMessageBytes: 1000, maxLineBytes: 100 }, (c) => {
+      body.push(...c);
+    });
+    assertEquals(result, { kind: "ok", size: 7 });
+    assertEquals(decoder.decode(Uint8Array.from(body)), "a\r\n.b\r\n");
+    const next = await r.readLine(512);
+    assertEquals(next.kind === "line" ? decoder.decode(next.line) : next.kind, "QUIT");
+  }
+});
+
+Deno.test("LineReader releaseConsumed frees only whole body chunks, after the consumer", async () => {
+  const chunks = owned([
+    encoder.encode("DATA\r\nx"),
+    encoder.encode("body 1\r\n"),
+    encoder.encode("body 2\r\n"),
+    encoder.encode(".\r\nQUIT\r\n"),
+  ]);
+  const r = new LineReader(source(chunks), { releaseConsumed: true });
+  await r.readLine(512);
+  const seen: boolean[] = [];
+  await r.readData({ maxMessageBytes: 1000, maxLineBytes: 100 }, (c) => {
+    seen.push(c.buffer.byteLength === 0);
+  });
+  // Never detached while the consumer holds the bytes.
+  assertEquals(seen, [false, false, false]);
+  assertEquals(chunks.map((c) => c.byteLength === 0), [false, true, true, false]);
+  const next = await r.readLine(512);
+  assertEquals(next.kind === "line" ? decoder.decode(next.line) : next.kind, "QUIT");
+
+  const plain = owned([encoder.encode("body\r\n"), encoder.encode(".\r\n")]);
+  await new LineReader(source(plain)).readData(
+    { maxMessageBytes: 1000, maxLineBytes: 100 },
+    () => {},
+  );
+  assertEquals(plain.map((c) => c.byteLength), [6, 3]);
+});
+
+Deno.test("LineReader releaseConsumed: readExact frees a chunk it took whole", async () => {
+  const chunks = owned([encoder.encode("12345"), encoder.encode("67890NOOP\r\n")]);
+  const r = new LineReader(source(chunks), { releaseConsumed: true });
+  const got: number[] = [];
+  assertEquals(await r.readExact(10, (c) => void got.push(...c)), true);
+  assertEquals(decoder.decode(Uint8Array.from(got)), "1234567890");
+  assertEquals(chunks.map((c) => c.byteLength), [0, 11]);
+  const l = await r.readLine(512);
+  assertEquals(l.kind === "line" ? decoder.decode(l.line) : l.kind, "NOOP");
+});
+
 Deno.test("LineReader.discardBuffered() drops what was read ahead", async () => {
   const r = new LineReader(source([encoder.encode("STARTTLS\r\nRSET\r\n")]));
   await r.readLine(512);
