@@ -28,6 +28,10 @@ export interface CaptureOptions {
   readonly protocol?: "smtp" | "lmtp";
   /** Listen on this unix socket instead of 127.0.0.1:0. */
   readonly unixPath?: string;
+  /** Reply to `MAIL FROM` for a reverse-path; undefined → `250 2.1.0 OK`. */
+  readonly mailReply?: (address: string) => string | undefined;
+  /** Offer PIPELINING in the EHLO/LHLO reply (default true). */
+  readonly pipelining?: boolean;
   /** Reply to `RCPT TO` for an address; undefined → `250 2.1.5 OK`. */
   readonly rcptReply?: (address: string) => string | undefined;
   /** Reply after the final dot (LMTP: asked once per accepted recipient). */
@@ -165,7 +169,10 @@ function handleSession(
           send("500 5.5.1 Wrong greeting command");
           return;
         }
-        send("250-capture.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES");
+        send(
+          "250-capture.test\r\n" + (opts.pipelining === false ? "" : "250-PIPELINING\r\n") +
+            "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES",
+        );
         send("250 SIZE 104857600");
         return;
       case "HELO":
@@ -174,9 +181,11 @@ function handleSession(
       case "MAIL": {
         const m = /^MAIL FROM:<([^>]*)>/i.exec(line);
         if (!m) return send("501 5.5.4 Syntax");
+        const refusal = opts.mailReply?.(m[1] ?? "");
+        if (refusal !== undefined && !refusal.startsWith("2")) return send(refusal);
         mailFrom = m[1] ?? "";
         recipients = [];
-        return send("250 2.1.0 OK");
+        return send(refusal ?? "250 2.1.0 OK");
       }
       case "RCPT": {
         const m = /^RCPT TO:<([^>]*)>/i.exec(line);

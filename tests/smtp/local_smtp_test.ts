@@ -174,3 +174,92 @@ Deno.test("LocalSmtpSink abort() mid-DATA drops the link so nothing is delivered
     await capture.close();
   }
 });
+
+Deno.test("LocalSmtpSink sends MAIL with the first RCPT under PIPELINING and maps a MAIL refusal to each recipient", async (t) => {
+  const rows = [
+    { mail: "451 4.3.2 Try later", want: "451 4.3.2", why: "temporary: the provider defers" },
+    { mail: "553 5.7.1 Sender refused", want: "553 5.7.1", why: "permanent: the provider fails" },
+    {
+      mail: "552 5.3.4 Too big",
+      want: "554 5.3.4",
+      why: "552 at RCPT would read as temporary upstream; at MAIL it is permanent",
+    },
+  ];
+  for (const row of rows) {
+    await t.step(row.why, async () => {
+      const capture = await startCaptureServer({
+        mailReply: (a) => a === "bad@example.net" ? row.mail : undefined,
+      });
+      const sink = new LocalSmtpSink({
+        target: { kind: "smtp", host: capture.host, port: capture.port },
+        hostname: "pi.home",
+      });
+      try {
+        const d = await deliver(
+          sink,
+          "bad@example.net",
+          ["a@example.org", "b@example.org"],
+          enc.encode("x\r\n"),
+        );
+        assertEquals(d.rcpt.map((r) => `${r.code} ${r.enhanced}`), [row.want, row.want]);
+        assertEquals(d.final, undefined);
+        // MAIL and the first RCPT went out together; the second RCPT was not relayed at all.
+        assertEquals(capture.commands.filter((c) => /^(MAIL|RCPT)/.test(c)), [
+          "MAIL FROM:<bad@example.net>",
+          "RCPT TO:<a@example.org>",
+        ]);
+        // The link stays in step: the next transaction is delivered on the same connection.
+        const ok = await deliver(sink, "s@example.net", ["c@example.org"], enc.encode("y\r\n"));
+        assertEquals(ok.final?.code, 250);
+        assertEquals(capture.messages.map((m) => m.recipients), [["c@example.org"]]);
+        assertEquals(capture.connections, 1);
+      } finally {
+        await sink.close();
+        await capture.close();
+      }
+    });
+  }
+});
+
+Deno.test("LocalSmtpSink without PIPELINING waits for the MAIL reply and returns a refusal at MAIL", async () => {
+  const capture = await startCaptureServer({
+    pipelining: false,
+    mailReply: (a) => a === "bad@example.net" ? "553 5.7.1 Sender refused" : undefined,
+  });
+  const sink = new LocalSmtpSink({
+    target: { kind: "smtp", host: capture.host, port: capture.port },
+    hostname: "pi.home",
+  });
+  try {
+    const refused = await sink.begin({ address: "bad@example.net", params: {} }, SESSION);
+    assert("code" in refused);
+    assertEquals(refused.code, 553);
+    const d = await deliver(sink, "s@example.net", ["a@example.org"], enc.encode("x\r\n"));
+    assertEquals(d.final?.code, 250);
+    assertEquals(capture.messages[0]?.recipients, ["a@example.org"]);
+  } finally {
+    await sink.close();
+    await capture.close();
+  }
+});
+
+Deno.test("LocalSmtpSink sends no MAIL at all when no recipient reached the local side", async () => {
+  const capture = await startCaptureServer();
+  const sink = new LocalSmtpSink({
+    target: { kind: "smtp", host: capture.host, port: capture.port },
+    hostname: "pi.home",
+  });
+  try {
+    const tx = await sink.begin({ address: "s@example.net", params: {} }, SESSION);
+    assert("write" in tx);
+    await tx.abort();
+    const d = await deliver(sink, "s@example.net", ["a@example.org"], enc.encode("x\r\n"));
+    assertEquals(d.final?.code, 250);
+    assertEquals(capture.commands.filter((c) => /^(MAIL|RSET)/.test(c)), [
+      "MAIL FROM:<s@example.net>",
+    ]);
+  } finally {
+    await sink.close();
+    await capture.close();
+  }
+});

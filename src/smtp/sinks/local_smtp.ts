@@ -1,7 +1,8 @@
 /**
  * Cut-through hand-off to the local mail system over SMTP (`smtp://H:P`) or LMTP
  * (`lmtp://H:P`, `lmtp+unix:/path`, RFC 2033) as a MessageSink: MAIL and each RCPT are relayed
- * as they arrive, so a local refusal becomes that recipient's refusal upstream; the body is
+ * as they arrive (MAIL together with the first RCPT when the local side offers PIPELINING), so
+ * a local refusal becomes that recipient's refusal upstream; the body is
  * streamed dot-stuffed; the upstream end-of-DATA reply is the local final reply. One local
  * connection per sink (one per ATRN session), reused across transactions.
  *
@@ -192,12 +193,17 @@ export class LocalSmtpSink implements MessageSink {
     let line = `MAIL FROM:<${mail.address}>`;
     if (link.caps?.eightBitMime && mail.params.body === "8BITMIME") line += " BODY=8BITMIME";
     if (link.caps?.smtpUtf8 && mail.params.smtputf8 === true) line += " SMTPUTF8";
+    if (link.caps?.pipelining === true) {
+      // RFC 2920: MAIL goes out with the first RCPT (one local round trip less per message);
+      // a local refusal of MAIL then becomes the refusal of every recipient (see #mailRefusal).
+      return new LocalTransaction(this, link, mail, this.#log, { kind: "pending", line });
+    }
     const r = await link.command(line, this.timeouts.commandMs);
     if (r.code !== 250) {
       this.#log.warn("local_mail_refused", { to: this.where, code: r.code });
       return r;
     }
-    return new LocalTransaction(this, link, mail, this.#log);
+    return new LocalTransaction(this, link, mail, this.#log, { kind: "accepted" });
   }
 
   /** QUIT and close the local connection (end of the ATRN session). Never throws. */
@@ -219,6 +225,13 @@ type TxState =
   | { readonly kind: "refused"; readonly reply: Reply }
   | { readonly kind: "done" };
 
+/** Where the local MAIL stands (PIPELINING: it is sent with the first RCPT). */
+type MailState =
+  | { readonly kind: "pending"; readonly line: string }
+  | { readonly kind: "accepted" }
+  /** Refused locally: every recipient of this transaction gets `reply`. */
+  | { readonly kind: "refused"; readonly reply: Reply };
+
 class LocalTransaction implements SinkTransaction {
   readonly id: string;
   readonly #sink: LocalSmtpSink;
@@ -227,11 +240,19 @@ class LocalTransaction implements SinkTransaction {
   readonly #log: Logger;
   readonly #accepted: string[] = [];
   #state: TxState = { kind: "envelope" };
+  #mailState: MailState;
 
-  constructor(sink: LocalSmtpSink, link: LocalConnection, mail: MailFrom, log: Logger) {
+  constructor(
+    sink: LocalSmtpSink,
+    link: LocalConnection,
+    mail: MailFrom,
+    log: Logger,
+    mailState: MailState,
+  ) {
     this.#sink = sink;
     this.#link = link;
     this.#mail = mail;
+    this.#mailState = mailState;
     this.id = `L${Date.now().toString(36)}${(++txSequence).toString(36)}`;
     this.#log = log.with({ tx: this.id });
   }
@@ -242,10 +263,33 @@ class LocalTransaction implements SinkTransaction {
       this.#sink.splitRecipients++;
       return ONE_RECIPIENT_PER_TRANSACTION;
     }
-    const r = await this.#link.command(`RCPT TO:<${rcpt.address}>`, this.#sink.timeouts.commandMs);
+    const r = await this.#relayRecipient(`RCPT TO:<${rcpt.address}>`);
     if (r.code >= 200 && r.code < 300) this.#accepted.push(rcpt.address);
     else this.#log.info("local_rcpt_refused", { rcpt: rcpt.address, code: r.code });
     return r;
+  }
+
+  /** The local reply to one RCPT; the first one carries the pending MAIL in the same write. */
+  async #relayRecipient(rcptLine: string): Promise<Reply> {
+    const timeoutMs = this.#sink.timeouts.commandMs;
+    const mail = this.#mailState;
+    if (mail.kind === "refused") return mail.reply;
+    if (mail.kind === "accepted") return await this.#link.command(rcptLine, timeoutMs);
+    if (!(await this.#link.write(encoder.encode(`${mail.line}\r\n${rcptLine}\r\n`), timeoutMs))) {
+      this.#mailState = { kind: "refused", reply: LOCAL_UNAVAILABLE };
+      return LOCAL_UNAVAILABLE;
+    }
+    const mailReply = await this.#link.read(timeoutMs);
+    // The RCPT reply is read in every case, to stay in step with the local server.
+    const rcptReply = await this.#link.read(timeoutMs);
+    if (mailReply.code === 250) {
+      this.#mailState = { kind: "accepted" };
+      return rcptReply;
+    }
+    this.#log.warn("local_mail_refused", { to: this.#sink.where, code: mailReply.code });
+    const refusal = mailRefusalForRecipients(mailReply);
+    this.#mailState = { kind: "refused", reply: refusal };
+    return refusal;
   }
 
   /** Sends DATA on the first body bytes (the receiver only calls write after RCPTs). */
@@ -312,6 +356,8 @@ class LocalTransaction implements SinkTransaction {
   }
 
   async #reset(): Promise<void> {
+    // Nothing to reset when MAIL never went out (no recipient reached the local side).
+    if (this.#mailState.kind === "pending") return;
     const r = await this.#link.command("RSET", this.#sink.timeouts.commandMs);
     if (r.code !== 250) this.#link.breakLink();
   }
@@ -329,6 +375,19 @@ class LocalTransaction implements SinkTransaction {
     }
     if (!this.#link.isBroken) await this.#reset();
   }
+}
+
+/**
+ * A local refusal of a pipelined MAIL, as the reply to each RCPT upstream: the same code,
+ * enhanced code and text, so the provider settles each recipient as it would have for a
+ * refused MAIL (4xx deferred, 5xx failed). 552 is the one code the provider reads
+ * differently at RCPT (RFC 821's "too many recipients": deferred), so a permanent 552 from
+ * MAIL (size) goes up as 554. Anything outside 4xx/5xx is out of place: temporary.
+ */
+function mailRefusalForRecipients(r: Reply): Reply {
+  if (r.code === 552) return { ...r, code: 554 };
+  if (r.code >= 400 && r.code < 600) return r;
+  return LOCAL_UNAVAILABLE;
 }
 
 /** Opens a TCP or unix-socket connection to the local server. */
