@@ -70,26 +70,38 @@ export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
   }
   const renewEveryMs = Math.max(1000, (opts.options.leaseSeconds * 1000) / 3);
   let renewAt = Date.now() + renewEveryMs;
-  const settling: Promise<void>[] = [];
-  for (const message of lease.messages()) {
-    if (Date.now() >= renewAt) {
-      if (!lease.renew()) {
-        log.warn("lease_lost", { user: opts.user });
-        break;
+  /** The lease's messages, renewing it on the way; stops if it was lost. */
+  function* leased(): Generator<OutboundMessage & { readonly queued: QueuedMessage }> {
+    for (const message of lease.messages()) {
+      if (Date.now() >= renewAt) {
+        if (!lease.renew()) {
+          log.warn("lease_lost", { user: opts.user });
+          return;
+        }
+        renewAt = Date.now() + renewEveryMs;
       }
-      renewAt = Date.now() + renewEveryMs;
+      yield { ...toOutbound(message, lease), queued: message };
     }
-    const result = await sender.send(toOutbound(message, lease));
+  }
+  const settling: Promise<void>[] = [];
+  // sendMany pipelines the next envelope behind each body; results still come one message at
+  // a time, in order, each after its own final reply.
+  const sent = await sender.sendMany(leased(), (outbound, result) => {
+    const message = outbound.queued;
     summary.messages++;
-    const domains = new Map(message.recipients.map((r) => [r.id, r.domain]));
-    const settlements: Settlement[] = result.recipients.map((r) => {
+    const settlements: Settlement[] = [];
+    for (const r of result.recipients) {
       if (r.outcome === "delivered") {
         summary.delivered++;
-        opts.events.delivered(domains.get(r.id) ?? "");
+        opts.events.delivered(message.recipients.find((q) => q.id === r.id)?.domain ?? "");
       } else if (r.outcome === "deferred") summary.deferred++;
       else summary.failed++;
-      return { recipientId: r.id, outcome: r.outcome, reply: formatReplyText(r.reply).trim() };
-    });
+      settlements.push({
+        recipientId: r.id,
+        outcome: r.outcome,
+        reply: formatReplyText(r.reply).trim(),
+      });
+    }
     log.info("delivered", {
       id: message.id,
       recipients: settlements.length,
@@ -102,11 +114,8 @@ export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
         log.error("settle_failed", { id: message.id, error: String(err) });
       }),
     );
-    if (result.connectionLost) {
-      summary.connectionLost = true;
-      break;
-    }
-  }
+  });
+  summary.connectionLost = sent.connectionLost;
   await Promise.all(settling);
   if (!summary.connectionLost) await sender.quit();
   opts.events.drainFinished(opts.user, summary.delivered);

@@ -111,6 +111,35 @@ type EnvelopeEnd =
 
 const encoder = new TextEncoder();
 
+/** Body bytes joined into one write (without lineRecords) before it goes out. */
+const BODY_WRITE_BYTES = 64 * 1024;
+
+/** The envelope of one transaction, planned; recipients not in `toSend` are settled. */
+interface PlannedSend {
+  readonly kind: "send";
+  readonly mailLine: string;
+  /** RCPT lines, one per entry of `toSend` (recipient positions). */
+  readonly rcptLines: readonly string[];
+  readonly toSend: readonly number[];
+}
+
+/** `none`: every recipient was settled without I/O (nothing can be offered to this peer). */
+type Planned = { readonly kind: "none" } | PlannedSend;
+
+/** A message whose envelope went out behind the previous body (sendMany). */
+interface Pipelined {
+  readonly ledger: RecipientLedger;
+  readonly planned: Planned;
+}
+
+/** The next message taken by sendMany's lookahead, with its envelope (if any) on the wire. */
+interface AheadMessage<M> extends Pipelined {
+  readonly message: M;
+}
+
+/** Called once "." is ready to go: the encoded lines to write right behind it. */
+type Lookahead = () => Promise<Uint8Array[]>;
+
 /** The SMTP/LMTP client role. */
 export class SmtpSender {
   readonly #conn: Conn;
@@ -173,43 +202,79 @@ export class SmtpSender {
   }
 
   /** Runs one transaction. After `connectionLost`, later calls defer everything without I/O. */
-  async send(message: OutboundMessage): Promise<MessageResult> {
-    const ledger = new RecipientLedger(message.recipients);
-    const state = this.#state;
-    if (state.kind === "lost" || state.kind === "closed") {
-      const why = state.kind === "lost" ? state.reply : LOCAL_CONNECTION_LOST;
-      ledger.settleRest("deferred", why);
-      return { recipients: ledger.results(), connectionLost: true };
-    }
-    if (state.kind !== "ready") throw new Error(`SmtpSender.send() in state ${state.kind}`);
-    const result = await this.#transaction(message, state.caps, ledger);
-    const counts = ledger.counts();
-    this.#log.info("smtp.sender.message", {
-      recipients: message.recipients.length,
-      delivered: counts.delivered,
-      deferred: counts.deferred,
-      failed: counts.failed,
-      connectionLost: result.connectionLost,
-    });
-    return result;
+  send(message: OutboundMessage): Promise<MessageResult> {
+    return this.#sendOne(message, undefined, undefined);
   }
 
   /**
-   * Sends messages one after the other, reporting each result before the next starts. Stops
-   * at a lost connection; messages not yet taken from `messages` are left untouched.
+   * Sends messages one after the other and reports each result, in order, once its final
+   * reply was read. Under SMTP with PIPELINING the next message's MAIL/RCPT/DATA go out right
+   * after the previous body's "." (RFC 2920 §3.1: message content may open a group), before
+   * its final reply is read; that message is then reported too, deferred if the connection
+   * was lost first. Stops at a lost connection; messages not yet taken are left untouched.
    */
-  async sendMany(
-    messages: AsyncIterable<OutboundMessage> | Iterable<OutboundMessage>,
-    onResult: (message: OutboundMessage, result: MessageResult) => Promise<void> | void,
+  async sendMany<M extends OutboundMessage>(
+    messages: AsyncIterable<M> | Iterable<M>,
+    onResult: (message: M, result: MessageResult) => Promise<void> | void,
   ): Promise<{ readonly sent: number; readonly connectionLost: boolean }> {
+    const iterator = Symbol.asyncIterator in messages
+      ? messages[Symbol.asyncIterator]()
+      : messages[Symbol.iterator]();
     let sent = 0;
-    for await (const message of messages) {
-      if (this.isConnectionLost) break;
-      const result = await this.send(message);
-      sent++;
-      await onResult(message, result);
-      if (result.connectionLost) break;
+    let isExhausted = false;
+    let ahead: AheadMessage<M> | undefined;
+    let sourceError: { readonly error: unknown } | undefined;
+    const state = this.#state;
+    const lookahead: Lookahead | undefined =
+      state.kind === "ready" && state.caps.pipelining && this.#opts.protocol === "smtp"
+        ? async () => {
+          if (isExhausted || sourceError !== undefined) return [];
+          let next: IteratorResult<M>;
+          try {
+            next = await iterator.next();
+          } catch (error) {
+            // Reported after the message in flight is settled.
+            sourceError = { error };
+            isExhausted = true;
+            return [];
+          }
+          if (next.done) {
+            isExhausted = true;
+            return [];
+          }
+          const ledger = new RecipientLedger(next.value.recipients);
+          const planned = this.#plan(next.value, state.caps, ledger);
+          ahead = { message: next.value, ledger, planned };
+          return planned.kind === "send" ? envelopeLines(planned) : [];
+        }
+        : undefined;
+    try {
+      for (;;) {
+        let message: M;
+        let pipelined: Pipelined | undefined;
+        if (ahead !== undefined) {
+          message = ahead.message;
+          pipelined = { ledger: ahead.ledger, planned: ahead.planned };
+          ahead = undefined;
+        } else {
+          if (isExhausted || this.isConnectionLost) break;
+          const next = await iterator.next();
+          if (next.done) {
+            isExhausted = true;
+            break;
+          }
+          message = next.value;
+        }
+        const result = await this.#sendOne(message, pipelined, lookahead);
+        sent++;
+        await onResult(message, result);
+        // A message already pipelined is still reported (deferred) on the next turn.
+        if (result.connectionLost && ahead === undefined) break;
+      }
+    } finally {
+      if (!isExhausted) await closeIterator(iterator);
     }
+    if (sourceError !== undefined) throw sourceError.error;
     return { sent, connectionLost: this.isConnectionLost };
   }
 
@@ -225,20 +290,49 @@ export class SmtpSender {
     if (!this.isConnectionLost) this.#setState({ kind: "closed" });
   }
 
-  async #transaction(
+  async #sendOne(
     message: OutboundMessage,
-    caps: Capabilities,
-    ledger: RecipientLedger,
+    pipelined: Pipelined | undefined,
+    lookahead: Lookahead | undefined,
   ): Promise<MessageResult> {
-    const done = (): MessageResult => ({
-      recipients: ledger.results(),
-      connectionLost: this.isConnectionLost,
+    const ledger = pipelined?.ledger ?? new RecipientLedger(message.recipients);
+    const state = this.#state;
+    if (state.kind === "lost" || state.kind === "closed") {
+      const why = state.kind === "lost" ? state.reply : LOCAL_CONNECTION_LOST;
+      ledger.settleRest("deferred", why);
+      return { recipients: ledger.results(), connectionLost: true };
+    }
+    if (state.kind !== "ready") throw new Error(`SmtpSender.send() in state ${state.kind}`);
+    const planned = pipelined?.planned ?? this.#plan(message, state.caps, ledger);
+    if (planned.kind === "send") {
+      const envelope = state.caps.pipelining
+        ? await this.#envelopePipelined(planned, ledger, pipelined !== undefined)
+        : await this.#envelopeLockStep(planned, ledger);
+      if (envelope.kind === "lost") ledger.settleRest("deferred", this.#lostReply());
+      if (envelope.kind === "data") {
+        await this.#sendBody(message.body, envelope.accepted, ledger, lookahead);
+        ledger.settleRest("deferred", this.#lostReply());
+      }
+    }
+    const result = { recipients: ledger.results(), connectionLost: this.isConnectionLost };
+    const counts = ledger.counts();
+    this.#log.info("smtp.sender.message", {
+      recipients: message.recipients.length,
+      delivered: counts.delivered,
+      deferred: counts.deferred,
+      failed: counts.failed,
+      connectionLost: result.connectionLost,
     });
-    if (message.recipients.length === 0) return done();
+    return result;
+  }
+
+  /** Decides the envelope; recipients that cannot be offered are settled here, without I/O. */
+  #plan(message: OutboundMessage, caps: Capabilities, ledger: RecipientLedger): Planned {
+    if (message.recipients.length === 0) return { kind: "none" };
     const plan = planEnvelope(message, caps);
     if (plan.kind === "refused") {
       ledger.settleRest("failed", plan.reply);
-      return done();
+      return { kind: "none" };
     }
     const toSend: number[] = [];
     const rcptLines: string[] = [];
@@ -250,27 +344,19 @@ export class SmtpSender {
         ledger.settle(i, "failed", line.refused);
       }
     });
-    if (toSend.length === 0) return done();
-
-    const envelope = caps.pipelining
-      ? await this.#envelopePipelined(plan.mailLine, rcptLines, toSend, ledger)
-      : await this.#envelopeLockStep(plan.mailLine, rcptLines, toSend, ledger);
-    if (envelope.kind === "lost") ledger.settleRest("deferred", this.#lostReply());
-    if (envelope.kind !== "data") return done();
-
-    await this.#sendBody(message.body, envelope.accepted, ledger);
-    ledger.settleRest("deferred", this.#lostReply());
-    return done();
+    if (toSend.length === 0) return { kind: "none" };
+    return { kind: "send", mailLine: plan.mailLine, rcptLines, toSend };
   }
 
   /** MAIL, every RCPT and DATA in one group (RFC 2920), then the replies in order. */
   async #envelopePipelined(
-    mailLine: string,
-    rcptLines: readonly string[],
-    toSend: readonly number[],
+    planned: PlannedSend,
     ledger: RecipientLedger,
+    isWritten: boolean,
   ): Promise<EnvelopeEnd> {
-    if (!(await this.#writeLines([mailLine, ...rcptLines, "DATA"], this.#timeouts.mailMs))) {
+    const { toSend } = planned;
+    // isWritten: the lines went out behind the previous message's body (sendMany).
+    if (!isWritten && !(await this.#writeGroup(envelopeLines(planned), this.#timeouts.mailMs))) {
       return { kind: "lost" };
     }
     const mail = await this.#read(this.#timeouts.mailMs);
@@ -303,12 +389,8 @@ export class SmtpSender {
   }
 
   /** MAIL, each RCPT, DATA, one reply at a time. */
-  async #envelopeLockStep(
-    mailLine: string,
-    rcptLines: readonly string[],
-    toSend: readonly number[],
-    ledger: RecipientLedger,
-  ): Promise<EnvelopeEnd> {
+  async #envelopeLockStep(planned: PlannedSend, ledger: RecipientLedger): Promise<EnvelopeEnd> {
+    const { mailLine, rcptLines, toSend } = planned;
     const mail = await this.#exchange(mailLine, this.#timeouts.mailMs);
     if (mail.kind === "lost") return { kind: "lost" };
     const isMailAccepted = this.#settleAfterMail(mail.reply, toSend, ledger);
@@ -364,17 +446,25 @@ export class SmtpSender {
     return true;
   }
 
-  /** Streams the body through the dot-stuffer, then reads the final reply (or LMTP replies). */
+  /**
+   * Streams the body through the dot-stuffer, then reads the final reply (or LMTP replies).
+   * Without lineRecords, body pieces are joined into writes of up to BODY_WRITE_BYTES, and the
+   * last one carries the end marker and whatever `lookahead` returns (the next envelope).
+   */
   async #sendBody(
     body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
     accepted: readonly number[],
     ledger: RecipientLedger,
+    lookahead: Lookahead | undefined,
   ): Promise<void> {
-    const stuffer = new DotStuffer({ splitLines: this.#opts.lineRecords });
+    const lineRecords = this.#opts.lineRecords;
+    const stuffer = new DotStuffer({ splitLines: lineRecords });
     const iterator = Symbol.asyncIterator in body
       ? body[Symbol.asyncIterator]()
       : body[Symbol.iterator]();
     let isExhausted = false;
+    let held: Uint8Array[] = [];
+    let heldBytes = 0;
     try {
       for (;;) {
         let next: IteratorResult<Uint8Array>;
@@ -396,17 +486,33 @@ export class SmtpSender {
           this.#failBareNewline(accepted, ledger);
           return;
         }
-        if (!(await this.#writeBody(pieces))) return;
+        if (lineRecords) {
+          if (!(await this.#writeBody(pieces))) return;
+          continue;
+        }
+        for (const p of pieces) {
+          held.push(p);
+          heldBytes += p.length;
+        }
+        if (heldBytes >= BODY_WRITE_BYTES) {
+          const out = held;
+          held = [];
+          heldBytes = 0;
+          if (!(await this.#writeBody(out))) return;
+        }
       }
     } finally {
       if (!isExhausted) await closeIterator(iterator);
     }
     const end = stuffer.finish();
     if (stuffer.fault !== undefined) {
+      // Nothing held back was written: the peer never sees the part before the bare CR.
       this.#failBareNewline(accepted, ledger);
       return;
     }
-    if (!(await this.#writeBody(end))) return;
+    const following = lookahead === undefined ? [] : await lookahead();
+    const tail = [...held, ...end, ...following];
+    if (!(await this.#writeBody(lineRecords ? tail : [concatBytes(tail)]))) return;
 
     if (this.#opts.protocol === "lmtp") {
       // RFC 2033 §4.2: one reply per accepted recipient, in RCPT order.
@@ -458,9 +564,13 @@ export class SmtpSender {
 
   /** Writes command lines: one write for the group, or one flushed write per line. */
   #writeLines(lines: readonly string[], timeoutMs: number): Promise<boolean> {
-    const encoded = lines.map((l) => encoder.encode(`${l}\r\n`));
-    if (this.#opts.lineRecords) return this.#writeEach(encoded, timeoutMs);
-    return this.#writeEach([concatBytes(encoded)], timeoutMs);
+    return this.#writeGroup(encodeLines(lines), timeoutMs);
+  }
+
+  /** Writes encoded pieces as one write, or (lineRecords) one flushed write per piece. */
+  #writeGroup(pieces: readonly Uint8Array[], timeoutMs: number): Promise<boolean> {
+    if (this.#opts.lineRecords) return this.#writeEach(pieces, timeoutMs);
+    return this.#writeEach([concatBytes(pieces)], timeoutMs);
   }
 
   #writeBody(pieces: readonly Uint8Array[]): Promise<boolean> {
@@ -548,14 +658,21 @@ function refusalOutcome(
   return undefined;
 }
 
-async function closeIterator(
-  iterator: Iterator<Uint8Array> | AsyncIterator<Uint8Array>,
-): Promise<void> {
+async function closeIterator<T>(iterator: Iterator<T> | AsyncIterator<T>): Promise<void> {
   try {
     await iterator.return?.();
   } catch {
     // The body source failing to clean up does not change the outcome already decided.
   }
+}
+
+function encodeLines(lines: readonly string[]): Uint8Array[] {
+  return lines.map((l) => encoder.encode(`${l}\r\n`));
+}
+
+/** MAIL, every RCPT and DATA: one RFC 2920 group. */
+function envelopeLines(planned: PlannedSend): Uint8Array[] {
+  return encodeLines([planned.mailLine, ...planned.rcptLines, "DATA"]);
 }
 
 function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
