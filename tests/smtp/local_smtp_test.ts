@@ -263,3 +263,25 @@ Deno.test("LocalSmtpSink sends no MAIL at all when no recipient reached the loca
     await capture.close();
   }
 });
+
+Deno.test("LocalSmtpSink relays a body larger than one gathered write byte-exact", async () => {
+  const capture = await startCaptureServer();
+  const sink = new LocalSmtpSink({
+    target: { kind: "smtp", host: capture.host, port: capture.port },
+    hostname: "pi.home",
+  });
+  try {
+    const lines: string[] = [];
+    for (let i = 0; lines.join("").length < 300_000; i++) {
+      lines.push(i % 7 === 0 ? `.line ${i}\r\n` : `${"z".repeat(i % 990)}\r\n`);
+    }
+    const body = enc.encode(lines.join(""));
+    // Odd chunk sizes: CRLF and line-start dots fall on chunk boundaries.
+    const d = await deliver(sink, "s@example.net", ["a@example.org"], body, 4093);
+    assertEquals(d.final?.code, 250);
+    assertEquals(capture.messages[0]?.body, body);
+  } finally {
+    await sink.close();
+    await capture.close();
+  }
+});

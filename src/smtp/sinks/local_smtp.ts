@@ -83,6 +83,9 @@ export function describeTarget(t: LocalTarget): string {
 
 const encoder = new TextEncoder();
 
+/** Body bytes gathered into one write to the local server. */
+const LOCAL_WRITE_BYTES = 64 * 1024;
+
 /** One open connection to the local MTA after a successful EHLO/LHLO. */
 class LocalConnection {
   readonly conn: Conn;
@@ -241,6 +244,9 @@ class LocalTransaction implements SinkTransaction {
   readonly #accepted: string[] = [];
   #state: TxState = { kind: "envelope" };
   #mailState: MailState;
+  /** Stuffed body bytes not written yet (fewer than LOCAL_WRITE_BYTES). */
+  #held: Uint8Array[] = [];
+  #heldBytes = 0;
 
   constructor(
     sink: LocalSmtpSink,
@@ -316,12 +322,33 @@ class LocalTransaction implements SinkTransaction {
       this.#state = { kind: "refused", reply: reply(550, "5.5.2", "Bare CR or LF not allowed") };
       return;
     }
+    // Copied: the chunk is only valid during this call. Held back until a full write's worth,
+    // so a small body goes out in one write together with its end marker.
     for (const p of pieces) {
-      if (!(await this.#link.write(p, this.#sink.timeouts.dataBlockMs))) {
-        this.#state = { kind: "refused", reply: LOCAL_UNAVAILABLE };
-        return;
-      }
+      this.#held.push(p.slice());
+      this.#heldBytes += p.length;
     }
+    if (this.#heldBytes < LOCAL_WRITE_BYTES) return;
+    if (!(await this.#link.write(this.#takeHeld([]), this.#sink.timeouts.dataBlockMs))) {
+      this.#state = { kind: "refused", reply: LOCAL_UNAVAILABLE };
+    }
+  }
+
+  /** The held-back body bytes followed by `more`, as one array; empties the hold. */
+  #takeHeld(more: readonly Uint8Array[]): Uint8Array {
+    const parts = [...this.#held, ...more];
+    this.#held = [];
+    this.#heldBytes = 0;
+    if (parts.length === 1 && parts[0] !== undefined) return parts[0];
+    let total = 0;
+    for (const p of parts) total += p.length;
+    const out = new Uint8Array(total);
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
   }
 
   async finish(): Promise<Reply> {
@@ -340,8 +367,8 @@ class LocalTransaction implements SinkTransaction {
       this.#link.breakLink();
       return reply(554, "5.6.0", "Message contains a bare CR or LF");
     }
-    for (const p of end) {
-      if (!(await this.#link.write(p, this.#sink.timeouts.dataBlockMs))) return LOCAL_UNAVAILABLE;
+    if (!(await this.#link.write(this.#takeHeld(end), this.#sink.timeouts.dataBlockMs))) {
+      return LOCAL_UNAVAILABLE;
     }
     // LMTP has exactly one accepted recipient here, so one reply; SMTP gives one anyway.
     const final = await this.#link.read(this.#sink.timeouts.dataFinalMs);
