@@ -126,19 +126,26 @@ interface PlannedSend {
 /** `none`: every recipient was settled without I/O (nothing can be offered to this peer). */
 type Planned = { readonly kind: "none" } | PlannedSend;
 
-/** A message whose envelope went out behind the previous body (sendMany). */
+/** A message taken ahead by sendMany: planned, and maybe already on the wire. */
 interface Pipelined {
   readonly ledger: RecipientLedger;
   readonly planned: Planned;
+  /** Its MAIL/RCPT/DATA went out behind the previous body. */
+  isWritten: boolean;
 }
 
-/** The next message taken by sendMany's lookahead, with its envelope (if any) on the wire. */
+/** The next message taken by sendMany's lookahead. */
 interface AheadMessage<M> extends Pipelined {
   readonly message: M;
 }
 
-/** Called once "." is ready to go: the encoded lines to write right behind it. */
-type Lookahead = () => Promise<Uint8Array[]>;
+/** sendMany's view of the next message, for the transaction in flight. */
+interface Lookahead {
+  /** Takes and plans the next message (no I/O), while replies are awaited. Never rejects. */
+  prepare(): Promise<void>;
+  /** The prepared message's envelope lines, to write right behind "."; marks them written. */
+  follow(): Uint8Array[];
+}
 
 /** The SMTP/LMTP client role. */
 export class SmtpSender {
@@ -208,10 +215,12 @@ export class SmtpSender {
 
   /**
    * Sends messages one after the other and reports each result, in order, once its final
-   * reply was read. Under SMTP with PIPELINING the next message's MAIL/RCPT/DATA go out right
-   * after the previous body's "." (RFC 2920 §3.1: message content may open a group), before
-   * its final reply is read; that message is then reported too, deferred if the connection
-   * was lost first. Stops at a lost connection; messages not yet taken are left untouched.
+   * reply was read. Under SMTP with PIPELINING the next message is taken (and planned) while
+   * the current envelope's replies travel, and its MAIL/RCPT/DATA go out right after the
+   * current body's "." (RFC 2920 §3.1: message content may open a group), before its final
+   * reply is read; a message whose envelope went out is always reported, deferred if the
+   * connection was lost first. Stops at a lost connection; messages not offered are left
+   * untouched (not reported).
    */
   async sendMany<M extends OutboundMessage>(
     messages: AsyncIterable<M> | Iterable<M>,
@@ -227,25 +236,31 @@ export class SmtpSender {
     const state = this.#state;
     const lookahead: Lookahead | undefined =
       state.kind === "ready" && state.caps.pipelining && this.#opts.protocol === "smtp"
-        ? async () => {
-          if (isExhausted || sourceError !== undefined) return [];
-          let next: IteratorResult<M>;
-          try {
-            next = await iterator.next();
-          } catch (error) {
-            // Reported after the message in flight is settled.
-            sourceError = { error };
-            isExhausted = true;
-            return [];
-          }
-          if (next.done) {
-            isExhausted = true;
-            return [];
-          }
-          const ledger = new RecipientLedger(next.value.recipients);
-          const planned = this.#plan(next.value, state.caps, ledger);
-          ahead = { message: next.value, ledger, planned };
-          return planned.kind === "send" ? envelopeLines(planned) : [];
+        ? {
+          prepare: async () => {
+            if (ahead !== undefined || isExhausted || sourceError !== undefined) return;
+            let next: IteratorResult<M>;
+            try {
+              next = await iterator.next();
+            } catch (error) {
+              // Reported after the message in flight is settled.
+              sourceError = { error };
+              isExhausted = true;
+              return;
+            }
+            if (next.done) {
+              isExhausted = true;
+              return;
+            }
+            const ledger = new RecipientLedger(next.value.recipients);
+            const planned = this.#plan(next.value, state.caps, ledger);
+            ahead = { message: next.value, ledger, planned, isWritten: false };
+          },
+          follow: () => {
+            if (ahead === undefined || ahead.planned.kind !== "send") return [];
+            ahead.isWritten = true;
+            return envelopeLines(ahead.planned);
+          },
         }
         : undefined;
     try {
@@ -253,8 +268,10 @@ export class SmtpSender {
         let message: M;
         let pipelined: Pipelined | undefined;
         if (ahead !== undefined) {
+          // Taken but never offered: like a message not taken at all, it stays untouched.
+          if (!ahead.isWritten && this.isConnectionLost) break;
           message = ahead.message;
-          pipelined = { ledger: ahead.ledger, planned: ahead.planned };
+          pipelined = ahead;
           ahead = undefined;
         } else {
           if (isExhausted || this.isConnectionLost) break;
@@ -268,7 +285,7 @@ export class SmtpSender {
         const result = await this.#sendOne(message, pipelined, lookahead);
         sent++;
         await onResult(message, result);
-        // A message already pipelined is still reported (deferred) on the next turn.
+        // A message already on the wire is still reported (deferred) on the next turn.
         if (result.connectionLost && ahead === undefined) break;
       }
     } finally {
@@ -305,18 +322,28 @@ export class SmtpSender {
     if (state.kind !== "ready") throw new Error(`SmtpSender.send() in state ${state.kind}`);
     const planned = pipelined?.planned ?? this.#plan(message, state.caps, ledger);
     if (planned.kind === "send") {
+      let preparing: Promise<void> | undefined;
       const envelope = state.caps.pipelining
-        ? await this.#envelopePipelined(planned, ledger, pipelined !== undefined)
+        ? await this.#envelopePipelined(planned, ledger, pipelined?.isWritten === true, () => {
+          // The next message is read and planned while this envelope's replies travel.
+          preparing = lookahead?.prepare();
+        })
         : await this.#envelopeLockStep(planned, ledger);
       if (envelope.kind === "lost") ledger.settleRest("deferred", this.#lostReply());
       if (envelope.kind === "data") {
-        await this.#sendBody(message.body, envelope.accepted, ledger, lookahead);
+        const following = lookahead === undefined ? undefined : async () => {
+          await preparing;
+          return lookahead.follow();
+        };
+        await this.#sendBody(message.body, envelope.accepted, ledger, following);
         ledger.settleRest("deferred", this.#lostReply());
       }
+      await preparing;
     }
     const result = { recipients: ledger.results(), connectionLost: this.isConnectionLost };
     const counts = ledger.counts();
-    this.#log.info("smtp.sender.message", {
+    // Debug: the caller logs each message's outcome (drain: "delivered").
+    this.#log.debug("smtp.sender.message", {
       recipients: message.recipients.length,
       delivered: counts.delivered,
       deferred: counts.deferred,
@@ -353,12 +380,14 @@ export class SmtpSender {
     planned: PlannedSend,
     ledger: RecipientLedger,
     isWritten: boolean,
+    whileWaiting: () => void,
   ): Promise<EnvelopeEnd> {
     const { toSend } = planned;
     // isWritten: the lines went out behind the previous message's body (sendMany).
     if (!isWritten && !(await this.#writeGroup(envelopeLines(planned), this.#timeouts.mailMs))) {
       return { kind: "lost" };
     }
+    whileWaiting();
     const mail = await this.#read(this.#timeouts.mailMs);
     if (mail.kind === "lost") return { kind: "lost" };
     const isMailAccepted = this.#settleAfterMail(mail.reply, toSend, ledger);
@@ -455,7 +484,7 @@ export class SmtpSender {
     body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
     accepted: readonly number[],
     ledger: RecipientLedger,
-    lookahead: Lookahead | undefined,
+    following: (() => Promise<Uint8Array[]>) | undefined,
   ): Promise<void> {
     const lineRecords = this.#opts.lineRecords;
     const stuffer = new DotStuffer({ splitLines: lineRecords });
@@ -510,8 +539,7 @@ export class SmtpSender {
       this.#failBareNewline(accepted, ledger);
       return;
     }
-    const following = lookahead === undefined ? [] : await lookahead();
-    const tail = [...held, ...end, ...following];
+    const tail = [...held, ...end, ...(following === undefined ? [] : await following())];
     if (!(await this.#writeBody(lineRecords ? tail : [concatBytes(tail)]))) return;
 
     if (this.#opts.protocol === "lmtp") {

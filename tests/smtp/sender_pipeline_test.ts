@@ -167,3 +167,34 @@ Deno.test("SmtpSender.sendMany() without PIPELINING reads each final reply befor
   assert(writes.every((w) => !w.includes(".\r\nMAIL")), JSON.stringify(writes));
   await finish(f);
 });
+
+Deno.test("SmtpSender.sendMany() leaves a message taken ahead but never offered unreported when the connection drops mid-body", async () => {
+  const f = setup();
+  await ready(f);
+  let taken = 0;
+  const seen: string[][] = [];
+  function* source(): Generator<OutboundMessage> {
+    taken++;
+    // The body source fails after the envelope was accepted: the link is dropped mid-body.
+    yield message({
+      body: (async function* () {
+        yield new TextEncoder().encode("Subject: x\r\n");
+        throw new Error("disk error");
+      })(),
+    });
+    taken++;
+    yield message();
+    taken++;
+    yield message();
+  }
+  const r = await f.sender.sendMany(source(), (_m, result) => {
+    seen.push(summary(result));
+  });
+  assertEquals(seen, [["deferred 451"]]);
+  assertEquals(r, { sent: 1, connectionLost: true });
+  // The second message was read and planned while the first envelope's replies travelled.
+  assertEquals(taken, 2);
+  assertEquals(f.server.commands.filter((c) => c.startsWith("MAIL")).length, 1);
+  f.client.destroy();
+  await f.server.done;
+});

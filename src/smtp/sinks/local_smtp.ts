@@ -372,13 +372,16 @@ class LocalTransaction implements SinkTransaction {
     }
     // LMTP has exactly one accepted recipient here, so one reply; SMTP gives one anyway.
     const final = await this.#link.read(this.#sink.timeouts.dataFinalMs);
-    this.#log.info(final.code === 250 ? "local_delivered" : "local_refused", {
+    const fields = {
       to: this.#sink.where,
       from: this.#mail.address,
       recipients: this.#accepted.join(","),
       code: final.code,
       reply: final.lines.join(" "),
-    });
+    };
+    // Delivered: debug, since the customer's ledger logs each message's outcome at info.
+    if (final.code === 250) this.#log.debug("local_delivered", fields);
+    else this.#log.info("local_refused", fields);
     return final;
   }
 
