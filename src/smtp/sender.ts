@@ -1,7 +1,8 @@
 /**
  * SMTP/LMTP client role on a connection it is handed (the provider after ATRN, the customer's
  * local-MTA sink): greeting, EHLO/LHLO (HELO fallback), one transaction per message with
- * PIPELINING when offered, streamed dot-stuffed body, per-recipient outcomes (PROTOCOL.md §4.8).
+ * PIPELINING when offered (sendMany also pipelines the next envelope behind each body),
+ * streamed dot-stuffed body, per-recipient outcomes (PROTOCOL.md §4.8).
  * Never throws for peer behaviour; after a lost connection every unsettled recipient is
  * deferred. It never opens, and only on failure closes, the connection.
  */
@@ -73,7 +74,10 @@ export interface OutboundMessage {
   /** Body size in octets (for SIZE=). */
   readonly size: number;
   readonly recipients: readonly OutboundRecipient[];
-  /** Body bytes as stored (not dot-stuffed), streamed in order. */
+  /**
+   * Body bytes as stored (not dot-stuffed), streamed in order. A yielded chunk must stay
+   * unchanged afterwards: the sender may hold it back to join it with the next write.
+   */
   readonly body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
 }
 
