@@ -149,9 +149,8 @@ export async function tlsBench(ctx: BenchContext): Promise<Table[]> {
       "line_records: the provider writes each line of the reversed phase in its own TLS " +
       "record; default on, needed by fetchmail over implicit TLS (DESIGN.md, Peers)",
       "fetchmail: `ssl no sslcertck` in the rc (throwaway cert)",
-      "fetch connects to `localhost:PORT` (the cert names DNS:localhost and IP:127.0.0.1): " +
-      "with `server: 127.0.0.1:PORT` and TLS, fetch failed when this was written (STARTTLS: " +
-      "exit 5, Node refuses an IP as TLS servername; implicit: hangs until killed)",
+      "fetch connects to `localhost:PORT` (the cert names DNS:localhost and IP:127.0.0.1; " +
+      "`server: 127.0.0.1:PORT` works too since the IP-as-server-name fix in src/net/conn.ts)",
     ],
   }];
 }
