@@ -6,6 +6,7 @@
  * Never throws for peer behaviour; after a lost connection every unsettled recipient is
  * deferred. It never opens, and only on failure closes, the connection.
  */
+import { concatBytes } from "../wire/bytes.ts";
 import type { Conn } from "../net/conn.ts";
 import { TimeoutError } from "../net/conn.ts";
 import type { LineReader } from "../wire/line_reader.ts";
@@ -705,19 +706,6 @@ function encodeLines(lines: readonly string[]): Uint8Array[] {
 /** MAIL, every RCPT and DATA: one RFC 2920 group. */
 function envelopeLines(planned: PlannedSend): Uint8Array[] {
   return encodeLines([planned.mailLine, ...planned.rcptLines, "DATA"]);
-}
-
-function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
-  if (parts.length === 1 && parts[0] !== undefined) return parts[0];
-  let total = 0;
-  for (const p of parts) total += p.length;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 function definedOnly(t: Partial<SenderTimeouts> | undefined): Partial<SenderTimeouts> {

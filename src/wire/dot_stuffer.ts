@@ -4,6 +4,7 @@
  * Invariant: never passes a bare CR or bare LF through (SMTP smuggling, PROTOCOL.md §6.5):
  * once one is seen the stuffer reports `bareNewline` and emits nothing more.
  */
+import { concatBytes } from "./bytes.ts";
 
 const CR = 13;
 const LF = 10;
@@ -107,7 +108,7 @@ export class DotStuffer {
     this.#heldCr = this.#state === "sawCr";
     const body = this.#heldCr ? chunk.subarray(0, chunk.length - 1) : chunk;
     const out = emitStuffed(body, dots);
-    return heldCr ? [concat([CR_BYTES, ...out], 1 + (out[0]?.length ?? 0))] : out;
+    return heldCr ? [concatBytes([CR_BYTES, ...out])] : out;
   }
 
   /**
@@ -184,7 +185,7 @@ export class DotStuffer {
   }
 
   #takeTail(): Uint8Array {
-    const line = concat(this.#tail, this.#tailBytes);
+    const line = concatBytes(this.#tail);
     this.#tail = [];
     this.#tailBytes = 0;
     return line;
@@ -206,15 +207,4 @@ function emitStuffed(chunk: Uint8Array, dots: number[]): Uint8Array[] {
   }
   out.set(chunk.subarray(from), to);
   return [out];
-}
-
-function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
-  if (parts.length === 1 && parts[0] !== undefined) return parts[0];
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }

@@ -11,6 +11,7 @@
  * `452 4.5.3` and the provider keeps them queued for the next transaction (`splitRecipients`
  * counts them so the customer can poll again at once).
  */
+import { concatBytes } from "../../wire/bytes.ts";
 import type { Conn } from "../../net/conn.ts";
 import { connect } from "../../net/conn.ts";
 import { LineReader } from "../../wire/line_reader.ts";
@@ -339,16 +340,7 @@ class LocalTransaction implements SinkTransaction {
     const parts = [...this.#held, ...more];
     this.#held = [];
     this.#heldBytes = 0;
-    if (parts.length === 1 && parts[0] !== undefined) return parts[0];
-    let total = 0;
-    for (const p of parts) total += p.length;
-    const out = new Uint8Array(total);
-    let at = 0;
-    for (const p of parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    return out;
+    return concatBytes(parts);
   }
 
   async finish(): Promise<Reply> {
