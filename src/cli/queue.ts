@@ -200,6 +200,14 @@ async function deleteMessages(
   io: CliIo,
 ): Promise<number> {
   if (cmd.domain !== undefined) {
+    if (!cmd.isConfirmed && !io.isTty) {
+      // A script or `ssh host cmd` has nobody to ask: a bulk delete needs --yes (#11).
+      io.stderr(
+        `error: Refusing to delete every recipient in "${cmd.domain}" without a terminal to ` +
+          "confirm: add --yes; nothing deleted\n",
+      );
+      return EXIT_USAGE;
+    }
     const question = `Delete the queued mail of every recipient in "${cmd.domain}"?`;
     if (!(await isAllowed(question, cmd.isConfirmed, io))) return EXIT_FAILURE;
     const count = store.deleteDomain(cmd.domain);
@@ -225,7 +233,10 @@ async function deleteMessages(
   return isAnyMissing ? EXIT_FAILURE : EXIT_OK;
 }
 
-/** Asks y/N on a terminal unless `--yes`; without a terminal (scripts) it proceeds. */
+/**
+ * Asks y/N on a terminal unless `--yes`. Without a terminal it proceeds: only deletes by
+ * explicit ID get here that way (a bulk delete without a terminal needs `--yes`).
+ */
 async function isAllowed(question: string, isConfirmed: boolean, io: CliIo): Promise<boolean> {
   if (isConfirmed || !io.isTty) return true;
   io.stderr(`${question} [y/N] `);

@@ -184,3 +184,22 @@ Deno.test("queue commands exit 1 naming the database when data_dir is unusable",
     assert.match(io.err, /Cannot open queue database ".*\/file\/odmr\.db"/);
   });
 });
+
+Deno.test("queue delete --domain without a terminal and without --yes deletes nothing and exits 2 (#11)", async () => {
+  await withTempDataDir(async (dataDir) => {
+    const [id] = await seed(dataDir, [{ from: "", to: ["x@one.test"], body: BODY }]);
+    const io = fakeIo(dataDir, { isTty: false, answers: ["y"] });
+    assert.equal(await queueCommand(["delete", "--domain", "one.test"], io), 2);
+    assert.match(io.err, /--yes/);
+    assert.match(io.err, /nothing deleted/);
+    assert.equal(io.out, "");
+    const list = fakeIo(dataDir);
+    await queueCommand(["list", "--json"], list);
+    assert.deepEqual(JSON.parse(list.out).map((m: { id: string }) => m.id), [id]);
+    const forced = fakeIo(dataDir, { isTty: false });
+    assert.equal(await queueCommand(["delete", "--domain", "one.test", "--yes"], forced), 0);
+    const after = fakeIo(dataDir);
+    await queueCommand(["list", "--json"], after);
+    assert.deepEqual(JSON.parse(after.out), []);
+  });
+});
