@@ -1,12 +1,12 @@
 /**
  * The queue maintenance loop of `serve`: one bounded pass a minute (expiry with DSNs, removal
- * after the grace period, incremental vacuum, WAL truncation), plus the per-domain policy
- * lookups (retention, quota) that the loop and the SMTP sink share. A failed pass is logged
- * and the loop goes on; `stop()` waits for nothing but the timer.
+ * after the grace period, incremental vacuum, WAL truncation). A failed pass is logged and the
+ * loop goes on; passes never overlap; `stop()` waits for a pass in progress.
  */
-import type { Config, QuotaLimits } from "../config/types.ts";
+import type { Config } from "../config/types.ts";
+import { maxAgeOf } from "../config/policy.ts";
 import type { Logger } from "../observe/log.ts";
-import type { MaintenanceOptions, MaintenanceReport } from "../queue/sqlite_store.ts";
+import type { MaintenanceOptions, MaintenanceReport } from "../queue/types.ts";
 
 /** Time between two passes. */
 export const MAINTENANCE_INTERVAL_MS = 60_000;
@@ -15,26 +15,15 @@ export const FIRST_PASS_DELAY_MS = 1_000;
 
 /** The part of the store the loop uses. */
 export interface Maintainable {
-  maintain(opts: MaintenanceOptions): MaintenanceReport;
+  maintain(opts: MaintenanceOptions): Promise<MaintenanceReport>;
 }
 
 /** A running loop. */
 export interface MaintenanceLoop {
-  /** Runs one pass now (tests, and the first pass). */
-  runOnce(): MaintenanceReport | undefined;
-  /** Stops the timer; a pass never overlaps stop (passes are synchronous). */
-  stop(): void;
-}
-
-/** Retention of `domain`: its `domains:` entry, else `queue.max_age`. */
-export function maxAgeOf(config: Config, domain: string): number {
-  return config.domains.get(domain)?.maxAgeMs ?? config.queue.maxAgeMs;
-}
-
-/** Quota of `domain`: its `domains:` entry, else `queue.quota`; undefined: no limit. */
-export function quotaOf(config: Config, domain: string): QuotaLimits | undefined {
-  const entry = config.domains.get(domain);
-  return entry === undefined ? config.queue.quota : entry.quota;
+  /** Runs one pass now (tests, and the first pass); undefined when it failed. */
+  runOnce(): Promise<MaintenanceReport | undefined>;
+  /** Stops the timer and waits for a pass in progress (the store may be closed after). */
+  stop(): Promise<void>;
 }
 
 /** Starts the loop; the caller stops it before closing the store. */
@@ -58,11 +47,12 @@ export function startMaintenance(
   };
   let timer: ReturnType<typeof setTimeout> | undefined;
   let isStopped = false;
+  let running: Promise<unknown> = Promise.resolve();
 
-  const runOnce = (): MaintenanceReport | undefined => {
+  const pass = async (): Promise<MaintenanceReport | undefined> => {
     const startedAt = performance.now();
     try {
-      const report = store.maintain(passOptions);
+      const report = await store.maintain(passOptions);
       opts.onReport?.(report);
       const busy = report.expiredRecipients + report.removedRecipients + report.vacuumedPages;
       if (busy > 0) {
@@ -84,20 +74,28 @@ export function startMaintenance(
     }
   };
 
+  /** One pass after any pass in progress (never two at once); never rejects. */
+  const runOnce = (): Promise<MaintenanceReport | undefined> => {
+    const next = running.then(pass);
+    running = next;
+    return next;
+  };
+
   const schedule = (delayMs: number) => {
     if (isStopped) return;
     timer = setTimeout(() => {
-      runOnce();
-      schedule(opts.intervalMs ?? MAINTENANCE_INTERVAL_MS);
+      timer = undefined;
+      runOnce().then(() => schedule(opts.intervalMs ?? MAINTENANCE_INTERVAL_MS));
     }, delayMs);
   };
   schedule(opts.firstDelayMs ?? FIRST_PASS_DELAY_MS);
 
   return {
     runOnce,
-    stop() {
+    async stop() {
       isStopped = true;
       if (timer !== undefined) clearTimeout(timer);
+      await running;
     },
   };
 }

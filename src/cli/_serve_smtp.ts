@@ -10,7 +10,7 @@ import { SmtpReceiver } from "../smtp/receiver.ts";
 import { QueueSink } from "../smtp/sinks/queue_sink.ts";
 import type { ConnectionLimiter } from "./_serve_limits.ts";
 import type { ServeDeps } from "./serve.ts";
-import { quotaOf } from "./_serve_maintenance.ts";
+import { quotaOf } from "../config/policy.ts";
 
 /** Errors (unknown commands, bad sequences) tolerated before `421`. */
 const MAX_ERRORS = 10;

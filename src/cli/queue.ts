@@ -4,10 +4,9 @@
  * `serve` is still receiving. Exit codes: 0 ok, 1 runtime failure or unknown id, 2 usage.
  */
 import { parseArgs } from "node:util";
-import { openDatabase } from "../queue/db.ts";
 import { isQueueId } from "../queue/id.ts";
-import { SqliteQueueStore } from "../queue/sqlite_store.ts";
 import type { MessageParams, QueuedMessage, QueueStore } from "../queue/types.ts";
+import { openToolQueue } from "./_backend.ts";
 import type { CliIo } from "./io.ts";
 
 const EXIT_OK = 0;
@@ -35,7 +34,7 @@ export async function queueCommand(argv: readonly string[], io: CliIo): Promise<
   }
   let store: QueueStore;
   try {
-    store = new SqliteQueueStore(openDatabase(io.dataDir), { removeOrphans: false });
+    store = openToolQueue(io.dataDir);
   } catch (err) {
     io.stderr(`error: ${errorText(err)}\n`);
     return EXIT_FAILURE;
@@ -44,9 +43,9 @@ export async function queueCommand(argv: readonly string[], io: CliIo): Promise<
     const cmd = parsed.command;
     switch (cmd.kind) {
       case "list":
-        return listMessages(store, cmd, io);
+        return await listMessages(store, cmd, io);
       case "show":
-        return showMessage(store, cmd.id, io);
+        return await showMessage(store, cmd.id, io);
       case "delete":
         return await deleteMessages(store, cmd, io);
       default: {
@@ -58,7 +57,7 @@ export async function queueCommand(argv: readonly string[], io: CliIo): Promise<
     io.stderr(`error: Cannot read the queue in "${io.dataDir}": ${errorText(err)}\n`);
     return EXIT_FAILURE;
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -130,12 +129,12 @@ function parseCommand(sub: "list" | "show" | "delete", args: readonly string[]):
   }
 }
 
-function listMessages(
+async function listMessages(
   store: QueueStore,
   cmd: { domain: string | undefined; isJson: boolean },
   io: CliIo,
-): number {
-  const messages = store.list(cmd.domain === undefined ? {} : { domain: cmd.domain });
+): Promise<number> {
+  const messages = await store.list(cmd.domain === undefined ? {} : { domain: cmd.domain });
   if (cmd.isJson) {
     const out = messages.map((m) => ({
       id: m.id,
@@ -168,8 +167,8 @@ function listMessages(
   return EXIT_OK;
 }
 
-function showMessage(store: QueueStore, id: string, io: CliIo): number {
-  const message = isQueueId(id) ? store.get(id) : undefined;
+async function showMessage(store: QueueStore, id: string, io: CliIo): Promise<number> {
+  const message = isQueueId(id) ? await store.get(id) : undefined;
   if (message === undefined) {
     io.stderr(`error: Message "${safe(id)}" not found\n`);
     return EXIT_FAILURE;
@@ -190,7 +189,7 @@ function showMessage(store: QueueStore, id: string, io: CliIo): number {
   }
   lines.push("Headers:");
   io.stdout(lines.join("\n") + "\n");
-  io.stdout(readHeaders(store, message) + "\n");
+  io.stdout(await readHeaders(store, message) + "\n");
   return EXIT_OK;
 }
 
@@ -210,14 +209,14 @@ async function deleteMessages(
     }
     const question = `Delete the queued mail of every recipient in "${cmd.domain}"?`;
     if (!(await isAllowed(question, cmd.isConfirmed, io))) return EXIT_FAILURE;
-    const count = store.deleteDomain(cmd.domain);
+    const count = await store.deleteDomain(cmd.domain);
     io.stdout(`Removed recipients in "${cmd.domain}" from ${count} message(s)\n`);
     return EXIT_OK;
   }
   const found: string[] = [];
   let isAnyMissing = false;
   for (const id of new Set(cmd.ids)) {
-    if (isQueueId(id) && store.get(id) !== undefined) {
+    if (isQueueId(id) && (await store.get(id)) !== undefined) {
       found.push(id);
     } else {
       io.stderr(`error: Message "${safe(id)}" not found\n`);
@@ -227,7 +226,7 @@ async function deleteMessages(
   if (found.length > 0) {
     const question = `Delete ${found.length} message${found.length === 1 ? "" : "s"}?`;
     if (!(await isAllowed(question, cmd.isConfirmed, io))) return EXIT_FAILURE;
-    const count = store.delete(found);
+    const count = await store.delete(found);
     io.stdout(`Deleted ${count} message${count === 1 ? "" : "s"}\n`);
   }
   return isAnyMissing ? EXIT_FAILURE : EXIT_OK;
@@ -247,11 +246,11 @@ async function isAllowed(question: string, isConfirmed: boolean, io: CliIo): Pro
 }
 
 /** The header block (up to the first empty line), bounded by MAX_SHOWN_HEADER_BYTES. */
-function readHeaders(store: QueueStore, message: QueuedMessage): string {
+async function readHeaders(store: QueueStore, message: QueuedMessage): Promise<string> {
   const kept = new Uint8Array(Math.min(MAX_SHOWN_HEADER_BYTES, message.size));
   let fill = 0;
   let end = -1;
-  for (const chunk of store.readBody(message.id)) {
+  for await (const chunk of store.readBody(message.id)) {
     const n = Math.min(chunk.length, kept.length - fill);
     kept.set(chunk.subarray(0, n), fill);
     const from = Math.max(0, fill - 3);

@@ -6,10 +6,9 @@
  */
 import type tls from "node:tls";
 import type { Config, ListenEntry } from "../config/types.ts";
-import { openDatabase } from "../queue/db.ts";
-import { SqliteQueueStore } from "../queue/sqlite_store.ts";
 import type { QueueStore } from "../queue/types.ts";
-import { CredentialStore } from "../auth/store.ts";
+import type { CredentialStore } from "../auth/store.ts";
+import { openServeBackend } from "./_backend.ts";
 import { listen, loadSecureContext } from "../net/listener.ts";
 import type { Listener } from "../net/listener.ts";
 import type { Conn } from "../net/conn.ts";
@@ -25,7 +24,6 @@ import { startMaintenance } from "./_serve_maintenance.ts";
 import { RelayMetrics } from "../observe/metrics.ts";
 import { startMetricsServer } from "../observe/http.ts";
 import type { MetricsServer } from "../observe/http.ts";
-import { UserStateStore } from "../queue/user_state.ts";
 
 /** How long sessions may run on after SIGINT/SIGTERM before they are cut. */
 export const SHUTDOWN_GRACE_MS = 10_000;
@@ -44,8 +42,8 @@ export interface ServeDeps {
 /** The metrics of a server and how `/healthz` asks the database. */
 export interface ServeObserve {
   readonly metrics: RelayMetrics;
-  /** Throws when the database does not answer. */
-  readonly pingDatabase: () => void;
+  /** Rejects when the database does not answer. */
+  readonly pingDatabase: () => Promise<void>;
 }
 
 /** A bound listener as announced in the `listening` event. */
@@ -78,24 +76,23 @@ export async function serveCommand(config: Config): Promise<number> {
       return 2;
     }
   }
-  let store: SqliteQueueStore;
+  let store: QueueStore;
   let credentials: CredentialStore;
   let observe: ServeObserve;
   try {
-    const db = openDatabase(config.dataDir);
-    store = new SqliteQueueStore(db, { logger: log });
-    credentials = new CredentialStore(db);
-    const userState = new UserStateStore(db);
+    const backend = openServeBackend(config.dataDir, { logger: log });
+    store = backend.store;
+    credentials = backend.credentials;
     const queue = store;
     const users = credentials;
     observe = {
       metrics: new RelayMetrics({
         users: () => users.listUsers(),
         domainStats: () => queue.domainStats(),
-        atrnState: userState,
+        atrnState: backend.userState,
         log,
       }),
-      pingDatabase: () => userState.ping(),
+      pingDatabase: () => queue.ping(),
     };
   } catch (err) {
     log.error("startup_failed", {
@@ -112,7 +109,7 @@ export async function serveCommand(config: Config): Promise<number> {
       return 1;
     }
     // A previous process killed mid-drain left its leases: nothing of ours holds one yet.
-    const stale = store.releaseAllLeases();
+    const stale = await store.releaseAllLeases();
     if (stale > 0) log.warn("stale_leases_released", { count: stale });
     // Listen for SIGTERM before announcing readiness: a supervisor may stop us right after.
     const stopSignal = waitForSignal();
@@ -131,13 +128,13 @@ export async function serveCommand(config: Config): Promise<number> {
       onReport: (report) => observe.metrics.maintenance(report),
     });
     const signal = await stopSignal;
-    maintenance.stop();
+    await maintenance.stop();
     log.info("stopping", { signal, grace_ms: SHUTDOWN_GRACE_MS });
     await server.stop(SHUTDOWN_GRACE_MS);
     log.info("stopped");
     return 0;
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -232,10 +229,10 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
         host,
         port,
         metrics: observe.metrics,
-        health: () => {
+        health: async () => {
           if (isStopping) return "stopping";
           try {
-            observe.pingDatabase();
+            await observe.pingDatabase();
           } catch (err) {
             return `database not answering: ${errorText(err)}`;
           }

@@ -16,7 +16,7 @@ export interface MetricsServerOptions {
   readonly port: number;
   readonly metrics: Exposition;
   /** `undefined` when healthy, else why not (one line, no secrets); omitted: always healthy. */
-  readonly health?: () => string | undefined;
+  readonly health?: () => Promise<string | undefined> | string | undefined;
 }
 
 /** A running metrics server. */
@@ -67,7 +67,7 @@ async function handle(request: Request, opts: MetricsServerOptions): Promise<Res
   if (path === "/healthz" && isRead) {
     let reason: string | undefined;
     try {
-      reason = opts.health?.();
+      reason = await opts.health?.();
     } catch (err) {
       reason = err instanceof Error ? err.message : String(err);
     }

@@ -21,7 +21,7 @@ export interface UserDomains {
   readonly domains: readonly string[];
 }
 
-/** Waiting mail of one domain (SqliteQueueStore.domainStats()). */
+/** Waiting mail of one domain (QueueStore.domainStats()). */
 export interface DomainQueueStats {
   readonly domain: string;
   readonly messages: number;
@@ -39,7 +39,7 @@ export interface AtrnSuccessStore {
 /** What the metrics read at scrape time. */
 export interface RelayMetricsOptions {
   readonly users: () => readonly UserDomains[];
-  readonly domainStats: () => readonly DomainQueueStats[];
+  readonly domainStats: () => Promise<readonly DomainQueueStats[]> | readonly DomainQueueStats[];
   readonly atrnState?: AtrnSuccessStore;
   /** Clock in ms since the epoch (tests inject one). */
   readonly now?: () => number;
@@ -235,28 +235,29 @@ export class RelayMetrics {
 
   /** The Prometheus text exposition, with the queue and user gauges read now. */
   async expose(): Promise<string> {
-    this.#refreshGauges();
+    await this.#refreshGauges();
     return await this.registry.metrics();
   }
 
   /** Content type of `expose()`. */
   readonly contentType = PROMETHEUS_CONTENT_TYPE;
 
-  #refreshGauges(): void {
+  async #refreshGauges(): Promise<void> {
+    let users: readonly UserDomains[] | undefined;
+    let stats: readonly DomainQueueStats[] | undefined;
+    try {
+      users = this.#opts.users();
+      stats = await this.#opts.domainStats();
+    } catch (err) {
+      // Counters are still worth serving; /healthz says what is wrong with the database.
+      this.#log.error("metrics_scrape_failed", { error: String(err) });
+    }
+    // Reset after the wait: two scrapes at once must not leave a half-filled gauge.
     this.#queueMessages.reset();
     this.#queueBytes.reset();
     this.#queueOldest.reset();
     this.#lastAtrn.reset();
-    let users: readonly UserDomains[];
-    let stats: readonly DomainQueueStats[];
-    try {
-      users = this.#opts.users();
-      stats = this.#opts.domainStats();
-    } catch (err) {
-      // Counters are still worth serving; /healthz says what is wrong with the database.
-      this.#log.error("metrics_scrape_failed", { error: String(err) });
-      return;
-    }
+    if (users === undefined || stats === undefined) return;
     const owned = new Set(users.flatMap((u) => u.domains));
     const totals = new Map<string, { messages: number; bytes: number; oldest: number }>();
     for (const s of stats) {

@@ -71,10 +71,10 @@ export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
   const renewEveryMs = Math.max(1000, (opts.options.leaseSeconds * 1000) / 3);
   let renewAt = Date.now() + renewEveryMs;
   /** The lease's messages, renewing it on the way; stops if it was lost. */
-  function* leased(): Generator<OutboundMessage & { readonly queued: QueuedMessage }> {
-    for (const message of lease.messages()) {
+  async function* leased(): AsyncGenerator<OutboundMessage & { readonly queued: QueuedMessage }> {
+    for await (const message of lease.messages()) {
       if (Date.now() >= renewAt) {
-        if (!lease.renew()) {
+        if (!(await lease.renew())) {
           log.warn("lease_lost", { user: opts.user });
           return;
         }

@@ -11,7 +11,7 @@ import { LineReader } from "../wire/line_reader.ts";
 import { formatReply, reply } from "../wire/reply.ts";
 import type { Reply } from "../wire/reply.ts";
 import { parseAtrnArgs } from "../wire/atrn.ts";
-import type { QueueStore } from "../queue/types.ts";
+import type { ClaimResult, QueueStore } from "../queue/types.ts";
 import type { CredentialStore } from "../auth/store.ts";
 import type { AuthThrottle } from "../auth/throttle.ts";
 import type { Logger } from "../observe/log.ts";
@@ -309,10 +309,18 @@ class ProviderSession {
       this.#deps.events?.atrn(state.user, "450");
       return await this.#send(reply(450, "4.7.1", "ATRN request refused"));
     }
-    const claim = this.#deps.store.claim(domains, {
-      owner: `${this.#conn.id}@${Deno.pid}`,
-      leaseSeconds: this.#deps.options.leaseSeconds,
-    });
+    let claim: ClaimResult;
+    try {
+      claim = await this.#deps.store.claim(domains, {
+        owner: `${this.#conn.id}@${Deno.pid}`,
+        leaseSeconds: this.#deps.options.leaseSeconds,
+      });
+    } catch (err) {
+      // The queue cannot answer (database down or busy): temporary, the customer retries.
+      this.#log.error("atrn_claim_failed", { user: state.user, error: String(err) });
+      this.#deps.events?.atrn(state.user, "451");
+      return await this.#send(reply(451, "4.3.0", "Unable to process ATRN request now"));
+    }
     if (claim.kind === "busy") {
       this.#log.info("atrn_busy", { user: state.user, domain: claim.domain });
       this.#deps.events?.atrn(state.user, "451");
@@ -341,8 +349,11 @@ class ProviderSession {
         options: this.#deps.options,
       });
     } finally {
-      lease.release();
       this.#ended = true;
+      // Unreleased, the lease still ends by itself at its expiry: the domains are not lost.
+      await lease.release().catch((err: unknown) => {
+        this.#log.error("lease_release_failed", { user: state.user, error: String(err) });
+      });
     }
   }
 }

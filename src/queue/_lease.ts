@@ -8,6 +8,7 @@ import type { GroupTransaction } from "./_group_tx.ts";
 import { toQueuedRecipient } from "./_rows.ts";
 import type { QueueReader } from "./_reader.ts";
 import type { Lease, QueuedMessage, Settlement } from "./types.ts";
+import { settled } from "./_settled.ts";
 
 /** What a lease needs from its store. */
 export interface LeaseDeps {
@@ -62,7 +63,7 @@ export class SqliteLease implements Lease {
     );
   }
 
-  *messages(): Generator<QueuedMessage> {
+  async *messages(): AsyncGenerator<QueuedMessage> {
     const rows = this.#deps.reader.messages({ domains: this.domains, queuedOnly: true });
     for (const { message, recipients } of rows) {
       yield {
@@ -72,16 +73,18 @@ export class SqliteLease implements Lease {
     }
   }
 
-  readBody(messageId: string): Iterable<Uint8Array> {
-    return this.#deps.reader.body(messageId);
+  async *readBody(messageId: string): AsyncGenerator<Uint8Array> {
+    yield* this.#deps.reader.body(messageId);
   }
 
-  renew(): boolean {
-    const until = this.#deps.now() + this.#leaseMs;
-    const changed = this.#deps.group.exclusive(() =>
-      this.#renew.run(until, JSON.stringify(this.domains), this.#owner).changes
-    );
-    return Number(changed) === this.domains.length;
+  renew(): Promise<boolean> {
+    return settled(() => {
+      const until = this.#deps.now() + this.#leaseMs;
+      const changed = this.#deps.group.exclusive(() =>
+        this.#renew.run(until, JSON.stringify(this.domains), this.#owner).changes
+      );
+      return Number(changed) === this.domains.length;
+    });
   }
 
   settle(results: readonly Settlement[]): Promise<void> {
@@ -122,7 +125,11 @@ export class SqliteLease implements Lease {
     return this.#deps.group.whenDurable();
   }
 
-  release(): void {
-    this.#deps.group.exclusive(() => this.#release.run(JSON.stringify(this.domains), this.#owner));
+  release(): Promise<void> {
+    return settled(() => {
+      this.#deps.group.exclusive(() =>
+        this.#release.run(JSON.stringify(this.domains), this.#owner)
+      );
+    });
   }
 }

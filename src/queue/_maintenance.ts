@@ -12,6 +12,7 @@ import type { QueueReader } from "./_reader.ts";
 import type { RecipientRow } from "./_rows.ts";
 import type { WriterStatements } from "./_writer.ts";
 import { buildFailureDsn, type DsnRecipient, headerBlock } from "./dsn.ts";
+import type { MaintenanceOptions, MaintenanceReport } from "./types.ts";
 
 /** How long an expired recipient stays visible (`queue list`) before it is removed. */
 export const EXPIRED_GRACE_MS = 86_400_000;
@@ -25,25 +26,6 @@ export const VACUUM_PAGES_PER_PASS = 4096;
 export const MAX_RETURNED_HEADER_BYTES = 64 * 1024;
 /** RET=FULL returns the whole message only up to this size; bigger ones get headers only. */
 export const MAX_RETURNED_FULL_BYTES = 64 * 1024;
-
-/** What a pass needs to know from the configuration and the users. */
-export interface MaintenanceOptions {
-  /** Our host name (Reporting-MTA, the DSN's From: domain). */
-  readonly hostname: string;
-  /** The retention of `domain` (its own, or the global `queue.max_age`), in milliseconds. */
-  readonly maxAgeMs: (domain: string) => number;
-  /** True when some user owns `domain`: only then is a DSN to a sender there kept. */
-  readonly isLocalDomain: (domain: string) => boolean;
-}
-
-/** What one pass did. */
-export interface MaintenanceReport {
-  readonly expiredRecipients: number;
-  readonly dsnQueued: number;
-  readonly dsnDropped: number;
-  readonly removedRecipients: number;
-  readonly vacuumedPages: number;
-}
 
 /** What the pass needs from the store. */
 export interface MaintenanceDeps {

@@ -55,10 +55,12 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
     this.#receivedAt = deps.receivedAt;
   }
 
-  write(chunk: Uint8Array): void {
-    if (this.#state !== "writing") throw new Error(`MessageWriter.write() after ${this.#state}`);
+  write(chunk: Uint8Array): Promise<void> {
+    if (this.#state !== "writing") {
+      return Promise.reject(new Error(`MessageWriter.write() after ${this.#state}`));
+    }
     this.#size += chunk.length;
-    if (this.#failure !== undefined) return;
+    if (this.#failure !== undefined) return Promise.resolve();
     let offset = 0;
     while (offset < chunk.length) {
       const n = Math.min(this.#buffer.length - this.#fill, chunk.length - offset);
@@ -67,6 +69,7 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
       offset += n;
       if (this.#fill === this.#buffer.length) this.#storeBuffer();
     }
+    return Promise.resolve();
   }
 
   async commit(): Promise<void> {
@@ -107,17 +110,18 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
     this.#state = "committed";
   }
 
-  abort(): void {
-    if (this.#state === "aborted" || this.#state === "committed") return;
+  abort(): Promise<void> {
+    if (this.#state === "aborted" || this.#state === "committed") return Promise.resolve();
     this.#state = "aborted";
     this.#group.forget(this);
-    if (this.#seq === 0) return;
+    if (this.#seq === 0) return Promise.resolve();
     try {
       this.#group.write(undefined, () => this.#sql.deleteChunks.run(this.id));
     } catch (err) {
       // Left-over rows are orphans, removed at the next start; not worth failing the session.
       this.#log.warn("queue_abort_cleanup_failed", { id: this.id, reason: asError(err).message });
     }
+    return Promise.resolve();
   }
 
   txFailed(err: Error): void {

@@ -6,11 +6,7 @@
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { type Logger, NULL_LOGGER } from "../observe/log.ts";
 import { applyMigrations, ensureIncrementalVacuum } from "./db.ts";
-import {
-  type MaintenanceOptions,
-  type MaintenanceReport,
-  QueueMaintenance,
-} from "./_maintenance.ts";
+import { QueueMaintenance } from "./_maintenance.ts";
 import { GroupTransaction } from "./_group_tx.ts";
 import { newQueueId } from "./id.ts";
 import { SqliteLease } from "./_lease.ts";
@@ -18,11 +14,15 @@ import { QueueReader } from "./_reader.ts";
 import { type RecipientRow, toQueuedRecipient } from "./_rows.ts";
 import { QUEUE_MIGRATIONS } from "./_schema.ts";
 
-export type { MaintenanceOptions, MaintenanceReport } from "./_maintenance.ts";
+import { settled } from "./_settled.ts";
 import { SqliteMessageWriter, type WriterStatements } from "./_writer.ts";
 import type {
   ClaimResult,
+  DomainStats,
   DomainUsage,
+  ListFilter,
+  MaintenanceOptions,
+  MaintenanceReport,
   MessageWriter,
   NewMessage,
   QueuedMessage,
@@ -33,15 +33,6 @@ import type { MessageRow } from "./_rows.ts";
 
 /** Size of one `message_chunks` row. */
 export const DEFAULT_CHUNK_BYTES = 64 * 1024;
-
-/** Waiting mail of one domain (CONTRACT.md queue gauges). */
-export interface DomainStats {
-  readonly domain: string;
-  readonly messages: number;
-  readonly bytes: number;
-  /** Milliseconds since the epoch. */
-  readonly oldestReceivedAt: number;
-}
 
 /** Options of `SqliteQueueStore`. */
 export interface SqliteQueueStoreOptions {
@@ -79,6 +70,7 @@ export class SqliteQueueStore implements QueueStore {
   readonly #deleteIfEmpty: StatementSync;
   readonly #domainStats: StatementSync;
   readonly #usage: StatementSync;
+  readonly #ping: StatementSync;
   readonly #maintenance: QueueMaintenance;
   #isClosed = false;
 
@@ -137,6 +129,7 @@ export class SqliteQueueStore implements QueueStore {
         "GROUP BY domain ORDER BY domain",
     );
     this.#usage = db.prepare("SELECT messages, bytes FROM domain_usage WHERE domain = ?");
+    this.#ping = db.prepare("SELECT 1 AS one");
     this.#maintenance = new QueueMaintenance({
       db,
       group: this.#group,
@@ -144,29 +137,38 @@ export class SqliteQueueStore implements QueueStore {
       writerSql: this.#writerSql,
       log: this.#log,
       now: this.#now,
-      newId: () => this.newId(),
+      newId: () => this.#newId(),
       chunkBytes: this.#chunkBytes,
       leasedDomains: () => this.#leasedDomains(),
     });
     if (opts.removeOrphans ?? true) this.removeOrphanChunks();
   }
 
-  newId(): string {
-    return newQueueId(this.#now());
+  newId(): Promise<string> {
+    return Promise.resolve(this.#newId());
   }
 
-  begin(message: NewMessage): MessageWriter {
-    this.#assertOpen();
-    return new SqliteMessageWriter(message.id ?? this.newId(), message, {
-      group: this.#group,
-      sql: this.#writerSql,
-      log: this.#log,
-      chunkBytes: this.#chunkBytes,
-      receivedAt: this.#now(),
+  begin(message: NewMessage): Promise<MessageWriter> {
+    return settled(() => {
+      this.#assertOpen();
+      return new SqliteMessageWriter(message.id ?? this.#newId(), message, {
+        group: this.#group,
+        sql: this.#writerSql,
+        log: this.#log,
+        chunkBytes: this.#chunkBytes,
+        receivedAt: this.#now(),
+      });
     });
   }
 
-  claim(domains: readonly string[], opts: { owner: string; leaseSeconds: number }): ClaimResult {
+  claim(
+    domains: readonly string[],
+    opts: { owner: string; leaseSeconds: number },
+  ): Promise<ClaimResult> {
+    return settled(() => this.#claim(domains, opts));
+  }
+
+  #claim(domains: readonly string[], opts: { owner: string; leaseSeconds: number }): ClaimResult {
     this.#assertOpen();
     const wanted = [...new Set(domains)];
     const now = this.#now();
@@ -195,7 +197,11 @@ export class SqliteQueueStore implements QueueStore {
     });
   }
 
-  list(opts: { domain?: string } = {}): QueuedMessage[] {
+  list(filter: ListFilter = {}): Promise<QueuedMessage[]> {
+    return settled(() => this.#list(filter));
+  }
+
+  #list(opts: ListFilter): QueuedMessage[] {
     this.#assertOpen();
     const leased = this.#leasedDomains();
     const domains = opts.domain === undefined ? undefined : [opts.domain];
@@ -206,19 +212,25 @@ export class SqliteQueueStore implements QueueStore {
     return out;
   }
 
-  get(id: string): QueuedMessage | undefined {
-    this.#assertOpen();
-    const found = this.#reader.message(id);
-    if (found === undefined) return undefined;
-    return this.#toQueued(found.message, found.recipients, this.#leasedDomains());
+  get(id: string): Promise<QueuedMessage | undefined> {
+    return settled(() => {
+      this.#assertOpen();
+      const found = this.#reader.message(id);
+      if (found === undefined) return undefined;
+      return this.#toQueued(found.message, found.recipients, this.#leasedDomains());
+    });
   }
 
-  readBody(messageId: string): Iterable<Uint8Array> {
+  async *readBody(messageId: string): AsyncGenerator<Uint8Array> {
     this.#assertOpen();
-    return this.#reader.body(messageId);
+    yield* this.#reader.body(messageId);
   }
 
-  delete(ids: readonly string[]): number {
+  delete(ids: readonly string[]): Promise<number> {
+    return settled(() => this.#delete(ids));
+  }
+
+  #delete(ids: readonly string[]): number {
     this.#assertOpen();
     return this.#group.exclusive(() => {
       let count = 0;
@@ -232,15 +244,21 @@ export class SqliteQueueStore implements QueueStore {
     });
   }
 
-  /** Deletes `domain`'s recipients and the messages left without any; returns messages touched. */
-  releaseAllLeases(): number {
-    this.#assertOpen();
-    return this.#group.exclusive(() =>
-      Number(this.#db.prepare("DELETE FROM domain_leases").run().changes)
-    );
+  /** One `serve` per data directory: every lease in the file is a previous process's. */
+  releaseAllLeases(): Promise<number> {
+    return settled(() => {
+      this.#assertOpen();
+      return this.#group.exclusive(() =>
+        Number(this.#db.prepare("DELETE FROM domain_leases").run().changes)
+      );
+    });
   }
 
-  deleteDomain(domain: string): number {
+  deleteDomain(domain: string): Promise<number> {
+    return settled(() => this.#deleteDomain(domain));
+  }
+
+  #deleteDomain(domain: string): number {
     this.#assertOpen();
     return this.#group.exclusive(() => {
       const touched = new Set<string>();
@@ -256,8 +274,11 @@ export class SqliteQueueStore implements QueueStore {
     });
   }
 
-  /** Per-domain totals of mail still to deliver (queued, not failed or expired), for the gauges. */
-  domainStats(): DomainStats[] {
+  domainStats(): Promise<DomainStats[]> {
+    return settled(() => this.#domainStatsNow());
+  }
+
+  #domainStatsNow(): DomainStats[] {
     this.#assertOpen();
     const out: DomainStats[] = [];
     for (const row of this.#domainStats.all()) {
@@ -269,7 +290,11 @@ export class SqliteQueueStore implements QueueStore {
     return out;
   }
 
-  usage(domain: string): DomainUsage {
+  usage(domain: string): Promise<DomainUsage> {
+    return settled(() => this.#usageNow(domain));
+  }
+
+  #usageNow(domain: string): DomainUsage {
     this.#assertOpen();
     const row: unknown = this.#usage.get(domain);
     if (typeof row !== "object" || row === null) return { messages: 0, bytes: 0 };
@@ -284,9 +309,21 @@ export class SqliteQueueStore implements QueueStore {
    * One maintenance pass (serve runs it every minute): expiry with DSNs, removal after the
    * grace period, incremental vacuum and WAL truncation. Bounded work per call.
    */
-  maintain(opts: MaintenanceOptions): MaintenanceReport {
-    this.#assertOpen();
-    return this.#maintenance.run(opts);
+  maintain(opts: MaintenanceOptions): Promise<MaintenanceReport> {
+    return settled(() => {
+      this.#assertOpen();
+      return this.#maintenance.run(opts);
+    });
+  }
+
+  ping(): Promise<void> {
+    return settled(() => {
+      this.#assertOpen();
+      const row: unknown = this.#ping.get();
+      if (typeof row !== "object" || row === null || (row as { one?: unknown }).one !== 1) {
+        throw new Error("database did not answer SELECT 1");
+      }
+    });
   }
 
   /** Deletes chunk rows without a message (a crash mid-DATA); returns how many. */
@@ -302,11 +339,20 @@ export class SqliteQueueStore implements QueueStore {
   }
 
   /** Commits pending writes and closes the database. */
-  close(): void {
+  close(): Promise<void> {
+    return settled(() => this.closeNow());
+  }
+
+  /** `close()` for callers that cannot wait (process exit paths, tests' finally blocks). */
+  closeNow(): void {
     if (this.#isClosed) return;
     this.#group.flushNow();
     this.#isClosed = true;
     this.#db.close();
+  }
+
+  #newId(): string {
+    return newQueueId(this.#now());
   }
 
   #convertForIncrementalVacuum(): void {

@@ -1,6 +1,8 @@
 /**
- * The queue as an interface (DESIGN.md): sessions put messages, claim a domain's recipients
- * with a lease, settle them, list and delete. No SQL here; the SQLite backend implements it.
+ * The queue as an interface: sessions put messages, claim a domain's recipients with a lease,
+ * settle them, list and delete. Every method is async-shaped (a Promise, or an async iterable
+ * for streams) so that a backend doing network I/O (PostgreSQL) fits behind it as well as the
+ * embedded SQLite one. No SQL here; `serve`, the sessions and the commands see only this.
  */
 
 /**
@@ -49,12 +51,15 @@ export interface NewMessage {
 export interface MessageWriter {
   /** Queue id, known before the body is written (for the Received: header). */
   readonly id: string;
-  /** Appends body bytes; the writer copies what it keeps (the chunk may be reused). */
-  write(chunk: Uint8Array): void;
+  /**
+   * Appends body bytes; the writer copies what it keeps (the chunk may be reused once the
+   * promise resolved). A failure to store may surface here or at `commit()`.
+   */
+  write(chunk: Uint8Array): Promise<void>;
   /** Resolves once the message and its recipients are durable (group commit). */
   commit(): Promise<void>;
-  /** Forgets everything written so far. */
-  abort(): void;
+  /** Forgets everything written so far (never rejects: leftovers are orphans, removed later). */
+  abort(): Promise<void>;
 }
 
 /** A waiting recipient as listed. */
@@ -96,15 +101,15 @@ export interface Settlement {
 export interface Lease {
   readonly domains: readonly string[];
   /** Messages with at least one `queued` recipient in the leased domains (only those recipients), oldest first. */
-  messages(): Iterable<QueuedMessage>;
+  messages(): AsyncIterable<QueuedMessage>;
   /** Streams a message body in stored chunks, in order. */
-  readBody(messageId: string): Iterable<Uint8Array>;
+  readBody(messageId: string): AsyncIterable<Uint8Array>;
   /** Extends the lease; false if it was lost (expired and taken by another session). */
-  renew(): boolean;
+  renew(): Promise<boolean>;
   /** Records results durably (batched: resolves once committed). */
   settle(results: readonly Settlement[]): Promise<void>;
   /** Gives the domains back; unsettled recipients stay queued. */
-  release(): void;
+  release(): Promise<void>;
 }
 
 /** Result of an ATRN claim. */
@@ -115,27 +120,75 @@ export type ClaimResult =
   /** Another live session holds this domain (ATRN 451). */
   | { readonly kind: "busy"; readonly domain: string };
 
+/** Waiting mail of one domain (the queue gauges). */
+export interface DomainStats {
+  readonly domain: string;
+  readonly messages: number;
+  readonly bytes: number;
+  /** Milliseconds since the epoch. */
+  readonly oldestReceivedAt: number;
+}
+
+/** Which messages `QueueStore.list()` returns. */
+export interface ListFilter {
+  /** Only messages with a recipient in this domain, and only those recipients. */
+  readonly domain?: string;
+}
+
+/** What a maintenance pass needs to know from the configuration and the users. */
+export interface MaintenanceOptions {
+  /** Our host name (Reporting-MTA, the DSN's From: domain). */
+  readonly hostname: string;
+  /** The retention of `domain` (its own, or the global `queue.max_age`), in milliseconds. */
+  readonly maxAgeMs: (domain: string) => number;
+  /** True when some user owns `domain`: only then is a DSN to a sender there kept. */
+  readonly isLocalDomain: (domain: string) => boolean;
+}
+
+/** What one maintenance pass did. */
+export interface MaintenanceReport {
+  readonly expiredRecipients: number;
+  readonly dsnQueued: number;
+  readonly dsnDropped: number;
+  readonly removedRecipients: number;
+  /** Storage given back (SQLite: free pages); 0 where the backend does it itself. */
+  readonly vacuumedPages: number;
+}
+
 /** The queue. */
 export interface QueueStore {
   /** A fresh, unique queue id (sortable by time). */
-  newId(): string;
+  newId(): Promise<string>;
   /** Starts receiving a message. */
-  begin(message: NewMessage): MessageWriter;
-  /** Leases all of `domains` or none (PROTOCOL.md §1.7). */
-  claim(domains: readonly string[], opts: { owner: string; leaseSeconds: number }): ClaimResult;
-  list(opts?: { domain?: string }): QueuedMessage[];
-  get(id: string): QueuedMessage | undefined;
-  readBody(messageId: string): Iterable<Uint8Array>;
+  begin(message: NewMessage): Promise<MessageWriter>;
+  /** Leases all of `domains` or none (RFC 2645 §5.2.1). */
+  claim(
+    domains: readonly string[],
+    opts: { owner: string; leaseSeconds: number },
+  ): Promise<ClaimResult>;
+  /** Messages oldest first, each with its recipients (those of `filter.domain` only, if set). */
+  list(filter?: ListFilter): Promise<QueuedMessage[]>;
+  get(id: string): Promise<QueuedMessage | undefined>;
+  /** Streams a message body in stored chunks, in order (empty when there is no such message). */
+  readBody(messageId: string): AsyncIterable<Uint8Array>;
   /** Deletes messages; returns how many existed. */
-  delete(ids: readonly string[]): number;
-  deleteDomain(domain: string): number;
+  delete(ids: readonly string[]): Promise<number>;
+  /** Deletes `domain`'s recipients and the messages left without any; returns messages touched. */
+  deleteDomain(domain: string): Promise<number>;
   /**
-   * Drops every lease: called by `serve` at start, when no session of its own exists yet, so
-   * that a crashed process's leases do not hold the domains until they expire. Assumes one
-   * `serve` per data directory. Returns how many were dropped.
+   * Drops the leases a previous process of this node left behind: called by `serve` at start,
+   * when no session of its own exists yet, so that a crashed process's leases do not hold the
+   * domains until they expire. Returns how many were dropped.
    */
-  releaseAllLeases(): number;
+  releaseAllLeases(): Promise<number>;
   /** What `domain` holds now (counters kept with the rows: one indexed lookup). */
-  usage(domain: string): DomainUsage;
-  close(): void;
+  usage(domain: string): Promise<DomainUsage>;
+  /** Per-domain totals of mail still to deliver (queued, not failed or expired), for the gauges. */
+  domainStats(): Promise<DomainStats[]>;
+  /** One bounded maintenance pass: expiry with DSNs, removal after the grace period, vacuum. */
+  maintain(opts: MaintenanceOptions): Promise<MaintenanceReport>;
+  /** Resolves when the database answers; rejects with the reason when it does not (/healthz). */
+  ping(): Promise<void>;
+  /** Commits pending writes and closes the backend. */
+  close(): Promise<void>;
 }

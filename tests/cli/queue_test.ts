@@ -45,15 +45,15 @@ async function seed(
         address: a,
         domain: a.slice(a.indexOf("@") + 1),
       }));
-      const w = store.begin({ mailFrom: m.from, params: {}, recipients });
-      w.write(new TextEncoder().encode(m.body));
+      const w = await store.begin({ mailFrom: m.from, params: {}, recipients });
+      await w.write(new TextEncoder().encode(m.body));
       await w.commit();
       ids.push(w.id);
       t += 1000;
     }
     return ids;
   } finally {
-    store.close();
+    await store.close();
   }
 }
 

@@ -16,10 +16,10 @@ import { openDatabase } from "../../src/queue/db.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 
 /** The stored body of a queued message, read through the queue store itself. */
-function storedBody(dataDir: string, id: string): Uint8Array {
+async function storedBody(dataDir: string, id: string): Promise<Uint8Array> {
   const store = new SqliteQueueStore(openDatabase(dataDir), { removeOrphans: false });
   try {
-    const parts = [...store.readBody(id)];
+    const parts = await Array.fromAsync(store.readBody(id));
     const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
     let off = 0;
     for (const p of parts) {
@@ -28,7 +28,7 @@ function storedBody(dataDir: string, id: string): Uint8Array {
     }
     return out;
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -131,7 +131,7 @@ await toolTest("serve accepts mail from swaks for a user's domain and refuses ot
       const list = await queueList(server.configPath) as { id: string; from: string }[];
       const queued = list.find((m) => m.from === "bytes@example.net");
       assert(queued !== undefined, "the message is queued");
-      const body = storedBody(server.dataDir, queued.id);
+      const body = await storedBody(server.dataDir, queued.id);
       assert(
         new TextDecoder().decode(body.subarray(0, 9)) === "Received:",
         "a Received: trace header is prepended",

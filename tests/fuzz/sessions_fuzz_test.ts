@@ -185,7 +185,7 @@ Deno.test("fuzz: the ODMR provider session answers any command sequence without 
         { numRuns: runs(300) },
       );
     } finally {
-      store.close();
+      await store.close();
     }
   });
 });

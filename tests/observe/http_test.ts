@@ -113,14 +113,14 @@ Deno.test("serve's /healthz is 200 while the database answers and 503 once it is
       credentials,
       log: NULL_LOGGER,
       secureContext: undefined,
-      observe: { metrics, pingDatabase: () => userState.ping() },
+      observe: { metrics, pingDatabase: () => store.ping() },
     });
     try {
       const bound = server.listeners.find((l) => l.proto === "metrics");
       assertEquals(bound?.tls, "none");
       const port = Number(bound?.address.split(":").at(-1));
       assertEquals(await get(port, "/healthz").then((r) => [r.status, r.body]), [200, "ok\n"]);
-      store.close();
+      await store.close();
       const down = await get(port, "/healthz");
       assertEquals(down.status, 503);
       assertMatch(down.body, /^database not answering: .+\n$/);
@@ -128,7 +128,7 @@ Deno.test("serve's /healthz is 200 while the database answers and 503 once it is
       assertEquals((await get(port, "/metrics")).status, 200);
     } finally {
       await server.stop(0);
-      store.close();
+      await store.close();
     }
   });
 });

@@ -1,8 +1,13 @@
 import assert from "node:assert/strict";
 import { openDatabase } from "../../src/queue/db.ts";
-import { type MaintenanceOptions, SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
+import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import { EXPIRED_GRACE_MS } from "../../src/queue/_maintenance.ts";
-import type { MessageParams, NewRecipient, QueuedMessage } from "../../src/queue/types.ts";
+import type {
+  MaintenanceOptions,
+  MessageParams,
+  NewRecipient,
+  QueuedMessage,
+} from "../../src/queue/types.ts";
 import { type LogFields, type Logger } from "../../src/observe/log.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 
@@ -44,7 +49,7 @@ async function withClockStore(
     try {
       await fn(store, clock, events);
     } finally {
-      store.close();
+      await store.close();
     }
   });
 }
@@ -59,8 +64,8 @@ async function put(
   recipients: readonly NewRecipient[],
   opts: { params?: MessageParams; body?: string } = {},
 ): Promise<string> {
-  const writer = store.begin({ mailFrom: from, params: opts.params ?? {}, recipients });
-  writer.write(new TextEncoder().encode(opts.body ?? `${HEADERS}body line\r\n`));
+  const writer = await store.begin({ mailFrom: from, params: opts.params ?? {}, recipients });
+  await writer.write(new TextEncoder().encode(opts.body ?? `${HEADERS}body line\r\n`));
   await writer.commit();
   return writer.id;
 }
@@ -77,14 +82,14 @@ function statuses(m: QueuedMessage | undefined): string[] {
   return (m?.recipients ?? []).map((r) => `${r.address}:${r.status}`);
 }
 
-function reports(store: SqliteQueueStore): QueuedMessage[] {
-  return store.list().filter((m) => m.mailFrom === "");
+async function reports(store: SqliteQueueStore): Promise<QueuedMessage[]> {
+  return (await store.list()).filter((m) => m.mailFrom === "");
 }
 
-function text(parts: Iterable<Uint8Array>): string {
+async function text(parts: AsyncIterable<Uint8Array>): Promise<string> {
   let out = "";
   const decoder = new TextDecoder();
-  for (const p of parts) out += decoder.decode(p, { stream: true });
+  for await (const p of parts) out += decoder.decode(p, { stream: true });
   return out;
 }
 
@@ -92,21 +97,25 @@ Deno.test("maintain() expires recipients once older than max_age (N ms vs N+1 ms
   await withClockStore(async (store, clock, events) => {
     const id = await put(store, "alice@far.test", [rcpt("u@local.test")]);
     clock.ms = T0 + 7 * DAY;
-    assert.equal(store.maintain(options()).expiredRecipients, 0, "exactly max_age: not yet");
-    assert.deepEqual(statuses(store.get(id)), ["u@local.test:queued"]);
+    assert.equal(
+      (await store.maintain(options())).expiredRecipients,
+      0,
+      "exactly max_age: not yet",
+    );
+    assert.deepEqual(statuses(await store.get(id)), ["u@local.test:queued"]);
     clock.ms = T0 + 7 * DAY + 1;
     // Older than max_age, not as old: one millisecond past it is the first expired instant.
-    const report = store.maintain(options());
+    const report = await store.maintain(options());
     assert.equal(report.expiredRecipients, 1);
-    assert.deepEqual(statuses(store.get(id)), ["u@local.test:expired"]);
+    assert.deepEqual(statuses(await store.get(id)), ["u@local.test:expired"]);
     const logged = events.find((e) => e.event === "recipient_expired");
     assert.equal(logged?.fields.recipient, "u@local.test");
     assert.equal(logged?.fields.id, id);
     // An expired recipient is never handed out again.
-    assert.deepEqual(store.claim(["local.test"], { owner: "s", leaseSeconds: 60 }), {
+    assert.deepEqual(await store.claim(["local.test"], { owner: "s", leaseSeconds: 60 }), {
       kind: "empty",
     });
-    assert.equal(store.maintain(options()).expiredRecipients, 0, "expired only once");
+    assert.equal((await store.maintain(options())).expiredRecipients, 0, "expired only once");
   });
 });
 
@@ -117,16 +126,16 @@ Deno.test("maintain() queues one DSN per message for a local sender domain", asy
       rcpt("b@local.test", { orcpt: "rfc822;b@local.test" }),
     ], { params: { envid: "ENV42" } });
     clock.ms = T0 + 8 * DAY;
-    const report = store.maintain(options());
+    const report = await store.maintain(options());
     assert.equal(report.expiredRecipients, 2);
     assert.equal(report.dsnQueued, 1);
-    const [dsn, ...more] = reports(store);
+    const [dsn, ...more] = await reports(store);
     assert.equal(more.length, 0, "all expired recipients of a message share one report");
     assert.ok(dsn);
     assert.deepEqual(dsn.recipients.map((r) => [r.address, r.domain, r.status]), [
       ["Bob@Other-Local.TEST", "other-local.test", "queued"],
     ]);
-    const body = text(store.readBody(dsn.id));
+    const body = await text(store.readBody(dsn.id));
     assert.match(body, /^Content-Type: multipart\/report; report-type=delivery-status;/m);
     assert.match(body, /^Auto-Submitted: auto-replied\r$/m);
     assert.match(body, /^Reporting-MTA: dns; mx\.test\r$/m);
@@ -139,9 +148,9 @@ Deno.test("maintain() queues one DSN per message for a local sender domain", asy
     assert.doesNotMatch(body, /body line/, "RET=HDRS (the default) returns no body");
     assert.ok(events.some((e) => e.event === "dsn_queued" && e.fields.id === id));
     // The DSN is mail for the sender's domain, fetched with ATRN like any other.
-    const claim = store.claim(["other-local.test"], { owner: "s", leaseSeconds: 60 });
+    const claim = await store.claim(["other-local.test"], { owner: "s", leaseSeconds: 60 });
     assert.equal(claim.kind, "claimed");
-    if (claim.kind === "claimed") claim.lease.release();
+    if (claim.kind === "claimed") await claim.lease.release();
   });
 });
 
@@ -154,8 +163,10 @@ Deno.test("maintain() returns the whole message only for RET=FULL and a small me
       body: big,
     });
     clock.ms = T0 + 8 * DAY;
-    assert.equal(store.maintain(options()).dsnQueued, 2);
-    const bodies = reports(store).map((m) => text(store.readBody(m.id)));
+    assert.equal((await store.maintain(options())).dsnQueued, 2);
+    const bodies = await Promise.all(
+      (await reports(store)).map((m) => text(store.readBody(m.id))),
+    );
     const small = bodies.find((b) => !b.includes("y".repeat(100)) && /To: <s@/.test(b));
     const large = bodies.find((b) => /To: <t@/.test(b));
     assert.match(small ?? "", /^Content-Type: message\/rfc822\r$/m);
@@ -173,13 +184,17 @@ Deno.test("maintain() drops the DSN of a foreign sender and never bounces <>", a
       rcpt("c@local.test", { notify: "NEVER" }),
     ]);
     clock.ms = T0 + 8 * DAY;
-    const report = store.maintain(options());
+    const report = await store.maintain(options());
     assert.equal(report.expiredRecipients, 3);
     assert.equal(report.dsnQueued, 0);
     assert.equal(report.dsnDropped, 1);
-    assert.deepEqual(reports(store).map((m) => m.id), [nullSender], "only the original <> mail");
+    assert.deepEqual(
+      (await reports(store)).map((m) => m.id),
+      [nullSender],
+      "only the original <> mail",
+    );
     assert.ok(events.some((e) => e.event === "dsn_dropped" && e.fields.id === foreign));
-    assert.deepEqual(statuses(store.get(never)), ["c@local.test:expired"]);
+    assert.deepEqual(statuses(await store.get(never)), ["c@local.test:expired"]);
   });
 });
 
@@ -187,25 +202,25 @@ Deno.test("maintain() removes expired recipients after the grace period (N vs N+
   await withClockStore(async (store, clock) => {
     const id = await put(store, "", [rcpt("a@local.test"), rcpt("b@other-local.test")]);
     clock.ms = T0 + 2 * DAY;
-    store.maintain(options({ "local.test": 1 * DAY }));
+    await store.maintain(options({ "local.test": 1 * DAY }));
     const expiredAt = clock.ms;
-    assert.deepEqual(statuses(store.get(id)), [
+    assert.deepEqual(statuses(await store.get(id)), [
       "a@local.test:expired",
       "b@other-local.test:queued",
     ]);
     clock.ms = expiredAt + EXPIRED_GRACE_MS - 1;
-    assert.equal(store.maintain(options({ "local.test": 1 * DAY })).removedRecipients, 0);
+    assert.equal((await store.maintain(options({ "local.test": 1 * DAY }))).removedRecipients, 0);
     clock.ms = expiredAt + EXPIRED_GRACE_MS;
-    assert.equal(store.maintain(options({ "local.test": 1 * DAY })).removedRecipients, 1);
-    assert.deepEqual(statuses(store.get(id)), ["b@other-local.test:queued"]);
-    assert.deepEqual(store.usage("local.test"), { messages: 0, bytes: 0 });
+    assert.equal((await store.maintain(options({ "local.test": 1 * DAY }))).removedRecipients, 1);
+    assert.deepEqual(statuses(await store.get(id)), ["b@other-local.test:queued"]);
+    assert.deepEqual(await store.usage("local.test"), { messages: 0, bytes: 0 });
     // The other recipient goes the same way; then the message and its body are gone.
     clock.ms += 7 * DAY;
-    store.maintain(options({ "local.test": 1 * DAY }));
+    await store.maintain(options({ "local.test": 1 * DAY }));
     clock.ms += EXPIRED_GRACE_MS;
-    store.maintain(options({ "local.test": 1 * DAY }));
-    assert.equal(store.get(id), undefined);
-    assert.deepEqual([...store.readBody(id)], []);
+    await store.maintain(options({ "local.test": 1 * DAY }));
+    assert.equal(await store.get(id), undefined);
+    assert.deepEqual(await Array.fromAsync(store.readBody(id)), []);
   });
 });
 
@@ -214,56 +229,56 @@ Deno.test("maintain() uses a domain's own max_age over the global one", async ()
     const id = await put(store, "", [rcpt("a@local.test"), rcpt("b@other-local.test")]);
     clock.ms = T0 + 2 * DAY;
     // local.test keeps mail 1 day, everything else the global 7 days.
-    store.maintain(options({ "local.test": DAY }));
-    assert.deepEqual(statuses(store.get(id)), [
+    await store.maintain(options({ "local.test": DAY }));
+    assert.deepEqual(statuses(await store.get(id)), [
       "a@local.test:expired",
       "b@other-local.test:queued",
     ]);
     // A longer per-domain max_age keeps mail past the global one.
     const kept = await put(store, "", [rcpt("c@other-local.test")]);
     clock.ms += 8 * DAY;
-    store.maintain(options({ "local.test": DAY, "other-local.test": 30 * DAY }));
-    assert.deepEqual(statuses(store.get(kept)), ["c@other-local.test:queued"]);
+    await store.maintain(options({ "local.test": DAY, "other-local.test": 30 * DAY }));
+    assert.deepEqual(statuses(await store.get(kept)), ["c@other-local.test:queued"]);
   });
 });
 
 Deno.test("maintain() leaves a domain alone while a session holds its lease", async () => {
   await withClockStore(async (store, clock) => {
     const id = await put(store, "", [rcpt("a@local.test")]);
-    const claim = store.claim(["local.test"], { owner: "s", leaseSeconds: 30 * 86_400 });
+    const claim = await store.claim(["local.test"], { owner: "s", leaseSeconds: 30 * 86_400 });
     assert.equal(claim.kind, "claimed");
     clock.ms = T0 + 8 * DAY;
-    assert.equal(store.maintain(options()).expiredRecipients, 0);
-    if (claim.kind === "claimed") claim.lease.release();
-    assert.equal(store.maintain(options()).expiredRecipients, 1);
-    assert.deepEqual(statuses(store.get(id)), ["a@local.test:expired"]);
+    assert.equal((await store.maintain(options())).expiredRecipients, 0);
+    if (claim.kind === "claimed") await claim.lease.release();
+    assert.equal((await store.maintain(options())).expiredRecipients, 1);
+    assert.deepEqual(statuses(await store.get(id)), ["a@local.test:expired"]);
   });
 });
 
 Deno.test("usage() counts a message once per domain and follows deliveries and deletes", async () => {
   await withClockStore(async (store) => {
-    assert.deepEqual(store.usage("local.test"), { messages: 0, bytes: 0 });
+    assert.deepEqual(await store.usage("local.test"), { messages: 0, bytes: 0 });
     const body = `${HEADERS}body line\r\n`;
     const size = new TextEncoder().encode(body).length;
     const one = await put(store, "", [rcpt("a@local.test"), rcpt("b@local.test")]);
     await put(store, "", [rcpt("c@local.test"), rcpt("d@other-local.test")]);
-    assert.deepEqual(store.usage("local.test"), { messages: 2, bytes: 2 * size });
-    assert.deepEqual(store.usage("other-local.test"), { messages: 1, bytes: size });
-    const claim = store.claim(["local.test"], { owner: "s", leaseSeconds: 60 });
+    assert.deepEqual(await store.usage("local.test"), { messages: 2, bytes: 2 * size });
+    assert.deepEqual(await store.usage("other-local.test"), { messages: 1, bytes: size });
+    const claim = await store.claim(["local.test"], { owner: "s", leaseSeconds: 60 });
     assert.equal(claim.kind, "claimed");
     if (claim.kind !== "claimed") return;
-    const first = [...claim.lease.messages()].find((m) => m.id === one); // same received_at: find by id
+    const first = (await Array.fromAsync(claim.lease.messages())).find((m) => m.id === one); // same received_at: find by id
     const [ra, rb] = first?.recipients ?? [];
     assert.ok(ra && rb);
     await claim.lease.settle([{ recipientId: ra.id, outcome: "delivered", reply: "250" }]);
-    assert.deepEqual(store.usage("local.test"), { messages: 2, bytes: 2 * size }, "b waits");
+    assert.deepEqual(await store.usage("local.test"), { messages: 2, bytes: 2 * size }, "b waits");
     await claim.lease.settle([{ recipientId: rb.id, outcome: "delivered", reply: "250" }]);
-    assert.deepEqual(store.usage("local.test"), { messages: 1, bytes: size });
-    claim.lease.release();
-    assert.equal(store.get(one), undefined);
-    assert.equal(store.deleteDomain("other-local.test"), 1);
-    assert.deepEqual(store.usage("other-local.test"), { messages: 0, bytes: 0 });
-    store.delete(store.list().map((m) => m.id));
-    assert.deepEqual(store.usage("local.test"), { messages: 0, bytes: 0 });
+    assert.deepEqual(await store.usage("local.test"), { messages: 1, bytes: size });
+    await claim.lease.release();
+    assert.equal(await store.get(one), undefined);
+    assert.equal(await store.deleteDomain("other-local.test"), 1);
+    assert.deepEqual(await store.usage("other-local.test"), { messages: 0, bytes: 0 });
+    await store.delete((await store.list()).map((m) => m.id));
+    assert.deepEqual(await store.usage("local.test"), { messages: 0, bytes: 0 });
   });
 });

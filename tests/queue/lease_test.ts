@@ -20,7 +20,7 @@ async function withClockStore(
     try {
       await fn(store, clock, dataDir);
     } finally {
-      store.close();
+      await store.close();
     }
   });
 }
@@ -35,8 +35,8 @@ async function put(
   addresses: readonly string[],
 ): Promise<string> {
   clock.ms += 1000; // distinct received_at: "oldest first" is observable
-  const writer = store.begin({ mailFrom: "", params: {}, recipients: addresses.map(rcpt) });
-  writer.write(new TextEncoder().encode("Subject: t\r\n\r\nbody\r\n"));
+  const writer = await store.begin({ mailFrom: "", params: {}, recipients: addresses.map(rcpt) });
+  await writer.write(new TextEncoder().encode("Subject: t\r\n\r\nbody\r\n"));
   await writer.commit();
   return writer.id;
 }
@@ -53,10 +53,10 @@ const B = { owner: "session-b", leaseSeconds: 60 };
 Deno.test("claim() on domains with nothing queued is empty and leaves no lease", async () => {
   await withClockStore(async (store, clock) => {
     await put(store, clock, ["x@other.test"]);
-    assert.deepEqual(store.claim(["example.org"], A), { kind: "empty" });
+    assert.deepEqual(await store.claim(["example.org"], A), { kind: "empty" });
     // No lease was left behind: another owner can claim the other domain at once.
-    leaseOf(store.claim(["other.test"], B)).release();
-    assert.deepEqual(store.claim(["example.org", "other.test"], B).kind, "claimed");
+    leaseOf(await store.claim(["other.test"], B)).release();
+    assert.deepEqual((await store.claim(["example.org", "other.test"], B)).kind, "claimed");
   });
 });
 
@@ -64,30 +64,30 @@ Deno.test("claim() is all-or-nothing: one busy domain refuses the whole set", as
   await withClockStore(async (store, clock) => {
     await put(store, clock, ["a@one.test"]);
     await put(store, clock, ["b@two.test"]);
-    const a = leaseOf(store.claim(["two.test"], A));
-    assert.deepEqual(store.claim(["one.test", "two.test"], B), {
+    const a = leaseOf(await store.claim(["two.test"], A));
+    assert.deepEqual(await store.claim(["one.test", "two.test"], B), {
       kind: "busy",
       domain: "two.test",
     });
     // one.test must not have been leased to B by the refused claim.
-    const again = leaseOf(store.claim(["one.test"], A));
-    again.release();
-    a.release();
-    leaseOf(store.claim(["one.test", "two.test"], B)).release();
+    const again = leaseOf(await store.claim(["one.test"], A));
+    await again.release();
+    await a.release();
+    leaseOf(await store.claim(["one.test", "two.test"], B)).release();
   });
 });
 
 Deno.test("claim() takes over a lease once it has expired (N ms vs N+1 ms)", async () => {
   await withClockStore(async (store, clock) => {
     await put(store, clock, ["a@one.test"]);
-    const a = leaseOf(store.claim(["one.test"], A));
+    const a = leaseOf(await store.claim(["one.test"], A));
     clock.ms += 59_999; // one ms before lease_until: still live
-    assert.deepEqual(store.claim(["one.test"], B), { kind: "busy", domain: "one.test" });
+    assert.deepEqual(await store.claim(["one.test"], B), { kind: "busy", domain: "one.test" });
     clock.ms += 1;
-    const b = leaseOf(store.claim(["one.test"], B));
-    assert.equal(a.renew(), false, "A lost its lease to B");
-    assert.equal(b.renew(), true);
-    b.release();
+    const b = leaseOf(await store.claim(["one.test"], B));
+    assert.equal(await a.renew(), false, "A lost its lease to B");
+    assert.equal(await b.renew(), true);
+    await b.release();
   });
 });
 
@@ -96,8 +96,8 @@ Deno.test("Lease.messages() yields oldest first with only queued recipients in i
     const m1 = await put(store, clock, ["a@one.test", "b@two.test", "c@one.test"]);
     const m2 = await put(store, clock, ["d@two.test"]);
     const m3 = await put(store, clock, ["e@one.test"]);
-    const lease = leaseOf(store.claim(["one.test"], A));
-    const got = [...lease.messages()].map((m) => ({
+    const lease = leaseOf(await store.claim(["one.test"], A));
+    const got = (await Array.fromAsync(lease.messages())).map((m) => ({
       id: m.id,
       to: m.recipients.map((r) => `${r.address}:${r.status}`),
     }));
@@ -106,7 +106,7 @@ Deno.test("Lease.messages() yields oldest first with only queued recipients in i
       { id: m3, to: ["e@one.test:delivering"] },
     ]);
     assert.notEqual(m2, m1);
-    lease.release();
+    await lease.release();
   });
 });
 
@@ -114,24 +114,24 @@ Deno.test("Lease.messages() pages through more messages than one page holds", as
   await withClockStore(async (store, clock) => {
     const ids: string[] = [];
     for (let i = 0; i < 230; i++) ids.push(await put(store, clock, [`u${i}@one.test`]));
-    const lease = leaseOf(store.claim(["one.test"], A));
-    assert.deepEqual([...lease.messages()].map((m) => m.id), ids);
-    lease.release();
+    const lease = leaseOf(await store.claim(["one.test"], A));
+    assert.deepEqual((await Array.fromAsync(lease.messages())).map((m) => m.id), ids);
+    await lease.release();
   });
 });
 
 Deno.test("Lease.settle() deletes delivered recipients, then the message and its body", async () => {
   await withClockStore(async (store, clock, dataDir) => {
     const id = await put(store, clock, ["a@one.test", "b@one.test"]);
-    const lease = leaseOf(store.claim(["one.test"], A));
-    const [message] = [...lease.messages()];
+    const lease = leaseOf(await store.claim(["one.test"], A));
+    const [message] = await Array.fromAsync(lease.messages());
     assert.ok(message);
     const [ra, rb] = message.recipients;
     assert.ok(ra && rb);
     await lease.settle([{ recipientId: ra.id, outcome: "delivered", reply: "250 ok" }]);
-    assert.deepEqual(store.get(id)?.recipients.map((r) => r.address), ["b@one.test"]);
+    assert.deepEqual((await store.get(id))?.recipients.map((r) => r.address), ["b@one.test"]);
     await lease.settle([{ recipientId: rb.id, outcome: "delivered", reply: "250 ok" }]);
-    assert.equal(store.get(id), undefined);
+    assert.equal(await store.get(id), undefined);
     const raw = new DatabaseSync(`${dataDir}/odmr.db`);
     try {
       assert.deepEqual({ ...raw.prepare("SELECT count(*) AS n FROM message_chunks").get() }, {
@@ -140,24 +140,24 @@ Deno.test("Lease.settle() deletes delivered recipients, then the message and its
     } finally {
       raw.close();
     }
-    lease.release();
+    await lease.release();
   });
 });
 
 Deno.test("Lease.settle() keeps deferred recipients queued and marks failed ones", async () => {
   await withClockStore(async (store, clock) => {
     const id = await put(store, clock, ["a@one.test", "b@one.test"]);
-    const lease = leaseOf(store.claim(["one.test"], A));
-    const [ra, rb] = [...lease.messages()][0]?.recipients ?? [];
+    const lease = leaseOf(await store.claim(["one.test"], A));
+    const [ra, rb] = (await Array.fromAsync(lease.messages()))[0]?.recipients ?? [];
     assert.ok(ra && rb);
     await Promise.all([
       lease.settle([{ recipientId: ra.id, outcome: "deferred", reply: "451 4.3.0 later" }]),
       lease.settle([{ recipientId: rb.id, outcome: "failed", reply: "550 5.1.1 no such user" }]),
     ]);
-    assert.equal(store.get(id)?.recipients[0]?.status, "delivering", "domain still leased");
-    lease.release();
+    assert.equal((await store.get(id))?.recipients[0]?.status, "delivering", "domain still leased");
+    await lease.release();
     assert.deepEqual(
-      store.get(id)?.recipients.map((r) => ({
+      (await store.get(id))?.recipients.map((r) => ({
         address: r.address,
         status: r.status,
         attempts: r.attempts,
@@ -174,21 +174,24 @@ Deno.test("Lease.settle() keeps deferred recipients queued and marks failed ones
       ],
     );
     // The failed recipient is not offered again; the deferred one is.
-    const next = leaseOf(store.claim(["one.test"], B));
-    assert.deepEqual([...next.messages()][0]?.recipients.map((r) => r.address), ["a@one.test"]);
-    next.release();
+    const next = leaseOf(await store.claim(["one.test"], B));
+    assert.deepEqual(
+      (await Array.fromAsync(next.messages()))[0]?.recipients.map((r) => r.address),
+      ["a@one.test"],
+    );
+    await next.release();
   });
 });
 
 Deno.test("claim() is empty when only failed recipients remain", async () => {
   await withClockStore(async (store, clock) => {
     await put(store, clock, ["a@one.test"]);
-    const lease = leaseOf(store.claim(["one.test"], A));
-    const r = [...lease.messages()][0]?.recipients[0];
+    const lease = leaseOf(await store.claim(["one.test"], A));
+    const r = (await Array.fromAsync(lease.messages()))[0]?.recipients[0];
     assert.ok(r);
     await lease.settle([{ recipientId: r.id, outcome: "failed", reply: "550 no" }]);
-    lease.release();
-    assert.deepEqual(store.claim(["one.test"], A), { kind: "empty" });
+    await lease.release();
+    assert.deepEqual(await store.claim(["one.test"], A), { kind: "empty" });
   });
 });
 
@@ -196,16 +199,16 @@ Deno.test("list() shows statuses and --domain shows only that domain's recipient
   await withClockStore(async (store, clock) => {
     const m1 = await put(store, clock, ["a@one.test", "b@two.test"]);
     await put(store, clock, ["c@two.test"]);
-    const lease = leaseOf(store.claim(["two.test"], A));
-    const view = store.list({ domain: "one.test" });
+    const lease = leaseOf(await store.claim(["two.test"], A));
+    const view = await store.list({ domain: "one.test" });
     assert.deepEqual(view.map((m) => [m.id, m.recipients.map((r) => r.address)]), [
       [m1, ["a@one.test"]],
     ]);
     assert.deepEqual(
-      store.list().flatMap((m) => m.recipients.map((r) => `${r.address}:${r.status}`)),
+      (await store.list()).flatMap((m) => m.recipients.map((r) => `${r.address}:${r.status}`)),
       ["a@one.test:queued", "b@two.test:delivering", "c@two.test:delivering"],
     );
-    lease.release();
+    await lease.release();
   });
 });
 
@@ -213,11 +216,11 @@ Deno.test("deleteDomain() removes that domain's recipients and messages left emp
   await withClockStore(async (store, clock) => {
     const m1 = await put(store, clock, ["a@one.test", "b@two.test"]);
     const m2 = await put(store, clock, ["c@two.test"]);
-    assert.equal(store.deleteDomain("two.test"), 2);
-    assert.equal(store.get(m2), undefined);
-    assert.deepEqual(store.get(m1)?.recipients.map((r) => r.address), ["a@one.test"]);
-    assert.equal(store.delete([m1, m2, "NOSUCHMESSAGE0"]), 1);
-    assert.deepEqual(store.list(), []);
+    assert.equal(await store.deleteDomain("two.test"), 2);
+    assert.equal(await store.get(m2), undefined);
+    assert.deepEqual((await store.get(m1))?.recipients.map((r) => r.address), ["a@one.test"]);
+    assert.equal(await store.delete([m1, m2, "NOSUCHMESSAGE0"]), 1);
+    assert.deepEqual(await store.list(), []);
   });
 });
 
@@ -226,7 +229,7 @@ Deno.test("domainStats() counts each message once per domain with its size and a
     await put(store, clock, ["a@one.test", "b@one.test", "c@two.test"]);
     await put(store, clock, ["d@two.test"]);
     const size = new TextEncoder().encode("Subject: t\r\n\r\nbody\r\n").length;
-    assert.deepEqual(store.domainStats(), [
+    assert.deepEqual(await store.domainStats(), [
       { domain: "one.test", messages: 1, bytes: size, oldestReceivedAt: T0 + 1000 },
       { domain: "two.test", messages: 2, bytes: 2 * size, oldestReceivedAt: T0 + 1000 },
     ]);
@@ -237,14 +240,14 @@ Deno.test("domainStats() leaves out recipients that failed: they no longer wait 
   await withClockStore(async (store, clock) => {
     await put(store, clock, ["a@one.test"]);
     await put(store, clock, ["b@one.test"]);
-    const lease = leaseOf(store.claim(["one.test"], A));
-    const [first] = [...lease.messages()];
+    const lease = leaseOf(await store.claim(["one.test"], A));
+    const [first] = await Array.fromAsync(lease.messages());
     const rcpt = first?.recipients[0];
     assert.ok(rcpt, "the oldest message has its recipient");
     await lease.settle([{ recipientId: rcpt.id, outcome: "failed", reply: "550 5.1.1 no" }]);
-    lease.release();
+    await lease.release();
     const size = new TextEncoder().encode("Subject: t\r\n\r\nbody\r\n").length;
-    assert.deepEqual(store.domainStats(), [
+    assert.deepEqual(await store.domainStats(), [
       { domain: "one.test", messages: 1, bytes: size, oldestReceivedAt: T0 + 2000 },
     ]);
   });

@@ -32,7 +32,7 @@ async function withSink(
       });
       await fn(sink, store);
     } finally {
-      store.close();
+      await store.close();
     }
   });
 }
@@ -88,9 +88,9 @@ Deno.test("QueueSink takes N messages for a domain at its quota and answers 452 
     assert.deepEqual(refused[0], QUOTA_REPLY);
     // Another domain is not affected, and nothing was stored for the refused one.
     assert.equal(codes(await send(sink, "d@free.test", 10)), "250 2.1.5 / 250 2.6.0");
-    assert.deepEqual(store.usage("full.test"), { messages: 2, bytes: 20 });
+    assert.deepEqual(await store.usage("full.test"), { messages: 2, bytes: 20 });
     // Space freed (delivery, delete) is usable at once.
-    store.delete([store.list({ domain: "full.test" })[0]?.id ?? ""]);
+    await store.delete([(await store.list({ domain: "full.test" }))[0]?.id ?? ""]);
     assert.equal(codes(await send(sink, "c@full.test", 10)), "250 2.1.5 / 250 2.6.0");
   });
 });
@@ -99,8 +99,8 @@ Deno.test("QueueSink refuses at the end of DATA a message that would pass the by
   await withSink({ "full.test": { messages: undefined, bytes: 1000 } }, async (sink, store) => {
     assert.equal(codes(await send(sink, "a@full.test", 600)), "250 2.1.5 / 250 2.6.0");
     assert.equal(codes(await send(sink, "b@full.test", 401)), "250 2.1.5 / 452 4.2.2");
-    assert.deepEqual(store.usage("full.test"), { messages: 1, bytes: 600 }, "nothing kept");
-    assert.equal(store.list().length, 1);
+    assert.deepEqual(await store.usage("full.test"), { messages: 1, bytes: 600 }, "nothing kept");
+    assert.equal((await store.list()).length, 1);
     assert.equal(codes(await send(sink, "b@full.test", 400)), "250 2.1.5 / 250 2.6.0");
     // Exactly at the byte quota: the next RCPT is refused before any data.
     assert.equal(codes(await send(sink, "c@full.test", 1)), "452 4.2.2");

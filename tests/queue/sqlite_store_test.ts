@@ -24,13 +24,13 @@ async function withStore(
     try {
       await fn(store, dataDir);
     } finally {
-      store.close();
+      await store.close();
     }
   });
 }
 
-function concat(parts: Iterable<Uint8Array>): Uint8Array {
-  const list = [...parts];
+async function concat(parts: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  const list = await Array.fromAsync(parts);
   const out = new Uint8Array(list.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of list) {
@@ -59,40 +59,40 @@ function countRows(dataDir: string, table: string): number {
   }
 }
 
-Deno.test("SqliteQueueStore.newId() gives unique, time-sortable ids of 12+ alphanumerics", () => {
+Deno.test("SqliteQueueStore.newId() gives unique, time-sortable ids of 12+ alphanumerics", async () => {
   let t = 1_700_000_000_000;
   const db = new DatabaseSync(":memory:");
   const store = new SqliteQueueStore(db, { now: () => t });
   try {
     const ids: string[] = [];
     for (let i = 0; i < 200; i++) {
-      ids.push(store.newId());
+      ids.push(await store.newId());
       t += 1;
     }
     assert.equal(new Set(ids).size, ids.length);
     assert.deepEqual([...ids].sort(), ids);
     for (const id of ids) assert.ok(isQueueId(id) && id.length >= 12, id);
   } finally {
-    store.close();
+    await store.close();
   }
 });
 
 Deno.test("SqliteQueueStore stores a multi-chunk binary body byte-exact", async () => {
   await withStore(async (store, dataDir) => {
     const body = randomBytes(210 * 1024 + 7);
-    const writer = store.begin(MESSAGE);
+    const writer = await store.begin(MESSAGE);
     // Uneven pieces, and a reused buffer: the writer must copy what it keeps.
     const scratch = new Uint8Array(10_000);
     for (let at = 0; at < body.length; at += 10_000) {
       const piece = body.subarray(at, Math.min(at + 10_000, body.length));
       scratch.set(piece);
-      writer.write(scratch.subarray(0, piece.length));
+      await writer.write(scratch.subarray(0, piece.length));
       scratch.fill(0);
     }
     await writer.commit();
-    assert.deepEqual(concat(store.readBody(writer.id)), body);
+    assert.deepEqual(await concat(store.readBody(writer.id)), body);
     assert.equal(countRows(dataDir, "message_chunks"), 4); // 3 × 64 KiB + the rest
-    const got = store.get(writer.id);
+    const got = await store.get(writer.id);
     assert.ok(got);
     assert.equal(got.size, body.length);
     assert.equal(got.mailFrom, "sender@example.net");
@@ -126,11 +126,11 @@ Deno.test("SqliteQueueStore chunk rows are exactly chunkBytes at N and spill at 
     await t.step(`${size} bytes → ${want} rows (${why})`, async () => {
       await withStore(async (store, dataDir) => {
         const body = randomBytes(size);
-        const writer = store.begin(MESSAGE);
-        writer.write(body);
+        const writer = await store.begin(MESSAGE);
+        await writer.write(body);
         await writer.commit();
         assert.equal(countRows(dataDir, "message_chunks"), want);
-        assert.deepEqual(concat(store.readBody(writer.id)), body);
+        assert.deepEqual(await concat(store.readBody(writer.id)), body);
       }, { chunkBytes: 16 });
     });
   }
@@ -138,39 +138,39 @@ Deno.test("SqliteQueueStore chunk rows are exactly chunkBytes at N and spill at 
 
 Deno.test("MessageWriter.abort() leaves no rows behind", async () => {
   await withStore(async (store, dataDir) => {
-    const writer = store.begin(MESSAGE);
-    writer.write(new Uint8Array(100));
-    writer.abort();
-    const other = store.begin(MESSAGE); // a commit flushes the shared transaction
-    other.write(new Uint8Array([1]));
+    const writer = await store.begin(MESSAGE);
+    await writer.write(new Uint8Array(100));
+    await writer.abort();
+    const other = await store.begin(MESSAGE); // a commit flushes the shared transaction
+    await other.write(new Uint8Array([1]));
     await other.commit();
     assert.equal(countRows(dataDir, "message_chunks"), 1);
-    assert.equal(store.get(writer.id), undefined);
-    assert.deepEqual(store.list().map((m) => m.id), [other.id]);
+    assert.equal(await store.get(writer.id), undefined);
+    assert.deepEqual((await store.list()).map((m) => m.id), [other.id]);
   }, { chunkBytes: 16 });
 });
 
 Deno.test("SqliteQueueStore removes orphan chunks of a crashed receipt on open", async () => {
   await withTempDataDir(async (dataDir) => {
     const first = new SqliteQueueStore(openDatabase(dataDir), { chunkBytes: 16 });
-    const kept = first.begin(MESSAGE);
-    kept.write(new Uint8Array(40));
+    const kept = await first.begin(MESSAGE);
+    await kept.write(new Uint8Array(40));
     await kept.commit();
-    const crashed = first.begin(MESSAGE);
-    crashed.write(new Uint8Array(40)); // two full chunks written, never committed
-    first.close(); // close commits the shared transaction, as a crash after a group COMMIT would
+    const crashed = await first.begin(MESSAGE);
+    await crashed.write(new Uint8Array(40)); // two full chunks written, never committed
+    await first.close(); // close commits the shared transaction, as a crash after a group COMMIT would
     assert.equal(countRows(dataDir, "message_chunks"), 5);
 
     const cli = new SqliteQueueStore(openDatabase(dataDir), { removeOrphans: false });
-    cli.close();
+    await cli.close();
     assert.equal(countRows(dataDir, "message_chunks"), 5, "removeOrphans: false keeps them");
 
     const second = new SqliteQueueStore(openDatabase(dataDir));
     try {
       assert.equal(countRows(dataDir, "message_chunks"), 3);
-      assert.equal(concat(second.readBody(kept.id)).length, 40);
+      assert.equal((await concat(second.readBody(kept.id))).length, 40);
     } finally {
-      second.close();
+      await second.close();
     }
   });
 });
@@ -183,8 +183,10 @@ Deno.test("concurrent commits share one COMMIT and resolve only once durable", a
     });
     const observer = new DatabaseSync(`${dataDir}/odmr.db`);
     try {
-      const writers = Array.from({ length: 20 }, () => store.begin(MESSAGE));
-      for (const w of writers) w.write(new TextEncoder().encode(`Subject: ${w.id}\r\n\r\nhi\r\n`));
+      const writers = await Promise.all(Array.from({ length: 20 }, () => store.begin(MESSAGE)));
+      for (const w of writers) {
+        await w.write(new TextEncoder().encode(`Subject: ${w.id}\r\n\r\nhi\r\n`));
+      }
       const isVisible = (id: string) =>
         observer.prepare("SELECT 1 AS ok FROM messages WHERE id = ?").get(id) !== undefined;
       for (const w of writers) assert.equal(isVisible(w.id), false);
@@ -195,20 +197,20 @@ Deno.test("concurrent commits share one COMMIT and resolve only once durable", a
       assert.equal(commits, 1);
     } finally {
       observer.close();
-      store.close();
+      await store.close();
     }
   });
 });
 
 Deno.test("MessageWriter.commit() rejects when its message cannot be stored", async () => {
   await withStore(async (store) => {
-    const first = store.begin({ ...MESSAGE, id: "DUPLICATEID0001" });
-    first.write(new Uint8Array([1, 2, 3]));
+    const first = await store.begin({ ...MESSAGE, id: "DUPLICATEID0001" });
+    await first.write(new Uint8Array([1, 2, 3]));
     await first.commit();
-    const second = store.begin({ ...MESSAGE, id: "DUPLICATEID0001" });
-    second.write(new Uint8Array([4]));
+    const second = await store.begin({ ...MESSAGE, id: "DUPLICATEID0001" });
+    await second.write(new Uint8Array([4]));
     await assert.rejects(second.commit());
-    assert.deepEqual(concat(store.readBody("DUPLICATEID0001")), new Uint8Array([1, 2, 3]));
+    assert.deepEqual(await concat(store.readBody("DUPLICATEID0001")), new Uint8Array([1, 2, 3]));
   });
 });
 
@@ -228,18 +230,18 @@ Deno.test("SqliteQueueStore skips and logs a message row with unreadable params"
     };
     const store = new SqliteQueueStore(openDatabase(dataDir), { logger });
     try {
-      const good = store.begin(MESSAGE);
+      const good = await store.begin(MESSAGE);
       await good.commit();
-      const bad = store.begin(MESSAGE);
+      const bad = await store.begin(MESSAGE);
       await bad.commit();
       const raw = new DatabaseSync(`${dataDir}/odmr.db`);
       raw.prepare("UPDATE messages SET params = '{not json' WHERE id = ?").run(bad.id);
       raw.close();
-      assert.deepEqual(store.list().map((m) => m.id), [good.id]);
-      assert.equal(store.get(bad.id), undefined);
+      assert.deepEqual((await store.list()).map((m) => m.id), [good.id]);
+      assert.equal(await store.get(bad.id), undefined);
       assert.ok(events.includes("queue_row_unreadable"));
     } finally {
-      store.close();
+      await store.close();
     }
   });
 });

@@ -34,19 +34,19 @@ Deno.test("the database file does not grow across 10 rounds of fill and drain", 
       for (let round = 0; round < ROUNDS; round++) {
         const writers = [];
         for (let i = 0; i < MESSAGES_PER_ROUND; i++) {
-          const w = store.begin({
+          const w = await store.begin({
             mailFrom: "s@far.test",
             params: {},
             recipients: [{ address: `u${i}@local.test`, domain: "local.test" }],
           });
-          w.write(body);
+          await w.write(body);
           writers.push(w.commit());
         }
         await Promise.all(writers);
-        const claim = store.claim(["local.test"], { owner: "drain", leaseSeconds: 60 });
+        const claim = await store.claim(["local.test"], { owner: "drain", leaseSeconds: 60 });
         assert.equal(claim.kind, "claimed");
         if (claim.kind !== "claimed") return;
-        const settled = [...claim.lease.messages()].flatMap((m) =>
+        const settled = (await Array.fromAsync(claim.lease.messages())).flatMap((m) =>
           m.recipients.map((r) => ({
             recipientId: r.id,
             outcome: "delivered" as const,
@@ -55,13 +55,13 @@ Deno.test("the database file does not grow across 10 rounds of fill and drain", 
         );
         assert.equal(settled.length, MESSAGES_PER_ROUND);
         await claim.lease.settle(settled);
-        claim.lease.release();
+        await claim.lease.release();
         // 200 × 64 KiB ≈ 3200 pages of 4 KiB: a couple of passes give them all back.
-        for (let pass = 0; pass < 3; pass++) store.maintain(OPTIONS);
+        for (let pass = 0; pass < 3; pass++) await store.maintain(OPTIONS);
         sizes.push(fileBytes(path) + fileBytes(`${path}-wal`));
       }
     } finally {
-      store.close();
+      await store.close();
     }
     const first = sizes[0] ?? 0;
     const last = sizes[ROUNDS - 1] ?? 0;

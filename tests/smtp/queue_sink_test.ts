@@ -14,21 +14,22 @@ class MemoryStore {
   failWith: unknown = new Error("boom");
   #n = 0;
 
-  newId(): string {
-    return `Q${++this.#n}`;
+  newId(): Promise<string> {
+    return Promise.resolve(`Q${++this.#n}`);
   }
 
-  begin(message: NewMessage): MessageWriter {
-    if (this.failAt === "begin") throw this.failWith;
+  begin(message: NewMessage): Promise<MessageWriter> {
+    if (this.failAt === "begin") return Promise.reject(this.failWith);
     const rec = { message, body: [] as number[], committed: false, aborted: false };
     this.begun.push(rec);
     const fail = () => this.failAt;
     const failWith = () => this.failWith;
-    return {
+    return Promise.resolve({
       id: message.id ?? "?",
       write(chunk) {
-        if (fail() === "write") throw failWith();
+        if (fail() === "write") return Promise.reject(failWith());
         rec.body.push(...chunk);
+        return Promise.resolve();
       },
       commit() {
         if (fail() === "commit") return Promise.reject(failWith());
@@ -37,8 +38,9 @@ class MemoryStore {
       },
       abort() {
         rec.aborted = true;
+        return Promise.resolve();
       },
-    };
+    });
   }
 }
 
@@ -57,7 +59,10 @@ function asStore(m: MemoryStore): QueueStore {
     deleteDomain: notUsed,
     releaseAllLeases: notUsed,
     usage: notUsed,
-    close: () => {},
+    domainStats: notUsed,
+    maintain: notUsed,
+    ping: notUsed,
+    close: () => Promise.resolve(),
   };
 }
 

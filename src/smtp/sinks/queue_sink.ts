@@ -78,8 +78,9 @@ export class QueueSink implements MessageSink {
     this.#opts = opts;
   }
 
-  begin(mail: MailFrom, session: SessionInfo): Promise<SinkTransaction | Reply> {
-    return Promise.resolve(new QueueTransaction(this.#opts, mail, session));
+  async begin(mail: MailFrom, session: SessionInfo): Promise<SinkTransaction | Reply> {
+    const id = await this.#opts.store.newId();
+    return new QueueTransaction(id, this.#opts, mail, session);
   }
 }
 
@@ -89,31 +90,40 @@ class QueueTransaction implements SinkTransaction {
   readonly #mail: MailFrom;
   readonly #log: Logger;
   readonly #recipients: NewRecipient[] = [];
-  #writer: MessageWriter | undefined;
+  #writer: Promise<MessageWriter> | undefined;
   #failure: unknown;
   #isOver = false;
   #bytes = 0;
 
-  constructor(opts: QueueSinkOptions, mail: MailFrom, session: SessionInfo) {
+  constructor(id: string, opts: QueueSinkOptions, mail: MailFrom, session: SessionInfo) {
     this.#opts = opts;
     this.#mail = mail;
-    this.id = opts.store.newId();
+    this.id = id;
     this.#log = opts.log.with({ id: this.id, session: session.sessionId });
   }
 
-  addRecipient(rcpt: RcptTo): Promise<Reply> {
-    if (this.#recipients.length >= this.#opts.maxRecipients) {
-      return Promise.resolve(this.#refuse(rcpt, "limit"));
-    }
+  async addRecipient(rcpt: RcptTo): Promise<Reply> {
+    if (this.#recipients.length >= this.#opts.maxRecipients) return this.#refuse(rcpt, "limit");
     const decided = decideRecipient(rcpt, this.#opts);
-    if (!decided.ok) return Promise.resolve(this.#refuse(rcpt, decided.reason));
+    if (!decided.ok) return this.#refuse(rcpt, decided.reason);
     // At least one byte will come: a domain exactly at its byte quota is full already.
-    if (this.#isOverQuota([decided.recipient], Math.max(this.#mail.declaredSize ?? 0, 1))) {
+    let isOver: boolean;
+    try {
+      isOver = await this.#isOverQuota(
+        [decided.recipient],
+        Math.max(this.#mail.declaredSize ?? 0, 1),
+      );
+    } catch (err) {
+      // The queue cannot tell (database down): a temporary refusal, never an accept.
+      this.#log.error("queue_usage_failed", { error: String(err) });
+      return REPLIES.localError;
+    }
+    if (isOver) {
       this.#opts.events?.rcptRejected("quota");
-      return Promise.resolve(QUOTA_REPLY);
+      return QUOTA_REPLY;
     }
     this.#recipients.push(decided.recipient);
-    return Promise.resolve(REPLIES.recipientOk);
+    return REPLIES.recipientOk;
   }
 
   #refuse(rcpt: RcptTo, reason: RcptRejectReason): Reply {
@@ -123,7 +133,7 @@ class QueueTransaction implements SinkTransaction {
   }
 
   /** The queue row is created at the first body bytes, when the envelope is complete. */
-  #open(): MessageWriter {
+  #open(): Promise<MessageWriter> {
     this.#writer ??= this.#opts.store.begin({
       id: this.id,
       mailFrom: this.#mail.address,
@@ -133,28 +143,35 @@ class QueueTransaction implements SinkTransaction {
     return this.#writer;
   }
 
-  write(chunk: Uint8Array): Promise<void> {
-    if (this.#failure !== undefined || this.#isOver) return Promise.resolve();
+  async write(chunk: Uint8Array): Promise<void> {
+    if (this.#failure !== undefined || this.#isOver) return;
     try {
-      this.#open().write(chunk);
+      const writer = await this.#open();
+      await writer.write(chunk);
       this.#bytes += chunk.length;
     } catch (err) {
       // Remembered and answered at finish(): the receiver still reads to the end of data.
       this.#failure = err;
     }
-    return Promise.resolve();
   }
 
   async finish(): Promise<Reply> {
-    if (this.#failure === undefined && this.#isOverQuota(this.#recipients, this.#bytes)) {
-      await this.abort();
-      this.#opts.events?.messageRefused("quota");
-      return QUOTA_REPLY;
+    if (this.#failure === undefined) {
+      try {
+        if (await this.#isOverQuota(this.#recipients, this.#bytes)) {
+          await this.abort();
+          this.#opts.events?.messageRefused("quota");
+          return QUOTA_REPLY;
+        }
+      } catch (err) {
+        this.#failure = err;
+      }
     }
     if (this.#failure === undefined) {
       try {
         const endOfDataAt = performance.now();
-        await this.#open().commit();
+        const writer = await this.#open();
+        await writer.commit();
         this.#isOver = true;
         this.#log.info("message_queued", { recipients: this.#recipients.length });
         this.#opts.events?.messageQueued({
@@ -175,13 +192,13 @@ class QueueTransaction implements SinkTransaction {
   }
 
   /** True when one more message of `bytes` would put a recipient's domain over its quota. */
-  #isOverQuota(recipients: readonly NewRecipient[], bytes: number): boolean {
+  async #isOverQuota(recipients: readonly NewRecipient[], bytes: number): Promise<boolean> {
     const quotaOf = this.#opts.quotaOf;
     if (quotaOf === undefined) return false;
     for (const domain of new Set(recipients.map((r) => r.domain))) {
       const limits = quotaOf(domain);
       if (limits === undefined) continue;
-      const usage = this.#opts.store.usage(domain);
+      const usage = await this.#opts.store.usage(domain);
       const limit = exceededQuota(usage, limits, bytes);
       if (limit === undefined) continue;
       this.#log.info("quota_exceeded", { domain, limit, ...usage, size: bytes });
@@ -190,14 +207,15 @@ class QueueTransaction implements SinkTransaction {
     return false;
   }
 
-  abort(): Promise<void> {
-    if (this.#isOver) return Promise.resolve();
+  async abort(): Promise<void> {
+    if (this.#isOver) return;
     this.#isOver = true;
     try {
-      this.#writer?.abort();
+      // A writer that never opened (begin failed) has nothing to forget.
+      const writer = await this.#writer?.catch(() => undefined);
+      await writer?.abort();
     } catch (err) {
       this.#log.error("queue_abort_failed", { error: String(err) });
     }
-    return Promise.resolve();
   }
 }
