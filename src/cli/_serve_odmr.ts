@@ -64,8 +64,9 @@ async function runSession(
         ? { secureContext: deps.secureContext }
         : {}),
       requireTls: config.odmr.requireTls,
-      // Default on: fetchmail over implicit TLS hangs without it (DESIGN.md, peers).
-      lineRecords: entry.lineRecords ?? true,
+      // Absent: decided per session (src/odmr/line_records.ts); fetchmail over implicit TLS
+      // hangs without it, our own fetch does not need it.
+      ...(entry.lineRecords === undefined ? {} : { lineRecords: entry.lineRecords }),
       commandTimeoutMs: config.smtp.timeoutMs,
       leaseSeconds: ODMR_LEASE_SECONDS,
     },

@@ -18,6 +18,7 @@ import type { Logger } from "../observe/log.ts";
 import { runAuthExchange } from "./_auth_exchange.ts";
 import type { AuthOutcome } from "./_auth_exchange.ts";
 import { drainLease } from "./drain.ts";
+import { wantsLineRecords } from "./line_records.ts";
 import type { OdmrEvents } from "./events.ts";
 import { NO_EVENTS } from "./events.ts";
 
@@ -45,8 +46,11 @@ export interface ProviderOptions {
   readonly secureContext?: tls.SecureContext;
   /** AUTH (and so ATRN) only once TLS is up. */
   readonly requireTls: boolean;
-  /** Under TLS, write one line per TLS record while draining (fetchmail over implicit TLS). */
-  readonly lineRecords: boolean;
+  /**
+   * Under TLS, write one line per TLS record while draining (fetchmail over implicit TLS);
+   * absent: decided per session by wantsLineRecords (line_records.ts).
+   */
+  readonly lineRecords?: boolean;
   readonly commandTimeoutMs: number;
   /** How long a domain stays claimed without renewal. */
   readonly leaseSeconds: number;
@@ -82,6 +86,9 @@ class ProviderSession {
   #errors = 0;
   #authFailures = 0;
   #ended = false;
+  /** What decides line_records when the listener leaves it open (line_records.ts). */
+  #saidStartTls = false;
+  #mechanism = "";
 
   constructor(conn: Conn, deps: ProviderDeps) {
     this.#conn = conn;
@@ -222,6 +229,7 @@ class ProviderSession {
     await this.#send(reply(220, "2.0.0", "Ready to start TLS"));
     // CVE-2011-0411: anything pipelined after STARTTLS in plaintext is an injection attempt.
     const dropped = this.#reader.discardBuffered();
+    this.#saidStartTls = true;
     const result = await this.#conn.startTlsServer({ secureContext: ctx });
     const injected = dropped + result.discardedBytes;
     if (injected > 0) this.#log.warn("starttls_injection_dropped", { bytes: injected });
@@ -259,6 +267,7 @@ class ProviderSession {
       case "success":
         this.#deps.throttle.recordSuccess(ip, outcome.user);
         this.#log.info("auth", { user: outcome.user, mechanism: outcome.mechanism });
+        this.#mechanism = outcome.mechanism;
         this.#transition({ kind: "authenticated", ehlo: state.ehlo, user: outcome.user });
         return await this.#send(reply(235, "2.7.0", "Authentication successful"));
       case "reply":
@@ -333,6 +342,12 @@ class ProviderSession {
     this.#deps.events?.atrn(state.user, "250");
     this.#log.info("atrn", { user: state.user, domains: domains.join(",") });
     const lease = claim.lease;
+    const lineRecords = wantsLineRecords(this.#deps.options.lineRecords, {
+      isSecure: this.#conn.isSecure,
+      saidStartTls: this.#saidStartTls,
+      mechanism: this.#mechanism,
+    });
+    this.#log.debug("line_records", { on: lineRecords });
     try {
       // Nothing may be pipelined across the reversal: the 250 is flushed before we act as client.
       await this.#conn.write(
@@ -346,7 +361,7 @@ class ProviderSession {
         user: state.user,
         log: this.#log,
         events: this.#deps.events ?? NO_EVENTS,
-        options: this.#deps.options,
+        options: { ...this.#deps.options, lineRecords },
       });
     } finally {
       this.#ended = true;
