@@ -59,7 +59,7 @@ class RecordCounter {
 }
 
 /** Relays one connection to `port`, counting the TLS records that come back from it. */
-async function countingRelay(port: number, startTls: boolean) {
+function countingRelay(port: number, startTls: boolean) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const counter = new RecordCounter(startTls);
   const done = (async () => {
@@ -170,7 +170,7 @@ Deno.test("line_records by default: one line per TLS record for a fetchmail-like
           body,
         });
         assertMatch(queued.final ?? "", /^250 /);
-        const relay = await countingRelay(c.port, c.script.tls === "starttls");
+        const relay = countingRelay(c.port, c.script.tls === "starttls");
         const r = await runScriptedCustomer({
           port: relay.port,
           caCerts: [ca.caCertPem],
