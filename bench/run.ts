@@ -7,22 +7,27 @@ import { drainBench } from "./drain.ts";
 import { fetchBench } from "./fetch.ts";
 import { type BenchContext, ingestBench } from "./ingest.ts";
 import { tlsBench } from "./tls.ts";
+import { memoryBench } from "./memory.ts";
 import { stopAll } from "./_proc.ts";
 import { naCell, renderTable, type Table } from "./_table.ts";
+import { Summary } from "./_summary.ts";
 
 const BENCHES = {
   ingest: ingestBench,
   drain: drainBench,
   fetch: fetchBench,
   tls: tlsBench,
+  memory: memoryBench,
 } as const;
 type BenchName = keyof typeof BENCHES;
 
 function isBenchName(s: string): s is BenchName {
-  return s === "ingest" || s === "drain" || s === "fetch" || s === "tls";
+  return Object.hasOwn(BENCHES, s);
 }
 
-const USAGE = "usage: deno task bench [-- ingest|drain|fetch|tls ...] [--quick] [--repeat=N]";
+const USAGE = `usage: deno task bench [-- ${
+  Object.keys(BENCHES).join("|")
+} ...] [--quick] [--repeat=N]`;
 
 async function main(args: string[]): Promise<number> {
   const quick = args.includes("--quick");
@@ -40,7 +45,7 @@ async function main(args: string[]): Promise<number> {
     }
   }
   const selected: BenchName[] = names.length === 0
-    ? ["ingest", "drain", "fetch", "tls"]
+    ? (Object.keys(BENCHES) as BenchName[])
     : names.filter(isBenchName);
 
   const cleanups: (() => Promise<void>)[] = [];
@@ -63,6 +68,7 @@ async function main(args: string[]): Promise<number> {
       `${quick ? ", --quick: counts ÷ 10" : ""})\n`,
   );
   let failed = 0;
+  const summary = new Summary();
   try {
     for (const name of selected) {
       const ctx: BenchContext = {
@@ -70,6 +76,7 @@ async function main(args: string[]): Promise<number> {
         scale: quick ? 10 : 1,
         repeat,
         defer: (fn) => cleanups.push(fn),
+        summary,
       };
       await Deno.mkdir(ctx.dir, { recursive: true, mode: 0o755 });
       let tables: Table[];
@@ -85,6 +92,7 @@ async function main(args: string[]): Promise<number> {
       for (const t of tables) console.log(renderTable(t));
       console.log(`(${name}: ${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
     }
+    console.log(renderTable(summary.table()));
   } finally {
     await cleanUp(cleanups, root);
     Deno.removeSignalListener("SIGINT", onSignal);
