@@ -2,12 +2,20 @@
  * Structured logging: one line per event, `text` (key=value) or `json`, to stderr.
  * Callers pass fields; nothing here knows SMTP. Never give it passwords, AUTH payloads or
  * bodies (STYLE.md §5): redaction is the caller's job, and `redact()` marks it.
+ * Invariant (text): every `=` in a line separates a key from its value, and a line is one
+ * line, whatever a peer put in a value (log injection: a forged `remote=` must not exist).
  */
 import type { LogFormat, LogLevel } from "../config/types.ts";
 
 export type LogFields = Record<string, string | number | boolean | undefined>;
 
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+/** syslog priorities (RFC 5424 §6.2.1) for the `<N>` prefix journald reads. */
+const SYSLOG_PRIORITY: Record<LogLevel, number> = { debug: 7, info: 6, warn: 4, error: 3 };
+
+/** Keys every line starts with; a field of the same name is written as `field_<key>`. */
+const RESERVED_KEYS = new Set(["time", "level", "event"]);
 
 /** Writes one event. */
 export interface Logger {
@@ -28,16 +36,19 @@ export function createLogger(opts: {
   format: LogFormat;
   sink?: (line: string) => void;
   now?: () => Date;
+  /** Prefix each line with its syslog priority `<N>` (stderr read by journald). */
+  syslogPrefix?: boolean;
 }): Logger {
   const min = LEVELS[opts.level];
   const encoder = new TextEncoder();
-  const sink = opts.sink ?? ((line: string) => Deno.stderr.writeSync(encoder.encode(line + "\n")));
+  const sink = opts.sink ?? ((line: string) => writeAllSync(encoder.encode(line + "\n")));
   const now = opts.now ?? (() => new Date());
   const make = (base: LogFields): Logger => {
     const emit = (level: LogLevel, event: string, fields: LogFields = {}) => {
       if (LEVELS[level] < min) return;
       const all: LogFields = { ...base, ...fields };
-      sink(formatEvent(opts.format, now(), level, event, all));
+      const line = formatEvent(opts.format, now(), level, event, all);
+      sink(opts.syslogPrefix ? `<${SYSLOG_PRIORITY[level]}>${line}` : line);
     };
     return {
       debug: (e, f) => emit("debug", e, f),
@@ -61,7 +72,8 @@ export const NULL_LOGGER: Logger = {
   },
 };
 
-function formatEvent(
+/** Formats one event as a line (without the newline). Exported for tests. */
+export function formatEvent(
   format: LogFormat,
   time: Date,
   level: LogLevel,
@@ -69,21 +81,56 @@ function formatEvent(
   fields: LogFields,
 ): string {
   if (format === "json") {
+    // JSON.stringify escapes quotes, backslashes and control characters: one line, no forged
+    // keys. Our own keys are written first and a field never replaces them.
     const obj: Record<string, unknown> = { time: time.toISOString(), level, event };
-    for (const [k, v] of Object.entries(fields)) if (v !== undefined) obj[k] = v;
+    for (const [k, v] of Object.entries(fields)) if (v !== undefined) obj[logKey(k)] = v;
     return JSON.stringify(obj);
   }
-  let line = `${time.toISOString()} ${level} event=${event}`;
+  let line = `${time.toISOString()} ${level} event=${escapeValue(event)}`;
   for (const [k, v] of Object.entries(fields)) {
     if (v === undefined) continue;
-    line += ` ${k}=${quoteValue(String(v))}`;
+    line += ` ${logKey(k)}=${escapeValue(String(v))}`;
   }
   return line;
 }
 
-/** Quotes values with spaces, quotes or control characters so one event stays one line. */
-function quoteValue(v: string): string {
-  // deno-lint-ignore no-control-regex -- control characters are exactly what must be quoted
-  if (v !== "" && /^[^\s"=\\\x00-\x1f\x7f]+$/.test(v)) return v;
-  return JSON.stringify(v);
+/**
+ * A key as written: snake_case (`exitCode` → `exit_code`), only `[a-z0-9_]`, never one of
+ * the keys every line starts with.
+ */
+export function logKey(key: string): string {
+  const snake = key.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase().replace(
+    /[^a-z0-9_]/g,
+    "_",
+  );
+  const k = snake === "" ? "_" : snake;
+  return RESERVED_KEYS.has(k) ? `field_${k}` : k;
+}
+
+/**
+ * A value as written in text format: bare when it is printable ASCII without space, `"`,
+ * `=` or `\`; otherwise a JSON string literal (so any JSON parser reads it back) in which `=`,
+ * DEL and every non-ASCII control, format, separator or unassigned code point is a `\uXXXX`
+ * escape. A value therefore never holds `=`, a line break or anything a viewer shows as one.
+ */
+export function escapeValue(value: string): string {
+  if (/^[\x21\x23-\x3c\x3e-\x5b\x5d-\x7e]+$/.test(value)) return value;
+  return JSON.stringify(value).replace(
+    // deno-lint-ignore no-control-regex -- DEL and C1 controls are exactly what must be escaped
+    /[=\x7f-\x9f]|(?![\x00-\x7f])[\p{C}\p{Z}]/gu,
+    (c) => unicodeEscape(c),
+  );
+}
+
+function unicodeEscape(c: string): string {
+  let out = "";
+  // A code point above U+FFFF is two UTF-16 units, each escaped (the JSON way).
+  for (let i = 0; i < c.length; i++) out += `\\u${c.charCodeAt(i).toString(16).padStart(4, "0")}`;
+  return out;
+}
+
+function writeAllSync(bytes: Uint8Array): void {
+  let offset = 0;
+  while (offset < bytes.length) offset += Deno.stderr.writeSync(bytes.subarray(offset));
 }
