@@ -6,9 +6,16 @@
 import type { Conn } from "../net/conn.ts";
 import type { Logger } from "../observe/log.ts";
 
+/** Filled in by a session handler: whether it is mid-work (shutdown cuts idle ones at once). */
+export interface SessionActivity {
+  isBusy: () => boolean;
+}
+
 /** Sessions in flight. */
 export class SessionSet {
   readonly #running = new Map<Conn, Promise<void>>();
+  /** How to ask a session whether it is mid-work (a transaction, a drain). */
+  readonly #busy = new Map<Conn, () => boolean>();
   readonly #log: Logger;
 
   constructor(log: Logger) {
@@ -19,8 +26,12 @@ export class SessionSet {
     return this.#running.size;
   }
 
-  /** Supervises `run` for `conn` until it settles. */
-  add(conn: Conn, run: () => Promise<void>): void {
+  /**
+   * Supervises `run` for `conn` until it settles. `isBusy` tells shutdown whether the session
+   * is mid-work; without it the session counts as busy (it gets the whole grace).
+   */
+  add(conn: Conn, run: () => Promise<void>, isBusy?: () => boolean): void {
+    if (isBusy) this.#busy.set(conn, isBusy);
     const p = (async () => {
       try {
         await run();
@@ -30,9 +41,15 @@ export class SessionSet {
         conn.destroy();
       } finally {
         this.#running.delete(conn);
+        this.#busy.delete(conn);
       }
     })();
     this.#running.set(conn, p);
+  }
+
+  /** Connections whose session said it is not mid-work (waiting for a command). */
+  idle(): Conn[] {
+    return [...this.#running.keys()].filter((c) => this.#busy.get(c)?.() === false);
   }
 
   /**

@@ -10,6 +10,8 @@ import { SmtpReceiver } from "../smtp/receiver.ts";
 import { QueueSink } from "../smtp/sinks/queue_sink.ts";
 import type { ConnectionLimiter } from "./_serve_limits.ts";
 import type { ServeDeps } from "./serve.ts";
+import { TracedSink } from "./_serve_smtp_trace.ts";
+import type { SessionActivity } from "./_serve_sessions.ts";
 import { quotaOf } from "../config/policy.ts";
 
 /** Errors (unknown commands, bad sequences) tolerated before `421`. */
@@ -20,7 +22,11 @@ const REFUSAL_WRITE_TIMEOUT_MS = 5_000;
 /** Serves one accepted SMTP connection to the end; never throws. */
 export async function handleSmtpConnection(
   conn: Conn,
-  deps: ServeDeps & { readonly limiter: ConnectionLimiter },
+  deps: ServeDeps & {
+    readonly limiter: ConnectionLimiter;
+    /** Told how shutdown can ask whether the session is inside a transaction. */
+    readonly activity?: SessionActivity;
+  },
 ): Promise<void> {
   const { config, limiter } = deps;
   const log = deps.log.with({ conn: conn.id, proto: "smtp" });
@@ -32,7 +38,7 @@ export async function handleSmtpConnection(
     return;
   }
   try {
-    const sink = new QueueSink({
+    const queueSink = new QueueSink({
       store: deps.store,
       // Read at every RCPT: a user added while serve runs is accepted at once (CONTRACT.md).
       isLocalDomain: (domain: string) => deps.credentials.ownerOf(domain) !== undefined,
@@ -41,6 +47,9 @@ export async function handleSmtpConnection(
       ...(deps.observe ? { events: deps.observe.metrics.smtp } : {}),
       quotaOf: (domain: string) => quotaOf(config, domain),
     });
+    // One `queued` / `refused` line per message with the client (the message trace).
+    const sink = new TracedSink(queueSink, { log, client: ip });
+    if (deps.activity) deps.activity.isBusy = () => sink.isInTransaction;
     const receiver = new SmtpReceiver({
       conn,
       // The queue writer copies every body chunk: free socket chunks at once (bounded memory).
@@ -55,7 +64,7 @@ export async function handleSmtpConnection(
         maxErrors: MAX_ERRORS,
         addTraceHeader: true,
         ...(deps.secureContext ? { tls: { secureContext: deps.secureContext } } : {}),
-        ...(deps.observe ? { events: deps.observe.metrics.smtp } : {}),
+        events: sink.receiverEvents(deps.observe?.metrics.smtp),
       },
     });
     await receiver.run();

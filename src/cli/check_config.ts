@@ -6,9 +6,32 @@
 import YAML from "yaml";
 import type { Config, ListenEntry, QuotaLimits } from "../config/types.ts";
 import { formatDuration, formatSize } from "../config/_units.ts";
+import { CertificateError, certificateWarnings, loadCertificatePair } from "../net/tls_context.ts";
 
-/** Prints the effective config; always succeeds once the config has loaded. */
-export function checkConfigCommand(config: Config, stdout: (text: string) => void): number {
+/**
+ * Prints the effective config, after checking that `tls.cert` and `tls.key` parse and belong
+ * together (exit 2 naming the file); warnings (expiry within 14 days, a certificate that does
+ * not name `hostname`) go to stderr and do not change the exit code.
+ */
+export function checkConfigCommand(
+  config: Config,
+  stdout: (text: string) => void,
+  stderr: (text: string) => void = () => {},
+): number {
+  if (config.tls !== undefined) {
+    try {
+      const pair = loadCertificatePair(config.tls.cert, config.tls.key);
+      const warnings = certificateWarnings(pair, {
+        hostname: config.hostname,
+        certFile: config.tls.cert,
+      });
+      for (const w of warnings) stderr(`warning: ${w}\n`);
+    } catch (err) {
+      if (!(err instanceof CertificateError)) throw err;
+      stderr(`error: ${err.message}\n`);
+      return 2;
+    }
+  }
   stdout(renderEffectiveConfig(config));
   return 0;
 }

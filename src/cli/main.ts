@@ -93,7 +93,7 @@ export async function runCli(
       if (split.rest.length > 0) {
         return usage(first, `Unexpected argument "${split.rest[0]}"`, envir);
       }
-      return checkConfigCommand(config, envir.stdout);
+      return checkConfigCommand(config, envir.stdout, envir.stderr);
     case "fetch": {
       let once: boolean;
       try {

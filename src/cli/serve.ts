@@ -1,15 +1,17 @@
 /**
- * `serve`: the provider. Opens the queue, binds every smtp and odmr listener, logs one
- * `listening` event per listener with the address actually bound, runs sessions, and on
- * SIGINT/SIGTERM stops accepting, lets sessions finish for a bounded grace, closes the DB.
- * Mail not yet acknowledged with 250 when a session is cut is simply not acknowledged.
+ * `serve`: the provider. Checks the certificate, opens the queue, binds every smtp and odmr
+ * listener, logs one `listening` event per listener with the address actually bound, runs
+ * sessions; SIGHUP reloads the certificate (never stops serve); SIGINT/SIGTERM stops
+ * accepting, closes idle sessions with 421, lets busy ones finish for a bounded grace, closes
+ * the DB. Mail not yet acknowledged with 250 when a session is cut is simply not acknowledged.
  */
 import type tls from "node:tls";
 import type { Config, ListenEntry } from "../config/types.ts";
 import type { QueueStore } from "../queue/types.ts";
 import type { CredentialStore } from "../auth/store.ts";
 import { openServeBackend } from "./_backend.ts";
-import { listen, loadSecureContext } from "../net/listener.ts";
+import { listen } from "../net/listener.ts";
+import { CertificateError } from "../net/tls_context.ts";
 import type { Listener } from "../net/listener.ts";
 import type { Conn } from "../net/conn.ts";
 import { createLogger } from "../observe/log.ts";
@@ -17,6 +19,11 @@ import type { Logger } from "../observe/log.ts";
 import { PROGRAM_NAME } from "../version.ts";
 import { ConnectionLimiter } from "./_serve_limits.ts";
 import { SessionSet } from "./_serve_sessions.ts";
+import type { SessionActivity } from "./_serve_sessions.ts";
+import { endSessions } from "./_serve_shutdown.ts";
+import { ServeTls } from "./_serve_tls.ts";
+import type { OdmrEvents } from "../odmr/events.ts";
+import { NO_EVENTS } from "../odmr/events.ts";
 import { handleSmtpConnection } from "./_serve_smtp.ts";
 import { handleOdmrConnection } from "./_serve_odmr.ts";
 import { AuthThrottle } from "../auth/throttle.ts";
@@ -27,6 +34,8 @@ import type { MetricsServer } from "../observe/http.ts";
 
 /** How long sessions may run on after SIGINT/SIGTERM before they are cut. */
 export const SHUTDOWN_GRACE_MS = 10_000;
+/** How long a metrics request in flight may delay the exit. */
+const METRICS_CLOSE_WAIT_MS = 300;
 
 /** What every session handler gets. */
 export interface ServeDeps {
@@ -34,6 +43,10 @@ export interface ServeDeps {
   readonly store: QueueStore;
   readonly credentials: CredentialStore;
   readonly log: Logger;
+  /**
+   * The certificate for new handshakes. serve makes this a getter over the reloadable pair:
+   * each connection copies (spreads) the deps when it starts and so keeps its context.
+   */
   readonly secureContext: tls.SecureContext | undefined;
   /** Metrics fed by the sessions and served on `metrics.listen` (when configured). */
   readonly observe?: ServeObserve;
@@ -63,18 +76,30 @@ export interface RunningServer {
 /** Runs `serve` until SIGINT or SIGTERM; returns the exit code. */
 export async function serveCommand(config: Config): Promise<number> {
   const log = createLogger({ level: config.log.level, format: config.log.format });
-  let secureContext: tls.SecureContext | undefined;
-  if (config.tls !== undefined) {
-    try {
-      secureContext = loadSecureContext(config.tls.cert, config.tls.key);
-    } catch (err) {
-      log.error("startup_failed", {
-        reason: `Cannot load TLS certificate "${config.tls.cert}" and key "${config.tls.key}": ${
-          errorText(err)
-        }`,
-      });
-      return 2;
-    }
+  // SIGHUP's default action ends the process (exit 129, which systemd's Restart=on-failure
+  // takes for a clean stop): take it over before anything else, for the whole run.
+  let onHangup = () => log.info("reload_ignored", { reason: "still starting" });
+  const hangup = () => onHangup();
+  Deno.addSignalListener("SIGHUP", hangup);
+  try {
+    return await serveUntilSignal(config, log, (handler) => onHangup = handler);
+  } finally {
+    Deno.removeSignalListener("SIGHUP", hangup);
+  }
+}
+
+async function serveUntilSignal(
+  config: Config,
+  log: Logger,
+  setHangupHandler: (handler: () => void) => void,
+): Promise<number> {
+  let serveTls: ServeTls | undefined;
+  try {
+    serveTls = ServeTls.open(config, { log });
+  } catch (err) {
+    if (!(err instanceof CertificateError)) throw err;
+    log.error("startup_failed", { file: err.file, reason: err.message });
+    return 2;
   }
   let store: QueueStore;
   let credentials: CredentialStore;
@@ -100,10 +125,22 @@ export async function serveCommand(config: Config): Promise<number> {
     });
     return 1;
   }
+  serveTls?.onPair((pair) => observe.metrics.tlsCertificate(pair.notAfter));
+  const tlsNow = serveTls;
+  const deps: ServeDeps = {
+    config,
+    store,
+    credentials,
+    log,
+    observe,
+    get secureContext() {
+      return tlsNow?.current;
+    },
+  };
   try {
     let server: RunningServer;
     try {
-      server = await startServer({ config, store, credentials, log, secureContext, observe });
+      server = await startServer(deps);
     } catch (err) {
       log.error("startup_failed", { reason: errorText(err) });
       return 1;
@@ -113,6 +150,11 @@ export async function serveCommand(config: Config): Promise<number> {
     if (stale > 0) log.warn("stale_leases_released", { count: stale });
     // Listen for SIGTERM before announcing readiness: a supervisor may stop us right after.
     const stopSignal = waitForSignal();
+    setHangupHandler(() => {
+      if (tlsNow === undefined) log.info("reload_ignored", { reason: "no tls section" });
+      else tlsNow.reload("signal");
+    });
+    tlsNow?.watch();
     // Scripts and tests wait for this line: every listener is bound and announced above it.
     log.info("ready", { listeners: server.listeners.length });
     if (credentials.listUsers().length === 0) {
@@ -128,6 +170,7 @@ export async function serveCommand(config: Config): Promise<number> {
       onReport: (report) => observe.metrics.maintenance(report),
     });
     const signal = await stopSignal;
+    tlsNow?.stop();
     await maintenance.stop();
     log.info("stopping", { signal, grace_ms: SHUTDOWN_GRACE_MS });
     await server.stop(SHUTDOWN_GRACE_MS);
@@ -171,8 +214,9 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
     const listener = await listen({
       host: entry.host,
       port: entry.port,
+      // Asked at each connection: a reloaded certificate reaches new handshakes.
       ...(entry.tls === "implicit" && deps.secureContext
-        ? { secureContext: deps.secureContext }
+        ? { secureContext: () => deps.secureContext as tls.SecureContext }
         : {}),
       onConn: (conn) => {
         if (isStopping) {
@@ -193,32 +237,41 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
   const stop = async (graceMs = SHUTDOWN_GRACE_MS) => {
     isStopping = true;
     await Promise.all(listeners.map((l) => l.close()));
-    const cut = await sessions.drain(graceMs);
+    const cut = await endSessions(sessions, graceMs);
     if (cut > 0) log.warn("sessions_cut", { count: cut, grace_ms: graceMs });
-    // Last: /healthz answers 503 "stopping" while sessions drain.
-    await metricsServer?.close();
+    // Last: /healthz answers 503 "stopping" while sessions drain. A scrape in flight gets
+    // a moment, not a say in when serve exits.
+    if (metricsServer) {
+      await withinMs(metricsServer.close().catch(() => {}), METRICS_CLOSE_WAIT_MS);
+    }
   };
 
   try {
     for (const entry of config.smtp.listen) {
       await bind("smtp", entry, (conn) => {
+        const activity: SessionActivity = { isBusy: () => false };
         sessions.add(
           conn,
-          () => counted("smtp", () => handleSmtpConnection(conn, { ...deps, limiter })),
+          () => counted("smtp", () => handleSmtpConnection(conn, { ...deps, limiter, activity })),
+          () => activity.isBusy(),
         );
       });
     }
     for (const entry of config.odmr.listen) {
       await bind("odmr", entry, (conn) => {
+        // Busy from the 250 to ATRN on (the drain); before that a session only waits for
+        // commands, and shutdown tells it 421 at once.
+        let isDraining = false;
         const odmrDeps = {
           ...deps,
           throttle,
           limiter: odmrLimiter,
-          ...(metrics ? { events: metrics.odmr } : {}),
+          events: noticeDrain(metrics?.odmr ?? NO_EVENTS, () => isDraining = true),
         };
         sessions.add(
           conn,
           () => counted("odmr", () => handleOdmrConnection(conn, odmrDeps, entry)),
+          () => isDraining,
         );
       });
     }
@@ -249,6 +302,29 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
     throw err;
   }
   return { listeners: bound, stop };
+}
+
+/** `events`, also calling `onDrain` when an ATRN is accepted. */
+function noticeDrain(events: OdmrEvents, onDrain: () => void): OdmrEvents {
+  return {
+    atrn: (user, outcome) => {
+      if (outcome === "250") onDrain();
+      events.atrn(user, outcome);
+    },
+    authFailure: (mechanism) => events.authFailure(mechanism),
+    delivered: (domain) => events.delivered(domain),
+    drainFinished: (user, delivered) => events.drainFinished(user, delivered),
+  };
+}
+
+/** Waits for `p`, but no longer than `ms`. */
+async function withinMs(p: Promise<void>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([p, new Promise<void>((r) => timer = setTimeout(r, ms))]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function waitForSignal(): Promise<Deno.Signal> {

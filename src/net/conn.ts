@@ -99,6 +99,8 @@ export class SocketConn implements Conn {
   #waiter: (() => void) | undefined;
   #closed = false;
   #secure: boolean;
+  /** Ends a TLS handshake in progress (set only while one is). */
+  #abortUpgrade: (() => void) | undefined;
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly localAddress: string;
@@ -321,11 +323,16 @@ export class SocketConn implements Conn {
 
   #finishUpgrade(secure: tls.TLSSocket, event: string, timeoutMs: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
+      // destroy() during the handshake must end it (shutdown of a peer that said STARTTLS
+      // and went silent): it is told through #abortUpgrade.
+      this.#abortUpgrade = () => onError(new ConnClosedError("connection closed during TLS"));
       const timer = setTimeout(() => {
+        this.#abortUpgrade = undefined;
         secure.destroy();
         reject(new TimeoutError("TLS handshake"));
       }, timeoutMs);
       const onError = (err: Error) => {
+        this.#abortUpgrade = undefined;
         clearTimeout(timer);
         secure.destroy();
         this.#closed = true;
@@ -333,6 +340,7 @@ export class SocketConn implements Conn {
       };
       secure.once("error", onError);
       secure.once(event, () => {
+        this.#abortUpgrade = undefined;
         clearTimeout(timer);
         secure.off("error", onError);
         this.#socket = secure;
@@ -381,6 +389,7 @@ export class SocketConn implements Conn {
 
   destroy(): void {
     this.#closed = true;
+    this.#abortUpgrade?.();
     this.#socket.destroy();
     this.#wake();
   }

@@ -14,7 +14,10 @@ export interface Listener {
   /** The address actually bound, `HOST:PORT` (port 0 resolved). */
   readonly address: string;
   readonly port: number;
-  /** Stops accepting; open connections are left to their handlers. */
+  /**
+   * Stops accepting at once; open connections are left to their handlers (it does not wait
+   * for them: a silent peer must not hold a shutdown).
+   */
   close(): Promise<void>;
 }
 
@@ -38,21 +41,25 @@ export function loadSecureContext(certFile: string, keyFile: string): tls.Secure
 export function listen(opts: {
   host: string;
   port: number;
-  /** Implicit TLS from the first byte. */
-  secureContext?: tls.SecureContext;
+  /**
+   * Implicit TLS from the first byte; a function is asked at each accepted connection (the
+   * certificate can be reloaded while the listener runs).
+   */
+  secureContext?: tls.SecureContext | (() => tls.SecureContext);
   onConn: (conn: Conn) => void;
 }): Promise<Listener> {
   return new Promise((resolve, reject) => {
-    const secureContext = opts.secureContext;
+    const contextOf = opts.secureContext;
     // Implicit TLS wraps the accepted socket like STARTTLS does: in Deno 2.9,
     // tls.createServer({ secureContext }) answers every handshake with an access_denied alert,
     // while new tls.TLSSocket(socket, { isServer, secureContext }) works.
     const server = net.createServer({ allowHalfOpen: true }, (s) => {
       const conn = new SocketConn(s);
-      if (secureContext === undefined) {
+      if (contextOf === undefined) {
         opts.onConn(conn);
         return;
       }
+      const secureContext = typeof contextOf === "function" ? contextOf() : contextOf;
       // A failed handshake is one bad peer, not a listener failure.
       conn.startTlsServer({ secureContext }).then(() => opts.onConn(conn), () => conn.destroy());
     });
@@ -65,7 +72,12 @@ export function listen(opts: {
       resolve({
         address: `${host}:${port}`,
         port,
-        close: () => new Promise<void>((r) => server.close(() => r())),
+        // server.close()'s callback waits for every open connection to end; stopping the
+        // accept is immediate, so do not wait for that callback.
+        close: () => {
+          if (server.listening) server.close();
+          return Promise.resolve();
+        },
       });
     });
   });

@@ -7,7 +7,8 @@
  */
 import type { LogFormat, LogLevel } from "../config/types.ts";
 
-export type LogFields = Record<string, string | number | boolean | undefined>;
+/** Field values; a list is written as one `key=value` per element in text, an array in JSON. */
+export type LogFields = Record<string, string | number | boolean | readonly string[] | undefined>;
 
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
@@ -90,7 +91,9 @@ export function formatEvent(
   let line = `${time.toISOString()} ${level} event=${escapeValue(event)}`;
   for (const [k, v] of Object.entries(fields)) {
     if (v === undefined) continue;
-    line += ` ${logKey(k)}=${escapeValue(String(v))}`;
+    const key = logKey(k);
+    if (typeof v === "object") { for (const item of v) line += ` ${key}=${escapeValue(item)}`; }
+    else line += ` ${key}=${escapeValue(String(v))}`;
   }
   return line;
 }

@@ -91,6 +91,7 @@ export class RelayMetrics {
   readonly #connections: client.Gauge;
   readonly #ingest: client.Histogram;
   readonly #drain: client.Histogram;
+  readonly #tlsCertExpiry: client.Gauge;
 
   constructor(opts: RelayMetricsOptions) {
     this.#opts = opts;
@@ -167,11 +168,21 @@ export class RelayMetrics {
       buckets: DRAIN_BUCKETS,
       registers,
     });
+    this.#tlsCertExpiry = gauge(
+      "tls_cert_expiry_timestamp_seconds",
+      "When the certificate in use (tls.cert) expires; 0 without tls.",
+      [],
+    );
     // Fixed label sets start at 0, so rate() and alerts see them before the first event.
     for (const reason of RCPT_REASONS) this.#rcptRejected.inc({ reason }, 0);
     for (const reason of REFUSE_REASONS) this.#refused.inc({ reason }, 0);
     for (const proto of ["smtp", "odmr"]) this.#connections.set({ proto }, 0);
     for (const outcome of ["queued", "dropped"]) this.#dsn.inc({ outcome }, 0);
+  }
+
+  /** The certificate now in use expires at `notAfter` (at start and at each reload). */
+  tlsCertificate(notAfter: Date): void {
+    this.#tlsCertExpiry.set(Math.floor(notAfter.getTime() / 1000));
   }
 
   /** OdmrEvents (src/odmr/events.ts) for the provider sessions. */

@@ -55,6 +55,8 @@ Deno.test("the serve unit runs unprivileged with only the capability to bind por
       /^StateDirectory=odmr-relay$/m,
       /^DynamicUser=yes$/m,
       /^ExecStart=\/usr\/local\/bin\/odmr-relay serve --config /m,
+      // SIGHUP reloads the certificate (#11): `systemctl reload` must send it.
+      /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m,
     ]
   ) assertMatch(text, line);
 });

@@ -117,3 +117,12 @@ Deno.test("log syslogPrefix puts the priority journald reads before each line", 
   log.error("e", fields);
   assertEquals(lines.map((l) => l.slice(0, 3)), ["<7>", "<6>", "<4>", "<3>"]);
 });
+
+Deno.test("log lists: one key=value per element in text, an array in JSON", () => {
+  const to = ["a@example.org", "b c@example.org"];
+  assertEquals(
+    formatEvent("text", T, "info", "queued", { id: "m1", to }),
+    '2026-11-28T05:00:00.000Z info event=queued id=m1 to=a@example.org to="b c@example.org"',
+  );
+  assertEquals(JSON.parse(formatEvent("json", T, "info", "queued", { to })).to, to);
+});

@@ -1,0 +1,47 @@
+/**
+ * How `serve` ends its sessions on SIGTERM/SIGINT: a session waiting for a command (idle)
+ * hears `421 4.3.2` and is closed at once, also one that becomes idle during the grace; a
+ * busy one (a transaction, a drain) gets the grace and is then cut. Bounded whatever the peers
+ * do (a silent client, one that said STARTTLS and went quiet): grace + CUT_WAIT_MS at most.
+ */
+import type { Conn } from "../net/conn.ts";
+import { formatReply, reply } from "../wire/reply.ts";
+import type { SessionSet } from "./_serve_sessions.ts";
+
+/** After the grace, how long cut sessions get to notice before serve goes on without them. */
+export const CUT_WAIT_MS = 500;
+/** How often idle sessions are looked for during the grace. */
+const SWEEP_INTERVAL_MS = 200;
+/** Deadline of the 421 write (a peer that does not read is closed anyway). */
+const GOODBYE_WRITE_TIMEOUT_MS = 500;
+
+const SHUTTING_DOWN = formatReply(reply(421, "4.3.2", "Service shutting down, try again later"));
+
+/** Ends every session within `graceMs` + CUT_WAIT_MS; returns how many busy ones were cut. */
+export async function endSessions(sessions: SessionSet, graceMs: number): Promise<number> {
+  const told = new Set<Conn>();
+  const sweep = () => {
+    for (const conn of sessions.idle()) {
+      if (told.has(conn)) continue;
+      told.add(conn);
+      void sayGoodbye(conn);
+    }
+  };
+  sweep();
+  const timer = setInterval(sweep, SWEEP_INTERVAL_MS);
+  try {
+    return await sessions.drain(graceMs, CUT_WAIT_MS);
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+async function sayGoodbye(conn: Conn): Promise<void> {
+  try {
+    await conn.write(SHUTTING_DOWN, { flush: true, timeoutMs: GOODBYE_WRITE_TIMEOUT_MS });
+  } catch {
+    // Gone or not reading: closing is all that is left.
+  } finally {
+    conn.destroy();
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * Self-signed certificates made with the openssl CLI for certificate-handling tests: any
+ * common name, lifetime and key type; written as `<name>.pem` / `<name>.key` in `dir`.
+ */
+
+/** Paths of one certificate and its key. */
+export interface CertFiles {
+  readonly cert: string;
+  readonly key: string;
+}
+
+/** Makes a self-signed certificate for `dnsName` valid `days` days (EC P-256 by default). */
+export async function makeSelfSigned(
+  dir: string,
+  name: string,
+  opts: { dnsName: string; days: number; rsa?: boolean },
+): Promise<CertFiles> {
+  const cert = `${dir}/${name}.pem`;
+  const key = `${dir}/${name}.key`;
+  const keyArgs = opts.rsa
+    ? ["-newkey", "rsa:2048"]
+    : ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+  const out = await new Deno.Command("openssl", {
+    args: [
+      "req",
+      "-x509",
+      ...keyArgs,
+      "-nodes",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+      "-subj",
+      `/CN=${opts.dnsName}`,
+      "-addext",
+      `subjectAltName=DNS:${opts.dnsName},IP:127.0.0.1`,
+      "-days",
+      String(opts.days),
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) throw new Error(`openssl req failed: ${new TextDecoder().decode(out.stderr)}`);
+  return { cert, key };
+}
