@@ -48,7 +48,6 @@ export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
     log,
     options: {
       hostname: opts.options.hostname,
-      protocol: "smtp",
       // One line per TLS record only matters under TLS (fetchmail reads one line per record).
       lineRecords: opts.options.lineRecords && conn.isSecure,
       ...(opts.options.commandTimeoutMs === undefined

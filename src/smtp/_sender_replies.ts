@@ -1,17 +1,11 @@
 /**
- * Replies the sender makes up itself when the peer never gave one (lost connection, timeout)
- * or when a message cannot be offered to this peer. They end up in the queue's last reply and
+ * Replies the sender makes up itself when a message cannot be offered to this peer (the
+ * replies for a lost link are in `client/link.ts`). They end up in the queue's last reply and
  * in DSN Diagnostic-Code fields, so they say what happened without local detail.
  */
 import { reply } from "../wire/reply.ts";
 import type { Reply } from "../wire/reply.ts";
 
-/** Connection closed or broken before the reply that would settle the recipient. */
-export const LOCAL_CONNECTION_LOST: Reply = reply(421, "4.4.2", "Connection lost");
-/** The peer did not answer in time (RFC 5321 §4.5.3.2). */
-export const LOCAL_TIMED_OUT: Reply = reply(421, "4.4.2", "Timed out waiting for a reply");
-/** The peer's reply was malformed or out of place; the session cannot go on. */
-export const LOCAL_PROTOCOL_ERROR: Reply = reply(421, "4.5.0", "Unexpected reply from peer");
 /** 8-bit body, peer without 8BITMIME (PROTOCOL.md §5.3: bounce rather than rewrite). */
 export const LOCAL_NEEDS_8BITMIME: Reply = reply(
   554,

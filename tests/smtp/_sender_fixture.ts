@@ -37,7 +37,7 @@ export function setup(
     conn: client,
     reader: new LineReader(client),
     log: NULL_LOGGER,
-    options: { hostname: "provider.test", protocol: "smtp", lineRecords: false, ...options },
+    options: { hostname: "provider.test", lineRecords: false, ...options },
   });
   return { sender, server, client };
 }

@@ -27,7 +27,7 @@ Deno.test("SmtpSender over a real TCP socket, with and without lineRecords", asy
           conn,
           reader: new LineReader(conn),
           log: NULL_LOGGER,
-          options: { hostname: "provider.test", protocol: "smtp", lineRecords },
+          options: { hostname: "provider.test", lineRecords },
         });
         assertEquals((await sender.greet()).code, 220);
         assert("isExtended" in (await sender.hello()));

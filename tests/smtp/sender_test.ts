@@ -361,25 +361,6 @@ Deno.test("SmtpSender forwards DSN parameters only to a peer that offers DSN", a
   ]);
 });
 
-Deno.test("SmtpSender speaks LMTP: LHLO and one reply per accepted recipient", async () => {
-  const f = setup(
-    {
-      lmtp: true,
-      on: (cmd, verb) => verb === "RCPT" && cmd.includes("no@") ? "550 5.1.1 Unknown" : undefined,
-      afterData: () => "250 2.1.5 a done\n452 4.2.2 b over quota",
-    },
-    { protocol: "lmtp" },
-  );
-  await ready(f);
-  const result = await f.sender.send(
-    message({ recipients: ["a@c.test", "no@c.test", "b@c.test"] }),
-  );
-  assertEquals(outcomes(result), ["delivered", "failed", "deferred"]);
-  assertEquals(result.recipients[2]?.reply.enhanced, "4.2.2");
-  await finish(f);
-  assertEquals(f.server.commands[0], "LHLO provider.test");
-});
-
 Deno.test("SmtpSender falls back to HELO when EHLO is refused", async () => {
   const f = setup({ on: (_c, verb) => verb === "EHLO" ? "502 5.5.1 Not implemented" : undefined });
   const caps = await ready(f);
@@ -392,18 +373,6 @@ Deno.test("SmtpSender falls back to HELO when EHLO is refused", async () => {
     "HELO provider.test",
     "MAIL FROM:<sender@remote.test>",
   ]);
-});
-
-Deno.test("SmtpSender under LMTP does not fall back to HELO", async () => {
-  const f = setup({ on: (_c, verb) => verb === "LHLO" ? "500 5.5.1 What" : undefined }, {
-    protocol: "lmtp",
-  });
-  await f.sender.greet();
-  const answer = await f.sender.hello();
-  assert("code" in answer);
-  assertEquals(answer.code, 500);
-  await finish(f);
-  assertEquals(f.server.commands, ["LHLO provider.test", "QUIT"]);
 });
 
 Deno.test("SmtpSender with lineRecords writes exactly one line per write", async () => {
@@ -530,21 +499,6 @@ Deno.test("SmtpSender drops the connection on a reply code out of place", async 
   await ready(f);
   const result = await f.sender.send(message({ recipients: ["a@c.test", "b@c.test"] }));
   assertEquals(outcomes(result), ["deferred", "deferred"]);
-  assertEquals(result.connectionLost, true);
-  await finish(f);
-});
-
-Deno.test("SmtpSender under LMTP keeps the replies it got before a 421", async () => {
-  const f = setup(
-    { lmtp: true, afterData: () => ({ reply: "250 2.1.5 a done\n421 4.3.2 Bye", close: true }) },
-    { protocol: "lmtp" },
-  );
-  await ready(f);
-  const result = await f.sender.send(
-    message({ recipients: ["a@c.test", "b@c.test", "c@c.test"] }),
-  );
-  assertEquals(outcomes(result), ["delivered", "deferred", "deferred"]);
-  assertEquals(result.recipients[1]?.reply.code, 421);
   assertEquals(result.connectionLost, true);
   await finish(f);
 });
