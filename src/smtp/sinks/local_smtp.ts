@@ -15,13 +15,13 @@ import { concatBytes } from "../../wire/bytes.ts";
 import type { Conn } from "../../net/conn.ts";
 import { connect } from "../../net/conn.ts";
 import { LineReader } from "../../wire/line_reader.ts";
-import { reply } from "../../wire/reply.ts";
+import { isPermanent, isPositive, isTransient, reply } from "../../wire/reply.ts";
 import type { Reply } from "../../wire/reply.ts";
-import { type Capabilities, parseEhloReply } from "../../wire/ehlo.ts";
+import type { Capabilities } from "../../wire/ehlo.ts";
 import { DotStuffer } from "../../wire/dot_stuffer.ts";
 import type { DeliverTo } from "../../config/types.ts";
 import type { MailFrom, MessageSink, RcptTo, SessionInfo, SinkTransaction } from "../sink.ts";
-import { readReply } from "../reply_reader.ts";
+import { type Answer, ClientLink } from "../client/link.ts";
 import type { Logger } from "../../observe/log.ts";
 import { NULL_LOGGER } from "../../observe/log.ts";
 
@@ -82,60 +82,47 @@ export function describeTarget(t: LocalTarget): string {
   }
 }
 
-const encoder = new TextEncoder();
-
 /** Body bytes gathered into one write to the local server. */
 const LOCAL_WRITE_BYTES = 64 * 1024;
 
-/** One open connection to the local MTA after a successful EHLO/LHLO. */
+/**
+ * One open connection to the local MTA after a successful EHLO/LHLO, on the client link.
+ * Whatever ends the link (the local side's 421 included) is LOCAL_UNAVAILABLE upstream: the
+ * provider must not read a local 421 as the customer closing its own connection.
+ */
 class LocalConnection {
-  readonly conn: Conn;
-  readonly reader: LineReader;
+  readonly link: ClientLink;
   caps: Capabilities | undefined;
-  isBroken = false;
 
-  constructor(conn: Conn) {
-    this.conn = conn;
-    this.reader = new LineReader(conn);
+  constructor(conn: Conn, log: Logger) {
+    this.link = new ClientLink({ conn, reader: new LineReader(conn), log });
   }
 
-  /** Writes one command line and reads its reply; a broken link gives a local 451. */
+  get isBroken(): boolean {
+    return this.link.isLost;
+  }
+
+  /** Writes one command line and reads its reply. */
   async command(line: string, timeoutMs: number): Promise<Reply> {
-    if (!(await this.write(encoder.encode(line + "\r\n"), timeoutMs))) return LOCAL_UNAVAILABLE;
-    return this.read(timeoutMs);
+    return upstreamReply(await this.link.command(line, timeoutMs));
   }
 
-  async write(bytes: Uint8Array, timeoutMs: number): Promise<boolean> {
-    if (this.isBroken) return false;
-    try {
-      await this.conn.write(bytes, { timeoutMs });
-      return true;
-    } catch {
-      this.breakLink();
-      return false;
-    }
+  write(bytes: Uint8Array, timeoutMs: number): Promise<boolean> {
+    return this.link.writeEach([bytes], timeoutMs);
   }
 
   async read(timeoutMs: number): Promise<Reply> {
-    if (this.isBroken) return LOCAL_UNAVAILABLE;
-    const r = await readReply(this.reader, { timeoutMs });
-    if (r.kind !== "reply") {
-      this.breakLink();
-      return LOCAL_UNAVAILABLE;
-    }
-    // A local 421 means the local side is closing; upstream it must not read as "the
-    // customer is closing", so it becomes an ordinary temporary refusal.
-    if (r.reply.code === 421) {
-      this.breakLink();
-      return LOCAL_UNAVAILABLE;
-    }
-    return r.reply;
+    return upstreamReply(await this.link.read(timeoutMs));
   }
 
-  breakLink(): void {
-    this.isBroken = true;
-    this.conn.destroy();
+  breakLink(reason: string): void {
+    this.link.lose(LOCAL_UNAVAILABLE, reason);
   }
+}
+
+/** A local reply as it goes upstream: a lost link is an ordinary temporary refusal. */
+function upstreamReply(answer: Answer): Reply {
+  return answer.kind === "reply" ? answer.reply : LOCAL_UNAVAILABLE;
 }
 
 /** Relays each transaction to a local SMTP or LMTP server. */
@@ -168,25 +155,25 @@ export class LocalSmtpSink implements MessageSink {
       this.#log.error("local_connect_failed", { to: this.where, error: errorText(err) });
       return LOCAL_UNAVAILABLE;
     }
-    const link = new LocalConnection(conn);
-    const greeting = await link.read(this.timeouts.commandMs);
-    if (greeting.code !== 220) {
-      this.#log.error("local_greeting_refused", { to: this.where, code: greeting.code });
-      link.breakLink();
+    const link = new LocalConnection(conn, this.#log);
+    const greeting = await link.link.greet(this.timeouts.commandMs);
+    if (greeting.kind === "lost" || greeting.reply.code !== 220) {
+      const code = greeting.kind === "lost" ? greeting.loss.reply.code : greeting.reply.code;
+      this.#log.error("local_greeting_refused", { to: this.where, code });
+      link.breakLink("no greeting");
       return LOCAL_UNAVAILABLE;
     }
-    const verb = this.isLmtp ? "LHLO" : "EHLO";
-    let hello = await link.command(`${verb} ${this.#opts.hostname}`, this.timeouts.commandMs);
-    if (hello.code === 250) {
-      link.caps = parseEhloReply(hello);
-    } else if (!this.isLmtp && hello.code >= 500 && !link.isBroken) {
-      hello = await link.command(`HELO ${this.#opts.hostname}`, this.timeouts.commandMs);
-    }
-    if (hello.code !== 250) {
-      this.#log.error("local_hello_refused", { to: this.where, code: hello.code });
-      link.breakLink();
+    const hello = await link.link.hello(this.#opts.hostname, {
+      timeoutMs: this.timeouts.commandMs,
+      lmtp: this.isLmtp,
+    });
+    if (hello.kind !== "ready") {
+      const code = hello.kind === "lost" ? hello.loss.reply.code : hello.reply.code;
+      this.#log.error("local_hello_refused", { to: this.where, code });
+      link.breakLink("hello refused");
       return LOCAL_UNAVAILABLE;
     }
+    link.caps = hello.caps;
     this.#link = link;
     return link;
   }
@@ -215,8 +202,8 @@ export class LocalSmtpSink implements MessageSink {
     const link = this.#link;
     this.#link = undefined;
     if (link === undefined || link.isBroken) return;
-    await link.command("QUIT", 10_000);
-    await link.conn.close().catch(() => {});
+    await link.link.quit(10_000);
+    await link.link.conn.close().catch(() => {});
   }
 }
 
@@ -271,7 +258,7 @@ class LocalTransaction implements SinkTransaction {
       return ONE_RECIPIENT_PER_TRANSACTION;
     }
     const r = await this.#relayRecipient(`RCPT TO:<${rcpt.address}>`);
-    if (r.code >= 200 && r.code < 300) this.#accepted.push(rcpt.address);
+    if (isPositive(r)) this.#accepted.push(rcpt.address);
     else this.#log.info("local_rcpt_refused", { rcpt: rcpt.address, code: r.code });
     return r;
   }
@@ -282,7 +269,7 @@ class LocalTransaction implements SinkTransaction {
     const mail = this.#mailState;
     if (mail.kind === "refused") return mail.reply;
     if (mail.kind === "accepted") return await this.#link.command(rcptLine, timeoutMs);
-    if (!(await this.#link.write(encoder.encode(`${mail.line}\r\n${rcptLine}\r\n`), timeoutMs))) {
+    if (!(await this.#link.link.writeLines([mail.line, rcptLine], timeoutMs))) {
       this.#mailState = { kind: "refused", reply: LOCAL_UNAVAILABLE };
       return LOCAL_UNAVAILABLE;
     }
@@ -309,7 +296,7 @@ class LocalTransaction implements SinkTransaction {
     const r = await this.#link.command("DATA", this.#sink.timeouts.commandMs);
     this.#state = r.code === 354
       ? { kind: "data", stuffer: new DotStuffer() }
-      : { kind: "refused", reply: r.code >= 400 ? r : LOCAL_UNAVAILABLE };
+      : { kind: "refused", reply: isTransient(r) || isPermanent(r) ? r : LOCAL_UNAVAILABLE };
   }
 
   async write(chunk: Uint8Array): Promise<void> {
@@ -319,7 +306,7 @@ class LocalTransaction implements SinkTransaction {
     const pieces = state.stuffer.push(chunk);
     if (state.stuffer.fault !== undefined) {
       // The receiver refuses bare CR/LF itself; this is only a second line of defence.
-      this.#link.breakLink();
+      this.#link.breakLink("bare CR or LF in the body");
       this.#state = { kind: "refused", reply: reply(550, "5.5.2", "Bare CR or LF not allowed") };
       return;
     }
@@ -356,7 +343,7 @@ class LocalTransaction implements SinkTransaction {
     const end = state.stuffer.finish();
     if (state.stuffer.fault !== undefined) {
       // A held-back bare CR at the very end: never send it, and drop the local transaction.
-      this.#link.breakLink();
+      this.#link.breakLink("bare CR at the end of the body");
       return reply(554, "5.6.0", "Message contains a bare CR or LF");
     }
     if (!(await this.#link.write(this.#takeHeld(end), this.#sink.timeouts.dataBlockMs))) {
@@ -381,7 +368,7 @@ class LocalTransaction implements SinkTransaction {
     // Nothing to reset when MAIL never went out (no recipient reached the local side).
     if (this.#mailState.kind === "pending") return;
     const r = await this.#link.command("RSET", this.#sink.timeouts.commandMs);
-    if (r.code !== 250) this.#link.breakLink();
+    if (r.code !== 250) this.#link.breakLink(`RSET refused with ${r.code}`);
   }
 
   async abort(): Promise<void> {
@@ -391,7 +378,7 @@ class LocalTransaction implements SinkTransaction {
     // Mid-DATA there is no way to take the body back except dropping the link: the local
     // side then discards the partial message (RFC 5321 §4.1.1.4: no "." seen, no delivery).
     if (state.kind === "data") {
-      this.#link.breakLink();
+      this.#link.breakLink("transaction aborted mid-DATA");
       this.#log.warn("local_aborted_mid_data", { to: this.#sink.where });
       return;
     }
@@ -408,7 +395,7 @@ class LocalTransaction implements SinkTransaction {
  */
 function mailRefusalForRecipients(r: Reply): Reply {
   if (r.code === 552) return { ...r, code: 554 };
-  if (r.code >= 400 && r.code < 600) return r;
+  if (isTransient(r) || isPermanent(r)) return r;
   return LOCAL_UNAVAILABLE;
 }
 
