@@ -9,9 +9,9 @@ import type { Conn } from "../net/conn.ts";
 import { connect } from "../net/conn.ts";
 import { LineReader } from "../wire/line_reader.ts";
 import type { Reply } from "../wire/reply.ts";
-import { formatReplyText } from "../wire/reply.ts";
-import { type Capabilities, parseEhloReply } from "../wire/ehlo.ts";
-import { readReply } from "../smtp/reply_reader.ts";
+import { formatReplyText, isPermanent, isTransient } from "../wire/reply.ts";
+import type { Capabilities } from "../wire/ehlo.ts";
+import { type Answer, ClientLink, type Loss } from "../smtp/client/link.ts";
 import { chooseMechanism, createSaslClient, SaslClientError } from "../auth/sasl_client.ts";
 import type { Logger } from "../observe/log.ts";
 import { REDACTED } from "../observe/log.ts";
@@ -65,8 +65,6 @@ export interface DialogOptions {
   readonly signal?: AbortSignal;
 }
 
-const encoder = new TextEncoder();
-
 function stop(exitCode: FetchExitCode, result: FetchResult, message: string): DialogStop {
   return { kind: "stop", exitCode, result, message };
 }
@@ -104,15 +102,14 @@ export async function runCustomerDialog(opts: DialogOptions): Promise<DialogStop
 
 class Dialog {
   readonly #conn: Conn;
-  #reader: LineReader;
+  readonly #link: ClientLink;
   readonly #opts: DialogOptions;
   readonly #where: string;
   readonly #log: Logger;
-  #isOpen = true;
 
   constructor(conn: Conn, opts: DialogOptions, where: string) {
     this.#conn = conn;
-    this.#reader = new LineReader(conn);
+    this.#link = new ClientLink({ conn, reader: new LineReader(conn), log: opts.log });
     this.#opts = opts;
     this.#where = where;
     this.#log = opts.log;
@@ -137,24 +134,19 @@ class Dialog {
       const r = await this.#command("STARTTLS");
       if ("kind" in r) return r;
       if (r.code !== 220) return this.#unexpected("STARTTLS", r, 5);
-      // RFC 3207 §4.2 / CVE-2011-0411: bytes after the 220 came in plaintext; drop them.
-      const injected = this.#reader.discardBuffered();
-      if (injected > 0) this.#log.warn("starttls_injection_discarded", { bytes: injected });
+      // RFC 3207 §4.2 / CVE-2011-0411: bytes after the 220 came in plaintext; the link drops them.
       try {
-        const t = await this.#conn.startTlsClient(tlsClientParams(this.#opts));
+        const t = await this.#link.startTls(tlsClientParams(this.#opts));
         if (t.discardedBytes > 0) {
           this.#log.warn("starttls_injection_discarded", { bytes: t.discardedBytes });
         }
       } catch (err) {
-        this.#isOpen = false;
-        this.#conn.destroy();
         return stop(
           5,
           "temporary",
           `TLS with "${this.#where}" failed: ${tlsOrNetText(err, this.#opts.host)}`,
         );
       }
-      this.#reader = new LineReader(this.#conn);
       caps = await this.#ehlo(); // RFC 3207 §4.2: forget what was learnt before TLS
       if ("kind" in caps) return caps;
     }
@@ -187,7 +179,7 @@ class Dialog {
     const text = formatReplyText(r).trim();
     switch (r.code) {
       case 250:
-        return { kind: "reversed", conn: this.#conn, reader: this.#reader, mechanism };
+        return { kind: "reversed", conn: this.#conn, reader: this.#link.reader, mechanism };
       case 453:
         return stop(0, "noMail", `No mail waiting on "${this.#where}"`);
       case 450:
@@ -199,17 +191,30 @@ class Dialog {
       case 451:
         return stop(5, "temporary", `ATRN deferred by "${this.#where}": ${text}`);
       default:
-        return r.code < 500
+        return !isPermanent(r)
           ? stop(5, "temporary", `ATRN deferred by "${this.#where}": ${text}`)
           : stop(4, "refused", `ATRN refused by "${this.#where}": ${text}`);
     }
   }
 
+  /** EHLO without HELO fallback: ODMR needs the AUTH and ATRN extensions (RFC 2645 §5). */
   async #ehlo(): Promise<Capabilities | DialogStop> {
-    const r = await this.#command(`EHLO ${this.#opts.hostname}`);
-    if ("kind" in r) return r;
-    if (r.code !== 250) return this.#unexpected("EHLO", r);
-    return parseEhloReply(r);
+    const hello = await this.#link.hello(this.#opts.hostname, {
+      timeoutMs: this.#opts.commandTimeoutMs,
+      heloFallback: false,
+    });
+    switch (hello.kind) {
+      case "ready":
+        return hello.caps;
+      case "refused":
+        return this.#unexpected("EHLO", hello.reply);
+      case "lost":
+        return this.#lostStop(hello.loss);
+      default: {
+        const never: never = hello;
+        throw new Error(`unreachable hello ${JSON.stringify(never)}`);
+      }
+    }
   }
 
   /** SASL exchange (RFC 4954); undefined on 235 with the server verified (SCRAM). */
@@ -236,7 +241,7 @@ class Dialog {
       }
       if (r.code !== 334) {
         const text = formatReplyText(r).trim();
-        return r.code >= 400 && r.code < 500
+        return isTransient(r)
           ? stop(5, "temporary", `AUTH ${mechanism} deferred by "${this.#where}": ${text}`)
           : stop(3, "authFailed", `AUTH ${mechanism} as "${this.#opts.user}" failed: ${text}`);
       }
@@ -259,40 +264,39 @@ class Dialog {
     line: string,
     timeoutMs = this.#opts.commandTimeoutMs,
   ): Promise<Reply | DialogStop> {
-    try {
-      await this.#conn.write(encoder.encode(line + "\r\n"), { timeoutMs });
-    } catch (err) {
-      this.#isOpen = false;
-      return stop(5, "temporary", `Connection to "${this.#where}" lost: ${errorText(err)}`);
-    }
-    return this.#read(timeoutMs);
+    return this.#replyOrStop(await this.#link.command(line, timeoutMs));
   }
 
   async #read(timeoutMs: number): Promise<Reply | DialogStop> {
-    const r = await readReply(this.#reader, { timeoutMs });
-    switch (r.kind) {
-      case "reply":
-        if (r.reply.code === 421) {
-          this.#isOpen = false;
-          return stop(
-            5,
-            "temporary",
-            `Server "${this.#where}" closed: ${formatReplyText(r.reply).trim()}`,
-          );
-        }
-        return r.reply;
+    return this.#replyOrStop(await this.#link.read(timeoutMs));
+  }
+
+  #replyOrStop(answer: Answer): Reply | DialogStop {
+    return answer.kind === "reply" ? answer.reply : this.#lostStop(answer.loss);
+  }
+
+  /** A lost link ends the dialogue as a temporary failure (exit 5), saying how it was lost. */
+  #lostStop(loss: Loss): DialogStop {
+    const where = this.#where;
+    switch (loss.cause) {
+      case "closing":
+        return stop(
+          5,
+          "temporary",
+          `Server "${where}" closed: ${formatReplyText(loss.reply).trim()}`,
+        );
       case "eof":
-        this.#isOpen = false;
-        return stop(5, "temporary", `Connection to "${this.#where}" closed by the server`);
+        return stop(5, "temporary", `Connection to "${where}" closed by the server`);
       case "timeout":
-        this.#isOpen = false;
-        return stop(5, "temporary", `Timed out waiting for "${this.#where}"`);
-      case "invalid":
-        this.#isOpen = false;
-        return stop(5, "temporary", `Bad reply from "${this.#where}": ${r.reason}`);
+        return stop(5, "temporary", `Timed out waiting for "${where}"`);
+      case "garbage":
+        return stop(5, "temporary", `Bad reply from "${where}": ${loss.reason}`);
+      case "write":
+      case "local":
+        return stop(5, "temporary", `Connection to "${where}" lost: ${loss.reason}`);
       default: {
-        const never: never = r;
-        throw new Error(`unreachable ${JSON.stringify(never)}`);
+        const never: never = loss.cause;
+        throw new Error(`unreachable loss ${never}`);
       }
     }
   }
@@ -308,14 +312,7 @@ class Dialog {
 
   /** Best-effort QUIT and close after a stop. */
   async quit(): Promise<void> {
-    if (this.#isOpen && !this.#conn.closed) {
-      try {
-        await this.#conn.write(encoder.encode("QUIT\r\n"), { timeoutMs: 5_000 });
-        await readReply(this.#reader, { timeoutMs: 5_000 });
-      } catch {
-        // Closing anyway.
-      }
-    }
+    if (!this.#link.isLost && !this.#conn.closed) await this.#link.quit(5_000);
     await this.#conn.close().catch(() => {});
   }
 }

@@ -5,6 +5,7 @@
  */
 import type { MailFrom, MessageSink, RcptTo, SessionInfo, SinkTransaction } from "../smtp/sink.ts";
 import type { Reply } from "../wire/reply.ts";
+import { isPermanent, isPositive, isTransient } from "../wire/reply.ts";
 import type { Logger } from "../observe/log.ts";
 import { FOREIGN_RECIPIENT_REPLY } from "../smtp/sinks/allowed_domains.ts";
 import { ONE_RECIPIENT_PER_TRANSACTION } from "../smtp/sinks/local_smtp.ts";
@@ -51,7 +52,7 @@ export class LedgerSink implements MessageSink {
     const r = await this.#inner.begin(mail, session);
     if ("code" in r) {
       this.#log.warn("mail_refused", { from: mail.address, code: r.code, to: this.#where });
-      if (r.code >= 400 && r.code < 500 && r.code !== 421) this.counts.deferred++;
+      if (isTransient(r) && r.code !== 421) this.counts.deferred++;
       return r;
     }
     return new LedgerTransaction(r, mail, this);
@@ -62,8 +63,8 @@ export class LedgerSink implements MessageSink {
     if (kind === "rcpt" && r === FOREIGN_RECIPIENT_REPLY) this.counts.foreign += recipients;
     else if (kind === "rcpt" && r === ONE_RECIPIENT_PER_TRANSACTION) {
       this.counts.split += recipients;
-    } else if (r.code >= 200 && r.code < 300) this.counts.delivered += recipients;
-    else if (r.code >= 500) this.counts.failed += recipients;
+    } else if (isPositive(r)) this.counts.delivered += recipients;
+    else if (isPermanent(r)) this.counts.failed += recipients;
     else this.counts.deferred += recipients;
   }
 
@@ -85,7 +86,7 @@ export class LedgerSink implements MessageSink {
       code: info.reply.code,
       reply: info.reply.lines.join(" "),
     };
-    if (info.reply.code >= 200 && info.reply.code < 300) this.#log.info("delivered", fields);
+    if (isPositive(info.reply)) this.#log.info("delivered", fields);
     else this.#log.warn("not_delivered", fields);
   }
 }
@@ -109,7 +110,7 @@ class LedgerTransaction implements SinkTransaction {
 
   async addRecipient(rcpt: RcptTo): Promise<Reply> {
     const r = await this.#inner.addRecipient(rcpt);
-    if (r.code >= 200 && r.code < 300) this.#accepted.push(rcpt.address);
+    if (isPositive(r)) this.#accepted.push(rcpt.address);
     else this.#ledger.record("rcpt", r, 1);
     return r;
   }
