@@ -154,6 +154,6 @@ function toOutbound(message: QueuedMessage, lease: Lease): OutboundMessage {
       ...(r.notify !== undefined ? { notify: r.notify } : {}),
       ...(r.orcpt !== undefined ? { orcpt: r.orcpt } : {}),
     })),
-    body: lease.readBody(message.id),
+    readBody: () => lease.readBody(message.id),
   };
 }

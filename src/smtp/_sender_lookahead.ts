@@ -7,6 +7,7 @@
  */
 import type { Planned } from "./_sender_envelope.ts";
 import { envelopeLines } from "./_sender_envelope.ts";
+import type { Body, Prepared } from "./_sender_check.ts";
 import { RecipientLedger } from "./_sender_ledger.ts";
 import { closeIterator } from "./_sender_body.ts";
 import type { OutboundMessage } from "./_sender_types.ts";
@@ -16,6 +17,8 @@ export interface TakenMessage<M> {
   readonly message: M;
   readonly ledger: RecipientLedger;
   readonly planned: Planned;
+  /** The checked body, when `planned` is `send`. */
+  readonly body: Body | undefined;
   /** Its MAIL/RCPT/DATA went out behind the previous body. */
   isWritten: boolean;
 }
@@ -28,7 +31,7 @@ export interface NextMessage<M> {
 
 /** What the transaction in flight sees of the next message. */
 export interface Lookahead {
-  /** Takes and plans the next message (no I/O), while replies are awaited. Never rejects. */
+  /** Takes, plans and checks the next message (no I/O), while replies are awaited. Never rejects. */
   prepare(): Promise<void>;
   /** The prepared message's MAIL/RCPT/DATA, to write right behind "."; marks them written. */
   follow(): Uint8Array[];
@@ -37,25 +40,25 @@ export interface Lookahead {
 /** A message iterator with a one-message lookahead. */
 export class MessageSource<M extends OutboundMessage> implements Lookahead {
   readonly #iterator: Iterator<M> | AsyncIterator<M>;
-  /** Plans a message taken ahead; undefined: no lookahead (no PIPELINING). */
-  readonly #plan: ((message: M, ledger: RecipientLedger) => Planned) | undefined;
+  /** Plans and checks a message taken ahead; undefined: no lookahead (no PIPELINING). */
+  readonly #prepare: ((message: M, ledger: RecipientLedger) => Promise<Prepared>) | undefined;
   #ahead: TakenMessage<M> | undefined;
   #isExhausted = false;
   #sourceError: { readonly error: unknown } | undefined;
 
   constructor(
     messages: AsyncIterable<M> | Iterable<M>,
-    plan: ((message: M, ledger: RecipientLedger) => Planned) | undefined,
+    prepare: ((message: M, ledger: RecipientLedger) => Promise<Prepared>) | undefined,
   ) {
     this.#iterator = Symbol.asyncIterator in messages
       ? messages[Symbol.asyncIterator]()
       : messages[Symbol.iterator]();
-    this.#plan = plan;
+    this.#prepare = prepare;
   }
 
   /** Whether messages are taken ahead (the peer pipelines). */
   get isLookingAhead(): boolean {
-    return this.#plan !== undefined;
+    return this.#prepare !== undefined;
   }
 
   /** A message taken ahead is waiting to be sent (or reported). */
@@ -84,10 +87,10 @@ export class MessageSource<M extends OutboundMessage> implements Lookahead {
     return { message: next.value, taken: undefined };
   }
 
-  /** Takes and plans the next message (no I/O), while replies are awaited. Never rejects. */
+  /** Takes, plans and checks the next message (no I/O), while replies are awaited. Never rejects. */
   async prepare(): Promise<void> {
-    const plan = this.#plan;
-    if (plan === undefined || this.#ahead !== undefined || this.#isExhausted) return;
+    const prepare = this.#prepare;
+    if (prepare === undefined || this.#ahead !== undefined || this.#isExhausted) return;
     let next: IteratorResult<M>;
     try {
       next = await this.#iterator.next();
@@ -102,12 +105,8 @@ export class MessageSource<M extends OutboundMessage> implements Lookahead {
       return;
     }
     const ledger = new RecipientLedger(next.value.recipients);
-    this.#ahead = {
-      message: next.value,
-      ledger,
-      planned: plan(next.value, ledger),
-      isWritten: false,
-    };
+    const { planned, body } = await prepare(next.value, ledger);
+    this.#ahead = { message: next.value, ledger, planned, body, isWritten: false };
   }
 
   /** The prepared message's MAIL/RCPT/DATA, to write right behind "."; marks them written. */

@@ -30,6 +30,12 @@ export const LOCAL_BARE_NEWLINE: Reply = reply(
   "5.6.0",
   "Message contains a bare CR or LF and cannot be relayed",
 );
+/** The stored body has a line over 998 octets (RFC 5321 §4.5.3.1.6); the peer would refuse it. */
+export const LOCAL_LINE_TOO_LONG: Reply = reply(
+  554,
+  "5.6.0",
+  "Message has a line over 998 octets and cannot be relayed",
+);
 /** The reverse-path cannot be put on a command line. */
 export const LOCAL_BAD_SENDER: Reply = reply(553, "5.1.7", "Sender address cannot be relayed");
 /** The forward-path cannot be put on a command line. */

@@ -42,10 +42,11 @@ export interface OutboundMessage {
   readonly size: number;
   readonly recipients: readonly OutboundRecipient[];
   /**
-   * Body bytes as stored (not dot-stuffed), streamed in order. A yielded chunk must stay
-   * unchanged afterwards: the sender may hold it back to join it with the next write.
+   * Body bytes as stored (not dot-stuffed), streamed in order; called once to check the body
+   * and, for a body too large to keep, once more to send it. A yielded chunk must stay
+   * unchanged afterwards: the sender may keep it to send later or join it with the next write.
    */
-  readonly body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+  readBody(): AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
 }
 
 /** How one recipient ended, with the reply that decided it (the peer's or a local one). */

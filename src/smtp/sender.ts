@@ -14,12 +14,8 @@ import type { Capabilities } from "../wire/ehlo.ts";
 import type { Logger } from "../observe/log.ts";
 import { ClientLink, LINK_CLOSED } from "./client/link.ts";
 import { RecipientLedger } from "./_sender_ledger.ts";
-import {
-  type EnvelopeContext,
-  envelopeLockStep,
-  envelopePipelined,
-  planTransaction,
-} from "./_sender_envelope.ts";
+import { type EnvelopeContext, envelopeLockStep, envelopePipelined } from "./_sender_envelope.ts";
+import { type Prepared, prepareMessage } from "./_sender_check.ts";
 import { sendBody } from "./_sender_body.ts";
 import { type Lookahead, MessageSource, type TakenMessage } from "./_sender_lookahead.ts";
 import {
@@ -45,6 +41,8 @@ export interface SenderOptions {
   readonly hostname: string;
   /** Write each line on its own with `flush` (one TLS record per line, for fetchmail). */
   readonly lineRecords: boolean;
+  /** Longest body line, CRLF included (default 1000, RFC 5321 §4.5.3.1.6). */
+  readonly maxLineOctets?: number;
   readonly timeouts?: Partial<SenderTimeouts>;
 }
 
@@ -136,7 +134,7 @@ export class SmtpSender {
     const source = new MessageSource<M>(
       messages,
       state.kind === "ready" && state.caps.pipelining
-        ? (message, ledger) => planTransaction(message, state.caps, ledger)
+        ? (message, ledger) => this.#prepare(message, state.caps, ledger)
         : undefined,
     );
     let sent = 0;
@@ -182,8 +180,8 @@ export class SmtpSender {
       return { recipients: ledger.results(), connectionLost: true };
     }
     if (state.kind !== "ready") throw new Error(`SmtpSender.send() in state ${state.kind}`);
-    const planned = taken?.planned ?? planTransaction(message, state.caps, ledger);
-    if (planned.kind === "send") {
+    const { planned, body } = taken ?? await this.#prepare(message, state.caps, ledger);
+    if (planned.kind === "send" && body !== undefined) {
       const ctx: EnvelopeContext = { link: this.#link, timeouts: this.#timeouts };
       let preparing: Promise<void> | undefined;
       const envelope = state.caps.pipelining
@@ -200,7 +198,7 @@ export class SmtpSender {
           await preparing;
           return lookahead.follow();
         };
-        await sendBody(ctx, message.body, envelope.accepted, ledger, following);
+        await sendBody(ctx, body, envelope.accepted, ledger, following);
       }
       ledger.settleRest("deferred", this.#link.loss?.reply ?? LINK_CLOSED);
       await preparing;
@@ -216,6 +214,20 @@ export class SmtpSender {
       connectionLost: result.connectionLost,
     });
     return result;
+  }
+
+  /** Plans and checks a message before anything of it goes out (`_sender_check.ts`). */
+  #prepare(
+    message: OutboundMessage,
+    caps: Capabilities,
+    ledger: RecipientLedger,
+  ): Promise<Prepared> {
+    return prepareMessage(message, caps, ledger, {
+      log: this.#log,
+      ...(this.#opts.maxLineOctets === undefined
+        ? {}
+        : { maxLineOctets: this.#opts.maxLineOctets }),
+    });
   }
 
   #expect(kind: SenderState["kind"], method: string): void {

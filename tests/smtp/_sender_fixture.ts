@@ -58,10 +58,16 @@ export async function finish(f: Fixture): Promise<void> {
   await f.server.done;
 }
 
-/** A message with recipients r0@customer.test… and the given body chunks. */
+/** A body source: each call of `readBody` reads the body anew. */
+export type BodySource = () => AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+
+/**
+ * A message with recipients r0@customer.test… and the given body chunks (an async iterable
+ * can be read once only: the sender reads it for its check and, when small, sends from that).
+ */
 export function message(
   opts: {
-    body?: string | Uint8Array | readonly Uint8Array[] | AsyncIterable<Uint8Array>;
+    body?: string | Uint8Array | readonly Uint8Array[] | AsyncIterable<Uint8Array> | BodySource;
     recipients?: readonly string[];
     params?: MessageParams;
     mailFrom?: string;
@@ -69,11 +75,13 @@ export function message(
   } = {},
 ): OutboundMessage {
   const raw = opts.body ?? "Subject: hi\r\n\r\nhello\r\n";
-  const body: AsyncIterable<Uint8Array> | Iterable<Uint8Array> = typeof raw === "string"
-    ? [enc.encode(raw)]
+  const body: BodySource = typeof raw === "function"
+    ? raw
+    : typeof raw === "string"
+    ? () => [enc.encode(raw)]
     : raw instanceof Uint8Array
-    ? [raw]
-    : raw;
+    ? () => [raw]
+    : () => raw;
   const recipients = (opts.recipients ?? ["r0@customer.test"]).map((address, i) => ({
     id: 100 + i,
     address,
@@ -83,11 +91,24 @@ export function message(
     params: opts.params ?? {},
     size: opts.size ?? (typeof raw === "string" ? enc.encode(raw).length : 0),
     recipients,
-    body,
+    readBody: body,
   };
 }
 
 /** The text of everything the client wrote, from chunk `from` on. */
 export function writtenText(client: MemoryConn, from = 0): string {
   return client.written.slice(from).map((c) => dec.decode(c)).join("");
+}
+
+/** A body too big to keep in memory whose second read (the one that sends) fails midway. */
+export function failingOnResend(): () => AsyncGenerator<Uint8Array> {
+  let reads = 0;
+  return async function* () {
+    const pass = ++reads;
+    for (let i = 0; i < 8; i++) {
+      if (pass === 2 && i === 2) throw new Error("disk read failed");
+      await Promise.resolve();
+      yield enc.encode(("x".repeat(62) + "\r\n").repeat(1024));
+    }
+  };
 }

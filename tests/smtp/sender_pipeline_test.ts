@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { dec, finish, message, ready, setup, writtenText } from "./_sender_fixture.ts";
+import {
+  dec,
+  failingOnResend,
+  finish,
+  message,
+  ready,
+  setup,
+  writtenText,
+} from "./_sender_fixture.ts";
 import type { MessageResult, OutboundMessage } from "../../src/smtp/sender.ts";
 
 /** Outcome and reply code of each recipient, e.g. "delivered 250". */
@@ -176,12 +184,7 @@ Deno.test("SmtpSender.sendMany() leaves a message taken ahead but never offered 
   function* source(): Generator<OutboundMessage> {
     taken++;
     // The body source fails after the envelope was accepted: the link is dropped mid-body.
-    yield message({
-      body: (async function* () {
-        yield new TextEncoder().encode("Subject: x\r\n");
-        throw new Error("disk error");
-      })(),
-    });
+    yield message({ body: failingOnResend() });
     taken++;
     yield message();
     taken++;
@@ -197,4 +200,26 @@ Deno.test("SmtpSender.sendMany() leaves a message taken ahead but never offered 
   assertEquals(f.server.commands.filter((c) => c.startsWith("MAIL")).length, 1);
   f.client.destroy();
   await f.server.done;
+});
+
+Deno.test("SmtpSender.sendMany() fails poisoned messages taken ahead without I/O and pipelines on (#10)", async () => {
+  const f = setup();
+  await ready(f);
+  const before = f.client.written.length;
+  const r = await sendAll(f, [
+    message({ recipients: ["a@c.test"] }),
+    message({ recipients: ["b@c.test"], body: "bare\nLF\r\n" }),
+    message({ recipients: ["c@c.test"], body: `${"x".repeat(999)}\r\n` }),
+    message({ recipients: ["d@c.test"] }),
+  ]);
+  assertEquals(r.seen, [["delivered 250"], ["failed 554"], ["failed 554"], ["delivered 250"]]);
+  assertEquals(r, { ...r, sent: 4, connectionLost: false });
+  const writes = f.client.written.slice(before).map((c) => dec.decode(c));
+  // envelope 1 | body 1 + "." | envelope 4 | body 4 + ".": the poisoned ones never went out
+  // (a message taken ahead that cannot be sent leaves nothing to write behind the body).
+  assertEquals(writes.length, 4);
+  assert(writes[2]?.endsWith("RCPT TO:<d@c.test>\r\nDATA\r\n"), writes[2]);
+  assert(!writtenText(f.client).includes("bare"));
+  assertEquals(f.server.bodies.length, 2);
+  await finish(f);
 });

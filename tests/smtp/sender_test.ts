@@ -1,6 +1,15 @@
 import assert from "node:assert/strict";
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { dec, enc, finish, message, ready, setup, writtenText } from "./_sender_fixture.ts";
+import {
+  dec,
+  enc,
+  failingOnResend,
+  finish,
+  message,
+  ready,
+  setup,
+  writtenText,
+} from "./_sender_fixture.ts";
 
 function outcomes(r: { recipients: readonly { outcome: string }[] }): string[] {
   return r.recipients.map((x) => x.outcome);
@@ -51,25 +60,35 @@ Deno.test("SmtpSender streams a 5 MB body in 64 KiB chunks without gathering it"
   const line = (n: number) =>
     enc.encode((n % 4 === 0 ? "." : "x") + String(n % 10).repeat(61) + "\r\n");
   const expected: Uint8Array[] = [];
-  let yielded = 0;
+  let reads = 0;
+  // Read twice: once by the check before MAIL (too big to keep), once to send.
   async function* body(): AsyncGenerator<Uint8Array> {
+    const pass = ++reads;
     let n = 0;
+    let yielded = 0;
     while (yielded < TOTAL) {
       const chunk = new Uint8Array(CHUNK);
       for (let at = 0; at < CHUNK; at += 64) chunk.set(line(n++), at);
-      // Streaming: everything yielded before this chunk is on the wire already.
-      const onWire = f.client.written.reduce((s, c) => s + c.length, 0);
-      assert(onWire >= yielded, `only ${onWire} of ${yielded} bytes written before the next chunk`);
+      if (pass === 2) {
+        // Streaming: everything yielded before this chunk is on the wire already.
+        const onWire = f.client.written.reduce((s, c) => s + c.length, 0) - before;
+        assert(
+          onWire >= yielded,
+          `only ${onWire} of ${yielded} bytes written before the next chunk`,
+        );
+        expected.push(chunk);
+      }
       yielded += CHUNK;
-      expected.push(chunk);
       await Promise.resolve();
       yield chunk;
     }
   }
-  const before = f.client.written.length;
-  const result = await f.sender.send(message({ body: body(), size: TOTAL }));
+  const before = f.client.written.reduce((s, c) => s + c.length, 0);
+  const writesBefore = f.client.written.length;
+  const result = await f.sender.send(message({ body, size: TOTAL }));
   assertEquals(outcomes(result), ["delivered"]);
-  const bodyWrites = f.client.written.slice(before + 1);
+  assertEquals(reads, 2);
+  const bodyWrites = f.client.written.slice(writesBefore + 1);
   for (const w of bodyWrites) {
     // A chunk plus its inserted dots (256 per chunk here), never more.
     assert(w.length <= CHUNK + 256, `a write of ${w.length} bytes`);
@@ -353,7 +372,7 @@ Deno.test("SmtpSender forwards DSN parameters only to a peer that offers DSN", a
 
   const dsn = setup({ extensions: ["DSN"] });
   await ready(dsn);
-  await dsn.sender.send({ ...withOrcpt, body: [enc.encode("x\r\n")] });
+  await dsn.sender.send({ ...withOrcpt, readBody: () => [enc.encode("x\r\n")] });
   await finish(dsn);
   assertEquals(dsn.server.commands.slice(1, 3), [
     "MAIL FROM:<sender@remote.test> RET=HDRS ENVID=QQ314159",
@@ -397,22 +416,75 @@ Deno.test("SmtpSender with lineRecords writes exactly one line per write", async
   assertEquals(f.server.bodies, [enc.encode("Subject: x\r\n\r\n.dot\r\nno end\r\n")]);
 });
 
-Deno.test("SmtpSender drops the connection rather than relay a bare LF", async () => {
-  const f = setup();
-  await ready(f);
-  const result = await f.sender.send(
-    message({ recipients: ["a@c.test"], body: [enc.encode("ok\r\n"), enc.encode("bad\n.\r\n")] }),
-  );
-  assertEquals(outcomes(result), ["failed"]);
-  assertEquals(result.recipients[0]?.reply.enhanced, "5.6.0");
-  assertEquals(result.connectionLost, true);
-  await finish(f);
-  assertEquals(f.server.bodies, []);
-  assert(f.server.sawEofInData);
-  assert(!writtenText(f.client).includes("bad"));
+Deno.test("SmtpSender fails a message it cannot relay before MAIL and keeps the connection (#10)", async (t) => {
+  const long = (n: number) => enc.encode("Subject: x\r\n\r\n" + "a".repeat(n) + "\r\n");
+  const rows: {
+    what: string;
+    body: readonly Uint8Array[];
+    params?: { body: "7BIT" };
+    extensions?: readonly string[];
+    want: string | undefined;
+  }[] = [
+    { what: "a bare LF", body: [enc.encode("ok\r\n"), enc.encode("bad\n.\r\n")], want: "5.6.0" },
+    { what: "a bare CR", body: [enc.encode("ok\rbad\r\n")], want: "5.6.0" },
+    { what: "a bare CR at the very end", body: [enc.encode("ok\r\nend\r")], want: "5.6.0" },
+    {
+      what: "a CRLF split between chunks is fine",
+      body: [enc.encode("ok\r"), enc.encode("\nend\r\n")],
+      want: undefined,
+    },
+    { what: "a line of 998 octets + CRLF (N) is sent", body: [long(998)], want: undefined },
+    { what: "a line of 999 octets + CRLF (N+1) fails", body: [long(999)], want: "5.6.0" },
+    {
+      what: "undeclared 8-bit to a peer without 8BITMIME fails 5.6.3",
+      body: [new Uint8Array([0x61, 0xe9, 13, 10])],
+      extensions: ["PIPELINING"],
+      want: "5.6.3",
+    },
+    {
+      what: "undeclared 8-bit to a peer with 8BITMIME is sent as stored",
+      body: [new Uint8Array([0x61, 0xe9, 13, 10])],
+      want: undefined,
+    },
+    {
+      what: "7BIT-declared 8-bit to a peer without 8BITMIME fails 5.6.3",
+      body: [new Uint8Array([0x61, 0xe9, 13, 10])],
+      params: { body: "7BIT" },
+      extensions: ["PIPELINING"],
+      want: "5.6.3",
+    },
+  ];
+  for (const row of rows) {
+    await t.step(row.what, async () => {
+      const f = setup(row.extensions === undefined ? {} : { extensions: row.extensions });
+      await ready(f);
+      const bad = await f.sender.send(
+        message({
+          recipients: ["a@c.test", "b@c.test"],
+          body: row.body,
+          ...row.params && { params: row.params },
+        }),
+      );
+      if (row.want === undefined) {
+        assertEquals(outcomes(bad), ["delivered", "delivered"]);
+      } else {
+        assertEquals(outcomes(bad), ["failed", "failed"]);
+        assertEquals(bad.recipients[0]?.reply.code, 554);
+        assertEquals(bad.recipients[0]?.reply.enhanced, row.want);
+        assertEquals(f.server.commands.filter((c) => c.startsWith("MAIL")), [], "no MAIL for it");
+      }
+      assertEquals(bad.connectionLost, false);
+      // The session goes on: the next message is delivered on the same connection.
+      const good = await f.sender.send(message());
+      assertEquals(outcomes(good), ["delivered"]);
+      await finish(f);
+      assertEquals(f.server.bodies.length, row.want === undefined ? 2 : 1);
+      assert(!writtenText(f.client).includes("bad"));
+    });
+  }
 });
 
-Deno.test("SmtpSender defers and drops the connection when the body source fails", async () => {
+Deno.test("SmtpSender defers a message whose stored body cannot be read, without I/O, and goes on (#10)", async () => {
   const f = setup();
   await ready(f);
   async function* body(): AsyncGenerator<Uint8Array> {
@@ -421,6 +493,18 @@ Deno.test("SmtpSender defers and drops the connection when the body source fails
     throw new Error("disk read failed");
   }
   const result = await f.sender.send(message({ body: body() }));
+  assertEquals(outcomes(result), ["deferred"]);
+  assertEquals(result.recipients[0]?.reply.code, 451);
+  assertEquals(result.connectionLost, false);
+  assertEquals(outcomes(await f.sender.send(message())), ["delivered"]);
+  await finish(f);
+  assertEquals(f.server.commands.filter((c) => c.startsWith("MAIL")).length, 1);
+});
+
+Deno.test("SmtpSender defers and drops the connection when the body source fails mid-body", async () => {
+  const f = setup();
+  await ready(f);
+  const result = await f.sender.send(message({ body: failingOnResend() }));
   assertEquals(outcomes(result), ["deferred"]);
   assertEquals(result.connectionLost, true);
   await finish(f);

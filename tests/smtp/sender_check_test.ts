@@ -1,0 +1,91 @@
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { BodyScanner, checkBody, HOLD_BODY_BYTES } from "../../src/smtp/_sender_check.ts";
+
+const enc = new TextEncoder();
+
+/** Scans `body` fed as the given pieces; returns the fault or undefined. */
+function scan(pieces: readonly Uint8Array[], allowEightBit = true, maxLineOctets = 1000) {
+  const s = new BodyScanner({ maxLineOctets, allowEightBit });
+  for (const p of pieces) s.push(p);
+  return s.finish();
+}
+
+/** The same body whole, one byte at a time, and split at every offset. */
+function splits(body: Uint8Array): Uint8Array[][] {
+  const out: Uint8Array[][] = [[body], [...body].map((b) => Uint8Array.of(b))];
+  for (let i = 0; i <= body.length; i++) out.push([body.subarray(0, i), body.subarray(i)]);
+  return out;
+}
+
+Deno.test("BodyScanner finds the same fault however the body is split (#10)", async (t) => {
+  const line = (n: number) => "a".repeat(n);
+  const rows: { what: string; body: Uint8Array; allowEightBit?: boolean; want?: string }[] = [
+    { what: "CRLF lines", body: enc.encode("A: b\r\n\r\nbody\r\n.\r\n") },
+    { what: "an empty body", body: new Uint8Array(0) },
+    { what: "no CRLF at the end", body: enc.encode("A: b\r\n\r\nlast") },
+    { what: "a bare LF", body: enc.encode("A: b\r\nx\ny\r\n"), want: "bareNewline" },
+    { what: "a bare LF first", body: enc.encode("\nA: b\r\n"), want: "bareNewline" },
+    { what: "a bare CR", body: enc.encode("A: b\rx\r\n"), want: "bareNewline" },
+    { what: "a CR at the very end", body: enc.encode("A: b\r\nx\r"), want: "bareNewline" },
+    { what: "CR CR LF", body: enc.encode("A: b\r\r\n"), want: "bareNewline" },
+    { what: "998 octets + CRLF (N)", body: enc.encode(`${line(998)}\r\nok\r\n`) },
+    { what: "999 octets + CRLF (N+1)", body: enc.encode(`${line(999)}\r\n`), want: "lineTooLong" },
+    { what: "998 octets, last line, no CRLF (N)", body: enc.encode(`x\r\n${line(998)}`) },
+    {
+      what: "999 octets, last line, no CRLF (N+1)",
+      body: enc.encode(`x\r\n${line(999)}`),
+      want: "lineTooLong",
+    },
+    { what: "8-bit allowed", body: Uint8Array.of(0x41, 0xe9, 13, 10) },
+    {
+      what: "8-bit not allowed",
+      body: Uint8Array.of(0x41, 0xe9, 13, 10),
+      allowEightBit: false,
+      want: "eightBit",
+    },
+  ];
+  for (const row of rows) {
+    await t.step(row.what, () => {
+      for (const pieces of splits(row.body)) {
+        assertEquals(scan(pieces, row.allowEightBit ?? true), row.want);
+      }
+    });
+  }
+});
+
+Deno.test("checkBody() keeps a small body and reads a large one again to send it", async () => {
+  let reads = 0;
+  const small = () => {
+    reads++;
+    return [enc.encode("a\r\n"), enc.encode("b\r\n")];
+  };
+  const kept = await checkBody(small, { params: {}, peerHasEightBitMime: true });
+  assertEquals(kept.kind, "send");
+  assertEquals(reads, 1);
+  if (kept.kind === "send") assertEquals([...(kept.body as Uint8Array[])].length, 2);
+
+  reads = 0;
+  const chunk = enc.encode(("x".repeat(62) + "\r\n").repeat(1024));
+  const large = () => {
+    reads++;
+    return Array.from({ length: Math.ceil(HOLD_BODY_BYTES / chunk.length) + 1 }, () => chunk);
+  };
+  const again = await checkBody(large, { params: {}, peerHasEightBitMime: true });
+  assertEquals(again.kind, "send");
+  let bytes = 0;
+  if (again.kind === "send") { for await (const c of again.body) bytes += c.length; }
+  assertEquals(reads, 2);
+  assertEquals(bytes > HOLD_BODY_BYTES, true);
+});
+
+Deno.test("checkBody() reads 8-bit in an 8BITMIME-declared body as allowed", async () => {
+  const body = () => [Uint8Array.of(0xe9, 13, 10)];
+  const declared = await checkBody(body, {
+    params: { body: "8BITMIME" },
+    peerHasEightBitMime: false,
+  });
+  assertEquals(declared.kind, "send");
+  const undeclared = await checkBody(body, { params: {}, peerHasEightBitMime: false });
+  assertEquals(undeclared.kind, "refused");
+  if (undeclared.kind === "refused") assertEquals(undeclared.reply.enhanced, "5.6.3");
+});
