@@ -8,14 +8,14 @@ import { LineReader } from "../wire/line_reader.ts";
 import { formatReply, reply } from "../wire/reply.ts";
 import { SmtpReceiver } from "../smtp/receiver.ts";
 import { QueueSink } from "../smtp/sinks/queue_sink.ts";
+import { MAX_IDLE_COMMANDS, MAX_SESSION_ERRORS } from "../smtp/session_budget.ts";
 import type { ConnectionLimiter } from "./_serve_limits.ts";
+import { admitConnection } from "./_serve_admission.ts";
 import type { ServeDeps } from "./serve.ts";
 import { TracedSink } from "./_serve_smtp_trace.ts";
 import type { SessionActivity } from "./_serve_sessions.ts";
 import { quotaOf } from "../config/policy.ts";
 
-/** Errors (unknown commands, bad sequences) tolerated before `421`. */
-const MAX_ERRORS = 10;
 /** Deadline for the short replies written here (refusals, the last-resort 421). */
 const REFUSAL_WRITE_TIMEOUT_MS = 5_000;
 
@@ -31,12 +31,8 @@ export async function handleSmtpConnection(
   const { config, limiter } = deps;
   const log = deps.log.with({ conn: conn.id, proto: "smtp" });
   const ip = conn.remoteAddress;
-  const admission = limiter.tryAcquire(ip);
-  if (!admission.ok) {
-    log.warn("connection_refused", { peer: ip, reason: admission.refusal });
-    await writeAndClose(conn, reply(421, "4.7.0", "Too many connections, try again later"));
-    return;
-  }
+  const ticket = await admitConnection(conn, limiter, { log, proto: "smtp" });
+  if (ticket === undefined) return;
   try {
     const queueSink = new QueueSink({
       store: deps.store,
@@ -61,7 +57,8 @@ export async function handleSmtpConnection(
         maxMessageBytes: config.smtp.maxMessageSize,
         maxRecipients: config.smtp.maxRecipients,
         commandTimeoutMs: config.smtp.timeoutMs,
-        maxErrors: MAX_ERRORS,
+        maxErrors: MAX_SESSION_ERRORS,
+        maxIdleCommands: MAX_IDLE_COMMANDS,
         addTraceHeader: true,
         ...(deps.secureContext ? { tls: { secureContext: deps.secureContext } } : {}),
         events: sink.receiverEvents(deps.observe?.metrics.smtp),
@@ -75,7 +72,7 @@ export async function handleSmtpConnection(
     });
     await writeAndClose(conn, reply(421, "4.3.0", "Temporary server error, try again later"));
   } finally {
-    limiter.release(ip);
+    ticket.release();
     await conn.close();
   }
 }

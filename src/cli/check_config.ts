@@ -63,6 +63,7 @@ function toFileShape(config: Config): Record<string, unknown> {
     odmr: {
       listen: config.odmr.listen.map(listenEntry),
       "require_tls": config.odmr.requireTls,
+      "auth_timeout": formatDuration(config.odmr.authTimeoutMs),
     },
     queue: {
       "max_age": formatDuration(config.queue.maxAgeMs),

@@ -190,9 +190,12 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
     maxPerIp: config.smtp.maxConnectionsPerIp,
   });
   // The ODMR port gets its own counts with the same limits (a flood there must not starve MX).
+  // Until AUTH, an ODMR connection can be evicted for a newcomer: strangers cannot hold
+  // every slot a customer needs (with NOOP just under the timeout, or many addresses).
   const odmrLimiter = new ConnectionLimiter({
     maxTotal: config.smtp.maxConnections,
     maxPerIp: config.smtp.maxConnectionsPerIp,
+    evictUnauthenticated: true,
   });
   const throttle = new AuthThrottle();
   const listeners: Listener[] = [];
@@ -218,6 +221,10 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
       ...(entry.tls === "implicit" && deps.secureContext
         ? { secureContext: () => deps.secureContext as tls.SecureContext }
         : {}),
+      onTlsFailure: (peer, err) => {
+        // A peer fault (anyone can send garbage): info, never error.
+        log.info("tls_failed", { proto, peer, reason: errorText(err) });
+      },
       onConn: (conn) => {
         if (isStopping) {
           conn.destroy();

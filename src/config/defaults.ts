@@ -21,6 +21,7 @@ export const DEFAULT_MAX_CONNECTIONS = 200;
 export const DEFAULT_MAX_CONNECTIONS_PER_IP = 20;
 export const DEFAULT_SMTP_TIMEOUT = "5m";
 export const DEFAULT_ODMR_REQUIRE_TLS = false;
+export const DEFAULT_ODMR_AUTH_TIMEOUT = "60s";
 export const DEFAULT_QUEUE_MAX_AGE = "30d";
 
 export const DEFAULT_FETCH_TLS = "starttls";

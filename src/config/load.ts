@@ -170,6 +170,10 @@ export function parseConfig(
     odmr: {
       listen: v.listenList(odmr.listen ?? D.DEFAULT_ODMR_LISTEN, "odmr.listen", tls, true),
       requireTls: v.boolean(odmr.require_tls ?? D.DEFAULT_ODMR_REQUIRE_TLS, "odmr.require_tls"),
+      authTimeoutMs: v.duration(
+        odmr.auth_timeout ?? D.DEFAULT_ODMR_AUTH_TIMEOUT,
+        "odmr.auth_timeout",
+      ),
     },
     queue: { maxAgeMs, quota },
     domains: top.domains === undefined || top.domains === null
@@ -204,7 +208,7 @@ const SMTP_KEYS = [
   "max_connections_per_ip",
   "timeout",
 ] as const;
-const ODMR_KEYS = ["listen", "require_tls"] as const;
+const ODMR_KEYS = ["listen", "require_tls", "auth_timeout"] as const;
 const QUEUE_KEYS = ["max_age", "quota"] as const;
 const QUOTA_KEYS = ["bytes", "messages"] as const;
 const DOMAIN_KEYS = ["max_age", "quota"] as const;

@@ -33,6 +33,8 @@ export interface Config {
   readonly odmr: {
     readonly listen: readonly ListenEntry[];
     readonly requireTls: boolean;
+    /** Connect → successful AUTH; then `421 4.7.0` and close. */
+    readonly authTimeoutMs: number;
   };
   readonly queue: {
     readonly maxAgeMs: number;

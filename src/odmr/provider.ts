@@ -6,7 +6,7 @@
  */
 import type tls from "node:tls";
 import type { Conn } from "../net/conn.ts";
-import { TimeoutError } from "../net/conn.ts";
+import { ConnClosedError, TimeoutError } from "../net/conn.ts";
 import { LineReader } from "../wire/line_reader.ts";
 import { formatReply, reply } from "../wire/reply.ts";
 import type { Reply } from "../wire/reply.ts";
@@ -15,17 +15,22 @@ import type { ClaimResult, QueueStore } from "../queue/types.ts";
 import type { CredentialStore } from "../auth/store.ts";
 import type { AuthThrottle } from "../auth/throttle.ts";
 import type { Logger } from "../observe/log.ts";
-import { runAuthExchange } from "./_auth_exchange.ts";
+import { isIdleCommand, MAX_IDLE_COMMANDS, SessionBudget } from "../smtp/session_budget.ts";
+import { MAX_SESSION_ERRORS } from "../smtp/session_budget.ts";
+import { REPLIES } from "../wire/replies.ts";
+import { MAX_AUTH_LINE_BYTES, runAuthExchange } from "./_auth_exchange.ts";
 import type { AuthOutcome } from "./_auth_exchange.ts";
 import { drainLease } from "./drain.ts";
 import { wantsLineRecords } from "./line_records.ts";
 import type { OdmrEvents } from "./events.ts";
 import { NO_EVENTS } from "./events.ts";
 
-/** Command line limit before AUTH data (RFC 5321 §4.5.3.1.4). */
+/** Command line limit, CRLF included (RFC 5321 §4.5.3.1.4); AUTH lines may be longer. */
 export const MAX_COMMAND_BYTES = 512;
-/** Unknown or out-of-place commands tolerated before `421`. */
-export const MAX_ERRORS = 10;
+/** Unknown or out-of-place commands tolerated before `421` (shared with the MX). */
+export const MAX_ERRORS = MAX_SESSION_ERRORS;
+/** Default time from connect to a successful AUTH (`odmr.auth_timeout`). */
+export const DEFAULT_AUTH_TIMEOUT_MS = 60_000;
 /** Failed AUTH attempts on one connection before `421` (PROTOCOL.md §6.4). */
 export const MAX_AUTH_FAILURES = 3;
 
@@ -36,6 +41,8 @@ export interface ProviderDeps {
   readonly throttle: AuthThrottle;
   readonly log: Logger;
   readonly events?: OdmrEvents;
+  /** Called once AUTH succeeded (the connection's slot stops being evictable). */
+  readonly onAuthenticated?: () => void;
   readonly options: ProviderOptions;
 }
 
@@ -52,6 +59,8 @@ export interface ProviderOptions {
    */
   readonly lineRecords?: boolean;
   readonly commandTimeoutMs: number;
+  /** Connect → successful AUTH, then `421 4.7.0` and close. Default 60 s. */
+  readonly authTimeoutMs?: number;
   /** How long a domain stays claimed without renewal. */
   readonly leaseSeconds: number;
 }
@@ -83,18 +92,34 @@ class ProviderSession {
   #deps: ProviderDeps;
   #log: Logger;
   #state: State = { kind: "initial" };
-  #errors = 0;
+  #budget = new SessionBudget({ maxErrors: MAX_ERRORS, maxIdleCommands: MAX_IDLE_COMMANDS });
   #authFailures = 0;
   #ended = false;
   /** What decides line_records when the listener leaves it open (line_records.ts). */
   #saidStartTls = false;
   #mechanism = "";
+  /** Past `250` to ATRN: we are the SMTP client now and must not send server replies. */
+  #hasReversed = false;
+  /** Epoch ms by which AUTH must have succeeded (Denial of service: slots held before AUTH). */
+  #authDeadline: number;
 
   constructor(conn: Conn, deps: ProviderDeps) {
     this.#conn = conn;
     this.#reader = new LineReader(conn);
     this.#deps = deps;
     this.#log = deps.log.with({ session: conn.id });
+    this.#authDeadline = Date.now() + (deps.options.authTimeoutMs ?? DEFAULT_AUTH_TIMEOUT_MS);
+  }
+
+  /** Read deadline now: the command timeout, shortened to what is left before AUTH is due. */
+  #readTimeoutMs(): number {
+    const idle = this.#deps.options.commandTimeoutMs;
+    if (this.#state.kind === "authenticated") return idle;
+    return Math.max(1, Math.min(idle, this.#authDeadline - Date.now()));
+  }
+
+  #isAuthOverdue(): boolean {
+    return this.#state.kind !== "authenticated" && Date.now() >= this.#authDeadline;
   }
 
   #transition(to: State): void {
@@ -113,12 +138,10 @@ class ProviderSession {
     while (!this.#ended) {
       let line;
       try {
-        line = await this.#reader.readLine(MAX_COMMAND_BYTES, opts.commandTimeoutMs);
+        // RFC 4954 §4: an AUTH command line may be 12288 octets; others stay at 512 below.
+        line = await this.#reader.readLine(MAX_AUTH_LINE_BYTES, this.#readTimeoutMs());
       } catch (err) {
-        if (err instanceof TimeoutError) {
-          await this.#send(reply(421, "4.4.2", `${opts.hostname} Timeout, closing connection`))
-            .catch(() => {});
-        }
+        if (err instanceof TimeoutError) await this.#timedOut();
         return;
       }
       switch (line.kind) {
@@ -130,16 +153,38 @@ class ProviderSession {
         case "bareNewline":
           await this.#send(reply(500, "5.5.2", "Bare CR or LF not allowed, closing connection"));
           return;
-        case "line":
-          await this.#dispatch(decoder.decode(line.line));
+        case "line": {
+          const text = decoder.decode(line.line);
+          if (line.line.length + 2 > MAX_COMMAND_BYTES && !/^AUTH /i.test(text)) {
+            await this.#error(reply(500, "5.5.2", "Line too long"));
+            continue;
+          }
+          try {
+            await this.#dispatch(text);
+          } catch (err) {
+            // A peer that stops answering inside AUTH or goes away: its fault, not ours.
+            if (err instanceof TimeoutError && !this.#hasReversed) await this.#timedOut();
+            else if (!(err instanceof TimeoutError) && !(err instanceof ConnClosedError)) throw err;
+            return;
+          }
+        }
       }
     }
   }
 
+  /** The read deadline passed: the AUTH deadline (4.7.0) or the idle timeout (4.4.2). */
+  async #timedOut(): Promise<void> {
+    const hostname = this.#deps.options.hostname;
+    const r = this.#isAuthOverdue()
+      ? reply(421, "4.7.0", `${hostname} Authentication timeout, closing connection`)
+      : reply(421, "4.4.2", `${hostname} Timeout, closing connection`);
+    this.#log.info("odmr_timeout", { state: this.#state.kind, code: r.enhanced ?? "" });
+    await this.#send(r).catch(() => {});
+  }
+
   /** Replies with an error and counts it; too many end the session. */
   async #error(r: Reply): Promise<void> {
-    this.#errors++;
-    if (this.#errors > MAX_ERRORS) {
+    if (this.#budget.spendError()) {
       await this.#send(reply(421, "4.7.0", "Too many errors, closing connection"));
       this.#ended = true;
       return;
@@ -151,6 +196,17 @@ class ProviderSession {
     const sp = text.indexOf(" ");
     const verb = (sp < 0 ? text : text.slice(0, sp)).toUpperCase();
     const args = sp < 0 ? "" : text.slice(sp + 1);
+    if (
+      isIdleCommand(verb, {
+        hasSaidHello: this.#state.kind !== "initial",
+        isInTransaction: false,
+      }) && this.#budget.spendIdle()
+    ) {
+      this.#log.warn("odmr_too_many_idle_commands", { verb });
+      await this.#send(REPLIES.tooManyIdleCommands);
+      this.#ended = true;
+      return;
+    }
     switch (verb) {
       case "EHLO":
         return await this.#ehlo(args);
@@ -230,7 +286,16 @@ class ProviderSession {
     // CVE-2011-0411: anything pipelined after STARTTLS in plaintext is an injection attempt.
     const dropped = this.#reader.discardBuffered();
     this.#saidStartTls = true;
-    const result = await this.#conn.startTlsServer({ secureContext: ctx });
+    let result;
+    try {
+      result = await this.#conn.startTlsServer({ secureContext: ctx });
+    } catch (err) {
+      // Garbage instead of a ClientHello, or a handshake the peer abandons: a peer fault,
+      // logged below error level so that strangers cannot fill the error log.
+      this.#log.info("tls_failed", { remote: this.#conn.remoteAddress, reason: String(err) });
+      this.#ended = true;
+      return;
+    }
     const injected = dropped + result.discardedBytes;
     if (injected > 0) this.#log.warn("starttls_injection_dropped", { bytes: injected });
     this.#log.info("tls", { remote: this.#conn.remoteAddress });
@@ -261,10 +326,12 @@ class ProviderSession {
       offered: this.#mechanisms(),
       credentials: this.#deps.credentials,
       hostname: this.#deps.options.hostname,
-      timeoutMs: this.#deps.options.commandTimeoutMs,
+      timeoutMs: this.#readTimeoutMs(),
     });
     switch (outcome.kind) {
       case "success":
+        this.#budget.progress();
+        this.#deps.onAuthenticated?.();
         this.#deps.throttle.recordSuccess(ip, outcome.user);
         this.#log.info("auth", { user: outcome.user, mechanism: outcome.mechanism });
         this.#mechanism = outcome.mechanism;
@@ -348,6 +415,7 @@ class ProviderSession {
       mechanism: this.#mechanism,
     });
     this.#log.debug("line_records", { on: lineRecords });
+    this.#hasReversed = true;
     try {
       // Nothing may be pipelined across the reversal: the 250 is flushed before we act as client.
       await this.#conn.write(

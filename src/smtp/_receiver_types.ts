@@ -24,6 +24,11 @@ export interface ReceiverOptions {
   readonly dataDeadlineMs?: number;
   /** Protocol errors tolerated; the next one is answered, then `421 4.7.0` and the end. */
   readonly maxErrors: number;
+  /**
+   * Commands without progress (NOOP, HELP, VRFY, a bare RSET, repeated EHLO/HELO) tolerated
+   * between two accepted messages; the next gets `421 4.7.0`. Undefined: no limit.
+   */
+  readonly maxIdleCommands?: number;
   readonly maxMessagesPerSession?: number;
   /** STARTTLS is offered when present and the connection is not already secure. */
   readonly tls?: { readonly secureContext: tls.SecureContext };

@@ -23,6 +23,7 @@ import type { CheckContext, SessionState, StateKind } from "./_receiver_checks.t
 import { handleBdat, handleData, handleMail, handleRcpt } from "./_receiver_mail.ts";
 import type { ReceiverCore } from "./_receiver_mail.ts";
 import type { EndReason, ReceiverOptions, ReceiverOutcome, Step } from "./_receiver_types.ts";
+import { isIdleCommand, SessionBudget } from "./session_budget.ts";
 
 export type { EndReason, ReceiverOptions, ReceiverOutcome, Step };
 export { dataDeadlineMs, MIN_DATA_DEADLINE_MS } from "./_receiver_mail.ts";
@@ -85,7 +86,7 @@ export class SmtpReceiver implements ReceiverCore {
   readonly options: ReceiverOptions;
   #state: SessionState = { kind: "greeted" };
   #pending: Reply[] = [];
-  #errors = 0;
+  #budget: SessionBudget;
   #messagesAccepted = 0;
 
   constructor(args: {
@@ -100,6 +101,12 @@ export class SmtpReceiver implements ReceiverCore {
     this.sink = args.sink;
     this.log = args.log.with({ session: args.conn.id });
     this.options = args.options;
+    this.#budget = new SessionBudget({
+      maxErrors: args.options.maxErrors,
+      ...(args.options.maxIdleCommands === undefined
+        ? {}
+        : { maxIdleCommands: args.options.maxIdleCommands }),
+    });
   }
 
   static readonly #COMMANDS: { readonly [V in Verb]: CommandSpec } = {
@@ -288,6 +295,15 @@ export class SmtpReceiver implements ReceiverCore {
           step = this.protocolError(r);
           break;
         }
+        const idle = {
+          hasSaidHello: this.#state.kind !== "greeted",
+          isInTransaction: this.#state.kind === "inTransaction",
+        };
+        if (isIdleCommand(verb, idle) && this.#budget.spendIdle()) {
+          this.log.warn("smtp_too_many_idle_commands", { verb });
+          this.queueReply(REPLIES.tooManyIdleCommands);
+          return { end: "tooManyErrors" };
+        }
         step = await spec.run(this, parsed.args);
         break;
       }
@@ -308,9 +324,8 @@ export class SmtpReceiver implements ReceiverCore {
   /** Queues a reply the peer caused by a mistake; past `maxErrors`, ends the session. */
   protocolError(r: Reply): Step {
     this.queueReply(r);
-    this.#errors++;
-    if (this.#errors > this.options.maxErrors) {
-      this.log.warn("smtp_too_many_errors", { errors: this.#errors });
+    if (this.#budget.spendError()) {
+      this.log.warn("smtp_too_many_errors", { errors: this.#budget.errors });
       this.queueReply(REPLIES.tooManyErrors);
       return { end: "tooManyErrors" };
     }
@@ -350,6 +365,7 @@ export class SmtpReceiver implements ReceiverCore {
   /** Counts an accepted message. */
   messageAccepted(): void {
     this.#messagesAccepted++;
+    this.#budget.progress();
   }
 
   /** Aborts the sink transaction, if any, and returns to `ready` (or stays `greeted`). */

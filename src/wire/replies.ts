@@ -51,6 +51,11 @@ export const REPLIES = {
   storageFull: reply(452, "4.3.1", "Insufficient system storage"),
   relayDenied: reply(550, "5.7.1", "Relaying denied"),
   tooManyErrors: reply(421, "4.7.0", "Too many errors, closing connection"),
+  tooManyIdleCommands: reply(
+    421,
+    "4.7.0",
+    "Too many commands without progress, closing connection",
+  ),
   tooManyMessages: reply(421, "4.7.0", "Too many messages in one session, closing connection"),
   idleTimeout: reply(421, "4.4.2", "Idle timeout, closing connection"),
   shuttingDown: reply(421, "4.3.2", "Service shutting down, closing connection"),

@@ -93,7 +93,7 @@ Deno.test("runCli() check-config output is itself a valid config", async () => {
 
     await Deno.writeTextFile(
       `${dir}/b.yaml`,
-      "odmr: {require_tls: true}\nqueue: {max_age: 2h, quota: {messages: 10}}\n" +
+      "odmr: {require_tls: true, auth_timeout: 45s}\nqueue: {max_age: 2h, quota: {messages: 10}}\n" +
         "domains: {Example.org: {max_age: 1d}, b.example: {quota: {bytes: 5MB}}}\n",
     );
     const once = await run(["check-config", "--config", "b.yaml"], { cwd: dir });
@@ -102,6 +102,7 @@ Deno.test("runCli() check-config output is itself a valid config", async () => {
     assertEquals(twice.code, 0, twice.stderr);
     // Retention and quotas are part of the effective settings, per domain with defaults applied.
     match(once.stdout, /example\.org:\n {4}max_age: 1d\n {4}quota:\n {6}messages: 10\n/);
+    match(once.stdout, /\n {2}auth_timeout: 45s\n/);
     match(once.stdout, /b\.example:\n {4}max_age: 2h\n {4}quota:\n {6}bytes: 5MB\n/);
     assertEquals(
       twice.stdout.split("\n").slice(1),

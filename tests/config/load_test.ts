@@ -34,6 +34,7 @@ Deno.test("parseConfig() of an empty file gives the embedded defaults of CONTRAC
   assertEquals(c.odmr, {
     listen: [{ host: "127.0.0.1", port: 3366, tls: "none" }],
     requireTls: false,
+    authTimeoutMs: 60_000,
   });
   assertEquals(c.queue, { maxAgeMs: 30 * 86_400_000, quota: undefined });
   assertEquals(c.domains, new Map());
@@ -57,6 +58,7 @@ smtp:
 odmr:
   listen: [{address: "0.0.0.0:366", tls: implicit, line_records: true}]
   require_tls: true
+  auth_timeout: 20s
 queue: {max_age: 2h}
 metrics: {listen: "127.0.0.1:9366"}
 fetch:
@@ -82,6 +84,7 @@ fetch:
   assertEquals(c.odmr, {
     listen: [{ host: "0.0.0.0", port: 366, tls: "implicit", lineRecords: true }],
     requireTls: true,
+    authTimeoutMs: 20_000,
   });
   assertEquals(c.queue.maxAgeMs, 7_200_000);
   assertEquals(c.metrics, { listen: { host: "127.0.0.1", port: 9366 } });
