@@ -59,6 +59,12 @@ export interface SaslServerOptions {
   readonly random?: (n: number) => Uint8Array;
   /** Milliseconds since the epoch, for the CRAM-MD5 timestamp. */
   readonly now?: () => number;
+  /**
+   * Derives the SCRAM salt (and keys) shown for an unknown user name. Keep it across restarts
+   * (src/auth/fake_salt_key.ts): a salt that changes at restart while real ones do not tells
+   * which names exist. Default: a key made at process start.
+   */
+  readonly fakeSaltKey?: Uint8Array;
 }
 
 /** The mechanism named `text` (case-insensitive), or undefined when we do not implement it. */
@@ -96,18 +102,17 @@ export function createSaslServer(
 const MALFORMED: SaslStep = { kind: "failure", reason: "malformed" };
 const MAX_FIELD_OCTETS = 255;
 
-// Per-process secret: dummy SCRAM salts for unknown users are stable within a process (asking
-// twice gives the same salt, as for a real user) but reveal nothing across restarts.
-const DUMMY_SECRET = new Uint8Array(randomBytes(32));
+// Fallback when no persistent key is given: stable within a process only.
+const PROCESS_FAKE_SALT_KEY = new Uint8Array(randomBytes(32));
 const DUMMY_CRAM: CramContext = cramContextFromPassword(toHex(new Uint8Array(randomBytes(16))));
 // Same default cost as real hashes; the random key never matches.
 const DUMMY_PASSWORD_HASH = `$scrypt$ln=14,r=8,p=1$${btoa("0123456789abcdef")}$${
   btoa(String.fromCharCode(...randomBytes(32)))
 }`;
 
-function dummyScramVerifier(user: string): ScramVerifier {
+function dummyScramVerifier(user: string, key: Uint8Array): ScramVerifier {
   const mac = (label: string, n: number) =>
-    new Uint8Array(createHmac("sha256", DUMMY_SECRET).update(`${label}\0${user}`).digest())
+    new Uint8Array(createHmac("sha256", key).update(`${label}\0${user}`).digest())
       .subarray(0, n);
   return {
     salt: mac("salt", SCRAM_SALT_BYTES),
@@ -344,7 +349,8 @@ class ScramSha256Exchange implements SaslServerExchange {
       return { kind: "failure", reason: "credentials", user: first.user };
     }
     const stored = this.#opts.store.getVerifiers(first.user)?.scramSha256;
-    const verifier = stored ?? dummyScramVerifier(first.user);
+    const verifier = stored ??
+      dummyScramVerifier(first.user, this.#opts.fakeSaltKey ?? PROCESS_FAKE_SALT_KEY);
     const fullNonce = first.clientNonce + makeScramNonce(randomSource(this.#opts));
     const serverFirst = buildServerFirst(fullNonce, verifier);
     this.#state = {

@@ -1,7 +1,14 @@
 /**
- * AUTH brute-force throttle (PROTOCOL.md §6.4): failures per source IP and per user name in
- * leaky buckets (one failure forgiven per `leakIntervalMs`), turned into a growing delay
- * (0, 1s, 2s, 4s… capped) and, per IP, a block. Memory is bounded: oldest entries are dropped.
+ * AUTH brute-force throttle, in the style of Dovecot's auth penalty: failures per source
+ * address and per account sit in leaky buckets (one failure forgiven per `leakIntervalMs`) and
+ * become a delay (0, 1s, 2s, 4s… capped) before the *reply* to every AUTH from that address or
+ * for that account, success or not. A correct password is answered late, never refused because
+ * of someone else: a neighbour behind the same NAT cannot lock the owner out. On top, caps:
+ * past `ipCapFailures` outstanding failures for the address, or `accountCapFailures` for the
+ * account, an AUTH gets `454 4.7.0` without its outcome being revealed — unless it succeeded
+ * from an address where this account succeeded before. So many addresses together cannot guess
+ * one password faster than the cap, and the owner's usual address still gets in. Memory is
+ * bounded: the least recently touched entries go first.
  */
 
 /** Tuning and the clock (tests inject a fake one). */
@@ -14,10 +21,21 @@ export interface AuthThrottleOptions {
   readonly baseDelayMs?: number;
   /** Delay cap. Default 10 s. */
   readonly maxDelayMs?: number;
-  /** An IP with this many outstanding failures is blocked. Default 30. */
-  readonly blockAfterFailures?: number;
-  /** Entries kept per map (IPs, users); the least recently touched go first. Default 10000. */
+  /** Outstanding failures of one address from which its AUTHs get `454`. Default 30. */
+  readonly ipCapFailures?: number;
+  /** Outstanding failures of one account (from any address) from which it gets `454`. Default 20. */
+  readonly accountCapFailures?: number;
+  /** How long an address stays known for an account after a success. Default 30 days. */
+  readonly knownForMs?: number;
+  /** Entries kept per map (addresses, accounts, known pairs). Default 10000. */
   readonly maxEntries?: number;
+}
+
+/** What to do with an AUTH exchange that just ended: wait `delayMs`, then answer or refuse. */
+export interface ThrottleVerdict {
+  readonly delayMs: number;
+  /** Answer `454 4.7.0` instead of the outcome (a cap is reached). */
+  readonly isRefused: boolean;
 }
 
 interface Bucket {
@@ -31,34 +49,44 @@ export class AuthThrottle {
   readonly #leakIntervalMs: number;
   readonly #baseDelayMs: number;
   readonly #maxDelayMs: number;
-  readonly #blockAfter: number;
+  readonly #ipCap: number;
+  readonly #accountCap: number;
+  readonly #knownForMs: number;
   readonly #maxEntries: number;
   readonly #byIp = new Map<string, Bucket>();
   readonly #byUser = new Map<string, Bucket>();
+  /** `user NUL ipKey` → when this account last succeeded from that address. */
+  readonly #known = new Map<string, number>();
 
   constructor(opts: AuthThrottleOptions = {}) {
     this.#now = opts.now ?? Date.now;
     this.#leakIntervalMs = opts.leakIntervalMs ?? 60_000;
     this.#baseDelayMs = opts.baseDelayMs ?? 1000;
     this.#maxDelayMs = opts.maxDelayMs ?? 10_000;
-    this.#blockAfter = opts.blockAfterFailures ?? 30;
+    this.#ipCap = opts.ipCapFailures ?? 30;
+    this.#accountCap = opts.accountCapFailures ?? 20;
+    this.#knownForMs = opts.knownForMs ?? 30 * 86_400_000;
     this.#maxEntries = Math.max(1, opts.maxEntries ?? 10_000);
   }
 
-  /** How long to wait before answering a failed AUTH from `ip` for `user`. */
+  /** How long to wait before answering an AUTH from `ip` for `user`. */
   delayMsFor(ip: string, user?: string): number {
-    const failures = Math.max(
-      this.#level(this.#byIp, ipKey(ip)),
-      user === undefined || user === "" ? 0 : this.#level(this.#byUser, user),
-    );
-    const n = Math.floor(failures);
+    const failures = Math.max(this.#ipLevel(ip), this.#userLevel(user));
+    const n = failures;
     if (n < 1) return 0;
     return Math.min(this.#maxDelayMs, this.#baseDelayMs * 2 ** Math.min(n - 1, 30));
   }
 
-  /** True when `ip` has too many outstanding failures: refuse AUTH without trying. */
-  isBlocked(ip: string): boolean {
-    return this.#level(this.#byIp, ipKey(ip)) >= this.#blockAfter;
+  /**
+   * Judges an exchange that ended (the credentials were checked): how long to hold the reply,
+   * and whether a cap turns it into a refusal. Call before `recordFailure`/`recordSuccess`.
+   */
+  judge(attempt: { ip: string; user: string | undefined; isSuccess: boolean }): ThrottleVerdict {
+    const { ip, user, isSuccess } = attempt;
+    const isCapped = this.#ipLevel(ip) >= this.#ipCap ||
+      this.#userLevel(user) >= this.#accountCap;
+    const isOwnerAtHome = isSuccess && user !== undefined && this.#isKnown(user, ip);
+    return { delayMs: this.delayMsFor(ip, user), isRefused: isCapped && !isOwnerAtHome };
   }
 
   /** Counts one failure against `ip` and, when known, the user name tried. */
@@ -68,23 +96,46 @@ export class AuthThrottle {
     if (user !== undefined && user !== "") this.#add(this.#byUser, user);
   }
 
-  /** A success forgets the failures of this IP and this user. */
-  recordSuccess(ip: string, user?: string): void {
-    this.#byIp.delete(ipKey(ip));
-    if (user !== undefined) this.#byUser.delete(user);
+  /**
+   * Remembers that `user` succeeded from `ip`. Failures are not forgiven by a success (they
+   * leak away): the owner logging in every few minutes must not reset an attacker's count.
+   */
+  recordSuccess(ip: string, user: string): void {
+    const key = `${user}\0${ipKey(ip)}`;
+    this.#known.delete(key);
+    this.#known.set(key, this.#now());
+    this.#trim(this.#known);
   }
 
   /** Entries currently held (for tests and metrics). */
-  get size(): { ips: number; users: number } {
-    return { ips: this.#byIp.size, users: this.#byUser.size };
+  get size(): { ips: number; users: number; known: number } {
+    return { ips: this.#byIp.size, users: this.#byUser.size, known: this.#known.size };
   }
 
+  #ipLevel(ip: string): number {
+    return this.#level(this.#byIp, ipKey(ip));
+  }
+
+  #userLevel(user: string | undefined): number {
+    return user === undefined || user === "" ? 0 : this.#level(this.#byUser, user);
+  }
+
+  #isKnown(user: string, ip: string): boolean {
+    const key = `${user}\0${ipKey(ip)}`;
+    const at = this.#known.get(key);
+    if (at === undefined) return false;
+    if (this.#now() - at <= this.#knownForMs) return true;
+    this.#known.delete(key);
+    return false;
+  }
+
+  /** Outstanding failures: a partly leaked failure still counts until it is gone. */
   #level(map: Map<string, Bucket>, key: string): number {
     const bucket = map.get(key);
     if (bucket === undefined) return 0;
     const level = this.#leaked(bucket);
     if (level <= 0) map.delete(key);
-    return level;
+    return Math.ceil(level);
   }
 
   #leaked(bucket: Bucket): number {
@@ -98,6 +149,10 @@ export class AuthThrottle {
     // Delete then set: Map keeps insertion order, so the first key is the least recent.
     map.delete(key);
     map.set(key, { level, updatedAt: this.#now() });
+    this.#trim(map);
+  }
+
+  #trim(map: Map<string, unknown>): void {
     while (map.size > this.#maxEntries) {
       const oldest = map.keys().next();
       if (oldest.done) break;

@@ -20,6 +20,8 @@ export async function handleOdmrConnection(
   conn: Conn,
   deps: ServeDeps & {
     readonly throttle: AuthThrottle;
+    /** Derives SCRAM salts for unknown user names (src/auth/fake_salt_key.ts). */
+    readonly fakeSaltKey?: Uint8Array;
     readonly events?: OdmrEvents;
     /** Connection flood defence (smtp.max_connections[_per_ip] apply to this port too). */
     readonly limiter: ConnectionLimiter;
@@ -39,6 +41,7 @@ export async function handleOdmrConnection(
       store: deps.store,
       credentials: deps.credentials,
       throttle: deps.throttle,
+      ...(deps.fakeSaltKey ? { fakeSaltKey: deps.fakeSaltKey } : {}),
       log,
       ...(deps.events ? { events: deps.events } : {}),
       onAuthenticated: () => ticket.markAuthenticated(),

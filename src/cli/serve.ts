@@ -27,6 +27,7 @@ import { NO_EVENTS } from "../odmr/events.ts";
 import { handleSmtpConnection } from "./_serve_smtp.ts";
 import { handleOdmrConnection } from "./_serve_odmr.ts";
 import { AuthThrottle } from "../auth/throttle.ts";
+import { loadFakeSaltKey } from "../auth/fake_salt_key.ts";
 import { startMaintenance } from "./_serve_maintenance.ts";
 import { RelayMetrics } from "../observe/metrics.ts";
 import { startMetricsServer } from "../observe/http.ts";
@@ -198,6 +199,8 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
     evictUnauthenticated: true,
   });
   const throttle = new AuthThrottle();
+  // Unknown user names get the same SCRAM salt across restarts (no existence oracle).
+  const fakeSaltKey = loadFakeSaltKey(config.dataDir);
   const listeners: Listener[] = [];
   const bound: BoundListener[] = [];
   let isStopping = false;
@@ -272,6 +275,7 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
         const odmrDeps = {
           ...deps,
           throttle,
+          fakeSaltKey,
           limiter: odmrLimiter,
           events: noticeDrain(metrics?.odmr ?? NO_EVENTS, () => isDraining = true),
         };

@@ -32,6 +32,7 @@ export async function runAuthExchange(opts: {
   reader: LineReader;
   offered: readonly string[];
   credentials: CredentialStore;
+  fakeSaltKey?: Uint8Array;
   hostname: string;
   timeoutMs: number;
 }): Promise<AuthOutcome> {
@@ -64,6 +65,7 @@ export async function runAuthExchange(opts: {
     initial = decoded;
   }
   const server = createSaslServer(mechanism, {
+    ...(opts.fakeSaltKey ? { fakeSaltKey: opts.fakeSaltKey } : {}),
     store: opts.credentials,
     hostname: opts.hostname,
   });

@@ -38,6 +38,8 @@ export const MAX_AUTH_FAILURES = 3;
 export interface ProviderDeps {
   readonly store: QueueStore;
   readonly credentials: CredentialStore;
+  /** Derives SCRAM salts for unknown user names; default: a key per process. */
+  readonly fakeSaltKey?: Uint8Array;
   readonly throttle: AuthThrottle;
   readonly log: Logger;
   readonly events?: OdmrEvents;
@@ -313,59 +315,77 @@ class ProviderSession {
     if (this.#deps.options.requireTls && !this.#conn.isSecure) {
       return await this.#error(reply(530, "5.7.0", "Must issue a STARTTLS command first"));
     }
-    const ip = this.#conn.remoteAddress;
-    if (this.#deps.throttle.isBlocked(ip)) {
-      await this.#send(reply(421, "4.7.0", "Too many authentication failures, try later"));
-      this.#ended = true;
-      return;
-    }
     const outcome: AuthOutcome = await runAuthExchange({
       args,
       conn: this.#conn,
       reader: this.#reader,
       offered: this.#mechanisms(),
       credentials: this.#deps.credentials,
+      ...(this.#deps.fakeSaltKey ? { fakeSaltKey: this.#deps.fakeSaltKey } : {}),
       hostname: this.#deps.options.hostname,
       timeoutMs: this.#readTimeoutMs(),
     });
     switch (outcome.kind) {
-      case "success":
-        this.#budget.progress();
-        this.#deps.onAuthenticated?.();
-        this.#deps.throttle.recordSuccess(ip, outcome.user);
-        this.#log.info("auth", { user: outcome.user, mechanism: outcome.mechanism });
-        this.#mechanism = outcome.mechanism;
-        this.#transition({ kind: "authenticated", ehlo: state.ehlo, user: outcome.user });
-        return await this.#send(reply(235, "2.7.0", "Authentication successful"));
       case "reply":
         // Syntax problems, cancel, mechanism not offered: no credential was tried.
         return await this.#error(outcome.reply);
       case "eof":
         this.#ended = true;
         return;
-      case "failure": {
-        this.#deps.throttle.recordFailure(ip, outcome.user ?? "");
-        this.#deps.events?.authFailure(outcome.mechanism);
-        this.#log.warn("auth_failed", {
-          remote: ip,
-          user: outcome.user,
-          mechanism: outcome.mechanism,
-        });
-        this.#authFailures++;
-        const delayMs = this.#deps.throttle.delayMsFor(ip, outcome.user ?? "");
-        if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
-        if (this.#authFailures >= MAX_AUTH_FAILURES) {
-          await this.#send(reply(421, "4.7.0", "Too many authentication failures"));
-          this.#ended = true;
-          return;
-        }
-        return await this.#send(reply(535, "5.7.8", "Authentication credentials invalid"));
-      }
+      case "success":
+      case "failure":
+        return await this.#settleAuth(outcome, state.ehlo);
       default: {
         const never: never = outcome;
         throw new Error(`unreachable ${String(never)}`);
       }
     }
+  }
+
+  /**
+   * Answers a checked AUTH (issue 10 item 5): the throttle's delay holds the reply whatever
+   * the outcome, so a correct password from a busy address is late, never refused; a cap
+   * turns the reply into `454 4.7.0` that reveals nothing.
+   */
+  async #settleAuth(
+    outcome: Extract<AuthOutcome, { kind: "success" | "failure" }>,
+    ehlo: string,
+  ): Promise<void> {
+    const ip = this.#conn.remoteAddress;
+    const throttle = this.#deps.throttle;
+    const isSuccess = outcome.kind === "success";
+    // A failure counts before the verdict, so its own reply is already held (1 s, 2 s, …).
+    if (!isSuccess) throttle.recordFailure(ip, outcome.user);
+    const verdict = throttle.judge({ ip, user: outcome.user, isSuccess });
+    if (verdict.delayMs > 0) await new Promise((r) => setTimeout(r, verdict.delayMs));
+    if (outcome.kind === "success" && !verdict.isRefused) {
+      throttle.recordSuccess(ip, outcome.user);
+      this.#budget.progress();
+      this.#deps.onAuthenticated?.();
+      this.#log.info("auth", { user: outcome.user, mechanism: outcome.mechanism });
+      this.#mechanism = outcome.mechanism;
+      this.#transition({ kind: "authenticated", ehlo, user: outcome.user });
+      return await this.#send(reply(235, "2.7.0", "Authentication successful"));
+    }
+    this.#authFailures++;
+    const fields = { remote: ip, user: outcome.user, mechanism: outcome.mechanism };
+    if (isSuccess) {
+      // The right password while a cap holds, from an address new to this account.
+      this.#log.warn("auth_throttled", fields);
+    } else {
+      this.#deps.events?.authFailure(outcome.mechanism);
+      this.#log.warn("auth_failed", { ...fields, ...(verdict.isRefused ? { capped: true } : {}) });
+    }
+    if (this.#authFailures >= MAX_AUTH_FAILURES) {
+      await this.#send(reply(421, "4.7.0", "Too many authentication failures"));
+      this.#ended = true;
+      return;
+    }
+    await this.#send(
+      verdict.isRefused
+        ? reply(454, "4.7.0", "Temporary authentication failure, try again later")
+        : reply(535, "5.7.8", "Authentication credentials invalid"),
+    );
   }
 
   async #atrn(args: string): Promise<void> {

@@ -1,4 +1,4 @@
-import { equal } from "node:assert/strict";
+import { deepEqual, equal } from "node:assert/strict";
 import { AuthThrottle, ipKey } from "../../src/auth/throttle.ts";
 
 function fakeClock() {
@@ -42,24 +42,70 @@ Deno.test("AuthThrottle forgets one failure per leak interval", () => {
   equal(throttle.size.ips, 0, "an empty bucket is dropped");
 });
 
-Deno.test("AuthThrottle.isBlocked() is true at N failures and false at N-1", () => {
+Deno.test("(#10) AuthThrottle.judge(): the address cap refuses from N failures on, not at N-1", () => {
   const clock = fakeClock();
-  const throttle = new AuthThrottle({ now: clock.now, blockAfterFailures: 5 });
+  const throttle = new AuthThrottle({ now: clock.now, ipCapFailures: 5 });
   for (let i = 0; i < 4; i++) throttle.recordFailure("192.0.2.1", `u${i}`);
-  equal(throttle.isBlocked("192.0.2.1"), false);
+  const at = (ip: string, isSuccess: boolean) =>
+    throttle.judge({ ip, user: "carol", isSuccess }).isRefused;
+  deepEqual([at("192.0.2.1", true), at("192.0.2.1", false)], [false, false]);
   throttle.recordFailure("192.0.2.1", "u4");
-  equal(throttle.isBlocked("192.0.2.1"), true);
-  equal(throttle.isBlocked("192.0.2.2"), false);
+  deepEqual([at("192.0.2.1", true), at("192.0.2.1", false)], [true, true]);
+  equal(at("192.0.2.2", true), false, "other addresses are not capped");
   clock.advance(60_000);
-  equal(throttle.isBlocked("192.0.2.1"), false, "unblocked once one failure leaked away");
+  equal(at("192.0.2.1", true), false, "uncapped once one failure leaked away");
 });
 
-Deno.test("AuthThrottle.recordSuccess() clears the IP and the user", () => {
+Deno.test("(#10) AuthThrottle.judge(): the owner succeeding from a known address passes any cap, late", () => {
+  const clock = fakeClock();
+  const throttle = new AuthThrottle({ now: clock.now, ipCapFailures: 3, accountCapFailures: 3 });
+  throttle.recordSuccess("192.0.2.1", "alice");
+  // A neighbour behind the same address, and many addresses against alice's account.
+  for (let i = 0; i < 3; i++) throttle.recordFailure("192.0.2.1", `guess${i}`);
+  for (let i = 0; i < 3; i++) throttle.recordFailure(`198.51.100.${i}`, "alice");
+  deepEqual(
+    throttle.judge({ ip: "192.0.2.1", user: "alice", isSuccess: true }),
+    { delayMs: 4000, isRefused: false },
+    "her usual address: answered after the delay",
+  );
+  equal(
+    throttle.judge({ ip: "192.0.2.1", user: "alice", isSuccess: false }).isRefused,
+    true,
+    "a wrong password there reveals nothing either",
+  );
+  equal(
+    throttle.judge({ ip: "203.0.113.9", user: "alice", isSuccess: true }).isRefused,
+    true,
+    "the account cap holds against an address alice never used",
+  );
+  equal(throttle.judge({ ip: "203.0.113.9", user: "bob", isSuccess: true }).isRefused, false);
+  clock.advance(31 * 86_400_000);
+  equal(
+    throttle.judge({ ip: "192.0.2.1", user: "alice", isSuccess: true }).isRefused,
+    false,
+    "failures leaked away meanwhile",
+  );
+});
+
+Deno.test("(#10) AuthThrottle: the account cap counts failures from every address, at N not N-1", () => {
+  const clock = fakeClock();
+  const throttle = new AuthThrottle({ now: clock.now, accountCapFailures: 4 });
+  for (let i = 0; i < 3; i++) throttle.recordFailure(`198.51.100.${i}`, "alice");
+  const refused = () =>
+    throttle.judge({ ip: "203.0.113.1", user: "alice", isSuccess: false }).isRefused;
+  equal(refused(), false);
+  throttle.recordFailure("198.51.100.9", "alice");
+  equal(refused(), true);
+});
+
+Deno.test("(#10) AuthThrottle.recordSuccess() forgives nothing: the delay stays until failures leak", () => {
   const clock = fakeClock();
   const throttle = new AuthThrottle({ now: clock.now });
   throttle.recordFailure("192.0.2.1", "alice");
   throttle.recordFailure("192.0.2.1", "alice");
   throttle.recordSuccess("192.0.2.1", "alice");
+  equal(throttle.delayMsFor("192.0.2.1", "alice"), 2000);
+  clock.advance(120_000);
   equal(throttle.delayMsFor("192.0.2.1", "alice"), 0);
 });
 
