@@ -9,7 +9,6 @@ import { createLogger } from "../observe/log.ts";
 import type { Logger } from "../observe/log.ts";
 import { runCustomer } from "../odmr/customer.ts";
 import type { FetchOutcome } from "../odmr/customer.ts";
-import { FetchMetrics } from "../observe/metrics.ts";
 import { startMetricsServer } from "../observe/http.ts";
 import type { MetricsServer } from "../observe/http.ts";
 
@@ -61,8 +60,11 @@ export async function fetchCommand(
       return outcome.exitCode;
     }
     // Loop mode only: a --once run exits before anything could scrape it.
-    const metrics = new FetchMetrics();
-    if (config.metrics !== undefined) {
+    // prom-client is loaded only when metrics are served (start-up time and resident memory).
+    const metrics = config.metrics === undefined
+      ? undefined
+      : new (await import("../observe/metrics.ts")).FetchMetrics();
+    if (metrics !== undefined && config.metrics !== undefined) {
       const { host, port } = config.metrics.listen;
       try {
         metricsServer = await startMetricsServer({ host, port, metrics });
@@ -76,7 +78,7 @@ export async function fetchCommand(
     while (!controller.signal.aborted) {
       const outcome = await poll();
       if (controller.signal.aborted) break;
-      metrics.recordPoll(outcome);
+      metrics?.recordPoll(outcome);
       if (outcome.exitCode === 2) {
         opts.stderr(`error: ${outcome.message}\n`);
         return 2;

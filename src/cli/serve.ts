@@ -29,7 +29,8 @@ import { handleOdmrConnection } from "./_serve_odmr.ts";
 import { AuthThrottle } from "../auth/throttle.ts";
 import { loadFakeSaltKey } from "../auth/fake_salt_key.ts";
 import { startMaintenance } from "./_serve_maintenance.ts";
-import { RelayMetrics } from "../observe/metrics.ts";
+import type { RelayMetrics } from "../observe/metrics.ts";
+import { UnservedMetrics } from "../observe/unserved_metrics.ts";
 import { startMetricsServer } from "../observe/http.ts";
 import type { MetricsServer } from "../observe/http.ts";
 
@@ -55,7 +56,7 @@ export interface ServeDeps {
 
 /** The metrics of a server and how `/healthz` asks the database. */
 export interface ServeObserve {
-  readonly metrics: RelayMetrics;
+  readonly metrics: RelayMetrics | UnservedMetrics;
   /** Rejects when the database does not answer. */
   readonly pingDatabase: () => Promise<void>;
 }
@@ -112,12 +113,15 @@ async function serveUntilSignal(
     const queue = store;
     const users = credentials;
     observe = {
-      metrics: new RelayMetrics({
-        users: () => users.listUsers(),
-        domainStats: () => queue.domainStats(),
-        atrnState: backend.userState,
-        log,
-      }),
+      // prom-client is loaded only when metrics are served (start-up time and resident memory).
+      metrics: config.metrics === undefined
+        ? new UnservedMetrics({ atrnState: backend.userState, log })
+        : new (await import("../observe/metrics.ts")).RelayMetrics({
+          users: () => users.listUsers(),
+          domainStats: () => queue.domainStats(),
+          atrnState: backend.userState,
+          log,
+        }),
       pingDatabase: () => queue.ping(),
     };
   } catch (err) {

@@ -3,9 +3,8 @@
  * reason. A private Registry like the provider's; `--once` runs expose nothing (they exit).
  */
 import client from "prom-client";
-
-/** Content type of the Prometheus text exposition format 0.0.4. */
-export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+import { PROMETHEUS_CONTENT_TYPE } from "./unserved_metrics.ts";
+export { PROMETHEUS_CONTENT_TYPE };
 
 /** What one poll reports (src/odmr/customer.ts FetchOutcome, structurally). */
 export interface FetchPollReport {

@@ -1,5 +1,6 @@
 /**
  * The provider's Prometheus metrics (CONTRACT.md "Metrics") on a private prom-client Registry.
+ * Loaded only when `metrics:` is set (serve imports it dynamically; unserved_metrics.ts otherwise).
  * Sessions report through the OdmrEvents / SmtpEvents shapes (implemented here structurally, so
  * observe/ imports nothing above it); queue gauges are read from the store at scrape time.
  * Cardinality is bounded: `domain` only for domains some user owns (the rest sum into
@@ -9,6 +10,7 @@ import client from "prom-client";
 import type { Logger } from "./log.ts";
 import { NULL_LOGGER } from "./log.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "./_fetch_metrics.ts";
+import { type AtrnSuccessStore, keepAtrnSuccess } from "./unserved_metrics.ts";
 export { FetchMetrics, PROMETHEUS_CONTENT_TYPE } from "./_fetch_metrics.ts";
 export type { FetchPollReport } from "./_fetch_metrics.ts";
 
@@ -30,11 +32,7 @@ export interface DomainQueueStats {
   readonly oldestReceivedAt: number;
 }
 
-/** Where the last successful ATRN per user is kept across restarts (src/queue/user_state.ts). */
-export interface AtrnSuccessStore {
-  recordAtrnSuccess(user: string, atMs: number): void;
-  lastAtrnSuccesses(): ReadonlyMap<string, number>;
-}
+export type { AtrnSuccessStore } from "./unserved_metrics.ts";
 
 /** What the metrics read at scrape time. */
 export interface RelayMetricsOptions {
@@ -311,12 +309,8 @@ export class RelayMetrics {
     if (user === "") return;
     const at = this.#now();
     this.#lastSuccess.set(user, at);
-    try {
-      this.#opts.atrnState?.recordAtrnSuccess(user, at);
-    } catch (err) {
-      // Only the restart-survival of one timestamp is lost; the gauge itself is set.
-      this.#log.warn("metrics_state_write_failed", { user, error: String(err) });
-    }
+    // A failed write loses only the restart-survival of one timestamp; the gauge itself is set.
+    keepAtrnSuccess(this.#opts.atrnState, user, at, this.#log);
   }
 }
 
