@@ -70,6 +70,7 @@ export class UnservedMetrics {
   ): void {}
   connectionOpened(_proto: string): void {}
   connectionClosed(_proto: string): void {}
+  tlsCertificate(_notAfter: Date): void {}
 
   /** Nothing is exposed (no metrics server runs without `metrics:`). */
   expose(): Promise<string> {
