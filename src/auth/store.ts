@@ -3,7 +3,7 @@
  * scrypt hash; never the password) and the domains each owns (a domain has at most one owner).
  * Every read goes to the database, so a running `serve` sees `user …` changes at once.
  */
-import type { DatabaseSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { applyMigrations, openDatabase } from "../queue/db.ts";
 import { cramContextFromPassword, formatCramVerifier, parseCramVerifier } from "./cram_md5.ts";
 import type { CramContext } from "./cram_md5.ts";
@@ -68,6 +68,7 @@ export class CredentialStore {
   readonly #db: DatabaseSync;
   #ownsDb = false;
   readonly #opts: CredentialStoreOptions;
+  readonly #statements = new Map<string, StatementSync>();
 
   /** Wraps an open database (applying the "auth" migrations); the caller keeps ownership. */
   constructor(db: DatabaseSync, opts: CredentialStoreOptions = {}) {
@@ -89,6 +90,21 @@ export class CredentialStore {
     }
   }
 
+  /**
+   * One compiled statement per SQL text, kept for the store's life. Preparing on each call
+   * (every RCPT looks up the owner) left a native statement per call until V8 collected its
+   * wrapper, which V8 does not count: about 1.3 KB of resident memory each, 100+ MB over a
+   * 50k-message ingest (#13).
+   */
+  #prepare(sql: string): StatementSync {
+    let stmt = this.#statements.get(sql);
+    if (stmt === undefined) {
+      stmt = this.#db.prepare(sql);
+      this.#statements.set(sql, stmt);
+    }
+    return stmt;
+  }
+
   /** Closes the database if this store opened it. */
   close(): void {
     if (this.#ownsDb) this.#db.close();
@@ -106,11 +122,11 @@ export class CredentialStore {
     this.#transaction(() => {
       if (this.#exists(name)) throw new UserError(`User "${name}" already exists`);
       for (const d of normalized) this.#checkFree(d, name);
-      this.#db.prepare(
+      this.#prepare(
         "INSERT INTO users (name, created_at, scram_sha256, cram_md5, password_hash) " +
           "VALUES (?, ?, ?, ?, ?)",
       ).run(name, new Date().toISOString(), columns.scram, columns.cram, columns.hash);
-      const insert = this.#db.prepare('INSERT INTO user_domains (domain, "user") VALUES (?, ?)');
+      const insert = this.#prepare('INSERT INTO user_domains (domain, "user") VALUES (?, ?)');
       for (const d of normalized) insert.run(d, name);
     });
   }
@@ -121,7 +137,7 @@ export class CredentialStore {
     const columns = await this.#verifierColumns(password);
     this.#transaction(() => {
       this.#requireUser(name);
-      this.#db.prepare(
+      this.#prepare(
         "UPDATE users SET scram_sha256 = ?, cram_md5 = ?, password_hash = ? WHERE name = ?",
       ).run(columns.scram, columns.cram, columns.hash, name);
     });
@@ -132,15 +148,15 @@ export class CredentialStore {
     this.#transaction(() => {
       this.#requireUser(name);
       // Explicit as well as ON DELETE CASCADE: correct even if foreign_keys were off.
-      this.#db.prepare('DELETE FROM user_domains WHERE "user" = ?').run(name);
-      this.#db.prepare("DELETE FROM users WHERE name = ?").run(name);
+      this.#prepare('DELETE FROM user_domains WHERE "user" = ?').run(name);
+      this.#prepare("DELETE FROM users WHERE name = ?").run(name);
     });
   }
 
   /** Every user with its domains, sorted by name. */
   listUsers(): UserEntry[] {
-    const users = this.#db.prepare("SELECT name FROM users ORDER BY name").all();
-    const rows = this.#db.prepare('SELECT domain, "user" FROM user_domains ORDER BY domain').all();
+    const users = this.#prepare("SELECT name FROM users ORDER BY name").all();
+    const rows = this.#prepare('SELECT domain, "user" FROM user_domains ORDER BY domain').all();
     const byUser = new Map<string, string[]>();
     for (const row of rows) {
       const user = stringField(row, "user");
@@ -165,7 +181,7 @@ export class CredentialStore {
 
   /** The domains `name` owns, sorted (empty for an unknown user). */
   domainsOf(name: string): string[] {
-    return this.#db.prepare('SELECT domain FROM user_domains WHERE "user" = ? ORDER BY domain')
+    return this.#prepare('SELECT domain FROM user_domains WHERE "user" = ? ORDER BY domain')
       .all(name).map((row) => stringField(row, "domain")).filter((d) => d !== undefined);
   }
 
@@ -173,7 +189,7 @@ export class CredentialStore {
   ownerOf(domain: string): string | undefined {
     const d = normalizeDomain(domain);
     if (d === undefined) return undefined;
-    const row = this.#db.prepare('SELECT "user" FROM user_domains WHERE domain = ?').get(d);
+    const row = this.#prepare('SELECT "user" FROM user_domains WHERE domain = ?').get(d);
     return stringField(row, "user");
   }
 
@@ -182,7 +198,7 @@ export class CredentialStore {
     const normalized = normalizeDomains(domains);
     this.#transaction(() => {
       this.#requireUser(name);
-      const insert = this.#db.prepare(
+      const insert = this.#prepare(
         'INSERT INTO user_domains (domain, "user") VALUES (?, ?) ON CONFLICT(domain) DO NOTHING',
       );
       for (const d of normalized) {
@@ -203,14 +219,14 @@ export class CredentialStore {
           throw new UserError(`Domain "${d}" does not belong to user "${name}"`);
         }
       }
-      const del = this.#db.prepare('DELETE FROM user_domains WHERE domain = ? AND "user" = ?');
+      const del = this.#prepare('DELETE FROM user_domains WHERE domain = ? AND "user" = ?');
       for (const d of normalized) del.run(d, name);
     });
   }
 
   /** The stored verifiers of `name`, or undefined for an unknown user. */
   getVerifiers(name: string): StoredVerifiers | undefined {
-    const row = this.#db.prepare(
+    const row = this.#prepare(
       "SELECT scram_sha256, cram_md5, password_hash FROM users WHERE name = ?",
     ).get(name);
     if (row === undefined) return undefined;
@@ -244,7 +260,7 @@ export class CredentialStore {
   }
 
   #exists(name: string): boolean {
-    return this.#db.prepare("SELECT 1 AS one FROM users WHERE name = ?").get(name) !== undefined;
+    return this.#prepare("SELECT 1 AS one FROM users WHERE name = ?").get(name) !== undefined;
   }
 
   #requireUser(name: string): void {
@@ -253,7 +269,7 @@ export class CredentialStore {
 
   #ownerOfNormalized(domain: string): string | undefined {
     return stringField(
-      this.#db.prepare('SELECT "user" FROM user_domains WHERE domain = ?').get(domain),
+      this.#prepare('SELECT "user" FROM user_domains WHERE domain = ?').get(domain),
       "user",
     );
   }

@@ -129,3 +129,24 @@ function indexOf(hay: Uint8Array, needle: Uint8Array): number {
   }
   return -1;
 }
+
+Deno.test("CredentialStore lookups on every RCPT do not pile up native memory, and still see changes (#13)", async () => {
+  // A compiled statement per lookup used to stay resident until V8 collected its wrapper
+  // (about 1.3 KB each, invisible to V8's heap accounting): 40+ MB over 30k lookups.
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("./_lookup_rss.ts", import.meta.url).pathname],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  ok(out.success, "the lookup script ran");
+  const grown = Number(new TextDecoder().decode(out.stdout).trim());
+  ok(grown < 15, `RSS grew ${grown} MB over 30k lookups`);
+  await withStore(async (store) => {
+    await store.addUser("alice", "pw", ["example.org"]);
+    equal(store.ownerOf("example.org"), "alice");
+    store.addDomains("alice", ["example.com"]);
+    equal(store.ownerOf("example.com"), "alice", "a reused statement reads the new row");
+    store.removeUser("alice");
+    equal(store.ownerOf("example.org"), undefined);
+  });
+});
