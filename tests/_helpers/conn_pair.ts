@@ -65,6 +65,10 @@ class MemoryConn implements Conn {
     return Promise.resolve();
   }
 
+  async writeRecords(pieces: readonly Uint8Array[]): Promise<void> {
+    for (const piece of pieces) if (piece.length > 0) await this.write(piece);
+  }
+
   startTlsServer(): Promise<TlsUpgradeResult> {
     return Promise.reject(new Error("TLS is not supported on a memory connection"));
   }

@@ -151,25 +151,34 @@ export class ClientLink {
     return this.writeEach([concatBytes(pieces)], timeoutMs);
   }
 
-  /** Writes each piece as it is (flushed under lineRecords); false once the link is lost. */
+  /**
+   * Writes each piece as it is (under lineRecords each in a TLS record of its own, through
+   * Conn.writeRecords); false once the link is lost.
+   */
   async writeEach(pieces: readonly Uint8Array[], timeoutMs: number): Promise<boolean> {
     if (this.#loss !== undefined) return false;
-    const flush = this.#lineRecords;
-    for (const piece of pieces) {
-      if (piece.length === 0) continue;
-      try {
-        // Awaited one by one: a peer that reads slowly slows us down (backpressure).
-        await this.#conn.write(piece, { flush, timeoutMs });
-      } catch (err) {
-        if (err instanceof TimeoutError) {
-          this.#lost({ cause: "timeout", reply: LINK_TIMED_OUT, reason: "write timed out" });
-        } else {
-          this.#lost({ cause: "write", reply: LINK_CLOSED, reason: `write failed: ${err}` });
+    try {
+      if (this.#lineRecords) {
+        await this.#conn.writeRecords(pieces, { timeoutMs });
+      } else {
+        for (const piece of pieces) {
+          // Awaited one by one: a peer that reads slowly slows us down (backpressure).
+          if (piece.length > 0) await this.#conn.write(piece, { timeoutMs });
         }
-        return false;
       }
+    } catch (err) {
+      this.#writeFailed(err);
+      return false;
     }
     return true;
+  }
+
+  #writeFailed(err: unknown): void {
+    if (err instanceof TimeoutError) {
+      this.#lost({ cause: "timeout", reply: LINK_TIMED_OUT, reason: "write timed out" });
+    } else {
+      this.#lost({ cause: "write", reply: LINK_CLOSED, reason: `write failed: ${err}` });
+    }
   }
 
   /** Reads the greeting: a 220 opens the dialogue; anything else is for the caller to judge. */

@@ -1,0 +1,54 @@
+/**
+ * Conn.writeRecords() over real TCP sockets: every piece arrives in order, a peer that stops
+ * reading is cut by the one deadline of the whole list, and a closed connection rejects. (That
+ * each piece gets a TLS record of its own is shown end to end in tests/e2e/line_records_test.ts.)
+ */
+import { deepStrictEqual as assertEquals, rejects } from "node:assert/strict";
+import net from "node:net";
+import { ConnClosedError, SocketConn, TimeoutError } from "../../src/net/conn.ts";
+
+async function withPair(fn: (conn: SocketConn, peer: Deno.TcpConn) => Promise<void>) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = listener.accept();
+  const socket = net.connect({ host: "127.0.0.1", port: (listener.addr as Deno.NetAddr).port });
+  await new Promise<void>((resolve, reject) => {
+    socket.once("connect", () => resolve());
+    socket.once("error", reject);
+  });
+  const peer = await accepted;
+  listener.close();
+  const conn = new SocketConn(socket);
+  try {
+    await fn(conn, peer);
+  } finally {
+    conn.destroy();
+    try {
+      peer.close();
+    } catch {
+      // already closed
+    }
+  }
+}
+
+Deno.test("Conn.writeRecords() delivers every piece in order, skipping empty ones (#13)", async () => {
+  await withPair(async (conn, peer) => {
+    const enc = new TextEncoder();
+    const lines = Array.from({ length: 200 }, (_, i) => enc.encode(`line ${i}\r\n`));
+    await conn.writeRecords([...lines.slice(0, 100), new Uint8Array(0), ...lines.slice(100)]);
+    await conn.close();
+    const got = new Uint8Array(await new Response(peer.readable).arrayBuffer());
+    assertEquals(
+      new TextDecoder().decode(got),
+      lines.map((l) => new TextDecoder().decode(l)).join(""),
+    );
+  });
+});
+
+Deno.test("Conn.writeRecords() to a peer that stops reading fails with TimeoutError, and a closed Conn rejects (#13)", async () => {
+  await withPair(async (conn) => {
+    // 64 MiB never read: far more than the kernel buffers on both ends.
+    const pieces = Array.from({ length: 64 }, () => new Uint8Array(1024 * 1024));
+    await rejects(conn.writeRecords(pieces, { timeoutMs: 300 }), TimeoutError);
+    await rejects(conn.writeRecords([new Uint8Array(1)]), ConnClosedError);
+  });
+});
