@@ -7,6 +7,8 @@ import { peakRssBytes, runCommand, type RunResult, spawn, type Spawned, stop } f
 
 /** Project root (the directory holding main.ts). */
 export const PROJECT_ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+/** V8 flags of `deno task start` and the compiled binaries (deno.json): what users run. */
+export const V8_FLAGS = "--v8-flags=--max-semi-space-size=2";
 /** User and password the benchmarks create (a throwaway in a temp data dir). */
 export const BENCH_USER = "bench";
 export const BENCH_PASSWORD = "bench-secret-1";
@@ -56,6 +58,7 @@ export class Serve {
     if (add.code !== 0) throw new Error(`user add exited ${add.code}: ${lastLine(add.output)}`);
     const proc = spawn("serve", Deno.execPath(), [
       "run",
+      V8_FLAGS,
       "-A",
       `${PROJECT_ROOT}/main.ts`,
       "serve",
@@ -179,7 +182,7 @@ export function odmrRelay(
 ): Promise<RunResult> {
   return runCommand(
     Deno.execPath(),
-    ["run", "-A", `${PROJECT_ROOT}/main.ts`, ...args, "--config", configPath],
+    ["run", V8_FLAGS, "-A", `${PROJECT_ROOT}/main.ts`, ...args, "--config", configPath],
     opts.timeoutMs ?? 60_000,
     {
       ...(opts.stdin === undefined ? {} : { stdin: opts.stdin }),

@@ -10,7 +10,14 @@
 // --flag=X (repeatable) is passed to `deno run` of serve and fetch, before the script.
 // deno-lint-ignore-file no-console -- a probe's job is to print its timeline on stdout
 
-import { BENCH_PASSWORD, BENCH_USER, lastLine, odmrRelay, PROJECT_ROOT } from "./_serve.ts";
+import {
+  BENCH_PASSWORD,
+  BENCH_USER,
+  lastLine,
+  odmrRelay,
+  PROJECT_ROOT,
+  V8_FLAGS,
+} from "./_serve.ts";
 import { sleep, spawn, type Spawned, stop } from "./_proc.ts";
 import { SmtpSink } from "./_smtp_sink.ts";
 import { runSource } from "./_smtp_source.ts";
@@ -108,6 +115,7 @@ async function main(): Promise<void> {
     const serve = spawn("serve", Deno.execPath(), [
       "run",
       "-A",
+      V8_FLAGS,
       ...o.flags,
       `${PROJECT_ROOT}/main.ts`,
       "serve",
@@ -148,6 +156,7 @@ async function main(): Promise<void> {
       const fetch = spawn("fetch", Deno.execPath(), [
         "run",
         "-A",
+        V8_FLAGS,
         ...o.flags,
         `${PROJECT_ROOT}/main.ts`,
         "fetch",
