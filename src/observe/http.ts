@@ -1,14 +1,25 @@
 /**
  * The `metrics.listen` HTTP server: `GET /metrics` (Prometheus text) and `GET /healthz` (200
  * `ok`, or 503 with a one-line reason). Anything else is 404. Knows nothing of SMTP: the caller
- * hands in the exposition and the health check. Deno.serve: binds port 0 and stops cleanly.
+ * hands in the exposition and the health check. A deliberately small HTTP/1.1 server over
+ * node:net (one request per connection, `Connection: close`) so that it can be bounded where
+ * Deno.serve cannot: at most `maxConnections` at once (more get 503), a request head of at most
+ * 8 KiB, and a deadline from connect to the end of the response (issue 10 item 8).
  */
+import net from "node:net";
 
 /** Something that renders a Prometheus text exposition. */
 export interface Exposition {
   readonly contentType: string;
   expose(): Promise<string>;
 }
+
+/** Connections served at once; more get `503` and are closed. */
+export const METRICS_MAX_CONNECTIONS = 16;
+/** From connect to the end of the response; a silent or trickling client is cut then. */
+export const METRICS_IDLE_TIMEOUT_MS = 10_000;
+/** Request line and headers; a longer head gets `431`. */
+export const METRICS_MAX_HEAD_BYTES = 8 * 1024;
 
 /** Options of `startMetricsServer`. */
 export interface MetricsServerOptions {
@@ -17,6 +28,10 @@ export interface MetricsServerOptions {
   readonly metrics: Exposition;
   /** `undefined` when healthy, else why not (one line, no secrets); omitted: always healthy. */
   readonly health?: () => Promise<string | undefined> | string | undefined;
+  /** Default `METRICS_MAX_CONNECTIONS`. */
+  readonly maxConnections?: number;
+  /** Default `METRICS_IDLE_TIMEOUT_MS`. */
+  readonly idleTimeoutMs?: number;
 }
 
 /** A running metrics server. */
@@ -29,40 +44,100 @@ export interface MetricsServer {
 
 /** Binds `host:port` and serves until `close()`; throws when the address cannot be bound. */
 export function startMetricsServer(opts: MetricsServerOptions): Promise<MetricsServer> {
-  return new Promise((resolve, reject) => {
-    let server: Deno.HttpServer<Deno.NetAddr>;
-    try {
-      server = Deno.serve({
-        hostname: opts.host,
-        port: opts.port,
-        onListen: (addr) => {
-          const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
-          resolve({
-            address: `${host}:${addr.port}`,
-            port: addr.port,
-            close: async () => {
-              await server.shutdown();
-            },
-          });
-        },
-        onError: () => new Response("internal error\n", { status: 500, headers: TEXT }),
-      }, (request) => handle(request, opts));
-    } catch (err) {
-      reject(err);
+  const maxConnections = opts.maxConnections ?? METRICS_MAX_CONNECTIONS;
+  const idleTimeoutMs = opts.idleTimeoutMs ?? METRICS_IDLE_TIMEOUT_MS;
+  /** Connections being served (counted against the limit). */
+  const open = new Set<net.Socket>();
+  /** Every socket, refused ones too, so that close() can end them all. */
+  const all = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    all.add(socket);
+    socket.once("close", () => all.delete(socket));
+    socket.on("error", () => socket.destroy());
+    if (open.size >= maxConnections) {
+      socket.end(serialize({ status: 503, body: "busy\n", type: TEXT_TYPE }));
+      const timer = setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS);
+      socket.once("close", () => clearTimeout(timer));
+      return;
     }
+    open.add(socket);
+    socket.once("close", () => open.delete(socket));
+    serveOne(socket, opts, idleTimeoutMs);
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ host: opts.host, port: opts.port }, () => {
+      server.off("error", reject);
+      const addr = server.address();
+      const port = typeof addr === "object" && addr ? addr.port : opts.port;
+      const host = opts.host.includes(":") ? `[${opts.host}]` : opts.host;
+      resolve({
+        address: `${host}:${port}`,
+        port,
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            for (const s of all) s.destroy();
+          }),
+      });
+    });
   });
 }
 
-const TEXT = { "content-type": "text/plain; charset=utf-8" };
+/** How long a refused connection may take to read its 503. */
+const REFUSAL_LINGER_MS = 1_000;
+const CRLF_CRLF = new Uint8Array([13, 10, 13, 10]);
+const TEXT_TYPE = "text/plain; charset=utf-8";
 
-async function handle(request: Request, opts: MetricsServerOptions): Promise<Response> {
-  const path = new URL(request.url).pathname;
-  const isRead = request.method === "GET" || request.method === "HEAD";
+/** Reads one request head, answers it, closes; every wait is under the one deadline. */
+function serveOne(socket: net.Socket, opts: MetricsServerOptions, idleTimeoutMs: number): void {
+  const timer = setTimeout(() => socket.destroy(), idleTimeoutMs);
+  socket.once("close", () => clearTimeout(timer));
+  let head = new Uint8Array(0);
+  let isAnswered = false;
+  const onData = (chunk: Uint8Array) => {
+    if (isAnswered) return;
+    const merged = new Uint8Array(head.length + chunk.length);
+    merged.set(head);
+    merged.set(chunk, head.length);
+    head = merged;
+    const end = indexOf(head, CRLF_CRLF);
+    if (end < 0 && head.length <= METRICS_MAX_HEAD_BYTES) return;
+    isAnswered = true;
+    socket.off("data", onData);
+    if (end < 0 || end > METRICS_MAX_HEAD_BYTES) {
+      socket.end(serialize({ status: 431, body: "request head too large\n", type: TEXT_TYPE }));
+      return;
+    }
+    answer(new TextDecoder().decode(head.subarray(0, end)), opts).then(
+      (response) => socket.end(response),
+      () => socket.end(serialize({ status: 500, body: "internal error\n", type: TEXT_TYPE })),
+    );
+  };
+  socket.on("data", onData);
+}
+
+async function answer(headText: string, opts: MetricsServerOptions): Promise<Uint8Array> {
+  const requestLine = headText.split("\r\n", 1)[0] ?? "";
+  const m = /^([A-Z]+) (\S+) HTTP\/1\.[01]$/.exec(requestLine);
+  if (m === null) return serialize({ status: 400, body: "bad request\n", type: TEXT_TYPE });
+  const [, method = "", target = ""] = m;
+  const path = target.split("?", 1)[0] ?? "";
+  const r = await handle(method, path, opts);
+  return serialize(r, { hasBody: method !== "HEAD" });
+}
+
+interface Answer {
+  readonly status: number;
+  readonly body: string;
+  readonly type: string;
+  readonly extra?: string;
+}
+
+async function handle(method: string, path: string, opts: MetricsServerOptions): Promise<Answer> {
+  const isRead = method === "GET" || method === "HEAD";
   if (path === "/metrics" && isRead) {
-    const body = await opts.metrics.expose();
-    return new Response(request.method === "HEAD" ? null : body, {
-      headers: { "content-type": opts.metrics.contentType },
-    });
+    return { status: 200, body: await opts.metrics.expose(), type: opts.metrics.contentType };
   }
   if (path === "/healthz" && isRead) {
     let reason: string | undefined;
@@ -71,17 +146,55 @@ async function handle(request: Request, opts: MetricsServerOptions): Promise<Res
     } catch (err) {
       reason = err instanceof Error ? err.message : String(err);
     }
-    const status = reason === undefined ? 200 : 503;
-    const body = reason === undefined ? "ok\n" : `${oneLine(reason)}\n`;
-    return new Response(request.method === "HEAD" ? null : body, { status, headers: TEXT });
+    return reason === undefined
+      ? { status: 200, body: "ok\n", type: TEXT_TYPE }
+      : { status: 503, body: `${oneLine(reason)}\n`, type: TEXT_TYPE };
   }
   if (path === "/metrics" || path === "/healthz") {
-    return new Response("method not allowed\n", {
+    return {
       status: 405,
-      headers: { ...TEXT, allow: "GET, HEAD" },
-    });
+      body: "method not allowed\n",
+      type: TEXT_TYPE,
+      extra: "allow: GET, HEAD",
+    };
   }
-  return new Response("not found\n", { status: 404, headers: TEXT });
+  return { status: 404, body: "not found\n", type: TEXT_TYPE };
+}
+
+const REASONS: Record<number, string> = {
+  200: "OK",
+  400: "Bad Request",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
+  503: "Service Unavailable",
+};
+
+/** The whole response; HEAD gets the same headers (and length) without the body. */
+function serialize(a: Answer, opts: { hasBody: boolean } = { hasBody: true }): Uint8Array {
+  const bytes = new TextEncoder().encode(a.body);
+  const headers = [
+    `HTTP/1.1 ${a.status} ${REASONS[a.status] ?? "Unknown"}`,
+    `content-type: ${a.type}`,
+    `content-length: ${bytes.length}`,
+    "connection: close",
+    ...(a.extra === undefined ? [] : [a.extra]),
+  ];
+  const head = new TextEncoder().encode(`${headers.join("\r\n")}\r\n\r\n`);
+  if (!opts.hasBody) return head;
+  const out = new Uint8Array(head.length + bytes.length);
+  out.set(head);
+  out.set(bytes, head.length);
+  return out;
+}
+
+function indexOf(haystack: Uint8Array, needle: Uint8Array): number {
+  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
 }
 
 function oneLine(text: string): string {

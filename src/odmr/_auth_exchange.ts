@@ -12,7 +12,10 @@ import type { SaslMechanismName, SaslStep } from "../auth/sasl_server.ts";
 import type { CredentialStore } from "../auth/store.ts";
 import { decodeBase64, encodeBase64 } from "../wire/base64.ts";
 
-/** RFC 4954 §4: servers accept AUTH lines of at least 12288 octets. */
+/**
+ * RFC 4954 §4: the AUTH command line and each response line may be 12288 octets (CRLF
+ * included, as RFC 5321 counts command lines).
+ */
 export const MAX_AUTH_LINE_BYTES = 12288;
 
 const MECHANISMS: readonly SaslMechanismName[] = ["SCRAM-SHA-256", "CRAM-MD5", "PLAIN", "LOGIN"];
@@ -119,7 +122,7 @@ async function readResponse(opts: {
   reader: LineReader;
   timeoutMs: number;
 }): Promise<Response> {
-  const line = await opts.reader.readLine(MAX_AUTH_LINE_BYTES + 2, opts.timeoutMs);
+  const line = await opts.reader.readLine(MAX_AUTH_LINE_BYTES, opts.timeoutMs);
   switch (line.kind) {
     case "eof":
       return { kind: "end", outcome: { kind: "eof" } };

@@ -1,0 +1,149 @@
+/**
+ * (#10 item 8) The metrics listener's bounds, over raw sockets: a silent or trickling client is
+ * cut at the idle timeout, at most `maxConnections` are served at once (the next gets 503), and
+ * the request head is capped (8 KiB: N answered, N+1 gets 431).
+ */
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import net from "node:net";
+import { METRICS_MAX_HEAD_BYTES, startMetricsServer } from "../../src/observe/http.ts";
+import type { MetricsServer, MetricsServerOptions } from "../../src/observe/http.ts";
+
+const exposition = { contentType: "text/plain; version=0.0.4", expose: () => Promise.resolve("") };
+
+async function withMetrics(
+  opts: Partial<MetricsServerOptions>,
+  fn: (server: MetricsServer) => Promise<void>,
+): Promise<void> {
+  const server = await startMetricsServer({
+    host: "127.0.0.1",
+    port: 0,
+    metrics: exposition,
+    ...opts,
+  });
+  try {
+    await fn(server);
+  } finally {
+    await server.close();
+  }
+}
+
+/** A raw connection that records everything it receives and when the server closed it. */
+class Raw {
+  readonly socket: net.Socket;
+  received = "";
+  closedAt: number | undefined;
+  readonly #closed: Promise<void>;
+
+  constructor(port: number) {
+    this.socket = net.connect({ host: "127.0.0.1", port });
+    this.socket.on("data", (d: Uint8Array) => (this.received += new TextDecoder().decode(d)));
+    this.socket.on("error", () => {});
+    this.#closed = new Promise((resolve) =>
+      this.socket.once("close", () => {
+        this.closedAt = Date.now();
+        resolve();
+      })
+    );
+  }
+
+  connected(): Promise<void> {
+    return new Promise((resolve) => this.socket.once("connect", () => resolve()));
+  }
+
+  /** Waits for the close, at most `ms`; true when it came. */
+  async closed(ms: number): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
+    try {
+      return await Promise.race([this.#closed.then(() => true as const), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
+
+async function get(port: number, head = "GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n") {
+  const c = new Raw(port);
+  try {
+    await c.connected();
+    c.socket.write(head);
+    assert(await c.closed(5_000), "the server closes after the response");
+    return c.received;
+  } finally {
+    c.destroy();
+  }
+}
+
+Deno.test("(#10) metrics: a silent or trickling client is cut at the idle timeout, not before", async () => {
+  await withMetrics({ idleTimeoutMs: 600 }, async (server) => {
+    const silent = new Raw(server.port);
+    const trickle = new Raw(server.port);
+    try {
+      await Promise.all([silent.connected(), trickle.connected()]);
+      const started = Date.now();
+      const line = "GET /healthz HTTP/1.1\r\nhost: x\r\n";
+      let i = 0;
+      const timer = setInterval(() => {
+        if (i < line.length) trickle.socket.write(line[i++] as string);
+      }, 40);
+      try {
+        // Before the deadline a whole request is still answered.
+        await new Promise((r) => setTimeout(r, 200));
+        assertEquals((await get(server.port)).split("\r\n")[0], "HTTP/1.1 200 OK");
+        assert(await silent.closed(3_000), "the silent client is cut");
+        assert(await trickle.closed(3_000), "the trickling client is cut");
+      } finally {
+        clearInterval(timer);
+      }
+      for (const c of [silent, trickle]) {
+        const after = (c.closedAt ?? 0) - started;
+        assert(after >= 500 && after < 2_500, `cut at the deadline: ${after} ms`);
+      }
+      assertEquals(silent.received, "");
+    } finally {
+      silent.destroy();
+      trickle.destroy();
+    }
+  });
+});
+
+Deno.test("(#10) metrics: maxConnections are served at once, the next one gets 503", async () => {
+  await withMetrics({ maxConnections: 2, idleTimeoutMs: 5_000 }, async (server) => {
+    const held = [new Raw(server.port), new Raw(server.port)];
+    try {
+      await Promise.all(held.map((c) => c.connected()));
+      // Let the server count both before the third arrives.
+      await new Promise((r) => setTimeout(r, 100));
+      const third = await get(server.port);
+      assertEquals(third.split("\r\n")[0], "HTTP/1.1 503 Service Unavailable");
+      held[0]!.destroy();
+      // The slot comes back once the server saw the close (bounded wait, no fixed sleep).
+      let status = "";
+      for (let i = 0; i < 50 && status !== "HTTP/1.1 200 OK"; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        status = (await get(server.port)).split("\r\n")[0] ?? "";
+      }
+      assertEquals(status, "HTTP/1.1 200 OK");
+    } finally {
+      for (const c of held) c.destroy();
+    }
+  });
+});
+
+Deno.test("(#10) metrics: a request head of 8 KiB is answered, one octet more gets 431", async () => {
+  await withMetrics({}, async (server) => {
+    const headOf = (n: number) => {
+      const start = "GET /healthz HTTP/1.1\r\nx-pad: ";
+      return `${start}${"a".repeat(n - start.length)}\r\n\r\n`;
+    };
+    assertEquals(headOf(METRICS_MAX_HEAD_BYTES).length, METRICS_MAX_HEAD_BYTES + 4);
+    const atN = await get(server.port, headOf(METRICS_MAX_HEAD_BYTES));
+    assertEquals(atN.split("\r\n")[0], "HTTP/1.1 200 OK");
+    const overN = await get(server.port, headOf(METRICS_MAX_HEAD_BYTES + 1));
+    assertEquals(overN.split("\r\n")[0], "HTTP/1.1 431 Request Header Fields Too Large");
+  });
+});
