@@ -1,7 +1,7 @@
 /**
  * CRAM-MD5 (RFC 2195) with the Dovecot `{CRAM-MD5}` stored form: the HMAC-MD5 inner and outer
  * midstates of the password, so the server answers any challenge without the plaintext.
- * The stored form is password-equivalent for CRAM-MD5 (PROTOCOL.md §3.1): guard it as such.
+ * The stored form is password-equivalent for CRAM-MD5 (docs/protocol.md §3.1): guard it as such.
  */
 import { fromHex, toHex, utf8 } from "./_bytes.ts";
 import { Md5, md5, MD5_BLOCK_BYTES, MD5_INITIAL_STATE, md5Compress } from "./md5.ts";

@@ -128,7 +128,7 @@ class LoginClient implements SaslClient {
   }
 
   next(_challenge: Uint8Array): Promise<Uint8Array> {
-    // Clients ignore the prompt text (PROTOCOL.md §3.3); the order is user, then password.
+    // Clients ignore the prompt text (docs/protocol.md §3.3); the order is user, then password.
     this.#step++;
     if (this.#step === 1) return Promise.resolve(utf8(this.#opts.user));
     if (this.#step === 2) return Promise.resolve(utf8(this.#opts.password));

@@ -226,7 +226,7 @@ class PlainExchange implements SaslServerExchange {
     if (authzid === undefined || authcid === undefined || password === undefined) {
       return Promise.resolve(MALFORMED);
     }
-    // No proxy authorization (PROTOCOL.md §3.2): a different authzid is refused like bad
+    // No proxy authorization (docs/protocol.md §3.2): a different authzid is refused like bad
     // credentials, after the same work so it does not stand out.
     if (authzid !== "" && authzid !== authcid) {
       return checkPassword(this.#opts.store, authcid, password).then(() => ({

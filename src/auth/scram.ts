@@ -18,7 +18,7 @@ export interface ScramVerifier {
   readonly serverKey: Uint8Array;
 }
 
-/** Iterations for new verifiers (project choice, PROTOCOL.md §3.4). */
+/** Iterations for new verifiers (project choice, docs/protocol.md §3.4). */
 export const SCRAM_DEFAULT_ITERATIONS = 10000;
 /** RFC 7677 §4 minimum. */
 export const SCRAM_MIN_ITERATIONS = 4096;

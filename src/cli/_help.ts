@@ -1,4 +1,4 @@
-/** Help texts: code, not files (deno compile). Wording follows CONTRACT.md "Commands". */
+/** Help texts: code, not files (deno compile). Wording follows README.md "Commands". */
 import { PROGRAM_NAME, VERSION } from "../version.ts";
 
 const CONFIG_LINE =

@@ -1,6 +1,6 @@
 /**
  * Connection admission: at most `maxTotal` connections, and at most `maxPerIp` from one client
- * address (CONTRACT.md smtp.max_connections[_per_ip]). On the ODMR port a connection that has
+ * address (README.md smtp.max_connections[_per_ip]). On the ODMR port a connection that has
  * not authenticated yet can be evicted to make room: strangers never hold every slot that a
  * customer needs. Pure bookkeeping; the caller writes the `421 4.7.0` and closes.
  */

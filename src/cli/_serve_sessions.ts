@@ -1,7 +1,7 @@
 /**
  * The sessions a server is running, so shutdown can wait for them for a bounded grace and
  * then cut the rest. Each session's promise is supervised here: a rejection is logged, never
- * unhandled (STYLE.md §6).
+ * unhandled (docs/architecture.md "Conventions").
  */
 import type { Conn } from "../net/conn.ts";
 import type { Logger } from "../observe/log.ts";

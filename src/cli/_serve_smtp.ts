@@ -1,7 +1,7 @@
 /**
  * One inbound SMTP connection of `serve`: admission (connection limits, `421 4.7.0`), then an
  * SmtpReceiver whose sink is the queue, accepting only domains some user owns. Catches
- * everything at its top (STYLE.md §5): one bad peer never takes down the listener.
+ * everything at its top (docs/architecture.md "Conventions"): one bad peer never takes down the listener.
  */
 import type { Conn } from "../net/conn.ts";
 import { LineReader } from "../wire/line_reader.ts";
@@ -36,7 +36,7 @@ export async function handleSmtpConnection(
   try {
     const queueSink = new QueueSink({
       store: deps.store,
-      // Read at every RCPT: a user added while serve runs is accepted at once (CONTRACT.md).
+      // Read at every RCPT: a user added while serve runs is accepted at once (README.md).
       isLocalDomain: (domain: string) => deps.credentials.ownerOf(domain) !== undefined,
       log,
       maxRecipients: config.smtp.maxRecipients,

@@ -1,5 +1,5 @@
 /**
- * `fetch [--once]`: the customer command (CONTRACT.md). One poll with `--once` (its exit code
+ * `fetch [--once]`: the customer command (README.md). One poll with `--once` (its exit code
  * is the poll's), else a poll every `fetch.interval`, with capped exponential backoff and
  * jitter after failures. SIGTERM/SIGINT lets the message in flight finish (or abandons it, so
  * it stays on the provider) and exits 0.

@@ -1,6 +1,6 @@
 /**
  * Command-line dispatch: `--version`, `--help`, `COMMAND --help`, then one command with its
- * config loaded (CONTRACT.md discovery order). Returns the exit code; never calls Deno.exit.
+ * config loaded (README.md discovery order). Returns the exit code; never calls Deno.exit.
  * Usage and config errors are exit 2, named after the flag or the file and key path.
  */
 import { parseArgs } from "node:util";

@@ -1,5 +1,5 @@
 /**
- * `queue list|show|delete`: inspect and remove queued mail (CONTRACT.md). Works beside a
+ * `queue list|show|delete`: inspect and remove queued mail (README.md). Works beside a
  * running `serve` (WAL); it never removes orphan chunks, which may belong to a message that
  * `serve` is still receiving. Exit codes: 0 ok, 1 runtime failure or unknown id, 2 usage.
  */

@@ -1,5 +1,5 @@
 /**
- * `user add|passwd|domains|list|remove` (CONTRACT.md): manage customers and the domains they
+ * `user add|passwd|domains|list|remove` (README.md): manage customers and the domains they
  * own. Works beside a running `serve` (WAL), which sees changes at once. Passwords come from
  * the first line of stdin (`--password-stdin`) or a no-echo TTY prompt; they are never echoed,
  * logged or stored. Exit codes: 0 ok, 1 runtime failure (unknown user, owned domain…), 2 usage.

@@ -1,10 +1,10 @@
 /**
- * The embedded defaults (CONTRACT.md): what `serve` runs on with no config file at all.
+ * The embedded defaults (README.md): what `serve` runs on with no config file at all.
  * Safe on a laptop: loopback only, unprivileged ports, no TLS, metrics off. Code, not a file,
  * so `deno compile` needs nothing beside the binary.
  */
 
-/** Environment variable naming the config file (CONTRACT.md discovery order). */
+/** Environment variable naming the config file (README.md discovery order). */
 export const CONFIG_ENV_VAR = "ODMR_RELAY_CONFIG";
 /** Looked for in the working directory when neither `--config` nor the variable is given. */
 export const DEFAULT_CONFIG_FILE = "config.yaml";

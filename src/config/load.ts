@@ -1,5 +1,5 @@
 /**
- * Finds, reads and validates the config file into a `Config` (CONTRACT.md "Configuration").
+ * Finds, reads and validates the config file into a `Config` (README.md "Configuration").
  * Every error is a ConfigError naming the file and the key path; unknown keys are errors.
  * Relative paths in a file are resolved against the file's directory (the working directory
  * for the embedded defaults), so the result never depends on where `serve` was started.
@@ -50,7 +50,7 @@ export interface LoadConfigOptions {
   readonly checkFiles?: boolean;
 }
 
-/** The file the discovery order picks (CONTRACT.md), or undefined for the embedded defaults. */
+/** The file the discovery order picks (README.md), or undefined for the embedded defaults. */
 export async function findConfigFile(opts: LoadConfigOptions = {}): Promise<string | undefined> {
   const cwd = opts.cwd ?? Deno.cwd();
   if (opts.path !== undefined) return path.resolve(cwd, opts.path);
@@ -224,7 +224,7 @@ const FETCH_KEYS = [
   "interval",
 ] as const;
 const LISTEN_KEYS = ["address", "tls"] as const;
-/** ODMR listeners may also choose one line per TLS record (fetchmail, DESIGN.md "Peers"). */
+/** ODMR listeners may also choose one line per TLS record (fetchmail, docs/architecture.md "Decisions and why"). */
 const ODMR_LISTEN_KEYS = ["address", "tls", "line_records"] as const;
 
 /** Narrows `unknown` YAML values, failing with the file and key path. */
@@ -452,7 +452,7 @@ class Validator {
     };
   }
 
-  /** Lower-case A-label (IDNs are compared as A-labels, CONTRACT.md). */
+  /** Lower-case A-label (IDNs are compared as A-labels, README.md). */
   domain(value: unknown, key: string): string {
     const s = this.string(value, key).trim().replace(/\.$/, "");
     const ascii = domainToASCII(s.toLowerCase());

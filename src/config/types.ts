@@ -1,5 +1,5 @@
 /**
- * The validated configuration (CONTRACT.md "Configuration"). Durations are milliseconds,
+ * The validated configuration (README.md "Configuration"). Durations are milliseconds,
  * sizes are bytes. Everything here is already checked; no field is `unknown`.
  */
 

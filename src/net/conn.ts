@@ -1,6 +1,6 @@
 /**
  * Conn: one TCP (or TLS) connection as a pull source of bytes plus a writer, whatever role
- * the SMTP layer plays on it. Hides node:net/node:tls (see DESIGN.md: Deno.startTls is
+ * the SMTP layer plays on it. Hides node:net/node:tls (see docs/architecture.md: Deno.startTls is
  * client-only, so server-side STARTTLS needs node:tls over a paused node:net socket).
  * Invariant: bytes are never decoded here; every read and write has a deadline.
  */

@@ -1,7 +1,7 @@
 /**
  * Structured logging: one line per event, `text` (key=value) or `json`, to stderr.
  * Callers pass fields; nothing here knows SMTP. Never give it passwords, AUTH payloads or
- * bodies (STYLE.md §5): redaction is the caller's job, and `redact()` marks it.
+ * bodies (docs/architecture.md "Conventions"): redaction is the caller's job, and `redact()` marks it.
  * Invariant (text): every `=` in a line separates a key from its value, and a line is one
  * line, whatever a peer put in a value (log injection: a forged `remote=` must not exist).
  */

@@ -1,5 +1,5 @@
 /**
- * The provider's Prometheus metrics (CONTRACT.md "Metrics") on a private prom-client Registry.
+ * The provider's Prometheus metrics (README.md "Metrics and health") on a private prom-client Registry.
  * Loaded only when `metrics:` is set (serve imports it dynamically; unserved_metrics.ts otherwise).
  * Sessions report through the OdmrEvents / SmtpEvents shapes (implemented here structurally, so
  * observe/ imports nothing above it); queue gauges are read from the store at scrape time.
@@ -193,7 +193,7 @@ export class RelayMetrics {
     },
     authFailure: (mechanism: string): void => {
       this.#authFailures.inc({ mechanism });
-      // CONTRACT.md counts a failed AUTH on the ODMR port as ATRN outcome 535 (no user known).
+      // README.md counts a failed AUTH on the ODMR port as ATRN outcome 535 (no user known).
       this.#atrn.inc({ user: "", outcome: "535" });
     },
     delivered: (domain: string): void => {

@@ -1,7 +1,7 @@
 /**
  * The customer's client dialogue before reversal (RFC 2645 §5): connect, TLS (STARTTLS or
  * implicit, certificate verified, never a silent downgrade), EHLO, AUTH with the best common
- * mechanism, ATRN. Each way it can end is a value with its CONTRACT.md exit code; only a
+ * mechanism, ATRN. Each way it can end is a value with its README.md exit code; only a
  * `250` to ATRN hands the Conn and reader on (to the SMTP server role).
  */
 import { decodeBase64, encodeBase64 } from "../wire/base64.ts";
@@ -16,10 +16,10 @@ import { chooseMechanism, createSaslClient, SaslClientError } from "../auth/sasl
 import type { Logger } from "../observe/log.ts";
 import { REDACTED } from "../observe/log.ts";
 
-/** CONTRACT.md exit codes of `fetch`. */
+/** README.md exit codes of `fetch`. */
 export type FetchExitCode = 0 | 1 | 2 | 3 | 4 | 5;
 
-/** How a fetch ended, in the words of CONTRACT.md. */
+/** How a fetch ended, in the words of README.md. */
 export type FetchResult =
   | "delivered"
   | "noMail"

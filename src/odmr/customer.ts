@@ -3,7 +3,7 @@
  * (`_customer_dialog.ts`), says ATRN, and after `250` serves SMTP on the same connection with
  * the foundation's SmtpReceiver, handing each message to the local mail system cut-through
  * (the provider's 250 only once the local side has it). Recipients outside the ATRN domains
- * are refused (`550 5.7.1`). Returns the CONTRACT.md exit code; never throws for peers.
+ * are refused (`550 5.7.1`). Returns the README.md exit code; never throws for peers.
  */
 import type { FetchConfig } from "../config/types.ts";
 import type { MessageSink, SessionInfo, SinkTransaction } from "../smtp/sink.ts";

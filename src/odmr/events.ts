@@ -3,7 +3,7 @@
  * this); sessions never import the metrics registry directly.
  */
 
-/** ATRN outcomes as counted (CONTRACT.md `odmr_relay_atrn_total{outcome}`). */
+/** ATRN outcomes as counted (README.md `odmr_relay_atrn_total{outcome}`). */
 export type AtrnOutcome = "250" | "450" | "451" | "453" | "530" | "535";
 
 /** Counters the provider reports to. */

@@ -31,7 +31,7 @@ export const MAX_COMMAND_BYTES = 512;
 export const MAX_ERRORS = MAX_SESSION_ERRORS;
 /** Default time from connect to a successful AUTH (`odmr.auth_timeout`). */
 export const DEFAULT_AUTH_TIMEOUT_MS = 60_000;
-/** Failed AUTH attempts on one connection before `421` (PROTOCOL.md §6.4). */
+/** Failed AUTH attempts on one connection before `421` (docs/protocol.md §6.4). */
 export const MAX_AUTH_FAILURES = 3;
 
 /** What the provider session needs. */

@@ -1,6 +1,6 @@
 /**
  * Group commit over one SQLite connection: writes of many sessions go into one shared open
- * transaction, and one COMMIT makes all of them durable (DESIGN.md: 10–50 messages per
+ * transaction, and one COMMIT makes all of them durable (docs/architecture.md: 10–50 messages per
  * transaction gave 5–8× the rows/s). A waiter is resolved only after the COMMIT that holds its
  * writes returned (WAL + synchronous=FULL: on disk), which is what lets the 250 after DATA go out.
  */

@@ -136,7 +136,7 @@ export class QueueMaintenance {
       });
     }
     if (due.length === 0) return { expired: 0, dsn: "none" };
-    // Never bounce a bounce (RFC 5321 §6.1, PROTOCOL.md §4.9).
+    // Never bounce a bounce (RFC 5321 §6.1, docs/protocol.md §4.9).
     if (message.mailFrom === "") return { expired: due.length, dsn: "none" };
     const notified = due.filter(wantsFailureNotice);
     if (notified.length === 0) return { expired: due.length, dsn: "none" };

@@ -1,6 +1,6 @@
 /**
  * Validators for rows read back from SQLite: everything is `unknown` until checked here.
- * A row that fails returns undefined; the caller logs it and skips it (STYLE.md §6).
+ * A row that fails returns undefined; the caller logs it and skips it (docs/architecture.md "Conventions").
  */
 import type { MessageParams, QueuedRecipient, RecipientStatus } from "./types.ts";
 

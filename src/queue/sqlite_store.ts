@@ -173,7 +173,7 @@ export class SqliteQueueStore implements QueueStore {
     const wanted = [...new Set(domains)];
     const now = this.#now();
     return this.#group.exclusive((): ClaimResult => {
-      // Check everything before writing anything: all domains or none (PROTOCOL.md §1.7).
+      // Check everything before writing anything: all domains or none (docs/protocol.md §1.7).
       for (const domain of wanted) {
         const row: unknown = this.#leaseOf.get(domain);
         if (typeof row !== "object" || row === null) continue;

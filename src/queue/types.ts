@@ -6,7 +6,7 @@
  */
 
 /**
- * Status of a waiting recipient as shown to operators (CONTRACT.md `queue list`). `expired`:
+ * Status of a waiting recipient as shown to operators (README.md `queue list`). `expired`:
  * older than its domain's `max_age`; never delivered any more, removed after a grace period.
  */
 export type RecipientStatus = "queued" | "delivering" | "failed" | "expired";

@@ -1,7 +1,7 @@
 /**
  * Small per-user facts the metrics must remember across restarts (the time of the last
  * successful ATRN), plus the trivial query `/healthz` asks the database. Knows nothing of
- * Prometheus; SQL lives here (STYLE.md §6). Uses the caller's connection (no second writer).
+ * Prometheus; SQL lives here (docs/architecture.md "Conventions"). Uses the caller's connection (no second writer).
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { applyMigrations } from "./db.ts";

@@ -1,5 +1,5 @@
 /**
- * The SMTP server role's session state and its pure guards (STYLE.md §4): each `check*`
+ * The SMTP server role's session state and its pure guards (docs/architecture.md "Conventions"): each `check*`
  * reads the state and the argument text and returns the parsed value or the rejection Reply.
  * No I/O, no sink calls; receiver.ts applies the effects.
  */

@@ -250,7 +250,7 @@ export async function handleData(rx: ReceiverCore, args: string): Promise<Step> 
       switch (result.fault) {
         case "bareNewline":
           rx.options.events?.messageRefused("content");
-          // PROTOCOL.md §6.5: read to the real end, refuse, then close.
+          // docs/protocol.md §6.5: read to the real end, refuse, then close.
           rx.log.warn("smtp_bare_newline", { where: "data", id: tx.sink.id });
           rx.queueReply(REPLIES.bareNewlineData);
           return { end: "bareNewline" };

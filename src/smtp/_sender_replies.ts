@@ -6,7 +6,7 @@
 import { reply } from "../wire/reply.ts";
 import type { Reply } from "../wire/reply.ts";
 
-/** 8-bit body, peer without 8BITMIME (PROTOCOL.md §5.3: bounce rather than rewrite). */
+/** 8-bit body, peer without 8BITMIME (docs/protocol.md §5.3: bounce rather than rewrite). */
 export const LOCAL_NEEDS_8BITMIME: Reply = reply(
   554,
   "5.6.3",
@@ -18,7 +18,7 @@ export const LOCAL_NEEDS_BINARYMIME: Reply = reply(
   "5.6.3",
   "Binary content cannot be relayed to this peer",
 );
-/** UTF-8 envelope or headers, peer without SMTPUTF8 (PROTOCOL.md §5.5 project choice). */
+/** UTF-8 envelope or headers, peer without SMTPUTF8 (docs/protocol.md §5.5 project choice). */
 export const LOCAL_NEEDS_SMTPUTF8: Reply = reply(
   553,
   "5.6.7",

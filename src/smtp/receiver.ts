@@ -265,7 +265,7 @@ export class SmtpReceiver implements ReceiverCore {
       case "eof":
         return { end: "eof" };
       case "bareNewline":
-        // Smuggling defence (PROTOCOL.md §6.5): framing cannot be trusted any more.
+        // Smuggling defence (docs/protocol.md §6.5): framing cannot be trusted any more.
         this.log.warn("smtp_bare_newline", { where: "command" });
         this.queueReply(REPLIES.bareNewlineCommand);
         return { end: "bareNewline" };

@@ -68,7 +68,7 @@ function parsePathArgument(
 ): PathParse {
   if (args.slice(0, keyword.length).toUpperCase() !== keyword) return fail("syntax");
   let rest = args.slice(keyword.length);
-  // The grammar has no space after the colon; tolerate exactly one (PROTOCOL.md §4.1).
+  // The grammar has no space after the colon; tolerate exactly one (docs/protocol.md §4.1).
   if (rest.startsWith(" ")) rest = rest.slice(1);
   if (!rest.startsWith("<")) return fail("syntax");
   const close = findPathEnd(rest);

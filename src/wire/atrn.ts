@@ -1,6 +1,6 @@
 /**
  * ATRN argument parsing (RFC 2645 §5.2.1): an optional comma-separated list of domains.
- * Liberal in what it takes (PROTOCOL.md §1.3 project choice): items are trimmed and
+ * Liberal in what it takes (docs/protocol.md §1.3 project choice): items are trimmed and
  * lower-cased, duplicates dropped; empty items, non-LDH labels, single labels, address
  * literals and trailing dots are refused. Pure.
  */

@@ -1,7 +1,7 @@
 /**
  * Incremental decoder for the SMTP DATA phase (RFC 5321 §4.5.2): finds the one legal end of
  * data, CRLF "." CRLF, removes dot-stuffing and checks limits, across any chunking.
- * Pure: no I/O. Bare CR or bare LF never ends a line here (SMTP smuggling, PROTOCOL.md §6.5):
+ * Pure: no I/O. Bare CR or bare LF never ends a line here (SMTP smuggling, docs/protocol.md §6.5):
  * they are flagged and the decoder keeps looking for the real end.
  */
 

@@ -1,7 +1,7 @@
 /**
  * Incremental dot-stuffing for the DATA phase, client side (RFC 5321 §4.5.2): a `.` is added
  * before every line-start dot, and the body is closed with (CRLF) `.` CRLF. Pure, no I/O.
- * Invariant: never passes a bare CR or bare LF through (SMTP smuggling, PROTOCOL.md §6.5):
+ * Invariant: never passes a bare CR or bare LF through (SMTP smuggling, docs/protocol.md §6.5):
  * once one is seen the stuffer reports `bareNewline` and emits nothing more.
  */
 import { concatBytes } from "./bytes.ts";

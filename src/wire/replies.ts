@@ -1,7 +1,7 @@
 /**
- * Every reply text the SMTP server role sends, in one place (STYLE.md §5), so one wording is
+ * Every reply text the SMTP server role sends, in one place (docs/architecture.md "Conventions"), so one wording is
  * used everywhere. Texts are short and generic: reasons go to the log, never to the peer.
- * Enhanced codes per RFC 3463 / PROTOCOL.md §5.4; none on the greeting, EHLO/HELO or 3xx.
+ * Enhanced codes per RFC 3463 / docs/protocol.md §5.4; none on the greeting, EHLO/HELO or 3xx.
  */
 import { reply } from "./reply.ts";
 import type { Reply } from "./reply.ts";

@@ -46,7 +46,7 @@ export function isCi(): boolean {
 export async function skipUnless(testName: string, ...tools: string[]): Promise<boolean> {
   const missing = await missingTools(tools);
   if (missing.length === 0 || isCi()) return false;
-  // deno-lint-ignore no-console -- the printed reason is the point of a skip (STYLE.md §7)
+  // deno-lint-ignore no-console -- the printed reason is the point of a skip (docs/architecture.md "Conventions")
   console.log(`skip: ${testName}: ${missing.join(", ")} not installed`);
   return true;
 }

@@ -17,7 +17,7 @@ function errorOf(text: string): ConfigError {
   throw new Error("expected a ConfigError");
 }
 
-Deno.test("parseConfig() of an empty file gives the embedded defaults of CONTRACT.md", () => {
+Deno.test("parseConfig() of an empty file gives the embedded defaults of README.md", () => {
   const c = parse("");
   assertEquals(c.hostname, "box.local");
   assertEquals(c.dataDir, "/etc/data");
@@ -42,7 +42,7 @@ Deno.test("parseConfig() of an empty file gives the embedded defaults of CONTRAC
   assertEquals(c.fetch, undefined);
 });
 
-Deno.test("parseConfig() reads every key of CONTRACT.md", () => {
+Deno.test("parseConfig() reads every key of README.md", () => {
   const c = parse(`
 hostname: mx.example.net
 data_dir: /var/lib/odmr

@@ -7,7 +7,7 @@ import {
 } from "../../src/config/_units.ts";
 import { didYouMean } from "../../src/config/_did_you_mean.ts";
 
-Deno.test("parseDurationMs() reads the units of CONTRACT.md and refuses the rest", async (t) => {
+Deno.test("parseDurationMs() reads the units of README.md and refuses the rest", async (t) => {
   const rows: { input: unknown; want: number | undefined; why: string }[] = [
     { input: "30s", want: 30_000, why: "seconds" },
     { input: "5m", want: 300_000, why: "minutes" },

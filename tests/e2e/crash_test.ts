@@ -1,5 +1,5 @@
 /**
- * E2E crash safety (DESIGN.md "Durable before 250"): clients stream messages and record every
+ * E2E crash safety (docs/architecture.md "Conventions"): clients stream messages and record every
  * 250 after DATA; the server is killed with SIGKILL mid-stream and restarted on the same data
  * dir; every acknowledged message must be in the queue. Bounded in count and time.
  */

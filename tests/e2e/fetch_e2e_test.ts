@@ -208,7 +208,7 @@ Deno.test("fetch --once with STARTTLS verifies the provider with fetch.ca; a wro
   const ca = await makeTestCa();
   const other = await makeTestCa();
   if (ca === undefined || other === undefined) {
-    // deno-lint-ignore no-console -- a skipped test prints its reason (STYLE.md §7)
+    // deno-lint-ignore no-console -- a skipped test prints its reason (docs/architecture.md "Conventions")
     console.log("skipped: openssl is not installed");
     return;
   }

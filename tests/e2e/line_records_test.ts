@@ -85,7 +85,7 @@ Deno.test("line_records by default: one line per TLS record for a fetchmail-like
   const ca = await makeTestCa();
   if (ca === undefined) {
     if (Deno.env.get("CI") === "true") throw new Error("openssl is needed for this test");
-    // deno-lint-ignore no-console -- a skip states its reason (STYLE.md §7)
+    // deno-lint-ignore no-console -- a skip states its reason (docs/architecture.md "Conventions")
     console.log("skip: line_records by default: openssl not installed");
     return;
   }

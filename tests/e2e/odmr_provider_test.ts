@@ -262,7 +262,7 @@ Deno.test("STARTTLS on the ODMR port: PLAIN works under TLS, AUTH is hidden befo
   const ca = await makeTestCa();
   if (ca === undefined) {
     if (Deno.env.get("CI") === "true") throw new Error("openssl is needed for this test");
-    // deno-lint-ignore no-console -- a skip states its reason (STYLE.md §7)
+    // deno-lint-ignore no-console -- a skip states its reason (docs/architecture.md "Conventions")
     console.log("skip: STARTTLS on the ODMR port: openssl not installed");
     return;
   }

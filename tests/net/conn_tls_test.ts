@@ -15,7 +15,7 @@ async function withTlsServer(
   const ca = await makeTestCa();
   if (ca === undefined) {
     if (Deno.env.get("CI") === "true") throw new Error("openssl is needed for this test");
-    // deno-lint-ignore no-console -- a skip states its reason (STYLE.md §7)
+    // deno-lint-ignore no-console -- a skip states its reason (docs/architecture.md "Conventions")
     console.log("skip: Conn TLS client tests: openssl not installed");
     return;
   }

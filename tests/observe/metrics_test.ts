@@ -1,5 +1,5 @@
 /**
- * RelayMetrics and FetchMetrics: the exposition parsed as Prometheus text, the CONTRACT.md
+ * RelayMetrics and FetchMetrics: the exposition parsed as Prometheus text, the README.md
  * names, types and labels, and bounded label sets (foreign domains, unknown reasons).
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
@@ -37,7 +37,7 @@ function fixture(opts: { stats?: DomainQueueStats[]; saved?: Map<string, number>
   };
 }
 
-Deno.test("RelayMetrics exposes every CONTRACT.md metric with its type", async () => {
+Deno.test("RelayMetrics exposes every README.md metric with its type", async () => {
   const f = fixture({
     stats: [{ domain: "example.org", messages: 1, bytes: 10, oldestReceivedAt: T0 }],
   });

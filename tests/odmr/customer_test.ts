@@ -274,7 +274,7 @@ Deno.test("runCustomer() over TLS: STARTTLS verified with fetch.ca, wrong CA ref
   const ca = await makeTestCa();
   const other = await makeTestCa();
   if (ca === undefined || other === undefined) {
-    // deno-lint-ignore no-console -- a skipped test prints its reason (STYLE.md §7)
+    // deno-lint-ignore no-console -- a skipped test prints its reason (docs/architecture.md "Conventions")
     console.log("skipped: openssl is not installed");
     return;
   }

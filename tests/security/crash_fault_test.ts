@@ -210,7 +210,7 @@ Deno.test("disk full: 452 4.3.1, no crash, the queue intact after space returns"
     stderr: "piped",
   }).output().catch((err: unknown) => ({ success: false, stderr: enc.encode(String(err)) }));
   if (!mount.success) {
-    // deno-lint-ignore no-console -- a skip states its reason (STYLE.md §7)
+    // deno-lint-ignore no-console -- a skip states its reason (docs/architecture.md "Conventions")
     console.log(
       `skip: disk full: cannot mount a tmpfs: ${new TextDecoder().decode(mount.stderr).trim()}`,
     );

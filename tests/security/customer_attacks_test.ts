@@ -119,7 +119,7 @@ const SMUGGLED = "MAIL FROM:<ceo@smuggled.test>\r\nRCPT TO:<smuggled@example.org
   "DATA\r\nSubject: forged\r\n\r\nforged\r\n.\r\n";
 
 Deno.test("customer: smuggled end-of-data from a hostile provider reaches no local side (550 5.5.2, exit 5)", async (t) => {
-  // PROTOCOL.md §6.5 variants, each followed by a complete second envelope for a recipient
+  // docs/protocol.md §6.5 variants, each followed by a complete second envelope for a recipient
   // inside the ATRN domains, then a real end so a vulnerable receiver would take both.
   const variants = ["\n.\n", "\n.\r\n", "\r.\r\n", "\r\n.\r", "\r\n.\n"];
   for (const kind of ["smtp", "maildir"] as const) {
@@ -198,7 +198,7 @@ Deno.test("customer: smuggled end-of-data from a hostile provider reaches no loc
 Deno.test("customer: bytes injected after the provider's STARTTLS 220 are discarded, never read as replies", async (t) => {
   const ca = await makeTestCa();
   if (ca === undefined) {
-    // deno-lint-ignore no-console -- a skipped test prints its reason (STYLE.md §7)
+    // deno-lint-ignore no-console -- a skipped test prints its reason (docs/architecture.md "Conventions")
     console.log("skipped: openssl is not installed (needed for the test CA)");
     return;
   }

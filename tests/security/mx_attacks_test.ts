@@ -54,7 +54,7 @@ async function ready(port: number, localAddress?: string): Promise<RawClient> {
 }
 
 Deno.test("MX: smuggled end-of-data with a second envelope queues nothing (550 5.5.2, close)", async (t) => {
-  // SEC Consult 2023 variants (PROTOCOL.md §6.5) plus NUL/bare-CR-before-dot combinations.
+  // SEC Consult 2023 variants (docs/protocol.md §6.5) plus NUL/bare-CR-before-dot combinations.
   const variants = [
     "\n.\n",
     "\n.\r\n",

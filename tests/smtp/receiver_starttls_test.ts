@@ -12,7 +12,7 @@ import { TEST_OPTIONS } from "./_session.ts";
 
 const OPENSSL = hasOpenssl();
 if (!OPENSSL) {
-  // deno-lint-ignore no-console -- a skipped test says why (STYLE.md §7)
+  // deno-lint-ignore no-console -- a skipped test says why (docs/architecture.md "Conventions")
   console.log("skip: receiver STARTTLS tests need the openssl CLI to make a test certificate");
 }
 

@@ -132,7 +132,7 @@ Deno.test("SmtpSender without PIPELINING waits for each reply", async () => {
   await finish(f);
 });
 
-Deno.test("SmtpSender settles each recipient by its RCPT reply (PROTOCOL.md §4.8)", async (t) => {
+Deno.test("SmtpSender settles each recipient by its RCPT reply (docs/protocol.md §4.8)", async (t) => {
   for (const pipelining of [true, false]) {
     await t.step(pipelining ? "pipelined" : "lock-step", async () => {
       const replies: Record<string, string> = {
@@ -299,7 +299,7 @@ Deno.test("SmtpSender gives up on a silent peer after the configured timeout", a
     assertEquals(outcomes(result), ["deferred"]);
     assertEquals(result.connectionLost, true);
     await finish(f);
-    // The peer got the whole message: a duplicate is possible, loss is not (PROTOCOL.md §1.6).
+    // The peer got the whole message: a duplicate is possible, loss is not (docs/protocol.md §1.6).
     assertEquals(f.server.bodies.length, 1);
   });
   await t.step("no greeting", async () => {

@@ -1,7 +1,7 @@
 /**
  * A MessageSink wrapper for the customer after ATRN: refuses every RCPT outside the domains
  * the customer asked for with `550 5.7.1`, so a hostile or buggy provider cannot relay
- * through the home network (RFC 2645 §8, PROTOCOL.md §1.8). Everything else is passed on.
+ * through the home network (RFC 2645 §8, docs/protocol.md §1.8). Everything else is passed on.
  */
 import type { MailFrom, MessageSink, RcptTo, SessionInfo, SinkTransaction } from "../sink.ts";
 import { reply } from "../../wire/reply.ts";
@@ -52,7 +52,7 @@ export class AllowedDomainsSink implements MessageSink {
 /**
  * A `%`-hack, `!`-path or quoted `@` in the local part names another host: the local MTA
  * (Postfix: `allow_percent_hack`, `swap_bangpath`, and it trusts 127.0.0.1) would relay it.
- * Refused like a foreign domain, as the provider's MX does (PROTOCOL.md §6.3).
+ * Refused like a foreign domain, as the provider's MX does (docs/protocol.md §6.3).
  */
 function hasRoutingLocalPart(address: string): boolean {
   const at = address.lastIndexOf("@");

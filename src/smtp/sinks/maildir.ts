@@ -1,6 +1,6 @@
 /**
  * Maildir delivery (`maildir:/path`) as a MessageSink: the body streams into `tmp/` with a
- * unique name, CRLF becomes LF (the Maildir convention, CONTRACT.md), then fsync, rename into
+ * unique name, CRLF becomes LF (the Maildir convention, README.md), then fsync, rename into
  * `new/`, fsync of `new/`. Only after that does DATA get its 250, so nothing partial is ever
  * visible in `new/` and nothing acknowledged is lost. One file per message: every recipient
  * of a transaction lands in this one mailbox, so it gets one copy with one `Delivered-To:`
@@ -233,7 +233,7 @@ async function syncDir(path: string): Promise<void> {
   }
 }
 
-/** A full disk is "insufficient storage"; every other failure is temporary (STYLE.md §5). */
+/** A full disk is "insufficient storage"; every other failure is temporary (docs/architecture.md "Conventions"). */
 function replyForError(err: unknown): Reply {
   if (err instanceof Error && /ENOSPC|No space left|quota/i.test(err.message)) {
     return reply(452, "4.3.1", "Insufficient system storage");

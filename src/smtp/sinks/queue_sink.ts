@@ -1,6 +1,6 @@
 /**
  * The inbound MX's sink: recipients only for domains a user owns (never an open relay,
- * PROTOCOL.md §6.3), the body streamed into the queue, `250` only after the commit.
+ * docs/protocol.md §6.3), the body streamed into the queue, `250` only after the commit.
  * The domain check runs on every RCPT (a user added while serving is seen at once).
  */
 import type { MailFrom, MessageSink, RcptTo, SessionInfo, SinkTransaction } from "../sink.ts";
@@ -56,7 +56,7 @@ export function decideRecipient(
   const at = rcpt.address.lastIndexOf("@");
   const localPart = at < 0 ? rcpt.address : rcpt.address.slice(0, at);
   // %-hacks, bang paths and quoted @ name another host inside the local part: never accepted,
-  // so no customer MTA downstream can be made to relay with them (PROTOCOL.md §6.3).
+  // so no customer MTA downstream can be made to relay with them (docs/protocol.md §6.3).
   if (/[%!@]/.test(localPart)) return { ok: false, reason: "routing" };
   if (!opts.isLocalDomain(rcpt.domain)) return { ok: false, reason: "relay" };
   return { ok: true, recipient: { address: rcpt.address, domain: rcpt.domain, ...dsn } };
