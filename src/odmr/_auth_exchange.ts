@@ -5,20 +5,23 @@
  */
 import type { Conn } from "../net/conn.ts";
 import type { LineReader } from "../wire/line_reader.ts";
-import { formatReply, reply } from "../wire/reply.ts";
+import { formatReply } from "../wire/reply.ts";
 import type { Reply } from "../wire/reply.ts";
-import { createSaslServer } from "../auth/sasl_server.ts";
-import type { SaslMechanismName, SaslStep } from "../auth/sasl_server.ts";
+import {
+  createSaslServer,
+  isPlaintextMechanism,
+  parseSaslMechanismName,
+} from "../auth/sasl_server.ts";
+import type { SaslStep } from "../auth/sasl_server.ts";
 import type { CredentialStore } from "../auth/store.ts";
 import { decodeBase64, encodeBase64 } from "../wire/base64.ts";
+import { ODMR_REPLIES } from "./_provider_replies.ts";
 
 /**
  * RFC 4954 §4: the AUTH command line and each response line may be 12288 octets (CRLF
  * included, as RFC 5321 counts command lines).
  */
 export const MAX_AUTH_LINE_BYTES = 12288;
-
-const MECHANISMS: readonly SaslMechanismName[] = ["SCRAM-SHA-256", "CRAM-MD5", "PLAIN", "LOGIN"];
 
 /** How an AUTH command ended. */
 export type AuthOutcome =
@@ -42,20 +45,15 @@ export async function runAuthExchange(opts: {
   const parts = opts.args.trim().split(/ +/);
   const name = (parts[0] ?? "").toUpperCase();
   if (name === "" || parts.length > 2) {
+    return { kind: "reply", reply: ODMR_REPLIES.authSyntax };
+  }
+  const mechanism = parseSaslMechanismName(name);
+  if (mechanism === undefined || !opts.offered.includes(mechanism)) {
+    const needsTls = mechanism !== undefined && isPlaintextMechanism(mechanism);
     return {
       kind: "reply",
-      reply: reply(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]"),
+      reply: needsTls ? ODMR_REPLIES.encryptionRequired : ODMR_REPLIES.unknownMechanism,
     };
-  }
-  const mechanism = MECHANISMS.find((m) => m === name);
-  if (mechanism === undefined || !opts.offered.includes(mechanism)) {
-    if ((name === "PLAIN" || name === "LOGIN") && !opts.offered.includes(name)) {
-      return {
-        kind: "reply",
-        reply: reply(538, "5.7.11", "Encryption required for requested authentication mechanism"),
-      };
-    }
-    return { kind: "reply", reply: reply(504, "5.5.4", "Unrecognized authentication type") };
   }
   let initial: Uint8Array | undefined;
   const initialText = parts[1];
@@ -63,7 +61,7 @@ export async function runAuthExchange(opts: {
     // A lone "=" is a present-but-empty initial response (RFC 4954 §4).
     const decoded = initialText === "=" ? new Uint8Array(0) : decodeBase64(initialText);
     if (decoded === undefined) {
-      return { kind: "reply", reply: reply(501, "5.5.2", "Cannot decode base64 response") };
+      return { kind: "reply", reply: ODMR_REPLIES.badBase64 };
     }
     initial = decoded;
   }
@@ -77,7 +75,7 @@ export async function runAuthExchange(opts: {
     switch (step.kind) {
       case "failure":
         if (step.reason === "malformed") {
-          return { kind: "reply", reply: reply(501, "5.5.2", "Malformed authentication response") };
+          return { kind: "reply", reply: ODMR_REPLIES.malformedResponse };
         }
         return step.user === undefined
           ? { kind: "failure", mechanism }
@@ -89,7 +87,7 @@ export async function runAuthExchange(opts: {
           const ack = await readResponse(opts);
           if (ack.kind !== "data") return ack.outcome;
           if (ack.data.length !== 0) {
-            return { kind: "reply", reply: reply(501, "5.5.2", "Expected an empty response") };
+            return { kind: "reply", reply: ODMR_REPLIES.expectedEmpty };
           }
         }
         return { kind: "success", user: step.user, mechanism };
@@ -107,7 +105,7 @@ export async function runAuthExchange(opts: {
       }
     }
   }
-  return { kind: "reply", reply: reply(501, "5.5.2", "Authentication exchange too long") };
+  return { kind: "reply", reply: ODMR_REPLIES.exchangeTooLong };
 }
 
 function challengeLine(data: Uint8Array): Uint8Array {
@@ -129,29 +127,26 @@ async function readResponse(opts: {
     case "tooLong":
       return {
         kind: "end",
-        outcome: {
-          kind: "reply",
-          reply: reply(500, "5.5.6", "Authentication exchange line too long"),
-        },
+        outcome: { kind: "reply", reply: ODMR_REPLIES.authLineTooLong },
       };
     case "bareNewline":
       return {
         kind: "end",
-        outcome: { kind: "reply", reply: reply(500, "5.5.2", "Bare CR or LF not allowed") },
+        outcome: { kind: "reply", reply: ODMR_REPLIES.authBareNewline },
       };
     case "line": {
       const text = new TextDecoder().decode(line.line);
       if (text === "*") {
         return {
           kind: "end",
-          outcome: { kind: "reply", reply: reply(501, "5.0.0", "Authentication cancelled") },
+          outcome: { kind: "reply", reply: ODMR_REPLIES.authCancelled },
         };
       }
       const data = decodeBase64(text);
       if (data === undefined) {
         return {
           kind: "end",
-          outcome: { kind: "reply", reply: reply(501, "5.5.2", "Cannot decode base64 response") },
+          outcome: { kind: "reply", reply: ODMR_REPLIES.badBase64 },
         };
       }
       return { kind: "data", data };

@@ -1,0 +1,107 @@
+/**
+ * AUTH on the provider's ODMR session: the TLS policy, the SASL exchange (_auth_exchange.ts),
+ * and the throttle's verdict on the reply (src/auth/throttle.ts). Runs only in the `greeted`
+ * state (the command table in provider.ts says so); payloads are never logged.
+ */
+import { isPlaintextMechanism, SASL_MECHANISMS } from "../auth/sasl_server.ts";
+import type { SaslMechanismName } from "../auth/sasl_server.ts";
+import { runAuthExchange } from "./_auth_exchange.ts";
+import type { AuthOutcome } from "./_auth_exchange.ts";
+import { ODMR_REPLIES } from "./_provider_replies.ts";
+import { END } from "./_provider_types.ts";
+import type { ProviderContext, ProviderStep } from "./_provider_types.ts";
+
+/** Failed AUTH attempts on one connection before `421` (docs/protocol.md §6.4). */
+export const MAX_AUTH_FAILURES = 3;
+
+/**
+ * Mechanisms offered now: none before TLS when `requireTls`; PLAIN and LOGIN (password in
+ * clear) only under TLS.
+ */
+export function offeredMechanisms(
+  ctx: Pick<ProviderContext, "conn" | "deps">,
+): SaslMechanismName[] {
+  const isSecure = ctx.conn.isSecure;
+  if (ctx.deps.options.requireTls && !isSecure) return [];
+  return SASL_MECHANISMS.filter((m) => isSecure || !isPlaintextMechanism(m));
+}
+
+/** `AUTH mechanism [initial-response]` in the greeted state. */
+export async function handleAuth(ctx: ProviderContext, args: string): Promise<ProviderStep> {
+  const state = ctx.state;
+  if (state.kind !== "greeted") throw new Error(`AUTH in state ${state.kind}`);
+  if (ctx.deps.options.requireTls && !ctx.conn.isSecure) {
+    return await ctx.error(ODMR_REPLIES.tlsRequired);
+  }
+  const outcome = await runAuthExchange({
+    args,
+    conn: ctx.conn,
+    reader: ctx.reader,
+    offered: offeredMechanisms(ctx),
+    credentials: ctx.deps.credentials,
+    ...(ctx.deps.fakeSaltKey ? { fakeSaltKey: ctx.deps.fakeSaltKey } : {}),
+    hostname: ctx.deps.options.hostname,
+    timeoutMs: ctx.readTimeoutMs(),
+  });
+  switch (outcome.kind) {
+    case "reply":
+      // Syntax problems, cancel, mechanism not offered: no credential was tried.
+      return await ctx.error(outcome.reply);
+    case "eof":
+      return END;
+    case "success":
+    case "failure":
+      return await settleAuth(ctx, outcome, state.ehlo);
+    default: {
+      const never: never = outcome;
+      throw new Error(`unreachable ${String(never)}`);
+    }
+  }
+}
+
+/**
+ * Answers a checked AUTH (issue 10 item 5): the throttle's delay holds the reply whatever the
+ * outcome, so a correct password from a busy address is late, never refused; a cap turns the
+ * reply into `454 4.7.0`, which reveals nothing.
+ */
+async function settleAuth(
+  ctx: ProviderContext,
+  outcome: Extract<AuthOutcome, { kind: "success" | "failure" }>,
+  ehlo: string,
+): Promise<ProviderStep> {
+  const ip = ctx.conn.remoteAddress;
+  const throttle = ctx.deps.throttle;
+  const isSuccess = outcome.kind === "success";
+  // A failure counts before the verdict, so its own reply is already held (1 s, 2 s, …).
+  if (!isSuccess) throttle.recordFailure(ip, outcome.user);
+  const verdict = throttle.judge({ ip, user: outcome.user, isSuccess });
+  if (verdict.delayMs > 0) await new Promise((r) => setTimeout(r, verdict.delayMs));
+  if (outcome.kind === "success" && !verdict.isRefused) {
+    throttle.recordSuccess(ip, outcome.user);
+    ctx.authenticated();
+    ctx.log.info("auth", { user: outcome.user, mechanism: outcome.mechanism });
+    ctx.transition({
+      kind: "authenticated",
+      ehlo,
+      user: outcome.user,
+      mechanism: outcome.mechanism,
+    }, "AUTH");
+    await ctx.send(ODMR_REPLIES.authSuccess);
+    return undefined;
+  }
+  const failures = ctx.countAuthFailure();
+  const fields = { remote: ip, user: outcome.user, mechanism: outcome.mechanism };
+  if (isSuccess) {
+    // The right password while a cap holds, from an address new to this account.
+    ctx.log.warn("auth_throttled", fields);
+  } else {
+    ctx.deps.events?.authFailure(outcome.mechanism);
+    ctx.log.warn("auth_failed", { ...fields, ...(verdict.isRefused ? { capped: true } : {}) });
+  }
+  if (failures >= MAX_AUTH_FAILURES) {
+    await ctx.send(ODMR_REPLIES.tooManyAuthFailures);
+    return END;
+  }
+  await ctx.send(verdict.isRefused ? ODMR_REPLIES.authTemporary : ODMR_REPLIES.authInvalid);
+  return undefined;
+}
