@@ -10,7 +10,7 @@ import { runProviderSession } from "../odmr/provider.ts";
 import type { ConnectionLimiter } from "./_serve_limits.ts";
 import { admitConnection } from "./_serve_admission.ts";
 import type { OdmrEvents } from "../odmr/events.ts";
-import type { ServeDeps } from "./serve.ts";
+import type { ServeDeps } from "./_serve_deps.ts";
 
 /** How long a claimed domain stays leased without renewal (the drain renews every third). */
 export const ODMR_LEASE_SECONDS = 300;

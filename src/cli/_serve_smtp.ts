@@ -11,7 +11,7 @@ import { QueueSink } from "../smtp/sinks/queue_sink.ts";
 import { MAX_IDLE_COMMANDS, MAX_SESSION_ERRORS } from "../smtp/session_budget.ts";
 import type { ConnectionLimiter } from "./_serve_limits.ts";
 import { admitConnection } from "./_serve_admission.ts";
-import type { ServeDeps } from "./serve.ts";
+import type { ServeDeps } from "./_serve_deps.ts";
 import { TracedSink } from "./_serve_smtp_trace.ts";
 import type { SessionActivity } from "./_serve_sessions.ts";
 import { quotaOf } from "../config/policy.ts";

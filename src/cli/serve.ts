@@ -29,7 +29,9 @@ import { handleOdmrConnection } from "./_serve_odmr.ts";
 import { AuthThrottle } from "../auth/throttle.ts";
 import { loadFakeSaltKey } from "../auth/fake_salt_key.ts";
 import { startMaintenance } from "./_serve_maintenance.ts";
-import type { RelayMetrics } from "../observe/metrics.ts";
+import type { ServeDeps, ServeObserve } from "./_serve_deps.ts";
+
+export type { ServeDeps, ServeObserve };
 import { UnservedMetrics } from "../observe/unserved_metrics.ts";
 import { startMetricsServer } from "../observe/http.ts";
 import type { MetricsServer } from "../observe/http.ts";
@@ -38,28 +40,6 @@ import type { MetricsServer } from "../observe/http.ts";
 export const SHUTDOWN_GRACE_MS = 10_000;
 /** How long a metrics request in flight may delay the exit. */
 const METRICS_CLOSE_WAIT_MS = 300;
-
-/** What every session handler gets. */
-export interface ServeDeps {
-  readonly config: Config;
-  readonly store: QueueStore;
-  readonly credentials: CredentialStore;
-  readonly log: Logger;
-  /**
-   * The certificate for new handshakes. serve makes this a getter over the reloadable pair:
-   * each connection copies (spreads) the deps when it starts and so keeps its context.
-   */
-  readonly secureContext: tls.SecureContext | undefined;
-  /** Metrics fed by the sessions and served on `metrics.listen` (when configured). */
-  readonly observe?: ServeObserve;
-}
-
-/** The metrics of a server and how `/healthz` asks the database. */
-export interface ServeObserve {
-  readonly metrics: RelayMetrics | UnservedMetrics;
-  /** Rejects when the database does not answer. */
-  readonly pingDatabase: () => Promise<void>;
-}
 
 /** A bound listener as announced in the `listening` event. */
 export interface BoundListener {

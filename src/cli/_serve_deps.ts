@@ -1,0 +1,33 @@
+/**
+ * What `serve` hands every session handler (the MX and the ODMR port), in a module of its own
+ * so that serve.ts and its handlers (_serve_smtp.ts, _serve_odmr.ts) do not import each other.
+ */
+import type tls from "node:tls";
+import type { Config } from "../config/types.ts";
+import type { QueueStore } from "../queue/types.ts";
+import type { CredentialStore } from "../auth/store.ts";
+import type { Logger } from "../observe/log.ts";
+import type { RelayMetrics } from "../observe/metrics.ts";
+import type { UnservedMetrics } from "../observe/unserved_metrics.ts";
+
+/** What every session handler gets. */
+export interface ServeDeps {
+  readonly config: Config;
+  readonly store: QueueStore;
+  readonly credentials: CredentialStore;
+  readonly log: Logger;
+  /**
+   * The certificate for new handshakes. serve makes this a getter over the reloadable pair:
+   * each connection copies (spreads) the deps when it starts and so keeps its context.
+   */
+  readonly secureContext: tls.SecureContext | undefined;
+  /** Metrics fed by the sessions and served on `metrics.listen` (when configured). */
+  readonly observe?: ServeObserve;
+}
+
+/** The metrics of a server and how `/healthz` asks the database. */
+export interface ServeObserve {
+  readonly metrics: RelayMetrics | UnservedMetrics;
+  /** Rejects when the database does not answer. */
+  readonly pingDatabase: () => Promise<void>;
+}
