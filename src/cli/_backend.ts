@@ -5,6 +5,7 @@
 import { CredentialStore } from "../auth/store.ts";
 import type { Logger } from "../observe/log.ts";
 import { openDatabase } from "../queue/db.ts";
+import { type QueueAdmin, SqliteQueueAdmin } from "../queue/admin.ts";
 import { SqliteQueueStore } from "../queue/sqlite_store.ts";
 import type { QueueStore } from "../queue/types.ts";
 import { UserStateStore } from "../queue/user_state.ts";
@@ -38,4 +39,12 @@ export function openServeBackend(dataDir: string, opts: { logger: Logger }): Ser
  */
 export function openToolQueue(dataDir: string): QueueStore {
   return new SqliteQueueStore(openDatabase(dataDir), { removeOrphans: false });
+}
+
+/**
+ * Opens the operator queries of `dataDir` (`queue requeue|summary`, the figures of `user
+ * list|show`) on a connection of their own, beside `serve`.
+ */
+export function openToolAdmin(dataDir: string): QueueAdmin {
+  return SqliteQueueAdmin.open(dataDir);
 }

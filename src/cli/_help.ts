@@ -12,7 +12,7 @@ Commands:
   serve          Provider: inbound SMTP (public MX) and the ODMR listener
   fetch          Customer: connect, AUTH, ATRN, hand mail to fetch.deliver_to
   user           Manage users and the domains they own (add, passwd, domains, list, remove)
-  queue          Inspect and delete queued mail (list, show, delete)
+  queue          Inspect, requeue and delete queued mail (list, show, delete, requeue, summary)
   check-config   Validate the config and print the effective settings
 
 Options:
@@ -63,9 +63,26 @@ ${CONFIG_LINE}
 `,
   queue: `Usage: ${PROGRAM_NAME} queue SUBCOMMAND [--config F]
 
-  queue list [--domain D] [--json]
-  queue show ID
+  queue list [--domain D] [--status S]... [--older-than DUR] [--json]
+  queue show ID [--json | --body]
   queue delete ID... | queue delete --domain D [--yes]
+  queue requeue ID... | queue requeue --domain D | queue requeue --failed
+  queue summary [--json]
+
+list      messages waiting; --domain D and --status S (queued, delivering, failed,
+          expired; repeatable) show only those recipients; --older-than DUR (30m, 12h,
+          2d) only messages received at least that long ago
+show      envelope, recipients with their last reply, and the header block;
+          --json: the list --json shape plus attempts and last_reply per recipient;
+          --body: the stored message on stdout, byte for byte
+delete    asks on a terminal unless --yes; without a terminal, --domain needs --yes
+          (otherwise nothing is deleted and the exit code is 2)
+requeue   failed recipients (of those messages, of that domain, or all) become queued
+          and are delivered at the next ATRN; expired ones are left alone
+summary   waiting recipients per domain in age columns (5m 15m 1h 4h 12h 1d 2d 4d 7d
+          7d+: each counts what is older than the column before, up to its own bound)
+
+Exit codes: 0 ok, 1 unknown message ID or runtime failure, 2 usage error.
 
 Options:
 ${CONFIG_LINE}

@@ -1,6 +1,7 @@
 /**
- * The real CliIo for `user` and `queue`: process stdout/stderr, stdin one line at a time
- * (bytes kept between calls, a line at most 64 KiB), and `data_dir` from the loaded config.
+ * The real CliIo for `user` and `queue`: process stdout/stderr (bytes go straight to the stdout
+ * file), stdin one line at a time (bytes kept between calls, a line at most 64 KiB), and
+ * `data_dir` from the loaded config.
  */
 import type { CliIo } from "./io.ts";
 
@@ -18,6 +19,10 @@ export function createCliIo(
   return {
     stdout: out.stdout,
     stderr: out.stderr,
+    async writeStdout(bytes: Uint8Array): Promise<void> {
+      let offset = 0;
+      while (offset < bytes.length) offset += await Deno.stdout.write(bytes.subarray(offset));
+    },
     isTty: Deno.stdin.isTerminal(),
     dataDir,
     async readStdinLine(): Promise<string | null> {

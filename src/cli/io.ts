@@ -1,12 +1,15 @@
 /**
- * What the `user` and `queue` commands need from their surroundings: output streams, a TTY
- * flag for confirmations, one line of stdin, and the data directory. Tests pass fakes.
+ * What the `user` and `queue` commands need from their surroundings: output streams (text, and
+ * raw bytes for `queue show --body`), a TTY flag for confirmations, one line of stdin, and the
+ * data directory. Tests pass fakes.
  */
 
 /** The command's window on the world, built by the CLI from the loaded config. */
 export interface CliIo {
   stdout(text: string): void;
   stderr(text: string): void;
+  /** Writes bytes to stdout unchanged (a stored message); resolves once they are written. */
+  writeStdout(bytes: Uint8Array): Promise<void>;
   /** Whether stdin is a terminal (then destructive commands ask first). */
   readonly isTty: boolean;
   /** One line of stdin without its line ending, or null at end of input. */

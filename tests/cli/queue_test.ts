@@ -23,6 +23,7 @@ function fakeIo(dataDir: string, opts: { isTty?: boolean; answers?: string[] } =
       io.err += text;
     },
     isTty: opts.isTty ?? false,
+    writeStdout: () => Promise.reject(new Error("unexpected binary output")),
     readStdinLine: () => Promise.resolve(answers.shift() ?? null),
     dataDir,
   };

@@ -25,6 +25,7 @@ function fakeIo(dataDir: string, stdinLines: string[] = [], isTty = false): Fake
     stderr(text) {
       io.err += text;
     },
+    writeStdout: () => Promise.reject(new Error("unexpected binary output")),
     readStdinLine: () => Promise.resolve(stdinLines.shift() ?? null),
   };
   return io;

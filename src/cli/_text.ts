@@ -1,0 +1,50 @@
+/**
+ * Text helpers shared by the `user` and `queue` commands: aligned tables, timestamps, and
+ * the scrubbing of stored text (addresses, replies, headers) before it reaches a terminal.
+ */
+
+/** Columns padded to the widest cell; `rightAligned` columns (numbers) pad on the left. */
+export function formatTable(
+  head: readonly string[],
+  rows: readonly (readonly string[])[],
+  rightAligned: readonly number[] = [],
+): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: readonly string[]) =>
+    cells.map((c, i) => {
+      const width = widths[i] ?? 0;
+      if (rightAligned.includes(i)) return c.padStart(width);
+      return i === cells.length - 1 ? c : c.padEnd(width);
+    }).join("  ").trimEnd() + "\n";
+  return line(head) + rows.map(line).join("");
+}
+
+/** `2025-01-02T03:04:05Z`: an ISO 8601 instant to the second. */
+export function isoSeconds(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+/** An age to the largest whole unit: `42s`, `17m`, `5h`, `3d` (for people, not for parsing). */
+export function formatAge(ms: number): string {
+  const seconds = Math.max(0, Math.floor(ms / 1000));
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m`;
+  if (seconds < 86_400) return `${Math.floor(seconds / 3600)}h`;
+  return `${Math.floor(seconds / 86_400)}d`;
+}
+
+/** `1 message`, `2 messages`. */
+export function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+/** Replaces control characters so stored text cannot drive the operator's terminal. */
+export function safe(text: string): string {
+  // deno-lint-ignore no-control-regex -- control characters are exactly what must go
+  return text.replace(/[\x00-\x08\x0a-\x1f\x7f]/g, "?");
+}
+
+/** The message of an Error, or the value as text. */
+export function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,218 @@
+/**
+ * Operator queries and repairs behind `queue requeue`, `queue summary` and the per-user
+ * figures of `user list|show`. Not used by sessions: each call is one short statement or one
+ * transaction of its own, on its own connection, beside a running `serve` (WAL). SQL stays in
+ * this folder; every method is Promise-shaped like the QueueStore.
+ */
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { applyMigrations, openDatabase } from "./db.ts";
+import { QUEUE_MIGRATIONS } from "./_schema.ts";
+
+/** One age column of `queue summary`: recipients waiting at most `maxAgeSeconds`. */
+export interface AgeBucket {
+  readonly label: string;
+  /** Upper bound (inclusive); undefined for the last column, which has none. */
+  readonly maxAgeSeconds: number | undefined;
+}
+
+/**
+ * The columns of `queue summary`, like Postfix's `qshape` (each column counts what is older
+ * than the previous bound and at most its own), but stretched to days: an ODMR customer polls
+ * every few minutes, and mail that waits longer than that waits for a machine that is off.
+ */
+export const AGE_BUCKETS: readonly AgeBucket[] = [
+  { label: "5m", maxAgeSeconds: 300 },
+  { label: "15m", maxAgeSeconds: 900 },
+  { label: "1h", maxAgeSeconds: 3_600 },
+  { label: "4h", maxAgeSeconds: 14_400 },
+  { label: "12h", maxAgeSeconds: 43_200 },
+  { label: "1d", maxAgeSeconds: 86_400 },
+  { label: "2d", maxAgeSeconds: 172_800 },
+  { label: "4d", maxAgeSeconds: 345_600 },
+  { label: "7d", maxAgeSeconds: 604_800 },
+  { label: "7d+", maxAgeSeconds: undefined },
+];
+
+/** Waiting recipients of one domain, counted per AGE_BUCKETS column. */
+export interface DomainAges {
+  readonly domain: string;
+  readonly recipients: number;
+  /** One count per AGE_BUCKETS entry, in order. */
+  readonly counts: readonly number[];
+}
+
+/** Mail waiting (deliverable: neither failed nor expired) for a set of domains. */
+export interface WaitingTotals {
+  /** Messages with at least one waiting recipient in the domains (each counted once). */
+  readonly messages: number;
+  readonly bytes: number;
+  /** Arrival of the oldest of them (milliseconds since the epoch); undefined when none. */
+  readonly oldestReceivedAt: number | undefined;
+}
+
+/** Which failed recipients `requeue` gives another chance. */
+export type RequeueSelection =
+  | { readonly kind: "messages"; readonly ids: readonly string[] }
+  | { readonly kind: "domain"; readonly domain: string }
+  | { readonly kind: "all" };
+
+/** What `requeue` did. */
+export interface RequeueResult {
+  /** Failed recipients now queued again. */
+  readonly recipients: number;
+  /** Messages they belong to. */
+  readonly messages: number;
+  /** Expired recipients left alone (older than their max_age: they would expire at once). */
+  readonly expiredSkipped: number;
+  /** Requested message ids that are not in the queue (`messages` selection only). */
+  readonly missingIds: readonly string[];
+}
+
+/** The operator's side of the queue. */
+export interface QueueAdmin {
+  /** Failed, unexpired recipients of the selection become `queued` (one transaction). */
+  requeue(selection: RequeueSelection): Promise<RequeueResult>;
+  /** Waiting recipients per domain by age at `nowMs`, domains sorted by name. */
+  ages(nowMs: number): Promise<DomainAges[]>;
+  /** Waiting mail of `domains` together (a message in two of them counts once). */
+  waiting(domains: readonly string[]): Promise<WaitingTotals>;
+  close(): void;
+}
+
+const WAITING = "r.status = 'queued' AND r.expired_at IS NULL";
+const FAILED = "r.status = 'failed' AND r.expired_at IS NULL";
+const EXPIRED = "r.expired_at IS NOT NULL";
+
+/** QueueAdmin on the SQLite file of a data directory. */
+export class SqliteQueueAdmin implements QueueAdmin {
+  readonly #db: DatabaseSync;
+  readonly #ownsDb: boolean;
+  readonly #ages: StatementSync;
+  readonly #waiting: StatementSync;
+  readonly #messageExists: StatementSync;
+
+  /** Wraps an open database (applying the queue migrations); the caller keeps ownership. */
+  constructor(db: DatabaseSync, opts: { ownsDb?: boolean } = {}) {
+    this.#db = db;
+    this.#ownsDb = opts.ownsDb ?? false;
+    applyMigrations(db, "queue", QUEUE_MIGRATIONS);
+    const cases = AGE_BUCKETS.map((b, i) =>
+      b.maxAgeSeconds === undefined ? `ELSE ${i}` : `WHEN m.received_at >= ? THEN ${i}`
+    ).join(" ");
+    this.#ages = db.prepare(
+      `SELECT r.domain AS domain, CASE ${cases} END AS bucket, count(*) AS n ` +
+        `FROM recipients r JOIN messages m ON m.id = r.message_id WHERE ${WAITING} ` +
+        "GROUP BY r.domain, bucket ORDER BY r.domain",
+    );
+    // Driven by the (domain, status) index: costs what the user's own mail costs.
+    this.#waiting = db.prepare(
+      "SELECT count(*) AS messages, coalesce(sum(size), 0) AS bytes, min(received_at) AS oldest " +
+        "FROM messages WHERE id IN (SELECT r.message_id FROM recipients r " +
+        `WHERE r.domain IN (SELECT value FROM json_each(?)) AND ${WAITING})`,
+    );
+    this.#messageExists = db.prepare("SELECT 1 AS found FROM messages WHERE id = ?");
+  }
+
+  /** Opens `dataDir/odmr.db` on a connection of its own; `close()` closes it. */
+  static open(dataDir: string): SqliteQueueAdmin {
+    const db = openDatabase(dataDir);
+    try {
+      return new SqliteQueueAdmin(db, { ownsDb: true });
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  requeue(selection: RequeueSelection): Promise<RequeueResult> {
+    const where = selection.kind === "messages"
+      ? "r.message_id IN (SELECT value FROM json_each(?))"
+      : selection.kind === "domain"
+      ? "r.domain = ?"
+      : "1 = 1";
+    const args = selection.kind === "messages"
+      ? [JSON.stringify([...new Set(selection.ids)])]
+      : selection.kind === "domain"
+      ? [selection.domain]
+      : [];
+    return Promise.resolve(this.#transaction(() => {
+      const missingIds = selection.kind === "messages"
+        ? [...new Set(selection.ids)].filter((id) => this.#messageExists.get(id) === undefined)
+        : [];
+      const expired = this.#db.prepare(
+        `SELECT count(*) AS n FROM recipients r WHERE ${where} AND ${EXPIRED}`,
+      ).get(...args);
+      const rows = this.#db.prepare(
+        `UPDATE recipients AS r SET status = 'queued' WHERE ${where} AND ${FAILED} ` +
+          "RETURNING message_id",
+      ).all(...args);
+      const messages = new Set(rows.map((row) => String(row.message_id)));
+      return {
+        recipients: rows.length,
+        messages: messages.size,
+        expiredSkipped: countField(expired, "n"),
+        missingIds,
+      };
+    }));
+  }
+
+  ages(nowMs: number): Promise<DomainAges[]> {
+    const bounds = AGE_BUCKETS.flatMap((b) =>
+      b.maxAgeSeconds === undefined ? [] : [nowMs - b.maxAgeSeconds * 1000]
+    );
+    const byDomain = new Map<string, number[]>();
+    for (const row of this.#ages.all(...bounds)) {
+      const { domain, bucket } = row;
+      if (typeof domain !== "string" || typeof bucket !== "number") continue;
+      let counts = byDomain.get(domain);
+      if (counts === undefined) {
+        counts = AGE_BUCKETS.map(() => 0);
+        byDomain.set(domain, counts);
+      }
+      counts[bucket] = (counts[bucket] ?? 0) + countField(row, "n");
+    }
+    return Promise.resolve(
+      [...byDomain].map(([domain, counts]) => ({
+        domain,
+        recipients: counts.reduce((a, b) => a + b, 0),
+        counts,
+      })),
+    );
+  }
+
+  waiting(domains: readonly string[]): Promise<WaitingTotals> {
+    const row: unknown = this.#waiting.get(JSON.stringify([...domains]));
+    const oldest = typeof row === "object" && row !== null
+      ? (row as Record<string, unknown>).oldest
+      : undefined;
+    return Promise.resolve({
+      messages: countField(row, "messages"),
+      bytes: countField(row, "bytes"),
+      oldestReceivedAt: typeof oldest === "number" ? oldest : undefined,
+    });
+  }
+
+  close(): void {
+    if (this.#ownsDb) this.#db.close();
+  }
+
+  #transaction<T>(body: () => T): T {
+    // IMMEDIATE: the write lock first, so that a `serve` writing at the same time waits for
+    // us (busy_timeout) instead of failing our COMMIT.
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const value = body();
+      this.#db.exec("COMMIT");
+      return value;
+    } catch (err) {
+      this.#db.exec("ROLLBACK");
+      throw err;
+    }
+  }
+}
+
+function countField(row: unknown, key: string): number {
+  if (typeof row !== "object" || row === null) return 0;
+  const v: unknown = (row as Record<string, unknown>)[key];
+  return typeof v === "number" && Number.isSafeInteger(v) && v > 0 ? v : 0;
+}

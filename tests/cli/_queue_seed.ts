@@ -1,0 +1,119 @@
+/**
+ * Seeds a data directory the way `serve` fills it (messages at chosen times, recipients failed
+ * by a customer's 5xx, recipients expired by maintenance) and a fake CliIo that records text
+ * and binary output, for the `queue` and `user` command tests.
+ */
+import { openDatabase } from "../../src/queue/db.ts";
+import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
+import type { NewRecipient } from "../../src/queue/types.ts";
+import type { CliIo } from "../../src/cli/io.ts";
+
+/** A CliIo that keeps what was written. */
+export interface RecordingIo extends CliIo {
+  out: string;
+  err: string;
+  /** Everything given to writeStdout, in order. */
+  bytes: Uint8Array[];
+}
+
+/** A fake CliIo over `dataDir`; `answers` are the stdin lines. */
+export function recordingIo(
+  dataDir: string,
+  opts: { isTty?: boolean; answers?: string[] } = {},
+): RecordingIo {
+  const answers = [...(opts.answers ?? [])];
+  const io: RecordingIo = {
+    out: "",
+    err: "",
+    bytes: [],
+    stdout(text) {
+      io.out += text;
+    },
+    stderr(text) {
+      io.err += text;
+    },
+    writeStdout(bytes) {
+      io.bytes.push(bytes.slice());
+      return Promise.resolve();
+    },
+    isTty: opts.isTty ?? false,
+    readStdinLine: () => Promise.resolve(answers.shift() ?? null),
+    dataDir,
+  };
+  return io;
+}
+
+/** One message to seed. */
+export interface SeedMessage {
+  readonly from?: string;
+  readonly to: readonly string[];
+  /** Received at this time (ms since the epoch). */
+  readonly at: number;
+  readonly body?: string | Uint8Array;
+  /** Recipients (addresses) a delivery attempt failed permanently, with this reply. */
+  readonly failed?: readonly string[];
+}
+
+const DEFAULT_BODY = "Subject: seeded\r\nFrom: a@example.net\r\n\r\nbody\r\n";
+
+/** Queues `messages`, then fails the listed recipients as a drain would; returns the ids. */
+export async function seedQueue(
+  dataDir: string,
+  messages: readonly SeedMessage[],
+  opts: { failReply?: string; chunkBytes?: number } = {},
+): Promise<string[]> {
+  let clock = 0;
+  const store = new SqliteQueueStore(openDatabase(dataDir), {
+    now: () => clock,
+    ...(opts.chunkBytes === undefined ? {} : { chunkBytes: opts.chunkBytes }),
+  });
+  try {
+    const ids: string[] = [];
+    for (const m of messages) {
+      clock = m.at;
+      const recipients: NewRecipient[] = m.to.map((a) => ({
+        address: a,
+        domain: a.slice(a.indexOf("@") + 1),
+      }));
+      const w = await store.begin({ mailFrom: m.from ?? "s@example.net", params: {}, recipients });
+      const body = m.body ?? DEFAULT_BODY;
+      await w.write(typeof body === "string" ? new TextEncoder().encode(body) : body);
+      await w.commit();
+      ids.push(w.id);
+    }
+    for (const [i, m] of messages.entries()) {
+      const failed = m.failed ?? [];
+      if (failed.length === 0) continue;
+      const domains = [...new Set(failed.map((a) => a.slice(a.indexOf("@") + 1)))];
+      const claim = await store.claim(domains, { owner: "seed", leaseSeconds: 60 });
+      if (claim.kind !== "claimed") throw new Error(`seed: cannot claim ${domains}: ${claim.kind}`);
+      const message = await store.get(ids[i] ?? "");
+      const settlements = (message?.recipients ?? [])
+        .filter((r) => failed.includes(r.address))
+        .map((r) => ({
+          recipientId: r.id,
+          outcome: "failed" as const,
+          reply: opts.failReply ?? "550 5.1.1 no such user",
+        }));
+      await claim.lease.settle(settlements);
+      await claim.lease.release();
+    }
+    return ids;
+  } finally {
+    await store.close();
+  }
+}
+
+/** Runs one maintenance pass at `atMs` with `maxAgeMs` for every domain (expires old mail). */
+export async function expireAt(dataDir: string, atMs: number, maxAgeMs: number): Promise<void> {
+  const store = new SqliteQueueStore(openDatabase(dataDir), { now: () => atMs });
+  try {
+    await store.maintain({
+      hostname: "mx.test",
+      maxAgeMs: () => maxAgeMs,
+      isLocalDomain: () => false,
+    });
+  } finally {
+    await store.close();
+  }
+}

@@ -1,0 +1,126 @@
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { queueCommand } from "../../src/cli/queue.ts";
+import { concatBytes } from "../../src/wire/bytes.ts";
+import { withTempDataDir } from "../_helpers/temp_db.ts";
+import { recordingIo, seedQueue } from "./_queue_seed.ts";
+
+const T0 = Date.UTC(2026, 0, 10, 12, 0, 0);
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+/** Every byte value, CR and LF alone, NUL: what a text decoder would damage. */
+function binaryBody(size: number): Uint8Array {
+  const body = new Uint8Array(size);
+  for (let i = 0; i < size; i++) body[i] = (i * 131 + (i >> 8)) & 0xff;
+  return body;
+}
+
+Deno.test("queue show --json prints the list shape plus attempts and last_reply per recipient", async () => {
+  await withTempDataDir(async (dataDir) => {
+    const [id] = await seedQueue(dataDir, [
+      { from: "", to: ["a@one.test", "b@one.test"], at: T0, failed: ["a@one.test"] },
+    ], { failReply: "550 5.1.1 <a@one.test>: no such user" });
+    assert.ok(id);
+    const io = recordingIo(dataDir);
+    assert.equal(await queueCommand(["show", id, "--json"], io), 0, io.err);
+    const size = new TextEncoder().encode(
+      "Subject: seeded\r\nFrom: a@example.net\r\n\r\nbody\r\n",
+    ).length;
+    assert.deepEqual(JSON.parse(io.out), {
+      id,
+      received_at: "2026-01-10T12:00:00.000Z",
+      from: "",
+      size,
+      params: {},
+      recipients: [
+        {
+          address: "a@one.test",
+          domain: "one.test",
+          status: "failed",
+          attempts: 1,
+          last_reply: "550 5.1.1 <a@one.test>: no such user",
+        },
+        {
+          address: "b@one.test",
+          domain: "one.test",
+          status: "queued",
+          attempts: 0,
+          last_reply: null,
+        },
+      ],
+    });
+  });
+});
+
+Deno.test("queue show --body writes the stored message byte for byte, a chunk at a time", async () => {
+  await withTempDataDir(async (dataDir) => {
+    const body = binaryBody(10_000);
+    const [id] = await seedQueue(dataDir, [{ to: ["a@one.test"], at: T0, body }], {
+      chunkBytes: 4096,
+    });
+    assert.ok(id);
+    const io = recordingIo(dataDir);
+    assert.equal(await queueCommand(["show", id, "--body"], io), 0, io.err);
+    assert.equal(io.out, "");
+    assert.deepEqual(io.bytes.map((b) => b.length), [4096, 4096, 1808]);
+    assert.deepEqual(concatBytes(io.bytes), body);
+  });
+});
+
+Deno.test("queue show --body of an unknown id exits 1 and writes nothing to stdout", async () => {
+  await withTempDataDir(async (dataDir) => {
+    const io = recordingIo(dataDir);
+    assert.equal(await queueCommand(["show", "0000000000NOSUCH", "--body"], io), 1);
+    assert.deepEqual(io.bytes, []);
+    assert.equal(io.err, 'error: Message "0000000000NOSUCH" not found\n');
+  });
+});
+
+async function runMain(args: string[], stdin: "null" | "piped" = "null") {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "main.ts", ...args],
+    cwd: ROOT,
+    stdin,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  if (stdin === "piped") await child.stdin.close();
+  const { code, stdout, stderr } = await child.output();
+  return { code, stdout, stderr: new TextDecoder().decode(stderr) };
+}
+
+Deno.test("main.ts queue show --body is byte-exact on the real stdout (200 KiB, several chunks)", async () => {
+  await withTempDataDir(async (dir) => {
+    const dataDir = `${dir}/data`;
+    const config = `${dir}/config.yaml`;
+    await Deno.writeTextFile(config, `data_dir: ${JSON.stringify(dataDir)}\n`);
+    const body = binaryBody(200 * 1024);
+    const [id] = await seedQueue(dataDir, [{ to: ["a@one.test"], at: T0, body }]);
+    assert.ok(id);
+    const run = await runMain(["queue", "show", id, "--body", "--config", config]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout.length, body.length);
+    assert.deepEqual(run.stdout, body);
+  });
+});
+
+Deno.test("main.ts queue delete --domain with stdin not a terminal exits 2 and keeps the mail (#11)", async () => {
+  await withTempDataDir(async (dir) => {
+    const dataDir = `${dir}/data`;
+    const config = `${dir}/config.yaml`;
+    await Deno.writeTextFile(config, `data_dir: ${JSON.stringify(dataDir)}\n`);
+    const [id] = await seedQueue(dataDir, [{ to: ["a@one.test"], at: T0 }]);
+    const run = await runMain(
+      ["queue", "delete", "--domain", "one.test", "--config", config],
+      "piped",
+    );
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(run.stderr, /add --yes; nothing deleted/);
+    const list = await runMain(["queue", "list", "--json", "--config", config]);
+    assert.deepEqual(
+      JSON.parse(new TextDecoder().decode(list.stdout)).map((m: { id: string }) => m.id),
+      [id],
+    );
+  });
+});
