@@ -11,7 +11,7 @@ Usage: ${PROGRAM_NAME} COMMAND [OPTIONS]
 Commands:
   serve          Provider: inbound SMTP (public MX) and the ODMR listener
   fetch          Customer: connect, AUTH, ATRN, hand mail to fetch.deliver_to
-  user           Manage users and the domains they own (add, passwd, domains, list, remove)
+  user           Manage users and their domains (add, passwd, domains, list, show, test, remove)
   queue          Inspect, requeue and delete queued mail (list, show, delete, requeue, summary)
   check-config   Validate the config and print the effective settings
 
@@ -53,10 +53,20 @@ ${CONFIG_LINE}
   user passwd NAME [--password-stdin]
   user domains NAME [--add D...] [--remove D...]
   user list [--json]
+  user show NAME [--json]
+  user test NAME [--password-stdin]
   user remove NAME
+
+list      users, their domains, the mail waiting for them (messages, bytes, oldest)
+          and their last successful collection (ATRN)
+show      one user with the same figures, per domain too
+test      checks a password against every stored verifier (SCRAM-SHA-256, CRAM-MD5,
+          PLAIN/LOGIN): exit 0 when all accept it, 3 when any refuses (or no such user)
 
 Without --password-stdin the password is prompted for (no echo) on a terminal.
 Changes apply at once, also while serve is running.
+
+Exit codes: 0 ok, 1 unknown user or runtime failure, 2 usage error, 3 user test: no match.
 
 Options:
 ${CONFIG_LINE}

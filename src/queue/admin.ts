@@ -7,6 +7,7 @@
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { applyMigrations, openDatabase } from "./db.ts";
 import { QUEUE_MIGRATIONS } from "./_schema.ts";
+import { UserStateStore } from "./user_state.ts";
 
 /** One age column of `queue summary`: recipients waiting at most `maxAgeSeconds`. */
 export interface AgeBucket {
@@ -76,6 +77,8 @@ export interface QueueAdmin {
   ages(nowMs: number): Promise<DomainAges[]>;
   /** Waiting mail of `domains` together (a message in two of them counts once). */
   waiting(domains: readonly string[]): Promise<WaitingTotals>;
+  /** The last successful collection (ATRN) per user, ms since the epoch. */
+  lastCollections(): Promise<Map<string, number>>;
   close(): void;
 }
 
@@ -90,6 +93,7 @@ export class SqliteQueueAdmin implements QueueAdmin {
   readonly #ages: StatementSync;
   readonly #waiting: StatementSync;
   readonly #messageExists: StatementSync;
+  readonly #userState: UserStateStore;
 
   /** Wraps an open database (applying the queue migrations); the caller keeps ownership. */
   constructor(db: DatabaseSync, opts: { ownsDb?: boolean } = {}) {
@@ -111,6 +115,7 @@ export class SqliteQueueAdmin implements QueueAdmin {
         `WHERE r.domain IN (SELECT value FROM json_each(?)) AND ${WAITING})`,
     );
     this.#messageExists = db.prepare("SELECT 1 AS found FROM messages WHERE id = ?");
+    this.#userState = new UserStateStore(db);
   }
 
   /** Opens `dataDir/odmr.db` on a connection of its own; `close()` closes it. */
@@ -190,6 +195,10 @@ export class SqliteQueueAdmin implements QueueAdmin {
       bytes: countField(row, "bytes"),
       oldestReceivedAt: typeof oldest === "number" ? oldest : undefined,
     });
+  }
+
+  lastCollections(): Promise<Map<string, number>> {
+    return Promise.resolve(this.#userState.lastAtrnSuccesses());
   }
 
   close(): void {

@@ -7,6 +7,9 @@ import { openDatabase } from "../../src/queue/db.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import type { NewRecipient } from "../../src/queue/types.ts";
 import type { CliIo } from "../../src/cli/io.ts";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 /** A CliIo that keeps what was written. */
 export interface RecordingIo extends CliIo {
@@ -116,4 +119,26 @@ export async function expireAt(dataDir: string, atMs: number, maxAgeMs: number):
   } finally {
     await store.close();
   }
+}
+
+/**
+ * Runs `deno run -A main.ts ARGS` from the project root, stdin a pipe holding `stdin` (so not a
+ * terminal) or closed; returns the exit code, raw stdout and stderr as text.
+ */
+export async function runMain(args: readonly string[], stdin?: string) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "main.ts", ...args],
+    cwd: ROOT,
+    stdin: stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  if (stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(stdin));
+    await writer.close();
+  }
+  const { code, stdout, stderr } = await child.output();
+  return { code, stdout, stderr: new TextDecoder().decode(stderr) };
 }

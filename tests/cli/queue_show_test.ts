@@ -1,12 +1,10 @@
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { queueCommand } from "../../src/cli/queue.ts";
 import { concatBytes } from "../../src/wire/bytes.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
-import { recordingIo, seedQueue } from "./_queue_seed.ts";
+import { recordingIo, runMain, seedQueue } from "./_queue_seed.ts";
 
 const T0 = Date.UTC(2026, 0, 10, 12, 0, 0);
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 /** Every byte value, CR and LF alone, NUL: what a text decoder would damage. */
 function binaryBody(size: number): Uint8Array {
@@ -75,20 +73,6 @@ Deno.test("queue show --body of an unknown id exits 1 and writes nothing to stdo
     assert.equal(io.err, 'error: Message "0000000000NOSUCH" not found\n');
   });
 });
-
-async function runMain(args: string[], stdin: "null" | "piped" = "null") {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "main.ts", ...args],
-    cwd: ROOT,
-    stdin,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  if (stdin === "piped") await child.stdin.close();
-  const { code, stdout, stderr } = await child.output();
-  return { code, stdout, stderr: new TextDecoder().decode(stderr) };
-}
 
 Deno.test("main.ts queue show --body is byte-exact on the real stdout (200 KiB, several chunks)", async () => {
   await withTempDataDir(async (dir) => {
