@@ -1,7 +1,8 @@
 /**
- * `check-config`: loads and validates the config, prints the effective settings as YAML in
- * the file's own key names (so the output is itself a valid config). The config holds no
- * secret: `fetch.password_file` is a path, and the password in it is never read here.
+ * `check-config`: loads and validates the config, prints every effective setting as YAML in
+ * the file's own key names, defaults included (so the output is itself a valid config that
+ * means the same): `null` for a section that is off, `auto` for `line_records` decided per
+ * session. The config holds no secret: `fetch.password_file` is a path, never read here.
  */
 import YAML from "yaml";
 import type { Config, ListenEntry, QuotaLimits } from "../config/types.ts";
@@ -42,6 +43,7 @@ export function renderEffectiveConfig(config: Config): string {
     `# odmr-relay effective configuration`,
     `# source: ${config.source ?? "embedded defaults (no config file)"}`,
     `# secrets: none in the config; fetch.password_file is a path and its content is not shown`,
+    `# every setting is shown, defaults included; null: off or no limit`,
   ];
   return header.join("\n") + "\n" + YAML.stringify(toFileShape(config), { lineWidth: 0 });
 }
@@ -53,7 +55,7 @@ function toFileShape(config: Config): Record<string, unknown> {
     log: { level: config.log.level, format: config.log.format },
     tls: config.tls === undefined ? null : { cert: config.tls.cert, key: config.tls.key },
     smtp: {
-      listen: config.smtp.listen.map(listenEntry),
+      listen: config.smtp.listen.map((e) => listenEntry(e, false)),
       "max_message_size": formatSize(config.smtp.maxMessageSize),
       "max_recipients": config.smtp.maxRecipients,
       "max_connections": config.smtp.maxConnections,
@@ -61,22 +63,20 @@ function toFileShape(config: Config): Record<string, unknown> {
       timeout: formatDuration(config.smtp.timeoutMs),
     },
     odmr: {
-      listen: config.odmr.listen.map(listenEntry),
+      listen: config.odmr.listen.map((e) => listenEntry(e, true)),
       "require_tls": config.odmr.requireTls,
       "auth_timeout": formatDuration(config.odmr.authTimeoutMs),
     },
     queue: {
       "max_age": formatDuration(config.queue.maxAgeMs),
-      ...(config.queue.quota === undefined ? {} : { quota: quotaShape(config.queue.quota) }),
+      quota: config.queue.quota === undefined ? null : quotaShape(config.queue.quota),
     },
-    ...(config.domains.size === 0 ? {} : {
-      domains: Object.fromEntries(
-        [...config.domains].map(([domain, p]) => [domain, {
-          "max_age": formatDuration(p.maxAgeMs),
-          ...(p.quota === undefined ? {} : { quota: quotaShape(p.quota) }),
-        }]),
-      ),
-    }),
+    domains: Object.fromEntries(
+      [...config.domains].map(([domain, p]) => [domain, {
+        "max_age": formatDuration(p.maxAgeMs),
+        ...(p.quota === undefined ? {} : { quota: quotaShape(p.quota) }),
+      }]),
+    ),
     metrics: config.metrics === undefined
       ? null
       : { listen: hostPort(config.metrics.listen.host, config.metrics.listen.port) },
@@ -85,7 +85,7 @@ function toFileShape(config: Config): Record<string, unknown> {
   shape.fetch = f === undefined ? null : {
     server: hostPort(f.server.host, f.server.port),
     tls: f.tls,
-    ...(f.ca === undefined ? {} : { ca: f.ca }),
+    ca: f.ca ?? null,
     user: f.user,
     "password_file": f.passwordFile,
     domains: [...f.domains],
@@ -95,13 +95,14 @@ function toFileShape(config: Config): Record<string, unknown> {
   return shape;
 }
 
-function listenEntry(e: ListenEntry): string | Record<string, unknown> {
+/** SMTP entries stay short when plain; ODMR entries always show their line_records. */
+function listenEntry(e: ListenEntry, isOdmr: boolean): string | Record<string, unknown> {
   const address = hostPort(e.host, e.port);
-  if (e.tls === "none" && e.lineRecords === undefined) return address;
+  if (!isOdmr && e.tls === "none") return address;
   return {
     address,
     tls: e.tls,
-    ...(e.lineRecords === undefined ? {} : { "line_records": e.lineRecords }),
+    ...(isOdmr ? { "line_records": e.lineRecords ?? "auto" } : {}),
   };
 }
 

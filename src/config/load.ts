@@ -367,9 +367,16 @@ class Validator {
     if (mode === "implicit" && tls === undefined) {
       this.fail(`${key}.tls`, "is implicit, which needs tls.cert and tls.key to be set");
     }
-    const lineRecords = "line_records" in m && m.line_records !== undefined
-      ? this.boolean(m.line_records, `${key}.line_records`)
-      : undefined;
+    // `auto` is what absence means (decided per session); check-config prints it that way.
+    const raw = "line_records" in m ? m.line_records : undefined;
+    const lineRecords = raw === undefined || raw === null || raw === "auto"
+      ? undefined
+      : typeof raw === "boolean"
+      ? raw
+      : this.fail(
+        `${key}.line_records`,
+        `must be true, false or auto: current value is ${describe(raw)}`,
+      );
     return lineRecords === undefined
       ? { ...where, tls: mode }
       : { ...where, tls: mode, lineRecords };
