@@ -45,6 +45,8 @@ export interface CheckContext {
   readonly maxRecipients: number;
   readonly messagesAccepted: number;
   readonly maxMessagesPerSession: number | undefined;
+  /** PRDR is offered (the customer after ATRN); otherwise its MAIL parameter is unknown. */
+  readonly offersPrdr: boolean;
 }
 
 /** A guard's answer. */
@@ -72,6 +74,7 @@ export function checkHelo(args: string, isExtended: boolean): Checked<Helo> {
 export function ehloKeywords(opts: {
   readonly maxMessageBytes: number;
   readonly canStartTls: boolean;
+  readonly offersPrdr?: boolean;
 }): string[] {
   const keywords = [
     "PIPELINING",
@@ -81,6 +84,7 @@ export function ehloKeywords(opts: {
     "SMTPUTF8",
     "CHUNKING",
   ];
+  if (opts.offersPrdr === true) keywords.push("PRDR");
   if (opts.canStartTls) keywords.push("STARTTLS");
   return keywords;
 }
@@ -134,6 +138,7 @@ export function checkMail(helo: Helo, args: string, ctx: CheckContext): Checked<
   if (!parsed.ok) return reject(paramFaultReply(parsed.fault));
   const p = parsed.params;
   if (p.body === "BINARYMIME") return reject(REPLIES.paramUnknown); // not offered
+  if (p.prdr === true && !ctx.offersPrdr) return reject(REPLIES.paramUnknown);
   if (path.mailbox.isUtf8 && p.smtputf8 !== true) return reject(REPLIES.nonAsciiAddress);
   if (p.size !== undefined && p.size > ctx.maxMessageBytes) return reject(REPLIES.sizeExceeded);
   const params: MessageParams = {
@@ -146,6 +151,7 @@ export function checkMail(helo: Helo, args: string, ctx: CheckContext): Checked<
     address: path.mailbox.address,
     params,
     ...(p.size !== undefined ? { declaredSize: p.size } : {}),
+    ...(p.prdr === true ? { prdr: true } : {}),
   });
 }
 

@@ -8,7 +8,7 @@ import type { LineReader } from "../wire/line_reader.ts";
 import type { Logger } from "../observe/log.ts";
 import type { MessageSink, SessionInfo, SinkTransaction } from "./sink.ts";
 import type { Reply } from "../wire/reply.ts";
-import { isPositive, reply } from "../wire/reply.ts";
+import { isPositive, isTransient, reply } from "../wire/reply.ts";
 import { bdatChunkReply, REPLIES } from "../wire/replies.ts";
 import { formatReceived } from "./trace.ts";
 import { checkBdat, checkBdatState, checkData, checkMail, checkRcpt } from "./_receiver_checks.ts";
@@ -190,11 +190,21 @@ async function withDataDeadline<T>(
   }
 }
 
-/** The end of a body: the sink's reply, or 451 when it throws. */
+/** The end of a body: the sink's reply (or PRDR replies), or 451 when it throws. */
 async function finishTransaction(rx: ReceiverCore, tx: Transaction, size: number): Promise<void> {
   let r: Reply;
   try {
-    r = await tx.sink.finish();
+    const each = tx.mail.prdr === true && tx.sink.finishEach !== undefined
+      ? await tx.sink.finishEach()
+      : undefined;
+    if (each !== undefined) {
+      // draft-hall-prdr-00: 353, then one reply per accepted recipient, then the final reply.
+      rx.queueReply(REPLIES.prdrBegins);
+      for (const one of each) rx.queueReply(one);
+      r = prdrFinal(each);
+    } else {
+      r = await tx.sink.finish();
+    }
   } catch (err) {
     rx.log.error("sink_failed", { call: "finish", id: tx.sink.id, error: String(err) });
     r = REPLIES.localError;
@@ -212,6 +222,15 @@ async function finishTransaction(rx: ReceiverCore, tx: Transaction, size: number
     await rx.dropTransaction("message refused");
   }
   rx.queueReply(r);
+}
+
+/**
+ * The reply after PRDR's per-recipient replies: 250 when the message went to at least one
+ * recipient; else a recipient's refusal (a temporary one first: the client may try again).
+ */
+function prdrFinal(each: readonly Reply[]): Reply {
+  if (each.some(isPositive)) return REPLIES.prdrAccepted;
+  return each.find(isTransient) ?? each[0] ?? REPLIES.localError;
 }
 
 /** DATA: 354, the body to its real end, then one reply (RFC 5321 §4.1.1.4). */

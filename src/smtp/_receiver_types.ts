@@ -32,6 +32,8 @@ export interface ReceiverOptions {
   readonly maxMessagesPerSession?: number;
   /** STARTTLS is offered when present and the connection is not already secure. */
   readonly tls?: { readonly secureContext: tls.SecureContext };
+  /** Offer PRDR (per-recipient replies after the body; the customer after ATRN). */
+  readonly offersPrdr?: boolean;
   /** Prepend a `Received:` header to every message. */
   readonly addTraceHeader: boolean;
   /** Text after `220 `; default `<hostname> ESMTP ready`. */

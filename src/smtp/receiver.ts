@@ -185,6 +185,7 @@ export class SmtpReceiver implements ReceiverCore {
       maxRecipients: this.options.maxRecipients,
       messagesAccepted: this.#messagesAccepted,
       maxMessagesPerSession: this.options.maxMessagesPerSession,
+      offersPrdr: this.options.offersPrdr === true,
     };
   }
 
@@ -394,6 +395,7 @@ export class SmtpReceiver implements ReceiverCore {
     const keywords = ehloKeywords({
       maxMessageBytes: this.options.maxMessageBytes,
       canStartTls: this.options.tls !== undefined && !this.conn.isSecure,
+      offersPrdr: this.options.offersPrdr === true,
     });
     this.queueReply(
       isExtended ? ehloReply(this.options.hostname, keywords) : heloReply(this.options.hostname),

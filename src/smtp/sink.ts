@@ -13,6 +13,12 @@ export interface MailFrom {
   readonly params: MessageParams;
   /** SIZE= estimate, if given. */
   readonly declaredSize?: number;
+  /**
+   * The client asked for per-recipient replies after the body (PRDR, draft-hall-prdr-00;
+   * only when the receiver offered it). The receiver then ends with `finishEach` if the sink
+   * has it.
+   */
+  readonly prdr?: boolean;
 }
 
 /** RCPT TO as parsed by the receiver. */
@@ -44,6 +50,12 @@ export interface SinkTransaction {
   write(chunk: Uint8Array): Promise<void>;
   /** The body is complete: the reply for the end of DATA (250 only when the message is safe). */
   finish(): Promise<Reply>;
+  /**
+   * Instead of `finish` under PRDR: one reply per accepted recipient, in RCPT order (each 250
+   * only when the message is safe for that recipient). Optional: a sink without it gets
+   * `finish`, whose one reply then stands for every recipient.
+   */
+  finishEach?(): Promise<readonly Reply[]>;
   /** The transaction was abandoned (RSET, error, lost connection). Idempotent. */
   abort(): Promise<void>;
 }

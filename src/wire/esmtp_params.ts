@@ -12,6 +12,8 @@ export interface MailParameters {
   readonly ret?: "FULL" | "HDRS";
   /** xtext as received. */
   readonly envid?: string;
+  /** PRDR (draft-hall-prdr-00): one reply per recipient after the body. */
+  readonly prdr?: boolean;
 }
 
 /** Parameters of RCPT TO. */
@@ -79,6 +81,7 @@ export function parseMailParameters(text: string): ParamsParse<MailParameters> {
     smtputf8?: boolean;
     ret?: "FULL" | "HDRS";
     envid?: string;
+    prdr?: boolean;
   } = {};
   for (const [keyword, value] of split.pairs) {
     const bad = { ok: false, fault: "badValue", keyword } as const;
@@ -108,6 +111,10 @@ export function parseMailParameters(text: string): ParamsParse<MailParameters> {
       case "ENVID":
         if (value === undefined || value.length > MAX_ENVID_CHARS || !isXtext(value)) return bad;
         out.envid = value;
+        break;
+      case "PRDR":
+        if (value !== undefined) return bad;
+        out.prdr = true;
         break;
       case "AUTH":
         // RFC 4954 §5: accepted and ignored; this server does not vouch for a submitter.

@@ -15,6 +15,9 @@ export const REPLIES = {
   bye: reply(221, "2.0.0", "Bye"),
   startData: reply(354, undefined, "Start mail input; end with <CRLF>.<CRLF>"),
   startTls: reply(220, "2.0.0", "Ready to start TLS"),
+  // draft-hall-prdr-00: the replies per recipient follow, then the final one.
+  prdrBegins: reply(353, undefined, "PRDR content analysis beginning"),
+  prdrAccepted: reply(250, "2.0.0", "Message accepted, see the reply for each recipient"),
   vrfy: reply(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery"),
   help: reply(214, "2.0.0", "See RFC 5321"),
 
