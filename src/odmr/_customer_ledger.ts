@@ -68,6 +68,11 @@ export class LedgerSink implements MessageSink {
     else this.counts.deferred += recipients;
   }
 
+  /** @internal One message ended (delivered or not). */
+  countMessage(): void {
+    this.counts.messages++;
+  }
+
   /** @internal */
   logFinal(info: {
     tx: string;
@@ -76,7 +81,6 @@ export class LedgerSink implements MessageSink {
     reply: Reply;
     providerId: string | undefined;
   }): void {
-    this.counts.messages++;
     const fields = {
       tx: info.tx,
       providerId: info.providerId,
@@ -97,11 +101,34 @@ class LedgerTransaction implements SinkTransaction {
   readonly #ledger: LedgerSink;
   readonly #accepted: string[] = [];
   #head = new Uint8Array(0);
+  /** PRDR: counted and logged per recipient, when the inner sink answers per recipient. */
+  readonly finishEach?: () => Promise<readonly Reply[]>;
 
   constructor(inner: SinkTransaction, mail: MailFrom, ledger: LedgerSink) {
     this.#inner = inner;
     this.#mail = mail;
     this.#ledger = ledger;
+    const each = inner.finishEach?.bind(inner);
+    if (each !== undefined) this.finishEach = () => this.#finishEach(each);
+  }
+
+  async #finishEach(each: () => Promise<readonly Reply[]>): Promise<readonly Reply[]> {
+    const replies = await each();
+    this.#ledger.countMessage();
+    const providerId = providerQueueId(this.#head);
+    this.#accepted.forEach((recipient, i) => {
+      const r = replies[i];
+      if (r === undefined) return;
+      this.#ledger.record("final", r, 1);
+      this.#ledger.logFinal({
+        tx: this.#inner.id,
+        from: this.#mail.address,
+        recipients: [recipient],
+        reply: r,
+        providerId,
+      });
+    });
+    return replies;
   }
 
   get id(): string {
@@ -128,6 +155,7 @@ class LedgerTransaction implements SinkTransaction {
 
   async finish(): Promise<Reply> {
     const r = await this.#inner.finish();
+    this.#ledger.countMessage();
     this.#ledger.record("final", r, this.#accepted.length);
     this.#ledger.logFinal({
       tx: this.#inner.id,

@@ -168,6 +168,9 @@ export async function runCustomer(
         // No Received: here: the provider stamped one at the MX and the local MTA stamps its
         // own; the hand-off stays byte-exact (a Maildir gets Return-Path/Delivered-To).
         addTraceHeader: false,
+        // LMTP answers per recipient after the body; PRDR carries those answers upstream, so
+        // one local refusal (a full mailbox) never holds back the message's other recipients.
+        offersPrdr: target.kind !== "maildir" && target.kind !== "smtp",
       },
     });
     reason = (await receiver.run()).reason;

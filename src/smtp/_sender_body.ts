@@ -7,7 +7,8 @@
  */
 import { concatBytes } from "../wire/bytes.ts";
 import { DotStuffer } from "../wire/dot_stuffer.ts";
-import { LINK_CLOSED } from "./client/link.ts";
+import { isPositive } from "../wire/reply.ts";
+import { LINK_CLOSED, LINK_PROTOCOL_ERROR } from "./client/link.ts";
 import type { RecipientLedger } from "./_sender_ledger.ts";
 import { type EnvelopeContext, settleFinal } from "./_sender_envelope.ts";
 import { LOCAL_BARE_NEWLINE, LOCAL_BODY_FAILED } from "./_sender_replies.ts";
@@ -21,8 +22,14 @@ export async function sendBody(
   body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   accepted: readonly number[],
   ledger: RecipientLedger,
-  following: (() => Promise<Uint8Array[]>) | undefined,
+  opts: {
+    /** MAIL asked for PRDR. */
+    readonly isPrdr: boolean;
+    /** The next message's envelope, to write right behind ".". */
+    readonly following: (() => Promise<Uint8Array[]>) | undefined;
+  },
 ): Promise<void> {
+  const { following } = opts;
   const { link, timeouts } = ctx;
   const lineRecords = link.lineRecords;
   const stuffer = new DotStuffer({ splitLines: lineRecords });
@@ -83,7 +90,37 @@ export async function sendBody(
   }
   const final = await link.read(timeouts.dataFinalMs);
   if (final.kind === "lost") return;
+  if (opts.isPrdr && final.reply.code === PRDR_BEGINS) {
+    await readPerRecipient(ctx, accepted, ledger);
+    return;
+  }
   settleFinal(link, final.reply, accepted, ledger);
+}
+
+/** draft-hall-prdr-00: after 353, one reply per accepted recipient in RCPT order. */
+const PRDR_BEGINS = 353;
+
+/**
+ * PRDR: settles each accepted recipient by its own reply, then reads the final reply, which
+ * only says whether any recipient took the message.
+ */
+async function readPerRecipient(
+  ctx: EnvelopeContext,
+  accepted: readonly number[],
+  ledger: RecipientLedger,
+): Promise<void> {
+  const { link, timeouts } = ctx;
+  for (const i of accepted) {
+    const each = await link.read(timeouts.dataFinalMs);
+    if (each.kind === "lost") return;
+    if (!settleFinal(link, each.reply, [i], ledger)) return;
+  }
+  const final = await link.read(timeouts.dataFinalMs);
+  if (final.kind === "lost") return;
+  // Its code only says whether any recipient took the message; a 3xx is out of place.
+  if (final.reply.code < 400 && !isPositive(final.reply)) {
+    link.lose(LINK_PROTOCOL_ERROR, `unexpected reply ${final.reply.code} after PRDR replies`);
+  }
 }
 
 /**

@@ -31,6 +31,8 @@ export type EnvelopePlan =
   | {
     readonly kind: "send";
     readonly mailLine: string;
+    /** MAIL asks for one reply per recipient after the body (PRDR). */
+    readonly isPrdr: boolean;
     /** Same order as the message's recipients. */
     readonly rcptLines: readonly (string | { readonly refused: Reply })[];
   }
@@ -78,7 +80,7 @@ export function planEnvelope(
     if (envid !== undefined && envid.length <= MAX_ENVID_CHARS) mailLine += ` ENVID=${envid}`;
   }
 
-  const rcptLines = message.recipients.map((r) => {
+  const rcptLines: (string | { readonly refused: Reply })[] = message.recipients.map((r) => {
     if (r.address === "" || BAD_PATH_RE.test(r.address)) return { refused: LOCAL_BAD_RECIPIENT };
     let line = `RCPT TO:<${r.address}>`;
     if (caps.dsn) {
@@ -90,7 +92,12 @@ export function planEnvelope(
     }
     return line;
   });
-  return { kind: "send", mailLine, rcptLines };
+  // draft-hall-prdr-00: with several recipients, ask for a reply per recipient after the body,
+  // so that one recipient's refusal (an LMTP mailbox full) never holds back the others.
+  const isPrdr = caps.keywords.has("PRDR") &&
+    rcptLines.filter((l) => typeof l === "string").length > 1;
+  if (isPrdr) mailLine += " PRDR";
+  return { kind: "send", mailLine, isPrdr, rcptLines };
 }
 
 /** Passes valid xtext through (it is stored as received); encodes anything else (RFC 3461 §4). */

@@ -17,6 +17,8 @@ import type { OutboundMessage, SenderTimeouts } from "./_sender_types.ts";
 export interface PlannedSend {
   readonly kind: "send";
   readonly mailLine: string;
+  /** The server answers the body with 353, one reply per accepted recipient, a final reply. */
+  readonly isPrdr: boolean;
   /** RCPT lines, one per entry of `toSend` (recipient positions). */
   readonly rcptLines: readonly string[];
   readonly toSend: readonly number[];
@@ -63,7 +65,7 @@ export function planTransaction(
     }
   });
   if (toSend.length === 0) return { kind: "none" };
-  return { kind: "send", mailLine: plan.mailLine, rcptLines, toSend };
+  return { kind: "send", mailLine: plan.mailLine, isPrdr: plan.isPrdr, rcptLines, toSend };
 }
 
 /** MAIL, every RCPT and DATA: one RFC 2920 group. */

@@ -198,7 +198,10 @@ export class SmtpSender {
           await preparing;
           return lookahead.follow();
         };
-        await sendBody(ctx, body, envelope.accepted, ledger, following);
+        await sendBody(ctx, body, envelope.accepted, ledger, {
+          isPrdr: planned.isPrdr,
+          following,
+        });
       }
       ledger.settleRest("deferred", this.#link.loss?.reply ?? LINK_CLOSED);
       await preparing;

@@ -134,7 +134,7 @@ Deno.test("fetch --once takes the mail into a local SMTP server byte-exact (8-bi
   });
 });
 
-Deno.test("fetch --once delivers into a Maildir (LF line ends) and over LMTP, one recipient per transaction", async () => {
+Deno.test("fetch --once delivers into a Maildir (LF line ends) and over LMTP, all recipients in one transaction", async () => {
   await withServer(async (server, dir) => {
     const smtpPort = server.smtp[0]!.port;
     const body = enc.encode("Subject: m\r\n\r\n.dot\r\nline\r\n");
@@ -167,11 +167,12 @@ Deno.test("fetch --once delivers into a Maildir (LF line ends) and over LMTP, on
         "deliver_to": `lmtp://127.0.0.1:${lmtp.port}`,
       });
       assertEquals(run2.code, 0, run2.stderr);
-      assertEquals(lmtp.messages.map((m) => m.recipients.length), [1, 1, 1]);
-      assertEquals(
-        lmtp.messages.map((m) => m.recipients[0]).sort(),
-        ["a@example.org", "b@example.org", "c@example.com"],
-      );
+      // PRDR between provider and customer: one LMTP transaction for all three (#10).
+      assertEquals(lmtp.messages.map((m) => m.recipients), [[
+        "a@example.org",
+        "b@example.org",
+        "c@example.com",
+      ]]);
       for (const m of lmtp.messages) assert(endsWith(m.body, body));
     } finally {
       await lmtp.close();

@@ -18,13 +18,32 @@ Deno.test("planEnvelope() writes MAIL FROM:<…> without a space and only offere
   assertEquals(planEnvelope(msg, ALL), {
     kind: "send",
     mailLine: "MAIL FROM:<> SIZE=1234 BODY=8BITMIME RET=FULL ENVID=a+2Bb+3Dc",
+    isPrdr: false,
     rcptLines: ["RCPT TO:<u@d.test> NOTIFY=NEVER ORCPT=rfc822;u+2Bx@d.test"],
   });
   assertEquals(planEnvelope({ ...msg, params: {} }, NONE), {
     kind: "send",
     mailLine: "MAIL FROM:<>",
+    isPrdr: false,
     rcptLines: ["RCPT TO:<u@d.test>"],
   });
+});
+
+Deno.test("planEnvelope() asks for PRDR only from a peer that offers it and for 2+ recipients (#10)", () => {
+  const PRDR = parseEhloReply({ code: 250, lines: ["mx", "PIPELINING", "PRDR"] });
+  const one = {
+    mailFrom: "s@x.test",
+    params: {},
+    size: 1,
+    recipients: [{ id: 1, address: "a@d.test" }],
+  };
+  const two = { ...one, recipients: [...one.recipients, { id: 2, address: "b@d.test" }] };
+  const oneSendable = { ...one, recipients: [...one.recipients, { id: 2, address: "b>@d.test" }] };
+  const mail = (plan: ReturnType<typeof planEnvelope>) => plan.kind === "send" ? plan.mailLine : "";
+  assertEquals(mail(planEnvelope(two, PRDR)), "MAIL FROM:<s@x.test> PRDR");
+  assertEquals(mail(planEnvelope(one, PRDR)), "MAIL FROM:<s@x.test>");
+  assertEquals(mail(planEnvelope(oneSendable, PRDR)), "MAIL FROM:<s@x.test>");
+  assertEquals(mail(planEnvelope(two, ALL)), "MAIL FROM:<s@x.test> SIZE=1");
 });
 
 Deno.test("planEnvelope() never lets CR, LF or brackets into a command line", () => {

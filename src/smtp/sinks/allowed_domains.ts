@@ -62,10 +62,14 @@ function hasRoutingLocalPart(address: string): boolean {
 class AllowedDomainsTransaction implements SinkTransaction {
   readonly #inner: SinkTransaction;
   readonly #policy: AllowedDomainsSink;
+  /** Passed on when the inner sink has it (PRDR). */
+  readonly finishEach?: () => Promise<readonly Reply[]>;
 
   constructor(inner: SinkTransaction, policy: AllowedDomainsSink) {
     this.#inner = inner;
     this.#policy = policy;
+    const each = inner.finishEach?.bind(inner);
+    if (each !== undefined) this.finishEach = each;
   }
 
   get id(): string {

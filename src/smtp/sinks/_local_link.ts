@@ -1,0 +1,91 @@
+/**
+ * The customer's client link to its local mail system, as the local SMTP/LMTP sink uses it:
+ * replies as they go upstream (a lost link, the local 421 included, is LOCAL_UNAVAILABLE,
+ * never a 421 the provider would read as the customer closing), and the sink's deadlines.
+ */
+import type { Conn } from "../../net/conn.ts";
+import { LineReader } from "../../wire/line_reader.ts";
+import { reply } from "../../wire/reply.ts";
+import type { Reply } from "../../wire/reply.ts";
+import type { Capabilities } from "../../wire/ehlo.ts";
+import { type Answer, ClientLink } from "../client/link.ts";
+import type { Logger } from "../../observe/log.ts";
+
+/** Deadlines of the local client role (RFC 5321 §4.5.3.2 minimums by default). */
+export interface LocalTimeouts {
+  readonly connectMs: number;
+  readonly commandMs: number;
+  /** Per body write. */
+  readonly dataBlockMs: number;
+  readonly dataFinalMs: number;
+}
+
+export const DEFAULT_LOCAL_TIMEOUTS: LocalTimeouts = {
+  connectMs: 30_000,
+  commandMs: 5 * 60_000,
+  dataBlockMs: 3 * 60_000,
+  dataFinalMs: 10 * 60_000,
+};
+
+/** The local side could not be reached or broke: temporary, the provider keeps the mail. */
+export const LOCAL_UNAVAILABLE: Reply = reply(
+  451,
+  "4.3.0",
+  "Local delivery unavailable, try again later",
+);
+/** LMTP: one recipient per transaction (RFC 5321 §4.5.3.1.10: the client retries the rest). */
+export const ONE_RECIPIENT_PER_TRANSACTION: Reply = reply(
+  452,
+  "4.5.3",
+  "One recipient per transaction, send the others again",
+);
+
+/** What a local transaction needs to know of its sink. */
+export interface LocalSinkView {
+  readonly isLmtp: boolean;
+  /** The target, for logs. */
+  readonly where: string;
+  readonly timeouts: LocalTimeouts;
+  /** RCPTs answered 452 because of the one-recipient LMTP rule. */
+  splitRecipients: number;
+}
+
+/**
+ * One open connection to the local MTA after a successful EHLO/LHLO, on the client link.
+ * Whatever ends the link (the local side's 421 included) is LOCAL_UNAVAILABLE upstream: the
+ * provider must not read a local 421 as the customer closing its own connection.
+ */
+export class LocalConnection {
+  readonly link: ClientLink;
+  caps: Capabilities | undefined;
+
+  constructor(conn: Conn, log: Logger) {
+    this.link = new ClientLink({ conn, reader: new LineReader(conn), log });
+  }
+
+  get isBroken(): boolean {
+    return this.link.isLost;
+  }
+
+  /** Writes one command line and reads its reply. */
+  async command(line: string, timeoutMs: number): Promise<Reply> {
+    return upstreamReply(await this.link.command(line, timeoutMs));
+  }
+
+  write(bytes: Uint8Array, timeoutMs: number): Promise<boolean> {
+    return this.link.writeEach([bytes], timeoutMs);
+  }
+
+  async read(timeoutMs: number): Promise<Reply> {
+    return upstreamReply(await this.link.read(timeoutMs));
+  }
+
+  breakLink(reason: string): void {
+    this.link.lose(LOCAL_UNAVAILABLE, reason);
+  }
+}
+
+/** A local reply as it goes upstream: a lost link is an ordinary temporary refusal. */
+function upstreamReply(answer: Answer): Reply {
+  return answer.kind === "reply" ? answer.reply : LOCAL_UNAVAILABLE;
+}

@@ -1,0 +1,245 @@
+/**
+ * One transaction relayed to the local SMTP/LMTP server, cut-through: MAIL (with the first
+ * RCPT under PIPELINING) and each RCPT as they arrive, the body dot-stuffed in writes of up to
+ * LOCAL_WRITE_BYTES, then the local reply or, under LMTP, one reply per recipient (RFC 2033
+ * §4.2). Without PRDR upstream an LMTP transaction takes one recipient (`452 4.5.3` for the
+ * others, `splitRecipients` counts them) so that the single upstream reply always matches.
+ */
+import { concatBytes } from "../../wire/bytes.ts";
+import { isPermanent, isPositive, isTransient, reply } from "../../wire/reply.ts";
+import type { Reply } from "../../wire/reply.ts";
+import { DotStuffer } from "../../wire/dot_stuffer.ts";
+import type { MailFrom, RcptTo, SinkTransaction } from "../sink.ts";
+import type { Logger } from "../../observe/log.ts";
+import {
+  LOCAL_UNAVAILABLE,
+  type LocalConnection,
+  type LocalSinkView,
+  ONE_RECIPIENT_PER_TRANSACTION,
+} from "./_local_link.ts";
+
+/** Body bytes gathered into one write to the local server. */
+const LOCAL_WRITE_BYTES = 64 * 1024;
+
+let txSequence = 0;
+
+type TxState =
+  | { readonly kind: "envelope" }
+  | { readonly kind: "data"; readonly stuffer: DotStuffer }
+  /** DATA was refused (or the link broke): body bytes are dropped, `reply` is the answer. */
+  | { readonly kind: "refused"; readonly reply: Reply }
+  | { readonly kind: "done" };
+
+/** Where the local MAIL stands (PIPELINING: it is sent with the first RCPT). */
+export type MailState =
+  | { readonly kind: "pending"; readonly line: string }
+  | { readonly kind: "accepted" }
+  /** Refused locally: every recipient of this transaction gets `reply`. */
+  | { readonly kind: "refused"; readonly reply: Reply };
+
+export class LocalTransaction implements SinkTransaction {
+  readonly id: string;
+  readonly #sink: LocalSinkView;
+  readonly #link: LocalConnection;
+  readonly #mail: MailFrom;
+  readonly #log: Logger;
+  readonly #accepted: string[] = [];
+  #state: TxState = { kind: "envelope" };
+  #mailState: MailState;
+  /** Stuffed body bytes not written yet (fewer than LOCAL_WRITE_BYTES). */
+  #held: Uint8Array[] = [];
+  #heldBytes = 0;
+  /**
+   * LMTP under PRDR upstream: each recipient's own LMTP reply goes up (draft-hall-prdr-00), so
+   * the transaction takes every recipient and one refusal holds back no other.
+   */
+  readonly finishEach?: () => Promise<readonly Reply[]>;
+
+  constructor(
+    sink: LocalSinkView,
+    link: LocalConnection,
+    mail: MailFrom,
+    log: Logger,
+    mailState: MailState,
+  ) {
+    this.#sink = sink;
+    this.#link = link;
+    this.#mail = mail;
+    this.#mailState = mailState;
+    this.id = `L${Date.now().toString(36)}${(++txSequence).toString(36)}`;
+    this.#log = log.with({ tx: this.id });
+    if (sink.isLmtp && mail.prdr === true) this.finishEach = () => this.#end();
+  }
+
+  async addRecipient(rcpt: RcptTo): Promise<Reply> {
+    if (this.#state.kind !== "envelope") return reply(503, "5.5.1", "Bad sequence of commands");
+    // Without PRDR upstream one reply must stand for all: one LMTP recipient per transaction.
+    if (this.#sink.isLmtp && this.#mail.prdr !== true && this.#accepted.length >= 1) {
+      this.#sink.splitRecipients++;
+      return ONE_RECIPIENT_PER_TRANSACTION;
+    }
+    const r = await this.#relayRecipient(`RCPT TO:<${rcpt.address}>`);
+    if (isPositive(r)) this.#accepted.push(rcpt.address);
+    else this.#log.info("local_rcpt_refused", { rcpt: rcpt.address, code: r.code });
+    return r;
+  }
+
+  /** The local reply to one RCPT; the first one carries the pending MAIL in the same write. */
+  async #relayRecipient(rcptLine: string): Promise<Reply> {
+    const timeoutMs = this.#sink.timeouts.commandMs;
+    const mail = this.#mailState;
+    if (mail.kind === "refused") return mail.reply;
+    if (mail.kind === "accepted") return await this.#link.command(rcptLine, timeoutMs);
+    if (!(await this.#link.link.writeLines([mail.line, rcptLine], timeoutMs))) {
+      this.#mailState = { kind: "refused", reply: LOCAL_UNAVAILABLE };
+      return LOCAL_UNAVAILABLE;
+    }
+    const mailReply = await this.#link.read(timeoutMs);
+    // The RCPT reply is read in every case, to stay in step with the local server.
+    const rcptReply = await this.#link.read(timeoutMs);
+    if (mailReply.code === 250) {
+      this.#mailState = { kind: "accepted" };
+      return rcptReply;
+    }
+    this.#log.warn("local_mail_refused", { to: this.#sink.where, code: mailReply.code });
+    const refusal = mailRefusalForRecipients(mailReply);
+    this.#mailState = { kind: "refused", reply: refusal };
+    return refusal;
+  }
+
+  /** Sends DATA on the first body bytes (the receiver only calls write after RCPTs). */
+  async #startData(): Promise<void> {
+    if (this.#state.kind !== "envelope") return;
+    if (this.#accepted.length === 0) {
+      this.#state = { kind: "refused", reply: reply(554, "5.5.1", "No valid recipients") };
+      return;
+    }
+    const r = await this.#link.command("DATA", this.#sink.timeouts.commandMs);
+    this.#state = r.code === 354
+      ? { kind: "data", stuffer: new DotStuffer() }
+      : { kind: "refused", reply: isTransient(r) || isPermanent(r) ? r : LOCAL_UNAVAILABLE };
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    await this.#startData();
+    const state = this.#state;
+    if (state.kind !== "data") return;
+    const pieces = state.stuffer.push(chunk);
+    if (state.stuffer.fault !== undefined) {
+      // The receiver refuses bare CR/LF itself; this is only a second line of defence.
+      this.#link.breakLink("bare CR or LF in the body");
+      this.#state = { kind: "refused", reply: reply(550, "5.5.2", "Bare CR or LF not allowed") };
+      return;
+    }
+    // Copied: the chunk is only valid during this call. Held back until a full write's worth,
+    // so a small body goes out in one write together with its end marker.
+    for (const p of pieces) {
+      this.#held.push(p.slice());
+      this.#heldBytes += p.length;
+    }
+    if (this.#heldBytes < LOCAL_WRITE_BYTES) return;
+    if (!(await this.#link.write(this.#takeHeld([]), this.#sink.timeouts.dataBlockMs))) {
+      this.#state = { kind: "refused", reply: LOCAL_UNAVAILABLE };
+    }
+  }
+
+  /** The held-back body bytes followed by `more`, as one array; empties the hold. */
+  #takeHeld(more: readonly Uint8Array[]): Uint8Array {
+    const parts = [...this.#held, ...more];
+    this.#held = [];
+    this.#heldBytes = 0;
+    return concatBytes(parts);
+  }
+
+  finish(): Promise<Reply> {
+    // LMTP without PRDR has one accepted recipient here; SMTP gives one reply anyway.
+    return this.#end().then(oneReply);
+  }
+
+  /**
+   * The body's end marker, then the local replies: one per accepted recipient under LMTP
+   * (RFC 2033 §4.2), one under SMTP; a refusal before the body stands for every recipient.
+   */
+  async #end(): Promise<Reply[]> {
+    const count = this.#sink.isLmtp ? Math.max(1, this.#accepted.length) : 1;
+    const forAll = (r: Reply) => Array.from({ length: count }, () => r);
+    await this.#startData();
+    const state = this.#state;
+    if (state.kind === "refused") {
+      this.#state = { kind: "done" };
+      if (!this.#link.isBroken && state.reply.code !== 354) await this.#reset();
+      return forAll(state.reply);
+    }
+    if (state.kind !== "data") return forAll(reply(503, "5.5.1", "Bad sequence of commands"));
+    this.#state = { kind: "done" };
+    const end = state.stuffer.finish();
+    if (state.stuffer.fault !== undefined) {
+      // A held-back bare CR at the very end: never send it, and drop the local transaction.
+      this.#link.breakLink("bare CR at the end of the body");
+      return forAll(reply(554, "5.6.0", "Message contains a bare CR or LF"));
+    }
+    if (!(await this.#link.write(this.#takeHeld(end), this.#sink.timeouts.dataBlockMs))) {
+      return forAll(LOCAL_UNAVAILABLE);
+    }
+    const replies: Reply[] = [];
+    for (let i = 0; i < count; i++) {
+      // After a lost link the rest are LOCAL_UNAVAILABLE without I/O.
+      const final = await this.#link.read(this.#sink.timeouts.dataFinalMs);
+      replies.push(final);
+      const fields = {
+        to: this.#sink.where,
+        from: this.#mail.address,
+        recipients: this.#sink.isLmtp ? this.#accepted[i] : this.#accepted.join(","),
+        code: final.code,
+        reply: final.lines.join(" "),
+      };
+      // Delivered: debug, since the customer's ledger logs each message's outcome at info.
+      if (isPositive(final)) this.#log.debug("local_delivered", fields);
+      else this.#log.info("local_refused", fields);
+    }
+    return replies;
+  }
+
+  async #reset(): Promise<void> {
+    // Nothing to reset when MAIL never went out (no recipient reached the local side).
+    if (this.#mailState.kind === "pending") return;
+    const r = await this.#link.command("RSET", this.#sink.timeouts.commandMs);
+    if (r.code !== 250) this.#link.breakLink(`RSET refused with ${r.code}`);
+  }
+
+  async abort(): Promise<void> {
+    const state = this.#state;
+    this.#state = { kind: "done" };
+    if (state.kind === "done") return;
+    // Mid-DATA there is no way to take the body back except dropping the link: the local
+    // side then discards the partial message (RFC 5321 §4.1.1.4: no "." seen, no delivery).
+    if (state.kind === "data") {
+      this.#link.breakLink("transaction aborted mid-DATA");
+      this.#log.warn("local_aborted_mid_data", { to: this.#sink.where });
+      return;
+    }
+    if (!this.#link.isBroken) await this.#reset();
+  }
+}
+
+/**
+ * A local refusal of a pipelined MAIL, as the reply to each RCPT upstream: the same code,
+ * enhanced code and text, so the provider settles each recipient as it would have for a
+ * refused MAIL (4xx deferred, 5xx failed). 552 is the one code the provider reads
+ * differently at RCPT (RFC 821's "too many recipients": deferred), so a permanent 552 from
+ * MAIL (size) goes up as 554. Anything outside 4xx/5xx is out of place: temporary.
+ */
+function mailRefusalForRecipients(r: Reply): Reply {
+  if (r.code === 552) return { ...r, code: 554 };
+  if (isTransient(r) || isPermanent(r)) return r;
+  return LOCAL_UNAVAILABLE;
+}
+
+/**
+ * Several LMTP replies as one (a PRDR transaction ended with `finish` after all): positive
+ * only when every recipient took it; else a temporary refusal first, so nothing is lost.
+ */
+function oneReply(replies: readonly Reply[]): Reply {
+  if (replies.every(isPositive)) return replies[0] ?? LOCAL_UNAVAILABLE;
+  return replies.find(isTransient) ?? replies.find((r) => !isPositive(r)) ?? LOCAL_UNAVAILABLE;
+}
