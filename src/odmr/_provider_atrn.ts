@@ -75,6 +75,11 @@ export async function handleAtrn(ctx: ProviderContext, args: string): Promise<Pr
       user: state.user,
       log: ctx.log,
       events: events ?? NO_EVENTS,
+      bounce: {
+        store: ctx.deps.store,
+        hostname: ctx.deps.options.hostname,
+        isLocalDomain: (domain) => ctx.deps.credentials.ownerOf(domain) !== undefined,
+      },
       options: { ...ctx.deps.options, lineRecords },
     });
   } finally {

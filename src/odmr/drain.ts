@@ -3,6 +3,7 @@
  * on the customer's connection. Delivers every waiting message of the leased domains with the
  * shared SmtpSender and settles each recipient durably by the customer's reply. A recipient
  * leaves the queue only after the customer said 250 for it; anything unsettled stays queued.
+ * A recipient settled as failed gets a failure DSN once that is recorded (`_drain_bounce.ts`).
  */
 import type { Conn } from "../net/conn.ts";
 import type { LineReader } from "../wire/line_reader.ts";
@@ -12,6 +13,7 @@ import { DEFAULT_SENDER_TIMEOUTS, SmtpSender } from "../smtp/sender.ts";
 import type { OutboundMessage, SenderTimeouts } from "../smtp/sender.ts";
 import type { Logger } from "../observe/log.ts";
 import type { OdmrEvents } from "./events.ts";
+import { bounceFailed, type BounceOptions } from "./_drain_bounce.ts";
 
 /** What the drain needs. */
 export interface DrainOptions {
@@ -21,6 +23,8 @@ export interface DrainOptions {
   readonly user: string;
   readonly log: Logger;
   readonly events: OdmrEvents;
+  /** Failure DSNs for recipients settled as failed; absent: none are sent. */
+  readonly bounce?: BounceOptions;
   readonly options: {
     readonly hostname: string;
     readonly lineRecords: boolean;
@@ -106,12 +110,24 @@ export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
       recipients: settlements.length,
       outcome: settlements.map((s) => s.outcome).join(","),
     });
+    const failed = settlements.filter((s) => s.outcome === "failed")
+      .map((s) => ({ id: s.recipientId, reply: s.reply }));
+    const bounce = opts.bounce;
     // Settle without waiting: concurrent settles share one commit (batched settlement).
     settling.push(
-      lease.settle(settlements).catch((err) => {
-        // Not recorded: those recipients stay queued and are sent again (a duplicate, not a loss).
-        log.error("settle_failed", { id: message.id, error: String(err) });
-      }),
+      lease.settle(settlements).then(
+        // The report only once the failure is on disk (a crash before: sent again, not bounced).
+        async () => {
+          if (bounce !== undefined && failed.length > 0) {
+            await bounceFailed(message, failed, { ...bounce, log });
+          }
+        },
+        (err) => {
+          // Not recorded: those recipients stay queued and are sent again (a duplicate, not a
+          // loss).
+          log.error("settle_failed", { id: message.id, error: String(err) });
+        },
+      ),
     );
   });
   summary.connectionLost = sent.connectionLost;

@@ -13,6 +13,8 @@ export interface DsnRecipient {
   readonly orcpt?: string;
   /** The last SMTP reply seen for it (`451 4.3.0 …`), if any: the Diagnostic-Code. */
   readonly lastReply?: string;
+  /** RFC 3463 status; default EXPIRED_STATUS. */
+  readonly status?: string;
 }
 
 /** What the report says and returns. */
@@ -34,6 +36,8 @@ export interface FailureDsnInput {
   readonly recipients: readonly DsnRecipient[];
   /** The original's header block, or the whole original (RET=FULL, small); none: left out. */
   readonly returned?: { readonly kind: "headers" | "full"; readonly bytes: Uint8Array };
+  /** Why: the queue's time limit (default), or a permanent refusal on the way. */
+  readonly reason?: "expired" | "refused";
 }
 
 /** RFC 3463: "delivery time expired" (permanent: the message will not be tried again). */
@@ -69,8 +73,15 @@ export function buildFailureDsn(input: FailureDsnInput): Uint8Array {
     "",
     `This is the mail system at host ${host}.`,
     "",
-    "Your message could not be delivered to the recipients below: it waited in the",
-    "queue longer than the time allowed and was removed (delivery time expired).",
+    ...(input.reason === "refused"
+      ? [
+        "Your message could not be delivered to the recipients below: it was refused",
+        "permanently on the way (see the diagnostic code of each recipient).",
+      ]
+      : [
+        "Your message could not be delivered to the recipients below: it waited in the",
+        "queue longer than the time allowed and was removed (delivery time expired).",
+      ]),
     "",
     ...input.recipients.map((r) => `  <${printable(r.address)}>`),
     "",
@@ -89,7 +100,7 @@ export function buildFailureDsn(input: FailureDsnInput): Uint8Array {
     if (r.orcpt !== undefined) report.push(`Original-Recipient: ${printable(r.orcpt)}`);
     report.push(`Final-Recipient: rfc822; ${printable(r.address)}`);
     report.push("Action: failed");
-    report.push(`Status: ${EXPIRED_STATUS}`);
+    report.push(`Status: ${r.status ?? EXPIRED_STATUS}`);
     if (r.lastReply !== undefined) report.push(`Diagnostic-Code: smtp; ${printable(r.lastReply)}`);
     report.push(`Final-Log-ID: ${printable(input.originalId)}`);
     report.push("");

@@ -18,6 +18,7 @@ import { openDatabase } from "../../src/queue/db.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 
 const enc = new TextEncoder();
+const dec = new TextDecoder();
 
 const POISONED: { readonly to: string; readonly body: Uint8Array }[] = [
   { to: "bare-lf@example.org", body: enc.encode("Subject: lf\r\n\r\nsmuggled\n.\r\nMAIL\r\n") },
@@ -28,7 +29,7 @@ const POISONED: { readonly to: string; readonly body: Uint8Array }[] = [
   },
 ];
 
-type Listed = { recipients: { address: string; status: string }[] }[];
+type Listed = { id: string; from: string; recipients: { address: string; status: string }[] }[];
 
 Deno.test("fetch --once: 3 poisoned stored messages before a good one cost only themselves (#10)", async () => {
   const server = await startServer();
@@ -36,12 +37,14 @@ Deno.test("fetch --once: 3 poisoned stored messages before a good one cost only 
   const capture = await startCaptureServer();
   try {
     await addUser(server.configPath, "alice", ["example.org"], "alice-pw");
+    // The poisoned messages' sender is local (bob's domain): each failure gets a DSN there.
+    await addUser(server.configPath, "bob", ["bob.example"], "bob-pw");
     // Written as a pre-fix MX (or a BDAT hole) would have stored them; serve shares the file.
     const store = new SqliteQueueStore(openDatabase(server.dataDir));
     try {
       for (const p of POISONED) {
         const writer = await store.begin({
-          mailFrom: "s@remote.test",
+          mailFrom: "s@bob.example",
           params: {},
           recipients: [{ address: p.to, domain: "example.org" }],
         });
@@ -82,7 +85,23 @@ Deno.test("fetch --once: 3 poisoned stored messages before a good one cost only 
 
     const left = await queueList(server.configPath) as Listed;
     const status = left.flatMap((m) => m.recipients.map((x) => `${x.address} ${x.status}`));
-    assertEquals(status.sort(), POISONED.map((p) => `${p.to} failed`).sort());
+    assertEquals(
+      status.sort(),
+      [...POISONED.map((p) => `${p.to} failed`), ...POISONED.map(() => "s@bob.example queued")]
+        .sort(),
+    );
+    // One failure report per poisoned message, from <>, saying why (as for expiry).
+    const reports = left.filter((m) => m.from === "");
+    assertEquals(reports.length, 3);
+    const reader = new SqliteQueueStore(openDatabase(server.dataDir));
+    let report = "";
+    try {
+      for await (const chunk of reader.readBody(reports[0]!.id)) report += dec.decode(chunk);
+    } finally {
+      await reader.close();
+    }
+    assert(/Action: failed\r\nStatus: 5\.6\.0\r\n/.test(report), report);
+    assert(/Diagnostic-Code: smtp; 554 5\.6\.0 /.test(report), report);
     assert(/message_not_relayable/.test(server.logs()), "the provider logs why");
   } finally {
     await capture.close();
