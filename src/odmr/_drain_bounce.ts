@@ -8,6 +8,7 @@
 import type { QueuedMessage, QueueStore } from "../queue/types.ts";
 import { buildFailureDsn, type DsnRecipient, headerBlock } from "../queue/dsn.ts";
 import { normalizeDomain } from "../auth/domain.ts";
+import { concatBytes } from "../wire/bytes.ts";
 import type { Logger } from "../observe/log.ts";
 
 /** What bouncing needs. */
@@ -118,13 +119,7 @@ async function readPrefix(store: QueueStore, id: string, maxBytes: number): Prom
     length += take.length;
     if (length >= maxBytes) break;
   }
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 function hasEightBit(bytes: Uint8Array): boolean {

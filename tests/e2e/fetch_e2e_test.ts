@@ -4,15 +4,9 @@
  * Received: header) at an SMTP sink, an LMTP sink and a Maildir; exit codes per outcome.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import YAML from "yaml";
-import {
-  addUser,
-  queueList,
-  removeTestFiles,
-  runMain,
-  startServer,
-} from "../_helpers/server_process.ts";
-import type { CliResult, ServerProcess } from "../_helpers/server_process.ts";
+import { addUser, queueList, removeTestFiles, startServer } from "../_helpers/server_process.ts";
+import type { ServerProcess } from "../_helpers/server_process.ts";
+import { runFetchOnce } from "../_helpers/fetch_process.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { submit } from "../_helpers/smtp_submit.ts";
 import { makeTestCa } from "../_helpers/certs.ts";
@@ -20,28 +14,7 @@ import { makeTestCa } from "../_helpers/certs.ts";
 const enc = new TextEncoder();
 
 /** Runs `fetch --once` with a config written next to `dir`. */
-async function runFetch(dir: string, fetch: Record<string, unknown>): Promise<CliResult> {
-  const pw = `${dir}/password`;
-  try {
-    await Deno.stat(pw);
-  } catch {
-    await Deno.writeTextFile(pw, "alice-pw\n", { mode: 0o600 });
-  }
-  const config = {
-    hostname: "pi.test",
-    "data_dir": `${dir}/data`,
-    fetch: {
-      tls: "none",
-      user: "alice",
-      "password_file": pw,
-      domains: ["example.org", "example.com"],
-      ...fetch,
-    },
-  };
-  const path = `${dir}/fetch.yaml`;
-  await Deno.writeTextFile(path, YAML.stringify(config));
-  return runMain(["fetch", "--once", "--config", path]);
-}
+const runFetch = runFetchOnce;
 
 async function withServer(
   fn: (server: ServerProcess, dir: string) => Promise<void>,

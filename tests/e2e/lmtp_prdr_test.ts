@@ -4,16 +4,10 @@
  * body. PRDR between provider and customer carries each LMTP reply upstream.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import YAML from "yaml";
-import {
-  addUser,
-  queueList,
-  removeTestFiles,
-  runMain,
-  startServer,
-} from "../_helpers/server_process.ts";
+import { addUser, queueList, removeTestFiles, startServer } from "../_helpers/server_process.ts";
 import type { CliResult } from "../_helpers/server_process.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
+import { runFetchOnce } from "../_helpers/fetch_process.ts";
 import { submit } from "../_helpers/smtp_submit.ts";
 
 const enc = new TextEncoder();
@@ -39,22 +33,12 @@ Deno.test("LMTP: carol's 452 after the body does not hold back dave; she stays d
     });
     assert(r.final?.startsWith("250"), r.replies.join(" | "));
 
-    await Deno.writeTextFile(`${dir}/password`, "alice-pw\n", { mode: 0o600 });
-    const config = {
-      hostname: "pi.test",
-      "data_dir": `${dir}/data`,
-      fetch: {
+    const poll = (): Promise<CliResult> =>
+      runFetchOnce(dir, {
         server: `127.0.0.1:${server.odmr[0]!.port}`,
-        tls: "none",
-        user: "alice",
-        "password_file": `${dir}/password`,
         domains: ["example.org"],
         "deliver_to": `lmtp://127.0.0.1:${lmtp.port}`,
-      },
-    };
-    await Deno.writeTextFile(`${dir}/fetch.yaml`, YAML.stringify(config));
-    const poll = (): Promise<CliResult> =>
-      runMain(["fetch", "--once", "--config", `${dir}/fetch.yaml`]);
+      });
     const delivered = () =>
       lmtp.messages.flatMap((m) => m.recipients.filter((_, i) => m.replies[i]?.startsWith("250")));
 

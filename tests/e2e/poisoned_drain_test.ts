@@ -4,15 +4,9 @@
  * the queue directly (the MX refuses such bodies), a good one queued after them over SMTP.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import YAML from "yaml";
-import {
-  addUser,
-  queueList,
-  removeTestFiles,
-  runMain,
-  startServer,
-} from "../_helpers/server_process.ts";
+import { addUser, queueList, removeTestFiles, startServer } from "../_helpers/server_process.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
+import { runFetchOnce } from "../_helpers/fetch_process.ts";
 import { submit } from "../_helpers/smtp_submit.ts";
 import { openDatabase } from "../../src/queue/db.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
@@ -63,21 +57,11 @@ Deno.test("fetch --once: 3 poisoned stored messages before a good one cost only 
     });
     assert(r.final?.startsWith("250"), r.replies.join(" | "));
 
-    await Deno.writeTextFile(`${dir}/password`, "alice-pw\n", { mode: 0o600 });
-    const config = {
-      hostname: "pi.test",
-      "data_dir": `${dir}/data`,
-      fetch: {
-        server: `127.0.0.1:${server.odmr[0]!.port}`,
-        tls: "none",
-        user: "alice",
-        "password_file": `${dir}/password`,
-        domains: ["example.org"],
-        "deliver_to": `smtp://127.0.0.1:${capture.port}`,
-      },
-    };
-    await Deno.writeTextFile(`${dir}/fetch.yaml`, YAML.stringify(config));
-    const run = await runMain(["fetch", "--once", "--config", `${dir}/fetch.yaml`]);
+    const run = await runFetchOnce(dir, {
+      server: `127.0.0.1:${server.odmr[0]!.port}`,
+      domains: ["example.org"],
+      "deliver_to": `smtp://127.0.0.1:${capture.port}`,
+    });
     assertEquals(run.code, 0, run.stderr);
     assertEquals(capture.messages.map((m) => m.recipients), [["good@example.org"]]);
     // Nothing of a poisoned body reached the local side.
