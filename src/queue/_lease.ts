@@ -18,6 +18,14 @@ export interface LeaseDeps {
   readonly now: () => number;
 }
 
+/**
+ * Settled messages whose body chunks wait to be deleted together. Deleting a 4 KB body in
+ * every settle commit made that commit several times larger (chunk rows, overflow and freelist
+ * pages) and the provider's drain about 1.45× slower (#13). Nothing reads the chunks of a
+ * deleted message; a crash leaves them as orphans, which the next start removes.
+ */
+const CHUNK_SWEEP_MESSAGES = 256;
+
 /** A claimed set of domains. */
 export class SqliteLease implements Lease {
   readonly domains: readonly string[];
@@ -31,6 +39,8 @@ export class SqliteLease implements Lease {
   readonly #failRecipient: StatementSync;
   readonly #deleteIfEmpty: StatementSync;
   readonly #deleteChunksIfGone: StatementSync;
+  /** Messages settled away whose chunks are not deleted yet (see CHUNK_SWEEP_MESSAGES). */
+  #gone: string[] = [];
 
   constructor(
     domains: readonly string[],
@@ -115,9 +125,9 @@ export class SqliteLease implements Lease {
           }
         }
         for (const id of touched) {
-          this.#deleteIfEmpty.run(id, id);
-          this.#deleteChunksIfGone.run(id, id);
+          if (Number(this.#deleteIfEmpty.run(id, id).changes) > 0) this.#gone.push(id);
         }
+        if (this.#gone.length >= CHUNK_SWEEP_MESSAGES) this.#sweepChunks();
       });
     } catch (err) {
       return Promise.reject(err);
@@ -125,8 +135,18 @@ export class SqliteLease implements Lease {
     return this.#deps.group.whenDurable();
   }
 
+  /**
+   * Deletes the chunks of the messages settled away so far. Inside a group write; the guard
+   * keeps a body whose message row came back (its settle commit failed and rolled back).
+   */
+  #sweepChunks(): void {
+    for (const id of this.#gone) this.#deleteChunksIfGone.run(id, id);
+    this.#gone = [];
+  }
+
   release(): Promise<void> {
     return settled(() => {
+      if (this.#gone.length > 0) this.#deps.group.write(undefined, () => this.#sweepChunks());
       this.#deps.group.exclusive(() =>
         this.#release.run(JSON.stringify(this.domains), this.#owner)
       );

@@ -132,15 +132,43 @@ Deno.test("Lease.settle() deletes delivered recipients, then the message and its
     assert.deepEqual((await store.get(id))?.recipients.map((r) => r.address), ["b@one.test"]);
     await lease.settle([{ recipientId: rb.id, outcome: "delivered", reply: "250 ok" }]);
     assert.equal(await store.get(id), undefined);
-    const raw = new DatabaseSync(`${dataDir}/odmr.db`);
-    try {
-      assert.deepEqual({ ...raw.prepare("SELECT count(*) AS n FROM message_chunks").get() }, {
-        n: 0,
-      });
-    } finally {
-      raw.close();
-    }
+    // The body goes with the lease's release (or every 256 messages), not in each settle (#13).
     await lease.release();
+    assert.equal(chunkRows(dataDir), 0);
+  });
+});
+
+function chunkRows(dataDir: string): number {
+  const raw = new DatabaseSync(`${dataDir}/odmr.db`);
+  try {
+    const row: unknown = raw.prepare("SELECT count(*) AS n FROM message_chunks").get();
+    return Number((row as { n: number }).n);
+  } finally {
+    raw.close();
+  }
+}
+
+Deno.test("Lease.settle() deletes bodies in batches of 256 messages and at release, never a queued one (#13)", async () => {
+  await withClockStore(async (store, clock, dataDir) => {
+    const ids: string[] = [];
+    for (let i = 0; i < 300; i++) ids.push(await put(store, clock, [`u${i}@one.test`]));
+    const kept = await put(store, clock, ["k@two.test"]);
+    const lease = leaseOf(await store.claim(["one.test"], A));
+    const messages = await Array.fromAsync(lease.messages());
+    const settleNth = (i: number) => {
+      const r = messages[i]?.recipients[0];
+      assert.ok(r);
+      return lease.settle([{ recipientId: r.id, outcome: "delivered", reply: "250 ok" }]);
+    };
+    for (let i = 0; i < 255; i++) await settleNth(i);
+    assert.equal(chunkRows(dataDir), 301, "255 settled: no body deleted yet");
+    await settleNth(255);
+    assert.equal(chunkRows(dataDir), 45, "the 256th settle deletes 256 bodies at once");
+    for (let i = 256; i < 300; i++) await settleNth(i);
+    assert.equal(chunkRows(dataDir), 45);
+    await lease.release();
+    assert.equal(chunkRows(dataDir), 1, "release deletes the rest; the other domain's body stays");
+    assert.ok(await store.get(kept));
   });
 });
 
