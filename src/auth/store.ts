@@ -8,6 +8,7 @@ import { applyMigrations, openDatabase } from "../queue/db.ts";
 import { cramContextFromPassword, formatCramVerifier, parseCramVerifier } from "./cram_md5.ts";
 import type { CramContext } from "./cram_md5.ts";
 import { normalizeDomain } from "./domain.ts";
+import { CertificatePins } from "./cert_pins.ts";
 import { hashPassword, type ScryptParams } from "./password_hash.ts";
 import {
   deriveScramVerifier,
@@ -75,7 +76,11 @@ export class CredentialStore {
     this.#db = db;
     this.#opts = opts;
     applyMigrations(db, "auth", MIGRATIONS);
+    this.certificates = new CertificatePins(db);
   }
+
+  /** Client certificates pinned per user for AUTH EXTERNAL. */
+  readonly certificates: CertificatePins;
 
   /** Opens `dataDir/odmr.db` for this store alone; `close()` closes it. */
   static open(dataDir: string, opts: CredentialStoreOptions = {}): CredentialStore {

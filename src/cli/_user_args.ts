@@ -9,7 +9,7 @@ import { isValidUserName } from "../auth/store.ts";
 export const USER_USAGE = "Usage: user add NAME --domain D [--domain D...] [--password-stdin] | " +
   "user passwd NAME [--password-stdin] | user domains NAME [--add D...] [--remove D...] | " +
   "user list [--json] | user show NAME [--json] | user test NAME [--password-stdin] | " +
-  "user remove NAME";
+  "user remove NAME | user certs NAME [--add FILE] [--remove FINGERPRINT]";
 
 const SUBCOMMANDS = "add, passwd, domains, list, show, test or remove";
 

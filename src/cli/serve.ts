@@ -208,6 +208,8 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
       ...(entry.tls === "implicit" && deps.secureContext
         ? { secureContext: () => deps.secureContext as tls.SecureContext }
         : {}),
+      // ODMR: a client certificate may log in with AUTH EXTERNAL (never required).
+      ...(proto === "odmr" ? { requestCert: true } : {}),
       onTlsFailure: (peer, err) => {
         // A peer fault (anyone can send garbage): info, never error.
         log.info("tls_failed", { proto, peer, reason: errorText(err) });

@@ -22,6 +22,7 @@ import {
 } from "./_user_report.ts";
 
 export type { PasswordPrompt } from "./_password_prompt.ts";
+import { userCertsCommand } from "./user_certs.ts";
 
 const EXIT_OK = 0;
 const EXIT_FAILURE = 1;
@@ -43,6 +44,7 @@ export async function userCommand(
   io: CliIo,
   opts: UserCommandOptions = {},
 ): Promise<number> {
+  if (argv[0] === "certs") return await userCertsCommand(argv.slice(1), io);
   const parsed = parseUserCommand(argv);
   if (!parsed.ok) {
     io.stderr(`error: ${parsed.message}\n${USER_USAGE}\n`);

@@ -39,6 +39,11 @@ export interface WriteOptions {
 /** TLS parameters for becoming the TLS server. */
 export interface TlsServerParams {
   readonly secureContext: tls.SecureContext;
+  /**
+   * Ask the client for a certificate without requiring one or checking its chain (AUTH
+   * EXTERNAL pins certificates by fingerprint; a client without one carries on).
+   */
+  readonly requestCert?: boolean;
 }
 
 /** TLS parameters for becoming the TLS client. */
@@ -83,6 +88,8 @@ export interface Conn extends ByteSource {
   startTlsClient(params: TlsClientParams): Promise<TlsUpgradeResult>;
   /** RFC 5705 keying material (tls-exporter channel binding), when under TLS. */
   exportKeyingMaterial(length: number, label: string): Uint8Array | undefined;
+  /** SHA-256 fingerprint (`AB:CD:…`) of the certificate the TLS peer presented, if any. */
+  peerCertificateFingerprint?(): string | undefined;
   /** Half-close after flushing pending writes, then release. Idempotent. */
   close(): Promise<void>;
   /** Drop the connection at once. Idempotent. */
@@ -333,7 +340,11 @@ export class SocketConn implements Conn {
   startTlsServer(params: TlsServerParams): Promise<TlsUpgradeResult> {
     const discardedBytes = this.#prepareUpgrade();
     const raw = this.#socket;
-    const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: params.secureContext });
+    const secure = new tls.TLSSocket(raw, {
+      isServer: true,
+      secureContext: params.secureContext,
+      ...(params.requestCert ? { requestCert: true, rejectUnauthorized: false } : {}),
+    });
     return this.#finishUpgrade(secure, "secure", DEFAULT_TLS_TIMEOUT_MS).then(() => ({
       discardedBytes,
       authorized: true,
@@ -402,6 +413,14 @@ export class SocketConn implements Conn {
         resolve();
       });
     });
+  }
+
+  peerCertificateFingerprint(): string | undefined {
+    const s = this.#socket;
+    if (!(s instanceof tls.TLSSocket)) return undefined;
+    const cert = s.getPeerCertificate();
+    const fp = cert?.fingerprint256;
+    return typeof fp === "string" && fp !== "" ? fp.toUpperCase() : undefined;
   }
 
   exportKeyingMaterial(length: number, label: string): Uint8Array | undefined {

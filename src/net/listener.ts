@@ -47,6 +47,8 @@ export function listen(opts: {
    */
   secureContext?: tls.SecureContext | (() => tls.SecureContext);
   onConn: (conn: Conn) => void;
+  /** Implicit TLS: ask for a client certificate without requiring one (AUTH EXTERNAL). */
+  requestCert?: boolean;
   /** An implicit-TLS handshake failed (garbage, scanner, wrong protocol): a peer fault. */
   onTlsFailure?: (remoteAddress: string, err: unknown) => void;
 }): Promise<Listener> {
@@ -63,10 +65,11 @@ export function listen(opts: {
       }
       const secureContext = typeof contextOf === "function" ? contextOf() : contextOf;
       // A failed handshake is one bad peer, not a listener failure.
-      conn.startTlsServer({ secureContext }).then(() => opts.onConn(conn), (err: unknown) => {
-        conn.destroy();
-        opts.onTlsFailure?.(conn.remoteAddress, err);
-      });
+      conn.startTlsServer({ secureContext, ...(opts.requestCert ? { requestCert: true } : {}) })
+        .then(() => opts.onConn(conn), (err: unknown) => {
+          conn.destroy();
+          opts.onTlsFailure?.(conn.remoteAddress, err);
+        });
     });
     server.once("error", reject);
     server.listen({ host: opts.host, port: opts.port }, () => {

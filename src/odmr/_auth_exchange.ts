@@ -47,6 +47,7 @@ export async function runAuthExchange(opts: {
   if (name === "" || parts.length > 2) {
     return { kind: "reply", reply: ODMR_REPLIES.authSyntax };
   }
+  if (name === "EXTERNAL" && opts.offered.includes(name)) return await runExternal(opts, parts[1]);
   const mechanism = parseSaslMechanismName(name);
   if (mechanism === undefined || !opts.offered.includes(mechanism)) {
     const needsTls = mechanism !== undefined && isPlaintextMechanism(mechanism);
@@ -106,6 +107,40 @@ export async function runAuthExchange(opts: {
     }
   }
   return { kind: "reply", reply: ODMR_REPLIES.exchangeTooLong };
+}
+
+/**
+ * EXTERNAL (RFC 4422 appendix A) over TLS: the client certificate is the credential, pinned
+ * for one user (src/auth/cert_pins.ts). The only message is the authorization identity: empty
+ * (`=`) or the pinned user's name; anything else fails like a wrong password.
+ */
+async function runExternal(
+  opts: { conn: Conn; reader: LineReader; credentials: CredentialStore; timeoutMs: number },
+  initialText: string | undefined,
+): Promise<AuthOutcome> {
+  let authzid: Uint8Array;
+  if (initialText === undefined) {
+    await opts.conn.write(challengeLine(new Uint8Array(0)));
+    const answer = await readResponse(opts);
+    if (answer.kind !== "data") return answer.outcome;
+    authzid = answer.data;
+  } else {
+    const decoded = initialText === "=" ? new Uint8Array(0) : decodeBase64(initialText);
+    if (decoded === undefined) return { kind: "reply", reply: ODMR_REPLIES.badBase64 };
+    authzid = decoded;
+  }
+  const asked = new TextDecoder("utf-8", { fatal: false }).decode(authzid);
+  const fingerprint = opts.conn.peerCertificateFingerprint?.();
+  const user = fingerprint === undefined
+    ? undefined
+    : opts.credentials.certificates.userOf(fingerprint);
+  if (user !== undefined && (asked === "" || asked === user)) {
+    return { kind: "success", user, mechanism: "EXTERNAL" };
+  }
+  const tried = asked !== "" ? asked : user;
+  return tried === undefined
+    ? { kind: "failure", mechanism: "EXTERNAL" }
+    : { kind: "failure", mechanism: "EXTERNAL", user: tried.slice(0, 255) };
 }
 
 function challengeLine(data: Uint8Array): Uint8Array {

@@ -16,14 +16,18 @@ export const MAX_AUTH_FAILURES = 3;
 
 /**
  * Mechanisms offered now: none before TLS when `requireTls`; PLAIN and LOGIN (password in
- * clear) only under TLS.
+ * clear) only under TLS; EXTERNAL only under TLS when the client presented a certificate.
  */
 export function offeredMechanisms(
   ctx: Pick<ProviderContext, "conn" | "deps">,
-): SaslMechanismName[] {
+): (SaslMechanismName | "EXTERNAL")[] {
   const isSecure = ctx.conn.isSecure;
   if (ctx.deps.options.requireTls && !isSecure) return [];
-  return SASL_MECHANISMS.filter((m) => isSecure || !isPlaintextMechanism(m));
+  const offered: (SaslMechanismName | "EXTERNAL")[] = SASL_MECHANISMS.filter((m) =>
+    isSecure || !isPlaintextMechanism(m)
+  );
+  if (isSecure && ctx.conn.peerCertificateFingerprint?.() !== undefined) offered.push("EXTERNAL");
+  return offered;
 }
 
 /** `AUTH mechanism [initial-response]` in the greeted state. */

@@ -303,7 +303,8 @@ async function startTls(ctx: ProviderContext, args: string): Promise<ProviderSte
   ctx.markStartTls();
   let result;
   try {
-    result = await ctx.conn.startTlsServer({ secureContext });
+    // A client certificate is asked for, never required: AUTH EXTERNAL (RFC 4422 appendix A).
+    result = await ctx.conn.startTlsServer({ secureContext, requestCert: true });
   } catch (err) {
     // Garbage instead of a ClientHello, or a handshake the peer abandons: a peer fault,
     // logged below error level so that strangers cannot fill the error log.

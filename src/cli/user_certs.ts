@@ -1,0 +1,76 @@
+/**
+ * `user certs NAME [--add FILE] [--remove FINGERPRINT]` (CONTRACT.md): the client certificates
+ * pinned for a user's AUTH EXTERNAL. Without flags it lists the SHA-256 fingerprints; `--add`
+ * pins the certificate in a PEM file and prints its fingerprint. Exit codes as `user`: 0 ok,
+ * 1 refused (unknown user, fingerprint pinned for another user, unreadable file), 2 usage.
+ */
+import { parseArgs } from "node:util";
+import { fingerprintOfPem, PinError } from "../auth/cert_pins.ts";
+import { CredentialStore, UserError } from "../auth/store.ts";
+import type { CliIo } from "./io.ts";
+
+const USAGE = "Usage: user certs NAME [--add FILE] [--remove FINGERPRINT]";
+
+/** Runs `user certs …` (argv after `certs`) and returns the exit code. */
+export async function userCertsCommand(argv: readonly string[], io: CliIo): Promise<number> {
+  let name: string;
+  let add: string | undefined;
+  let remove: string | undefined;
+  try {
+    const { values, positionals } = parseArgs({
+      args: [...argv],
+      options: { add: { type: "string" }, remove: { type: "string" } },
+      allowPositionals: true,
+      strict: true,
+    });
+    if (positionals.length !== 1) throw new Error("user certs needs exactly one user NAME");
+    name = positionals[0] as string;
+    add = values.add;
+    remove = values.remove;
+  } catch (err) {
+    io.stderr(`error: ${err instanceof Error ? err.message : String(err)}\n${USAGE}\n`);
+    return 2;
+  }
+  let pem: string | undefined;
+  if (add !== undefined) {
+    try {
+      pem = await Deno.readTextFile(add);
+    } catch (err) {
+      io.stderr(`error: Cannot read "${add}": ${err instanceof Error ? err.message : err}\n`);
+      return 1;
+    }
+  }
+  let store: CredentialStore;
+  try {
+    store = CredentialStore.open(io.dataDir);
+  } catch (err) {
+    io.stderr(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+  try {
+    if (!store.hasUser(name)) throw new UserError(`User "${name}" does not exist`);
+    const pins = store.certificates;
+    if (add !== undefined && pem !== undefined) {
+      const fp = fingerprintOfPem(pem, add);
+      pins.pin(name, fp);
+      io.stdout(`Pinned certificate ${fp} for user "${name}"\n`);
+    }
+    if (remove !== undefined) {
+      pins.unpin(name, remove);
+      io.stdout(`Removed certificate ${remove} from user "${name}"\n`);
+    }
+    if (add === undefined && remove === undefined) {
+      for (const fp of pins.fingerprintsOf(name)) io.stdout(`${fp}\n`);
+    }
+    return 0;
+  } catch (err) {
+    if (err instanceof UserError || err instanceof PinError) {
+      io.stderr(`error: ${err.message}\n`);
+      return 1;
+    }
+    io.stderr(`error: Cannot update users in "${io.dataDir}": ${String(err)}\n`);
+    return 1;
+  } finally {
+    store.close();
+  }
+}

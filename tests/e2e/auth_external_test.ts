@@ -1,0 +1,163 @@
+/**
+ * (#16) AUTH EXTERNAL on the provider, real `serve` and real TLS through `openssl s_client`:
+ * a client certificate pinned with `user certs --add` logs in without a password (implicit TLS
+ * and STARTTLS); an unpinned one gets 535; without a certificate, or in plaintext, EXTERNAL is
+ * not advertised and `AUTH EXTERNAL` gets 504. Plus the `user certs` CLI.
+ */
+import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
+import { addUser, removeTestFiles, runMain, startServer } from "../_helpers/server_process.ts";
+import { makeTestCa } from "../_helpers/certs.ts";
+import { toolTest } from "../_helpers/tools.ts";
+import { RawClient } from "../security/_raw.ts";
+
+async function clientCert(dir: string, name: string): Promise<{ cert: string; key: string }> {
+  const cert = `${dir}/${name}.pem`;
+  const key = `${dir}/${name}.key`;
+  const out = await new Deno.Command("openssl", {
+    args: ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert]
+      .concat(["-subj", `/CN=${name}`, "-days", "2"]),
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert(out.success, new TextDecoder().decode(out.stderr));
+  return { cert, key };
+}
+
+/** One s_client session: `lines` sent after the handshake; returns what the server said. */
+async function sClient(
+  port: number,
+  lines: readonly string[],
+  opts: { cert?: { cert: string; key: string }; starttls?: boolean },
+): Promise<string> {
+  const args = ["s_client", "-connect", `127.0.0.1:${port}`, "-crlf", "-quiet", "-ign_eof"];
+  if (opts.starttls) args.push("-starttls", "smtp");
+  if (opts.cert) args.push("-cert", opts.cert.cert, "-key", opts.cert.key);
+  const child = new Deno.Command("openssl", {
+    args,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(lines.map((l) => `${l}\n`).join("")));
+  await writer.close();
+  const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+  try {
+    return new TextDecoder().decode((await child.output()).stdout);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+await toolTest("(#16) AUTH EXTERNAL: a pinned client certificate logs in, others do not", [
+  "openssl",
+], async (t) => {
+  const ca = await makeTestCa();
+  assert(ca !== undefined, "openssl made the test CA");
+  const server = await startServer({
+    config: {
+      tls: { cert: ca.certPath, key: ca.keyPath },
+      odmr: { listen: ["127.0.0.1:0", { address: "127.0.0.1:0", tls: "implicit" }] },
+    },
+  });
+  try {
+    await addUser(server.configPath, "alice", ["example.org"], "alice-pw");
+    await addUser(server.configPath, "bob", ["bob.example"], "bob-pw");
+    const pinned = await clientCert(ca.dir, "pi");
+    const stranger = await clientCert(ca.dir, "stranger");
+    const want = new X509Certificate(await Deno.readTextFile(pinned.cert)).fingerprint256;
+    const [plain, implicit] = server.odmr;
+    assert(plain !== undefined && implicit !== undefined);
+    const certs = (...args: string[]) =>
+      runMain(["user", "certs", ...args, "--config", server.configPath]);
+
+    await t.step("user certs --add pins and prints the SHA-256 fingerprint", async () => {
+      const r = await certs("alice", "--add", pinned.cert);
+      assertEquals(r.code, 0, r.stderr);
+      assert(r.stdout.includes(want), r.stdout);
+      assertEquals((await certs("alice")).stdout, `${want}\n`);
+      const again = await certs("bob", "--add", pinned.cert);
+      assertEquals(again.code, 1, "one user per fingerprint");
+      match(again.stderr, /already pinned for user "alice"/);
+    });
+    await t.step(
+      "implicit TLS with the pinned certificate: EXTERNAL offered, 235, ATRN",
+      async () => {
+        const out = await sClient(implicit.port, [
+          "EHLO pi.test",
+          "AUTH EXTERNAL =",
+          "ATRN",
+          "QUIT",
+        ], {
+          cert: pinned,
+        });
+        match(out, /^250-AUTH .*\bEXTERNAL\b/m);
+        match(out, /^235 /m);
+        match(out, /^453 /m, "authenticated as alice: her (empty) queue answers");
+      },
+    );
+    await t.step("STARTTLS with the pinned certificate: EXTERNAL offered, 235", async () => {
+      const out = await sClient(plain.port, ["EHLO pi.test", "AUTH EXTERNAL =", "QUIT"], {
+        cert: pinned,
+        starttls: true,
+      });
+      match(out, /^250-AUTH .*\bEXTERNAL\b/m);
+      match(out, /^235 /m);
+    });
+    await t.step("an authorization identity other than the pinned user: 535", async () => {
+      const bobId = btoa("bob");
+      const out = await sClient(implicit.port, ["EHLO pi.test", `AUTH EXTERNAL ${bobId}`, "QUIT"], {
+        cert: pinned,
+      });
+      match(out, /^535 5\.7\.8 /m);
+    });
+    await t.step("an unpinned certificate: EXTERNAL offered, 535 5.7.8", async () => {
+      const out = await sClient(implicit.port, ["EHLO s.test", "AUTH EXTERNAL =", "QUIT"], {
+        cert: stranger,
+      });
+      match(out, /^250-AUTH .*\bEXTERNAL\b/m);
+      match(out, /^535 5\.7\.8 /m);
+    });
+    await t.step("no certificate: EXTERNAL not offered, 504; passwords still work", async () => {
+      const out = await sClient(implicit.port, ["EHLO n.test", "AUTH EXTERNAL =", "QUIT"], {});
+      match(out, /^250-AUTH /m);
+      assert(!/EXTERNAL/.test(out.split("\n").find((l) => l.startsWith("250-AUTH")) ?? ""));
+      match(out, /^504 5\.5\.4 /m);
+      const plainOk = btoa("\0alice\0alice-pw");
+      const pw = await sClient(implicit.port, ["EHLO n.test", `AUTH PLAIN ${plainOk}`, "QUIT"], {});
+      match(pw, /^235 /m);
+    });
+    await t.step("plaintext: EXTERNAL not offered, 504", async () => {
+      const c = await RawClient.connect(plain.port);
+      try {
+        match(await c.reply(), /^220 /);
+        await c.write("EHLO p.test\r\n");
+        const ehlo: string[] = [];
+        for (;;) {
+          const before = c.pending;
+          const last = await c.reply();
+          ehlo.push(before, last);
+          if (last.startsWith("250 ")) break;
+        }
+        assert(!ehlo.join("\n").includes("EXTERNAL"), ehlo.join("\n"));
+        match(await c.command("AUTH EXTERNAL ="), /^504 5\.5\.4 /);
+      } finally {
+        c.close();
+      }
+    });
+    await t.step("user certs --remove unpins; a second remove is refused", async () => {
+      assertEquals((await certs("alice", "--remove", want)).code, 0);
+      assertEquals((await certs("alice")).stdout, "");
+      assertEquals((await certs("alice", "--remove", want)).code, 1);
+      const out = await sClient(implicit.port, ["EHLO pi.test", "AUTH EXTERNAL =", "QUIT"], {
+        cert: pinned,
+      });
+      match(out, /^535 5\.7\.8 /m);
+    });
+  } finally {
+    assertEquals(await server.stop(), 0, server.logs());
+    await removeTestFiles(server);
+    await ca.cleanup();
+  }
+});
