@@ -56,12 +56,15 @@ ${CONFIG_LINE}
   user show NAME [--json]
   user test NAME [--password-stdin]
   user remove NAME
+  user certs NAME [--add FILE] [--remove FINGERPRINT]
 
 list      users, their domains, the mail waiting for them (messages, bytes, oldest)
           and their last successful collection (ATRN)
 show      one user with the same figures, per domain too
 test      checks a password against every stored verifier (SCRAM-SHA-256, CRAM-MD5,
           PLAIN/LOGIN): exit 0 when all accept it, 3 when any refuses (or no such user)
+certs     client certificates pinned for AUTH EXTERNAL (SHA-256 fingerprints); --add
+          pins the certificate in a PEM file and prints its fingerprint
 
 Without --password-stdin the password is prompted for (no echo) on a terminal.
 Changes apply at once, also while serve is running.
