@@ -7,7 +7,7 @@
  */
 import { concatBytes } from "../wire/bytes.ts";
 import { DotStuffer } from "../wire/dot_stuffer.ts";
-import { isPositive } from "../wire/reply.ts";
+import { isPermanent, isPositive, isTransient } from "../wire/reply.ts";
 import { LINK_CLOSED, LINK_PROTOCOL_ERROR } from "./client/link.ts";
 import type { RecipientLedger } from "./_sender_ledger.ts";
 import { type EnvelopeContext, settleFinal } from "./_sender_envelope.ts";
@@ -118,7 +118,8 @@ async function readPerRecipient(
   const final = await link.read(timeouts.dataFinalMs);
   if (final.kind === "lost") return;
   // Its code only says whether any recipient took the message; a 3xx is out of place.
-  if (final.reply.code < 400 && !isPositive(final.reply)) {
+  const r = final.reply;
+  if (!isPositive(r) && !isTransient(r) && !isPermanent(r)) {
     link.lose(LINK_PROTOCOL_ERROR, `unexpected reply ${final.reply.code} after PRDR replies`);
   }
 }
