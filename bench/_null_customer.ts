@@ -19,6 +19,8 @@ export interface NullCustomerOptions {
   readonly domain: string;
   /** Whole-session deadline. */
   readonly timeoutMs: number;
+  /** Hang up at the first MAIL FROM (bench/atrn_scale.ts times ATRN → first MAIL only). */
+  readonly stopAtFirstMail?: boolean;
 }
 
 /** What the session did. */
@@ -26,6 +28,8 @@ export interface NullCustomerResult {
   readonly atrnReply: string;
   readonly messages: number;
   readonly sawQuit: boolean;
+  /** Milliseconds from writing ATRN to reading the first MAIL FROM, if one came. */
+  readonly firstMailMs?: number;
 }
 
 /** Runs one ATRN session against 127.0.0.1:port and counts the messages received. */
@@ -43,12 +47,18 @@ export async function runNullCustomer(opts: NullCustomerOptions): Promise<NullCu
     const digest = createHmac("md5", opts.password).update(challenge).digest("hex");
     await write(conn, Buffer.from(`${opts.user} ${digest}`).toString("base64") + "\r\n");
     await expectReply(reader, "235");
+    const atrnAt = performance.now();
     await write(conn, `ATRN ${opts.domain}\r\n`);
     const atrnReply = await readReply(reader);
     if (!atrnReply.startsWith("250")) return { atrnReply, messages: 0, sawQuit: false };
     await write(conn, "220 bench-customer.example ESMTP ready\r\n");
-    const served = await serveReversed(conn, reader);
-    return { atrnReply, ...served };
+    const served = await serveReversed(conn, reader, opts.stopAtFirstMail ?? false);
+    const { firstMailAt, ...counts } = served;
+    return {
+      atrnReply,
+      ...counts,
+      ...(firstMailAt === undefined ? {} : { firstMailMs: firstMailAt - atrnAt }),
+    };
   } finally {
     clearTimeout(timer);
     try {
@@ -62,14 +72,16 @@ export async function runNullCustomer(opts: NullCustomerOptions): Promise<NullCu
 async function serveReversed(
   conn: Deno.Conn,
   reader: ChunkReader,
-): Promise<{ messages: number; sawQuit: boolean }> {
+  stopAtFirstMail: boolean,
+): Promise<{ messages: number; sawQuit: boolean; firstMailAt?: number }> {
   let messages = 0;
+  let firstMailAt: number | undefined;
   let inData = false;
   // Unparsed bytes: a partial command line, or the tail of a possible end-of-data marker.
   let carry = Buffer.alloc(0);
   for (;;) {
     const chunk = await reader.next();
-    if (chunk === undefined) return { messages, sawQuit: false };
+    if (chunk === undefined) return { messages, sawQuit: false, ...at(firstMailAt) };
     let buf = Buffer.concat([carry, chunk]);
     carry = Buffer.alloc(0);
     const replies: string[] = [];
@@ -94,6 +106,10 @@ async function serveReversed(
       }
       const verb = dec.decode(buf.subarray(0, nl)).split(" ")[0]?.toUpperCase() ?? "";
       buf = buf.subarray(nl + 2);
+      if (verb === "MAIL" && firstMailAt === undefined) {
+        firstMailAt = performance.now();
+        if (stopAtFirstMail) return { messages, sawQuit: false, firstMailAt };
+      }
       if (verb === "EHLO") {
         replies.push("250-bench-customer.example\r\n250-PIPELINING\r\n250 8BITMIME");
       } else if (verb === "DATA") {
@@ -108,8 +124,12 @@ async function serveReversed(
       } else replies.push("250 2.0.0 OK");
     }
     if (replies.length > 0) await write(conn, replies.join("\r\n") + "\r\n");
-    if (sawQuit) return { messages, sawQuit };
+    if (sawQuit) return { messages, sawQuit, ...at(firstMailAt) };
   }
+}
+
+function at(firstMailAt: number | undefined): { firstMailAt?: number } {
+  return firstMailAt === undefined ? {} : { firstMailAt };
 }
 
 class ChunkReader {

@@ -1,4 +1,4 @@
-// Benchmark runner: `deno task bench [-- ingest|drain|fetch|tls …] [--quick] [--repeat=N]`.
+// Benchmark runner: `deno task bench [-- ingest|drain|fetch|tls|memory|atrn …] [--quick] [--repeat=N]`.
 // Needs no config file: every benchmark gets its own temp dir, and everything started is
 // stopped (by PID, or `postfix -c DIR stop`) and the temp dir removed, even on failure or Ctrl-C.
 // deno-lint-ignore-file no-console -- a benchmark's job is to print its tables on stdout
@@ -8,6 +8,7 @@ import { fetchBench } from "./fetch.ts";
 import { type BenchContext, ingestBench } from "./ingest.ts";
 import { tlsBench } from "./tls.ts";
 import { memoryBench } from "./memory.ts";
+import { atrnScaleBench } from "./atrn_scale.ts";
 import { stopAll } from "./_proc.ts";
 import { naCell, renderTable, type Table } from "./_table.ts";
 import { Summary } from "./_summary.ts";
@@ -18,6 +19,7 @@ const BENCHES = {
   fetch: fetchBench,
   tls: tlsBench,
   memory: memoryBench,
+  atrn: atrnScaleBench,
 } as const;
 type BenchName = keyof typeof BENCHES;
 

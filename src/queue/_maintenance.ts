@@ -50,6 +50,7 @@ export class QueueMaintenance {
   readonly #deleteRecipient: StatementSync;
   readonly #deleteIfEmpty: StatementSync;
   readonly #forgetEmptyUsage: StatementSync;
+  readonly #forgetEmptyWaiting: StatementSync;
 
   constructor(deps: MaintenanceDeps) {
     this.#deps = deps;
@@ -72,6 +73,7 @@ export class QueueMaintenance {
         "(SELECT 1 FROM recipients WHERE message_id = ?)",
     );
     this.#forgetEmptyUsage = db.prepare("DELETE FROM domain_usage WHERE messages <= 0");
+    this.#forgetEmptyWaiting = db.prepare("DELETE FROM domain_waiting WHERE messages <= 0");
   }
 
   /** One pass; bounded in work, safe to run while sessions write. */
@@ -224,6 +226,7 @@ export class QueueMaintenance {
         if (Number(changes) > 0) this.#deps.writerSql.deleteChunks.run(id);
       }
       this.#forgetEmptyUsage.run();
+      this.#forgetEmptyWaiting.run();
       if (removed > 0) this.#deps.log.info("expired_removed", { recipients: removed });
       return removed;
     });

@@ -12,11 +12,20 @@ import {
   readRecipientRow,
   type RecipientRow,
 } from "./_rows.ts";
+import { mergePage } from "./_merge_page.ts";
 
 /** Messages fetched per page. */
 export const MESSAGE_PAGE_SIZE = 100;
 /** Body chunks fetched per query (64 KiB each: 1 MiB in memory at most). */
 const CHUNK_PAGE_SIZE = 16;
+
+/**
+ * One page of a domain's message ids with recipients in one status (domain, status, after id,
+ * limit): a range search in the (domain, status, message_id) index.
+ */
+export const DOMAIN_PAGE_SQL =
+  "SELECT DISTINCT message_id FROM recipients INDEXED BY recipients_domain_status_message " +
+  "WHERE domain = ? AND status = ? AND message_id > ? ORDER BY message_id LIMIT ?";
 
 /** Which recipients a read is about. */
 export interface RecipientFilter {
@@ -34,8 +43,8 @@ const RECIPIENT_COLUMNS =
 export class QueueReader {
   readonly #log: Logger;
   readonly #pageAll: StatementSync;
-  readonly #pageInDomains: StatementSync;
-  readonly #pageQueuedInDomains: StatementSync;
+  readonly #idsInDomain: StatementSync;
+  readonly #messagesById: StatementSync;
   readonly #recipientsAll: StatementSync;
   readonly #recipientsInDomains: StatementSync;
   readonly #recipientsQueuedInDomains: StatementSync;
@@ -49,14 +58,12 @@ export class QueueReader {
     const order = "ORDER BY m.received_at, m.id LIMIT ?";
     const inDomains = "r.domain IN (SELECT value FROM json_each(?))";
     this.#pageAll = db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages m WHERE ${after} ${order}`);
-    this.#pageInDomains = db.prepare(
-      `SELECT ${MESSAGE_COLUMNS} FROM messages m WHERE ${after} AND EXISTS (` +
-        `SELECT 1 FROM recipients r WHERE r.message_id = m.id AND ${inDomains}) ${order}`,
-    );
-    this.#pageQueuedInDomains = db.prepare(
-      `SELECT ${MESSAGE_COLUMNS} FROM messages m WHERE ${after} AND EXISTS (` +
-        `SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.status = 'queued' ` +
-        `AND ${inDomains}) ${order}`,
+    // A domain's messages come from the (domain, status, message_id) index, ids ascending
+    // (ids sort by arrival time): never a walk over other domains' mail (issue 13).
+    this.#idsInDomain = db.prepare(DOMAIN_PAGE_SQL);
+    this.#messagesById = db.prepare(
+      `SELECT ${MESSAGE_COLUMNS} FROM messages m WHERE m.id IN (SELECT value FROM json_each(?)) ` +
+        "ORDER BY m.id",
     );
     const ofMessages = "message_id IN (SELECT value FROM json_each(?))";
     this.#recipientsAll = db.prepare(
@@ -76,14 +83,21 @@ export class QueueReader {
     this.#oneMessage = db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages m WHERE m.id = ?`);
   }
 
-  /** Messages matching `filter`, oldest first, each with its matching recipients; paged. */
+  /**
+   * Messages matching `filter`, oldest first, each with its matching recipients; paged. With
+   * domains, "oldest" is id order (ids sort by arrival) and the walk uses only their rows.
+   */
   *messages(
     filter: RecipientFilter,
   ): Generator<{ message: MessageRow; recipients: RecipientRow[] }> {
+    if (filter.domains !== undefined) {
+      yield* this.#messagesInDomains(filter.domains, filter.queuedOnly);
+      return;
+    }
     let afterTime = -1;
     let afterId = "";
     for (;;) {
-      const rows = this.#page(filter, afterTime, afterId);
+      const rows = this.#pageAll.all(afterTime, afterId, MESSAGE_PAGE_SIZE);
       if (rows.length === 0) return;
       const messages: MessageRow[] = [];
       for (const raw of rows) {
@@ -143,12 +157,45 @@ export class QueueReader {
     }
   }
 
-  #page(filter: RecipientFilter, afterTime: number, afterId: string): unknown[] {
-    if (filter.domains === undefined) {
-      return this.#pageAll.all(afterTime, afterId, MESSAGE_PAGE_SIZE);
+  *#messagesInDomains(
+    domains: readonly string[],
+    queuedOnly: boolean,
+  ): Generator<{ message: MessageRow; recipients: RecipientRow[] }> {
+    const statuses = queuedOnly ? ["queued"] : ["queued", "failed"];
+    const filter = { domains, queuedOnly };
+    let afterId = "";
+    for (;;) {
+      const streams: string[][] = [];
+      for (const domain of new Set(domains)) {
+        for (const status of statuses) {
+          const ids: string[] = [];
+          for (const row of this.#idsInDomain.all(domain, status, afterId, MESSAGE_PAGE_SIZE)) {
+            const id: unknown = row.message_id;
+            if (typeof id === "string") ids.push(id);
+          }
+          streams.push(ids);
+        }
+      }
+      const page = mergePage(streams, MESSAGE_PAGE_SIZE);
+      const last = page.ids[page.ids.length - 1];
+      if (last === undefined) return;
+      afterId = last;
+      const messages: MessageRow[] = [];
+      for (const raw of this.#messagesById.all(JSON.stringify(page.ids))) {
+        const message = readMessageRow(raw);
+        if (message === undefined) {
+          this.#log.warn("queue_row_unreadable", { table: "messages", id: rowId(raw) });
+        } else {
+          messages.push(message);
+        }
+      }
+      const byMessage = this.#recipientsOf(messages.map((m) => m.id), filter);
+      for (const message of messages) {
+        const recipients = byMessage.get(message.id) ?? [];
+        if (recipients.length > 0) yield { message, recipients };
+      }
+      if (page.isLast) return;
     }
-    const statement = filter.queuedOnly ? this.#pageQueuedInDomains : this.#pageInDomains;
-    return statement.all(afterTime, afterId, JSON.stringify(filter.domains), MESSAGE_PAGE_SIZE);
   }
 
   #recipientsOf(ids: readonly string[], filter: RecipientFilter): Map<string, RecipientRow[]> {

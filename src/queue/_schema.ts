@@ -83,4 +83,69 @@ export const QUEUE_MIGRATIONS: readonly string[] = [
       WHERE domain IN (SELECT domain FROM recipients WHERE message_id = OLD.id);
   END;
   `,
+  // 3: a domain's messages in id order straight from the index (ids sort by arrival time), so
+  // that ATRN and `queue list --domain` read only the domain's own rows, however much mail
+  // other domains hold (issue 13). It replaces (domain, status), which is its prefix.
+  `
+  CREATE INDEX recipients_domain_status_message ON recipients (domain, status, message_id);
+  DROP INDEX recipients_domain_status;
+  `,
+  // 4: what the queue gauges show, kept like `domain_usage` by triggers in the same
+  // transactions as the rows: per domain, the messages with at least one `queued` recipient
+  // there (expired and failed ones are not waiting) and their bytes. A scrape reads one row a
+  // domain instead of every queued recipient (issue 13). The oldest is one index lookup.
+  `
+  CREATE TABLE domain_waiting (
+    domain TEXT PRIMARY KEY,
+    messages INTEGER NOT NULL,
+    bytes INTEGER NOT NULL
+  );
+  INSERT INTO domain_waiting (domain, messages, bytes)
+    SELECT domain, count(*), sum(size) FROM (
+      SELECT DISTINCT r.domain, m.id, m.size FROM recipients r JOIN messages m ON m.id = r.message_id
+      WHERE r.status = 'queued'
+    ) GROUP BY domain;
+  CREATE TRIGGER recipients_waiting_insert AFTER INSERT ON recipients
+  WHEN NEW.status = 'queued' AND NOT EXISTS (SELECT 1 FROM recipients
+    WHERE domain = NEW.domain AND status = 'queued' AND message_id = NEW.message_id
+      AND id <> NEW.id)
+  BEGIN
+    INSERT INTO domain_waiting (domain, messages, bytes)
+      VALUES (NEW.domain, 1, coalesce((SELECT size FROM messages WHERE id = NEW.message_id), 0))
+      ON CONFLICT (domain) DO UPDATE SET
+        messages = messages + 1, bytes = bytes + excluded.bytes;
+  END;
+  CREATE TRIGGER recipients_waiting_delete AFTER DELETE ON recipients
+  WHEN OLD.status = 'queued' AND EXISTS (SELECT 1 FROM messages WHERE id = OLD.message_id)
+    AND NOT EXISTS (SELECT 1 FROM recipients
+      WHERE domain = OLD.domain AND status = 'queued' AND message_id = OLD.message_id)
+  BEGIN
+    UPDATE domain_waiting SET messages = messages - 1,
+      bytes = bytes - (SELECT size FROM messages WHERE id = OLD.message_id)
+      WHERE domain = OLD.domain;
+  END;
+  CREATE TRIGGER recipients_waiting_leave AFTER UPDATE OF status ON recipients
+  WHEN OLD.status = 'queued' AND NEW.status <> 'queued' AND NOT EXISTS (SELECT 1 FROM recipients
+    WHERE domain = OLD.domain AND status = 'queued' AND message_id = OLD.message_id)
+  BEGIN
+    UPDATE domain_waiting SET messages = messages - 1,
+      bytes = bytes - coalesce((SELECT size FROM messages WHERE id = OLD.message_id), 0)
+      WHERE domain = OLD.domain;
+  END;
+  CREATE TRIGGER recipients_waiting_return AFTER UPDATE OF status ON recipients
+  WHEN OLD.status <> 'queued' AND NEW.status = 'queued' AND NOT EXISTS (SELECT 1 FROM recipients
+    WHERE domain = NEW.domain AND status = 'queued' AND message_id = NEW.message_id
+      AND id <> NEW.id)
+  BEGIN
+    INSERT INTO domain_waiting (domain, messages, bytes)
+      VALUES (NEW.domain, 1, coalesce((SELECT size FROM messages WHERE id = NEW.message_id), 0))
+      ON CONFLICT (domain) DO UPDATE SET
+        messages = messages + 1, bytes = bytes + excluded.bytes;
+  END;
+  CREATE TRIGGER messages_waiting_delete BEFORE DELETE ON messages
+  BEGIN
+    UPDATE domain_waiting SET messages = messages - 1, bytes = bytes - OLD.size
+      WHERE domain IN (SELECT domain FROM recipients WHERE message_id = OLD.id AND status = 'queued');
+  END;
+  `,
 ];

@@ -69,6 +69,7 @@ export class SqliteQueueStore implements QueueStore {
   readonly #deleteDomainRecipients: StatementSync;
   readonly #deleteIfEmpty: StatementSync;
   readonly #domainStats: StatementSync;
+  readonly #oldestWaiting: StatementSync;
   readonly #usage: StatementSync;
   readonly #ping: StatementSync;
   readonly #maintenance: QueueMaintenance;
@@ -122,11 +123,12 @@ export class SqliteQueueStore implements QueueStore {
         "(SELECT 1 FROM recipients WHERE message_id = ?)",
     );
     this.#domainStats = db.prepare(
-      "SELECT domain, count(*) AS messages, sum(size) AS bytes, min(received_at) AS oldest " +
-        "FROM (SELECT DISTINCT r.domain, m.id, m.size, m.received_at FROM recipients r " +
-        // Waiting means deliverable: failed and expired recipients are kept only for operators.
-        "JOIN messages m ON m.id = r.message_id WHERE r.status = 'queued' AND r.expired_at IS NULL) " +
-        "GROUP BY domain ORDER BY domain",
+      "SELECT domain, messages, bytes FROM domain_waiting WHERE messages > 0 ORDER BY domain",
+    );
+    // Ids sort by arrival: the smallest waiting id of a domain is its oldest message.
+    this.#oldestWaiting = db.prepare(
+      "SELECT received_at FROM messages WHERE id = (SELECT min(message_id) FROM recipients " +
+        "WHERE domain = ? AND status = 'queued')",
     );
     this.#usage = db.prepare("SELECT messages, bytes FROM domain_usage WHERE domain = ?");
     this.#ping = db.prepare("SELECT 1 AS one");
@@ -282,9 +284,11 @@ export class SqliteQueueStore implements QueueStore {
     this.#assertOpen();
     const out: DomainStats[] = [];
     for (const row of this.#domainStats.all()) {
-      const { domain, messages, bytes, oldest } = row;
+      const { domain, messages, bytes } = row;
       if (typeof domain !== "string" || typeof messages !== "number") continue;
-      if (typeof bytes !== "number" || typeof oldest !== "number") continue;
+      if (typeof bytes !== "number") continue;
+      const oldest: unknown = this.#oldestWaiting.get(domain)?.received_at;
+      if (typeof oldest !== "number") continue;
       out.push({ domain, messages, bytes, oldestReceivedAt: oldest });
     }
     return out;
