@@ -70,6 +70,11 @@ function toFileShape(config: Config): Record<string, unknown> {
     queue: {
       "max_age": formatDuration(config.queue.maxAgeMs),
       quota: config.queue.quota === undefined ? null : quotaShape(config.queue.quota),
+      backend: config.queue.backend,
+      postgres: config.queue.postgres === undefined ? null : {
+        url: config.queue.postgres.url,
+        "password_file": config.queue.postgres.passwordFile ?? null,
+      },
     },
     domains: Object.fromEntries(
       [...config.domains].map(([domain, p]) => [domain, {

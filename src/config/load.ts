@@ -15,6 +15,7 @@ import type {
   ListenEntry,
   LogFormat,
   LogLevel,
+  PostgresConfig,
   QuotaLimits,
 } from "./types.ts";
 import { didYouMean } from "./_did_you_mean.ts";
@@ -120,6 +121,18 @@ export function parseConfig(
     ? undefined
     : v.quota(queue.quota, "queue.quota");
 
+  const backend = v.oneOf<"sqlite" | "postgres">(
+    queue.backend ?? "sqlite",
+    "queue.backend",
+    ["sqlite", "postgres"],
+  );
+  const postgres = queue.postgres === undefined || queue.postgres === null
+    ? undefined
+    : v.postgresSection(queue.postgres);
+  if (backend === "postgres" && postgres === undefined) {
+    v.fail("queue.postgres", "must be set when queue.backend is postgres (url, password_file)");
+  }
+
   const hostname = top.hostname === undefined
     ? opts.systemHostname()
     : v.hostname(top.hostname, "hostname");
@@ -175,7 +188,7 @@ export function parseConfig(
         "odmr.auth_timeout",
       ),
     },
-    queue: { maxAgeMs, quota },
+    queue: { maxAgeMs, quota, backend, postgres },
     domains: top.domains === undefined || top.domains === null
       ? new Map()
       : v.domainsSection(top.domains, { maxAgeMs, quota }),
@@ -209,7 +222,8 @@ const SMTP_KEYS = [
   "timeout",
 ] as const;
 const ODMR_KEYS = ["listen", "require_tls", "auth_timeout"] as const;
-const QUEUE_KEYS = ["max_age", "quota"] as const;
+const QUEUE_KEYS = ["max_age", "quota", "backend", "postgres"] as const;
+const POSTGRES_KEYS = ["url", "password_file"] as const;
 const QUOTA_KEYS = ["bytes", "messages"] as const;
 const DOMAIN_KEYS = ["max_age", "quota"] as const;
 const METRICS_KEYS = ["listen"] as const;
@@ -272,6 +286,34 @@ class Validator {
 
   path(value: unknown, key: string): string {
     return path.resolve(this.#baseDir, this.string(value, key));
+  }
+
+  /** `queue.postgres`: a postgres:// URL without a password, and the file that holds it. */
+  postgresSection(value: unknown): PostgresConfig {
+    const m = this.mapping(value, "queue.postgres", POSTGRES_KEYS);
+    const url = this.string(m.url, "queue.postgres.url");
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      // Not echoed: the value may hold a password.
+      this.fail("queue.postgres.url", "must be a URL like postgres://USER@HOST:PORT/DB");
+    }
+    if (parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:") {
+      // Not echoed: the value may hold a password.
+      this.fail("queue.postgres.url", "must be a URL like postgres://USER@HOST:PORT/DB");
+    }
+    if (parsed.password !== "") {
+      // The config is often world-readable and gets pasted into bug reports.
+      this.fail(
+        "queue.postgres.url",
+        "must not hold a password: put it in queue.postgres.password_file",
+      );
+    }
+    const passwordFile = m.password_file === undefined || m.password_file === null
+      ? undefined
+      : this.path(m.password_file, "queue.postgres.password_file");
+    return { url, passwordFile };
   }
 
   hostname(value: unknown, key: string): string {
@@ -510,6 +552,9 @@ function splitHostPort(
 async function checkReferencedFiles(config: Config): Promise<void> {
   const files: [string, string][] = [];
   if (config.tls) files.push(["tls.cert", config.tls.cert], ["tls.key", config.tls.key]);
+  if (config.queue.postgres?.passwordFile !== undefined) {
+    files.push(["queue.postgres.password_file", config.queue.postgres.passwordFile]);
+  }
   if (config.fetch) {
     files.push(["fetch.password_file", config.fetch.passwordFile]);
     if (config.fetch.ca !== undefined) files.push(["fetch.ca", config.fetch.ca]);

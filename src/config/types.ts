@@ -40,11 +40,23 @@ export interface Config {
     readonly maxAgeMs: number;
     /** Default per-domain quota; undefined: no limit. */
     readonly quota: QuotaLimits | undefined;
+    /** Where the queue, users and state live: `data_dir/odmr.db`, or a PostgreSQL database. */
+    readonly backend: "sqlite" | "postgres";
+    /** With `backend: postgres`. */
+    readonly postgres: PostgresConfig | undefined;
   };
   /** Per-domain overrides (`domains:`), keyed by lower-case A-label, fully resolved. */
   readonly domains: ReadonlyMap<string, DomainPolicy>;
   readonly metrics: { readonly listen: { host: string; port: number } } | undefined;
   readonly fetch: FetchConfig | undefined;
+}
+
+/** `queue.postgres`: the database shared by every `serve` node. */
+export interface PostgresConfig {
+  /** `postgres://USER@HOST:PORT/DB[?sslmode=…]`, without a password. */
+  readonly url: string;
+  /** First line is the password; undefined: none (trust, peer or a client certificate). */
+  readonly passwordFile: string | undefined;
 }
 
 /** Limits on mail waiting for one domain; an undefined limit is no limit. */

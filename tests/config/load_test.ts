@@ -36,7 +36,12 @@ Deno.test("parseConfig() of an empty file gives the embedded defaults of README.
     requireTls: false,
     authTimeoutMs: 60_000,
   });
-  assertEquals(c.queue, { maxAgeMs: 30 * 86_400_000, quota: undefined });
+  assertEquals(c.queue, {
+    maxAgeMs: 30 * 86_400_000,
+    quota: undefined,
+    backend: "sqlite",
+    postgres: undefined,
+  });
   assertEquals(c.domains, new Map());
   assertEquals(c.metrics, undefined);
   assertEquals(c.fetch, undefined);
@@ -142,7 +147,7 @@ Deno.test("parseConfig() names the file and the key path in every error", async 
       why: "an unknown key far from every known one",
       text: "queue: {colour: red}",
       want:
-        `Cannot load config "/etc/odmr.yaml": queue.colour is not a known key (known here: max_age, quota)`,
+        `Cannot load config "/etc/odmr.yaml": queue.colour is not a known key (known here: max_age, quota, backend, postgres)`,
     },
     {
       why: "a bad duration",
@@ -353,6 +358,8 @@ domains:
   assertEquals(c.queue, {
     maxAgeMs: 10 * 86_400_000,
     quota: { bytes: 1024 ** 3, messages: 10_000 },
+    backend: "sqlite",
+    postgres: undefined,
   });
   assertEquals(
     c.domains,
@@ -369,4 +376,56 @@ domains:
       }],
     ]),
   );
+});
+
+Deno.test("parseConfig() reads queue.backend and queue.postgres; the password never in the URL", async (t) => {
+  await t.step("postgres with url and password_file", () => {
+    const c = parse(`
+queue:
+  backend: postgres
+  postgres:
+    url: postgres://odmr@db.test:5432/odmr?sslmode=require
+    password_file: /etc/odmr/pg-password
+`);
+    assertEquals(c.queue.backend, "postgres");
+    assertEquals(c.queue.postgres, {
+      url: "postgres://odmr@db.test:5432/odmr?sslmode=require",
+      passwordFile: "/etc/odmr/pg-password",
+    });
+  });
+  for (
+    const row of [
+      {
+        why: "postgres without its section",
+        yaml: "queue: {backend: postgres}",
+        want: "queue.postgres must be set when queue.backend is postgres",
+      },
+      {
+        why: "a password in the URL",
+        yaml: "queue: {backend: postgres, postgres: {url: 'postgres://odmr:secret@db.test/odmr'}}",
+        want: "queue.postgres.url must not hold a password: put it in queue.postgres.password_file",
+      },
+      {
+        why: "another scheme",
+        yaml: "queue: {postgres: {url: 'mysql://u:secret@db.test/odmr'}}",
+        want: "queue.postgres.url must be a URL like postgres://USER@HOST:PORT/DB",
+      },
+      {
+        why: "an unknown backend",
+        yaml: "queue: {backend: mysql}",
+        want: "queue.backend must be one of sqlite, postgres",
+      },
+    ]
+  ) {
+    await t.step(row.why, () => {
+      let message = "";
+      try {
+        parse(row.yaml);
+      } catch (err) {
+        message = err instanceof Error ? err.message : String(err);
+      }
+      assertEquals(message.includes(row.want), true, message);
+      assertEquals(message.includes("secret"), false, "the password is not echoed");
+    });
+  }
 });
