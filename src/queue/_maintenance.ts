@@ -5,13 +5,11 @@
  * Each message's expiry is one transaction; domains under a live lease are left alone.
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { domainToASCII } from "node:url";
 import type { Logger } from "../observe/log.ts";
 import type { GroupTransaction } from "./_group_tx.ts";
 import type { QueueReader } from "./_reader.ts";
-import type { RecipientRow } from "./_rows.ts";
 import type { WriterStatements } from "./_writer.ts";
-import { buildFailureDsn, type DsnRecipient, headerBlock } from "./dsn.ts";
+import { planExpiry, type PlannedReport } from "./_expiry.ts";
 import type { MaintenanceOptions, MaintenanceReport } from "./types.ts";
 
 /** How long an expired recipient stays visible (`queue list`) before it is removed. */
@@ -22,11 +20,6 @@ export const MAX_EXPIRED_MESSAGES_PER_PASS = 200;
 export const MAX_REMOVED_PER_PASS = 1000;
 /** Free pages given back per pass at most (4 KiB pages: 16 MiB). */
 export const VACUUM_PAGES_PER_PASS = 4096;
-/** Header bytes returned in a DSN at most (RET=HDRS, the default). */
-export const MAX_RETURNED_HEADER_BYTES = 64 * 1024;
-/** RET=FULL returns the whole message only up to this size; bigger ones get headers only. */
-export const MAX_RETURNED_FULL_BYTES = 64 * 1024;
-
 /** What the pass needs from the store. */
 export interface MaintenanceDeps {
   readonly db: DatabaseSync;
@@ -114,7 +107,7 @@ export class QueueMaintenance {
     return { expiredRecipients, dsnQueued, dsnDropped };
   }
 
-  /** Expires the due recipients of one message and prepares its DSN; inside a transaction. */
+  /** Expires the due recipients of one message and queues its DSN; inside a transaction. */
   #expireMessage(
     id: string,
     now: number,
@@ -124,11 +117,15 @@ export class QueueMaintenance {
     const found = this.#deps.reader.message(id);
     if (found === undefined) return { expired: 0, dsn: "none" };
     const { message } = found;
-    const due = found.recipients.filter((r) =>
-      r.expiredAt === undefined && !leased.has(r.domain) &&
-      message.receivedAt < now - opts.maxAgeMs(r.domain)
-    );
-    for (const r of due) {
+    const plan = planExpiry({
+      message,
+      recipients: found.recipients,
+      now,
+      leased,
+      newId: this.#deps.newId,
+      readPrefix: (maxBytes) => this.#readPrefix(id, maxBytes),
+    }, opts);
+    for (const r of plan.due) {
       this.#expire.run(now, r.id);
       this.#deps.log.info("recipient_expired", {
         id,
@@ -137,57 +134,26 @@ export class QueueMaintenance {
         age_s: Math.floor((now - message.receivedAt) / 1000),
       });
     }
-    if (due.length === 0) return { expired: 0, dsn: "none" };
-    // Never bounce a bounce (RFC 5321 §6.1, docs/protocol.md §4.9).
-    if (message.mailFrom === "") return { expired: due.length, dsn: "none" };
-    const notified = due.filter(wantsFailureNotice);
-    if (notified.length === 0) return { expired: due.length, dsn: "none" };
-    const senderDomain = domainOf(message.mailFrom);
-    if (senderDomain === undefined || !opts.isLocalDomain(senderDomain)) {
-      this.#deps.log.info("dsn_dropped", {
-        id,
-        reason: "sender domain is not local and outbound delivery does not exist yet",
-      });
-      return { expired: due.length, dsn: "dropped" };
+    const dsn = plan.dsn;
+    if (dsn.kind === "dropped") this.#deps.log.info("dsn_dropped", { id, reason: dsn.reason });
+    if (dsn.kind === "queued") {
+      this.#insertReport(dsn.report, now);
+      this.#deps.log.info("dsn_queued", { id, dsn: dsn.report.id, to_domain: dsn.report.domain });
     }
-    const reportId = this.#deps.newId();
-    const wantsFull = message.params.ret === "FULL" && message.size <= MAX_RETURNED_FULL_BYTES;
-    const returned = wantsFull
-      ? { kind: "full" as const, bytes: this.#readPrefix(id, MAX_RETURNED_FULL_BYTES) }
-      : {
-        kind: "headers" as const,
-        bytes: headerBlock(
-          this.#readPrefix(id, MAX_RETURNED_HEADER_BYTES),
-          MAX_RETURNED_HEADER_BYTES,
-        ),
-      };
-    const bytes = buildFailureDsn({
-      reportingMta: opts.hostname,
-      reportId,
-      originalId: id,
-      originalSender: message.mailFrom,
-      ...(message.params.envid !== undefined ? { envid: message.params.envid } : {}),
-      arrivalDate: message.receivedAt,
-      date: now,
-      recipients: notified.map(toDsnRecipient),
-      returned,
-    });
-    this.#insertReport(reportId, bytes, message.mailFrom, senderDomain, now);
-    this.#deps.log.info("dsn_queued", { id, dsn: reportId, to_domain: senderDomain });
-    return { expired: due.length, dsn: "queued" };
+    return { expired: plan.due.length, dsn: dsn.kind };
   }
 
   /** Queues the report like received mail: `MAIL FROM:<>`, one recipient, the sender. */
-  #insertReport(id: string, bytes: Uint8Array, to: string, domain: string, now: number): void {
+  #insertReport(report: PlannedReport, now: number): void {
     const sql = this.#deps.writerSql;
     const step = this.#deps.chunkBytes;
+    const { id, bytes } = report;
     for (let seq = 0; seq * step < bytes.length; seq++) {
       sql.insertChunk.run(id, seq, bytes.subarray(seq * step, (seq + 1) * step));
     }
-    const params = hasEightBit(bytes) ? { body: "8BITMIME" } : {};
-    sql.insertMessage.run(id, now, "", bytes.length, JSON.stringify(params));
+    sql.insertMessage.run(id, now, "", bytes.length, JSON.stringify(report.params));
     // NOTIFY=NEVER: a report about the report is never wanted (RFC 3461 §5.2.7 spirit).
-    sql.insertRecipient.run(id, to, domain, "NEVER", null);
+    sql.insertRecipient.run(id, report.to, report.domain, "NEVER", null);
   }
 
   /** The first `maxBytes` of a stored body (fewer if it is shorter). */
@@ -247,33 +213,6 @@ export class QueueMaintenance {
     db.prepare("PRAGMA wal_checkpoint(TRUNCATE)").get();
     return pages;
   }
-}
-
-/** RFC 3461 §4.1: no NOTIFY means "FAILURE"; NEVER, or a list without FAILURE, means none. */
-function wantsFailureNotice(r: RecipientRow): boolean {
-  if (r.notify === undefined) return true;
-  return r.notify.toUpperCase().split(",").some((w) => w.trim() === "FAILURE");
-}
-
-function toDsnRecipient(r: RecipientRow): DsnRecipient {
-  return {
-    address: r.address,
-    ...(r.orcpt !== undefined ? { orcpt: r.orcpt } : {}),
-    ...(r.lastReply !== undefined ? { lastReply: r.lastReply } : {}),
-  };
-}
-
-/** Lower-case A-label of an address's domain, or undefined. */
-export function domainOf(address: string): string | undefined {
-  const at = address.lastIndexOf("@");
-  if (at < 0) return undefined;
-  const domain = domainToASCII(address.slice(at + 1).toLowerCase());
-  return domain === "" ? undefined : domain;
-}
-
-function hasEightBit(bytes: Uint8Array): boolean {
-  for (const b of bytes) if (b >= 0x80) return true;
-  return false;
 }
 
 function pragmaNumber(db: DatabaseSync, name: string): number {

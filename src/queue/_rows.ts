@@ -2,7 +2,7 @@
  * Validators for rows read back from SQLite: everything is `unknown` until checked here.
  * A row that fails returns undefined; the caller logs it and skips it (docs/architecture.md "Conventions").
  */
-import type { MessageParams, QueuedRecipient, RecipientStatus } from "./types.ts";
+import type { MessageParams, QueuedMessage, QueuedRecipient, RecipientStatus } from "./types.ts";
 
 /** A `messages` row, checked, before its recipients are attached. */
 export interface MessageRow {
@@ -82,6 +82,30 @@ export function toQueuedRecipient(r: RecipientRow, status: RecipientStatus): Que
     ...(r.lastReply !== undefined ? { lastReply: r.lastReply } : {}),
     ...(r.notify !== undefined ? { notify: r.notify } : {}),
     ...(r.orcpt !== undefined ? { orcpt: r.orcpt } : {}),
+  };
+}
+
+/**
+ * The operator's view of a message: a recipient is `expired` once expiry marked it, `failed`
+ * when stored so, `delivering` while its domain is under a live lease, else `queued`.
+ */
+export function toQueuedMessage(
+  message: MessageRow,
+  recipients: readonly RecipientRow[],
+  leased: ReadonlySet<string>,
+): QueuedMessage {
+  return {
+    ...message,
+    recipients: recipients.map((r) => {
+      const status: RecipientStatus = r.expiredAt !== undefined
+        ? "expired"
+        : r.stored === "failed"
+        ? "failed"
+        : leased.has(r.domain)
+        ? "delivering"
+        : "queued";
+      return toQueuedRecipient(r, status);
+    }),
   };
 }
 

@@ -11,7 +11,7 @@ import { GroupTransaction } from "./_group_tx.ts";
 import { newQueueId } from "./id.ts";
 import { SqliteLease } from "./_lease.ts";
 import { QueueReader } from "./_reader.ts";
-import { type RecipientRow, toQueuedRecipient } from "./_rows.ts";
+import { toQueuedMessage } from "./_rows.ts";
 import { QUEUE_MIGRATIONS } from "./_schema.ts";
 
 import { settled } from "./_settled.ts";
@@ -27,9 +27,7 @@ import type {
   NewMessage,
   QueuedMessage,
   QueueStore,
-  RecipientStatus,
 } from "./types.ts";
-import type { MessageRow } from "./_rows.ts";
 
 /** Size of one `message_chunks` row. */
 export const DEFAULT_CHUNK_BYTES = 64 * 1024;
@@ -209,7 +207,7 @@ export class SqliteQueueStore implements QueueStore {
     const domains = opts.domain === undefined ? undefined : [opts.domain];
     const out: QueuedMessage[] = [];
     for (const { message, recipients } of this.#reader.messages({ domains, queuedOnly: false })) {
-      out.push(this.#toQueued(message, recipients, leased));
+      out.push(toQueuedMessage(message, recipients, leased));
     }
     return out;
   }
@@ -219,7 +217,7 @@ export class SqliteQueueStore implements QueueStore {
       this.#assertOpen();
       const found = this.#reader.message(id);
       if (found === undefined) return undefined;
-      return this.#toQueued(found.message, found.recipients, this.#leasedDomains());
+      return toQueuedMessage(found.message, found.recipients, this.#leasedDomains());
     });
   }
 
@@ -379,22 +377,6 @@ export class SqliteQueueStore implements QueueStore {
       if (typeof domain === "string") out.add(domain);
     }
     return out;
-  }
-
-  #toQueued(message: MessageRow, recipients: RecipientRow[], leased: Set<string>): QueuedMessage {
-    return {
-      ...message,
-      recipients: recipients.map((r) => {
-        const status: RecipientStatus = r.expiredAt !== undefined
-          ? "expired"
-          : r.stored === "failed"
-          ? "failed"
-          : leased.has(r.domain)
-          ? "delivering"
-          : "queued";
-        return toQueuedRecipient(r, status);
-      }),
-    };
   }
 
   #assertOpen(): void {

@@ -1,0 +1,87 @@
+/**
+ * Group commit on PostgreSQL: the writes of many sessions (message rows, settlements) that
+ * arrive while one transaction is in flight go together into the next one, pipelined on one
+ * connection, so ingest pays one round trip and one WAL flush per group, not per message.
+ * A waiter resolves only after the COMMIT holding its writes returned (synchronous_commit on).
+ * When a group fails, each of its writes is retried alone so that one bad write fails only
+ * itself.
+ */
+import { setImmediate } from "node:timers";
+import type { Sql, Tx } from "./connect.ts";
+
+/** Statements of one write, run inside the group's transaction. */
+export type GroupWrite = (tx: Tx) => Promise<unknown>;
+
+interface Pending {
+  readonly write: GroupWrite;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+/** The group transaction schedule. */
+export class PgGroupCommit {
+  readonly #sql: Sql;
+  readonly #onCommit: () => void;
+  #pending: Pending[] = [];
+  #isScheduled = false;
+  #inFlight: Promise<void> | undefined;
+
+  constructor(sql: Sql, onCommit: () => void = () => {}) {
+    this.#sql = sql;
+    this.#onCommit = onCommit;
+  }
+
+  /** Runs `write` in the next group transaction; resolves once that transaction committed. */
+  run(write: GroupWrite): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#pending.push({ write, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  /** Resolves when nothing is pending or in flight (close). */
+  async drain(): Promise<void> {
+    for (let i = 0; i < 1000 && (this.#inFlight !== undefined || this.#isScheduled); i++) {
+      await (this.#inFlight ?? new Promise((r) => setImmediate(r)));
+    }
+  }
+
+  #schedule(): void {
+    if (this.#isScheduled || this.#inFlight !== undefined) return;
+    this.#isScheduled = true;
+    // Next check phase: every session whose data was handled in this loop turn joins.
+    setImmediate(() => {
+      this.#isScheduled = false;
+      this.#inFlight = this.#flush().finally(() => {
+        this.#inFlight = undefined;
+        if (this.#pending.length > 0) this.#schedule();
+      });
+    });
+  }
+
+  async #flush(): Promise<void> {
+    const group = this.#pending;
+    this.#pending = [];
+    if (group.length === 0) return;
+    try {
+      await this.#sql.begin((tx) => Promise.all(group.map((p) => p.write(tx))));
+      this.#onCommit();
+      for (const p of group) p.resolve();
+      return;
+    } catch (err) {
+      if (group.length === 1) {
+        group[0]?.reject(err);
+        return;
+      }
+    }
+    for (const p of group) {
+      try {
+        await this.#sql.begin((tx) => p.write(tx));
+        this.#onCommit();
+        p.resolve();
+      } catch (err) {
+        p.reject(err);
+      }
+    }
+  }
+}

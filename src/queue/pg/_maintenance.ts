@@ -1,0 +1,199 @@
+/**
+ * One maintenance pass on PostgreSQL: expiry with failure DSNs (the plan of src/queue/_expiry.ts),
+ * removal of expired recipients after the grace period, and of body chunks whose message never
+ * committed. Every node runs passes; a session advisory lock lets only one do it at a time, so
+ * no work is done twice, and a node that dies drops the lock with its connection. Space is
+ * given back by PostgreSQL's autovacuum (vacuumedPages is 0).
+ */
+import type { Logger } from "../../observe/log.ts";
+import { MAX_PREFIX_BYTES, planExpiry, type PlannedReport } from "../_expiry.ts";
+import {
+  EXPIRED_GRACE_MS,
+  MAX_EXPIRED_MESSAGES_PER_PASS,
+  MAX_REMOVED_PER_PASS,
+} from "../_maintenance.ts";
+import { writeParams } from "../_rows.ts";
+import type { MaintenanceOptions, MaintenanceReport } from "../types.ts";
+import type { Sql, Tx } from "./connect.ts";
+import type { PgReader } from "./_reader.ts";
+
+/** Advisory lock key of maintenance passes. */
+const MAINTENANCE_LOCK = 0x6f646d73;
+/** Chunks without a message are removed once this old (a crash mid-DATA, or a failed commit). */
+const ORPHAN_AGE_MS = 86_400_000;
+/** Orphan chunks are looked for every this many passes (it reads the whole chunk table). */
+const ORPHAN_EVERY_PASSES = 60;
+
+const NOTHING: MaintenanceReport = {
+  expiredRecipients: 0,
+  dsnQueued: 0,
+  dsnDropped: 0,
+  removedRecipients: 0,
+  vacuumedPages: 0,
+};
+
+/** What a pass needs from the store. */
+export interface PgMaintenanceDeps {
+  readonly sql: Sql;
+  readonly reader: PgReader;
+  readonly log: Logger;
+  readonly now: () => number;
+  readonly newId: () => string;
+  readonly chunkBytes: number;
+  readonly leasedDomains: () => Promise<Set<string>>;
+}
+
+/** Runs passes over one store. */
+export class PgMaintenance {
+  readonly #deps: PgMaintenanceDeps;
+  #passes = 0;
+
+  constructor(deps: PgMaintenanceDeps) {
+    this.#deps = deps;
+  }
+
+  /** One pass, or nothing when another node is running one. */
+  async run(opts: MaintenanceOptions): Promise<MaintenanceReport> {
+    const conn = await this.#deps.sql.reserve();
+    try {
+      const [row] = await conn`SELECT pg_try_advisory_lock(${MAINTENANCE_LOCK}) AS ok`;
+      if (row?.ok !== true) return NOTHING;
+      try {
+        const expired = await this.#expireOld(opts);
+        const removedRecipients = await this.#removePastGrace();
+        if (this.#passes++ % ORPHAN_EVERY_PASSES === 0) await this.#removeOrphans();
+        return { ...expired, removedRecipients, vacuumedPages: 0 };
+      } finally {
+        await conn`SELECT pg_advisory_unlock(${MAINTENANCE_LOCK})`;
+      }
+    } finally {
+      conn.release();
+    }
+  }
+
+  async #expireOld(opts: MaintenanceOptions) {
+    const { sql } = this.#deps;
+    const now = this.#deps.now();
+    const leased = await this.#deps.leasedDomains();
+    // A loose index scan: one index probe per domain, not a read of every recipient.
+    const domains = await sql`WITH RECURSIVE d AS (
+        SELECT min(domain) AS domain FROM recipients
+        UNION ALL
+        SELECT (SELECT min(domain) FROM recipients WHERE domain > d.domain) FROM d
+        WHERE d.domain IS NOT NULL)
+      SELECT domain FROM d WHERE domain IS NOT NULL`;
+    const ids = new Set<string>();
+    for (const { domain } of domains) {
+      const name = String(domain);
+      const room = MAX_EXPIRED_MESSAGES_PER_PASS - ids.size;
+      if (room <= 0) break;
+      if (leased.has(name)) continue;
+      const hits = await sql`SELECT DISTINCT r.message_id FROM recipients r
+        JOIN messages m ON m.id = r.message_id
+        WHERE r.domain = ${name} AND r.expired_at IS NULL
+          AND m.received_at < ${now - opts.maxAgeMs(name)} LIMIT ${room}`;
+      for (const h of hits) ids.add(String(h.message_id));
+    }
+    let expiredRecipients = 0;
+    let dsnQueued = 0;
+    let dsnDropped = 0;
+    for (const id of ids) {
+      const outcome = await this.#expireMessage(id, now, leased, opts);
+      expiredRecipients += outcome.expired;
+      if (outcome.dsn === "queued") dsnQueued++;
+      if (outcome.dsn === "dropped") dsnDropped++;
+    }
+    return { expiredRecipients, dsnQueued, dsnDropped };
+  }
+
+  async #expireMessage(
+    id: string,
+    now: number,
+    leased: Set<string>,
+    opts: MaintenanceOptions,
+  ): Promise<{ expired: number; dsn: "queued" | "dropped" | "none" }> {
+    const found = await this.#deps.reader.one(id);
+    if (found === undefined) return { expired: 0, dsn: "none" };
+    const { message } = found;
+    const prefix = message.mailFrom === "" ? new Uint8Array(0) : await this.#readPrefix(id);
+    const plan = planExpiry({
+      message,
+      recipients: found.recipients,
+      now,
+      leased,
+      newId: this.#deps.newId,
+      readPrefix: (maxBytes) => prefix.subarray(0, maxBytes),
+    }, opts);
+    if (plan.due.length === 0) return { expired: 0, dsn: "none" };
+    const dsn = plan.dsn;
+    await this.#deps.sql.begin(async (tx) => {
+      await tx`UPDATE recipients SET status = 'failed', expired_at = ${now}
+        WHERE id = ANY(${plan.due.map((r) => r.id)}::bigint[]) AND expired_at IS NULL`;
+      if (dsn.kind === "queued") await this.#insertReport(tx, dsn.report, now);
+    });
+    for (const r of plan.due) {
+      this.#deps.log.info("recipient_expired", {
+        id,
+        recipient: r.address,
+        domain: r.domain,
+        age_s: Math.floor((now - message.receivedAt) / 1000),
+      });
+    }
+    if (dsn.kind === "dropped") this.#deps.log.info("dsn_dropped", { id, reason: dsn.reason });
+    if (dsn.kind === "queued") {
+      this.#deps.log.info("dsn_queued", { id, dsn: dsn.report.id, to_domain: dsn.report.domain });
+    }
+    return { expired: plan.due.length, dsn: dsn.kind };
+  }
+
+  async #insertReport(tx: Tx, report: PlannedReport, now: number): Promise<void> {
+    const step = this.#deps.chunkBytes;
+    const { id, bytes } = report;
+    for (let seq = 0; seq * step < bytes.length; seq++) {
+      await tx`INSERT INTO message_chunks (message_id, seq, bytes, created_at)
+        VALUES (${id}, ${seq}, ${bytes.slice(seq * step, (seq + 1) * step)}, ${now})`;
+    }
+    await tx`INSERT INTO messages (id, received_at, mail_from, size, params)
+      VALUES (${id}, ${now}, '', ${bytes.length}, ${writeParams(report.params)})`;
+    // NOTIFY=NEVER: a report about the report is never wanted (RFC 3461 §5.2.7 spirit).
+    await tx`INSERT INTO recipients (message_id, address, domain, notify)
+      VALUES (${id}, ${report.to}, ${report.domain}, 'NEVER')`;
+  }
+
+  async #readPrefix(id: string): Promise<Uint8Array> {
+    const out = new Uint8Array(MAX_PREFIX_BYTES);
+    let fill = 0;
+    for await (const chunk of this.#deps.reader.body(id)) {
+      const n = Math.min(chunk.length, out.length - fill);
+      out.set(chunk.subarray(0, n), fill);
+      fill += n;
+      if (fill === out.length) break;
+    }
+    return out.subarray(0, fill);
+  }
+
+  async #removePastGrace(): Promise<number> {
+    const cutoff = this.#deps.now() - EXPIRED_GRACE_MS;
+    return await this.#deps.sql.begin(async (tx) => {
+      const gone = await tx`DELETE FROM recipients WHERE id IN (
+          SELECT id FROM recipients WHERE expired_at IS NOT NULL AND expired_at <= ${cutoff}
+          ORDER BY expired_at LIMIT ${MAX_REMOVED_PER_PASS})
+        RETURNING message_id`;
+      const touched = [...new Set(gone.map((g) => String(g.message_id)))];
+      const empty = await tx`DELETE FROM messages m WHERE m.id = ANY(${touched}::text[])
+        AND NOT EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id) RETURNING id`;
+      await tx`DELETE FROM message_chunks WHERE message_id = ANY(${
+        empty.map((e) => String(e.id))
+      }::text[])`;
+      if (gone.length > 0) this.#deps.log.info("expired_removed", { recipients: gone.length });
+      return gone.length;
+    });
+  }
+
+  async #removeOrphans(): Promise<void> {
+    const cutoff = this.#deps.now() - ORPHAN_AGE_MS;
+    const gone = await this.#deps.sql`DELETE FROM message_chunks c WHERE c.created_at < ${cutoff}
+      AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = c.message_id) RETURNING message_id`;
+    if (gone.length > 0) this.#deps.log.info("queue_orphans_removed", { chunks: gone.length });
+  }
+}

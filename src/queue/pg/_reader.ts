@@ -1,0 +1,163 @@
+/**
+ * Reads of the PostgreSQL queue: a domain's messages from the (domain, status, message_id)
+ * index in id order, merged across domains and statuses a page at a time (the same walk as
+ * the SQLite reader), all messages by arrival, one message, and body chunks in order. Rows are
+ * checked with the SQLite validators (bigints are cast to float8 in SQL: all well below 2^53).
+ */
+import type { Logger } from "../../observe/log.ts";
+import { mergePage } from "../_merge_page.ts";
+import {
+  type MessageRow,
+  readChunkBytes,
+  readMessageRow,
+  readRecipientRow,
+  type RecipientRow,
+} from "../_rows.ts";
+import type { Sql } from "./connect.ts";
+
+/** Messages fetched per page. */
+export const PG_MESSAGE_PAGE_SIZE = 100;
+/** Body chunks fetched per query. */
+const CHUNK_PAGE_SIZE = 16;
+
+/** A message with the recipients a read is about. */
+export interface FoundMessage {
+  readonly message: MessageRow;
+  readonly recipients: RecipientRow[];
+}
+
+/** The read side. */
+export class PgReader {
+  readonly #sql: Sql;
+  readonly #log: Logger;
+
+  constructor(sql: Sql, log: Logger) {
+    this.#sql = sql;
+    this.#log = log;
+  }
+
+  /** Messages with recipients in `domains` (queued only, or queued and failed), id order. */
+  async *inDomains(domains: readonly string[], queuedOnly: boolean): AsyncGenerator<FoundMessage> {
+    const statuses = queuedOnly ? ["queued"] : ["queued", "failed"];
+    const unique = [...new Set(domains)];
+    let after = "";
+    for (let guard = 0; guard < 10_000_000; guard++) {
+      const streams = await Promise.all(unique.flatMap((domain) =>
+        statuses.map(async (status) => {
+          const rows = await this.#sql`SELECT DISTINCT message_id FROM recipients
+            WHERE domain = ${domain} AND status = ${status} AND message_id > ${after}
+            ORDER BY message_id LIMIT ${PG_MESSAGE_PAGE_SIZE}`;
+          return rows.map((r) => String(r.message_id));
+        })
+      ));
+      const page = mergePage(streams, PG_MESSAGE_PAGE_SIZE);
+      const last = page.ids[page.ids.length - 1];
+      if (last === undefined) return;
+      after = last;
+      const messages = await this.#messages(page.ids);
+      const byMessage = await this.#recipientsOf(page.ids, unique, queuedOnly);
+      for (const message of messages) {
+        const recipients = byMessage.get(message.id) ?? [];
+        if (recipients.length > 0) yield { message, recipients };
+      }
+      if (page.isLast) return;
+    }
+  }
+
+  /** Every message, oldest first, with all its recipients (keyset pages). */
+  async *all(): AsyncGenerator<FoundMessage> {
+    let afterTime = -1;
+    let afterId = "";
+    for (let guard = 0; guard < 10_000_000; guard++) {
+      const rows = await this.#sql`SELECT id, received_at::float8 AS received_at, mail_from,
+          size::float8 AS size, params FROM messages
+        WHERE (received_at, id) > (${afterTime}, ${afterId})
+        ORDER BY received_at, id LIMIT ${PG_MESSAGE_PAGE_SIZE}`;
+      const messages = this.#check(rows);
+      const last = rows[rows.length - 1];
+      if (last === undefined) return;
+      afterTime = Number(last.received_at);
+      afterId = String(last.id);
+      const byMessage = await this.#recipientsOf(messages.map((m) => m.id), undefined, false);
+      for (const message of messages) {
+        const recipients = byMessage.get(message.id) ?? [];
+        if (recipients.length > 0) yield { message, recipients };
+      }
+      if (rows.length < PG_MESSAGE_PAGE_SIZE) return;
+    }
+  }
+
+  /** One message with all its recipients, or undefined. */
+  async one(id: string): Promise<FoundMessage | undefined> {
+    const [message] = await this.#messages([id]);
+    if (message === undefined) return undefined;
+    const recipients = (await this.#recipientsOf([id], undefined, false)).get(id) ?? [];
+    return { message, recipients };
+  }
+
+  /** The stored chunks of `messageId`, in order, a page of rows at a time. */
+  async *body(messageId: string): AsyncGenerator<Uint8Array> {
+    let afterSeq = -1;
+    for (let guard = 0; guard < 10_000_000; guard++) {
+      const rows = await this.#sql`SELECT seq, bytes FROM message_chunks
+        WHERE message_id = ${messageId} AND seq > ${afterSeq} ORDER BY seq LIMIT ${CHUNK_PAGE_SIZE}`;
+      for (const raw of rows) {
+        const bytes = readChunkBytes(raw);
+        if (bytes === undefined || typeof raw.seq !== "number") {
+          // A body with a hole cannot be sent byte-exact: stop rather than send it damaged.
+          throw new Error(`Cannot read body of message "${messageId}": chunk row is unreadable`);
+        }
+        afterSeq = raw.seq;
+        yield bytes;
+      }
+      if (rows.length < CHUNK_PAGE_SIZE) return;
+    }
+  }
+
+  async #messages(ids: readonly string[]): Promise<MessageRow[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.#sql`SELECT id, received_at::float8 AS received_at, mail_from,
+        size::float8 AS size, params FROM messages WHERE id = ANY(${ids as string[]}::text[])
+      ORDER BY id`;
+    return this.#check(rows);
+  }
+
+  #check(rows: readonly Record<string, unknown>[]): MessageRow[] {
+    const out: MessageRow[] = [];
+    for (const raw of rows) {
+      const message = readMessageRow(raw);
+      if (message === undefined) {
+        this.#log.warn("queue_row_unreadable", { table: "messages", id: String(raw.id) });
+      } else {
+        out.push(message);
+      }
+    }
+    return out;
+  }
+
+  async #recipientsOf(
+    ids: readonly string[],
+    domains: readonly string[] | undefined,
+    queuedOnly: boolean,
+  ): Promise<Map<string, RecipientRow[]>> {
+    const out = new Map<string, RecipientRow[]>();
+    if (ids.length === 0) return out;
+    const rows = await this.#sql`SELECT id::float8 AS id, message_id, address, domain, status,
+        attempts, last_reply, notify, orcpt, expired_at::float8 AS expired_at
+      FROM recipients WHERE message_id = ANY(${ids as string[]}::text[])
+        AND (${domains === undefined} OR domain = ANY(${(domains ?? []) as string[]}::text[]))
+        AND (${!queuedOnly} OR status = 'queued')
+      ORDER BY id`;
+    for (const raw of rows) {
+      const r = readRecipientRow(raw);
+      if (r === undefined) {
+        this.#log.warn("queue_row_unreadable", { table: "recipients", id: String(raw.id) });
+        continue;
+      }
+      const list = out.get(r.messageId);
+      if (list === undefined) out.set(r.messageId, [r]);
+      else list.push(r);
+    }
+    return out;
+  }
+}

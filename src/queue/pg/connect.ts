@@ -1,0 +1,82 @@
+/**
+ * Connects to the PostgreSQL database of `queue.postgres` (npm:postgres): the password comes
+ * from `password_file`, never from the URL or the config; TLS follows `sslmode` in the URL.
+ * Every session is asked for `synchronous_commit = on`, so a COMMIT returns only once it is
+ * flushed to disk, whatever the server's default (the 250 after DATA depends on it).
+ */
+import postgres from "postgres";
+
+/** A connection pool (npm:postgres). */
+export type Sql = postgres.Sql;
+/** The handle of one transaction. */
+export type Tx = postgres.TransactionSql;
+
+/** Where and how to connect. */
+export interface PgConnectOptions {
+  readonly url: string;
+  readonly passwordFile?: string | undefined;
+  /** Connections in the pool (default 8). */
+  readonly max?: number;
+  /** Seconds to wait for a connection (default 10). */
+  readonly connectTimeoutSeconds?: number;
+  /** Shown in pg_stat_activity. */
+  readonly applicationName?: string;
+  /**
+   * "off" only for writes that nobody waits on and that a later synchronous COMMIT makes
+   * durable anyway (WAL is flushed in order: that COMMIT flushes every earlier record).
+   */
+  readonly synchronousCommit?: "on" | "off";
+}
+
+/** `postgres://user@host:5432/db`: the URL as logged (no password, no query). */
+export function describeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.username === "" ? "" : `${u.username}@`}${u.host}${u.pathname}`;
+  } catch {
+    return "(invalid URL)";
+  }
+}
+
+/**
+ * Opens a pool and checks that the database answers. Throws one Error line naming the
+ * database (never the password) when it cannot be reached or the password file is unreadable.
+ */
+export async function connectPostgres(opts: PgConnectOptions): Promise<Sql> {
+  let password: string | undefined;
+  if (opts.passwordFile !== undefined) {
+    try {
+      password = (await Deno.readTextFile(opts.passwordFile)).split(/\r?\n/)[0] ?? "";
+    } catch (err) {
+      throw new Error(
+        `Cannot read queue.postgres.password_file "${opts.passwordFile}": ${describe(err)}`,
+      );
+    }
+  }
+  const sql = postgres(opts.url, {
+    max: opts.max ?? 8,
+    connect_timeout: opts.connectTimeoutSeconds ?? 10,
+    idle_timeout: 60,
+    onnotice: () => {},
+    ...(password === undefined ? {} : { password }),
+    connection: {
+      application_name: opts.applicationName ?? "odmr-relay",
+      synchronous_commit: opts.synchronousCommit ?? "on",
+    },
+  });
+  try {
+    await sql`SELECT 1 AS one`;
+  } catch (err) {
+    await sql.end({ timeout: 1 }).catch(() => {});
+    throw new Error(
+      `Cannot connect to PostgreSQL "${describeUrl(opts.url)}": ${describe(err, password)}`,
+    );
+  }
+  return sql;
+}
+
+/** An error's text, with the password cut out should a server or library ever echo it. */
+export function describe(err: unknown, password?: string): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return password === undefined || password === "" ? text : text.replaceAll(password, "***");
+}

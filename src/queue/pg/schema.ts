@@ -1,0 +1,104 @@
+/**
+ * Numbered schema migrations of the PostgreSQL backend (component "queue" in
+ * `schema_version`, like the SQLite file), applied under an advisory lock so that several
+ * nodes starting at once apply each step exactly once. Append steps; never edit a shipped one.
+ */
+import type { Sql } from "./connect.ts";
+
+/** Advisory lock key of migrations (any constant that no other user of the database takes). */
+const MIGRATION_LOCK = 0x6f646d72; // "odmr"
+
+/** Steps; index i is schema version i+1. */
+export const PG_QUEUE_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE messages (
+    id text PRIMARY KEY,
+    received_at bigint NOT NULL,
+    mail_from text NOT NULL,
+    size bigint NOT NULL,
+    params text NOT NULL
+  );
+  CREATE INDEX messages_received ON messages (received_at, id);
+  -- No foreign key: chunks are written (and committed) before their message row exists.
+  CREATE TABLE message_chunks (
+    message_id text NOT NULL,
+    seq integer NOT NULL,
+    bytes bytea NOT NULL,
+    created_at bigint NOT NULL,
+    PRIMARY KEY (message_id, seq)
+  );
+  CREATE TABLE recipients (
+    id bigserial PRIMARY KEY,
+    message_id text NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    address text NOT NULL,
+    domain text NOT NULL,
+    status text NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'failed')),
+    attempts integer NOT NULL DEFAULT 0,
+    last_reply text,
+    notify text,
+    orcpt text,
+    expired_at bigint
+  );
+  -- A domain's messages in id order (ids sort by arrival): ATRN reads only its own rows.
+  CREATE INDEX recipients_domain_status_message ON recipients (domain, status, message_id);
+  CREATE INDEX recipients_message ON recipients (message_id);
+  CREATE INDEX recipients_expired ON recipients (expired_at) WHERE expired_at IS NOT NULL;
+  CREATE TABLE domain_leases (
+    domain text PRIMARY KEY,
+    owner text NOT NULL,
+    lease_until bigint NOT NULL
+  );
+  -- The last successful ATRN per user (metrics), and the users, domains and verifiers as one
+  -- versioned snapshot that every node mirrors (src/cli/_backend_pg.ts).
+  CREATE TABLE user_state (
+    "user" text PRIMARY KEY,
+    last_atrn_success bigint NOT NULL
+  );
+  CREATE TABLE auth_state (
+    id integer PRIMARY KEY CHECK (id = 1),
+    version bigint NOT NULL,
+    rows jsonb NOT NULL
+  );
+  INSERT INTO auth_state (id, version, rows) VALUES (1, 0, '{}');
+  `,
+];
+
+/** Applies the steps not yet applied; throws naming the step that failed. */
+export async function applyPgMigrations(sql: Sql): Promise<void> {
+  const conn = await sql.reserve();
+  try {
+    await conn`SELECT pg_advisory_lock(${MIGRATION_LOCK})`;
+    try {
+      await conn`CREATE TABLE IF NOT EXISTS schema_version (
+        component text PRIMARY KEY, version integer NOT NULL)`;
+      const [row] = await conn`SELECT version FROM schema_version WHERE component = 'queue'`;
+      const current = Number(row?.version ?? 0);
+      if (current > PG_QUEUE_MIGRATIONS.length) {
+        throw new Error(
+          `Cannot use database schema for "queue": version ${current} is newer than this ` +
+            `program knows (${PG_QUEUE_MIGRATIONS.length})`,
+        );
+      }
+      for (let i = current; i < PG_QUEUE_MIGRATIONS.length; i++) {
+        try {
+          await conn`BEGIN`;
+          await conn.unsafe(PG_QUEUE_MIGRATIONS[i] ?? "");
+          await conn`INSERT INTO schema_version (component, version) VALUES ('queue', ${i + 1})
+            ON CONFLICT (component) DO UPDATE SET version = EXCLUDED.version`;
+          await conn`COMMIT`;
+        } catch (err) {
+          await conn`ROLLBACK`.catch(() => {});
+          throw new Error(
+            `Cannot migrate database schema for "queue" to version ${i + 1}: ${
+              err instanceof Error ? err.message : String(err)
+            }`,
+          );
+        }
+      }
+    } finally {
+      await conn`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`.catch(() => {});
+    }
+  } finally {
+    conn.release();
+  }
+}

@@ -1,0 +1,280 @@
+/**
+ * The PostgreSQL `QueueStore`: the same tables and rules as the SQLite one, shared by several
+ * `serve` nodes. Message rows and settlements are group-committed (synchronous commit);
+ * claims take domain leases under row locks, so one domain is drained by at most one session
+ * cluster-wide; maintenance runs on one node at a time (advisory lock). SQL stays here.
+ */
+import { type Logger, NULL_LOGGER } from "../../observe/log.ts";
+import { newQueueId } from "../id.ts";
+import { toQueuedMessage } from "../_rows.ts";
+import type {
+  ClaimResult,
+  DomainStats,
+  DomainUsage,
+  ListFilter,
+  MaintenanceOptions,
+  MaintenanceReport,
+  MessageWriter,
+  NewMessage,
+  QueuedMessage,
+  QueueStore,
+} from "../types.ts";
+import { connectPostgres, type PgConnectOptions, type Sql } from "./connect.ts";
+import { PgGroupCommit } from "./_group.ts";
+import { PgLease } from "./_lease.ts";
+import { PgMaintenance } from "./_maintenance.ts";
+import { PgReader } from "./_reader.ts";
+import { applyPgMigrations } from "./schema.ts";
+import { PgMessageWriter } from "./_writer.ts";
+
+/** Size of one `message_chunks` row. */
+export const PG_CHUNK_BYTES = 64 * 1024;
+/** How long /healthz waits for `SELECT 1`. */
+const PING_TIMEOUT_MS = 3000;
+
+/** Options of `PgQueueStore`. */
+export interface PgQueueStoreOptions {
+  /**
+   * This node's name (its `hostname`): leases are owned by `NODE|session`, and at start a node
+   * drops only the leases its own previous process left. Every node needs its own.
+   */
+  readonly nodeId: string;
+  readonly now?: () => number;
+  readonly chunkBytes?: number;
+  readonly logger?: Logger;
+  /** Called after each group COMMIT (tests count them). */
+  readonly onGroupCommit?: () => void;
+}
+
+/** Thrown inside a claim's transaction to roll it back with an answer. */
+class ClaimRefused extends Error {
+  readonly result: ClaimResult;
+  constructor(result: ClaimResult) {
+    super("claim refused");
+    this.result = result;
+  }
+}
+
+/** The queue on PostgreSQL. */
+export class PgQueueStore implements QueueStore {
+  readonly #sql: Sql;
+  readonly #chunkSql: Sql;
+  readonly #nodeId: string;
+  readonly #now: () => number;
+  readonly #chunkBytes: number;
+  readonly #log: Logger;
+  readonly #group: PgGroupCommit;
+  readonly #reader: PgReader;
+  readonly #maintenance: PgMaintenance;
+  #isClosed = false;
+
+  /** Connects (two pools: group writes and reads; body chunks), migrates, and opens. */
+  static async open(conn: PgConnectOptions, opts: PgQueueStoreOptions): Promise<PgQueueStore> {
+    const sql = await connectPostgres(conn);
+    let chunkSql: Sql | undefined;
+    try {
+      await applyPgMigrations(sql);
+      chunkSql = await connectPostgres({ ...conn, max: 4, synchronousCommit: "off" });
+      return new PgQueueStore(sql, chunkSql, opts);
+    } catch (err) {
+      await sql.end({ timeout: 1 }).catch(() => {});
+      await chunkSql?.end({ timeout: 1 }).catch(() => {});
+      throw err;
+    }
+  }
+
+  constructor(sql: Sql, chunkSql: Sql, opts: PgQueueStoreOptions) {
+    this.#sql = sql;
+    this.#chunkSql = chunkSql;
+    this.#nodeId = opts.nodeId;
+    this.#now = opts.now ?? Date.now;
+    this.#chunkBytes = opts.chunkBytes ?? PG_CHUNK_BYTES;
+    this.#log = opts.logger ?? NULL_LOGGER;
+    this.#group = new PgGroupCommit(sql, opts.onGroupCommit);
+    this.#reader = new PgReader(sql, this.#log);
+    this.#maintenance = new PgMaintenance({
+      sql,
+      reader: this.#reader,
+      log: this.#log,
+      now: this.#now,
+      newId: () => newQueueId(this.#now()),
+      chunkBytes: this.#chunkBytes,
+      leasedDomains: () => this.#leasedDomains(),
+    });
+  }
+
+  newId(): Promise<string> {
+    return Promise.resolve(newQueueId(this.#now()));
+  }
+
+  begin(message: NewMessage): Promise<MessageWriter> {
+    this.#assertOpen();
+    return Promise.resolve(
+      new PgMessageWriter(message.id ?? newQueueId(this.#now()), message, {
+        chunkSql: this.#chunkSql,
+        group: this.#group,
+        log: this.#log,
+        chunkBytes: this.#chunkBytes,
+        receivedAt: this.#now(),
+      }),
+    );
+  }
+
+  async claim(
+    domains: readonly string[],
+    opts: { owner: string; leaseSeconds: number },
+  ): Promise<ClaimResult> {
+    this.#assertOpen();
+    // Sorted: two claims over the same domains lock their rows in one order (no deadlock).
+    const wanted = [...new Set(domains)].sort();
+    const owner = `${this.#nodeId}|${opts.owner}`;
+    const now = this.#now();
+    const until = now + opts.leaseSeconds * 1000;
+    try {
+      return await this.#sql.begin(async (tx): Promise<ClaimResult> => {
+        for (const domain of wanted) {
+          // The upsert takes the row lock; a concurrent claim waits for our commit, then
+          // re-reads the row and finds it live and not its own: busy (RFC 2645 §5.2.1: 451).
+          const taken = await tx`INSERT INTO domain_leases (domain, owner, lease_until)
+            VALUES (${domain}, ${owner}, ${until})
+            ON CONFLICT (domain) DO UPDATE SET owner = EXCLUDED.owner,
+              lease_until = EXCLUDED.lease_until
+            WHERE domain_leases.owner = EXCLUDED.owner OR domain_leases.lease_until <= ${now}
+            RETURNING domain`;
+          if (taken.length === 0) throw new ClaimRefused({ kind: "busy", domain });
+        }
+        const any = await tx`SELECT 1 FROM recipients
+          WHERE domain = ANY(${wanted}::text[]) AND status = 'queued' LIMIT 1`;
+        if (any.length === 0) throw new ClaimRefused({ kind: "empty" });
+        const lease = new PgLease(wanted, { owner, leaseSeconds: opts.leaseSeconds }, {
+          sql: this.#sql,
+          group: this.#group,
+          reader: this.#reader,
+          now: this.#now,
+        });
+        return { kind: "claimed", lease };
+      });
+    } catch (err) {
+      if (err instanceof ClaimRefused) return err.result;
+      throw err;
+    }
+  }
+
+  async list(filter: ListFilter = {}): Promise<QueuedMessage[]> {
+    this.#assertOpen();
+    const leased = await this.#leasedDomains();
+    const found = filter.domain === undefined
+      ? this.#reader.all()
+      : this.#reader.inDomains([filter.domain], false);
+    const out: QueuedMessage[] = [];
+    for await (const { message, recipients } of found) {
+      out.push(toQueuedMessage(message, recipients, leased));
+    }
+    return out;
+  }
+
+  async get(id: string): Promise<QueuedMessage | undefined> {
+    this.#assertOpen();
+    const found = await this.#reader.one(id);
+    if (found === undefined) return undefined;
+    return toQueuedMessage(found.message, found.recipients, await this.#leasedDomains());
+  }
+
+  readBody(messageId: string): AsyncIterable<Uint8Array> {
+    this.#assertOpen();
+    return this.#reader.body(messageId);
+  }
+
+  async delete(ids: readonly string[]): Promise<number> {
+    this.#assertOpen();
+    const unique = [...new Set(ids)];
+    return await this.#sql.begin(async (tx) => {
+      const gone = await tx`DELETE FROM messages WHERE id = ANY(${unique}::text[]) RETURNING id`;
+      await tx`DELETE FROM message_chunks WHERE message_id = ANY(${unique}::text[])`;
+      return gone.length;
+    });
+  }
+
+  async deleteDomain(domain: string): Promise<number> {
+    this.#assertOpen();
+    return await this.#sql.begin(async (tx) => {
+      const rows = await tx`DELETE FROM recipients WHERE domain = ${domain} RETURNING message_id`;
+      const touched = [...new Set(rows.map((r) => String(r.message_id)))];
+      const empty = await tx`DELETE FROM messages m WHERE m.id = ANY(${touched}::text[])
+        AND NOT EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id) RETURNING id`;
+      await tx`DELETE FROM message_chunks WHERE message_id = ANY(${
+        empty.map((e) => String(e.id))
+      }::text[])`;
+      return touched.length;
+    });
+  }
+
+  /** Drops this node's leases only: the other nodes' sessions are alive. */
+  async releaseAllLeases(): Promise<number> {
+    this.#assertOpen();
+    const rows = await this.#sql`DELETE FROM domain_leases
+      WHERE starts_with(owner, ${this.#nodeId + "|"}) RETURNING domain`;
+    return rows.length;
+  }
+
+  async usage(domain: string): Promise<DomainUsage> {
+    this.#assertOpen();
+    // Read from the (domain, status, message_id) index: the domain's own rows only.
+    const [row] = await this.#sql`SELECT count(*)::float8 AS messages,
+        coalesce(sum(size), 0)::float8 AS bytes
+      FROM messages WHERE id IN (SELECT message_id FROM recipients WHERE domain = ${domain})`;
+    return { messages: Number(row?.messages ?? 0), bytes: Number(row?.bytes ?? 0) };
+  }
+
+  async domainStats(): Promise<DomainStats[]> {
+    this.#assertOpen();
+    const rows = await this.#sql`SELECT r.domain, count(*)::float8 AS messages,
+        sum(m.size)::float8 AS bytes, min(m.received_at)::float8 AS oldest
+      FROM (SELECT DISTINCT domain, message_id FROM recipients WHERE status = 'queued') r
+      JOIN messages m ON m.id = r.message_id GROUP BY r.domain ORDER BY r.domain`;
+    return rows.map((r) => ({
+      domain: String(r.domain),
+      messages: Number(r.messages),
+      bytes: Number(r.bytes),
+      oldestReceivedAt: Number(r.oldest),
+    }));
+  }
+
+  maintain(opts: MaintenanceOptions): Promise<MaintenanceReport> {
+    this.#assertOpen();
+    return this.#maintenance.run(opts);
+  }
+
+  async ping(): Promise<void> {
+    this.#assertOpen();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`no answer to SELECT 1 within ${PING_TIMEOUT_MS} ms`)),
+        PING_TIMEOUT_MS,
+      );
+    });
+    try {
+      await Promise.race([this.#sql`SELECT 1 AS one`, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#isClosed) return;
+    this.#isClosed = true;
+    await this.#group.drain();
+    await Promise.all([this.#sql.end({ timeout: 5 }), this.#chunkSql.end({ timeout: 5 })]);
+  }
+
+  async #leasedDomains(): Promise<Set<string>> {
+    const rows = await this.#sql`SELECT domain FROM domain_leases
+      WHERE lease_until > ${this.#now()}`;
+    return new Set(rows.map((r) => String(r.domain)));
+  }
+
+  #assertOpen(): void {
+    if (this.#isClosed) throw new Error("PgQueueStore used after close()");
+  }
+}

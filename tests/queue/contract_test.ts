@@ -1,0 +1,363 @@
+/**
+ * The QueueStore contract, one suite run against both backends: SQLite (a temp data_dir) and
+ * PostgreSQL (a private cluster, a fresh database per case). What sessions, the drain,
+ * maintenance and the commands rely on, whatever the backend.
+ */
+import assert from "node:assert/strict";
+import { openDatabase } from "../../src/queue/db.ts";
+import { EXPIRED_GRACE_MS } from "../../src/queue/_maintenance.ts";
+import { PgQueueStore } from "../../src/queue/pg/store.ts";
+import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
+import type { Lease, NewRecipient, QueueStore } from "../../src/queue/types.ts";
+import { type PostgresCluster, postgresTest } from "../_helpers/postgres.ts";
+import { withTempDataDir } from "../_helpers/temp_db.ts";
+
+const T0 = 1_700_000_000_000;
+const DAY = 86_400_000;
+const A = { owner: "session-a", leaseSeconds: 60 };
+const B = { owner: "session-b", leaseSeconds: 60 };
+
+interface Clock {
+  ms: number;
+}
+
+/** Opens a fresh, empty store of one backend with `clock`; closes and removes it after `fn`. */
+type Opener = (
+  clock: Clock,
+  fn: (store: QueueStore, commits: () => number) => Promise<void>,
+) => Promise<void>;
+
+function rcpt(address: string, extra: Partial<NewRecipient> = {}): NewRecipient {
+  return { address, domain: address.slice(address.indexOf("@") + 1), ...extra };
+}
+
+async function put(
+  store: QueueStore,
+  clock: Clock,
+  addresses: readonly string[],
+  opts: { from?: string; body?: Uint8Array } = {},
+): Promise<string> {
+  clock.ms += 1000;
+  const writer = await store.begin({
+    mailFrom: opts.from ?? "",
+    params: {},
+    recipients: addresses.map((a) => rcpt(a)),
+  });
+  await writer.write(opts.body ?? new TextEncoder().encode("Subject: t\r\n\r\nbody\r\n"));
+  await writer.commit();
+  return writer.id;
+}
+
+async function bodyOf(store: QueueStore, id: string): Promise<Uint8Array> {
+  const parts = await Array.fromAsync(store.readBody(id));
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+function leaseOf(result: Awaited<ReturnType<QueueStore["claim"]>>): Lease {
+  if (result.kind !== "claimed") throw new Error(`claim was ${result.kind}`);
+  return result.lease;
+}
+
+/** Every case of the contract, as steps of one test. */
+async function contract(t: Deno.TestContext, open: Opener): Promise<void> {
+  await t.step("a multi-chunk binary body comes back byte-exact, with its envelope", async () => {
+    await open({ ms: T0 }, async (store) => {
+      const body = new Uint8Array(150 * 1024 + 3);
+      for (let i = 0; i < body.length; i++) body[i] = (i * 7 + (i >> 9)) & 0xff;
+      const writer = await store.begin({
+        mailFrom: "s@example.net",
+        params: { body: "8BITMIME" },
+        recipients: [rcpt("a@one.test"), rcpt("b@two.test", { notify: "NEVER" })],
+      });
+      const scratch = new Uint8Array(10_000);
+      for (let at = 0; at < body.length; at += 10_000) {
+        const piece = body.subarray(at, Math.min(at + 10_000, body.length));
+        scratch.set(piece);
+        await writer.write(scratch.subarray(0, piece.length));
+        scratch.fill(0); // the writer must have copied what it keeps
+      }
+      await writer.commit();
+      assert.deepEqual(await bodyOf(store, writer.id), body);
+      const got = await store.get(writer.id);
+      assert.equal(got?.size, body.length);
+      assert.equal(got?.mailFrom, "s@example.net");
+      assert.deepEqual(got?.params, { body: "8BITMIME" });
+      assert.deepEqual(
+        got?.recipients.map((r) => [r.address, r.domain, r.status, r.notify]),
+        [["a@one.test", "one.test", "queued", undefined], [
+          "b@two.test",
+          "two.test",
+          "queued",
+          "NEVER",
+        ]],
+      );
+    });
+  });
+
+  await t.step("an aborted message leaves nothing visible", async () => {
+    await open({ ms: T0 }, async (store) => {
+      const w = await store.begin({ mailFrom: "", params: {}, recipients: [rcpt("a@one.test")] });
+      await w.write(new Uint8Array(100_000));
+      await w.abort();
+      assert.equal(await store.get(w.id), undefined);
+      assert.deepEqual(await store.list(), []);
+    });
+  });
+
+  await t.step("concurrent commits share group commits and each is durable", async () => {
+    await open({ ms: T0 }, async (store, commits) => {
+      const writers = await Promise.all(
+        Array.from(
+          { length: 20 },
+          () => store.begin({ mailFrom: "", params: {}, recipients: [rcpt("a@one.test")] }),
+        ),
+      );
+      await Promise.all(writers.map((w) => w.write(new TextEncoder().encode("x\r\n"))));
+      await Promise.all(writers.map((w) => w.commit()));
+      assert.equal((await store.list()).length, 20);
+      assert.ok(commits() < 20, `20 messages took ${commits()} commits`);
+    });
+  });
+
+  await t.step(
+    "claim: empty, all-or-nothing busy, taken over after expiry (N vs N+1 ms)",
+    async () => {
+      const clock = { ms: T0 };
+      await open(clock, async (store) => {
+        await put(store, clock, ["a@one.test"]);
+        await put(store, clock, ["b@two.test"]);
+        assert.deepEqual(await store.claim(["none.test"], A), { kind: "empty" });
+        const a = leaseOf(await store.claim(["two.test"], A));
+        assert.deepEqual(await store.claim(["one.test", "two.test"], B), {
+          kind: "busy",
+          domain: "two.test",
+        });
+        // one.test was not leased by the refused claim.
+        await leaseOf(await store.claim(["one.test"], A)).release();
+        clock.ms += 59_999;
+        assert.equal((await store.claim(["two.test"], B)).kind, "busy", "1 ms before expiry");
+        clock.ms += 1;
+        const b = leaseOf(await store.claim(["two.test"], B));
+        assert.equal(await a.renew(), false, "A lost its lease to B");
+        assert.equal(await b.renew(), true);
+        await b.release();
+        await a.release(); // releasing a lost lease does not drop B's successor
+        assert.equal((await store.claim(["two.test"], A)).kind, "claimed");
+      });
+    },
+  );
+
+  await t.step(
+    "a lease lists only queued recipients of its domains, oldest first, paged",
+    async () => {
+      const clock = { ms: T0 };
+      await open(clock, async (store) => {
+        const want: string[] = [];
+        for (let i = 0; i < 230; i++) {
+          const id = await put(store, clock, [`u${i}@one.test`, `x${i}@other.test`]);
+          if (i % 2 === 0) want.push(id);
+          else await put(store, clock, [`y${i}@other.test`]);
+        }
+        // Every other one.test message: its recipient failed, so only the even ones are offered.
+        const first = leaseOf(await store.claim(["one.test"], A));
+        const failed = [];
+        let n = 0;
+        for await (const m of first.messages()) {
+          const r = m.recipients[0];
+          if (n++ % 2 === 1 && r !== undefined) {
+            failed.push({ recipientId: r.id, outcome: "failed" as const, reply: "550 no" });
+          }
+        }
+        await first.settle(failed);
+        await first.release();
+        const lease = leaseOf(await store.claim(["one.test"], A));
+        const got = await Array.fromAsync(lease.messages());
+        assert.equal(got.length, 115);
+        assert.ok(got.every((m) => m.recipients.every((r) => r.domain === "one.test")));
+        assert.ok(got.every((m) => m.recipients.every((r) => r.status === "delivering")));
+        assert.deepEqual(got.map((m) => m.id), [...got.map((m) => m.id)].sort());
+        await lease.release();
+      });
+    },
+  );
+
+  await t.step(
+    "settle: delivered leaves, deferred stays queued, failed is not offered again",
+    async () => {
+      const clock = { ms: T0 };
+      await open(clock, async (store) => {
+        const id = await put(store, clock, ["a@one.test", "b@one.test", "c@one.test"]);
+        const lease = leaseOf(await store.claim(["one.test"], A));
+        const [m] = await Array.fromAsync(lease.messages());
+        const [ra, rb, rc] = m?.recipients ?? [];
+        assert.ok(ra && rb && rc);
+        await Promise.all([
+          lease.settle([{ recipientId: ra.id, outcome: "delivered", reply: "250 ok" }]),
+          lease.settle([{ recipientId: rb.id, outcome: "deferred", reply: "451 later" }]),
+          lease.settle([{ recipientId: rc.id, outcome: "failed", reply: "550 no" }]),
+        ]);
+        // Idempotent: settling a delivered recipient again changes nothing.
+        await lease.settle([{ recipientId: ra.id, outcome: "delivered", reply: "250 ok" }]);
+        await lease.release();
+        assert.deepEqual(
+          (await store.get(id))?.recipients.map((r) => [r.address, r.status, r.lastReply]),
+          [["b@one.test", "queued", "451 later"], ["c@one.test", "failed", "550 no"]],
+        );
+        const next = leaseOf(await store.claim(["one.test"], B));
+        const again = await Array.fromAsync(next.messages());
+        assert.deepEqual(again[0]?.recipients.map((r) => r.address), ["b@one.test"]);
+        await next.settle([{
+          recipientId: again[0]?.recipients[0]?.id ?? 0,
+          outcome: "delivered",
+          reply: "250",
+        }]);
+        await next.release();
+        // Only the failed one is left; when it goes too, the message and its body go.
+        assert.equal((await store.claim(["one.test"], A)).kind, "empty");
+        assert.equal(await store.deleteDomain("one.test"), 1);
+        assert.equal(await store.get(id), undefined);
+        assert.equal((await bodyOf(store, id)).length, 0);
+      });
+    },
+  );
+
+  await t.step("list shows delivering while leased; --domain shows that domain only", async () => {
+    const clock = { ms: T0 };
+    await open(clock, async (store) => {
+      const m1 = await put(store, clock, ["a@one.test", "b@two.test"]);
+      await put(store, clock, ["c@two.test"]);
+      const lease = leaseOf(await store.claim(["two.test"], A));
+      assert.deepEqual(
+        (await store.list({ domain: "one.test" })).map((m) => [
+          m.id,
+          m.recipients.map((r) => r.address),
+        ]),
+        [[m1, ["a@one.test"]]],
+      );
+      assert.deepEqual(
+        (await store.list()).flatMap((m) => m.recipients.map((r) => `${r.address}:${r.status}`)),
+        ["a@one.test:queued", "b@two.test:delivering", "c@two.test:delivering"],
+      );
+      await lease.release();
+    });
+  });
+
+  await t.step("delete and deleteDomain count what existed", async () => {
+    const clock = { ms: T0 };
+    await open(clock, async (store) => {
+      const m1 = await put(store, clock, ["a@one.test", "b@two.test"]);
+      const m2 = await put(store, clock, ["c@two.test"]);
+      assert.equal(await store.deleteDomain("two.test"), 2);
+      assert.equal(await store.get(m2), undefined);
+      assert.equal(await store.delete([m1, m2, "NOSUCHMESSAGE0"]), 1);
+      assert.deepEqual(await store.list(), []);
+    });
+  });
+
+  await t.step("usage and domainStats count each message once per domain", async () => {
+    const clock = { ms: T0 };
+    await open(clock, async (store) => {
+      const size = new TextEncoder().encode("Subject: t\r\n\r\nbody\r\n").length;
+      await put(store, clock, ["a@one.test", "b@one.test", "c@two.test"]);
+      await put(store, clock, ["d@two.test"]);
+      assert.deepEqual(await store.usage("two.test"), { messages: 2, bytes: 2 * size });
+      assert.deepEqual(await store.usage("none.test"), { messages: 0, bytes: 0 });
+      assert.deepEqual(await store.domainStats(), [
+        { domain: "one.test", messages: 1, bytes: size, oldestReceivedAt: T0 + 1000 },
+        { domain: "two.test", messages: 2, bytes: 2 * size, oldestReceivedAt: T0 + 1000 },
+      ]);
+    });
+  });
+
+  await t.step(
+    "maintenance expires at max_age + 1 ms, queues a DSN to a local sender, removes after the grace",
+    async () => {
+      const clock = { ms: T0 };
+      await open(clock, async (store) => {
+        const options = {
+          hostname: "mx.test",
+          maxAgeMs: () => DAY,
+          isLocalDomain: (d: string) => d === "local.test",
+        };
+        const id = await put(store, clock, ["u@one.test"], { from: "s@local.test" });
+        clock.ms += DAY;
+        assert.equal((await store.maintain(options)).expiredRecipients, 0, "exactly max_age");
+        clock.ms += 1;
+        const report = await store.maintain(options);
+        assert.equal(report.expiredRecipients, 1);
+        assert.equal(report.dsnQueued, 1);
+        assert.deepEqual((await store.get(id))?.recipients.map((r) => r.status), ["expired"]);
+        const dsn = (await store.list({ domain: "local.test" }))[0];
+        assert.equal(dsn?.mailFrom, "");
+        assert.deepEqual(dsn?.recipients.map((r) => r.address), ["s@local.test"]);
+        assert.match(new TextDecoder().decode(await bodyOf(store, dsn?.id ?? "")), /5\.4\.7/);
+        clock.ms += EXPIRED_GRACE_MS;
+        assert.equal((await store.maintain(options)).removedRecipients, 1);
+        assert.equal(await store.get(id), undefined);
+      });
+    },
+  );
+
+  await t.step("releaseAllLeases frees what a previous process left; ping answers", async () => {
+    const clock = { ms: T0 };
+    await open(clock, async (store) => {
+      await put(store, clock, ["a@one.test"]);
+      leaseOf(await store.claim(["one.test"], A)); // never released: a crash
+      assert.equal((await store.claim(["one.test"], B)).kind, "busy");
+      assert.equal(await store.releaseAllLeases(), 1);
+      assert.equal((await store.claim(["one.test"], B)).kind, "claimed");
+      await store.ping();
+    });
+  });
+}
+
+Deno.test("QueueStore contract: SQLite", async (t) => {
+  await contract(t, async (clock, fn) => {
+    await withTempDataDir(async (dataDir) => {
+      let commits = 0;
+      const store = new SqliteQueueStore(openDatabase(dataDir), {
+        now: () => clock.ms,
+        onGroupCommit: () => commits++,
+      });
+      try {
+        await fn(store, () => commits);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+});
+
+let databases = 0;
+
+/** Opens a PgQueueStore on a fresh database of `pg`. */
+export async function openPgStore(
+  pg: PostgresCluster,
+  clock: Clock,
+  opts: { nodeId?: string; onGroupCommit?: () => void } = {},
+): Promise<PgQueueStore> {
+  const url = await pg.createDatabase(`contract_${++databases}`);
+  return await PgQueueStore.open({ url }, {
+    nodeId: opts.nodeId ?? "node-a",
+    now: () => clock.ms,
+    ...(opts.onGroupCommit === undefined ? {} : { onGroupCommit: opts.onGroupCommit }),
+  });
+}
+
+await postgresTest("QueueStore contract: PostgreSQL", async (pg, t) => {
+  await contract(t, async (clock, fn) => {
+    let commits = 0;
+    const store = await openPgStore(pg, clock, { onGroupCommit: () => commits++ });
+    try {
+      await fn(store, () => commits);
+    } finally {
+      await store.close();
+    }
+  });
+});
