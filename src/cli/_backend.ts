@@ -1,50 +1,154 @@
 /**
- * The composition point of the storage backend: the one place that names the SQLite classes.
- * Everything else (serve, the sessions, the `queue` command) sees the `QueueStore` interface.
+ * The composition point of the storage backend: the one place that names the concrete
+ * stores. SQLite: `data_dir/odmr.db` holds the queue, users and state. PostgreSQL: one database
+ * shared by every node; the credential store runs over an in-memory copy of the users that
+ * follows the database (src/queue/pg/auth_mirror.ts). Everything else sees `QueueStore`.
  */
-import { CredentialStore } from "../auth/store.ts";
+import { DatabaseSync } from "node:sqlite";
+import { CredentialStore, type CredentialStoreOptions } from "../auth/store.ts";
+import type { Config } from "../config/types.ts";
 import type { Logger } from "../observe/log.ts";
-import { openDatabase } from "../queue/db.ts";
+import { NULL_LOGGER } from "../observe/log.ts";
+import type { AtrnSuccessStore } from "../observe/metrics.ts";
 import { type QueueAdmin, SqliteQueueAdmin } from "../queue/admin.ts";
+import { openDatabase } from "../queue/db.ts";
+import { AuthMirror, editAuthSnapshot, readAuthSnapshot } from "../queue/pg/auth_mirror.ts";
+import type { Sql } from "../queue/pg/connect.ts";
+import { PgQueueStore } from "../queue/pg/store.ts";
+import { PgUserState } from "../queue/pg/user_state.ts";
 import { SqliteQueueStore } from "../queue/sqlite_store.ts";
 import type { QueueStore } from "../queue/types.ts";
 import { UserStateStore } from "../queue/user_state.ts";
+import type { StorageChoice } from "./io.ts";
 
 /** What `serve` runs on. */
 export interface ServeBackend {
   readonly store: QueueStore;
   readonly credentials: CredentialStore;
   /** The last successful ATRN per user, kept across restarts (metrics). */
-  readonly userState: UserStateStore;
+  readonly userState: AtrnSuccessStore;
+  /** Closes the queue and whatever else the backend holds. */
+  close(): Promise<void>;
 }
 
 /**
- * Opens the queue, the users and the per-user state of `dataDir` for `serve` (the receiving
- * process: it may remove orphan body chunks). Throws an Error naming the path when it cannot.
+ * Opens the queue, the users and the per-user state for `serve` (the receiving process: it
+ * may remove orphan body chunks). Throws one Error line (no password) when it cannot.
  */
-export function openServeBackend(dataDir: string, opts: { logger: Logger }): ServeBackend {
-  const db = openDatabase(dataDir);
+export async function openServeBackend(
+  config: Config,
+  opts: { logger: Logger },
+): Promise<ServeBackend> {
+  const pg = config.queue.backend === "postgres" ? config.queue.postgres : undefined;
+  if (pg === undefined) {
+    const db = openDatabase(config.dataDir);
+    try {
+      const store = new SqliteQueueStore(db, { logger: opts.logger });
+      return {
+        store,
+        credentials: new CredentialStore(db),
+        userState: new UserStateStore(db),
+        close: () => store.close(),
+      };
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+  const store = await PgQueueStore.open(
+    {
+      url: pg.url,
+      passwordFile: pg.passwordFile,
+      applicationName: `odmr-relay ${config.hostname}`,
+    },
+    { nodeId: config.hostname, logger: opts.logger },
+  );
   try {
-    const store = new SqliteQueueStore(db, { logger: opts.logger });
-    return { store, credentials: new CredentialStore(db), userState: new UserStateStore(db) };
+    const copy = new DatabaseSync(":memory:");
+    const credentials = new CredentialStore(copy);
+    const mirror = await AuthMirror.start(store.pool, copy, opts.logger);
+    const userState = await PgUserState.open(store.pool, opts.logger);
+    return {
+      store,
+      credentials,
+      userState,
+      close: async () => {
+        await mirror.stop();
+        await store.close();
+        copy.close();
+      },
+    };
   } catch (err) {
-    db.close();
+    await store.close();
     throw err;
   }
 }
 
 /**
- * Opens the queue of `dataDir` for a tool running beside `serve` (`queue …`): it never removes
- * orphan chunks, which may belong to a message `serve` is still receiving.
+ * Opens the queue for a tool running beside `serve` (`queue …`): it never removes orphan
+ * chunks, which may belong to a message `serve` is still receiving.
  */
-export function openToolQueue(dataDir: string): QueueStore {
-  return new SqliteQueueStore(openDatabase(dataDir), { removeOrphans: false });
+export async function openToolQueue(dataDir: string, storage?: StorageChoice): Promise<QueueStore> {
+  const pg = storage?.backend === "postgres" ? storage.postgres : undefined;
+  if (pg === undefined) {
+    return new SqliteQueueStore(openDatabase(dataDir), { removeOrphans: false });
+  }
+  // A tool owns no leases: its node id matches no session's.
+  return await PgQueueStore.open(
+    { url: pg.url, passwordFile: pg.passwordFile, max: 2, applicationName: "odmr-relay tool" },
+    { nodeId: `tool-${Deno.pid}`, logger: NULL_LOGGER },
+  );
 }
 
 /**
  * Opens the operator queries of `dataDir` (`queue requeue|summary`, the figures of `user
- * list|show`) on a connection of their own, beside `serve`.
+ * list|show`) on a connection of their own, beside `serve`. SQLite only so far: with
+ * PostgreSQL these figures still read `data_dir`.
  */
 export function openToolAdmin(dataDir: string): QueueAdmin {
   return SqliteQueueAdmin.open(dataDir);
+}
+
+/** The users for the `user` command: edits run as one change every node sees at once. */
+export interface ToolCredentials {
+  /** Runs `fn` on the store as it is now (no lock). */
+  read<T>(fn: (store: CredentialStore) => Promise<T>): Promise<T>;
+  /** Runs `fn` on the store; with PostgreSQL, inside a transaction holding the users locked. */
+  edit<T>(fn: (store: CredentialStore) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** Opens the users of `dataDir` or of the PostgreSQL database. */
+export async function openToolCredentials(
+  dataDir: string,
+  storage: StorageChoice | undefined,
+  opts: CredentialStoreOptions = {},
+): Promise<ToolCredentials> {
+  const pg = storage?.backend === "postgres" ? storage.postgres : undefined;
+  if (pg === undefined) {
+    const store = CredentialStore.open(dataDir, opts);
+    return {
+      read: (fn) => fn(store),
+      edit: (fn) => fn(store),
+      close: () => Promise.resolve(store.close()),
+    };
+  }
+  const store = await PgQueueStore.open(
+    { url: pg.url, passwordFile: pg.passwordFile, max: 2, applicationName: "odmr-relay user" },
+    { nodeId: `tool-${Deno.pid}`, logger: NULL_LOGGER },
+  );
+  const sql: Sql = store.pool;
+  const copy = new DatabaseSync(":memory:");
+  const credentials = new CredentialStore(copy, opts);
+  return {
+    read: async (fn) => {
+      await readAuthSnapshot(sql, copy);
+      return await fn(credentials);
+    },
+    edit: (fn) => editAuthSnapshot(sql, copy, () => fn(credentials)),
+    close: async () => {
+      copy.close();
+      await store.close();
+    },
+  };
 }

@@ -3,7 +3,7 @@
  * file), stdin one line at a time (bytes kept between calls, a line at most 64 KiB), and
  * `data_dir` from the loaded config.
  */
-import type { CliIo } from "./io.ts";
+import type { CliIo, StorageChoice } from "./io.ts";
 
 /** Longest stdin line accepted (a password or a "yes"); longer input is an error. */
 const MAX_STDIN_LINE_BYTES = 64 * 1024;
@@ -12,6 +12,7 @@ const MAX_STDIN_LINE_BYTES = 64 * 1024;
 export function createCliIo(
   dataDir: string,
   out: { stdout(text: string): void; stderr(text: string): void },
+  storage?: StorageChoice,
 ): CliIo {
   let buffered = new Uint8Array(0);
   let isEof = false;
@@ -25,6 +26,7 @@ export function createCliIo(
     },
     isTty: Deno.stdin.isTerminal(),
     dataDir,
+    ...(storage === undefined ? {} : { storage }),
     async readStdinLine(): Promise<string | null> {
       for (;;) {
         const lf = buffered.indexOf(10);

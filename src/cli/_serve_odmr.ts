@@ -12,9 +12,6 @@ import { admitConnection } from "./_serve_admission.ts";
 import type { OdmrEvents } from "../odmr/events.ts";
 import type { ServeDeps } from "./_serve_deps.ts";
 
-/** How long a claimed domain stays leased without renewal (the drain renews every third). */
-export const ODMR_LEASE_SECONDS = 300;
-
 /** Runs the provider session for one connection of an `odmr.listen` entry. */
 export async function handleOdmrConnection(
   conn: Conn,
@@ -56,7 +53,7 @@ export async function handleOdmrConnection(
         ...(entry.lineRecords === undefined ? {} : { lineRecords: entry.lineRecords }),
         commandTimeoutMs: config.smtp.timeoutMs,
         authTimeoutMs: config.odmr.authTimeoutMs,
-        leaseSeconds: ODMR_LEASE_SECONDS,
+        leaseSeconds: config.queue.leaseMs / 1000,
       },
     });
   } finally {

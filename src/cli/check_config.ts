@@ -70,6 +70,7 @@ function toFileShape(config: Config): Record<string, unknown> {
     queue: {
       "max_age": formatDuration(config.queue.maxAgeMs),
       quota: config.queue.quota === undefined ? null : quotaShape(config.queue.quota),
+      "lease_time": formatDuration(config.queue.leaseMs),
       backend: config.queue.backend,
       postgres: config.queue.postgres === undefined ? null : {
         url: config.queue.postgres.url,

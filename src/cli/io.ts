@@ -16,4 +16,14 @@ export interface CliIo {
   readStdinLine(): Promise<string | null>;
   /** `data_dir` from the config. */
   readonly dataDir: string;
+  /** `queue.backend` and `queue.postgres` from the config; absent: SQLite in `dataDir`. */
+  readonly storage?: StorageChoice;
+}
+
+/** Where the queue and the users live (config `queue.backend`, `queue.postgres`). */
+export interface StorageChoice {
+  readonly backend: "sqlite" | "postgres";
+  readonly postgres:
+    | { readonly url: string; readonly passwordFile: string | undefined }
+    | undefined;
 }

@@ -110,9 +110,9 @@ export async function runCli(
       return await fetchCommand(config, { once, stderr: envir.stderr });
     }
     case "user":
-      return await userCommand([...split.rest], createCliIo(config.dataDir, envir));
+      return await userCommand([...split.rest], createCliIo(config.dataDir, envir, config.queue));
     case "queue":
-      return await queueCommand([...split.rest], createCliIo(config.dataDir, envir));
+      return await queueCommand([...split.rest], createCliIo(config.dataDir, envir, config.queue));
     default: {
       const never: never = first;
       return never;

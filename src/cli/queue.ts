@@ -41,7 +41,7 @@ export async function queueCommand(
   let store: QueueStore;
   let admin: QueueAdmin;
   try {
-    store = openToolQueue(io.dataDir);
+    store = await openToolQueue(io.dataDir, io.storage);
   } catch (err) {
     io.stderr(`error: ${errorText(err)}\n`);
     return EXIT_FAILURE;

@@ -9,7 +9,7 @@ import type tls from "node:tls";
 import type { Config, ListenEntry } from "../config/types.ts";
 import type { QueueStore } from "../queue/types.ts";
 import type { CredentialStore } from "../auth/store.ts";
-import { openServeBackend } from "./_backend.ts";
+import { openServeBackend, type ServeBackend } from "./_backend.ts";
 import { listen } from "../net/listener.ts";
 import { CertificateError } from "../net/tls_context.ts";
 import type { Listener } from "../net/listener.ts";
@@ -86,8 +86,9 @@ async function serveUntilSignal(
   let store: QueueStore;
   let credentials: CredentialStore;
   let observe: ServeObserve;
+  let backend: ServeBackend;
   try {
-    const backend = openServeBackend(config.dataDir, { logger: log });
+    backend = await openServeBackend(config, { logger: log });
     store = backend.store;
     credentials = backend.credentials;
     const queue = store;
@@ -105,9 +106,10 @@ async function serveUntilSignal(
       pingDatabase: () => queue.ping(),
     };
   } catch (err) {
-    log.error("startup_failed", {
-      reason: `Cannot open the queue in data_dir "${config.dataDir}": ${errorText(err)}`,
-    });
+    const where = config.queue.backend === "postgres"
+      ? "in PostgreSQL"
+      : `in data_dir "${config.dataDir}"`;
+    log.error("startup_failed", { reason: `Cannot open the queue ${where}: ${errorText(err)}` });
     return 1;
   }
   serveTls?.onPair((pair) => observe.metrics.tlsCertificate(pair.notAfter));
@@ -162,7 +164,7 @@ async function serveUntilSignal(
     log.info("stopped");
     return 0;
   } finally {
-    await store.close();
+    await backend.close();
   }
 }
 

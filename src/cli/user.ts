@@ -8,7 +8,7 @@
 import { checkPassword } from "../auth/password_check.ts";
 import { CredentialStore, type CredentialStoreOptions, UserError } from "../auth/store.ts";
 import type { QueueAdmin } from "../queue/admin.ts";
-import { openToolAdmin } from "./_backend.ts";
+import { openToolAdmin, openToolCredentials, type ToolCredentials } from "./_backend.ts";
 import type { CliIo } from "./io.ts";
 import { type PasswordPrompt, readPassword } from "./_password_prompt.ts";
 import { errorText } from "./_text.ts";
@@ -63,19 +63,22 @@ export async function userCommand(
     }
     password = got.password;
   }
-  let store: CredentialStore;
+  let users: ToolCredentials;
   try {
-    store = CredentialStore.open(io.dataDir, opts.storeOptions);
+    users = await openToolCredentials(io.dataDir, io.storage, opts.storeOptions);
   } catch (err) {
     io.stderr(`error: ${errorText(err)}\n`);
     return EXIT_FAILURE;
   }
   try {
-    if (cmd.kind === "test") return await testPassword(store, cmd.name, password, io);
-    if (cmd.kind === "list" || cmd.kind === "show") {
-      return await report(store, cmd, opts.now ?? Date.now, io);
+    if (cmd.kind === "test") {
+      return await users.read((store) => testPassword(store, cmd.name, password, io));
     }
-    return await change(cmd, password, store, io);
+    if (cmd.kind === "list" || cmd.kind === "show") {
+      return await users.read((store) => report(store, cmd, opts.now ?? Date.now, io));
+    }
+    // With PostgreSQL: one transaction holding the users locked, seen by every node at once.
+    return await users.edit((store) => change(cmd, password, store, io));
   } catch (err) {
     if (err instanceof UserError) {
       io.stderr(`error: ${err.message}\n`);
@@ -84,7 +87,7 @@ export async function userCommand(
     io.stderr(`error: Cannot use the users in "${io.dataDir}": ${errorText(err)}\n`);
     return EXIT_FAILURE;
   } finally {
-    store.close();
+    await users.close();
   }
 }
 

@@ -23,6 +23,7 @@ export const DEFAULT_SMTP_TIMEOUT = "5m";
 export const DEFAULT_ODMR_REQUIRE_TLS = false;
 export const DEFAULT_ODMR_AUTH_TIMEOUT = "60s";
 export const DEFAULT_QUEUE_MAX_AGE = "30d";
+export const DEFAULT_QUEUE_LEASE_TIME = "5m";
 
 export const DEFAULT_FETCH_TLS = "starttls";
 export const DEFAULT_FETCH_DELIVER_TO = "smtp://127.0.0.1:25";

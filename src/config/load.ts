@@ -121,6 +121,10 @@ export function parseConfig(
     ? undefined
     : v.quota(queue.quota, "queue.quota");
 
+  const leaseMs = v.duration(queue.lease_time ?? D.DEFAULT_QUEUE_LEASE_TIME, "queue.lease_time");
+  if (leaseMs < 3000 || leaseMs > 3_600_000) {
+    v.fail("queue.lease_time", "must be between 3s and 1h");
+  }
   const backend = v.oneOf<"sqlite" | "postgres">(
     queue.backend ?? "sqlite",
     "queue.backend",
@@ -188,7 +192,7 @@ export function parseConfig(
         "odmr.auth_timeout",
       ),
     },
-    queue: { maxAgeMs, quota, backend, postgres },
+    queue: { maxAgeMs, quota, backend, postgres, leaseMs },
     domains: top.domains === undefined || top.domains === null
       ? new Map()
       : v.domainsSection(top.domains, { maxAgeMs, quota }),
@@ -222,7 +226,7 @@ const SMTP_KEYS = [
   "timeout",
 ] as const;
 const ODMR_KEYS = ["listen", "require_tls", "auth_timeout"] as const;
-const QUEUE_KEYS = ["max_age", "quota", "backend", "postgres"] as const;
+const QUEUE_KEYS = ["max_age", "quota", "backend", "postgres", "lease_time"] as const;
 const POSTGRES_KEYS = ["url", "password_file"] as const;
 const QUOTA_KEYS = ["bytes", "messages"] as const;
 const DOMAIN_KEYS = ["max_age", "quota"] as const;

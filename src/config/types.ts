@@ -44,6 +44,11 @@ export interface Config {
     readonly backend: "sqlite" | "postgres";
     /** With `backend: postgres`. */
     readonly postgres: PostgresConfig | undefined;
+    /**
+     * How long a drain's lease on its domains lasts unless renewed (the drain renews it every
+     * third of that): after a node dies mid-drain, another node serves the domains this late.
+     */
+    readonly leaseMs: number;
   };
   /** Per-domain overrides (`domains:`), keyed by lower-case A-label, fully resolved. */
   readonly domains: ReadonlyMap<string, DomainPolicy>;

@@ -41,6 +41,7 @@ Deno.test("parseConfig() of an empty file gives the embedded defaults of README.
     quota: undefined,
     backend: "sqlite",
     postgres: undefined,
+    leaseMs: 300_000,
   });
   assertEquals(c.domains, new Map());
   assertEquals(c.metrics, undefined);
@@ -147,7 +148,7 @@ Deno.test("parseConfig() names the file and the key path in every error", async 
       why: "an unknown key far from every known one",
       text: "queue: {colour: red}",
       want:
-        `Cannot load config "/etc/odmr.yaml": queue.colour is not a known key (known here: max_age, quota, backend, postgres)`,
+        `Cannot load config "/etc/odmr.yaml": queue.colour is not a known key (known here: max_age, quota, backend, postgres, lease_time)`,
     },
     {
       why: "a bad duration",
@@ -360,6 +361,7 @@ domains:
     quota: { bytes: 1024 ** 3, messages: 10_000 },
     backend: "sqlite",
     postgres: undefined,
+    leaseMs: 300_000,
   });
   assertEquals(
     c.domains,

@@ -103,6 +103,11 @@ export class PgQueueStore implements QueueStore {
     });
   }
 
+  /** The pool, for the users and per-user state kept in the same database. */
+  get pool(): Sql {
+    return this.#sql;
+  }
+
   newId(): Promise<string> {
     return Promise.resolve(newQueueId(this.#now()));
   }

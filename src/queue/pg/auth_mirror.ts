@@ -1,0 +1,178 @@
+/**
+ * Users, domains and verifiers on PostgreSQL, kept as one versioned snapshot (`auth_state`) of
+ * the credential tables, so that the credential store (src/auth/store.ts, synchronous, on
+ * SQLite) runs unchanged on every node over an in-memory SQLite copy. A node reloads the copy
+ * when another one writes (LISTEN/NOTIFY, plus a poll as a safety net); the `user` command
+ * edits a copy inside a transaction that holds the snapshot row locked, then writes it back.
+ * Tables are copied whole: they are small (one row per user, domain and verifier).
+ */
+import type { DatabaseSync, SQLInputValue } from "node:sqlite";
+import type { Logger } from "../../observe/log.ts";
+import type { Sql } from "./connect.ts";
+
+/** NOTIFY channel of snapshot changes. */
+const CHANNEL = "odmr_auth";
+/** Safety-net poll of the snapshot version (a lost NOTIFY, a reconnect). */
+const POLL_MS = 5000;
+
+type Rows = Record<string, Record<string, unknown>[]>;
+
+/** Tables of the copy: everything but SQLite's own and the schema versions. */
+function tablesOf(db: DatabaseSync): string[] {
+  return db.prepare(
+    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' " +
+      "AND name <> 'schema_version' ORDER BY name",
+  ).all().map((r) => String(r.name));
+}
+
+/** The copy's rows as JSON-safe values (blobs as {"$b64"}, big integers as {"$big"}). */
+export function dumpTables(db: DatabaseSync): Rows {
+  const out: Rows = {};
+  for (const table of tablesOf(db)) {
+    out[table] = db.prepare(`SELECT * FROM "${table}"`).all().map((row) => {
+      const encoded: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(row)) {
+        encoded[k] = v instanceof Uint8Array
+          ? { $b64: btoa(String.fromCharCode(...v)) }
+          : typeof v === "bigint"
+          ? { $big: v.toString() }
+          : v;
+      }
+      return encoded;
+    });
+  }
+  return out;
+}
+
+/** Replaces every row of the copy with `rows`, in one transaction. */
+export function loadTables(db: DatabaseSync, rows: Rows): void {
+  db.exec("BEGIN");
+  try {
+    // Tables are copied in name order, not in foreign-key order: check at COMMIT instead.
+    db.exec("PRAGMA defer_foreign_keys = ON");
+    for (const table of tablesOf(db)) {
+      db.exec(`DELETE FROM "${table}"`);
+      for (const row of rows[table] ?? []) {
+        const cols = Object.keys(row);
+        if (cols.length === 0) continue;
+        const sql = `INSERT INTO "${table}" (${cols.map((c) => `"${c}"`).join(", ")}) VALUES (${
+          cols.map(() => "?").join(", ")
+        })`;
+        db.prepare(sql).run(...cols.map((c) => decode(row[c])));
+      }
+    }
+    db.exec("COMMIT");
+  } catch (err) {
+    db.exec("ROLLBACK");
+    throw err;
+  }
+}
+
+function decode(v: unknown): SQLInputValue {
+  if (v === null || typeof v === "string" || typeof v === "number") return v;
+  if (typeof v === "object" && v !== null && "$b64" in v && typeof v.$b64 === "string") {
+    return Uint8Array.from(atob(v.$b64), (c) => c.charCodeAt(0));
+  }
+  if (typeof v === "object" && v !== null && "$big" in v && typeof v.$big === "string") {
+    return BigInt(v.$big);
+  }
+  if (typeof v === "boolean") return v ? 1 : 0;
+  throw new Error(`Cannot load credential row value: ${JSON.stringify(v)}`);
+}
+
+/** Keeps an in-memory copy in step with the snapshot; `stop()` ends it. */
+export class AuthMirror {
+  readonly #sql: Sql;
+  readonly #db: DatabaseSync;
+  readonly #log: Logger;
+  #version = -1;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #unlisten: (() => Promise<void>) | undefined;
+  #refreshing: Promise<void> | undefined;
+
+  private constructor(sql: Sql, db: DatabaseSync, log: Logger) {
+    this.#sql = sql;
+    this.#db = db;
+    this.#log = log;
+  }
+
+  /** Loads the snapshot into `db` (which holds the credential tables) and follows changes. */
+  static async start(sql: Sql, db: DatabaseSync, log: Logger): Promise<AuthMirror> {
+    const mirror = new AuthMirror(sql, db, log);
+    await mirror.refresh();
+    const sub = await sql.listen(CHANNEL, () => {
+      mirror.refresh().catch(() => {});
+    });
+    mirror.#unlisten = () => sub.unlisten();
+    mirror.#timer = setInterval(() => mirror.refresh().catch(() => {}), POLL_MS);
+    return mirror;
+  }
+
+  /** Reloads the copy if the snapshot changed. */
+  refresh(): Promise<void> {
+    this.#refreshing ??= this.#refresh().finally(() => {
+      this.#refreshing = undefined;
+    });
+    return this.#refreshing;
+  }
+
+  async #refresh(): Promise<void> {
+    try {
+      const [head] = await this
+        .#sql`SELECT version::float8 AS version FROM auth_state WHERE id = 1`;
+      const version = Number(head?.version ?? 0);
+      if (version === this.#version) return;
+      const [row] = await this.#sql`SELECT version::float8 AS version, rows FROM auth_state
+        WHERE id = 1`;
+      loadTables(this.#db, (row?.rows ?? {}) as Rows);
+      this.#version = Number(row?.version ?? 0);
+    } catch (err) {
+      // The copy stays as it was: users keep working from the last known state.
+      this.#log.warn("auth_mirror_refresh_failed", { reason: String(err) });
+      throw err;
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    await this.#unlisten?.().catch(() => {});
+    await this.#refreshing?.catch(() => {});
+  }
+}
+
+/** Loads the current snapshot into `db` (a reader's copy: no lock). */
+export async function readAuthSnapshot(sql: Sql, db: DatabaseSync): Promise<void> {
+  const [row] = await sql`SELECT rows FROM auth_state WHERE id = 1`;
+  loadTables(db, (row?.rows ?? {}) as Rows);
+}
+
+/**
+ * Runs `edit` on a copy of the snapshot while holding it locked (FOR UPDATE), then writes the
+ * copy back, bumps the version and tells every node; a thrown error writes nothing.
+ */
+export async function editAuthSnapshot<T>(
+  sql: Sql,
+  db: DatabaseSync,
+  edit: () => Promise<T>,
+): Promise<T> {
+  const conn = await sql.reserve();
+  try {
+    await conn`BEGIN`;
+    try {
+      const [row] = await conn`SELECT rows FROM auth_state WHERE id = 1 FOR UPDATE`;
+      loadTables(db, (row?.rows ?? {}) as Rows);
+      const value = await edit();
+      await conn`UPDATE auth_state SET version = version + 1, rows = ${
+        conn.json(dumpTables(db) as Parameters<typeof conn.json>[0])
+      } WHERE id = 1`;
+      await conn`SELECT pg_notify(${CHANNEL}, '')`;
+      await conn`COMMIT`;
+      return value;
+    } catch (err) {
+      await conn`ROLLBACK`.catch(() => {});
+      throw err;
+    }
+  } finally {
+    conn.release();
+  }
+}

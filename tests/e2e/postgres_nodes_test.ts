@@ -1,0 +1,248 @@
+/**
+ * Two `serve` nodes on one PostgreSQL database (#14): mail received by node A is collected
+ * through node B, a user added once is seen by both, one domain is drained by one session
+ * cluster-wide (the second ATRN gets 451), and after `kill -9` of the draining node the other
+ * delivers the rest once the lease has run out. Nothing acknowledged is lost.
+ */
+import assert from "node:assert/strict";
+import { type PostgresCluster, postgresTest } from "../_helpers/postgres.ts";
+import { runScriptedCustomer } from "../_helpers/scripted_customer.ts";
+import {
+  addUser,
+  removeTestFiles,
+  runMain,
+  type ServerProcess,
+  startServer,
+  writeTestConfig,
+} from "../_helpers/server_process.ts";
+import { queueIdOf, submit } from "../_helpers/smtp_submit.ts";
+
+const PASSWORD = "secret-password";
+const LEASE = "4s";
+
+function nodeConfig(name: string, url: string): Record<string, unknown> {
+  return {
+    hostname: name,
+    queue: { backend: "postgres", postgres: { url }, lease_time: LEASE },
+  };
+}
+
+async function withNodes(
+  pg: PostgresCluster,
+  db: string,
+  fn: (a: ServerProcess, b: ServerProcess) => Promise<void>,
+): Promise<void> {
+  const url = await pg.createDatabase(db);
+  const a = await startServer({ config: nodeConfig("mx-a.test", url) });
+  let b: ServerProcess | undefined;
+  try {
+    b = await startServer({ config: nodeConfig("mx-b.test", url) });
+    await fn(a, b);
+  } finally {
+    await a.stop();
+    await b?.stop();
+    await removeTestFiles(a);
+    if (b !== undefined) await removeTestFiles(b);
+  }
+}
+
+function port(listeners: readonly { port: number }[]): number {
+  const first = listeners[0];
+  if (first === undefined) throw new Error("no listener");
+  return first.port;
+}
+
+async function send(node: ServerProcess, n: number, domain = "example.org"): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = await submit({
+      port: port(node.smtp),
+      from: "sender@example.net",
+      to: [`user${i}@${domain}`],
+      body: new TextEncoder().encode(`Subject: m${i}\r\n\r\nbody ${i}\r\n`),
+    });
+    const id = queueIdOf(r.final);
+    assert.ok(id, `message ${i} accepted: ${r.final}`);
+    ids.push(id);
+  }
+  return ids;
+}
+
+/** RCPT is refused until the node's copy of the users has the domain (NOTIFY: at once). */
+async function waitUntilAccepted(node: ServerProcess, domain: string): Promise<void> {
+  let last: string[] = [];
+  for (let i = 0; i < 100; i++) {
+    const r = await submit({
+      port: port(node.smtp),
+      from: "probe@example.net",
+      to: [`probe@${domain}`],
+      body: new TextEncoder().encode("Subject: probe\r\n\r\nprobe\r\n"),
+    });
+    if (queueIdOf(r.final) !== undefined) return;
+    last = r.replies;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  throw new Error(
+    `node never accepted mail for ${domain}: ${last.join(" | ")}\n${node.logs().slice(-2000)}`,
+  );
+}
+
+await postgresTest(
+  "two serve nodes on one PostgreSQL: mail received by A is collected through B (#14)",
+  async (pg) => {
+    await withNodes(pg, "nodes_collect", async (a, b) => {
+      await addUser(a.configPath, "alice", ["example.org"], PASSWORD);
+      await waitUntilAccepted(a, "example.org");
+      await waitUntilAccepted(b, "example.org");
+      const sent = await send(a, 5);
+      const got = await runScriptedCustomer({
+        port: port(b.odmr),
+        auth: { mechanism: "CRAM-MD5", user: "alice", password: PASSWORD },
+        atrn: "example.org",
+      });
+      assert.match(got.atrnReply ?? "", /^250 /);
+      // The two probes plus the five.
+      assert.equal(got.messages.length, 7);
+      const subjects = got.messages.map((m) => new TextDecoder().decode(m.data)).join("\n");
+      for (let i = 0; i < sent.length; i++) assert.ok(subjects.includes(`Subject: m${i}`));
+      const left = await runMain(["queue", "list", "--json", "--config", a.configPath]);
+      assert.equal(left.code, 0, left.stderr);
+      assert.deepEqual(JSON.parse(left.stdout), [], "delivered mail left the shared queue");
+    });
+  },
+);
+
+await postgresTest(
+  "two serve nodes: a second ATRN for a domain being drained gets 451 on the other node (#14)",
+  async (pg) => {
+    await withNodes(pg, "nodes_busy", async (a, b) => {
+      await addUser(a.configPath, "alice", ["example.org"], PASSWORD);
+      await waitUntilAccepted(a, "example.org");
+      await waitUntilAccepted(b, "example.org");
+      // The first customer takes the lease on A and then says nothing.
+      const holding = runScriptedCustomer({
+        port: port(a.odmr),
+        auth: { mechanism: "CRAM-MD5", user: "alice", password: PASSWORD },
+        atrn: "example.org",
+        silentAfterAtrn: true,
+        timeoutMs: 4000,
+      });
+      // Wait until A has answered 250 to it: then B must refuse.
+      for (let i = 0; i < 100 && !/event=atrn\b/.test(a.logs()); i++) {
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      const second = await runScriptedCustomer({
+        port: port(b.odmr),
+        auth: { mechanism: "CRAM-MD5", user: "alice", password: PASSWORD },
+        atrn: "example.org",
+      });
+      assert.match(second.atrnReply ?? "", /^451 4\.3\.0/);
+      assert.match((await holding).atrnReply ?? "", /^250 /);
+    });
+  },
+);
+
+await postgresTest(
+  "kill -9 of the draining node: the other node delivers the rest after the lease time (#14)",
+  async (pg) => {
+    await withNodes(pg, "nodes_crash", async (a, b) => {
+      await addUser(a.configPath, "alice", ["example.org"], PASSWORD);
+      await waitUntilAccepted(a, "example.org");
+      await waitUntilAccepted(b, "example.org");
+      await send(b, 6);
+      // A drains, the customer takes the first message's body and then A dies.
+      const first = runScriptedCustomer({
+        port: port(a.odmr),
+        auth: { mechanism: "CRAM-MD5", user: "alice", password: PASSWORD },
+        atrn: "example.org",
+        silentAfterAtrn: true,
+        timeoutMs: 8000,
+      });
+      for (let i = 0; i < 100 && !/event=atrn\b/.test(a.logs()); i++) {
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      await a.kill9();
+      // Before the lease runs out B refuses; afterwards B serves everything that was queued.
+      const early = await runScriptedCustomer({
+        port: port(b.odmr),
+        auth: { mechanism: "CRAM-MD5", user: "alice", password: PASSWORD },
+        atrn: "example.org",
+      });
+      assert.match(early.atrnReply ?? "", /^451 /, "the dead node's lease still holds");
+      assert.match((await first).atrnReply ?? "", /^250 /);
+      let got: Awaited<ReturnType<typeof runScriptedCustomer>> | undefined;
+      for (let i = 0; i < 40; i++) {
+        await new Promise((res) => setTimeout(res, 250));
+        got = await runScriptedCustomer({
+          port: port(b.odmr),
+          auth: { mechanism: "CRAM-MD5", user: "alice", password: PASSWORD },
+          atrn: "example.org",
+        });
+        if (!/^451 /.test(got.atrnReply ?? "")) break;
+      }
+      assert.match(got?.atrnReply ?? "", /^250 /);
+      assert.equal(got?.messages.length, 8, "the two probes and all six: nothing lost");
+    });
+  },
+);
+
+await postgresTest(
+  "PostgreSQL down: 4xx to senders and customers, /healthz 503; back up: ingest resumes by itself (#14)",
+  async (pg) => {
+    const url = await pg.createDatabase("nodes_down");
+    const node = await startServer({
+      config: { ...nodeConfig("mx-a.test", url), metrics: { listen: "127.0.0.1:0" } },
+    });
+    try {
+      await addUser(node.configPath, "alice", ["example.org"], PASSWORD);
+      await waitUntilAccepted(node, "example.org");
+      const metrics = node.listening.find((l) => l.proto === "metrics");
+      assert.ok(metrics, "metrics listener");
+      const health = async () => {
+        const r = await fetch(`http://127.0.0.1:${metrics.port}/healthz`);
+        await r.body?.cancel();
+        return r.status;
+      };
+      assert.equal(await health(), 200);
+      await pg.kill();
+      const down = await submit({
+        port: port(node.smtp),
+        from: "sender@example.net",
+        to: ["user@example.org"],
+        body: new TextEncoder().encode("Subject: while down\r\n\r\nbody\r\n"),
+      });
+      assert.match(down.final ?? down.replies.at(-1) ?? "", /^4\d\d /, "never a 250 while down");
+      assert.equal(await health(), 503);
+      const atrn = await runScriptedCustomer({
+        port: port(node.odmr),
+        auth: { mechanism: "CRAM-MD5", user: "alice", password: PASSWORD },
+        atrn: "example.org",
+      });
+      assert.match(atrn.atrnReply ?? "", /^451 /);
+      await pg.start();
+      await waitUntilAccepted(node, "example.org");
+      assert.equal(await health(), 200);
+    } finally {
+      await node.stop();
+      await removeTestFiles(node);
+    }
+  },
+);
+
+await postgresTest(
+  "serve exits 1 with one line when PostgreSQL is unreachable at start (#14)",
+  async (pg) => {
+    const { configPath, dataDir } = await writeTestConfig({
+      config: nodeConfig("mx-a.test", `postgres://odmr@127.0.0.1:${pg.port + 1}/none`),
+    });
+    try {
+      const r = await runMain(["serve", "--config", configPath]);
+      assert.equal(r.code, 1);
+      const lines = (r.stdout + r.stderr).trim().split("\n");
+      assert.equal(lines.length, 1, r.stdout + r.stderr);
+      assert.match(lines[0] ?? "", /startup_failed.*Cannot connect to PostgreSQL/);
+    } finally {
+      await removeTestFiles({ configPath, dataDir });
+    }
+  },
+);
