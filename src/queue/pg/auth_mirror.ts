@@ -44,6 +44,17 @@ export function dumpTables(db: DatabaseSync): Rows {
   return out;
 }
 
+/** The rows of `source`'s tables that `like` has (the credential tables of a data_dir file). */
+export function readTablesLike(like: DatabaseSync, source: DatabaseSync): Rows {
+  const present = new Set(tablesOf(source));
+  const out: Rows = {};
+  for (const table of tablesOf(like)) {
+    if (!present.has(table)) continue;
+    out[table] = source.prepare(`SELECT * FROM "${table}"`).all().map((row) => ({ ...row }));
+  }
+  return out;
+}
+
 /** Replaces every row of the copy with `rows`, in one transaction. */
 export function loadTables(db: DatabaseSync, rows: Rows): void {
   db.exec("BEGIN");

@@ -6,7 +6,7 @@
  */
 import { type Logger, NULL_LOGGER } from "../../observe/log.ts";
 import { newQueueId } from "../id.ts";
-import { toQueuedMessage } from "../_rows.ts";
+import { toQueuedMessage, writeParams } from "../_rows.ts";
 import type {
   ClaimResult,
   DomainStats,
@@ -271,6 +271,37 @@ export class PgQueueStore implements QueueStore {
     this.#isClosed = true;
     await this.#group.drain();
     await Promise.all([this.#sql.end({ timeout: 5 }), this.#chunkSql.end({ timeout: 5 })]);
+  }
+
+  /**
+   * Copies one message as another store holds it (recipient status, attempts and last reply
+   * kept; body streamed in chunks inside one transaction). False when the id already exists,
+   * so a copy that was cut off can simply be run again (`queue migrate`).
+   */
+  async importMessage(message: QueuedMessage, body: AsyncIterable<Uint8Array>): Promise<boolean> {
+    this.#assertOpen();
+    const now = this.#now();
+    return await this.#sql.begin(async (tx) => {
+      const [row] = await tx`INSERT INTO messages (id, received_at, mail_from, size, params)
+        VALUES (${message.id}, ${message.receivedAt}, ${message.mailFrom}, ${message.size},
+          ${writeParams(message.params)})
+        ON CONFLICT (id) DO NOTHING RETURNING id`;
+      if (row === undefined) return false;
+      let seq = 0;
+      for await (const chunk of body) {
+        await tx`INSERT INTO message_chunks (message_id, seq, bytes, created_at)
+          VALUES (${message.id}, ${seq++}, ${chunk}, ${now})`;
+      }
+      for (const r of message.recipients) {
+        const isFailed = r.status === "failed" || r.status === "expired";
+        await tx`INSERT INTO recipients (message_id, address, domain, status, attempts,
+            last_reply, notify, orcpt, expired_at)
+          VALUES (${message.id}, ${r.address}, ${r.domain}, ${isFailed ? "failed" : "queued"},
+            ${r.attempts}, ${r.lastReply ?? null}, ${r.notify ?? null}, ${r.orcpt ?? null},
+            ${r.status === "expired" ? now : null})`;
+      }
+      return true;
+    });
   }
 
   async #leasedDomains(): Promise<Set<string>> {

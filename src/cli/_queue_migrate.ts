@@ -1,0 +1,97 @@
+/**
+ * `queue migrate [--from DIR]`: copies a SQLite data directory (messages with their bodies and
+ * recipient states, users with their domains and verifiers) into the PostgreSQL database of
+ * the config, for a provider that moves to several nodes (README "Scaling out"). Stop `serve`
+ * first. Messages already in PostgreSQL are skipped, so a cut-off run can be repeated; users
+ * are copied only into a database that has none yet. Exit 0, 1 runtime failure, 2 usage.
+ */
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { parseArgs } from "node:util";
+import { CredentialStore } from "../auth/store.ts";
+import { NULL_LOGGER } from "../observe/log.ts";
+import { DATABASE_FILE, openDatabase } from "../queue/db.ts";
+import { editAuthSnapshot, loadTables, readTablesLike } from "../queue/pg/auth_mirror.ts";
+import { PgQueueStore } from "../queue/pg/store.ts";
+import { SqliteQueueStore } from "../queue/sqlite_store.ts";
+import type { CliIo } from "./io.ts";
+
+const USAGE = "Usage: queue migrate [--from DATA_DIR]";
+
+/** Runs `queue migrate …`; returns the exit code. */
+export async function migrateCommand(argv: readonly string[], io: CliIo): Promise<number> {
+  let from: string;
+  try {
+    const { values, positionals } = parseArgs({
+      args: [...argv],
+      options: { from: { type: "string" } },
+      strict: true,
+      allowPositionals: true,
+    });
+    if (positionals.length > 0) throw new Error(`Unexpected argument "${positionals[0]}"`);
+    from = values.from ?? io.dataDir;
+  } catch (err) {
+    io.stderr(`error: ${err instanceof Error ? err.message : String(err)}\n${USAGE}\n`);
+    return 2;
+  }
+  const pg = io.storage?.backend === "postgres" ? io.storage.postgres : undefined;
+  if (pg === undefined) {
+    io.stderr(
+      "error: queue migrate copies into PostgreSQL: set queue.backend: postgres and " +
+        "queue.postgres in the config first\n",
+    );
+    return 2;
+  }
+  const file = join(from, DATABASE_FILE);
+  try {
+    await Deno.stat(file);
+  } catch {
+    io.stderr(`error: Cannot migrate: no queue database "${file}"\n`);
+    return 1;
+  }
+  const source = new SqliteQueueStore(openDatabase(from), { removeOrphans: false });
+  let target: PgQueueStore | undefined;
+  try {
+    target = await PgQueueStore.open(
+      { url: pg.url, passwordFile: pg.passwordFile, max: 2, applicationName: "odmr-relay migrate" },
+      { nodeId: `migrate-${Deno.pid}`, logger: NULL_LOGGER },
+    );
+    const users = await copyUsers(file, target);
+    let copied = 0;
+    let skipped = 0;
+    for (const message of await source.list()) {
+      if (await target.importMessage(message, source.readBody(message.id))) copied++;
+      else skipped++;
+    }
+    io.stdout(
+      `Copied ${copied} message(s) (${skipped} already there) and ${
+        users === undefined ? "no users (PostgreSQL already has users)" : `${users} user(s)`
+      } from "${from}"\n`,
+    );
+    return 0;
+  } catch (err) {
+    io.stderr(`error: Cannot migrate the queue: ${err instanceof Error ? err.message : err}\n`);
+    return 1;
+  } finally {
+    await source.close();
+    await target?.close();
+  }
+}
+
+/** Copies the credential tables into an empty snapshot; undefined when users already exist. */
+async function copyUsers(file: string, target: PgQueueStore): Promise<number | undefined> {
+  const copy = new DatabaseSync(":memory:");
+  const credentials = new CredentialStore(copy);
+  const source = new DatabaseSync(file, { readOnly: true });
+  try {
+    const rows = readTablesLike(copy, source);
+    return await editAuthSnapshot(target.pool, copy, () => {
+      if (credentials.listUsers().length > 0) return Promise.resolve(undefined);
+      loadTables(copy, rows);
+      return Promise.resolve(credentials.listUsers().length);
+    });
+  } finally {
+    source.close();
+    copy.close();
+  }
+}
