@@ -247,60 +247,63 @@ await postgresTest(
   },
 );
 
-await postgresTest("queue migrate moves a SQLite queue and its users to PostgreSQL; serve on it delivers them (#14)", async (pg) => {
-  // A provider on SQLite with a user and two messages, one with a 200 KB body.
-  const old = await startServer({ config: { hostname: "mx-a.test" } });
-  const big = `Subject: big\r\n\r\n${`${"0123456789abcdef".repeat(4)}\r\n`.repeat(3200)}`;
-  let sqliteConfig = "";
-  let dataDir = "";
-  try {
-    await addUser(old.configPath, "alice", ["example.org"], PASSWORD);
-    await send(old, 1);
-    const r = await submit({
-      port: port(old.smtp),
-      from: "sender@example.net",
-      to: ["big@example.org"],
-      body: new TextEncoder().encode(big),
-    });
-    assert.match(r.final ?? "", /^250 /);
-    sqliteConfig = old.configPath;
-    dataDir = old.dataDir;
-  } finally {
-    assert.equal(await old.stop(), 0);
-  }
-  const url = await pg.createDatabase("migrate");
-  const { configPath } = await writeTestConfig({
-    dataDir,
-    config: nodeConfig("mx-a.test", url),
-  });
-  try {
-    const first = await runMain(["queue", "migrate", "--config", configPath]);
-    assert.equal(first.code, 0, first.stderr);
-    assert.match(first.stdout, /Copied 2 message\(s\) \(0 already there\) and 1 user\(s\)/);
-    const again = await runMain(["queue", "migrate", "--config", configPath]);
-    assert.match(again.stdout, /Copied 0 message\(s\) \(2 already there\) and no users/);
-    const sqliteList = await runMain(["queue", "list", "--json", "--config", sqliteConfig]);
-    const pgList = await runMain(["queue", "list", "--json", "--config", configPath]);
-    assert.deepEqual(JSON.parse(pgList.stdout), JSON.parse(sqliteList.stdout));
-    // serve on PostgreSQL knows alice and hands both messages over, bodies intact.
-    const node = await startServer({ dataDir, config: nodeConfig("mx-a.test", url) });
+await postgresTest(
+  "queue migrate moves a SQLite queue and its users to PostgreSQL; serve on it delivers them (#14)",
+  async (pg) => {
+    // A provider on SQLite with a user and two messages, one with a 200 KB body.
+    const old = await startServer({ config: { hostname: "mx-a.test" } });
+    const big = `Subject: big\r\n\r\n${`${"0123456789abcdef".repeat(4)}\r\n`.repeat(3200)}`;
+    let sqliteConfig = "";
+    let dataDir = "";
     try {
-      const got = await runScriptedCustomer({
-        port: port(node.odmr),
-        auth: { mechanism: "CRAM-MD5", user: "alice", password: PASSWORD },
-        atrn: "example.org",
+      await addUser(old.configPath, "alice", ["example.org"], PASSWORD);
+      await send(old, 1);
+      const r = await submit({
+        port: port(old.smtp),
+        from: "sender@example.net",
+        to: ["big@example.org"],
+        body: new TextEncoder().encode(big),
       });
-      assert.equal(got.messages.length, 2);
-      const bodies = got.messages.map((m) => new TextDecoder().decode(m.data));
-      assert.ok(bodies.some((b) => b.endsWith(big)), "the 200 KB body byte-exact");
+      assert.match(r.final ?? "", /^250 /);
+      sqliteConfig = old.configPath;
+      dataDir = old.dataDir;
     } finally {
-      await node.stop();
+      assert.equal(await old.stop(), 0);
     }
-  } finally {
-    await removeTestFiles({ dataDir, configPath: sqliteConfig });
-    await Deno.remove(configPath).catch(() => {});
-  }
-});
+    const url = await pg.createDatabase("migrate");
+    const { configPath } = await writeTestConfig({
+      dataDir,
+      config: nodeConfig("mx-a.test", url),
+    });
+    try {
+      const first = await runMain(["queue", "migrate", "--config", configPath]);
+      assert.equal(first.code, 0, first.stderr);
+      assert.match(first.stdout, /Copied 2 message\(s\) \(0 already there\) and 1 user\(s\)/);
+      const again = await runMain(["queue", "migrate", "--config", configPath]);
+      assert.match(again.stdout, /Copied 0 message\(s\) \(2 already there\) and no users/);
+      const sqliteList = await runMain(["queue", "list", "--json", "--config", sqliteConfig]);
+      const pgList = await runMain(["queue", "list", "--json", "--config", configPath]);
+      assert.deepEqual(JSON.parse(pgList.stdout), JSON.parse(sqliteList.stdout));
+      // serve on PostgreSQL knows alice and hands both messages over, bodies intact.
+      const node = await startServer({ dataDir, config: nodeConfig("mx-a.test", url) });
+      try {
+        const got = await runScriptedCustomer({
+          port: port(node.odmr),
+          auth: { mechanism: "CRAM-MD5", user: "alice", password: PASSWORD },
+          atrn: "example.org",
+        });
+        assert.equal(got.messages.length, 2);
+        const bodies = got.messages.map((m) => new TextDecoder().decode(m.data));
+        assert.ok(bodies.some((b) => b.endsWith(big)), "the 200 KB body byte-exact");
+      } finally {
+        await node.stop();
+      }
+    } finally {
+      await removeTestFiles({ dataDir, configPath: sqliteConfig });
+      await Deno.remove(configPath).catch(() => {});
+    }
+  },
+);
 
 Deno.test("queue migrate refuses without a PostgreSQL backend in the config (exit 2)", async () => {
   const { configPath, dataDir } = await writeTestConfig({ config: { hostname: "mx-a.test" } });
