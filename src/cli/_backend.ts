@@ -55,6 +55,8 @@ export async function openServeBackend(
       throw err;
     }
   }
+  // data_dir still holds this node's own files (keys), as with SQLite.
+  await Deno.mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const store = await PgQueueStore.open(
     {
       url: pg.url,

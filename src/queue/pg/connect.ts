@@ -53,12 +53,34 @@ export async function connectPostgres(opts: PgConnectOptions): Promise<Sql> {
       );
     }
   }
+  const query = new URL(opts.url).searchParams;
+  const hasTlsChoice = query.has("sslmode") || query.has("ssl") || query.has("sslrootcert");
+  const secret = password ?? "";
+  // Settings npm:postgres reads but does not declare in its types.
+  const undeclared: Record<string, unknown> = {
+    "max_pipeline": 100,
+    sslnegotiation: null,
+    "target_session_attrs": null,
+  };
   const sql = postgres(opts.url, {
+    ...undeclared,
+    // Every setting given here is one that npm:postgres does not look up in a PG* environment
+    // variable (which Deno would have to be allowed to read): only PGAPPNAME and
+    // PGTARGETSESSIONATTRS remain (README "Permissions").
     max: opts.max ?? 8,
     connect_timeout: opts.connectTimeoutSeconds ?? 10,
     idle_timeout: 60,
+    max_lifetime: 30 * 60,
+    keep_alive: 60,
+    prepare: true,
+    debug: false,
+    fetch_types: true,
+    publications: "alltables",
+    backoff: (attempt: number) => Math.min(0.1 * 2 ** attempt, 5),
+    ...(hasTlsChoice ? {} : { ssl: false }),
     onnotice: () => {},
-    ...(password === undefined ? {} : { password }),
+    // A function, so that an empty password never falls back to $PGPASSWORD.
+    pass: () => secret,
     connection: {
       application_name: opts.applicationName ?? "odmr-relay",
       synchronous_commit: opts.synchronousCommit ?? "on",
