@@ -81,6 +81,7 @@ ${CONFIG_LINE}
   queue delete ID... | queue delete --domain D [--yes]
   queue requeue ID... | queue requeue --domain D | queue requeue --failed
   queue summary [--json]
+  queue migrate [--from DATA_DIR]   copy a SQLite data_dir into queue.postgres
 
 list      messages waiting; --domain D and --status S (queued, delivering, failed,
           expired; repeatable) show only those recipients; --older-than DUR (30m, 12h,
