@@ -92,6 +92,7 @@ function toFileShape(config: Config): Record<string, unknown> {
     server: hostPort(f.server.host, f.server.port),
     tls: f.tls,
     ca: f.ca ?? null,
+    "tls_server_name": f.tlsServerName ?? null,
     user: f.user,
     "password_file": f.passwordFile,
     domains: [...f.domains],

@@ -235,6 +235,7 @@ const FETCH_KEYS = [
   "server",
   "tls",
   "ca",
+  "tls_server_name",
   "user",
   "password_file",
   "domains",
@@ -497,6 +498,9 @@ class Validator {
       server: this.hostPort(m.server, "fetch.server", D.ODMR_PORT),
       tls: this.oneOf(m.tls ?? D.DEFAULT_FETCH_TLS, "fetch.tls", ["starttls", "implicit", "none"]),
       ca: m.ca === undefined || m.ca === null ? undefined : this.path(m.ca, "fetch.ca"),
+      ...(m.tls_server_name === undefined || m.tls_server_name === null
+        ? {}
+        : { tlsServerName: this.domain(m.tls_server_name, "fetch.tls_server_name") }),
       user: this.string(m.user, "fetch.user"),
       passwordFile: this.path(m.password_file, "fetch.password_file"),
       domains: domains.map((d: unknown, i) => this.domain(d, `fetch.domains[${i}]`)),

@@ -85,7 +85,10 @@ export type DeliverTo =
 export interface FetchConfig {
   readonly server: { readonly host: string; readonly port: number };
   readonly tls: "starttls" | "implicit" | "none";
+  /** Trust only this CA (PEM file) for the provider's certificate, not the system roots. */
   readonly ca: string | undefined;
+  /** The name the provider's certificate must carry when `server` is an IP or another name. */
+  readonly tlsServerName?: string | undefined;
   readonly user: string;
   readonly passwordFile: string;
   /** Empty: every domain the user owns (bare ATRN). */

@@ -49,7 +49,11 @@ export interface TlsServerParams {
 /** TLS parameters for becoming the TLS client. */
 export interface TlsClientParams {
   readonly servername: string;
-  /** Extra trust roots (PEM); system roots are used as well. */
+  /**
+   * Trust roots (PEM) used instead of the system's: a private CA, or the server's own
+   * certificate (pinning). Reading the system roots to add to them would need
+   * `--allow-sys=ca`, which the documented permissions do not grant.
+   */
   readonly ca?: string | readonly string[];
   /** false: complete the handshake even if the certificate does not verify. */
   readonly rejectUnauthorized?: boolean;
@@ -355,7 +359,9 @@ export class SocketConn implements Conn {
     const discardedBytes = this.#prepareUpgrade();
     const ca = params.ca === undefined
       ? undefined
-      : [...tls.rootCertificates, ...(typeof params.ca === "string" ? [params.ca] : params.ca)];
+      : typeof params.ca === "string"
+      ? [params.ca]
+      : [...params.ca];
     // RFC 6066 §3: SNI carries host names only. For an IP the certificate is still checked
     // against it (checkServerIdentity gets it as `host`), but no server name is sent.
     const name = net.isIP(params.servername) === 0

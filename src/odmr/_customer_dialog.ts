@@ -50,8 +50,10 @@ export interface DialogOptions {
   readonly host: string;
   readonly port: number;
   readonly tls: "starttls" | "implicit" | "none";
-  /** Extra trust root (PEM text), besides the system roots. */
+  /** The only trust root (PEM text) when set, instead of the system roots (fetch.ca). */
   readonly caPem: string | undefined;
+  /** The name to verify in the certificate instead of `host` (fetch.tls_server_name). */
+  readonly tlsServerName?: string | undefined;
   readonly user: string;
   readonly password: string;
   readonly domains: readonly string[];
@@ -83,7 +85,7 @@ export async function runCustomerDialog(opts: DialogOptions): Promise<DialogStop
     })).conn;
   } catch (err) {
     const what = opts.tls === "implicit" ? "connect with TLS to" : "connect to";
-    return stop(5, "temporary", `Cannot ${what} "${where}": ${tlsOrNetText(err, opts.host)}`);
+    return stop(5, "temporary", `Cannot ${what} "${where}": ${tlsOrNetText(err, opts)}`);
   }
   const dialog = new Dialog(conn, opts, where);
   const onAbort = () => conn.destroy();
@@ -144,7 +146,7 @@ class Dialog {
         return stop(
           5,
           "temporary",
-          `TLS with "${this.#where}" failed: ${tlsOrNetText(err, this.#opts.host)}`,
+          `TLS with "${this.#where}" failed: ${tlsOrNetText(err, this.#opts)}`,
         );
       }
       caps = await this.#ehlo(); // RFC 3207 §4.2: forget what was learnt before TLS
@@ -319,19 +321,30 @@ class Dialog {
 
 function tlsClientParams(opts: DialogOptions) {
   return {
-    servername: opts.host,
+    servername: opts.tlsServerName ?? opts.host,
     ...(opts.caPem !== undefined ? { ca: opts.caPem } : {}),
     rejectUnauthorized: true,
     timeoutMs: opts.connectTimeoutMs,
   };
 }
 
-/** A certificate failure says so, with the host; other errors as they are. */
-function tlsOrNetText(err: unknown, host: string): string {
+/** A certificate failure says which (wrong name, or untrusted) and what to set; others as is. */
+function tlsOrNetText(
+  err: unknown,
+  opts: Pick<DialogOptions, "host" | "tlsServerName" | "caPem">,
+): string {
   const text = errorText(err);
   const code = err instanceof Error && "code" in err ? String(err.code) : "";
-  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT_ALTNAME|HOSTNAME/i.test(code + " " + text)) {
-    return `certificate of "${host}" not trusted: ${text} (give its CA in fetch.ca)`;
+  const name = opts.tlsServerName ?? opts.host;
+  if (/ERR_TLS_CERT_ALTNAME|does not match certificate/i.test(code + " " + text)) {
+    return `certificate of "${opts.host}" does not name "${name}": ${text} (set ` +
+      `fetch.tls_server_name to a name the certificate has)`;
+  }
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|HOSTNAME/i.test(code + " " + text)) {
+    const hint = opts.caPem === undefined
+      ? "give its CA in fetch.ca"
+      : "it is not signed by the CA in fetch.ca, the only one trusted when fetch.ca is set";
+    return `certificate of "${opts.host}" not trusted: ${text} (${hint})`;
   }
   return text;
 }

@@ -100,6 +100,7 @@ export async function runCustomer(
     port: config.server.port,
     tls: config.tls,
     caPem,
+    tlsServerName: config.tlsServerName,
     user: config.user,
     password,
     domains: config.domains,

@@ -9,11 +9,14 @@ export interface CertFiles {
   readonly key: string;
 }
 
-/** Makes a self-signed certificate for `dnsName` valid `days` days (EC P-256 by default). */
+/**
+ * Makes a self-signed certificate for `dnsName` (and 127.0.0.1 unless `withoutIp`) valid
+ * `days` days (EC P-256 by default).
+ */
 export async function makeSelfSigned(
   dir: string,
   name: string,
-  opts: { dnsName: string; days: number; rsa?: boolean },
+  opts: { dnsName: string; days: number; rsa?: boolean; withoutIp?: boolean },
 ): Promise<CertFiles> {
   const cert = `${dir}/${name}.pem`;
   const key = `${dir}/${name}.key`;
@@ -33,7 +36,7 @@ export async function makeSelfSigned(
       "-subj",
       `/CN=${opts.dnsName}`,
       "-addext",
-      `subjectAltName=DNS:${opts.dnsName},IP:127.0.0.1`,
+      `subjectAltName=DNS:${opts.dnsName}${opts.withoutIp ? "" : ",IP:127.0.0.1"}`,
       "-days",
       String(opts.days),
     ],

@@ -48,6 +48,10 @@ export interface StartServerOptions {
   readonly config?: Record<string, unknown> | string;
   /** Reuse a data dir (restart tests); default a fresh temp dir. */
   readonly dataDir?: string;
+  /** Where to write the config; default `<dataDir>.config.yaml`. */
+  readonly configPath?: string;
+  /** Deno permission flags of the serve process; default `-A`. */
+  readonly denoFlags?: readonly string[];
 }
 
 /** Writes the config for a test server: returns its path and the data dir. */
@@ -55,7 +59,7 @@ export async function writeTestConfig(
   opts: StartServerOptions = {},
 ): Promise<{ configPath: string; dataDir: string }> {
   const dataDir = opts.dataDir ?? await Deno.makeTempDir({ prefix: "odmr-e2e-" });
-  const configPath = `${dataDir}.config.yaml`;
+  const configPath = opts.configPath ?? `${dataDir}.config.yaml`;
   let text: string;
   if (typeof opts.config === "string") {
     text = opts.config;
@@ -78,7 +82,7 @@ export async function writeTestConfig(
 export async function startServer(opts: StartServerOptions = {}): Promise<ServerProcess> {
   const { configPath, dataDir } = await writeTestConfig(opts);
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "serve", "--config", configPath],
+    args: ["run", ...(opts.denoFlags ?? ["-A"]), MAIN, "serve", "--config", configPath],
     cwd: REPO_ROOT,
     stdin: "null",
     stdout: "piped",

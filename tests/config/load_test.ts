@@ -71,6 +71,7 @@ fetch:
   server: relay.example.net
   tls: implicit
   ca: ca.pem
+  tls_server_name: Relay.Example.NET
   user: alice
   password_file: /etc/odmr-relay/password
   domains: [Example.ORG, bücher.example]
@@ -98,6 +99,7 @@ fetch:
     server: { host: "relay.example.net", port: 366 },
     tls: "implicit",
     ca: "/etc/ca.pem",
+    tlsServerName: "relay.example.net",
     user: "alice",
     passwordFile: "/etc/odmr-relay/password",
     domains: ["example.org", "xn--bcher-kva.example"],
