@@ -24,19 +24,24 @@ Exit codes: 0 success, 1 runtime failure, 2 usage or config error,
   3 fetch: authentication failed, 4 fetch: refused by the provider, 5 fetch: temporary failure
 `;
 
+const LOG_LINES = `  -v, --verbose log debug events too (overrides log.level)
+  -q, --quiet   log warnings and errors only (overrides log.level)`;
+
 /** Per-command help, keyed by command name. */
 export const COMMAND_HELP = {
-  serve: `Usage: ${PROGRAM_NAME} serve [--config F]
+  serve: `Usage: ${PROGRAM_NAME} serve [--config F] [-v | -q]
 
 Runs the provider: inbound SMTP on smtp.listen (accepting mail only for domains a user owns)
 and the ODMR listener on odmr.listen. Logs one "listening" event per listener with the bound
-address. Stops on SIGINT or SIGTERM: stops accepting, lets sessions finish (10 s at most),
-exits 0. Mail that was not acknowledged with 250 is not kept.
+address. SIGHUP re-reads tls.cert and tls.key. Stops on SIGINT or SIGTERM: stops accepting,
+answers 421 to idle sessions, lets busy ones finish (10 s at most), exits 0. Mail that was
+not acknowledged with 250 is not kept.
 
 Options:
 ${CONFIG_LINE}
+${LOG_LINES}
 `,
-  fetch: `Usage: ${PROGRAM_NAME} fetch [--config F] [--once]
+  fetch: `Usage: ${PROGRAM_NAME} fetch [--config F] [--once] [-v | -q]
 
 Customer side: connects to fetch.server, authenticates, says ATRN and hands the mail to
 fetch.deliver_to, acknowledging upstream only once the local side has it. Without --once:
@@ -46,6 +51,7 @@ Options:
 ${CONFIG_LINE}
   --once        one poll, then exit (0 delivered or nothing waiting, 3 auth failed,
                 4 refused, 5 temporary failure)
+${LOG_LINES}
 `,
   user: `Usage: ${PROGRAM_NAME} user SUBCOMMAND [--config F]
 

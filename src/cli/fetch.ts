@@ -5,7 +5,7 @@
  * it stays on the provider) and exits 0.
  */
 import type { Config } from "../config/types.ts";
-import { createLogger } from "../observe/log.ts";
+import { createProcessLogger } from "../observe/log.ts";
 import type { Logger } from "../observe/log.ts";
 import { runCustomer } from "../odmr/customer.ts";
 import type { FetchOutcome } from "../odmr/customer.ts";
@@ -41,7 +41,7 @@ export async function fetchCommand(
     );
     return 2;
   }
-  const log = createLogger({ level: config.log.level, format: config.log.format })
+  const log = createProcessLogger({ level: config.log.level, format: config.log.format })
     .with({ cmd: "fetch" });
   const controller = new AbortController();
   const onSignal = () => {

@@ -5,7 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "../config/load.ts";
-import type { Config } from "../config/types.ts";
+import type { Config, LogLevel } from "../config/types.ts";
 import { PROGRAM_NAME, VERSION } from "../version.ts";
 import { checkConfigCommand } from "./check_config.ts";
 import { fetchCommand } from "./fetch.ts";
@@ -84,30 +84,23 @@ export async function runCli(
   }
 
   switch (first) {
-    case "serve":
-      if (split.rest.length > 0) {
-        return usage(first, `Unexpected argument "${split.rest[0]}"`, envir);
-      }
-      return await serveCommand(config);
+    case "serve": {
+      const parsed = parseCommandFlags(split.rest, {});
+      if (!parsed.ok) return usage(first, parsed.message, envir);
+      return await serveCommand(withLogLevel(config, parsed.logLevel));
+    }
     case "check-config":
       if (split.rest.length > 0) {
         return usage(first, `Unexpected argument "${split.rest[0]}"`, envir);
       }
       return checkConfigCommand(config, envir.stdout, envir.stderr);
     case "fetch": {
-      let once: boolean;
-      try {
-        const parsed = parseArgs({
-          args: [...split.rest],
-          options: { once: { type: "boolean" } },
-          strict: true,
-          allowPositionals: false,
-        });
-        once = parsed.values.once ?? false;
-      } catch (err) {
-        return usage(first, err instanceof Error ? err.message : String(err), envir);
-      }
-      return await fetchCommand(config, { once, stderr: envir.stderr });
+      const parsed = parseCommandFlags(split.rest, { once: { type: "boolean" } });
+      if (!parsed.ok) return usage(first, parsed.message, envir);
+      return await fetchCommand(withLogLevel(config, parsed.logLevel), {
+        once: parsed.values.once === true,
+        stderr: envir.stderr,
+      });
     }
     case "user":
       return await userCommand([...split.rest], createCliIo(config.dataDir, envir, config.queue));
@@ -118,6 +111,42 @@ export async function runCli(
       return never;
     }
   }
+}
+
+/**
+ * Parses the flags of serve/fetch: `extra` plus `-v`/`--verbose` (debug) and `-q`/`--quiet`
+ * (warn), which override log.level and exclude each other.
+ */
+function parseCommandFlags(
+  args: readonly string[],
+  extra: Record<string, { type: "boolean" }>,
+):
+  | { ok: true; values: Record<string, unknown>; logLevel: LogLevel | undefined }
+  | { ok: false; message: string } {
+  let values: Record<string, unknown>;
+  try {
+    values = parseArgs({
+      args: [...args],
+      options: {
+        ...extra,
+        verbose: { type: "boolean", short: "v" },
+        quiet: { type: "boolean", short: "q" },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (err) {
+    return { ok: false, message: err instanceof Error ? err.message : String(err) };
+  }
+  if (values.verbose === true && values.quiet === true) {
+    return { ok: false, message: `"--verbose" and "--quiet" exclude each other` };
+  }
+  const logLevel = values.verbose === true ? "debug" : values.quiet === true ? "warn" : undefined;
+  return { ok: true, values, logLevel };
+}
+
+function withLogLevel(config: Config, level: LogLevel | undefined): Config {
+  return level === undefined ? config : { ...config, log: { ...config.log, level } };
 }
 
 function isCommand(name: string): name is CommandName {

@@ -14,7 +14,7 @@ import { listen } from "../net/listener.ts";
 import { CertificateError } from "../net/tls_context.ts";
 import type { Listener } from "../net/listener.ts";
 import type { Conn } from "../net/conn.ts";
-import { createLogger } from "../observe/log.ts";
+import { createProcessLogger } from "../observe/log.ts";
 import type { Logger } from "../observe/log.ts";
 import { PROGRAM_NAME } from "../version.ts";
 import { ConnectionLimiter } from "./_serve_limits.ts";
@@ -57,7 +57,7 @@ export interface RunningServer {
 
 /** Runs `serve` until SIGINT or SIGTERM; returns the exit code. */
 export async function serveCommand(config: Config): Promise<number> {
-  const log = createLogger({ level: config.log.level, format: config.log.format });
+  const log = createProcessLogger({ level: config.log.level, format: config.log.format });
   // SIGHUP's default action ends the process (exit 129, which systemd's Restart=on-failure
   // takes for a clean stop): take it over before anything else, for the whole run.
   let onHangup = () => log.info("reload_ignored", { reason: "still starting" });

@@ -62,6 +62,24 @@ export function createLogger(opts: {
   return make({});
 }
 
+/**
+ * The logger of a long-running command (serve, fetch): stderr, with the syslog priority
+ * prefix when journald reads it (systemd sets JOURNAL_STREAM), so `journalctl -p warning`
+ * shows warnings and errors only.
+ */
+export function createProcessLogger(opts: { level: LogLevel; format: LogFormat }): Logger {
+  return createLogger({ ...opts, syslogPrefix: isUnderJournald() });
+}
+
+/** True when stderr goes to journald (JOURNAL_STREAM set; unreadable counts as not set). */
+export function isUnderJournald(): boolean {
+  try {
+    return (Deno.env.get("JOURNAL_STREAM") ?? "") !== "";
+  } catch {
+    return false;
+  }
+}
+
 /** A logger that drops everything (tests, library use). */
 export const NULL_LOGGER: Logger = {
   debug() {},

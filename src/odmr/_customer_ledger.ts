@@ -24,6 +24,9 @@ export interface LedgerCounts {
   split: number;
 }
 
+/** During a long drain, a progress line at most this often. */
+const PROGRESS_EVERY_MS = 10_000;
+
 /** How many bytes of the body are searched for the provider's queue id. */
 const HEAD_SNIFF_BYTES = 2048;
 const latin1 = new TextDecoder("latin1");
@@ -41,6 +44,8 @@ export class LedgerSink implements MessageSink {
   readonly #inner: MessageSink;
   readonly #log: Logger;
   readonly #where: string;
+  /** When the next progress line may be written (a long drain says how far it is). */
+  #progressAt = Date.now() + PROGRESS_EVERY_MS;
 
   constructor(inner: MessageSink, where: string, log: Logger) {
     this.#inner = inner;
@@ -51,7 +56,7 @@ export class LedgerSink implements MessageSink {
   async begin(mail: MailFrom, session: SessionInfo): Promise<SinkTransaction | Reply> {
     const r = await this.#inner.begin(mail, session);
     if ("code" in r) {
-      this.#log.warn("mail_refused", { from: mail.address, code: r.code, to: this.#where });
+      this.#log.warn("mail_refused", { from: mail.address, code: r.code, local: this.#where });
       if (isTransient(r) && r.code !== 421) this.counts.deferred++;
       return r;
     }
@@ -81,17 +86,24 @@ export class LedgerSink implements MessageSink {
     reply: Reply;
     providerId: string | undefined;
   }): void {
+    // One line per message: what the local side answered (its refusal is a warning, not ours
+    // to call an error), with every recipient as its own to=.
     const fields = {
       tx: info.tx,
       providerId: info.providerId,
       from: info.from,
-      to: this.#where,
-      recipients: info.recipients.join(","),
+      to: info.recipients,
+      local: this.#where,
       code: info.reply.code,
       reply: info.reply.lines.join(" "),
     };
     if (isPositive(info.reply)) this.#log.info("delivered", fields);
-    else this.#log.warn("not_delivered", fields);
+    else this.#log.warn(info.reply.code >= 500 ? "failed" : "deferred", fields);
+    const now = Date.now();
+    if (now >= this.#progressAt) {
+      this.#progressAt = now + PROGRESS_EVERY_MS;
+      this.#log.info("progress", { ...this.counts });
+    }
   }
 }
 

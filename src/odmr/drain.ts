@@ -43,6 +43,9 @@ export interface DrainSummary {
   readonly connectionLost: boolean;
 }
 
+/** During a long drain, a progress line at most this often. */
+const PROGRESS_EVERY_MS = 10_000;
+
 /** Delivers the lease's messages over `conn`; never throws for customer behaviour. */
 export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
   const { conn, lease, log } = opts;
@@ -87,29 +90,35 @@ export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
     }
   }
   const settling: Promise<void>[] = [];
+  let progressAt = Date.now() + PROGRESS_EVERY_MS;
   // sendMany pipelines the next envelope behind each body; results still come one message at
   // a time, in order, each after its own final reply.
   const sent = await sender.sendMany(leased(), (outbound, result) => {
     const message = outbound.queued;
     summary.messages++;
     const settlements: Settlement[] = [];
+    const delaySeconds = Math.max(0, Math.round((Date.now() - message.receivedAt) / 1000));
     for (const r of result.recipients) {
       if (r.outcome === "delivered") {
         summary.delivered++;
         opts.events.delivered(message.recipients.find((q) => q.id === r.id)?.domain ?? "");
       } else if (r.outcome === "deferred") summary.deferred++;
       else summary.failed++;
-      settlements.push({
-        recipientId: r.id,
-        outcome: r.outcome,
-        reply: formatReplyText(r.reply).trim(),
+      const reply = formatReplyText(r.reply).trim();
+      settlements.push({ recipientId: r.id, outcome: r.outcome, reply });
+      // One line per recipient attempt, the way operators grep Postfix's status=; a refusal
+      // by the customer is its fact, not our error.
+      log[r.outcome === "failed" ? "warn" : "info"](r.outcome, {
+        id: message.id,
+        to: message.recipients.find((q) => q.id === r.id)?.address,
+        reply,
+        delay: delaySeconds,
       });
     }
-    log.info("delivered", {
-      id: message.id,
-      recipients: settlements.length,
-      outcome: settlements.map((s) => s.outcome).join(","),
-    });
+    if (Date.now() >= progressAt) {
+      progressAt = Date.now() + PROGRESS_EVERY_MS;
+      log.info("drain_progress", { user: opts.user, messages: summary.messages });
+    }
     const failed = settlements.filter((s) => s.outcome === "failed")
       .map((s) => ({ id: s.recipientId, reply: s.reply }));
     const bounce = opts.bounce;
