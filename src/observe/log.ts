@@ -74,6 +74,9 @@ export function createProcessLogger(opts: { level: LogLevel; format: LogFormat }
 /** True when stderr goes to journald (JOURNAL_STREAM set; unreadable counts as not set). */
 export function isUnderJournald(): boolean {
   try {
+    // Asked first so that older run flags without it never trigger a permission prompt.
+    const access = Deno.permissions.querySync({ name: "env", variable: "JOURNAL_STREAM" });
+    if (access.state !== "granted") return false;
     return (Deno.env.get("JOURNAL_STREAM") ?? "") !== "";
   } catch {
     return false;
