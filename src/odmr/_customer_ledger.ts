@@ -98,7 +98,7 @@ export class LedgerSink implements MessageSink {
       reply: info.reply.lines.join(" "),
     };
     if (isPositive(info.reply)) this.#log.info("delivered", fields);
-    else this.#log.warn(info.reply.code >= 500 ? "failed" : "deferred", fields);
+    else this.#log.warn(isPermanent(info.reply) ? "failed" : "deferred", fields);
     const now = Date.now();
     if (now >= this.#progressAt) {
       this.#progressAt = now + PROGRESS_EVERY_MS;
