@@ -25,6 +25,8 @@ export interface ServeOptions {
   readonly tls?: { readonly cert: string; readonly key: string };
   /** The one ODMR listener entry, as YAML flow (default `"127.0.0.1:0"`). */
   readonly odmrListen?: string;
+  /** A `queue:` section as YAML (e.g. the PostgreSQL backend); default none (SQLite). */
+  readonly queueYaml?: string;
 }
 
 /** A running `serve` with one user. */
@@ -211,7 +213,7 @@ ${tls}smtp:
   max_connections_per_ip: 1000
 odmr:
   listen: [${opts.odmrListen ?? `"127.0.0.1:0"`}]
-`;
+${opts.queueYaml ?? ""}`;
 }
 
 /** The last non-empty line of a command's output, without ANSI colours. */

@@ -9,6 +9,7 @@ import { type BenchContext, ingestBench } from "./ingest.ts";
 import { tlsBench } from "./tls.ts";
 import { memoryBench } from "./memory.ts";
 import { atrnScaleBench } from "./atrn_scale.ts";
+import { postgresBench } from "./postgres.ts";
 import { stopAll } from "./_proc.ts";
 import { naCell, renderTable, type Table } from "./_table.ts";
 import { Summary } from "./_summary.ts";
@@ -20,6 +21,7 @@ const BENCHES = {
   tls: tlsBench,
   memory: memoryBench,
   atrn: atrnScaleBench,
+  postgres: postgresBench,
 } as const;
 type BenchName = keyof typeof BENCHES;
 
