@@ -1,0 +1,172 @@
+/**
+ * Transcript tests (#12): every file in tests/e2e/dialogs/ is one dialogue, played by
+ * tests/_helpers/transcript.ts (its top comment gives the format) against our real code.
+ * The file name's first word says which code it runs against:
+ * - `provider_*`: the ODMR provider session (runProviderSession) over an in-memory Conn, with
+ *   a temp SQLite database, user `alice` / `alice-pw` for example.org and nothing queued.
+ *   The file plays `C:` (the customer); `P:` lines are ours.
+ * - `mx_*`: the MX receiver (SmtpReceiver + the real QueueSink on a temp SQLite queue, local
+ *   domain example.org) over an in-memory Conn. The file plays `C:`; `S:` lines are ours.
+ * - `customer_*`: `odmr-relay fetch` (runCustomer) against the file as provider on
+ *   127.0.0.1:0, user `alice` / `s3cret pass`, domain example.org, delivering to a Maildir.
+ *   The file plays `P:`; `C:` lines are ours.
+ */
+import {
+  deepStrictEqual as assertEquals,
+  ok as assert,
+  throws as assertThrows,
+} from "node:assert/strict";
+import net from "node:net";
+import { openDatabase } from "../../src/queue/db.ts";
+import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
+import { CredentialStore } from "../../src/auth/store.ts";
+import { AuthThrottle } from "../../src/auth/throttle.ts";
+import { runProviderSession } from "../../src/odmr/provider.ts";
+import { runCustomer } from "../../src/odmr/customer.ts";
+import { SmtpReceiver } from "../../src/smtp/receiver.ts";
+import { QueueSink } from "../../src/smtp/sinks/queue_sink.ts";
+import { SocketConn } from "../../src/net/conn.ts";
+import { LineReader } from "../../src/wire/line_reader.ts";
+import { NULL_LOGGER } from "../../src/observe/log.ts";
+import { connPair } from "../_helpers/conn_pair.ts";
+import { withTempDataDir } from "../_helpers/temp_db.ts";
+import { lineMatches, parseTranscript, playTranscript } from "../_helpers/transcript.ts";
+
+const DIR = new URL("./dialogs/", import.meta.url);
+
+async function provider(source: string): Promise<void> {
+  await withTempDataDir(async (dataDir) => {
+    const db = openDatabase(dataDir);
+    const store = new SqliteQueueStore(db, { logger: NULL_LOGGER });
+    try {
+      const credentials = new CredentialStore(db, { scramIterations: 4096 });
+      await credentials.addUser("alice", "alice-pw", ["example.org"]);
+      const { server, client } = connPair();
+      const done = runProviderSession(server, {
+        store,
+        credentials,
+        throttle: new AuthThrottle({ baseDelayMs: 0 }),
+        log: NULL_LOGGER,
+        options: {
+          hostname: "odmr.test",
+          requireTls: false,
+          commandTimeoutMs: 5_000,
+          leaseSeconds: 60,
+        },
+      });
+      try {
+        await playTranscript(source, client, "C");
+      } finally {
+        client.destroy();
+        await done;
+      }
+    } finally {
+      await store.close();
+    }
+  });
+}
+
+async function mx(source: string): Promise<void> {
+  await withTempDataDir(async (dataDir) => {
+    const store = new SqliteQueueStore(openDatabase(dataDir), { logger: NULL_LOGGER });
+    try {
+      const { server, client } = connPair();
+      const receiver = new SmtpReceiver({
+        conn: server,
+        reader: new LineReader(server),
+        sink: new QueueSink({
+          store,
+          isLocalDomain: (d) => d === "example.org",
+          log: NULL_LOGGER,
+          maxRecipients: 100,
+        }),
+        log: NULL_LOGGER,
+        options: {
+          hostname: "mx.test",
+          maxMessageBytes: 100_000,
+          maxRecipients: 100,
+          commandTimeoutMs: 5_000,
+          maxErrors: 10,
+          addTraceHeader: false,
+        },
+      });
+      // The listener closes the connection once the session is over.
+      const done = receiver.run().finally(() => server.destroy());
+      try {
+        await playTranscript(source, client, "C");
+      } finally {
+        client.destroy();
+        await done;
+      }
+    } finally {
+      await store.close();
+    }
+  });
+}
+
+async function customer(source: string): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "odmr-dialog-" });
+  const sockets: net.Socket[] = [];
+  // Settles to the transcript's error, if any (awaited after the poll).
+  let played: Promise<unknown> | undefined;
+  const listener = net.createServer((socket) => {
+    sockets.push(socket);
+    played ??= playTranscript(source, new SocketConn(socket), "P")
+      .then(() => undefined, (err: unknown) => err)
+      .finally(() => socket.end());
+  });
+  try {
+    await Deno.writeTextFile(`${dir}/password`, "s3cret pass\n");
+    await Deno.chmod(`${dir}/password`, 0o600);
+    await new Promise<void>((resolve) => listener.listen(0, "127.0.0.1", () => resolve()));
+    const port = (listener.address() as net.AddressInfo).port;
+    const outcome = await runCustomer({
+      server: { host: "127.0.0.1", port },
+      tls: "none",
+      ca: undefined,
+      user: "alice",
+      passwordFile: `${dir}/password`,
+      domains: ["example.org"],
+      deliverTo: { kind: "maildir", path: `${dir}/Maildir` },
+      intervalMs: 60_000,
+      hostname: "pi.home",
+    }, {
+      log: NULL_LOGGER,
+      timeouts: { connectMs: 5_000, commandMs: 5_000, atrnMs: 5_000, receiverMs: 5_000 },
+    });
+    assert(played, `the customer never connected: ${outcome.message}`);
+    const err = await played;
+    if (err !== undefined) throw err;
+  } finally {
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((resolve) => listener.close(() => resolve()));
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const TARGETS: Record<string, (source: string) => Promise<void>> = { provider, mx, customer };
+
+for (const entry of [...Deno.readDirSync(DIR)].sort((a, b) => a.name.localeCompare(b.name))) {
+  if (!entry.name.endsWith(".txt")) continue;
+  const kind = entry.name.split("_")[0]!;
+  const run = TARGETS[kind];
+  Deno.test(`(#12) dialogue ${entry.name}`, async () => {
+    assert(run, `${entry.name}: the name must start with provider_, mx_ or customer_`);
+    await run(await Deno.readTextFile(new URL(entry.name, DIR)));
+  });
+}
+
+Deno.test("(#12) transcript lines: {…} matches any text on the line, the rest exactly", () => {
+  assert(lineMatches("250 2.6.0 {queued as id}", "250 2.6.0 Message accepted as 01ABC"));
+  assert(lineMatches("334 {challenge}", "334 "));
+  assert(!lineMatches("550 5.7.1 {text}", "250 2.1.5 Recipient OK"));
+  assert(!lineMatches("250 OK", "250 OK now"));
+  assert(!lineMatches("250-SIZE 100000", "250-SIZE 1000000"));
+  assert(lineMatches("a.b (c) [d] *", "a.b (c) [d] *"));
+  assert(!lineMatches("a.b", "axb"));
+  assertThrows(() => parseTranscript("S: 220 ok\nno prefix here\n"), /line 2/);
+  assertEquals(parseTranscript("# why\n\nC: EHLO x\r\nS:\n"), [
+    { side: "C", text: "EHLO x", lineNo: 3 },
+    { side: "S", text: "", lineNo: 4 },
+  ]);
+});
