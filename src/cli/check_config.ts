@@ -42,7 +42,7 @@ export function renderEffectiveConfig(config: Config): string {
   const header = [
     `# odmr-relay effective configuration`,
     `# source: ${config.source ?? "embedded defaults (no config file)"}`,
-    `# secrets: none in the config; fetch.password_file is a path and its content is not shown`,
+    `# secrets: none in the config; fetch.password_file and fetch.client_key are paths and their content is not shown`,
     `# every setting is shown, defaults included; null: off or no limit`,
   ];
   return header.join("\n") + "\n" + YAML.stringify(toFileShape(config), { lineWidth: 0 });
@@ -94,7 +94,9 @@ function toFileShape(config: Config): Record<string, unknown> {
     ca: f.ca ?? null,
     "tls_server_name": f.tlsServerName ?? null,
     user: f.user,
-    "password_file": f.passwordFile,
+    "password_file": f.passwordFile ?? null,
+    "client_cert": f.clientCert ?? null,
+    "client_key": f.clientKey ?? null,
     domains: [...f.domains],
     "deliver_to": deliverTo(f.deliverTo),
     interval: formatDuration(f.intervalMs),

@@ -238,6 +238,8 @@ const FETCH_KEYS = [
   "tls_server_name",
   "user",
   "password_file",
+  "client_cert",
+  "client_key",
   "domains",
   "deliver_to",
   "interval",
@@ -482,10 +484,24 @@ class Validator {
 
   fetchSection(value: unknown): FetchConfig {
     const m = this.mapping(value, "fetch", FETCH_KEYS);
-    for (const required of ["server", "user", "password_file"] as const) {
+    for (const required of ["server", "user"] as const) {
       if (m[required] === undefined) {
         this.fail(`fetch.${required}`, "is required when fetch is set");
       }
+    }
+    const isSet = (v: unknown) => v !== undefined && v !== null;
+    if (isSet(m.client_cert) !== isSet(m.client_key)) {
+      const missing = isSet(m.client_cert) ? "client_key" : "client_cert";
+      this.fail(
+        `fetch.${missing}`,
+        "is required with fetch.client_cert/client_key (both or neither)",
+      );
+    }
+    if (!isSet(m.password_file) && !isSet(m.client_cert)) {
+      this.fail(
+        "fetch.password_file",
+        "is required when fetch is set (or fetch.client_cert and fetch.client_key, for AUTH EXTERNAL)",
+      );
     }
     const domains = m.domains ?? [];
     if (!Array.isArray(domains)) {
@@ -502,7 +518,15 @@ class Validator {
         ? {}
         : { tlsServerName: this.domain(m.tls_server_name, "fetch.tls_server_name") }),
       user: this.string(m.user, "fetch.user"),
-      passwordFile: this.path(m.password_file, "fetch.password_file"),
+      passwordFile: isSet(m.password_file)
+        ? this.path(m.password_file, "fetch.password_file")
+        : undefined,
+      ...(isSet(m.client_cert)
+        ? {
+          clientCert: this.path(m.client_cert, "fetch.client_cert"),
+          clientKey: this.path(m.client_key, "fetch.client_key"),
+        }
+        : {}),
       domains: domains.map((d: unknown, i) => this.domain(d, `fetch.domains[${i}]`)),
       deliverTo: this.deliverTo(m.deliver_to ?? D.DEFAULT_FETCH_DELIVER_TO, "fetch.deliver_to"),
       intervalMs: this.duration(m.interval ?? D.DEFAULT_FETCH_INTERVAL, "fetch.interval"),
@@ -564,7 +588,10 @@ async function checkReferencedFiles(config: Config): Promise<void> {
     files.push(["queue.postgres.password_file", config.queue.postgres.passwordFile]);
   }
   if (config.fetch) {
-    files.push(["fetch.password_file", config.fetch.passwordFile]);
+    const f = config.fetch;
+    if (f.passwordFile !== undefined) files.push(["fetch.password_file", f.passwordFile]);
+    if (f.clientCert !== undefined) files.push(["fetch.client_cert", f.clientCert]);
+    if (f.clientKey !== undefined) files.push(["fetch.client_key", f.clientKey]);
     if (config.fetch.ca !== undefined) files.push(["fetch.ca", config.fetch.ca]);
   }
   for (const [key, file] of files) {

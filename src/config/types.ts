@@ -90,7 +90,12 @@ export interface FetchConfig {
   /** The name the provider's certificate must carry when `server` is an IP or another name. */
   readonly tlsServerName?: string | undefined;
   readonly user: string;
-  readonly passwordFile: string;
+  /** Optional when `clientCert` is set (AUTH EXTERNAL); then the fallback if EXTERNAL fails. */
+  readonly passwordFile: string | undefined;
+  /** Our certificate (PEM file), presented in the TLS handshake for AUTH EXTERNAL. */
+  readonly clientCert?: string | undefined;
+  /** The private key of `clientCert` (PEM file, readable by its owner only). */
+  readonly clientKey?: string | undefined;
   /** Empty: every domain the user owns (bare ATRN). */
   readonly domains: readonly string[];
   readonly deliverTo: DeliverTo;

@@ -57,6 +57,9 @@ export interface TlsClientParams {
   readonly ca?: string | readonly string[];
   /** false: complete the handshake even if the certificate does not verify. */
   readonly rejectUnauthorized?: boolean;
+  /** Our own certificate and its key (PEM), presented when the server asks (AUTH EXTERNAL). */
+  readonly cert?: string;
+  readonly key?: string;
   readonly timeoutMs?: number;
 }
 
@@ -373,6 +376,9 @@ export class SocketConn implements Conn {
         socket: this.#socket,
         ...name,
         ...(ca ? { ca } : {}),
+        ...(params.cert !== undefined && params.key !== undefined
+          ? { cert: params.cert, key: params.key }
+          : {}),
         rejectUnauthorized: params.rejectUnauthorized ?? true,
       });
     } catch (err) {

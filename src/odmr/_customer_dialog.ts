@@ -13,6 +13,7 @@ import { formatReplyText, isPermanent, isTransient } from "../wire/reply.ts";
 import type { Capabilities } from "../wire/ehlo.ts";
 import { type Answer, ClientLink, type Loss } from "../smtp/client/link.ts";
 import { chooseMechanism, createSaslClient, SaslClientError } from "../auth/sasl_client.ts";
+import type { SaslClient } from "../auth/sasl_client.ts";
 import type { Logger } from "../observe/log.ts";
 import { REDACTED } from "../observe/log.ts";
 
@@ -55,7 +56,10 @@ export interface DialogOptions {
   /** The name to verify in the certificate instead of `host` (fetch.tls_server_name). */
   readonly tlsServerName?: string | undefined;
   readonly user: string;
-  readonly password: string;
+  /** Undefined: AUTH EXTERNAL with `clientCert` is the only way in. */
+  readonly password: string | undefined;
+  /** Our certificate and key (PEM), presented in TLS; then EXTERNAL is preferred when offered. */
+  readonly clientCert?: { readonly cert: string; readonly key: string } | undefined;
   readonly domains: readonly string[];
   /** Our name in EHLO. */
   readonly hostname: string;
@@ -157,6 +161,19 @@ class Dialog {
     if (!caps.atrn) {
       return stop(4, "refused", `Server "${this.#where}" does not offer ATRN`);
     }
+    const external = await this.#external(caps);
+    if (external.kind === "done") return this.#afterAuth(external.auth);
+    const password = this.#opts.password;
+    if (password === undefined) {
+      // Only a certificate is configured (the config requires one of the two).
+      const offered = caps.authMechanisms.join(" ") || "none";
+      return stop(
+        3,
+        "authFailed",
+        `Server "${this.#where}" does not offer AUTH EXTERNAL over TLS (offered: ${offered}) ` +
+          `and no fetch.password_file is set`,
+      );
+    }
     const mechanism = chooseMechanism(caps.authMechanisms, this.#conn.isSecure);
     if (mechanism === undefined) {
       const offered = caps.authMechanisms.join(" ") || "none";
@@ -167,9 +184,40 @@ class Dialog {
           `${this.#conn.isSecure ? "" : "; PLAIN and LOGIN need TLS"})`,
       );
     }
-    const auth = await this.#auth(mechanism);
-    if (auth !== undefined) return auth;
+    const auth = await this.#auth(
+      mechanism,
+      createSaslClient(mechanism, { user: this.#opts.user, password }),
+    );
+    return this.#afterAuth(auth ?? mechanism);
+  }
 
+  /**
+   * AUTH EXTERNAL (RFC 4422 appendix A) when we present a certificate and the server offers
+   * it over TLS. "done": authenticated (`auth` = "EXTERNAL") or stopped (refused without a
+   * password to fall back on, or deferred); "next": try the password mechanisms.
+   */
+  async #external(
+    caps: Capabilities,
+  ): Promise<{ kind: "done"; auth: string | DialogStop } | { kind: "next" }> {
+    if (this.#opts.clientCert === undefined) return { kind: "next" };
+    const isOffered = caps.authMechanisms.some((m) => m.toUpperCase() === "EXTERNAL");
+    if (!isOffered || !this.#conn.isSecure) {
+      this.#log.info("auth_external_not_offered", { server: this.#where });
+      return { kind: "next" };
+    }
+    const result = await this.#auth("EXTERNAL", EXTERNAL_CLIENT);
+    if (result === undefined) return { kind: "done", auth: "EXTERNAL" };
+    if (result.result === "authFailed" && this.#opts.password !== undefined) {
+      this.#log.warn("auth_external_refused", { user: this.#opts.user, reason: result.message });
+      return { kind: "next" };
+    }
+    return { kind: "done", auth: result };
+  }
+
+  /** ATRN once authenticated (`auth` is the mechanism used) or the stop that ended AUTH. */
+  async #afterAuth(auth: string | DialogStop): Promise<DialogStop | DialogReversed> {
+    if (typeof auth !== "string") return auth;
+    const mechanism = auth;
     const atrn = this.#opts.domains.length > 0 ? `ATRN ${this.#opts.domains.join(",")}` : "ATRN";
     const r = await this.#command(atrn, this.#opts.atrnTimeoutMs);
     if ("kind" in r) return r;
@@ -220,11 +268,7 @@ class Dialog {
   }
 
   /** SASL exchange (RFC 4954); undefined on 235 with the server verified (SCRAM). */
-  async #auth(mechanism: Parameters<typeof createSaslClient>[0]): Promise<DialogStop | undefined> {
-    const client = createSaslClient(mechanism, {
-      user: this.#opts.user,
-      password: this.#opts.password,
-    });
+  async #auth(mechanism: string, client: SaslExchange): Promise<DialogStop | undefined> {
     const initial = client.initialResponse();
     let line = `AUTH ${mechanism}`;
     if (initial !== undefined) line += ` ${initial.length === 0 ? "=" : encodeBase64(initial)}`;
@@ -245,7 +289,15 @@ class Dialog {
         const text = formatReplyText(r).trim();
         return isTransient(r)
           ? stop(5, "temporary", `AUTH ${mechanism} deferred by "${this.#where}": ${text}`)
-          : stop(3, "authFailed", `AUTH ${mechanism} as "${this.#opts.user}" failed: ${text}`);
+          : stop(
+            3,
+            "authFailed",
+            `AUTH ${mechanism} as "${this.#opts.user}" failed: ${text}` +
+              (mechanism === "EXTERNAL"
+                ? ` (is fetch.client_cert pinned on the provider with \`user certs ` +
+                  `${this.#opts.user} --add\`?)`
+                : ""),
+          );
       }
       let answer: Uint8Array;
       try {
@@ -319,10 +371,24 @@ class Dialog {
   }
 }
 
+/** The steps of one SASL client exchange that the dialogue drives. */
+type SaslExchange = Pick<SaslClient, "initialResponse" | "next" | "verifyFinal">;
+
+/**
+ * EXTERNAL with an empty authorization identity (`AUTH EXTERNAL =`): the provider derives
+ * the user from the pinned certificate. It sends no challenge after an initial response.
+ */
+const EXTERNAL_CLIENT: SaslExchange = {
+  initialResponse: () => new Uint8Array(0),
+  next: () => Promise.reject(new SaslClientError("Unexpected EXTERNAL challenge")),
+  verifyFinal: () => {},
+};
+
 function tlsClientParams(opts: DialogOptions) {
   return {
     servername: opts.tlsServerName ?? opts.host,
     ...(opts.caPem !== undefined ? { ca: opts.caPem } : {}),
+    ...(opts.clientCert !== undefined ? opts.clientCert : {}),
     rejectUnauthorized: true,
     timeoutMs: opts.connectTimeoutMs,
   };

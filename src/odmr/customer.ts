@@ -17,7 +17,7 @@ import { AllowedDomainsSink } from "../smtp/sinks/allowed_domains.ts";
 import type { Logger } from "../observe/log.ts";
 import { runCustomerDialog } from "./_customer_dialog.ts";
 import type { FetchExitCode, FetchResult } from "./_customer_dialog.ts";
-import { PasswordFileError, readPasswordFile } from "./_customer_password.ts";
+import { PasswordFileError, readClientKey, readPasswordFile } from "./_customer_password.ts";
 import { LedgerSink } from "./_customer_ledger.ts";
 import type { LedgerCounts } from "./_customer_ledger.ts";
 
@@ -83,15 +83,24 @@ export async function runCustomer(
     wasStopped: deps.signal?.aborted ?? false,
   });
 
-  let password: string;
+  let password: string | undefined;
   let caPem: string | undefined;
+  let clientCert: { cert: string; key: string } | undefined;
+  let reading = "fetch.ca";
   try {
-    password = await readPasswordFile(config.passwordFile);
+    if (config.passwordFile !== undefined) password = await readPasswordFile(config.passwordFile);
+    if (config.clientCert !== undefined && config.clientKey !== undefined) {
+      const key = await readClientKey(config.clientKey);
+      reading = "fetch.client_cert";
+      clientCert = { cert: await Deno.readTextFile(config.clientCert), key };
+    }
+    reading = "fetch.ca";
     caPem = config.ca === undefined ? undefined : await Deno.readTextFile(config.ca);
   } catch (err) {
+    const file = reading === "fetch.ca" ? config.ca : config.clientCert;
     const text = err instanceof PasswordFileError
       ? err.message
-      : `Cannot read fetch.ca "${config.ca}": ${errorText(err)}`;
+      : `Cannot read ${reading} "${file}": ${errorText(err)}`;
     return early(2, "config", text);
   }
 
@@ -103,6 +112,7 @@ export async function runCustomer(
     tlsServerName: config.tlsServerName,
     user: config.user,
     password,
+    clientCert,
     domains: config.domains,
     hostname: config.hostname,
     connectTimeoutMs: deps.timeouts?.connectMs ?? 30_000,

@@ -72,6 +72,7 @@ Deno.test("check-config output loads back to the same settings (defaults and con
       "odmr: {listen: [{address: '[::]:366', line_records: false}, '0.0.0.0:366']}\n" +
       "queue: {quota: {messages: 5}}\ndomains: {b.example: {max_age: 1d}}\n" +
       "fetch: {server: relay.example.net, user: u, password_file: pw, deliver_to: 'maildir:m'}\n",
+      "fetch: {server: r.example, user: u, client_cert: pi.pem, client_key: pi.key}\n",
     ]
   ) {
     const config = parse(text);
@@ -93,6 +94,8 @@ Deno.test("check-config shows a fetch section with its defaults (ca: null, every
     tls_server_name: null,
     user: "u",
     password_file: "/etc/pw",
+    client_cert: null,
+    client_key: null,
     domains: [],
     deliver_to: "smtp://127.0.0.1:25",
     interval: "5m",

@@ -258,6 +258,18 @@ Deno.test("parseConfig() names the file and the key path in every error", async 
       want: `Cannot load config "/etc/odmr.yaml": fetch.server is required when fetch is set`,
     },
     {
+      why: "fetch without password_file nor client_cert (#16)",
+      text: "fetch: {server: r, user: a}",
+      want:
+        `Cannot load config "/etc/odmr.yaml": fetch.password_file is required when fetch is set (or fetch.client_cert and fetch.client_key, for AUTH EXTERNAL)`,
+    },
+    {
+      why: "fetch.client_cert without client_key (#16)",
+      text: "fetch: {server: r, user: a, client_cert: /c.pem}",
+      want:
+        `Cannot load config "/etc/odmr.yaml": fetch.client_key is required with fetch.client_cert/client_key (both or neither)`,
+    },
+    {
       why: "a bad deliver_to",
       text: "fetch: {server: r, user: a, password_file: /p, deliver_to: ftp://x}",
       want:
@@ -432,4 +444,11 @@ queue:
       assertEquals(message.includes("secret"), false, "the password is not echoed");
     });
   }
+});
+
+Deno.test("fetch.client_cert and client_key make password_file optional (#16)", () => {
+  const f = parse("fetch: {server: r, user: a, client_cert: pi.pem, client_key: pi.key}").fetch;
+  assertEquals(f?.passwordFile, undefined);
+  assertEquals(f?.clientCert, "/etc/pi.pem");
+  assertEquals(f?.clientKey, "/etc/pi.key");
 });
