@@ -21,15 +21,24 @@ const enc = new TextEncoder();
 const PW = { alice: "alice-pw", bob: "bob-pw", carol: "carol-pw" } as const;
 type Listed = { from: string; recipients: { address: string; status: string }[] }[];
 
+async function addUsers(configPath: string): Promise<void> {
+  await addUser(configPath, "alice", ["example.org", "example.com"], PW.alice);
+  await addUser(configPath, "bob", ["bob.example"], PW.bob);
+  await addUser(configPath, "carol", ["sub.example.org"], PW.carol);
+}
+
+/** Runs `fn` on a serve with a 2 s timeout; `dataDir`: one prepared earlier (users added). */
 async function withProvider(
   fn: (server: ServerProcess, port: number) => Promise<void>,
   config: Record<string, unknown> = {},
+  dataDir?: string,
 ): Promise<void> {
-  const server = await startServer({ config: { smtp: { timeout: "2s" }, ...config } });
+  const server = await startServer({
+    config: { smtp: { timeout: "2s" }, ...config },
+    ...(dataDir === undefined ? {} : { dataDir }),
+  });
   try {
-    await addUser(server.configPath, "alice", ["example.org", "example.com"], PW.alice);
-    await addUser(server.configPath, "bob", ["bob.example"], PW.bob);
-    await addUser(server.configPath, "carol", ["sub.example.org"], PW.carol);
+    if (dataDir === undefined) await addUsers(server.configPath);
     await fn(server, server.odmr[0]!.port); // startServer waited for an odmr listener
     assert(!/session_crashed|uncaught/i.test(server.logs()), server.logs());
   } finally {
@@ -284,55 +293,70 @@ Deno.test("ODMR: slowloris and connection floods get 421", async (t) => {
 });
 
 Deno.test("ODMR: a customer that stops reading mid-drain is cut by the write timeout; the lease is released", async () => {
-  await withProvider(async (server, port) => {
-    // Bigger than the loopback socket buffers, so the provider's writes must block.
-    const line = `${"z".repeat(998)}\r\n`;
-    const body = enc.encode(`Subject: big\r\n\r\n${line.repeat(24 * 1024)}`);
+  // Bigger than the loopback socket buffers, so the provider's writes must block. It is queued
+  // by a serve with the default timeout first: under load, 24 MB through the MX with the 2 s
+  // timeout below could be cut by that timeout (BrokenPipe at the sender), which is not what
+  // this test is about.
+  const line = `${"z".repeat(998)}\r\n`;
+  const body = enc.encode(`Subject: big\r\n\r\n${line.repeat(24 * 1024)}`);
+  const dataDir = await Deno.makeTempDir({ prefix: "odmr-e2e-" });
+  const filler = await startServer({ dataDir, configPath: `${dataDir}.filler.yaml` });
+  try {
+    await addUsers(filler.configPath);
     const s = await submit({
-      port: server.smtp[0]!.port,
+      port: filler.smtp[0]!.port,
       from: "s@remote.test",
       to: ["big@example.org"],
       body,
     });
-    assertMatch(s.final ?? "", /^250 /);
-    const c = await greeted(port);
-    const started = Date.now();
-    try {
-      assertMatch((await cram(c, "alice", PW.alice)).reply, /^235 /);
-      assertMatch(await c.command("ATRN example.org"), /^250 /);
-      await c.write("220 customer.test ESMTP\r\n");
-      let got = "";
-      while (!/^EHLO /m.test(got)) {
-        await new Promise((r) => setTimeout(r, 20));
-        got = c.pending;
-        assert(Date.now() - started < 5_000, "EHLO from the provider");
+    assertMatch(s.final ?? "", /^250 /, filler.logs());
+  } finally {
+    assertEquals(await filler.stop(), 0, filler.logs());
+    await Deno.remove(`${dataDir}.filler.yaml`).catch(() => {});
+  }
+  await withProvider(
+    async (server, port) => {
+      const c = await greeted(port);
+      const started = Date.now();
+      try {
+        assertMatch((await cram(c, "alice", PW.alice)).reply, /^235 /);
+        assertMatch(await c.command("ATRN example.org"), /^250 /);
+        await c.write("220 customer.test ESMTP\r\n");
+        let got = "";
+        while (!/^EHLO /m.test(got)) {
+          await new Promise((r) => setTimeout(r, 20));
+          got = c.pending;
+          assert(Date.now() - started < 5_000, "EHLO from the provider");
+        }
+        await c.write("250 customer.test\r\n");
+        // The provider pipelines MAIL, RCPT, DATA; accept them, then stop reading for good.
+        await c.write("250 2.1.0 OK\r\n250 2.1.5 OK\r\n354 go\r\n");
+        c.pause();
+        // A paused socket never sees the FIN, so watch the queue: "delivering" → "queued" is
+        // the provider giving up and releasing the lease.
+        let status = "";
+        while (Date.now() - started < 20_000) {
+          const l = await queueList(server.configPath) as Listed;
+          status = l[0]?.recipients[0]?.status ?? "";
+          if (status === "queued") break;
+          await new Promise((r) => setTimeout(r, 250));
+        }
+        assertEquals(status, "queued", `the lease was released in time:\n${server.logs()}`);
+      } finally {
+        c.close();
       }
-      await c.write("250 customer.test\r\n");
-      // The provider pipelines MAIL, RCPT, DATA; accept them, then stop reading for good.
-      await c.write("250 2.1.0 OK\r\n250 2.1.5 OK\r\n354 go\r\n");
-      c.pause();
-      // A paused socket never sees the FIN, so watch the queue: "delivering" → "queued" is
-      // the provider giving up and releasing the lease.
-      let status = "";
-      while (Date.now() - started < 20_000) {
-        const l = await queueList(server.configPath) as Listed;
-        status = l[0]?.recipients[0]?.status ?? "";
-        if (status === "queued") break;
-        await new Promise((r) => setTimeout(r, 250));
-      }
-      assertEquals(status, "queued", `the lease was released in time:\n${server.logs()}`);
-    } finally {
-      c.close();
-    }
-    // The lease is released: the next session takes the mail, byte-exact.
-    const next = await runScriptedCustomer({
-      port,
-      auth: { mechanism: "CRAM-MD5", user: "alice", password: PW.alice },
-      atrn: "example.org",
-    });
-    assertMatch(next.atrnReply ?? "", /^250 /);
-    assertEquals(next.messages.length, 1);
-    assertEquals(next.messages[0]!.data.length >= body.length, true);
-    assertEquals(await queueList(server.configPath), []);
-  });
+      // The lease is released: the next session takes the mail, byte-exact.
+      const next = await runScriptedCustomer({
+        port,
+        auth: { mechanism: "CRAM-MD5", user: "alice", password: PW.alice },
+        atrn: "example.org",
+      });
+      assertMatch(next.atrnReply ?? "", /^250 /);
+      assertEquals(next.messages.length, 1);
+      assertEquals(next.messages[0]!.data.length >= body.length, true);
+      assertEquals(await queueList(server.configPath), []);
+    },
+    {},
+    dataDir,
+  );
 });
