@@ -14,7 +14,8 @@ import {
   secondsCell,
 } from "./drain.ts";
 import { drainWithFetchmail } from "./fetch.ts";
-import { hasExecutable, runCommand } from "./_proc.ts";
+import { hasExecutable } from "./_proc.ts";
+import { makeSelfSigned } from "../tests/_helpers/self_signed.ts";
 import { Serve } from "./_serve.ts";
 import { fmtRate, fmtRatio, naCell, type Table } from "./_table.ts";
 
@@ -68,30 +69,6 @@ const VARIANTS: readonly Variant[] = [
   },
 ];
 
-async function makeCert(dir: string): Promise<{ cert: string; key: string }> {
-  const cert = `${dir}/cert.pem`;
-  const key = `${dir}/key.pem`;
-  const r = await runCommand(OPENSSL, [
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    key,
-    "-out",
-    cert,
-    "-days",
-    "1",
-    "-subj",
-    "/CN=localhost",
-    "-addext",
-    "subjectAltName=DNS:localhost,IP:127.0.0.1",
-  ], 60_000);
-  if (r.code !== 0) throw new Error(`openssl req exited ${r.code}: ${r.output}`);
-  return { cert, key };
-}
-
 async function runVariant(
   ctx: BenchContext,
   v: Variant,
@@ -129,7 +106,7 @@ export async function tlsBench(ctx: BenchContext): Promise<Table[]> {
   if (!(await hasExecutable(OPENSSL))) {
     rows.push(["all", "", "", `n/a (${OPENSSL} not installed)`, "", ""]);
   } else {
-    const pem = await makeCert(ctx.dir);
+    const pem = await makeSelfSigned(ctx.dir, "cert", { dnsName: "localhost", days: 1, rsa: true });
     for (const [i, v] of VARIANTS.entries()) {
       const r = await runVariant(ctx, v, i, pem);
       results.push(r);
