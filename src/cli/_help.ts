@@ -13,6 +13,7 @@ Commands:
   fetch          Customer: connect, AUTH, ATRN, hand mail to fetch.deliver_to
   user           Manage users and their domains (add, passwd, domains, list, show, test, remove)
   queue          Inspect, requeue and delete queued mail (list, show, delete, requeue, summary)
+  dkim           Outbound DKIM signing keys (keygen, list, remove)
   check-config   Validate the config and print the effective settings
 
 Options:
@@ -103,6 +104,19 @@ summary   waiting recipients per domain in age columns (5m 15m 1h 4h 12h 1d 2d 4
           7d+: each counts what is older than the column before, up to its own bound)
 
 Exit codes: 0 ok, 1 unknown message ID or runtime failure, 2 usage error.
+
+Options:
+${CONFIG_LINE}
+`,
+  dkim: `Usage: ${PROGRAM_NAME} dkim SUBCOMMAND [--config F]
+
+  dkim keygen DOMAIN [--selector S] [--algorithm rsa|ed25519]
+  dkim list [--json]
+  dkim remove DOMAIN SELECTOR
+
+keygen stores a new private key (mode 0600) under data_dir/dkim/ and prints the DNS TXT
+record to publish (S default: the algorithm and today's date; algorithm default: rsa,
+2048 bits). Outbound mail from DOMAIN is signed with every key of DOMAIN.
 
 Options:
 ${CONFIG_LINE}

@@ -13,6 +13,7 @@ import { serveCommand } from "./serve.ts";
 import { createCliIo } from "./_io.ts";
 import { userCommand } from "./user.ts";
 import { queueCommand } from "./queue.ts";
+import { dkimCommand } from "./dkim.ts";
 import { COMMAND_HELP, MAIN_HELP } from "./_help.ts";
 import type { CommandName } from "./_help.ts";
 
@@ -72,8 +73,8 @@ export async function runCli(
       path: split.configPath,
       env: envir.env,
       cwd: envir.cwd,
-      // user and queue only need data_dir: a missing certificate must not lock out the admin.
-      checkFiles: first !== "user" && first !== "queue",
+      // user, queue and dkim only need data_dir: a missing certificate must not lock out the admin.
+      checkFiles: first !== "user" && first !== "queue" && first !== "dkim",
     });
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -106,6 +107,8 @@ export async function runCli(
       return await userCommand([...split.rest], createCliIo(config.dataDir, envir, config.queue));
     case "queue":
       return await queueCommand([...split.rest], createCliIo(config.dataDir, envir, config.queue));
+    case "dkim":
+      return await dkimCommand([...split.rest], createCliIo(config.dataDir, envir, config.queue));
     default: {
       const never: never = first;
       return never;

@@ -1,0 +1,232 @@
+/**
+ * `dkim keygen|list|remove` (CONTRACT.md): the outbound signing keys in `data_dir/dkim/`.
+ * `keygen` prints the TXT record to publish. Private keys are never printed. Exit codes: 0 ok,
+ * 1 runtime failure (key exists, no such key, unreadable data dir), 2 usage.
+ */
+import { parseArgs } from "node:util";
+import { normalizeDomain } from "../auth/domain.ts";
+import {
+  defaultSelector,
+  DkimKeyStore,
+  type KeyEntry,
+  KeyStoreError,
+  type KeyType,
+  normalizeSelector,
+  zoneLine,
+} from "../dkim/keys.ts";
+import type { CliIo } from "./io.ts";
+
+const EXIT_OK = 0;
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+
+const USAGE = "Usage: dkim keygen DOMAIN [--selector S] [--algorithm rsa|ed25519] | " +
+  "dkim list [--json] | dkim remove DOMAIN SELECTOR";
+
+type DkimCommand =
+  | {
+    readonly kind: "keygen";
+    readonly domain: string;
+    readonly selector: string | undefined;
+    readonly type: KeyType;
+  }
+  | { readonly kind: "list"; readonly isJson: boolean }
+  | { readonly kind: "remove"; readonly domain: string; readonly selector: string };
+
+type Parsed = { ok: true; command: DkimCommand } | { ok: false; message: string };
+
+/** Test hook: the clock that names default selectors. */
+export interface DkimCommandOptions {
+  readonly now?: () => Date;
+}
+
+/** Runs `dkim SUBCOMMAND …` and returns the exit code. */
+export async function dkimCommand(
+  argv: readonly string[],
+  io: CliIo,
+  opts: DkimCommandOptions = {},
+): Promise<number> {
+  const parsed = parseCommand(argv);
+  if (!parsed.ok) {
+    io.stderr(`error: ${parsed.message}\n${USAGE}\n`);
+    return EXIT_USAGE;
+  }
+  const store = new DkimKeyStore(io.dataDir);
+  try {
+    return await run(parsed.command, store, io, opts.now ?? (() => new Date()));
+  } catch (err) {
+    if (err instanceof KeyStoreError) {
+      io.stderr(`error: ${err.message}\n`);
+      return EXIT_FAILURE;
+    }
+    const detail = err instanceof Error ? err.message : String(err);
+    io.stderr(`error: Cannot manage DKIM keys in "${io.dataDir}": ${detail}\n`);
+    return EXIT_FAILURE;
+  }
+}
+
+async function run(
+  cmd: DkimCommand,
+  store: DkimKeyStore,
+  io: CliIo,
+  now: () => Date,
+): Promise<number> {
+  switch (cmd.kind) {
+    case "keygen": {
+      const selector = cmd.selector ?? defaultSelector(cmd.type, now());
+      const entry = await store.generate(cmd.domain, selector, cmd.type);
+      io.stdout(
+        `Generated ${describe(entry)}; mail from ${entry.domain} is signed with it from now on.\n` +
+          `Publish this TXT record (DNS name ${entry.dnsName}):\n\n${zoneLine(entry)}\n`,
+      );
+      return EXIT_OK;
+    }
+    case "list": {
+      const entries = await store.list();
+      if (cmd.isJson) {
+        io.stdout(JSON.stringify(entries.map(toJson)) + "\n");
+        return EXIT_OK;
+      }
+      if (entries.length === 0) {
+        io.stdout(`No DKIM keys. Create one with: dkim keygen DOMAIN\n`);
+        return EXIT_OK;
+      }
+      for (const e of entries) {
+        io.stdout(`${e.domain}\t${e.selector}\t${e.type}\t${e.createdAt.toISOString()}\n`);
+      }
+      return EXIT_OK;
+    }
+    case "remove": {
+      if (!(await store.remove(cmd.domain, cmd.selector))) {
+        io.stderr(`error: No DKIM key for "${cmd.domain}" with selector "${cmd.selector}"\n`);
+        return EXIT_FAILURE;
+      }
+      io.stdout(
+        `Removed the key "${cmd.selector}" of ${cmd.domain}; ` +
+          `its TXT record ${cmd.selector}._domainkey.${cmd.domain} can go once mail signed ` +
+          `with it has been read\n`,
+      );
+      return EXIT_OK;
+    }
+    default: {
+      const never: never = cmd;
+      return never;
+    }
+  }
+}
+
+function describe(e: KeyEntry): string {
+  return `a${e.type === "rsa" ? "n RSA 2048-bit" : "n Ed25519"} key for ${e.domain}, ` +
+    `selector "${e.selector}"`;
+}
+
+function toJson(e: KeyEntry) {
+  return {
+    domain: e.domain,
+    selector: e.selector,
+    algorithm: e.type,
+    created_at: e.createdAt.toISOString(),
+    dns_name: e.dnsName,
+    dns_txt: e.dnsText,
+  };
+}
+
+function parseCommand(argv: readonly string[]): Parsed {
+  const [sub, ...args] = argv;
+  try {
+    switch (sub) {
+      case "keygen": {
+        const { values, positionals } = parseArgs({
+          args,
+          options: { selector: { type: "string" }, algorithm: { type: "string" } },
+          strict: true,
+          allowPositionals: true,
+        });
+        const domain = oneDomain(positionals, 1);
+        if (!domain.ok) return domain;
+        const algorithm = values.algorithm ?? "rsa";
+        if (algorithm !== "rsa" && algorithm !== "ed25519") {
+          return {
+            ok: false,
+            message: `Invalid value for --algorithm: "${algorithm}": expected rsa or ed25519`,
+          };
+        }
+        if (values.selector !== undefined && normalizeSelector(values.selector) === undefined) {
+          return {
+            ok: false,
+            message: `Invalid value for --selector: "${values.selector}" is not a DNS label`,
+          };
+        }
+        return {
+          ok: true,
+          command: {
+            kind: "keygen",
+            domain: domain.value,
+            selector: values.selector,
+            type: algorithm,
+          },
+        };
+      }
+      case "list": {
+        const { values, positionals } = parseArgs({
+          args,
+          options: { json: { type: "boolean" } },
+          strict: true,
+          allowPositionals: true,
+        });
+        if (positionals.length > 0) {
+          return { ok: false, message: `Unexpected argument "${positionals[0]}"` };
+        }
+        return { ok: true, command: { kind: "list", isJson: values.json ?? false } };
+      }
+      case "remove": {
+        const { positionals } = parseArgs({
+          args,
+          options: {},
+          strict: true,
+          allowPositionals: true,
+        });
+        const domain = oneDomain(positionals, 2);
+        if (!domain.ok) return domain;
+        const selector = positionals[1];
+        if (selector === undefined) return { ok: false, message: "Missing SELECTOR" };
+        const normalized = normalizeSelector(selector);
+        if (normalized === undefined) {
+          return { ok: false, message: `Invalid selector "${selector}": not a DNS label` };
+        }
+        return {
+          ok: true,
+          command: { kind: "remove", domain: domain.value, selector: normalized },
+        };
+      }
+      case undefined:
+        return { ok: false, message: "Missing subcommand: expected keygen, list or remove" };
+      default:
+        return {
+          ok: false,
+          message: `Unknown subcommand "${sub}": expected keygen, list or remove`,
+        };
+    }
+  } catch (err) {
+    // parseArgs names the offending flag ("Unknown option '--foo'").
+    return { ok: false, message: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+function oneDomain(
+  positionals: readonly string[],
+  expected: number,
+): { ok: true; value: string } | { ok: false; message: string } {
+  const [raw] = positionals;
+  if (raw === undefined) return { ok: false, message: "Missing DOMAIN" };
+  const extra = positionals[expected];
+  if (extra !== undefined) return { ok: false, message: `Unexpected argument "${extra}"` };
+  const domain = normalizeDomain(raw);
+  if (domain === undefined) {
+    return {
+      ok: false,
+      message: `Invalid domain "${raw}": expected a domain name with at least two labels`,
+    };
+  }
+  return { ok: true, value: domain };
+}

@@ -1,0 +1,278 @@
+/**
+ * DKIM signer (RFC 6376 §5; ed25519-sha256 from RFC 8463): takes a message chunk by chunk,
+ * hashes the canonical body as it streams (memory bounded by the header limit) and, at the end,
+ * returns one DKIM-Signature field per key, to be prepended to the message unchanged.
+ * It never alters the message. Which keys sign is the caller's choice (see `authorDomain`).
+ */
+import crypto from "node:crypto";
+import { BodyCanonicalizer, type Canonicalization, canonicalizeHeader } from "./canon.ts";
+import type { HeaderField } from "./canon.ts";
+import { HeaderSplitter } from "./_headers.ts";
+import { concatBytes } from "../wire/bytes.ts";
+
+/** Signing algorithms (RFC 6376 §3.3, RFC 8463 §3). */
+export type DkimAlgorithm = "rsa-sha256" | "ed25519-sha256";
+
+/** A private key ready to sign for `domain` under `selector`. */
+export interface DkimKey {
+  readonly domain: string;
+  readonly selector: string;
+  readonly algorithm: DkimAlgorithm;
+  readonly privateKey: crypto.KeyObject;
+}
+
+/** Header and body canonicalization (the `c=` tag). */
+export interface CanonicalizationPair {
+  readonly header: Canonicalization;
+  readonly body: Canonicalization;
+}
+
+/** Signer settings; every field has a default. */
+export interface DkimSignerOptions {
+  /** Default relaxed/relaxed: survives the re-folding and whitespace changes relays do. */
+  readonly canonicalization?: CanonicalizationPair;
+  /** Largest header section signed; a larger one is refused. Default 1 MiB. */
+  readonly maxHeaderBytes?: number;
+  /** Header names to sign when present (lower case); default `SIGNED_HEADERS`. */
+  readonly signedHeaders?: readonly string[];
+}
+
+/** Result of `finish`: the DKIM-Signature fields (each ending in CRLF), or why not. */
+export type SignResult =
+  | { readonly ok: true; readonly fields: Uint8Array }
+  | { readonly ok: false; readonly reason: "header_too_large" | "no_key" };
+
+/**
+ * Fields signed when present. RFC 6376 §5.4.1: From is required; the rest are those whose
+ * change would alter what the reader sees or how replies go.
+ */
+export const SIGNED_HEADERS: readonly string[] = [
+  "from",
+  "reply-to",
+  "subject",
+  "date",
+  "to",
+  "cc",
+  "message-id",
+  "in-reply-to",
+  "references",
+  "mime-version",
+  "content-type",
+  "content-transfer-encoding",
+  "content-disposition",
+  "sender",
+  "list-id",
+  "list-unsubscribe",
+  "list-unsubscribe-post",
+];
+
+/**
+ * Signed fields that a mailing list or a forwarder may legitimately add; every other signed
+ * field is signed once more than it occurs (§8.15 "over-signing"), so an instance added later
+ * by someone else breaks the signature instead of being shown to the reader.
+ */
+const NOT_OVERSIGNED = new Set([
+  "in-reply-to",
+  "references",
+  "content-disposition",
+  "list-id",
+  "list-unsubscribe",
+  "list-unsubscribe-post",
+]);
+
+const DEFAULT_MAX_HEADER_BYTES = 1024 * 1024;
+const FOLD_COLUMNS = 76;
+const encoder = new TextEncoder();
+
+/** Streams one message through the body hash; `finish` signs it with the given keys. */
+export class DkimSigner {
+  readonly #canon: CanonicalizationPair;
+  readonly #signedHeaders: readonly string[];
+  readonly #splitter: HeaderSplitter;
+  readonly #bodyHash = crypto.createHash("sha256");
+  readonly #body: BodyCanonicalizer;
+  #failure: "header_too_large" | undefined;
+  #isEnded = false;
+
+  constructor(opts: DkimSignerOptions = {}) {
+    this.#canon = opts.canonicalization ?? { header: "relaxed", body: "relaxed" };
+    this.#signedHeaders = opts.signedHeaders ?? SIGNED_HEADERS;
+    this.#splitter = new HeaderSplitter(opts.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES);
+    this.#body = new BodyCanonicalizer(this.#canon.body, (b) => this.#bodyHash.update(b));
+  }
+
+  /** Feeds the next bytes of the message (header section first, then the body). */
+  update(chunk: Uint8Array): void {
+    if (this.#failure !== undefined) return;
+    if (this.#isEnded) throw new Error("DkimSigner.update() after the end of the message");
+    const split = this.#splitter.push(chunk);
+    if (!split.ok) {
+      this.#failure = split.reason;
+      return;
+    }
+    if (split.body.length > 0) this.#body.update(split.body);
+  }
+
+  /** The header fields (the whole message must have been fed); undefined after a failure. */
+  headerFields(): readonly HeaderField[] | undefined {
+    this.#end();
+    return this.#failure === undefined ? this.#splitter.fields() : undefined;
+  }
+
+  /** Signs with each key (one field per key, in order); `now` fills the `t=` tag. */
+  finish(keys: readonly DkimKey[], now: Date): SignResult {
+    this.#end();
+    if (this.#failure !== undefined) return { ok: false, reason: this.#failure };
+    if (keys.length === 0) return { ok: false, reason: "no_key" };
+    const bh = this.#bodyHash.digest("base64");
+    const fields = this.#splitter.fields();
+    const names = headerList(fields, this.#signedHeaders);
+    const parts: Uint8Array[] = [];
+    for (const key of keys) {
+      parts.push(signOne(key, { fields, names, bh, canon: this.#canon, now }));
+    }
+    return { ok: true, fields: concatBytes(parts) };
+  }
+
+  #end(): void {
+    if (this.#isEnded || this.#failure !== undefined) return;
+    this.#isEnded = true;
+    const split = this.#splitter.end();
+    if (!split.ok) {
+      this.#failure = split.reason;
+      return;
+    }
+    this.#body.finish();
+  }
+}
+
+interface SignInput {
+  readonly fields: readonly HeaderField[];
+  readonly names: readonly string[];
+  readonly bh: string;
+  readonly canon: CanonicalizationPair;
+  readonly now: Date;
+}
+
+function signOne(key: DkimKey, input: SignInput): Uint8Array {
+  const tags = [
+    "v=1",
+    `a=${key.algorithm}`,
+    `c=${input.canon.header}/${input.canon.body}`,
+    `d=${key.domain}`,
+    `s=${key.selector}`,
+    `t=${Math.floor(input.now.getTime() / 1000)}`,
+    `h=${input.names.join(":")}`,
+    `bh=${input.bh}`,
+  ];
+  // b= comes last and is folded on its own: its value (with its whitespace) is what a verifier
+  // deletes before hashing this field (§3.5 b=, §3.7).
+  const unsigned = `DKIM-Signature: ${foldTags(tags)};\r\n b=`;
+  const data: Uint8Array[] = [];
+  for (const field of selectHeaders(input.fields, input.names)) {
+    data.push(canonicalizeHeader(field, input.canon.header));
+  }
+  const self = canonicalizeHeader(
+    { name: "DKIM-Signature", raw: encoder.encode(unsigned) },
+    input.canon.header,
+  );
+  // The signature field itself is hashed without its final CRLF (§3.7).
+  data.push(input.canon.header === "relaxed" ? self.subarray(0, self.length - 2) : self);
+  const signed = concatBytes(data);
+  // rsa-sha256: RSASSA-PKCS1-v1_5 over SHA-256 of the data (RFC 6376 §3.3.1). ed25519-sha256:
+  // PureEdDSA over the SHA-256 digest of the data (RFC 8463 §3).
+  const signature = key.algorithm === "rsa-sha256"
+    ? crypto.sign("sha256", signed, key.privateKey)
+    : crypto.sign(null, crypto.createHash("sha256").update(signed).digest(), key.privateKey);
+  return encoder.encode(`${unsigned}${foldValue(signature.toString("base64"), 4)}\r\n`);
+}
+
+/**
+ * The `h=` list: each signed name as many times as it occurs (bottom-up selection, §5.4.2),
+ * plus one more for over-signed names.
+ */
+function headerList(fields: readonly HeaderField[], signed: readonly string[]): string[] {
+  const counts = new Map<string, number>();
+  for (const f of fields) {
+    const n = f.name.toLowerCase();
+    counts.set(n, (counts.get(n) ?? 0) + 1);
+  }
+  const names: string[] = [];
+  for (const name of signed) {
+    const n = (counts.get(name) ?? 0) + (NOT_OVERSIGNED.has(name) ? 0 : 1);
+    for (let i = 0; i < n; i++) names.push(name);
+  }
+  return names;
+}
+
+/** The fields named by `h=`, each instance taken from the bottom up (§5.4.2). */
+function selectHeaders(fields: readonly HeaderField[], names: readonly string[]): HeaderField[] {
+  const used = new Map<string, number>();
+  const picked: HeaderField[] = [];
+  for (const name of names) {
+    const skip = used.get(name) ?? 0;
+    used.set(name, skip + 1);
+    let seen = 0;
+    for (let i = fields.length - 1; i >= 0; i--) {
+      const f = fields[i] as HeaderField;
+      if (f.name.toLowerCase() !== name) continue;
+      if (seen++ === skip) {
+        picked.push(f);
+        break;
+      }
+    }
+    // A name with no instance left contributes nothing: that is what over-signing relies on.
+  }
+  return picked;
+}
+
+/**
+ * Joins the tags with "; ", folding lines at 76 columns. `h=` may fold before any of its
+ * colons (FWS is allowed there, RFC 6376 §3.5); the other tags are short and stay whole.
+ */
+function foldTags(tags: readonly string[]): string {
+  let out = "";
+  let column = "DKIM-Signature: ".length;
+  const add = (text: string, canFoldBefore: boolean) => {
+    let piece = text;
+    if (canFoldBefore && column + piece.length > FOLD_COLUMNS) {
+      out += "\r\n ";
+      column = 1;
+      piece = piece.trimStart();
+    }
+    out += piece;
+    column += piece.length;
+  };
+  for (const [i, tag] of tags.entries()) {
+    if (i > 0) add(";", false);
+    const pieces = tag.startsWith("h=") ? tag.split(/(?=:)/) : [tag];
+    for (const [j, piece] of pieces.entries()) add(i > 0 && j === 0 ? ` ${piece}` : piece, i > 0);
+  }
+  return out;
+}
+
+/** Splits a base64 value into folded lines (whitespace inside b= and bh= is ignored, §3.5). */
+function foldValue(value: string, firstColumn: number): string {
+  const lines: string[] = [];
+  let at = 0;
+  let width = FOLD_COLUMNS - firstColumn;
+  while (at < value.length) {
+    lines.push(value.slice(at, at + width));
+    at += width;
+    width = FOLD_COLUMNS - 1;
+  }
+  return lines.join("\r\n ");
+}
+
+/**
+ * The domain of the first From address (lower case), the usual DKIM `d=` for DMARC alignment;
+ * undefined when there is no From field or no address in it.
+ */
+export function authorDomain(fields: readonly HeaderField[]): string | undefined {
+  const from = fields.find((f) => f.name.toLowerCase() === "from");
+  if (from === undefined) return undefined;
+  const value = new TextDecoder().decode(from.raw.subarray(from.raw.indexOf(58) + 1));
+  const match = /@([A-Za-z0-9.-]+)\s*(?:>|,|;|$)/.exec(value.replace(/\r\n[ \t]/g, " ").trim());
+  const domain = match?.[1];
+  return domain === undefined ? undefined : domain.toLowerCase().replace(/\.$/, "");
+}
