@@ -1,0 +1,178 @@
+/**
+ * Where mail for a domain goes (RFC 5321 §5.1): its MX hosts by preference (random order among
+ * equal preferences, so load spreads as the domain intends), each with its addresses; without
+ * MX records the domain itself (the implicit MX). A null MX (RFC 7505) is a permanent refusal.
+ * DNS failures other than "no such records" are temporary: the caller retries later.
+ */
+
+/** A DNS server to ask instead of the system's (`outbound.resolver`). */
+export interface NameServer {
+  readonly ipAddr: string;
+  readonly port: number;
+}
+
+/** One host to try, with the addresses to connect to (IPv4 first, then IPv6). */
+export interface MxHost {
+  /** Host name without the final dot. */
+  readonly name: string;
+  readonly preference: number;
+  readonly addresses: readonly string[];
+}
+
+/** The outcome of a lookup. `status` is the enhanced code for a DSN or a log line. */
+export type MxResult =
+  | { readonly kind: "hosts"; readonly hosts: readonly MxHost[]; readonly isImplicit: boolean }
+  | {
+    readonly kind: "permanent";
+    readonly reason: "null_mx" | "no_such_domain" | "invalid_domain";
+    readonly status: string;
+  }
+  | {
+    readonly kind: "temporary";
+    readonly reason: "dns_error" | "no_addresses";
+    readonly status: string;
+    readonly detail: string;
+  };
+
+/** Lookup settings; every field has a default. */
+export interface ResolveMxOptions {
+  /** Default: the system's resolver. */
+  readonly nameServer?: NameServer | undefined;
+  /** Deadline of each DNS query; default 10 s. */
+  readonly timeoutMs?: number;
+  /** Random source in [0, 1) for ordering equal preferences; default Math.random. */
+  readonly random?: () => number;
+}
+
+const DEFAULT_TIMEOUT_MS = 10_000;
+/** RFC 5321 §5.1 bounds nothing, but a domain with hundreds of MX hosts is abuse. */
+const MAX_MX_HOSTS = 20;
+
+type RecordType = "MX" | "A" | "AAAA";
+type Lookup<T> = { kind: "found"; records: T[] } | { kind: "none" } | {
+  kind: "error";
+  detail: string;
+};
+
+/** Resolves the hosts that take mail for `domain` (an A-label, lower case). */
+export async function resolveMx(domain: string, opts: ResolveMxOptions = {}): Promise<MxResult> {
+  if (!/^[a-z0-9.-]+$/.test(domain) || domain.startsWith(".") || domain.includes("..")) {
+    return { kind: "permanent", reason: "invalid_domain", status: "5.1.2" };
+  }
+  const mx = await lookup<Deno.MxRecord>(domain, "MX", opts);
+  if (mx.kind === "error") return dnsError(mx.detail);
+  if (mx.kind === "none") {
+    // No MX: the domain itself is the implicit MX with preference 0 (RFC 5321 §5.1).
+    const addresses = await addressesOf(domain, opts);
+    if (addresses.kind === "error") return dnsError(addresses.detail);
+    if (addresses.records.length === 0) {
+      return { kind: "permanent", reason: "no_such_domain", status: "5.1.2" };
+    }
+    return {
+      kind: "hosts",
+      hosts: [{ name: domain, preference: 0, addresses: addresses.records }],
+      isImplicit: true,
+    };
+  }
+  // RFC 7505 §3: a domain that accepts no mail publishes one MX with the root as its host.
+  if (mx.records.some((r) => r.exchange === "." || r.exchange === "")) {
+    return { kind: "permanent", reason: "null_mx", status: "5.1.10" };
+  }
+  const ordered = orderByPreference(mx.records, opts.random ?? Math.random).slice(0, MAX_MX_HOSTS);
+  const hosts: MxHost[] = [];
+  let lastError: string | undefined;
+  const found = await Promise.all(ordered.map((r) => addressesOf(stripDot(r.exchange), opts)));
+  for (const [i, r] of ordered.entries()) {
+    const a = found[i];
+    if (a === undefined) continue;
+    if (a.kind === "error") {
+      lastError = a.detail;
+      continue;
+    }
+    if (a.records.length === 0) continue;
+    hosts.push({ name: stripDot(r.exchange), preference: r.preference, addresses: a.records });
+  }
+  if (hosts.length === 0) {
+    return lastError !== undefined ? dnsError(lastError) : {
+      kind: "temporary",
+      reason: "no_addresses",
+      status: "4.4.3",
+      detail: "no MX host has an address",
+    };
+  }
+  return { kind: "hosts", hosts, isImplicit: false };
+}
+
+/**
+ * Sorts by preference (lowest first) and shuffles each run of equal preference
+ * (RFC 5321 §5.1: "randomize them to spread the load").
+ */
+export function orderByPreference(
+  records: readonly Deno.MxRecord[],
+  random: () => number,
+): Deno.MxRecord[] {
+  const sorted = [...records].sort((a, b) => a.preference - b.preference);
+  let start = 0;
+  while (start < sorted.length) {
+    let end = start + 1;
+    while (end < sorted.length && sorted[end]?.preference === sorted[start]?.preference) end++;
+    // Fisher-Yates within [start, end).
+    for (let i = end - 1; i > start; i--) {
+      const j = start + Math.floor(random() * (i - start + 1));
+      const tmp = sorted[i] as Deno.MxRecord;
+      sorted[i] = sorted[j] as Deno.MxRecord;
+      sorted[j] = tmp;
+    }
+    start = end;
+  }
+  return sorted;
+}
+
+async function addressesOf(
+  name: string,
+  opts: ResolveMxOptions,
+): Promise<{ kind: "found"; records: string[] } | { kind: "error"; detail: string }> {
+  const [v4, v6] = await Promise.all([
+    lookup<string>(name, "A", opts),
+    lookup<string>(name, "AAAA", opts),
+  ]);
+  const records: string[] = [];
+  for (const r of [v4, v6]) if (r.kind === "found") records.push(...r.records);
+  // An answer for one family is enough; an error matters only when nothing was found.
+  if (records.length === 0) {
+    const err = v4.kind === "error" ? v4 : v6.kind === "error" ? v6 : undefined;
+    if (err !== undefined) return err;
+  }
+  return { kind: "found", records };
+}
+
+async function lookup<T>(
+  name: string,
+  type: RecordType,
+  opts: ResolveMxOptions,
+): Promise<Lookup<T>> {
+  const options: Deno.ResolveDnsOptions = {
+    signal: AbortSignal.timeout(opts.timeoutMs ?? DEFAULT_TIMEOUT_MS),
+  };
+  if (opts.nameServer !== undefined) options.nameServer = { ...opts.nameServer };
+  try {
+    // The overloads of resolveDns differ by record type; the caller names T to match `type`.
+    const records = await Deno.resolveDns(name, type as "A", options) as unknown as T[];
+    return records.length === 0 ? { kind: "none" } : { kind: "found", records };
+  } catch (err) {
+    // Deno reports NXDOMAIN and "no records of this type" alike as NotFound.
+    if (err instanceof Deno.errors.NotFound) return { kind: "none" };
+    return {
+      kind: "error",
+      detail: `${type} ${name}: ${err instanceof Error ? err.message : err}`,
+    };
+  }
+}
+
+function dnsError(detail: string): MxResult {
+  return { kind: "temporary", reason: "dns_error", status: "4.4.3", detail };
+}
+
+function stripDot(name: string): string {
+  return (name.endsWith(".") ? name.slice(0, -1) : name).toLowerCase();
+}
