@@ -1,12 +1,12 @@
 /**
- * AUTH on the provider's ODMR session: the TLS policy, the SASL exchange (_auth_exchange.ts),
+ * AUTH on the provider's ODMR session: the TLS policy, the SASL exchange (smtp/auth_exchange.ts),
  * and the throttle's verdict on the reply (src/auth/throttle.ts). Runs only in the `greeted`
  * state (the command table in provider.ts says so); payloads are never logged.
  */
 import { isPlaintextMechanism, SASL_MECHANISMS } from "../auth/sasl_server.ts";
 import type { SaslMechanismName } from "../auth/sasl_server.ts";
-import { runAuthExchange } from "./_auth_exchange.ts";
-import type { AuthOutcome } from "./_auth_exchange.ts";
+import { runAuthExchange } from "../smtp/auth_exchange.ts";
+import type { AuthOutcome } from "../smtp/auth_exchange.ts";
 import { ODMR_REPLIES } from "./_provider_replies.ts";
 import { END } from "./_provider_types.ts";
 import type { ProviderContext, ProviderStep } from "./_provider_types.ts";

@@ -6,6 +6,7 @@
 import { reply } from "../wire/reply.ts";
 import type { Reply } from "../wire/reply.ts";
 import { REPLIES } from "../wire/replies.ts";
+import { AUTH_EXCHANGE_REPLIES } from "../smtp/auth_exchange.ts";
 
 /** Fixed replies of the ODMR session. */
 export const ODMR_REPLIES = {
@@ -27,20 +28,16 @@ export const ODMR_REPLIES = {
   alreadyAuthenticated: reply(503, "5.5.1", "Already authenticated"),
   tlsRequired: reply(530, "5.7.0", "Must issue a STARTTLS command first"),
 
-  authSyntax: reply(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]"),
-  encryptionRequired: reply(
-    538,
-    "5.7.11",
-    "Encryption required for requested authentication mechanism",
-  ),
-  unknownMechanism: reply(504, "5.5.4", "Unrecognized authentication type"),
-  badBase64: reply(501, "5.5.2", "Cannot decode base64 response"),
-  malformedResponse: reply(501, "5.5.2", "Malformed authentication response"),
-  expectedEmpty: reply(501, "5.5.2", "Expected an empty response"),
-  exchangeTooLong: reply(501, "5.5.2", "Authentication exchange too long"),
-  authLineTooLong: reply(500, "5.5.6", "Authentication exchange line too long"),
-  authBareNewline: reply(500, "5.5.2", "Bare CR or LF not allowed"),
-  authCancelled: reply(501, "5.0.0", "Authentication cancelled"),
+  authSyntax: AUTH_EXCHANGE_REPLIES.authSyntax,
+  encryptionRequired: AUTH_EXCHANGE_REPLIES.encryptionRequired,
+  unknownMechanism: AUTH_EXCHANGE_REPLIES.unknownMechanism,
+  badBase64: AUTH_EXCHANGE_REPLIES.badBase64,
+  malformedResponse: AUTH_EXCHANGE_REPLIES.malformedResponse,
+  expectedEmpty: AUTH_EXCHANGE_REPLIES.expectedEmpty,
+  exchangeTooLong: AUTH_EXCHANGE_REPLIES.exchangeTooLong,
+  authLineTooLong: AUTH_EXCHANGE_REPLIES.authLineTooLong,
+  authBareNewline: AUTH_EXCHANGE_REPLIES.authBareNewline,
+  authCancelled: AUTH_EXCHANGE_REPLIES.authCancelled,
   authInvalid: reply(535, "5.7.8", "Authentication credentials invalid"),
   authTemporary: reply(454, "4.7.0", "Temporary authentication failure, try again later"),
   tooManyAuthFailures: reply(421, "4.7.0", "Too many authentication failures"),

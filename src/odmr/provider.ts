@@ -14,7 +14,7 @@ import type { Reply } from "../wire/reply.ts";
 import type { Logger } from "../observe/log.ts";
 import { isIdleCommand, MAX_IDLE_COMMANDS, SessionBudget } from "../smtp/session_budget.ts";
 import { MAX_SESSION_ERRORS } from "../smtp/session_budget.ts";
-import { MAX_AUTH_LINE_BYTES } from "./_auth_exchange.ts";
+import { MAX_AUTH_LINE_BYTES } from "../smtp/auth_exchange.ts";
 import { handleAuth, offeredMechanisms } from "./_provider_auth.ts";
 import { handleAtrn } from "./_provider_atrn.ts";
 import {

@@ -1,7 +1,8 @@
 /**
- * One SMTP AUTH exchange (RFC 4954) on the provider: parses `AUTH mech [initial]`, frames
- * SASL steps as `334 base64` lines, handles `*` cancel and bad base64. The mechanisms
- * themselves live in src/auth; this file only speaks the SMTP framing. Payloads are never logged.
+ * One SMTP AUTH exchange (RFC 4954), for the ODMR provider and the submission port: parses
+ * `AUTH mech [initial]`, frames SASL steps as `334 base64` lines, handles `*` cancel and bad
+ * base64. The mechanisms themselves live in src/auth; this file only speaks the SMTP framing.
+ * Payloads are never logged.
  */
 import type { Conn } from "../net/conn.ts";
 import type { LineReader } from "../wire/line_reader.ts";
@@ -15,7 +16,25 @@ import {
 import type { SaslStep } from "../auth/sasl_server.ts";
 import type { CredentialStore } from "../auth/store.ts";
 import { decodeBase64, encodeBase64 } from "../wire/base64.ts";
-import { ODMR_REPLIES } from "./_provider_replies.ts";
+import { reply } from "../wire/reply.ts";
+
+/** The replies of the AUTH exchange itself (RFC 4954 §4, §6), the same on every port. */
+export const AUTH_EXCHANGE_REPLIES = {
+  authSyntax: reply(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]"),
+  encryptionRequired: reply(
+    538,
+    "5.7.11",
+    "Encryption required for requested authentication mechanism",
+  ),
+  unknownMechanism: reply(504, "5.5.4", "Unrecognized authentication type"),
+  badBase64: reply(501, "5.5.2", "Cannot decode base64 response"),
+  malformedResponse: reply(501, "5.5.2", "Malformed authentication response"),
+  expectedEmpty: reply(501, "5.5.2", "Expected an empty response"),
+  exchangeTooLong: reply(501, "5.5.2", "Authentication exchange too long"),
+  authLineTooLong: reply(500, "5.5.6", "Authentication exchange line too long"),
+  authBareNewline: reply(500, "5.5.2", "Bare CR or LF not allowed"),
+  authCancelled: reply(501, "5.0.0", "Authentication cancelled"),
+} as const satisfies Record<string, Reply>;
 
 /**
  * RFC 4954 §4: the AUTH command line and each response line may be 12288 octets (CRLF
@@ -45,7 +64,7 @@ export async function runAuthExchange(opts: {
   const parts = opts.args.trim().split(/ +/);
   const name = (parts[0] ?? "").toUpperCase();
   if (name === "" || parts.length > 2) {
-    return { kind: "reply", reply: ODMR_REPLIES.authSyntax };
+    return { kind: "reply", reply: AUTH_EXCHANGE_REPLIES.authSyntax };
   }
   if (name === "EXTERNAL" && opts.offered.includes(name)) return await runExternal(opts, parts[1]);
   const mechanism = parseSaslMechanismName(name);
@@ -53,7 +72,9 @@ export async function runAuthExchange(opts: {
     const needsTls = mechanism !== undefined && isPlaintextMechanism(mechanism);
     return {
       kind: "reply",
-      reply: needsTls ? ODMR_REPLIES.encryptionRequired : ODMR_REPLIES.unknownMechanism,
+      reply: needsTls
+        ? AUTH_EXCHANGE_REPLIES.encryptionRequired
+        : AUTH_EXCHANGE_REPLIES.unknownMechanism,
     };
   }
   let initial: Uint8Array | undefined;
@@ -62,7 +83,7 @@ export async function runAuthExchange(opts: {
     // A lone "=" is a present-but-empty initial response (RFC 4954 §4).
     const decoded = initialText === "=" ? new Uint8Array(0) : decodeBase64(initialText);
     if (decoded === undefined) {
-      return { kind: "reply", reply: ODMR_REPLIES.badBase64 };
+      return { kind: "reply", reply: AUTH_EXCHANGE_REPLIES.badBase64 };
     }
     initial = decoded;
   }
@@ -76,7 +97,7 @@ export async function runAuthExchange(opts: {
     switch (step.kind) {
       case "failure":
         if (step.reason === "malformed") {
-          return { kind: "reply", reply: ODMR_REPLIES.malformedResponse };
+          return { kind: "reply", reply: AUTH_EXCHANGE_REPLIES.malformedResponse };
         }
         return step.user === undefined
           ? { kind: "failure", mechanism }
@@ -88,7 +109,7 @@ export async function runAuthExchange(opts: {
           const ack = await readResponse(opts);
           if (ack.kind !== "data") return ack.outcome;
           if (ack.data.length !== 0) {
-            return { kind: "reply", reply: ODMR_REPLIES.expectedEmpty };
+            return { kind: "reply", reply: AUTH_EXCHANGE_REPLIES.expectedEmpty };
           }
         }
         return { kind: "success", user: step.user, mechanism };
@@ -106,7 +127,7 @@ export async function runAuthExchange(opts: {
       }
     }
   }
-  return { kind: "reply", reply: ODMR_REPLIES.exchangeTooLong };
+  return { kind: "reply", reply: AUTH_EXCHANGE_REPLIES.exchangeTooLong };
 }
 
 /**
@@ -162,26 +183,26 @@ async function readResponse(opts: {
     case "tooLong":
       return {
         kind: "end",
-        outcome: { kind: "reply", reply: ODMR_REPLIES.authLineTooLong },
+        outcome: { kind: "reply", reply: AUTH_EXCHANGE_REPLIES.authLineTooLong },
       };
     case "bareNewline":
       return {
         kind: "end",
-        outcome: { kind: "reply", reply: ODMR_REPLIES.authBareNewline },
+        outcome: { kind: "reply", reply: AUTH_EXCHANGE_REPLIES.authBareNewline },
       };
     case "line": {
       const text = new TextDecoder().decode(line.line);
       if (text === "*") {
         return {
           kind: "end",
-          outcome: { kind: "reply", reply: ODMR_REPLIES.authCancelled },
+          outcome: { kind: "reply", reply: AUTH_EXCHANGE_REPLIES.authCancelled },
         };
       }
       const data = decodeBase64(text);
       if (data === undefined) {
         return {
           kind: "end",
-          outcome: { kind: "reply", reply: ODMR_REPLIES.badBase64 },
+          outcome: { kind: "reply", reply: AUTH_EXCHANGE_REPLIES.badBase64 },
         };
       }
       return { kind: "data", data };
