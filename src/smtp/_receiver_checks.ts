@@ -75,6 +75,8 @@ export function ehloKeywords(opts: {
   readonly maxMessageBytes: number;
   readonly canStartTls: boolean;
   readonly offersPrdr?: boolean;
+  /** Mechanisms for an `AUTH` keyword (RFC 4954 §3); none: no keyword. */
+  readonly authMechanisms?: readonly string[];
 }): string[] {
   const keywords = [
     "PIPELINING",
@@ -86,6 +88,8 @@ export function ehloKeywords(opts: {
   ];
   if (opts.offersPrdr === true) keywords.push("PRDR");
   if (opts.canStartTls) keywords.push("STARTTLS");
+  const mechs = opts.authMechanisms ?? [];
+  if (mechs.length > 0) keywords.push(`AUTH ${mechs.join(" ")}`);
   return keywords;
 }
 

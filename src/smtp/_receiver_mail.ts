@@ -25,6 +25,8 @@ export interface ReceiverCore {
   readonly state: SessionState;
   readonly checkContext: CheckContext;
   readonly sessionInfo: SessionInfo;
+  /** The user AUTH proved, if any. */
+  readonly authenticatedUser: string | undefined;
   protocolError(r: Reply): Step;
   queueReply(r: Reply): void;
   flush(): Promise<void>;
@@ -62,6 +64,10 @@ function isTransaction(v: SinkTransaction | Reply): v is SinkTransaction {
 export async function handleMail(rx: ReceiverCore, args: string): Promise<Step> {
   const s = rx.state;
   if (s.kind !== "ready") return rx.protocolError(REPLIES.badSequence);
+  // Submission: nothing is accepted from a client that has not authenticated (RFC 4954 §6).
+  if (rx.options.auth !== undefined && rx.authenticatedUser === undefined) {
+    return rx.protocolError(REPLIES.authRequired);
+  }
   const checked = checkMail(s.helo, args, rx.checkContext);
   if (!checked.ok) {
     if (checked.reply === REPLIES.tooManyMessages) {

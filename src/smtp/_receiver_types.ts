@@ -4,6 +4,32 @@
  */
 import type { SmtpEvents } from "./events.ts";
 import type tls from "node:tls";
+import type { Conn } from "../net/conn.ts";
+import type { LineReader } from "../wire/line_reader.ts";
+import type { Reply } from "../wire/reply.ts";
+
+/**
+ * SMTP AUTH (RFC 4954) for a receiver that requires it (the submission port): with it, the
+ * receiver offers AUTH in EHLO and refuses MAIL with `530 5.7.0` until AUTH succeeded. The
+ * exchange, its throttling and its logs are the hook's; the receiver only keeps the user.
+ */
+export interface ReceiverAuth {
+  /** Mechanisms to offer on this connection now (PLAIN/LOGIN only when `isSecure`). */
+  mechanisms(isSecure: boolean): readonly string[];
+  /** Runs one `AUTH` command (`args`: the text after the verb) on the connection. */
+  authenticate(
+    args: string,
+    link: { readonly conn: Conn; readonly reader: LineReader; readonly offered: readonly string[] },
+  ): Promise<AuthResult>;
+}
+
+/** How an AUTH command ended, for the receiver. */
+export type AuthResult =
+  | { readonly kind: "success"; readonly user: string; readonly reply: Reply }
+  /** Refused (bad credentials, syntax, cancel); `isProtocolError` counts it as an error. */
+  | { readonly kind: "refused"; readonly reply: Reply; readonly isProtocolError: boolean }
+  /** The session must end, after `reply` if there is one. */
+  | { readonly kind: "end"; readonly reply?: Reply };
 
 /** Limits and identity of the server role. */
 export interface ReceiverOptions {
@@ -40,6 +66,8 @@ export interface ReceiverOptions {
   readonly greeting?: string;
   /** Clock for the trace header (tests). */
   readonly now?: () => Date;
+  /** AUTH required before MAIL (submission); absent: no AUTH, as on the MX. */
+  readonly auth?: ReceiverAuth;
   /** Counters for refusals the receiver decides itself (limits, content). */
   readonly events?: SmtpEvents;
 }

@@ -22,10 +22,17 @@ import { checkHelo, checkStartTls, ehloKeywords } from "./_receiver_checks.ts";
 import type { CheckContext, SessionState, StateKind } from "./_receiver_checks.ts";
 import { handleBdat, handleData, handleMail, handleRcpt } from "./_receiver_mail.ts";
 import type { ReceiverCore } from "./_receiver_mail.ts";
-import type { EndReason, ReceiverOptions, ReceiverOutcome, Step } from "./_receiver_types.ts";
+import type {
+  AuthResult,
+  EndReason,
+  ReceiverAuth,
+  ReceiverOptions,
+  ReceiverOutcome,
+  Step,
+} from "./_receiver_types.ts";
 import { isIdleCommand, SessionBudget } from "./session_budget.ts";
 
-export type { EndReason, ReceiverOptions, ReceiverOutcome, Step };
+export type { AuthResult, EndReason, ReceiverAuth, ReceiverOptions, ReceiverOutcome, Step };
 export { dataDeadlineMs, MIN_DATA_DEADLINE_MS } from "./_receiver_mail.ts";
 
 type Verb =
@@ -40,7 +47,8 @@ type Verb =
   | "QUIT"
   | "VRFY"
   | "HELP"
-  | "STARTTLS";
+  | "STARTTLS"
+  | "AUTH";
 
 interface CommandSpec {
   readonly states: readonly StateKind[];
@@ -68,6 +76,7 @@ function toVerb(word: string): Verb | undefined {
     case "VRFY":
     case "HELP":
     case "STARTTLS":
+    case "AUTH":
       return word;
     default:
       return undefined;
@@ -88,6 +97,8 @@ export class SmtpReceiver implements ReceiverCore {
   #pending: Reply[] = [];
   #budget: SessionBudget;
   #messagesAccepted = 0;
+  /** Set by a successful AUTH; cleared by STARTTLS (RFC 3207 §4.2). */
+  #authenticatedUser: string | undefined;
 
   constructor(args: {
     conn: Conn;
@@ -173,7 +184,19 @@ export class SmtpReceiver implements ReceiverCore {
       flush: true,
       run: (rx, a) => rx.#startTls(a),
     },
+    // Decides its state itself: without an auth hook (the MX) AUTH is unknown in every state.
+    AUTH: {
+      states: ALL,
+      outOfState: REPLIES.badSequence,
+      flush: true,
+      run: (rx, a) => rx.#auth(a),
+    },
   };
+
+  /** The user AUTH proved, if any. */
+  get authenticatedUser(): string | undefined {
+    return this.#authenticatedUser;
+  }
 
   get state(): SessionState {
     return this.#state;
@@ -191,13 +214,21 @@ export class SmtpReceiver implements ReceiverCore {
 
   get sessionInfo(): SessionInfo {
     const helo = this.#state.kind === "greeted" ? undefined : this.#state.helo;
-    const protocol = helo?.isExtended !== true ? "SMTP" : (this.conn.isSecure ? "ESMTPS" : "ESMTP");
+    const user = this.#authenticatedUser;
+    // RFC 3848: the Received "with" keyword says whether TLS and AUTH were used.
+    let protocol: SessionInfo["protocol"] = "SMTP";
+    if (helo?.isExtended === true) {
+      protocol = this.conn.isSecure
+        ? (user === undefined ? "ESMTPS" : "ESMTPSA")
+        : (user === undefined ? "ESMTP" : "ESMTPA");
+    }
     return {
       sessionId: this.conn.id,
       remoteAddress: this.conn.remoteAddress,
       heloName: helo?.name ?? "",
       isSecure: this.conn.isSecure,
       protocol,
+      ...(user !== undefined ? { authenticatedUser: user } : {}),
     };
   }
 
@@ -396,6 +427,9 @@ export class SmtpReceiver implements ReceiverCore {
       maxMessageBytes: this.options.maxMessageBytes,
       canStartTls: this.options.tls !== undefined && !this.conn.isSecure,
       offersPrdr: this.options.offersPrdr === true,
+      ...(this.options.auth !== undefined && this.#authenticatedUser === undefined
+        ? { authMechanisms: this.options.auth.mechanisms(this.conn.isSecure) }
+        : {}),
     });
     this.queueReply(
       isExtended ? ehloReply(this.options.hostname, keywords) : heloReply(this.options.hostname),
@@ -439,7 +473,40 @@ export class SmtpReceiver implements ReceiverCore {
       this.log.warn("smtp_starttls_injection", { discardedBytes: discarded });
     }
     // Forget everything learned before TLS (RFC 3207 §4.2): a fresh EHLO is expected.
+    this.#authenticatedUser = undefined;
     this.transition({ kind: "greeted" }, "STARTTLS");
     return undefined;
+  }
+
+  async #auth(args: string): Promise<Step> {
+    const auth = this.options.auth;
+    // Without a hook (the MX) AUTH does not exist here.
+    if (auth === undefined) return this.protocolError(REPLIES.unknownCommand);
+    if (this.#state.kind === "greeted") return this.protocolError(REPLIES.heloFirst);
+    // RFC 4954 §4: AUTH is not permitted during a mail transaction.
+    if (this.#state.kind === "inTransaction") return this.protocolError(REPLIES.badSequence);
+    if (this.#authenticatedUser !== undefined) {
+      return this.protocolError(REPLIES.alreadyAuthenticated);
+    }
+    const offered = auth.mechanisms(this.conn.isSecure);
+    const result = await auth.authenticate(args, { conn: this.conn, reader: this.reader, offered });
+    switch (result.kind) {
+      case "success":
+        this.#authenticatedUser = result.user;
+        this.#budget.progress();
+        this.queueReply(result.reply);
+        return undefined;
+      case "refused":
+        if (result.isProtocolError) return this.protocolError(result.reply);
+        this.queueReply(result.reply);
+        return undefined;
+      case "end":
+        if (result.reply !== undefined) this.queueReply(result.reply);
+        return { end: "tooManyErrors" };
+      default: {
+        const never: never = result;
+        throw new Error(`unhandled auth result ${JSON.stringify(never)}`);
+      }
+    }
   }
 }

@@ -38,6 +38,8 @@ export interface SessionInfo {
   readonly heloName: string;
   readonly isSecure: boolean;
   readonly protocol: "SMTP" | "ESMTP" | "ESMTPS" | "ESMTPA" | "ESMTPSA";
+  /** The user AUTH proved (submission); undefined when the session did not authenticate. */
+  readonly authenticatedUser?: string;
 }
 
 /** One mail transaction inside a sink. */

@@ -22,6 +22,8 @@ export const REPLIES = {
   help: reply(214, "2.0.0", "See RFC 5321"),
 
   unknownCommand: reply(500, "5.5.1", "Command unrecognized"),
+  authRequired: reply(530, "5.7.0", "Authentication required"),
+  alreadyAuthenticated: reply(503, "5.5.1", "Already authenticated"),
   lineTooLong: reply(500, "5.5.2", "Line too long"),
   badCharacters: reply(500, "5.5.2", "Invalid characters in command"),
   bareNewlineCommand: reply(500, "5.5.2", "Bare CR or LF not allowed"),
