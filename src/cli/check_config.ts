@@ -87,6 +87,23 @@ function toFileShape(config: Config): Record<string, unknown> {
       ? null
       : { listen: hostPort(config.metrics.listen.host, config.metrics.listen.port) },
   };
+  const sub = config.submission;
+  shape.submission = sub === undefined ? null : {
+    listen: sub.listen.map(listenEntry),
+    "max_recipients": sub.maxRecipients,
+    "max_messages_per_hour": sub.maxMessagesPerHour,
+    "max_recipients_per_hour": sub.maxRecipientsPerHour,
+  };
+  const out = config.outbound;
+  shape.outbound = {
+    ...(out.resolver === undefined
+      ? {}
+      : { resolver: hostPort(out.resolver.host, out.resolver.port) }),
+    helo: out.helo,
+    tls: out.tls,
+    "max_age": formatDuration(out.maxAgeMs),
+    "delay_notice": formatDuration(out.delayNoticeMs),
+  };
   const f = config.fetch;
   shape.fetch = f === undefined ? null : {
     server: hostPort(f.server.host, f.server.port),

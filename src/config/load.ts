@@ -21,6 +21,7 @@ import type {
 import { didYouMean } from "./_did_you_mean.ts";
 import { parseDurationMs, parseSizeBytes } from "./_units.ts";
 import * as D from "./defaults.ts";
+import { parseOutbound, parseSubmission } from "./_outbound.ts";
 
 /** A config that cannot be used; `message` is for people (exit code 2). */
 export class ConfigError extends Error {
@@ -200,6 +201,8 @@ export function parseConfig(
       ? undefined
       : v.metricsSection(top.metrics),
     fetch: top.fetch === undefined || top.fetch === null ? undefined : v.fetchSection(top.fetch),
+    submission: parseSubmission(v, top.submission, tls),
+    outbound: parseOutbound(v, top.outbound, hostname),
   };
 }
 
@@ -214,6 +217,8 @@ const TOP_KEYS = [
   "metrics",
   "fetch",
   "domains",
+  "submission",
+  "outbound",
 ] as const;
 const LOG_KEYS = ["level", "format"] as const;
 const TLS_KEYS = ["cert", "key"] as const;

@@ -54,6 +54,35 @@ export interface Config {
   readonly domains: ReadonlyMap<string, DomainPolicy>;
   readonly metrics: { readonly listen: { host: string; port: number } } | undefined;
   readonly fetch: FetchConfig | undefined;
+  /** Authenticated senders (`submission:`); undefined: no submission listener. */
+  readonly submission: SubmissionConfig | undefined;
+  /** Delivery to the world (`outbound:`), defaults applied. */
+  readonly outbound: OutboundConfig;
+}
+
+/** `submission:`: listeners and per-user limits. */
+export interface SubmissionConfig {
+  readonly listen: readonly ListenEntry[];
+  /** Recipients per message. */
+  readonly maxRecipients: number;
+  /** Messages one user may submit in any hour. */
+  readonly maxMessagesPerHour: number;
+  /** Recipients one user may address in any hour. */
+  readonly maxRecipientsPerHour: number;
+}
+
+/** `outbound:`: how mail leaves for other domains' MX hosts. */
+export interface OutboundConfig {
+  /** Name server for MX lookups; undefined: the system's. */
+  readonly resolver: { readonly host: string; readonly port: number } | undefined;
+  /** EHLO name (default `hostname`). */
+  readonly helo: string;
+  /** `required`: no delivery without STARTTLS; `opportunistic`: TLS when offered. */
+  readonly tls: "opportunistic" | "required";
+  /** Then a failure DSN. */
+  readonly maxAgeMs: number;
+  /** One delay DSN after this long undelivered. */
+  readonly delayNoticeMs: number;
 }
 
 /** `queue.postgres`: the database shared by every `serve` node. */

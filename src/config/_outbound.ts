@@ -1,0 +1,114 @@
+/**
+ * The `submission:` and `outbound:` sections (mail our users send to the world). Kept apart
+ * from load.ts, which hands in its validator; every error names the key path like the rest.
+ */
+import { isIP } from "node:net";
+import type { Config, ListenEntry, OutboundConfig, SubmissionConfig } from "./types.ts";
+
+/** The validator methods these sections use (load.ts's Validator has them all). */
+export interface SectionValidator {
+  mapping<K extends string>(
+    value: unknown,
+    key: string,
+    known: readonly K[],
+  ): Partial<Record<K, unknown>>;
+  listenList(value: unknown, key: string, tls: Config["tls"], isOdmr: boolean): ListenEntry[];
+  integer(value: unknown, key: string, min: number, max: number): number;
+  duration(value: unknown, key: string): number;
+  oneOf<T extends string>(value: unknown, key: string, allowed: readonly T[]): T;
+  hostPort(value: unknown, key: string, defaultPort?: number): { host: string; port: number };
+  hostname(value: unknown, key: string): string;
+  fail(key: string, detail: string): never;
+}
+
+export const SUBMISSION_KEYS = [
+  "listen",
+  "max_recipients",
+  "max_messages_per_hour",
+  "max_recipients_per_hour",
+] as const;
+export const OUTBOUND_KEYS = ["resolver", "helo", "tls", "max_age", "delay_notice"] as const;
+
+/** Defaults: a home server sends a few hundred messages a day, not thousands an hour. */
+export const DEFAULT_SUBMISSION_MAX_RECIPIENTS = 100;
+export const DEFAULT_SUBMISSION_MAX_MESSAGES_PER_HOUR = 200;
+export const DEFAULT_SUBMISSION_MAX_RECIPIENTS_PER_HOUR = 1000;
+export const DEFAULT_OUTBOUND_TLS = "opportunistic";
+export const DEFAULT_OUTBOUND_MAX_AGE = "5d";
+/** RFC 3461 leaves it open; 4 h is what Postfix (delay_warning_time) users commonly set. */
+export const DEFAULT_OUTBOUND_DELAY_NOTICE = "4h";
+/** DNS port when `outbound.resolver` has none. */
+const DNS_PORT = 53;
+
+/** A name server is an address: looking up the resolver's own name would need a resolver. */
+function resolver(v: SectionValidator, raw: unknown): { host: string; port: number } {
+  const where = v.hostPort(raw, "outbound.resolver", DNS_PORT);
+  const host = where.host.replace(/^\[(.*)\]$/, "$1");
+  if (isIP(host) === 0) {
+    v.fail(
+      "outbound.resolver",
+      `must be an IP address with an optional port: current value is "${String(raw)}"`,
+    );
+  }
+  return { host, port: where.port };
+}
+
+/** `submission:`; absent or null: no submission listener. */
+export function parseSubmission(
+  v: SectionValidator,
+  raw: unknown,
+  tls: Config["tls"],
+): SubmissionConfig | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  const m = v.mapping(raw, "submission", SUBMISSION_KEYS);
+  if (m.listen === undefined) v.fail("submission.listen", "is required in a submission section");
+  return {
+    listen: v.listenList(m.listen, "submission.listen", tls, false),
+    maxRecipients: v.integer(
+      m.max_recipients ?? DEFAULT_SUBMISSION_MAX_RECIPIENTS,
+      "submission.max_recipients",
+      1,
+      100_000,
+    ),
+    maxMessagesPerHour: v.integer(
+      m.max_messages_per_hour ?? DEFAULT_SUBMISSION_MAX_MESSAGES_PER_HOUR,
+      "submission.max_messages_per_hour",
+      1,
+      10_000_000,
+    ),
+    maxRecipientsPerHour: v.integer(
+      m.max_recipients_per_hour ?? DEFAULT_SUBMISSION_MAX_RECIPIENTS_PER_HOUR,
+      "submission.max_recipients_per_hour",
+      1,
+      10_000_000,
+    ),
+  };
+}
+
+/** `outbound:` with its defaults (`helo` defaults to `hostname`). */
+export function parseOutbound(
+  v: SectionValidator,
+  raw: unknown,
+  hostname: string,
+): OutboundConfig {
+  const m = v.mapping(raw ?? {}, "outbound", OUTBOUND_KEYS);
+  const maxAgeMs = v.duration(m.max_age ?? DEFAULT_OUTBOUND_MAX_AGE, "outbound.max_age");
+  const delayNoticeMs = v.duration(
+    m.delay_notice ?? DEFAULT_OUTBOUND_DELAY_NOTICE,
+    "outbound.delay_notice",
+  );
+  if (delayNoticeMs >= maxAgeMs && m.delay_notice !== undefined) {
+    v.fail("outbound.delay_notice", "must be shorter than outbound.max_age");
+  }
+  return {
+    resolver: m.resolver === undefined || m.resolver === null ? undefined : resolver(v, m.resolver),
+    helo: m.helo === undefined ? hostname : v.hostname(m.helo, "outbound.helo"),
+    tls: v.oneOf<"opportunistic" | "required">(m.tls ?? DEFAULT_OUTBOUND_TLS, "outbound.tls", [
+      "opportunistic",
+      "required",
+    ]),
+    maxAgeMs,
+    // Never after the failure DSN: a default longer than a short max_age is capped to it.
+    delayNoticeMs: Math.min(delayNoticeMs, maxAgeMs),
+  };
+}

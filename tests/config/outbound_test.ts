@@ -1,0 +1,106 @@
+import { deepStrictEqual as assertEquals, match } from "node:assert/strict";
+import { ConfigError, parseConfig } from "../../src/config/load.ts";
+import { renderEffectiveConfig } from "../../src/cli/check_config.ts";
+
+const BASE = { source: "/etc/odmr.yaml", baseDir: "/etc", systemHostname: () => "box.local" };
+const parse = (text: string) => parseConfig(text, BASE);
+
+function errorOf(text: string): string {
+  try {
+    parse(text);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.message;
+    throw err;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+Deno.test("submission is off and outbound has its defaults when neither is configured", () => {
+  const c = parse("hostname: mx.example.net\n");
+  assertEquals(c.submission, undefined);
+  assertEquals(c.outbound, {
+    resolver: undefined,
+    helo: "mx.example.net",
+    tls: "opportunistic",
+    maxAgeMs: 5 * 86_400_000,
+    delayNoticeMs: 4 * 3_600_000,
+  });
+});
+
+Deno.test("submission and outbound sections are read with their limits", () => {
+  const c = parse(`
+tls: {cert: /c.pem, key: /k.pem}
+submission:
+  listen: ["[::]:587", {address: "[::]:465", tls: implicit}]
+  max_recipients: 50
+  max_messages_per_hour: 10
+  max_recipients_per_hour: 20
+outbound:
+  resolver: 127.0.0.1:5353
+  helo: out.example.net
+  tls: required
+  max_age: 2d
+  delay_notice: 1h
+`);
+  assertEquals(c.submission, {
+    listen: [{ host: "::", port: 587, tls: "none" }, { host: "::", port: 465, tls: "implicit" }],
+    maxRecipients: 50,
+    maxMessagesPerHour: 10,
+    maxRecipientsPerHour: 20,
+  });
+  assertEquals(c.outbound, {
+    resolver: { host: "127.0.0.1", port: 5353 },
+    helo: "out.example.net",
+    tls: "required",
+    maxAgeMs: 2 * 86_400_000,
+    delayNoticeMs: 3_600_000,
+  });
+  // check-config shows both sections, and its output loads back to the same values.
+  const again = parse(renderEffectiveConfig(c));
+  assertEquals(again.submission, c.submission);
+  assertEquals(again.outbound, c.outbound);
+});
+
+Deno.test("outbound.resolver without a port means port 53; an IPv6 resolver is accepted", () => {
+  assertEquals(parse("outbound: {resolver: 10.0.0.1}").outbound.resolver, {
+    host: "10.0.0.1",
+    port: 53,
+  });
+  assertEquals(parse('outbound: {resolver: "[::1]:53"}').outbound.resolver, {
+    host: "::1",
+    port: 53,
+  });
+});
+
+Deno.test("submission and outbound errors name the key path", async (t) => {
+  const rows = [
+    { text: "submission: {}", want: /submission\.listen is required/ },
+    {
+      text: 'submission: {listen: [{address: "127.0.0.1:465", tls: implicit}]}',
+      want: /submission\.listen\[0\]\.tls is implicit, which needs tls\.cert/,
+    },
+    { text: "submission: {listen: [], max_recipients: 0}", want: /submission\.max_recipients/ },
+    { text: "submission: {listen: [], max_rate: 1}", want: /submission\.max_rate is not a known/ },
+    { text: "outbound: {resolver: dns.example.net:53}", want: /outbound\.resolver must be an IP/ },
+    {
+      text: "outbound: {tls: always}",
+      want: /outbound\.tls must be one of opportunistic, required/,
+    },
+    {
+      text: "outbound: {max_age: 1h, delay_notice: 2h}",
+      want: /outbound\.delay_notice must be shorter/,
+    },
+    { text: "outbound: {helo: 'bad name'}", want: /outbound\.helo must be a host name/ },
+  ];
+  for (const row of rows) {
+    await t.step(row.text, () => match(errorOf(row.text), row.want));
+  }
+});
+
+Deno.test("outbound.delay_notice at max_age minus 1 ms is accepted, at max_age refused", () => {
+  assertEquals(
+    parse("outbound: {max_age: 2h, delay_notice: 7199s}").outbound.delayNoticeMs,
+    7_199_000,
+  );
+  match(errorOf("outbound: {max_age: 2h, delay_notice: 7200s}"), /must be shorter/);
+});
