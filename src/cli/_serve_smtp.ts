@@ -15,22 +15,40 @@ import type { ServeDeps } from "./_serve_deps.ts";
 import { TracedSink } from "./_serve_smtp_trace.ts";
 import type { SessionActivity } from "./_serve_sessions.ts";
 import { quotaOf } from "../config/policy.ts";
+import type { AuthThrottle } from "../auth/throttle.ts";
+import { SubmissionAuth } from "../submission/auth.ts";
+import type { SubmissionRate } from "../submission/rate.ts";
+import { SubmissionSink } from "../submission/sink.ts";
 
 /** Deadline for the short replies written here (refusals, the last-resort 421). */
 const REFUSAL_WRITE_TIMEOUT_MS = 5_000;
 
-/** Serves one accepted SMTP connection to the end; never throws. */
+/** The submission port's extras: AUTH before MAIL, the sender's domains, hourly limits. */
+export interface SubmissionMode {
+  readonly throttle: AuthThrottle;
+  readonly rate: SubmissionRate;
+  readonly maxRecipients: number;
+  readonly fakeSaltKey?: Uint8Array;
+}
+
+/**
+ * Serves one accepted SMTP connection to the end; never throws. With `submission`, the same
+ * receiver and queue sink serve the submission port (AUTH required, SubmissionSink policy).
+ */
 export async function handleSmtpConnection(
   conn: Conn,
   deps: ServeDeps & {
     readonly limiter: ConnectionLimiter;
     /** Told how shutdown can ask whether the session is inside a transaction. */
     readonly activity?: SessionActivity;
+    readonly submission?: SubmissionMode;
   },
 ): Promise<void> {
-  const { config, limiter } = deps;
-  const log = deps.log.with({ conn: conn.id, proto: "smtp" });
+  const { config, limiter, submission } = deps;
+  const proto = submission === undefined ? "smtp" : "submission";
+  const log = deps.log.with({ conn: conn.id, proto });
   const ip = conn.remoteAddress;
+  const maxRecipients = submission?.maxRecipients ?? config.smtp.maxRecipients;
   const ticket = await admitConnection(conn, limiter, { log, proto: "smtp" });
   if (ticket === undefined) return;
   try {
@@ -39,12 +57,18 @@ export async function handleSmtpConnection(
       // Read at every RCPT: a user added while serve runs is accepted at once (README.md).
       isLocalDomain: (domain: string) => deps.credentials.ownerOf(domain) !== undefined,
       log,
-      maxRecipients: config.smtp.maxRecipients,
+      maxRecipients,
       ...(deps.observe ? { events: deps.observe.metrics.smtp } : {}),
       quotaOf: (domain: string) => quotaOf(config, domain),
     });
+    const policy = submission === undefined ? queueSink : new SubmissionSink({
+      inner: queueSink,
+      domainsOf: (user) => deps.credentials.domainsOf(user),
+      rate: submission.rate,
+      log,
+    });
     // One `queued` / `refused` line per message with the client (the message trace).
-    const sink = new TracedSink(queueSink, { log, client: ip });
+    const sink = new TracedSink(policy, { log, client: ip });
     if (deps.activity) deps.activity.isBusy = () => sink.isInTransaction;
     const receiver = new SmtpReceiver({
       conn,
@@ -55,13 +79,27 @@ export async function handleSmtpConnection(
       options: {
         hostname: config.hostname,
         maxMessageBytes: config.smtp.maxMessageSize,
-        maxRecipients: config.smtp.maxRecipients,
+        maxRecipients,
         commandTimeoutMs: config.smtp.timeoutMs,
         maxErrors: MAX_SESSION_ERRORS,
         maxIdleCommands: MAX_IDLE_COMMANDS,
         addTraceHeader: true,
         ...(deps.secureContext ? { tls: { secureContext: deps.secureContext } } : {}),
         events: sink.receiverEvents(deps.observe?.metrics.smtp),
+        ...(submission === undefined ? {} : {
+          auth: new SubmissionAuth({
+            credentials: deps.credentials,
+            throttle: submission.throttle,
+            log,
+            hostname: config.hostname,
+            timeoutMs: config.smtp.timeoutMs,
+            remoteAddress: ip,
+            ...(submission.fakeSaltKey ? { fakeSaltKey: submission.fakeSaltKey } : {}),
+            ...(deps.observe
+              ? { onFailure: (m: string) => deps.observe?.metrics.odmr.authFailure(m) }
+              : {}),
+          }),
+        }),
       },
     });
     await receiver.run();

@@ -24,7 +24,8 @@ import { endSessions } from "./_serve_shutdown.ts";
 import { ServeTls } from "./_serve_tls.ts";
 import type { OdmrEvents } from "../odmr/events.ts";
 import { NO_EVENTS } from "../odmr/events.ts";
-import { handleSmtpConnection } from "./_serve_smtp.ts";
+import { handleSmtpConnection, type SubmissionMode } from "./_serve_smtp.ts";
+import { SubmissionRate } from "../submission/rate.ts";
 import { handleOdmrConnection } from "./_serve_odmr.ts";
 import { AuthThrottle } from "../auth/throttle.ts";
 import { loadFakeSaltKey } from "../auth/fake_salt_key.ts";
@@ -43,7 +44,7 @@ const METRICS_CLOSE_WAIT_MS = 300;
 
 /** A bound listener as announced in the `listening` event. */
 export interface BoundListener {
-  readonly proto: "smtp" | "odmr" | "metrics";
+  readonly proto: "smtp" | "odmr" | "submission" | "metrics";
   readonly address: string;
   readonly tls: "none" | "starttls" | "implicit";
 }
@@ -202,7 +203,11 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
     }
   };
 
-  const bind = async (proto: "smtp" | "odmr", entry: ListenEntry, onConn: (c: Conn) => void) => {
+  const bind = async (
+    proto: "smtp" | "odmr" | "submission",
+    entry: ListenEntry,
+    onConn: (c: Conn) => void,
+  ) => {
     const listener = await listen({
       host: entry.host,
       port: entry.port,
@@ -254,6 +259,33 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
           () => activity.isBusy(),
         );
       });
+    }
+    const sub = config.submission;
+    if (sub !== undefined) {
+      const submission: SubmissionMode = {
+        throttle,
+        rate: new SubmissionRate({
+          messagesPerHour: sub.maxMessagesPerHour,
+          recipientsPerHour: sub.maxRecipientsPerHour,
+        }),
+        maxRecipients: sub.maxRecipients,
+        fakeSaltKey,
+      };
+      for (const entry of sub.listen) {
+        await bind("submission", entry, (conn) => {
+          const activity: SessionActivity = { isBusy: () => false };
+          sessions.add(
+            conn,
+            // Counted with the MX's connections: the same receiver, limits and gauge label.
+            () =>
+              counted(
+                "smtp",
+                () => handleSmtpConnection(conn, { ...deps, limiter, activity, submission }),
+              ),
+            () => activity.isBusy(),
+          );
+        });
+      }
     }
     for (const entry of config.odmr.listen) {
       await bind("odmr", entry, (conn) => {

@@ -1,0 +1,116 @@
+/**
+ * The submission port's policy around the queue sink: only an authenticated user may send,
+ * only from an address in one of its own domains (`553 5.7.1` otherwise), within its hourly
+ * message and recipient allowance (`450 4.7.1`). Recipients are then decided by the inner sink
+ * (the queue: our own domains go straight to the ATRN queue; everything the MX would refuse,
+ * this port refuses too, so address tricks are no way around it).
+ */
+import { normalizeDomain } from "../auth/domain.ts";
+import type { Logger } from "../observe/log.ts";
+import type { MailFrom, MessageSink, RcptTo, SessionInfo, SinkTransaction } from "../smtp/sink.ts";
+import { REPLIES } from "../wire/replies.ts";
+import { reply } from "../wire/reply.ts";
+import type { Reply } from "../wire/reply.ts";
+import type { SubmissionRate } from "./rate.ts";
+
+/** MAIL FROM outside the authenticated user's domains (RFC 6409 §6.1 "may enforce"). */
+export const SENDER_NOT_OWNED: Reply = reply(
+  553,
+  "5.7.1",
+  "Sender address not owned by the authenticated user",
+);
+/** The user's hourly message allowance is spent (temporary: its MTA retries later). */
+export const MESSAGE_RATE_REPLY: Reply = reply(
+  450,
+  "4.7.1",
+  "Message rate limit reached, try later",
+);
+/** The user's hourly recipient allowance is spent. */
+export const RECIPIENT_RATE_REPLY: Reply = reply(
+  450,
+  "4.7.1",
+  "Recipient rate limit reached, try later",
+);
+
+/** What the policy needs. */
+export interface SubmissionSinkOptions {
+  /** The sink that stores accepted mail (the queue sink). */
+  readonly inner: MessageSink;
+  /** The domains `user` owns (lower-case A-labels), read at every MAIL. */
+  readonly domainsOf: (user: string) => readonly string[];
+  readonly rate: SubmissionRate;
+  readonly log: Logger;
+}
+
+/** Where the submission receiver puts mail. */
+export class SubmissionSink implements MessageSink {
+  readonly #opts: SubmissionSinkOptions;
+
+  constructor(opts: SubmissionSinkOptions) {
+    this.#opts = opts;
+  }
+
+  async begin(mail: MailFrom, session: SessionInfo): Promise<SinkTransaction | Reply> {
+    const user = session.authenticatedUser;
+    if (user === undefined) return REPLIES.authRequired;
+    if (!isOwnedSender(mail.address, this.#opts.domainsOf(user))) {
+      this.#opts.log.warn("submission_sender_refused", { user, from: mail.address });
+      return SENDER_NOT_OWNED;
+    }
+    if (!this.#opts.rate.takeMessage(user)) {
+      this.#opts.log.warn("submission_rate_limited", { user, what: "messages" });
+      return MESSAGE_RATE_REPLY;
+    }
+    const inner = await this.#opts.inner.begin(mail, session);
+    if ("code" in inner) return inner;
+    return new SubmissionTransaction(inner, user, this.#opts);
+  }
+}
+
+/**
+ * True when `address` (a reverse-path without brackets) is in one of `domains`. The null
+ * reverse-path is allowed: a user's own MTA sends its bounces with it (RFC 5321 §4.5.5).
+ */
+export function isOwnedSender(address: string, domains: readonly string[]): boolean {
+  if (address === "") return true;
+  const at = address.lastIndexOf("@");
+  if (at < 0) return false;
+  const domain = normalizeDomain(address.slice(at + 1));
+  return domain !== undefined && domains.includes(domain);
+}
+
+class SubmissionTransaction implements SinkTransaction {
+  readonly #inner: SinkTransaction;
+  readonly #user: string;
+  readonly #opts: SubmissionSinkOptions;
+
+  constructor(inner: SinkTransaction, user: string, opts: SubmissionSinkOptions) {
+    this.#inner = inner;
+    this.#user = user;
+    this.#opts = opts;
+  }
+
+  get id(): string {
+    return this.#inner.id;
+  }
+
+  addRecipient(rcpt: RcptTo): Promise<Reply> {
+    if (!this.#opts.rate.takeRecipient(this.#user)) {
+      this.#opts.log.warn("submission_rate_limited", { user: this.#user, what: "recipients" });
+      return Promise.resolve(RECIPIENT_RATE_REPLY);
+    }
+    return this.#inner.addRecipient(rcpt);
+  }
+
+  write(chunk: Uint8Array): Promise<void> {
+    return this.#inner.write(chunk);
+  }
+
+  finish(): Promise<Reply> {
+    return this.#inner.finish();
+  }
+
+  abort(): Promise<void> {
+    return this.#inner.abort();
+  }
+}

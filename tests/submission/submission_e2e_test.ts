@@ -1,0 +1,287 @@
+/**
+ * E2E: the submission port of the real `serve` — AUTH required (PLAIN/LOGIN only under TLS),
+ * MAIL FROM only in the user's own domains, mail to our domains queued for ATRN, and the
+ * relay matrix: nothing leaves for another domain, whatever the address trick.
+ */
+import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
+import crypto from "node:crypto";
+import {
+  addUser,
+  type ListeningEvent,
+  queueList,
+  removeTestFiles,
+  runMain,
+  startServer,
+} from "../_helpers/server_process.ts";
+import { toolTest } from "../_helpers/tools.ts";
+import { makeTestCa } from "../_helpers/certs.ts";
+import { SmtpSession } from "../e2e/_smtp_session.ts";
+import { swaks } from "../e2e/_swaks.ts";
+
+const PASSWORD = "secret-password";
+
+function submissionPort(listening: readonly ListeningEvent[]): number {
+  const l = listening.find((e) => e.proto === "submission");
+  assert(l !== undefined, "a submission listener was announced");
+  return l.port;
+}
+
+/** Opens a plain session, EHLO, and authenticates with CRAM-MD5 (allowed without TLS). */
+async function cramSession(port: number, user = "alice"): Promise<SmtpSession> {
+  const { session } = await SmtpSession.open(port);
+  match(await session.command("EHLO client.test"), /^250 /);
+  const challenge = await session.command("AUTH CRAM-MD5");
+  match(challenge, /^334 /);
+  const digest = crypto.createHmac("md5", PASSWORD).update(atob(challenge.slice(4))).digest("hex");
+  match(await session.command(btoa(`${user} ${digest}`)), /^235 2\.7\.0/);
+  return session;
+}
+
+await toolTest("submission: AUTH required, own senders only, never an open relay", [
+  "swaks",
+  "openssl",
+], async (t) => {
+  const ca = await makeTestCa();
+  assert(ca !== undefined, "openssl made the test CA");
+  const server = await startServer({
+    config: {
+      tls: { cert: ca.certPath, key: ca.keyPath },
+      submission: { listen: ["127.0.0.1:0"] },
+    },
+  });
+  try {
+    await addUser(server.configPath, "alice", ["example.org"], PASSWORD);
+    await addUser(server.configPath, "bob", ["example.com"], PASSWORD);
+    const port = submissionPort(server.listening);
+
+    await t.step("listening event: proto=submission, tls=starttls", () => {
+      const l = server.listening.find((e) => e.proto === "submission");
+      assertEquals(l?.tls, "starttls");
+    });
+
+    await t.step("the MX port has no AUTH: 500 5.5.1, and EHLO does not offer it", async () => {
+      const mx = server.smtp[0];
+      assert(mx !== undefined);
+      const { session } = await SmtpSession.open(mx.port);
+      try {
+        // The last EHLO line; on the submission port AUTH is the last keyword.
+        const last = await session.command("EHLO client.test");
+        assert(!last.includes("AUTH"), last);
+        match(await session.command("AUTH PLAIN AGFsaWNlAHg="), /^500 5\.5\.1/);
+      } finally {
+        session.close();
+      }
+    });
+
+    await t.step("without AUTH, MAIL gets 530 5.7.0 for every recipient form", async () => {
+      const { session } = await SmtpSession.open(port);
+      try {
+        // Without TLS only the mechanisms that do not reveal the password are offered.
+        assertEquals(await session.command("EHLO client.test"), "250 AUTH SCRAM-SHA-256 CRAM-MD5");
+        for (const from of ["alice@example.org", "x@foreign.example", ""]) {
+          match(await session.command(`MAIL FROM:<${from}>`), /^530 5\.7\.0/);
+        }
+        match(await session.command("RCPT TO:<bob@example.com>"), /^503 /);
+      } finally {
+        session.close();
+      }
+    });
+
+    await t.step("PLAIN and LOGIN are refused without TLS (538 5.7.11)", async () => {
+      const { session } = await SmtpSession.open(port);
+      try {
+        await session.command("EHLO client.test");
+        const plain = btoa(`\0alice\0${PASSWORD}`);
+        match(await session.command(`AUTH PLAIN ${plain}`), /^538 5\.7\.11/);
+        match(await session.command("AUTH LOGIN"), /^538 5\.7\.11/);
+        match(await session.command("MAIL FROM:<alice@example.org>"), /^530 /);
+      } finally {
+        session.close();
+      }
+    });
+
+    await t.step("a wrong password gets 535 5.7.8 and no relay", async () => {
+      const r = await swaks(port, [
+        "--tls",
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        "alice",
+        "--auth-password",
+        "wrong",
+        "--from",
+        "alice@example.org",
+        "--to",
+        "bob@example.com",
+      ]);
+      match(r.out, /535 5\.7\.8/);
+      assert(r.code !== 0);
+    });
+
+    await t.step(
+      "STARTTLS + AUTH PLAIN: mail to another of our domains is queued for ATRN",
+      async () => {
+        const r = await swaks(port, [
+          "--tls",
+          "--auth",
+          "PLAIN",
+          "--auth-user",
+          "alice",
+          "--auth-password",
+          PASSWORD,
+          "--from",
+          "alice@example.org",
+          "--to",
+          "bob@example.com",
+          "--header",
+          "Subject: submitted",
+        ]);
+        assertEquals(r.code, 0, r.out);
+        match(r.out, /250 2\.6\.0/);
+        const queued = await queueList(server.configPath, "example.com") as {
+          from: string;
+          recipients: { address: string }[];
+        }[];
+        assertEquals(queued.length, 1);
+        assertEquals(queued[0]?.from, "alice@example.org");
+        assertEquals(queued[0]?.recipients.map((x) => x.address), ["bob@example.com"]);
+      },
+    );
+
+    await t.step("MAIL FROM outside the user's domains gets 553 5.7.1", async () => {
+      const session = await cramSession(port);
+      try {
+        for (const from of ["alice@example.com", "alice@foreign.example", "a@sub.example.org"]) {
+          match(await session.command(`MAIL FROM:<${from}>`), /^553 5\.7\.1/, from);
+        }
+        match(await session.command("MAIL FROM:<Alice@EXAMPLE.org>"), /^250 /);
+      } finally {
+        session.close();
+      }
+    });
+
+    await t.step(
+      "authenticated relay matrix: every trick toward another host is 550 5.7.1",
+      async () => {
+        const session = await cramSession(port);
+        try {
+          match(await session.command("MAIL FROM:<alice@example.org>"), /^250 /);
+          const rows = [
+            "someone@foreign.example",
+            "someone%foreign.example@example.com",
+            "foreign.example!someone@example.com",
+            '"someone@foreign.example"@example.com',
+            "@example.com:someone@foreign.example",
+            "someone@[127.0.0.1]",
+            "someone@[IPv6:::1]",
+          ];
+          for (const to of rows) {
+            match(await session.command(`RCPT TO:<${to}>`), /^550 5\.7\.1/, to);
+          }
+          // Control: the same session can address our own domain.
+          match(await session.command("RCPT TO:<bob@example.com>"), /^250 /);
+        } finally {
+          session.close();
+        }
+      },
+    );
+
+    await t.step("the trace header says ESMTPA (RFC 3848)", async () => {
+      const session = await cramSession(port);
+      try {
+        const reply = await session.sendMessage(
+          "alice@example.org",
+          "carol@example.com",
+          "Subject: trace\r\n\r\nhello\r\n",
+        );
+        match(reply, /^250 /);
+      } finally {
+        session.close();
+      }
+      const shown = await runMain(["queue", "list", "--json", "--config", server.configPath]);
+      const ids = (JSON.parse(shown.stdout) as { id: string; recipients: { address: string }[] }[])
+        .filter((m) => m.recipients.some((r) => r.address === "carol@example.com"))
+        .map((m) => m.id);
+      assertEquals(ids.length, 1);
+      const body = await runMain([
+        "queue",
+        "show",
+        ids[0]!,
+        "--config",
+        server.configPath,
+      ]);
+      match(body.stdout, /with ESMTPA/);
+    });
+  } finally {
+    await server.stop();
+    await removeTestFiles(server);
+    await ca.cleanup();
+  }
+});
+
+await toolTest(
+  "submission: per-message and hourly limits, each at N and N+1",
+  ["openssl"],
+  async (t) => {
+    const server = await startServer({
+      config: {
+        submission: {
+          listen: ["127.0.0.1:0"],
+          max_recipients: 2,
+          max_messages_per_hour: 3,
+          max_recipients_per_hour: 5,
+        },
+      },
+    });
+    try {
+      await addUser(server.configPath, "alice", ["example.org"], PASSWORD);
+      await addUser(server.configPath, "bob", ["example.com"], PASSWORD);
+      const port = submissionPort(server.listening);
+      const session = await cramSession(port);
+      try {
+        await t.step(
+          "max_recipients 2: the second RCPT passes, the third gets 452 4.5.3",
+          async () => {
+            match(await session.command("MAIL FROM:<alice@example.org>"), /^250 /);
+            match(await session.command("RCPT TO:<r1@example.com>"), /^250 /);
+            match(await session.command("RCPT TO:<r2@example.com>"), /^250 /);
+            match(await session.command("RCPT TO:<r3@example.com>"), /^452 4\.5\.3/);
+            match(await session.command("RSET"), /^250 /);
+          },
+        );
+        await t.step(
+          "max_recipients_per_hour 5: the fifth passes, the sixth gets 450 4.7.1",
+          async () => {
+            // Two recipients were counted above (the refused third never reached the policy).
+            match(await session.command("MAIL FROM:<alice@example.org>"), /^250 /);
+            match(await session.command("RCPT TO:<r4@example.com>"), /^250 /);
+            match(await session.command("RCPT TO:<r5@example.com>"), /^250 /);
+            match(await session.command("RSET"), /^250 /);
+            match(await session.command("MAIL FROM:<alice@example.org>"), /^250 /);
+            match(await session.command("RCPT TO:<r6@example.com>"), /^250 /);
+            match(await session.command("RCPT TO:<r7@example.com>"), /^450 4\.7\.1/);
+            match(await session.command("RSET"), /^250 /);
+          },
+        );
+        await t.step("max_messages_per_hour 3: the fourth MAIL gets 450 4.7.1", async () => {
+          // Three MAIL commands were accepted above.
+          match(await session.command("MAIL FROM:<alice@example.org>"), /^450 4\.7\.1/);
+        });
+        await t.step("the limits are per user: bob is not affected", async () => {
+          const other = await cramSession(port, "bob");
+          try {
+            match(await other.command("MAIL FROM:<bob@example.com>"), /^250 /);
+            match(await other.command("RCPT TO:<x@example.org>"), /^250 /);
+          } finally {
+            other.close();
+          }
+        });
+      } finally {
+        session.close();
+      }
+    } finally {
+      await server.stop();
+      await removeTestFiles(server);
+    }
+  },
+);
