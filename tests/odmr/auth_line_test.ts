@@ -5,7 +5,7 @@
  */
 import { match as assertMatch } from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { MAX_AUTH_LINE_BYTES } from "../../src/odmr/_auth_exchange.ts";
+import { MAX_AUTH_LINE_BYTES } from "../../src/smtp/auth_exchange.ts";
 import { MAX_COMMAND_BYTES } from "../../src/odmr/provider.ts";
 import { addUser, removeTestFiles, startServer } from "../_helpers/server_process.ts";
 import { RawClient } from "../security/_raw.ts";
