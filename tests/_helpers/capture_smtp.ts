@@ -26,6 +26,9 @@ export interface CapturedMessage {
 /** How the capture server behaves. */
 export interface CaptureOptions {
   readonly protocol?: "smtp" | "lmtp";
+  /** Listen on this address and port instead of 127.0.0.1:0 (outbound: an MX on 127.0.0.2:25). */
+  readonly host?: string;
+  readonly port?: number;
   /** Listen on this unix socket instead of 127.0.0.1:0. */
   readonly unixPath?: string;
   /** Reply to `MAIL FROM` for a reverse-path; undefined → `250 2.1.0 OK`. */
@@ -84,13 +87,13 @@ export async function startCaptureServer(opts: CaptureOptions = {}): Promise<Cap
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     if (opts.unixPath !== undefined) server.listen(opts.unixPath, () => resolve());
-    else server.listen(0, "127.0.0.1", () => resolve());
+    else server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", () => resolve());
   });
   const addr = server.address();
   const port = typeof addr === "object" && addr !== null ? addr.port : 0;
 
   return {
-    host: "127.0.0.1",
+    host: opts.host ?? "127.0.0.1",
     port,
     path: opts.unixPath,
     messages,
