@@ -12,6 +12,7 @@ import type { OutboundMessage } from "../../src/smtp/sender.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { verifyDkim } from "../_helpers/dkim.ts";
 import { startDnsmasq } from "../_helpers/dnsmasq.ts";
+import { startSmtpSink } from "../_helpers/smtp_sink.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 import { isCi, toolTest } from "../_helpers/tools.ts";
 
@@ -29,7 +30,7 @@ function message(to: readonly string[], body: Uint8Array): OutboundMessage {
 
 await toolTest(
   "deliverToDomain: MX lookup, a dead MX skipped, DKIM-signed delivery to 127.0.0.2:25",
-  ["dnsmasq", "dkimverify"],
+  ["dnsmasq", "dkimverify", "smtp-sink"],
   async (t) => {
     if (Deno.uid() !== 0) {
       if (isCi()) throw new Error("port 25 on 127.0.0.2 needs root, and CI=true forbids skipping");
@@ -46,11 +47,13 @@ await toolTest(
           { name: "backup.test", host: "dead.backup.test", preference: 10 },
           { name: "backup.test", host: "mx.dest.test", preference: 20 },
           { name: "null.test", host: ".", preference: 0 },
+          { name: "postfix.test", host: "mx.postfix.test", preference: 10 },
         ],
         hosts: [
           { name: "mx.dest.test", addresses: ["127.0.0.2"] },
           // Nothing listens on 127.0.0.3:25: connection refused, next MX.
           { name: "dead.backup.test", addresses: ["127.0.0.3"] },
+          { name: "mx.postfix.test", addresses: ["127.0.0.4"] },
         ],
         txt: [{ name: entry.dnsName, strings: txtStrings(entry.dnsText) }],
       });
@@ -121,6 +124,19 @@ await toolTest(
             "failed",
             "5.1.2",
           ]]);
+        });
+        await t.step("Postfix's smtp-sink on 127.0.0.4:25 takes three messages", async () => {
+          await using postfix = await startSmtpSink("127.0.0.4", 25);
+          for (let i = 0; i < 3; i++) {
+            const r = await deliverToDomain(
+              "postfix.test",
+              message([`u${i}@postfix.test`], body),
+              opts,
+            );
+            assertEquals(r.host, "mx.postfix.test[127.0.0.4]");
+            assertEquals(r.recipients.map((x) => x.outcome), ["delivered"]);
+          }
+          assertEquals(await postfix.count(), 3);
         });
         await t.step("a message from a domain without keys goes out unsigned", async () => {
           const other = enc("From: x@unsigned.example\r\n\r\nhi\r\n");
