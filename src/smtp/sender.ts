@@ -7,7 +7,7 @@
  * peer behaviour; after a lost link every unsettled recipient is deferred. It never opens,
  * and only on failure closes, the connection.
  */
-import type { Conn } from "../net/conn.ts";
+import type { Conn, TlsClientParams, TlsUpgradeResult } from "../net/conn.ts";
 import type { LineReader } from "../wire/line_reader.ts";
 import type { Reply } from "../wire/reply.ts";
 import type { Capabilities } from "../wire/ehlo.ts";
@@ -110,6 +110,26 @@ export class SmtpSender {
         const never: never = hello;
         throw new Error(`unreachable hello ${JSON.stringify(never)}`);
       }
+    }
+  }
+
+  /**
+   * STARTTLS after `hello()` (outbound delivery, RFC 3207): on 220 the connection becomes TLS
+   * and the sender is `greeted` again, so the caller says `hello()` once more (RFC 3207 §4.2).
+   * Returns the TLS result, or the refusing reply (a 421 when the link was lost or the
+   * handshake failed; the link is unusable then).
+   */
+  async startTls(params: TlsClientParams): Promise<TlsUpgradeResult | Reply> {
+    this.#expect("ready", "startTls");
+    const answer = await this.#link.command("STARTTLS", this.#timeouts.ehloMs);
+    if (answer.kind === "lost") return answer.loss.reply;
+    if (answer.reply.code !== 220) return answer.reply;
+    try {
+      const upgrade = await this.#link.startTls(params);
+      this.#setState({ kind: "greeted" });
+      return upgrade;
+    } catch {
+      return this.#link.loss?.reply ?? LINK_CLOSED;
     }
   }
 
