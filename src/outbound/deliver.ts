@@ -4,7 +4,10 @@
  * then the same SMTP sender as the ODMR drain sends it. A host that cannot be reached, greets
  * with other than 220 or refuses EHLO is skipped. Every recipient comes back settled:
  * delivered, failed (5xx, null MX, no such domain) or deferred (everything else).
- * Not here yet: STARTTLS, connection reuse, the queue and its retry schedule.
+ * STARTTLS whenever offered (`opportunistic`), or no delivery without it (`required`; then
+ * a host without it is skipped with 4.7.10). Certificates are not verified: MX hosts rarely
+ * present one for the name we looked up, and without DANE/MTA-STS nothing says which to expect.
+ * Not here yet: connection reuse, the queue and its retry schedule.
  */
 import { connect } from "../net/conn.ts";
 import type { Logger } from "../observe/log.ts";
@@ -29,6 +32,8 @@ export interface DeliveryOptions {
   /** SMTP port of MX hosts; 25 (a test may not change what a deployment would not). */
   readonly port?: number;
   readonly connectTimeoutMs?: number;
+  /** `outbound.tls`; default opportunistic. */
+  readonly tls?: "opportunistic" | "required";
   /** Random source for equal MX preferences. */
   readonly random?: () => number;
 }
@@ -41,6 +46,8 @@ export interface DeliveryResult {
 }
 
 const SMTP_PORT = 25;
+/** `outbound.tls: required` and the host offers no STARTTLS (RFC 5248: X.7.10 encryption needed). */
+const TLS_REQUIRED: Reply = reply(451, "4.7.10", "TLS required but not offered");
 const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
 
 /** Delivers `message` (whose recipients are all in `domain`). Never throws for peer faults. */
@@ -72,7 +79,7 @@ export async function deliverToDomain(
   for (const host of mx.hosts) {
     for (const address of host.addresses) {
       const where = `${host.name}[${address}]`;
-      const attempt = await tryHost(address, message, opts);
+      const attempt = await tryHost({ name: host.name, address }, message, opts);
       if (attempt.kind === "skipped") {
         opts.log.info("outbound_host_skipped", { domain, host: where, reply: attempt.reason });
         last = attempt.reply;
@@ -89,10 +96,11 @@ type Attempt =
   | { readonly kind: "skipped"; readonly reply: Reply; readonly reason: string };
 
 async function tryHost(
-  address: string,
+  host: { readonly name: string; readonly address: string },
   message: OutboundMessage,
   opts: DeliveryOptions,
 ): Promise<Attempt> {
+  const address = host.address;
   let conn;
   try {
     ({ conn } = await connect({
@@ -116,10 +124,25 @@ async function tryHost(
       await sender.quit();
       return { kind: "skipped", reply: greeting, reason: `greeting ${greeting.code}` };
     }
-    const hello = await sender.hello();
+    let hello = await sender.hello();
     if ("code" in hello) {
       await sender.quit();
       return { kind: "skipped", reply: hello, reason: `hello ${hello.code}` };
+    }
+    if (hello.startTls) {
+      const tls = await sender.startTls({ servername: host.name, rejectUnauthorized: false });
+      if ("code" in tls) {
+        await sender.quit();
+        return { kind: "skipped", reply: tls, reason: `starttls ${tls.code}` };
+      }
+      hello = await sender.hello();
+      if ("code" in hello) {
+        await sender.quit();
+        return { kind: "skipped", reply: hello, reason: `hello after TLS ${hello.code}` };
+      }
+    } else if (opts.tls === "required") {
+      await sender.quit();
+      return { kind: "skipped", reply: TLS_REQUIRED, reason: "no STARTTLS offered" };
     }
     const result = await sender.send(message);
     await sender.quit();
