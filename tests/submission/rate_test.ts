@@ -1,0 +1,48 @@
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { SubmissionRate } from "../../src/submission/rate.ts";
+import { isOwnedSender } from "../../src/submission/sink.ts";
+
+Deno.test("SubmissionRate: N per hour pass, N+1 waits; the allowance comes back evenly", () => {
+  let now = 0;
+  const rate = new SubmissionRate({ messagesPerHour: 4, recipientsPerHour: 2, now: () => now });
+  assertEquals([1, 2, 3, 4, 5].map(() => rate.takeMessage("alice")), [
+    true,
+    true,
+    true,
+    true,
+    false,
+  ]);
+  // A quarter of an hour gives one message back, not more.
+  now = 15 * 60_000;
+  assertEquals([rate.takeMessage("alice"), rate.takeMessage("alice")], [true, false]);
+  // Never more than an hour's worth, however long the pause.
+  now += 10 * 3_600_000;
+  assertEquals([1, 2, 3, 4, 5].map(() => rate.takeMessage("alice")), [
+    true,
+    true,
+    true,
+    true,
+    false,
+  ]);
+  // Recipients and users are counted apart.
+  assertEquals([1, 2, 3].map(() => rate.takeRecipient("alice")), [true, true, false]);
+  assertEquals(rate.takeMessage("bob"), true);
+});
+
+Deno.test("isOwnedSender: the user's domains only, compared as A-labels; <> allowed", async (t) => {
+  const rows: { from: string; want: boolean }[] = [
+    { from: "alice@example.org", want: true },
+    { from: "Alice@EXAMPLE.ORG.", want: true },
+    { from: "", want: true },
+    { from: "alice@sub.example.org", want: false },
+    { from: "alice@example.org.evil.example", want: false },
+    { from: "alice@[127.0.0.1]", want: false },
+    { from: "alice", want: false },
+    { from: "a@bücher.example", want: true },
+  ];
+  for (const row of rows) {
+    await t.step(row.from || "<>", () => {
+      assertEquals(isOwnedSender(row.from, ["example.org", "xn--bcher-kva.example"]), row.want);
+    });
+  }
+});
