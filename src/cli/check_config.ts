@@ -89,16 +89,14 @@ function toFileShape(config: Config): Record<string, unknown> {
   };
   const sub = config.submission;
   shape.submission = sub === undefined ? null : {
-    listen: sub.listen.map(listenEntry),
+    listen: sub.listen.map((e) => listenEntry(e, false)),
     "max_recipients": sub.maxRecipients,
     "max_messages_per_hour": sub.maxMessagesPerHour,
     "max_recipients_per_hour": sub.maxRecipientsPerHour,
   };
   const out = config.outbound;
   shape.outbound = {
-    ...(out.resolver === undefined
-      ? {}
-      : { resolver: hostPort(out.resolver.host, out.resolver.port) }),
+    resolver: out.resolver === undefined ? null : hostPort(out.resolver.host, out.resolver.port),
     helo: out.helo,
     tls: out.tls,
     "max_age": formatDuration(out.maxAgeMs),

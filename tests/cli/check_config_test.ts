@@ -41,6 +41,11 @@ Deno.test("check-config shows every setting of the embedded defaults, line_recor
     "odmr.listen[0].line_records",
     "odmr.listen[0].tls",
     "odmr.require_tls",
+    "outbound.delay_notice",
+    "outbound.helo",
+    "outbound.max_age",
+    "outbound.resolver",
+    "outbound.tls",
     "queue.backend",
     "queue.lease_time",
     "queue.max_age",
@@ -52,6 +57,7 @@ Deno.test("check-config shows every setting of the embedded defaults, line_recor
     "smtp.max_message_size",
     "smtp.max_recipients",
     "smtp.timeout",
+    "submission",
     "tls",
   ]);
   assert.equal(shown.odmr.listen[0].line_records, "auto");
@@ -59,6 +65,8 @@ Deno.test("check-config shows every setting of the embedded defaults, line_recor
   assert.equal(shown.tls, null);
   assert.equal(shown.metrics, null);
   assert.equal(shown.fetch, null);
+  assert.equal(shown.submission, null);
+  assert.equal(shown.outbound.resolver, null);
   assert.deepEqual(shown.domains, {});
 });
 

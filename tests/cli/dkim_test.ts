@@ -20,6 +20,7 @@ async function dkim(dir: string, argv: string[]) {
       io.err += text;
     },
     readStdinLine: () => Promise.resolve(null),
+    writeStdout: () => Promise.reject(new Error("unexpected binary output")),
   };
   const code = await dkimCommand(argv, io, { now: NOW });
   return { code, out: io.out, err: io.err };
