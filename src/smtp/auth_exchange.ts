@@ -147,7 +147,7 @@ async function runExternal(
     authzid = answer.data;
   } else {
     const decoded = initialText === "=" ? new Uint8Array(0) : decodeBase64(initialText);
-    if (decoded === undefined) return { kind: "reply", reply: ODMR_REPLIES.badBase64 };
+    if (decoded === undefined) return { kind: "reply", reply: AUTH_EXCHANGE_REPLIES.badBase64 };
     authzid = decoded;
   }
   const asked = new TextDecoder("utf-8", { fatal: false }).decode(authzid);
