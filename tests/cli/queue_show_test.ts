@@ -108,3 +108,34 @@ Deno.test("main.ts queue delete --domain with stdin not a terminal exits 2 and k
     );
   });
 });
+
+Deno.test("main.ts queue show --body exits 0 quietly when the reader stops early (| head)", async () => {
+  await withTempDataDir(async (dir) => {
+    const dataDir = `${dir}/data`;
+    const config = `${dir}/config.yaml`;
+    await Deno.writeTextFile(config, `data_dir: ${JSON.stringify(dataDir)}\n`);
+    const [id] = await seedQueue(dataDir, [{
+      to: ["a@one.test"],
+      at: T0,
+      body: binaryBody(4 << 20),
+    }]);
+    assert.ok(id);
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "main.ts", "queue", "show", id, "--body", "--config", config],
+      cwd: new URL("../../", import.meta.url),
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const reader = child.stdout.getReader();
+    const first = await reader.read();
+    assert.ok(!first.done && first.value.length > 0);
+    await reader.cancel();
+    const [status, stderr] = await Promise.all([
+      child.status,
+      new Response(child.stderr).text(),
+    ]);
+    assert.equal(status.code, 0, stderr);
+    assert.equal(stderr, "");
+  });
+});
