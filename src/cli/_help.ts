@@ -22,7 +22,8 @@ ${CONFIG_LINE}
   -V, --version print the version
 
 Exit codes: 0 success, 1 runtime failure, 2 usage or config error,
-  3 fetch: authentication failed, 4 fetch: refused by the provider, 5 fetch: temporary failure
+  3 fetch: authentication failed (user test: the password does not match),
+  4 fetch: refused by the provider, 5 fetch: temporary failure
 `;
 
 const LOG_LINES = `  -v, --verbose log debug events too (overrides log.level)
