@@ -50,7 +50,9 @@ const CRLF = "\r\n";
 /** The report as message bytes (headers and body), CRLF line ends. */
 export function buildFailureDsn(input: FailureDsnInput): Uint8Array {
   const boundary = `=_dsn_${input.reportId}`;
-  const host = input.reportingMta;
+  // Our name comes from the config, yet a value with a line break would end the header
+  // block (#10): it is written like every other field, printable ASCII only.
+  const host = printable(input.reportingMta);
   const head = [
     `From: Mail Delivery System <MAILER-DAEMON@${host}>`,
     `To: <${printable(input.originalSender)}>`,

@@ -24,17 +24,25 @@ const encoder = new TextEncoder();
 const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
-/** The header, folded, ending in CRLF, as bytes to write before the body. */
+/**
+ * The header, folded, ending in CRLF, as bytes to write before the body. Every line after the
+ * first starts with a tab (RFC 5322 §2.2.3) and the `; date` part ends the last clause's line,
+ * whether or not a `for` clause is written (#10: it once began a line of its own, which ended
+ * the header block for strict readers). Each value is at most 255 octets, so no line reaches
+ * the 998-octet limit (RFC 5322 §2.1.1).
+ */
 export function formatReceived(info: TraceInfo): Uint8Array {
   const ip = info.remoteAddress.includes(":") ? `IPv6:${info.remoteAddress}` : info.remoteAddress;
-  const rdns = info.reverseDns === undefined ? "" : `${safeToken(info.reverseDns)} `;
-  let text = `Received: from ${safeToken(info.heloName)} (${rdns}[${safeToken(ip)}])\r\n` +
-    `\tby ${safeToken(info.hostname)} with ${safeToken(info.protocol)} id ${
-      safeToken(info.id)
-    }\r\n`;
-  if (info.recipient !== undefined) text += `\tfor <${safeToken(info.recipient)}>`;
-  text += `; ${formatDate(info.date)}\r\n`;
-  return encoder.encode(text);
+  const rdns = info.reverseDns === undefined ? "" : `${safeToken(info.reverseDns, false)} `;
+  const lines = [
+    `Received: from ${safeToken(info.heloName, false)} (${rdns}[${safeToken(ip, false)}])`,
+    `\tby ${safeToken(info.hostname, false)} with ${safeToken(info.protocol, false)} id ${
+      safeToken(info.id, false)
+    }`,
+  ];
+  if (info.recipient !== undefined) lines.push(`\tfor <${safeToken(info.recipient, true)}>`);
+  lines[lines.length - 1] += `; ${formatDate(info.date)}`;
+  return encoder.encode(lines.join("\r\n") + "\r\n");
 }
 
 /** RFC 5322 §3.3 date-time in UTC: `Tue, 1 Jul 2003 10:52:37 +0000`. */
@@ -46,9 +54,26 @@ export function formatDate(d: Date): string {
     } +0000`;
 }
 
-/** Keeps printable characters other than those that would end a token or comment. */
-function safeToken(s: string): string {
-  // deno-lint-ignore no-control-regex -- control characters would break the header
-  const cleaned = s.replace(/[\x00-\x20\x7f()<>;\\"]/g, "?").slice(0, 255);
-  return cleaned === "" ? "unknown" : cleaned;
+/** Longest value written, in octets (a domain's limit, RFC 5321 §4.5.3.1.2). */
+const MAX_VALUE_OCTETS = 255;
+
+/**
+ * Keeps printable characters other than those that would end a token or comment, and at
+ * most MAX_VALUE_OCTETS of UTF-8 (cut at a character boundary). Non-ASCII is kept only where
+ * asked: a UTF-8 recipient exists only under SMTPUTF8, where RFC 6532 allows it in a header;
+ * a peer's HELO name is no reason to put 8-bit into a 7-bit message.
+ */
+function safeToken(s: string, keepUtf8: boolean): string {
+  const cleaned = keepUtf8
+    // deno-lint-ignore no-control-regex -- control characters would break the header
+    ? s.replace(/[\x00-\x20\x7f-\x9f()<>;\\"\u2028\u2029]/g, "?")
+    : s.replace(/[^\x21-\x7e]|[()<>;\\"]/g, "?");
+  let octets = 0;
+  let out = "";
+  for (const ch of cleaned) {
+    octets += encoder.encode(ch).length;
+    if (octets > MAX_VALUE_OCTETS) break;
+    out += ch;
+  }
+  return out === "" ? "unknown" : out;
 }
