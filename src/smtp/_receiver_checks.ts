@@ -6,6 +6,7 @@
 import type { MailFrom, RcptTo, SinkTransaction } from "./sink.ts";
 import type { MessageParams } from "../queue/types.ts";
 import type { Reply } from "../wire/reply.ts";
+import type { BodyLineCheck } from "../wire/body_check.ts";
 import { REPLIES } from "../wire/replies.ts";
 import { parseMailArgument, parseRcptArgument } from "../wire/address.ts";
 import type { PathFault } from "../wire/address.ts";
@@ -29,6 +30,8 @@ export interface Transaction {
   isChunking: boolean;
   /** Body octets received so far by BDAT. */
   chunkedBytes: number;
+  /** The line check of BDAT chunks, across chunks (DATA checks in its decoder). */
+  readonly bodyLines: BodyLineCheck;
 }
 
 /** Where the session is. */

@@ -11,6 +11,8 @@ import type { Reply } from "../wire/reply.ts";
 import { isPositive, isTransient, reply } from "../wire/reply.ts";
 import { bdatChunkReply, REPLIES } from "../wire/replies.ts";
 import { formatReceived } from "./trace.ts";
+import { BodyLineCheck } from "../wire/body_check.ts";
+import type { DataFault } from "../wire/data_decoder.ts";
 import { checkBdat, checkBdatState, checkData, checkMail, checkRcpt } from "./_receiver_checks.ts";
 import type { CheckContext, SessionState, Transaction } from "./_receiver_checks.ts";
 import type { ReceiverOptions, Step } from "./_receiver_types.ts";
@@ -95,6 +97,7 @@ export async function handleMail(rx: ReceiverCore, args: string): Promise<Step> 
     recipients: [],
     isChunking: false,
     chunkedBytes: 0,
+    bodyLines: new BodyLineCheck(rx.options.maxDataLineBytes ?? DEFAULT_MAX_DATA_LINE_BYTES),
   };
   rx.transition({ kind: "inTransaction", helo: s.helo, tx }, "MAIL");
   rx.queueReply(REPLIES.senderOk);
@@ -239,6 +242,34 @@ function prdrFinal(each: readonly Reply[]): Reply {
   return each.find(isTransient) ?? each[0] ?? REPLIES.localError;
 }
 
+/**
+ * The one answer to a refused body, for DATA and BDAT alike (#10: BDAT once skipped the
+ * checks). After a bare CR or LF in DATA the session ends, since the peer and we may disagree
+ * on where the data ended (SMTP smuggling, docs/protocol.md §6.5); BDAT framing is a byte count,
+ * so its session goes on.
+ */
+function refuseBody(rx: ReceiverCore, fault: DataFault, id: string, how: "DATA" | "BDAT"): Step {
+  switch (fault) {
+    case "bareNewline":
+      rx.options.events?.messageRefused("content");
+      rx.log.warn("smtp_bare_newline", { where: how === "DATA" ? "data" : "bdat", id });
+      rx.queueReply(REPLIES.bareNewlineData);
+      return how === "DATA" ? { end: "bareNewline" } : undefined;
+    case "lineTooLong":
+      rx.options.events?.messageRefused("content");
+      rx.queueReply(REPLIES.dataLineTooLong);
+      return undefined;
+    case "tooBig":
+      rx.options.events?.messageRefused("size");
+      rx.queueReply(REPLIES.sizeExceeded);
+      return undefined;
+    default: {
+      const never: never = fault;
+      throw new Error(`unhandled body fault ${never}`);
+    }
+  }
+}
+
 /** DATA: 354, the body to its real end, then one reply (RFC 5321 §4.1.1.4). */
 export async function handleData(rx: ReceiverCore, args: string): Promise<Step> {
   const s = rx.state;
@@ -272,26 +303,7 @@ export async function handleData(rx: ReceiverCore, args: string): Promise<Step> 
       return { end: "eof" };
     case "rejected":
       await rx.dropTransaction(`DATA ${result.fault}`);
-      switch (result.fault) {
-        case "bareNewline":
-          rx.options.events?.messageRefused("content");
-          // docs/protocol.md §6.5: read to the real end, refuse, then close.
-          rx.log.warn("smtp_bare_newline", { where: "data", id: tx.sink.id });
-          rx.queueReply(REPLIES.bareNewlineData);
-          return { end: "bareNewline" };
-        case "lineTooLong":
-          rx.options.events?.messageRefused("content");
-          rx.queueReply(REPLIES.dataLineTooLong);
-          return undefined;
-        case "tooBig":
-          rx.options.events?.messageRefused("size");
-          rx.queueReply(REPLIES.sizeExceeded);
-          return undefined;
-        default: {
-          const never: never = result.fault;
-          throw new Error(`unhandled data fault ${never}`);
-        }
-      }
+      return refuseBody(rx, result.fault, tx.sink.id, "DATA");
     case "ok":
       if (out.state.failed) {
         await rx.dropTransaction("sink failed");
@@ -343,8 +355,11 @@ export async function handleBdat(rx: ReceiverCore, args: string): Promise<Step> 
     rx.reader.readExact(
       octets,
       async (chunk) => {
+        // The same line check as DATA, over every byte (also past the size limit).
+        tx.bodyLines.push(chunk);
         const before = tx.chunkedBytes;
         tx.chunkedBytes += chunk.length;
+        if (tx.bodyLines.fault !== undefined) return;
         if (tx.chunkedBytes > max) {
           if (before < max) await out.write(chunk.subarray(0, max - before));
           return;
@@ -363,12 +378,12 @@ export async function handleBdat(rx: ReceiverCore, args: string): Promise<Step> 
     await rx.dropTransaction("end of stream in BDAT");
     return { end: "eof" };
   }
-  if (tx.chunkedBytes > max) {
-    // A failed BDAT ends the transaction: later chunks get 503 until a new MAIL.
-    await rx.dropTransaction("BDAT too big");
-    rx.options.events?.messageRefused("size");
-    rx.queueReply(REPLIES.sizeExceeded);
-    return undefined;
+  if (isLast) tx.bodyLines.end();
+  // A failed BDAT ends the transaction: later chunks get 503 until a new MAIL (RFC 3030 §3).
+  const fault = tx.bodyLines.fault ?? (tx.chunkedBytes > max ? "tooBig" : undefined);
+  if (fault !== undefined) {
+    await rx.dropTransaction(`BDAT ${fault}`);
+    return refuseBody(rx, fault, tx.sink.id, "BDAT");
   }
   if (out.state.failed) {
     await rx.dropTransaction("sink failed");

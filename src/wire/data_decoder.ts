@@ -2,8 +2,10 @@
  * Incremental decoder for the SMTP DATA phase (RFC 5321 §4.5.2): finds the one legal end of
  * data, CRLF "." CRLF, removes dot-stuffing and checks limits, across any chunking.
  * Pure: no I/O. Bare CR or bare LF never ends a line here (SMTP smuggling, docs/protocol.md §6.5):
- * they are flagged and the decoder keeps looking for the real end.
+ * the decoder keeps looking for the real end. The lines themselves are checked by the one body
+ * check BDAT uses too (body_check.ts), fed with the unstuffed bytes.
  */
+import { BodyLineCheck } from "./body_check.ts";
 
 const CR = 13;
 const LF = 10;
@@ -33,13 +35,14 @@ type State = "lineStart" | "dotAtStart" | "dotCr" | "inLine" | "sawCr" | "done";
 /** Decodes one DATA body; create a new one for each message. */
 export class DataDecoder {
   #state: State = "lineStart";
-  #lineBytes = 0;
   #size = 0;
-  #faults = new Set<DataFault>();
+  #tooBig = false;
   readonly #limits: DataLimits;
+  readonly #lines: BodyLineCheck;
 
   constructor(limits: DataLimits) {
     this.#limits = limits;
+    this.#lines = new BodyLineCheck(limits.maxLineBytes);
   }
 
   /** Unstuffed bytes seen so far (counted past the limit too). */
@@ -53,10 +56,7 @@ export class DataDecoder {
 
   /** The first fault found, by severity: framing faults before size. */
   get fault(): DataFault | undefined {
-    for (const f of ["bareNewline", "lineTooLong", "tooBig"] as const) {
-      if (this.#faults.has(f)) return f;
-    }
-    return undefined;
+    return this.#lines.fault ?? (this.#tooBig ? "tooBig" : undefined);
   }
 
   push(chunk: Uint8Array): DataPushResult {
@@ -74,7 +74,6 @@ export class DataDecoder {
         case "lineStart": {
           if (chunk[i] === DOT) {
             emit(i);
-            this.#countLine(1);
             i++;
             segStart = i;
             this.#state = "dotAtStart";
@@ -85,7 +84,6 @@ export class DataDecoder {
         }
         case "dotAtStart": {
           if (chunk[i] === CR) {
-            this.#countLine(1);
             i++;
             segStart = i;
             this.#state = "dotCr";
@@ -98,10 +96,10 @@ export class DataDecoder {
           if (chunk[i] === LF) {
             i++;
             this.#state = "done";
+            this.#lines.end();
             return { segments, endOffset: i };
           }
           // "." CR <not LF>: the CR was withheld; it is a bare CR and part of the line.
-          this.#faults.add("bareNewline");
           this.#emit(Uint8Array.of(CR), segments);
           this.#state = "inLine";
           break;
@@ -110,28 +108,18 @@ export class DataDecoder {
           // Fast path: jump to the next CR or LF inside this chunk.
           let j = i;
           while (j < n && chunk[j] !== CR && chunk[j] !== LF) j++;
-          this.#countLine(j - i);
           i = j;
           if (i >= n) break;
-          if (chunk[i] === LF) {
-            this.#faults.add("bareNewline");
-            this.#countLine(1);
-            i++;
-          } else {
-            this.#countLine(1);
-            i++;
-            this.#state = "sawCr";
-          }
+          // A bare LF stays in the line (the line check refuses it); a CR may end it.
+          if (chunk[i] === CR) this.#state = "sawCr";
+          i++;
           break;
         }
         case "sawCr": {
           if (chunk[i] === LF) {
             i++;
-            this.#countLine(1);
-            this.#lineBytes = 0;
             this.#state = "lineStart";
           } else {
-            this.#faults.add("bareNewline");
             this.#state = "inLine";
           }
           break;
@@ -146,16 +134,12 @@ export class DataDecoder {
     return { segments, endOffset: -1 };
   }
 
-  #countLine(bytes: number): void {
-    this.#lineBytes += bytes;
-    if (this.#lineBytes > this.#limits.maxLineBytes) this.#faults.add("lineTooLong");
-  }
-
   #emit(seg: Uint8Array, out: Uint8Array[]): void {
+    this.#lines.push(seg);
     const before = this.#size;
     this.#size += seg.length;
     if (this.#size > this.#limits.maxMessageBytes) {
-      this.#faults.add("tooBig");
+      this.#tooBig = true;
       const room = this.#limits.maxMessageBytes - before;
       if (room > 0) out.push(seg.subarray(0, room));
       return;

@@ -27,6 +27,12 @@ export interface ScriptMessage {
    * (smuggling). Every reply that follows is then read, until the customer closes or is quiet.
    */
   readonly rawData?: Uint8Array;
+  /**
+   * Send the body with BDAT instead of DATA (RFC 3030), as it is (no stuffing), in chunks of
+   * this many octets, the last one with LAST. `data` is then the reply to the first chunk;
+   * `final` the reply to the last one (or to the first chunk the customer refused).
+   */
+  readonly bdatChunkBytes?: number;
 }
 
 /** How the provider behaves. */
@@ -285,6 +291,10 @@ async function playClient(
       await send("RSET");
       continue;
     }
+    if (m.bdatChunkBytes !== undefined) {
+      result.final = await sendBdat(conn, read, m.body, m.bdatChunkBytes);
+      continue;
+    }
     result.data = await send("DATA");
     if (result.data?.code !== 354) continue;
     if (m.rawData !== undefined) {
@@ -310,6 +320,25 @@ async function playClient(
     result.final = await read();
   }
   session.quitReply = await send("QUIT");
+}
+
+/** BDAT chunks one at a time; the reply to the last, or to the first refused chunk. */
+async function sendBdat(
+  conn: Conn,
+  read: () => Promise<Reply | undefined>,
+  body: Uint8Array,
+  chunkBytes: number,
+): Promise<Reply | undefined> {
+  let at = 0;
+  for (;;) {
+    const part = body.subarray(at, at + Math.max(1, chunkBytes));
+    at += part.length;
+    const isLast = at >= body.length;
+    await conn.write(enc.encode(`BDAT ${part.length}${isLast ? " LAST" : ""}\r\n`));
+    await conn.write(part);
+    const r = await read();
+    if (isLast || r?.code !== 250) return r;
+  }
 }
 
 function endsWithCrlf(b: Uint8Array): boolean {

@@ -353,7 +353,7 @@ Deno.test("SmtpReceiver takes BDAT chunks byte-exact without unstuffing", async 
   await s.client.send("MAIL FROM:<a@b.test>\r\nRCPT TO:<x@d.test>\r\n");
   await s.client.replies(2);
   const part1 = bytes(".\r\n.leading\r\n");
-  const part2 = concat(bytes("bare\nLF and 8-bit "), Uint8Array.of(0, 0xff), bytes("\r\n"));
+  const part2 = concat(bytes("8-bit and NUL "), Uint8Array.of(0, 0xff), bytes("\r\n"));
   await s.client.send(
     concat(bytes(`BDAT ${part1.length}\r\n`), part1, bytes(`BDAT ${part2.length} LAST\r\n`), part2),
   );
