@@ -10,6 +10,7 @@ import { tlsBench } from "./tls.ts";
 import { memoryBench } from "./memory.ts";
 import { atrnScaleBench } from "./atrn_scale.ts";
 import { postgresBench } from "./postgres.ts";
+import { endlessLineBench } from "./endless_line.ts";
 import { stopAll } from "./_proc.ts";
 import { naCell, renderTable, type Table } from "./_table.ts";
 import { Summary } from "./_summary.ts";
@@ -22,6 +23,7 @@ const BENCHES = {
   memory: memoryBench,
   atrn: atrnScaleBench,
   postgres: postgresBench,
+  endless: endlessLineBench,
 } as const;
 type BenchName = keyof typeof BENCHES;
 

@@ -107,10 +107,15 @@ export class LineReader {
         if (body.indexOf(CR) >= 0) return { kind: "bareNewline" };
         return { kind: "line", line: body };
       }
-      if (this.#buf.length > maxBytes) {
-        // Keep memory bounded: forget what we have, remember that the line is too long.
+      if (dropping || this.#buf.length > maxBytes) {
+        // Keep memory bounded: forget what we have, remember that the line is too long, and
+        // give each dropped chunk back at once. Left to the GC, the socket chunks of an endless
+        // line piled up by the hundreds of MB and stayed (#10: 50 connections × 20 MB without
+        // LF took `serve` from 67 MB to 270 MB; bench/endless_line.ts).
         dropping = true;
+        const dropped = this.#buf;
         this.#buf = new Uint8Array(0);
+        release(dropped);
       }
       scanned = this.#buf.length;
       const left = deadline === undefined ? undefined : Math.max(1, deadline - Date.now());
@@ -166,8 +171,9 @@ export class LineReader {
 }
 
 /**
- * Gives a consumed chunk's memory back now by detaching its ArrayBuffer (`transfer(0)`), if
- * the chunk is all of that buffer (so no other view into it, such as a pool slice, is hurt).
+ * Gives a consumed or dropped chunk's memory back now by detaching its ArrayBuffer
+ * (`transfer(0)`), if the chunk is all of that buffer (so no other view into it, such as a
+ * pool slice or a line already returned, is hurt).
  */
 function release(chunk: Uint8Array): void {
   const buffer = chunk.buffer;

@@ -195,3 +195,46 @@ Deno.test("LineReader.discardBuffered() drops what was read ahead", async () => 
   assertEquals(r.bufferedBytes, 0);
   assertEquals((await r.readLine(512)).kind, "eof");
 });
+
+/** A source of `count` fresh chunks of `size` bytes without LF, then one line; counts held bytes. */
+function endlessLineSource(count: number, size: number) {
+  const handedOut: Uint8Array[] = [];
+  let maxHeld = 0;
+  let n = 0;
+  /** Bytes handed out that were not given back (detached) yet. */
+  const held = () => handedOut.reduce((sum, c) => sum + c.byteLength, 0);
+  return {
+    get maxHeld() {
+      return maxHeld;
+    },
+    read(): Promise<Uint8Array | null> {
+      maxHeld = Math.max(maxHeld, held());
+      const chunk = n < count
+        ? new Uint8Array(size).fill(0x61)
+        : n === count
+        ? encoder.encode("\r\nNOOP\r\n")
+        : null;
+      n++;
+      if (chunk !== null) handedOut.push(chunk);
+      return Promise.resolve(chunk);
+    },
+  };
+}
+
+Deno.test("LineReader.readLine() holds at most one line limit of an endless line (#10)", async (t) => {
+  for (const size of [64 * 1024, 100, 1]) {
+    await t.step(`${size}-byte chunks`, async () => {
+      // 20 MB in 64 KiB chunks; smaller chunks go less far (but well past the limit) so the
+      // test stays quick.
+      const count = Math.max(Math.ceil(4096 / size), Math.min(320, Math.ceil((20 << 20) / size)));
+      const src = endlessLineSource(count, size);
+      const r = new LineReader(src);
+      assertEquals((await r.readLine(512)).kind, "tooLong");
+      const next = await r.readLine(512);
+      assertEquals(next.kind === "line" ? decoder.decode(next.line) : next.kind, "NOOP");
+      // At any read: the line limit, plus the chunk that crossed it, plus the one being read.
+      const bound = 512 + 2 * size;
+      if (src.maxHeld > bound) throw new Error(`held ${src.maxHeld} bytes, bound ${bound}`);
+    });
+  }
+});
