@@ -220,13 +220,18 @@ export function checkBdatState(state: SessionState): Checked<Transaction> {
   return accept(state.tx);
 }
 
-/** STARTTLS: allowed when offered, not yet secure and without parameters. */
+/**
+ * STARTTLS: allowed when offered, after EHLO, not yet secure and without parameters. Before
+ * EHLO the client cannot know it is offered (RFC 3207 §4: it is an EHLO keyword), so that is
+ * a bad sequence, `503 5.5.1` (#10).
+ */
 export function checkStartTls(
   args: string,
-  opts: { readonly isOffered: boolean; readonly isSecure: boolean },
+  opts: { readonly isOffered: boolean; readonly isSecure: boolean; readonly hasGreeted: boolean },
 ): Reply | undefined {
   if (opts.isSecure) return REPLIES.alreadySecure;
   if (!opts.isOffered) return REPLIES.notImplemented;
+  if (!opts.hasGreeted) return REPLIES.heloFirst;
   if (args !== "") return REPLIES.noParameters;
   return undefined;
 }

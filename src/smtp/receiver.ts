@@ -452,6 +452,7 @@ export class SmtpReceiver implements ReceiverCore {
     const refusal = checkStartTls(args, {
       isOffered: this.options.tls !== undefined,
       isSecure: this.conn.isSecure,
+      hasGreeted: this.#state.kind !== "greeted",
     });
     const tlsOptions = this.options.tls;
     if (refusal !== undefined || tlsOptions === undefined) {

@@ -1,3 +1,4 @@
+import tls from "node:tls";
 import {
   deepStrictEqual as assertEquals,
   match as assertMatch,
@@ -518,5 +519,14 @@ Deno.test("SmtpReceiver reports the refusals it decides itself to its events: re
     "message:size",
     "message:content",
   ]);
+  await s.end();
+});
+
+Deno.test("SmtpReceiver answers STARTTLS before EHLO with 503 5.5.1 when TLS is offered (#10)", async () => {
+  // The handshake never starts here, so a context without a certificate will do.
+  const s = await startSession({ options: { tls: { secureContext: tls.createSecureContext() } } });
+  assertEquals(await s.client.command("STARTTLS"), "503 5.5.1 Send EHLO or HELO first");
+  const ehlo = await s.client.command("EHLO client.test");
+  assertEquals(ehlo.split("\n").at(-1), "250 STARTTLS");
   await s.end();
 });
