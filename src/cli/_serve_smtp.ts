@@ -81,6 +81,8 @@ export async function handleSmtpConnection(
         maxMessageBytes: config.smtp.maxMessageSize,
         maxRecipients,
         commandTimeoutMs: config.smtp.timeoutMs,
+        // A body line with its CRLF, measured as DATA carries it (src/wire/body_check.ts).
+        maxDataLineBytes: config.smtp.maxLineLength + 2,
         maxErrors: MAX_SESSION_ERRORS,
         maxIdleCommands: MAX_IDLE_COMMANDS,
         addTraceHeader: true,

@@ -61,6 +61,7 @@ function toFileShape(config: Config): Record<string, unknown> {
       "max_connections": config.smtp.maxConnections,
       "max_connections_per_ip": config.smtp.maxConnectionsPerIp,
       timeout: formatDuration(config.smtp.timeoutMs),
+      "max_line_length": config.smtp.maxLineLength,
     },
     odmr: {
       listen: config.odmr.listen.map((e) => listenEntry(e, true)),

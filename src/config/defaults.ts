@@ -20,6 +20,10 @@ export const DEFAULT_MAX_RECIPIENTS = 100;
 export const DEFAULT_MAX_CONNECTIONS = 200;
 export const DEFAULT_MAX_CONNECTIONS_PER_IP = 20;
 export const DEFAULT_SMTP_TIMEOUT = "5m";
+/** RFC 5322 §2.1.1 / RFC 5321 §4.5.3.1.6: 998 octets and CRLF; also the most we allow. */
+export const DEFAULT_SMTP_MAX_LINE_LENGTH = 998;
+/** The shortest `smtp.max_line_length` (RFC 5322 §2.1.1's recommended 78). */
+export const MIN_SMTP_MAX_LINE_LENGTH = 78;
 export const DEFAULT_ODMR_REQUIRE_TLS = false;
 export const DEFAULT_ODMR_AUTH_TIMEOUT = "60s";
 export const DEFAULT_QUEUE_MAX_AGE = "30d";

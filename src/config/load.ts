@@ -184,6 +184,7 @@ export function parseConfig(
         1_000_000,
       ),
       timeoutMs: v.duration(smtp.timeout ?? D.DEFAULT_SMTP_TIMEOUT, "smtp.timeout"),
+      maxLineLength: v.maxLineLength(smtp.max_line_length ?? D.DEFAULT_SMTP_MAX_LINE_LENGTH),
     },
     odmr: {
       listen: v.listenList(odmr.listen ?? D.DEFAULT_ODMR_LISTEN, "odmr.listen", tls, true),
@@ -229,6 +230,7 @@ const SMTP_KEYS = [
   "max_connections",
   "max_connections_per_ip",
   "timeout",
+  "max_line_length",
 ] as const;
 const ODMR_KEYS = ["listen", "require_tls", "auth_timeout"] as const;
 const QUEUE_KEYS = ["max_age", "quota", "backend", "postgres", "lease_time"] as const;
@@ -350,6 +352,25 @@ class Validator {
       this.fail(key, `must be an integer ${min}-${max}: current value is ${describe(value)}`);
     }
     return value;
+  }
+
+  /**
+   * `smtp.max_line_length`: 78-998. Over 998 is refused with the reason: the drain relays with
+   * DATA, where a line is at most 998 octets and CRLF (RFC 5321 §4.5.3.1.6), so a longer line
+   * accepted with 250 would be refused downstream after we took responsibility for it.
+   */
+  maxLineLength(value: unknown): number {
+    const key = "smtp.max_line_length";
+    const max = D.DEFAULT_SMTP_MAX_LINE_LENGTH;
+    if (typeof value === "number" && Number.isInteger(value) && value > max) {
+      this.fail(
+        key,
+        `must be at most ${max} (octets without CRLF): longer lines cannot be relayed with ` +
+          `SMTP DATA, so mail accepted with them would be refused after the MX said 250: ` +
+          `current value is ${value}`,
+      );
+    }
+    return this.integer(value, key, D.MIN_SMTP_MAX_LINE_LENGTH, max);
   }
 
   oneOf<T extends string>(value: unknown, key: string, allowed: readonly T[]): T {

@@ -29,6 +29,11 @@ export interface Config {
     readonly maxConnections: number;
     readonly maxConnectionsPerIp: number;
     readonly timeoutMs: number;
+    /**
+     * Longest text line of a message body the MX accepts, in octets without its CRLF
+     * (`smtp.max_line_length`); a longer one gets `554 5.6.0`. At most 998 (README.md).
+     */
+    readonly maxLineLength: number;
   };
   readonly odmr: {
     readonly listen: readonly ListenEntry[];

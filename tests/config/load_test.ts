@@ -30,6 +30,7 @@ Deno.test("parseConfig() of an empty file gives the embedded defaults of README.
     maxConnections: 200,
     maxConnectionsPerIp: 20,
     timeoutMs: 300_000,
+    maxLineLength: 998,
   });
   assertEquals(c.odmr, {
     listen: [{ host: "127.0.0.1", port: 3366, tls: "none" }],
@@ -61,6 +62,7 @@ smtp:
   max_connections: 7
   max_connections_per_ip: 2
   timeout: 30s
+  max_line_length: 500
 odmr:
   listen: [{address: "0.0.0.0:366", tls: implicit, line_records: true}]
   require_tls: true
@@ -88,6 +90,7 @@ fetch:
   ]);
   assertEquals(c.smtp.maxMessageSize, 10 * 1024 * 1024);
   assertEquals(c.smtp.timeoutMs, 30_000);
+  assertEquals(c.smtp.maxLineLength, 500);
   assertEquals(c.odmr, {
     listen: [{ host: "0.0.0.0", port: 366, tls: "implicit", lineRecords: true }],
     requireTls: true,
@@ -169,6 +172,18 @@ Deno.test("parseConfig() names the file and the key path in every error", async 
       text: "smtp: {max_recipients: 100001}",
       want:
         `Cannot load config "/etc/odmr.yaml": smtp.max_recipients must be an integer 1-100000: current value is 100001`,
+    },
+    {
+      why: "smtp.max_line_length over 998 says why it cannot be (#10)",
+      text: "smtp: {max_line_length: 999}",
+      want:
+        `Cannot load config "/etc/odmr.yaml": smtp.max_line_length must be at most 998 (octets without CRLF): longer lines cannot be relayed with SMTP DATA, so mail accepted with them would be refused after the MX said 250: current value is 999`,
+    },
+    {
+      why: "smtp.max_line_length under 78",
+      text: "smtp: {max_line_length: 77}",
+      want:
+        `Cannot load config "/etc/odmr.yaml": smtp.max_line_length must be an integer 78-998: current value is 77`,
     },
     {
       why: "implicit TLS without a certificate",
@@ -444,6 +459,10 @@ queue:
       assertEquals(message.includes("secret"), false, "the password is not echoed");
     });
   }
+
+Deno.test("smtp.max_line_length takes 78 and 998, the bounds (N), and refuses N±1 (#10)", () => {
+  assertEquals(parse("smtp: {max_line_length: 998}").smtp.maxLineLength, 998);
+  assertEquals(parse("smtp: {max_line_length: 78}").smtp.maxLineLength, 78);
 });
 
 Deno.test("fetch.client_cert and client_key make password_file optional (#16)", () => {
