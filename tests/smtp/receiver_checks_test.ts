@@ -31,6 +31,7 @@ const CTX: CheckContext = {
   maxRecipients: 2,
   messagesAccepted: 0,
   maxMessagesPerSession: 5,
+  offersPrdr: false,
 };
 const SINK: SinkTransaction = {
   id: "T1",
