@@ -459,6 +459,7 @@ queue:
       assertEquals(message.includes("secret"), false, "the password is not echoed");
     });
   }
+});
 
 Deno.test("smtp.max_line_length takes 78 and 998, the bounds (N), and refuses N±1 (#10)", () => {
   assertEquals(parse("smtp: {max_line_length: 998}").smtp.maxLineLength, 998);
