@@ -54,6 +54,7 @@ Deno.test("check-config shows every setting of the embedded defaults, line_recor
     "smtp.listen[0]",
     "smtp.max_connections",
     "smtp.max_connections_per_ip",
+    "smtp.max_line_length",
     "smtp.max_message_size",
     "smtp.max_recipients",
     "smtp.timeout",
