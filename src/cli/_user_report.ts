@@ -16,13 +16,15 @@ export interface UserReport {
   readonly byDomain: readonly { readonly domain: string; readonly waiting: WaitingTotals }[];
   /** Milliseconds since the epoch; undefined: never collected (since this data_dir exists). */
   readonly lastCollectionAt: number | undefined;
+  /** SHA-256 fingerprints pinned for AUTH EXTERNAL (`user certs`), sorted. */
+  readonly certificates: readonly string[];
 }
 
 /** Gathers the figures of `users` (per domain too when `perDomain`). */
 export async function gatherReports(
   admin: QueueAdmin,
   users: readonly UserEntry[],
-  opts: { perDomain: boolean },
+  opts: { perDomain: boolean; certificatesOf?: (user: string) => readonly string[] },
 ): Promise<UserReport[]> {
   const collections = await admin.lastCollections();
   const out: UserReport[] = [];
@@ -39,6 +41,7 @@ export async function gatherReports(
       waiting: await admin.waiting(u.domains),
       byDomain,
       lastCollectionAt: collections.get(u.name),
+      certificates: opts.certificatesOf?.(u.name) ?? [],
     });
   }
   return out;
@@ -51,6 +54,7 @@ export function userJson(r: UserReport): Record<string, unknown> {
     domains: [...r.domains],
     ...waitingJson(r.waiting),
     last_collection_at: instant(r.lastCollectionAt),
+    certificates: [...r.certificates],
   };
 }
 

@@ -147,7 +147,10 @@ async function report(
     return EXIT_FAILURE;
   }
   try {
-    const reports = await gatherReports(admin, users, { perDomain: cmd.kind === "show" });
+    const reports = await gatherReports(admin, users, {
+      perDomain: cmd.kind === "show",
+      certificatesOf: (name) => store.certificates.fingerprintsOf(name),
+    });
     const nowMs = now();
     if (cmd.kind === "list") {
       io.stdout(

@@ -70,6 +70,7 @@ Deno.test("user list --json adds waiting messages, bytes, oldest waiting and las
         waiting_bytes: 40,
         oldest_waiting_at: new Date(T0 - 3 * HOUR).toISOString(),
         last_collection_at: new Date(T0 - 5 * 60_000).toISOString(),
+        certificates: [],
       },
       {
         name: "bob",
@@ -78,6 +79,7 @@ Deno.test("user list --json adds waiting messages, bytes, oldest waiting and las
         waiting_bytes: 26,
         oldest_waiting_at: new Date(T0 - 2 * HOUR).toISOString(),
         last_collection_at: null,
+        certificates: [],
       },
       {
         name: "carol",
@@ -86,6 +88,7 @@ Deno.test("user list --json adds waiting messages, bytes, oldest waiting and las
         waiting_bytes: 0,
         oldest_waiting_at: null,
         last_collection_at: null,
+        certificates: [],
       },
     ]);
   });
@@ -121,6 +124,7 @@ Deno.test("user show NAME --json gives one user with its figures per domain", as
       waiting_bytes: 40,
       oldest_waiting_at: new Date(T0 - 3 * HOUR).toISOString(),
       last_collection_at: new Date(T0 - 5 * 60_000).toISOString(),
+      certificates: [],
       waiting_by_domain: [
         {
           domain: "one.test",

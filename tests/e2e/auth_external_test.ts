@@ -77,6 +77,14 @@ await toolTest("(#16) AUTH EXTERNAL: a pinned client certificate logs in, others
       assertEquals(r.code, 0, r.stderr);
       assert(r.stdout.includes(want), r.stdout);
       assertEquals((await certs("alice")).stdout, `${want}\n`);
+      const listed = await runMain(["user", "list", "--json", "--config", server.configPath]);
+      assertEquals(listed.code, 0, listed.stderr);
+      const byName = new Map(
+        (JSON.parse(listed.stdout) as { name: string; certificates: string[] }[])
+          .map((u) => [u.name, u.certificates]),
+      );
+      assertEquals(byName.get("alice"), [want], "user list --json shows the pinned fingerprint");
+      assertEquals(byName.get("bob"), []);
       const again = await certs("bob", "--add", pinned.cert);
       assertEquals(again.code, 1, "one user per fingerprint");
       match(again.stderr, /already pinned for user "alice"/);
