@@ -1,5 +1,5 @@
 /**
- * `dkim keygen|list|remove` (CONTRACT.md): the outbound signing keys in `data_dir/dkim/`.
+ * `dkim keygen|list|remove` (README.md "Commands"): the outbound signing keys in `data_dir/dkim/`.
  * `keygen` prints the TXT record to publish. Private keys are never printed. Exit codes: 0 ok,
  * 1 runtime failure (key exists, no such key, unreadable data dir), 2 usage.
  */

@@ -1,5 +1,5 @@
 /**
- * `user certs NAME [--add FILE] [--remove FINGERPRINT]` (CONTRACT.md): the client certificates
+ * `user certs NAME [--add FILE] [--remove FINGERPRINT]` (README.md "Commands"): the client certificates
  * pinned for a user's AUTH EXTERNAL. Without flags it lists the SHA-256 fingerprints; `--add`
  * pins the certificate in a PEM file and prints its fingerprint. Exit codes as `user`: 0 ok,
  * 1 refused (unknown user, fingerprint pinned for another user, unreadable file), 2 usage.

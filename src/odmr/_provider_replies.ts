@@ -1,6 +1,6 @@
 /**
  * Every reply the provider's ODMR session (port 366, before reversal) sends, in one place, so
- * one wording is used everywhere (STYLE.md §5). Short and generic: reasons go to the log. ATRN
+ * one wording is used everywhere (docs/architecture.md "Conventions"). Short and generic: reasons go to the log. ATRN
  * codes per RFC 2645 §5.2, AUTH codes per RFC 4954 §6, enhanced codes per RFC 3463.
  */
 import { reply } from "../wire/reply.ts";

@@ -71,7 +71,7 @@ Deno.test("provider and fetch log each recipient and each message by field (#11)
       }),
     );
     const run = await fetchOnce(config, [], { JOURNAL_STREAM: "8:12345" });
-    // A local 4xx (carol) makes the poll a temporary failure (CONTRACT.md exit 5).
+    // A local 4xx (carol) makes the poll a temporary failure (README.md "Exit codes": 5).
     assertEquals(run.code, 5, run.stderr);
 
     // The provider: one line per recipient attempt.

@@ -34,7 +34,7 @@ await toolTest(
   async (t) => {
     if (Deno.uid() !== 0) {
       if (isCi()) throw new Error("port 25 on 127.0.0.2 needs root, and CI=true forbids skipping");
-      // deno-lint-ignore no-console -- the printed reason is the point of a skip (STYLE.md §7)
+      // deno-lint-ignore no-console -- the printed reason is the point of a skip (docs/architecture.md "Conventions")
       console.log("skip: deliverToDomain: port 25 on 127.0.0.2 needs root");
       return;
     }

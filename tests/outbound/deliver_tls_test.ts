@@ -31,7 +31,7 @@ await toolTest("deliverToDomain: STARTTLS when offered, required TLS skips a pla
 ], async (t) => {
   if (Deno.uid() !== 0) {
     if (isCi()) throw new Error("port 25 on 127.0.0.5 needs root, and CI=true forbids skipping");
-    // deno-lint-ignore no-console -- the printed reason is the point of a skip (STYLE.md §7)
+    // deno-lint-ignore no-console -- the printed reason is the point of a skip (docs/architecture.md "Conventions")
     console.log("skip: deliverToDomain TLS: port 25 on 127.0.0.5 needs root");
     return;
   }
