@@ -3,6 +3,7 @@
  * Pure: no database, no prompt. Every refusal names the flag or argument (exit 2).
  */
 import { parseArgs } from "node:util";
+import { parseListArgs } from "./_list_args.ts";
 import { normalizeDomain } from "../auth/domain.ts";
 import { isValidUserName } from "../auth/store.ts";
 
@@ -104,16 +105,9 @@ export function parseUserCommand(argv: readonly string[]): ParsedUserCommand {
         return { ok: true, command: { kind: "domains", name: name.value, add, remove } };
       }
       case "list": {
-        const { values, positionals } = parseArgs({
-          args,
-          options: { json: { type: "boolean" } },
-          strict: true,
-          allowPositionals: true,
-        });
-        if (positionals.length > 0) {
-          return { ok: false, message: `Unexpected argument "${positionals[0]}"` };
-        }
-        return { ok: true, command: { kind: "list", isJson: values.json ?? false } };
+        const parsed = parseListArgs(args);
+        if (!parsed.ok) return parsed;
+        return { ok: true, command: { kind: "list", isJson: parsed.isJson } };
       }
       case "remove": {
         const { positionals } = parseArgs({

@@ -4,6 +4,7 @@
  * 1 runtime failure (key exists, no such key, unreadable data dir), 2 usage.
  */
 import { parseArgs } from "node:util";
+import { parseListArgs } from "./_list_args.ts";
 import { normalizeDomain } from "../auth/domain.ts";
 import {
   defaultSelector,
@@ -168,16 +169,9 @@ function parseCommand(argv: readonly string[]): Parsed {
         };
       }
       case "list": {
-        const { values, positionals } = parseArgs({
-          args,
-          options: { json: { type: "boolean" } },
-          strict: true,
-          allowPositionals: true,
-        });
-        if (positionals.length > 0) {
-          return { ok: false, message: `Unexpected argument "${positionals[0]}"` };
-        }
-        return { ok: true, command: { kind: "list", isJson: values.json ?? false } };
+        const parsed = parseListArgs(args);
+        if (!parsed.ok) return parsed;
+        return { ok: true, command: { kind: "list", isJson: parsed.isJson } };
       }
       case "remove": {
         const { positionals } = parseArgs({
