@@ -8,7 +8,7 @@ import type { Reply } from "../wire/reply.ts";
 import { isPermanent, isPositive, isTransient } from "../wire/reply.ts";
 import type { Logger } from "../observe/log.ts";
 import { FOREIGN_RECIPIENT_REPLY } from "../smtp/sinks/allowed_domains.ts";
-import { ONE_RECIPIENT_PER_TRANSACTION } from "../smtp/sinks/local_smtp.ts";
+import { LOCAL_REPLIES } from "../smtp/sinks/local_smtp.ts";
 
 /** Recipient counts of one session. */
 export interface LedgerCounts {
@@ -66,7 +66,7 @@ export class LedgerSink implements MessageSink {
   /** @internal */
   record(kind: "rcpt" | "final", r: Reply, recipients: number): void {
     if (kind === "rcpt" && r === FOREIGN_RECIPIENT_REPLY) this.counts.foreign += recipients;
-    else if (kind === "rcpt" && r === ONE_RECIPIENT_PER_TRANSACTION) {
+    else if (kind === "rcpt" && r === LOCAL_REPLIES.oneRecipientPerTransaction) {
       this.counts.split += recipients;
     } else if (isPositive(r)) this.counts.delivered += recipients;
     else if (isPermanent(r)) this.counts.failed += recipients;

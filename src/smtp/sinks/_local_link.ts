@@ -1,7 +1,8 @@
 /**
  * The customer's client link to its local mail system, as the local SMTP/LMTP sink uses it:
- * replies as they go upstream (a lost link, the local 421 included, is LOCAL_UNAVAILABLE,
- * never a 421 the provider would read as the customer closing), and the sink's deadlines.
+ * replies as they go upstream (a lost link, the local 421 included, is
+ * `LOCAL_REPLIES.unavailable`, never a 421 the provider would read as the customer closing), and
+ * the sink's deadlines.
  */
 import type { Conn } from "../../net/conn.ts";
 import { LineReader } from "../../wire/line_reader.ts";
@@ -27,18 +28,19 @@ export const DEFAULT_LOCAL_TIMEOUTS: LocalTimeouts = {
   dataFinalMs: 10 * 60_000,
 };
 
-/** The local side could not be reached or broke: temporary, the provider keeps the mail. */
-export const LOCAL_UNAVAILABLE: Reply = reply(
-  451,
-  "4.3.0",
-  "Local delivery unavailable, try again later",
-);
-/** LMTP: one recipient per transaction (RFC 5321 §4.5.3.1.10: the client retries the rest). */
-export const ONE_RECIPIENT_PER_TRANSACTION: Reply = reply(
-  452,
-  "4.5.3",
-  "One recipient per transaction, send the others again",
-);
+/**
+ * The replies the local hand-off makes up itself. `unavailable`: the local side could not be
+ * reached or broke (temporary: the provider keeps the mail). `oneRecipientPerTransaction`: LMTP
+ * takes one recipient per transaction here (RFC 5321 §4.5.3.1.10: the client retries the rest).
+ */
+export const LOCAL_REPLIES = {
+  unavailable: reply(451, "4.3.0", "Local delivery unavailable, try again later"),
+  oneRecipientPerTransaction: reply(
+    452,
+    "4.5.3",
+    "One recipient per transaction, send the others again",
+  ),
+} as const satisfies Record<string, Reply>;
 
 /** What a local transaction needs to know of its sink. */
 export interface LocalSinkView {
@@ -52,8 +54,8 @@ export interface LocalSinkView {
 
 /**
  * One open connection to the local MTA after a successful EHLO/LHLO, on the client link.
- * Whatever ends the link (the local side's 421 included) is LOCAL_UNAVAILABLE upstream: the
- * provider must not read a local 421 as the customer closing its own connection.
+ * Whatever ends the link (the local side's 421 included) is `LOCAL_REPLIES.unavailable`
+ * upstream: the provider must not read a local 421 as the customer closing its own connection.
  */
 export class LocalConnection {
   readonly link: ClientLink;
@@ -81,11 +83,11 @@ export class LocalConnection {
   }
 
   breakLink(reason: string): void {
-    this.link.lose(LOCAL_UNAVAILABLE, reason);
+    this.link.lose(LOCAL_REPLIES.unavailable, reason);
   }
 }
 
 /** A local reply as it goes upstream: a lost link is an ordinary temporary refusal. */
 function upstreamReply(answer: Answer): Reply {
-  return answer.kind === "reply" ? answer.reply : LOCAL_UNAVAILABLE;
+  return answer.kind === "reply" ? answer.reply : LOCAL_REPLIES.unavailable;
 }

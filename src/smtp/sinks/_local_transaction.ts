@@ -11,12 +11,7 @@ import type { Reply } from "../../wire/reply.ts";
 import { DotStuffer } from "../../wire/dot_stuffer.ts";
 import type { MailFrom, RcptTo, SinkTransaction } from "../sink.ts";
 import type { Logger } from "../../observe/log.ts";
-import {
-  LOCAL_UNAVAILABLE,
-  type LocalConnection,
-  type LocalSinkView,
-  ONE_RECIPIENT_PER_TRANSACTION,
-} from "./_local_link.ts";
+import { LOCAL_REPLIES, type LocalConnection, type LocalSinkView } from "./_local_link.ts";
 
 /** Body bytes gathered into one write to the local server. */
 const LOCAL_WRITE_BYTES = 64 * 1024;
@@ -76,7 +71,7 @@ export class LocalTransaction implements SinkTransaction {
     // Without PRDR upstream one reply must stand for all: one LMTP recipient per transaction.
     if (this.#sink.isLmtp && this.#mail.prdr !== true && this.#accepted.length >= 1) {
       this.#sink.splitRecipients++;
-      return ONE_RECIPIENT_PER_TRANSACTION;
+      return LOCAL_REPLIES.oneRecipientPerTransaction;
     }
     const r = await this.#relayRecipient(`RCPT TO:<${rcpt.address}>`);
     if (isPositive(r)) this.#accepted.push(rcpt.address);
@@ -91,8 +86,8 @@ export class LocalTransaction implements SinkTransaction {
     if (mail.kind === "refused") return mail.reply;
     if (mail.kind === "accepted") return await this.#link.command(rcptLine, timeoutMs);
     if (!(await this.#link.link.writeLines([mail.line, rcptLine], timeoutMs))) {
-      this.#mailState = { kind: "refused", reply: LOCAL_UNAVAILABLE };
-      return LOCAL_UNAVAILABLE;
+      this.#mailState = { kind: "refused", reply: LOCAL_REPLIES.unavailable };
+      return LOCAL_REPLIES.unavailable;
     }
     const mailReply = await this.#link.read(timeoutMs);
     // The RCPT reply is read in every case, to stay in step with the local server.
@@ -115,9 +110,10 @@ export class LocalTransaction implements SinkTransaction {
       return;
     }
     const r = await this.#link.command("DATA", this.#sink.timeouts.commandMs);
-    this.#state = r.code === 354
-      ? { kind: "data", stuffer: new DotStuffer() }
-      : { kind: "refused", reply: isTransient(r) || isPermanent(r) ? r : LOCAL_UNAVAILABLE };
+    this.#state = r.code === 354 ? { kind: "data", stuffer: new DotStuffer() } : {
+      kind: "refused",
+      reply: isTransient(r) || isPermanent(r) ? r : LOCAL_REPLIES.unavailable,
+    };
   }
 
   async write(chunk: Uint8Array): Promise<void> {
@@ -139,7 +135,7 @@ export class LocalTransaction implements SinkTransaction {
     }
     if (this.#heldBytes < LOCAL_WRITE_BYTES) return;
     if (!(await this.#link.write(this.#takeHeld([]), this.#sink.timeouts.dataBlockMs))) {
-      this.#state = { kind: "refused", reply: LOCAL_UNAVAILABLE };
+      this.#state = { kind: "refused", reply: LOCAL_REPLIES.unavailable };
     }
   }
 
@@ -179,11 +175,11 @@ export class LocalTransaction implements SinkTransaction {
       return forAll(reply(554, "5.6.0", "Message contains a bare CR or LF"));
     }
     if (!(await this.#link.write(this.#takeHeld(end), this.#sink.timeouts.dataBlockMs))) {
-      return forAll(LOCAL_UNAVAILABLE);
+      return forAll(LOCAL_REPLIES.unavailable);
     }
     const replies: Reply[] = [];
     for (let i = 0; i < count; i++) {
-      // After a lost link the rest are LOCAL_UNAVAILABLE without I/O.
+      // After a lost link the rest are LOCAL_REPLIES.unavailable without I/O.
       const final = await this.#link.read(this.#sink.timeouts.dataFinalMs);
       replies.push(final);
       const fields = {
@@ -232,7 +228,7 @@ export class LocalTransaction implements SinkTransaction {
 function mailRefusalForRecipients(r: Reply): Reply {
   if (r.code === 552) return { ...r, code: 554 };
   if (isTransient(r) || isPermanent(r)) return r;
-  return LOCAL_UNAVAILABLE;
+  return LOCAL_REPLIES.unavailable;
 }
 
 /**
@@ -240,6 +236,7 @@ function mailRefusalForRecipients(r: Reply): Reply {
  * only when every recipient took it; else a temporary refusal first, so nothing is lost.
  */
 function oneReply(replies: readonly Reply[]): Reply {
-  if (replies.every(isPositive)) return replies[0] ?? LOCAL_UNAVAILABLE;
-  return replies.find(isTransient) ?? replies.find((r) => !isPositive(r)) ?? LOCAL_UNAVAILABLE;
+  if (replies.every(isPositive)) return replies[0] ?? LOCAL_REPLIES.unavailable;
+  return replies.find(isTransient) ?? replies.find((r) => !isPositive(r)) ??
+    LOCAL_REPLIES.unavailable;
 }

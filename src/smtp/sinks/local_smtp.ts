@@ -21,19 +21,14 @@ import type { Logger } from "../../observe/log.ts";
 import { NULL_LOGGER } from "../../observe/log.ts";
 import {
   DEFAULT_LOCAL_TIMEOUTS,
-  LOCAL_UNAVAILABLE,
+  LOCAL_REPLIES,
   LocalConnection,
   type LocalSinkView,
   type LocalTimeouts,
 } from "./_local_link.ts";
 import { LocalTransaction } from "./_local_transaction.ts";
 
-export {
-  DEFAULT_LOCAL_TIMEOUTS,
-  LOCAL_UNAVAILABLE,
-  type LocalTimeouts,
-  ONE_RECIPIENT_PER_TRANSACTION,
-} from "./_local_link.ts";
+export { DEFAULT_LOCAL_TIMEOUTS, LOCAL_REPLIES, type LocalTimeouts } from "./_local_link.ts";
 
 /** Where the local mail system listens. */
 export type LocalTarget = Extract<DeliverTo, { kind: "smtp" | "lmtp" | "lmtpUnix" }>;
@@ -91,7 +86,7 @@ export class LocalSmtpSink implements MessageSink, LocalSinkView {
       conn = await openSocket(this.#opts.target, this.timeouts.connectMs);
     } catch (err) {
       this.#log.error("local_connect_failed", { to: this.where, error: errorText(err) });
-      return LOCAL_UNAVAILABLE;
+      return LOCAL_REPLIES.unavailable;
     }
     const link = new LocalConnection(conn, this.#log);
     const greeting = await link.link.greet(this.timeouts.commandMs);
@@ -99,7 +94,7 @@ export class LocalSmtpSink implements MessageSink, LocalSinkView {
       const code = greeting.kind === "lost" ? greeting.loss.reply.code : greeting.reply.code;
       this.#log.error("local_greeting_refused", { to: this.where, code });
       link.breakLink("no greeting");
-      return LOCAL_UNAVAILABLE;
+      return LOCAL_REPLIES.unavailable;
     }
     const hello = await link.link.hello(this.#opts.hostname, {
       timeoutMs: this.timeouts.commandMs,
@@ -109,7 +104,7 @@ export class LocalSmtpSink implements MessageSink, LocalSinkView {
       const code = hello.kind === "lost" ? hello.loss.reply.code : hello.reply.code;
       this.#log.error("local_hello_refused", { to: this.where, code });
       link.breakLink("hello refused");
-      return LOCAL_UNAVAILABLE;
+      return LOCAL_REPLIES.unavailable;
     }
     link.caps = hello.caps;
     this.#link = link;
