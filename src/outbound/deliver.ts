@@ -1,26 +1,22 @@
 /**
- * Delivers one message to the recipients of one domain at that domain's MX hosts (RFC 5321
- * §5.1): hosts in MX order, each of their addresses in turn, until one greets and says EHLO;
- * then the same SMTP sender as the ODMR drain sends it. A host that cannot be reached, greets
- * with other than 220 or refuses EHLO is skipped. Every recipient comes back settled:
+ * Delivers messages for one destination domain to its MX hosts (RFC 5321 §5.1) over as few
+ * connections as possible: the MX lookup once, then one session (`session.ts`) in which the
+ * shared SmtpSender sends message after message (pipelined when offered). Hosts are tried in
+ * MX order, each of their addresses in turn, until one greets and says EHLO. A session lost
+ * after it delivered something is opened again at the same host for the rest; one lost before
+ * that moves on to the next address. When no address is left, the rest is deferred. Every
+ * message offered comes back exactly once through `onResult`, every recipient settled:
  * delivered, failed (5xx, null MX, no such domain) or deferred (everything else).
- * STARTTLS whenever offered (`opportunistic`), or no delivery without it (`required`; then
- * a host without it is skipped with 4.7.10). Certificates are not verified: MX hosts rarely
- * present one for the name we looked up, and without DANE/MTA-STS nothing says which to expect.
- * Not here yet: connection reuse, the queue and its retry schedule.
  */
-import { connect } from "../net/conn.ts";
 import type { Logger } from "../observe/log.ts";
-import { LineReader } from "../wire/line_reader.ts";
 import { reply } from "../wire/reply.ts";
 import type { Reply } from "../wire/reply.ts";
-import {
-  type MessageResult,
-  type OutboundMessage,
-  type RecipientResult,
-  SmtpSender,
-} from "../smtp/sender.ts";
+import type { MessageResult, OutboundMessage, RecipientResult } from "../smtp/sender.ts";
+import type { SenderTimeouts } from "../smtp/sender.ts";
 import { type NameServer, resolveMx } from "./mx.ts";
+import { type MxTarget, openMxSession, type SessionOptions } from "./session.ts";
+
+export { TLS_REQUIRED } from "./session.ts";
 
 /** How to reach the world; every field but `helo` and `log` has a default. */
 export interface DeliveryOptions {
@@ -36,18 +32,29 @@ export interface DeliveryOptions {
   readonly tls?: "opportunistic" | "required";
   /** Random source for equal MX preferences. */
   readonly random?: () => number;
+  readonly timeouts?: Partial<SenderTimeouts>;
+  /** Once aborted, no further message is taken (the one in flight finishes; serve stopping). */
+  readonly stop?: AbortSignal;
+  /** Once aborted, the connection is dropped at once (the shutdown grace is over). */
+  readonly cut?: AbortSignal;
 }
 
-/** The outcome for the message's recipients, and the host that decided it. */
+/** The outcome for one message's recipients, and the host that decided it. */
 export interface DeliveryResult {
   readonly recipients: readonly RecipientResult[];
   /** `name[address]` of the host that took the transaction, if one did. */
   readonly host: string | undefined;
 }
 
+/** What one batch did. */
+export interface BatchSummary {
+  /** Messages reported through `onResult`. */
+  readonly messages: number;
+  /** SMTP sessions opened (greeted and past EHLO). */
+  readonly sessions: number;
+}
+
 const SMTP_PORT = 25;
-/** `outbound.tls: required` and the host offers no STARTTLS (RFC 5248: X.7.10 encryption needed). */
-const TLS_REQUIRED: Reply = reply(451, "4.7.10", "TLS required but not offered");
 const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
 
 /** Delivers `message` (whose recipients are all in `domain`). Never throws for peer faults. */
@@ -56,99 +63,188 @@ export async function deliverToDomain(
   message: OutboundMessage,
   opts: DeliveryOptions,
 ): Promise<DeliveryResult> {
-  const mx = await resolveMx(domain, {
-    nameServer: opts.nameServer,
-    ...(opts.random ? { random: opts.random } : {}),
+  let result: DeliveryResult | undefined;
+  await deliverBatch(domain, [message], opts, (_, r) => {
+    result = r;
   });
-  if (mx.kind === "permanent") {
-    const text = mx.reason === "null_mx"
-      ? "Domain does not accept mail (null MX)"
-      : "Domain has no mail server";
-    return settleAll(message, "failed", reply(550, mx.status, text), undefined);
-  }
-  if (mx.kind === "temporary") {
-    opts.log.info("outbound_dns_failed", { domain, reason: mx.reason, detail: mx.detail });
-    return settleAll(
-      message,
-      "deferred",
-      reply(451, mx.status, "Mail server lookup failed"),
-      undefined,
-    );
-  }
-  let last: Reply = reply(451, "4.4.1", "No mail server answered");
-  for (const host of mx.hosts) {
-    for (const address of host.addresses) {
-      const where = `${host.name}[${address}]`;
-      const attempt = await tryHost({ name: host.name, address }, message, opts);
-      if (attempt.kind === "skipped") {
-        opts.log.info("outbound_host_skipped", { domain, host: where, reply: attempt.reason });
-        last = attempt.reply;
-        continue;
-      }
-      return { recipients: attempt.result.recipients, host: where };
-    }
-  }
-  return settleAll(message, "deferred", last, undefined);
+  // deliverBatch reports every message it takes, and nothing stops it before the first.
+  return result ?? settleAll(message, "deferred", reply(451, "4.3.0", "Not attempted"), undefined);
 }
 
-type Attempt =
-  | { readonly kind: "sent"; readonly result: MessageResult }
-  | { readonly kind: "skipped"; readonly reply: Reply; readonly reason: string };
-
-async function tryHost(
-  host: { readonly name: string; readonly address: string },
-  message: OutboundMessage,
+/**
+ * Delivers `messages` (all for `domain`), reporting each with `onResult` once its recipients
+ * are settled. Messages not taken (`stop` aborted) are not reported. Throws only what the
+ * message source throws (the queue), after closing the connection.
+ */
+export async function deliverBatch<M extends OutboundMessage>(
+  domain: string,
+  messages: AsyncIterable<M> | Iterable<M>,
   opts: DeliveryOptions,
-): Promise<Attempt> {
-  const address = host.address;
-  let conn;
+  onResult: (message: M, result: DeliveryResult) => Promise<void> | void,
+): Promise<BatchSummary> {
+  const feed = new Feed(messages, opts.stop);
+  let reported = 0;
+  let sessions = 0;
+  const report = async (message: M, result: DeliveryResult) => {
+    feed.reported(message);
+    reported++;
+    await onResult(message, result);
+  };
+  /** Every message left gets the same outcome (DNS verdict, or no host answered). */
+  const settleRest = async (outcome: RecipientResult["outcome"], r: Reply) => {
+    for (;;) {
+      const message = await feed.next();
+      if (message === undefined) return;
+      await report(message, settleAll(message, outcome, r, undefined));
+    }
+  };
   try {
-    ({ conn } = await connect({
-      host: address,
-      port: opts.port ?? SMTP_PORT,
-      timeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
-    }));
-  } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
-    return { kind: "skipped", reply: reply(451, "4.4.1", "Connection failed"), reason };
-  }
-  try {
-    const sender = new SmtpSender({
-      conn,
-      reader: new LineReader(conn),
-      log: opts.log,
-      options: { hostname: opts.helo, lineRecords: false },
+    const mx = await resolveMx(domain, {
+      nameServer: opts.nameServer,
+      ...(opts.random ? { random: opts.random } : {}),
     });
-    const greeting = await sender.greet();
-    if (greeting.code !== 220) {
-      await sender.quit();
-      return { kind: "skipped", reply: greeting, reason: `greeting ${greeting.code}` };
+    if (mx.kind === "permanent") {
+      const text = mx.reason === "null_mx"
+        ? "Domain does not accept mail (null MX)"
+        : "Domain has no mail server";
+      await settleRest("failed", reply(550, mx.status, text));
+      return { messages: reported, sessions };
     }
-    let hello = await sender.hello();
-    if ("code" in hello) {
-      await sender.quit();
-      return { kind: "skipped", reply: hello, reason: `hello ${hello.code}` };
+    if (mx.kind === "temporary") {
+      opts.log.info("outbound_dns_failed", { domain, reason: mx.reason, detail: mx.detail });
+      await settleRest("deferred", reply(451, mx.status, "Mail server lookup failed"));
+      return { messages: reported, sessions };
     }
-    if (hello.startTls) {
-      const tls = await sender.startTls({ servername: host.name, rejectUnauthorized: false });
-      if ("code" in tls) {
-        await sender.quit();
-        return { kind: "skipped", reply: tls, reason: `starttls ${tls.code}` };
+    const targets: MxTarget[] = mx.hosts.flatMap((h) =>
+      h.addresses.map((address) => ({ name: h.name, address }))
+    );
+    const sessionOpts: SessionOptions = {
+      helo: opts.helo,
+      log: opts.log,
+      port: opts.port ?? SMTP_PORT,
+      connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      tls: opts.tls ?? "opportunistic",
+      ...(opts.timeouts !== undefined ? { timeouts: opts.timeouts } : {}),
+    };
+    let last: Reply = reply(451, "4.4.1", "No mail server answered");
+    let cursor = 0;
+    // Each turn either moves the cursor on or settles at least one message: it ends.
+    while (cursor < targets.length && await feed.hasMore()) {
+      const target = targets[cursor] as MxTarget; // cursor < targets.length
+      const opened = await openMxSession(target, sessionOpts);
+      if (opened.kind === "skipped") {
+        opts.log.info("outbound_host_skipped", {
+          domain,
+          host: `${target.name}[${target.address}]`,
+          reply: opened.reason,
+        });
+        last = opened.reply;
+        cursor++;
+        continue;
       }
-      hello = await sender.hello();
-      if ("code" in hello) {
-        await sender.quit();
-        return { kind: "skipped", reply: hello, reason: `hello after TLS ${hello.code}` };
+      sessions++;
+      const { session } = opened;
+      const onCut = () => session.conn.destroy();
+      opts.cut?.addEventListener("abort", onCut);
+      let hasSettled = false;
+      let lostReply: Reply | undefined;
+      let isLost: boolean;
+      try {
+        const sent = await session.sender.sendMany(feed.session(), async (m, r: MessageResult) => {
+          if (r.recipients.some((x) => x.outcome !== "deferred")) hasSettled = true;
+          if (r.connectionLost) {
+            lostReply = r.recipients.find((x) => x.outcome === "deferred")?.reply;
+          }
+          await report(m, { recipients: r.recipients, host: session.where });
+        });
+        isLost = sent.connectionLost;
+      } finally {
+        opts.cut?.removeEventListener("abort", onCut);
+        feed.reclaim();
+        if (session.sender.isConnectionLost) session.conn.destroy();
+        await session.close();
       }
-    } else if (opts.tls === "required") {
-      await sender.quit();
-      return { kind: "skipped", reply: TLS_REQUIRED, reason: "no STARTTLS offered" };
+      if (!isLost) break;
+      opts.log.info("outbound_session_lost", { domain, host: session.where });
+      last = lostReply ?? reply(451, "4.4.2", "Connection lost");
+      // A host that took mail is asked again for the rest; one that took nothing is not.
+      if (!hasSettled) cursor++;
+      if (opts.cut?.aborted) break;
     }
-    const result = await sender.send(message);
-    await sender.quit();
-    return { kind: "sent", result };
+    await settleRest("deferred", last);
   } finally {
-    await conn.close();
+    await feed.close();
+  }
+  return { messages: reported, sessions };
+}
+
+/**
+ * The batch's messages, handed to one session after another: a message a session took but
+ * never reported (taken ahead when the connection was lost) is offered again to the next.
+ */
+class Feed<M> {
+  readonly #iterator: Iterator<M> | AsyncIterator<M>;
+  readonly #stop: AbortSignal | undefined;
+  /** Taken from the source, not yet given out again. */
+  readonly #pending: M[] = [];
+  /** Given to the current session and not yet reported. */
+  readonly #outstanding = new Set<M>();
+  #isExhausted = false;
+
+  constructor(messages: AsyncIterable<M> | Iterable<M>, stop: AbortSignal | undefined) {
+    this.#iterator = Symbol.asyncIterator in messages
+      ? messages[Symbol.asyncIterator]()
+      : messages[Symbol.iterator]();
+    this.#stop = stop;
+  }
+
+  /** The next message, or undefined at the end or once stopped. */
+  async next(): Promise<M | undefined> {
+    if (this.#stop?.aborted) return undefined;
+    const pending = this.#pending.shift();
+    if (pending !== undefined) return pending;
+    if (this.#isExhausted) return undefined;
+    const r = await this.#iterator.next();
+    if (r.done) {
+      this.#isExhausted = true;
+      return undefined;
+    }
+    return r.value;
+  }
+
+  /** True when another message would be given out (it is kept for the next taker). */
+  async hasMore(): Promise<boolean> {
+    const m = await this.next();
+    if (m === undefined) return false;
+    this.#pending.unshift(m);
+    return true;
+  }
+
+  /** A view for one session; `reclaim()` once it is over. */
+  async *session(): AsyncGenerator<M> {
+    for (;;) {
+      const m = await this.next();
+      if (m === undefined) return;
+      this.#outstanding.add(m);
+      yield m;
+    }
+  }
+
+  /** What the session took and did not report goes back in front, in order. */
+  reclaim(): void {
+    this.#pending.unshift(...this.#outstanding);
+    this.#outstanding.clear();
+  }
+
+  reported(m: M): void {
+    this.#outstanding.delete(m);
+  }
+
+  async close(): Promise<void> {
+    if (this.#isExhausted) return;
+    this.#isExhausted = true;
+    const it = this.#iterator;
+    if (typeof it.return === "function") await it.return();
   }
 }
 

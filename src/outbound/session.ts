@@ -1,0 +1,107 @@
+/**
+ * Opens an SMTP session at one MX address, ready for transactions: connect, greeting, EHLO,
+ * STARTTLS when offered (`opportunistic`) or else no session (`required`: 4.7.10), EHLO again
+ * under TLS (RFC 3207 §4.2). A host that cannot be reached, greets with other than 220 or
+ * refuses EHLO comes back as `skipped` with the reply to report; the caller tries the next.
+ * Certificates are not verified: MX hosts rarely present one for the name we looked up, and
+ * without DANE/MTA-STS nothing says which to expect.
+ */
+import { connect } from "../net/conn.ts";
+import type { Conn } from "../net/conn.ts";
+import type { Logger } from "../observe/log.ts";
+import { LineReader } from "../wire/line_reader.ts";
+import { reply } from "../wire/reply.ts";
+import type { Reply } from "../wire/reply.ts";
+import { SmtpSender } from "../smtp/sender.ts";
+import type { SenderTimeouts } from "../smtp/sender.ts";
+
+/** How sessions are opened. */
+export interface SessionOptions {
+  /** Our EHLO name (`outbound.helo`). */
+  readonly helo: string;
+  readonly log: Logger;
+  /** SMTP port of MX hosts: 25 in a deployment (tests use loopback addresses, not ports). */
+  readonly port: number;
+  readonly connectTimeoutMs: number;
+  readonly tls: "opportunistic" | "required";
+  readonly timeouts?: Partial<SenderTimeouts>;
+}
+
+/** One address of an MX host. */
+export interface MxTarget {
+  readonly name: string;
+  readonly address: string;
+}
+
+/** A session ready for `send`/`sendMany`; `close()` says QUIT (if still possible) and closes. */
+export interface MxSession {
+  readonly sender: SmtpSender;
+  readonly conn: Conn;
+  /** `name[address]`, as the log lines and results name the host. */
+  readonly where: string;
+  close(): Promise<void>;
+}
+
+export type OpenResult =
+  | { readonly kind: "session"; readonly session: MxSession }
+  | { readonly kind: "skipped"; readonly reply: Reply; readonly reason: string };
+
+/** `outbound.tls: required` and the host offers no STARTTLS (RFC 3207; X.7.10 encryption needed). */
+export const TLS_REQUIRED: Reply = reply(451, "4.7.10", "TLS required but not offered");
+const CONNECTION_FAILED: Reply = reply(451, "4.4.1", "Connection failed");
+
+/** Opens a session at `target`, or says why it was skipped. Never throws for peer faults. */
+export async function openMxSession(target: MxTarget, opts: SessionOptions): Promise<OpenResult> {
+  let conn: Conn;
+  try {
+    ({ conn } = await connect({
+      host: target.address,
+      port: opts.port,
+      timeoutMs: opts.connectTimeoutMs,
+    }));
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    return { kind: "skipped", reply: CONNECTION_FAILED, reason };
+  }
+  const sender = new SmtpSender({
+    conn,
+    reader: new LineReader(conn),
+    log: opts.log,
+    options: {
+      hostname: opts.helo,
+      lineRecords: false,
+      ...(opts.timeouts !== undefined ? { timeouts: opts.timeouts } : {}),
+    },
+  });
+  const where = `${target.name}[${target.address}]`;
+  const close = async () => {
+    try {
+      await sender.quit();
+    } finally {
+      await conn.close();
+    }
+  };
+  const skip = async (r: Reply, reason: string): Promise<OpenResult> => {
+    await close();
+    return { kind: "skipped", reply: r, reason };
+  };
+  try {
+    const greeting = await sender.greet();
+    if (greeting.code !== 220) return await skip(greeting, `greeting ${greeting.code}`);
+    let hello = await sender.hello();
+    if ("code" in hello) return await skip(hello, `hello ${hello.code}`);
+    if (hello.startTls) {
+      const tls = await sender.startTls({ servername: target.name, rejectUnauthorized: false });
+      if ("code" in tls) return await skip(tls, `starttls ${tls.code}`);
+      hello = await sender.hello();
+      if ("code" in hello) return await skip(hello, `hello after TLS ${hello.code}`);
+    } else if (opts.tls === "required") {
+      return await skip(TLS_REQUIRED, "no STARTTLS offered");
+    }
+  } catch (err) {
+    // Only a bug gets here (the sender returns replies for peer faults); the socket must go.
+    conn.destroy();
+    throw err;
+  }
+  return { kind: "session", session: { sender, conn, where, close } };
+}
