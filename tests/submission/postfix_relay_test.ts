@@ -15,26 +15,10 @@ import {
 import { isCi, toolTest } from "../_helpers/tools.ts";
 import { makeTestCa } from "../_helpers/certs.ts";
 import { postfixUnavailable, startPrivatePostfix } from "../_helpers/postfix.ts";
+import { forTarget, mainCfForTarget, readReadmePostfix } from "./_readme_postfix.ts";
 
 const PASSWORD = "secret-password";
 const POSTFIX_DEADLINE_MS = 30_000;
-
-/** The README's relay lines for a relay at `host:port` (the test's name for the VPS). */
-export function relayLines(
-  host: string,
-  port: number,
-  passwordMap: string,
-  caFile: string,
-): Record<string, string> {
-  return {
-    "relayhost": `[${host}]:${port}`,
-    "smtp_sasl_auth_enable": "yes",
-    "smtp_sasl_password_maps": `hash:${passwordMap}`,
-    "smtp_sasl_security_options": "noanonymous",
-    "smtp_tls_security_level": "secure",
-    "smtp_tls_CAfile": caFile,
-  };
-}
 
 function message(subject: string): string {
   return `From: Alice <alice@example.org>\nTo: bob@example.com\nSubject: ${subject}\n\nhello from the Pi\n`;
@@ -45,6 +29,24 @@ interface Queued {
   from: string;
   recipients: { address: string }[];
 }
+
+Deno.test("README: the Pi's Postfix lines are the ones the relay test runs", async () => {
+  const readme = await readReadmePostfix();
+  // The settings this test proves; a README that drops or adds one must change the test too.
+  assertEquals(Object.keys(readme.mainCf).sort(), [
+    "myorigin",
+    "relayhost",
+    "smtp_sasl_auth_enable",
+    "smtp_sasl_password_maps",
+    "smtp_sasl_security_options",
+    "smtp_tls_CAfile",
+    "smtp_tls_security_level",
+  ]);
+  assertEquals(readme.mainCf.relayhost, "[relay.example.net]:587");
+  assertEquals(readme.mainCf.smtp_tls_security_level, "secure");
+  // The password map's key is written exactly as relayhost (Postfix looks it up by that name).
+  match(readme.passwordLine, /^\[relay\.example\.net\]:587 alice:PASSWORD$/);
+});
 
 await toolTest(
   "submission: Postfix relays through the submission port (relayhost, SASL, TLS verified)",
@@ -70,13 +72,19 @@ await toolTest(
       await addUser(server.configPath, "bob", ["example.com"], PASSWORD);
       const sub = server.listening.find((e) => e.proto === "submission");
       assert(sub !== undefined, "a submission listener was announced");
+      const readme = await readReadmePostfix();
       // The certificate names localhost; Postfix checks it against the relayhost's name.
-      const next = `[localhost]:${sub.port}`;
-      const passwordMap = `${ca.dir}/sasl_passwd`;
+      const target = {
+        host: "localhost",
+        port: sub.port,
+        passwordMap: `${ca.dir}/sasl_passwd`,
+        caFile: ca.caCertPath,
+      };
+      const passwordLine = (password: string) =>
+        `${forTarget(readme.passwordLine, target).replace("PASSWORD", password)}\n`;
       await using postfix = await startPrivatePostfix({
-        ...relayLines("localhost", sub.port, passwordMap, ca.caCertPath),
+        ...mainCfForTarget(readme.mainCf, target),
         "myhostname": "pi.example.org",
-        "myorigin": "example.org",
         // No DNS in the test: localhost from /etc/hosts (the README's relay has DNS).
         "smtp_host_lookup": "native",
         "smtp_dns_support_level": "disabled",
@@ -91,7 +99,7 @@ await toolTest(
       await t.step(
         "a wrong SASL password: deferred in Postfix (535), nothing relayed",
         async () => {
-          await postfix.writeHashTable(passwordMap, `${next} alice:wrong-password\n`);
+          await postfix.writeHashTable(target.passwordMap, passwordLine("wrong-password"));
           await postfix.reload(); // the SMTP client reopens the map
           await postfix.sendmail("alice@example.org", ["bob@example.com"], message("first"));
           const q = await postfix.waitQueue(
@@ -110,7 +118,7 @@ await toolTest(
       await t.step(
         "the right password: the deferred mail and a new one reach our queue",
         async () => {
-          await postfix.writeHashTable(passwordMap, `${next} alice:${PASSWORD}\n`);
+          await postfix.writeHashTable(target.passwordMap, passwordLine(PASSWORD));
           await postfix.reload();
           await postfix.flush();
           await postfix.sendmail("alice@example.org", ["bob@example.com"], message("second"));
