@@ -44,6 +44,10 @@ export function startMaintenance(
     hostname: config.hostname,
     maxAgeMs: (domain) => maxAgeOf(config, domain),
     isLocalDomain: opts.isLocalDomain,
+    outboundMaxAgeMs: config.outbound.maxAgeMs,
+    delayNoticeMs: config.outbound.delayNoticeMs,
+    // No bounce to a foreign sender yet (as before): the foreign-bounce limiter comes next.
+    foreignBounceBudget: 0,
   };
   let timer: ReturnType<typeof setTimeout> | undefined;
   let isStopped = false;

@@ -26,6 +26,8 @@ export interface UserDomains {
 /** Waiting mail of one domain (QueueStore.domainStats()). */
 export interface DomainQueueStats {
   readonly domain: string;
+  /** "mx": waiting for delivery to the world, not for ATRN (left out of these gauges). */
+  readonly route?: "atrn" | "mx";
   readonly messages: number;
   readonly bytes: number;
   /** Milliseconds since the epoch. */
@@ -270,6 +272,7 @@ export class RelayMetrics {
     const owned = new Set(users.flatMap((u) => u.domains));
     const totals = new Map<string, { messages: number; bytes: number; oldest: number }>();
     for (const s of stats) {
+      if (s.route === "mx") continue;
       const domain = owned.has(s.domain) ? s.domain : OTHER_DOMAIN;
       const t = totals.get(domain);
       if (t === undefined) {

@@ -4,7 +4,7 @@
  * It reads no rows and writes none; each backend applies the plan in one transaction.
  */
 import { domainToASCII } from "node:url";
-import type { MessageRow, RecipientRow } from "./_rows.ts";
+import { isLeased, type LeasedDomains, type MessageRow, type RecipientRow } from "./_rows.ts";
 import { buildFailureDsn, type DsnRecipient, headerBlock } from "./dsn.ts";
 import type { MaintenanceOptions, MessageParams } from "./types.ts";
 
@@ -39,7 +39,7 @@ export function planExpiry(
     readonly message: MessageRow;
     readonly recipients: readonly RecipientRow[];
     readonly now: number;
-    readonly leased: ReadonlySet<string>;
+    readonly leased: LeasedDomains;
     readonly newId: () => string;
     readonly readPrefix: (maxBytes: number) => Uint8Array;
   },
@@ -47,8 +47,8 @@ export function planExpiry(
 ): ExpiryPlan {
   const { message, now } = input;
   const due = input.recipients.filter((r) =>
-    r.expiredAt === undefined && !input.leased.has(r.domain) &&
-    message.receivedAt < now - opts.maxAgeMs(r.domain)
+    r.expiredAt === undefined && !isLeased(input.leased, r) &&
+    message.receivedAt < now - (r.route === "mx" ? opts.outboundMaxAgeMs : opts.maxAgeMs(r.domain))
   );
   if (due.length === 0) return { due, dsn: { kind: "none" } };
   // Never bounce a bounce (RFC 5321 §6.1).

@@ -1,13 +1,15 @@
 /**
- * A lease over some domains (`domain_leases` rows owned by one session): lists their queued
- * recipients, streams bodies and records per-recipient results in the group transaction.
- * It does not take the lease; `SqliteQueueStore.claim()` does.
+ * A lease over some domains, owned by one session: `domain_leases` rows for ATRN (the
+ * domains' queued route-"atrn" recipients), an `outbound_leases` row for the outbound worker
+ * (the domain's due route-"mx" recipients). Lists those recipients, streams bodies and
+ * records per-recipient results in the group transaction. It does not take the lease;
+ * `SqliteQueueStore.claim()` and `claimOutbound()` do.
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { GroupTransaction } from "./_group_tx.ts";
 import { toQueuedRecipient } from "./_rows.ts";
 import type { QueueReader } from "./_reader.ts";
-import type { Lease, QueuedMessage, Settlement } from "./types.ts";
+import type { Lease, QueuedMessage, Route, Settlement } from "./types.ts";
 import { settled } from "./_settled.ts";
 
 /** What a lease needs from its store. */
@@ -31,6 +33,8 @@ export class SqliteLease implements Lease {
   readonly domains: readonly string[];
   readonly #owner: string;
   readonly #leaseMs: number;
+  readonly #route: Route;
+  readonly #dueBy: number | undefined;
   readonly #deps: LeaseDeps;
   readonly #renew: StatementSync;
   readonly #release: StatementSync;
@@ -44,20 +48,33 @@ export class SqliteLease implements Lease {
 
   constructor(
     domains: readonly string[],
-    opts: { owner: string; leaseSeconds: number },
+    opts: {
+      owner: string;
+      leaseSeconds: number;
+      /** Default "atrn". */
+      route?: Route;
+      /** Route "mx": the claim's time; recipients due by then are the lease's. */
+      dueBy?: number;
+    },
     deps: LeaseDeps,
   ) {
     this.domains = [...domains];
     this.#owner = opts.owner;
     this.#leaseMs = opts.leaseSeconds * 1000;
+    this.#route = opts.route ?? "atrn";
+    this.#dueBy = opts.dueBy;
     this.#deps = deps;
     const { db } = deps;
+    const table = this.#route === "mx" ? "outbound_leases" : "domain_leases";
     const mine = "domain IN (SELECT value FROM json_each(?)) AND owner = ?";
-    this.#renew = db.prepare(`UPDATE domain_leases SET lease_until = ? WHERE ${mine}`);
-    this.#release = db.prepare(`DELETE FROM domain_leases WHERE ${mine}`);
+    this.#renew = db.prepare(`UPDATE ${table} SET lease_until = ? WHERE ${mine}`);
+    this.#release = db.prepare(`DELETE FROM ${table} WHERE ${mine}`);
     this.#deleteRecipient = db.prepare("DELETE FROM recipients WHERE id = ? RETURNING message_id");
+    // retryAt applies to the mx route only (an ATRN recipient waits for its owner's next ATRN).
     this.#deferRecipient = db.prepare(
-      "UPDATE recipients SET attempts = attempts + 1, last_reply = ? WHERE id = ?",
+      "UPDATE recipients SET attempts = attempts + 1, last_reply = ?, next_attempt_at = " +
+        "CASE WHEN route = 'mx' THEN coalesce(?, next_attempt_at) ELSE next_attempt_at END " +
+        "WHERE id = ?",
     );
     this.#failRecipient = db.prepare(
       "UPDATE recipients SET status = 'failed', attempts = attempts + 1, last_reply = ? " +
@@ -74,7 +91,12 @@ export class SqliteLease implements Lease {
   }
 
   async *messages(): AsyncGenerator<QueuedMessage> {
-    const rows = this.#deps.reader.messages({ domains: this.domains, queuedOnly: true });
+    const rows = this.#deps.reader.messages({
+      domains: this.domains,
+      queuedOnly: true,
+      route: this.#route,
+      ...(this.#dueBy !== undefined ? { dueBy: this.#dueBy } : {}),
+    });
     for (const { message, recipients } of rows) {
       yield {
         ...message,
@@ -113,7 +135,7 @@ export class SqliteLease implements Lease {
               break;
             }
             case "deferred":
-              this.#deferRecipient.run(r.reply, r.recipientId);
+              this.#deferRecipient.run(r.reply, r.retryAt ?? null, r.recipientId);
               break;
             case "failed":
               this.#failRecipient.run(r.reply, r.recipientId);

@@ -8,6 +8,7 @@ import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { Logger } from "../observe/log.ts";
 import type { GroupTransaction } from "./_group_tx.ts";
 import type { QueueReader } from "./_reader.ts";
+import type { LeasedDomains } from "./_rows.ts";
 import type { WriterStatements } from "./_writer.ts";
 import { planExpiry, type PlannedReport } from "./_expiry.ts";
 import type { MaintenanceOptions, MaintenanceReport } from "./types.ts";
@@ -30,7 +31,7 @@ export interface MaintenanceDeps {
   readonly now: () => number;
   readonly newId: () => string;
   readonly chunkBytes: number;
-  readonly leasedDomains: () => Set<string>;
+  readonly leasedDomains: () => LeasedDomains;
 }
 
 /** Runs passes over one store. */
@@ -66,7 +67,7 @@ export class QueueMaintenance {
         "(SELECT 1 FROM recipients WHERE message_id = ?)",
     );
     this.#forgetEmptyUsage = db.prepare("DELETE FROM domain_usage WHERE messages <= 0");
-    this.#forgetEmptyWaiting = db.prepare("DELETE FROM domain_waiting WHERE messages <= 0");
+    this.#forgetEmptyWaiting = db.prepare("DELETE FROM route_waiting WHERE messages <= 0");
   }
 
   /** One pass; bounded in work, safe to run while sessions write. */
@@ -74,7 +75,7 @@ export class QueueMaintenance {
     const expired = this.#expireOld(opts);
     const removedRecipients = this.#removePastGrace();
     const vacuumedPages = this.#vacuum();
-    return { ...expired, removedRecipients, vacuumedPages };
+    return { ...expired, delayNotices: 0, removedRecipients, vacuumedPages };
   }
 
   #expireOld(opts: MaintenanceOptions): {
@@ -87,7 +88,7 @@ export class QueueMaintenance {
     const messageIds = new Set<string>();
     for (const row of this.#domains.all()) {
       const domain: unknown = row.domain;
-      if (typeof domain !== "string" || leased.has(domain)) continue;
+      if (typeof domain !== "string" || leased.atrn.has(domain)) continue;
       const room = MAX_EXPIRED_MESSAGES_PER_PASS - messageIds.size;
       if (room <= 0) break;
       for (const hit of this.#oldInDomain.all(domain, now - opts.maxAgeMs(domain), room)) {
@@ -111,7 +112,7 @@ export class QueueMaintenance {
   #expireMessage(
     id: string,
     now: number,
-    leased: Set<string>,
+    leased: LeasedDomains,
     opts: MaintenanceOptions,
   ): { expired: number; dsn: "queued" | "dropped" | "none" } {
     const found = this.#deps.reader.message(id);
@@ -153,7 +154,7 @@ export class QueueMaintenance {
     }
     sql.insertMessage.run(id, now, "", bytes.length, JSON.stringify(report.params));
     // NOTIFY=NEVER: a report about the report is never wanted (RFC 3461 §5.2.7 spirit).
-    sql.insertRecipient.run(id, report.to, report.domain, "NEVER", null);
+    sql.insertRecipient.run(id, report.to, report.domain, "NEVER", null, "atrn", null);
   }
 
   /** The first `maxBytes` of a stored body (fewer if it is shorter). */

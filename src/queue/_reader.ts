@@ -13,6 +13,7 @@ import {
   type RecipientRow,
 } from "./_rows.ts";
 import { mergePage } from "./_merge_page.ts";
+import type { Route } from "./types.ts";
 
 /** Messages fetched per page. */
 export const MESSAGE_PAGE_SIZE = 100;
@@ -33,11 +34,16 @@ export interface RecipientFilter {
   readonly domains: readonly string[] | undefined;
   /** Only `queued` recipients (a lease's view); otherwise `queued` and `failed`. */
   readonly queuedOnly: boolean;
+  /** Only recipients on this route (a lease's view); undefined: both. */
+  readonly route?: Route;
+  /** Only recipients due by then (next attempt at or before; an mx lease's view). */
+  readonly dueBy?: number;
 }
 
 const MESSAGE_COLUMNS = "m.id, m.received_at, m.mail_from, m.size, m.params";
 const RECIPIENT_COLUMNS =
-  "id, message_id, address, domain, status, attempts, last_reply, notify, orcpt, expired_at";
+  "id, message_id, address, domain, status, attempts, last_reply, notify, orcpt, expired_at, " +
+  "route, next_attempt_at";
 
 /** The read side of the SQLite queue. */
 export class QueueReader {
@@ -73,9 +79,11 @@ export class QueueReader {
       `SELECT ${RECIPIENT_COLUMNS} FROM recipients r WHERE ${ofMessages} AND ${inDomains} ` +
         "ORDER BY id",
     );
+    // A lease's view: queued, on its route, due (an ATRN lease passes no time: NULL).
     this.#recipientsQueuedInDomains = db.prepare(
       `SELECT ${RECIPIENT_COLUMNS} FROM recipients r WHERE ${ofMessages} AND ${inDomains} ` +
-        "AND status = 'queued' ORDER BY id",
+        "AND status = 'queued' AND (?3 IS NULL OR route = ?3) " +
+        "AND (?4 IS NULL OR next_attempt_at <= ?4) ORDER BY id",
     );
     this.#chunks = db.prepare(
       "SELECT seq, bytes FROM message_chunks WHERE message_id = ? AND seq > ? ORDER BY seq LIMIT ?",
@@ -91,7 +99,7 @@ export class QueueReader {
     filter: RecipientFilter,
   ): Generator<{ message: MessageRow; recipients: RecipientRow[] }> {
     if (filter.domains !== undefined) {
-      yield* this.#messagesInDomains(filter.domains, filter.queuedOnly);
+      yield* this.#messagesInDomains(filter.domains, filter.queuedOnly, filter);
       return;
     }
     let afterTime = -1;
@@ -160,9 +168,10 @@ export class QueueReader {
   *#messagesInDomains(
     domains: readonly string[],
     queuedOnly: boolean,
+    opts: { readonly route?: Route; readonly dueBy?: number },
   ): Generator<{ message: MessageRow; recipients: RecipientRow[] }> {
     const statuses = queuedOnly ? ["queued"] : ["queued", "failed"];
-    const filter = { domains, queuedOnly };
+    const filter = { ...opts, domains, queuedOnly };
     let afterId = "";
     for (;;) {
       const streams: string[][] = [];
@@ -205,11 +214,15 @@ export class QueueReader {
     let rows: unknown[];
     if (filter.domains === undefined) {
       rows = this.#recipientsAll.all(idsJson);
+    } else if (filter.queuedOnly) {
+      rows = this.#recipientsQueuedInDomains.all(
+        idsJson,
+        JSON.stringify(filter.domains),
+        filter.route ?? null,
+        filter.dueBy ?? null,
+      );
     } else {
-      const statement = filter.queuedOnly
-        ? this.#recipientsQueuedInDomains
-        : this.#recipientsInDomains;
-      rows = statement.all(idsJson, JSON.stringify(filter.domains));
+      rows = this.#recipientsInDomains.all(idsJson, JSON.stringify(filter.domains));
     }
     for (const raw of rows) {
       const r = readRecipientRow(raw);

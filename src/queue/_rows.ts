@@ -2,7 +2,13 @@
  * Validators for rows read back from SQLite: everything is `unknown` until checked here.
  * A row that fails returns undefined; the caller logs it and skips it (docs/architecture.md "Conventions").
  */
-import type { MessageParams, QueuedMessage, QueuedRecipient, RecipientStatus } from "./types.ts";
+import type {
+  MessageParams,
+  QueuedMessage,
+  QueuedRecipient,
+  RecipientStatus,
+  Route,
+} from "./types.ts";
 
 /** A `messages` row, checked, before its recipients are attached. */
 export interface MessageRow {
@@ -26,6 +32,20 @@ export interface RecipientRow {
   readonly orcpt: string | undefined;
   /** When the maintenance pass expired it (milliseconds since the epoch), if it did. */
   readonly expiredAt: number | undefined;
+  readonly route: Route;
+  /** Route "mx": when it is due (milliseconds since the epoch). */
+  readonly nextAttemptAt: number | undefined;
+}
+
+/** Domains under a live lease, per namespace (ATRN domain leases, outbound leases). */
+export interface LeasedDomains {
+  readonly atrn: ReadonlySet<string>;
+  readonly mx: ReadonlySet<string>;
+}
+
+/** Whether `r`'s domain is under a live lease of its route's namespace. */
+export function isLeased(leased: LeasedDomains, r: RecipientRow): boolean {
+  return leased[r.route].has(r.domain);
 }
 
 /** Checks a `SELECT id, received_at, mail_from, size, params FROM messages` row. */
@@ -41,7 +61,10 @@ export function readMessageRow(row: unknown): MessageRow | undefined {
   return { id, receivedAt, mailFrom, size, params: parsed };
 }
 
-/** Checks a `SELECT id, message_id, address, domain, status, attempts, last_reply, notify, orcpt, expired_at` row. */
+/**
+ * Checks a `SELECT id, message_id, address, domain, status, attempts, last_reply, notify,
+ * orcpt, expired_at, route, next_attempt_at` row.
+ */
 export function readRecipientRow(row: unknown): RecipientRow | undefined {
   if (!isRecord(row)) return undefined;
   const { id, message_id: messageId, address, domain, status, attempts } = row;
@@ -57,6 +80,12 @@ export function readRecipientRow(row: unknown): RecipientRow | undefined {
     ? undefined
     : row.expired_at;
   if (expiredAt !== undefined && !isCount(expiredAt)) return undefined;
+  const route = row.route;
+  if (route !== "atrn" && route !== "mx") return undefined;
+  const nextAttemptAt = row.next_attempt_at === null || row.next_attempt_at === undefined
+    ? undefined
+    : row.next_attempt_at;
+  if (nextAttemptAt !== undefined && !isCount(nextAttemptAt)) return undefined;
   return {
     id,
     messageId,
@@ -68,6 +97,8 @@ export function readRecipientRow(row: unknown): RecipientRow | undefined {
     notify,
     orcpt,
     expiredAt,
+    route,
+    nextAttemptAt,
   };
 }
 
@@ -82,17 +113,22 @@ export function toQueuedRecipient(r: RecipientRow, status: RecipientStatus): Que
     ...(r.lastReply !== undefined ? { lastReply: r.lastReply } : {}),
     ...(r.notify !== undefined ? { notify: r.notify } : {}),
     ...(r.orcpt !== undefined ? { orcpt: r.orcpt } : {}),
+    route: r.route,
+    ...(r.route === "mx" && r.nextAttemptAt !== undefined
+      ? { nextAttemptAt: r.nextAttemptAt }
+      : {}),
   };
 }
 
 /**
  * The operator's view of a message: a recipient is `expired` once expiry marked it, `failed`
- * when stored so, `delivering` while its domain is under a live lease, else `queued`.
+ * when stored so, `delivering` while its domain is under a live lease of its route's
+ * namespace, else `queued`.
  */
 export function toQueuedMessage(
   message: MessageRow,
   recipients: readonly RecipientRow[],
-  leased: ReadonlySet<string>,
+  leased: LeasedDomains,
 ): QueuedMessage {
   return {
     ...message,
@@ -101,7 +137,7 @@ export function toQueuedMessage(
         ? "expired"
         : r.stored === "failed"
         ? "failed"
-        : leased.has(r.domain)
+        : isLeased(leased, r)
         ? "delivering"
         : "queued";
       return toQueuedRecipient(r, status);

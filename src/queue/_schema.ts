@@ -148,4 +148,112 @@ export const QUEUE_MIGRATIONS: readonly string[] = [
       WHERE domain IN (SELECT domain FROM recipients WHERE message_id = OLD.id AND status = 'queued');
   END;
   `,
+  // 5: the outbound queue (mail to other domains' MX hosts) in the same tables. `route` says
+  // where a recipient goes ('atrn': collected by its owner; 'mx': delivered to its domain's
+  // MX), `next_attempt_at` when an mx recipient is due again, `delay_notified` that the one
+  // delay DSN of a message went out (never twice, across restarts). Outbound leases are a
+  // namespace of their own (`outbound_leases`): an mx lease never blocks an ATRN claim. Quotas
+  // (`domain_usage`) count route 'atrn' only; the gauges (`route_waiting`, replacing
+  // `domain_waiting`) are kept per route and domain by the same triggers, route-aware.
+  `
+  ALTER TABLE recipients ADD COLUMN route TEXT NOT NULL DEFAULT 'atrn'
+    CHECK (route IN ('atrn', 'mx'));
+  ALTER TABLE recipients ADD COLUMN next_attempt_at INTEGER;
+  ALTER TABLE messages ADD COLUMN delay_notified INTEGER NOT NULL DEFAULT 0;
+  CREATE INDEX recipients_mx_due ON recipients (next_attempt_at, domain)
+    WHERE route = 'mx' AND status = 'queued';
+  CREATE TABLE outbound_leases (
+    domain TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    lease_until INTEGER NOT NULL
+  );
+  DROP TRIGGER recipients_usage_insert;
+  DROP TRIGGER recipients_usage_delete;
+  DROP TRIGGER messages_usage_delete;
+  CREATE TRIGGER recipients_usage_insert AFTER INSERT ON recipients
+  WHEN NEW.route = 'atrn' AND NOT EXISTS (SELECT 1 FROM recipients INDEXED BY recipients_message
+    WHERE message_id = NEW.message_id AND domain = NEW.domain AND route = 'atrn' AND id <> NEW.id)
+  BEGIN
+    INSERT INTO domain_usage (domain, messages, bytes)
+      VALUES (NEW.domain, 1, coalesce((SELECT size FROM messages WHERE id = NEW.message_id), 0))
+      ON CONFLICT (domain) DO UPDATE SET
+        messages = messages + 1, bytes = bytes + excluded.bytes;
+  END;
+  CREATE TRIGGER recipients_usage_delete AFTER DELETE ON recipients
+  WHEN OLD.route = 'atrn' AND EXISTS (SELECT 1 FROM messages WHERE id = OLD.message_id)
+    AND NOT EXISTS (SELECT 1 FROM recipients INDEXED BY recipients_message
+      WHERE message_id = OLD.message_id AND domain = OLD.domain AND route = 'atrn')
+  BEGIN
+    UPDATE domain_usage SET messages = messages - 1,
+      bytes = bytes - (SELECT size FROM messages WHERE id = OLD.message_id)
+      WHERE domain = OLD.domain;
+  END;
+  CREATE TRIGGER messages_usage_delete BEFORE DELETE ON messages
+  BEGIN
+    UPDATE domain_usage SET messages = messages - 1, bytes = bytes - OLD.size
+      WHERE domain IN (SELECT domain FROM recipients WHERE message_id = OLD.id AND route = 'atrn');
+  END;
+  CREATE TABLE route_waiting (
+    route TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    messages INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    PRIMARY KEY (route, domain)
+  );
+  INSERT INTO route_waiting (route, domain, messages, bytes)
+    SELECT 'atrn', domain, messages, bytes FROM domain_waiting;
+  DROP TRIGGER recipients_waiting_insert;
+  DROP TRIGGER recipients_waiting_delete;
+  DROP TRIGGER recipients_waiting_leave;
+  DROP TRIGGER recipients_waiting_return;
+  DROP TRIGGER messages_waiting_delete;
+  DROP TABLE domain_waiting;
+  CREATE TRIGGER recipients_waiting_insert AFTER INSERT ON recipients
+  WHEN NEW.status = 'queued' AND NOT EXISTS (SELECT 1 FROM recipients
+    WHERE domain = NEW.domain AND status = 'queued' AND message_id = NEW.message_id
+      AND route = NEW.route AND id <> NEW.id)
+  BEGIN
+    INSERT INTO route_waiting (route, domain, messages, bytes)
+      VALUES (NEW.route, NEW.domain, 1,
+        coalesce((SELECT size FROM messages WHERE id = NEW.message_id), 0))
+      ON CONFLICT (route, domain) DO UPDATE SET
+        messages = messages + 1, bytes = bytes + excluded.bytes;
+  END;
+  CREATE TRIGGER recipients_waiting_delete AFTER DELETE ON recipients
+  WHEN OLD.status = 'queued' AND EXISTS (SELECT 1 FROM messages WHERE id = OLD.message_id)
+    AND NOT EXISTS (SELECT 1 FROM recipients
+      WHERE domain = OLD.domain AND status = 'queued' AND message_id = OLD.message_id
+        AND route = OLD.route)
+  BEGIN
+    UPDATE route_waiting SET messages = messages - 1,
+      bytes = bytes - (SELECT size FROM messages WHERE id = OLD.message_id)
+      WHERE route = OLD.route AND domain = OLD.domain;
+  END;
+  CREATE TRIGGER recipients_waiting_leave AFTER UPDATE OF status ON recipients
+  WHEN OLD.status = 'queued' AND NEW.status <> 'queued' AND NOT EXISTS (SELECT 1 FROM recipients
+    WHERE domain = OLD.domain AND status = 'queued' AND message_id = OLD.message_id
+      AND route = OLD.route)
+  BEGIN
+    UPDATE route_waiting SET messages = messages - 1,
+      bytes = bytes - coalesce((SELECT size FROM messages WHERE id = OLD.message_id), 0)
+      WHERE route = OLD.route AND domain = OLD.domain;
+  END;
+  CREATE TRIGGER recipients_waiting_return AFTER UPDATE OF status ON recipients
+  WHEN OLD.status <> 'queued' AND NEW.status = 'queued' AND NOT EXISTS (SELECT 1 FROM recipients
+    WHERE domain = NEW.domain AND status = 'queued' AND message_id = NEW.message_id
+      AND route = NEW.route AND id <> NEW.id)
+  BEGIN
+    INSERT INTO route_waiting (route, domain, messages, bytes)
+      VALUES (NEW.route, NEW.domain, 1,
+        coalesce((SELECT size FROM messages WHERE id = NEW.message_id), 0))
+      ON CONFLICT (route, domain) DO UPDATE SET
+        messages = messages + 1, bytes = bytes + excluded.bytes;
+  END;
+  CREATE TRIGGER messages_waiting_delete BEFORE DELETE ON messages
+  BEGIN
+    UPDATE route_waiting SET messages = messages - 1, bytes = bytes - OLD.size
+      WHERE (route, domain) IN (SELECT DISTINCT route, domain FROM recipients
+        WHERE message_id = OLD.id AND status = 'queued');
+  END;
+  `,
 ];

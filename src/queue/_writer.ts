@@ -94,6 +94,8 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
             r.domain,
             r.notify ?? null,
             r.orcpt ?? null,
+            r.route ?? "atrn",
+            r.route === "mx" ? this.#receivedAt : null,
           );
         }
       });

@@ -11,7 +11,8 @@ import { GroupTransaction } from "./_group_tx.ts";
 import { newQueueId } from "./id.ts";
 import { SqliteLease } from "./_lease.ts";
 import { QueueReader } from "./_reader.ts";
-import { toQueuedMessage } from "./_rows.ts";
+import { type LeasedDomains, toQueuedMessage } from "./_rows.ts";
+import { SqliteOutbound } from "./_outbound.ts";
 import { QUEUE_MIGRATIONS } from "./_schema.ts";
 
 import { settled } from "./_settled.ts";
@@ -20,13 +21,16 @@ import type {
   ClaimResult,
   DomainStats,
   DomainUsage,
+  Lease,
   ListFilter,
   MaintenanceOptions,
   MaintenanceReport,
   MessageWriter,
   NewMessage,
+  OutboundClaimOptions,
   QueuedMessage,
   QueueStore,
+  Route,
 } from "./types.ts";
 
 /** Size of one `message_chunks` row. */
@@ -71,6 +75,7 @@ export class SqliteQueueStore implements QueueStore {
   readonly #usage: StatementSync;
   readonly #ping: StatementSync;
   readonly #maintenance: QueueMaintenance;
+  readonly #outbound: SqliteOutbound;
   #isClosed = false;
 
   constructor(db: DatabaseSync, opts: SqliteQueueStoreOptions = {}) {
@@ -97,8 +102,8 @@ export class SqliteQueueStore implements QueueStore {
         "INSERT INTO messages (id, received_at, mail_from, size, params) VALUES (?, ?, ?, ?, ?)",
       ),
       insertRecipient: db.prepare(
-        "INSERT INTO recipients (message_id, address, domain, notify, orcpt) " +
-          "VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO recipients (message_id, address, domain, notify, orcpt, route, " +
+          "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
       ),
     };
     this.#leaseOf = db.prepare("SELECT owner, lease_until FROM domain_leases WHERE domain = ?");
@@ -108,7 +113,7 @@ export class SqliteQueueStore implements QueueStore {
     );
     this.#anyQueued = db.prepare(
       "SELECT 1 AS found FROM recipients WHERE status = 'queued' " +
-        "AND domain IN (SELECT value FROM json_each(?)) LIMIT 1",
+        "AND domain IN (SELECT value FROM json_each(?)) AND route = 'atrn' LIMIT 1",
     );
     this.#liveLeases = db.prepare("SELECT domain FROM domain_leases WHERE lease_until > ?");
     this.#deleteMessage = db.prepare("DELETE FROM messages WHERE id = ?");
@@ -121,15 +126,22 @@ export class SqliteQueueStore implements QueueStore {
         "(SELECT 1 FROM recipients WHERE message_id = ?)",
     );
     this.#domainStats = db.prepare(
-      "SELECT domain, messages, bytes FROM domain_waiting WHERE messages > 0 ORDER BY domain",
+      "SELECT route, domain, messages, bytes FROM route_waiting WHERE messages > 0 " +
+        "ORDER BY domain, route",
     );
     // Ids sort by arrival: the smallest waiting id of a domain is its oldest message.
     this.#oldestWaiting = db.prepare(
       "SELECT received_at FROM messages WHERE id = (SELECT min(message_id) FROM recipients " +
-        "WHERE domain = ? AND status = 'queued')",
+        "WHERE domain = ? AND status = 'queued' AND route = ?)",
     );
     this.#usage = db.prepare("SELECT messages, bytes FROM domain_usage WHERE domain = ?");
     this.#ping = db.prepare("SELECT 1 AS one");
+    this.#outbound = new SqliteOutbound({
+      db,
+      group: this.#group,
+      reader: this.#reader,
+      now: this.#now,
+    });
     this.#maintenance = new QueueMaintenance({
       db,
       group: this.#group,
@@ -197,6 +209,20 @@ export class SqliteQueueStore implements QueueStore {
     });
   }
 
+  claimOutbound(opts: OutboundClaimOptions): Promise<Lease | undefined> {
+    return settled(() => {
+      this.#assertOpen();
+      return this.#outbound.claim(opts);
+    });
+  }
+
+  nextOutboundAt(): Promise<number | undefined> {
+    return settled(() => {
+      this.#assertOpen();
+      return this.#outbound.nextAt();
+    });
+  }
+
   list(filter: ListFilter = {}): Promise<QueuedMessage[]> {
     return settled(() => this.#list(filter));
   }
@@ -249,7 +275,8 @@ export class SqliteQueueStore implements QueueStore {
     return settled(() => {
       this.#assertOpen();
       return this.#group.exclusive(() =>
-        Number(this.#db.prepare("DELETE FROM domain_leases").run().changes)
+        Number(this.#db.prepare("DELETE FROM domain_leases").run().changes) +
+        this.#outbound.releaseAll(this.#db)
       );
     });
   }
@@ -283,11 +310,12 @@ export class SqliteQueueStore implements QueueStore {
     const out: DomainStats[] = [];
     for (const row of this.#domainStats.all()) {
       const { domain, messages, bytes } = row;
+      const route: unknown = row.route;
       if (typeof domain !== "string" || typeof messages !== "number") continue;
-      if (typeof bytes !== "number") continue;
-      const oldest: unknown = this.#oldestWaiting.get(domain)?.received_at;
+      if (typeof bytes !== "number" || (route !== "atrn" && route !== "mx")) continue;
+      const oldest: unknown = this.#oldestWaiting.get(domain, route)?.received_at;
       if (typeof oldest !== "number") continue;
-      out.push({ domain, messages, bytes, oldestReceivedAt: oldest });
+      out.push({ domain, route: route satisfies Route, messages, bytes, oldestReceivedAt: oldest });
     }
     return out;
   }
@@ -370,13 +398,14 @@ export class SqliteQueueStore implements QueueStore {
     }
   }
 
-  #leasedDomains(): Set<string> {
-    const out = new Set<string>();
-    for (const row of this.#liveLeases.all(this.#now())) {
+  #leasedDomains(): LeasedDomains {
+    const now = this.#now();
+    const atrn = new Set<string>();
+    for (const row of this.#liveLeases.all(now)) {
       const domain: unknown = row.domain;
-      if (typeof domain === "string") out.add(domain);
+      if (typeof domain === "string") atrn.add(domain);
     }
-    return out;
+    return { atrn, mx: this.#outbound.leased(now) };
   }
 
   #assertOpen(): void {

@@ -11,6 +11,9 @@
  */
 export type RecipientStatus = "queued" | "delivering" | "failed" | "expired";
 
+/** Where a recipient goes: collected by its owner with ATRN, or delivered to its domain's MX. */
+export type Route = "atrn" | "mx";
+
 /** Mail waiting for one domain: what its quota is checked against. */
 export interface DomainUsage {
   /** Messages with at least one recipient in the domain (any status). */
@@ -35,6 +38,8 @@ export interface NewRecipient {
   readonly domain: string;
   readonly notify?: string;
   readonly orcpt?: string;
+  /** Default "atrn". An "mx" recipient is due at once (next attempt = received time). */
+  readonly route?: Route;
 }
 
 /** Envelope of a message being received. */
@@ -73,6 +78,9 @@ export interface QueuedRecipient {
   readonly lastReply?: string;
   readonly notify?: string;
   readonly orcpt?: string;
+  readonly route: Route;
+  /** Route "mx": milliseconds since the epoch of the next delivery attempt. */
+  readonly nextAttemptAt?: number;
 }
 
 /** A waiting message as listed (no body). */
@@ -95,6 +103,11 @@ export interface Settlement {
   readonly recipientId: number;
   readonly outcome: SettleOutcome;
   readonly reply: string;
+  /**
+   * Outcome "deferred" of an mx-route recipient: not offered again before this (milliseconds
+   * since the epoch). Without it the recipient is due again at once.
+   */
+  readonly retryAt?: number;
 }
 
 /** Exclusive right to deliver the waiting recipients of some domains. */
@@ -123,10 +136,21 @@ export type ClaimResult =
 /** Waiting mail of one domain (the queue gauges). */
 export interface DomainStats {
   readonly domain: string;
+  /** The same domain may wait on both routes: one entry per route. */
+  readonly route: Route;
   readonly messages: number;
   readonly bytes: number;
   /** Milliseconds since the epoch. */
   readonly oldestReceivedAt: number;
+}
+
+/** An outbound claim (`QueueStore.claimOutbound`). */
+export interface OutboundClaimOptions {
+  /** Node/session id, like `claim()`'s. */
+  readonly owner: string;
+  readonly leaseSeconds: number;
+  /** Milliseconds since the epoch (tests pass a fake clock). */
+  readonly now: number;
 }
 
 /** Which messages `QueueStore.list()` returns. */
@@ -143,6 +167,12 @@ export interface MaintenanceOptions {
   readonly maxAgeMs: (domain: string) => number;
   /** True when some user owns `domain`: only then is a DSN to a sender there kept. */
   readonly isLocalDomain: (domain: string) => boolean;
+  /** `outbound.max_age`: an mx-route recipient this old expires with a failure DSN. */
+  readonly outboundMaxAgeMs: number;
+  /** `outbound.delay_notice`: then one delay DSN per message (RFC 3464 action=delayed). */
+  readonly delayNoticeMs: number;
+  /** Bounces to foreign senders allowed in this pass; the rest are dropped and logged. */
+  readonly foreignBounceBudget: number;
 }
 
 /** What one maintenance pass did. */
@@ -150,6 +180,8 @@ export interface MaintenanceReport {
   readonly expiredRecipients: number;
   readonly dsnQueued: number;
   readonly dsnDropped: number;
+  /** Delay DSNs queued (one per message at most, ever). */
+  readonly delayNotices: number;
   readonly removedRecipients: number;
   /** Storage given back (SQLite: free pages); 0 where the backend does it itself. */
   readonly vacuumedPages: number;
@@ -161,11 +193,21 @@ export interface QueueStore {
   newId(): Promise<string>;
   /** Starts receiving a message. */
   begin(message: NewMessage): Promise<MessageWriter>;
-  /** Leases all of `domains` or none (RFC 2645 §5.2.1). */
+  /** Leases all of `domains` or none (RFC 2645 §5.2.1); route "atrn" recipients only. */
   claim(
     domains: readonly string[],
     opts: { owner: string; leaseSeconds: number },
   ): Promise<ClaimResult>;
+  /**
+   * Leases ONE destination domain that has mx-route recipients due (queued, next attempt at
+   * or before `now`, the domain not under an outbound lease): the one whose earliest due
+   * recipient is oldest; undefined when none is due. Its `messages()` yields only that
+   * domain's due mx-route recipients; renew/settle/release as for ATRN leases. Outbound
+   * leases are a namespace of their own: they never block an ATRN claim, nor it them.
+   */
+  claimOutbound(opts: OutboundClaimOptions): Promise<Lease | undefined>;
+  /** Earliest next attempt among queued mx-route recipients (the worker's sleep), or undefined. */
+  nextOutboundAt(): Promise<number | undefined>;
   /** Messages oldest first, each with its recipients (those of `filter.domain` only, if set). */
   list(filter?: ListFilter): Promise<QueuedMessage[]>;
   get(id: string): Promise<QueuedMessage | undefined>;
@@ -181,7 +223,7 @@ export interface QueueStore {
    * domains until they expire. Returns how many were dropped.
    */
   releaseAllLeases(): Promise<number>;
-  /** What `domain` holds now (counters kept with the rows: one indexed lookup). */
+  /** What `domain` holds now for ATRN (route "atrn" only; counters kept with the rows: one indexed lookup). */
   usage(domain: string): Promise<DomainUsage>;
   /** Per-domain totals of mail still to deliver (queued, not failed or expired), for the gauges. */
   domainStats(): Promise<DomainStats[]>;

@@ -115,6 +115,9 @@ export async function expireAt(dataDir: string, atMs: number, maxAgeMs: number):
       hostname: "mx.test",
       maxAgeMs: () => maxAgeMs,
       isLocalDomain: () => false,
+      outboundMaxAgeMs: 5 * 86_400_000,
+      delayNoticeMs: 4 * 3_600_000,
+      foreignBounceBudget: 0,
     });
   } finally {
     await store.close();

@@ -39,7 +39,7 @@ function fixture(opts: { stats?: DomainQueueStats[]; saved?: Map<string, number>
 
 Deno.test("RelayMetrics exposes every README.md metric with its type", async () => {
   const f = fixture({
-    stats: [{ domain: "example.org", messages: 1, bytes: 10, oldestReceivedAt: T0 }],
+    stats: [{ domain: "example.org", route: "atrn", messages: 1, bytes: 10, oldestReceivedAt: T0 }],
   });
   f.metrics.odmr.atrn("alice", "250");
   f.metrics.odmr.authFailure("CRAM-MD5");
@@ -118,9 +118,27 @@ Deno.test("RelayMetrics counts a scripted day per domain, user, outcome and reas
 Deno.test("RelayMetrics queue gauges: owned domains by name, zero when empty, the rest as other", async () => {
   const f = fixture({
     stats: [
-      { domain: "example.org", messages: 2, bytes: 300, oldestReceivedAt: T0 - 60_000 },
-      { domain: "gone.example", messages: 1, bytes: 10, oldestReceivedAt: T0 - 120_000 },
-      { domain: "gone2.example", messages: 4, bytes: 40, oldestReceivedAt: T0 - 5_000 },
+      {
+        domain: "example.org",
+        route: "atrn",
+        messages: 2,
+        bytes: 300,
+        oldestReceivedAt: T0 - 60_000,
+      },
+      {
+        domain: "gone.example",
+        route: "atrn",
+        messages: 1,
+        bytes: 10,
+        oldestReceivedAt: T0 - 120_000,
+      },
+      {
+        domain: "gone2.example",
+        route: "atrn",
+        messages: 4,
+        bytes: 40,
+        oldestReceivedAt: T0 - 5_000,
+      },
     ],
   });
   const exp = await f.scrape();

@@ -11,6 +11,7 @@ import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import type { Lease, NewRecipient, QueueStore } from "../../src/queue/types.ts";
 import { type PostgresCluster, postgresTest } from "../_helpers/postgres.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
+import { outboundContract, type OutboundOpener } from "./_outbound_contract.ts";
 
 const T0 = 1_700_000_000_000;
 const DAY = 86_400_000;
@@ -269,8 +270,20 @@ async function contract(t: Deno.TestContext, open: Opener): Promise<void> {
       assert.deepEqual(await store.usage("two.test"), { messages: 2, bytes: 2 * size });
       assert.deepEqual(await store.usage("none.test"), { messages: 0, bytes: 0 });
       assert.deepEqual(await store.domainStats(), [
-        { domain: "one.test", messages: 1, bytes: size, oldestReceivedAt: T0 + 1000 },
-        { domain: "two.test", messages: 2, bytes: 2 * size, oldestReceivedAt: T0 + 1000 },
+        {
+          domain: "one.test",
+          route: "atrn",
+          messages: 1,
+          bytes: size,
+          oldestReceivedAt: T0 + 1000,
+        },
+        {
+          domain: "two.test",
+          route: "atrn",
+          messages: 2,
+          bytes: 2 * size,
+          oldestReceivedAt: T0 + 1000,
+        },
       ]);
     });
   });
@@ -284,6 +297,9 @@ async function contract(t: Deno.TestContext, open: Opener): Promise<void> {
           hostname: "mx.test",
           maxAgeMs: () => DAY,
           isLocalDomain: (d: string) => d === "local.test",
+          outboundMaxAgeMs: 5 * 86_400_000,
+          delayNoticeMs: 4 * 3_600_000,
+          foreignBounceBudget: 0,
         };
         const id = await put(store, clock, ["u@one.test"], { from: "s@local.test" });
         clock.ms += DAY;
@@ -317,6 +333,23 @@ async function contract(t: Deno.TestContext, open: Opener): Promise<void> {
   });
 }
 
+/** SQLite stores in a temp data_dir; a restart closes the store and opens the same file. */
+const sqliteOpener: OutboundOpener = async (clock, fn) => {
+  await withTempDataDir(async (dataDir) => {
+    const openOne = () => new SqliteQueueStore(openDatabase(dataDir), { now: () => clock.ms });
+    let store = openOne();
+    try {
+      await fn(store, async () => {
+        await store.close();
+        store = openOne();
+        return store;
+      });
+    } finally {
+      await store.close();
+    }
+  });
+};
+
 Deno.test("QueueStore contract: SQLite", async (t) => {
   await contract(t, async (clock, fn) => {
     await withTempDataDir(async (dataDir) => {
@@ -332,6 +365,7 @@ Deno.test("QueueStore contract: SQLite", async (t) => {
       }
     });
   });
+  await outboundContract(t, sqliteOpener);
 });
 
 let databases = 0;
@@ -356,6 +390,21 @@ await postgresTest("QueueStore contract: PostgreSQL", async (pg, t) => {
     const store = await openPgStore(pg, clock, { onGroupCommit: () => commits++ });
     try {
       await fn(store, () => commits);
+    } finally {
+      await store.close();
+    }
+  });
+  // A restart: the same database, a new store of the same node.
+  await outboundContract(t, async (clock, fn) => {
+    const url = await pg.createDatabase(`contract_${++databases}`);
+    const openOne = () => PgQueueStore.open({ url }, { nodeId: "node-a", now: () => clock.ms });
+    let store = await openOne();
+    try {
+      await fn(store, async () => {
+        await store.close();
+        store = await openOne();
+        return store;
+      });
     } finally {
       await store.close();
     }

@@ -169,6 +169,9 @@ Deno.test("domainStats() kept by triggers equals a recount from the rows after e
             hostname: "mx.test",
             maxAgeMs: () => 30 * 86_400_000,
             isLocalDomain: () => false,
+            outboundMaxAgeMs: 5 * 86_400_000,
+            delayNoticeMs: 4 * 3_600_000,
+            foreignBounceBudget: 0,
           });
         }
         assert.deepEqual(await stats(), recount(), `after step ${step} (action ${action})`);

@@ -75,6 +75,9 @@ function options(maxAge: Record<string, number> = {}): MaintenanceOptions {
     hostname: "mx.test",
     maxAgeMs: (domain) => maxAge[domain] ?? 7 * DAY,
     isLocalDomain: (domain) => LOCAL.has(domain),
+    outboundMaxAgeMs: 5 * 86_400_000,
+    delayNoticeMs: 4 * 3_600_000,
+    foreignBounceBudget: 0,
   };
 }
 

@@ -258,8 +258,14 @@ Deno.test("domainStats() counts each message once per domain with its size and a
     await put(store, clock, ["d@two.test"]);
     const size = new TextEncoder().encode("Subject: t\r\n\r\nbody\r\n").length;
     assert.deepEqual(await store.domainStats(), [
-      { domain: "one.test", messages: 1, bytes: size, oldestReceivedAt: T0 + 1000 },
-      { domain: "two.test", messages: 2, bytes: 2 * size, oldestReceivedAt: T0 + 1000 },
+      { domain: "one.test", route: "atrn", messages: 1, bytes: size, oldestReceivedAt: T0 + 1000 },
+      {
+        domain: "two.test",
+        route: "atrn",
+        messages: 2,
+        bytes: 2 * size,
+        oldestReceivedAt: T0 + 1000,
+      },
     ]);
   });
 });
@@ -276,7 +282,7 @@ Deno.test("domainStats() leaves out recipients that failed: they no longer wait 
     await lease.release();
     const size = new TextEncoder().encode("Subject: t\r\n\r\nbody\r\n").length;
     assert.deepEqual(await store.domainStats(), [
-      { domain: "one.test", messages: 1, bytes: size, oldestReceivedAt: T0 + 2000 },
+      { domain: "one.test", route: "atrn", messages: 1, bytes: size, oldestReceivedAt: T0 + 2000 },
     ]);
   });
 });

@@ -100,7 +100,14 @@ Deno.test("SqliteQueueStore stores a multi-chunk binary body byte-exact", async 
     assert.deepEqual(
       got.recipients.map((r) => ({ ...r, id: 0 })),
       [
-        { id: 0, address: "a@example.org", domain: "example.org", status: "queued", attempts: 0 },
+        {
+          id: 0,
+          address: "a@example.org",
+          domain: "example.org",
+          status: "queued",
+          attempts: 0,
+          route: "atrn",
+        },
         {
           id: 0,
           address: "b@example.com",
@@ -109,6 +116,7 @@ Deno.test("SqliteQueueStore stores a multi-chunk binary body byte-exact", async 
           attempts: 0,
           notify: "FAILURE",
           orcpt: "rfc822;b@x",
+          route: "atrn",
         },
       ],
     );

@@ -21,6 +21,9 @@ const OPTIONS = {
   hostname: "mx.test",
   maxAgeMs: () => 30 * 86_400_000,
   isLocalDomain: () => true,
+  outboundMaxAgeMs: 5 * 86_400_000,
+  delayNoticeMs: 4 * 3_600_000,
+  foreignBounceBudget: 0,
 };
 
 Deno.test("the database file does not grow across 10 rounds of fill and drain", async () => {

@@ -52,6 +52,8 @@ function asStore(m: MemoryStore): QueueStore {
     newId: () => m.newId(),
     begin: (msg) => m.begin(msg),
     claim: notUsed,
+    claimOutbound: notUsed,
+    nextOutboundAt: notUsed,
     list: notUsed,
     get: notUsed,
     readBody: notUsed,

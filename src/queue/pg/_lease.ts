@@ -1,10 +1,12 @@
 /**
- * A lease on PostgreSQL: `domain_leases` rows owned by one session of one node. Lists the
- * leased domains' queued recipients, streams bodies, and settles results in the group
- * transaction. It does not take the lease; `PgQueueStore.claim()` does.
+ * A lease on PostgreSQL, owned by one session of one node: `domain_leases` rows for ATRN (the
+ * domains' queued route-"atrn" recipients), an `outbound_leases` row for the outbound worker
+ * (the domain's due route-"mx" recipients). Lists those recipients, streams bodies, and
+ * settles results in the group transaction. It does not take the lease;
+ * `PgQueueStore.claim()` and `claimOutbound()` do.
  */
 import { toQueuedRecipient } from "../_rows.ts";
-import type { Lease, QueuedMessage, Settlement } from "../types.ts";
+import type { Lease, QueuedMessage, Route, Settlement } from "../types.ts";
 import type { Sql, Tx } from "./connect.ts";
 import type { PgGroupCommit } from "./_group.ts";
 import type { PgReader } from "./_reader.ts";
@@ -22,21 +24,38 @@ export class PgLease implements Lease {
   readonly domains: readonly string[];
   readonly #owner: string;
   readonly #leaseMs: number;
+  readonly #route: Route;
+  readonly #dueBy: number | undefined;
   readonly #deps: PgLeaseDeps;
 
   constructor(
     domains: readonly string[],
-    opts: { owner: string; leaseSeconds: number },
+    opts: {
+      owner: string;
+      leaseSeconds: number;
+      /** Default "atrn". */
+      route?: Route;
+      /** Route "mx": the claim's time; recipients due by then are the lease's. */
+      dueBy?: number;
+    },
     deps: PgLeaseDeps,
   ) {
     this.domains = [...domains];
     this.#owner = opts.owner;
     this.#leaseMs = opts.leaseSeconds * 1000;
+    this.#route = opts.route ?? "atrn";
+    this.#dueBy = opts.dueBy;
     this.#deps = deps;
   }
 
   async *messages(): AsyncGenerator<QueuedMessage> {
-    for await (const { message, recipients } of this.#deps.reader.inDomains(this.domains, true)) {
+    const view = {
+      route: this.#route,
+      ...(this.#dueBy !== undefined ? { dueBy: this.#dueBy } : {}),
+    };
+    for await (
+      const { message, recipients } of this.#deps.reader.inDomains(this.domains, true, view)
+    ) {
       yield { ...message, recipients: recipients.map((r) => toQueuedRecipient(r, "delivering")) };
     }
   }
@@ -47,7 +66,8 @@ export class PgLease implements Lease {
 
   async renew(): Promise<boolean> {
     const until = this.#deps.now() + this.#leaseMs;
-    const rows = await this.#deps.sql`UPDATE domain_leases SET lease_until = ${until}
+    const table = this.#deps.sql(this.#route === "mx" ? "outbound_leases" : "domain_leases");
+    const rows = await this.#deps.sql`UPDATE ${table} SET lease_until = ${until}
       WHERE domain = ANY(${this.domains as string[]}::text[]) AND owner = ${this.#owner}
       RETURNING domain`;
     return rows.length === this.domains.length;
@@ -61,9 +81,13 @@ export class PgLease implements Lease {
     // Idempotent per recipient: a delivered one that is already gone changes nothing.
     return this.#deps.group.run(async (tx: Tx) => {
       if (deferred.length > 0) {
-        await tx`UPDATE recipients r SET attempts = r.attempts + 1, last_reply = u.reply
+        // retryAt applies to the mx route only (ATRN waits for the owner's next ATRN).
+        await tx`UPDATE recipients r SET attempts = r.attempts + 1, last_reply = u.reply,
+            next_attempt_at = CASE WHEN r.route = 'mx'
+              THEN coalesce(u.retry_at, r.next_attempt_at) ELSE r.next_attempt_at END
           FROM unnest(${deferred.map((d) => d.recipientId)}::bigint[],
-            ${deferred.map((d) => d.reply)}::text[]) AS u(id, reply)
+            ${deferred.map((d) => d.reply)}::text[],
+            ${deferred.map((d) => d.retryAt ?? null)}::bigint[]) AS u(id, reply, retry_at)
           WHERE r.id = u.id`;
       }
       if (failed.length > 0) {
@@ -88,7 +112,8 @@ export class PgLease implements Lease {
   }
 
   async release(): Promise<void> {
-    await this.#deps.sql`DELETE FROM domain_leases
+    const table = this.#deps.sql(this.#route === "mx" ? "outbound_leases" : "domain_leases");
+    await this.#deps.sql`DELETE FROM ${table}
       WHERE domain = ANY(${this.domains as string[]}::text[]) AND owner = ${this.#owner}`;
   }
 }

@@ -12,7 +12,7 @@ import {
   MAX_EXPIRED_MESSAGES_PER_PASS,
   MAX_REMOVED_PER_PASS,
 } from "../_maintenance.ts";
-import { writeParams } from "../_rows.ts";
+import { type LeasedDomains, writeParams } from "../_rows.ts";
 import type { MaintenanceOptions, MaintenanceReport } from "../types.ts";
 import type { Sql, Tx } from "./connect.ts";
 import type { PgReader } from "./_reader.ts";
@@ -28,6 +28,7 @@ const NOTHING: MaintenanceReport = {
   expiredRecipients: 0,
   dsnQueued: 0,
   dsnDropped: 0,
+  delayNotices: 0,
   removedRecipients: 0,
   vacuumedPages: 0,
 };
@@ -40,7 +41,7 @@ export interface PgMaintenanceDeps {
   readonly now: () => number;
   readonly newId: () => string;
   readonly chunkBytes: number;
-  readonly leasedDomains: () => Promise<Set<string>>;
+  readonly leasedDomains: () => Promise<LeasedDomains>;
 }
 
 /** Runs passes over one store. */
@@ -62,7 +63,7 @@ export class PgMaintenance {
         const expired = await this.#expireOld(opts);
         const removedRecipients = await this.#removePastGrace();
         if (this.#passes++ % ORPHAN_EVERY_PASSES === 0) await this.#removeOrphans();
-        return { ...expired, removedRecipients, vacuumedPages: 0 };
+        return { ...expired, delayNotices: 0, removedRecipients, vacuumedPages: 0 };
       } finally {
         await conn`SELECT pg_advisory_unlock(${MAINTENANCE_LOCK})`;
       }
@@ -87,7 +88,7 @@ export class PgMaintenance {
       const name = String(domain);
       const room = MAX_EXPIRED_MESSAGES_PER_PASS - ids.size;
       if (room <= 0) break;
-      if (leased.has(name)) continue;
+      if (leased.atrn.has(name)) continue;
       const hits = await sql`SELECT DISTINCT r.message_id FROM recipients r
         JOIN messages m ON m.id = r.message_id
         WHERE r.domain = ${name} AND r.expired_at IS NULL
@@ -109,7 +110,7 @@ export class PgMaintenance {
   async #expireMessage(
     id: string,
     now: number,
-    leased: Set<string>,
+    leased: LeasedDomains,
     opts: MaintenanceOptions,
   ): Promise<{ expired: number; dsn: "queued" | "dropped" | "none" }> {
     const found = await this.#deps.reader.one(id);

@@ -13,6 +13,7 @@ import {
   readRecipientRow,
   type RecipientRow,
 } from "../_rows.ts";
+import type { Route } from "../types.ts";
 import type { Sql } from "./connect.ts";
 
 /** Messages fetched per page. */
@@ -36,8 +37,15 @@ export class PgReader {
     this.#log = log;
   }
 
-  /** Messages with recipients in `domains` (queued only, or queued and failed), id order. */
-  async *inDomains(domains: readonly string[], queuedOnly: boolean): AsyncGenerator<FoundMessage> {
+  /**
+   * Messages with recipients in `domains` (queued only, or queued and failed), id order; a
+   * lease's view also names its route and, for the mx route, the time recipients are due by.
+   */
+  async *inDomains(
+    domains: readonly string[],
+    queuedOnly: boolean,
+    view: { readonly route?: Route; readonly dueBy?: number } = {},
+  ): AsyncGenerator<FoundMessage> {
     const statuses = queuedOnly ? ["queued"] : ["queued", "failed"];
     const unique = [...new Set(domains)];
     let after = "";
@@ -55,7 +63,7 @@ export class PgReader {
       if (last === undefined) return;
       after = last;
       const messages = await this.#messages(page.ids);
-      const byMessage = await this.#recipientsOf(page.ids, unique, queuedOnly);
+      const byMessage = await this.#recipientsOf(page.ids, unique, queuedOnly, view);
       for (const message of messages) {
         const recipients = byMessage.get(message.id) ?? [];
         if (recipients.length > 0) yield { message, recipients };
@@ -139,14 +147,18 @@ export class PgReader {
     ids: readonly string[],
     domains: readonly string[] | undefined,
     queuedOnly: boolean,
+    view: { readonly route?: Route; readonly dueBy?: number } = {},
   ): Promise<Map<string, RecipientRow[]>> {
     const out = new Map<string, RecipientRow[]>();
     if (ids.length === 0) return out;
     const rows = await this.#sql`SELECT id::float8 AS id, message_id, address, domain, status,
-        attempts, last_reply, notify, orcpt, expired_at::float8 AS expired_at
+        attempts, last_reply, notify, orcpt, expired_at::float8 AS expired_at, route,
+        next_attempt_at::float8 AS next_attempt_at
       FROM recipients WHERE message_id = ANY(${ids as string[]}::text[])
         AND (${domains === undefined} OR domain = ANY(${(domains ?? []) as string[]}::text[]))
         AND (${!queuedOnly} OR status = 'queued')
+        AND (${view.route === undefined} OR route = ${view.route ?? "atrn"})
+        AND (${view.dueBy === undefined} OR next_attempt_at <= ${view.dueBy ?? 0})
       ORDER BY id`;
     for (const raw of rows) {
       const r = readRecipientRow(raw);

@@ -74,12 +74,16 @@ export class PgMessageWriter implements MessageWriter {
         await tx`INSERT INTO messages (id, received_at, mail_from, size, params)
           VALUES (${this.id}, ${this.#deps.receivedAt}, ${m.mailFrom}, ${this.#size},
             ${writeParams(m.params)})`;
-        await tx`INSERT INTO recipients (message_id, address, domain, notify, orcpt)
+        // An mx-route recipient is due at once: its first attempt is at the received time.
+        await tx`INSERT INTO recipients (message_id, address, domain, notify, orcpt, route,
+            next_attempt_at)
           SELECT ${this.id}, * FROM unnest(
             ${m.recipients.map((r) => r.address)}::text[],
             ${m.recipients.map((r) => r.domain)}::text[],
             ${m.recipients.map((r) => r.notify ?? null)}::text[],
-            ${m.recipients.map((r) => r.orcpt ?? null)}::text[])`;
+            ${m.recipients.map((r) => r.orcpt ?? null)}::text[],
+            ${m.recipients.map((r) => r.route ?? "atrn")}::text[],
+            ${m.recipients.map((r) => r.route === "mx" ? this.#deps.receivedAt : null)}::bigint[])`;
       });
     } catch (err) {
       // Chunks stay: if the COMMIT did happen (connection lost during it), they are the body

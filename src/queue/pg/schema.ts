@@ -61,6 +61,22 @@ export const PG_QUEUE_MIGRATIONS: readonly string[] = [
   );
   INSERT INTO auth_state (id, version, rows) VALUES (1, 0, '{}');
   `,
+  // 2: the outbound queue (mail to other domains' MX hosts) in the same tables, as in the
+  // SQLite file's step 5: `route`, `next_attempt_at` (when an mx recipient is due again),
+  // `delay_notified` (the one delay DSN of a message went out) and outbound leases apart.
+  `
+  ALTER TABLE recipients ADD COLUMN route text NOT NULL DEFAULT 'atrn'
+    CHECK (route IN ('atrn', 'mx'));
+  ALTER TABLE recipients ADD COLUMN next_attempt_at bigint;
+  ALTER TABLE messages ADD COLUMN delay_notified boolean NOT NULL DEFAULT false;
+  CREATE INDEX recipients_mx_due ON recipients (next_attempt_at, domain)
+    WHERE route = 'mx' AND status = 'queued';
+  CREATE TABLE outbound_leases (
+    domain text PRIMARY KEY,
+    owner text NOT NULL,
+    lease_until bigint NOT NULL
+  );
+  `,
 ];
 
 /** Applies the steps not yet applied; throws naming the step that failed. */

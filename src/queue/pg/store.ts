@@ -6,22 +6,25 @@
  */
 import { type Logger, NULL_LOGGER } from "../../observe/log.ts";
 import { newQueueId } from "../id.ts";
-import { toQueuedMessage, writeParams } from "../_rows.ts";
+import { type LeasedDomains, toQueuedMessage, writeParams } from "../_rows.ts";
 import type {
   ClaimResult,
   DomainStats,
   DomainUsage,
+  Lease,
   ListFilter,
   MaintenanceOptions,
   MaintenanceReport,
   MessageWriter,
   NewMessage,
+  OutboundClaimOptions,
   QueuedMessage,
   QueueStore,
 } from "../types.ts";
+import { claimOutboundPg, nextOutboundAtPg, outboundLeasedPg } from "./_outbound.ts";
 import { connectPostgres, type PgConnectOptions, type Sql } from "./connect.ts";
 import { PgGroupCommit } from "./_group.ts";
-import { PgLease } from "./_lease.ts";
+import { PgLease, type PgLeaseDeps } from "./_lease.ts";
 import { PgMaintenance } from "./_maintenance.ts";
 import { PgReader } from "./_reader.ts";
 import { applyPgMigrations } from "./schema.ts";
@@ -149,13 +152,10 @@ export class PgQueueStore implements QueueStore {
           if (taken.length === 0) throw new ClaimRefused({ kind: "busy", domain });
         }
         const any = await tx`SELECT 1 FROM recipients
-          WHERE domain = ANY(${wanted}::text[]) AND status = 'queued' LIMIT 1`;
+          WHERE domain = ANY(${wanted}::text[]) AND status = 'queued' AND route = 'atrn' LIMIT 1`;
         if (any.length === 0) throw new ClaimRefused({ kind: "empty" });
         const lease = new PgLease(wanted, { owner, leaseSeconds: opts.leaseSeconds }, {
-          sql: this.#sql,
-          group: this.#group,
-          reader: this.#reader,
-          now: this.#now,
+          ...this.#leaseDeps(),
         });
         return { kind: "claimed", lease };
       });
@@ -163,6 +163,16 @@ export class PgQueueStore implements QueueStore {
       if (err instanceof ClaimRefused) return err.result;
       throw err;
     }
+  }
+
+  claimOutbound(opts: OutboundClaimOptions): Promise<Lease | undefined> {
+    this.#assertOpen();
+    return claimOutboundPg(this.#leaseDeps(), `${this.#nodeId}|${opts.owner}`, opts);
+  }
+
+  nextOutboundAt(): Promise<number | undefined> {
+    this.#assertOpen();
+    return nextOutboundAtPg(this.#leaseDeps());
   }
 
   async list(filter: ListFilter = {}): Promise<QueuedMessage[]> {
@@ -219,7 +229,9 @@ export class PgQueueStore implements QueueStore {
     this.#assertOpen();
     const rows = await this.#sql`DELETE FROM domain_leases
       WHERE starts_with(owner, ${this.#nodeId + "|"}) RETURNING domain`;
-    return rows.length;
+    const outbound = await this.#sql`DELETE FROM outbound_leases
+      WHERE starts_with(owner, ${this.#nodeId + "|"}) RETURNING domain`;
+    return rows.length + outbound.length;
   }
 
   async usage(domain: string): Promise<DomainUsage> {
@@ -227,18 +239,21 @@ export class PgQueueStore implements QueueStore {
     // Read from the (domain, status, message_id) index: the domain's own rows only.
     const [row] = await this.#sql`SELECT count(*)::float8 AS messages,
         coalesce(sum(size), 0)::float8 AS bytes
-      FROM messages WHERE id IN (SELECT message_id FROM recipients WHERE domain = ${domain})`;
+      FROM messages WHERE id IN (SELECT message_id FROM recipients
+        WHERE domain = ${domain} AND route = 'atrn')`;
     return { messages: Number(row?.messages ?? 0), bytes: Number(row?.bytes ?? 0) };
   }
 
   async domainStats(): Promise<DomainStats[]> {
     this.#assertOpen();
-    const rows = await this.#sql`SELECT r.domain, count(*)::float8 AS messages,
+    const rows = await this.#sql`SELECT r.domain, r.route, count(*)::float8 AS messages,
         sum(m.size)::float8 AS bytes, min(m.received_at)::float8 AS oldest
-      FROM (SELECT DISTINCT domain, message_id FROM recipients WHERE status = 'queued') r
-      JOIN messages m ON m.id = r.message_id GROUP BY r.domain ORDER BY r.domain`;
+      FROM (SELECT DISTINCT domain, route, message_id FROM recipients WHERE status = 'queued') r
+      JOIN messages m ON m.id = r.message_id GROUP BY r.domain, r.route
+      ORDER BY r.domain, r.route`;
     return rows.map((r) => ({
       domain: String(r.domain),
+      route: r.route === "mx" ? "mx" as const : "atrn" as const,
       messages: Number(r.messages),
       bytes: Number(r.bytes),
       oldestReceivedAt: Number(r.oldest),
@@ -295,19 +310,25 @@ export class PgQueueStore implements QueueStore {
       for (const r of message.recipients) {
         const isFailed = r.status === "failed" || r.status === "expired";
         await tx`INSERT INTO recipients (message_id, address, domain, status, attempts,
-            last_reply, notify, orcpt, expired_at)
+            last_reply, notify, orcpt, expired_at, route, next_attempt_at)
           VALUES (${message.id}, ${r.address}, ${r.domain}, ${isFailed ? "failed" : "queued"},
             ${r.attempts}, ${r.lastReply ?? null}, ${r.notify ?? null}, ${r.orcpt ?? null},
-            ${r.status === "expired" ? now : null})`;
+            ${r.status === "expired" ? now : null}, ${r.route},
+            ${r.route === "mx" ? (r.nextAttemptAt ?? message.receivedAt) : null})`;
       }
       return true;
     });
   }
 
-  async #leasedDomains(): Promise<Set<string>> {
-    const rows = await this.#sql`SELECT domain FROM domain_leases
-      WHERE lease_until > ${this.#now()}`;
-    return new Set(rows.map((r) => String(r.domain)));
+  async #leasedDomains(): Promise<LeasedDomains> {
+    const now = this.#now();
+    const rows = await this.#sql`SELECT domain FROM domain_leases WHERE lease_until > ${now}`;
+    const mx = await outboundLeasedPg(this.#leaseDeps(), now);
+    return { atrn: new Set(rows.map((r) => String(r.domain))), mx };
+  }
+
+  #leaseDeps(): PgLeaseDeps {
+    return { sql: this.#sql, group: this.#group, reader: this.#reader, now: this.#now };
   }
 
   #assertOpen(): void {
