@@ -20,16 +20,19 @@ export interface Helo {
   readonly isExtended: boolean;
 }
 
-/** One mail transaction: created at MAIL, dropped at RSET, end of data or error. */
+/**
+ * One mail transaction: created at MAIL, dropped at RSET, end of data or error. A command
+ * that changes it returns a new one in its Outcome (the sink transaction stays the same).
+ */
 export interface Transaction {
   readonly sink: SinkTransaction;
   readonly mail: MailFrom;
   /** Accepted recipients, in order. */
-  readonly recipients: RcptTo[];
+  readonly recipients: readonly RcptTo[];
   /** Set by the first BDAT chunk: DATA is then refused (RFC 3030 §3). */
-  isChunking: boolean;
+  readonly isChunking: boolean;
   /** Body octets received so far by BDAT. */
-  chunkedBytes: number;
+  readonly chunkedBytes: number;
   /** The line check of BDAT chunks, across chunks (DATA checks in its decoder). */
   readonly bodyLines: BodyLineCheck;
 }

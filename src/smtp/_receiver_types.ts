@@ -1,12 +1,15 @@
 /**
- * Types shared by the SMTP server role's modules: its options, how a session ends and what a
- * command handler returns. No logic.
+ * Types shared by the SMTP server role's modules: its options, how a session ends, what a
+ * command handler may read (ReceiverContext) and what it returns (Outcome). No logic.
  */
 import type { SmtpEvents } from "./events.ts";
 import type tls from "node:tls";
 import type { Conn } from "../net/conn.ts";
 import type { LineReader } from "../wire/line_reader.ts";
+import type { Logger } from "../observe/log.ts";
 import type { Reply } from "../wire/reply.ts";
+import type { MessageSink, SessionInfo } from "./sink.ts";
+import type { CheckContext, SessionState } from "./_receiver_checks.ts";
 
 /**
  * SMTP AUTH (RFC 4954) for a receiver that requires it (the submission port): with it, the
@@ -91,5 +94,54 @@ export interface ReceiverOutcome {
   readonly messagesAccepted: number;
 }
 
-/** A handler's result: go on, or end the session. */
+/** The loop's result for one command: go on, or end the session. */
 export type Step = undefined | { readonly end: EndReason };
+
+/** A change of state, and why (logged as `from → to`). */
+export interface Next {
+  readonly state: SessionState;
+  readonly why: string;
+}
+
+/**
+ * What a command did, as a value: the receiver's loop applies it, in this order (state,
+ * user, replies, error budget, flush, end). Handlers change no session state themselves.
+ */
+export interface Outcome {
+  /** Replies in order; queued, so that PIPELINING sends a group's replies in one write. */
+  readonly replies: readonly Reply[];
+  /** The command was a peer mistake: it spends the error budget (past it, `421` and the end). */
+  readonly isError?: boolean;
+  /**
+   * The state after the command. Leaving a transaction (to another state, or to a new sink
+   * transaction) aborts it in the sink, unless `accepted`.
+   */
+  readonly next?: Next;
+  /** The sink took the message at the end of data: counted, and the idle budget restarts. */
+  readonly accepted?: boolean;
+  /** AUTH proved this user (the idle budget restarts); `null`: forget it (after STARTTLS). */
+  readonly user?: string | null;
+  /** Send the replies now, even when more commands are already buffered (RFC 2920 §3.1). */
+  readonly flush?: boolean;
+  /** End the session after the replies. */
+  readonly end?: EndReason;
+}
+
+/** What a command handler may read and do; the receiver's loop owns everything else. */
+export interface ReceiverContext {
+  readonly conn: Conn;
+  readonly reader: LineReader;
+  readonly sink: MessageSink;
+  readonly log: Logger;
+  readonly options: ReceiverOptions;
+  readonly state: SessionState;
+  readonly checkContext: CheckContext;
+  readonly sessionInfo: SessionInfo;
+  /** The user AUTH proved, if any. */
+  readonly authenticatedUser: string | undefined;
+  /**
+   * Sends the replies queued so far and `r` now, before the command's outcome: the `354`
+   * before a body, the `220` before a TLS handshake.
+   */
+  sendNow(r: Reply): Promise<void>;
+}

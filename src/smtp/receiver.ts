@@ -2,9 +2,9 @@
  * SmtpReceiver: the SMTP server role on a Conn it may not have accepted (inbound MX, or the
  * customer after ATRN). Owns the protocol; the sink owns policy and storage. Never throws for
  * peer behaviour; does not close the Conn (the caller does, after `run()` resolves).
- * Over 450 lines because it is the session's state machine: the verb table, the loop and the
- * handlers that still change its private state (HELO, RSET, STARTTLS, AUTH). Moving those out
- * behind a context that returns {reply, next state} is the open part of issue 12 item 3.
+ * A typed command table (verb → allowed states → handler); handlers (_receiver_hello.ts,
+ * _receiver_mail.ts, _receiver_body.ts, _receiver_starttls.ts, _receiver_auth.ts) return an
+ * Outcome and only the loop here applies it: the state, the replies, the budgets.
  */
 import type { Conn } from "../net/conn.ts";
 import { ConnClosedError, TimeoutError } from "../net/conn.ts";
@@ -14,21 +14,21 @@ import type { MessageSink, SessionInfo } from "./sink.ts";
 import type { Reply } from "../wire/reply.ts";
 import { formatReply, formatReplyText } from "../wire/reply.ts";
 import { parseCommandLine } from "../wire/command.ts";
-import {
-  defaultGreetingText,
-  ehloReply,
-  greetingReply,
-  heloReply,
-  REPLIES,
-} from "../wire/replies.ts";
-import { checkHelo, checkStartTls, ehloKeywords } from "./_receiver_checks.ts";
+import { defaultGreetingText, greetingReply, REPLIES } from "../wire/replies.ts";
 import type { CheckContext, SessionState, StateKind } from "./_receiver_checks.ts";
-import { handleBdat, handleData, handleMail, handleRcpt } from "./_receiver_mail.ts";
-import type { ReceiverCore } from "./_receiver_mail.ts";
+import { handleHello, handleRset } from "./_receiver_hello.ts";
+import { handleMail, handleRcpt } from "./_receiver_mail.ts";
+import { handleBdat, handleData } from "./_receiver_body.ts";
+import { handleStartTls } from "./_receiver_starttls.ts";
+import { handleAuth } from "./_receiver_auth.ts";
+import { endWith, leaveTransaction, say } from "./_receiver_outcome.ts";
 import type {
   AuthResult,
   EndReason,
+  Next,
+  Outcome,
   ReceiverAuth,
+  ReceiverContext,
   ReceiverOptions,
   ReceiverOutcome,
   Step,
@@ -36,7 +36,7 @@ import type {
 import { isIdleCommand, SessionBudget } from "./session_budget.ts";
 
 export type { AuthResult, EndReason, ReceiverAuth, ReceiverOptions, ReceiverOutcome, Step };
-export { dataDeadlineMs, MIN_DATA_DEADLINE_MS } from "./_receiver_mail.ts";
+export { dataDeadlineMs, MIN_DATA_DEADLINE_MS } from "./_receiver_body.ts";
 
 type Verb =
   | "EHLO"
@@ -59,11 +59,30 @@ interface CommandSpec {
   readonly outOfState: Reply;
   /** Group-ending command (RFC 2920 §3.1): replies are flushed after it. */
   readonly flush: boolean;
-  readonly run: (rx: SmtpReceiver, args: string) => Promise<Step>;
+  readonly run: (ctx: ReceiverContext, args: string) => Outcome | Promise<Outcome>;
 }
 
 const ALL: readonly StateKind[] = ["greeted", "ready", "inTransaction"];
 const GREETED: readonly StateKind[] = ["ready", "inTransaction"];
+const BAD = REPLIES.badSequence;
+
+const COMMANDS: { readonly [V in Verb]: CommandSpec } = {
+  EHLO: { states: ALL, outOfState: BAD, flush: true, run: (c, a) => handleHello(c, a, true) },
+  HELO: { states: ALL, outOfState: BAD, flush: true, run: (c, a) => handleHello(c, a, false) },
+  MAIL: { states: ["ready"], outOfState: REPLIES.nestedMail, flush: false, run: handleMail },
+  RCPT: { states: ["inTransaction"], outOfState: REPLIES.mailFirst, flush: false, run: handleRcpt },
+  DATA: { states: ["inTransaction"], outOfState: REPLIES.mailFirst, flush: true, run: handleData },
+  // BDAT decides its state itself: its octets must be consumed in every state (RFC 3030 §3).
+  BDAT: { states: ALL, outOfState: BAD, flush: false, run: handleBdat },
+  RSET: { states: ALL, outOfState: BAD, flush: false, run: handleRset },
+  NOOP: { states: ALL, outOfState: BAD, flush: true, run: () => say(REPLIES.ok) },
+  QUIT: { states: ALL, outOfState: BAD, flush: true, run: () => endWith("quit", REPLIES.bye) },
+  VRFY: { states: ALL, outOfState: BAD, flush: true, run: () => say(REPLIES.vrfy) },
+  HELP: { states: ALL, outOfState: BAD, flush: false, run: () => say(REPLIES.help) },
+  STARTTLS: { states: ["greeted", "ready"], outOfState: BAD, flush: true, run: handleStartTls },
+  // Decides its state itself: without an auth hook (the MX) AUTH is unknown in every state.
+  AUTH: { states: ALL, outOfState: BAD, flush: true, run: handleAuth },
+};
 
 function toVerb(word: string): Verb | undefined {
   switch (word) {
@@ -90,7 +109,7 @@ const DEFAULT_MAX_LINE_BYTES = 512;
 const FINAL_WRITE_TIMEOUT_MS = 5_000;
 
 /** The SMTP server role. */
-export class SmtpReceiver implements ReceiverCore {
+export class SmtpReceiver implements ReceiverContext {
   readonly conn: Conn;
   readonly reader: LineReader;
   readonly sink: MessageSink;
@@ -122,79 +141,6 @@ export class SmtpReceiver implements ReceiverCore {
         : { maxIdleCommands: args.options.maxIdleCommands }),
     });
   }
-
-  static readonly #COMMANDS: { readonly [V in Verb]: CommandSpec } = {
-    EHLO: {
-      states: ALL,
-      outOfState: REPLIES.badSequence,
-      flush: true,
-      run: (rx, a) => rx.#helo(a, true),
-    },
-    HELO: {
-      states: ALL,
-      outOfState: REPLIES.badSequence,
-      flush: true,
-      run: (rx, a) => rx.#helo(a, false),
-    },
-    MAIL: {
-      states: ["ready"],
-      outOfState: REPLIES.nestedMail,
-      flush: false,
-      run: (rx, a) => handleMail(rx, a),
-    },
-    RCPT: {
-      states: ["inTransaction"],
-      outOfState: REPLIES.mailFirst,
-      flush: false,
-      run: (rx, a) => handleRcpt(rx, a),
-    },
-    DATA: {
-      states: ["inTransaction"],
-      outOfState: REPLIES.mailFirst,
-      flush: true,
-      run: (rx, a) => handleData(rx, a),
-    },
-    // BDAT decides its state itself: its octets must be consumed in every state (RFC 3030 §3).
-    BDAT: {
-      states: ALL,
-      outOfState: REPLIES.badSequence,
-      flush: false,
-      run: (rx, a) => handleBdat(rx, a),
-    },
-    RSET: { states: ALL, outOfState: REPLIES.badSequence, flush: false, run: (rx) => rx.#rset() },
-    NOOP: {
-      states: ALL,
-      outOfState: REPLIES.badSequence,
-      flush: true,
-      run: (rx) => rx.#say(REPLIES.ok),
-    },
-    QUIT: { states: ALL, outOfState: REPLIES.badSequence, flush: true, run: (rx) => rx.#quit() },
-    VRFY: {
-      states: ALL,
-      outOfState: REPLIES.badSequence,
-      flush: true,
-      run: (rx) => rx.#say(REPLIES.vrfy),
-    },
-    HELP: {
-      states: ALL,
-      outOfState: REPLIES.badSequence,
-      flush: false,
-      run: (rx) => rx.#say(REPLIES.help),
-    },
-    STARTTLS: {
-      states: ["greeted", "ready"],
-      outOfState: REPLIES.badSequence,
-      flush: true,
-      run: (rx, a) => rx.#startTls(a),
-    },
-    // Decides its state itself: without an auth hook (the MX) AUTH is unknown in every state.
-    AUTH: {
-      states: ALL,
-      outOfState: REPLIES.badSequence,
-      flush: true,
-      run: (rx, a) => rx.#auth(a),
-    },
-  };
 
   /** The user AUTH proved, if any. */
   get authenticatedUser(): string | undefined {
@@ -239,15 +185,16 @@ export class SmtpReceiver implements ReceiverCore {
   async run(): Promise<ReceiverOutcome> {
     let reason: EndReason;
     try {
-      this.queueReply(
+      this.#queue(
         greetingReply(this.options.greeting ?? defaultGreetingText(this.options.hostname)),
       );
-      await this.flush();
+      await this.#flush();
       reason = await this.#loop();
     } catch (err) {
       reason = await this.#failed(err);
     } finally {
-      await this.dropTransaction("session ended");
+      const left = leaveTransaction(this.#state, "session ended").next;
+      if (left !== undefined) await this.#enter(left, false);
     }
     this.log.info("smtp_session_end", { reason, messages: this.#messagesAccepted });
     return { reason, messagesAccepted: this.#messagesAccepted };
@@ -257,7 +204,7 @@ export class SmtpReceiver implements ReceiverCore {
     for (;;) {
       const step = await this.#command();
       if (step !== undefined) {
-        await this.flush();
+        await this.#flush();
         return step.end;
       }
     }
@@ -280,9 +227,9 @@ export class SmtpReceiver implements ReceiverCore {
 
   /** Best effort: queued replies then one last reply, with a short deadline. */
   async #finalReply(r: Reply): Promise<void> {
-    this.queueReply(r);
+    this.#queue(r);
     try {
-      await this.flush(FINAL_WRITE_TIMEOUT_MS);
+      await this.#flush(FINAL_WRITE_TIMEOUT_MS);
     } catch {
       // The peer is gone; nothing more to say.
     }
@@ -302,15 +249,15 @@ export class SmtpReceiver implements ReceiverCore {
       case "bareNewline":
         // Smuggling defence (docs/protocol.md §6.5): framing cannot be trusted any more.
         this.log.warn("smtp_bare_newline", { where: "command" });
-        this.queueReply(REPLIES.bareNewlineCommand);
+        this.#queue(REPLIES.bareNewlineCommand);
         return { end: "bareNewline" };
       case "tooLong":
-        step = this.protocolError(REPLIES.lineTooLong);
+        step = this.#protocolError(REPLIES.lineTooLong);
         break;
       case "line": {
         const parsed = parseCommandLine(res.line, { allowUtf8: this.#allowsUtf8() });
         if (!parsed.ok) {
-          step = this.protocolError(
+          step = this.#protocolError(
             parsed.fault === "empty" ? REPLIES.unknownCommand : REPLIES.badCharacters,
           );
           break;
@@ -318,16 +265,16 @@ export class SmtpReceiver implements ReceiverCore {
         const verb = toVerb(parsed.verb);
         if (verb === undefined) {
           this.log.debug("smtp_unknown_command", { verb: parsed.verb.slice(0, 16) });
-          step = this.protocolError(REPLIES.unknownCommand);
+          step = this.#protocolError(REPLIES.unknownCommand);
           break;
         }
-        const spec = SmtpReceiver.#COMMANDS[verb];
+        const spec = COMMANDS[verb];
         mustFlush = spec.flush;
         if (!spec.states.includes(this.#state.kind)) {
           const r = this.#state.kind === "greeted" && GREETED.some((k) => spec.states.includes(k))
             ? REPLIES.heloFirst
             : spec.outOfState;
-          step = this.protocolError(r);
+          step = this.#protocolError(r);
           break;
         }
         const idle = {
@@ -336,10 +283,10 @@ export class SmtpReceiver implements ReceiverCore {
         };
         if (isIdleCommand(verb, idle) && this.#budget.spendIdle()) {
           this.log.warn("smtp_too_many_idle_commands", { verb });
-          this.queueReply(REPLIES.tooManyIdleCommands);
+          this.#queue(REPLIES.tooManyIdleCommands);
           return { end: "tooManyErrors" };
         }
-        step = await spec.run(this, parsed.args);
+        step = await this.#apply(await spec.run(this, parsed.args));
         break;
       }
       default: {
@@ -347,8 +294,46 @@ export class SmtpReceiver implements ReceiverCore {
         throw new Error(`unhandled line result ${JSON.stringify(never)}`);
       }
     }
-    if (step === undefined && (mustFlush || this.reader.bufferedBytes === 0)) await this.flush();
+    if (step === undefined && (mustFlush || this.reader.bufferedBytes === 0)) await this.#flush();
     return step;
+  }
+
+  /** Applies a handler's Outcome: state, user, replies, error budget, flush, end. */
+  async #apply(o: Outcome): Promise<Step> {
+    if (o.next !== undefined) await this.#enter(o.next, o.accepted === true);
+    if (o.user !== undefined) {
+      this.#authenticatedUser = o.user ?? undefined;
+      if (o.user !== null) this.#budget.progress();
+    }
+    for (const r of o.replies) this.#queue(r);
+    const step: Step = o.end !== undefined ? { end: o.end } : undefined;
+    if (o.isError === true && step === undefined) return this.#spendError();
+    if (o.flush === true && step === undefined) await this.#flush();
+    return step;
+  }
+
+  /**
+   * The one place where the state changes (logged `from → to` when the kind changes). Leaving
+   * a transaction counts the message when `accepted`, and otherwise aborts it in the sink.
+   */
+  async #enter(next: Next, accepted: boolean): Promise<void> {
+    const from = this.#state;
+    if (from.kind !== next.state.kind) {
+      this.log.debug("smtp_state", { from: from.kind, to: next.state.kind, why: next.why });
+    }
+    this.#state = next.state;
+    if (from.kind !== "inTransaction") return;
+    if (next.state.kind === "inTransaction" && next.state.tx.sink === from.tx.sink) return;
+    if (accepted) {
+      this.#messagesAccepted++;
+      this.#budget.progress();
+      return;
+    }
+    try {
+      await from.tx.sink.abort();
+    } catch (err) {
+      this.log.error("sink_abort_failed", { id: from.tx.sink.id, error: String(err) });
+    }
   }
 
   /** UTF-8 command lines are accepted once SMTPUTF8 was offered, i.e. after EHLO. */
@@ -357,24 +342,32 @@ export class SmtpReceiver implements ReceiverCore {
   }
 
   /** Queues a reply the peer caused by a mistake; past `maxErrors`, ends the session. */
-  protocolError(r: Reply): Step {
-    this.queueReply(r);
-    if (this.#budget.spendError()) {
-      this.log.warn("smtp_too_many_errors", { errors: this.#budget.errors });
-      this.queueReply(REPLIES.tooManyErrors);
-      return { end: "tooManyErrors" };
-    }
-    return undefined;
+  #protocolError(r: Reply): Step {
+    this.#queue(r);
+    return this.#spendError();
+  }
+
+  /** Counts a mistake (its reply is queued); past `maxErrors`, `421` and the end. */
+  #spendError(): Step {
+    if (!this.#budget.spendError()) return undefined;
+    this.log.warn("smtp_too_many_errors", { errors: this.#budget.errors });
+    this.#queue(REPLIES.tooManyErrors);
+    return { end: "tooManyErrors" };
   }
 
   /** Queues a reply (PIPELINING: sent in order at the next flush). */
-  queueReply(r: Reply): void {
+  #queue(r: Reply): void {
     this.log.debug("smtp_reply", { reply: formatReplyText(r).trimEnd() });
     this.#pending.push(r);
   }
 
+  async sendNow(r: Reply): Promise<void> {
+    this.#queue(r);
+    await this.#flush();
+  }
+
   /** Writes every queued reply in one write. */
-  async flush(timeoutMs?: number): Promise<void> {
+  async #flush(timeoutMs?: number): Promise<void> {
     if (this.#pending.length === 0) return;
     const parts = this.#pending.map(formatReply);
     this.#pending = [];
@@ -389,128 +382,5 @@ export class SmtpReceiver implements ReceiverCore {
       out,
       timeoutMs === undefined ? { flush: true } : { flush: true, timeoutMs },
     );
-  }
-
-  /** The one place where the state changes; logs `from → to`. */
-  transition(next: SessionState, why: string): void {
-    this.log.debug("smtp_state", { from: this.#state.kind, to: next.kind, why });
-    this.#state = next;
-  }
-
-  /** Counts an accepted message. */
-  messageAccepted(): void {
-    this.#messagesAccepted++;
-    this.#budget.progress();
-  }
-
-  /** Aborts the sink transaction, if any, and returns to `ready` (or stays `greeted`). */
-  async dropTransaction(why: string): Promise<void> {
-    const s = this.#state;
-    if (s.kind !== "inTransaction") return;
-    this.transition({ kind: "ready", helo: s.helo }, why);
-    try {
-      await s.tx.sink.abort();
-    } catch (err) {
-      this.log.error("sink_abort_failed", { id: s.tx.sink.id, error: String(err) });
-    }
-  }
-
-  #say(r: Reply): Promise<Step> {
-    this.queueReply(r);
-    return Promise.resolve(undefined);
-  }
-
-  async #helo(args: string, isExtended: boolean): Promise<Step> {
-    const checked = checkHelo(args, isExtended);
-    if (!checked.ok) return this.protocolError(checked.reply);
-    // EHLO/HELO in a transaction resets it (RFC 5321 §4.1.4).
-    await this.dropTransaction(isExtended ? "EHLO" : "HELO");
-    this.transition({ kind: "ready", helo: checked.value }, isExtended ? "EHLO" : "HELO");
-    const keywords = ehloKeywords({
-      maxMessageBytes: this.options.maxMessageBytes,
-      canStartTls: this.options.tls !== undefined && !this.conn.isSecure,
-      offersPrdr: this.options.offersPrdr === true,
-      ...(this.options.auth !== undefined && this.#authenticatedUser === undefined
-        ? { authMechanisms: this.options.auth.mechanisms(this.conn.isSecure) }
-        : {}),
-    });
-    this.queueReply(
-      isExtended ? ehloReply(this.options.hostname, keywords) : heloReply(this.options.hostname),
-    );
-    return undefined;
-  }
-
-  async #rset(): Promise<Step> {
-    await this.dropTransaction("RSET");
-    this.queueReply(REPLIES.resetOk);
-    return undefined;
-  }
-
-  #quit(): Promise<Step> {
-    this.queueReply(REPLIES.bye);
-    return Promise.resolve({ end: "quit" });
-  }
-
-  async #startTls(args: string): Promise<Step> {
-    const refusal = checkStartTls(args, {
-      isOffered: this.options.tls !== undefined,
-      isSecure: this.conn.isSecure,
-      hasGreeted: this.#state.kind !== "greeted",
-    });
-    const tlsOptions = this.options.tls;
-    if (refusal !== undefined || tlsOptions === undefined) {
-      return this.protocolError(refusal ?? REPLIES.notImplemented);
-    }
-    this.queueReply(REPLIES.startTls);
-    await this.flush();
-    // RFC 3207 §4.2 / CVE-2011-0411: plaintext pipelined after STARTTLS is an injection.
-    const fromReader = this.reader.discardBuffered();
-    let discarded = fromReader;
-    try {
-      const upgrade = await this.conn.startTlsServer({ secureContext: tlsOptions.secureContext });
-      discarded += upgrade.discardedBytes;
-    } catch (err) {
-      this.log.info("smtp_tls_failed", { error: String(err) });
-      return { end: "tlsFailed" };
-    }
-    if (discarded > 0) {
-      this.log.warn("smtp_starttls_injection", { discardedBytes: discarded });
-    }
-    // Forget everything learned before TLS (RFC 3207 §4.2): a fresh EHLO is expected.
-    this.#authenticatedUser = undefined;
-    this.transition({ kind: "greeted" }, "STARTTLS");
-    return undefined;
-  }
-
-  async #auth(args: string): Promise<Step> {
-    const auth = this.options.auth;
-    // Without a hook (the MX) AUTH does not exist here.
-    if (auth === undefined) return this.protocolError(REPLIES.unknownCommand);
-    if (this.#state.kind === "greeted") return this.protocolError(REPLIES.heloFirst);
-    // RFC 4954 §4: AUTH is not permitted during a mail transaction.
-    if (this.#state.kind === "inTransaction") return this.protocolError(REPLIES.badSequence);
-    if (this.#authenticatedUser !== undefined) {
-      return this.protocolError(REPLIES.alreadyAuthenticated);
-    }
-    const offered = auth.mechanisms(this.conn.isSecure);
-    const result = await auth.authenticate(args, { conn: this.conn, reader: this.reader, offered });
-    switch (result.kind) {
-      case "success":
-        this.#authenticatedUser = result.user;
-        this.#budget.progress();
-        this.queueReply(result.reply);
-        return undefined;
-      case "refused":
-        if (result.isProtocolError) return this.protocolError(result.reply);
-        this.queueReply(result.reply);
-        return undefined;
-      case "end":
-        if (result.reply !== undefined) this.queueReply(result.reply);
-        return { end: "tooManyErrors" };
-      default: {
-        const never: never = result;
-        throw new Error(`unhandled auth result ${JSON.stringify(never)}`);
-      }
-    }
   }
 }

@@ -1,0 +1,299 @@
+/**
+ * DATA and BDAT of the SMTP server role: the body streams from the reader to the sink under a
+ * total deadline, the same line check applies to both, and the end of data returns the sink's
+ * reply as an Outcome (the loop in receiver.ts applies it: accepted, or the transaction is left
+ * and aborted). A sink that throws is a bug path: logged, and the peer gets `451 4.3.0`.
+ */
+import type { Reply } from "../wire/reply.ts";
+import { isPositive, isTransient, reply } from "../wire/reply.ts";
+import { bdatChunkReply, REPLIES } from "../wire/replies.ts";
+import { formatReceived } from "./trace.ts";
+import type { DataFault } from "../wire/data_decoder.ts";
+import { checkBdat, checkBdatState, checkData } from "./_receiver_checks.ts";
+import type { SessionState, Transaction } from "./_receiver_checks.ts";
+import { DEFAULT_MAX_DATA_LINE_BYTES } from "./_receiver_mail.ts";
+import { endWith, leaveTransaction, mistake } from "./_receiver_outcome.ts";
+import type { Outcome, ReceiverContext } from "./_receiver_types.ts";
+
+/**
+ * Slowloris in DATA: `dataTimeoutMs` bounds each read, so a byte every `timeout - ε` held a
+ * session for as long as the body could grow. A body gets at most the longer of 10 minutes
+ * and `maxMessageBytes` at 10 KB/s (≈ 80 kbit/s: a largest message still gets through a slow
+ * link; 50 MB → ~85 min), then `421 4.4.2` and the session ends with nothing stored.
+ */
+export const MIN_DATA_DEADLINE_MS = 10 * 60_000;
+/** The slowest body rate a legitimate sender is granted for a largest message. */
+export const MIN_DATA_BYTES_PER_SECOND = 10 * 1024;
+
+/** The total deadline for one body under a `maxMessageBytes` limit. */
+export function dataDeadlineMs(maxMessageBytes: number): number {
+  const forSize = Math.ceil(maxMessageBytes / MIN_DATA_BYTES_PER_SECOND) * 1000;
+  return Math.max(MIN_DATA_DEADLINE_MS, forSize);
+}
+
+const DATA_DEADLINE_REPLY = reply(421, "4.4.2", "Message took too long, closing connection");
+const DEADLINE = { kind: "deadline" } as const;
+
+function traceHeader(ctx: ReceiverContext, tx: Transaction): Uint8Array {
+  const info = ctx.sessionInfo;
+  const only = tx.recipients.length === 1 ? tx.recipients[0] : undefined;
+  return formatReceived({
+    heloName: info.heloName,
+    remoteAddress: info.remoteAddress,
+    hostname: ctx.options.hostname,
+    protocol: info.protocol,
+    id: tx.sink.id,
+    ...(only !== undefined ? { recipient: only.address } : {}),
+    date: (ctx.options.now ?? (() => new Date()))(),
+  });
+}
+
+/**
+ * A consumer that writes to the sink until the first failure, then drops the rest; `stop()`
+ * drops everything later and waits for the write in flight (before the sink is aborted).
+ */
+function sinkWriter(ctx: ReceiverContext, tx: Transaction) {
+  const state: { error: unknown; failed: boolean } = { error: undefined, failed: false };
+  let isStopped = false;
+  let inFlight: Promise<void> = Promise.resolve();
+  const writeOne = async (chunk: Uint8Array): Promise<void> => {
+    try {
+      await tx.sink.write(chunk);
+    } catch (err) {
+      state.failed = true;
+      state.error = err;
+      ctx.log.error("sink_failed", { call: "write", id: tx.sink.id, error: String(err) });
+    }
+  };
+  const write = (chunk: Uint8Array): Promise<void> => {
+    if (state.failed || isStopped) return Promise.resolve();
+    inFlight = writeOne(chunk);
+    return inFlight;
+  };
+  const stop = (): Promise<void> => {
+    isStopped = true;
+    return inFlight;
+  };
+  return { write, state, stop };
+}
+
+/**
+ * Races a body read against the total deadline. On expiry the read is left to settle when the
+ * caller closes the Conn, and the sink gets no more bytes.
+ */
+async function withDataDeadline<T>(
+  ctx: ReceiverContext,
+  out: ReturnType<typeof sinkWriter>,
+  reading: Promise<T>,
+): Promise<T | typeof DEADLINE> {
+  const ms = ctx.options.dataDeadlineMs ?? dataDeadlineMs(ctx.options.maxMessageBytes);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<typeof DEADLINE>((resolve) => {
+    timer = setTimeout(() => resolve(DEADLINE), ms);
+  });
+  try {
+    const r = await Promise.race([reading, expired]);
+    if (r === DEADLINE) {
+      reading.catch(() => {});
+      await out.stop();
+      ctx.log.warn("smtp_data_deadline", { deadlineMs: ms });
+    }
+    return r;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The end of a body: the sink's reply (or PRDR replies), or 451 when it throws. Accepted, the
+ * session goes back to `ready` with the message counted; refused, the transaction is left.
+ */
+async function finishTransaction(
+  ctx: ReceiverContext,
+  s: Extract<SessionState, { kind: "inTransaction" }>,
+  size: number,
+): Promise<Outcome> {
+  const tx = s.tx;
+  const replies: Reply[] = [];
+  let r: Reply;
+  try {
+    const each = tx.mail.prdr === true && tx.sink.finishEach !== undefined
+      ? await tx.sink.finishEach()
+      : undefined;
+    if (each !== undefined) {
+      // draft-hall-prdr-00: 353, then one reply per accepted recipient, then the final reply.
+      replies.push(REPLIES.prdrBegins, ...each);
+      r = prdrFinal(each);
+    } else {
+      r = await tx.sink.finish();
+    }
+  } catch (err) {
+    ctx.log.error("sink_failed", { call: "finish", id: tx.sink.id, error: String(err) });
+    r = REPLIES.localError;
+  }
+  replies.push(r);
+  if (!isPositive(r)) return { ...leaveTransaction(s, "message refused"), replies };
+  ctx.log.info("smtp_message_received", {
+    id: tx.sink.id,
+    size,
+    recipients: tx.recipients.length,
+  });
+  return {
+    replies,
+    next: { state: { kind: "ready", helo: s.helo }, why: "end of data" },
+    accepted: true,
+  };
+}
+
+/**
+ * The reply after PRDR's per-recipient replies: 250 when the message went to at least one
+ * recipient; else a recipient's refusal (a temporary one first: the client may try again).
+ */
+function prdrFinal(each: readonly Reply[]): Reply {
+  if (each.some(isPositive)) return REPLIES.prdrAccepted;
+  return each.find(isTransient) ?? each[0] ?? REPLIES.localError;
+}
+
+/**
+ * The one answer to a refused body, for DATA and BDAT alike (#10: BDAT once skipped the
+ * checks); the transaction is left. After a bare CR or LF in DATA the session ends, since the
+ * peer and we may disagree on where the data ended (SMTP smuggling, docs/protocol.md §6.5);
+ * BDAT framing is a byte count, so its session goes on.
+ */
+function refuseBody(
+  ctx: ReceiverContext,
+  s: SessionState,
+  fault: DataFault,
+  id: string,
+  how: "DATA" | "BDAT",
+): Outcome {
+  const left = leaveTransaction(s, `${how} ${fault}`);
+  switch (fault) {
+    case "bareNewline":
+      ctx.options.events?.messageRefused("content");
+      ctx.log.warn("smtp_bare_newline", { where: how === "DATA" ? "data" : "bdat", id });
+      return {
+        ...left,
+        replies: [REPLIES.bareNewlineData],
+        ...(how === "DATA" ? { end: "bareNewline" } : {}),
+      };
+    case "lineTooLong":
+      ctx.options.events?.messageRefused("content");
+      return { ...left, replies: [REPLIES.dataLineTooLong] };
+    case "tooBig":
+      ctx.options.events?.messageRefused("size");
+      return { ...left, replies: [REPLIES.sizeExceeded] };
+    default: {
+      const never: never = fault;
+      throw new Error(`unhandled body fault ${never}`);
+    }
+  }
+}
+
+/** DATA: 354, the body to its real end, then one reply (RFC 5321 §4.1.1.4). */
+export async function handleData(ctx: ReceiverContext, args: string): Promise<Outcome> {
+  const s = ctx.state;
+  if (s.kind !== "inTransaction") return mistake(REPLIES.mailFirst);
+  const tx = s.tx;
+  const checked = checkData(tx, args);
+  if (!checked.ok) return mistake(checked.reply);
+  await ctx.sendNow(REPLIES.startData);
+  const out = sinkWriter(ctx, tx);
+  if (ctx.options.addTraceHeader) await out.write(traceHeader(ctx, tx));
+  const result = await withDataDeadline(
+    ctx,
+    out,
+    ctx.reader.readData(
+      {
+        maxMessageBytes: ctx.options.maxMessageBytes,
+        maxLineBytes: ctx.options.maxDataLineBytes ?? DEFAULT_MAX_DATA_LINE_BYTES,
+      },
+      out.write,
+      ctx.options.dataTimeoutMs ?? ctx.options.commandTimeoutMs,
+    ),
+  );
+  switch (result.kind) {
+    case "deadline":
+      return {
+        ...leaveTransaction(s, "DATA deadline"),
+        ...endWith("timeout", DATA_DEADLINE_REPLY),
+      };
+    case "eof":
+      return { ...leaveTransaction(s, "end of stream in DATA"), ...endWith("eof") };
+    case "rejected":
+      return refuseBody(ctx, s, result.fault, tx.sink.id, "DATA");
+    case "ok":
+      if (out.state.failed) {
+        return { ...leaveTransaction(s, "sink failed"), replies: [REPLIES.localError] };
+      }
+      return await finishTransaction(ctx, s, result.size);
+    default: {
+      const never: never = result;
+      throw new Error(`unhandled data result ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+/** Reads and drops a chunk announced by a refused BDAT, to stay in sync (RFC 3030 §3). */
+async function skipChunk(ctx: ReceiverContext, octets: number): Promise<boolean> {
+  return await ctx.reader.readExact(
+    octets,
+    () => {},
+    ctx.options.dataTimeoutMs ?? ctx.options.commandTimeoutMs,
+  );
+}
+
+/** BDAT: exactly `octets` bytes, no unstuffing; LAST ends the transaction (RFC 3030). */
+export async function handleBdat(ctx: ReceiverContext, args: string): Promise<Outcome> {
+  const s0 = ctx.state;
+  const cmd = checkBdat(args);
+  if (!cmd.ok) {
+    if (cmd.octets !== undefined && !(await skipChunk(ctx, cmd.octets))) return endWith("eof");
+    return { ...leaveTransaction(s0, "BDAT syntax"), ...mistake(cmd.reply) };
+  }
+  const { octets, isLast } = cmd.value;
+  const st = checkBdatState(s0);
+  if (!st.ok || s0.kind !== "inTransaction") {
+    if (!(await skipChunk(ctx, octets))) return endWith("eof");
+    return mistake(st.ok ? REPLIES.mailFirst : st.reply);
+  }
+  const tx = st.value;
+  const out = sinkWriter(ctx, tx);
+  if (!tx.isChunking && ctx.options.addTraceHeader) await out.write(traceHeader(ctx, tx));
+  const max = ctx.options.maxMessageBytes;
+  let chunkedBytes = tx.chunkedBytes;
+  const complete = await withDataDeadline(
+    ctx,
+    out,
+    ctx.reader.readExact(
+      octets,
+      async (chunk) => {
+        // The same line check as DATA, over every byte (also past the size limit).
+        tx.bodyLines.push(chunk);
+        const before = chunkedBytes;
+        chunkedBytes += chunk.length;
+        if (tx.bodyLines.fault !== undefined) return;
+        if (chunkedBytes > max) {
+          if (before < max) await out.write(chunk.subarray(0, max - before));
+          return;
+        }
+        await out.write(chunk);
+      },
+      ctx.options.dataTimeoutMs ?? ctx.options.commandTimeoutMs,
+    ),
+  );
+  if (complete === DEADLINE) {
+    return { ...leaveTransaction(s0, "BDAT deadline"), ...endWith("timeout", DATA_DEADLINE_REPLY) };
+  }
+  if (!complete) return { ...leaveTransaction(s0, "end of stream in BDAT"), ...endWith("eof") };
+  if (isLast) tx.bodyLines.end();
+  // A failed BDAT ends the transaction: later chunks get 503 until a new MAIL (RFC 3030 §3).
+  const fault = tx.bodyLines.fault ?? (chunkedBytes > max ? "tooBig" : undefined);
+  if (fault !== undefined) return refuseBody(ctx, s0, fault, tx.sink.id, "BDAT");
+  if (out.state.failed) {
+    return { ...leaveTransaction(s0, "sink failed"), replies: [REPLIES.localError] };
+  }
+  const s = { ...s0, tx: { ...tx, isChunking: true, chunkedBytes } };
+  if (!isLast) return { replies: [bdatChunkReply(octets)], next: { state: s, why: "BDAT" } };
+  return { ...(await finishTransaction(ctx, s, chunkedBytes)), flush: true };
+}
