@@ -61,8 +61,11 @@ export function loadTables(db: DatabaseSync, rows: Rows): void {
   try {
     // Tables are copied in name order, not in foreign-key order: check at COMMIT instead.
     db.exec("PRAGMA defer_foreign_keys = ON");
-    for (const table of tablesOf(db)) {
-      db.exec(`DELETE FROM "${table}"`);
+    const tables = tablesOf(db);
+    // Every table emptied before any is filled: deleting the users cascades to the rows that
+    // refer to them (domains, pins), which must not have been loaded yet.
+    for (const table of tables) db.exec(`DELETE FROM "${table}"`);
+    for (const table of tables) {
       for (const row of rows[table] ?? []) {
         const cols = Object.keys(row);
         if (cols.length === 0) continue;
