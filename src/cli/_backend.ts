@@ -5,6 +5,7 @@
  * follows the database (src/queue/pg/auth_mirror.ts). Everything else sees `QueueStore`.
  */
 import { DatabaseSync } from "node:sqlite";
+import { FAKE_SALT_KEY_BYTES, loadFakeSaltKey } from "../auth/fake_salt_key.ts";
 import { CredentialStore, type CredentialStoreOptions } from "../auth/store.ts";
 import type { Config } from "../config/types.ts";
 import type { Logger } from "../observe/log.ts";
@@ -12,8 +13,10 @@ import { NULL_LOGGER } from "../observe/log.ts";
 import type { AtrnSuccessStore } from "../observe/metrics.ts";
 import { type QueueAdmin, SqliteQueueAdmin } from "../queue/admin.ts";
 import { openDatabase } from "../queue/db.ts";
+import { PgQueueAdmin } from "../queue/pg/admin.ts";
 import { AuthMirror, editAuthSnapshot, readAuthSnapshot } from "../queue/pg/auth_mirror.ts";
 import type { Sql } from "../queue/pg/connect.ts";
+import { loadSharedKey } from "../queue/pg/shared_key.ts";
 import { PgQueueStore } from "../queue/pg/store.ts";
 import { PgUserState } from "../queue/pg/user_state.ts";
 import { SqliteQueueStore } from "../queue/sqlite_store.ts";
@@ -27,6 +30,11 @@ export interface ServeBackend {
   readonly credentials: CredentialStore;
   /** The last successful ATRN per user, kept across restarts (metrics). */
   readonly userState: AtrnSuccessStore;
+  /**
+   * Derives the SCRAM salts of unknown user names: the same for every node of a database,
+   * and across restarts (src/auth/fake_salt_key.ts).
+   */
+  readonly fakeSaltKey: Uint8Array;
   /** Closes the queue and whatever else the backend holds. */
   close(): Promise<void>;
 }
@@ -48,6 +56,7 @@ export async function openServeBackend(
         store,
         credentials: new CredentialStore(db),
         userState: new UserStateStore(db),
+        fakeSaltKey: loadFakeSaltKey(config.dataDir),
         close: () => store.close(),
       };
     } catch (err) {
@@ -70,10 +79,13 @@ export async function openServeBackend(
     const credentials = new CredentialStore(copy);
     const mirror = await AuthMirror.start(store.pool, copy, opts.logger);
     const userState = await PgUserState.open(store.pool, opts.logger);
+    // In the database, not in data_dir: a file per node would give each node its own salts.
+    const fakeSaltKey = await loadSharedKey(store.pool, "scram_fake_salt", FAKE_SALT_KEY_BYTES);
     return {
       store,
       credentials,
       userState,
+      fakeSaltKey,
       close: async () => {
         await mirror.stop();
         await store.close();
@@ -103,12 +115,20 @@ export async function openToolQueue(dataDir: string, storage?: StorageChoice): P
 }
 
 /**
- * Opens the operator queries of `dataDir` (`queue requeue|summary`, the figures of `user
- * list|show`) on a connection of their own, beside `serve`. SQLite only so far: with
- * PostgreSQL these figures still read `data_dir`.
+ * Opens the operator queries (`queue requeue|summary`, the figures of `user list|show`) of
+ * `dataDir` or of the PostgreSQL database, on connections of their own, beside `serve`.
  */
-export function openToolAdmin(dataDir: string): QueueAdmin {
-  return SqliteQueueAdmin.open(dataDir);
+export async function openToolAdmin(
+  dataDir: string,
+  storage?: StorageChoice,
+): Promise<QueueAdmin> {
+  const pg = storage?.backend === "postgres" ? storage.postgres : undefined;
+  if (pg === undefined) return SqliteQueueAdmin.open(dataDir);
+  return await PgQueueAdmin.open({
+    url: pg.url,
+    passwordFile: pg.passwordFile,
+    applicationName: "odmr-relay tool",
+  });
 }
 
 /** The users for the `user` command: edits run as one change every node sees at once. */

@@ -49,7 +49,7 @@ export async function queueCommand(
     return EXIT_FAILURE;
   }
   try {
-    admin = openToolAdmin(io.dataDir);
+    admin = await openToolAdmin(io.dataDir, io.storage);
   } catch (err) {
     await store.close();
     io.stderr(`error: ${errorText(err)}\n`);
@@ -87,7 +87,7 @@ export async function queueCommand(
     io.stderr(`error: Cannot use the queue in "${io.dataDir}": ${errorText(err)}\n`);
     return EXIT_FAILURE;
   } finally {
-    admin.close();
+    await admin.close();
     await store.close();
   }
 }

@@ -141,7 +141,7 @@ async function report(
   }
   let admin: QueueAdmin;
   try {
-    admin = openToolAdmin(io.dataDir);
+    admin = await openToolAdmin(io.dataDir, io.storage);
   } catch (err) {
     io.stderr(`error: ${errorText(err)}\n`);
     return EXIT_FAILURE;
@@ -165,7 +165,7 @@ async function report(
     }
     return EXIT_OK;
   } finally {
-    admin.close();
+    await admin.close();
   }
 }
 

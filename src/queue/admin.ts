@@ -2,7 +2,8 @@
  * Operator queries and repairs behind `queue requeue`, `queue summary` and the per-user
  * figures of `user list|show`. Not used by sessions: each call is one short statement or one
  * transaction of its own, on its own connection, beside a running `serve` (WAL). SQL stays in
- * this folder; every method is Promise-shaped like the QueueStore.
+ * this folder; every method is Promise-shaped like the QueueStore. The PostgreSQL side, with the
+ * same meaning, is pg/admin.ts; tests/cli/queue_admin_test.ts runs the commands on both.
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { applyMigrations, openDatabase } from "./db.ts";
@@ -79,7 +80,7 @@ export interface QueueAdmin {
   waiting(domains: readonly string[]): Promise<WaitingTotals>;
   /** The last successful collection (ATRN) per user, ms since the epoch. */
   lastCollections(): Promise<Map<string, number>>;
-  close(): void;
+  close(): Promise<void>;
 }
 
 const WAITING = "r.status = 'queued' AND r.expired_at IS NULL";
@@ -201,8 +202,9 @@ export class SqliteQueueAdmin implements QueueAdmin {
     return Promise.resolve(this.#userState.lastAtrnSuccesses());
   }
 
-  close(): void {
-    if (this.#ownsDb) this.#db.close();
+  close(): Promise<void> {
+    if (this.#ownsDb && this.#db.isOpen) this.#db.close();
+    return Promise.resolve();
   }
 
   #transaction<T>(body: () => T): T {

@@ -1,12 +1,16 @@
 /**
- * Seeds a data directory the way `serve` fills it (messages at chosen times, recipients failed
- * by a customer's 5xx, recipients expired by maintenance) and a fake CliIo that records text
- * and binary output, for the `queue` and `user` command tests.
+ * Seeds a queue the way `serve` fills it (messages at chosen times, recipients failed by a
+ * customer's 5xx, recipients expired by maintenance, last collections) and a fake CliIo that
+ * records text and binary output, for the `queue` and `user` command tests. A target is a
+ * data directory (SQLite) or a data directory with a PostgreSQL database (tests/cli/_backends.ts).
  */
 import { openDatabase } from "../../src/queue/db.ts";
+import { connectPostgres } from "../../src/queue/pg/connect.ts";
+import { PgQueueStore } from "../../src/queue/pg/store.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
-import type { NewRecipient } from "../../src/queue/types.ts";
-import type { CliIo } from "../../src/cli/io.ts";
+import type { NewRecipient, QueueStore } from "../../src/queue/types.ts";
+import { UserStateStore } from "../../src/queue/user_state.ts";
+import type { CliIo, StorageChoice } from "../../src/cli/io.ts";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -19,11 +23,43 @@ export interface RecordingIo extends CliIo {
   bytes: Uint8Array[];
 }
 
-/** A fake CliIo over `dataDir`; `answers` are the stdin lines. */
+/** Where the commands under test find the queue and the users. */
+export interface QueueTarget {
+  readonly dataDir: string;
+  /** Absent: SQLite in `dataDir`. */
+  readonly storage?: StorageChoice;
+}
+
+/** A data directory alone means SQLite. */
+export type Where = string | QueueTarget;
+
+function targetOf(where: Where): QueueTarget {
+  return typeof where === "string" ? { dataDir: where } : where;
+}
+
+function pgUrlOf(target: QueueTarget): string | undefined {
+  return target.storage?.backend === "postgres" ? target.storage.postgres?.url : undefined;
+}
+
+/** A store on the target with a fake clock (a PostgreSQL one as a node called "seed"). */
+async function openStore(
+  where: Where,
+  now: () => number,
+  chunkBytes?: number,
+): Promise<QueueStore> {
+  const target = targetOf(where);
+  const opts = { now, ...(chunkBytes === undefined ? {} : { chunkBytes }) };
+  const url = pgUrlOf(target);
+  if (url === undefined) return new SqliteQueueStore(openDatabase(target.dataDir), opts);
+  return await PgQueueStore.open({ url, max: 2 }, { nodeId: "seed", ...opts });
+}
+
+/** A fake CliIo over the target; `answers` are the stdin lines. */
 export function recordingIo(
-  dataDir: string,
+  where: Where,
   opts: { isTty?: boolean; answers?: string[] } = {},
 ): RecordingIo {
+  const { dataDir, storage } = targetOf(where);
   const answers = [...(opts.answers ?? [])];
   const io: RecordingIo = {
     out: "",
@@ -42,6 +78,7 @@ export function recordingIo(
     isTty: opts.isTty ?? false,
     readStdinLine: () => Promise.resolve(answers.shift() ?? null),
     dataDir,
+    ...(storage === undefined ? {} : { storage }),
   };
   return io;
 }
@@ -61,15 +98,12 @@ const DEFAULT_BODY = "Subject: seeded\r\nFrom: a@example.net\r\n\r\nbody\r\n";
 
 /** Queues `messages`, then fails the listed recipients as a drain would; returns the ids. */
 export async function seedQueue(
-  dataDir: string,
+  where: Where,
   messages: readonly SeedMessage[],
   opts: { failReply?: string; chunkBytes?: number } = {},
 ): Promise<string[]> {
   let clock = 0;
-  const store = new SqliteQueueStore(openDatabase(dataDir), {
-    now: () => clock,
-    ...(opts.chunkBytes === undefined ? {} : { chunkBytes: opts.chunkBytes }),
-  });
+  const store = await openStore(where, () => clock, opts.chunkBytes);
   try {
     const ids: string[] = [];
     for (const m of messages) {
@@ -108,8 +142,8 @@ export async function seedQueue(
 }
 
 /** Runs one maintenance pass at `atMs` with `maxAgeMs` for every domain (expires old mail). */
-export async function expireAt(dataDir: string, atMs: number, maxAgeMs: number): Promise<void> {
-  const store = new SqliteQueueStore(openDatabase(dataDir), { now: () => atMs });
+export async function expireAt(where: Where, atMs: number, maxAgeMs: number): Promise<void> {
+  const store = await openStore(where, () => atMs);
   try {
     await store.maintain({
       hostname: "mx.test",
@@ -121,6 +155,29 @@ export async function expireAt(dataDir: string, atMs: number, maxAgeMs: number):
     });
   } finally {
     await store.close();
+  }
+}
+
+/** Records a successful collection (ATRN) of `user` at `atMs`, as `serve` does. */
+export async function recordCollection(where: Where, user: string, atMs: number): Promise<void> {
+  const target = targetOf(where);
+  const url = pgUrlOf(target);
+  if (url === undefined) {
+    const db = openDatabase(target.dataDir);
+    try {
+      new UserStateStore(db).recordAtrnSuccess(user, atMs);
+    } finally {
+      db.close();
+    }
+    return;
+  }
+  // The table the nodes write (src/queue/pg/user_state.ts); the store above created it.
+  await (await openStore(target, Date.now)).close();
+  const sql = await connectPostgres({ url, max: 1 });
+  try {
+    await sql`INSERT INTO user_state ("user", last_atrn_success) VALUES (${user}, ${atMs})`;
+  } finally {
+    await sql.end({ timeout: 1 });
   }
 }
 
