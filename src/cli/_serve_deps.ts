@@ -21,6 +21,11 @@ export interface ServeDeps {
    * each connection copies (spreads) the deps when it starts and so keeps its context.
    */
   readonly secureContext: tls.SecureContext | undefined;
+  /**
+   * The key of the SCRAM salts of unknown names (the backend's: shared by every node on
+   * PostgreSQL); absent: the one in `data_dir`.
+   */
+  readonly fakeSaltKey?: Uint8Array;
   /** Metrics fed by the sessions and served on `metrics.listen` (when configured). */
   readonly observe?: ServeObserve;
 }

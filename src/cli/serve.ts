@@ -121,6 +121,7 @@ async function serveUntilSignal(
     credentials,
     log,
     observe,
+    fakeSaltKey: backend.fakeSaltKey,
     get secureContext() {
       return tlsNow?.current;
     },
@@ -186,8 +187,8 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
     evictUnauthenticated: true,
   });
   const throttle = new AuthThrottle();
-  // Unknown user names get the same SCRAM salt across restarts (no existence oracle).
-  const fakeSaltKey = loadFakeSaltKey(config.dataDir);
+  // Unknown user names get the same SCRAM salt across restarts and nodes (no existence oracle).
+  const fakeSaltKey = deps.fakeSaltKey ?? loadFakeSaltKey(config.dataDir);
   const listeners: Listener[] = [];
   const bound: BoundListener[] = [];
   let isStopping = false;

@@ -6,7 +6,8 @@
  */
 import { parseArgs } from "node:util";
 import { fingerprintOfPem, PinError } from "../auth/cert_pins.ts";
-import { CredentialStore, UserError } from "../auth/store.ts";
+import { type CredentialStore, UserError } from "../auth/store.ts";
+import { openToolCredentials, type ToolCredentials } from "./_backend.ts";
 import type { CliIo } from "./io.ts";
 
 const USAGE = "Usage: user certs NAME [--add FILE] [--remove FINGERPRINT]";
@@ -40,29 +41,34 @@ export async function userCertsCommand(argv: readonly string[], io: CliIo): Prom
       return 1;
     }
   }
-  let store: CredentialStore;
+  let users: ToolCredentials;
   try {
-    store = CredentialStore.open(io.dataDir);
+    // With PostgreSQL the pins live with the users in the database, seen by every node.
+    users = await openToolCredentials(io.dataDir, io.storage);
   } catch (err) {
     io.stderr(`error: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   }
   try {
-    if (!store.hasUser(name)) throw new UserError(`User "${name}" does not exist`);
-    const pins = store.certificates;
-    if (add !== undefined && pem !== undefined) {
-      const fp = fingerprintOfPem(pem, add);
-      pins.pin(name, fp);
-      io.stdout(`Pinned certificate ${fp} for user "${name}"\n`);
-    }
-    if (remove !== undefined) {
-      pins.unpin(name, remove);
-      io.stdout(`Removed certificate ${remove} from user "${name}"\n`);
-    }
-    if (add === undefined && remove === undefined) {
-      for (const fp of pins.fingerprintsOf(name)) io.stdout(`${fp}\n`);
-    }
-    return 0;
+    const isListing = add === undefined && remove === undefined;
+    const body = (store: CredentialStore): Promise<number> => {
+      if (!store.hasUser(name)) throw new UserError(`User "${name}" does not exist`);
+      const pins = store.certificates;
+      if (add !== undefined && pem !== undefined) {
+        const fp = fingerprintOfPem(pem, add);
+        pins.pin(name, fp);
+        io.stdout(`Pinned certificate ${fp} for user "${name}"\n`);
+      }
+      if (remove !== undefined) {
+        pins.unpin(name, remove);
+        io.stdout(`Removed certificate ${remove} from user "${name}"\n`);
+      }
+      if (add === undefined && remove === undefined) {
+        for (const fp of pins.fingerprintsOf(name)) io.stdout(`${fp}\n`);
+      }
+      return Promise.resolve(0);
+    };
+    return await (isListing ? users.read(body) : users.edit(body));
   } catch (err) {
     if (err instanceof UserError || err instanceof PinError) {
       io.stderr(`error: ${err.message}\n`);
@@ -71,6 +77,6 @@ export async function userCertsCommand(argv: readonly string[], io: CliIo): Prom
     io.stderr(`error: Cannot update users in "${io.dataDir}": ${String(err)}\n`);
     return 1;
   } finally {
-    store.close();
+    await users.close();
   }
 }
