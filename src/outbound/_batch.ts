@@ -1,0 +1,178 @@
+/**
+ * One outbound lease worked through: the leased destination's due messages, DKIM-signed when
+ * the sender's domain has a key, sent over one connection (`deliverBatch`), each recipient
+ * settled durably by the reply that decided it: delivered, failed (then the failure report),
+ * or deferred until the next step of the retry schedule. The lease is renewed while the
+ * batch runs and released at the end; whatever was not settled stays queued.
+ */
+import type { Lease, QueuedMessage, Settlement } from "../queue/types.ts";
+import type { Logger } from "../observe/log.ts";
+import type { DkimKey } from "../dkim/signer.ts";
+import type { OutboundMessage } from "../smtp/sender.ts";
+import { formatReplyText } from "../wire/reply.ts";
+import { deliverBatch, type DeliveryOptions } from "./deliver.ts";
+import { retryAt } from "./backoff.ts";
+import { signOutbound } from "./sign.ts";
+
+/** A recipient settled as failed, with the reply that failed it (`550 5.1.1 …`). */
+export interface FailedRecipient {
+  readonly id: number;
+  readonly reply: string;
+}
+
+/** Outcome counters (metrics: `odmr_relay_outbound_deliveries_total{outcome}`). */
+export interface OutboundEvents {
+  delivery(outcome: "delivered" | "deferred" | "failed"): void;
+}
+
+/** What a batch needs; `delivery` without the per-batch fields. */
+export interface BatchOptions {
+  readonly log: Logger;
+  readonly delivery: Omit<DeliveryOptions, "log" | "stop" | "cut">;
+  readonly leaseSeconds: number;
+  /** The retry steps (`outbound.retry`); default: backoff.ts's schedule. */
+  readonly retryScheduleMs?: readonly number[];
+  /**
+   * The DKIM keys that may sign `message` for its From `domain` (none: sent unsigned); absent:
+   * nothing is signed.
+   */
+  readonly keysFor?: (domain: string, message: QueuedMessage) => Promise<readonly DkimKey[]>;
+  /** Queues the failure report for `failed` of `message`, once their settlement is durable. */
+  readonly onFailed?: (message: QueuedMessage, failed: readonly FailedRecipient[]) => Promise<void>;
+  readonly events?: OutboundEvents;
+  readonly now?: () => number;
+  readonly random?: () => number;
+}
+
+/** What one batch did. */
+export interface BatchCounts {
+  readonly messages: number;
+  readonly delivered: number;
+  readonly deferred: number;
+  readonly failed: number;
+  readonly sessions: number;
+}
+
+type Leased = OutboundMessage & { readonly queued: QueuedMessage };
+
+/** Works through `lease` (one destination domain); never throws, always releases. */
+export async function runBatch(
+  lease: Lease,
+  opts: BatchOptions,
+  signals: { readonly stop: AbortSignal; readonly cut: AbortSignal },
+): Promise<BatchCounts> {
+  const now = opts.now ?? Date.now;
+  const domain = lease.domains[0] ?? "";
+  const log = opts.log.with({ domain });
+  const counts = { messages: 0, delivered: 0, deferred: 0, failed: 0, sessions: 0 };
+  const renewEveryMs = Math.max(1000, (opts.leaseSeconds * 1000) / 3);
+  let renewAt = now() + renewEveryMs;
+  /** The lease's messages, signed, renewing the lease on the way; stops if it was lost. */
+  async function* leased(): AsyncGenerator<Leased> {
+    for await (const message of lease.messages()) {
+      if (now() >= renewAt) {
+        if (!(await lease.renew())) {
+          log.warn("lease_lost", { route: "mx" });
+          return;
+        }
+        renewAt = now() + renewEveryMs;
+      }
+      yield await prepare(message, lease, opts.keysFor);
+    }
+  }
+  const settling: Promise<void>[] = [];
+  try {
+    const summary = await deliverBatch(
+      domain,
+      leased(),
+      { ...opts.delivery, log, stop: signals.stop, cut: signals.cut },
+      (outbound, result) => {
+        const message = outbound.queued;
+        counts.messages++;
+        const settlements: Settlement[] = [];
+        const failed: FailedRecipient[] = [];
+        const at = now();
+        const delaySeconds = Math.max(0, Math.round((at - message.receivedAt) / 1000));
+        for (const r of result.recipients) {
+          const queued = message.recipients.find((q) => q.id === r.id);
+          const reply = formatReplyText(r.reply).trim();
+          counts[r.outcome]++;
+          opts.events?.delivery(r.outcome);
+          if (r.outcome === "deferred") {
+            const failures = (queued?.attempts ?? 0) + 1;
+            settlements.push({
+              recipientId: r.id,
+              outcome: "deferred",
+              reply,
+              retryAt: retryAt(at, failures, {
+                ...(opts.retryScheduleMs !== undefined ? { scheduleMs: opts.retryScheduleMs } : {}),
+                ...(opts.random !== undefined ? { random: opts.random } : {}),
+              }),
+            });
+          } else {
+            settlements.push({ recipientId: r.id, outcome: r.outcome, reply });
+            if (r.outcome === "failed") failed.push({ id: r.id, reply });
+          }
+          // One line per recipient attempt, as the drain writes them (Postfix's status=).
+          log[r.outcome === "failed" ? "warn" : "info"](r.outcome, {
+            id: message.id,
+            to: queued?.address,
+            reply,
+            delay: delaySeconds,
+            host: result.host,
+          });
+        }
+        const onFailed = opts.onFailed;
+        // Not awaited here: concurrent settles share one commit (batched settlement).
+        settling.push(
+          lease.settle(settlements).then(
+            // The report only once the failure is on disk (a crash before: sent again, not bounced).
+            async () => {
+              if (onFailed !== undefined && failed.length > 0) await onFailed(message, failed);
+            },
+            (err) => {
+              // Not recorded: those recipients stay queued and are tried again (a duplicate at
+              // worst, never a loss).
+              log.error("settle_failed", { id: message.id, error: String(err) });
+            },
+          ),
+        );
+      },
+    );
+    counts.sessions = summary.sessions;
+  } catch (err) {
+    // The queue failed under us (reading messages or bodies): what was not settled stays queued.
+    log.error("outbound_batch_failed", { error: String(err) });
+  } finally {
+    await Promise.allSettled(settling);
+    // Owner-scoped: releasing a lease lost to another node changes nothing of theirs.
+    await lease.release().catch((err) => {
+      log.error("lease_release_failed", { route: "mx", error: String(err) });
+    });
+  }
+  log.info("outbound_batch_done", { ...counts });
+  return counts;
+}
+
+/** The queued message as the sender takes it, signed when its From domain has a key. */
+async function prepare(
+  message: QueuedMessage,
+  lease: Lease,
+  keysFor: BatchOptions["keysFor"],
+): Promise<Leased> {
+  const outbound: Leased = {
+    queued: message,
+    mailFrom: message.mailFrom,
+    params: message.params,
+    size: message.size,
+    recipients: message.recipients.map((r) => ({
+      id: r.id,
+      address: r.address,
+      ...(r.notify !== undefined ? { notify: r.notify } : {}),
+      ...(r.orcpt !== undefined ? { orcpt: r.orcpt } : {}),
+    })),
+    readBody: () => lease.readBody(message.id),
+  };
+  if (keysFor === undefined) return outbound;
+  return (await signOutbound(outbound, (domain) => keysFor(domain, message))).message;
+}
