@@ -102,6 +102,8 @@ function toFileShape(config: Config): Record<string, unknown> {
     tls: out.tls,
     "max_age": formatDuration(out.maxAgeMs),
     "delay_notice": formatDuration(out.delayNoticeMs),
+    retry: out.retryScheduleMs.map(formatDuration),
+    concurrency: out.concurrency,
   };
   const f = config.fetch;
   shape.fetch = f === undefined ? null : {

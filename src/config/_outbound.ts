@@ -27,7 +27,15 @@ export const SUBMISSION_KEYS = [
   "max_messages_per_hour",
   "max_recipients_per_hour",
 ] as const;
-export const OUTBOUND_KEYS = ["resolver", "helo", "tls", "max_age", "delay_notice"] as const;
+export const OUTBOUND_KEYS = [
+  "resolver",
+  "helo",
+  "tls",
+  "max_age",
+  "delay_notice",
+  "retry",
+  "concurrency",
+] as const;
 
 /** Defaults: a home server sends a few hundred messages a day, not thousands an hour. */
 export const DEFAULT_SUBMISSION_MAX_RECIPIENTS = 100;
@@ -37,6 +45,12 @@ export const DEFAULT_OUTBOUND_TLS = "opportunistic";
 export const DEFAULT_OUTBOUND_MAX_AGE = "5d";
 /** RFC 3461 leaves it open; 4 h is what Postfix (delay_warning_time) users commonly set. */
 export const DEFAULT_OUTBOUND_DELAY_NOTICE = "4h";
+/** The retry steps (the last repeats); ±10% jitter is added at run time. */
+export const DEFAULT_OUTBOUND_RETRY = ["1m", "5m", "15m", "30m", "1h", "2h", "4h"] as const;
+/** Destinations delivered at the same time. */
+export const DEFAULT_OUTBOUND_CONCURRENCY = 4;
+/** More steps than this is a mistake, not a schedule. */
+const MAX_RETRY_STEPS = 100;
 /** DNS port when `outbound.resolver` has none. */
 const DNS_PORT = 53;
 
@@ -51,6 +65,19 @@ function resolver(v: SectionValidator, raw: unknown): { host: string; port: numb
     );
   }
   return { host, port: where.port };
+}
+
+/** `outbound.retry`: a non-empty list of durations, each at least one second. */
+function retrySchedule(v: SectionValidator, raw: unknown): number[] {
+  const key = "outbound.retry";
+  if (!Array.isArray(raw) || raw.length === 0 || raw.length > MAX_RETRY_STEPS) {
+    v.fail(key, `must be a list of 1-${MAX_RETRY_STEPS} durations such as [1m, 5m, 1h]`);
+  }
+  return raw.map((item: unknown, i: number) => {
+    const ms = v.duration(item, `${key}[${i}]`);
+    if (ms < 1000) v.fail(`${key}[${i}]`, "must be at least 1s");
+    return ms;
+  });
 }
 
 /** `submission:`; absent or null: no submission listener. */
@@ -110,5 +137,12 @@ export function parseOutbound(
     maxAgeMs,
     // Never after the failure DSN: a default longer than a short max_age is capped to it.
     delayNoticeMs: Math.min(delayNoticeMs, maxAgeMs),
+    retryScheduleMs: retrySchedule(v, m.retry ?? [...DEFAULT_OUTBOUND_RETRY]),
+    concurrency: v.integer(
+      m.concurrency ?? DEFAULT_OUTBOUND_CONCURRENCY,
+      "outbound.concurrency",
+      1,
+      64,
+    ),
   };
 }

@@ -88,6 +88,10 @@ export interface OutboundConfig {
   readonly maxAgeMs: number;
   /** One delay DSN after this long undelivered. */
   readonly delayNoticeMs: number;
+  /** Waits between attempts (`outbound.retry`); the last one repeats. */
+  readonly retryScheduleMs: readonly number[];
+  /** Destinations delivered at the same time (`outbound.concurrency`). */
+  readonly concurrency: number;
 }
 
 /** `queue.postgres`: the database shared by every `serve` node. */

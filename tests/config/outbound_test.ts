@@ -24,6 +24,8 @@ Deno.test("submission is off and outbound has its defaults when neither is confi
     tls: "opportunistic",
     maxAgeMs: 5 * 86_400_000,
     delayNoticeMs: 4 * 3_600_000,
+    retryScheduleMs: [60_000, 300_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 14_400_000],
+    concurrency: 4,
   });
 });
 
@@ -41,6 +43,8 @@ outbound:
   tls: required
   max_age: 2d
   delay_notice: 1h
+  retry: [1s, 2m]
+  concurrency: 2
 `);
   assertEquals(c.submission, {
     listen: [{ host: "::", port: 587, tls: "none" }, { host: "::", port: 465, tls: "implicit" }],
@@ -54,6 +58,8 @@ outbound:
     tls: "required",
     maxAgeMs: 2 * 86_400_000,
     delayNoticeMs: 3_600_000,
+    retryScheduleMs: [1000, 120_000],
+    concurrency: 2,
   });
   // check-config shows both sections, and its output loads back to the same values.
   const again = parse(renderEffectiveConfig(c));
@@ -103,4 +109,25 @@ Deno.test("outbound.delay_notice at max_age minus 1 ms is accepted, at max_age r
     7_199_000,
   );
   match(errorOf("outbound: {max_age: 2h, delay_notice: 7200s}"), /must be shorter/);
+});
+
+Deno.test("outbound.retry takes 1 to 100 steps of at least 1s; concurrency 1 to 64", async (t) => {
+  const steps = (n: number) => `[${Array(n).fill("1s").join(", ")}]`;
+  await t.step("retry: 1 and 100 steps are accepted, 0 and 101 refused", () => {
+    assertEquals(parse(`outbound: {retry: ${steps(1)}}`).outbound.retryScheduleMs, [1000]);
+    assertEquals(parse(`outbound: {retry: ${steps(100)}}`).outbound.retryScheduleMs.length, 100);
+    match(errorOf("outbound: {retry: []}"), /outbound\.retry must be a list of 1-100 durations/);
+    match(errorOf(`outbound: {retry: ${steps(101)}}`), /outbound\.retry must be a list/);
+    match(errorOf("outbound: {retry: 5m}"), /outbound\.retry must be a list/);
+  });
+  await t.step("retry: a step under one second, or not a duration, names its index", () => {
+    match(errorOf("outbound: {retry: [1m, 500ms]}"), /outbound\.retry\[1\] must be at least 1s/);
+    match(errorOf("outbound: {retry: [soon]}"), /outbound\.retry\[0\]/);
+  });
+  await t.step("concurrency: 1 and 64 accepted, 0 and 65 refused", () => {
+    assertEquals(parse("outbound: {concurrency: 1}").outbound.concurrency, 1);
+    assertEquals(parse("outbound: {concurrency: 64}").outbound.concurrency, 64);
+    match(errorOf("outbound: {concurrency: 0}"), /outbound\.concurrency/);
+    match(errorOf("outbound: {concurrency: 65}"), /outbound\.concurrency/);
+  });
 });
