@@ -28,6 +28,8 @@ export interface ServeDeps {
   readonly fakeSaltKey?: Uint8Array;
   /** Metrics fed by the sessions and served on `metrics.listen` (when configured). */
   readonly observe?: ServeObserve;
+  /** The outbound worker, woken when a submission queued mail for the world. */
+  readonly outbound?: { wake(): void };
 }
 
 /** The metrics of a server and how `/healthz` asks the database. */

@@ -60,6 +60,11 @@ export async function handleSmtpConnection(
       maxRecipients,
       ...(deps.observe ? { events: deps.observe.metrics.smtp } : {}),
       quotaOf: (domain: string) => quotaOf(config, domain),
+      // Only behind AUTH (SubmissionSink): the MX port never takes mail for other domains.
+      ...(submission === undefined ? {} : {
+        deliverForeign: true,
+        onOutboundQueued: () => deps.outbound?.wake(),
+      }),
     });
     const policy = submission === undefined ? queueSink : new SubmissionSink({
       inner: queueSink,

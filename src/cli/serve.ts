@@ -1,9 +1,9 @@
 /**
  * `serve`: the provider. Checks the certificate, opens the queue, binds every smtp and odmr
  * listener, logs one `listening` event per listener with the address actually bound, runs
- * sessions; SIGHUP reloads the certificate (never stops serve); SIGINT/SIGTERM stops
- * accepting, closes idle sessions with 421, lets busy ones finish for a bounded grace, closes
- * the DB. Mail not yet acknowledged with 250 when a session is cut is simply not acknowledged.
+ * sessions and the outbound worker; SIGHUP reloads the certificate (never stops serve);
+ * SIGINT/SIGTERM stops accepting, closes idle sessions with 421, lets busy ones and outbound
+ * deliveries finish for a bounded grace, closes the DB. Mail not yet acknowledged with 250 when a session is cut is simply not acknowledged.
  */
 import type tls from "node:tls";
 import type { Config, ListenEntry } from "../config/types.ts";
@@ -30,6 +30,7 @@ import { handleOdmrConnection } from "./_serve_odmr.ts";
 import { AuthThrottle } from "../auth/throttle.ts";
 import { loadFakeSaltKey } from "../auth/fake_salt_key.ts";
 import { startMaintenance } from "./_serve_maintenance.ts";
+import { createOutboundWorker } from "./_serve_outbound.ts";
 import type { ServeDeps, ServeObserve } from "./_serve_deps.ts";
 
 export type { ServeDeps, ServeObserve };
@@ -115,6 +116,14 @@ async function serveUntilSignal(
   }
   serveTls?.onPair((pair) => observe.metrics.tlsCertificate(pair.notAfter));
   const tlsNow = serveTls;
+  // Always: failure reports to senders go out through it even without submission.
+  const outbound = createOutboundWorker({
+    config,
+    store,
+    credentials,
+    log,
+    events: observe.metrics.outbound,
+  });
   const deps: ServeDeps = {
     config,
     store,
@@ -122,6 +131,7 @@ async function serveUntilSignal(
     log,
     observe,
     fakeSaltKey: backend.fakeSaltKey,
+    outbound,
     get secureContext() {
       return tlsNow?.current;
     },
@@ -158,11 +168,14 @@ async function serveUntilSignal(
       log,
       onReport: (report) => observe.metrics.maintenance(report),
     });
+    // After the stale leases are gone: they would hide due destinations until they expire.
+    outbound.start();
     const signal = await stopSignal;
     tlsNow?.stop();
     await maintenance.stop();
     log.info("stopping", { signal, grace_ms: SHUTDOWN_GRACE_MS });
-    await server.stop(SHUTDOWN_GRACE_MS);
+    // Within the same grace: the message in flight finishes, the rest stays queued.
+    await Promise.all([server.stop(SHUTDOWN_GRACE_MS), outbound.stop(SHUTDOWN_GRACE_MS)]);
     log.info("stopped");
     return 0;
   } finally {

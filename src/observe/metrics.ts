@@ -16,6 +16,12 @@ export type { FetchPollReport } from "./_fetch_metrics.ts";
 
 /** Label value that holds queue totals of domains no user owns any more. */
 export const OTHER_DOMAIN = "other";
+/**
+ * Destination domains of the outbound gauges with a label of their own (most messages first);
+ * the rest sum into `domain="other"`: anyone may be written to, the label set stays bounded.
+ */
+export const MAX_OUTBOUND_DOMAIN_LABELS = 100;
+const OUTBOUND_OUTCOMES = ["delivered", "deferred", "failed"] as const;
 
 /** A user and the domains it owns (CredentialStore.listUsers()). */
 export interface UserDomains {
@@ -92,6 +98,9 @@ export class RelayMetrics {
   readonly #ingest: client.Histogram;
   readonly #drain: client.Histogram;
   readonly #tlsCertExpiry: client.Gauge;
+  readonly #outboundMessages: client.Gauge;
+  readonly #outboundOldest: client.Gauge;
+  readonly #outboundDeliveries: client.Counter;
 
   constructor(opts: RelayMetricsOptions) {
     this.#opts = opts;
@@ -173,6 +182,22 @@ export class RelayMetrics {
       "When the certificate in use (tls.cert) expires; 0 without tls.",
       [],
     );
+    this.#outboundMessages = gauge(
+      "outbound_queue_messages",
+      "Messages waiting for delivery to the world, per destination domain.",
+      ["domain"],
+    );
+    this.#outboundOldest = gauge(
+      "outbound_queue_oldest_seconds",
+      "Age of the oldest message waiting for delivery to the world, per destination domain.",
+      ["domain"],
+    );
+    this.#outboundDeliveries = counter(
+      "outbound_deliveries_total",
+      "Recipient delivery attempts to the world, by outcome.",
+      ["outcome"],
+    );
+    for (const outcome of OUTBOUND_OUTCOMES) this.#outboundDeliveries.inc({ outcome }, 0);
     // Fixed label sets start at 0, so rate() and alerts see them before the first event.
     for (const reason of RCPT_REASONS) this.#rcptRejected.inc({ reason }, 0);
     for (const reason of REFUSE_REASONS) this.#refused.inc({ reason }, 0);
@@ -227,6 +252,13 @@ export class RelayMetrics {
     },
   };
 
+  /** OutboundEvents (src/outbound/_batch.ts) for the outbound worker. */
+  readonly outbound = {
+    delivery: (outcome: "delivered" | "deferred" | "failed"): void => {
+      this.#outboundDeliveries.inc({ outcome });
+    },
+  };
+
   /** A queue maintenance pass ended (expiry counts; `queued`: DSN kept for a local sender). */
   maintenance(report: { expiredRecipients: number; dsnQueued: number; dsnDropped: number }): void {
     this.#expired.inc(report.expiredRecipients);
@@ -268,7 +300,10 @@ export class RelayMetrics {
     this.#queueBytes.reset();
     this.#queueOldest.reset();
     this.#lastAtrn.reset();
+    this.#outboundMessages.reset();
+    this.#outboundOldest.reset();
     if (users === undefined || stats === undefined) return;
+    this.#setOutboundGauges(stats.filter((s) => s.route === "mx"));
     const owned = new Set(users.flatMap((u) => u.domains));
     const totals = new Map<string, { messages: number; bytes: number; oldest: number }>();
     for (const s of stats) {
@@ -299,6 +334,25 @@ export class RelayMetrics {
     for (const user of users) {
       const at = this.#lastSuccess.get(user.name);
       if (at !== undefined) this.#lastAtrn.set({ user: user.name }, at / 1000);
+    }
+  }
+
+  /** One series per destination domain, the largest first, the rest summed into "other". */
+  #setOutboundGauges(stats: readonly DomainQueueStats[]): void {
+    const now = this.#now();
+    const sorted = [...stats].sort((a, b) => b.messages - a.messages);
+    const shown = sorted.slice(0, MAX_OUTBOUND_DOMAIN_LABELS);
+    const rest = sorted.slice(MAX_OUTBOUND_DOMAIN_LABELS);
+    const age = (at: number) => Math.max(0, (now - at) / 1000);
+    for (const s of shown) {
+      this.#outboundMessages.set({ domain: s.domain }, s.messages);
+      this.#outboundOldest.set({ domain: s.domain }, age(s.oldestReceivedAt));
+    }
+    if (rest.length > 0) {
+      const messages = rest.reduce((n, s) => n + s.messages, 0);
+      const oldest = rest.reduce((at, s) => Math.min(at, s.oldestReceivedAt), Infinity);
+      this.#outboundMessages.set({ domain: OTHER_DOMAIN }, messages);
+      this.#outboundOldest.set({ domain: OTHER_DOMAIN }, age(oldest));
     }
   }
 

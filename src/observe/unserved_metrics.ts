@@ -65,6 +65,11 @@ export class UnservedMetrics {
     messageRefused: (_reason: string): void => {},
   };
 
+  /** OutboundEvents (src/outbound/_batch.ts): not counted. */
+  readonly outbound = {
+    delivery: (_outcome: "delivered" | "deferred" | "failed"): void => {},
+  };
+
   maintenance(
     _report: { expiredRecipients: number; dsnQueued: number; dsnDropped: number },
   ): void {}

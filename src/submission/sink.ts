@@ -2,8 +2,9 @@
  * The submission port's policy around the queue sink: only an authenticated user may send,
  * only from an address in one of its own domains (`553 5.7.1` otherwise), within its hourly
  * message and recipient allowance (`450 4.7.1`). Recipients are then decided by the inner sink
- * (the queue: our own domains go straight to the ATRN queue; everything the MX would refuse,
- * this port refuses too, so address tricks are no way around it).
+ * (the queue: our own domains go straight to the ATRN queue, other domains to the outbound
+ * queue for their MX; address tricks that name another host inside the address are refused
+ * here as on the MX).
  */
 import { normalizeDomain } from "../auth/domain.ts";
 import type { Logger } from "../observe/log.ts";

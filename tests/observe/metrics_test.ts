@@ -238,3 +238,68 @@ Deno.test("RelayMetrics counts expired recipients and what became of their failu
   assertEquals(valueOf(exp, "odmr_relay_dsn_total", { outcome: "queued" }), 1);
   assertEquals(valueOf(exp, "odmr_relay_dsn_total", { outcome: "dropped" }), 3);
 });
+
+Deno.test("RelayMetrics outbound: gauges per destination (route mx only), deliveries by outcome", async () => {
+  const mx = (domain: string, messages: number, ageMs: number): DomainQueueStats => ({
+    domain,
+    route: "mx",
+    messages,
+    bytes: messages * 10,
+    oldestReceivedAt: T0 - ageMs,
+  });
+  const f = fixture({
+    stats: [
+      mx("gmail.example", 3, 90_000),
+      mx("example.org", 1, 30_000),
+      { domain: "example.org", route: "atrn", messages: 7, bytes: 70, oldestReceivedAt: T0 },
+    ],
+  });
+  let exp = await f.scrape();
+  const v = (name: string, labels: Record<string, string>) => valueOf(exp, name, labels);
+  assertEquals(exp.types.get("odmr_relay_outbound_queue_messages"), "gauge");
+  assertEquals(exp.types.get("odmr_relay_outbound_queue_oldest_seconds"), "gauge");
+  assertEquals(exp.types.get("odmr_relay_outbound_deliveries_total"), "counter");
+  assertEquals(v("odmr_relay_outbound_queue_messages", { domain: "gmail.example" }), 3);
+  assertEquals(v("odmr_relay_outbound_queue_oldest_seconds", { domain: "gmail.example" }), 90);
+  // The same domain on both routes: each gauge family sees its own route only.
+  assertEquals(v("odmr_relay_outbound_queue_messages", { domain: "example.org" }), 1);
+  assertEquals(v("odmr_relay_queue_messages", { domain: "example.org" }), 7);
+  // Every outcome is there from the start, at 0.
+  for (const outcome of ["delivered", "deferred", "failed"]) {
+    assertEquals(v("odmr_relay_outbound_deliveries_total", { outcome }), 0);
+  }
+  f.metrics.outbound.delivery("delivered");
+  f.metrics.outbound.delivery("delivered");
+  f.metrics.outbound.delivery("deferred");
+  exp = await f.scrape();
+  assertEquals(v("odmr_relay_outbound_deliveries_total", { outcome: "delivered" }), 2);
+  assertEquals(v("odmr_relay_outbound_deliveries_total", { outcome: "deferred" }), 1);
+  assertEquals(v("odmr_relay_outbound_deliveries_total", { outcome: "failed" }), 0);
+});
+
+Deno.test("RelayMetrics outbound gauges: 100 destinations by name, the 101st as other", async () => {
+  const stats = (n: number) =>
+    Array.from({ length: n }, (_, i): DomainQueueStats => ({
+      domain: `d${i}.example`,
+      route: "mx",
+      // d0 has the most messages, so the smallest are the ones summed.
+      messages: 1000 - i,
+      bytes: 1,
+      oldestReceivedAt: T0 - i * 1000,
+    }));
+  const at100 = await fixture({ stats: stats(100) }).scrape();
+  const names100 = samplesOf(at100, "odmr_relay_outbound_queue_messages").map((s) =>
+    s.labels.domain
+  );
+  assertEquals(names100.length, 100);
+  assert(!names100.includes(OTHER_DOMAIN));
+  const at101 = await fixture({ stats: stats(101) }).scrape();
+  const names101 = samplesOf(at101, "odmr_relay_outbound_queue_messages").map((s) =>
+    s.labels.domain
+  );
+  assertEquals(names101.length, 101);
+  assert(!names101.includes("d100.example") && names101.includes("d99.example"));
+  const other = (name: string) => valueOf(at101, name, { domain: OTHER_DOMAIN });
+  assertEquals(other("odmr_relay_outbound_queue_messages"), 900);
+  assertEquals(other("odmr_relay_outbound_queue_oldest_seconds"), 100);
+});

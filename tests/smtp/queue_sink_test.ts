@@ -139,6 +139,81 @@ Deno.test("QueueSink accepts only local domains, whatever the address tricks", a
   });
 });
 
+Deno.test("decideRecipient with deliverForeign (submission): foreign on route mx, tricks still refused", async (t) => {
+  const rows: { path: string; want: "atrn" | "mx" | "reject"; why: string }[] = [
+    { path: "<user@local.test>", want: "atrn", why: "our domain stays on the ATRN queue" },
+    { path: "<user@evil.test>", want: "mx", why: "a foreign domain goes to its MX" },
+    { path: "<user@sub.local.test>", want: "mx", why: "a subdomain we do not own is foreign" },
+    { path: "<@local.test:user@evil.test>", want: "mx", why: "the route is dropped (RFC 5321 §C)" },
+    { path: "<user%evil.test@local.test>", want: "reject", why: "percent hack" },
+    { path: "<evil.test!user@local.test>", want: "reject", why: "bang path" },
+    { path: '<"user@evil.test"@local.test>', want: "reject", why: "quoted @" },
+    { path: "<user%other.test@evil.test>", want: "reject", why: "percent hack to a foreign host" },
+    { path: "<user@[127.0.0.1]>", want: "reject", why: "IPv4 literal" },
+    { path: "<user@[IPv6:::1]>", want: "reject", why: "IPv6 literal" },
+    { path: "<Postmaster>", want: "reject", why: "bare postmaster without postmasterDomain" },
+  ];
+  for (const row of rows) {
+    await t.step(`${row.path}: ${row.why}`, () => {
+      const parsed = parseRcptArgument(`TO:${row.path}`);
+      assert(parsed.ok);
+      const rcpt = { address: parsed.mailbox.address, domain: parsed.mailbox.domain };
+      const decided = decideRecipient(rcpt, { isLocalDomain, deliverForeign: true });
+      if (row.want === "reject") {
+        assertEquals(decided.ok, false);
+        return;
+      }
+      assert(decided.ok);
+      assertEquals(decided.recipient.route ?? "atrn", row.want);
+      // Without the option (the MX port) the same foreign recipient is refused as relaying.
+      if (row.want === "mx") {
+        assertEquals(decideRecipient(rcpt, { isLocalDomain }), { ok: false, reason: "relay" });
+      }
+    });
+  }
+});
+
+Deno.test("QueueSink with deliverForeign: the worker is woken after a commit with an mx recipient only", async () => {
+  const store = new MemoryStore();
+  let wakes = 0;
+  const quotaAsked: string[] = [];
+  const sink = new QueueSink({
+    store: asStore(store),
+    isLocalDomain,
+    log: NULL_LOGGER,
+    maxRecipients: 5,
+    deliverForeign: true,
+    onOutboundQueued: () => wakes++,
+    quotaOf: (d) => {
+      quotaAsked.push(d);
+      return undefined;
+    },
+  });
+  const send = async (to: readonly string[]) => {
+    const tx = await sink.begin({ address: "a@local.test", params: {} }, SESSION);
+    assert("addRecipient" in tx);
+    for (const a of to) {
+      assertEquals(
+        (await tx.addRecipient({ address: a, domain: a.split("@")[1] ?? "" })).code,
+        250,
+      );
+    }
+    await tx.write(new TextEncoder().encode("x\r\n"));
+    assertEquals((await tx.finish()).code, 250);
+  };
+  await send(["b@local.test"]);
+  assertEquals(wakes, 0);
+  await send(["b@local.test", "c@evil.test"]);
+  assertEquals(wakes, 1);
+  assertEquals(store.begun[1]?.message.recipients.map((r) => [r.address, r.route]), [
+    ["b@local.test", undefined],
+    ["c@evil.test", "mx"],
+  ]);
+  // Quotas bound what a customer collects: never asked for a foreign destination.
+  assert(!quotaAsked.includes("evil.test"), quotaAsked.join(","));
+  assert(quotaAsked.includes("local.test"));
+});
+
 async function openTx(store: MemoryStore, domains = LOCAL): Promise<SinkTransaction> {
   const sink = new QueueSink({
     store: asStore(store),

@@ -1,7 +1,8 @@
 /**
  * E2E: the submission port of the real `serve` — AUTH required (PLAIN/LOGIN only under TLS),
- * MAIL FROM only in the user's own domains, mail to our domains queued for ATRN, and the
- * relay matrix: nothing leaves for another domain, whatever the address trick.
+ * MAIL FROM only in the user's own domains, mail to our domains queued for ATRN, mail to
+ * other domains queued for their MX only after AUTH, and the relay matrix: no address trick
+ * names another host, and the MX port never takes a foreign recipient.
  */
 import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
 import crypto from "node:crypto";
@@ -161,24 +162,73 @@ await toolTest("submission: AUTH required, own senders only, never an open relay
     });
 
     await t.step(
-      "authenticated relay matrix: every trick toward another host is 550 5.7.1",
+      "authenticated relay matrix: a plain foreign address is taken, every trick is 550 5.7.1",
       async () => {
         const session = await cramSession(port);
         try {
           match(await session.command("MAIL FROM:<alice@example.org>"), /^250 /);
-          const rows = [
-            "someone@foreign.example",
+          const tricks = [
             "someone%foreign.example@example.com",
             "foreign.example!someone@example.com",
             '"someone@foreign.example"@example.com',
-            "@example.com:someone@foreign.example",
             "someone@[127.0.0.1]",
             "someone@[IPv6:::1]",
           ];
-          for (const to of rows) {
+          for (const to of tricks) {
             match(await session.command(`RCPT TO:<${to}>`), /^550 5\.7\.1/, to);
           }
+          // The user may write to the world: an ordinary foreign address is queued for its MX.
+          match(await session.command("RCPT TO:<someone@foreign.example>"), /^250 /);
           // Control: the same session can address our own domain.
+          match(await session.command("RCPT TO:<bob@example.com>"), /^250 /);
+        } finally {
+          session.close();
+        }
+      },
+    );
+
+    await t.step(
+      "submitted mail to our domain and to another one is queued in one transaction (issue 15)",
+      async () => {
+        const session = await cramSession(port);
+        try {
+          match(await session.command("MAIL FROM:<alice@example.org>"), /^250 /);
+          match(await session.command("RCPT TO:<dave@example.com>"), /^250 /);
+          match(await session.command("RCPT TO:<erin@elsewhere.example>"), /^250 /);
+          match(await session.command("DATA"), /^354 /);
+          await session.send("Subject: routes\r\n\r\nhello\r\n.\r\n");
+          match(await session.readReply(), /^250 /);
+        } finally {
+          session.close();
+        }
+        // Both wait in the same queue; tests/e2e/outbound_test.ts follows the foreign one out.
+        const shown = await runMain(["queue", "list", "--json", "--config", server.configPath]);
+        const listed = (JSON.parse(shown.stdout) as { recipients: { address: string }[] }[])
+          .flatMap((m) => m.recipients.map((r) => r.address))
+          .filter((a) => a === "dave@example.com" || a === "erin@elsewhere.example");
+        assertEquals(listed.sort(), ["dave@example.com", "erin@elsewhere.example"]);
+      },
+    );
+
+    await t.step(
+      "the MX port never takes a foreign recipient, with submission on (550 5.7.1)",
+      async () => {
+        const mx = server.listening.find((e) => e.proto === "smtp");
+        assert(mx !== undefined);
+        const { session } = await SmtpSession.open(mx.port);
+        try {
+          match(await session.command("EHLO client.test"), /^250 /);
+          // Even with one of our senders: the MX cannot tell a forged one.
+          match(await session.command("MAIL FROM:<alice@example.org>"), /^250 /);
+          for (
+            const to of [
+              "someone@foreign.example",
+              "someone%foreign.example@example.com",
+              "@example.com:someone@foreign.example",
+            ]
+          ) {
+            match(await session.command(`RCPT TO:<${to}>`), /^550 5\.7\.1/, to);
+          }
           match(await session.command("RCPT TO:<bob@example.com>"), /^250 /);
         } finally {
           session.close();

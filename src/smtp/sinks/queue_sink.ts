@@ -1,7 +1,9 @@
 /**
  * The inbound MX's sink: recipients only for domains a user owns (never an open relay,
  * docs/protocol.md §6.3), the body streamed into the queue, `250` only after the commit.
- * The domain check runs on every RCPT (a user added while serving is seen at once).
+ * The domain check runs on every RCPT (a user added while serving is seen at once). Behind
+ * the submission policy (AUTH done) it also takes recipients of other domains, queued for
+ * delivery to their MX (route "mx"); the MX listener never sets that option.
  */
 import type { MailFrom, MessageSink, RcptTo, SessionInfo, SinkTransaction } from "../sink.ts";
 import type { MessageWriter, NewRecipient, QueueStore } from "../../queue/types.ts";
@@ -26,6 +28,13 @@ export interface QueueSinkOptions {
   readonly events?: SmtpEvents;
   /** The quota of `domain`, if it has one (checked at RCPT and at the end of DATA). */
   readonly quotaOf?: (domain: string) => QuotaLimits | undefined;
+  /**
+   * Submission only (an authenticated sender): a recipient outside our domains is queued on
+   * route "mx" for delivery to its MX instead of refused with 550 5.7.1.
+   */
+  readonly deliverForeign?: boolean;
+  /** Called after a commit that queued some recipient on route "mx" (wakes the worker). */
+  readonly onOutboundQueued?: () => void;
 }
 
 /** A domain over its quota (issue 7): temporary, the sender retries and nothing is lost. */
@@ -40,7 +49,7 @@ export type RcptRejectReason = "relay" | "routing" | "literal" | "postmaster" | 
  */
 export function decideRecipient(
   rcpt: RcptTo,
-  opts: Pick<QueueSinkOptions, "isLocalDomain" | "postmasterDomain">,
+  opts: Pick<QueueSinkOptions, "isLocalDomain" | "postmasterDomain" | "deliverForeign">,
 ): { ok: true; recipient: NewRecipient } | { ok: false; reason: RcptRejectReason } {
   const dsn = {
     ...(rcpt.notify !== undefined ? { notify: rcpt.notify } : {}),
@@ -58,7 +67,13 @@ export function decideRecipient(
   // %-hacks, bang paths and quoted @ name another host inside the local part: never accepted,
   // so no customer MTA downstream can be made to relay with them (docs/protocol.md §6.3).
   if (/[%!@]/.test(localPart)) return { ok: false, reason: "routing" };
-  if (!opts.isLocalDomain(rcpt.domain)) return { ok: false, reason: "relay" };
+  if (!opts.isLocalDomain(rcpt.domain)) {
+    if (opts.deliverForeign !== true) return { ok: false, reason: "relay" };
+    return {
+      ok: true,
+      recipient: { address: rcpt.address, domain: rcpt.domain, ...dsn, route: "mx" },
+    };
+  }
   return { ok: true, recipient: { address: rcpt.address, domain: rcpt.domain, ...dsn } };
 }
 
@@ -174,6 +189,7 @@ class QueueTransaction implements SinkTransaction {
         await writer.commit();
         this.#isOver = true;
         this.#log.info("message_queued", { recipients: this.#recipients.length });
+        if (this.#recipients.some((r) => r.route === "mx")) this.#opts.onOutboundQueued?.();
         this.#opts.events?.messageQueued({
           domains: [...new Set(this.#recipients.map((r) => r.domain))],
           bytes: this.#bytes,
@@ -195,7 +211,9 @@ class QueueTransaction implements SinkTransaction {
   async #isOverQuota(recipients: readonly NewRecipient[], bytes: number): Promise<boolean> {
     const quotaOf = this.#opts.quotaOf;
     if (quotaOf === undefined) return false;
-    for (const domain of new Set(recipients.map((r) => r.domain))) {
+    // Mail for the world counts against no quota: quotas bound what a customer must collect.
+    const local = recipients.filter((r) => r.route !== "mx");
+    for (const domain of new Set(local.map((r) => r.domain))) {
       const limits = quotaOf(domain);
       if (limits === undefined) continue;
       const usage = await this.#opts.store.usage(domain);

@@ -1,0 +1,76 @@
+/**
+ * The outbound worker as `serve` runs it (always: failure reports to senders need it even
+ * without a submission listener): settings from `outbound:`, DKIM keys from `data_dir/dkim`,
+ * failure reports through the shared bounce helper, outcomes into the metrics.
+ */
+import type { Config } from "../config/types.ts";
+import type { CredentialStore } from "../auth/store.ts";
+import type { QueuedMessage, QueueStore } from "../queue/types.ts";
+import type { Logger } from "../observe/log.ts";
+import { DkimKeyStore } from "../dkim/keys.ts";
+import type { DkimKey } from "../dkim/signer.ts";
+import { normalizeDomain } from "../auth/domain.ts";
+import { type OutboundEvents, OutboundWorker } from "../outbound/worker.ts";
+import { bounceFailed } from "../odmr/_drain_bounce.ts";
+
+/** What the worker needs from serve. */
+export interface OutboundDeps {
+  readonly config: Config;
+  readonly store: QueueStore;
+  readonly credentials: CredentialStore;
+  readonly log: Logger;
+  readonly events?: OutboundEvents;
+}
+
+/** Creates (does not start) the worker of this process. */
+export function createOutboundWorker(deps: OutboundDeps): OutboundWorker {
+  const { config, credentials } = deps;
+  const out = config.outbound;
+  const log = deps.log.with({ proto: "outbound" });
+  const keys = new DkimKeyStore(config.dataDir);
+  const isLocalDomain = (domain: string) => credentials.ownerOf(domain) !== undefined;
+  return new OutboundWorker({
+    store: deps.store,
+    log,
+    owner: `outbound@${config.hostname}:${Deno.pid}`,
+    concurrency: out.concurrency,
+    batch: {
+      delivery: {
+        helo: out.helo,
+        nameServer: out.resolver === undefined
+          ? undefined
+          : { ipAddr: out.resolver.host, port: out.resolver.port },
+        tls: out.tls,
+      },
+      retryScheduleMs: out.retryScheduleMs,
+      keysFor: (domain, message) => signingKeys(keys, credentials, domain, message),
+      onFailed: async (message, failed) => {
+        await bounceFailed(message, failed, {
+          store: deps.store,
+          hostname: config.hostname,
+          isLocalDomain,
+          log,
+        });
+      },
+      ...(deps.events !== undefined ? { events: deps.events } : {}),
+    },
+  });
+}
+
+/**
+ * A user's key signs only its own mail: the From domain must belong to the user who owns the
+ * envelope sender's domain (submission checked that one at MAIL). Otherwise one user could get
+ * another's signature on a message by writing their domain into From.
+ */
+async function signingKeys(
+  keys: DkimKeyStore,
+  credentials: CredentialStore,
+  fromDomain: string,
+  message: QueuedMessage,
+): Promise<readonly DkimKey[]> {
+  const at = message.mailFrom.lastIndexOf("@");
+  const senderDomain = at < 0 ? undefined : normalizeDomain(message.mailFrom.slice(at + 1));
+  const owner = senderDomain === undefined ? undefined : credentials.ownerOf(senderDomain);
+  if (owner === undefined || credentials.ownerOf(fromDomain) !== owner) return [];
+  return await keys.keysFor(fromDomain);
+}

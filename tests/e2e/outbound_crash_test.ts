@@ -1,0 +1,162 @@
+/**
+ * kill -9 during outbound delivery loses nothing (issue 15): `serve` is delivering a batch to a
+ * slow receiving MTA on 127.0.0.54:25 (each 250 after the final dot comes 50 ms late) when it is
+ * SIGKILLed; after a restart on the same data every submitted message arrives. A message may
+ * arrive twice only when the receiver's 250 for it was sent before the kill (the relay could
+ * not record it): the at-least-once promise of SMTP (RFC 5321 §6.1), never a silent loss.
+ */
+import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
+import crypto from "node:crypto";
+import net from "node:net";
+import { startDnsmasq } from "../_helpers/dnsmasq.ts";
+import { addUser, queueList, removeTestFiles, startServer } from "../_helpers/server_process.ts";
+import { isCi, toolTest } from "../_helpers/tools.ts";
+import { SmtpSession } from "./_smtp_session.ts";
+
+const PASSWORD = "secret-password";
+const MESSAGES = 40;
+const ACK_DELAY_MS = 50;
+
+/** One 250 the receiver sent after a final dot: which message, and when. */
+interface Ack {
+  readonly subject: string;
+  readonly at: number;
+}
+
+/** A minimal SMTP receiver (no PIPELINING) that answers each final dot late. */
+async function startSlowSink(host: string): Promise<{ acks: Ack[]; close(): Promise<void> }> {
+  const acks: Ack[] = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => {});
+    let buffer = "";
+    let inData = false;
+    let subject = "";
+    socket.write("220 slow.test ESMTP\r\n");
+    socket.on("data", (chunk: Uint8Array) => {
+      buffer += new TextDecoder().decode(chunk);
+      let at: number;
+      while ((at = buffer.indexOf("\r\n")) >= 0) {
+        const line = buffer.slice(0, at);
+        buffer = buffer.slice(at + 2);
+        if (inData) {
+          if (line === ".") {
+            inData = false;
+            const s = subject;
+            setTimeout(() => {
+              if (socket.destroyed) return;
+              acks.push({ subject: s, at: Date.now() });
+              socket.write("250 2.0.0 Queued\r\n");
+            }, ACK_DELAY_MS);
+          } else if (line.startsWith("Subject: ")) subject = line.slice(9);
+          continue;
+        }
+        const verb = line.slice(0, 4).toUpperCase();
+        if (verb === "EHLO") socket.write("250-slow.test\r\n250 8BITMIME\r\n");
+        else if (verb === "DATA") {
+          inData = true;
+          subject = "";
+          socket.write("354 Go ahead\r\n");
+        } else if (verb === "QUIT") socket.end("221 2.0.0 Bye\r\n");
+        else socket.write("250 2.0.0 OK\r\n");
+      }
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(25, host, () => resolve());
+  });
+  return {
+    acks,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+async function until(what: string, check: () => boolean, ms = 30_000) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (check()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+await toolTest("kill -9 during outbound delivery: after a restart every message arrives", [
+  "dnsmasq",
+], async () => {
+  if (Deno.uid() !== 0) {
+    if (isCi()) throw new Error("port 25 on 127.0.0.54 needs root, and CI=true forbids skipping");
+    // deno-lint-ignore no-console -- the printed reason is the point of a skip (docs/architecture.md "Conventions")
+    console.log("skip: outbound kill -9: port 25 on 127.0.0.54 needs root");
+    return;
+  }
+  await using dns = await startDnsmasq({
+    mx: [{ name: "crash.test", host: "mx.crash.test", preference: 10 }],
+    hosts: [{ name: "mx.crash.test", addresses: ["127.0.0.54"] }],
+  });
+  const sink = await startSlowSink("127.0.0.54");
+  const config = {
+    submission: { listen: ["127.0.0.1:0"] },
+    outbound: { resolver: dns.address, retry: ["1s"] },
+  };
+  let server = await startServer({ config });
+  try {
+    await addUser(server.configPath, "alice", ["example.org"], PASSWORD);
+    const port = server.listening.find((l) => l.proto === "submission")?.port ?? 0;
+    const { session } = await SmtpSession.open(port);
+    try {
+      match(await session.command("EHLO client.test"), /^250 /);
+      const challenge = await session.command("AUTH CRAM-MD5");
+      const digest = crypto.createHmac("md5", PASSWORD).update(atob(challenge.slice(4)))
+        .digest("hex");
+      match(await session.command(btoa(`alice ${digest}`)), /^235 /);
+      for (let i = 0; i < MESSAGES; i++) {
+        const reply = await session.sendMessage(
+          "alice@example.org",
+          `u${i}@crash.test`,
+          `From: alice@example.org\r\nSubject: m${i}\r\n\r\nbody ${i}\r\n`,
+        );
+        match(reply, /^250 /, `message ${i}`);
+      }
+    } finally {
+      session.close();
+    }
+    // In the middle of the deliveries (each takes at least ACK_DELAY_MS): a crash.
+    await until("a few deliveries", () => sink.acks.length >= 5);
+    assert(sink.acks.length < MESSAGES, "the crash came too late to test anything");
+    await server.kill9();
+    const killedAt = Date.now();
+    server = await startServer({ config, dataDir: server.dataDir, configPath: server.configPath });
+    await until("every message", () => new Set(sink.acks.map((a) => a.subject)).size >= MESSAGES);
+    const bySubject = new Map<string, Ack[]>();
+    for (const a of sink.acks) bySubject.set(a.subject, [...(bySubject.get(a.subject) ?? []), a]);
+    assertEquals(
+      [...bySubject.keys()].sort(),
+      Array.from({ length: MESSAGES }, (_, i) => `m${i}`).sort(),
+    );
+    // A second 250 for a message only when the first one reached the receiver before the kill.
+    for (const [subject, acks] of bySubject) {
+      for (const early of acks.slice(0, -1)) {
+        assert(early.at <= killedAt, `${subject} arrived twice without a crash in between`);
+      }
+    }
+    // Nothing of it is left waiting (settled as delivered after the restart).
+    const deadline = Date.now() + 20_000;
+    let left = await queueList(server.configPath, "crash.test") as unknown[];
+    while (left.length > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      left = await queueList(server.configPath, "crash.test") as unknown[];
+    }
+    assertEquals(left, []);
+  } finally {
+    await server.stop();
+    await removeTestFiles(server);
+    await sink.close();
+  }
+});
