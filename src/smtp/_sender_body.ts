@@ -11,7 +11,7 @@ import { isPermanent, isPositive, isTransient } from "../wire/reply.ts";
 import { LINK_CLOSED, LINK_PROTOCOL_ERROR } from "./client/link.ts";
 import type { RecipientLedger } from "./_sender_ledger.ts";
 import { type EnvelopeContext, settleFinal } from "./_sender_envelope.ts";
-import { LOCAL_BARE_NEWLINE, LOCAL_BODY_FAILED } from "./_sender_replies.ts";
+import { SENDER_REPLIES } from "./_sender_replies.ts";
 
 /** Body bytes joined into one write (without lineRecords) before it goes out. */
 const BODY_WRITE_BYTES = 64 * 1024;
@@ -47,8 +47,8 @@ export async function sendBody(
       } catch (err) {
         isExhausted = true;
         // The body cannot be completed and "." must not follow a partial one: drop the link.
-        link.lose(LOCAL_BODY_FAILED, `reading the message body failed: ${String(err)}`);
-        for (const i of accepted) ledger.settle(i, "deferred", LOCAL_BODY_FAILED);
+        link.lose(SENDER_REPLIES.bodyFailed, `reading the message body failed: ${String(err)}`);
+        for (const i of accepted) ledger.settle(i, "deferred", SENDER_REPLIES.bodyFailed);
         return;
       }
       if (next.done) {
@@ -136,7 +136,7 @@ function failBareNewline(
   ledger: RecipientLedger,
 ): void {
   ctx.link.lose(LINK_CLOSED, "message body holds a bare CR or LF");
-  for (const i of accepted) ledger.settle(i, "failed", LOCAL_BARE_NEWLINE);
+  for (const i of accepted) ledger.settle(i, "failed", SENDER_REPLIES.bareNewline);
 }
 
 /** Ends an iterator early; a source failing to clean up changes no outcome already decided. */

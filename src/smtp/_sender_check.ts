@@ -14,12 +14,7 @@ import { closeIterator } from "./_sender_body.ts";
 import { type Planned, planTransaction } from "./_sender_envelope.ts";
 import type { RecipientLedger } from "./_sender_ledger.ts";
 import type { OutboundMessage } from "./_sender_types.ts";
-import {
-  LOCAL_BARE_NEWLINE,
-  LOCAL_BODY_FAILED,
-  LOCAL_LINE_TOO_LONG,
-  LOCAL_NEEDS_8BITMIME,
-} from "./_sender_replies.ts";
+import { SENDER_REPLIES } from "./_sender_replies.ts";
 
 /** RFC 5321 §4.5.3.1.6: a text line is at most 1000 octets including its CRLF. */
 export const MAX_LINE_OCTETS = 1000;
@@ -97,11 +92,11 @@ export class BodyScanner {
 export function faultReply(fault: BodyFault): Reply {
   switch (fault) {
     case "bareNewline":
-      return LOCAL_BARE_NEWLINE;
+      return SENDER_REPLIES.bareNewline;
     case "lineTooLong":
-      return LOCAL_LINE_TOO_LONG;
+      return SENDER_REPLIES.lineTooLong;
     case "eightBit":
-      return LOCAL_NEEDS_8BITMIME;
+      return SENDER_REPLIES.needs8BitMime;
     default: {
       const never: never = fault;
       throw new Error(`unreachable fault ${never}`);
@@ -162,7 +157,7 @@ export async function checkBody(
     }
   } catch (err) {
     isExhausted = true;
-    return { kind: "unreadable", reply: LOCAL_BODY_FAILED, error: String(err) };
+    return { kind: "unreadable", reply: SENDER_REPLIES.bodyFailed, error: String(err) };
   } finally {
     if (!isExhausted && iterator !== undefined) await closeIterator(iterator);
   }

@@ -6,13 +6,7 @@
 import type { Capabilities } from "../wire/ehlo.ts";
 import type { Reply } from "../wire/reply.ts";
 import type { MessageParams } from "../queue/types.ts";
-import {
-  LOCAL_BAD_RECIPIENT,
-  LOCAL_BAD_SENDER,
-  LOCAL_NEEDS_8BITMIME,
-  LOCAL_NEEDS_BINARYMIME,
-  LOCAL_NEEDS_SMTPUTF8,
-} from "./_sender_replies.ts";
+import { SENDER_REPLIES } from "./_sender_replies.ts";
 
 /** One recipient as the sender gets it. */
 export interface OutboundRecipient {
@@ -61,14 +55,18 @@ export function planEnvelope(
   caps: Capabilities,
 ): EnvelopePlan {
   const { params } = message;
-  if (params.body === "BINARYMIME") return { kind: "refused", reply: LOCAL_NEEDS_BINARYMIME };
-  if (params.body === "8BITMIME" && !caps.eightBitMime) {
-    return { kind: "refused", reply: LOCAL_NEEDS_8BITMIME };
+  if (params.body === "BINARYMIME") {
+    return { kind: "refused", reply: SENDER_REPLIES.needsBinaryMime };
   }
-  if (BAD_PATH_RE.test(message.mailFrom)) return { kind: "refused", reply: LOCAL_BAD_SENDER };
+  if (params.body === "8BITMIME" && !caps.eightBitMime) {
+    return { kind: "refused", reply: SENDER_REPLIES.needs8BitMime };
+  }
+  if (BAD_PATH_RE.test(message.mailFrom)) {
+    return { kind: "refused", reply: SENDER_REPLIES.badSender };
+  }
   const needsUtf8 = params.smtputf8 === true || NON_ASCII_RE.test(message.mailFrom) ||
     message.recipients.some((r) => NON_ASCII_RE.test(r.address));
-  if (needsUtf8 && !caps.smtpUtf8) return { kind: "refused", reply: LOCAL_NEEDS_SMTPUTF8 };
+  if (needsUtf8 && !caps.smtpUtf8) return { kind: "refused", reply: SENDER_REPLIES.needsSmtpUtf8 };
 
   let mailLine = `MAIL FROM:<${message.mailFrom}>`;
   if (caps.size !== undefined) mailLine += ` SIZE=${Math.max(0, Math.floor(message.size))}`;
@@ -81,7 +79,9 @@ export function planEnvelope(
   }
 
   const rcptLines: (string | { readonly refused: Reply })[] = message.recipients.map((r) => {
-    if (r.address === "" || BAD_PATH_RE.test(r.address)) return { refused: LOCAL_BAD_RECIPIENT };
+    if (r.address === "" || BAD_PATH_RE.test(r.address)) {
+      return { refused: SENDER_REPLIES.badRecipient };
+    }
     let line = `RCPT TO:<${r.address}>`;
     if (caps.dsn) {
       if (r.notify !== undefined && NOTIFY_RE.test(r.notify)) {

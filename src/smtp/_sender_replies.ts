@@ -6,43 +6,22 @@
 import { reply } from "../wire/reply.ts";
 import type { Reply } from "../wire/reply.ts";
 
-/** 8-bit body, peer without 8BITMIME (docs/protocol.md §5.3: bounce rather than rewrite). */
-export const LOCAL_NEEDS_8BITMIME: Reply = reply(
-  554,
-  "5.6.3",
-  "Peer does not accept 8-bit content (no 8BITMIME)",
-);
-/** BINARYMIME body: needs BDAT, which this sender does not speak. */
-export const LOCAL_NEEDS_BINARYMIME: Reply = reply(
-  554,
-  "5.6.3",
-  "Binary content cannot be relayed to this peer",
-);
-/** UTF-8 envelope or headers, peer without SMTPUTF8 (docs/protocol.md §5.5 project choice). */
-export const LOCAL_NEEDS_SMTPUTF8: Reply = reply(
-  553,
-  "5.6.7",
-  "Peer does not accept internationalized mail (no SMTPUTF8)",
-);
-/** The stored body holds a bare CR or LF; sending it would be a smuggling sequence. */
-export const LOCAL_BARE_NEWLINE: Reply = reply(
-  554,
-  "5.6.0",
-  "Message contains a bare CR or LF and cannot be relayed",
-);
-/** The stored body has a line over 998 octets (RFC 5321 §4.5.3.1.6); the peer would refuse it. */
-export const LOCAL_LINE_TOO_LONG: Reply = reply(
-  554,
-  "5.6.0",
-  "Message has a line over 998 octets and cannot be relayed",
-);
-/** The reverse-path cannot be put on a command line. */
-export const LOCAL_BAD_SENDER: Reply = reply(553, "5.1.7", "Sender address cannot be relayed");
-/** The forward-path cannot be put on a command line. */
-export const LOCAL_BAD_RECIPIENT: Reply = reply(
-  553,
-  "5.1.3",
-  "Recipient address cannot be relayed",
-);
-/** Reading the stored body failed mid-transfer. */
-export const LOCAL_BODY_FAILED: Reply = reply(451, "4.3.0", "Local error reading the message");
+/** The sender's own refusals of one message (or recipient) to one peer. */
+export const SENDER_REPLIES = {
+  /** 8-bit body, peer without 8BITMIME (docs/protocol.md §5.3: bounce rather than rewrite). */
+  needs8BitMime: reply(554, "5.6.3", "Peer does not accept 8-bit content (no 8BITMIME)"),
+  /** BINARYMIME body: needs BDAT, which this sender does not speak. */
+  needsBinaryMime: reply(554, "5.6.3", "Binary content cannot be relayed to this peer"),
+  /** UTF-8 envelope or headers, peer without SMTPUTF8 (docs/protocol.md §5.5 project choice). */
+  needsSmtpUtf8: reply(553, "5.6.7", "Peer does not accept internationalized mail (no SMTPUTF8)"),
+  /** The stored body holds a bare CR or LF; sending it would be a smuggling sequence. */
+  bareNewline: reply(554, "5.6.0", "Message contains a bare CR or LF and cannot be relayed"),
+  /** A stored body line over 998 octets (RFC 5321 §4.5.3.1.6); the peer would refuse it. */
+  lineTooLong: reply(554, "5.6.0", "Message has a line over 998 octets and cannot be relayed"),
+  /** The reverse-path cannot be put on a command line. */
+  badSender: reply(553, "5.1.7", "Sender address cannot be relayed"),
+  /** The forward-path cannot be put on a command line. */
+  badRecipient: reply(553, "5.1.3", "Recipient address cannot be relayed"),
+  /** Reading the stored body failed mid-transfer. */
+  bodyFailed: reply(451, "4.3.0", "Local error reading the message"),
+} as const satisfies Record<string, Reply>;
