@@ -8,6 +8,7 @@ import tls from "node:tls";
 import { Buffer } from "node:buffer";
 import { SocketConn } from "./conn.ts";
 import type { Conn } from "./conn.ts";
+import { bindServer } from "./bind.ts";
 
 /** A bound listener. */
 export interface Listener {
@@ -38,7 +39,7 @@ export function loadSecureContext(certFile: string, keyFile: string): tls.Secure
 }
 
 /** Binds `host:port` and calls `onConn` for every accepted connection. */
-export function listen(opts: {
+export async function listen(opts: {
   host: string;
   port: number;
   /**
@@ -52,41 +53,32 @@ export function listen(opts: {
   /** An implicit-TLS handshake failed (garbage, scanner, wrong protocol): a peer fault. */
   onTlsFailure?: (remoteAddress: string, err: unknown) => void;
 }): Promise<Listener> {
-  return new Promise((resolve, reject) => {
-    const contextOf = opts.secureContext;
-    // Implicit TLS wraps the accepted socket like STARTTLS does: in Deno 2.9,
-    // tls.createServer({ secureContext }) answers every handshake with an access_denied alert,
-    // while new tls.TLSSocket(socket, { isServer, secureContext }) works.
-    const server = net.createServer({ allowHalfOpen: true }, (s) => {
-      const conn = new SocketConn(s);
-      if (contextOf === undefined) {
-        opts.onConn(conn);
-        return;
-      }
-      const secureContext = typeof contextOf === "function" ? contextOf() : contextOf;
-      // A failed handshake is one bad peer, not a listener failure.
-      conn.startTlsServer({ secureContext, ...(opts.requestCert ? { requestCert: true } : {}) })
-        .then(() => opts.onConn(conn), (err: unknown) => {
-          conn.destroy();
-          opts.onTlsFailure?.(conn.remoteAddress, err);
-        });
-    });
-    server.once("error", reject);
-    server.listen({ host: opts.host, port: opts.port }, () => {
-      server.off("error", reject);
-      const addr = server.address();
-      const port = typeof addr === "object" && addr ? addr.port : opts.port;
-      const host = opts.host.includes(":") ? `[${opts.host}]` : opts.host;
-      resolve({
-        address: `${host}:${port}`,
-        port,
-        // server.close()'s callback waits for every open connection to end; stopping the
-        // accept is immediate, so do not wait for that callback.
-        close: () => {
-          if (server.listening) server.close();
-          return Promise.resolve();
-        },
+  const contextOf = opts.secureContext;
+  // Implicit TLS wraps the accepted socket like STARTTLS does: in Deno 2.9,
+  // tls.createServer({ secureContext }) answers every handshake with an access_denied alert,
+  // while new tls.TLSSocket(socket, { isServer, secureContext }) works.
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    const conn = new SocketConn(s);
+    if (contextOf === undefined) {
+      opts.onConn(conn);
+      return;
+    }
+    const secureContext = typeof contextOf === "function" ? contextOf() : contextOf;
+    // A failed handshake is one bad peer, not a listener failure.
+    conn.startTlsServer({ secureContext, ...(opts.requestCert ? { requestCert: true } : {}) })
+      .then(() => opts.onConn(conn), (err: unknown) => {
+        conn.destroy();
+        opts.onTlsFailure?.(conn.remoteAddress, err);
       });
-    });
   });
+  const bound = await bindServer(server, opts.host, opts.port);
+  return {
+    ...bound,
+    // server.close()'s callback waits for every open connection to end; stopping the
+    // accept is immediate, so do not wait for that callback.
+    close: () => {
+      if (server.listening) server.close();
+      return Promise.resolve();
+    },
+  };
 }

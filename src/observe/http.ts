@@ -7,6 +7,7 @@
  * 8 KiB, and a deadline from connect to the end of the response (issue 10 item 8).
  */
 import net from "node:net";
+import { bindServer } from "../net/bind.ts";
 
 /** Something that renders a Prometheus text exposition. */
 export interface Exposition {
@@ -43,7 +44,7 @@ export interface MetricsServer {
 }
 
 /** Binds `host:port` and serves until `close()`; throws when the address cannot be bound. */
-export function startMetricsServer(opts: MetricsServerOptions): Promise<MetricsServer> {
+export async function startMetricsServer(opts: MetricsServerOptions): Promise<MetricsServer> {
   const maxConnections = opts.maxConnections ?? METRICS_MAX_CONNECTIONS;
   const idleTimeoutMs = opts.idleTimeoutMs ?? METRICS_IDLE_TIMEOUT_MS;
   /** Connections being served (counted against the limit). */
@@ -64,24 +65,15 @@ export function startMetricsServer(opts: MetricsServerOptions): Promise<MetricsS
     socket.once("close", () => open.delete(socket));
     serveOne(socket, opts, idleTimeoutMs);
   });
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen({ host: opts.host, port: opts.port }, () => {
-      server.off("error", reject);
-      const addr = server.address();
-      const port = typeof addr === "object" && addr ? addr.port : opts.port;
-      const host = opts.host.includes(":") ? `[${opts.host}]` : opts.host;
-      resolve({
-        address: `${host}:${port}`,
-        port,
-        close: () =>
-          new Promise<void>((done) => {
-            server.close(() => done());
-            for (const s of all) s.destroy();
-          }),
-      });
-    });
-  });
+  const bound = await bindServer(server, opts.host, opts.port);
+  return {
+    ...bound,
+    close: () =>
+      new Promise<void>((done) => {
+        server.close(() => done());
+        for (const s of all) s.destroy();
+      }),
+  };
 }
 
 /** How long a refused connection may take to read its 503. */
