@@ -4,6 +4,8 @@
  * with SIGTERM or killed with SIGKILL by PID. Also runs one-shot CLI commands (`user`, `queue`).
  */
 import YAML from "yaml";
+import { makeTestCa } from "./certs.ts";
+import type { TestCa } from "./certs.ts";
 
 /** The repository root (cwd of every spawned process). */
 export const REPO_ROOT = new URL("../../", import.meta.url).pathname;
@@ -268,6 +270,42 @@ export async function queueList(configPath: string, domain?: string): Promise<un
 export async function removeTestFiles(server: { dataDir: string; configPath: string }) {
   await Deno.remove(server.dataDir, { recursive: true }).catch(() => {});
   await Deno.remove(server.configPath).catch(() => {});
+}
+
+/** A `serve` with a test CA's certificate, and how to stop it and remove its files. */
+export interface TlsTestServer {
+  readonly ca: TestCa;
+  readonly server: ServerProcess;
+  /** Stops the server (throwing, with its logs, unless it exits 0) and removes every file. */
+  cleanup(): Promise<void>;
+}
+
+/**
+ * Makes a test CA (openssl; the caller's toolTest names it) and starts `serve` with its
+ * server certificate as `tls:`, `config` merged over it.
+ */
+export async function startTlsServer(config: Record<string, unknown>): Promise<TlsTestServer> {
+  const ca = await makeTestCa();
+  if (ca === undefined) throw new Error("openssl could not make the test CA");
+  let server: ServerProcess;
+  try {
+    server = await startServer({
+      config: { tls: { cert: ca.certPath, key: ca.keyPath }, ...config },
+    });
+  } catch (err) {
+    await ca.cleanup();
+    throw err;
+  }
+  const cleanup = async () => {
+    try {
+      const code = await server.stop();
+      if (code !== 0) throw new Error(`serve exited with ${code}:\n${server.logs()}`);
+    } finally {
+      await removeTestFiles(server);
+      await ca.cleanup();
+    }
+  };
+  return { ca, server, cleanup };
 }
 
 function asRecord(value: unknown): Record<string, unknown> {

@@ -6,23 +6,10 @@
  */
 import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
-import { addUser, removeTestFiles, runMain, startServer } from "../_helpers/server_process.ts";
-import { makeTestCa } from "../_helpers/certs.ts";
+import { addUser, runMain, startTlsServer } from "../_helpers/server_process.ts";
+import { makeSelfSigned } from "../_helpers/self_signed.ts";
 import { toolTest } from "../_helpers/tools.ts";
 import { RawClient } from "../security/_raw.ts";
-
-async function clientCert(dir: string, name: string): Promise<{ cert: string; key: string }> {
-  const cert = `${dir}/${name}.pem`;
-  const key = `${dir}/${name}.key`;
-  const out = await new Deno.Command("openssl", {
-    args: ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert]
-      .concat(["-subj", `/CN=${name}`, "-days", "2"]),
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  assert(out.success, new TextDecoder().decode(out.stderr));
-  return { cert, key };
-}
 
 /** One s_client session: `lines` sent after the handshake; returns what the server said. */
 async function sClient(
@@ -53,19 +40,18 @@ async function sClient(
 await toolTest("(#16) AUTH EXTERNAL: a pinned client certificate logs in, others do not", [
   "openssl",
 ], async (t) => {
-  const ca = await makeTestCa();
-  assert(ca !== undefined, "openssl made the test CA");
-  const server = await startServer({
-    config: {
-      tls: { cert: ca.certPath, key: ca.keyPath },
-      odmr: { listen: ["127.0.0.1:0", { address: "127.0.0.1:0", tls: "implicit" }] },
-    },
+  const { ca, server, cleanup } = await startTlsServer({
+    odmr: { listen: ["127.0.0.1:0", { address: "127.0.0.1:0", tls: "implicit" }] },
   });
   try {
     await addUser(server.configPath, "alice", ["example.org"], "alice-pw");
     await addUser(server.configPath, "bob", ["bob.example"], "bob-pw");
-    const pinned = await clientCert(ca.dir, "pi");
-    const stranger = await clientCert(ca.dir, "stranger");
+    const pinned = await makeSelfSigned(ca.dir, "pi", { dnsName: "pi", days: 2, rsa: true });
+    const stranger = await makeSelfSigned(ca.dir, "stranger", {
+      dnsName: "stranger",
+      days: 2,
+      rsa: true,
+    });
     const want = new X509Certificate(await Deno.readTextFile(pinned.cert)).fingerprint256;
     const [plain, implicit] = server.odmr;
     assert(plain !== undefined && implicit !== undefined);
@@ -164,8 +150,6 @@ await toolTest("(#16) AUTH EXTERNAL: a pinned client certificate logs in, others
       match(out, /^535 5\.7\.8 /m);
     });
   } finally {
-    assertEquals(await server.stop(), 0, server.logs());
-    await removeTestFiles(server);
-    await ca.cleanup();
+    await cleanup();
   }
 });

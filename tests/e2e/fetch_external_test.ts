@@ -6,8 +6,7 @@
  */
 import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
 import YAML from "yaml";
-import { addUser, removeTestFiles, runMain, startServer } from "../_helpers/server_process.ts";
-import { makeTestCa } from "../_helpers/certs.ts";
+import { addUser, runMain, startTlsServer } from "../_helpers/server_process.ts";
 import { makeSelfSigned } from "../_helpers/self_signed.ts";
 import { submit } from "../_helpers/smtp_submit.ts";
 import { toolTest } from "../_helpers/tools.ts";
@@ -25,13 +24,8 @@ async function countFiles(dir: string): Promise<number> {
 await toolTest("(#16) fetch logs in with a pinned client certificate, no password file", [
   "openssl",
 ], async (t) => {
-  const ca = await makeTestCa();
-  assert(ca !== undefined, "openssl made the test CA");
-  const server = await startServer({
-    config: {
-      tls: { cert: ca.certPath, key: ca.keyPath },
-      odmr: { listen: ["127.0.0.1:0", { address: "127.0.0.1:0", tls: "implicit" }] },
-    },
+  const { ca, server, cleanup } = await startTlsServer({
+    odmr: { listen: ["127.0.0.1:0", { address: "127.0.0.1:0", tls: "implicit" }] },
   });
   const dir = ca.dir;
   try {
@@ -110,8 +104,6 @@ await toolTest("(#16) fetch logs in with a pinned client certificate, no passwor
       match(r.stderr, /chmod 600/);
     });
   } finally {
-    assertEquals(await server.stop(), 0, server.logs());
-    await removeTestFiles(server);
-    await ca.cleanup();
+    await cleanup();
   }
 });

@@ -4,22 +4,16 @@
  * `tls` value of each `listening` event.
  */
 import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
-import { addUser, queueList, removeTestFiles, startServer } from "../_helpers/server_process.ts";
+import { addUser, queueList, startTlsServer } from "../_helpers/server_process.ts";
 import { findTool, toolTest } from "../_helpers/tools.ts";
-import { makeTestCa } from "../_helpers/certs.ts";
 import { swaks } from "./_swaks.ts";
 
 await toolTest("serve offers STARTTLS and implicit TLS with a configured certificate", [
   "swaks",
   "openssl",
 ], async (t) => {
-  const ca = await makeTestCa();
-  assert(ca !== undefined, "openssl made the test CA");
-  const server = await startServer({
-    config: {
-      tls: { cert: ca.certPath, key: ca.keyPath },
-      smtp: { listen: ["127.0.0.1:0", { address: "127.0.0.1:0", tls: "implicit" }] },
-    },
+  const { ca, server, cleanup } = await startTlsServer({
+    smtp: { listen: ["127.0.0.1:0", { address: "127.0.0.1:0", tls: "implicit" }] },
   });
   try {
     await addUser(server.configPath, "alice", ["example.org"]);
@@ -92,8 +86,6 @@ await toolTest("serve offers STARTTLS and implicit TLS with a configured certifi
       match(text, /^221 /m);
     });
   } finally {
-    assertEquals(await server.stop(), 0, server.logs());
-    await removeTestFiles(server);
-    await ca.cleanup();
+    await cleanup();
   }
 });
