@@ -40,8 +40,11 @@ export interface PostgresCluster {
   createDatabase(name: string): Promise<string>;
   /** Stops the server (fast shutdown) and removes the directory. */
   stop(): Promise<void>;
-  /** Stops the server with `-m immediate` (a crash), keeping the data: `start()` again. */
-  kill(): Promise<void>;
+  /**
+   * Stops the server, keeping the data (`start()` again): `-m immediate` (a crash, the
+   * default) or `-m fast` (an operator's restart: sessions are ended, then a clean shutdown).
+   */
+  kill(mode?: "immediate" | "fast"): Promise<void>;
   /** Starts it again on the same port. */
   start(): Promise<void>;
 }
@@ -167,8 +170,8 @@ export async function startCluster(bin: string): Promise<PostgresCluster> {
       isRunning = false;
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
-    async kill() {
-      await stopWith("immediate");
+    async kill(mode = "immediate") {
+      await stopWith(mode);
       isRunning = false;
     },
     async start() {

@@ -7,7 +7,8 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { addUser, queueList, removeTestFiles, startServer } from "../_helpers/server_process.ts";
 import type { ServerProcess } from "../_helpers/server_process.ts";
-import { findTool, toolTest } from "../_helpers/tools.ts";
+import { toolTest } from "../_helpers/tools.ts";
+import { runFetchmail } from "../_helpers/fetchmail.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import type { CaptureServer } from "../_helpers/capture_smtp.ts";
 import { submit } from "../_helpers/smtp_submit.ts";
@@ -15,59 +16,6 @@ import { makeTestCa } from "../_helpers/certs.ts";
 import type { TestCa } from "../_helpers/certs.ts";
 
 const enc = new TextEncoder();
-
-interface FetchmailRun {
-  readonly code: number;
-  readonly output: string;
-}
-
-/** Runs fetchmail once against the provider's ODMR port with a private rc file and HOME. */
-async function runFetchmail(opts: {
-  port: number;
-  smtpPort: number;
-  user?: string;
-  password?: string;
-  domains: readonly string[];
-  ssl?: { caFile: string };
-}): Promise<FetchmailRun> {
-  const home = await Deno.makeTempDir({ prefix: "fetchmail-home-" });
-  try {
-    const rc = [
-      "set no syslog",
-      `poll 127.0.0.1 with protocol ODMR port ${opts.port} timeout 60`,
-      `  user "${opts.user ?? "alice"}" password "${opts.password ?? "alice-pw"}"`,
-      `  fetchdomains ${opts.domains.join(",")}`,
-      `  smtphost 127.0.0.1/${opts.smtpPort}`,
-      ...(opts.ssl
-        ? [`  ssl sslcertck sslcertfile "${opts.ssl.caFile}" sslcommonname localhost`]
-        : []),
-      "",
-    ].join("\n");
-    const rcPath = `${home}/fetchmailrc`;
-    await Deno.writeTextFile(rcPath, rc, { mode: 0o600 });
-    const fetchmail = await findTool("fetchmail");
-    const child = new Deno.Command(fetchmail ?? "fetchmail", {
-      args: ["-f", rcPath, "--nodetach", "--pidfile", `${home}/pid`, "-v"],
-      env: { HOME: home, FETCHMAILHOME: home },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const timer = setTimeout(() => {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // Already exited.
-      }
-    }, 120_000);
-    const out = await child.output();
-    clearTimeout(timer);
-    const dec = new TextDecoder();
-    return { code: out.code, output: dec.decode(out.stdout) + dec.decode(out.stderr) };
-  } finally {
-    await Deno.remove(home, { recursive: true });
-  }
-}
 
 async function withSetup(
   fn: (server: ServerProcess, capture: CaptureServer) => Promise<void>,
