@@ -2,7 +2,9 @@
  * E2E: a real Postfix as the home server's MTA relays through our submission port, configured
  * with the main.cf lines the README gives ("Sending through the VPS"): relayhost, SASL from a
  * hash: password map, TLS required and verified. A wrong password keeps the mail deferred in
- * Postfix's queue (nothing lost, nothing relayed) until the right one lets it through.
+ * Postfix's queue (nothing lost, nothing relayed) until the right one lets it through. Mail
+ * for our own domains waits for ATRN; mail for another domain goes out through our worker to
+ * that domain's MX (a real DNS server, a byte-exact receiver on port 25), DKIM-signed.
  */
 import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
 import {
@@ -14,11 +16,17 @@ import {
 } from "../_helpers/server_process.ts";
 import { isCi, toolTest } from "../_helpers/tools.ts";
 import { makeTestCa } from "../_helpers/certs.ts";
+import { runFetchOnce } from "../_helpers/fetch_process.ts";
 import { postfixUnavailable, startPrivatePostfix } from "../_helpers/postfix.ts";
+import { startCaptureServer } from "../_helpers/capture_smtp.ts";
+import { verifyDkim } from "../_helpers/dkim.ts";
+import { startDnsmasq } from "../_helpers/dnsmasq.ts";
 import { forTarget, mainCfForTarget, readReadmePostfix } from "./_readme_postfix.ts";
 
 const PASSWORD = "secret-password";
 const POSTFIX_DEADLINE_MS = 30_000;
+/** The foreign domain's MX: a loopback address no other test listens on. */
+const FOREIGN_MX = "127.0.0.42";
 
 function message(subject: string): string {
   return `From: Alice <alice@example.org>\nTo: bob@example.com\nSubject: ${subject}\n\nhello from the Pi\n`;
@@ -50,7 +58,7 @@ Deno.test("README: the Pi's Postfix lines are the ones the relay test runs", asy
 
 await toolTest(
   "submission: Postfix relays through the submission port (relayhost, SASL, TLS verified)",
-  ["openssl", "postfix", "postmap", "postqueue", "sendmail"],
+  ["openssl", "postfix", "postmap", "postqueue", "sendmail", "dnsmasq", "dkimverify"],
   async (t) => {
     const why = await postfixUnavailable();
     if (why !== undefined) {
@@ -61,10 +69,18 @@ await toolTest(
     }
     const ca = await makeTestCa();
     assert(ca !== undefined, "openssl made the test CA");
+    // The world beyond the VPS: foreign.test's MX is a byte-exact capture server on port 25 of
+    // a loopback address no other test uses.
+    await using dns = await startDnsmasq({
+      mx: [{ name: "foreign.test", host: "mx.foreign.test", preference: 10 }],
+      hosts: [{ name: "mx.foreign.test", addresses: [FOREIGN_MX] }],
+    });
+    const world = await startCaptureServer({ host: FOREIGN_MX, port: 25 });
     const server = await startServer({
       config: {
         tls: { cert: ca.certPath, key: ca.keyPath },
         submission: { listen: ["127.0.0.1:0"] },
+        outbound: { resolver: dns.address, helo: "relay.example.net" },
       },
     });
     try {
@@ -154,7 +170,83 @@ await toolTest(
         assertEquals((await ours()).length, 3);
         match(server.logs(), /event=auth conn=\d+ proto=submission user=alice mechanism=PLAIN/);
       });
+
+      await t.step("bob collects all three by ATRN (fetch --once into a Maildir)", async () => {
+        const dir = `${ca.dir}/bob`;
+        await Deno.mkdir(dir);
+        await Deno.writeTextFile(`${dir}/password`, `${PASSWORD}\n`, { mode: 0o600 });
+        const odmr = server.odmr[0];
+        assert(odmr !== undefined);
+        const r = await runFetchOnce(dir, {
+          server: `127.0.0.1:${odmr.port}`,
+          user: "bob",
+          domains: ["example.com"],
+          "deliver_to": `maildir:${dir}/Maildir`,
+        });
+        assertEquals(r.code, 0, r.stderr);
+        const texts: string[] = [];
+        for await (const e of Deno.readDir(`${dir}/Maildir/new`)) {
+          texts.push(await Deno.readTextFile(`${dir}/Maildir/new/${e.name}`));
+        }
+        assertEquals(
+          texts.map((x) => x.match(/^Subject: (\w+)$/m)?.[1]).sort(),
+          ["first", "second", "third"],
+        );
+        for (const x of texts) match(x, /\n\nhello from the Pi\n$/);
+        assertEquals(await ours(), []);
+      });
+
+      await t.step(
+        "one message to bob and to a foreign domain: bob's queued for ATRN, carol's is " +
+          "DKIM-signed and delivered to foreign.test's MX",
+        async () => {
+          const keygen = await runMain([
+            "dkim",
+            "keygen",
+            "example.org",
+            "--selector",
+            "pi",
+            "--algorithm",
+            "ed25519",
+            "--config",
+            server.configPath,
+          ]);
+          assertEquals(keygen.code, 0, keygen.stderr);
+          const listed = await runMain(["dkim", "list", "--json", "--config", server.configPath]);
+          const keys = JSON.parse(listed.stdout) as { "dns_name": string; "dns_txt": string }[];
+          const key = keys[0];
+          assert(key !== undefined, listed.stdout);
+          await postfix.sendmail(
+            "alice@example.org",
+            ["bob@example.com", "carol@foreign.test"],
+            "From: Alice <alice@example.org>\nTo: bob@example.com, carol@foreign.test\n" +
+              "Subject: out\n\nto the world\n",
+          );
+          await postfix.waitQueue((q) => q.length === 0, POSTFIX_DEADLINE_MS);
+          await world.waitForMessages(1, POSTFIX_DEADLINE_MS);
+          const got = world.messages[0];
+          assert(got !== undefined);
+          assertEquals(got.mailFrom, "alice@example.org");
+          assertEquals(got.recipients, ["carol@foreign.test"]);
+          const text = new TextDecoder().decode(got.body);
+          match(text, /^DKIM-Signature: v=1; a=ed25519-sha256;/);
+          match(text, /with ESMTPSA/);
+          match(text, /\r\n\r\nto the world\r\n$/);
+          const verdict = await verifyDkim(got.body, {
+            txt: { [key.dns_name.replace(/\.$/, "")]: key.dns_txt },
+          });
+          assert(verdict.ok, verdict.output);
+          // bob's copy waits for ATRN; nothing for carol stays queued.
+          const queued = await queueList(server.configPath) as Queued[];
+          assertEquals(
+            queued.flatMap((m) => m.recipients.map((r) => r.address)),
+            ["bob@example.com"],
+          );
+          match(server.logs(), /event=delivered .*to=carol@foreign\.test/);
+        },
+      );
     } finally {
+      await world.close();
       await server.stop();
       await removeTestFiles(server);
       await ca.cleanup();
