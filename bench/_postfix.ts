@@ -1,7 +1,7 @@
 // A private Postfix instance for comparison: its own config_directory, queue_directory and
-// data_directory in a temp dir, smtpd on a spare 127.0.0.1 port, mail for bench.example held
-// on arrival (HOLD) so that only queue ingest is measured, and released to an smtp-sink on
-// demand. Never reads or writes /etc/postfix's main.cf; stopped with `postfix -c DIR stop`.
+// data_directory in a temp dir, smtpd on a spare 127.0.0.1 port, mail for bench.example (and
+// any further domains) held on arrival (HOLD) so that only queue ingest is measured, and
+// released to an smtp-sink on demand. Never reads or writes /etc/postfix's main.cf; stopped with `postfix -c DIR stop`.
 
 import { hasExecutable, runCommand, sleep } from "./_proc.ts";
 
@@ -16,10 +16,14 @@ export interface PostfixOptions {
   readonly dir: string;
   /** 127.0.0.1 port for smtpd. */
   readonly smtpPort: number;
-  /** 127.0.0.1 port of the smtp-sink that bench.example is relayed to. */
+  /** Port of the smtp-sink that the domains are relayed to. */
   readonly relayPort: number;
+  /** Address of that smtp-sink (default 127.0.0.1). */
+  readonly relayHost?: string;
   /** The relayed domain. */
   readonly domain: string;
+  /** Further domains relayed (and held) the same way. */
+  readonly moreDomains?: readonly string[];
 }
 
 /** A running private Postfix (master) instance. */
@@ -165,6 +169,10 @@ async function postfixIds(): Promise<{ uid: number; gid: number }> {
 }
 
 function mainCf(root: string, opts: PostfixOptions): string {
+  const domains = [opts.domain, ...(opts.moreDomains ?? [])];
+  const nexthop = `smtp:[${opts.relayHost ?? "127.0.0.1"}]:${opts.relayPort}`;
+  const transport = domains.map((d) => `${d}=${nexthop}`).join(", ");
+  const hold = domains.map((d) => `${d}=HOLD`).join(", ");
   return `# Private benchmark instance (bench/_postfix.ts); not the system's Postfix.
 compatibility_level = 3.6
 myhostname = bench.localdomain
@@ -175,11 +183,11 @@ local_recipient_maps =
 mynetworks = 127.0.0.0/8
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
-relay_domains = ${opts.domain}
-transport_maps = inline:{ ${opts.domain}=smtp:[127.0.0.1]:${opts.relayPort} }
+relay_domains = ${domains.join(", ")}
+transport_maps = inline:{ ${transport} }
 # HOLD on arrival: cleanup writes the queue file (fsynced) into hold/, qmgr never sees it,
 # so smtp-source's timing is pure queue ingest. release() moves it on for the drain.
-smtpd_recipient_restrictions = check_recipient_access inline:{ ${opts.domain}=HOLD }, permit_mynetworks, reject
+smtpd_recipient_restrictions = check_recipient_access inline:{ ${hold} }, permit_mynetworks, reject
 queue_directory = ${root}/spool
 data_directory = ${root}/data
 mail_owner = postfix

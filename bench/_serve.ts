@@ -27,6 +27,8 @@ export interface ServeOptions {
   readonly odmrListen?: string;
   /** A `queue:` section as YAML (e.g. the PostgreSQL backend); default none (SQLite). */
   readonly queueYaml?: string;
+  /** Further top-level sections as YAML (e.g. `outbound:`). */
+  readonly extraYaml?: string;
 }
 
 /** A running `serve` with one user. */
@@ -36,14 +38,25 @@ export class Serve {
   readonly smtpPort: number;
   /** Undefined when serve did not report an ODMR listener. */
   readonly odmrPort: number | undefined;
+  /**
+   * When serve logged `event=ready` (ms since the epoch, the line's own timestamp): its
+   * listeners and workers had started. Undefined if the line did not come.
+   */
+  readonly readyAtMs: number | undefined;
   readonly #proc: Spawned;
 
-  constructor(root: string, proc: Spawned, smtpPort: number, odmrPort: number | undefined) {
+  constructor(
+    root: string,
+    proc: Spawned,
+    ports: { smtp: number; odmr: number | undefined },
+    readyAtMs: number | undefined,
+  ) {
     this.root = root;
     this.configPath = `${root}/config.yaml`;
     this.#proc = proc;
-    this.smtpPort = smtpPort;
-    this.odmrPort = odmrPort;
+    this.smtpPort = ports.smtp;
+    this.odmrPort = ports.odmr;
+    this.readyAtMs = readyAtMs;
   }
 
   /** Writes the config, adds the user, starts serve and waits for its listening lines. */
@@ -72,11 +85,15 @@ export class Serve {
       // Both listeners are opened at start-up; give the ODMR line a moment after SMTP's.
       const odmr = await proc.waitForLine(/event=listening proto=odmr address=[^ ]*:(\d+)/, 2_000)
         .catch(() => undefined);
+      // Read now, while the line is still among the last ones kept.
+      const ready = await proc.waitForLine(/^(\S+) \w+ event=ready\b/, 5_000)
+        .catch(() => undefined);
+      const readyAtMs = ready === undefined ? undefined : Date.parse(ready[1] ?? "");
       return new Serve(
         root,
         proc,
-        Number(smtp[1]),
-        odmr === undefined ? undefined : Number(odmr[1]),
+        { smtp: Number(smtp[1]), odmr: odmr === undefined ? undefined : Number(odmr[1]) },
+        readyAtMs === undefined || Number.isNaN(readyAtMs) ? undefined : readyAtMs,
       );
     } catch (e) {
       await stop(proc);
@@ -213,7 +230,7 @@ ${tls}smtp:
   max_connections_per_ip: 1000
 odmr:
   listen: [${opts.odmrListen ?? `"127.0.0.1:0"`}]
-${opts.queueYaml ?? ""}`;
+${opts.queueYaml ?? ""}${opts.extraYaml ?? ""}`;
 }
 
 /** The last non-empty line of a command's output, without ANSI colours. */

@@ -1,5 +1,5 @@
-// Postfix's smtp-sink on a spare 127.0.0.1 port: the receiving end of the drain benchmarks and
-// the ceiling of the ingest benchmark. `-c` makes it print running counters, which tell how
+// Postfix's smtp-sink on a spare 127.0.0.1 port (or a given address): the receiving end of the
+// drain and outbound benchmarks and the ceiling of the ingest benchmark. `-c` makes it print running counters, which tell how
 // many messages it has accepted.
 
 import { freePort, sleep, spawn, type Spawned, stop } from "./_proc.ts";
@@ -17,22 +17,26 @@ export class SmtpSink {
     this.#proc = proc;
   }
 
-  /** Starts smtp-sink on a spare port and waits until it accepts connections. */
-  static async start(): Promise<SmtpSink> {
-    const port = freePort();
+  /**
+   * Starts smtp-sink and waits until it accepts connections: on a spare 127.0.0.1 port, or on
+   * `at` (e.g. 127.0.0.25:25, where an MX record points; port 25 needs root).
+   */
+  static async start(at?: { host: string; port: number }): Promise<SmtpSink> {
+    const host = at?.host ?? "127.0.0.1";
+    const port = at?.port ?? freePort();
     // -u postfix: smtp-sink refuses to keep root privileges. Backlog 1024 so 50 parallel
     // sessions never see a refused connection.
     const proc = spawn("smtp-sink", SMTP_SINK, [
       "-u",
       "postfix",
       "-c",
-      `127.0.0.1:${port}`,
+      `${host}:${port}`,
       "1024",
     ]);
     const deadline = Date.now() + 5000;
     while (Date.now() < deadline) {
       try {
-        const c = await Deno.connect({ hostname: "127.0.0.1", port });
+        const c = await Deno.connect({ hostname: host, port });
         c.close();
         return new SmtpSink(port, proc);
       } catch {
@@ -40,7 +44,7 @@ export class SmtpSink {
       }
     }
     await stop(proc);
-    throw new Error(`smtp-sink did not listen on ${port}: ${proc.tail.join(" | ")}`);
+    throw new Error(`smtp-sink did not listen on ${host}:${port}: ${proc.tail.join(" | ")}`);
   }
 
   /** Messages accepted so far (from the last `mesg=N` counter line). */

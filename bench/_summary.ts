@@ -1,9 +1,9 @@
-// Issue 13's goals in one table: each benchmark fills the rows it measures (same run, same
+// Issue 13's goals (and issue 15's outbound figure) in one table: each benchmark fills the rows it measures (same run, same
 // machine), and run.ts prints the table last. A row no selected benchmark measured says so.
 
 import type { Table } from "./_table.ts";
 
-/** The rows, in the order issue 13 lists them. */
+/** The rows, in the order issue 13 lists them, then issue 15's. */
 export const SUMMARY_ROWS = {
   tlsDrain: {
     what: "drain: fetch over STARTTLS (fetch.ca), N × 4 KB → smtp-sink, vs Postfix flush",
@@ -29,6 +29,11 @@ export const SUMMARY_ROWS = {
     goal: "≤ 80 MB",
     bench: "ingest",
   },
+  outbound: {
+    what: "outbound: N × 4 KB submitted, worker → MX (dnsmasq) smtp-sink, vs Postfix",
+    goal: "beside Postfix (issue 15)",
+    bench: "outbound",
+  },
 } as const;
 
 /** A row's key. */
@@ -51,7 +56,7 @@ export class Summary {
       row.goal,
     ]);
     return {
-      title: "Issue 13 goals (this run)",
+      title: "Issue 13 goals and issue 15 outbound (this run)",
       headers: ["what", "measured", "goal"],
       rows,
       notes: ["ratios are ours / Postfix's in this run; details in the tables above"],

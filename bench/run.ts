@@ -1,4 +1,4 @@
-// Benchmark runner: `deno task bench [-- ingest|drain|fetch|tls|memory|atrn …] [--quick] [--repeat=N]`.
+// Benchmark runner: `deno task bench [-- ingest|drain|fetch|tls|memory|atrn|outbound …] [--quick] [--repeat=N]`.
 // Needs no config file: every benchmark gets its own temp dir, and everything started is
 // stopped (by PID, or `postfix -c DIR stop`) and the temp dir removed, even on failure or Ctrl-C.
 // deno-lint-ignore-file no-console -- a benchmark's job is to print its tables on stdout
@@ -11,6 +11,7 @@ import { memoryBench } from "./memory.ts";
 import { atrnScaleBench } from "./atrn_scale.ts";
 import { postgresBench } from "./postgres.ts";
 import { endlessLineBench } from "./endless_line.ts";
+import { outboundBench } from "./outbound.ts";
 import { stopAll } from "./_proc.ts";
 import { naCell, renderTable, type Table } from "./_table.ts";
 import { Summary } from "./_summary.ts";
@@ -24,6 +25,7 @@ const BENCHES = {
   atrn: atrnScaleBench,
   postgres: postgresBench,
   endless: endlessLineBench,
+  outbound: outboundBench,
 } as const;
 type BenchName = keyof typeof BENCHES;
 
