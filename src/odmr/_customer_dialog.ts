@@ -1,42 +1,31 @@
 /**
  * The customer's client dialogue before reversal (RFC 2645 §5): connect, TLS (STARTTLS or
  * implicit, certificate verified, never a silent downgrade), EHLO, AUTH with the best common
- * mechanism, ATRN. Each way it can end is a value with its README.md exit code; only a
- * `250` to ATRN hands the Conn and reader on (to the SMTP server role).
+ * mechanism, ATRN. Each way it can end is a value with its README.md exit code
+ * (_customer_stops.ts); only a `250` to ATRN hands the Conn and reader on (to the SMTP server
+ * role).
  */
 import { decodeBase64, encodeBase64 } from "../wire/base64.ts";
 import type { Conn } from "../net/conn.ts";
 import { connect } from "../net/conn.ts";
 import { LineReader } from "../wire/line_reader.ts";
 import type { Reply } from "../wire/reply.ts";
-import { formatReplyText, isPermanent, isTransient } from "../wire/reply.ts";
+import { formatReplyText, isTransient } from "../wire/reply.ts";
 import type { Capabilities } from "../wire/ehlo.ts";
-import { type Answer, ClientLink, type Loss } from "../smtp/client/link.ts";
+import { type Answer, ClientLink } from "../smtp/client/link.ts";
+import {
+  atrnStop,
+  type DialogStop,
+  errorText,
+  lostStop,
+  stop,
+  tlsOrNetText,
+  unexpectedStop,
+} from "./_customer_stops.ts";
 import { chooseMechanism, createSaslClient, SaslClientError } from "../auth/sasl_client.ts";
 import type { SaslClient } from "../auth/sasl_client.ts";
 import type { Logger } from "../observe/log.ts";
 import { REDACTED } from "../observe/log.ts";
-
-/** README.md exit codes of `fetch`. */
-export type FetchExitCode = 0 | 1 | 2 | 3 | 4 | 5;
-
-/** How a fetch ended, in the words of README.md. */
-export type FetchResult =
-  | "delivered"
-  | "noMail"
-  | "authFailed"
-  | "refused"
-  | "temporary"
-  | "config";
-
-/** The dialogue ended before reversal. */
-export interface DialogStop {
-  readonly kind: "stop";
-  readonly exitCode: FetchExitCode;
-  readonly result: FetchResult;
-  /** For people: what happened, naming the server. */
-  readonly message: string;
-}
 
 /** ATRN was accepted: the connection is ours to serve SMTP on. */
 export interface DialogReversed {
@@ -69,10 +58,6 @@ export interface DialogOptions {
   readonly atrnTimeoutMs: number;
   readonly log: Logger;
   readonly signal?: AbortSignal;
-}
-
-function stop(exitCode: FetchExitCode, result: FetchResult, message: string): DialogStop {
-  return { kind: "stop", exitCode, result, message };
 }
 
 /** Runs the dialogue up to the ATRN reply; closes the connection unless it was reversed. */
@@ -124,7 +109,7 @@ class Dialog {
   async run(): Promise<DialogStop | DialogReversed> {
     const greeting = await this.#read(this.#opts.commandTimeoutMs);
     if ("kind" in greeting) return greeting;
-    if (greeting.code !== 220) return this.#unexpected("greeting", greeting);
+    if (greeting.code !== 220) return unexpectedStop("greeting", greeting, this.#where);
     let caps = await this.#ehlo();
     if ("kind" in caps) return caps;
 
@@ -139,7 +124,7 @@ class Dialog {
       }
       const r = await this.#command("STARTTLS");
       if ("kind" in r) return r;
-      if (r.code !== 220) return this.#unexpected("STARTTLS", r, 5);
+      if (r.code !== 220) return unexpectedStop("STARTTLS", r, this.#where, 5);
       // RFC 3207 §4.2 / CVE-2011-0411: bytes after the 220 came in plaintext; the link drops them.
       try {
         const t = await this.#link.startTls(tlsClientParams(this.#opts));
@@ -222,29 +207,8 @@ class Dialog {
     const r = await this.#command(atrn, this.#opts.atrnTimeoutMs);
     if ("kind" in r) return r;
     this.#log.info("atrn_reply", { code: r.code, domains: this.#opts.domains.join(",") || "*" });
-    return this.#atrnOutcome(r, mechanism);
-  }
-
-  #atrnOutcome(r: Reply, mechanism: string): DialogStop | DialogReversed {
-    const text = formatReplyText(r).trim();
-    switch (r.code) {
-      case 250:
-        return { kind: "reversed", conn: this.#conn, reader: this.#link.reader, mechanism };
-      case 453:
-        return stop(0, "noMail", `No mail waiting on "${this.#where}"`);
-      case 450:
-        return stop(4, "refused", `ATRN refused by "${this.#where}" (not authorized): ${text}`);
-      case 502:
-        return stop(4, "refused", `ATRN not available on "${this.#where}": ${text}`);
-      case 530:
-        return stop(4, "refused", `ATRN refused by "${this.#where}" (AUTH required): ${text}`);
-      case 451:
-        return stop(5, "temporary", `ATRN deferred by "${this.#where}": ${text}`);
-      default:
-        return !isPermanent(r)
-          ? stop(5, "temporary", `ATRN deferred by "${this.#where}": ${text}`)
-          : stop(4, "refused", `ATRN refused by "${this.#where}": ${text}`);
-    }
+    return atrnStop(r, this.#where) ??
+      { kind: "reversed", conn: this.#conn, reader: this.#link.reader, mechanism };
   }
 
   /** EHLO without HELO fallback: ODMR needs the AUTH and ATRN extensions (RFC 2645 §5). */
@@ -257,9 +221,9 @@ class Dialog {
       case "ready":
         return hello.caps;
       case "refused":
-        return this.#unexpected("EHLO", hello.reply);
+        return unexpectedStop("EHLO", hello.reply, this.#where);
       case "lost":
-        return this.#lostStop(hello.loss);
+        return lostStop(hello.loss, this.#where);
       default: {
         const never: never = hello;
         throw new Error(`unreachable hello ${JSON.stringify(never)}`);
@@ -326,42 +290,7 @@ class Dialog {
   }
 
   #replyOrStop(answer: Answer): Reply | DialogStop {
-    return answer.kind === "reply" ? answer.reply : this.#lostStop(answer.loss);
-  }
-
-  /** A lost link ends the dialogue as a temporary failure (exit 5), saying how it was lost. */
-  #lostStop(loss: Loss): DialogStop {
-    const where = this.#where;
-    switch (loss.cause) {
-      case "closing":
-        return stop(
-          5,
-          "temporary",
-          `Server "${where}" closed: ${formatReplyText(loss.reply).trim()}`,
-        );
-      case "eof":
-        return stop(5, "temporary", `Connection to "${where}" closed by the server`);
-      case "timeout":
-        return stop(5, "temporary", `Timed out waiting for "${where}"`);
-      case "garbage":
-        return stop(5, "temporary", `Bad reply from "${where}": ${loss.reason}`);
-      case "write":
-      case "local":
-        return stop(5, "temporary", `Connection to "${where}" lost: ${loss.reason}`);
-      default: {
-        const never: never = loss.cause;
-        throw new Error(`unreachable loss ${never}`);
-      }
-    }
-  }
-
-  #unexpected(what: string, r: Reply, exitCode: FetchExitCode = 5): DialogStop {
-    const text = formatReplyText(r).trim();
-    return stop(
-      exitCode,
-      "temporary",
-      `Unexpected reply to ${what} from "${this.#where}": ${text}`,
-    );
+    return answer.kind === "reply" ? answer.reply : lostStop(answer.loss, this.#where);
   }
 
   /** Best-effort QUIT and close after a stop. */
@@ -392,29 +321,4 @@ function tlsClientParams(opts: DialogOptions) {
     rejectUnauthorized: true,
     timeoutMs: opts.connectTimeoutMs,
   };
-}
-
-/** A certificate failure says which (wrong name, or untrusted) and what to set; others as is. */
-function tlsOrNetText(
-  err: unknown,
-  opts: Pick<DialogOptions, "host" | "tlsServerName" | "caPem">,
-): string {
-  const text = errorText(err);
-  const code = err instanceof Error && "code" in err ? String(err.code) : "";
-  const name = opts.tlsServerName ?? opts.host;
-  if (/ERR_TLS_CERT_ALTNAME|does not match certificate/i.test(code + " " + text)) {
-    return `certificate of "${opts.host}" does not name "${name}": ${text} (set ` +
-      `fetch.tls_server_name to a name the certificate has)`;
-  }
-  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|HOSTNAME/i.test(code + " " + text)) {
-    const hint = opts.caPem === undefined
-      ? "give its CA in fetch.ca"
-      : "it is not signed by the CA in fetch.ca, the only one trusted when fetch.ca is set";
-    return `certificate of "${opts.host}" not trusted: ${text} (${hint})`;
-  }
-  return text;
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -16,12 +16,12 @@ import type { LocalTimeouts } from "../smtp/sinks/local_smtp.ts";
 import { AllowedDomainsSink } from "../smtp/sinks/allowed_domains.ts";
 import type { Logger } from "../observe/log.ts";
 import { runCustomerDialog } from "./_customer_dialog.ts";
-import type { FetchExitCode, FetchResult } from "./_customer_dialog.ts";
+import type { FetchExitCode, FetchResult } from "./_customer_stops.ts";
 import { PasswordFileError, readClientKey, readPasswordFile } from "./_customer_password.ts";
 import { LedgerSink } from "./_customer_ledger.ts";
 import type { LedgerCounts } from "./_customer_ledger.ts";
 
-export type { FetchExitCode, FetchResult } from "./_customer_dialog.ts";
+export type { FetchExitCode, FetchResult } from "./_customer_stops.ts";
 
 /** RFC 2645 §5.2.1: wait at least 10 minutes for the ATRN reply. */
 export const ATRN_TIMEOUT_MS = 10 * 60_000 + 30_000;
