@@ -13,6 +13,8 @@
  *   the word inside the braces is only a label for the reader.
  * - In a line the runner sends, `{cram-md5 USER PASSWORD}` stands for the CRAM-MD5 response
  *   (RFC 2195) to the last `334` challenge read.
+ * - A runner line that is exactly `{starttls}` is not sent: the runner starts TLS there (the
+ *   caller's `startTls`), after checking that the peer sent nothing after its last line.
  * - When the file ends, the other side must close the connection without saying more.
  */
 import { createHmac } from "node:crypto";
@@ -20,6 +22,7 @@ import type { Conn } from "../../src/net/conn.ts";
 import { LineReader } from "../../src/wire/line_reader.ts";
 
 const enc = new TextEncoder();
+const STARTTLS = "{starttls}";
 const dec = new TextDecoder();
 
 /** One protocol line of a transcript. */
@@ -68,6 +71,7 @@ export async function playTranscript(
   conn: Conn,
   ours: string,
   timeoutMs = 5_000,
+  hooks: { readonly startTls?: (conn: Conn) => Promise<void> } = {},
 ): Promise<void> {
   const lines = parseTranscript(source);
   const reader = new LineReader(conn);
@@ -96,9 +100,19 @@ export async function playTranscript(
 
   for (let i = 0; i < lines.length;) {
     const line = lines[i]!;
+    if (line.side === ours && line.text === STARTTLS) {
+      if (hooks.startTls === undefined) throw new Error(`line ${line.lineNo}: no startTls hook`);
+      if (reader.bufferedBytes > 0) {
+        await fail(`line ${line.lineNo}: the peer sent more before the TLS handshake`);
+      }
+      seen.push(`${ours}: (TLS handshake)`);
+      await hooks.startTls(conn);
+      i++;
+      continue;
+    }
     if (line.side === ours) {
       const batch: string[] = [];
-      while (i < lines.length && lines[i]!.side === ours) {
+      while (i < lines.length && lines[i]!.side === ours && lines[i]!.text !== STARTTLS) {
         batch.push(substitute(lines[i]!.text, lastChallenge));
         i++;
       }

@@ -7,6 +7,8 @@
  *   The file plays `C:` (the customer); `P:` lines are ours.
  * - `mx_*`: the MX receiver (SmtpReceiver + the real QueueSink on a temp SQLite queue, local
  *   domain example.org) over an in-memory Conn. The file plays `C:`; `S:` lines are ours.
+ * - `mxtls_*`: the same MX receiver offering STARTTLS with a test CA's certificate, over real
+ *   sockets on 127.0.0.1 (needs openssl); `C: {starttls}` is where the file's client starts TLS.
  * - `customer_*`: `odmr-relay fetch` (runCustomer) against the file as provider on
  *   127.0.0.1:0, user `alice` / `s3cret pass`, domain example.org, delivering to a Maildir.
  *   The file plays `P:`; `C:` lines are ours.
@@ -17,6 +19,7 @@ import {
   throws as assertThrows,
 } from "node:assert/strict";
 import net from "node:net";
+import type tls from "node:tls";
 import { openDatabase } from "../../src/queue/db.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import { CredentialStore } from "../../src/auth/store.ts";
@@ -25,10 +28,14 @@ import { runProviderSession } from "../../src/odmr/provider.ts";
 import { runCustomer } from "../../src/odmr/customer.ts";
 import { SmtpReceiver } from "../../src/smtp/receiver.ts";
 import { QueueSink } from "../../src/smtp/sinks/queue_sink.ts";
-import { SocketConn } from "../../src/net/conn.ts";
+import { connect, SocketConn } from "../../src/net/conn.ts";
+import type { Conn } from "../../src/net/conn.ts";
+import { listen, loadSecureContext } from "../../src/net/listener.ts";
 import { LineReader } from "../../src/wire/line_reader.ts";
 import { NULL_LOGGER } from "../../src/observe/log.ts";
 import { connPair } from "../_helpers/conn_pair.ts";
+import { makeTestCa } from "../_helpers/certs.ts";
+import { toolTest } from "../_helpers/tools.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 import { lineMatches, parseTranscript, playTranscript } from "../_helpers/transcript.ts";
 
@@ -66,30 +73,36 @@ async function provider(source: string): Promise<void> {
   });
 }
 
+/** The MX receiver of the `mx_*` and `mxtls_*` dialogues, on the real queue sink. */
+function mxReceiver(conn: Conn, store: SqliteQueueStore, tls?: tls.SecureContext): SmtpReceiver {
+  return new SmtpReceiver({
+    conn,
+    reader: new LineReader(conn),
+    sink: new QueueSink({
+      store,
+      isLocalDomain: (d) => d === "example.org",
+      log: NULL_LOGGER,
+      maxRecipients: 100,
+    }),
+    log: NULL_LOGGER,
+    options: {
+      hostname: "mx.test",
+      maxMessageBytes: 100_000,
+      maxRecipients: 100,
+      commandTimeoutMs: 5_000,
+      maxErrors: 10,
+      addTraceHeader: false,
+      ...(tls !== undefined ? { tls: { secureContext: tls } } : {}),
+    },
+  });
+}
+
 async function mx(source: string): Promise<void> {
   await withTempDataDir(async (dataDir) => {
     const store = new SqliteQueueStore(openDatabase(dataDir), { logger: NULL_LOGGER });
     try {
       const { server, client } = connPair();
-      const receiver = new SmtpReceiver({
-        conn: server,
-        reader: new LineReader(server),
-        sink: new QueueSink({
-          store,
-          isLocalDomain: (d) => d === "example.org",
-          log: NULL_LOGGER,
-          maxRecipients: 100,
-        }),
-        log: NULL_LOGGER,
-        options: {
-          hostname: "mx.test",
-          maxMessageBytes: 100_000,
-          maxRecipients: 100,
-          commandTimeoutMs: 5_000,
-          maxErrors: 10,
-          addTraceHeader: false,
-        },
-      });
+      const receiver = mxReceiver(server, store);
       // The listener closes the connection once the session is over.
       const done = receiver.run().finally(() => server.destroy());
       try {
@@ -102,6 +115,44 @@ async function mx(source: string): Promise<void> {
       await store.close();
     }
   });
+}
+
+async function mxTls(source: string): Promise<void> {
+  const ca = await makeTestCa();
+  assert(ca !== undefined, "openssl made the test CA");
+  try {
+    await withTempDataDir(async (dataDir) => {
+      const store = new SqliteQueueStore(openDatabase(dataDir), { logger: NULL_LOGGER });
+      const secureContext = loadSecureContext(ca.certPath, ca.keyPath);
+      const sessions: Promise<unknown>[] = [];
+      const listener = await listen({
+        host: "127.0.0.1",
+        port: 0,
+        onConn: (conn) => {
+          sessions.push(mxReceiver(conn, store, secureContext).run().finally(() => conn.close()));
+        },
+      });
+      try {
+        const { conn } = await connect({ host: "127.0.0.1", port: listener.port });
+        try {
+          await playTranscript(source, conn, "C", 5_000, {
+            startTls: async (c) => {
+              const up = await c.startTlsClient({ servername: "localhost", ca: ca.caCertPem });
+              assert(up.authorized, "the test CA signed the server certificate");
+            },
+          });
+        } finally {
+          await conn.close();
+          await Promise.all(sessions);
+        }
+      } finally {
+        await listener.close();
+        await store.close();
+      }
+    });
+  } finally {
+    await ca.cleanup();
+  }
 }
 
 async function customer(source: string): Promise<void> {
@@ -144,14 +195,21 @@ async function customer(source: string): Promise<void> {
   }
 }
 
-const TARGETS: Record<string, (source: string) => Promise<void>> = { provider, mx, customer };
+const TARGETS: Record<string, (source: string) => Promise<void>> = {
+  provider,
+  mx,
+  mxtls: mxTls,
+  customer,
+};
+/** External tools a target needs (the test is skipped, or fails under CI, without them). */
+const TOOLS: Record<string, readonly string[]> = { mxtls: ["openssl"] };
 
 for (const entry of [...Deno.readDirSync(DIR)].sort((a, b) => a.name.localeCompare(b.name))) {
   if (!entry.name.endsWith(".txt")) continue;
   const kind = entry.name.split("_")[0]!;
   const run = TARGETS[kind];
-  Deno.test(`(#12) dialogue ${entry.name}`, async () => {
-    assert(run, `${entry.name}: the name must start with provider_, mx_ or customer_`);
+  await toolTest(`(#12) dialogue ${entry.name}`, TOOLS[kind] ?? [], async () => {
+    assert(run, `${entry.name}: the name must start with provider_, mx_, mxtls_ or customer_`);
     await run(await Deno.readTextFile(new URL(entry.name, DIR)));
   });
 }
