@@ -3,7 +3,14 @@
  * offered after ATRN: delivered where, deferred, failed, refused as foreign, or split off
  * (LMTP one-recipient rule). It changes no reply; it only watches them.
  */
-import type { MailFrom, MessageSink, RcptTo, SessionInfo, SinkTransaction } from "../smtp/sink.ts";
+import type {
+  MailFrom,
+  MessageSink,
+  RcptAhead,
+  RcptTo,
+  SessionInfo,
+  SinkTransaction,
+} from "../smtp/sink.ts";
 import type { Reply } from "../wire/reply.ts";
 import { isPermanent, isPositive, isTransient } from "../wire/reply.ts";
 import type { Logger } from "../observe/log.ts";
@@ -147,8 +154,8 @@ class LedgerTransaction implements SinkTransaction {
     return this.#inner.id;
   }
 
-  async addRecipient(rcpt: RcptTo): Promise<Reply> {
-    const r = await this.#inner.addRecipient(rcpt);
+  async addRecipient(rcpt: RcptTo, ahead?: RcptAhead): Promise<Reply> {
+    const r = await this.#inner.addRecipient(rcpt, ahead);
     if (isPositive(r)) this.#accepted.push(rcpt.address);
     else this.#ledger.record("rcpt", r, 1);
     return r;

@@ -70,7 +70,8 @@ export async function handleRcpt(ctx: ReceiverContext, args: string): Promise<Ou
   }
   let r: Reply;
   try {
-    r = await s.tx.sink.addRecipient(checked.value);
+    // RFC 2920: a relaying sink may send its own DATA with this RCPT when DATA is next.
+    r = await s.tx.sink.addRecipient(checked.value, { dataFollows: ctx.reader.nextLineIs("DATA") });
   } catch (err) {
     ctx.log.error("sink_failed", { call: "addRecipient", id: s.tx.sink.id, error: String(err) });
     return { ...leaveTransaction(s, "sink failed"), replies: [REPLIES.localError] };

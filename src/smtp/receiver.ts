@@ -286,7 +286,14 @@ export class SmtpReceiver implements ReceiverContext {
           this.#queue(REPLIES.tooManyIdleCommands);
           return { end: "tooManyErrors" };
         }
+        const wasInTransaction = this.#state.kind === "inTransaction";
         step = await this.#apply(await spec.run(this, parsed.args));
+        // The reply at the end of the data (its 354 went out already) is not DATA's own: it
+        // waits for the rest of a pipelined group like MAIL's and RCPT's (RFC 2920 §3.2), so
+        // ".", MAIL, RCPT and DATA from a pipelining client get their replies in one write.
+        if (verb === "DATA" && wasInTransaction && this.#state.kind !== "inTransaction") {
+          mustFlush = false;
+        }
         break;
       }
       default: {

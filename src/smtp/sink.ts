@@ -42,12 +42,22 @@ export interface SessionInfo {
   readonly authenticatedUser?: string;
 }
 
+/** What the receiver already knows about the client's next command when it asks about a RCPT. */
+export interface RcptAhead {
+  /**
+   * The next command, already received, is DATA (pipelined, RFC 2920): a sink relaying to
+   * another server may send its own DATA together with this RCPT. The receiver still calls
+   * `write`/`finish`, or `abort` if it refuses the DATA after all.
+   */
+  readonly dataFollows: boolean;
+}
+
 /** One mail transaction inside a sink. */
 export interface SinkTransaction {
   /** Id for logs and the Received: header. */
   readonly id: string;
   /** Decides one recipient: 250 to accept, or the rejection. */
-  addRecipient(rcpt: RcptTo): Promise<Reply>;
+  addRecipient(rcpt: RcptTo, ahead?: RcptAhead): Promise<Reply>;
   /** Body bytes after dot-unstuffing, in order; the chunk is only valid during the call. */
   write(chunk: Uint8Array): Promise<void>;
   /** The body is complete: the reply for the end of DATA (250 only when the message is safe). */

@@ -64,6 +64,22 @@ export class LineReader {
     return this.#buf.length;
   }
 
+  /**
+   * Whether the next line is already buffered and is exactly `line` (ASCII letters in any
+   * case) followed by CRLF. Never reads: a pipelining server's look at what comes next.
+   */
+  nextLineIs(line: string): boolean {
+    const buf = this.#buf;
+    if (buf.length < line.length + 2) return false;
+    for (let i = 0; i < line.length; i++) {
+      // ASCII case folding: bit 0x20 set is lower case for letters; other bytes must match.
+      const b = buf[i] ?? 0;
+      const c = line.charCodeAt(i);
+      if (b !== c && !(isAsciiLetter(c) && (b | 0x20) === (c | 0x20))) return false;
+    }
+    return buf[line.length] === CR && buf[line.length + 1] === LF;
+  }
+
   /** Drops unread bytes (at STARTTLS: plaintext sent after the command is an injection). */
   discardBuffered(): number {
     const n = this.#buf.length;
@@ -180,4 +196,8 @@ function release(chunk: Uint8Array): void {
   if (!(buffer instanceof ArrayBuffer) || buffer.detached) return;
   if (chunk.byteOffset !== 0 || chunk.byteLength !== buffer.byteLength) return;
   buffer.transfer(0);
+}
+
+function isAsciiLetter(c: number): boolean {
+  return (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
 }

@@ -41,6 +41,10 @@ export interface CaptureOptions {
   readonly dataReply?: (address: string, index: number) => string | undefined;
   /** Close the connection once this many body bytes of a message have arrived. */
   readonly closeAfterBodyBytes?: number;
+  /** The reply to the DATA command itself (instead of 354) when recipients were accepted. */
+  readonly dataCommandReply?: string;
+  /** Answers DATA with 354 even when no recipient was accepted (RFC 2920 §3.2 says not to). */
+  readonly dataWithoutRecipients?: boolean;
 }
 
 /** A running capture server. */
@@ -52,6 +56,11 @@ export interface CaptureServer {
   readonly messages: CapturedMessage[];
   /** Every command line received, all sessions, in order (for assertions). */
   readonly commands: string[];
+  /**
+   * The command lines of each arrival (one socket read): lines the client wrote before it
+   * read any reply to them share an arrival (PIPELINING); lock-step commands never do.
+   */
+  readonly arrivals: string[][];
   /** Connections accepted so far. */
   readonly connections: number;
   /** Resolves once `count` messages are complete (rejects after `timeoutMs`). */
@@ -64,6 +73,7 @@ export async function startCaptureServer(opts: CaptureOptions = {}): Promise<Cap
   const protocol = opts.protocol ?? "smtp";
   const messages: CapturedMessage[] = [];
   const commands: string[] = [];
+  const arrivals: string[][] = [];
   const sockets = new Set<net.Socket>();
   let connections = 0;
   let waiters: (() => void)[] = [];
@@ -79,7 +89,7 @@ export async function startCaptureServer(opts: CaptureOptions = {}): Promise<Cap
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
     socket.on("error", () => {});
-    handleSession(socket, protocol, opts, commands, (m) => {
+    handleSession(socket, protocol, opts, { commands, arrivals }, (m) => {
       messages.push(m);
       notify();
     });
@@ -98,6 +108,7 @@ export async function startCaptureServer(opts: CaptureOptions = {}): Promise<Cap
     path: opts.unixPath,
     messages,
     commands,
+    arrivals,
     get connections() {
       return connections;
     },
@@ -131,9 +142,10 @@ function handleSession(
   socket: net.Socket,
   protocol: "smtp" | "lmtp",
   opts: CaptureOptions,
-  commands: string[],
+  log: { readonly commands: string[]; readonly arrivals: string[][] },
   onMessage: (m: CapturedMessage) => void,
 ): void {
+  const commands = log.commands;
   let mode: Mode = "command";
   let pending = new Uint8Array(0);
   let mailFrom: string | undefined;
@@ -199,9 +211,10 @@ function handleSession(
         return send(r ?? "250 2.1.5 OK");
       }
       case "DATA":
-        if (mailFrom === undefined || recipients.length === 0) {
+        if (mailFrom === undefined || (recipients.length === 0 && !opts.dataWithoutRecipients)) {
           return send("554 5.5.1 No valid recipients");
         }
+        if (opts.dataCommandReply !== undefined) return send(opts.dataCommandReply);
         mode = "data";
         return send("354 Go ahead");
       case "RSET":
@@ -224,6 +237,7 @@ function handleSession(
       ? chunk
       : concat([pending, chunk], pending.length + chunk.length);
     let start = 0;
+    const arrival: string[] = [];
     for (;;) {
       const lf = buf.indexOf(LF, start);
       if (lf < 0) break;
@@ -231,6 +245,8 @@ function handleSession(
       start = lf + 1;
       if (mode === "command") {
         const text = dec.decode(line).replace(/\r?\n$/, "");
+        if (arrival.length === 0) log.arrivals.push(arrival);
+        arrival.push(text);
         onCommand(text);
         if (socket.destroyed) return;
         continue;

@@ -18,6 +18,8 @@ export interface FakeTransaction {
   readonly mail: MailFrom;
   readonly session: SessionInfo;
   readonly recipients: RcptTo[];
+  /** For each RCPT (refused ones too): whether the receiver said DATA is next. */
+  readonly dataFollows: boolean[];
   readonly chunks: Uint8Array[];
   finished: boolean;
   aborted: number;
@@ -60,6 +62,7 @@ export class FakeSink implements MessageSink {
       mail,
       session,
       recipients: [],
+      dataFollows: [],
       chunks: [],
       finished: false,
       aborted: 0,
@@ -78,7 +81,8 @@ export class FakeSink implements MessageSink {
     const opts = this.options;
     const tx: SinkTransaction = {
       id: rec.id,
-      addRecipient(rcpt) {
+      addRecipient(rcpt, ahead) {
+        rec.dataFollows.push(ahead?.dataFollows ?? false);
         if (opts.throwAt === "addRecipient") return Promise.reject(new Error("sink bug: rcpt"));
         const r = opts.decideRecipient?.(rcpt) ?? reply(250, "2.1.5", "OK");
         if (r.code >= 200 && r.code < 300) rec.recipients.push(rcpt);

@@ -238,3 +238,26 @@ Deno.test("LineReader.readLine() holds at most one line limit of an endless line
     });
   }
 });
+
+Deno.test("LineReader.nextLineIs looks at a whole buffered line without reading (#13)", async () => {
+  const r = new LineReader(source([encoder.encode("RCPT TO:<a@b>\r\ndata\r\nDATA2\r\nDAT")]));
+  // Nothing buffered yet: never reads to find out.
+  assertEquals(r.nextLineIs("DATA"), false);
+  await r.readLine(512);
+  assertEquals(r.nextLineIs("DATA"), true, "any case");
+  assertEquals(r.nextLineIs("DAT"), false, "the whole line");
+  assertEquals(r.bufferedBytes, 16, "nothing consumed");
+  await r.readLine(512);
+  assertEquals(r.nextLineIs("DATA"), false, "DATA2 is not DATA");
+  await r.readLine(512);
+  assertEquals(r.nextLineIs("DATA"), false, "an incomplete line");
+  const bare = new LineReader(source([encoder.encode("x\r\nDATA\n"), encoder.encode("DATA\r")]));
+  await bare.readLine(512);
+  assertEquals(bare.nextLineIs("DATA"), false, "a bare LF is not CRLF");
+  assertEquals(new LineReader(source([])).nextLineIs("A"), false);
+  // Non-letters compare exactly: "@" (0x40) is not "`" (0x60).
+  const sym = new LineReader(source([encoder.encode("x\r\n`\r\n")]));
+  await sym.readLine(512);
+  assertEquals(sym.nextLineIs("@"), false);
+  assertEquals(sym.nextLineIs("`"), true);
+});

@@ -9,7 +9,7 @@ import { concatBytes } from "../../wire/bytes.ts";
 import { isPermanent, isPositive, isTransient, reply } from "../../wire/reply.ts";
 import type { Reply } from "../../wire/reply.ts";
 import { DotStuffer } from "../../wire/dot_stuffer.ts";
-import type { MailFrom, RcptTo, SinkTransaction } from "../sink.ts";
+import type { MailFrom, RcptAhead, RcptTo, SinkTransaction } from "../sink.ts";
 import type { Logger } from "../../observe/log.ts";
 import { LOCAL_REPLIES, type LocalConnection, type LocalSinkView } from "./_local_link.ts";
 
@@ -44,6 +44,8 @@ export class LocalTransaction implements SinkTransaction {
   /** Stuffed body bytes not written yet (fewer than LOCAL_WRITE_BYTES). */
   #held: Uint8Array[] = [];
   #heldBytes = 0;
+  /** The local reply to a DATA sent with the last RCPT, until that RCPT's reply is settled. */
+  #pendingData: Reply | undefined;
   /**
    * LMTP under PRDR upstream: each recipient's own LMTP reply goes up (draft-hall-prdr-00), so
    * the transaction takes every recipient and one refusal holds back no other.
@@ -66,32 +68,45 @@ export class LocalTransaction implements SinkTransaction {
     if (sink.isLmtp && mail.prdr === true) this.finishEach = () => this.#end();
   }
 
-  async addRecipient(rcpt: RcptTo): Promise<Reply> {
+  async addRecipient(rcpt: RcptTo, ahead?: RcptAhead): Promise<Reply> {
     if (this.#state.kind !== "envelope") return reply(503, "5.5.1", "Bad sequence of commands");
     // Without PRDR upstream one reply must stand for all: one LMTP recipient per transaction.
     if (this.#sink.isLmtp && this.#mail.prdr !== true && this.#accepted.length >= 1) {
       this.#sink.splitRecipients++;
       return LOCAL_REPLIES.oneRecipientPerTransaction;
     }
-    const r = await this.#relayRecipient(`RCPT TO:<${rcpt.address}>`);
+    const r = await this.#relayRecipient(
+      `RCPT TO:<${rcpt.address}>`,
+      ahead?.dataFollows === true && this.#link.caps?.pipelining === true,
+    );
     if (isPositive(r)) this.#accepted.push(rcpt.address);
     else this.#log.info("local_rcpt_refused", { rcpt: rcpt.address, code: r.code });
+    if (this.#pendingData !== undefined) this.#dataAnswered(this.#pendingData);
     return r;
   }
 
-  /** The local reply to one RCPT; the first one carries the pending MAIL in the same write. */
-  async #relayRecipient(rcptLine: string): Promise<Reply> {
+  /**
+   * The local reply to one RCPT. Under PIPELINING (RFC 2920) one write carries the pending
+   * MAIL, the RCPT and, when the client's DATA is next (`withData`), our DATA: one local round
+   * trip for a one-recipient envelope. Every reply is read, in order, to stay in step; the
+   * DATA reply waits in `#pendingData` until the recipient's own is settled.
+   */
+  async #relayRecipient(rcptLine: string, withData: boolean): Promise<Reply> {
     const timeoutMs = this.#sink.timeouts.commandMs;
     const mail = this.#mailState;
     if (mail.kind === "refused") return mail.reply;
-    if (mail.kind === "accepted") return await this.#link.command(rcptLine, timeoutMs);
-    if (!(await this.#link.link.writeLines([mail.line, rcptLine], timeoutMs))) {
+    if (mail.kind === "accepted" && !withData) return await this.#link.command(rcptLine, timeoutMs);
+    const lines = mail.kind === "pending" ? [mail.line, rcptLine] : [rcptLine];
+    if (withData) lines.push("DATA");
+    if (!(await this.#link.link.writeLines(lines, timeoutMs))) {
       this.#mailState = { kind: "refused", reply: LOCAL_REPLIES.unavailable };
       return LOCAL_REPLIES.unavailable;
     }
-    const mailReply = await this.#link.read(timeoutMs);
-    // The RCPT reply is read in every case, to stay in step with the local server.
+    const mailReply = mail.kind === "pending" ? await this.#link.read(timeoutMs) : undefined;
+    // The replies after MAIL's are read in every case, to stay in step with the local server.
     const rcptReply = await this.#link.read(timeoutMs);
+    if (withData) this.#pendingData = await this.#link.read(timeoutMs);
+    if (mailReply === undefined) return rcptReply;
     if (mailReply.code === 250) {
       this.#mailState = { kind: "accepted" };
       return rcptReply;
@@ -102,6 +117,25 @@ export class LocalTransaction implements SinkTransaction {
     return refusal;
   }
 
+  /**
+   * The local reply to a DATA sent ahead with the last RCPT: the body goes out on `354`, a
+   * refusal is the answer at the end. A `354` with no recipient accepted (RFC 2920 §3.2 asks
+   * servers not to give it) must not be followed by an empty message: the link is dropped,
+   * so the local side never sees the end of data.
+   */
+  #dataAnswered(r: Reply): void {
+    this.#pendingData = undefined;
+    if (this.#accepted.length === 0) {
+      if (r.code === 354) this.#link.breakLink("local server accepted DATA without recipients");
+      this.#state = { kind: "refused", reply: reply(554, "5.5.1", "No valid recipients") };
+      return;
+    }
+    this.#state = r.code === 354 ? { kind: "data", stuffer: new DotStuffer() } : {
+      kind: "refused",
+      reply: isTransient(r) || isPermanent(r) ? r : LOCAL_REPLIES.unavailable,
+    };
+  }
+
   /** Sends DATA on the first body bytes (the receiver only calls write after RCPTs). */
   async #startData(): Promise<void> {
     if (this.#state.kind !== "envelope") return;
@@ -109,11 +143,7 @@ export class LocalTransaction implements SinkTransaction {
       this.#state = { kind: "refused", reply: reply(554, "5.5.1", "No valid recipients") };
       return;
     }
-    const r = await this.#link.command("DATA", this.#sink.timeouts.commandMs);
-    this.#state = r.code === 354 ? { kind: "data", stuffer: new DotStuffer() } : {
-      kind: "refused",
-      reply: isTransient(r) || isPermanent(r) ? r : LOCAL_REPLIES.unavailable,
-    };
+    this.#dataAnswered(await this.#link.command("DATA", this.#sink.timeouts.commandMs));
   }
 
   async write(chunk: Uint8Array): Promise<void> {

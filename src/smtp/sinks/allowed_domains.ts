@@ -3,7 +3,14 @@
  * the customer asked for with `550 5.7.1`, so a hostile or buggy provider cannot relay
  * through the home network (RFC 2645 §8, docs/protocol.md §1.8). Everything else is passed on.
  */
-import type { MailFrom, MessageSink, RcptTo, SessionInfo, SinkTransaction } from "../sink.ts";
+import type {
+  MailFrom,
+  MessageSink,
+  RcptAhead,
+  RcptTo,
+  SessionInfo,
+  SinkTransaction,
+} from "../sink.ts";
 import { reply } from "../../wire/reply.ts";
 import type { Reply } from "../../wire/reply.ts";
 import type { Logger } from "../../observe/log.ts";
@@ -76,11 +83,11 @@ class AllowedDomainsTransaction implements SinkTransaction {
     return this.#inner.id;
   }
 
-  addRecipient(rcpt: RcptTo): Promise<Reply> {
+  addRecipient(rcpt: RcptTo, ahead?: RcptAhead): Promise<Reply> {
     if (!this.#policy.isAllowed(rcpt.domain) || hasRoutingLocalPart(rcpt.address)) {
       return Promise.resolve(this.#policy.refuse(rcpt, this.#inner.id));
     }
-    return this.#inner.addRecipient(rcpt);
+    return this.#inner.addRecipient(rcpt, ahead);
   }
 
   write(chunk: Uint8Array): Promise<void> {

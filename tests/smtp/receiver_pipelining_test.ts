@@ -1,0 +1,66 @@
+// What the server role does for a pipelining client across messages (#13): the sink learns
+// that DATA is next, and the reply at the end of the data waits for the rest of the group, so
+// ".", MAIL, RCPT and DATA are answered in one write.
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { startReady } from "./_session.ts";
+
+const dec = new TextDecoder();
+
+/** The next chunk the receiver wrote, as text (the in-memory pair keeps write boundaries). */
+async function nextWrite(s: Awaited<ReturnType<typeof startReady>>): Promise<string> {
+  const chunk = await s.client.conn.read(2_000);
+  return chunk === null ? "<closed>" : dec.decode(chunk);
+}
+
+Deno.test("SmtpReceiver (#13) tells the sink at the last RCPT that DATA is already buffered", async () => {
+  const s = await startReady();
+  await s.client.send("MAIL FROM:<a@b.test>\r\nRCPT TO:<x@dest.test>\r\nRCPT TO:<y@dest.test>\r\n");
+  await s.client.replies(3);
+  await s.client.send("RCPT TO:<z@dest.test>\r\nDATA\r\n");
+  await s.client.replies(2);
+  await s.client.send("hi\r\n.\r\n");
+  assertEquals(await s.client.reply(), "250 2.6.0 Queued as T1");
+  // Lock-step DATA (not buffered when its RCPT was read) is not announced either.
+  await s.client.send("MAIL FROM:<a@b.test>\r\nRCPT TO:<x@dest.test>\r\n");
+  await s.client.replies(2);
+  await s.client.send("DATA\r\n");
+  await s.client.reply();
+  await s.client.send("hi\r\n.\r\n");
+  await s.client.reply();
+  assertEquals(s.sink.transactions.map((t) => t.dataFollows), [[false, false, true], [false]]);
+  await s.end();
+});
+
+Deno.test("SmtpReceiver (#13) answers the end of data with the next pipelined group, in one write", async () => {
+  const s = await startReady();
+  await s.client.send("MAIL FROM:<a@b.test>\r\nRCPT TO:<x@dest.test>\r\nDATA\r\n");
+  assertEquals(
+    await nextWrite(s),
+    "250 2.1.0 Sender OK\r\n250 2.1.5 OK\r\n354 Start mail input; end with <CRLF>.<CRLF>\r\n",
+  );
+  // The end of one message and the next envelope in one chunk, as our provider sends them.
+  await s.client.send("hi\r\n.\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<y@dest.test>\r\nDATA\r\n");
+  assertEquals(
+    await nextWrite(s),
+    "250 2.6.0 Queued as T1\r\n250 2.1.0 Sender OK\r\n250 2.1.5 OK\r\n" +
+      "354 Start mail input; end with <CRLF>.<CRLF>\r\n",
+  );
+  // A "." with nothing after it is answered at once (RFC 2920 §3.2: the input is empty).
+  await s.client.send("again\r\n.\r\n");
+  assertEquals(await nextWrite(s), "250 2.6.0 Queued as T2\r\n");
+  assertEquals(s.sink.accepted.length, 2);
+  await s.end();
+});
+
+Deno.test("SmtpReceiver (#13) still answers DATA itself at once when it refuses it", async () => {
+  const s = await startReady();
+  // No recipient accepted: DATA's own 554 must not wait for the rest of the group.
+  await s.client.send("MAIL FROM:<a@b.test>\r\nRCPT TO:<bad>\r\nDATA\r\nNOOP\r\n");
+  assertEquals(
+    await nextWrite(s),
+    "250 2.1.0 Sender OK\r\n501 5.5.4 Syntax: RCPT TO:<address> [parameters]\r\n" +
+      "554 5.5.1 No valid recipients\r\n",
+  );
+  assertEquals(await nextWrite(s), "250 2.0.0 OK\r\n");
+  await s.end();
+});
