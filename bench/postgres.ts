@@ -1,10 +1,12 @@
 // The PostgreSQL backend beside SQLite (issue 14): the same `serve` ingesting N × 4 KB from
 // smtp-source (10 sessions, one message per connection) and then draining them over one ATRN
 // session to bench/_null_customer.ts, once on SQLite and once on a private PostgreSQL cluster
-// (tests/_helpers/postgres.ts: initdb + pg_ctl on a temp dir, removed afterwards).
+// (tests/_helpers/postgres.ts: initdb + pg_ctl on a temp dir, removed afterwards). Then what one
+// scrape of the queue gauges costs on PostgreSQL by queue size (bench/_pg_gauges.ts).
 
 import { findPostgresBin, startCluster } from "../tests/_helpers/postgres.ts";
 import { BENCH_DOMAIN, type BenchContext } from "./ingest.ts";
+import { pgGaugeTable } from "./_pg_gauges.ts";
 import { runNullCustomer } from "./_null_customer.ts";
 import { BENCH_PASSWORD, BENCH_USER, Serve } from "./_serve.ts";
 import { runSource } from "./_smtp_source.ts";
@@ -72,5 +74,5 @@ export async function postgresBench(ctx: BenchContext): Promise<Table[]> {
     }
     table.rows.push(row);
   }
-  return [table];
+  return [table, await pgGaugeTable(cluster, ctx.scale)];
 }

@@ -4,6 +4,7 @@
  * nodes starting at once apply each step exactly once. Append steps; never edit a shipped one.
  */
 import type { Sql } from "./connect.ts";
+import { PG_GAUGE_MIGRATION } from "./_gauges.ts";
 
 /** Advisory lock key of migrations (any constant that no other user of the database takes). */
 const MIGRATION_LOCK = 0x6f646d72; // "odmr"
@@ -77,6 +78,7 @@ export const PG_QUEUE_MIGRATIONS: readonly string[] = [
     lease_until bigint NOT NULL
   );
   `,
+  PG_GAUGE_MIGRATION,
 ];
 
 /** Applies the steps not yet applied; throws naming the step that failed. */

@@ -23,6 +23,7 @@ import type {
 } from "../types.ts";
 import { claimOutboundPg, nextOutboundAtPg, outboundLeasedPg } from "./_outbound.ts";
 import { connectPostgres, type PgConnectOptions, type Sql } from "./connect.ts";
+import { PgGauges } from "./_gauges.ts";
 import { PgGroupCommit } from "./_group.ts";
 import { PgLease, type PgLeaseDeps } from "./_lease.ts";
 import { PgMaintenance } from "./_maintenance.ts";
@@ -69,6 +70,7 @@ export class PgQueueStore implements QueueStore {
   readonly #group: PgGroupCommit;
   readonly #reader: PgReader;
   readonly #maintenance: PgMaintenance;
+  readonly #gauges: PgGauges;
   #isClosed = false;
 
   /** Connects (two pools: group writes and reads; body chunks), migrates, and opens. */
@@ -95,6 +97,7 @@ export class PgQueueStore implements QueueStore {
     this.#log = opts.logger ?? NULL_LOGGER;
     this.#group = new PgGroupCommit(sql, opts.onGroupCommit);
     this.#reader = new PgReader(sql, this.#log);
+    this.#gauges = new PgGauges(sql, this.#now);
     this.#maintenance = new PgMaintenance({
       sql,
       reader: this.#reader,
@@ -244,20 +247,9 @@ export class PgQueueStore implements QueueStore {
     return { messages: Number(row?.messages ?? 0), bytes: Number(row?.bytes ?? 0) };
   }
 
-  async domainStats(): Promise<DomainStats[]> {
+  domainStats(): Promise<DomainStats[]> {
     this.#assertOpen();
-    const rows = await this.#sql`SELECT r.domain, r.route, count(*)::float8 AS messages,
-        sum(m.size)::float8 AS bytes, min(m.received_at)::float8 AS oldest
-      FROM (SELECT DISTINCT domain, route, message_id FROM recipients WHERE status = 'queued') r
-      JOIN messages m ON m.id = r.message_id GROUP BY r.domain, r.route
-      ORDER BY r.domain, r.route`;
-    return rows.map((r) => ({
-      domain: String(r.domain),
-      route: r.route === "mx" ? "mx" as const : "atrn" as const,
-      messages: Number(r.messages),
-      bytes: Number(r.bytes),
-      oldestReceivedAt: Number(r.oldest),
-    }));
+    return this.#gauges.stats();
   }
 
   maintain(opts: MaintenanceOptions): Promise<MaintenanceReport> {
