@@ -247,6 +247,27 @@ async function cases(t: Deno.TestContext, open: TargetOpener): Promise<void> {
     },
   );
 
+  await t.step("queue delete by id and --domain --yes remove what they name (#14)", async () => {
+    await open(async (target) => {
+      const [m1, m2, m3] = await seedQueue(target, [
+        { to: ["a@one.test"], at: T0 },
+        { to: ["b@one.test", "c@two.test"], at: T0 + 1 },
+        { to: ["d@two.test"], at: T0 + 2 },
+      ]);
+      assert.ok(m1 && m2 && m3);
+      const byId = recordingIo(target);
+      assert.equal(await queueCommand(["delete", m1], byId), 0, byId.err);
+      assert.equal(byId.out, "Deleted 1 message\n");
+      const domain = recordingIo(target);
+      assert.equal(await queueCommand(["delete", "--yes", "--domain", "two.test"], domain), 0);
+      assert.equal(domain.out, 'Removed recipients in "two.test" from 2 message(s)\n');
+      assert.deepEqual(statuses(await listJson(target)), ["b@one.test:queued"]);
+      const missing = recordingIo(target);
+      assert.equal(await queueCommand(["delete", m3], missing), 1);
+      assert.equal(missing.err, `error: Message "${m3}" not found\n`);
+    });
+  });
+
   await t.step(
     "queue summary of an empty queue is a TOTAL row of zeros (text) and no domains (JSON)",
     async () => {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { queueCommand } from "../../src/cli/queue.ts";
 import { concatBytes } from "../../src/wire/bytes.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
+import { onBothBackends, type TargetOpener } from "./_backends.ts";
 import { recordingIo, runMain, seedQueue } from "./_queue_seed.ts";
 
 const T0 = Date.UTC(2026, 0, 10, 12, 0, 0);
@@ -13,66 +14,80 @@ function binaryBody(size: number): Uint8Array {
   return body;
 }
 
-Deno.test("queue show --json prints the list shape plus attempts and last_reply per recipient", async () => {
-  await withTempDataDir(async (dataDir) => {
-    const [id] = await seedQueue(dataDir, [
-      { from: "", to: ["a@one.test", "b@one.test"], at: T0, failed: ["a@one.test"] },
-    ], { failReply: "550 5.1.1 <a@one.test>: no such user" });
-    assert.ok(id);
-    const io = recordingIo(dataDir);
-    assert.equal(await queueCommand(["show", id, "--json"], io), 0, io.err);
-    const size = new TextEncoder().encode(
-      "Subject: seeded\r\nFrom: a@example.net\r\n\r\nbody\r\n",
-    ).length;
-    assert.deepEqual(JSON.parse(io.out), {
-      id,
-      received_at: "2026-01-10T12:00:00.000Z",
-      from: "",
-      size,
-      params: {},
-      recipients: [
-        {
-          address: "a@one.test",
-          domain: "one.test",
-          status: "failed",
-          attempts: 1,
-          last_reply: "550 5.1.1 <a@one.test>: no such user",
-        },
-        {
-          address: "b@one.test",
-          domain: "one.test",
-          status: "queued",
-          attempts: 0,
-          last_reply: null,
-        },
-      ],
-    });
-  });
-});
+/** `queue show --json|--body` cases: the same assertions on SQLite and PostgreSQL (#14). */
+async function cases(t: Deno.TestContext, open: TargetOpener): Promise<void> {
+  await t.step(
+    "queue show --json prints the list shape plus attempts and last_reply per recipient",
+    async () => {
+      await open(async (target) => {
+        const [id] = await seedQueue(target, [
+          { from: "", to: ["a@one.test", "b@one.test"], at: T0, failed: ["a@one.test"] },
+        ], { failReply: "550 5.1.1 <a@one.test>: no such user" });
+        assert.ok(id);
+        const io = recordingIo(target);
+        assert.equal(await queueCommand(["show", id, "--json"], io), 0, io.err);
+        const size = new TextEncoder().encode(
+          "Subject: seeded\r\nFrom: a@example.net\r\n\r\nbody\r\n",
+        ).length;
+        assert.deepEqual(JSON.parse(io.out), {
+          id,
+          received_at: "2026-01-10T12:00:00.000Z",
+          from: "",
+          size,
+          params: {},
+          recipients: [
+            {
+              address: "a@one.test",
+              domain: "one.test",
+              status: "failed",
+              attempts: 1,
+              last_reply: "550 5.1.1 <a@one.test>: no such user",
+            },
+            {
+              address: "b@one.test",
+              domain: "one.test",
+              status: "queued",
+              attempts: 0,
+              last_reply: null,
+            },
+          ],
+        });
+      });
+    },
+  );
 
-Deno.test("queue show --body writes the stored message byte for byte, a chunk at a time", async () => {
-  await withTempDataDir(async (dataDir) => {
-    const body = binaryBody(10_000);
-    const [id] = await seedQueue(dataDir, [{ to: ["a@one.test"], at: T0, body }], {
-      chunkBytes: 4096,
-    });
-    assert.ok(id);
-    const io = recordingIo(dataDir);
-    assert.equal(await queueCommand(["show", id, "--body"], io), 0, io.err);
-    assert.equal(io.out, "");
-    assert.deepEqual(io.bytes.map((b) => b.length), [4096, 4096, 1808]);
-    assert.deepEqual(concatBytes(io.bytes), body);
-  });
-});
+  await t.step(
+    "queue show --body writes the stored message byte for byte, a chunk at a time",
+    async () => {
+      await open(async (target) => {
+        const body = binaryBody(10_000);
+        const [id] = await seedQueue(target, [{ to: ["a@one.test"], at: T0, body }], {
+          chunkBytes: 4096,
+        });
+        assert.ok(id);
+        const io = recordingIo(target);
+        assert.equal(await queueCommand(["show", id, "--body"], io), 0, io.err);
+        assert.equal(io.out, "");
+        assert.deepEqual(io.bytes.map((b) => b.length), [4096, 4096, 1808]);
+        assert.deepEqual(concatBytes(io.bytes), body);
+      });
+    },
+  );
 
-Deno.test("queue show --body of an unknown id exits 1 and writes nothing to stdout", async () => {
-  await withTempDataDir(async (dataDir) => {
-    const io = recordingIo(dataDir);
-    assert.equal(await queueCommand(["show", "0000000000NOSUCH", "--body"], io), 1);
-    assert.deepEqual(io.bytes, []);
-    assert.equal(io.err, 'error: Message "0000000000NOSUCH" not found\n');
-  });
-});
+  await t.step(
+    "queue show --body of an unknown id exits 1 and writes nothing to stdout",
+    async () => {
+      await open(async (target) => {
+        const io = recordingIo(target);
+        assert.equal(await queueCommand(["show", "0000000000NOSUCH", "--body"], io), 1);
+        assert.deepEqual(io.bytes, []);
+        assert.equal(io.err, 'error: Message "0000000000NOSUCH" not found\n');
+      });
+    },
+  );
+}
+
+await onBothBackends("queue show --json and --body", cases);
 
 Deno.test("main.ts queue show --body is byte-exact on the real stdout (200 KiB, several chunks)", async () => {
   await withTempDataDir(async (dir) => {
