@@ -34,6 +34,8 @@ export function createOutboundWorker(deps: OutboundDeps): OutboundWorker {
     log,
     owner: `outbound@${config.hostname}:${Deno.pid}`,
     concurrency: out.concurrency,
+    // As for ATRN leases: a dead node's destinations are free again after queue.lease_time.
+    leaseSeconds: config.queue.leaseMs / 1000,
     batch: {
       delivery: {
         helo: out.helo,

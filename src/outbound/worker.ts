@@ -30,8 +30,11 @@ export interface OutboundWorkerOptions {
 export const DEFAULT_OUTBOUND_CONCURRENCY = 4;
 const DEFAULT_LEASE_SECONDS = 300;
 const DEFAULT_MAX_SLEEP_MS = 30_000;
-/** A due destination under another's lease is looked at again after this, not in a loop. */
-const MIN_SLEEP_MS = 250;
+/**
+ * A due destination under another node's lease is looked at again after this, not in a loop
+ * (ours wake the loop when their batch ends).
+ */
+const MIN_SLEEP_MS = 1_000;
 /** After a cut, batches get this long to notice before stop() returns anyway. */
 const AFTER_CUT_WAIT_MS = 2_000;
 

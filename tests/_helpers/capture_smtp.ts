@@ -45,6 +45,8 @@ export interface CaptureOptions {
   readonly dataCommandReply?: string;
   /** Answers DATA with 354 even when no recipient was accepted (RFC 2920 §3.2 says not to). */
   readonly dataWithoutRecipients?: boolean;
+  /** Wait this long before the reply after the final dot (a slow receiver). */
+  readonly dataReplyDelayMs?: number;
 }
 
 /** A running capture server. */
@@ -167,7 +169,13 @@ function handleSession(
       replies.push(opts.dataReply?.(recipients[0] ?? "", 0) ?? "250 2.0.0 OK queued");
     }
     onMessage({ mailFrom: mailFrom ?? "", recipients, body, replies });
-    socket.write(enc.encode(replies.map((r) => r + "\r\n").join("")));
+    const answer = enc.encode(replies.map((r) => r + "\r\n").join(""));
+    if (opts.dataReplyDelayMs === undefined) socket.write(answer);
+    else {
+      setTimeout(() => {
+        if (!socket.destroyed) socket.write(answer);
+      }, opts.dataReplyDelayMs);
+    }
     mailFrom = undefined;
     recipients = [];
     bodyParts = [];

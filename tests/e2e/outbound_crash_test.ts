@@ -7,8 +7,7 @@
  * message in flight finishes, serve exits well within its grace, the rest waits in the queue
  * and goes out after the restart, each message exactly once.
  */
-import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
-import crypto from "node:crypto";
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import net from "node:net";
 import { startDnsmasq } from "../_helpers/dnsmasq.ts";
 import {
@@ -19,7 +18,7 @@ import {
   startServer,
 } from "../_helpers/server_process.ts";
 import { isCi, toolTest } from "../_helpers/tools.ts";
-import { SmtpSession } from "./_smtp_session.ts";
+import { submitAll } from "./_submission_client.ts";
 
 const PASSWORD = "secret-password";
 const MESSAGES = 40;
@@ -91,24 +90,11 @@ async function startSlowSink(
 /** Submits MESSAGES messages (Subject: m0, m1, …) to `domain` as alice, in one session. */
 async function submitMany(server: ServerProcess, domain: string): Promise<void> {
   const port = server.listening.find((l) => l.proto === "submission")?.port ?? 0;
-  const { session } = await SmtpSession.open(port);
-  try {
-    match(await session.command("EHLO client.test"), /^250 /);
-    const challenge = await session.command("AUTH CRAM-MD5");
-    const digest = crypto.createHmac("md5", PASSWORD).update(atob(challenge.slice(4)))
-      .digest("hex");
-    match(await session.command(btoa(`alice ${digest}`)), /^235 /);
-    for (let i = 0; i < MESSAGES; i++) {
-      const reply = await session.sendMessage(
-        "alice@example.org",
-        `u${i}@${domain}`,
-        `From: alice@example.org\r\nSubject: m${i}\r\n\r\nbody ${i}\r\n`,
-      );
-      match(reply, /^250 /, `message ${i}`);
-    }
-  } finally {
-    session.close();
-  }
+  await submitAll(
+    port,
+    { user: "alice", password: PASSWORD, from: "alice@example.org" },
+    Array.from({ length: MESSAGES }, (_, i) => ({ to: `u${i}@${domain}`, subject: `m${i}` })),
+  );
 }
 
 /** The queue's waiting recipients for `domain` once `count` of them are left (bounded). */
