@@ -19,9 +19,13 @@ export class SmtpSink {
 
   /**
    * Starts smtp-sink and waits until it accepts connections: on a spare 127.0.0.1 port, or on
-   * `at` (e.g. 127.0.0.25:25, where an MX record points; port 25 needs root).
+   * `at` (e.g. 127.0.0.25:25, where an MX record points; port 25 needs root); with `dumpFile`
+   * it keeps what it receives there.
    */
-  static async start(at?: { host: string; port: number }): Promise<SmtpSink> {
+  static async start(
+    at?: { host: string; port: number },
+    opts: { dumpFile?: string } = {},
+  ): Promise<SmtpSink> {
     const host = at?.host ?? "127.0.0.1";
     const port = at?.port ?? freePort();
     // -u postfix: smtp-sink refuses to keep root privileges. Backlog 1024 so 50 parallel
@@ -30,6 +34,8 @@ export class SmtpSink {
       "-u",
       "postfix",
       "-c",
+      // -D: every transaction appended to one file (the postfix user must be able to write it).
+      ...(opts.dumpFile === undefined ? [] : ["-D", opts.dumpFile]),
       `${host}:${port}`,
       "1024",
     ]);

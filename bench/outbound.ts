@@ -12,7 +12,7 @@ import type { BenchContext } from "./ingest.ts";
 import { type DrainResult, drainTimeoutMs, rateCell, secondsCell } from "./drain.ts";
 import { PrivatePostfix } from "./_postfix.ts";
 import { freePort, hasExecutable, sleep } from "./_proc.ts";
-import { Serve } from "./_serve.ts";
+import { lastLine, odmrRelay, Serve } from "./_serve.ts";
 import { SMTP_SINK, SmtpSink } from "./_smtp_sink.ts";
 import { runSource } from "./_smtp_source.ts";
 import { fmtRatio, naCell, type Table } from "./_table.ts";
@@ -28,6 +28,10 @@ const SPREAD_DOMAINS = 10;
 const CONCURRENCY = 4;
 /** The user who "submitted" the mail (the sender's domain is ours, as submission requires). */
 const SENDER_DOMAIN = "sender.example";
+/** DKIM key algorithms, as `dkim keygen --algorithm` names them. */
+type Algorithm = "rsa" | "ed25519";
+/** Messages of the untimed run that checks the signatures. */
+const CHECK_N = 20;
 /** Messages committed together while filling the store (one group COMMIT each). */
 const FILL_BATCH = 500;
 
@@ -53,8 +57,11 @@ export async function outboundBench(ctx: BenchContext): Promise<Table[]> {
   let one: DrainResult;
   let spread: DrainResult;
   let postfix: DrainResult;
+  let signed: DrainResult;
+  let signedEd: DrainResult;
   if (why !== undefined) {
-    one = spread = postfix = { ok: false, reason: why };
+    const na: DrainResult = { ok: false, reason: why };
+    [one, spread, signed, signedEd, postfix] = [na, na, na, na, na];
   } else {
     const domains = Array.from({ length: SPREAD_DOMAINS }, (_, i) => destination(i));
     await using dns = await startDnsmasq({
@@ -63,10 +70,24 @@ export async function outboundBench(ctx: BenchContext): Promise<Table[]> {
     });
     const sink = await SmtpSink.start({ host: SINK_HOST, port: SINK_PORT });
     ctx.defer(() => sink.stop());
-    one = await deliverOurs(ctx, sink, dns.address, n, [destination(0)], "one");
-    spread = await deliverOurs(ctx, sink, dns.address, n, domains, "spread");
+    one = await deliverOurs(ctx, sink, dns.address, n, { domains: [destination(0)], name: "one" });
+    spread = await deliverOurs(ctx, sink, dns.address, n, { domains, name: "spread" });
+    signed = await deliverOurs(ctx, sink, dns.address, n, { domains, name: "rsa", dkim: "rsa" });
+    signedEd = await deliverOurs(ctx, sink, dns.address, n, {
+      domains,
+      name: "ed25519",
+      dkim: "ed25519",
+    });
     postfix = await deliverPostfix(ctx, sink, n, domains);
     await sink.stop();
+    if (signed.ok) {
+      const bad = await signatureCheck(ctx, dns.address, domains, "rsa");
+      if (bad !== undefined) signed = { ok: false, reason: bad };
+    }
+    if (signedEd.ok) {
+      const bad = await signatureCheck(ctx, dns.address, domains, "ed25519");
+      if (bad !== undefined) signedEd = { ok: false, reason: bad };
+    }
   }
   const ratio = (r: DrainResult) =>
     fmtRatio(r.ok ? r.msgPerSec : undefined, postfix.ok ? postfix.msgPerSec : undefined);
@@ -75,7 +96,7 @@ export async function outboundBench(ctx: BenchContext): Promise<Table[]> {
     "outbound",
     one.ok || spread.ok
       ? `${ratio(spread)} (${rateCell(spread)} vs ${rateCell(postfix)} msg/s, ` +
-        `${SPREAD_DOMAINS} domains, N=${n}); one domain ${ratio(one)}`
+        `${SPREAD_DOMAINS} domains, N=${n}); one domain ${ratio(one)}, RSA-signed ${ratio(signed)}`
       : naCell(spread.ok ? "" : spread.reason),
   );
   return [{
@@ -97,6 +118,20 @@ export async function outboundBench(ctx: BenchContext): Promise<Table[]> {
         ratio(spread),
       ],
       [
+        `ours: the same, DKIM-signed (RSA 2048)`,
+        sessions(signed),
+        secondsCell(signed),
+        rateCell(signed),
+        ratio(signed),
+      ],
+      [
+        `ours: the same, DKIM-signed (Ed25519)`,
+        sessions(signedEd),
+        secondsCell(signedEd),
+        rateCell(signedEd),
+        ratio(signedEd),
+      ],
+      [
         `Postfix: ${SPREAD_DOMAINS} domains, postsuper -H + postqueue -f`,
         sessions(postfix),
         secondsCell(postfix),
@@ -111,6 +146,9 @@ export async function outboundBench(ctx: BenchContext): Promise<Table[]> {
       "ours: the queue is filled through SqliteQueueStore (route mx, untimed) before serve " +
       "starts (outbound.resolver = dnsmasq); timed from serve's `ready` line until smtp-sink " +
       "has taken all N (MX lookups included, Deno start-up not)",
+      "signed rows: `dkim keygen sender.example [--algorithm ed25519]` before serve starts; " +
+      `afterwards an untimed check run of ${CHECK_N} messages in the same setup goes to an ` +
+      "smtp-sink that keeps them (-D), and every one must carry the signature (else n/a)",
       `Postfix: transport_maps sends every domain to smtp:[${SINK_HOST}]:${SINK_PORT} (no DNS: ` +
       "Postfix uses the system resolver, not dnsmasq), one nexthop with Postfix's default " +
       "concurrency (up to 20 sessions); mail held on arrival by smtpd, timed from release " +
@@ -132,9 +170,9 @@ async function deliverOurs(
   sink: SmtpSink,
   resolver: string,
   n: number,
-  domains: readonly string[],
-  name: string,
+  opts: { domains: readonly string[]; name: string; dkim?: Algorithm },
 ): Promise<DrainResult> {
+  const { domains, name } = opts;
   const before = { messages: sink.messages(), sessions: sink.sessions() };
   let serve: Serve | undefined;
   try {
@@ -147,6 +185,7 @@ async function deliverOurs(
     } finally {
       await store.close();
     }
+    if (opts.dkim !== undefined) await keygen(`${dir}/serve/data`, opts.dkim);
     serve = await Serve.start({
       dir,
       domain: SENDER_DOMAIN,
@@ -176,6 +215,51 @@ async function deliverOurs(
   } finally {
     await serve?.stop();
   }
+}
+
+/**
+ * Untimed: CHECK_N messages through a fresh serve with a key, into an smtp-sink that keeps
+ * them; each must arrive signed. Returns what is wrong, or undefined.
+ */
+async function signatureCheck(
+  ctx: BenchContext,
+  resolver: string,
+  domains: readonly string[],
+  algorithm: Algorithm,
+): Promise<string | undefined> {
+  const dumpDir = `${ctx.dir}/dump-${algorithm}`;
+  await Deno.mkdir(dumpDir, { mode: 0o777 });
+  // smtp-sink writes as the postfix user.
+  await Deno.chmod(dumpDir, 0o777);
+  const keeper = await SmtpSink.start({ host: SINK_HOST, port: SINK_PORT }, {
+    dumpFile: `${dumpDir}/all`,
+  });
+  ctx.defer(() => keeper.stop());
+  try {
+    const r = await deliverOurs(ctx, keeper, resolver, CHECK_N, {
+      domains,
+      name: `check-${algorithm}`,
+      dkim: algorithm,
+    });
+    if (!r.ok) return `signature check: ${r.reason}`;
+  } finally {
+    await keeper.stop();
+  }
+  const dump = await Deno.readTextFile(`${dumpDir}/all`);
+  const count = dump.match(new RegExp(`^DKIM-Signature: v=1; a=${algorithm}-sha256;`, "gm"))
+    ?.length ?? 0;
+  return count === CHECK_N ? undefined : `${count} of ${CHECK_N} checked messages arrived signed`;
+}
+
+/** `dkim keygen` (RSA 2048 or Ed25519) for the sender's domain in `dataDir`. */
+async function keygen(dataDir: string, algorithm: Algorithm): Promise<void> {
+  const configPath = `${dataDir}/../keygen.yaml`;
+  await Deno.writeTextFile(configPath, `data_dir: ${dataDir}\n`);
+  const r = await odmrRelay(
+    ["dkim", "keygen", SENDER_DOMAIN, "--selector", "bench", "--algorithm", algorithm],
+    configPath,
+  );
+  if (r.code !== 0) throw new Error(`dkim keygen exited ${r.code}: ${lastLine(r.output)}`);
 }
 
 /**
