@@ -42,6 +42,10 @@ export async function readReadmePostfix(): Promise<ReadmePostfix> {
     }
     mainCf[m[1]] = m[2];
   }
+  const wrapper = section.match(
+    /`relayhost = \[relay\.example\.net\]:465`, add\s+`smtp_tls_wrappermode = yes`/,
+  );
+  if (wrapper === null) throw new Error("README.md: the port-465 lines are not in the section");
   const pw = section.match(/echo '([^']+)' > \/etc\/postfix\/sasl_passwd/);
   if (pw?.[1] === undefined) throw new Error("README.md: no sasl_passwd line in the section");
   return { mainCf, passwordLine: pw[1] };

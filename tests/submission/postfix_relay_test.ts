@@ -79,15 +79,19 @@ await toolTest(
     const server = await startServer({
       config: {
         tls: { cert: ca.certPath, key: ca.keyPath },
-        submission: { listen: ["127.0.0.1:0"] },
+        submission: { listen: ["127.0.0.1:0", { address: "127.0.0.1:0", tls: "implicit" }] },
         outbound: { resolver: dns.address, helo: "relay.example.net" },
       },
     });
     try {
       await addUser(server.configPath, "alice", ["example.org"], PASSWORD);
       await addUser(server.configPath, "bob", ["example.com"], PASSWORD);
-      const sub = server.listening.find((e) => e.proto === "submission");
-      assert(sub !== undefined, "a submission listener was announced");
+      const sub = server.listening.find((e) => e.proto === "submission" && e.tls === "starttls");
+      assert(sub !== undefined, "a STARTTLS submission listener was announced");
+      const implicit = server.listening.find((e) =>
+        e.proto === "submission" && e.tls === "implicit"
+      );
+      assert(implicit !== undefined, "an implicit-TLS submission listener was announced");
       const readme = await readReadmePostfix();
       // The certificate names localhost; Postfix checks it against the relayhost's name.
       const target = {
@@ -171,7 +175,32 @@ await toolTest(
         match(server.logs(), /event=auth conn=\d+ proto=submission user=alice mechanism=PLAIN/);
       });
 
-      await t.step("bob collects all three by ATRN (fetch --once into a Maildir)", async () => {
+      await t.step("port 465: smtp_tls_wrappermode = yes (implicit TLS)", async () => {
+        // The README's 465 variant: relayhost on the implicit-TLS port, its own map line.
+        const at465 = { ...target, port: implicit.port };
+        const line = forTarget(readme.passwordLine, at465).replace("PASSWORD", PASSWORD);
+        await postfix.writeHashTable(target.passwordMap, `${line}\n`);
+        await postfix.configure({
+          "relayhost": `[localhost]:${implicit.port}`,
+          "smtp_tls_wrappermode": "yes",
+          "smtp_sasl_mechanism_filter": "",
+        });
+        await postfix.sendmail("alice@example.org", ["bob@example.com"], message("fourth"));
+        await postfix.waitQueue((q) => q.length === 0, POSTFIX_DEADLINE_MS);
+        assertEquals((await ours()).length, 4);
+        match(
+          await postfix.log(),
+          new RegExp(`relay=localhost\\[127\\.0\\.0\\.1\\]:${implicit.port}, .*status=sent`),
+        );
+        // Back to the README's main lines for the steps below.
+        await postfix.writeHashTable(target.passwordMap, passwordLine(PASSWORD));
+        await postfix.configure({
+          "relayhost": `[localhost]:${sub.port}`,
+          "smtp_tls_wrappermode": "no",
+        });
+      });
+
+      await t.step("bob collects all four by ATRN (fetch --once into a Maildir)", async () => {
         const dir = `${ca.dir}/bob`;
         await Deno.mkdir(dir);
         await Deno.writeTextFile(`${dir}/password`, `${PASSWORD}\n`, { mode: 0o600 });
@@ -190,7 +219,7 @@ await toolTest(
         }
         assertEquals(
           texts.map((x) => x.match(/^Subject: (\w+)$/m)?.[1]).sort(),
-          ["first", "second", "third"],
+          ["first", "fourth", "second", "third"],
         );
         for (const x of texts) match(x, /\n\nhello from the Pi\n$/);
         assertEquals(await ours(), []);
