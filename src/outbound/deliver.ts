@@ -104,10 +104,11 @@ export async function deliverBatch<M extends OutboundMessage>(
       ...(opts.random ? { random: opts.random } : {}),
     });
     if (mx.kind === "permanent") {
-      const text = mx.reason === "null_mx"
-        ? "Domain does not accept mail (null MX)"
-        : "Domain has no mail server";
-      await settleRest("failed", reply(550, mx.status, text));
+      // RFC 7504 §3: 556 is "domain does not accept mail", what a null MX says.
+      const r = mx.reason === "null_mx"
+        ? reply(556, mx.status, "Domain does not accept mail (null MX)")
+        : reply(550, mx.status, "Domain has no mail server");
+      await settleRest("failed", r);
       return { messages: reported, sessions };
     }
     if (mx.kind === "temporary") {

@@ -188,24 +188,27 @@ await toolTest("deliverBatch: many messages over one connection, MX order, fallb
       },
     );
 
-    await t.step("null MX: every message failed at once with 5.1.10, no connection", async () => {
-      const before = sink.connections;
-      const { results, sessions } = await run("null.test", messages("null.test", 3), opts);
-      assertEquals(sessions, 0);
-      assertEquals(results.size, 3);
-      for (const r of results.values()) {
-        assertEquals([
-          r.recipients[0]?.outcome,
-          r.recipients[0]?.reply.code,
-          r.recipients[0]?.reply.enhanced,
-        ], [
-          "failed",
-          550,
-          "5.1.10",
-        ]);
-      }
-      assertEquals(sink.connections, before);
-    });
+    await t.step(
+      "null MX: every message failed at once with 556 5.1.10, no connection",
+      async () => {
+        const before = sink.connections;
+        const { results, sessions } = await run("null.test", messages("null.test", 3), opts);
+        assertEquals(sessions, 0);
+        assertEquals(results.size, 3);
+        for (const r of results.values()) {
+          assertEquals([
+            r.recipients[0]?.outcome,
+            r.recipients[0]?.reply.code,
+            r.recipients[0]?.reply.enhanced,
+          ], [
+            "failed",
+            556,
+            "5.1.10",
+          ]);
+        }
+        assertEquals(sink.connections, before);
+      },
+    );
 
     await t.step(
       "required TLS and an MX without STARTTLS: every message deferred 4.7.10, none sent",

@@ -110,14 +110,17 @@ await toolTest(
             assertEquals(sink.messages.length, before + 1);
           },
         );
-        await t.step("null MX: failed at once with 5.1.10, no connection", async () => {
-          const connections = sink.connections;
-          const r = await deliverToDomain("null.test", message(["x@null.test"], body), opts);
-          assertEquals(r.recipients.map((x) => [x.outcome, x.reply.code, x.reply.enhanced]), [
-            ["failed", 550, "5.1.10"],
-          ]);
-          assertEquals(sink.connections, connections);
-        });
+        await t.step(
+          "null MX: failed at once with 556 5.1.10 (RFC 7504), no connection",
+          async () => {
+            const connections = sink.connections;
+            const r = await deliverToDomain("null.test", message(["x@null.test"], body), opts);
+            assertEquals(r.recipients.map((x) => [x.outcome, x.reply.code, x.reply.enhanced]), [
+              ["failed", 556, "5.1.10"],
+            ]);
+            assertEquals(sink.connections, connections);
+          },
+        );
         await t.step("no such domain: failed with 5.1.2", async () => {
           const r = await deliverToDomain("nowhere.test", message(["x@nowhere.test"], body), opts);
           assertEquals(r.recipients.map((x) => [x.outcome, x.reply.enhanced]), [[
