@@ -197,6 +197,32 @@ await toolTest("serve delivers submitted mail to the world: DKIM, retry, failure
       },
     );
 
+    await t.step(
+      "a From in another user's domain goes out unsigned (no borrowed signature)",
+      async () => {
+        await addUser(server.configPath, "bob", ["example.com"], PASSWORD);
+        const bobKey = await runMain([
+          "dkim",
+          "keygen",
+          "example.com",
+          "--selector",
+          "bob",
+          "--config",
+          server.configPath,
+        ]);
+        assertEquals(bobKey.code, 0, bobKey.stderr);
+        const before = dest.messages.length;
+        const forged = "From: Bob <bob@example.com>\r\nSubject: not bob\r\n\r\nhi\r\n";
+        await Deno.writeFile(dataFile, enc(forged + ".\r\n"));
+        await submit("erin@dest.test", dataFile);
+        await dest.waitForMessages(before + 1, 15_000);
+        const text = dec(dest.messages[before]?.body ?? new Uint8Array());
+        assert(text.startsWith("Received: "), text);
+        assert(!text.includes("DKIM-Signature"), text);
+        assert(text.endsWith(`\r\n${forged}`), text);
+      },
+    );
+
     await t.step("metrics: deliveries by outcome", async () => {
       const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, {
         signal: AbortSignal.timeout(5_000),
@@ -204,7 +230,7 @@ await toolTest("serve delivers submitted mail to the world: DKIM, retry, failure
       const exp = parseExposition(await res.text());
       const v = (outcome: string) =>
         valueOf(exp, "odmr_relay_outbound_deliveries_total", { outcome });
-      assertEquals([v("delivered"), v("deferred"), v("failed")], [2, 1, 1]);
+      assertEquals([v("delivered"), v("deferred"), v("failed")], [3, 1, 1]);
     });
   } finally {
     await Deno.remove(dataFile);
