@@ -22,9 +22,6 @@ import net from "node:net";
 import type tls from "node:tls";
 import { openDatabase } from "../../src/queue/db.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
-import { CredentialStore } from "../../src/auth/store.ts";
-import { AuthThrottle } from "../../src/auth/throttle.ts";
-import { runProviderSession } from "../../src/odmr/provider.ts";
 import { runCustomer } from "../../src/odmr/customer.ts";
 import { SmtpReceiver } from "../../src/smtp/receiver.ts";
 import { QueueSink } from "../../src/smtp/sinks/queue_sink.ts";
@@ -37,38 +34,20 @@ import { connPair } from "../_helpers/conn_pair.ts";
 import { makeTestCa } from "../_helpers/certs.ts";
 import { toolTest } from "../_helpers/tools.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
+import { runTestProvider, withProviderStores } from "../_helpers/test_provider.ts";
 import { lineMatches, parseTranscript, playTranscript } from "../_helpers/transcript.ts";
 
 const DIR = new URL("./dialogs/", import.meta.url);
 
 async function provider(source: string): Promise<void> {
-  await withTempDataDir(async (dataDir) => {
-    const db = openDatabase(dataDir);
-    const store = new SqliteQueueStore(db, { logger: NULL_LOGGER });
+  await withProviderStores(async (stores) => {
+    const { server, client } = connPair();
+    const done = runTestProvider(server, stores);
     try {
-      const credentials = new CredentialStore(db, { scramIterations: 4096 });
-      await credentials.addUser("alice", "alice-pw", ["example.org"]);
-      const { server, client } = connPair();
-      const done = runProviderSession(server, {
-        store,
-        credentials,
-        throttle: new AuthThrottle({ baseDelayMs: 0 }),
-        log: NULL_LOGGER,
-        options: {
-          hostname: "odmr.test",
-          requireTls: false,
-          commandTimeoutMs: 5_000,
-          leaseSeconds: 60,
-        },
-      });
-      try {
-        await playTranscript(source, client, "C");
-      } finally {
-        client.destroy();
-        await done;
-      }
+      await playTranscript(source, client, "C");
     } finally {
-      await store.close();
+      client.destroy();
+      await done;
     }
   });
 }
@@ -98,21 +77,15 @@ function mxReceiver(conn: Conn, store: SqliteQueueStore, tls?: tls.SecureContext
 }
 
 async function mx(source: string): Promise<void> {
-  await withTempDataDir(async (dataDir) => {
-    const store = new SqliteQueueStore(openDatabase(dataDir), { logger: NULL_LOGGER });
+  await withQueueStore(async (store) => {
+    const { server, client } = connPair();
+    // The listener closes the connection once the session is over.
+    const done = mxReceiver(server, store).run().finally(() => server.destroy());
     try {
-      const { server, client } = connPair();
-      const receiver = mxReceiver(server, store);
-      // The listener closes the connection once the session is over.
-      const done = receiver.run().finally(() => server.destroy());
-      try {
-        await playTranscript(source, client, "C");
-      } finally {
-        client.destroy();
-        await done;
-      }
+      await playTranscript(source, client, "C");
     } finally {
-      await store.close();
+      client.destroy();
+      await done;
     }
   });
 }
@@ -120,11 +93,10 @@ async function mx(source: string): Promise<void> {
 async function mxTls(source: string): Promise<void> {
   const ca = await makeTestCa();
   assert(ca !== undefined, "openssl made the test CA");
+  const secureContext = loadSecureContext(ca.certPath, ca.keyPath);
+  const sessions: Promise<unknown>[] = [];
   try {
-    await withTempDataDir(async (dataDir) => {
-      const store = new SqliteQueueStore(openDatabase(dataDir), { logger: NULL_LOGGER });
-      const secureContext = loadSecureContext(ca.certPath, ca.keyPath);
-      const sessions: Promise<unknown>[] = [];
+    await withQueueStore(async (store) => {
       const listener = await listen({
         host: "127.0.0.1",
         port: 0,
@@ -132,27 +104,35 @@ async function mxTls(source: string): Promise<void> {
           sessions.push(mxReceiver(conn, store, secureContext).run().finally(() => conn.close()));
         },
       });
+      const { conn } = await connect({ host: "127.0.0.1", port: listener.port });
       try {
-        const { conn } = await connect({ host: "127.0.0.1", port: listener.port });
-        try {
-          await playTranscript(source, conn, "C", 5_000, {
-            startTls: async (c) => {
-              const up = await c.startTlsClient({ servername: "localhost", ca: ca.caCertPem });
-              assert(up.authorized, "the test CA signed the server certificate");
-            },
-          });
-        } finally {
-          await conn.close();
-          await Promise.all(sessions);
-        }
+        await playTranscript(source, conn, "C", 5_000, {
+          startTls: async (c) => {
+            const up = await c.startTlsClient({ servername: "localhost", ca: ca.caCertPem });
+            assert(up.authorized, "the test CA signed the server certificate");
+          },
+        });
       } finally {
+        await conn.close();
+        await Promise.all(sessions);
         await listener.close();
-        await store.close();
       }
     });
   } finally {
     await ca.cleanup();
   }
+}
+
+/** Runs `fn` with a fresh SQLite queue, closed and removed afterwards. */
+async function withQueueStore(fn: (store: SqliteQueueStore) => Promise<void>): Promise<void> {
+  await withTempDataDir(async (dataDir) => {
+    const store = new SqliteQueueStore(openDatabase(dataDir), { logger: NULL_LOGGER });
+    try {
+      await fn(store);
+    } finally {
+      await store.close();
+    }
+  });
 }
 
 async function customer(source: string): Promise<void> {

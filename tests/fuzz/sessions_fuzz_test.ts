@@ -9,15 +9,10 @@ import fc from "fast-check";
 import { connPair } from "../_helpers/conn_pair.ts";
 import type { MemoryConn } from "../_helpers/conn_pair.ts";
 import { FakeSink } from "../_helpers/fake_sink.ts";
-import { withTempDataDir } from "../_helpers/temp_db.ts";
+import { runTestProvider, withProviderStores } from "../_helpers/test_provider.ts";
 import { LineReader } from "../../src/wire/line_reader.ts";
 import { NULL_LOGGER } from "../../src/observe/log.ts";
 import { SmtpReceiver } from "../../src/smtp/receiver.ts";
-import { runProviderSession } from "../../src/odmr/provider.ts";
-import { openDatabase } from "../../src/queue/db.ts";
-import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
-import { CredentialStore } from "../../src/auth/store.ts";
-import { AuthThrottle } from "../../src/auth/throttle.ts";
 import { concat, runs, splitAt } from "./_runs.ts";
 
 const enc = new TextEncoder();
@@ -147,45 +142,28 @@ Deno.test("fuzz: SmtpReceiver answers any command sequence and ends without thro
 });
 
 Deno.test("fuzz: the ODMR provider session answers any command sequence without throwing", async () => {
-  await withTempDataDir(async (dataDir) => {
-    const db = openDatabase(dataDir);
-    const store = new SqliteQueueStore(db, { logger: NULL_LOGGER });
-    const credentials = new CredentialStore(db, { scramIterations: 4096 });
-    try {
-      await credentials.addUser("alice", "alice-pw", ["example.org"]);
-      const errors: string[] = [];
-      const log = {
-        ...NULL_LOGGER,
-        error: (event: string, fields?: Record<string, unknown>) => {
-          errors.push(`${event} ${JSON.stringify(fields)}`);
-        },
-        with: () => log,
-      };
-      await fc.assert(
-        fc.asyncProperty(script, async ([bytes, cuts]) => {
-          const { server, client } = connPair();
-          const done = runProviderSession(server, {
-            store,
-            credentials,
-            throttle: new AuthThrottle({ baseDelayMs: 0 }),
-            log,
-            options: {
-              hostname: "odmr.test",
-              requireTls: false,
-              lineRecords: false,
-              commandTimeoutMs: 2_000,
-              leaseSeconds: 60,
-            },
-          });
-          const out = await drive(client, server, done, bytes, cuts);
-          assert(out.startsWith("220 "), "greeting first");
-          assertReplies(out);
-          assert(errors.length === 0, `session_error logged: ${errors.join("; ")}`);
-        }),
-        { numRuns: runs(300) },
-      );
-    } finally {
-      await store.close();
-    }
+  await withProviderStores(async (stores) => {
+    const errors: string[] = [];
+    const log = {
+      ...NULL_LOGGER,
+      error: (event: string, fields?: Record<string, unknown>) => {
+        errors.push(`${event} ${JSON.stringify(fields)}`);
+      },
+      with: () => log,
+    };
+    await fc.assert(
+      fc.asyncProperty(script, async ([bytes, cuts]) => {
+        const { server, client } = connPair();
+        const done = runTestProvider(server, stores, {
+          log,
+          options: { lineRecords: false, commandTimeoutMs: 2_000 },
+        });
+        const out = await drive(client, server, done, bytes, cuts);
+        assert(out.startsWith("220 "), "greeting first");
+        assertReplies(out);
+        assert(errors.length === 0, `session_error logged: ${errors.join("; ")}`);
+      }),
+      { numRuns: runs(300) },
+    );
   });
 });
