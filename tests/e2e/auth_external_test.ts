@@ -10,32 +10,7 @@ import { addUser, runMain, startTlsServer } from "../_helpers/server_process.ts"
 import { makeSelfSigned } from "../_helpers/self_signed.ts";
 import { toolTest } from "../_helpers/tools.ts";
 import { RawClient } from "../security/_raw.ts";
-
-/** One s_client session: `lines` sent after the handshake; returns what the server said. */
-async function sClient(
-  port: number,
-  lines: readonly string[],
-  opts: { cert?: { cert: string; key: string }; starttls?: boolean },
-): Promise<string> {
-  const args = ["s_client", "-connect", `127.0.0.1:${port}`, "-crlf", "-quiet", "-ign_eof"];
-  if (opts.starttls) args.push("-starttls", "smtp");
-  if (opts.cert) args.push("-cert", opts.cert.cert, "-key", opts.cert.key);
-  const child = new Deno.Command("openssl", {
-    args,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(lines.map((l) => `${l}\n`).join("")));
-  await writer.close();
-  const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
-  try {
-    return new TextDecoder().decode((await child.output()).stdout);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+import { sClient } from "../_helpers/s_client.ts";
 
 await toolTest("(#16) AUTH EXTERNAL: a pinned client certificate logs in, others do not", [
   "openssl",

@@ -18,6 +18,7 @@ import {
 } from "../_helpers/server_process.ts";
 import { isCi } from "../_helpers/tools.ts";
 import { RawClient } from "../security/_raw.ts";
+import { sClient } from "../_helpers/s_client.ts";
 
 const PASSWORD = "secret-password";
 
@@ -96,30 +97,6 @@ await postgresTest(
   },
 );
 
-/** One TLS session with a client certificate; returns everything the node said. */
-async function tlsSession(
-  port: number,
-  lines: readonly string[],
-  cert: { cert: string; key: string },
-): Promise<string> {
-  const child = new Deno.Command("openssl", {
-    args: ["s_client", "-connect", `127.0.0.1:${port}`, "-crlf", "-quiet", "-ign_eof"]
-      .concat(["-cert", cert.cert, "-key", cert.key]),
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(lines.map((l) => `${l}\n`).join("")));
-  await writer.close();
-  const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
-  try {
-    return new TextDecoder().decode((await child.output()).stdout);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 await postgresTest(
   "a certificate pinned with `user certs` through node A logs in on node B; unpinned through B, refused on A (#14)",
   async (pg) => {
@@ -164,7 +141,7 @@ await postgresTest(
         let onB = "";
         for (let i = 0; i < 10 && !/^235 /m.test(onB); i++) {
           if (i > 0) await new Promise((res) => setTimeout(res, 200));
-          onB = await tlsSession(portB, login, cert);
+          onB = await sClient(portB, login, { cert });
         }
         assert.match(onB, /^235 /m, "node B accepts the certificate pinned through node A");
         const removed = await runMain([
@@ -180,7 +157,7 @@ await postgresTest(
         let onA = "";
         for (let i = 0; i < 10 && !/^535 /m.test(onA); i++) {
           if (i > 0) await new Promise((res) => setTimeout(res, 200));
-          onA = await tlsSession(portA, login, cert);
+          onA = await sClient(portA, login, { cert });
         }
         assert.match(onA, /^535 5\.7\.8 /m, "node A refuses the certificate unpinned through B");
         // Nothing of it went to a data_dir file: the pins live with the users in the database.
