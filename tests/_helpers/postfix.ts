@@ -29,8 +29,11 @@ export interface PrivatePostfix {
   reload(): Promise<void>;
   /** Writes `path` (mode 0600) and builds its `hash:` table with `postmap`. */
   writeHashTable(path: string, text: string): Promise<void>;
-  /** Injects `message` with `sendmail -C DIR -f from -i -- to…` (exit 0 = in the maildrop). */
-  sendmail(from: string, to: readonly string[], message: string): Promise<void>;
+  /**
+   * Injects `message` with `sendmail -C DIR [-f from] -i -- to…` (exit 0 = in the maildrop);
+   * without `from` the sender is the invoking user at myorigin, as for local programs.
+   */
+  sendmail(from: string | undefined, to: readonly string[], message: string): Promise<void>;
   /** `postqueue -j`: what Postfix still holds. */
   queue(): Promise<PostfixQueued[]>;
   /** `postqueue -f`: try every deferred message now. */
@@ -133,7 +136,8 @@ export async function startPrivatePostfix(
       await run("postmap", ["-c", configDir, `hash:${path}`]);
     },
     sendmail: async (from, to, message) => {
-      await run("sendmail", ["-C", configDir, "-f", from, "-i", "--", ...to], message);
+      const sender = from === undefined ? [] : ["-f", from];
+      await run("sendmail", ["-C", configDir, ...sender, "-i", "--", ...to], message);
     },
     queue,
     flush: async () => {

@@ -274,6 +274,26 @@ await toolTest(
           match(server.logs(), /event=delivered .*to=carol@foreign\.test/);
         },
       );
+
+      await t.step(
+        "myorigin: root's mail leaves as root@example.org; another sender domain is bounced " +
+          "by Postfix with 553 5.7.1",
+        async () => {
+          await postfix.sendmail(undefined, ["bob@example.com"], message("from root"));
+          await postfix.sendmail("root@pi.invalid", ["bob@example.com"], message("stray"));
+          await postfix.waitQueue((q) => q.length === 0, POSTFIX_DEADLINE_MS);
+          const queued = await queueList(server.configPath, "example.com") as Queued[];
+          // (bob's copy from alice of the step above still waits for ATRN.)
+          assertEquals(
+            queued.map((m) => m.from).filter((f) => f !== "alice@example.org"),
+            ["root@example.org"],
+          );
+          match(
+            await postfix.log(),
+            /to=<bob@example\.com>.*status=bounced \(host localhost\[127\.0\.0\.1\] said: 553 5\.7\.1 /,
+          );
+        },
+      );
     } finally {
       await world.close();
       await server.stop();
