@@ -3,7 +3,7 @@
  * --json` (README.md). Text and JSON show the header block at most; `--body` streams the
  * stored message to stdout byte for byte, a stored chunk at a time (never whole in memory).
  */
-import type { MessageParams, QueuedMessage, QueueStore } from "../queue/types.ts";
+import type { MessageParams, QueuedMessage, QueuedRecipient, QueueStore } from "../queue/types.ts";
 import type { CliIo } from "./io.ts";
 import { safe } from "./_text.ts";
 
@@ -21,7 +21,22 @@ export function messageJson(m: QueuedMessage): Record<string, unknown> {
       address: r.address,
       domain: r.domain,
       status: r.status,
+      ...routeJson(r),
     })),
+  };
+}
+
+/**
+ * `route` ("atrn": collected with ATRN; "mx": delivered to the domain's MX) and, for a waiting
+ * mx recipient, `next_attempt` (ISO time of the next delivery attempt).
+ */
+function routeJson(r: QueuedRecipient): Record<string, unknown> {
+  return {
+    route: r.route,
+    ...(r.route === "mx" && r.nextAttemptAt !== undefined &&
+        (r.status === "queued" || r.status === "delivering")
+      ? { next_attempt: new Date(r.nextAttemptAt).toISOString() }
+      : {}),
   };
 }
 
@@ -34,6 +49,7 @@ export function messageDetailJson(m: QueuedMessage): Record<string, unknown> {
       address: r.address,
       domain: r.domain,
       status: r.status,
+      ...routeJson(r),
       attempts: r.attempts,
       last_reply: r.lastReply ?? null,
     })),
@@ -77,6 +93,12 @@ function describeMessage(message: QueuedMessage): string {
   lines.push("Recipients:");
   for (const r of message.recipients) {
     let line = `  ${safe(r.address)}  ${r.status}  attempts=${r.attempts}`;
+    if (r.route === "mx") {
+      line += "  route=mx";
+      if (r.nextAttemptAt !== undefined) {
+        line += `  next attempt: ${new Date(r.nextAttemptAt).toISOString()}`;
+      }
+    }
     if (r.lastReply !== undefined) line += `  last reply: ${safe(r.lastReply)}`;
     lines.push(line);
   }

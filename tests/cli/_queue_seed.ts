@@ -92,6 +92,8 @@ export interface SeedMessage {
   readonly body?: string | Uint8Array;
   /** Recipients (addresses) a delivery attempt failed permanently, with this reply. */
   readonly failed?: readonly string[];
+  /** Recipients (addresses) on route "mx" (the outbound queue); the others are "atrn". */
+  readonly mx?: readonly string[];
 }
 
 const DEFAULT_BODY = "Subject: seeded\r\nFrom: a@example.net\r\n\r\nbody\r\n";
@@ -111,6 +113,7 @@ export async function seedQueue(
       const recipients: NewRecipient[] = m.to.map((a) => ({
         address: a,
         domain: a.slice(a.indexOf("@") + 1),
+        ...(m.mx?.includes(a) ? { route: "mx" as const } : {}),
       }));
       const w = await store.begin({ mailFrom: m.from ?? "s@example.net", params: {}, recipients });
       const body = m.body ?? DEFAULT_BODY;

@@ -40,6 +40,7 @@ async function cases(t: Deno.TestContext, open: TargetOpener): Promise<void> {
               address: "a@one.test",
               domain: "one.test",
               status: "failed",
+              route: "atrn",
               attempts: 1,
               last_reply: "550 5.1.1 <a@one.test>: no such user",
             },
@@ -47,6 +48,7 @@ async function cases(t: Deno.TestContext, open: TargetOpener): Promise<void> {
               address: "b@one.test",
               domain: "one.test",
               status: "queued",
+              route: "atrn",
               attempts: 0,
               last_reply: null,
             },
@@ -70,6 +72,43 @@ async function cases(t: Deno.TestContext, open: TargetOpener): Promise<void> {
         assert.equal(io.out, "");
         assert.deepEqual(io.bytes.map((b) => b.length), [4096, 4096, 1808]);
         assert.deepEqual(concatBytes(io.bytes), body);
+      });
+    },
+  );
+
+  await t.step(
+    "queue show and list --json give each recipient its route and an mx one its next attempt",
+    async () => {
+      await open(async (target) => {
+        const [id] = await seedQueue(target, [
+          { to: ["a@one.test", "b@far.test"], mx: ["b@far.test"], at: T0 },
+        ]);
+        assert.ok(id);
+        const show = recordingIo(target);
+        assert.equal(await queueCommand(["show", id, "--json"], show), 0, show.err);
+        const shown = JSON.parse(show.out).recipients;
+        assert.deepEqual(shown.map((r: Record<string, unknown>) => [r.route, r.next_attempt]), [
+          ["atrn", undefined],
+          ["mx", "2026-01-10T12:00:00.000Z"],
+        ]);
+        const list = recordingIo(target);
+        assert.equal(await queueCommand(["list", "--json"], list), 0, list.err);
+        assert.deepEqual(JSON.parse(list.out)[0].recipients, [
+          { address: "a@one.test", domain: "one.test", status: "queued", route: "atrn" },
+          {
+            address: "b@far.test",
+            domain: "far.test",
+            status: "queued",
+            route: "mx",
+            next_attempt: "2026-01-10T12:00:00.000Z",
+          },
+        ]);
+        const text = recordingIo(target);
+        assert.equal(await queueCommand(["show", id], text), 0, text.err);
+        assert.match(
+          text.out,
+          /b@far\.test {2}queued {2}attempts=0 {2}route=mx {2}next attempt: 2026-01-10T12:00:00\.000Z/,
+        );
       });
     },
   );

@@ -74,7 +74,9 @@ Deno.test("queue list --json --domain prints the contract shape with only that d
         received_at: "2025-01-02T03:04:05.678Z",
         from: "",
         size: new TextEncoder().encode(BODY).length,
-        recipients: [{ address: "x@one.test", domain: "one.test", status: "queued" }],
+        recipients: [
+          { address: "x@one.test", domain: "one.test", status: "queued", route: "atrn" },
+        ],
       },
     ]);
     assert.equal(io.err, "");
