@@ -7,6 +7,7 @@ import type { Config } from "../config/types.ts";
 import { maxAgeOf } from "../config/policy.ts";
 import type { Logger } from "../observe/log.ts";
 import type { MaintenanceOptions, MaintenanceReport } from "../queue/types.ts";
+import { type BounceLimiter, nodeBounceLimiter } from "../queue/bounce.ts";
 
 /** Time between two passes. */
 export const MAINTENANCE_INTERVAL_MS = 60_000;
@@ -37,6 +38,8 @@ export function startMaintenance(
     readonly onReport?: (report: MaintenanceReport) => void;
     readonly intervalMs?: number;
     readonly firstDelayMs?: number;
+    /** Reports to foreign senders; default the node's limiter, shared with the drain and worker. */
+    readonly limiter?: BounceLimiter;
   },
 ): MaintenanceLoop {
   const { config, log } = opts;
@@ -46,9 +49,9 @@ export function startMaintenance(
     isLocalDomain: opts.isLocalDomain,
     outboundMaxAgeMs: config.outbound.maxAgeMs,
     delayNoticeMs: config.outbound.delayNoticeMs,
-    // No bounce to a foreign sender yet (as before): the foreign-bounce limiter comes next.
     foreignBounceBudget: 0,
   };
+  const limiter = opts.limiter ?? nodeBounceLimiter();
   let timer: ReturnType<typeof setTimeout> | undefined;
   let isStopped = false;
   let running: Promise<unknown> = Promise.resolve();
@@ -56,14 +59,21 @@ export function startMaintenance(
   const pass = async (): Promise<MaintenanceReport | undefined> => {
     const startedAt = performance.now();
     try {
-      const report = await store.maintain(passOptions);
+      // Each pass may spend what the node's foreign-bounce limit has left this hour.
+      const report = await store.maintain({
+        ...passOptions,
+        foreignBounceBudget: Math.max(0, limiter.available()),
+      });
+      limiter.spend(report.foreignDsnQueued);
       opts.onReport?.(report);
-      const busy = report.expiredRecipients + report.removedRecipients + report.vacuumedPages;
+      const busy = report.expiredRecipients + report.removedRecipients + report.vacuumedPages +
+        report.delayNotices;
       if (busy > 0) {
         log.info("queue_maintenance", {
           expired: report.expiredRecipients,
           dsn_queued: report.dsnQueued,
           dsn_dropped: report.dsnDropped,
+          delay_notices: report.delayNotices,
           removed: report.removedRecipients,
           vacuumed_pages: report.vacuumedPages,
           ms: Math.round(performance.now() - startedAt),

@@ -3,7 +3,7 @@
  * on the customer's connection. Delivers every waiting message of the leased domains with the
  * shared SmtpSender and settles each recipient durably by the customer's reply. A recipient
  * leaves the queue only after the customer said 250 for it; anything unsettled stays queued.
- * A recipient settled as failed gets a failure DSN once that is recorded (`_drain_bounce.ts`).
+ * A recipient settled as failed gets a failure DSN once that is recorded (src/queue/bounce.ts).
  */
 import type { Conn } from "../net/conn.ts";
 import type { LineReader } from "../wire/line_reader.ts";
@@ -13,7 +13,7 @@ import { DEFAULT_SENDER_TIMEOUTS, SmtpSender } from "../smtp/sender.ts";
 import type { OutboundMessage, SenderTimeouts } from "../smtp/sender.ts";
 import type { Logger } from "../observe/log.ts";
 import type { OdmrEvents } from "./events.ts";
-import { bounceFailed, type BounceOptions } from "./_drain_bounce.ts";
+import { bounceFailed, type BounceOptions } from "../queue/bounce.ts";
 
 /** What the drain needs. */
 export interface DrainOptions {

@@ -1,19 +1,26 @@
 /**
- * The expiry decision for one message, pure and shared by both backends: which recipients are
- * past their domain's max age, and whether a failure DSN (RFC 3464) goes back to the sender.
- * It reads no rows and writes none; each backend applies the plan in one transaction.
+ * The maintenance decision for one message, pure and shared by both backends: which
+ * recipients are past their max age (a route-"atrn" recipient its domain's, a route-"mx" one
+ * `outbound.max_age`) with a failure DSN to the sender, and whether the one delay DSN of the
+ * message (mx recipients still waiting after `outbound.delay_notice`) goes now. Who gets a
+ * report and by which route are the rules of bounce.ts. It reads no rows and writes none;
+ * each backend applies the plan in one transaction.
  */
-import { domainToASCII } from "node:url";
+import type { Logger } from "../observe/log.ts";
 import { isLeased, type LeasedDomains, type MessageRow, type RecipientRow } from "./_rows.ts";
-import { buildFailureDsn, type DsnRecipient, headerBlock } from "./dsn.ts";
-import type { MaintenanceOptions, MessageParams } from "./types.ts";
+import {
+  bounceRoute,
+  MAX_PREFIX_BYTES,
+  prefixWanted,
+  replyStatus,
+  reportParams,
+  returnedContent,
+  wantsNotice,
+} from "./bounce.ts";
+import { buildFailureDsn, type DsnRecipient } from "./dsn.ts";
+import type { MaintenanceOptions, MessageParams, Route } from "./types.ts";
 
-/** Header bytes returned in a DSN at most (RET=HDRS, the default). */
-export const MAX_RETURNED_HEADER_BYTES = 64 * 1024;
-/** RET=FULL returns the whole message only up to this size; bigger ones get headers only. */
-export const MAX_RETURNED_FULL_BYTES = 64 * 1024;
-/** How much of the body a plan may need (the caller reads at most this much). */
-export const MAX_PREFIX_BYTES = Math.max(MAX_RETURNED_HEADER_BYTES, MAX_RETURNED_FULL_BYTES);
+export { MAX_PREFIX_BYTES };
 
 /** The report to queue: `MAIL FROM:<>`, one recipient (the sender), NOTIFY=NEVER. */
 export interface PlannedReport {
@@ -21,58 +28,81 @@ export interface PlannedReport {
   readonly bytes: Uint8Array;
   readonly to: string;
   readonly domain: string;
+  readonly route: Route;
   readonly params: MessageParams;
 }
+
+/** One report of a plan. */
+export type ReportPlan =
+  | { readonly kind: "none" }
+  | { readonly kind: "dropped"; readonly reason: string }
+  | { readonly kind: "queued"; readonly report: PlannedReport };
 
 /** What to do with one message. */
 export interface ExpiryPlan {
   readonly due: readonly RecipientRow[];
-  readonly dsn:
-    | { readonly kind: "none" }
-    | { readonly kind: "dropped"; readonly reason: string }
-    | { readonly kind: "queued"; readonly report: PlannedReport };
+  /** The failure report about `due`. */
+  readonly dsn: ReportPlan;
+  /** The delay report (RFC 3464 `Action: delayed`). */
+  readonly delay: ReportPlan;
+  /** Record that the message had its delay notice (sent, dropped, or not wanted): never again. */
+  readonly markDelayNotified: boolean;
 }
 
-/** Decides the expiry of `message` at `now`; `readPrefix(n)` gives the body's first n bytes. */
-export function planExpiry(
-  input: {
-    readonly message: MessageRow;
-    readonly recipients: readonly RecipientRow[];
-    readonly now: number;
-    readonly leased: LeasedDomains;
-    readonly newId: () => string;
-    readonly readPrefix: (maxBytes: number) => Uint8Array;
-  },
-  opts: MaintenanceOptions,
-): ExpiryPlan {
+/** What the plan reads. */
+export interface ExpiryInput {
+  readonly message: MessageRow;
+  readonly recipients: readonly RecipientRow[];
+  readonly now: number;
+  readonly leased: LeasedDomains;
+  /** The message's delay notice went out already (or was decided against). */
+  readonly delayNotified: boolean;
+  readonly newId: () => string;
+  /** The body's first `maxBytes` (at most MAX_PREFIX_BYTES are asked for). */
+  readonly readPrefix: (maxBytes: number) => Uint8Array;
+  /** Asked once per report to a foreign sender; false: the budget is spent (dropped). */
+  readonly allowForeign: () => boolean;
+}
+
+const NONE: ReportPlan = { kind: "none" };
+
+/** Decides the expiry and the delay notice of `input.message` at `input.now`. */
+export function planExpiry(input: ExpiryInput, opts: MaintenanceOptions): ExpiryPlan {
   const { message, now } = input;
+  const age = now - message.receivedAt;
+  const waiting = input.recipients.filter((r) =>
+    r.expiredAt === undefined && r.stored === "queued" && !isLeased(input.leased, r)
+  );
   const due = input.recipients.filter((r) =>
     r.expiredAt === undefined && !isLeased(input.leased, r) &&
-    message.receivedAt < now - (r.route === "mx" ? opts.outboundMaxAgeMs : opts.maxAgeMs(r.domain))
+    age > (r.route === "mx" ? opts.outboundMaxAgeMs : opts.maxAgeMs(r.domain))
   );
-  if (due.length === 0) return { due, dsn: { kind: "none" } };
-  // Never bounce a bounce (RFC 5321 §6.1).
-  if (message.mailFrom === "") return { due, dsn: { kind: "none" } };
-  const notified = due.filter(wantsFailureNotice);
-  if (notified.length === 0) return { due, dsn: { kind: "none" } };
-  const senderDomain = domainOf(message.mailFrom);
-  if (senderDomain === undefined || !opts.isLocalDomain(senderDomain)) {
-    return {
-      due,
-      dsn: {
-        kind: "dropped",
-        reason: "sender domain is not local and outbound delivery does not exist yet",
-      },
-    };
-  }
+  const delayed = input.delayNotified || age <= opts.delayNoticeMs
+    ? []
+    : waiting.filter((r) => r.route === "mx" && !due.includes(r));
+  const failureTo = due.filter((r) => wantsNotice(r.notify, "FAILURE"));
+  const delayTo = delayed.filter((r) => wantsNotice(r.notify, "DELAY"));
+  const dsn = failureTo.length === 0
+    ? NONE
+    : report(input, opts, failureTo.map((r) => toDsnRecipient(r, "failed")), "expired");
+  const delay = delayTo.length === 0
+    ? NONE
+    : report(input, opts, delayTo.map((r) => toDsnRecipient(r, "delayed")), "delayed");
+  return { due, dsn, delay, markDelayNotified: delayed.length > 0 };
+}
+
+function report(
+  input: ExpiryInput,
+  opts: MaintenanceOptions,
+  recipients: readonly DsnRecipient[],
+  reason: "expired" | "delayed",
+): ReportPlan {
+  const { message } = input;
+  const decision = bounceRoute(message.mailFrom, opts.isLocalDomain, input.allowForeign);
+  if (decision.kind === "none") return NONE;
+  if (decision.kind === "dropped") return { kind: "dropped", reason: decision.reason };
   const reportId = input.newId();
-  const wantsFull = message.params.ret === "FULL" && message.size <= MAX_RETURNED_FULL_BYTES;
-  const returned = wantsFull
-    ? { kind: "full" as const, bytes: input.readPrefix(MAX_RETURNED_FULL_BYTES) }
-    : {
-      kind: "headers" as const,
-      bytes: headerBlock(input.readPrefix(MAX_RETURNED_HEADER_BYTES), MAX_RETURNED_HEADER_BYTES),
-    };
+  const prefix = input.readPrefix(Math.min(MAX_PREFIX_BYTES, prefixWanted(message)));
   const bytes = buildFailureDsn({
     reportingMta: opts.hostname,
     reportId,
@@ -80,43 +110,99 @@ export function planExpiry(
     originalSender: message.mailFrom,
     ...(message.params.envid !== undefined ? { envid: message.params.envid } : {}),
     arrivalDate: message.receivedAt,
-    date: now,
-    recipients: notified.map(toDsnRecipient),
-    returned,
+    date: input.now,
+    recipients,
+    // A delay report returns the headers only: the message itself is still on its way.
+    returned: returnedContent(message, prefix, reason === "delayed"),
+    reason,
+    ...(reason === "delayed" ? { willRetryUntil: message.receivedAt + opts.outboundMaxAgeMs } : {}),
   });
-  const params: MessageParams = hasEightBit(bytes) ? { body: "8BITMIME" } : {};
   return {
-    due,
-    dsn: {
-      kind: "queued",
-      report: { id: reportId, bytes, to: message.mailFrom, domain: senderDomain, params },
+    kind: "queued",
+    report: {
+      id: reportId,
+      bytes,
+      to: decision.to,
+      domain: decision.domain,
+      route: decision.route,
+      params: reportParams(bytes),
     },
   };
 }
 
-/** RFC 3461 §4.1: no NOTIFY means "FAILURE"; NEVER, or a list without FAILURE, means none. */
-function wantsFailureNotice(r: RecipientRow): boolean {
-  if (r.notify === undefined) return true;
-  return r.notify.toUpperCase().split(",").some((w) => w.trim() === "FAILURE");
-}
-
-function toDsnRecipient(r: RecipientRow): DsnRecipient {
+function toDsnRecipient(r: RecipientRow, action: "failed" | "delayed"): DsnRecipient {
+  // A delay report gives the last transient status seen (4.x.x), if any.
+  const status = r.lastReply === undefined ? undefined : replyStatus(r.lastReply);
   return {
     address: r.address,
     ...(r.orcpt !== undefined ? { orcpt: r.orcpt } : {}),
     ...(r.lastReply !== undefined ? { lastReply: r.lastReply } : {}),
+    ...(action === "delayed" && status?.startsWith("4.") ? { status } : {}),
   };
 }
 
-/** Lower-case A-label of an address's domain, or undefined. */
-export function domainOf(address: string): string | undefined {
-  const at = address.lastIndexOf("@");
-  if (at < 0) return undefined;
-  const domain = domainToASCII(address.slice(at + 1).toLowerCase());
-  return domain === "" ? undefined : domain;
+/** What the expiry part of a pass did (MaintenanceReport's counters). */
+export interface ExpiryTally {
+  expiredRecipients: number;
+  dsnQueued: number;
+  dsnDropped: number;
+  delayNotices: number;
+  foreignDsnQueued: number;
 }
 
-function hasEightBit(bytes: Uint8Array): boolean {
-  for (const b of bytes) if (b >= 0x80) return true;
-  return false;
+/** A tally at zero. */
+export function newTally(): ExpiryTally {
+  return {
+    expiredRecipients: 0,
+    dsnQueued: 0,
+    dsnDropped: 0,
+    delayNotices: 0,
+    foreignDsnQueued: 0,
+  };
+}
+
+/** Logs what an applied plan did and counts it; called once its transaction committed. */
+export function recordPlan(
+  log: Logger,
+  message: MessageRow,
+  plan: ExpiryPlan,
+  now: number,
+  tally: ExpiryTally,
+): void {
+  const { id } = message;
+  for (const r of plan.due) {
+    log.info("recipient_expired", {
+      id,
+      recipient: r.address,
+      domain: r.domain,
+      route: r.route,
+      age_s: Math.floor((now - message.receivedAt) / 1000),
+    });
+  }
+  tally.expiredRecipients += plan.due.length;
+  for (const [kind, p] of [["failure", plan.dsn], ["delay", plan.delay]] as const) {
+    if (p.kind === "dropped") {
+      log.info("dsn_dropped", { id, kind, reason: p.reason });
+      tally.dsnDropped++;
+    }
+    if (p.kind !== "queued") continue;
+    log.info("dsn_queued", {
+      id,
+      kind,
+      dsn: p.report.id,
+      to_domain: p.report.domain,
+      route: p.report.route,
+    });
+    if (kind === "failure") tally.dsnQueued++;
+    else tally.delayNotices++;
+    if (p.report.route === "mx") tally.foreignDsnQueued++;
+  }
+}
+
+/** The reports of a plan that are to be queued. */
+export function reportsOf(plan: ExpiryPlan): PlannedReport[] {
+  const out: PlannedReport[] = [];
+  if (plan.dsn.kind === "queued") out.push(plan.dsn.report);
+  if (plan.delay.kind === "queued") out.push(plan.delay.report);
+  return out;
 }

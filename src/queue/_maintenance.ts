@@ -8,9 +8,17 @@ import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { Logger } from "../observe/log.ts";
 import type { GroupTransaction } from "./_group_tx.ts";
 import type { QueueReader } from "./_reader.ts";
-import type { LeasedDomains } from "./_rows.ts";
+import type { LeasedDomains, MessageRow } from "./_rows.ts";
 import type { WriterStatements } from "./_writer.ts";
-import { planExpiry, type PlannedReport } from "./_expiry.ts";
+import {
+  type ExpiryPlan,
+  type ExpiryTally,
+  newTally,
+  planExpiry,
+  type PlannedReport,
+  recordPlan,
+  reportsOf,
+} from "./_expiry.ts";
 import type { MaintenanceOptions, MaintenanceReport } from "./types.ts";
 
 /** How long an expired recipient stays visible (`queue list`) before it is removed. */
@@ -45,6 +53,9 @@ export class QueueMaintenance {
   readonly #deleteIfEmpty: StatementSync;
   readonly #forgetEmptyUsage: StatementSync;
   readonly #forgetEmptyWaiting: StatementSync;
+  readonly #outboundDue: StatementSync;
+  readonly #delayNotified: StatementSync;
+  readonly #markDelayNotified: StatementSync;
 
   constructor(deps: MaintenanceDeps) {
     this.#deps = deps;
@@ -68,6 +79,16 @@ export class QueueMaintenance {
     );
     this.#forgetEmptyUsage = db.prepare("DELETE FROM domain_usage WHERE messages <= 0");
     this.#forgetEmptyWaiting = db.prepare("DELETE FROM route_waiting WHERE messages <= 0");
+    // Messages with waiting mx recipients past outbound.max_age, or past delay_notice and
+    // without their delay notice yet: a walk over the outbound queue's own index.
+    this.#outboundDue = db.prepare(
+      "SELECT DISTINCT r.message_id FROM recipients r INDEXED BY recipients_mx_due " +
+        "JOIN messages m ON m.id = r.message_id " +
+        "WHERE r.route = 'mx' AND r.status = 'queued' " +
+        "AND (m.received_at < ?1 OR (m.delay_notified = 0 AND m.received_at < ?2)) LIMIT ?3",
+    );
+    this.#delayNotified = db.prepare("SELECT delay_notified FROM messages WHERE id = ?");
+    this.#markDelayNotified = db.prepare("UPDATE messages SET delay_notified = 1 WHERE id = ?");
   }
 
   /** One pass; bounded in work, safe to run while sessions write. */
@@ -75,14 +96,10 @@ export class QueueMaintenance {
     const expired = this.#expireOld(opts);
     const removedRecipients = this.#removePastGrace();
     const vacuumedPages = this.#vacuum();
-    return { ...expired, delayNotices: 0, removedRecipients, vacuumedPages };
+    return { ...expired, removedRecipients, vacuumedPages };
   }
 
-  #expireOld(opts: MaintenanceOptions): {
-    expiredRecipients: number;
-    dsnQueued: number;
-    dsnDropped: number;
-  } {
+  #expireOld(opts: MaintenanceOptions): ExpiryTally {
     const now = this.#deps.now();
     const leased = this.#deps.leasedDomains();
     const messageIds = new Set<string>();
@@ -96,52 +113,51 @@ export class QueueMaintenance {
         if (typeof id === "string") messageIds.add(id);
       }
     }
-    let expiredRecipients = 0;
-    let dsnQueued = 0;
-    let dsnDropped = 0;
-    for (const id of messageIds) {
-      const outcome = this.#deps.group.exclusive(() => this.#expireMessage(id, now, leased, opts));
-      expiredRecipients += outcome.expired;
-      if (outcome.dsn === "queued") dsnQueued++;
-      if (outcome.dsn === "dropped") dsnDropped++;
+    const room = MAX_EXPIRED_MESSAGES_PER_PASS - messageIds.size;
+    if (room > 0) {
+      const cutoffs = outboundCutoffs(now, opts);
+      for (const hit of this.#outboundDue.all(cutoffs.expire, cutoffs.delay, room)) {
+        const id: unknown = hit.message_id;
+        if (typeof id === "string") messageIds.add(id);
+      }
     }
-    return { expiredRecipients, dsnQueued, dsnDropped };
+    let budget = opts.foreignBounceBudget;
+    const allowForeign = () => budget > 0 && budget-- > 0;
+    const tally = newTally();
+    for (const id of messageIds) {
+      const done = this.#deps.group.exclusive(() =>
+        this.#expireMessage(id, now, leased, opts, allowForeign)
+      );
+      if (done !== undefined) recordPlan(this.#deps.log, done.message, done.plan, now, tally);
+    }
+    return tally;
   }
 
-  /** Expires the due recipients of one message and queues its DSN; inside a transaction. */
+  /** Applies the plan of one message (expiry, reports, delay flag); inside a transaction. */
   #expireMessage(
     id: string,
     now: number,
     leased: LeasedDomains,
     opts: MaintenanceOptions,
-  ): { expired: number; dsn: "queued" | "dropped" | "none" } {
+    allowForeign: () => boolean,
+  ): { message: MessageRow; plan: ExpiryPlan } | undefined {
     const found = this.#deps.reader.message(id);
-    if (found === undefined) return { expired: 0, dsn: "none" };
+    if (found === undefined) return undefined;
     const { message } = found;
     const plan = planExpiry({
       message,
       recipients: found.recipients,
       now,
       leased,
+      delayNotified: this.#delayNotified.get(id)?.delay_notified !== 0,
       newId: this.#deps.newId,
       readPrefix: (maxBytes) => this.#readPrefix(id, maxBytes),
+      allowForeign,
     }, opts);
-    for (const r of plan.due) {
-      this.#expire.run(now, r.id);
-      this.#deps.log.info("recipient_expired", {
-        id,
-        recipient: r.address,
-        domain: r.domain,
-        age_s: Math.floor((now - message.receivedAt) / 1000),
-      });
-    }
-    const dsn = plan.dsn;
-    if (dsn.kind === "dropped") this.#deps.log.info("dsn_dropped", { id, reason: dsn.reason });
-    if (dsn.kind === "queued") {
-      this.#insertReport(dsn.report, now);
-      this.#deps.log.info("dsn_queued", { id, dsn: dsn.report.id, to_domain: dsn.report.domain });
-    }
-    return { expired: plan.due.length, dsn: dsn.kind };
+    for (const r of plan.due) this.#expire.run(now, r.id);
+    if (plan.markDelayNotified) this.#markDelayNotified.run(id);
+    for (const report of reportsOf(plan)) this.#insertReport(report, now);
+    return { message, plan };
   }
 
   /** Queues the report like received mail: `MAIL FROM:<>`, one recipient, the sender. */
@@ -154,7 +170,15 @@ export class QueueMaintenance {
     }
     sql.insertMessage.run(id, now, "", bytes.length, JSON.stringify(report.params));
     // NOTIFY=NEVER: a report about the report is never wanted (RFC 3461 §5.2.7 spirit).
-    sql.insertRecipient.run(id, report.to, report.domain, "NEVER", null, "atrn", null);
+    sql.insertRecipient.run(
+      id,
+      report.to,
+      report.domain,
+      "NEVER",
+      null,
+      report.route,
+      report.route === "mx" ? now : null,
+    );
   }
 
   /** The first `maxBytes` of a stored body (fewer if it is shorter). */
@@ -221,4 +245,12 @@ function pragmaNumber(db: DatabaseSync, name: string): number {
   if (typeof row !== "object" || row === null || !(name in row)) return 0;
   const v: unknown = (row as Record<string, unknown>)[name];
   return typeof v === "number" ? v : 0;
+}
+
+/** Received before these: expiry (`outbound.max_age`) and delay notice candidates. */
+export function outboundCutoffs(
+  now: number,
+  opts: MaintenanceOptions,
+): { expire: number; delay: number } {
+  return { expire: now - opts.outboundMaxAgeMs, delay: now - opts.delayNoticeMs };
 }

@@ -1,8 +1,8 @@
 /**
- * Builds a failure DSN (RFC 3464 inside RFC 6522 multipart/report) as bytes: a text/plain
- * explanation, the message/delivery-status report and the original's headers (or, with
- * RET=FULL and a small message, the whole message). Pure: no clock, no randomness, no I/O;
- * every line ends in CRLF and is at most 998 octets (RFC 5322 §2.1.1).
+ * Builds a failure or delay DSN (RFC 3464 inside RFC 6522 multipart/report) as bytes: a
+ * text/plain explanation, the message/delivery-status report and the original's headers (or,
+ * with RET=FULL and a small message, the whole message). Pure: no clock, no randomness, no
+ * I/O; every line ends in CRLF and is at most 998 octets (RFC 5322 §2.1.1).
  */
 
 /** One recipient the report is about. */
@@ -13,7 +13,7 @@ export interface DsnRecipient {
   readonly orcpt?: string;
   /** The last SMTP reply seen for it (`451 4.3.0 …`), if any: the Diagnostic-Code. */
   readonly lastReply?: string;
-  /** RFC 3463 status; default EXPIRED_STATUS. */
+  /** RFC 3463 status; default EXPIRED_STATUS (DELAYED_STATUS in a delay report). */
   readonly status?: string;
 }
 
@@ -36,9 +36,17 @@ export interface FailureDsnInput {
   readonly recipients: readonly DsnRecipient[];
   /** The original's header block, or the whole original (RET=FULL, small); none: left out. */
   readonly returned?: { readonly kind: "headers" | "full"; readonly bytes: Uint8Array };
-  /** Why: the queue's time limit (default), or a permanent refusal on the way. */
-  readonly reason?: "expired" | "refused";
+  /**
+   * Why: the queue's time limit (default), a permanent refusal on the way, or (a delay
+   * report, `Action: delayed`) still undelivered and still being tried.
+   */
+  readonly reason?: "expired" | "refused" | "delayed";
+  /** A delay report: when the tries stop (`Will-Retry-Until`, RFC 3464 §2.3.9). */
+  readonly willRetryUntil?: number;
 }
+
+/** RFC 3463 "delivery time expired", transient: the delay report's default status. */
+export const DELAYED_STATUS = "4.4.7";
 
 /** RFC 3463: "delivery time expired" (permanent: the message will not be tried again). */
 export const EXPIRED_STATUS = "5.4.7";
@@ -53,10 +61,13 @@ export function buildFailureDsn(input: FailureDsnInput): Uint8Array {
   // Our name comes from the config, yet a value with a line break would end the header
   // block (#10): it is written like every other field, printable ASCII only.
   const host = printable(input.reportingMta);
+  const isDelay = input.reason === "delayed";
   const head = [
     `From: Mail Delivery System <MAILER-DAEMON@${host}>`,
     `To: <${printable(input.originalSender)}>`,
-    "Subject: Undelivered Mail Returned to Sender",
+    isDelay
+      ? "Subject: Delayed Mail (still being retried)"
+      : "Subject: Undelivered Mail Returned to Sender",
     `Date: ${rfc5322Date(input.date)}`,
     `Message-ID: <${input.reportId}@${host}>`,
     // RFC 3834 §5: an automatic reply; responders must not answer it.
@@ -75,7 +86,15 @@ export function buildFailureDsn(input: FailureDsnInput): Uint8Array {
     "",
     `This is the mail system at host ${host}.`,
     "",
-    ...(input.reason === "refused"
+    ...(isDelay
+      ? [
+        "Your message could not be delivered yet to the recipients below. It stays in the",
+        "queue and delivery is tried again; you do not need to send it again.",
+        ...(input.willRetryUntil !== undefined
+          ? [`Delivery is tried until ${rfc5322Date(input.willRetryUntil)}.`]
+          : []),
+      ]
+      : input.reason === "refused"
       ? [
         "Your message could not be delivered to the recipients below: it was refused",
         "permanently on the way (see the diagnostic code of each recipient).",
@@ -101,10 +120,13 @@ export function buildFailureDsn(input: FailureDsnInput): Uint8Array {
   for (const r of input.recipients) {
     if (r.orcpt !== undefined) report.push(`Original-Recipient: ${printable(r.orcpt)}`);
     report.push(`Final-Recipient: rfc822; ${printable(r.address)}`);
-    report.push("Action: failed");
-    report.push(`Status: ${r.status ?? EXPIRED_STATUS}`);
+    report.push(isDelay ? "Action: delayed" : "Action: failed");
+    report.push(`Status: ${r.status ?? (isDelay ? DELAYED_STATUS : EXPIRED_STATUS)}`);
     if (r.lastReply !== undefined) report.push(`Diagnostic-Code: smtp; ${printable(r.lastReply)}`);
     report.push(`Final-Log-ID: ${printable(input.originalId)}`);
+    if (isDelay && input.willRetryUntil !== undefined) {
+      report.push(`Will-Retry-Until: ${rfc5322Date(input.willRetryUntil)}`);
+    }
     report.push("");
   }
   const text = [...head, ...explanation, ...report].map(limitLine).join(CRLF) + CRLF;

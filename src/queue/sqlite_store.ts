@@ -13,6 +13,7 @@ import { SqliteLease } from "./_lease.ts";
 import { QueueReader } from "./_reader.ts";
 import { type LeasedDomains, toQueuedMessage } from "./_rows.ts";
 import { SqliteOutbound } from "./_outbound.ts";
+import { SqliteStats } from "./_stats.ts";
 import { QUEUE_MIGRATIONS } from "./_schema.ts";
 
 import { settled } from "./_settled.ts";
@@ -30,7 +31,6 @@ import type {
   OutboundClaimOptions,
   QueuedMessage,
   QueueStore,
-  Route,
 } from "./types.ts";
 
 /** Size of one `message_chunks` row. */
@@ -70,9 +70,7 @@ export class SqliteQueueStore implements QueueStore {
   readonly #deleteChunks: StatementSync;
   readonly #deleteDomainRecipients: StatementSync;
   readonly #deleteIfEmpty: StatementSync;
-  readonly #domainStats: StatementSync;
-  readonly #oldestWaiting: StatementSync;
-  readonly #usage: StatementSync;
+  readonly #stats: SqliteStats;
   readonly #ping: StatementSync;
   readonly #maintenance: QueueMaintenance;
   readonly #outbound: SqliteOutbound;
@@ -125,16 +123,7 @@ export class SqliteQueueStore implements QueueStore {
       "DELETE FROM messages WHERE id = ? AND NOT EXISTS " +
         "(SELECT 1 FROM recipients WHERE message_id = ?)",
     );
-    this.#domainStats = db.prepare(
-      "SELECT route, domain, messages, bytes FROM route_waiting WHERE messages > 0 " +
-        "ORDER BY domain, route",
-    );
-    // Ids sort by arrival: the smallest waiting id of a domain is its oldest message.
-    this.#oldestWaiting = db.prepare(
-      "SELECT received_at FROM messages WHERE id = (SELECT min(message_id) FROM recipients " +
-        "WHERE domain = ? AND status = 'queued' AND route = ?)",
-    );
-    this.#usage = db.prepare("SELECT messages, bytes FROM domain_usage WHERE domain = ?");
+    this.#stats = new SqliteStats(db);
     this.#ping = db.prepare("SELECT 1 AS one");
     this.#outbound = new SqliteOutbound({
       db,
@@ -302,37 +291,17 @@ export class SqliteQueueStore implements QueueStore {
   }
 
   domainStats(): Promise<DomainStats[]> {
-    return settled(() => this.#domainStatsNow());
-  }
-
-  #domainStatsNow(): DomainStats[] {
-    this.#assertOpen();
-    const out: DomainStats[] = [];
-    for (const row of this.#domainStats.all()) {
-      const { domain, messages, bytes } = row;
-      const route: unknown = row.route;
-      if (typeof domain !== "string" || typeof messages !== "number") continue;
-      if (typeof bytes !== "number" || (route !== "atrn" && route !== "mx")) continue;
-      const oldest: unknown = this.#oldestWaiting.get(domain, route)?.received_at;
-      if (typeof oldest !== "number") continue;
-      out.push({ domain, route: route satisfies Route, messages, bytes, oldestReceivedAt: oldest });
-    }
-    return out;
+    return settled(() => {
+      this.#assertOpen();
+      return this.#stats.domainStats();
+    });
   }
 
   usage(domain: string): Promise<DomainUsage> {
-    return settled(() => this.#usageNow(domain));
-  }
-
-  #usageNow(domain: string): DomainUsage {
-    this.#assertOpen();
-    const row: unknown = this.#usage.get(domain);
-    if (typeof row !== "object" || row === null) return { messages: 0, bytes: 0 };
-    const { messages, bytes } = row as Record<string, unknown>;
-    return {
-      messages: typeof messages === "number" ? Math.max(0, messages) : 0,
-      bytes: typeof bytes === "number" ? Math.max(0, bytes) : 0,
-    };
+    return settled(() => {
+      this.#assertOpen();
+      return this.#stats.usage(domain);
+    });
   }
 
   /**

@@ -182,6 +182,8 @@ export interface MaintenanceReport {
   readonly dsnDropped: number;
   /** Delay DSNs queued (one per message at most, ever). */
   readonly delayNotices: number;
+  /** Of the DSNs queued (failure and delay), those to foreign senders: spent budget. */
+  readonly foreignDsnQueued: number;
   readonly removedRecipients: number;
   /** Storage given back (SQLite: free pages); 0 where the backend does it itself. */
   readonly vacuumedPages: number;

@@ -12,6 +12,7 @@ import type { Lease, NewRecipient, QueueStore } from "../../src/queue/types.ts";
 import { type PostgresCluster, postgresTest } from "../_helpers/postgres.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 import { outboundContract, type OutboundOpener } from "./_outbound_contract.ts";
+import { outboundMaintenanceContract } from "./_outbound_maintenance_contract.ts";
 
 const T0 = 1_700_000_000_000;
 const DAY = 86_400_000;
@@ -366,6 +367,7 @@ Deno.test("QueueStore contract: SQLite", async (t) => {
     });
   });
   await outboundContract(t, sqliteOpener);
+  await outboundMaintenanceContract(t, sqliteOpener);
 });
 
 let databases = 0;
@@ -395,7 +397,7 @@ await postgresTest("QueueStore contract: PostgreSQL", async (pg, t) => {
     }
   });
   // A restart: the same database, a new store of the same node.
-  await outboundContract(t, async (clock, fn) => {
+  const pgOpener: OutboundOpener = async (clock, fn) => {
     const url = await pg.createDatabase(`contract_${++databases}`);
     const openOne = () => PgQueueStore.open({ url }, { nodeId: "node-a", now: () => clock.ms });
     let store = await openOne();
@@ -408,5 +410,7 @@ await postgresTest("QueueStore contract: PostgreSQL", async (pg, t) => {
     } finally {
       await store.close();
     }
-  });
+  };
+  await outboundContract(t, pgOpener);
+  await outboundMaintenanceContract(t, pgOpener);
 });

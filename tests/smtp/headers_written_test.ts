@@ -269,7 +269,7 @@ function mimeParts(body: Uint8Array, boundary: string): Uint8Array[] {
   return parts;
 }
 
-Deno.test("a failure DSN and each of its MIME parts have strict header blocks (property, #10)", () => {
+Deno.test("a failure or delay DSN and each of its MIME parts have strict header blocks (property, #10)", () => {
   fc.assert(
     fc.property(
       fc.oneof(fc.stringMatching(/^[a-z0-9.-]{1,60}$/), anyText(300)),
@@ -285,7 +285,8 @@ Deno.test("a failure DSN and each of its MIME parts have strict header blocks (p
         { minLength: 1, maxLength: 5 },
       ),
       fc.option(fc.tuple(fc.constantFrom("headers", "full"), originalHeaders), { nil: undefined }),
-      (host, reportId, originalSender, envid, recipients, returned) => {
+      fc.constantFrom("expired" as const, "refused" as const, "delayed" as const),
+      (host, reportId, originalSender, envid, recipients, returned, reason) => {
         const original = returned === undefined
           ? undefined
           : originalMessage(returned[1], "the body\r\n");
@@ -297,6 +298,8 @@ Deno.test("a failure DSN and each of its MIME parts have strict header blocks (p
           ...(envid !== undefined ? { envid } : {}),
           arrivalDate: 0,
           date: 86_400_000,
+          reason,
+          ...(reason === "delayed" ? { willRetryUntil: 5 * 86_400_000 } : {}),
           recipients: recipients.map((r) => ({
             address: r.address,
             ...(r.orcpt !== undefined ? { orcpt: r.orcpt } : {}),
@@ -337,6 +340,11 @@ Deno.test("a failure DSN and each of its MIME parts have strict header blocks (p
         for (let group = 0; group < 1 + recipients.length; group++) {
           const g = mustParseHeaders(rest);
           rest = rest.subarray(g.bodyOffset);
+          if (group === 0) continue;
+          const action = g.fields.find((f) => f.name === "Action")?.value.trim();
+          assertEquals(action, reason === "delayed" ? "delayed" : "failed");
+          const retry = g.fields.find((f) => f.name === "Will-Retry-Until");
+          assertEquals(retry !== undefined, reason === "delayed");
         }
         if (returned !== undefined) {
           const inner = parts[2] ?? new Uint8Array();

@@ -1,18 +1,29 @@
 /**
- * One maintenance pass on PostgreSQL: expiry with failure DSNs (the plan of src/queue/_expiry.ts),
+ * One maintenance pass on PostgreSQL: expiry with failure DSNs and the one delay DSN of an
+ * outbound message (the plan of src/queue/_expiry.ts),
  * removal of expired recipients after the grace period, and of body chunks whose message never
  * committed. Every node runs passes; a session advisory lock lets only one do it at a time, so
  * no work is done twice, and a node that dies drops the lock with its connection. Space is
  * given back by PostgreSQL's autovacuum (vacuumedPages is 0).
  */
 import type { Logger } from "../../observe/log.ts";
-import { MAX_PREFIX_BYTES, planExpiry, type PlannedReport } from "../_expiry.ts";
+import {
+  type ExpiryPlan,
+  type ExpiryTally,
+  MAX_PREFIX_BYTES,
+  newTally,
+  planExpiry,
+  type PlannedReport,
+  recordPlan,
+  reportsOf,
+} from "../_expiry.ts";
 import {
   EXPIRED_GRACE_MS,
   MAX_EXPIRED_MESSAGES_PER_PASS,
   MAX_REMOVED_PER_PASS,
+  outboundCutoffs,
 } from "../_maintenance.ts";
-import { type LeasedDomains, writeParams } from "../_rows.ts";
+import { type LeasedDomains, type MessageRow, writeParams } from "../_rows.ts";
 import type { MaintenanceOptions, MaintenanceReport } from "../types.ts";
 import type { Sql, Tx } from "./connect.ts";
 import type { PgReader } from "./_reader.ts";
@@ -29,6 +40,7 @@ const NOTHING: MaintenanceReport = {
   dsnQueued: 0,
   dsnDropped: 0,
   delayNotices: 0,
+  foreignDsnQueued: 0,
   removedRecipients: 0,
   vacuumedPages: 0,
 };
@@ -63,7 +75,7 @@ export class PgMaintenance {
         const expired = await this.#expireOld(opts);
         const removedRecipients = await this.#removePastGrace();
         if (this.#passes++ % ORPHAN_EVERY_PASSES === 0) await this.#removeOrphans();
-        return { ...expired, delayNotices: 0, removedRecipients, vacuumedPages: 0 };
+        return { ...expired, removedRecipients, vacuumedPages: 0 };
       } finally {
         await conn`SELECT pg_advisory_unlock(${MAINTENANCE_LOCK})`;
       }
@@ -72,7 +84,7 @@ export class PgMaintenance {
     }
   }
 
-  async #expireOld(opts: MaintenanceOptions) {
+  async #expireOld(opts: MaintenanceOptions): Promise<ExpiryTally> {
     const { sql } = this.#deps;
     const now = this.#deps.now();
     const leased = await this.#deps.leasedDomains();
@@ -91,20 +103,28 @@ export class PgMaintenance {
       if (leased.atrn.has(name)) continue;
       const hits = await sql`SELECT DISTINCT r.message_id FROM recipients r
         JOIN messages m ON m.id = r.message_id
-        WHERE r.domain = ${name} AND r.expired_at IS NULL
+        WHERE r.domain = ${name} AND r.route = 'atrn' AND r.expired_at IS NULL
           AND m.received_at < ${now - opts.maxAgeMs(name)} LIMIT ${room}`;
       for (const h of hits) ids.add(String(h.message_id));
     }
-    let expiredRecipients = 0;
-    let dsnQueued = 0;
-    let dsnDropped = 0;
-    for (const id of ids) {
-      const outcome = await this.#expireMessage(id, now, leased, opts);
-      expiredRecipients += outcome.expired;
-      if (outcome.dsn === "queued") dsnQueued++;
-      if (outcome.dsn === "dropped") dsnDropped++;
+    const room = MAX_EXPIRED_MESSAGES_PER_PASS - ids.size;
+    if (room > 0) {
+      // Waiting mx recipients past outbound.max_age, or past delay_notice without the notice.
+      const cut = outboundCutoffs(now, opts);
+      const hits = await sql`SELECT DISTINCT r.message_id FROM recipients r
+        JOIN messages m ON m.id = r.message_id
+        WHERE r.route = 'mx' AND r.status = 'queued' AND (m.received_at < ${cut.expire}
+          OR (NOT m.delay_notified AND m.received_at < ${cut.delay})) LIMIT ${room}`;
+      for (const h of hits) ids.add(String(h.message_id));
     }
-    return { expiredRecipients, dsnQueued, dsnDropped };
+    let budget = opts.foreignBounceBudget;
+    const allowForeign = () => budget > 0 && budget-- > 0;
+    const tally = newTally();
+    for (const id of ids) {
+      const done = await this.#expireMessage(id, now, leased, opts, allowForeign);
+      if (done !== undefined) recordPlan(this.#deps.log, done.message, done.plan, now, tally);
+    }
+    return tally;
   }
 
   async #expireMessage(
@@ -112,39 +132,38 @@ export class PgMaintenance {
     now: number,
     leased: LeasedDomains,
     opts: MaintenanceOptions,
-  ): Promise<{ expired: number; dsn: "queued" | "dropped" | "none" }> {
+    allowForeign: () => boolean,
+  ): Promise<{ message: MessageRow; plan: ExpiryPlan } | undefined> {
     const found = await this.#deps.reader.one(id);
-    if (found === undefined) return { expired: 0, dsn: "none" };
+    if (found === undefined) return undefined;
     const { message } = found;
+    const [flag] = await this.#deps.sql`SELECT delay_notified FROM messages WHERE id = ${id}`;
     const prefix = message.mailFrom === "" ? new Uint8Array(0) : await this.#readPrefix(id);
     const plan = planExpiry({
       message,
       recipients: found.recipients,
       now,
       leased,
+      delayNotified: flag?.delay_notified !== false,
       newId: this.#deps.newId,
       readPrefix: (maxBytes) => prefix.subarray(0, maxBytes),
+      allowForeign,
     }, opts);
-    if (plan.due.length === 0) return { expired: 0, dsn: "none" };
-    const dsn = plan.dsn;
+    const reports = reportsOf(plan);
+    if (plan.due.length === 0 && !plan.markDelayNotified && reports.length === 0) {
+      return undefined;
+    }
     await this.#deps.sql.begin(async (tx) => {
-      await tx`UPDATE recipients SET status = 'failed', expired_at = ${now}
-        WHERE id = ANY(${plan.due.map((r) => r.id)}::bigint[]) AND expired_at IS NULL`;
-      if (dsn.kind === "queued") await this.#insertReport(tx, dsn.report, now);
+      if (plan.due.length > 0) {
+        await tx`UPDATE recipients SET status = 'failed', expired_at = ${now}
+          WHERE id = ANY(${plan.due.map((r) => r.id)}::bigint[]) AND expired_at IS NULL`;
+      }
+      if (plan.markDelayNotified) {
+        await tx`UPDATE messages SET delay_notified = true WHERE id = ${id}`;
+      }
+      for (const report of reports) await this.#insertReport(tx, report, now);
     });
-    for (const r of plan.due) {
-      this.#deps.log.info("recipient_expired", {
-        id,
-        recipient: r.address,
-        domain: r.domain,
-        age_s: Math.floor((now - message.receivedAt) / 1000),
-      });
-    }
-    if (dsn.kind === "dropped") this.#deps.log.info("dsn_dropped", { id, reason: dsn.reason });
-    if (dsn.kind === "queued") {
-      this.#deps.log.info("dsn_queued", { id, dsn: dsn.report.id, to_domain: dsn.report.domain });
-    }
-    return { expired: plan.due.length, dsn: dsn.kind };
+    return { message, plan };
   }
 
   async #insertReport(tx: Tx, report: PlannedReport, now: number): Promise<void> {
@@ -157,8 +176,9 @@ export class PgMaintenance {
     await tx`INSERT INTO messages (id, received_at, mail_from, size, params)
       VALUES (${id}, ${now}, '', ${bytes.length}, ${writeParams(report.params)})`;
     // NOTIFY=NEVER: a report about the report is never wanted (RFC 3461 §5.2.7 spirit).
-    await tx`INSERT INTO recipients (message_id, address, domain, notify)
-      VALUES (${id}, ${report.to}, ${report.domain}, 'NEVER')`;
+    await tx`INSERT INTO recipients (message_id, address, domain, notify, route, next_attempt_at)
+      VALUES (${id}, ${report.to}, ${report.domain}, 'NEVER', ${report.route},
+        ${report.route === "mx" ? now : null})`;
   }
 
   async #readPrefix(id: string): Promise<Uint8Array> {

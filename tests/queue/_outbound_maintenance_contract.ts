@@ -1,0 +1,258 @@
+/**
+ * The maintenance half of the outbound contract, run by tests/queue/contract_test.ts against
+ * both backends: mx-route expiry at outbound.max_age with a failure DSN, one delay DSN per
+ * message (never twice, across a restart), NOTIFY honoured, reports to foreign senders on
+ * route mx within the budget (expired inbound mail included), never a report for `<>`. Every
+ * report is parsed with the strict RFC 5322 header parser, each MIME part and DSN group too.
+ */
+import assert from "node:assert/strict";
+import type {
+  MaintenanceOptions,
+  QueuedMessage,
+  QueueStore,
+  Route,
+} from "../../src/queue/types.ts";
+import { mustParseHeaders } from "../_helpers/rfc5322_headers.ts";
+import { type OutboundOpener, putRouted, T0 } from "./_outbound_contract.ts";
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+const OPTIONS: MaintenanceOptions = {
+  hostname: "mx.test",
+  maxAgeMs: () => 30 * DAY,
+  isLocalDomain: (d) => d === "local.test",
+  outboundMaxAgeMs: 5 * DAY,
+  delayNoticeMs: 4 * HOUR,
+  foreignBounceBudget: 10,
+};
+
+/** A DSN parsed strictly: top fields, per-message fields, per-recipient groups. */
+export interface ParsedDsn {
+  readonly top: Map<string, string>;
+  readonly perMessage: Map<string, string>;
+  readonly perRecipient: Map<string, string>[];
+}
+
+const dec = new TextDecoder();
+const enc = new TextEncoder();
+
+function toMap(fields: readonly { name: string; value: string }[]): Map<string, string> {
+  return new Map(fields.map((f) => [f.name.toLowerCase(), f.value.trim()]));
+}
+
+/** Parses a stored report with the strict header parser: any bad line fails the test. */
+export function parseDsn(bytes: Uint8Array): ParsedDsn {
+  const top = mustParseHeaders(bytes);
+  assert.ok(top.hasBody);
+  const topFields = toMap(top.fields);
+  const boundary = /boundary="([^"]+)"/.exec(topFields.get("content-type") ?? "")?.[1];
+  assert.ok(boundary, "a multipart/report boundary");
+  const text = "\r\n" + dec.decode(bytes.subarray(top.bodyOffset));
+  const pieces = text.split(`\r\n--${boundary}`).slice(1);
+  assert.ok(pieces.at(-1)?.startsWith("--"), "the close-delimiter ends the report");
+  const parts = pieces.slice(0, -1).map((p) => enc.encode(p.slice(2) + "\r\n"));
+  assert.ok(parts.length >= 2);
+  for (const part of parts) assert.ok(mustParseHeaders(part).hasBody);
+  const status = parts[1] ?? new Uint8Array();
+  const head = mustParseHeaders(status);
+  assert.equal(toMap(head.fields).get("content-type"), "message/delivery-status");
+  let rest = status.subarray(head.bodyOffset);
+  const groups: Map<string, string>[] = [];
+  while (rest.length > 2) {
+    const g = mustParseHeaders(rest);
+    groups.push(toMap(g.fields));
+    rest = rest.subarray(g.bodyOffset);
+  }
+  const [perMessage, ...perRecipient] = groups;
+  assert.ok(perMessage);
+  return { top: topFields, perMessage, perRecipient };
+}
+
+async function bodyOf(store: QueueStore, id: string): Promise<Uint8Array> {
+  const parts = await Array.fromAsync(store.readBody(id));
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** Reports queued so far (MAIL FROM:<>), each with its recipient's route and its DSN. */
+async function reports(
+  store: QueueStore,
+  originals: readonly string[] = [],
+): Promise<{ message: QueuedMessage; to: string; route: Route; dsn: ParsedDsn }[]> {
+  const out = [];
+  for (const message of await store.list()) {
+    if (message.mailFrom !== "" || originals.includes(message.id)) continue;
+    const r = message.recipients[0];
+    assert.ok(r);
+    assert.equal(r.notify, "NEVER", "no report about a report");
+    out.push({
+      message,
+      to: r.address,
+      route: r.route,
+      dsn: parseDsn(await bodyOf(store, message.id)),
+    });
+  }
+  return out;
+}
+
+/** The maintenance cases. */
+export async function outboundMaintenanceContract(
+  t: Deno.TestContext,
+  open: OutboundOpener,
+): Promise<void> {
+  await t.step("an mx recipient expires after outbound.max_age with one failure DSN", async () => {
+    const clock = { ms: T0 };
+    await open(clock, async (store) => {
+      const id = await putRouted(store, clock, [["a@far.test", "mx"], ["b@local.test", "atrn"]], {
+        notify: "FAILURE",
+      });
+      clock.ms += 5 * DAY;
+      const atN = await store.maintain(OPTIONS);
+      assert.equal(atN.expiredRecipients, 0, "exactly max_age");
+      assert.equal(atN.delayNotices, 0, "NOTIFY=FAILURE: no delay notice");
+      clock.ms += 1;
+      const report = await store.maintain(OPTIONS);
+      assert.equal(report.expiredRecipients, 1);
+      assert.equal(report.dsnQueued, 1);
+      assert.equal(report.foreignDsnQueued, 0);
+      const after = await store.get(id);
+      assert.deepEqual(after?.recipients.map((r) => [r.address, r.status]), [
+        ["a@far.test", "expired"],
+        ["b@local.test", "queued"],
+      ]);
+      const [dsn, ...more] = await reports(store);
+      assert.equal(more.length, 0);
+      assert.equal(dsn?.to, "s@local.test");
+      assert.equal(dsn?.route, "atrn");
+      assert.equal(dsn?.dsn.top.get("subject"), "Undelivered Mail Returned to Sender");
+      assert.deepEqual(
+        dsn?.dsn.perRecipient.map((g) => [
+          g.get("final-recipient"),
+          g.get("action"),
+          g.get("status"),
+        ]),
+        [["rfc822; a@far.test", "failed", "5.4.7"]],
+      );
+      assert.equal(
+        await store.claimOutbound({ owner: "w", leaseSeconds: 60, now: clock.ms }),
+        undefined,
+      );
+    });
+  });
+
+  await t.step(
+    "one delay DSN per message after delay_notice, never twice, across a restart",
+    async () => {
+      const clock = { ms: T0 };
+      await open(clock, async (store, reopen) => {
+        const mx = await putRouted(store, clock, [["a@far.test", "mx"], ["b@far.test", "mx"]]);
+        await putRouted(store, clock, [["c@local.test", "atrn"]]); // ATRN mail: no delay notice
+        const lease = await store.claimOutbound({ owner: "w", leaseSeconds: 60, now: clock.ms });
+        assert.ok(lease);
+        const rid = (await Array.fromAsync(lease.messages()))[0]?.recipients[0]?.id ?? -1;
+        await lease.settle([{
+          recipientId: rid,
+          outcome: "deferred",
+          reply: "452 4.2.2 mailbox full",
+          retryAt: clock.ms + 10 * DAY,
+        }]);
+        await lease.release();
+        clock.ms = T0 + 1000 + 4 * HOUR;
+        assert.equal((await store.maintain(OPTIONS)).delayNotices, 0, "exactly delay_notice");
+        clock.ms += 1;
+        assert.equal((await store.maintain(OPTIONS)).delayNotices, 1);
+        assert.equal((await store.maintain(OPTIONS)).delayNotices, 0, "not twice");
+        const restarted = await reopen();
+        clock.ms += HOUR;
+        assert.equal((await restarted.maintain(OPTIONS)).delayNotices, 0, "not after a restart");
+        const [delay, ...more] = await reports(restarted);
+        assert.equal(more.length, 0);
+        assert.equal(delay?.to, "s@local.test");
+        assert.equal(delay?.route, "atrn");
+        assert.equal(delay?.dsn.top.get("subject"), "Delayed Mail (still being retried)");
+        assert.deepEqual(
+          delay?.dsn.perRecipient.map((g) => [
+            g.get("final-recipient"),
+            g.get("action"),
+            g.get("status"),
+            g.get("will-retry-until") !== undefined,
+          ]),
+          [
+            ["rfc822; a@far.test", "delayed", "4.2.2", true],
+            ["rfc822; b@far.test", "delayed", "4.4.7", true],
+          ],
+        );
+        const original = await restarted.get(mx);
+        assert.deepEqual(original?.recipients.map((r) => r.status), ["queued", "queued"]);
+        // Later the failure report still comes, once.
+        clock.ms = T0 + 1000 + 5 * DAY + 1;
+        const end = await restarted.maintain(OPTIONS);
+        assert.equal(end.expiredRecipients, 2);
+        assert.equal(end.dsnQueued, 1);
+        assert.equal(end.delayNotices, 0);
+      });
+    },
+  );
+
+  await t.step(
+    "NOTIFY: DELAY or absent gets a delay notice; NEVER, FAILURE or <> none",
+    async () => {
+      const clock = { ms: T0 };
+      await open(clock, async (store) => {
+        await putRouted(store, clock, [["a@far.test", "mx"]], { notify: "DELAY" });
+        await putRouted(store, clock, [["b@far.test", "mx"]], { notify: "NEVER" });
+        await putRouted(store, clock, [["c@far.test", "mx"]], { notify: "SUCCESS,FAILURE" });
+        const bounce = await putRouted(store, clock, [["d@far.test", "mx"]], { from: "" });
+        await putRouted(store, clock, [["e@far.test", "mx"]]);
+        clock.ms += 4 * HOUR + 1;
+        const pass = await store.maintain(OPTIONS);
+        assert.equal(pass.delayNotices, 2);
+        const got = await reports(store, [bounce]);
+        assert.deepEqual(
+          got.map((r) => r.dsn.perRecipient.map((g) => g.get("final-recipient"))).sort(),
+          [["rfc822; a@far.test"], ["rfc822; e@far.test"]],
+        );
+        // The others are settled too: no report later, and none for <> at expiry either.
+        clock.ms += 5 * DAY;
+        const end = await store.maintain(OPTIONS);
+        assert.equal(end.expiredRecipients, 5);
+        assert.equal(end.delayNotices, 0);
+        assert.equal(end.dsnQueued, 2, "FAILURE and absent: yes; DELAY-only, NEVER and <>: no");
+      });
+    },
+  );
+
+  await t.step(
+    "foreign senders get reports on route mx within the budget, then dropped",
+    async () => {
+      const clock = { ms: T0 };
+      await open(clock, async (store) => {
+        // Expired INBOUND mail (route atrn, max_age 30 d) from a foreign sender.
+        await putRouted(store, clock, [["u@local.test", "atrn"]], { from: "x@foreign.test" });
+        await putRouted(store, clock, [["v@local.test", "atrn"]], { from: "y@foreign.test" });
+        await putRouted(store, clock, [["w@local.test", "atrn"]], { from: "z@foreign.test" });
+        clock.ms += 30 * DAY + 1;
+        const pass = await store.maintain({ ...OPTIONS, foreignBounceBudget: 2 });
+        assert.equal(pass.expiredRecipients, 3);
+        assert.equal(pass.dsnQueued, 2, "the budget: N");
+        assert.equal(pass.foreignDsnQueued, 2);
+        assert.equal(pass.dsnDropped, 1, "N+1 is dropped");
+        const got = await reports(store);
+        assert.deepEqual(got.map((r) => r.route), ["mx", "mx"]);
+        assert.deepEqual(got.map((r) => r.dsn.perRecipient[0]?.get("status")), ["5.4.7", "5.4.7"]);
+        // Due at once for the outbound worker.
+        const lease = await store.claimOutbound({ owner: "w", leaseSeconds: 60, now: clock.ms });
+        assert.ok(lease);
+        assert.equal(lease.domains[0], "foreign.test");
+        const none = await store.maintain({ ...OPTIONS, foreignBounceBudget: 0 });
+        assert.equal(none.dsnQueued + none.dsnDropped, 0, "each message is decided once");
+      });
+    },
+  );
+}
