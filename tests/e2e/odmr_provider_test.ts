@@ -38,7 +38,11 @@ function endsWith(data: Uint8Array, tail: Uint8Array): boolean {
   return tail.every((b, i) => data[off + i] === b);
 }
 
-type Listed = { id: string; recipients: { address: string; status: string }[] }[];
+type Listed = {
+  id: string;
+  from: string;
+  recipients: { address: string; status: string; route: string }[];
+}[];
 
 Deno.test("ATRN over CRAM-MD5 delivers only the claimed domains, byte-exact, and settles them", async () => {
   await withProvider(async (server) => {
@@ -181,12 +185,18 @@ Deno.test("Per-recipient replies settle the queue: 250 removes, 4xx keeps queued
     });
     assertEquals(r.messages.length, 1);
     assertEquals(r.messages[0]!.rcpts, ["ok@example.org"]);
-    const left = await queueList(server.configPath) as Listed;
+    const listed = await queueList(server.configPath) as Listed;
+    const left = listed.filter((m) => m.from !== "");
     assertEquals(left.length, 1);
     const byAddr = new Map(left[0]!.recipients.map((x) => [x.address, x.status]));
     assertEquals(byAddr.get("ok@example.org"), undefined, "delivered recipient is gone");
     assertEquals(byAddr.get("later@example.org"), "queued");
     assertEquals(byAddr.get("gone@example.org"), "failed");
+    // The 550 is reported to the foreign sender through the outbound queue (issue 15).
+    const reports = listed.filter((m) => m.from === "");
+    assertEquals(reports.map((m) => m.recipients.map((x) => [x.address, x.route])), [
+      [["s@remote.test", "mx"]],
+    ]);
   });
 });
 

@@ -65,11 +65,12 @@ await toolTest("serve accepts mail from swaks for a user's domain and refuses ot
       // The domain is compared and listed as the lower-case A-label; the local part as sent.
       const rcpts = m.recipients as { address: string; domain: string; status: string }[];
       assertEquals(rcpts.length, 1);
-      assertEquals(Object.keys(rcpts[0] ?? {}).sort(), ["address", "domain", "status"]);
+      assertEquals(Object.keys(rcpts[0] ?? {}).sort(), ["address", "domain", "route", "status"]);
       assertEquals(rcpts[0]?.address.toLowerCase(), "bob@example.org");
       assert(rcpts[0]?.address.startsWith("bob@"));
       assertEquals(rcpts[0]?.domain, "example.org");
       assertEquals(rcpts[0]?.status, "queued");
+      assertEquals((rcpts[0] as { route?: string } | undefined)?.route, "atrn");
     });
 
     await t.step("a recipient in a domain nobody owns gets 550 5.7.1 (no open relay)", async () => {
