@@ -11,7 +11,7 @@ import { DkimKeyStore } from "../dkim/keys.ts";
 import type { DkimKey } from "../dkim/signer.ts";
 import { normalizeDomain } from "../auth/domain.ts";
 import { type OutboundEvents, OutboundWorker } from "../outbound/worker.ts";
-import { bounceFailed } from "../odmr/_drain_bounce.ts";
+import { bounceFailed } from "../queue/bounce.ts";
 
 /** What the worker needs from serve. */
 export interface OutboundDeps {
