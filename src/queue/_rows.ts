@@ -41,11 +41,17 @@ export interface RecipientRow {
 export interface LeasedDomains {
   readonly atrn: ReadonlySet<string>;
   readonly mx: ReadonlySet<string>;
+  /** When the sets were read (milliseconds since the epoch). */
+  readonly now: number;
 }
 
-/** Whether `r`'s domain is under a live lease of its route's namespace. */
+/**
+ * Whether `r` is under a live lease of its route's namespace. An mx recipient not yet due is
+ * not part of its domain's outbound lease (the lease offers due ones only): it waits.
+ */
 export function isLeased(leased: LeasedDomains, r: RecipientRow): boolean {
-  return leased[r.route].has(r.domain);
+  if (r.route === "atrn") return leased.atrn.has(r.domain);
+  return leased.mx.has(r.domain) && (r.nextAttemptAt ?? 0) <= leased.now;
 }
 
 /** Checks a `SELECT id, received_at, mail_from, size, params FROM messages` row. */

@@ -374,7 +374,7 @@ export class SqliteQueueStore implements QueueStore {
       const domain: unknown = row.domain;
       if (typeof domain === "string") atrn.add(domain);
     }
-    return { atrn, mx: this.#outbound.leased(now) };
+    return { atrn, mx: this.#outbound.leased(now), now };
   }
 
   #assertOpen(): void {

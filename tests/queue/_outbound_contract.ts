@@ -200,6 +200,11 @@ export async function outboundContract(t: Deno.TestContext, open: OutboundOpener
         const back = await mustClaim(store, clock, "worker-4");
         assert.deepEqual(back.domains, ["two.test"]);
         assert.deepEqual(await offered(back), ["c@two.test"]);
+        // Listed: the due one is being delivered, the deferred one waits for its time.
+        const listed = (await store.list({ domain: "two.test" })).flatMap((m) =>
+          m.recipients.map((r) => [r.address, r.status])
+        );
+        assert.deepEqual(listed, [["b@two.test", "queued"], ["c@two.test", "delivering"]]);
       });
     },
   );

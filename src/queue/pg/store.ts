@@ -316,7 +316,7 @@ export class PgQueueStore implements QueueStore {
     const now = this.#now();
     const rows = await this.#sql`SELECT domain FROM domain_leases WHERE lease_until > ${now}`;
     const mx = await outboundLeasedPg(this.#leaseDeps(), now);
-    return { atrn: new Set(rows.map((r) => String(r.domain))), mx };
+    return { atrn: new Set(rows.map((r) => String(r.domain))), mx, now };
   }
 
   #leaseDeps(): PgLeaseDeps {
