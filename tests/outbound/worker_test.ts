@@ -73,7 +73,7 @@ await toolTest("OutboundWorker: claims, delivers over one connection, settles, r
       ],
       hosts: [
         { name: "mx.ok.test", addresses: ["127.0.0.41"] },
-        { name: "mx.flaky.test", addresses: ["127.0.0.42"] },
+        { name: "mx.flaky.test", addresses: ["127.0.0.43"] },
       ],
       txt: [{ name: key.dnsName, strings: txtStrings(key.dnsText) }],
     });
@@ -84,7 +84,7 @@ await toolTest("OutboundWorker: claims, delivers over one connection, settles, r
     });
     let flakyRefusals = 1;
     const flaky = await startCaptureServer({
-      host: "127.0.0.42",
+      host: "127.0.0.43",
       port: 25,
       rcptReply: () => flakyRefusals-- > 0 ? "451 4.2.0 Greylisted, come back later" : undefined,
     });
