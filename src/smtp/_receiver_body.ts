@@ -190,14 +190,26 @@ function refuseBody(
   }
 }
 
-/** DATA: 354, the body to its real end, then one reply (RFC 5321 §4.1.1.4). */
+/**
+ * DATA: 354, the body to its real end, then one reply (RFC 5321 §4.1.1.4). That reply is not
+ * DATA's own (its 354 went out already): it waits for the rest of a pipelined group like
+ * MAIL's and RCPT's (RFC 2920 §3.2), so ".", MAIL, RCPT and DATA get their replies in one write.
+ */
 export async function handleData(ctx: ReceiverContext, args: string): Promise<Outcome> {
   const s = ctx.state;
   if (s.kind !== "inTransaction") return mistake(REPLIES.mailFirst);
-  const tx = s.tx;
-  const checked = checkData(tx, args);
+  const checked = checkData(s.tx, args);
   if (!checked.ok) return mistake(checked.reply);
   await ctx.sendNow(REPLIES.startData);
+  return { ...(await receiveData(ctx, s)), flush: false };
+}
+
+/** The body of a DATA after its 354, to the end of the transaction. */
+async function receiveData(
+  ctx: ReceiverContext,
+  s: Extract<SessionState, { kind: "inTransaction" }>,
+): Promise<Outcome> {
+  const tx = s.tx;
   const out = sinkWriter(ctx, tx);
   if (ctx.options.addTraceHeader) await out.write(traceHeader(ctx, tx));
   const result = await withDataDeadline(

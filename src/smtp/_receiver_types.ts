@@ -105,7 +105,8 @@ export interface Next {
 
 /**
  * What a command did, as a value: the receiver's loop applies it, in this order (state,
- * user, replies, error budget, flush, end). Handlers change no session state themselves.
+ * user, replies, error budget, end), then sends the replies or lets them wait (`flush`).
+ * Handlers change no session state themselves.
  */
 export interface Outcome {
   /** Replies in order; queued, so that PIPELINING sends a group's replies in one write. */
@@ -121,7 +122,11 @@ export interface Outcome {
   readonly accepted?: boolean;
   /** AUTH proved this user (the idle budget restarts); `null`: forget it (after STARTTLS). */
   readonly user?: string | null;
-  /** Send the replies now, even when more commands are already buffered (RFC 2920 §3.1). */
+  /**
+   * Whether the replies go out now: `true` even when more commands are already buffered,
+   * `false` to let them wait for the rest of a pipelined group although the verb ends groups
+   * (RFC 2920 §3.1); absent: as the command table says for the verb.
+   */
   readonly flush?: boolean;
   /** End the session after the replies. */
   readonly end?: EndReason;

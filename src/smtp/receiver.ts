@@ -286,14 +286,9 @@ export class SmtpReceiver implements ReceiverContext {
           this.#queue(REPLIES.tooManyIdleCommands);
           return { end: "tooManyErrors" };
         }
-        const wasInTransaction = this.#state.kind === "inTransaction";
-        step = await this.#apply(await spec.run(this, parsed.args));
-        // The reply at the end of the data (its 354 went out already) is not DATA's own: it
-        // waits for the rest of a pipelined group like MAIL's and RCPT's (RFC 2920 §3.2), so
-        // ".", MAIL, RCPT and DATA from a pipelining client get their replies in one write.
-        if (verb === "DATA" && wasInTransaction && this.#state.kind !== "inTransaction") {
-          mustFlush = false;
-        }
+        const outcome = await spec.run(this, parsed.args);
+        mustFlush = outcome.flush ?? spec.flush;
+        step = await this.#apply(outcome);
         break;
       }
       default: {
@@ -305,7 +300,7 @@ export class SmtpReceiver implements ReceiverContext {
     return step;
   }
 
-  /** Applies a handler's Outcome: state, user, replies, error budget, flush, end. */
+  /** Applies a handler's Outcome: state, user, replies, error budget, end (flushing is the caller's). */
   async #apply(o: Outcome): Promise<Step> {
     if (o.next !== undefined) await this.#enter(o.next, o.accepted === true);
     if (o.user !== undefined) {
@@ -315,7 +310,6 @@ export class SmtpReceiver implements ReceiverContext {
     for (const r of o.replies) this.#queue(r);
     const step: Step = o.end !== undefined ? { end: o.end } : undefined;
     if (o.isError === true && step === undefined) return this.#spendError();
-    if (o.flush === true && step === undefined) await this.#flush();
     return step;
   }
 
