@@ -1,7 +1,8 @@
 /**
- * The SMTP server role's session state and its pure guards (docs/architecture.md "Conventions"): each `check*`
- * reads the state and the argument text and returns the parsed value or the rejection Reply.
- * No I/O, no sink calls; receiver.ts applies the effects.
+ * The SMTP server role's session state and its pure guards (docs/architecture.md
+ * "Conventions"): each `check*` reads the state and the argument text and returns the parsed
+ * value or the rejection Reply. No I/O, no sink calls; the handlers apply them and the loop in
+ * receiver.ts applies the handlers' Outcomes.
  */
 import type { MailFrom, RcptTo, SinkTransaction } from "./sink.ts";
 import type { MessageParams } from "../queue/types.ts";

@@ -300,7 +300,7 @@ export class SmtpReceiver implements ReceiverContext {
     return step;
   }
 
-  /** Applies a handler's Outcome: state, user, replies, error budget, end (flushing is the caller's). */
+  /** Applies a handler's Outcome: state, user, replies, error budget, end (the caller flushes). */
   async #apply(o: Outcome): Promise<Step> {
     if (o.next !== undefined) await this.#enter(o.next, o.accepted === true);
     if (o.user !== undefined) {
