@@ -100,7 +100,11 @@ class Dialog {
 
   constructor(conn: Conn, opts: DialogOptions, where: string) {
     this.#conn = conn;
-    this.#link = new ClientLink({ conn, reader: new LineReader(conn), log: opts.log });
+    // The same reader serves the reversed session. Its body chunks are given back as soon as the
+    // local hand-off returned (`releaseConsumed`): every sink there copies what it keeps or has
+    // written it when its write resolves (fetch's peak RSS with one 50 MiB message, #13).
+    const reader = new LineReader(conn, { releaseConsumed: true });
+    this.#link = new ClientLink({ conn, reader, log: opts.log });
     this.#opts = opts;
     this.#where = where;
     this.#log = opts.log;

@@ -285,3 +285,44 @@ Deno.test("LocalSmtpSink relays a body larger than one gathered write byte-exact
     await capture.close();
   }
 });
+
+Deno.test("LocalSmtpSink relays byte-exact whatever SIZE= announced (#13: its first write buffer is sized by it)", async (t) => {
+  const lines: string[] = [];
+  for (let i = 0; lines.join("").length < 150_000; i++) {
+    lines.push(i % 3 === 0 ? `.dot ${i}\r\n` : `${"w".repeat(i % 700)}\r\n`);
+  }
+  const body = enc.encode(lines.join(""));
+  const small = enc.encode("..\r\n.\r\nx\r\n");
+  const rows = [
+    { why: "the true size", body, size: body.length },
+    { why: "far too small", body, size: 10 },
+    { why: "zero", body: small, size: 0 },
+    { why: "larger than the body", body: small, size: 1_000_000 },
+    { why: "a one-line body of exactly the size", body: enc.encode("y\r\n"), size: 3 },
+  ];
+  for (const row of rows) {
+    await t.step(row.why, async () => {
+      const capture = await startCaptureServer();
+      const sink = new LocalSmtpSink({
+        target: { kind: "smtp", host: capture.host, port: capture.port },
+        hostname: "pi.home",
+      });
+      try {
+        const tx = await sink.begin(
+          { address: "s@example.net", params: {}, declaredSize: row.size },
+          SESSION,
+        );
+        assert("write" in tx);
+        assertEquals((await tx.addRecipient({ address: "a@example.org", domain: "" })).code, 250);
+        for (let at = 0; at < row.body.length; at += 4093) {
+          await tx.write(row.body.slice(at, at + 4093));
+        }
+        assertEquals((await tx.finish()).code, 250);
+        assertEquals(capture.messages[0]?.body, row.body);
+      } finally {
+        await sink.close();
+        await capture.close();
+      }
+    });
+  }
+});

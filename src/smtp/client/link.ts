@@ -153,17 +153,23 @@ export class ClientLink {
 
   /**
    * Writes each piece as it is (under lineRecords each in a TLS record of its own, through
-   * Conn.writeRecords); false once the link is lost.
+   * Conn.writeRecords); false once the link is lost. `flushed`: each write resolves only once
+   * the socket is done with its bytes, so the caller may reuse the buffer.
    */
-  async writeEach(pieces: readonly Uint8Array[], timeoutMs: number): Promise<boolean> {
+  async writeEach(
+    pieces: readonly Uint8Array[],
+    timeoutMs: number,
+    opts: { readonly flushed?: boolean } = {},
+  ): Promise<boolean> {
     if (this.#loss !== undefined) return false;
     try {
       if (this.#lineRecords) {
         await this.#conn.writeRecords(pieces, { timeoutMs });
       } else {
+        const flush = opts.flushed === true;
         for (const piece of pieces) {
           // Awaited one by one: a peer that reads slowly slows us down (backpressure).
-          if (piece.length > 0) await this.#conn.write(piece, { timeoutMs });
+          if (piece.length > 0) await this.#conn.write(piece, { timeoutMs, flush });
         }
       }
     } catch (err) {

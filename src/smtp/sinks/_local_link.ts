@@ -74,8 +74,12 @@ export class LocalConnection {
     return upstreamReply(await this.link.command(line, timeoutMs));
   }
 
-  write(bytes: Uint8Array, timeoutMs: number): Promise<boolean> {
-    return this.link.writeEach([bytes], timeoutMs);
+  /**
+   * Writes each buffer as it is, in order; each write resolves once the socket is done with
+   * its bytes (the caller reuses the buffer). False once the link is lost.
+   */
+  writeAll(buffers: readonly Uint8Array[], timeoutMs: number): Promise<boolean> {
+    return this.link.writeEach(buffers, timeoutMs, { flushed: true });
   }
 
   async read(timeoutMs: number): Promise<Reply> {

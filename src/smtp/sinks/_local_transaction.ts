@@ -5,7 +5,6 @@
  * §4.2). Without PRDR upstream an LMTP transaction takes one recipient (`452 4.5.3` for the
  * others, `splitRecipients` counts them) so that the single upstream reply always matches.
  */
-import { concatBytes } from "../../wire/bytes.ts";
 import { isPermanent, isPositive, isTransient, reply } from "../../wire/reply.ts";
 import type { Reply } from "../../wire/reply.ts";
 import { DotStuffer } from "../../wire/dot_stuffer.ts";
@@ -41,9 +40,13 @@ export class LocalTransaction implements SinkTransaction {
   readonly #accepted: string[] = [];
   #state: TxState = { kind: "envelope" };
   #mailState: MailState;
-  /** Stuffed body bytes not written yet (fewer than LOCAL_WRITE_BYTES). */
-  #held: Uint8Array[] = [];
-  #heldBytes = 0;
+  /**
+   * Stuffed body bytes not written yet, copied into one buffer (the only copy of the body);
+   * a new buffer after each write, since the socket may still hold the last one.
+   */
+  #out: Uint8Array | undefined;
+  #outBytes = 0;
+  #isFirstBuffer = true;
   /** The local reply to a DATA sent with the last RCPT, until that RCPT's reply is settled. */
   #pendingData: Reply | undefined;
   /**
@@ -157,24 +160,54 @@ export class LocalTransaction implements SinkTransaction {
       this.#state = { kind: "refused", reply: reply(550, "5.5.2", "Bare CR or LF not allowed") };
       return;
     }
-    // Copied: the chunk is only valid during this call. Held back until a full write's worth,
-    // so a small body goes out in one write together with its end marker.
-    for (const p of pieces) {
-      this.#held.push(p.slice());
-      this.#heldBytes += p.length;
-    }
-    if (this.#heldBytes < LOCAL_WRITE_BYTES) return;
-    if (!(await this.#link.write(this.#takeHeld([]), this.#sink.timeouts.dataBlockMs))) {
+    // Copied: the chunk is only valid during this call (the reader may free it right after).
+    // Held back until the buffer is full, so a small body goes out in one write with its end.
+    if (!(await this.#put(pieces))) {
       this.#state = { kind: "refused", reply: LOCAL_REPLIES.unavailable };
     }
   }
 
-  /** The held-back body bytes followed by `more`, as one array; empties the hold. */
-  #takeHeld(more: readonly Uint8Array[]): Uint8Array {
-    const parts = [...this.#held, ...more];
-    this.#held = [];
-    this.#heldBytes = 0;
-    return concatBytes(parts);
+  /**
+   * Copies `pieces` into the write buffer and writes it each time it fills. The write is
+   * flushed (the socket is done with the bytes when it resolves), so the same buffer is filled
+   * again: one buffer per transaction, whatever the size of the body. False once the link is
+   * lost.
+   */
+  async #put(pieces: readonly Uint8Array[]): Promise<boolean> {
+    for (const p of pieces) {
+      for (let at = 0; at < p.length;) {
+        const out = this.#out ??= new Uint8Array(this.#bufferSize());
+        const n = Math.min(p.length - at, out.length - this.#outBytes);
+        out.set(p.subarray(at, at + n), this.#outBytes);
+        this.#outBytes += n;
+        at += n;
+        if (this.#outBytes < out.length) continue;
+        if (!(await this.#writeOut())) return false;
+        // A first buffer sized by SIZE= that filled up: the body is bigger, take a full one.
+        if (out.length < LOCAL_WRITE_BYTES) this.#out = undefined;
+      }
+    }
+    return true;
+  }
+
+  /** Writes what the buffer holds (flushed, see #put); the buffer is empty after it. */
+  async #writeOut(): Promise<boolean> {
+    const out = this.#out?.subarray(0, this.#outBytes);
+    this.#outBytes = 0;
+    if (out === undefined || out.length === 0) return true;
+    return await this.#link.writeAll([out], this.#sink.timeouts.dataBlockMs);
+  }
+
+  /**
+   * LOCAL_WRITE_BYTES, or less for a body announced smaller (SIZE=): a 4 KB message does not
+   * need a 64 KiB buffer. Room for its dots and end marker; more than that only costs a write.
+   */
+  #bufferSize(): number {
+    const size = this.#mail.declaredSize;
+    const isFirst = this.#isFirstBuffer;
+    this.#isFirstBuffer = false;
+    if (size === undefined || !isFirst) return LOCAL_WRITE_BYTES;
+    return Math.min(LOCAL_WRITE_BYTES, size + Math.ceil(size / 64) + 64);
   }
 
   finish(): Promise<Reply> {
@@ -204,7 +237,9 @@ export class LocalTransaction implements SinkTransaction {
       this.#link.breakLink("bare CR at the end of the body");
       return forAll(reply(554, "5.6.0", "Message contains a bare CR or LF"));
     }
-    if (!(await this.#link.write(this.#takeHeld(end), this.#sink.timeouts.dataBlockMs))) {
+    const written = (await this.#put(end)) && (await this.#writeOut());
+    this.#out = undefined;
+    if (!written) {
       return forAll(LOCAL_REPLIES.unavailable);
     }
     const replies: Reply[] = [];
