@@ -1,6 +1,7 @@
 /**
- * Connects to the PostgreSQL database of `queue.postgres` (npm:postgres): the password comes
- * from `password_file`, never from the URL or the config; TLS follows `sslmode` in the URL.
+ * Connects to the PostgreSQL database of `queue.postgres` (postgres.js, vendor/postgres): the
+ * password comes from `password_file`, never from the URL or the config; TLS follows `sslmode`
+ * in the URL.
  * Every session is asked for `synchronous_commit = on`, so a COMMIT returns only once it is
  * flushed to disk, whatever the server's default (the 250 after DATA depends on it).
  */
