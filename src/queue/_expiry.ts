@@ -80,7 +80,9 @@ export function planExpiry(input: ExpiryInput, opts: MaintenanceOptions): Expiry
   const delayed = input.delayNotified || age <= opts.delayNoticeMs
     ? []
     : waiting.filter((r) => r.route === "mx" && !due.includes(r));
-  const failureTo = due.filter((r) => wantsNotice(r.notify, "FAILURE"));
+  // A recipient stored as failed had its report when it failed (bounce.ts: the drain, the
+  // outbound worker): expiring it later sends no second one.
+  const failureTo = due.filter((r) => r.stored === "queued" && wantsNotice(r.notify, "FAILURE"));
   const delayTo = delayed.filter((r) => wantsNotice(r.notify, "DELAY"));
   const dsn = failureTo.length === 0
     ? NONE

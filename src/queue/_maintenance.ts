@@ -54,6 +54,7 @@ export class QueueMaintenance {
   readonly #forgetEmptyUsage: StatementSync;
   readonly #forgetEmptyWaiting: StatementSync;
   readonly #outboundDue: StatementSync;
+  readonly #outboundFailed: StatementSync;
   readonly #delayNotified: StatementSync;
   readonly #markDelayNotified: StatementSync;
 
@@ -87,6 +88,12 @@ export class QueueMaintenance {
         "WHERE r.route = 'mx' AND r.status = 'queued' " +
         "AND (m.received_at < ?1 OR (m.delay_notified = 0 AND m.received_at < ?2)) LIMIT ?3",
     );
+    this.#outboundFailed = db.prepare(
+      "SELECT DISTINCT r.message_id FROM recipients r INDEXED BY recipients_mx_failed " +
+        "JOIN messages m ON m.id = r.message_id " +
+        "WHERE r.route = 'mx' AND r.status = 'failed' AND r.expired_at IS NULL " +
+        "AND m.received_at < ? LIMIT ?",
+    );
     this.#delayNotified = db.prepare("SELECT delay_notified FROM messages WHERE id = ?");
     this.#markDelayNotified = db.prepare("UPDATE messages SET delay_notified = 1 WHERE id = ?");
   }
@@ -117,6 +124,13 @@ export class QueueMaintenance {
     if (room > 0) {
       const cutoffs = outboundCutoffs(now, opts);
       for (const hit of this.#outboundDue.all(cutoffs.expire, cutoffs.delay, room)) {
+        const id: unknown = hit.message_id;
+        if (typeof id === "string") messageIds.add(id);
+      }
+    }
+    const left = MAX_EXPIRED_MESSAGES_PER_PASS - messageIds.size;
+    if (left > 0) {
+      for (const hit of this.#outboundFailed.all(now - opts.outboundMaxAgeMs, left)) {
         const id: unknown = hit.message_id;
         if (typeof id === "string") messageIds.add(id);
       }

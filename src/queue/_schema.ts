@@ -256,4 +256,11 @@ export const QUEUE_MIGRATIONS: readonly string[] = [
         WHERE message_id = OLD.id AND status = 'queued');
   END;
   `,
+  // 6: mx recipients refused for good (5xx at their MX) stay 'failed' until outbound.max_age
+  // like ATRN mail until its max_age, then expire and are removed: this finds them without a
+  // walk over the recipients (they are not in domain_usage, which counts route 'atrn').
+  `
+  CREATE INDEX recipients_mx_failed ON recipients (message_id)
+    WHERE route = 'mx' AND status = 'failed' AND expired_at IS NULL;
+  `,
 ];

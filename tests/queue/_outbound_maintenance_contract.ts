@@ -106,6 +106,33 @@ export async function outboundMaintenanceContract(
   t: Deno.TestContext,
   open: OutboundOpener,
 ): Promise<void> {
+  await t.step(
+    "an mx recipient refused for good expires at outbound.max_age, no second report, then is removed",
+    async () => {
+      const clock = { ms: T0 };
+      await open(clock, async (store) => {
+        const id = await putRouted(store, clock, [["a@far.test", "mx"]]);
+        const lease = await store.claimOutbound({ owner: "w", leaseSeconds: 60, now: clock.ms });
+        assert.ok(lease);
+        const rid = (await Array.fromAsync(lease.messages()))[0]?.recipients[0]?.id ?? -1;
+        // The worker reported it when it failed (bounce.ts); expiry must not report it again.
+        await lease.settle([{ recipientId: rid, outcome: "failed", reply: "550 5.1.1 unknown" }]);
+        await lease.release();
+        clock.ms = T0 + 1000 + 5 * DAY;
+        assert.equal((await store.maintain(OPTIONS)).expiredRecipients, 0, "exactly max_age");
+        clock.ms += 1;
+        const pass = await store.maintain(OPTIONS);
+        assert.equal(pass.expiredRecipients, 1);
+        assert.equal(pass.dsnQueued + pass.dsnDropped + pass.delayNotices, 0);
+        assert.deepEqual((await store.get(id))?.recipients.map((r) => r.status), ["expired"]);
+        clock.ms += DAY + 1;
+        assert.equal((await store.maintain(OPTIONS)).removedRecipients, 1);
+        assert.equal(await store.get(id), undefined);
+        assert.deepEqual(await store.list(), []);
+      });
+    },
+  );
+
   await t.step("an mx recipient expires after outbound.max_age with one failure DSN", async () => {
     const clock = { ms: T0 };
     await open(clock, async (store) => {

@@ -117,6 +117,15 @@ export class PgMaintenance {
           OR (NOT m.delay_notified AND m.received_at < ${cut.delay})) LIMIT ${room}`;
       for (const h of hits) ids.add(String(h.message_id));
     }
+    const left = MAX_EXPIRED_MESSAGES_PER_PASS - ids.size;
+    if (left > 0) {
+      // Refused for good (5xx at their MX) and past outbound.max_age: expire, removed later.
+      const hits = await sql`SELECT DISTINCT r.message_id FROM recipients r
+        JOIN messages m ON m.id = r.message_id
+        WHERE r.route = 'mx' AND r.status = 'failed' AND r.expired_at IS NULL
+          AND m.received_at < ${now - opts.outboundMaxAgeMs} LIMIT ${left}`;
+      for (const h of hits) ids.add(String(h.message_id));
+    }
     let budget = opts.foreignBounceBudget;
     const allowForeign = () => budget > 0 && budget-- > 0;
     const tally = newTally();

@@ -79,6 +79,12 @@ export const PG_QUEUE_MIGRATIONS: readonly string[] = [
   );
   `,
   PG_GAUGE_MIGRATION,
+  // 4: mx recipients refused for good stay 'failed' until outbound.max_age, then expire and
+  // are removed (as the SQLite file's step 6): found without a walk over the recipients.
+  `
+  CREATE INDEX recipients_mx_failed ON recipients (message_id)
+    WHERE route = 'mx' AND status = 'failed' AND expired_at IS NULL;
+  `,
 ];
 
 /** Applies the steps not yet applied; throws naming the step that failed. */
