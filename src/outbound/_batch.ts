@@ -2,8 +2,9 @@
  * One outbound lease worked through: the leased destination's due messages, DKIM-signed when
  * the sender's domain has a key, sent over one connection (`deliverBatch`), each recipient
  * settled durably by the reply that decided it: delivered, failed (then the failure report),
- * or deferred until the next step of the retry schedule. The lease is renewed while the
- * batch runs and released at the end; whatever was not settled stays queued.
+ * or deferred until the next step of the retry schedule. The lease is renewed on a timer while
+ * the batch runs (a lost lease stops it) and released at the end; whatever was not settled
+ * stays queued.
  */
 import type { Lease, QueuedMessage, Settlement } from "../queue/types.ts";
 import type { Logger } from "../observe/log.ts";
@@ -65,18 +66,29 @@ export async function runBatch(
   const domain = lease.domains[0] ?? "";
   const log = opts.log.with({ domain });
   const counts = { messages: 0, delivered: 0, deferred: 0, failed: 0, sessions: 0 };
-  const renewEveryMs = Math.max(1000, (opts.leaseSeconds * 1000) / 3);
-  let renewAt = now() + renewEveryMs;
-  /** The lease's messages, signed, renewing the lease on the way; stops if it was lost. */
+  // Renewed on a timer, not between messages: one message may take longer than the lease (a
+  // slow MX has 10 minutes for its final reply), and an expired lease would let the loop
+  // claim the destination again and send the same mail twice.
+  const lost = new AbortController();
+  let isRenewing = false;
+  const renewal = setInterval(async () => {
+    if (isRenewing || lost.signal.aborted) return;
+    isRenewing = true;
+    try {
+      if (!(await lease.renew())) {
+        log.warn("lease_lost", { route: "mx" });
+        lost.abort();
+      }
+    } catch (err) {
+      // The queue did not answer: try again at the next tick (the lease still has 2/3 left).
+      log.error("lease_renew_failed", { route: "mx", error: String(err) });
+    } finally {
+      isRenewing = false;
+    }
+  }, Math.max(1000, (opts.leaseSeconds * 1000) / 3));
+  /** The lease's messages, signed. */
   async function* leased(): AsyncGenerator<Leased> {
     for await (const message of lease.messages()) {
-      if (now() >= renewAt) {
-        if (!(await lease.renew())) {
-          log.warn("lease_lost", { route: "mx" });
-          return;
-        }
-        renewAt = now() + renewEveryMs;
-      }
       yield await prepare(message, lease, opts.keysFor);
     }
   }
@@ -85,7 +97,13 @@ export async function runBatch(
     const summary = await deliverBatch(
       domain,
       leased(),
-      { ...opts.delivery, log, stop: signals.stop, cut: signals.cut },
+      // A lost lease stops the batch like serve stopping: the message in flight finishes.
+      {
+        ...opts.delivery,
+        log,
+        stop: AbortSignal.any([signals.stop, lost.signal]),
+        cut: signals.cut,
+      },
       (outbound, result) => {
         const message = outbound.queued;
         counts.messages++;
@@ -144,6 +162,7 @@ export async function runBatch(
     // The queue failed under us (reading messages or bodies): what was not settled stays queued.
     log.error("outbound_batch_failed", { error: String(err) });
   } finally {
+    clearInterval(renewal);
     await Promise.allSettled(settling);
     // Owner-scoped: releasing a lease lost to another node changes nothing of theirs.
     await lease.release().catch((err) => {

@@ -45,7 +45,7 @@ export interface CaptureOptions {
   readonly dataCommandReply?: string;
   /** Answers DATA with 354 even when no recipient was accepted (RFC 2920 §3.2 says not to). */
   readonly dataWithoutRecipients?: boolean;
-  /** Wait this long before the reply after the final dot (a slow receiver). */
+  /** Wait this long before the reply after the final dot (a slow receiver; use without PIPELINING). */
   readonly dataReplyDelayMs?: number;
 }
 

@@ -12,7 +12,7 @@ import { openDatabase } from "../../src/queue/db.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import type { QueuedMessage, QueueStore } from "../../src/queue/types.ts";
 import { DkimKeyStore, txtStrings } from "../../src/dkim/keys.ts";
-import { createLogger } from "../../src/observe/log.ts";
+import { createLogger, NULL_LOGGER } from "../../src/observe/log.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { verifyDkim } from "../_helpers/dkim.ts";
 import { startDnsmasq } from "../_helpers/dnsmasq.ts";
@@ -231,3 +231,67 @@ await toolTest("OutboundWorker: claims, delivers over one connection, settles, r
     }
   });
 });
+
+await toolTest(
+  "OutboundWorker renews its lease while one slow message is in flight (never sent twice)",
+  ["dnsmasq"],
+  async () => {
+    if (Deno.uid() !== 0) {
+      if (isCi()) throw new Error("port 25 on 127.0.0.44 needs root, and CI=true forbids skipping");
+      // deno-lint-ignore no-console -- the printed reason is the point of a skip (docs/architecture.md "Conventions")
+      console.log("skip: OutboundWorker lease renewal: port 25 on 127.0.0.44 needs root");
+      return;
+    }
+    await withTempDataDir(async (dir) => {
+      await using dns = await startDnsmasq({
+        mx: [{ name: "slow.test", host: "mx.slow.test", preference: 10 }],
+        hosts: [{ name: "mx.slow.test", addresses: ["127.0.0.44"] }],
+      });
+      // The reply after each final dot takes longer than the whole 3 s lease.
+      const slow = await startCaptureServer({
+        host: "127.0.0.44",
+        port: 25,
+        dataReplyDelayMs: 4_500,
+        // Without PIPELINING nothing follows the dot before its (late) reply.
+        pipelining: false,
+      });
+      const store = new SqliteQueueStore(openDatabase(dir));
+      const worker = new OutboundWorker({
+        store,
+        log: NULL_LOGGER,
+        owner: "test-worker",
+        leaseSeconds: 3,
+        batch: {
+          delivery: {
+            helo: "relay.example.net",
+            nameServer: { ipAddr: dns.ipAddr, port: dns.port },
+            connectTimeoutMs: 5_000,
+          },
+        },
+      });
+      worker.start();
+      try {
+        await queueMx(store, ["a@slow.test"], "Subject: one\r\n\r\nx\r\n");
+        await queueMx(store, ["b@slow.test"], "Subject: two\r\n\r\ny\r\n");
+        worker.wake();
+        await until(
+          "both delivered",
+          async () =>
+            (await store.list({ domain: "slow.test" })).flatMap((m) => m.recipients)
+              .every((r) => r.status !== "queued" && r.status !== "delivering"),
+          20_000,
+        );
+        // Had the lease run out mid-message, the loop would have claimed the domain again
+        // and sent the same mail over a second connection.
+        assertEquals(slow.messages.map((m) => m.recipients).sort(), [["a@slow.test"], [
+          "b@slow.test",
+        ]]);
+        assertEquals(slow.connections, 1);
+      } finally {
+        await worker.stop(1_000);
+        await store.close();
+        await slow.close();
+      }
+    });
+  },
+);
