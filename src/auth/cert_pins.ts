@@ -7,6 +7,7 @@
 import type { DatabaseSync } from "node:sqlite";
 import { X509Certificate } from "node:crypto";
 import { applyMigrations } from "../queue/db.ts";
+import { errorText } from "../errors.ts";
 
 /** A refusal written for people (CLI), like the store's UserError. */
 export class PinError extends Error {
@@ -35,7 +36,7 @@ export function fingerprintOfPem(pem: string, file: string): string {
     cert = new X509Certificate(pem);
   } catch (err) {
     throw new PinError(
-      `Cannot read a certificate from "${file}": ${err instanceof Error ? err.message : err}`,
+      `Cannot read a certificate from "${file}": ${errorText(err)}`,
     );
   }
   const fp = normalizeFingerprint(cert.fingerprint256);

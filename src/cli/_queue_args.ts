@@ -6,7 +6,7 @@ import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { normalizeDomain } from "../auth/domain.ts";
 import { parseDurationMs } from "../config/_units.ts";
 import type { RecipientStatus } from "../queue/types.ts";
-import { errorText } from "./_text.ts";
+import { errorText } from "../errors.ts";
 
 /** Statuses `queue list --status` accepts (README.md "The queue"). */
 export const LIST_STATUSES: readonly RecipientStatus[] = [

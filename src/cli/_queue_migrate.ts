@@ -15,6 +15,7 @@ import { editAuthSnapshot, loadTables, readTablesLike } from "../queue/pg/auth_m
 import { PgQueueStore } from "../queue/pg/store.ts";
 import { SqliteQueueStore } from "../queue/sqlite_store.ts";
 import type { CliIo } from "./io.ts";
+import { errorText } from "../errors.ts";
 
 const USAGE = "Usage: queue migrate [--from DATA_DIR]";
 
@@ -31,7 +32,7 @@ export async function migrateCommand(argv: readonly string[], io: CliIo): Promis
     if (positionals.length > 0) throw new Error(`Unexpected argument "${positionals[0]}"`);
     from = values.from ?? io.dataDir;
   } catch (err) {
-    io.stderr(`error: ${err instanceof Error ? err.message : String(err)}\n${USAGE}\n`);
+    io.stderr(`error: ${errorText(err)}\n${USAGE}\n`);
     return 2;
   }
   const pg = io.storage?.backend === "postgres" ? io.storage.postgres : undefined;
@@ -70,7 +71,7 @@ export async function migrateCommand(argv: readonly string[], io: CliIo): Promis
     );
     return 0;
   } catch (err) {
-    io.stderr(`error: Cannot migrate the queue: ${err instanceof Error ? err.message : err}\n`);
+    io.stderr(`error: Cannot migrate the queue: ${errorText(err)}\n`);
     return 1;
   } finally {
     await source.close();

@@ -43,8 +43,3 @@ export function safe(text: string): string {
   // deno-lint-ignore no-control-regex -- control characters are exactly what must go
   return text.replace(/[\x00-\x08\x0a-\x1f\x7f]/g, "?");
 }
-
-/** The message of an Error, or the value as text. */
-export function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

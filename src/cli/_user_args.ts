@@ -6,6 +6,7 @@ import { parseArgs } from "node:util";
 import { parseListArgs } from "./_list_args.ts";
 import { normalizeDomain } from "../auth/domain.ts";
 import { isValidUserName } from "../auth/store.ts";
+import { errorText } from "../errors.ts";
 
 export const USER_USAGE = "Usage: user add NAME --domain D [--domain D...] [--password-stdin] | " +
   "user passwd NAME [--password-stdin] | user domains NAME [--add D...] [--remove D...] | " +
@@ -165,7 +166,7 @@ export function parseUserCommand(argv: readonly string[]): ParsedUserCommand {
     }
   } catch (err) {
     // parseArgs names the offending flag ("Unknown option '--foo'").
-    return { ok: false, message: err instanceof Error ? err.message : String(err) };
+    return { ok: false, message: errorText(err) };
   }
 }
 

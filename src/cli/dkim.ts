@@ -16,6 +16,7 @@ import {
   zoneLine,
 } from "../dkim/keys.ts";
 import type { CliIo } from "./io.ts";
+import { errorText } from "../errors.ts";
 
 const EXIT_OK = 0;
 const EXIT_FAILURE = 1;
@@ -60,7 +61,7 @@ export async function dkimCommand(
       io.stderr(`error: ${err.message}\n`);
       return EXIT_FAILURE;
     }
-    const detail = err instanceof Error ? err.message : String(err);
+    const detail = errorText(err);
     io.stderr(`error: Cannot manage DKIM keys in "${io.dataDir}": ${detail}\n`);
     return EXIT_FAILURE;
   }
@@ -203,7 +204,7 @@ function parseCommand(argv: readonly string[]): Parsed {
     }
   } catch (err) {
     // parseArgs names the offending flag ("Unknown option '--foo'").
-    return { ok: false, message: err instanceof Error ? err.message : String(err) };
+    return { ok: false, message: errorText(err) };
   }
 }
 

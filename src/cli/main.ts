@@ -16,6 +16,7 @@ import { queueCommand } from "./queue.ts";
 import { dkimCommand } from "./dkim.ts";
 import { COMMAND_HELP, MAIN_HELP } from "./_help.ts";
 import type { CommandName } from "./_help.ts";
+import { errorText } from "../errors.ts";
 
 const EXIT_USAGE = 2;
 
@@ -139,7 +140,7 @@ function parseCommandFlags(
       allowPositionals: false,
     }).values;
   } catch (err) {
-    return { ok: false, message: err instanceof Error ? err.message : String(err) };
+    return { ok: false, message: errorText(err) };
   }
   if (values.verbose === true && values.quiet === true) {
     return { ok: false, message: `"--verbose" and "--quiet" exclude each other` };

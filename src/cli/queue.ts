@@ -13,7 +13,8 @@ import type { CliIo } from "./io.ts";
 import { type ListFilter, parseQueueCommand, QUEUE_USAGE } from "./_queue_args.ts";
 import { messageJson, showMessage } from "./_queue_show.ts";
 import { renderSummary } from "./_queue_summary.ts";
-import { errorText, formatTable, isoSeconds, plural, safe } from "./_text.ts";
+import { formatTable, isoSeconds, plural, safe } from "./_text.ts";
+import { errorText } from "../errors.ts";
 
 export { MAX_SHOWN_HEADER_BYTES } from "./_queue_show.ts";
 

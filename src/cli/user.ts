@@ -11,7 +11,6 @@ import type { QueueAdmin } from "../queue/admin.ts";
 import { openToolAdmin, openToolCredentials, type ToolCredentials } from "./_backend.ts";
 import type { CliIo } from "./io.ts";
 import { type PasswordPrompt, readPassword } from "./_password_prompt.ts";
-import { errorText } from "./_text.ts";
 import { parseUserCommand, USER_USAGE, type UserCommand } from "./_user_args.ts";
 import {
   gatherReports,
@@ -23,6 +22,7 @@ import {
 
 export type { PasswordPrompt } from "./_password_prompt.ts";
 import { userCertsCommand } from "./user_certs.ts";
+import { errorText } from "../errors.ts";
 
 const EXIT_OK = 0;
 const EXIT_FAILURE = 1;

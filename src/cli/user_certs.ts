@@ -9,6 +9,7 @@ import { fingerprintOfPem, PinError } from "../auth/cert_pins.ts";
 import { type CredentialStore, UserError } from "../auth/store.ts";
 import { openToolCredentials, type ToolCredentials } from "./_backend.ts";
 import type { CliIo } from "./io.ts";
+import { errorText } from "../errors.ts";
 
 const USAGE = "Usage: user certs NAME [--add FILE] [--remove FINGERPRINT]";
 
@@ -29,7 +30,7 @@ export async function userCertsCommand(argv: readonly string[], io: CliIo): Prom
     add = values.add;
     remove = values.remove;
   } catch (err) {
-    io.stderr(`error: ${err instanceof Error ? err.message : String(err)}\n${USAGE}\n`);
+    io.stderr(`error: ${errorText(err)}\n${USAGE}\n`);
     return 2;
   }
   let pem: string | undefined;
@@ -37,7 +38,7 @@ export async function userCertsCommand(argv: readonly string[], io: CliIo): Prom
     try {
       pem = await Deno.readTextFile(add);
     } catch (err) {
-      io.stderr(`error: Cannot read "${add}": ${err instanceof Error ? err.message : err}\n`);
+      io.stderr(`error: Cannot read "${add}": ${errorText(err)}\n`);
       return 1;
     }
   }
@@ -46,7 +47,7 @@ export async function userCertsCommand(argv: readonly string[], io: CliIo): Prom
     // With PostgreSQL the pins live with the users in the database, seen by every node.
     users = await openToolCredentials(io.dataDir, io.storage);
   } catch (err) {
-    io.stderr(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+    io.stderr(`error: ${errorText(err)}\n`);
     return 1;
   }
   try {

@@ -18,6 +18,7 @@ import {
   Validator,
 } from "./_validator.ts";
 import { parseOutbound, parseSubmission } from "./_outbound.ts";
+import { errorText } from "../errors.ts";
 
 export { ConfigError };
 
@@ -219,8 +220,4 @@ async function checkReferencedFiles(config: Config): Promise<void> {
 
 function firstLine(err: Error): string {
   return (err.message.split("\n")[0] ?? "").replace(/ at line \d+, column \d+:?$/, "");
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -8,6 +8,7 @@
 import tls from "node:tls";
 import { createHash, createPrivateKey, X509Certificate } from "node:crypto";
 import { Buffer } from "node:buffer";
+import { errorText } from "../errors.ts";
 
 /** Warn when the certificate expires within this many days. */
 export const EXPIRY_WARNING_DAYS = 14;
@@ -203,8 +204,4 @@ function readFile(file: string, what: string): Uint8Array {
   } catch (err) {
     throw new CertificateError(file, `Cannot read TLS ${what} "${file}": ${errorText(err)}`);
   }
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

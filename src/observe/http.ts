@@ -8,6 +8,7 @@
  */
 import net from "node:net";
 import { bindServer } from "../net/bind.ts";
+import { errorText } from "../errors.ts";
 
 /** Something that renders a Prometheus text exposition. */
 export interface Exposition {
@@ -136,7 +137,7 @@ async function handle(method: string, path: string, opts: MetricsServerOptions):
     try {
       reason = await opts.health?.();
     } catch (err) {
-      reason = err instanceof Error ? err.message : String(err);
+      reason = errorText(err);
     }
     return reason === undefined
       ? { status: 200, body: "ok\n", type: TEXT_TYPE }

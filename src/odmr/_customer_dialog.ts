@@ -16,7 +16,6 @@ import { type Answer, ClientLink } from "../smtp/client/link.ts";
 import {
   atrnStop,
   type DialogStop,
-  errorText,
   lostStop,
   stop,
   tlsOrNetText,
@@ -26,6 +25,7 @@ import { chooseMechanism, createSaslClient, SaslClientError } from "../auth/sasl
 import type { SaslClient } from "../auth/sasl_client.ts";
 import type { Logger } from "../observe/log.ts";
 import { REDACTED } from "../observe/log.ts";
+import { errorText } from "../errors.ts";
 
 /** ATRN was accepted: the connection is ours to serve SMTP on. */
 export interface DialogReversed {

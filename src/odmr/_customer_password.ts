@@ -4,6 +4,7 @@
  * others may read (or write) is refused, so a secret is not silently left exposed. Errors are
  * for people and name the file.
  */
+import { errorText } from "../errors.ts";
 
 /** The password file is unusable; `message` says why and what to do. */
 export class PasswordFileError extends Error {
@@ -53,8 +54,4 @@ async function readPrivateFile(path: string, what: string): Promise<string> {
   } catch (err) {
     throw new PasswordFileError(`Cannot read ${what} "${path}": ${errorText(err)}`);
   }
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

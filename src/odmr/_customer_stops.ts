@@ -6,6 +6,7 @@
 import type { Reply } from "../wire/reply.ts";
 import { formatReplyText, isPermanent } from "../wire/reply.ts";
 import type { Loss } from "../smtp/client/link.ts";
+import { errorText } from "../errors.ts";
 
 /** README.md exit codes of `fetch`. */
 export type FetchExitCode = 0 | 1 | 2 | 3 | 4 | 5;
@@ -119,9 +120,4 @@ export function tlsOrNetText(
     return `certificate of "${opts.host}" not trusted: ${text} (${hint})`;
   }
   return text;
-}
-
-/** An error's message, for people. */
-export function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

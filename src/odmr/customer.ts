@@ -20,6 +20,7 @@ import type { FetchExitCode, FetchResult } from "./_customer_stops.ts";
 import { PasswordFileError, readClientKey, readPasswordFile } from "./_customer_password.ts";
 import { LedgerSink } from "./_customer_ledger.ts";
 import type { LedgerCounts } from "./_customer_ledger.ts";
+import { errorText } from "../errors.ts";
 
 export type { FetchExitCode, FetchResult } from "./_customer_stops.ts";
 
@@ -241,8 +242,4 @@ class StopGate implements MessageSink {
     }
     return this.#inner.begin(mail, session);
   }
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

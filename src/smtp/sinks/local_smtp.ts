@@ -27,6 +27,7 @@ import {
   type LocalTimeouts,
 } from "./_local_link.ts";
 import { LocalTransaction } from "./_local_transaction.ts";
+import { errorText } from "../../errors.ts";
 
 export { DEFAULT_LOCAL_TIMEOUTS, LOCAL_REPLIES, type LocalTimeouts } from "./_local_link.ts";
 
@@ -146,8 +147,4 @@ async function openSocket(target: LocalTarget, timeoutMs: number): Promise<Conn>
     ? { path: target.path }
     : { host: target.host, port: target.port };
   return (await connect({ ...where, timeoutMs })).conn;
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

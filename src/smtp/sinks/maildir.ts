@@ -11,6 +11,7 @@ import { reply } from "../../wire/reply.ts";
 import type { Reply } from "../../wire/reply.ts";
 import type { Logger } from "../../observe/log.ts";
 import { NULL_LOGGER } from "../../observe/log.ts";
+import { errorText } from "../../errors.ts";
 
 /** Bytes gathered before one write to the file. */
 const WRITE_BUFFER_BYTES = 64 * 1024;
@@ -239,8 +240,4 @@ function replyForError(err: unknown): Reply {
     return reply(452, "4.3.1", "Insufficient system storage");
   }
   return reply(451, "4.3.0", "Local error in processing, try again later");
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

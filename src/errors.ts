@@ -1,0 +1,6 @@
+/** Error text for people: every layer may import this file; it imports nothing. */
+
+/** The message of an Error, or the value as text (a thrown value need not be an Error). */
+export function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
