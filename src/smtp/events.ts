@@ -35,13 +35,6 @@ export interface SmtpEvents {
   messageRefused(reason: MessageRefuseLabel): void;
 }
 
-/** Reports nowhere. */
-export const NO_SMTP_EVENTS: SmtpEvents = {
-  messageQueued() {},
-  rcptRejected() {},
-  messageRefused() {},
-};
-
 /**
  * The metric label of a sink's refusal reason. Unknown words count as `other`, so a new
  * reason in a sink can never grow the label set.

@@ -47,9 +47,3 @@ export function parseCommandLine(line: Uint8Array, opts: CommandOptions): Comman
   if (verb.length > MAX_VERB_CHARS || !VERB_RE.test(verb)) return { ok: false, fault: "badVerb" };
   return { ok: true, verb: verb.toUpperCase(), args };
 }
-
-/** True when the text holds a character outside ASCII. */
-export function isNonAscii(text: string): boolean {
-  // deno-lint-ignore no-control-regex -- the ASCII range is exactly what is tested
-  return /[^\x00-\x7f]/.test(text);
-}

@@ -19,17 +19,11 @@ import { NULL_LOGGER } from "../../observe/log.ts";
 /** The refusal for a recipient outside the ATRN domains. */
 export const FOREIGN_RECIPIENT_REPLY: Reply = reply(550, "5.7.1", "Relaying denied");
 
-/** Counts of one session, for the customer's summary. */
-export interface AllowedDomainsStats {
-  refused: number;
-}
-
 /** Refuses recipients whose domain is not in `domains` (lower-case A-labels). */
 export class AllowedDomainsSink implements MessageSink {
   readonly #inner: MessageSink;
   readonly #domains: ReadonlySet<string>;
   readonly #log: Logger;
-  readonly stats: AllowedDomainsStats = { refused: 0 };
 
   constructor(inner: MessageSink, domains: readonly string[], log: Logger = NULL_LOGGER) {
     this.#inner = inner;
@@ -48,9 +42,8 @@ export class AllowedDomainsSink implements MessageSink {
     return new AllowedDomainsTransaction(inner, this);
   }
 
-  /** @internal Logs and counts one refusal. */
+  /** @internal Logs one refusal. */
   refuse(rcpt: RcptTo, txId: string): Reply {
-    this.stats.refused++;
     this.#log.warn("rcpt_foreign_refused", { tx: txId, rcpt: rcpt.address, domain: rcpt.domain });
     return FOREIGN_RECIPIENT_REPLY;
   }
