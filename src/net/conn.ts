@@ -9,6 +9,7 @@ import tls from "node:tls";
 import { Buffer } from "node:buffer";
 
 import { ConnClosedError, TimeoutError } from "./conn_types.ts";
+import { writeBytes, writeEachRecord } from "./_conn_write.ts";
 import type {
   Conn,
   TlsClientParams,
@@ -141,47 +142,7 @@ export class SocketConn implements Conn {
     if (this.#closed || this.#socket.destroyed) {
       return Promise.reject(new ConnClosedError("connection closed"));
     }
-    const timeoutMs = opts.timeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
-    const socket = this.#socket;
-    if (!opts.flush && socket.writableLength === 0) {
-      // Hot path (every reply line): nothing queued, so no drain to wait for and no timer to
-      // arm. A later write error surfaces as the socket's "error"/"close" on the next read or
-      // write.
-      if (socket.write(bytes)) return Promise.resolve();
-      return this.#waitForDrain(socket, timeoutMs);
-    }
-    return new Promise<void>((resolve, reject) => {
-      let settled = false;
-      const finish = (err?: Error | null) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        socket.off("drain", onDrain);
-        socket.off("close", onClose);
-        if (err) reject(new ConnClosedError(err.message));
-        else resolve();
-      };
-      const onDrain = () => finish();
-      const onClose = () => finish(new Error("connection closed while writing"));
-      const timer = setTimeout(() => {
-        if (settled) return;
-        settled = true;
-        socket.off("drain", onDrain);
-        socket.off("close", onClose);
-        // A peer that stops reading must not hold the session forever.
-        socket.destroy();
-        reject(new TimeoutError("write"));
-      }, timeoutMs);
-      socket.once("close", onClose);
-      const accepted = socket.write(bytes, (err) => {
-        if (opts.flush) finish(err);
-        else if (err) finish(err);
-      });
-      if (!opts.flush) {
-        if (accepted) finish();
-        else socket.once("drain", onDrain);
-      }
-    });
+    return writeBytes(this.#socket, bytes, opts.timeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS, opts.flush);
   }
 
   writeRecords(
@@ -191,62 +152,7 @@ export class SocketConn implements Conn {
     if (this.#closed || this.#socket.destroyed) {
       return Promise.reject(new ConnClosedError("connection closed"));
     }
-    const socket = this.#socket;
-    const timeoutMs = opts.timeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
-    // One promise, timer and close listener for the whole list, not one per line: the
-    // per-line path (fetchmail's sessions) writes about 60 pieces per 4 KB message.
-    return new Promise<void>((resolve, reject) => {
-      let settled = false;
-      let i = 0;
-      const finish = (err?: Error) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        socket.off("close", onClose);
-        if (err) reject(err);
-        else resolve();
-      };
-      const onClose = () => finish(new ConnClosedError("connection closed while writing"));
-      const timer = setTimeout(() => {
-        finish(new TimeoutError("write"));
-        // A peer that stops reading must not hold the session forever.
-        socket.destroy();
-      }, timeoutMs);
-      socket.once("close", onClose);
-      // Each write is issued from the previous one's callback: only then has the TLS layer
-      // sealed it into a record of its own (writes queued together share one record).
-      const next = (err?: Error | null): void => {
-        if (settled) return;
-        if (err) return finish(new ConnClosedError(err.message));
-        while (i < pieces.length && pieces[i]?.length === 0) i++;
-        const piece = pieces[i++];
-        if (piece === undefined) return finish();
-        socket.write(piece, next);
-      };
-      next();
-    });
-  }
-
-  /** Waits for "drain" after a write the socket buffered, with a deadline. */
-  #waitForDrain(socket: net.Socket, timeoutMs: number): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const done = (err?: Error) => {
-        clearTimeout(timer);
-        socket.off("drain", onDrain);
-        socket.off("close", onClose);
-        if (err) reject(err);
-        else resolve();
-      };
-      const onDrain = () => done();
-      const onClose = () => done(new ConnClosedError("connection closed while writing"));
-      const timer = setTimeout(() => {
-        // A peer that stops reading must not hold the session forever.
-        socket.destroy();
-        done(new TimeoutError("write"));
-      }, timeoutMs);
-      socket.once("drain", onDrain);
-      socket.once("close", onClose);
-    });
+    return writeEachRecord(this.#socket, pieces, opts.timeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS);
   }
 
   /** Takes the socket out of flowing mode and drops plaintext that arrived after STARTTLS. */
