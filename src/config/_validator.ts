@@ -1,19 +1,11 @@
 /**
  * The config validator: narrows `unknown` YAML values section by section, failing with a
- * ConfigError that names the file and the key path; the known keys of every section.
- * Used by load.ts, which finds and reads the file.
+ * ConfigError that names the file and the key path; the known keys of the sections it parses.
+ * Used by load.ts, which finds and reads the file, and by `_fetch.ts` and `_outbound.ts`.
  */
 import path from "node:path";
 import { domainToASCII } from "node:url";
-import type {
-  Config,
-  DeliverTo,
-  DomainPolicy,
-  FetchConfig,
-  ListenEntry,
-  PostgresConfig,
-  QuotaLimits,
-} from "./types.ts";
+import type { Config, DomainPolicy, ListenEntry, PostgresConfig, QuotaLimits } from "./types.ts";
 import { didYouMean } from "./_did_you_mean.ts";
 import { parseDurationMs, parseSizeBytes } from "./_units.ts";
 import * as D from "./defaults.ts";
@@ -64,19 +56,6 @@ export const POSTGRES_KEYS = ["url", "password_file"] as const;
 export const QUOTA_KEYS = ["bytes", "messages"] as const;
 export const DOMAIN_KEYS = ["max_age", "quota"] as const;
 export const METRICS_KEYS = ["listen"] as const;
-export const FETCH_KEYS = [
-  "server",
-  "tls",
-  "ca",
-  "tls_server_name",
-  "user",
-  "password_file",
-  "client_cert",
-  "client_key",
-  "domains",
-  "deliver_to",
-  "interval",
-] as const;
 export const LISTEN_KEYS = ["address", "tls"] as const;
 /** ODMR listeners may also choose one line per TLS record (fetchmail, docs/architecture.md "Decisions and why"). */
 export const ODMR_LISTEN_KEYS = ["address", "tls", "line_records"] as const;
@@ -125,7 +104,12 @@ export class Validator {
   }
 
   path(value: unknown, key: string): string {
-    return path.resolve(this.#baseDir, this.string(value, key));
+    return this.resolvePath(this.string(value, key));
+  }
+
+  /** A path as written in the config, resolved against the config file's directory. */
+  resolvePath(p: string): string {
+    return path.resolve(this.#baseDir, p);
   }
 
   /** `queue.postgres`: a postgres:// URL without a password, and the file that holds it. */
@@ -334,57 +318,6 @@ export class Validator {
     return out;
   }
 
-  fetchSection(value: unknown): FetchConfig {
-    const m = this.mapping(value, "fetch", FETCH_KEYS);
-    for (const required of ["server", "user"] as const) {
-      if (m[required] === undefined) {
-        this.fail(`fetch.${required}`, "is required when fetch is set");
-      }
-    }
-    const isSet = (v: unknown) => v !== undefined && v !== null;
-    if (isSet(m.client_cert) !== isSet(m.client_key)) {
-      const missing = isSet(m.client_cert) ? "client_key" : "client_cert";
-      this.fail(
-        `fetch.${missing}`,
-        "is required with fetch.client_cert/client_key (both or neither)",
-      );
-    }
-    if (!isSet(m.password_file) && !isSet(m.client_cert)) {
-      this.fail(
-        "fetch.password_file",
-        "is required when fetch is set (or fetch.client_cert and fetch.client_key, for AUTH EXTERNAL)",
-      );
-    }
-    const domains = m.domains ?? [];
-    if (!Array.isArray(domains)) {
-      this.fail(
-        "fetch.domains",
-        `must be a list of domains: current value is ${describe(domains)}`,
-      );
-    }
-    return {
-      server: this.hostPort(m.server, "fetch.server", D.ODMR_PORT),
-      tls: this.oneOf(m.tls ?? D.DEFAULT_FETCH_TLS, "fetch.tls", ["starttls", "implicit", "none"]),
-      ca: m.ca === undefined || m.ca === null ? undefined : this.path(m.ca, "fetch.ca"),
-      ...(m.tls_server_name === undefined || m.tls_server_name === null
-        ? {}
-        : { tlsServerName: this.domain(m.tls_server_name, "fetch.tls_server_name") }),
-      user: this.string(m.user, "fetch.user"),
-      passwordFile: isSet(m.password_file)
-        ? this.path(m.password_file, "fetch.password_file")
-        : undefined,
-      ...(isSet(m.client_cert)
-        ? {
-          clientCert: this.path(m.client_cert, "fetch.client_cert"),
-          clientKey: this.path(m.client_key, "fetch.client_key"),
-        }
-        : {}),
-      domains: domains.map((d: unknown, i) => this.domain(d, `fetch.domains[${i}]`)),
-      deliverTo: this.deliverTo(m.deliver_to ?? D.DEFAULT_FETCH_DELIVER_TO, "fetch.deliver_to"),
-      intervalMs: this.duration(m.interval ?? D.DEFAULT_FETCH_INTERVAL, "fetch.interval"),
-    };
-  }
-
   /** Lower-case A-label (IDNs are compared as A-labels, README.md). */
   domain(value: unknown, key: string): string {
     const s = this.string(value, key).trim().replace(/\.$/, "");
@@ -394,33 +327,10 @@ export class Validator {
     }
     return ascii;
   }
-
-  deliverTo(value: unknown, key: string): DeliverTo {
-    const s = this.string(value, key);
-    const forms = "smtp://HOST:PORT, lmtp://HOST:PORT, lmtp+unix:/PATH or maildir:/PATH";
-    const bad = (): never => this.fail(key, `must be ${forms}: current value is ${describe(s)}`);
-    const m = /^(smtp|lmtp|lmtp\+unix|maildir):(.*)$/.exec(s);
-    if (!m) return bad();
-    const scheme = m[1] as string;
-    const rest = m[2] as string;
-    if (scheme === "smtp" || scheme === "lmtp") {
-      if (!rest.startsWith("//")) return bad();
-      const where = splitHostPort(rest.slice(2), scheme === "smtp" ? 25 : 24);
-      if (where === undefined) return bad();
-      return { kind: scheme, ...where };
-    }
-    const p = rest.startsWith("//") ? rest.slice(2) : rest;
-    if (p === "") return bad();
-    const resolved = path.resolve(this.#baseDir, p);
-    return scheme === "maildir" ? { kind: "maildir", path: resolved } : {
-      kind: "lmtpUnix",
-      path: resolved,
-    };
-  }
 }
 
 /** `HOST:PORT` or `[v6]:PORT` (or `HOST` alone when a default port is given). */
-function splitHostPort(
+export function splitHostPort(
   value: string,
   defaultPort?: number,
 ): { host: string; port: number } | undefined {
@@ -434,7 +344,7 @@ function splitHostPort(
 }
 
 /** A value as shown in an error: strings quoted, the rest as YAML would spell them. */
-function describe(value: unknown): string {
+export function describe(value: unknown): string {
   if (value === undefined || value === null) return "empty";
   if (typeof value === "string") return JSON.stringify(value);
   if (typeof value === "number" || typeof value === "boolean") return String(value);

@@ -18,6 +18,7 @@ import {
   Validator,
 } from "./_validator.ts";
 import { parseOutbound, parseSubmission } from "./_outbound.ts";
+import { parseFetch } from "./_fetch.ts";
 import { errorText } from "../errors.ts";
 
 export { ConfigError };
@@ -185,7 +186,7 @@ export function parseConfig(
     metrics: top.metrics === undefined || top.metrics === null
       ? undefined
       : v.metricsSection(top.metrics),
-    fetch: top.fetch === undefined || top.fetch === null ? undefined : v.fetchSection(top.fetch),
+    fetch: top.fetch === undefined || top.fetch === null ? undefined : parseFetch(v, top.fetch),
     submission: parseSubmission(v, top.submission, tls),
     outbound: parseOutbound(v, top.outbound, hostname),
   };
