@@ -8,8 +8,8 @@
 import type { FetchConfig } from "../config/types.ts";
 import type { MessageSink, SessionInfo, SinkTransaction } from "../smtp/sink.ts";
 import { SmtpReceiver } from "../smtp/receiver.ts";
-import { reply } from "../wire/reply.ts";
 import type { Reply } from "../wire/reply.ts";
+import { REPLIES } from "../wire/replies.ts";
 import { MaildirSink } from "../smtp/sinks/maildir.ts";
 import { describeTarget, LocalSmtpSink } from "../smtp/sinks/local_smtp.ts";
 import type { LocalTimeouts } from "../smtp/sinks/local_smtp.ts";
@@ -238,7 +238,7 @@ class StopGate implements MessageSink {
     SinkTransaction | Reply
   > {
     if (this.#isClosed) {
-      return Promise.resolve(reply(421, "4.3.2", "Service shutting down, closing connection"));
+      return Promise.resolve(REPLIES.shuttingDown);
     }
     return this.#inner.begin(mail, session);
   }

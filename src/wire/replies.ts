@@ -51,7 +51,6 @@ export const REPLIES = {
   tooManyRecipients: reply(452, "4.5.3", "Too many recipients"),
   bareNewlineData: reply(550, "5.5.2", "Bare CR or LF not allowed"),
   dataLineTooLong: reply(554, "5.6.0", "Message line too long"),
-  bdatFailedBefore: reply(503, "5.5.1", "Previous BDAT failed, send RSET"),
   localError: reply(451, "4.3.0", "Local error in processing, try again later"),
   storageFull: reply(452, "4.3.1", "Insufficient system storage"),
   relayDenied: reply(550, "5.7.1", "Relaying denied"),
