@@ -80,8 +80,7 @@ export async function runAuthExchange(opts: {
   let initial: Uint8Array | undefined;
   const initialText = parts[1];
   if (initialText !== undefined) {
-    // A lone "=" is a present-but-empty initial response (RFC 4954 §4).
-    const decoded = initialText === "=" ? new Uint8Array(0) : decodeBase64(initialText);
+    const decoded = decodeInitialResponse(initialText);
     if (decoded === undefined) {
       return { kind: "reply", reply: AUTH_EXCHANGE_REPLIES.badBase64 };
     }
@@ -146,7 +145,7 @@ async function runExternal(
     if (answer.kind !== "data") return answer.outcome;
     authzid = answer.data;
   } else {
-    const decoded = initialText === "=" ? new Uint8Array(0) : decodeBase64(initialText);
+    const decoded = decodeInitialResponse(initialText);
     if (decoded === undefined) return { kind: "reply", reply: AUTH_EXCHANGE_REPLIES.badBase64 };
     authzid = decoded;
   }
@@ -208,4 +207,10 @@ async function readResponse(opts: {
       return { kind: "data", data };
     }
   }
+}
+
+/** The initial response of `AUTH MECH INITIAL`, or undefined when it is not base64. */
+function decodeInitialResponse(text: string): Uint8Array | undefined {
+  // A lone "=" is a present-but-empty initial response (RFC 4954 §4).
+  return text === "=" ? new Uint8Array(0) : decodeBase64(text);
 }
