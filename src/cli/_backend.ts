@@ -8,6 +8,8 @@ import { DatabaseSync } from "node:sqlite";
 import { FAKE_SALT_KEY_BYTES, loadFakeSaltKey } from "../auth/fake_salt_key.ts";
 import { CredentialStore, type CredentialStoreOptions } from "../auth/store.ts";
 import type { Config } from "../config/types.ts";
+import { type DkimKeys, DkimKeyStore } from "../dkim/keys.ts";
+import { PgDkimKeys } from "../dkim/pg_keys.ts";
 import type { Logger } from "../observe/log.ts";
 import { NULL_LOGGER } from "../observe/log.ts";
 import type { AtrnSuccessStore } from "../observe/metrics.ts";
@@ -15,7 +17,8 @@ import { type QueueAdmin, SqliteQueueAdmin } from "../queue/admin.ts";
 import { openDatabase } from "../queue/db.ts";
 import { PgQueueAdmin } from "../queue/pg/admin.ts";
 import { AuthMirror, editAuthSnapshot, readAuthSnapshot } from "../queue/pg/auth_mirror.ts";
-import type { Sql } from "../queue/pg/connect.ts";
+import { connectPostgres, type Sql } from "../queue/pg/connect.ts";
+import { applyPgMigrations } from "../queue/pg/schema.ts";
 import { loadSharedKey } from "../queue/pg/shared_key.ts";
 import { PgQueueStore } from "../queue/pg/store.ts";
 import { PgUserState } from "../queue/pg/user_state.ts";
@@ -35,6 +38,8 @@ export interface ServeBackend {
    * and across restarts (src/auth/fake_salt_key.ts).
    */
   readonly fakeSaltKey: Uint8Array;
+  /** The DKIM signing keys: `data_dir/dkim` with SQLite, the shared database with PostgreSQL. */
+  readonly dkimKeys: DkimKeys;
   /** Closes the queue and whatever else the backend holds. */
   close(): Promise<void>;
 }
@@ -57,6 +62,7 @@ export async function openServeBackend(
         credentials: new CredentialStore(db),
         userState: new UserStateStore(db),
         fakeSaltKey: loadFakeSaltKey(config.dataDir),
+        dkimKeys: new DkimKeyStore(config.dataDir),
         close: () => store.close(),
       };
     } catch (err) {
@@ -86,6 +92,7 @@ export async function openServeBackend(
       credentials,
       userState,
       fakeSaltKey,
+      dkimKeys: new PgDkimKeys(store.pool),
       close: async () => {
         await mirror.stop();
         await store.close();
@@ -172,5 +179,38 @@ export async function openToolCredentials(
       copy.close();
       await store.close();
     },
+  };
+}
+
+/** The DKIM keys for the `dkim` command. */
+export interface ToolDkimKeys {
+  readonly keys: DkimKeys;
+  close(): Promise<void>;
+}
+
+/** Opens the DKIM keys of `dataDir` or of the PostgreSQL database (which every node shares). */
+export async function openToolDkimKeys(
+  dataDir: string,
+  storage?: StorageChoice,
+): Promise<ToolDkimKeys> {
+  const pg = storage?.backend === "postgres" ? storage.postgres : undefined;
+  if (pg === undefined) {
+    return { keys: new DkimKeyStore(dataDir), close: () => Promise.resolve() };
+  }
+  const sql = await connectPostgres({
+    url: pg.url,
+    passwordFile: pg.passwordFile,
+    max: 2,
+    applicationName: "odmr-relay dkim",
+  });
+  try {
+    await applyPgMigrations(sql);
+  } catch (err) {
+    await sql.end({ timeout: 1 }).catch(() => {});
+    throw err;
+  }
+  return {
+    keys: new PgDkimKeys(sql),
+    close: () => sql.end({ timeout: 5 }),
   };
 }

@@ -1,13 +1,14 @@
 /**
  * The outbound worker as `serve` runs it (always: failure reports to senders need it even
- * without a submission listener): settings from `outbound:`, DKIM keys from `data_dir/dkim`,
+ * without a submission listener): settings from `outbound:`, DKIM keys from the backend's store
+ * (`data_dir/dkim`, or the shared database with PostgreSQL), read for every message,
  * failure reports through the shared bounce helper, outcomes into the metrics.
  */
 import type { Config } from "../config/types.ts";
 import type { CredentialStore } from "../auth/store.ts";
 import type { QueuedMessage, QueueStore } from "../queue/types.ts";
 import type { Logger } from "../observe/log.ts";
-import { DkimKeyStore } from "../dkim/keys.ts";
+import type { DkimKeys } from "../dkim/keys.ts";
 import type { DkimKey } from "../dkim/signer.ts";
 import { normalizeDomain } from "../auth/domain.ts";
 import { type OutboundEvents, OutboundWorker } from "../outbound/worker.ts";
@@ -19,6 +20,8 @@ export interface OutboundDeps {
   readonly store: QueueStore;
   readonly credentials: CredentialStore;
   readonly log: Logger;
+  /** Where the signing keys are (ServeBackend.dkimKeys). */
+  readonly dkimKeys: DkimKeys;
   readonly events?: OutboundEvents;
 }
 
@@ -27,7 +30,7 @@ export function createOutboundWorker(deps: OutboundDeps): OutboundWorker {
   const { config, credentials } = deps;
   const out = config.outbound;
   const log = deps.log.with({ proto: "outbound" });
-  const keys = new DkimKeyStore(config.dataDir);
+  const keys = deps.dkimKeys;
   const isLocalDomain = (domain: string) => credentials.ownerOf(domain) !== undefined;
   return new OutboundWorker({
     store: deps.store,
@@ -65,7 +68,7 @@ export function createOutboundWorker(deps: OutboundDeps): OutboundWorker {
  * another's signature on a message by writing their domain into From.
  */
 async function signingKeys(
-  keys: DkimKeyStore,
+  keys: DkimKeys,
   credentials: CredentialStore,
   fromDomain: string,
   message: QueuedMessage,

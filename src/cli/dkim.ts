@@ -1,14 +1,17 @@
 /**
- * `dkim keygen|list|remove` (README.md "Commands"): the outbound signing keys in `data_dir/dkim/`.
+ * `dkim keygen|list|remove` (README.md "Commands"): the outbound signing keys, in `data_dir/dkim/`
+ * or, with `queue.backend: postgres`, in the database every node shares.
  * `keygen` prints the TXT record to publish. Private keys are never printed. Exit codes: 0 ok,
  * 1 runtime failure (key exists, no such key, unreadable data dir), 2 usage.
  */
 import { parseArgs } from "node:util";
 import { parseListArgs } from "./_list_args.ts";
 import { normalizeDomain } from "../auth/domain.ts";
+import { openToolDkimKeys } from "./_backend.ts";
+import { describeUrl } from "../queue/pg/connect.ts";
 import {
   defaultSelector,
-  DkimKeyStore,
+  type DkimKeys,
   type KeyEntry,
   KeyStoreError,
   type KeyType,
@@ -53,23 +56,29 @@ export async function dkimCommand(
     io.stderr(`error: ${parsed.message}\n${USAGE}\n`);
     return EXIT_USAGE;
   }
-  const store = new DkimKeyStore(io.dataDir);
   try {
-    return await run(parsed.command, store, io, opts.now ?? (() => new Date()));
+    const store = await openToolDkimKeys(io.dataDir, io.storage);
+    try {
+      return await run(parsed.command, store.keys, io, opts.now ?? (() => new Date()));
+    } finally {
+      await store.close();
+    }
   } catch (err) {
     if (err instanceof KeyStoreError) {
       io.stderr(`error: ${err.message}\n`);
       return EXIT_FAILURE;
     }
     const detail = errorText(err);
-    io.stderr(`error: Cannot manage DKIM keys in "${io.dataDir}": ${detail}\n`);
+    const pg = io.storage?.backend === "postgres" ? io.storage.postgres : undefined;
+    const where = pg === undefined ? `"${io.dataDir}"` : `the database ${describeUrl(pg.url)}`;
+    io.stderr(`error: Cannot manage DKIM keys in ${where}: ${detail}\n`);
     return EXIT_FAILURE;
   }
 }
 
 async function run(
   cmd: DkimCommand,
-  store: DkimKeyStore,
+  store: DkimKeys,
   io: CliIo,
   now: () => Date,
 ): Promise<number> {

@@ -122,6 +122,7 @@ async function serveUntilSignal(
     store,
     credentials,
     log,
+    dkimKeys: backend.dkimKeys,
     events: observe.metrics.outbound,
   });
   const deps: ServeDeps = {

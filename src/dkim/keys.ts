@@ -1,6 +1,7 @@
 /**
- * DKIM signing keys on disk: `data_dir/dkim/DOMAIN/SELECTOR.pem`, PKCS#8 PEM, file mode 0600 in
- * directories of mode 0700. A key is written under a temporary name and linked into place, so a
+ * DKIM signing keys: the `DkimKeys` interface every key store offers, and the store on disk:
+ * `data_dir/dkim/DOMAIN/SELECTOR.pem`, PKCS#8 PEM, file mode 0600 in directories of mode 0700
+ * (with PostgreSQL the keys are in the shared database instead: src/dkim/pg_keys.ts). A key is written under a temporary name and linked into place, so a
  * reader never sees half a key and an existing key is never overwritten. Also formats the DNS
  * TXT record that publishes a key's public half (RFC 6376 §3.6.1, RFC 8463 §4).
  */
@@ -51,8 +52,24 @@ export function defaultSelector(type: KeyType, now: Date): string {
   return `${type}-${now.toISOString().slice(0, 10).replaceAll("-", "")}`;
 }
 
+/**
+ * Where the signing keys live. A key is never overwritten: `generate` refuses an existing
+ * (domain, selector). `keysFor` reads the store each time, so a key added while `serve` runs
+ * signs the next message.
+ */
+export interface DkimKeys {
+  /** Generates and stores a key; throws KeyStoreError when one exists already. */
+  generate(domain: string, selector: string, type: KeyType): Promise<KeyEntry>;
+  /** Every stored key, sorted by domain, then selector. */
+  list(): Promise<KeyEntry[]>;
+  /** Deletes one key; false when there was none. */
+  remove(domain: string, selector: string): Promise<boolean>;
+  /** The keys that sign mail from `domain`, sorted by selector. */
+  keysFor(domain: string): Promise<DkimKey[]>;
+}
+
 /** The keys under one data directory. */
-export class DkimKeyStore {
+export class DkimKeyStore implements DkimKeys {
   readonly #root: string;
 
   constructor(dataDir: string) {
@@ -126,7 +143,7 @@ export class DkimKeyStore {
       const selector = file.slice(0, -".pem".length);
       const privateKey = await this.#privateKey(domain, selector);
       if (privateKey === undefined) continue;
-      keys.push({ domain, selector, algorithm: algorithmOf(privateKey), privateKey });
+      keys.push(signingKey(domain, selector, privateKey));
     }
     return keys;
   }
@@ -154,12 +171,7 @@ export class DkimKeyStore {
       if (err instanceof Deno.errors.NotFound) return undefined;
       throw err;
     }
-    const key = crypto.createPrivateKey(pem);
-    const type = key.asymmetricKeyType;
-    if (type !== "rsa" && type !== "ed25519") {
-      throw new KeyStoreError(`Key "${domain}/${selector}" is of unsupported type "${type}"`);
-    }
-    return key;
+    return parsePrivateKey(domain, selector, pem);
   }
 
   async #entry(domain: string, selector: string): Promise<KeyEntry | undefined> {
@@ -169,16 +181,35 @@ export class DkimKeyStore {
     return {
       domain,
       selector,
-      type: key.asymmetricKeyType === "rsa" ? "rsa" : "ed25519",
+      ...describeKey(key),
       createdAt: info.mtime ?? new Date(0),
       dnsName: `${selector}._domainkey.${domain}`,
-      dnsText: dnsText(key),
     };
   }
 }
 
+/** A stored PEM as a key object; throws KeyStoreError for a type DKIM cannot use. */
+export function parsePrivateKey(domain: string, selector: string, pem: string): crypto.KeyObject {
+  const key = crypto.createPrivateKey(pem);
+  const type = key.asymmetricKeyType;
+  if (type !== "rsa" && type !== "ed25519") {
+    throw new KeyStoreError(`Key "${domain}/${selector}" is of unsupported type "${type}"`);
+  }
+  return key;
+}
+
+/** The type and TXT text of a parsed key (for a `KeyEntry`). */
+export function describeKey(key: crypto.KeyObject): { type: KeyType; dnsText: string } {
+  return { type: key.asymmetricKeyType === "rsa" ? "rsa" : "ed25519", dnsText: dnsText(key) };
+}
+
+/** The signing key of a parsed stored key. */
+export function signingKey(domain: string, selector: string, key: crypto.KeyObject): DkimKey {
+  return { domain, selector, algorithm: algorithmOf(key), privateKey: key };
+}
+
 /** A new private key as PKCS#8 PEM (generated off the event loop: RSA takes ~0.3 s). */
-function generatePem(type: KeyType): Promise<string> {
+export function generatePem(type: KeyType): Promise<string> {
   const encoding = { privateKeyEncoding: { type: "pkcs8", format: "pem" } } as const;
   return new Promise((resolve, reject) => {
     const done = (err: Error | null, _pub: unknown, priv: string) =>
@@ -203,7 +234,8 @@ function isKeyFile(e: Deno.DirEntry): boolean {
     normalizeSelector(e.name.slice(0, -4)) === e.name.slice(0, -4);
 }
 
-function checkNames(domainInput: string, selectorInput: string) {
+/** The canonical domain and selector; throws KeyStoreError naming the bad one. */
+export function checkNames(domainInput: string, selectorInput: string) {
   const domain = normalizeDomain(domainInput);
   if (domain === undefined) {
     throw new KeyStoreError(

@@ -85,6 +85,17 @@ export const PG_QUEUE_MIGRATIONS: readonly string[] = [
   CREATE INDEX recipients_mx_failed ON recipients (message_id)
     WHERE route = 'mx' AND status = 'failed' AND expired_at IS NULL;
   `,
+  // 5: the DKIM signing keys (src/dkim/pg_keys.ts): every node signs with the same keys. A
+  // key is inserted once and never updated; `dkim remove` deletes its row.
+  `
+  CREATE TABLE dkim_keys (
+    domain text NOT NULL,
+    selector text NOT NULL,
+    pem text NOT NULL,
+    created_at bigint NOT NULL,
+    PRIMARY KEY (domain, selector)
+  );
+  `,
 ];
 
 /** Applies the steps not yet applied; throws naming the step that failed. */
