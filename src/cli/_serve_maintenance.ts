@@ -3,6 +3,7 @@
  * after the grace period, incremental vacuum, WAL truncation). A failed pass is logged and the
  * loop goes on; passes never overlap; `stop()` waits for a pass in progress.
  */
+import { errorText } from "../errors.ts";
 import type { Config } from "../config/types.ts";
 import { maxAgeOf } from "../config/policy.ts";
 import type { Logger } from "../observe/log.ts";
@@ -82,7 +83,7 @@ export function startMaintenance(
       return report;
     } catch (err) {
       log.error("queue_maintenance_failed", {
-        reason: err instanceof Error ? err.message : String(err),
+        reason: errorText(err),
       });
       return undefined;
     }

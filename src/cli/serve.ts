@@ -5,6 +5,7 @@
  * SIGINT/SIGTERM stops accepting, closes idle sessions with 421, lets busy ones and outbound
  * deliveries finish for a bounded grace, closes the DB. Mail not yet acknowledged with 250 when a session is cut is simply not acknowledged.
  */
+import { errorText } from "../errors.ts";
 import type tls from "node:tls";
 import type { Config, ListenEntry } from "../config/types.ts";
 import type { QueueStore } from "../queue/types.ts";
@@ -395,8 +396,4 @@ function bindHint(err: unknown): string {
       `(e.g. setcap cap_net_bind_service=+ep on the binary), or use a port of 1024 and above`;
   }
   return text;
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -4,6 +4,7 @@
  * MX records the domain itself (the implicit MX). A null MX (RFC 7505) is a permanent refusal.
  * DNS failures other than "no such records" are temporary: the caller retries later.
  */
+import { errorText } from "../errors.ts";
 
 /** A DNS server to ask instead of the system's (`outbound.resolver`). */
 export interface NameServer {
@@ -164,7 +165,7 @@ async function lookup<T>(
     if (err instanceof Deno.errors.NotFound) return { kind: "none" };
     return {
       kind: "error",
-      detail: `${type} ${name}: ${err instanceof Error ? err.message : err}`,
+      detail: `${type} ${name}: ${errorText(err)}`,
     };
   }
 }

@@ -6,6 +6,7 @@
  * Certificates are not verified: MX hosts rarely present one for the name we looked up, and
  * without DANE/MTA-STS nothing says which to expect.
  */
+import { errorText } from "../errors.ts";
 import { connect } from "../net/conn.ts";
 import type { Conn } from "../net/conn.ts";
 import type { Logger } from "../observe/log.ts";
@@ -60,7 +61,7 @@ export async function openMxSession(target: MxTarget, opts: SessionOptions): Pro
       timeoutMs: opts.connectTimeoutMs,
     }));
   } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
+    const reason = errorText(err);
     return { kind: "skipped", reply: CONNECTION_FAILED, reason };
   }
   const sender = new SmtpSender({

@@ -4,6 +4,7 @@
  * transaction gave 5–8× the rows/s). A waiter is resolved only after the COMMIT that holds its
  * writes returned (WAL + synchronous=FULL: on disk), which is what lets the 250 after DATA go out.
  */
+import { errorText } from "../errors.ts";
 import type { DatabaseSync } from "node:sqlite";
 import { clearImmediate, setImmediate } from "node:timers";
 
@@ -114,7 +115,7 @@ export class GroupTransaction {
     try {
       this.#db.exec("COMMIT");
     } catch (cause) {
-      const err = new Error(`Cannot commit queue transaction: ${describe(cause)}`);
+      const err = new Error(`Cannot commit queue transaction: ${errorText(cause)}`);
       try {
         this.#db.exec("ROLLBACK");
       } catch {
@@ -143,8 +144,4 @@ export class GroupTransaction {
     else if (s.kind === "urgent") clearImmediate(s.immediate);
     this.#scheduled = { kind: "none" };
   }
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -3,6 +3,7 @@
  * schema migrations per component ("queue", "auth"). WAL + synchronous=FULL: a commit is on
  * disk when it returns, and `user …`/`queue …` commands can work beside a running `serve`.
  */
+import { errorText } from "../errors.ts";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 
@@ -21,7 +22,7 @@ export function openDatabase(dataDir: string): DatabaseSync {
   try {
     Deno.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   } catch (err) {
-    throw new Error(`Cannot open queue database "${path}": ${describe(err)}`);
+    throw new Error(`Cannot open queue database "${path}": ${errorText(err)}`);
   }
   let db: DatabaseSync | undefined;
   try {
@@ -45,7 +46,7 @@ export function openDatabase(dataDir: string): DatabaseSync {
     } catch {
       // The open already failed; the first error is the one worth reporting.
     }
-    throw new Error(`Cannot open queue database "${path}": ${describe(err)}`);
+    throw new Error(`Cannot open queue database "${path}": ${errorText(err)}`);
   }
 }
 
@@ -90,7 +91,7 @@ export function applyMigrations(
     } catch (err) {
       db.exec("ROLLBACK");
       throw new Error(
-        `Cannot migrate database schema for "${component}" to version ${i + 1}: ${describe(err)}`,
+        `Cannot migrate database schema for "${component}" to version ${i + 1}: ${errorText(err)}`,
       );
     }
   }
@@ -122,8 +123,4 @@ function readVersion(row: unknown): number {
   if (typeof row !== "object" || row === null) return 0;
   const v: unknown = (row as Record<string, unknown>).version;
   return typeof v === "number" && Number.isInteger(v) && v >= 0 ? v : 0;
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -3,6 +3,7 @@
  * in `odmr.db`. Writes share one group-committed transaction; claims, renewals and deletes are
  * each one transaction of their own. SQL stays in this folder.
  */
+import { errorText } from "../errors.ts";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { type Logger, NULL_LOGGER } from "../observe/log.ts";
 import { applyMigrations, ensureIncrementalVacuum } from "./db.ts";
@@ -362,7 +363,7 @@ export class SqliteQueueStore implements QueueStore {
     } catch (err) {
       // Busy (another process reading) or no room: serve works anyway; the next start retries.
       this.#log.warn("queue_vacuum_failed", {
-        reason: err instanceof Error ? err.message : String(err),
+        reason: errorText(err),
       });
     }
   }

@@ -5,6 +5,7 @@
  * Every session is asked for `synchronous_commit = on`, so a COMMIT returns only once it is
  * flushed to disk, whatever the server's default (the 250 after DATA depends on it).
  */
+import { errorText } from "../../errors.ts";
 import postgres from "postgres";
 
 /** A connection pool (npm:postgres). */
@@ -100,6 +101,6 @@ export async function connectPostgres(opts: PgConnectOptions): Promise<Sql> {
 
 /** An error's text, with the password cut out should a server or library ever echo it. */
 export function describe(err: unknown, password?: string): string {
-  const text = err instanceof Error ? err.message : String(err);
+  const text = errorText(err);
   return password === undefined || password === "" ? text : text.replaceAll(password, "***");
 }

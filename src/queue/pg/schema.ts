@@ -3,6 +3,7 @@
  * `schema_version`, like the SQLite file), applied under an advisory lock so that several
  * nodes starting at once apply each step exactly once. Append steps; never edit a shipped one.
  */
+import { errorText } from "../../errors.ts";
 import type { Sql } from "./connect.ts";
 import { PG_GAUGE_MIGRATION } from "./_gauges.ts";
 
@@ -124,9 +125,7 @@ export async function applyPgMigrations(sql: Sql): Promise<void> {
         } catch (err) {
           await conn`ROLLBACK`.catch(() => {});
           throw new Error(
-            `Cannot migrate database schema for "queue" to version ${i + 1}: ${
-              err instanceof Error ? err.message : String(err)
-            }`,
+            `Cannot migrate database schema for "queue" to version ${i + 1}: ${errorText(err)}`,
           );
         }
       }
