@@ -4,6 +4,7 @@
 // released to an smtp-sink on demand. Never reads or writes /etc/postfix's main.cf; stopped with `postfix -c DIR stop`.
 
 import { hasExecutable, runCommand, sleep } from "./_proc.ts";
+import { POSTFIX_MASTER_CF } from "../tests/_helpers/postfix.ts";
 
 const POSTFIX = "/usr/sbin/postfix";
 const POSTSUPER = "/usr/sbin/postsuper";
@@ -203,27 +204,6 @@ message_size_limit = 104857600
 }
 
 function masterCf(smtpPort: number): string {
-  // Debian's defaults, minus the pipe transports, and no chroot (the temp queue has no
-  // chroot skeleton).
-  return `127.0.0.1:${smtpPort} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-`;
+  // The relaying client's services (tests/_helpers/postfix.ts) plus an smtpd to receive on.
+  return `127.0.0.1:${smtpPort} inet n - n - - smtpd\n${POSTFIX_MASTER_CF}`;
 }

@@ -76,7 +76,7 @@ export async function startPrivatePostfix(
     `${configDir}/main.cf`,
     Object.entries(main).map(([k, v]) => `${k} = ${v}\n`).join(""),
   );
-  await Deno.writeTextFile(`${configDir}/master.cf`, MASTER_CF);
+  await Deno.writeTextFile(`${configDir}/master.cf`, POSTFIX_MASTER_CF);
 
   let running = false;
   const tool = async (name: (typeof TOOLS)[number] | "postconf") => {
@@ -196,7 +196,7 @@ function instanceSettings(root: string): Record<string, string> {
  * the SMTP client and TLS manager, the log daemon. No smtpd, no local delivery, no chroot
  * (the temp queue has no chroot skeleton).
  */
-const MASTER_CF = `pickup    unix  n       -       n       60      1       pickup
+export const POSTFIX_MASTER_CF = `pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
 tlsmgr    unix  -       -       n       1000?   1       tlsmgr
