@@ -7,7 +7,7 @@
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { GroupTransaction } from "./_group_tx.ts";
-import { toQueuedRecipient } from "./_rows.ts";
+import { type LeaseOptions, toQueuedRecipient } from "./_rows.ts";
 import type { QueueReader } from "./_reader.ts";
 import type { Lease, QueuedMessage, Route, Settlement } from "./types.ts";
 import { settled } from "./_settled.ts";
@@ -48,14 +48,7 @@ export class SqliteLease implements Lease {
 
   constructor(
     domains: readonly string[],
-    opts: {
-      owner: string;
-      leaseSeconds: number;
-      /** Default "atrn". */
-      route?: Route;
-      /** Route "mx": the claim's time; recipients due by then are the lease's. */
-      dueBy?: number;
-    },
+    opts: LeaseOptions,
     deps: LeaseDeps,
   ) {
     this.domains = [...domains];

@@ -199,3 +199,13 @@ function isCount(v: unknown): v is number {
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
+
+/** How a lease was taken, the same for both backends' leases. */
+export interface LeaseOptions {
+  readonly owner: string;
+  readonly leaseSeconds: number;
+  /** Default "atrn". */
+  readonly route?: Route;
+  /** Route "mx": the claim's time; recipients due by then are the lease's. */
+  readonly dueBy?: number;
+}

@@ -5,7 +5,7 @@
  * settles results in the group transaction. It does not take the lease;
  * `PgQueueStore.claim()` and `claimOutbound()` do.
  */
-import { toQueuedRecipient } from "../_rows.ts";
+import { type LeaseOptions, toQueuedRecipient } from "../_rows.ts";
 import type { Lease, QueuedMessage, Route, Settlement } from "../types.ts";
 import type { Sql, Tx } from "./connect.ts";
 import type { PgGroupCommit } from "./_group.ts";
@@ -30,14 +30,7 @@ export class PgLease implements Lease {
 
   constructor(
     domains: readonly string[],
-    opts: {
-      owner: string;
-      leaseSeconds: number;
-      /** Default "atrn". */
-      route?: Route;
-      /** Route "mx": the claim's time; recipients due by then are the lease's. */
-      dueBy?: number;
-    },
+    opts: LeaseOptions,
     deps: PgLeaseDeps,
   ) {
     this.domains = [...domains];
