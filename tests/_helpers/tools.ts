@@ -51,6 +51,19 @@ export async function skipUnless(testName: string, ...tools: string[]): Promise<
   return true;
 }
 
+/**
+ * Whether a test may bind port 25 on a loopback address such as 127.0.0.2 (root only, like a
+ * real MX): true as root; otherwise prints `skip: <test>: port 25 on <where> needs root` and
+ * returns false, or throws under CI (which runs as root and forbids skipping).
+ */
+export function canBindPort25(testName: string, where: string): boolean {
+  if (Deno.uid() === 0) return true;
+  if (isCi()) throw new Error(`port 25 on ${where} needs root, and CI=true forbids skipping`);
+  // deno-lint-ignore no-console -- the printed reason is the point of a skip (docs/architecture.md "Conventions")
+  console.log(`skip: ${testName}: port 25 on ${where} needs root`);
+  return false;
+}
+
 /** Throws when a tool is missing (first line of a test body that `skipUnless` let run). */
 export async function requireTools(...tools: string[]): Promise<void> {
   const missing = await missingTools(tools);

@@ -17,7 +17,7 @@ import {
   type ServerProcess,
   startServer,
 } from "../_helpers/server_process.ts";
-import { isCi, toolTest } from "../_helpers/tools.ts";
+import { canBindPort25, toolTest } from "../_helpers/tools.ts";
 import { submitAll } from "./_submission_client.ts";
 
 const PASSWORD = "secret-password";
@@ -122,12 +122,7 @@ async function until(what: string, check: () => boolean, ms = 30_000) {
 await toolTest("kill -9 during outbound delivery: after a restart every message arrives", [
   "dnsmasq",
 ], async () => {
-  if (Deno.uid() !== 0) {
-    if (isCi()) throw new Error("port 25 on 127.0.0.54 needs root, and CI=true forbids skipping");
-    // deno-lint-ignore no-console -- the printed reason is the point of a skip (docs/architecture.md "Conventions")
-    console.log("skip: outbound kill -9: port 25 on 127.0.0.54 needs root");
-    return;
-  }
+  if (!canBindPort25("outbound kill -9", "127.0.0.54")) return;
   await using dns = await startDnsmasq({
     mx: [{ name: "crash.test", host: "mx.crash.test", preference: 10 }],
     hosts: [{ name: "mx.crash.test", addresses: ["127.0.0.54"] }],
@@ -172,12 +167,7 @@ await toolTest("kill -9 during outbound delivery: after a restart every message 
 await toolTest("SIGTERM during outbound delivery: the rest stays queued, each message once", [
   "dnsmasq",
 ], async () => {
-  if (Deno.uid() !== 0) {
-    if (isCi()) throw new Error("port 25 on 127.0.0.55 needs root, and CI=true forbids skipping");
-    // deno-lint-ignore no-console -- the printed reason is the point of a skip (docs/architecture.md "Conventions")
-    console.log("skip: outbound SIGTERM: port 25 on 127.0.0.55 needs root");
-    return;
-  }
+  if (!canBindPort25("outbound SIGTERM", "127.0.0.55")) return;
   await using dns = await startDnsmasq({
     mx: [{ name: "term.test", host: "mx.term.test", preference: 10 }],
     hosts: [{ name: "mx.term.test", addresses: ["127.0.0.55"] }],

@@ -15,7 +15,7 @@ import {
   type ServerProcess,
   startServer,
 } from "../_helpers/server_process.ts";
-import { isCi } from "../_helpers/tools.ts";
+import { canBindPort25 } from "../_helpers/tools.ts";
 import { submitAll, type Submitted } from "./_submission_client.ts";
 
 const PASSWORD = "secret-password";
@@ -84,21 +84,13 @@ async function withNodes(
   }
 }
 
-function rootOnly(name: string): boolean {
-  if (Deno.uid() === 0) return true;
-  if (isCi()) throw new Error("port 25 on 127.0.0.56 needs root, and CI=true forbids skipping");
-  // deno-lint-ignore no-console -- the printed reason is the point of a skip (docs/architecture.md "Conventions")
-  console.log(`skip: ${name}: port 25 on 127.0.0.56 needs root`);
-  return false;
-}
-
 const batch = (prefix: string, n: number): Submitted[] =>
   Array.from({ length: n }, (_, i) => ({ to: `u${i}@pgout.test`, subject: `${prefix}${i}` }));
 
 await postgresTest(
   "two serve nodes on one PostgreSQL deliver submitted mail to the world exactly once (issue 15)",
   async (pg) => {
-    if (!rootOnly("outbound on two PostgreSQL nodes")) return;
+    if (!canBindPort25("outbound on two PostgreSQL nodes", "127.0.0.56")) return;
     const sink = await startCaptureServer({ host: "127.0.0.56", port: 25 });
     try {
       await withNodes(pg, "outbound_once", async (a, b) => {
@@ -139,7 +131,7 @@ await postgresTest(
 await postgresTest(
   "kill -9 of the node delivering to the world: the other delivers the rest after the lease (issue 15)",
   async (pg) => {
-    if (!rootOnly("outbound kill -9 on two PostgreSQL nodes")) return;
+    if (!canBindPort25("outbound kill -9 on two PostgreSQL nodes", "127.0.0.56")) return;
     // Each 250 after the final dot comes 200 ms late: A is mid-batch when it dies.
     const sink = await startCaptureServer({
       host: "127.0.0.56",

@@ -12,7 +12,7 @@ import type { OutboundMessage } from "../../src/smtp/sender.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { startDnsmasq } from "../_helpers/dnsmasq.ts";
 import { startSmtpSink } from "../_helpers/smtp_sink.ts";
-import { isCi, toolTest } from "../_helpers/tools.ts";
+import { canBindPort25, toolTest } from "../_helpers/tools.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -73,12 +73,7 @@ await toolTest("deliverBatch: many messages over one connection, MX order, fallb
   "dnsmasq",
   "smtp-sink",
 ], async (t) => {
-  if (Deno.uid() !== 0) {
-    if (isCi()) throw new Error("port 25 on 127.0.0.3x needs root, and CI=true forbids skipping");
-    // deno-lint-ignore no-console -- the printed reason is the point of a skip (docs/architecture.md "Conventions")
-    console.log("skip: deliverBatch: port 25 on 127.0.0.3x needs root");
-    return;
-  }
+  if (!canBindPort25("deliverBatch", "127.0.0.3x")) return;
   await using dns = await startDnsmasq({
     mx: [
       { name: "reuse.test", host: "mx.reuse.test", preference: 10 },

@@ -14,7 +14,7 @@ import { verifyDkim } from "../_helpers/dkim.ts";
 import { startDnsmasq } from "../_helpers/dnsmasq.ts";
 import { startSmtpSink } from "../_helpers/smtp_sink.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
-import { isCi, toolTest } from "../_helpers/tools.ts";
+import { canBindPort25, toolTest } from "../_helpers/tools.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -32,12 +32,7 @@ await toolTest(
   "deliverToDomain: MX lookup, a dead MX skipped, DKIM-signed delivery to 127.0.0.2:25",
   ["dnsmasq", "dkimverify", "smtp-sink"],
   async (t) => {
-    if (Deno.uid() !== 0) {
-      if (isCi()) throw new Error("port 25 on 127.0.0.2 needs root, and CI=true forbids skipping");
-      // deno-lint-ignore no-console -- the printed reason is the point of a skip (docs/architecture.md "Conventions")
-      console.log("skip: deliverToDomain: port 25 on 127.0.0.2 needs root");
-      return;
-    }
+    if (!canBindPort25("deliverToDomain", "127.0.0.2")) return;
     await withTempDataDir(async (dir) => {
       const keys = new DkimKeyStore(dir);
       const entry = await keys.generate("example.org", "out", "ed25519");

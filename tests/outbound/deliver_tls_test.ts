@@ -11,7 +11,7 @@ import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { makeTestCa } from "../_helpers/certs.ts";
 import { startDnsmasq } from "../_helpers/dnsmasq.ts";
 import { addUser, removeTestFiles, runMain, startServer } from "../_helpers/server_process.ts";
-import { isCi, toolTest } from "../_helpers/tools.ts";
+import { canBindPort25, toolTest } from "../_helpers/tools.ts";
 
 const body = new TextEncoder().encode("From: a@example.org\r\nSubject: tls\r\n\r\nhello\r\n");
 
@@ -29,12 +29,7 @@ await toolTest("deliverToDomain: STARTTLS when offered, required TLS skips a pla
   "dnsmasq",
   "openssl",
 ], async (t) => {
-  if (Deno.uid() !== 0) {
-    if (isCi()) throw new Error("port 25 on 127.0.0.5 needs root, and CI=true forbids skipping");
-    // deno-lint-ignore no-console -- the printed reason is the point of a skip (docs/architecture.md "Conventions")
-    console.log("skip: deliverToDomain TLS: port 25 on 127.0.0.5 needs root");
-    return;
-  }
+  if (!canBindPort25("deliverToDomain TLS", "127.0.0.5")) return;
   const ca = await makeTestCa();
   assert(ca !== undefined);
   await using dns = await startDnsmasq({

@@ -18,7 +18,7 @@ import { verifyDkim } from "../_helpers/dkim.ts";
 import { startDnsmasq } from "../_helpers/dnsmasq.ts";
 import { parseLogLine } from "../_helpers/log_lines.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
-import { isCi, toolTest } from "../_helpers/tools.ts";
+import { canBindPort25, toolTest } from "../_helpers/tools.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const RETRY_MS = 400;
@@ -57,12 +57,7 @@ await toolTest("OutboundWorker: claims, delivers over one connection, settles, r
   "dnsmasq",
   "dkimverify",
 ], async (t) => {
-  if (Deno.uid() !== 0) {
-    if (isCi()) throw new Error("port 25 on 127.0.0.4x needs root, and CI=true forbids skipping");
-    // deno-lint-ignore no-console -- the printed reason is the point of a skip (docs/architecture.md "Conventions")
-    console.log("skip: OutboundWorker: port 25 on 127.0.0.4x needs root");
-    return;
-  }
+  if (!canBindPort25("OutboundWorker", "127.0.0.4x")) return;
   await withTempDataDir(async (dir) => {
     const keys = new DkimKeyStore(dir);
     const key = await keys.generate("example.org", "w1", "ed25519");
@@ -236,12 +231,7 @@ await toolTest(
   "OutboundWorker renews its lease while one slow message is in flight (never sent twice)",
   ["dnsmasq"],
   async () => {
-    if (Deno.uid() !== 0) {
-      if (isCi()) throw new Error("port 25 on 127.0.0.44 needs root, and CI=true forbids skipping");
-      // deno-lint-ignore no-console -- the printed reason is the point of a skip (docs/architecture.md "Conventions")
-      console.log("skip: OutboundWorker lease renewal: port 25 on 127.0.0.44 needs root");
-      return;
-    }
+    if (!canBindPort25("OutboundWorker lease renewal", "127.0.0.44")) return;
     await withTempDataDir(async (dir) => {
       await using dns = await startDnsmasq({
         mx: [{ name: "slow.test", host: "mx.slow.test", preference: 10 }],
