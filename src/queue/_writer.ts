@@ -5,6 +5,7 @@
  */
 import type { StatementSync } from "node:sqlite";
 import type { Logger } from "../observe/log.ts";
+import { ChunkBuffer } from "./_chunk_buffer.ts";
 import type { GroupTransaction, TxParticipant } from "./_group_tx.ts";
 import { writeParams } from "./_rows.ts";
 import type { MessageWriter, NewMessage } from "./types.ts";
@@ -27,8 +28,7 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
   readonly #group: GroupTransaction;
   readonly #sql: WriterStatements;
   readonly #log: Logger;
-  readonly #buffer: Uint8Array;
-  #fill = 0;
+  readonly #buffer: ChunkBuffer;
   #seq = 0;
   #size = 0;
   #state: WriterState = "writing";
@@ -51,7 +51,7 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
     this.#group = deps.group;
     this.#sql = deps.sql;
     this.#log = deps.log;
-    this.#buffer = new Uint8Array(deps.chunkBytes);
+    this.#buffer = new ChunkBuffer(deps.chunkBytes);
     this.#receivedAt = deps.receivedAt;
   }
 
@@ -61,21 +61,14 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
     }
     this.#size += chunk.length;
     if (this.#failure !== undefined) return Promise.resolve();
-    let offset = 0;
-    while (offset < chunk.length) {
-      const n = Math.min(this.#buffer.length - this.#fill, chunk.length - offset);
-      this.#buffer.set(chunk.subarray(offset, offset + n), this.#fill);
-      this.#fill += n;
-      offset += n;
-      if (this.#fill === this.#buffer.length) this.#storeBuffer();
-    }
+    for (const bytes of this.#buffer.add(chunk)) this.#storeChunk(bytes);
     return Promise.resolve();
   }
 
   async commit(): Promise<void> {
     if (this.#state !== "writing") throw new Error(`MessageWriter.commit() after ${this.#state}`);
     this.#state = "committing";
-    if (this.#fill > 0) this.#storeBuffer();
+    if (!this.#buffer.isEmpty) this.#storeChunk(this.#buffer.take());
     if (this.#failure !== undefined) return this.#fail(this.#failure);
     try {
       this.#group.write(this, () => {
@@ -130,9 +123,7 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
     this.#failure ??= err;
   }
 
-  #storeBuffer(): void {
-    const bytes = this.#buffer.subarray(0, this.#fill);
-    this.#fill = 0;
+  #storeChunk(bytes: Uint8Array): void {
     try {
       // node:sqlite copies bound blobs, so the buffer can be reused right away.
       this.#group.write(this, () => this.#sql.insertChunk.run(this.id, this.#seq, bytes));

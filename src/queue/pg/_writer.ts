@@ -6,6 +6,7 @@
  * resolve, so the 250 after DATA follows durability.
  */
 import type { Logger } from "../../observe/log.ts";
+import { ChunkBuffer } from "../_chunk_buffer.ts";
 import { writeParams } from "../_rows.ts";
 import type { MessageWriter, NewMessage } from "../types.ts";
 import type { Sql, Tx } from "./connect.ts";
@@ -27,8 +28,7 @@ export class PgMessageWriter implements MessageWriter {
   readonly id: string;
   readonly #message: NewMessage;
   readonly #deps: PgWriterDeps;
-  readonly #buffer: Uint8Array;
-  #fill = 0;
+  readonly #buffer: ChunkBuffer;
   #seq = 0;
   #size = 0;
   #state: WriterState = "writing";
@@ -37,31 +37,24 @@ export class PgMessageWriter implements MessageWriter {
     this.id = id;
     this.#message = message;
     this.#deps = deps;
-    this.#buffer = new Uint8Array(deps.chunkBytes);
+    this.#buffer = new ChunkBuffer(deps.chunkBytes);
   }
 
   async write(chunk: Uint8Array): Promise<void> {
     if (this.#state !== "writing") throw new Error(`MessageWriter.write() after ${this.#state}`);
     this.#size += chunk.length;
-    let offset = 0;
-    while (offset < chunk.length) {
-      const n = Math.min(this.#buffer.length - this.#fill, chunk.length - offset);
-      this.#buffer.set(chunk.subarray(offset, offset + n), this.#fill);
-      this.#fill += n;
-      offset += n;
-      if (this.#fill === this.#buffer.length) {
-        const bytes = this.#takeBuffer();
-        const seq = this.#seq++;
-        await this.#deps.chunkSql`INSERT INTO message_chunks (message_id, seq, bytes, created_at)
-          VALUES (${this.id}, ${seq}, ${bytes}, ${this.#deps.receivedAt})`;
-      }
+    for (const full of this.#buffer.add(chunk)) {
+      const bytes = full.slice(); // a copy: the insert may still hold it when the buffer refills
+      const seq = this.#seq++;
+      await this.#deps.chunkSql`INSERT INTO message_chunks (message_id, seq, bytes, created_at)
+        VALUES (${this.id}, ${seq}, ${bytes}, ${this.#deps.receivedAt})`;
     }
   }
 
   async commit(): Promise<void> {
     if (this.#state !== "writing") throw new Error(`MessageWriter.commit() after ${this.#state}`);
     this.#state = "committing";
-    const last = this.#fill > 0 ? this.#takeBuffer() : undefined;
+    const last = this.#buffer.isEmpty ? undefined : this.#buffer.take().slice();
     const lastSeq = this.#seq;
     if (last !== undefined) this.#seq++;
     const m = this.#message;
@@ -99,13 +92,6 @@ export class PgMessageWriter implements MessageWriter {
     this.#state = "aborted";
     this.#removeChunks();
     return Promise.resolve();
-  }
-
-  #takeBuffer(): Uint8Array {
-    // A copy: the buffer is reused while the insert may still be serializing.
-    const bytes = this.#buffer.slice(0, this.#fill);
-    this.#fill = 0;
-    return bytes;
   }
 
   #removeChunks(): void {
