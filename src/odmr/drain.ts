@@ -8,9 +8,10 @@
 import type { Conn } from "../net/conn.ts";
 import type { LineReader } from "../wire/line_reader.ts";
 import { formatReplyText } from "../wire/reply.ts";
-import type { Lease, QueuedMessage, Settlement } from "../queue/types.ts";
+import type { Lease, Settlement } from "../queue/types.ts";
 import { DEFAULT_SENDER_TIMEOUTS, SmtpSender } from "../smtp/sender.ts";
-import type { OutboundMessage, SenderTimeouts } from "../smtp/sender.ts";
+import type { SenderTimeouts } from "../smtp/sender.ts";
+import { type LeasedMessage, leasedMessage } from "../smtp/leased_message.ts";
 import type { Logger } from "../observe/log.ts";
 import type { OdmrEvents } from "./events.ts";
 import { bounceFailed, type BounceOptions } from "../queue/bounce.ts";
@@ -77,7 +78,7 @@ export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
   const renewEveryMs = Math.max(1000, (opts.options.leaseSeconds * 1000) / 3);
   let renewAt = Date.now() + renewEveryMs;
   /** The lease's messages, renewing it on the way; stops if it was lost. */
-  async function* leased(): AsyncGenerator<OutboundMessage & { readonly queued: QueuedMessage }> {
+  async function* leased(): AsyncGenerator<LeasedMessage> {
     for await (const message of lease.messages()) {
       if (Date.now() >= renewAt) {
         if (!(await lease.renew())) {
@@ -86,7 +87,7 @@ export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
         }
         renewAt = Date.now() + renewEveryMs;
       }
-      yield { ...toOutbound(message, lease), queued: message };
+      yield leasedMessage(message, lease);
     }
   }
   const settling: Promise<void>[] = [];
@@ -165,20 +166,5 @@ function drainTimeouts(commandTimeoutMs: number): Partial<SenderTimeouts> {
     dataBlockMs: cap(d.dataBlockMs),
     dataFinalMs: Math.min(d.dataFinalMs, 2 * commandTimeoutMs),
     quitMs: cap(d.quitMs),
-  };
-}
-
-function toOutbound(message: QueuedMessage, lease: Lease): OutboundMessage {
-  return {
-    mailFrom: message.mailFrom,
-    params: message.params,
-    size: message.size,
-    recipients: message.recipients.map((r) => ({
-      id: r.id,
-      address: r.address,
-      ...(r.notify !== undefined ? { notify: r.notify } : {}),
-      ...(r.orcpt !== undefined ? { orcpt: r.orcpt } : {}),
-    })),
-    readBody: () => lease.readBody(message.id),
   };
 }

@@ -9,7 +9,7 @@
 import type { Lease, QueuedMessage, Settlement } from "../queue/types.ts";
 import type { Logger } from "../observe/log.ts";
 import type { DkimKey } from "../dkim/signer.ts";
-import type { OutboundMessage } from "../smtp/sender.ts";
+import { type LeasedMessage, leasedMessage } from "../smtp/leased_message.ts";
 import { formatReplyText } from "../wire/reply.ts";
 import { deliverBatch, type DeliveryOptions } from "./deliver.ts";
 import { retryAt } from "./backoff.ts";
@@ -54,8 +54,6 @@ export interface BatchCounts {
   readonly sessions: number;
 }
 
-type Leased = OutboundMessage & { readonly queued: QueuedMessage };
-
 /** Works through `lease` (one destination domain); never throws, always releases. */
 export async function runBatch(
   lease: Lease,
@@ -87,7 +85,7 @@ export async function runBatch(
     }
   }, Math.max(1000, (opts.leaseSeconds * 1000) / 3));
   /** The lease's messages, signed. */
-  async function* leased(): AsyncGenerator<Leased> {
+  async function* leased(): AsyncGenerator<LeasedMessage> {
     for await (const message of lease.messages()) {
       yield await prepare(message, lease, opts.keysFor);
     }
@@ -178,20 +176,8 @@ async function prepare(
   message: QueuedMessage,
   lease: Lease,
   keysFor: BatchOptions["keysFor"],
-): Promise<Leased> {
-  const outbound: Leased = {
-    queued: message,
-    mailFrom: message.mailFrom,
-    params: message.params,
-    size: message.size,
-    recipients: message.recipients.map((r) => ({
-      id: r.id,
-      address: r.address,
-      ...(r.notify !== undefined ? { notify: r.notify } : {}),
-      ...(r.orcpt !== undefined ? { orcpt: r.orcpt } : {}),
-    })),
-    readBody: () => lease.readBody(message.id),
-  };
+): Promise<LeasedMessage> {
+  const outbound = leasedMessage(message, lease);
   if (keysFor === undefined) return outbound;
   return (await signOutbound(outbound, (domain) => keysFor(domain, message))).message;
 }
