@@ -5,6 +5,7 @@
  * as soon as the command is read (a valid PIPELINING server).
  */
 import { LineReader } from "../../src/wire/line_reader.ts";
+import { concatBytes } from "../../src/wire/bytes.ts";
 import type { DataFault } from "../../src/wire/data_decoder.ts";
 import type { Conn } from "../../src/net/conn.ts";
 
@@ -146,7 +147,7 @@ async function serve(
       return;
     }
     if (result.kind === "rejected") rec.bodyFaults.push(result.fault);
-    const body = concat(parts);
+    const body = concatBytes(parts);
     rec.bodies.push(body);
     const after = opts.afterData?.(body, view()) ?? defaultAfterData(opts, view());
     accepted = [];
@@ -184,15 +185,4 @@ function defaultAnswer(verb: string, opts: ScriptedServerOptions): ServerAction 
 function defaultAfterData(opts: ScriptedServerOptions, view: ServerView): ServerAction {
   if (!opts.lmtp) return "250 2.0.0 Queued";
   return view.accepted.map((a) => `250 2.1.5 <${a}> delivered`).join("\n");
-}
-
-/** Joins byte arrays (test helper). */
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }

@@ -23,14 +23,3 @@ export function splitAt(bytes: Uint8Array, cuts: readonly number[]): Uint8Array[
   if (from < bytes.length) out.push(bytes.slice(from));
   return out;
 }
-
-/** Concatenates byte arrays. */
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}

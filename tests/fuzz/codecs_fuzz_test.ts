@@ -20,7 +20,8 @@ import {
   saslPrep,
   unescapeScramName,
 } from "../../src/auth/scram.ts";
-import { concat, runs, splitAt } from "./_runs.ts";
+import { runs, splitAt } from "./_runs.ts";
+import { concatBytes } from "../../src/wire/bytes.ts";
 
 const CR = 13;
 const LF = 10;
@@ -86,13 +87,13 @@ function decodeAll(chunks: readonly Uint8Array[], maxMessageBytes = 1 << 20) {
     }
     consumed += chunk.length;
   }
-  return { body: concat(body), end, fault: d.fault, size: d.size };
+  return { body: concatBytes(body), end, fault: d.fault, size: d.size };
 }
 
 Deno.test("fuzz: DataDecoder finds the same end of data and body for any chunking", () => {
   fc.assert(
     fc.property(framingBytes(400), cuts, (b, c) => {
-      const input = concat([b, Uint8Array.of(CR, LF, 46, CR, LF)]);
+      const input = concatBytes([b, Uint8Array.of(CR, LF, 46, CR, LF)]);
       const whole = decodeAll([input]);
       assert(whole.end >= 0, "the real CRLF.CRLF always ends the body");
       const split = decodeAll(splitAt(input, c));
@@ -109,7 +110,7 @@ const cleanBody = fc.array(
   fc.array(fc.oneof(fc.constant(46), fc.integer({ min: 0, max: 255 })), { maxLength: 120 })
     .map((l) => l.filter((b) => b !== CR && b !== LF)),
   { maxLength: 20 },
-).map((lines) => concat(lines.map((l) => Uint8Array.from([...l, CR, LF]))));
+).map((lines) => concatBytes(lines.map((l) => Uint8Array.from([...l, CR, LF]))));
 
 Deno.test("fuzz: DotStuffer then DataDecoder is the identity for bodies without bare CR/LF", () => {
   fc.assert(
@@ -119,7 +120,7 @@ Deno.test("fuzz: DotStuffer then DataDecoder is the identity for bodies without 
       for (const piece of splitAt(body, inCuts)) wire.push(...stuffer.push(piece));
       wire.push(...stuffer.finish());
       assertEquals(stuffer.fault, undefined);
-      const bytes = concat(wire);
+      const bytes = concatBytes(wire);
       const decoded = decodeAll(splitAt(bytes, wireCuts));
       assertEquals(decoded.fault, undefined);
       assertEquals(decoded.end, bytes.length, "the stuffed stream ends exactly at its marker");
@@ -138,7 +139,7 @@ Deno.test("fuzz: DotStuffer never emits a bare CR or LF, whatever the stored bod
       if (stuffer.fault !== undefined) return; // the sender refuses the message (tested below)
       wire.push(...stuffer.finish());
       if (stuffer.fault !== undefined) return;
-      const bytes = concat(wire);
+      const bytes = concatBytes(wire);
       for (let i = 0; i < bytes.length; i++) {
         if (bytes[i] === CR) assert(bytes[i + 1] === LF, `bare CR at ${i}`);
         if (bytes[i] === LF) assert(bytes[i - 1] === CR, `bare LF at ${i}`);

@@ -13,7 +13,8 @@ import { runTestProvider, withProviderStores } from "../_helpers/test_provider.t
 import { LineReader } from "../../src/wire/line_reader.ts";
 import { NULL_LOGGER } from "../../src/observe/log.ts";
 import { SmtpReceiver } from "../../src/smtp/receiver.ts";
-import { concat, runs, splitAt } from "./_runs.ts";
+import { runs, splitAt } from "./_runs.ts";
+import { concatBytes } from "../../src/wire/bytes.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -73,7 +74,7 @@ const script = fc.tuple(
       },
     ),
     { maxLength: 30 },
-  ).map(concat),
+  ).map(concatBytes),
   fc.array(fc.nat(), { maxLength: 10 }),
 );
 
@@ -103,7 +104,7 @@ async function drive(
     clearTimeout(timer);
     server.destroy();
   }
-  return dec.decode(concat(server.written));
+  return dec.decode(concatBytes(server.written));
 }
 
 /** Every line the server wrote is a reply line (`NNN text` or `NNN-text`), CRLF-terminated. */

@@ -12,6 +12,7 @@ import type {
   QueueStore,
   Route,
 } from "../../src/queue/types.ts";
+import { collectBytes } from "../_helpers/bytes.ts";
 import { mustParseHeaders } from "../_helpers/rfc5322_headers.ts";
 import { type OutboundOpener, putRouted, T0 } from "./_outbound_contract.ts";
 
@@ -69,17 +70,6 @@ export function parseDsn(bytes: Uint8Array): ParsedDsn {
   return { top: topFields, perMessage, perRecipient };
 }
 
-async function bodyOf(store: QueueStore, id: string): Promise<Uint8Array> {
-  const parts = await Array.fromAsync(store.readBody(id));
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 /** Reports queued so far (MAIL FROM:<>), each with its recipient's route and its DSN. */
 async function reports(
   store: QueueStore,
@@ -95,7 +85,7 @@ async function reports(
       message,
       to: r.address,
       route: r.route,
-      dsn: parseDsn(await bodyOf(store, message.id)),
+      dsn: parseDsn(await collectBytes(store.readBody(message.id))),
     });
   }
   return out;

@@ -10,6 +10,7 @@ import { PgQueueStore } from "../../src/queue/pg/store.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import type { Lease, NewRecipient, QueueStore } from "../../src/queue/types.ts";
 import { type PostgresCluster, postgresTest } from "../_helpers/postgres.ts";
+import { collectBytes } from "../_helpers/bytes.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 import { outboundContract, type OutboundOpener } from "./_outbound_contract.ts";
 import { outboundMaintenanceContract } from "./_outbound_maintenance_contract.ts";
@@ -50,17 +51,6 @@ async function put(
   return writer.id;
 }
 
-async function bodyOf(store: QueueStore, id: string): Promise<Uint8Array> {
-  const parts = await Array.fromAsync(store.readBody(id));
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 function leaseOf(result: Awaited<ReturnType<QueueStore["claim"]>>): Lease {
   if (result.kind !== "claimed") throw new Error(`claim was ${result.kind}`);
   return result.lease;
@@ -85,7 +75,7 @@ async function contract(t: Deno.TestContext, open: Opener): Promise<void> {
         scratch.fill(0); // the writer must have copied what it keeps
       }
       await writer.commit();
-      assert.deepEqual(await bodyOf(store, writer.id), body);
+      assert.deepEqual(await collectBytes(store.readBody(writer.id)), body);
       const got = await store.get(writer.id);
       assert.equal(got?.size, body.length);
       assert.equal(got?.mailFrom, "s@example.net");
@@ -224,7 +214,7 @@ async function contract(t: Deno.TestContext, open: Opener): Promise<void> {
         assert.equal((await store.claim(["one.test"], A)).kind, "empty");
         assert.equal(await store.deleteDomain("one.test"), 1);
         assert.equal(await store.get(id), undefined);
-        assert.equal((await bodyOf(store, id)).length, 0);
+        assert.equal((await collectBytes(store.readBody(id))).length, 0);
       });
     },
   );
@@ -313,7 +303,10 @@ async function contract(t: Deno.TestContext, open: Opener): Promise<void> {
         const dsn = (await store.list({ domain: "local.test" }))[0];
         assert.equal(dsn?.mailFrom, "");
         assert.deepEqual(dsn?.recipients.map((r) => r.address), ["s@local.test"]);
-        assert.match(new TextDecoder().decode(await bodyOf(store, dsn?.id ?? "")), /5\.4\.7/);
+        assert.match(
+          new TextDecoder().decode(await collectBytes(store.readBody(dsn?.id ?? ""))),
+          /5\.4\.7/,
+        );
         clock.ms += EXPIRED_GRACE_MS;
         assert.equal((await store.maintain(options)).removedRecipients, 1);
         assert.equal(await store.get(id), undefined);

@@ -4,6 +4,7 @@ import { openDatabase } from "../../src/queue/db.ts";
 import { isQueueId } from "../../src/queue/id.ts";
 import { SqliteQueueStore, type SqliteQueueStoreOptions } from "../../src/queue/sqlite_store.ts";
 import type { NewMessage } from "../../src/queue/types.ts";
+import { collectBytes } from "../_helpers/bytes.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 
 const MESSAGE: NewMessage = {
@@ -27,17 +28,6 @@ async function withStore(
       await store.close();
     }
   });
-}
-
-async function concat(parts: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  const list = await Array.fromAsync(parts);
-  const out = new Uint8Array(list.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of list) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** Random bytes of any length (getRandomValues gives at most 64 KiB per call). */
@@ -90,7 +80,7 @@ Deno.test("SqliteQueueStore stores a multi-chunk binary body byte-exact", async 
       scratch.fill(0);
     }
     await writer.commit();
-    assert.deepEqual(await concat(store.readBody(writer.id)), body);
+    assert.deepEqual(await collectBytes(store.readBody(writer.id)), body);
     assert.equal(countRows(dataDir, "message_chunks"), 4); // 3 × 64 KiB + the rest
     const got = await store.get(writer.id);
     assert.ok(got);
@@ -138,7 +128,7 @@ Deno.test("SqliteQueueStore chunk rows are exactly chunkBytes at N and spill at 
         await writer.write(body);
         await writer.commit();
         assert.equal(countRows(dataDir, "message_chunks"), want);
-        assert.deepEqual(await concat(store.readBody(writer.id)), body);
+        assert.deepEqual(await collectBytes(store.readBody(writer.id)), body);
       }, { chunkBytes: 16 });
     });
   }
@@ -176,7 +166,7 @@ Deno.test("SqliteQueueStore removes orphan chunks of a crashed receipt on open",
     const second = new SqliteQueueStore(openDatabase(dataDir));
     try {
       assert.equal(countRows(dataDir, "message_chunks"), 3);
-      assert.equal((await concat(second.readBody(kept.id))).length, 40);
+      assert.equal((await collectBytes(second.readBody(kept.id))).length, 40);
     } finally {
       await second.close();
     }
@@ -218,7 +208,10 @@ Deno.test("MessageWriter.commit() rejects when its message cannot be stored", as
     const second = await store.begin({ ...MESSAGE, id: "DUPLICATEID0001" });
     await second.write(new Uint8Array([4]));
     await assert.rejects(second.commit());
-    assert.deepEqual(await concat(store.readBody("DUPLICATEID0001")), new Uint8Array([1, 2, 3]));
+    assert.deepEqual(
+      await collectBytes(store.readBody("DUPLICATEID0001")),
+      new Uint8Array([1, 2, 3]),
+    );
   });
 });
 

@@ -123,17 +123,6 @@ export async function startReady(
   return s;
 }
 
-/** Concatenates byte arrays. */
-export function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 /** Text to bytes. */
 export function bytes(text: string): Uint8Array {
   return encoder.encode(text);

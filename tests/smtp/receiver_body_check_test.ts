@@ -4,7 +4,8 @@
  * 250 to all of them, and the drain then met the message and dropped its whole connection.
  */
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { bytes, concat, startReady } from "./_session.ts";
+import { bytes, startReady } from "./_session.ts";
+import { concatBytes } from "../../src/wire/bytes.ts";
 import type { Session } from "./_session.ts";
 
 const BARE = "550 5.5.2 Bare CR or LF not allowed";
@@ -46,7 +47,7 @@ async function viaData(s: Session, body: Uint8Array): Promise<string> {
     stuffed.push(b);
     lineStart = b === 10;
   }
-  await s.client.send(concat(Uint8Array.from(stuffed), bytes(".\r\n")));
+  await s.client.send(concatBytes([Uint8Array.from(stuffed), bytes(".\r\n")]));
   return await s.client.reply();
 }
 
@@ -59,7 +60,9 @@ async function viaBdat(s: Session, body: Uint8Array, size: number): Promise<stri
     const part = body.subarray(at, at + size);
     at += part.length;
     const isLast = at >= body.length;
-    await s.client.send(concat(bytes(`BDAT ${part.length}${isLast ? " LAST" : ""}\r\n`), part));
+    await s.client.send(
+      concatBytes([bytes(`BDAT ${part.length}${isLast ? " LAST" : ""}\r\n`), part]),
+    );
     const r = await s.client.reply();
     if (isLast || !r.startsWith("250")) return r;
   }

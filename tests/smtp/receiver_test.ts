@@ -4,7 +4,8 @@ import {
   match as assertMatch,
   ok as assert,
 } from "node:assert/strict";
-import { bytes, concat, startReady, startSession } from "./_session.ts";
+import { bytes, startReady, startSession } from "./_session.ts";
+import { concatBytes } from "../../src/wire/bytes.ts";
 import { FakeSink } from "../_helpers/fake_sink.ts";
 import { reply } from "../../src/wire/reply.ts";
 import type { SmtpEvents } from "../../src/smtp/events.ts";
@@ -45,18 +46,18 @@ Deno.test("SmtpReceiver accepts a message and hands the body byte-exact to the s
     await s.client.command("DATA"),
     "354 Start mail input; end with <CRLF>.<CRLF>",
   );
-  const body = concat(
+  const body = concatBytes([
     bytes("Subject: t\r\n\r\n..leading dot\r\n.\r\n...\r\nh\xe9 "),
     Uint8Array.of(0xc3, 0xa9, 0xff, 0x80),
     bytes("\r\n"),
-  );
+  ]);
   // On the wire: dot-stuffed lines ("." → "..", ".." → "...").
   await s.client.send(
-    concat(
+    concatBytes([
       bytes("Subject: t\r\n\r\n...leading dot\r\n..\r\n....\r\nh\xe9 "),
       Uint8Array.of(0xc3, 0xa9, 0xff, 0x80),
       bytes("\r\n.\r\n"),
-    ),
+    ]),
   );
   assertEquals(await s.client.reply(), "250 2.6.0 Queued as T1");
   const tx = s.sink.transactions[0];
@@ -262,7 +263,7 @@ Deno.test("SmtpReceiver does not count recipients the sink refused", async () =>
 async function sendMessage(s: Awaited<ReturnType<typeof startReady>>, body: Uint8Array) {
   await s.client.send("MAIL FROM:<a@b.test>\r\nRCPT TO:<x@d.test>\r\nDATA\r\n");
   await s.client.replies(3);
-  await s.client.send(concat(body, bytes(".\r\n")));
+  await s.client.send(concatBytes([body, bytes(".\r\n")]));
   return await s.client.reply();
 }
 
@@ -354,15 +355,20 @@ Deno.test("SmtpReceiver takes BDAT chunks byte-exact without unstuffing", async 
   await s.client.send("MAIL FROM:<a@b.test>\r\nRCPT TO:<x@d.test>\r\n");
   await s.client.replies(2);
   const part1 = bytes(".\r\n.leading\r\n");
-  const part2 = concat(bytes("8-bit and NUL "), Uint8Array.of(0, 0xff), bytes("\r\n"));
+  const part2 = concatBytes([bytes("8-bit and NUL "), Uint8Array.of(0, 0xff), bytes("\r\n")]);
   await s.client.send(
-    concat(bytes(`BDAT ${part1.length}\r\n`), part1, bytes(`BDAT ${part2.length} LAST\r\n`), part2),
+    concatBytes([
+      bytes(`BDAT ${part1.length}\r\n`),
+      part1,
+      bytes(`BDAT ${part2.length} LAST\r\n`),
+      part2,
+    ]),
   );
   assertEquals(await s.client.replies(2), [
     `250 2.0.0 ${part1.length} octets received`,
     "250 2.6.0 Queued as T1",
   ]);
-  assertEquals(s.sink.transactions[0]?.body(), concat(part1, part2));
+  assertEquals(s.sink.transactions[0]?.body(), concatBytes([part1, part2]));
   await s.client.send("MAIL FROM:<a@b.test>\r\nRCPT TO:<x@d.test>\r\nBDAT 0 LAST\r\n");
   assertEquals(await s.client.replies(3), [
     "250 2.1.0 Sender OK",
@@ -376,7 +382,9 @@ Deno.test("SmtpReceiver takes BDAT chunks byte-exact without unstuffing", async 
 Deno.test("SmtpReceiver consumes the octets of a refused BDAT to stay in sync", async () => {
   const s = await startReady();
   const chunk = bytes("MAIL FROM:<evil@x.test>\r\n");
-  await s.client.send(concat(bytes(`BDAT ${chunk.length} LAST\r\n`), chunk, bytes("NOOP\r\n")));
+  await s.client.send(
+    concatBytes([bytes(`BDAT ${chunk.length} LAST\r\n`), chunk, bytes("NOOP\r\n")]),
+  );
   assertEquals(await s.client.replies(2), ["503 5.5.1 Send MAIL first", "250 2.0.0 OK"]);
   assertEquals(s.sink.transactions.length, 0);
   await s.end();

@@ -8,7 +8,8 @@ import fc from "fast-check";
 import { BodyLineCheck } from "../../src/wire/body_check.ts";
 import type { BodyLineFault } from "../../src/wire/body_check.ts";
 import { DataDecoder } from "../../src/wire/data_decoder.ts";
-import { concat, runs, splitAt } from "../fuzz/_runs.ts";
+import { runs, splitAt } from "../fuzz/_runs.ts";
+import { concatBytes } from "../../src/wire/bytes.ts";
 
 const enc = new TextEncoder();
 
@@ -105,7 +106,7 @@ Deno.test("DATA and BDAT refuse the same bodies with the same fault (property, #
       // Bodies that end in CRLF travel unchanged in both (DATA appends one otherwise).
       const whole = b.length === 0 || (b[b.length - 1] === 10 && b[b.length - 2] === 13)
         ? b
-        : concat([b, enc.encode("\r\n")]);
+        : concatBytes([b, enc.encode("\r\n")]);
       const decoder = new DataDecoder({ maxMessageBytes: 1 << 20, maxLineBytes: max });
       const pushed = decoder.push(asData(whole));
       if (pushed.endOffset < 0) return; // a bare-newline body can hide the end from DATA

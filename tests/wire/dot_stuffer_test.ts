@@ -2,19 +2,10 @@ import assert from "node:assert/strict";
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { DotStuffer } from "../../src/wire/dot_stuffer.ts";
 import { DataDecoder } from "../../src/wire/data_decoder.ts";
+import { concatBytes } from "../../src/wire/bytes.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 /** Runs the stuffer over `chunks`; returns every emitted piece and the fault. */
 function stuff(chunks: readonly Uint8Array[], splitLines = false, maxLineBytes?: number) {
@@ -22,7 +13,7 @@ function stuff(chunks: readonly Uint8Array[], splitLines = false, maxLineBytes?:
   const pieces: Uint8Array[] = [];
   for (const c of chunks) pieces.push(...s.push(c));
   pieces.push(...s.finish());
-  return { pieces, wire: concat(pieces), fault: s.fault };
+  return { pieces, wire: concatBytes(pieces), fault: s.fault };
 }
 
 /** Splits `bytes` in every way the style guide asks for: whole, byte by byte, at each offset. */
@@ -73,7 +64,7 @@ Deno.test("DotStuffer output decodes back to the same bytes (8-bit included)", (
     assertEquals(endOffset, wire.length);
     assertEquals(decoder.fault, undefined);
     // The receiver sees the body plus the CRLF that had to be added before the end marker.
-    assertEquals(concat(segments), concat([body, Uint8Array.of(13, 10)]));
+    assertEquals(concatBytes(segments), concatBytes([body, Uint8Array.of(13, 10)]));
   }
 });
 
@@ -96,7 +87,7 @@ Deno.test("DotStuffer reports a bare CR or LF and emits nothing after it", async
           for (const c of chunks) pieces.push(...s.push(c));
           pieces.push(...s.finish());
           assertEquals(s.fault, "bareNewline");
-          const wire = concat(pieces);
+          const wire = concatBytes(pieces);
           // Nothing emitted may hold a CR or LF that is not part of CRLF.
           for (let i = 0; i < wire.length; i++) {
             if (wire[i] === 13) assertEquals(wire[i + 1], 10, `bare CR at ${i}`);
@@ -145,7 +136,7 @@ Deno.test("DotStuffer never emits a piece ending in a CR whose LF it has not see
           }
         }
         wire.push(...s.finish());
-        assertEquals(dec.decode(concat(wire)), "y".repeat(len) + "\r\n..z\r\n.\r\n");
+        assertEquals(dec.decode(concatBytes(wire)), "y".repeat(len) + "\r\n..z\r\n.\r\n");
       }
     }
   }
