@@ -11,6 +11,7 @@ import type {
 } from "../../src/smtp/sink.ts";
 import type { Reply } from "../../src/wire/reply.ts";
 import { reply } from "../../src/wire/reply.ts";
+import { concatBytes } from "../../src/wire/bytes.ts";
 
 /** One transaction as the fake saw it. */
 export interface FakeTransaction {
@@ -35,6 +36,11 @@ export interface FakeSinkOptions {
   decideRecipient?: (rcpt: RcptTo) => Reply;
   /** Reply at end of data; default 250 2.6.0 Queued as <id>. */
   finishReply?: Reply;
+  /**
+   * Offer one reply per accepted recipient (PRDR): `finishEach` answers each with this
+   * function; absent, the transactions have no `finishEach`.
+   */
+  replyEach?: (rcpt: RcptTo) => Reply;
   /** Throw from this call (a sink bug). */
   throwAt?: "begin" | "addRecipient" | "write" | "finish";
 }
@@ -67,14 +73,7 @@ export class FakeSink implements MessageSink {
       finished: false,
       aborted: 0,
       body() {
-        const total = this.chunks.reduce((n, c) => n + c.length, 0);
-        const out = new Uint8Array(total);
-        let at = 0;
-        for (const c of this.chunks) {
-          out.set(c, at);
-          at += c.length;
-        }
-        return out;
+        return concatBytes(this.chunks);
       },
     };
     this.transactions.push(rec);
@@ -104,6 +103,13 @@ export class FakeSink implements MessageSink {
         return Promise.resolve();
       },
     };
-    return Promise.resolve(tx);
+    const replyEach = opts.replyEach;
+    if (replyEach === undefined) return Promise.resolve(tx);
+    const finishEach = () => {
+      const replies = rec.recipients.map((r) => replyEach(r));
+      if (replies.some((r) => r.code >= 200 && r.code < 300)) rec.finished = true;
+      return Promise.resolve(replies);
+    };
+    return Promise.resolve({ ...tx, finishEach });
   }
 }

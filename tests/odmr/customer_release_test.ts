@@ -8,17 +8,12 @@ import { LedgerSink } from "../../src/odmr/_customer_ledger.ts";
 import { AllowedDomainsSink } from "../../src/smtp/sinks/allowed_domains.ts";
 import { LocalSmtpSink } from "../../src/smtp/sinks/local_smtp.ts";
 import { MaildirSink } from "../../src/smtp/sinks/maildir.ts";
-import type { MessageSink, SessionInfo } from "../../src/smtp/sink.ts";
+import type { MessageSink } from "../../src/smtp/sink.ts";
 import { NULL_LOGGER } from "../../src/observe/log.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
+import { sessionInfo } from "../_helpers/session_info.ts";
 
-const SESSION: SessionInfo = {
-  sessionId: "t1",
-  remoteAddress: "127.0.0.1",
-  heloName: "provider.test",
-  isSecure: false,
-  protocol: "ESMTP",
-};
+const SESSION = sessionInfo();
 const enc = new TextEncoder();
 
 function body(): Uint8Array {

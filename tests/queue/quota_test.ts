@@ -3,18 +3,13 @@ import { openDatabase } from "../../src/queue/db.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import { exceededQuota, type QuotaLimits } from "../../src/queue/quota.ts";
 import { QueueSink, QUOTA_REPLY } from "../../src/smtp/sinks/queue_sink.ts";
-import type { SessionInfo, SinkTransaction } from "../../src/smtp/sink.ts";
+import type { SinkTransaction } from "../../src/smtp/sink.ts";
 import type { Reply } from "../../src/wire/reply.ts";
 import { NULL_LOGGER } from "../../src/observe/log.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
+import { sessionInfo } from "../_helpers/session_info.ts";
 
-const SESSION: SessionInfo = {
-  sessionId: "s1",
-  remoteAddress: "192.0.2.1",
-  heloName: "c.test",
-  isSecure: false,
-  protocol: "ESMTP",
-};
+const SESSION = sessionInfo({ sessionId: "s1", remoteAddress: "192.0.2.1", heloName: "c.test" });
 
 async function withSink(
   quotas: Record<string, QuotaLimits>,

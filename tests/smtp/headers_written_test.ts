@@ -9,12 +9,12 @@ import fc from "fast-check";
 import { formatReceived } from "../../src/smtp/trace.ts";
 import { parseMailArgument, parseRcptArgument } from "../../src/wire/address.ts";
 import { MaildirSink } from "../../src/smtp/sinks/maildir.ts";
-import type { SessionInfo } from "../../src/smtp/sink.ts";
 import { buildFailureDsn, headerBlock } from "../../src/queue/dsn.ts";
 import type { HeaderField } from "../_helpers/rfc5322_headers.ts";
 import { mustParseHeaders, parseHeaderSection } from "../_helpers/rfc5322_headers.ts";
 import { startReady } from "./_session.ts";
 import { runs } from "../fuzz/_runs.ts";
+import { sessionInfo } from "../_helpers/session_info.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -82,13 +82,7 @@ function assertFieldsKept(got: readonly HeaderField[], want: readonly [string, s
   assertEquals(got.map((f) => [f.name, f.value]), want.map(([n, v]) => [n, v]));
 }
 
-const SESSION: SessionInfo = {
-  sessionId: "t1",
-  remoteAddress: "127.0.0.1",
-  heloName: "provider.test",
-  isSecure: true,
-  protocol: "ESMTPS",
-};
+const SESSION = sessionInfo({ isSecure: true, protocol: "ESMTPS" });
 
 // ---- the parser itself ------------------------------------------------------------------
 

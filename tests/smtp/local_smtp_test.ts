@@ -2,17 +2,12 @@ import assert from "node:assert/strict";
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { LocalSmtpSink } from "../../src/smtp/sinks/local_smtp.ts";
 import type { LocalTarget } from "../../src/smtp/sinks/local_smtp.ts";
-import type { SessionInfo, SinkTransaction } from "../../src/smtp/sink.ts";
+import type { SinkTransaction } from "../../src/smtp/sink.ts";
 import type { Reply } from "../../src/wire/reply.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
+import { sessionInfo } from "../_helpers/session_info.ts";
 
-const SESSION: SessionInfo = {
-  sessionId: "t1",
-  remoteAddress: "127.0.0.1",
-  heloName: "provider.test",
-  isSecure: false,
-  protocol: "ESMTP",
-};
+const SESSION = sessionInfo();
 const enc = new TextEncoder();
 
 /** A body with 8-bit bytes, dot lines and a long-ish line, CRLF ended. */

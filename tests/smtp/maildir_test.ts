@@ -1,15 +1,10 @@
 import assert from "node:assert/strict";
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { MaildirSink, uniqueMaildirName } from "../../src/smtp/sinks/maildir.ts";
-import type { SessionInfo, SinkTransaction } from "../../src/smtp/sink.ts";
+import type { SinkTransaction } from "../../src/smtp/sink.ts";
+import { sessionInfo } from "../_helpers/session_info.ts";
 
-const SESSION: SessionInfo = {
-  sessionId: "t1",
-  remoteAddress: "127.0.0.1",
-  heloName: "provider.test",
-  isSecure: true,
-  protocol: "ESMTPS",
-};
+const SESSION = sessionInfo({ isSecure: true, protocol: "ESMTPS" });
 const enc = new TextEncoder();
 
 async function openTx(root: string): Promise<SinkTransaction> {

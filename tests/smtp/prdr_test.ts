@@ -8,50 +8,28 @@ import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { startReady } from "./_session.ts";
 import { finish, message, ready, setup } from "./_sender_fixture.ts";
 import { reply } from "../../src/wire/reply.ts";
-import type { Reply } from "../../src/wire/reply.ts";
-import type {
-  MailFrom,
-  MessageSink,
-  RcptTo,
-  SessionInfo,
-  SinkTransaction,
-} from "../../src/smtp/sink.ts";
 import { LocalSmtpSink } from "../../src/smtp/sinks/local_smtp.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import type { MessageResult } from "../../src/smtp/sender.ts";
+import { sessionInfo } from "../_helpers/session_info.ts";
+import { FakeSink } from "../_helpers/fake_sink.ts";
 
 const enc = new TextEncoder();
 
 /** A sink whose transactions answer per recipient: `carol` gets 452, the others 250. */
-class PerRecipientSink implements MessageSink {
-  readonly mails: MailFrom[] = [];
-  begin(mail: MailFrom, _session: SessionInfo): Promise<SinkTransaction | Reply> {
-    this.mails.push(mail);
-    const rcpts: string[] = [];
-    return Promise.resolve({
-      id: "T1",
-      addRecipient: (r: RcptTo) => {
-        rcpts.push(r.address);
-        return Promise.resolve(reply(250, "2.1.5", "OK"));
-      },
-      write: () => Promise.resolve(),
-      finish: () => Promise.resolve(reply(250, "2.0.0", "one for all")),
-      finishEach: () =>
-        Promise.resolve(
-          rcpts.map((a) =>
-            a.startsWith("carol@")
-              ? reply(452, "4.2.2", `Mailbox full <${a}>`)
-              : reply(250, "2.0.0", `Delivered <${a}>`)
-          ),
-        ),
-      abort: () => Promise.resolve(),
-    });
-  }
+function perRecipientSink(): FakeSink {
+  return new FakeSink({
+    finishReply: reply(250, "2.0.0", "one for all"),
+    replyEach: ({ address: a }) =>
+      a.startsWith("carol@")
+        ? reply(452, "4.2.2", `Mailbox full <${a}>`)
+        : reply(250, "2.0.0", `Delivered <${a}>`),
+  });
 }
 
 Deno.test("SmtpReceiver with PRDR answers 353, one reply per recipient, then the final reply (#10)", async (t) => {
   await t.step("offered and asked for", async () => {
-    const sink = new PerRecipientSink();
+    const sink = perRecipientSink();
     const s = await startReady({ otherSink: sink, options: { offersPrdr: true } });
     const ehlo = await s.client.command("EHLO provider.test");
     assert(ehlo.includes("250-PRDR") || ehlo.includes("250 PRDR"), ehlo);
@@ -74,12 +52,12 @@ Deno.test("SmtpReceiver with PRDR answers 353, one reply per recipient, then the
       "250 2.0.0 Delivered <dave@d.test>",
       "250 2.0.0 Message accepted, see the reply for each recipient",
     ]);
-    assertEquals(sink.mails[0]?.prdr, true);
+    assertEquals(sink.transactions[0]?.mail.prdr, true);
     await s.end();
   });
   await t.step("not asked for: one reply", async () => {
     const s = await startReady({
-      otherSink: new PerRecipientSink(),
+      otherSink: perRecipientSink(),
       options: { offersPrdr: true },
     });
     await s.client.send("MAIL FROM:<s@x.test>\r\nRCPT TO:<carol@d.test>\r\nDATA\r\n");
@@ -89,7 +67,7 @@ Deno.test("SmtpReceiver with PRDR answers 353, one reply per recipient, then the
     await s.end();
   });
   await t.step("not offered: the parameter is unknown", async () => {
-    const s = await startReady({ otherSink: new PerRecipientSink() });
+    const s = await startReady({ otherSink: perRecipientSink() });
     assertEquals(
       await s.client.command("MAIL FROM:<s@x.test> PRDR"),
       "555 5.5.4 Unsupported parameter",
@@ -149,13 +127,7 @@ Deno.test("SmtpSender asks for PRDR and settles each recipient by its own reply 
   });
 });
 
-const SESSION: SessionInfo = {
-  sessionId: "t1",
-  remoteAddress: "127.0.0.1",
-  heloName: "provider.test",
-  isSecure: false,
-  protocol: "ESMTP",
-};
+const SESSION = sessionInfo();
 
 Deno.test("LocalSmtpSink over LMTP under PRDR takes every recipient and answers each (#10)", async () => {
   const lmtp = await startCaptureServer({

@@ -1,10 +1,11 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { decideRecipient, isStorageFull, QueueSink } from "../../src/smtp/sinks/queue_sink.ts";
 import type { MessageWriter, NewMessage, QueueStore } from "../../src/queue/types.ts";
-import type { SessionInfo, SinkTransaction } from "../../src/smtp/sink.ts";
+import type { SinkTransaction } from "../../src/smtp/sink.ts";
 import { parseRcptArgument } from "../../src/wire/address.ts";
 import { NULL_LOGGER } from "../../src/observe/log.ts";
 import { startReady } from "./_session.ts";
+import { sessionInfo } from "../_helpers/session_info.ts";
 
 /** A QueueStore holding messages in memory; can fail at begin, write or commit. */
 class MemoryStore {
@@ -68,13 +69,7 @@ function asStore(m: MemoryStore): QueueStore {
   };
 }
 
-const SESSION: SessionInfo = {
-  sessionId: "s1",
-  remoteAddress: "192.0.2.1",
-  heloName: "c.test",
-  isSecure: false,
-  protocol: "ESMTP",
-};
+const SESSION = sessionInfo({ sessionId: "s1", remoteAddress: "192.0.2.1", heloName: "c.test" });
 
 const LOCAL = new Set(["local.test", "xn--bcher-kva.test"]);
 const isLocalDomain = (d: string) => LOCAL.has(d);
