@@ -6,7 +6,7 @@
  */
 import { type PostgresCluster, postgresTest } from "../_helpers/postgres.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
-import type { QueueTarget } from "./_queue_seed.ts";
+import type { QueueTarget } from "./_io.ts";
 
 /** Gives a case a fresh, empty target; removes it afterwards. */
 export type TargetOpener = (fn: (target: QueueTarget) => Promise<void>) => Promise<void>;

@@ -1,8 +1,8 @@
 /**
  * Seeds a queue the way `serve` fills it (messages at chosen times, recipients failed by a
- * customer's 5xx, recipients expired by maintenance, last collections) and a fake CliIo that
- * records text and binary output, for the `queue` and `user` command tests. A target is a
- * data directory (SQLite) or a data directory with a PostgreSQL database (tests/cli/_backends.ts).
+ * customer's 5xx, recipients expired by maintenance, last collections) for the `queue` and
+ * `user` command tests. A target is a data directory (SQLite) or a data directory with a
+ * PostgreSQL database (tests/cli/_backends.ts).
  */
 import { openDatabase } from "../../src/queue/db.ts";
 import { connectPostgres } from "../../src/queue/pg/connect.ts";
@@ -10,32 +10,10 @@ import { PgQueueStore } from "../../src/queue/pg/store.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import type { NewRecipient, QueueStore } from "../../src/queue/types.ts";
 import { UserStateStore } from "../../src/queue/user_state.ts";
-import type { CliIo, StorageChoice } from "../../src/cli/io.ts";
+import { type QueueTarget, targetOf, type Where } from "./_io.ts";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-
-/** A CliIo that keeps what was written. */
-export interface RecordingIo extends CliIo {
-  out: string;
-  err: string;
-  /** Everything given to writeStdout, in order. */
-  bytes: Uint8Array[];
-}
-
-/** Where the commands under test find the queue and the users. */
-export interface QueueTarget {
-  readonly dataDir: string;
-  /** Absent: SQLite in `dataDir`. */
-  readonly storage?: StorageChoice;
-}
-
-/** A data directory alone means SQLite. */
-export type Where = string | QueueTarget;
-
-function targetOf(where: Where): QueueTarget {
-  return typeof where === "string" ? { dataDir: where } : where;
-}
 
 function pgUrlOf(target: QueueTarget): string | undefined {
   return target.storage?.backend === "postgres" ? target.storage.postgres?.url : undefined;
@@ -52,35 +30,6 @@ async function openStore(
   const url = pgUrlOf(target);
   if (url === undefined) return new SqliteQueueStore(openDatabase(target.dataDir), opts);
   return await PgQueueStore.open({ url, max: 2 }, { nodeId: "seed", ...opts });
-}
-
-/** A fake CliIo over the target; `answers` are the stdin lines. */
-export function recordingIo(
-  where: Where,
-  opts: { isTty?: boolean; answers?: string[] } = {},
-): RecordingIo {
-  const { dataDir, storage } = targetOf(where);
-  const answers = [...(opts.answers ?? [])];
-  const io: RecordingIo = {
-    out: "",
-    err: "",
-    bytes: [],
-    stdout(text) {
-      io.out += text;
-    },
-    stderr(text) {
-      io.err += text;
-    },
-    writeStdout(bytes) {
-      io.bytes.push(bytes.slice());
-      return Promise.resolve();
-    },
-    isTty: opts.isTty ?? false,
-    readStdinLine: () => Promise.resolve(answers.shift() ?? null),
-    dataDir,
-    ...(storage === undefined ? {} : { storage }),
-  };
-  return io;
 }
 
 /** One message to seed. */

@@ -6,7 +6,7 @@
  */
 import { deepStrictEqual as assertEquals, equal, match, ok, rejects } from "node:assert/strict";
 import { dkimCommand } from "../../src/cli/dkim.ts";
-import type { CliIo, StorageChoice } from "../../src/cli/io.ts";
+import type { StorageChoice } from "../../src/cli/io.ts";
 import { openServeBackend } from "../../src/cli/_backend.ts";
 import { parseConfig } from "../../src/config/load.ts";
 import { DkimSigner } from "../../src/dkim/signer.ts";
@@ -16,26 +16,13 @@ import { startDnsmasq } from "../_helpers/dnsmasq.ts";
 import { postgresTest } from "../_helpers/postgres.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 import { requireTools, skipUnless } from "../_helpers/tools.ts";
+import { recordingIo } from "./_io.ts";
 
 const NOW = () => new Date("2026-11-28T06:00:00Z");
 const TOOLS = ["dkimverify", "dnsmasq"];
 
 async function dkim(dataDir: string, storage: StorageChoice, argv: string[]) {
-  const io: CliIo & { out: string; err: string } = {
-    out: "",
-    err: "",
-    isTty: false,
-    dataDir,
-    storage,
-    stdout(text) {
-      io.out += text;
-    },
-    stderr(text) {
-      io.err += text;
-    },
-    readStdinLine: () => Promise.resolve(null),
-    writeStdout: () => Promise.reject(new Error("unexpected binary output")),
-  };
+  const io = recordingIo({ dataDir, storage });
   const code = await dkimCommand(argv, io, { now: NOW });
   return { code, out: io.out, err: io.err };
 }
@@ -114,24 +101,8 @@ if (await skipUnless(NAME, ...TOOLS)) {
             const list = await dkim(dirA, storage, ["list", "--json"]);
             equal(listJson(list.out)[0]?.dns_txt, records[0]!.strings.join(""));
             // Two nodes racing for one new selector: exactly one wins.
-            const race = await Promise.all([
-              dkim(dirA, storage, [
-                "keygen",
-                "example.net",
-                "--algorithm",
-                "ed25519",
-                "--selector",
-                "s",
-              ]),
-              dkim(dirB, storage, [
-                "keygen",
-                "example.net",
-                "--algorithm",
-                "ed25519",
-                "--selector",
-                "s",
-              ]),
-            ]);
+            const keygen = ["keygen", "example.net", "--algorithm", "ed25519", "--selector", "s"];
+            const race = await Promise.all([dirA, dirB].map((dir) => dkim(dir, storage, keygen)));
             assertEquals(race.map((r) => r.code).sort(), [0, 1]);
           },
         );

@@ -1,27 +1,14 @@
 import { deepStrictEqual as assertEquals, equal, match, ok } from "node:assert/strict";
 import crypto from "node:crypto";
 import { dkimCommand } from "../../src/cli/dkim.ts";
-import type { CliIo } from "../../src/cli/io.ts";
 import { runCli } from "../../src/cli/main.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
+import { recordingIo } from "./_io.ts";
 
 const NOW = () => new Date("2026-11-28T06:00:00Z");
 
 async function dkim(dir: string, argv: string[]) {
-  const io: CliIo & { out: string; err: string } = {
-    out: "",
-    err: "",
-    isTty: false,
-    dataDir: dir,
-    stdout(text) {
-      io.out += text;
-    },
-    stderr(text) {
-      io.err += text;
-    },
-    readStdinLine: () => Promise.resolve(null),
-    writeStdout: () => Promise.reject(new Error("unexpected binary output")),
-  };
+  const io = recordingIo(dir);
   const code = await dkimCommand(argv, io, { now: NOW });
   return { code, out: io.out, err: io.err };
 }

@@ -2,6 +2,7 @@ import { deepStrictEqual as assertEquals, match, ok as assert } from "node:asser
 import { runCli, takeConfigFlag } from "../../src/cli/main.ts";
 import type { CliEnvironment } from "../../src/cli/main.ts";
 import { VERSION } from "../../src/version.ts";
+import { withTempDataDir } from "../_helpers/temp_db.ts";
 
 /** Runs the CLI in-process with captured output. */
 async function run(
@@ -18,15 +19,6 @@ async function run(
   };
   const code = await runCli(args, environment);
   return { code, stdout, stderr };
-}
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 Deno.test("runCli() --version prints the name and version and exits 0", async () => {
@@ -66,7 +58,7 @@ Deno.test("runCli() rejects an unknown command with exit 2", async () => {
 });
 
 Deno.test("runCli() check-config prints the effective settings and exits 0", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDataDir(async (dir) => {
     await Deno.writeTextFile(
       `${dir}/c.yaml`,
       "hostname: mx.example.net\nsmtp: {max_message_size: 10MB, timeout: 90s}\n",
@@ -83,7 +75,7 @@ Deno.test("runCli() check-config prints the effective settings and exits 0", asy
 });
 
 Deno.test("runCli() check-config output is itself a valid config", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDataDir(async (dir) => {
     const example = await Deno.readTextFile(new URL("../../config.example.yaml", import.meta.url));
     await Deno.writeTextFile(`${dir}/a.yaml`, example);
     const first = await run(["check-config", "--config", "a.yaml"], { cwd: dir });
@@ -112,7 +104,7 @@ Deno.test("runCli() check-config output is itself a valid config", async () => {
 });
 
 Deno.test("runCli() honours ODMR_RELAY_CONFIG and --config wins over it", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDataDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/env.yaml`, "hostname: env.example\n");
     await Deno.writeTextFile(`${dir}/flag.yaml`, "hostname: flag.example\n");
     const env = { ODMR_RELAY_CONFIG: `${dir}/env.yaml` };
@@ -124,7 +116,7 @@ Deno.test("runCli() honours ODMR_RELAY_CONFIG and --config wins over it", async 
 });
 
 Deno.test("runCli() config errors exit 2 naming the file and key path", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDataDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/bad.yaml`, "smtp:\n  max_recipent: 5\n");
     const r = await run(["check-config", "--config", "bad.yaml"], { cwd: dir });
     assertEquals(r.code, 2);
@@ -139,7 +131,7 @@ Deno.test("runCli() config errors exit 2 naming the file and key path", async ()
 });
 
 Deno.test("runCli() usage errors exit 2 naming the flag", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDataDir(async (dir) => {
     const noValue = await run(["check-config", "--config"], { cwd: dir });
     assertEquals(noValue.code, 2);
     assertEquals(noValue.stderr, `error: Missing value for "--config": expected a file name\n`);
@@ -153,7 +145,7 @@ Deno.test("runCli() usage errors exit 2 naming the flag", async () => {
 });
 
 Deno.test("runCli() fetch without a fetch section is a config error (exit 2)", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDataDir(async (dir) => {
     const r = await run(["fetch", "--once"], { cwd: dir });
     assertEquals(r.code, 2);
     match(r.stderr, /no fetch section/);

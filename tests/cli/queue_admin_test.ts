@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { queueCommand } from "../../src/cli/queue.ts";
 import { AGE_BUCKETS } from "../../src/queue/admin.ts";
 import { onBothBackends, type TargetOpener } from "./_backends.ts";
-import { expireAt, recordingIo, seedQueue, type Where } from "./_queue_seed.ts";
+import { expireAt, seedQueue } from "./_queue_seed.ts";
+import { recordingIo, type Where } from "./_io.ts";
 
 const T0 = Date.UTC(2026, 0, 10, 12, 0, 0);
 const MIN = 60_000;

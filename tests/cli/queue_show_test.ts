@@ -3,7 +3,8 @@ import { queueCommand } from "../../src/cli/queue.ts";
 import { concatBytes } from "../../src/wire/bytes.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 import { onBothBackends, type TargetOpener } from "./_backends.ts";
-import { recordingIo, runMain, seedQueue } from "./_queue_seed.ts";
+import { runMain, seedQueue } from "./_queue_seed.ts";
+import { recordingIo } from "./_io.ts";
 
 const T0 = Date.UTC(2026, 0, 10, 12, 0, 0);
 
@@ -67,7 +68,7 @@ async function cases(t: Deno.TestContext, open: TargetOpener): Promise<void> {
           chunkBytes: 4096,
         });
         assert.ok(id);
-        const io = recordingIo(target);
+        const io = recordingIo(target, { acceptsBinary: true });
         assert.equal(await queueCommand(["show", id, "--body"], io), 0, io.err);
         assert.equal(io.out, "");
         assert.deepEqual(io.bytes.map((b) => b.length), [4096, 4096, 1808]);
@@ -117,7 +118,7 @@ async function cases(t: Deno.TestContext, open: TargetOpener): Promise<void> {
     "queue show --body of an unknown id exits 1 and writes nothing to stdout",
     async () => {
       await open(async (target) => {
-        const io = recordingIo(target);
+        const io = recordingIo(target, { acceptsBinary: true });
         assert.equal(await queueCommand(["show", "0000000000NOSUCH", "--body"], io), 1);
         assert.deepEqual(io.bytes, []);
         assert.equal(io.err, 'error: Message "0000000000NOSUCH" not found\n');

@@ -1,34 +1,10 @@
 import assert from "node:assert/strict";
-import type { CliIo } from "../../src/cli/io.ts";
 import { queueCommand } from "../../src/cli/queue.ts";
 import { openDatabase } from "../../src/queue/db.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import type { NewRecipient } from "../../src/queue/types.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
-
-interface FakeIo extends CliIo {
-  out: string;
-  err: string;
-}
-
-function fakeIo(dataDir: string, opts: { isTty?: boolean; answers?: string[] } = {}): FakeIo {
-  const answers = [...(opts.answers ?? [])];
-  const io: FakeIo = {
-    out: "",
-    err: "",
-    stdout(text) {
-      io.out += text;
-    },
-    stderr(text) {
-      io.err += text;
-    },
-    isTty: opts.isTty ?? false,
-    writeStdout: () => Promise.reject(new Error("unexpected binary output")),
-    readStdinLine: () => Promise.resolve(answers.shift() ?? null),
-    dataDir,
-  };
-  return io;
-}
+import { recordingIo } from "./_io.ts";
 
 const T0 = Date.UTC(2025, 0, 2, 3, 4, 5, 678);
 
@@ -66,7 +42,7 @@ Deno.test("queue list --json --domain prints the contract shape with only that d
       { from: "", to: ["x@one.test", "y@two.test"], body: BODY },
       { from: "s@example.net", to: ["z@two.test"], body: BODY },
     ]);
-    const io = fakeIo(dataDir);
+    const io = recordingIo(dataDir);
     assert.equal(await queueCommand(["list", "--json", "--domain", "ONE.test"], io), 0);
     assert.deepEqual(JSON.parse(io.out), [
       {
@@ -85,11 +61,11 @@ Deno.test("queue list --json --domain prints the contract shape with only that d
 
 Deno.test("queue list prints a table, and says so when the queue is empty", async () => {
   await withTempDataDir(async (dataDir) => {
-    const empty = fakeIo(dataDir);
+    const empty = recordingIo(dataDir);
     assert.equal(await queueCommand(["list"], empty), 0);
     assert.equal(empty.out, "Queue is empty\n");
     const [m1] = await seed(dataDir, [{ from: "s@example.net", to: ["x@one.test"], body: BODY }]);
-    const io = fakeIo(dataDir);
+    const io = recordingIo(dataDir);
     assert.equal(await queueCommand(["list"], io), 0);
     const [head, row] = io.out.split("\n");
     assert.match(head ?? "", /^ID\s+RECEIVED\s+SIZE\s+FROM\s+RECIPIENTS$/);
@@ -102,7 +78,7 @@ Deno.test("queue show prints envelope, recipients and only the header block", as
   await withTempDataDir(async (dataDir) => {
     const [id] = await seed(dataDir, [{ from: "", to: ["x@one.test"], body: BODY }]);
     assert.ok(id);
-    const io = fakeIo(dataDir);
+    const io = recordingIo(dataDir);
     assert.equal(await queueCommand(["show", id], io), 0);
     assert.match(io.out, new RegExp(`^Message:\\s+${id}$`, "m"));
     assert.match(io.out, /^From:\s+<>$/m);
@@ -116,7 +92,7 @@ Deno.test("queue show prints envelope, recipients and only the header block", as
 Deno.test("queue show and delete of an unknown id exit 1 naming the id", async () => {
   await withTempDataDir(async (dataDir) => {
     for (const argv of [["show", "0000000000NOSUCH"], ["delete", "0000000000NOSUCH"]]) {
-      const io = fakeIo(dataDir);
+      const io = recordingIo(dataDir);
       assert.equal(await queueCommand(argv, io), 1);
       assert.equal(io.err, 'error: Message "0000000000NOSUCH" not found\n');
     }
@@ -136,7 +112,7 @@ Deno.test("queue usage errors exit 2 and name the flag", async (t) => {
   ) {
     await t.step(argv.join(" "), async () => {
       await withTempDataDir(async (dataDir) => {
-        const io = fakeIo(dataDir);
+        const io = recordingIo(dataDir);
         assert.equal(await queueCommand(argv, io), 2);
         assert.ok(io.err.includes(want), io.err);
       });
@@ -151,10 +127,10 @@ Deno.test("queue delete removes messages without asking when stdin is not a term
       { from: "", to: ["y@one.test"], body: BODY },
     ]);
     assert.ok(m1 && m2);
-    const io = fakeIo(dataDir);
+    const io = recordingIo(dataDir);
     assert.equal(await queueCommand(["delete", m1], io), 0);
     assert.equal(io.out, "Deleted 1 message\n");
-    const list = fakeIo(dataDir);
+    const list = recordingIo(dataDir);
     await queueCommand(["list", "--json"], list);
     assert.deepEqual(JSON.parse(list.out).map((m: { id: string }) => m.id), [m2]);
   });
@@ -164,15 +140,15 @@ Deno.test("queue delete asks on a terminal and deletes nothing unless told yes",
   await withTempDataDir(async (dataDir) => {
     const [id] = await seed(dataDir, [{ from: "", to: ["x@one.test"], body: BODY }]);
     assert.ok(id);
-    const no = fakeIo(dataDir, { isTty: true, answers: [""] });
+    const no = recordingIo(dataDir, { isTty: true, answers: [""] });
     assert.equal(await queueCommand(["delete", id], no), 1);
     assert.match(no.err, /Delete 1 message\? \[y\/N\] Aborted: nothing deleted/);
-    const yes = fakeIo(dataDir, { isTty: true, answers: ["y"] });
+    const yes = recordingIo(dataDir, { isTty: true, answers: ["y"] });
     assert.equal(await queueCommand(["delete", "--domain", "one.test"], yes), 0);
-    const forced = fakeIo(dataDir, { isTty: true });
+    const forced = recordingIo(dataDir, { isTty: true });
     assert.equal(await queueCommand(["delete", "--yes", "--domain", "one.test"], forced), 0);
     assert.equal(forced.err, "");
-    const list = fakeIo(dataDir);
+    const list = recordingIo(dataDir);
     await queueCommand(["list", "--json"], list);
     assert.deepEqual(JSON.parse(list.out), []);
   });
@@ -182,7 +158,7 @@ Deno.test("queue commands exit 1 naming the database when data_dir is unusable",
   await withTempDataDir(async (dir) => {
     const file = `${dir}/file`;
     await Deno.writeTextFile(file, "");
-    const io = fakeIo(file);
+    const io = recordingIo(file);
     assert.equal(await queueCommand(["list"], io), 1);
     assert.match(io.err, /Cannot open queue database ".*\/file\/odmr\.db"/);
   });
@@ -191,17 +167,17 @@ Deno.test("queue commands exit 1 naming the database when data_dir is unusable",
 Deno.test("queue delete --domain without a terminal and without --yes deletes nothing and exits 2 (#11)", async () => {
   await withTempDataDir(async (dataDir) => {
     const [id] = await seed(dataDir, [{ from: "", to: ["x@one.test"], body: BODY }]);
-    const io = fakeIo(dataDir, { isTty: false, answers: ["y"] });
+    const io = recordingIo(dataDir, { isTty: false, answers: ["y"] });
     assert.equal(await queueCommand(["delete", "--domain", "one.test"], io), 2);
     assert.match(io.err, /--yes/);
     assert.match(io.err, /nothing deleted/);
     assert.equal(io.out, "");
-    const list = fakeIo(dataDir);
+    const list = recordingIo(dataDir);
     await queueCommand(["list", "--json"], list);
     assert.deepEqual(JSON.parse(list.out).map((m: { id: string }) => m.id), [id]);
-    const forced = fakeIo(dataDir, { isTty: false });
+    const forced = recordingIo(dataDir, { isTty: false });
     assert.equal(await queueCommand(["delete", "--domain", "one.test", "--yes"], forced), 0);
-    const after = fakeIo(dataDir);
+    const after = recordingIo(dataDir);
     await queueCommand(["list", "--json"], after);
     assert.deepEqual(JSON.parse(after.out), []);
   });

@@ -4,7 +4,8 @@ import { CredentialStore } from "../../src/auth/store.ts";
 import { openDatabase } from "../../src/queue/db.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 import { onBothBackends, type TargetOpener } from "./_backends.ts";
-import { recordCollection, recordingIo, runMain, seedQueue, type Where } from "./_queue_seed.ts";
+import { recordCollection, runMain, seedQueue } from "./_queue_seed.ts";
+import { recordingIo, type Where } from "./_io.ts";
 
 const T0 = Date.UTC(2026, 0, 10, 12, 0, 0);
 const HOUR = 3_600_000;
@@ -48,6 +49,17 @@ async function setUp(target: Where): Promise<void> {
   await recordCollection(target, "alice", T0 - 5 * 60_000);
 }
 
+/** alice's figures after setUp, as `user list --json` and `user show --json` give them. */
+const ALICE = {
+  name: "alice",
+  domains: ["one.test", "two.test"],
+  "waiting_messages": 2,
+  "waiting_bytes": 40,
+  "oldest_waiting_at": new Date(T0 - 3 * HOUR).toISOString(),
+  "last_collection_at": new Date(T0 - 5 * 60_000).toISOString(),
+  certificates: [],
+};
+
 /** `user list|show|test` cases: the same assertions on SQLite and PostgreSQL (#14). */
 async function cases(t: Deno.TestContext, open: TargetOpener): Promise<void> {
   await t.step(
@@ -58,15 +70,7 @@ async function cases(t: Deno.TestContext, open: TargetOpener): Promise<void> {
         const r = await run(target, ["list", "--json"]);
         assert.equal(r.code, 0, r.err);
         assert.deepEqual(JSON.parse(r.out), [
-          {
-            name: "alice",
-            domains: ["one.test", "two.test"],
-            waiting_messages: 2,
-            waiting_bytes: 40,
-            oldest_waiting_at: new Date(T0 - 3 * HOUR).toISOString(),
-            last_collection_at: new Date(T0 - 5 * 60_000).toISOString(),
-            certificates: [],
-          },
+          ALICE,
           {
             name: "bob",
             domains: ["three.test"],
@@ -117,13 +121,7 @@ async function cases(t: Deno.TestContext, open: TargetOpener): Promise<void> {
       const r = await run(target, ["show", "alice", "--json"]);
       assert.equal(r.code, 0, r.err);
       assert.deepEqual(JSON.parse(r.out), {
-        name: "alice",
-        domains: ["one.test", "two.test"],
-        waiting_messages: 2,
-        waiting_bytes: 40,
-        oldest_waiting_at: new Date(T0 - 3 * HOUR).toISOString(),
-        last_collection_at: new Date(T0 - 5 * 60_000).toISOString(),
-        certificates: [],
+        ...ALICE,
         waiting_by_domain: [
           {
             domain: "one.test",

@@ -1,6 +1,7 @@
 import { deepStrictEqual as assertEquals, equal, match, ok } from "node:assert/strict";
 import { userCommand, type UserCommandOptions } from "../../src/cli/user.ts";
-import type { CliIo } from "../../src/cli/io.ts";
+import { withTempDataDir } from "../_helpers/temp_db.ts";
+import { recordingIo } from "./_io.ts";
 import { CredentialStore } from "../../src/auth/store.ts";
 import { verifyPassword } from "../../src/auth/password_hash.ts";
 
@@ -8,40 +9,8 @@ const FAST: UserCommandOptions = {
   storeOptions: { scramIterations: 4096, scryptParams: { logN: 10, r: 8, p: 1 } },
 };
 
-interface FakeIo extends CliIo {
-  out: string;
-  err: string;
-}
-
-function fakeIo(dataDir: string, stdinLines: string[] = [], isTty = false): FakeIo {
-  const io: FakeIo = {
-    out: "",
-    err: "",
-    isTty,
-    dataDir,
-    stdout(text) {
-      io.out += text;
-    },
-    stderr(text) {
-      io.err += text;
-    },
-    writeStdout: () => Promise.reject(new Error("unexpected binary output")),
-    readStdinLine: () => Promise.resolve(stdinLines.shift() ?? null),
-  };
-  return io;
-}
-
-async function withDataDir(body: (dir: string) => Promise<void>) {
-  const dir = await Deno.makeTempDir({ prefix: "odmr-user-cli-" });
-  try {
-    await body(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 async function user(dir: string, argv: string[], stdin: string[] = [], opts = FAST) {
-  const io = fakeIo(dir, stdin);
+  const io = recordingIo(dir, { answers: stdin });
   const code = await userCommand(argv, io, opts);
   return { code, out: io.out, err: io.err };
 }
@@ -55,7 +24,7 @@ function namesAndDomains(json: string): { name: string; domains: string[] }[] {
 }
 
 Deno.test("user add, list --json, domains, passwd and remove work on a temp data dir", async () => {
-  await withDataDir(async (dir) => {
+  await withTempDataDir(async (dir) => {
     const add = await user(dir, [
       "add",
       "alice",
@@ -108,7 +77,7 @@ Deno.test("user add, list --json, domains, passwd and remove work on a temp data
 });
 
 Deno.test("user list --json prints [] when there are no users", async () => {
-  await withDataDir(async (dir) => {
+  await withTempDataDir(async (dir) => {
     const r = await user(dir, ["list", "--json"]);
     equal(r.code, 0);
     equal(r.out, "[]\n");
@@ -116,7 +85,7 @@ Deno.test("user list --json prints [] when there are no users", async () => {
 });
 
 Deno.test("user add exits 1 when the domain already belongs to another user", async () => {
-  await withDataDir(async (dir) => {
+  await withTempDataDir(async (dir) => {
     await user(dir, ["add", "bob", "--domain", "example.org", "--password-stdin"], ["pw"]);
     const r = await user(dir, ["add", "alice", "--domain", "example.org", "--password-stdin"], [
       "pw",
@@ -132,7 +101,7 @@ Deno.test("user add exits 1 when the domain already belongs to another user", as
 });
 
 Deno.test("user commands exit 2 on usage errors and name the flag", async (t) => {
-  await withDataDir(async (dir) => {
+  await withTempDataDir(async (dir) => {
     const rows: { argv: string[]; stdin?: string[]; want: RegExp }[] = [
       { argv: [], want: /Missing subcommand/ },
       { argv: ["frobnicate"], want: /Unknown subcommand "frobnicate"/ },
@@ -167,7 +136,7 @@ Deno.test("user commands exit 2 on usage errors and name the flag", async (t) =>
 });
 
 Deno.test("user commands exit 1 for an unknown user", async (t) => {
-  await withDataDir(async (dir) => {
+  await withTempDataDir(async (dir) => {
     for (const argv of [["remove", "ghost"], ["domains", "ghost"], ["passwd", "ghost"]]) {
       await t.step(argv.join(" "), async () => {
         const r = await user(
@@ -185,7 +154,7 @@ Deno.test("user commands exit 1 for an unknown user", async (t) => {
 });
 
 Deno.test("user add prompts twice on a TTY and refuses a mismatch or an empty password", async () => {
-  await withDataDir(async (dir) => {
+  await withTempDataDir(async (dir) => {
     const answers = ["pw1", "pw1"];
     const ok1 = await user(dir, ["add", "alice", "--domain", "example.org"], [], {
       ...FAST,
@@ -209,7 +178,7 @@ Deno.test("user add prompts twice on a TTY and refuses a mismatch or an empty pa
 });
 
 Deno.test("user add exits 1 when the data directory cannot be created", async () => {
-  await withDataDir(async (dir) => {
+  await withTempDataDir(async (dir) => {
     const file = `${dir}/not-a-dir`;
     await Deno.writeTextFile(file, "x");
     const r = await user(`${file}/data`, [
