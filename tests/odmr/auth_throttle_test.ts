@@ -11,7 +11,6 @@ import {
   ok as assert,
 } from "node:assert/strict";
 import net from "node:net";
-import { createHmac } from "node:crypto";
 import { Buffer } from "node:buffer";
 import { openDatabase } from "../../src/queue/db.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
@@ -24,7 +23,7 @@ import { runProviderSession } from "../../src/odmr/provider.ts";
 import { NULL_LOGGER } from "../../src/observe/log.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 import { addUser, removeTestFiles, startServer } from "../_helpers/server_process.ts";
-import { RawClient } from "../security/_raw.ts";
+import { cramResponse, greeted } from "../security/_raw.ts";
 
 const PW = { alice: "alice-pw", carol: "carol-pw" } as const;
 // Failures leak away slowly enough that none is forgiven during a test.
@@ -77,17 +76,13 @@ async function login(
   user: string,
   password: string,
 ): Promise<{ reply: string; ms: number }> {
-  const c = await RawClient.connect(port, from);
+  const c = await greeted(port, from);
   try {
-    assertMatch(await c.reply(), /^220 /);
-    assertMatch(await c.command("EHLO customer.test"), /^250 /);
     const ch = await c.command("AUTH CRAM-MD5");
     assertMatch(ch, /^334 /);
-    const digest = createHmac("md5", password).update(Buffer.from(ch.slice(4), "base64"));
+    const response = cramResponse(ch, user, password);
     const started = Date.now();
-    const reply = await c.command(
-      Buffer.from(`${user} ${digest.digest("hex")}`).toString("base64"),
-    );
+    const reply = await c.command(response);
     return { reply, ms: Date.now() - started };
   } finally {
     c.close();
@@ -141,10 +136,8 @@ Deno.test("(#10) the account cap: many addresses against one account get 454, th
 
 /** The salt `serve` shows for `user` in SCRAM-SHA-256's server-first message. */
 async function scramSalt(port: number, user: string): Promise<string> {
-  const c = await RawClient.connect(port);
+  const c = await greeted(port);
   try {
-    assertMatch(await c.reply(), /^220 /);
-    assertMatch(await c.command("EHLO customer.test"), /^250 /);
     const first = Buffer.from(`n,,n=${user},r=abcdefghijklmnop`).toString("base64");
     const r = await c.command(`AUTH SCRAM-SHA-256 ${first}`);
     assertMatch(r, /^334 /);

@@ -2,8 +2,12 @@
  * A raw byte-level client for attack tests (node:net, independent of src/): writes exact bytes,
  * can bind a chosen loopback source address (127.0.0.2 …) for per-IP tests, reads whole replies
  * with a deadline, and tells when the server closed. Never leaves a socket open after close().
+ * Also the client's side of a greeting and of AUTH CRAM-MD5, which most attacks start with.
  */
 import net from "node:net";
+import { match as assertMatch } from "node:assert/strict";
+import { createHmac } from "node:crypto";
+import { Buffer } from "node:buffer";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -142,6 +146,46 @@ export class RawClient {
   close(): void {
     this.#socket.destroy();
   }
+}
+
+/** Connects (from `localAddress` when given), reads the 220 greeting and says EHLO `helo`. */
+export async function greeted(
+  port: number,
+  localAddress?: string,
+  helo = "customer.test",
+): Promise<RawClient> {
+  const c = await RawClient.connect(port, localAddress);
+  try {
+    assertMatch(await c.reply(), /^220 /);
+    assertMatch(await c.command(`EHLO ${helo}`), /^250 /);
+    return c;
+  } catch (e) {
+    c.close();
+    throw e;
+  }
+}
+
+/** The CRAM-MD5 response (RFC 2195), base64, to a `334 <base64 challenge>` reply line. */
+export function cramResponse(challengeReply: string, user: string, password: string): string {
+  const challenge = Buffer.from(challengeReply.slice(4), "base64");
+  const digest = createHmac("md5", password).update(challenge).digest("hex");
+  return Buffer.from(`${user} ${digest}`).toString("base64");
+}
+
+/**
+ * AUTH CRAM-MD5 on `c` (the server must answer 334); returns the final reply and the response
+ * line sent: `response` when given (a replayed or forged one), else the right one.
+ */
+export async function cram(
+  c: RawClient,
+  user: string,
+  password: string,
+  response?: string,
+): Promise<{ reply: string; sent: string }> {
+  const ch = await c.command("AUTH CRAM-MD5");
+  assertMatch(ch, /^334 /);
+  const sent = response ?? cramResponse(ch, user, password);
+  return { reply: await c.command(sent), sent };
 }
 
 /** Resident memory of a process in KiB (Linux /proc), or undefined elsewhere. */

@@ -9,9 +9,10 @@ import {
   match as assertMatch,
   ok as assert,
 } from "node:assert/strict";
-import { addUser, queueList, removeTestFiles, startServer } from "../_helpers/server_process.ts";
+import { queueList } from "../_helpers/server_process.ts";
 import type { ServerProcess } from "../_helpers/server_process.ts";
-import { RawClient, rssKib } from "./_raw.ts";
+import { greeted, RawClient, rssKib } from "./_raw.ts";
+import { withServe } from "./_serve.ts";
 import { startReady } from "../smtp/_session.ts";
 import type { Client } from "../smtp/_session.ts";
 import { dataDeadlineMs, MIN_DATA_DEADLINE_MS } from "../../src/smtp/receiver.ts";
@@ -21,36 +22,28 @@ const MAX_MESSAGE_BYTES = 64 * 1024;
 
 type Listed = { from: string; recipients: { address: string }[] }[];
 
-async function withMx(
+function withMx(
   fn: (server: ServerProcess, port: number) => Promise<void>,
   smtp: Record<string, unknown> = {},
 ): Promise<void> {
-  const server = await startServer({
-    config: {
-      smtp: {
-        timeout: "2s",
-        max_recipients: MAX_RECIPIENTS,
-        max_message_size: MAX_MESSAGE_BYTES,
-        ...smtp,
-      },
+  const config = {
+    smtp: {
+      timeout: "2s",
+      max_recipients: MAX_RECIPIENTS,
+      max_message_size: MAX_MESSAGE_BYTES,
+      ...smtp,
     },
-  });
-  try {
-    await addUser(server.configPath, "alice", ["example.org"]);
-    await fn(server, server.smtp[0]!.port); // startServer waited for an smtp listener
-    assert(!/session_crashed|uncaught|panicked/i.test(server.logs()), server.logs());
-  } finally {
-    assertEquals(await server.stop(), 0, server.logs());
-    await removeTestFiles(server);
-  }
+  };
+  return withServe(
+    config,
+    (server) => fn(server, server.smtp[0]!.port), // startServer waited for an smtp listener
+    { users: [{ name: "alice", domains: ["example.org"] }] },
+  );
 }
 
 /** Connects, reads the greeting and says EHLO. */
-async function ready(port: number, localAddress?: string): Promise<RawClient> {
-  const c = await RawClient.connect(port, localAddress);
-  assertMatch(await c.reply(), /^220 /);
-  assertMatch(await c.command("EHLO attacker.test"), /^250 /);
-  return c;
+function ready(port: number, localAddress?: string): Promise<RawClient> {
+  return greeted(port, localAddress, "attacker.test");
 }
 
 Deno.test("MX: smuggled end-of-data with a second envelope queues nothing (550 5.5.2, close)", async (t) => {

@@ -11,65 +11,37 @@ import {
 } from "node:assert/strict";
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from "node:crypto";
 import { Buffer } from "node:buffer";
-import { addUser, queueList, removeTestFiles, startServer } from "../_helpers/server_process.ts";
+import { queueList, startServer } from "../_helpers/server_process.ts";
 import type { ServerProcess } from "../_helpers/server_process.ts";
 import { submit } from "../_helpers/smtp_submit.ts";
 import { runScriptedCustomer } from "../_helpers/scripted_customer.ts";
-import { RawClient } from "./_raw.ts";
+import { cram, greeted, RawClient } from "./_raw.ts";
+import { addUsers, withServe } from "./_serve.ts";
 
 const enc = new TextEncoder();
 const PW = { alice: "alice-pw", bob: "bob-pw", carol: "carol-pw" } as const;
 type Listed = { from: string; recipients: { address: string; status: string }[] }[];
 
-async function addUsers(configPath: string): Promise<void> {
-  await addUser(configPath, "alice", ["example.org", "example.com"], PW.alice);
-  await addUser(configPath, "bob", ["bob.example"], PW.bob);
-  await addUser(configPath, "carol", ["sub.example.org"], PW.carol);
-}
+const USERS = [
+  { name: "alice", domains: ["example.org", "example.com"], password: PW.alice },
+  { name: "bob", domains: ["bob.example"], password: PW.bob },
+  { name: "carol", domains: ["sub.example.org"], password: PW.carol },
+];
 
 /** Runs `fn` on a serve with a 2 s timeout; `dataDir`: one prepared earlier (users added). */
-async function withProvider(
+function withProvider(
   fn: (server: ServerProcess, port: number) => Promise<void>,
   config: Record<string, unknown> = {},
   dataDir?: string,
 ): Promise<void> {
-  const server = await startServer({
-    config: { smtp: { timeout: "2s" }, ...config },
-    ...(dataDir === undefined ? {} : { dataDir }),
-  });
-  try {
-    if (dataDir === undefined) await addUsers(server.configPath);
-    await fn(server, server.odmr[0]!.port); // startServer waited for an odmr listener
-    assert(!/session_crashed|uncaught/i.test(server.logs()), server.logs());
-  } finally {
-    assertEquals(await server.stop(), 0, server.logs());
-    await removeTestFiles(server);
-  }
-}
-
-async function greeted(port: number, localAddress?: string): Promise<RawClient> {
-  const c = await RawClient.connect(port, localAddress);
-  assertMatch(await c.reply(), /^220 /);
-  assertMatch(await c.command("EHLO customer.test"), /^250 /);
-  return c;
+  return withServe(
+    { smtp: { timeout: "2s" }, ...config },
+    (server) => fn(server, server.odmr[0]!.port), // startServer waited for an odmr listener
+    dataDir === undefined ? { users: USERS } : { dataDir },
+  );
 }
 
 const b64 = (s: string | Uint8Array) => Buffer.from(s).toString("base64");
-
-/** CRAM-MD5 on `c`; returns the final reply and the response line that was sent. */
-async function cram(
-  c: RawClient,
-  user: string,
-  password: string,
-  response?: string,
-): Promise<{ reply: string; sent: string }> {
-  const ch = await c.command("AUTH CRAM-MD5");
-  assertMatch(ch, /^334 /);
-  const challenge = Buffer.from(ch.slice(4), "base64");
-  const sent = response ??
-    b64(`${user} ${createHmac("md5", password).update(challenge).digest("hex")}`);
-  return { reply: await c.command(sent), sent };
-}
 
 /** SCRAM-SHA-256 with optional tampering of the client-final message. */
 async function scram(
@@ -302,7 +274,7 @@ Deno.test("ODMR: a customer that stops reading mid-drain is cut by the write tim
   const dataDir = await Deno.makeTempDir({ prefix: "odmr-e2e-" });
   const filler = await startServer({ dataDir, configPath: `${dataDir}.filler.yaml` });
   try {
-    await addUsers(filler.configPath);
+    await addUsers(filler.configPath, USERS);
     const s = await submit({
       port: filler.smtp[0]!.port,
       from: "s@remote.test",

@@ -4,51 +4,29 @@
  * newcomer, and garbage instead of a TLS ClientHello logged as a peer fault. Real `serve`,
  * real sockets.
  */
-import {
-  deepStrictEqual as assertEquals,
-  match as assertMatch,
-  ok as assert,
-} from "node:assert/strict";
-import { createHmac } from "node:crypto";
-import { Buffer } from "node:buffer";
-import { addUser, removeTestFiles, startServer } from "../_helpers/server_process.ts";
+import { match as assertMatch, ok as assert } from "node:assert/strict";
 import type { ServerProcess } from "../_helpers/server_process.ts";
 import { makeTestCa } from "../_helpers/certs.ts";
 import { toolTest } from "../_helpers/tools.ts";
-import { RawClient } from "./_raw.ts";
+import { cram, greeted, RawClient } from "./_raw.ts";
+import { CRASHED, withServe } from "./_serve.ts";
 
 const PW = { alice: "alice-pw", bob: "bob-pw", carol: "carol-pw" } as const;
 
-async function withServer(
+const USERS = [
+  { name: "alice", domains: ["example.org"], password: PW.alice },
+  { name: "bob", domains: ["bob.example"], password: PW.bob },
+  { name: "carol", domains: ["carol.example"], password: PW.carol },
+];
+
+function withServer(
   config: Record<string, unknown>,
   fn: (server: ServerProcess) => Promise<void>,
 ): Promise<void> {
-  const server = await startServer({ config });
-  try {
-    await addUser(server.configPath, "alice", ["example.org"], PW.alice);
-    await addUser(server.configPath, "bob", ["bob.example"], PW.bob);
-    await addUser(server.configPath, "carol", ["carol.example"], PW.carol);
-    await fn(server);
-    assert(!/ error event=|session_crashed|uncaught/i.test(server.logs()), server.logs());
-  } finally {
-    assertEquals(await server.stop(), 0, server.logs());
-    await removeTestFiles(server);
-  }
-}
-
-async function greeted(port: number, localAddress?: string): Promise<RawClient> {
-  const c = await RawClient.connect(port, localAddress);
-  assertMatch(await c.reply(), /^220 /);
-  assertMatch(await c.command("EHLO customer.test"), /^250 /);
-  return c;
-}
-
-async function cram(c: RawClient, user: string, password: string): Promise<string> {
-  const ch = await c.command("AUTH CRAM-MD5");
-  assertMatch(ch, /^334 /);
-  const challenge = Buffer.from(ch.slice(4), "base64");
-  const digest = createHmac("md5", password).update(challenge).digest("hex");
-  return await c.command(Buffer.from(`${user} ${digest}`).toString("base64"));
+  return withServe(config, fn, {
+    users: USERS,
+    forbiddenInLog: new RegExp(` error event=|${CRASHED.source}`, "i"),
+  });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -60,7 +38,7 @@ Deno.test("(#10) ODMR: no AUTH within odmr.auth_timeout → 421 4.7.0 and close,
     const authed = await greeted(port);
     try {
       const started = Date.now();
-      assertMatch(await cram(authed, "alice", PW.alice), /^235 /);
+      assertMatch((await cram(authed, "alice", PW.alice)).reply, /^235 /);
       // NOOP well inside the idle timeout: only the AUTH deadline can end `idle`.
       const replies: string[] = [];
       while (Date.now() - started < 8_000) {
@@ -127,7 +105,7 @@ Deno.test("(#10) commands without progress: the 10th is answered, the 11th gets 
       const c = await greeted(server.odmr[0]!.port);
       try {
         for (let i = 0; i < 9; i++) assertMatch(await c.command("NOOP"), /^250 /);
-        assertMatch(await cram(c, "alice", PW.alice), /^235 /);
+        assertMatch((await cram(c, "alice", PW.alice)).reply, /^235 /);
         for (let i = 0; i < 10; i++) assertMatch(await c.command("NOOP"), /^250 /);
         assertMatch(await c.command("NOOP"), /^421 4\.7\.0 /);
       } finally {
@@ -166,7 +144,7 @@ Deno.test("(#10) ODMR: unauthenticated connections never hold every slot a custo
           assert(await c1.waitClosed(2_000));
           assertMatch(await c2.command("NOOP"), /^250 /);
           assertMatch(await c3.command("NOOP"), /^250 /);
-          assertMatch(await cram(alice, "alice", PW.alice), /^235 /);
+          assertMatch((await cram(alice, "alice", PW.alice)).reply, /^235 /);
         },
       );
       await t.step("an authenticated connection is never evicted", async () => {
@@ -174,8 +152,8 @@ Deno.test("(#10) ODMR: unauthenticated connections never hold every slot a custo
         open.push(bob);
         assertMatch(await c2.reply(), /^421 4\.7\.0 /, "the oldest unauthenticated one");
         assertMatch(await alice.command("NOOP"), /^250 /);
-        assertMatch(await cram(bob, "bob", PW.bob), /^235 /);
-        assertMatch(await cram(c3, "carol", PW.carol), /^235 /);
+        assertMatch((await cram(bob, "bob", PW.bob)).reply, /^235 /);
+        assertMatch((await cram(c3, "carol", PW.carol)).reply, /^235 /);
       });
       await t.step("all slots authenticated: the newcomer gets 421 4.7.0", async () => {
         const late = await RawClient.connect(port, "127.0.0.35");
