@@ -10,6 +10,7 @@ import { LineReader } from "../../src/wire/line_reader.ts";
 import { NULL_LOGGER } from "../../src/observe/log.ts";
 import {
   type Capabilities,
+  type MessageResult,
   type OutboundMessage,
   type SenderOptions,
   SmtpSender,
@@ -98,6 +99,11 @@ export function message(
 /** The text of everything the client wrote, from chunk `from` on. */
 export function writtenText(client: MemoryConn, from = 0): string {
   return client.written.slice(from).map((c) => dec.decode(c)).join("");
+}
+
+/** Outcome and reply code of each recipient, e.g. "delivered 250". */
+export function outcomeCodes(r: MessageResult): string[] {
+  return r.recipients.map((x) => `${x.outcome} ${x.reply.code}`);
 }
 
 /** A body too big to keep in memory whose second read (the one that sends) fails midway. */

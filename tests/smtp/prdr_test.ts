@@ -6,11 +6,10 @@
 import assert from "node:assert/strict";
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { startReady } from "./_session.ts";
-import { finish, message, ready, setup } from "./_sender_fixture.ts";
+import { finish, message, outcomeCodes, ready, setup } from "./_sender_fixture.ts";
 import { reply } from "../../src/wire/reply.ts";
 import { LocalSmtpSink } from "../../src/smtp/sinks/local_smtp.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
-import type { MessageResult } from "../../src/smtp/sender.ts";
 import { sessionInfo } from "../_helpers/session_info.ts";
 import { FakeSink } from "../_helpers/fake_sink.ts";
 
@@ -76,10 +75,6 @@ Deno.test("SmtpReceiver with PRDR answers 353, one reply per recipient, then the
   });
 });
 
-function outcomes(r: MessageResult): string[] {
-  return r.recipients.map((x) => `${x.outcome} ${x.reply.code}`);
-}
-
 Deno.test("SmtpSender asks for PRDR and settles each recipient by its own reply (#10)", async (t) => {
   await t.step("353 and replies per recipient", async () => {
     const f = setup({
@@ -112,17 +107,17 @@ Deno.test("SmtpSender asks for PRDR and settles each recipient by its own reply 
     const r = await f.sender.send(
       message({ recipients: ["bob@d.test", "carol@d.test", "dave@d.test"] }),
     );
-    assertEquals(outcomes(r), ["delivered 250", "deferred 452", "delivered 250"]);
+    assertEquals(outcomeCodes(r), ["delivered 250", "deferred 452", "delivered 250"]);
     assertEquals(r.recipients[1]?.reply.enhanced, "4.2.2");
     // The session is in step: the next message gets its own replies.
-    assertEquals(outcomes(await f.sender.send(message())), ["delivered 250"]);
+    assertEquals(outcomeCodes(await f.sender.send(message())), ["delivered 250"]);
     await finish(f);
   });
   await t.step("a server that offers PRDR may still answer once for all", async () => {
     const f = setup({ extensions: ["PIPELINING", "PRDR"] });
     await ready(f);
     const r = await f.sender.send(message({ recipients: ["a@d.test", "b@d.test"] }));
-    assertEquals(outcomes(r), ["delivered 250", "delivered 250"]);
+    assertEquals(outcomeCodes(r), ["delivered 250", "delivered 250"]);
     await finish(f);
   });
 });

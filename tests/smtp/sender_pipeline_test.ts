@@ -5,16 +5,12 @@ import {
   failingOnResend,
   finish,
   message,
+  outcomeCodes,
   ready,
   setup,
   writtenText,
 } from "./_sender_fixture.ts";
-import type { MessageResult, OutboundMessage } from "../../src/smtp/sender.ts";
-
-/** Outcome and reply code of each recipient, e.g. "delivered 250". */
-function summary(r: MessageResult): string[] {
-  return r.recipients.map((x) => `${x.outcome} ${x.reply.code}`);
-}
+import type { OutboundMessage } from "../../src/smtp/sender.ts";
 
 /** Runs sendMany and collects each reported message's recipient summary, in order. */
 async function sendAll(
@@ -23,7 +19,7 @@ async function sendAll(
 ): Promise<{ seen: string[][]; sent: number; connectionLost: boolean }> {
   const seen: string[][] = [];
   const r = await f.sender.sendMany(messages, (_m, result) => {
-    seen.push(summary(result));
+    seen.push(outcomeCodes(result));
   });
   return { seen, ...r };
 }
@@ -130,7 +126,7 @@ Deno.test("SmtpSender.sendMany() reports the message in flight before a failing 
   }
   await assert.rejects(
     f.sender.sendMany(source(), (_m, result) => {
-      seen.push(summary(result));
+      seen.push(outcomeCodes(result));
     }),
     /queue read failed/,
   );
@@ -191,7 +187,7 @@ Deno.test("SmtpSender.sendMany() leaves a message taken ahead but never offered 
     yield message();
   }
   const r = await f.sender.sendMany(source(), (_m, result) => {
-    seen.push(summary(result));
+    seen.push(outcomeCodes(result));
   });
   assertEquals(seen, [["deferred 451"]]);
   assertEquals(r, { sent: 1, connectionLost: true });
