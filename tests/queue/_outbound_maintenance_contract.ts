@@ -91,6 +91,21 @@ async function reports(
   return out;
 }
 
+/** The only report queued so far; it goes back to the sender s@local.test over ATRN. */
+async function onlyReportToSender(store: QueueStore): Promise<ParsedDsn> {
+  const [report, ...more] = await reports(store);
+  assert.equal(more.length, 0);
+  assert.ok(report);
+  assert.equal(report.to, "s@local.test");
+  assert.equal(report.route, "atrn");
+  return report.dsn;
+}
+
+/** Final-Recipient, Action and Status of each per-recipient group. */
+function recipientFields(dsn: ParsedDsn): (string | undefined)[][] {
+  return dsn.perRecipient.map((g) => [g.get("final-recipient"), g.get("action"), g.get("status")]);
+}
+
 /** The maintenance cases. */
 export async function outboundMaintenanceContract(
   t: Deno.TestContext,
@@ -143,19 +158,9 @@ export async function outboundMaintenanceContract(
         ["a@far.test", "expired"],
         ["b@local.test", "queued"],
       ]);
-      const [dsn, ...more] = await reports(store);
-      assert.equal(more.length, 0);
-      assert.equal(dsn?.to, "s@local.test");
-      assert.equal(dsn?.route, "atrn");
-      assert.equal(dsn?.dsn.top.get("subject"), "Undelivered Mail Returned to Sender");
-      assert.deepEqual(
-        dsn?.dsn.perRecipient.map((g) => [
-          g.get("final-recipient"),
-          g.get("action"),
-          g.get("status"),
-        ]),
-        [["rfc822; a@far.test", "failed", "5.4.7"]],
-      );
+      const dsn = await onlyReportToSender(store);
+      assert.equal(dsn.top.get("subject"), "Undelivered Mail Returned to Sender");
+      assert.deepEqual(recipientFields(dsn), [["rfc822; a@far.test", "failed", "5.4.7"]]);
       assert.equal(
         await store.claimOutbound({ owner: "w", leaseSeconds: 60, now: clock.ms }),
         undefined,
@@ -188,23 +193,13 @@ export async function outboundMaintenanceContract(
         const restarted = await reopen();
         clock.ms += HOUR;
         assert.equal((await restarted.maintain(OPTIONS)).delayNotices, 0, "not after a restart");
-        const [delay, ...more] = await reports(restarted);
-        assert.equal(more.length, 0);
-        assert.equal(delay?.to, "s@local.test");
-        assert.equal(delay?.route, "atrn");
-        assert.equal(delay?.dsn.top.get("subject"), "Delayed Mail (still being retried)");
-        assert.deepEqual(
-          delay?.dsn.perRecipient.map((g) => [
-            g.get("final-recipient"),
-            g.get("action"),
-            g.get("status"),
-            g.get("will-retry-until") !== undefined,
-          ]),
-          [
-            ["rfc822; a@far.test", "delayed", "4.2.2", true],
-            ["rfc822; b@far.test", "delayed", "4.4.7", true],
-          ],
-        );
+        const delay = await onlyReportToSender(restarted);
+        assert.equal(delay.top.get("subject"), "Delayed Mail (still being retried)");
+        assert.deepEqual(recipientFields(delay), [
+          ["rfc822; a@far.test", "delayed", "4.2.2"],
+          ["rfc822; b@far.test", "delayed", "4.4.7"],
+        ]);
+        assert.ok(delay.perRecipient.every((g) => g.get("will-retry-until") !== undefined));
         const original = await restarted.get(mx);
         assert.deepEqual(original?.recipients.map((r) => r.status), ["queued", "queued"]);
         // Later the failure report still comes, once.
