@@ -3,6 +3,14 @@
  * transaction, and one COMMIT makes all of them durable (docs/architecture.md: 10–50 messages per
  * transaction gave 5–8× the rows/s). A waiter is resolved only after the COMMIT that holds its
  * writes returned (WAL + synchronous=FULL: on disk), which is what lets the 250 after DATA go out.
+ *
+ * Each transaction has a level, fixed when it begins (SQLite refuses to change `synchronous`
+ * inside one): `full` (fsync at COMMIT) for every write unless the caller asks for `normal`,
+ * which settlements do (WAL + synchronous=NORMAL: the COMMIT is written to the OS, not
+ * fsynced; a process crash loses nothing, a power failure may lose the latest settlements,
+ * whose messages are then delivered again, never lost). A `full` write meeting an open `normal`
+ * transaction commits it first and begins a `full` one, so a `full` write is never committed
+ * at `normal`; a `normal` write joins a `full` transaction as it is.
  */
 import { errorText } from "../errors.ts";
 import type { DatabaseSync } from "node:sqlite";
@@ -10,6 +18,9 @@ import { clearImmediate, setImmediate } from "node:timers";
 
 /** How long chunk rows may sit in the open transaction when nobody waits for durability. */
 const LAZY_COMMIT_MS = 100;
+
+/** How a transaction is committed: `full` fsyncs at COMMIT, `normal` only writes to the OS. */
+export type CommitLevel = "full" | "normal";
 
 /** Something whose rows sit in the open transaction and must hear when they are lost. */
 export interface TxParticipant {
@@ -35,13 +46,18 @@ type Scheduled =
 /** The shared transaction and its COMMIT schedule. */
 export class GroupTransaction {
   readonly #db: DatabaseSync;
-  readonly #onCommit: () => void;
+  readonly #onCommit: (level: CommitLevel) => void;
   #isOpen = false;
+  /** Level of the open transaction. */
+  #level: CommitLevel = "full";
+  /** The connection's `synchronous` (openDatabase sets FULL). */
+  #synchronous: CommitLevel = "full";
   #waiters: Waiter[] = [];
   #participants = new Set<TxParticipant>();
   #scheduled: Scheduled = { kind: "none" };
 
-  constructor(db: DatabaseSync, onCommit: () => void) {
+  /** `onCommit` runs right after each group COMMIT (still at that COMMIT's `synchronous`). */
+  constructor(db: DatabaseSync, onCommit: (level: CommitLevel) => void) {
     this.#db = db;
     this.#onCommit = onCommit;
   }
@@ -49,12 +65,16 @@ export class GroupTransaction {
   /**
    * Runs `fn` inside the shared transaction, in a savepoint so that its failure undoes only
    * its own statements. `participant` is told if the transaction is later rolled back.
+   * `level`: how the transaction holding it must be committed (see above).
    */
-  write<T>(participant: TxParticipant | undefined, fn: () => T): T {
+  write<T>(participant: TxParticipant | undefined, fn: () => T, level: CommitLevel = "full"): T {
+    if (this.#isOpen && this.#level === "normal" && level === "full") this.flushNow();
     if (!this.#isOpen) {
+      this.#setSynchronous(level);
       // IMMEDIATE takes the write lock now, so a busy database fails here (busy_timeout), not at COMMIT.
       this.#db.exec("BEGIN IMMEDIATE");
       this.#isOpen = true;
+      this.#level = level;
     }
     this.#db.exec("SAVEPOINT group_write");
     let value: T;
@@ -89,6 +109,7 @@ export class GroupTransaction {
   /** Runs `fn` in its own transaction, after committing the shared one. */
   exclusive<T>(fn: () => T): T {
     this.flushNow();
+    this.#setSynchronous("full");
     this.#db.exec("BEGIN IMMEDIATE");
     try {
       const value = fn();
@@ -112,6 +133,7 @@ export class GroupTransaction {
       return;
     }
     this.#isOpen = false;
+    const level = this.#level;
     try {
       this.#db.exec("COMMIT");
     } catch (cause) {
@@ -121,12 +143,36 @@ export class GroupTransaction {
       } catch {
         // A failed COMMIT may already have rolled back; nothing more to undo.
       }
+      this.#restoreFull();
       for (const p of participants) p.txFailed(err);
       for (const w of waiters) w.reject(err);
       return;
     }
-    this.#onCommit();
+    try {
+      this.#onCommit(level);
+    } finally {
+      this.#restoreFull();
+    }
     for (const w of waiters) w.resolve();
+  }
+
+  /** Sets the connection's `synchronous` (outside a transaction only). */
+  #setSynchronous(level: CommitLevel): void {
+    if (this.#synchronous === level) return;
+    this.#db.exec(`PRAGMA synchronous = ${level === "full" ? "FULL" : "NORMAL"}`);
+    this.#synchronous = level;
+  }
+
+  /**
+   * Back to FULL after a `normal` COMMIT, so that statements outside the group (and the next
+   * `full` transaction) are fsynced. Should it fail, the next `full` BEGIN sets it again.
+   */
+  #restoreFull(): void {
+    try {
+      this.#setSynchronous("full");
+    } catch {
+      // Outside a transaction this fails only on a closed connection; see above.
+    }
   }
 
   #schedule(kind: "lazy" | "urgent"): void {

@@ -8,7 +8,7 @@ import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { type Logger, NULL_LOGGER } from "../observe/log.ts";
 import { applyMigrations, ensureIncrementalVacuum } from "./db.ts";
 import { QueueMaintenance } from "./_maintenance.ts";
-import { GroupTransaction } from "./_group_tx.ts";
+import { type CommitLevel, GroupTransaction } from "./_group_tx.ts";
 import { newQueueId } from "./id.ts";
 import { SqliteLease } from "./_lease.ts";
 import { QueueReader } from "./_reader.ts";
@@ -50,8 +50,11 @@ export interface SqliteQueueStoreOptions {
    * beside a running `serve`) those rows may belong to a message still being received.
    */
   readonly removeOrphans?: boolean;
-  /** Called after each group COMMIT (tests count them). */
-  readonly onGroupCommit?: () => void;
+  /**
+   * Called right after each group COMMIT with its level (tests count them and read the
+   * connection's `synchronous`, still the COMMIT's).
+   */
+  readonly onGroupCommit?: (level: CommitLevel) => void;
 }
 
 /** The queue on node:sqlite. */

@@ -4,9 +4,13 @@
  * connection, so ingest pays one round trip and one WAL flush per group, not per message.
  * A waiter resolves only after the COMMIT holding its writes returned (synchronous_commit on).
  * When a group fails, each of its writes is retried alone so that one bad write fails only
- * itself.
+ * itself. A group made only of `normal` writes (settlements) commits with
+ * `SET LOCAL synchronous_commit = off`, the counterpart of SQLite's synchronous=NORMAL
+ * (src/queue/_group_tx.ts): a crash of the server may lose the latest of them (the message is
+ * sent again), never a message; any `full` write in the group makes it a synchronous commit.
  */
 import { setImmediate } from "node:timers";
+import type { CommitLevel } from "../_group_tx.ts";
 import type { Sql, Tx } from "./connect.ts";
 
 /** Statements of one write, run inside the group's transaction. */
@@ -14,6 +18,7 @@ export type GroupWrite = (tx: Tx) => Promise<unknown>;
 
 interface Pending {
   readonly write: GroupWrite;
+  readonly level: CommitLevel;
   resolve(): void;
   reject(err: unknown): void;
 }
@@ -31,10 +36,13 @@ export class PgGroupCommit {
     this.#onCommit = onCommit;
   }
 
-  /** Runs `write` in the next group transaction; resolves once that transaction committed. */
-  run(write: GroupWrite): Promise<void> {
+  /**
+   * Runs `write` in the next group transaction; resolves once that transaction committed
+   * (`normal`: possibly without waiting for the WAL flush, see above).
+   */
+  run(write: GroupWrite, level: CommitLevel = "full"): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.#pending.push({ write, resolve, reject });
+      this.#pending.push({ write, level, resolve, reject });
       this.#schedule();
     });
   }
@@ -64,7 +72,10 @@ export class PgGroupCommit {
     this.#pending = [];
     if (group.length === 0) return;
     try {
-      await this.#sql.begin((tx) => Promise.all(group.map((p) => p.write(tx))));
+      // postgres.js pipelines the SET ahead of the writes on the transaction's connection.
+      await this.#sql.begin((tx) =>
+        Promise.all([relax(tx, group), ...group.map((p) => p.write(tx))])
+      );
       this.#onCommit();
       for (const p of group) p.resolve();
       return;
@@ -76,7 +87,7 @@ export class PgGroupCommit {
     }
     for (const p of group) {
       try {
-        await this.#sql.begin((tx) => p.write(tx));
+        await this.#sql.begin((tx) => Promise.all([relax(tx, [p]), p.write(tx)]));
         this.#onCommit();
         p.resolve();
       } catch (err) {
@@ -84,4 +95,9 @@ export class PgGroupCommit {
       }
     }
   }
+}
+
+/** Asynchronous commit for a transaction of `normal` writes only. */
+async function relax(tx: Tx, group: readonly Pending[]): Promise<void> {
+  if (group.every((p) => p.level === "normal")) await tx`SET LOCAL synchronous_commit = off`;
 }

@@ -101,7 +101,8 @@ export class PgLease implements Lease {
       await tx`DELETE FROM message_chunks WHERE message_id = ANY(${
         empty.map((e) => String(e.id))
       }::text[])`;
-    });
+      // Asynchronous commit (see _group.ts): a lost settlement only sends its message again.
+    }, "normal");
   }
 
   async release(): Promise<void> {
