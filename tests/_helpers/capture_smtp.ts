@@ -23,6 +23,13 @@ export interface CapturedMessage {
   readonly replies: readonly string[];
 }
 
+/** The reply after a message's final dot, as written to the client (not lost to a hang-up). */
+export interface CaptureAck {
+  readonly message: CapturedMessage;
+  /** `Date.now()` when the reply was written. */
+  readonly at: number;
+}
+
 /** How the capture server behaves. */
 export interface CaptureOptions {
   readonly protocol?: "smtp" | "lmtp";
@@ -56,6 +63,11 @@ export interface CaptureServer {
   readonly path: string | undefined;
   /** Messages whose final dot arrived, in order. */
   readonly messages: CapturedMessage[];
+  /**
+   * The replies after a final dot that were written, in order: with `dataReplyDelayMs`, a
+   * connection closed during the delay leaves its message in `messages` but not here.
+   */
+  readonly acks: CaptureAck[];
   /** Every command line received, all sessions, in order (for assertions). */
   readonly commands: string[];
   /**
@@ -76,6 +88,7 @@ export async function startCaptureServer(opts: CaptureOptions = {}): Promise<Cap
   const messages: CapturedMessage[] = [];
   const commands: string[] = [];
   const arrivals: string[][] = [];
+  const acks: CaptureAck[] = [];
   const sockets = new Set<net.Socket>();
   let connections = 0;
   let waiters: (() => void)[] = [];
@@ -91,7 +104,7 @@ export async function startCaptureServer(opts: CaptureOptions = {}): Promise<Cap
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
     socket.on("error", () => {});
-    handleSession(socket, protocol, opts, { commands, arrivals }, (m) => {
+    handleSession(socket, protocol, opts, { commands, arrivals, acks }, (m) => {
       messages.push(m);
       notify();
     });
@@ -109,6 +122,7 @@ export async function startCaptureServer(opts: CaptureOptions = {}): Promise<Cap
     port,
     path: opts.unixPath,
     messages,
+    acks,
     commands,
     arrivals,
     get connections() {
@@ -144,7 +158,7 @@ function handleSession(
   socket: net.Socket,
   protocol: "smtp" | "lmtp",
   opts: CaptureOptions,
-  log: { readonly commands: string[]; readonly arrivals: string[][] },
+  log: { readonly commands: string[]; readonly arrivals: string[][]; readonly acks: CaptureAck[] },
   onMessage: (m: CapturedMessage) => void,
 ): void {
   const commands = log.commands;
@@ -168,14 +182,16 @@ function handleSession(
     } else {
       replies.push(opts.dataReply?.(recipients[0] ?? "", 0) ?? "250 2.0.0 OK queued");
     }
-    onMessage({ mailFrom: mailFrom ?? "", recipients, body, replies });
+    const message = { mailFrom: mailFrom ?? "", recipients, body, replies };
+    onMessage(message);
     const answer = enc.encode(replies.map((r) => r + "\r\n").join(""));
-    if (opts.dataReplyDelayMs === undefined) socket.write(answer);
-    else {
-      setTimeout(() => {
-        if (!socket.destroyed) socket.write(answer);
-      }, opts.dataReplyDelayMs);
-    }
+    const reply = () => {
+      if (socket.destroyed) return;
+      socket.write(answer);
+      log.acks.push({ message, at: Date.now() });
+    };
+    if (opts.dataReplyDelayMs === undefined) reply();
+    else setTimeout(reply, opts.dataReplyDelayMs);
     mailFrom = undefined;
     recipients = [];
     bodyParts = [];

@@ -3,6 +3,8 @@
  * records each acknowledgement the moment its `250` arrives (the kill -9 test needs exactly
  * that: what was acknowledged before the crash). Independent of src/.
  */
+import { match } from "node:assert/strict";
+
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -57,6 +59,19 @@ export class SmtpSession {
     return await this.readReply();
   }
 
+  /**
+   * A dialogue as a table: sends each command in turn and asserts its reply's last line
+   * matches (the failure names the command).
+   */
+  async expectReplies(
+    steps: readonly (readonly [command: string, reply: RegExp])[],
+  ): Promise<void> {
+    for (const [command, reply] of steps) {
+      const got = await this.command(command);
+      match(got, reply, `${command} -> ${got} (wanted ${reply})`);
+    }
+  }
+
   /** One transaction; the reply to the end of DATA (or the first refusal). */
   async sendMessage(from: string, to: string, body: string): Promise<string> {
     for (const line of [`MAIL FROM:<${from}>`, `RCPT TO:<${to}>`]) {
@@ -75,5 +90,10 @@ export class SmtpSession {
     } catch {
       // Already closed by the server.
     }
+  }
+
+  /** `using session = …` closes it at the end of the block. */
+  [Symbol.dispose](): void {
+    this.close();
   }
 }

@@ -6,7 +6,7 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
-import { startDnsmasq } from "../_helpers/dnsmasq.ts";
+import { outboundServeConfig, startMxDns, submissionPort } from "../_helpers/outbound_world.ts";
 import { type PostgresCluster, postgresTest } from "../_helpers/postgres.ts";
 import {
   addUser,
@@ -16,28 +16,15 @@ import {
   startServer,
 } from "../_helpers/server_process.ts";
 import { canBindPort25 } from "../_helpers/tools.ts";
-import { submitAll, type Submitted } from "./_submission_client.ts";
+import { until } from "../_helpers/wait_until.ts";
+import { numbered, subjectOf, submitAll, type Submitted } from "./_submission_client.ts";
 
 const PASSWORD = "secret-password";
 const LOGIN = { user: "alice", password: PASSWORD, from: "alice@example.org" };
 
-function submissionPort(node: ServerProcess): number {
-  return node.listening.find((l) => l.proto === "submission")?.port ?? 0;
-}
-
 /** The subjects the capture server took, in order (one line each). */
 function subjectsOf(messages: readonly { body: Uint8Array }[]): string[] {
-  return messages.map((m) => /\r\nSubject: (\S+)\r\n/.exec(new TextDecoder().decode(m.body))?.[1])
-    .filter((s) => s !== undefined);
-}
-
-async function until(what: string, check: () => boolean | Promise<boolean>, ms = 30_000) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
+  return messages.map((m) => subjectOf(m.body)).filter((s) => s !== undefined);
 }
 
 /** Submits through `node`, retrying while its copy of the users does not know alice yet. */
@@ -59,17 +46,13 @@ async function withNodes(
   db: string,
   fn: (a: ServerProcess, b: ServerProcess, dns: string) => Promise<void>,
 ): Promise<void> {
-  await using dns = await startDnsmasq({
-    mx: [{ name: "pgout.test", host: "mx.pgout.test", preference: 10 }],
-    hosts: [{ name: "mx.pgout.test", addresses: ["127.0.0.56"] }],
-  });
+  await using dns = await startMxDns({ "pgout.test": "127.0.0.56" });
   const url = await pg.createDatabase(db);
-  const config = (name: string) => ({
-    hostname: name,
-    queue: { backend: "postgres", postgres: { url }, lease_time: "4s" },
-    submission: { listen: ["127.0.0.1:0"] },
-    outbound: { resolver: dns.address, retry: ["1s"] },
-  });
+  const config = (name: string) =>
+    outboundServeConfig(dns, {
+      hostname: name,
+      queue: { backend: "postgres", postgres: { url }, lease_time: "4s" },
+    });
   const a = await startServer({ config: config("mx-a.test") });
   let b: ServerProcess | undefined;
   try {
@@ -84,8 +67,7 @@ async function withNodes(
   }
 }
 
-const batch = (prefix: string, n: number): Submitted[] =>
-  Array.from({ length: n }, (_, i) => ({ to: `u${i}@pgout.test`, subject: `${prefix}${i}` }));
+const batch = (prefix: string, n: number): Submitted[] => numbered(prefix, "pgout.test", n);
 
 await postgresTest(
   "two serve nodes on one PostgreSQL deliver submitted mail to the world exactly once (issue 15)",
@@ -118,6 +100,7 @@ await postgresTest(
         await until(
           "the shared queue to empty",
           async () => (await queueList(a.configPath, "pgout.test") as unknown[]).length === 0,
+          30_000,
         );
         // Nothing more trickles in afterwards.
         assertEquals(subjectsOf(sink.messages).sort(), want);
@@ -143,14 +126,14 @@ await postgresTest(
       await withNodes(pg, "outbound_crash", async (a, b) => {
         // Submitted to A, which is woken at once; B's worker finds it at its next look.
         await submitWhenKnown(a, batch("k", 20));
-        await until("a few deliveries", () => sink.messages.length >= 2);
+        await until("a few deliveries", () => sink.messages.length >= 2, 30_000);
         const before = sink.messages.length;
         await a.kill9();
         // Mail keeps coming through B, whose worker is woken by it and then finds A's batch
         // leased until the lease runs out (queue.lease_time 4s), and takes it over.
         await submitWhenKnown(b, [{ to: "late@pgout.test", subject: "k20" }]);
         const want = [...batch("k", 20).map((m) => m.subject), "k20"].sort();
-        await until("every message", () => new Set(subjectsOf(sink.messages)).size >= 21);
+        await until("every message", () => new Set(subjectsOf(sink.messages)).size >= 21, 30_000);
         const subjects = subjectsOf(sink.messages);
         assertEquals([...new Set(subjects)].sort(), want);
         // At most the message in flight at the kill arrives twice (its 250 was not recorded).
@@ -159,6 +142,7 @@ await postgresTest(
         await until(
           "the shared queue to empty",
           async () => (await queueList(b.configPath, "pgout.test") as unknown[]).length === 0,
+          30_000,
         );
       });
     } finally {

@@ -11,27 +11,18 @@ import { DkimKeyStore } from "../../src/dkim/keys.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { makeTestCa } from "../_helpers/certs.ts";
 import { verifyDkim } from "../_helpers/dkim.ts";
-import { startDnsmasq } from "../_helpers/dnsmasq.ts";
 import { type LogEvent, parseLogLine } from "../_helpers/log_lines.ts";
+import { outboundServeConfig, startMxDns, submissionPort } from "../_helpers/outbound_world.ts";
 import { runScriptedCustomer } from "../_helpers/scripted_customer.ts";
 import { addUser, removeTestFiles, runMain, startServer } from "../_helpers/server_process.ts";
 import { canBindPort25, toolTest } from "../_helpers/tools.ts";
+import { until } from "../_helpers/wait_until.ts";
 import { parseExposition, valueOf } from "../observe/_prom_parse.ts";
-import { swaks } from "./_swaks.ts";
+import { swaksSubmit } from "./_swaks.ts";
 
 const PASSWORD = "secret-password";
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
-
-/** Waits (bounded) until `check` holds. */
-async function until(what: string, check: () => Promise<boolean> | boolean, ms = 15_000) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 await toolTest("serve delivers submitted mail to the world: DKIM, retry, failure report", [
   "dnsmasq",
@@ -42,17 +33,10 @@ await toolTest("serve delivers submitted mail to the world: DKIM, retry, failure
   if (!canBindPort25("serve outbound e2e", "127.0.0.5x")) return;
   const ca = await makeTestCa();
   assert(ca !== undefined, "openssl made the test CA");
-  await using dns = await startDnsmasq({
-    mx: [
-      { name: "dest.test", host: "mx.dest.test", preference: 10 },
-      { name: "grey.test", host: "mx.grey.test", preference: 10 },
-      { name: "refuse.test", host: "mx.refuse.test", preference: 10 },
-    ],
-    hosts: [
-      { name: "mx.dest.test", addresses: ["127.0.0.51"] },
-      { name: "mx.grey.test", addresses: ["127.0.0.52"] },
-      { name: "mx.refuse.test", addresses: ["127.0.0.53"] },
-    ],
+  await using dns = await startMxDns({
+    "dest.test": "127.0.0.51",
+    "grey.test": "127.0.0.52",
+    "refuse.test": "127.0.0.53",
   });
   const dest = await startCaptureServer({ host: "127.0.0.51", port: 25 });
   let greylisted = 0;
@@ -67,51 +51,33 @@ await toolTest("serve delivers submitted mail to the world: DKIM, retry, failure
     rcptReply: () => "550 5.1.1 No such user here",
   });
   const server = await startServer({
-    config: {
+    config: outboundServeConfig(dns, {
       tls: { cert: ca.certPath, key: ca.keyPath },
-      submission: { listen: ["127.0.0.1:0"] },
-      outbound: { resolver: dns.address, helo: "relay.test", retry: ["1s"] },
+      outbound: { helo: "relay.test" },
       metrics: { listen: "127.0.0.1:0" },
-    },
+    }),
   });
   const events = (): LogEvent[] =>
     server.logs().split("\n").map(parseLogLine).filter((e) => e !== undefined);
+  const alice = { user: "alice", password: PASSWORD, from: "alice@example.org" };
   const submit = async (to: string, file: string) => {
-    const r = await swaks(submissionPort, [
-      "--tls",
-      "--auth",
-      "PLAIN",
-      "--auth-user",
-      "alice",
-      "--auth-password",
-      PASSWORD,
-      "--from",
-      "alice@example.org",
-      "--to",
-      to,
-      "--data",
-      `@${file}`,
-    ]);
+    const r = await swaksSubmit(submissionPort(server), alice, to, ["--data", `@${file}`]);
     assertEquals(r.code, 0, r.out);
     match(r.out, /250 2\.6\.0/);
   };
-  const submissionPort = server.listening.find((l) => l.proto === "submission")?.port ?? 0;
+  /** `dkim keygen DOMAIN --selector SELECTOR ...more` on this server's config; must succeed. */
+  const keygen = async (domain: string, selector: string, ...more: string[]) => {
+    const r = await runMain([
+      ...["dkim", "keygen", domain, "--selector", selector, ...more],
+      ...["--config", server.configPath],
+    ]);
+    assertEquals(r.code, 0, r.stderr);
+  };
   const metricsPort = server.listening.find((l) => l.proto === "metrics")?.port ?? 0;
   const dataFile = await Deno.makeTempFile({ suffix: ".eml" });
   try {
     await addUser(server.configPath, "alice", ["example.org"], PASSWORD);
-    const keygen = await runMain([
-      "dkim",
-      "keygen",
-      "example.org",
-      "--selector",
-      "e2e",
-      "--algorithm",
-      "ed25519",
-      "--config",
-      server.configPath,
-    ]);
-    assertEquals(keygen.code, 0, keygen.stderr);
+    await keygen("example.org", "e2e", "--algorithm", "ed25519");
     const [key] = await new DkimKeyStore(server.dataDir).list();
     assert(key !== undefined);
 
@@ -196,16 +162,7 @@ await toolTest("serve delivers submitted mail to the world: DKIM, retry, failure
       "a From in another user's domain goes out unsigned (no borrowed signature)",
       async () => {
         await addUser(server.configPath, "bob", ["example.com"], PASSWORD);
-        const bobKey = await runMain([
-          "dkim",
-          "keygen",
-          "example.com",
-          "--selector",
-          "bob",
-          "--config",
-          server.configPath,
-        ]);
-        assertEquals(bobKey.code, 0, bobKey.stderr);
+        await keygen("example.com", "bob");
         const before = dest.messages.length;
         const forged = "From: Bob <bob@example.com>\r\nSubject: not bob\r\n\r\nhi\r\n";
         await Deno.writeFile(dataFile, enc(forged + ".\r\n"));

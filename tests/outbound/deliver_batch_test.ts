@@ -7,10 +7,10 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import net from "node:net";
 import { deliverBatch, type DeliveryResult } from "../../src/outbound/deliver.ts";
-import { NULL_LOGGER } from "../../src/observe/log.ts";
 import type { OutboundMessage } from "../../src/smtp/sender.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { startDnsmasq } from "../_helpers/dnsmasq.ts";
+import { deliveryOptions, outboundMessage } from "../_helpers/outbound_world.ts";
 import { startSmtpSink } from "../_helpers/smtp_sink.ts";
 import { canBindPort25, toolTest } from "../_helpers/tools.ts";
 
@@ -23,14 +23,7 @@ interface TestMessage extends OutboundMessage {
 function messages(domain: string, count: number, bodyOf?: (n: number) => Uint8Array) {
   return Array.from({ length: count }, (_, n): TestMessage => {
     const body = bodyOf?.(n) ?? enc(`From: a@example.org\r\nSubject: m${n}\r\n\r\nbody ${n}\r\n`);
-    return {
-      n,
-      mailFrom: "a@example.org",
-      params: {},
-      size: body.length,
-      recipients: [{ id: n, address: `u${n}@${domain}` }],
-      readBody: () => [body],
-    };
+    return { n, ...outboundMessage([`u${n}@${domain}`], body, "a@example.org", n) };
   });
 }
 
@@ -103,12 +96,7 @@ await toolTest("deliverBatch: many messages over one connection, MX order, fallb
   });
   const primary = await startCaptureServer({ host: "127.0.0.32", port: 25 });
   const busy = await startBusyHost("127.0.0.34");
-  const opts = {
-    helo: "relay.example.net",
-    log: NULL_LOGGER,
-    nameServer: { ipAddr: dns.ipAddr, port: dns.port },
-    connectTimeoutMs: 5_000,
-  };
+  const opts = deliveryOptions(dns);
   try {
     await t.step("10 messages arrive byte-exact, in order, over ONE connection", async () => {
       const before = { connections: sink.connections, messages: sink.messages.length };

@@ -7,26 +7,17 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import { deliverToDomain } from "../../src/outbound/deliver.ts";
 import { signOutbound } from "../../src/outbound/sign.ts";
 import { DkimKeyStore, txtStrings } from "../../src/dkim/keys.ts";
-import { NULL_LOGGER } from "../../src/observe/log.ts";
-import type { OutboundMessage } from "../../src/smtp/sender.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { verifyDkim } from "../_helpers/dkim.ts";
 import { startDnsmasq } from "../_helpers/dnsmasq.ts";
+import { deliveryOptions, outboundMessage } from "../_helpers/outbound_world.ts";
 import { startSmtpSink } from "../_helpers/smtp_sink.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 import { canBindPort25, toolTest } from "../_helpers/tools.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
-function message(to: readonly string[], body: Uint8Array): OutboundMessage {
-  return {
-    mailFrom: "alice@example.org",
-    params: {},
-    size: body.length,
-    recipients: to.map((address, id) => ({ id, address })),
-    readBody: () => [body],
-  };
-}
+const message = (to: readonly string[], body: Uint8Array) => outboundMessage(to, body);
 
 await toolTest(
   "deliverToDomain: MX lookup, a dead MX skipped, DKIM-signed delivery to 127.0.0.2:25",
@@ -57,12 +48,7 @@ await toolTest(
         port: 25,
         rcptReply: (a) => (a.startsWith("nobody@") ? "550 5.1.1 No such user" : undefined),
       });
-      const opts = {
-        helo: "relay.example.net",
-        log: NULL_LOGGER,
-        nameServer: { ipAddr: dns.ipAddr, port: dns.port },
-        connectTimeoutMs: 5_000,
-      };
+      const opts = deliveryOptions(dns);
       try {
         const body = enc(
           "From: Alice <alice@example.org>\r\nTo: bob@dest.test\r\nSubject: out\r\n\r\n" +

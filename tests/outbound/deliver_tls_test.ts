@@ -5,25 +5,15 @@
  */
 import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
 import { deliverToDomain } from "../../src/outbound/deliver.ts";
-import { NULL_LOGGER } from "../../src/observe/log.ts";
-import type { OutboundMessage } from "../../src/smtp/sender.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { makeTestCa } from "../_helpers/certs.ts";
-import { startDnsmasq } from "../_helpers/dnsmasq.ts";
+import { deliveryOptions, outboundMessage, startMxDns } from "../_helpers/outbound_world.ts";
 import { addUser, removeTestFiles, runMain, startServer } from "../_helpers/server_process.ts";
 import { canBindPort25, toolTest } from "../_helpers/tools.ts";
 
 const body = new TextEncoder().encode("From: a@example.org\r\nSubject: tls\r\n\r\nhello\r\n");
 
-function message(to: string): OutboundMessage {
-  return {
-    mailFrom: "a@example.org",
-    params: {},
-    size: body.length,
-    recipients: [{ id: 1, address: to }],
-    readBody: () => [body],
-  };
-}
+const message = (to: string) => outboundMessage([to], body, "a@example.org");
 
 await toolTest("deliverToDomain: STARTTLS when offered, required TLS skips a plain MX", [
   "dnsmasq",
@@ -32,26 +22,12 @@ await toolTest("deliverToDomain: STARTTLS when offered, required TLS skips a pla
   if (!canBindPort25("deliverToDomain TLS", "127.0.0.5")) return;
   const ca = await makeTestCa();
   assert(ca !== undefined);
-  await using dns = await startDnsmasq({
-    mx: [
-      { name: "tls.test", host: "mx.tls.test", preference: 10 },
-      { name: "plain.test", host: "mx.plain.test", preference: 10 },
-    ],
-    hosts: [
-      { name: "mx.tls.test", addresses: ["127.0.0.5"] },
-      { name: "mx.plain.test", addresses: ["127.0.0.6"] },
-    ],
-  });
+  await using dns = await startMxDns({ "tls.test": "127.0.0.5", "plain.test": "127.0.0.6" });
   const mx = await startServer({
     config: { tls: { cert: ca.certPath, key: ca.keyPath }, smtp: { listen: ["127.0.0.5:25"] } },
   });
   const plain = await startCaptureServer({ host: "127.0.0.6", port: 25 });
-  const opts = {
-    helo: "relay.example.net",
-    log: NULL_LOGGER,
-    nameServer: { ipAddr: dns.ipAddr, port: dns.port },
-    connectTimeoutMs: 5_000,
-  };
+  const opts = deliveryOptions(dns);
   try {
     await addUser(mx.configPath, "bob", ["tls.test"]);
     await t.step("opportunistic: STARTTLS, EHLO again, delivered; the MX saw ESMTPS", async () => {

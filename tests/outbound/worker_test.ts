@@ -15,10 +15,11 @@ import { DkimKeyStore, txtStrings } from "../../src/dkim/keys.ts";
 import { createLogger, NULL_LOGGER } from "../../src/observe/log.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { verifyDkim } from "../_helpers/dkim.ts";
-import { startDnsmasq } from "../_helpers/dnsmasq.ts";
+import { startMxDns } from "../_helpers/outbound_world.ts";
 import { parseLogLine } from "../_helpers/log_lines.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 import { canBindPort25, toolTest } from "../_helpers/tools.ts";
+import { until } from "../_helpers/wait_until.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const RETRY_MS = 400;
@@ -43,16 +44,6 @@ async function queueMx(
   return writer.id;
 }
 
-/** Polls `check` every 20 ms until it holds (bounded). */
-async function until(what: string, check: () => Promise<boolean> | boolean, ms = 10_000) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 await toolTest("OutboundWorker: claims, delivers over one connection, settles, retries", [
   "dnsmasq",
   "dkimverify",
@@ -61,17 +52,10 @@ await toolTest("OutboundWorker: claims, delivers over one connection, settles, r
   await withTempDataDir(async (dir) => {
     const keys = new DkimKeyStore(dir);
     const key = await keys.generate("example.org", "w1", "ed25519");
-    await using dns = await startDnsmasq({
-      mx: [
-        { name: "ok.test", host: "mx.ok.test", preference: 10 },
-        { name: "flaky.test", host: "mx.flaky.test", preference: 10 },
-      ],
-      hosts: [
-        { name: "mx.ok.test", addresses: ["127.0.0.41"] },
-        { name: "mx.flaky.test", addresses: ["127.0.0.43"] },
-      ],
-      txt: [{ name: key.dnsName, strings: txtStrings(key.dnsText) }],
-    });
+    await using dns = await startMxDns(
+      { "ok.test": "127.0.0.41", "flaky.test": "127.0.0.43" },
+      [{ name: key.dnsName, strings: txtStrings(key.dnsText) }],
+    );
     const ok = await startCaptureServer({
       host: "127.0.0.41",
       port: 25,
@@ -187,9 +171,12 @@ await toolTest("OutboundWorker: claims, delivers over one connection, settles, r
           );
           const queuedAt = Date.now();
           worker.wake();
+          // Polled often: what follows checks the retry time against now.
           await until(
             "the deferral",
             async () => ((await store.get(id))?.recipients[0]?.attempts ?? 0) >= 1,
+            10_000,
+            20,
           );
           const r = (await store.get(id))?.recipients[0];
           assertEquals(r?.status, "queued");
@@ -233,10 +220,7 @@ await toolTest(
   async () => {
     if (!canBindPort25("OutboundWorker lease renewal", "127.0.0.44")) return;
     await withTempDataDir(async (dir) => {
-      await using dns = await startDnsmasq({
-        mx: [{ name: "slow.test", host: "mx.slow.test", preference: 10 }],
-        hosts: [{ name: "mx.slow.test", addresses: ["127.0.0.44"] }],
-      });
+      await using dns = await startMxDns({ "slow.test": "127.0.0.44" });
       // The reply after each final dot takes longer than the whole 3 s lease.
       const slow = await startCaptureServer({
         host: "127.0.0.44",

@@ -1,0 +1,79 @@
+/**
+ * The outbound tests' world: a real DNS server (dnsmasq) naming one MX per destination domain
+ * on a loopback address, the delivery options that resolve through it, the messages handed to
+ * src/outbound/deliver.ts, and the `serve` config that delivers through it.
+ */
+import { NULL_LOGGER } from "../../src/observe/log.ts";
+import type { OutboundMessage } from "../../src/smtp/sender.ts";
+import { type DnsRecords, type DnsServer, startDnsmasq } from "./dnsmasq.ts";
+
+/**
+ * Records for domains that each have one MX, `mx.<domain>` (preference 10), at the address
+ * given: `{ "dest.test": "127.0.0.51" }`.
+ */
+export function oneMxEach(domains: Readonly<Record<string, string>>): DnsRecords {
+  const entries = Object.entries(domains);
+  return {
+    mx: entries.map(([name]) => ({ name, host: `mx.${name}`, preference: 10 })),
+    hosts: entries.map(([name, address]) => ({ name: `mx.${name}`, addresses: [address] })),
+  };
+}
+
+/** dnsmasq answering `oneMxEach(domains)`, plus any `txt` records (DKIM keys). */
+export function startMxDns(
+  domains: Readonly<Record<string, string>>,
+  txt: DnsRecords["txt"] = [],
+): Promise<DnsServer> {
+  return startDnsmasq({ ...oneMxEach(domains), txt });
+}
+
+/** The options of `deliverToDomain` / `deliverBatch` that resolve through `dns`. */
+export function deliveryOptions(dns: DnsServer) {
+  return {
+    helo: "relay.example.net",
+    log: NULL_LOGGER,
+    nameServer: { ipAddr: dns.ipAddr, port: dns.port },
+    connectTimeoutMs: 5_000,
+  };
+}
+
+/** A message for the outbound code: recipient ids count from `firstId`, the body is one chunk. */
+export function outboundMessage(
+  to: readonly string[],
+  body: Uint8Array,
+  from = "alice@example.org",
+  firstId = 0,
+): OutboundMessage {
+  return {
+    mailFrom: from,
+    params: {},
+    size: body.length,
+    recipients: to.map((address, i) => ({ id: firstId + i, address })),
+    readBody: () => [body],
+  };
+}
+
+/**
+ * The `serve` config of a node that takes submissions (127.0.0.1, a port picked at run time)
+ * and delivers to the world through `dns`, retrying after a second; `extra` adds sections
+ * (its `outbound` keys join these).
+ */
+export function outboundServeConfig(
+  dns: DnsServer,
+  extra: { readonly outbound?: Record<string, unknown>; readonly [k: string]: unknown } = {},
+): Record<string, unknown> {
+  return {
+    submission: { listen: ["127.0.0.1:0"] },
+    ...extra,
+    outbound: { resolver: dns.address, retry: ["1s"], ...extra.outbound },
+  };
+}
+
+/** The submission port a test `serve` announced (throws when it announced none). */
+export function submissionPort(
+  server: { readonly listening: readonly { proto: string; port: number }[] },
+): number {
+  const l = server.listening.find((e) => e.proto === "submission");
+  if (l === undefined) throw new Error("no submission listener was announced");
+  return l.port;
+}
