@@ -46,3 +46,23 @@ export async function makeSelfSigned(
   if (!out.success) throw new Error(`openssl req failed: ${new TextDecoder().decode(out.stderr)}`);
   return { cert, key };
 }
+
+/** Two pairs for `mx.test` and the live files a server is configured with. */
+export interface RenewalFiles {
+  /** The pair in use first (30 days), copied to `live`. */
+  readonly a: CertFiles;
+  /** Its renewal (60 days), for the test to copy over `live`. */
+  readonly b: CertFiles;
+  /** `live.pem` / `live.key` in `dir`: what the config names. */
+  readonly live: CertFiles;
+}
+
+/** A certificate renewal in `dir` (the certbot case): pairs `a` and `b`, `live` holding `a`. */
+export async function makeRenewal(dir: string): Promise<RenewalFiles> {
+  const a = await makeSelfSigned(dir, "a", { dnsName: "mx.test", days: 30 });
+  const b = await makeSelfSigned(dir, "b", { dnsName: "mx.test", days: 60 });
+  const live = { cert: `${dir}/live.pem`, key: `${dir}/live.key` };
+  await Deno.copyFile(a.cert, live.cert);
+  await Deno.copyFile(a.key, live.key);
+  return { a, b, live };
+}

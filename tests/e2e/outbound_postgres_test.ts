@@ -8,13 +8,8 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { outboundServeConfig, startMxDns, submissionPort } from "../_helpers/outbound_world.ts";
 import { type PostgresCluster, postgresTest } from "../_helpers/postgres.ts";
-import {
-  addUser,
-  queueList,
-  removeTestFiles,
-  type ServerProcess,
-  startServer,
-} from "../_helpers/server_process.ts";
+import { withTwoNodes } from "../_helpers/postgres_nodes.ts";
+import { addUser, queueList, type ServerProcess } from "../_helpers/server_process.ts";
 import { canBindPort25 } from "../_helpers/tools.ts";
 import { until } from "../_helpers/wait_until.ts";
 import { numbered, subjectOf, submitAll, type Submitted } from "./_submission_client.ts";
@@ -41,30 +36,18 @@ async function submitWhenKnown(node: ServerProcess, messages: readonly Submitted
   throw last;
 }
 
+/** Both nodes delivering through dnsmasq (pgout.test's MX: 127.0.0.56), alice added. */
 async function withNodes(
   pg: PostgresCluster,
   db: string,
-  fn: (a: ServerProcess, b: ServerProcess, dns: string) => Promise<void>,
+  fn: (a: ServerProcess, b: ServerProcess) => Promise<void>,
 ): Promise<void> {
   await using dns = await startMxDns({ "pgout.test": "127.0.0.56" });
-  const url = await pg.createDatabase(db);
-  const config = (name: string) =>
-    outboundServeConfig(dns, {
-      hostname: name,
-      queue: { backend: "postgres", postgres: { url }, lease_time: "4s" },
-    });
-  const a = await startServer({ config: config("mx-a.test") });
-  let b: ServerProcess | undefined;
-  try {
-    b = await startServer({ config: config("mx-b.test") });
+  const sections = { ...outboundServeConfig(dns), queue: { lease_time: "4s" } };
+  await withTwoNodes(pg, db, sections, async (a, b) => {
     await addUser(a.configPath, "alice", ["example.org"], PASSWORD);
-    await fn(a, b, dns.address);
-  } finally {
-    await a.stop();
-    await b?.stop();
-    await removeTestFiles(a);
-    if (b !== undefined) await removeTestFiles(b);
-  }
+    await fn(a, b);
+  });
 }
 
 const batch = (prefix: string, n: number): Submitted[] => numbered(prefix, "pgout.test", n);

@@ -6,7 +6,12 @@
  */
 import assert from "node:assert/strict";
 import { type PostgresCluster, postgresTest } from "../_helpers/postgres.ts";
-import { runScriptedCustomer } from "../_helpers/scripted_customer.ts";
+import {
+  atrnExampleOrg,
+  postgresNodeConfig,
+  waitUntilAccepted,
+  withTwoNodes,
+} from "../_helpers/postgres_nodes.ts";
 import {
   addUser,
   removeTestFiles,
@@ -16,35 +21,41 @@ import {
   writeTestConfig,
 } from "../_helpers/server_process.ts";
 import { queueIdOf, submit } from "../_helpers/smtp_submit.ts";
+import { until } from "../_helpers/wait_until.ts";
 
 const PASSWORD = "secret-password";
 const LEASE = "4s";
 
 function nodeConfig(name: string, url: string): Record<string, unknown> {
-  return {
-    hostname: name,
-    queue: { backend: "postgres", postgres: { url }, lease_time: LEASE },
-  };
+  return postgresNodeConfig(name, url, { queue: { lease_time: LEASE } });
 }
 
-async function withNodes(
+/** Both nodes, alice (example.org) added through A and known to both. */
+function withNodes(
   pg: PostgresCluster,
   db: string,
   fn: (a: ServerProcess, b: ServerProcess) => Promise<void>,
 ): Promise<void> {
-  const url = await pg.createDatabase(db);
-  const a = await startServer({ config: nodeConfig("mx-a.test", url) });
-  let b: ServerProcess | undefined;
-  try {
-    b = await startServer({ config: nodeConfig("mx-b.test", url) });
+  return withTwoNodes(pg, db, { queue: { lease_time: LEASE } }, async (a, b) => {
+    await addUser(a.configPath, "alice", ["example.org"], PASSWORD);
+    await waitUntilAccepted(a, "example.org");
+    await waitUntilAccepted(b, "example.org");
     await fn(a, b);
-  } finally {
-    await a.stop();
-    await b?.stop();
-    await removeTestFiles(a);
-    if (b !== undefined) await removeTestFiles(b);
-  }
+  });
 }
+
+/** ATRN example.org as alice; `hold` keeps the lease without taking a message. */
+const atrn = (node: ServerProcess, timeoutMs?: number) =>
+  atrnExampleOrg(
+    port(node.odmr),
+    "alice",
+    PASSWORD,
+    timeoutMs === undefined ? undefined : { silentAfterAtrn: true, timeoutMs },
+  );
+
+/** Waits until `node` logged its 250 to an ATRN. */
+const atrnAnswered = (node: ServerProcess) =>
+  until("the 250 to ATRN", () => /event=atrn\b/.test(node.logs()), 10_000);
 
 function port(listeners: readonly { port: number }[]): number {
   const first = listeners[0];
@@ -68,38 +79,12 @@ async function send(node: ServerProcess, n: number, domain = "example.org"): Pro
   return ids;
 }
 
-/** RCPT is refused until the node's copy of the users has the domain (NOTIFY: at once). */
-async function waitUntilAccepted(node: ServerProcess, domain: string): Promise<void> {
-  let last: string[] = [];
-  for (let i = 0; i < 100; i++) {
-    const r = await submit({
-      port: port(node.smtp),
-      from: "probe@example.net",
-      to: [`probe@${domain}`],
-      body: new TextEncoder().encode("Subject: probe\r\n\r\nprobe\r\n"),
-    });
-    if (queueIdOf(r.final) !== undefined) return;
-    last = r.replies;
-    await new Promise((res) => setTimeout(res, 100));
-  }
-  throw new Error(
-    `node never accepted mail for ${domain}: ${last.join(" | ")}\n${node.logs().slice(-2000)}`,
-  );
-}
-
 await postgresTest(
   "two serve nodes on one PostgreSQL: mail received by A is collected through B (#14)",
   async (pg) => {
     await withNodes(pg, "nodes_collect", async (a, b) => {
-      await addUser(a.configPath, "alice", ["example.org"], PASSWORD);
-      await waitUntilAccepted(a, "example.org");
-      await waitUntilAccepted(b, "example.org");
       const sent = await send(a, 5);
-      const got = await runScriptedCustomer({
-        port: port(b.odmr),
-        auth: { mechanism: "CRAM-MD5", user: "alice", password: PASSWORD },
-        atrn: "example.org",
-      });
+      const got = await atrn(b);
       assert.match(got.atrnReply ?? "", /^250 /);
       // The two probes plus the five.
       assert.equal(got.messages.length, 7);
@@ -116,26 +101,11 @@ await postgresTest(
   "two serve nodes: a second ATRN for a domain being drained gets 451 on the other node (#14)",
   async (pg) => {
     await withNodes(pg, "nodes_busy", async (a, b) => {
-      await addUser(a.configPath, "alice", ["example.org"], PASSWORD);
-      await waitUntilAccepted(a, "example.org");
-      await waitUntilAccepted(b, "example.org");
       // The first customer takes the lease on A and then says nothing.
-      const holding = runScriptedCustomer({
-        port: port(a.odmr),
-        auth: { mechanism: "CRAM-MD5", user: "alice", password: PASSWORD },
-        atrn: "example.org",
-        silentAfterAtrn: true,
-        timeoutMs: 4000,
-      });
+      const holding = atrn(a, 4000);
       // Wait until A has answered 250 to it: then B must refuse.
-      for (let i = 0; i < 100 && !/event=atrn\b/.test(a.logs()); i++) {
-        await new Promise((res) => setTimeout(res, 50));
-      }
-      const second = await runScriptedCustomer({
-        port: port(b.odmr),
-        auth: { mechanism: "CRAM-MD5", user: "alice", password: PASSWORD },
-        atrn: "example.org",
-      });
+      await atrnAnswered(a);
+      const second = await atrn(b);
       assert.match(second.atrnReply ?? "", /^451 4\.3\.0/);
       assert.match((await holding).atrnReply ?? "", /^250 /);
     });
@@ -146,38 +116,19 @@ await postgresTest(
   "kill -9 of the draining node: the other node delivers the rest after the lease time (#14)",
   async (pg) => {
     await withNodes(pg, "nodes_crash", async (a, b) => {
-      await addUser(a.configPath, "alice", ["example.org"], PASSWORD);
-      await waitUntilAccepted(a, "example.org");
-      await waitUntilAccepted(b, "example.org");
       await send(b, 6);
       // A drains, the customer takes the first message's body and then A dies.
-      const first = runScriptedCustomer({
-        port: port(a.odmr),
-        auth: { mechanism: "CRAM-MD5", user: "alice", password: PASSWORD },
-        atrn: "example.org",
-        silentAfterAtrn: true,
-        timeoutMs: 8000,
-      });
-      for (let i = 0; i < 100 && !/event=atrn\b/.test(a.logs()); i++) {
-        await new Promise((res) => setTimeout(res, 50));
-      }
+      const first = atrn(a, 8000);
+      await atrnAnswered(a);
       await a.kill9();
       // Before the lease runs out B refuses; afterwards B serves everything that was queued.
-      const early = await runScriptedCustomer({
-        port: port(b.odmr),
-        auth: { mechanism: "CRAM-MD5", user: "alice", password: PASSWORD },
-        atrn: "example.org",
-      });
+      const early = await atrn(b);
       assert.match(early.atrnReply ?? "", /^451 /, "the dead node's lease still holds");
       assert.match((await first).atrnReply ?? "", /^250 /);
-      let got: Awaited<ReturnType<typeof runScriptedCustomer>> | undefined;
+      let got: Awaited<ReturnType<typeof atrn>> | undefined;
       for (let i = 0; i < 40; i++) {
         await new Promise((res) => setTimeout(res, 250));
-        got = await runScriptedCustomer({
-          port: port(b.odmr),
-          auth: { mechanism: "CRAM-MD5", user: "alice", password: PASSWORD },
-          atrn: "example.org",
-        });
+        got = await atrn(b);
         if (!/^451 /.test(got.atrnReply ?? "")) break;
       }
       assert.match(got?.atrnReply ?? "", /^250 /);
@@ -213,12 +164,7 @@ await postgresTest(
       });
       assert.match(down.final ?? down.replies.at(-1) ?? "", /^4\d\d /, "never a 250 while down");
       assert.equal(await health(), 503);
-      const atrn = await runScriptedCustomer({
-        port: port(node.odmr),
-        auth: { mechanism: "CRAM-MD5", user: "alice", password: PASSWORD },
-        atrn: "example.org",
-      });
-      assert.match(atrn.atrnReply ?? "", /^451 /);
+      assert.match((await atrn(node)).atrnReply ?? "", /^451 /);
       await pg.start();
       await waitUntilAccepted(node, "example.org");
       assert.equal(await health(), 200);
@@ -287,11 +233,7 @@ await postgresTest(
       // serve on PostgreSQL knows alice and hands both messages over, bodies intact.
       const node = await startServer({ dataDir, config: nodeConfig("mx-a.test", url) });
       try {
-        const got = await runScriptedCustomer({
-          port: port(node.odmr),
-          auth: { mechanism: "CRAM-MD5", user: "alice", password: PASSWORD },
-          atrn: "example.org",
-        });
+        const got = await atrn(node);
         assert.equal(got.messages.length, 2);
         const bodies = got.messages.map((m) => new TextDecoder().decode(m.data));
         assert.ok(bodies.some((b) => b.endsWith(big)), "the 200 KB body byte-exact");

@@ -10,13 +10,8 @@ import assert from "node:assert/strict";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { runFetchmail } from "../_helpers/fetchmail.ts";
 import { type PostgresCluster, postgresTest } from "../_helpers/postgres.ts";
-import { runScriptedCustomer } from "../_helpers/scripted_customer.ts";
-import {
-  addUser,
-  removeTestFiles,
-  type ServerProcess,
-  startServer,
-} from "../_helpers/server_process.ts";
+import { atrnExampleOrg, waitUntilAccepted, withTwoNodes } from "../_helpers/postgres_nodes.ts";
+import { addUser, type ServerProcess } from "../_helpers/server_process.ts";
 import { queueIdOf, submit } from "../_helpers/smtp_submit.ts";
 import { hasTool, isCi } from "../_helpers/tools.ts";
 
@@ -24,31 +19,19 @@ const PASSWORD = "secret-password";
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-async function withNodes(
+/** Both nodes with metrics, alice (example.org) added through A and known to both. */
+function withNodes(
   pg: PostgresCluster,
   db: string,
   fn: (a: ServerProcess, b: ServerProcess) => Promise<void>,
 ): Promise<void> {
-  const url = await pg.createDatabase(db);
-  const config = (name: string) => ({
-    hostname: name,
-    queue: { backend: "postgres", postgres: { url }, lease_time: "4s" },
-    metrics: { listen: "127.0.0.1:0" },
-  });
-  const a = await startServer({ config: config("mx-a.test") });
-  let b: ServerProcess | undefined;
-  try {
-    b = await startServer({ config: config("mx-b.test") });
+  const sections = { queue: { lease_time: "4s" }, metrics: { listen: "127.0.0.1:0" } };
+  return withTwoNodes(pg, db, sections, async (a, b) => {
     await addUser(a.configPath, "alice", ["example.org"], PASSWORD);
-    await waitUntilAccepted(a);
-    await waitUntilAccepted(b);
+    await waitUntilAccepted(a, "example.org");
+    await waitUntilAccepted(b, "example.org");
     await fn(a, b);
-  } finally {
-    await a.stop();
-    await b?.stop();
-    await removeTestFiles(a);
-    if (b !== undefined) await removeTestFiles(b);
-  }
+  });
 }
 
 function smtpPort(node: ServerProcess): number {
@@ -69,18 +52,6 @@ async function send(
   const last = r.final ?? r.replies.at(-1) ?? "";
   const id = queueIdOf(r.final);
   return id === undefined ? { last } : { id, last };
-}
-
-/** RCPT is refused until the node's copy of the users has the domain (NOTIFY: at once). */
-async function waitUntilAccepted(node: ServerProcess): Promise<string> {
-  let last = "";
-  for (let i = 0; i < 100; i++) {
-    const r = await send(node, `probe ${node.configPath} ${i}`);
-    if (r.id !== undefined) return r.id;
-    last = r.last;
-    await new Promise((res) => setTimeout(res, 100));
-  }
-  throw new Error(`node never accepted mail again: ${last}\n${node.logs().slice(-3000)}`);
 }
 
 async function health(node: ServerProcess): Promise<number> {
@@ -191,11 +162,7 @@ await postgresTest(
         for (let i = 0; i < 100 && !outcomes.some((o) => o.at > downAt && /^4/.test(o.last)); i++) {
           await new Promise((res) => setTimeout(res, 50));
         }
-        const atrn = await runScriptedCustomer({
-          port: b.odmr[0]?.port ?? 0,
-          auth: { mechanism: "CRAM-MD5", user: "alice", password: PASSWORD },
-          atrn: "example.org",
-        });
+        const atrn = await atrnExampleOrg(b.odmr[0]?.port ?? 0, "alice", PASSWORD);
         assert.match(atrn.atrnReply ?? "", /^451 /, "ATRN while the database is down");
         await pg.start();
         const upAt = Date.now();
@@ -231,11 +198,7 @@ await postgresTest(
         "every sender's mail was accepted again in the end, on both nodes",
       );
       // Every 250 had its commit: each acknowledged message is in the queue, all of them.
-      const got = await runScriptedCustomer({
-        port: a.odmr[0]?.port ?? 0,
-        auth: { mechanism: "CRAM-MD5", user: "alice", password: PASSWORD },
-        atrn: "example.org",
-      });
+      const got = await atrnExampleOrg(a.odmr[0]?.port ?? 0, "alice", PASSWORD);
       assert.match(got.atrnReply ?? "", /^250 /);
       const delivered = new Set(
         got.messages.map((m) => /^Subject: (.*)$/m.exec(dec.decode(m.data))?.[1]),

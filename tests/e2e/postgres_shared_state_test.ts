@@ -8,44 +8,14 @@
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { makeTestCa } from "../_helpers/certs.ts";
-import { type PostgresCluster, postgresTest } from "../_helpers/postgres.ts";
-import {
-  addUser,
-  removeTestFiles,
-  runMain,
-  type ServerProcess,
-  startServer,
-} from "../_helpers/server_process.ts";
+import { postgresTest } from "../_helpers/postgres.ts";
+import { withTwoNodes } from "../_helpers/postgres_nodes.ts";
+import { addUser, runMain, startServer } from "../_helpers/server_process.ts";
 import { isCi } from "../_helpers/tools.ts";
 import { RawClient } from "../security/_raw.ts";
 import { sClient } from "../_helpers/s_client.ts";
 
 const PASSWORD = "secret-password";
-
-async function withNodes(
-  pg: PostgresCluster,
-  db: string,
-  extra: Record<string, unknown>,
-  fn: (a: ServerProcess, b: ServerProcess) => Promise<void>,
-): Promise<void> {
-  const url = await pg.createDatabase(db);
-  const config = (name: string) => ({
-    hostname: name,
-    queue: { backend: "postgres", postgres: { url } },
-    ...extra,
-  });
-  const a = await startServer({ config: config("mx-a.test") });
-  let b: ServerProcess | undefined;
-  try {
-    b = await startServer({ config: config("mx-b.test") });
-    await fn(a, b);
-  } finally {
-    await a.stop();
-    await b?.stop();
-    await removeTestFiles(a);
-    if (b !== undefined) await removeTestFiles(b);
-  }
-}
 
 /** The salt a node shows for `user` in SCRAM-SHA-256's server-first message. */
 async function scramSalt(port: number, user: string): Promise<string> {
@@ -67,7 +37,7 @@ async function scramSalt(port: number, user: string): Promise<string> {
 await postgresTest(
   "two nodes give an unknown user name the same SCRAM salt, from the key in the database (#14)",
   async (pg) => {
-    await withNodes(pg, "shared_salt", {}, async (a, b) => {
+    await withTwoNodes(pg, "shared_salt", {}, async (a, b) => {
       await addUser(a.configPath, "alice", ["example.org"], PASSWORD);
       const portA = a.odmr[0]?.port ?? 0;
       const portB = b.odmr[0]?.port ?? 0;
@@ -121,7 +91,7 @@ await postgresTest(
         tls: { cert: ca.certPath, key: ca.keyPath },
         odmr: { listen: [{ address: "127.0.0.1:0", tls: "implicit" }] },
       };
-      await withNodes(pg, "shared_pins", tls, async (a, b) => {
+      await withTwoNodes(pg, "shared_pins", tls, async (a, b) => {
         await addUser(a.configPath, "alice", ["example.org"], PASSWORD);
         const pinned = await runMain([
           "user",

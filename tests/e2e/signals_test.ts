@@ -10,7 +10,7 @@ import { X509Certificate } from "node:crypto";
 import { addUser, queueList, removeTestFiles, startServer } from "../_helpers/server_process.ts";
 import type { ServerProcess } from "../_helpers/server_process.ts";
 import { toolTest } from "../_helpers/tools.ts";
-import { makeSelfSigned } from "../_helpers/self_signed.ts";
+import { makeRenewal, makeSelfSigned } from "../_helpers/self_signed.ts";
 import { RawClient } from "../security/_raw.ts";
 import { connect } from "../../src/net/conn.ts";
 import type { Conn } from "../../src/net/conn.ts";
@@ -81,12 +81,7 @@ await toolTest("serve: SIGHUP reloads the certificate and never stops serve (#11
   "openssl",
 ], async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "odmr-hup-" });
-  const a = await makeSelfSigned(dir, "a", { dnsName: "mx.test", days: 30 });
-  const b = await makeSelfSigned(dir, "b", { dnsName: "mx.test", days: 60 });
-  const cert = `${dir}/live.pem`;
-  const key = `${dir}/live.key`;
-  await Deno.copyFile(a.cert, cert);
-  await Deno.copyFile(a.key, key);
+  const { a, b, live: { cert, key } } = await makeRenewal(dir);
   const server = await startServer({
     config: {
       tls: { cert, key },

@@ -5,7 +5,7 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
 import { toolTest } from "../_helpers/tools.ts";
-import { makeSelfSigned } from "../_helpers/self_signed.ts";
+import { makeRenewal, makeSelfSigned } from "../_helpers/self_signed.ts";
 import {
   CertificateError,
   certificateWarnings,
@@ -110,12 +110,7 @@ await toolTest("ReloadableTlsContext keeps the old pair when the new files are b
 ], async () => {
   const dir = await Deno.makeTempDir({ prefix: "odmr-tlsctx-" });
   try {
-    const a = await makeSelfSigned(dir, "a", { dnsName: "mx.test", days: 30 });
-    const b = await makeSelfSigned(dir, "b", { dnsName: "mx.test", days: 60 });
-    const cert = `${dir}/live.pem`;
-    const key = `${dir}/live.key`;
-    await Deno.copyFile(a.cert, cert);
-    await Deno.copyFile(a.key, key);
+    const { b, live: { cert, key } } = await makeRenewal(dir);
     const slot = new ReloadableTlsContext(cert, key);
     const first = slot.current;
     assertEquals(slot.reloadIfChanged().kind, "unchanged");
