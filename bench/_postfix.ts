@@ -1,14 +1,16 @@
-// A private Postfix instance for comparison: its own config_directory, queue_directory and
-// data_directory in a temp dir, smtpd on a spare 127.0.0.1 port, mail for bench.example (and
-// any further domains) held on arrival (HOLD) so that only queue ingest is measured, and
-// released to an smtp-sink on demand. Never reads or writes /etc/postfix's main.cf; stopped with `postfix -c DIR stop`.
+// The private Postfix the benchmarks compare with: the runner of the tests
+// (tests/_helpers/postfix.ts: own config, queue and data directories in a temp dir, stopped by
+// `postfix -c DIR stop`) with smtpd on a spare 127.0.0.1 port, mail for bench.example (and any
+// further domains) held on arrival (HOLD) so that only queue ingest is measured, and released
+// to an smtp-sink on demand.
 
-import { hasExecutable, runCommand, sleep } from "./_proc.ts";
-import { POSTFIX_MASTER_CF } from "../tests/_helpers/postfix.ts";
+import {
+  postfixUnavailable,
+  type PrivatePostfix as Instance,
+  startPrivatePostfix,
+} from "../tests/_helpers/postfix.ts";
+import { sleep } from "./_proc.ts";
 
-const POSTFIX = "/usr/sbin/postfix";
-const POSTSUPER = "/usr/sbin/postsuper";
-const POSTQUEUE = "/usr/sbin/postqueue";
 const QUEUES = ["maildrop", "incoming", "active", "deferred", "hold"] as const;
 
 /** Options for `PrivatePostfix.start`. */
@@ -27,60 +29,38 @@ export interface PostfixOptions {
   readonly moreDomains?: readonly string[];
 }
 
-/** A running private Postfix (master) instance. */
+/** A running private Postfix (master) instance, as the benchmarks drive it. */
 export class PrivatePostfix {
-  readonly root: string;
-  readonly configDir: string;
-  readonly queueDir: string;
   readonly smtpPort: number;
-  #running = false;
+  readonly #pf: Instance;
 
-  private constructor(root: string, smtpPort: number) {
-    this.root = root;
-    this.configDir = `${root}/etc`;
-    this.queueDir = `${root}/spool`;
+  private constructor(pf: Instance, smtpPort: number) {
+    this.#pf = pf;
     this.smtpPort = smtpPort;
   }
 
   /** Why Postfix cannot run here, or undefined if it can. */
-  static async unavailable(): Promise<string | undefined> {
-    for (const p of [POSTFIX, POSTSUPER, POSTQUEUE]) {
-      if (!(await hasExecutable(p))) return `${p} not installed`;
-    }
-    if (Deno.uid() !== 0) return "postfix needs root to start master";
-    return undefined;
+  static unavailable(): Promise<string | undefined> {
+    return postfixUnavailable();
   }
 
-  /** Writes main.cf/master.cf, runs `postfix check` and `postfix start`. */
+  /** Starts the instance (`postfix check`, `postfix start`) relaying and holding the domains. */
   static async start(opts: PostfixOptions): Promise<PrivatePostfix> {
-    const root = `${opts.dir}/postfix`;
-    const pf = new PrivatePostfix(root, opts.smtpPort);
-    await Deno.mkdir(pf.configDir, { recursive: true });
-    await Deno.mkdir(pf.queueDir, { recursive: true });
-    await Deno.mkdir(`${root}/data`, { recursive: true });
-    // The daemons run as mail_owner and must reach the temp dirs.
-    for (const d of [opts.dir, root, pf.configDir, pf.queueDir]) await Deno.chmod(d, 0o755);
-    const owner = await postfixIds();
-    await Deno.chown(`${root}/data`, owner.uid, owner.gid);
-    await Deno.chmod(`${root}/data`, 0o700);
-    await Deno.writeTextFile(`${pf.configDir}/main.cf`, mainCf(root, opts));
-    await Deno.writeTextFile(`${pf.configDir}/master.cf`, masterCf(opts.smtpPort));
-    await pf.#postfix("check");
-    await pf.#postfix("start");
-    pf.#running = true;
-    return pf;
+    const pf = await startPrivatePostfix(benchSettings(opts), {
+      parentDir: opts.dir,
+      smtpdPort: opts.smtpPort,
+    });
+    return new PrivatePostfix(pf, opts.smtpPort);
   }
 
   /** Number of queue files (maildrop, incoming, active, deferred, hold). */
-  async queueCount(): Promise<number> {
-    let n = 0;
-    for (const q of QUEUES) n += await countFiles(`${this.queueDir}/${q}`);
-    return n;
+  queueCount(): Promise<number> {
+    return this.#pf.queueFiles(QUEUES);
   }
 
   /** Number of queue files in the hold queue. */
   heldCount(): Promise<number> {
-    return countFiles(`${this.queueDir}/hold`);
+    return this.#pf.queueFiles(["hold"]);
   }
 
   /** Waits until `heldCount()` reaches `n` (polls every 50 ms, up to `timeoutMs`). */
@@ -93,117 +73,49 @@ export class PrivatePostfix {
     throw new Error(`postfix: fewer than ${n} held messages after ${timeoutMs} ms`);
   }
 
-  /** Releases every held message and asks for immediate delivery (`postsuper -H`, `postqueue -f`). */
-  async release(): Promise<void> {
-    await mustRun(POSTSUPER, ["-c", this.configDir, "-H", "ALL"]);
-    await mustRun(POSTQUEUE, ["-c", this.configDir, "-f"]);
-  }
-
-  /** Waits until the queue is empty; returns false on timeout. Polls every 20 ms. */
-  async waitEmpty(timeoutMs: number): Promise<boolean> {
+  /**
+   * Once `n` messages are held: releases them all and asks for immediate delivery
+   * (`postsuper -H`, `postqueue -f`), then waits until the queue is empty (polls every 20 ms).
+   * The seconds from the release to the empty queue, or undefined after `timeoutMs`.
+   */
+  async timedRelease(n: number, timeoutMs: number): Promise<number | undefined> {
+    await this.waitHeld(n, 30_000);
+    const t0 = performance.now();
+    await this.#pf.postsuper("-H", "ALL");
+    await this.#pf.flush();
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if ((await this.queueCount()) === 0) return true;
+      if ((await this.queueCount()) === 0) return (performance.now() - t0) / 1000;
       await sleep(20);
     }
-    return false;
+    return undefined;
   }
 
-  /** Deletes every queued message (`postsuper -d ALL`). */
-  async purge(): Promise<void> {
-    await mustRun(POSTSUPER, ["-c", this.configDir, "-d", "ALL"]);
-  }
-
-  /** Stops master (`postfix stop`); safe to call twice. */
-  async stop(): Promise<void> {
-    if (!this.#running) return;
-    this.#running = false;
-    await this.#postfix("stop").catch(async (e) => {
-      // Last resort: the master PID this instance wrote, and nothing else.
-      const pid = Number((await Deno.readTextFile(`${this.queueDir}/pid/master.pid`)).trim());
-      if (pid > 0) Deno.kill(pid, "SIGKILL");
-      throw e;
-    });
-  }
-
-  /** Last lines of this instance's log (maillog_file), for error messages. */
-  async logTail(lines = 10): Promise<string> {
-    try {
-      const text = await Deno.readTextFile(`${this.root}/maillog`);
-      return text.trimEnd().split("\n").slice(-lines).join("\n");
-    } catch {
-      return "";
-    }
-  }
-
-  async #postfix(verb: string): Promise<void> {
-    const r = await runCommand(POSTFIX, ["-c", this.configDir, verb], 60_000);
-    if (r.code !== 0) {
-      throw new Error(`postfix ${verb} failed (${r.code}): ${r.output}\n${await this.logTail()}`);
-    }
+  /** Stops master (`postfix stop`) and removes the instance; safe to call twice. */
+  stop(): Promise<void> {
+    return this.#pf.stop();
   }
 }
 
-async function mustRun(cmd: string, args: string[]): Promise<void> {
-  const r = await runCommand(cmd, args, 60_000);
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${r.code}): ${r.output}`);
-}
-
-async function countFiles(dir: string): Promise<number> {
-  let n = 0;
-  try {
-    for await (const e of Deno.readDir(dir)) {
-      if (e.isFile) n++;
-      else if (e.isDirectory) n += await countFiles(`${dir}/${e.name}`);
-    }
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-  return n;
-}
-
-async function postfixIds(): Promise<{ uid: number; gid: number }> {
-  const passwd = await Deno.readTextFile("/etc/passwd");
-  const m = passwd.match(/^postfix:[^:]*:(\d+):(\d+):/m);
-  if (m?.[1] === undefined || m[2] === undefined) throw new Error("no postfix user in /etc/passwd");
-  return { uid: Number(m[1]), gid: Number(m[2]) };
-}
-
-function mainCf(root: string, opts: PostfixOptions): string {
+/** main.cf beyond the instance's own lines: relay the domains to the sink, hold on arrival. */
+function benchSettings(opts: PostfixOptions): Record<string, string> {
   const domains = [opts.domain, ...(opts.moreDomains ?? [])];
   const nexthop = `smtp:[${opts.relayHost ?? "127.0.0.1"}]:${opts.relayPort}`;
   const transport = domains.map((d) => `${d}=${nexthop}`).join(", ");
   const hold = domains.map((d) => `${d}=HOLD`).join(", ");
-  return `# Private benchmark instance (bench/_postfix.ts); not the system's Postfix.
-compatibility_level = 3.6
-myhostname = bench.localdomain
-mydomain = localdomain
-myorigin = $myhostname
-mydestination =
-local_recipient_maps =
-mynetworks = 127.0.0.0/8
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-relay_domains = ${domains.join(", ")}
-transport_maps = inline:{ ${transport} }
-# HOLD on arrival: cleanup writes the queue file (fsynced) into hold/, qmgr never sees it,
-# so smtp-source's timing is pure queue ingest. release() moves it on for the drain.
-smtpd_recipient_restrictions = check_recipient_access inline:{ ${hold} }, permit_mynetworks, reject
-queue_directory = ${root}/spool
-data_directory = ${root}/data
-mail_owner = postfix
-setgid_group = postdrop
-maillog_file_prefixes = ${root}
-maillog_file = ${root}/maillog
-smtp_dns_support_level = disabled
-alias_maps =
-alias_database =
-biff = no
-message_size_limit = 104857600
-`;
-}
-
-function masterCf(smtpPort: number): string {
-  // The relaying client's services (tests/_helpers/postfix.ts) plus an smtpd to receive on.
-  return `127.0.0.1:${smtpPort} inet n - n - - smtpd\n${POSTFIX_MASTER_CF}`;
+  return {
+    "myhostname": "bench.localdomain",
+    "mydomain": "localdomain",
+    "myorigin": "$myhostname",
+    "mynetworks": "127.0.0.0/8",
+    "inet_interfaces": "127.0.0.1",
+    "relay_domains": domains.join(", "),
+    "transport_maps": `inline:{ ${transport} }`,
+    // HOLD on arrival: cleanup writes the queue file (fsynced) into hold/, qmgr never sees it,
+    // so smtp-source's timing is pure queue ingest. timedRelease() moves it on for the drain.
+    "smtpd_recipient_restrictions":
+      `check_recipient_access inline:{ ${hold} }, permit_mynetworks, reject`,
+    "smtp_dns_support_level": "disabled",
+    "message_size_limit": "104857600",
+  };
 }

@@ -191,10 +191,20 @@ export function freePort(): number {
 }
 
 /** Peak resident set size (VmHWM) of a process in bytes, or undefined if unreadable. */
-export async function peakRssBytes(pid: number): Promise<number | undefined> {
+export function peakRssBytes(pid: number): Promise<number | undefined> {
+  return statusBytes(pid, "VmHWM");
+}
+
+/** Resident set size now (VmRSS) of a process in bytes, or undefined if unreadable. */
+export function rssBytes(pid: number): Promise<number | undefined> {
+  return statusBytes(pid, "VmRSS");
+}
+
+/** A `kB` field of /proc/PID/status in bytes. */
+async function statusBytes(pid: number, field: "VmHWM" | "VmRSS"): Promise<number | undefined> {
   try {
     const status = await Deno.readTextFile(`/proc/${pid}/status`);
-    const m = status.match(/^VmHWM:\s+(\d+)\s+kB/m);
+    const m = status.match(new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, "m"));
     return m?.[1] === undefined ? undefined : Number(m[1]) * 1024;
   } catch {
     return undefined;

@@ -32,6 +32,12 @@ export type DrainResult = {
   reason: string;
 };
 
+/** The result of a drain that failed with `e` (its message, after `what: ` when given). */
+export function failedDrain(e: unknown, what?: string): DrainResult {
+  const message = e instanceof Error ? e.message : String(e);
+  return { ok: false, reason: what === undefined ? message : `${what}: ${message}` };
+}
+
 /** Fills serve's queue with n × 4 KB for the bench domain (10 parallel sessions); returns msg/s. */
 export async function fillServe(serve: Serve, n: number): Promise<number> {
   const shape: SourceShape = { sessions: 10, messages: n, bytes: 4 * KB };
@@ -70,13 +76,18 @@ export async function drainWithFetch(
       sinkSessions: sink.sessions(),
     };
   } catch (e) {
-    return { ok: false, reason: `fetch --once: ${e instanceof Error ? e.message : String(e)}` };
+    return failedDrain(e, "fetch --once");
   } finally {
     await sink.stop();
   }
 }
 
-async function drainWithNullCustomer(serve: Serve, n: number): Promise<DrainResult> {
+/** Drains the n messages of serve's bench domain with bench/_null_customer.ts, timed. */
+export async function drainWithNullCustomer(
+  serve: Serve,
+  n: number,
+  timeoutMs = drainTimeoutMs(n),
+): Promise<DrainResult> {
   if (serve.odmrPort === undefined) return { ok: false, reason: "serve reported no ODMR listener" };
   try {
     const t0 = performance.now();
@@ -85,7 +96,7 @@ async function drainWithNullCustomer(serve: Serve, n: number): Promise<DrainResu
       user: BENCH_USER,
       password: BENCH_PASSWORD,
       domain: BENCH_DOMAIN,
-      timeoutMs: drainTimeoutMs(n),
+      timeoutMs,
     });
     const seconds = (performance.now() - t0) / 1000;
     if (r.messages !== n) {
@@ -93,7 +104,7 @@ async function drainWithNullCustomer(serve: Serve, n: number): Promise<DrainResu
     }
     return { ok: true, seconds, msgPerSec: n / seconds };
   } catch (e) {
-    return { ok: false, reason: e instanceof Error ? e.message : String(e) };
+    return failedDrain(e);
   }
 }
 
@@ -117,12 +128,8 @@ export async function drainPostfix(ctx: BenchContext, n: number): Promise<DrainR
       rcpt: RCPT,
       timeoutMs: drainTimeoutMs(n),
     });
-    await pf.waitHeld(n, 30_000);
-    const t0 = performance.now();
-    await pf.release();
-    const emptied = await pf.waitEmpty(drainTimeoutMs(n));
-    const seconds = (performance.now() - t0) / 1000;
-    if (!emptied) {
+    const seconds = await pf.timedRelease(n, drainTimeoutMs(n));
+    if (seconds === undefined) {
       return { ok: false, reason: `queue not empty after ${drainTimeoutMs(n) / 1000} s` };
     }
     if (!(await sink.waitMessages(n, 5_000))) {
@@ -130,7 +137,7 @@ export async function drainPostfix(ctx: BenchContext, n: number): Promise<DrainR
     }
     return { ok: true, seconds, msgPerSec: n / seconds, sinkSessions: sink.sessions() };
   } catch (e) {
-    return { ok: false, reason: e instanceof Error ? e.message : String(e) };
+    return failedDrain(e);
   } finally {
     await pf?.stop();
     await sink.stop();

@@ -7,7 +7,7 @@
 
 import net from "node:net";
 import { BENCH_DOMAIN, type BenchContext } from "./ingest.ts";
-import { sleep } from "./_proc.ts";
+import { rssBytes, sleep } from "./_proc.ts";
 import { Serve } from "./_serve.ts";
 import { fmtMb, naCell, type Table } from "./_table.ts";
 
@@ -18,16 +18,6 @@ const IDLE_WAIT_MS = 3_000;
 const AFTER_WAIT_MS = 10_000;
 const SAMPLE_MS = 50;
 const GOAL_GROWTH_BYTES = 50e6;
-
-async function rssBytes(pid: number): Promise<number | undefined> {
-  try {
-    const status = await Deno.readTextFile(`/proc/${pid}/status`);
-    const m = status.match(/^VmRSS:\s+(\d+)\s+kB/m);
-    return m?.[1] === undefined ? undefined : Number(m[1]) * 1024;
-  } catch {
-    return undefined;
-  }
-}
 
 /** Streams `total` bytes of "a" with no LF, honouring backpressure; resolves when done or cut. */
 function streamWithoutLf(port: number, total: number): Promise<number> {

@@ -3,7 +3,7 @@
 // itself). bench/rss.ts is the tool to look deeper (timelines, V8 flags).
 
 import { BENCH_DOMAIN, type BenchContext } from "./ingest.ts";
-import { peakRssBytes, sleep } from "./_proc.ts";
+import { peakRssBytes, rssBytes, sleep } from "./_proc.ts";
 import { Serve } from "./_serve.ts";
 import { runSource } from "./_smtp_source.ts";
 import { fmtMb, fmtRate, naCell, type Table } from "./_table.ts";
@@ -15,16 +15,6 @@ const AFTER_WAIT_MS = 30_000;
 const GOALS = { idle: 60e6, peak: 120e6, after: 100e6 };
 
 /** Current resident set size of a process, in bytes. */
-async function rssBytes(pid: number): Promise<number | undefined> {
-  try {
-    const status = await Deno.readTextFile(`/proc/${pid}/status`);
-    const m = status.match(/^VmRSS:\s+(\d+)\s+kB/m);
-    return m?.[1] === undefined ? undefined : Number(m[1]) * 1024;
-  } catch {
-    return undefined;
-  }
-}
-
 function cell(bytes: number | undefined, goal: number): string {
   if (bytes === undefined) return "n/a";
   return `${fmtMb(bytes)} (${bytes <= goal ? "meets" : "misses"} ≤ ${fmtMb(goal)})`;

@@ -9,7 +9,7 @@ import { SqliteQueueStore } from "../src/queue/sqlite_store.ts";
 import type { NewMessage, QueueStore } from "../src/queue/types.ts";
 import { startDnsmasq } from "../tests/_helpers/dnsmasq.ts";
 import type { BenchContext } from "./ingest.ts";
-import { type DrainResult, drainTimeoutMs, rateCell, secondsCell } from "./drain.ts";
+import { type DrainResult, drainTimeoutMs, failedDrain, rateCell, secondsCell } from "./drain.ts";
 import { PrivatePostfix } from "./_postfix.ts";
 import { freePort, hasExecutable, sleep } from "./_proc.ts";
 import { lastLine, odmrRelay, Serve } from "./_serve.ts";
@@ -204,14 +204,9 @@ async function deliverOurs(
       return { ok: false, reason: `smtp-sink got ${got} of ${n}: ${serve.tail().slice(-200)}` };
     }
     await serve.stop();
-    return {
-      ok: true,
-      seconds,
-      msgPerSec: n / seconds,
-      sinkSessions: await closedSessions(sink) - before.sessions,
-    };
+    return await delivered(sink, before.sessions, n, seconds);
   } catch (e) {
-    return { ok: false, reason: e instanceof Error ? e.message : String(e) };
+    return failedDrain(e);
   } finally {
     await serve?.stop();
   }
@@ -266,6 +261,17 @@ async function keygen(dataDir: string, algorithm: Algorithm): Promise<void> {
  * smtp-sink counts a session when it ends: once the sender has stopped, the count settles
  * (unchanged for 300 ms; at most 3 s).
  */
+/** n delivered in `seconds`, with the sink's sessions since `sessionsBefore` once all closed. */
+async function delivered(
+  sink: SmtpSink,
+  sessionsBefore: number,
+  n: number,
+  seconds: number,
+): Promise<DrainResult> {
+  const sinkSessions = await closedSessions(sink) - sessionsBefore;
+  return { ok: true, seconds, msgPerSec: n / seconds, sinkSessions };
+}
+
 async function closedSessions(sink: SmtpSink): Promise<number> {
   const deadline = Date.now() + 3_000;
   let last = sink.sessions();
@@ -332,24 +338,17 @@ async function deliverPostfix(
         timeoutMs: drainTimeoutMs(n),
       });
     }
-    await pf.waitHeld(n, 30_000);
-    const t0 = performance.now();
-    await pf.release();
-    const emptied = await pf.waitEmpty(drainTimeoutMs(n));
-    const seconds = (performance.now() - t0) / 1000;
-    if (!emptied) return { ok: false, reason: `queue not empty after ${drainTimeoutMs(n)} ms` };
+    const seconds = await pf.timedRelease(n, drainTimeoutMs(n));
+    if (seconds === undefined) {
+      return { ok: false, reason: `queue not empty after ${drainTimeoutMs(n)} ms` };
+    }
     if (!(await sink.waitMessages(before.messages + n, 5_000))) {
       return { ok: false, reason: `smtp-sink got ${sink.messages() - before.messages} of ${n}` };
     }
     await pf.stop();
-    return {
-      ok: true,
-      seconds,
-      msgPerSec: n / seconds,
-      sinkSessions: await closedSessions(sink) - before.sessions,
-    };
+    return await delivered(sink, before.sessions, n, seconds);
   } catch (e) {
-    return { ok: false, reason: e instanceof Error ? e.message : String(e) };
+    return failedDrain(e);
   } finally {
     await pf?.stop();
   }

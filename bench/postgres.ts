@@ -7,8 +7,8 @@
 import { findPostgresBin, startCluster } from "../tests/_helpers/postgres.ts";
 import { BENCH_DOMAIN, type BenchContext } from "./ingest.ts";
 import { pgGaugeTable } from "./_pg_gauges.ts";
-import { runNullCustomer } from "./_null_customer.ts";
-import { BENCH_PASSWORD, BENCH_USER, Serve } from "./_serve.ts";
+import { drainWithNullCustomer } from "./drain.ts";
+import { Serve } from "./_serve.ts";
 import { runSource } from "./_smtp_source.ts";
 import { fmtRate, fmtRatio, naCell, type Table } from "./_table.ts";
 
@@ -54,17 +54,9 @@ export async function postgresBench(ctx: BenchContext): Promise<Table[]> {
         timeoutMs: 30_000 + n * 50,
       });
       row.push(fmtRate(ingest.msgPerSec));
-      if (serve.odmrPort === undefined) throw new Error("serve reported no ODMR listener");
-      const t0 = performance.now();
-      const drained = await runNullCustomer({
-        port: serve.odmrPort,
-        user: BENCH_USER,
-        password: BENCH_PASSWORD,
-        domain: BENCH_DOMAIN,
-        timeoutMs: 30_000 + n * 50,
-      });
-      const rate = drained.messages / ((performance.now() - t0) / 1000);
-      if (drained.messages !== n) throw new Error(`drained ${drained.messages} of ${n}`);
+      const drained = await drainWithNullCustomer(serve, n, 30_000 + n * 50);
+      if (!drained.ok) throw new Error(drained.reason);
+      const rate = drained.msgPerSec;
       row.push(fmtRate(rate));
       if (backend === "sqlite") sqliteDrain = rate;
       row.push(backend === "sqlite" ? "1×" : fmtRatio(rate, sqliteDrain));

@@ -1,13 +1,14 @@
 /**
- * A private Postfix instance for tests (the "home server's Postfix" relaying through us): its own
- * config_directory, queue_directory and data_directory in a temp dir, no smtpd (mail comes in
- * through its `sendmail -C DIR`), a log file of its own. Never reads or writes /etc/postfix.
- * Master must start as root (it drops to the `postfix` user); `unavailable()` says why not.
- * Stopped with `postfix -c DIR stop`, and as a last resort its master PID is killed.
+ * A private Postfix instance (the "home server's Postfix" relaying through us in tests, the
+ * comparison in bench/_postfix.ts): its own config_directory, queue_directory and
+ * data_directory in a temp dir, a log file of its own, smtpd only when asked for (otherwise
+ * mail comes in through its `sendmail -C DIR`). Never reads or writes /etc/postfix.
+ * Master must start as root (it drops to the `postfix` user); `postfixUnavailable()` says why
+ * not. Stopped with `postfix -c DIR stop`, and as a last resort its master PID is killed.
  */
 import { findTool } from "./tools.ts";
 
-const TOOLS = ["postfix", "postmap", "postqueue", "sendmail"] as const;
+const TOOLS = ["postfix", "postmap", "postqueue", "postsuper", "sendmail"] as const;
 const COMMAND_DEADLINE_MS = 60_000;
 
 /** One message of `postqueue -j` (Postfix 3.1+), the fields tests read. */
@@ -38,6 +39,10 @@ export interface PrivatePostfix {
   queue(): Promise<PostfixQueued[]>;
   /** `postqueue -f`: try every deferred message now. */
   flush(): Promise<void>;
+  /** `postsuper -c DIR ARGS…` (e.g. `-H ALL` releases what is on hold, `-d ALL` deletes). */
+  postsuper(...args: string[]): Promise<void>;
+  /** Queue files in `queues` (subdirectories of the queue directory), counted on disk. */
+  queueFiles(queues: readonly string[]): Promise<number>;
   /** Polls `queue()` every 100 ms until `pred` holds; throws with the log tail after `timeoutMs`. */
   waitQueue(pred: (q: PostfixQueued[]) => boolean, timeoutMs: number): Promise<PostfixQueued[]>;
   /** This instance's log (maillog_file). */
@@ -55,19 +60,38 @@ export async function postfixUnavailable(): Promise<string | undefined> {
   return undefined;
 }
 
+/** Where the instance lives and what it listens on, beyond main.cf. */
+export interface PostfixPlace {
+  /**
+   * The instance lives in `<parentDir>/postfix` (made if missing; no random name: the queue
+   * directory's sockets must stay within 108 bytes of path); default a fresh temp dir.
+   */
+  readonly parentDir?: string;
+  /** Run smtpd on 127.0.0.1:PORT (default: none). */
+  readonly smtpdPort?: number;
+}
+
 /** Starts Postfix with `settings` added to (and overriding) the instance's own main.cf lines. */
 export async function startPrivatePostfix(
   settings: Readonly<Record<string, string>>,
+  place: PostfixPlace = {},
 ): Promise<PrivatePostfix> {
   const why = await postfixUnavailable();
   if (why !== undefined) throw new Error(`cannot start Postfix: ${why}`);
-  const root = await Deno.makeTempDir({ prefix: "odmr-postfix-" });
+  let root: string;
+  if (place.parentDir === undefined) root = await Deno.makeTempDir({ prefix: "odmr-postfix-" });
+  else {
+    root = `${place.parentDir}/postfix`;
+    await Deno.mkdir(root, { recursive: true });
+  }
   const configDir = `${root}/etc`;
   const queueDir = `${root}/spool`;
   const dataDir = `${root}/data`;
   for (const d of [configDir, queueDir, dataDir]) await Deno.mkdir(d);
   // The daemons run as mail_owner and must reach their directories.
-  for (const d of [root, configDir, queueDir]) await Deno.chmod(d, 0o755);
+  for (const d of [place.parentDir, root, configDir, queueDir]) {
+    if (d !== undefined) await Deno.chmod(d, 0o755);
+  }
   const owner = await postfixIds();
   await Deno.chown(dataDir, owner.uid, owner.gid);
   await Deno.chmod(dataDir, 0o700);
@@ -76,7 +100,10 @@ export async function startPrivatePostfix(
     `${configDir}/main.cf`,
     Object.entries(main).map(([k, v]) => `${k} = ${v}\n`).join(""),
   );
-  await Deno.writeTextFile(`${configDir}/master.cf`, POSTFIX_MASTER_CF);
+  const smtpd = place.smtpdPort === undefined
+    ? ""
+    : `127.0.0.1:${place.smtpdPort} inet n - n - - smtpd\n`;
+  await Deno.writeTextFile(`${configDir}/master.cf`, smtpd + POSTFIX_MASTER_CF);
 
   let running = false;
   const tool = async (name: (typeof TOOLS)[number] | "postconf") => {
@@ -143,6 +170,14 @@ export async function startPrivatePostfix(
     flush: async () => {
       await run("postqueue", ["-c", configDir, "-f"]);
     },
+    postsuper: async (...args) => {
+      await run("postsuper", ["-c", configDir, ...args]);
+    },
+    queueFiles: async (queues) => {
+      let n = 0;
+      for (const q of queues) n += await countFiles(`${queueDir}/${q}`);
+      return n;
+    },
     waitQueue: async (pred, timeoutMs) => {
       const deadline = Date.now() + timeoutMs;
       let last: PostfixQueued[] = [];
@@ -193,10 +228,10 @@ function instanceSettings(root: string): Record<string, string> {
 
 /**
  * Only what a relaying client needs: pickup for sendmail, the queue manager and its helpers,
- * the SMTP client and TLS manager, the log daemon. No smtpd, no local delivery, no chroot
- * (the temp queue has no chroot skeleton).
+ * the SMTP client and TLS manager, the log daemon. No smtpd (`smtpdPort` adds one), no local
+ * delivery, no chroot (the temp queue has no chroot skeleton).
  */
-export const POSTFIX_MASTER_CF = `pickup    unix  n       -       n       60      1       pickup
+const POSTFIX_MASTER_CF = `pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
 tlsmgr    unix  -       -       n       1000?   1       tlsmgr
@@ -245,4 +280,18 @@ async function postfixIds(): Promise<{ uid: number; gid: number }> {
   const m = passwd.match(/^postfix:[^:]*:(\d+):(\d+):/m);
   if (m?.[1] === undefined || m[2] === undefined) throw new Error("no postfix user in /etc/passwd");
   return { uid: Number(m[1]), gid: Number(m[2]) };
+}
+
+/** Files below `dir`, recursively (Postfix hashes queue files into subdirectories); 0 if none. */
+async function countFiles(dir: string): Promise<number> {
+  let n = 0;
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isFile) n++;
+      else if (e.isDirectory) n += await countFiles(`${dir}/${e.name}`);
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return n;
 }

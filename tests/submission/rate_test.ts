@@ -5,25 +5,17 @@ import { isOwnedSender } from "../../src/submission/sink.ts";
 Deno.test("SubmissionRate: N per hour pass, N+1 waits; the allowance comes back evenly", () => {
   let now = 0;
   const rate = new SubmissionRate({ messagesPerHour: 4, recipientsPerHour: 2, now: () => now });
-  assertEquals([1, 2, 3, 4, 5].map(() => rate.takeMessage("alice")), [
-    true,
-    true,
-    true,
-    true,
-    false,
-  ]);
+  /** Takes `n` messages for alice at once: which were allowed. */
+  const take = (n: number) => Array.from({ length: n }, () => rate.takeMessage("alice"));
+  // The 4th of 4 per hour passes, the 5th waits.
+  const fullHour = [true, true, true, true, false];
+  assertEquals(take(5), fullHour);
   // A quarter of an hour gives one message back, not more.
   now = 15 * 60_000;
-  assertEquals([rate.takeMessage("alice"), rate.takeMessage("alice")], [true, false]);
+  assertEquals(take(2), [true, false]);
   // Never more than an hour's worth, however long the pause.
   now += 10 * 3_600_000;
-  assertEquals([1, 2, 3, 4, 5].map(() => rate.takeMessage("alice")), [
-    true,
-    true,
-    true,
-    true,
-    false,
-  ]);
+  assertEquals(take(5), fullHour);
   // Recipients and users are counted apart.
   assertEquals([1, 2, 3].map(() => rate.takeRecipient("alice")), [true, true, false]);
   assertEquals(rate.takeMessage("bob"), true);
