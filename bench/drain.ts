@@ -7,7 +7,7 @@ import { PrivatePostfix } from "./_postfix.ts";
 import { freePort } from "./_proc.ts";
 import { runNullCustomer } from "./_null_customer.ts";
 import { BENCH_PASSWORD, BENCH_USER, lastLine, Serve } from "./_serve.ts";
-import { SmtpSink } from "./_smtp_sink.ts";
+import { SmtpSink } from "../tests/_helpers/smtp_sink.ts";
 import { runSource, type SourceShape } from "./_smtp_source.ts";
 import { fmtRate, fmtRatio, naCell, type Table } from "./_table.ts";
 

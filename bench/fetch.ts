@@ -6,7 +6,7 @@ import { BENCH_DOMAIN, type BenchContext } from "./ingest.ts";
 import { type DrainResult, drainWithFetch, fillServe, rateCell, secondsCell } from "./drain.ts";
 import { hasExecutable, runCommand } from "./_proc.ts";
 import { lastLine, Serve } from "./_serve.ts";
-import { SmtpSink } from "./_smtp_sink.ts";
+import { SmtpSink } from "../tests/_helpers/smtp_sink.ts";
 import { fmtRatio, type Table } from "./_table.ts";
 
 const FETCHMAIL = "/usr/bin/fetchmail";

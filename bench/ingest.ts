@@ -5,7 +5,7 @@
 import { PrivatePostfix } from "./_postfix.ts";
 import { freePort } from "./_proc.ts";
 import { lastLine, Serve } from "./_serve.ts";
-import { SmtpSink } from "./_smtp_sink.ts";
+import { SmtpSink } from "../tests/_helpers/smtp_sink.ts";
 import { runSource, type SourceResult, type SourceShape } from "./_smtp_source.ts";
 import { fmtMb, fmtRate, fmtRatio, naCell, type Table } from "./_table.ts";
 import type { Summary, SummaryKey } from "./_summary.ts";

@@ -11,9 +11,10 @@ import { startDnsmasq } from "../tests/_helpers/dnsmasq.ts";
 import type { BenchContext } from "./ingest.ts";
 import { type DrainResult, drainTimeoutMs, failedDrain, rateCell, secondsCell } from "./drain.ts";
 import { PrivatePostfix } from "./_postfix.ts";
-import { freePort, hasExecutable, sleep } from "./_proc.ts";
+import { freePort, sleep } from "./_proc.ts";
 import { lastLine, odmrRelay, Serve } from "./_serve.ts";
-import { SMTP_SINK, SmtpSink } from "./_smtp_sink.ts";
+import { SmtpSink } from "../tests/_helpers/smtp_sink.ts";
+import { hasTool } from "../tests/_helpers/tools.ts";
 import { runSource } from "./_smtp_source.ts";
 import { fmtRatio, naCell, type Table } from "./_table.ts";
 
@@ -159,9 +160,9 @@ export async function outboundBench(ctx: BenchContext): Promise<Table[]> {
 
 async function unavailable(): Promise<string | undefined> {
   if (Deno.uid() !== 0) return `port ${SINK_PORT} on ${SINK_HOST} needs root`;
-  if (!(await hasExecutable(SMTP_SINK))) return "smtp-sink not installed";
-  for (const p of ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]) if (await hasExecutable(p)) return;
-  return "dnsmasq not installed";
+  if (!(await hasTool("smtp-sink"))) return "smtp-sink not installed";
+  if (!(await hasTool("dnsmasq"))) return "dnsmasq not installed";
+  return undefined;
 }
 
 /** Fills a fresh serve's store with n mx-route messages over `domains`, then times delivery. */

@@ -19,7 +19,7 @@ import {
   V8_FLAGS,
 } from "./_serve.ts";
 import { sleep, spawn, type Spawned, stop } from "./_proc.ts";
-import { SmtpSink } from "./_smtp_sink.ts";
+import { SmtpSink } from "../tests/_helpers/smtp_sink.ts";
 import { runSource } from "./_smtp_source.ts";
 
 const DOMAIN = "bench.example";

@@ -1,9 +1,11 @@
 /**
  * A real DNS server for outbound tests: dnsmasq on 127.0.0.1:<free port>, answering only from
  * a temporary config (no upstream, no /etc/hosts; every other name is NXDOMAIN). Started in the
- * foreground, found ready by querying it (no sleeps, bounded), stopped by its PID.
+ * foreground (tests/_helpers/spawned.ts), found ready by querying it (bounded), stopped by its
+ * PID.
  */
 import dgram from "node:dgram";
+import { spawn, stop } from "./spawned.ts";
 import { findTool } from "./tools.ts";
 
 /** Records the server answers. Names are written without the final dot. */
@@ -22,7 +24,7 @@ export interface DnsServer {
   readonly port: number;
   /** `HOST:PORT`, as `outbound.resolver` takes it. */
   readonly address: string;
-  /** Output of dnsmasq so far (for failure messages). */
+  /** The last lines dnsmasq wrote (for failure messages). */
   logs(): string;
   stop(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -86,53 +88,33 @@ async function startOnce(bin: string, records: DnsRecords): Promise<DnsServer> {
   ];
   // Started as root, dnsmasq would switch to "nobody"; stay who the test runs as.
   if (Deno.uid() === 0) args.push("--user=root");
-  const child = new Deno.Command(bin, {
-    args,
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let output = "";
-  const decoder = new TextDecoder();
-  const pump = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream) output += decoder.decode(chunk, { stream: true });
-  };
-  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  const proc = spawn("dnsmasq", bin, args);
   let hasExited = false;
-  const status = child.status.then((s) => {
-    hasExited = true;
-    return s;
-  });
-  const stop = async () => {
-    if (!hasExited) {
-      try {
-        child.kill("SIGTERM");
-      } catch {
-        // Exited meanwhile.
-      }
-    }
-    await status;
-    await pumps;
-    await Deno.remove(dir, { recursive: true });
+  proc.exited.then(() => hasExited = true);
+  const output = () => proc.tail.join("\n");
+  const stopIt = async () => {
+    await stop(proc);
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
   const server: DnsServer = {
     ipAddr: "127.0.0.1",
     port,
     address: `127.0.0.1:${port}`,
-    logs: () => output,
-    stop,
-    [Symbol.asyncDispose]: stop,
+    logs: output,
+    stop: stopIt,
+    [Symbol.asyncDispose]: stopIt,
   };
   const deadline = Date.now() + READY_DEADLINE_MS;
   while (Date.now() < deadline) {
     if (hasExited) {
-      await stop();
-      throw new Error(`dnsmasq exited at start: ${output.trim()}`);
+      await stopIt();
+      throw new Error(`dnsmasq exited at start: ${output().trim()}`);
     }
     if (await answers(port)) return server;
     await new Promise((r) => setTimeout(r, 50));
   }
-  await stop();
-  throw new Error(`dnsmasq did not answer within ${READY_DEADLINE_MS} ms: ${output.trim()}`);
+  await stopIt();
+  throw new Error(`dnsmasq did not answer within ${READY_DEADLINE_MS} ms: ${output().trim()}`);
 }
 
 /** True once the server answers a query (NXDOMAIN is an answer; a timeout is not). */

@@ -1,72 +1,129 @@
 /**
- * Postfix's `smtp-sink` as a receiving MTA for outbound tests: started on HOST:PORT, found ready
- * by connecting (bounded, no sleeps beyond a short poll), stopped by its PID. With `-d` it
- * writes each transaction to a file in `dir`, so a test can count what arrived.
+ * Postfix's `smtp-sink` as a receiving MTA, for the outbound tests and the benchmarks (the
+ * receiving end of the drain and outbound benches, the ceiling of the ingest bench): on a spare
+ * 127.0.0.1 port or on a given address (an MX on 127.0.0.4:25; port 25 needs root), found
+ * ready by connecting (bounded), stopped by its PID. `-c` makes it print running counters,
+ * which tell how many messages and sessions it has seen. It can keep what it receives: one
+ * file per transaction in a temp dir (`dumpDir`, counted by `count()`) or all in one file.
  */
+import { freePort, spawn, type Spawned, stop } from "./spawned.ts";
 import { findTool } from "./tools.ts";
 
-/** A running smtp-sink. */
-export interface SmtpSinkProcess {
-  /** Directory holding one dump file per transaction. */
-  readonly dir: string;
-  /** Number of transactions dumped so far. */
-  count(): Promise<number>;
-  stop(): Promise<void>;
-  [Symbol.asyncDispose](): Promise<void>;
+/** What smtp-sink keeps of what it receives (default: nothing). */
+export interface SmtpSinkOptions {
+  /** One file per transaction in a temp dir of its own, removed by `stop()` (`-d`). */
+  readonly dumpDir?: boolean;
+  /** Every transaction appended to this file, which the postfix user can write (`-D`). */
+  readonly dumpFile?: string;
 }
 
 const READY_DEADLINE_MS = 10_000;
 
-/** Starts smtp-sink on `host:port`. */
-export async function startSmtpSink(host: string, port: number): Promise<SmtpSinkProcess> {
-  const bin = await findTool("smtp-sink");
-  if (bin === undefined) throw new Error("smtp-sink not installed");
-  const dir = await Deno.makeTempDir({ prefix: "odmr-smtp-sink-" });
-  await Deno.chmod(dir, 0o777);
-  const args = ["-d", `${dir}/%Y%m%d%H/%M.`, `${host}:${port}`, "64"];
-  // As root, smtp-sink drops to an unprivileged user after binding; it must still write dumps.
-  if (Deno.uid() === 0) args.unshift("-u", "nobody");
-  const child = new Deno.Command(bin, { args, stdout: "null", stderr: "piped" }).spawn();
-  let hasExited = false;
-  const status = child.status.then((s) => {
-    hasExited = true;
-    return s;
-  });
-  const stderr = new Response(child.stderr).text();
-  const stop = async () => {
-    if (!hasExited) {
+/** A running smtp-sink. */
+export class SmtpSink {
+  readonly host: string;
+  readonly port: number;
+  /** The directory of `dumpDir`, else undefined. */
+  readonly dir: string | undefined;
+  readonly #proc: Spawned;
+
+  private constructor(host: string, port: number, dir: string | undefined, proc: Spawned) {
+    this.host = host;
+    this.port = port;
+    this.dir = dir;
+    this.#proc = proc;
+  }
+
+  /** Starts smtp-sink on `at` (default 127.0.0.1, a spare port); waits until it accepts. */
+  static async start(
+    at?: { readonly host: string; readonly port: number },
+    opts: SmtpSinkOptions = {},
+  ): Promise<SmtpSink> {
+    const bin = await findTool("smtp-sink");
+    if (bin === undefined) throw new Error("smtp-sink not installed");
+    const host = at?.host ?? "127.0.0.1";
+    const port = at?.port ?? freePort();
+    let dir: string | undefined;
+    if (opts.dumpDir === true) {
+      dir = await Deno.makeTempDir({ prefix: "odmr-smtp-sink-" });
+      await Deno.chmod(dir, 0o777);
+    }
+    // As root smtp-sink must drop to another user after binding (it refuses to keep root),
+    // who then writes the dumps. Backlog 1024: 50 parallel sessions never see a refusal.
+    const proc = spawn("smtp-sink", bin, [
+      ...(Deno.uid() === 0 ? ["-u", "postfix"] : []),
+      "-c",
+      ...(dir === undefined ? [] : ["-d", `${dir}/%Y%m%d%H/%M.`]),
+      ...(opts.dumpFile === undefined ? [] : ["-D", opts.dumpFile]),
+      `${host}:${port}`,
+      "1024",
+    ]);
+    const sink = new SmtpSink(host, port, dir, proc);
+    let hasExited = false;
+    proc.exited.then(() => hasExited = true);
+    const deadline = Date.now() + READY_DEADLINE_MS;
+    while (Date.now() < deadline && !hasExited) {
       try {
-        child.kill("SIGTERM");
+        (await Deno.connect({ hostname: host, port })).close();
+        return sink;
       } catch {
-        // Exited meanwhile.
+        await new Promise((r) => setTimeout(r, 20));
       }
     }
-    await status;
-    await stderr;
-    await Deno.remove(dir, { recursive: true });
-  };
-  const count = async () => {
-    let n = 0;
-    for await (const e of walkFiles(dir)) if (e) n++;
-    return n;
-  };
-  const deadline = Date.now() + READY_DEADLINE_MS;
-  while (Date.now() < deadline && !hasExited) {
-    try {
-      const c = await Deno.connect({ hostname: host, port });
-      c.close();
-      return { dir, count, stop, [Symbol.asyncDispose]: stop };
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await sink.stop();
+    throw new Error(`smtp-sink did not listen on ${host}:${port}: ${proc.tail.join(" | ")}`);
   }
-  await stop();
-  throw new Error(`smtp-sink did not listen on ${host}:${port}: ${await stderr}`);
+
+  /** Messages accepted so far (from the last `mesg=N` counter line). */
+  messages(): number {
+    return this.#counter("mesg");
+  }
+
+  /** SMTP sessions so far (from the last `sess=N` counter line). */
+  sessions(): number {
+    return this.#counter("sess");
+  }
+
+  #counter(name: "mesg" | "sess"): number {
+    const pattern = new RegExp(`${name}=(\\d+)`);
+    for (let i = this.#proc.tail.length - 1; i >= 0; i--) {
+      const m = this.#proc.tail[i]?.match(pattern);
+      if (m?.[1] !== undefined) return Number(m[1]);
+    }
+    return 0;
+  }
+
+  /** Waits until `messages()` ≥ n (polls every 20 ms, up to `timeoutMs`); returns whether it did. */
+  async waitMessages(n: number, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.messages() >= n) return true;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return this.messages() >= n;
+  }
+
+  /** Transactions dumped so far in `dir` (0 without `dumpDir`). */
+  async count(): Promise<number> {
+    return this.dir === undefined ? 0 : await countFiles(this.dir);
+  }
+
+  /** Stops this smtp-sink (by its PID) and removes its dump directory. */
+  async stop(): Promise<void> {
+    await stop(this.#proc);
+    if (this.dir !== undefined) await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
 }
 
-async function* walkFiles(dir: string): AsyncGenerator<boolean> {
+async function countFiles(dir: string): Promise<number> {
+  let n = 0;
   for await (const e of Deno.readDir(dir)) {
-    if (e.isDirectory) yield* walkFiles(`${dir}/${e.name}`);
-    else yield e.isFile;
+    if (e.isDirectory) n += await countFiles(`${dir}/${e.name}`);
+    else if (e.isFile) n++;
   }
+  return n;
 }

@@ -11,7 +11,7 @@ import type { OutboundMessage } from "../../src/smtp/sender.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { startDnsmasq } from "../_helpers/dnsmasq.ts";
 import { deliveryOptions, outboundMessage } from "../_helpers/outbound_world.ts";
-import { startSmtpSink } from "../_helpers/smtp_sink.ts";
+import { SmtpSink } from "../_helpers/smtp_sink.ts";
 import { canBindPort25, toolTest } from "../_helpers/tools.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -259,7 +259,9 @@ await toolTest("deliverBatch: many messages over one connection, MX order, fallb
     );
 
     await t.step("Postfix's smtp-sink takes 20 messages in one session", async () => {
-      await using postfix = await startSmtpSink("127.0.0.35", 25);
+      await using postfix = await SmtpSink.start({ host: "127.0.0.35", port: 25 }, {
+        dumpDir: true,
+      });
       const { results, sessions } = await run("postfix.test", messages("postfix.test", 20), opts);
       assertEquals(sessions, 1);
       assertEquals(

@@ -11,7 +11,7 @@ import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { verifyDkim } from "../_helpers/dkim.ts";
 import { startDnsmasq } from "../_helpers/dnsmasq.ts";
 import { deliveryOptions, outboundMessage } from "../_helpers/outbound_world.ts";
-import { startSmtpSink } from "../_helpers/smtp_sink.ts";
+import { SmtpSink } from "../_helpers/smtp_sink.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 import { canBindPort25, toolTest } from "../_helpers/tools.ts";
 
@@ -110,7 +110,9 @@ await toolTest(
           ]]);
         });
         await t.step("Postfix's smtp-sink on 127.0.0.4:25 takes three messages", async () => {
-          await using postfix = await startSmtpSink("127.0.0.4", 25);
+          await using postfix = await SmtpSink.start({ host: "127.0.0.4", port: 25 }, {
+            dumpDir: true,
+          });
           for (let i = 0; i < 3; i++) {
             const r = await deliverToDomain(
               "postfix.test",
