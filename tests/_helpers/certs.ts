@@ -106,3 +106,19 @@ export async function makeTestCa(): Promise<TestCa | undefined> {
     cleanup: () => Deno.remove(dir, { recursive: true }),
   };
 }
+
+/**
+ * `makeTestCa()` for a test that cannot run without it: undefined after printing
+ * `skip: <testName>: openssl not installed`, but a failure under CI (CI=true forbids skipping;
+ * tests/_helpers/tools.ts).
+ */
+export async function testCaOrSkip(testName: string): Promise<TestCa | undefined> {
+  const ca = await makeTestCa();
+  if (ca !== undefined) return ca;
+  if (Deno.env.get("CI") === "true") {
+    throw new Error(`${testName}: openssl not installed, and CI=true forbids skipping`);
+  }
+  // deno-lint-ignore no-console -- the printed reason is the point of a skip (docs/architecture.md "Conventions")
+  console.log(`skip: ${testName}: openssl not installed`);
+  return undefined;
+}

@@ -9,7 +9,7 @@ import type { ServerProcess } from "../_helpers/server_process.ts";
 import { runFetchOnce } from "../_helpers/fetch_process.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { submit } from "../_helpers/smtp_submit.ts";
-import { makeTestCa } from "../_helpers/certs.ts";
+import { testCaOrSkip } from "../_helpers/certs.ts";
 
 const enc = new TextEncoder();
 
@@ -179,13 +179,10 @@ Deno.test("fetch --once exit codes: wrong password 3, foreign domain 4, provider
 });
 
 Deno.test("fetch --once with STARTTLS verifies the provider with fetch.ca; a wrong CA exits 5", async () => {
-  const ca = await makeTestCa();
-  const other = await makeTestCa();
-  if (ca === undefined || other === undefined) {
-    // deno-lint-ignore no-console -- a skipped test prints its reason (docs/architecture.md "Conventions")
-    console.log("skipped: openssl is not installed");
-    return;
-  }
+  const name = "fetch --once with STARTTLS";
+  const ca = await testCaOrSkip(name);
+  const other = await testCaOrSkip(name);
+  if (ca === undefined || other === undefined) return;
   try {
     await withServer(async (server, dir) => {
       const r = await submit({

@@ -9,7 +9,7 @@ import { addUser, removeTestFiles, startServer } from "../_helpers/server_proces
 import { runScriptedCustomer } from "../_helpers/scripted_customer.ts";
 import type { CustomerScript } from "../_helpers/scripted_customer.ts";
 import { submit } from "../_helpers/smtp_submit.ts";
-import { makeTestCa } from "../_helpers/certs.ts";
+import { testCaOrSkip } from "../_helpers/certs.ts";
 
 const enc = new TextEncoder();
 /** Body lines of the one queued message: far more than the records of the dialogue around it. */
@@ -82,13 +82,8 @@ function countingRelay(port: number, startTls: boolean) {
 }
 
 Deno.test("line_records by default: one line per TLS record for a fetchmail-like customer only (#13)", async (t) => {
-  const ca = await makeTestCa();
-  if (ca === undefined) {
-    if (Deno.env.get("CI") === "true") throw new Error("openssl is needed for this test");
-    // deno-lint-ignore no-console -- a skip states its reason (docs/architecture.md "Conventions")
-    console.log("skip: line_records by default: openssl not installed");
-    return;
-  }
+  const ca = await testCaOrSkip("line_records by default");
+  if (ca === undefined) return;
   const server = await startServer({
     config: {
       tls: { cert: ca.certPath, key: ca.keyPath },

@@ -9,7 +9,7 @@ import {
   match as assertMatch,
   ok as assert,
 } from "node:assert/strict";
-import YAML from "yaml";
+import { writeFetchConfig } from "../_helpers/fetch_process.ts";
 import {
   addUser,
   parseListening,
@@ -217,24 +217,15 @@ Deno.test("fetch in loop mode serves its own /metrics: delivered, last success, 
       body,
     });
     assertMatch(sent.final ?? "", /^250 /);
-    await Deno.writeTextFile(`${dir}/password`, "alice-pw\n", { mode: 0o600 });
-    const configPath = `${dir}/fetch.yaml`;
-    await Deno.writeTextFile(
-      configPath,
-      YAML.stringify({
-        hostname: "pi.test",
-        "data_dir": `${dir}/data`,
-        metrics: { listen: "127.0.0.1:0" },
-        fetch: {
-          server: `127.0.0.1:${server.odmr[0]!.port}`,
-          tls: "none",
-          user: "alice",
-          "password_file": `${dir}/password`,
-          "deliver_to": `maildir:${dir}/Maildir`,
-          interval: "1h",
-        },
-      }),
-    );
+    const configPath = await writeFetchConfig(dir, {
+      server: `127.0.0.1:${server.odmr[0]!.port}`,
+      "deliver_to": `maildir:${dir}/Maildir`,
+      interval: "1h",
+    }, {
+      hostname: "pi.test",
+      "data_dir": `${dir}/data`,
+      metrics: { listen: "127.0.0.1:0" },
+    });
     const fetch = await startFetchLoop(configPath);
     let code: number | undefined;
     try {

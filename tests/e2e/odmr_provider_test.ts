@@ -11,7 +11,7 @@ import { addUser, queueList, removeTestFiles, startServer } from "../_helpers/se
 import type { ServerProcess } from "../_helpers/server_process.ts";
 import { runScriptedCustomer } from "../_helpers/scripted_customer.ts";
 import { submit } from "../_helpers/smtp_submit.ts";
-import { makeTestCa } from "../_helpers/certs.ts";
+import { testCaOrSkip } from "../_helpers/certs.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -269,13 +269,8 @@ Deno.test("A second ATRN for a domain being drained gets 451 and takes nothing",
 });
 
 Deno.test("STARTTLS on the ODMR port: PLAIN works under TLS, AUTH is hidden before it with require_tls, and plaintext pipelined after STARTTLS is dropped", async (t) => {
-  const ca = await makeTestCa();
-  if (ca === undefined) {
-    if (Deno.env.get("CI") === "true") throw new Error("openssl is needed for this test");
-    // deno-lint-ignore no-console -- a skip states its reason (docs/architecture.md "Conventions")
-    console.log("skip: STARTTLS on the ODMR port: openssl not installed");
-    return;
-  }
+  const ca = await testCaOrSkip("STARTTLS on the ODMR port");
+  if (ca === undefined) return;
   const caCerts = [ca.caCertPem];
   try {
     await withProvider(async (server) => {

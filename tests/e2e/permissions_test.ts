@@ -7,6 +7,7 @@
  */
 import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
 import YAML from "yaml";
+import { writeFetchConfig } from "../_helpers/fetch_process.ts";
 import { addUser, REPO_ROOT, startServer } from "../_helpers/server_process.ts";
 import { makeTestCa } from "../_helpers/certs.ts";
 import { submit } from "../_helpers/smtp_submit.ts";
@@ -164,21 +165,13 @@ await toolTest("fetch.tls_server_name is the name verified, and a mismatch says 
     await addUser(server.configPath, "alice", ["example.org"]);
     await Deno.writeTextFile(`${tmp}/password`, "secret-password\n", { mode: 0o600 });
     const fetchWith = async (name: string | undefined) => {
-      const path = `${tmp}/fetch.yaml`;
-      await Deno.writeTextFile(
-        path,
-        YAML.stringify({
-          fetch: {
-            server: `127.0.0.1:${server.odmr[0]!.port}`,
-            tls: "starttls",
-            ca: cert.cert,
-            ...(name === undefined ? {} : { "tls_server_name": name }),
-            user: "alice",
-            "password_file": `${tmp}/password`,
-            "deliver_to": `maildir:${tmp}/Maildir`,
-          },
-        }),
-      );
+      const path = await writeFetchConfig(tmp, {
+        server: `127.0.0.1:${server.odmr[0]!.port}`,
+        tls: "starttls",
+        ca: cert.cert,
+        ...(name === undefined ? {} : { "tls_server_name": name }),
+        "deliver_to": `maildir:${tmp}/Maildir`,
+      });
       return await runFetch(["-A"], path);
     };
     await t.step(

@@ -7,11 +7,10 @@
  */
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
-import { makeTestCa } from "../_helpers/certs.ts";
+import { testCaOrSkip } from "../_helpers/certs.ts";
 import { postgresTest } from "../_helpers/postgres.ts";
 import { withTwoNodes } from "../_helpers/postgres_nodes.ts";
 import { addUser, runMain, startServer } from "../_helpers/server_process.ts";
-import { isCi } from "../_helpers/tools.ts";
 import { RawClient } from "../security/_raw.ts";
 import { sClient } from "../_helpers/s_client.ts";
 
@@ -70,13 +69,8 @@ await postgresTest(
 await postgresTest(
   "a certificate pinned with `user certs` through node A logs in on node B; unpinned through B, refused on A (#14)",
   async (pg) => {
-    const ca = await makeTestCa();
-    if (ca === undefined) {
-      if (isCi()) throw new Error("openssl not installed, and CI=true forbids skipping");
-      // deno-lint-ignore no-console -- the printed reason is the point of a skip
-      console.log("skip: pinned certificates across nodes: openssl not installed");
-      return;
-    }
+    const ca = await testCaOrSkip("pinned certificates across nodes");
+    if (ca === undefined) return;
     try {
       const cert = { cert: `${ca.dir}/pi.pem`, key: `${ca.dir}/pi.key` };
       const made = await new Deno.Command("openssl", {

@@ -5,7 +5,7 @@
  * syslog priority; `-v` and `-q` override log.level.
  */
 import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
-import YAML from "yaml";
+import { writeFetchConfig } from "../_helpers/fetch_process.ts";
 import {
   addUser,
   queueList,
@@ -56,20 +56,10 @@ Deno.test("provider and fetch log each recipient and each message by field (#11)
     });
     match(s.final ?? "", /^250 /);
     const [id] = (await queueList(server.configPath) as { id: string }[]).map((m) => m.id);
-    await Deno.writeTextFile(`${dir}/pw`, "alice-pw\n", { mode: 0o600 });
-    const config = `${dir}/fetch.yaml`;
-    await Deno.writeTextFile(
-      config,
-      YAML.stringify({
-        fetch: {
-          server: `127.0.0.1:${server.odmr[0]!.port}`,
-          tls: "none",
-          user: "alice",
-          "password_file": `${dir}/pw`,
-          "deliver_to": `smtp://127.0.0.1:${capture.port}`,
-        },
-      }),
-    );
+    const config = await writeFetchConfig(dir, {
+      server: `127.0.0.1:${server.odmr[0]!.port}`,
+      "deliver_to": `smtp://127.0.0.1:${capture.port}`,
+    });
     const run = await fetchOnce(config, [], { JOURNAL_STREAM: "8:12345" });
     // A local 4xx (carol) makes the poll a temporary failure (README.md "Exit codes": 5).
     assertEquals(run.code, 5, run.stderr);
@@ -117,21 +107,11 @@ Deno.test("fetch -v logs debug events, -q only warnings and errors (#11)", async
   const dir = await Deno.makeTempDir({ prefix: "odmr-verbose-" });
   try {
     await addUser(server.configPath, "alice", ["example.org"], "alice-pw");
-    await Deno.writeTextFile(`${dir}/pw`, "alice-pw\n", { mode: 0o600 });
-    const config = `${dir}/fetch.yaml`;
     // Nothing waiting: ATRN 453, exit 0, after info and debug events.
-    await Deno.writeTextFile(
-      config,
-      YAML.stringify({
-        log: { level: "info" },
-        fetch: {
-          server: `127.0.0.1:${server.odmr[0]!.port}`,
-          tls: "none",
-          user: "alice",
-          "password_file": `${dir}/pw`,
-          "deliver_to": `maildir:${dir}/Maildir`,
-        },
-      }),
+    const config = await writeFetchConfig(
+      dir,
+      { server: `127.0.0.1:${server.odmr[0]!.port}`, "deliver_to": `maildir:${dir}/Maildir` },
+      { log: { level: "info" } },
     );
     const levels = async (flags: string[]) => {
       const r = await fetchOnce(config, flags);
