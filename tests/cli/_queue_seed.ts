@@ -8,10 +8,11 @@ import { openDatabase } from "../../src/queue/db.ts";
 import { connectPostgres } from "../../src/queue/pg/connect.ts";
 import { PgQueueStore } from "../../src/queue/pg/store.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
-import type { NewRecipient, QueueStore } from "../../src/queue/types.ts";
+import type { QueueStore } from "../../src/queue/types.ts";
 import { UserStateStore } from "../../src/queue/user_state.ts";
 import { type QueueTarget, targetOf, type Where } from "./_io.ts";
 import { fileURLToPath } from "node:url";
+import { maintenanceOptions, queueMessage, rcpt } from "../_helpers/queue_fixtures.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -59,16 +60,13 @@ export async function seedQueue(
     const ids: string[] = [];
     for (const m of messages) {
       clock = m.at;
-      const recipients: NewRecipient[] = m.to.map((a) => ({
-        address: a,
-        domain: a.slice(a.indexOf("@") + 1),
-        ...(m.mx?.includes(a) ? { route: "mx" as const } : {}),
-      }));
-      const w = await store.begin({ mailFrom: m.from ?? "s@example.net", params: {}, recipients });
-      const body = m.body ?? DEFAULT_BODY;
-      await w.write(typeof body === "string" ? new TextEncoder().encode(body) : body);
-      await w.commit();
-      ids.push(w.id);
+      ids.push(
+        await queueMessage(store, {
+          from: m.from ?? "s@example.net",
+          to: m.to.map((a) => rcpt(a, m.mx?.includes(a) ? { route: "mx" } : {})),
+          body: m.body ?? DEFAULT_BODY,
+        }),
+      );
     }
     for (const [i, m] of messages.entries()) {
       const failed = m.failed ?? [];
@@ -97,14 +95,7 @@ export async function seedQueue(
 export async function expireAt(where: Where, atMs: number, maxAgeMs: number): Promise<void> {
   const store = await openStore(where, () => atMs);
   try {
-    await store.maintain({
-      hostname: "mx.test",
-      maxAgeMs: () => maxAgeMs,
-      isLocalDomain: () => false,
-      outboundMaxAgeMs: 5 * 86_400_000,
-      delayNoticeMs: 4 * 3_600_000,
-      foreignBounceBudget: 0,
-    });
+    await store.maintain(maintenanceOptions({ maxAgeMs: () => maxAgeMs }));
   } finally {
     await store.close();
   }

@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { queueCommand } from "../../src/cli/queue.ts";
 import { openDatabase } from "../../src/queue/db.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
-import type { NewRecipient } from "../../src/queue/types.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 import { recordingIo } from "./_io.ts";
+import { queueMessage } from "../_helpers/queue_fixtures.ts";
 
 const T0 = Date.UTC(2025, 0, 2, 3, 4, 5, 678);
 
@@ -18,14 +18,7 @@ async function seed(
   try {
     const ids: string[] = [];
     for (const m of messages) {
-      const recipients: NewRecipient[] = m.to.map((a) => ({
-        address: a,
-        domain: a.slice(a.indexOf("@") + 1),
-      }));
-      const w = await store.begin({ mailFrom: m.from, params: {}, recipients });
-      await w.write(new TextEncoder().encode(m.body));
-      await w.commit();
-      ids.push(w.id);
+      ids.push(await queueMessage(store, m));
       t += 1000;
     }
     return ids;

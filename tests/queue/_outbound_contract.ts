@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import type { Lease, QueuedMessage, QueueStore, Route } from "../../src/queue/types.ts";
+import { queueMessage, rcpt } from "../_helpers/queue_fixtures.ts";
 
 export const T0 = 1_700_000_000_000;
 const MINUTE = 60_000;
@@ -31,21 +32,13 @@ export async function putRouted(
   opts: { from?: string; notify?: string; body?: string } = {},
 ): Promise<string> {
   clock.ms += 1000;
-  const writer = await store.begin({
-    mailFrom: opts.from ?? "s@local.test",
-    params: {},
-    recipients: recipients.map(([address, route]) => ({
-      address,
-      domain: address.slice(address.indexOf("@") + 1),
-      route,
-      ...(opts.notify !== undefined ? { notify: opts.notify } : {}),
-    })),
+  return await queueMessage(store, {
+    from: opts.from ?? "s@local.test",
+    to: recipients.map(([address, route]) =>
+      rcpt(address, { route, ...(opts.notify !== undefined ? { notify: opts.notify } : {}) })
+    ),
+    body: opts.body ?? "Subject: t\r\nMessage-ID: <m@local.test>\r\n\r\nb\r\n",
   });
-  await writer.write(
-    new TextEncoder().encode(opts.body ?? "Subject: t\r\nMessage-ID: <m@local.test>\r\n\r\nb\r\n"),
-  );
-  await writer.commit();
-  return writer.id;
 }
 
 /** The addresses a lease offers, in order. */

@@ -8,12 +8,18 @@ import { openDatabase } from "../../src/queue/db.ts";
 import { EXPIRED_GRACE_MS } from "../../src/queue/_maintenance.ts";
 import { PgQueueStore } from "../../src/queue/pg/store.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
-import type { Lease, NewRecipient, QueueStore } from "../../src/queue/types.ts";
+import type { Lease, QueueStore } from "../../src/queue/types.ts";
 import { type PostgresCluster, postgresTest } from "../_helpers/postgres.ts";
 import { collectBytes } from "../_helpers/bytes.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 import { outboundContract, type OutboundOpener } from "./_outbound_contract.ts";
 import { outboundMaintenanceContract } from "./_outbound_maintenance_contract.ts";
+import {
+  failEveryOther,
+  maintenanceOptions,
+  queueMessage,
+  rcpt,
+} from "../_helpers/queue_fixtures.ts";
 
 const T0 = 1_700_000_000_000;
 const DAY = 86_400_000;
@@ -30,25 +36,15 @@ type Opener = (
   fn: (store: QueueStore, commits: () => number) => Promise<void>,
 ) => Promise<void>;
 
-function rcpt(address: string, extra: Partial<NewRecipient> = {}): NewRecipient {
-  return { address, domain: address.slice(address.indexOf("@") + 1), ...extra };
-}
-
-async function put(
+/** Queues a message to `addresses`, received one second after the previous one. */
+function put(
   store: QueueStore,
   clock: Clock,
   addresses: readonly string[],
   opts: { from?: string; body?: Uint8Array } = {},
 ): Promise<string> {
   clock.ms += 1000;
-  const writer = await store.begin({
-    mailFrom: opts.from ?? "",
-    params: {},
-    recipients: addresses.map((a) => rcpt(a)),
-  });
-  await writer.write(opts.body ?? new TextEncoder().encode("Subject: t\r\n\r\nbody\r\n"));
-  await writer.commit();
-  return writer.id;
+  return queueMessage(store, { ...opts, to: addresses });
 }
 
 function leaseOf(result: Awaited<ReturnType<QueueStore["claim"]>>): Lease {
@@ -158,15 +154,7 @@ async function contract(t: Deno.TestContext, open: Opener): Promise<void> {
         }
         // Every other one.test message: its recipient failed, so only the even ones are offered.
         const first = leaseOf(await store.claim(["one.test"], A));
-        const failed = [];
-        let n = 0;
-        for await (const m of first.messages()) {
-          const r = m.recipients[0];
-          if (n++ % 2 === 1 && r !== undefined) {
-            failed.push({ recipientId: r.id, outcome: "failed" as const, reply: "550 no" });
-          }
-        }
-        await first.settle(failed);
+        await failEveryOther(first, 1);
         await first.release();
         const lease = leaseOf(await store.claim(["one.test"], A));
         const got = await Array.fromAsync(lease.messages());
@@ -284,14 +272,10 @@ async function contract(t: Deno.TestContext, open: Opener): Promise<void> {
     async () => {
       const clock = { ms: T0 };
       await open(clock, async (store) => {
-        const options = {
-          hostname: "mx.test",
+        const options = maintenanceOptions({
           maxAgeMs: () => DAY,
-          isLocalDomain: (d: string) => d === "local.test",
-          outboundMaxAgeMs: 5 * 86_400_000,
-          delayNoticeMs: 4 * 3_600_000,
-          foreignBounceBudget: 0,
-        };
+          isLocalDomain: (d) => d === "local.test",
+        });
         const id = await put(store, clock, ["u@one.test"], { from: "s@local.test" });
         clock.ms += DAY;
         assert.equal((await store.maintain(options)).expiredRecipients, 0, "exactly max_age");

@@ -3,21 +3,15 @@ import { DatabaseSync } from "node:sqlite";
 import { openDatabase } from "../../src/queue/db.ts";
 import { DOMAIN_PAGE_SQL, MESSAGE_PAGE_SIZE } from "../../src/queue/_reader.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
-import type { Lease, NewRecipient, QueueStore } from "../../src/queue/types.ts";
+import type { Lease, QueueStore } from "../../src/queue/types.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
+import { failEveryOther, maintenanceOptions, queueMessage } from "../_helpers/queue_fixtures.ts";
 
 const T0 = 1_700_000_000_000;
 const OWNER = { owner: "s", leaseSeconds: 60 };
 
-function rcpt(address: string): NewRecipient {
-  return { address, domain: address.slice(address.indexOf("@") + 1) };
-}
-
-async function put(store: QueueStore, addresses: readonly string[], bytes = 10): Promise<string> {
-  const writer = await store.begin({ mailFrom: "", params: {}, recipients: addresses.map(rcpt) });
-  await writer.write(new Uint8Array(bytes).fill(0x61));
-  await writer.commit();
-  return writer.id;
+function put(store: QueueStore, addresses: readonly string[], bytes = 10): Promise<string> {
+  return queueMessage(store, { to: addresses, body: new Uint8Array(bytes).fill(0x61) });
 }
 
 async function withStore(
@@ -92,15 +86,7 @@ Deno.test("list({domain}) shows queued and failed recipients' messages once each
     }
     // Fail one recipient of every other message: those now sit in two index ranges.
     const lease = await claimed(store, ["one.test"]);
-    let n = 0;
-    const settlements = [];
-    for await (const m of lease.messages()) {
-      const r = m.recipients[0];
-      if (n++ % 2 === 0 && r !== undefined) {
-        settlements.push({ recipientId: r.id, outcome: "failed" as const, reply: "550 no" });
-      }
-    }
-    await lease.settle(settlements);
+    await failEveryOther(lease, 0);
     await lease.release();
     const listed = await store.list({ domain: "one.test" });
     assert.deepEqual(listed.map((m) => m.id), ids);
@@ -165,14 +151,7 @@ Deno.test("domainStats() kept by triggers equals a recount from the rows after e
           if (rand(4) === 0) await store.deleteDomain(domains[rand(3)] ?? "one.test");
         } else {
           clock.ms += 40 * 86_400_000;
-          await store.maintain({
-            hostname: "mx.test",
-            maxAgeMs: () => 30 * 86_400_000,
-            isLocalDomain: () => false,
-            outboundMaxAgeMs: 5 * 86_400_000,
-            delayNoticeMs: 4 * 3_600_000,
-            foreignBounceBudget: 0,
-          });
+          await store.maintain(maintenanceOptions());
         }
         assert.deepEqual(await stats(), recount(), `after step ${step} (action ${action})`);
       }

@@ -10,6 +10,7 @@ import type {
 } from "../../src/queue/types.ts";
 import { type LogFields, type Logger } from "../../src/observe/log.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
+import { maintenanceOptions, queueMessage, rcpt } from "../_helpers/queue_fixtures.ts";
 
 const T0 = 1_700_000_000_000;
 const DAY = 86_400_000;
@@ -54,31 +55,25 @@ async function withClockStore(
   });
 }
 
-function rcpt(address: string, extra: Partial<NewRecipient> = {}): NewRecipient {
-  return { address, domain: address.slice(address.indexOf("@") + 1), ...extra };
-}
-
-async function put(
+function put(
   store: SqliteQueueStore,
   from: string,
   recipients: readonly NewRecipient[],
   opts: { params?: MessageParams; body?: string } = {},
 ): Promise<string> {
-  const writer = await store.begin({ mailFrom: from, params: opts.params ?? {}, recipients });
-  await writer.write(new TextEncoder().encode(opts.body ?? `${HEADERS}body line\r\n`));
-  await writer.commit();
-  return writer.id;
+  return queueMessage(store, {
+    ...opts,
+    from,
+    to: recipients,
+    body: opts.body ?? `${HEADERS}body line\r\n`,
+  });
 }
 
 function options(maxAge: Record<string, number> = {}): MaintenanceOptions {
-  return {
-    hostname: "mx.test",
+  return maintenanceOptions({
     maxAgeMs: (domain) => maxAge[domain] ?? 7 * DAY,
     isLocalDomain: (domain) => LOCAL.has(domain),
-    outboundMaxAgeMs: 5 * 86_400_000,
-    delayNoticeMs: 4 * 3_600_000,
-    foreignBounceBudget: 0,
-  };
+  });
 }
 
 function statuses(m: QueuedMessage | undefined): string[] {

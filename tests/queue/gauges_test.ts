@@ -16,6 +16,7 @@ import type { QueueAdmin } from "../../src/queue/admin.ts";
 import type { QueueStore } from "../../src/queue/types.ts";
 import { postgresTest } from "../_helpers/postgres.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
+import { queueMessage } from "../_helpers/queue_fixtures.ts";
 
 const T0 = 1_700_000_000_000;
 const HOUR = 3_600_000;
@@ -31,16 +32,9 @@ type Opener = (
 ) => Promise<void>;
 
 /** Puts a message of `size` bytes one second after the last; returns its id. */
-async function put(store: QueueStore, clock: Clock, to: string[], size: number) {
+function put(store: QueueStore, clock: Clock, to: string[], size: number): Promise<string> {
   clock.ms += 1000;
-  const w = await store.begin({
-    mailFrom: "s@example.net",
-    params: {},
-    recipients: to.map((a) => ({ address: a, domain: a.slice(a.indexOf("@") + 1) })),
-  });
-  await w.write(new Uint8Array(size).fill(0x41));
-  await w.commit();
-  return w.id;
+  return queueMessage(store, { from: "s@example.net", to, body: new Uint8Array(size).fill(0x41) });
 }
 
 /** `domain messages bytes oldest-offset` lines, sorted, for compact assertions. */

@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { openDatabase } from "../../src/queue/db.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
-import type { ClaimResult, Lease, NewRecipient } from "../../src/queue/types.ts";
+import type { ClaimResult, Lease } from "../../src/queue/types.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
+import { queueMessage } from "../_helpers/queue_fixtures.ts";
 
 const T0 = 1_700_000_000_000;
 
@@ -25,20 +26,9 @@ async function withClockStore(
   });
 }
 
-function rcpt(address: string): NewRecipient {
-  return { address, domain: address.slice(address.indexOf("@") + 1) };
-}
-
-async function put(
-  store: SqliteQueueStore,
-  clock: Clock,
-  addresses: readonly string[],
-): Promise<string> {
+function put(store: SqliteQueueStore, clock: Clock, addresses: readonly string[]): Promise<string> {
   clock.ms += 1000; // distinct received_at: "oldest first" is observable
-  const writer = await store.begin({ mailFrom: "", params: {}, recipients: addresses.map(rcpt) });
-  await writer.write(new TextEncoder().encode("Subject: t\r\n\r\nbody\r\n"));
-  await writer.commit();
-  return writer.id;
+  return queueMessage(store, { to: addresses });
 }
 
 function leaseOf(result: ClaimResult): Lease {

@@ -3,6 +3,7 @@ import { DatabaseSync } from "node:sqlite";
 import { DATABASE_FILE, ensureIncrementalVacuum, openDatabase } from "../../src/queue/db.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
+import { maintenanceOptions } from "../_helpers/queue_fixtures.ts";
 
 const ROUNDS = 10;
 const MESSAGES_PER_ROUND = 200;
@@ -17,14 +18,7 @@ function fileBytes(path: string): number {
   }
 }
 
-const OPTIONS = {
-  hostname: "mx.test",
-  maxAgeMs: () => 30 * 86_400_000,
-  isLocalDomain: () => true,
-  outboundMaxAgeMs: 5 * 86_400_000,
-  delayNoticeMs: 4 * 3_600_000,
-  foreignBounceBudget: 0,
-};
+const OPTIONS = maintenanceOptions({ isLocalDomain: () => true });
 
 Deno.test("the database file does not grow across 10 rounds of fill and drain", async () => {
   await withTempDataDir(async (dataDir) => {
