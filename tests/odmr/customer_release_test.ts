@@ -6,11 +6,10 @@ import assert from "node:assert/strict";
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { LedgerSink } from "../../src/odmr/_customer_ledger.ts";
 import { AllowedDomainsSink } from "../../src/smtp/sinks/allowed_domains.ts";
-import { LocalSmtpSink } from "../../src/smtp/sinks/local_smtp.ts";
 import { MaildirSink } from "../../src/smtp/sinks/maildir.ts";
 import type { MessageSink } from "../../src/smtp/sink.ts";
 import { NULL_LOGGER } from "../../src/observe/log.ts";
-import { startCaptureServer } from "../_helpers/capture_smtp.ts";
+import { withCapturedSink } from "../_helpers/captured_sink.ts";
 import { sessionInfo } from "../_helpers/session_info.ts";
 
 const SESSION = sessionInfo();
@@ -47,19 +46,11 @@ async function deliverDetaching(sink: MessageSink, data: Uint8Array): Promise<nu
 }
 
 Deno.test("customer hand-off (#13): no sink keeps a body chunk after its write (SMTP)", async () => {
-  const capture = await startCaptureServer();
-  const sink = new LocalSmtpSink({
-    target: { kind: "smtp", host: capture.host, port: capture.port },
-    hostname: "pi.home",
-  });
-  try {
+  await withCapturedSink({}, async (sink, capture) => {
     const data = body();
     assertEquals(await deliverDetaching(sink, data), 250);
     assertEquals(capture.messages[0]?.body, data);
-  } finally {
-    await sink.close();
-    await capture.close();
-  }
+  });
 });
 
 Deno.test("customer hand-off (#13): no sink keeps a body chunk after its write (Maildir)", async () => {

@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { LocalSmtpSink } from "../../src/smtp/sinks/local_smtp.ts";
 import type { Reply } from "../../src/wire/reply.ts";
-import { type CaptureOptions, startCaptureServer } from "../_helpers/capture_smtp.ts";
+import type { CaptureOptions, CaptureServer } from "../_helpers/capture_smtp.ts";
+import { withCapturedSink } from "../_helpers/captured_sink.ts";
 import { sessionInfo } from "../_helpers/session_info.ts";
 
 const SESSION = sessionInfo();
@@ -41,26 +42,13 @@ async function deliver(
   return { rcpt: rcpt.map(show), final: show(await tx.finish()) };
 }
 
-async function withSink(
+function withSink(
   opts: CaptureOptions,
-  fn: (
-    sink: LocalSmtpSink,
-    capture: Awaited<ReturnType<typeof startCaptureServer>>,
-  ) => Promise<void>,
+  fn: (sink: LocalSmtpSink, capture: CaptureServer) => Promise<void>,
   lmtp = false,
 ): Promise<void> {
-  const capture = await startCaptureServer({ ...opts, ...(lmtp ? { protocol: "lmtp" } : {}) });
-  const sink = new LocalSmtpSink({
-    target: { kind: lmtp ? "lmtp" : "smtp", host: capture.host, port: capture.port },
-    hostname: "pi.home",
-    timeouts: { commandMs: 5_000 },
-  });
-  try {
-    await fn(sink, capture);
-  } finally {
-    await sink.close();
-    await capture.close();
-  }
+  const captureOpts: CaptureOptions = { ...opts, ...(lmtp ? { protocol: "lmtp" } : {}) };
+  return withCapturedSink(captureOpts, fn, { timeouts: { commandMs: 5_000 } });
 }
 
 /** The arrivals that carried transaction commands (not EHLO/QUIT). */

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { LocalSmtpSink } from "../../src/smtp/sinks/local_smtp.ts";
-import type { LocalTarget } from "../../src/smtp/sinks/local_smtp.ts";
 import type { SinkTransaction } from "../../src/smtp/sink.ts";
 import type { Reply } from "../../src/wire/reply.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
+import { withCapturedSink } from "../_helpers/captured_sink.ts";
 import { sessionInfo } from "../_helpers/session_info.ts";
 
 const SESSION = sessionInfo();
@@ -45,12 +45,8 @@ async function deliver(
 }
 
 Deno.test("LocalSmtpSink relays byte-exact over SMTP and maps a local RCPT refusal", async () => {
-  const capture = await startCaptureServer({
-    rcptReply: (a) => a.startsWith("nobody@") ? "550 5.1.1 No such user" : undefined,
-  });
-  const target: LocalTarget = { kind: "smtp", host: capture.host, port: capture.port };
-  const sink = new LocalSmtpSink({ target, hostname: "pi.home" });
-  try {
+  const rcptReply = (a: string) => a.startsWith("nobody@") ? "550 5.1.1 No such user" : undefined;
+  await withCapturedSink({ rcptReply }, async (sink, capture) => {
     const body = sampleBody();
     const d = await deliver(sink, "s@example.net", ["a@example.org", "nobody@example.org"], body);
     assertEquals(d.rcpt.map((r) => r.code), [250, 550]);
@@ -66,38 +62,22 @@ Deno.test("LocalSmtpSink relays byte-exact over SMTP and maps a local RCPT refus
     assertEquals(capture.connections, 1);
     assertEquals(capture.messages[1]?.mailFrom, "");
     assert(capture.commands.includes("EHLO pi.home"));
-  } finally {
-    await sink.close();
-    await capture.close();
-  }
+  });
 });
 
 Deno.test("LocalSmtpSink passes a local 451 at end of DATA upstream", async () => {
-  const capture = await startCaptureServer({ dataReply: () => "451 4.3.0 Try later" });
-  const sink = new LocalSmtpSink({
-    target: { kind: "smtp", host: capture.host, port: capture.port },
-    hostname: "pi.home",
-  });
-  try {
+  await withCapturedSink({ dataReply: () => "451 4.3.0 Try later" }, async (sink) => {
     const d = await deliver(sink, "s@example.net", ["a@example.org"], enc.encode("x\r\n"));
     assertEquals(d.final?.code, 451);
     assertEquals(d.final?.enhanced, "4.3.0");
-  } finally {
-    await sink.close();
-    await capture.close();
-  }
+  });
 });
 
 Deno.test("LocalSmtpSink over LMTP takes one recipient per transaction (452 4.5.3 for the rest)", async () => {
-  const capture = await startCaptureServer({
+  await withCapturedSink({
     protocol: "lmtp",
     dataReply: (a) => `250 2.0.0 <${a}> delivered`,
-  });
-  const sink = new LocalSmtpSink({
-    target: { kind: "lmtp", host: capture.host, port: capture.port },
-    hostname: "pi.home",
-  });
-  try {
+  }, async (sink, capture) => {
     const body = sampleBody();
     const d = await deliver(sink, "s@example.net", ["a@example.org", "b@example.org"], body, 4096);
     assertEquals(d.rcpt.map((r) => `${r.code} ${r.enhanced}`), ["250 2.1.5", "452 4.5.3"]);
@@ -106,10 +86,7 @@ Deno.test("LocalSmtpSink over LMTP takes one recipient per transaction (452 4.5.
     assertEquals(capture.messages[0]?.recipients, ["a@example.org"]);
     assertEquals(capture.messages[0]?.body, body);
     assert(capture.commands.includes("LHLO pi.home"));
-  } finally {
-    await sink.close();
-    await capture.close();
-  }
+  });
 });
 
 Deno.test("LocalSmtpSink over LMTP on a unix socket maps the per-recipient reply", async () => {
@@ -148,12 +125,7 @@ Deno.test("LocalSmtpSink answers 451 when the local server is down", async () =>
 });
 
 Deno.test("LocalSmtpSink abort() mid-DATA drops the link so nothing is delivered, then reconnects", async () => {
-  const capture = await startCaptureServer();
-  const sink = new LocalSmtpSink({
-    target: { kind: "smtp", host: capture.host, port: capture.port },
-    hostname: "pi.home",
-  });
-  try {
+  await withCapturedSink({}, async (sink, capture) => {
     const tx = await sink.begin({ address: "s@example.net", params: {} }, SESSION);
     assert("write" in tx);
     await (tx as SinkTransaction).addRecipient({ address: "a@example.org", domain: "example.org" });
@@ -164,10 +136,7 @@ Deno.test("LocalSmtpSink abort() mid-DATA drops the link so nothing is delivered
     assertEquals(capture.messages.length, 1);
     assertEquals(capture.messages[0]?.body, enc.encode("whole\r\n"));
     assertEquals(capture.connections, 2);
-  } finally {
-    await sink.close();
-    await capture.close();
-  }
+  });
 });
 
 Deno.test("LocalSmtpSink sends MAIL with the first RCPT under PIPELINING and maps a MAIL refusal to each recipient", async (t) => {
@@ -182,14 +151,9 @@ Deno.test("LocalSmtpSink sends MAIL with the first RCPT under PIPELINING and map
   ];
   for (const row of rows) {
     await t.step(row.why, async () => {
-      const capture = await startCaptureServer({
+      await withCapturedSink({
         mailReply: (a) => a === "bad@example.net" ? row.mail : undefined,
-      });
-      const sink = new LocalSmtpSink({
-        target: { kind: "smtp", host: capture.host, port: capture.port },
-        hostname: "pi.home",
-      });
-      try {
+      }, async (sink, capture) => {
         const d = await deliver(
           sink,
           "bad@example.net",
@@ -208,43 +172,27 @@ Deno.test("LocalSmtpSink sends MAIL with the first RCPT under PIPELINING and map
         assertEquals(ok.final?.code, 250);
         assertEquals(capture.messages.map((m) => m.recipients), [["c@example.org"]]);
         assertEquals(capture.connections, 1);
-      } finally {
-        await sink.close();
-        await capture.close();
-      }
+      });
     });
   }
 });
 
 Deno.test("LocalSmtpSink without PIPELINING waits for the MAIL reply and returns a refusal at MAIL", async () => {
-  const capture = await startCaptureServer({
+  await withCapturedSink({
     pipelining: false,
     mailReply: (a) => a === "bad@example.net" ? "553 5.7.1 Sender refused" : undefined,
-  });
-  const sink = new LocalSmtpSink({
-    target: { kind: "smtp", host: capture.host, port: capture.port },
-    hostname: "pi.home",
-  });
-  try {
+  }, async (sink, capture) => {
     const refused = await sink.begin({ address: "bad@example.net", params: {} }, SESSION);
     assert("code" in refused);
     assertEquals(refused.code, 553);
     const d = await deliver(sink, "s@example.net", ["a@example.org"], enc.encode("x\r\n"));
     assertEquals(d.final?.code, 250);
     assertEquals(capture.messages[0]?.recipients, ["a@example.org"]);
-  } finally {
-    await sink.close();
-    await capture.close();
-  }
+  });
 });
 
 Deno.test("LocalSmtpSink sends no MAIL at all when no recipient reached the local side", async () => {
-  const capture = await startCaptureServer();
-  const sink = new LocalSmtpSink({
-    target: { kind: "smtp", host: capture.host, port: capture.port },
-    hostname: "pi.home",
-  });
-  try {
+  await withCapturedSink({}, async (sink, capture) => {
     const tx = await sink.begin({ address: "s@example.net", params: {} }, SESSION);
     assert("write" in tx);
     await tx.abort();
@@ -253,19 +201,11 @@ Deno.test("LocalSmtpSink sends no MAIL at all when no recipient reached the loca
     assertEquals(capture.commands.filter((c) => /^(MAIL|RSET)/.test(c)), [
       "MAIL FROM:<s@example.net>",
     ]);
-  } finally {
-    await sink.close();
-    await capture.close();
-  }
+  });
 });
 
 Deno.test("LocalSmtpSink relays a body larger than one gathered write byte-exact", async () => {
-  const capture = await startCaptureServer();
-  const sink = new LocalSmtpSink({
-    target: { kind: "smtp", host: capture.host, port: capture.port },
-    hostname: "pi.home",
-  });
-  try {
+  await withCapturedSink({}, async (sink, capture) => {
     const lines: string[] = [];
     for (let i = 0; lines.join("").length < 300_000; i++) {
       lines.push(i % 7 === 0 ? `.line ${i}\r\n` : `${"z".repeat(i % 990)}\r\n`);
@@ -275,10 +215,7 @@ Deno.test("LocalSmtpSink relays a body larger than one gathered write byte-exact
     const d = await deliver(sink, "s@example.net", ["a@example.org"], body, 4093);
     assertEquals(d.final?.code, 250);
     assertEquals(capture.messages[0]?.body, body);
-  } finally {
-    await sink.close();
-    await capture.close();
-  }
+  });
 });
 
 Deno.test("LocalSmtpSink relays byte-exact whatever SIZE= announced (#13: its first write buffer is sized by it)", async (t) => {
@@ -297,12 +234,7 @@ Deno.test("LocalSmtpSink relays byte-exact whatever SIZE= announced (#13: its fi
   ];
   for (const row of rows) {
     await t.step(row.why, async () => {
-      const capture = await startCaptureServer();
-      const sink = new LocalSmtpSink({
-        target: { kind: "smtp", host: capture.host, port: capture.port },
-        hostname: "pi.home",
-      });
-      try {
+      await withCapturedSink({}, async (sink, capture) => {
         const tx = await sink.begin(
           { address: "s@example.net", params: {}, declaredSize: row.size },
           SESSION,
@@ -314,10 +246,7 @@ Deno.test("LocalSmtpSink relays byte-exact whatever SIZE= announced (#13: its fi
         }
         assertEquals((await tx.finish()).code, 250);
         assertEquals(capture.messages[0]?.body, row.body);
-      } finally {
-        await sink.close();
-        await capture.close();
-      }
+      });
     });
   }
 });

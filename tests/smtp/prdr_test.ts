@@ -8,8 +8,8 @@ import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { startReady } from "./_session.ts";
 import { finish, message, outcomeCodes, ready, setup } from "./_sender_fixture.ts";
 import { reply } from "../../src/wire/reply.ts";
-import { LocalSmtpSink } from "../../src/smtp/sinks/local_smtp.ts";
-import { startCaptureServer } from "../_helpers/capture_smtp.ts";
+import type { CaptureOptions, CaptureServer } from "../_helpers/capture_smtp.ts";
+import { withCapturedSink } from "../_helpers/captured_sink.ts";
 import { sessionInfo } from "../_helpers/session_info.ts";
 import { FakeSink } from "../_helpers/fake_sink.ts";
 
@@ -125,15 +125,13 @@ Deno.test("SmtpSender asks for PRDR and settles each recipient by its own reply 
 const SESSION = sessionInfo();
 
 Deno.test("LocalSmtpSink over LMTP under PRDR takes every recipient and answers each (#10)", async () => {
-  const lmtp = await startCaptureServer({
+  const captureOpts: CaptureOptions = {
     protocol: "lmtp",
     dataReply: (a) => a.startsWith("carol@") ? "452 4.2.2 Mailbox full" : undefined,
-  });
-  const sink = new LocalSmtpSink({
-    target: { kind: "lmtp", host: "127.0.0.1", port: lmtp.port },
-    hostname: "pi.test",
-  });
-  try {
+  };
+  let lmtp: CaptureServer | undefined;
+  await withCapturedSink(captureOpts, async (sink, capture) => {
+    lmtp = capture;
     const tx = await sink.begin({ address: "s@x.test", params: {}, prdr: true }, SESSION);
     assert("write" in tx);
     assert(tx.finishEach !== undefined, "offered per-recipient replies");
@@ -154,9 +152,6 @@ Deno.test("LocalSmtpSink over LMTP under PRDR takes every recipient and answers 
       452,
     );
     await plain.abort();
-  } finally {
-    await sink.close();
-    await lmtp.close();
-  }
-  assertEquals(lmtp.messages.map((m) => m.recipients.length), [3]);
+  }, { hostname: "pi.test" });
+  assertEquals(lmtp?.messages.map((m) => m.recipients.length), [3]);
 });
