@@ -13,6 +13,7 @@ import type { Conn } from "../../src/net/conn.ts";
 import { LineReader } from "../../src/wire/line_reader.ts";
 import type { Reply } from "../../src/wire/reply.ts";
 import { readReply } from "../../src/smtp/reply_reader.ts";
+import { dotStuff } from "./smtp_submit.ts";
 
 /** One message the provider offers after reversal. */
 export interface ScriptMessage {
@@ -343,16 +344,4 @@ async function sendBdat(
 
 function endsWithCrlf(b: Uint8Array): boolean {
   return b.length >= 2 && b[b.length - 2] === 13 && b[b.length - 1] === 10;
-}
-
-/** Adds a dot before every line-start dot (RFC 5321 §4.5.2). */
-function dotStuff(body: Uint8Array): Uint8Array {
-  const out: number[] = [];
-  let isLineStart = true;
-  for (const b of body) {
-    if (isLineStart && b === 46) out.push(46);
-    out.push(b);
-    isLineStart = b === 10;
-  }
-  return Uint8Array.from(out);
 }

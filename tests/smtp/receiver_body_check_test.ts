@@ -6,6 +6,7 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { bytes, startReady } from "./_session.ts";
 import { concatBytes } from "../../src/wire/bytes.ts";
+import { dotStuff } from "../_helpers/smtp_submit.ts";
 import type { Session } from "./_session.ts";
 
 const BARE = "550 5.5.2 Bare CR or LF not allowed";
@@ -40,14 +41,7 @@ const ROWS: { name: string; body: string; want: string }[] = [
 async function viaData(s: Session, body: Uint8Array): Promise<string> {
   await s.client.send("MAIL FROM:<a@b.test>\r\nRCPT TO:<x@d.test>\r\nDATA\r\n");
   await s.client.replies(3);
-  const stuffed: number[] = [];
-  let lineStart = true;
-  for (const b of body) {
-    if (lineStart && b === 46) stuffed.push(46);
-    stuffed.push(b);
-    lineStart = b === 10;
-  }
-  await s.client.send(concatBytes([Uint8Array.from(stuffed), bytes(".\r\n")]));
+  await s.client.send(concatBytes([dotStuff(body), bytes(".\r\n")]));
   return await s.client.reply();
 }
 
