@@ -76,17 +76,13 @@ async function login(
   user: string,
   password: string,
 ): Promise<{ reply: string; ms: number }> {
-  const c = await greeted(port, from);
-  try {
-    const ch = await c.command("AUTH CRAM-MD5");
-    assertMatch(ch, /^334 /);
-    const response = cramResponse(ch, user, password);
-    const started = Date.now();
-    const reply = await c.command(response);
-    return { reply, ms: Date.now() - started };
-  } finally {
-    c.close();
-  }
+  using c = await greeted(port, from);
+  const ch = await c.command("AUTH CRAM-MD5");
+  assertMatch(ch, /^334 /);
+  const response = cramResponse(ch, user, password);
+  const started = Date.now();
+  const reply = await c.command(response);
+  return { reply, ms: Date.now() - started };
 }
 
 Deno.test("(#10) a neighbour's failures delay the owner's correct password, never refuse it", async () => {
@@ -136,17 +132,13 @@ Deno.test("(#10) the account cap: many addresses against one account get 454, th
 
 /** The salt `serve` shows for `user` in SCRAM-SHA-256's server-first message. */
 async function scramSalt(port: number, user: string): Promise<string> {
-  const c = await greeted(port);
-  try {
-    const first = Buffer.from(`n,,n=${user},r=abcdefghijklmnop`).toString("base64");
-    const r = await c.command(`AUTH SCRAM-SHA-256 ${first}`);
-    assertMatch(r, /^334 /);
-    const m = /,s=([^,]+),/.exec(Buffer.from(r.slice(4), "base64").toString("latin1"));
-    assert(m !== null, r);
-    return m[1]!;
-  } finally {
-    c.close();
-  }
+  using c = await greeted(port);
+  const first = Buffer.from(`n,,n=${user},r=abcdefghijklmnop`).toString("base64");
+  const r = await c.command(`AUTH SCRAM-SHA-256 ${first}`);
+  assertMatch(r, /^334 /);
+  const m = /,s=([^,]+),/.exec(Buffer.from(r.slice(4), "base64").toString("latin1"));
+  assert(m !== null, r);
+  return m[1]!;
 }
 
 Deno.test("(#10) the SCRAM salt of an unknown name is the same after a restart, like a real one", async () => {

@@ -146,6 +146,11 @@ export class RawClient {
   close(): void {
     this.#socket.destroy();
   }
+
+  /** `using c = …` closes the connection at the end of the block. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
 }
 
 /** Connects (from `localAddress` when given), reads the 220 greeting and says EHLO `helo`. */

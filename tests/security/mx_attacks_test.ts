@@ -62,39 +62,31 @@ Deno.test("MX: smuggled end-of-data with a second envelope queues nothing (550 5
   await withMx(async (server, port) => {
     for (const v of variants) {
       await t.step(JSON.stringify(v), async () => {
-        const c = await ready(port);
-        try {
-          assertMatch(await c.command("MAIL FROM:<legit@sender.test>"), /^250 /);
-          assertMatch(await c.command("RCPT TO:<victim@example.org>"), /^250 /);
-          assertMatch(await c.command("DATA"), /^354 /);
-          await c.write(
-            `Subject: first\r\n\r\nhello${v}MAIL FROM:<ceo@smuggled.test>\r\n` +
-              "RCPT TO:<smuggled@example.org>\r\nDATA\r\nSubject: forged\r\n\r\nforged\r\n.\r\n",
-          );
-          assertEquals(await c.reply(), "550 5.5.2 Bare CR or LF not allowed");
-          assert(await c.waitClosed(5_000), "the server closes after a bare CR/LF in DATA");
-        } finally {
-          c.close();
-        }
+        using c = await ready(port);
+        assertMatch(await c.command("MAIL FROM:<legit@sender.test>"), /^250 /);
+        assertMatch(await c.command("RCPT TO:<victim@example.org>"), /^250 /);
+        assertMatch(await c.command("DATA"), /^354 /);
+        await c.write(
+          `Subject: first\r\n\r\nhello${v}MAIL FROM:<ceo@smuggled.test>\r\n` +
+            "RCPT TO:<smuggled@example.org>\r\nDATA\r\nSubject: forged\r\n\r\nforged\r\n.\r\n",
+        );
+        assertEquals(await c.reply(), "550 5.5.2 Bare CR or LF not allowed");
+        assert(await c.waitClosed(5_000), "the server closes after a bare CR/LF in DATA");
       });
     }
     await t.step(
       "a NUL before the dot is body, not an end: one message, no forged one",
       async () => {
-        const c = await ready(port);
-        try {
-          assertMatch(await c.command("MAIL FROM:<legit@sender.test>"), /^250 /);
-          assertMatch(await c.command("RCPT TO:<nul@example.org>"), /^250 /);
-          assertMatch(await c.command("DATA"), /^354 /);
-          await c.write(
-            "Subject: nul\r\n\r\nhello\r\n\0.\r\nMAIL FROM:<ceo@smuggled.test>\r\n" +
-              "RCPT TO:<smuggled@example.org>\r\nDATA\r\nforged\r\n.\r\n",
-          );
-          assertMatch(await c.reply(), /^250 /);
-          assertMatch(await c.command("QUIT"), /^221 /);
-        } finally {
-          c.close();
-        }
+        using c = await ready(port);
+        assertMatch(await c.command("MAIL FROM:<legit@sender.test>"), /^250 /);
+        assertMatch(await c.command("RCPT TO:<nul@example.org>"), /^250 /);
+        assertMatch(await c.command("DATA"), /^354 /);
+        await c.write(
+          "Subject: nul\r\n\r\nhello\r\n\0.\r\nMAIL FROM:<ceo@smuggled.test>\r\n" +
+            "RCPT TO:<smuggled@example.org>\r\nDATA\r\nforged\r\n.\r\n",
+        );
+        assertMatch(await c.reply(), /^250 /);
+        assertMatch(await c.command("QUIT"), /^221 /);
       },
     );
     const queued = await queueList(server.configPath) as Listed;
@@ -164,13 +156,9 @@ Deno.test("MX: the open-relay matrix accepts no foreign recipient", async (t) =>
 Deno.test("MX: resource abuse on one session ends in clear replies and the process stays healthy", async (t) => {
   await withMx(async (server, port) => {
     await t.step("a 100 KB command line gets 500 5.5.2 and the session goes on", async () => {
-      const c = await ready(port);
-      try {
-        assertEquals(await c.command(`NOOP ${"x".repeat(100 * 1024)}`), "500 5.5.2 Line too long");
-        assertMatch(await c.command("NOOP"), /^250 /);
-      } finally {
-        c.close();
-      }
+      using c = await ready(port);
+      assertEquals(await c.command(`NOOP ${"x".repeat(100 * 1024)}`), "500 5.5.2 Line too long");
+      assertMatch(await c.command("NOOP"), /^250 /);
     });
     await t.step(
       "10,000 RCPTs: the limit gets 250, the rest 452 4.5.3; memory stays bounded",
@@ -209,32 +197,24 @@ Deno.test("MX: resource abuse on one session ends in clear replies and the proce
       },
     );
     await t.step("a message over the size limit is read to its end, then 552 5.3.4", async () => {
-      const c = await ready(port);
-      try {
-        assertMatch(await c.command("MAIL FROM:<big@sender.test>"), /^250 /);
-        assertMatch(await c.command("RCPT TO:<big@example.org>"), /^250 /);
-        assertMatch(await c.command("DATA"), /^354 /);
-        const line = `${"y".repeat(998)}\r\n`;
-        await c.write(`Subject: big\r\n\r\n${line.repeat(100)}.\r\n`);
-        assertEquals(
-          await c.reply(),
-          "552 5.3.4 Message size exceeds fixed maximum message size",
-        );
-        assertMatch(await c.command("NOOP"), /^250 /, "still in sync after the refusal");
-      } finally {
-        c.close();
-      }
+      using c = await ready(port);
+      assertMatch(await c.command("MAIL FROM:<big@sender.test>"), /^250 /);
+      assertMatch(await c.command("RCPT TO:<big@example.org>"), /^250 /);
+      assertMatch(await c.command("DATA"), /^354 /);
+      const line = `${"y".repeat(998)}\r\n`;
+      await c.write(`Subject: big\r\n\r\n${line.repeat(100)}.\r\n`);
+      assertEquals(
+        await c.reply(),
+        "552 5.3.4 Message size exceeds fixed maximum message size",
+      );
+      assertMatch(await c.command("NOOP"), /^250 /, "still in sync after the refusal");
     });
     await t.step("SIZE= over the limit at MAIL is refused before any data", async () => {
-      const c = await ready(port);
-      try {
-        assertMatch(
-          await c.command(`MAIL FROM:<big@sender.test> SIZE=${MAX_MESSAGE_BYTES + 1}`),
-          /^552 /,
-        );
-      } finally {
-        c.close();
-      }
+      using c = await ready(port);
+      assertMatch(
+        await c.command(`MAIL FROM:<big@sender.test> SIZE=${MAX_MESSAGE_BYTES + 1}`),
+        /^552 /,
+      );
     });
     assertEquals(await queueList(server.configPath), []);
   });
@@ -243,30 +223,22 @@ Deno.test("MX: resource abuse on one session ends in clear replies and the proce
 Deno.test("MX: slowloris — an idle client and a byte-a-second command both get 421 4.4.2", async (t) => {
   await withMx(async (_server, port) => {
     await t.step("idle after EHLO", async () => {
-      const c = await ready(port);
-      try {
-        const started = Date.now();
-        assertEquals(await c.reply(6_000), "421 4.4.2 Idle timeout, closing connection");
-        assert(Date.now() - started < 5_000);
-        assert(await c.waitClosed(2_000));
-      } finally {
-        c.close();
-      }
+      using c = await ready(port);
+      const started = Date.now();
+      assertEquals(await c.reply(6_000), "421 4.4.2 Idle timeout, closing connection");
+      assert(Date.now() - started < 5_000);
+      assert(await c.waitClosed(2_000));
     });
     await t.step("a command trickled one byte every 400 ms never completes", async () => {
-      const c = await ready(port);
-      try {
-        const started = Date.now();
-        const line = "MAIL FROM:<slow@sender.test>\r\n";
-        for (let i = 0; i < line.length && !c.isClosed && Date.now() - started < 8_000; i++) {
-          await c.write(line[i] as string);
-          await new Promise((r) => setTimeout(r, 400));
-        }
-        assertEquals(await c.reply(2_000), "421 4.4.2 Idle timeout, closing connection");
-        assert(Date.now() - started < 6_000, "the whole line had one command timeout (2s)");
-      } finally {
-        c.close();
+      using c = await ready(port);
+      const started = Date.now();
+      const line = "MAIL FROM:<slow@sender.test>\r\n";
+      for (let i = 0; i < line.length && !c.isClosed && Date.now() - started < 8_000; i++) {
+        await c.write(line[i] as string);
+        await new Promise((r) => setTimeout(r, 400));
       }
+      assertEquals(await c.reply(2_000), "421 4.4.2 Idle timeout, closing connection");
+      assert(Date.now() - started < 6_000, "the whole line had one command timeout (2s)");
     });
   });
 });

@@ -105,75 +105,47 @@ Deno.test("ODMR authorization: nobody takes mail that is not theirs", async (t) 
     ];
     for (const row of rows) {
       await t.step(`alice: ATRN ${row.atrn} (${row.why})`, async () => {
-        const c = await greeted(port);
-        try {
-          assertMatch((await cram(c, "alice", PW.alice)).reply, /^235 /);
-          assertMatch(await c.command(`ATRN ${row.atrn}`), row.want);
-        } finally {
-          c.close();
-        }
+        using c = await greeted(port);
+        assertMatch((await cram(c, "alice", PW.alice)).reply, /^235 /);
+        assertMatch(await c.command(`ATRN ${row.atrn}`), row.want);
       });
     }
     await t.step("carol (child domain) cannot take the parent's mail", async () => {
-      const c = await greeted(port);
-      try {
-        assertMatch((await cram(c, "carol", PW.carol)).reply, /^235 /);
-        assertMatch(await c.command("ATRN example.org"), /^450 4\.7\.1 /);
-        assertMatch(await c.command("ATRN EXAMPLE.ORG"), /^450 4\.7\.1 /);
-      } finally {
-        c.close();
-      }
+      using c = await greeted(port);
+      assertMatch((await cram(c, "carol", PW.carol)).reply, /^235 /);
+      assertMatch(await c.command("ATRN example.org"), /^450 4\.7\.1 /);
+      assertMatch(await c.command("ATRN EXAMPLE.ORG"), /^450 4\.7\.1 /);
     });
     await t.step("ATRN after a failed AUTH is 530 5.7.0", async () => {
-      const c = await greeted(port);
-      try {
-        assertMatch((await cram(c, "alice", "wrong")).reply, /^535 5\.7\.8 /);
-        assertMatch(await c.command("ATRN example.org"), /^530 5\.7\.0 /);
-        assertMatch(await c.command("ATRN"), /^530 5\.7\.0 /);
-      } finally {
-        c.close();
-      }
+      using c = await greeted(port);
+      assertMatch((await cram(c, "alice", "wrong")).reply, /^535 5\.7\.8 /);
+      assertMatch(await c.command("ATRN example.org"), /^530 5\.7\.0 /);
+      assertMatch(await c.command("ATRN"), /^530 5\.7\.0 /);
     });
     await t.step("a second AUTH after success is 503 5.5.1 and does not switch users", async () => {
-      const c = await greeted(port);
-      try {
-        assertMatch((await cram(c, "carol", PW.carol)).reply, /^235 /);
-        assertMatch(await c.command("AUTH CRAM-MD5"), /^503 5\.5\.1 /);
-        assertMatch(await c.command("ATRN example.org"), /^450 4\.7\.1 /);
-      } finally {
-        c.close();
-      }
+      using c = await greeted(port);
+      assertMatch((await cram(c, "carol", PW.carol)).reply, /^235 /);
+      assertMatch(await c.command("AUTH CRAM-MD5"), /^503 5\.5\.1 /);
+      assertMatch(await c.command("ATRN example.org"), /^450 4\.7\.1 /);
     });
     await t.step(
       "a user without the mail gets 453 for their own domain, nothing else",
       async () => {
-        const c = await greeted(port);
-        try {
-          assertMatch((await cram(c, "alice", PW.alice)).reply, /^235 /);
-          assertMatch(await c.command("ATRN example.com"), /^453 /);
-        } finally {
-          c.close();
-        }
+        using c = await greeted(port);
+        assertMatch((await cram(c, "alice", PW.alice)).reply, /^235 /);
+        assertMatch(await c.command("ATRN example.com"), /^453 /);
       },
     );
     for (const tamper of ["nonce", "proof", "channelBinding"] as const) {
       await t.step(`SCRAM-SHA-256 with a tampered ${tamper} fails and ATRN stays 530`, async () => {
-        const c = await greeted(port);
-        try {
-          assertMatch(await scram(c, "alice", PW.alice, tamper), /^5\d\d /);
-          assertMatch(await c.command("ATRN example.org"), /^530 /);
-        } finally {
-          c.close();
-        }
+        using c = await greeted(port);
+        assertMatch(await scram(c, "alice", PW.alice, tamper), /^5\d\d /);
+        assertMatch(await c.command("ATRN example.org"), /^530 /);
       });
     }
     await t.step("control: untampered SCRAM-SHA-256 authenticates", async () => {
-      const c = await greeted(port);
-      try {
-        assertMatch(await scram(c, "alice", PW.alice), /^235 /);
-      } finally {
-        c.close();
-      }
+      using c = await greeted(port);
+      assertMatch(await scram(c, "alice", PW.alice), /^235 /);
     });
     await t.step("CRAM-MD5: an old response replayed on a new connection is 535", async () => {
       const first = await greeted(port);
@@ -185,13 +157,9 @@ Deno.test("ODMR authorization: nobody takes mail that is not theirs", async (t) 
       } finally {
         first.close();
       }
-      const second = await greeted(port);
-      try {
-        assertMatch((await cram(second, "carol", "", old)).reply, /^535 5\.7\.8 /);
-        assertMatch(await second.command("ATRN sub.example.org"), /^530 /);
-      } finally {
-        second.close();
-      }
+      using second = await greeted(port);
+      assertMatch((await cram(second, "carol", "", old)).reply, /^535 5\.7\.8 /);
+      assertMatch(await second.command("ATRN sub.example.org"), /^530 /);
     });
     // Every message is still queued: no attack above took any.
     const queued = await queueList(server.configPath) as Listed;
@@ -204,44 +172,36 @@ Deno.test("ODMR authorization: nobody takes mail that is not theirs", async (t) 
 
 Deno.test("ODMR: endless AUTH failures get a growing delay, then 421 4.7.0", async () => {
   await withProvider(async (_server, port) => {
-    const c = await greeted(port, "127.0.0.9");
-    try {
-      const took: number[] = [];
-      const replies: string[] = [];
-      for (let i = 0; i < 5 && !c.isClosed; i++) {
-        const started = Date.now();
-        const r = (await cram(c, "nosuchuser", "guess")).reply;
-        took.push(Date.now() - started);
-        replies.push(r);
-        if (r.startsWith("421")) break;
-      }
-      assertEquals(replies.slice(0, -1).every((r) => /^535 5\.7\.8 /.test(r)), true);
-      assertMatch(replies.at(-1) ?? "", /^421 4\.7\.0 /);
-      assert(took.at(-1)! > took[0]! + 500, `the delay grows: ${took.join(", ")} ms`);
-      assert(await c.waitClosed(2_000));
-    } finally {
-      c.close();
+    using c = await greeted(port, "127.0.0.9");
+    const took: number[] = [];
+    const replies: string[] = [];
+    for (let i = 0; i < 5 && !c.isClosed; i++) {
+      const started = Date.now();
+      const r = (await cram(c, "nosuchuser", "guess")).reply;
+      took.push(Date.now() - started);
+      replies.push(r);
+      if (r.startsWith("421")) break;
     }
+    assertEquals(replies.slice(0, -1).every((r) => /^535 5\.7\.8 /.test(r)), true);
+    assertMatch(replies.at(-1) ?? "", /^421 4\.7\.0 /);
+    assert(took.at(-1)! > took[0]! + 500, `the delay grows: ${took.join(", ")} ms`);
+    assert(await c.waitClosed(2_000));
   });
 });
 
 Deno.test("ODMR: slowloris and connection floods get 421", async (t) => {
   await withProvider(async (_server, port) => {
     await t.step("a command trickled byte by byte gets 421 4.4.2 within the timeout", async () => {
-      const c = await RawClient.connect(port);
-      try {
-        assertMatch(await c.reply(), /^220 /);
-        const started = Date.now();
-        const line = "EHLO slow.customer.test\r\n";
-        for (let i = 0; i < line.length && !c.isClosed && Date.now() - started < 8_000; i++) {
-          await c.write(line[i] as string);
-          await new Promise((r) => setTimeout(r, 400));
-        }
-        assertMatch(await c.reply(2_000), /^421 4\.4\.2 /);
-        assert(Date.now() - started < 6_000);
-      } finally {
-        c.close();
+      using c = await RawClient.connect(port);
+      assertMatch(await c.reply(), /^220 /);
+      const started = Date.now();
+      const line = "EHLO slow.customer.test\r\n";
+      for (let i = 0; i < line.length && !c.isClosed && Date.now() - started < 8_000; i++) {
+        await c.write(line[i] as string);
+        await new Promise((r) => setTimeout(r, 400));
       }
+      assertMatch(await c.reply(2_000), /^421 4\.4\.2 /);
+      assert(Date.now() - started < 6_000);
     });
     await t.step("per IP and in total: the connection over the limit gets 421 4.7.0", async () => {
       const open: RawClient[] = [];

@@ -88,29 +88,21 @@ Deno.test("(#10) commands without progress: the 10th is answered, the 11th gets 
       });
     }
     await t.step("smtp: an accepted message restarts the count", async () => {
-      const c = await greeted(server.smtp[0]!.port);
-      try {
-        for (let i = 0; i < 9; i++) assertMatch(await c.command("RSET"), /^250 /);
-        assertMatch(await c.command("MAIL FROM:<s@remote.test>"), /^250 /);
-        assertMatch(await c.command("RCPT TO:<a@example.org>"), /^250 /);
-        assertMatch(await c.command("DATA"), /^354 /);
-        assertMatch(await c.command("Subject: x\r\n\r\nbody\r\n."), /^250 /);
-        for (let i = 0; i < 10; i++) assertMatch(await c.command("NOOP"), /^250 /);
-        assertMatch(await c.command("NOOP"), /^421 4\.7\.0 /);
-      } finally {
-        c.close();
-      }
+      using c = await greeted(server.smtp[0]!.port);
+      for (let i = 0; i < 9; i++) assertMatch(await c.command("RSET"), /^250 /);
+      assertMatch(await c.command("MAIL FROM:<s@remote.test>"), /^250 /);
+      assertMatch(await c.command("RCPT TO:<a@example.org>"), /^250 /);
+      assertMatch(await c.command("DATA"), /^354 /);
+      assertMatch(await c.command("Subject: x\r\n\r\nbody\r\n."), /^250 /);
+      for (let i = 0; i < 10; i++) assertMatch(await c.command("NOOP"), /^250 /);
+      assertMatch(await c.command("NOOP"), /^421 4\.7\.0 /);
     });
     await t.step("odmr: a successful AUTH restarts the count", async () => {
-      const c = await greeted(server.odmr[0]!.port);
-      try {
-        for (let i = 0; i < 9; i++) assertMatch(await c.command("NOOP"), /^250 /);
-        assertMatch((await cram(c, "alice", PW.alice)).reply, /^235 /);
-        for (let i = 0; i < 10; i++) assertMatch(await c.command("NOOP"), /^250 /);
-        assertMatch(await c.command("NOOP"), /^421 4\.7\.0 /);
-      } finally {
-        c.close();
-      }
+      using c = await greeted(server.odmr[0]!.port);
+      for (let i = 0; i < 9; i++) assertMatch(await c.command("NOOP"), /^250 /);
+      assertMatch((await cram(c, "alice", PW.alice)).reply, /^235 /);
+      for (let i = 0; i < 10; i++) assertMatch(await c.command("NOOP"), /^250 /);
+      assertMatch(await c.command("NOOP"), /^421 4\.7\.0 /);
     });
   });
 });
@@ -194,13 +186,9 @@ await toolTest(
           starttls.close();
         }
         for (const port of [server.odmr[1]!.port, server.smtp[1]!.port]) {
-          const c = await RawClient.connect(port);
-          try {
-            await c.write(garbage);
-            assert(await c.waitClosed(5_000), "closed after the bad handshake");
-          } finally {
-            c.close();
-          }
+          using c = await RawClient.connect(port);
+          await c.write(garbage);
+          assert(await c.waitClosed(5_000), "closed after the bad handshake");
         }
         // Wait for the three info lines (the log is written asynchronously to the pipe).
         const deadline = Date.now() + 5_000;
