@@ -12,6 +12,7 @@ import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import type { Lease } from "../../src/queue/types.ts";
 import { postgresTest } from "../_helpers/postgres.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
+import { queueMessage } from "../_helpers/queue_fixtures.ts";
 
 /** SQLite's numbers for PRAGMA synchronous. */
 const NORMAL = 1;
@@ -45,15 +46,8 @@ async function withLoggedStore(
   });
 }
 
-async function put(store: SqliteQueueStore, address: string): Promise<string> {
-  const writer = await store.begin({
-    mailFrom: "s@example.net",
-    params: {},
-    recipients: [{ address, domain: address.slice(address.indexOf("@") + 1) }],
-  });
-  await writer.write(new TextEncoder().encode("Subject: t\r\n\r\nbody\r\n"));
-  await writer.commit();
-  return writer.id;
+function put(store: SqliteQueueStore, address: string): Promise<string> {
+  return queueMessage(store, { from: "s@example.net", to: [address] });
 }
 
 async function claim(store: SqliteQueueStore, domain: string): Promise<Lease> {
@@ -66,6 +60,15 @@ async function recipientIds(lease: Lease): Promise<number[]> {
   const ids: number[] = [];
   for await (const m of lease.messages()) for (const r of m.recipients) ids.push(r.id);
   return ids;
+}
+
+/** Queues a message to a@example.org and leases it: the lease and the recipient's id. */
+async function leasedRecipient(store: SqliteQueueStore): Promise<{ lease: Lease; id: number }> {
+  await put(store, "a@example.org");
+  const lease = await claim(store, "example.org");
+  const [id] = await recipientIds(lease);
+  assert.ok(id !== undefined);
+  return { lease, id };
 }
 
 Deno.test("an ingest commit runs at FULL, a settlement at NORMAL, then FULL again (#13)", async () => {
@@ -91,10 +94,7 @@ Deno.test("an ingest commit runs at FULL, a settlement at NORMAL, then FULL agai
 
 Deno.test("an ingest write meeting an open settlement commits it first and is fsynced itself (#13)", async () => {
   await withLoggedStore(async (store, commits) => {
-    await put(store, "a@example.org");
-    const lease = await claim(store, "example.org");
-    const [id] = await recipientIds(lease);
-    assert.ok(id !== undefined);
+    const { lease, id } = await leasedRecipient(store);
     commits.length = 0;
     // Same loop turn: the settlement opens a NORMAL transaction, the ingest joins right after.
     const settling = lease.settle([{ recipientId: id, outcome: "deferred", reply: "451 later" }]);
@@ -116,10 +116,7 @@ Deno.test("an ingest write meeting an open settlement commits it first and is fs
 
 Deno.test("a settlement joining an open ingest transaction is fsynced with it (#13)", async () => {
   await withLoggedStore(async (store, commits) => {
-    await put(store, "a@example.org");
-    const lease = await claim(store, "example.org");
-    const [id] = await recipientIds(lease);
-    assert.ok(id !== undefined);
+    const { lease, id } = await leasedRecipient(store);
     commits.length = 0;
     // Chunk rows first (a FULL transaction opens), then the settlement in the same turn.
     const writer = await store.begin({
