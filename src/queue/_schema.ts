@@ -1,7 +1,10 @@
 /**
  * Numbered migrations of the queue tables (component "queue" in `schema_version`).
- * Append new steps; never edit a step that has shipped.
+ * Append new steps; never edit a step that has shipped (tests/queue/schema_steps_test.ts pins
+ * their text). The triggers that keep the per-domain counters come from _schema_counters.ts.
  */
+
+import { createDomainCounter, usageTriggers, waitingTriggers } from "./_schema_counters.ts";
 
 /** Migration steps; index i is schema version i+1. */
 export const QUEUE_MIGRATIONS: readonly string[] = [
@@ -50,38 +53,8 @@ export const QUEUE_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE recipients ADD COLUMN expired_at INTEGER;
   CREATE INDEX recipients_expired ON recipients (expired_at) WHERE expired_at IS NOT NULL;
-  CREATE TABLE domain_usage (
-    domain TEXT PRIMARY KEY,
-    messages INTEGER NOT NULL,
-    bytes INTEGER NOT NULL
-  );
-  INSERT INTO domain_usage (domain, messages, bytes)
-    SELECT domain, count(*), sum(size) FROM (
-      SELECT DISTINCT r.domain, m.id, m.size FROM recipients r JOIN messages m ON m.id = r.message_id
-    ) GROUP BY domain;
-  CREATE TRIGGER recipients_usage_insert AFTER INSERT ON recipients
-  WHEN NOT EXISTS (SELECT 1 FROM recipients INDEXED BY recipients_message
-    WHERE message_id = NEW.message_id AND domain = NEW.domain AND id <> NEW.id)
-  BEGIN
-    INSERT INTO domain_usage (domain, messages, bytes)
-      VALUES (NEW.domain, 1, coalesce((SELECT size FROM messages WHERE id = NEW.message_id), 0))
-      ON CONFLICT (domain) DO UPDATE SET
-        messages = messages + 1, bytes = bytes + excluded.bytes;
-  END;
-  CREATE TRIGGER recipients_usage_delete AFTER DELETE ON recipients
-  WHEN EXISTS (SELECT 1 FROM messages WHERE id = OLD.message_id)
-    AND NOT EXISTS (SELECT 1 FROM recipients INDEXED BY recipients_message
-      WHERE message_id = OLD.message_id AND domain = OLD.domain)
-  BEGIN
-    UPDATE domain_usage SET messages = messages - 1,
-      bytes = bytes - (SELECT size FROM messages WHERE id = OLD.message_id)
-      WHERE domain = OLD.domain;
-  END;
-  CREATE TRIGGER messages_usage_delete BEFORE DELETE ON messages
-  BEGIN
-    UPDATE domain_usage SET messages = messages - 1, bytes = bytes - OLD.size
-      WHERE domain IN (SELECT domain FROM recipients WHERE message_id = OLD.id);
-  END;
+${createDomainCounter("domain_usage")}
+${usageTriggers(false)}
   `,
   // 3: a domain's messages in id order straight from the index (ids sort by arrival time), so
   // that ATRN and `queue list --domain` read only the domain's own rows, however much mail
@@ -95,58 +68,8 @@ export const QUEUE_MIGRATIONS: readonly string[] = [
   // there (expired and failed ones are not waiting) and their bytes. A scrape reads one row a
   // domain instead of every queued recipient (issue 13). The oldest is one index lookup.
   `
-  CREATE TABLE domain_waiting (
-    domain TEXT PRIMARY KEY,
-    messages INTEGER NOT NULL,
-    bytes INTEGER NOT NULL
-  );
-  INSERT INTO domain_waiting (domain, messages, bytes)
-    SELECT domain, count(*), sum(size) FROM (
-      SELECT DISTINCT r.domain, m.id, m.size FROM recipients r JOIN messages m ON m.id = r.message_id
-      WHERE r.status = 'queued'
-    ) GROUP BY domain;
-  CREATE TRIGGER recipients_waiting_insert AFTER INSERT ON recipients
-  WHEN NEW.status = 'queued' AND NOT EXISTS (SELECT 1 FROM recipients
-    WHERE domain = NEW.domain AND status = 'queued' AND message_id = NEW.message_id
-      AND id <> NEW.id)
-  BEGIN
-    INSERT INTO domain_waiting (domain, messages, bytes)
-      VALUES (NEW.domain, 1, coalesce((SELECT size FROM messages WHERE id = NEW.message_id), 0))
-      ON CONFLICT (domain) DO UPDATE SET
-        messages = messages + 1, bytes = bytes + excluded.bytes;
-  END;
-  CREATE TRIGGER recipients_waiting_delete AFTER DELETE ON recipients
-  WHEN OLD.status = 'queued' AND EXISTS (SELECT 1 FROM messages WHERE id = OLD.message_id)
-    AND NOT EXISTS (SELECT 1 FROM recipients
-      WHERE domain = OLD.domain AND status = 'queued' AND message_id = OLD.message_id)
-  BEGIN
-    UPDATE domain_waiting SET messages = messages - 1,
-      bytes = bytes - (SELECT size FROM messages WHERE id = OLD.message_id)
-      WHERE domain = OLD.domain;
-  END;
-  CREATE TRIGGER recipients_waiting_leave AFTER UPDATE OF status ON recipients
-  WHEN OLD.status = 'queued' AND NEW.status <> 'queued' AND NOT EXISTS (SELECT 1 FROM recipients
-    WHERE domain = OLD.domain AND status = 'queued' AND message_id = OLD.message_id)
-  BEGIN
-    UPDATE domain_waiting SET messages = messages - 1,
-      bytes = bytes - coalesce((SELECT size FROM messages WHERE id = OLD.message_id), 0)
-      WHERE domain = OLD.domain;
-  END;
-  CREATE TRIGGER recipients_waiting_return AFTER UPDATE OF status ON recipients
-  WHEN OLD.status <> 'queued' AND NEW.status = 'queued' AND NOT EXISTS (SELECT 1 FROM recipients
-    WHERE domain = NEW.domain AND status = 'queued' AND message_id = NEW.message_id
-      AND id <> NEW.id)
-  BEGIN
-    INSERT INTO domain_waiting (domain, messages, bytes)
-      VALUES (NEW.domain, 1, coalesce((SELECT size FROM messages WHERE id = NEW.message_id), 0))
-      ON CONFLICT (domain) DO UPDATE SET
-        messages = messages + 1, bytes = bytes + excluded.bytes;
-  END;
-  CREATE TRIGGER messages_waiting_delete BEFORE DELETE ON messages
-  BEGIN
-    UPDATE domain_waiting SET messages = messages - 1, bytes = bytes - OLD.size
-      WHERE domain IN (SELECT domain FROM recipients WHERE message_id = OLD.id AND status = 'queued');
-  END;
+${createDomainCounter("domain_waiting")}
+${waitingTriggers("domain_waiting")}
   `,
   // 5: the outbound queue (mail to other domains' MX hosts) in the same tables. `route` says
   // where a recipient goes ('atrn': collected by its owner; 'mx': delivered to its domain's
@@ -170,29 +93,7 @@ export const QUEUE_MIGRATIONS: readonly string[] = [
   DROP TRIGGER recipients_usage_insert;
   DROP TRIGGER recipients_usage_delete;
   DROP TRIGGER messages_usage_delete;
-  CREATE TRIGGER recipients_usage_insert AFTER INSERT ON recipients
-  WHEN NEW.route = 'atrn' AND NOT EXISTS (SELECT 1 FROM recipients INDEXED BY recipients_message
-    WHERE message_id = NEW.message_id AND domain = NEW.domain AND route = 'atrn' AND id <> NEW.id)
-  BEGIN
-    INSERT INTO domain_usage (domain, messages, bytes)
-      VALUES (NEW.domain, 1, coalesce((SELECT size FROM messages WHERE id = NEW.message_id), 0))
-      ON CONFLICT (domain) DO UPDATE SET
-        messages = messages + 1, bytes = bytes + excluded.bytes;
-  END;
-  CREATE TRIGGER recipients_usage_delete AFTER DELETE ON recipients
-  WHEN OLD.route = 'atrn' AND EXISTS (SELECT 1 FROM messages WHERE id = OLD.message_id)
-    AND NOT EXISTS (SELECT 1 FROM recipients INDEXED BY recipients_message
-      WHERE message_id = OLD.message_id AND domain = OLD.domain AND route = 'atrn')
-  BEGIN
-    UPDATE domain_usage SET messages = messages - 1,
-      bytes = bytes - (SELECT size FROM messages WHERE id = OLD.message_id)
-      WHERE domain = OLD.domain;
-  END;
-  CREATE TRIGGER messages_usage_delete BEFORE DELETE ON messages
-  BEGIN
-    UPDATE domain_usage SET messages = messages - 1, bytes = bytes - OLD.size
-      WHERE domain IN (SELECT domain FROM recipients WHERE message_id = OLD.id AND route = 'atrn');
-  END;
+${usageTriggers(true)}
   CREATE TABLE route_waiting (
     route TEXT NOT NULL,
     domain TEXT NOT NULL,
@@ -208,53 +109,7 @@ export const QUEUE_MIGRATIONS: readonly string[] = [
   DROP TRIGGER recipients_waiting_return;
   DROP TRIGGER messages_waiting_delete;
   DROP TABLE domain_waiting;
-  CREATE TRIGGER recipients_waiting_insert AFTER INSERT ON recipients
-  WHEN NEW.status = 'queued' AND NOT EXISTS (SELECT 1 FROM recipients
-    WHERE domain = NEW.domain AND status = 'queued' AND message_id = NEW.message_id
-      AND route = NEW.route AND id <> NEW.id)
-  BEGIN
-    INSERT INTO route_waiting (route, domain, messages, bytes)
-      VALUES (NEW.route, NEW.domain, 1,
-        coalesce((SELECT size FROM messages WHERE id = NEW.message_id), 0))
-      ON CONFLICT (route, domain) DO UPDATE SET
-        messages = messages + 1, bytes = bytes + excluded.bytes;
-  END;
-  CREATE TRIGGER recipients_waiting_delete AFTER DELETE ON recipients
-  WHEN OLD.status = 'queued' AND EXISTS (SELECT 1 FROM messages WHERE id = OLD.message_id)
-    AND NOT EXISTS (SELECT 1 FROM recipients
-      WHERE domain = OLD.domain AND status = 'queued' AND message_id = OLD.message_id
-        AND route = OLD.route)
-  BEGIN
-    UPDATE route_waiting SET messages = messages - 1,
-      bytes = bytes - (SELECT size FROM messages WHERE id = OLD.message_id)
-      WHERE route = OLD.route AND domain = OLD.domain;
-  END;
-  CREATE TRIGGER recipients_waiting_leave AFTER UPDATE OF status ON recipients
-  WHEN OLD.status = 'queued' AND NEW.status <> 'queued' AND NOT EXISTS (SELECT 1 FROM recipients
-    WHERE domain = OLD.domain AND status = 'queued' AND message_id = OLD.message_id
-      AND route = OLD.route)
-  BEGIN
-    UPDATE route_waiting SET messages = messages - 1,
-      bytes = bytes - coalesce((SELECT size FROM messages WHERE id = OLD.message_id), 0)
-      WHERE route = OLD.route AND domain = OLD.domain;
-  END;
-  CREATE TRIGGER recipients_waiting_return AFTER UPDATE OF status ON recipients
-  WHEN OLD.status <> 'queued' AND NEW.status = 'queued' AND NOT EXISTS (SELECT 1 FROM recipients
-    WHERE domain = NEW.domain AND status = 'queued' AND message_id = NEW.message_id
-      AND route = NEW.route AND id <> NEW.id)
-  BEGIN
-    INSERT INTO route_waiting (route, domain, messages, bytes)
-      VALUES (NEW.route, NEW.domain, 1,
-        coalesce((SELECT size FROM messages WHERE id = NEW.message_id), 0))
-      ON CONFLICT (route, domain) DO UPDATE SET
-        messages = messages + 1, bytes = bytes + excluded.bytes;
-  END;
-  CREATE TRIGGER messages_waiting_delete BEFORE DELETE ON messages
-  BEGIN
-    UPDATE route_waiting SET messages = messages - 1, bytes = bytes - OLD.size
-      WHERE (route, domain) IN (SELECT DISTINCT route, domain FROM recipients
-        WHERE message_id = OLD.id AND status = 'queued');
-  END;
+${waitingTriggers("route_waiting")}
   `,
   // 6: mx recipients refused for good (5xx at their MX) stay 'failed' until outbound.max_age
   // like ATRN mail until its max_age, then expire and are removed: this finds them without a
