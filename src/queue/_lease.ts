@@ -7,9 +7,10 @@
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { GroupTransaction } from "./_group_tx.ts";
-import { type LeaseOptions, toQueuedRecipient } from "./_rows.ts";
+import { leasedMessages, LeaseTerms } from "./_lease_terms.ts";
+import type { LeaseOptions } from "./_rows.ts";
 import type { QueueReader } from "./_reader.ts";
-import type { Lease, QueuedMessage, Route, Settlement } from "./types.ts";
+import type { Lease, QueuedMessage, Settlement } from "./types.ts";
 import { settled } from "./_settled.ts";
 
 /** What a lease needs from its store. */
@@ -31,10 +32,7 @@ const CHUNK_SWEEP_MESSAGES = 256;
 /** A claimed set of domains. */
 export class SqliteLease implements Lease {
   readonly domains: readonly string[];
-  readonly #owner: string;
-  readonly #leaseMs: number;
-  readonly #route: Route;
-  readonly #dueBy: number | undefined;
+  readonly #terms: LeaseTerms;
   readonly #deps: LeaseDeps;
   readonly #renew: StatementSync;
   readonly #release: StatementSync;
@@ -51,14 +49,11 @@ export class SqliteLease implements Lease {
     opts: LeaseOptions,
     deps: LeaseDeps,
   ) {
-    this.domains = [...domains];
-    this.#owner = opts.owner;
-    this.#leaseMs = opts.leaseSeconds * 1000;
-    this.#route = opts.route ?? "atrn";
-    this.#dueBy = opts.dueBy;
+    this.#terms = new LeaseTerms(domains, opts);
+    this.domains = this.#terms.domains;
     this.#deps = deps;
     const { db } = deps;
-    const table = this.#route === "mx" ? "outbound_leases" : "domain_leases";
+    const table = this.#terms.table;
     const mine = "domain IN (SELECT value FROM json_each(?)) AND owner = ?";
     this.#renew = db.prepare(`UPDATE ${table} SET lease_until = ? WHERE ${mine}`);
     this.#release = db.prepare(`DELETE FROM ${table} WHERE ${mine}`);
@@ -83,19 +78,10 @@ export class SqliteLease implements Lease {
     );
   }
 
-  async *messages(): AsyncGenerator<QueuedMessage> {
-    const rows = this.#deps.reader.messages({
-      domains: this.domains,
-      queuedOnly: true,
-      route: this.#route,
-      ...(this.#dueBy !== undefined ? { dueBy: this.#dueBy } : {}),
-    });
-    for (const { message, recipients } of rows) {
-      yield {
-        ...message,
-        recipients: recipients.map((r) => toQueuedRecipient(r, "delivering")),
-      };
-    }
+  messages(): AsyncGenerator<QueuedMessage> {
+    return leasedMessages(
+      this.#deps.reader.messages({ domains: this.domains, queuedOnly: true, ...this.#terms.view }),
+    );
   }
 
   async *readBody(messageId: string): AsyncGenerator<Uint8Array> {
@@ -104,9 +90,9 @@ export class SqliteLease implements Lease {
 
   renew(): Promise<boolean> {
     return settled(() => {
-      const until = this.#deps.now() + this.#leaseMs;
+      const until = this.#deps.now() + this.#terms.leaseMs;
       const changed = this.#deps.group.exclusive(() =>
-        this.#renew.run(until, JSON.stringify(this.domains), this.#owner).changes
+        this.#renew.run(until, JSON.stringify(this.domains), this.#terms.owner).changes
       );
       return Number(changed) === this.domains.length;
     });
@@ -165,7 +151,7 @@ export class SqliteLease implements Lease {
     return settled(() => {
       if (this.#gone.length > 0) this.#deps.group.write(undefined, () => this.#sweepChunks());
       this.#deps.group.exclusive(() =>
-        this.#release.run(JSON.stringify(this.domains), this.#owner)
+        this.#release.run(JSON.stringify(this.domains), this.#terms.owner)
       );
     });
   }

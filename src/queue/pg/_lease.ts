@@ -5,8 +5,9 @@
  * settles results in the group transaction. It does not take the lease;
  * `PgQueueStore.claim()` and `claimOutbound()` do.
  */
-import { type LeaseOptions, toQueuedRecipient } from "../_rows.ts";
-import type { Lease, QueuedMessage, Route, Settlement } from "../types.ts";
+import { leasedMessages, LeaseTerms } from "../_lease_terms.ts";
+import type { LeaseOptions } from "../_rows.ts";
+import type { Lease, QueuedMessage, Settlement } from "../types.ts";
 import type { Sql, Tx } from "./connect.ts";
 import type { PgGroupCommit } from "./_group.ts";
 import type { PgReader } from "./_reader.ts";
@@ -22,10 +23,7 @@ export interface PgLeaseDeps {
 /** A claimed set of domains. */
 export class PgLease implements Lease {
   readonly domains: readonly string[];
-  readonly #owner: string;
-  readonly #leaseMs: number;
-  readonly #route: Route;
-  readonly #dueBy: number | undefined;
+  readonly #terms: LeaseTerms;
   readonly #deps: PgLeaseDeps;
 
   constructor(
@@ -33,24 +31,13 @@ export class PgLease implements Lease {
     opts: LeaseOptions,
     deps: PgLeaseDeps,
   ) {
-    this.domains = [...domains];
-    this.#owner = opts.owner;
-    this.#leaseMs = opts.leaseSeconds * 1000;
-    this.#route = opts.route ?? "atrn";
-    this.#dueBy = opts.dueBy;
+    this.#terms = new LeaseTerms(domains, opts);
+    this.domains = this.#terms.domains;
     this.#deps = deps;
   }
 
-  async *messages(): AsyncGenerator<QueuedMessage> {
-    const view = {
-      route: this.#route,
-      ...(this.#dueBy !== undefined ? { dueBy: this.#dueBy } : {}),
-    };
-    for await (
-      const { message, recipients } of this.#deps.reader.inDomains(this.domains, true, view)
-    ) {
-      yield { ...message, recipients: recipients.map((r) => toQueuedRecipient(r, "delivering")) };
-    }
+  messages(): AsyncGenerator<QueuedMessage> {
+    return leasedMessages(this.#deps.reader.inDomains(this.domains, true, this.#terms.view));
   }
 
   readBody(messageId: string): AsyncIterable<Uint8Array> {
@@ -58,10 +45,10 @@ export class PgLease implements Lease {
   }
 
   async renew(): Promise<boolean> {
-    const until = this.#deps.now() + this.#leaseMs;
-    const table = this.#deps.sql(this.#route === "mx" ? "outbound_leases" : "domain_leases");
+    const until = this.#deps.now() + this.#terms.leaseMs;
+    const table = this.#deps.sql(this.#terms.table);
     const rows = await this.#deps.sql`UPDATE ${table} SET lease_until = ${until}
-      WHERE domain = ANY(${this.domains as string[]}::text[]) AND owner = ${this.#owner}
+      WHERE domain = ANY(${this.domains as string[]}::text[]) AND owner = ${this.#terms.owner}
       RETURNING domain`;
     return rows.length === this.domains.length;
   }
@@ -106,8 +93,8 @@ export class PgLease implements Lease {
   }
 
   async release(): Promise<void> {
-    const table = this.#deps.sql(this.#route === "mx" ? "outbound_leases" : "domain_leases");
+    const table = this.#deps.sql(this.#terms.table);
     await this.#deps.sql`DELETE FROM ${table}
-      WHERE domain = ANY(${this.domains as string[]}::text[]) AND owner = ${this.#owner}`;
+      WHERE domain = ANY(${this.domains as string[]}::text[]) AND owner = ${this.#terms.owner}`;
   }
 }
