@@ -13,6 +13,7 @@ import {
   MAX_PREFIX_BYTES,
   prefixWanted,
   replyStatus,
+  reportHead,
   reportParams,
   returnedContent,
   wantsNotice,
@@ -106,13 +107,7 @@ function report(
   const reportId = input.newId();
   const prefix = input.readPrefix(Math.min(MAX_PREFIX_BYTES, prefixWanted(message)));
   const bytes = buildFailureDsn({
-    reportingMta: opts.hostname,
-    reportId,
-    originalId: message.id,
-    originalSender: message.mailFrom,
-    ...(message.params.envid !== undefined ? { envid: message.params.envid } : {}),
-    arrivalDate: message.receivedAt,
-    date: input.now,
+    ...reportHead(message, opts.hostname, reportId, input.now),
     recipients,
     // A delay report returns the headers only: the message itself is still on its way.
     returned: returnedContent(message, prefix, reason === "delayed"),

@@ -8,7 +8,7 @@
  */
 import { domainToASCII } from "node:url";
 import type { Logger } from "../observe/log.ts";
-import { buildFailureDsn, type DsnRecipient, headerBlock } from "./dsn.ts";
+import { buildFailureDsn, type DsnRecipient, type FailureDsnInput, headerBlock } from "./dsn.ts";
 import type { MessageParams, QueuedMessage, QueueStore, Route } from "./types.ts";
 
 /** Header bytes returned in a DSN at most (RET=HDRS, the default). */
@@ -123,6 +123,35 @@ export function returnedContent(
   return { kind: "headers", bytes: headerBlock(prefix, MAX_RETURNED_HEADER_BYTES) };
 }
 
+/** What every report says about itself and the original: who reports, which message, when. */
+export type ReportHead = Pick<
+  FailureDsnInput,
+  "reportingMta" | "reportId" | "originalId" | "originalSender" | "envid" | "arrivalDate" | "date"
+>;
+
+/** The head of report `reportId` about `message`, written by `hostname` at `now`. */
+export function reportHead(
+  message: {
+    readonly id: string;
+    readonly mailFrom: string;
+    readonly receivedAt: number;
+    readonly params: MessageParams;
+  },
+  hostname: string,
+  reportId: string,
+  now: number,
+): ReportHead {
+  return {
+    reportingMta: hostname,
+    reportId,
+    originalId: message.id,
+    originalSender: message.mailFrom,
+    ...(message.params.envid !== undefined ? { envid: message.params.envid } : {}),
+    arrivalDate: message.receivedAt,
+    date: now,
+  };
+}
+
 /** MAIL FROM parameters of a report: 8BITMIME when the returned content has 8-bit bytes. */
 export function reportParams(bytes: Uint8Array): MessageParams {
   for (const b of bytes) if (b >= 0x80) return { body: "8BITMIME" };
@@ -192,13 +221,7 @@ export async function bounceFailed(
     const reportId = await store.newId();
     const prefix = await readPrefix(store, message.id, prefixWanted(message));
     const bytes = buildFailureDsn({
-      reportingMta: opts.hostname,
-      reportId,
-      originalId: message.id,
-      originalSender: message.mailFrom,
-      ...(message.params.envid !== undefined ? { envid: message.params.envid } : {}),
-      arrivalDate: message.receivedAt,
-      date: now,
+      ...reportHead(message, opts.hostname, reportId, now),
       recipients: notified,
       returned: returnedContent(message, prefix),
       reason: "refused",
