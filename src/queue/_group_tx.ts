@@ -15,6 +15,7 @@
 import { errorText } from "../errors.ts";
 import type { DatabaseSync } from "node:sqlite";
 import { clearImmediate, setImmediate } from "node:timers";
+import { inImmediateTransaction } from "./db.ts";
 
 /** How long chunk rows may sit in the open transaction when nobody waits for durability. */
 const LAZY_COMMIT_MS = 100;
@@ -110,15 +111,7 @@ export class GroupTransaction {
   exclusive<T>(fn: () => T): T {
     this.flushNow();
     this.#setSynchronous("full");
-    this.#db.exec("BEGIN IMMEDIATE");
-    try {
-      const value = fn();
-      this.#db.exec("COMMIT");
-      return value;
-    } catch (err) {
-      this.#db.exec("ROLLBACK");
-      throw err;
-    }
+    return inImmediateTransaction(this.#db, fn);
   }
 
   /** Commits the shared transaction now and settles every waiter. */

@@ -6,7 +6,7 @@
  * same meaning, is pg/admin.ts; tests/cli/queue_admin_test.ts runs the commands on both.
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { applyMigrations, openDatabase } from "./db.ts";
+import { applyMigrations, inImmediateTransaction, openDatabase } from "./db.ts";
 import { QUEUE_MIGRATIONS } from "./_schema.ts";
 import { UserStateStore } from "./user_state.ts";
 
@@ -141,7 +141,8 @@ export class SqliteQueueAdmin implements QueueAdmin {
       : selection.kind === "domain"
       ? [selection.domain]
       : [];
-    return Promise.resolve(this.#transaction(() => {
+    // A `serve` writing at the same time waits for this one (inImmediateTransaction).
+    return Promise.resolve(inImmediateTransaction(this.#db, () => {
       const missingIds = selection.kind === "messages"
         ? [...new Set(selection.ids)].filter((id) => this.#messageExists.get(id) === undefined)
         : [];
@@ -205,20 +206,6 @@ export class SqliteQueueAdmin implements QueueAdmin {
   close(): Promise<void> {
     if (this.#ownsDb && this.#db.isOpen) this.#db.close();
     return Promise.resolve();
-  }
-
-  #transaction<T>(body: () => T): T {
-    // IMMEDIATE: the write lock first, so that a `serve` writing at the same time waits for
-    // us (busy_timeout) instead of failing our COMMIT.
-    this.#db.exec("BEGIN IMMEDIATE");
-    try {
-      const value = body();
-      this.#db.exec("COMMIT");
-      return value;
-    } catch (err) {
-      this.#db.exec("ROLLBACK");
-      throw err;
-    }
   }
 }
 

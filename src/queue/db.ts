@@ -97,6 +97,23 @@ export function applyMigrations(
   }
 }
 
+/**
+ * Runs `fn` in a transaction of its own: COMMIT when it returns, ROLLBACK (and the error
+ * again) when it throws. IMMEDIATE takes the write lock first, so that another connection
+ * writing at the same time waits for us (busy_timeout) instead of failing our COMMIT.
+ */
+export function inImmediateTransaction<T>(db: DatabaseSync, fn: () => T): T {
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    const value = fn();
+    db.exec("COMMIT");
+    return value;
+  } catch (err) {
+    db.exec("ROLLBACK");
+    throw err;
+  }
+}
+
 /** SQLite's `auto_vacuum` value for INCREMENTAL. */
 const AUTO_VACUUM_INCREMENTAL = 2;
 
