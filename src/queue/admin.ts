@@ -74,7 +74,11 @@ export interface RequeueResult {
 export interface QueueAdmin {
   /** Failed, unexpired recipients of the selection become `queued` (one transaction). */
   requeue(selection: RequeueSelection): Promise<RequeueResult>;
-  /** Waiting recipients per domain by age at `nowMs`, domains sorted by name. */
+  /**
+   * Waiting recipients per domain by age at `nowMs`, domains sorted by name: the mail waiting
+   * for its owner's ATRN (route "atrn"). The outbound queue (route "mx", retried by the worker)
+   * is not counted: `queue list` shows it with its next attempt.
+   */
   ages(nowMs: number): Promise<DomainAges[]>;
   /** Waiting mail of `domains` together (a message in two of them counts once). */
   waiting(domains: readonly string[]): Promise<WaitingTotals>;
@@ -107,7 +111,7 @@ export class SqliteQueueAdmin implements QueueAdmin {
     this.#ages = db.prepare(
       `SELECT r.domain AS domain, CASE ${cases} END AS bucket, count(*) AS n ` +
         `FROM recipients r JOIN messages m ON m.id = r.message_id WHERE ${WAITING} ` +
-        "GROUP BY r.domain, bucket ORDER BY r.domain",
+        "AND r.route = 'atrn' GROUP BY r.domain, bucket ORDER BY r.domain",
     );
     // Driven by the (domain, status) index: costs what the user's own mail costs.
     this.#waiting = db.prepare(

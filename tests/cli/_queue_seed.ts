@@ -68,8 +68,9 @@ export async function seedQueue(
         }),
       );
     }
+    await failOutbound(store, messages, clock, opts.failReply);
     for (const [i, m] of messages.entries()) {
-      const failed = m.failed ?? [];
+      const failed = (m.failed ?? []).filter((a) => !m.mx?.includes(a));
       if (failed.length === 0) continue;
       const domains = [...new Set(failed.map((a) => a.slice(a.indexOf("@") + 1)))];
       const claim = await store.claim(domains, { owner: "seed", leaseSeconds: 60 });
@@ -89,6 +90,38 @@ export async function seedQueue(
   } finally {
     await store.close();
   }
+}
+
+/**
+ * Fails the listed route-"mx" recipients as the outbound worker does after a 5xx at their MX:
+ * each due destination is claimed once (its lease held until all are claimed), then released.
+ */
+async function failOutbound(
+  store: QueueStore,
+  messages: readonly SeedMessage[],
+  now: number,
+  failReply = "550 5.1.1 no such user",
+): Promise<void> {
+  const failed = new Set(
+    messages.flatMap((m) => (m.failed ?? []).filter((a) => m.mx?.includes(a))),
+  );
+  if (failed.size === 0) return;
+  const leases = [];
+  for (let guard = 0; guard < 1000; guard++) {
+    const lease = await store.claimOutbound({ owner: "seed", leaseSeconds: 60, now });
+    if (lease === undefined) break;
+    leases.push(lease);
+    for await (const message of lease.messages()) {
+      await lease.settle(
+        message.recipients.filter((r) => failed.has(r.address)).map((r) => ({
+          recipientId: r.id,
+          outcome: "failed" as const,
+          reply: failReply,
+        })),
+      );
+    }
+  }
+  for (const lease of leases) await lease.release();
 }
 
 /** Runs one maintenance pass at `atMs` with `maxAgeMs` for every domain (expires old mail). */

@@ -248,6 +248,59 @@ async function cases(t: Deno.TestContext, open: TargetOpener): Promise<void> {
     },
   );
 
+  await t.step(
+    "queue summary counts the mail waiting for ATRN, not the outbound queue (route mx)",
+    async () => {
+      await open(async (target) => {
+        await seedQueue(target, [
+          { to: ["a@one.test", "x@far.test"], at: T0, mx: ["x@far.test"] },
+          // The same domain on both routes: only its ATRN recipient is counted.
+          { to: ["b@one.test", "y@one.test"], at: T0 - 10 * MIN, mx: ["y@one.test"] },
+          { to: ["z@far.test"], at: T0 - 2 * DAY, mx: ["z@far.test"] },
+        ]);
+        const io = recordingIo(target);
+        assert.equal(await queueCommand(["summary", "--json"], io, { now: () => T0 }), 0, io.err);
+        const parsed = JSON.parse(io.out);
+        assert.deepEqual(parsed.total, { recipients: 2, counts: [1, 1, 0, 0, 0, 0, 0, 0, 0, 0] });
+        assert.deepEqual(parsed.domains, [
+          { domain: "one.test", recipients: 2, counts: [1, 1, 0, 0, 0, 0, 0, 0, 0, 0] },
+        ]);
+      });
+    },
+  );
+
+  await t.step(
+    "queue requeue puts a failed mx recipient back in the outbound queue, due at once",
+    async () => {
+      await open(async (target) => {
+        const [m1] = await seedQueue(target, [
+          {
+            to: ["a@one.test", "x@far.test"],
+            at: T0,
+            mx: ["x@far.test"],
+            failed: ["a@one.test", "x@far.test"],
+          },
+        ]);
+        assert.ok(m1);
+        assert.deepEqual(statuses(await listJson(target)), [
+          "a@one.test:failed",
+          "x@far.test:failed",
+        ]);
+        const io = recordingIo(target);
+        assert.equal(await queueCommand(["requeue", "--domain", "far.test"], io), 0, io.err);
+        assert.equal(io.out, 'Requeued 1 failed recipient in "far.test" (1 message)\n');
+        const [listed] = await listJson(target, [], T0 + MIN);
+        const mx = listed?.recipients.find((r) => r.address === "x@far.test") as
+          | { status: string; route: string; next_attempt?: string }
+          | undefined;
+        assert.equal(mx?.status, "queued");
+        assert.equal(mx?.route, "mx");
+        assert.ok(mx?.next_attempt !== undefined && Date.parse(mx.next_attempt) <= T0 + MIN);
+        assert.equal(listed?.recipients.find((r) => r.address === "a@one.test")?.status, "failed");
+      });
+    },
+  );
+
   await t.step("queue delete by id and --domain --yes remove what they name (#14)", async () => {
     await open(async (target) => {
       const [m1, m2, m3] = await seedQueue(target, [

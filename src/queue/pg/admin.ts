@@ -74,7 +74,7 @@ export class PgQueueAdmin implements QueueAdmin {
           AS bucket,
         count(*)::float8 AS n
       FROM recipients r JOIN messages m ON m.id = r.message_id
-      WHERE r.status = 'queued' AND r.expired_at IS NULL
+      WHERE r.status = 'queued' AND r.expired_at IS NULL AND r.route = 'atrn'
       GROUP BY 1, 2 ORDER BY 1`;
     const byDomain = new Map<string, number[]>();
     for (const row of rows) {
