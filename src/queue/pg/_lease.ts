@@ -9,6 +9,7 @@ import { leasedMessages, LeaseTerms } from "../_lease_terms.ts";
 import type { LeaseOptions } from "../_rows.ts";
 import type { Lease, QueuedMessage, Settlement } from "../types.ts";
 import type { Sql, Tx } from "./connect.ts";
+import { deleteEmptied, messageIdsOf } from "./_emptied.ts";
 import type { PgGroupCommit } from "./_group.ts";
 import type { PgReader } from "./_reader.ts";
 
@@ -80,14 +81,7 @@ export class PgLease implements Lease {
       if (delivered.length === 0) return;
       const gone = await tx`DELETE FROM recipients WHERE id = ANY(${delivered}::bigint[])
         RETURNING message_id`;
-      const touched = [...new Set(gone.map((g) => String(g.message_id)))];
-      if (touched.length === 0) return;
-      const empty = await tx`DELETE FROM messages m WHERE m.id = ANY(${touched}::text[])
-        AND NOT EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id) RETURNING id`;
-      if (empty.length === 0) return;
-      await tx`DELETE FROM message_chunks WHERE message_id = ANY(${
-        empty.map((e) => String(e.id))
-      }::text[])`;
+      await deleteEmptied(tx, messageIdsOf(gone));
       // Asynchronous commit (see _group.ts): a lost settlement only sends its message again.
     }, "normal");
   }

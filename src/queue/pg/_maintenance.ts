@@ -26,6 +26,7 @@ import {
 import { type LeasedDomains, type MessageRow, writeParams } from "../_rows.ts";
 import type { MaintenanceOptions, MaintenanceReport } from "../types.ts";
 import type { Sql, Tx } from "./connect.ts";
+import { deleteEmptied, messageIdsOf } from "./_emptied.ts";
 import type { PgReader } from "./_reader.ts";
 
 /** Advisory lock key of maintenance passes. */
@@ -209,12 +210,7 @@ export class PgMaintenance {
           SELECT id FROM recipients WHERE expired_at IS NOT NULL AND expired_at <= ${cutoff}
           ORDER BY expired_at LIMIT ${MAX_REMOVED_PER_PASS})
         RETURNING message_id`;
-      const touched = [...new Set(gone.map((g) => String(g.message_id)))];
-      const empty = await tx`DELETE FROM messages m WHERE m.id = ANY(${touched}::text[])
-        AND NOT EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id) RETURNING id`;
-      await tx`DELETE FROM message_chunks WHERE message_id = ANY(${
-        empty.map((e) => String(e.id))
-      }::text[])`;
+      await deleteEmptied(tx, messageIdsOf(gone));
       if (gone.length > 0) this.#deps.log.info("expired_removed", { recipients: gone.length });
       return gone.length;
     });

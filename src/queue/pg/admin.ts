@@ -13,6 +13,7 @@ import {
   type WaitingTotals,
 } from "../admin.ts";
 import { connectPostgres, type PgConnectOptions, type Sql, type Tx } from "./connect.ts";
+import { messageIdsOf } from "./_emptied.ts";
 import { applyPgMigrations } from "./schema.ts";
 
 /** QueueAdmin on the PostgreSQL database of `queue.postgres`. */
@@ -56,7 +57,7 @@ export class PgQueueAdmin implements QueueAdmin {
         RETURNING r.message_id`;
       return {
         recipients: rows.length,
-        messages: new Set(rows.map((r) => String(r.message_id))).size,
+        messages: messageIdsOf(rows).length,
         expiredSkipped: Number(expired?.n ?? 0),
         missingIds,
       };

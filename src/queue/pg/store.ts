@@ -23,6 +23,7 @@ import type {
 } from "../types.ts";
 import { claimOutboundPg, nextOutboundAtPg, outboundLeasedPg } from "./_outbound.ts";
 import { connectPostgres, type PgConnectOptions, type Sql } from "./connect.ts";
+import { deleteEmptied, messageIdsOf } from "./_emptied.ts";
 import { PgGauges } from "./_gauges.ts";
 import { PgGroupCommit } from "./_group.ts";
 import { PgLease, type PgLeaseDeps } from "./_lease.ts";
@@ -217,12 +218,8 @@ export class PgQueueStore implements QueueStore {
     this.#assertOpen();
     return await this.#sql.begin(async (tx) => {
       const rows = await tx`DELETE FROM recipients WHERE domain = ${domain} RETURNING message_id`;
-      const touched = [...new Set(rows.map((r) => String(r.message_id)))];
-      const empty = await tx`DELETE FROM messages m WHERE m.id = ANY(${touched}::text[])
-        AND NOT EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id) RETURNING id`;
-      await tx`DELETE FROM message_chunks WHERE message_id = ANY(${
-        empty.map((e) => String(e.id))
-      }::text[])`;
+      const touched = messageIdsOf(rows);
+      await deleteEmptied(tx, touched);
       return touched.length;
     });
   }
