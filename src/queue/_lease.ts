@@ -29,6 +29,22 @@ export interface LeaseDeps {
  */
 const CHUNK_SWEEP_MESSAGES = 256;
 
+/** The domains under a live lease of `table` at a time `now` (one statement, prepared once). */
+export function liveLeases(
+  db: DatabaseSync,
+  table: "domain_leases" | "outbound_leases",
+): (now: number) => Set<string> {
+  const live = db.prepare(`SELECT domain FROM ${table} WHERE lease_until > ?`);
+  return (now) => {
+    const out = new Set<string>();
+    for (const row of live.all(now)) {
+      const domain: unknown = row.domain;
+      if (typeof domain === "string") out.add(domain);
+    }
+    return out;
+  };
+}
+
 /** A claimed set of domains. */
 export class SqliteLease implements Lease {
   readonly domains: readonly string[];

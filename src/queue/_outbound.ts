@@ -6,7 +6,7 @@
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { GroupTransaction } from "./_group_tx.ts";
-import { type LeaseDeps, SqliteLease } from "./_lease.ts";
+import { type LeaseDeps, liveLeases, SqliteLease } from "./_lease.ts";
 import type { Lease, OutboundClaimOptions } from "./types.ts";
 
 /** Outbound claims over one SQLite connection. */
@@ -15,7 +15,7 @@ export class SqliteOutbound {
   readonly #dueDomain: StatementSync;
   readonly #take: StatementSync;
   readonly #next: StatementSync;
-  readonly #live: StatementSync;
+  readonly #live: (now: number) => Set<string>;
 
   constructor(deps: LeaseDeps) {
     this.#deps = deps;
@@ -37,7 +37,7 @@ export class SqliteOutbound {
       "SELECT min(next_attempt_at) AS at FROM recipients INDEXED BY recipients_mx_due " +
         "WHERE route = 'mx' AND status = 'queued'",
     );
-    this.#live = db.prepare("SELECT domain FROM outbound_leases WHERE lease_until > ?");
+    this.#live = liveLeases(db, "outbound_leases");
   }
 
   /** Leases one due destination, or undefined when none is due (one transaction). */
@@ -64,12 +64,7 @@ export class SqliteOutbound {
 
   /** Domains under a live outbound lease at `now`. */
   leased(now: number): Set<string> {
-    const out = new Set<string>();
-    for (const row of this.#live.all(now)) {
-      const domain: unknown = row.domain;
-      if (typeof domain === "string") out.add(domain);
-    }
-    return out;
+    return this.#live(now);
   }
 
   /** Drops every outbound lease (a previous process's, at start); returns how many. */

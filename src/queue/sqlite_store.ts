@@ -10,7 +10,7 @@ import { applyMigrations, ensureIncrementalVacuum } from "./db.ts";
 import { QueueMaintenance } from "./_maintenance.ts";
 import { type CommitLevel, GroupTransaction } from "./_group_tx.ts";
 import { newQueueId } from "./id.ts";
-import { SqliteLease } from "./_lease.ts";
+import { liveLeases, SqliteLease } from "./_lease.ts";
 import { QueueReader } from "./_reader.ts";
 import { type LeasedDomains, toQueuedMessage } from "./_rows.ts";
 import { SqliteOutbound } from "./_outbound.ts";
@@ -69,7 +69,7 @@ export class SqliteQueueStore implements QueueStore {
   readonly #leaseOf: StatementSync;
   readonly #takeLease: StatementSync;
   readonly #anyQueued: StatementSync;
-  readonly #liveLeases: StatementSync;
+  readonly #liveLeases: (now: number) => Set<string>;
   readonly #deleteMessage: StatementSync;
   readonly #deleteChunks: StatementSync;
   readonly #deleteDomainRecipients: StatementSync;
@@ -117,7 +117,7 @@ export class SqliteQueueStore implements QueueStore {
       "SELECT 1 AS found FROM recipients WHERE status = 'queued' " +
         "AND domain IN (SELECT value FROM json_each(?)) AND route = 'atrn' LIMIT 1",
     );
-    this.#liveLeases = db.prepare("SELECT domain FROM domain_leases WHERE lease_until > ?");
+    this.#liveLeases = liveLeases(db, "domain_leases");
     this.#deleteMessage = db.prepare("DELETE FROM messages WHERE id = ?");
     this.#deleteChunks = this.#writerSql.deleteChunks;
     this.#deleteDomainRecipients = db.prepare(
@@ -373,12 +373,7 @@ export class SqliteQueueStore implements QueueStore {
 
   #leasedDomains(): LeasedDomains {
     const now = this.#now();
-    const atrn = new Set<string>();
-    for (const row of this.#liveLeases.all(now)) {
-      const domain: unknown = row.domain;
-      if (typeof domain === "string") atrn.add(domain);
-    }
-    return { atrn, mx: this.#outbound.leased(now), now };
+    return { atrn: this.#liveLeases(now), mx: this.#outbound.leased(now), now };
   }
 
   #assertOpen(): void {
