@@ -6,6 +6,7 @@
  * `SqliteQueueStore.claim()` and `claimOutbound()` do.
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { DELETE_IF_EMPTY_SQL } from "./_emptied.ts";
 import type { GroupTransaction } from "./_group_tx.ts";
 import { leasedMessages, LeaseTerms } from "./_lease_terms.ts";
 import type { LeaseOptions } from "./_rows.ts";
@@ -84,10 +85,7 @@ export class SqliteLease implements Lease {
       "UPDATE recipients SET status = 'failed', attempts = attempts + 1, last_reply = ? " +
         "WHERE id = ?",
     );
-    this.#deleteIfEmpty = db.prepare(
-      "DELETE FROM messages WHERE id = ? AND NOT EXISTS " +
-        "(SELECT 1 FROM recipients WHERE message_id = ?)",
-    );
+    this.#deleteIfEmpty = db.prepare(DELETE_IF_EMPTY_SQL);
     this.#deleteChunksIfGone = db.prepare(
       "DELETE FROM message_chunks WHERE message_id = ? AND NOT EXISTS " +
         "(SELECT 1 FROM messages WHERE id = ?)",

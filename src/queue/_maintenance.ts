@@ -6,6 +6,7 @@
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { Logger } from "../observe/log.ts";
+import { emptiedRemover } from "./_emptied.ts";
 import type { GroupTransaction } from "./_group_tx.ts";
 import type { QueueReader } from "./_reader.ts";
 import type { LeasedDomains, MessageRow } from "./_rows.ts";
@@ -50,7 +51,7 @@ export class QueueMaintenance {
   readonly #expire: StatementSync;
   readonly #pastGrace: StatementSync;
   readonly #deleteRecipient: StatementSync;
-  readonly #deleteIfEmpty: StatementSync;
+  readonly #removeIfEmpty: (id: string) => boolean;
   readonly #forgetEmptyUsage: StatementSync;
   readonly #forgetEmptyWaiting: StatementSync;
   readonly #outboundDue: StatementSync;
@@ -74,10 +75,7 @@ export class QueueMaintenance {
         "ORDER BY expired_at LIMIT ?",
     );
     this.#deleteRecipient = db.prepare("DELETE FROM recipients WHERE id = ?");
-    this.#deleteIfEmpty = db.prepare(
-      "DELETE FROM messages WHERE id = ? AND NOT EXISTS " +
-        "(SELECT 1 FROM recipients WHERE message_id = ?)",
-    );
+    this.#removeIfEmpty = emptiedRemover(db);
     this.#forgetEmptyUsage = db.prepare("DELETE FROM domain_usage WHERE messages <= 0");
     this.#forgetEmptyWaiting = db.prepare("DELETE FROM route_waiting WHERE messages <= 0");
     // Messages with waiting mx recipients past outbound.max_age, or past delay_notice and
@@ -226,10 +224,7 @@ export class QueueMaintenance {
         touched.add(messageId);
         removed++;
       }
-      for (const id of touched) {
-        const { changes } = this.#deleteIfEmpty.run(id, id);
-        if (Number(changes) > 0) this.#deps.writerSql.deleteChunks.run(id);
-      }
+      for (const id of touched) this.#removeIfEmpty(id);
       this.#forgetEmptyUsage.run();
       this.#forgetEmptyWaiting.run();
       if (removed > 0) this.#deps.log.info("expired_removed", { recipients: removed });

@@ -7,6 +7,7 @@ import { errorText } from "../errors.ts";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { type Logger, NULL_LOGGER } from "../observe/log.ts";
 import { applyMigrations, ensureIncrementalVacuum } from "./db.ts";
+import { emptiedRemover } from "./_emptied.ts";
 import { QueueMaintenance } from "./_maintenance.ts";
 import { type CommitLevel, GroupTransaction } from "./_group_tx.ts";
 import { newQueueId } from "./id.ts";
@@ -73,7 +74,7 @@ export class SqliteQueueStore implements QueueStore {
   readonly #deleteMessage: StatementSync;
   readonly #deleteChunks: StatementSync;
   readonly #deleteDomainRecipients: StatementSync;
-  readonly #deleteIfEmpty: StatementSync;
+  readonly #removeIfEmpty: (id: string) => boolean;
   readonly #stats: SqliteStats;
   readonly #ping: StatementSync;
   readonly #maintenance: QueueMaintenance;
@@ -123,10 +124,7 @@ export class SqliteQueueStore implements QueueStore {
     this.#deleteDomainRecipients = db.prepare(
       "DELETE FROM recipients WHERE domain = ? RETURNING message_id",
     );
-    this.#deleteIfEmpty = db.prepare(
-      "DELETE FROM messages WHERE id = ? AND NOT EXISTS " +
-        "(SELECT 1 FROM recipients WHERE message_id = ?)",
-    );
+    this.#removeIfEmpty = emptiedRemover(db);
     this.#stats = new SqliteStats(db);
     this.#ping = db.prepare("SELECT 1 AS one");
     this.#outbound = new SqliteOutbound({
@@ -286,10 +284,7 @@ export class SqliteQueueStore implements QueueStore {
         const id: unknown = row.message_id;
         if (typeof id === "string") touched.add(id);
       }
-      for (const id of touched) {
-        const { changes } = this.#deleteIfEmpty.run(id, id);
-        if (Number(changes) > 0) this.#deleteChunks.run(id);
-      }
+      for (const id of touched) this.#removeIfEmpty(id);
       return touched.size;
     });
   }
