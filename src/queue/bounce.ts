@@ -219,7 +219,7 @@ export async function bounceFailed(
     const { store } = opts;
     const now = (opts.now ?? Date.now)();
     const reportId = await store.newId();
-    const prefix = await readPrefix(store, message.id, prefixWanted(message));
+    const prefix = await readPrefix(store.readBody(message.id), prefixWanted(message));
     const bytes = buildFailureDsn({
       ...reportHead(message, opts.hostname, reportId, now),
       recipients: notified,
@@ -254,11 +254,14 @@ export async function bounceFailed(
   }
 }
 
-/** The first `maxBytes` of a stored body (fewer if it is shorter). */
-async function readPrefix(store: QueueStore, id: string, maxBytes: number): Promise<Uint8Array> {
+/** The first `maxBytes` of a stored body read chunk by chunk (fewer if it is shorter). */
+export async function readPrefix(
+  body: AsyncIterable<Uint8Array>,
+  maxBytes: number,
+): Promise<Uint8Array> {
   const out = new Uint8Array(maxBytes);
   let fill = 0;
-  for await (const chunk of store.readBody(id)) {
+  for await (const chunk of body) {
     const n = Math.min(chunk.length, maxBytes - fill);
     out.set(chunk.subarray(0, n), fill);
     fill += n;

@@ -17,6 +17,7 @@ import {
   recordPlan,
   reportsOf,
 } from "../_expiry.ts";
+import { readPrefix } from "../bounce.ts";
 import {
   EXPIRED_GRACE_MS,
   MAX_EXPIRED_MESSAGES_PER_PASS,
@@ -148,7 +149,9 @@ export class PgMaintenance {
     if (found === undefined) return undefined;
     const { message } = found;
     const [flag] = await this.#deps.sql`SELECT delay_notified FROM messages WHERE id = ${id}`;
-    const prefix = message.mailFrom === "" ? new Uint8Array(0) : await this.#readPrefix(id);
+    const prefix = message.mailFrom === ""
+      ? new Uint8Array(0)
+      : await readPrefix(this.#deps.reader.body(id), MAX_PREFIX_BYTES);
     const plan = planExpiry({
       message,
       recipients: found.recipients,
@@ -189,18 +192,6 @@ export class PgMaintenance {
     await tx`INSERT INTO recipients (message_id, address, domain, notify, route, next_attempt_at)
       VALUES (${id}, ${report.to}, ${report.domain}, 'NEVER', ${report.route},
         ${report.route === "mx" ? now : null})`;
-  }
-
-  async #readPrefix(id: string): Promise<Uint8Array> {
-    const out = new Uint8Array(MAX_PREFIX_BYTES);
-    let fill = 0;
-    for await (const chunk of this.#deps.reader.body(id)) {
-      const n = Math.min(chunk.length, out.length - fill);
-      out.set(chunk.subarray(0, n), fill);
-      fill += n;
-      if (fill === out.length) break;
-    }
-    return out.subarray(0, fill);
   }
 
   async #removePastGrace(): Promise<number> {
