@@ -186,6 +186,13 @@ function readParams(text: string): MessageParams | undefined {
   };
 }
 
+/** A counter column of `row` (a count or a sum): 0 when absent, NULL, negative or not a count. */
+export function countField(row: unknown, key: string): number {
+  if (!isRecord(row)) return 0;
+  const v = row[key];
+  return isCount(v) ? v : 0;
+}
+
 /** undefined for SQL NULL, the string for text, null for anything else (a bad row). */
 function optionalText(v: unknown): string | undefined | null {
   if (v === null || v === undefined) return undefined;

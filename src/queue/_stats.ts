@@ -4,6 +4,7 @@
  * (src/queue/_schema.ts), so each read is a lookup, not a walk over the recipients.
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { countField } from "./_rows.ts";
 import type { DomainStats, DomainUsage } from "./types.ts";
 
 /** Reads of the counters. */
@@ -43,11 +44,6 @@ export class SqliteStats {
   /** What `domain` holds for ATRN (route "atrn" only). */
   usage(domain: string): DomainUsage {
     const row: unknown = this.#usage.get(domain);
-    if (typeof row !== "object" || row === null) return { messages: 0, bytes: 0 };
-    const { messages, bytes } = row as Record<string, unknown>;
-    return {
-      messages: typeof messages === "number" ? Math.max(0, messages) : 0,
-      bytes: typeof bytes === "number" ? Math.max(0, bytes) : 0,
-    };
+    return { messages: countField(row, "messages"), bytes: countField(row, "bytes") };
   }
 }

@@ -7,6 +7,7 @@
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { applyMigrations, inImmediateTransaction, openDatabase } from "./db.ts";
+import { countField } from "./_rows.ts";
 import { QUEUE_MIGRATIONS } from "./_schema.ts";
 import { UserStateStore } from "./user_state.ts";
 
@@ -211,10 +212,4 @@ export class SqliteQueueAdmin implements QueueAdmin {
     if (this.#ownsDb && this.#db.isOpen) this.#db.close();
     return Promise.resolve();
   }
-}
-
-function countField(row: unknown, key: string): number {
-  if (typeof row !== "object" || row === null) return 0;
-  const v: unknown = (row as Record<string, unknown>)[key];
-  return typeof v === "number" && Number.isSafeInteger(v) && v > 0 ? v : 0;
 }
