@@ -122,6 +122,8 @@ class LedgerTransaction implements SinkTransaction {
   #head = new Uint8Array(0);
   /** PRDR: counted and logged per recipient, when the inner sink answers per recipient. */
   readonly finishEach?: () => Promise<readonly Reply[]>;
+  /** Counted and logged once the final reply came, when the inner sink has it. */
+  readonly finishLater?: () => Promise<{ readonly reply: Promise<Reply> }>;
 
   constructor(inner: SinkTransaction, mail: MailFrom, ledger: LedgerSink) {
     this.#inner = inner;
@@ -129,6 +131,13 @@ class LedgerTransaction implements SinkTransaction {
     this.#ledger = ledger;
     const each = inner.finishEach?.bind(inner);
     if (each !== undefined) this.finishEach = () => this.#finishEach(each);
+    const later = inner.finishLater?.bind(inner);
+    if (later !== undefined) {
+      this.finishLater = async () => {
+        const { reply } = await later();
+        return { reply: reply.then((r) => this.#recordFinal(r)) };
+      };
+    }
   }
 
   async #finishEach(each: () => Promise<readonly Reply[]>): Promise<readonly Reply[]> {
@@ -173,7 +182,11 @@ class LedgerTransaction implements SinkTransaction {
   }
 
   async finish(): Promise<Reply> {
-    const r = await this.#inner.finish();
+    return this.#recordFinal(await this.#inner.finish());
+  }
+
+  /** Counts and logs the message's final reply; returns it. */
+  #recordFinal(r: Reply): Reply {
     this.#ledger.countMessage();
     this.#ledger.record("final", r, this.#accepted.length);
     this.#ledger.logFinal({

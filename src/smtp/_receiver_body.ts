@@ -116,6 +116,9 @@ async function finishTransaction(
   const tx = s.tx;
   const replies: Reply[] = [];
   let r: Reply;
+  if (tx.sink.finishLater !== undefined && tx.mail.prdr !== true && ctx.reader.bufferedBytes > 0) {
+    return await finishLater(ctx, s, size, tx.sink.finishLater.bind(tx.sink));
+  }
   try {
     const each = tx.mail.prdr === true && tx.sink.finishEach !== undefined
       ? await tx.sink.finishEach()
@@ -140,6 +143,44 @@ async function finishTransaction(
   });
   return {
     replies,
+    next: { state: { kind: "ready", helo: s.helo }, why: "end of data" },
+    accepted: true,
+  };
+}
+
+/**
+ * The end of data when the client's next commands are here already: the transaction is over
+ * for the session (ready for the next MAIL) while the sink's final reply is still to come.
+ */
+async function finishLater(
+  ctx: ReceiverContext,
+  s: Extract<SessionState, { kind: "inTransaction" }>,
+  size: number,
+  finish: () => Promise<{ readonly reply: Promise<Reply> }>,
+): Promise<Outcome> {
+  const tx = s.tx;
+  let later: Promise<Reply>;
+  try {
+    later = (await finish()).reply;
+  } catch (err) {
+    ctx.log.error("sink_failed", { call: "finishLater", id: tx.sink.id, error: String(err) });
+    return { ...leaveTransaction(s, "message refused"), replies: [REPLIES.localError] };
+  }
+  return {
+    replies: [],
+    later: later.then((r) => {
+      if (isPositive(r)) {
+        ctx.log.info("smtp_message_received", {
+          id: tx.sink.id,
+          size,
+          recipients: tx.recipients.length,
+        });
+      }
+      return r;
+    }, (err) => {
+      ctx.log.error("sink_failed", { call: "finishLater", id: tx.sink.id, error: String(err) });
+      return REPLIES.localError;
+    }),
     next: { state: { kind: "ready", helo: s.helo }, why: "end of data" },
     accepted: true,
   };

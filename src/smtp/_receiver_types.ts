@@ -120,6 +120,11 @@ export interface Outcome {
   readonly next?: Next;
   /** The sink took the message at the end of data: counted, and the idle budget restarts. */
   readonly accepted?: boolean;
+  /**
+   * The final reply to a body still to come (`SinkTransaction.finishLater`): queued after
+   * `replies`, sent in its place once it resolved; counted as `accepted` only if positive.
+   */
+  readonly later?: Promise<Reply>;
   /** AUTH proved this user (the idle budget restarts); `null`: forget it (after STARTTLS). */
   readonly user?: string | null;
   /**

@@ -12,7 +12,7 @@ import type { LineReader } from "../wire/line_reader.ts";
 import type { Logger } from "../observe/log.ts";
 import type { MessageSink, SessionInfo } from "./sink.ts";
 import type { Reply } from "../wire/reply.ts";
-import { formatReply, formatReplyText } from "../wire/reply.ts";
+import { formatReply, formatReplyText, isPositive } from "../wire/reply.ts";
 import { parseCommandLine } from "../wire/command.ts";
 import { defaultGreetingText, greetingReply, REPLIES } from "../wire/replies.ts";
 import type { CheckContext, SessionState, StateKind } from "./_receiver_checks.ts";
@@ -116,7 +116,8 @@ export class SmtpReceiver implements ReceiverContext {
   readonly log: Logger;
   readonly options: ReceiverOptions;
   #state: SessionState = { kind: "greeted" };
-  #pending: Reply[] = [];
+  /** Replies not sent yet; a promise is a final reply still to come (`Outcome.later`). */
+  #pending: (Reply | Promise<Reply>)[] = [];
   #budget: SessionBudget;
   #messagesAccepted = 0;
   /** Set by a successful AUTH; cleared by STARTTLS (RFC 3207 §4.2). */
@@ -302,12 +303,15 @@ export class SmtpReceiver implements ReceiverContext {
 
   /** Applies a handler's Outcome: state, user, replies, error budget, end (the caller flushes). */
   async #apply(o: Outcome): Promise<Step> {
-    if (o.next !== undefined) await this.#enter(o.next, o.accepted === true);
+    if (o.next !== undefined) {
+      await this.#enter(o.next, o.accepted === true && o.later === undefined);
+    }
     if (o.user !== undefined) {
       this.#authenticatedUser = o.user ?? undefined;
       if (o.user !== null) this.#budget.progress();
     }
     for (const r of o.replies) this.#queue(r);
+    if (o.later !== undefined) this.#queueLater(o.later);
     const step: Step = o.end !== undefined ? { end: o.end } : undefined;
     if (o.isError === true && step === undefined) return this.#spendError();
     return step;
@@ -362,6 +366,18 @@ export class SmtpReceiver implements ReceiverContext {
     this.#pending.push(r);
   }
 
+  /** Queues a final reply still to come; the message counts once it came back positive. */
+  #queueLater(later: Promise<Reply>): void {
+    this.#pending.push(later.then((r) => {
+      this.log.debug("smtp_reply", { reply: formatReplyText(r).trimEnd() });
+      if (isPositive(r)) {
+        this.#messagesAccepted++;
+        this.#budget.progress();
+      }
+      return r;
+    }));
+  }
+
   async sendNow(r: Reply): Promise<void> {
     this.#queue(r);
     await this.#flush();
@@ -370,8 +386,9 @@ export class SmtpReceiver implements ReceiverContext {
   /** Writes every queued reply in one write. */
   async #flush(timeoutMs?: number): Promise<void> {
     if (this.#pending.length === 0) return;
-    const parts = this.#pending.map(formatReply);
+    const pending = this.#pending;
     this.#pending = [];
+    const parts = (await Promise.all(pending)).map(formatReply);
     const total = parts.reduce((n, p) => n + p.length, 0);
     const out = new Uint8Array(total);
     let at = 0;

@@ -68,6 +68,15 @@ export interface SinkTransaction {
    * `finish`, whose one reply then stands for every recipient.
    */
   finishEach?(): Promise<readonly Reply[]>;
+  /**
+   * Instead of `finish`, when the client's next commands are already received (RFC 2920: "."
+   * and the next envelope in one group) and PRDR is not in use: ends the body, and resolves
+   * once the end went out, with the final reply still to come. The receiver meanwhile takes
+   * the next commands and sends `reply` in its place, in order, once it resolved (a relaying
+   * sink thus sends "." and the next MAIL/RCPT/DATA in one round trip; 250 still only once
+   * the message is safe). `reply` never rejects. Optional.
+   */
+  finishLater?(): Promise<{ readonly reply: Promise<Reply> }>;
   /** The transaction was abandoned (RSET, error, lost connection). Idempotent. */
   abort(): Promise<void>;
 }

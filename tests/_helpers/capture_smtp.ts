@@ -54,6 +54,12 @@ export interface CaptureOptions {
   readonly dataWithoutRecipients?: boolean;
   /** Wait this long before the reply after the final dot (a slow receiver; use without PIPELINING). */
   readonly dataReplyDelayMs?: number;
+  /**
+   * Hold the reply after the final dot until the client's next command line arrives (it then
+   * goes out first), or at most this long: a client that pipelines "." with its next command
+   * never waits; one that waits for the reply first is counted in `dotRepliesTimedOut`.
+   */
+  readonly holdDotReplyMs?: number;
 }
 
 /** A running capture server. */
@@ -77,6 +83,8 @@ export interface CaptureServer {
   readonly arrivals: string[][];
   /** Connections accepted so far. */
   readonly connections: number;
+  /** Replies after the final dot held the whole `holdDotReplyMs` (the client waited for them). */
+  readonly dotRepliesTimedOut: number;
   /** Resolves once `count` messages are complete (rejects after `timeoutMs`). */
   waitForMessages(count: number, timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
@@ -89,6 +97,7 @@ export async function startCaptureServer(opts: CaptureOptions = {}): Promise<Cap
   const commands: string[] = [];
   const arrivals: string[][] = [];
   const acks: CaptureAck[] = [];
+  const held = { timedOut: 0 };
   const sockets = new Set<net.Socket>();
   let connections = 0;
   let waiters: (() => void)[] = [];
@@ -104,7 +113,7 @@ export async function startCaptureServer(opts: CaptureOptions = {}): Promise<Cap
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
     socket.on("error", () => {});
-    handleSession(socket, protocol, opts, { commands, arrivals, acks }, (m) => {
+    handleSession(socket, protocol, opts, { commands, arrivals, acks, held }, (m) => {
       messages.push(m);
       notify();
     });
@@ -127,6 +136,9 @@ export async function startCaptureServer(opts: CaptureOptions = {}): Promise<Cap
     arrivals,
     get connections() {
       return connections;
+    },
+    get dotRepliesTimedOut() {
+      return held.timedOut;
     },
     waitForMessages(count: number, timeoutMs = 10_000): Promise<void> {
       return new Promise<void>((resolve, reject) => {
@@ -158,7 +170,12 @@ function handleSession(
   socket: net.Socket,
   protocol: "smtp" | "lmtp",
   opts: CaptureOptions,
-  log: { readonly commands: string[]; readonly arrivals: string[][]; readonly acks: CaptureAck[] },
+  log: {
+    readonly commands: string[];
+    readonly arrivals: string[][];
+    readonly acks: CaptureAck[];
+    readonly held: { timedOut: number };
+  },
   onMessage: (m: CapturedMessage) => void,
 ): void {
   const commands = log.commands;
@@ -190,7 +207,15 @@ function handleSession(
       socket.write(answer);
       log.acks.push({ message, at: Date.now() });
     };
-    if (opts.dataReplyDelayMs === undefined) reply();
+    if (opts.holdDotReplyMs !== undefined) {
+      heldReply = {
+        reply,
+        timer: setTimeout(() => {
+          log.held.timedOut++;
+          releaseHeld();
+        }, opts.holdDotReplyMs),
+      };
+    } else if (opts.dataReplyDelayMs === undefined) reply();
     else setTimeout(reply, opts.dataReplyDelayMs);
     mailFrom = undefined;
     recipients = [];
@@ -198,7 +223,21 @@ function handleSession(
     bodyBytes = 0;
   };
 
+  let heldReply: { reply: () => void; timer: ReturnType<typeof setTimeout> } | undefined;
+  const releaseHeld = () => {
+    const h = heldReply;
+    heldReply = undefined;
+    if (h === undefined) return;
+    clearTimeout(h.timer);
+    h.reply();
+  };
+  socket.on("close", () => {
+    if (heldReply !== undefined) clearTimeout(heldReply.timer);
+  });
+
   const onCommand = (line: string) => {
+    // The reply to the "." before this command goes out first (holdDotReplyMs).
+    releaseHeld();
     commands.push(line);
     const verb = line.split(" ")[0]?.toUpperCase() ?? "";
     switch (verb) {

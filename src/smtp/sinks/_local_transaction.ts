@@ -54,6 +54,8 @@ export class LocalTransaction implements SinkTransaction {
    * the transaction takes every recipient and one refusal holds back no other.
    */
   readonly finishEach?: () => Promise<readonly Reply[]>;
+  /** Only under local PIPELINING ("." goes out with the next command). */
+  readonly finishLater?: () => Promise<{ readonly reply: Promise<Reply> }>;
 
   constructor(
     sink: LocalSinkView,
@@ -69,6 +71,7 @@ export class LocalTransaction implements SinkTransaction {
     this.id = `L${Date.now().toString(36)}${(++txSequence).toString(36)}`;
     this.#log = log.with({ tx: this.id });
     if (sink.isLmtp && mail.prdr === true) this.finishEach = () => this.#end();
+    if (link.caps?.pipelining === true) this.finishLater = () => this.#finishLater();
   }
 
   async addRecipient(rcpt: RcptTo, ahead?: RcptAhead): Promise<Reply> {
@@ -101,7 +104,7 @@ export class LocalTransaction implements SinkTransaction {
     if (mail.kind === "accepted" && !withData) return await this.#link.command(rcptLine, timeoutMs);
     const lines = mail.kind === "pending" ? [mail.line, rcptLine] : [rcptLine];
     if (withData) lines.push("DATA");
-    if (!(await this.#link.link.writeLines(lines, timeoutMs))) {
+    if (!(await this.#link.writeLines(lines, timeoutMs))) {
       this.#mailState = { kind: "refused", reply: LOCAL_REPLIES.unavailable };
       return LOCAL_REPLIES.unavailable;
     }
@@ -216,10 +219,33 @@ export class LocalTransaction implements SinkTransaction {
   }
 
   /**
+   * Under local PIPELINING: the end of the body is kept to go out with the next pipelined
+   * MAIL/RCPT/DATA the receiver relays meanwhile (`LocalConnection.hold`), and the local reply
+   * is read later, in order (`LocalConnection.read`): "." and the next envelope cost one local
+   * round trip.
+   */
+  async #finishLater(): Promise<{ readonly reply: Promise<Reply> }> {
+    const ended = await this.#endData(true);
+    const replies = "replies" in ended ? Promise.resolve(ended.replies) : ended.read();
+    return { reply: replies.then(oneReply) };
+  }
+
+  /**
    * The body's end marker, then the local replies: one per accepted recipient under LMTP
    * (RFC 2033 §4.2), one under SMTP; a refusal before the body stands for every recipient.
    */
   async #end(): Promise<Reply[]> {
+    const ended = await this.#endData();
+    return "replies" in ended ? ended.replies : await ended.read();
+  }
+
+  /**
+   * The end marker is written (`hold`: kept for the next command, see `#finishLater`): the
+   * replies as known already, or how to read them.
+   */
+  async #endData(hold = false): Promise<
+    { readonly replies: Reply[] } | { readonly read: () => Promise<Reply[]> }
+  > {
     const count = this.#sink.isLmtp ? Math.max(1, this.#accepted.length) : 1;
     const forAll = (r: Reply) => Array.from({ length: count }, () => r);
     await this.#startData();
@@ -227,26 +253,39 @@ export class LocalTransaction implements SinkTransaction {
     if (state.kind === "refused") {
       this.#state = { kind: "done" };
       if (!this.#link.isBroken && state.reply.code !== 354) await this.#reset();
-      return forAll(state.reply);
+      return { replies: forAll(state.reply) };
     }
-    if (state.kind !== "data") return forAll(reply(503, "5.5.1", "Bad sequence of commands"));
+    if (state.kind !== "data") {
+      return { replies: forAll(reply(503, "5.5.1", "Bad sequence of commands")) };
+    }
     this.#state = { kind: "done" };
     const end = state.stuffer.finish();
     if (state.stuffer.fault !== undefined) {
       // A held-back bare CR at the very end: never send it, and drop the local transaction.
       this.#link.breakLink("bare CR at the end of the body");
-      return forAll(reply(554, "5.6.0", "Message contains a bare CR or LF"));
+      return { replies: forAll(reply(554, "5.6.0", "Message contains a bare CR or LF")) };
     }
-    const written = (await this.#put(end)) && (await this.#writeOut());
+    let written = await this.#put(end);
+    if (written && hold) {
+      const rest = this.#out?.subarray(0, this.#outBytes);
+      this.#outBytes = 0;
+      if (rest !== undefined && rest.length > 0) this.#link.hold(rest);
+    } else if (written) written = await this.#writeOut();
     this.#out = undefined;
-    if (!written) {
-      return forAll(LOCAL_REPLIES.unavailable);
-    }
-    const replies: Reply[] = [];
-    for (let i = 0; i < count; i++) {
-      // After a lost link the rest are LOCAL_REPLIES.unavailable without I/O.
-      const final = await this.#link.read(this.#sink.timeouts.dataFinalMs);
-      replies.push(final);
+    if (!written) return { replies: forAll(LOCAL_REPLIES.unavailable) };
+    return { read: () => this.#readFinals(count) };
+  }
+
+  /**
+   * The local replies after the end marker (one per accepted recipient under LMTP), all asked
+   * for at once so that no read of the next transaction comes between them.
+   */
+  async #readFinals(count: number): Promise<Reply[]> {
+    // After a lost link the rest are LOCAL_REPLIES.unavailable without I/O.
+    const replies = await Promise.all(
+      Array.from({ length: count }, () => this.#link.read(this.#sink.timeouts.dataFinalMs)),
+    );
+    for (const [i, final] of replies.entries()) {
       const fields = {
         to: this.#sink.where,
         from: this.#mail.address,

@@ -64,12 +64,16 @@ class AllowedDomainsTransaction implements SinkTransaction {
   readonly #policy: AllowedDomainsSink;
   /** Passed on when the inner sink has it (PRDR). */
   readonly finishEach?: () => Promise<readonly Reply[]>;
+  /** Passed on when the inner sink has it. */
+  readonly finishLater?: () => Promise<{ readonly reply: Promise<Reply> }>;
 
   constructor(inner: SinkTransaction, policy: AllowedDomainsSink) {
     this.#inner = inner;
     this.#policy = policy;
     const each = inner.finishEach?.bind(inner);
     if (each !== undefined) this.finishEach = each;
+    const later = inner.finishLater?.bind(inner);
+    if (later !== undefined) this.finishLater = later;
   }
 
   get id(): string {

@@ -135,7 +135,10 @@ export class LocalSmtpSink implements MessageSink, LocalSinkView {
   async close(): Promise<void> {
     const link = this.#link;
     this.#link = undefined;
-    if (link === undefined || link.isBroken) return;
+    if (link === undefined) return;
+    // A final reply may still be awaited (finishLater); QUIT's reply comes after it.
+    await link.idle();
+    if (link.isBroken) return;
     await link.link.quit(10_000);
     await link.link.conn.close().catch(() => {});
   }

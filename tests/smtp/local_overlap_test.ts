@@ -1,0 +1,132 @@
+// The customer's receiver with the local SMTP hand-off, driven the way our provider drains
+// (RFC 2920: the body's "." and the next MAIL/RCPT/DATA in one write): "." and the next
+// envelope go to the local server without waiting for its reply to ".", the replies upstream
+// stay in order, and each message's reply upstream is the local server's own for it (#13).
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { LocalSmtpSink } from "../../src/smtp/sinks/local_smtp.ts";
+import { type CaptureOptions, startCaptureServer } from "../_helpers/capture_smtp.ts";
+import { startReady } from "./_session.ts";
+
+/** Long enough that a customer waiting for the reply to "." is seen doing so. */
+const HOLD_MS = 1_500;
+
+const code = (reply: string) => reply.slice(0, 3);
+
+/** The reply codes of `drainThree` when the local server takes all three messages. */
+const EVERY_ONE_TAKEN = [
+  ["250", "250", "354"],
+  ["250", "250", "250", "354"],
+  ["250", "250", "250", "354"],
+  ["250", "221"],
+];
+
+async function withCustomer(
+  opts: CaptureOptions,
+  fn: (
+    session: Awaited<ReturnType<typeof startReady>>,
+    capture: Awaited<ReturnType<typeof startCaptureServer>>,
+  ) => Promise<void>,
+): Promise<void> {
+  const capture = await startCaptureServer({ holdDotReplyMs: HOLD_MS, ...opts });
+  const sink = new LocalSmtpSink({
+    target: { kind: "smtp", host: capture.host, port: capture.port },
+    hostname: "pi.home",
+    timeouts: { commandMs: 5_000, dataFinalMs: 5_000 },
+  });
+  const session = await startReady({ otherSink: sink });
+  try {
+    await fn(session, capture);
+  } finally {
+    await session.end();
+    await sink.close();
+    await capture.close();
+  }
+}
+
+/** Three messages, each "." sent with the next envelope; the replies of each group. */
+async function drainThree(client: Awaited<ReturnType<typeof startReady>>["client"]) {
+  const envelope = (n: number) =>
+    `MAIL FROM:<s@example.net>\r\nRCPT TO:<m${n}@example.org>\r\nDATA\r\n`;
+  const body = (n: number) => `Subject: ${n}\r\n\r\nbody ${n}\r\n.\r\n`;
+  await client.send(envelope(1));
+  const groups: string[][] = [(await client.replies(3)).map(code)];
+  await client.send(body(1) + envelope(2));
+  groups.push((await client.replies(4)).map(code));
+  await client.send(body(2) + envelope(3));
+  groups.push((await client.replies(4)).map(code));
+  await client.send(body(3) + "QUIT\r\n");
+  groups.push((await client.replies(2)).map(code));
+  return groups;
+}
+
+Deno.test("customer hand-off (#13): '.' and the next envelope reach the local server in one round trip", async () => {
+  await withCustomer({}, async ({ client }, capture) => {
+    assertEquals(await drainThree(client), EVERY_ONE_TAKEN);
+    // The local server held each reply to "." until the next command came: the customer sent
+    // it without waiting (the last message's "." has no next command: it waited, once).
+    assertEquals(capture.dotRepliesTimedOut, 1);
+    assertEquals(capture.messages.map((m) => m.recipients), [
+      ["m1@example.org"],
+      ["m2@example.org"],
+      ["m3@example.org"],
+    ]);
+    assertEquals(capture.connections, 1);
+  });
+});
+
+Deno.test("customer hand-off (#13): a local 4xx or 5xx after '.' answers that message only, in order", async () => {
+  const dataReply = (address: string) =>
+    address === "m1@example.org"
+      ? "451 4.3.0 Try again later"
+      : address === "m2@example.org"
+      ? "554 5.6.0 Content refused"
+      : undefined;
+  await withCustomer({ dataReply }, async ({ client }, capture) => {
+    assertEquals(await drainThree(client), [
+      ["250", "250", "354"],
+      ["451", "250", "250", "354"],
+      ["554", "250", "250", "354"],
+      ["250", "221"],
+    ]);
+    assertEquals(capture.messages.map((m) => m.recipients.join()), [
+      "m1@example.org",
+      "m2@example.org",
+      "m3@example.org",
+    ]);
+  });
+});
+
+Deno.test("customer hand-off (#13): a local 421 after '.' defers that message and the pipelined next one", async () => {
+  const dataReply = (address: string) =>
+    address === "m1@example.org" ? "421 4.3.2 Shutting down" : undefined;
+  await withCustomer({ dataReply }, async ({ client }, capture) => {
+    const envelope = (n: number) =>
+      `MAIL FROM:<s@example.net>\r\nRCPT TO:<m${n}@example.org>\r\nDATA\r\n`;
+    await client.send(envelope(1));
+    assertEquals((await client.replies(3)).map(code), ["250", "250", "354"]);
+    await client.send(`Subject: 1\r\n\r\nbody\r\n.\r\n${envelope(2)}`);
+    // Message 1: the local server went away (451, the provider keeps it); message 2's RCPT
+    // met the lost link (451), so its DATA is refused: nothing is taken without a 250.
+    assertEquals((await client.replies(4)).map(code), ["451", "250", "451", "554"]);
+    // As our provider does after a refused DATA: RSET. The next message opens a new local
+    // connection.
+    await client.send(`RSET\r\n${envelope(3)}`);
+    assertEquals((await client.replies(4)).map(code), ["250", "250", "250", "354"]);
+    await client.send("Subject: 3\r\n\r\nbody\r\n.\r\nQUIT\r\n");
+    assertEquals((await client.replies(2)).map(code), ["250", "221"]);
+    assertEquals(capture.messages.map((m) => m.recipients.join()), [
+      "m1@example.org",
+      "m3@example.org",
+    ]);
+    assertEquals(capture.connections, 2);
+  });
+});
+
+Deno.test("customer hand-off (#13): a local server without PIPELINING gets '.' and waits for its reply", async () => {
+  await withCustomer({ pipelining: false, holdDotReplyMs: 200 }, async ({ client }, capture) => {
+    assertEquals(await drainThree(client), EVERY_ONE_TAKEN);
+    // RFC 2920 is the local server's to offer: each "." waited for its reply alone.
+    assertEquals(capture.dotRepliesTimedOut, 3);
+    assertEquals(capture.messages.length, 3);
+  });
+});
