@@ -33,19 +33,42 @@ interface World {
   /** Answers each final dot late, without PIPELINING (one message in flight at a time). */
   readonly sink: CaptureServer;
   readonly server: ServerProcess;
-  /** Starts `serve` again on the same data and config (after a stop or a kill). */
-  restart(): Promise<void>;
+  /**
+   * Starts `serve` again on the same data and config (after a stop or a kill), and waits
+   * (bounded) until every message has been acknowledged at least once.
+   */
+  restartUntilAllAcked(): Promise<void>;
+}
+
+/** Where a crash test's mail goes, how slowly it is acknowledged, and when `fn` steps in. */
+interface CrashSetup {
+  readonly domain: string;
+  /** The MX's address (port 25). */
+  readonly ip: string;
+  /** How late each 250 after a final dot comes. */
+  readonly ackDelayMs: number;
+  /** `fn` runs once this many messages were acknowledged: in the middle of the deliveries. */
+  readonly afterAcks: number;
 }
 
 /**
- * Runs `fn` once `serve` has taken MESSAGES submitted messages (Subject: m0, m1, …) for
- * `domain`, whose MX is a capture server on `ip`:25 that writes each 250 after the final dot
- * `ackDelayMs` late. Stops whatever runs afterwards.
+ * Registers test `name` (needs dnsmasq, and root for port 25): `serve` takes MESSAGES
+ * submitted messages (Subject: m0, m1, …) for `domain`, whose MX is a capture server on
+ * `ip`:25, and `fn` runs once it has delivered `afterAcks` of them. Stops whatever runs after.
  */
+function crashTest(
+  name: string,
+  setup: CrashSetup,
+  fn: (world: World) => Promise<void>,
+): Promise<void> {
+  return toolTest(name, ["dnsmasq"], async () => {
+    if (!canBindPort25(name, setup.ip)) return;
+    await withSubmittedBatch(setup, fn);
+  });
+}
+
 async function withSubmittedBatch(
-  domain: string,
-  ip: string,
-  ackDelayMs: number,
+  { domain, ip, ackDelayMs, afterAcks }: CrashSetup,
   fn: (world: World) => Promise<void>,
 ): Promise<void> {
   await using dns = await startMxDns({ [domain]: ip });
@@ -62,17 +85,23 @@ async function withSubmittedBatch(
     get server() {
       return server;
     },
-    async restart() {
+    async restartUntilAllAcked() {
       server = await startServer({
         config,
         dataDir: server.dataDir,
         configPath: server.configPath,
       });
+      await until(
+        "every message",
+        () => new Set(ackedSubjects(sink.acks)).size >= MESSAGES,
+        30_000,
+      );
     },
   };
   try {
     await addUser(server.configPath, LOGIN.user, ["example.org"], LOGIN.password);
     await submitAll(submissionPort(server), LOGIN, numbered("m", domain, MESSAGES));
+    await until("a few deliveries", () => sink.acks.length >= afterAcks, 30_000);
     await fn(world);
   } finally {
     await server.stop();
@@ -99,23 +128,16 @@ async function waitingFor(server: ServerProcess, domain: string, count: number) 
   }
 }
 
-await toolTest("kill -9 during outbound delivery: after a restart every message arrives", [
-  "dnsmasq",
-], async () => {
-  if (!canBindPort25("outbound kill -9", "127.0.0.54")) return;
-  await withSubmittedBatch("crash.test", "127.0.0.54", 50, async (world) => {
+await crashTest(
+  "kill -9 during outbound delivery: after a restart every message arrives",
+  // In the middle of the deliveries (each takes at least the 50 ms ack delay): a crash.
+  { domain: "crash.test", ip: "127.0.0.54", ackDelayMs: 50, afterAcks: 5 },
+  async (world) => {
     const { sink } = world;
-    // In the middle of the deliveries (each takes at least the 50 ms ack delay): a crash.
-    await until("a few deliveries", () => sink.acks.length >= 5, 30_000);
     assert(sink.acks.length < MESSAGES, "the crash came too late to test anything");
     await world.server.kill9();
     const killedAt = Date.now();
-    await world.restart();
-    await until(
-      "every message",
-      () => new Set(ackedSubjects(sink.acks)).size >= MESSAGES,
-      30_000,
-    );
+    await world.restartUntilAllAcked();
     const bySubject = new Map<string, CaptureAck[]>();
     for (const [i, subject] of ackedSubjects(sink.acks).entries()) {
       bySubject.set(subject, [...(bySubject.get(subject) ?? []), sink.acks[i]!]);
@@ -132,16 +154,14 @@ await toolTest("kill -9 during outbound delivery: after a restart every message 
     }
     // Nothing of it is left waiting (settled as delivered after the restart).
     assertEquals(await waitingFor(world.server, "crash.test", 0), []);
-  });
-});
+  },
+);
 
-await toolTest("SIGTERM during outbound delivery: the rest stays queued, each message once", [
-  "dnsmasq",
-], async () => {
-  if (!canBindPort25("outbound SIGTERM", "127.0.0.55")) return;
-  await withSubmittedBatch("term.test", "127.0.0.55", 100, async (world) => {
+await crashTest(
+  "SIGTERM during outbound delivery: the rest stays queued, each message once",
+  { domain: "term.test", ip: "127.0.0.55", ackDelayMs: 100, afterAcks: 3 },
+  async (world) => {
     const { sink } = world;
-    await until("a few deliveries", () => sink.acks.length >= 3, 30_000);
     const stoppingAt = Date.now();
     assertEquals(await world.server.stop(), 0);
     const tookMs = Date.now() - stoppingAt;
@@ -155,14 +175,9 @@ await toolTest("SIGTERM during outbound delivery: the rest stays queued, each me
     assertEquals(left.length, MESSAGES - delivered.size);
     assert(left.every((r) => r.status === "queued"), JSON.stringify(left));
     for (const r of left) assert(!delivered.has(`m${r.address.slice(1, r.address.indexOf("@"))}`));
-    await world.restart();
-    await until(
-      "every message",
-      () => new Set(ackedSubjects(sink.acks)).size >= MESSAGES,
-      30_000,
-    );
+    await world.restartUntilAllAcked();
     assertEquals(await waitingFor(world.server, "term.test", 0), []);
     // Graceful: not one message twice.
     assertEquals(sink.acks.length, MESSAGES);
-  });
-});
+  },
+);
