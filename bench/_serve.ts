@@ -3,6 +3,7 @@
 // `fetch --once` against it. Each step reports failure as an error whose message says why,
 // so a benchmark can print `n/a (reason)` while the product is still being built.
 
+import { fetchmailRc } from "../tests/_helpers/fetchmail.ts";
 import { peakRssBytes, runCommand, type RunResult, spawn, type Spawned, stop } from "./_proc.ts";
 
 /** Project root (the directory holding main.ts). */
@@ -170,12 +171,14 @@ ${opts.ca === undefined ? "" : `  ca: ${opts.ca}\n`}  user: ${BENCH_USER}
     const rc = `${this.root}/fetchmailrc`;
     await Deno.writeTextFile(
       rc,
-      `set no syslog
-poll 127.0.0.1 port ${this.odmrPort} protocol ODMR
-  user "${BENCH_USER}" password "${BENCH_PASSWORD}"
-  fetchdomains ${opts.domain}
-  smtphost 127.0.0.1/${opts.smtpHostPort}
-${opts.ssl === true ? "  ssl no sslcertck\n" : ""}`,
+      fetchmailRc({
+        port: this.odmrPort,
+        smtpPort: opts.smtpHostPort,
+        user: BENCH_USER,
+        password: BENCH_PASSWORD,
+        domains: [opts.domain],
+        ...(opts.ssl === true ? { ssl: "unverified" as const } : {}),
+      }),
       { mode: 0o600 },
     );
     await Deno.chmod(rc, 0o600);

@@ -3,7 +3,14 @@
 // fetchmail forwards about 22 msg/s, so 500 messages already take ~25 s).
 
 import { BENCH_DOMAIN, type BenchContext } from "./ingest.ts";
-import { type DrainResult, drainWithFetch, fillServe, rateCell, secondsCell } from "./drain.ts";
+import {
+  type DrainResult,
+  drainWithFetch,
+  failedDrain,
+  fillServe,
+  rateCell,
+  secondsCell,
+} from "./drain.ts";
 import { hasExecutable, runCommand } from "./_proc.ts";
 import { lastLine, Serve } from "./_serve.ts";
 import { SmtpSink } from "../tests/_helpers/smtp_sink.ts";
@@ -46,7 +53,7 @@ export async function drainWithFetchmail(
       sinkSessions: sink.sessions(),
     };
   } catch (e) {
-    return { ok: false, reason: e instanceof Error ? e.message : String(e) };
+    return failedDrain(e);
   } finally {
     await sink.stop();
   }

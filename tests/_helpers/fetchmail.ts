@@ -11,28 +11,41 @@ export interface FetchmailRun {
   readonly output: string;
 }
 
+/** One ODMR poll of the provider on 127.0.0.1, handing the mail to 127.0.0.1:`smtpPort`. */
+export interface FetchmailPoll {
+  readonly port: number;
+  readonly smtpPort: number;
+  /** Default alice / alice-pw. */
+  readonly user?: string;
+  readonly password?: string;
+  readonly domains: readonly string[];
+  /** TLS verified against `caFile` (the certificate names localhost), or not verified. */
+  readonly ssl?: { readonly caFile: string } | "unverified";
+}
+
+/** The rc file text for `poll` (also bench/_serve.ts's, for the fetch benchmark). */
+export function fetchmailRc(poll: FetchmailPoll): string {
+  const ssl = poll.ssl === undefined
+    ? []
+    : poll.ssl === "unverified"
+    ? ["  ssl no sslcertck"]
+    : [`  ssl sslcertck sslcertfile "${poll.ssl.caFile}" sslcommonname localhost`];
+  return [
+    "set no syslog",
+    `poll 127.0.0.1 with protocol ODMR port ${poll.port} timeout 60`,
+    `  user "${poll.user ?? "alice"}" password "${poll.password ?? "alice-pw"}"`,
+    `  fetchdomains ${poll.domains.join(",")}`,
+    `  smtphost 127.0.0.1/${poll.smtpPort}`,
+    ...ssl,
+    "",
+  ].join("\n");
+}
+
 /** Runs fetchmail once against the provider's ODMR port with a private rc file and HOME. */
-export async function runFetchmail(opts: {
-  port: number;
-  smtpPort: number;
-  user?: string;
-  password?: string;
-  domains: readonly string[];
-  ssl?: { caFile: string };
-}): Promise<FetchmailRun> {
+export async function runFetchmail(opts: FetchmailPoll): Promise<FetchmailRun> {
   const home = await Deno.makeTempDir({ prefix: "fetchmail-home-" });
   try {
-    const rc = [
-      "set no syslog",
-      `poll 127.0.0.1 with protocol ODMR port ${opts.port} timeout 60`,
-      `  user "${opts.user ?? "alice"}" password "${opts.password ?? "alice-pw"}"`,
-      `  fetchdomains ${opts.domains.join(",")}`,
-      `  smtphost 127.0.0.1/${opts.smtpPort}`,
-      ...(opts.ssl
-        ? [`  ssl sslcertck sslcertfile "${opts.ssl.caFile}" sslcommonname localhost`]
-        : []),
-      "",
-    ].join("\n");
+    const rc = fetchmailRc(opts);
     const rcPath = `${home}/fetchmailrc`;
     await Deno.writeTextFile(rcPath, rc, { mode: 0o600 });
     const fetchmail = await findTool("fetchmail");
