@@ -93,3 +93,12 @@ export function dotStuff(body: Uint8Array): Uint8Array {
 export function queueIdOf(reply: string | undefined): string | undefined {
   return reply?.match(/([0-9A-Za-z]{12,})\s*$/)?.[1];
 }
+
+/** `submit` for a message the server must take: throws unless the end of data got a 250. */
+export async function submitAccepted(opts: Parameters<typeof submit>[0]): Promise<string> {
+  const r = await submit(opts);
+  if (r.final === undefined || !r.final.startsWith("250 ")) {
+    throw new Error(`the message was not accepted: ${r.replies.join(" | ")}`);
+  }
+  return r.final;
+}

@@ -8,7 +8,7 @@ import { match as assertMatch, ok as assert } from "node:assert/strict";
 import { addUser, removeTestFiles, startServer } from "../_helpers/server_process.ts";
 import { runScriptedCustomer } from "../_helpers/scripted_customer.ts";
 import type { CustomerScript } from "../_helpers/scripted_customer.ts";
-import { submit } from "../_helpers/smtp_submit.ts";
+import { submitAccepted } from "../_helpers/smtp_submit.ts";
 import { testCaOrSkip } from "../_helpers/certs.ts";
 
 const enc = new TextEncoder();
@@ -158,13 +158,12 @@ Deno.test("line_records by default: one line per TLS record for a fetchmail-like
     ];
     for (const c of cases) {
       await t.step(c.why, async () => {
-        const queued = await submit({
+        await submitAccepted({
           port: server.smtp[0]!.port, // startServer waited for the smtp listener
           from: "s@remote.test",
           to: ["x@example.org"],
           body,
         });
-        assertMatch(queued.final ?? "", /^250 /);
         const relay = countingRelay(c.port, c.script.tls === "starttls");
         const r = await runScriptedCustomer({
           port: relay.port,

@@ -10,7 +10,7 @@ import {
 import { addUser, queueList, removeTestFiles, startServer } from "../_helpers/server_process.ts";
 import type { ServerProcess } from "../_helpers/server_process.ts";
 import { runScriptedCustomer } from "../_helpers/scripted_customer.ts";
-import { submit } from "../_helpers/smtp_submit.ts";
+import { submitAccepted } from "../_helpers/smtp_submit.ts";
 import { testCaOrSkip } from "../_helpers/certs.ts";
 
 const enc = new TextEncoder();
@@ -56,21 +56,19 @@ Deno.test("ATRN over CRAM-MD5 delivers only the claimed domains, byte-exact, and
       13,
       10,
     ]);
-    const a = await submit({
+    await submitAccepted({
       port: smtp.port,
       from: "sender@remote.test",
       to: ["one@example.org", "two@bob.example"],
       body: bodyA,
     });
-    assertMatch(a.final ?? "", /^250 /);
-    const b = await submit({
+    await submitAccepted({
       port: smtp.port,
       from: "",
       to: ["x@EXAMPLE.ORG"],
       body: bodyB,
       mailParams: "BODY=8BITMIME",
     });
-    assertMatch(b.final ?? "", /^250 /);
 
     const r = await runScriptedCustomer({
       port: server.odmr[0]!.port,
@@ -133,13 +131,12 @@ Deno.test("SCRAM-SHA-256 authenticates a customer and bare ATRN claims every dom
   await withProvider(async (server) => {
     const smtp = server.smtp[0]!;
     for (const to of ["a@example.org", "b@example.com"]) {
-      const s = await submit({
+      await submitAccepted({
         port: smtp.port,
         from: "s@remote.test",
         to: [to],
         body: enc.encode("x\r\n"),
       });
-      assertMatch(s.final ?? "", /^250 /);
     }
     const r = await runScriptedCustomer({
       port: server.odmr[0]!.port,
@@ -165,13 +162,12 @@ Deno.test("PLAIN is refused without TLS with 538 5.7.11", async () => {
 
 Deno.test("Per-recipient replies settle the queue: 250 removes, 4xx keeps queued, 5xx marks failed", async () => {
   await withProvider(async (server) => {
-    const s = await submit({
+    await submitAccepted({
       port: server.smtp[0]!.port,
       from: "s@remote.test",
       to: ["ok@example.org", "later@example.org", "gone@example.org"],
       body: enc.encode("Subject: settle\r\n\r\nbody\r\n"),
     });
-    assertMatch(s.final ?? "", /^250 /);
     const r = await runScriptedCustomer({
       port: server.odmr[0]!.port,
       auth: ALICE,
@@ -203,13 +199,12 @@ Deno.test("Per-recipient replies settle the queue: 250 removes, 4xx keeps queued
 Deno.test("A connection dropped mid-DATA leaves the message queued for the next ATRN", async () => {
   await withProvider(async (server) => {
     const body = enc.encode("Subject: drop\r\n\r\n" + "line of text\r\n".repeat(2000));
-    const s = await submit({
+    await submitAccepted({
       port: server.smtp[0]!.port,
       from: "s@remote.test",
       to: ["d@example.org"],
       body,
     });
-    assertMatch(s.final ?? "", /^250 /);
     const first = await runScriptedCustomer({
       port: server.odmr[0]!.port,
       auth: ALICE,
@@ -239,13 +234,12 @@ Deno.test("A connection dropped mid-DATA leaves the message queued for the next 
 
 Deno.test("A second ATRN for a domain being drained gets 451 and takes nothing", async () => {
   await withProvider(async (server) => {
-    const s = await submit({
+    await submitAccepted({
       port: server.smtp[0]!.port,
       from: "s@remote.test",
       to: ["c@example.org"],
       body: enc.encode("x\r\n"),
     });
-    assertMatch(s.final ?? "", /^250 /);
     const port = server.odmr[0]!.port;
     const holder = runScriptedCustomer({
       port,
@@ -284,13 +278,12 @@ Deno.test("STARTTLS on the ODMR port: PLAIN works under TLS, AUTH is hidden befo
       await t.step(
         "STARTTLS then PLAIN authenticates; EHLO after TLS has no STARTTLS",
         async () => {
-          const s = await submit({
+          await submitAccepted({
             port: server.smtp[0]!.port,
             from: "s@remote.test",
             to: ["tls@example.org"],
             body: enc.encode("Subject: tls\r\n\r\nsecret\r\n"),
           });
-          assertMatch(s.final ?? "", /^250 /);
           const r = await runScriptedCustomer({
             port,
             tls: "starttls",
