@@ -19,12 +19,20 @@ export function oneMxEach(domains: Readonly<Record<string, string>>): DnsRecords
   };
 }
 
-/** dnsmasq answering `oneMxEach(domains)`, plus any `txt` records (DKIM keys). */
+/**
+ * dnsmasq answering `oneMxEach(domains)` and the `more` records beside them (DKIM keys, a
+ * domain with several MX hosts, a null MX).
+ */
 export function startMxDns(
   domains: Readonly<Record<string, string>>,
-  txt: DnsRecords["txt"] = [],
+  more: DnsRecords = {},
 ): Promise<DnsServer> {
-  return startDnsmasq({ ...oneMxEach(domains), txt });
+  const simple = oneMxEach(domains);
+  return startDnsmasq({
+    mx: [...simple.mx ?? [], ...more.mx ?? []],
+    hosts: [...simple.hosts ?? [], ...more.hosts ?? []],
+    txt: more.txt ?? [],
+  });
 }
 
 /** The options of `deliverToDomain` / `deliverBatch` that resolve through `dns`. */

@@ -9,8 +9,7 @@ import net from "node:net";
 import { deliverBatch, type DeliveryResult } from "../../src/outbound/deliver.ts";
 import type { OutboundMessage } from "../../src/smtp/sender.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
-import { startDnsmasq } from "../_helpers/dnsmasq.ts";
-import { deliveryOptions, outboundMessage } from "../_helpers/outbound_world.ts";
+import { deliveryOptions, outboundMessage, startMxDns } from "../_helpers/outbound_world.ts";
 import { SmtpSink } from "../_helpers/smtp_sink.ts";
 import { canBindPort25, toolTest } from "../_helpers/tools.ts";
 
@@ -67,9 +66,8 @@ await toolTest("deliverBatch: many messages over one connection, MX order, fallb
   "smtp-sink",
 ], async (t) => {
   if (!canBindPort25("deliverBatch", "127.0.0.3x")) return;
-  await using dns = await startDnsmasq({
+  await using dns = await startMxDns({ "reuse.test": "127.0.0.31", "postfix.test": "127.0.0.35" }, {
     mx: [
-      { name: "reuse.test", host: "mx.reuse.test", preference: 10 },
       // Preference order: the lower one (10, .32) takes the mail although it is listed last.
       { name: "pref.test", host: "backup.pref.test", preference: 20 },
       { name: "pref.test", host: "primary.pref.test", preference: 10 },
@@ -78,14 +76,11 @@ await toolTest("deliverBatch: many messages over one connection, MX order, fallb
       { name: "fallback.test", host: "mx.reuse.test", preference: 50 },
       { name: "null.test", host: ".", preference: 0 },
       { name: "plain.test", host: "mx.reuse.test", preference: 10 },
-      { name: "postfix.test", host: "mx.postfix.test", preference: 10 },
     ],
     hosts: [
-      { name: "mx.reuse.test", addresses: ["127.0.0.31"] },
       { name: "primary.pref.test", addresses: ["127.0.0.32"] },
       { name: "backup.pref.test", addresses: ["127.0.0.31"] },
       { name: "bad.fallback.test", addresses: ["127.0.0.33", "127.0.0.34"] },
-      { name: "mx.postfix.test", addresses: ["127.0.0.35"] },
     ],
   });
   const sink = await startCaptureServer({
@@ -221,10 +216,7 @@ await toolTest("deliverBatch: many messages over one connection, MX order, fallb
           port: 25,
           closeAfterBodyBytes: 2000,
         });
-        await using dns2 = await startDnsmasq({
-          mx: [{ name: "drop.test", host: "mx.drop.test", preference: 10 }],
-          hosts: [{ name: "mx.drop.test", addresses: ["127.0.0.36"] }],
-        });
+        await using dns2 = await startMxDns({ "drop.test": "127.0.0.36" });
         try {
           // Message 2 is large (1 MB): the host drops the connection early in its body.
           const batch = messages(

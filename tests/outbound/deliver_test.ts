@@ -9,8 +9,7 @@ import { signOutbound } from "../../src/outbound/sign.ts";
 import { DkimKeyStore, txtStrings } from "../../src/dkim/keys.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { verifyDkim } from "../_helpers/dkim.ts";
-import { startDnsmasq } from "../_helpers/dnsmasq.ts";
-import { deliveryOptions, outboundMessage } from "../_helpers/outbound_world.ts";
+import { deliveryOptions, outboundMessage, startMxDns } from "../_helpers/outbound_world.ts";
 import { SmtpSink } from "../_helpers/smtp_sink.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 import { canBindPort25, toolTest } from "../_helpers/tools.ts";
@@ -27,22 +26,19 @@ await toolTest(
     await withTempDataDir(async (dir) => {
       const keys = new DkimKeyStore(dir);
       const entry = await keys.generate("example.org", "out", "ed25519");
-      await using dns = await startDnsmasq({
-        mx: [
-          { name: "dest.test", host: "mx.dest.test", preference: 10 },
-          { name: "backup.test", host: "dead.backup.test", preference: 10 },
-          { name: "backup.test", host: "mx.dest.test", preference: 20 },
-          { name: "null.test", host: ".", preference: 0 },
-          { name: "postfix.test", host: "mx.postfix.test", preference: 10 },
-        ],
-        hosts: [
-          { name: "mx.dest.test", addresses: ["127.0.0.2"] },
+      await using dns = await startMxDns(
+        { "dest.test": "127.0.0.2", "postfix.test": "127.0.0.4" },
+        {
+          mx: [
+            { name: "backup.test", host: "dead.backup.test", preference: 10 },
+            { name: "backup.test", host: "mx.dest.test", preference: 20 },
+            { name: "null.test", host: ".", preference: 0 },
+          ],
           // Nothing listens on 127.0.0.3:25: connection refused, next MX.
-          { name: "dead.backup.test", addresses: ["127.0.0.3"] },
-          { name: "mx.postfix.test", addresses: ["127.0.0.4"] },
-        ],
-        txt: [{ name: entry.dnsName, strings: txtStrings(entry.dnsText) }],
-      });
+          hosts: [{ name: "dead.backup.test", addresses: ["127.0.0.3"] }],
+          txt: [{ name: entry.dnsName, strings: txtStrings(entry.dnsText) }],
+        },
+      );
       const sink = await startCaptureServer({
         host: "127.0.0.2",
         port: 25,

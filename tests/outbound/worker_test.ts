@@ -54,7 +54,7 @@ await toolTest("OutboundWorker: claims, delivers over one connection, settles, r
     const key = await keys.generate("example.org", "w1", "ed25519");
     await using dns = await startMxDns(
       { "ok.test": "127.0.0.41", "flaky.test": "127.0.0.43" },
-      [{ name: key.dnsName, strings: txtStrings(key.dnsText) }],
+      { txt: [{ name: key.dnsName, strings: txtStrings(key.dnsText) }] },
     );
     const ok = await startCaptureServer({
       host: "127.0.0.41",
