@@ -3,6 +3,7 @@
  * on a loopback address, the delivery options that resolve through it, the messages handed to
  * src/outbound/deliver.ts, and the `serve` config that delivers through it.
  */
+import { DkimKeyStore, txtStrings } from "../../src/dkim/keys.ts";
 import { NULL_LOGGER } from "../../src/observe/log.ts";
 import type { OutboundMessage } from "../../src/smtp/sender.ts";
 import { type DnsRecords, type DnsServer, startDnsmasq } from "./dnsmasq.ts";
@@ -84,4 +85,17 @@ export function submissionPort(
   const l = server.listening.find((e) => e.proto === "submission");
   if (l === undefined) throw new Error("no submission listener was announced");
   return l.port;
+}
+
+/**
+ * A DKIM key store in `dir` holding a new ed25519 key for example.org under `selector`, and
+ * the TXT record that publishes it (for `startMxDns`'s `more`).
+ */
+export async function exampleOrgKey(
+  dir: string,
+  selector: string,
+): Promise<{ keys: DkimKeyStore; txt: NonNullable<DnsRecords["txt"]> }> {
+  const keys = new DkimKeyStore(dir);
+  const key = await keys.generate("example.org", selector, "ed25519");
+  return { keys, txt: [{ name: key.dnsName, strings: txtStrings(key.dnsText) }] };
 }

@@ -6,10 +6,14 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { deliverToDomain } from "../../src/outbound/deliver.ts";
 import { signOutbound } from "../../src/outbound/sign.ts";
-import { DkimKeyStore, txtStrings } from "../../src/dkim/keys.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { verifyDkim } from "../_helpers/dkim.ts";
-import { deliveryOptions, outboundMessage, startMxDns } from "../_helpers/outbound_world.ts";
+import {
+  deliveryOptions,
+  exampleOrgKey,
+  outboundMessage,
+  startMxDns,
+} from "../_helpers/outbound_world.ts";
 import { SmtpSink } from "../_helpers/smtp_sink.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 import { canBindPort25, toolTest } from "../_helpers/tools.ts";
@@ -24,8 +28,7 @@ await toolTest(
   async (t) => {
     if (!canBindPort25("deliverToDomain", "127.0.0.2")) return;
     await withTempDataDir(async (dir) => {
-      const keys = new DkimKeyStore(dir);
-      const entry = await keys.generate("example.org", "out", "ed25519");
+      const { keys, txt } = await exampleOrgKey(dir, "out");
       await using dns = await startMxDns(
         { "dest.test": "127.0.0.2", "postfix.test": "127.0.0.4" },
         {
@@ -36,7 +39,7 @@ await toolTest(
           ],
           // Nothing listens on 127.0.0.3:25: connection refused, next MX.
           hosts: [{ name: "dead.backup.test", addresses: ["127.0.0.3"] }],
-          txt: [{ name: entry.dnsName, strings: txtStrings(entry.dnsText) }],
+          txt,
         },
       );
       const sink = await startCaptureServer({

@@ -11,11 +11,10 @@ import type { FailedRecipient } from "../../src/outbound/worker.ts";
 import { openDatabase } from "../../src/queue/db.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import type { QueuedMessage, QueueStore } from "../../src/queue/types.ts";
-import { DkimKeyStore, txtStrings } from "../../src/dkim/keys.ts";
 import { createLogger, NULL_LOGGER } from "../../src/observe/log.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { verifyDkim } from "../_helpers/dkim.ts";
-import { startMxDns } from "../_helpers/outbound_world.ts";
+import { exampleOrgKey, startMxDns } from "../_helpers/outbound_world.ts";
 import { parseLogLine } from "../_helpers/log_lines.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 import { canBindPort25, toolTest } from "../_helpers/tools.ts";
@@ -50,12 +49,10 @@ await toolTest("OutboundWorker: claims, delivers over one connection, settles, r
 ], async (t) => {
   if (!canBindPort25("OutboundWorker", "127.0.0.4x")) return;
   await withTempDataDir(async (dir) => {
-    const keys = new DkimKeyStore(dir);
-    const key = await keys.generate("example.org", "w1", "ed25519");
-    await using dns = await startMxDns(
-      { "ok.test": "127.0.0.41", "flaky.test": "127.0.0.43" },
-      { txt: [{ name: key.dnsName, strings: txtStrings(key.dnsText) }] },
-    );
+    const { keys, txt } = await exampleOrgKey(dir, "w1");
+    await using dns = await startMxDns({ "ok.test": "127.0.0.41", "flaky.test": "127.0.0.43" }, {
+      txt,
+    });
     const ok = await startCaptureServer({
       host: "127.0.0.41",
       port: 25,
