@@ -20,7 +20,7 @@ import { runFetchOnce } from "../_helpers/fetch_process.ts";
 import { postfixUnavailable, startPrivatePostfix } from "../_helpers/postfix.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { verifyDkim } from "../_helpers/dkim.ts";
-import { startDnsmasq } from "../_helpers/dnsmasq.ts";
+import { startMxDns } from "../_helpers/outbound_world.ts";
 import { forTarget, mainCfForTarget, readReadmePostfix } from "./_readme_postfix.ts";
 
 const PASSWORD = "secret-password";
@@ -71,10 +71,7 @@ await toolTest(
     assert(ca !== undefined, "openssl made the test CA");
     // The world beyond the VPS: foreign.test's MX is a byte-exact capture server on port 25 of
     // a loopback address no other test uses.
-    await using dns = await startDnsmasq({
-      mx: [{ name: "foreign.test", host: "mx.foreign.test", preference: 10 }],
-      hosts: [{ name: "mx.foreign.test", addresses: [FOREIGN_MX] }],
-    });
+    await using dns = await startMxDns({ "foreign.test": FOREIGN_MX });
     const world = await startCaptureServer({ host: FOREIGN_MX, port: 25 });
     const server = await startServer({
       config: {
