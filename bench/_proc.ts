@@ -81,16 +81,6 @@ async function statusBytes(pid: number, field: "VmHWM" | "VmRSS"): Promise<numbe
   }
 }
 
-/** Whether an executable exists at `path`. */
-export async function hasExecutable(path: string): Promise<boolean> {
-  try {
-    const st = await Deno.stat(path);
-    return st.isFile && (st.mode ?? 0o111) & 0o111 ? true : false;
-  } catch {
-    return false;
-  }
-}
-
 /** Resolves after `ms` milliseconds. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

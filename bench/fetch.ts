@@ -11,12 +11,12 @@ import {
   rateCell,
   secondsCell,
 } from "./drain.ts";
-import { hasExecutable, runCommand } from "./_proc.ts";
+import { runCommand } from "./_proc.ts";
+import { findTool } from "../tests/_helpers/tools.ts";
 import { lastLine, Serve } from "./_serve.ts";
 import { SmtpSink } from "../tests/_helpers/smtp_sink.ts";
 import { fmtRatio, type Table } from "./_table.ts";
 
-const FETCHMAIL = "/usr/bin/fetchmail";
 const N_FETCH = 5000;
 const N_FETCHMAIL = 500;
 
@@ -27,7 +27,8 @@ export async function drainWithFetchmail(
   n: number,
   ssl = false,
 ): Promise<DrainResult> {
-  if (!(await hasExecutable(FETCHMAIL))) return { ok: false, reason: `${FETCHMAIL} not installed` };
+  const fetchmail = await findTool("fetchmail");
+  if (fetchmail === undefined) return { ok: false, reason: "fetchmail not installed" };
   const sink = await SmtpSink.start();
   ctx.defer(() => sink.stop());
   try {
@@ -36,7 +37,7 @@ export async function drainWithFetchmail(
     const timeoutMs = 60_000 + Math.ceil(n / 22) * 2000;
     const home = `${serve.root}/fetchmail-home`;
     await Deno.mkdir(home, { recursive: true, mode: 0o700 });
-    const r = await runCommand(FETCHMAIL, ["-f", rc, "--nosyslog", "--nodetach"], timeoutMs, {
+    const r = await runCommand(fetchmail, ["-f", rc, "--nosyslog", "--nodetach"], timeoutMs, {
       env: { HOME: home, FETCHMAILHOME: home },
     });
     // fetchmail exits 0 after delivering, 1 when there was nothing to take (ATRN 453).

@@ -14,12 +14,11 @@ import {
   secondsCell,
 } from "./drain.ts";
 import { drainWithFetchmail } from "./fetch.ts";
-import { hasExecutable } from "./_proc.ts";
+import { hasTool } from "../tests/_helpers/tools.ts";
 import { makeSelfSigned } from "../tests/_helpers/self_signed.ts";
 import { Serve } from "./_serve.ts";
 import { fmtRate, fmtRatio, naCell, type Table } from "./_table.ts";
 
-const OPENSSL = "/usr/bin/openssl";
 const N_FETCH = 2000;
 const N_FETCHMAIL = 300;
 
@@ -103,8 +102,8 @@ export async function tlsBench(ctx: BenchContext): Promise<Table[]> {
   const postfix = await drainPostfix(ctx, nFetch);
   const postfixRate = postfix.ok ? postfix.msgPerSec : undefined;
   const results: DrainResult[] = [];
-  if (!(await hasExecutable(OPENSSL))) {
-    rows.push(["all", "", "", `n/a (${OPENSSL} not installed)`, "", ""]);
+  if (!(await hasTool("openssl"))) {
+    rows.push(["all", "", "", "n/a (openssl not installed)", "", ""]);
   } else {
     const pem = await makeSelfSigned(ctx.dir, "cert", { dnsName: "localhost", days: 1, rsa: true });
     for (const [i, v] of VARIANTS.entries()) {
