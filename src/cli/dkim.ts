@@ -8,7 +8,6 @@ import { parseArgs } from "node:util";
 import { parseListArgs } from "./_list_args.ts";
 import { normalizeDomain } from "../auth/domain.ts";
 import { openToolDkimKeys } from "./_backend.ts";
-import { describeUrl } from "../queue/pg/connect.ts";
 import {
   defaultSelector,
   type DkimKeys,
@@ -70,7 +69,10 @@ export async function dkimCommand(
     }
     const detail = errorText(err);
     const pg = io.storage?.backend === "postgres" ? io.storage.postgres : undefined;
-    const where = pg === undefined ? `"${io.dataDir}"` : `the database ${describeUrl(pg.url)}`;
+    // import(): postgres.js is loaded only where the database is configured.
+    const where = pg === undefined
+      ? `"${io.dataDir}"`
+      : `the database ${(await import("../queue/pg/connect.ts")).describeUrl(pg.url)}`;
     io.stderr(`error: Cannot manage DKIM keys in ${where}: ${detail}\n`);
     return EXIT_FAILURE;
   }

@@ -8,7 +8,6 @@ import { isQueueId } from "../queue/id.ts";
 import type { QueueAdmin } from "../queue/admin.ts";
 import type { QueuedMessage, QueueStore } from "../queue/types.ts";
 import { openToolAdmin, openToolQueue } from "./_backend.ts";
-import { migrateCommand } from "./_queue_migrate.ts";
 import type { CliIo } from "./io.ts";
 import { type ListFilter, parseQueueCommand, QUEUE_USAGE } from "./_queue_args.ts";
 import { messageJson, showMessage } from "./_queue_show.ts";
@@ -34,7 +33,10 @@ export async function queueCommand(
   io: CliIo,
   opts: QueueCommandOptions = {},
 ): Promise<number> {
-  if (argv[0] === "migrate") return await migrateCommand(argv.slice(1), io);
+  if (argv[0] === "migrate") {
+    // import(): the migration names both backends; postgres.js loads only for it.
+    return await (await import("./_queue_migrate.ts")).migrateCommand(argv.slice(1), io);
+  }
   const parsed = parseQueueCommand(argv);
   if (!parsed.ok) {
     io.stderr(`error: ${parsed.message}\n${QUEUE_USAGE}\n`);
