@@ -9,7 +9,7 @@ import { peakRssBytes, runCommand, type RunResult, spawn, type Spawned, stop } f
 /** Project root (the directory holding main.ts). */
 export const PROJECT_ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 /** V8 flags of `deno task start` and the compiled binaries (deno.json): what users run. */
-export const V8_FLAGS = "--v8-flags=--max-semi-space-size=2";
+export const V8_FLAGS = "--v8-flags=--max-semi-space-size=2,--heap-growing-percent=20,--expose-gc";
 /** User and password the benchmarks create (a throwaway in a temp data dir). */
 export const BENCH_USER = "bench";
 export const BENCH_PASSWORD = "bench-secret-1";
@@ -30,6 +30,13 @@ export interface ServeOptions {
   readonly queueYaml?: string;
   /** Further top-level sections as YAML (e.g. `outbound:`). */
   readonly extraYaml?: string;
+  /**
+   * Start serve through bench/_heap_probe.ts, which writes Deno.memoryUsage() to this file
+   * every 250 ms (read it with readHeapSamples).
+   */
+  readonly heapProbe?: string;
+  /** Replaces V8_FLAGS in serve's `deno run` (probes of other V8 flags). */
+  readonly v8Flags?: string;
 }
 
 /** A running `serve` with one user. */
@@ -72,15 +79,19 @@ export class Serve {
       { stdin: `${BENCH_PASSWORD}\n` },
     );
     if (add.code !== 0) throw new Error(`user add exited ${add.code}: ${lastLine(add.output)}`);
+    const entry = opts.heapProbe === undefined ? "main.ts" : "bench/_heap_probe.ts";
     const proc = spawn("serve", Deno.execPath(), [
       "run",
-      V8_FLAGS,
+      opts.v8Flags ?? V8_FLAGS,
       "-A",
-      `${PROJECT_ROOT}/main.ts`,
+      `${PROJECT_ROOT}/${entry}`,
       "serve",
       "--config",
       configPath,
-    ], { cwd: root });
+    ], {
+      cwd: root,
+      ...(opts.heapProbe === undefined ? {} : { env: { ODMR_HEAP_PROBE: opts.heapProbe } }),
+    });
     try {
       const smtp = await proc.waitForLine(/event=listening proto=smtp address=[^ ]*:(\d+)/, 30_000);
       // Both listeners are opened at start-up; give the ODMR line a moment after SMTP's.

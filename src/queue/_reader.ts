@@ -14,6 +14,7 @@ import {
 } from "./_rows.ts";
 import { mergePage } from "./_merge_page.ts";
 import type { Route } from "./types.ts";
+import { BODY_GARBAGE } from "./_body_garbage.ts";
 
 /** Messages fetched per page. */
 export const MESSAGE_PAGE_SIZE = 100;
@@ -159,6 +160,7 @@ export class QueueReader {
           throw new Error(`Cannot read body of message "${messageId}": chunk row is unreadable`);
         }
         afterSeq = seq;
+        BODY_GARBAGE.read(bytes.length);
         yield bytes;
       }
       if (rows.length < CHUNK_PAGE_SIZE) return;

@@ -15,6 +15,7 @@ import {
 } from "../_rows.ts";
 import type { Route } from "../types.ts";
 import type { Sql } from "./connect.ts";
+import { BODY_GARBAGE } from "../_body_garbage.ts";
 
 /** Messages fetched per page. */
 export const PG_MESSAGE_PAGE_SIZE = 100;
@@ -116,6 +117,7 @@ export class PgReader {
           throw new Error(`Cannot read body of message "${messageId}": chunk row is unreadable`);
         }
         afterSeq = raw.seq;
+        BODY_GARBAGE.read(bytes.length);
         yield bytes;
       }
       if (rows.length < CHUNK_PAGE_SIZE) return;
