@@ -29,6 +29,11 @@ export const SUMMARY_ROWS = {
     goal: "≤ 80 MB",
     bench: "ingest",
   },
+  provideRss: {
+    what: "serve peak RSS (VmHWM) after ingesting and draining that 50 MiB message",
+    goal: "≤ 100 MB",
+    bench: "ingest",
+  },
   outbound: {
     what: "outbound: N × 4 KB submitted, worker → MX (dnsmasq) smtp-sink, vs Postfix",
     goal: "beside Postfix (issue 15)",

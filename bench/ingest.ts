@@ -249,8 +249,10 @@ async function rssTable(ctx: BenchContext): Promise<Table> {
       "fetchRss",
       f.peakRssBytes === undefined ? "n/a" : fmtMb(f.peakRssBytes),
     );
+    const drained = await serve.peakRss();
+    ctx.summary.set("provideRss", drained === undefined ? "n/a" : fmtMb(drained));
     table.rows.push(
-      ["serve VmHWM after draining it", rssCell(await serve.peakRss())],
+      ["serve VmHWM after draining it", rssCell(drained)],
       ["fetch --once VmHWM (sampled)", rssCell(f.peakRssBytes, FETCH_RSS_TARGET_BYTES)],
       ["fetch --once time", `${(f.ms / 1000).toFixed(2)} s`],
     );

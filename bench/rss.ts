@@ -1,7 +1,8 @@
 // Memory probe for issue 3 (bounded memory): starts a fresh `serve`, sends it one big message
 // with smtp-source, then (unless --no-drain) drains it with `fetch --once` into smtp-sink, and
-// prints VmRSS/VmHWM of serve and of fetch over time from /proc/PID/status. Not part of
-// `deno task bench`; a tool to find where the memory goes.
+// prints VmRSS/VmHWM of serve and of fetch over time from /proc/PID/status, and V8's side of
+// it (Deno.memoryUsage() through bench/_heap_probe.ts): heap and external at start-up, at the
+// peaks and at the end. Not part of `deno task bench`; a tool to find where the memory goes.
 //
 //   deno run -A bench/rss.ts                          # 50 MiB, serve + fetch timelines
 //   deno run -A bench/rss.ts --mb=20 --no-drain
@@ -19,6 +20,7 @@ import {
   V8_FLAGS,
 } from "./_serve.ts";
 import { sleep, spawn, type Spawned, stop } from "./_proc.ts";
+import { type HeapSample, readHeapSamples } from "./_heap_probe.ts";
 import { SmtpSink } from "../tests/_helpers/smtp_sink.ts";
 import { runSource } from "./_smtp_source.ts";
 
@@ -63,6 +65,25 @@ async function readMem(pid: number): Promise<Mem | undefined> {
 
 const mb = (n: number) => (n / 1e6).toFixed(1);
 
+/** V8's view at start-up, at the largest heap, at the largest external, and at the end. */
+function printHeap(name: string, samples: HeapSample[]): void {
+  const first = samples[0];
+  const last = samples[samples.length - 1];
+  if (first === undefined || last === undefined) return;
+  const maxBy = (k: keyof HeapSample) => samples.reduce((a, b) => (b[k] > a[k] ? b : a), first);
+  const line = (what: string, s: HeapSample) =>
+    console.log(
+      `${name.padEnd(5)} ${what.padEnd(13)} t=${(s.t / 1000).toFixed(2).padStart(6)}s rss ${
+        mb(s.rss)
+      } heapTotal ${mb(s.heapTotal)} heapUsed ${mb(s.heapUsed)} external ${mb(s.external)} MB`,
+    );
+  line("first", first);
+  line("max rss", maxBy("rss"));
+  line("max heapTotal", maxBy("heapTotal"));
+  line("max external", maxBy("external"));
+  line("last", last);
+}
+
 /** Samples a process's memory until stopped; prints a line whenever RSS moved by ≥ 2 MB. */
 function sampler(name: string, pid: number, t0: number) {
   let running = true;
@@ -98,6 +119,7 @@ async function main(): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "odmr-rss-" });
   const procs: Spawned[] = [];
   let sink: SmtpSink | undefined;
+  let fetchHeap: string | undefined;
   try {
     const config = `${dir}/config.yaml`;
     await Deno.writeTextFile(
@@ -112,16 +134,17 @@ async function main(): Promise<void> {
     );
     if (add.code !== 0) throw new Error(`user add: ${lastLine(add.output)}`);
     const t0 = performance.now();
+    const serveHeap = `${dir}/serve-heap.jsonl`;
     const serve = spawn("serve", Deno.execPath(), [
       "run",
       "-A",
       V8_FLAGS,
       ...o.flags,
-      `${PROJECT_ROOT}/main.ts`,
+      `${PROJECT_ROOT}/bench/_heap_probe.ts`,
       "serve",
       "--config",
       config,
-    ], { cwd: dir });
+    ], { cwd: dir, env: { ODMR_HEAP_PROBE: serveHeap } });
     procs.push(serve);
     const smtp = await serve.waitForLine(/event=listening proto=smtp address=[^ ]*:(\d+)/, 30_000);
     const odmr = await serve.waitForLine(/event=listening proto=odmr address=[^ ]*:(\d+)/, 5_000);
@@ -153,17 +176,18 @@ async function main(): Promise<void> {
           `  password_file: ${pw}\n  domains: [${DOMAIN}]\n  deliver_to: smtp://127.0.0.1:${sink.port}\n`,
       );
       const tf = performance.now();
+      fetchHeap = `${dir}/fetch-heap.jsonl`;
       const fetch = spawn("fetch", Deno.execPath(), [
         "run",
         "-A",
         V8_FLAGS,
         ...o.flags,
-        `${PROJECT_ROOT}/main.ts`,
+        `${PROJECT_ROOT}/bench/_heap_probe.ts`,
         "fetch",
         "--once",
         "--config",
         fcfg,
-      ], { cwd: dir });
+      ], { cwd: dir, env: { ODMR_HEAP_PROBE: fetchHeap } });
       procs.push(fetch);
       const f = sampler("fetch", fetch.pid, t0);
       const code = await fetch.exited;
@@ -179,6 +203,8 @@ async function main(): Promise<void> {
       if (!(await sink.waitMessages(1, 5_000))) console.log("smtp-sink did not get the message");
     }
     await s.stop();
+    printHeap("serve", await readHeapSamples(serveHeap));
+    if (fetchHeap !== undefined) printHeap("fetch", await readHeapSamples(fetchHeap));
     if (o.showOutput) console.log(serve.tail.join("\n"));
   } finally {
     await sink?.stop();
