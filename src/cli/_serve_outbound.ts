@@ -1,7 +1,7 @@
 /**
  * The outbound worker as `serve` runs it (always: failure reports to senders need it even
  * without a submission listener): settings from `outbound:`, DKIM keys from the backend's store
- * (`data_dir/dkim`, or the shared database with PostgreSQL), read for every message,
+ * (`data_dir/dkim`, or the shared database with PostgreSQL), read once per batch and domain,
  * failure reports through the shared bounce helper, outcomes into the metrics.
  */
 import type { Config } from "../config/types.ts";
@@ -11,7 +11,7 @@ import type { Logger } from "../observe/log.ts";
 import type { DkimKeys } from "../dkim/keys.ts";
 import type { DkimKey } from "../dkim/signer.ts";
 import { normalizeDomain } from "../auth/domain.ts";
-import { type OutboundEvents, OutboundWorker } from "../outbound/worker.ts";
+import { type KeysFor, type OutboundEvents, OutboundWorker } from "../outbound/worker.ts";
 import { bounceFailed } from "../queue/bounce.ts";
 
 /** What the worker needs from serve. */
@@ -48,7 +48,7 @@ export function createOutboundWorker(deps: OutboundDeps): OutboundWorker {
         tls: out.tls,
       },
       retryScheduleMs: out.retryScheduleMs,
-      keysFor: (domain, message) => signingKeys(keys, credentials, domain, message),
+      keysForBatch: () => batchSigningKeys(keys, credentials),
       onFailed: async (message, failed) => {
         await bounceFailed(message, failed, {
           store: deps.store,
@@ -68,7 +68,7 @@ export function createOutboundWorker(deps: OutboundDeps): OutboundWorker {
  * another's signature on a message by writing their domain into From.
  */
 async function signingKeys(
-  keys: DkimKeys,
+  read: (domain: string) => Promise<readonly DkimKey[]>,
   credentials: CredentialStore,
   fromDomain: string,
   message: QueuedMessage,
@@ -77,5 +77,24 @@ async function signingKeys(
   const senderDomain = at < 0 ? undefined : normalizeDomain(message.mailFrom.slice(at + 1));
   const owner = senderDomain === undefined ? undefined : credentials.ownerOf(senderDomain);
   if (owner === undefined || credentials.ownerOf(fromDomain) !== owner) return [];
-  return await keys.keysFor(fromDomain);
+  return await read(fromDomain);
+}
+
+/**
+ * The signing keys for one outbound batch: each From domain's keys are read from the store
+ * (a directory listing and PEM parse, or a SELECT) at most once per batch instead of once per
+ * message; a failed read is not kept. The ownership check still runs for every message.
+ */
+export function batchSigningKeys(keys: DkimKeys, credentials: CredentialStore): KeysFor {
+  const read = new Map<string, Promise<readonly DkimKey[]>>();
+  const readOnce = (domain: string): Promise<readonly DkimKey[]> => {
+    let found = read.get(domain);
+    if (found === undefined) {
+      found = keys.keysFor(domain);
+      read.set(domain, found);
+      found.catch(() => read.delete(domain));
+    }
+    return found;
+  };
+  return (domain, message) => signingKeys(readOnce, credentials, domain, message);
 }

@@ -34,16 +34,21 @@ export interface BatchOptions {
   /** The retry steps (`outbound.retry`); default: backoff.ts's schedule. */
   readonly retryScheduleMs?: readonly number[];
   /**
-   * The DKIM keys that may sign `message` for its From `domain` (none: sent unsigned); absent:
-   * nothing is signed.
+   * Called once per batch: returns the DKIM keys that may sign `message` for its From `domain`
+   * (none: sent unsigned). What it reads it may keep for the batch, so the keys are read and
+   * parsed once per batch and domain, not once per message; a key added meanwhile signs from
+   * the next batch on. Absent: nothing is signed.
    */
-  readonly keysFor?: (domain: string, message: QueuedMessage) => Promise<readonly DkimKey[]>;
+  readonly keysForBatch?: () => KeysFor;
   /** Queues the failure report for `failed` of `message`, once their settlement is durable. */
   readonly onFailed?: (message: QueuedMessage, failed: readonly FailedRecipient[]) => Promise<void>;
   readonly events?: OutboundEvents;
   readonly now?: () => number;
   readonly random?: () => number;
 }
+
+/** The keys that may sign `message` for its From `domain`. */
+export type KeysFor = (domain: string, message: QueuedMessage) => Promise<readonly DkimKey[]>;
 
 /** What one batch did. */
 export interface BatchCounts {
@@ -84,10 +89,11 @@ export async function runBatch(
       isRenewing = false;
     }
   }, Math.max(1000, (opts.leaseSeconds * 1000) / 3));
+  const keysFor = opts.keysForBatch?.();
   /** The lease's messages, signed. */
   async function* leased(): AsyncGenerator<LeasedMessage> {
     for await (const message of lease.messages()) {
-      yield await prepare(message, lease, opts.keysFor);
+      yield await prepare(message, lease, keysFor);
     }
   }
   const settling: Promise<void>[] = [];
@@ -175,7 +181,7 @@ export async function runBatch(
 async function prepare(
   message: QueuedMessage,
   lease: Lease,
-  keysFor: BatchOptions["keysFor"],
+  keysFor: KeysFor | undefined,
 ): Promise<LeasedMessage> {
   const outbound = leasedMessage(message, lease);
   if (keysFor === undefined) return outbound;

@@ -9,7 +9,7 @@ import type { QueueStore } from "../queue/types.ts";
 import type { Logger } from "../observe/log.ts";
 import { type BatchCounts, type BatchOptions, runBatch } from "./_batch.ts";
 
-export type { FailedRecipient, OutboundEvents } from "./_batch.ts";
+export type { FailedRecipient, KeysFor, OutboundEvents } from "./_batch.ts";
 
 /** The worker's settings; every field but the store, the log, the owner and `batch` has a default. */
 export interface OutboundWorkerOptions {

@@ -81,7 +81,7 @@ await toolTest("OutboundWorker: claims, delivers over one connection, settles, r
           connectTimeoutMs: 5_000,
         },
         retryScheduleMs: [RETRY_MS],
-        keysFor: (d) => keys.keysFor(d),
+        keysForBatch: () => (d) => keys.keysFor(d),
         onFailed: (message, failed) => {
           failures.push({ message, failed });
           return Promise.resolve();
