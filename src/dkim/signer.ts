@@ -9,6 +9,8 @@ import { BodyCanonicalizer, type Canonicalization, canonicalizeHeader } from "./
 import type { HeaderField } from "./canon.ts";
 import { HeaderSplitter } from "./_headers.ts";
 import { concatBytes } from "../wire/bytes.ts";
+import { Buffer } from "node:buffer";
+import { signOffThread } from "./_async_sign.ts";
 
 /** Signing algorithms (RFC 6376 §3.3, RFC 8463 §3). */
 export type DkimAlgorithm = "rsa-sha256" | "ed25519-sha256";
@@ -121,17 +123,42 @@ export class DkimSigner {
 
   /** Signs with each key (one field per key, in order); `now` fills the `t=` tag. */
   finish(keys: readonly DkimKey[], now: Date): SignResult {
+    const inputs = this.#inputs(keys, now);
+    if (!inputs.ok) return inputs;
+    const parts = inputs.each.map(({ key, toSign }) =>
+      signedField(toSign, signSync(key, toSign.data))
+    );
+    return { ok: true, fields: concatBytes(parts) };
+  }
+
+  /**
+   * `finish` with the signatures computed off the event loop (src/dkim/_async_sign.ts): what
+   * serve's outbound path uses. The same fields, byte for byte.
+   */
+  async finishAsync(keys: readonly DkimKey[], now: Date): Promise<SignResult> {
+    const inputs = this.#inputs(keys, now);
+    if (!inputs.ok) return inputs;
+    const parts = await Promise.all(inputs.each.map(async ({ key, toSign }) => {
+      const data = key.algorithm === "rsa-sha256" ? toSign.data : sha256(toSign.data);
+      return signedField(toSign, await signOffThread(key.algorithm, key.privateKey, data));
+    }));
+    return { ok: true, fields: concatBytes(parts) };
+  }
+
+  #inputs(
+    keys: readonly DkimKey[],
+    now: Date,
+  ):
+    | { readonly ok: true; readonly each: { key: DkimKey; toSign: ToSign }[] }
+    | Extract<SignResult, { ok: false }> {
     this.#end();
     if (this.#failure !== undefined) return { ok: false, reason: this.#failure };
     if (keys.length === 0) return { ok: false, reason: "no_key" };
     const bh = this.#bodyHash.digest("base64");
     const fields = this.#splitter.fields();
     const names = headerList(fields, this.#signedHeaders);
-    const parts: Uint8Array[] = [];
-    for (const key of keys) {
-      parts.push(signOne(key, { fields, names, bh, canon: this.#canon, now }));
-    }
-    return { ok: true, fields: concatBytes(parts) };
+    const input = { fields, names, bh, canon: this.#canon, now };
+    return { ok: true, each: keys.map((key) => ({ key, toSign: dataToSign(key, input) })) };
   }
 
   #end(): void {
@@ -154,7 +181,13 @@ interface SignInput {
   readonly now: Date;
 }
 
-function signOne(key: DkimKey, input: SignInput): Uint8Array {
+/** One signature field before its `b=` value: the field text so far and the bytes to sign. */
+interface ToSign {
+  readonly unsigned: string;
+  readonly data: Uint8Array;
+}
+
+function dataToSign(key: DkimKey, input: SignInput): ToSign {
   const tags = [
     "v=1",
     `a=${key.algorithm}`,
@@ -178,13 +211,28 @@ function signOne(key: DkimKey, input: SignInput): Uint8Array {
   );
   // The signature field itself is hashed without its final CRLF (§3.7).
   data.push(input.canon.header === "relaxed" ? self.subarray(0, self.length - 2) : self);
-  const signed = concatBytes(data);
-  // rsa-sha256: RSASSA-PKCS1-v1_5 over SHA-256 of the data (RFC 6376 §3.3.1). ed25519-sha256:
-  // PureEdDSA over the SHA-256 digest of the data (RFC 8463 §3).
-  const signature = key.algorithm === "rsa-sha256"
-    ? crypto.sign("sha256", signed, key.privateKey)
-    : crypto.sign(null, crypto.createHash("sha256").update(signed).digest(), key.privateKey);
-  return encoder.encode(`${unsigned}${foldValue(signature.toString("base64"), 4)}\r\n`);
+  return { unsigned, data: concatBytes(data) };
+}
+
+/**
+ * rsa-sha256: RSASSA-PKCS1-v1_5 over SHA-256 of the data (RFC 6376 §3.3.1). ed25519-sha256:
+ * PureEdDSA over the SHA-256 digest of the data (RFC 8463 §3).
+ */
+function signSync(key: DkimKey, data: Uint8Array): Uint8Array {
+  return key.algorithm === "rsa-sha256"
+    ? crypto.sign("sha256", data, key.privateKey)
+    : crypto.sign(null, sha256(data), key.privateKey);
+}
+
+function sha256(data: Uint8Array): Uint8Array {
+  return crypto.createHash("sha256").update(data).digest();
+}
+
+/** The complete field: its text with the folded base64 signature as `b=`. */
+function signedField(toSign: ToSign, signature: Uint8Array): Uint8Array {
+  const b64 = Buffer.from(signature.buffer, signature.byteOffset, signature.length)
+    .toString("base64");
+  return encoder.encode(`${toSign.unsigned}${foldValue(b64, 4)}\r\n`);
 }
 
 /**

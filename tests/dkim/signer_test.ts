@@ -217,3 +217,26 @@ Deno.test("authorDomain: the domain of the first From address", async (t) => {
     });
   }
 });
+
+Deno.test("DkimSigner.finishAsync (WebCrypto, off the event loop) writes the same fields as finish, byte for byte", async () => {
+  await withTempDataDir(async (dir) => {
+    const store = new DkimKeyStore(dir);
+    await store.generate("example.org", "rsa1", "rsa");
+    await store.generate("example.org", "ed1", "ed25519");
+    const keys = await store.keysFor("example.org");
+    for (const canon of CANONS) {
+      for (const m of MESSAGES) {
+        const feed = () => {
+          const signer = new DkimSigner({ canonicalization: canon });
+          signer.update(m.bytes);
+          return signer;
+        };
+        const sync = feed().finish(keys, NOW);
+        const async = await feed().finishAsync(keys, NOW);
+        assert(sync.ok);
+        assertEquals(async, sync, `${m.what} ${canon.header}/${canon.body}`);
+      }
+    }
+    assertEquals(await new DkimSigner().finishAsync([], NOW), { ok: false, reason: "no_key" });
+  });
+});
