@@ -103,7 +103,7 @@ export async function ingestBench(ctx: BenchContext): Promise<Table[]> {
         "connection; msgs = total messages (-m); 1 recipient each; MB = 10^6 payload bytes",
         "time = wall clock of smtp-source, i.e. until the last 250 after DATA; median of " +
         `${ctx.repeat} run(s) per cell, targets interleaved per shape`,
-        "ours: `serve` with a SQLite queue (WAL, synchronous=FULL) in a temp dir",
+        "ours: `serve` with a SQLite queue (WAL fsynced before each 250) in a temp dir",
         "Postfix: private instance, mail HELD on arrival (fsynced queue file, no delivery)",
         "smtp-sink: accepts and discards, nothing stored (the ceiling)",
       ],

@@ -25,13 +25,16 @@ export type { ServeBackend, ToolCredentials, ToolDkimKeys } from "./_backend_typ
  */
 export async function openServeBackend(
   config: Config,
-  opts: { logger: Logger },
+  opts: { logger: Logger; isAlone?: () => boolean },
 ): Promise<ServeBackend> {
   const pg = config.queue.backend === "postgres" ? config.queue.postgres : undefined;
   if (pg === undefined) {
     const db = openDatabase(config.dataDir);
     try {
-      const store = new SqliteQueueStore(db, { logger: opts.logger });
+      const store = new SqliteQueueStore(db, {
+        logger: opts.logger,
+        ...(opts.isAlone === undefined ? {} : { syncInline: opts.isAlone }),
+      });
       return {
         store,
         credentials: new CredentialStore(db),

@@ -30,6 +30,21 @@ export interface ServeDeps {
   readonly observe?: ServeObserve;
   /** The outbound worker, woken when a submission queued mail for the world. */
   readonly outbound?: { wake(): void };
+  /** Counts the sessions of every port while they run (see `OpenSessions`). */
+  readonly sessions?: OpenSessions;
+}
+
+/**
+ * Sessions open right now, on every port. With at most one, a queue commit may sync on the
+ * event loop (nobody else waits for it, and the hand-off to a thread costs the lone sender).
+ */
+export class OpenSessions {
+  open = 0;
+
+  /** True when no session but (at most) the caller's is open. */
+  isAlone(): boolean {
+    return this.open <= 1;
+  }
 }
 
 /** The metrics of a server and how `/healthz` asks the database. */

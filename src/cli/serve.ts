@@ -32,7 +32,7 @@ import { AuthThrottle } from "../auth/throttle.ts";
 import { loadFakeSaltKey } from "../auth/fake_salt_key.ts";
 import { startMaintenance } from "./_serve_maintenance.ts";
 import { createOutboundWorker } from "./_serve_outbound.ts";
-import type { ServeDeps, ServeObserve } from "./_serve_deps.ts";
+import { OpenSessions, type ServeDeps, type ServeObserve } from "./_serve_deps.ts";
 
 export type { ServeDeps, ServeObserve };
 import { UnservedMetrics } from "../observe/unserved_metrics.ts";
@@ -90,8 +90,12 @@ async function serveUntilSignal(
   let credentials: CredentialStore;
   let observe: ServeObserve;
   let backend: ServeBackend;
+  const sessions = new OpenSessions();
   try {
-    backend = await openServeBackend(config, { logger: log });
+    backend = await openServeBackend(config, {
+      logger: log,
+      isAlone: () => sessions.isAlone(),
+    });
     store = backend.store;
     credentials = backend.credentials;
     const queue = store;
@@ -134,6 +138,7 @@ async function serveUntilSignal(
     observe,
     fakeSaltKey: backend.fakeSaltKey,
     outbound,
+    sessions,
     get secureContext() {
       return tlsNow?.current;
     },
@@ -212,9 +217,11 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
   /** Runs a session counted in `odmr_relay_connections{proto}` while it lasts. */
   const counted = async (proto: "smtp" | "odmr", run: () => Promise<void>) => {
     metrics?.connectionOpened(proto);
+    if (deps.sessions !== undefined) deps.sessions.open++;
     try {
       await run();
     } finally {
+      if (deps.sessions !== undefined) deps.sessions.open--;
       metrics?.connectionClosed(proto);
     }
   };

@@ -1,27 +1,35 @@
 /**
  * Group commit over one SQLite connection: writes of many sessions go into one shared open
  * transaction, and one COMMIT makes all of them durable (docs/architecture.md: 10–50 messages per
- * transaction gave 5–8× the rows/s). A waiter is resolved only after the COMMIT that holds its
- * writes returned (WAL + synchronous=FULL: on disk), which is what lets the 250 after DATA go out.
+ * transaction gave 5–8× the rows/s). A waiter is resolved only once the COMMIT that holds its
+ * writes is on disk, which is what lets the 250 after DATA go out: with a `WalSync` the COMMIT
+ * (synchronous=NORMAL) only writes the WAL and the fsync runs off the event loop, one at a time,
+ * each covering every COMMIT before it (commits made meanwhile share the next one); without
+ * one, the connection's own COMMIT (synchronous=FULL) is the sync.
  *
- * Each transaction has a level, fixed when it begins (SQLite refuses to change `synchronous`
- * inside one): `full` (fsync at COMMIT) for every write unless the caller asks for `normal`,
- * which settlements do (WAL + synchronous=NORMAL: the COMMIT is written to the OS, not
- * fsynced; a process crash loses nothing, a power failure may lose the latest settlements,
- * whose messages are then delivered again, never lost). A `full` write meeting an open `normal`
- * transaction commits it first and begins a `full` one, so a `full` write is never committed
- * at `normal`; a `normal` write joins a `full` transaction as it is.
+ * Each transaction has a level, fixed when it begins: `full` for every write unless the caller
+ * asks for `normal`, which settlements do: their COMMIT is written to the OS, not synced (a
+ * process crash loses nothing, a power failure may lose the latest settlements, whose messages
+ * are then delivered again, never lost), and their waiters do not wait for a sync. A `full`
+ * write meeting an open `normal` transaction commits it first and begins a `full` one, so a
+ * `full` write is never acknowledged unsynced; a `normal` write joins a `full` transaction as it
+ * is. Without a `WalSync` the level is the connection's `synchronous` (SQLite refuses to change
+ * it inside a transaction), set before each BEGIN.
  */
 import { errorText } from "../errors.ts";
 import type { DatabaseSync } from "node:sqlite";
 import { clearImmediate, setImmediate } from "node:timers";
 import { inImmediateTransaction } from "./db.ts";
+import type { WalSync } from "./_wal_sync.ts";
+
+/** WAL syncs running at once (each covers every COMMIT before it started). */
+const MAX_SYNCS = 4;
+
+/** How a transaction is committed: `full` is on disk before its waiters hear, `normal` not. */
+export type CommitLevel = "full" | "normal";
 
 /** How long chunk rows may sit in the open transaction when nobody waits for durability. */
 const LAZY_COMMIT_MS = 100;
-
-/** How a transaction is committed: `full` fsyncs at COMMIT, `normal` only writes to the OS. */
-export type CommitLevel = "full" | "normal";
 
 /** Something whose rows sit in the open transaction and must hear when they are lost. */
 export interface TxParticipant {
@@ -48,19 +56,40 @@ type Scheduled =
 export class GroupTransaction {
   readonly #db: DatabaseSync;
   readonly #onCommit: (level: CommitLevel) => void;
+  readonly #sync: WalSync | undefined;
+  readonly #syncInline: () => boolean;
   #isOpen = false;
   /** Level of the open transaction. */
   #level: CommitLevel = "full";
-  /** The connection's `synchronous` (openDatabase sets FULL). */
+  /** The connection's `synchronous` when there is no WalSync (openDatabase sets FULL). */
   #synchronous: CommitLevel = "full";
   #waiters: Waiter[] = [];
   #participants = new Set<TxParticipant>();
   #scheduled: Scheduled = { kind: "none" };
+  /** Committed since the last sync started (a new waiter needs a sync even with nothing open). */
+  #isDirty = false;
+  /** Waiters whose COMMIT returned, for the next sync. */
+  #unsynced: Waiter[] = [];
+  /** Waiters of each sync running now. */
+  readonly #syncing = new Set<Waiter[]>();
+  /** Waiters of the sync started last, while it runs. */
+  #newest: Waiter[] | undefined;
 
-  /** `onCommit` runs right after each group COMMIT (still at that COMMIT's `synchronous`). */
-  constructor(db: DatabaseSync, onCommit: (level: CommitLevel) => void) {
+  constructor(
+    db: DatabaseSync,
+    opts: {
+      /** Runs right after each group COMMIT, with its level. */
+      onCommit: (level: CommitLevel) => void;
+      /** Syncs COMMITs (synchronous=NORMAL) off the loop; none: each COMMIT is its own sync. */
+      sync?: WalSync | undefined;
+      /** True when a sync may run on the loop instead (nobody else waits). Default: never. */
+      syncInline?: () => boolean;
+    },
+  ) {
     this.#db = db;
-    this.#onCommit = onCommit;
+    this.#onCommit = opts.onCommit;
+    this.#sync = opts.sync;
+    this.#syncInline = opts.syncInline ?? (() => false);
   }
 
   /**
@@ -71,7 +100,7 @@ export class GroupTransaction {
   write<T>(participant: TxParticipant | undefined, fn: () => T, level: CommitLevel = "full"): T {
     if (this.#isOpen && this.#level === "normal" && level === "full") this.flushNow();
     if (!this.#isOpen) {
-      this.#setSynchronous(level);
+      if (this.#sync === undefined) this.#setSynchronous(level);
       // IMMEDIATE takes the write lock now, so a busy database fails here (busy_timeout), not at COMMIT.
       this.#db.exec("BEGIN IMMEDIATE");
       this.#isOpen = true;
@@ -107,14 +136,47 @@ export class GroupTransaction {
     return done;
   }
 
-  /** Runs `fn` in its own transaction, after committing the shared one. */
+  /** Runs `fn` in its own transaction, after committing the shared one; on disk when it returns. */
   exclusive<T>(fn: () => T): T {
     this.flushNow();
-    this.#setSynchronous("full");
-    return inImmediateTransaction(this.#db, fn);
+    if (this.#sync === undefined) this.#setSynchronous("full");
+    const value = inImmediateTransaction(this.#db, fn);
+    this.#isDirty = true;
+    this.syncNow();
+    return value;
   }
 
-  /** Commits the shared transaction now and settles every waiter. */
+  /**
+   * Syncs the WAL on this thread (as a COMMIT under synchronous=FULL would) and settles the
+   * waiters whose COMMIT returned. For synchronous transactions and close.
+   */
+  syncNow(): void {
+    if (this.#sync === undefined || !this.#isDirty) return;
+    const waiters = this.#unsynced;
+    this.#unsynced = [];
+    this.#isDirty = false;
+    try {
+      this.#sync.syncNow();
+    } catch (cause) {
+      this.#isDirty = true;
+      const err = new Error(`Cannot sync queue database: ${errorText(cause)}`);
+      for (const w of waiters) w.reject(err);
+      throw err;
+    }
+    for (const w of waiters) w.resolve();
+  }
+
+  /** Commits and syncs what is pending, settles every waiter (also one of a sync still running). */
+  close(): void {
+    this.flushNow();
+    this.syncNow();
+    for (const batch of this.#syncing) for (const w of batch) w.resolve();
+    this.#syncing.clear();
+    this.#newest = undefined;
+    this.#sync?.close();
+  }
+
+  /** Commits the shared transaction now; its waiters are settled once it is on disk. */
   flushNow(): void {
     this.#cancelScheduled();
     const waiters = this.#waiters;
@@ -122,7 +184,7 @@ export class GroupTransaction {
     this.#waiters = [];
     this.#participants = new Set();
     if (!this.#isOpen) {
-      for (const w of waiters) w.resolve();
+      this.#durable(waiters);
       return;
     }
     this.#isOpen = false;
@@ -141,15 +203,21 @@ export class GroupTransaction {
       for (const w of waiters) w.reject(err);
       return;
     }
+    this.#isDirty = true;
     try {
       this.#onCommit(level);
     } finally {
       this.#restoreFull();
     }
-    for (const w of waiters) w.resolve();
+    if (level === "normal") {
+      // Written to the OS, not synced: settlements need no more (see above).
+      for (const w of waiters) w.resolve();
+      return;
+    }
+    this.#durable(waiters);
   }
 
-  /** Sets the connection's `synchronous` (outside a transaction only). */
+  /** Sets the connection's `synchronous` (without a WalSync; outside a transaction only). */
   #setSynchronous(level: CommitLevel): void {
     if (this.#synchronous === level) return;
     this.#db.exec(`PRAGMA synchronous = ${level === "full" ? "FULL" : "NORMAL"}`);
@@ -157,15 +225,75 @@ export class GroupTransaction {
   }
 
   /**
-   * Back to FULL after a `normal` COMMIT, so that statements outside the group (and the next
-   * `full` transaction) are fsynced. Should it fail, the next `full` BEGIN sets it again.
+   * Without a WalSync: back to FULL after a `normal` COMMIT, so that statements outside the
+   * group (and the next `full` transaction) are fsynced. Should it fail, the next `full` BEGIN
+   * sets it again.
    */
   #restoreFull(): void {
+    if (this.#sync !== undefined) return;
     try {
       this.#setSynchronous("full");
     } catch {
       // Outside a transaction this fails only on a closed connection; see above.
     }
+  }
+
+  /** Settles `waiters` once every COMMIT so far is on disk. */
+  #durable(waiters: Waiter[]): void {
+    if (this.#sync === undefined) {
+      for (const w of waiters) w.resolve();
+      return;
+    }
+    if (!this.#isDirty) {
+      // Nothing committed since the newest sync started: it covers these waiters too.
+      if (this.#newest === undefined) { for (const w of waiters) w.resolve(); }
+      else this.#newest.push(...waiters);
+      return;
+    }
+    this.#unsynced.push(...waiters);
+    if (this.#syncing.size === 0 && this.#syncInline()) {
+      try {
+        this.syncNow();
+      } catch {
+        // syncNow() rejected the waiters; the failure is theirs to report.
+      }
+      return;
+    }
+    this.#startSync();
+  }
+
+  /**
+   * Starts a sync for the waiters whose COMMIT returned, unless `MAX_SYNCS` are running (the end
+   * of one starts the next). Syncs overlap: a waiter need not wait for a sync that started
+   * before its COMMIT, and the file system joins concurrent syncs into one journal commit.
+   */
+  #startSync(): void {
+    const sync = this.#sync;
+    if (sync === undefined || this.#syncing.size >= MAX_SYNCS || this.#unsynced.length === 0) {
+      return;
+    }
+    const batch = this.#unsynced;
+    this.#unsynced = [];
+    this.#syncing.add(batch);
+    this.#newest = batch;
+    // Everything committed before this point is covered by this sync.
+    this.#isDirty = false;
+    const done = () => {
+      this.#syncing.delete(batch);
+      if (this.#newest === batch) this.#newest = undefined;
+    };
+    sync.sync().then(
+      () => {
+        done();
+        for (const w of batch) w.resolve();
+      },
+      (cause) => {
+        done();
+        this.#isDirty = true;
+        const err = new Error(`Cannot sync queue database: ${errorText(cause)}`);
+        for (const w of batch) w.reject(err);
+      },
+    ).finally(() => this.#startSync());
   }
 
   #schedule(kind: "lazy" | "urgent"): void {

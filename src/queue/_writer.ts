@@ -14,6 +14,7 @@ import type { MessageWriter, NewMessage } from "./types.ts";
 export interface WriterStatements {
   readonly insertChunk: StatementSync;
   readonly deleteChunks: StatementSync;
+  readonly deleteMessage: StatementSync;
   readonly insertMessage: StatementSync;
   readonly insertRecipient: StatementSync;
 }
@@ -97,6 +98,10 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
     }
     try {
       await this.#group.whenDurable();
+    } catch (err) {
+      // Rolled back, or committed but its sync failed: the sender hears 4xx and sends again,
+      // so no row of this message may stay behind (a delivered copy would be a duplicate).
+      return this.#fail(asError(err), { withMessage: true });
     } finally {
       this.#group.forget(this);
     }
@@ -133,12 +138,16 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
     }
   }
 
-  #fail(err: Error): Promise<void> {
+  #fail(err: Error, opts: { withMessage?: boolean } = {}): Promise<void> {
     this.#group.forget(this);
     this.#state = "aborted";
-    if (this.#seq > 0) {
+    if (this.#seq > 0 || opts.withMessage === true) {
       try {
-        this.#group.write(undefined, () => this.#sql.deleteChunks.run(this.id));
+        this.#group.write(undefined, () => {
+          // Recipients go with the message (ON DELETE CASCADE).
+          if (opts.withMessage === true) this.#sql.deleteMessage.run(this.id);
+          this.#sql.deleteChunks.run(this.id);
+        });
       } catch {
         // Orphan rows are removed at the next start.
       }

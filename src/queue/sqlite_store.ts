@@ -20,6 +20,7 @@ import { QUEUE_MIGRATIONS } from "./_schema.ts";
 
 import { settled } from "./_settled.ts";
 import { SqliteMessageWriter, type WriterStatements } from "./_writer.ts";
+import { deferWalSync, type WalSync } from "./_wal_sync.ts";
 import type {
   ClaimResult,
   DomainStats,
@@ -51,11 +52,19 @@ export interface SqliteQueueStoreOptions {
    * beside a running `serve`) those rows may belong to a message still being received.
    */
   readonly removeOrphans?: boolean;
-  /**
-   * Called right after each group COMMIT with its level (tests count them and read the
-   * connection's `synchronous`, still the COMMIT's).
-   */
+  /** Called right after each group COMMIT with its level (tests count them). */
   readonly onGroupCommit?: (level: CommitLevel) => void;
+  /**
+   * Makes group commits durable off the event loop (tests inject one). Default: the WAL file's
+   * `deferWalSync`, or none for an in-memory database (its COMMIT decides).
+   */
+  readonly walSync?: WalSync;
+  /**
+   * True when a WAL sync may run on the event loop: nothing else would wait for it (serve:
+   * at most one session open), and the lone sender is spared the hand-off to a thread.
+   * Default: never (always off the loop).
+   */
+  readonly syncInline?: () => boolean;
 }
 
 /** The queue on node:sqlite. */
@@ -94,13 +103,18 @@ export class SqliteQueueStore implements QueueStore {
     // Only the receiving process (serve) converts an old file: VACUUM needs a quiet moment.
     if (opts.removeOrphans ?? true) this.#convertForIncrementalVacuum();
     applyMigrations(db, "queue", QUEUE_MIGRATIONS);
-    this.#group = new GroupTransaction(db, opts.onGroupCommit ?? (() => {}));
+    this.#group = new GroupTransaction(db, {
+      onCommit: opts.onGroupCommit ?? (() => {}),
+      sync: opts.walSync ?? deferWalSync(db),
+      ...(opts.syncInline === undefined ? {} : { syncInline: opts.syncInline }),
+    });
     this.#reader = new QueueReader(db, this.#log);
     this.#writerSql = {
       insertChunk: db.prepare(
         "INSERT INTO message_chunks (message_id, seq, bytes) VALUES (?, ?, ?)",
       ),
       deleteChunks: db.prepare("DELETE FROM message_chunks WHERE message_id = ?"),
+      deleteMessage: db.prepare("DELETE FROM messages WHERE id = ?"),
       insertMessage: db.prepare(
         "INSERT INTO messages (id, received_at, mail_from, size, params) VALUES (?, ?, ?, ?, ?)",
       ),
@@ -119,7 +133,7 @@ export class SqliteQueueStore implements QueueStore {
         "AND domain IN (SELECT value FROM json_each(?)) AND route = 'atrn' LIMIT 1",
     );
     this.#liveLeases = liveLeases(db, "domain_leases");
-    this.#deleteMessage = db.prepare("DELETE FROM messages WHERE id = ?");
+    this.#deleteMessage = this.#writerSql.deleteMessage;
     this.#deleteChunks = this.#writerSql.deleteChunks;
     this.#deleteDomainRecipients = db.prepare(
       "DELETE FROM recipients WHERE domain = ? RETURNING message_id",
@@ -344,7 +358,7 @@ export class SqliteQueueStore implements QueueStore {
   /** `close()` for callers that cannot wait (process exit paths, tests' finally blocks). */
   closeNow(): void {
     if (this.#isClosed) return;
-    this.#group.flushNow();
+    this.#group.close();
     this.#isClosed = true;
     this.#db.close();
   }

@@ -1,7 +1,9 @@
 /**
- * Settlements are committed with synchronous=NORMAL (written to the OS, not fsynced), every
- * ingest commit with FULL (#13): the level each group COMMIT really ran at, read from the
- * connection inside the commit hook; on PostgreSQL, synchronous_commit inside the group.
+ * Settlements are committed without a sync (written to the OS, not fsynced), every ingest
+ * commit is synced before it is acknowledged (#13): each group COMMIT's level from the commit
+ * hook, and the WAL syncs that really ran (the store's WalSync, counted) — serve's connection
+ * commits at synchronous=NORMAL and syncs the WAL itself (_wal_sync.ts); on PostgreSQL,
+ * synchronous_commit inside the group.
  */
 import assert from "node:assert/strict";
 import type { DatabaseSync } from "node:sqlite";
@@ -9,37 +11,41 @@ import { openDatabase } from "../../src/queue/db.ts";
 import { connectPostgres, type Tx } from "../../src/queue/pg/connect.ts";
 import { PgGroupCommit } from "../../src/queue/pg/_group.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
+import { deferWalSync, type WalSync } from "../../src/queue/_wal_sync.ts";
 import type { Lease } from "../../src/queue/types.ts";
 import { postgresTest } from "../_helpers/postgres.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 import { queueMessage } from "../_helpers/queue_fixtures.ts";
 
-/** SQLite's numbers for PRAGMA synchronous. */
-const NORMAL = 1;
-const FULL = 2;
-
-interface Commit {
-  readonly level: string;
-  /** The connection's synchronous while that COMMIT's hook ran. */
-  readonly synchronous: number;
-}
-
-function synchronousOf(db: DatabaseSync): number {
-  const row = db.prepare("PRAGMA synchronous").get();
-  return Number(row?.synchronous);
-}
+/** What happened, in order: a group COMMIT at its level, or a WAL sync (async or on the loop). */
+type Event = "commit full" | "commit normal" | "sync";
 
 async function withLoggedStore(
-  fn: (store: SqliteQueueStore, commits: Commit[], db: DatabaseSync) => Promise<void>,
+  fn: (store: SqliteQueueStore, events: Event[]) => Promise<void>,
 ): Promise<void> {
   await withTempDataDir(async (dataDir) => {
-    const db = openDatabase(dataDir);
-    const commits: Commit[] = [];
+    const db: DatabaseSync = openDatabase(dataDir);
+    const real = deferWalSync(db);
+    if (real === undefined) throw new Error("a file database in WAL mode defers its syncs");
+    const events: Event[] = [];
+    const counted: WalSync = {
+      sync: () => {
+        events.push("sync");
+        return real.sync();
+      },
+      syncNow: () => {
+        events.push("sync");
+        real.syncNow();
+      },
+      close: () => real.close(),
+    };
     const store = new SqliteQueueStore(db, {
-      onGroupCommit: (level) => commits.push({ level, synchronous: synchronousOf(db) }),
+      walSync: counted,
+      onGroupCommit: (level) => events.push(`commit ${level}`),
     });
+    events.length = 0;
     try {
-      await fn(store, commits, db);
+      await fn(store, events);
     } finally {
       await store.close();
     }
@@ -71,39 +77,36 @@ async function leasedRecipient(store: SqliteQueueStore): Promise<{ lease: Lease;
   return { lease, id };
 }
 
-Deno.test("an ingest commit runs at FULL, a settlement at NORMAL, then FULL again (#13)", async () => {
-  await withLoggedStore(async (store, commits, db) => {
+Deno.test("an ingest commit is synced, a settlement not, then ingest synced again (#13)", async () => {
+  await withLoggedStore(async (store, events) => {
     await put(store, "a@example.org");
-    assert.deepEqual(commits, [{ level: "full", synchronous: FULL }]);
+    assert.deepEqual(events, ["commit full", "sync"]);
     const lease = await claim(store, "example.org");
     const [id] = await recipientIds(lease);
     assert.ok(id !== undefined);
-    commits.length = 0;
+    events.length = 0;
     await lease.settle([{ recipientId: id, outcome: "delivered", reply: "250 ok" }]);
-    assert.deepEqual(commits, [{ level: "normal", synchronous: NORMAL }]);
-    // Claims, renewals and everything after the settlement are fsynced again.
-    assert.equal(synchronousOf(db), FULL);
-    commits.length = 0;
+    assert.deepEqual(events, ["commit normal"]);
+    events.length = 0;
     await put(store, "b@example.org");
-    assert.deepEqual(commits, [{ level: "full", synchronous: FULL }]);
+    assert.deepEqual(events, ["commit full", "sync"]);
+    // Claims and renewals are synced before they return.
+    events.length = 0;
     assert.equal(await lease.renew(), true);
-    assert.equal(synchronousOf(db), FULL);
+    assert.deepEqual(events, ["sync"]);
     await lease.release();
   });
 });
 
 Deno.test("an ingest write meeting an open settlement commits it first and is fsynced itself (#13)", async () => {
-  await withLoggedStore(async (store, commits) => {
+  await withLoggedStore(async (store, events) => {
     const { lease, id } = await leasedRecipient(store);
-    commits.length = 0;
+    events.length = 0;
     // Same loop turn: the settlement opens a NORMAL transaction, the ingest joins right after.
     const settling = lease.settle([{ recipientId: id, outcome: "deferred", reply: "451 later" }]);
     const ingesting = put(store, "b@other.test");
     await Promise.all([settling, ingesting]);
-    assert.deepEqual(commits, [
-      { level: "normal", synchronous: NORMAL },
-      { level: "full", synchronous: FULL },
-    ]);
+    assert.deepEqual(events, ["commit normal", "commit full", "sync"]);
     await lease.release();
     // Both are stored.
     const queued = await store.list({});
@@ -115,9 +118,9 @@ Deno.test("an ingest write meeting an open settlement commits it first and is fs
 });
 
 Deno.test("a settlement joining an open ingest transaction is fsynced with it (#13)", async () => {
-  await withLoggedStore(async (store, commits) => {
+  await withLoggedStore(async (store, events) => {
     const { lease, id } = await leasedRecipient(store);
-    commits.length = 0;
+    events.length = 0;
     // Chunk rows first (a FULL transaction opens), then the settlement in the same turn.
     const writer = await store.begin({
       mailFrom: "",
@@ -127,7 +130,7 @@ Deno.test("a settlement joining an open ingest transaction is fsynced with it (#
     await writer.write(new TextEncoder().encode("x".repeat(70 * 1024)));
     const settling = lease.settle([{ recipientId: id, outcome: "delivered", reply: "250 ok" }]);
     await Promise.all([settling, writer.commit()]);
-    assert.deepEqual(commits, [{ level: "full", synchronous: FULL }]);
+    assert.deepEqual(events, ["commit full", "sync"]);
     await lease.release();
   });
 });

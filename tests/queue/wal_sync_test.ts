@@ -1,0 +1,222 @@
+/**
+ * Group commits made durable by a WAL sync off the event loop (issue 13 item 4): a commit
+ * resolves only after the sync that covers it, a lone sender's sync starts at once (no group
+ * window), syncs overlap, a failed sync leaves no row of the message behind. Driven by a
+ * fake `WalSync` whose syncs the test finishes, never by timing.
+ */
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { setImmediate } from "node:timers";
+import { openDatabase } from "../../src/queue/db.ts";
+import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
+import { deferWalSync, type WalSync } from "../../src/queue/_wal_sync.ts";
+import type { NewMessage } from "../../src/queue/types.ts";
+import { withTempDataDir } from "../_helpers/temp_db.ts";
+
+const MESSAGE: NewMessage = {
+  mailFrom: "sender@example.net",
+  params: {},
+  recipients: [{ address: "a@example.org", domain: "example.org" }],
+};
+const enc = new TextEncoder();
+
+/** A WalSync whose syncs stay pending until the test finishes them. */
+class FakeSync implements WalSync {
+  readonly pending: { resolve(): void; reject(err: Error): void }[] = [];
+  syncNowCalls = 0;
+
+  sync(): Promise<void> {
+    return new Promise((resolve, reject) => this.pending.push({ resolve, reject }));
+  }
+  syncNow(): void {
+    this.syncNowCalls++;
+  }
+  close(): void {}
+
+  /** Finishes the `i`-th sync started so far. */
+  finish(i: number, err?: Error): void {
+    const p = this.pending[i];
+    if (p === undefined) throw new Error(`no sync #${i}`);
+    if (err === undefined) p.resolve();
+    else p.reject(err);
+  }
+}
+
+/** Lets every immediate, microtask and settled promise of this turn run. */
+async function turns(n = 3): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+}
+
+/** Tracks whether a promise has settled, and how. */
+function track(p: Promise<unknown>): { state: "pending" | "resolved" | "rejected" } {
+  const t: { state: "pending" | "resolved" | "rejected" } = { state: "pending" };
+  p.then(() => t.state = "resolved", () => t.state = "rejected");
+  return t;
+}
+
+async function withFakeStore(
+  fn: (store: SqliteQueueStore, sync: FakeSync) => Promise<void>,
+): Promise<void> {
+  const sync = new FakeSync();
+  const store = new SqliteQueueStore(new DatabaseSync(":memory:"), { walSync: sync });
+  try {
+    await fn(store, sync);
+  } finally {
+    await store.close();
+  }
+}
+
+async function started(store: SqliteQueueStore, text: string) {
+  const w = await store.begin(MESSAGE);
+  await w.write(enc.encode(`Subject: ${text}\r\n\r\n${text}\r\n`));
+  return w;
+}
+
+Deno.test("a lone sender's commit syncs at once and resolves only after the sync (#13)", async () => {
+  await withFakeStore(async (store, sync) => {
+    const w = await started(store, "lone");
+    const commit = track(w.commit());
+    // No timer advances here: only immediates and promise jobs run.
+    await turns();
+    assert.equal(sync.pending.length, 1, "the sync starts without waiting for a group");
+    assert.equal(commit.state, "pending", "not durable before the sync returned");
+    sync.finish(0);
+    await turns();
+    assert.equal(commit.state, "resolved");
+    assert.equal((await store.list()).length, 1);
+  });
+});
+
+Deno.test("with nobody else to serve (syncInline), the lone commit syncs on the loop (#13)", async () => {
+  const sync = new FakeSync();
+  let alone = true;
+  const store = new SqliteQueueStore(new DatabaseSync(":memory:"), {
+    walSync: sync,
+    syncInline: () => alone,
+  });
+  try {
+    const before = sync.syncNowCalls;
+    await (await started(store, "alone")).commit();
+    assert.equal(sync.syncNowCalls, before + 1, "synced on the loop");
+    assert.equal(sync.pending.length, 0, "no hand-off to a thread");
+    alone = false;
+    const other = track((await started(store, "crowd")).commit());
+    await turns();
+    assert.equal(sync.pending.length, 1, "others open: the sync runs off the loop");
+    assert.equal(other.state, "pending");
+    sync.finish(0);
+    await turns();
+    assert.equal(other.state, "resolved");
+  } finally {
+    await store.close();
+  }
+});
+
+for (const order of [[0, 1], [1, 0]]) {
+  Deno.test(`a commit during a running sync gets a sync of its own; finished ${order} (#13)`, async () => {
+    await withFakeStore(async (store, sync) => {
+      const commits = [track((await started(store, "one")).commit())];
+      await turns();
+      assert.equal(sync.pending.length, 1);
+      commits.push(track((await started(store, "two")).commit()));
+      await turns();
+      // The running sync may have started before the second COMMIT: it cannot cover it.
+      assert.equal(sync.pending.length, 2, "a second sync, not a wait for the first");
+      for (const [step, i] of order.entries()) {
+        sync.finish(i);
+        await turns();
+        // Each commit resolves with its own sync, never with the other one.
+        const done = order.slice(0, step + 1);
+        assert.deepEqual(
+          commits.map((c) => c.state),
+          [0, 1].map((k) => done.includes(k) ? "resolved" : "pending"),
+        );
+      }
+    });
+  });
+}
+
+Deno.test("a failed sync fails the commit and leaves no row of that message (#13)", async () => {
+  await withFakeStore(async (store, sync) => {
+    const w = await started(store, "lost");
+    const commit = w.commit();
+    commit.catch(() => {});
+    await turns();
+    sync.finish(0, new Error("EIO"));
+    await assert.rejects(commit, /Cannot sync queue database: EIO/);
+    await turns();
+    assert.deepEqual(await store.list(), []);
+    // The next message is stored and acknowledged as usual.
+    const next = track((await started(store, "next")).commit());
+    await turns();
+    sync.finish(sync.pending.length - 1);
+    await turns();
+    assert.equal(next.state, "resolved");
+    assert.equal((await store.list()).length, 1);
+  });
+});
+
+Deno.test("a synchronous transaction (claim) syncs before it returns (#13)", async () => {
+  await withFakeStore(async (store, sync) => {
+    const w = await started(store, "claimed");
+    const commit = track(w.commit());
+    await turns();
+    const before = sync.syncNowCalls;
+    const claim = await store.claim(["example.org"], { owner: "t", leaseSeconds: 60 });
+    assert.equal(claim.kind, "claimed");
+    assert.equal(sync.syncNowCalls, before + 1);
+    sync.finish(0);
+    await turns();
+    assert.equal(commit.state, "resolved");
+  });
+});
+
+Deno.test("close() syncs what is pending and settles every waiter (#13)", async () => {
+  const sync = new FakeSync();
+  const store = new SqliteQueueStore(new DatabaseSync(":memory:"), { walSync: sync });
+  const commit = track((await started(store, "closing")).commit());
+  await turns();
+  assert.equal(commit.state, "pending");
+  await store.close();
+  await turns();
+  assert.equal(commit.state, "resolved");
+  assert.ok(sync.syncNowCalls >= 1);
+});
+
+Deno.test("deferWalSync: NORMAL plus a WAL handle for a file database, nothing in memory", async () => {
+  await withTempDataDir((dataDir) => {
+    const db = openDatabase(dataDir);
+    const sync = deferWalSync(db);
+    try {
+      assert.notEqual(sync, undefined);
+      assert.equal(db.prepare("PRAGMA synchronous").get()?.synchronous, 1);
+      sync?.syncNow();
+    } finally {
+      sync?.close();
+      db.close();
+    }
+  });
+  const mem = new DatabaseSync(":memory:");
+  const before = mem.prepare("PRAGMA synchronous").get()?.synchronous;
+  assert.equal(deferWalSync(mem), undefined);
+  assert.equal(mem.prepare("PRAGMA synchronous").get()?.synchronous, before);
+  mem.close();
+});
+
+Deno.test("a file-backed store acknowledges only rows a new connection can read (#13)", async () => {
+  await withTempDataDir(async (dataDir) => {
+    const store = new SqliteQueueStore(openDatabase(dataDir));
+    const observer = new DatabaseSync(`${dataDir}/odmr.db`);
+    try {
+      const writers = await Promise.all(
+        Array.from({ length: 5 }, (_, i) => started(store, `m${i}`)),
+      );
+      await Promise.all(writers.map((w) => w.commit()));
+      const n = observer.prepare("SELECT count(*) AS n FROM messages").get()?.n;
+      assert.equal(n, 5);
+    } finally {
+      observer.close();
+      await store.close();
+    }
+  });
+});
