@@ -19,6 +19,11 @@ export const SUMMARY_ROWS = {
   ingest10x4: { what: "MX ingest s10-4k vs Postfix", goal: "≥ 2×", bench: "ingest" },
   ingest10x100: { what: "MX ingest s10-100k vs Postfix", goal: "≥ 1.5×", bench: "ingest" },
   ingest1x4: { what: "MX ingest s1-4k vs Postfix", goal: "≥ 1.5×", bench: "ingest" },
+  ingestLone: {
+    what: 'MX ingest, a lone sender (1 connection per 4 KB message): "." → 250 p50 / p99',
+    goal: "no group wait (beside Postfix)",
+    bench: "ingest",
+  },
   serveRss: {
     what: "serve RSS idle / peak while ingesting 50k × 1 KB / 30 s after",
     goal: "≤ 60 / 120 / 100 MB",

@@ -7,6 +7,7 @@ import { freePort } from "./_proc.ts";
 import { lastLine, Serve } from "./_serve.ts";
 import { SmtpSink } from "../tests/_helpers/smtp_sink.ts";
 import { runSource, type SourceResult, type SourceShape } from "./_smtp_source.ts";
+import { type LatencyResult, type LatencyShape, runLatency } from "./_latency.ts";
 import { fmtMb, fmtRate, fmtRatio, naCell, type Table } from "./_table.ts";
 import type { Summary, SummaryKey } from "./_summary.ts";
 
@@ -44,17 +45,28 @@ const SHAPES: readonly (SourceShape & { label: string; summary?: SummaryKey })[]
 
 type Target = "sink" | "postfix" | "ours";
 
+/** Issue 13 item 4: one sender alone, messages one after the other. */
+const LONE_SHAPES: readonly (LatencyShape & { label: string; summary?: SummaryKey })[] = [
+  {
+    label: "1 connection per message",
+    messages: 500,
+    bytes: 4 * KB,
+    perConnection: true,
+    summary: "ingestLone",
+  },
+  { label: "all over 1 connection", messages: 500, bytes: 4 * KB, perConnection: false },
+];
+
 /** Runs the ingest benchmark; returns the throughput table and the RSS table. */
 export async function ingestBench(ctx: BenchContext): Promise<Table[]> {
   const targets = await startTargets(ctx);
   const rows: string[][] = [];
   for (const shape of SHAPES) {
     const s = { ...shape, messages: Math.max(1, Math.round(shape.messages / ctx.scale)) };
-    const res: Partial<Record<Target, SourceResult | string>> = {};
-    for (const t of ["sink", "postfix", "ours"] as const) {
-      const port = targets.ports[t];
-      res[t] = typeof port === "string" ? port : await measure(targets, t, port, s, ctx.repeat);
-    }
+    const res = await eachTarget(
+      targets,
+      (t, port) => measure(targets, t, port, s, ctx.repeat),
+    );
     const cell = (r: SourceResult | string | undefined) =>
       r === undefined ? "n/a" : typeof r === "string" ? r : fmtRate(r.msgPerSec);
     const mb = (r: SourceResult | string | undefined) =>
@@ -81,6 +93,7 @@ export async function ingestBench(ctx: BenchContext): Promise<Table[]> {
       fmtRatio(rate(res.ours), rate(res.postfix)),
     ]);
   }
+  const lone = await loneSenderTable(ctx, targets);
   await targets.stop();
 
   return [
@@ -108,8 +121,46 @@ export async function ingestBench(ctx: BenchContext): Promise<Table[]> {
         "smtp-sink: accepts and discards, nothing stored (the ceiling)",
       ],
     },
+    lone,
     await rssTable(ctx),
   ];
+}
+
+/** The lone sender's "." → 250 against each target, in the same run as the shapes. */
+async function loneSenderTable(ctx: BenchContext, targets: Targets): Promise<Table> {
+  const rows: string[][] = [];
+  for (const shape of LONE_SHAPES) {
+    const s = { ...shape, messages: Math.max(10, Math.round(shape.messages / ctx.scale)) };
+    const res = await eachTarget(targets, async (t, port) => {
+      try {
+        const r = await runLatency(port, s, { rcpt: RCPT });
+        await checkHeld(targets, t, s.messages);
+        return r;
+      } catch (e) {
+        return naCell(e);
+      }
+    });
+    const cell = (r: LatencyResult | string | undefined) =>
+      r === undefined
+        ? "n/a"
+        : typeof r === "string"
+        ? r
+        : `${r.p50Ms.toFixed(2)} / ${r.p99Ms.toFixed(2)} ms, ${fmtRate(r.msgPerSec)} msg/s`;
+    if (shape.summary !== undefined) {
+      ctx.summary.set(shape.summary, `ours ${cell(res.ours)}; Postfix ${cell(res.postfix)}`);
+    }
+    rows.push([shape.label, String(s.messages), cell(res.ours), cell(res.postfix), cell(res.sink)]);
+  }
+  return {
+    title: 'A lone sender: "." → 250 (p50 / p99) and msg/s, one message at a time',
+    headers: ["sender", "msgs", "ours", "Postfix", "smtp-sink"],
+    rows,
+    notes: [
+      "bench/_latency.ts: one client, 4 KB messages strictly one after the other; the clock runs " +
+      'from writing the final "." to reading the 250 (msg/s includes connection set-up)',
+      "no other sender is active: a lone message must not wait for a group that is not coming",
+    ],
+  };
 }
 
 /** Runs one shape `repeat` times against one target; the run with the median msg/s wins. */
@@ -124,17 +175,33 @@ async function measure(
   try {
     for (let i = 0; i < repeat; i++) {
       runs.push(await runSource(port, s, { rcpt: RCPT, timeoutMs: RUN_TIMEOUT_MS }));
-      if (t === "postfix" && targets.postfix !== undefined) {
-        // Every acknowledged message must really be in the hold queue.
-        await targets.postfix.waitHeld(targets.postfixHeld + s.messages, 10_000);
-        targets.postfixHeld += s.messages;
-      }
+      await checkHeld(targets, t, s.messages);
     }
   } catch (e) {
     return naCell(e);
   }
   runs.sort((a, b) => a.msgPerSec - b.msgPerSec);
   return runs[Math.floor(runs.length / 2)] ?? "n/a (no run)";
+}
+
+/** Runs `run` against each target in turn; one that did not start keeps its reason. */
+async function eachTarget<R>(
+  targets: Targets,
+  run: (t: Target, port: number) => Promise<R | string>,
+): Promise<Partial<Record<Target, R | string>>> {
+  const res: Partial<Record<Target, R | string>> = {};
+  for (const t of ["sink", "postfix", "ours"] as const) {
+    const port = targets.ports[t];
+    res[t] = typeof port === "string" ? port : await run(t, port);
+  }
+  return res;
+}
+
+/** After `n` more messages went to `t`: for Postfix, every acknowledged one must be held. */
+async function checkHeld(targets: Targets, t: Target, n: number): Promise<void> {
+  if (t !== "postfix" || targets.postfix === undefined) return;
+  await targets.postfix.waitHeld(targets.postfixHeld + n, 10_000);
+  targets.postfixHeld += n;
 }
 
 interface Targets {
