@@ -17,7 +17,7 @@
  * it inside a transaction), set before each BEGIN.
  */
 import { errorText } from "../errors.ts";
-import type { DatabaseSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { clearImmediate, setImmediate } from "node:timers";
 import { inImmediateTransaction } from "./db.ts";
 import type { WalSync } from "./_wal_sync.ts";
@@ -58,6 +58,10 @@ export class GroupTransaction {
   readonly #onCommit: (level: CommitLevel) => void;
   readonly #sync: WalSync | undefined;
   readonly #syncInline: () => boolean;
+  /** SAVEPOINT, RELEASE and ROLLBACK TO of every write, prepared once (not parsed per call). */
+  readonly #savepoint: StatementSync;
+  readonly #release: StatementSync;
+  readonly #rollbackTo: StatementSync;
   #isOpen = false;
   /** Level of the open transaction. */
   #level: CommitLevel = "full";
@@ -90,6 +94,9 @@ export class GroupTransaction {
     this.#onCommit = opts.onCommit;
     this.#sync = opts.sync;
     this.#syncInline = opts.syncInline ?? (() => false);
+    this.#savepoint = db.prepare("SAVEPOINT group_write");
+    this.#release = db.prepare("RELEASE group_write");
+    this.#rollbackTo = db.prepare("ROLLBACK TO group_write");
   }
 
   /**
@@ -98,6 +105,29 @@ export class GroupTransaction {
    * `level`: how the transaction holding it must be committed (see above).
    */
   write<T>(participant: TxParticipant | undefined, fn: () => T, level: CommitLevel = "full"): T {
+    try {
+      return this.#write(participant, fn, level);
+    } finally {
+      this.#schedule("lazy");
+    }
+  }
+
+  /**
+   * `write` (at `full`) followed by `whenDurable`, without arming the lazy timer in between
+   * (the last write of a message). Throws at once, as `write` does, when `fn` fails.
+   */
+  writeDurable(participant: TxParticipant | undefined, fn: () => void): Promise<void> {
+    try {
+      this.#write(participant, fn, "full");
+    } catch (err) {
+      // The transaction may hold other writes (or only its BEGIN): it must still be committed.
+      this.#schedule("lazy");
+      throw err;
+    }
+    return this.whenDurable();
+  }
+
+  #write<T>(participant: TxParticipant | undefined, fn: () => T, level: CommitLevel): T {
     if (this.#isOpen && this.#level === "normal" && level === "full") this.flushNow();
     if (!this.#isOpen) {
       if (this.#sync === undefined) this.#setSynchronous(level);
@@ -106,19 +136,17 @@ export class GroupTransaction {
       this.#isOpen = true;
       this.#level = level;
     }
-    this.#db.exec("SAVEPOINT group_write");
+    this.#savepoint.run();
     let value: T;
     try {
       value = fn();
     } catch (err) {
-      this.#db.exec("ROLLBACK TO group_write");
-      this.#db.exec("RELEASE group_write");
-      this.#schedule("lazy");
+      this.#rollbackTo.run();
+      this.#release.run();
       throw err;
     }
-    this.#db.exec("RELEASE group_write");
+    this.#release.run();
     if (participant !== undefined) this.#participants.add(participant);
-    this.#schedule("lazy");
     return value;
   }
 

@@ -9,6 +9,9 @@
  */
 import type { DatabaseSync } from "node:sqlite";
 
+/** WAL pages after which a COMMIT checkpoints (SQLite's default is 1000). */
+export const WAL_CHECKPOINT_PAGES = 4000;
+
 /** Makes the WAL's committed frames durable. */
 export interface WalSync {
   /** Resolves once everything committed before the call is on disk. */
@@ -41,6 +44,10 @@ export function deferWalSync(db: DatabaseSync): WalSync | undefined {
   db.prepare("SELECT count(*) AS n FROM sqlite_master").get();
   const sync = new FileWalSync(`${file}-wal`);
   db.exec("PRAGMA synchronous = NORMAL");
+  // A checkpoint runs inside a COMMIT on the event loop and syncs the WAL and the database: a
+  // fourth as many of them (WAL up to ~16 MB instead of ~4 MB) halved that fsync time at
+  // 10 × 100 KB (strace; the pages copied stay the same).
+  db.exec(`PRAGMA wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
   return sync;
 }
 

@@ -69,10 +69,13 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
   async commit(): Promise<void> {
     if (this.#state !== "writing") throw new Error(`MessageWriter.commit() after ${this.#state}`);
     this.#state = "committing";
-    if (!this.#buffer.isEmpty) this.#storeChunk(this.#buffer.take());
     if (this.#failure !== undefined) return this.#fail(this.#failure);
+    let durable: Promise<void>;
     try {
-      this.#group.write(this, () => {
+      // The last chunk and the message's rows in one savepoint: all of them or none.
+      const last = this.#buffer.isEmpty ? undefined : this.#buffer.take();
+      durable = this.#group.writeDurable(this, () => {
+        if (last !== undefined) this.#sql.insertChunk.run(this.id, this.#seq, last);
         const m = this.#message;
         this.#sql.insertMessage.run(
           this.id,
@@ -93,11 +96,12 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
           );
         }
       });
+      if (last !== undefined) this.#seq++;
     } catch (err) {
       return this.#fail(asError(err));
     }
     try {
-      await this.#group.whenDurable();
+      await durable;
     } catch (err) {
       // Rolled back, or committed but its sync failed: the sender hears 4xx and sends again,
       // so no row of this message may stay behind (a delivered copy would be a duplicate).

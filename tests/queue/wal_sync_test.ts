@@ -9,7 +9,7 @@ import { DatabaseSync } from "node:sqlite";
 import { setImmediate } from "node:timers";
 import { openDatabase } from "../../src/queue/db.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
-import { deferWalSync, type WalSync } from "../../src/queue/_wal_sync.ts";
+import { deferWalSync, WAL_CHECKPOINT_PAGES, type WalSync } from "../../src/queue/_wal_sync.ts";
 import type { NewMessage } from "../../src/queue/types.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 
@@ -190,6 +190,10 @@ Deno.test("deferWalSync: NORMAL plus a WAL handle for a file database, nothing i
     try {
       assert.notEqual(sync, undefined);
       assert.equal(db.prepare("PRAGMA synchronous").get()?.synchronous, 1);
+      assert.equal(
+        db.prepare("PRAGMA wal_autocheckpoint").get()?.wal_autocheckpoint,
+        WAL_CHECKPOINT_PAGES,
+      );
       sync?.syncNow();
     } finally {
       sync?.close();
