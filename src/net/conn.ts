@@ -36,6 +36,14 @@ export class SocketConn implements Conn {
   #ended = false;
   #error: Error | undefined;
   #waiter: (() => void) | undefined;
+  /** The read deadline (performance.now() ms) of the waiting read; 0: none. */
+  #deadline = 0;
+  /** Fails the waiting read with a timeout. */
+  #onDeadline: (() => void) | undefined;
+  /** One timer per connection, not one per read (see #waitForData). */
+  #deadlineTimer: ReturnType<typeof setTimeout> | undefined;
+  /** When #deadlineTimer fires (performance.now() ms). */
+  #deadlineTimerAt = 0;
   #closed = false;
   #secure: boolean;
   /** Ends a TLS handshake in progress (set only while one is). */
@@ -84,6 +92,7 @@ export class SocketConn implements Conn {
     this.#ended = true;
     this.#closed = true;
     this.#wake();
+    this.#stopDeadlineTimer();
   };
 
   #attach(socket: net.Socket): void {
@@ -122,20 +131,54 @@ export class SocketConn implements Conn {
     }
   }
 
+  /**
+   * Waits for data, end or error, at most `timeoutMs`. The deadline timer is not set and
+   * cleared for every read (seven times per message at an MX): it stays armed when data
+   * comes, and when it fires it fails the read waiting then if that read's deadline passed,
+   * re-arms for a later deadline, or stops when no read waits.
+   */
   #waitForData(timeoutMs: number | undefined): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
       this.#waiter = () => {
-        if (timer !== undefined) clearTimeout(timer);
+        this.#deadline = 0;
+        this.#onDeadline = undefined;
         resolve();
       };
-      if (timeoutMs !== undefined) {
-        timer = setTimeout(() => {
-          this.#waiter = undefined;
-          reject(new TimeoutError("read"));
-        }, timeoutMs);
+      if (timeoutMs === undefined) return;
+      this.#deadline = performance.now() + timeoutMs;
+      this.#onDeadline = () => {
+        this.#waiter = undefined;
+        reject(new TimeoutError("read"));
+      };
+      if (this.#deadlineTimer === undefined || this.#deadline < this.#deadlineTimerAt) {
+        this.#armDeadlineTimer(timeoutMs);
       }
     });
+  }
+
+  #armDeadlineTimer(ms: number): void {
+    this.#stopDeadlineTimer();
+    this.#deadlineTimerAt = performance.now() + ms;
+    this.#deadlineTimer = setTimeout(() => this.#checkDeadline(), ms);
+  }
+
+  #stopDeadlineTimer(): void {
+    if (this.#deadlineTimer !== undefined) clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = undefined;
+  }
+
+  #checkDeadline(): void {
+    this.#deadlineTimer = undefined;
+    if (this.#deadline === 0 || this.#waiter === undefined) return;
+    const left = this.#deadline - performance.now();
+    if (left > 0) {
+      this.#armDeadlineTimer(left);
+      return;
+    }
+    const fail = this.#onDeadline;
+    this.#deadline = 0;
+    this.#onDeadline = undefined;
+    fail?.();
   }
 
   write(bytes: Uint8Array, opts: WriteOptions = {}): Promise<void> {
@@ -268,6 +311,7 @@ export class SocketConn implements Conn {
   }
 
   close(): Promise<void> {
+    this.#stopDeadlineTimer();
     if (this.#closed || this.#socket.destroyed) {
       this.#closed = true;
       return Promise.resolve();
@@ -292,6 +336,7 @@ export class SocketConn implements Conn {
   }
 
   destroy(): void {
+    this.#stopDeadlineTimer();
     this.#closed = true;
     this.#abortUpgrade?.();
     this.#socket.destroy();

@@ -4,31 +4,8 @@
  * each piece gets a TLS record of its own is shown end to end in tests/e2e/line_records_test.ts.)
  */
 import { deepStrictEqual as assertEquals, rejects } from "node:assert/strict";
-import net from "node:net";
-import { ConnClosedError, SocketConn, TimeoutError } from "../../src/net/conn.ts";
-
-async function withPair(fn: (conn: SocketConn, peer: Deno.TcpConn) => Promise<void>) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const accepted = listener.accept();
-  const socket = net.connect({ host: "127.0.0.1", port: (listener.addr as Deno.NetAddr).port });
-  await new Promise<void>((resolve, reject) => {
-    socket.once("connect", () => resolve());
-    socket.once("error", reject);
-  });
-  const peer = await accepted;
-  listener.close();
-  const conn = new SocketConn(socket);
-  try {
-    await fn(conn, peer);
-  } finally {
-    conn.destroy();
-    try {
-      peer.close();
-    } catch {
-      // already closed
-    }
-  }
-}
+import { ConnClosedError, TimeoutError } from "../../src/net/conn.ts";
+import { withSocketPair as withPair } from "../_helpers/socket_pair.ts";
 
 Deno.test("Conn.writeRecords() delivers every piece in order, skipping empty ones (#13)", async () => {
   await withPair(async (conn, peer) => {
