@@ -68,12 +68,21 @@ function safeToken(s: string, keepUtf8: boolean): string {
     // deno-lint-ignore no-control-regex -- control characters would break the header
     ? s.replace(/[\x00-\x20\x7f-\x9f()<>;\\"\u2028\u2029]/g, "?")
     : s.replace(/[^\x21-\x7e]|[()<>;\\"]/g, "?");
+  // Mostly ASCII (always without keepUtf8): one octet per character, no walk needed.
+  if (!/[\u0080-\uffff]/.test(cleaned)) {
+    return cleaned === "" ? "unknown" : cleaned.slice(0, MAX_VALUE_OCTETS);
+  }
   let octets = 0;
   let out = "";
   for (const ch of cleaned) {
-    octets += encoder.encode(ch).length;
+    octets += utf8Octets(ch.codePointAt(0) ?? 0);
     if (octets > MAX_VALUE_OCTETS) break;
     out += ch;
   }
   return out === "" ? "unknown" : out;
+}
+
+/** Octets of one code point in UTF-8 (a lone surrogate becomes U+FFFD: 3, as TextEncoder does). */
+function utf8Octets(cp: number): number {
+  return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
 }
