@@ -14,12 +14,12 @@ export interface Clock {
 }
 
 /**
- * Opens a fresh, empty store of one backend with `clock`; `reopen()` closes it and opens the
- * same data again (a restart), returning the new store; all is closed and removed after `fn`.
+ * Opens a fresh, empty store of one backend whose clock starts at T0; `reopen()` closes it and
+ * opens the same data again (a restart), returning the new store; all is closed and removed
+ * after `fn`.
  */
 export type OutboundOpener = (
-  clock: Clock,
-  fn: (store: QueueStore, reopen: () => Promise<QueueStore>) => Promise<void>,
+  fn: (store: QueueStore, clock: Clock, reopen: () => Promise<QueueStore>) => Promise<void>,
 ) => Promise<void>;
 
 const W = { owner: "worker-1", leaseSeconds: 60 };
@@ -64,8 +64,7 @@ export async function outboundContract(t: Deno.TestContext, open: OutboundOpener
   await t.step(
     "ATRN sees only route atrn; usage counts atrn only; outbound sees only mx",
     async () => {
-      const clock = { ms: T0 };
-      await open(clock, async (store) => {
+      await open(async (store, clock) => {
         await putRouted(store, clock, [["a@example.com", "atrn"], ["b@example.com", "mx"]]);
         await putRouted(store, clock, [["c@example.com", "mx"]]);
         const size = new TextEncoder().encode(
@@ -99,8 +98,7 @@ export async function outboundContract(t: Deno.TestContext, open: OutboundOpener
   );
 
   await t.step("an mx lease and an ATRN claim of one domain both succeed", async () => {
-    const clock = { ms: T0 };
-    await open(clock, async (store) => {
+    await open(async (store, clock) => {
       await putRouted(store, clock, [["a@example.com", "atrn"], ["b@example.com", "mx"]]);
       const out = await mustClaim(store, clock);
       const atrn = await store.claim(["example.com"], { owner: "atrn-1", leaseSeconds: 60 });
@@ -124,8 +122,7 @@ export async function outboundContract(t: Deno.TestContext, open: OutboundOpener
   await t.step(
     "new mx recipients are due at once; deferred with retryAt waits until then",
     async () => {
-      const clock = { ms: T0 };
-      await open(clock, async (store) => {
+      await open(async (store, clock) => {
         assert.equal(await store.nextOutboundAt(), undefined);
         assert.equal(await store.claimOutbound({ ...W, now: clock.ms }), undefined);
         const id = await putRouted(store, clock, [["a@far.test", "mx"]]);
@@ -167,8 +164,7 @@ export async function outboundContract(t: Deno.TestContext, open: OutboundOpener
   await t.step(
     "outbound claims take the oldest due destination, one domain per lease",
     async () => {
-      const clock = { ms: T0 };
-      await open(clock, async (store) => {
+      await open(async (store, clock) => {
         await putRouted(store, clock, [["a@one.test", "mx"], ["b@two.test", "mx"]]);
         await putRouted(store, clock, [["c@two.test", "mx"]]);
         const first = await mustClaim(store, clock);
@@ -205,8 +201,7 @@ export async function outboundContract(t: Deno.TestContext, open: OutboundOpener
   await t.step(
     "a dead owner's outbound lease expires and its recipients are claimable again",
     async () => {
-      const clock = { ms: T0 };
-      await open(clock, async (store, reopen) => {
+      await open(async (store, clock, reopen) => {
         await putRouted(store, clock, [["a@far.test", "mx"]]);
         await mustClaim(store, clock, "dead-worker"); // never renewed nor released: killed
         clock.ms += 59_999;

@@ -114,8 +114,7 @@ export async function outboundMaintenanceContract(
   await t.step(
     "an mx recipient refused for good expires at outbound.max_age, no second report, then is removed",
     async () => {
-      const clock = { ms: T0 };
-      await open(clock, async (store) => {
+      await open(async (store, clock) => {
         const id = await putRouted(store, clock, [["a@far.test", "mx"]]);
         const lease = await store.claimOutbound({ owner: "w", leaseSeconds: 60, now: clock.ms });
         assert.ok(lease);
@@ -139,8 +138,7 @@ export async function outboundMaintenanceContract(
   );
 
   await t.step("an mx recipient expires after outbound.max_age with one failure DSN", async () => {
-    const clock = { ms: T0 };
-    await open(clock, async (store) => {
+    await open(async (store, clock) => {
       const id = await putRouted(store, clock, [["a@far.test", "mx"], ["b@local.test", "atrn"]], {
         notify: "FAILURE",
       });
@@ -171,8 +169,7 @@ export async function outboundMaintenanceContract(
   await t.step(
     "one delay DSN per message after delay_notice, never twice, across a restart",
     async () => {
-      const clock = { ms: T0 };
-      await open(clock, async (store, reopen) => {
+      await open(async (store, clock, reopen) => {
         const mx = await putRouted(store, clock, [["a@far.test", "mx"], ["b@far.test", "mx"]]);
         await putRouted(store, clock, [["c@local.test", "atrn"]]); // ATRN mail: no delay notice
         const lease = await store.claimOutbound({ owner: "w", leaseSeconds: 60, now: clock.ms });
@@ -215,8 +212,7 @@ export async function outboundMaintenanceContract(
   await t.step(
     "NOTIFY: DELAY or absent gets a delay notice; NEVER, FAILURE or <> none",
     async () => {
-      const clock = { ms: T0 };
-      await open(clock, async (store) => {
+      await open(async (store, clock) => {
         await putRouted(store, clock, [["a@far.test", "mx"]], { notify: "DELAY" });
         await putRouted(store, clock, [["b@far.test", "mx"]], { notify: "NEVER" });
         await putRouted(store, clock, [["c@far.test", "mx"]], { notify: "SUCCESS,FAILURE" });
@@ -243,8 +239,7 @@ export async function outboundMaintenanceContract(
   await t.step(
     "foreign senders get reports on route mx within the budget, then dropped",
     async () => {
-      const clock = { ms: T0 };
-      await open(clock, async (store) => {
+      await open(async (store, clock) => {
         // Expired INBOUND mail (route atrn, max_age 30 d) from a foreign sender.
         await putRouted(store, clock, [["u@local.test", "atrn"]], { from: "x@foreign.test" });
         await putRouted(store, clock, [["v@local.test", "atrn"]], { from: "y@foreign.test" });

@@ -30,10 +30,9 @@ interface Clock {
   ms: number;
 }
 
-/** Opens a fresh, empty store of one backend with `clock`; closes and removes it after `fn`. */
+/** Opens a fresh, empty store of one backend whose clock starts at T0; closes and removes it after `fn`. */
 type Opener = (
-  clock: Clock,
-  fn: (store: QueueStore, commits: () => number) => Promise<void>,
+  fn: (store: QueueStore, clock: Clock, commits: () => number) => Promise<void>,
 ) => Promise<void>;
 
 /** Queues a message to `addresses`, received one second after the previous one. */
@@ -55,7 +54,7 @@ function leaseOf(result: Awaited<ReturnType<QueueStore["claim"]>>): Lease {
 /** Every case of the contract, as steps of one test. */
 async function contract(t: Deno.TestContext, open: Opener): Promise<void> {
   await t.step("a multi-chunk binary body comes back byte-exact, with its envelope", async () => {
-    await open({ ms: T0 }, async (store) => {
+    await open(async (store) => {
       const body = new Uint8Array(150 * 1024 + 3);
       for (let i = 0; i < body.length; i++) body[i] = (i * 7 + (i >> 9)) & 0xff;
       const writer = await store.begin({
@@ -89,7 +88,7 @@ async function contract(t: Deno.TestContext, open: Opener): Promise<void> {
   });
 
   await t.step("an aborted message leaves nothing visible", async () => {
-    await open({ ms: T0 }, async (store) => {
+    await open(async (store) => {
       const w = await store.begin({ mailFrom: "", params: {}, recipients: [rcpt("a@one.test")] });
       await w.write(new Uint8Array(100_000));
       await w.abort();
@@ -99,7 +98,7 @@ async function contract(t: Deno.TestContext, open: Opener): Promise<void> {
   });
 
   await t.step("concurrent commits share group commits and each is durable", async () => {
-    await open({ ms: T0 }, async (store, commits) => {
+    await open(async (store, _clock, commits) => {
       const writers = await Promise.all(
         Array.from(
           { length: 20 },
@@ -116,8 +115,7 @@ async function contract(t: Deno.TestContext, open: Opener): Promise<void> {
   await t.step(
     "claim: empty, all-or-nothing busy, taken over after expiry (N vs N+1 ms)",
     async () => {
-      const clock = { ms: T0 };
-      await open(clock, async (store) => {
+      await open(async (store, clock) => {
         await put(store, clock, ["a@one.test"]);
         await put(store, clock, ["b@two.test"]);
         assert.deepEqual(await store.claim(["none.test"], A), { kind: "empty" });
@@ -144,8 +142,7 @@ async function contract(t: Deno.TestContext, open: Opener): Promise<void> {
   await t.step(
     "a lease lists only queued recipients of its domains, oldest first, paged",
     async () => {
-      const clock = { ms: T0 };
-      await open(clock, async (store) => {
+      await open(async (store, clock) => {
         const want: string[] = [];
         for (let i = 0; i < 230; i++) {
           const id = await put(store, clock, [`u${i}@one.test`, `x${i}@other.test`]);
@@ -170,8 +167,7 @@ async function contract(t: Deno.TestContext, open: Opener): Promise<void> {
   await t.step(
     "settle: delivered leaves, deferred stays queued, failed is not offered again",
     async () => {
-      const clock = { ms: T0 };
-      await open(clock, async (store) => {
+      await open(async (store, clock) => {
         const id = await put(store, clock, ["a@one.test", "b@one.test", "c@one.test"]);
         const lease = leaseOf(await store.claim(["one.test"], A));
         const [m] = await Array.fromAsync(lease.messages());
@@ -208,8 +204,7 @@ async function contract(t: Deno.TestContext, open: Opener): Promise<void> {
   );
 
   await t.step("list shows delivering while leased; --domain shows that domain only", async () => {
-    const clock = { ms: T0 };
-    await open(clock, async (store) => {
+    await open(async (store, clock) => {
       const m1 = await put(store, clock, ["a@one.test", "b@two.test"]);
       await put(store, clock, ["c@two.test"]);
       const lease = leaseOf(await store.claim(["two.test"], A));
@@ -229,8 +224,7 @@ async function contract(t: Deno.TestContext, open: Opener): Promise<void> {
   });
 
   await t.step("delete and deleteDomain count what existed", async () => {
-    const clock = { ms: T0 };
-    await open(clock, async (store) => {
+    await open(async (store, clock) => {
       const m1 = await put(store, clock, ["a@one.test", "b@two.test"]);
       const m2 = await put(store, clock, ["c@two.test"]);
       assert.equal(await store.deleteDomain("two.test"), 2);
@@ -241,8 +235,7 @@ async function contract(t: Deno.TestContext, open: Opener): Promise<void> {
   });
 
   await t.step("usage and domainStats count each message once per domain", async () => {
-    const clock = { ms: T0 };
-    await open(clock, async (store) => {
+    await open(async (store, clock) => {
       const size = new TextEncoder().encode("Subject: t\r\n\r\nbody\r\n").length;
       await put(store, clock, ["a@one.test", "b@one.test", "c@two.test"]);
       await put(store, clock, ["d@two.test"]);
@@ -270,8 +263,7 @@ async function contract(t: Deno.TestContext, open: Opener): Promise<void> {
   await t.step(
     "maintenance expires at max_age + 1 ms, queues a DSN to a local sender, removes after the grace",
     async () => {
-      const clock = { ms: T0 };
-      await open(clock, async (store) => {
+      await open(async (store, clock) => {
         const options = maintenanceOptions({
           maxAgeMs: () => DAY,
           isLocalDomain: (d) => d === "local.test",
@@ -299,8 +291,7 @@ async function contract(t: Deno.TestContext, open: Opener): Promise<void> {
   );
 
   await t.step("releaseAllLeases frees what a previous process left; ping answers", async () => {
-    const clock = { ms: T0 };
-    await open(clock, async (store) => {
+    await open(async (store, clock) => {
       await put(store, clock, ["a@one.test"]);
       leaseOf(await store.claim(["one.test"], A)); // never released: a crash
       assert.equal((await store.claim(["one.test"], B)).kind, "busy");
@@ -312,12 +303,13 @@ async function contract(t: Deno.TestContext, open: Opener): Promise<void> {
 }
 
 /** SQLite stores in a temp data_dir; a restart closes the store and opens the same file. */
-const sqliteOpener: OutboundOpener = async (clock, fn) => {
+const sqliteOpener: OutboundOpener = async (fn) => {
+  const clock = { ms: T0 };
   await withTempDataDir(async (dataDir) => {
     const openOne = () => new SqliteQueueStore(openDatabase(dataDir), { now: () => clock.ms });
     let store = openOne();
     try {
-      await fn(store, async () => {
+      await fn(store, clock, async () => {
         await store.close();
         store = openOne();
         return store;
@@ -329,7 +321,8 @@ const sqliteOpener: OutboundOpener = async (clock, fn) => {
 };
 
 Deno.test("QueueStore contract: SQLite", async (t) => {
-  await contract(t, async (clock, fn) => {
+  await contract(t, async (fn) => {
+    const clock = { ms: T0 };
     await withTempDataDir(async (dataDir) => {
       let commits = 0;
       const store = new SqliteQueueStore(openDatabase(dataDir), {
@@ -337,7 +330,7 @@ Deno.test("QueueStore contract: SQLite", async (t) => {
         onGroupCommit: () => commits++,
       });
       try {
-        await fn(store, () => commits);
+        await fn(store, clock, () => commits);
       } finally {
         await store.close();
       }
@@ -364,22 +357,24 @@ export async function openPgStore(
 }
 
 await postgresTest("QueueStore contract: PostgreSQL", async (pg, t) => {
-  await contract(t, async (clock, fn) => {
+  await contract(t, async (fn) => {
+    const clock = { ms: T0 };
     let commits = 0;
     const store = await openPgStore(pg, clock, { onGroupCommit: () => commits++ });
     try {
-      await fn(store, () => commits);
+      await fn(store, clock, () => commits);
     } finally {
       await store.close();
     }
   });
   // A restart: the same database, a new store of the same node.
-  const pgOpener: OutboundOpener = async (clock, fn) => {
+  const pgOpener: OutboundOpener = async (fn) => {
+    const clock = { ms: T0 };
     const url = await pg.createDatabase(`contract_${++databases}`);
     const openOne = () => PgQueueStore.open({ url }, { nodeId: "node-a", now: () => clock.ms });
     let store = await openOne();
     try {
-      await fn(store, async () => {
+      await fn(store, clock, async () => {
         await store.close();
         store = await openOne();
         return store;
