@@ -3,8 +3,8 @@
 // envelope go to the local server without waiting for its reply to ".", the replies upstream
 // stay in order, and each message's reply upstream is the local server's own for it (#13).
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { LocalSmtpSink } from "../../src/smtp/sinks/local_smtp.ts";
-import { type CaptureOptions, startCaptureServer } from "../_helpers/capture_smtp.ts";
+import type { CaptureOptions, CaptureServer } from "../_helpers/capture_smtp.ts";
+import { withCapturedSink } from "../_helpers/captured_sink.ts";
 import { startReady } from "./_session.ts";
 
 /** Long enough that a customer waiting for the reply to "." is seen doing so. */
@@ -20,27 +20,23 @@ const EVERY_ONE_TAKEN = [
   ["250", "221"],
 ];
 
-async function withCustomer(
+function withCustomer(
   opts: CaptureOptions,
   fn: (
     session: Awaited<ReturnType<typeof startReady>>,
-    capture: Awaited<ReturnType<typeof startCaptureServer>>,
+    capture: CaptureServer,
   ) => Promise<void>,
 ): Promise<void> {
-  const capture = await startCaptureServer({ holdDotReplyMs: HOLD_MS, ...opts });
-  const sink = new LocalSmtpSink({
-    target: { kind: "smtp", host: capture.host, port: capture.port },
-    hostname: "pi.home",
-    timeouts: { commandMs: 5_000, dataFinalMs: 5_000 },
-  });
-  const session = await startReady({ otherSink: sink });
-  try {
-    await fn(session, capture);
-  } finally {
-    await session.end();
-    await sink.close();
-    await capture.close();
-  }
+  const captureOpts = { holdDotReplyMs: HOLD_MS, ...opts };
+  const timeouts = { commandMs: 5_000, dataFinalMs: 5_000 };
+  return withCapturedSink(captureOpts, async (sink, capture) => {
+    const session = await startReady({ otherSink: sink });
+    try {
+      await fn(session, capture);
+    } finally {
+      await session.end();
+    }
+  }, { timeouts });
 }
 
 /** Three messages, each "." sent with the next envelope; the replies of each group. */
