@@ -9,6 +9,7 @@
 import { normalizeDomain } from "../auth/domain.ts";
 import type { Logger } from "../observe/log.ts";
 import type { MailFrom, MessageSink, RcptTo, SessionInfo, SinkTransaction } from "../smtp/sink.ts";
+import { ForwardingTransaction } from "../smtp/sinks/forwarding.ts";
 import { REPLIES } from "../wire/replies.ts";
 import { reply } from "../wire/reply.ts";
 import type { Reply } from "../wire/reply.ts";
@@ -80,38 +81,21 @@ export function isOwnedSender(address: string, domains: readonly string[]): bool
   return domain !== undefined && domains.includes(domain);
 }
 
-class SubmissionTransaction implements SinkTransaction {
-  readonly #inner: SinkTransaction;
+class SubmissionTransaction extends ForwardingTransaction {
   readonly #user: string;
   readonly #opts: SubmissionSinkOptions;
 
   constructor(inner: SinkTransaction, user: string, opts: SubmissionSinkOptions) {
-    this.#inner = inner;
+    super(inner);
     this.#user = user;
     this.#opts = opts;
   }
 
-  get id(): string {
-    return this.#inner.id;
-  }
-
-  addRecipient(rcpt: RcptTo): Promise<Reply> {
+  override addRecipient(rcpt: RcptTo): Promise<Reply> {
     if (!this.#opts.rate.takeRecipient(this.#user)) {
       this.#opts.log.warn("submission_rate_limited", { user: this.#user, what: "recipients" });
       return Promise.resolve(RECIPIENT_RATE_REPLY);
     }
-    return this.#inner.addRecipient(rcpt);
-  }
-
-  write(chunk: Uint8Array): Promise<void> {
-    return this.#inner.write(chunk);
-  }
-
-  finish(): Promise<Reply> {
-    return this.#inner.finish();
-  }
-
-  abort(): Promise<void> {
-    return this.#inner.abort();
+    return super.addRecipient(rcpt);
   }
 }

@@ -15,6 +15,7 @@ import { reply } from "../../wire/reply.ts";
 import type { Reply } from "../../wire/reply.ts";
 import type { Logger } from "../../observe/log.ts";
 import { NULL_LOGGER } from "../../observe/log.ts";
+import { ForwardingTransaction } from "./forwarding.ts";
 
 /** The refusal for a recipient outside the ATRN domains. */
 export const FOREIGN_RECIPIENT_REPLY: Reply = reply(550, "5.7.1", "Relaying denied");
@@ -59,43 +60,18 @@ function hasRoutingLocalPart(address: string): boolean {
   return /[%!@]/.test(at < 0 ? address : address.slice(0, at));
 }
 
-class AllowedDomainsTransaction implements SinkTransaction {
-  readonly #inner: SinkTransaction;
+class AllowedDomainsTransaction extends ForwardingTransaction {
   readonly #policy: AllowedDomainsSink;
-  /** Passed on when the inner sink has it (PRDR). */
-  readonly finishEach?: () => Promise<readonly Reply[]>;
-  /** Passed on when the inner sink has it. */
-  readonly finishLater?: () => Promise<{ readonly reply: Promise<Reply> }>;
 
   constructor(inner: SinkTransaction, policy: AllowedDomainsSink) {
-    this.#inner = inner;
+    super(inner);
     this.#policy = policy;
-    const each = inner.finishEach?.bind(inner);
-    if (each !== undefined) this.finishEach = each;
-    const later = inner.finishLater?.bind(inner);
-    if (later !== undefined) this.finishLater = later;
   }
 
-  get id(): string {
-    return this.#inner.id;
-  }
-
-  addRecipient(rcpt: RcptTo, ahead?: RcptAhead): Promise<Reply> {
+  override addRecipient(rcpt: RcptTo, ahead?: RcptAhead): Promise<Reply> {
     if (!this.#policy.isAllowed(rcpt.domain) || hasRoutingLocalPart(rcpt.address)) {
-      return Promise.resolve(this.#policy.refuse(rcpt, this.#inner.id));
+      return Promise.resolve(this.#policy.refuse(rcpt, this.id));
     }
-    return this.#inner.addRecipient(rcpt, ahead);
-  }
-
-  write(chunk: Uint8Array): Promise<void> {
-    return this.#inner.write(chunk);
-  }
-
-  finish(): Promise<Reply> {
-    return this.#inner.finish();
-  }
-
-  abort(): Promise<void> {
-    return this.#inner.abort();
+    return super.addRecipient(rcpt, ahead);
   }
 }
