@@ -6,7 +6,7 @@
  */
 import type { DatabaseSync } from "node:sqlite";
 import { X509Certificate } from "node:crypto";
-import { applyMigrations } from "../queue/db.ts";
+import { applyMigrations, inImmediateTransaction } from "../queue/db.ts";
 import { errorText } from "../errors.ts";
 
 /** A refusal written for people (CLI), like the store's UserError. */
@@ -73,7 +73,7 @@ export class CertificatePins {
   pin(user: string, fingerprint: string): void {
     const fp = normalizeFingerprint(fingerprint);
     if (fp === undefined) throw new PinError(`"${fingerprint}" is not a SHA-256 fingerprint`);
-    this.#transaction(() => {
+    inImmediateTransaction(this.#db, () => {
       const exists = this.#db.prepare("SELECT 1 AS one FROM users WHERE name = ?").get(user);
       if (exists === undefined) throw new PinError(`User "${user}" does not exist`);
       const holder = this.userOf(fp);
@@ -93,17 +93,6 @@ export class CertificatePins {
       .run(fp, user);
     if (Number(done.changes) === 0) {
       throw new PinError(`Certificate ${fp} is not pinned for user "${user}"`);
-    }
-  }
-
-  #transaction(body: () => void): void {
-    this.#db.exec("BEGIN IMMEDIATE");
-    try {
-      body();
-      this.#db.exec("COMMIT");
-    } catch (err) {
-      this.#db.exec("ROLLBACK");
-      throw err;
     }
   }
 }

@@ -4,7 +4,7 @@
  * Every read goes to the database, so a running `serve` sees `user …` changes at once.
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { applyMigrations, openDatabase } from "../queue/db.ts";
+import { applyMigrations, inImmediateTransaction, openDatabase } from "../queue/db.ts";
 import { cramContextFromPassword, formatCramVerifier, parseCramVerifier } from "./cram_md5.ts";
 import type { CramContext } from "./cram_md5.ts";
 import { normalizeDomain } from "./domain.ts";
@@ -124,7 +124,7 @@ export class CredentialStore {
     checkUserName(name);
     const normalized = normalizeDomains(domains);
     const columns = await this.#verifierColumns(password);
-    this.#transaction(() => {
+    inImmediateTransaction(this.#db, () => {
       if (this.#exists(name)) throw new UserError(`User "${name}" already exists`);
       for (const d of normalized) this.#checkFree(d, name);
       this.#prepare(
@@ -140,7 +140,7 @@ export class CredentialStore {
   async setPassword(name: string, password: string): Promise<void> {
     checkUserName(name);
     const columns = await this.#verifierColumns(password);
-    this.#transaction(() => {
+    inImmediateTransaction(this.#db, () => {
       this.#requireUser(name);
       this.#prepare(
         "UPDATE users SET scram_sha256 = ?, cram_md5 = ?, password_hash = ? WHERE name = ?",
@@ -150,7 +150,7 @@ export class CredentialStore {
 
   /** Deletes `name` and its domains. */
   removeUser(name: string): void {
-    this.#transaction(() => {
+    inImmediateTransaction(this.#db, () => {
       this.#requireUser(name);
       // Explicit as well as ON DELETE CASCADE: correct even if foreign_keys were off.
       this.#prepare('DELETE FROM user_domains WHERE "user" = ?').run(name);
@@ -201,7 +201,7 @@ export class CredentialStore {
   /** Gives `domains` to `name`; a domain it already owns is left as is. */
   addDomains(name: string, domains: readonly string[]): void {
     const normalized = normalizeDomains(domains);
-    this.#transaction(() => {
+    inImmediateTransaction(this.#db, () => {
       this.#requireUser(name);
       const insert = this.#prepare(
         'INSERT INTO user_domains (domain, "user") VALUES (?, ?) ON CONFLICT(domain) DO NOTHING',
@@ -216,7 +216,7 @@ export class CredentialStore {
   /** Takes `domains` from `name`; each must currently belong to it. */
   removeDomains(name: string, domains: readonly string[]): void {
     const normalized = normalizeDomains(domains);
-    this.#transaction(() => {
+    inImmediateTransaction(this.#db, () => {
       this.#requireUser(name);
       for (const d of normalized) {
         const owner = this.#ownerOfNormalized(d);
@@ -283,19 +283,6 @@ export class CredentialStore {
     const owner = this.#ownerOfNormalized(domain);
     if (owner !== undefined && owner !== name) {
       throw new UserError(`Domain "${domain}" already belongs to user "${owner}"`);
-    }
-  }
-
-  #transaction(body: () => void): void {
-    // IMMEDIATE: take the write lock before the checks, so check and insert are one step even
-    // with `serve` or another `user` command on the same file.
-    this.#db.exec("BEGIN IMMEDIATE");
-    try {
-      body();
-      this.#db.exec("COMMIT");
-    } catch (err) {
-      this.#db.exec("ROLLBACK");
-      throw err;
     }
   }
 }
