@@ -2,11 +2,17 @@
  * Parses `queue SUBCOMMAND …` arguments into one typed command (README.md "Commands").
  * Pure: no database, no output. Every refusal names the flag or argument (exit 2).
  */
-import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { normalizeDomain } from "../auth/domain.ts";
 import { parseDurationMs } from "../config/_units.ts";
 import type { RecipientStatus } from "../queue/types.ts";
-import { errorText } from "../errors.ts";
+import {
+  type Parsed,
+  parseFlags,
+  parseJsonOnly,
+  parseSubcommand,
+  type SubcommandParser,
+  unexpected,
+} from "./_args.ts";
 
 /** Statuses `queue list --status` accepts (README.md "The queue"). */
 export const LIST_STATUSES: readonly RecipientStatus[] = [
@@ -51,45 +57,22 @@ export type QueueCommand =
   }
   | { readonly kind: "summary"; readonly isJson: boolean };
 
-export type ParsedQueueCommand =
-  | { ok: true; command: QueueCommand }
-  | { ok: false; message: string };
+export type ParsedQueueCommand = Parsed<QueueCommand>;
 
 /** Parses the arguments after `queue`. */
 export function parseQueueCommand(argv: readonly string[]): ParsedQueueCommand {
-  const [sub, ...args] = argv;
-  if (!isSubcommand(sub)) {
-    const what = sub === undefined ? "Missing subcommand" : `Unknown subcommand "${sub}"`;
-    return { ok: false, message: `${what}: expected ${QUEUE_SUBCOMMANDS.join(", ")}` };
-  }
-  try {
-    switch (sub) {
-      case "list":
-        return parseList(args);
-      case "show":
-        return parseShow(args);
-      case "delete":
-        return parseDelete(args);
-      case "requeue":
-        return parseRequeue(args);
-      case "summary": {
-        const { values, positionals } = parse(args, { json: { type: "boolean" } });
-        if (positionals.length > 0) return unexpected(positionals[0]);
-        return { ok: true, command: { kind: "summary", isJson: values.json === true } };
-      }
-      default: {
-        const never: never = sub;
-        return never;
-      }
-    }
-  } catch (err) {
-    // parseArgs names the offending flag ("Unknown option '--foo'").
-    return { ok: false, message: errorText(err) };
-  }
+  const parsers: Record<QueueSubcommand, SubcommandParser<QueueCommand>> = {
+    list: parseList,
+    show: parseShow,
+    delete: parseDelete,
+    requeue: parseRequeue,
+    summary: (args) => parseJsonOnly("summary", args),
+  };
+  return parseSubcommand(argv, parsers, QUEUE_SUBCOMMANDS.join(", "));
 }
 
 function parseList(args: readonly string[]): ParsedQueueCommand {
-  const { values, positionals } = parse(args, {
+  const { values, positionals } = parseFlags(args, {
     domain: { type: "string" },
     json: { type: "boolean" },
     status: { type: "string", multiple: true },
@@ -97,7 +80,6 @@ function parseList(args: readonly string[]): ParsedQueueCommand {
   });
   if (positionals.length > 0) return unexpected(positionals[0]);
   const domain = domainValue(values.domain);
-  if (domain === "") return { ok: false, message: "--domain needs a domain name" };
   let statuses: RecipientStatus[] | undefined;
   const rawStatuses = values.status;
   if (Array.isArray(rawStatuses)) {
@@ -136,7 +118,7 @@ function parseList(args: readonly string[]): ParsedQueueCommand {
 }
 
 function parseShow(args: readonly string[]): ParsedQueueCommand {
-  const { values, positionals } = parse(args, {
+  const { values, positionals } = parseFlags(args, {
     json: { type: "boolean" },
     body: { type: "boolean" },
   });
@@ -151,12 +133,11 @@ function parseShow(args: readonly string[]): ParsedQueueCommand {
 }
 
 function parseDelete(args: readonly string[]): ParsedQueueCommand {
-  const { values, positionals } = parse(args, {
+  const { values, positionals } = parseFlags(args, {
     domain: { type: "string" },
     yes: { type: "boolean" },
   });
   const domain = domainValue(values.domain);
-  if (domain === "") return { ok: false, message: "--domain needs a domain name" };
   if (domain !== undefined && positionals.length > 0) {
     return { ok: false, message: "--domain cannot be combined with message IDs" };
   }
@@ -170,12 +151,11 @@ function parseDelete(args: readonly string[]): ParsedQueueCommand {
 }
 
 function parseRequeue(args: readonly string[]): ParsedQueueCommand {
-  const { values, positionals } = parse(args, {
+  const { values, positionals } = parseFlags(args, {
     domain: { type: "string" },
     failed: { type: "boolean" },
   });
   const domain = domainValue(values.domain);
-  if (domain === "") return { ok: false, message: "--domain needs a domain name" };
   const forms = (positionals.length > 0 ? 1 : 0) + (domain === undefined ? 0 : 1) +
     (values.failed === true ? 1 : 0);
   if (forms === 0) {
@@ -195,20 +175,13 @@ function parseRequeue(args: readonly string[]): ParsedQueueCommand {
   return { ok: true, command: { kind: "requeue", target } };
 }
 
-function parse<O extends ParseArgsOptionsConfig>(args: readonly string[], options: O) {
-  return parseArgs({ args: [...args], options, strict: true, allowPositionals: true });
-}
-
-/** The stored form (lower-case A-label); a name that is no host name is matched as typed. */
+/**
+ * `--domain` in the stored form (lower-case A-label); a name that is no host name is matched as
+ * typed. Throws on an empty one (a refusal, by `parseSubcommand`).
+ */
 function domainValue(value: unknown): string | undefined {
   if (typeof value !== "string") return undefined;
-  return normalizeDomain(value) ?? value.trim().toLowerCase();
-}
-
-function unexpected(arg: string | undefined): ParsedQueueCommand {
-  return { ok: false, message: `Unexpected argument "${arg ?? ""}"` };
-}
-
-function isSubcommand(sub: string | undefined): sub is QueueSubcommand {
-  return (QUEUE_SUBCOMMANDS as readonly (string | undefined)[]).includes(sub);
+  const domain = normalizeDomain(value) ?? value.trim().toLowerCase();
+  if (domain === "") throw new Error("--domain needs a domain name");
+  return domain;
 }

@@ -15,6 +15,7 @@ import { editAuthSnapshot, loadTables, readTablesLike } from "../queue/pg/auth_m
 import { PgQueueStore } from "../queue/pg/store.ts";
 import { SqliteQueueStore } from "../queue/sqlite_store.ts";
 import type { CliIo } from "./io.ts";
+import { usageError } from "./_args.ts";
 import { errorText } from "../errors.ts";
 
 const USAGE = "Usage: queue migrate [--from DATA_DIR]";
@@ -32,8 +33,7 @@ export async function migrateCommand(argv: readonly string[], io: CliIo): Promis
     if (positionals.length > 0) throw new Error(`Unexpected argument "${positionals[0]}"`);
     from = values.from ?? io.dataDir;
   } catch (err) {
-    io.stderr(`error: ${errorText(err)}\n${USAGE}\n`);
-    return 2;
+    return usageError(io, errorText(err), USAGE);
   }
   const pg = io.storage?.backend === "postgres" ? io.storage.postgres : undefined;
   if (pg === undefined) {

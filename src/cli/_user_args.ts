@@ -2,11 +2,9 @@
  * Parses `user SUBCOMMAND …` arguments into one typed command (README.md "Commands").
  * Pure: no database, no prompt. Every refusal names the flag or argument (exit 2).
  */
-import { parseArgs } from "node:util";
-import { parseListArgs } from "./_list_args.ts";
+import { type Parsed, parseFlags, parseJsonOnly, parseSubcommand, type Refusal } from "./_args.ts";
 import { normalizeDomain } from "../auth/domain.ts";
 import { isValidUserName } from "../auth/store.ts";
-import { errorText } from "../errors.ts";
 
 export const USER_USAGE = "Usage: user add NAME --domain D [--domain D...] [--password-stdin] | " +
   "user passwd NAME [--password-stdin] | user domains NAME [--add D...] [--remove D...] | " +
@@ -34,146 +32,84 @@ export type UserCommand =
   | { readonly kind: "test"; readonly name: string; readonly isPasswordStdin: boolean }
   | { readonly kind: "remove"; readonly name: string };
 
-export type ParsedUserCommand = { ok: true; command: UserCommand } | { ok: false; message: string };
+export type ParsedUserCommand = Parsed<UserCommand>;
 
 /** Parses the arguments after `user`. */
 export function parseUserCommand(argv: readonly string[]): ParsedUserCommand {
-  const [sub, ...args] = argv;
-  try {
-    switch (sub) {
-      case "add": {
-        const { values, positionals } = parseArgs({
-          args,
-          options: {
-            domain: { type: "string", multiple: true },
-            "password-stdin": { type: "boolean" },
-          },
-          strict: true,
-          allowPositionals: true,
-        });
-        const name = oneName("add", positionals);
-        if (!name.ok) return name;
-        const domains = values.domain ?? [];
-        if (domains.length === 0) {
-          return { ok: false, message: "Missing --domain: user add needs at least one domain" };
-        }
-        const bad = checkDomains("--domain", domains);
-        if (bad !== undefined) return bad;
-        return {
-          ok: true,
-          command: {
-            kind: "add",
-            name: name.value,
-            domains,
-            isPasswordStdin: values["password-stdin"] ?? false,
-          },
-        };
-      }
-      case "passwd": {
-        const { values, positionals } = parseArgs({
-          args,
-          options: { "password-stdin": { type: "boolean" } },
-          strict: true,
-          allowPositionals: true,
-        });
-        const name = oneName("passwd", positionals);
-        if (!name.ok) return name;
-        return {
-          ok: true,
-          command: {
-            kind: "passwd",
-            name: name.value,
-            isPasswordStdin: values["password-stdin"] ?? false,
-          },
-        };
-      }
-      case "domains": {
-        const { values, positionals } = parseArgs({
-          args,
-          options: {
-            add: { type: "string", multiple: true },
-            remove: { type: "string", multiple: true },
-          },
-          strict: true,
-          allowPositionals: true,
-        });
-        const name = oneName("domains", positionals);
-        if (!name.ok) return name;
-        const add = values.add ?? [];
-        const remove = values.remove ?? [];
-        const bad = checkDomains("--add", add) ?? checkDomains("--remove", remove);
-        if (bad !== undefined) return bad;
-        return { ok: true, command: { kind: "domains", name: name.value, add, remove } };
-      }
-      case "list": {
-        const parsed = parseListArgs(args);
-        if (!parsed.ok) return parsed;
-        return { ok: true, command: { kind: "list", isJson: parsed.isJson } };
-      }
-      case "remove": {
-        const { positionals } = parseArgs({
-          args,
-          options: {},
-          strict: true,
-          allowPositionals: true,
-        });
-        const name = oneName("remove", positionals);
-        if (!name.ok) return name;
-        return { ok: true, command: { kind: "remove", name: name.value } };
-      }
-      case "show": {
-        const { values, positionals } = parseArgs({
-          args,
-          options: { json: { type: "boolean" } },
-          strict: true,
-          allowPositionals: true,
-        });
-        const name = oneName("show", positionals);
-        if (!name.ok) return name;
-        return {
-          ok: true,
-          command: { kind: "show", name: name.value, isJson: values.json ?? false },
-        };
-      }
-      case "test": {
-        const { values, positionals } = parseArgs({
-          args,
-          options: { "password-stdin": { type: "boolean" } },
-          strict: true,
-          allowPositionals: true,
-        });
-        const name = oneName("test", positionals);
-        if (!name.ok) return name;
-        return {
-          ok: true,
-          command: {
-            kind: "test",
-            name: name.value,
-            isPasswordStdin: values["password-stdin"] ?? false,
-          },
-        };
-      }
-      case undefined:
-        return {
-          ok: false,
-          message: `Missing subcommand: expected ${SUBCOMMANDS}`,
-        };
-      default:
-        return {
-          ok: false,
-          message: `Unknown subcommand "${sub}": expected ${SUBCOMMANDS}`,
-        };
-    }
-  } catch (err) {
-    // parseArgs names the offending flag ("Unknown option '--foo'").
-    return { ok: false, message: errorText(err) };
+  return parseSubcommand<UserCommand>(argv, {
+    add: parseAdd,
+    passwd: (args) => parseNameAndPassword("passwd", args),
+    domains: parseDomains,
+    list: (args) => parseJsonOnly("list", args),
+    show: parseShow,
+    test: (args) => parseNameAndPassword("test", args),
+    remove: (args) => {
+      const name = oneName("remove", parseFlags(args, {}).positionals);
+      return name.ok ? { ok: true, command: { kind: "remove", name: name.value } } : name;
+    },
+  }, SUBCOMMANDS);
+}
+
+function parseAdd(args: readonly string[]): ParsedUserCommand {
+  const { values, positionals } = parseFlags(args, {
+    domain: { type: "string", multiple: true },
+    "password-stdin": { type: "boolean" },
+  });
+  const name = oneName("add", positionals);
+  if (!name.ok) return name;
+  const domains = values.domain ?? [];
+  if (domains.length === 0) {
+    return { ok: false, message: "Missing --domain: user add needs at least one domain" };
   }
+  const bad = checkDomains("--domain", domains);
+  if (bad !== undefined) return bad;
+  return {
+    ok: true,
+    command: {
+      kind: "add",
+      name: name.value,
+      domains,
+      isPasswordStdin: values["password-stdin"] ?? false,
+    },
+  };
+}
+
+/** `user passwd NAME` and `user test NAME`: a name and where the password comes from. */
+function parseNameAndPassword(kind: "passwd" | "test", args: readonly string[]): ParsedUserCommand {
+  const { values, positionals } = parseFlags(args, { "password-stdin": { type: "boolean" } });
+  const name = oneName(kind, positionals);
+  if (!name.ok) return name;
+  return {
+    ok: true,
+    command: { kind, name: name.value, isPasswordStdin: values["password-stdin"] ?? false },
+  };
+}
+
+function parseDomains(args: readonly string[]): ParsedUserCommand {
+  const { values, positionals } = parseFlags(args, {
+    add: { type: "string", multiple: true },
+    remove: { type: "string", multiple: true },
+  });
+  const name = oneName("domains", positionals);
+  if (!name.ok) return name;
+  const add = values.add ?? [];
+  const remove = values.remove ?? [];
+  const bad = checkDomains("--add", add) ?? checkDomains("--remove", remove);
+  if (bad !== undefined) return bad;
+  return { ok: true, command: { kind: "domains", name: name.value, add, remove } };
+}
+
+function parseShow(args: readonly string[]): ParsedUserCommand {
+  const { values, positionals } = parseFlags(args, { json: { type: "boolean" } });
+  const name = oneName("show", positionals);
+  if (!name.ok) return name;
+  return { ok: true, command: { kind: "show", name: name.value, isJson: values.json ?? false } };
 }
 
 function oneName(
   sub: string,
   positionals: readonly string[],
-): { ok: true; value: string } | { ok: false; message: string } {
+): { ok: true; value: string } | Refusal {
   const [name, extra] = positionals;
   if (name === undefined) {
     return { ok: false, message: `Missing NAME: user ${sub} needs a user name` };
@@ -188,7 +124,7 @@ function oneName(
   return { ok: true, value: name };
 }
 
-function checkDomains(flag: string, domains: readonly string[]): ParsedUserCommand | undefined {
+function checkDomains(flag: string, domains: readonly string[]): Refusal | undefined {
   for (const d of domains) {
     if (normalizeDomain(d) === undefined) {
       return {

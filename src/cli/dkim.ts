@@ -4,8 +4,16 @@
  * `keygen` prints the TXT record to publish. Private keys are never printed. Exit codes: 0 ok,
  * 1 runtime failure (key exists, no such key, unreadable data dir), 2 usage.
  */
-import { parseArgs } from "node:util";
-import { parseListArgs } from "./_list_args.ts";
+import {
+  EXIT_FAILURE,
+  EXIT_OK,
+  type Parsed,
+  parseFlags,
+  parseJsonOnly,
+  parseSubcommand,
+  type Refusal,
+  usageError,
+} from "./_args.ts";
 import { normalizeDomain } from "../auth/domain.ts";
 import { openToolDkimKeys } from "./_backend.ts";
 import {
@@ -20,10 +28,6 @@ import {
 import type { CliIo } from "./io.ts";
 import { errorText } from "../errors.ts";
 
-const EXIT_OK = 0;
-const EXIT_FAILURE = 1;
-const EXIT_USAGE = 2;
-
 const USAGE = "Usage: dkim keygen DOMAIN [--selector S] [--algorithm rsa|ed25519] | " +
   "dkim list [--json] | dkim remove DOMAIN SELECTOR";
 
@@ -37,8 +41,6 @@ type DkimCommand =
   | { readonly kind: "list"; readonly isJson: boolean }
   | { readonly kind: "remove"; readonly domain: string; readonly selector: string };
 
-type Parsed = { ok: true; command: DkimCommand } | { ok: false; message: string };
-
 /** Test hook: the clock that names default selectors. */
 export interface DkimCommandOptions {
   readonly now?: () => Date;
@@ -51,10 +53,7 @@ export async function dkimCommand(
   opts: DkimCommandOptions = {},
 ): Promise<number> {
   const parsed = parseCommand(argv);
-  if (!parsed.ok) {
-    io.stderr(`error: ${parsed.message}\n${USAGE}\n`);
-    return EXIT_USAGE;
-  }
+  if (!parsed.ok) return usageError(io, parsed.message, USAGE);
   try {
     const store = await openToolDkimKeys(io.dataDir, io.storage);
     try {
@@ -144,85 +143,57 @@ function toJson(e: KeyEntry) {
   };
 }
 
-function parseCommand(argv: readonly string[]): Parsed {
-  const [sub, ...args] = argv;
-  try {
-    switch (sub) {
-      case "keygen": {
-        const { values, positionals } = parseArgs({
-          args,
-          options: { selector: { type: "string" }, algorithm: { type: "string" } },
-          strict: true,
-          allowPositionals: true,
-        });
-        const domain = oneDomain(positionals, 1);
-        if (!domain.ok) return domain;
-        const algorithm = values.algorithm ?? "rsa";
-        if (algorithm !== "rsa" && algorithm !== "ed25519") {
-          return {
-            ok: false,
-            message: `Invalid value for --algorithm: "${algorithm}": expected rsa or ed25519`,
-          };
-        }
-        if (values.selector !== undefined && normalizeSelector(values.selector) === undefined) {
-          return {
-            ok: false,
-            message: `Invalid value for --selector: "${values.selector}" is not a DNS label`,
-          };
-        }
-        return {
-          ok: true,
-          command: {
-            kind: "keygen",
-            domain: domain.value,
-            selector: values.selector,
-            type: algorithm,
-          },
-        };
-      }
-      case "list": {
-        const parsed = parseListArgs(args);
-        if (!parsed.ok) return parsed;
-        return { ok: true, command: { kind: "list", isJson: parsed.isJson } };
-      }
-      case "remove": {
-        const { positionals } = parseArgs({
-          args,
-          options: {},
-          strict: true,
-          allowPositionals: true,
-        });
-        const domain = oneDomain(positionals, 2);
-        if (!domain.ok) return domain;
-        const selector = positionals[1];
-        if (selector === undefined) return { ok: false, message: "Missing SELECTOR" };
-        const normalized = normalizeSelector(selector);
-        if (normalized === undefined) {
-          return { ok: false, message: `Invalid selector "${selector}": not a DNS label` };
-        }
-        return {
-          ok: true,
-          command: { kind: "remove", domain: domain.value, selector: normalized },
-        };
-      }
-      case undefined:
-        return { ok: false, message: "Missing subcommand: expected keygen, list or remove" };
-      default:
-        return {
-          ok: false,
-          message: `Unknown subcommand "${sub}": expected keygen, list or remove`,
-        };
-    }
-  } catch (err) {
-    // parseArgs names the offending flag ("Unknown option '--foo'").
-    return { ok: false, message: errorText(err) };
+function parseCommand(argv: readonly string[]): Parsed<DkimCommand> {
+  return parseSubcommand<DkimCommand>(argv, {
+    keygen: parseKeygen,
+    list: (args) => parseJsonOnly("list", args),
+    remove: parseRemove,
+  }, "keygen, list or remove");
+}
+
+function parseKeygen(args: readonly string[]): Parsed<DkimCommand> {
+  const { values, positionals } = parseFlags(args, {
+    selector: { type: "string" },
+    algorithm: { type: "string" },
+  });
+  const domain = oneDomain(positionals, 1);
+  if (!domain.ok) return domain;
+  const algorithm = values.algorithm ?? "rsa";
+  if (algorithm !== "rsa" && algorithm !== "ed25519") {
+    return {
+      ok: false,
+      message: `Invalid value for --algorithm: "${algorithm}": expected rsa or ed25519`,
+    };
   }
+  if (values.selector !== undefined && normalizeSelector(values.selector) === undefined) {
+    return {
+      ok: false,
+      message: `Invalid value for --selector: "${values.selector}" is not a DNS label`,
+    };
+  }
+  return {
+    ok: true,
+    command: { kind: "keygen", domain: domain.value, selector: values.selector, type: algorithm },
+  };
+}
+
+function parseRemove(args: readonly string[]): Parsed<DkimCommand> {
+  const { positionals } = parseFlags(args, {});
+  const domain = oneDomain(positionals, 2);
+  if (!domain.ok) return domain;
+  const selector = positionals[1];
+  if (selector === undefined) return { ok: false, message: "Missing SELECTOR" };
+  const normalized = normalizeSelector(selector);
+  if (normalized === undefined) {
+    return { ok: false, message: `Invalid selector "${selector}": not a DNS label` };
+  }
+  return { ok: true, command: { kind: "remove", domain: domain.value, selector: normalized } };
 }
 
 function oneDomain(
   positionals: readonly string[],
   expected: number,
-): { ok: true; value: string } | { ok: false; message: string } {
+): { ok: true; value: string } | Refusal {
   const [raw] = positionals;
   if (raw === undefined) return { ok: false, message: "Missing DOMAIN" };
   const extra = positionals[expected];

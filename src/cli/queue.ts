@@ -9,6 +9,7 @@ import type { QueueAdmin } from "../queue/admin.ts";
 import type { QueuedMessage, QueueStore } from "../queue/types.ts";
 import { openToolAdmin, openToolQueue } from "./_backend.ts";
 import type { CliIo } from "./io.ts";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, usageError } from "./_args.ts";
 import { type ListFilter, parseQueueCommand, QUEUE_USAGE } from "./_queue_args.ts";
 import { messageJson, showMessage } from "./_queue_show.ts";
 import { renderSummary } from "./_queue_summary.ts";
@@ -16,10 +17,6 @@ import { formatTable, isoSeconds, plural, safe } from "./_text.ts";
 import { errorText } from "../errors.ts";
 
 export { MAX_SHOWN_HEADER_BYTES } from "./_queue_show.ts";
-
-const EXIT_OK = 0;
-const EXIT_FAILURE = 1;
-const EXIT_USAGE = 2;
 
 /** Test hooks. */
 export interface QueueCommandOptions {
@@ -38,10 +35,7 @@ export async function queueCommand(
     return await (await import("./_queue_migrate.ts")).migrateCommand(argv.slice(1), io);
   }
   const parsed = parseQueueCommand(argv);
-  if (!parsed.ok) {
-    io.stderr(`error: ${parsed.message}\n${QUEUE_USAGE}\n`);
-    return EXIT_USAGE;
-  }
+  if (!parsed.ok) return usageError(io, parsed.message, QUEUE_USAGE);
   const now = opts.now ?? Date.now;
   let store: QueueStore;
   let admin: QueueAdmin;

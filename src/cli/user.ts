@@ -10,6 +10,7 @@ import { CredentialStore, type CredentialStoreOptions, UserError } from "../auth
 import type { QueueAdmin } from "../queue/admin.ts";
 import { openToolAdmin, openToolCredentials, type ToolCredentials } from "./_backend.ts";
 import type { CliIo } from "./io.ts";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, usageError } from "./_args.ts";
 import { type PasswordPrompt, readPassword } from "./_password_prompt.ts";
 import { parseUserCommand, USER_USAGE, type UserCommand } from "./_user_args.ts";
 import {
@@ -24,9 +25,6 @@ export type { PasswordPrompt } from "./_password_prompt.ts";
 import { userCertsCommand } from "./user_certs.ts";
 import { errorText } from "../errors.ts";
 
-const EXIT_OK = 0;
-const EXIT_FAILURE = 1;
-const EXIT_USAGE = 2;
 /** `user test`: the password does not match (the same code as `fetch`'s failed AUTH). */
 const EXIT_AUTH_FAILED = 3;
 
@@ -46,10 +44,7 @@ export async function userCommand(
 ): Promise<number> {
   if (argv[0] === "certs") return await userCertsCommand(argv.slice(1), io);
   const parsed = parseUserCommand(argv);
-  if (!parsed.ok) {
-    io.stderr(`error: ${parsed.message}\n${USER_USAGE}\n`);
-    return EXIT_USAGE;
-  }
+  if (!parsed.ok) return usageError(io, parsed.message, USER_USAGE);
   const cmd = parsed.command;
   let password = "";
   if (cmd.kind === "add" || cmd.kind === "passwd" || cmd.kind === "test") {

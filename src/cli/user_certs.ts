@@ -9,6 +9,7 @@ import { fingerprintOfPem, PinError } from "../auth/cert_pins.ts";
 import { type CredentialStore, UserError } from "../auth/store.ts";
 import { openToolCredentials, type ToolCredentials } from "./_backend.ts";
 import type { CliIo } from "./io.ts";
+import { usageError } from "./_args.ts";
 import { errorText } from "../errors.ts";
 
 const USAGE = "Usage: user certs NAME [--add FILE] [--remove FINGERPRINT]";
@@ -30,8 +31,7 @@ export async function userCertsCommand(argv: readonly string[], io: CliIo): Prom
     add = values.add;
     remove = values.remove;
   } catch (err) {
-    io.stderr(`error: ${errorText(err)}\n${USAGE}\n`);
-    return 2;
+    return usageError(io, errorText(err), USAGE);
   }
   let pem: string | undefined;
   if (add !== undefined) {

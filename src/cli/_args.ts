@@ -1,0 +1,74 @@
+/**
+ * What the tool commands (`user`, `queue`, `dkim`) share: their exit codes, one way to pick the
+ * subcommand and parse its flags (strict: an unknown flag is a usage error that names it), and
+ * the usage error itself. Parsing is pure; only `usageError` writes.
+ */
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import { errorText } from "../errors.ts";
+import type { CliIo } from "./io.ts";
+
+/** Arguments that do not make a command, with the reason for people. */
+export interface Refusal {
+  readonly ok: false;
+  readonly message: string;
+}
+
+/** One typed command, or why the arguments do not make one. */
+export type Parsed<T> = { readonly ok: true; readonly command: T } | Refusal;
+
+/** Parses the arguments after the subcommand's name. */
+export type SubcommandParser<T> = (args: readonly string[]) => Parsed<T>;
+
+/**
+ * Picks the parser of `argv[0]` in `parsers` and runs it on the rest. A missing or unknown
+ * subcommand, and anything a parser throws (`parseArgs` names the offending flag: "Unknown
+ * option '--foo'"), is a refusal; `expected` lists the subcommands for it.
+ */
+export function parseSubcommand<T>(
+  argv: readonly string[],
+  parsers: Readonly<Record<string, SubcommandParser<T>>>,
+  expected: string,
+): Parsed<T> {
+  const [sub, ...args] = argv;
+  if (sub === undefined) return { ok: false, message: `Missing subcommand: expected ${expected}` };
+  const parse = Object.hasOwn(parsers, sub) ? parsers[sub] : undefined;
+  if (parse === undefined) {
+    return { ok: false, message: `Unknown subcommand "${sub}": expected ${expected}` };
+  }
+  try {
+    return parse(args);
+  } catch (err) {
+    return { ok: false, message: errorText(err) };
+  }
+}
+
+/** `parseArgs`, strict, with positionals; throws on an unknown flag or a missing value. */
+export function parseFlags<O extends ParseArgsOptionsConfig>(args: readonly string[], options: O) {
+  return parseArgs({ args: [...args], options, strict: true, allowPositionals: true });
+}
+
+/** The refusal of an argument nobody asked for. */
+export function unexpected(arg: string | undefined): Refusal {
+  return { ok: false, message: `Unexpected argument "${arg ?? ""}"` };
+}
+
+/** A subcommand that takes `--json` and nothing else (`user list`, `dkim list`, `queue summary`). */
+export function parseJsonOnly<K extends string>(
+  kind: K,
+  args: readonly string[],
+): Parsed<{ readonly kind: K; readonly isJson: boolean }> {
+  const { values, positionals } = parseFlags(args, { json: { type: "boolean" } });
+  if (positionals.length > 0) return unexpected(positionals[0]);
+  return { ok: true, command: { kind, isJson: values.json === true } };
+}
+
+/** Exit codes of the tool commands (README.md "Exit codes"); `user test` adds 3. */
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+/** Writes the refusal and the usage line to stderr; returns the exit code for usage (2). */
+export function usageError(io: Pick<CliIo, "stderr">, message: string, usage: string): number {
+  io.stderr(`error: ${message}\n${usage}\n`);
+  return EXIT_USAGE;
+}
