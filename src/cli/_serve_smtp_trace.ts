@@ -9,7 +9,7 @@ import type { Logger } from "../observe/log.ts";
 import type { MailFrom, MessageSink, RcptTo, SessionInfo, SinkTransaction } from "../smtp/sink.ts";
 import type { MessageRefuseLabel, RcptRejectLabel, SmtpEvents } from "../smtp/events.ts";
 import type { Reply } from "../wire/reply.ts";
-import { formatReplyText } from "../wire/reply.ts";
+import { formatReplyText, isPositive } from "../wire/reply.ts";
 
 /** A MessageSink that logs what happens to each message of one connection. */
 export class TracedSink implements MessageSink {
@@ -52,7 +52,7 @@ export class TracedSink implements MessageSink {
       id: tx.id,
       async addRecipient(rcpt: RcptTo): Promise<Reply> {
         const r = await tx.addRecipient(rcpt);
-        if (r.code >= 200 && r.code < 300) to.push(rcpt.address);
+        if (isPositive(r)) to.push(rcpt.address);
         else {
           log.info("refused", {
             ...base,
@@ -71,7 +71,7 @@ export class TracedSink implements MessageSink {
       async finish(): Promise<Reply> {
         try {
           const r = await tx.finish();
-          if (r.code >= 200 && r.code < 300) {
+          if (isPositive(r)) {
             log.info("queued", {
               id: tx.id,
               client: base.client,
