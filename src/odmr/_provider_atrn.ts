@@ -1,26 +1,25 @@
 /**
  * ATRN on the provider's ODMR session (RFC 2645 §5.2): checks that every named domain belongs
  * to the authenticated user (all or nothing), claims them with a lease, answers 250/450/451/453,
- * and after `250` hands the same Conn and reader to the drain (drain.ts). Runs only in the
- * `authenticated` state (the command table in provider.ts says so).
+ * and after `250` has the loop hand the same Conn and reader to the drain (drain.ts) as a
+ * Reversal. Runs only in the `authenticated` state (the command table in provider.ts says so).
  */
 import type { ClaimResult } from "../queue/types.ts";
-import { formatReply } from "../wire/reply.ts";
 import { parseAtrnArgs } from "../wire/atrn.ts";
 import { drainLease } from "./drain.ts";
 import { wantsLineRecords } from "./line_records.ts";
 import { NO_EVENTS } from "./events.ts";
 import { ODMR_REPLIES } from "./_provider_replies.ts";
-import { END } from "./_provider_types.ts";
-import type { ProviderContext, ProviderStep } from "./_provider_types.ts";
+import { mistake, say } from "./_provider_outcome.ts";
+import type { ProviderContext, ProviderOutcome, Reversal } from "./_provider_types.ts";
 
 /** `ATRN [domain,…]` once authenticated; ends the session after a drain. */
-export async function handleAtrn(ctx: ProviderContext, args: string): Promise<ProviderStep> {
+export async function handleAtrn(ctx: ProviderContext, args: string): Promise<ProviderOutcome> {
   const state = ctx.state;
   if (state.kind !== "authenticated") throw new Error(`ATRN in state ${state.kind}`);
   const events = ctx.deps.events;
   const parsed = parseAtrnArgs(args);
-  if (!parsed.ok) return await ctx.error(ODMR_REPLIES.atrnSyntax);
+  if (!parsed.ok) return mistake(ODMR_REPLIES.atrnSyntax);
   const owned = ctx.deps.credentials.domainsOf(state.user);
   const domains = parsed.domains.length > 0 ? parsed.domains : owned;
   const notOwned = domains.filter((d) => !owned.includes(d));
@@ -28,8 +27,7 @@ export async function handleAtrn(ctx: ProviderContext, args: string): Promise<Pr
     // RFC 2645 §5.2.1: all or nothing; the refusal names no domain.
     ctx.log.warn("atrn_refused", { user: state.user, domains: notOwned.join(",") });
     events?.atrn(state.user, "450");
-    await ctx.send(ODMR_REPLIES.atrnRefused);
-    return undefined;
+    return say(ODMR_REPLIES.atrnRefused);
   }
   let claim: ClaimResult;
   try {
@@ -41,19 +39,16 @@ export async function handleAtrn(ctx: ProviderContext, args: string): Promise<Pr
     // The queue cannot answer (database down or busy): temporary, the customer retries.
     ctx.log.error("atrn_claim_failed", { user: state.user, error: String(err) });
     events?.atrn(state.user, "451");
-    await ctx.send(ODMR_REPLIES.atrnBusy);
-    return undefined;
+    return say(ODMR_REPLIES.atrnBusy);
   }
   if (claim.kind === "busy") {
     ctx.log.info("atrn_busy", { user: state.user, domain: claim.domain });
     events?.atrn(state.user, "451");
-    await ctx.send(ODMR_REPLIES.atrnBusy);
-    return undefined;
+    return say(ODMR_REPLIES.atrnBusy);
   }
   if (claim.kind === "empty") {
     events?.atrn(state.user, "453");
-    await ctx.send(ODMR_REPLIES.noMail);
-    return undefined;
+    return say(ODMR_REPLIES.noMail);
   }
   events?.atrn(state.user, "250");
   ctx.log.info("atrn", { user: state.user, domains: domains.join(",") });
@@ -64,29 +59,32 @@ export async function handleAtrn(ctx: ProviderContext, args: string): Promise<Pr
     mechanism: state.mechanism,
   });
   ctx.log.debug("line_records", { on: lineRecords });
-  ctx.transition({ kind: "reversed", user: state.user }, "ATRN");
-  try {
-    // Nothing may be pipelined across the reversal: the 250 is flushed before we act as client.
-    await ctx.conn.write(formatReply(ODMR_REPLIES.reversing), { flush: true });
-    await drainLease({
-      conn: ctx.conn,
-      reader: ctx.reader,
-      lease,
-      user: state.user,
-      log: ctx.log,
-      events: events ?? NO_EVENTS,
-      bounce: {
-        store: ctx.deps.store,
-        hostname: ctx.deps.options.hostname,
-        isLocalDomain: (domain) => ctx.deps.credentials.ownerOf(domain) !== undefined,
-      },
-      options: { ...ctx.deps.options, lineRecords },
-    });
-  } finally {
+  const reversal: Reversal = {
+    run: async () => {
+      await drainLease({
+        conn: ctx.conn,
+        reader: ctx.reader,
+        lease,
+        user: state.user,
+        log: ctx.log,
+        events: events ?? NO_EVENTS,
+        bounce: {
+          store: ctx.deps.store,
+          hostname: ctx.deps.options.hostname,
+          isLocalDomain: (domain) => ctx.deps.credentials.ownerOf(domain) !== undefined,
+        },
+        options: { ...ctx.deps.options, lineRecords },
+      });
+    },
     // Unreleased, the lease still ends by itself at its expiry: the domains are not lost.
-    await lease.release().catch((err: unknown) => {
-      ctx.log.error("lease_release_failed", { user: state.user, error: String(err) });
-    });
-  }
-  return END;
+    release: () =>
+      lease.release().catch((err: unknown) => {
+        ctx.log.error("lease_release_failed", { user: state.user, error: String(err) });
+      }),
+  };
+  return {
+    replies: [ODMR_REPLIES.reversing],
+    next: { state: { kind: "reversed", user: state.user }, why: "ATRN" },
+    reversal,
+  };
 }

@@ -8,8 +8,8 @@ import type { SaslMechanismName } from "../auth/sasl_server.ts";
 import { runAuthExchange } from "../smtp/auth_exchange.ts";
 import type { AuthOutcome } from "../smtp/auth_exchange.ts";
 import { ODMR_REPLIES } from "./_provider_replies.ts";
-import { END } from "./_provider_types.ts";
-import type { ProviderContext, ProviderStep } from "./_provider_types.ts";
+import { endWith, mistake, say } from "./_provider_outcome.ts";
+import type { ProviderContext, ProviderOutcome } from "./_provider_types.ts";
 
 /** Failed AUTH attempts on one connection before `421` (docs/protocol.md §6.4). */
 export const MAX_AUTH_FAILURES = 3;
@@ -31,12 +31,10 @@ export function offeredMechanisms(
 }
 
 /** `AUTH mechanism [initial-response]` in the greeted state. */
-export async function handleAuth(ctx: ProviderContext, args: string): Promise<ProviderStep> {
+export async function handleAuth(ctx: ProviderContext, args: string): Promise<ProviderOutcome> {
   const state = ctx.state;
   if (state.kind !== "greeted") throw new Error(`AUTH in state ${state.kind}`);
-  if (ctx.deps.options.requireTls && !ctx.conn.isSecure) {
-    return await ctx.error(ODMR_REPLIES.tlsRequired);
-  }
+  if (ctx.deps.options.requireTls && !ctx.conn.isSecure) return mistake(ODMR_REPLIES.tlsRequired);
   const outcome = await runAuthExchange({
     args,
     conn: ctx.conn,
@@ -50,9 +48,9 @@ export async function handleAuth(ctx: ProviderContext, args: string): Promise<Pr
   switch (outcome.kind) {
     case "reply":
       // Syntax problems, cancel, mechanism not offered: no credential was tried.
-      return await ctx.error(outcome.reply);
+      return mistake(outcome.reply);
     case "eof":
-      return END;
+      return endWith();
     case "success":
     case "failure":
       return await settleAuth(ctx, outcome, state.ehlo);
@@ -72,7 +70,7 @@ async function settleAuth(
   ctx: ProviderContext,
   outcome: Extract<AuthOutcome, { kind: "success" | "failure" }>,
   ehlo: string,
-): Promise<ProviderStep> {
+): Promise<ProviderOutcome> {
   const ip = ctx.conn.remoteAddress;
   const throttle = ctx.deps.throttle;
   const isSuccess = outcome.kind === "success";
@@ -82,18 +80,17 @@ async function settleAuth(
   if (verdict.delayMs > 0) await new Promise((r) => setTimeout(r, verdict.delayMs));
   if (outcome.kind === "success" && !verdict.isRefused) {
     throttle.recordSuccess(ip, outcome.user);
-    ctx.authenticated();
     ctx.log.info("auth", { user: outcome.user, mechanism: outcome.mechanism });
-    ctx.transition({
-      kind: "authenticated",
-      ehlo,
-      user: outcome.user,
-      mechanism: outcome.mechanism,
-    }, "AUTH");
-    await ctx.send(ODMR_REPLIES.authSuccess);
-    return undefined;
+    const user = outcome.user;
+    return {
+      replies: [ODMR_REPLIES.authSuccess],
+      next: {
+        state: { kind: "authenticated", ehlo, user, mechanism: outcome.mechanism },
+        why: "AUTH",
+      },
+      isAuthenticated: true,
+    };
   }
-  const failures = ctx.countAuthFailure();
   const fields = { remote: ip, user: outcome.user, mechanism: outcome.mechanism };
   if (isSuccess) {
     // The right password while a cap holds, from an address new to this account.
@@ -102,10 +99,7 @@ async function settleAuth(
     ctx.deps.events?.authFailure(outcome.mechanism);
     ctx.log.warn("auth_failed", { ...fields, ...(verdict.isRefused ? { capped: true } : {}) });
   }
-  if (failures >= MAX_AUTH_FAILURES) {
-    await ctx.send(ODMR_REPLIES.tooManyAuthFailures);
-    return END;
-  }
-  await ctx.send(verdict.isRefused ? ODMR_REPLIES.authTemporary : ODMR_REPLIES.authInvalid);
-  return undefined;
+  // The loop counts it: at MAX_AUTH_FAILURES it answers `421` instead, and the session ends.
+  const r = verdict.isRefused ? ODMR_REPLIES.authTemporary : ODMR_REPLIES.authInvalid;
+  return { ...say(r), isAuthFailure: true };
 }

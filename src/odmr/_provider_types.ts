@@ -1,6 +1,7 @@
 /**
  * Types shared by the provider session's modules (provider.ts and its handlers): what the
- * session needs, its states, and the context a command handler gets. No logic.
+ * session needs, its states, what a command handler may read (ProviderContext) and what it
+ * returns (ProviderOutcome). No logic.
  */
 import type tls from "node:tls";
 import type { Conn } from "../net/conn.ts";
@@ -59,13 +60,54 @@ export type ProviderState =
 
 export type ProviderStateKind = ProviderState["kind"];
 
-/** A handler's result: go on (undefined), or end the session. */
-export type ProviderStep = undefined | { readonly end: true };
+/** A change of state, and why (logged as `from → to`). */
+export interface ProviderNext {
+  readonly state: ProviderState;
+  readonly why: string;
+}
 
-/** The end of the session. */
-export const END: ProviderStep = { end: true };
+/**
+ * After `250` to ATRN the provider becomes the SMTP client on the same connection. The loop
+ * enters `reversed`, writes the `250` (flushed: nothing may be pipelined across the reversal),
+ * runs `run` (the drain), and calls `release` in every case, also when the `250` could not be
+ * written. The session ends after it.
+ */
+export interface Reversal {
+  run(): Promise<void>;
+  release(): Promise<void>;
+}
 
-/** What a command handler may use; the session loop owns everything else. */
+/**
+ * What a command did, as a value: the session loop in provider.ts applies it, in this order
+ * (state, AUTH bookkeeping and its failure limit, error budget, replies, reversal, end). Handlers change no session
+ * state themselves.
+ */
+export interface ProviderOutcome {
+  /** Replies in order, written together. */
+  readonly replies: readonly Reply[];
+  /**
+   * The command was a peer mistake: it spends the error budget shared with the MX
+   * (src/smtp/session_budget.ts). Past it the replies are replaced by `421` and the end.
+   */
+  readonly isError?: boolean;
+  /** The state after the command. */
+  readonly next?: ProviderNext;
+  /** AUTH succeeded: the idle budget restarts and the slot stops being evictable. */
+  readonly isAuthenticated?: boolean;
+  /**
+   * A checked AUTH failed: counted on the connection; at `MAX_AUTH_FAILURES` the replies are
+   * replaced by `421` and the end.
+   */
+  readonly isAuthFailure?: boolean;
+  /** STARTTLS was accepted on this connection (a sign line_records.ts uses). */
+  readonly saidStartTls?: boolean;
+  /** The provider becomes the client (ATRN `250`). */
+  readonly reversal?: Reversal;
+  /** End the session after the replies. */
+  readonly end?: boolean;
+}
+
+/** What a command handler may read and do; the session loop owns everything else. */
 export interface ProviderContext {
   readonly conn: Conn;
   readonly reader: LineReader;
@@ -74,17 +116,8 @@ export interface ProviderContext {
   readonly state: ProviderState;
   /** STARTTLS was said on this connection (a sign used by line_records.ts). */
   readonly saidStartTls: boolean;
-  /** The one place where the state changes; logs `from → to`. */
-  transition(to: ProviderState, why: string): void;
-  send(r: Reply): Promise<void>;
-  /** Counts a protocol error and answers `r`, or `421` and the end when the budget is spent. */
-  error(r: Reply): Promise<ProviderStep>;
   /** The read deadline now (the idle timeout, or less when AUTH is due sooner). */
   readTimeoutMs(): number;
-  /** STARTTLS was accepted: remembered for line_records.ts. */
-  markStartTls(): void;
-  /** Counts a failed AUTH on this connection; returns the count. */
-  countAuthFailure(): number;
-  /** AUTH succeeded: the idle budget restarts and the slot stops being evictable. */
-  authenticated(): void;
+  /** Writes `r` now, before the command's outcome: the `220` before a TLS handshake. */
+  sendNow(r: Reply): Promise<void>;
 }
