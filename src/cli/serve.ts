@@ -35,7 +35,7 @@ import { createOutboundWorker } from "./_serve_outbound.ts";
 import { OpenSessions, type ServeDeps, type ServeObserve } from "./_serve_deps.ts";
 
 export type { ServeDeps, ServeObserve };
-import { UnservedMetrics } from "../observe/unserved_metrics.ts";
+import { openServeObserve } from "./_serve_observe.ts";
 import { startMetricsServer } from "../observe/http.ts";
 import type { MetricsServer } from "../observe/http.ts";
 
@@ -98,20 +98,7 @@ async function serveUntilSignal(
     });
     store = backend.store;
     credentials = backend.credentials;
-    const queue = store;
-    const users = credentials;
-    observe = {
-      // prom-client is loaded only when metrics are served (start-up time and resident memory).
-      metrics: config.metrics === undefined
-        ? new UnservedMetrics({ atrnState: backend.userState, log })
-        : new (await import("../observe/metrics.ts")).RelayMetrics({
-          users: () => users.listUsers(),
-          domainStats: () => queue.domainStats(),
-          atrnState: backend.userState,
-          log,
-        }),
-      pingDatabase: () => queue.ping(),
-    };
+    observe = await openServeObserve(config, backend, log);
   } catch (err) {
     const where = config.queue.backend === "postgres"
       ? "in PostgreSQL"
