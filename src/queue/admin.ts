@@ -81,7 +81,10 @@ export interface QueueAdmin {
    * is not counted: `queue list` shows it with its next attempt.
    */
   ages(nowMs: number): Promise<DomainAges[]>;
-  /** Waiting mail of `domains` together (a message in two of them counts once). */
+  /**
+   * The mail waiting for the ATRN of `domains` together (route "atrn"; a message in two of them
+   * counts once). Route "mx" mail to those domains goes to their MX hosts instead.
+   */
   waiting(domains: readonly string[]): Promise<WaitingTotals>;
   /** The last successful collection (ATRN) per user, ms since the epoch. */
   lastCollections(): Promise<Map<string, number>>;
@@ -118,7 +121,7 @@ export class SqliteQueueAdmin implements QueueAdmin {
     this.#waiting = db.prepare(
       "SELECT count(*) AS messages, coalesce(sum(size), 0) AS bytes, min(received_at) AS oldest " +
         "FROM messages WHERE id IN (SELECT r.message_id FROM recipients r " +
-        `WHERE r.domain IN (SELECT value FROM json_each(?)) AND ${WAITING})`,
+        `WHERE r.domain IN (SELECT value FROM json_each(?)) AND ${WAITING} AND r.route = 'atrn')`,
     );
     this.#messageExists = db.prepare("SELECT 1 AS found FROM messages WHERE id = ?");
     this.#userState = new UserStateStore(db);

@@ -147,6 +147,27 @@ async function cases(t: Deno.TestContext, open: TargetOpener): Promise<void> {
     });
   });
 
+  await t.step(
+    "user figures count the mail waiting for the user's ATRN, not route mx mail to its domains",
+    async () => {
+      await open(async (target) => {
+        await addUser(target, "dave", ["five.test"]);
+        await seedQueue(target, [
+          // The outbound queue (route mx) goes to five.test's MX hosts, not to dave.
+          { to: ["x@five.test"], at: T0 - 4 * HOUR, body: BODY, mx: ["x@five.test"] },
+          { to: ["y@five.test", "z@five.test"], at: T0 - HOUR, body: BODY, mx: ["z@five.test"] },
+        ]);
+        const r = await run(target, ["show", "dave", "--json"]);
+        assert.equal(r.code, 0, r.err);
+        const shown = JSON.parse(r.out);
+        assert.deepEqual(
+          [shown.waiting_messages, shown.waiting_bytes, shown.oldest_waiting_at],
+          [1, 20, new Date(T0 - HOUR).toISOString()],
+        );
+      });
+    },
+  );
+
   await t.step("user show of an unknown user exits 1; bad arguments exit 2", async () => {
     await open(async (target) => {
       const r = await run(target, ["show", "nobody"]);

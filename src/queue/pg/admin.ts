@@ -101,7 +101,7 @@ export class PgQueueAdmin implements QueueAdmin {
         coalesce(sum(size), 0)::float8 AS bytes, min(received_at)::float8 AS oldest
       FROM messages WHERE id IN (SELECT r.message_id FROM recipients r
         WHERE r.domain = ANY(${[...domains]}::text[]) AND r.status = 'queued'
-          AND r.expired_at IS NULL)`;
+          AND r.expired_at IS NULL AND r.route = 'atrn')`;
     const oldest = row?.oldest;
     return {
       messages: Number(row?.messages ?? 0),
