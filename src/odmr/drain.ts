@@ -44,6 +44,12 @@ export interface DrainSummary {
   readonly connectionLost: boolean;
 }
 
+/**
+ * Messages in flight to a customer that offers CHUNKING and PIPELINING (src/smtp/_sender_window.ts):
+ * enough to keep both ends busy; each is at most one message the customer holds unanswered.
+ */
+const DRAIN_WINDOW = 8;
+
 /** During a long drain, a progress line at most this often. */
 const PROGRESS_EVERY_MS = 10_000;
 
@@ -58,6 +64,8 @@ export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
       hostname: opts.options.hostname,
       // One line per TLS record only matters under TLS (fetchmail reads one line per record).
       lineRecords: opts.options.lineRecords && conn.isSecure,
+      // A customer offering CHUNKING and PIPELINING gets several messages in flight.
+      window: DRAIN_WINDOW,
       ...(opts.options.commandTimeoutMs === undefined
         ? {}
         : { timeouts: drainTimeouts(opts.options.commandTimeoutMs) }),

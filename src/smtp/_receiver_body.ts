@@ -348,5 +348,7 @@ export async function handleBdat(ctx: ReceiverContext, args: string): Promise<Ou
   }
   const s = { ...s0, tx: { ...tx, isChunking: true, chunkedBytes } };
   if (!isLast) return { replies: [bdatChunkReply(octets)], next: { state: s, why: "BDAT" } };
-  return { ...(await finishTransaction(ctx, s, chunkedBytes)), flush: true };
+  // Not flushed while the client's next commands are here already (pipelined messages): the
+  // loop sends the replies once it has read everything that arrived.
+  return finishTransaction(ctx, s, chunkedBytes);
 }

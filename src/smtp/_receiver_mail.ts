@@ -70,8 +70,10 @@ export async function handleRcpt(ctx: ReceiverContext, args: string): Promise<Ou
   }
   let r: Reply;
   try {
-    // RFC 2920: a relaying sink may send its own DATA with this RCPT when DATA is next.
-    r = await s.tx.sink.addRecipient(checked.value, { dataFollows: ctx.reader.nextLineIs("DATA") });
+    // RFC 2920: a relaying sink may send its own DATA with this RCPT when DATA (or a BDAT
+    // chunk, RFC 3030: the body follows without 354) is next.
+    const dataFollows = ctx.reader.nextLineIs("DATA") || ctx.reader.nextLineStartsWith("BDAT ");
+    r = await s.tx.sink.addRecipient(checked.value, { dataFollows });
   } catch (err) {
     ctx.log.error("sink_failed", { call: "addRecipient", id: s.tx.sink.id, error: String(err) });
     return { ...leaveTransaction(s, "sink failed"), replies: [REPLIES.localError] };

@@ -8,7 +8,7 @@
 import { concatBytes } from "../wire/bytes.ts";
 import { DotStuffer } from "../wire/dot_stuffer.ts";
 import { isPermanent, isPositive, isTransient } from "../wire/reply.ts";
-import { LINK_CLOSED, LINK_PROTOCOL_ERROR } from "./client/link.ts";
+import { type ClientLink, LINK_CLOSED, LINK_PROTOCOL_ERROR } from "./client/link.ts";
 import type { RecipientLedger } from "./_sender_ledger.ts";
 import { type EnvelopeContext, settleFinal } from "./_sender_envelope.ts";
 import { SENDER_REPLIES } from "./_sender_replies.ts";
@@ -41,13 +41,9 @@ export async function sendBody(
   let heldBytes = 0;
   try {
     for (;;) {
-      let next: IteratorResult<Uint8Array>;
-      try {
-        next = await iterator.next();
-      } catch (err) {
+      const next = await nextBodyChunk(iterator, link);
+      if (next === undefined) {
         isExhausted = true;
-        // The body cannot be completed and "." must not follow a partial one: drop the link.
-        link.lose(SENDER_REPLIES.bodyFailed, `reading the message body failed: ${String(err)}`);
         for (const i of accepted) ledger.settle(i, "deferred", SENDER_REPLIES.bodyFailed);
         return;
       }
@@ -137,6 +133,22 @@ function failBareNewline(
 ): void {
   ctx.link.lose(LINK_CLOSED, "message body holds a bare CR or LF");
   for (const i of accepted) ledger.settle(i, "failed", SENDER_REPLIES.bareNewline);
+}
+
+/**
+ * The body's next chunk, or undefined once reading it failed: the link is then dropped, since
+ * the end of data ("." or BDAT LAST) must never follow a partial body.
+ */
+export async function nextBodyChunk(
+  iterator: Iterator<Uint8Array> | AsyncIterator<Uint8Array>,
+  link: ClientLink,
+): Promise<IteratorResult<Uint8Array> | undefined> {
+  try {
+    return await iterator.next();
+  } catch (err) {
+    link.lose(SENDER_REPLIES.bodyFailed, `reading the message body failed: ${String(err)}`);
+    return undefined;
+  }
 }
 
 /** Ends an iterator early; a source failing to clean up changes no outcome already decided. */

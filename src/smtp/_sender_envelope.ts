@@ -172,7 +172,7 @@ export function settleFinal(
 }
 
 /** true: MAIL accepted; false: every recipient settled by the refusal; undefined: lost. */
-function settleAfterMail(
+export function settleAfterMail(
   link: ClientLink,
   reply: Reply,
   toSend: readonly number[],
@@ -183,7 +183,7 @@ function settleAfterMail(
 }
 
 /** Settles one RCPT reply; false when it was out of place (the link is then dropped). */
-function settleRcpt(
+export function settleRcpt(
   link: ClientLink,
   reply: Reply,
   i: number,
@@ -198,7 +198,7 @@ function settleRcpt(
 }
 
 /** Settles `which` by a refusal; an out-of-place reply drops the link (false). */
-function settleAll(
+export function settleAll(
   link: ClientLink,
   reply: Reply,
   which: readonly number[],

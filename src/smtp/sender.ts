@@ -18,6 +18,7 @@ import { type EnvelopeContext, envelopeLockStep, envelopePipelined } from "./_se
 import { type Prepared, prepareMessage } from "./_sender_check.ts";
 import { sendBody } from "./_sender_body.ts";
 import { type Lookahead, MessageSource, type TakenMessage } from "./_sender_lookahead.ts";
+import { canUseWindow, sendWindowed } from "./_sender_window.ts";
 import {
   DEFAULT_SENDER_TIMEOUTS,
   type MessageResult,
@@ -44,6 +45,12 @@ export interface SenderOptions {
   /** Longest body line, CRLF included (default 1000, RFC 5321 §4.5.3.1.6). */
   readonly maxLineOctets?: number;
   readonly timeouts?: Partial<SenderTimeouts>;
+  /**
+   * sendMany keeps up to this many messages in flight when the peer offers CHUNKING and
+   * PIPELINING (and not PRDR): BDAT needs no 354 (`_sender_window.ts`). Absent or 1: one
+   * message at a time, its next envelope behind its body.
+   */
+  readonly window?: number;
 }
 
 type SenderState =
@@ -151,6 +158,18 @@ export class SmtpSender {
     onResult: (message: M, result: MessageResult) => Promise<void> | void,
   ): Promise<{ readonly sent: number; readonly connectionLost: boolean }> {
     const state = this.#state;
+    const window = this.#opts.window ?? 1;
+    if (state.kind === "ready" && window > 1 && canUseWindow(state.caps, this.#opts.lineRecords)) {
+      const ctx = {
+        link: this.#link,
+        timeouts: this.#timeouts,
+        window,
+        prepare: (message: OutboundMessage, ledger: RecipientLedger) =>
+          this.#prepare(message, state.caps, ledger),
+      };
+      const { sent } = await sendWindowed(ctx, messages, onResult);
+      return { sent, connectionLost: this.isConnectionLost };
+    }
     const source = new MessageSource<M>(
       messages,
       state.kind === "ready" && state.caps.pipelining

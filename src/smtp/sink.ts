@@ -45,7 +45,7 @@ export interface SessionInfo {
 /** What the receiver already knows about the client's next command when it asks about a RCPT. */
 export interface RcptAhead {
   /**
-   * The next command, already received, is DATA (pipelined, RFC 2920): a sink relaying to
+   * The next command, already received, is DATA (pipelined, RFC 2920) or BDAT: a sink relaying to
    * another server may send its own DATA together with this RCPT. The receiver still calls
    * `write`/`finish`, or `abort` if it refuses the DATA after all.
    */

@@ -80,6 +80,18 @@ export class LineReader {
     return buf[line.length] === CR && buf[line.length + 1] === LF;
   }
 
+  /** Whether the buffered bytes begin with `prefix` (ASCII, case-insensitive for letters). */
+  nextLineStartsWith(prefix: string): boolean {
+    const buf = this.#buf;
+    if (buf.length < prefix.length) return false;
+    for (let i = 0; i < prefix.length; i++) {
+      const b = buf[i] ?? 0;
+      const c = prefix.charCodeAt(i);
+      if (b !== c && !(isAsciiLetter(c) && (b | 0x20) === (c | 0x20))) return false;
+    }
+    return true;
+  }
+
   /** Drops unread bytes (at STARTTLS: plaintext sent after the command is an injection). */
   discardBuffered(): number {
     const n = this.#buf.length;

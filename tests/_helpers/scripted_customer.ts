@@ -6,6 +6,7 @@
  */
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from "node:crypto";
 import { Buffer } from "node:buffer";
+import { concatBytes } from "../../src/wire/bytes.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -35,6 +36,8 @@ export interface CustomerScript {
   readonly dataReply?: (index: number) => string;
   /** Close the connection after this many body bytes of the first message (mid-DATA drop). */
   readonly dropAfterBodyBytes?: number;
+  /** Offer CHUNKING and take BDAT (RFC 3030): the provider may then keep several messages in flight. */
+  readonly chunking?: boolean;
   /** Stop reading entirely after the 250 to ATRN, without a greeting (a stuck customer). */
   readonly silentAfterAtrn?: boolean;
   readonly timeoutMs?: number;
@@ -130,6 +133,14 @@ class Wire {
   async write(bytes: Uint8Array): Promise<void> {
     let off = 0;
     while (off < bytes.length) off += await this.#conn.write(bytes.subarray(off));
+  }
+
+  /** Exactly `n` bytes, or null at EOF. */
+  async exact(n: number): Promise<Uint8Array | null> {
+    while (this.#buf.length < n) if (!(await this.#fill())) return null;
+    const out = this.#buf.slice(0, n);
+    this.#buf = this.#buf.slice(n);
+    return out;
   }
 
   get buffered(): number {
@@ -258,6 +269,7 @@ async function serveSmtp(
   await wire.send("220 customer.example ESMTP ready");
   let mailFrom: string | undefined;
   let rcpts: string[] = [];
+  let chunks: Uint8Array[] = [];
   for (;;) {
     const line = await wire.line();
     if (line === null) return;
@@ -265,6 +277,7 @@ async function serveSmtp(
     if (verb === "EHLO") {
       await wire.send("250-customer.example");
       await wire.send("250-PIPELINING");
+      if (script.chunking === true) await wire.send("250-CHUNKING");
       await wire.send("250-8BITMIME");
       await wire.send("250-ENHANCEDSTATUSCODES");
       await wire.send("250 SIZE 0");
@@ -288,7 +301,27 @@ async function serveSmtp(
       const index = result.messages.length;
       result.messages.push({ mailFrom: mailFrom ?? "", rcpts, data });
       await wire.send(script.dataReply?.(index) ?? "250 2.0.0 OK");
+    } else if (verb === "BDAT" && script.chunking === true) {
+      const m = /^BDAT (\d+)( LAST)?$/i.exec(line);
+      const chunk = await wire.exact(Number(m?.[1] ?? 0));
+      if (chunk === null) return;
+      chunks.push(chunk);
+      if (m?.[2] === undefined) {
+        await wire.send(`250 2.0.0 ${chunk.length} octets`);
+        continue;
+      }
+      const data = concatBytes(chunks);
+      chunks = [];
+      if (rcpts.length === 0 || mailFrom === undefined) {
+        await wire.send("554 5.5.1 No valid recipients");
+        continue;
+      }
+      const index = result.messages.length;
+      result.messages.push({ mailFrom, rcpts, data });
+      mailFrom = undefined;
+      await wire.send(script.dataReply?.(index) ?? "250 2.0.0 OK");
     } else if (verb === "RSET" || verb === "NOOP") {
+      chunks = [];
       await wire.send("250 2.0.0 OK");
     } else if (verb === "QUIT") {
       result.sawQuit = true;
@@ -313,11 +346,5 @@ async function readBody(wire: Wire, dropAfter: number | undefined): Promise<Uint
     size += line.length;
     if (dropAfter !== undefined && size >= dropAfter) return null;
   }
-  const out = new Uint8Array(size);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }

@@ -64,3 +64,18 @@ Deno.test("SmtpReceiver (#13) still answers DATA itself at once when it refuses 
   assertEquals(await nextWrite(s), "250 2.0.0 OK\r\n");
   await s.end();
 });
+
+Deno.test("SmtpReceiver (#13) tells the sink a BDAT is buffered, and answers BDAT LAST with the next pipelined group", async () => {
+  const s = await startReady();
+  await s.client.send(
+    "MAIL FROM:<a@b.test>\r\nRCPT TO:<x@dest.test>\r\nBDAT 4 LAST\r\nhi\r\n" +
+      "RSET\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<y@dest.test>\r\nBDAT 4 LAST\r\nho\r\n",
+  );
+  // One write for everything the client pipelined: nothing was flushed in the middle.
+  assertEquals(
+    (await nextWrite(s)).split("\r\n").map((l) => l.slice(0, 3)),
+    ["250", "250", "250", "250", "250", "250", "250", ""],
+  );
+  assertEquals(s.sink.transactions.map((t) => t.dataFollows), [[true], [true]]);
+  await s.end();
+});

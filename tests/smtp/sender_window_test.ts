@@ -1,0 +1,240 @@
+// sendMany with several messages in flight (RFC 3030 BDAT + RFC 2920 PIPELINING), against our
+// own SmtpReceiver: only when the peer offers both, each message settled by its own replies in
+// order, nothing reported delivered without its 250, bodies byte-exact (#13).
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import assert from "node:assert/strict";
+import { connPair } from "../_helpers/conn_pair.ts";
+import { LineReader } from "../../src/wire/line_reader.ts";
+import { NULL_LOGGER } from "../../src/observe/log.ts";
+import { SmtpReceiver } from "../../src/smtp/receiver.ts";
+import { SmtpSender } from "../../src/smtp/sender.ts";
+import type { MessageSink, SinkTransaction } from "../../src/smtp/sink.ts";
+import { type Reply, reply } from "../../src/wire/reply.ts";
+import { concatBytes } from "../../src/wire/bytes.ts";
+import {
+  dec,
+  enc,
+  failingOnResend,
+  finish,
+  message,
+  outcomeCodes,
+  ready,
+  setup,
+} from "./_sender_fixture.ts";
+
+/** What the receiving sink answers, by recipient address. */
+interface Script {
+  readonly mail?: (from: string) => Reply | undefined;
+  readonly rcpt?: (to: string) => Reply | undefined;
+  readonly final?: (to: string) => Reply | "close" | undefined;
+  /** Message 1's final reply waits until the client wrote this text (or 1 s: `waited`). */
+  readonly holdFirstUntil?: string;
+}
+
+interface Run {
+  readonly seen: string[][];
+  readonly bodies: Map<string, Uint8Array>;
+  readonly writes: string[];
+  /** Message 1's final reply waited the whole second for `holdFirstUntil`. */
+  readonly waited: boolean;
+  readonly connectionLost: boolean;
+}
+
+async function drain(
+  messages: ReturnType<typeof message>[],
+  script: Script = {},
+  window = 8,
+): Promise<Run> {
+  const { client, server } = connPair();
+  const bodies = new Map<string, Uint8Array>();
+  let finals = 0;
+  let waited = false;
+  const written = () => client.written.map((w) => dec.decode(w)).join("");
+  const sink: MessageSink = {
+    begin(mail) {
+      const refused = script.mail?.(mail.address);
+      if (refused !== undefined) return Promise.resolve(refused);
+      let to = "";
+      const chunks: Uint8Array[] = [];
+      const tx: SinkTransaction = {
+        id: `T${Math.random()}`,
+        addRecipient(rcpt) {
+          const r = script.rcpt?.(rcpt.address) ?? reply(250, "2.1.5", "OK");
+          if (r.code === 250) to = rcpt.address;
+          return Promise.resolve(r);
+        },
+        write(chunk) {
+          chunks.push(chunk.slice());
+          return Promise.resolve();
+        },
+        async finish() {
+          if (++finals === 1 && script.holdFirstUntil !== undefined) {
+            const until = script.holdFirstUntil;
+            for (let i = 0; i < 100 && !written().includes(until); i++) {
+              await new Promise((r) => setTimeout(r, 10));
+            }
+            waited = !written().includes(until);
+          }
+          const r = script.final?.(to);
+          if (r === "close") {
+            server.destroy();
+            return reply(451, "4.3.0", "gone");
+          }
+          bodies.set(to, concatBytes(chunks));
+          return r ?? reply(250, "2.0.0", "OK");
+        },
+        abort: () => Promise.resolve(),
+      };
+      return Promise.resolve(tx);
+    },
+  };
+  const receiver = new SmtpReceiver({
+    conn: server,
+    reader: new LineReader(server),
+    sink,
+    log: NULL_LOGGER,
+    options: {
+      hostname: "customer.test",
+      maxMessageBytes: 10_000_000,
+      maxRecipients: 100,
+      commandTimeoutMs: 5_000,
+      maxErrors: 10,
+      addTraceHeader: false,
+    },
+  });
+  const done = receiver.run();
+  const sender = new SmtpSender({
+    conn: client,
+    reader: new LineReader(client),
+    log: NULL_LOGGER,
+    options: { hostname: "provider.test", lineRecords: false, window },
+  });
+  assert.equal((await sender.greet()).code, 220);
+  const caps = await sender.hello();
+  assert("chunking" in caps && caps.chunking && caps.pipelining);
+  const seen: string[][] = [];
+  const r = await sender.sendMany(messages, (_m, result) => {
+    seen.push(outcomeCodes(result));
+  });
+  await sender.quit();
+  client.destroy();
+  await done;
+  server.destroy();
+  return {
+    seen,
+    bodies,
+    writes: client.written.map((w) => dec.decode(w)),
+    waited,
+    connectionLost: r.connectionLost,
+  };
+}
+
+const to = (n: number) => message({ recipients: [`m${n}@c.test`] });
+/** A sink decision by address; undefined for the others. */
+const byAddress = (replies: Record<string, Reply>) => (address: string) => replies[address];
+const DELIVERED = ["delivered 250"];
+
+Deno.test("sendMany keeps several messages in flight with BDAT under CHUNKING and PIPELINING (#13)", async () => {
+  const r = await drain([to(1), to(2), to(3)], { holdFirstUntil: "RCPT TO:<m3@c.test>" });
+  assertEquals(r.seen, [DELIVERED, DELIVERED, DELIVERED]);
+  // Message 3 went out while message 1's final reply was still held: no 354 was waited for.
+  assertEquals(r.waited, false);
+  const text = r.writes.join("");
+  assert(!text.includes("DATA\r\n"));
+  assertEquals(text.match(/BDAT 22 LAST\r\n/g)?.length, 3);
+  // From the second message on, RSET opens the group (a transaction left open by a refused
+  // BDAT must not take the next MAIL).
+  assertEquals(text.match(/RSET\r\n/g)?.length, 2);
+  assertEquals(dec.decode(r.bodies.get("m2@c.test")), "Subject: hi\r\n\r\nhello\r\n");
+});
+
+Deno.test("sendMany without CHUNKING keeps one message in flight, with DATA (#13)", async () => {
+  const f = setup({}, { window: 8 });
+  await ready(f);
+  const seen: string[][] = [];
+  await f.sender.sendMany([to(1), to(2)], (_m, result) => {
+    seen.push(outcomeCodes(result));
+  });
+  assertEquals(seen, [DELIVERED, DELIVERED]);
+  assert(f.server.commands.includes("DATA"));
+  assert(!f.server.commands.some((c) => c.startsWith("BDAT")));
+  await finish(f);
+});
+
+Deno.test("sendMany in flight: a 4xx or 5xx final reply settles only its message, in order (#13)", async () => {
+  const r = await drain([to(1), to(2), to(3), to(4)], {
+    final: byAddress({
+      "m2@c.test": reply(451, "4.3.0", "Try later"),
+      "m3@c.test": reply(554, "5.6.0", "Refused"),
+    }),
+  });
+  assertEquals(r.seen, [DELIVERED, ["deferred 451"], ["failed 554"], DELIVERED]);
+  assertEquals(r.connectionLost, false);
+});
+
+Deno.test("sendMany in flight: refused MAIL or every RCPT refused fails that message, the next one goes (#13)", async () => {
+  const r = await drain(
+    [
+      to(1),
+      message({ mailFrom: "bad@remote.test", recipients: ["m2@c.test"] }),
+      to(3),
+      to(4),
+      to(5),
+    ],
+    {
+      mail: (from) =>
+        from === "bad@remote.test" ? reply(550, "5.7.1", "Sender refused") : undefined,
+      rcpt: byAddress({
+        "m3@c.test": reply(550, "5.1.1", "No such user"),
+        "m4@c.test": reply(452, "4.2.2", "Mailbox full"),
+      }),
+    },
+  );
+  assertEquals(r.seen, [DELIVERED, ["failed 550"], ["failed 550"], ["deferred 452"], DELIVERED]);
+  assertEquals([...r.bodies.keys()], ["m1@c.test", "m5@c.test"]);
+});
+
+Deno.test("sendMany in flight: a connection lost before a final reply defers every message written, none delivered without its 250 (#13)", async () => {
+  const r = await drain([to(1), to(2), to(3)], {
+    final: (a) => a === "m2@c.test" ? "close" : undefined,
+  });
+  assertEquals(r.connectionLost, true);
+  assertEquals(r.seen.length, 3);
+  // Message 1 was taken by the peer; whether its 250 got out before the close is the peer's
+  // timing: delivered if it was read, else deferred (sent again later, never lost).
+  assert(["delivered 250", "deferred 421"].includes(r.seen[0]?.[0] ?? ""));
+  assertEquals(r.seen.slice(1), [["deferred 421"], ["deferred 421"]]);
+});
+
+Deno.test("sendMany in flight: bodies byte-exact, unstuffed, a missing last CRLF added, a large one in chunks (#13)", async () => {
+  const dotted = "Subject: d\r\n\r\n.leading dot\r\n..two\r\nend";
+  const big = new Uint8Array(300 * 1024).fill(0x61);
+  for (let i = 998; i < big.length; i += 1000) {
+    big[i] = 13;
+    big[i + 1] = 10;
+  }
+  const bigBody = concatBytes([enc.encode("Subject: big\r\n\r\n"), big, enc.encode("\r\n")]);
+  const r = await drain([
+    message({ recipients: ["m1@c.test"], body: dotted }),
+    message({
+      recipients: ["m2@c.test"],
+      body: [bigBody.subarray(0, 100_000), bigBody.subarray(100_000)],
+    }),
+    to(3),
+  ]);
+  assertEquals(r.seen, [DELIVERED, DELIVERED, DELIVERED]);
+  assertEquals(dec.decode(r.bodies.get("m1@c.test")), dotted + "\r\n");
+  assertEquals(r.bodies.get("m2@c.test"), bigBody);
+  assert(r.writes.join("").includes("BDAT 0 LAST\r\n"));
+});
+
+Deno.test("sendMany in flight: a body that cannot be read to its end is never completed with LAST (#13)", async () => {
+  // Over 256 KiB: checked on a first read, sent from a second one, which fails half-way.
+  const r = await drain([message({ recipients: ["m1@c.test"], body: failingOnResend() }), to(2)]);
+  assertEquals(r.seen, [["deferred 451"]]);
+  assertEquals(r.connectionLost, true);
+  const text = r.writes.join("");
+  assert(text.includes("BDAT 65536\r\n"));
+  assert(!text.includes("LAST"));
+  assertEquals(r.bodies.size, 0);
+});
