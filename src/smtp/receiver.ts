@@ -85,24 +85,7 @@ const COMMANDS: { readonly [V in Verb]: CommandSpec } = {
 };
 
 function toVerb(word: string): Verb | undefined {
-  switch (word) {
-    case "EHLO":
-    case "HELO":
-    case "MAIL":
-    case "RCPT":
-    case "DATA":
-    case "BDAT":
-    case "RSET":
-    case "NOOP":
-    case "QUIT":
-    case "VRFY":
-    case "HELP":
-    case "STARTTLS":
-    case "AUTH":
-      return word;
-    default:
-      return undefined;
-  }
+  return Object.hasOwn(COMMANDS, word) ? word as Verb : undefined;
 }
 
 const DEFAULT_MAX_LINE_BYTES = 512;
