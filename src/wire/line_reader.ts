@@ -40,10 +40,12 @@ export interface LineReaderOptions {
    * for all of it (its ArrayBuffer is detached), instead of leaving it to the next GC: socket
    * chunks are 64 KiB of external memory each, and V8 lets tens of MB of them pile up before
    * it collects (bench/rss.ts: +40 MB for one 50 MiB message without this, +2 MB with it).
-   * Only a chunk that owns its whole ArrayBuffer and was read inside the body is freed, never
-   * one a line was cut from. Only for a consumer that copies what it keeps and holds no view
-   * once its promise settled (the queue writer); a consumer that hands views to a socket
-   * write that may still be queued must not use this.
+   * Only a chunk that owns its whole ArrayBuffer and was read inside the body is freed; for
+   * BDAT also the rest of a chunk that its command line was cut from, once the body took it to
+   * its end: a line read from this reader is then valid only until the next read. Only for a
+   * consumer that copies what it keeps and holds no view once its promise settled (the queue
+   * writer); a consumer that hands views to a socket write that may still be queued must not
+   * use this.
    */
   readonly releaseConsumed?: boolean;
 }
@@ -52,6 +54,12 @@ export interface LineReaderOptions {
 export class LineReader {
   #source: PullSource;
   #buf: Uint8Array = new Uint8Array(0);
+  /**
+   * The chunk `#buf` is a view into, when that chunk is all of its ArrayBuffer (a socket read
+   * or a merge of ours; never a pool slice): what `readExact` may free once it took `#buf` to
+   * its end, though a command line was cut from its start (see `releaseConsumed`).
+   */
+  #whole: Uint8Array | undefined;
   readonly #releaseConsumed: boolean;
 
   constructor(source: PullSource, opts: LineReaderOptions = {}) {
@@ -110,6 +118,9 @@ export class LineReader {
       merged.set(chunk, this.#buf.length);
       this.#buf = merged;
     }
+    const owns = this.#buf.byteOffset === 0 &&
+      this.#buf.byteLength === this.#buf.buffer.byteLength;
+    this.#whole = owns ? this.#buf : undefined;
     return true;
   }
 
@@ -192,7 +203,11 @@ export class LineReader {
       this.#buf = whole.subarray(take);
       left -= take;
       await consume(part);
-      if (this.#releaseConsumed && take === whole.length) release(whole);
+      if (this.#releaseConsumed && take === whole.length) {
+        // A pipelined `BDAT n` and its first octets share a socket chunk: its rest is freed too.
+        const chunk = this.#whole;
+        release(chunk !== undefined && chunk.buffer === whole.buffer ? chunk : whole);
+      }
     }
     return true;
   }

@@ -187,6 +187,36 @@ Deno.test("LineReader releaseConsumed: readExact frees a chunk it took whole", a
   assertEquals(l.kind === "line" ? decoder.decode(l.line) : l.kind, "NOOP");
 });
 
+Deno.test("LineReader releaseConsumed: readExact frees the rest of a chunk a BDAT line was cut from (#13)", async () => {
+  // A pipelined BDAT command and its octets arrive in one socket chunk; the next chunk too.
+  const chunks = owned([encoder.encode("BDAT 8 LAST\r\n1234"), encoder.encode("5678QUIT\r\n")]);
+  const r = new LineReader(source(chunks), { releaseConsumed: true });
+  const line = await r.readLine(512);
+  assertEquals(line.kind === "line" ? decoder.decode(line.line) : line.kind, "BDAT 8 LAST");
+  const got: number[] = [];
+  const seen: boolean[] = [];
+  assertEquals(
+    await r.readExact(8, (c) => {
+      seen.push(c.buffer.byteLength === 0);
+      got.push(...c);
+    }),
+    true,
+  );
+  assertEquals(decoder.decode(Uint8Array.from(got)), "12345678");
+  // Never while the consumer holds the bytes; the first chunk after it, the second still holds QUIT.
+  assertEquals(seen, [false, false]);
+  assertEquals(chunks.map((c) => c.byteLength), [0, 10]);
+  const next = await r.readLine(512);
+  assertEquals(next.kind === "line" ? decoder.decode(next.line) : next.kind, "QUIT");
+
+  // Without the option nothing is freed.
+  const plain = owned([encoder.encode("BDAT 4 LAST\r\nabcd")]);
+  const p = new LineReader(source(plain));
+  await p.readLine(512);
+  assertEquals(await p.readExact(4, () => {}), true);
+  assertEquals(plain.map((c) => c.byteLength), [17]);
+});
+
 Deno.test("LineReader.discardBuffered() drops what was read ahead", async () => {
   const r = new LineReader(source([encoder.encode("STARTTLS\r\nRSET\r\n")]));
   await r.readLine(512);
