@@ -1,8 +1,8 @@
 /**
  * The signature primitive of src/dkim/signer.ts through WebCrypto, which Deno computes on a
  * blocking-task thread: an RSA-2048 signature (about 3 ms) no longer stops the event loop, so
- * the sessions of serve go on while outbound mail is signed. The same bytes as node:crypto's
- * sign (RSASSA-PKCS1-v1_5 and Ed25519 are deterministic); the tests compare them.
+ * the sessions of serve go on while outbound mail is signed. tests/dkim/signer_test.ts has
+ * python3-dkim verify what it signs, for both algorithms and every canonicalization.
  */
 import type crypto from "node:crypto";
 
@@ -31,7 +31,7 @@ function cryptoKeyOf(key: crypto.KeyObject, algorithm: Algorithm): Promise<Crypt
 }
 
 /**
- * Signs `data` as signer.ts's signOne does: rsa-sha256 over the data itself (SHA-256 inside),
+ * Signs `data` (signer.ts's bytesToSign): rsa-sha256 over the data itself (SHA-256 inside),
  * ed25519-sha256 over the SHA-256 digest the caller passes.
  */
 export async function signOffThread(

@@ -121,25 +121,16 @@ export class DkimSigner {
     return this.#failure === undefined ? this.#splitter.fields() : undefined;
   }
 
-  /** Signs with each key (one field per key, in order); `now` fills the `t=` tag. */
-  finish(keys: readonly DkimKey[], now: Date): SignResult {
-    const inputs = this.#inputs(keys, now);
-    if (!inputs.ok) return inputs;
-    const parts = inputs.each.map(({ key, toSign }) =>
-      signedField(toSign, signSync(key, toSign.data))
-    );
-    return { ok: true, fields: concatBytes(parts) };
-  }
-
   /**
-   * `finish` with the signatures computed off the event loop (src/dkim/_async_sign.ts): what
-   * serve's outbound path uses. The same fields, byte for byte.
+   * Signs with each key (one field per key, in order); `now` fills the `t=` tag. The signatures
+   * are computed off the event loop (src/dkim/_async_sign.ts): an RSA signature takes
+   * milliseconds, and serve's sessions go on meanwhile.
    */
-  async finishAsync(keys: readonly DkimKey[], now: Date): Promise<SignResult> {
+  async finish(keys: readonly DkimKey[], now: Date): Promise<SignResult> {
     const inputs = this.#inputs(keys, now);
     if (!inputs.ok) return inputs;
     const parts = await Promise.all(inputs.each.map(async ({ key, toSign }) => {
-      const data = key.algorithm === "rsa-sha256" ? toSign.data : sha256(toSign.data);
+      const data = bytesToSign(key, toSign.data);
       return signedField(toSign, await signOffThread(key.algorithm, key.privateKey, data));
     }));
     return { ok: true, fields: concatBytes(parts) };
@@ -215,17 +206,11 @@ function dataToSign(key: DkimKey, input: SignInput): ToSign {
 }
 
 /**
- * rsa-sha256: RSASSA-PKCS1-v1_5 over SHA-256 of the data (RFC 6376 §3.3.1). ed25519-sha256:
- * PureEdDSA over the SHA-256 digest of the data (RFC 8463 §3).
+ * The bytes the key signs: rsa-sha256 signs the data itself (RSASSA-PKCS1-v1_5 over its SHA-256,
+ * RFC 6376 §3.3.1), ed25519-sha256 the SHA-256 digest of the data (PureEdDSA, RFC 8463 §3).
  */
-function signSync(key: DkimKey, data: Uint8Array): Uint8Array {
-  return key.algorithm === "rsa-sha256"
-    ? crypto.sign("sha256", data, key.privateKey)
-    : crypto.sign(null, sha256(data), key.privateKey);
-}
-
-function sha256(data: Uint8Array): Uint8Array {
-  return crypto.createHash("sha256").update(data).digest();
+function bytesToSign(key: DkimKey, data: Uint8Array): Uint8Array {
+  return key.algorithm === "rsa-sha256" ? data : crypto.createHash("sha256").update(data).digest();
 }
 
 /** The complete field: its text with the folded base64 signature as `b=`. */

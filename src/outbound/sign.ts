@@ -25,7 +25,7 @@ export async function signOutbound<M extends OutboundMessage>(
   const domain = fields === undefined ? undefined : authorDomain(fields);
   if (domain === undefined) return { message, signedBy: undefined };
   // Off the event loop: an RSA signature takes milliseconds (src/dkim/_async_sign.ts).
-  const result = await signer.finishAsync(await keysFor(domain), now);
+  const result = await signer.finish(await keysFor(domain), now);
   if (!result.ok) return { message, signedBy: undefined };
   const prefix = result.fields;
   const signed: M = {

@@ -123,7 +123,7 @@ if (await skipUnless(NAME, ...TOOLS)) {
             );
             const signer = new DkimSigner();
             signer.update(message);
-            const result = signer.finish(keys, NOW());
+            const result = await signer.finish(keys, NOW());
             ok(result.ok, result.ok ? "" : result.reason);
             const signed = Uint8Array.from([...result.fields, ...message]);
             await using dns = await startDnsmasq({ txt: records });
