@@ -197,10 +197,21 @@ export class GroupTransaction {
   /** Commits and syncs what is pending, settles every waiter (also one of a sync still running). */
   close(): void {
     this.flushNow();
-    this.syncNow();
-    for (const batch of this.#syncing) for (const w of batch) w.resolve();
+    // A sync still running covers its waiters only once it ends: the sync here, on this thread,
+    // must cover them too before they are settled (flushNow may just have started one).
+    const running = [...this.#syncing];
     this.#syncing.clear();
     this.#newest = undefined;
+    if (running.length > 0) this.#isDirty = true;
+    try {
+      this.syncNow();
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(errorText(err));
+      for (const batch of running) for (const w of batch) w.reject(error);
+      this.#sync?.close();
+      throw err;
+    }
+    for (const batch of running) for (const w of batch) w.resolve();
     this.#sync?.close();
   }
 
