@@ -73,13 +73,15 @@ export async function sendWindowed<M extends OutboundMessage>(
   const waitForSignal = () => new Promise<void>((resolve) => waiters.push(resolve));
   let inFlight = 0;
   let isExhausted = false;
+  /** The reader has stopped (the end, or `onResult` or a read threw): the writer stops too. */
+  let isStopped = false;
 
   const writer = (async () => {
     let isFirst = true;
     try {
       for (;;) {
-        while (inFlight >= ctx.window && !link.isLost) await waitForSignal();
-        if (link.isLost) return;
+        while (inFlight >= ctx.window && !link.isLost && !isStopped) await waitForSignal();
+        if (link.isLost || isStopped) return;
         const next = await iterator.next();
         if (next.done) {
           isExhausted = true;
@@ -99,7 +101,7 @@ export async function sendWindowed<M extends OutboundMessage>(
           signal();
           continue;
         }
-        if (link.isLost) return;
+        if (link.isLost || isStopped) return;
         const entry: Entry<M> = {
           message,
           ledger,
@@ -143,7 +145,8 @@ export async function sendWindowed<M extends OutboundMessage>(
       });
     }
   } finally {
-    // The writer stops at a lost link or the end; wake it if it waits for room.
+    // The writer stops at a lost link, the end, or here; wake it if it waits for room.
+    isStopped = true;
     signal();
     await writer;
     if (!isExhausted) await closeIterator(iterator);

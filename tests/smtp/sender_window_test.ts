@@ -29,6 +29,8 @@ interface Script {
   readonly final?: (to: string) => Reply | "close" | undefined;
   /** Message 1's final reply waits until the client wrote this text (or 1 s: `waited`). */
   readonly holdFirstUntil?: string;
+  /** The caller's onResult throws at this result (1-based), as a failed settle would. */
+  readonly throwAtResult?: number;
 }
 
 interface Run {
@@ -38,6 +40,8 @@ interface Run {
   /** Message 1's final reply waited the whole second for `holdFirstUntil`. */
   readonly waited: boolean;
   readonly connectionLost: boolean;
+  /** What sendMany threw, or "hung" when it had not returned within 5 s. */
+  readonly error?: unknown;
 }
 
 async function drain(
@@ -113,10 +117,23 @@ async function drain(
   const caps = await sender.hello();
   assert("chunking" in caps && caps.chunking && caps.pipelining);
   const seen: string[][] = [];
-  const r = await sender.sendMany(messages, (_m, result) => {
-    seen.push(outcomeCodes(result));
-  });
-  await sender.quit();
+  let r: { readonly connectionLost: boolean } = { connectionLost: false };
+  let error: unknown;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    r = await Promise.race([
+      sender.sendMany(messages, (_m, result) => {
+        seen.push(outcomeCodes(result));
+        if (seen.length === script.throwAtResult) throw new Error("settle failed");
+      }),
+      new Promise<never>((_, reject) => timer = setTimeout(() => reject("hung"), 5_000)),
+    ]);
+    await sender.quit();
+  } catch (err) {
+    error = err;
+  } finally {
+    clearTimeout(timer);
+  }
   client.destroy();
   await done;
   server.destroy();
@@ -126,6 +143,7 @@ async function drain(
     writes: client.written.map((w) => dec.decode(w)),
     waited,
     connectionLost: r.connectionLost,
+    ...(error === undefined ? {} : { error }),
   };
 }
 
@@ -237,4 +255,12 @@ Deno.test("sendMany in flight: a body that cannot be read to its end is never co
   assert(text.includes("BDAT 65536\r\n"));
   assert(!text.includes("LAST"));
   assertEquals(r.bodies.size, 0);
+});
+
+Deno.test("sendMany stops, not hangs, when the caller's onResult throws while the window is full (#13)", async () => {
+  // Window 2: after message 1's replies message 3 fills the window again; settling message 1 fails.
+  const r = await drain([to(1), to(2), to(3), to(4)], { throwAtResult: 1 }, 2);
+  assert(r.error instanceof Error, `sendMany ended with ${String(r.error)}`);
+  assertEquals(r.error.message, "settle failed");
+  assertEquals(r.seen, [DELIVERED]);
 });
