@@ -15,15 +15,19 @@
  * `full` write is never acknowledged unsynced; a `normal` write joins a `full` transaction as it
  * is. Without a `WalSync` the level is the connection's `synchronous` (SQLite refuses to change
  * it inside a transaction), set before each BEGIN.
+ *
+ * The first failed WAL sync is final (as in PostgreSQL): Linux may have dropped the unwritten pages
+ * and marked them clean, so a later sync can succeed without writing them. From then on every
+ * `full` write, every wait for durability and every `exclusive` transaction fails with that error
+ * until the process restarts (recovery then reads only what is really on disk); `normal` writes
+ * (settlements, clean-ups of refused messages) still go ahead: they never waited for a sync, and
+ * one lost costs a redelivery, never a message.
  */
 import { errorText } from "../errors.ts";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { clearImmediate, setImmediate } from "node:timers";
 import { inImmediateTransaction } from "./db.ts";
-import type { WalSync } from "./_wal_sync.ts";
-
-/** WAL syncs running at once (each covers every COMMIT before it started). */
-const MAX_SYNCS = 4;
+import { MAX_SYNCS, type WalSync } from "./_wal_sync.ts";
 
 /** How a transaction is committed: `full` is on disk before its waiters hear, `normal` not. */
 export type CommitLevel = "full" | "normal";
@@ -78,6 +82,9 @@ export class GroupTransaction {
   readonly #syncing = new Set<Waiter[]>();
   /** Waiters of the sync started last, while it runs. */
   #newest: Waiter[] | undefined;
+  /** The first failed sync (see above); set once, never cleared. */
+  #broken: Error | undefined;
+  readonly #onBroken: (err: Error) => void;
 
   constructor(
     db: DatabaseSync,
@@ -88,12 +95,15 @@ export class GroupTransaction {
       sync?: WalSync | undefined;
       /** True when a sync may run on the loop instead (nobody else waits). Default: never. */
       syncInline?: () => boolean;
+      /** Called once, at the first failed sync (the store logs it). */
+      onBroken?: (err: Error) => void;
     },
   ) {
     this.#db = db;
     this.#onCommit = opts.onCommit;
     this.#sync = opts.sync;
     this.#syncInline = opts.syncInline ?? (() => false);
+    this.#onBroken = opts.onBroken ?? (() => {});
     this.#savepoint = db.prepare("SAVEPOINT group_write");
     this.#release = db.prepare("RELEASE group_write");
     this.#rollbackTo = db.prepare("ROLLBACK TO group_write");
@@ -127,7 +137,13 @@ export class GroupTransaction {
     return this.whenDurable();
   }
 
+  /** The error every durable commit fails with since a sync failed; undefined before. */
+  get broken(): Error | undefined {
+    return this.#broken;
+  }
+
   #write<T>(participant: TxParticipant | undefined, fn: () => T, level: CommitLevel): T {
+    if (level === "full" && this.#broken !== undefined) throw this.#broken;
     if (this.#isOpen && this.#level === "normal" && level === "full") this.flushNow();
     if (!this.#isOpen) {
       if (this.#sync === undefined) this.#setSynchronous(level);
@@ -166,6 +182,7 @@ export class GroupTransaction {
 
   /** Runs `fn` in its own transaction, after committing the shared one; on disk when it returns. */
   exclusive<T>(fn: () => T): T {
+    if (this.#broken !== undefined) throw this.#broken;
     this.flushNow();
     if (this.#sync === undefined) this.#setSynchronous("full");
     const value = inImmediateTransaction(this.#db, fn);
@@ -182,12 +199,16 @@ export class GroupTransaction {
     if (this.#sync === undefined || !this.#isDirty) return;
     const waiters = this.#unsynced;
     this.#unsynced = [];
+    if (this.#broken !== undefined) {
+      for (const w of waiters) w.reject(this.#broken);
+      throw this.#broken;
+    }
     this.#isDirty = false;
     try {
       this.#sync.syncNow();
     } catch (cause) {
       this.#isDirty = true;
-      const err = new Error(`Cannot sync queue database: ${errorText(cause)}`);
+      const err = this.#breakDown(cause);
       for (const w of waiters) w.reject(err);
       throw err;
     }
@@ -279,6 +300,10 @@ export class GroupTransaction {
 
   /** Settles `waiters` once every COMMIT so far is on disk. */
   #durable(waiters: Waiter[]): void {
+    if (this.#broken !== undefined) {
+      for (const w of waiters) w.reject(this.#broken);
+      return;
+    }
     if (this.#sync === undefined) {
       for (const w of waiters) w.resolve();
       return;
@@ -308,7 +333,10 @@ export class GroupTransaction {
    */
   #startSync(): void {
     const sync = this.#sync;
-    if (sync === undefined || this.#syncing.size >= MAX_SYNCS || this.#unsynced.length === 0) {
+    if (
+      sync === undefined || this.#broken !== undefined || this.#syncing.size >= MAX_SYNCS ||
+      this.#unsynced.length === 0
+    ) {
       return;
     }
     const batch = this.#unsynced;
@@ -324,15 +352,39 @@ export class GroupTransaction {
     sync.sync().then(
       () => {
         done();
-        for (const w of batch) w.resolve();
+        // A sync that ran beside the one that failed may have ended well on pages never written.
+        if (this.#broken !== undefined) { for (const w of batch) w.reject(this.#broken); }
+        else for (const w of batch) w.resolve();
       },
       (cause) => {
         done();
         this.#isDirty = true;
-        const err = new Error(`Cannot sync queue database: ${errorText(cause)}`);
+        const err = this.#breakDown(cause);
         for (const w of batch) w.reject(err);
       },
     ).finally(() => this.#startSync());
+  }
+
+  /**
+   * Records the first failed sync (see above) and fails the waiters no sync will cover now.
+   * Returns the error every waiter of a failed or later sync gets.
+   */
+  #breakDown(cause: unknown): Error {
+    if (this.#broken !== undefined) return this.#broken;
+    const err = new Error(
+      `Cannot sync queue database: ${errorText(cause)}; ` +
+        "every later message is refused until serve is restarted",
+    );
+    this.#broken = err;
+    const unsynced = this.#unsynced;
+    this.#unsynced = [];
+    for (const w of unsynced) w.reject(err);
+    try {
+      this.#onBroken(err);
+    } catch {
+      // Reporting must not keep the waiters from hearing.
+    }
+    return err;
   }
 
   #schedule(kind: "lazy" | "urgent"): void {

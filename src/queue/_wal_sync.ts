@@ -9,6 +9,9 @@
  */
 import type { DatabaseSync } from "node:sqlite";
 
+/** WAL syncs that may run at once (each covers every COMMIT before it started). */
+export const MAX_SYNCS = 4;
+
 /** WAL pages after which a COMMIT checkpoints (SQLite's default is 1000). */
 export const WAL_CHECKPOINT_PAGES = 4000;
 
@@ -52,49 +55,68 @@ export function deferWalSync(db: DatabaseSync): WalSync | undefined {
 }
 
 /**
- * Syncs one WAL file through a read-only handle (fdatasync works on any descriptor of the file).
- * The WAL keeps its inode while the connection that writes it is open; should it still have
- * been replaced (checked before every sync), the handle is reopened.
+ * Syncs one WAL file through read-only handles opened at start (fdatasync works on any descriptor
+ * of the file), one handle per sync that may run at once. Linux reports a failed write-back once
+ * to each open file description, to the first fsync that checks it: two syncs sharing one
+ * descriptor could see one failure and one success, the success covering pages that were never
+ * written (fsyncgate). With a descriptor each, every sync that checks after the failure sees it.
+ * No handle is reopened: a descriptor opened after a failure would not hear of it, and the WAL
+ * keeps its inode while the store's connection is open (SQLite deletes it only when the last
+ * connection closes, and truncates it in place).
  */
 export class FileWalSync implements WalSync {
-  readonly #path: string;
-  #file: Deno.FsFile;
-  #ino: number | null;
-  /** Handles of a replaced WAL: a sync may still run on them, so they are closed last. */
-  #stale: Deno.FsFile[] = [];
+  /** Handles not syncing now (for `sync`). */
+  readonly #free: Deno.FsFile[] = [];
+  /** Every handle, to close. */
+  readonly #all: Deno.FsFile[] = [];
+  /** The handle of `syncNow`, which may run beside `sync`s still on their threads. */
+  readonly #inline: Deno.FsFile;
+  /** `sync` calls waiting for a free handle (more at once than handles). */
+  readonly #queued: (() => void)[] = [];
 
-  constructor(path: string) {
-    this.#path = path;
-    this.#file = Deno.openSync(path, { read: true });
-    this.#ino = this.#file.statSync().ino;
+  constructor(path: string, handles = MAX_SYNCS) {
+    try {
+      this.#inline = this.#open(path);
+      for (let i = 0; i < handles; i++) this.#free.push(this.#open(path));
+    } catch (err) {
+      this.close();
+      throw err;
+    }
   }
 
   async sync(): Promise<void> {
-    await this.#current().syncData();
+    let file = this.#free.pop();
+    while (file === undefined) {
+      await new Promise<void>((resolve) => this.#queued.push(resolve));
+      file = this.#free.pop();
+    }
+    try {
+      await file.syncData();
+    } finally {
+      this.#free.push(file);
+      this.#queued.shift()?.();
+    }
   }
 
   syncNow(): void {
-    this.#current().syncDataSync();
+    this.#inline.syncDataSync();
   }
 
   close(): void {
-    for (const f of [...this.#stale, this.#file]) {
+    for (const f of this.#all) {
       try {
         f.close();
       } catch {
         // Already closed.
       }
     }
-    this.#stale = [];
+    this.#all.length = 0;
+    this.#free.length = 0;
   }
 
-  #current(): Deno.FsFile {
-    const ino = Deno.statSync(this.#path).ino;
-    if (ino !== this.#ino) {
-      this.#stale.push(this.#file);
-      this.#file = Deno.openSync(this.#path, { read: true });
-      this.#ino = this.#file.statSync().ino;
-    }
-    return this.#file;
+  #open(path: string): Deno.FsFile {
+    const file = Deno.openSync(path, { read: true });
+    this.#all.push(file);
+    return file;
   }
 }

@@ -19,6 +19,12 @@ export interface WriterStatements {
   readonly insertRecipient: StatementSync;
 }
 
+/**
+ * Removing the rows of a refused message needs no sync (one lost leaves a copy the sender also
+ * sends again) and must still run after a failed sync, when `full` writes are refused.
+ */
+const CLEAN_UP = "normal";
+
 type WriterState = "writing" | "committing" | "committed" | "aborted";
 
 /** A `MessageWriter` over the shared group transaction. */
@@ -120,7 +126,7 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
     this.#group.forget(this);
     if (this.#seq === 0) return Promise.resolve();
     try {
-      this.#group.write(undefined, () => this.#sql.deleteChunks.run(this.id));
+      this.#group.write(undefined, () => this.#sql.deleteChunks.run(this.id), CLEAN_UP);
     } catch (err) {
       // Left-over rows are orphans, removed at the next start; not worth failing the session.
       this.#log.warn("queue_abort_cleanup_failed", { id: this.id, reason: asError(err).message });
@@ -151,7 +157,7 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
           // Recipients go with the message (ON DELETE CASCADE).
           if (opts.withMessage === true) this.#sql.deleteMessage.run(this.id);
           this.#sql.deleteChunks.run(this.id);
-        });
+        }, CLEAN_UP);
       } catch {
         // Orphan rows are removed at the next start.
       }

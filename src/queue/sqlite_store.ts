@@ -107,6 +107,12 @@ export class SqliteQueueStore implements QueueStore {
       onCommit: opts.onGroupCommit ?? (() => {}),
       sync: opts.walSync ?? deferWalSync(db),
       ...(opts.syncInline === undefined ? {} : { syncInline: opts.syncInline }),
+      onBroken: (err) =>
+        this.#log.error("queue_sync_failed", {
+          error: err.message,
+          action: "restart serve: until then every message is refused with 451 4.3.0, " +
+            "and /healthz answers 503",
+        }),
     });
     this.#reader = new QueueReader(db, this.#log);
     this.#writerSql = {
@@ -331,6 +337,9 @@ export class SqliteQueueStore implements QueueStore {
   ping(): Promise<void> {
     return settled(() => {
       this.#assertOpen();
+      // After a failed sync the database answers but stores nothing more: not healthy.
+      const broken = this.#group.broken;
+      if (broken !== undefined) throw broken;
       const row: unknown = this.#ping.get();
       if (typeof row !== "object" || row === null || (row as { one?: unknown }).one !== 1) {
         throw new Error("database did not answer SELECT 1");

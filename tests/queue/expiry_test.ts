@@ -8,7 +8,8 @@ import type {
   NewRecipient,
   QueuedMessage,
 } from "../../src/queue/types.ts";
-import { type LogFields, type Logger } from "../../src/observe/log.ts";
+import type { LogFields } from "../../src/observe/log.ts";
+import { recordingLogger } from "../_helpers/recording_logger.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 import { maintenanceOptions, queueMessage, rcpt } from "../_helpers/queue_fixtures.ts";
 
@@ -19,18 +20,6 @@ const HEADERS = "From: a@x\r\nSubject: old mail\r\nMessage-ID: <m1@x>\r\n\r\n";
 
 interface Clock {
   ms: number;
-}
-
-/** Records events (name + fields) instead of writing them. */
-function recordingLogger(events: { event: string; fields: LogFields }[]): Logger {
-  const logger: Logger = {
-    debug: (event, fields = {}) => events.push({ event, fields }),
-    info: (event, fields = {}) => events.push({ event, fields }),
-    warn: (event, fields = {}) => events.push({ event, fields }),
-    error: (event, fields = {}) => events.push({ event, fields }),
-    with: () => logger,
-  };
-  return logger;
 }
 
 async function withClockStore(

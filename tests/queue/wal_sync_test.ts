@@ -1,16 +1,16 @@
 /**
  * Group commits made durable by a WAL sync off the event loop (issue 13 item 4): a commit
  * resolves only after the sync that covers it, a lone sender's sync starts at once (no group
- * window), syncs overlap, a failed sync leaves no row of the message behind. Driven by a
- * fake `WalSync` whose syncs the test finishes, never by timing.
+ * window), syncs overlap (a failed sync: sync_failure_test.ts). Driven by a fake `WalSync` whose
+ * syncs the test finishes, never by timing.
  */
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { setImmediate } from "node:timers";
 import { openDatabase } from "../../src/queue/db.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
-import { deferWalSync, WAL_CHECKPOINT_PAGES, type WalSync } from "../../src/queue/_wal_sync.ts";
+import { deferWalSync, WAL_CHECKPOINT_PAGES } from "../../src/queue/_wal_sync.ts";
 import type { NewMessage } from "../../src/queue/types.ts";
+import { FakeSync, track, turns } from "../_helpers/fake_wal_sync.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 
 const MESSAGE: NewMessage = {
@@ -19,40 +19,6 @@ const MESSAGE: NewMessage = {
   recipients: [{ address: "a@example.org", domain: "example.org" }],
 };
 const enc = new TextEncoder();
-
-/** A WalSync whose syncs stay pending until the test finishes them. */
-class FakeSync implements WalSync {
-  readonly pending: { resolve(): void; reject(err: Error): void }[] = [];
-  syncNowCalls = 0;
-
-  sync(): Promise<void> {
-    return new Promise((resolve, reject) => this.pending.push({ resolve, reject }));
-  }
-  syncNow(): void {
-    this.syncNowCalls++;
-  }
-  close(): void {}
-
-  /** Finishes the `i`-th sync started so far. */
-  finish(i: number, err?: Error): void {
-    const p = this.pending[i];
-    if (p === undefined) throw new Error(`no sync #${i}`);
-    if (err === undefined) p.resolve();
-    else p.reject(err);
-  }
-}
-
-/** Lets every immediate, microtask and settled promise of this turn run. */
-async function turns(n = 3): Promise<void> {
-  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
-}
-
-/** Tracks whether a promise has settled, and how. */
-function track(p: Promise<unknown>): { state: "pending" | "resolved" | "rejected" } {
-  const t: { state: "pending" | "resolved" | "rejected" } = { state: "pending" };
-  p.then(() => t.state = "resolved", () => t.state = "rejected");
-  return t;
-}
 
 async function withFakeStore(
   fn: (store: SqliteQueueStore, sync: FakeSync) => Promise<void>,
@@ -135,26 +101,6 @@ for (const order of [[0, 1], [1, 0]]) {
     });
   });
 }
-
-Deno.test("a failed sync fails the commit and leaves no row of that message (#13)", async () => {
-  await withFakeStore(async (store, sync) => {
-    const w = await started(store, "lost");
-    const commit = w.commit();
-    commit.catch(() => {});
-    await turns();
-    sync.finish(0, new Error("EIO"));
-    await assert.rejects(commit, /Cannot sync queue database: EIO/);
-    await turns();
-    assert.deepEqual(await store.list(), []);
-    // The next message is stored and acknowledged as usual.
-    const next = track((await started(store, "next")).commit());
-    await turns();
-    sync.finish(sync.pending.length - 1);
-    await turns();
-    assert.equal(next.state, "resolved");
-    assert.equal((await store.list()).length, 1);
-  });
-});
 
 Deno.test("a synchronous transaction (claim) syncs before it returns (#13)", async () => {
   await withFakeStore(async (store, sync) => {
