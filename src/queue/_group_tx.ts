@@ -3,18 +3,19 @@
  * transaction, and one COMMIT makes all of them durable (docs/architecture.md: 10–50 messages per
  * transaction gave 5–8× the rows/s). A waiter is resolved only once the COMMIT that holds its
  * writes is on disk, which is what lets the 250 after DATA go out: with a `WalSync` the COMMIT
- * (synchronous=NORMAL) only writes the WAL and the fsync runs off the event loop, one at a time,
+ * (synchronous=NORMAL) only writes the WAL and the fsync runs off the event loop (a few at once),
  * each covering every COMMIT before it (commits made meanwhile share the next one); without
  * one, the connection's own COMMIT (synchronous=FULL) is the sync.
  *
- * Each transaction has a level, fixed when it begins: `full` for every write unless the caller
- * asks for `normal`, which settlements do: their COMMIT is written to the OS, not synced (a
- * process crash loses nothing, a power failure may lose the latest settlements, whose messages
- * are then delivered again, never lost), and their waiters do not wait for a sync. A `full`
- * write meeting an open `normal` transaction commits it first and begins a `full` one, so a
- * `full` write is never acknowledged unsynced; a `normal` write joins a `full` transaction as it
- * is. Without a `WalSync` the level is the connection's `synchronous` (SQLite refuses to change
- * it inside a transaction), set before each BEGIN.
+ * Each transaction has a level: `full` as soon as it holds one write that is not `normal`;
+ * `normal` while it holds only writes that ask for it, which settlements do: their COMMIT is
+ * written to the OS, not synced (a process crash loses nothing, a power failure may lose the
+ * latest settlements, whose messages are then delivered again, never lost), and their waiters
+ * do not wait for a sync. A `full` write meeting an open `normal` transaction raises it to
+ * `full`: the settlements in it then wait for its sync too, and a `full` write is never
+ * acknowledged unsynced. The level matters only with a `WalSync`: without one (an in-memory
+ * database, or a file SQLite could not put in WAL mode) the connection stays at
+ * `synchronous=FULL` (openDatabase), so every COMMIT is its own sync, settlements included.
  *
  * The first failed WAL sync is final (as in PostgreSQL): Linux may have dropped the unwritten pages
  * and marked them clean, so a later sync can succeed without writing them. From then on every
@@ -69,8 +70,6 @@ export class GroupTransaction {
   #isOpen = false;
   /** Level of the open transaction. */
   #level: CommitLevel = "full";
-  /** The connection's `synchronous` when there is no WalSync (openDatabase sets FULL). */
-  #synchronous: CommitLevel = "full";
   #waiters: Waiter[] = [];
   #participants = new Set<TxParticipant>();
   #scheduled: Scheduled = { kind: "none" };
@@ -144,13 +143,15 @@ export class GroupTransaction {
 
   #write<T>(participant: TxParticipant | undefined, fn: () => T, level: CommitLevel): T {
     if (level === "full" && this.#broken !== undefined) throw this.#broken;
-    if (this.#isOpen && this.#level === "normal" && level === "full") this.flushNow();
     if (!this.#isOpen) {
-      if (this.#sync === undefined) this.#setSynchronous(level);
       // IMMEDIATE takes the write lock now, so a busy database fails here (busy_timeout), not at COMMIT.
       this.#db.exec("BEGIN IMMEDIATE");
       this.#isOpen = true;
       this.#level = level;
+    } else if (level === "full") {
+      // Should this write be undone (its savepoint rolled back), the transaction stays `full`:
+      // stricter than needed, never looser.
+      this.#level = "full";
     }
     this.#savepoint.run();
     let value: T;
@@ -184,7 +185,6 @@ export class GroupTransaction {
   exclusive<T>(fn: () => T): T {
     if (this.#broken !== undefined) throw this.#broken;
     this.flushNow();
-    if (this.#sync === undefined) this.#setSynchronous("full");
     const value = inImmediateTransaction(this.#db, fn);
     this.#isDirty = true;
     this.syncNow();
@@ -258,44 +258,18 @@ export class GroupTransaction {
       } catch {
         // A failed COMMIT may already have rolled back; nothing more to undo.
       }
-      this.#restoreFull();
       for (const p of participants) p.txFailed(err);
       for (const w of waiters) w.reject(err);
       return;
     }
     this.#isDirty = true;
-    try {
-      this.#onCommit(level);
-    } finally {
-      this.#restoreFull();
-    }
+    this.#onCommit(level);
     if (level === "normal") {
       // Written to the OS, not synced: settlements need no more (see above).
       for (const w of waiters) w.resolve();
       return;
     }
     this.#durable(waiters);
-  }
-
-  /** Sets the connection's `synchronous` (without a WalSync; outside a transaction only). */
-  #setSynchronous(level: CommitLevel): void {
-    if (this.#synchronous === level) return;
-    this.#db.exec(`PRAGMA synchronous = ${level === "full" ? "FULL" : "NORMAL"}`);
-    this.#synchronous = level;
-  }
-
-  /**
-   * Without a WalSync: back to FULL after a `normal` COMMIT, so that statements outside the
-   * group (and the next `full` transaction) are fsynced. Should it fail, the next `full` BEGIN
-   * sets it again.
-   */
-  #restoreFull(): void {
-    if (this.#sync !== undefined) return;
-    try {
-      this.#setSynchronous("full");
-    } catch {
-      // Outside a transaction this fails only on a closed connection; see above.
-    }
   }
 
   /** Settles `waiters` once every COMMIT so far is on disk. */

@@ -6,7 +6,7 @@
  * synchronous_commit inside the group.
  */
 import assert from "node:assert/strict";
-import type { DatabaseSync } from "node:sqlite";
+import { DatabaseSync } from "node:sqlite";
 import { openDatabase } from "../../src/queue/db.ts";
 import { connectPostgres, type Tx } from "../../src/queue/pg/connect.ts";
 import { PgGroupCommit } from "../../src/queue/pg/_group.ts";
@@ -14,6 +14,7 @@ import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import { deferWalSync, type WalSync } from "../../src/queue/_wal_sync.ts";
 import type { Lease } from "../../src/queue/types.ts";
 import { postgresTest } from "../_helpers/postgres.ts";
+import { FakeSync, track, turns } from "../_helpers/fake_wal_sync.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 import { queueMessage } from "../_helpers/queue_fixtures.ts";
 
@@ -98,7 +99,7 @@ Deno.test("an ingest commit is synced, a settlement not, then ingest synced agai
   });
 });
 
-Deno.test("an ingest write meeting an open settlement commits it first and is fsynced itself (#13)", async () => {
+Deno.test("an ingest write meeting an open settlement raises it to full: one COMMIT, fsynced (#13)", async () => {
   await withLoggedStore(async (store, events) => {
     const { lease, id } = await leasedRecipient(store);
     events.length = 0;
@@ -106,7 +107,8 @@ Deno.test("an ingest write meeting an open settlement commits it first and is fs
     const settling = lease.settle([{ recipientId: id, outcome: "deferred", reply: "451 later" }]);
     const ingesting = put(store, "b@other.test");
     await Promise.all([settling, ingesting]);
-    assert.deepEqual(events, ["commit normal", "commit full", "sync"]);
+    // Before: the settlement was committed on its own first (one COMMIT more per 64 KiB chunk).
+    assert.deepEqual(events, ["commit full", "sync"]);
     await lease.release();
     // Both are stored.
     const queued = await store.list({});
@@ -132,6 +134,64 @@ Deno.test("a settlement joining an open ingest transaction is fsynced with it (#
     await Promise.all([settling, writer.commit()]);
     assert.deepEqual(events, ["commit full", "sync"]);
     await lease.release();
+  });
+});
+
+Deno.test("a settlement raised to full by a body chunk is told only after the sync (#13)", async () => {
+  const sync = new FakeSync();
+  const levels: string[] = [];
+  let alone = true;
+  const store = new SqliteQueueStore(new DatabaseSync(":memory:"), {
+    walSync: sync,
+    // The set-up syncs on the loop; the transaction under test syncs off it, finished below.
+    syncInline: () => alone,
+    onGroupCommit: (level) => levels.push(level),
+  });
+  try {
+    const { lease, id } = await leasedRecipient(store);
+    const writer = await store.begin({
+      mailFrom: "",
+      params: {},
+      recipients: [{ address: "c@other.test", domain: "other.test" }],
+    });
+    await turns();
+    levels.length = 0;
+    alone = false;
+    // The settlement opens a NORMAL transaction; a full 64 KiB chunk joins it in the same turn.
+    const settled = track(
+      lease.settle([{ recipientId: id, outcome: "delivered", reply: "250 ok" }]),
+    );
+    await writer.write(new Uint8Array(64 * 1024));
+    await turns();
+    assert.deepEqual(levels, ["full"], "one COMMIT, at full");
+    assert.equal(sync.pending.length, 1, "its sync");
+    assert.equal(settled.state, "pending", "told before the sync of its transaction");
+    sync.finish(0);
+    await turns();
+    assert.equal(settled.state, "resolved");
+    await writer.abort();
+    await lease.release();
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("without a WalSync (no WAL) every COMMIT stays at synchronous=FULL, settlements too", async () => {
+  await withTempDataDir(async (dataDir) => {
+    const db = openDatabase(dataDir);
+    db.exec("PRAGMA journal_mode = DELETE");
+    assert.equal(deferWalSync(db), undefined);
+    const levels: string[] = [];
+    const store = new SqliteQueueStore(db, { onGroupCommit: (level) => levels.push(level) });
+    try {
+      const { lease, id } = await leasedRecipient(store);
+      await lease.settle([{ recipientId: id, outcome: "delivered", reply: "250 ok" }]);
+      assert.deepEqual(levels, ["full", "normal"]);
+      assert.equal(db.prepare("PRAGMA synchronous").get()?.synchronous, 2);
+      await lease.release();
+    } finally {
+      await store.close();
+    }
   });
 });
 
