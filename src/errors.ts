@@ -4,3 +4,8 @@
 export function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/** `err` itself when it is an Error, else an Error with its text (for reject() and causes). */
+export function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}

@@ -24,7 +24,7 @@
  * (settlements, clean-ups of refused messages) still go ahead: they never waited for a sync, and
  * one lost costs a redelivery, never a message.
  */
-import { errorText } from "../errors.ts";
+import { asError, errorText } from "../errors.ts";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { clearImmediate, setImmediate } from "node:timers";
 import { inImmediateTransaction } from "./db.ts";
@@ -227,7 +227,7 @@ export class GroupTransaction {
     try {
       this.syncNow();
     } catch (err) {
-      const error = err instanceof Error ? err : new Error(errorText(err));
+      const error = asError(err);
       for (const batch of running) for (const w of batch) w.reject(error);
       this.#sync?.close();
       throw err;

@@ -4,6 +4,7 @@
  * for the group COMMIT that holds them.
  */
 import type { StatementSync } from "node:sqlite";
+import { asError, errorText } from "../errors.ts";
 import type { Logger } from "../observe/log.ts";
 import { ChunkBuffer } from "./_chunk_buffer.ts";
 import type { GroupTransaction, TxParticipant } from "./_group_tx.ts";
@@ -115,22 +116,15 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
     } finally {
       this.#group.forget(this);
     }
-    // A rollback between our write and the COMMIT rejects whenDurable() too; this is belt and braces.
-    if (this.#failure !== undefined) return this.#fail(this.#failure);
+    // Every row of this message was in the transaction that durable waited for, or in one
+    // committed before commit() began (whose rollback set #failure, checked above).
     this.#state = "committed";
   }
 
   abort(): Promise<void> {
-    if (this.#state === "aborted" || this.#state === "committed") return Promise.resolve();
-    this.#state = "aborted";
-    this.#group.forget(this);
-    if (this.#seq === 0) return Promise.resolve();
-    try {
-      this.#group.write(undefined, () => this.#sql.deleteChunks.run(this.id), CLEAN_UP);
-    } catch (err) {
-      // Left-over rows are orphans, removed at the next start; not worth failing the session.
-      this.#log.warn("queue_abort_cleanup_failed", { id: this.id, reason: asError(err).message });
-    }
+    // While committing, the commit's own outcome keeps or removes the rows: deleting chunks
+    // under it could leave a message without its body.
+    if (this.#state === "writing") this.#discard(false);
     return Promise.resolve();
   }
 
@@ -149,23 +143,24 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
   }
 
   #fail(err: Error, opts: { withMessage?: boolean } = {}): Promise<void> {
-    this.#group.forget(this);
-    this.#state = "aborted";
-    if (this.#seq > 0 || opts.withMessage === true) {
-      try {
-        this.#group.write(undefined, () => {
-          // Recipients go with the message (ON DELETE CASCADE).
-          if (opts.withMessage === true) this.#sql.deleteMessage.run(this.id);
-          this.#sql.deleteChunks.run(this.id);
-        }, CLEAN_UP);
-      } catch {
-        // Orphan rows are removed at the next start.
-      }
-    }
+    this.#discard(opts.withMessage === true);
     return Promise.reject(err);
   }
-}
 
-function asError(err: unknown): Error {
-  return err instanceof Error ? err : new Error(String(err));
+  /** Aborted: deletes the chunks stored so far, and the message's rows with `withMessage`. */
+  #discard(withMessage: boolean): void {
+    this.#group.forget(this);
+    this.#state = "aborted";
+    if (this.#seq === 0 && !withMessage) return;
+    try {
+      this.#group.write(undefined, () => {
+        // Recipients go with the message (ON DELETE CASCADE).
+        if (withMessage) this.#sql.deleteMessage.run(this.id);
+        this.#sql.deleteChunks.run(this.id);
+      }, CLEAN_UP);
+    } catch (err) {
+      // Left-over rows are orphans, removed at the next start; not worth failing the session.
+      this.#log.warn("queue_abort_cleanup_failed", { id: this.id, reason: errorText(err) });
+    }
+  }
 }

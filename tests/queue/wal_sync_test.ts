@@ -172,3 +172,21 @@ Deno.test("a file-backed store acknowledges only rows a new connection can read 
     }
   });
 });
+
+Deno.test("abort() while the commit waits for its sync leaves the body whole (#13)", async () => {
+  await withFakeStore(async (store, sync) => {
+    const body = new Uint8Array(70 * 1024).fill(0x61);
+    const w = await store.begin(MESSAGE);
+    await w.write(body);
+    const commit = w.commit();
+    await turns();
+    // The receiver gives up on the session while the sync runs: the commit decides, not abort.
+    await w.abort();
+    sync.finish(0);
+    await commit;
+    await turns();
+    let stored = 0;
+    for await (const chunk of store.readBody(w.id)) stored += chunk.length;
+    assert.equal(stored, body.length);
+  });
+});
