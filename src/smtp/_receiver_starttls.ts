@@ -19,7 +19,8 @@ export async function handleStartTls(ctx: ReceiverContext, args: string): Promis
   if (refusal !== undefined || tlsOptions === undefined) {
     return mistake(refusal ?? REPLIES.notImplemented);
   }
-  await ctx.sendNow(REPLIES.startTls);
+  // Handed to the kernel before the handshake takes the socket over.
+  await ctx.sendNow(REPLIES.startTls, { untilSent: true });
   // RFC 3207 §4.2 / CVE-2011-0411: plaintext pipelined after STARTTLS is an injection.
   let discarded = ctx.reader.discardBuffered();
   try {

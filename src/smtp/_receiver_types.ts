@@ -151,7 +151,8 @@ export interface ReceiverContext {
   readonly authenticatedUser: string | undefined;
   /**
    * Sends the replies queued so far and `r` now, before the command's outcome: the `354`
-   * before a body, the `220` before a TLS handshake.
+   * before a body, the `220` before a TLS handshake (`untilSent`: on its way to the peer,
+   * not only taken by the socket, when this returns).
    */
-  sendNow(r: Reply): Promise<void>;
+  sendNow(r: Reply, opts?: { readonly untilSent?: boolean }): Promise<void>;
 }

@@ -12,9 +12,9 @@ import type { LineReader } from "../wire/line_reader.ts";
 import type { Logger } from "../observe/log.ts";
 import type { MessageSink, SessionInfo } from "./sink.ts";
 import type { Reply } from "../wire/reply.ts";
-import { formatReply, formatReplyText, isPositive } from "../wire/reply.ts";
+import { formatReplyText, isPositive } from "../wire/reply.ts";
 import { parseCommandLine } from "../wire/command.ts";
-import { defaultGreetingText, greetingReply, REPLIES } from "../wire/replies.ts";
+import { defaultGreetingText, greetingReply, REPLIES, replyBytes } from "../wire/replies.ts";
 import type { CheckContext, SessionState, StateKind } from "./_receiver_checks.ts";
 import { handleHello, handleRset } from "./_receiver_hello.ts";
 import { handleMail, handleRcpt } from "./_receiver_mail.ts";
@@ -213,7 +213,7 @@ export class SmtpReceiver implements ReceiverContext {
   async #finalReply(r: Reply): Promise<void> {
     this.#queue(r);
     try {
-      await this.#flush(FINAL_WRITE_TIMEOUT_MS);
+      await this.#flush({ untilSent: true, timeoutMs: FINAL_WRITE_TIMEOUT_MS });
     } catch {
       // The peer is gone; nothing more to say.
     }
@@ -361,27 +361,47 @@ export class SmtpReceiver implements ReceiverContext {
     }));
   }
 
-  async sendNow(r: Reply): Promise<void> {
+  async sendNow(r: Reply, opts: { readonly untilSent?: boolean } = {}): Promise<void> {
     this.#queue(r);
-    await this.#flush();
+    await this.#flush(opts.untilSent === true ? { untilSent: true } : {});
   }
 
-  /** Writes every queued reply in one write. */
-  async #flush(timeoutMs?: number): Promise<void> {
-    if (this.#pending.length === 0) return;
+  /**
+   * Writes every queued reply in one write. Without `untilSent` it returns once the socket
+   * took the bytes (no timer, no callback: the reply path of every command); a write error
+   * then surfaces at the next read or write. `untilSent` waits until they were handed to the
+   * kernel, under `timeoutMs` (the 220 before a TLS handshake, a last reply).
+   */
+  async #flush(
+    opts: { readonly untilSent?: boolean; readonly timeoutMs?: number } = {},
+  ): Promise<void> {
     const pending = this.#pending;
+    if (pending.length === 0) return;
     this.#pending = [];
-    const parts = (await Promise.all(pending)).map(formatReply);
-    const total = parts.reduce((n, p) => n + p.length, 0);
-    const out = new Uint8Array(total);
-    let at = 0;
-    for (const p of parts) {
-      out.set(p, at);
-      at += p.length;
+    let out: Uint8Array;
+    const only = pending.length === 1 ? pending[0] : undefined;
+    if (only !== undefined && !(only instanceof Promise)) {
+      out = replyBytes(only);
+    } else {
+      const parts: Uint8Array[] = [];
+      let total = 0;
+      // In order; only a final reply still to come (`Outcome.later`) is awaited.
+      for (const p of pending) {
+        const bytes = replyBytes(p instanceof Promise ? await p : p);
+        parts.push(bytes);
+        total += bytes.length;
+      }
+      out = new Uint8Array(total);
+      let at = 0;
+      for (const p of parts) {
+        out.set(p, at);
+        at += p.length;
+      }
     }
+    if (opts.untilSent !== true) return await this.conn.write(out);
     await this.conn.write(
       out,
-      timeoutMs === undefined ? { flush: true } : { flush: true, timeoutMs },
+      opts.timeoutMs === undefined ? { flush: true } : { flush: true, timeoutMs: opts.timeoutMs },
     );
   }
 }

@@ -3,7 +3,7 @@
  * used everywhere. Texts are short and generic: reasons go to the log, never to the peer.
  * Enhanced codes per RFC 3463 / docs/protocol.md §5.4; none on the greeting, EHLO/HELO or 3xx.
  */
-import { reply } from "./reply.ts";
+import { formatReply, reply } from "./reply.ts";
 import type { Reply } from "./reply.ts";
 
 /** Fixed replies of the SMTP server role. */
@@ -65,6 +65,19 @@ export const REPLIES = {
   shuttingDown: reply(421, "4.3.2", "Service shutting down, closing connection"),
   internalError: reply(421, "4.3.0", "Internal error, closing connection"),
 } as const satisfies Record<string, Reply>;
+
+/** The fixed replies as bytes, encoded once (every command of every session writes some). */
+const FIXED_BYTES: ReadonlyMap<Reply, Uint8Array> = new Map(
+  Object.values(REPLIES).map((r) => [r, formatReply(r)]),
+);
+
+/**
+ * A reply as bytes to write. A fixed reply's bytes are shared by every session: a caller
+ * writes them and never changes them.
+ */
+export function replyBytes(r: Reply): Uint8Array {
+  return FIXED_BYTES.get(r) ?? formatReply(r);
+}
 
 /** The 220 greeting; no enhanced code (RFC 2034 §3). */
 export function greetingReply(text: string): Reply {

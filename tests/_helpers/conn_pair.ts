@@ -19,6 +19,8 @@ class MemoryConn implements Conn {
   #waiter: (() => void) | undefined;
   /** Everything this side wrote, for assertions. */
   readonly written: Uint8Array[] = [];
+  /** The options of each write, in the order of `written`. */
+  readonly writeOptions: (WriteOptions | undefined)[] = [];
 
   constructor(id: string) {
     this.id = id;
@@ -57,10 +59,11 @@ class MemoryConn implements Conn {
     }
   }
 
-  write(bytes: Uint8Array, _opts?: WriteOptions): Promise<void> {
+  write(bytes: Uint8Array, opts?: WriteOptions): Promise<void> {
     if (this.#closed) return Promise.reject(new Error("connection closed"));
     const copy = bytes.slice();
     this.written.push(copy);
+    this.writeOptions.push(opts);
     this.peer?.deliver(copy);
     return Promise.resolve();
   }

@@ -73,6 +73,22 @@ Deno.test("SmtpReceiver accepts a message and hands the body byte-exact to the s
   await s.end();
 });
 
+Deno.test("SmtpReceiver writes each reply once, none waiting for the kernel (#13)", async () => {
+  // A flushed write costs a promise, a timer and a callback: at an MX, seven per message.
+  const s = await startReady();
+  await s.client.command("MAIL FROM:<a@b.test>");
+  await s.client.command("RCPT TO:<x@dest.test>");
+  await s.client.command("DATA");
+  await s.client.send("Subject: t\r\n\r\nhi\r\n.\r\n");
+  assertEquals(await s.client.reply(), "250 2.6.0 Queued as T1");
+  assertEquals(await s.client.command("QUIT"), "221 2.0.0 Bye");
+  assertEquals(await s.done, { reason: "quit", messagesAccepted: 1 });
+  const replies = s.server.written.map((w) => new TextDecoder().decode(w).slice(0, 3));
+  assertEquals(replies, ["220", "250", "250", "250", "354", "250", "221"]);
+  assertEquals(s.server.writeOptions.filter((o) => o?.flush === true), []);
+  await s.end();
+});
+
 Deno.test("SmtpReceiver answers a pipelined group in order", async () => {
   const s = await startReady();
   await s.client.send(
