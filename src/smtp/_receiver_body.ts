@@ -136,7 +136,9 @@ async function finishTransaction(
   }
   replies.push(r);
   if (!isPositive(r)) return { ...leaveTransaction(s, "message refused"), replies };
-  ctx.log.info("smtp_message_received", {
+  // Debug: the sink logs each accepted message for operators (the MX's `queued` line, the
+  // customer's `delivered`); a second info line per message cost the MX's ingest.
+  ctx.log.debug("smtp_message_received", {
     id: tx.sink.id,
     size,
     recipients: tx.recipients.length,
@@ -170,7 +172,7 @@ async function finishLater(
     replies: [],
     later: later.then((r) => {
       if (isPositive(r)) {
-        ctx.log.info("smtp_message_received", {
+        ctx.log.debug("smtp_message_received", {
           id: tx.sink.id,
           size,
           recipients: tx.recipients.length,

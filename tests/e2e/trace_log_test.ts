@@ -5,7 +5,7 @@
  */
 import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
 import { addUser, queueList, removeTestFiles, startServer } from "../_helpers/server_process.ts";
-import { eventsNamed, listOf } from "../_helpers/log_lines.ts";
+import { eventsNamed, listOf, parseLogLine } from "../_helpers/log_lines.ts";
 import { RawClient } from "../security/_raw.ts";
 
 for (const format of ["text", "json"] as const) {
@@ -42,6 +42,13 @@ for (const format of ["text", "json"] as const) {
       assertEquals(q.from, "sender@remote.test");
       assertEquals(listOf(q, "to"), ["a@example.org", "B@example.org"]);
       assert(Number(q.size) > "Subject: t\r\n\r\nhello\r\n".length, `size=${q.size}`);
+      // (#13) One info line per accepted message (besides the refused recipient's): each
+      // line costs the MX's ingest a write.
+      const aboutIt = logs.split("\n").map(parseLogLine)
+        .filter((e) => e !== undefined && e.id === id && e.level !== "debug")
+        .filter((e) => e?.domain !== "elsewhere.test" && e?.to !== "x@elsewhere.test")
+        .map((e) => e?.event);
+      assertEquals(aboutIt, ["queued"], logs);
       const refused = eventsNamed(logs, "refused");
       assertEquals(refused.length, 1, logs);
       const r = refused[0]!;

@@ -188,7 +188,8 @@ class QueueTransaction implements SinkTransaction {
         const writer = await this.#open();
         await writer.commit();
         this.#isOver = true;
-        this.#log.info("message_queued", { recipients: this.#recipients.length });
+        // Debug: serve's message trace logs the `queued` line with every field (TracedSink).
+        this.#log.debug("message_queued", { recipients: this.#recipients.length });
         if (this.#recipients.some((r) => r.route === "mx")) this.#opts.onOutboundQueued?.();
         this.#opts.events?.messageQueued({
           domains: [...new Set(this.#recipients.map((r) => r.domain))],
