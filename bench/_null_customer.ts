@@ -1,6 +1,9 @@
 // A minimal ODMR customer that measures the provider alone: EHLO, AUTH CRAM-MD5, ATRN, then
 // the SMTP server role answering 250 to everything and discarding bodies (end of data found
-// across chunk boundaries). TCP_NODELAY is set: with Nagle on, each pipelined reply waits for
+// across chunk boundaries; BDAT chunks skipped by their size). It offers CHUNKING and
+// PIPELINING like our `fetch`, so the provider keeps several messages in flight (its BDAT
+// window); `chunking: false` offers PIPELINING only (one message at a time, DATA and its next
+// envelope behind each body, as fetchmail's customers get). TCP_NODELAY is set: with Nagle on, each pipelined reply waits for
 // the peer's delayed ACK (~40 ms), which caps any customer at ~22 msg/s on loopback.
 
 import { Buffer } from "node:buffer";
@@ -21,6 +24,8 @@ export interface NullCustomerOptions {
   readonly timeoutMs: number;
   /** Hang up at the first MAIL FROM (bench/atrn_scale.ts times ATRN → first MAIL only). */
   readonly stopAtFirstMail?: boolean;
+  /** Offer CHUNKING (default true): the provider's BDAT window; false: DATA, one at a time. */
+  readonly chunking?: boolean;
 }
 
 /** What the session did. */
@@ -52,7 +57,10 @@ export async function runNullCustomer(opts: NullCustomerOptions): Promise<NullCu
     const atrnReply = await readReply(reader);
     if (!atrnReply.startsWith("250")) return { atrnReply, messages: 0, sawQuit: false };
     await write(conn, "220 bench-customer.example ESMTP ready\r\n");
-    const served = await serveReversed(conn, reader, opts.stopAtFirstMail ?? false);
+    const served = await serveReversed(conn, reader, {
+      stopAtFirstMail: opts.stopAtFirstMail ?? false,
+      chunking: opts.chunking ?? true,
+    });
     const { firstMailAt, ...counts } = served;
     return {
       atrnReply,
@@ -72,21 +80,33 @@ export async function runNullCustomer(opts: NullCustomerOptions): Promise<NullCu
 async function serveReversed(
   conn: Deno.Conn,
   reader: ChunkReader,
-  stopAtFirstMail: boolean,
+  opts: { readonly stopAtFirstMail: boolean; readonly chunking: boolean },
 ): Promise<{ messages: number; sawQuit: boolean; firstMailAt?: number }> {
   let messages = 0;
   let firstMailAt: number | undefined;
   let inData = false;
+  /** The BDAT chunk being skipped: bytes still to come, and whether it is the LAST. */
+  let bdat: { left: number; readonly isLast: boolean } | undefined;
   // Unparsed bytes: a partial command line, or the tail of a possible end-of-data marker.
   let carry = Buffer.alloc(0);
   for (;;) {
     const chunk = await reader.next();
     if (chunk === undefined) return { messages, sawQuit: false, ...at(firstMailAt) };
-    let buf = Buffer.concat([carry, chunk]);
+    let buf = carry.length === 0 ? chunk : Buffer.concat([carry, chunk]);
     carry = Buffer.alloc(0);
     const replies: string[] = [];
     let sawQuit = false;
-    while (buf.length > 0) {
+    while (buf.length > 0 || bdat?.left === 0) {
+      if (bdat !== undefined) {
+        const n = Math.min(bdat.left, buf.length);
+        bdat.left -= n;
+        buf = buf.subarray(n);
+        if (bdat.left > 0) break;
+        replies.push("250 2.0.0 OK");
+        if (bdat.isLast) messages++;
+        bdat = undefined;
+        continue;
+      }
       if (inData) {
         const end = buf.indexOf(END_OF_DATA);
         if (end < 0) {
@@ -104,14 +124,23 @@ async function serveReversed(
         carry = buf;
         break;
       }
-      const verb = dec.decode(buf.subarray(0, nl)).split(" ")[0]?.toUpperCase() ?? "";
+      const words = dec.decode(buf.subarray(0, nl)).split(" ");
+      const verb = words[0]?.toUpperCase() ?? "";
       buf = buf.subarray(nl + 2);
       if (verb === "MAIL" && firstMailAt === undefined) {
         firstMailAt = performance.now();
-        if (stopAtFirstMail) return { messages, sawQuit: false, firstMailAt };
+        if (opts.stopAtFirstMail) return { messages, sawQuit: false, firstMailAt };
       }
       if (verb === "EHLO") {
-        replies.push("250-bench-customer.example\r\n250-PIPELINING\r\n250 8BITMIME");
+        const chunking = opts.chunking ? "250-CHUNKING\r\n" : "";
+        replies.push(`250-bench-customer.example\r\n${chunking}250-PIPELINING\r\n250 8BITMIME`);
+      } else if (verb === "BDAT") {
+        // RFC 3030: "BDAT size [LAST]", the size octets follow at once; the reply comes after them.
+        const left = Number(words[1]);
+        if (!Number.isSafeInteger(left) || left < 0) {
+          throw new Error(`bad BDAT line from the provider: ${words.join(" ")}`);
+        }
+        bdat = { left, isLast: words[2]?.toUpperCase() === "LAST" };
       } else if (verb === "DATA") {
         replies.push("354 go ahead");
         inData = true;
