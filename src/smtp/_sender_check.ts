@@ -46,6 +46,11 @@ export class BodyScanner {
     return this.#fault;
   }
 
+  /** The body so far ends inside a line: CRLF must be added before the end of data (BDAT). */
+  get needsFinalCrlf(): boolean {
+    return this.#lineOctets > 0;
+  }
+
   push(chunk: Uint8Array): void {
     if (this.#fault !== undefined || chunk.length === 0) return;
     // A CR that ended the previous chunk must be followed by this chunk's LF.
@@ -109,8 +114,11 @@ export type Body = AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
 
 /** What the check decided. */
 export type CheckedBody =
-  /** Send `body` (the chunks kept in memory, or a fresh read). */
-  | { readonly kind: "send"; readonly body: Body }
+  /**
+   * Send `body` (the chunks kept in memory, or a fresh read); `needsFinalCrlf`: its last line
+   * has no CRLF (RFC 5321 §4.1.1.4: DATA's "." adds one, BDAT must add it to the data).
+   */
+  | { readonly kind: "send"; readonly body: Body; readonly needsFinalCrlf: boolean }
   /** Never relayable to this peer as stored: fail the message with `reply`. */
   | { readonly kind: "refused"; readonly fault: BodyFault; readonly reply: Reply }
   /** Reading the stored body failed: defer the message with `reply`. */
@@ -163,7 +171,11 @@ export async function checkBody(
   }
   const fault = scanner.finish();
   if (fault !== undefined) return { kind: "refused", fault, reply: faultReply(fault) };
-  return { kind: "send", body: held ?? readAgain(readBody) };
+  return {
+    kind: "send",
+    body: held ?? readAgain(readBody),
+    needsFinalCrlf: scanner.needsFinalCrlf,
+  };
 }
 
 /**
@@ -175,6 +187,8 @@ export interface Prepared {
   readonly planned: Planned;
   /** The body to send when `planned` is `send`. */
   readonly body: Body | undefined;
+  /** The body's last line has no CRLF (see CheckedBody). */
+  readonly needsFinalCrlf: boolean;
 }
 
 /** Plans and checks one message for a peer with `caps`. Never throws. */
@@ -185,7 +199,7 @@ export async function prepareMessage(
   opts: { readonly log: Logger; readonly maxLineOctets?: number },
 ): Promise<Prepared> {
   const planned = planTransaction(message, caps, ledger);
-  if (planned.kind === "none") return { planned, body: undefined };
+  if (planned.kind === "none") return { planned, body: undefined, needsFinalCrlf: false };
   const checked = await checkBody(() => message.readBody(), {
     params: message.params,
     peerHasEightBitMime: caps.eightBitMime,
@@ -193,16 +207,16 @@ export async function prepareMessage(
   });
   switch (checked.kind) {
     case "send":
-      return { planned, body: checked.body };
+      return { planned, body: checked.body, needsFinalCrlf: checked.needsFinalCrlf };
     case "refused":
       // Before MAIL: the session goes on with the next message (docs/QUIRKS.md).
       opts.log.warn("message_not_relayable", { fault: checked.fault, size: message.size });
       ledger.settleRest("failed", checked.reply);
-      return { planned: { kind: "none" }, body: undefined };
+      return { planned: { kind: "none" }, body: undefined, needsFinalCrlf: false };
     case "unreadable":
       opts.log.error("message_unreadable", { error: checked.error });
       ledger.settleRest("deferred", checked.reply);
-      return { planned: { kind: "none" }, body: undefined };
+      return { planned: { kind: "none" }, body: undefined, needsFinalCrlf: false };
     default: {
       const never: never = checked;
       throw new Error(`unreachable check ${JSON.stringify(never)}`);

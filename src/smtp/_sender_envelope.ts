@@ -85,24 +85,13 @@ export async function envelopePipelined(
   opts: { readonly isWritten: boolean; readonly whileWaiting: () => void },
 ): Promise<EnvelopeEnd> {
   const { link, timeouts } = ctx;
-  const { toSend } = planned;
   if (!opts.isWritten && !(await link.writeGroup(envelopeLines(planned), timeouts.mailMs))) {
     return { kind: "lost" };
   }
   opts.whileWaiting();
-  const mail = await link.read(timeouts.mailMs);
-  if (mail.kind === "lost") return { kind: "lost" };
-  const isMailAccepted = settleAfterMail(link, mail.reply, toSend, ledger);
-  if (isMailAccepted === undefined) return { kind: "lost" };
-  const accepted: number[] = [];
-  for (const i of toSend) {
-    const rcpt = await link.read(timeouts.rcptMs);
-    if (rcpt.kind === "lost") return { kind: "lost" };
-    // After a refused MAIL the RCPT replies (503s) are read only to stay in step.
-    if (isMailAccepted && !settleRcpt(link, rcpt.reply, i, ledger, accepted)) {
-      return { kind: "lost" };
-    }
-  }
+  const replies = await readEnvelopeReplies(ctx, planned, ledger);
+  if (replies === undefined) return { kind: "lost" };
+  const { isMailAccepted, accepted } = replies;
   const data = await link.read(timeouts.dataInitMs);
   if (data.kind === "lost") return { kind: "lost" };
   if (data.reply.code === 354) {
@@ -118,6 +107,37 @@ export async function envelopePipelined(
   }
   if (isMailAccepted && !(await reset(ctx))) return { kind: "lost" };
   return { kind: "done" };
+}
+
+/** How the replies to a pipelined MAIL and its RCPTs settled the envelope. */
+export interface EnvelopeReplies {
+  readonly isMailAccepted: boolean;
+  /** Positions of the recipients the peer accepted, in RCPT order. */
+  readonly accepted: readonly number[];
+}
+
+/**
+ * Reads the replies to a pipelined MAIL and each of its RCPTs, in order (RFC 2920 §3.1),
+ * settling every refusal; undefined once the link is lost. After a refused MAIL the RCPT
+ * replies (503s) are read only to stay in step.
+ */
+export async function readEnvelopeReplies(
+  ctx: EnvelopeContext,
+  planned: PlannedSend,
+  ledger: RecipientLedger,
+): Promise<EnvelopeReplies | undefined> {
+  const { link, timeouts } = ctx;
+  const mail = await link.read(timeouts.mailMs);
+  if (mail.kind === "lost") return undefined;
+  const isMailAccepted = settleAfterMail(link, mail.reply, planned.toSend, ledger);
+  if (isMailAccepted === undefined) return undefined;
+  const accepted: number[] = [];
+  for (const i of planned.toSend) {
+    const rcpt = await link.read(timeouts.rcptMs);
+    if (rcpt.kind === "lost") return undefined;
+    if (isMailAccepted && !settleRcpt(link, rcpt.reply, i, ledger, accepted)) return undefined;
+  }
+  return { isMailAccepted, accepted };
 }
 
 /** MAIL, each RCPT, DATA, one reply at a time. */

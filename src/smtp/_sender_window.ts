@@ -5,20 +5,23 @@
  * second message on: a transaction a refused BDAT left open must not take the next MAIL), MAIL,
  * every RCPT, then the body as `BDAT n LAST` (a larger body, read again from the store, in
  * chunks of `BDAT n` and a last `BDAT 0 LAST`) — without waiting for a reply, up to `window`
- * messages ahead of the replies. A second loop reads the replies in order and settles each
- * message exactly as the lock-step path does (4xx deferred, 5xx failed, the final reply for
- * the accepted recipients), then reports it. After a lost link every message whose group went
- * out is reported, its unsettled recipients deferred; messages not written are not reported.
+ * messages ahead of the replies; the groups made in one turn of the event loop share one socket
+ * write (`_sender_batch.ts`). A second loop reads the replies in order, each chunk's as soon as
+ * it went out, and settles each message exactly as the lock-step path does (4xx deferred, 5xx
+ * failed, the final reply for the accepted recipients), then reports it. Once a chunk is refused
+ * (or no recipient was accepted) no further chunk of that body goes out (RFC 3030 §3). After a
+ * lost link every message whose group went out is reported, its unsettled recipients deferred;
+ * messages not written are not reported.
  */
-import { concatBytes } from "../wire/bytes.ts";
 import { isPositive } from "../wire/reply.ts";
 import type { Capabilities } from "../wire/ehlo.ts";
-import { type ClientLink, encodeLines, LINK_CLOSED, LINK_PROTOCOL_ERROR } from "./client/link.ts";
+import { type ClientLink, LINK_CLOSED, LINK_PROTOCOL_ERROR } from "./client/link.ts";
 import type { PlannedSend } from "./_sender_envelope.ts";
-import { settleAfterMail, settleAll, settleFinal, settleRcpt } from "./_sender_envelope.ts";
+import { readEnvelopeReplies, settleAll, settleFinal } from "./_sender_envelope.ts";
 import type { Body, Prepared } from "./_sender_check.ts";
 import { RecipientLedger } from "./_sender_ledger.ts";
 import { closeIterator, nextBodyChunk } from "./_sender_body.ts";
+import { WriteBatch } from "./_sender_batch.ts";
 import type { MessageResult, OutboundMessage, SenderTimeouts } from "./_sender_types.ts";
 
 /** Messages in flight when the caller does not say. */
@@ -37,8 +40,23 @@ interface Entry<M> {
   /** Undefined: nothing to send (settled while planning); reported without I/O. */
   readonly planned: PlannedSend | undefined;
   readonly rset: boolean;
-  /** How many BDAT commands went out, once the body is written (0: the link was lost). */
-  bdats: Promise<number>;
+  /** BDAT commands handed to the link so far. */
+  bdats: number;
+  /** The position of the `BDAT … LAST` among them, once it went out. */
+  lastAt: number | undefined;
+  /** No further BDAT of this message will go out (all written, stopped, or the link lost). */
+  isWritten: boolean;
+  /** The message was decided before its body ended (refused chunk, no recipient): stop it. */
+  isDecided: boolean;
+}
+
+/** One message being written: where its bytes go, and who waits for its BDATs. */
+interface Writing {
+  readonly batch: WriteBatch;
+  readonly entry: Entry<OutboundMessage>;
+  /** The body's last line has no CRLF: BDAT adds it. */
+  readonly needsFinalCrlf: boolean;
+  readonly signal: Signal;
 }
 
 /** What the window needs of the sender. */
@@ -47,6 +65,21 @@ export interface WindowContext {
   readonly timeouts: SenderTimeouts;
   readonly window: number;
   readonly prepare: (message: OutboundMessage, ledger: RecipientLedger) => Promise<Prepared>;
+}
+
+/** Wakes whoever waits for the other loop to move (writer: room; reader: replies to read). */
+class Signal {
+  #waiters: (() => void)[] = [];
+
+  wait(): Promise<void> {
+    return new Promise<void>((resolve) => this.#waiters.push(resolve));
+  }
+
+  wake(): void {
+    const w = this.#waiters;
+    this.#waiters = [];
+    for (const f of w) f();
+  }
 }
 
 /** Sends every message of `messages` with up to `window` in flight; see the module comment. */
@@ -59,18 +92,11 @@ export async function sendWindowed<M extends OutboundMessage>(
   const iterator = Symbol.asyncIterator in messages
     ? messages[Symbol.asyncIterator]()
     : messages[Symbol.iterator]();
+  const batch = new WriteBatch(link, ctx.timeouts.dataBlockMs);
   const queue: Entry<M>[] = [];
+  const signal = new Signal();
   let isWriterDone = false;
   let sourceError: { readonly error: unknown } | undefined;
-  // The writer waits for room in the window, the reader for a message to read: each turn of
-  // either wakes the other.
-  let waiters: (() => void)[] = [];
-  const signal = () => {
-    const w = waiters;
-    waiters = [];
-    for (const f of w) f();
-  };
-  const waitForSignal = () => new Promise<void>((resolve) => waiters.push(resolve));
   let inFlight = 0;
   let isExhausted = false;
   /** The reader has stopped (the end, or `onResult` or a read threw): the writer stops too. */
@@ -80,7 +106,7 @@ export async function sendWindowed<M extends OutboundMessage>(
     let isFirst = true;
     try {
       for (;;) {
-        while (inFlight >= ctx.window && !link.isLost && !isStopped) await waitForSignal();
+        while (inFlight >= ctx.window && !link.isLost && !isStopped) await signal.wait();
         if (link.isLost || isStopped) return;
         const next = await iterator.next();
         if (next.done) {
@@ -89,56 +115,48 @@ export async function sendWindowed<M extends OutboundMessage>(
         }
         const message = next.value;
         const ledger = new RecipientLedger(message.recipients);
-        const { planned, body } = await ctx.prepare(message, ledger);
-        if (planned.kind !== "send" || body === undefined) {
-          queue.push({
-            message,
-            ledger,
-            planned: undefined,
-            rset: false,
-            bdats: Promise.resolve(0),
-          });
-          signal();
-          continue;
-        }
-        if (link.isLost || isStopped) return;
+        const { planned, body, needsFinalCrlf } = await ctx.prepare(message, ledger);
+        const isSending = planned.kind === "send" && body !== undefined;
+        if (isSending && (link.isLost || isStopped)) return;
         const entry: Entry<M> = {
           message,
           ledger,
-          planned,
-          rset: !isFirst,
-          bdats: Promise.resolve(0),
+          planned: isSending ? planned : undefined,
+          rset: isSending && !isFirst,
+          bdats: 0,
+          lastAt: undefined,
+          isWritten: !isSending,
+          isDecided: false,
         };
-        isFirst = false;
-        let done: (n: number) => void = () => {};
-        entry.bdats = new Promise<number>((resolve) => done = resolve);
         queue.push(entry);
+        signal.wake();
+        if (!isSending) continue;
+        isFirst = false;
         inFlight++;
-        signal();
-        done(await writeMessage(ctx, entry, body));
+        await writeMessage({ batch, entry, needsFinalCrlf, signal }, body);
       }
     } catch (error) {
       isExhausted = true;
       sourceError = { error };
     } finally {
       isWriterDone = true;
-      signal();
+      signal.wake();
     }
   })();
 
   let sent = 0;
   try {
     for (;;) {
-      while (queue.length === 0 && !isWriterDone) await waitForSignal();
+      while (queue.length === 0 && !isWriterDone) await signal.wait();
       const entry = queue.shift();
       if (entry === undefined) break;
       if (entry.planned !== undefined) {
-        await readReplies(ctx, entry, entry.planned);
+        await readReplies(ctx, entry, entry.planned, signal);
         inFlight--;
         entry.ledger.settleRest("deferred", link.loss?.reply ?? LINK_CLOSED);
       }
       sent++;
-      signal();
+      signal.wake();
       await onResult(entry.message, {
         recipients: entry.ledger.results(),
         connectionLost: link.isLost,
@@ -147,8 +165,10 @@ export async function sendWindowed<M extends OutboundMessage>(
   } finally {
     // The writer stops at a lost link, the end, or here; wake it if it waits for room.
     isStopped = true;
-    signal();
+    signal.wake();
     await writer;
+    // Bytes still waiting belong to messages whose replies nobody will read.
+    batch.discard();
     if (!isExhausted) await closeIterator(iterator);
   }
   if (sourceError !== undefined) throw sourceError.error;
@@ -156,35 +176,46 @@ export async function sendWindowed<M extends OutboundMessage>(
 }
 
 /**
- * Writes one message's group and body; resolves with the number of BDAT commands written
- * (0 when the link was lost before the first went out). A body that cannot be read to its
- * end drops the link: a partial body must never be completed with LAST.
+ * Queues one message's group and body on the batch, counting each BDAT in `entry` as it goes
+ * and waking the reader. A body that cannot be read to its end drops the link: a partial body
+ * must never be completed with LAST. Stops the body once the reader decided the message.
  */
-async function writeMessage(
-  ctx: WindowContext,
-  entry: Entry<OutboundMessage>,
-  body: Body,
-): Promise<number> {
-  const { link, timeouts } = ctx;
+async function writeMessage(out: Writing, body: Body): Promise<void> {
+  const { batch, entry, needsFinalCrlf, signal } = out;
   const planned = entry.planned;
-  if (planned === undefined) return 0;
-  const lines = encodeLines([
-    ...(entry.rset ? ["RSET"] : []),
-    planned.mailLine,
-    ...planned.rcptLines,
-  ]);
-  if (Array.isArray(body)) {
-    // Kept in memory by the body check: one BDAT LAST in the same write as the envelope.
-    const bytes = withFinalCrlf(concatBytes(body as Uint8Array[]));
-    const command = encoder.encode(`BDAT ${bytes.length} LAST\r\n`);
-    return (await link.writeEach([concatBytes([...lines, command, bytes])], timeouts.mailMs))
-      ? 1
-      : 0;
+  if (planned === undefined) return;
+  let group = entry.rset ? "RSET\r\n" : "";
+  group += `${planned.mailLine}\r\n`;
+  for (const line of planned.rcptLines) group += `${line}\r\n`;
+  try {
+    if (Array.isArray(body)) {
+      // Kept in memory by the body check: one BDAT LAST behind the envelope, no copy but the
+      // batch's.
+      const chunks = body as readonly Uint8Array[];
+      let size = needsFinalCrlf ? CRLF.length : 0;
+      for (const c of chunks) size += c.length;
+      group += `BDAT ${size} LAST\r\n`;
+      entry.lastAt = entry.bdats++;
+      const isFull = batch.add([
+        encoder.encode(group),
+        ...chunks,
+        ...(needsFinalCrlf ? [CRLF] : []),
+      ]);
+      if (isFull) await batch.flush();
+      return;
+    }
+    batch.add([encoder.encode(group)]);
+    await writeStreamed(out, body);
+  } finally {
+    entry.isWritten = true;
+    signal.wake();
   }
-  if (!(await link.writeEach([concatBytes(lines)], timeouts.mailMs))) return 0;
-  let bdats = 0;
-  /** The body's last two bytes so far (a chunk may end between CR and LF). */
-  let last: Uint8Array = new Uint8Array(0);
+}
+
+/** A body read again from the store: `BDAT n` chunks, then `BDAT 0 LAST` or the missing CRLF. */
+async function writeStreamed(out: Writing, body: Body): Promise<void> {
+  const { batch, entry, needsFinalCrlf, signal } = out;
+  const { link } = batch;
   const iterator = Symbol.asyncIterator in body
     ? body[Symbol.asyncIterator]()
     : body[Symbol.iterator]();
@@ -194,36 +225,44 @@ async function writeMessage(
       const next = await nextBodyChunk(iterator, link);
       if (next === undefined) {
         isExhausted = true;
-        return bdats;
+        return;
       }
       if (next.done) {
         isExhausted = true;
         break;
       }
       for (let at = 0; at < next.value.length; at += CHUNK_BYTES) {
+        // RFC 3030 §3: after a refused chunk the sender must not send another.
+        if (entry.isDecided || link.isLost) return;
         const chunk = next.value.subarray(at, at + CHUNK_BYTES);
-        last = chunk.length >= 2 ? chunk.subarray(-2) : concatBytes([last, chunk]).slice(-2);
-        const command = encoder.encode(`BDAT ${chunk.length}\r\n`);
-        if (!(await link.writeEach([concatBytes([command, chunk])], timeouts.dataBlockMs))) {
-          return bdats;
-        }
-        bdats++;
+        entry.bdats++;
+        const isFull = batch.add([encoder.encode(`BDAT ${chunk.length}\r\n`), chunk]);
+        signal.wake();
+        // Waits for the socket: a slow peer slows the body down (backpressure).
+        if (isFull && !(await batch.flush())) return;
       }
     }
   } finally {
     if (!isExhausted) await closeIterator(iterator);
   }
-  const tail = endsWithCrlf(last) ? new Uint8Array(0) : CRLF;
-  const end = encoder.encode(`BDAT ${tail.length} LAST\r\n`);
-  if (!(await link.writeEach([concatBytes([end, tail])], timeouts.dataBlockMs))) return bdats;
-  return bdats + 1;
+  if (entry.isDecided || link.isLost) return;
+  entry.lastAt = entry.bdats++;
+  batch.add([
+    encoder.encode(`BDAT ${needsFinalCrlf ? 2 : 0} LAST\r\n`),
+    ...(needsFinalCrlf ? [CRLF] : []),
+  ]);
 }
 
-/** Reads one message's replies in order and settles its recipients. */
+/**
+ * Reads one message's replies in order and settles its recipients: RSET, MAIL, each RCPT, then
+ * each BDAT's as soon as that chunk went out (a refused chunk is seen while the body is still
+ * being written, which then stops).
+ */
 async function readReplies(
   ctx: WindowContext,
   entry: Entry<OutboundMessage>,
   planned: PlannedSend,
+  signal: Signal,
 ): Promise<void> {
   const { link, timeouts } = ctx;
   const { ledger } = entry;
@@ -235,42 +274,26 @@ async function readReplies(
       return;
     }
   }
-  const mail = await link.read(timeouts.mailMs);
-  if (mail.kind === "lost") return;
-  const isMailAccepted = settleAfterMail(link, mail.reply, planned.toSend, ledger);
-  if (isMailAccepted === undefined) return;
-  const accepted: number[] = [];
-  for (const i of planned.toSend) {
-    const rcpt = await link.read(timeouts.rcptMs);
-    if (rcpt.kind === "lost") return;
-    // After a refused MAIL the RCPT replies (503s) are read only to stay in step.
-    if (isMailAccepted && !settleRcpt(link, rcpt.reply, i, ledger, accepted)) return;
-  }
-  const bdats = await entry.bdats;
-  let decided = accepted.length === 0;
-  for (let n = 0; n < bdats; n++) {
+  const envelope = await readEnvelopeReplies(ctx, planned, ledger);
+  if (envelope === undefined) return;
+  const { accepted } = envelope;
+  // Nobody to deliver to: the rest of the body would be refused anyway.
+  entry.isDecided = accepted.length === 0;
+  for (let n = 0;; n++) {
+    while (n >= entry.bdats && !entry.isWritten) await signal.wait();
+    if (n >= entry.bdats) return;
     const chunk = await link.read(timeouts.dataFinalMs);
     if (chunk.kind === "lost") return;
     // Replies after the message was decided (no recipient, a refused chunk) keep us in step.
-    if (decided) continue;
-    if (n === bdats - 1) {
+    if (entry.isDecided) continue;
+    if (n === entry.lastAt) {
       settleFinal(link, chunk.reply, accepted, ledger);
-      decided = true;
+      entry.isDecided = true;
     } else if (!isPositive(chunk.reply)) {
       if (!settleAll(link, chunk.reply, accepted, ledger, "data")) return;
-      decided = true;
+      entry.isDecided = true;
     }
   }
-}
-
-function endsWithCrlf(bytes: Uint8Array): boolean {
-  const n = bytes.length;
-  return n >= 2 && bytes[n - 2] === 13 && bytes[n - 1] === 10;
-}
-
-/** RFC 5321 ends a message with CRLF; DATA adds a missing one before ".", so does BDAT here. */
-function withFinalCrlf(bytes: Uint8Array): Uint8Array {
-  return bytes.length === 0 || endsWithCrlf(bytes) ? bytes : concatBytes([bytes, CRLF]);
 }
 
 /** Whether the window may be used with a peer offering `caps` (see the module comment). */

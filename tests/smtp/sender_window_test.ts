@@ -31,6 +31,10 @@ interface Script {
   readonly holdFirstUntil?: string;
   /** The caller's onResult throws at this result (1-based), as a failed settle would. */
   readonly throwAtResult?: number;
+  /** The receiver's size limit (default 10 MB): a body past it is refused at that chunk. */
+  readonly maxMessageBytes?: number;
+  /** The sink's `n`th write (1-based) of the message to `to` fails: 451 for that chunk. */
+  readonly failWrite?: (to: string, n: number) => boolean;
 }
 
 interface Run {
@@ -68,6 +72,9 @@ async function drain(
           return Promise.resolve(r);
         },
         write(chunk) {
+          if (script.failWrite?.(to, chunks.length + 1)) {
+            return Promise.reject(new Error("disk full"));
+          }
           chunks.push(chunk.slice());
           return Promise.resolve();
         },
@@ -99,7 +106,7 @@ async function drain(
     log: NULL_LOGGER,
     options: {
       hostname: "customer.test",
-      maxMessageBytes: 10_000_000,
+      maxMessageBytes: script.maxMessageBytes ?? 10_000_000,
       maxRecipients: 100,
       commandTimeoutMs: 5_000,
       maxErrors: 10,
@@ -263,4 +270,63 @@ Deno.test("sendMany stops, not hangs, when the caller's onResult throws while th
   assert(r.error instanceof Error, `sendMany ended with ${String(r.error)}`);
   assertEquals(r.error.message, "settle failed");
   assertEquals(r.seen, [DELIVERED]);
+});
+
+/**
+ * A body of `chunks` × 64 KiB lines, too big to keep (read again to send); each chunk comes a
+ * turn of the event loop after the previous one, as from a store.
+ */
+function slowBigBody(chunks: number): () => AsyncGenerator<Uint8Array> {
+  const line = enc.encode("x".repeat(62) + "\r\n");
+  const chunk = new Uint8Array(1024 * line.length);
+  for (let i = 0; i < 1024; i++) chunk.set(line, i * line.length);
+  return async function* () {
+    for (let i = 0; i < chunks; i++) {
+      await new Promise((r) => setImmediate(r));
+      yield chunk;
+    }
+  };
+}
+
+/** What went out for the first message: everything before the next group's RSET. */
+function firstMessageText(writes: readonly string[]): string {
+  const text = writes.join("");
+  return text.slice(0, text.indexOf("RSET\r\n"));
+}
+
+Deno.test("sendMany in flight: a refused middle BDAT fails (5xx) only its message, stops its body, and the next ones go (#13)", async () => {
+  // The receiver's limit is passed in the second 64 KiB chunk: 552 to that chunk, not to LAST.
+  const r = await drain(
+    [message({ recipients: ["m1@c.test"], body: slowBigBody(50) }), to(2), to(3)],
+    { maxMessageBytes: 100_000 },
+  );
+  assertEquals(r.seen, [["failed 552"], DELIVERED, DELIVERED]);
+  assertEquals(r.connectionLost, false);
+  assertEquals([...r.bodies.keys()], ["m2@c.test", "m3@c.test"]);
+  assertEquals(dec.decode(r.bodies.get("m3@c.test")), "Subject: hi\r\n\r\nhello\r\n");
+  // RFC 3030 §3: no chunk after the refusal was read, and never LAST for a refused body.
+  const first = firstMessageText(r.writes);
+  assert(!first.includes("LAST"), "a refused body was completed with LAST");
+  const chunks = first.match(/BDAT 65536\r\n/g)?.length ?? 0;
+  assert(chunks >= 2 && chunks < 50, `${chunks} chunks of 50 went out`);
+});
+
+Deno.test("sendMany in flight: a middle BDAT refused with 4xx defers only its message; the next ones go (#13)", async () => {
+  const r = await drain(
+    [message({ recipients: ["m1@c.test"], body: slowBigBody(8) }), to(2), to(3)],
+    { failWrite: (to, n) => to === "m1@c.test" && n === 2 },
+  );
+  assertEquals(r.seen, [["deferred 451"], DELIVERED, DELIVERED]);
+  assertEquals(r.connectionLost, false);
+  assertEquals([...r.bodies.keys()], ["m2@c.test", "m3@c.test"]);
+  assert(!firstMessageText(r.writes).includes("LAST"), "a refused body was completed with LAST");
+});
+
+Deno.test("sendMany in flight: the groups ready in one turn go out in one write (#13)", async () => {
+  const r = await drain([to(1), to(2), to(3), to(4), to(5)]);
+  assertEquals(r.seen, [DELIVERED, DELIVERED, DELIVERED, DELIVERED, DELIVERED]);
+  const withMail = r.writes.filter((w) => w.includes("MAIL FROM"));
+  // Each socket write costs more than the copy that joins the groups (profiled on the drain).
+  assertEquals(withMail.length, 1);
+  assertEquals(withMail[0]?.match(/BDAT 22 LAST\r\n/g)?.length, 5);
 });
