@@ -15,6 +15,7 @@ import { type LeasedMessage, leasedMessage } from "../smtp/leased_message.ts";
 import type { Logger } from "../observe/log.ts";
 import type { OdmrEvents } from "./events.ts";
 import { bounceFailed, type BounceOptions } from "../queue/bounce.ts";
+import { SettleBatcher } from "./_provider_settle.ts";
 
 /** What the drain needs. */
 export interface DrainOptions {
@@ -98,7 +99,7 @@ export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
       yield leasedMessage(message, lease);
     }
   }
-  const settling: Promise<void>[] = [];
+  const settling = new SettleBatcher(lease);
   let progressAt = Date.now() + PROGRESS_EVERY_MS;
   // sendMany pipelines the next envelope behind each body; results still come one message at
   // a time, in order, each after its own final reply.
@@ -131,25 +132,21 @@ export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
     const failed = settlements.filter((s) => s.outcome === "failed")
       .map((s) => ({ id: s.recipientId, reply: s.reply }));
     const bounce = opts.bounce;
-    // Settle without waiting: concurrent settles share one commit (batched settlement).
-    settling.push(
-      lease.settle(settlements).then(
-        // The report only once the failure is on disk (a crash before: sent again, not bounced).
-        async () => {
-          if (bounce !== undefined && failed.length > 0) {
-            await bounceFailed(message, failed, { ...bounce, log });
-          }
-        },
-        (err) => {
-          // Not recorded: those recipients stay queued and are sent again (a duplicate, not a
-          // loss).
-          log.error("settle_failed", { id: message.id, error: String(err) });
-        },
-      ),
-    );
+    // Settle without waiting, with the other results of this turn (one settle call).
+    settling.add({
+      settlements,
+      // The report only once the failure is on disk (a crash before: sent again, not bounced).
+      recorded: async () => {
+        if (bounce !== undefined && failed.length > 0) {
+          await bounceFailed(message, failed, { ...bounce, log });
+        }
+      },
+      // Not recorded: those recipients stay queued and are sent again (a duplicate, not a loss).
+      failed: (err) => log.error("settle_failed", { id: message.id, error: String(err) }),
+    });
   });
   summary.connectionLost = sent.connectionLost;
-  await Promise.all(settling);
+  await settling.settled();
   if (!summary.connectionLost) await sender.quit();
   opts.events.drainFinished(opts.user, summary.delivered);
   log.info("drain_done", { user: opts.user, ...summary });
