@@ -7,13 +7,7 @@ import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "../config/load.ts";
 import type { Config, LogLevel } from "../config/types.ts";
 import { PROGRAM_NAME, VERSION } from "../version.ts";
-import { checkConfigCommand } from "./check_config.ts";
-import { fetchCommand } from "./fetch.ts";
-import { serveCommand } from "./serve.ts";
 import { createCliIo } from "./_io.ts";
-import { userCommand } from "./user.ts";
-import { queueCommand } from "./queue.ts";
-import { dkimCommand } from "./dkim.ts";
 import { COMMAND_HELP, MAIN_HELP } from "./_help.ts";
 import type { CommandName } from "./_help.ts";
 import { errorText } from "../errors.ts";
@@ -89,27 +83,37 @@ export async function runCli(
     case "serve": {
       const parsed = parseCommandFlags(split.rest, {});
       if (!parsed.ok) return usage(first, parsed.message, envir);
+      const { serveCommand } = await import("./serve.ts");
       return await serveCommand(withLogLevel(config, parsed.logLevel));
     }
-    case "check-config":
+    case "check-config": {
       if (split.rest.length > 0) {
         return usage(first, `Unexpected argument "${split.rest[0]}"`, envir);
       }
+      const { checkConfigCommand } = await import("./check_config.ts");
       return checkConfigCommand(config, envir.stdout, envir.stderr);
+    }
     case "fetch": {
       const parsed = parseCommandFlags(split.rest, { once: { type: "boolean" } });
       if (!parsed.ok) return usage(first, parsed.message, envir);
+      const { fetchCommand } = await import("./fetch.ts");
       return await fetchCommand(withLogLevel(config, parsed.logLevel), {
         once: parsed.values.once === true,
         stderr: envir.stderr,
       });
     }
-    case "user":
+    case "user": {
+      const { userCommand } = await import("./user.ts");
       return await userCommand([...split.rest], createCliIo(config.dataDir, envir, config.queue));
-    case "queue":
+    }
+    case "queue": {
+      const { queueCommand } = await import("./queue.ts");
       return await queueCommand([...split.rest], createCliIo(config.dataDir, envir, config.queue));
-    case "dkim":
+    }
+    case "dkim": {
+      const { dkimCommand } = await import("./dkim.ts");
       return await dkimCommand([...split.rest], createCliIo(config.dataDir, envir, config.queue));
+    }
     default: {
       const never: never = first;
       return never;

@@ -25,9 +25,8 @@ import { endSessions } from "./_serve_shutdown.ts";
 import { ServeTls } from "./_serve_tls.ts";
 import type { OdmrEvents } from "../odmr/events.ts";
 import { NO_EVENTS } from "../odmr/events.ts";
-import { handleSmtpConnection, type SubmissionMode } from "./_serve_smtp.ts";
+import type { SubmissionMode } from "./_serve_smtp.ts";
 import { SubmissionRate } from "../submission/rate.ts";
-import { handleOdmrConnection } from "./_serve_odmr.ts";
 import { AuthThrottle } from "../auth/throttle.ts";
 import { loadFakeSaltKey } from "../auth/fake_salt_key.ts";
 import { startMaintenance } from "./_serve_maintenance.ts";
@@ -38,6 +37,14 @@ export type { ServeDeps, ServeObserve };
 import { openServeObserve } from "./_serve_observe.ts";
 import { startMetricsServer } from "../observe/http.ts";
 import type { MetricsServer } from "../observe/http.ts";
+
+/**
+ * The session handlers are loaded at the first connection of their port, not at start-up: an
+ * idle `serve` never compiles the SMTP receiver or the ODMR provider (resident memory, issue
+ * 13). import() loads a module once; later connections get the same one.
+ */
+const smtpHandler = () => import("./_serve_smtp.ts");
+const odmrHandler = () => import("./_serve_odmr.ts");
 
 /** How long sessions may run on after SIGINT/SIGTERM before they are cut. */
 export const SHUTDOWN_GRACE_MS = 10_000;
@@ -265,7 +272,12 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
         const activity: SessionActivity = { isBusy: () => false };
         sessions.add(
           conn,
-          () => counted("smtp", () => handleSmtpConnection(conn, { ...deps, limiter, activity })),
+          () =>
+            counted(
+              "smtp",
+              async () =>
+                (await smtpHandler()).handleSmtpConnection(conn, { ...deps, limiter, activity }),
+            ),
           () => activity.isBusy(),
         );
       });
@@ -290,7 +302,13 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
             () =>
               counted(
                 "smtp",
-                () => handleSmtpConnection(conn, { ...deps, limiter, activity, submission }),
+                async () =>
+                  (await smtpHandler()).handleSmtpConnection(conn, {
+                    ...deps,
+                    limiter,
+                    activity,
+                    submission,
+                  }),
               ),
             () => activity.isBusy(),
           );
@@ -311,7 +329,11 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
         };
         sessions.add(
           conn,
-          () => counted("odmr", () => handleOdmrConnection(conn, odmrDeps, entry)),
+          () =>
+            counted(
+              "odmr",
+              async () => (await odmrHandler()).handleOdmrConnection(conn, odmrDeps, entry),
+            ),
           () => isDraining,
         );
       });

@@ -1,17 +1,40 @@
 /**
  * Issue 13 (idle memory): `serve` with the embedded defaults (SQLite, no `metrics:`) loads
- * neither prom-client nor postgres.js. Each test runs the real program with a deno.json whose
- * import map points both at a module that throws when it is evaluated: a static import (or an
- * unconditional import()) of either makes serve fail to start. The controls show the map is
- * in effect: where the module is needed, the throw does come.
+ * neither prom-client nor postgres.js, nor, until it needs them, the SMTP receiver (first MX
+ * connection), the ODMR provider (first ODMR connection), the outbound delivery (first due
+ * destination) or the other commands. Each test runs the real program with a deno.json whose
+ * import map points those at a module that throws when it is evaluated (an import map also
+ * remaps our own files by their URL): a static import (or an unconditional import()) of one
+ * makes serve fail to start or log the trap. The controls show the map is in effect: where
+ * the module is needed, the throw does come.
  */
 import { equal, match, ok } from "node:assert/strict";
 import { REPO_ROOT, startServer } from "../_helpers/server_process.ts";
+import { openDatabase } from "../../src/queue/db.ts";
+import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
+import { queueMessage, rcpt } from "../_helpers/queue_fixtures.ts";
+import { until } from "../_helpers/wait_until.ts";
 
 const TRAP = "odmr-relay test: this module was loaded";
+/** What a trapped module gives its importer: its own throw, or a missing named export. */
+const TRAPPED = /was loaded|does not provide an export/;
 
-/** A deno.json like the repository's, with prom-client and postgres.js as traps. */
-async function trapConfig(): Promise<string> {
+/** Our modules that an idle `serve` must not load (relative to the repository root). */
+const SERVE_LATER = [
+  "src/smtp/receiver.ts",
+  "src/odmr/provider.ts",
+  "src/outbound/_batch.ts",
+];
+/** The commands other than `serve`. */
+const OTHER_COMMANDS = ["fetch", "user", "queue", "dkim", "check_config"].map((c) =>
+  `src/cli/${c}.ts`
+);
+
+/**
+ * A deno.json like the repository's, with prom-client, postgres.js and `ownFiles` (paths
+ * relative to the repository root) as traps.
+ */
+async function trapConfig(ownFiles: readonly string[] = []): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "odmr-lazy-" });
   const repo = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}deno.json`)) as {
     imports: Record<string, string>;
@@ -24,6 +47,9 @@ async function trapConfig(): Promise<string> {
     ...repo.imports,
     "prom-client": `file://${dir}/trap.js`,
     "postgres": `file://${dir}/trap.js`,
+    ...Object.fromEntries(
+      ownFiles.map((f) => [new URL(f, `file://${REPO_ROOT}`).href, `file://${dir}/trap.js`]),
+    ),
   };
   await Deno.writeTextFile(`${dir}/deno.json`, JSON.stringify({ imports }));
   return `${dir}/deno.json`;
@@ -33,15 +59,16 @@ function flags(config: string): string[] {
   return ["-A", "--no-lock", "--config", config];
 }
 
-Deno.test("(#13) serve with the embedded defaults loads neither prom-client nor postgres.js", async () => {
-  const config = await trapConfig();
+Deno.test("(#13) serve with the embedded defaults loads neither prom-client nor postgres.js, nor the sessions, outbound delivery or other commands while idle", async () => {
+  const config = await trapConfig([...SERVE_LATER, ...OTHER_COMMANDS]);
   const server = await startServer({ denoFlags: flags(config) });
   try {
-    ok(server.smtp.length > 0, server.logs());
-    ok(!server.logs().includes(TRAP), server.logs());
+    ok(server.smtp.length > 0 && server.odmr.length > 0, server.logs());
   } finally {
-    await server.stop();
+    equal(await server.stop(), 0, server.logs());
   }
+  // Read after the exit: the outbound worker's first look at the queue is in it too.
+  ok(!TRAPPED.test(server.logs()), server.logs());
   // Control: with `metrics:` set, serve does load prom-client and trips over the trap.
   const metrics = await startServer({
     denoFlags: flags(config),
@@ -50,11 +77,43 @@ Deno.test("(#13) serve with the embedded defaults loads neither prom-client nor 
     (s) => s.stop().then(() => "started"),
     (e: Error) => e.message,
   );
-  match(metrics, /was loaded|does not provide an export/);
+  match(metrics, TRAPPED);
 });
 
-Deno.test("(#13) the user and queue commands on SQLite do not load postgres.js; queue migrate does", async () => {
-  const config = await trapConfig();
+Deno.test("(#13) serve loads the SMTP receiver, the ODMR provider and outbound delivery when first needed", async () => {
+  const config = await trapConfig(SERVE_LATER);
+  const dataDir = await Deno.makeTempDir({ prefix: "odmr-lazy-data-" });
+  // Mail for the world, due now: the outbound worker claims it right after start-up.
+  const store = new SqliteQueueStore(openDatabase(dataDir), {});
+  await queueMessage(store, {
+    from: "alice@example.org",
+    to: [rcpt("bob@elsewhere.test", { route: "mx" })],
+  });
+  await store.close();
+  const server = await startServer({ denoFlags: flags(config), dataDir });
+  const trapped = (event: string) =>
+    server.logs().split("\n").some((l) => l.includes(`event=${event}`) && TRAPPED.test(l));
+  try {
+    await until("the outbound worker to load its delivery", () => trapped("outbound_claim_failed"));
+    ok(!trapped("session_crashed"), server.logs());
+    const smtp = await Deno.connect({ hostname: "127.0.0.1", port: server.smtp[0]!.port });
+    await until("the first SMTP session to load the receiver", () => trapped("session_crashed"));
+    smtp.close();
+    const crashes = () => server.logs().split("\n").filter((l) => l.includes("session_crashed"));
+    equal(crashes().length, 1, server.logs());
+    const odmr = await Deno.connect({ hostname: "127.0.0.1", port: server.odmr[0]!.port });
+    await until("the first ODMR session to load the provider", () => crashes().length === 2);
+    odmr.close();
+    ok(crashes().every((l) => TRAPPED.test(l)), server.logs());
+  } finally {
+    await server.stop();
+  }
+});
+
+Deno.test("(#13) the user and queue commands on SQLite load neither postgres.js nor the other commands; queue migrate loads postgres.js", async () => {
+  const config = await trapConfig(
+    ["serve", "fetch", "dkim", "check_config"].map((c) => `src/cli/${c}.ts`),
+  );
   const dataDir = await Deno.makeTempDir({ prefix: "odmr-lazy-data-" });
   const run = async (args: string[]) => {
     const out = await new Deno.Command(Deno.execPath(), {
