@@ -65,6 +65,10 @@ export class SocketConn implements Conn {
     this.#attach(socket);
   }
 
+  get readableBytes(): number {
+    return this.#queuedBytes;
+  }
+
   get isSecure(): boolean {
     return this.#secure;
   }

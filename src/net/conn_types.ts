@@ -23,6 +23,11 @@ export class ConnClosedError extends Error {
 /** A pull source of byte chunks: `null` means end of stream. */
 export interface ByteSource {
   read(timeoutMs?: number): Promise<Uint8Array | null>;
+  /**
+   * Bytes received and not read yet: what the next reads return without waiting. A source that
+   * cannot tell leaves it out (taken as 0).
+   */
+  readonly readableBytes?: number;
 }
 
 /** Options for writing. */

@@ -7,6 +7,7 @@
 import { deepStrictEqual as assertEquals, rejects } from "node:assert/strict";
 import { TimeoutError } from "../../src/net/conn.ts";
 import { withSocketPair } from "../_helpers/socket_pair.ts";
+import { until } from "../_helpers/wait_until.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -46,5 +47,19 @@ Deno.test("a read without a deadline waits; the peer closing ends it (#13)", asy
     const read = conn.read();
     peer.close();
     assertEquals(await read, null);
+  });
+});
+
+Deno.test("readableBytes counts what was received and not read yet, without reading (#13)", async () => {
+  await withSocketPair(async (conn, peer) => {
+    assertEquals(conn.readableBytes, 0);
+    await peer.write(enc.encode("MAIL FROM:<a@b.test>\r\n"));
+    await until("the bytes to arrive", () => conn.readableBytes > 0, 5_000, 5);
+    assertEquals(conn.readableBytes, 22);
+    assertEquals(
+      dec.decode((await conn.read(1_000)) ?? new Uint8Array()),
+      "MAIL FROM:<a@b.test>\r\n",
+    );
+    assertEquals(conn.readableBytes, 0);
   });
 });
