@@ -116,7 +116,7 @@ async function finishTransaction(
   const tx = s.tx;
   const replies: Reply[] = [];
   let r: Reply;
-  if (tx.sink.finishLater !== undefined && tx.mail.prdr !== true && ctx.reader.bufferedBytes > 0) {
+  if (tx.sink.finishLater !== undefined && tx.mail.prdr !== true && ctx.reader.unreadBytes > 0) {
     return await finishLater(ctx, s, size, tx.sink.finishLater.bind(tx.sink));
   }
   try {

@@ -280,7 +280,8 @@ export class SmtpReceiver implements ReceiverContext {
         throw new Error(`unhandled line result ${JSON.stringify(never)}`);
       }
     }
-    if (step === undefined && (mustFlush || this.reader.bufferedBytes === 0)) await this.#flush();
+    // RFC 2920 §3.2: replies wait while more input is here, also when it is still in the Conn.
+    if (step === undefined && (mustFlush || this.reader.unreadBytes === 0)) await this.#flush();
     return step;
   }
 

@@ -13,6 +13,8 @@ const LF = 10;
 /** Where bytes come from: `null` is end of stream. Conn implements it. */
 export interface PullSource {
   read(timeoutMs?: number): Promise<Uint8Array | null>;
+  /** Bytes received and not read yet (a Conn's queue); absent: 0. */
+  readonly readableBytes?: number;
 }
 
 /** One read line, or why there is none. */
@@ -70,6 +72,15 @@ export class LineReader {
   /** Bytes read from the source but not consumed yet. */
   get bufferedBytes(): number {
     return this.#buf.length;
+  }
+
+  /**
+   * Bytes here to be consumed without waiting: the buffer and what the source received already
+   * (a pipelining peer's next commands may sit in the Conn's queue while the buffer is empty).
+   * Never reads.
+   */
+  get unreadBytes(): number {
+    return this.#buf.length + (this.#source.readableBytes ?? 0);
   }
 
   /**

@@ -30,6 +30,11 @@ class MemoryConn implements Conn {
     return this.#closed;
   }
 
+  /** Bytes delivered and not read yet (as SocketConn counts its queue). */
+  get readableBytes(): number {
+    return this.#chunks.reduce((n, c) => n + c.length, 0);
+  }
+
   deliver(chunk: Uint8Array | null): void {
     if (chunk === null) this.#ended = true;
     else this.#chunks.push(chunk);

@@ -126,3 +126,48 @@ Deno.test("customer hand-off (#13): a local server without PIPELINING gets '.' a
     assertEquals(capture.messages.length, 3);
   });
 });
+
+/** One message as our provider's window sends it: RSET, MAIL, RCPT and BDAT n LAST, one write. */
+function windowMessage(n: number): string {
+  const body = `Subject: ${n}\r\n\r\nbody ${n}\r\n`;
+  return `RSET\r\nMAIL FROM:<s@example.net>\r\nRCPT TO:<m${n}@example.org>\r\n` +
+    `BDAT ${body.length} LAST\r\n${body}`;
+}
+
+Deno.test("customer hand-off (#13): BDAT LAST then RSET/MAIL, as the provider's window sends them", async () => {
+  const dataReply = (address: string) =>
+    address === "m2@example.org" ? "554 5.6.0 Content refused" : undefined;
+  await withCustomer({ dataReply }, async ({ client }, capture) => {
+    await client.send(windowMessage(1) + windowMessage(2) + windowMessage(3));
+    // RSET, MAIL, RCPT, BDAT for each message, in order; message 2's is the local refusal.
+    assertEquals((await client.replies(12)).map(code), [
+      ...["250", "250", "250", "250"],
+      ...["250", "250", "250", "554"],
+      ...["250", "250", "250", "250"],
+    ]);
+    // Each "." went out with the next RSET/MAIL/RCPT/DATA; only the last one waited alone.
+    assertEquals(capture.dotRepliesTimedOut, 1);
+    assertEquals(capture.messages.map((m) => m.recipients.join()), [
+      "m1@example.org",
+      "m2@example.org",
+      "m3@example.org",
+    ]);
+    assertEquals(capture.connections, 1);
+    await client.send("QUIT\r\n");
+    assertEquals(code(await client.reply()), "221");
+  });
+});
+
+Deno.test("customer hand-off (#13): messages already received in chunks of their own still share a local round trip", async () => {
+  await withCustomer({}, async ({ client }, capture) => {
+    // The provider writes each message of its window on its own: all three are received
+    // (queued in the Conn) before the customer has read the first one's end.
+    await Promise.all([1, 2, 3].map((n) => client.send(windowMessage(n))));
+    assertEquals((await client.replies(12)).map(code), Array(12).fill("250"));
+    // Before, a '.' at the end of a socket chunk was sent alone and waited for its reply.
+    assertEquals(capture.dotRepliesTimedOut, 1);
+    assertEquals(capture.messages.length, 3);
+    await client.send("QUIT\r\n");
+    assertEquals(code(await client.reply()), "221");
+  });
+});

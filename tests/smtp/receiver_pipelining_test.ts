@@ -52,6 +52,24 @@ Deno.test("SmtpReceiver (#13) answers the end of data with the next pipelined gr
   await s.end();
 });
 
+Deno.test("SmtpReceiver (#13) holds the replies while the rest of the group is received already, in chunks of its own", async () => {
+  const s = await startReady();
+  // Three chunks queued in the Conn before the receiver reads the first: its reader's buffer is
+  // empty after each line, yet more input is here (RFC 2920 §3.2), so one write answers all.
+  await Promise.all(
+    ["MAIL FROM:<a@b.test>\r\n", "RCPT TO:<x@dest.test>\r\n", "DATA\r\n"].map((c) =>
+      s.client.send(c)
+    ),
+  );
+  assertEquals(
+    await nextWrite(s),
+    "250 2.1.0 Sender OK\r\n250 2.1.5 OK\r\n354 Start mail input; end with <CRLF>.<CRLF>\r\n",
+  );
+  await s.client.send("hi\r\n.\r\n");
+  assertEquals(await nextWrite(s), "250 2.6.0 Queued as T1\r\n");
+  await s.end();
+});
+
 Deno.test("SmtpReceiver (#13) still answers DATA itself at once when it refuses it", async () => {
   const s = await startReady();
   // No recipient accepted: DATA's own 554 must not wait for the rest of the group.
