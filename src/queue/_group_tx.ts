@@ -133,7 +133,10 @@ export class GroupTransaction {
       this.#schedule("lazy");
       throw err;
     }
-    return this.whenDurable();
+    const durable = this.whenDurable();
+    // Alone (nobody else is there to share the COMMIT): commit and sync now, not a turn later.
+    if (this.#sync !== undefined && this.#syncing.size === 0 && this.#syncInline()) this.flushNow();
+    return durable;
   }
 
   /** The error every durable commit fails with since a sync failed; undefined before. */

@@ -15,6 +15,14 @@ export const MAX_SYNCS = 4;
 /** WAL pages after which a COMMIT checkpoints (SQLite's default is 1000). */
 export const WAL_CHECKPOINT_PAGES = 4000;
 
+/**
+ * What the WAL file keeps of its size when a checkpoint lets SQLite start it over: about twice
+ * what it holds between two checkpoints (4 KiB pages). Writes after a checkpoint then overwrite
+ * space the file already has, and their fdatasync need not also journal a new file size (about
+ * half the time here, and not held up by other files' data in the same ext4 journal commit).
+ */
+export const WAL_KEEP_BYTES = 2 * WAL_CHECKPOINT_PAGES * 4096;
+
 /** Makes the WAL's committed frames durable. */
 export interface WalSync {
   /** Resolves once everything committed before the call is on disk. */
@@ -51,6 +59,7 @@ export function deferWalSync(db: DatabaseSync): WalSync | undefined {
   // fourth as many of them (WAL up to ~16 MB instead of ~4 MB) halved that fsync time at
   // 10 × 100 KB (strace; the pages copied stay the same).
   db.exec(`PRAGMA wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
+  db.prepare(`PRAGMA journal_size_limit = ${WAL_KEEP_BYTES}`).get();
   return sync;
 }
 

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { openDatabase } from "../../src/queue/db.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
-import { deferWalSync, WAL_CHECKPOINT_PAGES } from "../../src/queue/_wal_sync.ts";
+import { deferWalSync, WAL_CHECKPOINT_PAGES, WAL_KEEP_BYTES } from "../../src/queue/_wal_sync.ts";
 import type { NewMessage } from "../../src/queue/types.ts";
 import { FakeSync, track, turns } from "../_helpers/fake_wal_sync.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
@@ -62,8 +62,10 @@ Deno.test("with nobody else to serve (syncInline), the lone commit syncs on the 
   });
   try {
     const before = sync.syncNowCalls;
-    await (await started(store, "alone")).commit();
-    assert.equal(sync.syncNowCalls, before + 1, "synced on the loop");
+    const commit = (await started(store, "alone")).commit();
+    // In the same turn as the last write: no setImmediate to wait for when nobody can join.
+    assert.equal(sync.syncNowCalls, before + 1, "committed and synced at once");
+    await commit;
     assert.equal(sync.pending.length, 0, "no hand-off to a thread");
     alone = false;
     const other = track((await started(store, "crowd")).commit());
@@ -141,6 +143,10 @@ Deno.test("deferWalSync: NORMAL plus a WAL handle for a file database, nothing i
       assert.equal(
         db.prepare("PRAGMA wal_autocheckpoint").get()?.wal_autocheckpoint,
         WAL_CHECKPOINT_PAGES,
+      );
+      assert.equal(
+        db.prepare("PRAGMA journal_size_limit").get()?.journal_size_limit,
+        WAL_KEEP_BYTES,
       );
       sync?.syncNow();
     } finally {
