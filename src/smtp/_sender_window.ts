@@ -5,8 +5,9 @@
  * second message on: a transaction a refused BDAT left open must not take the next MAIL), MAIL,
  * every RCPT, then the body as `BDAT n LAST` (a larger body, read again from the store, in
  * chunks of `BDAT n` and a last `BDAT 0 LAST`) — without waiting for a reply, up to `window`
- * messages ahead of the replies; the groups made in one turn of the event loop share one socket
- * write (`_sender_batch.ts`). A second loop reads the replies in order, each chunk's as soon as
+ * messages ahead of the replies (a full window waits for room for half of it, so that the
+ * groups refilling it share one socket write: `_sender_batch.ts` joins what one turn of the
+ * event loop made). A second loop reads the replies in order, each chunk's as soon as
  * it went out, and settles each message exactly as the lock-step path does (4xx deferred, 5xx
  * failed, the final reply for the accepted recipients), then reports it. Once a chunk is refused
  * (or no recipient was accepted) no further chunk of that body goes out (RFC 3030 §3). After a
@@ -106,7 +107,11 @@ export async function sendWindowed<M extends OutboundMessage>(
     let isFirst = true;
     try {
       for (;;) {
-        while (inFlight >= ctx.window && !link.isLost && !isStopped) await signal.wait();
+        if (inFlight >= ctx.window) {
+          // A full window is refilled by half of it at once: the groups share one write.
+          const room = Math.max(1, Math.floor(ctx.window / 2));
+          while (inFlight > ctx.window - room && !link.isLost && !isStopped) await signal.wait();
+        }
         if (link.isLost || isStopped) return;
         const next = await iterator.next();
         if (next.done) {

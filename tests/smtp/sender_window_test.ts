@@ -3,7 +3,7 @@
 // order, nothing reported delivered without its 250, bodies byte-exact (#13).
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import assert from "node:assert/strict";
-import { connPair } from "../_helpers/conn_pair.ts";
+import { connPair, type MemoryConn } from "../_helpers/conn_pair.ts";
 import { LineReader } from "../../src/wire/line_reader.ts";
 import { NULL_LOGGER } from "../../src/observe/log.ts";
 import { SmtpReceiver } from "../../src/smtp/receiver.ts";
@@ -329,4 +329,61 @@ Deno.test("sendMany in flight: the groups ready in one turn go out in one write 
   // Each socket write costs more than the copy that joins the groups (profiled on the drain).
   assertEquals(withMail.length, 1);
   assertEquals(withMail[0]?.match(/BDAT 22 LAST\r\n/g)?.length, 5);
+});
+
+/**
+ * A CHUNKING peer that answers one message at a time, each in its own write a timer after the
+ * previous one (as a customer that waits for its local MTA): `n` messages, then QUIT.
+ */
+async function answerOneByOne(server: MemoryConn, n: number): Promise<void> {
+  const reader = new LineReader(server);
+  const say = (text: string) => server.write(enc.encode(text));
+  const line = async () => {
+    const r = await reader.readLine(1000, 5_000);
+    return r.kind === "line" ? dec.decode(r.line) : "";
+  };
+  await say("220 customer.test ESMTP\r\n");
+  await line();
+  await say("250-customer.test\r\n250-PIPELINING\r\n250 CHUNKING\r\n");
+  for (let m = 0; m < n; m++) {
+    let replies = "";
+    for (;;) {
+      const command = await line();
+      const bdat = /^BDAT (\d+) LAST$/.exec(command);
+      if (bdat !== null) await reader.readExact(Number(bdat[1]), () => {}, 5_000);
+      replies += "250 2.0.0 OK\r\n";
+      if (bdat !== null) break;
+    }
+    // A timer, not setImmediate: the sender's batched write (a setImmediate) goes out first.
+    await new Promise((r) => setTimeout(r, 1));
+    await say(replies);
+  }
+  assertEquals(await line(), "QUIT");
+  await say("221 2.0.0 bye\r\n");
+}
+
+Deno.test("sendMany in flight: a full window is refilled by half of it at once, in one write (#13)", async () => {
+  const { client, server } = connPair();
+  const peer = answerOneByOne(server, 12);
+  const sender = new SmtpSender({
+    conn: client,
+    reader: new LineReader(client),
+    log: NULL_LOGGER,
+    options: { hostname: "provider.test", lineRecords: false, window: 4 },
+  });
+  assertEquals((await sender.greet()).code, 220);
+  await sender.hello();
+  const seen: string[][] = [];
+  await sender.sendMany(Array.from({ length: 12 }, (_, i) => to(i + 1)), (_m, result) => {
+    seen.push(outcomeCodes(result));
+  });
+  await sender.quit();
+  await peer;
+  client.destroy();
+  server.destroy();
+  assertEquals(seen.length, 12);
+  assert(seen.every((s) => s[0] === "delivered 250"));
+  const writes = client.written.map((w) => dec.decode(w));
+  const mailsPerWrite = writes.map((w) => w.match(/MAIL FROM/g)?.length ?? 0).filter((n) => n > 0);
+  assertEquals(mailsPerWrite, [4, 2, 2, 2, 2]);
 });
