@@ -16,6 +16,7 @@ import { isPermanent, isPositive, isTransient } from "../wire/reply.ts";
 import type { Logger } from "../observe/log.ts";
 import { FOREIGN_RECIPIENT_REPLY } from "../smtp/sinks/allowed_domains.ts";
 import { LOCAL_REPLIES } from "../smtp/sinks/local_smtp.ts";
+import { ProviderIdSniffer } from "./_customer_provider_id.ts";
 
 /** Recipient counts of one session. */
 export interface LedgerCounts {
@@ -33,10 +34,6 @@ export interface LedgerCounts {
 
 /** During a long drain, a progress line at most this often. */
 const PROGRESS_EVERY_MS = 10_000;
-
-/** How many bytes of the body are searched for the provider's queue id. */
-const HEAD_SNIFF_BYTES = 2048;
-const latin1 = new TextDecoder("latin1");
 
 /** Counts outcomes of the inner sink. */
 export class LedgerSink implements MessageSink {
@@ -119,7 +116,7 @@ class LedgerTransaction implements SinkTransaction {
   readonly #mail: MailFrom;
   readonly #ledger: LedgerSink;
   readonly #accepted: string[] = [];
-  #head = new Uint8Array(0);
+  readonly #providerId = new ProviderIdSniffer();
   /** PRDR: counted and logged per recipient, when the inner sink answers per recipient. */
   readonly finishEach?: () => Promise<readonly Reply[]>;
   /** Counted and logged once the final reply came, when the inner sink has it. */
@@ -143,7 +140,7 @@ class LedgerTransaction implements SinkTransaction {
   async #finishEach(each: () => Promise<readonly Reply[]>): Promise<readonly Reply[]> {
     const replies = await each();
     this.#ledger.countMessage();
-    const providerId = providerQueueId(this.#head);
+    const providerId = this.#providerId.id;
     this.#accepted.forEach((recipient, i) => {
       const r = replies[i];
       if (r === undefined) return;
@@ -171,13 +168,7 @@ class LedgerTransaction implements SinkTransaction {
   }
 
   write(chunk: Uint8Array): Promise<void> {
-    if (this.#head.length < HEAD_SNIFF_BYTES) {
-      const take = chunk.subarray(0, HEAD_SNIFF_BYTES - this.#head.length);
-      const next = new Uint8Array(this.#head.length + take.length);
-      next.set(this.#head);
-      next.set(take, this.#head.length);
-      this.#head = next;
-    }
+    this.#providerId.push(chunk);
     return this.#inner.write(chunk);
   }
 
@@ -194,7 +185,7 @@ class LedgerTransaction implements SinkTransaction {
       from: this.#mail.address,
       recipients: this.#accepted,
       reply: r,
-      providerId: providerQueueId(this.#head),
+      providerId: this.#providerId.id,
     });
     return r;
   }
@@ -202,10 +193,4 @@ class LedgerTransaction implements SinkTransaction {
   abort(): Promise<void> {
     return this.#inner.abort();
   }
-}
-
-/** The `id` of the topmost `Received:` header (the provider's queue id), if there is one. */
-function providerQueueId(head: Uint8Array): string | undefined {
-  const m = /^Received:[^]*?\sid ([A-Za-z0-9._-]+)/.exec(latin1.decode(head));
-  return m?.[1];
 }
