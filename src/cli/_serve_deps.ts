@@ -40,6 +40,20 @@ export interface ServeDeps {
  */
 export class OpenSessions {
   open = 0;
+  /** Told when a session opens or ends (serve's QuietCollector). */
+  onActivity: (() => void) | undefined;
+
+  /** A session opened. */
+  enter(): void {
+    this.open++;
+    this.onActivity?.();
+  }
+
+  /** A session ended. */
+  leave(): void {
+    this.open--;
+    this.onActivity?.();
+  }
 
   /** True when no session but (at most) the caller's is open. */
   isAlone(): boolean {

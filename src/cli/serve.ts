@@ -31,6 +31,7 @@ import { AuthThrottle } from "../auth/throttle.ts";
 import { loadFakeSaltKey } from "../auth/fake_salt_key.ts";
 import { startMaintenance } from "./_serve_maintenance.ts";
 import { createOutboundWorker } from "./_serve_outbound.ts";
+import { exposedFullGc, loggedCollect, QuietCollector } from "./_serve_quiet_gc.ts";
 import { OpenSessions, type ServeDeps, type ServeObserve } from "./_serve_deps.ts";
 
 export type { ServeDeps, ServeObserve };
@@ -171,7 +172,15 @@ async function serveUntilSignal(
     });
     // After the stale leases are gone: they would hide due destinations until they expire.
     outbound.start();
+    // Start-up's garbage (compilation, migrations, the config) goes once nobody is connected.
+    const quiet = new QuietCollector({
+      collect: loggedCollect(exposedFullGc(), log),
+      isQuiet: () => sessions.open === 0,
+    });
+    sessions.onActivity = () => quiet.busy();
+    quiet.busy();
     const signal = await stopSignal;
+    quiet.stop();
     tlsNow?.stop();
     await maintenance.stop();
     log.info("stopping", { signal, grace_ms: SHUTDOWN_GRACE_MS });
@@ -211,11 +220,11 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
   /** Runs a session counted in `odmr_relay_connections{proto}` while it lasts. */
   const counted = async (proto: "smtp" | "odmr", run: () => Promise<void>) => {
     metrics?.connectionOpened(proto);
-    if (deps.sessions !== undefined) deps.sessions.open++;
+    deps.sessions?.enter();
     try {
       await run();
     } finally {
-      if (deps.sessions !== undefined) deps.sessions.open--;
+      deps.sessions?.leave();
       metrics?.connectionClosed(proto);
     }
   };
