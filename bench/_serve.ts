@@ -10,6 +10,8 @@ import { peakRssBytes, runCommand, type RunResult, spawn, type Spawned, stop } f
 export const PROJECT_ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 /** V8 flags of `deno task start` and the compiled binaries (deno.json): what users run. */
 export const V8_FLAGS = "--v8-flags=--max-semi-space-size=2,--heap-growing-percent=20,--expose-gc";
+/** The other flag of `deno task start` and the README's `deno run` beside the permissions. */
+export const NO_CODE_CACHE = "--no-code-cache";
 /** User and password the benchmarks create (a throwaway in a temp data dir). */
 export const BENCH_USER = "bench";
 export const BENCH_PASSWORD = "bench-secret-1";
@@ -83,6 +85,7 @@ export class Serve {
     const proc = spawn("serve", Deno.execPath(), [
       "run",
       opts.v8Flags ?? V8_FLAGS,
+      NO_CODE_CACHE,
       "-A",
       `${PROJECT_ROOT}/${entry}`,
       "serve",
@@ -215,7 +218,16 @@ export function odmrRelay(
 ): Promise<RunResult> {
   return runCommand(
     Deno.execPath(),
-    ["run", V8_FLAGS, "-A", `${PROJECT_ROOT}/main.ts`, ...args, "--config", configPath],
+    [
+      "run",
+      V8_FLAGS,
+      NO_CODE_CACHE,
+      "-A",
+      `${PROJECT_ROOT}/main.ts`,
+      ...args,
+      "--config",
+      configPath,
+    ],
     opts.timeoutMs ?? 60_000,
     {
       ...(opts.stdin === undefined ? {} : { stdin: opts.stdin }),
