@@ -43,6 +43,10 @@ async function trapConfig(ownFiles: readonly string[] = []): Promise<string> {
     `${dir}/trap.js`,
     `throw new Error(${JSON.stringify(TRAP)});\nexport default undefined;\n`,
   );
+  // The relative targets (./vendor/…) resolve beside this deno.json: a copy of vendor/. (Mapped
+  // into the repository instead, Deno would also apply the repository's deno.json there.)
+  const copy = await new Deno.Command("cp", { args: ["-r", `${REPO_ROOT}vendor`, dir] }).output();
+  if (!copy.success) throw new Error(new TextDecoder().decode(copy.stderr));
   const imports = {
     ...repo.imports,
     "prom-client": `file://${dir}/trap.js`,
@@ -142,4 +146,34 @@ Deno.test("(#13) the user and queue commands on SQLite load neither postgres.js 
   ]);
   ok(migrate.code !== 0, migrate.text);
   ok(migrate.text.includes(TRAP), migrate.text);
+});
+
+Deno.test("(#13) no npm package (CommonJS and Deno's require with it) is loaded before a command needs it", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", `${REPO_ROOT}main.ts`],
+    cwd: REPO_ROOT,
+    stdout: "piped",
+  }).output();
+  const info = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    modules: {
+      specifier: string;
+      dependencies?: { code?: { specifier?: string }; isDynamic?: boolean }[];
+    }[];
+  };
+  const bySpecifier = new Map(info.modules.map((m) => [m.specifier, m]));
+  // What main.ts loads at start: its static imports, transitively (import() is left out).
+  const loaded = new Set<string>();
+  const pending = [new URL("main.ts", `file://${REPO_ROOT}`).href];
+  while (pending.length > 0) {
+    const s = pending.pop() as string;
+    if (loaded.has(s)) continue;
+    loaded.add(s);
+    for (const d of bySpecifier.get(s)?.dependencies ?? []) {
+      if (d.isDynamic !== true && d.code?.specifier !== undefined) pending.push(d.code.specifier);
+    }
+  }
+  ok(loaded.size > 10, `${loaded.size} modules`);
+  ok(loaded.has(new URL("src/config/load.ts", `file://${REPO_ROOT}`).href), [...loaded].join("\n"));
+  const npm = [...loaded].filter((s) => s.startsWith("npm:") || s.includes("/node_modules/"));
+  equal(npm.join(", "), "");
 });

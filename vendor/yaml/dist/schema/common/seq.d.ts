@@ -1,0 +1,2 @@
+import type { CollectionTag } from '../types.d.ts';
+export declare const seq: CollectionTag;

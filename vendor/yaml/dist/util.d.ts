@@ -1,0 +1,16 @@
+export { createNode } from './doc/createNode.d.ts';
+export type { CreateNodeContext } from './doc/createNode.d.ts';
+export { debug, warn } from './log.d.ts';
+export type { LogLevelId } from './log.d.ts';
+export { createPair } from './nodes/Pair.d.ts';
+export { toJS } from './nodes/toJS.d.ts';
+export type { ToJSContext } from './nodes/toJS.d.ts';
+export { findPair } from './nodes/YAMLMap.d.ts';
+export { map as mapTag } from './schema/common/map.d.ts';
+export { seq as seqTag } from './schema/common/seq.d.ts';
+export { string as stringTag } from './schema/common/string.d.ts';
+export { foldFlowLines } from './stringify/foldFlowLines.d.ts';
+export type { FoldOptions } from './stringify/foldFlowLines.d.ts';
+export type { StringifyContext } from './stringify/stringify.d.ts';
+export { stringifyNumber } from './stringify/stringifyNumber.d.ts';
+export { stringifyString } from './stringify/stringifyString.d.ts';
