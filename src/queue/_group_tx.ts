@@ -81,6 +81,8 @@ export class GroupTransaction {
   readonly #syncing = new Set<Waiter[]>();
   /** Waiters of the sync started last, while it runs. */
   #newest: Waiter[] | undefined;
+  /** close() ran: its own sync settled every waiter, a sync still running no longer counts. */
+  #isClosed = false;
   /** The first failed sync (see above); set once, never cleared. */
   #broken: Error | undefined;
   readonly #onBroken: (err: Error) => void;
@@ -221,6 +223,7 @@ export class GroupTransaction {
   /** Commits and syncs what is pending, settles every waiter (also one of a sync still running). */
   close(): void {
     this.flushNow();
+    this.#isClosed = true;
     // A sync still running covers its waiters only once it ends: the sync here, on this thread,
     // must cover them too before they are settled (flushNow may just have started one).
     const running = [...this.#syncing];
@@ -336,7 +339,9 @@ export class GroupTransaction {
       (cause) => {
         done();
         this.#isDirty = true;
-        const err = this.#breakDown(cause);
+        // After close() (whose own sync covered this one's waiters) a sync may fail because its
+        // descriptor was closed under it: that says nothing about the disk.
+        const err = this.#isClosed ? asError(cause) : this.#breakDown(cause);
         for (const w of batch) w.reject(err);
       },
     ).finally(() => this.#startSync());

@@ -96,6 +96,7 @@ export class FileWalSync implements WalSync {
   async sync(): Promise<void> {
     let file = this.#free.pop();
     while (file === undefined) {
+      if (this.#all.length === 0) throw new Error("WAL sync after close");
       await new Promise<void>((resolve) => this.#queued.push(resolve));
       file = this.#free.pop();
     }
@@ -121,6 +122,8 @@ export class FileWalSync implements WalSync {
     }
     this.#all.length = 0;
     this.#free.length = 0;
+    // Syncs waiting for a handle end with an error instead of waiting for ever.
+    for (const wake of this.#queued.splice(0)) wake();
   }
 
   #open(path: string): Deno.FsFile {

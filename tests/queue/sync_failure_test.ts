@@ -142,6 +142,19 @@ Deno.test("after a failed sync a settlement still goes ahead (it never waited fo
   await store.close().catch(() => {});
 });
 
+Deno.test("a sync that fails after close() (its descriptor closed under it) is no disk failure (#13)", async () => {
+  const { store, sync, events } = failingStore();
+  const commit = track((await started(store, "closing")).commit());
+  await turns();
+  assert.equal(sync.pending.length, 1);
+  await store.close();
+  await turns();
+  assert.equal(commit.state, "resolved", "close() synced it itself");
+  sync.finish(0, new Error("Bad resource ID"));
+  await turns();
+  assert.deepEqual(syncFailures(events), [], "nothing to restart for");
+});
+
 /** Sends one message of `text` and reads the reply to its end of data, finishing each sync
  * started meanwhile with `err` (or success). Bounded. */
 async function sendMessage(
@@ -233,6 +246,7 @@ Deno.test("FileWalSync: a descriptor per sync, opened at start, never reopened (
       sync.close();
     }
     assert.equal(descriptorsOn(wal), sqlites, "close() closes every descriptor");
+    await assert.rejects(sync.sync(), /WAL sync after close/, "fails, never waits for ever");
     db.close();
   });
 });
