@@ -32,7 +32,6 @@ export function dataDeadlineMs(maxMessageBytes: number): number {
 }
 
 const DATA_DEADLINE_REPLY = reply(421, "4.4.2", "Message took too long, closing connection");
-const DEADLINE = { kind: "deadline" } as const;
 
 function traceHeader(ctx: ReceiverContext, tx: Transaction): Uint8Array {
   const info = ctx.sessionInfo;
@@ -78,30 +77,22 @@ function sinkWriter(ctx: ReceiverContext, tx: Transaction) {
 }
 
 /**
- * Races a body read against the total deadline. On expiry the read is left to settle when the
- * caller closes the Conn, and the sink gets no more bytes.
+ * When the body that starts now must have ended (`Date.now()` time): the reader cuts each of
+ * its reads to it, so no timer is armed per message.
  */
-async function withDataDeadline<T>(
+function bodyDeadlineAt(ctx: ReceiverContext): number {
+  return Date.now() + (ctx.options.dataDeadlineMs ?? dataDeadlineMs(ctx.options.maxMessageBytes));
+}
+
+/** The body's deadline passed: the sink gets no more bytes (the caller ends the session). */
+async function deadlinePassed(
   ctx: ReceiverContext,
   out: ReturnType<typeof sinkWriter>,
-  reading: Promise<T>,
-): Promise<T | typeof DEADLINE> {
-  const ms = ctx.options.dataDeadlineMs ?? dataDeadlineMs(ctx.options.maxMessageBytes);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const expired = new Promise<typeof DEADLINE>((resolve) => {
-    timer = setTimeout(() => resolve(DEADLINE), ms);
+): Promise<void> {
+  await out.stop();
+  ctx.log.warn("smtp_data_deadline", {
+    deadlineMs: ctx.options.dataDeadlineMs ?? dataDeadlineMs(ctx.options.maxMessageBytes),
   });
-  try {
-    const r = await Promise.race([reading, expired]);
-    if (r === DEADLINE) {
-      reading.catch(() => {});
-      await out.stop();
-      ctx.log.warn("smtp_data_deadline", { deadlineMs: ms });
-    }
-    return r;
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /**
@@ -254,21 +245,20 @@ async function receiveData(
 ): Promise<Outcome> {
   const tx = s.tx;
   const out = sinkWriter(ctx, tx);
+  const deadlineAt = bodyDeadlineAt(ctx);
   if (ctx.options.addTraceHeader) await out.write(traceHeader(ctx, tx));
-  const result = await withDataDeadline(
-    ctx,
-    out,
-    ctx.reader.readData(
-      {
-        maxMessageBytes: ctx.options.maxMessageBytes,
-        maxLineBytes: ctx.options.maxDataLineBytes ?? DEFAULT_MAX_DATA_LINE_BYTES,
-      },
-      out.write,
-      ctx.options.dataTimeoutMs ?? ctx.options.commandTimeoutMs,
-    ),
+  const result = await ctx.reader.readData(
+    {
+      maxMessageBytes: ctx.options.maxMessageBytes,
+      maxLineBytes: ctx.options.maxDataLineBytes ?? DEFAULT_MAX_DATA_LINE_BYTES,
+    },
+    out.write,
+    ctx.options.dataTimeoutMs ?? ctx.options.commandTimeoutMs,
+    deadlineAt,
   );
   switch (result.kind) {
     case "deadline":
+      await deadlinePassed(ctx, out);
       return {
         ...leaveTransaction(s, "DATA deadline"),
         ...endWith("timeout", DATA_DEADLINE_REPLY),
@@ -291,11 +281,12 @@ async function receiveData(
 
 /** Reads and drops a chunk announced by a refused BDAT, to stay in sync (RFC 3030 §3). */
 async function skipChunk(ctx: ReceiverContext, octets: number): Promise<boolean> {
-  return await ctx.reader.readExact(
+  const skipped = await ctx.reader.readExact(
     octets,
     () => {},
     ctx.options.dataTimeoutMs ?? ctx.options.commandTimeoutMs,
   );
+  return skipped === "ok";
 }
 
 /** BDAT: exactly `octets` bytes, no unstuffing; LAST ends the transaction (RFC 3030). */
@@ -314,33 +305,34 @@ export async function handleBdat(ctx: ReceiverContext, args: string): Promise<Ou
   }
   const tx = st.value;
   const out = sinkWriter(ctx, tx);
+  const deadlineAt = bodyDeadlineAt(ctx);
   if (!tx.isChunking && ctx.options.addTraceHeader) await out.write(traceHeader(ctx, tx));
   const max = ctx.options.maxMessageBytes;
   let chunkedBytes = tx.chunkedBytes;
-  const complete = await withDataDeadline(
-    ctx,
-    out,
-    ctx.reader.readExact(
-      octets,
-      async (chunk) => {
-        // The same line check as DATA, over every byte (also past the size limit).
-        tx.bodyLines.push(chunk);
-        const before = chunkedBytes;
-        chunkedBytes += chunk.length;
-        if (tx.bodyLines.fault !== undefined) return;
-        if (chunkedBytes > max) {
-          if (before < max) await out.write(chunk.subarray(0, max - before));
-          return;
-        }
-        await out.write(chunk);
-      },
-      ctx.options.dataTimeoutMs ?? ctx.options.commandTimeoutMs,
-    ),
+  const read = await ctx.reader.readExact(
+    octets,
+    async (chunk) => {
+      // The same line check as DATA, over every byte (also past the size limit).
+      tx.bodyLines.push(chunk);
+      const before = chunkedBytes;
+      chunkedBytes += chunk.length;
+      if (tx.bodyLines.fault !== undefined) return;
+      if (chunkedBytes > max) {
+        if (before < max) await out.write(chunk.subarray(0, max - before));
+        return;
+      }
+      await out.write(chunk);
+    },
+    ctx.options.dataTimeoutMs ?? ctx.options.commandTimeoutMs,
+    deadlineAt,
   );
-  if (complete === DEADLINE) {
+  if (read === "deadline") {
+    await deadlinePassed(ctx, out);
     return { ...leaveTransaction(s0, "BDAT deadline"), ...endWith("timeout", DATA_DEADLINE_REPLY) };
   }
-  if (!complete) return { ...leaveTransaction(s0, "end of stream in BDAT"), ...endWith("eof") };
+  if (read === "eof") {
+    return { ...leaveTransaction(s0, "end of stream in BDAT"), ...endWith("eof") };
+  }
   if (isLast) tx.bodyLines.end();
   // A failed BDAT ends the transaction: later chunks get 503 until a new MAIL (RFC 3030 §3).
   const fault = tx.bodyLines.fault ?? (chunkedBytes > max ? "tooBig" : undefined);

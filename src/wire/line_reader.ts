@@ -30,7 +30,14 @@ export type LineResult =
 export type DataResult =
   | { readonly kind: "ok"; readonly size: number }
   | { readonly kind: "rejected"; readonly fault: DataFault; readonly size: number }
-  | { readonly kind: "eof" };
+  | { readonly kind: "eof" }
+  /** `deadlineAt` passed before the end (the rest is left unread). */
+  | { readonly kind: "deadline" };
+
+/** How `readExact` ended: all the octets, end of stream, or `deadlineAt` passed first. */
+export type ExactResult = "ok" | "eof" | "deadline";
+
+const DEADLINE = { kind: "deadline" } as const;
 
 /** Receives body bytes; awaited, so a slow consumer slows the reader (backpressure). */
 export type ChunkConsumer = (chunk: Uint8Array) => Promise<void> | void;
@@ -176,11 +183,14 @@ export class LineReader {
   /**
    * Reads a DATA body up to and including CRLF.CRLF, unstuffed, into `consume`.
    * After a fault the body is still read to its real end (then the caller replies).
+   * `timeoutMs` bounds each read; `deadlineAt` (a `Date.now()` time) the whole body, however
+   * often bytes come (slowloris), with no timer of its own: each read waits at most until it.
    */
   async readData(
     limits: DataLimits,
     consume: ChunkConsumer,
     timeoutMs?: number,
+    deadlineAt?: number,
   ): Promise<DataResult> {
     const decoder = new DataDecoder(limits);
     for (;;) {
@@ -199,15 +209,27 @@ export class LineReader {
         }
         if (this.#releaseConsumed) release(chunk);
       }
-      if (!(await this.#fill(timeoutMs))) return { kind: "eof" };
+      const filled = await this.#fillBefore(timeoutMs, deadlineAt);
+      if (filled !== true) return filled === "eof" ? { kind: "eof" } : DEADLINE;
     }
   }
 
-  /** Reads exactly `count` bytes (BDAT) into `consume`; false on end of stream. */
-  async readExact(count: number, consume: ChunkConsumer, timeoutMs?: number): Promise<boolean> {
+  /**
+   * Reads exactly `count` bytes (BDAT) into `consume`. `timeoutMs` and `deadlineAt` as for
+   * `readData`.
+   */
+  async readExact(
+    count: number,
+    consume: ChunkConsumer,
+    timeoutMs?: number,
+    deadlineAt?: number,
+  ): Promise<ExactResult> {
     let left = count;
     while (left > 0) {
-      if (this.#buf.length === 0 && !(await this.#fill(timeoutMs))) return false;
+      if (this.#buf.length === 0) {
+        const filled = await this.#fillBefore(timeoutMs, deadlineAt);
+        if (filled !== true) return filled;
+      }
       const whole = this.#buf;
       const take = Math.min(left, whole.length);
       const part = whole.subarray(0, take);
@@ -220,7 +242,29 @@ export class LineReader {
         release(chunk !== undefined && chunk.buffer === whole.buffer ? chunk : whole);
       }
     }
-    return true;
+    return "ok";
+  }
+
+  /**
+   * `#fill` for a body: "deadline" once `deadlineAt` has passed (checked before each read, so
+   * a peer that always has bytes waiting is stopped too), and a read that fails at or after
+   * it (its wait was cut to the deadline) is the deadline as well, not an error.
+   */
+  async #fillBefore(
+    timeoutMs: number | undefined,
+    deadlineAt: number | undefined,
+  ): Promise<true | "eof" | "deadline"> {
+    if (deadlineAt === undefined) return (await this.#fill(timeoutMs)) ? true : "eof";
+    const left = deadlineAt - Date.now();
+    if (left <= 0) return "deadline";
+    try {
+      return (await this.#fill(timeoutMs === undefined ? left : Math.min(timeoutMs, left)))
+        ? true
+        : "eof";
+    } catch (err) {
+      if (Date.now() >= deadlineAt) return "deadline";
+      throw err;
+    }
   }
 }
 

@@ -1,4 +1,8 @@
-import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import {
+  deepStrictEqual as assertEquals,
+  ok as assert,
+  rejects as assertRejects,
+} from "node:assert/strict";
 import { LineReader } from "../../src/wire/line_reader.ts";
 import type { DataResult, LineResult, PullSource } from "../../src/wire/line_reader.ts";
 
@@ -118,13 +122,77 @@ Deno.test("LineReader.readExact() reads exactly N bytes and keeps the rest", asy
   for (const chunks of chunkings(input)) {
     const r = new LineReader(source(chunks));
     const got: number[] = [];
-    assertEquals(await r.readExact(5, (c) => void got.push(...c)), true);
+    assertEquals(await r.readExact(5, (c) => void got.push(...c)), "ok");
     assertEquals(decoder.decode(Uint8Array.from(got)), "12345");
     const l = await r.readLine(512);
     assertEquals(l.kind === "line" ? decoder.decode(l.line) : l.kind, "NOOP");
   }
   const short = new LineReader(source([encoder.encode("12")]));
-  assertEquals(await short.readExact(5, () => {}), false);
+  assertEquals(await short.readExact(5, () => {}), "eof");
+});
+
+/**
+ * A source that always has a chunk ready (a peer that keeps sending), recording each read's
+ * timeout; after `quietAfter` reads it has nothing more and fails each read at its timeout.
+ */
+function endlessSource(chunk: string, quietAfter = Infinity) {
+  const timeouts: (number | undefined)[] = [];
+  const src: PullSource = {
+    read(timeoutMs?: number) {
+      timeouts.push(timeoutMs);
+      if (timeouts.length <= quietAfter) return Promise.resolve(encoder.encode(chunk));
+      return new Promise((_, reject) =>
+        setTimeout(() => reject(new Error("read timed out")), timeoutMs ?? 0)
+      );
+    },
+  };
+  return { src, timeouts };
+}
+
+Deno.test("LineReader body reads stop at deadlineAt, a peer with bytes always waiting too (#13)", async (t) => {
+  const limits = { maxMessageBytes: 1000, maxLineBytes: 1000 };
+  await t.step("readData: passed before a read, nothing is read", async () => {
+    const { src, timeouts } = endlessSource("x");
+    const r = new LineReader(src);
+    assertEquals(await r.readData(limits, () => {}, 1000, Date.now()), { kind: "deadline" });
+    assertEquals(timeouts, []);
+  });
+  await t.step("readData: a body that keeps coming is cut at its deadline", async () => {
+    const { src, timeouts } = endlessSource("x".repeat(50));
+    const r = new LineReader(src);
+    const started = Date.now();
+    let reads = 0;
+    const got = await r.readData(
+      limits,
+      async () => {
+        reads++;
+        await new Promise((res) => setTimeout(res, 5));
+      },
+      1000,
+      started + 60,
+    );
+    assertEquals(got, { kind: "deadline" });
+    assert(reads > 1 && Date.now() - started < 500, `${reads} reads, ${Date.now() - started} ms`);
+    // Each read waits at most until the deadline, never the whole per-read timeout.
+    assert(timeouts.every((ms) => ms !== undefined && ms <= 60), String(timeouts));
+  });
+  await t.step("readExact: a read cut to the deadline fails there: the deadline", async () => {
+    const { src, timeouts } = endlessSource("y", 1);
+    const r = new LineReader(src);
+    assertEquals(await r.readExact(5, () => {}, 1000, Date.now() + 40), "deadline");
+    assertEquals(timeouts.length, 2);
+    assert((timeouts[1] ?? 1000) <= 40, String(timeouts));
+  });
+  await t.step(
+    "readExact: N octets before the deadline are ok, a read error before it is one",
+    async () => {
+      const ok = new LineReader(endlessSource("z", 5).src);
+      assertEquals(await ok.readExact(5, () => {}, 1000, Date.now() + 5_000), "ok");
+      const quiet = new LineReader(endlessSource("z", 5).src);
+      // The 6th octet never comes: the per-read timeout (20 ms) ends it long before the deadline.
+      await assertRejects(quiet.readExact(6, () => {}, 20, Date.now() + 5_000), /read timed out/);
+    },
+  );
 });
 
 /** Copies each chunk into an ArrayBuffer of its own, as a socket hands them out. */
@@ -180,7 +248,7 @@ Deno.test("LineReader releaseConsumed: readExact frees a chunk it took whole", a
   const chunks = owned([encoder.encode("12345"), encoder.encode("67890NOOP\r\n")]);
   const r = new LineReader(source(chunks), { releaseConsumed: true });
   const got: number[] = [];
-  assertEquals(await r.readExact(10, (c) => void got.push(...c)), true);
+  assertEquals(await r.readExact(10, (c) => void got.push(...c)), "ok");
   assertEquals(decoder.decode(Uint8Array.from(got)), "1234567890");
   assertEquals(chunks.map((c) => c.byteLength), [0, 11]);
   const l = await r.readLine(512);
@@ -200,7 +268,7 @@ Deno.test("LineReader releaseConsumed: readExact frees the rest of a chunk a BDA
       seen.push(c.buffer.byteLength === 0);
       got.push(...c);
     }),
-    true,
+    "ok",
   );
   assertEquals(decoder.decode(Uint8Array.from(got)), "12345678");
   // Never while the consumer holds the bytes; the first chunk after it, the second still holds QUIT.
@@ -213,7 +281,7 @@ Deno.test("LineReader releaseConsumed: readExact frees the rest of a chunk a BDA
   const plain = owned([encoder.encode("BDAT 4 LAST\r\nabcd")]);
   const p = new LineReader(source(plain));
   await p.readLine(512);
-  assertEquals(await p.readExact(4, () => {}), true);
+  assertEquals(await p.readExact(4, () => {}), "ok");
   assertEquals(plain.map((c) => c.byteLength), [17]);
 });
 
