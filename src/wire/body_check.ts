@@ -87,6 +87,25 @@ export class BodyLineCheck {
     this.#pendingCr = false;
   }
 
+  // The same check fed by a caller that finds the line ends itself (the DATA decoder, which
+  // scans every byte for its end marker anyway: one scan of the body, not two). Never mixed
+  // with push() on one body.
+
+  /** `octets` more of the current line, none of them CR or LF. */
+  addOctets(octets: number): void {
+    this.#count(octets);
+  }
+
+  /** The current line ends with CRLF (its two octets count). */
+  endLine(): void {
+    this.#endLine(2);
+  }
+
+  /** A CR or LF outside a CRLF. */
+  markBareNewline(): void {
+    this.#bareNewline = true;
+  }
+
   #count(bytes: number): void {
     this.#lineBytes += bytes;
     if (this.#lineBytes > this.#maxLineBytes) this.#tooLong = true;

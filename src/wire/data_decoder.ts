@@ -3,7 +3,8 @@
  * data, CRLF "." CRLF, removes dot-stuffing and checks limits, across any chunking.
  * Pure: no I/O. Bare CR or bare LF never ends a line here (SMTP smuggling, docs/protocol.md §6.5):
  * the decoder keeps looking for the real end. The lines themselves are checked by the one body
- * check BDAT uses too (body_check.ts), fed with the unstuffed bytes.
+ * check BDAT uses too (body_check.ts), told of the unstuffed lines' octets and ends as this
+ * scan finds them (the body is scanned once, not once here and again there).
  */
 import { BodyLineCheck } from "./body_check.ts";
 
@@ -88,6 +89,8 @@ export class DataDecoder {
             segStart = i;
             this.#state = "dotCr";
           } else {
+            // The unstuffed line starts with "." again: it counts twice, as sent (body_check.ts).
+            if (chunk[i] === DOT) this.#lines.addOctets(1);
             this.#state = "inLine";
           }
           break;
@@ -96,11 +99,11 @@ export class DataDecoder {
           if (chunk[i] === LF) {
             i++;
             this.#state = "done";
-            this.#lines.end();
             return { segments, endOffset: i };
           }
           // "." CR <not LF>: the CR was withheld; it is a bare CR and part of the line.
           this.#emit(Uint8Array.of(CR), segments);
+          this.#lines.markBareNewline();
           this.#state = "inLine";
           break;
         }
@@ -108,18 +111,22 @@ export class DataDecoder {
           // Fast path: jump to the next CR or LF inside this chunk.
           let j = i;
           while (j < n && chunk[j] !== CR && chunk[j] !== LF) j++;
+          this.#lines.addOctets(j - i);
           i = j;
           if (i >= n) break;
           // A bare LF stays in the line (the line check refuses it); a CR may end it.
           if (chunk[i] === CR) this.#state = "sawCr";
+          else this.#lines.markBareNewline();
           i++;
           break;
         }
         case "sawCr": {
           if (chunk[i] === LF) {
             i++;
+            this.#lines.endLine();
             this.#state = "lineStart";
           } else {
+            this.#lines.markBareNewline();
             this.#state = "inLine";
           }
           break;
@@ -135,7 +142,6 @@ export class DataDecoder {
   }
 
   #emit(seg: Uint8Array, out: Uint8Array[]): void {
-    this.#lines.push(seg);
     const before = this.#size;
     this.#size += seg.length;
     if (this.#size > this.#limits.maxMessageBytes) {

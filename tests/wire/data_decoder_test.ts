@@ -1,6 +1,7 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import fc from "fast-check";
 import { DataDecoder } from "../../src/wire/data_decoder.ts";
+import { BodyLineCheck } from "../../src/wire/body_check.ts";
 import type { DataFault, DataLimits } from "../../src/wire/data_decoder.ts";
 
 const encoder = new TextEncoder();
@@ -125,5 +126,28 @@ Deno.test("DataDecoder: any split gives the same result (property)", () => {
       const sorted = [...cuts].sort((a, b) => a - b);
       assertEquals(decode(input, sorted), decode(input, []));
     }),
+  );
+});
+
+Deno.test("DataDecoder: its one scan judges the lines as BodyLineCheck.push() over its output (#13)", () => {
+  // The decoder tells the line check what it finds while looking for the end, instead of the
+  // check scanning the unstuffed body again; both ways must agree on every input.
+  const alphabet = fc.constantFrom(13, 10, 46, 65, 0xff);
+  fc.assert(
+    fc.property(
+      fc.array(alphabet, { maxLength: 60 }),
+      fc.array(fc.nat(65)),
+      fc.integer({ min: 1, max: 12 }),
+      (arr, cuts, maxLineBytes) => {
+        const input = Uint8Array.from([...arr, 13, 10, 46, 13, 10]);
+        const limits = { maxMessageBytes: 10_000, maxLineBytes };
+        const got = decode(input, [...cuts].sort((a, b) => a - b), limits);
+        const check = new BodyLineCheck(maxLineBytes);
+        check.push(got.body);
+        check.end();
+        assertEquals(got.fault, check.fault, `input ${JSON.stringify(arr)}`);
+      },
+    ),
+    { numRuns: 2000 },
   );
 });
