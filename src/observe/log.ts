@@ -26,6 +26,11 @@ export interface Logger {
   error(event: string, fields?: LogFields): void;
   /** A logger that adds `fields` to every event (e.g. the session id). */
   with(fields: LogFields): Logger;
+  /**
+   * Whether events at `level` are written: a caller skips building costly fields for an event
+   * nobody reads (a hot path's debug lines). Absent: assume they are.
+   */
+  isEnabled?(level: LogLevel): boolean;
 }
 
 /** The placeholder for secrets in logs. */
@@ -57,6 +62,7 @@ export function createLogger(opts: {
       warn: (e, f) => emit("warn", e, f),
       error: (e, f) => emit("error", e, f),
       with: (fields) => make({ ...base, ...fields }),
+      isEnabled: (level) => LEVELS[level] >= min,
     };
   };
   return make({});
@@ -92,6 +98,9 @@ export const NULL_LOGGER: Logger = {
   with() {
     return NULL_LOGGER;
   },
+  isEnabled() {
+    return false;
+  },
 };
 
 /** Formats one event as a line (without the newline). Exported for tests. */
@@ -124,6 +133,18 @@ export function formatEvent(
  * the keys every line starts with.
  */
 export function logKey(key: string): string {
+  const known = LOG_KEYS.get(key);
+  if (known !== undefined) return known;
+  const written = toLogKey(key);
+  // Keys are names in the code, a small set: every line of every session looks them up.
+  if (LOG_KEYS.size < MAX_LOG_KEYS) LOG_KEYS.set(key, written);
+  return written;
+}
+
+const LOG_KEYS = new Map<string, string>();
+const MAX_LOG_KEYS = 1000;
+
+function toLogKey(key: string): string {
   const snake = key.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase().replace(
     /[^a-z0-9_]/g,
     "_",

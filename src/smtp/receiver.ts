@@ -105,6 +105,8 @@ export class SmtpReceiver implements ReceiverContext {
   #messagesAccepted = 0;
   /** Set by a successful AUTH; cleared by STARTTLS (RFC 3207 §4.2). */
   #authenticatedUser: string | undefined;
+  /** Whether debug lines are written: each reply's is formatted only then. */
+  readonly #isDebug: boolean;
 
   constructor(args: {
     conn: Conn;
@@ -117,6 +119,7 @@ export class SmtpReceiver implements ReceiverContext {
     this.reader = args.reader;
     this.sink = args.sink;
     this.log = args.log.with({ session: args.conn.id });
+    this.#isDebug = this.log.isEnabled?.("debug") ?? true;
     this.options = args.options;
     this.#budget = new SessionBudget({
       maxErrors: args.options.maxErrors,
@@ -307,7 +310,7 @@ export class SmtpReceiver implements ReceiverContext {
    */
   async #enter(next: Next, accepted: boolean): Promise<void> {
     const from = this.#state;
-    if (from.kind !== next.state.kind) {
+    if (this.#isDebug && from.kind !== next.state.kind) {
       this.log.debug("smtp_state", { from: from.kind, to: next.state.kind, why: next.why });
     }
     this.#state = next.state;
@@ -346,14 +349,14 @@ export class SmtpReceiver implements ReceiverContext {
 
   /** Queues a reply (PIPELINING: sent in order at the next flush). */
   #queue(r: Reply): void {
-    this.log.debug("smtp_reply", { reply: formatReplyText(r).trimEnd() });
+    if (this.#isDebug) this.log.debug("smtp_reply", { reply: formatReplyText(r).trimEnd() });
     this.#pending.push(r);
   }
 
   /** Queues a final reply still to come; the message counts once it came back positive. */
   #queueLater(later: Promise<Reply>): void {
     this.#pending.push(later.then((r) => {
-      this.log.debug("smtp_reply", { reply: formatReplyText(r).trimEnd() });
+      if (this.#isDebug) this.log.debug("smtp_reply", { reply: formatReplyText(r).trimEnd() });
       if (isPositive(r)) {
         this.#messagesAccepted++;
         this.#budget.progress();

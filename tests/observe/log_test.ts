@@ -126,3 +126,27 @@ Deno.test("log lists: one key=value per element in text, an array in JSON", () =
   );
   assertEquals(JSON.parse(formatEvent("json", T, "info", "queued", { to })).to, to);
 });
+
+Deno.test("log isEnabled says which levels are written, at the configured level and below it (#13)", () => {
+  const lines: string[] = [];
+  const log = createLogger({ level: "info", format: "text", sink: (l) => lines.push(l) })
+    .with({ session: "s1" });
+  assertEquals(
+    (["debug", "info", "warn", "error"] as const).map((l) => log.isEnabled?.(l)),
+    [false, true, true, true],
+  );
+  const debug = createLogger({ level: "debug", format: "text", sink: (l) => lines.push(l) });
+  assertEquals(debug.isEnabled?.("debug"), true);
+  // What isEnabled says is what is written.
+  log.debug("not_written");
+  log.info("written");
+  assertEquals(lines.map((l) => l.split(" ")[2]), ["event=written"]);
+});
+
+Deno.test("log keys: a key asked again is written the same (memoised)", () => {
+  for (let i = 0; i < 2; i++) {
+    assertEquals(logKey("peerAddress"), "peer_address");
+    assertEquals(logKey("level"), "field_level");
+    assertEquals(logKey("Bad-Key!"), "bad_key_");
+  }
+});

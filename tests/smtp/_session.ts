@@ -7,6 +7,7 @@ import type { MemoryConn } from "../_helpers/conn_pair.ts";
 import { FakeSink } from "../_helpers/fake_sink.ts";
 import { LineReader } from "../../src/wire/line_reader.ts";
 import { NULL_LOGGER } from "../../src/observe/log.ts";
+import type { Logger } from "../../src/observe/log.ts";
 import { SmtpReceiver } from "../../src/smtp/receiver.ts";
 import type { ReceiverOptions, ReceiverOutcome } from "../../src/smtp/receiver.ts";
 import type { MessageSink } from "../../src/smtp/sink.ts";
@@ -84,7 +85,12 @@ export interface Session {
 
 /** Starts a receiver and reads its greeting. */
 export async function startSession(
-  opts: { sink?: FakeSink; otherSink?: MessageSink; options?: Partial<ReceiverOptions> } = {},
+  opts: {
+    sink?: FakeSink;
+    otherSink?: MessageSink;
+    options?: Partial<ReceiverOptions>;
+    log?: Logger;
+  } = {},
 ): Promise<Session & { greeting: string }> {
   const { server, client } = connPair();
   const sink = opts.sink ?? new FakeSink();
@@ -92,7 +98,7 @@ export async function startSession(
     conn: server,
     reader: new LineReader(server),
     sink: opts.otherSink ?? sink,
-    log: NULL_LOGGER,
+    log: opts.log ?? NULL_LOGGER,
     options: { ...TEST_OPTIONS, ...opts.options },
   });
   const done = receiver.run();
@@ -115,7 +121,7 @@ export async function startSession(
 
 /** Starts a session and says EHLO. */
 export async function startReady(
-  opts: { sink?: FakeSink; otherSink?: MessageSink; options?: Partial<ReceiverOptions> } = {},
+  opts: Parameters<typeof startSession>[0] = {},
 ): Promise<Session> {
   const s = await startSession(opts);
   const ehlo = await s.client.command("EHLO client.test");

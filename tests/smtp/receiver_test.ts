@@ -9,6 +9,7 @@ import { concatBytes } from "../../src/wire/bytes.ts";
 import { FakeSink } from "../_helpers/fake_sink.ts";
 import { reply } from "../../src/wire/reply.ts";
 import type { SmtpEvents } from "../../src/smtp/events.ts";
+import type { Logger } from "../../src/observe/log.ts";
 
 Deno.test("SmtpReceiver greets with 220 and lists its extensions after EHLO", async () => {
   const s = await startSession();
@@ -87,6 +88,28 @@ Deno.test("SmtpReceiver writes each reply once, none waiting for the kernel (#13
   assertEquals(replies, ["220", "250", "250", "250", "354", "250", "221"]);
   assertEquals(s.server.writeOptions.filter((o) => o?.flush === true), []);
   await s.end();
+});
+
+Deno.test("SmtpReceiver formats its debug lines only for a logger that writes them (#13)", async () => {
+  for (const isDebug of [false, true]) {
+    const debugEvents: string[] = [];
+    const log: Logger = {
+      debug: (event) => void debugEvents.push(event),
+      info: () => {},
+      warn: () => {},
+      error: () => {},
+      with: () => log,
+      isEnabled: (level) => level !== "debug" || isDebug,
+    };
+    const s = await startReady({ log });
+    await s.client.command("MAIL FROM:<a@b.test>");
+    await s.client.command("QUIT");
+    await s.done;
+    // Two lines per reply and state change would cost every command of every session.
+    const replies = debugEvents.filter((e) => e === "smtp_reply").length;
+    assertEquals([replies, debugEvents.includes("smtp_state")], isDebug ? [4, true] : [0, false]);
+    await s.end();
+  }
 });
 
 Deno.test("SmtpReceiver answers a pipelined group in order", async () => {
