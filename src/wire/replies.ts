@@ -66,22 +66,42 @@ export const REPLIES = {
   internalError: reply(421, "4.3.0", "Internal error, closing connection"),
 } as const satisfies Record<string, Reply>;
 
-/** The fixed replies as bytes, encoded once (every command of every session writes some). */
-const FIXED_BYTES: ReadonlyMap<Reply, Uint8Array> = new Map(
+/**
+ * Replies whose bytes are encoded once: the fixed ones, and those built from configuration
+ * (the greeting, the EHLO reply) that every connection is sent.
+ */
+const KNOWN_BYTES = new Map<Reply, Uint8Array>(
   Object.values(REPLIES).map((r) => [r, formatReply(r)]),
 );
 
+/** Replies built from configuration, by code and lines (a handful per configuration). */
+const BUILT = new Map<string, Reply>();
+const MAX_BUILT = 64;
+
 /**
- * A reply as bytes to write. A fixed reply's bytes are shared by every session: a caller
- * writes them and never changes them.
+ * A reply as bytes to write. A fixed or configured reply's bytes are shared by every session:
+ * a caller writes them and never changes them.
  */
 export function replyBytes(r: Reply): Uint8Array {
-  return FIXED_BYTES.get(r) ?? formatReply(r);
+  return KNOWN_BYTES.get(r) ?? formatReply(r);
+}
+
+/** One Reply object (and one encoding) per distinct configured text; bounded. */
+function configured(code: number, lines: readonly string[]): Reply {
+  const key = `${code}\n${lines.join("\n")}`;
+  const known = BUILT.get(key);
+  if (known !== undefined) return known;
+  const r: Reply = { code, lines: [...lines] };
+  if (BUILT.size < MAX_BUILT) {
+    BUILT.set(key, r);
+    KNOWN_BYTES.set(r, formatReply(r));
+  }
+  return r;
 }
 
 /** The 220 greeting; no enhanced code (RFC 2034 §3). */
 export function greetingReply(text: string): Reply {
-  return reply(220, undefined, text);
+  return configured(220, [text]);
 }
 
 /** The default greeting text. */
@@ -91,12 +111,12 @@ export function defaultGreetingText(hostname: string): string {
 
 /** 250 to HELO: one line, no enhanced code. */
 export function heloReply(hostname: string): Reply {
-  return reply(250, undefined, hostname);
+  return configured(250, [hostname]);
 }
 
 /** 250 to EHLO: our name, then one keyword a line; no enhanced code. */
 export function ehloReply(hostname: string, keywords: readonly string[]): Reply {
-  return { code: 250, lines: [hostname, ...keywords] };
+  return configured(250, [hostname, ...keywords]);
 }
 
 /** 250 to one non-final BDAT chunk (RFC 3030 §4). */

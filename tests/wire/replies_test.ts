@@ -1,6 +1,13 @@
-import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { formatReply, reply } from "../../src/wire/reply.ts";
-import { queuedReply, REPLIES, replyBytes } from "../../src/wire/replies.ts";
+import {
+  ehloReply,
+  greetingReply,
+  heloReply,
+  queuedReply,
+  REPLIES,
+  replyBytes,
+} from "../../src/wire/replies.ts";
 
 const decoder = new TextDecoder();
 
@@ -22,4 +29,22 @@ Deno.test("replyBytes() formats a reply built at run time, not a fixed one it re
     decoder.decode(replyBytes({ code: 250, lines: ["mx.test", "PIPELINING"] })),
     "250-mx.test\r\n250 PIPELINING\r\n",
   );
+});
+
+Deno.test("greeting and EHLO replies: one object per configured text, its bytes encoded once (#13)", () => {
+  const ehlo = ehloReply("mx.test", ["PIPELINING", "SIZE 1000"]);
+  assert(ehlo === ehloReply("mx.test", ["PIPELINING", "SIZE 1000"]), "the same object again");
+  assert(replyBytes(ehlo) === replyBytes(ehlo), "the same bytes again");
+  assertEquals(
+    decoder.decode(replyBytes(ehlo)),
+    "250-mx.test\r\n250-PIPELINING\r\n250 SIZE 1000\r\n",
+  );
+  // Another configuration (STARTTLS offered) is another reply.
+  const withTls = ehloReply("mx.test", ["PIPELINING", "SIZE 1000", "STARTTLS"]);
+  assertEquals(decoder.decode(replyBytes(withTls)).split("\r\n").length, 5);
+  assertEquals(decoder.decode(replyBytes(heloReply("mx.test"))), "250 mx.test\r\n");
+  // Past the bound (many distinct texts), each is still its own text.
+  for (let i = 0; i < 200; i++) {
+    assertEquals(decoder.decode(replyBytes(greetingReply(`mx${i} ESMTP`))), `220 mx${i} ESMTP\r\n`);
+  }
 });
