@@ -1,4 +1,5 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import fc from "fast-check";
 import { parseCommandLine } from "../../src/wire/command.ts";
 
 const encoder = new TextEncoder();
@@ -35,4 +36,25 @@ Deno.test("parseCommandLine() splits verb and arguments", async (t) => {
     const line = Uint8Array.of(0x4e, 0x4f, 0x4f, 0x50, 0x20, 0xc3, 0x28);
     assertEquals(parseCommandLine(line, { allowUtf8: true }), { ok: false, fault: "badUtf8" });
   });
+});
+
+Deno.test("parseCommandLine(): ASCII and UTF-8 lines give the text TextDecoder gives (property, #13)", () => {
+  // ASCII lines are turned into text in the validating pass, others by TextDecoder: both must
+  // give the same verb and arguments as decoding the whole line.
+  const char = fc.oneof(
+    fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)),
+    fc.constantFrom("é", "ü", "€", "😀"),
+  );
+  fc.assert(
+    fc.property(fc.array(char, { maxLength: 40 }), (chars) => {
+      const text = chars.join("");
+      const got = parseCommandLine(encoder.encode(text), { allowUtf8: true });
+      const trimmed = text.replace(/ +$/, "");
+      if (!got.ok) return;
+      assertEquals(trimmed.toUpperCase().startsWith(got.verb), true, text);
+      assertEquals(trimmed.endsWith(got.args), true, text);
+      assertEquals(trimmed.slice(got.verb.length).trimStart(), got.args, text);
+    }),
+    { numRuns: 2000 },
+  );
 });
