@@ -42,9 +42,11 @@ import type { MetricsServer } from "../observe/http.ts";
 /**
  * The session handlers are loaded at the first connection of their port, not at start-up: an
  * idle `serve` never compiles the SMTP receiver or the ODMR provider (resident memory, issue
- * 13). import() loads a module once; later connections get the same one.
+ * 13). Kept once loaded: import() of a loaded module still costs a resolution and a promise,
+ * at every connection of an MX.
  */
-const smtpHandler = () => import("./_serve_smtp.ts");
+let smtpModule: typeof import("./_serve_smtp.ts") | undefined;
+const smtpHandler = async () => smtpModule ??= await import("./_serve_smtp.ts");
 const odmrHandler = () => import("./_serve_odmr.ts");
 
 /** How long sessions may run on after SIGINT/SIGTERM before they are cut. */
