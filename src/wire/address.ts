@@ -48,8 +48,6 @@ export type PathParse =
   | { readonly ok: true; readonly mailbox: Mailbox; readonly params: string }
   | { readonly ok: false; readonly fault: PathFault };
 
-const encoder = new TextEncoder();
-
 /** Parses `FROM:<reverse-path> [params]`; `<>` is allowed. */
 export function parseMailArgument(args: string, limits = DEFAULT_PATH_LIMITS): PathParse {
   return parsePathArgument(args, "FROM:", true, limits);
@@ -77,7 +75,7 @@ function parsePathArgument(
   const after = rest.slice(close + 1);
   if (after !== "" && !after.startsWith(" ")) return fail("syntax");
   const params = after.replace(/^ +/, "");
-  if (encoder.encode(path).length > limits.maxPathBytes) return fail("pathTooLong");
+  if (utf8Length(path) > limits.maxPathBytes) return fail("pathTooLong");
   const inner = path.slice(1, -1);
   if (inner === "") {
     if (!isMail) return fail("nullNotAllowed");
@@ -135,10 +133,10 @@ export function parseMailbox(
   const localPart = text.slice(0, local);
   if (text[local] !== "@") return fail("syntax");
   const domainText = text.slice(local + 1);
-  if (encoder.encode(localPart).length > limits.maxLocalPartBytes) {
+  if (utf8Length(localPart) > limits.maxLocalPartBytes) {
     return fail("localPartTooLong");
   }
-  if (encoder.encode(domainText).length > limits.maxDomainBytes) return fail("domainTooLong");
+  if (utf8Length(domainText) > limits.maxDomainBytes) return fail("domainTooLong");
   const isUtf8 = hasNonAscii(text);
   if (domainText.startsWith("[")) {
     const literal = parseAddressLiteral(domainText);
@@ -163,8 +161,31 @@ export function parseMailbox(
   };
 }
 
-// atext (RFC 5322 §3.2.3) plus UTF-8 (RFC 6531 §3.3); the caller decides whether UTF-8 is allowed.
-const ATEXT_RE = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\u{10FFFF}]$/u;
+/**
+ * atext (RFC 5322 §3.2.3) among ASCII, by character code; every non-ASCII character is allowed
+ * too (UTF-8, RFC 6531 §3.3), and the caller decides whether UTF-8 is.
+ */
+const ASCII_ATEXT = new Uint8Array(128);
+for (const c of "!#$%&'*+-/=?^_`{|}~0123456789") ASCII_ATEXT[c.charCodeAt(0)] = 1;
+for (let c = 0x41; c <= 0x5a; c++) ASCII_ATEXT[c] = ASCII_ATEXT[c + 0x20] = 1;
+
+/** Octets of `s` in UTF-8, as TextEncoder writes it (a lone surrogate as U+FFFD), not encoding it. */
+function utf8Length(s: string): number {
+  let octets = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) {
+      octets += 1;
+    } else if (c >= 0xd800 && c <= 0xdbff && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      octets += 2; // a pair: two units, four octets
+      i++;
+    } else {
+      octets += 2;
+    }
+  }
+  return octets;
+}
 
 /** Length of a valid Dot-string or Quoted-string at the start of `s`; undefined if invalid. */
 function scanLocalPart(s: string): number | undefined {
@@ -187,17 +208,17 @@ function scanLocalPart(s: string): number | undefined {
   }
   let i = 0;
   let atomLength = 0;
-  for (const ch of s) {
-    if (ch === "@") break;
-    if (ch === ".") {
+  for (; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x40) break; // "@"
+    if (c === 0x2e) { // "."
       if (atomLength === 0) return undefined;
       atomLength = 0;
-    } else if (ATEXT_RE.test(ch)) {
+    } else if (c >= 0x80 || ASCII_ATEXT[c] === 1) {
       atomLength++;
     } else {
       return undefined;
     }
-    i += ch.length;
   }
   return atomLength === 0 ? undefined : i;
 }

@@ -1,4 +1,5 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import fc from "fast-check";
 import {
   parseAddressLiteral,
   parseDomain,
@@ -112,4 +113,49 @@ Deno.test("the domain limit applies on its own when the path limit is larger", (
   assertEquals(at255.ok ? "ok" : at255.fault, "ok");
   const at256 = parseMailArgument(`FROM:<a@${d255}e>`, limits);
   assertEquals(at256.ok ? "ok" : at256.fault, "domainTooLong");
+});
+
+Deno.test("path limits count UTF-8 octets, not characters: N and N+1 (#13)", async (t) => {
+  // The lengths are counted without encoding the text; each width of character must count
+  // what TextEncoder writes.
+  const octets = (s: string) => new TextEncoder().encode(s).length;
+  for (const ch of ["é", "€", "😀", "a"]) {
+    await t.step(`${ch}: ${octets(ch)} octet(s)`, () => {
+      const n = Math.floor(64 / octets(ch));
+      const fits = ch.repeat(n) + "a".repeat(64 - n * octets(ch));
+      assertEquals(octets(fits), 64);
+      const at64 = parseMailArgument(`FROM:<${fits}@b.test>`);
+      assertEquals(at64.ok ? "ok" : at64.fault, "ok");
+      const at65 = parseMailArgument(`FROM:<${fits}a@b.test>`);
+      assertEquals(at65.ok ? "ok" : at65.fault, "localPartTooLong");
+    });
+  }
+  await t.step("a lone surrogate counts as U+FFFD (3 octets), as TextEncoder writes it", () => {
+    const local = "\ud800" + "a".repeat(61); // 3 + 61 = 64
+    assertEquals(octets(local), 64);
+    const at64 = parseMailArgument(`FROM:<${local}@b.test>`);
+    assertEquals(at64.ok ? "ok" : at64.fault, "ok");
+    const at65 = parseMailArgument(`FROM:<${local}a@b.test>`);
+    assertEquals(at65.ok ? "ok" : at65.fault, "localPartTooLong");
+  });
+});
+
+Deno.test("a dot-string local part is taken exactly when it is dot-atom text (property, #13)", () => {
+  // The oracle: RFC 5322 §3.2.3 dot-atom-text, with any non-ASCII character as atext (RFC 6531).
+  const DOT_ATOM =
+    /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\u{10FFFF}]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\u{10FFFF}]+)*$/u;
+  const char = fc.oneof(
+    fc.integer({ min: 0x21, max: 0x7e }).map((c) => String.fromCharCode(c)),
+    fc.constantFrom(".", ".", "é", "😀", "\u0080"),
+  );
+  fc.assert(
+    fc.property(fc.array(char, { minLength: 1, maxLength: 12 }), (chars) => {
+      const local = chars.join("");
+      if (/[@"<>\\]/.test(local)) return; // ends the path or the part; other rules apply
+      const got = parseMailArgument(`FROM:<${local}@b.test>`);
+      assertEquals(got.ok, DOT_ATOM.test(local), local);
+      if (got.ok) assertEquals(got.mailbox.localPart, local);
+    }),
+    { numRuns: 3000 },
+  );
 });
