@@ -14,6 +14,7 @@ import type { MessageSink, SessionInfo } from "./sink.ts";
 import type { Reply } from "../wire/reply.ts";
 import { formatReplyText, isPositive } from "../wire/reply.ts";
 import { parseCommandLine } from "../wire/command.ts";
+import { concatBytes } from "../wire/bytes.ts";
 import { defaultGreetingText, greetingReply, REPLIES, replyBytes } from "../wire/replies.ts";
 import type { CheckContext, SessionState, StateKind } from "./_receiver_checks.ts";
 import { handleHello, handleRset } from "./_receiver_hello.ts";
@@ -382,26 +383,10 @@ export class SmtpReceiver implements ReceiverContext {
     const pending = this.#pending;
     if (pending.length === 0) return;
     this.#pending = [];
-    let out: Uint8Array;
-    const only = pending.length === 1 ? pending[0] : undefined;
-    if (only !== undefined && !(only instanceof Promise)) {
-      out = replyBytes(only);
-    } else {
-      const parts: Uint8Array[] = [];
-      let total = 0;
-      // In order; only a final reply still to come (`Outcome.later`) is awaited.
-      for (const p of pending) {
-        const bytes = replyBytes(p instanceof Promise ? await p : p);
-        parts.push(bytes);
-        total += bytes.length;
-      }
-      out = new Uint8Array(total);
-      let at = 0;
-      for (const p of parts) {
-        out.set(p, at);
-        at += p.length;
-      }
-    }
+    const parts: Uint8Array[] = [];
+    // In order; only a final reply still to come (`Outcome.later`) is awaited.
+    for (const p of pending) parts.push(replyBytes(p instanceof Promise ? await p : p));
+    const out = concatBytes(parts);
     if (opts.untilSent !== true) return await this.conn.write(out);
     await this.conn.write(
       out,
