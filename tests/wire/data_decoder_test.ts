@@ -151,3 +151,31 @@ Deno.test("DataDecoder: its one scan judges the lines as BodyLineCheck.push() ov
     { numRuns: 2000 },
   );
 });
+
+Deno.test("DataDecoder: long chunks (scanned a word at a time) at any alignment decode as short ones (property, #13)", () => {
+  // Chunks of 256 bytes and more are scanned four bytes at a time over their aligned middle;
+  // a chunk cut short is scanned a byte at a time. Every break at every offset must be found.
+  const alphabet = fc.oneof(
+    { weight: 12, arbitrary: fc.constant(65) },
+    // Besides CR, LF and ".", bytes one bit or one unit away from them (the word test's edges).
+    { weight: 1, arbitrary: fc.constantFrom(13, 10, 46, 0xff, 0x8d, 0x8a, 0x0c, 0x0e, 0x09, 0x0b) },
+  );
+  fc.assert(
+    fc.property(
+      fc.array(alphabet, { minLength: 256, maxLength: 1200 }),
+      fc.integer({ min: 0, max: 7 }),
+      fc.integer({ min: 4, max: 40 }),
+      (arr, offset, maxLineBytes) => {
+        const body = [...arr, 13, 10, 46, 13, 10];
+        // The input at `offset` bytes into its buffer, so each alignment is met.
+        const padded = new Uint8Array(offset + body.length + 3);
+        padded.set(body, offset);
+        const input = padded.subarray(offset, offset + body.length);
+        const limits = { maxMessageBytes: 100_000, maxLineBytes };
+        const short = Array.from({ length: Math.ceil(body.length / 100) }, (_, k) => k * 100);
+        assertEquals(decode(input, [], limits), decode(input, short.slice(1), limits));
+      },
+    ),
+    { numRuns: 500 },
+  );
+});
