@@ -112,3 +112,22 @@ Deno.test("QueueSink refuses at RCPT when SIZE= already says the message will no
     await tooBig.abort();
   });
 });
+
+Deno.test("QueueSink: a message to several domains counts once against each domain's quota, none for a domain without one (#13)", async () => {
+  await withSink({ "one.test": { messages: 1, bytes: 1000 } }, async (sink, store) => {
+    // Two recipients at one.test are one message there (N = 1); free.test has no quota.
+    const tx = await begin(sink);
+    for (const to of ["a@one.test", "b@one.test", "c@free.test"]) {
+      assert.equal((await tx.addRecipient(rcpt(to))).code, 250, to);
+    }
+    await tx.write(new Uint8Array(300).fill(0x61));
+    assert.equal((await tx.finish()).code, 250);
+    assert.deepEqual(await store.usage("one.test"), { messages: 1, bytes: 300 });
+    // N + 1 at one.test is refused at RCPT; free.test still takes mail in the same message.
+    const next = await begin(sink);
+    assert.equal((await next.addRecipient(rcpt("d@free.test"))).code, 250);
+    assert.deepEqual(await next.addRecipient(rcpt("e@one.test")), QUOTA_REPLY);
+    await next.write(new Uint8Array(2000).fill(0x62));
+    assert.equal((await next.finish()).code, 250, "no quota at free.test, whatever the size");
+  });
+});

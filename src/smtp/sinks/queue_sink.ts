@@ -85,6 +85,14 @@ export function isStorageFull(err: unknown): boolean {
   return typeof e.message === "string" && /SQLITE_FULL|database or disk is full/i.test(e.message);
 }
 
+/** A recipient domain and its quota. */
+interface DomainQuota {
+  readonly domain: string;
+  readonly limits: QuotaLimits;
+}
+
+const NO_QUOTAS: readonly DomainQuota[] = [];
+
 /** MessageSink that puts mail into the queue. */
 export class QueueSink implements MessageSink {
   readonly #opts: QueueSinkOptions;
@@ -122,12 +130,12 @@ class QueueTransaction implements SinkTransaction {
     const decided = decideRecipient(rcpt, this.#opts);
     if (!decided.ok) return this.#refuse(rcpt, decided.reason);
     // At least one byte will come: a domain exactly at its byte quota is full already.
-    let isOver: boolean;
+    const quotas = this.#quotasOf([decided.recipient]);
+    let isOver = false;
     try {
-      isOver = await this.#isOverQuota(
-        [decided.recipient],
-        Math.max(this.#mail.declaredSize ?? 0, 1),
-      );
+      if (quotas.length > 0) {
+        isOver = await this.#isOverQuota(quotas, Math.max(this.#mail.declaredSize ?? 0, 1));
+      }
     } catch (err) {
       // The queue cannot tell (database down): a temporary refusal, never an accept.
       this.#log.error("queue_usage_failed", { error: String(err) });
@@ -173,7 +181,8 @@ class QueueTransaction implements SinkTransaction {
   async finish(): Promise<Reply> {
     if (this.#failure === undefined) {
       try {
-        if (await this.#isOverQuota(this.#recipients, this.#bytes)) {
+        const quotas = this.#quotasOf(this.#recipients);
+        if (quotas.length > 0 && await this.#isOverQuota(quotas, this.#bytes)) {
           await this.abort();
           this.#opts.events?.messageRefused("quota");
           return QUOTA_REPLY;
@@ -208,15 +217,26 @@ class QueueTransaction implements SinkTransaction {
     return isStorageFull(err) ? REPLIES.storageFull : REPLIES.localError;
   }
 
-  /** True when one more message of `bytes` would put a recipient's domain over its quota. */
-  async #isOverQuota(recipients: readonly NewRecipient[], bytes: number): Promise<boolean> {
+  /**
+   * The quotas the recipients' domains have, once per domain; none (the usual case) without
+   * asking the queue anything or waiting at all.
+   */
+  #quotasOf(recipients: readonly NewRecipient[]): readonly DomainQuota[] {
     const quotaOf = this.#opts.quotaOf;
-    if (quotaOf === undefined) return false;
-    // Mail for the world counts against no quota: quotas bound what a customer must collect.
-    const local = recipients.filter((r) => r.route !== "mx");
-    for (const domain of new Set(local.map((r) => r.domain))) {
-      const limits = quotaOf(domain);
-      if (limits === undefined) continue;
+    if (quotaOf === undefined) return NO_QUOTAS;
+    let quotas: DomainQuota[] | undefined;
+    for (const r of recipients) {
+      // Mail for the world counts against no quota: quotas bound what a customer must collect.
+      if (r.route === "mx" || quotas?.some((q) => q.domain === r.domain)) continue;
+      const limits = quotaOf(r.domain);
+      if (limits !== undefined) (quotas ??= []).push({ domain: r.domain, limits });
+    }
+    return quotas ?? NO_QUOTAS;
+  }
+
+  /** True when one more message of `bytes` would put one of these domains over its quota. */
+  async #isOverQuota(quotas: readonly DomainQuota[], bytes: number): Promise<boolean> {
+    for (const { domain, limits } of quotas) {
       const usage = await this.#opts.store.usage(domain);
       const limit = exceededQuota(usage, limits, bytes);
       if (limit === undefined) continue;
