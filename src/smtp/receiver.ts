@@ -184,7 +184,12 @@ export class SmtpReceiver implements ReceiverContext {
       const left = leaveTransaction(this.#state, "session ended").next;
       if (left !== undefined) await this.#enter(left, false);
     }
-    this.log.info("smtp_session_end", { reason, messages: this.#messagesAccepted });
+    // A session the client ended (QUIT, or closing) is debug: each accepted message has its
+    // own info line already, and an MX of one message per connection paid a second line for
+    // it. Every other end (timeout, errors, loss, smuggling) says why at info.
+    const fields = { reason, messages: this.#messagesAccepted };
+    if (reason === "quit" || reason === "eof") this.log.debug("smtp_session_end", fields);
+    else this.log.info("smtp_session_end", fields);
     return { reason, messagesAccepted: this.#messagesAccepted };
   }
 

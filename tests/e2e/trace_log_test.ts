@@ -49,6 +49,8 @@ for (const format of ["text", "json"] as const) {
         .filter((e) => e?.domain !== "elsewhere.test" && e?.to !== "x@elsewhere.test")
         .map((e) => e?.event);
       assertEquals(aboutIt, ["queued"], logs);
+      // Nor one more for the connection the client ended with QUIT (#13).
+      assertEquals(eventsNamed(logs, "smtp_session_end"), [], logs);
       const refused = eventsNamed(logs, "refused");
       assertEquals(refused.length, 1, logs);
       const r = refused[0]!;

@@ -9,7 +9,7 @@ import { concatBytes } from "../../src/wire/bytes.ts";
 import { FakeSink } from "../_helpers/fake_sink.ts";
 import { reply } from "../../src/wire/reply.ts";
 import type { SmtpEvents } from "../../src/smtp/events.ts";
-import type { Logger } from "../../src/observe/log.ts";
+import type { LogFields, Logger } from "../../src/observe/log.ts";
 
 Deno.test("SmtpReceiver greets with 220 and lists its extensions after EHLO", async () => {
   const s = await startSession();
@@ -110,6 +110,40 @@ Deno.test("SmtpReceiver formats its debug lines only for a logger that writes th
     assertEquals([replies, debugEvents.includes("smtp_state")], isDebug ? [4, true] : [0, false]);
     await s.end();
   }
+});
+
+Deno.test("SmtpReceiver logs a session's end at info only when the client did not end it (#13)", async (t) => {
+  const ends = async (
+    finish: (s: Awaited<ReturnType<typeof startReady>>) => Promise<void>,
+    options = {},
+  ) => {
+    const lines: string[] = [];
+    const record = (level: string) => (event: string, fields: LogFields = {}) => {
+      if (event === "smtp_session_end") lines.push(`${level} ${fields.reason}`);
+    };
+    const log: Logger = {
+      debug: record("debug"),
+      info: record("info"),
+      warn: record("warn"),
+      error: record("error"),
+      with: () => log,
+    };
+    const s = await startReady({ log, options });
+    await finish(s);
+    await s.done;
+    await s.end();
+    return lines;
+  };
+  await t.step("QUIT: debug", async () => {
+    assertEquals(await ends(async (s) => void await s.client.command("QUIT")), ["debug quit"]);
+  });
+  await t.step("the client closes: debug", async () => {
+    assertEquals(await ends((s) => Promise.resolve(s.client.conn.destroy())), ["debug eof"]);
+  });
+  await t.step("a timeout: info", async () => {
+    const got = await ends(async (s) => void await s.client.reply(), { commandTimeoutMs: 50 });
+    assertEquals(got, ["info timeout"]);
+  });
 });
 
 Deno.test("SmtpReceiver answers a pipelined group in order", async () => {
