@@ -168,8 +168,10 @@ export async function sendWindowed<M extends OutboundMessage>(
       });
     }
   } finally {
-    // The writer stops at a lost link, the end, or here; wake it if it waits for room.
+    // The writer stops at a lost link, the end, or here; wake it if it waits for room, and stop
+    // a body it is writing (never completed: nobody would read its replies).
     isStopped = true;
+    for (const e of queue) e.isDecided = true;
     signal.wake();
     await writer;
     // Bytes still waiting belong to messages whose replies nobody will read.

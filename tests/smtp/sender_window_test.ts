@@ -31,6 +31,8 @@ interface Script {
   readonly holdFirstUntil?: string;
   /** The caller's onResult throws at this result (1-based), as a failed settle would. */
   readonly throwAtResult?: number;
+  /** Told of each result the caller got (1-based), before it may throw. */
+  readonly onResult?: (n: number) => void;
   /** The receiver's size limit (default 10 MB): a body past it is refused at that chunk. */
   readonly maxMessageBytes?: number;
   /** The sink's `n`th write (1-based) of the message to `to` fails: 451 for that chunk. */
@@ -131,6 +133,7 @@ async function drain(
     r = await Promise.race([
       sender.sendMany(messages, (_m, result) => {
         seen.push(outcomeCodes(result));
+        script.onResult?.(seen.length);
         if (seen.length === script.throwAtResult) throw new Error("settle failed");
       }),
       new Promise<never>((_, reject) => timer = setTimeout(() => reject("hung"), 5_000)),
@@ -276,13 +279,22 @@ Deno.test("sendMany stops, not hangs, when the caller's onResult throws while th
  * A body of `chunks` × 64 KiB lines, too big to keep (read again to send); each chunk comes a
  * turn of the event loop after the previous one, as from a store.
  */
-function slowBigBody(chunks: number): () => AsyncGenerator<Uint8Array> {
+function slowBigBody(
+  chunks: number,
+  /** The read that sends (the second) holds chunks 3… until this is true (or 2,000 turns). */
+  gate: () => boolean = () => true,
+): () => AsyncGenerator<Uint8Array> {
   const line = enc.encode("x".repeat(62) + "\r\n");
   const chunk = new Uint8Array(1024 * line.length);
   for (let i = 0; i < 1024; i++) chunk.set(line, i * line.length);
+  let reads = 0;
   return async function* () {
+    const isSending = ++reads === 2;
     for (let i = 0; i < chunks; i++) {
       await new Promise((r) => setImmediate(r));
+      for (let turn = 0; isSending && i >= 2 && !gate() && turn < 2_000; turn++) {
+        await new Promise((r) => setImmediate(r));
+      }
       yield chunk;
     }
   };
@@ -386,4 +398,24 @@ Deno.test("sendMany in flight: a full window is refilled by half of it at once, 
   const writes = client.written.map((w) => dec.decode(w));
   const mailsPerWrite = writes.map((w) => w.match(/MAIL FROM/g)?.length ?? 0).filter((n) => n > 0);
   assertEquals(mailsPerWrite, [4, 2, 2, 2, 2]);
+});
+
+Deno.test("sendMany stops a streamed body, never completed, when the caller's onResult throws (#13)", async () => {
+  let results = 0;
+  const r = await drain(
+    [
+      to(1),
+      message({ recipients: ["m2@c.test"], body: slowBigBody(50, () => results > 0) }),
+      to(3),
+    ],
+    // Message 1's result (whose settle fails) comes while message 2's body is going out.
+    { throwAtResult: 1, holdFirstUntil: "BDAT 65536\r\n", onResult: (n) => results = n },
+  );
+  assert(r.error instanceof Error, `sendMany ended with ${String(r.error)}`);
+  assertEquals(r.seen, [DELIVERED]);
+  assertEquals(r.waited, false);
+  const text = r.writes.join("");
+  const chunks = text.match(/BDAT 65536\r\n/g)?.length ?? 0;
+  assert(chunks < 50, `${chunks} chunks of 50 went out after the sender stopped`);
+  assert(!text.includes("BDAT 0 LAST"), "a body nobody reads was completed with LAST");
 });
