@@ -9,6 +9,16 @@ import type { OutboundMessage } from "../../src/smtp/sender.ts";
 import { type DnsRecords, type DnsServer, startDnsmasq } from "./dnsmasq.ts";
 
 /**
+ * A loopback address of this test process's own, `127.<from the pid>.<n>`: the outbound tests
+ * bind port 25 (the port MX delivery dials), so two test processes on fixed addresses (a suite
+ * beside a targeted run of tests/outbound) took each other's port or got each other's mail.
+ * Every 127.0.0.0/8 address is loopback; the second octet is never 0, so 127.0.0.x stays free.
+ */
+export function loopback(n: number): string {
+  return `127.${1 + ((Deno.pid >> 8) % 254)}.${Deno.pid & 255}.${n}`;
+}
+
+/**
  * Records for domains that each have one MX, `mx.<domain>` (preference 10), at the address
  * given: `{ "dest.test": "127.0.0.51" }`.
  */

@@ -1,15 +1,21 @@
 /**
  * Connection reuse per destination: deliverBatch looks the MX up once and sends many messages
  * in one SMTP session, with real parts (dnsmasq; byte-exact capture servers and Postfix's
- * smtp-sink on 127.0.0.3x:25, the port a deployment uses; tests run as root). The capture
- * server counts connections, so "one connection" is measured at the receiving side.
+ * smtp-sink on 127.x.y.3x:25, loopback(): this process's own addresses, on the port a
+ * deployment uses; tests run as root). The capture server counts connections, so "one
+ * connection" is measured at the receiving side.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import net from "node:net";
 import { deliverBatch, type DeliveryResult } from "../../src/outbound/deliver.ts";
 import type { OutboundMessage } from "../../src/smtp/sender.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
-import { deliveryOptions, outboundMessage, startMxDns } from "../_helpers/outbound_world.ts";
+import {
+  deliveryOptions,
+  loopback,
+  outboundMessage,
+  startMxDns,
+} from "../_helpers/outbound_world.ts";
 import { SmtpSink } from "../_helpers/smtp_sink.ts";
 import { canBindPort25, toolTest } from "../_helpers/tools.ts";
 
@@ -65,8 +71,8 @@ await toolTest("deliverBatch: many messages over one connection, MX order, fallb
   "dnsmasq",
   "smtp-sink",
 ], async (t) => {
-  if (!canBindPort25("deliverBatch", "127.0.0.3x")) return;
-  await using dns = await startMxDns({ "reuse.test": "127.0.0.31", "postfix.test": "127.0.0.35" }, {
+  if (!canBindPort25("deliverBatch", "127.x.y.3x")) return;
+  await using dns = await startMxDns({ "reuse.test": loopback(31), "postfix.test": loopback(35) }, {
     mx: [
       // Preference order: the lower one (10, .32) takes the mail although it is listed last.
       { name: "pref.test", host: "backup.pref.test", preference: 20 },
@@ -78,19 +84,19 @@ await toolTest("deliverBatch: many messages over one connection, MX order, fallb
       { name: "plain.test", host: "mx.reuse.test", preference: 10 },
     ],
     hosts: [
-      { name: "primary.pref.test", addresses: ["127.0.0.32"] },
-      { name: "backup.pref.test", addresses: ["127.0.0.31"] },
-      { name: "bad.fallback.test", addresses: ["127.0.0.33", "127.0.0.34"] },
+      { name: "primary.pref.test", addresses: [loopback(32)] },
+      { name: "backup.pref.test", addresses: [loopback(31)] },
+      { name: "bad.fallback.test", addresses: [loopback(33), loopback(34)] },
     ],
   });
   const sink = await startCaptureServer({
-    host: "127.0.0.31",
+    host: loopback(31),
     port: 25,
     rcptReply: (a) => (a === "u2@reuse.test" ? "550 5.1.1 No such user" : undefined),
     mailReply: (a) => (a.startsWith("tempfail@") ? "451 4.3.0 Try later" : undefined),
   });
-  const primary = await startCaptureServer({ host: "127.0.0.32", port: 25 });
-  const busy = await startBusyHost("127.0.0.34");
+  const primary = await startCaptureServer({ host: loopback(32), port: 25 });
+  const busy = await startBusyHost(loopback(34));
   const opts = deliveryOptions(dns);
   try {
     await t.step("10 messages arrive byte-exact, in order, over ONE connection", async () => {
@@ -106,7 +112,7 @@ await toolTest("deliverBatch: many messages over one connection, MX order, fallb
         ) => [n, r.recipients[0]?.outcome]),
         batch.map((m) => [m.n, m.n === 2 ? "failed" : "delivered"]),
       );
-      assertEquals(results.get(0)?.host, "mx.reuse.test[127.0.0.31]");
+      assertEquals(results.get(0)?.host, `mx.reuse.test[${loopback(31)}]`);
       const got = sink.messages.slice(before.messages);
       assertEquals(
         got.map((m) => m.recipients),
@@ -140,7 +146,7 @@ await toolTest("deliverBatch: many messages over one connection, MX order, fallb
         const { results } = await run("pref.test", messages("pref.test", 4), opts);
         assertEquals(
           [...results.values()].map((r) => r.host),
-          Array(4).fill("primary.pref.test[127.0.0.32]"),
+          Array(4).fill(`primary.pref.test[${loopback(32)}]`),
         );
         assertEquals(primary.connections - before.primary, 1);
         assertEquals(sink.connections - before.backup, 0);
@@ -160,7 +166,7 @@ await toolTest("deliverBatch: many messages over one connection, MX order, fallb
         assertEquals(busy.connections() - before.busy, 1);
         assertEquals(sink.connections - before.sink, 1);
         for (const r of results.values()) {
-          assertEquals(r.host, "mx.reuse.test[127.0.0.31]");
+          assertEquals(r.host, `mx.reuse.test[${loopback(31)}]`);
           assertEquals(r.recipients[0]?.outcome, "delivered");
         }
       },
@@ -212,11 +218,11 @@ await toolTest("deliverBatch: many messages over one connection, MX order, fallb
       "a session lost mid-body after two deliveries: the same host again for the rest",
       async () => {
         const dropping = await startCaptureServer({
-          host: "127.0.0.36",
+          host: loopback(36),
           port: 25,
           closeAfterBodyBytes: 2000,
         });
-        await using dns2 = await startMxDns({ "drop.test": "127.0.0.36" });
+        await using dns2 = await startMxDns({ "drop.test": loopback(36) });
         try {
           // Message 2 is large (1 MB): the host drops the connection early in its body.
           const batch = messages(
@@ -251,7 +257,7 @@ await toolTest("deliverBatch: many messages over one connection, MX order, fallb
     );
 
     await t.step("Postfix's smtp-sink takes 20 messages in one session", async () => {
-      await using postfix = await SmtpSink.start({ host: "127.0.0.35", port: 25 }, {
+      await using postfix = await SmtpSink.start({ host: loopback(35), port: 25 }, {
         dumpDir: true,
       });
       const { results, sessions } = await run("postfix.test", messages("postfix.test", 20), opts);

@@ -1,9 +1,10 @@
 /**
  * The outbound worker over a real SQLite queue, a real DNS server (dnsmasq) and byte-exact
- * capture servers on 127.0.0.4x:25: delivery over one connection with DKIM, failure at once for
- * a 5xx (the report hook after the settle), a 4xx deferred by the (short, configured) schedule
- * and delivered when due without a wake-up, per-recipient log lines. The worker sleeps up to a
- * minute here: everything sooner is a wake-up or the next due time.
+ * capture servers on 127.x.y.4x:25 (loopback(): this process's own addresses): delivery over
+ * one connection with DKIM, failure at once for a 5xx (the report hook after the settle), a
+ * 4xx deferred by the (short, configured) schedule and delivered when due without a wake-up,
+ * per-recipient log lines. The worker sleeps up to a minute here: everything sooner is a
+ * wake-up or the next due time.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { OutboundWorker } from "../../src/outbound/worker.ts";
@@ -14,7 +15,7 @@ import type { QueuedMessage, QueueStore } from "../../src/queue/types.ts";
 import { createLogger, NULL_LOGGER } from "../../src/observe/log.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { verifyDkim } from "../_helpers/dkim.ts";
-import { exampleOrgKey, startMxDns } from "../_helpers/outbound_world.ts";
+import { exampleOrgKey, loopback, startMxDns } from "../_helpers/outbound_world.ts";
 import { parseLogLine } from "../_helpers/log_lines.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 import { canBindPort25, toolTest } from "../_helpers/tools.ts";
@@ -47,20 +48,20 @@ await toolTest("OutboundWorker: claims, delivers over one connection, settles, r
   "dnsmasq",
   "dkimverify",
 ], async (t) => {
-  if (!canBindPort25("OutboundWorker", "127.0.0.4x")) return;
+  if (!canBindPort25("OutboundWorker", "127.x.y.4x")) return;
   await withTempDataDir(async (dir) => {
     const { keys, txt } = await exampleOrgKey(dir, "w1");
-    await using dns = await startMxDns({ "ok.test": "127.0.0.41", "flaky.test": "127.0.0.43" }, {
+    await using dns = await startMxDns({ "ok.test": loopback(41), "flaky.test": loopback(43) }, {
       txt,
     });
     const ok = await startCaptureServer({
-      host: "127.0.0.41",
+      host: loopback(41),
       port: 25,
       rcptReply: (a) => (a.startsWith("nobody@") ? "550 5.1.1 No such user" : undefined),
     });
     let flakyRefusals = 1;
     const flaky = await startCaptureServer({
-      host: "127.0.0.43",
+      host: loopback(43),
       port: 25,
       rcptReply: () => flakyRefusals-- > 0 ? "451 4.2.0 Greylisted, come back later" : undefined,
     });
@@ -128,7 +129,7 @@ await toolTest("OutboundWorker: claims, delivers over one connection, settles, r
             () => events().filter((e) => e.event === "delivered").length === 6,
           );
           const line = events().find((e) => e.event === "delivered" && e.to === "u0@ok.test");
-          assertEquals(line?.host, "mx.ok.test[127.0.0.41]");
+          assertEquals(line?.host, `mx.ok.test[${loopback(41)}]`);
           assert(typeof line?.id === "string" && line.id.length > 0);
           assertEquals(line?.domain, "ok.test");
           assert(String(line?.reply).startsWith("250 "), String(line?.reply));
@@ -215,12 +216,12 @@ await toolTest(
   "OutboundWorker renews its lease while one slow message is in flight (never sent twice)",
   ["dnsmasq"],
   async () => {
-    if (!canBindPort25("OutboundWorker lease renewal", "127.0.0.44")) return;
+    if (!canBindPort25("OutboundWorker lease renewal", "127.x.y.44")) return;
     await withTempDataDir(async (dir) => {
-      await using dns = await startMxDns({ "slow.test": "127.0.0.44" });
+      await using dns = await startMxDns({ "slow.test": loopback(44) });
       // The reply after each final dot takes longer than the whole 3 s lease.
       const slow = await startCaptureServer({
-        host: "127.0.0.44",
+        host: loopback(44),
         port: 25,
         dataReplyDelayMs: 4_500,
         // Without PIPELINING nothing follows the dot before its (late) reply.
