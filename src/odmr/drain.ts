@@ -9,7 +9,7 @@ import type { Conn } from "../net/conn.ts";
 import type { LineReader } from "../wire/line_reader.ts";
 import { formatReplyText } from "../wire/reply.ts";
 import type { Lease, Settlement } from "../queue/types.ts";
-import { DEFAULT_SENDER_TIMEOUTS, SmtpSender } from "../smtp/sender.ts";
+import { DEFAULT_SENDER_TIMEOUTS, type MessageResult, SmtpSender } from "../smtp/sender.ts";
 import type { SenderTimeouts } from "../smtp/sender.ts";
 import { type LeasedMessage, leasedMessage } from "../smtp/leased_message.ts";
 import type { Logger } from "../observe/log.ts";
@@ -103,7 +103,7 @@ export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
   let progressAt = Date.now() + PROGRESS_EVERY_MS;
   // sendMany pipelines the next envelope behind each body; results still come one message at
   // a time, in order, each after its own final reply.
-  const sent = await sender.sendMany(leased(), (outbound, result) => {
+  const onResult = (outbound: LeasedMessage, result: MessageResult) => {
     const message = outbound.queued;
     summary.messages++;
     const settlements: Settlement[] = [];
@@ -144,7 +144,19 @@ export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
       // Not recorded: those recipients stay queued and are sent again (a duplicate, not a loss).
       failed: (err) => log.error("settle_failed", { id: message.id, error: String(err) }),
     });
-  });
+  };
+  let sent: { readonly connectionLost: boolean };
+  try {
+    sent = await sender.sendMany(leased(), onResult);
+  } catch (err) {
+    // The results reported before the failure (a renewal or a queue read that threw) are
+    // recorded before this rejects: the caller releases the lease next, and a settlement
+    // after the release would leave its messages' bodies behind until the next start.
+    await settling.settled().catch((e) =>
+      log.error("settle_failed", { user: opts.user, error: String(e) })
+    );
+    throw err;
+  }
   summary.connectionLost = sent.connectionLost;
   await settling.settled();
   if (!summary.connectionLost) await sender.quit();
