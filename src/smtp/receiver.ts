@@ -91,6 +91,11 @@ function toVerb(word: string): Verb | undefined {
 
 const DEFAULT_MAX_LINE_BYTES = 512;
 const FINAL_WRITE_TIMEOUT_MS = 5_000;
+/**
+ * Replies held for a pipelined group at most (RFC 2920 §3.2 allows a flush at any time): a peer
+ * that keeps input queued and never reads must not grow one write without bound.
+ */
+export const MAX_HELD_REPLIES = 100;
 
 /** The SMTP server role. */
 export class SmtpReceiver implements ReceiverContext {
@@ -290,7 +295,10 @@ export class SmtpReceiver implements ReceiverContext {
       }
     }
     // RFC 2920 §3.2: replies wait while more input is here, also when it is still in the Conn.
-    if (step === undefined && (mustFlush || this.reader.unreadBytes === 0)) await this.#flush();
+    if (
+      step === undefined &&
+      (mustFlush || this.reader.unreadBytes === 0 || this.#pending.length >= MAX_HELD_REPLIES)
+    ) await this.#flush();
     return step;
   }
 

@@ -3,6 +3,7 @@
 // ".", MAIL, RCPT and DATA are answered in one write.
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { startReady } from "./_session.ts";
+import { MAX_HELD_REPLIES } from "../../src/smtp/receiver.ts";
 
 const dec = new TextDecoder();
 
@@ -95,5 +96,24 @@ Deno.test("SmtpReceiver (#13) tells the sink a BDAT is buffered, and answers BDA
     ["250", "250", "250", "250", "250", "250", "250", ""],
   );
   assertEquals(s.sink.transactions.map((t) => t.dataFollows), [[true], [true]]);
+  await s.end();
+});
+
+Deno.test("SmtpReceiver (#13) holds at most MAX_HELD_REPLIES replies for a peer that keeps input queued", async () => {
+  const s = await startReady();
+  const n = MAX_HELD_REPLIES * 2 + 1;
+  // Everything in one chunk: more input is always here, so only the cap makes it write.
+  await s.client.send("RSET\r\n".repeat(n));
+  const sizes: number[] = [];
+  let got = 0;
+  while (got < n) {
+    const text = await nextWrite(s);
+    const lines = text.split("\r\n").filter((l) => l !== "");
+    assertEquals(lines.every((l) => l.startsWith("250 ")), true, text);
+    sizes.push(lines.length);
+    got += lines.length;
+  }
+  // N per write, the last one whatever is left (N+1 would be one write too many held).
+  assertEquals(sizes, [MAX_HELD_REPLIES, MAX_HELD_REPLIES, 1]);
   await s.end();
 });
