@@ -77,11 +77,12 @@ function sinkWriter(ctx: ReceiverContext, tx: Transaction) {
 }
 
 /**
- * When the body that starts now must have ended (`Date.now()` time): the reader cuts each of
+ * When the body that starts now must have ended (`performance.now()` time): the reader cuts each of
  * its reads to it, so no timer is armed per message.
  */
 function bodyDeadlineAt(ctx: ReceiverContext): number {
-  return Date.now() + (ctx.options.dataDeadlineMs ?? dataDeadlineMs(ctx.options.maxMessageBytes));
+  return performance.now() +
+    (ctx.options.dataDeadlineMs ?? dataDeadlineMs(ctx.options.maxMessageBytes));
 }
 
 /** The body's deadline passed: the sink gets no more bytes (the caller ends the session). */

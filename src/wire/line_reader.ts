@@ -151,7 +151,7 @@ export class LineReader {
     let dropping = false;
     // Slowloris: the timeout bounds the whole line, not each read, so a peer trickling one
     // byte per read cannot hold a session forever. The only clock use in wire/, on purpose.
-    const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+    const deadline = timeoutMs === undefined ? undefined : performance.now() + timeoutMs;
     for (;;) {
       const lf = this.#buf.indexOf(LF, scanned);
       if (lf >= 0) {
@@ -175,7 +175,7 @@ export class LineReader {
         release(dropped);
       }
       scanned = this.#buf.length;
-      const left = deadline === undefined ? undefined : Math.max(1, deadline - Date.now());
+      const left = deadline === undefined ? undefined : Math.max(1, deadline - performance.now());
       if (!(await this.#fill(left))) return { kind: "eof" };
     }
   }
@@ -183,7 +183,7 @@ export class LineReader {
   /**
    * Reads a DATA body up to and including CRLF.CRLF, unstuffed, into `consume`.
    * After a fault the body is still read to its real end (then the caller replies).
-   * `timeoutMs` bounds each read; `deadlineAt` (a `Date.now()` time) the whole body, however
+   * `timeoutMs` bounds each read; `deadlineAt` (a `performance.now()` time: monotonic, so a clock step neither stretches nor cuts it) the whole body, however
    * often bytes come (slowloris), with no timer of its own: each read waits at most until it.
    */
   async readData(
@@ -255,14 +255,15 @@ export class LineReader {
     deadlineAt: number | undefined,
   ): Promise<true | "eof" | "deadline"> {
     if (deadlineAt === undefined) return (await this.#fill(timeoutMs)) ? true : "eof";
-    const left = deadlineAt - Date.now();
+    // Whole milliseconds, rounded up: a timer of a fraction less would end just before it.
+    const left = Math.ceil(deadlineAt - performance.now());
     if (left <= 0) return "deadline";
     try {
       return (await this.#fill(timeoutMs === undefined ? left : Math.min(timeoutMs, left)))
         ? true
         : "eof";
     } catch (err) {
-      if (Date.now() >= deadlineAt) return "deadline";
+      if (performance.now() >= deadlineAt) return "deadline";
       throw err;
     }
   }
