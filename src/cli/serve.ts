@@ -25,7 +25,8 @@ import { endSessions } from "./_serve_shutdown.ts";
 import { ServeTls } from "./_serve_tls.ts";
 import type { OdmrEvents } from "../odmr/events.ts";
 import { NO_EVENTS } from "../odmr/events.ts";
-import type { SubmissionMode } from "./_serve_smtp.ts";
+import { handleSmtpConnection, type SubmissionMode } from "./_serve_smtp.ts";
+import { handleOdmrConnection } from "./_serve_odmr.ts";
 import { SubmissionRate } from "../submission/rate.ts";
 import { AuthThrottle } from "../auth/throttle.ts";
 import { loadFakeSaltKey } from "../auth/fake_salt_key.ts";
@@ -38,16 +39,6 @@ export type { ServeDeps, ServeObserve };
 import { openServeObserve } from "./_serve_observe.ts";
 import { startMetricsServer } from "../observe/http.ts";
 import type { MetricsServer } from "../observe/http.ts";
-
-/**
- * The session handlers are loaded at the first connection of their port, not at start-up: an
- * idle `serve` never compiles the SMTP receiver or the ODMR provider (resident memory, issue
- * 13). Kept once loaded: import() of a loaded module still costs a resolution and a promise,
- * at every connection of an MX.
- */
-let smtpModule: typeof import("./_serve_smtp.ts") | undefined;
-const smtpHandler = async () => smtpModule ??= await import("./_serve_smtp.ts");
-const odmrHandler = () => import("./_serve_odmr.ts");
 
 /** How long sessions may run on after SIGINT/SIGTERM before they are cut. */
 export const SHUTDOWN_GRACE_MS = 10_000;
@@ -286,8 +277,7 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
           () =>
             counted(
               "smtp",
-              async () =>
-                (await smtpHandler()).handleSmtpConnection(conn, { ...deps, limiter, activity }),
+              () => handleSmtpConnection(conn, { ...deps, limiter, activity }),
             ),
           () => activity.isBusy(),
         );
@@ -313,8 +303,8 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
             () =>
               counted(
                 "smtp",
-                async () =>
-                  (await smtpHandler()).handleSmtpConnection(conn, {
+                () =>
+                  handleSmtpConnection(conn, {
                     ...deps,
                     limiter,
                     activity,
@@ -343,7 +333,7 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
           () =>
             counted(
               "odmr",
-              async () => (await odmrHandler()).handleOdmrConnection(conn, odmrDeps, entry),
+              () => handleOdmrConnection(conn, odmrDeps, entry),
             ),
           () => isDraining,
         );

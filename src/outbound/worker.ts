@@ -7,7 +7,7 @@
  */
 import type { QueueStore } from "../queue/types.ts";
 import type { Logger } from "../observe/log.ts";
-import type { BatchCounts, BatchOptions } from "./_batch.ts";
+import { type BatchCounts, type BatchOptions, runBatch } from "./_batch.ts";
 
 export type { FailedRecipient, KeysFor, OutboundEvents } from "./_batch.ts";
 
@@ -116,9 +116,6 @@ export class OutboundWorker {
             now: this.#now(),
           });
           if (lease === undefined) break;
-          // Loaded at the first destination due, not at start-up: a serve that never sends
-          // mail out never compiles the SMTP client, MX resolution or DKIM (issue 13).
-          const { runBatch } = await import("./_batch.ts");
           this.#track(runBatch(lease, {
             ...this.#opts.batch,
             log,
