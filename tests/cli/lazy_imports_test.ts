@@ -11,10 +11,6 @@
  */
 import { equal, match, ok } from "node:assert/strict";
 import { REPO_ROOT, startServer } from "../_helpers/server_process.ts";
-import { openDatabase } from "../../src/queue/db.ts";
-import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
-import { queueMessage, rcpt } from "../_helpers/queue_fixtures.ts";
-import { until } from "../_helpers/wait_until.ts";
 
 const TRAP = "odmr-relay test: this module was loaded";
 /** What a trapped module gives its importer: its own throw, or a missing named export. */
