@@ -21,7 +21,7 @@ import { PROGRAM_NAME } from "../version.ts";
 import { ConnectionLimiter } from "./_serve_limits.ts";
 import { SessionSet } from "./_serve_sessions.ts";
 import type { SessionActivity } from "./_serve_sessions.ts";
-import { endSessions } from "./_serve_shutdown.ts";
+import { endSessions, waitForSignal, withinMs } from "./_serve_shutdown.ts";
 import { ServeTls } from "./_serve_tls.ts";
 import type { OdmrEvents } from "../odmr/events.ts";
 import { NO_EVENTS } from "../odmr/events.ts";
@@ -379,30 +379,6 @@ function noticeDrain(events: OdmrEvents, onDrain: () => void): OdmrEvents {
     delivered: (domain) => events.delivered(domain),
     drainFinished: (user, delivered) => events.drainFinished(user, delivered),
   };
-}
-
-/** Waits for `p`, but no longer than `ms`. */
-async function withinMs(p: Promise<void>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    await Promise.race([p, new Promise<void>((r) => timer = setTimeout(r, ms))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function waitForSignal(): Promise<Deno.Signal> {
-  return new Promise((resolve) => {
-    const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
-    const handlers = signals.map((signal) => {
-      const handler = () => {
-        signals.forEach((s, i) => Deno.removeSignalListener(s, handlers[i] as () => void));
-        resolve(signal);
-      };
-      Deno.addSignalListener(signal, handler);
-      return handler;
-    });
-  });
 }
 
 /** The bind error, with the fix for the usual one (ports below 1024). */
