@@ -150,7 +150,8 @@ export class LineReader {
     let scanned = 0;
     let dropping = false;
     // Slowloris: the timeout bounds the whole line, not each read, so a peer trickling one
-    // byte per read cannot hold a session forever. The only clock use in wire/, on purpose.
+    // byte per read cannot hold a session forever. Deadlines here (this one and a body's
+    // `deadlineAt`) are on the monotonic clock.
     const deadline = timeoutMs === undefined ? undefined : performance.now() + timeoutMs;
     for (;;) {
       const lf = this.#buf.indexOf(LF, scanned);
@@ -183,8 +184,9 @@ export class LineReader {
   /**
    * Reads a DATA body up to and including CRLF.CRLF, unstuffed, into `consume`.
    * After a fault the body is still read to its real end (then the caller replies).
-   * `timeoutMs` bounds each read; `deadlineAt` (a `performance.now()` time: monotonic, so a clock step neither stretches nor cuts it) the whole body, however
-   * often bytes come (slowloris), with no timer of its own: each read waits at most until it.
+   * `timeoutMs` bounds each read; `deadlineAt` (a `performance.now()` time: monotonic, so a
+   * clock step neither stretches nor cuts it) the whole body, however often bytes come
+   * (slowloris), with no timer of its own: each read waits at most until it.
    */
   async readData(
     limits: DataLimits,
