@@ -11,6 +11,7 @@ import { createCliIo } from "./_io.ts";
 import { COMMAND_HELP, MAIN_HELP } from "./_help.ts";
 import type { CommandName } from "./_help.ts";
 import { errorText } from "../errors.ts";
+import { warmUpTlsCrypto } from "../net/tls_warm_up.ts";
 
 const EXIT_USAGE = 2;
 
@@ -96,6 +97,9 @@ export async function runCli(
     case "fetch": {
       const parsed = parseCommandFlags(split.rest, { once: { type: "boolean" } });
       if (!parsed.ok) return usage(first, parsed.message, envir);
+      // The crypto set-up of the first TLS handshake, on another thread while fetch's modules
+      // load and it connects (src/net/tls_warm_up.ts).
+      if (config.fetch !== undefined && config.fetch.tls !== "none") warmUpTlsCrypto();
       const { fetchCommand } = await import("./fetch.ts");
       return await fetchCommand(withLogLevel(config, parsed.logLevel), {
         once: parsed.values.once === true,

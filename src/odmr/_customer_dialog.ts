@@ -26,6 +26,7 @@ import type { SaslClient } from "../auth/sasl_client.ts";
 import type { Logger } from "../observe/log.ts";
 import { REDACTED } from "../observe/log.ts";
 import { errorText } from "../errors.ts";
+import { tlsWarmedUp } from "../net/tls_warm_up.ts";
 
 /** ATRN was accepted: the connection is ours to serve SMTP on. */
 export interface DialogReversed {
@@ -65,6 +66,7 @@ export async function runCustomerDialog(opts: DialogOptions): Promise<DialogStop
   const where = `${opts.host}:${opts.port}`;
   let conn: Conn;
   try {
+    if (opts.tls === "implicit") await tlsWarmedUp();
     const tlsParams = opts.tls === "implicit" ? { tls: tlsClientParams(opts) } : {};
     conn = (await connect({
       host: opts.host,
@@ -131,6 +133,7 @@ class Dialog {
       if (r.code !== 220) return unexpectedStop("STARTTLS", r, this.#where, 5);
       // RFC 3207 §4.2 / CVE-2011-0411: bytes after the 220 came in plaintext; the link drops them.
       try {
+        await tlsWarmedUp(); // started by `fetch` (src/net/tls_warm_up.ts); done by now, mostly
         const t = await this.#link.startTls(tlsClientParams(this.#opts));
         if (t.discardedBytes > 0) {
           this.#log.warn("starttls_injection_discarded", { bytes: t.discardedBytes });
