@@ -10,7 +10,10 @@ import { peakRssBytes, runCommand, type RunResult, spawn, type Spawned, stop } f
 export const PROJECT_ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 /** V8 flags of `deno task start` and the compiled binaries (deno.json): what users run. */
 export const V8_FLAGS = "--v8-flags=--max-semi-space-size=2,--heap-growing-percent=20,--expose-gc";
-/** The other flag of `deno task start` and the README's `deno run` beside the permissions. */
+/**
+ * The other flag of `deno task start`, the README's `deno run` of serve and the compiled binaries
+ * beside the permissions. The README's `deno run` of fetch goes without it (start-up).
+ */
 export const NO_CODE_CACHE = "--no-code-cache";
 /** User and password the benchmarks create (a throwaway in a temp data dir). */
 export const BENCH_USER = "bench";
@@ -174,6 +177,7 @@ ${opts.ca === undefined ? "" : `  ca: ${opts.ca}\n`}  user: ${BENCH_USER}
     return odmrRelay(["fetch", "--once"], configPath, {
       timeoutMs: opts.timeoutMs,
       sampleRss: opts.sampleRss ?? false,
+      codeCache: true,
     });
   }
 
@@ -210,18 +214,21 @@ ${opts.ca === undefined ? "" : `  ca: ${opts.ca}\n`}  user: ${BENCH_USER}
   }
 }
 
-/** Runs `deno run -A main.ts ARGS --config F` under a deadline. */
+/**
+ * Runs `deno run -A main.ts ARGS --config F` under a deadline, with `--no-code-cache` unless
+ * `codeCache` (as the README runs fetch).
+ */
 export function odmrRelay(
   args: string[],
   configPath: string,
-  opts: { stdin?: string; timeoutMs?: number; sampleRss?: boolean } = {},
+  opts: { stdin?: string; timeoutMs?: number; sampleRss?: boolean; codeCache?: boolean } = {},
 ): Promise<RunResult> {
   return runCommand(
     Deno.execPath(),
     [
       "run",
       V8_FLAGS,
-      NO_CODE_CACHE,
+      ...(opts.codeCache === true ? [] : [NO_CODE_CACHE]),
       "-A",
       `${PROJECT_ROOT}/main.ts`,
       ...args,
