@@ -46,10 +46,21 @@ export interface DrainSummary {
 }
 
 /**
- * Messages in flight to a customer that offers CHUNKING and PIPELINING (src/smtp/_sender_window.ts):
- * enough to keep both ends busy; each is at most one message the customer holds unanswered.
+ * Messages in flight to a customer that offers CHUNKING and PIPELINING (src/smtp/_sender_window.ts).
+ * A customer answers a pipelined group once it has read all we sent (RFC 2920 §3.2), or earlier
+ * when it holds many replies (src/smtp/receiver.ts: 100, i.e. 25 of our messages). With fewer
+ * in flight than that it answers only when it has run out of work, and the two ends take turns
+ * (8: ~1 core busy of 2). With 64 it answers while three quarters of a window still wait
+ * behind, and the next groups arrive before it runs dry. A lost link costs no more: each
+ * message in flight is deferred and sent again (at most a duplicate, never a loss).
  */
-const DRAIN_WINDOW = 8;
+export const DRAIN_WINDOW = 64;
+
+/**
+ * No further message goes out while this many body octets are in flight: large messages do not
+ * go 64 at a time, and a lost link sends again about this much (plus one message) at most.
+ */
+export const DRAIN_WINDOW_BYTES = 1024 * 1024;
 
 /** During a long drain, a progress line at most this often. */
 const PROGRESS_EVERY_MS = 10_000;
@@ -67,6 +78,7 @@ export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
       lineRecords: opts.options.lineRecords && conn.isSecure,
       // A customer offering CHUNKING and PIPELINING gets several messages in flight.
       window: DRAIN_WINDOW,
+      windowBytes: DRAIN_WINDOW_BYTES,
       ...(opts.options.commandTimeoutMs === undefined
         ? {}
         : { timeouts: drainTimeouts(opts.options.commandTimeoutMs) }),

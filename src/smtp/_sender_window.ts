@@ -5,14 +5,16 @@
  * second message on: a transaction a refused BDAT left open must not take the next MAIL), MAIL,
  * every RCPT, then the body as `BDAT n LAST` (a larger body, read again from the store, in
  * chunks of `BDAT n` and a last `BDAT 0 LAST`) — without waiting for a reply, up to `window`
- * messages ahead of the replies (a full window waits for room for half of it, so that the
- * groups refilling it share one socket write: `_sender_batch.ts` joins what one turn of the
- * event loop made). A second loop reads the replies in order, each chunk's as soon as
- * it went out, and settles each message exactly as the lock-step path does (4xx deferred, 5xx
- * failed, the final reply for the accepted recipients), then reports it. Once a chunk is refused
- * (or no recipient was accepted) no further chunk of that body goes out (RFC 3030 §3). After a
- * lost link every message whose group went out is reported, its unsettled recipients deferred;
- * messages not written are not reported.
+ * messages ahead of the replies, and none while `windowBytes` body octets or more are (when
+ * given; so one message may pass it, and a message larger than it goes alone). A full window
+ * waits for room for a quarter of it, so that the groups refilling it share one socket write
+ * (`_sender_batch.ts` joins what one turn of the event loop made) while the peer still holds the
+ * other three quarters to work on. A second loop reads the replies in order, each chunk's as
+ * soon as it went out, and settles each message exactly as the lock-step path does (4xx
+ * deferred, 5xx failed, the final reply for the accepted recipients), then reports it. Once a
+ * chunk is refused (or no recipient was accepted) no further chunk of that body goes out (RFC
+ * 3030 §3). After a lost link every message whose group went out is reported, its unsettled
+ * recipients deferred; messages not written are not reported.
  */
 import { isPositive } from "../wire/reply.ts";
 import type { Capabilities } from "../wire/ehlo.ts";
@@ -25,9 +27,6 @@ import { closeIterator, nextBodyChunk } from "./_sender_body.ts";
 import { WriteBatch } from "./_sender_batch.ts";
 import type { MessageResult, OutboundMessage, SenderTimeouts } from "./_sender_types.ts";
 
-/** Messages in flight when the caller does not say. */
-export const DEFAULT_WINDOW = 8;
-
 /** Body bytes per BDAT chunk when a body is streamed from the store. */
 const CHUNK_BYTES = 64 * 1024;
 
@@ -37,6 +36,8 @@ const encoder = new TextEncoder();
 /** One message between its group going out and its report. */
 interface Entry<M> {
   readonly message: M;
+  /** Counted in the window's bytes while its replies are awaited (its body size). */
+  readonly bytes: number;
   readonly ledger: RecipientLedger;
   /** Undefined: nothing to send (settled while planning); reported without I/O. */
   readonly planned: PlannedSend | undefined;
@@ -64,7 +65,10 @@ interface Writing {
 export interface WindowContext {
   readonly link: ClientLink;
   readonly timeouts: SenderTimeouts;
+  /** Messages in flight at most. */
   readonly window: number;
+  /** No further message goes out while this many body octets are in flight; undefined: no limit. */
+  readonly windowBytes: number | undefined;
   readonly prepare: (message: OutboundMessage, ledger: RecipientLedger) => Promise<Prepared>;
 }
 
@@ -98,7 +102,15 @@ export async function sendWindowed<M extends OutboundMessage>(
   const signal = new Signal();
   let isWriterDone = false;
   let sourceError: { readonly error: unknown } | undefined;
+  /** Messages whose group went out and whose replies are not all read, and their bytes. */
   let inFlight = 0;
+  let inFlightBytes = 0;
+  const maxBytes = ctx.windowBytes ?? Number.POSITIVE_INFINITY;
+  const isFull = () => inFlight >= ctx.window || inFlightBytes >= maxBytes;
+  // A full window is refilled once a quarter of it is free: the groups share one write.
+  const refillAt = ctx.window - Math.max(1, Math.floor(ctx.window / 4));
+  const hasRoom = () =>
+    inFlight === 0 || (inFlight <= refillAt && inFlightBytes <= maxBytes * 0.75);
   let isExhausted = false;
   /** The reader has stopped (the end, or `onResult` or a read threw): the writer stops too. */
   let isStopped = false;
@@ -107,10 +119,8 @@ export async function sendWindowed<M extends OutboundMessage>(
     let isFirst = true;
     try {
       for (;;) {
-        if (inFlight >= ctx.window) {
-          // A full window is refilled by half of it at once: the groups share one write.
-          const room = Math.max(1, Math.floor(ctx.window / 2));
-          while (inFlight > ctx.window - room && !link.isLost && !isStopped) await signal.wait();
+        if (isFull()) {
+          while (!hasRoom() && !link.isLost && !isStopped) await signal.wait();
         }
         if (link.isLost || isStopped) return;
         const next = await iterator.next();
@@ -125,6 +135,7 @@ export async function sendWindowed<M extends OutboundMessage>(
         if (isSending && (link.isLost || isStopped)) return;
         const entry: Entry<M> = {
           message,
+          bytes: message.size,
           ledger,
           planned: isSending ? planned : undefined,
           rset: isSending && !isFirst,
@@ -138,6 +149,7 @@ export async function sendWindowed<M extends OutboundMessage>(
         if (!isSending) continue;
         isFirst = false;
         inFlight++;
+        inFlightBytes += entry.bytes;
         await writeMessage({ batch, entry, needsFinalCrlf, signal }, body);
       }
     } catch (error) {
@@ -158,6 +170,7 @@ export async function sendWindowed<M extends OutboundMessage>(
       if (entry.planned !== undefined) {
         await readReplies(ctx, entry, entry.planned, signal);
         inFlight--;
+        inFlightBytes -= entry.bytes;
         entry.ledger.settleRest("deferred", link.loss?.reply ?? LINK_CLOSED);
       }
       sent++;

@@ -51,6 +51,8 @@ export interface SenderOptions {
    * message at a time, its next envelope behind its body.
    */
   readonly window?: number;
+  /** With `window`: no further message goes out while this many body octets are in flight. */
+  readonly windowBytes?: number;
 }
 
 type SenderState =
@@ -164,6 +166,7 @@ export class SmtpSender {
         link: this.#link,
         timeouts: this.#timeouts,
         window,
+        windowBytes: this.#opts.windowBytes,
         prepare: (message: OutboundMessage, ledger: RecipientLedger) =>
           this.#prepare(message, state.caps, ledger),
       };

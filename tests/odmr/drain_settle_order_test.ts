@@ -10,23 +10,10 @@ import { LineReader } from "../../src/wire/line_reader.ts";
 import { NULL_LOGGER } from "../../src/observe/log.ts";
 import { drainLease } from "../../src/odmr/drain.ts";
 import { NO_EVENTS } from "../../src/odmr/events.ts";
-import type { Lease, QueuedMessage, Settlement } from "../../src/queue/types.ts";
+import type { Lease, Settlement } from "../../src/queue/types.ts";
+import { queuedMessage } from "./_drain_fixture.ts";
 
-const message = (n: number): QueuedMessage => ({
-  id: `m${n}`,
-  receivedAt: Date.now(),
-  mailFrom: "sender@example.org",
-  size: 6,
-  params: {},
-  recipients: [{
-    id: n,
-    address: `u${n}@customer.test`,
-    domain: "customer.test",
-    route: "atrn",
-    status: "queued",
-    attempts: 0,
-  }],
-});
+const message = (n: number) => queuedMessage(n, 6);
 
 for (const chunking of [false, true]) {
   Deno.test(`drainLease records the customer's results before it rejects for a failed queue read (${chunking ? "BDAT window" : "DATA"}) (#13)`, async () => {

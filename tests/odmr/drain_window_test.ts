@@ -1,0 +1,78 @@
+// The drain's window (src/odmr/drain.ts): DRAIN_WINDOW messages go to a CHUNKING customer
+// without a reply, and a customer that closes with all of them unanswered gets each deferred
+// in the queue, nothing delivered, the messages never sent untouched (#13).
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { connPair } from "../_helpers/conn_pair.ts";
+import { holdingCustomer } from "../_helpers/holding_customer.ts";
+import { LineReader } from "../../src/wire/line_reader.ts";
+import { NULL_LOGGER } from "../../src/observe/log.ts";
+import { DRAIN_WINDOW, drainLease } from "../../src/odmr/drain.ts";
+import { NO_EVENTS } from "../../src/odmr/events.ts";
+import type { Lease, Settlement } from "../../src/queue/types.ts";
+import { queuedMessage } from "./_drain_fixture.ts";
+
+const message = (n: number) => queuedMessage(n, 4);
+
+/** A lease of `count` messages that records every settlement. */
+function lease(count: number): { lease: Lease; settled: Settlement[] } {
+  const settled: Settlement[] = [];
+  return {
+    settled,
+    lease: {
+      domains: ["customer.test"],
+      async *messages() {
+        for (let n = 1; n <= count; n++) yield message(n);
+      },
+      async *readBody() {
+        yield new TextEncoder().encode("Hi\r\n");
+      },
+      renew: () => Promise.resolve(true),
+      settle(results: readonly Settlement[]) {
+        settled.push(...results);
+        return Promise.resolve();
+      },
+      release: () => Promise.resolve(),
+    },
+  };
+}
+
+async function drain(count: number, opts: { readonly dies?: boolean } = {}) {
+  const { client, server } = connPair();
+  const customer = holdingCustomer(server, opts);
+  const l = lease(count);
+  const summary = await drainLease({
+    conn: client,
+    reader: new LineReader(client),
+    lease: l.lease,
+    user: "customer",
+    log: NULL_LOGGER,
+    events: NO_EVENTS,
+    options: { hostname: "provider.test", lineRecords: false, leaseSeconds: 60 },
+  });
+  client.destroy();
+  await customer.done;
+  return { customer, summary, settled: l.settled };
+}
+
+Deno.test("drainLease keeps DRAIN_WINDOW messages in flight to a customer that answers once its input ran dry (N, N+1) (#13)", async () => {
+  const atLimit = await drain(DRAIN_WINDOW);
+  assertEquals(atLimit.customer.batches, [DRAIN_WINDOW]);
+  const past = await drain(DRAIN_WINDOW + 1);
+  assertEquals(past.customer.batches, [DRAIN_WINDOW, 1]);
+  assertEquals(past.summary.delivered, DRAIN_WINDOW + 1);
+  assertEquals(past.settled.every((s) => s.outcome === "delivered"), true);
+});
+
+Deno.test("drainLease: a customer that closes with the whole window unanswered gets those messages deferred, nothing lost (#13)", async () => {
+  const r = await drain(DRAIN_WINDOW + 6, { dies: true });
+  assertEquals(r.customer.heldAtDeath, DRAIN_WINDOW);
+  assertEquals(r.summary.connectionLost, true);
+  assertEquals(r.summary.delivered, 0);
+  assertEquals(r.summary.deferred, DRAIN_WINDOW);
+  // Each message written is deferred (it stays queued, sent again: at most a duplicate); the
+  // 6 never written are not settled at all.
+  assertEquals(
+    r.settled.map((s) => `${s.recipientId} ${s.outcome} ${s.reply.slice(0, 3)}`),
+    Array.from({ length: DRAIN_WINDOW }, (_, i) => `${i + 1} deferred 421`),
+  );
+});
