@@ -101,6 +101,12 @@ export class BodyLineCheck {
     this.#endLine(2);
   }
 
+  /** The current line ends after `octets` more, its CRLF included (no other CR or LF). */
+  addLine(octets: number): void {
+    if (this.#lineBytes + octets > this.#maxLineBytes) this.#tooLong = true;
+    this.#lineBytes = 0;
+  }
+
   /** A CR or LF outside a CRLF. */
   markBareNewline(): void {
     this.#bareNewline = true;

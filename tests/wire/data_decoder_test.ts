@@ -107,6 +107,9 @@ Deno.test("DataDecoder limits a line to maxLineBytes with CRLF: N and N+1", () =
   // A stuffed dot counts on the wire.
   assertEquals(decodeEveryWay(bytes("..234567\r\n.\r\n"), limits).fault, undefined);
   assertEquals(decodeEveryWay(bytes("..2345678\r\n.\r\n"), limits).fault, "lineTooLong");
+  // Lines followed by more lines (taken whole, one after the other, when the input is not cut).
+  assertEquals(decodeEveryWay(bytes("a\r\n12345678\r\nb\r\n.\r\n"), limits).fault, undefined);
+  assertEquals(decodeEveryWay(bytes("a\r\n123456789\r\nb\r\n.\r\n"), limits).fault, "lineTooLong");
 });
 
 Deno.test("DataDecoder limits the body size: N and N+1, and reads on to the end", () => {
@@ -153,12 +156,17 @@ Deno.test("DataDecoder: its one scan judges the lines as BodyLineCheck.push() ov
 });
 
 Deno.test("DataDecoder: long chunks (scanned a word at a time) at any alignment decode as short ones (property, #13)", () => {
-  // Chunks of 256 bytes and more are scanned four bytes at a time over their aligned middle;
-  // a chunk cut short is scanned a byte at a time. Every break at every offset must be found.
+  // Chunks of 256 bytes and more are scanned four bytes at a time over their aligned middle
+  // (a word with a byte below 14 is looked at byte by byte), and whole CRLF lines are taken in
+  // one step; a chunk cut short is scanned a byte at a time. Every break at every offset must
+  // be found, and the lines judged as BodyLineCheck.push() judges the decoded body.
   const alphabet = fc.oneof(
     { weight: 12, arbitrary: fc.constant(65) },
     // Besides CR, LF and ".", bytes one bit or one unit away from them (the word test's edges).
-    { weight: 1, arbitrary: fc.constantFrom(13, 10, 46, 0xff, 0x8d, 0x8a, 0x0c, 0x0e, 0x09, 0x0b) },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom(13, 10, 46, 0xff, 0x8d, 0x8a, 0x8e, 0x0c, 0x0e, 0x09, 0x0b, 0),
+    },
   );
   fc.assert(
     fc.property(
@@ -173,7 +181,12 @@ Deno.test("DataDecoder: long chunks (scanned a word at a time) at any alignment 
         const input = padded.subarray(offset, offset + body.length);
         const limits = { maxMessageBytes: 100_000, maxLineBytes };
         const short = Array.from({ length: Math.ceil(body.length / 100) }, (_, k) => k * 100);
-        assertEquals(decode(input, [], limits), decode(input, short.slice(1), limits));
+        const long = decode(input, [], limits);
+        assertEquals(long, decode(input, short.slice(1), limits));
+        const check = new BodyLineCheck(maxLineBytes);
+        check.push(long.body);
+        check.end();
+        assertEquals(long.fault, check.fault);
       },
     ),
     { numRuns: 500 },
