@@ -6,7 +6,7 @@
 import type { StatementSync } from "node:sqlite";
 import { asError, errorText } from "../errors.ts";
 import type { Logger } from "../observe/log.ts";
-import { ChunkBuffer } from "./_chunk_buffer.ts";
+import { ChunkBuffer, type ChunkPool } from "./_chunk_buffer.ts";
 import type { GroupTransaction, TxParticipant } from "./_group_tx.ts";
 import { writeParams } from "./_rows.ts";
 import type { MessageWriter, NewMessage } from "./types.ts";
@@ -52,6 +52,8 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
       log: Logger;
       chunkBytes: number;
       receivedAt: number;
+      /** Chunk-sized buffers shared by the store's writers (see ChunkBuffer). */
+      pool?: ChunkPool;
     },
   ) {
     this.id = id;
@@ -59,7 +61,7 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
     this.#group = deps.group;
     this.#sql = deps.sql;
     this.#log = deps.log;
-    this.#buffer = new ChunkBuffer(deps.chunkBytes);
+    this.#buffer = new ChunkBuffer(deps.chunkBytes, deps.pool);
     this.#receivedAt = deps.receivedAt;
   }
 
@@ -106,6 +108,9 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
       if (last !== undefined) this.#seq++;
     } catch (err) {
       return this.#fail(asError(err));
+    } finally {
+      // The last chunk was bound (node:sqlite copies blobs) or not stored: the buffer is free.
+      this.#buffer.release();
     }
     try {
       await durable;
@@ -149,6 +154,7 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
 
   /** Aborted: deletes the chunks stored so far, and the message's rows with `withMessage`. */
   #discard(withMessage: boolean): void {
+    this.#buffer.release();
     this.#group.forget(this);
     this.#state = "aborted";
     if (this.#seq === 0 && !withMessage) return;

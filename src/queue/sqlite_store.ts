@@ -20,6 +20,7 @@ import { QUEUE_MIGRATIONS } from "./_schema.ts";
 
 import { settled } from "./_settled.ts";
 import { SqliteMessageWriter, type WriterStatements } from "./_writer.ts";
+import { ChunkPool } from "./_chunk_buffer.ts";
 import { deferWalSync, type WalSync } from "./_wal_sync.ts";
 import type {
   ClaimResult,
@@ -72,6 +73,7 @@ export class SqliteQueueStore implements QueueStore {
   readonly #db: DatabaseSync;
   readonly #now: () => number;
   readonly #chunkBytes: number;
+  readonly #chunkPool: ChunkPool;
   readonly #log: Logger;
   readonly #group: GroupTransaction;
   readonly #reader: QueueReader;
@@ -99,6 +101,7 @@ export class SqliteQueueStore implements QueueStore {
         `chunkBytes must be a positive integer: current value is ${this.#chunkBytes}`,
       );
     }
+    this.#chunkPool = new ChunkPool(this.#chunkBytes);
     this.#log = opts.logger ?? NULL_LOGGER;
     // Only the receiving process (serve) converts an old file: VACUUM needs a quiet moment.
     if (opts.removeOrphans ?? true) this.#convertForIncrementalVacuum();
@@ -180,6 +183,7 @@ export class SqliteQueueStore implements QueueStore {
         log: this.#log,
         chunkBytes: this.#chunkBytes,
         receivedAt: this.#now(),
+        pool: this.#chunkPool,
       });
     });
   }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ChunkBuffer } from "../../src/queue/_chunk_buffer.ts";
+import { ChunkBuffer, ChunkPool } from "../../src/queue/_chunk_buffer.ts";
 
 /** Feeds `body` in pieces of `piece` bytes; returns the chunks cut (copied) and the rest. */
 function cut(body: Uint8Array, chunkBytes: number, piece: number): Uint8Array[] {
@@ -43,4 +43,55 @@ Deno.test("ChunkBuffer reuses its buffer after a full chunk and works with tiny 
   const body = new Uint8Array(10).map((_, i) => i);
   assert.deepEqual(cut(body, 3, 4).map((c) => [...c]), [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]);
   assert.deepEqual(cut(body, 1, 10).length, 10);
+});
+
+Deno.test("ChunkBuffer with a ChunkPool: bodies written at once over reused buffers keep their bytes (#13)", () => {
+  const chunkBytes = 64 * 1024;
+  const pool = new ChunkPool(chunkBytes, 2);
+  const lengths = [100_000, 4096, chunkBytes, 8 * 1024 + 1, 3 * chunkBytes + 5, 0, 20_000];
+  const bodies = lengths.map((length, b) =>
+    new Uint8Array(length).map((_, i) => (i * 7 + 3 * b + 1) & 0xff)
+  );
+  // Three rounds: the later ones take the buffers the earlier ones gave back.
+  for (let round = 0; round < 3; round++) {
+    const bufs = bodies.map(() => new ChunkBuffer(chunkBytes, pool));
+    const out: Uint8Array[][] = bodies.map(() => []);
+    // Interleaved pieces of 14 000 bytes (a socket read), body by body.
+    for (let at = 0; at < Math.max(...lengths); at += 14_000) {
+      bodies.forEach((body, b) => {
+        for (const c of bufs[b]!.add(body.subarray(at, at + 14_000))) out[b]!.push(c.slice());
+      });
+    }
+    bodies.forEach((body, b) => {
+      const buf = bufs[b]!;
+      if (!buf.isEmpty) out[b]!.push(buf.take().slice());
+      buf.release();
+      const sizes = out[b]!.map((c) => c.length);
+      assert.ok(sizes.every((s, i) => s === chunkBytes || i === sizes.length - 1), `${sizes}`);
+      const joined = new Uint8Array(body.length);
+      let at = 0;
+      for (const c of out[b]!) {
+        joined.set(c, at);
+        at += c.length;
+      }
+      assert.deepEqual(joined, body, `round ${round}, body ${b}`);
+    });
+    // Given back, but never more than it keeps.
+    assert.equal(pool.free, 2);
+  }
+});
+
+Deno.test("ChunkBuffer takes no pooled buffer for a body within its first allocation (#13)", () => {
+  const pool = new ChunkPool(64 * 1024, 4);
+  const first = pool.take();
+  pool.give(first);
+  const buf = new ChunkBuffer(64 * 1024, pool);
+  for (const _ of buf.add(new Uint8Array(8 * 1024))) throw new Error("no full chunk");
+  assert.equal(pool.free, 1);
+  for (const _ of buf.add(new Uint8Array(1))) throw new Error("no full chunk");
+  assert.equal(pool.free, 0);
+  assert.equal(buf.take().length, 8 * 1024 + 1);
+  buf.release();
+  assert.equal(pool.free, 1);
+  assert.equal(pool.take(), first);
 });
