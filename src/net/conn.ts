@@ -49,20 +49,42 @@ export class SocketConn implements Conn {
   /** Ends a TLS handshake in progress (set only while one is). */
   #abortUpgrade: (() => void) | undefined;
   readonly remoteAddress: string;
-  readonly remotePort: number;
-  readonly localAddress: string;
-  readonly localPort: number;
+  /** The TCP socket accepted or connected (under TLS too), for the addresses read on demand. */
+  readonly #tcp: net.Socket;
+  #local: { address: string; port: number } | undefined;
 
   constructor(socket: net.Socket, opts: { isSecure?: boolean } = {}) {
     this.id = (nextId++).toString(36);
     this.#socket = socket;
+    this.#tcp = socket;
     this.#secure = opts.isSecure ?? false;
+    // Every session logs the peer's address. The port and the local address are read when
+    // asked (rarely): each is a system call at every connection of an MX otherwise.
     this.remoteAddress = normalizeAddress(socket.remoteAddress ?? "");
-    this.remotePort = socket.remotePort ?? 0;
-    this.localAddress = normalizeAddress(socket.localAddress ?? "");
-    this.localPort = socket.localPort ?? 0;
     socket.setNoDelay(true);
     this.#attach(socket);
+  }
+
+  get remotePort(): number {
+    // node keeps the peer's name from the remoteAddress read above: no second system call.
+    return this.#tcp.remotePort ?? 0;
+  }
+
+  get localAddress(): string {
+    return this.#localName().address;
+  }
+
+  get localPort(): number {
+    return this.#localName().port;
+  }
+
+  /** Read once (node asks the kernel at every read of a local property). */
+  #localName(): { address: string; port: number } {
+    this.#local ??= {
+      address: normalizeAddress(this.#tcp.localAddress ?? ""),
+      port: this.#tcp.localPort ?? 0,
+    };
+    return this.#local;
   }
 
   get readableBytes(): number {
@@ -316,12 +338,21 @@ export class SocketConn implements Conn {
 
   close(): Promise<void> {
     this.#stopDeadlineTimer();
-    if (this.#closed || this.#socket.destroyed) {
+    const socket = this.#socket;
+    if (this.#closed || socket.destroyed) {
+      this.#closed = true;
+      return Promise.resolve();
+    }
+    if (!this.#secure && socket.writableLength === 0) {
+      // Plain TCP with every byte written already in the kernel (the usual end of a session:
+      // the last reply went out at once): close(2) sends what the kernel still holds, then the
+      // FIN, as the half-close below would. Nothing to wait for, so no timer: an MX armed and
+      // cleared one at every connection. TLS takes the path below (close_notify first).
+      socket.destroy();
       this.#closed = true;
       return Promise.resolve();
     }
     return new Promise<void>((resolve) => {
-      const socket = this.#socket;
       const timer = setTimeout(() => {
         socket.destroy();
         resolve();
