@@ -46,13 +46,12 @@ export function createLogger(opts: {
   syslogPrefix?: boolean;
 }): Logger {
   const min = LEVELS[opts.level];
-  const encoder = new TextEncoder();
-  const sink = opts.sink ?? ((line: string) => writeAllSync(encoder.encode(line + "\n")));
+  const sink = opts.sink ?? writeLineSync;
   const now = opts.now ?? (() => new Date());
   const make = (base: LogFields): Logger => {
-    const emit = (level: LogLevel, event: string, fields: LogFields = {}) => {
+    const emit = (level: LogLevel, event: string, fields?: LogFields) => {
       if (LEVELS[level] < min) return;
-      const all: LogFields = { ...base, ...fields };
+      const all: LogFields = fields === undefined ? base : { ...base, ...fields };
       const line = formatEvent(opts.format, now(), level, event, all);
       sink(opts.syslogPrefix ? `<${SYSLOG_PRIORITY[level]}>${line}` : line);
     };
@@ -119,7 +118,8 @@ export function formatEvent(
     return JSON.stringify(obj);
   }
   let line = `${time.toISOString()} ${level} event=${escapeValue(event)}`;
-  for (const [k, v] of Object.entries(fields)) {
+  for (const k in fields) {
+    const v = fields[k];
     if (v === undefined) continue;
     const key = logKey(k);
     if (typeof v === "object") { for (const item of v) line += ` ${key}=${escapeValue(item)}`; }
@@ -175,7 +175,33 @@ function unicodeEscape(c: string): string {
   return out;
 }
 
-function writeAllSync(bytes: Uint8Array): void {
+/** Lines up to this many characters are encoded into one reused buffer (most lines). */
+const SCRATCH_CHARS = 2048;
+const scratch = new Uint8Array(SCRATCH_CHARS + 1);
+const encoder = new TextEncoder();
+
+/**
+ * Writes `line` and a newline to stderr. An ASCII line (nearly every line: peer values are
+ * escaped to ASCII in text) is copied into a reused buffer a character at a time, which costs
+ * less than a TextEncoder call and its new buffer at every line of a busy MX; any other line is
+ * encoded as UTF-8 by TextEncoder.
+ */
+function writeLineSync(line: string): void {
+  const n = line.length;
+  let bytes: Uint8Array | undefined;
+  if (n <= SCRATCH_CHARS) {
+    let i = 0;
+    for (; i < n; i++) {
+      const c = line.charCodeAt(i);
+      if (c > 0x7f) break;
+      scratch[i] = c;
+    }
+    if (i === n) {
+      scratch[n] = 0x0a;
+      bytes = scratch.subarray(0, n + 1);
+    }
+  }
+  bytes ??= encoder.encode(line + "\n");
   let offset = 0;
   while (offset < bytes.length) offset += Deno.stderr.writeSync(bytes.subarray(offset));
 }
