@@ -4,10 +4,16 @@
  * Every read goes to the database, so a running `serve` sees `user …` changes at once.
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { applyMigrations, inImmediateTransaction, openDatabase } from "../queue/db.ts";
+import {
+  applyMigrations,
+  inImmediateTransaction,
+  noteUsersChanged,
+  openDatabase,
+} from "../queue/db.ts";
 import { cramContextFromPassword, formatCramVerifier, parseCramVerifier } from "./cram_md5.ts";
 import type { CramContext } from "./cram_md5.ts";
 import { normalizeDomain } from "./domain.ts";
+import { DomainOwners } from "./_domain_owners.ts";
 import { CertificatePins } from "./cert_pins.ts";
 import { hashPassword, type ScryptParams } from "./password_hash.ts";
 import {
@@ -70,6 +76,7 @@ export class CredentialStore {
   #ownsDb = false;
   readonly #opts: CredentialStoreOptions;
   readonly #statements = new Map<string, StatementSync>();
+  readonly #owners: DomainOwners;
 
   /** Wraps an open database (applying the "auth" migrations); the caller keeps ownership. */
   constructor(db: DatabaseSync, opts: CredentialStoreOptions = {}) {
@@ -77,6 +84,7 @@ export class CredentialStore {
     this.#opts = opts;
     applyMigrations(db, "auth", MIGRATIONS);
     this.certificates = new CertificatePins(db);
+    this.#owners = new DomainOwners(db, (d) => this.#ownerOfNormalized(d));
   }
 
   /** Client certificates pinned per user for AUTH EXTERNAL. */
@@ -110,6 +118,15 @@ export class CredentialStore {
     return stmt;
   }
 
+  /** Runs `fn` in a transaction that may change who owns which domain (see DomainOwners). */
+  #changeOwners(fn: () => void): void {
+    try {
+      inImmediateTransaction(this.#db, fn);
+    } finally {
+      noteUsersChanged(this.#db);
+    }
+  }
+
   /** Closes the database if this store opened it. */
   close(): void {
     if (this.#ownsDb) this.#db.close();
@@ -124,7 +141,7 @@ export class CredentialStore {
     checkUserName(name);
     const normalized = normalizeDomains(domains);
     const columns = await this.#verifierColumns(password);
-    inImmediateTransaction(this.#db, () => {
+    this.#changeOwners(() => {
       if (this.#exists(name)) throw new UserError(`User "${name}" already exists`);
       for (const d of normalized) this.#checkFree(d, name);
       this.#prepare(
@@ -150,7 +167,7 @@ export class CredentialStore {
 
   /** Deletes `name` and its domains. */
   removeUser(name: string): void {
-    inImmediateTransaction(this.#db, () => {
+    this.#changeOwners(() => {
       this.#requireUser(name);
       // Explicit as well as ON DELETE CASCADE: correct even if foreign_keys were off.
       this.#prepare('DELETE FROM user_domains WHERE "user" = ?').run(name);
@@ -192,16 +209,13 @@ export class CredentialStore {
 
   /** The owner of `domain` (normalised first), or undefined. */
   ownerOf(domain: string): string | undefined {
-    const d = normalizeDomain(domain);
-    if (d === undefined) return undefined;
-    const row = this.#prepare('SELECT "user" FROM user_domains WHERE domain = ?').get(d);
-    return stringField(row, "user");
+    return this.#owners.ownerOf(domain);
   }
 
   /** Gives `domains` to `name`; a domain it already owns is left as is. */
   addDomains(name: string, domains: readonly string[]): void {
     const normalized = normalizeDomains(domains);
-    inImmediateTransaction(this.#db, () => {
+    this.#changeOwners(() => {
       this.#requireUser(name);
       const insert = this.#prepare(
         'INSERT INTO user_domains (domain, "user") VALUES (?, ?) ON CONFLICT(domain) DO NOTHING',
@@ -216,7 +230,7 @@ export class CredentialStore {
   /** Takes `domains` from `name`; each must currently belong to it. */
   removeDomains(name: string, domains: readonly string[]): void {
     const normalized = normalizeDomains(domains);
-    inImmediateTransaction(this.#db, () => {
+    this.#changeOwners(() => {
       this.#requireUser(name);
       for (const d of normalized) {
         const owner = this.#ownerOfNormalized(d);

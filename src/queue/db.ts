@@ -114,6 +114,23 @@ export function inImmediateTransaction<T>(db: DatabaseSync, fn: () => T): T {
   }
 }
 
+/** Changes of the users' tables made through each connection (see noteUsersChanged). */
+const usersChanges = new WeakMap<DatabaseSync, number>();
+
+/**
+ * Records that users or their domains may have changed through `db`. SQLite's `PRAGMA
+ * data_version` tells a connection of other connections' commits only: what remembers those
+ * tables (src/auth/_domain_owners.ts) compares this count as well.
+ */
+export function noteUsersChanged(db: DatabaseSync): void {
+  usersChanges.set(db, (usersChanges.get(db) ?? 0) + 1);
+}
+
+/** How many times noteUsersChanged was called for `db`. */
+export function usersChangeCount(db: DatabaseSync): number {
+  return usersChanges.get(db) ?? 0;
+}
+
 /** SQLite's `auto_vacuum` value for INCREMENTAL. */
 const AUTO_VACUUM_INCREMENTAL = 2;
 

@@ -9,6 +9,7 @@
 import type { DatabaseSync, SQLInputValue } from "node:sqlite";
 import type { Logger } from "../../observe/log.ts";
 import type { Sql } from "./connect.ts";
+import { noteUsersChanged } from "../db.ts";
 
 /** NOTIFY channel of snapshot changes. */
 const CHANNEL = "odmr_auth";
@@ -79,6 +80,9 @@ export function loadTables(db: DatabaseSync, rows: Rows): void {
   } catch (err) {
     db.exec("ROLLBACK");
     throw err;
+  } finally {
+    // This connection's own writes: what remembers domain owners must hear of them.
+    noteUsersChanged(db);
   }
 }
 
