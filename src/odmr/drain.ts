@@ -58,9 +58,10 @@ export const DRAIN_WINDOW = 64;
 
 /**
  * No further message goes out while this many body octets are in flight: large messages do not
- * go 64 at a time, and a lost link sends again about this much (plus one message) at most.
+ * go 64 at a time (messages of ~1 MB still overlap, 4 at a time; the customer's socket pauses
+ * what it has not read anyway), and a lost link sends again this much (plus one message) at most.
  */
-export const DRAIN_WINDOW_BYTES = 1024 * 1024;
+export const DRAIN_WINDOW_BYTES = 4 * 1024 * 1024;
 
 /** During a long drain, a progress line at most this often. */
 const PROGRESS_EVERY_MS = 10_000;

@@ -6,22 +6,20 @@ import { connPair } from "../_helpers/conn_pair.ts";
 import { holdingCustomer } from "../_helpers/holding_customer.ts";
 import { LineReader } from "../../src/wire/line_reader.ts";
 import { NULL_LOGGER } from "../../src/observe/log.ts";
-import { DRAIN_WINDOW, drainLease } from "../../src/odmr/drain.ts";
+import { DRAIN_WINDOW, DRAIN_WINDOW_BYTES, drainLease } from "../../src/odmr/drain.ts";
 import { NO_EVENTS } from "../../src/odmr/events.ts";
 import type { Lease, Settlement } from "../../src/queue/types.ts";
 import { queuedMessage } from "./_drain_fixture.ts";
 
-const message = (n: number) => queuedMessage(n, 4);
-
-/** A lease of `count` messages that records every settlement. */
-function lease(count: number): { lease: Lease; settled: Settlement[] } {
+/** A lease of `count` messages of `size` octets (bodies of 4) that records every settlement. */
+function lease(count: number, size: number): { lease: Lease; settled: Settlement[] } {
   const settled: Settlement[] = [];
   return {
     settled,
     lease: {
       domains: ["customer.test"],
       async *messages() {
-        for (let n = 1; n <= count; n++) yield message(n);
+        for (let n = 1; n <= count; n++) yield queuedMessage(n, size);
       },
       async *readBody() {
         yield new TextEncoder().encode("Hi\r\n");
@@ -36,10 +34,13 @@ function lease(count: number): { lease: Lease; settled: Settlement[] } {
   };
 }
 
-async function drain(count: number, opts: { readonly dies?: boolean } = {}) {
+async function drain(
+  count: number,
+  opts: { readonly dies?: boolean; readonly size?: number } = {},
+) {
   const { client, server } = connPair();
   const customer = holdingCustomer(server, opts);
-  const l = lease(count);
+  const l = lease(count, opts.size ?? 4);
   const summary = await drainLease({
     conn: client,
     reader: new LineReader(client),
@@ -61,6 +62,15 @@ Deno.test("drainLease keeps DRAIN_WINDOW messages in flight to a customer that a
   assertEquals(past.customer.batches, [DRAIN_WINDOW, 1]);
   assertEquals(past.summary.delivered, DRAIN_WINDOW + 1);
   assertEquals(past.settled.every((s) => s.outcome === "delivered"), true);
+});
+
+Deno.test("drainLease sends no further message while DRAIN_WINDOW_BYTES of bodies are in flight (N, N+1) (#13)", async () => {
+  // The window counts each message's stored size.
+  const atLimit = await drain(6, { size: DRAIN_WINDOW_BYTES / 4 });
+  assertEquals(atLimit.customer.batches, [4, 2]);
+  const below = await drain(6, { size: DRAIN_WINDOW_BYTES / 4 - 1 });
+  assertEquals(below.customer.batches, [5, 1]);
+  assertEquals(below.summary.delivered, 6);
 });
 
 Deno.test("drainLease: a customer that closes with the whole window unanswered gets those messages deferred, nothing lost (#13)", async () => {
