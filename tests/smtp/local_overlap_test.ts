@@ -4,8 +4,8 @@
 // stay in order, and each message's reply upstream is the local server's own for it (#13).
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import type { CaptureOptions, CaptureServer } from "../_helpers/capture_smtp.ts";
-import { withCapturedSink } from "../_helpers/captured_sink.ts";
-import { startReady } from "./_session.ts";
+import { type CustomerSession, withCustomer as withLocalCustomer } from "./_customer.ts";
+import { windowMessage } from "../_helpers/window_message.ts";
 
 /** Long enough that a customer waiting for the reply to "." is seen doing so. */
 const HOLD_MS = 1_500;
@@ -22,25 +22,13 @@ const EVERY_ONE_TAKEN = [
 
 function withCustomer(
   opts: CaptureOptions,
-  fn: (
-    session: Awaited<ReturnType<typeof startReady>>,
-    capture: CaptureServer,
-  ) => Promise<void>,
+  fn: (session: CustomerSession, capture: CaptureServer) => Promise<void>,
 ): Promise<void> {
-  const captureOpts = { holdDotReplyMs: HOLD_MS, ...opts };
-  const timeouts = { commandMs: 5_000, dataFinalMs: 5_000 };
-  return withCapturedSink(captureOpts, async (sink, capture) => {
-    const session = await startReady({ otherSink: sink });
-    try {
-      await fn(session, capture);
-    } finally {
-      await session.end();
-    }
-  }, { timeouts });
+  return withLocalCustomer({ holdDotReplyMs: HOLD_MS, ...opts }, fn);
 }
 
 /** Three messages, each "." sent with the next envelope; the replies of each group. */
-async function drainThree(client: Awaited<ReturnType<typeof startReady>>["client"]) {
+async function drainThree(client: CustomerSession["client"]) {
   const envelope = (n: number) =>
     `MAIL FROM:<s@example.net>\r\nRCPT TO:<m${n}@example.org>\r\nDATA\r\n`;
   const body = (n: number) => `Subject: ${n}\r\n\r\nbody ${n}\r\n.\r\n`;
@@ -126,13 +114,6 @@ Deno.test("customer hand-off (#13): a local server without PIPELINING gets '.' a
     assertEquals(capture.messages.length, 3);
   });
 });
-
-/** One message as our provider's window sends it: RSET, MAIL, RCPT and BDAT n LAST, one write. */
-function windowMessage(n: number): string {
-  const body = `Subject: ${n}\r\n\r\nbody ${n}\r\n`;
-  return `RSET\r\nMAIL FROM:<s@example.net>\r\nRCPT TO:<m${n}@example.org>\r\n` +
-    `BDAT ${body.length} LAST\r\n${body}`;
-}
 
 Deno.test("customer hand-off (#13): BDAT LAST then RSET/MAIL, as the provider's window sends them", async () => {
   const dataReply = (address: string) =>
