@@ -277,7 +277,7 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
           () =>
             counted(
               "smtp",
-              () => handleSmtpConnection(conn, { ...deps, limiter, activity }),
+              () => handleSmtpConnection(conn, deps, { limiter, activity }),
             ),
           () => activity.isBusy(),
         );
@@ -303,13 +303,7 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
             () =>
               counted(
                 "smtp",
-                () =>
-                  handleSmtpConnection(conn, {
-                    ...deps,
-                    limiter,
-                    activity,
-                    submission,
-                  }),
+                () => handleSmtpConnection(conn, deps, { limiter, activity, submission }),
               ),
             () => activity.isBusy(),
           );
