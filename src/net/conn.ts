@@ -345,10 +345,13 @@ export class SocketConn implements Conn {
     }
     if (!this.#secure && socket.writableLength === 0) {
       // Plain TCP with every byte written already in the kernel (the usual end of a session:
-      // the last reply went out at once): close(2) sends what the kernel still holds, then the
-      // FIN, as the half-close below would. Nothing to wait for, so no timer: an MX armed and
-      // cleared one at every connection. TLS takes the path below (close_notify first).
-      socket.destroy();
+      // the last reply went out at once): the FIN goes out at once (shutdown), then the socket
+      // is closed. Nothing to wait for, so no timer: an MX armed and cleared one at every
+      // connection. The FIN must come first: close(2) alone, with input the peer sent still
+      // unread (a client that pipelined past QUIT, one still sending after our 421), sends a
+      // reset instead of it, and a peer that has not read our last reply yet may lose it.
+      // TLS takes the path below (close_notify first).
+      socket.end(() => socket.destroy());
       this.#closed = true;
       return Promise.resolve();
     }
