@@ -96,6 +96,12 @@ const FINAL_WRITE_TIMEOUT_MS = 5_000;
  * that keeps input queued and never reads must not grow one write without bound.
  */
 export const MAX_HELD_REPLIES = 100;
+/**
+ * How long replies may be held for a group at most. A peer that keeps input queued while each
+ * command waits on a slow sink (fetch behind a slow local MTA, with the provider's window of
+ * messages queued) must still hear back in time: its deadline runs for each reply.
+ */
+export const MAX_HOLD_MS = 200;
 
 /** The SMTP server role. */
 export class SmtpReceiver implements ReceiverContext {
@@ -107,6 +113,8 @@ export class SmtpReceiver implements ReceiverContext {
   #state: SessionState = { kind: "greeted" };
   /** Replies not sent yet; a promise is a final reply still to come (`Outcome.later`). */
   #pending: (Reply | Promise<Reply>)[] = [];
+  /** When the oldest reply in #pending was queued (performance.now() ms). */
+  #heldSince = 0;
   #budget: SessionBudget;
   #messagesAccepted = 0;
   /** Set by a successful AUTH; cleared by STARTTLS (RFC 3207 §4.2). */
@@ -297,7 +305,8 @@ export class SmtpReceiver implements ReceiverContext {
     // RFC 2920 §3.2: replies wait while more input is here, also when it is still in the Conn.
     if (
       step === undefined &&
-      (mustFlush || this.reader.unreadBytes === 0 || this.#pending.length >= MAX_HELD_REPLIES)
+      (mustFlush || this.reader.unreadBytes === 0 || this.#pending.length >= MAX_HELD_REPLIES ||
+        performance.now() - this.#heldSince >= MAX_HOLD_MS)
     ) await this.#flush();
     return step;
   }
@@ -364,11 +373,13 @@ export class SmtpReceiver implements ReceiverContext {
   /** Queues a reply (PIPELINING: sent in order at the next flush). */
   #queue(r: Reply): void {
     if (this.#isDebug) this.log.debug("smtp_reply", { reply: formatReplyText(r).trimEnd() });
+    if (this.#pending.length === 0) this.#heldSince = performance.now();
     this.#pending.push(r);
   }
 
   /** Queues a final reply still to come; the message counts once it came back positive. */
   #queueLater(later: Promise<Reply>): void {
+    if (this.#pending.length === 0) this.#heldSince = performance.now();
     this.#pending.push(later.then((r) => {
       if (this.#isDebug) this.log.debug("smtp_reply", { reply: formatReplyText(r).trimEnd() });
       if (isPositive(r)) {

@@ -4,6 +4,8 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { startReady } from "./_session.ts";
 import { MAX_HELD_REPLIES } from "../../src/smtp/receiver.ts";
+import type { MessageSink, SinkTransaction } from "../../src/smtp/sink.ts";
+import { reply } from "../../src/wire/reply.ts";
 
 const dec = new TextDecoder();
 
@@ -115,5 +117,41 @@ Deno.test("SmtpReceiver (#13) holds at most MAX_HELD_REPLIES replies for a peer 
   }
   // N per write, the last one whatever is left (N+1 would be one write too many held).
   assertEquals(sizes, [MAX_HELD_REPLIES, MAX_HELD_REPLIES, 1]);
+  await s.end();
+});
+
+Deno.test("SmtpReceiver (#13) does not hold replies past MAX_HOLD_MS while each message waits on a slow sink", async () => {
+  // fetch behind a slow local MTA, the provider's window of messages already received: the
+  // provider's deadline runs for each reply, so replies must not wait for 25 slow messages.
+  const finishMs = 60;
+  let finished = 0;
+  const slow: MessageSink = {
+    begin: () =>
+      Promise.resolve<SinkTransaction>({
+        id: "S",
+        addRecipient: () => Promise.resolve(reply(250, "2.1.5", "OK")),
+        write: () => Promise.resolve(),
+        finish: async () => {
+          await new Promise((r) => setTimeout(r, finishMs));
+          finished++;
+          return reply(250, "2.6.0", "OK");
+        },
+        abort: () => Promise.resolve(),
+      }),
+  };
+  const s = await startReady({ otherSink: slow });
+  const messages = 30; // 4 replies each: 120 > MAX_HELD_REPLIES
+  await s.client.send(
+    "RSET\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<x@dest.test>\r\nBDAT 4 LAST\r\nhi\r\n"
+      .repeat(messages),
+  );
+  const lines = (text: string) => text.split("\r\n").filter((l) => l !== "").length;
+  let got = lines(await nextWrite(s));
+  // MAX_HOLD_MS (200) is ~4 slow messages; 10 leaves room for a loaded machine.
+  const bound = 10;
+  // Without the age bound the first write came at MAX_HELD_REPLIES, after 25 slow messages.
+  assertEquals(finished <= bound, true, `first replies after ${finished} slow messages`);
+  while (got < messages * 4) got += lines(await nextWrite(s));
+  assertEquals([got, finished], [messages * 4, messages]);
   await s.end();
 });
