@@ -22,6 +22,11 @@ export interface ScramVerifier {
 export const SCRAM_DEFAULT_ITERATIONS = 10000;
 /** RFC 7677 §4 minimum. */
 export const SCRAM_MIN_ITERATIONS = 4096;
+/**
+ * Most iterations the client computes for a server (0.2 s here, a few seconds on a Pi): a
+ * hostile provider, or anyone in the path without TLS, must not stall a poll with i=999999999.
+ */
+export const SCRAM_MAX_ITERATIONS = 1_000_000;
 /** Salt length for new verifiers. */
 export const SCRAM_SALT_BYTES = 16;
 /** Bytes of randomness in each nonce (base64-encoded on the wire). */
@@ -316,7 +321,7 @@ export interface ScramClientProof {
 
 /**
  * Computes client-final for `password` and the server signature the client must then see.
- * Refuses a server nonce that does not extend ours or an iteration count below the minimum.
+ * Refuses a server nonce that does not extend ours or an iteration count outside the bounds.
  */
 export async function computeClientFinal(
   opts: {
@@ -339,6 +344,9 @@ export async function computeClientFinal(
   if (!NONCE_RE.test(sf.nonce)) return { ok: false, reason: "bad server nonce" };
   if (sf.iterations < (opts.minIterations ?? SCRAM_MIN_ITERATIONS)) {
     return { ok: false, reason: `iteration count ${sf.iterations} is too low` };
+  }
+  if (sf.iterations > SCRAM_MAX_ITERATIONS) {
+    return { ok: false, reason: `iteration count ${sf.iterations} is too high` };
   }
   const salted = await saltPassword(opts.password, sf.salt, sf.iterations, hash);
   const { clientKey, storedKey, serverKey } = keysFromSaltedPassword(salted, hash);

@@ -11,6 +11,7 @@ import {
   parseClientFirst,
   parseScramVerifier,
   saslPrep,
+  SCRAM_MAX_ITERATIONS,
   type ScramHash,
   unescapeScramName,
 } from "../../src/auth/scram.ts";
@@ -221,4 +222,18 @@ Deno.test("computeClientFinal() refuses an iteration count below 4096", async ()
     serverFirst: "r=abc123,s=QSXCR+Q6sek8bf92,i=1",
   });
   equal(got.ok, false);
+});
+
+Deno.test("computeClientFinal() computes SCRAM_MAX_ITERATIONS and refuses one more (a stalling server)", async () => {
+  const at = (i: number) =>
+    computeClientFinal({
+      password: "pencil",
+      clientFirstBare: "n=user,r=abc",
+      gs2Header: "n,,",
+      clientNonce: "abc",
+      serverFirst: `r=abc123,s=QSXCR+Q6sek8bf92,i=${i}`,
+    });
+  equal((await at(SCRAM_MAX_ITERATIONS)).ok, true);
+  const over = await at(SCRAM_MAX_ITERATIONS + 1);
+  equal(over.ok ? "" : over.reason, `iteration count ${SCRAM_MAX_ITERATIONS + 1} is too high`);
 });
