@@ -99,16 +99,26 @@ export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
   }
   const renewEveryMs = Math.max(1000, (opts.options.leaseSeconds * 1000) / 3);
   let renewAt = Date.now() + renewEveryMs;
+  let isLeaseLost = false;
+  let renewing: Promise<boolean> | undefined;
+  /** Renews the lease (one renewal at a time); false once it was lost. */
+  const renew = (): Promise<boolean> =>
+    renewing ??= lease.renew().then((isRenewed) => {
+      renewing = undefined;
+      if (isRenewed) renewAt = Date.now() + renewEveryMs;
+      else if (!isLeaseLost) {
+        isLeaseLost = true;
+        log.warn("lease_lost", { user: opts.user });
+      }
+      return isRenewed;
+    }, (err) => {
+      renewing = undefined;
+      throw err;
+    });
   /** The lease's messages, renewing it on the way; stops if it was lost. */
   async function* leased(): AsyncGenerator<LeasedMessage> {
     for await (const message of lease.messages()) {
-      if (Date.now() >= renewAt) {
-        if (!(await lease.renew())) {
-          log.warn("lease_lost", { user: opts.user });
-          return;
-        }
-        renewAt = Date.now() + renewEveryMs;
-      }
+      if (isLeaseLost || (Date.now() >= renewAt && !(await renew()))) return;
       yield leasedMessage(message, lease);
     }
   }
@@ -119,6 +129,11 @@ export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
   const onResult = (outbound: LeasedMessage, result: MessageResult) => {
     const message = outbound.queued;
     summary.messages++;
+    // Also renewed as results come: while a full window waits for a slow customer, no next
+    // message is taken for a long time, and the lease must not run out under a healthy drain.
+    if (Date.now() >= renewAt && !isLeaseLost) {
+      renew().catch((err) => log.error("lease_renew_failed", { error: String(err) }));
+    }
     const settlements: Settlement[] = [];
     const delaySeconds = Math.max(0, Math.round((Date.now() - message.receivedAt) / 1000));
     for (const r of result.recipients) {
@@ -172,6 +187,8 @@ export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
   }
   summary.connectionLost = sent.connectionLost;
   await settling.settled();
+  // A renewal still on its way must not reach the queue after the caller released the lease.
+  await renewing?.catch(() => {});
   if (!summary.connectionLost) await sender.quit();
   opts.events.drainFinished(opts.user, summary.delivered);
   log.info("drain_done", { user: opts.user, ...summary });

@@ -86,3 +86,53 @@ Deno.test("drainLease: a customer that closes with the whole window unanswered g
     Array.from({ length: DRAIN_WINDOW }, (_, i) => `${i + 1} deferred 421`),
   );
 });
+
+Deno.test("drainLease renews the lease while a full window waits for a slow customer (#13)", async () => {
+  // 8 messages, all in flight at once: no next message is taken for the whole drain, so only
+  // the results can renew a lease of 3 s (renewed every second) over ~2.4 s of answers.
+  const { client, server } = connPair();
+  const reader = new LineReader(server);
+  const say = (text: string) => server.write(new TextEncoder().encode(text));
+  const customer = (async () => {
+    await say("220 customer.test ESMTP\r\n");
+    let held = "";
+    for (;;) {
+      const line = await reader.readLine(1000, 5_000);
+      if (line.kind !== "line") return;
+      const command = new TextDecoder().decode(line.line);
+      if (command.startsWith("EHLO")) {
+        await say("250-customer.test\r\n250-PIPELINING\r\n250 CHUNKING\r\n");
+        continue;
+      }
+      if (command === "QUIT") return void await say("221 2.0.0 bye\r\n");
+      held += "250 2.0.0 OK\r\n";
+      const bdat = /^BDAT (\d+) LAST$/.exec(command);
+      if (bdat === null) continue;
+      await reader.readExact(Number(bdat[1]), () => {}, 5_000);
+      await new Promise((r) => setTimeout(r, 300)); // a slow local MTA behind it
+      await say(held);
+      held = "";
+    }
+  })();
+  const l = lease(8, 4);
+  let renewals = 0;
+  const summary = await drainLease({
+    conn: client,
+    reader: new LineReader(client),
+    lease: {
+      ...l.lease,
+      renew: () => {
+        renewals++;
+        return Promise.resolve(true);
+      },
+    },
+    user: "customer",
+    log: NULL_LOGGER,
+    events: NO_EVENTS,
+    options: { hostname: "provider.test", lineRecords: false, leaseSeconds: 3 },
+  });
+  client.destroy();
+  await customer;
+  assertEquals(summary.delivered, 8);
+  assertEquals(renewals >= 1, true, `renewals: ${renewals}`);
+});
