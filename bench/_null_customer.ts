@@ -88,7 +88,7 @@ async function serveReversed(
   /** The BDAT chunk being skipped: bytes still to come, and whether it is the LAST. */
   let bdat: { left: number; readonly isLast: boolean } | undefined;
   // Unparsed bytes: a partial command line, or the tail of a possible end-of-data marker.
-  let carry = Buffer.alloc(0);
+  let carry: Buffer = Buffer.alloc(0);
   for (;;) {
     const chunk = await reader.next();
     if (chunk === undefined) return { messages, sawQuit: false, ...at(firstMailAt) };
