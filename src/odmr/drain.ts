@@ -183,6 +183,7 @@ export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
     await settling.settled().catch((e) =>
       log.error("settle_failed", { user: opts.user, error: String(e) })
     );
+    await renewing?.catch(() => {});
     throw err;
   }
   summary.connectionLost = sent.connectionLost;
