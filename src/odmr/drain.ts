@@ -183,13 +183,13 @@ export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
     await settling.settled().catch((e) =>
       log.error("settle_failed", { user: opts.user, error: String(e) })
     );
-    await renewing?.catch(() => {});
     throw err;
+  } finally {
+    // A renewal still on its way must not reach the queue after the caller released the lease.
+    await renewing?.catch(() => {});
   }
   summary.connectionLost = sent.connectionLost;
   await settling.settled();
-  // A renewal still on its way must not reach the queue after the caller released the lease.
-  await renewing?.catch(() => {});
   if (!summary.connectionLost) await sender.quit();
   opts.events.drainFinished(opts.user, summary.delivered);
   log.info("drain_done", { user: opts.user, ...summary });

@@ -36,8 +36,6 @@ const encoder = new TextEncoder();
 /** One message between its group going out and its report. */
 interface Entry<M> {
   readonly message: M;
-  /** Counted in the window's bytes while its replies are awaited (its body size). */
-  readonly bytes: number;
   readonly ledger: RecipientLedger;
   /** Undefined: nothing to send (settled while planning); reported without I/O. */
   readonly planned: PlannedSend | undefined;
@@ -135,7 +133,6 @@ export async function sendWindowed<M extends OutboundMessage>(
         if (isSending && (link.isLost || isStopped)) return;
         const entry: Entry<M> = {
           message,
-          bytes: message.size,
           ledger,
           planned: isSending ? planned : undefined,
           rset: isSending && !isFirst,
@@ -149,7 +146,7 @@ export async function sendWindowed<M extends OutboundMessage>(
         if (!isSending) continue;
         isFirst = false;
         inFlight++;
-        inFlightBytes += entry.bytes;
+        inFlightBytes += message.size;
         await writeMessage({ batch, entry, needsFinalCrlf, signal }, body);
       }
     } catch (error) {
@@ -170,7 +167,7 @@ export async function sendWindowed<M extends OutboundMessage>(
       if (entry.planned !== undefined) {
         await readReplies(ctx, entry, entry.planned, signal);
         inFlight--;
-        inFlightBytes -= entry.bytes;
+        inFlightBytes -= entry.message.size;
         entry.ledger.settleRest("deferred", link.loss?.reply ?? LINK_CLOSED);
       }
       sent++;

@@ -373,14 +373,18 @@ export class SmtpReceiver implements ReceiverContext {
   /** Queues a reply (PIPELINING: sent in order at the next flush). */
   #queue(r: Reply): void {
     if (this.#isDebug) this.log.debug("smtp_reply", { reply: formatReplyText(r).trimEnd() });
+    this.#hold(r);
+  }
+
+  /** Adds to #pending, noting when the oldest reply of a group came (MAX_HOLD_MS). */
+  #hold(r: Reply | Promise<Reply>): void {
     if (this.#pending.length === 0) this.#heldSince = performance.now();
     this.#pending.push(r);
   }
 
   /** Queues a final reply still to come; the message counts once it came back positive. */
   #queueLater(later: Promise<Reply>): void {
-    if (this.#pending.length === 0) this.#heldSince = performance.now();
-    this.#pending.push(later.then((r) => {
+    this.#hold(later.then((r) => {
       if (this.#isDebug) this.log.debug("smtp_reply", { reply: formatReplyText(r).trimEnd() });
       if (isPositive(r)) {
         this.#messagesAccepted++;
