@@ -231,14 +231,36 @@ const LABEL_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
  */
 export function parseDomain(text: string): string | undefined {
   const bare = text.endsWith(".") ? text.slice(0, -1) : text;
-  if (bare === "" || /[^\p{L}\p{M}\p{N}.-]/u.test(bare)) return undefined;
-  const ascii = domainToASCII(bare);
+  if (bare === "") return undefined;
+  const ascii = plainAsciiHost(bare) ?? idnToAscii(bare);
+  if (ascii === undefined) return undefined;
   if (ascii === "" || ascii.length > 255) return undefined;
   const labels = ascii.split(".");
   for (const label of labels) if (!LABEL_RE.test(label)) return undefined;
   // An all-numeric top label is an IP address written without brackets, not a domain.
   if (/^[0-9]+$/.test(labels[labels.length - 1] ?? "")) return undefined;
   return ascii;
+}
+
+/**
+ * The lower-case form of a name written only in ASCII letters, digits, "." and "-", which is
+ * what domainToASCII returns for it (UTS #46 maps those by lower-casing) without the IDNA call;
+ * undefined for anything else, and for any "xn--" label, whose Punycode domainToASCII checks.
+ */
+function plainAsciiHost(s: string): string | undefined {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const letter = (c | 0x20) >= 0x61 && (c | 0x20) <= 0x7a && c < 0x80; // A-Z, a-z
+    if (!(letter || (c >= 0x30 && c <= 0x39) || c === 0x2e || c === 0x2d)) return undefined;
+  }
+  const lower = s.toLowerCase();
+  return lower.includes("xn--") ? undefined : lower;
+}
+
+/** domainToASCII for a name of letters, marks, digits, "." and "-"; undefined otherwise. */
+function idnToAscii(s: string): string | undefined {
+  if (/[^\p{L}\p{M}\p{N}.-]/u.test(s)) return undefined;
+  return domainToASCII(s);
 }
 
 const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;

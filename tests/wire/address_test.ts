@@ -1,5 +1,6 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import fc from "fast-check";
+import { domainToASCII } from "node:url";
 import {
   parseAddressLiteral,
   parseDomain,
@@ -103,6 +104,43 @@ Deno.test("parseDomain() normalises to the lower-case A-label", () => {
   assertEquals(parseDomain("BÜCHER.example"), "xn--bcher-kva.example");
   assertEquals(parseDomain("example.org.."), undefined);
   assertEquals(parseDomain("exa%mple.org"), undefined);
+});
+
+/** parseDomain as it was before the ASCII fast path: every name through domainToASCII. */
+function parseDomainViaIdna(text: string): string | undefined {
+  const bare = text.endsWith(".") ? text.slice(0, -1) : text;
+  if (bare === "" || /[^\p{L}\p{M}\p{N}.-]/u.test(bare)) return undefined;
+  const ascii = domainToASCII(bare);
+  if (ascii === "" || ascii.length > 255) return undefined;
+  const labels = ascii.split(".");
+  for (const label of labels) {
+    if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(label)) return undefined;
+  }
+  if (/^[0-9]+$/.test(labels[labels.length - 1] ?? "")) return undefined;
+  return ascii;
+}
+
+Deno.test("parseDomain() without the IDNA call for ASCII names answers as domainToASCII did", () => {
+  // Pieces near the fast path's edges: case, "xn--" labels (valid and invalid Punycode),
+  // control characters one bit away from "." "-" and digits, non-ASCII letters, marks and
+  // digits, and the Kelvin sign and dotless i that UTS #46 maps onto ASCII letters.
+  const pieces = [
+    ..."a Z q 0 9 . - xn-- XN-- Xn-- xn--bcher-kva xn--zz @ _ ` { [".split(" "),
+    ...[" ", "\r", "\x0e", "\x0d", "\x10", "\x19", "\x7f"],
+    ...["ü", "Ü", "ß", "\u212a", "\u0131", "\u0301", "\u0661", "\u3002", "ａ"],
+  ];
+  const name = fc.array(fc.constantFrom(...pieces), { maxLength: 12 }).map((p) => p.join(""));
+  const long = fc.tuple(fc.integer({ min: 60, max: 66 }), fc.integer({ min: 1, max: 5 }))
+    .map(([n, k]) => Array.from({ length: k }, () => "A".repeat(n)).join("."));
+  fc.assert(
+    fc.property(fc.oneof(name, long), (text) => {
+      assertEquals(parseDomain(text), parseDomainViaIdna(text));
+    }),
+    { numRuns: 20000 },
+  );
+  for (const text of ["Example.ORG", "xn--bcher-kva.example", "XN--ZZ.example", "a\x0eb.c"]) {
+    assertEquals(parseDomain(text), parseDomainViaIdna(text));
+  }
 });
 
 Deno.test("the domain limit applies on its own when the path limit is larger", () => {
