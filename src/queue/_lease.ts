@@ -6,7 +6,6 @@
  * `SqliteQueueStore.claim()` and `claimOutbound()` do.
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { DELETE_IF_EMPTY_SQL } from "./_emptied.ts";
 import type { GroupTransaction } from "./_group_tx.ts";
 import { leasedMessages, LeaseTerms } from "./_lease_terms.ts";
 import type { LeaseOptions } from "./_rows.ts";
@@ -53,7 +52,7 @@ export class SqliteLease implements Lease {
   readonly #deps: LeaseDeps;
   readonly #renew: StatementSync;
   readonly #release: StatementSync;
-  readonly #deleteRecipient: StatementSync;
+  readonly #deleteRecipients: StatementSync;
   readonly #deferRecipient: StatementSync;
   readonly #failRecipient: StatementSync;
   readonly #deleteIfEmpty: StatementSync;
@@ -74,7 +73,13 @@ export class SqliteLease implements Lease {
     const mine = "domain IN (SELECT value FROM json_each(?)) AND owner = ?";
     this.#renew = db.prepare(`UPDATE ${table} SET lease_until = ? WHERE ${mine}`);
     this.#release = db.prepare(`DELETE FROM ${table} WHERE ${mine}`);
-    this.#deleteRecipient = db.prepare("DELETE FROM recipients WHERE id = ? RETURNING message_id");
+    // A batch's delivered recipients, and then their messages left without one, each in one
+    // statement: per row, the statements cost about half again as much CPU (#13). The counter
+    // triggers still run per row.
+    const each = "IN (SELECT value FROM json_each(?))";
+    this.#deleteRecipients = db.prepare(
+      `DELETE FROM recipients WHERE id ${each} RETURNING message_id`,
+    );
     // retryAt applies to the mx route only (an ATRN recipient waits for its owner's next ATRN).
     this.#deferRecipient = db.prepare(
       "UPDATE recipients SET attempts = attempts + 1, last_reply = ?, next_attempt_at = " +
@@ -85,7 +90,10 @@ export class SqliteLease implements Lease {
       "UPDATE recipients SET status = 'failed', attempts = attempts + 1, last_reply = ? " +
         "WHERE id = ?",
     );
-    this.#deleteIfEmpty = db.prepare(DELETE_IF_EMPTY_SQL);
+    this.#deleteIfEmpty = db.prepare(
+      `DELETE FROM messages WHERE id ${each} AND NOT EXISTS ` +
+        "(SELECT 1 FROM recipients WHERE message_id = messages.id) RETURNING id",
+    );
     this.#deleteChunksIfGone = db.prepare(
       "DELETE FROM message_chunks WHERE message_id = ? AND NOT EXISTS " +
         "(SELECT 1 FROM messages WHERE id = ?)",
@@ -116,17 +124,12 @@ export class SqliteLease implements Lease {
     if (results.length === 0) return Promise.resolve();
     try {
       this.#deps.group.write(undefined, () => {
-        const touched = new Set<string>();
+        const delivered: number[] = [];
         for (const r of results) {
           switch (r.outcome) {
-            case "delivered": {
-              const row: unknown = this.#deleteRecipient.get(r.recipientId);
-              if (typeof row === "object" && row !== null && "message_id" in row) {
-                const id: unknown = row.message_id;
-                if (typeof id === "string") touched.add(id);
-              }
+            case "delivered":
+              delivered.push(r.recipientId);
               break;
-            }
             case "deferred":
               this.#deferRecipient.run(r.reply, r.retryAt ?? null, r.recipientId);
               break;
@@ -139,8 +142,18 @@ export class SqliteLease implements Lease {
             }
           }
         }
-        for (const id of touched) {
-          if (Number(this.#deleteIfEmpty.run(id, id).changes) > 0) this.#gone.push(id);
+        if (delivered.length > 0) {
+          const touched = new Set<string>();
+          for (const row of this.#deleteRecipients.all(JSON.stringify(delivered))) {
+            const id: unknown = row.message_id;
+            if (typeof id === "string") touched.add(id);
+          }
+          if (touched.size > 0) {
+            for (const row of this.#deleteIfEmpty.all(JSON.stringify([...touched]))) {
+              const id: unknown = row.id;
+              if (typeof id === "string") this.#gone.push(id);
+            }
+          }
         }
         if (this.#gone.length >= CHUNK_SWEEP_MESSAGES) this.#sweepChunks();
         // Not fsynced (see _group_tx.ts): a settlement lost to a power failure only sends its

@@ -203,6 +203,51 @@ async function contract(t: Deno.TestContext, open: Opener): Promise<void> {
     },
   );
 
+  await t.step(
+    "one settle call over many messages: only those left without a recipient go, counters follow (#13)",
+    async () => {
+      await open(async (store, clock) => {
+        const size = new TextEncoder().encode("Subject: t\r\n\r\nbody\r\n").length;
+        const both = await put(store, clock, ["a@one.test", "b@one.test"]);
+        const deferred = await put(store, clock, ["c@one.test", "d@one.test"]);
+        const failed = await put(store, clock, ["e@one.test", "f@one.test"]);
+        const other = await put(store, clock, ["g@one.test", "h@two.test"]);
+        const lone = await put(store, clock, ["i@one.test"]);
+        const lease = leaseOf(await store.claim(["one.test"], A));
+        const got = await Array.fromAsync(lease.messages());
+        const id = (address: string) =>
+          got.flatMap((m) => m.recipients).find((r) => r.address === address)?.id ?? 0;
+        const ok = "250 ok";
+        await lease.settle([
+          { recipientId: id("a@one.test"), outcome: "delivered", reply: ok },
+          { recipientId: id("c@one.test"), outcome: "delivered", reply: ok },
+          { recipientId: id("d@one.test"), outcome: "deferred", reply: "451 later" },
+          { recipientId: id("e@one.test"), outcome: "failed", reply: "550 no" },
+          { recipientId: id("f@one.test"), outcome: "delivered", reply: ok },
+          { recipientId: id("g@one.test"), outcome: "delivered", reply: ok },
+          { recipientId: id("b@one.test"), outcome: "delivered", reply: ok },
+          { recipientId: id("i@one.test"), outcome: "delivered", reply: ok },
+        ]);
+        await lease.release();
+        const left = async (m: string) =>
+          (await store.get(m))?.recipients.map((r) => `${r.address}:${r.status}`);
+        assert.equal(await left(both), undefined);
+        assert.equal(await left(lone), undefined);
+        assert.equal((await collectBytes(store.readBody(both))).length, 0);
+        assert.deepEqual(await left(deferred), ["d@one.test:queued"]);
+        assert.deepEqual(await left(failed), ["e@one.test:failed"]);
+        assert.deepEqual(await left(other), ["h@two.test:queued"]);
+        assert.equal((await collectBytes(store.readBody(other))).length, size);
+        // Quota: the messages still holding a one.test recipient; gauges: those still waiting.
+        assert.deepEqual(await store.usage("one.test"), { messages: 2, bytes: 2 * size });
+        assert.deepEqual(
+          (await store.domainStats()).map((s) => [s.domain, s.messages, s.bytes]),
+          [["one.test", 1, size], ["two.test", 1, size]],
+        );
+      });
+    },
+  );
+
   await t.step("list shows delivering while leased; --domain shows that domain only", async () => {
     await open(async (store, clock) => {
       const m1 = await put(store, clock, ["a@one.test", "b@two.test"]);
