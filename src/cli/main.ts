@@ -11,6 +11,7 @@ import { createCliIo } from "./_io.ts";
 import { COMMAND_HELP, MAIN_HELP } from "./_help.ts";
 import type { CommandName } from "./_help.ts";
 import { errorText } from "../errors.ts";
+import { flushLogLines } from "../observe/log.ts";
 import { warmUpTlsCrypto } from "../net/tls_warm_up.ts";
 
 const EXIT_USAGE = 2;
@@ -226,7 +227,11 @@ function processEnvironment(): CliEnvironment {
     },
     cwd: Deno.cwd(),
     stdout: (text) => writeAll(Deno.stdout, encoder.encode(text)),
-    stderr: (text) => writeAll(Deno.stderr, encoder.encode(text)),
+    stderr: (text) => {
+      // Log lines still waiting for the end of this turn come first, as they were logged.
+      flushLogLines();
+      writeAll(Deno.stderr, encoder.encode(text));
+    },
   };
 }
 

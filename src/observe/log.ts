@@ -6,6 +6,9 @@
  * line, whatever a peer put in a value (log injection: a forged `remote=` must not exist).
  */
 import type { LogFormat, LogLevel } from "../config/types.ts";
+import { writeLogLine } from "./_stderr_lines.ts";
+
+export { flushLogLines } from "./_stderr_lines.ts";
 
 /** Field values; a list is written as one `key=value` per element in text, an array in JSON. */
 export type LogFields = Record<string, string | number | boolean | readonly string[] | undefined>;
@@ -36,7 +39,10 @@ export interface Logger {
 /** The placeholder for secrets in logs. */
 export const REDACTED = "<redacted>";
 
-/** Creates a logger writing to `sink` (stderr by default). */
+/**
+ * Creates a logger writing to `sink`; by default to stderr, info and debug lines at the end of
+ * the current turn of the event loop (src/observe/_stderr_lines.ts).
+ */
 export function createLogger(opts: {
   level: LogLevel;
   format: LogFormat;
@@ -46,14 +52,16 @@ export function createLogger(opts: {
   syslogPrefix?: boolean;
 }): Logger {
   const min = LEVELS[opts.level];
-  const sink = opts.sink ?? writeLineSync;
+  const sink = opts.sink;
   const now = opts.now ?? (() => new Date());
   const make = (base: LogFields): Logger => {
     const emit = (level: LogLevel, event: string, fields?: LogFields) => {
       if (LEVELS[level] < min) return;
       const all: LogFields = fields === undefined ? base : { ...base, ...fields };
       const line = formatEvent(opts.format, now(), level, event, all);
-      sink(opts.syslogPrefix ? `<${SYSLOG_PRIORITY[level]}>${line}` : line);
+      const out = opts.syslogPrefix ? `<${SYSLOG_PRIORITY[level]}>${line}` : line;
+      if (sink !== undefined) sink(out);
+      else writeLogLine(out, LEVELS[level] >= LEVELS.warn);
     };
     return {
       debug: (e, f) => emit("debug", e, f),
@@ -173,35 +181,4 @@ function unicodeEscape(c: string): string {
   // A code point above U+FFFF is two UTF-16 units, each escaped (the JSON way).
   for (let i = 0; i < c.length; i++) out += `\\u${c.charCodeAt(i).toString(16).padStart(4, "0")}`;
   return out;
-}
-
-/** Lines up to this many characters are encoded into one reused buffer (most lines). */
-const SCRATCH_CHARS = 2048;
-const scratch = new Uint8Array(SCRATCH_CHARS + 1);
-const encoder = new TextEncoder();
-
-/**
- * Writes `line` and a newline to stderr. An ASCII line (nearly every line: peer values are
- * escaped to ASCII in text) is copied into a reused buffer a character at a time, which costs
- * less than a TextEncoder call and its new buffer at every line of a busy MX; any other line is
- * encoded as UTF-8 by TextEncoder.
- */
-function writeLineSync(line: string): void {
-  const n = line.length;
-  let bytes: Uint8Array | undefined;
-  if (n <= SCRATCH_CHARS) {
-    let i = 0;
-    for (; i < n; i++) {
-      const c = line.charCodeAt(i);
-      if (c > 0x7f) break;
-      scratch[i] = c;
-    }
-    if (i === n) {
-      scratch[n] = 0x0a;
-      bytes = scratch.subarray(0, n + 1);
-    }
-  }
-  bytes ??= encoder.encode(line + "\n");
-  let offset = 0;
-  while (offset < bytes.length) offset += Deno.stderr.writeSync(bytes.subarray(offset));
 }

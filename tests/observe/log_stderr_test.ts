@@ -35,3 +35,67 @@ Deno.test("log lines reach stderr byte-exact, ASCII or not, short or long (#13)"
   assertEquals(new TextDecoder().decode(out.stderr), expected);
   assertEquals(out.stderr, new TextEncoder().encode(expected));
 });
+
+/** Runs `script` (TypeScript) in a fresh process; returns what it wrote to stderr. */
+async function stderrOf(script: string): Promise<string> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--ext=ts", script],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  return new TextDecoder().decode(out.stderr);
+}
+
+const LOGGER = `
+  import { createLogger } from ${JSON.stringify(LOG_MODULE)};
+  const log = createLogger({ level: "debug", format: "text", now: () => new Date(0) });
+  const mark = (s: string) => Deno.stderr.writeSync(new TextEncoder().encode(s + "\\n"));
+`;
+const T = "1970-01-01T00:00:00.000Z";
+
+Deno.test("info lines of one turn are written together at its end, in order (#13)", async () => {
+  const err = await stderrOf(`${LOGGER}
+    log.info("one"); log.debug("two");
+    mark("direct");
+    await new Promise((r) => setTimeout(r, 10));
+    mark("next-turn");
+  `);
+  // The lines waited for the end of the turn: a direct write in the same turn came first.
+  assertEquals(err, `direct\n${T} info event=one\n${T} debug event=two\nnext-turn\n`);
+});
+
+Deno.test("a warning or error is written at once, behind the info lines waiting (#13)", async () => {
+  const err = await stderrOf(`${LOGGER}
+    log.info("before"); log.warn("w"); mark("after-warn");
+    log.info("again"); log.error("e"); mark("after-error");
+  `);
+  assertEquals(
+    err,
+    `${T} info event=before\n${T} warn event=w\nafter-warn\n` +
+      `${T} info event=again\n${T} error event=e\nafter-error\n`,
+  );
+});
+
+Deno.test("info lines still waiting are written when the process exits (#13)", async () => {
+  const err = await stderrOf(`${LOGGER}
+    log.info("last");
+    Deno.exit(0);
+  `);
+  assertEquals(err, `${T} info event=last\n`);
+});
+
+Deno.test("more info lines in one turn than the buffer holds all arrive, in order (#13)", async () => {
+  const err = await stderrOf(`${LOGGER}
+    for (let i = 0; i < 2000; i++) log.info("n", { i, pad: "p".repeat(60) });
+    log.info("huge", { v: "h".repeat(70000) });
+    log.info("bücher");
+    log.info("end");
+  `);
+  const lines = err.split("\n");
+  assertEquals(lines.length, 2004);
+  for (let i = 0; i < 2000; i++) {
+    assertEquals(lines[i], `${T} info event=n i=${i} pad=${"p".repeat(60)}`);
+  }
+  assertEquals(lines[2000], `${T} info event=huge v=${"h".repeat(70000)}`);
+  assertEquals(lines.slice(2001), [`${T} info event="bücher"`, `${T} info event=end`, ""]);
+});

@@ -1,0 +1,71 @@
+/**
+ * Log lines to stderr. Warnings and errors are written at once, behind whatever waits; info and
+ * debug lines wait in one buffer until the end of the current turn of the event loop, so that a
+ * drain's line per delivered recipient (64 messages answered at once) costs one write, not one
+ * each (a write to a pipe or journald is most of a line's cost: measured for #13). Order is kept.
+ * What waits is written before the process exits (`unload`, which Deno.exit also dispatches);
+ * only a crash of the runtime itself can lose the info lines of its last turn.
+ */
+import { clearImmediate, setImmediate } from "node:timers";
+
+/** Bytes of lines that may wait; a line that does not fit flushes those before it. */
+const BATCH_BYTES = 64 * 1024;
+const batch = new Uint8Array(BATCH_BYTES);
+let batchLength = 0;
+let flushing: ReturnType<typeof setImmediate> | undefined;
+let isUnloadHooked = false;
+const encoder = new TextEncoder();
+
+/** Writes `line` and a newline to stderr: now when `isUrgent`, else by the end of this turn. */
+export function writeLogLine(line: string, isUrgent: boolean): void {
+  if (!appendAscii(line)) {
+    // Not ASCII (text-format values are escaped to ASCII: JSON lines may not be), or longer
+    // than the buffer: whatever waits first, then this line on its own.
+    flushLogLines();
+    writeAll(encoder.encode(line + "\n"));
+    return;
+  }
+  if (isUrgent) {
+    flushLogLines();
+    return;
+  }
+  if (!isUnloadHooked) {
+    isUnloadHooked = true;
+    globalThis.addEventListener("unload", flushLogLines);
+  }
+  flushing ??= setImmediate(flushLogLines);
+}
+
+/** Writes the lines that wait (before other output to stderr, and at exit). */
+export function flushLogLines(): void {
+  if (flushing !== undefined) clearImmediate(flushing);
+  flushing = undefined;
+  if (batchLength === 0) return;
+  const length = batchLength;
+  batchLength = 0;
+  writeAll(batch.subarray(0, length));
+}
+
+/**
+ * Copies an ASCII line and its newline into the buffer a character at a time (less than a
+ * TextEncoder call and its new buffer per line); false, with nothing added, for any other line.
+ */
+function appendAscii(line: string): boolean {
+  const n = line.length;
+  if (n + 1 > BATCH_BYTES) return false;
+  if (n + 1 > BATCH_BYTES - batchLength) flushLogLines();
+  const start = batchLength;
+  for (let i = 0; i < n; i++) {
+    const c = line.charCodeAt(i);
+    if (c > 0x7f) return false;
+    batch[start + i] = c;
+  }
+  batch[start + n] = 0x0a;
+  batchLength = start + n + 1;
+  return true;
+}
+
+function writeAll(bytes: Uint8Array): void {
+  let offset = 0;
+  while (offset < bytes.length) offset += Deno.stderr.writeSync(bytes.subarray(offset));
+}
