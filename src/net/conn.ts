@@ -10,6 +10,7 @@ import { Buffer } from "node:buffer";
 
 import { ConnClosedError, TimeoutError } from "./conn_types.ts";
 import { writeBytes, writeEachRecord } from "./_conn_write.ts";
+import { readDeadlines } from "./_read_deadlines.ts";
 import type {
   Conn,
   TlsClientParams,
@@ -35,15 +36,12 @@ export class SocketConn implements Conn {
   #queuedBytes = 0;
   #ended = false;
   #error: Error | undefined;
-  #waiter: (() => void) | undefined;
-  /** The read deadline (performance.now() ms) of the waiting read; 0: none. */
-  #deadline = 0;
-  /** Fails the waiting read with a timeout. */
-  #onDeadline: (() => void) | undefined;
-  /** One timer per connection, not one per read (see #waitForData). */
-  #deadlineTimer: ReturnType<typeof setTimeout> | undefined;
-  /** When #deadlineTimer fires (performance.now() ms). */
-  #deadlineTimerAt = 0;
+  /** Resolves the waiting read's wait (set only while a read waits). */
+  #resolveWait: (() => void) | undefined;
+  /** Fails the waiting read (set with #resolveWait). */
+  #rejectWait: ((err: Error) => void) | undefined;
+  /** This connection among the read deadlines while a read waits with one (_read_deadlines.ts). */
+  readonly #deadline: { deadlineAt: number; readonly expire: () => void };
   #closed = false;
   #secure: boolean;
   /** Ends a TLS handshake in progress (set only while one is). */
@@ -58,6 +56,7 @@ export class SocketConn implements Conn {
     this.#socket = socket;
     this.#tcp = socket;
     this.#secure = opts.isSecure ?? false;
+    this.#deadline = { deadlineAt: 0, expire: () => this.#expireRead() };
     // Every session logs the peer's address. The port and the local address are read when
     // asked (rarely): each is a system call at every connection of an MX otherwise.
     this.remoteAddress = normalizeAddress(socket.remoteAddress ?? "");
@@ -118,7 +117,6 @@ export class SocketConn implements Conn {
     this.#ended = true;
     this.#closed = true;
     this.#wake();
-    this.#stopDeadlineTimer();
   };
 
   #attach(socket: net.Socket): void {
@@ -136,9 +134,20 @@ export class SocketConn implements Conn {
   }
 
   #wake(): void {
-    const w = this.#waiter;
-    this.#waiter = undefined;
-    w?.();
+    const resolve = this.#resolveWait;
+    if (resolve === undefined) return;
+    this.#resolveWait = undefined;
+    this.#rejectWait = undefined;
+    readDeadlines.delete(this.#deadline);
+    resolve();
+  }
+
+  /** The waiting read's deadline passed (called by the shared timer). */
+  #expireRead(): void {
+    const reject = this.#rejectWait;
+    this.#resolveWait = undefined;
+    this.#rejectWait = undefined;
+    reject?.(new TimeoutError("read"));
   }
 
   async read(timeoutMs?: number): Promise<Uint8Array | null> {
@@ -158,53 +167,17 @@ export class SocketConn implements Conn {
   }
 
   /**
-   * Waits for data, end or error, at most `timeoutMs`. The deadline timer is not set and
-   * cleared for every read (seven times per message at an MX): it stays armed when data
-   * comes, and when it fires it fails the read waiting then if that read's deadline passed,
-   * re-arms for a later deadline, or stops when no read waits.
+   * Waits for data, end or error, at most `timeoutMs`. No timer of its own: the deadline joins
+   * the process's shared set (_read_deadlines.ts) and leaves it when data, end or error come.
    */
   #waitForData(timeoutMs: number | undefined): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.#waiter = () => {
-        this.#deadline = 0;
-        this.#onDeadline = undefined;
-        resolve();
-      };
+      this.#resolveWait = resolve;
+      this.#rejectWait = reject;
       if (timeoutMs === undefined) return;
-      this.#deadline = performance.now() + timeoutMs;
-      this.#onDeadline = () => {
-        this.#waiter = undefined;
-        reject(new TimeoutError("read"));
-      };
-      if (this.#deadlineTimer === undefined || this.#deadline < this.#deadlineTimerAt) {
-        this.#armDeadlineTimer(timeoutMs);
-      }
+      this.#deadline.deadlineAt = performance.now() + timeoutMs;
+      readDeadlines.add(this.#deadline);
     });
-  }
-
-  #armDeadlineTimer(ms: number): void {
-    this.#stopDeadlineTimer();
-    this.#deadlineTimerAt = performance.now() + ms;
-    this.#deadlineTimer = setTimeout(() => this.#checkDeadline(), ms);
-  }
-
-  #stopDeadlineTimer(): void {
-    if (this.#deadlineTimer !== undefined) clearTimeout(this.#deadlineTimer);
-    this.#deadlineTimer = undefined;
-  }
-
-  #checkDeadline(): void {
-    this.#deadlineTimer = undefined;
-    if (this.#deadline === 0 || this.#waiter === undefined) return;
-    const left = this.#deadline - performance.now();
-    if (left > 0) {
-      this.#armDeadlineTimer(left);
-      return;
-    }
-    const fail = this.#onDeadline;
-    this.#deadline = 0;
-    this.#onDeadline = undefined;
-    fail?.();
   }
 
   write(bytes: Uint8Array, opts: WriteOptions = {}): Promise<void> {
@@ -337,7 +310,8 @@ export class SocketConn implements Conn {
   }
 
   close(): Promise<void> {
-    this.#stopDeadlineTimer();
+    // A read still waiting ends with the socket's close, not with its deadline.
+    readDeadlines.delete(this.#deadline);
     const socket = this.#socket;
     if (this.#closed || socket.destroyed) {
       this.#closed = true;
@@ -374,7 +348,6 @@ export class SocketConn implements Conn {
   }
 
   destroy(): void {
-    this.#stopDeadlineTimer();
     this.#closed = true;
     this.#abortUpgrade?.();
     this.#socket.destroy();

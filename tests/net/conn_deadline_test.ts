@@ -1,11 +1,13 @@
 /**
- * Read deadlines of SocketConn with one timer per connection (issue 13 item 4: no timer set and
- * cleared for every read): a read still times out at its own deadline, also after reads with
- * longer or shorter deadlines, and data in time wins. No timer outlives the connection (the
- * test sanitizer fails a test that leaks one).
+ * Read deadlines of SocketConn on one timer shared by every connection (issue 13 item 4: no
+ * timer set and cleared for every read, nor for every connection): a read still times out at
+ * its own deadline, also after reads with longer or shorter deadlines on this connection or
+ * another, and data in time wins. A read that ended leaves the shared set, and the shared timer
+ * never keeps a process alive.
  */
 import { deepStrictEqual as assertEquals, rejects } from "node:assert/strict";
 import { TimeoutError } from "../../src/net/conn.ts";
+import { readDeadlines } from "../../src/net/_read_deadlines.ts";
 import { withSocketPair } from "../_helpers/socket_pair.ts";
 import { until } from "../_helpers/wait_until.ts";
 
@@ -62,4 +64,79 @@ Deno.test("readableBytes counts what was received and not read yet, without read
     );
     assertEquals(conn.readableBytes, 0);
   });
+});
+
+Deno.test("a short deadline on one connection is not held by a long one on another (#13)", async () => {
+  await withSocketPair(async (a) => {
+    await withSocketPair(async (b) => {
+      // The shared timer is armed for a's 60 s first; b's read must still end after ~50 ms.
+      const long = a.read(60_000);
+      const started = performance.now();
+      await rejects(b.read(50), TimeoutError);
+      const waited = performance.now() - started;
+      if (waited > 30_000) throw new Error(`b's deadline waited for a's: ${waited} ms`);
+      a.destroy();
+      assertEquals(await long, null);
+    });
+  });
+});
+
+Deno.test("reads that ended leave the shared deadlines: none is left behind (#13)", async () => {
+  const before = readDeadlines.size;
+  await withSocketPair(async (conn, peer) => {
+    for (let i = 0; i < 5; i++) {
+      const read = conn.read(60_000);
+      assertEquals(readDeadlines.size, before + 1);
+      await peer.write(enc.encode(`m${i}`));
+      await read;
+      assertEquals(readDeadlines.size, before);
+    }
+    await rejects(conn.read(10), TimeoutError);
+    assertEquals(readDeadlines.size, before);
+    // A read waiting when the connection is closed leaves with it.
+    const pending = conn.read(60_000);
+    assertEquals(readDeadlines.size, before + 1);
+    conn.destroy();
+    assertEquals(await pending, null);
+    assertEquals(readDeadlines.size, before);
+  });
+});
+
+Deno.test("the shared deadline timer does not keep a process alive (#13)", async () => {
+  // A process whose only connection read with a 10-minute deadline and closed must exit at
+  // once (fetch --once ends this way), not when that deadline's timer would have fired.
+  const conn = new URL("../../src/net/conn.ts", import.meta.url).href;
+  const script = `
+    import net from "node:net";
+    import { SocketConn } from "${conn}";
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const accepted = l.accept();
+    const s = net.connect({ host: "127.0.0.1", port: l.addr.port });
+    await new Promise((r) => s.once("connect", r));
+    const peer = await accepted;
+    l.close();
+    const c = new SocketConn(s);
+    const read = c.read(600_000);
+    await peer.write(new TextEncoder().encode("x"));
+    await read;
+    await c.close();
+    peer.close();
+    console.log("done");
+  `;
+  const started = performance.now();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--ext=ts", script],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  const out = await child.output();
+  clearTimeout(timer);
+  const ms = performance.now() - started;
+  assertEquals(
+    new TextDecoder().decode(out.stdout).trim(),
+    "done",
+    new TextDecoder().decode(out.stderr),
+  );
+  if (ms > 30_000) throw new Error(`the process stayed alive ${ms.toFixed(0)} ms after its work`);
 });
