@@ -58,3 +58,14 @@ Deno.test("parseCommandLine(): ASCII and UTF-8 lines give the text TextDecoder g
     { numRuns: 2000 },
   );
 });
+
+Deno.test("parseCommandLine(): ASCII lines at and past 1024 bytes give the whole text (#13)", () => {
+  // Up to 1024 bytes the text is made by one String.fromCharCode call, longer lines by
+  // TextDecoder (an AUTH response may be long): both give every character back.
+  for (const n of [1023, 1024, 1025, 20_000]) {
+    const args = "x".repeat(n - "AUTH ".length);
+    const line = encoder.encode(`AUTH ${args}`);
+    assertEquals(line.length, n);
+    assertEquals(parseCommandLine(line, { allowUtf8: false }), { ok: true, verb: "AUTH", args });
+  }
+});
