@@ -8,6 +8,9 @@ import type net from "node:net";
 
 import { ConnClosedError, TimeoutError } from "./conn_types.ts";
 
+/** The result of every write the socket took at once (one settled promise, shared). */
+const WRITTEN: Promise<void> = Promise.resolve();
+
 /**
  * One write. Without `flush` it resolves once the socket took the bytes (at once, or on
  * "drain" when it buffered them); with `flush`, once they were handed to the kernel.
@@ -22,7 +25,7 @@ export function writeBytes(
     // Hot path (every reply line): nothing queued, so no drain to wait for and no timer to
     // arm. A later write error surfaces as the socket's "error"/"close" on the next read or
     // write.
-    if (socket.write(bytes)) return Promise.resolve();
+    if (socket.write(bytes)) return WRITTEN;
     return waitForDrain(socket, timeoutMs);
   }
   return new Promise<void>((resolve, reject) => {

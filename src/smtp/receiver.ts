@@ -102,6 +102,10 @@ export const MAX_HELD_REPLIES = 100;
  */
 export const MAX_HOLD_MS = 200;
 
+type FlushOptions = { readonly untilSent?: boolean; readonly timeoutMs?: number };
+
+const DONE: Promise<void> = Promise.resolve();
+
 /** The SMTP server role. */
 export class SmtpReceiver implements ReceiverContext {
   readonly conn: Conn;
@@ -417,28 +421,30 @@ export class SmtpReceiver implements ReceiverContext {
    * then surfaces at the next read or write. `untilSent` waits until they were handed to the
    * kernel, under `timeoutMs` (the 220 before a TLS handshake, a last reply).
    */
-  async #flush(
-    opts: { readonly untilSent?: boolean; readonly timeoutMs?: number } = {},
-  ): Promise<void> {
+  #flush(opts: FlushOptions = {}): Promise<void> {
     const pending = this.#pending;
-    if (pending.length === 0) return;
+    if (pending.length === 0) return DONE;
     this.#pending = [];
     this.#heldSince = 0;
-    let out: Uint8Array;
     const only = pending.length === 1 ? pending[0] : undefined;
+    // One reply (each command's at an MX without pipelining): its bytes, no async frame.
     if (only !== undefined && !(only instanceof Promise)) {
-      // One reply (each command's at an MX without pipelining): its bytes as they are.
-      out = replyBytes(only);
-    } else {
+      return this.#write(replyBytes(only), opts);
+    }
+    return (async () => {
       const parts: Uint8Array[] = [];
       // In order; only a final reply still to come (`Outcome.later`) is awaited.
       for (const p of pending) parts.push(replyBytes(p instanceof Promise ? await p : p));
-      out = concatBytes(parts);
-    }
-    if (opts.untilSent !== true) return await this.conn.write(out);
-    await this.conn.write(
+      await this.#write(concatBytes(parts), opts);
+    })();
+  }
+
+  #write(out: Uint8Array, opts: FlushOptions): Promise<void> {
+    if (opts.untilSent !== true) return this.conn.write(out);
+    const timeoutMs = opts.timeoutMs;
+    return this.conn.write(
       out,
-      opts.timeoutMs === undefined ? { flush: true } : { flush: true, timeoutMs: opts.timeoutMs },
+      timeoutMs === undefined ? { flush: true } : { flush: true, timeoutMs },
     );
   }
 }
