@@ -57,8 +57,17 @@ export function createLogger(opts: {
   const make = (base: LogFields): Logger => {
     const emit = (level: LogLevel, event: string, fields?: LogFields) => {
       if (LEVELS[level] < min) return;
-      const all: LogFields = fields === undefined ? base : { ...base, ...fields };
-      const line = formatEvent(opts.format, now(), level, event, all);
+      // Text: the logger's fields and the event's are written without merging them into a new
+      // object first (a session's every line did; a field of the event wins, in its place).
+      const line = opts.format === "text"
+        ? formatText(now(), level, event, base, fields)
+        : formatEvent(
+          opts.format,
+          now(),
+          level,
+          event,
+          fields === undefined ? base : { ...base, ...fields },
+        );
       const out = opts.syslogPrefix ? `<${SYSLOG_PRIORITY[level]}>${line}` : line;
       if (sink !== undefined) sink(out);
       else writeLogLine(out, LEVELS[level] >= LEVELS.warn);
@@ -125,15 +134,51 @@ export function formatEvent(
     for (const [k, v] of Object.entries(fields)) if (v !== undefined) obj[logKey(k)] = v;
     return JSON.stringify(obj);
   }
-  let line = `${time.toISOString()} ${level} event=${escapeValue(event)}`;
-  for (const k in fields) {
-    const v = fields[k];
-    if (v === undefined) continue;
-    const key = logKey(k);
-    if (typeof v === "object") { for (const item of v) line += ` ${key}=${escapeValue(item)}`; }
-    else line += ` ${key}=${escapeValue(String(v))}`;
+  return formatText(time, level, event, fields, undefined);
+}
+
+/**
+ * A text line of `base`'s fields then `fields`' (as `{ ...base, ...fields }` would order them:
+ * a key of both is written in base's place with the event's value).
+ */
+function formatText(
+  time: Date,
+  level: LogLevel,
+  event: string,
+  base: LogFields,
+  fields: LogFields | undefined,
+): string {
+  let line = `${isoTime(time)} ${level} event=${escapeValue(event)}`;
+  for (const k in base) {
+    line += textField(k, fields !== undefined && Object.hasOwn(fields, k) ? fields[k] : base[k]);
+  }
+  if (fields !== undefined) {
+    for (const k in fields) if (!Object.hasOwn(base, k)) line += textField(k, fields[k]);
   }
   return line;
+}
+
+/** ` key=value` (one per element of a list), or nothing for an undefined value. */
+function textField(k: string, v: LogFields[string]): string {
+  if (v === undefined) return "";
+  const key = logKey(k);
+  if (typeof v !== "object") return ` ${key}=${escapeValue(String(v))}`;
+  let out = "";
+  for (const item of v) out += ` ${key}=${escapeValue(item)}`;
+  return out;
+}
+
+let lastTimeMs = NaN;
+let lastTimeText = "";
+
+/** `time.toISOString()`, kept for the millisecond (a busy MX writes several lines in one). */
+function isoTime(time: Date): string {
+  const ms = time.getTime();
+  if (ms !== lastTimeMs) {
+    lastTimeText = time.toISOString();
+    lastTimeMs = ms;
+  }
+  return lastTimeText;
 }
 
 /**

@@ -150,3 +150,31 @@ Deno.test("log keys: a key asked again is written the same (memoised)", () => {
     assertEquals(logKey("Bad-Key!"), "bad_key_");
   }
 });
+
+Deno.test("a logger's own fields come first, an event's field of the same name wins in its place (#13)", () => {
+  // Text lines are written from both field sets without merging them: the same line as
+  // formatting `{ ...base, ...fields }`, in text and in JSON.
+  for (const format of ["text", "json"] as const) {
+    const lines: string[] = [];
+    let ms = T.getTime();
+    const log = createLogger({
+      level: "info",
+      format,
+      sink: (l) => lines.push(l),
+      now: () => new Date(ms),
+    }).with({ conn: "c1", proto: "smtp", gone: "x" }).with({ session: "s1" });
+    const fields: LogFields = { proto: "odmr", gone: undefined, id: "m1", to: ["a@b.example"] };
+    log.info("queued", fields);
+    ms += 1;
+    log.info("queued");
+    const base = { conn: "c1", proto: "smtp", gone: "x", session: "s1" };
+    assertEquals(lines, [
+      formatEvent(format, T, "info", "queued", { ...base, ...fields }),
+      formatEvent(format, new Date(T.getTime() + 1), "info", "queued", base),
+    ]);
+  }
+  assertEquals(
+    formatEvent("text", T, "info", "e", { conn: "c1", proto: "odmr", id: "m1", to: ["a@b.c"] }),
+    "2026-11-28T05:00:00.000Z info event=e conn=c1 proto=odmr id=m1 to=a@b.c",
+  );
+});
