@@ -41,8 +41,32 @@ export function formatReceived(info: TraceInfo): Uint8Array {
     }`,
   ];
   if (info.recipient !== undefined) lines.push(`\tfor <${safeToken(info.recipient, true)}>`);
-  lines[lines.length - 1] += `; ${formatDate(info.date)}`;
-  return encoder.encode(lines.join("\r\n") + "\r\n");
+  lines[lines.length - 1] += `; ${dateOf(info.date)}`;
+  return asciiBytes(lines.join("\r\n") + "\r\n");
+}
+
+/** UTF-8 of `text`: an ASCII text (nearly every header) copied without an encoder call. */
+function asciiBytes(text: string): Uint8Array {
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c > 0x7f) return encoder.encode(text);
+    out[i] = c;
+  }
+  return out;
+}
+
+let lastSecond = NaN;
+let lastDate = "";
+
+/** formatDate, kept for the second (every message of that second has the same). */
+function dateOf(d: Date): string {
+  const second = Math.floor(d.getTime() / 1000);
+  if (second !== lastSecond) {
+    lastDate = formatDate(d);
+    lastSecond = second;
+  }
+  return lastDate;
 }
 
 /** RFC 5322 §3.3 date-time in UTC: `Tue, 1 Jul 2003 10:52:37 +0000`. */
@@ -56,6 +80,8 @@ export function formatDate(d: Date): string {
 
 /** Longest value written, in octets (a domain's limit, RFC 5321 §4.5.3.1.2). */
 const MAX_VALUE_OCTETS = 255;
+/** 1 to 255 printable ASCII characters, none of `()<>;\"`: what safeToken keeps as it is. */
+const SAFE_ASCII = /^[\x21\x23-\x27\x2a-\x3a\x3d\x3f-\x5b\x5d-\x7e]{1,255}$/;
 
 /**
  * Keeps printable characters other than those that would end a token or comment, and at
@@ -64,6 +90,8 @@ const MAX_VALUE_OCTETS = 255;
  * a peer's HELO name is no reason to put 8-bit into a 7-bit message.
  */
 function safeToken(s: string, keepUtf8: boolean): string {
+  // Already safe (the usual HELO name, address, host name, id): nothing to replace or cut.
+  if (SAFE_ASCII.test(s)) return s;
   const cleaned = keepUtf8
     // deno-lint-ignore no-control-regex -- control characters would break the header
     ? s.replace(/[\x00-\x20\x7f-\x9f()<>;\\"\u2028\u2029]/g, "?")

@@ -47,3 +47,37 @@ Deno.test("Received: a UTF-8 value is cut at a character boundary within 255 oct
 Deno.test("Received: a non-ASCII HELO name is written with ? for each character (#13)", () => {
   assertEquals(written("r@example.org", "héllo.example").helo, "h?llo.example");
 });
+
+Deno.test('Received: every printable ASCII character is kept but ()<>;\\" and space, which become ? (#13)', () => {
+  // Safe values are written as they are without a replace (#13): the same characters as before.
+  for (let c = 0x00; c <= 0x7f; c++) {
+    const ch = String.fromCharCode(c);
+    const kept = c > 0x20 && c < 0x7f && !'()<>;\\"'.includes(ch);
+    if (ch !== ">") {
+      assertEquals(written(`a${ch}b`).rcpt, kept ? `a${ch}b` : "a?b", `0x${c.toString(16)}`);
+    }
+    assertEquals(
+      written("r@example.org", `h${ch}`).helo,
+      kept ? `h${ch}` : "h?",
+      `0x${c.toString(16)}`,
+    );
+  }
+  assertEquals(written("r@example.org", "").helo, "unknown");
+});
+
+Deno.test("Received: the date is the message's own, also within the same second and past it (#13)", () => {
+  const dateOf = (ms: number) =>
+    /; (.*)\r\n$/.exec(dec.decode(formatReceived({
+      heloName: "c.example",
+      remoteAddress: "192.0.2.1",
+      hostname: "mx.example",
+      protocol: "ESMTP",
+      id: "ID1",
+      date: new Date(ms),
+    })))?.[1];
+  const t = Date.UTC(2026, 10, 28, 18, 30, 5);
+  assertEquals(dateOf(t), "Sat, 28 Nov 2026 18:30:05 +0000");
+  assertEquals(dateOf(t + 999), "Sat, 28 Nov 2026 18:30:05 +0000");
+  assertEquals(dateOf(t + 1000), "Sat, 28 Nov 2026 18:30:06 +0000");
+  assertEquals(dateOf(t - 1), "Sat, 28 Nov 2026 18:30:04 +0000");
+});
