@@ -9,6 +9,7 @@ import { createProcessLogger } from "../observe/log.ts";
 import type { Logger } from "../observe/log.ts";
 import { runCustomer } from "../odmr/customer.ts";
 import type { FetchOutcome } from "../odmr/customer.ts";
+import type { PollStart } from "../odmr/customer_start.ts";
 import { startMetricsServer } from "../observe/http.ts";
 import type { MetricsServer } from "../observe/http.ts";
 
@@ -31,7 +32,12 @@ export function backoffDelayMs(failures: number, random: () => number = Math.ran
 /** Runs `fetch`; resolves with the exit code. */
 export async function fetchCommand(
   config: Config,
-  opts: { once: boolean; stderr: (text: string) => void },
+  opts: {
+    once: boolean;
+    stderr: (text: string) => void;
+    /** The first poll's files and connection, already under way (src/cli/main.ts). */
+    start?: Promise<PollStart>;
+  },
 ): Promise<number> {
   const fetch = config.fetch;
   if (fetch === undefined) {
@@ -52,9 +58,10 @@ export async function fetchCommand(
   Deno.addSignalListener("SIGINT", onSignal);
   let metricsServer: MetricsServer | undefined;
   try {
-    const poll = () => pollRounds({ ...fetch, hostname: config.hostname }, config, log, controller);
+    const poll = (start?: Promise<PollStart>) =>
+      pollRounds({ ...fetch, hostname: config.hostname }, config, log, controller, start);
     if (opts.once) {
-      const outcome = await poll();
+      const outcome = await poll(opts.start);
       if (outcome.wasStopped) return 0;
       if (outcome.exitCode !== 0) opts.stderr(`error: ${outcome.message}\n`);
       return outcome.exitCode;
@@ -103,6 +110,7 @@ async function pollRounds(
   config: Config,
   log: Logger,
   controller: AbortController,
+  start: Promise<PollStart> | undefined,
 ): Promise<FetchOutcome> {
   let outcome: FetchOutcome | undefined;
   for (let round = 0; round < MAX_SPLIT_ROUNDS; round++) {
@@ -110,6 +118,7 @@ async function pollRounds(
       log,
       signal: controller.signal,
       maxMessageBytes: config.smtp.maxMessageSize,
+      ...(round === 0 && start !== undefined ? { start } : {}),
     });
     outcome = outcome === undefined ? next : merge(outcome, next);
     const level = next.exitCode === 0 ? "info" : "warn";

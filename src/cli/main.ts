@@ -101,10 +101,17 @@ export async function runCli(
       // The crypto set-up of the first TLS handshake, on another thread while fetch's modules
       // load and it connects (src/net/tls_warm_up.ts).
       if (config.fetch !== undefined && config.fetch.tls !== "none") warmUpTlsCrypto();
+      // A --once poll reads its files and connects while the rest of fetch's modules load
+      // (src/odmr/customer_start.ts); a looping fetch starts each poll when it comes.
+      const once = parsed.values.once === true;
+      const start = once && config.fetch !== undefined
+        ? (await import("../odmr/customer_start.ts")).startPoll(config.fetch)
+        : undefined;
       const { fetchCommand } = await import("./fetch.ts");
       return await fetchCommand(withLogLevel(config, parsed.logLevel), {
-        once: parsed.values.once === true,
+        once,
         stderr: envir.stderr,
+        ...(start === undefined ? {} : { start }),
       });
     }
     case "user": {

@@ -7,7 +7,6 @@
  */
 import { decodeBase64, encodeBase64 } from "../wire/base64.ts";
 import type { Conn } from "../net/conn.ts";
-import { connect } from "../net/conn.ts";
 import { LineReader } from "../wire/line_reader.ts";
 import type { Reply } from "../wire/reply.ts";
 import { formatReplyText, isTransient } from "../wire/reply.ts";
@@ -27,6 +26,8 @@ import type { Logger } from "../observe/log.ts";
 import { REDACTED } from "../observe/log.ts";
 import { errorText } from "../errors.ts";
 import { tlsWarmedUp } from "../net/tls_warm_up.ts";
+import { tlsClientParams } from "./customer_start.ts";
+import type { ConnectOutcome } from "./customer_start.ts";
 
 /** ATRN was accepted: the connection is ours to serve SMTP on. */
 export interface DialogReversed {
@@ -53,6 +54,12 @@ export interface DialogOptions {
   readonly domains: readonly string[];
   /** Our name in EHLO. */
   readonly hostname: string;
+  /**
+   * The connection `startPoll` opened (under implicit TLS, handshake done), or why it failed;
+   * the dialogue closes it unless it is reversed.
+   */
+  readonly connected: ConnectOutcome;
+  /** Also the bound of the STARTTLS handshake. */
   readonly connectTimeoutMs: number;
   readonly commandTimeoutMs: number;
   /** RFC 2645 §5.2.1: at least 10 minutes, the provider may be working through its queue. */
@@ -64,20 +71,12 @@ export interface DialogOptions {
 /** Runs the dialogue up to the ATRN reply; closes the connection unless it was reversed. */
 export async function runCustomerDialog(opts: DialogOptions): Promise<DialogStop | DialogReversed> {
   const where = `${opts.host}:${opts.port}`;
-  let conn: Conn;
-  try {
-    if (opts.tls === "implicit") await tlsWarmedUp();
-    const tlsParams = opts.tls === "implicit" ? { tls: tlsClientParams(opts) } : {};
-    conn = (await connect({
-      host: opts.host,
-      port: opts.port,
-      timeoutMs: opts.connectTimeoutMs,
-      ...tlsParams,
-    })).conn;
-  } catch (err) {
+  if (!opts.connected.ok) {
     const what = opts.tls === "implicit" ? "connect with TLS to" : "connect to";
-    return stop(5, "temporary", `Cannot ${what} "${where}": ${tlsOrNetText(err, opts)}`);
+    const why = tlsOrNetText(opts.connected.error, opts);
+    return stop(5, "temporary", `Cannot ${what} "${where}": ${why}`);
   }
+  const conn = opts.connected.conn;
   const dialog = new Dialog(conn, opts, where);
   const onAbort = () => conn.destroy();
   opts.signal?.addEventListener("abort", onAbort);
@@ -319,13 +318,3 @@ const EXTERNAL_CLIENT: SaslExchange = {
   next: () => Promise.reject(new SaslClientError("Unexpected EXTERNAL challenge")),
   verifyFinal: () => {},
 };
-
-function tlsClientParams(opts: DialogOptions) {
-  return {
-    servername: opts.tlsServerName ?? opts.host,
-    ...(opts.caPem !== undefined ? { ca: opts.caPem } : {}),
-    ...(opts.clientCert !== undefined ? opts.clientCert : {}),
-    rejectUnauthorized: true,
-    timeoutMs: opts.connectTimeoutMs,
-  };
-}

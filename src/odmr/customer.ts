@@ -17,7 +17,8 @@ import { AllowedDomainsSink } from "../smtp/sinks/allowed_domains.ts";
 import type { Logger } from "../observe/log.ts";
 import { runCustomerDialog } from "./_customer_dialog.ts";
 import type { FetchExitCode, FetchResult } from "./_customer_stops.ts";
-import { PasswordFileError, readClientKey, readPasswordFile } from "./_customer_password.ts";
+import { CONNECT_TIMEOUT_MS, startPoll } from "./customer_start.ts";
+import type { PollStart } from "./customer_start.ts";
 import { LedgerSink } from "./_customer_ledger.ts";
 import type { LedgerCounts } from "./_customer_ledger.ts";
 import { errorText } from "../errors.ts";
@@ -40,6 +41,11 @@ export interface CustomerDeps {
   readonly signal?: AbortSignal;
   readonly maxMessageBytes?: number;
   readonly stopGraceMs?: number;
+  /**
+   * The poll's files and connection, already under way (`fetch --once` starts them while its
+   * modules load, src/cli/main.ts); otherwise the poll starts them itself.
+   */
+  readonly start?: Promise<PollStart>;
   readonly timeouts?: {
     readonly connectMs?: number;
     readonly commandMs?: number;
@@ -84,26 +90,10 @@ export async function runCustomer(
     wasStopped: deps.signal?.aborted ?? false,
   });
 
-  let password: string | undefined;
-  let caPem: string | undefined;
-  let clientCert: { cert: string; key: string } | undefined;
-  let reading = "fetch.ca";
-  try {
-    if (config.passwordFile !== undefined) password = await readPasswordFile(config.passwordFile);
-    if (config.clientCert !== undefined && config.clientKey !== undefined) {
-      const key = await readClientKey(config.clientKey);
-      reading = "fetch.client_cert";
-      clientCert = { cert: await Deno.readTextFile(config.clientCert), key };
-    }
-    reading = "fetch.ca";
-    caPem = config.ca === undefined ? undefined : await Deno.readTextFile(config.ca);
-  } catch (err) {
-    const file = reading === "fetch.ca" ? config.ca : config.clientCert;
-    const text = err instanceof PasswordFileError
-      ? err.message
-      : `Cannot read ${reading} "${file}": ${errorText(err)}`;
-    return early(2, "config", text);
-  }
+  const start = await (deps.start ??
+    startPoll(config, deps.timeouts?.connectMs ?? CONNECT_TIMEOUT_MS));
+  if (!start.ok) return early(2, "config", start.message);
+  const { password, caPem, clientCert } = start.files;
 
   const dialog = await runCustomerDialog({
     host: config.server.host,
@@ -116,7 +106,8 @@ export async function runCustomer(
     clientCert,
     domains: config.domains,
     hostname: config.hostname,
-    connectTimeoutMs: deps.timeouts?.connectMs ?? 30_000,
+    connected: start.connected,
+    connectTimeoutMs: deps.timeouts?.connectMs ?? CONNECT_TIMEOUT_MS,
     commandTimeoutMs: deps.timeouts?.commandMs ?? 5 * 60_000,
     atrnTimeoutMs: deps.timeouts?.atrnMs ?? ATRN_TIMEOUT_MS,
     log,
