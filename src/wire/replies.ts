@@ -88,6 +88,9 @@ export function replyBytes(r: Reply): Uint8Array {
 
 /** One Reply object (and one encoding) per distinct configured text; bounded. */
 function configured(code: number, lines: readonly string[]): Reply {
+  // Compared as they are first (a handful of entries): no key string to build at every
+  // greeting and EHLO of every connection.
+  for (const r of BUILT.values()) if (sameReply(r, code, lines)) return r;
   const key = `${code}\n${lines.join("\n")}`;
   const known = BUILT.get(key);
   if (known !== undefined) return known;
@@ -97,6 +100,12 @@ function configured(code: number, lines: readonly string[]): Reply {
     KNOWN_BYTES.set(r, formatReply(r));
   }
   return r;
+}
+
+function sameReply(r: Reply, code: number, lines: readonly string[]): boolean {
+  if (r.code !== code || r.enhanced !== undefined || r.lines.length !== lines.length) return false;
+  for (let i = 0; i < lines.length; i++) if (r.lines[i] !== lines[i]) return false;
+  return true;
 }
 
 /** The 220 greeting; no enhanced code (RFC 2034 §3). */

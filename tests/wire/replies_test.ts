@@ -43,6 +43,12 @@ Deno.test("greeting and EHLO replies: one object per configured text, its bytes 
   const withTls = ehloReply("mx.test", ["PIPELINING", "SIZE 1000", "STARTTLS"]);
   assertEquals(decoder.decode(replyBytes(withTls)).split("\r\n").length, 5);
   assertEquals(decoder.decode(replyBytes(heloReply("mx.test"))), "250 mx.test\r\n");
+  // Found by comparing code and lines: one line differing (another size) is another reply.
+  assertEquals(
+    decoder.decode(replyBytes(ehloReply("mx.test", ["PIPELINING", "SIZE 2000"]))),
+    "250-mx.test\r\n250-PIPELINING\r\n250 SIZE 2000\r\n",
+  );
+  assertEquals(decoder.decode(replyBytes(greetingReply("mx.test"))), "220 mx.test\r\n");
   // Past the bound (many distinct texts), each is still its own text.
   for (let i = 0; i < 200; i++) {
     assertEquals(decoder.decode(replyBytes(greetingReply(`mx${i} ESMTP`))), `220 mx${i} ESMTP\r\n`);
