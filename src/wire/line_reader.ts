@@ -152,18 +152,19 @@ export class LineReader {
     // Slowloris: the timeout bounds the whole line, not each read, so a peer trickling one
     // byte per read cannot hold a session forever. Deadlines here (this one and a body's
     // `deadlineAt`) are on the monotonic clock.
-    const deadline = timeoutMs === undefined ? undefined : performance.now() + timeoutMs;
+    let deadline: number | undefined;
     for (;;) {
-      const lf = this.#buf.indexOf(LF, scanned);
+      const buf = this.#buf;
+      const lf = buf.indexOf(LF, scanned);
       if (lf >= 0) {
+        // The line is buf[0, lf], CRLF included; only its text gets a view of its own.
         const lineEnd = lf + 1;
-        const line = this.#buf.subarray(0, lineEnd);
-        this.#buf = this.#buf.subarray(lineEnd);
-        if (dropping || line.length > maxBytes) return { kind: "tooLong" };
-        if (line.length < 2 || line[line.length - 2] !== CR) return { kind: "bareNewline" };
-        const body = line.subarray(0, line.length - 2);
-        if (body.indexOf(CR) >= 0) return { kind: "bareNewline" };
-        return { kind: "line", line: body };
+        this.#buf = buf.subarray(lineEnd);
+        if (dropping || lineEnd > maxBytes) return { kind: "tooLong" };
+        if (lineEnd < 2 || buf[lf - 1] !== CR) return { kind: "bareNewline" };
+        // The first CR of the line is the one before its LF, or it is a bare one.
+        if (buf.indexOf(CR) < lf - 1) return { kind: "bareNewline" };
+        return { kind: "line", line: buf.subarray(0, lf - 1) };
       }
       if (dropping || this.#buf.length > maxBytes) {
         // Keep memory bounded: forget what we have, remember that the line is too long, and
@@ -176,7 +177,14 @@ export class LineReader {
         release(dropped);
       }
       scanned = this.#buf.length;
-      const left = deadline === undefined ? undefined : Math.max(1, deadline - performance.now());
+      let left: number | undefined;
+      if (timeoutMs !== undefined) {
+        // The whole line's deadline starts at its first read (no clock read for a line that
+        // was here already).
+        const now = performance.now();
+        deadline ??= now + timeoutMs;
+        left = Math.max(1, deadline - now);
+      }
       if (!(await this.#fill(left))) return { kind: "eof" };
     }
   }
