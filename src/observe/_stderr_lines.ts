@@ -3,8 +3,10 @@
  * debug lines wait in one buffer until the end of the current turn of the event loop, so that a
  * drain's line per delivered recipient (64 messages answered at once) costs one write, not one
  * each (a write to a pipe or journald is most of a line's cost: measured for #13). Order is kept.
- * What waits is written before the process exits (`unload`, which Deno.exit also dispatches);
- * only a crash of the runtime itself can lose the info lines of its last turn.
+ * What waits is written before the process exits (`unload`, which Deno.exit also dispatches)
+ * and before Deno reports an uncaught error or an unhandled rejection (`error`,
+ * `unhandledrejection`: the lines just before a crash are the ones an operator needs); only a
+ * crash of the runtime itself (a panic, out of memory, SIGKILL) can lose the lines of its last turn.
  */
 import { clearImmediate, setImmediate } from "node:timers";
 
@@ -13,7 +15,7 @@ const BATCH_BYTES = 64 * 1024;
 const batch = new Uint8Array(BATCH_BYTES);
 let batchLength = 0;
 let flushing: ReturnType<typeof setImmediate> | undefined;
-let isUnloadHooked = false;
+let isExitHooked = false;
 const encoder = new TextEncoder();
 
 /** Writes `line` and a newline to stderr: now when `isUrgent`, else by the end of this turn. */
@@ -29,9 +31,12 @@ export function writeLogLine(line: string, isUrgent: boolean): void {
     flushLogLines();
     return;
   }
-  if (!isUnloadHooked) {
-    isUnloadHooked = true;
+  if (!isExitHooked) {
+    isExitHooked = true;
     globalThis.addEventListener("unload", flushLogLines);
+    // Listening changes nothing else: without preventDefault Deno still reports and exits.
+    globalThis.addEventListener("error", flushLogLines);
+    globalThis.addEventListener("unhandledrejection", flushLogLines);
   }
   flushing ??= setImmediate(flushLogLines);
 }

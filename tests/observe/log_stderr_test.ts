@@ -84,6 +84,32 @@ Deno.test("info lines still waiting are written when the process exits (#13)", a
   assertEquals(err, `${T} info event=last\n`);
 });
 
+for (
+  const [how, crash] of <[string, string][]> [
+    ["an uncaught error", `throw new Error("boom");`],
+    ["an unhandled rejection", `Promise.reject(new Error("boom"));`],
+    [
+      "an error thrown in a timer",
+      `setTimeout(() => { log.info("in_timer"); throw new Error("boom"); }, 5);`,
+    ],
+  ]
+) {
+  Deno.test(`info lines logged right before ${how} reach stderr, before Deno's report (#13)`, async () => {
+    const err = await stderrOf(`${LOGGER}
+      log.info("before_crash");
+      ${crash}
+    `);
+    const report = err.indexOf("Uncaught");
+    const line = `${T} info event=before_crash\n`;
+    assertEquals(report > 0, true, err);
+    assertEquals(
+      err.startsWith(how.includes("timer") ? line + `${T} info event=in_timer\n` : line),
+      true,
+      err,
+    );
+  });
+}
+
 Deno.test("more info lines in one turn than the buffer holds all arrive, in order (#13)", async () => {
   const err = await stderrOf(`${LOGGER}
     for (let i = 0; i < 2000; i++) log.info("n", { i, pad: "p".repeat(60) });
