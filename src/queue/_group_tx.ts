@@ -29,7 +29,6 @@ import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { clearImmediate, setImmediate } from "node:timers";
 import { inImmediateTransaction } from "./db.ts";
 import { MAX_SYNCS, type WalSync } from "./_wal_sync.ts";
-import type { WalCheckpointer } from "./_wal_checkpoint.ts";
 
 /** How a transaction is committed: `full` is on disk before its waiters hear, `normal` not. */
 export type CommitLevel = "full" | "normal";
@@ -63,8 +62,6 @@ export class GroupTransaction {
   readonly #db: DatabaseSync;
   readonly #onCommit: (level: CommitLevel) => void;
   readonly #sync: WalSync | undefined;
-  /** The WAL's checkpoints, when SQLite's automatic one is off (see _wal_checkpoint.ts). */
-  readonly #checkpoint: WalCheckpointer | undefined;
   readonly #syncInline: () => boolean;
   /** SAVEPOINT, RELEASE and ROLLBACK TO of every write, prepared once (not parsed per call). */
   readonly #savepoint: StatementSync;
@@ -89,7 +86,6 @@ export class GroupTransaction {
   /** The first failed sync (see above); set once, never cleared. */
   #broken: Error | undefined;
   readonly #onBroken: (err: Error) => void;
-  readonly #onCheckpointError: (err: Error) => void;
 
   constructor(
     db: DatabaseSync,
@@ -102,19 +98,13 @@ export class GroupTransaction {
       syncInline?: () => boolean;
       /** Called once, at the first failed sync (the store logs it). */
       onBroken?: (err: Error) => void;
-      /** A checkpoint could not start (the store logs it). */
-      onCheckpointError?: (err: Error) => void;
-      /** Checkpoints started at syncs and run after them (with `sync` only). */
-      checkpoint?: WalCheckpointer | undefined;
     },
   ) {
     this.#db = db;
     this.#onCommit = opts.onCommit;
     this.#sync = opts.sync;
-    this.#checkpoint = opts.sync === undefined ? undefined : opts.checkpoint;
     this.#syncInline = opts.syncInline ?? (() => false);
     this.#onBroken = opts.onBroken ?? (() => {});
-    this.#onCheckpointError = opts.onCheckpointError ?? (() => {});
     this.#savepoint = db.prepare("SAVEPOINT group_write");
     this.#release = db.prepare("RELEASE group_write");
     this.#rollbackTo = db.prepare("ROLLBACK TO group_write");
@@ -219,18 +209,15 @@ export class GroupTransaction {
       throw this.#broken;
     }
     this.#isDirty = false;
-    const checkpoint = this.#markCheckpoint();
     try {
       this.#sync.syncNow();
     } catch (cause) {
       this.#isDirty = true;
-      if (checkpoint) this.#checkpoint?.cancel();
       const err = this.#breakDown(cause);
       for (const w of waiters) w.reject(err);
       throw err;
     }
     for (const w of waiters) w.resolve();
-    if (checkpoint) this.#runCheckpoint();
   }
 
   /** Commits and syncs what is pending, settles every waiter (also one of a sync still running). */
@@ -248,19 +235,10 @@ export class GroupTransaction {
     } catch (err) {
       const error = asError(err);
       for (const batch of running) for (const w of batch) w.reject(error);
-      this.#closeFiles();
+      this.#sync?.close();
       throw err;
     }
     for (const batch of running) for (const w of batch) w.resolve();
-    this.#closeFiles();
-  }
-
-  /**
-   * Closes the WAL handles and the checkpoint's connections: before the store closes its own
-   * connection, whose close (the last one) then checkpoints with its syncs and removes the WAL.
-   */
-  #closeFiles(): void {
-    this.#checkpoint?.close();
     this.#sync?.close();
   }
 
@@ -292,7 +270,6 @@ export class GroupTransaction {
     }
     this.#isDirty = true;
     this.#onCommit(level);
-    if (this.#checkpoint?.restartDue() === true) this.#restartWal();
     if (level === "normal") {
       // Written to the OS, not synced: settlements need no more (see above).
       for (const w of waiters) w.resolve();
@@ -348,7 +325,6 @@ export class GroupTransaction {
     this.#newest = batch;
     // Everything committed before this point is covered by this sync.
     this.#isDirty = false;
-    const checkpoint = this.#markCheckpoint();
     const done = () => {
       this.#syncing.delete(batch);
       if (this.#newest === batch) this.#newest = undefined;
@@ -359,11 +335,9 @@ export class GroupTransaction {
         // A sync that ran beside the one that failed may have ended well on pages never written.
         if (this.#broken !== undefined) { for (const w of batch) w.reject(this.#broken); }
         else for (const w of batch) w.resolve();
-        if (checkpoint) this.#runCheckpoint();
       },
       (cause) => {
         done();
-        if (checkpoint) this.#checkpoint?.cancel();
         this.#isDirty = true;
         // After close() (whose own sync covered this one's waiters) a sync may fail because its
         // descriptor was closed under it: that says nothing about the disk.
@@ -371,55 +345,6 @@ export class GroupTransaction {
         for (const w of batch) w.reject(err);
       },
     ).finally(() => this.#startSync());
-  }
-
-  /** Starts a checkpoint at a sync's start when one is due; true if it must run after it. */
-  #markCheckpoint(): boolean {
-    if (this.#checkpoint === undefined || this.#broken !== undefined || this.#isClosed) {
-      return false;
-    }
-    try {
-      return this.#checkpoint.mark();
-    } catch (err) {
-      // No checkpoint this time (the next sync tries again): the writes are not at stake.
-      this.#onCheckpointFailed(asError(err));
-      return false;
-    }
-  }
-
-  /**
-   * Copies the WAL into the database file once the 250s of the sync went out (a turn later,
-   * after the replies' writes), and syncs that file off the loop. A failed database sync is
-   * final, like a failed WAL sync: its pages may be lost while the WAL may start over.
-   */
-  #runCheckpoint(): void {
-    setImmediate(() => {
-      this.#checkpoint?.run().catch((cause) => {
-        if (!this.#isClosed) this.#breakDown(cause);
-      });
-    });
-  }
-
-  /**
-   * The WAL reached its limit: this connection, just after its COMMIT (outside any transaction),
-   * checkpoints with SQLite's own syncs (WAL, then database file), copying what the last
-   * checkpoints left; the next write then starts the WAL over.
-   */
-  #restartWal(): void {
-    this.#checkpoint?.restarted();
-    try {
-      this.#db.prepare("PRAGMA wal_checkpoint(PASSIVE)").get();
-    } catch (cause) {
-      this.#breakDown(cause);
-    }
-  }
-
-  #onCheckpointFailed(err: Error): void {
-    try {
-      this.#onCheckpointError(err);
-    } catch {
-      // Reporting must not stop the sync.
-    }
   }
 
   /**

@@ -34,7 +34,7 @@ export interface WalSync {
 }
 
 /** The main database file of a connection ("" for an in-memory or temporary database). */
-export function mainFile(db: DatabaseSync): string {
+function mainFile(db: DatabaseSync): string {
   for (const row of db.prepare("PRAGMA database_list").all()) {
     if (row.name === "main") return typeof row.file === "string" ? row.file : "";
   }

@@ -22,7 +22,6 @@ import { settled } from "./_settled.ts";
 import { SqliteMessageWriter, type WriterStatements } from "./_writer.ts";
 import { ChunkPool } from "./_chunk_buffer.ts";
 import { deferWalSync, type WalSync } from "./_wal_sync.ts";
-import { type CheckpointOptions, ownCheckpoints } from "./_wal_checkpoint.ts";
 import type {
   ClaimResult,
   DomainStats,
@@ -67,11 +66,6 @@ export interface SqliteQueueStoreOptions {
    * Default: never (always off the loop).
    */
   readonly syncInline?: () => boolean;
-  /**
-   * The store's own WAL checkpoints (_wal_checkpoint.ts) with these settings (tests), or false
-   * for SQLite's automatic one. Default: its own, unless `walSync` is given.
-   */
-  readonly checkpoint?: CheckpointOptions | false;
 }
 
 /** The queue on node:sqlite. */
@@ -112,17 +106,9 @@ export class SqliteQueueStore implements QueueStore {
     // Only the receiving process (serve) converts an old file: VACUUM needs a quiet moment.
     if (opts.removeOrphans ?? true) this.#convertForIncrementalVacuum();
     applyMigrations(db, "queue", QUEUE_MIGRATIONS);
-    const sync = opts.walSync ?? deferWalSync(db);
-    const checkpoint = sync === undefined || opts.checkpoint === false ||
-        (opts.walSync !== undefined && opts.checkpoint === undefined)
-      ? undefined
-      : ownCheckpoints(db, opts.checkpoint);
     this.#group = new GroupTransaction(db, {
       onCommit: opts.onGroupCommit ?? (() => {}),
-      sync,
-      checkpoint,
-      onCheckpointError: (err) =>
-        this.#log.warn("queue_checkpoint_failed", { reason: errorText(err) }),
+      sync: opts.walSync ?? deferWalSync(db),
       ...(opts.syncInline === undefined ? {} : { syncInline: opts.syncInline }),
       onBroken: (err) =>
         this.#log.error("queue_sync_failed", {
