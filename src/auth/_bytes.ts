@@ -2,8 +2,6 @@
  * Byte helpers private to `src/auth/`: UTF-8, hex, base64, constant-time comparison.
  * Constant time here means: the time depends only on the lengths, never on the contents.
  */
-import { timingSafeEqual } from "node:crypto";
-
 const encoder = new TextEncoder();
 const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -39,14 +37,16 @@ export function fromHex(text: string): Uint8Array | undefined {
 // Base64 is the wire codec's; these names are kept for the auth modules.
 export { decodeBase64 as fromBase64, encodeBase64 as toBase64 } from "../wire/base64.ts";
 
-/** Compares in time that depends only on the lengths. */
+/**
+ * Compares in time that depends only on the lengths: every byte pair is looked at, with no
+ * early exit (not node:crypto's timingSafeEqual: `fetch` would load node:crypto for it).
+ */
 export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) {
-    // Still do one comparison's worth of work so a length mismatch is not faster.
-    timingSafeEqual(a, a);
-    return false;
-  }
-  return timingSafeEqual(a, b);
+  // A length mismatch still does one comparison's worth of work, so it is not faster.
+  const other = a.length === b.length ? b : a;
+  let diff = a.length === b.length ? 0 : 1;
+  for (let i = 0; i < a.length; i++) diff |= (a[i] ?? 0) ^ (other[i] ?? 0);
+  return diff === 0;
 }
 
 /** XOR of two equal-length arrays. */

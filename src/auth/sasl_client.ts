@@ -6,7 +6,8 @@
 import { decodeUtf8, utf8 } from "./_bytes.ts";
 import { cramResponse } from "./cram_md5.ts";
 import type { SaslMechanismName } from "./sasl_server.ts";
-import { checkServerFinal, computeClientFinal, escapeScramName, makeScramNonce } from "./scram.ts";
+import { checkServerFinal, computeClientFinal } from "./scram_client.ts";
+import { escapeScramName, makeScramNonce } from "./_scram_common.ts";
 
 /** The server broke the mechanism (bad nonce, wrong signature, unexpected step). */
 export class SaslClientError extends Error {

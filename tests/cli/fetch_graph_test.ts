@@ -1,0 +1,54 @@
+/**
+ * Issue 13 (fetch start-up): each `node:` module costs `fetch --once` start-up time (Deno loads
+ * and compiles its polyfill scripts before the first byte goes out). The modules `fetch` loads
+ * before its ATRN — main.ts's static imports, then src/cli/fetch.ts's — must not pull in
+ * node:crypto (the SCRAM client hashes with WebCrypto). Read from `deno info --json`: the static
+ * import graph, as Deno loads it.
+ */
+import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
+import { REPO_ROOT } from "../_helpers/server_process.ts";
+
+interface InfoModule {
+  readonly specifier: string;
+  readonly dependencies?: readonly {
+    readonly specifier: string;
+    readonly isDynamic?: boolean;
+    readonly code?: { readonly specifier?: string };
+  }[];
+}
+
+/** The node: modules reachable from `roots` through static imports. */
+async function staticNodeModules(roots: readonly string[]): Promise<Map<string, string[]>> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", `${REPO_ROOT}main.ts`],
+    cwd: REPO_ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  ok(out.success, new TextDecoder().decode(out.stderr));
+  const info = JSON.parse(new TextDecoder().decode(out.stdout)) as { modules: InfoModule[] };
+  const bySpecifier = new Map(info.modules.map((m) => [m.specifier, m]));
+  const seen = new Set<string>();
+  const users = new Map<string, string[]>();
+  const todo = roots.map((r) => new URL(r, `file://${REPO_ROOT}`).href);
+  while (todo.length > 0) {
+    const s = todo.pop() as string;
+    if (seen.has(s)) continue;
+    seen.add(s);
+    for (const d of bySpecifier.get(s)?.dependencies ?? []) {
+      if (d.isDynamic === true) continue;
+      const target = d.code?.specifier ?? d.specifier;
+      if (target.startsWith("node:")) users.set(target, [...(users.get(target) ?? []), s]);
+      else todo.push(target);
+    }
+  }
+  ok(seen.size > 40, `only ${seen.size} modules found: is the graph complete?`);
+  return users;
+}
+
+Deno.test("(#13) fetch loads no node:crypto on its way to ATRN (static imports of main.ts and src/cli/fetch.ts)", async () => {
+  const users = await staticNodeModules(["main.ts", "src/cli/fetch.ts"]);
+  // Control: the graph is read (the connection needs node:net and node:tls).
+  ok(users.has("node:net") && users.has("node:tls"), [...users.keys()].join(" "));
+  assertEquals(users.get("node:crypto"), undefined);
+});
