@@ -35,8 +35,8 @@ export async function fetchCommand(
   opts: {
     once: boolean;
     stderr: (text: string) => void;
-    /** The first poll's files and connection, already under way (src/cli/main.ts). */
-    start?: Promise<PollStart>;
+    /** The first poll's files and connection, already there (src/cli/main.ts). */
+    start?: PollStart;
   },
 ): Promise<number> {
   const fetch = config.fetch;
@@ -58,7 +58,7 @@ export async function fetchCommand(
   Deno.addSignalListener("SIGINT", onSignal);
   let metricsServer: MetricsServer | undefined;
   try {
-    const poll = (start?: Promise<PollStart>) =>
+    const poll = (start?: PollStart) =>
       pollRounds({ ...fetch, hostname: config.hostname }, config, log, controller, start);
     if (opts.once) {
       const outcome = await poll(opts.start);
@@ -110,7 +110,7 @@ async function pollRounds(
   config: Config,
   log: Logger,
   controller: AbortController,
-  start: Promise<PollStart> | undefined,
+  start: PollStart | undefined,
 ): Promise<FetchOutcome> {
   let outcome: FetchOutcome | undefined;
   for (let round = 0; round < MAX_SPLIT_ROUNDS; round++) {

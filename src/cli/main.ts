@@ -101,11 +101,12 @@ export async function runCli(
       // The crypto set-up of the first TLS handshake, on another thread while fetch's modules
       // load and it connects (src/net/tls_warm_up.ts).
       if (config.fetch !== undefined && config.fetch.tls !== "none") warmUpTlsCrypto();
-      // A --once poll reads its files and connects while the rest of fetch's modules load
-      // (src/odmr/customer_start.ts); a looping fetch starts each poll when it comes.
+      // A --once poll reads its files and connects before the rest of fetch's modules load
+      // (src/odmr/customer_start.ts): the provider's greeting, and the round trips to a distant
+      // one, come in meanwhile. A looping fetch starts each poll when it comes.
       const once = parsed.values.once === true;
       const start = once && config.fetch !== undefined
-        ? (await import("../odmr/customer_start.ts")).startPoll(config.fetch)
+        ? await (await import("../odmr/customer_start.ts")).startPoll(config.fetch)
         : undefined;
       const { fetchCommand } = await import("./fetch.ts");
       return await fetchCommand(withLogLevel(config, parsed.logLevel), {

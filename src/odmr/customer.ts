@@ -42,10 +42,10 @@ export interface CustomerDeps {
   readonly maxMessageBytes?: number;
   readonly stopGraceMs?: number;
   /**
-   * The poll's files and connection, already under way (`fetch --once` starts them while its
-   * modules load, src/cli/main.ts); otherwise the poll starts them itself.
+   * The poll's files and connection when they are there already (`fetch --once` opens the
+   * connection before it loads its other modules, src/cli/main.ts); otherwise the poll starts.
    */
-  readonly start?: Promise<PollStart>;
+  readonly start?: PollStart;
   readonly timeouts?: {
     readonly connectMs?: number;
     readonly commandMs?: number;
@@ -90,8 +90,8 @@ export async function runCustomer(
     wasStopped: deps.signal?.aborted ?? false,
   });
 
-  const start = await (deps.start ??
-    startPoll(config, deps.timeouts?.connectMs ?? CONNECT_TIMEOUT_MS));
+  const start = deps.start ??
+    await startPoll(config, deps.timeouts?.connectMs ?? CONNECT_TIMEOUT_MS);
   if (!start.ok) return early(2, "config", start.message);
   const { password, caPem, clientCert } = start.files;
 
@@ -183,8 +183,11 @@ export async function runCustomer(
   } finally {
     deps.signal?.removeEventListener("abort", onAbort);
     if (graceTimer !== undefined) clearTimeout(graceTimer);
-    if (local instanceof LocalSmtpSink) await local.close();
-    await conn.close().catch(() => {});
+    // Every reply is out: the local MTA's QUIT and the provider's close go out together.
+    await Promise.all([
+      local instanceof LocalSmtpSink ? local.close() : undefined,
+      conn.close().catch(() => {}),
+    ]);
   }
 
   const counts = { ...ledger.counts };

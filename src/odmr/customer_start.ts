@@ -1,10 +1,11 @@
 /**
  * The first steps of one poll, which need none of the SMTP machinery: read the files it uses
  * (`fetch.password_file`, `fetch.client_cert`/`client_key`, `fetch.ca`) and, once they are
- * good, connect to the provider (with the TLS handshake for implicit TLS). `fetch --once` starts
- * them from src/cli/main.ts before it loads the rest of fetch's modules, so the reads, the
- * connect and the provider's greeting overlap that loading; every other poll starts the same
- * way when it comes (`customer.ts`). Nothing goes to the network when a file is unusable.
+ * good, connect to the provider (with the TLS handshake for implicit TLS). `fetch --once` runs
+ * them from src/cli/main.ts before it loads the rest of fetch's modules, so the provider's
+ * greeting (and the round trips to a distant provider) come in during that loading; every other
+ * poll starts the same way when it comes (`customer.ts`). Nothing goes to the network when a
+ * file is unusable.
  */
 import type { FetchConfig } from "../config/types.ts";
 import { connect } from "../net/conn.ts";

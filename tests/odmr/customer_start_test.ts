@@ -1,6 +1,6 @@
 /**
  * Issue 13 (fetch start-up): a poll's files are read and its connection opened by `startPoll`,
- * which `fetch --once` runs while the rest of its modules load; the poll then goes on over that
+ * which `fetch --once` runs before the rest of its modules load; the poll then goes on over that
  * connection instead of opening another, and nothing reaches the network when a file is unusable.
  */
 import assert from "node:assert/strict";
@@ -67,10 +67,9 @@ async function acceptedAfterProbe(provider: ScriptedProvider): Promise<number> {
 
 Deno.test("(#13) runCustomer() goes on over the connection startPoll opened: one session, mail delivered", async () => {
   await withProvider(async (_dir, provider, config) => {
-    const start = startPoll(config, FAST.connectMs);
-    const started = await start;
-    assert(started.ok && started.connected.ok, "startPoll connected");
-    assertEquals(started.files.password, PASSWORD);
+    const start = await startPoll(config, FAST.connectMs);
+    assert(start.ok && start.connected.ok, "startPoll connected");
+    assertEquals(start.files.password, PASSWORD);
     const outcome = await runCustomer(config, { log: NULL_LOGGER, timeouts: FAST, start });
     assertEquals(outcome.exitCode, 0, outcome.message);
     assertEquals(outcome.delivered, 1);
@@ -95,7 +94,7 @@ Deno.test("(#13) startPoll() reports a refused connect as a value, and runCustom
     const outcome = await runCustomer(config, {
       log: NULL_LOGGER,
       timeouts: FAST,
-      start: Promise.resolve(started),
+      start: started,
     });
     assertEquals(outcome.exitCode, 5);
     assert(
