@@ -12,6 +12,7 @@ import {
   fillServe,
   rateCell,
   secondsCell,
+  warmUpFetch,
 } from "./drain.ts";
 import { drainWithFetchmail } from "./fetch.ts";
 import { hasTool } from "../tests/_helpers/tools.ts";
@@ -84,9 +85,11 @@ async function runVariant(
       odmrListen: v.listen,
     });
     ctx.defer(() => serve.stop());
+    const tls = { mode: v.mode, ca: pem.cert, host: "localhost" };
+    if (v.customer === "fetch") await warmUpFetch(ctx, serve, tls);
     await fillServe(serve, n);
     const r = v.customer === "fetch"
-      ? await drainWithFetch(ctx, serve, n, { mode: v.mode, ca: pem.cert, host: "localhost" })
+      ? await drainWithFetch(ctx, serve, n, tls)
       : await drainWithFetchmail(ctx, serve, n, true);
     await serve.stop();
     return r;
@@ -145,7 +148,9 @@ export async function tlsBench(ctx: BenchContext): Promise<Table[]> {
     rows,
     notes: [
       "fresh serve per row (self-signed cert for 127.0.0.1, fetch.ca pointing to it); queue " +
-      "filled by smtp-source (untimed); wall clock of the customer process",
+      "filled by smtp-source (untimed); wall clock of the customer process; each fetch row " +
+      "follows one untimed `fetch --once` on the empty queue (Deno's code cache as a customer " +
+      "polling from cron has it)",
       "line_records: the provider writes each line of the reversed phase in its own TLS " +
       "record, which fetchmail over implicit TLS needs; by default only a customer on implicit " +
       "TLS that authenticates with CRAM-MD5/PLAIN/LOGIN gets it (fetch uses SCRAM-SHA-256)",
