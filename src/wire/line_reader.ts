@@ -243,7 +243,8 @@ export class LineReader {
       const whole = this.#buf;
       const take = Math.min(left, whole.length);
       const part = whole.subarray(0, take);
-      this.#buf = whole.subarray(take);
+      // Taken whole, the chunk may be freed below: nothing left may be a view of it.
+      this.#buf = take === whole.length ? new Uint8Array(0) : whole.subarray(take);
       left -= take;
       await consume(part);
       if (this.#releaseConsumed && take === whole.length) {

@@ -365,3 +365,19 @@ Deno.test("LineReader.nextLineIs looks at a whole buffered line without reading 
   assertEquals(sym.nextLineIs("@"), false);
   assertEquals(sym.nextLineIs("`"), true);
 });
+
+Deno.test("LineReader releaseConsumed: the line after a chunk readExact freed whole is read (#13)", async () => {
+  // The freed chunk's memory is gone (detached): what is left buffered must not be a view of it,
+  // which a plain Uint8Array's indexOf refuses (fetch's reversed session failed on it).
+  const chunks = owned([encoder.encode("BDAT 5 LAST\r\n"), encoder.encode("12345")]);
+  chunks.push(encoder.encode("QUIT\r\n"));
+  const r = new LineReader(source(chunks), { releaseConsumed: true });
+  const bdat = await r.readLine(512);
+  assertEquals(bdat.kind === "line" ? decoder.decode(bdat.line) : bdat.kind, "BDAT 5 LAST");
+  const got: number[] = [];
+  assertEquals(await r.readExact(5, (c) => void got.push(...c)), "ok");
+  assertEquals(decoder.decode(Uint8Array.from(got)), "12345");
+  assertEquals(chunks[1]?.byteLength, 0);
+  const quit = await r.readLine(512);
+  assertEquals(quit.kind === "line" ? decoder.decode(quit.line) : quit.kind, "QUIT");
+});
