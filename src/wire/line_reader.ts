@@ -126,8 +126,14 @@ export class LineReader {
   }
 
   async #fill(timeoutMs: number | undefined): Promise<boolean> {
-    const chunk = await this.#source.read(timeoutMs);
-    if (chunk === null) return false;
+    const read = await this.#source.read(timeoutMs);
+    if (read === null) return false;
+    // A socket's chunk is a node Buffer, whose indexOf and subarray are node's JS versions
+    // (slower, and allocating at every line): it is read as a plain Uint8Array over the same
+    // bytes (no copy), and every line and body piece handed out is one too.
+    const chunk = read.constructor === Uint8Array
+      ? read
+      : new Uint8Array(read.buffer, read.byteOffset, read.byteLength);
     if (this.#buf.length === 0) {
       this.#buf = chunk;
     } else {

@@ -3,6 +3,7 @@ import {
   ok as assert,
   rejects as assertRejects,
 } from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { LineReader } from "../../src/wire/line_reader.ts";
 import type { DataResult, LineResult, PullSource } from "../../src/wire/line_reader.ts";
 
@@ -380,4 +381,28 @@ Deno.test("LineReader releaseConsumed: the line after a chunk readExact freed wh
   assertEquals(chunks[1]?.byteLength, 0);
   const quit = await r.readLine(512);
   assertEquals(quit.kind === "line" ? decoder.decode(quit.line) : quit.kind, "QUIT");
+});
+
+Deno.test("LineReader hands out plain Uint8Arrays over a socket's Buffer chunks, and still frees them (#13)", async () => {
+  // node:net gives Buffers; their indexOf and subarray are node's slower JS versions, so the
+  // reader works on plain views of the same bytes (no copy): lines and body pieces are plain
+  // Uint8Arrays, and a consumed chunk's memory is still given back.
+  const text = ["EHLO a.example\r\nDATA\r\nx", "body 1\r\n", ".\r\nQUIT\r\n"];
+  const chunks = text.map((t) => Buffer.from(encoder.encode(t).buffer));
+  const r = new LineReader(source(chunks), { releaseConsumed: true });
+  const lines: LineResult[] = [await r.readLine(512), await r.readLine(512)];
+  const pieces: Uint8Array[] = [];
+  const ok = await r.readData({ maxMessageBytes: 1000, maxLineBytes: 100 }, (c) => {
+    pieces.push(c.slice());
+    assertEquals(c.constructor, Uint8Array);
+  });
+  lines.push(await r.readLine(512));
+  assertEquals(
+    lines.map((l) => l.kind === "line" ? [l.line.constructor, decoder.decode(l.line)] : l.kind),
+    [[Uint8Array, "EHLO a.example"], [Uint8Array, "DATA"], [Uint8Array, "QUIT"]],
+  );
+  assertEquals(ok, { kind: "ok", size: 9 });
+  assertEquals(decoder.decode(Buffer.concat(pieces)), "xbody 1\r\n");
+  // The middle chunk was all body: freed once consumed (the Buffer sees its memory gone).
+  assertEquals(chunks.map((c) => c.byteLength === 0), [false, true, false]);
 });
