@@ -10,7 +10,7 @@ import type { Conn } from "../net/conn.ts";
 import { ConnClosedError, TimeoutError } from "../net/conn.ts";
 import type { LineReader } from "../wire/line_reader.ts";
 import type { Logger } from "../observe/log.ts";
-import type { MessageSink, SessionInfo } from "./sink.ts";
+import type { MessageSink, SessionInfo, SinkTransaction } from "./sink.ts";
 import type { Reply } from "../wire/reply.ts";
 import { formatReplyText, isPositive } from "../wire/reply.ts";
 import { parseCommandLine } from "../wire/command.ts";
@@ -297,7 +297,8 @@ export class SmtpReceiver implements ReceiverContext {
         }
         const outcome = await spec.run(this, parsed.args);
         mustFlush = outcome.flush ?? spec.flush;
-        step = await this.#apply(outcome);
+        const applied = this.#apply(outcome);
+        step = applied instanceof Promise ? await applied : applied;
         break;
       }
       default: {
@@ -329,10 +330,15 @@ export class SmtpReceiver implements ReceiverContext {
   }
 
   /** Applies a handler's Outcome: state, user, replies, error budget, end (the caller flushes). */
-  async #apply(o: Outcome): Promise<Step> {
-    if (o.next !== undefined) {
-      await this.#enter(o.next, o.accepted === true && o.later === undefined);
-    }
+  #apply(o: Outcome): Step | Promise<Step> {
+    // Synchronous unless a transaction is aborted: no async frame for every command.
+    const entered = o.next === undefined
+      ? undefined
+      : this.#enter(o.next, o.accepted === true && o.later === undefined);
+    return entered === undefined ? this.#applyRest(o) : entered.then(() => this.#applyRest(o));
+  }
+
+  #applyRest(o: Outcome): Step {
     if (o.user !== undefined) {
       this.#authenticatedUser = o.user ?? undefined;
       if (o.user !== null) this.#budget.progress();
@@ -346,9 +352,10 @@ export class SmtpReceiver implements ReceiverContext {
 
   /**
    * The one place where the state changes (logged `from → to` when the kind changes). Leaving
-   * a transaction counts the message when `accepted`, and otherwise aborts it in the sink.
+   * a transaction counts the message when `accepted`, and otherwise aborts it in the sink (the
+   * only case that returns a promise).
    */
-  async #enter(next: Next, accepted: boolean): Promise<void> {
+  #enter(next: Next, accepted: boolean): Promise<void> | undefined {
     const from = this.#state;
     if (this.#isDebug && from.kind !== next.state.kind) {
       this.log.debug("smtp_state", { from: from.kind, to: next.state.kind, why: next.why });
@@ -361,10 +368,14 @@ export class SmtpReceiver implements ReceiverContext {
       this.#budget.progress();
       return;
     }
+    return this.#abort(from.tx.sink);
+  }
+
+  async #abort(sink: SinkTransaction): Promise<void> {
     try {
-      await from.tx.sink.abort();
+      await sink.abort();
     } catch (err) {
-      this.log.error("sink_abort_failed", { id: from.tx.sink.id, error: String(err) });
+      this.log.error("sink_abort_failed", { id: sink.id, error: String(err) });
     }
   }
 
