@@ -37,6 +37,10 @@ export async function fetchCommand(
     stderr: (text: string) => void;
     /** The first poll's files and connection, already there (src/cli/main.ts). */
     start?: PollStart;
+    /** Aborted by a signal that came before this command's own listeners (src/cli/main.ts). */
+    controller?: AbortController;
+    /** Called once this command listens to SIGTERM/SIGINT itself. */
+    onSignalsTaken?: () => void;
   },
 ): Promise<number> {
   const fetch = config.fetch;
@@ -49,13 +53,15 @@ export async function fetchCommand(
   }
   const log = createProcessLogger({ level: config.log.level, format: config.log.format })
     .with({ cmd: "fetch" });
-  const controller = new AbortController();
+  const controller = opts.controller ?? new AbortController();
+  if (controller.signal.aborted) log.info("signal_received", {});
   const onSignal = () => {
     if (!controller.signal.aborted) log.info("signal_received", {});
     controller.abort();
   };
   Deno.addSignalListener("SIGTERM", onSignal);
   Deno.addSignalListener("SIGINT", onSignal);
+  opts.onSignalsTaken?.();
   let metricsServer: MetricsServer | undefined;
   try {
     const poll = (start?: PollStart) =>

@@ -105,15 +105,33 @@ export async function runCli(
       // (src/odmr/customer_start.ts): the provider's greeting, and the round trips to a distant
       // one, come in meanwhile. A looping fetch starts each poll when it comes.
       const once = parsed.values.once === true;
-      const start = once && config.fetch !== undefined
-        ? await (await import("../odmr/customer_start.ts")).startPoll(config.fetch)
-        : undefined;
-      const { fetchCommand } = await import("./fetch.ts");
-      return await fetchCommand(withLogLevel(config, parsed.logLevel), {
-        once,
-        stderr: envir.stderr,
-        ...(start === undefined ? {} : { start }),
-      });
+      if (!once || config.fetch === undefined) {
+        const { fetchCommand } = await import("./fetch.ts");
+        return await fetchCommand(withLogLevel(config, parsed.logLevel), {
+          once,
+          stderr: envir.stderr,
+        });
+      }
+      // SIGTERM/SIGINT stop fetch with exit 0 (README) also while it connects, before fetch.ts
+      // is loaded and installs its own listeners: a connect cut short here just ends the run.
+      const early = earlySignals();
+      try {
+        const start = await Promise.race([
+          (await import("../odmr/customer_start.ts")).startPoll(config.fetch),
+          early.stopped,
+        ]);
+        if (start === "stopped") return 0;
+        const { fetchCommand } = await import("./fetch.ts");
+        return await fetchCommand(withLogLevel(config, parsed.logLevel), {
+          once,
+          stderr: envir.stderr,
+          start,
+          controller: early.controller,
+          onSignalsTaken: early.release,
+        });
+      } finally {
+        early.release();
+      }
     }
     case "user": {
       const { userCommand } = await import("./user.ts");
@@ -132,6 +150,34 @@ export async function runCli(
       return never;
     }
   }
+}
+
+/**
+ * SIGTERM/SIGINT listeners for the time before fetch.ts installs its own: they abort
+ * `controller` (which fetch then goes on with) and settle `stopped`. `release` removes them.
+ */
+function earlySignals(): {
+  controller: AbortController;
+  stopped: Promise<"stopped">;
+  release: () => void;
+} {
+  const controller = new AbortController();
+  let onStop: (v: "stopped") => void = () => {};
+  const stopped = new Promise<"stopped">((resolve) => onStop = resolve);
+  const onSignal = () => {
+    controller.abort();
+    onStop("stopped");
+  };
+  Deno.addSignalListener("SIGTERM", onSignal);
+  Deno.addSignalListener("SIGINT", onSignal);
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    Deno.removeSignalListener("SIGINT", onSignal);
+  };
+  return { controller, stopped, release };
 }
 
 /**

@@ -77,6 +77,12 @@ export async function runCustomerDialog(opts: DialogOptions): Promise<DialogStop
     return stop(5, "temporary", `Cannot ${what} "${where}": ${why}`);
   }
   const conn = opts.connected.conn;
+  if (opts.signal?.aborted === true) {
+    // Stopped while the connection was being opened: say nothing on it (an abort listener
+    // added now would never fire, and the dialogue would go on to AUTH and ATRN).
+    conn.destroy();
+    return stop(5, "temporary", `Stopped before the session with "${where}" began`);
+  }
   const dialog = new Dialog(conn, opts, where);
   const onAbort = () => conn.destroy();
   opts.signal?.addEventListener("abort", onAbort);
