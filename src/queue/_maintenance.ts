@@ -10,7 +10,6 @@ import { emptiedRemover } from "./_emptied.ts";
 import type { GroupTransaction } from "./_group_tx.ts";
 import type { QueueReader } from "./_reader.ts";
 import type { LeasedDomains, MessageRow } from "./_rows.ts";
-import { countNewMessage } from "./_schema_counters.ts";
 import type { WriterStatements } from "./_writer.ts";
 import {
   type ExpiryPlan,
@@ -192,7 +191,6 @@ export class QueueMaintenance {
       report.route,
       report.route === "mx" ? now : null,
     );
-    countNewMessage(sql, bytes.length, [{ domain: report.domain, route: report.route }]);
   }
 
   /** The first `maxBytes` of a stored body (fewer if it is shorter). */

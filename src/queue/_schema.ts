@@ -118,13 +118,4 @@ ${waitingTriggers("route_waiting")}
   CREATE INDEX recipients_mx_failed ON recipients (message_id)
     WHERE route = 'mx' AND status = 'failed' AND expired_at IS NULL;
   `,
-  // 7: a new message is counted in (domain_usage, route_waiting) by the statements that store
-  // it, one upsert per key (countNewMessage in _schema_counters.ts), instead of two triggers per
-  // recipient that each look for the message's other recipients and its size: ~15 µs less per
-  // message (issue 13). Every recipient row is inserted with its message; the triggers that
-  // count out (settled, expired, deleted) and back in (requeued) stay.
-  `
-  DROP TRIGGER recipients_usage_insert;
-  DROP TRIGGER recipients_waiting_insert;
-  `,
 ];

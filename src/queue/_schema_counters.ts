@@ -6,51 +6,8 @@
  * first counted one of its message and key, and out when it was the last.
  *
  * The text these return is the text those steps have always run (a test pins each step's
- * hash): a shipped step never changes, and a new one composes the same pieces. Since step 7 a
- * new message is counted in by statements (`countNewMessage`), not by insert triggers.
+ * hash): a shipped step never changes, and a new one composes the same pieces.
  */
-import type { StatementSync } from "node:sqlite";
-
-/** Counts a new message in under one (route, domain): `?1` route, `?2` domain, `?3` size. */
-export const COUNT_WAITING_SQL = "INSERT INTO route_waiting (route, domain, messages, bytes) " +
-  "VALUES (?1, ?2, 1, ?3) ON CONFLICT (route, domain) DO UPDATE SET " +
-  "messages = messages + 1, bytes = bytes + excluded.bytes";
-
-/** Counts a new message in under one domain's quota: `?1` domain, `?2` size. */
-export const COUNT_USAGE_SQL = "INSERT INTO domain_usage (domain, messages, bytes) " +
-  "VALUES (?1, 1, ?2) ON CONFLICT (domain) DO UPDATE SET " +
-  "messages = messages + 1, bytes = bytes + excluded.bytes";
-
-/** The statements of `countNewMessage`, prepared once by the store. */
-export interface CounterStatements {
-  /** COUNT_WAITING_SQL */
-  readonly countWaiting: StatementSync;
-  /** COUNT_USAGE_SQL */
-  readonly countUsage: StatementSync;
-}
-
-/**
- * Counts a message just inserted (all its recipients `queued`) in, as the insert triggers did
- * before schema step 7: once under each (route, domain) of its recipients in `route_waiting`,
- * once under each domain of its route 'atrn' recipients in `domain_usage`. In the same
- * savepoint as the rows, so that both are kept or undone together.
- */
-export function countNewMessage(
-  sql: CounterStatements,
-  size: number,
-  recipients: readonly { readonly domain: string; readonly route: string }[],
-): void {
-  const seen = recipients.length > 1 ? new Set<string>() : undefined;
-  for (const r of recipients) {
-    if (seen !== undefined) {
-      const key = `${r.route} ${r.domain}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-    }
-    sql.countWaiting.run(r.route, r.domain, size);
-    if (r.route === "atrn") sql.countUsage.run(r.domain, size);
-  }
-}
 
 /** A counter table and its key: the domain, or the route and the domain. */
 interface Counter {

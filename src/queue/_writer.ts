@@ -9,11 +9,10 @@ import type { Logger } from "../observe/log.ts";
 import { ChunkBuffer, type ChunkPool } from "./_chunk_buffer.ts";
 import type { GroupTransaction, TxParticipant } from "./_group_tx.ts";
 import { writeParams } from "./_rows.ts";
-import { type CounterStatements, countNewMessage } from "./_schema_counters.ts";
 import type { MessageWriter, NewMessage } from "./types.ts";
 
 /** Statements a writer needs, prepared once by the store. */
-export interface WriterStatements extends CounterStatements {
+export interface WriterStatements {
   readonly insertChunk: StatementSync;
   readonly deleteChunks: StatementSync;
   readonly deleteMessage: StatementSync;
@@ -94,21 +93,17 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
           this.#size,
           writeParams(m.params),
         );
-        const routed: { domain: string; route: string }[] = [];
         for (const r of m.recipients) {
-          const route = r.route ?? "atrn";
           this.#sql.insertRecipient.run(
             this.id,
             r.address,
             r.domain,
             r.notify ?? null,
             r.orcpt ?? null,
-            route,
-            route === "mx" ? this.#receivedAt : null,
+            r.route ?? "atrn",
+            r.route === "mx" ? this.#receivedAt : null,
           );
-          routed.push({ domain: r.domain, route });
         }
-        countNewMessage(this.#sql, this.#size, routed);
       });
       if (last !== undefined) this.#seq++;
     } catch (err) {

@@ -17,7 +17,6 @@ import { type LeasedDomains, toQueuedMessage } from "./_rows.ts";
 import { SqliteOutbound } from "./_outbound.ts";
 import { SqliteStats } from "./_stats.ts";
 import { QUEUE_MIGRATIONS } from "./_schema.ts";
-import { COUNT_USAGE_SQL, COUNT_WAITING_SQL } from "./_schema_counters.ts";
 
 import { settled } from "./_settled.ts";
 import { SqliteMessageWriter, type WriterStatements } from "./_writer.ts";
@@ -132,8 +131,6 @@ export class SqliteQueueStore implements QueueStore {
         "INSERT INTO recipients (message_id, address, domain, notify, orcpt, route, " +
           "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
       ),
-      countWaiting: db.prepare(COUNT_WAITING_SQL),
-      countUsage: db.prepare(COUNT_USAGE_SQL),
     };
     this.#leaseOf = db.prepare("SELECT owner, lease_until FROM domain_leases WHERE domain = ?");
     this.#takeLease = db.prepare(
