@@ -33,6 +33,8 @@ export async function openServeBackend(
     try {
       const store = new SqliteQueueStore(db, {
         logger: opts.logger,
+        // serve's writes are bounded: its savepoint journal stays out of /var/tmp.
+        tempInMemory: true,
         ...(opts.isAlone === undefined ? {} : { syncInline: opts.isAlone }),
       });
       return {

@@ -66,6 +66,12 @@ export interface SqliteQueueStoreOptions {
    * Default: never (always off the loop).
    */
   readonly syncInline?: () => boolean;
+  /**
+   * `temp_store = MEMORY` after the migrations: the savepoint journal a drain's settle batch
+   * spilled to /var/tmp every batch (#13) stays in memory. Only for bounded writes (serve's);
+   * a `queue delete` of a whole domain would journal all of it. Default false.
+   */
+  readonly tempInMemory?: boolean;
 }
 
 /** The queue on node:sqlite. */
@@ -106,6 +112,7 @@ export class SqliteQueueStore implements QueueStore {
     // Only the receiving process (serve) converts an old file: VACUUM needs a quiet moment.
     if (opts.removeOrphans ?? true) this.#convertForIncrementalVacuum();
     applyMigrations(db, "queue", QUEUE_MIGRATIONS);
+    if (opts.tempInMemory === true) db.exec("PRAGMA temp_store = MEMORY");
     this.#group = new GroupTransaction(db, {
       onCommit: opts.onGroupCommit ?? (() => {}),
       sync: opts.walSync ?? deferWalSync(db),

@@ -246,3 +246,17 @@ Deno.test("SqliteQueueStore skips and logs a message row with unreadable params"
     }
   });
 });
+
+Deno.test("tempInMemory keeps SQLite's temporary files in memory; tools keep the default (#13)", async () => {
+  for (const [opts, want] of [[{ tempInMemory: true }, 2], [{}, 0]] as const) {
+    await withTempDataDir(async (dataDir) => {
+      const db = openDatabase(dataDir);
+      const store = new SqliteQueueStore(db, opts);
+      try {
+        assert.equal(db.prepare("PRAGMA temp_store").get()?.temp_store, want);
+      } finally {
+        await store.close();
+      }
+    });
+  }
+});
