@@ -13,8 +13,8 @@ import type { Lease, Settlement } from "../queue/types.ts";
 /** One message's settlements and what follows once they are recorded. */
 interface Pending {
   readonly settlements: readonly Settlement[];
-  /** Runs once the batch holding them is recorded. */
-  readonly recorded: () => Promise<void>;
+  /** Runs once the batch holding them is recorded (absent: nothing follows). */
+  readonly recorded?: () => Promise<void>;
   /** Runs instead when it could not be. */
   readonly failed: (error: unknown) => void;
 }
@@ -50,7 +50,9 @@ export class SettleBatcher {
     const all = batch.flatMap((p) => p.settlements);
     const recording = this.#lease.settle(all).then(
       async () => {
-        await Promise.all(batch.map((p) => p.recorded()));
+        const following: Promise<void>[] = [];
+        for (const p of batch) if (p.recorded !== undefined) following.push(p.recorded());
+        if (following.length > 0) await Promise.all(following);
       },
       (error) => {
         for (const p of batch) p.failed(error);

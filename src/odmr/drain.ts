@@ -128,47 +128,51 @@ export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
   // a time, in order, each after its own final reply.
   const onResult = (outbound: LeasedMessage, result: MessageResult) => {
     const message = outbound.queued;
+    const now = Date.now();
     summary.messages++;
     // Also renewed as results come: while a full window waits for a slow customer, no next
     // message is taken for a long time, and the lease must not run out under a healthy drain.
-    if (Date.now() >= renewAt && !isLeaseLost) {
+    if (now >= renewAt && !isLeaseLost) {
       renew().catch((err) => log.error("lease_renew_failed", { error: String(err) }));
     }
     const settlements: Settlement[] = [];
-    const delaySeconds = Math.max(0, Math.round((Date.now() - message.receivedAt) / 1000));
+    let failed: { id: number; reply: string }[] | undefined;
+    const delaySeconds = Math.max(0, Math.round((now - message.receivedAt) / 1000));
     for (const r of result.recipients) {
+      const queued = message.recipients.find((q) => q.id === r.id);
+      const reply = formatReplyText(r.reply).trim();
       if (r.outcome === "delivered") {
         summary.delivered++;
-        opts.events.delivered(message.recipients.find((q) => q.id === r.id)?.domain ?? "");
+        opts.events.delivered(queued?.domain ?? "");
       } else if (r.outcome === "deferred") summary.deferred++;
-      else summary.failed++;
-      const reply = formatReplyText(r.reply).trim();
+      else {
+        summary.failed++;
+        (failed ??= []).push({ id: r.id, reply });
+      }
       settlements.push({ recipientId: r.id, outcome: r.outcome, reply });
       // One line per recipient attempt, the way operators grep Postfix's status=; a refusal
       // by the customer is its fact, not our error.
       log[r.outcome === "failed" ? "warn" : "info"](r.outcome, {
         id: message.id,
-        to: message.recipients.find((q) => q.id === r.id)?.address,
+        to: queued?.address,
         reply,
         delay: delaySeconds,
       });
     }
-    if (Date.now() >= progressAt) {
-      progressAt = Date.now() + PROGRESS_EVERY_MS;
+    if (now >= progressAt) {
+      progressAt = now + PROGRESS_EVERY_MS;
       log.info("drain_progress", { user: opts.user, messages: summary.messages });
     }
-    const failed = settlements.filter((s) => s.outcome === "failed")
-      .map((s) => ({ id: s.recipientId, reply: s.reply }));
     const bounce = opts.bounce;
     // Settle without waiting, with the other results of this turn (one settle call).
     settling.add({
       settlements,
       // The report only once the failure is on disk (a crash before: sent again, not bounced).
-      recorded: async () => {
-        if (bounce !== undefined && failed.length > 0) {
+      ...(bounce === undefined || failed === undefined ? {} : {
+        recorded: async () => {
           await bounceFailed(message, failed, { ...bounce, log });
-        }
-      },
+        },
+      }),
       // Not recorded: those recipients stay queued and are sent again (a duplicate, not a loss).
       failed: (err) => log.error("settle_failed", { id: message.id, error: String(err) }),
     });

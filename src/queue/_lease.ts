@@ -106,8 +106,8 @@ export class SqliteLease implements Lease {
     );
   }
 
-  async *readBody(messageId: string): AsyncGenerator<Uint8Array> {
-    yield* this.#deps.reader.body(messageId);
+  readBody(messageId: string): Generator<Uint8Array> {
+    return this.#deps.reader.body(messageId);
   }
 
   renew(): Promise<boolean> {

@@ -115,8 +115,11 @@ export interface Lease {
   readonly domains: readonly string[];
   /** Messages with at least one `queued` recipient in the leased domains (only those recipients), oldest first. */
   messages(): AsyncIterable<QueuedMessage>;
-  /** Streams a message body in stored chunks, in order. */
-  readBody(messageId: string): AsyncIterable<Uint8Array>;
+  /**
+   * Streams a message body in stored chunks, in order; a backend that reads synchronously
+   * (SQLite) gives a plain iterable, without a promise per chunk.
+   */
+  readBody(messageId: string): AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
   /** Extends the lease; false if it was lost (expired and taken by another session). */
   renew(): Promise<boolean>;
   /** Records results durably (batched: resolves once committed). */
