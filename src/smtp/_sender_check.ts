@@ -26,6 +26,7 @@ export type BodyFault = "bareNewline" | "lineTooLong" | "eightBit";
 
 const CR = 13;
 const LF = 10;
+const NO_WORDS = new Uint32Array(0);
 
 /** Incremental check of one body; chunks may split anything, even a CRLF. Pure. */
 export class BodyScanner {
@@ -55,25 +56,38 @@ export class BodyScanner {
     if (this.#fault !== undefined || chunk.length === 0) return;
     // A CR that ended the previous chunk must be followed by this chunk's LF.
     if (this.#lastByte === CR && chunk[0] !== LF) return this.#fail("bareNewline");
-    // Every LF ends a line: it needs its CR, and the line must fit.
+    // Every LF ends a line: it needs its CR, and the line must fit. Every CR inside the chunk
+    // must be followed by LF (a final CR is checked by the next chunk); a bare CR counts after
+    // the LFs' faults, as the line-length one does.
+    const n = chunk.length;
     let lineStart = -this.#lineOctets;
-    for (let lf = chunk.indexOf(LF); lf !== -1; lf = chunk.indexOf(LF, lf + 1)) {
-      const before = lf > 0 ? chunk[lf - 1] : this.#lastByte;
-      if (before !== CR) return this.#fail("bareNewline");
-      if (lf - lineStart + 1 > this.#maxLineOctets) return this.#fail("lineTooLong");
-      lineStart = lf + 1;
+    let hasBareCr = false;
+    // Four octets at a time while the chunk is aligned (stored chunks are): a word with no octet
+    // below 0x0E has neither CR (0x0D) nor LF (0x0A), and most words have neither.
+    const words = chunk.byteOffset % 4 === 0 ? n >>> 2 : 0;
+    const packed = words > 0 ? new Uint32Array(chunk.buffer, chunk.byteOffset, words) : NO_WORDS;
+    for (let w = 0; w <= words; w++) {
+      if (w < words) {
+        const x = packed[w] ?? 0;
+        // Non-zero exactly when some octet of x is below 0x0E (bit trick "hasless", n <= 128).
+        if (((x - 0x0e0e0e0e) & ~x & 0x80808080) === 0) continue;
+      }
+      const end = w < words ? 4 * w + 4 : n;
+      for (let i = 4 * w; i < end; i++) {
+        const b = chunk[i] ?? 0;
+        if (b > CR) continue;
+        if (b === LF) {
+          const before = i > 0 ? chunk[i - 1] : this.#lastByte;
+          if (before !== CR) return this.#fail("bareNewline");
+          if (i - lineStart + 1 > this.#maxLineOctets) return this.#fail("lineTooLong");
+          lineStart = i + 1;
+        } else if (b === CR && i + 1 < n && chunk[i + 1] !== LF) hasBareCr = true;
+      }
     }
-    this.#lineOctets = chunk.length - lineStart;
+    this.#lineOctets = n - lineStart;
     // +1: the LF still to come (the CR, if any, is counted already).
     if (this.#lineOctets + 1 > this.#maxLineOctets) return this.#fail("lineTooLong");
-    // Every CR inside the chunk must be followed by LF (a final CR is checked by the next).
-    for (
-      let cr = chunk.indexOf(CR);
-      cr !== -1 && cr + 1 < chunk.length;
-      cr = chunk.indexOf(CR, cr + 1)
-    ) {
-      if (chunk[cr + 1] !== LF) return this.#fail("bareNewline");
-    }
+    if (hasBareCr) return this.#fail("bareNewline");
     if (!this.#allowEightBit && hasEightBit(chunk)) return this.#fail("eightBit");
     this.#lastByte = chunk[chunk.length - 1] ?? -1;
   }

@@ -89,3 +89,51 @@ Deno.test("checkBody() reads 8-bit in an 8BITMIME-declared body as allowed", asy
   assertEquals(undeclared.kind, "refused");
   if (undeclared.kind === "refused") assertEquals(undeclared.reply.enhanced, "5.6.3");
 });
+
+/** The rules the scanner applies, octet by octet over a whole body (the reference). */
+function referenceFault(body: Uint8Array, maxLineOctets: number): string | undefined {
+  let lineStart = 0;
+  let bareCr = false;
+  for (let i = 0; i < body.length; i++) {
+    if (body[i] === 10) {
+      if (body[i - 1] !== 13) return "bareNewline";
+      if (i - lineStart + 1 > maxLineOctets) return "lineTooLong";
+      lineStart = i + 1;
+    } else if (body[i] === 13 && i + 1 < body.length && body[i + 1] !== 10) bareCr = true;
+  }
+  const tail = body.length - lineStart;
+  if (tail + 1 > maxLineOctets) return "lineTooLong";
+  if (bareCr || body[body.length - 1] === 13) return "bareNewline";
+  return tail > 0 && tail + 2 > maxLineOctets ? "lineTooLong" : undefined;
+}
+
+Deno.test("BodyScanner agrees with an octet-by-octet reading on random bodies, aligned or not (#13)", () => {
+  // Octets around CR and LF, the word test's bound (0x0E), 8-bit ones and plain text.
+  const alphabet = [10, 13, 13, 10, 0x0c, 0x0e, 0x0f, 0x09, 0x00, 0x7f, 0x80, 0x8d, 0xff, 0x61];
+  let seed = 13;
+  const random = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed % n;
+  };
+  for (let round = 0; round < 3000; round++) {
+    const length = random(40);
+    const backing = new Uint8Array(length + 8);
+    const offset = random(4);
+    const body = backing.subarray(offset, offset + length);
+    for (let i = 0; i < length; i++) {
+      // Mostly CRLF-terminated text, so that some bodies pass and line lengths matter.
+      body[i] = random(3) === 0 ? alphabet[random(alphabet.length)]! : 0x61;
+      if (random(6) === 0 && i + 1 < length) {
+        body[i] = 13;
+        body[++i] = 10;
+      }
+    }
+    const max = 3 + random(12);
+    const want = referenceFault(body, max);
+    assertEquals(scan([body], true, max), want, `body ${[...body]} max ${max}`);
+    // Split anywhere, a body fails or passes the same (which fault comes first may differ).
+    const cut = random(length + 1);
+    const split = scan([body.subarray(0, cut), body.subarray(cut)], true, max);
+    assertEquals(split === undefined, want === undefined);
+  }
+});
