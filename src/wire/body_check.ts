@@ -10,6 +10,8 @@
  * side does). Content is never decoded; 8-bit bytes are not this check's business.
  */
 
+import { LineBreakScan } from "./line_break_scan.ts";
+
 const CR = 13;
 const LF = 10;
 const DOT = 46;
@@ -52,11 +54,17 @@ export class BodyLineCheck {
         this.#bareNewline = true;
       }
     }
+    const scan = new LineBreakScan(chunk);
     while (i < n) {
       if (this.#lineBytes === 0 && chunk[i] === DOT) this.#count(1); // its stuffed twin
-      // Fast path: the next CR or LF in this chunk.
-      let j = i;
-      while (j < n && chunk[j] !== CR && chunk[j] !== LF) j++;
+      // Fast path: the next CR or LF in this chunk, a word at a time, and on through whole
+      // CRLF lines whose successor does not start with "." (most lines of most bodies).
+      let j = scan.next(i);
+      while (j + 2 < n && chunk[j] === CR && chunk[j + 1] === LF && chunk[j + 2] !== DOT) {
+        this.addLine(j + 2 - i);
+        i = j + 2;
+        j = scan.next(i);
+      }
       this.#count(j - i);
       if (j >= n) return;
       if (chunk[j] === LF) {

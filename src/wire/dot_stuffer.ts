@@ -5,6 +5,7 @@
  * once one is seen the stuffer reports `bareNewline` and emits nothing more.
  */
 import { concatBytes } from "./bytes.ts";
+import { LineBreakScan } from "./line_break_scan.ts";
 
 const CR = 13;
 const LF = 10;
@@ -67,10 +68,12 @@ export class DotStuffer {
   push(chunk: Uint8Array): Uint8Array[] {
     if (this.#finished) throw new Error("DotStuffer.push() after finish()");
     if (this.#fault !== undefined || chunk.length === 0) return [];
-    // Offsets (in `chunk`) before which a dot must be inserted, and of each line's end.
+    // Offsets (in `chunk`) before which a dot must be inserted, and (splitLines) of each line's
+    // end.
     const dots: number[] = [];
     const lineEnds: number[] = [];
     const n = chunk.length;
+    const scan = new LineBreakScan(chunk);
     let i = 0;
     while (i < n) {
       switch (this.#state) {
@@ -80,8 +83,13 @@ export class DotStuffer {
           break;
         }
         case "inLine": {
-          let j = i;
-          while (j < n && chunk[j] !== CR && chunk[j] !== LF) j++;
+          // On through whole CRLF lines whose successor does not start with "." (most lines
+          // of most bodies) without a state change per line.
+          let j = scan.next(i);
+          while (j + 2 < n && chunk[j] === CR && chunk[j + 1] === LF && chunk[j + 2] !== DOT) {
+            if (this.#splitLines) lineEnds.push(j + 2);
+            j = scan.next(j + 2);
+          }
           i = j;
           if (i >= n) break;
           if (chunk[i] === LF) return this.#setFault();
@@ -92,7 +100,7 @@ export class DotStuffer {
         case "sawCr": {
           if (chunk[i] !== LF) return this.#setFault();
           i++;
-          lineEnds.push(i);
+          if (this.#splitLines) lineEnds.push(i);
           this.#state = "lineStart";
           break;
         }

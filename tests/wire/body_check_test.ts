@@ -10,6 +10,7 @@ import type { BodyLineFault } from "../../src/wire/body_check.ts";
 import { DataDecoder } from "../../src/wire/data_decoder.ts";
 import { runs, splitAt } from "../fuzz/_runs.ts";
 import { concatBytes } from "../../src/wire/bytes.ts";
+import { byteByByte, cutViews, longBody } from "../_helpers/long_bodies.ts";
 
 const enc = new TextEncoder();
 
@@ -113,5 +114,35 @@ Deno.test("DATA and BDAT refuse the same bodies with the same fault (property, #
       assertEquals(decoder.fault, check([whole], max));
     }),
     { numRuns: runs(3000) },
+  );
+});
+
+/** The longest line as DATA measures it (CRLF and a line-start dot's twin counted). */
+function longestLine(b: Uint8Array): number {
+  let longest = 0;
+  let start = 0;
+  for (let i = 0; i <= b.length; i++) {
+    const ends = i === b.length || (b[i] === 13 && b[i + 1] === 10);
+    if (!ends) continue;
+    const octets = i - start + (i < b.length ? 2 : 0) + (b[start] === 46 && i > start ? 1 : 0);
+    longest = Math.max(longest, octets);
+    start = i + 2;
+    i++;
+  }
+  return longest;
+}
+
+Deno.test("BodyLineCheck: long chunks (scanned a word at a time) at any alignment and cut anywhere answer as byte-by-byte feeding (property, #13)", () => {
+  fc.assert(
+    fc.property(longBody, fc.array(fc.nat(), { maxLength: 6 }), (b, cuts) => {
+      // The limit at the longest line, one less and one more: N and N+1 for every body.
+      const longest = longestLine(b);
+      for (const max of [longest - 1, longest, longest + 1]) {
+        const want = check(byteByByte(b), max);
+        assertEquals(check([b], max), want);
+        assertEquals(check(cutViews(b, cuts), max), want);
+      }
+    }),
+    { numRuns: runs(300) },
   );
 });

@@ -3,6 +3,9 @@ import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { DotStuffer } from "../../src/wire/dot_stuffer.ts";
 import { DataDecoder } from "../../src/wire/data_decoder.ts";
 import { concatBytes } from "../../src/wire/bytes.ts";
+import fc from "fast-check";
+import { byteByByte, cutViews, longBody } from "../_helpers/long_bodies.ts";
+import { runs } from "../fuzz/_runs.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -158,4 +161,39 @@ Deno.test("DotStuffer without splitLines returns the input chunk itself when not
   assertEquals(out.length, 1);
   assert(out[0] === chunk);
   assertEquals(s.push(new Uint8Array(0)), []);
+});
+
+/**
+ * The stuffer's answer written out plainly: a bare CR or LF anywhere is a fault; otherwise a
+ * dot before each line-start dot, CRLF if the body does not end with one, then "." CRLF.
+ */
+function stuffedByRule(body: Uint8Array): { wire?: Uint8Array; fault?: "bareNewline" } {
+  const out: number[] = [];
+  for (let i = 0; i < body.length; i++) {
+    const b = body[i];
+    if (b === 10 && body[i - 1] !== 13) return { fault: "bareNewline" };
+    if (b === 13 && body[i + 1] !== 10) return { fault: "bareNewline" };
+    const lineStart = i === 0 || (body[i - 1] === 10 && body[i - 2] === 13);
+    if (lineStart && b === 46) out.push(46);
+    out.push(b ?? 0);
+  }
+  const endsLine = body.length === 0 ||
+    (body[body.length - 1] === 10 && body[body.length - 2] === 13);
+  return { wire: Uint8Array.from([...out, ...(endsLine ? [] : [13, 10]), 46, 13, 10]) };
+}
+
+Deno.test("DotStuffer: long chunks (scanned a word at a time) at any alignment and cut anywhere stuff as the rule says and as byte-by-byte feeding (property, #13)", () => {
+  fc.assert(
+    fc.property(longBody, fc.array(fc.nat(), { maxLength: 6 }), (b, cuts) => {
+      const want = stuffedByRule(b);
+      for (const splitLines of [false, true]) {
+        for (const chunks of [[b], cutViews(b, cuts), byteByByte(b)]) {
+          const got = stuff(chunks, splitLines);
+          if (want.fault !== undefined) assertEquals(got.fault, want.fault);
+          else assertEquals([got.fault, got.wire], [undefined, want.wire]);
+        }
+      }
+    }),
+    { numRuns: runs(300) },
+  );
 });
