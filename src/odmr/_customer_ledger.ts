@@ -48,6 +48,8 @@ export class LedgerSink implements MessageSink {
   readonly #inner: MessageSink;
   readonly #log: Logger;
   readonly #where: string;
+  /** Whether info lines are written: a delivered message's line is only built then. */
+  readonly #isInfo: boolean;
   /** When the next progress line may be written (a long drain says how far it is). */
   #progressAt = Date.now() + PROGRESS_EVERY_MS;
 
@@ -55,6 +57,7 @@ export class LedgerSink implements MessageSink {
     this.#inner = inner;
     this.#where = where;
     this.#log = log;
+    this.#isInfo = log.isEnabled?.("info") ?? true;
   }
 
   async begin(mail: MailFrom, session: SessionInfo): Promise<SinkTransaction | Reply> {
@@ -103,6 +106,18 @@ export class LedgerSink implements MessageSink {
     };
     if (isPositive(info.reply)) this.#log.info("delivered", fields);
     else this.#log.warn(isPermanent(info.reply) ? "failed" : "deferred", fields);
+  }
+
+  /**
+   * @internal Whether `logFinal` writes a line for a message answered `r` (a delivered one's is
+   * info): its fields are only gathered then.
+   */
+  logsFinal(r: Reply): boolean {
+    return this.#isInfo || !isPositive(r);
+  }
+
+  /** @internal After a message: a progress line at most every PROGRESS_EVERY_MS. */
+  progress(): void {
     const now = Date.now();
     if (now >= this.#progressAt) {
       this.#progressAt = now + PROGRESS_EVERY_MS;
@@ -140,19 +155,20 @@ class LedgerTransaction implements SinkTransaction {
   async #finishEach(each: () => Promise<readonly Reply[]>): Promise<readonly Reply[]> {
     const replies = await each();
     this.#ledger.countMessage();
-    const providerId = this.#providerId.id;
     this.#accepted.forEach((recipient, i) => {
       const r = replies[i];
       if (r === undefined) return;
       this.#ledger.record("final", r, 1);
+      if (!this.#ledger.logsFinal(r)) return;
       this.#ledger.logFinal({
         tx: this.#inner.id,
         from: this.#mail.address,
         recipients: [recipient],
         reply: r,
-        providerId,
+        providerId: this.#providerId.id,
       });
     });
+    this.#ledger.progress();
     return replies;
   }
 
@@ -180,13 +196,16 @@ class LedgerTransaction implements SinkTransaction {
   #recordFinal(r: Reply): Reply {
     this.#ledger.countMessage();
     this.#ledger.record("final", r, this.#accepted.length);
-    this.#ledger.logFinal({
-      tx: this.#inner.id,
-      from: this.#mail.address,
-      recipients: this.#accepted,
-      reply: r,
-      providerId: this.#providerId.id,
-    });
+    if (this.#ledger.logsFinal(r)) {
+      this.#ledger.logFinal({
+        tx: this.#inner.id,
+        from: this.#mail.address,
+        recipients: this.#accepted,
+        reply: r,
+        providerId: this.#providerId.id,
+      });
+    }
+    this.#ledger.progress();
     return r;
   }
 

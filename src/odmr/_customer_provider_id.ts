@@ -64,8 +64,11 @@ function findId(b: Uint8Array, isAll: boolean): string | undefined | typeof MORE
     if (i >= b.length) return isAll ? undefined : MORE;
     if (b[i] !== RECEIVED.charCodeAt(i)) return undefined;
   }
-  for (let at = RECEIVED.length; at + ID.length <= b.length; at++) {
-    if (!isSpace(b[at] ?? 0) || !startsWithId(b, at + 1)) continue;
+  // Each "i" is a candidate (found natively); `at` is the whitespace byte before it.
+  for (let i = b.indexOf(0x69, RECEIVED.length + 1); i >= 0; i = b.indexOf(0x69, i + 1)) {
+    const at = i - 1;
+    if (at + ID.length > b.length) break;
+    if (!isSpace(b[at] ?? 0) || !startsWithId(b, i)) continue;
     let end = at + ID.length;
     while (end < b.length && isIdByte(b[end] ?? 0)) end++;
     if (end === at + ID.length) continue; // no id here: search on

@@ -32,11 +32,14 @@ export type MailState =
   | { readonly kind: "refused"; readonly reply: Reply };
 
 export class LocalTransaction implements SinkTransaction {
-  readonly id: string;
   readonly #sink: LocalSinkView;
   readonly #link: LocalConnection;
   readonly #mail: MailFrom;
-  readonly #log: Logger;
+  /** The sink's logger; this transaction's (with its id) is made when a line is written. */
+  readonly #sinkLog: Logger;
+  #txLog: Logger | undefined;
+  readonly #sequence = ++txSequence;
+  #id: string | undefined;
   readonly #accepted: string[] = [];
   #state: TxState = { kind: "envelope" };
   #mailState: MailState;
@@ -68,10 +71,18 @@ export class LocalTransaction implements SinkTransaction {
     this.#link = link;
     this.#mail = mail;
     this.#mailState = mailState;
-    this.id = `L${Date.now().toString(36)}${(++txSequence).toString(36)}`;
-    this.#log = log.with({ tx: this.id });
+    this.#sinkLog = log;
     if (sink.isLmtp && mail.prdr === true) this.finishEach = () => this.#end();
     if (link.caps?.pipelining === true) this.finishLater = () => this.#finishLater();
+  }
+
+  /** Made when first asked for (a log line, a trace header): most messages never need it. */
+  get id(): string {
+    return this.#id ??= `L${Date.now().toString(36)}${this.#sequence.toString(36)}`;
+  }
+
+  get #log(): Logger {
+    return this.#txLog ??= this.#sinkLog.with({ tx: this.id });
   }
 
   async addRecipient(rcpt: RcptTo, ahead?: RcptAhead): Promise<Reply> {
@@ -281,11 +292,15 @@ export class LocalTransaction implements SinkTransaction {
    * for at once so that no read of the next transaction comes between them.
    */
   async #readFinals(count: number): Promise<Reply[]> {
+    const timeoutMs = this.#sink.timeouts.dataFinalMs;
     // After a lost link the rest are LOCAL_REPLIES.unavailable without I/O.
-    const replies = await Promise.all(
-      Array.from({ length: count }, () => this.#link.read(this.#sink.timeouts.dataFinalMs)),
-    );
+    const replies = count === 1
+      ? [await this.#link.read(timeoutMs)]
+      : await Promise.all(Array.from({ length: count }, () => this.#link.read(timeoutMs)));
+    const isDebug = this.#sinkLog.isEnabled?.("debug") ?? true;
     for (const [i, final] of replies.entries()) {
+      // Delivered is a debug line, only built when written.
+      if (isPositive(final) && !isDebug) continue;
       const fields = {
         to: this.#sink.where,
         from: this.#mail.address,
