@@ -6,6 +6,7 @@
 import type { LineReader } from "../wire/line_reader.ts";
 import { type Reply, ReplyParser } from "../wire/reply.ts";
 import { TimeoutError } from "../net/conn.ts";
+import { decodeLine } from "../wire/bytes.ts";
 
 /** Reply line limit including CRLF (RFC 5321 §4.5.3.1.5). */
 export const MAX_REPLY_LINE_BYTES = 512;
@@ -27,8 +28,6 @@ export interface ReadReplyOptions {
   readonly maxLineBytes?: number;
   readonly maxLines?: number;
 }
-
-const decoder = new TextDecoder();
 
 /** Reads one reply; the whole reply (all its lines) must arrive within `timeoutMs`. */
 export async function readReply(
@@ -57,7 +56,7 @@ export async function readReply(
       case "bareNewline":
         return { kind: "invalid", reason: "bare CR or LF in reply" };
       case "line": {
-        const result = parser.push(decoder.decode(line.line));
+        const result = parser.push(decodeLine(line.line));
         if (result.kind === "done") return { kind: "reply", reply: result.reply };
         if (result.kind === "invalid") return { kind: "invalid", reason: result.reason };
         break;

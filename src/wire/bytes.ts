@@ -16,3 +16,17 @@ export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   }
   return out;
 }
+
+const utf8 = new TextDecoder();
+
+/**
+ * A short line of bytes (a reply line: at most a few hundred) as text: ASCII without a
+ * TextDecoder call (an op per line otherwise), anything else as UTF-8, invalid sequences as
+ * U+FFFD (what TextDecoder gives).
+ */
+export function decodeLine(line: Uint8Array): string {
+  for (let i = 0; i < line.length; i++) {
+    if ((line[i] ?? 0) >= 0x80) return utf8.decode(line);
+  }
+  return String.fromCharCode.apply(null, line as unknown as number[]);
+}
