@@ -6,6 +6,7 @@ import {
 import { Buffer } from "node:buffer";
 import { LineReader } from "../../src/wire/line_reader.ts";
 import type { DataResult, LineResult, PullSource } from "../../src/wire/line_reader.ts";
+import { cutViews } from "../_helpers/long_bodies.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -16,20 +17,10 @@ function source(chunks: Uint8Array[]): PullSource {
   return { read: () => Promise.resolve(queue.shift() ?? null) };
 }
 
-function splitAt(input: Uint8Array, cuts: number[]): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  let start = 0;
-  for (const c of [...cuts, input.length]) {
-    if (c > start) out.push(input.subarray(start, c));
-    start = Math.max(start, c);
-  }
-  return out;
-}
-
 /** Every way of chunking the input: whole, one byte at a time, one split at each offset. */
 function chunkings(input: Uint8Array): Uint8Array[][] {
-  const ways = [[input], splitAt(input, Array.from({ length: input.length }, (_, i) => i))];
-  for (let i = 1; i < input.length; i++) ways.push(splitAt(input, [i]));
+  const ways = [[input], cutViews(input, Array.from({ length: input.length }, (_, i) => i))];
+  for (let i = 1; i < input.length; i++) ways.push(cutViews(input, [i]));
   return ways;
 }
 
@@ -68,7 +59,7 @@ Deno.test("LineReader.readLine() limits a line with its CRLF: N and N+1", async 
 
 Deno.test("LineReader.readLine() drains a very long line with bounded memory", async () => {
   const big = new Uint8Array(100_000).fill(65);
-  const chunks = [...splitAt(big, [30_000, 60_000]), encoder.encode("\r\nNOOP\r\n")];
+  const chunks = [...cutViews(big, [30_000, 60_000]), encoder.encode("\r\nNOOP\r\n")];
   const r = new LineReader(source(chunks));
   assertEquals((await r.readLine(512)).kind, "tooLong");
   const next = await r.readLine(512);
