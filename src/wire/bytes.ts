@@ -30,3 +30,39 @@ export function decodeLine(line: Uint8Array): string {
   }
   return String.fromCharCode.apply(null, line as unknown as number[]);
 }
+
+/**
+ * Writes command lines, each with CRLF, into `out` from `at`: the offset after them, or -1
+ * (nothing to rely on written) when they do not fit or one is not ASCII (the caller encodes
+ * those as UTF-8 instead). An op-free encoding of the few short lines of an envelope.
+ */
+export function putAsciiLines(lines: readonly string[], out: Uint8Array, at: number): number {
+  let i = at;
+  for (const line of lines) {
+    if (i + line.length + 2 > out.length) return -1;
+    for (let k = 0; k < line.length; k++) {
+      const c = line.charCodeAt(k);
+      if (c >= 0x80) return -1;
+      out[i++] = c;
+    }
+    out[i++] = 13;
+    out[i++] = 10;
+  }
+  return i;
+}
+
+const encoder = new TextEncoder();
+
+/** Encodes command lines with CRLF, one array each (UTF-8). */
+export function encodeLines(lines: readonly string[]): Uint8Array[] {
+  return lines.map((l) => encoder.encode(`${l}\r\n`));
+}
+
+/** Command lines with CRLF, as one array (UTF-8). */
+export function encodeLineGroup(lines: readonly string[]): Uint8Array {
+  let size = 0;
+  for (const line of lines) size += line.length + 2;
+  const out = new Uint8Array(size);
+  if (putAsciiLines(lines, out, 0) === size) return out;
+  return concatBytes(encodeLines(lines));
+}

@@ -58,6 +58,40 @@ Deno.test("customer hand-off (#13): '.' and the next envelope reach the local se
   });
 });
 
+Deno.test("customer hand-off (#13): with SIZE=, the next envelope goes in the room after a small body, or joined to it when the body left no room", async (t) => {
+  // A body announced with SIZE= gets a buffer of about its size plus room for the next MAIL,
+  // RCPT and DATA. A body bigger than announced fills that room: the envelope is joined to it.
+  const rows = [
+    { name: "envelope in the room", text: "body", size: (b: string) => b.length },
+    { name: "no room left", text: "x".repeat(540), size: () => 1 },
+  ];
+  for (const row of rows) {
+    await t.step(row.name, async () => {
+      await withCustomer({}, async ({ client }, capture) => {
+        const body = (n: number) => `Subject: ${n}\r\n\r\n${row.text} ${n}\r\n`;
+        const envelope = (n: number) =>
+          `MAIL FROM:<s@example.net> SIZE=${row.size(body(n))}\r\n` +
+          `RCPT TO:<m${n}@example.org>\r\nDATA\r\n`;
+        await client.send(envelope(1));
+        const groups: string[][] = [(await client.replies(3)).map(code)];
+        await client.send(`${body(1)}.\r\n${envelope(2)}`);
+        groups.push((await client.replies(4)).map(code));
+        await client.send(`${body(2)}.\r\n${envelope(3)}`);
+        groups.push((await client.replies(4)).map(code));
+        await client.send(`${body(3)}.\r\nQUIT\r\n`);
+        groups.push((await client.replies(2)).map(code));
+        assertEquals(groups, EVERY_ONE_TAKEN);
+        assertEquals(capture.dotRepliesTimedOut, 1);
+        const text = new TextDecoder();
+        assertEquals(
+          capture.messages.map((m) => [m.recipients.join(), text.decode(m.body)]),
+          [1, 2, 3].map((n) => [`m${n}@example.org`, body(n)]),
+        );
+      });
+    });
+  }
+});
+
 Deno.test("customer hand-off (#13): a local 4xx or 5xx after '.' answers that message only, in order", async () => {
   const dataReply = (address: string) =>
     address === "m1@example.org"

@@ -6,7 +6,6 @@ import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import fc from "fast-check";
 import { type Reply, type ReplyLineResult, ReplyParser } from "../../src/wire/reply.ts";
 import { runs } from "../fuzz/_runs.ts";
-import { decodeLine } from "../../src/wire/bytes.ts";
 
 const ENHANCED_RE = /^([245])\.(\d{1,3})\.(\d{1,3})(?: +|$)/;
 
@@ -107,19 +106,4 @@ Deno.test("ReplyParser: one-line, multi-line and enhanced replies", () => {
     reply: { code: 451, lines: ["5.1.0 class does not match"] },
   });
   assertEquals(p.push("25"), { kind: "invalid", reason: "reply line without a 3-digit code" });
-});
-
-Deno.test("decodeLine() gives what TextDecoder gives, ASCII or not (property, #13)", () => {
-  const byte = fc.oneof(
-    { weight: 8, arbitrary: fc.integer({ min: 0x20, max: 0x7e }) },
-    { weight: 1, arbitrary: fc.integer({ min: 0, max: 255 }) },
-  );
-  const decoder = new TextDecoder();
-  fc.assert(
-    fc.property(fc.array(byte, { maxLength: 512 }), (a) => {
-      const line = Uint8Array.from(a);
-      assertEquals(decodeLine(line), decoder.decode(line));
-    }),
-    { numRuns: runs(2000) },
-  );
 });

@@ -10,7 +10,9 @@
  */
 import type { Conn, TlsClientParams, TlsUpgradeResult } from "../../net/conn.ts";
 import { TimeoutError } from "../../net/conn.ts";
-import { concatBytes } from "../../wire/bytes.ts";
+import { concatBytes, encodeLineGroup, encodeLines } from "../../wire/bytes.ts";
+
+export { encodeLines };
 import { LineReader } from "../../wire/line_reader.ts";
 import type { Reply } from "../../wire/reply.ts";
 import { isPermanent, isPositive, reply } from "../../wire/reply.ts";
@@ -62,8 +64,6 @@ export interface LinkOptions {
    */
   readonly lineRecords?: boolean;
 }
-
-const encoder = new TextEncoder();
 
 /** The client role's view of one connection. */
 export class ClientLink {
@@ -142,7 +142,8 @@ export class ClientLink {
 
   /** Writes command lines as one group (RFC 2920: one write), or one record each. */
   writeLines(lines: readonly string[], timeoutMs: number): Promise<boolean> {
-    return this.writeGroup(encodeLines(lines), timeoutMs);
+    if (this.#lineRecords) return this.writeEach(encodeLines(lines), timeoutMs);
+    return this.writeEach([encodeLineGroup(lines)], timeoutMs);
   }
 
   /** Writes encoded command lines as one write, or (lineRecords) one flushed write each. */
@@ -262,9 +263,4 @@ export class ClientLink {
     }
     return { kind: "lost", loss: this.#loss };
   }
-}
-
-/** Encodes command lines with CRLF. */
-export function encodeLines(lines: readonly string[]): Uint8Array[] {
-  return lines.map((l) => encoder.encode(`${l}\r\n`));
 }

@@ -10,6 +10,7 @@ import { reply } from "../../wire/reply.ts";
 import type { Reply } from "../../wire/reply.ts";
 import type { Capabilities } from "../../wire/ehlo.ts";
 import { type Answer, ClientLink, encodeLines } from "../client/link.ts";
+import { putAsciiLines } from "../../wire/bytes.ts";
 import { setImmediate } from "node:timers";
 import type { Logger } from "../../observe/log.ts";
 
@@ -67,8 +68,11 @@ export class LocalConnection {
    * next MAIL/RCPT/DATA are on the wire together).
    */
   #reads: Promise<unknown> = Promise.resolve();
-  /** A body's last bytes, its end marker included, kept to go out with the next command. */
-  #held: Uint8Array | undefined;
+  /**
+   * A body's last bytes, its end marker included, kept to go out with the next command: the
+   * first `length` bytes of `buffer`, whose rest is room for those command lines.
+   */
+  #held: { readonly buffer: Uint8Array; readonly length: number } | undefined;
 
   constructor(conn: Conn, log: Logger) {
     this.link = new ClientLink({ conn, reader: new LineReader(conn), log });
@@ -91,9 +95,11 @@ export class LocalConnection {
    * answers the "." first and then, Nagle on, holds its next replies until that one is
    * acknowledged (Postfix's smtp-sink does) stalls for our delayed ACK. A read that finds the
    * bytes still kept once the current turn of the event loop is over writes them alone.
+   * The link takes `buffer`: its first `length` bytes go out, and the command lines are put
+   * in the room after them when they fit (one write without a copy of the body).
    */
-  hold(bytes: Uint8Array): void {
-    this.#held = bytes;
+  hold(buffer: Uint8Array, length: number): void {
+    this.#held = { buffer, length };
   }
 
   /** Command lines as one write, behind any bytes kept by `hold`; false once the link is lost. */
@@ -101,7 +107,10 @@ export class LocalConnection {
     const held = this.#held;
     this.#held = undefined;
     if (held === undefined) return this.link.writeLines(lines, timeoutMs);
-    return this.link.writeGroup([held, ...encodeLines(lines)], timeoutMs);
+    const end = this.link.lineRecords ? -1 : putAsciiLines(lines, held.buffer, held.length);
+    if (end >= 0) return this.link.writeEach([held.buffer.subarray(0, end)], timeoutMs);
+    const body = held.buffer.subarray(0, held.length);
+    return this.link.writeGroup([body, ...encodeLines(lines)], timeoutMs);
   }
 
   /**
@@ -121,7 +130,10 @@ export class LocalConnection {
         const held = this.#held;
         this.#held = undefined;
         // A failed write loses the link: the read below then answers without I/O.
-        if (held !== undefined) await this.link.writeEach([held], timeoutMs, { flushed: true });
+        if (held !== undefined) {
+          const body = held.buffer.subarray(0, held.length);
+          await this.link.writeEach([body], timeoutMs, { flushed: true });
+        }
       }
       return upstreamReply(await this.link.read(timeoutMs));
     });

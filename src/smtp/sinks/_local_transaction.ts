@@ -14,6 +14,11 @@ import { LOCAL_REPLIES, type LocalConnection, type LocalSinkView } from "./_loca
 
 /** Body bytes gathered into one write to the local server. */
 const LOCAL_WRITE_BYTES = 64 * 1024;
+/**
+ * Room after a small body (sized by SIZE=) for the next message's MAIL, RCPT and DATA, which
+ * go out in the same write under PIPELINING (LocalConnection.hold).
+ */
+const NEXT_COMMANDS_ROOM = 512;
 
 let txSequence = 0;
 
@@ -214,14 +219,15 @@ export class LocalTransaction implements SinkTransaction {
 
   /**
    * LOCAL_WRITE_BYTES, or less for a body announced smaller (SIZE=): a 4 KB message does not
-   * need a 64 KiB buffer. Room for its dots and end marker; more than that only costs a write.
+   * need a 64 KiB buffer. Room for its dots and end marker (more than that only costs a write)
+   * and for the next commands.
    */
   #bufferSize(): number {
     const size = this.#mail.declaredSize;
     const isFirst = this.#isFirstBuffer;
     this.#isFirstBuffer = false;
     if (size === undefined || !isFirst) return LOCAL_WRITE_BYTES;
-    return Math.min(LOCAL_WRITE_BYTES, size + Math.ceil(size / 64) + 64);
+    return Math.min(LOCAL_WRITE_BYTES, size + Math.ceil(size / 64) + 64 + NEXT_COMMANDS_ROOM);
   }
 
   finish(): Promise<Reply> {
@@ -278,9 +284,9 @@ export class LocalTransaction implements SinkTransaction {
     }
     let written = await this.#put(end);
     if (written && hold) {
-      const rest = this.#out?.subarray(0, this.#outBytes);
+      // The link takes the buffer, and fills the room after the body with the next commands.
+      if (this.#out !== undefined && this.#outBytes > 0) this.#link.hold(this.#out, this.#outBytes);
       this.#outBytes = 0;
-      if (rest !== undefined && rest.length > 0) this.#link.hold(rest);
     } else if (written) written = await this.#writeOut();
     this.#out = undefined;
     if (!written) return { replies: forAll(LOCAL_REPLIES.unavailable) };
