@@ -11,10 +11,13 @@ export const HEAD_SNIFF_BYTES = 2048;
 const RECEIVED = "Received:";
 const ID = " id "; // after any whitespace byte, see isSpace
 
+/** Nothing kept yet (shared: never written). */
+const NONE_YET = new Uint8Array(0);
+
 /** Finds the provider's queue id in the first bytes of a body, chunk by chunk. */
 export class ProviderIdSniffer {
   /** The bytes seen so far when they had to be kept; undefined once decided. */
-  #head: Uint8Array | undefined = new Uint8Array(0);
+  #head: Uint8Array | undefined = NONE_YET;
   #id: string | undefined;
 
   /** Looks at the next body bytes (valid only during the call: copied when kept). */

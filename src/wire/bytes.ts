@@ -66,3 +66,14 @@ export function encodeLineGroup(lines: readonly string[]): Uint8Array {
   if (putAsciiLines(lines, out, 0) === size) return out;
   return concatBytes(encodeLines(lines));
 }
+
+/** `text` in UTF-8: ASCII copied without a TextEncoder call (an op), anything else encoded. */
+export function encodeText(text: string): Uint8Array {
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80) return encoder.encode(text);
+    out[i] = c;
+  }
+  return out;
+}

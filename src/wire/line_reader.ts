@@ -39,6 +39,9 @@ export type ExactResult = "ok" | "eof" | "deadline";
 
 const DEADLINE = { kind: "deadline" } as const;
 
+/** The empty buffer, shared (never written, never freed: `release` skips empty arrays). */
+const EMPTY = new Uint8Array(0);
+
 /** Receives body bytes; awaited, so a slow consumer slows the reader (backpressure). */
 export type ChunkConsumer = (chunk: Uint8Array) => Promise<void> | void;
 
@@ -62,7 +65,7 @@ export interface LineReaderOptions {
 /** Pull reader with its own leftover buffer. */
 export class LineReader {
   #source: PullSource;
-  #buf: Uint8Array = new Uint8Array(0);
+  #buf: Uint8Array = EMPTY;
   /**
    * The chunk `#buf` is a view into, when that chunk is all of its ArrayBuffer (a socket read
    * or a merge of ours; never a pool slice): what `readExact` may free once it took `#buf` to
@@ -121,7 +124,7 @@ export class LineReader {
   /** Drops unread bytes (at STARTTLS: plaintext sent after the command is an injection). */
   discardBuffered(): number {
     const n = this.#buf.length;
-    this.#buf = new Uint8Array(0);
+    this.#buf = EMPTY;
     return n;
   }
 
@@ -179,7 +182,7 @@ export class LineReader {
         // LF took `serve` from 67 MB to 270 MB; bench/endless_line.ts).
         dropping = true;
         const dropped = this.#buf;
-        this.#buf = new Uint8Array(0);
+        this.#buf = EMPTY;
         release(dropped);
       }
       scanned = this.#buf.length;
@@ -213,7 +216,7 @@ export class LineReader {
       if (this.#buf.length > 0) {
         const chunk = this.#buf;
         const { segments, endOffset } = decoder.push(chunk);
-        this.#buf = endOffset >= 0 ? chunk.subarray(endOffset) : new Uint8Array(0);
+        this.#buf = endOffset >= 0 ? chunk.subarray(endOffset) : EMPTY;
         if (decoder.fault === undefined) {
           for (const seg of segments) await consume(seg);
         }
@@ -249,8 +252,9 @@ export class LineReader {
       const whole = this.#buf;
       const take = Math.min(left, whole.length);
       const part = whole.subarray(0, take);
-      // Taken whole, the chunk may be freed below: nothing left may be a view of it.
-      this.#buf = take === whole.length ? new Uint8Array(0) : whole.subarray(take);
+      // Taken whole, the chunk may be freed below: nothing left may be a view of it (the shared
+      // empty array is never freed).
+      this.#buf = take === whole.length ? EMPTY : whole.subarray(take);
       left -= take;
       await consume(part);
       if (this.#releaseConsumed && take === whole.length) {
@@ -293,7 +297,7 @@ export class LineReader {
  */
 function release(chunk: Uint8Array): void {
   const buffer = chunk.buffer;
-  if (!(buffer instanceof ArrayBuffer) || buffer.detached) return;
+  if (chunk.byteLength === 0 || !(buffer instanceof ArrayBuffer) || buffer.detached) return;
   if (chunk.byteOffset !== 0 || chunk.byteLength !== buffer.byteLength) return;
   buffer.transfer(0);
 }

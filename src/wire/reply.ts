@@ -2,6 +2,7 @@
  * SMTP replies as values (RFC 5321 §4.2, enhanced codes RFC 2034/3463): formatting for the
  * server role, incremental parsing for the client role. Pure; reply texts are in replies.ts.
  */
+import { encodeText } from "./bytes.ts";
 
 /** One SMTP reply. `enhanced` is omitted for greetings, EHLO/HELO and 3xx (RFC 2034 §3). */
 export interface Reply {
@@ -16,11 +17,9 @@ export function reply(code: number, enhanced: string | undefined, text: string):
   return enhanced === undefined ? { code, lines: [text] } : { code, enhanced, lines: [text] };
 }
 
-const encoder = new TextEncoder();
-
 /** Serialises a reply with CRLF line ends; the enhanced code prefixes every line. */
 export function formatReply(r: Reply): Uint8Array {
-  return encoder.encode(formatReplyText(r));
+  return encodeText(formatReplyText(r));
 }
 
 /** The reply as text (for logs and tests). */

@@ -1,7 +1,7 @@
 /** The op-free text helpers of wire/bytes.ts give what TextEncoder/TextDecoder give (#13). */
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import fc from "fast-check";
-import { decodeLine, encodeLineGroup, putAsciiLines } from "../../src/wire/bytes.ts";
+import { decodeLine, encodeLineGroup, encodeText, putAsciiLines } from "../../src/wire/bytes.ts";
 import { runs } from "../fuzz/_runs.ts";
 
 Deno.test("decodeLine() gives what TextDecoder gives, ASCII or not (property, #13)", () => {
@@ -34,6 +34,14 @@ Deno.test("encodeLineGroup() gives the lines as TextEncoder writes them, each wi
       const want = encoder.encode(lines.map((l) => `${l}\r\n`).join(""));
       assertEquals(encodeLineGroup(lines), want);
     }),
+    { numRuns: runs(2000) },
+  );
+});
+
+Deno.test("encodeText() gives what TextEncoder gives (property, #13)", () => {
+  const encoder = new TextEncoder();
+  fc.assert(
+    fc.property(line, (text) => assertEquals(encodeText(text), encoder.encode(text))),
     { numRuns: runs(2000) },
   );
 });
