@@ -2,7 +2,7 @@
  * SmtpReceiver: the SMTP server role on a Conn it may not have accepted (inbound MX, or the
  * customer after ATRN). Owns the protocol; the sink owns policy and storage. Never throws for
  * peer behaviour; does not close the Conn (the caller does, after `run()` resolves).
- * A typed command table (verb → allowed states → handler); handlers (_receiver_hello.ts,
+ * A typed command table (verb → allowed states → handler, _receiver_commands.ts); handlers (_receiver_hello.ts,
  * _receiver_mail.ts, _receiver_body.ts, _receiver_starttls.ts, _receiver_auth.ts) return an
  * Outcome and only the loop here applies it: the state, the replies, the budgets.
  */
@@ -16,13 +16,9 @@ import { formatReplyText, isPositive } from "../wire/reply.ts";
 import { parseCommandLine } from "../wire/command.ts";
 import { concatBytes } from "../wire/bytes.ts";
 import { defaultGreetingText, greetingReply, REPLIES, replyBytes } from "../wire/replies.ts";
-import type { CheckContext, SessionState, StateKind } from "./_receiver_checks.ts";
-import { handleHello, handleRset } from "./_receiver_hello.ts";
-import { handleMail, handleRcpt } from "./_receiver_mail.ts";
-import { handleBdat, handleData } from "./_receiver_body.ts";
-import { handleStartTls } from "./_receiver_starttls.ts";
-import { handleAuth } from "./_receiver_auth.ts";
-import { endWith, leaveTransaction, say } from "./_receiver_outcome.ts";
+import type { CheckContext, SessionState } from "./_receiver_checks.ts";
+import { outOfStateReply, SPECS, type Verb } from "./_receiver_commands.ts";
+import { leaveTransaction } from "./_receiver_outcome.ts";
 import type {
   AuthResult,
   EndReason,
@@ -38,55 +34,6 @@ import { isIdleCommand, SessionBudget } from "./session_budget.ts";
 
 export type { AuthResult, EndReason, ReceiverAuth, ReceiverOptions, ReceiverOutcome, Step };
 export { dataDeadlineMs, MIN_DATA_DEADLINE_MS } from "./_receiver_body.ts";
-
-type Verb =
-  | "EHLO"
-  | "HELO"
-  | "MAIL"
-  | "RCPT"
-  | "DATA"
-  | "BDAT"
-  | "RSET"
-  | "NOOP"
-  | "QUIT"
-  | "VRFY"
-  | "HELP"
-  | "STARTTLS"
-  | "AUTH";
-
-interface CommandSpec {
-  readonly states: readonly StateKind[];
-  /** Reply when the verb comes in another state. */
-  readonly outOfState: Reply;
-  /** Group-ending command (RFC 2920 §3.1): replies are flushed after it. */
-  readonly flush: boolean;
-  readonly run: (ctx: ReceiverContext, args: string) => Outcome | Promise<Outcome>;
-}
-
-const ALL: readonly StateKind[] = ["greeted", "ready", "inTransaction"];
-const GREETED: readonly StateKind[] = ["ready", "inTransaction"];
-const BAD = REPLIES.badSequence;
-
-const COMMANDS: { readonly [V in Verb]: CommandSpec } = {
-  EHLO: { states: ALL, outOfState: BAD, flush: true, run: (c, a) => handleHello(c, a, true) },
-  HELO: { states: ALL, outOfState: BAD, flush: true, run: (c, a) => handleHello(c, a, false) },
-  MAIL: { states: ["ready"], outOfState: REPLIES.nestedMail, flush: false, run: handleMail },
-  RCPT: { states: ["inTransaction"], outOfState: REPLIES.mailFirst, flush: false, run: handleRcpt },
-  DATA: { states: ["inTransaction"], outOfState: REPLIES.mailFirst, flush: true, run: handleData },
-  // BDAT decides its state itself: its octets must be consumed in every state (RFC 3030 §3).
-  BDAT: { states: ALL, outOfState: BAD, flush: false, run: handleBdat },
-  RSET: { states: ALL, outOfState: BAD, flush: false, run: handleRset },
-  NOOP: { states: ALL, outOfState: BAD, flush: true, run: () => say(REPLIES.ok) },
-  QUIT: { states: ALL, outOfState: BAD, flush: true, run: () => endWith("quit", REPLIES.bye) },
-  VRFY: { states: ALL, outOfState: BAD, flush: true, run: () => say(REPLIES.vrfy) },
-  HELP: { states: ALL, outOfState: BAD, flush: false, run: () => say(REPLIES.help) },
-  STARTTLS: { states: ["greeted", "ready"], outOfState: BAD, flush: true, run: handleStartTls },
-  // Decides its state itself: without an auth hook (the MX) AUTH is unknown in every state.
-  AUTH: { states: ALL, outOfState: BAD, flush: true, run: handleAuth },
-};
-
-/** The table by verb: a Map lookup costs less than Object.hasOwn on the table at every command. */
-const SPECS: ReadonlyMap<string, CommandSpec> = new Map(Object.entries(COMMANDS));
 
 const DEFAULT_MAX_LINE_BYTES = 512;
 const FINAL_WRITE_TIMEOUT_MS = 5_000;
@@ -280,10 +227,7 @@ export class SmtpReceiver implements ReceiverContext {
         const verb = parsed.verb as Verb;
         mustFlush = spec.flush;
         if (!spec.states.includes(this.#state.kind)) {
-          const r = this.#state.kind === "greeted" && GREETED.some((k) => spec.states.includes(k))
-            ? REPLIES.heloFirst
-            : spec.outOfState;
-          step = this.#protocolError(r);
+          step = this.#protocolError(outOfStateReply(spec, this.#state.kind));
           break;
         }
         const idle = {
