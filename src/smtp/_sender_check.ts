@@ -6,6 +6,7 @@
  * lacks 8BITMIME (RFC 6152; docs/QUIRKS.md: fail rather than downgrade). A small body is kept
  * in memory by the check and sent from there (one read); a larger one is read again to send.
  */
+import { LineBreakScan } from "../wire/line_break_scan.ts";
 import type { Reply } from "../wire/reply.ts";
 import type { Capabilities } from "../wire/ehlo.ts";
 import type { MessageParams } from "../queue/types.ts";
@@ -26,7 +27,6 @@ export type BodyFault = "bareNewline" | "lineTooLong" | "eightBit";
 
 const CR = 13;
 const LF = 10;
-const NO_WORDS = new Uint32Array(0);
 
 /** Incremental check of one body; chunks may split anything, even a CRLF. Pure. */
 export class BodyScanner {
@@ -62,27 +62,15 @@ export class BodyScanner {
     const n = chunk.length;
     let lineStart = -this.#lineOctets;
     let hasBareCr = false;
-    // Four octets at a time while the chunk is aligned (stored chunks are): a word with no octet
-    // below 0x0E has neither CR (0x0D) nor LF (0x0A), and most words have neither.
-    const words = chunk.byteOffset % 4 === 0 ? n >>> 2 : 0;
-    const packed = words > 0 ? new Uint32Array(chunk.buffer, chunk.byteOffset, words) : NO_WORDS;
-    for (let w = 0; w <= words; w++) {
-      if (w < words) {
-        const x = packed[w] ?? 0;
-        // Non-zero exactly when some octet of x is below 0x0E (bit trick "hasless", n <= 128).
-        if (((x - 0x0e0e0e0e) & ~x & 0x80808080) === 0) continue;
-      }
-      const end = w < words ? 4 * w + 4 : n;
-      for (let i = 4 * w; i < end; i++) {
-        const b = chunk[i] ?? 0;
-        if (b > CR) continue;
-        if (b === LF) {
-          const before = i > 0 ? chunk[i - 1] : this.#lastByte;
-          if (before !== CR) return this.#fail("bareNewline");
-          if (i - lineStart + 1 > this.#maxLineOctets) return this.#fail("lineTooLong");
-          lineStart = i + 1;
-        } else if (b === CR && i + 1 < n && chunk[i + 1] !== LF) hasBareCr = true;
-      }
+    // The breaks found a word at a time (wire/line_break_scan.ts): most octets are neither.
+    const scan = new LineBreakScan(chunk);
+    for (let i = scan.next(0); i < n; i = scan.next(i + 1)) {
+      if (chunk[i] === LF) {
+        const before = i > 0 ? chunk[i - 1] : this.#lastByte;
+        if (before !== CR) return this.#fail("bareNewline");
+        if (i - lineStart + 1 > this.#maxLineOctets) return this.#fail("lineTooLong");
+        lineStart = i + 1;
+      } else if (i + 1 < n && chunk[i + 1] !== LF) hasBareCr = true;
     }
     this.#lineOctets = n - lineStart;
     // +1: the LF still to come (the CR, if any, is counted already).
