@@ -2,9 +2,10 @@
  * SmtpReceiver: the SMTP server role on a Conn it may not have accepted (inbound MX, or the
  * customer after ATRN). Owns the protocol; the sink owns policy and storage. Never throws for
  * peer behaviour; does not close the Conn (the caller does, after `run()` resolves).
- * A typed command table (verb → allowed states → handler, _receiver_commands.ts); handlers (_receiver_hello.ts,
- * _receiver_mail.ts, _receiver_body.ts, _receiver_starttls.ts, _receiver_auth.ts) return an
- * Outcome and only the loop here applies it: the state, the replies, the budgets.
+ * A typed command table (verb → allowed states → handler: _receiver_commands.ts); handlers
+ * (_receiver_hello.ts, _receiver_mail.ts, _receiver_body.ts, _receiver_starttls.ts,
+ * _receiver_auth.ts) return an Outcome and only the loop here applies it: the state, the
+ * replies, the budgets.
  */
 import type { Conn } from "../net/conn.ts";
 import { ConnClosedError, TimeoutError } from "../net/conn.ts";
