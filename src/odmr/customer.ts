@@ -174,6 +174,9 @@ export async function runCustomer(
         // LMTP answers per recipient after the body; PRDR carries those answers upstream, so
         // one local refusal (a full mailbox) never holds back the message's other recipients.
         offersPrdr: target.kind !== "maildir" && target.kind !== "smtp",
+        // After our reply to BDAT LAST no transaction is open: the provider's pipelined messages
+        // need no RSET between them (wire/ehlo.ts).
+        saysLastEnds: true,
       },
     });
     reason = (await receiver.run()).reason;

@@ -302,7 +302,13 @@ export async function handleBdat(ctx: ReceiverContext, args: string): Promise<Ou
   const st = checkBdatState(s0);
   if (!st.ok || s0.kind !== "inTransaction") {
     if (!(await skipChunk(ctx, octets))) return endWith("eof");
-    return mistake(st.ok ? REPLIES.mailFirst : st.reply);
+    // No recipient: the transaction ends here like any refused chunk's, so that after the reply
+    // to a LAST nothing is open (wire/ehlo.ts LAST_ENDS_TRANSACTION; a client that pipelined
+    // the next MAIL behind it gets it taken, never refused as nested).
+    return {
+      ...leaveTransaction(s0, "BDAT without recipients"),
+      ...mistake(st.ok ? REPLIES.mailFirst : st.reply),
+    };
   }
   const tx = st.value;
   const out = sinkWriter(ctx, tx);

@@ -7,6 +7,7 @@
 import type { MailFrom, RcptTo, SinkTransaction } from "./sink.ts";
 import type { MessageParams } from "../queue/types.ts";
 import type { Reply } from "../wire/reply.ts";
+import { LAST_ENDS_TRANSACTION } from "../wire/ehlo.ts";
 import type { BodyLineCheck } from "../wire/body_check.ts";
 import { REPLIES } from "../wire/replies.ts";
 import { parseMailArgument, parseRcptArgument } from "../wire/address.ts";
@@ -82,6 +83,8 @@ export function ehloKeywords(opts: {
   readonly maxMessageBytes: number;
   readonly canStartTls: boolean;
   readonly offersPrdr?: boolean;
+  /** Say `LAST_ENDS_TRANSACTION` (wire/ehlo.ts; the customer after ATRN). */
+  readonly saysLastEnds?: boolean;
   /** Mechanisms for an `AUTH` keyword (RFC 4954 §3); none: no keyword. */
   readonly authMechanisms?: readonly string[];
 }): string[] {
@@ -94,6 +97,7 @@ export function ehloKeywords(opts: {
     "CHUNKING",
   ];
   if (opts.offersPrdr === true) keywords.push("PRDR");
+  if (opts.saysLastEnds === true) keywords.push(LAST_ENDS_TRANSACTION);
   if (opts.canStartTls) keywords.push("STARTTLS");
   const mechs = opts.authMechanisms ?? [];
   if (mechs.length > 0) keywords.push(`AUTH ${mechs.join(" ")}`);

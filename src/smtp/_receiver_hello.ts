@@ -17,6 +17,7 @@ export function handleHello(ctx: ReceiverContext, args: string, isExtended: bool
     maxMessageBytes: options.maxMessageBytes,
     canStartTls: options.tls !== undefined && !conn.isSecure,
     offersPrdr: options.offersPrdr === true,
+    saysLastEnds: options.saysLastEnds === true,
     ...(options.auth !== undefined && ctx.authenticatedUser === undefined
       ? { authMechanisms: options.auth.mechanisms(conn.isSecure) }
       : {}),

@@ -63,6 +63,11 @@ export interface ReceiverOptions {
   readonly tls?: { readonly secureContext: tls.SecureContext };
   /** Offer PRDR (per-recipient replies after the body; the customer after ATRN). */
   readonly offersPrdr?: boolean;
+  /**
+   * Say `LAST_ENDS_TRANSACTION` in EHLO (wire/ehlo.ts: the customer after ATRN, whose provider
+   * then sends no RSET between pipelined messages). What it promises holds for every receiver.
+   */
+  readonly saysLastEnds?: boolean;
   /** Prepend a `Received:` header to every message. */
   readonly addTraceHeader: boolean;
   /** Text after `220 `; default `<hostname> ESMTP ready`. */

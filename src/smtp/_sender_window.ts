@@ -1,10 +1,10 @@
 /**
  * sendMany with several messages in flight, for a peer that offers CHUNKING and PIPELINING
  * (RFC 3030 §4.2: BDAT needs no 354, so a message's body may follow its envelope at once;
- * RFC 2920: replies come back in order). Each message goes out as one group — RSET (from the
- * second message on: a transaction a refused BDAT left open must not take the next MAIL), MAIL,
- * every RCPT, then the body as `BDAT n LAST` (a larger body, read again from the store, in
- * chunks of `BDAT n` and a last `BDAT 0 LAST`) — without waiting for a reply, up to `window`
+ * RFC 2920: replies come back in order). Each message goes out as one group — RSET when the
+ * previous message may have left a transaction open (see `needsRset`), MAIL, every RCPT, then
+ * the body as `BDAT n LAST` (a larger body, read again from the store, in chunks of `BDAT n` and
+ * a last `BDAT 0 LAST`) — without waiting for a reply, up to `window`
  * messages ahead of the replies, and none while `windowBytes` body octets or more are (when
  * given; so one message may pass it, and a message larger than it goes alone). A full window
  * waits for room for a quarter of it, so that the groups refilling it share one socket write
@@ -17,7 +17,7 @@
  * recipients deferred; messages not written are not reported.
  */
 import { isPositive } from "../wire/reply.ts";
-import type { Capabilities } from "../wire/ehlo.ts";
+import { type Capabilities, LAST_ENDS_TRANSACTION } from "../wire/ehlo.ts";
 import { type ClientLink, LINK_CLOSED, LINK_PROTOCOL_ERROR } from "./client/link.ts";
 import type { PlannedSend } from "./_sender_envelope.ts";
 import { readEnvelopeReplies, settleAll, settleFinal } from "./_sender_envelope.ts";
@@ -48,6 +48,8 @@ interface Entry<M> {
   isWritten: boolean;
   /** The message was decided before its body ended (refused chunk, no recipient): stop it. */
   isDecided: boolean;
+  /** Its `BDAT … LAST` got a positive reply: the transaction ended (RFC 5321 §4.1.1.4). */
+  isClean: boolean;
 }
 
 /** One message being written: where its bytes go, and who waits for its BDATs. */
@@ -67,6 +69,8 @@ export interface WindowContext {
   readonly window: number;
   /** No further message goes out while this many body octets are in flight; undefined: no limit. */
   readonly windowBytes: number | undefined;
+  /** The peer said `LAST_ENDS_TRANSACTION` (wire/ehlo.ts). */
+  readonly lastEnds: boolean;
   readonly prepare: (message: OutboundMessage, ledger: RecipientLedger) => Promise<Prepared>;
 }
 
@@ -114,7 +118,8 @@ export async function sendWindowed<M extends OutboundMessage>(
   let isStopped = false;
 
   const writer = (async () => {
-    let isFirst = true;
+    /** The last message whose group went out. */
+    let previous: Entry<M> | undefined;
     try {
       for (;;) {
         if (isFull()) {
@@ -135,16 +140,17 @@ export async function sendWindowed<M extends OutboundMessage>(
           message,
           ledger,
           planned: isSending ? planned : undefined,
-          rset: isSending && !isFirst,
+          rset: isSending && previous !== undefined && needsRset(previous, ctx.lastEnds),
           bdats: 0,
           lastAt: undefined,
           isWritten: !isSending,
           isDecided: false,
+          isClean: false,
         };
         queue.push(entry);
         signal.wake();
         if (!isSending) continue;
-        isFirst = false;
+        previous = entry;
         inFlight++;
         inFlightBytes += message.size;
         await writeMessage({ batch, entry, needsFinalCrlf, signal }, body);
@@ -190,6 +196,24 @@ export async function sendWindowed<M extends OutboundMessage>(
   }
   if (sourceError !== undefined) throw sourceError.error;
   return { sent };
+}
+
+/**
+ * Whether the next message's group must begin with RSET, given the message before it. A
+ * transaction left open would take the next message's RCPTs and body under the wrong sender
+ * after refusing its MAIL as nested (RFC 5321 §4.1.1.2: the RCPTs go to the open transaction),
+ * so RSET goes whenever that cannot be ruled out when the group is written:
+ * - the previous body stopped before its LAST (a refused chunk, RFC 3030 §3): always;
+ * - its LAST was answered positively already: never (the end of data cleared it, RFC 5321
+ *   §4.1.1.4);
+ * - otherwise (a reply not read yet, or a refusal): unless the peer said
+ *   `LAST_ENDS_TRANSACTION`. A standard server may keep a transaction whose BDAT it refused for
+ *   want of recipients (RFC 2920 §3.1 has the client RSET after such a refused DATA).
+ */
+function needsRset(previous: Entry<OutboundMessage>, lastEnds: boolean): boolean {
+  if (previous.lastAt === undefined) return true;
+  if (previous.isClean) return false;
+  return !lastEnds;
 }
 
 /**
@@ -306,11 +330,17 @@ async function readReplies(
     if (n === entry.lastAt) {
       settleFinal(link, chunk.reply, accepted, ledger);
       entry.isDecided = true;
+      entry.isClean = isPositive(chunk.reply);
     } else if (!isPositive(chunk.reply)) {
       if (!settleAll(link, chunk.reply, accepted, ledger, "data")) return;
       entry.isDecided = true;
     }
   }
+}
+
+/** Whether the peer offering `caps` ends every transaction at its reply to LAST (wire/ehlo.ts). */
+export function endsAtLast(caps: Capabilities): boolean {
+  return caps.keywords.has(LAST_ENDS_TRANSACTION);
 }
 
 /** Whether the window may be used with a peer offering `caps` (see the module comment). */

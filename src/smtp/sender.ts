@@ -18,7 +18,7 @@ import { type EnvelopeContext, envelopeLockStep, envelopePipelined } from "./_se
 import { type Prepared, prepareMessage } from "./_sender_check.ts";
 import { sendBody } from "./_sender_body.ts";
 import { type Lookahead, MessageSource, type TakenMessage } from "./_sender_lookahead.ts";
-import { canUseWindow, sendWindowed } from "./_sender_window.ts";
+import { canUseWindow, endsAtLast, sendWindowed } from "./_sender_window.ts";
 import {
   DEFAULT_SENDER_TIMEOUTS,
   type MessageResult,
@@ -167,6 +167,7 @@ export class SmtpSender {
         timeouts: this.#timeouts,
         window,
         windowBytes: this.#opts.windowBytes,
+        lastEnds: endsAtLast(state.caps),
         prepare: (message: OutboundMessage, ledger: RecipientLedger) =>
           this.#prepare(message, state.caps, ledger),
       };

@@ -28,6 +28,15 @@ export interface Capabilities {
   readonly keywords: ReadonlyMap<string, string>;
 }
 
+/**
+ * A private EHLO keyword (RFC 5321 §2.2.2: an extension by agreement between both ends, here our
+ * `fetch` and our provider): after its reply to `BDAT … LAST`, whatever that reply, the server
+ * has no mail transaction open, so the client's next `MAIL` needs no `RSET` before it. RFC 3030
+ * does not say so: a standard server may keep a transaction whose BDAT it refused for want of
+ * recipients, and take the next message's RCPTs into it after refusing its MAIL.
+ */
+export const LAST_ENDS_TRANSACTION = "X-LAST-ENDS-TRANSACTION";
+
 const KEYWORD_RE = /^([A-Za-z0-9][A-Za-z0-9-]*)(?:[ =](.*))?$/s;
 
 /** Capabilities of a peer that only answered HELO: nothing beyond RFC 5321. */

@@ -73,6 +73,8 @@ export interface ProviderSession {
   wasSecureAtAuth: boolean;
   atrnLine: string | undefined;
   customerGreeting: Reply | undefined;
+  /** The customer's reply to our EHLO after ATRN. */
+  customerEhlo: Reply | undefined;
   results: MessageResult[];
   quitReply: Reply | undefined;
 }
@@ -114,6 +116,7 @@ export async function startScriptedProvider(
       wasSecureAtAuth: false,
       atrnLine: undefined,
       customerGreeting: undefined,
+      customerEhlo: undefined,
       results: [],
       quitReply: undefined,
     };
@@ -273,6 +276,7 @@ async function playClient(
   session.customerGreeting = await read();
   if (session.customerGreeting?.code !== 220) return;
   const ehlo = await send("EHLO provider.test");
+  session.customerEhlo = ehlo;
   if (ehlo?.code !== 250) return;
   for (const m of messages) {
     const result: MessageResult = {

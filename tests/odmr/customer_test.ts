@@ -7,6 +7,7 @@ import { startScriptedProvider } from "../_helpers/scripted_provider.ts";
 import type { ScriptedProviderOptions } from "../_helpers/scripted_provider.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { makeTestCa } from "../_helpers/certs.ts";
+import { LAST_ENDS_TRANSACTION } from "../../src/wire/ehlo.ts";
 
 const enc = new TextEncoder();
 const USER = "alice";
@@ -93,6 +94,8 @@ Deno.test("runCustomer() delivers into a Maildir and refuses a foreign recipient
     assertEquals(s.atrnLine, "ATRN example.org,example.com");
     assertEquals(s.authMechanism, "CRAM-MD5");
     assertEquals(s.customerGreeting?.code, 220);
+    // Our provider then pipelines its messages without RSET between them (#13).
+    assert(s.customerEhlo?.lines.includes(LAST_ENDS_TRANSACTION));
     const r = s.results[0];
     assertEquals(r?.rcpt.map((x) => `${x.code} ${x.enhanced}`), [
       "250 2.1.5",
