@@ -8,6 +8,7 @@ import type { Logger } from "../observe/log.ts";
 import {
   type MessageRow,
   readChunkBytes,
+  readInlineBody,
   readMessageRow,
   readRecipientRow,
   type RecipientRow,
@@ -56,6 +57,7 @@ export class QueueReader {
   readonly #recipientsInDomains: StatementSync;
   readonly #recipientsQueuedInDomains: StatementSync;
   readonly #chunks: StatementSync;
+  readonly #inlineBody: StatementSync;
   readonly #oneMessage: StatementSync;
 
   constructor(db: DatabaseSync, log: Logger) {
@@ -92,6 +94,7 @@ export class QueueReader {
       "SELECT seq, bytes FROM message_chunks WHERE message_id = ? AND seq > ? ORDER BY seq " +
         `LIMIT ${CHUNK_PAGE_SIZE}`,
     );
+    this.#inlineBody = db.prepare("SELECT body FROM messages WHERE id = ?");
     this.#oneMessage = db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages m WHERE m.id = ?`);
   }
 
@@ -150,8 +153,17 @@ export class QueueReader {
     return { message, recipients };
   }
 
-  /** The stored body chunks of `messageId`, in order, a page of rows at a time. */
+  /**
+   * The body of `messageId`: the one in its row (schema step 7), or else its stored chunks, in
+   * order, a page of rows at a time.
+   */
   *body(messageId: string): Generator<Uint8Array> {
+    const inline = readInlineBody(this.#inlineBody.get(messageId));
+    if (inline !== undefined) {
+      BODY_GARBAGE.read(inline.length);
+      if (inline.length > 0) yield inline;
+      return;
+    }
     let afterSeq = -1;
     for (;;) {
       const rows = this.#chunks.all(messageId, afterSeq);

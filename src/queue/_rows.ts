@@ -158,6 +158,19 @@ export function readChunkBytes(row: unknown): Uint8Array | undefined {
   return bytes instanceof Uint8Array ? bytes : undefined;
 }
 
+/**
+ * The body kept in a message's row (`SELECT body FROM messages`): undefined when the row holds
+ * none (NULL, or no such message: the body is in `message_chunks`). Throws when the column
+ * holds something else than bytes: reading the chunks instead would send an empty body.
+ */
+export function readInlineBody(row: unknown): Uint8Array | undefined {
+  if (!isRecord(row)) return undefined;
+  const body = row.body;
+  if (body === null || body === undefined) return undefined;
+  if (body instanceof Uint8Array) return body;
+  throw new Error("Cannot read body: the message row's body is not bytes");
+}
+
 /** Serializes params for the `params` column. */
 export function writeParams(params: MessageParams): string {
   return JSON.stringify(params);

@@ -1,7 +1,8 @@
 /**
  * Streams one message body into `message_chunks` rows of a fixed size as bytes arrive (never
  * the whole message in memory), then adds the message and recipient rows at commit and waits
- * for the group COMMIT that holds them.
+ * for the group COMMIT that holds them. A body shorter than one chunk goes in the message's
+ * own row instead (`messages.body`, schema step 7): one row and two b-tree pages fewer.
  */
 import type { StatementSync } from "node:sqlite";
 import { asError, errorText } from "../errors.ts";
@@ -83,8 +84,12 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
     try {
       // The last chunk and the message's rows in one savepoint: all of them or none.
       const last = this.#buffer.isEmpty ? undefined : this.#buffer.take();
+      // No chunk stored yet: the whole body is `last`, and it goes in the message's row.
+      const inline = this.#seq === 0 ? last : undefined;
       durable = this.#group.writeDurable(this, () => {
-        if (last !== undefined) this.#sql.insertChunk.run(this.id, this.#seq, last);
+        if (last !== undefined && inline === undefined) {
+          this.#sql.insertChunk.run(this.id, this.#seq, last);
+        }
         const m = this.#message;
         this.#sql.insertMessage.run(
           this.id,
@@ -92,6 +97,7 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
           m.mailFrom,
           this.#size,
           writeParams(m.params),
+          inline ?? null,
         );
         for (const r of m.recipients) {
           this.#sql.insertRecipient.run(
@@ -105,11 +111,11 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
           );
         }
       });
-      if (last !== undefined) this.#seq++;
+      if (last !== undefined && inline === undefined) this.#seq++;
     } catch (err) {
       return this.#fail(asError(err));
     } finally {
-      // The last chunk was bound (node:sqlite copies blobs) or not stored: the buffer is free.
+      // The last bytes were bound (node:sqlite copies blobs) or not stored: the buffer is free.
       this.#buffer.release();
     }
     try {

@@ -132,7 +132,8 @@ export class SqliteQueueStore implements QueueStore {
       deleteChunks: db.prepare("DELETE FROM message_chunks WHERE message_id = ?"),
       deleteMessage: db.prepare("DELETE FROM messages WHERE id = ?"),
       insertMessage: db.prepare(
-        "INSERT INTO messages (id, received_at, mail_from, size, params) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO messages (id, received_at, mail_from, size, params, body) " +
+          "VALUES (?, ?, ?, ?, ?, ?)",
       ),
       insertRecipient: db.prepare(
         "INSERT INTO recipients (message_id, address, domain, notify, orcpt, route, " +

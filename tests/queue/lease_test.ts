@@ -5,6 +5,11 @@ import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import type { ClaimResult, Lease } from "../../src/queue/types.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 import { queueMessage } from "../_helpers/queue_fixtures.ts";
+import { collectBytes } from "../_helpers/bytes.ts";
+
+/** The body `queueMessage` writes by default, and its length. */
+const FIXTURE_BODY = "Subject: t\r\n\r\nbody\r\n";
+const FIXTURE_BODY_BYTES = new TextEncoder().encode(FIXTURE_BODY).length;
 
 const T0 = 1_700_000_000_000;
 
@@ -14,10 +19,11 @@ interface Clock {
 
 async function withClockStore(
   fn: (store: SqliteQueueStore, clock: Clock, dataDir: string) => Promise<void> | void,
+  opts: { chunkBytes?: number } = {},
 ): Promise<void> {
   await withTempDataDir(async (dataDir) => {
     const clock: Clock = { ms: T0 };
-    const store = new SqliteQueueStore(openDatabase(dataDir), { now: () => clock.ms });
+    const store = new SqliteQueueStore(openDatabase(dataDir), { now: () => clock.ms, ...opts });
     try {
       await fn(store, clock, dataDir);
     } finally {
@@ -159,6 +165,29 @@ Deno.test("Lease.settle() deletes bodies in batches of 256 messages and at relea
     await lease.release();
     assert.equal(chunkRows(dataDir), 1, "release deletes the rest; the other domain's body stays");
     assert.ok(await store.get(kept));
+    // Each body exactly one chunk row: a body shorter than a chunk is kept in its message's row.
+  }, { chunkBytes: FIXTURE_BODY_BYTES });
+});
+
+Deno.test("Lease.settle() removes a body kept in its message's row with the message (#13)", async () => {
+  await withClockStore(async (store, clock, dataDir) => {
+    const id = await put(store, clock, ["a@one.test"]);
+    const other = await put(store, clock, ["b@two.test"]);
+    assert.equal(chunkRows(dataDir), 0, "a short body is in the message's row");
+    const lease = leaseOf(await store.claim(["one.test"], A));
+    const [message] = await Array.fromAsync(lease.messages());
+    assert.equal(new TextDecoder().decode(await collectBytes(store.readBody(id))), FIXTURE_BODY);
+    const r = message?.recipients[0];
+    assert.ok(r);
+    await lease.settle([{ recipientId: r.id, outcome: "delivered", reply: "250 ok" }]);
+    assert.equal(await store.get(id), undefined);
+    assert.equal((await collectBytes(store.readBody(id))).length, 0, "gone with its row");
+    await lease.release();
+    assert.equal(
+      new TextDecoder().decode(await collectBytes(store.readBody(other))),
+      FIXTURE_BODY,
+      "the other domain's body stays",
+    );
   });
 });
 

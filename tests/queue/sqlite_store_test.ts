@@ -115,24 +115,41 @@ Deno.test("SqliteQueueStore stores a multi-chunk binary body byte-exact", async 
 
 Deno.test("SqliteQueueStore chunk rows are exactly chunkBytes at N and spill at N+1", async (t) => {
   for (
-    const { size, want, why } of [
-      { size: 0, want: 0, why: "an empty body stores no chunk" },
-      { size: 16, want: 1, why: "exactly one chunk" },
-      { size: 17, want: 2, why: "one byte more spills into a second chunk" },
+    const { size, want, inRow, why } of [
+      { size: 0, want: 0, inRow: false, why: "an empty body stores nothing" },
+      { size: 1, want: 0, inRow: true, why: "shorter than a chunk: in the message's row (#13)" },
+      { size: 15, want: 0, inRow: true, why: "one byte short of a chunk: in the row (#13)" },
+      { size: 16, want: 1, inRow: false, why: "exactly one chunk" },
+      { size: 17, want: 2, inRow: false, why: "one byte more spills into a second chunk" },
+      { size: 40, want: 3, inRow: false, why: "chunks, the last one short" },
     ]
   ) {
     await t.step(`${size} bytes → ${want} rows (${why})`, async () => {
       await withStore(async (store, dataDir) => {
         const body = randomBytes(size);
         const writer = await store.begin(MESSAGE);
-        await writer.write(body);
+        // In pieces, as bytes arrive from a socket.
+        for (let at = 0; at < size; at += 7) await writer.write(body.subarray(at, at + 7));
         await writer.commit();
         assert.equal(countRows(dataDir, "message_chunks"), want);
+        assert.equal(bodyInRow(dataDir, writer.id)?.length, inRow ? size : undefined);
         assert.deepEqual(await collectBytes(store.readBody(writer.id)), body);
+        assert.equal((await store.get(writer.id))?.size, size);
       }, { chunkBytes: 16 });
     });
   }
 });
+
+/** The `body` column of a message's row, read on a connection of its own. */
+function bodyInRow(dataDir: string, id: string): Uint8Array | undefined {
+  const raw = new DatabaseSync(`${dataDir}/odmr.db`);
+  try {
+    const body: unknown = raw.prepare("SELECT body FROM messages WHERE id = ?").get(id)?.body;
+    return body instanceof Uint8Array ? body : undefined;
+  } finally {
+    raw.close();
+  }
+}
 
 Deno.test("MessageWriter.abort() leaves no rows behind", async () => {
   await withStore(async (store, dataDir) => {
@@ -140,9 +157,9 @@ Deno.test("MessageWriter.abort() leaves no rows behind", async () => {
     await writer.write(new Uint8Array(100));
     await writer.abort();
     const other = await store.begin(MESSAGE); // a commit flushes the shared transaction
-    await other.write(new Uint8Array([1]));
+    await other.write(new Uint8Array(20));
     await other.commit();
-    assert.equal(countRows(dataDir, "message_chunks"), 1);
+    assert.equal(countRows(dataDir, "message_chunks"), 2);
     assert.equal(await store.get(writer.id), undefined);
     assert.deepEqual((await store.list()).map((m) => m.id), [other.id]);
   }, { chunkBytes: 16 });
