@@ -97,6 +97,20 @@ async function deadlinePassed(
 }
 
 /**
+ * Debug: the sink logs each accepted message for operators (the MX's `queued` line, the
+ * customer's `delivered`); a second info line per message cost the MX's ingest. Its fields (the
+ * sink's id is made when first asked for) are built only when the line is written.
+ */
+function logReceived(ctx: ReceiverContext, tx: Transaction, size: number): void {
+  if (ctx.log.isEnabled?.("debug") === false) return;
+  ctx.log.debug("smtp_message_received", {
+    id: tx.sink.id,
+    size,
+    recipients: tx.recipients.length,
+  });
+}
+
+/**
  * The end of a body: the sink's reply (or PRDR replies), or 451 when it throws. Accepted, the
  * session goes back to `ready` with the message counted; refused, the transaction is left.
  */
@@ -128,13 +142,7 @@ async function finishTransaction(
   }
   replies.push(r);
   if (!isPositive(r)) return { ...leaveTransaction(s, "message refused"), replies };
-  // Debug: the sink logs each accepted message for operators (the MX's `queued` line, the
-  // customer's `delivered`); a second info line per message cost the MX's ingest.
-  ctx.log.debug("smtp_message_received", {
-    id: tx.sink.id,
-    size,
-    recipients: tx.recipients.length,
-  });
+  logReceived(ctx, tx, size);
   return {
     replies,
     next: { state: { kind: "ready", helo: s.helo }, why: "end of data" },
@@ -163,13 +171,7 @@ async function finishLater(
   return {
     replies: [],
     later: later.then((r) => {
-      if (isPositive(r)) {
-        ctx.log.debug("smtp_message_received", {
-          id: tx.sink.id,
-          size,
-          recipients: tx.recipients.length,
-        });
-      }
+      if (isPositive(r)) logReceived(ctx, tx, size);
       return r;
     }, (err) => {
       ctx.log.error("sink_failed", { call: "finishLater", id: tx.sink.id, error: String(err) });
