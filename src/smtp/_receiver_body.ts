@@ -12,7 +12,7 @@ import type { DataFault } from "../wire/data_decoder.ts";
 import { checkBdat, checkBdatState, checkData } from "./_receiver_checks.ts";
 import type { SessionState, Transaction } from "./_receiver_checks.ts";
 import { DEFAULT_MAX_DATA_LINE_BYTES } from "./_receiver_mail.ts";
-import { endWith, leaveTransaction, mistake } from "./_receiver_outcome.ts";
+import { endWith, leaveTransaction, mistake, say } from "./_receiver_outcome.ts";
 import type { Outcome, ReceiverContext } from "./_receiver_types.ts";
 
 /**
@@ -236,7 +236,7 @@ export async function handleData(ctx: ReceiverContext, args: string): Promise<Ou
   const s = ctx.state;
   if (s.kind !== "inTransaction") return mistake(REPLIES.mailFirst);
   const checked = checkData(s.tx, args);
-  if (!checked.ok) return mistake(checked.reply);
+  if (!checked.ok) return refusedEarly(checked.reply);
   await ctx.sendNow(REPLIES.startData);
   return { ...(await receiveData(ctx, s)), flush: false };
 }
@@ -282,6 +282,16 @@ async function receiveData(
   }
 }
 
+/**
+ * DATA or BDAT refused before any body: a mistake of the client's (its error budget), except
+ * "no valid recipients", which a pipelining client cannot foresee: it sends DATA or BDAT behind
+ * its RCPTs before their replies come (RFC 2920 §3.1). Counted, 11 messages refused whole in
+ * one session (a customer's local MTA refusing unknown users) ended a provider's drain.
+ */
+function refusedEarly(r: Reply): Outcome {
+  return r === REPLIES.noValidRecipients ? say(r) : mistake(r);
+}
+
 /** Reads and drops a chunk announced by a refused BDAT, to stay in sync (RFC 3030 §3). */
 async function skipChunk(ctx: ReceiverContext, octets: number): Promise<boolean> {
   const skipped = await ctx.reader.readExact(
@@ -309,7 +319,7 @@ export async function handleBdat(ctx: ReceiverContext, args: string): Promise<Ou
     // the next MAIL behind it gets it taken, never refused as nested).
     return {
       ...leaveTransaction(s0, "BDAT without recipients"),
-      ...mistake(st.ok ? REPLIES.mailFirst : st.reply),
+      ...refusedEarly(st.ok ? REPLIES.mailFirst : st.reply),
     };
   }
   const tx = st.value;

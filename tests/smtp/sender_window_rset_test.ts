@@ -108,3 +108,16 @@ Deno.test("window: a peer without LAST_ENDS_TRANSACTION gets RSET after a refuse
   for (const n of [1, 3, 5]) assertEquals(r.senders.get(`m${n}@c.test`), `s${n}@p.test`);
   assert(!r.bodies.has("m2@c.test"));
 });
+
+Deno.test("window: more messages refused whole than the receiver's error budget do not end the drain (#13)", async () => {
+  // The fixture's receiver allows 10 mistakes; 12 messages whose one recipient is refused.
+  const refused = Array.from({ length: 12 }, (_, i) => to(i + 1));
+  const r = await drain([...refused, to(13), to(14)], {
+    saysLastEnds: true,
+    rcpt: (a) =>
+      Number(a.slice(1, a.indexOf("@"))) <= 12 ? reply(550, "5.1.1", "No such user") : undefined,
+  });
+  assertEquals(r.connectionLost, false);
+  assertEquals(r.seen, [...refused.map(() => ["failed 550"]), DELIVERED, DELIVERED]);
+  assertEquals(r.senders.get("m14@c.test"), "s14@p.test");
+});
