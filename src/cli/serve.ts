@@ -227,9 +227,12 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
     entry: ListenEntry,
     onConn: (c: Conn) => void,
   ) => {
+    const mode = entry.tls === "implicit" ? "implicit" : deps.secureContext ? "starttls" : "none";
     const listener = await listen({
       host: entry.host,
       port: entry.port,
+      // No TLS on this listener: plain TCP on Deno.TcpConn (src/net/native_conn.ts).
+      native: mode === "none",
       // Asked at each connection: a reloaded certificate reaches new handshakes.
       ...(entry.tls === "implicit" && deps.secureContext
         ? { secureContext: () => deps.secureContext as tls.SecureContext }
@@ -251,7 +254,6 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
       throw new Error(`Cannot listen on ${proto} ${entry.host}:${entry.port}: ${bindHint(err)}`);
     });
     listeners.push(listener);
-    const mode = entry.tls === "implicit" ? "implicit" : deps.secureContext ? "starttls" : "none";
     bound.push({ proto, address: listener.address, tls: mode });
     log.info("listening", { proto, address: listener.address, tls: mode });
   };

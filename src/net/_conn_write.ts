@@ -1,8 +1,8 @@
 /**
- * The write side of a Conn (conn.ts): bytes onto a node:net/node:tls socket, each write under a
- * deadline. A peer that stops reading must not hold the session forever, so a write that is
- * still waiting when its deadline passes destroys the socket. The caller checks that the
- * connection is open first.
+ * The write side of a SocketConn (socket_conn.ts): bytes onto a node:net/node:tls socket, each
+ * write under a deadline. A peer that stops reading must not hold the session forever, so a write
+ * that is still waiting when its deadline passes destroys the socket. The caller checks that
+ * the connection is open first.
  */
 import type net from "node:net";
 

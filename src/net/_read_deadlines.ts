@@ -65,3 +65,9 @@ export class ReadDeadlines {
 
 /** The process's one set of read deadlines. */
 export const readDeadlines = new ReadDeadlines();
+
+/**
+ * The same for the writes of native connections (_tcp_writer.ts): a write to the kernel that
+ * is still waiting at its deadline (a peer that stopped reading) fails and drops the connection.
+ */
+export const writeDeadlines = new ReadDeadlines();

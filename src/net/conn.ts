@@ -1,381 +1,78 @@
 /**
  * Conn: one TCP (or TLS) connection as a pull source of bytes plus a writer, whatever role
- * the SMTP layer plays on it. Hides node:net/node:tls (see docs/architecture.md: Deno.startTls is
- * client-only, so server-side STARTTLS needs node:tls over a paused node:net socket).
- * Invariant: bytes are never decoded here; every read and write has a deadline.
+ * the SMTP layer plays on it (the interface: conn_types.ts). A NativeConn on Deno.TcpConn
+ * (native_conn.ts) where no TLS can follow, else a SocketConn on node:net/node:tls
+ * (socket_conn.ts). Why: docs/architecture.md "Decisions and why".
  */
 import net from "node:net";
-import tls from "node:tls";
-import { Buffer } from "node:buffer";
 
-import { ConnClosedError, TimeoutError } from "./conn_types.ts";
-import { writeBytes, writeEachRecord } from "./_conn_write.ts";
-import { readDeadlines } from "./_read_deadlines.ts";
-import type {
-  Conn,
-  TlsClientParams,
-  TlsServerParams,
-  TlsUpgradeResult,
-  WriteOptions,
-} from "./conn_types.ts";
+import { TimeoutError } from "./conn_types.ts";
+import type { Conn, TlsClientParams, TlsUpgradeResult } from "./conn_types.ts";
+import { NativeConn } from "./native_conn.ts";
+import { SocketConn } from "./socket_conn.ts";
 
 export * from "./conn_types.ts";
-
-/** How many bytes may sit unread before the socket is paused (backpressure). */
-const HIGH_WATER_BYTES = 256 * 1024;
-const DEFAULT_WRITE_TIMEOUT_MS = 5 * 60_000;
-const DEFAULT_TLS_TIMEOUT_MS = 60_000;
-
-let nextId = 1;
-
-/** Conn over a node:net (or node:tls) socket. */
-export class SocketConn implements Conn {
-  readonly id: string;
-  #socket: net.Socket;
-  #chunks: Uint8Array[] = [];
-  #queuedBytes = 0;
-  #ended = false;
-  #error: Error | undefined;
-  /** Resolves the waiting read's wait (set only while a read waits). */
-  #resolveWait: (() => void) | undefined;
-  /** Fails the waiting read (set with #resolveWait). */
-  #rejectWait: ((err: Error) => void) | undefined;
-  /** This connection among the read deadlines while a read waits with one (_read_deadlines.ts). */
-  readonly #deadline: { deadlineAt: number; readonly expire: () => void };
-  #closed = false;
-  #secure: boolean;
-  /** Ends a TLS handshake in progress (set only while one is). */
-  #abortUpgrade: (() => void) | undefined;
-  readonly remoteAddress: string;
-  /** The TCP socket accepted or connected (under TLS too), for the addresses read on demand. */
-  readonly #tcp: net.Socket;
-  #local: { address: string; port: number } | undefined;
-
-  constructor(socket: net.Socket, opts: { isSecure?: boolean } = {}) {
-    this.id = (nextId++).toString(36);
-    this.#socket = socket;
-    this.#tcp = socket;
-    this.#secure = opts.isSecure ?? false;
-    this.#deadline = { deadlineAt: 0, expire: () => this.#expireRead() };
-    // Every session logs the peer's address. The port and the local address are read when
-    // asked (rarely): each is a system call at every connection of an MX otherwise.
-    this.remoteAddress = normalizeAddress(socket.remoteAddress ?? "");
-    socket.setNoDelay(true);
-    this.#attach(socket);
-  }
-
-  get remotePort(): number {
-    // node keeps the peer's name from the remoteAddress read above: no second system call.
-    return this.#tcp.remotePort ?? 0;
-  }
-
-  get localAddress(): string {
-    return this.#localName().address;
-  }
-
-  get localPort(): number {
-    return this.#localName().port;
-  }
-
-  /** Read once (node asks the kernel at every read of a local property). */
-  #localName(): { address: string; port: number } {
-    this.#local ??= {
-      address: normalizeAddress(this.#tcp.localAddress ?? ""),
-      port: this.#tcp.localPort ?? 0,
-    };
-    return this.#local;
-  }
-
-  get readableBytes(): number {
-    return this.#queuedBytes;
-  }
-
-  get isSecure(): boolean {
-    return this.#secure;
-  }
-
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  #onData = (data: Uint8Array): void => {
-    // node gives Buffer views into a pool; keep them as they are (no copy, never decoded).
-    this.#chunks.push(data);
-    this.#queuedBytes += data.byteLength;
-    if (this.#queuedBytes > HIGH_WATER_BYTES) this.#socket.pause();
-    this.#wake();
-  };
-  #onEnd = (): void => {
-    this.#ended = true;
-    this.#wake();
-  };
-  #onError = (err: Error): void => {
-    this.#error ??= err;
-    this.#wake();
-  };
-  #onClose = (): void => {
-    this.#ended = true;
-    this.#closed = true;
-    this.#wake();
-  };
-
-  #attach(socket: net.Socket): void {
-    socket.on("data", this.#onData);
-    socket.on("end", this.#onEnd);
-    socket.on("error", this.#onError);
-    socket.on("close", this.#onClose);
-  }
-
-  #detach(socket: net.Socket): void {
-    socket.off("data", this.#onData);
-    socket.off("end", this.#onEnd);
-    socket.off("error", this.#onError);
-    socket.off("close", this.#onClose);
-  }
-
-  #wake(): void {
-    const resolve = this.#resolveWait;
-    if (resolve === undefined) return;
-    this.#resolveWait = undefined;
-    this.#rejectWait = undefined;
-    readDeadlines.delete(this.#deadline);
-    resolve();
-  }
-
-  /** The waiting read's deadline passed (called by the shared timer). */
-  #expireRead(): void {
-    const reject = this.#rejectWait;
-    this.#resolveWait = undefined;
-    this.#rejectWait = undefined;
-    reject?.(new TimeoutError("read"));
-  }
-
-  async read(timeoutMs?: number): Promise<Uint8Array | null> {
-    for (;;) {
-      const chunk = this.#chunks.shift();
-      if (chunk !== undefined) {
-        this.#queuedBytes -= chunk.byteLength;
-        if (this.#queuedBytes <= HIGH_WATER_BYTES / 2 && this.#socket.isPaused()) {
-          this.#socket.resume();
-        }
-        return chunk;
-      }
-      if (this.#error) throw new ConnClosedError(this.#error.message);
-      if (this.#ended) return null;
-      await this.#waitForData(timeoutMs);
-    }
-  }
-
-  /**
-   * Waits for data, end or error, at most `timeoutMs`. No timer of its own: the deadline joins
-   * the process's shared set (_read_deadlines.ts) and leaves it when data, end or error come.
-   */
-  #waitForData(timeoutMs: number | undefined): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.#resolveWait = resolve;
-      this.#rejectWait = reject;
-      if (timeoutMs === undefined) return;
-      this.#deadline.deadlineAt = performance.now() + timeoutMs;
-      readDeadlines.add(this.#deadline);
-    });
-  }
-
-  write(bytes: Uint8Array, opts: WriteOptions = {}): Promise<void> {
-    if (this.#closed || this.#socket.destroyed) {
-      return Promise.reject(new ConnClosedError("connection closed"));
-    }
-    return writeBytes(this.#socket, bytes, opts.timeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS, opts.flush);
-  }
-
-  writeRecords(
-    pieces: readonly Uint8Array[],
-    opts: { readonly timeoutMs?: number } = {},
-  ): Promise<void> {
-    if (this.#closed || this.#socket.destroyed) {
-      return Promise.reject(new ConnClosedError("connection closed"));
-    }
-    return writeEachRecord(this.#socket, pieces, opts.timeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS);
-  }
-
-  /** Takes the socket out of flowing mode and drops plaintext that arrived after STARTTLS. */
-  #prepareUpgrade(): number {
-    this.#socket.pause();
-    this.#detach(this.#socket);
-    const discarded = this.#queuedBytes;
-    this.#chunks = [];
-    this.#queuedBytes = 0;
-    return discarded;
-  }
-
-  startTlsServer(params: TlsServerParams): Promise<TlsUpgradeResult> {
-    const discardedBytes = this.#prepareUpgrade();
-    const raw = this.#socket;
-    const secure = new tls.TLSSocket(raw, {
-      isServer: true,
-      secureContext: params.secureContext,
-      ...(params.requestCert ? { requestCert: true, rejectUnauthorized: false } : {}),
-    });
-    return this.#finishUpgrade(secure, "secure", DEFAULT_TLS_TIMEOUT_MS).then(() => ({
-      discardedBytes,
-      authorized: true,
-    }));
-  }
-
-  startTlsClient(params: TlsClientParams): Promise<TlsUpgradeResult> {
-    const discardedBytes = this.#prepareUpgrade();
-    const ca = params.ca === undefined
-      ? undefined
-      : typeof params.ca === "string"
-      ? [params.ca]
-      : [...params.ca];
-    // RFC 6066 §3: SNI carries host names only. For an IP the certificate is still checked
-    // against it (checkServerIdentity gets it as `host`), but no server name is sent.
-    const name = net.isIP(params.servername) === 0
-      ? { servername: params.servername }
-      : { host: params.servername };
-    let secure: tls.TLSSocket;
-    try {
-      secure = tls.connect({
-        socket: this.#socket,
-        ...name,
-        ...(ca ? { ca } : {}),
-        ...(params.cert !== undefined && params.key !== undefined
-          ? { cert: params.cert, key: params.key }
-          : {}),
-        rejectUnauthorized: params.rejectUnauthorized ?? true,
-      });
-    } catch (err) {
-      // A synchronous throw here would otherwise escape the caller's promise and hang it.
-      this.destroy();
-      return Promise.reject(err);
-    }
-    return this.#finishUpgrade(secure, "secureConnect", params.timeoutMs ?? DEFAULT_TLS_TIMEOUT_MS)
-      .then(() => ({
-        discardedBytes,
-        authorized: secure.authorized,
-        ...(secure.authorizationError
-          ? { authorizationError: String(secure.authorizationError) }
-          : {}),
-      }));
-  }
-
-  #finishUpgrade(secure: tls.TLSSocket, event: string, timeoutMs: number): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      // destroy() during the handshake must end it (shutdown of a peer that said STARTTLS
-      // and went silent): it is told through #abortUpgrade.
-      this.#abortUpgrade = () => onError(new ConnClosedError("connection closed during TLS"));
-      const timer = setTimeout(() => {
-        this.#abortUpgrade = undefined;
-        secure.destroy();
-        reject(new TimeoutError("TLS handshake"));
-      }, timeoutMs);
-      const onError = (err: Error) => {
-        this.#abortUpgrade = undefined;
-        clearTimeout(timer);
-        secure.destroy();
-        this.#closed = true;
-        reject(err);
-      };
-      secure.once("error", onError);
-      secure.once(event, () => {
-        this.#abortUpgrade = undefined;
-        clearTimeout(timer);
-        secure.off("error", onError);
-        this.#socket = secure;
-        this.#secure = true;
-        this.#ended = false;
-        this.#attach(secure);
-        resolve();
-      });
-    });
-  }
-
-  peerCertificateFingerprint(): string | undefined {
-    const s = this.#socket;
-    if (!(s instanceof tls.TLSSocket)) return undefined;
-    const cert = s.getPeerCertificate();
-    const fp = cert?.fingerprint256;
-    return typeof fp === "string" && fp !== "" ? fp.toUpperCase() : undefined;
-  }
-
-  exportKeyingMaterial(length: number, label: string): Uint8Array | undefined {
-    const s = this.#socket;
-    if (!(s instanceof tls.TLSSocket)) return undefined;
-    try {
-      // RFC 9266 (TLS 1.3): an absent context and an empty one give the same exporter value.
-      return new Uint8Array(s.exportKeyingMaterial(length, label, Buffer.alloc(0)));
-    } catch {
-      return undefined;
-    }
-  }
-
-  close(): Promise<void> {
-    // A read still waiting ends with the socket's close, not with its deadline.
-    readDeadlines.delete(this.#deadline);
-    const socket = this.#socket;
-    if (this.#closed || socket.destroyed) {
-      this.#closed = true;
-      return Promise.resolve();
-    }
-    if (!this.#secure && socket.writableLength === 0) {
-      // Plain TCP with every byte written already in the kernel (the usual end of a session:
-      // the last reply went out at once): the FIN goes out at once (shutdown), then the socket
-      // is closed. Nothing to wait for, so no timer: an MX armed and cleared one at every
-      // connection. The FIN must come first: close(2) alone, with input the peer sent still
-      // unread (a client that pipelined past QUIT, one still sending after our 421), sends a
-      // reset instead of it, and a peer that has not read our last reply yet may lose it.
-      // TLS takes the path below (close_notify first).
-      socket.end(() => socket.destroy());
-      this.#closed = true;
-      return Promise.resolve();
-    }
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        socket.destroy();
-        resolve();
-      }, 5_000);
-      socket.once("close", () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      socket.end(() => {
-        // Our side is flushed; do not wait for the peer's FIN forever.
-        socket.destroy();
-      });
-    }).then(() => {
-      this.#closed = true;
-    });
-  }
-
-  destroy(): void {
-    this.#closed = true;
-    this.#abortUpgrade?.();
-    this.#socket.destroy();
-    this.#wake();
-  }
-}
-
-/** `::ffff:127.0.0.1` → `127.0.0.1`. */
-function normalizeAddress(addr: string): string {
-  return addr.startsWith("::ffff:") && addr.includes(".") ? addr.slice(7) : addr;
-}
+export { NativeConn } from "./native_conn.ts";
+export { SocketConn } from "./socket_conn.ts";
 
 /** Where to connect: TCP `host:port`, or a unix socket `path` (local LMTP). */
 export type ConnectTarget = { host: string; port: number } | { path: string };
 
 /** Connects out over TCP or a unix socket (optionally implicit TLS) and returns a Conn. */
-export function connect(
+export async function connect(
   opts: ConnectTarget & {
     timeoutMs?: number;
     tls?: TlsClientParams;
+    /**
+     * No TLS will follow (neither implicit nor STARTTLS): the connection is a NativeConn
+     * (Deno.TcpConn), faster for plain TCP. Otherwise node:net, whose TLS measured cheaper
+     * than node:tls over a native connection (docs/architecture.md).
+     */
+    plainOnly?: boolean;
   },
 ): Promise<{ conn: Conn; tls?: TlsUpgradeResult }> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
-  const where = "path" in opts ? opts.path : `${opts.host}:${opts.port}`;
+  const conn = "path" in opts
+    ? await connectNode({ path: opts.path }, opts.path, timeoutMs)
+    : opts.plainOnly && !opts.tls
+    ? await connectNative(opts.host, opts.port, timeoutMs)
+    : await connectNode(
+      { host: opts.host, port: opts.port },
+      `${opts.host}:${opts.port}`,
+      timeoutMs,
+    );
+  if (!opts.tls) return { conn };
+  return { conn, tls: await conn.startTlsClient(opts.tls) };
+}
+
+/** A native TCP connection within `timeoutMs` (one that completes later is closed at once). */
+function connectNative(host: string, port: number, timeoutMs: number): Promise<Conn> {
   return new Promise((resolve, reject) => {
-    const socket = "path" in opts
-      ? net.connect({ path: opts.path, allowHalfOpen: true })
-      : net.connect({ host: opts.host, port: opts.port, allowHalfOpen: true });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      reject(new TimeoutError(`connect to ${host}:${port}`));
+    }, timeoutMs);
+    // Deno takes an IPv6 literal without brackets, as given in the config's `[v6]:port`.
+    Deno.connect({ hostname: host, port }).then((tcp) => {
+      clearTimeout(timer);
+      if (timedOut) tcp.close();
+      else resolve(new NativeConn(tcp));
+    }, (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+/** A node:net connection (TCP or unix socket) within `timeoutMs`. */
+function connectNode(
+  target: { host: string; port: number } | { path: string },
+  where: string,
+  timeoutMs: number,
+): Promise<Conn> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ ...target, allowHalfOpen: true });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new TimeoutError(`connect to ${where}`));
@@ -387,12 +84,7 @@ export function connect(
     socket.once("connect", () => {
       clearTimeout(timer);
       socket.removeAllListeners("error");
-      const conn = new SocketConn(socket);
-      if (!opts.tls) {
-        resolve({ conn });
-        return;
-      }
-      conn.startTlsClient(opts.tls).then((t) => resolve({ conn, tls: t }), reject);
+      resolve(new SocketConn(socket));
     });
   });
 }

@@ -1,14 +1,19 @@
 /**
- * TCP listeners (plain or implicit TLS) that hand each accepted socket to a handler as a Conn.
+ * TCP listeners (plain or implicit TLS) that hand each accepted connection to a handler as a
+ * Conn: on node:net (SocketConn) or, where asked, on Deno.listen (NativeConn).
  * Does not know SMTP; enforces nothing but what it is told (connection limits live with the
  * caller, which can still greet with a 421 before closing).
  */
 import net from "node:net";
 import tls from "node:tls";
 import { Buffer } from "node:buffer";
-import { SocketConn } from "./conn.ts";
-import type { Conn } from "./conn.ts";
+import type { Conn } from "./conn_types.ts";
+import { NativeConn } from "./native_conn.ts";
+import { SocketConn } from "./socket_conn.ts";
 import { bindServer } from "./bind.ts";
+
+/** The pause after a failed accept (e.g. EMFILE) before the next one. */
+const ACCEPT_RETRY_MS = 100;
 
 /** A bound listener. */
 export interface Listener {
@@ -38,8 +43,8 @@ export function loadSecureContext(certFile: string, keyFile: string): tls.Secure
   return tls.createSecureContext({ cert: Buffer.from(cert), key: Buffer.from(key) });
 }
 
-/** Binds `host:port` and calls `onConn` for every accepted connection. */
-export async function listen(opts: {
+/** What `listen` is told. */
+export interface ListenOptions {
   host: string;
   port: number;
   /**
@@ -52,17 +57,25 @@ export async function listen(opts: {
   requestCert?: boolean;
   /** An implicit-TLS handshake failed (garbage, scanner, wrong protocol): a peer fault. */
   onTlsFailure?: (remoteAddress: string, err: unknown) => void;
-}): Promise<Listener> {
+  /**
+   * Accept on Deno.listen (NativeConn) instead of node:net (SocketConn). For listeners where no
+   * TLS can follow: node:tls over a native connection measured slower than over node:net
+   * (docs/architecture.md), while plain TCP is faster native.
+   */
+  native?: boolean;
+}
+
+/** Binds `host:port` and calls `onConn` for every accepted connection. */
+export function listen(opts: ListenOptions): Promise<Listener> {
   const contextOf = opts.secureContext;
-  // Implicit TLS wraps the accepted socket like STARTTLS does: in Deno 2.9,
-  // tls.createServer({ secureContext }) answers every handshake with an access_denied alert,
-  // while new tls.TLSSocket(socket, { isServer, secureContext }) works.
-  const server = net.createServer({ allowHalfOpen: true }, (s) => {
-    const conn = new SocketConn(s);
+  const onAccepted = (conn: Conn): void => {
     if (contextOf === undefined) {
       opts.onConn(conn);
       return;
     }
+    // Implicit TLS wraps the accepted connection like STARTTLS does: in Deno 2.9,
+    // tls.createServer({ secureContext }) answers every handshake with an access_denied
+    // alert, while new tls.TLSSocket(socket, { isServer, secureContext }) works.
     const secureContext = typeof contextOf === "function" ? contextOf() : contextOf;
     // A failed handshake is one bad peer, not a listener failure.
     conn.startTlsServer({ secureContext, ...(opts.requestCert ? { requestCert: true } : {}) })
@@ -70,7 +83,16 @@ export async function listen(opts: {
         conn.destroy();
         opts.onTlsFailure?.(conn.remoteAddress, err);
       });
-  });
+  };
+  return opts.native ? listenNative(opts, onAccepted) : listenNode(opts, onAccepted);
+}
+
+/** node:net: each accepted socket as a SocketConn. */
+async function listenNode(
+  opts: ListenOptions,
+  onAccepted: (conn: Conn) => void,
+): Promise<Listener> {
+  const server = net.createServer({ allowHalfOpen: true }, (s) => onAccepted(new SocketConn(s)));
   const bound = await bindServer(server, opts.host, opts.port);
   return {
     ...bound,
@@ -81,4 +103,52 @@ export async function listen(opts: {
       return Promise.resolve();
     },
   };
+}
+
+/** Deno.listen: each accepted connection as a NativeConn. */
+function listenNative(opts: ListenOptions, onAccepted: (conn: Conn) => void): Promise<Listener> {
+  let server: Deno.TcpListener;
+  try {
+    server = Deno.listen({ hostname: opts.host, port: opts.port });
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  let closed = false;
+  void acceptLoop(server, (tcp) => onAccepted(new NativeConn(tcp)), () => closed);
+  const port = server.addr.port;
+  const shown = opts.host.includes(":") ? `[${opts.host}]` : opts.host;
+  return Promise.resolve({
+    address: `${shown}:${port}`,
+    port,
+    // Stops the accept at once; open connections are their handlers' to end.
+    close: () => {
+      if (!closed) {
+        closed = true;
+        server.close();
+      }
+      return Promise.resolve();
+    },
+  });
+}
+/**
+ * Accepts until the listener is closed. A failed accept that is not the close (too many open
+ * files, a connection reset before it was accepted) is retried after a short pause, so that
+ * it neither ends the listener nor spins.
+ */
+async function acceptLoop(
+  server: Deno.TcpListener,
+  onAccepted: (tcp: Deno.TcpConn) => void,
+  isClosed: () => boolean,
+): Promise<void> {
+  for (;;) {
+    let tcp: Deno.TcpConn;
+    try {
+      tcp = await server.accept();
+    } catch {
+      if (isClosed()) return;
+      await new Promise((resolve) => setTimeout(resolve, ACCEPT_RETRY_MS));
+      continue;
+    }
+    onAccepted(tcp);
+  }
 }

@@ -60,6 +60,8 @@ export async function startPoll(
       host: config.server.host,
       port: config.server.port,
       timeoutMs: connectTimeoutMs,
+      // Without TLS the connection runs on Deno.TcpConn (src/net/native_conn.ts).
+      plainOnly: config.tls === "none",
       ...tls,
     });
     return { ok: true, files, connected: { ok: true, conn } };

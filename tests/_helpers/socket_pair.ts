@@ -1,9 +1,11 @@
 /**
- * A `SocketConn` over a real loopback TCP connection (node:net on our side, a Deno.TcpConn as
- * the peer), for tests of the socket layer itself. Both ends are closed afterwards.
+ * A Conn over a real loopback TCP connection, for tests of the socket layer itself: a
+ * `SocketConn` (node:net on our side) or a `NativeConn` (Deno.TcpConn), a Deno.TcpConn as the
+ * peer. Both ends are closed afterwards. `CONN_KINDS` runs a test on both.
  */
 import net from "node:net";
-import { SocketConn } from "../../src/net/conn.ts";
+import { NativeConn, SocketConn } from "../../src/net/conn.ts";
+import type { Conn } from "../../src/net/conn.ts";
 
 /** Runs `fn` with a connected SocketConn and its peer. */
 export async function withSocketPair(
@@ -18,7 +20,38 @@ export async function withSocketPair(
   });
   const peer = await accepted;
   listener.close();
-  const conn = new SocketConn(socket);
+  await runAndClose(new SocketConn(socket), peer, fn);
+}
+
+/** Runs `fn` with a connected NativeConn (the connecting side) and its peer. */
+export async function withNativePair(
+  fn: (conn: NativeConn, peer: Deno.TcpConn) => Promise<void>,
+) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = listener.accept();
+  const tcp = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+  const peer = await accepted;
+  listener.close();
+  await runAndClose(new NativeConn(tcp), peer, fn);
+}
+
+/** A TCP Conn: it always knows how many bytes wait unread. */
+export type TcpConn = Conn & { readonly readableBytes: number };
+
+/** Both kinds of TCP Conn, named, for tests that hold for each. */
+export const CONN_KINDS: readonly {
+  readonly name: string;
+  readonly withPair: (fn: (conn: TcpConn, peer: Deno.TcpConn) => Promise<void>) => Promise<void>;
+}[] = [
+  { name: "SocketConn", withPair: withSocketPair },
+  { name: "NativeConn", withPair: withNativePair },
+];
+
+async function runAndClose<C extends Conn>(
+  conn: C,
+  peer: Deno.TcpConn,
+  fn: (conn: C, peer: Deno.TcpConn) => Promise<void>,
+): Promise<void> {
   try {
     await fn(conn, peer);
   } finally {

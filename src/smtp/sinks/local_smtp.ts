@@ -149,5 +149,6 @@ async function openSocket(target: LocalTarget, timeoutMs: number): Promise<Conn>
   const where = target.kind === "lmtpUnix"
     ? { path: target.path }
     : { host: target.host, port: target.port };
-  return (await connect({ ...where, timeoutMs })).conn;
+  // The local MTA is spoken to in plaintext: no TLS follows (src/net/native_conn.ts).
+  return (await connect({ ...where, timeoutMs, plainOnly: true })).conn;
 }

@@ -1,0 +1,120 @@
+// MX ingest over STARTTLS (issue 13): our `serve` with a certificate, clients that say
+// STARTTLS before MAIL, one 4 KB message per connection (as TLS mail reaches an MX), S sessions
+// at once. Not part of `deno task bench`: run it alone to compare two builds, e.g.
+//   deno run -A bench/starttls_ingest.ts 1000 1 10
+// (messages per shape, then the session counts). Prints msg/s per shape. The clients use
+// Deno.startTls with the test CA; their cost is in this process, not in serve's.
+
+import { makeTestCa } from "../tests/_helpers/certs.ts";
+import { Serve } from "./_serve.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const DOMAIN = "bench.example";
+const BODY = enc.encode(
+  "Subject: bench\r\n\r\n" + ("x".repeat(78) + "\r\n").repeat(51) + ".\r\n",
+);
+
+/** Reads replies one at a time from a connection (several may come in one read). */
+class Replies {
+  #text = "";
+  constructor(readonly buf: Uint8Array) {}
+
+  /** The next reply's code (its last line `NNN text`). */
+  async next(conn: Deno.Conn): Promise<number> {
+    for (;;) {
+      const m = /^(?:\d{3}-[^\r\n]*\r\n)*(\d{3}) [^\r\n]*\r\n/.exec(this.#text);
+      if (m) {
+        this.#text = this.#text.slice(m[0].length);
+        return Number(m[1]);
+      }
+      const n = await conn.read(this.buf);
+      if (n === null) throw new Error(`connection closed after ${JSON.stringify(this.#text)}`);
+      this.#text += dec.decode(this.buf.subarray(0, n));
+    }
+  }
+}
+
+async function expect(conn: Deno.Conn, r: Replies, code: number, what: string) {
+  const got = await r.next(conn);
+  if (got !== code) throw new Error(`${what}: expected ${code}, got ${got}`);
+}
+
+/** One message over one connection with STARTTLS. */
+async function sendOne(port: number, caPem: string, buf: Uint8Array): Promise<void> {
+  const r = new Replies(buf);
+  const tcp = await Deno.connect({ hostname: "127.0.0.1", port });
+  // Without it the client's small TLS writes wait for delayed ACKs (~40 ms per message).
+  tcp.setNoDelay(true);
+  let conn: Deno.Conn = tcp;
+  try {
+    await expect(conn, r, 220, "greeting");
+    await conn.write(enc.encode("EHLO client.test\r\n"));
+    await expect(conn, r, 250, "EHLO");
+    await conn.write(enc.encode("STARTTLS\r\n"));
+    await expect(conn, r, 220, "STARTTLS");
+    conn = await Deno.startTls(tcp, { hostname: "localhost", caCerts: [caPem] });
+    await conn.write(enc.encode("EHLO client.test\r\n"));
+    await expect(conn, r, 250, "EHLO after TLS");
+    await conn.write(enc.encode(`MAIL FROM:<a@src.test>\r\nRCPT TO:<u@${DOMAIN}>\r\nDATA\r\n`));
+    await expect(conn, r, 250, "MAIL");
+    await expect(conn, r, 250, "RCPT");
+    await expect(conn, r, 354, "DATA");
+    await conn.write(BODY);
+    await expect(conn, r, 250, "end of data");
+    await conn.write(enc.encode("QUIT\r\n"));
+    await expect(conn, r, 221, "QUIT");
+  } finally {
+    conn.close();
+  }
+}
+
+/** `total` messages by `sessions` parallel clients; msg/s. */
+async function shape(port: number, caPem: string, total: number, sessions: number) {
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(Array.from({ length: sessions }, async () => {
+    const buf = new Uint8Array(16 * 1024);
+    while (next < total) {
+      next++;
+      await sendOne(port, caPem, buf);
+    }
+  }));
+  return total / ((performance.now() - started) / 1000);
+}
+
+/** User + system CPU time of a process so far, in ms (Linux: clock ticks of 10 ms). */
+async function cpuMs(pid: number): Promise<number> {
+  const fields = (await Deno.readTextFile(`/proc/${pid}/stat`)).split(") ")[1]?.split(" ") ?? [];
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+const [countArg, ...sessionArgs] = Deno.args;
+const total = Number(countArg ?? 1000);
+const shapes = sessionArgs.length > 0 ? sessionArgs.map(Number) : [1, 10];
+const ca = await makeTestCa();
+if (ca === undefined) throw new Error("openssl is needed");
+const dir = await Deno.makeTempDir({ prefix: "odmr-bench-starttls-" });
+const serve = await Serve.start({
+  dir,
+  domain: DOMAIN,
+  tls: { cert: ca.certPath, key: ca.keyPath },
+});
+try {
+  // Warm-up: the first handshakes of a process pay one-time set-ups on both sides.
+  await shape(serve.smtpPort, ca.caCertPem, 50, 2);
+  for (const s of shapes) {
+    const cpu0 = await cpuMs(serve.pid);
+    const rate = await shape(serve.smtpPort, ca.caCertPem, total, s);
+    const perMessage = ((await cpuMs(serve.pid)) - cpu0) / total;
+    // deno-lint-ignore no-console -- a bench prints its figures
+    console.log(
+      `starttls ingest s${s} x ${total} x 4 KB: ${rate.toFixed(0)} msg/s, ` +
+        `serve CPU ${perMessage.toFixed(2)} ms/msg`,
+    );
+  }
+} finally {
+  await serve.stop();
+  await Deno.remove(dir, { recursive: true });
+  await ca.cleanup();
+}

@@ -1,0 +1,187 @@
+/**
+ * The write side of a native connection (native_conn.ts): bytes onto a Deno.TcpConn in the
+ * order written, each write complete (Deno's write may take part of a buffer: the rest follows),
+ * at most HIGH_WATER_WRITE_BYTES queued before a write waits, and a deadline on every write. A
+ * peer that stops reading must not hold the session forever: a kernel write still waiting at the
+ * earliest deadline among the queued writes fails every waiting write and drops the connection.
+ * The deadlines share one timer (writeDeadlines in _read_deadlines.ts): no timer per write.
+ */
+import { ConnClosedError, TimeoutError } from "./conn_types.ts";
+import { writeDeadlines } from "./_read_deadlines.ts";
+
+/** Bytes that may wait in the queue while a write returns at once; a write beyond it waits. */
+export const HIGH_WATER_WRITE_BYTES = 64 * 1024;
+
+/** What the writer writes to (a Deno.TcpConn; a double in tests). */
+export interface WriteSink {
+  write(bytes: Uint8Array): Promise<number>;
+}
+
+/** The result of every write taken at once (one settled promise, shared). */
+const WRITTEN: Promise<void> = Promise.resolve();
+
+interface Queued {
+  /** What is left to hand to the kernel. */
+  bytes: Uint8Array;
+  readonly deadlineAt: number;
+  /** Settles the caller's promise once every byte of this entry is in the kernel. */
+  readonly settle?: { resolve(): void; reject(err: Error): void };
+}
+
+/** Ordered, complete writes to one sink. */
+export class TcpWriter {
+  readonly #sink: WriteSink;
+  readonly #onFailure: (err: Error) => void;
+  readonly #queue: Queued[] = [];
+  #queuedBytes = 0;
+  #running = false;
+  #failure: Error | undefined;
+  #idleWaiters: (() => void)[] = [];
+  readonly #deadline: { deadlineAt: number; readonly expire: () => void };
+
+  /** `onFailure`: the sink failed or a deadline passed (the caller drops the connection). */
+  constructor(sink: WriteSink, onFailure: (err: Error) => void) {
+    this.#sink = sink;
+    this.#onFailure = onFailure;
+    this.#deadline = {
+      deadlineAt: 0,
+      expire: () => this.#failHere(new TimeoutError("write")),
+    };
+  }
+
+  /** Bytes written and not yet in the kernel. */
+  get pendingBytes(): number {
+    return this.#queuedBytes;
+  }
+
+  /**
+   * Queues `bytes`. Resolves at once while at most HIGH_WATER_WRITE_BYTES wait, else (and with
+   * `flush`) once they are in the kernel. The caller must not change `bytes` afterwards.
+   */
+  write(bytes: Uint8Array, timeoutMs: number, flush: boolean | undefined): Promise<void> {
+    if (this.#failure) return Promise.reject(this.#closedError());
+    if (bytes.byteLength === 0 && (!flush || this.#queue.length === 0)) return WRITTEN;
+    this.#queuedBytes += bytes.byteLength;
+    if (!flush && this.#queuedBytes <= HIGH_WATER_WRITE_BYTES) {
+      this.#enqueue({ bytes, deadlineAt: performance.now() + timeoutMs });
+      return WRITTEN;
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.#enqueue({
+        bytes,
+        deadlineAt: performance.now() + timeoutMs,
+        settle: { resolve, reject },
+      });
+    });
+  }
+
+  /**
+   * Each non-empty piece as a kernel write of its own, the next after the previous one;
+   * resolves once the last is in the kernel. One deadline for the list.
+   */
+  writeEach(pieces: readonly Uint8Array[], timeoutMs: number): Promise<void> {
+    if (this.#failure) return Promise.reject(this.#closedError());
+    const deadlineAt = performance.now() + timeoutMs;
+    let last = pieces.length - 1;
+    while (last >= 0 && pieces[last]?.byteLength === 0) last--;
+    if (last < 0) return WRITTEN;
+    return new Promise<void>((resolve, reject) => {
+      for (let i = 0; i <= last; i++) {
+        const bytes = pieces[i] as Uint8Array;
+        if (bytes.byteLength === 0) continue;
+        this.#queuedBytes += bytes.byteLength;
+        this.#enqueue(
+          i === last ? { bytes, deadlineAt, settle: { resolve, reject } } : { bytes, deadlineAt },
+        );
+      }
+    });
+  }
+
+  /** Resolves once nothing waits to be written (every byte in the kernel, or a failure). */
+  idle(): Promise<void> {
+    if (this.#queue.length === 0) return WRITTEN;
+    return new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /**
+   * Fails every waiting write with `err` (idempotent); the writer refuses writes from now on.
+   * The connection calls it when it drops; `onFailure` is not called then.
+   */
+  fail(err: Error): void {
+    if (this.#failure) return;
+    this.#failure = err;
+    writeDeadlines.delete(this.#deadline);
+    const queued = this.#queue.splice(0);
+    this.#queuedBytes = 0;
+    for (const q of queued) q.settle?.reject(err);
+    this.#wakeIdle();
+  }
+
+  /** The sink failed or a deadline passed: fail, and tell the connection. */
+  #failHere(err: Error): void {
+    if (this.#failure) return;
+    this.fail(err);
+    this.#onFailure(err);
+  }
+
+  #closedError(): Error {
+    return new ConnClosedError(
+      this.#failure instanceof ConnClosedError ? this.#failure.message : "connection closed",
+    );
+  }
+
+  #enqueue(q: Queued): void {
+    this.#queue.push(q);
+    if (!this.#running) {
+      void this.#run();
+    } else if (q.deadlineAt < this.#deadline.deadlineAt) {
+      // Watched from now on, not only once the writes before it are done.
+      writeDeadlines.delete(this.#deadline);
+      this.#deadline.deadlineAt = q.deadlineAt;
+      writeDeadlines.add(this.#deadline);
+    }
+  }
+
+  async #run(): Promise<void> {
+    this.#running = true;
+    const queue = this.#queue;
+    while (queue.length > 0 && this.#failure === undefined) {
+      const head = queue[0] as Queued;
+      this.#deadline.deadlineAt = queue.length === 1 ? head.deadlineAt : earliest(queue);
+      writeDeadlines.add(this.#deadline);
+      let n: number;
+      try {
+        n = await this.#sink.write(head.bytes);
+      } catch (err) {
+        writeDeadlines.delete(this.#deadline);
+        this.#failHere(new ConnClosedError(err instanceof Error ? err.message : String(err)));
+        break;
+      }
+      writeDeadlines.delete(this.#deadline);
+      if (this.#failure !== undefined) break;
+      this.#queuedBytes -= n;
+      if (n < head.bytes.byteLength) {
+        head.bytes = head.bytes.subarray(n);
+        continue;
+      }
+      queue.shift();
+      head.settle?.resolve();
+    }
+    this.#running = false;
+    this.#wakeIdle();
+  }
+
+  #wakeIdle(): void {
+    if (this.#idleWaiters.length === 0) return;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const w of waiters) w();
+  }
+}
+
+/** The earliest deadline in the queue (a later write may have a shorter one). */
+function earliest(queue: readonly Queued[]): number {
+  let at = Infinity;
+  for (const q of queue) if (q.deadlineAt < at) at = q.deadlineAt;
+  return at;
+}

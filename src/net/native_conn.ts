@@ -1,0 +1,450 @@
+/**
+ * NativeConn: a Conn over a Deno.TcpConn, without node:net (its compatibility layer cost
+ * ~100-150 µs per message of an MX session and allocated a 64 KiB buffer per read). Reads come
+ * from a read-ahead pump that stops while more than HIGH_WATER_BYTES wait unread; writes go
+ * through _tcp_writer.ts (ordered, complete, bounded, each under a deadline).
+ *
+ * TLS (STARTTLS either way, implicit TLS) runs node:tls over a Duplex on this connection
+ * (_tcp_duplex.ts): Deno.startTls is client-only and refuses a pinned self-signed certificate.
+ * After the handshake every call goes to a SocketConn over the TLSSocket. What the pump had
+ * received before the upgrade is plaintext the peer sent ahead of the handshake (RFC 3207
+ * §4.2, CVE-2011-0411): it is counted and dropped, never given to the TLS layer nor to a read.
+ */
+import type net from "node:net";
+import type tls from "node:tls";
+
+import { ConnClosedError, TimeoutError } from "./conn_types.ts";
+import type {
+  Conn,
+  TlsClientParams,
+  TlsServerParams,
+  TlsUpgradeResult,
+  WriteOptions,
+} from "./conn_types.ts";
+import {
+  DEFAULT_WRITE_TIMEOUT_MS,
+  HIGH_WATER_BYTES,
+  normalizeAddress,
+  SocketConn,
+} from "./socket_conn.ts";
+import type { ConnNames } from "./socket_conn.ts";
+import { readDeadlines } from "./_read_deadlines.ts";
+import { HIGH_WATER_WRITE_BYTES, TcpWriter } from "./_tcp_writer.ts";
+import { TcpDuplex } from "./_tcp_duplex.ts";
+import {
+  awaitHandshake,
+  clientResult,
+  DEFAULT_TLS_TIMEOUT_MS,
+  tlsClientSocket,
+  tlsServerSocket,
+} from "./_tls_upgrade.ts";
+
+/** The pump's read buffer (one per connection; each read's bytes are copied out of it). */
+const READ_BUFFER_BYTES = 16 * 1024;
+/** close() with writes still queued waits for them at most this long, then drops. */
+const CLOSE_FLUSH_MS = 5_000;
+
+let nextId = 1;
+
+/** Conn over a Deno.TcpConn. */
+export class NativeConn implements Conn {
+  readonly id: string;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly #tcp: Deno.TcpConn;
+  readonly #writer: TcpWriter;
+  #buffer: Uint8Array | undefined;
+  #chunks: Uint8Array[] = [];
+  #queuedBytes = 0;
+  #ended = false;
+  #error: Error | undefined;
+  /** The pump's read is in flight. */
+  #pumping = false;
+  /** The pump stopped for backpressure. */
+  #paused = false;
+  /** After the upgrade: where the pump's bytes go (the TLS layer's transport). */
+  #duplex: TcpDuplex | undefined;
+  /** After the upgrade: the connection under TLS. */
+  #tls: SocketConn | undefined;
+  #abortUpgrade: (() => void) | undefined;
+  #closed = false;
+  /** The TcpConn is closed. */
+  #dropped = false;
+  #resolveWait: (() => void) | undefined;
+  #rejectWait: ((err: Error) => void) | undefined;
+  readonly #deadline: { deadlineAt: number; readonly expire: () => void };
+  #local: { address: string; port: number } | undefined;
+
+  constructor(tcp: Deno.TcpConn) {
+    this.id = "n" + (nextId++).toString(36);
+    this.#tcp = tcp;
+    const remote = tcp.remoteAddr;
+    this.remoteAddress = normalizeAddress(remote.hostname);
+    this.remotePort = remote.port;
+    this.#deadline = { deadlineAt: 0, expire: () => this.#expireRead() };
+    this.#writer = new TcpWriter(tcp, (err) => {
+      // A timeout drops the connection as a close would; a failed write is the peer's loss.
+      if (err instanceof ConnClosedError) this.#error ??= err;
+      this.#drop();
+    });
+    tcp.setNoDelay(true);
+    void this.#pump();
+  }
+
+  get localAddress(): string {
+    return this.#localName().address;
+  }
+
+  get localPort(): number {
+    return this.#localName().port;
+  }
+
+  #localName(): { address: string; port: number } {
+    if (this.#local === undefined) {
+      const local = this.#tcp.localAddr;
+      this.#local = { address: normalizeAddress(local.hostname), port: local.port };
+    }
+    return this.#local;
+  }
+
+  get readableBytes(): number {
+    return this.#tls?.readableBytes ?? this.#queuedBytes;
+  }
+
+  get isSecure(): boolean {
+    return this.#tls !== undefined;
+  }
+
+  get closed(): boolean {
+    return this.#closed || this.#dropped || (this.#tls?.closed ?? false);
+  }
+
+  /** Bytes written and not yet in the kernel (tests). */
+  get pendingWriteBytes(): number {
+    return this.#writer.pendingBytes;
+  }
+
+  async #pump(): Promise<void> {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    this.#paused = false;
+    const buffer = this.#buffer ??= new Uint8Array(READ_BUFFER_BYTES);
+    for (;;) {
+      let n: number | null;
+      try {
+        n = await this.#tcp.read(buffer);
+      } catch (err) {
+        this.#pumping = false;
+        // Our own close ends a read in flight: that is an end, not an error.
+        if (this.#dropped) return this.#deliverEnd();
+        this.#error ??= new ConnClosedError(err instanceof Error ? err.message : String(err));
+        return this.#deliverError();
+      }
+      if (n === null) {
+        this.#pumping = false;
+        this.#deliverEnd();
+        return;
+      }
+      if (!this.#deliver(buffer.slice(0, n))) {
+        this.#pumping = false;
+        this.#paused = true;
+        return;
+      }
+    }
+  }
+
+  /** Restarts a pump stopped by backpressure. */
+  #resume(): void {
+    if (this.#paused && !this.#dropped && !this.#tlsFull(HIGH_WATER_BYTES / 2)) void this.#pump();
+  }
+
+  /**
+   * Whether more than `limit` decrypted bytes wait unread. Deno's node:tls keeps reading its
+   * transport when the TLSSocket is paused, so the bound on unread input under TLS is kept here,
+   * at the pump.
+   */
+  #tlsFull(limit: number): boolean {
+    return this.#tls !== undefined && this.#tls.readableBytes > limit;
+  }
+
+  /** Hands a chunk on; false: stop reading until it is taken. */
+  #deliver(chunk: Uint8Array): boolean {
+    if (this.#duplex !== undefined) {
+      return this.#duplex.push(chunk) && !this.#tlsFull(HIGH_WATER_BYTES);
+    }
+    this.#chunks.push(chunk);
+    this.#queuedBytes += chunk.byteLength;
+    this.#wake();
+    return this.#queuedBytes <= HIGH_WATER_BYTES;
+  }
+
+  #deliverEnd(): void {
+    this.#ended = true;
+    this.#duplex?.push(null);
+    this.#wake();
+  }
+
+  #deliverError(): void {
+    if (this.#duplex !== undefined) this.#duplex.destroy(this.#error);
+    this.#wake();
+  }
+
+  #wake(): void {
+    const resolve = this.#resolveWait;
+    if (resolve === undefined) return;
+    this.#resolveWait = undefined;
+    this.#rejectWait = undefined;
+    readDeadlines.delete(this.#deadline);
+    resolve();
+  }
+
+  #expireRead(): void {
+    const reject = this.#rejectWait;
+    this.#resolveWait = undefined;
+    this.#rejectWait = undefined;
+    reject?.(new TimeoutError("read"));
+  }
+
+  async read(timeoutMs?: number): Promise<Uint8Array | null> {
+    if (this.#tls !== undefined) return this.#readTls(this.#tls, timeoutMs);
+    for (;;) {
+      const chunk = this.#chunks.shift();
+      if (chunk !== undefined) {
+        this.#queuedBytes -= chunk.byteLength;
+        if (this.#paused && this.#queuedBytes <= HIGH_WATER_BYTES / 2) this.#resume();
+        return chunk;
+      }
+      if (this.#error) throw new ConnClosedError(this.#error.message);
+      if (this.#ended || this.#dropped) return null;
+      await new Promise<void>((resolve, reject) => {
+        // No timer of its own: the deadline joins the process's shared set.
+        this.#resolveWait = resolve;
+        this.#rejectWait = reject;
+        if (timeoutMs === undefined) return;
+        this.#deadline.deadlineAt = performance.now() + timeoutMs;
+        readDeadlines.add(this.#deadline);
+      });
+      // A read that waited through the handshake continues under TLS.
+      if (this.#secured()) return this.read(timeoutMs);
+    }
+  }
+
+  async #readTls(secure: SocketConn, timeoutMs: number | undefined): Promise<Uint8Array | null> {
+    const chunk = await secure.read(timeoutMs);
+    if (this.#paused) this.#resume();
+    return chunk;
+  }
+
+  /** The upgrade happened (TypeScript keeps the narrowing of #tls across an await). */
+  #secured(): boolean {
+    return this.#tls !== undefined;
+  }
+
+  write(bytes: Uint8Array, opts: WriteOptions = {}): Promise<void> {
+    if (this.#tls !== undefined) {
+      return this.#boundTls(this.#tls.write(bytes, opts), opts.flush ?? false, opts.timeoutMs);
+    }
+    if (this.#closed || this.#dropped) {
+      return Promise.reject(new ConnClosedError("connection closed"));
+    }
+    return this.#writer.write(bytes, opts.timeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS, opts.flush);
+  }
+
+  writeRecords(
+    pieces: readonly Uint8Array[],
+    opts: { readonly timeoutMs?: number } = {},
+  ): Promise<void> {
+    if (this.#tls !== undefined) {
+      return this.#boundTls(this.#tls.writeRecords(pieces, opts), true, opts.timeoutMs);
+    }
+    if (this.#closed || this.#dropped) {
+      return Promise.reject(new ConnClosedError("connection closed"));
+    }
+    return this.#writer.writeEach(pieces, opts.timeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS);
+  }
+
+  /**
+   * After a write under TLS: waits until at most HIGH_WATER_WRITE_BYTES (nothing, with
+   * `flush`) wait to reach the kernel (_tcp_duplex.ts: node:tls itself does not hold a write
+   * back). At the deadline the connection is dropped.
+   */
+  async #boundTls(written: Promise<void>, flush: boolean, timeoutMs?: number): Promise<void> {
+    await written;
+    const duplex = this.#duplex as TcpDuplex;
+    const limit = flush ? 0 : HIGH_WATER_WRITE_BYTES;
+    if (duplex.backlog <= limit) return;
+    try {
+      await duplex.waitForBacklog(limit, timeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS);
+    } catch (err) {
+      // A peer that stops reading must not hold the session forever.
+      if (err instanceof TimeoutError) this.destroy();
+      throw err;
+    }
+  }
+
+  startTlsServer(params: TlsServerParams): Promise<TlsUpgradeResult> {
+    const raw = this.#takeOver();
+    if (raw instanceof Error) return Promise.reject(raw);
+    let secure: tls.TLSSocket;
+    try {
+      secure = tlsServerSocket(raw.duplex, params);
+    } catch (err) {
+      this.destroy();
+      return Promise.reject(err);
+    }
+    return this.#finishUpgrade(secure, "secure", DEFAULT_TLS_TIMEOUT_MS)
+      .then(() => ({ discardedBytes: raw.discardedBytes, authorized: true }));
+  }
+
+  startTlsClient(params: TlsClientParams): Promise<TlsUpgradeResult> {
+    const raw = this.#takeOver();
+    if (raw instanceof Error) return Promise.reject(raw);
+    let secure: tls.TLSSocket;
+    try {
+      secure = tlsClientSocket(raw.duplex, params);
+    } catch (err) {
+      // A synchronous throw here would otherwise escape the caller's promise and hang it.
+      this.destroy();
+      return Promise.reject(err);
+    }
+    return this.#finishUpgrade(secure, "secureConnect", params.timeoutMs ?? DEFAULT_TLS_TIMEOUT_MS)
+      .then(() => clientResult(secure, raw.discardedBytes));
+  }
+
+  /**
+   * Gives the connection to the TLS layer: what was received and not read is plaintext sent
+   * ahead of the handshake, dropped and counted; from here on the pump feeds the Duplex only.
+   */
+  #takeOver(): { duplex: TcpDuplex; discardedBytes: number } | Error {
+    if (this.#closed || this.#dropped || this.#duplex !== undefined) {
+      return new ConnClosedError(this.#duplex ? "TLS already started" : "connection closed");
+    }
+    const discardedBytes = this.#queuedBytes;
+    this.#chunks = [];
+    this.#queuedBytes = 0;
+    const writer = this.#writer;
+    const duplex = new TcpDuplex({
+      resume: () => this.#resume(),
+      write: (bytes) => writer.write(bytes, DEFAULT_WRITE_TIMEOUT_MS, true),
+      pendingBytes: () => writer.pendingBytes,
+      end: () =>
+        writer.idle().then(() => {
+          if (this.#dropped) return;
+          try {
+            this.#tcp.closeWrite();
+          } catch {
+            // already gone: nothing to end
+          }
+        }),
+      drop: () => this.#drop(),
+    });
+    this.#duplex = duplex;
+    if (this.#error !== undefined) duplex.destroy(this.#error);
+    else if (this.#ended) duplex.push(null);
+    return { duplex, discardedBytes };
+  }
+
+  #finishUpgrade(
+    secure: tls.TLSSocket,
+    event: "secure" | "secureConnect",
+    timeoutMs: number,
+  ): Promise<void> {
+    const setAbort = (abort: ((err: Error) => void) | undefined) => {
+      this.#abortUpgrade = abort &&
+        (() => abort(new ConnClosedError("connection closed during TLS")));
+    };
+    return awaitHandshake(secure, event, timeoutMs, setAbort).then(() => {
+      const names: ConnNames = {
+        remoteAddress: this.remoteAddress,
+        remotePort: () => this.remotePort,
+        local: () => this.#localName(),
+      };
+      this.#tls = new SocketConn(secure as net.Socket, { isSecure: true, names });
+      // However the TLS socket ends (a write deadline destroys it), the TCP one goes with it.
+      secure.once("close", () => this.#drop());
+      // A read that waited through the handshake continues under TLS.
+      this.#wake();
+    }, (err) => {
+      this.#closed = true;
+      this.#drop();
+      throw err;
+    });
+  }
+
+  peerCertificateFingerprint(): string | undefined {
+    return this.#tls?.peerCertificateFingerprint();
+  }
+
+  exportKeyingMaterial(length: number, label: string): Uint8Array | undefined {
+    return this.#tls?.exportKeyingMaterial(length, label);
+  }
+
+  close(): Promise<void> {
+    // A read still waiting ends with the connection, not with its deadline.
+    readDeadlines.delete(this.#deadline);
+    if (this.#tls !== undefined) {
+      this.#closed = true;
+      return this.#tls.close().then(() => this.#drop());
+    }
+    if (this.#closed || this.#dropped) {
+      this.#closed = true;
+      this.#drop();
+      return Promise.resolve();
+    }
+    this.#closed = true;
+    if (this.#writer.pendingBytes === 0) {
+      // The usual end of a session: every byte is in the kernel. The FIN goes out first
+      // (shutdown), then the socket is closed; nothing to wait for, so no timer. close(2)
+      // alone, with input the peer sent still unread (a client that pipelined past QUIT, one
+      // still sending after our 421), would send a reset instead of the FIN, and a peer that
+      // has not read our last reply yet may lose it.
+      this.#finish();
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#drop();
+        resolve();
+      }, CLOSE_FLUSH_MS);
+      this.#writer.idle().then(() => {
+        clearTimeout(timer);
+        this.#finish();
+        resolve();
+      });
+    });
+  }
+
+  /** FIN, then release. */
+  #finish(): void {
+    if (!this.#dropped) {
+      try {
+        this.#tcp.closeWrite();
+      } catch {
+        // the peer is gone already: nothing to end
+      }
+    }
+    this.#drop();
+  }
+
+  destroy(): void {
+    this.#closed = true;
+    this.#abortUpgrade?.();
+    this.#tls?.destroy();
+    this.#drop();
+  }
+
+  /** Releases the socket at once (idempotent); waiting reads end, waiting writes fail. */
+  #drop(): void {
+    if (!this.#dropped) {
+      this.#dropped = true;
+      this.#writer.fail(new ConnClosedError("connection closed"));
+      try {
+        this.#tcp.close();
+      } catch {
+        // closed already
+      }
+    }
+    readDeadlines.delete(this.#deadline);
+    this.#wake();
+  }
+}

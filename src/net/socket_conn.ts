@@ -1,0 +1,342 @@
+/**
+ * SocketConn: a Conn over a node:net or node:tls socket. Connections start as NativeConn
+ * (native_conn.ts) and continue on a SocketConn over the TLSSocket after a TLS upgrade; unix
+ * sockets (local LMTP) are node:net from the start.
+ * Invariant: bytes are never decoded here; every read and write has a deadline.
+ */
+import net from "node:net";
+import tls from "node:tls";
+import { Buffer } from "node:buffer";
+
+import { ConnClosedError, TimeoutError } from "./conn_types.ts";
+import { writeBytes, writeEachRecord } from "./_conn_write.ts";
+import { readDeadlines } from "./_read_deadlines.ts";
+import {
+  awaitHandshake,
+  clientResult,
+  DEFAULT_TLS_TIMEOUT_MS,
+  tlsClientSocket,
+  tlsServerSocket,
+} from "./_tls_upgrade.ts";
+import type {
+  Conn,
+  TlsClientParams,
+  TlsServerParams,
+  TlsUpgradeResult,
+  WriteOptions,
+} from "./conn_types.ts";
+
+/** How many bytes may sit unread before the socket is paused (backpressure). */
+export const HIGH_WATER_BYTES = 256 * 1024;
+export const DEFAULT_WRITE_TIMEOUT_MS = 5 * 60_000;
+
+let nextId = 1;
+
+/** Conn over a node:net (or node:tls) socket. */
+export class SocketConn implements Conn {
+  readonly id: string;
+  #socket: net.Socket;
+  #chunks: Uint8Array[] = [];
+  #queuedBytes = 0;
+  #ended = false;
+  #error: Error | undefined;
+  /** Resolves the waiting read's wait (set only while a read waits). */
+  #resolveWait: (() => void) | undefined;
+  /** Fails the waiting read (set with #resolveWait). */
+  #rejectWait: ((err: Error) => void) | undefined;
+  /** This connection among the read deadlines while a read waits with one (_read_deadlines.ts). */
+  readonly #deadline: { deadlineAt: number; readonly expire: () => void };
+  #closed = false;
+  #secure: boolean;
+  /** Ends a TLS handshake in progress (set only while one is). */
+  #abortUpgrade: (() => void) | undefined;
+  readonly remoteAddress: string;
+  /** Where the remote port and the local address are read from, on demand. */
+  readonly #names: ConnNames;
+  #local: { address: string; port: number } | undefined;
+
+  /**
+   * `names`: the addresses when `socket` cannot tell them (TLS over a Duplex, native_conn.ts);
+   * by default they are the socket's.
+   */
+  constructor(socket: net.Socket, opts: { isSecure?: boolean; names?: ConnNames } = {}) {
+    this.id = (nextId++).toString(36);
+    this.#socket = socket;
+    this.#secure = opts.isSecure ?? false;
+    this.#deadline = { deadlineAt: 0, expire: () => this.#expireRead() };
+    // Every session logs the peer's address. The port and the local address are read when
+    // asked (rarely): each is a system call at every connection of an MX otherwise.
+    this.#names = opts.names ?? socketNames(socket);
+    this.remoteAddress = this.#names.remoteAddress;
+    socket.setNoDelay(true);
+    this.#attach(socket);
+  }
+
+  get remotePort(): number {
+    return this.#names.remotePort();
+  }
+
+  get localAddress(): string {
+    return this.#localName().address;
+  }
+
+  get localPort(): number {
+    return this.#localName().port;
+  }
+
+  /** Read once (node asks the kernel at every read of a local property). */
+  #localName(): { address: string; port: number } {
+    this.#local ??= this.#names.local();
+    return this.#local;
+  }
+
+  get readableBytes(): number {
+    return this.#queuedBytes;
+  }
+
+  get isSecure(): boolean {
+    return this.#secure;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #onData = (data: Uint8Array): void => {
+    // node gives Buffer views into a pool; keep them as they are (no copy, never decoded).
+    this.#chunks.push(data);
+    this.#queuedBytes += data.byteLength;
+    if (this.#queuedBytes > HIGH_WATER_BYTES) this.#socket.pause();
+    this.#wake();
+  };
+  #onEnd = (): void => {
+    this.#ended = true;
+    this.#wake();
+  };
+  #onError = (err: Error): void => {
+    this.#error ??= err;
+    this.#wake();
+  };
+  #onClose = (): void => {
+    this.#ended = true;
+    this.#closed = true;
+    this.#wake();
+  };
+
+  #attach(socket: net.Socket): void {
+    socket.on("data", this.#onData);
+    socket.on("end", this.#onEnd);
+    socket.on("error", this.#onError);
+    socket.on("close", this.#onClose);
+  }
+
+  #detach(socket: net.Socket): void {
+    socket.off("data", this.#onData);
+    socket.off("end", this.#onEnd);
+    socket.off("error", this.#onError);
+    socket.off("close", this.#onClose);
+  }
+
+  #wake(): void {
+    const resolve = this.#resolveWait;
+    if (resolve === undefined) return;
+    this.#resolveWait = undefined;
+    this.#rejectWait = undefined;
+    readDeadlines.delete(this.#deadline);
+    resolve();
+  }
+
+  /** The waiting read's deadline passed (called by the shared timer). */
+  #expireRead(): void {
+    const reject = this.#rejectWait;
+    this.#resolveWait = undefined;
+    this.#rejectWait = undefined;
+    reject?.(new TimeoutError("read"));
+  }
+
+  async read(timeoutMs?: number): Promise<Uint8Array | null> {
+    for (;;) {
+      const chunk = this.#chunks.shift();
+      if (chunk !== undefined) {
+        this.#queuedBytes -= chunk.byteLength;
+        if (this.#queuedBytes <= HIGH_WATER_BYTES / 2 && this.#socket.isPaused()) {
+          this.#socket.resume();
+        }
+        return chunk;
+      }
+      if (this.#error) throw new ConnClosedError(this.#error.message);
+      if (this.#ended) return null;
+      await this.#waitForData(timeoutMs);
+    }
+  }
+
+  /**
+   * Waits for data, end or error, at most `timeoutMs`. No timer of its own: the deadline joins
+   * the process's shared set (_read_deadlines.ts) and leaves it when data, end or error come.
+   */
+  #waitForData(timeoutMs: number | undefined): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#resolveWait = resolve;
+      this.#rejectWait = reject;
+      if (timeoutMs === undefined) return;
+      this.#deadline.deadlineAt = performance.now() + timeoutMs;
+      readDeadlines.add(this.#deadline);
+    });
+  }
+
+  write(bytes: Uint8Array, opts: WriteOptions = {}): Promise<void> {
+    if (this.#closed || this.#socket.destroyed) {
+      return Promise.reject(new ConnClosedError("connection closed"));
+    }
+    return writeBytes(this.#socket, bytes, opts.timeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS, opts.flush);
+  }
+
+  writeRecords(
+    pieces: readonly Uint8Array[],
+    opts: { readonly timeoutMs?: number } = {},
+  ): Promise<void> {
+    if (this.#closed || this.#socket.destroyed) {
+      return Promise.reject(new ConnClosedError("connection closed"));
+    }
+    return writeEachRecord(this.#socket, pieces, opts.timeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS);
+  }
+
+  /** Takes the socket out of flowing mode and drops plaintext that arrived after STARTTLS. */
+  #prepareUpgrade(): number {
+    this.#socket.pause();
+    this.#detach(this.#socket);
+    const discarded = this.#queuedBytes;
+    this.#chunks = [];
+    this.#queuedBytes = 0;
+    return discarded;
+  }
+
+  startTlsServer(params: TlsServerParams): Promise<TlsUpgradeResult> {
+    const discardedBytes = this.#prepareUpgrade();
+    const secure = tlsServerSocket(this.#socket, params);
+    return this.#finishUpgrade(secure, "secure", DEFAULT_TLS_TIMEOUT_MS).then(() => ({
+      discardedBytes,
+      authorized: true,
+    }));
+  }
+
+  startTlsClient(params: TlsClientParams): Promise<TlsUpgradeResult> {
+    const discardedBytes = this.#prepareUpgrade();
+    let secure: tls.TLSSocket;
+    try {
+      secure = tlsClientSocket(this.#socket, params);
+    } catch (err) {
+      // A synchronous throw here would otherwise escape the caller's promise and hang it.
+      this.destroy();
+      return Promise.reject(err);
+    }
+    return this.#finishUpgrade(secure, "secureConnect", params.timeoutMs ?? DEFAULT_TLS_TIMEOUT_MS)
+      .then(() => clientResult(secure, discardedBytes));
+  }
+
+  #finishUpgrade(
+    secure: tls.TLSSocket,
+    event: "secure" | "secureConnect",
+    timeoutMs: number,
+  ): Promise<void> {
+    const setAbort = (abort: ((err: Error) => void) | undefined) => {
+      this.#abortUpgrade = abort &&
+        (() => abort(new ConnClosedError("connection closed during TLS")));
+    };
+    return awaitHandshake(secure, event, timeoutMs, setAbort).then(() => {
+      this.#socket = secure;
+      this.#secure = true;
+      this.#ended = false;
+      this.#attach(secure);
+    }, (err) => {
+      this.#closed = true;
+      throw err;
+    });
+  }
+
+  peerCertificateFingerprint(): string | undefined {
+    const s = this.#socket;
+    if (!(s instanceof tls.TLSSocket)) return undefined;
+    const cert = s.getPeerCertificate();
+    const fp = cert?.fingerprint256;
+    return typeof fp === "string" && fp !== "" ? fp.toUpperCase() : undefined;
+  }
+
+  exportKeyingMaterial(length: number, label: string): Uint8Array | undefined {
+    const s = this.#socket;
+    if (!(s instanceof tls.TLSSocket)) return undefined;
+    try {
+      // RFC 9266 (TLS 1.3): an absent context and an empty one give the same exporter value.
+      return new Uint8Array(s.exportKeyingMaterial(length, label, Buffer.alloc(0)));
+    } catch {
+      return undefined;
+    }
+  }
+
+  close(): Promise<void> {
+    // A read still waiting ends with the socket's close, not with its deadline.
+    readDeadlines.delete(this.#deadline);
+    const socket = this.#socket;
+    if (this.#closed || socket.destroyed) {
+      this.#closed = true;
+      return Promise.resolve();
+    }
+    if (!this.#secure && socket.writableLength === 0) {
+      // Plain TCP with every byte written already in the kernel (the usual end of a session:
+      // the last reply went out at once): the FIN goes out at once (shutdown), then the socket
+      // is closed. Nothing to wait for, so no timer: an MX armed and cleared one at every
+      // connection. The FIN must come first: close(2) alone, with input the peer sent still
+      // unread (a client that pipelined past QUIT, one still sending after our 421), sends a
+      // reset instead of it, and a peer that has not read our last reply yet may lose it.
+      // TLS takes the path below (close_notify first).
+      socket.end(() => socket.destroy());
+      this.#closed = true;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        socket.destroy();
+        resolve();
+      }, 5_000);
+      socket.once("close", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      socket.end(() => {
+        // Our side is flushed; do not wait for the peer's FIN forever.
+        socket.destroy();
+      });
+    }).then(() => {
+      this.#closed = true;
+    });
+  }
+
+  destroy(): void {
+    this.#closed = true;
+    this.#abortUpgrade?.();
+    this.#socket.destroy();
+    this.#wake();
+  }
+}
+
+/** A connection's addresses: the peer's address at once, the rest read when asked. */
+export interface ConnNames {
+  readonly remoteAddress: string;
+  remotePort(): number;
+  local(): { address: string; port: number };
+}
+
+/** The addresses of a node:net socket (the TCP one: under TLS too). */
+function socketNames(tcp: net.Socket): ConnNames {
+  return {
+    remoteAddress: normalizeAddress(tcp.remoteAddress ?? ""),
+    // node keeps the peer's name from the remoteAddress read above: no second system call.
+    remotePort: () => tcp.remotePort ?? 0,
+    local: () => ({ address: normalizeAddress(tcp.localAddress ?? ""), port: tcp.localPort ?? 0 }),
+  };
+}
+
+/** `::ffff:127.0.0.1` → `127.0.0.1`. */
+export function normalizeAddress(addr: string): string {
+  return addr.startsWith("::ffff:") && addr.includes(".") ? addr.slice(7) : addr;
+}
