@@ -17,6 +17,9 @@ export interface WriteSink {
   write(bytes: Uint8Array): Promise<number>;
 }
 
+/** The failure of a writer closed with nothing waiting (never thrown: callers get their own). */
+const CLOSED = new ConnClosedError("connection closed");
+
 /** The result of every write taken at once (one settled promise, shared). */
 const WRITTEN: Promise<void> = Promise.resolve();
 
@@ -95,6 +98,14 @@ export class TcpWriter {
         );
       }
     });
+  }
+
+  /**
+   * The connection is closed: waiting writes fail with ConnClosedError, later ones too. The
+   * error is made only when a write waits (a stack trace per connection costs ~30 µs).
+   */
+  close(): void {
+    this.fail(this.#queue.length > 0 ? new ConnClosedError("connection closed") : CLOSED);
   }
 
   /** Resolves once nothing waits to be written (every byte in the kernel, or a failure). */

@@ -28,7 +28,7 @@ import {
   SocketConn,
 } from "./socket_conn.ts";
 import type { ConnNames } from "./socket_conn.ts";
-import { readDeadlines } from "./_read_deadlines.ts";
+import { ReadQueue } from "./_read_queue.ts";
 import { HIGH_WATER_WRITE_BYTES, TcpWriter } from "./_tcp_writer.ts";
 import { TcpDuplex } from "./_tcp_duplex.ts";
 import {
@@ -54,10 +54,7 @@ export class NativeConn implements Conn {
   readonly #tcp: Deno.TcpConn;
   readonly #writer: TcpWriter;
   #buffer: Uint8Array | undefined;
-  #chunks: Uint8Array[] = [];
-  #queuedBytes = 0;
-  #ended = false;
-  #error: Error | undefined;
+  readonly #queue = new ReadQueue();
   /** The pump's read is in flight. */
   #pumping = false;
   /** The pump stopped for backpressure. */
@@ -70,9 +67,6 @@ export class NativeConn implements Conn {
   #closed = false;
   /** The TcpConn is closed. */
   #dropped = false;
-  #resolveWait: (() => void) | undefined;
-  #rejectWait: ((err: Error) => void) | undefined;
-  readonly #deadline: { deadlineAt: number; readonly expire: () => void };
   #local: { address: string; port: number } | undefined;
 
   constructor(tcp: Deno.TcpConn) {
@@ -81,10 +75,9 @@ export class NativeConn implements Conn {
     const remote = tcp.remoteAddr;
     this.remoteAddress = normalizeAddress(remote.hostname);
     this.remotePort = remote.port;
-    this.#deadline = { deadlineAt: 0, expire: () => this.#expireRead() };
     this.#writer = new TcpWriter(tcp, (err) => {
       // A timeout drops the connection as a close would; a failed write is the peer's loss.
-      if (err instanceof ConnClosedError) this.#error ??= err;
+      if (err instanceof ConnClosedError) this.#queue.fail(err);
       this.#drop();
     });
     tcp.setNoDelay(true);
@@ -108,7 +101,7 @@ export class NativeConn implements Conn {
   }
 
   get readableBytes(): number {
-    return this.#tls?.readableBytes ?? this.#queuedBytes;
+    return this.#tls?.readableBytes ?? this.#queue.bytes;
   }
 
   get isSecure(): boolean {
@@ -137,8 +130,9 @@ export class NativeConn implements Conn {
         this.#pumping = false;
         // Our own close ends a read in flight: that is an end, not an error.
         if (this.#dropped) return this.#deliverEnd();
-        this.#error ??= new ConnClosedError(err instanceof Error ? err.message : String(err));
-        return this.#deliverError();
+        return this.#deliverError(
+          new ConnClosedError(err instanceof Error ? err.message : String(err)),
+        );
       }
       if (n === null) {
         this.#pumping = false;
@@ -172,58 +166,28 @@ export class NativeConn implements Conn {
     if (this.#duplex !== undefined) {
       return this.#duplex.push(chunk) && !this.#tlsFull(HIGH_WATER_BYTES);
     }
-    this.#chunks.push(chunk);
-    this.#queuedBytes += chunk.byteLength;
-    this.#wake();
-    return this.#queuedBytes <= HIGH_WATER_BYTES;
+    return this.#queue.push(chunk) <= HIGH_WATER_BYTES;
   }
 
   #deliverEnd(): void {
-    this.#ended = true;
     this.#duplex?.push(null);
-    this.#wake();
+    this.#queue.end();
   }
 
-  #deliverError(): void {
-    if (this.#duplex !== undefined) this.#duplex.destroy(this.#error);
-    this.#wake();
-  }
-
-  #wake(): void {
-    const resolve = this.#resolveWait;
-    if (resolve === undefined) return;
-    this.#resolveWait = undefined;
-    this.#rejectWait = undefined;
-    readDeadlines.delete(this.#deadline);
-    resolve();
-  }
-
-  #expireRead(): void {
-    const reject = this.#rejectWait;
-    this.#resolveWait = undefined;
-    this.#rejectWait = undefined;
-    reject?.(new TimeoutError("read"));
+  #deliverError(err: Error): void {
+    this.#duplex?.destroy(err);
+    this.#queue.fail(err);
   }
 
   async read(timeoutMs?: number): Promise<Uint8Array | null> {
     if (this.#tls !== undefined) return this.#readTls(this.#tls, timeoutMs);
     for (;;) {
-      const chunk = this.#chunks.shift();
+      const chunk = this.#queue.take();
       if (chunk !== undefined) {
-        this.#queuedBytes -= chunk.byteLength;
-        if (this.#paused && this.#queuedBytes <= HIGH_WATER_BYTES / 2) this.#resume();
+        if (this.#paused && this.#queue.bytes <= HIGH_WATER_BYTES / 2) this.#resume();
         return chunk;
       }
-      if (this.#error) throw new ConnClosedError(this.#error.message);
-      if (this.#ended || this.#dropped) return null;
-      await new Promise<void>((resolve, reject) => {
-        // No timer of its own: the deadline joins the process's shared set.
-        this.#resolveWait = resolve;
-        this.#rejectWait = reject;
-        if (timeoutMs === undefined) return;
-        this.#deadline.deadlineAt = performance.now() + timeoutMs;
-        readDeadlines.add(this.#deadline);
-      });
+      await this.#queue.wait(timeoutMs);
       // A read that waited through the handshake continues under TLS.
       if (this.#secured()) return this.read(timeoutMs);
     }
@@ -283,32 +247,42 @@ export class NativeConn implements Conn {
   }
 
   startTlsServer(params: TlsServerParams): Promise<TlsUpgradeResult> {
-    const raw = this.#takeOver();
-    if (raw instanceof Error) return Promise.reject(raw);
-    let secure: tls.TLSSocket;
-    try {
-      secure = tlsServerSocket(raw.duplex, params);
-    } catch (err) {
-      this.destroy();
-      return Promise.reject(err);
-    }
-    return this.#finishUpgrade(secure, "secure", DEFAULT_TLS_TIMEOUT_MS)
-      .then(() => ({ discardedBytes: raw.discardedBytes, authorized: true }));
+    return this.#upgrade(
+      (duplex) => tlsServerSocket(duplex, params),
+      "secure",
+      DEFAULT_TLS_TIMEOUT_MS,
+      (_, discardedBytes) => ({ discardedBytes, authorized: true }),
+    );
   }
 
   startTlsClient(params: TlsClientParams): Promise<TlsUpgradeResult> {
+    return this.#upgrade(
+      (duplex) => tlsClientSocket(duplex, params),
+      "secureConnect",
+      params.timeoutMs ?? DEFAULT_TLS_TIMEOUT_MS,
+      clientResult,
+    );
+  }
+
+  /** Starts TLS over this connection and waits for the handshake (either role). */
+  #upgrade(
+    wrap: (duplex: TcpDuplex) => tls.TLSSocket,
+    event: "secure" | "secureConnect",
+    timeoutMs: number,
+    result: (secure: tls.TLSSocket, discardedBytes: number) => TlsUpgradeResult,
+  ): Promise<TlsUpgradeResult> {
     const raw = this.#takeOver();
     if (raw instanceof Error) return Promise.reject(raw);
     let secure: tls.TLSSocket;
     try {
-      secure = tlsClientSocket(raw.duplex, params);
+      secure = wrap(raw.duplex);
     } catch (err) {
       // A synchronous throw here would otherwise escape the caller's promise and hang it.
       this.destroy();
       return Promise.reject(err);
     }
-    return this.#finishUpgrade(secure, "secureConnect", params.timeoutMs ?? DEFAULT_TLS_TIMEOUT_MS)
-      .then(() => clientResult(secure, raw.discardedBytes));
+    return this.#finishUpgrade(secure, event, timeoutMs)
+      .then(() => result(secure, raw.discardedBytes));
   }
 
   /**
@@ -319,9 +293,7 @@ export class NativeConn implements Conn {
     if (this.#closed || this.#dropped || this.#duplex !== undefined) {
       return new ConnClosedError(this.#duplex ? "TLS already started" : "connection closed");
     }
-    const discardedBytes = this.#queuedBytes;
-    this.#chunks = [];
-    this.#queuedBytes = 0;
+    const discardedBytes = this.#queue.clear();
     const writer = this.#writer;
     const duplex = new TcpDuplex({
       resume: () => this.#resume(),
@@ -339,8 +311,8 @@ export class NativeConn implements Conn {
       drop: () => this.#drop(),
     });
     this.#duplex = duplex;
-    if (this.#error !== undefined) duplex.destroy(this.#error);
-    else if (this.#ended) duplex.push(null);
+    if (this.#queue.error !== undefined) duplex.destroy(this.#queue.error);
+    else if (this.#queue.ended) duplex.push(null);
     return { duplex, discardedBytes };
   }
 
@@ -363,7 +335,7 @@ export class NativeConn implements Conn {
       // However the TLS socket ends (a write deadline destroys it), the TCP one goes with it.
       secure.once("close", () => this.#drop());
       // A read that waited through the handshake continues under TLS.
-      this.#wake();
+      this.#queue.wake();
     }, (err) => {
       this.#closed = true;
       this.#drop();
@@ -381,7 +353,7 @@ export class NativeConn implements Conn {
 
   close(): Promise<void> {
     // A read still waiting ends with the connection, not with its deadline.
-    readDeadlines.delete(this.#deadline);
+    this.#queue.dropDeadline();
     if (this.#tls !== undefined) {
       this.#closed = true;
       return this.#tls.close().then(() => this.#drop());
@@ -437,14 +409,13 @@ export class NativeConn implements Conn {
   #drop(): void {
     if (!this.#dropped) {
       this.#dropped = true;
-      this.#writer.fail(new ConnClosedError("connection closed"));
+      this.#writer.close();
       try {
         this.#tcp.close();
       } catch {
         // closed already
       }
     }
-    readDeadlines.delete(this.#deadline);
-    this.#wake();
+    this.#queue.end();
   }
 }

@@ -8,9 +8,9 @@ import net from "node:net";
 import tls from "node:tls";
 import { Buffer } from "node:buffer";
 
-import { ConnClosedError, TimeoutError } from "./conn_types.ts";
+import { ConnClosedError } from "./conn_types.ts";
 import { writeBytes, writeEachRecord } from "./_conn_write.ts";
-import { readDeadlines } from "./_read_deadlines.ts";
+import { ReadQueue } from "./_read_queue.ts";
 import {
   awaitHandshake,
   clientResult,
@@ -36,16 +36,7 @@ let nextId = 1;
 export class SocketConn implements Conn {
   readonly id: string;
   #socket: net.Socket;
-  #chunks: Uint8Array[] = [];
-  #queuedBytes = 0;
-  #ended = false;
-  #error: Error | undefined;
-  /** Resolves the waiting read's wait (set only while a read waits). */
-  #resolveWait: (() => void) | undefined;
-  /** Fails the waiting read (set with #resolveWait). */
-  #rejectWait: ((err: Error) => void) | undefined;
-  /** This connection among the read deadlines while a read waits with one (_read_deadlines.ts). */
-  readonly #deadline: { deadlineAt: number; readonly expire: () => void };
+  readonly #queue = new ReadQueue();
   #closed = false;
   #secure: boolean;
   /** Ends a TLS handshake in progress (set only while one is). */
@@ -63,7 +54,6 @@ export class SocketConn implements Conn {
     this.id = (nextId++).toString(36);
     this.#socket = socket;
     this.#secure = opts.isSecure ?? false;
-    this.#deadline = { deadlineAt: 0, expire: () => this.#expireRead() };
     // Every session logs the peer's address. The port and the local address are read when
     // asked (rarely): each is a system call at every connection of an MX otherwise.
     this.#names = opts.names ?? socketNames(socket);
@@ -91,7 +81,7 @@ export class SocketConn implements Conn {
   }
 
   get readableBytes(): number {
-    return this.#queuedBytes;
+    return this.#queue.bytes;
   }
 
   get isSecure(): boolean {
@@ -104,23 +94,13 @@ export class SocketConn implements Conn {
 
   #onData = (data: Uint8Array): void => {
     // node gives Buffer views into a pool; keep them as they are (no copy, never decoded).
-    this.#chunks.push(data);
-    this.#queuedBytes += data.byteLength;
-    if (this.#queuedBytes > HIGH_WATER_BYTES) this.#socket.pause();
-    this.#wake();
+    if (this.#queue.push(data) > HIGH_WATER_BYTES) this.#socket.pause();
   };
-  #onEnd = (): void => {
-    this.#ended = true;
-    this.#wake();
-  };
-  #onError = (err: Error): void => {
-    this.#error ??= err;
-    this.#wake();
-  };
+  #onEnd = (): void => this.#queue.end();
+  #onError = (err: Error): void => this.#queue.fail(err);
   #onClose = (): void => {
-    this.#ended = true;
     this.#closed = true;
-    this.#wake();
+    this.#queue.end();
   };
 
   #attach(socket: net.Socket): void {
@@ -137,51 +117,17 @@ export class SocketConn implements Conn {
     socket.off("close", this.#onClose);
   }
 
-  #wake(): void {
-    const resolve = this.#resolveWait;
-    if (resolve === undefined) return;
-    this.#resolveWait = undefined;
-    this.#rejectWait = undefined;
-    readDeadlines.delete(this.#deadline);
-    resolve();
-  }
-
-  /** The waiting read's deadline passed (called by the shared timer). */
-  #expireRead(): void {
-    const reject = this.#rejectWait;
-    this.#resolveWait = undefined;
-    this.#rejectWait = undefined;
-    reject?.(new TimeoutError("read"));
-  }
-
   async read(timeoutMs?: number): Promise<Uint8Array | null> {
     for (;;) {
-      const chunk = this.#chunks.shift();
+      const chunk = this.#queue.take();
       if (chunk !== undefined) {
-        this.#queuedBytes -= chunk.byteLength;
-        if (this.#queuedBytes <= HIGH_WATER_BYTES / 2 && this.#socket.isPaused()) {
+        if (this.#queue.bytes <= HIGH_WATER_BYTES / 2 && this.#socket.isPaused()) {
           this.#socket.resume();
         }
         return chunk;
       }
-      if (this.#error) throw new ConnClosedError(this.#error.message);
-      if (this.#ended) return null;
-      await this.#waitForData(timeoutMs);
+      await this.#queue.wait(timeoutMs);
     }
-  }
-
-  /**
-   * Waits for data, end or error, at most `timeoutMs`. No timer of its own: the deadline joins
-   * the process's shared set (_read_deadlines.ts) and leaves it when data, end or error come.
-   */
-  #waitForData(timeoutMs: number | undefined): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.#resolveWait = resolve;
-      this.#rejectWait = reject;
-      if (timeoutMs === undefined) return;
-      this.#deadline.deadlineAt = performance.now() + timeoutMs;
-      readDeadlines.add(this.#deadline);
-    });
   }
 
   write(bytes: Uint8Array, opts: WriteOptions = {}): Promise<void> {
@@ -205,10 +151,7 @@ export class SocketConn implements Conn {
   #prepareUpgrade(): number {
     this.#socket.pause();
     this.#detach(this.#socket);
-    const discarded = this.#queuedBytes;
-    this.#chunks = [];
-    this.#queuedBytes = 0;
-    return discarded;
+    return this.#queue.clear();
   }
 
   startTlsServer(params: TlsServerParams): Promise<TlsUpgradeResult> {
@@ -246,7 +189,6 @@ export class SocketConn implements Conn {
     return awaitHandshake(secure, event, timeoutMs, setAbort).then(() => {
       this.#socket = secure;
       this.#secure = true;
-      this.#ended = false;
       this.#attach(secure);
     }, (err) => {
       this.#closed = true;
@@ -275,7 +217,7 @@ export class SocketConn implements Conn {
 
   close(): Promise<void> {
     // A read still waiting ends with the socket's close, not with its deadline.
-    readDeadlines.delete(this.#deadline);
+    this.#queue.dropDeadline();
     const socket = this.#socket;
     if (this.#closed || socket.destroyed) {
       this.#closed = true;
@@ -315,7 +257,7 @@ export class SocketConn implements Conn {
     this.#closed = true;
     this.#abortUpgrade?.();
     this.#socket.destroy();
-    this.#wake();
+    this.#queue.wake();
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import net from "node:net";
 import { NativeConn, SocketConn } from "../../src/net/conn.ts";
-import type { Conn } from "../../src/net/conn.ts";
+import type { ByteSource, Conn } from "../../src/net/conn.ts";
 
 /** Runs `fn` with a connected SocketConn and its peer. */
 export async function withSocketPair(
@@ -62,4 +62,23 @@ async function runAndClose<C extends Conn>(
       // already closed
     }
   }
+}
+
+/** Reads `source` until its end, or until `limit` bytes came; returns them in one array. */
+export async function readAll(source: ByteSource, limit = Infinity): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  while (length < limit) {
+    const chunk = await source.read(10_000);
+    if (chunk === null) break;
+    chunks.push(chunk);
+    length += chunk.byteLength;
+  }
+  const all = new Uint8Array(length);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.byteLength;
+  }
+  return all;
 }

@@ -12,7 +12,7 @@ import type { Conn } from "../../src/net/conn.ts";
 import { HIGH_WATER_WRITE_BYTES, TcpWriter } from "../../src/net/_tcp_writer.ts";
 import { HIGH_WATER_BYTES } from "../../src/net/socket_conn.ts";
 import { listen } from "../../src/net/listener.ts";
-import { withNativePair } from "../_helpers/socket_pair.ts";
+import { readAll, withNativePair } from "../_helpers/socket_pair.ts";
 import { until } from "../_helpers/wait_until.ts";
 
 const enc = new TextEncoder();
@@ -125,15 +125,10 @@ Deno.test("NativeConn: unread input stops being read past HIGH_WATER_BYTES, and 
     // One read of the pump's buffer beyond the mark at most, and it stopped there.
     assertEquals(conn.readableBytes, held);
     ok(held <= HIGH_WATER_BYTES + 16 * 1024, `${held} bytes held unread`);
-    const got: number[] = [];
-    while (got.length < total) {
-      const chunk = await conn.read(10_000);
-      if (chunk === null) break;
-      for (const b of chunk) got.push(b);
-    }
+    const got = await readAll(conn, total);
     await sending;
     assertEquals(got.length, total);
-    assertEquals(new Uint8Array(got), bytes);
+    assertEquals(got, bytes);
   });
 });
 

@@ -12,6 +12,7 @@ import { listen, loadSecureContext } from "../../src/net/listener.ts";
 import { testCaOrSkip } from "../_helpers/certs.ts";
 import type { TestCa } from "../_helpers/certs.ts";
 import { until } from "../_helpers/wait_until.ts";
+import { readAll } from "../_helpers/socket_pair.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -50,6 +51,18 @@ async function withServer(
     await l.close();
     await ca.cleanup();
   }
+}
+
+/** STARTTLS with `conn` as the server and a NativeConn over `peer` as the client. */
+async function bothUnderTls(ca: TestCa, conn: Conn, peer: Deno.TcpConn): Promise<NativeConn> {
+  const client = new NativeConn(peer);
+  const upgrading = conn.startTlsServer({
+    secureContext: loadSecureContext(ca.certPath, ca.keyPath),
+  });
+  const t = await client.startTlsClient({ servername: "localhost", ca: ca.caCertPem });
+  await upgrading;
+  assertEquals([t.authorized, t.discardedBytes, client.isSecure], [true, 0, true]);
+  return client;
 }
 
 /** Reads from `conn` until `text` has arrived. */
@@ -112,26 +125,15 @@ Deno.test("NativeConn: destroy() ends a TLS handshake the peer never starts (#13
 Deno.test("NativeConn under TLS, both ends native: close() delivers every byte, then the end (#13)", async () => {
   await withServer("NativeConn TLS close", async ({ ca, server, peer }) => {
     const conn = await server();
-    const client = new NativeConn(peer);
-    const upgrading = conn.startTlsServer({
-      secureContext: loadSecureContext(ca.certPath, ca.keyPath),
-    });
-    const t = await client.startTlsClient({ servername: "localhost", ca: ca.caCertPem });
-    await upgrading;
-    assertEquals([t.authorized, t.discardedBytes, client.isSecure], [true, 0, true]);
+    const client = await bothUnderTls(ca, conn, peer);
     const size = 4 * 1024 * 1024;
     const bytes = new Uint8Array(size).map((_, i) => i % 241);
     const sent = conn.write(bytes);
     const closing = sent.then(() => conn.close());
-    const got: number[] = [];
-    for (;;) {
-      const chunk = await client.read(10_000);
-      if (chunk === null) break;
-      for (const b of chunk) got.push(b);
-    }
+    const got = await readAll(client);
     await closing;
     assertEquals(got.length, size);
-    assertEquals(new Uint8Array(got), bytes);
+    assertEquals(got, bytes);
     client.destroy();
   });
 });
@@ -139,12 +141,7 @@ Deno.test("NativeConn under TLS, both ends native: close() delivers every byte, 
 Deno.test("NativeConn under TLS: a peer that never reads is cut at the write deadline, memory bounded (#13)", async () => {
   await withServer("NativeConn TLS write deadline", async ({ ca, server, peer }) => {
     const conn = await server();
-    const client = new NativeConn(peer);
-    const upgrading = conn.startTlsServer({
-      secureContext: loadSecureContext(ca.certPath, ca.keyPath),
-    });
-    await client.startTlsClient({ servername: "localhost", ca: ca.caCertPem });
-    await upgrading;
+    const client = await bothUnderTls(ca, conn, peer);
     // node:tls takes every write at once; without the bound, 64 MiB would sit in memory and
     // every write (the flushed one too) would succeed although the peer reads nothing.
     const chunk = new Uint8Array(1024 * 1024);

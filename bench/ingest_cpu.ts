@@ -1,9 +1,10 @@
-// MX ingest over STARTTLS (issue 13): our `serve` with a certificate, clients that say
-// STARTTLS before MAIL, one 4 KB message per connection (as TLS mail reaches an MX), S sessions
-// at once. Not part of `deno task bench`: run it alone to compare two builds, e.g.
-//   deno run -A bench/starttls_ingest.ts 1000 1 10
-// (messages per shape, then the session counts). Prints msg/s per shape. The clients use
-// Deno.startTls with the test CA; their cost is in this process, not in serve's.
+// MX ingest, plain or over STARTTLS (issue 13), with serve's CPU time per message: our `serve`
+// (with a certificate for `starttls`), one 4 KB message per connection (as mail reaches an MX),
+// S sessions at once. Not part of `deno task bench`: run it alone to compare two builds, e.g.
+//   deno run -A bench/ingest_cpu.ts starttls 1000 1 10
+// (plain or starttls, messages per shape, then the session counts). CPU time per message is
+// steadier than msg/s on a shared machine. The clients use Deno.startTls with a test CA; their
+// cost is in this process, not in serve's.
 
 import { makeTestCa } from "../tests/_helpers/certs.ts";
 import { Serve } from "./_serve.ts";
@@ -41,7 +42,7 @@ async function expect(conn: Deno.Conn, r: Replies, code: number, what: string) {
 }
 
 /** One message over one connection with STARTTLS. */
-async function sendOne(port: number, caPem: string, buf: Uint8Array): Promise<void> {
+async function sendOne(port: number, caPem: string | undefined, buf: Uint8Array) {
   const r = new Replies(buf);
   const tcp = await Deno.connect({ hostname: "127.0.0.1", port });
   // Without it the client's small TLS writes wait for delayed ACKs (~40 ms per message).
@@ -51,11 +52,13 @@ async function sendOne(port: number, caPem: string, buf: Uint8Array): Promise<vo
     await expect(conn, r, 220, "greeting");
     await conn.write(enc.encode("EHLO client.test\r\n"));
     await expect(conn, r, 250, "EHLO");
-    await conn.write(enc.encode("STARTTLS\r\n"));
-    await expect(conn, r, 220, "STARTTLS");
-    conn = await Deno.startTls(tcp, { hostname: "localhost", caCerts: [caPem] });
-    await conn.write(enc.encode("EHLO client.test\r\n"));
-    await expect(conn, r, 250, "EHLO after TLS");
+    if (caPem !== undefined) {
+      await conn.write(enc.encode("STARTTLS\r\n"));
+      await expect(conn, r, 220, "STARTTLS");
+      conn = await Deno.startTls(tcp, { hostname: "localhost", caCerts: [caPem] });
+      await conn.write(enc.encode("EHLO client.test\r\n"));
+      await expect(conn, r, 250, "EHLO after TLS");
+    }
     await conn.write(enc.encode(`MAIL FROM:<a@src.test>\r\nRCPT TO:<u@${DOMAIN}>\r\nDATA\r\n`));
     await expect(conn, r, 250, "MAIL");
     await expect(conn, r, 250, "RCPT");
@@ -70,7 +73,7 @@ async function sendOne(port: number, caPem: string, buf: Uint8Array): Promise<vo
 }
 
 /** `total` messages by `sessions` parallel clients; msg/s. */
-async function shape(port: number, caPem: string, total: number, sessions: number) {
+async function shape(port: number, caPem: string | undefined, total: number, sessions: number) {
   let next = 0;
   const started = performance.now();
   await Promise.all(Array.from({ length: sessions }, async () => {
@@ -89,27 +92,29 @@ async function cpuMs(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
-const [countArg, ...sessionArgs] = Deno.args;
+const [mode, countArg, ...sessionArgs] = Deno.args;
+if (mode !== "plain" && mode !== "starttls") throw new Error("first argument: plain or starttls");
 const total = Number(countArg ?? 1000);
 const shapes = sessionArgs.length > 0 ? sessionArgs.map(Number) : [1, 10];
 const ca = await makeTestCa();
 if (ca === undefined) throw new Error("openssl is needed");
-const dir = await Deno.makeTempDir({ prefix: "odmr-bench-starttls-" });
+const caPem = mode === "starttls" ? ca.caCertPem : undefined;
+const dir = await Deno.makeTempDir({ prefix: "odmr-bench-ingest-cpu-" });
 const serve = await Serve.start({
   dir,
   domain: DOMAIN,
-  tls: { cert: ca.certPath, key: ca.keyPath },
+  ...(mode === "starttls" ? { tls: { cert: ca.certPath, key: ca.keyPath } } : {}),
 });
 try {
   // Warm-up: the first handshakes of a process pay one-time set-ups on both sides.
-  await shape(serve.smtpPort, ca.caCertPem, 50, 2);
+  await shape(serve.smtpPort, caPem, 50, 2);
   for (const s of shapes) {
     const cpu0 = await cpuMs(serve.pid);
-    const rate = await shape(serve.smtpPort, ca.caCertPem, total, s);
+    const rate = await shape(serve.smtpPort, caPem, total, s);
     const perMessage = ((await cpuMs(serve.pid)) - cpu0) / total;
     // deno-lint-ignore no-console -- a bench prints its figures
     console.log(
-      `starttls ingest s${s} x ${total} x 4 KB: ${rate.toFixed(0)} msg/s, ` +
+      `${mode} ingest s${s} x ${total} x 4 KB: ${rate.toFixed(0)} msg/s, ` +
         `serve CPU ${perMessage.toFixed(2)} ms/msg`,
     );
   }
