@@ -8,7 +8,7 @@ import net from "node:net";
 import tls from "node:tls";
 import type { Duplex } from "node:stream";
 
-import { TimeoutError } from "./conn_types.ts";
+import { ConnClosedError, TimeoutError } from "./conn_types.ts";
 import type { TlsClientParams, TlsServerParams, TlsUpgradeResult } from "./conn_types.ts";
 
 export const DEFAULT_TLS_TIMEOUT_MS = 60_000;
@@ -47,15 +47,16 @@ export function tlsClientSocket(raw: Duplex, params: TlsClientParams): tls.TLSSo
 
 /**
  * Waits for `event` ("secure" as the server, "secureConnect" as the client) at most
- * `timeoutMs`. `setAbort` receives a function that fails the handshake at once (destroy()
- * during a handshake: a peer that said STARTTLS and went silent must not hold a shutdown), and
- * `undefined` once the handshake ended either way. On failure `secure` is destroyed.
+ * `timeoutMs`. `setAbort` receives a function that fails the handshake at once with a
+ * ConnClosedError (destroy() during a handshake: a peer that said STARTTLS and went silent must
+ * not hold a shutdown), and `undefined` once the handshake ended either way. On failure
+ * `secure` is destroyed.
  */
 export function awaitHandshake(
   secure: tls.TLSSocket,
   event: "secure" | "secureConnect",
   timeoutMs: number,
-  setAbort: (abort: ((err: Error) => void) | undefined) => void,
+  setAbort: (abort: (() => void) | undefined) => void,
 ): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => onError(new TimeoutError("TLS handshake")), timeoutMs);
@@ -73,10 +74,30 @@ export function awaitHandshake(
       secure.off("error", onError);
       resolve();
     };
-    setAbort(onError);
+    setAbort(() => onError(new ConnClosedError("connection closed during TLS")));
     secure.once("error", onError);
     secure.once(event, onDone);
   });
+}
+
+/**
+ * Wraps a transport in TLS (`wrap` may throw: a bad option) and waits for the handshake as
+ * `awaitHandshake` does; resolves with the TLS socket.
+ */
+export function startTls(
+  wrap: () => tls.TLSSocket,
+  event: "secure" | "secureConnect",
+  timeoutMs: number,
+  setAbort: (abort: (() => void) | undefined) => void,
+): Promise<tls.TLSSocket> {
+  let secure: tls.TLSSocket;
+  try {
+    secure = wrap();
+  } catch (err) {
+    // A synchronous throw here would otherwise escape the caller's promise and hang it.
+    return Promise.reject(err);
+  }
+  return awaitHandshake(secure, event, timeoutMs, setAbort).then(() => secure);
 }
 
 /** What a client handshake found. */

@@ -32,9 +32,9 @@ import { ReadQueue } from "./_read_queue.ts";
 import { HIGH_WATER_WRITE_BYTES, TcpWriter } from "./_tcp_writer.ts";
 import { TcpDuplex } from "./_tcp_duplex.ts";
 import {
-  awaitHandshake,
   clientResult,
   DEFAULT_TLS_TIMEOUT_MS,
+  startTls,
   tlsClientSocket,
   tlsServerSocket,
 } from "./_tls_upgrade.ts";
@@ -264,7 +264,10 @@ export class NativeConn implements Conn {
     );
   }
 
-  /** Starts TLS over this connection and waits for the handshake (either role). */
+  /**
+   * TLS over this connection (either role); after the handshake every call goes to a
+   * SocketConn over the TLS socket.
+   */
   #upgrade(
     wrap: (duplex: TcpDuplex) => tls.TLSSocket,
     event: "secure" | "secureConnect",
@@ -273,16 +276,23 @@ export class NativeConn implements Conn {
   ): Promise<TlsUpgradeResult> {
     const raw = this.#takeOver();
     if (raw instanceof Error) return Promise.reject(raw);
-    let secure: tls.TLSSocket;
-    try {
-      secure = wrap(raw.duplex);
-    } catch (err) {
-      // A synchronous throw here would otherwise escape the caller's promise and hang it.
+    const setAbort = (abort: (() => void) | undefined) => this.#abortUpgrade = abort;
+    return startTls(() => wrap(raw.duplex), event, timeoutMs, setAbort).then((secure) => {
+      const names: ConnNames = {
+        remoteAddress: this.remoteAddress,
+        remotePort: () => this.remotePort,
+        local: () => this.#localName(),
+      };
+      this.#tls = new SocketConn(secure as net.Socket, { isSecure: true, names });
+      // However the TLS socket ends (a write deadline destroys it), the TCP one goes with it.
+      secure.once("close", () => this.#drop());
+      // A read that waited through the handshake continues under TLS.
+      this.#queue.wake();
+      return result(secure, raw.discardedBytes);
+    }, (err) => {
       this.destroy();
-      return Promise.reject(err);
-    }
-    return this.#finishUpgrade(secure, event, timeoutMs)
-      .then(() => result(secure, raw.discardedBytes));
+      throw err;
+    });
   }
 
   /**
@@ -314,33 +324,6 @@ export class NativeConn implements Conn {
     if (this.#queue.error !== undefined) duplex.destroy(this.#queue.error);
     else if (this.#queue.ended) duplex.push(null);
     return { duplex, discardedBytes };
-  }
-
-  #finishUpgrade(
-    secure: tls.TLSSocket,
-    event: "secure" | "secureConnect",
-    timeoutMs: number,
-  ): Promise<void> {
-    const setAbort = (abort: ((err: Error) => void) | undefined) => {
-      this.#abortUpgrade = abort &&
-        (() => abort(new ConnClosedError("connection closed during TLS")));
-    };
-    return awaitHandshake(secure, event, timeoutMs, setAbort).then(() => {
-      const names: ConnNames = {
-        remoteAddress: this.remoteAddress,
-        remotePort: () => this.remotePort,
-        local: () => this.#localName(),
-      };
-      this.#tls = new SocketConn(secure as net.Socket, { isSecure: true, names });
-      // However the TLS socket ends (a write deadline destroys it), the TCP one goes with it.
-      secure.once("close", () => this.#drop());
-      // A read that waited through the handshake continues under TLS.
-      this.#queue.wake();
-    }, (err) => {
-      this.#closed = true;
-      this.#drop();
-      throw err;
-    });
   }
 
   peerCertificateFingerprint(): string | undefined {

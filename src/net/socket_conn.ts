@@ -12,9 +12,9 @@ import { ConnClosedError } from "./conn_types.ts";
 import { writeBytes, writeEachRecord } from "./_conn_write.ts";
 import { ReadQueue } from "./_read_queue.ts";
 import {
-  awaitHandshake,
   clientResult,
   DEFAULT_TLS_TIMEOUT_MS,
+  startTls,
   tlsClientSocket,
   tlsServerSocket,
 } from "./_tls_upgrade.ts";
@@ -156,44 +156,35 @@ export class SocketConn implements Conn {
 
   startTlsServer(params: TlsServerParams): Promise<TlsUpgradeResult> {
     const discardedBytes = this.#prepareUpgrade();
-    const secure = tlsServerSocket(this.#socket, params);
-    return this.#finishUpgrade(secure, "secure", DEFAULT_TLS_TIMEOUT_MS).then(() => ({
-      discardedBytes,
-      authorized: true,
-    }));
+    return this.#upgrade(() => tlsServerSocket(this.#socket, params), "secure", undefined)
+      .then(() => ({ discardedBytes, authorized: true }));
   }
 
   startTlsClient(params: TlsClientParams): Promise<TlsUpgradeResult> {
     const discardedBytes = this.#prepareUpgrade();
-    let secure: tls.TLSSocket;
-    try {
-      secure = tlsClientSocket(this.#socket, params);
-    } catch (err) {
-      // A synchronous throw here would otherwise escape the caller's promise and hang it.
-      this.destroy();
-      return Promise.reject(err);
-    }
-    return this.#finishUpgrade(secure, "secureConnect", params.timeoutMs ?? DEFAULT_TLS_TIMEOUT_MS)
-      .then(() => clientResult(secure, discardedBytes));
+    return this.#upgrade(() => tlsClientSocket(this.#socket, params), "secureConnect", params)
+      .then((secure) => clientResult(secure, discardedBytes));
   }
 
-  #finishUpgrade(
-    secure: tls.TLSSocket,
+  /** TLS over the socket; reads and writes continue on the TLS socket. */
+  #upgrade(
+    wrap: () => tls.TLSSocket,
     event: "secure" | "secureConnect",
-    timeoutMs: number,
-  ): Promise<void> {
-    const setAbort = (abort: ((err: Error) => void) | undefined) => {
-      this.#abortUpgrade = abort &&
-        (() => abort(new ConnClosedError("connection closed during TLS")));
-    };
-    return awaitHandshake(secure, event, timeoutMs, setAbort).then(() => {
-      this.#socket = secure;
-      this.#secure = true;
-      this.#attach(secure);
-    }, (err) => {
-      this.#closed = true;
-      throw err;
-    });
+    params: { readonly timeoutMs?: number } | undefined,
+  ): Promise<tls.TLSSocket> {
+    const timeoutMs = params?.timeoutMs ?? DEFAULT_TLS_TIMEOUT_MS;
+    return startTls(wrap, event, timeoutMs, (abort) => this.#abortUpgrade = abort).then(
+      (secure) => {
+        this.#socket = secure;
+        this.#secure = true;
+        this.#attach(secure);
+        return secure;
+      },
+      (err) => {
+        this.destroy();
+        throw err;
+      },
+    );
   }
 
   peerCertificateFingerprint(): string | undefined {

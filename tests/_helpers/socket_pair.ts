@@ -6,6 +6,7 @@
 import net from "node:net";
 import { NativeConn, SocketConn } from "../../src/net/conn.ts";
 import type { ByteSource, Conn } from "../../src/net/conn.ts";
+import { concatBytes } from "../../src/wire/bytes.ts";
 
 /** Runs `fn` with a connected SocketConn and its peer. */
 export async function withSocketPair(
@@ -74,11 +75,5 @@ export async function readAll(source: ByteSource, limit = Infinity): Promise<Uin
     chunks.push(chunk);
     length += chunk.byteLength;
   }
-  const all = new Uint8Array(length);
-  let at = 0;
-  for (const c of chunks) {
-    all.set(c, at);
-    at += c.byteLength;
-  }
-  return all;
+  return concatBytes(chunks);
 }
