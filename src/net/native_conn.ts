@@ -41,6 +41,12 @@ import {
 
 /** The pump's read buffer (one per connection; each read's bytes are copied out of it). */
 const READ_BUFFER_BYTES = 16 * 1024;
+/**
+ * The buffer of a connection whose read filled the small one (a bulk transfer: a drain's
+ * customer, a large body): fewer reads (measured: 16 KiB reads took ~15% longer to receive
+ * 256 MiB than node:net's 64 KiB ones).
+ */
+const BULK_READ_BUFFER_BYTES = 64 * 1024;
 /** close() with writes still queued waits for them at most this long, then drops. */
 const CLOSE_FLUSH_MS = 5_000;
 
@@ -121,7 +127,7 @@ export class NativeConn implements Conn {
     if (this.#pumping) return;
     this.#pumping = true;
     this.#paused = false;
-    const buffer = this.#buffer ??= new Uint8Array(READ_BUFFER_BYTES);
+    let buffer = this.#buffer ??= new Uint8Array(READ_BUFFER_BYTES);
     for (;;) {
       let n: number | null;
       try {
@@ -139,7 +145,11 @@ export class NativeConn implements Conn {
         this.#deliverEnd();
         return;
       }
-      if (!this.#deliver(buffer.slice(0, n))) {
+      const more = this.#deliver(buffer.slice(0, n));
+      if (n === buffer.byteLength && n < BULK_READ_BUFFER_BYTES) {
+        buffer = this.#buffer = new Uint8Array(BULK_READ_BUFFER_BYTES);
+      }
+      if (!more) {
         this.#pumping = false;
         this.#paused = true;
         return;
