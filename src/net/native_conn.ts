@@ -21,23 +21,29 @@ import type {
   TlsUpgradeResult,
   WriteOptions,
 } from "./conn_types.ts";
+import type { SocketConn } from "./socket_conn.ts";
 import {
+  type ConnNames,
   DEFAULT_WRITE_TIMEOUT_MS,
   HIGH_WATER_BYTES,
   normalizeAddress,
-  SocketConn,
-} from "./socket_conn.ts";
-import type { ConnNames } from "./socket_conn.ts";
+} from "./_conn_common.ts";
 import { ReadQueue } from "./_read_queue.ts";
 import { HIGH_WATER_WRITE_BYTES, TcpWriter } from "./_tcp_writer.ts";
-import { TcpDuplex } from "./_tcp_duplex.ts";
-import {
-  clientResult,
-  DEFAULT_TLS_TIMEOUT_MS,
-  startTls,
-  tlsClientSocket,
-  tlsServerSocket,
-} from "./_tls_upgrade.ts";
+import type { TcpDuplex } from "./_tcp_duplex.ts";
+
+/**
+ * node:tls and what runs it over this connection, loaded when TLS starts: a plain connection
+ * never pays for loading node's stream, net and tls modules (~25 ms of a process's start-up).
+ */
+function loadTls() {
+  return Promise.all([
+    import("./_tls_upgrade.ts"),
+    import("./_tcp_duplex.ts"),
+    import("./socket_conn.ts"),
+  ]).then(([upgrade, { TcpDuplex }, { SocketConn }]) => ({ ...upgrade, TcpDuplex, SocketConn }));
+}
+type TlsParts = Awaited<ReturnType<typeof loadTls>>;
 
 /** The pump's read buffer (one per connection; each read's bytes are copied out of it). */
 const READ_BUFFER_BYTES = 16 * 1024;
@@ -65,6 +71,8 @@ export class NativeConn implements Conn {
   #pumping = false;
   /** The pump stopped for backpressure. */
   #paused = false;
+  /** From startTls* until node:tls has loaded: the bytes the pump read meanwhile. */
+  #early: Uint8Array[] | undefined;
   /** After the upgrade: where the pump's bytes go (the TLS layer's transport). */
   #duplex: TcpDuplex | undefined;
   /** After the upgrade: the connection under TLS. */
@@ -173,6 +181,11 @@ export class NativeConn implements Conn {
 
   /** Hands a chunk on; false: stop reading until it is taken. */
   #deliver(chunk: Uint8Array): boolean {
+    if (this.#early !== undefined) {
+      // The peer's first TLS bytes, while node:tls loads (one dynamic import): kept for it.
+      this.#early.push(chunk);
+      return true;
+    }
     if (this.#duplex !== undefined) {
       return this.#duplex.push(chunk) && !this.#tlsFull(HIGH_WATER_BYTES);
     }
@@ -258,64 +271,72 @@ export class NativeConn implements Conn {
 
   startTlsServer(params: TlsServerParams): Promise<TlsUpgradeResult> {
     return this.#upgrade(
-      (duplex) => tlsServerSocket(duplex, params),
+      (parts, duplex) => parts.tlsServerSocket(duplex, params),
       "secure",
-      DEFAULT_TLS_TIMEOUT_MS,
+      undefined,
       (_, discardedBytes) => ({ discardedBytes, authorized: true }),
     );
   }
 
   startTlsClient(params: TlsClientParams): Promise<TlsUpgradeResult> {
     return this.#upgrade(
-      (duplex) => tlsClientSocket(duplex, params),
+      (parts, duplex) => parts.tlsClientSocket(duplex, params),
       "secureConnect",
-      params.timeoutMs ?? DEFAULT_TLS_TIMEOUT_MS,
-      clientResult,
+      params.timeoutMs,
+      (secure, discardedBytes, parts) => parts.clientResult(secure, discardedBytes),
     );
   }
 
   /**
    * TLS over this connection (either role); after the handshake every call goes to a
-   * SocketConn over the TLS socket.
+   * SocketConn over the TLS socket. What was received and not read is dropped and counted now;
+   * what comes in while node:tls loads waits for the TLS layer (#early), never for a read.
    */
   #upgrade(
-    wrap: (duplex: TcpDuplex) => tls.TLSSocket,
+    wrap: (parts: TlsParts, duplex: TcpDuplex) => tls.TLSSocket,
     event: "secure" | "secureConnect",
-    timeoutMs: number,
-    result: (secure: tls.TLSSocket, discardedBytes: number) => TlsUpgradeResult,
+    timeoutMs: number | undefined,
+    result: (secure: tls.TLSSocket, discardedBytes: number, parts: TlsParts) => TlsUpgradeResult,
   ): Promise<TlsUpgradeResult> {
-    const raw = this.#takeOver();
-    if (raw instanceof Error) return Promise.reject(raw);
-    const setAbort = (abort: (() => void) | undefined) => this.#abortUpgrade = abort;
-    return startTls(() => wrap(raw.duplex), event, timeoutMs, setAbort).then((secure) => {
-      const names: ConnNames = {
-        remoteAddress: this.remoteAddress,
-        remotePort: () => this.remotePort,
-        local: () => this.#localName(),
-      };
-      this.#tls = new SocketConn(secure as net.Socket, { isSecure: true, names });
-      // However the TLS socket ends (a write deadline destroys it), the TCP one goes with it.
-      secure.once("close", () => this.#drop());
-      // A read that waited through the handshake continues under TLS.
-      this.#queue.wake();
-      return result(secure, raw.discardedBytes);
-    }, (err) => {
+    if (this.#closed || this.#dropped || this.#early !== undefined) {
+      const started = this.#early !== undefined;
+      return Promise.reject(
+        new ConnClosedError(started ? "TLS already started" : "connection closed"),
+      );
+    }
+    const discardedBytes = this.#queue.clear();
+    this.#early = [];
+    return loadTls().then((parts) => {
+      if (this.#closed || this.#dropped) throw new ConnClosedError("connection closed");
+      const duplex = this.#takeOver(parts);
+      const setAbort = (abort: (() => void) | undefined) => this.#abortUpgrade = abort;
+      const limit = timeoutMs ?? parts.DEFAULT_TLS_TIMEOUT_MS;
+      return parts.startTls(() => wrap(parts, duplex), event, limit, setAbort).then((secure) => {
+        const names: ConnNames = {
+          remoteAddress: this.remoteAddress,
+          remotePort: () => this.remotePort,
+          local: () => this.#localName(),
+        };
+        this.#tls = new parts.SocketConn(secure as net.Socket, { isSecure: true, names });
+        // However the TLS socket ends (a write deadline destroys it), the TCP one goes with it.
+        secure.once("close", () => this.#drop());
+        // A read that waited through the handshake continues under TLS.
+        this.#queue.wake();
+        return result(secure, discardedBytes, parts);
+      });
+    }).catch((err) => {
       this.destroy();
       throw err;
     });
   }
 
   /**
-   * Gives the connection to the TLS layer: what was received and not read is plaintext sent
-   * ahead of the handshake, dropped and counted; from here on the pump feeds the Duplex only.
+   * Gives the connection to the TLS layer: from here on the pump feeds the Duplex only,
+   * starting with what came in while node:tls loaded.
    */
-  #takeOver(): { duplex: TcpDuplex; discardedBytes: number } | Error {
-    if (this.#closed || this.#dropped || this.#duplex !== undefined) {
-      return new ConnClosedError(this.#duplex ? "TLS already started" : "connection closed");
-    }
-    const discardedBytes = this.#queue.clear();
+  #takeOver(parts: TlsParts): TcpDuplex {
     const writer = this.#writer;
-    const duplex = new TcpDuplex({
+    const duplex = new parts.TcpDuplex({
       resume: () => this.#resume(),
       write: (bytes) => writer.write(bytes, DEFAULT_WRITE_TIMEOUT_MS, true),
       pendingBytes: () => writer.pendingBytes,
@@ -331,9 +352,11 @@ export class NativeConn implements Conn {
       drop: () => this.#drop(),
     });
     this.#duplex = duplex;
+    for (const chunk of this.#early ?? []) duplex.push(chunk);
+    this.#early = undefined;
     if (this.#queue.error !== undefined) duplex.destroy(this.#queue.error);
     else if (this.#queue.ended) duplex.push(null);
-    return { duplex, discardedBytes };
+    return duplex;
   }
 
   peerCertificateFingerprint(): string | undefined {

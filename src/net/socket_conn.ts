@@ -26,9 +26,14 @@ import type {
   WriteOptions,
 } from "./conn_types.ts";
 
-/** How many bytes may sit unread before the socket is paused (backpressure). */
-export const HIGH_WATER_BYTES = 256 * 1024;
-export const DEFAULT_WRITE_TIMEOUT_MS = 5 * 60_000;
+import {
+  type ConnNames,
+  DEFAULT_WRITE_TIMEOUT_MS,
+  HIGH_WATER_BYTES,
+  normalizeAddress,
+} from "./_conn_common.ts";
+
+export { type ConnNames, DEFAULT_WRITE_TIMEOUT_MS, HIGH_WATER_BYTES, normalizeAddress };
 
 let nextId = 1;
 
@@ -252,13 +257,6 @@ export class SocketConn implements Conn {
   }
 }
 
-/** A connection's addresses: the peer's address at once, the rest read when asked. */
-export interface ConnNames {
-  readonly remoteAddress: string;
-  remotePort(): number;
-  local(): { address: string; port: number };
-}
-
 /** The addresses of a node:net socket (the TCP one: under TLS too). */
 function socketNames(tcp: net.Socket): ConnNames {
   return {
@@ -267,9 +265,4 @@ function socketNames(tcp: net.Socket): ConnNames {
     remotePort: () => tcp.remotePort ?? 0,
     local: () => ({ address: normalizeAddress(tcp.localAddress ?? ""), port: tcp.localPort ?? 0 }),
   };
-}
-
-/** `::ffff:127.0.0.1` → `127.0.0.1`. */
-export function normalizeAddress(addr: string): string {
-  return addr.startsWith("::ffff:") && addr.includes(".") ? addr.slice(7) : addr;
 }

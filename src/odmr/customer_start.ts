@@ -8,7 +8,7 @@
  * file is unusable.
  */
 import type { FetchConfig } from "../config/types.ts";
-import { connect } from "../net/conn.ts";
+import { connect } from "../net/connect.ts";
 import type { Conn, TlsClientParams } from "../net/conn.ts";
 import { tlsWarmedUp } from "../net/tls_warm_up.ts";
 import { errorText } from "../errors.ts";

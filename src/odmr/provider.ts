@@ -9,7 +9,7 @@
  * shared with the MX (src/smtp/session_budget.ts).
  */
 import type { Conn } from "../net/conn.ts";
-import { ConnClosedError, TimeoutError } from "../net/conn.ts";
+import { ConnClosedError, TimeoutError } from "../net/conn_types.ts";
 import { LineReader } from "../wire/line_reader.ts";
 import { formatReply, formatReplyText } from "../wire/reply.ts";
 import type { Reply } from "../wire/reply.ts";

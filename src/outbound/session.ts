@@ -7,7 +7,7 @@
  * without DANE/MTA-STS nothing says which to expect.
  */
 import { errorText } from "../errors.ts";
-import { connect } from "../net/conn.ts";
+import { connect } from "../net/connect.ts";
 import type { Conn } from "../net/conn.ts";
 import type { Logger } from "../observe/log.ts";
 import { LineReader } from "../wire/line_reader.ts";

@@ -8,7 +8,7 @@
  * replies, the budgets.
  */
 import type { Conn } from "../net/conn.ts";
-import { ConnClosedError, TimeoutError } from "../net/conn.ts";
+import { ConnClosedError, TimeoutError } from "../net/conn_types.ts";
 import type { LineReader } from "../wire/line_reader.ts";
 import type { Logger } from "../observe/log.ts";
 import type { MessageSink, SessionInfo, SinkTransaction } from "./sink.ts";

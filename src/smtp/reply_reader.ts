@@ -5,7 +5,7 @@
  */
 import type { LineReader } from "../wire/line_reader.ts";
 import { type Reply, ReplyParser } from "../wire/reply.ts";
-import { TimeoutError } from "../net/conn.ts";
+import { TimeoutError } from "../net/conn_types.ts";
 import { decodeLine } from "../wire/bytes.ts";
 
 /** Reply line limit including CRLF (RFC 5321 §4.5.3.1.5). */

@@ -9,7 +9,7 @@
  * means to their own caller. It never opens a connection and knows nothing about messages.
  */
 import type { Conn, TlsClientParams, TlsUpgradeResult } from "../../net/conn.ts";
-import { TimeoutError } from "../../net/conn.ts";
+import { TimeoutError } from "../../net/conn_types.ts";
 import { concatBytes, encodeLineGroup, encodeLines } from "../../wire/bytes.ts";
 
 export { encodeLines };

@@ -13,7 +13,7 @@
  * customer can poll again at once). Transactions: `_local_transaction.ts`.
  */
 import type { Conn } from "../../net/conn.ts";
-import { connect } from "../../net/conn.ts";
+import { connect } from "../../net/connect.ts";
 import type { Reply } from "../../wire/reply.ts";
 import type { DeliverTo } from "../../config/types.ts";
 import type { MailFrom, MessageSink, SessionInfo, SinkTransaction } from "../sink.ts";
