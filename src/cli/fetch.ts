@@ -10,7 +10,6 @@ import type { Logger } from "../observe/log.ts";
 import { runCustomer } from "../odmr/customer.ts";
 import type { FetchOutcome } from "../odmr/customer.ts";
 import type { PollStart } from "../odmr/customer_start.ts";
-import { startMetricsServer } from "../observe/http.ts";
 import type { MetricsServer } from "../observe/http.ts";
 
 /** First wait after a failed poll; doubles with each further failure. */
@@ -80,6 +79,8 @@ export async function fetchCommand(
     if (metrics !== undefined && config.metrics !== undefined) {
       const { host, port } = config.metrics.listen;
       try {
+        // node:net too is loaded only for a metrics listener.
+        const { startMetricsServer } = await import("../observe/http.ts");
         metricsServer = await startMetricsServer({ host, port, metrics });
       } catch (err) {
         opts.stderr(`error: Cannot listen on metrics ${host}:${port}: ${String(err)}\n`);

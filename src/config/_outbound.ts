@@ -2,7 +2,7 @@
  * The `submission:` and `outbound:` sections (mail our users send to the world). Kept apart
  * from load.ts, which hands in its validator; every error names the key path like the rest.
  */
-import { isIP } from "node:net";
+import { isIP } from "./_ip.ts";
 import type { Config, ListenEntry, OutboundConfig, SubmissionConfig } from "./types.ts";
 
 /** The validator methods these sections use (load.ts's Validator has them all). */
