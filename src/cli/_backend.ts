@@ -11,6 +11,7 @@ import { DkimKeyStore } from "../dkim/keys.ts";
 import type { Logger } from "../observe/log.ts";
 import { type QueueAdmin, SqliteQueueAdmin } from "../queue/admin.ts";
 import { openDatabase } from "../queue/db.ts";
+import { lockDataDir } from "../queue/serve_lock.ts";
 import { SqliteQueueStore } from "../queue/sqlite_store.ts";
 import type { QueueStore } from "../queue/types.ts";
 import { UserStateStore } from "../queue/user_state.ts";
@@ -21,7 +22,10 @@ export type { ServeBackend, ToolCredentials, ToolDkimKeys } from "./_backend_typ
 
 /**
  * Opens the queue, the users and the per-user state for `serve` (the receiving process: it
- * may remove orphan body chunks). Throws one Error line (no password) when it cannot.
+ * may remove orphan body chunks). SQLite: first takes the data directory's lock (one serve per
+ * SQLite file, src/queue/serve_lock.ts), before the database is opened or migrated, and holds
+ * it until `close`. Throws one Error line (no password) when it cannot, a DataDirBusyError
+ * when another serve holds the lock.
  */
 export async function openServeBackend(
   config: Config,
@@ -29,8 +33,10 @@ export async function openServeBackend(
 ): Promise<ServeBackend> {
   const pg = config.queue.backend === "postgres" ? config.queue.postgres : undefined;
   if (pg === undefined) {
-    const db = openDatabase(config.dataDir);
+    const lock = await lockDataDir(config.dataDir);
+    let db: ReturnType<typeof openDatabase> | undefined;
     try {
+      db = openDatabase(config.dataDir);
       const store = new SqliteQueueStore(db, {
         logger: opts.logger,
         // serve's writes are bounded: its savepoint journal stays out of /var/tmp.
@@ -43,10 +49,17 @@ export async function openServeBackend(
         userState: new UserStateStore(db),
         fakeSaltKey: loadFakeSaltKey(config.dataDir),
         dkimKeys: new DkimKeyStore(config.dataDir),
-        close: () => store.close(),
+        close: async () => {
+          try {
+            await store.close();
+          } finally {
+            lock.release();
+          }
+        },
       };
     } catch (err) {
-      db.close();
+      db?.close();
+      lock.release();
       throw err;
     }
   }

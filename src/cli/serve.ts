@@ -11,6 +11,7 @@ import type { Config, ListenEntry } from "../config/types.ts";
 import type { QueueStore } from "../queue/types.ts";
 import type { CredentialStore } from "../auth/store.ts";
 import { openServeBackend, type ServeBackend } from "./_backend.ts";
+import { DataDirBusyError } from "../queue/serve_lock.ts";
 import { listen } from "../net/listener.ts";
 import { CertificateError } from "../net/tls_context.ts";
 import type { Listener } from "../net/listener.ts";
@@ -101,6 +102,11 @@ async function serveUntilSignal(
     credentials = backend.credentials;
     observe = await openServeObserve(config, backend, log);
   } catch (err) {
+    if (err instanceof DataDirBusyError) {
+      // Refused before any port is bound or the queue is touched: the running one stays alone.
+      log.error("startup_failed", { reason: err.message });
+      return 1;
+    }
     const where = config.queue.backend === "postgres"
       ? "in PostgreSQL"
       : `in data_dir "${config.dataDir}"`;

@@ -1,10 +1,11 @@
 /**
  * E2E: `serve` runs under exactly the permissions of `deno task start` (deno.json), from a
  * working directory holding only `./config.yaml`, and creates `./data` there. Proves the
- * README's least-permission claims instead of repeating them.
+ * README's least-permission claims instead of repeating them, the data_dir lock included.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { parseListening, REPO_ROOT } from "../_helpers/server_process.ts";
+import { type CliResult, parseListening, REPO_ROOT } from "../_helpers/server_process.ts";
+import { assertRefused, serveOnce } from "../_helpers/serve_once.ts";
 
 Deno.test("serve runs with the least permissions of `deno task start`", async () => {
   const tasks = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}deno.json`)).tasks;
@@ -28,6 +29,7 @@ Deno.test("serve runs with the least permissions of `deno task start`", async ()
       env: { NO_COLOR: "1" },
     }).spawn();
     let logs = "";
+    let second: CliResult | undefined;
     const decoder = new TextDecoder();
     const reader = child.stderr.getReader();
     const deadline = Date.now() + 30_000;
@@ -36,6 +38,11 @@ Deno.test("serve runs with the least permissions of `deno task start`", async ()
         const { value, done } = await reader.read();
         if (done) break;
         logs += decoder.decode(value, { stream: true });
+      }
+      // A second serve on the same ./data, under the same permissions, is refused: the
+      // lock needs no more than the task grants.
+      if (logs.includes("event=ready")) {
+        second = await serveOnce(`${dir}/config.yaml`, { flags, cwd: dir });
       }
     } finally {
       child.kill("SIGTERM");
@@ -51,6 +58,8 @@ Deno.test("serve runs with the least permissions of `deno task start`", async ()
     assertEquals(parseListening(logs).map((l) => l.proto), ["smtp", "odmr"]);
     assertEquals(status.code, 0, logs);
     assert((await Deno.stat(`${dir}/data/odmr.db`)).isFile, "the queue is in ./data");
+    assert(second !== undefined, logs);
+    assertRefused(second, `${dir}/data`, child.pid);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -1,0 +1,86 @@
+/**
+ * One `serve` per SQLite data directory: an exclusive, non-blocking flock(2) on
+ * `data_dir/serve.lock`, held for the process's lifetime. Two serves on one SQLite file would
+ * both run maintenance, leases and bounces on it, and a serve older than schema step 7 would
+ * read no body from a row a newer one stored inline. The lock is on a file of its own, never on
+ * the database: SQLite takes POSIX (fcntl) locks on `odmr.db`, and closing any other
+ * descriptor of that file would drop them. The kernel releases a flock when its process ends,
+ * however it ends (kill -9 too), so a lock file left behind stops nobody. `user …` and
+ * `queue …` take no lock: they work beside a running serve (WAL).
+ */
+import { errorText } from "../errors.ts";
+import { join } from "node:path";
+
+/** Name of the lock file inside the data directory. */
+export const SERVE_LOCK_FILE = "serve.lock";
+
+/** Another process holds the lock of the data directory. */
+export class DataDirBusyError extends Error {
+  override readonly name = "DataDirBusyError";
+}
+
+/** The held lock of one data directory. */
+export interface ServeLock {
+  /** Releases the lock (idempotent); the process's exit does the same. */
+  release(): void;
+}
+
+/**
+ * Creates `dataDir` (mode 0700) if missing and locks it for this process. Throws
+ * DataDirBusyError (one line naming the directory and, when known, the holder's PID) when
+ * another process holds it, or an Error naming the lock file when it cannot be used.
+ */
+export async function lockDataDir(dataDir: string): Promise<ServeLock> {
+  const path = join(dataDir, SERVE_LOCK_FILE);
+  let file: Deno.FsFile;
+  let isLocked: boolean;
+  try {
+    await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
+    file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
+  } catch (err) {
+    throw new Error(`Cannot lock data_dir "${dataDir}" (${path}): ${errorText(err)}`);
+  }
+  try {
+    isLocked = await file.tryLock(true);
+  } catch (err) {
+    file.close();
+    throw new Error(`Cannot lock data_dir "${dataDir}" (${path}): ${errorText(err)}`);
+  }
+  if (!isLocked) {
+    const holder = await holderPid(file);
+    file.close();
+    throw new DataDirBusyError(
+      `another serve${holder === undefined ? "" : ` (pid ${holder})`} holds data_dir ` +
+        `"${dataDir}" (lock ${path}): one serve per SQLite data_dir; stop that one first ` +
+        `(several nodes share a queue with queue.backend: postgres)`,
+    );
+  }
+  try {
+    // For the message above and for operators (`cat serve.lock`); the lock is what counts.
+    await file.truncate(0);
+    await file.write(new TextEncoder().encode(`${Deno.pid}\n`));
+  } catch {
+    // The PID is only a hint: the lock is held either way.
+  }
+  let isHeld = true;
+  return {
+    release: () => {
+      if (!isHeld) return;
+      isHeld = false;
+      // Closing the only descriptor of the file releases its flock.
+      file.close();
+    },
+  };
+}
+
+/** The PID the holder wrote into the lock file, if it has written one yet. */
+async function holderPid(file: Deno.FsFile): Promise<number | undefined> {
+  try {
+    const buf = new Uint8Array(32);
+    const n = await file.read(buf);
+    const text = new TextDecoder().decode(buf.subarray(0, n ?? 0)).trim();
+    return /^\d+$/.test(text) ? Number(text) : undefined;
+  } catch {
+    return undefined;
+  }
+}
