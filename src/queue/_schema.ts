@@ -122,7 +122,10 @@ ${waitingTriggers("route_waiting")}
   // `message_chunks`: one statement and two b-tree pages (the chunks' table and key) fewer in
   // each commit (issue 13). NULL: the body is in `message_chunks`, as for rows written before
   // this step, by a serve started before it (still running while a newer `queue` command
-  // applied it), for longer bodies and for the reports maintenance queues.
+  // applied it), for longer bodies and for the reports maintenance queues. An older serve
+  // reads bodies only from `message_chunks`: it must never drain beside a newer one. From this
+  // version on, serve holds the data directory's lock (serve_lock.ts), so a second serve
+  // cannot start; an older serve does not take it, so an upgrade is stop, replace, start.
   `
   ALTER TABLE messages ADD COLUMN body BLOB;
   `,
