@@ -4,11 +4,7 @@
  * first keeps serving and `queue`/`user` commands keep working beside it; a serve killed with
  * -9 leaves nothing that stops the next one; PostgreSQL nodes take no such lock.
  */
-import {
-  deepStrictEqual as assertEquals,
-  match as assertMatch,
-  ok as assert,
-} from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { postgresTest } from "../_helpers/postgres.ts";
 import { postgresNodeConfig } from "../_helpers/postgres_nodes.ts";
 import {
@@ -87,12 +83,12 @@ await postgresTest(
     const a = await startServer({ config: postgresNodeConfig("mx-a.test", url) });
     let b: ServerProcess | undefined;
     try {
+      // startServer returns once B logged `ready`: it was not refused.
       b = await startServer({
         config: postgresNodeConfig("mx-b.test", url),
         dataDir: a.dataDir,
         configPath: `${a.dataDir}.b.config.yaml`,
       });
-      assertMatch(b.logs(), /event=ready/);
       assertEquals(await b.stop(), 0, b.logs());
       assertEquals(await a.stop(), 0, a.logs());
     } finally {
