@@ -12,7 +12,7 @@ import type { DataFault } from "../wire/data_decoder.ts";
 import { checkBdat, checkBdatState, checkData } from "./_receiver_checks.ts";
 import type { SessionState, Transaction } from "./_receiver_checks.ts";
 import { DEFAULT_MAX_DATA_LINE_BYTES } from "./_receiver_mail.ts";
-import { endWith, leaveTransaction, mistake, say } from "./_receiver_outcome.ts";
+import { endWith, idle, leaveTransaction, mistake } from "./_receiver_outcome.ts";
 import type { Outcome, ReceiverContext } from "./_receiver_types.ts";
 
 /**
@@ -285,11 +285,13 @@ async function receiveData(
 /**
  * DATA or BDAT refused before any body: a mistake of the client's (its error budget), except
  * "no valid recipients", which a pipelining client cannot foresee: it sends DATA or BDAT behind
- * its RCPTs before their replies come (RFC 2920 §3.1). Counted, 11 messages refused whole in
- * one session (a customer's local MTA refusing unknown users) ended a provider's drain.
+ * its RCPTs before their replies come (RFC 2920 §3.1). Counted as a mistake, 11 messages refused
+ * whole in one session (a customer's local MTA refusing unknown users) ended a provider's drain.
+ * It still spends the idle budget: on the MX, `MAIL` then `DATA` repeated forever (each answered
+ * 554) must end like any other loop that makes no progress.
  */
 function refusedEarly(r: Reply): Outcome {
-  return r === REPLIES.noValidRecipients ? say(r) : mistake(r);
+  return r === REPLIES.noValidRecipients ? idle(r) : mistake(r);
 }
 
 /** Reads and drops a chunk announced by a refused BDAT, to stay in sync (RFC 3030 §3). */

@@ -16,6 +16,11 @@ export function mistake(r: Reply): Outcome {
   return { replies: [r], isError: true };
 }
 
+/** No progress, and no mistake either: the reply, and the idle budget is spent. */
+export function idle(r: Reply): Outcome {
+  return { replies: [r], isIdle: true };
+}
+
 /** The session ends after `replies`. */
 export function endWith(reason: EndReason, ...replies: Reply[]): Outcome {
   return { replies, end: reason };

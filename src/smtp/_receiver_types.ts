@@ -119,6 +119,12 @@ export interface Outcome {
   /** The command was a peer mistake: it spends the error budget (past it, `421` and the end). */
   readonly isError?: boolean;
   /**
+   * The command made no progress, though it was no mistake (DATA or BDAT refused for want of
+   * recipients): it spends the idle budget where the role has one (the MX), so a client cannot
+   * repeat it forever; where it has none (fetch's receiver), nothing ends.
+   */
+  readonly isIdle?: boolean;
+  /**
    * The state after the command. Leaving a transaction (to another state, or to a new sink
    * transaction) aborts it in the sink, unless `accepted`.
    */

@@ -292,6 +292,11 @@ export class SmtpReceiver implements ReceiverContext {
     if (o.later !== undefined) this.#queueLater(o.later);
     const step: Step = o.end !== undefined ? { end: o.end } : undefined;
     if (o.isError === true && step === undefined) return this.#spendError();
+    if (o.isIdle === true && step === undefined && this.#budget.spendIdle()) {
+      this.log.warn("smtp_too_many_idle_commands", { verb: "DATA/BDAT" });
+      this.#queue(REPLIES.tooManyIdleCommands);
+      return { end: "tooManyErrors" };
+    }
     return step;
   }
 

@@ -65,3 +65,32 @@ Deno.test("receiver: DATA with no MAIL at all still spends the error budget (#13
   assertEquals((await s.client.reply()).slice(0, 3), "421");
   await s.end();
 });
+
+Deno.test("receiver: DATA with no recipient repeated in one transaction ends with 421 once the idle budget is spent (#13)", async () => {
+  // A free 554 each time would let an MX client loop MAIL/DATA forever without a mistake.
+  const maxIdleCommands = 4;
+  const s = await startReady({ options: { ...TEST_OPTIONS, maxIdleCommands } });
+  assertEquals((await s.client.command("MAIL FROM:<a@b.test>")).slice(0, 3), "250");
+  for (let i = 0; i < maxIdleCommands; i++) {
+    assertEquals(await s.client.command("DATA"), REFUSED);
+  }
+  await s.client.send("DATA\r\n");
+  const [last, bye] = await s.client.replies(2);
+  assertEquals(last, REFUSED);
+  assertEquals(bye?.slice(0, 9), "421 4.7.0");
+  await s.end();
+});
+
+Deno.test("receiver: MAIL then BDAT LAST with no recipient, repeated, ends with 421 once the idle budget is spent (#13)", async () => {
+  const maxIdleCommands = 4;
+  const s = await startReady({ options: { ...TEST_OPTIONS, maxIdleCommands } });
+  for (let i = 0; i < maxIdleCommands; i++) {
+    await s.client.send("MAIL FROM:<a@b.test>\r\nBDAT 2 LAST\r\nhi");
+    assertEquals(await s.client.replies(2), ["250 2.1.0 Sender OK", REFUSED]);
+  }
+  await s.client.send("MAIL FROM:<a@b.test>\r\nBDAT 2 LAST\r\nhi");
+  const [, last, bye] = await s.client.replies(3);
+  assertEquals(last, REFUSED);
+  assertEquals(bye?.slice(0, 9), "421 4.7.0");
+  await s.end();
+});
