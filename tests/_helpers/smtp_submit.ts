@@ -22,8 +22,18 @@ export async function submit(opts: {
   to: readonly string[];
   body: Uint8Array;
   mailParams?: string;
+  /**
+   * Gives up after this long (the connection is closed and the call throws): a test that
+   * loops over submissions must end even when the server never answers.
+   */
+  timeoutMs?: number;
 }): Promise<SubmitResult> {
   const conn = await Deno.connect({ hostname: opts.host ?? "127.0.0.1", port: opts.port });
+  let timedOut = false;
+  const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => {
+    timedOut = true;
+    conn.close();
+  }, opts.timeoutMs);
   let buf = new Uint8Array(0);
   const replies: string[] = [];
   const readReply = async (): Promise<string> => {
@@ -39,7 +49,9 @@ export async function submit(opts: {
         }
       }
       const chunk = new Uint8Array(4096);
-      const n = await conn.read(chunk);
+      const n = await conn.read(chunk).catch((err: Error) => {
+        throw timedOut ? new Error(`no reply within ${opts.timeoutMs} ms`) : err;
+      });
       if (n === null) throw new Error(`connection closed; replies so far: ${replies.join(" | ")}`);
       const merged = new Uint8Array(buf.length + n);
       merged.set(buf);
@@ -73,7 +85,8 @@ export async function submit(opts: {
     await readReply().catch(() => "");
     return { replies, final };
   } finally {
-    conn.close();
+    clearTimeout(timer);
+    if (!timedOut) conn.close();
   }
 }
 

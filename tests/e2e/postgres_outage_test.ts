@@ -48,6 +48,8 @@ async function send(
     from: "sender@example.net",
     to: ["user@example.org"],
     body: enc.encode(`Subject: ${subject}\r\n\r\nbody of ${subject}\r\n`),
+    // Bounded, so a session the node never answers fails the test instead of hanging the suite.
+    timeoutMs: 30_000,
   });
   const last = r.final ?? r.replies.at(-1) ?? "";
   const id = queueIdOf(r.final);
@@ -155,7 +157,15 @@ await postgresTest(
       };
       try {
         // Mail flows, then the database goes away (an operator's restart) for a moment.
-        while (acknowledged.size < 20) await new Promise((res) => setTimeout(res, 20));
+        for (let i = 0; i < 1500 && acknowledged.size < 20; i++) {
+          await new Promise((res) => setTimeout(res, 20));
+        }
+        assert.ok(
+          acknowledged.size >= 20,
+          `mail flows before the outage (${acknowledged.size} acknowledged in 30 s)\n${
+            a.logs().slice(-2000)
+          }\n${b.logs().slice(-2000)}`,
+        );
         const downAt = Date.now();
         await pg.kill("fast");
         assert.ok(await healthBecomes(a, 503), "node A's /healthz reports the outage");
