@@ -12,6 +12,9 @@ import { writeDeadlines } from "./_read_deadlines.ts";
 /** Bytes that may wait in the queue while a write returns at once; a write beyond it waits. */
 export const HIGH_WATER_WRITE_BYTES = 64 * 1024;
 
+/** The most bytes of queued writes joined into one kernel write. */
+const JOIN_LIMIT_BYTES = 64 * 1024;
+
 /** What the writer writes to (a Deno.TcpConn; a double in tests). */
 export interface WriteSink {
   write(bytes: Uint8Array): Promise<number>;
@@ -29,6 +32,8 @@ interface Queued {
   readonly deadlineAt: number;
   /** Settles the caller's promise once every byte of this entry is in the kernel. */
   readonly settle?: { resolve(): void; reject(err: Error): void };
+  /** A kernel write of its own (writeEach), never joined with others. */
+  readonly alone?: boolean;
 }
 
 /** Ordered, complete writes to one sink. */
@@ -94,7 +99,9 @@ export class TcpWriter {
         if (bytes.byteLength === 0) continue;
         this.#queuedBytes += bytes.byteLength;
         this.#enqueue(
-          i === last ? { bytes, deadlineAt, settle: { resolve, reject } } : { bytes, deadlineAt },
+          i === last
+            ? { bytes, deadlineAt, settle: { resolve, reject }, alone: true }
+            : { bytes, deadlineAt, alone: true },
         );
       }
     });
@@ -160,9 +167,10 @@ export class TcpWriter {
       const head = queue[0] as Queued;
       this.#deadline.deadlineAt = queue.length === 1 ? head.deadlineAt : earliest(queue);
       writeDeadlines.add(this.#deadline);
+      const bytes = joined(queue);
       let n: number;
       try {
-        n = await this.#sink.write(head.bytes);
+        n = await this.#sink.write(bytes);
       } catch (err) {
         writeDeadlines.delete(this.#deadline);
         this.#failHere(new ConnClosedError(err instanceof Error ? err.message : String(err)));
@@ -171,12 +179,17 @@ export class TcpWriter {
       writeDeadlines.delete(this.#deadline);
       if (this.#failure !== undefined) break;
       this.#queuedBytes -= n;
-      if (n < head.bytes.byteLength) {
-        head.bytes = head.bytes.subarray(n);
-        continue;
+      // The kernel took n bytes from the front of the queue.
+      for (let left = n; left > 0;) {
+        const q = queue[0] as Queued;
+        if (left < q.bytes.byteLength) {
+          q.bytes = q.bytes.subarray(left);
+          break;
+        }
+        left -= q.bytes.byteLength;
+        queue.shift();
+        q.settle?.resolve();
       }
-      queue.shift();
-      head.settle?.resolve();
     }
     this.#running = false;
     this.#wakeIdle();
@@ -188,6 +201,33 @@ export class TcpWriter {
     this.#idleWaiters = [];
     for (const w of waiters) w();
   }
+}
+
+/**
+ * What the next kernel write takes: the first entry, joined with the ones queued behind it up
+ * to JOIN_LIMIT_BYTES (replies written one by one while a write was in flight go out in one
+ * segment, as node:net's writev sent them; one segment per reply cost the reading peer a
+ * wake-up each). Entries of writeEach stay alone.
+ */
+function joined(queue: readonly Queued[]): Uint8Array {
+  const head = queue[0] as Queued;
+  if (queue.length === 1 || head.alone) return head.bytes;
+  let total = head.bytes.byteLength;
+  let count = 1;
+  for (; count < queue.length; count++) {
+    const q = queue[count] as Queued;
+    if (q.alone || total + q.bytes.byteLength > JOIN_LIMIT_BYTES) break;
+    total += q.bytes.byteLength;
+  }
+  if (count === 1) return head.bytes;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (let i = 0; i < count; i++) {
+    const b = (queue[i] as Queued).bytes;
+    out.set(b, at);
+    at += b.byteLength;
+  }
+  return out;
 }
 
 /** The earliest deadline in the queue (a later write may have a shorter one). */

