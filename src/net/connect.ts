@@ -41,18 +41,21 @@ export async function connect(
 function connectNative(host: string, port: number, timeoutMs: number): Promise<Conn> {
   return new Promise((resolve, reject) => {
     let timedOut = false;
+    // The timeout also ends the connect itself (no attempt left running behind it).
+    const abort = new AbortController();
     const timer = setTimeout(() => {
       timedOut = true;
+      abort.abort();
       reject(new TimeoutError(`connect to ${host}:${port}`));
     }, timeoutMs);
     // Deno takes an IPv6 literal without brackets, as given in the config's `[v6]:port`.
-    Deno.connect({ hostname: host, port }).then((tcp) => {
+    Deno.connect({ hostname: host, port, signal: abort.signal }).then((tcp) => {
       clearTimeout(timer);
       if (timedOut) tcp.close();
       else resolve(new NativeConn(tcp));
     }, (err) => {
       clearTimeout(timer);
-      reject(err);
+      if (!timedOut) reject(err);
     });
   });
 }

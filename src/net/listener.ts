@@ -130,10 +130,15 @@ function listenNative(opts: ListenOptions, onAccepted: (conn: Conn) => void): Pr
     },
   });
 }
+/** An accept that failed for that one connection only (the peer reset it first). */
+function isPeerGone(err: unknown): boolean {
+  return err instanceof Deno.errors.NotConnected || err instanceof Deno.errors.ConnectionReset ||
+    err instanceof Deno.errors.ConnectionAborted;
+}
+
 /**
- * Accepts until the listener is closed. A failed accept that is not the close (too many open
- * files, a connection reset before it was accepted) is retried after a short pause, so that
- * it neither ends the listener nor spins.
+ * Accepts until the listener is closed. A failed accept that is not the close neither ends
+ * the listener nor spins.
  */
 async function acceptLoop(
   server: Deno.TcpListener,
@@ -144,9 +149,12 @@ async function acceptLoop(
     let tcp: Deno.TcpConn;
     try {
       tcp = await server.accept();
-    } catch {
+    } catch (err) {
       if (isClosed()) return;
-      await new Promise((resolve) => setTimeout(resolve, ACCEPT_RETRY_MS));
+      // A connection the client reset before we took it (a health check, a scanner) is
+      // that connection's end, not the listener's: accept the next one at once. Other
+      // failures (too many open files) get a pause, so that the loop does not spin.
+      if (!isPeerGone(err)) await new Promise((resolve) => setTimeout(resolve, ACCEPT_RETRY_MS));
       continue;
     }
     onAccepted(tcp);

@@ -79,6 +79,8 @@ export class NativeConn implements Conn {
   #tls: SocketConn | undefined;
   #abortUpgrade: (() => void) | undefined;
   #closed = false;
+  /** The first close()'s end (later calls return it). */
+  #closing: Promise<void> | undefined;
   /** The TcpConn is closed. */
   #dropped = false;
   #local: { address: string; port: number } | undefined;
@@ -368,6 +370,11 @@ export class NativeConn implements Conn {
   }
 
   close(): Promise<void> {
+    // A second close() while the first still flushes waits for the same end.
+    return this.#closing ??= this.#close();
+  }
+
+  #close(): Promise<void> {
     // A read still waiting ends with the connection, not with its deadline.
     this.#queue.dropDeadline();
     if (this.#tls !== undefined) {

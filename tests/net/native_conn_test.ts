@@ -227,3 +227,58 @@ Deno.test("listen() on a port in use rejects with a clear error (#13)", async ()
     await first.close();
   }
 });
+
+/** Opens `count` connections to `port` that the client resets (SO_LINGER 0) at once. */
+async function resetConnections(port: number, count: number): Promise<boolean> {
+  const script = `
+import socket, struct
+for i in range(${count}):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+    s.connect(('127.0.0.1', ${port})); s.close()
+`;
+  try {
+    const status = await new Deno.Command("python3", { args: ["-c", script] }).spawn().status;
+    return status.success;
+  } catch {
+    if (Deno.env.get("CI") === "true") throw new Error("python3 is needed for this test");
+    // deno-lint-ignore no-console -- a skip states its reason (docs/architecture.md "Conventions")
+    console.log("skip: resets before accept: python3 not installed");
+    return false;
+  }
+}
+
+Deno.test("listen(native): connections reset before they were accepted do not stall the accept loop (#13)", async () => {
+  const greeting = enc.encode("220 hi\r\n");
+  const l = await listen({
+    host: "127.0.0.1",
+    port: 0,
+    native: true,
+    onConn: (c) => void c.write(greeting).then(() => c.close(), () => c.destroy()),
+  });
+  try {
+    // Health checks of a load balancer, scanners: each accept of theirs fails (NotConnected).
+    if (!await resetConnections(l.port, 30)) return;
+    const started = performance.now();
+    const c = await Deno.connect({ hostname: "127.0.0.1", port: l.port });
+    const n = await c.read(new Uint8Array(100));
+    c.close();
+    const ms = performance.now() - started;
+    ok(n !== null);
+    // A pause of 100 ms per failed accept made this ~3 s.
+    ok(ms < 1_000, `the greeting came after ${Math.round(ms)} ms`);
+  } finally {
+    await l.close();
+  }
+});
+
+Deno.test("NativeConn: a second close() while the first still flushes loses nothing (#13)", async () => {
+  await withNativePair(async (conn, peer) => {
+    const size = 8 * 1024 * 1024;
+    const written = conn.write(new Uint8Array(size).fill(65)).catch(() => {});
+    const first = conn.close();
+    const second = conn.close();
+    const got = new Uint8Array(await new Response(peer.readable).arrayBuffer());
+    await Promise.all([written, first, second]);
+    assertEquals(got.length, size);
+  });
+});
