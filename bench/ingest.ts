@@ -1,5 +1,5 @@
 // Ingest benchmark (issue 3): smtp-source into our `serve`, a private Postfix (queue ingest,
-// mail held on arrival) and smtp-sink (the ceiling), shape by shape in the same run; then the
+// mail held on arrival) and smtp-sink (stores nothing; a reference, not a ceiling: see bench/README.md), shape by shape in the same run; then the
 // peak RSS of a fresh `serve` while it ingests one 50 MB message.
 
 import { PrivatePostfix } from "./_postfix.ts";
@@ -120,7 +120,7 @@ export async function ingestBench(ctx: BenchContext): Promise<Table[]> {
         `${ctx.repeat} run(s) per cell, targets interleaved per shape`,
         "ours: `serve` with a SQLite queue (WAL fsynced before each 250) in a temp dir",
         "Postfix: private instance, mail HELD on arrival (fsynced queue file, no delivery)",
-        "smtp-sink: accepts and discards, nothing stored (the ceiling)",
+        "smtp-sink: accepts and discards, nothing stored (a reference, slow with 100 KB bodies)",
       ],
     },
     lone,
