@@ -10,6 +10,8 @@ import type { Logger } from "../observe/log.ts";
 import { certificateWarnings, ReloadableTlsContext } from "../net/tls_context.ts";
 import type { CertificatePair } from "../net/tls_context.ts";
 
+export { CertificateError } from "../net/tls_context.ts";
+
 /** How often the certificate files are checked for a change (renewals are noticed within it). */
 export const CERT_CHECK_INTERVAL_MS = 30_000;
 

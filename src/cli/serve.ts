@@ -13,7 +13,6 @@ import type { CredentialStore } from "../auth/store.ts";
 import { openServeBackend, type ServeBackend } from "./_backend.ts";
 import { DataDirBusyError } from "../queue/serve_lock.ts";
 import { listen } from "../net/listener.ts";
-import { CertificateError } from "../net/tls_context.ts";
 import type { Listener } from "../net/listener.ts";
 import type { Conn } from "../net/conn.ts";
 import { createProcessLogger } from "../observe/log.ts";
@@ -23,7 +22,7 @@ import { ConnectionLimiter } from "./_serve_limits.ts";
 import { SessionSet } from "./_serve_sessions.ts";
 import type { SessionActivity } from "./_serve_sessions.ts";
 import { endSessions, waitForSignal, withinMs } from "./_serve_shutdown.ts";
-import { ServeTls } from "./_serve_tls.ts";
+import type { ServeTls } from "./_serve_tls.ts";
 import type { OdmrEvents } from "../odmr/events.ts";
 import { NO_EVENTS } from "../odmr/events.ts";
 import { handleSmtpConnection, type SubmissionMode } from "./_serve_smtp.ts";
@@ -38,7 +37,6 @@ import { OpenSessions, type ServeDeps, type ServeObserve } from "./_serve_deps.t
 
 export type { ServeDeps, ServeObserve };
 import { openServeObserve } from "./_serve_observe.ts";
-import { startMetricsServer } from "../observe/http.ts";
 import type { MetricsServer } from "../observe/http.ts";
 
 /** How long sessions may run on after SIGINT/SIGTERM before they are cut. */
@@ -81,10 +79,13 @@ async function serveUntilSignal(
   setHangupHandler: (handler: () => void) => void,
 ): Promise<number> {
   let serveTls: ServeTls | undefined;
+  // The certificate code (node:tls) loads only with a `tls` section: an idle serve without
+  // TLS does without it.
+  const certificates = config.tls === undefined ? undefined : await import("./_serve_tls.ts");
   try {
-    serveTls = ServeTls.open(config, { log });
+    serveTls = certificates?.ServeTls.open(config, { log });
   } catch (err) {
-    if (!(err instanceof CertificateError)) throw err;
+    if (certificates === undefined || !(err instanceof certificates.CertificateError)) throw err;
     log.error("startup_failed", { file: err.file, reason: err.message });
     return 2;
   }
@@ -344,6 +345,8 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
     const observe = deps.observe;
     if (config.metrics !== undefined && observe !== undefined) {
       const { host, port } = config.metrics.listen;
+      // node:net loads only with `metrics:` set.
+      const { startMetricsServer } = await import("../observe/http.ts");
       metricsServer = await startMetricsServer({
         host,
         port,

@@ -205,3 +205,10 @@ function readFile(file: string, what: string): Uint8Array {
     throw new CertificateError(file, `Cannot read TLS ${what} "${file}": ${errorText(err)}`);
   }
 }
+
+/** Loads a certificate chain and key (PEM files) into a reusable TLS context. */
+export function loadSecureContext(certFile: string, keyFile: string): tls.SecureContext {
+  const cert = Deno.readFileSync(certFile);
+  const key = Deno.readFileSync(keyFile);
+  return tls.createSecureContext({ cert: Buffer.from(cert), key: Buffer.from(key) });
+}

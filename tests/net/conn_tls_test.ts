@@ -5,7 +5,8 @@
  */
 import { ok as assert, rejects } from "node:assert/strict";
 import { connect } from "../../src/net/conn.ts";
-import { listen, loadSecureContext } from "../../src/net/listener.ts";
+import { listen } from "../../src/net/listener.ts";
+import { loadSecureContext } from "../../src/net/tls_context.ts";
 import type { Conn } from "../../src/net/conn.ts";
 import { makeTestCa } from "../_helpers/certs.ts";
 

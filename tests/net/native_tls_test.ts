@@ -8,7 +8,8 @@
 import { deepStrictEqual as assertEquals, ok, rejects } from "node:assert/strict";
 import { ConnClosedError, NativeConn, TimeoutError } from "../../src/net/conn.ts";
 import type { Conn } from "../../src/net/conn.ts";
-import { listen, loadSecureContext } from "../../src/net/listener.ts";
+import { listen } from "../../src/net/listener.ts";
+import { loadSecureContext } from "../../src/net/tls_context.ts";
 import { testCaOrSkip } from "../_helpers/certs.ts";
 import type { TestCa } from "../_helpers/certs.ts";
 import { until } from "../_helpers/wait_until.ts";

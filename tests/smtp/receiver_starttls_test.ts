@@ -1,7 +1,8 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { connect } from "../../src/net/conn.ts";
 import type { Conn } from "../../src/net/conn.ts";
-import { listen, loadSecureContext } from "../../src/net/listener.ts";
+import { listen } from "../../src/net/listener.ts";
+import { loadSecureContext } from "../../src/net/tls_context.ts";
 import { LineReader } from "../../src/wire/line_reader.ts";
 import type { LogFields, Logger } from "../../src/observe/log.ts";
 import { SmtpReceiver } from "../../src/smtp/receiver.ts";
