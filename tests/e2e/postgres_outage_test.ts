@@ -146,9 +146,13 @@ await postgresTest(
         }
       };
       const senders = [sender(a, "a1"), sender(a, "a2"), sender(b, "b1"), sender(b, "b2")];
-      /** Waits (bounded) until each of the four senders got a 250 after `since`; false if not. */
+      /**
+       * Waits (bounded: 60 s) until each of the four senders got a 250 after `since`; false if
+       * not. 20 s was once not enough in a fresh-clone CI run (the whole test took 11-34 s in
+       * five runs alone); the failure message shows the last outcomes and both nodes' logs.
+       */
       const everySenderAcceptedSince = async (since: number): Promise<boolean> => {
-        for (let i = 0; i < 400; i++) {
+        for (let i = 0; i < 1200; i++) {
           const fresh = outcomes.filter((o) => o.at > since && /^250 /.test(o.last));
           if (new Set(fresh.map((o) => o.node)).size === 4) return true;
           await new Promise((res) => setTimeout(res, 50));
@@ -191,7 +195,9 @@ await postgresTest(
         const restartedAt = Date.now();
         assert.ok(
           await everySenderAcceptedSince(restartedAt),
-          "every sender's mail was accepted again after the restart, on both nodes",
+          `every sender's mail was accepted again after the restart, on both nodes\n${
+            JSON.stringify(outcomes.filter((o) => o.at > restartedAt).slice(-12))
+          }\n${a.logs().slice(-2500)}\n${b.logs().slice(-2500)}`,
         );
         assert.ok(acknowledged.size > ackedBefore, "mail accepted again after the restart");
       } finally {
