@@ -235,10 +235,9 @@ export class SmtpReceiver implements ReceiverContext {
           hasSaidHello: this.#state.kind !== "greeted",
           isInTransaction: this.#state.kind === "inTransaction",
         };
-        if (isIdleCommand(verb, idle) && this.#budget.spendIdle()) {
-          this.log.warn("smtp_too_many_idle_commands", { verb });
-          this.#queue(REPLIES.tooManyIdleCommands);
-          return { end: "tooManyErrors" };
+        if (isIdleCommand(verb, idle)) {
+          const ended = this.#spendIdle(verb);
+          if (ended !== undefined) return ended;
         }
         const outcome = await spec.run(this, parsed.args);
         mustFlush = outcome.flush ?? spec.flush;
@@ -292,11 +291,7 @@ export class SmtpReceiver implements ReceiverContext {
     if (o.later !== undefined) this.#queueLater(o.later);
     const step: Step = o.end !== undefined ? { end: o.end } : undefined;
     if (o.isError === true && step === undefined) return this.#spendError();
-    if (o.isIdle === true && step === undefined && this.#budget.spendIdle()) {
-      this.log.warn("smtp_too_many_idle_commands", { verb: "DATA/BDAT" });
-      this.#queue(REPLIES.tooManyIdleCommands);
-      return { end: "tooManyErrors" };
-    }
+    if (o.isIdle === true && step === undefined) return this.#spendIdle("DATA/BDAT");
     return step;
   }
 
@@ -345,6 +340,14 @@ export class SmtpReceiver implements ReceiverContext {
     if (!this.#budget.spendError()) return undefined;
     this.log.warn("smtp_too_many_errors", { errors: this.#budget.errors });
     this.#queue(REPLIES.tooManyErrors);
+    return { end: "tooManyErrors" };
+  }
+
+  /** Counts a command without progress; past `maxIdleCommands`, `421` and the end. */
+  #spendIdle(verb: string): Step {
+    if (!this.#budget.spendIdle()) return undefined;
+    this.log.warn("smtp_too_many_idle_commands", { verb });
+    this.#queue(REPLIES.tooManyIdleCommands);
     return { end: "tooManyErrors" };
   }
 
