@@ -141,6 +141,12 @@ export class GroupTransaction {
     return durable;
   }
 
+  /** Nothing open, nothing scheduled, no waiter and no sync running: nobody would wait now. */
+  get isQuiet(): boolean {
+    return !this.#isOpen && this.#scheduled.kind === "none" && this.#waiters.length === 0 &&
+      this.#unsynced.length === 0 && this.#syncing.size === 0;
+  }
+
   /** The error every durable commit fails with since a sync failed; undefined before. */
   get broken(): Error | undefined {
     return this.#broken;

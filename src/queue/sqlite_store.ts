@@ -22,6 +22,7 @@ import { settled } from "./_settled.ts";
 import { SqliteMessageWriter, type WriterStatements } from "./_writer.ts";
 import { ChunkPool } from "./_chunk_buffer.ts";
 import { deferWalSync, type WalSync } from "./_wal_sync.ts";
+import { IdleCheckpoint, passiveCheckpoint } from "./_idle_checkpoint.ts";
 import type {
   ClaimResult,
   DomainStats,
@@ -72,6 +73,8 @@ export interface SqliteQueueStoreOptions {
    * a `queue delete` of a whole domain would journal all of it. Default false.
    */
   readonly tempInMemory?: boolean;
+  /** Quiet time before the store checkpoints the WAL (IDLE_CHECKPOINT_MS; tests shorten it). */
+  readonly idleCheckpointMs?: number;
 }
 
 /** The queue on node:sqlite. */
@@ -96,6 +99,7 @@ export class SqliteQueueStore implements QueueStore {
   readonly #ping: StatementSync;
   readonly #maintenance: QueueMaintenance;
   readonly #outbound: SqliteOutbound;
+  readonly #idleCheckpoint: IdleCheckpoint;
   #isClosed = false;
 
   constructor(db: DatabaseSync, opts: SqliteQueueStoreOptions = {}) {
@@ -113,8 +117,21 @@ export class SqliteQueueStore implements QueueStore {
     if (opts.removeOrphans ?? true) this.#convertForIncrementalVacuum();
     applyMigrations(db, "queue", QUEUE_MIGRATIONS);
     if (opts.tempInMemory === true) db.exec("PRAGMA temp_store = MEMORY");
+    const onGroupCommit = opts.onGroupCommit;
+    const checkpoint = passiveCheckpoint(db, this.#log);
+    this.#idleCheckpoint = new IdleCheckpoint({
+      run: () => {
+        // After a failed sync nothing is copied: the WAL may hold pages never written.
+        if (!this.#isClosed && this.#group.broken === undefined) checkpoint();
+      },
+      isQuiet: () => this.#group.isQuiet,
+      ...(opts.idleCheckpointMs === undefined ? {} : { idleMs: opts.idleCheckpointMs }),
+    });
     this.#group = new GroupTransaction(db, {
-      onCommit: opts.onGroupCommit ?? (() => {}),
+      onCommit: (level) => {
+        onGroupCommit?.(level);
+        this.#idleCheckpoint.noteCommit();
+      },
       sync: opts.walSync ?? deferWalSync(db),
       ...(opts.syncInline === undefined ? {} : { syncInline: opts.syncInline }),
       onBroken: (err) =>
@@ -379,6 +396,7 @@ export class SqliteQueueStore implements QueueStore {
   /** `close()` for callers that cannot wait (process exit paths, tests' finally blocks). */
   closeNow(): void {
     if (this.#isClosed) return;
+    this.#idleCheckpoint.close();
     this.#group.close();
     this.#isClosed = true;
     this.#db.close();

@@ -12,3 +12,13 @@ export async function withTempDataDir<T>(fn: (dataDir: string) => Promise<T> | T
     await Deno.remove(dataDir, { recursive: true });
   }
 }
+
+/** Size of the file at `path` in bytes; 0 when there is none (a WAL not created yet). */
+export function fileBytes(path: string): number {
+  try {
+    return Deno.statSync(path).size;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return 0;
+    throw err;
+  }
+}

@@ -2,22 +2,13 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { DATABASE_FILE, ensureIncrementalVacuum, openDatabase } from "../../src/queue/db.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
-import { withTempDataDir } from "../_helpers/temp_db.ts";
+import { fileBytes, withTempDataDir } from "../_helpers/temp_db.ts";
 import { maintenanceOptions, queueMessage } from "../_helpers/queue_fixtures.ts";
 import { WAL_KEEP_BYTES } from "../../src/queue/_wal_sync.ts";
 
 const ROUNDS = 10;
 const MESSAGES_PER_ROUND = 200;
 const MESSAGE_BYTES = 64 * 1024;
-
-function fileBytes(path: string): number {
-  try {
-    return Deno.statSync(path).size;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return 0;
-    throw err;
-  }
-}
 
 const OPTIONS = maintenanceOptions({ isLocalDomain: () => true });
 

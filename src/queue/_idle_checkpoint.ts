@@ -1,0 +1,87 @@
+/**
+ * When SQLite copies the WAL into the database file (its checkpoint). SQLite's own runs inside a
+ * COMMIT once the WAL holds `wal_autocheckpoint` pages: on the event loop, in the middle of a
+ * burst, copying every page and syncing the WAL and the database (~40 ms every ~150 messages of
+ * 100 KB, while every session waits). Here the store checkpoints when it has been quiet for a
+ * moment instead: nothing open, nobody waiting for a sync, no COMMIT for `idleMs`. A burst is
+ * then written to the WAL only while it lasts and copied once it is over; SQLite's own
+ * checkpoint stays as the bound of the WAL under load that never pauses (WAL_CHECKPOINT_PAGES).
+ *
+ * Durability does not depend on it: a message is acknowledged once its WAL frames are synced
+ * (_wal_sync.ts), and a checkpoint (synchronous=NORMAL) syncs the WAL before it copies and the
+ * database file before the WAL is written again from its start.
+ */
+
+import type { DatabaseSync } from "node:sqlite";
+import { errorText } from "../errors.ts";
+import type { Logger } from "../observe/log.ts";
+
+/** Quiet time after the last COMMIT before the store checkpoints. */
+export const IDLE_CHECKPOINT_MS = 250;
+
+/**
+ * SQLite's PASSIVE checkpoint of `db`, prepared once: a reader elsewhere (`queue list`) never
+ * blocks it. A failure is logged; the next quiet moment, or SQLite's own checkpoint, copies it.
+ */
+export function passiveCheckpoint(db: DatabaseSync, log: Logger): () => void {
+  const checkpoint = db.prepare("PRAGMA wal_checkpoint(PASSIVE)");
+  return () => {
+    try {
+      checkpoint.get();
+    } catch (err) {
+      log.warn("queue_checkpoint_failed", { reason: errorText(err) });
+    }
+  };
+}
+
+/**
+ * Runs a checkpoint once writes have paused (see above): a timer every `idleMs` while COMMITs
+ * are owed one, which checkpoints at the first tick that saw no COMMIT since the one before
+ * and finds the store quiet (so after between one and two `idleMs` of quiet), then stops.
+ */
+export class IdleCheckpoint {
+  readonly #run: () => void;
+  readonly #isQuiet: () => boolean;
+  readonly #idleMs: number;
+  /** COMMITs so far, and as many as the last tick saw. */
+  #commits = 0;
+  #seen = 0;
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(opts: {
+    /** Runs the checkpoint (outside any transaction). */
+    run: () => void;
+    /** True when nothing is open or waiting: a checkpoint now holds nobody up. */
+    isQuiet: () => boolean;
+    idleMs?: number;
+  }) {
+    this.#run = opts.run;
+    this.#isQuiet = opts.isQuiet;
+    this.#idleMs = opts.idleMs ?? IDLE_CHECKPOINT_MS;
+  }
+
+  /** A COMMIT went to the WAL (one increment; the timer starts with the first after a checkpoint). */
+  noteCommit(): void {
+    this.#commits++;
+    if (this.#timer !== undefined) return;
+    this.#seen = this.#commits;
+    this.#timer = setInterval(() => this.#tick(), this.#idleMs);
+    // A process with nothing else to do (a `queue` command) does not wait for it.
+    Deno.unrefTimer(this.#timer);
+  }
+
+  /** Stops the timer (the store closes; closing checkpoints anyway). */
+  close(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #tick(): void {
+    if (this.#commits !== this.#seen || !this.#isQuiet()) {
+      this.#seen = this.#commits;
+      return;
+    }
+    this.close();
+    this.#run();
+  }
+}

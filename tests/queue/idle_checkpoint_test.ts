@@ -1,0 +1,106 @@
+/**
+ * The store's own WAL checkpoint (issue 13): once writes pause, not inside a COMMIT in the middle
+ * of a burst. Waits are bounded polls on what the test observes, never a fixed sleep that decides.
+ */
+import assert from "node:assert/strict";
+import { DATABASE_FILE, openDatabase } from "../../src/queue/db.ts";
+import { IdleCheckpoint } from "../../src/queue/_idle_checkpoint.ts";
+import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
+import { WAL_CHECKPOINT_PAGES } from "../../src/queue/_wal_sync.ts";
+import { collectBytes } from "../_helpers/bytes.ts";
+import { queueMessage } from "../_helpers/queue_fixtures.ts";
+import { fileBytes, withTempDataDir } from "../_helpers/temp_db.ts";
+
+const IDLE_MS = 20;
+const WAIT_LIMIT_MS = 5000;
+
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `ok` until it holds or WAIT_LIMIT_MS pass; returns whether it held. */
+async function eventually(ok: () => boolean): Promise<boolean> {
+  const until = performance.now() + WAIT_LIMIT_MS;
+  while (performance.now() < until) {
+    if (ok()) return true;
+    await delay(5);
+  }
+  return ok();
+}
+
+Deno.test("a burst is copied into the database file once writes pause, not while they come (#13)", async () => {
+  await withTempDataDir(async (dataDir) => {
+    const path = `${dataDir}/${DATABASE_FILE}`;
+    const store = new SqliteQueueStore(openDatabase(dataDir), { idleCheckpointMs: IDLE_MS });
+    try {
+      const body = new Uint8Array(256 * 1024);
+      for (let i = 0; i < body.length; i += 65536) {
+        crypto.getRandomValues(body.subarray(i, i + 65536));
+      }
+      const before = fileBytes(path);
+      const id = await queueMessage(store, { to: ["u@local.test"], body });
+      // Far below WAL_CHECKPOINT_PAGES: SQLite's own checkpoint never ran, the body is in the WAL.
+      assert.ok(256 / 4 < WAL_CHECKPOINT_PAGES);
+      assert.ok(fileBytes(path) < before + body.length, "copied inside the COMMIT");
+      assert.ok(
+        await eventually(() => fileBytes(path) >= before + body.length),
+        `the database file did not take the body once writes paused (${fileBytes(path)} bytes)`,
+      );
+      // The next write starts the WAL over from its start: it does not grow.
+      const wal = fileBytes(`${path}-wal`);
+      await queueMessage(store, { to: ["u@local.test"], body: new Uint8Array(1024) });
+      assert.equal(fileBytes(`${path}-wal`), wal, "the WAL grew after the checkpoint");
+      assert.deepEqual(await collectBytes(store.readBody(id)), body);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("IdleCheckpoint runs once after a pause, and again only after a new commit", async () => {
+  let runs = 0;
+  const idle = new IdleCheckpoint({ run: () => runs++, isQuiet: () => true, idleMs: IDLE_MS });
+  try {
+    idle.noteCommit();
+    assert.ok(await eventually(() => runs === 1), "no checkpoint after the pause");
+    await delay(IDLE_MS * 4);
+    assert.equal(runs, 1, "a checkpoint without a commit since the last one");
+    idle.noteCommit();
+    assert.ok(await eventually(() => runs === 2), "no checkpoint after the second pause");
+  } finally {
+    idle.close();
+  }
+});
+
+Deno.test("IdleCheckpoint waits while commits keep coming", async () => {
+  let runs = 0;
+  const idle = new IdleCheckpoint({ run: () => runs++, isQuiet: () => true, idleMs: IDLE_MS * 5 });
+  try {
+    // A commit every IDLE_MS for 15 × IDLE_MS: never a pause of 5 × IDLE_MS.
+    for (let i = 0; i < 15; i++) {
+      idle.noteCommit();
+      await delay(IDLE_MS);
+      assert.equal(runs, 0, `a checkpoint between commits (after commit ${i})`);
+    }
+    assert.ok(await eventually(() => runs === 1), "no checkpoint once the commits stopped");
+  } finally {
+    idle.close();
+  }
+});
+
+Deno.test("IdleCheckpoint waits while something is open or waiting, and stops at close()", async () => {
+  let runs = 0;
+  let quiet = false;
+  const idle = new IdleCheckpoint({ run: () => runs++, isQuiet: () => quiet, idleMs: IDLE_MS });
+  try {
+    idle.noteCommit();
+    await delay(IDLE_MS * 5);
+    assert.equal(runs, 0, "a checkpoint while not quiet");
+    quiet = true;
+    assert.ok(await eventually(() => runs === 1), "no checkpoint once quiet");
+    idle.noteCommit();
+    idle.close();
+    await delay(IDLE_MS * 5);
+    assert.equal(runs, 1, "a checkpoint after close()");
+  } finally {
+    idle.close();
+  }
+});
