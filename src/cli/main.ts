@@ -3,16 +3,15 @@
  * config loaded (README.md discovery order). Returns the exit code; never calls Deno.exit.
  * Usage and config errors are exit 2, named after the flag or the file and key path.
  */
-import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "../config/load.ts";
 import type { Config, LogLevel } from "../config/types.ts";
 import { PROGRAM_NAME, VERSION } from "../version.ts";
 import { createCliIo } from "./_io.ts";
 import { COMMAND_HELP, MAIN_HELP } from "./_help.ts";
 import type { CommandName } from "./_help.ts";
-import { errorText } from "../errors.ts";
 import { flushLogLines } from "../observe/log.ts";
 import { warmUpTlsCrypto } from "../net/tls_warm_up.ts";
+import { type BooleanFlag, parseBooleanFlags } from "./_command_flags.ts";
 
 const EXIT_USAGE = 2;
 
@@ -83,7 +82,7 @@ export async function runCli(
 
   switch (first) {
     case "serve": {
-      const parsed = parseCommandFlags(split.rest, {});
+      const parsed = parseCommandFlags(split.rest, []);
       if (!parsed.ok) return usage(first, parsed.message, envir);
       const { serveCommand } = await import("./serve.ts");
       return await serveCommand(withLogLevel(config, parsed.logLevel));
@@ -96,7 +95,7 @@ export async function runCli(
       return checkConfigCommand(config, envir.stdout, envir.stderr);
     }
     case "fetch": {
-      const parsed = parseCommandFlags(split.rest, { once: { type: "boolean" } });
+      const parsed = parseCommandFlags(split.rest, [{ long: "once" }]);
       if (!parsed.ok) return usage(first, parsed.message, envir);
       // The crypto set-up of the first TLS handshake, on another thread while fetch's modules
       // load and it connects (src/net/tls_warm_up.ts).
@@ -186,25 +185,17 @@ function earlySignals(): {
  */
 function parseCommandFlags(
   args: readonly string[],
-  extra: Record<string, { type: "boolean" }>,
+  extra: readonly BooleanFlag[],
 ):
-  | { ok: true; values: Record<string, unknown>; logLevel: LogLevel | undefined }
+  | { ok: true; values: Readonly<Record<string, true>>; logLevel: LogLevel | undefined }
   | { ok: false; message: string } {
-  let values: Record<string, unknown>;
-  try {
-    values = parseArgs({
-      args: [...args],
-      options: {
-        ...extra,
-        verbose: { type: "boolean", short: "v" },
-        quiet: { type: "boolean", short: "q" },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (err) {
-    return { ok: false, message: errorText(err) };
-  }
+  const parsed = parseBooleanFlags(args, [
+    ...extra,
+    { long: "verbose", short: "v" },
+    { long: "quiet", short: "q" },
+  ]);
+  if (!parsed.ok) return parsed;
+  const values = parsed.values;
   if (values.verbose === true && values.quiet === true) {
     return { ok: false, message: `"--verbose" and "--quiet" exclude each other` };
   }

@@ -18,7 +18,10 @@ interface InfoModule {
 }
 
 /** The node: modules reachable from `roots` through static imports. */
-async function staticNodeModules(roots: readonly string[]): Promise<Map<string, string[]>> {
+async function staticNodeModules(
+  roots: readonly string[],
+  minModules = 40,
+): Promise<Map<string, string[]>> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["info", "--json", `${REPO_ROOT}main.ts`],
     cwd: REPO_ROOT,
@@ -42,7 +45,7 @@ async function staticNodeModules(roots: readonly string[]): Promise<Map<string, 
       else todo.push(target);
     }
   }
-  ok(seen.size > 40, `only ${seen.size} modules found: is the graph complete?`);
+  ok(seen.size > minModules, `only ${seen.size} modules found: is the graph complete?`);
   return users;
 }
 
@@ -51,4 +54,11 @@ Deno.test("(#13) fetch loads no node:crypto on its way to ATRN (static imports o
   // Control: the graph is read (the connection needs node:net and node:tls).
   ok(users.has("node:net") && users.has("node:tls"), [...users.keys()].join(" "));
   assertEquals(users.get("node:crypto"), undefined);
+});
+
+Deno.test("(#13) main.ts's static imports (every command's start-up) load no node:util: serve and fetch parse their flags themselves", async () => {
+  const users = await staticNodeModules(["main.ts"], 15);
+  // Control: the graph is read (the config loader uses node:path).
+  ok(users.has("node:path"), [...users.keys()].join(" "));
+  assertEquals(users.get("node:util"), undefined);
 });
