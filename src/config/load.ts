@@ -4,7 +4,6 @@
  * Relative paths in a file are resolved against the file's directory (the working directory
  * for the embedded defaults), so the result never depends on where `serve` was started.
  */
-import YAML from "yaml";
 import path from "node:path";
 import type { Config, LogFormat, LogLevel } from "./types.ts";
 import * as D from "./defaults.ts";
@@ -20,6 +19,7 @@ import {
 import { parseOutbound, parseSubmission } from "./_outbound.ts";
 import { parseFetch } from "./_fetch.ts";
 import { errorText } from "../errors.ts";
+import { parseSimpleYaml } from "./_yaml_lite.ts";
 
 export { ConfigError };
 
@@ -68,7 +68,12 @@ export async function loadConfig(opts: LoadConfigOptions = {}): Promise<Config> 
       throw new ConfigError(file, undefined, detail);
     }
   }
-  const config = parseConfig(text, {
+  // The plain shape is read without the yaml package; anything else loads it (_yaml_lite.ts).
+  const lite = parseSimpleYaml(text);
+  const root = lite !== undefined
+    ? lite.value
+    : (await import("./_yaml_full.ts")).parseYamlText(text, file);
+  const config = configFromValue(root, {
     source: file,
     baseDir: file === undefined ? cwd : path.dirname(file),
     systemHostname: opts.systemHostname ?? (() => Deno.hostname()),
@@ -77,21 +82,16 @@ export async function loadConfig(opts: LoadConfigOptions = {}): Promise<Config> 
   return config;
 }
 
-/** Validates YAML text into a Config. Pure apart from `systemHostname`. */
-export function parseConfig(
-  text: string,
+/**
+ * Validates a parsed config file (`parseConfig` in parse.ts reads the text) into a Config.
+ * Pure apart from `systemHostname`.
+ */
+export function configFromValue(
+  value: unknown,
   opts: { source: string | undefined; baseDir: string; systemHostname: () => string },
 ): Config {
   const v = new Validator(opts.source, opts.baseDir);
-  const lineCounter = new YAML.LineCounter();
-  const doc = YAML.parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter });
-  const first = doc.errors[0];
-  if (first !== undefined) {
-    const pos = lineCounter.linePos(first.pos[0]);
-    const at = ` at line ${pos.line}, column ${pos.col}`;
-    throw new ConfigError(opts.source, undefined, `is not valid YAML${at}: ${firstLine(first)}`);
-  }
-  const root: unknown = doc.toJS() ?? {};
+  const root: unknown = value ?? {};
   const top = v.mapping(root, "", TOP_KEYS);
 
   const tlsRaw = top.tls;
@@ -217,8 +217,4 @@ async function checkReferencedFiles(config: Config): Promise<void> {
       throw new ConfigError(config.source, key, detail);
     }
   }
-}
-
-function firstLine(err: Error): string {
-  return (err.message.split("\n")[0] ?? "").replace(/ at line \d+, column \d+:?$/, "");
 }

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import YAML from "yaml";
 import { renderEffectiveConfig } from "../../src/cli/check_config.ts";
-import { ConfigError, parseConfig } from "../../src/config/load.ts";
+import { ConfigError } from "../../src/config/load.ts";
+import { parseConfig } from "../../src/config/parse.ts";
 import type { Config } from "../../src/config/types.ts";
 
 const BASE = { source: "/etc/odmr.yaml", baseDir: "/etc", systemHostname: () => "box.local" };

@@ -8,7 +8,7 @@ import { deepStrictEqual as assertEquals, equal, match, ok, rejects } from "node
 import { dkimCommand } from "../../src/cli/dkim.ts";
 import type { StorageChoice } from "../../src/cli/io.ts";
 import { openServeBackend } from "../../src/cli/_backend.ts";
-import { parseConfig } from "../../src/config/load.ts";
+import { parseConfig } from "../../src/config/parse.ts";
 import { DkimSigner } from "../../src/dkim/signer.ts";
 import { NULL_LOGGER } from "../../src/observe/log.ts";
 import { verifyDkimBatch } from "../_helpers/dkim.ts";

@@ -22,6 +22,14 @@ async function staticNodeModules(
   roots: readonly string[],
   minModules = 40,
 ): Promise<Map<string, string[]>> {
+  return (await staticGraph(roots, minModules)).users;
+}
+
+/** The modules reachable from `roots` through static imports, and which import each node: one. */
+async function staticGraph(
+  roots: readonly string[],
+  minModules: number,
+): Promise<{ seen: Set<string>; users: Map<string, string[]> }> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["info", "--json", `${REPO_ROOT}main.ts`],
     cwd: REPO_ROOT,
@@ -46,7 +54,7 @@ async function staticNodeModules(
     }
   }
   ok(seen.size > minModules, `only ${seen.size} modules found: is the graph complete?`);
-  return users;
+  return { seen, users };
 }
 
 Deno.test("(#13) fetch loads no node:crypto on its way to ATRN (static imports of main.ts and src/cli/fetch.ts)", async () => {
@@ -61,4 +69,12 @@ Deno.test("(#13) main.ts's static imports (every command's start-up) load no nod
   // Control: the graph is read (the config loader uses node:path).
   ok(users.has("node:path"), [...users.keys()].join(" "));
   assertEquals(users.get("node:util"), undefined);
+});
+
+Deno.test("(#13) main.ts's static imports do not load the yaml package: a plain config is read without it", async () => {
+  const { seen } = await staticGraph(["main.ts"], 15);
+  const yaml = [...seen].filter((s) => s.includes("/vendor/yaml/"));
+  // Control: the config loader is in the graph.
+  ok([...seen].some((s) => s.endsWith("/src/config/load.ts")));
+  assertEquals(yaml, []);
 });

@@ -1,5 +1,6 @@
 import { deepStrictEqual as assertEquals, ok as assert, rejects, throws } from "node:assert/strict";
-import { ConfigError, loadConfig, parseConfig } from "../../src/config/load.ts";
+import { ConfigError, loadConfig } from "../../src/config/load.ts";
+import { parseConfig } from "../../src/config/parse.ts";
 
 const BASE = { source: "/etc/odmr.yaml", baseDir: "/etc", systemHostname: () => "box.local" };
 

@@ -1,5 +1,6 @@
 import { deepStrictEqual as assertEquals, match } from "node:assert/strict";
-import { ConfigError, parseConfig } from "../../src/config/load.ts";
+import { ConfigError } from "../../src/config/load.ts";
+import { parseConfig } from "../../src/config/parse.ts";
 import { renderEffectiveConfig } from "../../src/cli/check_config.ts";
 
 const BASE = { source: "/etc/odmr.yaml", baseDir: "/etc", systemHostname: () => "box.local" };

@@ -6,7 +6,7 @@
 import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
 import { startMetricsServer } from "../../src/observe/http.ts";
 import { RelayMetrics } from "../../src/observe/metrics.ts";
-import { parseConfig } from "../../src/config/load.ts";
+import { parseConfig } from "../../src/config/parse.ts";
 import { startServer } from "../../src/cli/serve.ts";
 import { openDatabase } from "../../src/queue/db.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
