@@ -15,22 +15,53 @@
 import type { DatabaseSync } from "node:sqlite";
 import { errorText } from "../errors.ts";
 import type { Logger } from "../observe/log.ts";
+import type { GroupTransaction } from "./_group_tx.ts";
 
 /** Quiet time after the last COMMIT before the store checkpoints. */
 export const IDLE_CHECKPOINT_MS = 250;
 
+/** The store's checkpoints (see above). */
+export interface StoreCheckpoint {
+  /** A group COMMIT went to the WAL. */
+  noteCommit(): void;
+  /** Now if nobody waits (maintenance), else once writes pause. */
+  soon(): void;
+  close(): void;
+}
+
 /**
- * SQLite's PASSIVE checkpoint of `db`, prepared once: a reader elsewhere (`queue list`) never
- * blocks it. A failure is logged; the next quiet moment, or SQLite's own checkpoint, copies it.
+ * SQLite's PASSIVE checkpoint of the store's connection (a reader elsewhere, `queue list`, never
+ * blocks it), when writes pause or when asked. Nothing is copied after a failed WAL sync (the
+ * WAL may hold pages never written) or after `isClosed`. A failure is logged; the next quiet
+ * moment, or SQLite's own checkpoint, copies it.
  */
-export function passiveCheckpoint(db: DatabaseSync, log: Logger): () => void {
-  const checkpoint = db.prepare("PRAGMA wal_checkpoint(PASSIVE)");
-  return () => {
+export function storeCheckpoint(
+  db: DatabaseSync,
+  opts: {
+    log: Logger;
+    group: () => GroupTransaction;
+    isClosed: () => boolean;
+    idleMs?: number | undefined;
+  },
+): StoreCheckpoint {
+  const statement = db.prepare("PRAGMA wal_checkpoint(PASSIVE)");
+  const run = () => {
+    if (opts.isClosed() || opts.group().broken !== undefined) return;
     try {
-      checkpoint.get();
+      statement.get();
     } catch (err) {
-      log.warn("queue_checkpoint_failed", { reason: errorText(err) });
+      opts.log.warn("queue_checkpoint_failed", { reason: errorText(err) });
     }
+  };
+  const idle = new IdleCheckpoint({
+    run,
+    isQuiet: () => opts.group().isQuiet,
+    ...(opts.idleMs === undefined ? {} : { idleMs: opts.idleMs }),
+  });
+  return {
+    noteCommit: () => idle.noteCommit(),
+    soon: () => opts.group().isQuiet ? run() : idle.noteCommit(),
+    close: () => idle.close(),
   };
 }
 

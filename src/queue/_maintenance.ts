@@ -41,6 +41,8 @@ export interface MaintenanceDeps {
   readonly newId: () => string;
   readonly chunkBytes: number;
   readonly leasedDomains: () => LeasedDomains;
+  /** Checkpoints the WAL now if nobody waits, else once writes pause (_idle_checkpoint.ts). */
+  readonly checkpoint: () => void;
 }
 
 /** Runs passes over one store. */
@@ -233,9 +235,9 @@ export class QueueMaintenance {
   }
 
   /**
-   * Gives free pages back to the file system (no full VACUUM) and checkpoints the WAL without
-   * waiting for readers. The WAL file is not truncated: its space is reused (see WAL_KEEP_BYTES
-   * in _wal_sync.ts), which is what keeps the syncs before each 250 cheap.
+   * Gives free pages back to the file system (no full VACUUM) and checkpoints the WAL, now if
+   * nobody waits, else once writes pause. The WAL file is not truncated: its space is reused
+   * (see WAL_KEEP_BYTES in _wal_sync.ts), which is what keeps the syncs before each 250 cheap.
    */
   #vacuum(): number {
     const { db, group } = this.#deps;
@@ -245,10 +247,8 @@ export class QueueMaintenance {
       pages = Math.min(free, VACUUM_PAGES_PER_PASS);
       group.exclusive(() => db.prepare(`PRAGMA incremental_vacuum(${pages})`).all());
     }
-    // Outside any transaction (flushNow above via exclusive(), or nothing was open). PASSIVE: a
-    // reader in another process (`queue list`) never holds up the loop; the next pass goes on.
-    group.flushNow();
-    db.prepare("PRAGMA wal_checkpoint(PASSIVE)").get();
+    // Not in the middle of a burst: copying a WAL of up to 64 MiB would hold sessions up.
+    this.#deps.checkpoint();
     return pages;
   }
 }

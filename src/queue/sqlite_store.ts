@@ -22,7 +22,7 @@ import { settled } from "./_settled.ts";
 import { SqliteMessageWriter, type WriterStatements } from "./_writer.ts";
 import { ChunkPool } from "./_chunk_buffer.ts";
 import { deferWalSync, type WalSync } from "./_wal_sync.ts";
-import { IdleCheckpoint, passiveCheckpoint } from "./_idle_checkpoint.ts";
+import { type StoreCheckpoint, storeCheckpoint } from "./_idle_checkpoint.ts";
 import type {
   ClaimResult,
   DomainStats,
@@ -99,7 +99,7 @@ export class SqliteQueueStore implements QueueStore {
   readonly #ping: StatementSync;
   readonly #maintenance: QueueMaintenance;
   readonly #outbound: SqliteOutbound;
-  readonly #idleCheckpoint: IdleCheckpoint;
+  readonly #checkpoint: StoreCheckpoint;
   #isClosed = false;
 
   constructor(db: DatabaseSync, opts: SqliteQueueStoreOptions = {}) {
@@ -118,19 +118,16 @@ export class SqliteQueueStore implements QueueStore {
     applyMigrations(db, "queue", QUEUE_MIGRATIONS);
     if (opts.tempInMemory === true) db.exec("PRAGMA temp_store = MEMORY");
     const onGroupCommit = opts.onGroupCommit;
-    const checkpoint = passiveCheckpoint(db, this.#log);
-    this.#idleCheckpoint = new IdleCheckpoint({
-      run: () => {
-        // After a failed sync nothing is copied: the WAL may hold pages never written.
-        if (!this.#isClosed && this.#group.broken === undefined) checkpoint();
-      },
-      isQuiet: () => this.#group.isQuiet,
-      ...(opts.idleCheckpointMs === undefined ? {} : { idleMs: opts.idleCheckpointMs }),
+    this.#checkpoint = storeCheckpoint(db, {
+      log: this.#log,
+      group: () => this.#group,
+      isClosed: () => this.#isClosed,
+      idleMs: opts.idleCheckpointMs,
     });
     this.#group = new GroupTransaction(db, {
       onCommit: (level) => {
         onGroupCommit?.(level);
-        this.#idleCheckpoint.noteCommit();
+        this.#checkpoint.noteCommit();
       },
       sync: opts.walSync ?? deferWalSync(db),
       ...(opts.syncInline === undefined ? {} : { syncInline: opts.syncInline }),
@@ -191,6 +188,7 @@ export class SqliteQueueStore implements QueueStore {
       newId: () => this.#newId(),
       chunkBytes: this.#chunkBytes,
       leasedDomains: () => this.#leasedDomains(),
+      checkpoint: () => this.#checkpoint.soon(),
     });
     if (opts.removeOrphans ?? true) this.removeOrphanChunks();
   }
@@ -396,7 +394,7 @@ export class SqliteQueueStore implements QueueStore {
   /** `close()` for callers that cannot wait (process exit paths, tests' finally blocks). */
   closeNow(): void {
     if (this.#isClosed) return;
-    this.#idleCheckpoint.close();
+    this.#checkpoint.close();
     this.#group.close();
     this.#isClosed = true;
     this.#db.close();

@@ -8,7 +8,7 @@ import { IdleCheckpoint } from "../../src/queue/_idle_checkpoint.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import { WAL_CHECKPOINT_PAGES } from "../../src/queue/_wal_sync.ts";
 import { collectBytes } from "../_helpers/bytes.ts";
-import { queueMessage } from "../_helpers/queue_fixtures.ts";
+import { maintenanceOptions, queueMessage } from "../_helpers/queue_fixtures.ts";
 import { fileBytes, withTempDataDir } from "../_helpers/temp_db.ts";
 
 const IDLE_MS = 20;
@@ -49,6 +49,38 @@ Deno.test("a burst is copied into the database file once writes pause, not while
       await queueMessage(store, { to: ["u@local.test"], body: new Uint8Array(1024) });
       assert.equal(fileBytes(`${path}-wal`), wal, "the WAL grew after the checkpoint");
       assert.deepEqual(await collectBytes(store.readBody(id)), body);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("a maintenance pass while a commit waits leaves the checkpoint for the pause (#13)", async () => {
+  await withTempDataDir(async (dataDir) => {
+    const path = `${dataDir}/${DATABASE_FILE}`;
+    const store = new SqliteQueueStore(openDatabase(dataDir), { idleCheckpointMs: IDLE_MS });
+    try {
+      const body = new Uint8Array(256 * 1024).fill(120);
+      const before = fileBytes(path);
+      await queueMessage(store, { to: ["u@local.test"], body });
+      // A second message's commit is under way (its 250 not yet given) when the pass runs.
+      const writer = await store.begin({
+        mailFrom: "",
+        params: {},
+        recipients: [{ address: "u@local.test", domain: "local.test" }],
+      });
+      await writer.write(new Uint8Array(1024));
+      const committed = writer.commit();
+      await store.maintain(maintenanceOptions({ isLocalDomain: () => true }));
+      assert.ok(
+        fileBytes(path) < before + body.length,
+        "the pass copied the WAL while a commit waited",
+      );
+      await committed;
+      assert.ok(
+        await eventually(() => fileBytes(path) >= before + body.length),
+        "no checkpoint once writes paused after the pass",
+      );
     } finally {
       await store.close();
     }
