@@ -240,6 +240,10 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
       port: entry.port,
       // No TLS on this listener: plain TCP on Deno.TcpConn (src/net/native_conn.ts).
       native: mode === "none",
+      // An SMTP session reads a command, answers it, reads the next: no read-ahead, so the
+      // socket closes after QUIT with no read in flight to cancel. ODMR reads ahead (the
+      // provider reads the customer's replies to a window of messages).
+      readAhead: proto === "odmr",
       // Asked at each connection: a reloaded certificate reaches new handshakes.
       ...(entry.tls === "implicit" && deps.secureContext
         ? { secureContext: () => deps.secureContext as tls.SecureContext }

@@ -52,6 +52,8 @@ export interface ListenOptions {
    * (docs/architecture.md), while plain TCP is faster native.
    */
   native?: boolean;
+  /** Native only: read ahead of the handler's reads (default true; NativeConnOptions). */
+  readAhead?: boolean;
 }
 
 /** Binds `host:port` and calls `onConn` for every accepted connection. */
@@ -88,7 +90,8 @@ function listenNative(opts: ListenOptions, onAccepted: (conn: Conn) => void): Pr
     return Promise.reject(err);
   }
   let closed = false;
-  void acceptLoop(server, (tcp) => onAccepted(new NativeConn(tcp)), () => closed);
+  const connOptions = { readAhead: opts.readAhead ?? true };
+  void acceptLoop(server, (tcp) => onAccepted(new NativeConn(tcp, connOptions)), () => closed);
   const port = server.addr.port;
   const shown = opts.host.includes(":") ? `[${opts.host}]` : opts.host;
   return Promise.resolve({

@@ -58,6 +58,19 @@ const CLOSE_FLUSH_MS = 5_000;
 
 let nextId = 1;
 
+/** Options of a NativeConn. */
+export interface NativeConnOptions {
+  /**
+   * Read ahead of the reads asked for (the default), up to HIGH_WATER_BYTES: `readableBytes`
+   * then counts what the peer sent meanwhile (a pipelining peer's next commands). Without, the
+   * socket is read only when a read finds nothing queued: a session that ends after its last
+   * command has no read in flight to cancel at close (a cancelled read costs an error with its
+   * stack trace, for every connection of an MX), and `readableBytes` counts only what the last
+   * socket read brought and was not taken yet. Plain TCP only: once TLS starts it reads ahead.
+   */
+  readonly readAhead?: boolean;
+}
+
 /** Conn over a Deno.TcpConn. */
 export class NativeConn implements Conn {
   readonly id: string;
@@ -84,8 +97,9 @@ export class NativeConn implements Conn {
   /** The TcpConn is closed. */
   #dropped = false;
   #local: { address: string; port: number } | undefined;
+  readonly #readAhead: boolean;
 
-  constructor(tcp: Deno.TcpConn) {
+  constructor(tcp: Deno.TcpConn, opts: NativeConnOptions = {}) {
     this.id = "n" + (nextId++).toString(36);
     this.#tcp = tcp;
     const remote = tcp.remoteAddr;
@@ -97,7 +111,9 @@ export class NativeConn implements Conn {
       this.#drop();
     });
     tcp.setNoDelay(true);
-    void this.#pump();
+    this.#readAhead = opts.readAhead ?? true;
+    if (this.#readAhead) void this.#pump();
+    else this.#paused = true;
   }
 
   get localAddress(): string {
@@ -159,7 +175,7 @@ export class NativeConn implements Conn {
       if (n === buffer.byteLength && n < BULK_READ_BUFFER_BYTES) {
         buffer = this.#buffer = new Uint8Array(BULK_READ_BUFFER_BYTES);
       }
-      if (!more) {
+      if (!more || !this.#readsAhead()) {
         this.#pumping = false;
         this.#paused = true;
         return;
@@ -167,7 +183,12 @@ export class NativeConn implements Conn {
     }
   }
 
-  /** Restarts a pump stopped by backpressure. */
+  /** Whether the pump reads on before a read asks (TLS always does: its layer reads for it). */
+  #readsAhead(): boolean {
+    return this.#readAhead || this.#early !== undefined || this.#duplex !== undefined;
+  }
+
+  /** Restarts a pump stopped by backpressure (or, without read-ahead, after each chunk). */
   #resume(): void {
     if (this.#paused && !this.#dropped && !this.#tlsFull(HIGH_WATER_BYTES / 2)) void this.#pump();
   }
@@ -209,9 +230,12 @@ export class NativeConn implements Conn {
     for (;;) {
       const chunk = this.#queue.take();
       if (chunk !== undefined) {
-        if (this.#paused && this.#queue.bytes <= HIGH_WATER_BYTES / 2) this.#resume();
+        if (this.#paused && this.#readAhead && this.#queue.bytes <= HIGH_WATER_BYTES / 2) {
+          this.#resume();
+        }
         return chunk;
       }
+      if (this.#paused) this.#resume();
       await this.#queue.wait(timeoutMs);
       // A read that waited through the handshake continues under TLS.
       if (this.#secured()) return this.read(timeoutMs);
@@ -308,6 +332,8 @@ export class NativeConn implements Conn {
     }
     const discardedBytes = this.#queue.clear();
     this.#early = [];
+    // Without read-ahead the pump may be stopped: the peer's first TLS bytes are read now.
+    this.#resume();
     return loadTls().then((parts) => {
       if (this.#closed || this.#dropped) throw new ConnClosedError("connection closed");
       const duplex = this.#takeOver(parts);

@@ -6,6 +6,7 @@
 import net from "node:net";
 import { NativeConn, SocketConn } from "../../src/net/conn.ts";
 import type { ByteSource, Conn } from "../../src/net/conn.ts";
+import type { NativeConnOptions } from "../../src/net/native_conn.ts";
 import { concatBytes } from "../../src/wire/bytes.ts";
 
 /** Runs `fn` with a connected SocketConn and its peer. */
@@ -27,13 +28,14 @@ export async function withSocketPair(
 /** Runs `fn` with a connected NativeConn (the connecting side) and its peer. */
 export async function withNativePair(
   fn: (conn: NativeConn, peer: Deno.TcpConn) => Promise<void>,
+  opts: NativeConnOptions = {},
 ) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const accepted = listener.accept();
   const tcp = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
   const peer = await accepted;
   listener.close();
-  await runAndClose(new NativeConn(tcp), peer, fn);
+  await runAndClose(new NativeConn(tcp, opts), peer, fn);
 }
 
 /** A TCP Conn: it always knows how many bytes wait unread. */

@@ -12,6 +12,7 @@ import type { Conn } from "../../src/net/conn.ts";
 import { HIGH_WATER_WRITE_BYTES, TcpWriter } from "../../src/net/_tcp_writer.ts";
 import { HIGH_WATER_BYTES } from "../../src/net/socket_conn.ts";
 import { listen } from "../../src/net/listener.ts";
+import { NativeConn } from "../../src/net/native_conn.ts";
 import { readAll, withNativePair } from "../_helpers/socket_pair.ts";
 import { until } from "../_helpers/wait_until.ts";
 
@@ -281,4 +282,85 @@ Deno.test("NativeConn: a second close() while the first still flushes loses noth
     await Promise.all([written, first, second]);
     assertEquals(got.length, size);
   });
+});
+
+/** A Deno.TcpConn stand-in whose reads the test answers; counts reads in flight. */
+class ScriptedTcp {
+  readonly remoteAddr = { transport: "tcp", hostname: "127.0.0.1", port: 25 };
+  readonly localAddr = { transport: "tcp", hostname: "127.0.0.1", port: 2525 };
+  reads = 0;
+  inFlight = 0;
+  closed = false;
+  #answer: ((n: number | null) => void) | undefined;
+  #buffer: Uint8Array | undefined;
+
+  read(buffer: Uint8Array): Promise<number | null> {
+    this.reads++;
+    this.inFlight++;
+    this.#buffer = buffer;
+    return new Promise((resolve, reject) => {
+      this.#answer = (n) => {
+        this.inFlight--;
+        if (this.closed) reject(new Deno.errors.Interrupted("operation canceled"));
+        else resolve(n);
+      };
+    });
+  }
+
+  /** Answers the read in flight with `text` (null: the peer's FIN). */
+  send(text: string | null): void {
+    const answer = this.#answer;
+    if (answer === undefined) throw new Error("no read in flight");
+    this.#answer = undefined;
+    if (text === null) return answer(null);
+    this.#buffer?.set(enc.encode(text));
+    answer(text.length);
+  }
+
+  write(bytes: Uint8Array): Promise<number> {
+    return Promise.resolve(bytes.byteLength);
+  }
+  setNoDelay(): void {}
+  closeWrite(): void {}
+  close(): void {
+    this.closed = true;
+    // Closing cancels a read in flight (an error Deno builds with its stack trace).
+    this.#answer?.(null);
+  }
+}
+
+for (const readAhead of [true, false]) {
+  Deno.test(`NativeConn with readAhead: ${readAhead}: ${readAhead ? "a read waits on the socket after each chunk" : "the socket is read only when a read finds nothing queued, so close() cancels no read"} (#13)`, async () => {
+    const tcp = new ScriptedTcp();
+    const conn = new NativeConn(tcp as unknown as Deno.TcpConn, { readAhead });
+    await settle();
+    assertEquals(tcp.inFlight, readAhead ? 1 : 0);
+    const reading = conn.read(5_000);
+    await settle();
+    tcp.send("QUIT\r\n");
+    assertEquals(dec.decode((await reading) ?? new Uint8Array()), "QUIT\r\n");
+    await settle();
+    // The session answers QUIT and closes: with read-ahead, a read is in flight to cancel.
+    assertEquals(tcp.inFlight, readAhead ? 1 : 0);
+    const cancelled = tcp.inFlight;
+    await conn.close();
+    ok(tcp.closed);
+    assertEquals([tcp.reads, cancelled], readAhead ? [2, 1] : [1, 0]);
+  });
+}
+
+Deno.test("NativeConn without read-ahead: the next chunk, the peer's FIN and a read deadline still come (#13)", async () => {
+  await withNativePair(async (conn, peer) => {
+    await rejects(conn.read(50), TimeoutError);
+    await peer.write(enc.encode("EHLO a\r\n"));
+    assertEquals(dec.decode((await conn.read(5_000)) ?? new Uint8Array()), "EHLO a\r\n");
+    await peer.write(enc.encode("QUIT\r\n"));
+    // Given the time to arrive (a read-ahead pump would have counted them by then), they are
+    // not read until a read asks.
+    await new Promise((r) => setTimeout(r, 50));
+    assertEquals(conn.readableBytes, 0);
+    assertEquals(dec.decode((await conn.read(5_000)) ?? new Uint8Array()), "QUIT\r\n");
+    await peer.closeWrite();
+    assertEquals(await conn.read(5_000), null);
+  }, { readAhead: false });
 });
