@@ -364,3 +364,40 @@ Deno.test("NativeConn without read-ahead: the next chunk, the peer's FIN and a r
     assertEquals(await conn.read(5_000), null);
   }, { readAhead: false });
 });
+
+for (const readAhead of [true, false]) {
+  Deno.test(`NativeConn (readAhead: ${readAhead}): every chunk keeps its bytes while later reads share its buffer (#13)`, async () => {
+    await withNativePair(async (conn, peer) => {
+      // Sizes that cross the read buffer's ends: small ones share a buffer, then one that
+      // leaves too little space, then one that fills a buffer whole.
+      const sizes = [9, 25, 27, 6, 4225, 6, 7000, 3000, 100, 16 * 1024, 40_000, 10];
+      const sent: Uint8Array[] = sizes.map((n, i) => new Uint8Array(n).fill(65 + i));
+      const kept: Uint8Array[] = [];
+      for (const bytes of sent) {
+        await peer.write(bytes);
+        let got = 0;
+        while (got < bytes.byteLength) {
+          const chunk = await conn.read(5_000);
+          if (chunk === null) throw new Error("early end");
+          kept.push(chunk);
+          got += chunk.byteLength;
+        }
+      }
+      const all = new Uint8Array(kept.reduce((n, c) => n + c.byteLength, 0));
+      let at = 0;
+      for (const c of kept) {
+        all.set(c, at);
+        at += c.byteLength;
+      }
+      const expected = new Uint8Array(all.byteLength);
+      at = 0;
+      for (const b of sent) {
+        expected.set(b, at);
+        at += b.byteLength;
+      }
+      assertEquals(all.byteLength, expected.byteLength);
+      // The first byte that differs (an assertion diff of 80 KB would take minutes to print).
+      assertEquals(all.findIndex((b, i) => b !== expected[i]), -1);
+    }, { readAhead });
+  });
+}
