@@ -13,29 +13,44 @@ export interface DeadlineWaiter {
   readonly deadlineAt: number;
   /** Called once, when the deadline passed while it was still in the set. */
   expire(): void;
+  /** Its place in the set (kept by the set; -1 when not in it). */
+  slot: number;
 }
 
-/** Waiters on one shared timer. */
+/**
+ * Waiters on one shared timer. An array with each waiter's place in it, not a Set: every read
+ * and write joins and leaves it, and a Set that grows and shrinks with them allocated at it.
+ */
 export class ReadDeadlines {
-  readonly #waiting = new Set<DeadlineWaiter>();
+  readonly #waiting: DeadlineWaiter[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** When #timer fires (performance.now() ms); Infinity when none is armed. */
   #timerAt = Infinity;
 
   /** Starts watching `w` (its deadline must not change while it is in the set). */
   add(w: DeadlineWaiter): void {
-    this.#waiting.add(w);
+    if (w.slot < 0) {
+      w.slot = this.#waiting.length;
+      this.#waiting.push(w);
+    }
     if (w.deadlineAt < this.#timerAt) this.#arm(w.deadlineAt);
   }
 
   /** Stops watching `w` (its read ended). The timer stays armed: it finds nothing and stops. */
   delete(w: DeadlineWaiter): void {
-    this.#waiting.delete(w);
+    const slot = w.slot;
+    if (slot < 0) return;
+    w.slot = -1;
+    const last = this.#waiting.pop() as DeadlineWaiter;
+    if (last !== w) {
+      this.#waiting[slot] = last;
+      last.slot = slot;
+    }
   }
 
   /** How many reads wait (tests). */
   get size(): number {
-    return this.#waiting.size;
+    return this.#waiting.length;
   }
 
   #arm(at: number): void {
@@ -50,16 +65,13 @@ export class ReadDeadlines {
     this.#timer = undefined;
     this.#timerAt = Infinity;
     const now = performance.now();
+    const expired: DeadlineWaiter[] = [];
+    for (const w of this.#waiting) if (w.deadlineAt <= now) expired.push(w);
+    for (const w of expired) this.delete(w);
     let next = Infinity;
-    for (const w of this.#waiting) {
-      if (w.deadlineAt <= now) {
-        this.#waiting.delete(w);
-        w.expire();
-      } else if (w.deadlineAt < next) {
-        next = w.deadlineAt;
-      }
-    }
+    for (const w of this.#waiting) if (w.deadlineAt < next) next = w.deadlineAt;
     if (next < this.#timerAt) this.#arm(next);
+    for (const w of expired) w.expire();
   };
 }
 

@@ -18,10 +18,10 @@ export class ReadQueue {
   /** Fails the waiting read (set with #resolveWait). */
   #rejectWait: ((err: Error) => void) | undefined;
   /** The waiting read among the shared deadlines while it waits with one. */
-  readonly #deadline: { deadlineAt: number; readonly expire: () => void };
+  readonly #deadline: { deadlineAt: number; readonly expire: () => void; slot: number };
 
   constructor() {
-    this.#deadline = { deadlineAt: 0, expire: () => this.#expire() };
+    this.#deadline = { deadlineAt: 0, expire: () => this.#expire(), slot: -1 };
   }
 
   /** Bytes received and not read yet. */

@@ -45,7 +45,7 @@ export class TcpWriter {
   #running = false;
   #failure: Error | undefined;
   #idleWaiters: (() => void)[] = [];
-  readonly #deadline: { deadlineAt: number; readonly expire: () => void };
+  readonly #deadline: { deadlineAt: number; readonly expire: () => void; slot: number };
 
   /** `onFailure`: the sink failed or a deadline passed (the caller drops the connection). */
   constructor(sink: WriteSink, onFailure: (err: Error) => void) {
@@ -54,6 +54,7 @@ export class TcpWriter {
     this.#deadline = {
       deadlineAt: 0,
       expire: () => this.#failHere(new TimeoutError("write")),
+      slot: -1,
     };
   }
 

@@ -7,7 +7,7 @@
  */
 import { deepStrictEqual as assertEquals, rejects } from "node:assert/strict";
 import { TimeoutError } from "../../src/net/conn.ts";
-import { readDeadlines } from "../../src/net/_read_deadlines.ts";
+import { ReadDeadlines, readDeadlines } from "../../src/net/_read_deadlines.ts";
 import { CONN_KINDS } from "../_helpers/socket_pair.ts";
 import { until } from "../_helpers/wait_until.ts";
 
@@ -141,4 +141,25 @@ Deno.test("the shared deadline timer does not keep a process alive (#13)", async
     new TextDecoder().decode(out.stderr),
   );
   if (ms > 30_000) throw new Error(`the process stayed alive ${ms.toFixed(0)} ms after its work`);
+});
+
+Deno.test("ReadDeadlines: waiters that left, from any place, never expire; the rest expire once each (#13)", async () => {
+  const set = new ReadDeadlines();
+  const expired: string[] = [];
+  const at = performance.now();
+  const waiter = (name: string, ms: number) => ({
+    deadlineAt: at + ms,
+    expire: () => expired.push(name),
+    slot: -1,
+  });
+  const [a, b, c, d] = [waiter("a", 20), waiter("b", 30), waiter("c", 40), waiter("d", 60)];
+  for (const w of [a, b, c, d, b]) set.add(w); // b twice: once in the set
+  assertEquals(set.size, 4);
+  set.delete(b); // from the middle
+  set.delete(a); // the earliest: the timer finds nothing for it
+  set.delete(a);
+  assertEquals(set.size, 2);
+  await until("c and d expire", () => expired.length === 2, 5_000, 5);
+  assertEquals(expired, ["c", "d"]);
+  assertEquals(set.size, 0);
 });
