@@ -152,7 +152,7 @@ export class TcpWriter {
   #enqueue(q: Queued): void {
     this.#queue.push(q);
     if (!this.#running) {
-      void this.#run();
+      this.#writeHead();
     } else if (q.deadlineAt < this.#deadline.deadlineAt) {
       // Watched from now on, not only once the writes before it are done.
       writeDeadlines.delete(this.#deadline);
@@ -161,26 +161,37 @@ export class TcpWriter {
     }
   }
 
-  async #run(): Promise<void> {
-    this.#running = true;
+  /**
+   * Hands the head of the queue (joined with what waits behind it) to the kernel; each write's
+   * end calls #written or #writeFailed, which starts the next. Callbacks bound once, not an
+   * async loop: an MX session writes ~7 replies, each of which began a new async frame.
+   */
+  #writeHead(): void {
     const queue = this.#queue;
-    while (queue.length > 0 && this.#failure === undefined) {
-      const head = queue[0] as Queued;
-      this.#deadline.deadlineAt = queue.length === 1 ? head.deadlineAt : earliest(queue);
-      writeDeadlines.add(this.#deadline);
-      const bytes = joined(queue);
-      let n: number;
-      try {
-        n = await this.#sink.write(bytes);
-      } catch (err) {
-        writeDeadlines.delete(this.#deadline);
-        this.#failHere(new ConnClosedError(err instanceof Error ? err.message : String(err)));
-        break;
-      }
-      writeDeadlines.delete(this.#deadline);
-      if (this.#failure !== undefined) break;
+    if (queue.length === 0 || this.#failure !== undefined) {
+      this.#running = false;
+      this.#wakeIdle();
+      return;
+    }
+    this.#running = true;
+    const head = queue[0] as Queued;
+    this.#deadline.deadlineAt = queue.length === 1 ? head.deadlineAt : earliest(queue);
+    writeDeadlines.add(this.#deadline);
+    let writing: Promise<number>;
+    try {
+      writing = this.#sink.write(joined(queue));
+    } catch (err) {
+      writing = Promise.reject(err);
+    }
+    writing.then(this.#written, this.#writeFailed);
+  }
+
+  /** The kernel took `n` bytes from the front of the queue. */
+  readonly #written = (n: number): void => {
+    writeDeadlines.delete(this.#deadline);
+    if (this.#failure === undefined) {
       this.#queuedBytes -= n;
-      // The kernel took n bytes from the front of the queue.
+      const queue = this.#queue;
       for (let left = n; left > 0;) {
         const q = queue[0] as Queued;
         if (left < q.bytes.byteLength) {
@@ -192,9 +203,15 @@ export class TcpWriter {
         q.settle?.resolve();
       }
     }
+    this.#writeHead();
+  };
+
+  readonly #writeFailed = (err: unknown): void => {
+    writeDeadlines.delete(this.#deadline);
+    this.#failHere(new ConnClosedError(err instanceof Error ? err.message : String(err)));
     this.#running = false;
     this.#wakeIdle();
-  }
+  };
 
   #wakeIdle(): void {
     if (this.#idleWaiters.length === 0) return;

@@ -119,7 +119,7 @@ export class NativeConn implements Conn {
     });
     tcp.setNoDelay(true);
     this.#readAhead = opts.readAhead ?? true;
-    if (this.#readAhead) void this.#pump();
+    if (this.#readAhead) this.#pump();
     else this.#paused = true;
   }
 
@@ -156,37 +156,52 @@ export class NativeConn implements Conn {
     return this.#writer.pendingBytes;
   }
 
-  async #pump(): Promise<void> {
+  /**
+   * Starts the read pump: each read's end calls #onRead or #onReadError, which read on while
+   * the connection reads ahead. Callbacks bound once, not an async loop (without read-ahead
+   * each read began a new async frame).
+   */
+  #pump(): void {
     if (this.#pumping) return;
     this.#pumping = true;
     this.#paused = false;
-    for (;;) {
-      const buffer = this.#buffer ??= new Uint8Array(READ_BUFFER_BYTES);
-      const at = this.#bufferAt;
-      let n: number | null;
-      try {
-        n = await this.#tcp.read(at === 0 ? buffer : buffer.subarray(at));
-      } catch (err) {
-        this.#pumping = false;
-        // Our own close ends a read in flight: that is an end, not an error.
-        if (this.#dropped) return this.#deliverEnd();
-        return this.#deliverError(
-          new ConnClosedError(err instanceof Error ? err.message : String(err)),
-        );
-      }
-      if (n === null) {
-        this.#pumping = false;
-        this.#deliverEnd();
-        return;
-      }
-      const more = this.#deliver(this.#chunkOf(buffer, at, n));
-      if (!more || !this.#readsAhead()) {
-        this.#pumping = false;
-        this.#paused = true;
-        return;
-      }
-    }
+    this.#readNext();
   }
+
+  #readNext(): void {
+    const buffer = this.#buffer ??= new Uint8Array(READ_BUFFER_BYTES);
+    const at = this.#bufferAt;
+    let reading: Promise<number | null>;
+    try {
+      reading = this.#tcp.read(at === 0 ? buffer : buffer.subarray(at));
+    } catch (err) {
+      reading = Promise.reject(err);
+    }
+    reading.then(this.#onRead, this.#onReadError);
+  }
+
+  readonly #onRead = (n: number | null): void => {
+    if (n === null) {
+      this.#pumping = false;
+      this.#deliverEnd();
+      return;
+    }
+    // #buffer and #bufferAt are as the read found them: only #chunkOf changes them.
+    const more = this.#deliver(this.#chunkOf(this.#buffer as Uint8Array, this.#bufferAt, n));
+    if (!more || !this.#readsAhead()) {
+      this.#pumping = false;
+      this.#paused = true;
+      return;
+    }
+    this.#readNext();
+  };
+
+  readonly #onReadError = (err: unknown): void => {
+    this.#pumping = false;
+    // Our own close ends a read in flight: that is an end, not an error.
+    if (this.#dropped) return this.#deliverEnd();
+    this.#deliverError(new ConnClosedError(err instanceof Error ? err.message : String(err)));
+  };
 
   /**
    * The bytes a read put at `at` in `buffer`, as a chunk that stays as it is. In the small
@@ -219,7 +234,7 @@ export class NativeConn implements Conn {
 
   /** Restarts a pump stopped by backpressure (or, without read-ahead, after each chunk). */
   #resume(): void {
-    if (this.#paused && !this.#dropped && !this.#tlsFull(HIGH_WATER_BYTES / 2)) void this.#pump();
+    if (this.#paused && !this.#dropped && !this.#tlsFull(HIGH_WATER_BYTES / 2)) this.#pump();
   }
 
   /**
