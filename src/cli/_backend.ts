@@ -29,7 +29,7 @@ export type { ServeBackend, ToolCredentials, ToolDkimKeys } from "./_backend_typ
  */
 export async function openServeBackend(
   config: Config,
-  opts: { logger: Logger; isAlone?: () => boolean },
+  opts: { logger: Logger; isAlone?: () => boolean; isIdle?: () => boolean },
 ): Promise<ServeBackend> {
   const pg = config.queue.backend === "postgres" ? config.queue.postgres : undefined;
   if (pg === undefined) {
@@ -42,6 +42,7 @@ export async function openServeBackend(
         // serve's writes are bounded: its savepoint journal stays out of /var/tmp.
         tempInMemory: true,
         ...(opts.isAlone === undefined ? {} : { syncInline: opts.isAlone }),
+        ...(opts.isIdle === undefined ? {} : { isIdle: opts.isIdle }),
       });
       return {
         store,

@@ -98,6 +98,8 @@ async function serveUntilSignal(
     backend = await openServeBackend(config, {
       logger: log,
       isAlone: () => sessions.isAlone(),
+      // The queue copies its WAL into the database file only while nobody is connected.
+      isIdle: () => sessions.open === 0,
     });
     store = backend.store;
     credentials = backend.credentials;

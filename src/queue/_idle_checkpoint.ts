@@ -3,7 +3,8 @@
  * COMMIT once the WAL holds `wal_autocheckpoint` pages: on the event loop, in the middle of a
  * burst, copying every page and syncing the WAL and the database (~40 ms every ~150 messages of
  * 100 KB, while every session waits). Here the store checkpoints when it has been quiet for a
- * moment instead: nothing open, nobody waiting for a sync, no COMMIT for `idleMs`. A burst is
+ * moment instead: nothing open, nobody waiting for a sync, no COMMIT for `idleMs`, and in serve
+ * no session open (a customer's ATRN right after a burst would otherwise meet the copy). A burst is
  * then written to the WAL only while it lasts and copied once it is over; SQLite's own
  * checkpoint stays as the bound of the WAL under load that never pauses (WAL_CHECKPOINT_PAGES).
  *
@@ -18,7 +19,7 @@ import type { Logger } from "../observe/log.ts";
 import type { GroupTransaction } from "./_group_tx.ts";
 
 /** Quiet time after the last COMMIT before the store checkpoints. */
-export const IDLE_CHECKPOINT_MS = 250;
+export const IDLE_CHECKPOINT_MS = 500;
 
 /** The store's checkpoints (see above). */
 export interface StoreCheckpoint {
@@ -41,6 +42,8 @@ export function storeCheckpoint(
     log: Logger;
     group: () => GroupTransaction;
     isClosed: () => boolean;
+    /** False while the copy should wait (serve: a session is open); default always true. */
+    isIdle?: (() => boolean) | undefined;
     idleMs?: number | undefined;
   },
 ): StoreCheckpoint {
@@ -55,7 +58,7 @@ export function storeCheckpoint(
   };
   const idle = new IdleCheckpoint({
     run,
-    isQuiet: () => opts.group().isQuiet,
+    isQuiet: () => opts.group().isQuiet && (opts.isIdle?.() ?? true),
     ...(opts.idleMs === undefined ? {} : { idleMs: opts.idleMs }),
   });
   return {

@@ -75,6 +75,8 @@ export interface SqliteQueueStoreOptions {
   readonly tempInMemory?: boolean;
   /** Quiet time before the store checkpoints the WAL (IDLE_CHECKPOINT_MS; tests shorten it). */
   readonly idleCheckpointMs?: number;
+  /** False while that checkpoint must wait (serve: some session is open). Default: always true. */
+  readonly isIdle?: () => boolean;
 }
 
 /** The queue on node:sqlite. */
@@ -122,6 +124,7 @@ export class SqliteQueueStore implements QueueStore {
       log: this.#log,
       group: () => this.#group,
       isClosed: () => this.#isClosed,
+      isIdle: opts.isIdle,
       idleMs: opts.idleCheckpointMs,
     });
     this.#group = new GroupTransaction(db, {

@@ -55,6 +55,31 @@ Deno.test("a burst is copied into the database file once writes pause, not while
   });
 });
 
+Deno.test("while a session is open (isIdle false) the copy waits for it to end (#13)", async () => {
+  await withTempDataDir(async (dataDir) => {
+    const path = `${dataDir}/${DATABASE_FILE}`;
+    let isIdle = false;
+    const store = new SqliteQueueStore(openDatabase(dataDir), {
+      idleCheckpointMs: IDLE_MS,
+      isIdle: () => isIdle,
+    });
+    try {
+      const body = new Uint8Array(256 * 1024).fill(120);
+      const before = fileBytes(path);
+      await queueMessage(store, { to: ["u@local.test"], body });
+      await delay(IDLE_MS * 5);
+      assert.ok(fileBytes(path) < before + body.length, "copied while a session was open");
+      isIdle = true;
+      assert.ok(
+        await eventually(() => fileBytes(path) >= before + body.length),
+        "no checkpoint once the sessions ended",
+      );
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 Deno.test("a maintenance pass while a commit waits leaves the checkpoint for the pause (#13)", async () => {
   await withTempDataDir(async (dataDir) => {
     const path = `${dataDir}/${DATABASE_FILE}`;
