@@ -5,13 +5,15 @@
  * parser then reads (`_yaml_full.ts`). The `yaml` package costs `fetch --once` ~14 ms of start-up
  * to load and run cold, and an idle `serve` its compiled code for good (#13). Conservative by
  * design: whatever might be read differently (quotes with escapes, numbers other than plain
- * decimal integers, `-` sequences, flow mappings, anchors, tags, tabs, CR, multi-line scalars,
- * duplicate keys) is left to the full parser.
+ * decimal integers, `-` sequences, flow mappings, anchors, tags, any character outside printable
+ * ASCII and LF, multi-line scalars, duplicate keys) is left to the full parser.
  */
 
 /** The value of `text` as the `yaml` package reads it, or undefined: not of the plain shape. */
 export function parseSimpleYaml(text: string): { readonly value: unknown } | undefined {
-  if (/[\t\r\uFEFF]/.test(text)) return undefined;
+  // Only printable ASCII and LF: JS's trim() strips every Unicode space (NBSP, form feed,
+  // U+3000, …) where YAML strips only spaces, so such a file is the full parser's.
+  if (/[^\x20-\x7e\n]/.test(text)) return undefined;
   const lines: { indent: number; body: string }[] = [];
   for (const raw of text.split("\n")) {
     const body = raw.trimStart();

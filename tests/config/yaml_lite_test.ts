@@ -127,6 +127,16 @@ Deno.test("(#13) the plain reader leaves to yaml what it cannot be sure of, and 
     "a: 'x' y",
     'a: "x"#c',
     "a: é",
+    // JS's trim() strips these, YAML does not (review of 362dba6): a trailing NBSP would have
+    // changed data_dir, a form feed passed the host name check, NBSP indentation nested.
+    "data_dir: /srv/q\u00A0",
+    "hostname: mx.example.net\f",
+    "log:\n\u00A0\u00A0level: info",
+    "a: 1\n\u00A0\u00A0# pasted comment",
+    "a: x\u3000",
+    "a: x\u2028",
+    "a: x\v",
+    "a: 1\u0085b: 2",
     "a: ./data",
     "a: x\t",
   ];
