@@ -19,15 +19,20 @@ export type FlagsResult =
 
 /**
  * Parses `args` against `flags`: `--name`, `-x`, grouped short flags (`-vq`), each at most
- * meaningful once (a repeat is harmless). `--name=value`, unknown flags and positional
- * arguments (`--` included) are refused.
+ * meaningful once (a repeat is harmless). `--` ends the flags, as with parseArgs: a trailing
+ * `--` is accepted, and whatever follows it is a positional argument. `--name=value`, unknown
+ * flags and positional arguments are refused.
  */
 export function parseBooleanFlags(
   args: readonly string[],
   flags: readonly BooleanFlag[],
 ): FlagsResult {
   const values: Record<string, true> = {};
-  for (const arg of args) {
+  const end = args.indexOf("--");
+  if (end >= 0 && end + 1 < args.length) {
+    return { ok: false, message: `Unexpected argument "${args[end + 1]}"` };
+  }
+  for (const arg of end < 0 ? args : args.slice(0, end)) {
     if (arg.startsWith("--") && arg.length > 2) {
       const eq = arg.indexOf("=");
       const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
@@ -35,7 +40,7 @@ export function parseBooleanFlags(
       if (flag === undefined) return unknown(eq < 0 ? arg : arg.slice(0, eq));
       if (eq >= 0) return { ok: false, message: `Option "--${name}" does not take a value` };
       values[flag.long] = true;
-    } else if (arg.startsWith("-") && arg.length > 1 && arg !== "--") {
+    } else if (arg.startsWith("-") && arg.length > 1) {
       for (const letter of arg.slice(1)) {
         const flag = flags.find((f) => f.short === letter);
         if (flag === undefined) return unknown(`-${letter}`);

@@ -36,8 +36,13 @@ Deno.test("(#13) unknown flags, values given to flags and positional arguments a
   assertEquals(refused(["--once=yes"]), `Option "--once" does not take a value`);
   assertEquals(refused(["extra"]), `Unexpected argument "extra"`);
   assertEquals(refused(["-"]), `Unexpected argument "-"`);
-  assertEquals(refused(["--"]), `Unexpected argument "--"`);
-  assertEquals(refused(["--", "--once"]), `Unexpected argument "--"`);
+  // `--` ends the flags (as node:util's parseArgs, which serve and fetch used before): alone
+  // it is accepted, and what follows it is a positional argument, flag-like or not.
+  assertEquals(refused(["--"]), "accepted");
+  assertEquals(refused(["-v", "--"]), "accepted");
+  assertEquals(refused(["--", "--once"]), `Unexpected argument "--once"`);
+  assertEquals(refused(["--", "x"]), `Unexpected argument "x"`);
+  assertEquals(refused(["--nope", "--"]), `Unknown option "--nope"`);
   // Only the flags asked for: serve takes no --once.
   assertEquals(parseBooleanFlags(["--once"], FLAGS.slice(1)), {
     ok: false,
