@@ -388,13 +388,15 @@ export class SmtpReceiver implements ReceiverContext {
   #flush(opts: FlushOptions = {}): Promise<void> {
     const pending = this.#pending;
     if (pending.length === 0) return DONE;
-    this.#pending = [];
     this.#heldSince = 0;
     const only = pending.length === 1 ? pending[0] : undefined;
-    // One reply (each command's at an MX without pipelining): its bytes, no async frame.
+    // One reply (each command's at an MX without pipelining): its bytes, no async frame, and
+    // the list is emptied for the next one instead of replaced.
     if (only !== undefined && !(only instanceof Promise)) {
+      pending.length = 0;
       return this.#write(replyBytes(only), opts);
     }
+    this.#pending = [];
     return (async () => {
       const parts: Uint8Array[] = [];
       // In order; only a final reply still to come (`Outcome.later`) is awaited.
