@@ -5,8 +5,9 @@
  * 100 KB, while every session waits). Here the store checkpoints when it has been quiet for a
  * moment instead: nothing open, nobody waiting for a sync, no COMMIT for `idleMs`, and in serve
  * no session open (a customer's ATRN right after a burst would otherwise meet the copy). A burst is
- * then written to the WAL only while it lasts and copied once it is over; SQLite's own
- * checkpoint stays as the bound of the WAL under load that never pauses (WAL_CHECKPOINT_PAGES).
+ * then written to the WAL only while it lasts and copied once it is over, up to what SQLite's own
+ * checkpoint allows: that stays the bound of the WAL under load that never pauses
+ * (WAL_CHECKPOINT_PAGES).
  *
  * Durability does not depend on it: a message is acknowledged once its WAL frames are synced
  * (_wal_sync.ts), and a checkpoint (synchronous=NORMAL) syncs the WAL before it copies and the
@@ -25,7 +26,7 @@ export const IDLE_CHECKPOINT_MS = 500;
 export interface StoreCheckpoint {
   /** A group COMMIT went to the WAL. */
   noteCommit(): void;
-  /** Now if nobody waits (maintenance), else once writes pause. */
+  /** Now if nobody waits and nobody is connected (maintenance), else once writes pause. */
   soon(): void;
   close(): void;
 }
@@ -56,14 +57,15 @@ export function storeCheckpoint(
       opts.log.warn("queue_checkpoint_failed", { reason: errorText(err) });
     }
   };
+  const isQuiet = () => opts.group().isQuiet && (opts.isIdle?.() ?? true);
   const idle = new IdleCheckpoint({
     run,
-    isQuiet: () => opts.group().isQuiet && (opts.isIdle?.() ?? true),
+    isQuiet,
     ...(opts.idleMs === undefined ? {} : { idleMs: opts.idleMs }),
   });
   return {
     noteCommit: () => idle.noteCommit(),
-    soon: () => opts.group().isQuiet ? run() : idle.noteCommit(),
+    soon: () => isQuiet() ? run() : idle.noteCommit(),
     close: () => idle.close(),
   };
 }
@@ -81,6 +83,7 @@ export class IdleCheckpoint {
   #commits = 0;
   #seen = 0;
   #timer: ReturnType<typeof setInterval> | undefined;
+  #isClosed = false;
 
   constructor(opts: {
     /** Runs the checkpoint (outside any transaction). */
@@ -97,15 +100,20 @@ export class IdleCheckpoint {
   /** A COMMIT went to the WAL (one increment; the timer starts with the first after a checkpoint). */
   noteCommit(): void {
     this.#commits++;
-    if (this.#timer !== undefined) return;
+    if (this.#timer !== undefined || this.#isClosed) return;
     this.#seen = this.#commits;
     this.#timer = setInterval(() => this.#tick(), this.#idleMs);
     // A process with nothing else to do (a `queue` command) does not wait for it.
     Deno.unrefTimer(this.#timer);
   }
 
-  /** Stops the timer (the store closes; closing checkpoints anyway). */
+  /** Stops the timer for good (the store closes; closing checkpoints anyway). */
   close(): void {
+    this.#isClosed = true;
+    this.#stop();
+  }
+
+  #stop(): void {
     clearInterval(this.#timer);
     this.#timer = undefined;
   }
@@ -115,7 +123,7 @@ export class IdleCheckpoint {
       this.#seen = this.#commits;
       return;
     }
-    this.close();
+    this.#stop();
     this.#run();
   }
 }

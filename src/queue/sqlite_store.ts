@@ -397,8 +397,9 @@ export class SqliteQueueStore implements QueueStore {
   /** `close()` for callers that cannot wait (process exit paths, tests' finally blocks). */
   closeNow(): void {
     if (this.#isClosed) return;
-    this.#checkpoint.close();
+    // After the group's last COMMIT, which would start the checkpoint timer again.
     this.#group.close();
+    this.#checkpoint.close();
     this.#isClosed = true;
     this.#db.close();
   }

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { DATABASE_FILE, openDatabase } from "../../src/queue/db.ts";
 import { IdleCheckpoint } from "../../src/queue/_idle_checkpoint.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
-import { WAL_CHECKPOINT_PAGES } from "../../src/queue/_wal_sync.ts";
+import { WAL_CHECKPOINT_PAGES, WAL_KEEP_BYTES } from "../../src/queue/_wal_sync.ts";
 import { collectBytes } from "../_helpers/bytes.ts";
 import { maintenanceOptions, queueMessage } from "../_helpers/queue_fixtures.ts";
 import { fileBytes, withTempDataDir } from "../_helpers/temp_db.ts";
@@ -80,6 +80,22 @@ Deno.test("while a session is open (isIdle false) the copy waits for it to end (
   });
 });
 
+Deno.test("a maintenance pass does not copy the WAL while a session is open (#13)", async () => {
+  await withTempDataDir(async (dataDir) => {
+    const path = `${dataDir}/${DATABASE_FILE}`;
+    const store = new SqliteQueueStore(openDatabase(dataDir), { isIdle: () => false });
+    try {
+      const body = new Uint8Array(1024 * 1024).fill(120);
+      const before = fileBytes(path);
+      await queueMessage(store, { to: ["u@local.test"], body });
+      await store.maintain(maintenanceOptions({ isLocalDomain: () => true }));
+      assert.ok(fileBytes(path) < before + body.length, "the pass copied the WAL");
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 Deno.test("a maintenance pass while a commit waits leaves the checkpoint for the pause (#13)", async () => {
   await withTempDataDir(async (dataDir) => {
     const path = `${dataDir}/${DATABASE_FILE}`;
@@ -106,6 +122,31 @@ Deno.test("a maintenance pass while a commit waits leaves the checkpoint for the
         await eventually(() => fileBytes(path) >= before + body.length),
         "no checkpoint once writes paused after the pass",
       );
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("writes that never pause still keep the WAL bounded (SQLite's checkpoint at the cap) (#13)", async () => {
+  await withTempDataDir(async (dataDir) => {
+    const wal = `${dataDir}/${DATABASE_FILE}-wal`;
+    // Never idle: only SQLite's own checkpoint (WAL_CHECKPOINT_PAGES) can bound the WAL.
+    const store = new SqliteQueueStore(openDatabase(dataDir), { isIdle: () => false });
+    try {
+      const body = new Uint8Array(256 * 1024).fill(120);
+      // Twice the cap's bytes, 8 commits at a time.
+      const total = 2 * WAL_KEEP_BYTES;
+      let largest = 0;
+      for (let written = 0; written < total; written += 8 * body.length) {
+        await Promise.all(
+          Array.from({ length: 8 }, () => queueMessage(store, { to: ["u@local.test"], body })),
+        );
+        largest = Math.max(largest, fileBytes(wal));
+      }
+      // The cap, plus the transaction that crossed it (8 bodies and their pages).
+      const bound = WAL_KEEP_BYTES + 8 * body.length * 1.1 + 64 * 4096;
+      assert.ok(largest <= bound, `WAL reached ${largest} bytes (bound ${bound})`);
     } finally {
       await store.close();
     }
@@ -155,6 +196,8 @@ Deno.test("IdleCheckpoint waits while something is open or waiting, and stops at
     assert.ok(await eventually(() => runs === 1), "no checkpoint once quiet");
     idle.noteCommit();
     idle.close();
+    // The store's last COMMIT comes after close() (the group commits what is open).
+    idle.noteCommit();
     await delay(IDLE_MS * 5);
     assert.equal(runs, 1, "a checkpoint after close()");
   } finally {
