@@ -168,6 +168,11 @@ export class TcpWriter {
    */
   #writeHead(): void {
     const queue = this.#queue;
+    // An empty write (a flush queued behind others) is done once the bytes before it are: it
+    // never goes to the kernel (a write of nothing would take nothing, and again).
+    while (queue.length > 0 && (queue[0] as Queued).bytes.byteLength === 0) {
+      (queue.shift() as Queued).settle?.resolve();
+    }
     if (queue.length === 0 || this.#failure !== undefined) {
       this.#running = false;
       this.#wakeIdle();

@@ -57,6 +57,30 @@ Deno.test("TcpWriter completes partial kernel writes in order, flush waits for t
   assertEquals(writer.pendingBytes, 0);
 });
 
+Deno.test("TcpWriter: an empty flush queued behind a write settles once that write is in the kernel, with no kernel write of its own (#13)", async () => {
+  let calls = 0;
+  const sink = {
+    write: async (bytes: Uint8Array) => {
+      calls++;
+      await settle();
+      return bytes.byteLength;
+    },
+  };
+  const writer = new TcpWriter(sink, () => {});
+  const first = writer.write(new Uint8Array(10), 60_000, false);
+  const flushed = writer.write(new Uint8Array(0), 60_000, true);
+  // Before the fix it never settled, and the writer wrote nothing to the kernel in a loop.
+  const settled = await Promise.race([
+    flushed.then(() => true),
+    new Promise<false>((r) => setTimeout(() => r(false), 1_000)),
+  ]);
+  writer.close();
+  await first;
+  ok(settled, `the empty flush never settled (${calls} kernel writes)`);
+  assertEquals(calls, 1);
+  assertEquals(writer.pendingBytes, 0);
+});
+
 Deno.test("TcpWriter queues HIGH_WATER_WRITE_BYTES at once; one byte more waits for the kernel (#13)", async () => {
   let release: ((n: number) => void) | undefined;
   // A kernel that takes nothing until told.
