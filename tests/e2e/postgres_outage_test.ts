@@ -128,8 +128,8 @@ await postgresTest(
   "PostgreSQL restarted while mail flows: 4xx while down, no acknowledged message lost, /healthz 503, both nodes recover by themselves (#14)",
   async (pg) => {
     await withNodes(pg, "outage_restart", async (a, b) => {
-      /** Subjects of the messages a node answered 250 to. */
-      const acknowledged = new Set<string>();
+      /** Subjects of the messages a node answered 250 to, with the queue id it gave. */
+      const acknowledged = new Map<string, string>();
       const outcomes: { node: string; last: string; at: number }[] = [];
       let isRunning = true;
       let seq = 0;
@@ -141,7 +141,7 @@ await postgresTest(
             last: `no reply: ${err.message}`,
           }));
           outcomes.push({ node: name, last: r.last, at: Date.now() });
-          if (r.id !== undefined) acknowledged.add(subject);
+          if (r.id !== undefined) acknowledged.set(subject, r.id);
           else await new Promise((res) => setTimeout(res, 20)); // a sender's pause after 4xx
         }
       };
@@ -215,13 +215,33 @@ await postgresTest(
       );
       assert.ok(temporary.length > 0, "senders got 4xx while the database was down");
       // Every 250 had its commit: each acknowledged message is in the queue, all of them.
-      const got = await atrnExampleOrg(a.odmr[0]?.port ?? 0, "alice", PASSWORD);
-      assert.match(got.atrnReply ?? "", /^250 /);
-      const delivered = new Set(
-        got.messages.map((m) => /^Subject: (.*)$/m.exec(dec.decode(m.data))?.[1]),
+      const delivered = new Set<string | undefined>();
+      const drain = async () => {
+        const got = await atrnExampleOrg(a.odmr[0]?.port ?? 0, "alice", PASSWORD);
+        assert.match(got.atrnReply ?? "", /^250 /);
+        for (const m of got.messages) {
+          delivered.add(/^Subject: (.*)$/m.exec(dec.decode(m.data))?.[1]);
+        }
+      };
+      const missing = () => [...acknowledged].filter(([subject]) => !delivered.has(subject));
+      /** Both nodes' log lines naming the missing messages' queue ids. */
+      const trail = () =>
+        missing().flatMap(([, id]) =>
+          `${a.logs()}\n${b.logs()}`.split("\n").filter((line) => line.includes(id))
+        ).join("\n");
+      await drain();
+      if (missing().length > 0) {
+        // A message the first drain did not send is not lost if it is still queued: a second
+        // ATRN must deliver it. Say so, with its trail, so that a late delivery is seen too.
+        // deno-lint-ignore no-console -- a finding worth reading even when the test passes
+        console.log(`first drain missed ${JSON.stringify(missing())}:\n${trail()}`);
+        await drain();
+      }
+      assert.deepEqual(
+        missing(),
+        [],
+        `acknowledged but lost (of ${acknowledged.size}), not sent by two drains\n${trail()}`,
       );
-      const lost = [...acknowledged].filter((subject) => !delivered.has(subject));
-      assert.deepEqual(lost, [], `acknowledged but lost (of ${acknowledged.size})`);
     });
   },
 );
