@@ -28,6 +28,7 @@ import {
   HIGH_WATER_BYTES,
   normalizeAddress,
 } from "./_conn_common.ts";
+import { ReadBuffers } from "./_read_buffers.ts";
 import { ReadQueue } from "./_read_queue.ts";
 import { HIGH_WATER_WRITE_BYTES, TcpWriter } from "./_tcp_writer.ts";
 import type { TcpDuplex } from "./_tcp_duplex.ts";
@@ -45,19 +46,6 @@ function loadTls() {
 }
 type TlsParts = Awaited<ReturnType<typeof loadTls>>;
 
-/**
- * The pump's read buffer (one per connection, and another once less than MIN_READ_SPACE of it
- * is left): each read's bytes are handed on as a view of it (#chunkOf).
- */
-const READ_BUFFER_BYTES = 16 * 1024;
-/** Below this much space left in the small buffer, the next read gets a new one. */
-const MIN_READ_SPACE = 4 * 1024;
-/**
- * The buffer of a connection whose read filled the small one (a bulk transfer: a drain's
- * customer, a large body): fewer reads (measured: 16 KiB reads took ~15% longer to receive
- * 256 MiB than node:net's 64 KiB ones).
- */
-const BULK_READ_BUFFER_BYTES = 64 * 1024;
 /** close() with writes still queued waits for them at most this long, then drops. */
 const CLOSE_FLUSH_MS = 5_000;
 
@@ -83,9 +71,7 @@ export class NativeConn implements Conn {
   readonly remotePort: number;
   readonly #tcp: Deno.TcpConn;
   readonly #writer: TcpWriter;
-  #buffer: Uint8Array | undefined;
-  /** Where the next read goes in the small #buffer (what is before it was handed on). */
-  #bufferAt = 0;
+  readonly #buffers = new ReadBuffers();
   readonly #queue = new ReadQueue();
   /** The pump's read is in flight. */
   #pumping = false;
@@ -169,11 +155,9 @@ export class NativeConn implements Conn {
   }
 
   #readNext(): void {
-    const buffer = this.#buffer ??= new Uint8Array(READ_BUFFER_BYTES);
-    const at = this.#bufferAt;
     let reading: Promise<number | null>;
     try {
-      reading = this.#tcp.read(at === 0 ? buffer : buffer.subarray(at));
+      reading = this.#tcp.read(this.#buffers.space());
     } catch (err) {
       reading = Promise.reject(err);
     }
@@ -186,8 +170,7 @@ export class NativeConn implements Conn {
       this.#deliverEnd();
       return;
     }
-    // #buffer and #bufferAt are as the read found them: only #chunkOf changes them.
-    const more = this.#deliver(this.#chunkOf(this.#buffer as Uint8Array, this.#bufferAt, n));
+    const more = this.#deliver(this.#buffers.take(n));
     if (!more || !this.#readsAhead()) {
       this.#pumping = false;
       this.#paused = true;
@@ -202,30 +185,6 @@ export class NativeConn implements Conn {
     if (this.#dropped) return this.#deliverEnd();
     this.#deliverError(new ConnClosedError(err instanceof Error ? err.message : String(err)));
   };
-
-  /**
-   * The bytes a read put at `at` in `buffer`, as a chunk that stays as it is. In the small
-   * buffer, a view: the next read goes after it, and a buffer with less than MIN_READ_SPACE left
-   * is left to the chunks that view it (a session's commands and a small body come from one
-   * buffer, with no allocation per read). A read that filled the small buffer is handed on
-   * whole, and the bulk buffer takes over; its reads are copied out, each chunk all of its
-   * ArrayBuffer (a reader may free it once consumed: line_reader.ts `releaseConsumed`).
-   */
-  #chunkOf(buffer: Uint8Array, at: number, n: number): Uint8Array {
-    if (buffer.byteLength === BULK_READ_BUFFER_BYTES) return buffer.slice(0, n);
-    if (at === 0 && n === buffer.byteLength) {
-      this.#buffer = new Uint8Array(BULK_READ_BUFFER_BYTES);
-      return buffer;
-    }
-    const end = at + n;
-    if (buffer.byteLength - end < MIN_READ_SPACE) {
-      this.#buffer = undefined;
-      this.#bufferAt = 0;
-    } else {
-      this.#bufferAt = end;
-    }
-    return buffer.subarray(at, end);
-  }
 
   /** Whether the pump reads on before a read asks (TLS always does: its layer reads for it). */
   #readsAhead(): boolean {
