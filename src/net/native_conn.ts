@@ -5,15 +5,15 @@
  * through _tcp_writer.ts (ordered, complete, bounded, each under a deadline).
  *
  * TLS (STARTTLS either way, implicit TLS) runs node:tls over a Duplex on this connection
- * (_tcp_duplex.ts): Deno.startTls is client-only and refuses a pinned self-signed certificate.
+ * (_tcp_duplex.ts; the take-over is in _native_tls.ts): Deno.startTls is client-only and
+ * refuses a pinned self-signed certificate.
  * After the handshake every call goes to a SocketConn over the TLSSocket. What the pump had
  * received before the upgrade is plaintext the peer sent ahead of the handshake (RFC 3207
  * §4.2, CVE-2011-0411): it is counted and dropped, never given to the TLS layer nor to a read.
  */
-import type net from "node:net";
 import type tls from "node:tls";
 
-import { ConnClosedError, TimeoutError } from "./conn_types.ts";
+import { ConnClosedError } from "./conn_types.ts";
 import type {
   Conn,
   TlsClientParams,
@@ -21,7 +21,6 @@ import type {
   TlsUpgradeResult,
   WriteOptions,
 } from "./conn_types.ts";
-import type { SocketConn } from "./socket_conn.ts";
 import {
   type ConnNames,
   DEFAULT_WRITE_TIMEOUT_MS,
@@ -30,21 +29,10 @@ import {
 } from "./_conn_common.ts";
 import { ReadBuffers } from "./_read_buffers.ts";
 import { ReadQueue } from "./_read_queue.ts";
-import { HIGH_WATER_WRITE_BYTES, TcpWriter } from "./_tcp_writer.ts";
+import { TcpWriter } from "./_tcp_writer.ts";
+import type { SocketConn } from "./socket_conn.ts";
 import type { TcpDuplex } from "./_tcp_duplex.ts";
-
-/**
- * node:tls and what runs it over this connection, loaded when TLS starts: a plain connection
- * never pays for loading node's stream, net and tls modules (~25 ms of a process's start-up).
- */
-function loadTls() {
-  return Promise.all([
-    import("./_tls_upgrade.ts"),
-    import("./_tcp_duplex.ts"),
-    import("./socket_conn.ts"),
-  ]).then(([upgrade, { TcpDuplex }, { SocketConn }]) => ({ ...upgrade, TcpDuplex, SocketConn }));
-}
-type TlsParts = Awaited<ReturnType<typeof loadTls>>;
+import { NativeTls, type TlsParts } from "./_native_tls.ts";
 
 /** close() with writes still queued waits for them at most this long, then drops. */
 const CLOSE_FLUSH_MS = 5_000;
@@ -77,13 +65,8 @@ export class NativeConn implements Conn {
   #pumping = false;
   /** The pump stopped for backpressure. */
   #paused = false;
-  /** From startTls* until node:tls has loaded: the bytes the pump read meanwhile. */
-  #early: Uint8Array[] | undefined;
-  /** After the upgrade: where the pump's bytes go (the TLS layer's transport). */
-  #duplex: TcpDuplex | undefined;
-  /** After the upgrade: the connection under TLS. */
-  #tls: SocketConn | undefined;
-  #abortUpgrade: (() => void) | undefined;
+  /** From startTls* on: the TLS take-over (the pump feeds it, and its Conn carries every call). */
+  #link: NativeTls | undefined;
   #closed = false;
   /** The first close()'s end (later calls return it). */
   #closing: Promise<void> | undefined;
@@ -123,6 +106,11 @@ export class NativeConn implements Conn {
       this.#local = { address: normalizeAddress(local.hostname), port: local.port };
     }
     return this.#local;
+  }
+
+  /** After the handshake: the connection under TLS. */
+  get #tls(): SocketConn | undefined {
+    return this.#link?.secure;
   }
 
   get readableBytes(): number {
@@ -188,7 +176,7 @@ export class NativeConn implements Conn {
 
   /** Whether the pump reads on before a read asks (TLS always does: its layer reads for it). */
   #readsAhead(): boolean {
-    return this.#readAhead || this.#early !== undefined || this.#duplex !== undefined;
+    return this.#readAhead || this.#link !== undefined;
   }
 
   /** Restarts a pump stopped by backpressure (or, without read-ahead, after each chunk). */
@@ -202,29 +190,22 @@ export class NativeConn implements Conn {
    * at the pump.
    */
   #tlsFull(limit: number): boolean {
-    return this.#tls !== undefined && this.#tls.readableBytes > limit;
+    return this.#link !== undefined && this.#link.isFull(limit);
   }
 
   /** Hands a chunk on; false: stop reading until it is taken. */
   #deliver(chunk: Uint8Array): boolean {
-    if (this.#early !== undefined) {
-      // The peer's first TLS bytes, while node:tls loads (one dynamic import): kept for it.
-      this.#early.push(chunk);
-      return true;
-    }
-    if (this.#duplex !== undefined) {
-      return this.#duplex.push(chunk) && !this.#tlsFull(HIGH_WATER_BYTES);
-    }
+    if (this.#link !== undefined) return this.#link.deliver(chunk);
     return this.#queue.push(chunk) <= HIGH_WATER_BYTES;
   }
 
   #deliverEnd(): void {
-    this.#duplex?.push(null);
+    this.#link?.end();
     this.#queue.end();
   }
 
   #deliverError(err: Error): void {
-    this.#duplex?.destroy(err);
+    this.#link?.fail(err);
     this.#queue.fail(err);
   }
 
@@ -257,8 +238,9 @@ export class NativeConn implements Conn {
   }
 
   write(bytes: Uint8Array, opts: WriteOptions = {}): Promise<void> {
-    if (this.#tls !== undefined) {
-      return this.#boundTls(this.#tls.write(bytes, opts), opts.flush ?? false, opts.timeoutMs);
+    const link = this.#link;
+    if (link?.secure !== undefined) {
+      return link.boundWrite(link.secure.write(bytes, opts), opts.flush ?? false, opts.timeoutMs);
     }
     if (this.#closed || this.#dropped) {
       return Promise.reject(new ConnClosedError("connection closed"));
@@ -270,32 +252,14 @@ export class NativeConn implements Conn {
     pieces: readonly Uint8Array[],
     opts: { readonly timeoutMs?: number } = {},
   ): Promise<void> {
-    if (this.#tls !== undefined) {
-      return this.#boundTls(this.#tls.writeRecords(pieces, opts), true, opts.timeoutMs);
+    const link = this.#link;
+    if (link?.secure !== undefined) {
+      return link.boundWrite(link.secure.writeRecords(pieces, opts), true, opts.timeoutMs);
     }
     if (this.#closed || this.#dropped) {
       return Promise.reject(new ConnClosedError("connection closed"));
     }
     return this.#writer.writeEach(pieces, opts.timeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS);
-  }
-
-  /**
-   * After a write under TLS: waits until at most HIGH_WATER_WRITE_BYTES (nothing, with
-   * `flush`) wait to reach the kernel (_tcp_duplex.ts: node:tls itself does not hold a write
-   * back). At the deadline the connection is dropped.
-   */
-  async #boundTls(written: Promise<void>, flush: boolean, timeoutMs?: number): Promise<void> {
-    await written;
-    const duplex = this.#duplex as TcpDuplex;
-    const limit = flush ? 0 : HIGH_WATER_WRITE_BYTES;
-    if (duplex.backlog <= limit) return;
-    try {
-      await duplex.waitForBacklog(limit, timeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS);
-    } catch (err) {
-      // A peer that stops reading must not hold the session forever.
-      if (err instanceof TimeoutError) this.destroy();
-      throw err;
-    }
   }
 
   startTlsServer(params: TlsServerParams): Promise<TlsUpgradeResult> {
@@ -316,78 +280,35 @@ export class NativeConn implements Conn {
     );
   }
 
-  /**
-   * TLS over this connection (either role); after the handshake every call goes to a
-   * SocketConn over the TLS socket. What was received and not read is dropped and counted now;
-   * what comes in while node:tls loads waits for the TLS layer (#early), never for a read.
-   */
+  /** TLS over this connection (either role): _native_tls.ts. */
   #upgrade(
     wrap: (parts: TlsParts, duplex: TcpDuplex) => tls.TLSSocket,
     event: "secure" | "secureConnect",
     timeoutMs: number | undefined,
     result: (secure: tls.TLSSocket, discardedBytes: number, parts: TlsParts) => TlsUpgradeResult,
   ): Promise<TlsUpgradeResult> {
-    if (this.#closed || this.#dropped || this.#early !== undefined) {
-      const started = this.#early !== undefined;
+    if (this.#closed || this.#dropped || this.#link !== undefined) {
+      const started = this.#link !== undefined;
       return Promise.reject(
         new ConnClosedError(started ? "TLS already started" : "connection closed"),
       );
     }
-    const discardedBytes = this.#queue.clear();
-    this.#early = [];
-    // Without read-ahead the pump may be stopped: the peer's first TLS bytes are read now.
-    this.#resume();
-    return loadTls().then((parts) => {
-      if (this.#closed || this.#dropped) throw new ConnClosedError("connection closed");
-      const duplex = this.#takeOver(parts);
-      const setAbort = (abort: (() => void) | undefined) => this.#abortUpgrade = abort;
-      const limit = timeoutMs ?? parts.DEFAULT_TLS_TIMEOUT_MS;
-      return parts.startTls(() => wrap(parts, duplex), event, limit, setAbort).then((secure) => {
-        const names: ConnNames = {
-          remoteAddress: this.remoteAddress,
-          remotePort: () => this.remotePort,
-          local: () => this.#localName(),
-        };
-        this.#tls = new parts.SocketConn(secure as net.Socket, { isSecure: true, names });
-        // However the TLS socket ends (a write deadline destroys it), the TCP one goes with it.
-        secure.once("close", () => this.#drop());
-        // A read that waited through the handshake continues under TLS.
-        this.#queue.wake();
-        return result(secure, discardedBytes, parts);
-      });
-    }).catch((err) => {
-      this.destroy();
-      throw err;
-    });
-  }
-
-  /**
-   * Gives the connection to the TLS layer: from here on the pump feeds the Duplex only,
-   * starting with what came in while node:tls loaded.
-   */
-  #takeOver(parts: TlsParts): TcpDuplex {
-    const writer = this.#writer;
-    const duplex = new parts.TcpDuplex({
+    const names: ConnNames = {
+      remoteAddress: this.remoteAddress,
+      remotePort: () => this.remotePort,
+      local: () => this.#localName(),
+    };
+    this.#link = new NativeTls({
+      writer: this.#writer,
+      queue: this.#queue,
+      names,
+      isGone: () => this.#closed || this.#dropped,
       resume: () => this.#resume(),
-      write: (bytes) => writer.write(bytes, DEFAULT_WRITE_TIMEOUT_MS, true),
-      pendingBytes: () => writer.pendingBytes,
-      end: () =>
-        writer.idle().then(() => {
-          if (this.#dropped) return;
-          try {
-            this.#tcp.closeWrite();
-          } catch {
-            // already gone: nothing to end
-          }
-        }),
+      closeWrite: () => this.#closeWrite(),
       drop: () => this.#drop(),
+      destroy: () => this.destroy(),
     });
-    this.#duplex = duplex;
-    for (const chunk of this.#early ?? []) duplex.push(chunk);
-    this.#early = undefined;
-    if (this.#queue.error !== undefined) duplex.destroy(this.#queue.error);
-    else if (this.#queue.ended) duplex.push(null);
-    return duplex;
+    return this.#link.upgrade(wrap, event, timeoutMs, result);
   }
 
   peerCertificateFingerprint(): string | undefined {
@@ -440,19 +361,23 @@ export class NativeConn implements Conn {
 
   /** FIN, then release. */
   #finish(): void {
-    if (!this.#dropped) {
-      try {
-        this.#tcp.closeWrite();
-      } catch {
-        // the peer is gone already: nothing to end
-      }
-    }
+    this.#closeWrite();
     this.#drop();
+  }
+
+  /** FIN, unless the socket is released already. */
+  #closeWrite(): void {
+    if (this.#dropped) return;
+    try {
+      this.#tcp.closeWrite();
+    } catch {
+      // the peer is gone already: nothing to end
+    }
   }
 
   destroy(): void {
     this.#closed = true;
-    this.#abortUpgrade?.();
+    this.#link?.abort();
     this.#tls?.destroy();
     this.#drop();
   }
