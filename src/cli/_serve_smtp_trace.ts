@@ -64,9 +64,10 @@ export class TracedSink implements MessageSink {
         }
         return r;
       },
-      async write(chunk: Uint8Array): Promise<void> {
+      // The sink's own promise, not an async frame around it for every body chunk.
+      write(chunk: Uint8Array): Promise<void> {
         size += chunk.byteLength;
-        await tx.write(chunk);
+        return tx.write(chunk);
       },
       async finish(): Promise<Reply> {
         try {

@@ -22,7 +22,12 @@ export interface DeadlineWaiter {
  * and write joins and leaves it, and a Set that grows and shrinks with them allocated at it.
  */
 export class ReadDeadlines {
-  readonly #waiting: DeadlineWaiter[] = [];
+  /**
+   * The first #count slots hold the waiters. The array keeps its length when waiters leave: one
+   * popped back to empty gave its storage back and reallocated it at the next read.
+   */
+  readonly #waiting: (DeadlineWaiter | undefined)[] = [];
+  #count = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** When #timer fires (performance.now() ms); Infinity when none is armed. */
   #timerAt = Infinity;
@@ -30,8 +35,8 @@ export class ReadDeadlines {
   /** Starts watching `w` (its deadline must not change while it is in the set). */
   add(w: DeadlineWaiter): void {
     if (w.slot < 0) {
-      w.slot = this.#waiting.length;
-      this.#waiting.push(w);
+      w.slot = this.#count;
+      this.#waiting[this.#count++] = w;
     }
     if (w.deadlineAt < this.#timerAt) this.#arm(w.deadlineAt);
   }
@@ -41,7 +46,9 @@ export class ReadDeadlines {
     const slot = w.slot;
     if (slot < 0) return;
     w.slot = -1;
-    const last = this.#waiting.pop() as DeadlineWaiter;
+    const lastSlot = --this.#count;
+    const last = this.#waiting[lastSlot] as DeadlineWaiter;
+    this.#waiting[lastSlot] = undefined;
     if (last !== w) {
       this.#waiting[slot] = last;
       last.slot = slot;
@@ -50,7 +57,7 @@ export class ReadDeadlines {
 
   /** How many reads wait (tests). */
   get size(): number {
-    return this.#waiting.length;
+    return this.#count;
   }
 
   #arm(at: number): void {
@@ -61,15 +68,20 @@ export class ReadDeadlines {
     Deno.unrefTimer(this.#timer);
   }
 
+  /** The waiters now (a copy: the timer's pass may remove some). */
+  #live(): DeadlineWaiter[] {
+    return this.#waiting.slice(0, this.#count) as DeadlineWaiter[];
+  }
+
   #fire = (): void => {
     this.#timer = undefined;
     this.#timerAt = Infinity;
     const now = performance.now();
     const expired: DeadlineWaiter[] = [];
-    for (const w of this.#waiting) if (w.deadlineAt <= now) expired.push(w);
+    for (const w of this.#live()) if (w.deadlineAt <= now) expired.push(w);
     for (const w of expired) this.delete(w);
     let next = Infinity;
-    for (const w of this.#waiting) if (w.deadlineAt < next) next = w.deadlineAt;
+    for (const w of this.#live()) if (w.deadlineAt < next) next = w.deadlineAt;
     if (next < this.#timerAt) this.#arm(next);
     for (const w of expired) w.expire();
   };

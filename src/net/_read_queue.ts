@@ -6,10 +6,12 @@
  */
 import { ConnClosedError, TimeoutError } from "./conn_types.ts";
 import { readDeadlines } from "./_read_deadlines.ts";
+import { Fifo } from "./_fifo.ts";
 
 /** Chunks received and not read yet. */
 export class ReadQueue {
-  #chunks: Uint8Array[] = [];
+  /** Kept across reads: an array emptied at every read reallocated at the next. */
+  readonly #chunks = new Fifo<Uint8Array>();
   #bytes = 0;
   #ended = false;
   #error: Error | undefined;
@@ -62,7 +64,7 @@ export class ReadQueue {
   /** Drops every queued chunk; returns how many bytes they held. */
   clear(): number {
     const bytes = this.#bytes;
-    this.#chunks = [];
+    this.#chunks.clear();
     this.#bytes = 0;
     return bytes;
   }

@@ -8,6 +8,7 @@
  */
 import { ConnClosedError, TimeoutError } from "./conn_types.ts";
 import { writeDeadlines } from "./_read_deadlines.ts";
+import { Fifo } from "./_fifo.ts";
 
 /** Bytes that may wait in the queue while a write returns at once; a write beyond it waits. */
 export const HIGH_WATER_WRITE_BYTES = 64 * 1024;
@@ -40,7 +41,8 @@ interface Queued {
 export class TcpWriter {
   readonly #sink: WriteSink;
   readonly #onFailure: (err: Error) => void;
-  readonly #queue: Queued[] = [];
+  /** Kept across writes: an array emptied at every reply reallocated at the next. */
+  readonly #queue = new Fifo<Queued>();
   #queuedBytes = 0;
   #running = false;
   #failure: Error | undefined;
@@ -130,7 +132,7 @@ export class TcpWriter {
     if (this.#failure) return;
     this.#failure = err;
     writeDeadlines.delete(this.#deadline);
-    const queued = this.#queue.splice(0);
+    const queued = this.#queue.clear();
     this.#queuedBytes = 0;
     for (const q of queued) q.settle?.reject(err);
     this.#wakeIdle();
@@ -170,8 +172,9 @@ export class TcpWriter {
     const queue = this.#queue;
     // An empty write (a flush queued behind others) is done once the bytes before it are: it
     // never goes to the kernel (a write of nothing would take nothing, and again).
-    while (queue.length > 0 && (queue[0] as Queued).bytes.byteLength === 0) {
-      (queue.shift() as Queued).settle?.resolve();
+    for (let q = queue.at(0); q !== undefined && q.bytes.byteLength === 0; q = queue.at(0)) {
+      queue.shift();
+      q.settle?.resolve();
     }
     if (queue.length === 0 || this.#failure !== undefined) {
       this.#running = false;
@@ -179,7 +182,7 @@ export class TcpWriter {
       return;
     }
     this.#running = true;
-    const head = queue[0] as Queued;
+    const head = queue.at(0) as Queued;
     this.#deadline.deadlineAt = queue.length === 1 ? head.deadlineAt : earliest(queue);
     writeDeadlines.add(this.#deadline);
     let writing: Promise<number>;
@@ -198,7 +201,7 @@ export class TcpWriter {
       this.#queuedBytes -= n;
       const queue = this.#queue;
       for (let left = n; left > 0;) {
-        const q = queue[0] as Queued;
+        const q = queue.at(0) as Queued;
         if (left < q.bytes.byteLength) {
           q.bytes = q.bytes.subarray(left);
           break;
@@ -232,13 +235,13 @@ export class TcpWriter {
  * segment, as node:net's writev sent them; one segment per reply cost the reading peer a
  * wake-up each). Entries of writeEach stay alone.
  */
-function joined(queue: readonly Queued[]): Uint8Array {
-  const head = queue[0] as Queued;
+function joined(queue: Fifo<Queued>): Uint8Array {
+  const head = queue.at(0) as Queued;
   if (queue.length === 1 || head.alone) return head.bytes;
   let total = head.bytes.byteLength;
   let count = 1;
   for (; count < queue.length; count++) {
-    const q = queue[count] as Queued;
+    const q = queue.at(count) as Queued;
     if (q.alone || total + q.bytes.byteLength > JOIN_LIMIT_BYTES) break;
     total += q.bytes.byteLength;
   }
@@ -246,7 +249,7 @@ function joined(queue: readonly Queued[]): Uint8Array {
   const out = new Uint8Array(total);
   let at = 0;
   for (let i = 0; i < count; i++) {
-    const b = (queue[i] as Queued).bytes;
+    const b = (queue.at(i) as Queued).bytes;
     out.set(b, at);
     at += b.byteLength;
   }
@@ -254,8 +257,10 @@ function joined(queue: readonly Queued[]): Uint8Array {
 }
 
 /** The earliest deadline in the queue (a later write may have a shorter one). */
-function earliest(queue: readonly Queued[]): number {
+function earliest(queue: Fifo<Queued>): number {
   let at = Infinity;
-  for (const q of queue) if (q.deadlineAt < at) at = q.deadlineAt;
+  for (let i = 0, q = queue.at(0); q !== undefined; q = queue.at(++i)) {
+    if (q.deadlineAt < at) at = q.deadlineAt;
+  }
   return at;
 }

@@ -74,6 +74,8 @@ export class NativeConn implements Conn {
   #dropped = false;
   #local: { address: string; port: number } | undefined;
   readonly #readAhead: boolean;
+  /** The timeout of the read waiting now (one read at a time: the reader's). */
+  #waitTimeoutMs: number | undefined;
 
   constructor(tcp: Deno.TcpConn, opts: NativeConnOptions = {}) {
     this.id = "n" + (nextId++).toString(36);
@@ -209,32 +211,49 @@ export class NativeConn implements Conn {
     this.#queue.fail(err);
   }
 
-  async read(timeoutMs?: number): Promise<Uint8Array | null> {
-    if (this.#tls !== undefined) return this.#readTls(this.#tls, timeoutMs);
-    for (;;) {
-      const chunk = this.#queue.take();
-      if (chunk !== undefined) {
-        if (this.#paused && this.#readAhead && this.#queue.bytes <= HIGH_WATER_BYTES / 2) {
-          this.#resume();
-        }
-        return chunk;
-      }
-      if (this.#paused) this.#resume();
-      await this.#queue.wait(timeoutMs);
-      // A read that waited through the handshake continues under TLS.
-      if (this.#secured()) return this.read(timeoutMs);
+  /**
+   * The next chunk: at once when one is queued, else after the wait. Not an async function:
+   * an MX session reads once per command, and each read began an async frame of its own.
+   */
+  read(timeoutMs?: number): Promise<Uint8Array | null> {
+    const secure = this.#tls;
+    if (secure !== undefined) return this.#readTls(secure, timeoutMs);
+    let chunk: Uint8Array | null | undefined;
+    try {
+      chunk = this.#takeQueued();
+    } catch (err) {
+      return Promise.reject(err);
     }
+    if (chunk !== undefined) return Promise.resolve(chunk);
+    if (this.#paused) this.#resume();
+    this.#waitTimeoutMs = timeoutMs;
+    return this.#queue.wait(timeoutMs).then(this.#afterWait);
   }
+
+  /**
+   * A queued chunk (a read-ahead pump stopped by backpressure restarts once half is read);
+   * null at the end; undefined when none. Throws ConnClosedError after a failure.
+   */
+  #takeQueued(): Uint8Array | null | undefined {
+    const chunk = this.#queue.take();
+    if (chunk !== undefined && this.#paused && this.#readAhead) {
+      if (this.#queue.bytes <= HIGH_WATER_BYTES / 2) this.#resume();
+    }
+    return chunk;
+  }
+
+  /** After a read's wait: what came, or (woken with nothing, or under TLS now) a new read. */
+  readonly #afterWait = (): Uint8Array | null | Promise<Uint8Array | null> => {
+    // A read that waited through the handshake continues under TLS.
+    if (this.#tls !== undefined) return this.read(this.#waitTimeoutMs);
+    const chunk = this.#takeQueued();
+    return chunk !== undefined ? chunk : this.read(this.#waitTimeoutMs);
+  };
 
   async #readTls(secure: SocketConn, timeoutMs: number | undefined): Promise<Uint8Array | null> {
     const chunk = await secure.read(timeoutMs);
     if (this.#paused) this.#resume();
     return chunk;
-  }
-
-  /** The upgrade happened (TypeScript keeps the narrowing of #tls across an await). */
-  #secured(): boolean {
-    return this.#tls !== undefined;
   }
 
   write(bytes: Uint8Array, opts: WriteOptions = {}): Promise<void> {

@@ -62,8 +62,13 @@ export class SmtpReceiver implements ReceiverContext {
   readonly log: Logger;
   readonly options: ReceiverOptions;
   #state: SessionState = { kind: "greeted" };
-  /** Replies not sent yet; a promise is a final reply still to come (`Outcome.later`). */
-  #pending: (Reply | Promise<Reply>)[] = [];
+  /**
+   * Replies not sent yet, the first #pendingCount slots; a promise is a final reply still to
+   * come (`Outcome.later`). The array keeps its length when flushed: one emptied at every reply
+   * gave its storage back and reallocated it at the next.
+   */
+  readonly #pending: (Reply | Promise<Reply> | undefined)[] = [];
+  #pendingCount = 0;
   /** When the replies in #pending were first held back (performance.now() ms); 0: not held. */
   #heldSince = 0;
   #budget: SessionBudget;
@@ -252,8 +257,8 @@ export class SmtpReceiver implements ReceiverContext {
     }
     // RFC 2920 §3.2: replies wait while more input is here, also when it is still in the Conn.
     if (
-      step === undefined && this.#pending.length > 0 &&
-      (mustFlush || this.reader.unreadBytes === 0 || this.#pending.length >= MAX_HELD_REPLIES ||
+      step === undefined && this.#pendingCount > 0 &&
+      (mustFlush || this.reader.unreadBytes === 0 || this.#pendingCount >= MAX_HELD_REPLIES ||
         this.#heldTooLong())
     ) await this.#flush();
     return step;
@@ -359,7 +364,7 @@ export class SmtpReceiver implements ReceiverContext {
 
   /** Adds to #pending (sent at the next flush; #heldTooLong bounds how long it waits). */
   #hold(r: Reply | Promise<Reply>): void {
-    this.#pending.push(r);
+    this.#pending[this.#pendingCount++] = r;
   }
 
   /** Queues a final reply still to come; the message counts once it came back positive. */
@@ -387,20 +392,22 @@ export class SmtpReceiver implements ReceiverContext {
    */
   #flush(opts: FlushOptions = {}): Promise<void> {
     const pending = this.#pending;
-    if (pending.length === 0) return DONE;
+    const count = this.#pendingCount;
+    if (count === 0) return DONE;
     this.#heldSince = 0;
-    const only = pending.length === 1 ? pending[0] : undefined;
-    // One reply (each command's at an MX without pipelining): its bytes, no async frame, and
-    // the list is emptied for the next one instead of replaced.
+    this.#pendingCount = 0;
+    const only = count === 1 ? pending[0] : undefined;
+    // One reply (each command's at an MX without pipelining): its bytes, no async frame.
     if (only !== undefined && !(only instanceof Promise)) {
-      pending.length = 0;
+      pending[0] = undefined;
       return this.#write(replyBytes(only), opts);
     }
-    this.#pending = [];
+    const held = pending.slice(0, count) as (Reply | Promise<Reply>)[];
+    pending.fill(undefined, 0, count);
     return (async () => {
       const parts: Uint8Array[] = [];
       // In order; only a final reply still to come (`Outcome.later`) is awaited.
-      for (const p of pending) parts.push(replyBytes(p instanceof Promise ? await p : p));
+      for (const p of held) parts.push(replyBytes(p instanceof Promise ? await p : p));
       await this.#write(concatBytes(parts), opts);
     })();
   }

@@ -128,8 +128,11 @@ export class LineReader {
     return n;
   }
 
-  async #fill(timeoutMs: number | undefined): Promise<boolean> {
-    const read = await this.#source.read(timeoutMs);
+  /**
+   * Takes what a read of the source brought (awaited by the caller: no async frame of its own
+   * for each read); false at the end of the stream.
+   */
+  #append(read: Uint8Array | null): boolean {
     if (read === null) return false;
     // A socket's chunk is a node Buffer, whose indexOf and subarray are node's JS versions
     // (slower, and allocating at every line): it is read as a plain Uint8Array over the same
@@ -194,7 +197,7 @@ export class LineReader {
         deadline ??= now + timeoutMs;
         left = Math.max(1, deadline - now);
       }
-      if (!(await this.#fill(left))) return { kind: "eof" };
+      if (!this.#append(await this.#source.read(left))) return { kind: "eof" };
     }
   }
 
@@ -267,7 +270,7 @@ export class LineReader {
   }
 
   /**
-   * `#fill` for a body: "deadline" once `deadlineAt` has passed (checked before each read, so
+   * A read for a body: "deadline" once `deadlineAt` has passed (checked before each read, so
    * a peer that always has bytes waiting is stopped too), and a read that fails at or after
    * it (its wait was cut to the deadline) is the deadline as well, not an error.
    */
@@ -275,14 +278,15 @@ export class LineReader {
     timeoutMs: number | undefined,
     deadlineAt: number | undefined,
   ): Promise<true | "eof" | "deadline"> {
-    if (deadlineAt === undefined) return (await this.#fill(timeoutMs)) ? true : "eof";
+    if (deadlineAt === undefined) {
+      return this.#append(await this.#source.read(timeoutMs)) ? true : "eof";
+    }
     // Whole milliseconds, rounded up: a timer of a fraction less would end just before it.
     const left = Math.ceil(deadlineAt - performance.now());
     if (left <= 0) return "deadline";
     try {
-      return (await this.#fill(timeoutMs === undefined ? left : Math.min(timeoutMs, left)))
-        ? true
-        : "eof";
+      const wait = timeoutMs === undefined ? left : Math.min(timeoutMs, left);
+      return this.#append(await this.#source.read(wait)) ? true : "eof";
     } catch (err) {
       if (performance.now() >= deadlineAt) return "deadline";
       throw err;
