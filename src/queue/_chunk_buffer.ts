@@ -4,7 +4,9 @@
  * fits in the first allocation never takes more, so a 4 KB message does not allocate 64 KiB;
  * past it, the buffer grows by doubling up to the chunk size, or, with a `ChunkPool`, takes a
  * whole chunk-sized buffer from the pool at once (one copy of the first bytes instead of three
- * growths, and no new 64 KiB for the GC per message) and gives it back on `release()`.
+ * growths, and no new 64 KiB for the GC per message) and gives it back on `release()`. The pool
+ * also keeps first allocations: a 4 KB message then copies its body into a buffer an earlier
+ * message gave back instead of a new 8 KiB one (issue 13: fewer bytes for the GC per message).
  */
 
 /** The first allocation, in bytes. */
@@ -12,6 +14,9 @@ const FIRST_BYTES = 8 * 1024;
 
 /** Buffers a `ChunkPool` keeps by default (512 KiB of 64 KiB chunks). */
 const POOL_KEEP = 8;
+
+/** First allocations a `ChunkPool` keeps (256 KiB): bodies of sessions writing at once. */
+const FIRST_KEEP = 32;
 
 /**
  * Chunk-sized buffers for reuse by the writers of one store: at most `keep` wait here, so what
@@ -21,15 +26,21 @@ export class ChunkPool {
   readonly chunkBytes: number;
   readonly #keep: number;
   readonly #free: Uint8Array<ArrayBuffer>[] = [];
+  readonly #firstFree: Uint8Array<ArrayBuffer>[] = [];
 
   constructor(chunkBytes: number, keep = POOL_KEEP) {
     this.chunkBytes = chunkBytes;
     this.#keep = keep;
   }
 
-  /** Buffers waiting for reuse. */
+  /** Chunk-sized buffers waiting for reuse. */
   get free(): number {
     return this.#free.length;
+  }
+
+  /** First allocations waiting for reuse. */
+  get freeFirst(): number {
+    return this.#firstFree.length;
   }
 
   /** A buffer of `chunkBytes` (contents undefined). */
@@ -37,10 +48,17 @@ export class ChunkPool {
     return this.#free.pop() ?? new Uint8Array(this.chunkBytes);
   }
 
-  /** Gives back a buffer from `take()`: no view into it may be used after this. */
+  /** A buffer of the first allocation's size (contents undefined). */
+  takeFirst(): Uint8Array<ArrayBuffer> {
+    return this.#firstFree.pop() ?? new Uint8Array(FIRST_BYTES);
+  }
+
+  /** Gives back a buffer from `take()` or `takeFirst()`: no view into it may be used after this. */
   give(buffer: Uint8Array<ArrayBuffer>): void {
-    if (this.#free.length < this.#keep && buffer.length === this.chunkBytes) {
-      this.#free.push(buffer);
+    if (buffer.length === this.chunkBytes) {
+      if (this.#free.length < this.#keep) this.#free.push(buffer);
+    } else if (buffer.length === FIRST_BYTES && this.#firstFree.length < FIRST_KEEP) {
+      this.#firstFree.push(buffer);
     }
   }
 }
@@ -103,10 +121,18 @@ export class ChunkBuffer {
       this.#chunkBytes,
       Math.max(FIRST_BYTES, this.#buffer.length * 2, this.#fill + wanted),
     );
-    const fromPool = this.#pool !== undefined && size > FIRST_BYTES;
-    const next = fromPool ? this.#pool.take() : new Uint8Array(size);
+    const pool = this.#pool;
+    const next = pool === undefined
+      ? new Uint8Array(size)
+      : size > FIRST_BYTES
+      ? pool.take()
+      : size === FIRST_BYTES
+      ? pool.takeFirst()
+      : new Uint8Array(size);
     next.set(this.#buffer.subarray(0, this.#fill));
+    // Nothing refers to the old buffer any more (views are handed out only by take()).
+    if (this.#pooled) pool?.give(this.#buffer);
     this.#buffer = next;
-    this.#pooled = fromPool;
+    this.#pooled = pool !== undefined && size >= FIRST_BYTES;
   }
 }

@@ -95,3 +95,36 @@ Deno.test("ChunkBuffer takes no pooled buffer for a body within its first alloca
   assert.equal(pool.free, 1);
   assert.equal(pool.take(), first);
 });
+
+Deno.test("ChunkBuffer with a ChunkPool reuses the first allocation a finished body gave back (#13)", () => {
+  const pool = new ChunkPool(64 * 1024, 4);
+  const a = new ChunkBuffer(64 * 1024, pool);
+  for (const _ of a.add(new Uint8Array(4096).fill(1))) throw new Error("no full chunk");
+  const first = a.take().buffer;
+  a.release();
+  assert.equal(pool.freeFirst, 1);
+  // The next small body copies into that same buffer: no new allocation per message.
+  const b = new ChunkBuffer(64 * 1024, pool);
+  for (const _ of b.add(new Uint8Array(4096).fill(2))) throw new Error("no full chunk");
+  assert.equal(pool.freeFirst, 0);
+  const view = b.take();
+  assert.equal(view.buffer, first);
+  assert.deepEqual(view, new Uint8Array(4096).fill(2));
+  // Outgrowing it: the first allocation goes back at once, the body moves to a chunk buffer.
+  for (const _ of b.add(new Uint8Array(10_000).fill(3))) throw new Error("no full chunk");
+  assert.equal(pool.freeFirst, 1);
+  assert.deepEqual(b.take(), new Uint8Array(10_000).fill(3));
+  b.release();
+  assert.equal(pool.free, 1);
+  assert.equal(pool.freeFirst, 1);
+});
+
+Deno.test("a ChunkPool keeps at most 32 first allocations (#13)", () => {
+  const pool = new ChunkPool(64 * 1024, 4);
+  const bufs = Array.from({ length: 33 }, () => new ChunkBuffer(64 * 1024, pool));
+  for (const buf of bufs) for (const _ of buf.add(new Uint8Array(100))) throw new Error("no chunk");
+  for (const buf of bufs.slice(0, 32)) buf.release();
+  assert.equal(pool.freeFirst, 32);
+  bufs[32]!.release();
+  assert.equal(pool.freeFirst, 32);
+});
