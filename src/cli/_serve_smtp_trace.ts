@@ -32,73 +32,30 @@ export class TracedSink implements MessageSink {
 
   async begin(mail: MailFrom, session: SessionInfo): Promise<SinkTransaction | Reply> {
     this.#helo = session.heloName;
-    const base = { client: this.#client, helo: session.heloName, from: mail.address };
     const tx = await this.#inner.begin(mail, session);
     if (isReply(tx)) {
-      this.#log.info("refused", { ...base, stage: "mail", reply: replyText(tx) });
+      this.#log.info("refused", {
+        client: this.#client,
+        helo: session.heloName,
+        from: mail.address,
+        stage: "mail",
+        reply: replyText(tx),
+      });
       return tx;
     }
     this.#openTransactions++;
-    const to: string[] = [];
-    let size = 0;
-    let isOpen = true;
-    const close = () => {
-      if (!isOpen) return;
-      isOpen = false;
-      this.#openTransactions--;
-    };
-    const log = this.#log;
-    return {
-      id: tx.id,
-      async addRecipient(rcpt: RcptTo): Promise<Reply> {
-        const r = await tx.addRecipient(rcpt);
-        if (isPositive(r)) to.push(rcpt.address);
-        else {
-          log.info("refused", {
-            ...base,
-            id: tx.id,
-            stage: "rcpt",
-            to: rcpt.address,
-            reply: replyText(r),
-          });
-        }
-        return r;
-      },
-      // The sink's own promise, not an async frame around it for every body chunk.
-      write(chunk: Uint8Array): Promise<void> {
-        size += chunk.byteLength;
-        return tx.write(chunk);
-      },
-      async finish(): Promise<Reply> {
-        try {
-          const r = await tx.finish();
-          if (isPositive(r)) {
-            log.info("queued", {
-              id: tx.id,
-              client: base.client,
-              helo: session.heloName,
-              tls: session.isSecure,
-              from: mail.address,
-              to,
-              size,
-            });
-          } else {
-            log.info("refused", { ...base, id: tx.id, stage: "data", to, reply: replyText(r) });
-          }
-          return r;
-        } finally {
-          close();
-        }
-      },
-      async abort(): Promise<void> {
-        try {
-          await tx.abort();
-        } finally {
-          close();
-        }
-      },
-    };
+    return new TracedTransaction(tx, {
+      log: this.#log,
+      client: this.#client,
+      mail,
+      session,
+      close: this.#closeTransaction,
+    });
   }
+
+  readonly #closeTransaction = (): void => {
+    this.#openTransactions--;
+  };
 
   /**
    * SmtpEvents for the receiver's own refusals (recipient limit, size, content), logged with
@@ -119,6 +76,105 @@ export class TracedSink implements MessageSink {
         inner?.messageRefused(reason);
       },
     };
+  }
+}
+
+/** What a TracedTransaction logs with, and how it tells its sink that it ended. */
+interface TraceContext {
+  readonly log: Logger;
+  readonly client: string;
+  readonly mail: MailFrom;
+  readonly session: SessionInfo;
+  /** Called once, when the transaction ends (finished, refused, aborted). */
+  readonly close: () => void;
+}
+
+/**
+ * One transaction of a TracedSink: the inner transaction's calls, the recipients it accepted
+ * and the body's size for the `queued` line (an object of its own, not closures per message).
+ */
+class TracedTransaction implements SinkTransaction {
+  readonly id: string;
+  readonly #tx: SinkTransaction;
+  readonly #trace: TraceContext;
+  readonly #to: string[] = [];
+  #size = 0;
+  #isOpen = true;
+
+  constructor(tx: SinkTransaction, trace: TraceContext) {
+    this.id = tx.id;
+    this.#tx = tx;
+    this.#trace = trace;
+  }
+
+  async addRecipient(rcpt: RcptTo): Promise<Reply> {
+    const r = await this.#tx.addRecipient(rcpt);
+    if (isPositive(r)) this.#to.push(rcpt.address);
+    else {
+      this.#trace.log.info("refused", {
+        ...this.#base(),
+        id: this.id,
+        stage: "rcpt",
+        to: rcpt.address,
+        reply: replyText(r),
+      });
+    }
+    return r;
+  }
+
+  // The sink's own promise, not an async frame around it for every body chunk.
+  write(chunk: Uint8Array): Promise<void> {
+    this.#size += chunk.byteLength;
+    return this.#tx.write(chunk);
+  }
+
+  async finish(): Promise<Reply> {
+    try {
+      const r = await this.#tx.finish();
+      const { log, client, mail, session } = this.#trace;
+      if (isPositive(r)) {
+        log.info("queued", {
+          id: this.id,
+          client,
+          helo: session.heloName,
+          tls: session.isSecure,
+          from: mail.address,
+          to: this.#to,
+          size: this.#size,
+        });
+      } else {
+        log.info("refused", {
+          ...this.#base(),
+          id: this.id,
+          stage: "data",
+          to: this.#to,
+          reply: replyText(r),
+        });
+      }
+      return r;
+    } finally {
+      this.#close();
+    }
+  }
+
+  async abort(): Promise<void> {
+    try {
+      await this.#tx.abort();
+    } finally {
+      this.#close();
+    }
+  }
+
+  /** The fields every `refused` line of this transaction starts with. */
+  #base(): { client: string; helo: string; from: string } {
+    const { client, session, mail } = this.#trace;
+    return { client, helo: session.heloName, from: mail.address };
+  }
+
+  #close(): void {
+    if (!this.#isOpen) return;
+    this.#isOpen = false;
+    this.#trace.close();
   }
 }
 

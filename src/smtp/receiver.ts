@@ -9,7 +9,7 @@
  */
 import type { Conn } from "../net/conn.ts";
 import { ConnClosedError, TimeoutError } from "../net/conn_types.ts";
-import type { LineReader } from "../wire/line_reader.ts";
+import type { LineReader, LineResult } from "../wire/line_reader.ts";
 import type { Logger } from "../observe/log.ts";
 import type { MessageSink, SessionInfo, SinkTransaction } from "./sink.ts";
 import type { Reply } from "../wire/reply.ts";
@@ -52,6 +52,8 @@ export const MAX_HOLD_MS = 200;
 
 type FlushOptions = { readonly untilSent?: boolean; readonly timeoutMs?: number };
 
+const END_OF_STREAM: Step = { end: "eof" };
+
 const DONE: Promise<void> = Promise.resolve();
 
 /** The SMTP server role. */
@@ -71,6 +73,8 @@ export class SmtpReceiver implements ReceiverContext {
   #pendingCount = 0;
   /** When the replies in #pending were first held back (performance.now() ms); 0: not held. */
   #heldSince = 0;
+  /** Whether the replies of the command just run end a pipelined group (RFC 2920 §3.1). */
+  #mustFlush = false;
   #budget: SessionBudget;
   #messagesAccepted = 0;
   /** Set by a successful AUTH; cleared by STARTTLS (RFC 3207 §4.2). */
@@ -162,13 +166,27 @@ export class SmtpReceiver implements ReceiverContext {
     return { reason, messagesAccepted: this.#messagesAccepted };
   }
 
+  /**
+   * Reads and runs commands to the session's end. One async frame for the session: a command
+   * runs synchronously unless its handler is async (an async frame per command cost an MX ~3 KB
+   * of garbage per message).
+   */
   async #loop(): Promise<EndReason> {
+    const maxLineBytes = this.options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
     for (;;) {
-      const step = await this.#command();
+      const res = await this.reader.readLine(maxLineBytes, this.options.commandTimeoutMs);
+      const ran = this.#command(res);
+      const step = ran instanceof Promise ? await ran : ran;
       if (step !== undefined) {
         await this.#flush();
         return step.end;
       }
+      // RFC 2920 §3.2: replies wait while more input is here, also when it is still in the Conn.
+      if (
+        this.#pendingCount > 0 &&
+        (this.#mustFlush || this.reader.unreadBytes === 0 ||
+          this.#pendingCount >= MAX_HELD_REPLIES || this.#heldTooLong())
+      ) await this.#flush();
     }
   }
 
@@ -197,72 +215,63 @@ export class SmtpReceiver implements ReceiverContext {
     }
   }
 
-  /** Reads and runs one command. */
-  async #command(): Promise<Step> {
-    const res = await this.reader.readLine(
-      this.options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES,
-      this.options.commandTimeoutMs,
-    );
-    let step: Step;
-    let mustFlush = false;
+  /** Runs one command line; sets #mustFlush (whether its replies end a pipelined group). */
+  #command(res: LineResult): Step | Promise<Step> {
+    this.#mustFlush = false;
     switch (res.kind) {
       case "eof":
-        return { end: "eof" };
+        return END_OF_STREAM;
       case "bareNewline":
         // Smuggling defence (docs/protocol.md §6.5): framing cannot be trusted any more.
         this.log.warn("smtp_bare_newline", { where: "command" });
         this.#queue(REPLIES.bareNewlineCommand);
         return { end: "bareNewline" };
       case "tooLong":
-        step = this.#protocolError(REPLIES.lineTooLong);
-        break;
-      case "line": {
-        const parsed = parseCommandLine(res.line, { allowUtf8: this.#allowsUtf8() });
-        if (!parsed.ok) {
-          step = this.#protocolError(
-            parsed.fault === "empty" ? REPLIES.unknownCommand : REPLIES.badCharacters,
-          );
-          break;
-        }
-        const spec = SPECS.get(parsed.verb);
-        if (spec === undefined) {
-          this.log.debug("smtp_unknown_command", { verb: parsed.verb.slice(0, 16) });
-          step = this.#protocolError(REPLIES.unknownCommand);
-          break;
-        }
-        const verb = parsed.verb as Verb;
-        mustFlush = spec.flush;
-        if (!spec.states.includes(this.#state.kind)) {
-          step = this.#protocolError(outOfStateReply(spec, this.#state.kind));
-          break;
-        }
-        const idle = {
-          hasSaidHello: this.#state.kind !== "greeted",
-          isInTransaction: this.#state.kind === "inTransaction",
-        };
-        if (isIdleCommand(verb, idle)) {
-          const ended = this.#spendIdle(verb);
-          if (ended !== undefined) return ended;
-        }
-        const outcome = await spec.run(this, parsed.args);
-        mustFlush = outcome.flush ?? spec.flush;
-        const applied = this.#apply(outcome);
-        step = applied instanceof Promise ? await applied : applied;
-        break;
-      }
+        return this.#protocolError(REPLIES.lineTooLong);
+      case "line":
+        return this.#run(res.line);
       default: {
         const never: never = res;
         throw new Error(`unhandled line result ${JSON.stringify(never)}`);
       }
     }
-    // RFC 2920 §3.2: replies wait while more input is here, also when it is still in the Conn.
-    if (
-      step === undefined && this.#pendingCount > 0 &&
-      (mustFlush || this.reader.unreadBytes === 0 || this.#pendingCount >= MAX_HELD_REPLIES ||
-        this.#heldTooLong())
-    ) await this.#flush();
-    return step;
   }
+
+  /** A command line's verb through the table: state, idle budget, then its handler. */
+  #run(line: Uint8Array): Step | Promise<Step> {
+    const parsed = parseCommandLine(line, { allowUtf8: this.#allowsUtf8() });
+    if (!parsed.ok) {
+      return this.#protocolError(
+        parsed.fault === "empty" ? REPLIES.unknownCommand : REPLIES.badCharacters,
+      );
+    }
+    const spec = SPECS.get(parsed.verb);
+    if (spec === undefined) {
+      this.log.debug("smtp_unknown_command", { verb: parsed.verb.slice(0, 16) });
+      return this.#protocolError(REPLIES.unknownCommand);
+    }
+    const verb = parsed.verb as Verb;
+    this.#mustFlush = spec.flush;
+    if (!spec.states.includes(this.#state.kind)) {
+      return this.#protocolError(outOfStateReply(spec, this.#state.kind));
+    }
+    const idle = {
+      hasSaidHello: this.#state.kind !== "greeted",
+      isInTransaction: this.#state.kind === "inTransaction",
+    };
+    if (isIdleCommand(verb, idle)) {
+      const ended = this.#spendIdle(verb);
+      if (ended !== undefined) return ended;
+    }
+    const outcome = spec.run(this, parsed.args);
+    return outcome instanceof Promise ? outcome.then(this.#ran) : this.#ran(outcome);
+  }
+
+  /** Applies a handler's Outcome; it may say otherwise than its verb whether to flush. */
+  readonly #ran = (outcome: Outcome): Step | Promise<Step> => {
+    if (outcome.flush !== undefined) this.#mustFlush = outcome.flush;
+    return this.#apply(outcome);
+  };
 
   /**
    * Whether the replies held for a group waited MAX_HOLD_MS. The group's time starts when it is

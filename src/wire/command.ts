@@ -53,11 +53,13 @@ export function parseCommandLine(line: Uint8Array, opts: CommandOptions): Comman
     text = strictUtf8.decode(line);
   }
   // RFC 5321 §4.1.1: verb SP argument. Trailing spaces are tolerated (some clients send them).
-  const trimmed = text.replace(/ +$/, "");
+  // Each regular expression runs only where there is a space to take (most lines have none).
+  const trimmed = text.charCodeAt(text.length - 1) === SP ? text.replace(/ +$/, "") : text;
   if (trimmed === "") return { ok: false, fault: "empty" };
   const sp = trimmed.indexOf(" ");
   const verb = sp < 0 ? trimmed : trimmed.slice(0, sp);
-  const args = sp < 0 ? "" : trimmed.slice(sp + 1).replace(/^ +/, "");
+  const rest = sp < 0 ? "" : trimmed.slice(sp + 1);
+  const args = rest.charCodeAt(0) === SP ? rest.replace(/^ +/, "") : rest;
   if (verb.length > MAX_VERB_CHARS || !VERB_RE.test(verb)) return { ok: false, fault: "badVerb" };
   return { ok: true, verb: verb.toUpperCase(), args };
 }

@@ -38,6 +38,9 @@ export type DataResult =
 export type ExactResult = "ok" | "eof" | "deadline";
 
 const DEADLINE = { kind: "deadline" } as const;
+const EOF_LINE: LineResult = { kind: "eof" };
+const TOO_LONG: LineResult = { kind: "tooLong" };
+const BARE_NEWLINE: LineResult = { kind: "bareNewline" };
 
 /** The empty buffer, shared (never written, never freed: `release` skips empty arrays). */
 const EMPTY = new Uint8Array(0);
@@ -73,6 +76,14 @@ export class LineReader {
    */
   #whole: Uint8Array | undefined;
   readonly #releaseConsumed: boolean;
+  /** The line being read: its limits, its deadline, how far the buffer was scanned for its LF. */
+  readonly #line: {
+    maxBytes: number;
+    timeoutMs: number | undefined;
+    deadline: number | undefined;
+    scanned: number;
+    dropping: boolean;
+  } = { maxBytes: 0, timeoutMs: undefined, deadline: undefined, scanned: 0, dropping: false };
 
   constructor(source: PullSource, opts: LineReaderOptions = {}) {
     this.#source = source;
@@ -156,50 +167,76 @@ export class LineReader {
 
   /**
    * Reads one CRLF-terminated line (returned without CRLF). A line over `maxBytes`
-   * (CRLF included) is drained to its end and reported as `tooLong`.
+   * (CRLF included) is drained to its end and reported as `tooLong`. One line at a time.
+   * Not an async function: each read of the source goes on in one callback bound once (an async
+   * frame per command cost an MX session ~3 KB of garbage per message).
    */
-  async readLine(maxBytes: number, timeoutMs?: number): Promise<LineResult> {
-    let scanned = 0;
-    let dropping = false;
-    // Slowloris: the timeout bounds the whole line, not each read, so a peer trickling one
-    // byte per read cannot hold a session forever. Deadlines here (this one and a body's
-    // `deadlineAt`) are on the monotonic clock.
-    let deadline: number | undefined;
-    for (;;) {
-      const buf = this.#buf;
-      const lf = buf.indexOf(LF, scanned);
-      if (lf >= 0) {
-        // The line is buf[0, lf], CRLF included; only its text gets a view of its own.
-        const lineEnd = lf + 1;
-        this.#buf = buf.subarray(lineEnd);
-        if (dropping || lineEnd > maxBytes) return { kind: "tooLong" };
-        if (lineEnd < 2 || buf[lf - 1] !== CR) return { kind: "bareNewline" };
-        // The first CR of the line is the one before its LF, or it is a bare one.
-        if (buf.indexOf(CR) < lf - 1) return { kind: "bareNewline" };
-        return { kind: "line", line: buf.subarray(0, lf - 1) };
-      }
-      if (dropping || this.#buf.length > maxBytes) {
-        // Keep memory bounded: forget what we have, remember that the line is too long, and
-        // give each dropped chunk back at once. Left to the GC, the socket chunks of an endless
-        // line piled up by the hundreds of MB and stayed (#10: 50 connections × 20 MB without
-        // LF took `serve` from 67 MB to 270 MB; bench/endless_line.ts).
-        dropping = true;
-        const dropped = this.#buf;
-        this.#buf = EMPTY;
-        release(dropped);
-      }
-      scanned = this.#buf.length;
-      let left: number | undefined;
-      if (timeoutMs !== undefined) {
-        // The whole line's deadline starts at its first read (no clock read for a line that
-        // was here already).
-        const now = performance.now();
-        deadline ??= now + timeoutMs;
-        left = Math.max(1, deadline - now);
-      }
-      if (!this.#append(await this.#source.read(left))) return { kind: "eof" };
-    }
+  readLine(maxBytes: number, timeoutMs?: number): Promise<LineResult> {
+    const line = this.#line;
+    line.maxBytes = maxBytes;
+    line.timeoutMs = timeoutMs;
+    line.deadline = undefined;
+    line.scanned = 0;
+    line.dropping = false;
+    const found = this.#nextLine();
+    return found !== undefined ? Promise.resolve(found) : this.#readMore();
   }
+
+  /** The line in the buffer, if it is all there; else the buffer is ready for more bytes. */
+  #nextLine(): LineResult | undefined {
+    const line = this.#line;
+    const buf = this.#buf;
+    const lf = buf.indexOf(LF, line.scanned);
+    if (lf >= 0) {
+      // The line is buf[0, lf], CRLF included; only its text gets a view of its own.
+      const lineEnd = lf + 1;
+      // A read that brought just this line (each command of an MX) leaves nothing: no view.
+      this.#buf = lineEnd === buf.length ? EMPTY : buf.subarray(lineEnd);
+      if (line.dropping || lineEnd > line.maxBytes) return TOO_LONG;
+      if (lineEnd < 2 || buf[lf - 1] !== CR) return BARE_NEWLINE;
+      // The first CR of the line is the one before its LF, or it is a bare one.
+      if (buf.indexOf(CR) < lf - 1) return BARE_NEWLINE;
+      return { kind: "line", line: buf.subarray(0, lf - 1) };
+    }
+    if (line.dropping || buf.length > line.maxBytes) {
+      // Keep memory bounded: forget what we have, remember that the line is too long, and
+      // give each dropped chunk back at once. Left to the GC, the socket chunks of an endless
+      // line piled up by the hundreds of MB and stayed (#10: 50 connections × 20 MB without
+      // LF took `serve` from 67 MB to 270 MB; bench/endless_line.ts).
+      line.dropping = true;
+      this.#buf = EMPTY;
+      release(buf);
+    }
+    line.scanned = this.#buf.length;
+    return undefined;
+  }
+
+  /** Reads more of the line being read. */
+  #readMore(): Promise<LineResult> {
+    const line = this.#line;
+    let left: number | undefined;
+    if (line.timeoutMs !== undefined) {
+      // Slowloris: the timeout bounds the whole line, not each read, so a peer trickling one
+      // byte per read cannot hold a session forever. Deadlines here (this one and a body's
+      // `deadlineAt`) are on the monotonic clock. The whole line's deadline starts at its first
+      // read (no clock read for a line that was here already).
+      const now = performance.now();
+      line.deadline ??= now + line.timeoutMs;
+      left = Math.max(1, line.deadline - now);
+    }
+    let reading: Promise<Uint8Array | null>;
+    try {
+      reading = this.#source.read(left);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return reading.then(this.#onLineRead);
+  }
+
+  readonly #onLineRead = (read: Uint8Array | null): LineResult | Promise<LineResult> => {
+    if (!this.#append(read)) return EOF_LINE;
+    return this.#nextLine() ?? this.#readMore();
+  };
 
   /**
    * Reads a DATA body up to and including CRLF.CRLF, unstuffed, into `consume`.
