@@ -1,7 +1,7 @@
 // Process helpers for the benchmarks: spawn with a registry so run.ts can stop every process
 // it started (by PID, even on failure; tests/_helpers/spawned.ts, shared with the tests), run a
 // command to completion under a deadline, find a spare loopback port, and read a process's
-// RSS. Benchmarks only; no test imports this.
+// RSS and CPU time. Benchmarks only; no test imports this.
 
 export {
   freePort,
@@ -79,6 +79,16 @@ async function statusBytes(pid: number, field: "VmHWM" | "VmRSS"): Promise<numbe
   } catch {
     return undefined;
   }
+}
+
+/**
+ * User + system CPU time so far in ms (Linux clock ticks of 10 ms) of a process, or of one of
+ * its threads with `tid` (the main thread's is the process's own PID).
+ */
+export async function cpuMs(pid: number, tid?: number): Promise<number> {
+  const path = tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`;
+  const fields = (await Deno.readTextFile(path)).split(") ")[1]?.split(" ") ?? [];
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 /** Resolves after `ms` milliseconds. */

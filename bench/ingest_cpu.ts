@@ -7,6 +7,7 @@
 // cost is in this process, not in serve's.
 
 import { makeTestCa } from "../tests/_helpers/certs.ts";
+import { cpuMs } from "./_proc.ts";
 import { Serve } from "./_serve.ts";
 
 const enc = new TextEncoder();
@@ -84,12 +85,6 @@ async function shape(port: number, caPem: string | undefined, total: number, ses
     }
   }));
   return total / ((performance.now() - started) / 1000);
-}
-
-/** User + system CPU time of a process so far, in ms (Linux: clock ticks of 10 ms). */
-async function cpuMs(pid: number): Promise<number> {
-  const fields = (await Deno.readTextFile(`/proc/${pid}/stat`)).split(") ")[1]?.split(" ") ?? [];
-  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 const [mode, countArg, ...sessionArgs] = Deno.args;
