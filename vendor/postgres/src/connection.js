@@ -457,10 +457,27 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     socket.removeAllListeners()
     socket = null
 
-    if (initial)
+    if (initial) {
+      // odmr-relay: what was sent on the lost connection (the array-types query) fails now
+      // instead of waiting forever; see the next comment.
+      const err = Errors.connection('CONNECTION_CLOSED', options, socket)
+      query && queryError(query, err)
+      while (sent.length)
+        queryError(sent.shift(), err)
+      query = results = errorResponse = null
       return reconnect()
+    }
 
-    !hadError && (query || sent.length) && error(Errors.connection('CONNECTION_CLOSED', options, socket))
+    // odmr-relay: also after an error. The socket's 'error' failed what had been sent by then,
+    // but a query issued between that 'error' and this 'close' (the next statement of a
+    // caller that was told of the error) went into `sent` on the dead socket, and nothing
+    // ever settled it: a write of serve waited forever (upstream 3.4.9 tests !hadError).
+    ;(query || sent.length) && error(Errors.connection('CONNECTION_CLOSED', options, socket))
+    // odmr-relay: forget the lost session's last query and its pending ErrorResponse. Kept,
+    // the first ReadyForQuery of the next connection handed that stale error (PostgreSQL's
+    // FATAL 57P01 at a restart) to the first query on a healthy connection (upstream
+    // porsager/postgres#1223; not fixed in 3.4.9).
+    query = results = errorResponse = null
     closedTime = performance.now()
     hadError && options.shared.retries++
     delay = (typeof backoff === 'function' ? backoff(options.shared.retries) : backoff) * 1000
@@ -571,7 +588,13 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
 
       if (needsTypes) {
         initial.reserve && (initial = null)
-        return fetchArrayTypes()
+        // odmr-relay: the array-types query fails when the connection is lost during it
+        // (ECONNRESET, or PostgreSQL's FATAL 57P01 at a restart); nothing held this promise,
+        // so its rejection was unhandled and ended the process (upstream porsager/postgres
+        // #1192, #1205, #1223; not fixed in 3.4.9). The same error has already gone to the
+        // waiting query (`initial`, by errored()), or a waiting reserve() gets the next
+        // connection: nothing is lost by dropping it here.
+        return fetchArrayTypes().catch(noop)
       }
 
       initial && !initial.reserve && execute(initial)

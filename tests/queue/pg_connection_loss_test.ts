@@ -1,0 +1,132 @@
+/**
+ * serve survives PostgreSQL connections lost the ways a restart loses them (#14), through a
+ * proxy that cuts them at a chosen moment (tests/_helpers/postgres_proxy.ts):
+ * - a reset or PostgreSQL's FATAL 57P01 while a new connection fetches the array types (the
+ *   first statement of every connection) was an unhandled rejection, which ends a Deno
+ *   process: "Uncaught (in promise) Error: read ECONNRESET" killed a node in the outage test;
+ * - after a FATAL 57P01, the next connection's first query failed with that old error;
+ * - a query issued between a reset socket's 'error' and its 'close' never settled.
+ */
+import assert from "node:assert/strict";
+import { connectPostgres, type Sql } from "../../src/queue/pg/connect.ts";
+import { postgresTest } from "../_helpers/postgres.ts";
+import { type Cut, type PostgresProxy, startPostgresProxy } from "../_helpers/postgres_proxy.ts";
+
+/** The first statement postgres.js sends on every new connection (fetch_types). */
+const ARRAY_TYPES_QUERY = "pg_catalog.pg_type";
+
+/** Runs `fn`, then fails if any promise was rejected with no handler meanwhile. */
+async function withoutUnhandledRejections(fn: () => Promise<void>): Promise<void> {
+  const unhandled: string[] = [];
+  const listener = (e: PromiseRejectionEvent) => {
+    e.preventDefault();
+    unhandled.push(String(e.reason));
+  };
+  globalThis.addEventListener("unhandledrejection", listener);
+  try {
+    await fn();
+    // Rejections are reported after the turn that made them: let a few turns go by.
+    for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 20));
+  } finally {
+    globalThis.removeEventListener("unhandledrejection", listener);
+  }
+  assert.deepEqual(unhandled, [], "promises rejected with no handler (a serve node would die)");
+}
+
+async function withProxiedPool(
+  url: string,
+  fn: (sql: Sql, proxy: PostgresProxy) => Promise<void>,
+): Promise<void> {
+  const proxy = await startPostgresProxy(Number(new URL(url).port));
+  try {
+    const sql = await connectPostgres({ url: proxy.via(url), max: 1 });
+    try {
+      await fn(sql, proxy);
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  } finally {
+    await proxy.close();
+  }
+}
+
+async function one(sql: Sql): Promise<string> {
+  return await sql`SELECT 1 AS one`.then((rows) => `ok ${rows[0]?.one}`, (err) => String(err));
+}
+
+for (const how of ["reset", "fatal"] as const satisfies readonly Cut[]) {
+  await postgresTest(
+    `a connection lost by ${how} while it fetches the array types: no unhandled rejection, the pool goes on (#14)`,
+    async (pg) => {
+      const url = await pg.createDatabase(`types_${how}`);
+      await withProxiedPool(url, async (sql, proxy) => {
+        await withoutUnhandledRejections(async () => {
+          // The pool's one connection goes; a query opens another, cut in its start-up (the
+          // first query may still find the old socket: EPIPE or ECONNRESET, then the next).
+          let isCut = false;
+          const cut = proxy.cutWhenSent(ARRAY_TYPES_QUERY, how).then(() => isCut = true);
+          proxy.cutAll("reset");
+          let first = "";
+          for (let i = 0; i < 5 && !isCut; i++) first = await one(sql);
+          await cut;
+          if (how === "reset") {
+            // The reset reaches the query that waited for the connection, as a 4xx would.
+            assert.match(first, /ECONNRESET/);
+          } else {
+            // A clean close during start-up: postgres.js connects again for the waiting query,
+            // which must not fail with the old session's 57P01 (it did: stale ErrorResponse).
+            assert.equal(first, "ok 1");
+          }
+          assert.equal(await one(sql), "ok 1", "the next query, on a new connection");
+        });
+      });
+    },
+  );
+}
+
+/** `p`'s outcome, or "no answer in N ms" if it has not settled by then. */
+async function within(p: Promise<string>, ms: number): Promise<string> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<string>((r) => timer = setTimeout(() => r(`no answer in ${ms} ms`), ms));
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+await postgresTest(
+  "a query issued as soon as the previous one failed on a reset connection settles (#14)",
+  async (pg) => {
+    const url = await pg.createDatabase("reset_next");
+    await withProxiedPool(url, async (sql, proxy) => {
+      await withoutUnhandledRejections(async () => {
+        proxy.cutAll("reset");
+        // Each query is issued the moment the one before settled: the first fails on the
+        // reset socket, and the next came between the socket's 'error' and its 'close' (on
+        // Deno's node:net) and waited forever.
+        const outcomes: string[] = [];
+        for (let i = 0; i < 3; i++) outcomes.push(await within(one(sql), 5000));
+        assert.match(outcomes[0] ?? "", /EPIPE|ECONNRESET/, outcomes.join(" | "));
+        assert.ok(!outcomes.some((o) => o.startsWith("no answer")), outcomes.join(" | "));
+        assert.equal(outcomes.at(-1), "ok 1", outcomes.join(" | "));
+      });
+    });
+  },
+);
+
+await postgresTest(
+  "after a session ended by FATAL 57P01 mid-query, the next query runs on a new connection, not failed with that error (#14)",
+  async (pg) => {
+    const url = await pg.createDatabase("fatal_busy");
+    await withProxiedPool(url, async (sql, proxy) => {
+      await withoutUnhandledRejections(async () => {
+        const cut = proxy.cutWhenSent("pg_sleep", "fatal");
+        const busy = await sql`SELECT pg_sleep(0.01)`.then(() => "ok", (err) => String(err));
+        await cut;
+        assert.match(busy, /CONNECTION_CLOSED|57P01|terminating/, "the query that was cut");
+        assert.equal(await one(sql), "ok 1", "the first query on the next connection");
+      });
+    });
+  },
+);
