@@ -5,10 +5,12 @@
  *   first statement of every connection) was an unhandled rejection, which ends a Deno
  *   process: "Uncaught (in promise) Error: read ECONNRESET" killed a node in the outage test;
  * - after a FATAL 57P01, the next connection's first query failed with that old error;
- * - a query issued between a reset socket's 'error' and its 'close' never settled.
+ * - a commit waits at most its deadline when the server accepts connections and never answers
+ *   (it had waited for the 10 s connect timeout of each connection tried, in turn).
  */
 import assert from "node:assert/strict";
 import { connectPostgres, type Sql } from "../../src/queue/pg/connect.ts";
+import { PgQueueStore } from "../../src/queue/pg/store.ts";
 import { postgresTest } from "../_helpers/postgres.ts";
 import { type Cut, type PostgresProxy, startPostgresProxy } from "../_helpers/postgres_proxy.ts";
 
@@ -128,5 +130,61 @@ await postgresTest(
         assert.equal(await one(sql), "ok 1", "the first query on the next connection");
       });
     });
+  },
+);
+
+await postgresTest(
+  "a commit fails within its deadline while the database accepts connections and never answers, and works again after (#14)",
+  async (pg) => {
+    const url = await pg.createDatabase("silent");
+    const proxy = await startPostgresProxy(pg.port);
+    const deadlineMs = 1000;
+    const store = await PgQueueStore.open({ url: proxy.via(url) }, {
+      nodeId: "n1",
+      commitDeadlineMs: deadlineMs,
+    });
+    const commit = async (i: number) => {
+      const w = await store.begin({
+        mailFrom: "s@example.net",
+        params: {},
+        recipients: [{ address: `u${i}@example.org`, domain: "example.org" }],
+      });
+      await w.write(new TextEncoder().encode(`Subject: ${i}\r\n\r\nbody\r\n`));
+      await w.commit();
+    };
+    try {
+      await commit(0);
+      proxy.setSilent(true);
+      proxy.cutAll("reset");
+      const started = performance.now();
+      const outcomes = await Promise.all(
+        [1, 2, 3, 4].map((i) =>
+          commit(i).then(() => "committed", (err) => ({
+            ms: performance.now() - started,
+            err: String(err),
+          }))
+        ),
+      );
+      for (const o of outcomes) {
+        assert.ok(typeof o === "object", `a commit with the database silent: ${o}`);
+        // The deadline, with room for a loaded machine; far below the 10 s connect timeout
+        // that each attempt waited for before.
+        assert.ok(o.ms < deadlineMs + 3000, `failed after ${Math.round(o.ms)} ms: ${o.err}`);
+      }
+      proxy.setSilent(false);
+      proxy.cutAll("reset"); // the connections still waiting on the silence
+      // The node recovers by itself (the pool may first wait out its reconnect backoff).
+      let last = "";
+      for (let i = 0; i < 30 && last !== "committed"; i++) {
+        last = await commit(5).then(() => "committed", (err) => String(err));
+      }
+      assert.equal(last, "committed", "a commit once the database answers again");
+      const ids = (await store.list()).map((m) => m.recipients[0]?.address).sort();
+      assert.deepEqual(ids, ["u0@example.org", "u5@example.org"]);
+    } finally {
+      proxy.cutAll("reset");
+      await store.close();
+      await proxy.close();
+    }
   },
 );

@@ -3,15 +3,28 @@
  * arrive while one transaction is in flight go together into the next one, pipelined on one
  * connection, so ingest pays one round trip and one WAL flush per group, not per message.
  * A waiter resolves only after the COMMIT holding its writes returned (synchronous_commit on).
- * When a group fails, each of its writes is retried alone so that one bad write fails only
- * itself. A group made only of `normal` writes (settlements) commits with
- * `SET LOCAL synchronous_commit = off`, the counterpart of SQLite's synchronous=NORMAL
- * (src/queue/_group_tx.ts): a crash of the server may lose the latest of them (the message is
- * sent again), never a message; any `full` write in the group makes it a synchronous commit.
+ * When a group fails on a statement, each of its writes is retried alone so that one bad
+ * write fails only itself; when it lost its connection, all of them fail at once. A group made
+ * only of `normal` writes (settlements) commits with `SET LOCAL synchronous_commit = off`, the
+ * counterpart of SQLite's synchronous=NORMAL (src/queue/_group_tx.ts): a crash of the server
+ * may lose the latest of them (the message is sent again), never a message; any `full` write
+ * in the group makes it a synchronous commit.
+ *
+ * Every write settles within a deadline (`deadlineMs`, counted from the moment it is asked).
+ * While the database cannot be reached, a pool connection may wait out postgres.js's reconnect
+ * backoff and then its connect timeout, or sit on a TCP connection that a stopping server
+ * accepted and never answers; the session behind the write must still answer 4xx in time. A
+ * group still in flight at the deadline no longer holds back the next one. A write past its
+ * deadline that has not run yet never runs; one already sent may still commit (its sender was
+ * told 4xx and sends it again: a duplicate, never a loss).
  */
 import { setImmediate } from "node:timers";
 import type { CommitLevel } from "../_group_tx.ts";
 import type { Sql, Tx } from "./connect.ts";
+import { isConnectionLoss } from "./_errors.ts";
+
+/** How long a write may wait for its COMMIT before it fails (default of `deadlineMs`). */
+export const GROUP_DEADLINE_MS = 10_000;
 
 /** Statements of one write, run inside the group's transaction. */
 export type GroupWrite = (tx: Tx) => Promise<unknown>;
@@ -19,6 +32,8 @@ export type GroupWrite = (tx: Tx) => Promise<unknown>;
 interface Pending {
   readonly write: GroupWrite;
   readonly level: CommitLevel;
+  /** Settled (committed, failed or past its deadline): nothing more to do for it. */
+  isOver: boolean;
   resolve(): void;
   reject(err: unknown): void;
 }
@@ -27,22 +42,45 @@ interface Pending {
 export class PgGroupCommit {
   readonly #sql: Sql;
   readonly #onCommit: () => void;
+  readonly #deadlineMs: number;
   #pending: Pending[] = [];
   #isScheduled = false;
   #inFlight: Promise<void> | undefined;
 
-  constructor(sql: Sql, onCommit: () => void = () => {}) {
+  constructor(sql: Sql, onCommit: () => void = () => {}, deadlineMs = GROUP_DEADLINE_MS) {
     this.#sql = sql;
     this.#onCommit = onCommit;
+    this.#deadlineMs = deadlineMs;
   }
 
   /**
    * Runs `write` in the next group transaction; resolves once that transaction committed
-   * (`normal`: possibly without waiting for the WAL flush, see above).
+   * (`normal`: possibly without waiting for the WAL flush, see above); rejects when it failed
+   * or did not commit within the deadline.
    */
   run(write: GroupWrite, level: CommitLevel = "full"): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.#pending.push({ write, level, resolve, reject });
+      const timer = setTimeout(() => {
+        p.reject(new Error(`no COMMIT within ${this.#deadlineMs} ms (database unreachable?)`));
+      }, this.#deadlineMs);
+      const p: Pending = {
+        write,
+        level,
+        isOver: false,
+        resolve: () => {
+          if (p.isOver) return;
+          p.isOver = true;
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (err) => {
+          if (p.isOver) return;
+          p.isOver = true;
+          clearTimeout(timer);
+          reject(err);
+        },
+      };
+      this.#pending.push(p);
       this.#schedule();
     });
   }
@@ -60,32 +98,44 @@ export class PgGroupCommit {
     // Next check phase: every session whose data was handled in this loop turn joins.
     setImmediate(() => {
       this.#isScheduled = false;
-      this.#inFlight = this.#flush().finally(() => {
-        this.#inFlight = undefined;
+      // Past the deadline its writes have failed already: the next group goes ahead (on
+      // another connection) rather than wait for a transaction the server may never answer.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const stalled = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, this.#deadlineMs);
+      });
+      const inFlight: Promise<void> = Promise.race([this.#flush(), stalled]).finally(() => {
+        clearTimeout(timer);
+        if (this.#inFlight === inFlight) this.#inFlight = undefined;
         if (this.#pending.length > 0) this.#schedule();
       });
+      this.#inFlight = inFlight;
     });
   }
 
   async #flush(): Promise<void> {
-    const group = this.#pending;
+    const group = this.#pending.filter((p) => !p.isOver);
     this.#pending = [];
     if (group.length === 0) return;
     try {
       // postgres.js pipelines the SET ahead of the writes on the transaction's connection.
+      // A write whose deadline passed while BEGIN waited for a connection is left out.
       await this.#sql.begin((tx) =>
-        Promise.all([relax(tx, group), ...group.map((p) => p.write(tx))])
+        Promise.all([relax(tx, group), ...group.filter((p) => !p.isOver).map((p) => p.write(tx))])
       );
       this.#onCommit();
       for (const p of group) p.resolve();
       return;
     } catch (err) {
-      if (group.length === 1) {
-        group[0]?.reject(err);
+      // Retried one by one only when a write may be at fault: after a lost connection each
+      // retry would wait for the pool's reconnect in turn and fail the same way.
+      if (group.length === 1 || isConnectionLoss(err)) {
+        for (const p of group) p.reject(err);
         return;
       }
     }
     for (const p of group) {
+      if (p.isOver) continue;
       try {
         await this.#sql.begin((tx) => Promise.all([relax(tx, [p]), p.write(tx)]));
         this.#onCommit();

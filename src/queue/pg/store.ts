@@ -49,6 +49,8 @@ export interface PgQueueStoreOptions {
   readonly logger?: Logger;
   /** Called after each group COMMIT (tests count them). */
   readonly onGroupCommit?: () => void;
+  /** How long a message or settlement may wait for its COMMIT (default GROUP_DEADLINE_MS). */
+  readonly commitDeadlineMs?: number;
 }
 
 /** Thrown inside a claim's transaction to roll it back with an answer. */
@@ -96,7 +98,7 @@ export class PgQueueStore implements QueueStore {
     this.#now = opts.now ?? Date.now;
     this.#chunkBytes = opts.chunkBytes ?? PG_CHUNK_BYTES;
     this.#log = opts.logger ?? NULL_LOGGER;
-    this.#group = new PgGroupCommit(sql, opts.onGroupCommit);
+    this.#group = new PgGroupCommit(sql, opts.onGroupCommit, opts.commitDeadlineMs);
     this.#reader = new PgReader(sql, this.#log);
     this.#gauges = new PgGauges(sql, this.#now);
     this.#maintenance = new PgMaintenance({
