@@ -35,21 +35,29 @@ async function withoutUnhandledRejections(fn: () => Promise<void>): Promise<void
   assert.deepEqual(unhandled, [], "promises rejected with no handler (a serve node would die)");
 }
 
-async function withProxiedPool(
-  url: string,
+/**
+ * A test on a fresh database `db`, reached through a proxy by a pool of one connection, that
+ * also fails when a promise was rejected with no handler.
+ */
+function proxiedPoolTest(
+  name: string,
+  db: string,
   fn: (sql: Sql, proxy: PostgresProxy) => Promise<void>,
 ): Promise<void> {
-  const proxy = await startPostgresProxy(Number(new URL(url).port));
-  try {
-    const sql = await connectPostgres({ url: proxy.via(url), max: 1 });
+  return postgresTest(name, async (pg) => {
+    const url = await pg.createDatabase(db);
+    const proxy = await startPostgresProxy(pg.port);
     try {
-      await fn(sql, proxy);
+      const sql = await connectPostgres({ url: proxy.via(url), max: 1 });
+      try {
+        await withoutUnhandledRejections(() => fn(sql, proxy));
+      } finally {
+        await sql.end({ timeout: 1 });
+      }
     } finally {
-      await sql.end({ timeout: 1 });
+      await proxy.close();
     }
-  } finally {
-    await proxy.close();
-  }
+  });
 }
 
 async function one(sql: Sql): Promise<string> {
@@ -57,31 +65,27 @@ async function one(sql: Sql): Promise<string> {
 }
 
 for (const how of ["reset", "fatal"] as const satisfies readonly Cut[]) {
-  await postgresTest(
+  await proxiedPoolTest(
     `a connection lost by ${how} while it fetches the array types: no unhandled rejection, the pool goes on (#14)`,
-    async (pg) => {
-      const url = await pg.createDatabase(`types_${how}`);
-      await withProxiedPool(url, async (sql, proxy) => {
-        await withoutUnhandledRejections(async () => {
-          // The pool's one connection goes; a query opens another, cut in its start-up (the
-          // first query may still find the old socket: EPIPE or ECONNRESET, then the next).
-          let isCut = false;
-          const cut = proxy.cutWhenSent(ARRAY_TYPES_QUERY, how).then(() => isCut = true);
-          proxy.cutAll("reset");
-          let first = "";
-          for (let i = 0; i < 5 && !isCut; i++) first = await one(sql);
-          await cut;
-          if (how === "reset") {
-            // The reset reaches the query that waited for the connection, as a 4xx would.
-            assert.match(first, /ECONNRESET/);
-          } else {
-            // A clean close during start-up: postgres.js connects again for the waiting query,
-            // which must not fail with the old session's 57P01 (it did: stale ErrorResponse).
-            assert.equal(first, "ok 1");
-          }
-          assert.equal(await one(sql), "ok 1", "the next query, on a new connection");
-        });
-      });
+    `types_${how}`,
+    async (sql, proxy) => {
+      // The pool's one connection goes; a query opens another, cut in its start-up (the first
+      // query may still find the old socket: EPIPE or ECONNRESET, then the next).
+      let isCut = false;
+      const cut = proxy.cutWhenSent(ARRAY_TYPES_QUERY, how).then(() => isCut = true);
+      proxy.cutAll("reset");
+      let first = "";
+      for (let i = 0; i < 5 && !isCut; i++) first = await one(sql);
+      await cut;
+      if (how === "reset") {
+        // The reset reaches the query that waited for the connection, as a 4xx would.
+        assert.match(first, /ECONNRESET/);
+      } else {
+        // A clean close during start-up: postgres.js connects again for the waiting query,
+        // which must not fail with the old session's 57P01 (it did: stale ErrorResponse).
+        assert.equal(first, "ok 1");
+      }
+      assert.equal(await one(sql), "ok 1", "the next query, on a new connection");
     },
   );
 }
@@ -97,39 +101,31 @@ async function within(p: Promise<string>, ms: number): Promise<string> {
   }
 }
 
-await postgresTest(
+await proxiedPoolTest(
   "a query issued as soon as the previous one failed on a reset connection settles (#14)",
-  async (pg) => {
-    const url = await pg.createDatabase("reset_next");
-    await withProxiedPool(url, async (sql, proxy) => {
-      await withoutUnhandledRejections(async () => {
-        proxy.cutAll("reset");
-        // Each query is issued the moment the one before settled: the first fails on the
-        // reset socket, and the next came between the socket's 'error' and its 'close' (on
-        // Deno's node:net) and waited forever.
-        const outcomes: string[] = [];
-        for (let i = 0; i < 3; i++) outcomes.push(await within(one(sql), 5000));
-        assert.match(outcomes[0] ?? "", /EPIPE|ECONNRESET/, outcomes.join(" | "));
-        assert.ok(!outcomes.some((o) => o.startsWith("no answer")), outcomes.join(" | "));
-        assert.equal(outcomes.at(-1), "ok 1", outcomes.join(" | "));
-      });
-    });
+  "reset_next",
+  async (sql, proxy) => {
+    proxy.cutAll("reset");
+    // Each query is issued the moment the one before settled: the first fails on the reset
+    // socket, and the next came between the socket's 'error' and its 'close' (on Deno's
+    // node:net) and waited forever.
+    const outcomes: string[] = [];
+    for (let i = 0; i < 3; i++) outcomes.push(await within(one(sql), 5000));
+    assert.match(outcomes[0] ?? "", /EPIPE|ECONNRESET/, outcomes.join(" | "));
+    assert.ok(!outcomes.some((o) => o.startsWith("no answer")), outcomes.join(" | "));
+    assert.equal(outcomes.at(-1), "ok 1", outcomes.join(" | "));
   },
 );
 
-await postgresTest(
+await proxiedPoolTest(
   "after a session ended by FATAL 57P01 mid-query, the next query runs on a new connection, not failed with that error (#14)",
-  async (pg) => {
-    const url = await pg.createDatabase("fatal_busy");
-    await withProxiedPool(url, async (sql, proxy) => {
-      await withoutUnhandledRejections(async () => {
-        const cut = proxy.cutWhenSent("pg_sleep", "fatal");
-        const busy = await sql`SELECT pg_sleep(0.01)`.then(() => "ok", (err) => String(err));
-        await cut;
-        assert.match(busy, /CONNECTION_CLOSED|57P01|terminating/, "the query that was cut");
-        assert.equal(await one(sql), "ok 1", "the first query on the next connection");
-      });
-    });
+  "fatal_busy",
+  async (sql, proxy) => {
+    const cut = proxy.cutWhenSent("pg_sleep", "fatal");
+    const busy = await sql`SELECT pg_sleep(0.01)`.then(() => "ok", (err) => String(err));
+    await cut;
+    assert.match(busy, /CONNECTION_CLOSED|57P01|terminating/, "the query that was cut");
+    assert.equal(await one(sql), "ok 1", "the first query on the next connection");
   },
 );
 
