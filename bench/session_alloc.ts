@@ -1,11 +1,11 @@
-// The MX session path alone (issue 13): our native listener (no read-ahead, as serve's SMTP
-// listener), LineReader, SmtpReceiver and TracedSink over a sink that accepts everything at once
-// (no store, no log), driven by raw Deno clients in this process, one 4 KB message per
-// connection. Prints the heap allocated per message (deterministic: run it with a new space
-// large enough that no GC runs while it measures) and this process's CPU time per message (client
-// included: compare two builds, not absolute figures). Not part of `deno task bench`:
+// The MX session path alone (issue 13): our native listener (no read-ahead, read buffers passed
+// on, as serve's SMTP listener), LineReader, SmtpReceiver and TracedSink over a sink that accepts
+// everything at once (no store, no log), driven by raw Deno clients in this process, one 4 KB
+// message per connection. Prints the heap allocated per message (deterministic: run it with a new
+// space large enough that no GC runs while it measures) and this process's CPU time per message
+// (client included: compare two builds, not absolute figures). Not part of `deno task bench`:
 //   deno run -A --v8-flags=--min-semi-space-size=128,--max-semi-space-size=128,--expose-gc \
-//     bench/session_alloc.ts 10 3000
+//     bench/session_alloc.ts 10 2000
 
 import { listen } from "../src/net/listener.ts";
 import type { Conn } from "../src/net/conn.ts";
@@ -62,6 +62,7 @@ const listener = await listen({
   port: 0,
   native: true,
   readAhead: false,
+  recycleReadBuffer: true,
   onConn: (conn) => void serveOne(conn),
 });
 

@@ -246,6 +246,9 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
       // socket closes after QUIT with no read in flight to cancel. ODMR reads ahead (the
       // provider reads the customer's replies to a window of messages).
       readAhead: proto === "odmr",
+      // SMTP sessions read with releaseConsumed (_serve_smtp.ts): nothing keeps a view of the
+      // read buffer once a session ended, so the next connection takes it over.
+      recycleReadBuffer: proto !== "odmr",
       // Asked at each connection: a reloaded certificate reaches new handshakes.
       ...(entry.tls === "implicit" && deps.secureContext
         ? { secureContext: () => deps.secureContext as tls.SecureContext }

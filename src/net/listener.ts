@@ -54,6 +54,8 @@ export interface ListenOptions {
   native?: boolean;
   /** Native only: read ahead of the handler's reads (default true; NativeConnOptions). */
   readAhead?: boolean;
+  /** Native only: give each connection's read buffer to the next at close (NativeConnOptions). */
+  recycleReadBuffer?: boolean;
 }
 
 /** Binds `host:port` and calls `onConn` for every accepted connection. */
@@ -90,7 +92,10 @@ function listenNative(opts: ListenOptions, onAccepted: (conn: Conn) => void): Pr
     return Promise.reject(err);
   }
   let closed = false;
-  const connOptions = { readAhead: opts.readAhead ?? true };
+  const connOptions = {
+    readAhead: opts.readAhead ?? true,
+    recycleReadBuffer: opts.recycleReadBuffer ?? false,
+  };
   void acceptLoop(server, (tcp) => onAccepted(new NativeConn(tcp, connOptions)), () => closed);
   const port = server.addr.port;
   const shown = opts.host.includes(":") ? `[${opts.host}]` : opts.host;

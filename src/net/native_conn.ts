@@ -50,6 +50,13 @@ export interface NativeConnOptions {
    * socket read brought and was not taken yet. Plain TCP only: once TLS starts it reads ahead.
    */
   readonly readAhead?: boolean;
+  /**
+   * At close(), the connection's small read buffer goes to the next connection (_read_buffers.ts
+   * `recycle`: the views handed out of it are detached first). Only for a connection whose
+   * reader's consumers keep no view once they returned (serve's SMTP listeners, whose LineReader
+   * frees what it consumed: `releaseConsumed`). Plain TCP only; never while a read is in flight.
+   */
+  readonly recycleReadBuffer?: boolean;
 }
 
 /** Conn over a Deno.TcpConn. */
@@ -74,6 +81,7 @@ export class NativeConn implements Conn {
   #dropped = false;
   #local: { address: string; port: number } | undefined;
   readonly #readAhead: boolean;
+  readonly #recycleReadBuffer: boolean;
   /** The timeout of the read waiting now (one read at a time: the reader's). */
   #waitTimeoutMs: number | undefined;
 
@@ -90,6 +98,7 @@ export class NativeConn implements Conn {
     });
     tcp.setNoDelay(true);
     this.#readAhead = opts.readAhead ?? true;
+    this.#recycleReadBuffer = opts.recycleReadBuffer ?? false;
     if (this.#readAhead) this.#pump();
     else this.#paused = true;
   }
@@ -346,6 +355,10 @@ export class NativeConn implements Conn {
   #close(): Promise<void> {
     // A read still waiting ends with the connection, not with its deadline.
     this.#queue.dropDeadline();
+    // The session is over: its reader is done with the buffer (no read of the socket in it).
+    if (this.#recycleReadBuffer && !this.#pumping && this.#link === undefined) {
+      this.#buffers.recycle();
+    }
     if (this.#tls !== undefined) {
       this.#closed = true;
       return this.#tls.close().then(() => this.#drop());

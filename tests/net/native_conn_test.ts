@@ -425,3 +425,42 @@ for (const readAhead of [true, false]) {
     }, { readAhead });
   });
 }
+
+/**
+ * A NativeConn that passes its read buffer on (as serve's SMTP listeners): the peer sends
+ * `text`, the conn reads it whole, then `then` gets the conn and the chunk it read.
+ */
+function readOnRecyclingConn(
+  text: string,
+  then: (conn: NativeConn, chunk: Uint8Array) => Promise<void>,
+): Promise<void> {
+  return withNativePair(async (conn, peer) => {
+    await peer.write(new TextEncoder().encode(text));
+    const chunk = (await conn.read(5_000)) ?? new Uint8Array(0);
+    assertEquals(new TextDecoder().decode(chunk), text);
+    await then(conn, chunk);
+  }, { readAhead: false, recycleReadBuffer: true });
+}
+
+Deno.test("NativeConn with recycleReadBuffer: the next connection takes over the read buffer; what the closed one handed out reads empty, never the next one's bytes (#13)", async () => {
+  let kept: Uint8Array = new Uint8Array(0);
+  await readOnRecyclingConn("first connection's secret\r\n", async (conn, chunk) => {
+    kept = chunk;
+    await conn.close();
+    // Its ArrayBuffer moved on: the view a careless consumer kept is detached, not reused.
+    assertEquals(kept.byteLength, 0);
+  });
+  await readOnRecyclingConn("second connection's own bytes\r\n", () => {
+    assertEquals(kept.byteLength, 0);
+    return Promise.resolve();
+  });
+});
+
+Deno.test("NativeConn with recycleReadBuffer: a buffer with a read still in flight is not passed on (#13)", async () => {
+  await readOnRecyclingConn("one\r\n", async (conn, chunk) => {
+    // A read that timed out leaves the socket's read in flight into the same buffer.
+    await rejects(conn.read(50), TimeoutError);
+    await conn.close();
+    assertEquals(chunk.byteLength, 5);
+  });
+});
