@@ -172,6 +172,11 @@ export class LineReader {
    * frame per command cost an MX session ~3 KB of garbage per message).
    */
   readLine(maxBytes: number, timeoutMs?: number): Promise<LineResult> {
+    if (this.#lineResolve !== undefined) {
+      // The line state is shared: a second call would reset it, and its read would take the
+      // first call's place in the source, leaving the first never settled.
+      return Promise.reject(new Error("LineReader.readLine: a line is already being read"));
+    }
     const line = this.#line;
     line.maxBytes = maxBytes;
     line.timeoutMs = timeoutMs;
@@ -211,8 +216,25 @@ export class LineReader {
     return undefined;
   }
 
-  /** Reads more of the line being read. */
+  /** Settles the pending readLine; set only while it waits for reads. */
+  #lineResolve: ((r: LineResult) => void) | undefined;
+  #lineReject: ((err: unknown) => void) | undefined;
+
+  /**
+   * Reads more of the line being read: one promise for the whole line, settled from the read
+   * callbacks. (A callback that returned a new promise for each read chained one promise per
+   * read, all held until the line ended: ~100 B per read, so a peer trickling an endless line
+   * in small packets grew serve by hundreds of MB within the 5 min line timeout.)
+   */
   #readMore(): Promise<LineResult> {
+    return new Promise<LineResult>((resolve, reject) => {
+      this.#lineResolve = resolve;
+      this.#lineReject = reject;
+      this.#readNext();
+    });
+  }
+
+  #readNext(): void {
     const line = this.#line;
     let left: number | undefined;
     if (line.timeoutMs !== undefined) {
@@ -228,14 +250,34 @@ export class LineReader {
     try {
       reading = this.#source.read(left);
     } catch (err) {
-      return Promise.reject(err);
+      return this.#onLineError(err);
     }
-    return reading.then(this.#onLineRead);
+    reading.then(this.#onLineRead, this.#onLineError);
   }
 
-  readonly #onLineRead = (read: Uint8Array | null): LineResult | Promise<LineResult> => {
-    if (!this.#append(read)) return EOF_LINE;
-    return this.#nextLine() ?? this.#readMore();
+  #settleLine(r: LineResult): void {
+    const resolve = this.#lineResolve;
+    this.#lineResolve = undefined;
+    this.#lineReject = undefined;
+    resolve?.(r);
+  }
+
+  readonly #onLineRead = (read: Uint8Array | null): void => {
+    let found: LineResult | undefined;
+    try {
+      found = this.#append(read) ? this.#nextLine() : EOF_LINE;
+    } catch (err) {
+      return this.#onLineError(err);
+    }
+    if (found !== undefined) this.#settleLine(found);
+    else this.#readNext();
+  };
+
+  readonly #onLineError = (err: unknown): void => {
+    const reject = this.#lineReject;
+    this.#lineResolve = undefined;
+    this.#lineReject = undefined;
+    reject?.(err);
   };
 
   /**
