@@ -57,8 +57,11 @@ export interface MessageWriter {
   /** Queue id, known before the body is written (for the Received: header). */
   readonly id: string;
   /**
-   * Appends body bytes; the writer copies what it keeps (the chunk may be reused once the
-   * promise resolved). A failure to store may surface here or at `commit()`.
+   * Appends body bytes; the writer copies what it keeps before the promise resolves (the chunk
+   * may be reused, or detached, once it resolved: serve's SMTP connections hand their read
+   * buffer to the next connection at close, src/net/_read_buffers.ts `recycle`). A writer that
+   * kept views until `commit()` would store empty bodies. A failure to store may surface here or
+   * at `commit()`.
    */
   write(chunk: Uint8Array): Promise<void>;
   /** Resolves once the message and its recipients are durable (group commit). */
