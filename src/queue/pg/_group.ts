@@ -34,6 +34,8 @@ interface Pending {
   readonly level: CommitLevel;
   /** Settled (committed, failed or past its deadline): nothing more to do for it. */
   isOver: boolean;
+  /** Set while its statements run in a transaction whose COMMIT was not sent yet. */
+  onDeadline?: (() => void) | undefined;
   resolve(): void;
   reject(err: unknown): void;
 }
@@ -61,6 +63,7 @@ export class PgGroupCommit {
   run(write: GroupWrite, level: CommitLevel = "full"): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
+        p.onDeadline?.();
         p.reject(new Error(`no COMMIT within ${this.#deadlineMs} ms (database unreachable?)`));
       }, this.#deadlineMs);
       const p: Pending = {
@@ -113,16 +116,32 @@ export class PgGroupCommit {
     });
   }
 
+  /**
+   * One transaction of `group`'s writes. postgres.js pipelines the SET ahead of the writes on
+   * the transaction's connection. A write whose deadline passed while BEGIN waited for a
+   * connection is left out; one whose deadline passes while the statements run rolls the
+   * transaction back (postgres.js sends COMMIT only once this callback resolved), so a write
+   * told it failed is never committed after all; only a COMMIT already sent stays unknown.
+   */
+  async #transaction(group: readonly Pending[]): Promise<void> {
+    await this.#sql.begin((tx) => {
+      const writes = group.filter((p) => !p.isOver);
+      let abort: (err: unknown) => void = () => {};
+      const aborted = new Promise<never>((_, reject) => abort = reject);
+      for (const p of writes) p.onDeadline = () => abort(new DeadlinePassed());
+      const all = Promise.all([relax(tx, group), ...writes.map((p) => p.write(tx))]);
+      return Promise.race([all, aborted]).finally(() => {
+        for (const p of writes) p.onDeadline = undefined;
+      });
+    });
+  }
+
   async #flush(): Promise<void> {
     const group = this.#pending.filter((p) => !p.isOver);
     this.#pending = [];
     if (group.length === 0) return;
     try {
-      // postgres.js pipelines the SET ahead of the writes on the transaction's connection.
-      // A write whose deadline passed while BEGIN waited for a connection is left out.
-      await this.#sql.begin((tx) =>
-        Promise.all([relax(tx, group), ...group.filter((p) => !p.isOver).map((p) => p.write(tx))])
-      );
+      await this.#transaction(group);
       this.#onCommit();
       for (const p of group) p.resolve();
       return;
@@ -137,13 +156,20 @@ export class PgGroupCommit {
     for (const p of group) {
       if (p.isOver) continue;
       try {
-        await this.#sql.begin((tx) => Promise.all([relax(tx, [p]), p.write(tx)]));
+        await this.#transaction([p]);
         this.#onCommit();
         p.resolve();
       } catch (err) {
         p.reject(err);
       }
     }
+  }
+}
+
+/** Rolls back a transaction whose write was told it failed, before its COMMIT is sent. */
+class DeadlinePassed extends Error {
+  constructor() {
+    super("a write's deadline passed before COMMIT: rolled back");
   }
 }
 
