@@ -54,21 +54,22 @@ for (const [kind, lost] of Object.entries(LOST)) {
   });
 }
 
-Deno.test("a group that failed on one write's statement still retries each write alone (#14)", async () => {
-  const pool = standInPool((fn) => fn({} as Tx));
-  const group = new PgGroupCommit(pool.sql, () => {}, 5000);
-  const duplicate = () =>
-    Promise.reject(
-      new postgres.PostgresError({ message: "duplicate key", code: "23505" } as never),
-    );
-  const outcomes = await Promise.allSettled([
-    group.run(() => tick(0)),
-    group.run(duplicate),
-    group.run(() => tick(0)),
-  ]);
-  assert.deepEqual(outcomes.map((o) => o.status), ["fulfilled", "rejected", "fulfilled"]);
-  assert.equal(pool.begins, 4, "the group, then each of its three writes alone");
-});
+for (const code of ["23505", "57014"]) {
+  Deno.test(`a group that failed on one write's statement (${code}) still retries each write alone (#14)`, async () => {
+    const pool = standInPool((fn) => fn({} as Tx));
+    const group = new PgGroupCommit(pool.sql, () => {}, 5000);
+    // 23505 a duplicate key; 57014 a statement cancelled (statement_timeout): one write's own.
+    const bad = () =>
+      Promise.reject(new postgres.PostgresError({ message: "one write's", code } as never));
+    const outcomes = await Promise.allSettled([
+      group.run(() => tick(0)),
+      group.run(bad),
+      group.run(() => tick(0)),
+    ]);
+    assert.deepEqual(outcomes.map((o) => o.status), ["fulfilled", "rejected", "fulfilled"]);
+    assert.equal(pool.begins, 4, "the group, then each of its three writes alone");
+  });
+}
 
 Deno.test("a write settles within its deadline when its transaction never answers, and the next group does not wait for that one (#14)", async () => {
   let isAnswering = false;

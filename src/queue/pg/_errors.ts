@@ -13,21 +13,26 @@ const LOST_CONNECTION_CODES = new Set([
 ]);
 
 /**
- * SQLSTATE classes of a server that cannot serve the session: 08 connection exception, 53
- * insufficient resources (too many connections), 57 operator intervention (57P01 shutdown,
- * 57P03 starting up), 58 system error.
+ * The server's answers that mean it cannot serve the session, not that one statement failed:
+ * class 08 (connection exception), 57P01-57P05 (shutdown, crash, starting up, database
+ * dropped, idle session timeout), 53300 (too many connections), 53100 (disk full), class 58
+ * (system error). Not 57014 (a cancelled statement) nor 53200 (out of memory): one write can
+ * cause those.
  */
-const UNAVAILABLE_CLASSES = new Set(["08", "53", "57", "58"]);
+function isUnavailable(sqlstate: string): boolean {
+  return sqlstate.startsWith("08") || sqlstate.startsWith("57P") || sqlstate.startsWith("58") ||
+    sqlstate === "53300" || sqlstate === "53100";
+}
 
 /**
  * True for a socket error (ECONNRESET, ECONNREFUSED…: it names its system call), a connection
- * error of postgres.js (CONNECTION_CLOSED, CONNECT_TIMEOUT…), and the server's errors of the
- * classes above; false for anything else (a statement's error, a bug).
+ * error of postgres.js (CONNECTION_CLOSED, CONNECT_TIMEOUT…), and the server's answers above;
+ * false for anything else (a statement's error, a bug).
  */
 export function isConnectionLoss(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const { code, syscall } = err as { code?: unknown; syscall?: unknown };
   if (typeof code !== "string") return false;
-  if (err.name === "PostgresError") return UNAVAILABLE_CLASSES.has(code.slice(0, 2));
+  if (err.name === "PostgresError") return isUnavailable(code);
   return LOST_CONNECTION_CODES.has(code) || typeof syscall === "string";
 }
