@@ -448,6 +448,10 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     remaining = 0
     incomings = null
     clearImmediate(nextWriteTimer)
+    // odmr-relay: drop the lost session's unsent bytes and its cleared timer. Kept, write()
+    // saw a timer and scheduled no flush, so the next connection's StartupMessage (behind
+    // those stale bytes) was never sent and the connect waited out connect_timeout.
+    chunk = nextWriteTimer = null
     socket.removeListener('data', data)
     socket.removeListener('connect', connected)
     idleTimer.cancel()
