@@ -154,7 +154,7 @@ export async function runCustomer(
   else deps.signal?.addEventListener("abort", onAbort, { once: true });
 
   const receiverMs = deps.timeouts?.receiverMs ?? 5 * 60_000;
-  let reason = "error";
+  let reason: string;
   try {
     const receiver = new SmtpReceiver({
       conn,
@@ -188,7 +188,7 @@ export async function runCustomer(
     if (graceTimer !== undefined) clearTimeout(graceTimer);
     // Every reply is out: the local MTA's QUIT and the provider's close go out together.
     await Promise.all([
-      local instanceof LocalSmtpSink ? local.close({ abandon: reason !== "quit" }) : undefined,
+      local instanceof LocalSmtpSink ? local.close() : undefined,
       conn.close().catch(() => {}),
     ]);
   }

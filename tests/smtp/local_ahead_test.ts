@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import type { LocalSmtpSink } from "../../src/smtp/sinks/local_smtp.ts";
-import { MAX_AHEAD, SLOW_REPLY_MS } from "../../src/smtp/sinks/_local_link.ts";
+import { MAX_AHEAD } from "../../src/smtp/sinks/_local_link.ts";
 import type { SinkTransaction } from "../../src/smtp/sink.ts";
 import type { Reply } from "../../src/wire/reply.ts";
 import type { CaptureOptions, CaptureServer } from "../_helpers/capture_smtp.ts";
@@ -188,46 +188,5 @@ Deno.test("local hand-off (#13): a body bigger than its first buffer, sent ahead
         "RSET",
       ]);
     });
-  });
-});
-
-Deno.test(`local hand-off (#13): after a local reply slower than ${SLOW_REPLY_MS} ms, nothing more is sent ahead in the session`, async () => {
-  const rcptReply = (a: string) => a.startsWith("nobody@") ? "550 5.1.1 No such user" : undefined;
-  const body = enc.encode("x\r\n");
-  // Fast local replies: the one recipient is sent ahead (its refusal comes at the end).
-  await withSink({ rcptReply }, async (sink) => {
-    assertEquals((await deliverOne(sink, "a@example.org", body)).final, "250 2.0.0");
-    assertEquals(await deliverOne(sink, "nobody@example.org", body), {
-      rcpt: "250 2.1.5",
-      final: "550 5.1.1",
-    });
-  });
-  // One slow reply (to "."): from then on each RCPT waits for its local reply again, so the
-  // provider never waits for a slow RCPT and a slow "." in one reply.
-  await withSink({ rcptReply, dataReplyDelayMs: SLOW_REPLY_MS + 200 }, async (sink, capture) => {
-    assertEquals((await deliverOne(sink, "a@example.org", body)).final, "250 2.0.0");
-    const tx = await begin(sink);
-    assertEquals(show(await rcpt(tx, "nobody@example.org")), "550 5.1.1");
-    await tx.abort();
-    assertEquals(capture.messages.map((m) => m.recipients), [["a@example.org"]]);
-  });
-});
-
-Deno.test("local hand-off (#13): the provider's session lost, bodies still waiting for their local 354 are never delivered", async () => {
-  const replies = gate();
-  await withSink({ holdReplies: replies.closed }, async (sink, capture) => {
-    const tx = await begin(sink);
-    assertEquals(show(await rcpt(tx, "a@example.org")), "250 2.1.5");
-    await tx.write(enc.encode("Subject: t\r\n\r\nbody\r\n"));
-    assert(tx.finishLater !== undefined);
-    const { reply } = await tx.finishLater();
-    // The provider went away (no QUIT): its end of data can no longer be answered.
-    const closing = sink.close({ abandon: true });
-    replies.open();
-    await closing;
-    assertEquals(show(await reply), "451 4.3.0");
-    // The local server never saw the end of that body: the provider sends it again, once.
-    await new Promise((r) => setTimeout(r, 100));
-    assertEquals(capture.messages.length, 0);
   });
 });

@@ -52,16 +52,7 @@ export interface LocalSinkView {
   readonly timeouts: LocalTimeouts;
   /** RCPTs answered 452 because of the one-recipient LMTP rule. */
   splitRecipients: number;
-  /**
-   * A local reply took SLOW_REPLY_MS or more this session: no recipient is sent ahead any more,
-   * so the provider never waits for a slow RCPT and a slow "." in one reply (each keeps its
-   * own deadline there, as without sending ahead).
-   */
-  isSlow: boolean;
 }
-
-/** A local reply slower than this turns sending ahead off for the session (`isSlow`). */
-export const SLOW_REPLY_MS = 1_000;
 
 /**
  * One open connection to the local MTA after a successful EHLO/LHLO, on the client link.
@@ -91,12 +82,8 @@ export class LocalConnection {
   /** Envelopes sent ahead whose replies are not all read yet, oldest first. */
   readonly #ahead: Promise<void>[] = [];
 
-  readonly #onSlowReply: () => void;
-
-  /** `onSlowReply`: a reply came SLOW_REPLY_MS or more after its read began. */
-  constructor(conn: Conn, log: Logger, onSlowReply: () => void = () => {}) {
+  constructor(conn: Conn, log: Logger) {
     this.link = new ClientLink({ conn, reader: new LineReader(conn), log });
-    this.#onSlowReply = onSlowReply;
   }
 
   get isBroken(): boolean {
@@ -203,10 +190,7 @@ export class LocalConnection {
           await this.link.writeEach([body], timeoutMs, { flushed: true });
         }
       }
-      const startedAt = performance.now();
-      const answer = await this.link.read(timeoutMs);
-      if (performance.now() - startedAt >= SLOW_REPLY_MS) this.#onSlowReply();
-      return upstreamReply(answer);
+      return upstreamReply(await this.link.read(timeoutMs));
     });
     this.#reads = next.catch(() => {});
     return next;

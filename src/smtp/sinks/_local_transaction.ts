@@ -11,7 +11,6 @@
  * (`MAX_AHEAD` envelopes at most wait for their replies). The reply at the end of data then
  * carries what the local server said, for that one recipient: its refusal of MAIL or RCPT
  * (`refusalAsFinal`: settled upstream the same way as at RCPT), of DATA, or its reply to ".".
- * After a slow local reply (SLOW_REPLY_MS) nothing more is sent ahead in the session.
  * No recipient the local server refused is ever answered `250` at the end of data.
  */
 import { isPermanent, isPositive, isTransient, reply } from "../../wire/reply.ts";
@@ -123,8 +122,7 @@ export class LocalTransaction implements SinkTransaction {
    */
   #goesAhead(ahead: RcptAhead | undefined): boolean {
     return ahead?.dataFollows === true && this.#link.caps?.pipelining === true &&
-      !this.#sink.isLmtp && !this.#sink.isSlow && this.#accepted.length === 0 &&
-      this.#mailState.kind !== "refused";
+      !this.#sink.isLmtp && this.#accepted.length === 0 && this.#mailState.kind !== "refused";
   }
 
   /** Sends MAIL (if pending), RCPT and DATA, answers 250 now; see the module comment. */

@@ -69,7 +69,6 @@ export class LocalSmtpSink implements MessageSink, LocalSinkView {
   #link: LocalConnection | undefined;
   /** RCPTs answered 452 because of the one-recipient LMTP rule. */
   splitRecipients = 0;
-  isSlow = false;
 
   constructor(opts: LocalSmtpSinkOptions) {
     this.#opts = opts;
@@ -90,7 +89,7 @@ export class LocalSmtpSink implements MessageSink, LocalSinkView {
       this.#log.error("local_connect_failed", { to: this.where, error: errorText(err) });
       return LOCAL_REPLIES.unavailable;
     }
-    const link = new LocalConnection(conn, this.#log, () => this.isSlow = true);
+    const link = new LocalConnection(conn, this.#log);
     const greeting = await link.link.greet(this.timeouts.commandMs);
     if (greeting.kind === "lost" || greeting.reply.code !== 220) {
       const code = greeting.kind === "lost" ? greeting.loss.reply.code : greeting.reply.code;
@@ -132,21 +131,11 @@ export class LocalSmtpSink implements MessageSink, LocalSinkView {
     return new LocalTransaction(this, link, mail, this.#log, { kind: "accepted" });
   }
 
-  /**
-   * QUIT and close the local connection (end of the ATRN session). Never throws. `abandon`: the
-   * provider's session did not end with QUIT, so no reply of ours reaches it any more: the link
-   * is dropped at once, and a body still waiting for its 354 (or its "." not yet written) is
-   * never delivered (the provider sends it again; delivering it now would make a duplicate).
-   */
-  async close(opts: { readonly abandon?: boolean } = {}): Promise<void> {
+  /** QUIT and close the local connection (end of the ATRN session). Never throws. */
+  async close(): Promise<void> {
     const link = this.#link;
     this.#link = undefined;
     if (link === undefined) return;
-    if (opts.abandon === true) {
-      link.breakLink("the provider's session ended without QUIT");
-      await link.idle();
-      return;
-    }
     // A final reply may still be awaited (finishLater); QUIT's reply comes after it.
     await link.idle();
     if (link.isBroken) return;
