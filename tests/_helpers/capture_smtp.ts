@@ -60,11 +60,6 @@ export interface CaptureOptions {
    * never waits; one that waits for the reply first is counted in `dotRepliesTimedOut`.
    */
   readonly holdDotReplyMs?: number;
-  /**
-   * Every reply after the greeting and EHLO/LHLO's waits until this resolves (a local server
-   * slow to answer the envelope); then they go out in order.
-   */
-  readonly holdReplies?: Promise<void>;
 }
 
 /** A running capture server. */
@@ -190,19 +185,8 @@ function handleSession(
   let recipients: string[] = [];
   let bodyParts: Uint8Array[] = [];
   let bodyBytes = 0;
-  let heldReplies: string[] | undefined;
   const send = (text: string) => {
-    if (heldReplies !== undefined) heldReplies.push(text);
-    else if (!socket.destroyed) socket.write(enc.encode(text + "\r\n"));
-  };
-  const holdAfterHello = () => {
-    if (opts.holdReplies === undefined || heldReplies !== undefined) return;
-    const held: string[] = [];
-    heldReplies = held;
-    opts.holdReplies.then(() => {
-      heldReplies = undefined;
-      for (const text of held) send(text);
-    });
+    if (!socket.destroyed) socket.write(enc.encode(text + "\r\n"));
   };
   const greetingName = protocol === "lmtp" ? "LMTP" : "ESMTP";
   send(`220 capture.test ${greetingName} ready`);
@@ -220,8 +204,7 @@ function handleSession(
     const answer = enc.encode(replies.map((r) => r + "\r\n").join(""));
     const reply = () => {
       if (socket.destroyed) return;
-      if (heldReplies !== undefined) heldReplies.push(...replies);
-      else socket.write(answer);
+      socket.write(answer);
       log.acks.push({ message, at: Date.now() });
     };
     if (opts.holdDotReplyMs !== undefined) {
@@ -269,7 +252,6 @@ function handleSession(
             "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES",
         );
         send("250 SIZE 104857600");
-        holdAfterHello();
         return;
       case "HELO":
         send("250 capture.test");

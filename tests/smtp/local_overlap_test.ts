@@ -123,13 +123,13 @@ Deno.test("customer hand-off (#13): a local 421 after '.' defers that message an
     await client.send(envelope(1));
     assertEquals((await client.replies(3)).map(code), ["250", "250", "354"]);
     await client.send(`Subject: 1\r\n\r\nbody\r\n.\r\n${envelope(2)}`);
-    // Message 1: the local server went away (451, the provider keeps it). Message 2's RCPT
-    // was answered ahead of the local reply; its envelope met the lost link, so its end of
-    // data is 451 too: nothing is taken without a 250 (#13).
-    assertEquals((await client.replies(4)).map(code), ["451", "250", "250", "354"]);
-    await client.send(`Subject: 2\r\n\r\nbody\r\n.\r\n${envelope(3)}`);
-    // The next message opens a new local connection.
-    assertEquals((await client.replies(4)).map(code), ["451", "250", "250", "354"]);
+    // Message 1: the local server went away (451, the provider keeps it); message 2's RCPT
+    // met the lost link (451), so its DATA is refused: nothing is taken without a 250.
+    assertEquals((await client.replies(4)).map(code), ["451", "250", "451", "554"]);
+    // As our provider does after a refused DATA: RSET. The next message opens a new local
+    // connection.
+    await client.send(`RSET\r\n${envelope(3)}`);
+    assertEquals((await client.replies(4)).map(code), ["250", "250", "250", "354"]);
     await client.send("Subject: 3\r\n\r\nbody\r\n.\r\nQUIT\r\n");
     assertEquals((await client.replies(2)).map(code), ["250", "221"]);
     assertEquals(capture.messages.map((m) => m.recipients.join()), [

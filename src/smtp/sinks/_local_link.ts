@@ -73,14 +73,6 @@ export class LocalConnection {
    * first `length` bytes of `buffer`, whose rest is room for those command lines.
    */
   #held: { readonly buffer: Uint8Array; readonly length: number } | undefined;
-  /**
-   * A body that waits for its `354` (an envelope sent ahead, see `LocalTransaction`): command
-   * lines written after it wait until it went out (or was dropped), so the wire keeps the order
-   * in which the receiver handed the commands on.
-   */
-  #bodyFirst: Promise<void> | undefined;
-  /** Envelopes sent ahead whose replies are not all read yet, oldest first. */
-  readonly #ahead: Promise<void>[] = [];
 
   constructor(conn: Conn, log: Logger) {
     this.link = new ClientLink({ conn, reader: new LineReader(conn), log });
@@ -110,55 +102,8 @@ export class LocalConnection {
     this.#held = { buffer, length };
   }
 
-  /**
-   * Command lines as one write, behind any bytes kept by `hold` and after a body still waiting
-   * for its 354 (`bodyFirst`); false once the link is lost.
-   */
+  /** Command lines as one write, behind any bytes kept by `hold`; false once the link is lost. */
   writeLines(lines: readonly string[], timeoutMs: number): Promise<boolean> {
-    // Only the body queued before this call: a later one waits for these lines itself.
-    const first = this.#bodyFirst;
-    if (first !== undefined) return first.then(() => this.#writeNow(lines, timeoutMs));
-    return this.#writeNow(lines, timeoutMs);
-  }
-
-  /** Writes one command line now, even before a body waiting in `bodyFirst`, and reads its reply. */
-  async commandNow(line: string, timeoutMs: number): Promise<Reply> {
-    if (!(await this.#writeNow([line], timeoutMs))) return LOCAL_REPLIES.unavailable;
-    return await this.read(timeoutMs);
-  }
-
-  /**
-   * Command lines written after this call wait for `done` (a body that goes out once its 354
-   * came, or is dropped). `done` never rejects.
-   */
-  bodyFirst(done: Promise<void>): void {
-    this.#bodyFirst = done;
-    done.then(() => {
-      if (this.#bodyFirst === done) this.#bodyFirst = undefined;
-    });
-  }
-
-  /** Whether MAX_AHEAD envelopes already wait for their replies (`sendsAhead`). */
-  get isAheadFull(): boolean {
-    return this.#ahead.length >= MAX_AHEAD;
-  }
-
-  /** Resolves once fewer than MAX_AHEAD envelopes wait for their replies. */
-  async roomAhead(): Promise<void> {
-    // Bounded: each round waits for the oldest, which leaves the list when settled.
-    while (this.#ahead.length >= MAX_AHEAD) await this.#ahead[0];
-  }
-
-  /** Counts an envelope sent ahead until `settled` (never rejects) resolves. */
-  sendsAhead(settled: Promise<void>): void {
-    this.#ahead.push(settled);
-    settled.then(() => {
-      const i = this.#ahead.indexOf(settled);
-      if (i >= 0) this.#ahead.splice(i, 1);
-    });
-  }
-
-  #writeNow(lines: readonly string[], timeoutMs: number): Promise<boolean> {
     const held = this.#held;
     this.#held = undefined;
     if (held === undefined) return this.link.writeLines(lines, timeoutMs);
@@ -196,13 +141,8 @@ export class LocalConnection {
     return next;
   }
 
-  /** Resolves once every body went out and every reply asked for was read (before QUIT). */
+  /** Resolves once every reply asked for was read (before QUIT). */
   async idle(): Promise<void> {
-    // Bounded: a body or envelope waiting settles once its replies are read or the link is lost.
-    for (let i = 0; i < 1000 && (this.#bodyFirst !== undefined || this.#ahead.length > 0); i++) {
-      await this.#bodyFirst;
-      await Promise.all(this.#ahead);
-    }
     await this.#reads;
   }
 
@@ -210,14 +150,6 @@ export class LocalConnection {
     this.link.lose(LOCAL_REPLIES.unavailable, reason);
   }
 }
-
-/**
- * Envelopes sent ahead of their replies at most (`LocalTransaction`): the receiver goes on with
- * the next messages while the local server answers, each holding its body (one buffer of about
- * its SIZE=, or LOCAL_WRITE_BYTES) until its 354. Two keep the next body and envelope ready when
- * a 354 comes; more would only hold more bodies.
- */
-export const MAX_AHEAD = 2;
 
 /** A local reply as it goes upstream: a lost link is an ordinary temporary refusal. */
 function upstreamReply(answer: Answer): Reply {

@@ -4,14 +4,6 @@
  * LOCAL_WRITE_BYTES, then the local reply or, under LMTP, one reply per recipient (RFC 2033
  * §4.2). Without PRDR upstream an LMTP transaction takes one recipient (`452 4.5.3` for the
  * others, `splitRecipients` counts them) so that the single upstream reply always matches.
- *
- * Sent ahead (SMTP under PIPELINING, the one recipient of its transaction, DATA next): MAIL,
- * RCPT and DATA go out and the RCPT is answered `250` upstream at once; the body is gathered
- * and goes out only after the local `354`, and the receiver meanwhile takes the next messages
- * (`MAX_AHEAD` envelopes at most wait for their replies). The reply at the end of data then
- * carries what the local server said, for that one recipient: its refusal of MAIL or RCPT
- * (`refusalAsFinal`: settled upstream the same way as at RCPT), of DATA, or its reply to ".".
- * No recipient the local server refused is ever answered `250` at the end of data.
  */
 import { isPermanent, isPositive, isTransient, reply } from "../../wire/reply.ts";
 import type { Reply } from "../../wire/reply.ts";
@@ -19,18 +11,19 @@ import { DotStuffer } from "../../wire/dot_stuffer.ts";
 import type { MailFrom, RcptAhead, RcptTo, SinkTransaction } from "../sink.ts";
 import type { Logger } from "../../observe/log.ts";
 import { LOCAL_REPLIES, type LocalConnection, type LocalSinkView } from "./_local_link.ts";
-import { aheadOutcome, mailRefusalForRecipients, oneReply } from "./_local_replies.ts";
-import { LocalBody } from "./_local_body.ts";
+
+/** Body bytes gathered into one write to the local server. */
+const LOCAL_WRITE_BYTES = 64 * 1024;
+/**
+ * Room after a small body (sized by SIZE=) for the next message's MAIL, RCPT and DATA, which
+ * go out in the same write under PIPELINING (LocalConnection.hold).
+ */
+const NEXT_COMMANDS_ROOM = 512;
 
 let txSequence = 0;
 
-/** Upstream answer to a RCPT sent ahead: the local reply comes at the end of data. */
-const AHEAD_ACCEPTED = reply(250, "2.1.5", "Recipient OK");
-
 type TxState =
   | { readonly kind: "envelope" }
-  /** MAIL/RCPT/DATA sent ahead, replies not read yet: body bytes gather in the buffer. */
-  | { readonly kind: "ahead"; readonly stuffer: DotStuffer }
   | { readonly kind: "data"; readonly stuffer: DotStuffer }
   /** DATA was refused (or the link broke): body bytes are dropped, `reply` is the answer. */
   | { readonly kind: "refused"; readonly reply: Reply }
@@ -55,14 +48,15 @@ export class LocalTransaction implements SinkTransaction {
   readonly #accepted: string[] = [];
   #state: TxState = { kind: "envelope" };
   #mailState: MailState;
-  /** Stuffed body bytes not written yet (the only copy of the body). */
-  readonly #body: LocalBody;
+  /**
+   * Stuffed body bytes not written yet, copied into one buffer (the only copy of the body);
+   * a new buffer after each write, since the socket may still hold the last one.
+   */
+  #out: Uint8Array | undefined;
+  #outBytes = 0;
+  #isFirstBuffer = true;
   /** The local reply to a DATA sent with the last RCPT, until that RCPT's reply is settled. */
   #pendingData: Reply | undefined;
-  /** Sent ahead: resolves once the local replies to MAIL/RCPT/DATA were read (never rejects). */
-  #settled: Promise<void> | undefined;
-  /** Sent ahead and settled: "go" after the local 354, else the answer at the end of data. */
-  #aheadResult: "go" | Reply | undefined;
   /**
    * LMTP under PRDR upstream: each recipient's own LMTP reply goes up (draft-hall-prdr-00), so
    * the transaction takes every recipient and one refusal holds back no other.
@@ -83,7 +77,6 @@ export class LocalTransaction implements SinkTransaction {
     this.#mail = mail;
     this.#mailState = mailState;
     this.#sinkLog = log;
-    this.#body = new LocalBody(mail.declaredSize, (bytes) => this.#writeBody(bytes));
     if (sink.isLmtp && mail.prdr === true) this.finishEach = () => this.#end();
     if (link.caps?.pipelining === true) this.finishLater = () => this.#finishLater();
   }
@@ -104,7 +97,6 @@ export class LocalTransaction implements SinkTransaction {
       this.#sink.splitRecipients++;
       return LOCAL_REPLIES.oneRecipientPerTransaction;
     }
-    if (this.#goesAhead(ahead)) return await this.#sendAhead(rcpt.address);
     const r = await this.#relayRecipient(
       `RCPT TO:<${rcpt.address}>`,
       ahead?.dataFollows === true && this.#link.caps?.pipelining === true,
@@ -113,85 +105,6 @@ export class LocalTransaction implements SinkTransaction {
     else this.#log.info("local_rcpt_refused", { rcpt: rcpt.address, code: r.code });
     if (this.#pendingData !== undefined) this.#dataAnswered(this.#pendingData);
     return r;
-  }
-
-  /**
-   * Whether this RCPT is sent ahead: DATA is next, no recipient was accepted before it (the
-   * reply at the end of data then stands for it alone), SMTP (under LMTP each recipient has
-   * its own reply after the body) under PIPELINING, MAIL not refused.
-   */
-  #goesAhead(ahead: RcptAhead | undefined): boolean {
-    return ahead?.dataFollows === true && this.#link.caps?.pipelining === true &&
-      !this.#sink.isLmtp && this.#accepted.length === 0 && this.#mailState.kind !== "refused";
-  }
-
-  /** Sends MAIL (if pending), RCPT and DATA, answers 250 now; see the module comment. */
-  async #sendAhead(address: string): Promise<Reply> {
-    if (this.#link.isAheadFull) await this.#link.roomAhead();
-    const mail = this.#mailState;
-    const rcptLine = `RCPT TO:<${address}>`;
-    const lines = mail.kind === "pending" ? [mail.line, rcptLine, "DATA"] : [rcptLine, "DATA"];
-    const stuffer = new DotStuffer();
-    this.#state = { kind: "ahead", stuffer };
-    this.#accepted.push(address);
-    const settled = this.#settleAhead(lines, mail.kind === "pending", address, stuffer);
-    this.#settled = settled;
-    this.#link.sendsAhead(settled);
-    return AHEAD_ACCEPTED;
-  }
-
-  /**
-   * Writes the envelope sent ahead (after any body still waiting for its 354), reads its
-   * replies in order, and records whether the body may go (`#aheadResult`).
-   */
-  async #settleAhead(
-    lines: readonly string[],
-    withMail: boolean,
-    address: string,
-    stuffer: DotStuffer,
-  ): Promise<void> {
-    const timeoutMs = this.#sink.timeouts.commandMs;
-    let result: "go" | Reply = LOCAL_REPLIES.unavailable;
-    try {
-      if (!(await this.#link.writeLines(lines, timeoutMs))) {
-        this.#mailState = { kind: "refused", reply: LOCAL_REPLIES.unavailable };
-      } else {
-        // Asked for at once, in the order the commands went out.
-        const mailReply = withMail ? this.#link.read(timeoutMs) : undefined;
-        const rcptReply = this.#link.read(timeoutMs);
-        const dataReply = this.#link.read(timeoutMs);
-        result = this.#aheadOutcome(await mailReply, await rcptReply, await dataReply, address);
-      }
-    } catch (err) {
-      // Reads answer a lost link without throwing; anything else is a bug, kept temporary.
-      this.#log.error("local_ahead_failed", { error: String(err) });
-    }
-    this.#aheadResult = result;
-    if (this.#state.kind === "ahead") {
-      this.#state = result === "go"
-        ? { kind: "data", stuffer }
-        : { kind: "refused", reply: result };
-    }
-  }
-
-  /** Applies the local replies to an envelope sent ahead: "go" (354) or the answer at the end. */
-  #aheadOutcome(
-    mailReply: Reply | undefined,
-    rcptReply: Reply,
-    dataReply: Reply,
-    address: string,
-  ): "go" | Reply {
-    const o = aheadOutcome(mailReply, rcptReply, dataReply);
-    if (o.mailRefusal !== undefined) {
-      this.#log.warn("local_mail_refused", { to: this.#sink.where, code: mailReply?.code });
-      this.#mailState = { kind: "refused", reply: o.mailRefusal };
-    } else if (mailReply !== undefined) this.#mailState = { kind: "accepted" };
-    if (o.isRcptRefused) {
-      this.#log.info("local_rcpt_refused", { rcpt: address, code: rcptReply.code });
-    }
-    // RFC 2920 §3.2 asks for no 354 without a recipient: the local side must never see an end.
-    if (o.mustBreak) this.#link.breakLink("local server accepted DATA without recipients");
-    return o.result;
   }
 
   /**
@@ -258,33 +171,63 @@ export class LocalTransaction implements SinkTransaction {
   async write(chunk: Uint8Array): Promise<void> {
     await this.#startData();
     const state = this.#state;
-    if (state.kind !== "data" && state.kind !== "ahead") return;
+    if (state.kind !== "data") return;
     const pieces = state.stuffer.push(chunk);
     if (state.stuffer.fault !== undefined) {
-      // The receiver refuses bare CR/LF itself; this is only a second line of defence. The
-      // replies to an envelope sent ahead are read first (those before it are not lost).
-      await this.#settled;
+      // The receiver refuses bare CR/LF itself; this is only a second line of defence.
       this.#link.breakLink("bare CR or LF in the body");
       this.#state = { kind: "refused", reply: reply(550, "5.5.2", "Bare CR or LF not allowed") };
       return;
     }
     // Copied: the chunk is only valid during this call (the reader may free it right after).
     // Held back until the buffer is full, so a small body goes out in one write with its end.
-    if (!(await this.#body.put(pieces))) {
+    if (!(await this.#put(pieces))) {
       this.#state = { kind: "refused", reply: LOCAL_REPLIES.unavailable };
     }
   }
 
   /**
-   * Writes a full body buffer (flushed: it is filled again after). Sent ahead, only after the
-   * local 354: a refused body is dropped here.
+   * Copies `pieces` into the write buffer and writes it each time it fills. The write is
+   * flushed (the socket is done with the bytes when it resolves), so the same buffer is filled
+   * again: one buffer per transaction, whatever the size of the body. False once the link is
+   * lost.
    */
-  async #writeBody(bytes: Uint8Array): Promise<boolean> {
-    if (this.#settled !== undefined) {
-      await this.#settled;
-      if (this.#aheadResult !== "go") return true;
+  async #put(pieces: readonly Uint8Array[]): Promise<boolean> {
+    for (const p of pieces) {
+      for (let at = 0; at < p.length;) {
+        const out = this.#out ??= new Uint8Array(this.#bufferSize());
+        const n = Math.min(p.length - at, out.length - this.#outBytes);
+        out.set(p.subarray(at, at + n), this.#outBytes);
+        this.#outBytes += n;
+        at += n;
+        if (this.#outBytes < out.length) continue;
+        if (!(await this.#writeOut())) return false;
+        // A first buffer sized by SIZE= that filled up: the body is bigger, take a full one.
+        if (out.length < LOCAL_WRITE_BYTES) this.#out = undefined;
+      }
     }
-    return await this.#link.writeAll([bytes], this.#sink.timeouts.dataBlockMs);
+    return true;
+  }
+
+  /** Writes what the buffer holds (flushed, see #put); the buffer is empty after it. */
+  async #writeOut(): Promise<boolean> {
+    const out = this.#out?.subarray(0, this.#outBytes);
+    this.#outBytes = 0;
+    if (out === undefined || out.length === 0) return true;
+    return await this.#link.writeAll([out], this.#sink.timeouts.dataBlockMs);
+  }
+
+  /**
+   * LOCAL_WRITE_BYTES, or less for a body announced smaller (SIZE=): a 4 KB message does not
+   * need a 64 KiB buffer. Room for its dots and end marker (more than that only costs a write)
+   * and for the next commands.
+   */
+  #bufferSize(): number {
+    const size = this.#mail.declaredSize;
+    const isFirst = this.#isFirstBuffer;
+    this.#isFirstBuffer = false;
+    if (size === undefined || !isFirst) return LOCAL_WRITE_BYTES;
+    return Math.min(LOCAL_WRITE_BYTES, size + Math.ceil(size / 64) + 64 + NEXT_COMMANDS_ROOM);
   }
 
   finish(): Promise<Reply> {
@@ -323,10 +266,6 @@ export class LocalTransaction implements SinkTransaction {
     const count = this.#sink.isLmtp ? Math.max(1, this.#accepted.length) : 1;
     const forAll = (r: Reply) => Array.from({ length: count }, () => r);
     await this.#startData();
-    if (this.#state.kind === "ahead") {
-      if (hold) return await this.#endAhead();
-      await this.#settled;
-    }
     const state = this.#state;
     if (state.kind === "refused") {
       this.#state = { kind: "done" };
@@ -343,52 +282,15 @@ export class LocalTransaction implements SinkTransaction {
       this.#link.breakLink("bare CR at the end of the body");
       return { replies: forAll(reply(554, "5.6.0", "Message contains a bare CR or LF")) };
     }
-    let written = await this.#body.put(end);
+    let written = await this.#put(end);
     if (written && hold) {
       // The link takes the buffer, and fills the room after the body with the next commands.
-      const last = this.#body.take();
-      if (last !== undefined) this.#link.hold(last.buffer, last.length);
-    } else if (written) written = await this.#body.writeOut();
-    this.#body.drop();
+      if (this.#out !== undefined && this.#outBytes > 0) this.#link.hold(this.#out, this.#outBytes);
+      this.#outBytes = 0;
+    } else if (written) written = await this.#writeOut();
+    this.#out = undefined;
     if (!written) return { replies: forAll(LOCAL_REPLIES.unavailable) };
     return { read: () => this.#readFinals(count) };
-  }
-
-  /**
-   * The end of a body sent ahead whose 354 has not come (`finishLater`): the body waits in its
-   * buffer and goes out once the 354 came, kept for the next command (`hold`), with the reply
-   * to "." asked for at that moment; every later command waits for it (`bodyFirst`). Refused,
-   * the body is dropped and RSET ends the local transaction before the next command.
-   */
-  async #endAhead(): Promise<
-    { readonly replies: Reply[] } | { readonly read: () => Promise<Reply[]> }
-  > {
-    const state = this.#state;
-    if (state.kind !== "ahead") return { replies: [LOCAL_REPLIES.unavailable] };
-    this.#state = { kind: "done" };
-    const end = state.stuffer.finish();
-    if (state.stuffer.fault !== undefined) {
-      await this.#settled;
-      this.#link.breakLink("bare CR at the end of the body");
-      return { replies: [reply(554, "5.6.0", "Message contains a bare CR or LF")] };
-    }
-    // A buffer that fills writes (after the 354, see #writeBody); the rest waits here.
-    if (!(await this.#body.put(end))) return { replies: [LOCAL_REPLIES.unavailable] };
-    const last = this.#body.take();
-    let finals: Promise<Reply[]> = Promise.resolve([LOCAL_REPLIES.unavailable]);
-    const sent = (async () => {
-      await this.#settled;
-      const result = this.#aheadResult;
-      if (result !== "go") {
-        finals = Promise.resolve([result ?? LOCAL_REPLIES.unavailable]);
-        if (!this.#link.isBroken) await this.#reset(true);
-        return;
-      }
-      if (last !== undefined) this.#link.hold(last.buffer, last.length);
-      finals = this.#readFinals(1);
-    })();
-    this.#link.bodyFirst(sent);
-    return { read: () => sent.then(() => finals) };
   }
 
   /**
@@ -419,14 +321,10 @@ export class LocalTransaction implements SinkTransaction {
     return replies;
   }
 
-  /** RSET after a refusal; `now`: ahead of a body waiting in `bodyFirst` (it is this one's). */
-  async #reset(now = false): Promise<void> {
+  async #reset(): Promise<void> {
     // Nothing to reset when MAIL never went out (no recipient reached the local side).
     if (this.#mailState.kind === "pending") return;
-    const timeoutMs = this.#sink.timeouts.commandMs;
-    const r = now
-      ? await this.#link.commandNow("RSET", timeoutMs)
-      : await this.#link.command("RSET", timeoutMs);
+    const r = await this.#link.command("RSET", this.#sink.timeouts.commandMs);
     if (r.code !== 250) this.#link.breakLink(`RSET refused with ${r.code}`);
   }
 
@@ -434,16 +332,6 @@ export class LocalTransaction implements SinkTransaction {
     const state = this.#state;
     this.#state = { kind: "done" };
     if (state.kind === "done") return;
-    if (state.kind === "ahead") {
-      // The replies to the envelope sent ahead are read first; after a 354 the local side
-      // waits for a body that will not come: only dropping the link takes it back.
-      await this.#settled;
-      if (this.#aheadResult === "go") {
-        this.#link.breakLink("transaction aborted after the local 354");
-        this.#log.warn("local_aborted_mid_data", { to: this.#sink.where });
-      } else if (!this.#link.isBroken) await this.#reset();
-      return;
-    }
     // Mid-DATA there is no way to take the body back except dropping the link: the local
     // side then discards the partial message (RFC 5321 §4.1.1.4: no "." seen, no delivery).
     if (state.kind === "data") {
@@ -453,4 +341,27 @@ export class LocalTransaction implements SinkTransaction {
     }
     if (!this.#link.isBroken) await this.#reset();
   }
+}
+
+/**
+ * A local refusal of a pipelined MAIL, as the reply to each RCPT upstream: the same code,
+ * enhanced code and text, so the provider settles each recipient as it would have for a
+ * refused MAIL (4xx deferred, 5xx failed). 552 is the one code the provider reads
+ * differently at RCPT (RFC 821's "too many recipients": deferred), so a permanent 552 from
+ * MAIL (size) goes up as 554. Anything outside 4xx/5xx is out of place: temporary.
+ */
+function mailRefusalForRecipients(r: Reply): Reply {
+  if (r.code === 552) return { ...r, code: 554 };
+  if (isTransient(r) || isPermanent(r)) return r;
+  return LOCAL_REPLIES.unavailable;
+}
+
+/**
+ * Several LMTP replies as one (a PRDR transaction ended with `finish` after all): positive
+ * only when every recipient took it; else a temporary refusal first, so nothing is lost.
+ */
+function oneReply(replies: readonly Reply[]): Reply {
+  if (replies.every(isPositive)) return replies[0] ?? LOCAL_REPLIES.unavailable;
+  return replies.find(isTransient) ?? replies.find((r) => !isPositive(r)) ??
+    LOCAL_REPLIES.unavailable;
 }
