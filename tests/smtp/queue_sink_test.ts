@@ -267,10 +267,16 @@ Deno.test("QueueSink refuses recipients over maxRecipients with 452 4.5.3", asyn
   assertEquals([r.code, r.enhanced], [452, "4.5.3"]);
 });
 
-Deno.test("QueueSink maps store failures to 451 4.3.0, and a full disk to 452 4.3.1", async (t) => {
+Deno.test("QueueSink maps store failures to 451 4.3.0, and a full disk (SQLite or PostgreSQL) to 452 4.3.1", async (t) => {
   const full = Object.assign(new Error("database or disk is full"), { errcode: 13 });
+  // PostgreSQL's disk_full, as postgres.js's PostgresError carries it.
+  const pgFull = Object.assign(new Error("could not extend file"), { code: "53100" });
+  const cases = [[new Error("x"), [451, "4.3.0"]], [full, [452, "4.3.1"]], [pgFull, [
+    452,
+    "4.3.1",
+  ]]] as const;
   for (const failAt of ["begin", "write", "commit"] as const) {
-    for (const [err, want] of [[new Error("x"), [451, "4.3.0"]], [full, [452, "4.3.1"]]] as const) {
+    for (const [err, want] of cases) {
       await t.step(`${failAt}: ${err.message}`, async () => {
         const store = new MemoryStore();
         store.failAt = failAt;
@@ -286,6 +292,10 @@ Deno.test("QueueSink maps store failures to 451 4.3.0, and a full disk to 452 4.
   }
   assert(isStorageFull({ code: "ENOSPC" }));
   assert(!isStorageFull(new Error("constraint failed")));
+  // PostgreSQL: disk_full is; out of memory (53200) and too many connections (53300) are not.
+  assert(isStorageFull(Object.assign(new Error("could not extend file"), { code: "53100" })));
+  assert(!isStorageFull(Object.assign(new Error("out of memory"), { code: "53200" })));
+  assert(!isStorageFull(Object.assign(new Error("too many connections"), { code: "53300" })));
 });
 
 Deno.test("QueueSink behind SmtpReceiver: relaying refused, local mail queued", async () => {

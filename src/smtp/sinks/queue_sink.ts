@@ -77,11 +77,15 @@ export function decideRecipient(
   return { ok: true, recipient: { address: rcpt.address, domain: rcpt.domain, ...dsn } };
 }
 
-/** SQLITE_FULL (13) or ENOSPC: the disk is full, a 452 rather than a 451. */
+/**
+ * SQLITE_FULL (13), ENOSPC, or PostgreSQL's disk_full (SQLSTATE 53100, a PostgresError's `code`):
+ * the disk is full, a 452 rather than a 451, whichever queue backend.
+ */
 export function isStorageFull(err: unknown): boolean {
   if (typeof err !== "object" || err === null) return false;
   const e = err as { errcode?: unknown; code?: unknown; message?: unknown };
   if (e.errcode === 13 || e.code === "ENOSPC" || e.code === "SQLITE_FULL") return true;
+  if (e.code === "53100") return true;
   return typeof e.message === "string" && /SQLITE_FULL|database or disk is full/i.test(e.message);
 }
 
