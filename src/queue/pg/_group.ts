@@ -15,7 +15,8 @@
  * backoff and then its connect timeout, or sit on a TCP connection that a stopping server
  * accepted and never answers; the session behind the write must still answer 4xx in time. A
  * group still in flight at the deadline no longer holds back the next one. A write past its
- * deadline that has not run yet never runs; one already sent may still commit (its sender was
+ * deadline that has not run yet never runs, and one whose statements are running rolls its
+ * transaction back; only one whose COMMIT was already sent may still commit (its sender was
  * told 4xx and sends it again: a duplicate, never a loss).
  */
 import { setImmediate } from "node:timers";
@@ -129,7 +130,7 @@ export class PgGroupCommit {
       let abort: (err: unknown) => void = () => {};
       const aborted = new Promise<never>((_, reject) => abort = reject);
       for (const p of writes) p.onDeadline = () => abort(new DeadlinePassed());
-      const all = Promise.all([relax(tx, group), ...writes.map((p) => p.write(tx))]);
+      const all = Promise.all([relax(tx, writes), ...writes.map((p) => p.write(tx))]);
       return Promise.race([all, aborted]).finally(() => {
         for (const p of writes) p.onDeadline = undefined;
       });
