@@ -21,13 +21,9 @@ export interface SourceResult {
   readonly mbPerSec: number;
 }
 
-/** Sends `shape` to 127.0.0.1:port and times it; throws if smtp-source fails or times out. */
-export async function runSource(
-  port: number,
-  shape: SourceShape,
-  opts: { rcpt: string; timeoutMs: number },
-): Promise<SourceResult> {
-  const r = await runCommand(SMTP_SOURCE, [
+/** smtp-source's arguments for `shape` into 127.0.0.1:port, one recipient `rcpt`. */
+export function sourceArgs(port: number, shape: SourceShape, rcpt: string): string[] {
+  return [
     "-s",
     String(shape.sessions),
     "-m",
@@ -37,11 +33,20 @@ export async function runSource(
     "-f",
     "sender@source.example",
     "-t",
-    opts.rcpt,
+    rcpt,
     "-M",
     "bench.localdomain",
     `127.0.0.1:${port}`,
-  ], opts.timeoutMs);
+  ];
+}
+
+/** Sends `shape` to 127.0.0.1:port and times it; throws if smtp-source fails or times out. */
+export async function runSource(
+  port: number,
+  shape: SourceShape,
+  opts: { rcpt: string; timeoutMs: number },
+): Promise<SourceResult> {
+  const r = await runCommand(SMTP_SOURCE, sourceArgs(port, shape, opts.rcpt), opts.timeoutMs);
   if (r.code !== 0) {
     throw new Error(`smtp-source exited ${r.code}: ${r.output.split("\n").slice(-1)[0] ?? ""}`);
   }
