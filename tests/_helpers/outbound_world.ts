@@ -13,6 +13,10 @@ import { type DnsRecords, type DnsServer, startDnsmasq } from "./dnsmasq.ts";
  * bind port 25 (the port MX delivery dials), so two test processes on fixed addresses (a suite
  * beside a targeted run of tests/outbound) took each other's port or got each other's mail.
  * Every 127.0.0.0/8 address is loopback; the second octet is never 0, so 127.0.0.x stays free.
+ * Test files run in one process under `deno test --parallel` (one pid), so each file has its
+ * own `n`s: deliver_test 21-23, deliver_tls_test 25-26, deliver_batch_test 31-36,
+ * worker_test 41-44, postfix_relay_test 47, e2e/outbound_test 51-53, outbound_crash_test 54-55,
+ * outbound_postgres_test 56-57 (one per test: a listener still closing never holds the next).
  */
 export function loopback(n: number): string {
   return `127.${1 + ((Deno.pid >> 8) % 254)}.${Deno.pid & 255}.${n}`;
@@ -20,7 +24,7 @@ export function loopback(n: number): string {
 
 /**
  * Records for domains that each have one MX, `mx.<domain>` (preference 10), at the address
- * given: `{ "dest.test": "127.0.0.51" }`.
+ * given: `{ "dest.test": loopback(51) }`.
  */
 export function oneMxEach(domains: Readonly<Record<string, string>>): DnsRecords {
   const entries = Object.entries(domains);

@@ -13,7 +13,12 @@ import {
   type CaptureServer,
   startCaptureServer,
 } from "../_helpers/capture_smtp.ts";
-import { outboundServeConfig, startMxDns, submissionPort } from "../_helpers/outbound_world.ts";
+import {
+  loopback,
+  outboundServeConfig,
+  startMxDns,
+  submissionPort,
+} from "../_helpers/outbound_world.ts";
 import {
   addUser,
   queueList,
@@ -131,7 +136,7 @@ async function waitingFor(server: ServerProcess, domain: string, count: number) 
 await crashTest(
   "kill -9 during outbound delivery: after a restart every message arrives",
   // In the middle of the deliveries (each takes at least the 50 ms ack delay): a crash.
-  { domain: "crash.test", ip: "127.0.0.54", ackDelayMs: 50, afterAcks: 5 },
+  { domain: "crash.test", ip: loopback(54), ackDelayMs: 50, afterAcks: 5 },
   async (world) => {
     const { sink } = world;
     assert(sink.acks.length < MESSAGES, "the crash came too late to test anything");
@@ -159,7 +164,7 @@ await crashTest(
 
 await crashTest(
   "SIGTERM during outbound delivery: the rest stays queued, each message once",
-  { domain: "term.test", ip: "127.0.0.55", ackDelayMs: 100, afterAcks: 3 },
+  { domain: "term.test", ip: loopback(55), ackDelayMs: 100, afterAcks: 3 },
   async (world) => {
     const { sink } = world;
     const stoppingAt = Date.now();

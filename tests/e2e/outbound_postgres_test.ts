@@ -2,11 +2,18 @@
  * Two `serve` nodes on one PostgreSQL database, both with an outbound worker (issue 15): mail
  * submitted to either node goes out exactly once (outbound leases are cluster-wide), and after
  * `kill -9` of the node delivering a batch the other one delivers the rest once the lease has
- * run out. The receiving MTA is a byte-exact capture server on 127.0.0.56:25.
+ * run out. The receiving MTA is a byte-exact capture server on port 25 of an address of this
+ * process's own (loopback()), one per test: neither a second run beside this one nor the first
+ * test's listener still closing can take the second one's port.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
-import { outboundServeConfig, startMxDns, submissionPort } from "../_helpers/outbound_world.ts";
+import {
+  loopback,
+  outboundServeConfig,
+  startMxDns,
+  submissionPort,
+} from "../_helpers/outbound_world.ts";
 import { type PostgresCluster, postgresTest } from "../_helpers/postgres.ts";
 import { withTwoNodes } from "../_helpers/postgres_nodes.ts";
 import { addUser, queueList, type ServerProcess } from "../_helpers/server_process.ts";
@@ -36,13 +43,14 @@ async function submitWhenKnown(node: ServerProcess, messages: readonly Submitted
   throw last;
 }
 
-/** Both nodes delivering through dnsmasq (pgout.test's MX: 127.0.0.56), alice added. */
+/** Both nodes delivering through dnsmasq (pgout.test's MX: `mx`), alice added. */
 async function withNodes(
   pg: PostgresCluster,
   db: string,
+  mx: string,
   fn: (a: ServerProcess, b: ServerProcess) => Promise<void>,
 ): Promise<void> {
-  await using dns = await startMxDns({ "pgout.test": "127.0.0.56" });
+  await using dns = await startMxDns({ "pgout.test": mx });
   const sections = { ...outboundServeConfig(dns), queue: { lease_time: "4s" } };
   await withTwoNodes(pg, db, sections, async (a, b) => {
     await addUser(a.configPath, "alice", ["example.org"], PASSWORD);
@@ -55,10 +63,11 @@ const batch = (prefix: string, n: number): Submitted[] => numbered(prefix, "pgou
 await postgresTest(
   "two serve nodes on one PostgreSQL deliver submitted mail to the world exactly once (issue 15)",
   async (pg) => {
-    if (!canBindPort25("outbound on two PostgreSQL nodes", "127.0.0.56")) return;
-    const sink = await startCaptureServer({ host: "127.0.0.56", port: 25 });
+    const mx = loopback(56);
+    if (!canBindPort25("outbound on two PostgreSQL nodes", mx)) return;
+    const sink = await startCaptureServer({ host: mx, port: 25 });
     try {
-      await withNodes(pg, "outbound_once", async (a, b) => {
+      await withNodes(pg, "outbound_once", mx, async (a, b) => {
         // Both workers see both nodes' mail: the one that holds the lease sends it.
         await Promise.all([
           submitWhenKnown(a, batch("a", 15)),
@@ -97,16 +106,17 @@ await postgresTest(
 await postgresTest(
   "kill -9 of the node delivering to the world: the other delivers the rest after the lease (issue 15)",
   async (pg) => {
-    if (!canBindPort25("outbound kill -9 on two PostgreSQL nodes", "127.0.0.56")) return;
+    const mx = loopback(57);
+    if (!canBindPort25("outbound kill -9 on two PostgreSQL nodes", mx)) return;
     // Each 250 after the final dot comes 200 ms late: A is mid-batch when it dies.
     const sink = await startCaptureServer({
-      host: "127.0.0.56",
+      host: mx,
       port: 25,
       dataReplyDelayMs: 200,
       pipelining: false,
     });
     try {
-      await withNodes(pg, "outbound_crash", async (a, b) => {
+      await withNodes(pg, "outbound_crash", mx, async (a, b) => {
         // Submitted to A, which is woken at once; B's worker finds it at its next look.
         await submitWhenKnown(a, batch("k", 20));
         await until("a few deliveries", () => sink.messages.length >= 2, 30_000);

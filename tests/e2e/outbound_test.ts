@@ -1,6 +1,6 @@
 /**
  * E2E of issue 15's delivery to the world: the real `serve` with a submission port, a real DNS
- * server (dnsmasq) as `outbound.resolver`, and byte-exact receiving MTAs on 127.0.0.5x:25 (the
+ * server (dnsmasq) as `outbound.resolver`, and byte-exact receiving MTAs on 127.x.y.5x:25 (loopback(): this process's own addresses) (the
  * port a deployment uses; tests run as root). swaks submits with STARTTLS + AUTH PLAIN:
  * delivered byte-exact behind the trace header and a DKIM-Signature that python3-dkim
  * verifies; a 4xx is deferred and delivered on the retry (`outbound.retry: [1s]`); a 5xx
@@ -12,7 +12,12 @@ import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { makeTestCa } from "../_helpers/certs.ts";
 import { verifyDkim } from "../_helpers/dkim.ts";
 import { type LogEvent, parseLogLine } from "../_helpers/log_lines.ts";
-import { outboundServeConfig, startMxDns, submissionPort } from "../_helpers/outbound_world.ts";
+import {
+  loopback,
+  outboundServeConfig,
+  startMxDns,
+  submissionPort,
+} from "../_helpers/outbound_world.ts";
 import { runScriptedCustomer } from "../_helpers/scripted_customer.ts";
 import { addUser, removeTestFiles, runMain, startServer } from "../_helpers/server_process.ts";
 import { canBindPort25, toolTest } from "../_helpers/tools.ts";
@@ -30,23 +35,23 @@ await toolTest("serve delivers submitted mail to the world: DKIM, retry, failure
   "openssl",
   "dkimverify",
 ], async (t) => {
-  if (!canBindPort25("serve outbound e2e", "127.0.0.5x")) return;
+  if (!canBindPort25("serve outbound e2e", "127.x.y.5x")) return;
   const ca = await makeTestCa();
   assert(ca !== undefined, "openssl made the test CA");
   await using dns = await startMxDns({
-    "dest.test": "127.0.0.51",
-    "grey.test": "127.0.0.52",
-    "refuse.test": "127.0.0.53",
+    "dest.test": loopback(51),
+    "grey.test": loopback(52),
+    "refuse.test": loopback(53),
   });
-  const dest = await startCaptureServer({ host: "127.0.0.51", port: 25 });
+  const dest = await startCaptureServer({ host: loopback(51), port: 25 });
   let greylisted = 0;
   const grey = await startCaptureServer({
-    host: "127.0.0.52",
+    host: loopback(52),
     port: 25,
     rcptReply: () => (greylisted++ === 0 ? "451 4.7.1 Greylisted, try again later" : undefined),
   });
   const refuse = await startCaptureServer({
-    host: "127.0.0.53",
+    host: loopback(53),
     port: 25,
     rcptReply: () => "550 5.1.1 No such user here",
   });
@@ -101,7 +106,7 @@ await toolTest("serve delivers submitted mail to the world: DKIM, retry, failure
         assert(verdict.ok, verdict.output);
         await until("the delivered line", () => events().some((e) => e.event === "delivered"));
         const line = events().find((e) => e.event === "delivered" && e.to === "bob@dest.test");
-        assertEquals(line?.host, "mx.dest.test[127.0.0.51]");
+        assertEquals(line?.host, `mx.dest.test[${loopback(51)}]`);
         match(String(line?.reply), /^250 /);
       },
     );

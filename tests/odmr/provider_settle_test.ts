@@ -12,20 +12,28 @@ const delivered = (recipientId: number): Settlement => ({
   reply: "250 2.0.0 OK",
 });
 
-/** A lease whose settle calls are recorded and resolved (or rejected) by the test. */
+/**
+ * A lease whose settle calls are recorded and resolved (or rejected) by the test;
+ * `called(n)` resolves once the n-th call has come (the test waits for the batcher's own
+ * event, not for a timer that a loaded machine may run before or after it).
+ */
 function fakeLease() {
   const calls: { ids: number[]; resolve: () => void; reject: (e: Error) => void }[] = [];
+  const waiting: { n: number; resolve: () => void }[] = [];
   return {
     calls,
     settle(results: readonly Settlement[]): Promise<void> {
       return new Promise<void>((resolve, reject) => {
         calls.push({ ids: results.map((r) => r.recipientId), resolve, reject });
+        for (const w of waiting.filter((w) => w.n <= calls.length)) w.resolve();
       });
+    },
+    called(n: number): Promise<void> {
+      if (calls.length >= n) return Promise.resolve();
+      return new Promise<void>((resolve) => waiting.push({ n, resolve }));
     },
   };
 }
-
-const nextTurn = () => new Promise<void>((r) => setTimeout(r, 0));
 
 Deno.test("SettleBatcher records the results of one turn in one settle call, in order (#13)", async () => {
   const lease = fakeLease();
@@ -38,13 +46,15 @@ Deno.test("SettleBatcher records the results of one turn in one settle call, in 
       failed: () => assert.fail("not failed"),
     });
   }
+  // Nothing is recorded during the turn that queued them; the first call holds all three.
+  await Promise.resolve();
   assertEquals(lease.calls.length, 0);
-  await nextTurn();
+  await lease.called(1);
   assertEquals(lease.calls.map((c) => c.ids), [[1, 10, 2, 20, 3, 30]]);
   // Follow-ups (failure DSNs) wait for the batch to be recorded.
   assertEquals(recorded, []);
   batcher.add({ settlements: [delivered(4)], recorded: () => Promise.resolve(), failed: () => {} });
-  await nextTurn();
+  await lease.called(2);
   assertEquals(lease.calls.map((c) => c.ids), [[1, 10, 2, 20, 3, 30], [4]]);
   for (const c of lease.calls) c.resolve();
   await batcher.settled();

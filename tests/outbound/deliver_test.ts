@@ -1,6 +1,6 @@
 /**
  * Outbound delivery with real parts: dnsmasq answers the MX lookups, the receiving MTA is a
- * byte-exact capture server on 127.0.0.2:25 (port 25, as a deployment uses; tests run as root),
+ * byte-exact capture server on 127.x.y.21:25 (loopback(): this process's own addresses) (port 25, as a deployment uses; tests run as root),
  * and python3-dkim checks the signature the message arrived with.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
@@ -11,6 +11,7 @@ import { verifyDkim } from "../_helpers/dkim.ts";
 import {
   deliveryOptions,
   exampleOrgKey,
+  loopback,
   outboundMessage,
   startMxDns,
 } from "../_helpers/outbound_world.ts";
@@ -23,27 +24,27 @@ const enc = (s: string) => new TextEncoder().encode(s);
 const message = (to: readonly string[], body: Uint8Array) => outboundMessage(to, body);
 
 await toolTest(
-  "deliverToDomain: MX lookup, a dead MX skipped, DKIM-signed delivery to 127.0.0.2:25",
+  "deliverToDomain: MX lookup, a dead MX skipped, DKIM-signed delivery to port 25",
   ["dnsmasq", "dkimverify", "smtp-sink"],
   async (t) => {
-    if (!canBindPort25("deliverToDomain", "127.0.0.2")) return;
+    if (!canBindPort25("deliverToDomain", "127.x.y.21")) return;
     await withTempDataDir(async (dir) => {
       const { keys, txt } = await exampleOrgKey(dir, "out");
       await using dns = await startMxDns(
-        { "dest.test": "127.0.0.2", "postfix.test": "127.0.0.4" },
+        { "dest.test": loopback(21), "postfix.test": loopback(23) },
         {
           mx: [
             { name: "backup.test", host: "dead.backup.test", preference: 10 },
             { name: "backup.test", host: "mx.dest.test", preference: 20 },
             { name: "null.test", host: ".", preference: 0 },
           ],
-          // Nothing listens on 127.0.0.3:25: connection refused, next MX.
-          hosts: [{ name: "dead.backup.test", addresses: ["127.0.0.3"] }],
+          // Nothing listens on 127.x.y.22:25: connection refused, next MX.
+          hosts: [{ name: "dead.backup.test", addresses: [loopback(22)] }],
           txt,
         },
       );
       const sink = await startCaptureServer({
-        host: "127.0.0.2",
+        host: loopback(21),
         port: 25,
         rcptReply: (a) => (a.startsWith("nobody@") ? "550 5.1.1 No such user" : undefined),
       });
@@ -60,7 +61,7 @@ await toolTest(
           );
           assertEquals(signedBy, "example.org");
           const r = await deliverToDomain("dest.test", signed, opts);
-          assertEquals(r.host, "mx.dest.test[127.0.0.2]");
+          assertEquals(r.host, `mx.dest.test[${loopback(21)}]`);
           assertEquals(r.recipients.map((x) => [x.id, x.outcome, x.reply.code]), [
             [0, "delivered", 250],
             [1, "failed", 550],
@@ -85,7 +86,7 @@ await toolTest(
               message(["carol@backup.test"], body),
               opts,
             );
-            assertEquals(r.host, "mx.dest.test[127.0.0.2]");
+            assertEquals(r.host, `mx.dest.test[${loopback(21)}]`);
             assertEquals(r.recipients.map((x) => x.outcome), ["delivered"]);
             assertEquals(sink.messages.length, before + 1);
           },
@@ -108,8 +109,8 @@ await toolTest(
             "5.1.2",
           ]]);
         });
-        await t.step("Postfix's smtp-sink on 127.0.0.4:25 takes three messages", async () => {
-          await using postfix = await SmtpSink.start({ host: "127.0.0.4", port: 25 }, {
+        await t.step("Postfix's smtp-sink on port 25 takes three messages", async () => {
+          await using postfix = await SmtpSink.start({ host: loopback(23), port: 25 }, {
             dumpDir: true,
           });
           for (let i = 0; i < 3; i++) {
@@ -118,7 +119,7 @@ await toolTest(
               message([`u${i}@postfix.test`], body),
               opts,
             );
-            assertEquals(r.host, "mx.postfix.test[127.0.0.4]");
+            assertEquals(r.host, `mx.postfix.test[${loopback(23)}]`);
             assertEquals(r.recipients.map((x) => x.outcome), ["delivered"]);
           }
           assertEquals(await postfix.count(), 3);

@@ -1,13 +1,18 @@
 /**
- * Outbound STARTTLS: the receiving MX is the real `serve` with a certificate on 127.0.0.5:25
+ * Outbound STARTTLS: the receiving MX is the real `serve` with a certificate on 127.x.y.25:25
  * (its Received header then says ESMTPS); `outbound.tls: required` skips an MX that offers no
- * STARTTLS (the byte-exact capture server on 127.0.0.6:25) with 4.7.10.
+ * STARTTLS (the byte-exact capture server on 127.x.y.26:25; loopback(): this process's own addresses) with 4.7.10.
  */
 import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
 import { deliverToDomain } from "../../src/outbound/deliver.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { makeTestCa } from "../_helpers/certs.ts";
-import { deliveryOptions, outboundMessage, startMxDns } from "../_helpers/outbound_world.ts";
+import {
+  deliveryOptions,
+  loopback,
+  outboundMessage,
+  startMxDns,
+} from "../_helpers/outbound_world.ts";
 import { addUser, removeTestFiles, runMain, startServer } from "../_helpers/server_process.ts";
 import { canBindPort25, toolTest } from "../_helpers/tools.ts";
 
@@ -19,14 +24,17 @@ await toolTest("deliverToDomain: STARTTLS when offered, required TLS skips a pla
   "dnsmasq",
   "openssl",
 ], async (t) => {
-  if (!canBindPort25("deliverToDomain TLS", "127.0.0.5")) return;
+  if (!canBindPort25("deliverToDomain TLS", "127.x.y.25")) return;
   const ca = await makeTestCa();
   assert(ca !== undefined);
-  await using dns = await startMxDns({ "tls.test": "127.0.0.5", "plain.test": "127.0.0.6" });
+  await using dns = await startMxDns({ "tls.test": loopback(25), "plain.test": loopback(26) });
   const mx = await startServer({
-    config: { tls: { cert: ca.certPath, key: ca.keyPath }, smtp: { listen: ["127.0.0.5:25"] } },
+    config: {
+      tls: { cert: ca.certPath, key: ca.keyPath },
+      smtp: { listen: [`${loopback(25)}:25`] },
+    },
   });
-  const plain = await startCaptureServer({ host: "127.0.0.6", port: 25 });
+  const plain = await startCaptureServer({ host: loopback(26), port: 25 });
   const opts = deliveryOptions(dns);
   try {
     await addUser(mx.configPath, "bob", ["tls.test"]);

@@ -20,13 +20,13 @@ import { runFetchOnce } from "../_helpers/fetch_process.ts";
 import { postfixUnavailable, startPrivatePostfix } from "../_helpers/postfix.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { verifyDkim } from "../_helpers/dkim.ts";
-import { startMxDns } from "../_helpers/outbound_world.ts";
+import { loopback, startMxDns } from "../_helpers/outbound_world.ts";
 import { forTarget, mainCfForTarget, readReadmePostfix } from "./_readme_postfix.ts";
 
 const PASSWORD = "secret-password";
 const POSTFIX_DEADLINE_MS = 30_000;
-/** The foreign domain's MX: a loopback address no other test listens on. */
-const FOREIGN_MX = "127.0.0.42";
+/** The foreign domain's MX: a loopback address of this process's own (port 25). */
+const FOREIGN_MX = loopback(47);
 
 function message(subject: string): string {
   return `From: Alice <alice@example.org>\nTo: bob@example.com\nSubject: ${subject}\n\nhello from the Pi\n`;
