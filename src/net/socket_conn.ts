@@ -11,6 +11,7 @@ import { Buffer } from "node:buffer";
 import { ConnClosedError } from "./conn_types.ts";
 import { writeBytes, writeEachRecord } from "./_conn_write.ts";
 import { ReadQueue } from "./_read_queue.ts";
+import { InputGate, MAX_UNREAD_BYTES, tcpHandleOf } from "./_socket_input.ts";
 import {
   clientResult,
   DEFAULT_TLS_TIMEOUT_MS,
@@ -42,6 +43,8 @@ export class SocketConn implements Conn {
   readonly id: string;
   #socket: net.Socket;
   readonly #queue = new ReadQueue();
+  /** Holds input back while more than HIGH_WATER_BYTES wait unread (_socket_input.ts). */
+  readonly #gate = new InputGate();
   #closed = false;
   #secure: boolean;
   /** Ends a TLS handshake in progress (set only while one is). */
@@ -99,8 +102,18 @@ export class SocketConn implements Conn {
 
   #onData = (data: Uint8Array): void => {
     // node gives Buffer views into a pool; keep them as they are (no copy, never decoded).
-    if (this.#queue.push(data) > HIGH_WATER_BYTES) this.#socket.pause();
+    const unread = this.#queue.push(data);
+    if (unread > HIGH_WATER_BYTES) this.#holdInput(unread);
   };
+
+  /** Stops reading until half is read; past MAX_UNREAD_BYTES (a transport that read on) drops. */
+  #holdInput(unread: number): void {
+    if (unread <= MAX_UNREAD_BYTES) return this.#gate.hold(this.#socket);
+    this.#queue.fail(
+      new ConnClosedError(`peer sent ${unread} bytes that were not read (${MAX_UNREAD_BYTES} max)`),
+    );
+    this.destroy();
+  }
   #onEnd = (): void => this.#queue.end();
   #onError = (err: Error): void => this.#queue.fail(err);
   #onClose = (): void => {
@@ -110,6 +123,10 @@ export class SocketConn implements Conn {
 
   #attach(socket: net.Socket): void {
     socket.on("data", this.#onData);
+    this.#attachEnds(socket);
+  }
+
+  #attachEnds(socket: net.Socket): void {
     socket.on("end", this.#onEnd);
     socket.on("error", this.#onError);
     socket.on("close", this.#onClose);
@@ -126,8 +143,8 @@ export class SocketConn implements Conn {
     for (;;) {
       const chunk = this.#queue.take();
       if (chunk !== undefined) {
-        if (this.#queue.bytes <= HIGH_WATER_BYTES / 2 && this.#socket.isPaused()) {
-          this.#socket.resume();
+        if (this.#gate.isHeld && this.#queue.bytes <= HIGH_WATER_BYTES / 2) {
+          this.#gate.release(this.#socket);
         }
         return chunk;
       }
@@ -156,6 +173,8 @@ export class SocketConn implements Conn {
   #prepareUpgrade(): number {
     this.#socket.pause();
     this.#detach(this.#socket);
+    // Under TLS the TCP handle is what stops reading (_socket_input.ts).
+    this.#gate.reset(tcpHandleOf(this.#socket));
     return this.#queue.clear();
   }
 
@@ -178,11 +197,18 @@ export class SocketConn implements Conn {
     params: { readonly timeoutMs?: number } | undefined,
   ): Promise<tls.TLSSocket> {
     const timeoutMs = params?.timeoutMs ?? DEFAULT_TLS_TIMEOUT_MS;
-    return startTls(wrap, event, timeoutMs, (abort) => this.#abortUpgrade = abort).then(
+    const wrapped = () => {
+      const secure = wrap();
+      // Read from the start: what the peer sends right behind its handshake can be decrypted
+      // before "secure" is emitted, and a TLSSocket nobody reads keeps it all (_socket_input.ts).
+      secure.on("data", this.#onData);
+      return secure;
+    };
+    return startTls(wrapped, event, timeoutMs, (abort) => this.#abortUpgrade = abort).then(
       (secure) => {
         this.#socket = secure;
         this.#secure = true;
-        this.#attach(secure);
+        this.#attachEnds(secure);
         return secure;
       },
       (err) => {
