@@ -1,8 +1,9 @@
 // MX ingest A/B of two builds on a shared machine (issue 13): one `serve` from each tree side by
 // side, smtp-source batches alternating between them (A B, then B A, ...), so that load from
 // elsewhere falls on both alike. Prints, per build, the median and every batch of msg/s, serve's
-// CPU per message (all threads) and its main thread's (the event loop). Not part of
-// `deno task bench`; run it under the bench lock:
+// CPU per message (all threads) and its main thread's (the event loop), then B's msg/s over A's
+// paired round by round (same code in both trees, session 11: 0.80-1.20 per round, median 1.03 at
+// 10 x 100 KB; read a gain only past that). Not part of `deno task bench`; run it under the lock:
 //   flock /tmp/odmr-bench.lock deno run -A bench/ab_ingest.ts /work/main /work/my-tree 10 10 2000 4096
 // (tree A, tree B, rounds, sessions, messages per batch, payload bytes). Each tree's own
 // bench/_serve.ts starts its serve, so both run the code of their tree.
@@ -88,3 +89,17 @@ for (const tree of trees) {
       `main thread ${median(b.map((x) => x.mainUs)).toFixed(0)} [${list((x) => x.mainUs)}]`,
   );
 }
+
+// Paired per round (each round ran A and B back to back, under much the same load): B's msg/s over
+// A's, median and per round, and in how many rounds B was the faster. Steadier than comparing the
+// two medians when the machine's load changes from one round to the next.
+const a = batches.get(treeA) ?? [];
+const b = batches.get(treeB) ?? [];
+const ratios = a.map((x, i) => (b[i]?.msgPerSec ?? NaN) / x.msgPerSec);
+// deno-lint-ignore no-console -- a bench prints its figures
+console.log(
+  `paired: ${treeB} / ${treeA} msg/s ${median(ratios).toFixed(2)} ` +
+    `[${ratios.map((r) => r.toFixed(2)).join(" ")}]; faster in ${
+      ratios.filter((r) => r > 1).length
+    } of ${ratios.length} rounds`,
+);
