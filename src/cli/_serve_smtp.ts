@@ -8,7 +8,7 @@ import { LineReader } from "../wire/line_reader.ts";
 import { formatReply, reply } from "../wire/reply.ts";
 import { SmtpReceiver } from "../smtp/receiver.ts";
 import { QueueSink } from "../smtp/sinks/queue_sink.ts";
-import { MAX_IDLE_COMMANDS, MAX_SESSION_ERRORS } from "../smtp/session_budget.ts";
+import { MAX_IDLE_COMMANDS, MAX_SESSION_ERRORS, maxAttemptsFor } from "../smtp/session_budget.ts";
 import type { ConnectionLimiter } from "./_serve_limits.ts";
 import { admitConnection } from "./_serve_admission.ts";
 import type { ServeDeps } from "./_serve_deps.ts";
@@ -94,6 +94,7 @@ export async function handleSmtpConnection(
         maxDataLineBytes: config.smtp.maxLineLength + 2,
         maxErrors: MAX_SESSION_ERRORS,
         maxIdleCommands: MAX_IDLE_COMMANDS,
+        maxAttempts: maxAttemptsFor(maxRecipients),
         addTraceHeader: true,
         ...(deps.secureContext ? { tls: { secureContext: deps.secureContext } } : {}),
         events: sink.receiverEvents(deps.observe?.metrics.smtp),

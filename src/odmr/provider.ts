@@ -227,7 +227,10 @@ class ProviderSession implements ProviderContext {
       return await this.#apply(mistake(spec.outOfState(this)));
     }
     const idle = { hasSaidHello: this.#state.kind !== "initial", isInTransaction: false };
-    if (isIdleCommand(verb, idle) && this.#budget.spendIdle()) {
+    // An ATRN that does not reverse the session (453, 450, 451) moves nothing forward either:
+    // counted before it runs, so that ATRN polled in one session cannot hold it forever (the one
+    // that reverses it ends the session anyway).
+    if ((verb === "ATRN" || isIdleCommand(verb, idle)) && this.#budget.spendIdle()) {
       this.log.warn("odmr_too_many_idle_commands", { verb });
       return await this.#apply(endWith(ODMR_REPLIES.tooManyIdleCommands));
     }

@@ -58,6 +58,11 @@ export interface ReceiverOptions {
    * between two accepted messages; the next gets `421 4.7.0`. Undefined: no limit.
    */
   readonly maxIdleCommands?: number;
+  /**
+   * MAIL and RCPT commands tolerated between two accepted messages; the next one gets
+   * `421 4.7.0` instead of its reply (session_budget.ts `maxAttemptsFor`). Undefined: no limit.
+   */
+  readonly maxAttempts?: number;
   readonly maxMessagesPerSession?: number;
   /** STARTTLS is offered when present and the connection is not already secure. */
   readonly tls?: { readonly secureContext: tls.SecureContext };

@@ -95,11 +95,11 @@ export class SmtpReceiver implements ReceiverContext {
     this.log = args.log.with({ session: args.conn.id });
     this.#isDebug = this.log.isEnabled?.("debug") ?? true;
     this.options = args.options;
+    const { maxIdleCommands, maxAttempts } = args.options;
     this.#budget = new SessionBudget({
       maxErrors: args.options.maxErrors,
-      ...(args.options.maxIdleCommands === undefined
-        ? {}
-        : { maxIdleCommands: args.options.maxIdleCommands }),
+      ...(maxIdleCommands === undefined ? {} : { maxIdleCommands }),
+      ...(maxAttempts === undefined ? {} : { maxAttempts }),
     });
   }
 
@@ -262,6 +262,9 @@ export class SmtpReceiver implements ReceiverContext {
     if (isIdleCommand(verb, idle)) {
       const ended = this.#spendIdle(verb);
       if (ended !== undefined) return ended;
+    } else if (verb === "MAIL" || verb === "RCPT") {
+      const ended = this.#spendAttempt(verb);
+      if (ended !== undefined) return ended;
     }
     const outcome = spec.run(this, parsed.args);
     return outcome instanceof Promise ? outcome.then(this.#ran) : this.#ran(outcome);
@@ -362,6 +365,14 @@ export class SmtpReceiver implements ReceiverContext {
     if (!this.#budget.spendIdle()) return undefined;
     this.log.warn("smtp_too_many_idle_commands", { verb });
     this.#queue(REPLIES.tooManyIdleCommands);
+    return { end: "tooManyErrors" };
+  }
+
+  /** Counts an attempt at a message (MAIL, RCPT); past `maxAttempts`, `421` and the end. */
+  #spendAttempt(verb: string): Step {
+    if (!this.#budget.spendAttempt()) return undefined;
+    this.log.warn("smtp_too_many_attempts", { verb });
+    this.#queue(REPLIES.tooManyAttempts);
     return { end: "tooManyErrors" };
   }
 

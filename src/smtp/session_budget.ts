@@ -1,20 +1,37 @@
 /**
  * What one SMTP server session tolerates before `421 4.7.0` and close, shared by the MX
- * receiver and the ODMR port: protocol errors, and commands that make no progress (NOOP, HELP,
- * VRFY, RSET with nothing to reset, repeated EHLO/HELO). Without the second count a peer that sends NOOP just
- * before every idle timeout keeps its connection slot forever. Pure bookkeeping, no I/O.
+ * receiver and the ODMR port: protocol errors, commands that make no progress (NOOP, HELP,
+ * VRFY, RSET with nothing to reset, repeated EHLO/HELO), and attempts at a message that never
+ * came (MAIL, RCPT). Without the last two a peer that sends NOOP, or MAIL and RSET,
+ * just before every idle timeout keeps its connection slot forever. Pure bookkeeping, no I/O.
  */
 
 /** Protocol errors tolerated; the next one is answered, then `421 4.7.0`. */
 export const MAX_SESSION_ERRORS = 10;
 /** Commands without progress tolerated between two progress points; the next gets `421`. */
 export const MAX_IDLE_COMMANDS = 10;
+/**
+ * Attempts at a message tolerated between two progress points, beyond one transaction's
+ * recipients (`maxAttemptsFor`): each `MAIL` and each `RCPT` counts, and the next one gets `421`
+ * instead of its reply. `RSET` inside a transaction is no idle command (it aborts one), so
+ * without this count `MAIL`/`RSET`, or `RCPT`s, each just before the idle timeout, held a
+ * connection slot forever. Like Postfix's smtpd_junk_command_limit (100), far above what a real
+ * client needs: one accepted message restarts the count.
+ */
+export const MAX_ATTEMPTS_WITHOUT_MESSAGE = 100;
+
+/** MAIL and RCPT commands allowed between accepted messages: a full transaction always fits. */
+export function maxAttemptsFor(maxRecipients: number): number {
+  return MAX_ATTEMPTS_WITHOUT_MESSAGE + maxRecipients;
+}
 
 /** Limits of one session's budget. */
 export interface SessionBudgetLimits {
   readonly maxErrors: number;
   /** Undefined: no limit (a role whose peer we trust to make progress). */
   readonly maxIdleCommands?: number;
+  /** Undefined: no limit (as `maxIdleCommands`). */
+  readonly maxAttempts?: number;
 }
 
 /** Counts errors and idle commands for one session. */
@@ -22,6 +39,7 @@ export class SessionBudget {
   readonly #limits: SessionBudgetLimits;
   #errors = 0;
   #idle = 0;
+  #attempts = 0;
 
   constructor(limits: SessionBudgetLimits) {
     this.#limits = limits;
@@ -46,9 +64,18 @@ export class SessionBudget {
     return this.#idle > max;
   }
 
-  /** The session moved forward (a message accepted, AUTH succeeded): idle count restarts. */
+  /** Counts one attempt at a message (a `MAIL`, a `RCPT`); true when the budget is spent. */
+  spendAttempt(): boolean {
+    const max = this.#limits.maxAttempts;
+    if (max === undefined) return false;
+    this.#attempts++;
+    return this.#attempts > max;
+  }
+
+  /** The session moved forward (a message accepted, AUTH succeeded): both counts restart. */
   progress(): void {
     this.#idle = 0;
+    this.#attempts = 0;
   }
 }
 

@@ -60,6 +60,11 @@ export const REPLIES = {
     "4.7.0",
     "Too many commands without progress, closing connection",
   ),
+  tooManyAttempts: reply(
+    421,
+    "4.7.0",
+    "Too many transactions without a message, closing connection",
+  ),
   tooManyMessages: reply(421, "4.7.0", "Too many messages in one session, closing connection"),
   idleTimeout: reply(421, "4.4.2", "Idle timeout, closing connection"),
   shuttingDown: reply(421, "4.3.2", "Service shutting down, closing connection"),

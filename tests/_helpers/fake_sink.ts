@@ -113,3 +113,10 @@ export class FakeSink implements MessageSink {
     return Promise.resolve({ ...tx, finishEach });
   }
 }
+
+/** A FakeSink that refuses with `refusal` the recipients `isRefused` picks, and takes the rest. */
+export function refusingSink(isRefused: (address: string) => boolean, refusal: Reply): FakeSink {
+  return new FakeSink({
+    decideRecipient: (r) => isRefused(r.address) ? refusal : reply(250, "2.1.5", "OK"),
+  });
+}

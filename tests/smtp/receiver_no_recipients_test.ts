@@ -4,7 +4,7 @@
 // customer whose local MTA refused 11 unknown users ended its provider's drain) (#13).
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { reply } from "../../src/wire/reply.ts";
-import { FakeSink } from "../_helpers/fake_sink.ts";
+import { type FakeSink, refusingSink } from "../_helpers/fake_sink.ts";
 import { startReady, TEST_OPTIONS } from "./_session.ts";
 
 const REFUSED = "554 5.5.1 No valid recipients";
@@ -12,12 +12,7 @@ const REFUSED = "554 5.5.1 No valid recipients";
 const MESSAGES = TEST_OPTIONS.maxErrors + 2;
 
 function unknownUsers(): FakeSink {
-  return new FakeSink({
-    decideRecipient: (r) =>
-      r.address.startsWith("unknown@")
-        ? reply(550, "5.1.1", "No such user")
-        : reply(250, "2.1.5", "OK"),
-  });
+  return refusingSink((a) => a.startsWith("unknown@"), reply(550, "5.1.1", "No such user"));
 }
 
 Deno.test("receiver: pipelined DATA refused for want of recipients spends no error budget (#13)", async () => {

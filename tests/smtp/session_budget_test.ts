@@ -76,3 +76,23 @@ Deno.test("SessionBudget: maxIdleCommands idle commands are tolerated, progress 
     assertEquals(budget.errors, 0);
   });
 });
+
+Deno.test("SessionBudget: maxAttempts attempts at a message are tolerated, the next one ends it (N and N+1); progress restarts the count", async (t) => {
+  for (const maxAttempts of [0, 1, 4, 100]) {
+    await t.step(`maxAttempts ${maxAttempts}`, () => {
+      const budget = new SessionBudget({ maxErrors: 0, maxAttempts });
+      assertEquals(spentAfter(() => budget.spendAttempt()), maxAttempts + 1);
+    });
+  }
+  await t.step("a message accepted (progress) restarts the count", () => {
+    const budget = new SessionBudget({ maxErrors: 0, maxAttempts: 2 });
+    budget.spendAttempt();
+    budget.spendAttempt();
+    budget.progress();
+    assertEquals(spentAfter(() => budget.spendAttempt()), 3);
+  });
+  await t.step("without maxAttempts (a trusted peer) nothing ends", () => {
+    const budget = new SessionBudget({ maxErrors: 0 });
+    assertEquals(spentAfter(() => budget.spendAttempt()), Infinity);
+  });
+});
