@@ -3,7 +3,8 @@
  * time) that can lose a connection the ways a restart or a network loses it: a reset (RST)
  * or PostgreSQL's own FATAL 57P01 then a close, at the moment a chosen message goes by; or,
  * in `silent` mode, accept new connections and never answer them (as a server that stops
- * accepting mid-shutdown, or a dead route, looks to a client).
+ * accepting mid-shutdown, or a dead route, looks to a client); or stall one established
+ * connection at a chosen message: it stays open and nothing more goes either way.
  */
 import { Buffer } from "node:buffer";
 import net from "node:net";
@@ -20,6 +21,19 @@ export interface PostgresProxy {
    * not forwarded); resolves when it did.
    */
   cutWhenSent(text: string, how: Cut): Promise<void>;
+  /**
+   * Stalls the next connection whose client sends bytes containing `text`: those bytes still
+   * reach the server, then nothing more is passed in either direction, while the connection
+   * stays open (a server or route gone silent). postgres.js sends a statement's text in a
+   * Parse the first time only, and runs it after the server's answer: the statement does not
+   * run. Resolves when it did.
+   */
+  stallWhenSent(text: string): Promise<void>;
+  /**
+   * Stalls the next connection whose server answers with bytes containing `text` (e.g. the
+   * `COMMIT` of a CommandComplete): the client never gets them, nor anything more.
+   */
+  stallWhenAnswered(text: string): Promise<void>;
   /** Cuts every open connection now. */
   cutAll(how: Cut): void;
   /** true: new connections are accepted and never answered; false: passed through again. */
@@ -45,7 +59,21 @@ export async function startPostgresProxy(pgPort: number): Promise<PostgresProxy>
   const open = new Set<{ client: net.Socket; upstream?: net.Socket }>();
   let isSilent = false;
   let count = 0;
-  let trap: { text: string; how: Cut; done: () => void } | undefined;
+  /** What to do to the next connection whose client (or server) sends `text`. */
+  type Trap = {
+    readonly text: string;
+    readonly from: "client" | "server";
+    readonly how: Cut | "stall";
+    readonly done: () => void;
+  };
+  const traps: Trap[] = [];
+  /** The trap `bytes` from `from` spring, taken off the list. */
+  const sprung = (from: Trap["from"], bytes: Buffer): Trap | undefined => {
+    const at = traps.findIndex((t) => t.from === from && bytes.includes(t.text));
+    return at < 0 ? undefined : traps.splice(at, 1)[0];
+  };
+  const setTrap = (text: string, from: Trap["from"], how: Trap["how"]) =>
+    new Promise<void>((done) => traps.push({ text, from, how, done }));
 
   const cut = (pair: { client: net.Socket; upstream?: net.Socket }, how: Cut) => {
     open.delete(pair);
@@ -68,18 +96,26 @@ export async function startPostgresProxy(pgPort: number): Promise<PostgresProxy>
     const pair = { client, upstream };
     open.add(pair);
     upstream.on("error", () => {});
+    let isStalled = false;
     client.on("data", (bytes: Buffer) => {
-      if (trap !== undefined && bytes.includes(trap.text)) {
-        const { how, done } = trap;
-        trap = undefined;
-        cut(pair, how);
-        done();
-        return;
-      }
-      upstream.write(bytes);
+      if (isStalled) return;
+      const trap = sprung("client", bytes);
+      if (trap === undefined || trap.how === "stall") upstream.write(bytes);
+      else cut(pair, trap.how);
+      if (trap?.how === "stall") isStalled = true;
+      trap?.done();
     });
-    upstream.on("data", (bytes: Buffer) => client.write(bytes));
-    upstream.on("close", () => client.destroy());
+    upstream.on("data", (bytes: Buffer) => {
+      if (isStalled) return;
+      const trap = sprung("server", bytes);
+      if (trap === undefined) client.write(bytes);
+      else isStalled = true;
+      trap?.done();
+    });
+    // A stalled connection stays silent even when the server ends it.
+    upstream.on("close", () => {
+      if (!isStalled) client.destroy();
+    });
     client.on("close", () => {
       open.delete(pair);
       upstream.destroy();
@@ -94,7 +130,9 @@ export async function startPostgresProxy(pgPort: number): Promise<PostgresProxy>
       u.port = String(port);
       return u.toString();
     },
-    cutWhenSent: (text, how) => new Promise<void>((done) => trap = { text, how, done }),
+    cutWhenSent: (text, how) => setTrap(text, "client", how),
+    stallWhenSent: (text) => setTrap(text, "client", "stall"),
+    stallWhenAnswered: (text) => setTrap(text, "server", "stall"),
     cutAll: (how) => {
       for (const pair of [...open]) cut(pair, how);
     },

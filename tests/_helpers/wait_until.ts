@@ -17,3 +17,14 @@ export async function until(
   }
   throw new Error(`timed out waiting for ${what}`);
 }
+
+/** `p`'s outcome, or "no answer in N ms" if it has not settled by then (a call that may hang). */
+export async function answerWithin(p: Promise<string>, ms: number): Promise<string> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<string>((r) => timer = setTimeout(() => r(`no answer in ${ms} ms`), ms));
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

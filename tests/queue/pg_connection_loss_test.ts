@@ -13,6 +13,7 @@ import { connectPostgres, type Sql } from "../../src/queue/pg/connect.ts";
 import { PgQueueStore } from "../../src/queue/pg/store.ts";
 import { postgresTest } from "../_helpers/postgres.ts";
 import { type Cut, type PostgresProxy, startPostgresProxy } from "../_helpers/postgres_proxy.ts";
+import { answerWithin } from "../_helpers/wait_until.ts";
 
 /** The first statement postgres.js sends on every new connection (fetch_types). */
 const ARRAY_TYPES_QUERY = "pg_catalog.pg_type";
@@ -64,17 +65,6 @@ async function one(sql: Sql): Promise<string> {
   return await sql`SELECT 1 AS one`.then((rows) => `ok ${rows[0]?.one}`, (err) => String(err));
 }
 
-/** `p`'s outcome, or "no answer in N ms" if it has not settled by then. */
-async function within(p: Promise<string>, ms: number): Promise<string> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<string>((r) => timer = setTimeout(() => r(`no answer in ${ms} ms`), ms));
-  try {
-    return await Promise.race([p, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 for (const how of ["reset", "fatal"] as const satisfies readonly Cut[]) {
   await proxiedPoolTest(
     `a connection lost by ${how} while it fetches the array types: no unhandled rejection, the pool goes on (#14)`,
@@ -86,8 +76,8 @@ for (const how of ["reset", "fatal"] as const satisfies readonly Cut[]) {
       const cut = proxy.cutWhenSent(ARRAY_TYPES_QUERY, how).then(() => isCut = true);
       proxy.cutAll("reset");
       let first = "";
-      for (let i = 0; i < 5 && !isCut; i++) first = await within(one(sql), 5000);
-      await within(cut.then(() => "cut"), 5000);
+      for (let i = 0; i < 5 && !isCut; i++) first = await answerWithin(one(sql), 5000);
+      await answerWithin(cut.then(() => "cut"), 5000);
       if (how === "reset") {
         // The reset reaches the query that waited for the connection, as a 4xx would.
         assert.match(first, /ECONNRESET/);
@@ -96,7 +86,11 @@ for (const how of ["reset", "fatal"] as const satisfies readonly Cut[]) {
         // which must not fail with the old session's 57P01 (it did: stale ErrorResponse).
         assert.equal(first, "ok 1");
       }
-      assert.equal(await within(one(sql), 5000), "ok 1", "the next query, on a new connection");
+      assert.equal(
+        await answerWithin(one(sql), 5000),
+        "ok 1",
+        "the next query, on a new connection",
+      );
     },
   );
 }
@@ -110,7 +104,7 @@ await proxiedPoolTest(
     // socket, and the next came between the socket's 'error' and its 'close' (on Deno's
     // node:net) and waited forever.
     const outcomes: string[] = [];
-    for (let i = 0; i < 3; i++) outcomes.push(await within(one(sql), 5000));
+    for (let i = 0; i < 3; i++) outcomes.push(await answerWithin(one(sql), 5000));
     assert.match(outcomes[0] ?? "", /EPIPE|ECONNRESET/, outcomes.join(" | "));
     assert.ok(!outcomes.some((o) => o.startsWith("no answer")), outcomes.join(" | "));
     assert.equal(outcomes.at(-1), "ok 1", outcomes.join(" | "));

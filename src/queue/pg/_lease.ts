@@ -12,6 +12,7 @@ import type { Sql, Tx } from "./connect.ts";
 import { deleteEmptied, messageIdsOf } from "./_emptied.ts";
 import type { PgGroupCommit } from "./_group.ts";
 import type { PgReader } from "./_reader.ts";
+import { within } from "./_deadline.ts";
 
 /** What a lease needs from its store. */
 export interface PgLeaseDeps {
@@ -19,6 +20,8 @@ export interface PgLeaseDeps {
   readonly group: PgGroupCommit;
   readonly reader: PgReader;
   readonly now: () => number;
+  /** How long a renewal or a release may wait for PostgreSQL (see _deadline.ts). */
+  readonly deadlineMs: number;
 }
 
 /** A claimed set of domains. */
@@ -48,9 +51,13 @@ export class PgLease implements Lease {
   async renew(): Promise<boolean> {
     const until = this.#deps.now() + this.#terms.leaseMs;
     const table = this.#deps.sql(this.#terms.table);
-    const rows = await this.#deps.sql`UPDATE ${table} SET lease_until = ${until}
-      WHERE domain = ANY(${this.domains as string[]}::text[]) AND owner = ${this.#terms.owner}
-      RETURNING domain`;
+    const rows = await within(
+      this.#deps.sql`UPDATE ${table} SET lease_until = ${until}
+        WHERE domain = ANY(${this.domains as string[]}::text[]) AND owner = ${this.#terms.owner}
+        RETURNING domain`,
+      this.#deps.deadlineMs,
+      "lease renewal",
+    );
     return rows.length === this.domains.length;
   }
 
@@ -86,9 +93,14 @@ export class PgLease implements Lease {
     }, "normal");
   }
 
+  /** Past its deadline the lease is left to expire by itself (`lease_until`). */
   async release(): Promise<void> {
     const table = this.#deps.sql(this.#terms.table);
-    await this.#deps.sql`DELETE FROM ${table}
-      WHERE domain = ANY(${this.domains as string[]}::text[]) AND owner = ${this.#terms.owner}`;
+    await within(
+      this.#deps.sql`DELETE FROM ${table}
+        WHERE domain = ANY(${this.domains as string[]}::text[]) AND owner = ${this.#terms.owner}`,
+      this.#deps.deadlineMs,
+      "lease release",
+    );
   }
 }

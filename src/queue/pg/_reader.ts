@@ -16,6 +16,7 @@ import {
 import type { Route } from "../types.ts";
 import type { Sql } from "./connect.ts";
 import { BODY_GARBAGE } from "../_body_garbage.ts";
+import { PG_CALL_DEADLINE_MS, within } from "./_deadline.ts";
 
 /** Messages fetched per page. */
 export const PG_MESSAGE_PAGE_SIZE = 100;
@@ -32,10 +33,18 @@ export interface FoundMessage {
 export class PgReader {
   readonly #sql: Sql;
   readonly #log: Logger;
+  /** Each query's deadline (_deadline.ts): a drain must not wait on a silent connection. */
+  readonly #deadlineMs: number;
 
-  constructor(sql: Sql, log: Logger) {
+  constructor(sql: Sql, log: Logger, deadlineMs = PG_CALL_DEADLINE_MS) {
     this.#sql = sql;
     this.#log = log;
+    this.#deadlineMs = deadlineMs;
+  }
+
+  /** One query of this reader, under its deadline. */
+  #query(q: PromiseLike<Record<string, unknown>[]>, what: string) {
+    return within(q, this.#deadlineMs, what);
   }
 
   /**
@@ -53,9 +62,12 @@ export class PgReader {
     for (let guard = 0; guard < 10_000_000; guard++) {
       const streams = await Promise.all(unique.flatMap((domain) =>
         statuses.map(async (status) => {
-          const rows = await this.#sql`SELECT DISTINCT message_id FROM recipients
-            WHERE domain = ${domain} AND status = ${status} AND message_id > ${after}
-            ORDER BY message_id LIMIT ${PG_MESSAGE_PAGE_SIZE}`;
+          const rows = await this.#query(
+            this.#sql`SELECT DISTINCT message_id FROM recipients
+              WHERE domain = ${domain} AND status = ${status} AND message_id > ${after}
+              ORDER BY message_id LIMIT ${PG_MESSAGE_PAGE_SIZE}`,
+            "queue read",
+          );
           return rows.map((r) => String(r.message_id));
         })
       ));
@@ -78,10 +90,13 @@ export class PgReader {
     let afterTime = -1;
     let afterId = "";
     for (let guard = 0; guard < 10_000_000; guard++) {
-      const rows = await this.#sql`SELECT id, received_at::float8 AS received_at, mail_from,
-          size::float8 AS size, params FROM messages
-        WHERE (received_at, id) > (${afterTime}, ${afterId})
-        ORDER BY received_at, id LIMIT ${PG_MESSAGE_PAGE_SIZE}`;
+      const rows = await this.#query(
+        this.#sql`SELECT id, received_at::float8 AS received_at, mail_from,
+            size::float8 AS size, params FROM messages
+          WHERE (received_at, id) > (${afterTime}, ${afterId})
+          ORDER BY received_at, id LIMIT ${PG_MESSAGE_PAGE_SIZE}`,
+        "queue read",
+      );
       const messages = this.#check(rows);
       const last = rows[rows.length - 1];
       if (last === undefined) return;
@@ -108,8 +123,12 @@ export class PgReader {
   async *body(messageId: string): AsyncGenerator<Uint8Array> {
     let afterSeq = -1;
     for (let guard = 0; guard < 10_000_000; guard++) {
-      const rows = await this.#sql`SELECT seq, bytes FROM message_chunks
-        WHERE message_id = ${messageId} AND seq > ${afterSeq} ORDER BY seq LIMIT ${CHUNK_PAGE_SIZE}`;
+      const rows = await this.#query(
+        this.#sql`SELECT seq, bytes FROM message_chunks
+          WHERE message_id = ${messageId} AND seq > ${afterSeq} ORDER BY seq
+          LIMIT ${CHUNK_PAGE_SIZE}`,
+        "body read",
+      );
       for (const raw of rows) {
         const bytes = readChunkBytes(raw);
         if (bytes === undefined || typeof raw.seq !== "number") {
@@ -126,9 +145,12 @@ export class PgReader {
 
   async #messages(ids: readonly string[]): Promise<MessageRow[]> {
     if (ids.length === 0) return [];
-    const rows = await this.#sql`SELECT id, received_at::float8 AS received_at, mail_from,
-        size::float8 AS size, params FROM messages WHERE id = ANY(${ids as string[]}::text[])
-      ORDER BY id`;
+    const rows = await this.#query(
+      this.#sql`SELECT id, received_at::float8 AS received_at, mail_from,
+          size::float8 AS size, params FROM messages WHERE id = ANY(${ids as string[]}::text[])
+        ORDER BY id`,
+      "queue read",
+    );
     return this.#check(rows);
   }
 
@@ -153,7 +175,8 @@ export class PgReader {
   ): Promise<Map<string, RecipientRow[]>> {
     const out = new Map<string, RecipientRow[]>();
     if (ids.length === 0) return out;
-    const rows = await this.#sql`SELECT id::float8 AS id, message_id, address, domain, status,
+    const rows = await this.#query(
+      this.#sql`SELECT id::float8 AS id, message_id, address, domain, status,
         attempts, last_reply, notify, orcpt, expired_at::float8 AS expired_at, route,
         next_attempt_at::float8 AS next_attempt_at
       FROM recipients WHERE message_id = ANY(${ids as string[]}::text[])
@@ -161,7 +184,9 @@ export class PgReader {
         AND (${!queuedOnly} OR status = 'queued')
         AND (${view.route === undefined} OR route = ${view.route ?? "atrn"})
         AND (${view.dueBy === undefined} OR next_attempt_at <= ${view.dueBy ?? 0})
-      ORDER BY id`;
+      ORDER BY id`,
+      "queue read",
+    );
     for (const raw of rows) {
       const r = readRecipientRow(raw);
       if (r === undefined) {

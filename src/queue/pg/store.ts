@@ -26,6 +26,7 @@ import { connectPostgres, type PgConnectOptions, type Sql } from "./connect.ts";
 import { deleteEmptied, messageIdsOf } from "./_emptied.ts";
 import { PgGauges } from "./_gauges.ts";
 import { PgGroupCommit } from "./_group.ts";
+import { PG_CALL_DEADLINE_MS, transactionWithin, within } from "./_deadline.ts";
 import { PgLease, type PgLeaseDeps } from "./_lease.ts";
 import { PgMaintenance } from "./_maintenance.ts";
 import { PgReader } from "./_reader.ts";
@@ -51,6 +52,11 @@ export interface PgQueueStoreOptions {
   readonly onGroupCommit?: () => void;
   /** How long a message or settlement may wait for its COMMIT (default GROUP_DEADLINE_MS). */
   readonly commitDeadlineMs?: number;
+  /**
+   * How long an ATRN claim, one read, a lease's renewal or release may wait for an answer
+   * (default PG_CALL_DEADLINE_MS).
+   */
+  readonly callDeadlineMs?: number;
 }
 
 /** Thrown inside a claim's transaction to roll it back with an answer. */
@@ -74,6 +80,7 @@ export class PgQueueStore implements QueueStore {
   readonly #reader: PgReader;
   readonly #maintenance: PgMaintenance;
   readonly #gauges: PgGauges;
+  readonly #deadlineMs: number;
   #isClosed = false;
 
   /** Connects (two pools: group writes and reads; body chunks), migrates, and opens. */
@@ -99,7 +106,8 @@ export class PgQueueStore implements QueueStore {
     this.#chunkBytes = opts.chunkBytes ?? PG_CHUNK_BYTES;
     this.#log = opts.logger ?? NULL_LOGGER;
     this.#group = new PgGroupCommit(sql, opts.onGroupCommit, opts.commitDeadlineMs);
-    this.#reader = new PgReader(sql, this.#log);
+    this.#deadlineMs = opts.callDeadlineMs ?? PG_CALL_DEADLINE_MS;
+    this.#reader = new PgReader(sql, this.#log, this.#deadlineMs);
     this.#gauges = new PgGauges(sql, this.#now);
     this.#maintenance = new PgMaintenance({
       sql,
@@ -144,8 +152,20 @@ export class PgQueueStore implements QueueStore {
     const owner = `${this.#nodeId}|${opts.owner}`;
     const now = this.#now();
     const until = now + opts.leaseSeconds * 1000;
+    // Past its deadline (the ATRN was answered 451) a claim whose COMMIT was sent may still
+    // commit: its rows are deleted, by this owner and expiry (a retry of the same session has
+    // another), so that the domain is not held until the lease ends.
+    const undo = () => {
+      within(
+        this.#sql`DELETE FROM domain_leases WHERE owner = ${owner} AND lease_until = ${until}`,
+        this.#deadlineMs,
+        "undo of a late claim",
+      ).catch((err: unknown) => {
+        this.#log.warn("lease_release_failed", { owner, error: String(err) });
+      });
+    };
     try {
-      return await this.#sql.begin(async (tx): Promise<ClaimResult> => {
+      return await transactionWithin(this.#sql, this.#deadlineMs, "claim", async (tx) => {
         for (const domain of wanted) {
           // The upsert takes the row lock; a concurrent claim waits for our commit, then
           // re-reads the row and finds it live and not its own: busy (RFC 2645 §5.2.1: 451).
@@ -163,8 +183,8 @@ export class PgQueueStore implements QueueStore {
         const lease = new PgLease(wanted, { owner, leaseSeconds: opts.leaseSeconds }, {
           ...this.#leaseDeps(),
         });
-        return { kind: "claimed", lease };
-      });
+        return { kind: "claimed", lease } satisfies ClaimResult as ClaimResult;
+      }, undo);
     } catch (err) {
       if (err instanceof ClaimRefused) return err.result;
       throw err;
@@ -319,7 +339,13 @@ export class PgQueueStore implements QueueStore {
   }
 
   #leaseDeps(): PgLeaseDeps {
-    return { sql: this.#sql, group: this.#group, reader: this.#reader, now: this.#now };
+    return {
+      sql: this.#sql,
+      group: this.#group,
+      reader: this.#reader,
+      now: this.#now,
+      deadlineMs: this.#deadlineMs,
+    };
   }
 
   #assertOpen(): void {
