@@ -32,6 +32,7 @@ import type {
   Step,
 } from "./_receiver_types.ts";
 import { isIdleCommand, SessionBudget } from "./session_budget.ts";
+import { LaterReply } from "./_receiver_later.ts";
 
 export type { AuthResult, EndReason, ReceiverAuth, ReceiverOptions, ReceiverOutcome, Step };
 export { dataDeadlineMs, MIN_DATA_DEADLINE_MS } from "./_receiver_body.ts";
@@ -65,11 +66,11 @@ export class SmtpReceiver implements ReceiverContext {
   readonly options: ReceiverOptions;
   #state: SessionState = { kind: "greeted" };
   /**
-   * Replies not sent yet, the first #pendingCount slots; a promise is a final reply still to
+   * Replies not sent yet, the first #pendingCount slots; a LaterReply is a final reply still to
    * come (`Outcome.later`). The array keeps its length when flushed: one emptied at every reply
    * gave its storage back and reallocated it at the next.
    */
-  readonly #pending: (Reply | Promise<Reply> | undefined)[] = [];
+  readonly #pending: (Reply | LaterReply | undefined)[] = [];
   #pendingCount = 0;
   /** When the replies in #pending were first held back (performance.now() ms); 0: not held. */
   #heldSince = 0;
@@ -383,20 +384,21 @@ export class SmtpReceiver implements ReceiverContext {
   }
 
   /** Adds to #pending (sent at the next flush; #heldTooLong bounds how long it waits). */
-  #hold(r: Reply | Promise<Reply>): void {
+  #hold(r: Reply | LaterReply): void {
     this.#pending[this.#pendingCount++] = r;
   }
 
   /** Queues a final reply still to come; the message counts once it came back positive. */
   #queueLater(later: Promise<Reply>): void {
-    this.#hold(later.then((r) => {
-      if (this.#isDebug) this.log.debug("smtp_reply", { reply: formatReplyText(r).trimEnd() });
-      if (isPositive(r)) {
-        this.#messagesAccepted++;
-        this.#budget.progress();
-      }
-      return r;
-    }));
+    this.#hold(
+      new LaterReply(later, (r) => {
+        if (this.#isDebug) this.log.debug("smtp_reply", { reply: formatReplyText(r).trimEnd() });
+        if (isPositive(r)) {
+          this.#messagesAccepted++;
+          this.#budget.progress();
+        }
+      }),
+    );
   }
 
   async sendNow(r: Reply, opts: { readonly untilSent?: boolean } = {}): Promise<void> {
@@ -418,18 +420,36 @@ export class SmtpReceiver implements ReceiverContext {
     this.#pendingCount = 0;
     const only = count === 1 ? pending[0] : undefined;
     // One reply (each command's at an MX without pipelining): its bytes, no async frame.
-    if (only !== undefined && !(only instanceof Promise)) {
+    if (only !== undefined && !(only instanceof LaterReply)) {
       pending[0] = undefined;
       return this.#write(replyBytes(only), opts);
     }
-    const held = pending.slice(0, count) as (Reply | Promise<Reply>)[];
+    const held = pending.slice(0, count) as (Reply | LaterReply)[];
     pending.fill(undefined, 0, count);
-    return (async () => {
-      const parts: Uint8Array[] = [];
-      // In order; only a final reply still to come (`Outcome.later`) is awaited.
-      for (const p of held) parts.push(replyBytes(p instanceof Promise ? await p : p));
-      await this.#write(concatBytes(parts), opts);
-    })();
+    return this.#writeHeld(held, opts);
+  }
+
+  /**
+   * Writes held replies in order, in one write when all are known. A final reply still to come
+   * is awaited only after the replies before it went out: a known 250 for one message must not
+   * wait for the next message's slow sink (its client's deadline runs for each reply, and a
+   * client that gave up on a message delivered here sends it again). Only the last write is
+   * under `opts`.
+   */
+  async #writeHeld(held: readonly (Reply | LaterReply)[], opts: FlushOptions): Promise<void> {
+    let parts: Uint8Array[] = [];
+    for (const p of held) {
+      if (!(p instanceof LaterReply)) {
+        parts.push(replyBytes(p));
+        continue;
+      }
+      if (p.reply === undefined && parts.length > 0) {
+        await this.#write(concatBytes(parts), {});
+        parts = [];
+      }
+      parts.push(replyBytes(p.reply ?? await p.came));
+    }
+    await this.#write(concatBytes(parts), opts);
   }
 
   #write(out: Uint8Array, opts: FlushOptions): Promise<void> {

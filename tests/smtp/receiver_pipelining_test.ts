@@ -5,7 +5,7 @@ import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { startReady } from "./_session.ts";
 import { MAX_HELD_REPLIES } from "../../src/smtp/receiver.ts";
 import type { MessageSink, SinkTransaction } from "../../src/smtp/sink.ts";
-import { reply } from "../../src/wire/reply.ts";
+import { type Reply, reply } from "../../src/wire/reply.ts";
 
 const dec = new TextDecoder();
 
@@ -154,4 +154,73 @@ Deno.test("SmtpReceiver (#13) does not hold replies past MAX_HOLD_MS while each 
   while (got < messages * 4) got += lines(await nextWrite(s));
   assertEquals([got, finished], [messages * 4, messages]);
   await s.end();
+});
+
+/**
+ * A sink whose end of data is answered later (`finishLater`, as the customer's local hand-off
+ * under local PIPELINING): message `n`'s reply comes once `release(n)` is called.
+ */
+function laterSink() {
+  const gates = new Map<number, { promise: Promise<Reply>; resolve: (r: Reply) => void }>();
+  const gate = (n: number) => {
+    let g = gates.get(n);
+    if (g === undefined) {
+      let resolve!: (r: Reply) => void;
+      const promise = new Promise<Reply>((r) => resolve = r);
+      g = { promise, resolve };
+      gates.set(n, g);
+    }
+    return g;
+  };
+  let begun = 0;
+  const sink: MessageSink = {
+    begin: () => {
+      const n = ++begun;
+      return Promise.resolve<SinkTransaction>({
+        id: `L${n}`,
+        addRecipient: () => Promise.resolve(reply(250, "2.1.5", "OK")),
+        write: () => Promise.resolve(),
+        finish: () => gate(n).promise,
+        finishLater: () => Promise.resolve({ reply: gate(n).promise }),
+        abort: () => Promise.resolve(),
+      });
+    },
+  };
+  const release = (n: number) => gate(n).resolve(reply(250, "2.6.0", `Delivered ${n}`));
+  return { sink, release };
+}
+
+Deno.test("SmtpReceiver (#13, F2) writes a known final reply before waiting for the next message's slow sink", async () => {
+  const { sink, release } = laterSink();
+  const s = await startReady({ otherSink: sink });
+  try {
+    release(1);
+    // Two pipelined messages and RSET (so both ends of data find more input: finishLater).
+    await s.client.send(
+      "MAIL FROM:<a@b.test>\r\nRCPT TO:<x@dest.test>\r\nBDAT 4 LAST\r\nhi\r\n" +
+        "MAIL FROM:<a@b.test>\r\nRCPT TO:<y@dest.test>\r\nBDAT 4 LAST\r\nho\r\nRSET\r\n",
+    );
+    // Message 2's sink has not answered: message 1's 250 (and the replies before message 2's
+    // end of data) must reach the client anyway. Without the fix nothing came until it did.
+    let text = "";
+    while (!text.includes("Delivered 1")) {
+      const chunk = await s.client.conn.read(1_500);
+      if (chunk === null) break;
+      text += dec.decode(chunk);
+    }
+    assertEquals(text.split("\r\n").filter((l) => l !== ""), [
+      "250 2.1.0 Sender OK",
+      "250 2.1.5 OK",
+      "250 2.6.0 Delivered 1",
+      "250 2.1.0 Sender OK",
+      "250 2.1.5 OK",
+    ]);
+    release(2);
+    // The rest in order: message 2's reply, then RSET's.
+    assertEquals(await nextWrite(s), "250 2.6.0 Delivered 2\r\n250 2.0.0 Reset OK\r\n");
+  } finally {
+    release(1);
+    release(2);
+    await s.end();
+  }
 });
