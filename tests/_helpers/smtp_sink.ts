@@ -18,6 +18,10 @@ export interface SmtpSinkOptions {
 }
 
 const READY_DEADLINE_MS = 10_000;
+/** Spare ports tried when the one picked was taken meanwhile. */
+const MAX_START_ATTEMPTS = 5;
+/** How long the readiness probe waits for a greeting on an open connection. */
+const GREETING_WAIT_MS = 2_000;
 
 /** A running smtp-sink. */
 export class SmtpSink {
@@ -34,15 +38,35 @@ export class SmtpSink {
     this.#proc = proc;
   }
 
-  /** Starts smtp-sink on `at` (default 127.0.0.1, a spare port); waits until it accepts. */
+  /**
+   * Starts smtp-sink on `at` (default 127.0.0.1, a spare port); waits until it greets. A spare
+   * port picked here can be taken before smtp-sink binds it (a test run beside another): then
+   * smtp-sink exits at start, or another program answers there, and another port is tried.
+   */
   static async start(
     at?: { readonly host: string; readonly port: number },
     opts: SmtpSinkOptions = {},
   ): Promise<SmtpSink> {
     const bin = await findTool("smtp-sink");
     if (bin === undefined) throw new Error("smtp-sink not installed");
-    const host = at?.host ?? "127.0.0.1";
-    const port = at?.port ?? freePort();
+    const attempts = at === undefined ? MAX_START_ATTEMPTS : 1;
+    let lastError: unknown;
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      try {
+        return await SmtpSink.#startOn(bin, at?.host ?? "127.0.0.1", at?.port ?? freePort(), opts);
+      } catch (err) {
+        lastError = err;
+      }
+    }
+    throw lastError;
+  }
+
+  static async #startOn(
+    bin: string,
+    host: string,
+    port: number,
+    opts: SmtpSinkOptions,
+  ): Promise<SmtpSink> {
     let dir: string | undefined;
     if (opts.dumpDir === true) {
       dir = await Deno.makeTempDir({ prefix: "odmr-smtp-sink-" });
@@ -62,16 +86,19 @@ export class SmtpSink {
     let hasExited = false;
     proc.exited.then(() => hasExited = true);
     const deadline = Date.now() + READY_DEADLINE_MS;
+    let greeting = "";
     while (Date.now() < deadline && !hasExited) {
-      try {
-        (await Deno.connect({ hostname: host, port })).close();
-        return sink;
-      } catch {
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      greeting = await greetingAt(host, port);
+      // Its own greeting: not another program that holds the port (smtp-sink then exits).
+      if (greeting.startsWith("220 smtp-sink ") && !hasExited) return sink;
+      await new Promise((r) => setTimeout(r, 20));
     }
     await sink.stop();
-    throw new Error(`smtp-sink did not listen on ${host}:${port}: ${proc.tail.join(" | ")}`);
+    throw new Error(
+      `smtp-sink did not listen on ${host}:${port}: ${
+        greeting === "" ? "" : `greeting ${JSON.stringify(greeting.slice(0, 60))}; `
+      }${proc.tail.join(" | ")}`,
+    );
   }
 
   /** Messages accepted so far (from the last `mesg=N` counter line). */
@@ -126,4 +153,32 @@ async function countFiles(dir: string): Promise<number> {
     else if (e.isFile) n++;
   }
   return n;
+}
+
+/**
+ * The first bytes a server at `host:port` sends within GREETING_WAIT_MS ("" when nothing
+ * listens, or nothing came); the connection is closed after.
+ */
+async function greetingAt(host: string, port: number): Promise<string> {
+  let conn: Deno.TcpConn;
+  try {
+    conn = await Deno.connect({ hostname: host, port });
+  } catch {
+    return "";
+  }
+  const buf = new Uint8Array(256);
+  const timer = setTimeout(() => conn.close(), GREETING_WAIT_MS);
+  try {
+    const n = await conn.read(buf);
+    return n === null ? "" : new TextDecoder().decode(buf.subarray(0, n));
+  } catch {
+    return "";
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch {
+      // closed by the timer
+    }
+  }
 }
