@@ -9,6 +9,15 @@
  * checkpoint allows: that stays the bound of the WAL under load that never pauses
  * (WAL_CHECKPOINT_PAGES).
  *
+ * Not in a Worker (#13, measured with bench/ab_ingest.ts and dropped): a PASSIVE checkpoint on a
+ * connection of its own copies only up to the snapshot of the store's open transaction, and under
+ * load one is nearly always open. SQLite starts the WAL over only after a checkpoint that copied
+ * everything ran between a COMMIT and the next BEGIN, that is on the store's connection, with its
+ * syncs of the WAL and the database on the loop: 5–30 ms at 10 × 100 KB even when a Worker had
+ * copied all but 256 pages (left to the Worker alone, the WAL grew to the fallback bound, 4× these
+ * pages, with longer stalls). Paired with this file's checkpoint: 1.01–1.08× msg/s at 10 × 100 KB,
+ * 1.03× at 10 × 4 KB, serve +13 MB resident from the Worker's first checkpoint on.
+ *
  * Durability does not depend on it: a message is acknowledged once its WAL frames are synced
  * (_wal_sync.ts), and a checkpoint (synchronous=NORMAL) syncs the WAL before it copies and the
  * database file before the WAL is written again from its start.
