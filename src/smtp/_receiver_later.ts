@@ -3,6 +3,8 @@
  * `finishLater` answers the end of data while the client's next commands are handled.
  */
 import type { Reply } from "../wire/reply.ts";
+import { replyBytes } from "../wire/replies.ts";
+import { concatBytes } from "../wire/bytes.ts";
 
 /**
  * A final reply still to come (`Outcome.later`), held among the replies: `reply` is set once it
@@ -19,4 +21,25 @@ export class LaterReply {
       return r;
     });
   }
+}
+
+/** A held reply, or a slot past the held ones. */
+export type Held = Reply | LaterReply | undefined;
+
+/**
+ * The replies known already at the head of `held` (its first `count` slots), up to the first
+ * final reply still to come, as one write; undefined when the first is one.
+ */
+export function knownHead(
+  held: readonly Held[],
+  count: number,
+): { readonly bytes: Uint8Array; readonly taken: number } | undefined {
+  const parts: Uint8Array[] = [];
+  for (let i = 0; i < count; i++) {
+    const r = held[i];
+    const known = r instanceof LaterReply ? r.reply : r;
+    if (known === undefined) break;
+    parts.push(replyBytes(known));
+  }
+  return parts.length === 0 ? undefined : { bytes: concatBytes(parts), taken: parts.length };
 }

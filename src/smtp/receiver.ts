@@ -32,7 +32,7 @@ import type {
   Step,
 } from "./_receiver_types.ts";
 import { isIdleCommand, SessionBudget } from "./session_budget.ts";
-import { LaterReply } from "./_receiver_later.ts";
+import { type Held, knownHead, LaterReply } from "./_receiver_later.ts";
 
 export type { AuthResult, EndReason, ReceiverAuth, ReceiverOptions, ReceiverOutcome, Step };
 export { dataDeadlineMs, MIN_DATA_DEADLINE_MS } from "./_receiver_body.ts";
@@ -70,8 +70,11 @@ export class SmtpReceiver implements ReceiverContext {
    * come (`Outcome.later`). The array keeps its length when flushed: one emptied at every reply
    * gave its storage back and reallocated it at the next.
    */
-  readonly #pending: (Reply | LaterReply | undefined)[] = [];
+  readonly #pending: Held[] = [];
   #pendingCount = 0;
+  /** Whether #pending may hold a final reply still to come (see #writeKnownSoon). */
+  #holdsLater = false;
+  #knownTimer: ReturnType<typeof setTimeout> | undefined;
   /** When the replies in #pending were first held back (performance.now() ms); 0: not held. */
   #heldSince = 0;
   /** Whether the replies of the command just run end a pipelined group (RFC 2920 §3.1). */
@@ -155,6 +158,7 @@ export class SmtpReceiver implements ReceiverContext {
     } catch (err) {
       reason = await this.#failed(err);
     } finally {
+      clearTimeout(this.#knownTimer);
       const left = leaveTransaction(this.#state, "session ended").next;
       if (left !== undefined) await this.#enter(left, false);
     }
@@ -177,6 +181,7 @@ export class SmtpReceiver implements ReceiverContext {
     for (;;) {
       const res = await this.reader.readLine(maxLineBytes, this.options.commandTimeoutMs);
       const ran = this.#command(res);
+      if (ran instanceof Promise && this.#holdsLater) this.#writeKnownSoon();
       const step = ran instanceof Promise ? await ran : ran;
       if (step !== undefined) {
         await this.#flush();
@@ -388,8 +393,32 @@ export class SmtpReceiver implements ReceiverContext {
     this.#pending[this.#pendingCount++] = r;
   }
 
+  /**
+   * While a command waits with a final reply still to come held (the customer's local hand-off:
+   * the next message's RCPT waits for the local reply to the message before it), the replies
+   * known before that one go out after MAX_HOLD_MS, as #flush would: a known 250 must not wait
+   * for a later message's slow sink (its client may give up on it and send it again).
+   */
+  #writeKnownSoon(): void {
+    this.#knownTimer ??= setTimeout(this.#writeKnown, MAX_HOLD_MS);
+  }
+
+  readonly #writeKnown = (): void => {
+    this.#knownTimer = undefined;
+    const count = this.#pendingCount;
+    const head = knownHead(this.#pending, count);
+    if (head === undefined) return;
+    this.#pending.copyWithin(0, head.taken, count);
+    this.#pending.fill(undefined, count - head.taken, count);
+    this.#pendingCount = count - head.taken;
+    this.#heldSince = this.#pendingCount > 0 ? performance.now() : 0;
+    // Not awaited (the command is): a failed write surfaces at the next read or write.
+    this.#write(head.bytes, {}).catch(() => {});
+  };
+
   /** Queues a final reply still to come; the message counts once it came back positive. */
   #queueLater(later: Promise<Reply>): void {
+    this.#holdsLater = true;
     this.#hold(
       new LaterReply(later, (r) => {
         if (this.#isDebug) this.log.debug("smtp_reply", { reply: formatReplyText(r).trimEnd() });
@@ -418,6 +447,7 @@ export class SmtpReceiver implements ReceiverContext {
     if (count === 0) return DONE;
     this.#heldSince = 0;
     this.#pendingCount = 0;
+    this.#holdsLater = false;
     const only = count === 1 ? pending[0] : undefined;
     // One reply (each command's at an MX without pipelining): its bytes, no async frame.
     if (only !== undefined && !(only instanceof LaterReply)) {

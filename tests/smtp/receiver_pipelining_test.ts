@@ -158,9 +158,11 @@ Deno.test("SmtpReceiver (#13) does not hold replies past MAX_HOLD_MS while each 
 
 /**
  * A sink whose end of data is answered later (`finishLater`, as the customer's local hand-off
- * under local PIPELINING): message `n`'s reply comes once `release(n)` is called.
+ * under local PIPELINING): message `n`'s reply comes once `release(n)` is called. `inOrder`:
+ * a message's RCPT is answered only after the message before it was (the local replies come
+ * in order on one connection, so the next RCPT waits for the local reply to the ".").
  */
-function laterSink() {
+function laterSink(opts: { readonly inOrder?: boolean } = {}) {
   const gates = new Map<number, { promise: Promise<Reply>; resolve: (r: Reply) => void }>();
   const gate = (n: number) => {
     let g = gates.get(n);
@@ -178,7 +180,10 @@ function laterSink() {
       const n = ++begun;
       return Promise.resolve<SinkTransaction>({
         id: `L${n}`,
-        addRecipient: () => Promise.resolve(reply(250, "2.1.5", "OK")),
+        addRecipient: async () => {
+          if (opts.inOrder === true && n > 1) await gate(n - 1).promise;
+          return reply(250, "2.1.5", "OK");
+        },
         write: () => Promise.resolve(),
         finish: () => gate(n).promise,
         finishLater: () => Promise.resolve({ reply: gate(n).promise }),
@@ -189,6 +194,26 @@ function laterSink() {
   const release = (n: number) => gate(n).resolve(reply(250, "2.6.0", `Delivered ${n}`));
   return { sink, release };
 }
+
+/** The reply lines written until one contains `text`; a read that waits 1.5 s throws. */
+async function linesUntil(s: Awaited<ReturnType<typeof startReady>>, text: string) {
+  let got = "";
+  while (!got.includes(text)) {
+    const chunk = await s.client.conn.read(1_500);
+    if (chunk === null) break;
+    got += dec.decode(chunk);
+  }
+  return got.split("\r\n").filter((l) => l !== "");
+}
+
+/** Message 1's envelope and final reply, then message 2's envelope (its final one held). */
+const MESSAGE_1_THEN_ENVELOPE_2 = [
+  "250 2.1.0 Sender OK",
+  "250 2.1.5 OK",
+  "250 2.6.0 Delivered 1",
+  "250 2.1.0 Sender OK",
+  "250 2.1.5 OK",
+];
 
 Deno.test("SmtpReceiver (#13, F2) writes a known final reply before waiting for the next message's slow sink", async () => {
   const { sink, release } = laterSink();
@@ -202,25 +227,42 @@ Deno.test("SmtpReceiver (#13, F2) writes a known final reply before waiting for 
     );
     // Message 2's sink has not answered: message 1's 250 (and the replies before message 2's
     // end of data) must reach the client anyway. Without the fix nothing came until it did.
-    let text = "";
-    while (!text.includes("Delivered 1")) {
-      const chunk = await s.client.conn.read(1_500);
-      if (chunk === null) break;
-      text += dec.decode(chunk);
-    }
-    assertEquals(text.split("\r\n").filter((l) => l !== ""), [
-      "250 2.1.0 Sender OK",
-      "250 2.1.5 OK",
-      "250 2.6.0 Delivered 1",
-      "250 2.1.0 Sender OK",
-      "250 2.1.5 OK",
-    ]);
+    assertEquals(await linesUntil(s, "Delivered 1"), MESSAGE_1_THEN_ENVELOPE_2);
     release(2);
     // The rest in order: message 2's reply, then RSET's.
     assertEquals(await nextWrite(s), "250 2.6.0 Delivered 2\r\n250 2.0.0 Reset OK\r\n");
   } finally {
     release(1);
     release(2);
+    await s.end();
+  }
+});
+
+Deno.test("SmtpReceiver (#13, F2) writes a known final reply while the next RCPT waits for a slow message's sink", async () => {
+  // The local hand-off's order: message 3's RCPT waits for the local reply to message 2.
+  const { sink, release } = laterSink({ inOrder: true });
+  const s = await startReady({ otherSink: sink });
+  try {
+    release(1);
+    const message = (to: string, body: string) =>
+      `MAIL FROM:<a@b.test>\r\nRCPT TO:<${to}@dest.test>\r\nBDAT 4 LAST\r\n${body}\r\n`;
+    await s.client.send(message("x", "m1") + message("y", "m2") + message("z", "m3") + "RSET\r\n");
+    // Message 2's sink holds its reply, and with it message 3's RCPT: the replies known before
+    // message 2's still go out (after MAX_HOLD_MS). Without it nothing came until it answered.
+    assertEquals(await linesUntil(s, "Delivered 1"), MESSAGE_1_THEN_ENVELOPE_2);
+    release(2);
+    release(3);
+    const rest: string[] = [];
+    while (rest.length < 5) rest.push(await s.client.reply());
+    assertEquals(rest, [
+      "250 2.6.0 Delivered 2",
+      "250 2.1.0 Sender OK",
+      "250 2.1.5 OK",
+      "250 2.6.0 Delivered 3",
+      "250 2.0.0 Reset OK",
+    ]);
+  } finally {
+    for (const n of [1, 2, 3]) release(n);
     await s.end();
   }
 });
