@@ -103,4 +103,9 @@ export interface Conn extends ByteSource {
   /** Drop the connection at once. Idempotent. */
   destroy(): void;
   readonly closed: boolean;
+  /**
+   * True once the peer's end of input (or a read error) was received: only the bytes queued
+   * before it are left to read. Absent where the Conn cannot tell.
+   */
+  readonly inputEnded?: boolean;
 }

@@ -132,6 +132,11 @@ export class NativeConn implements Conn {
     return this.#tls !== undefined;
   }
 
+  /** The end (or an error) is queued behind the unread bytes (Conn.inputEnded). */
+  get inputEnded(): boolean {
+    return this.#queue.ended || this.#queue.error !== undefined;
+  }
+
   get closed(): boolean {
     return this.#closed || this.#dropped || (this.#tls?.closed ?? false);
   }

@@ -96,6 +96,11 @@ export class SocketConn implements Conn {
     return this.#secure;
   }
 
+  /** The end (or an error) is queued behind the unread bytes (Conn.inputEnded). */
+  get inputEnded(): boolean {
+    return this.#queue.ended || this.#queue.error !== undefined;
+  }
+
   get closed(): boolean {
     return this.#closed;
   }

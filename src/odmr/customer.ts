@@ -177,6 +177,9 @@ export async function runCustomer(
         // After our reply to BDAT LAST no transaction is open: the provider's pipelined messages
         // need no RSET between them (wire/ehlo.ts).
         saysLastEnds: true,
+        // The provider never half-closes: once it hung up, what it sent before is not finished
+        // (it deferred those messages and sends them again).
+        stopAtInputEnd: true,
       },
     });
     reason = (await receiver.run()).reason;

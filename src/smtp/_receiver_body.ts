@@ -120,6 +120,11 @@ async function finishTransaction(
   size: number,
 ): Promise<Outcome> {
   const tx = s.tx;
+  if (ctx.options.stopAtInputEnd === true && ctx.conn.inputEnded === true) {
+    // The client is gone without a reply to this body: it sends it again (see the option).
+    ctx.log.info("smtp_client_gone", { state: "end of data" });
+    return { ...leaveTransaction(s, "client gone"), ...endWith("lost") };
+  }
   const replies: Reply[] = [];
   let r: Reply;
   if (tx.sink.finishLater !== undefined && tx.mail.prdr !== true && ctx.reader.unreadBytes > 0) {

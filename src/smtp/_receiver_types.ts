@@ -37,6 +37,13 @@ export type AuthResult =
 /** Limits and identity of the server role. */
 export interface ReceiverOptions {
   readonly hostname: string;
+  /**
+   * Once the client's input ended (`Conn.inputEnded`), commands it sent before are not run and
+   * a body is not finished: for a client that never half-closes to wait for replies (our
+   * provider, which defers what it did not hear a reply for and sends it again), finishing
+   * them could only deliver twice (RFC 5321 §4.1.1.10 asks to abort what a lost client began).
+   */
+  readonly stopAtInputEnd?: boolean;
   readonly maxMessageBytes: number;
   readonly maxRecipients: number;
   /** Command line including CRLF (RFC 5321 §4.5.3.1.4). Default 512. */

@@ -180,6 +180,10 @@ export class SmtpReceiver implements ReceiverContext {
     const maxLineBytes = this.options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
     for (;;) {
       const res = await this.reader.readLine(maxLineBytes, this.options.commandTimeoutMs);
+      if (this.options.stopAtInputEnd === true && this.conn.inputEnded === true) {
+        this.log.info("smtp_client_gone", { state: this.#state.kind });
+        return "lost";
+      }
       const ran = this.#command(res);
       if (ran instanceof Promise && this.#holdsLater) this.#writeKnownSoon();
       const step = ran instanceof Promise ? await ran : ran;
