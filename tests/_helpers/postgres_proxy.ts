@@ -36,6 +36,11 @@ export interface PostgresProxy {
   stallWhenAnswered(text: string): Promise<void>;
   /** Cuts every open connection now. */
   cutAll(how: Cut): void;
+  /**
+   * Every open connection goes silent now and stays open (a NAT or firewall that dropped its
+   * state, the far end's kernel still acknowledging); new connections pass through.
+   */
+  stallAll(): number;
   /** true: new connections are accepted and never answered; false: passed through again. */
   setSilent(isSilent: boolean): void;
   /** Connections opened so far. */
@@ -56,7 +61,7 @@ function adminShutdown(): Buffer {
 
 /** Starts a proxy to PostgreSQL on 127.0.0.1:`pgPort`. */
 export async function startPostgresProxy(pgPort: number): Promise<PostgresProxy> {
-  const open = new Set<{ client: net.Socket; upstream?: net.Socket }>();
+  const open = new Set<{ client: net.Socket; upstream?: net.Socket; stall?: () => void }>();
   let isSilent = false;
   let count = 0;
   /** What to do to the next connection whose client (or server) sends `text`. */
@@ -93,10 +98,10 @@ export async function startPostgresProxy(pgPort: number): Promise<PostgresProxy>
       return;
     }
     const upstream = net.connect(pgPort, "127.0.0.1");
-    const pair = { client, upstream };
+    let isStalled = false;
+    const pair = { client, upstream, stall: () => isStalled = true };
     open.add(pair);
     upstream.on("error", () => {});
-    let isStalled = false;
     client.on("data", (bytes: Buffer) => {
       if (isStalled) return;
       const trap = sprung("client", bytes);
@@ -135,6 +140,11 @@ export async function startPostgresProxy(pgPort: number): Promise<PostgresProxy>
     stallWhenAnswered: (text) => setTrap(text, "server", "stall"),
     cutAll: (how) => {
       for (const pair of [...open]) cut(pair, how);
+    },
+    stallAll: () => {
+      let n = 0;
+      for (const pair of open) if (pair.stall !== undefined) pair.stall(), n++;
+      return n;
     },
     setSilent: (value) => {
       isSilent = value;

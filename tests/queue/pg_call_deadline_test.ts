@@ -36,6 +36,7 @@ function stalledTest(
     const store = await PgQueueStore.open({ url: proxy.via(url) }, {
       nodeId: "n1",
       callDeadlineMs: DEADLINE_MS,
+      commitDeadlineMs: DEADLINE_MS,
     });
     try {
       await queueMessage(store, { from: "s@example.net", to: ["u@example.org"] });
@@ -126,3 +127,57 @@ for (
     },
   );
 }
+
+await stalledTest(
+  "a pool whose established connections all went silent recovers: the late calls' connections are dropped, new ones answer (#14)",
+  "stall_all",
+  async (store, proxy) => {
+    // A pool with several connections, all of them then silent at once.
+    await Promise.all([...Array(8).keys()].map(() => store.list()));
+    assert.ok(proxy.stallAll() >= 2, "the pool had opened several connections");
+    const rounds: string[] = [];
+    for (let round = 0; round < 8; round++) {
+      const claim = await outcome(
+        store.claim(["example.org"], { owner: `r${round}`, leaseSeconds: 600 }),
+      );
+      if (claim === "claimed") {
+        // The next round's claim must find the domain free again.
+        const lease = await store.claim(["example.org"], { owner: `r${round}`, leaseSeconds: 600 });
+        if (lease.kind === "claimed") await lease.lease.release();
+      }
+      const write = await within(
+        queueMessage(store, { from: "s@example.net", to: ["v@example.org"] }).then(
+          () => "queued",
+          String,
+        ),
+      );
+      rounds.push(`${claim}/${write}`);
+      if (claim === "claimed" && write === "queued") break;
+    }
+    // Before, every round failed at its deadline for as long as TCP kept the silent
+    // connections (forever on loopback): the pool never opened a fresh one.
+    assert.match(rounds.at(-1) ?? "", /^claimed\/queued$/, rounds.join(" | "));
+    assert.ok(
+      rounds.length <= 4,
+      `recovered only after ${rounds.length} rounds: ${rounds.join(" | ")}`,
+    );
+  },
+);
+
+await stalledTest(
+  "a lease release stalled past its deadline is tried again on another connection: the next ATRN gets the domain (#14)",
+  "stall_release",
+  async (store, proxy) => {
+    const claim = await store.claim(["example.org"], { owner: "conn1", leaseSeconds: 600 });
+    assert.equal(claim.kind, "claimed");
+    const stalled = proxy.stallWhenSent("DELETE FROM");
+    const lease = (claim as Extract<ClaimResult, { kind: "claimed" }>).lease;
+    assert.equal(await within(lease.release().then(() => "released", String)), "released");
+    assert.equal(await within(stalled.then(() => "stalled")), "stalled");
+    // Another session (another owner): before, busy until the lease's 600 s ran out.
+    assert.equal(
+      await outcome(store.claim(["example.org"], { owner: "conn2", leaseSeconds: 600 })),
+      "claimed",
+    );
+  },
+);

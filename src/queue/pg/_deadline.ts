@@ -25,23 +25,35 @@ export class PgDeadlineError extends Error {
 }
 
 /**
- * `call`'s result, or PgDeadlineError once `ms` passed. The call itself is not stopped (a
- * silent connection gives no way to): its late outcome is dropped, a late rejection included.
+ * `call`'s result, or PgDeadlineError once `ms` passed. When `call` is a query that went out on
+ * a connection, that connection is dropped at the deadline (vendor/postgres `destroy()`): left
+ * in the pool, a silent connection kept every later query sent on it waiting too, and the pool
+ * never opened a fresh one. Its late outcome is dropped, a late rejection included.
  */
 export function within<T>(call: PromiseLike<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new PgDeadlineError(what, ms)), ms);
+    timer = setTimeout(() => {
+      reject(new PgDeadlineError(what, ms));
+      dropConnectionOf(call);
+    }, ms);
   });
   const settled = Promise.resolve(call);
   settled.catch(() => {});
   return Promise.race([settled, late]).finally(() => clearTimeout(timer));
 }
 
+/** Drops the connection a postgres.js query went out on (none yet: nothing to drop). */
+function dropConnectionOf(call: unknown): void {
+  const conn = (call as { connection?: { destroy?: () => void } } | null)?.connection;
+  conn?.destroy?.();
+}
+
 /**
  * Runs `body` in a transaction that must answer within `ms`. At the deadline the caller gets
- * PgDeadlineError and the transaction rolls back unless its COMMIT was sent already (the body
- * is cut short, so postgres.js sends ROLLBACK instead). The server is told the same bound: a
+ * PgDeadlineError and the transaction rolls back unless its COMMIT was sent already: the body
+ * is cut short and its connection dropped, which ends the transaction on the server (a ROLLBACK
+ * sent on a silent connection would never be answered). The server is told the same bound: a
  * statement waiting for a lock gives up (`lock_timeout`), and a transaction whose client went
  * silent is ended with its locks (`idle_in_transaction_session_timeout`; without it a claim
  * stalled after its upsert kept the domain's row locked for as long as the server's TCP took
@@ -56,12 +68,14 @@ export function transactionWithin<T>(
   undo: () => void,
 ): Promise<T> {
   let isLate = false;
+  let current: Tx | undefined;
   let cut: (err: unknown) => void = () => {};
   const cutShort = new Promise<never>((_, reject) => cut = reject);
   cutShort.catch(() => {});
   // postgres.js's type unwraps arrays of results; `body` returns one value (cast back).
   const run = sql.begin(async (tx) => {
     if (isLate) throw new PgDeadlineError(what, ms);
+    current = tx;
     // Sent now (postgres.js sends a query when asked for its result, or `execute`d): ahead
     // of the body's first statement, pipelined with it.
     const bounded = tx`SELECT set_config('lock_timeout', ${`${ms}ms`}, true),
@@ -72,6 +86,8 @@ export function transactionWithin<T>(
   return within(run, ms, what).catch((err) => {
     if (!(err instanceof PgDeadlineError)) throw err;
     isLate = true;
+    // Its connection is dropped: a ROLLBACK sent on a silent one would never be answered.
+    current?.destroyConnection();
     cut(err);
     undo();
     run.then(undo, () => {});

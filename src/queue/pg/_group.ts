@@ -49,6 +49,8 @@ export class PgGroupCommit {
   #pending: Pending[] = [];
   #isScheduled = false;
   #inFlight: Promise<void> | undefined;
+  /** The transaction in flight, to drop its connection when it stalls past the deadline. */
+  #tx: Tx | undefined;
 
   constructor(sql: Sql, onCommit: () => void = () => {}, deadlineMs = GROUP_DEADLINE_MS) {
     this.#sql = sql;
@@ -106,7 +108,12 @@ export class PgGroupCommit {
       // another connection) rather than wait for a transaction the server may never answer.
       let timer: ReturnType<typeof setTimeout> | undefined;
       const stalled = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, this.#deadlineMs);
+        timer = setTimeout(() => {
+          // Its connection is dropped: left in the pool, a silent one kept every later
+          // transaction sent on it waiting, and a ROLLBACK on it is never answered.
+          this.#tx?.destroyConnection();
+          resolve();
+        }, this.#deadlineMs);
       });
       const inFlight: Promise<void> = Promise.race([this.#flush(), stalled]).finally(() => {
         clearTimeout(timer);
@@ -125,7 +132,18 @@ export class PgGroupCommit {
    * told it failed is never committed after all; only a COMMIT already sent stays unknown.
    */
   async #transaction(group: readonly Pending[]): Promise<void> {
-    await this.#sql.begin((tx) => {
+    let ours: Tx | undefined;
+    try {
+      await this.#begin(group, (tx) => this.#tx = ours = tx);
+    } finally {
+      // Kept until COMMIT returned: a COMMIT that stalls is dropped too.
+      if (this.#tx === ours) this.#tx = undefined;
+    }
+  }
+
+  #begin(group: readonly Pending[], onTx: (tx: Tx) => void): Promise<unknown> {
+    return this.#sql.begin((tx) => {
+      onTx(tx);
       const writes = group.filter((p) => !p.isOver);
       let abort: (err: unknown) => void = () => {};
       const aborted = new Promise<never>((_, reject) => abort = reject);

@@ -12,7 +12,7 @@ import type { Sql, Tx } from "./connect.ts";
 import { deleteEmptied, messageIdsOf } from "./_emptied.ts";
 import type { PgGroupCommit } from "./_group.ts";
 import type { PgReader } from "./_reader.ts";
-import { within } from "./_deadline.ts";
+import { PgDeadlineError, within } from "./_deadline.ts";
 
 /** What a lease needs from its store. */
 export interface PgLeaseDeps {
@@ -93,8 +93,22 @@ export class PgLease implements Lease {
     }, "normal");
   }
 
-  /** Past its deadline the lease is left to expire by itself (`lease_until`). */
+  /**
+   * Deletes the lease. One that misses its deadline is tried once more, on another connection
+   * (the silent one was dropped): the owner is this session, so no later ATRN could take the
+   * domain over, and it stayed busy until the lease ran out (`lease_time`, 5 min by default).
+   * Past a second deadline the lease is left to expire by itself (`lease_until`).
+   */
   async release(): Promise<void> {
+    try {
+      await this.#releaseOnce();
+    } catch (err) {
+      if (!(err instanceof PgDeadlineError)) throw err;
+      await this.#releaseOnce();
+    }
+  }
+
+  async #releaseOnce(): Promise<void> {
     const table = this.#deps.sql(this.#terms.table);
     await within(
       this.#deps.sql`DELETE FROM ${table}

@@ -115,6 +115,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
       reconnect()
     },
     terminate,
+    destroy,
     execute,
     cancel,
     end,
@@ -165,6 +166,9 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
 
     try {
       q.state = backend
+      // odmr-relay: the connection a query went out on, so that a caller whose deadline
+      // passed can drop it (destroy() below).
+      q.connection = connection
       query
         ? sent.push(q)
         : (query = q, query.active = true)
@@ -441,6 +445,15 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
       socket.readyState === 'open' && socket.end(b().X().end())
     }
     ended && (ended(), ending = ended = null)
+  }
+
+  // odmr-relay: ends the connection at once, without the goodbye that terminate() sends. A
+  // connection that went silent (the peer's kernel still acknowledging) never closes after
+  // terminate(): its FIN is acknowledged and nothing more comes, so the pool kept it, and every
+  // query sent on it waited. Destroyed, its socket closes now: closed() fails what was pending
+  // and the pool opens a new connection for the next query.
+  function destroy() {
+    socket ? socket.destroy() : terminate()
   }
 
   async function closed(hadError) {

@@ -252,6 +252,8 @@ function Postgres(a, b) {
     async function scope(c, fn, name) {
       const sql = Sql(handler)
       sql.savepoint = savepoint
+      // odmr-relay: drops the transaction's connection (connection.js destroy()).
+      sql.destroyConnection = () => c.destroy()
       sql.prepare = x => prepare = x.replace(/[^a-z0-9$-_. ]/gi)
       let uncaughtError
         , result
