@@ -12,7 +12,7 @@ import type { DataFault } from "../wire/data_decoder.ts";
 import { checkBdat, checkBdatState, checkData } from "./_receiver_checks.ts";
 import type { SessionState, Transaction } from "./_receiver_checks.ts";
 import { DEFAULT_MAX_DATA_LINE_BYTES } from "./_receiver_mail.ts";
-import { endWith, idle, leaveTransaction, mistake } from "./_receiver_outcome.ts";
+import { endWith, idle, leaveTransaction, mistake, say } from "./_receiver_outcome.ts";
 import type { Outcome, ReceiverContext } from "./_receiver_types.ts";
 
 /**
@@ -241,7 +241,7 @@ export async function handleData(ctx: ReceiverContext, args: string): Promise<Ou
   const s = ctx.state;
   if (s.kind !== "inTransaction") return mistake(REPLIES.mailFirst);
   const checked = checkData(s.tx, args);
-  if (!checked.ok) return refusedEarly(checked.reply);
+  if (!checked.ok) return refusedEarly(checked.reply, "DATA");
   await ctx.sendNow(REPLIES.startData);
   return { ...(await receiveData(ctx, s)), flush: false };
 }
@@ -292,11 +292,15 @@ async function receiveData(
  * "no valid recipients", which a pipelining client cannot foresee: it sends DATA or BDAT behind
  * its RCPTs before their replies come (RFC 2920 §3.1). Counted as a mistake, 11 messages refused
  * whole in one session (a customer's local MTA refusing unknown users) ended a provider's drain.
- * It still spends the idle budget: on the MX, `MAIL` then `DATA` repeated forever (each answered
- * 554) must end like any other loop that makes no progress.
+ * A DATA so refused leaves its transaction open, so it spends the idle budget: on the MX, DATA
+ * repeated forever (each answered 554) must end like any other loop that makes no progress. A
+ * BDAT so refused ends its transaction: the next needs a MAIL, which the attempts budget counts
+ * (session_budget.ts), so it costs nothing (an MX client that refused messages and reset after
+ * each was cut at the 11th).
  */
-function refusedEarly(r: Reply): Outcome {
-  return r === REPLIES.noValidRecipients ? idle(r) : mistake(r);
+function refusedEarly(r: Reply, how: "DATA" | "BDAT"): Outcome {
+  if (r !== REPLIES.noValidRecipients) return mistake(r);
+  return how === "DATA" ? idle(r) : say(r);
 }
 
 /** Reads and drops a chunk announced by a refused BDAT, to stay in sync (RFC 3030 §3). */
@@ -326,7 +330,7 @@ export async function handleBdat(ctx: ReceiverContext, args: string): Promise<Ou
     // the next MAIL behind it gets it taken, never refused as nested).
     return {
       ...leaveTransaction(s0, "BDAT without recipients"),
-      ...refusedEarly(st.ok ? REPLIES.mailFirst : st.reply),
+      ...refusedEarly(st.ok ? REPLIES.mailFirst : st.reply, "BDAT"),
     };
   }
   const tx = st.value;

@@ -33,6 +33,7 @@ import type {
 } from "./_receiver_types.ts";
 import { isIdleCommand, SessionBudget } from "./session_budget.ts";
 import { type Held, knownHead, LaterReply } from "./_receiver_later.ts";
+import { RefusedTail, type TailPart } from "./_receiver_tail.ts";
 
 export type { AuthResult, EndReason, ReceiverAuth, ReceiverOptions, ReceiverOutcome, Step };
 export { dataDeadlineMs, MIN_DATA_DEADLINE_MS } from "./_receiver_body.ts";
@@ -80,6 +81,12 @@ export class SmtpReceiver implements ReceiverContext {
   /** Whether the replies of the command just run end a pipelined group (RFC 2920 §3.1). */
   #mustFlush = false;
   #budget: SessionBudget;
+  /** The commands behind a refused transaction (_receiver_tail.ts). */
+  readonly #tail = new RefusedTail();
+  /** The verb of the command running now ("" for a line that is none). */
+  #verb: Verb | "" = "";
+  /** The command running now is in a refused transaction's tail: its mistake is waived. */
+  #isTailMember = false;
   #messagesAccepted = 0;
   /** Set by a successful AUTH; cleared by STARTTLS (RFC 3207 §4.2). */
   #authenticatedUser: string | undefined;
@@ -237,6 +244,7 @@ export class SmtpReceiver implements ReceiverContext {
         this.#queue(REPLIES.bareNewlineCommand);
         return { end: "bareNewline" };
       case "tooLong":
+        this.#begin("");
         return this.#protocolError(REPLIES.lineTooLong);
       case "line":
         return this.#run(res.line);
@@ -251,16 +259,18 @@ export class SmtpReceiver implements ReceiverContext {
   #run(line: Uint8Array): Step | Promise<Step> {
     const parsed = parseCommandLine(line, { allowUtf8: this.#allowsUtf8() });
     if (!parsed.ok) {
+      this.#begin("");
       return this.#protocolError(
         parsed.fault === "empty" ? REPLIES.unknownCommand : REPLIES.badCharacters,
       );
     }
     const spec = SPECS.get(parsed.verb);
+    const verb = spec === undefined ? "" : parsed.verb as Verb;
+    const tailPart = this.#begin(verb);
     if (spec === undefined) {
       this.log.debug("smtp_unknown_command", { verb: parsed.verb.slice(0, 16) });
       return this.#protocolError(REPLIES.unknownCommand);
     }
-    const verb = parsed.verb as Verb;
     this.#mustFlush = spec.flush;
     if (!spec.states.includes(this.#state.kind)) {
       return this.#protocolError(outOfStateReply(spec, this.#state.kind));
@@ -270,14 +280,23 @@ export class SmtpReceiver implements ReceiverContext {
       isInTransaction: this.#state.kind === "inTransaction",
     };
     if (isIdleCommand(verb, idle)) {
-      const ended = this.#spendIdle(verb);
+      // The RSET after a refused transaction resets it: no idle command.
+      const ended = tailPart === "reset" ? undefined : this.#spendIdle(verb);
       if (ended !== undefined) return ended;
-    } else if (verb === "MAIL" || verb === "RCPT") {
+    } else if (verb === "MAIL" || verb === "RCPT" || (this.#isTailMember && verb === "BDAT")) {
       const ended = this.#spendAttempt(verb);
       if (ended !== undefined) return ended;
     }
     const outcome = spec.run(this, parsed.args);
     return outcome instanceof Promise ? outcome.then(this.#ran) : this.#ran(outcome);
+  }
+
+  /** A command starts: its verb ("" for none), and what it is to a refused transaction's tail. */
+  #begin(verb: Verb | ""): TailPart {
+    const part = this.#tail.take(verb);
+    this.#verb = verb;
+    this.#isTailMember = part === "member";
+    return part;
   }
 
   /** Applies a handler's Outcome; it may say otherwise than its verb whether to flush. */
@@ -317,6 +336,7 @@ export class SmtpReceiver implements ReceiverContext {
     for (const r of o.replies) this.#queue(r);
     if (o.later !== undefined) this.#queueLater(o.later);
     const step: Step = o.end !== undefined ? { end: o.end } : undefined;
+    if (step === undefined && this.#leftRefused(o)) this.#tail.open();
     if (o.isError === true && step === undefined) return this.#spendError();
     if (o.isIdle === true && step === undefined) return this.#spendIdle("DATA/BDAT");
     return step;
@@ -356,14 +376,29 @@ export class SmtpReceiver implements ReceiverContext {
     return this.#state.kind !== "greeted" && this.#state.helo.isExtended;
   }
 
+  /**
+   * Whether the command just applied refused its transaction before the end (a MAIL that
+   * opened none, a BDAT chunk after which none is open and no message was taken): what the
+   * client pipelined behind it is its tail.
+   */
+  #leftRefused(o: Outcome): boolean {
+    if (this.#verb === "MAIL") return o.next === undefined;
+    if (this.#verb !== "BDAT") return false;
+    return o.accepted !== true && this.#state.kind !== "inTransaction";
+  }
+
   /** Queues a reply the peer caused by a mistake; past `maxErrors`, ends the session. */
   #protocolError(r: Reply): Step {
     this.#queue(r);
     return this.#spendError();
   }
 
-  /** Counts a mistake (its reply is queued); past `maxErrors`, `421` and the end. */
+  /**
+   * Counts a mistake (its reply is queued); past `maxErrors`, `421` and the end. A command in a
+   * refused transaction's tail costs nothing: the refusal paid for it.
+   */
   #spendError(): Step {
+    if (this.#isTailMember) return undefined;
     if (!this.#budget.spendError()) return undefined;
     this.log.warn("smtp_too_many_errors", { errors: this.#budget.errors });
     this.#queue(REPLIES.tooManyErrors);
