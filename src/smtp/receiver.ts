@@ -415,7 +415,7 @@ export class SmtpReceiver implements ReceiverContext {
 
   /** Counts an attempt at a message (MAIL, RCPT); past `maxAttempts`, `421` and the end. */
   #spendAttempt(verb: string): Step {
-    if (!this.#budget.spendAttempt()) return undefined;
+    if (!this.#budget.spendAttempt(verb === "RCPT")) return undefined;
     this.log.warn("smtp_too_many_attempts", { verb });
     this.#queue(REPLIES.tooManyAttempts);
     return { end: "tooManyErrors" };

@@ -20,6 +20,16 @@ export const MAX_IDLE_COMMANDS = 10;
  */
 export const MAX_ATTEMPTS_WITHOUT_MESSAGE = 100;
 
+/**
+ * RCPTs one may send beyond `maxAttempts` between accepted messages, counted apart from MAIL.
+ * A relay's sender puts several domains into one transaction; when one of them is refused
+ * (unknown users, a domain over quota) its RCPTs are answered 5xx/4xx and the message still
+ * goes to the others. Counted with MAIL in one budget, a transaction of 60 accepted and 150
+ * refused recipients got `421` before DATA, on every retry. Postfix allows 1000 refused
+ * recipients (smtpd_recipient_overshoot_limit).
+ */
+export const MAX_REFUSED_RECIPIENTS = 1000;
+
 /** MAIL and RCPT commands allowed between accepted messages: a full transaction always fits. */
 export function maxAttemptsFor(maxRecipients: number): number {
   return MAX_ATTEMPTS_WITHOUT_MESSAGE + maxRecipients;
@@ -40,6 +50,7 @@ export class SessionBudget {
   #errors = 0;
   #idle = 0;
   #attempts = 0;
+  #recipients = 0;
 
   constructor(limits: SessionBudgetLimits) {
     this.#limits = limits;
@@ -64,18 +75,23 @@ export class SessionBudget {
     return this.#idle > max;
   }
 
-  /** Counts one attempt at a message (a `MAIL`, a `RCPT`); true when the budget is spent. */
-  spendAttempt(): boolean {
+  /**
+   * Counts one attempt at a message; true when the budget is spent. A `MAIL` (or a chunk of a
+   * refused transaction) counts against `maxAttempts`; a `RCPT` against its own count, which
+   * allows MAX_REFUSED_RECIPIENTS more.
+   */
+  spendAttempt(isRecipient = false): boolean {
     const max = this.#limits.maxAttempts;
     if (max === undefined) return false;
-    this.#attempts++;
-    return this.#attempts > max;
+    if (isRecipient) return ++this.#recipients > max + MAX_REFUSED_RECIPIENTS;
+    return ++this.#attempts > max;
   }
 
   /** The session moved forward (a message accepted, AUTH succeeded): both counts restart. */
   progress(): void {
     this.#idle = 0;
     this.#attempts = 0;
+    this.#recipients = 0;
   }
 }
 

@@ -8,6 +8,7 @@ import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { reply } from "../../src/wire/reply.ts";
 import { type FakeSink, refusingSink } from "../_helpers/fake_sink.ts";
 import { startReady } from "./_session.ts";
+import { MAX_REFUSED_RECIPIENTS } from "../../src/smtp/session_budget.ts";
 
 const MAX_ATTEMPTS = 4;
 const TOO_MANY = "421 4.7.0 Too many transactions without a message, closing connection";
@@ -32,15 +33,36 @@ Deno.test("receiver: MAIL/RSET forever is cut: the 4th MAIL (N) is taken, the 5t
   await s.end();
 });
 
-Deno.test("receiver: every RCPT, taken or refused, is an attempt: the one past the limit gets 421 4.7.0 instead of its reply", async () => {
+Deno.test("receiver: every RCPT, taken or refused, is an attempt of its own count (maxAttempts + MAX_REFUSED_RECIPIENTS): the one past it gets 421 4.7.0 instead of its reply", async () => {
   const s = await startReady({ sink: foreignRefused(), options: { maxAttempts: MAX_ATTEMPTS } });
   assertEquals(await s.client.command("MAIL FROM:<a@b.test>"), "250 2.1.0 Sender OK");
   assertEquals(await s.client.command("RCPT TO:<a@local.test>"), "250 2.1.5 OK");
-  assertEquals(await s.client.command("RCPT TO:<x@foreign.test>"), "550 5.7.1 Relaying denied");
-  assertEquals(await s.client.command("RCPT TO:<b@local.test>"), "250 2.1.5 OK");
-  assertEquals(await s.client.command("RCPT TO:<c@local.test>"), TOO_MANY);
+  for (let i = 2; i <= MAX_ATTEMPTS + MAX_REFUSED_RECIPIENTS; i++) {
+    assertEquals(
+      await s.client.command(`RCPT TO:<x${i}@foreign.test>`),
+      "550 5.7.1 Relaying denied",
+    );
+  }
+  assertEquals(await s.client.command("RCPT TO:<b@local.test>"), TOO_MANY);
   assertEquals((await s.done).reason, "tooManyErrors");
-  assertEquals(s.sink.transactions[0]?.recipients.length, 2, "the last RCPT was not run");
+  assertEquals(s.sink.transactions[0]?.recipients.length, 1, "the last RCPT was not run");
+  await s.end();
+});
+
+Deno.test("receiver: a transaction whose recipients are mostly refused (150 of them) still carries its message: refused RCPTs do not spend the MAIL budget (review of 57c5f59)", async () => {
+  const s = await startReady({ sink: foreignRefused(), options: { maxAttempts: MAX_ATTEMPTS } });
+  assertEquals(await s.client.command("MAIL FROM:<a@b.test>"), "250 2.1.0 Sender OK");
+  assertEquals(await s.client.command("RCPT TO:<a@local.test>"), "250 2.1.5 OK");
+  for (let i = 1; i <= 150; i++) {
+    assertEquals(
+      await s.client.command(`RCPT TO:<x${i}@foreign.test>`),
+      "550 5.7.1 Relaying denied",
+    );
+  }
+  assertEquals(await s.client.command("RCPT TO:<b@local.test>"), "250 2.1.5 OK");
+  assertEquals((await s.client.command("DATA")).slice(0, 3), "354");
+  assertEquals((await s.client.command("Subject: x\r\n\r\nhi\r\n.")).slice(0, 3), "250");
+  assertEquals(s.sink.transactions[0]?.recipients.length, 2);
   await s.end();
 });
 
