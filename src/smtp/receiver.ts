@@ -187,7 +187,8 @@ export class SmtpReceiver implements ReceiverContext {
     const maxLineBytes = this.options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
     for (;;) {
       const res = await this.reader.readLine(maxLineBytes, this.options.commandTimeoutMs);
-      if (this.options.stopAtInputEnd === true && this.conn.inputEnded === true) {
+      // A QUIT still runs: a client that sent it and closed is done, not gone mid-message.
+      if (this.options.stopAtInputEnd === true && this.conn.inputEnded === true && !isQuit(res)) {
         this.log.info("smtp_client_gone", { state: this.#state.kind });
         return "lost";
       }
@@ -529,4 +530,12 @@ export class SmtpReceiver implements ReceiverContext {
       timeoutMs === undefined ? { flush: true } : { flush: true, timeoutMs },
     );
   }
+}
+
+/** A `QUIT` command line (any case, no arguments). */
+function isQuit(res: LineResult): boolean {
+  if (res.kind !== "line" || res.line.length !== 4) return false;
+  const [q, u, i, t] = res.line;
+  return (q! | 0x20) === 0x71 && (u! | 0x20) === 0x75 && (i! | 0x20) === 0x69 &&
+    (t! | 0x20) === 0x74;
 }

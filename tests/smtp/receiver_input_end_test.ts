@@ -47,3 +47,14 @@ Deno.test("SmtpReceiver (#13, stopAtInputEnd): commands buffered before the clie
   assertEquals([outcome.reason, s.sink.transactions.length], ["lost", 0]);
   await s.end();
 });
+
+Deno.test("SmtpReceiver (#13, stopAtInputEnd): a QUIT sent just before the client closed still ends the session as quit, not lost (fetch would exit 5 with everything delivered; review rev11c F2)", async () => {
+  const { s, end } = await endingSession(true);
+  await s.client.send("MAIL FROM:<a@b.test>\r\nRCPT TO:<x@dest.test>\r\nBDAT 4 LAST\r\nhi\r\n");
+  assertEquals((await s.client.replies(3))[2], "250 2.6.0 Queued as T1");
+  end();
+  await s.client.send("quit\r\n");
+  const outcome = await s.done;
+  assertEquals([outcome.reason, outcome.messagesAccepted], ["quit", 1]);
+  await s.end();
+});

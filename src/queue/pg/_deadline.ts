@@ -90,7 +90,8 @@ export function transactionWithin<T>(
     current?.destroyConnection();
     cut(err);
     undo();
-    run.then(undo, () => {});
+    // Also when it fails late: its COMMIT may have reached the server before the drop.
+    run.then(undo, undo);
     throw err;
   });
 }
