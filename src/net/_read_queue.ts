@@ -14,6 +14,8 @@ export class ReadQueue {
   readonly #chunks = new Fifo<Uint8Array>();
   #bytes = 0;
   #ended = false;
+  /** The last chunk queued ended with a `QUIT` line (see `endedAfterQuit`). */
+  #lastIsQuit = false;
   #error: Error | undefined;
   /** Resolves the waiting read's wait (set only while a read waits). */
   #resolveWait: (() => void) | undefined;
@@ -39,6 +41,7 @@ export class ReadQueue {
   /** Queues a chunk; returns the bytes queued now. */
   push(chunk: Uint8Array): number {
     this.#chunks.push(chunk);
+    this.#lastIsQuit = endsWithQuit(chunk);
     this.#bytes += chunk.byteLength;
     this.wake();
     return this.#bytes;
@@ -48,6 +51,15 @@ export class ReadQueue {
   end(): void {
     this.#ended = true;
     this.wake();
+  }
+
+  /**
+   * The stream ended right after a `QUIT` line: a client that half-closed once it had sent
+   * everything and reads the replies (RFC 5321 §4.1.1.10), not one that hung up in the middle.
+   * Judged from the last chunk alone (a QUIT split across two chunks counts as a hang-up).
+   */
+  get endedAfterQuit(): boolean {
+    return this.#ended && this.#lastIsQuit;
   }
 
   /** The connection failed: reads return what is queued, then throw ConnClosedError. */
@@ -116,4 +128,13 @@ export class ReadQueue {
     this.#rejectWait = undefined;
     reject?.(new TimeoutError("read"));
   }
+}
+
+/** Whether `bytes` ends with the line `QUIT` (any case). */
+function endsWithQuit(bytes: Uint8Array): boolean {
+  const n = bytes.byteLength;
+  if (n < 6 || bytes[n - 2] !== 0x0d || bytes[n - 1] !== 0x0a) return false;
+  if (n > 6 && bytes[n - 7] !== 0x0a) return false;
+  return (bytes[n - 6]! | 0x20) === 0x71 && (bytes[n - 5]! | 0x20) === 0x75 &&
+    (bytes[n - 4]! | 0x20) === 0x69 && (bytes[n - 3]! | 0x20) === 0x74;
 }

@@ -105,7 +105,8 @@ export interface Conn extends ByteSource {
   readonly closed: boolean;
   /**
    * True once the peer's end of input (or a read error) was received: only the bytes queued
-   * before it are left to read. Absent where the Conn cannot tell.
+   * before it are left to read. An end that came right after a `QUIT` line does not count (the
+   * client half-closed once done and reads the replies). Absent where the Conn cannot tell.
    */
   readonly inputEnded?: boolean;
 }

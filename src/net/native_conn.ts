@@ -132,9 +132,12 @@ export class NativeConn implements Conn {
     return this.#tls !== undefined;
   }
 
-  /** The end (or an error) is queued behind the unread bytes (Conn.inputEnded). */
+  /**
+   * The end (or an error) is queued behind the unread bytes (Conn.inputEnded); an end right
+   * after a `QUIT` is a client done sending, not gone (ReadQueue.endedAfterQuit).
+   */
   get inputEnded(): boolean {
-    return this.#queue.ended || this.#queue.error !== undefined;
+    return (this.#queue.ended && !this.#queue.endedAfterQuit) || this.#queue.error !== undefined;
   }
 
   get closed(): boolean {

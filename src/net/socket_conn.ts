@@ -96,9 +96,12 @@ export class SocketConn implements Conn {
     return this.#secure;
   }
 
-  /** The end (or an error) is queued behind the unread bytes (Conn.inputEnded). */
+  /**
+   * The end (or an error) is queued behind the unread bytes (Conn.inputEnded); an end right
+   * after a `QUIT` is a client done sending, not gone (ReadQueue.endedAfterQuit).
+   */
   get inputEnded(): boolean {
-    return this.#queue.ended || this.#queue.error !== undefined;
+    return (this.#queue.ended && !this.#queue.endedAfterQuit) || this.#queue.error !== undefined;
   }
 
   get closed(): boolean {
