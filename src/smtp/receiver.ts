@@ -15,8 +15,7 @@ import type { MessageSink, SessionInfo, SinkTransaction } from "./sink.ts";
 import type { Reply } from "../wire/reply.ts";
 import { formatReplyText, isPositive } from "../wire/reply.ts";
 import { parseCommandLine } from "../wire/command.ts";
-import { concatBytes } from "../wire/bytes.ts";
-import { defaultGreetingText, greetingReply, REPLIES, replyBytes } from "../wire/replies.ts";
+import { defaultGreetingText, greetingReply, REPLIES } from "../wire/replies.ts";
 import type { CheckContext, SessionState } from "./_receiver_checks.ts";
 import { outOfStateReply, SPECS, type Verb } from "./_receiver_commands.ts";
 import { leaveTransaction } from "./_receiver_outcome.ts";
@@ -32,31 +31,17 @@ import type {
   Step,
 } from "./_receiver_types.ts";
 import { isIdleCommand, SessionBudget } from "./session_budget.ts";
-import { type Held, knownHead, LaterReply } from "./_receiver_later.ts";
+import { LaterReply } from "./_receiver_later.ts";
+import { type FlushOptions, ReplyQueue } from "./_reply_queue.ts";
 import { RefusedTail, type TailPart } from "./_receiver_tail.ts";
 
 export type { AuthResult, EndReason, ReceiverAuth, ReceiverOptions, ReceiverOutcome, Step };
 export { dataDeadlineMs, MIN_DATA_DEADLINE_MS } from "./_receiver_body.ts";
+export { MAX_HELD_REPLIES, MAX_HOLD_MS } from "./_reply_queue.ts";
 
 const DEFAULT_MAX_LINE_BYTES = 512;
 const FINAL_WRITE_TIMEOUT_MS = 5_000;
-/**
- * Replies held for a pipelined group at most (RFC 2920 §3.2 allows a flush at any time): a peer
- * that keeps input queued and never reads must not grow one write without bound.
- */
-export const MAX_HELD_REPLIES = 100;
-/**
- * How long replies may be held for a group at most. A peer that keeps input queued while each
- * command waits on a slow sink (fetch behind a slow local MTA, with the provider's window of
- * messages queued) must still hear back in time: its deadline runs for each reply.
- */
-export const MAX_HOLD_MS = 200;
-
-type FlushOptions = { readonly untilSent?: boolean; readonly timeoutMs?: number };
-
 const END_OF_STREAM: Step = { end: "eof" };
-
-const DONE: Promise<void> = Promise.resolve();
 
 /** The SMTP server role. */
 export class SmtpReceiver implements ReceiverContext {
@@ -66,18 +51,8 @@ export class SmtpReceiver implements ReceiverContext {
   readonly log: Logger;
   readonly options: ReceiverOptions;
   #state: SessionState = { kind: "greeted" };
-  /**
-   * Replies not sent yet, the first #pendingCount slots; a LaterReply is a final reply still to
-   * come (`Outcome.later`). The array keeps its length when flushed: one emptied at every reply
-   * gave its storage back and reallocated it at the next.
-   */
-  readonly #pending: Held[] = [];
-  #pendingCount = 0;
-  /** Whether #pending may hold a final reply still to come (see #writeKnownSoon). */
-  #holdsLater = false;
-  #knownTimer: ReturnType<typeof setTimeout> | undefined;
-  /** When the replies in #pending were first held back (performance.now() ms); 0: not held. */
-  #heldSince = 0;
+  /** Replies not sent yet (_reply_queue.ts). */
+  readonly #replies: ReplyQueue;
   /** Whether the replies of the command just run end a pipelined group (RFC 2920 §3.1). */
   #mustFlush = false;
   #budget: SessionBudget;
@@ -106,6 +81,7 @@ export class SmtpReceiver implements ReceiverContext {
     this.log = args.log.with({ session: args.conn.id });
     this.#isDebug = this.log.isEnabled?.("debug") ?? true;
     this.options = args.options;
+    this.#replies = new ReplyQueue(args.conn);
     const { maxIdleCommands, maxAttempts } = args.options;
     this.#budget = new SessionBudget({
       maxErrors: args.options.maxErrors,
@@ -165,7 +141,7 @@ export class SmtpReceiver implements ReceiverContext {
     } catch (err) {
       reason = await this.#failed(err);
     } finally {
-      clearTimeout(this.#knownTimer);
+      this.#replies.stop();
       const left = leaveTransaction(this.#state, "session ended").next;
       if (left !== undefined) await this.#enter(left, false);
     }
@@ -193,7 +169,7 @@ export class SmtpReceiver implements ReceiverContext {
         return "lost";
       }
       const ran = this.#command(res);
-      if (ran instanceof Promise && this.#holdsLater) this.#writeKnownSoon();
+      if (ran instanceof Promise) this.#replies.writeKnownSoon();
       const step = ran instanceof Promise ? await ran : ran;
       if (step !== undefined) {
         await this.#flush();
@@ -201,9 +177,8 @@ export class SmtpReceiver implements ReceiverContext {
       }
       // RFC 2920 §3.2: replies wait while more input is here, also when it is still in the Conn.
       if (
-        this.#pendingCount > 0 &&
-        (this.#mustFlush || this.reader.unreadBytes === 0 ||
-          this.#pendingCount >= MAX_HELD_REPLIES || this.#heldTooLong())
+        this.#replies.count > 0 &&
+        (this.#mustFlush || this.reader.unreadBytes === 0 || this.#replies.isFull())
       ) await this.#flush();
     }
   }
@@ -305,20 +280,6 @@ export class SmtpReceiver implements ReceiverContext {
     if (outcome.flush !== undefined) this.#mustFlush = outcome.flush;
     return this.#apply(outcome);
   };
-
-  /**
-   * Whether the replies held for a group waited MAX_HOLD_MS. The group's time starts when it is
-   * first held here, right after its first reply was queued: the clock is read only while
-   * replies are held, not for every reply (an MX without pipelining flushes each one).
-   */
-  #heldTooLong(): boolean {
-    const now = performance.now();
-    if (this.#heldSince === 0) {
-      this.#heldSince = now;
-      return false;
-    }
-    return now - this.#heldSince >= MAX_HOLD_MS;
-  }
 
   /** Applies a handler's Outcome: state, user, replies, error budget, end (the caller flushes). */
   #apply(o: Outcome): Step | Promise<Step> {
@@ -425,41 +386,12 @@ export class SmtpReceiver implements ReceiverContext {
   /** Queues a reply (PIPELINING: sent in order at the next flush). */
   #queue(r: Reply): void {
     if (this.#isDebug) this.log.debug("smtp_reply", { reply: formatReplyText(r).trimEnd() });
-    this.#hold(r);
+    this.#replies.hold(r);
   }
-
-  /** Adds to #pending (sent at the next flush; #heldTooLong bounds how long it waits). */
-  #hold(r: Reply | LaterReply): void {
-    this.#pending[this.#pendingCount++] = r;
-  }
-
-  /**
-   * While a command waits with a final reply still to come held (the customer's local hand-off:
-   * the next message's RCPT waits for the local reply to the message before it), the replies
-   * known before that one go out after MAX_HOLD_MS, as #flush would: a known 250 must not wait
-   * for a later message's slow sink (its client may give up on it and send it again).
-   */
-  #writeKnownSoon(): void {
-    this.#knownTimer ??= setTimeout(this.#writeKnown, MAX_HOLD_MS);
-  }
-
-  readonly #writeKnown = (): void => {
-    this.#knownTimer = undefined;
-    const count = this.#pendingCount;
-    const head = knownHead(this.#pending, count);
-    if (head === undefined) return;
-    this.#pending.copyWithin(0, head.taken, count);
-    this.#pending.fill(undefined, count - head.taken, count);
-    this.#pendingCount = count - head.taken;
-    this.#heldSince = this.#pendingCount > 0 ? performance.now() : 0;
-    // Not awaited (the command is): a failed write surfaces at the next read or write.
-    this.#write(head.bytes, {}).catch(() => {});
-  };
 
   /** Queues a final reply still to come; the message counts once it came back positive. */
   #queueLater(later: Promise<Reply>): void {
-    this.#holdsLater = true;
-    this.#hold(
+    this.#replies.holdLater(
       new LaterReply(later, (r) => {
         if (this.#isDebug) this.log.debug("smtp_reply", { reply: formatReplyText(r).trimEnd() });
         if (isPositive(r)) {
@@ -475,60 +407,9 @@ export class SmtpReceiver implements ReceiverContext {
     await this.#flush(opts.untilSent === true ? { untilSent: true } : {});
   }
 
-  /**
-   * Writes every queued reply in one write. Without `untilSent` it returns once the socket
-   * took the bytes (no timer, no callback: the reply path of every command); a write error
-   * then surfaces at the next read or write. `untilSent` waits until they were handed to the
-   * kernel, under `timeoutMs` (the 220 before a TLS handshake, a last reply).
-   */
+  /** Writes every queued reply (_reply_queue.ts). */
   #flush(opts: FlushOptions = {}): Promise<void> {
-    const pending = this.#pending;
-    const count = this.#pendingCount;
-    if (count === 0) return DONE;
-    this.#heldSince = 0;
-    this.#pendingCount = 0;
-    this.#holdsLater = false;
-    const only = count === 1 ? pending[0] : undefined;
-    // One reply (each command's at an MX without pipelining): its bytes, no async frame.
-    if (only !== undefined && !(only instanceof LaterReply)) {
-      pending[0] = undefined;
-      return this.#write(replyBytes(only), opts);
-    }
-    const held = pending.slice(0, count) as (Reply | LaterReply)[];
-    pending.fill(undefined, 0, count);
-    return this.#writeHeld(held, opts);
-  }
-
-  /**
-   * Writes held replies in order, in one write when all are known. A final reply still to come
-   * is awaited only after the replies before it went out: a known 250 for one message must not
-   * wait for the next message's slow sink (its client's deadline runs for each reply, and a
-   * client that gave up on a message delivered here sends it again). Only the last write is
-   * under `opts`.
-   */
-  async #writeHeld(held: readonly (Reply | LaterReply)[], opts: FlushOptions): Promise<void> {
-    let parts: Uint8Array[] = [];
-    for (const p of held) {
-      if (!(p instanceof LaterReply)) {
-        parts.push(replyBytes(p));
-        continue;
-      }
-      if (p.reply === undefined && parts.length > 0) {
-        await this.#write(concatBytes(parts), {});
-        parts = [];
-      }
-      parts.push(replyBytes(p.reply ?? await p.came));
-    }
-    await this.#write(concatBytes(parts), opts);
-  }
-
-  #write(out: Uint8Array, opts: FlushOptions): Promise<void> {
-    if (opts.untilSent !== true) return this.conn.write(out);
-    const timeoutMs = opts.timeoutMs;
-    return this.conn.write(
-      out,
-      timeoutMs === undefined ? { flush: true } : { flush: true, timeoutMs },
-    );
+    return this.#replies.flush(opts);
   }
 }
 
