@@ -1,8 +1,11 @@
 /**
  * A real DNS server for outbound tests: dnsmasq on 127.0.0.1:<free port>, answering only from
  * a temporary config (no upstream, no /etc/hosts; every other name is NXDOMAIN). Started in the
- * foreground (tests/_helpers/spawned.ts), found ready by querying it (bounded), stopped by its
- * PID.
+ * foreground (tests/_helpers/spawned.ts), stopped by its PID. A spare port picked here can be
+ * taken before dnsmasq binds it (another test's dnsmasq, a resolver's query socket): dnsmasq
+ * then exits while the other program may answer on the port. So it is found ready only when it
+ * answers a name of its own (a TXT record with a fresh token, which only this config holds),
+ * and a start that is not ready is retried on another port, a bounded number of times.
  */
 import dgram from "node:dgram";
 import { spawn, stop } from "./spawned.ts";
@@ -32,24 +35,37 @@ export interface DnsServer {
 
 const READY_DEADLINE_MS = 10_000;
 const MAX_START_ATTEMPTS = 5;
+/** How long one readiness query waits for its answer. */
+const PROBE_TIMEOUT_MS = 500;
 
-/** Starts dnsmasq with `records`; retries on another port if the chosen one was taken. */
-export async function startDnsmasq(records: DnsRecords): Promise<DnsServer> {
+/**
+ * Starts dnsmasq with `records` on a spare port (`opts.port`: that port, tried once); retries
+ * on another spare port when dnsmasq exits at start (the port was taken) or is not ready.
+ */
+export async function startDnsmasq(
+  records: DnsRecords,
+  opts: { readonly port?: number } = {},
+): Promise<DnsServer> {
   const bin = await findTool("dnsmasq");
   if (bin === undefined) throw new Error("dnsmasq not installed");
-  let lastError: unknown;
-  for (let attempt = 0; attempt < MAX_START_ATTEMPTS; attempt++) {
+  const attempts = opts.port === undefined ? MAX_START_ATTEMPTS : 1;
+  const failures: string[] = [];
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const port = opts.port ?? await freeUdpPort();
     try {
-      return await startOnce(bin, records);
+      return await startOnce(bin, records, port);
     } catch (err) {
-      lastError = err;
+      failures.push(`port ${port}: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
-  throw new Error(`dnsmasq did not start: ${String(lastError)}`);
+  throw new Error(
+    `dnsmasq did not get ready (${attempts} attempt${attempts === 1 ? "" : "s"}):\n` +
+      failures.join("\n"),
+  );
 }
 
 /** The dnsmasq config text for `records` on `port` (exported for the helper's own test). */
-export function dnsmasqConfig(records: DnsRecords, port: number): string {
+export function dnsmasqConfig(records: DnsRecords, port: number, readyToken?: string): string {
   const lines = [
     "no-resolv",
     "no-hosts",
@@ -72,14 +88,15 @@ export function dnsmasqConfig(records: DnsRecords, port: number): string {
   for (const t of records.txt ?? []) {
     lines.push(`txt-record=${t.name},${t.strings.map((s) => `"${s}"`).join(",")}`);
   }
+  if (readyToken !== undefined) lines.push(`txt-record=${readyName(readyToken)},"${readyToken}"`);
   return lines.join("\n") + "\n";
 }
 
-async function startOnce(bin: string, records: DnsRecords): Promise<DnsServer> {
-  const port = await freeUdpPort();
+async function startOnce(bin: string, records: DnsRecords, port: number): Promise<DnsServer> {
   const dir = await Deno.makeTempDir({ prefix: "odmr-dnsmasq-" });
   const confPath = `${dir}/dnsmasq.conf`;
-  await Deno.writeTextFile(confPath, dnsmasqConfig(records, port));
+  const token = crypto.randomUUID();
+  await Deno.writeTextFile(confPath, dnsmasqConfig(records, port, token));
   const args = [
     "--keep-in-foreground",
     `--conf-file=${confPath}`,
@@ -105,28 +122,38 @@ async function startOnce(bin: string, records: DnsRecords): Promise<DnsServer> {
     [Symbol.asyncDispose]: stopIt,
   };
   const deadline = Date.now() + READY_DEADLINE_MS;
-  while (Date.now() < deadline) {
-    if (hasExited) {
-      await stopIt();
-      throw new Error(`dnsmasq exited at start: ${output().trim()}`);
-    }
-    if (await answers(port)) return server;
+  let seen = "no answer";
+  while (Date.now() < deadline && !hasExited) {
+    seen = await probe(port, token);
+    // Only this dnsmasq knows the token; still running, so the port is its own.
+    if (seen === "ready" && !hasExited) return server;
     await new Promise((r) => setTimeout(r, 50));
   }
   await stopIt();
-  throw new Error(`dnsmasq did not answer within ${READY_DEADLINE_MS} ms: ${output().trim()}`);
+  const why = hasExited ? "exited at start" : `not ready within ${READY_DEADLINE_MS} ms`;
+  throw new Error(`dnsmasq ${why} (last probe: ${seen}): ${output().trim()}`);
 }
 
-/** True once the server answers a query (NXDOMAIN is an answer; a timeout is not). */
-async function answers(port: number): Promise<boolean> {
+/** The name only a dnsmasq started with `token` answers. */
+function readyName(token: string): string {
+  return `${token}.odmr-ready.test`;
+}
+
+/**
+ * Asks 127.0.0.1:`port` for the ready name's TXT record: "ready" when the answer is `token`,
+ * else what came back (an NXDOMAIN or another answer is another server, or not this config).
+ */
+async function probe(port: number, token: string): Promise<string> {
   try {
-    await Deno.resolveDns("ready.invalid", "A", {
+    const got = await Deno.resolveDns(readyName(token), "TXT", {
       nameServer: { ipAddr: "127.0.0.1", port },
-      signal: AbortSignal.timeout(500),
+      signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
     });
-    return true;
+    return got.length === 1 && got[0]?.join("") === token
+      ? "ready"
+      : `answer ${JSON.stringify(got)}`;
   } catch (err) {
-    return err instanceof Deno.errors.NotFound;
+    return err instanceof Deno.errors.NotFound ? "NXDOMAIN" : String(err);
   }
 }
 
