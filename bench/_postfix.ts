@@ -17,8 +17,8 @@ const QUEUES = ["maildrop", "incoming", "active", "deferred", "hold"] as const;
 export interface PostfixOptions {
   /** Parent temp dir; the instance lives in a subdirectory. */
   readonly dir: string;
-  /** 127.0.0.1 port for smtpd. */
-  readonly smtpPort: number;
+  /** 127.0.0.1 port for smtpd (default: a spare one the helper picks, alone on it). */
+  readonly smtpPort?: number;
   /** Port of the smtp-sink that the domains are relayed to. */
   readonly relayPort: number;
   /** Address of that smtp-sink (default 127.0.0.1). */
@@ -48,9 +48,9 @@ export class PrivatePostfix {
   static async start(opts: PostfixOptions): Promise<PrivatePostfix> {
     const pf = await startPrivatePostfix(benchSettings(opts), {
       parentDir: opts.dir,
-      smtpdPort: opts.smtpPort,
+      smtpdPort: opts.smtpPort ?? "spare",
     });
-    return new PrivatePostfix(pf, opts.smtpPort);
+    return new PrivatePostfix(pf, pf.smtpdPort ?? 0);
   }
 
   /** Number of queue files (maildrop, incoming, active, deferred, hold). */

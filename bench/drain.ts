@@ -4,7 +4,6 @@
 
 import { BENCH_DOMAIN, type BenchContext } from "./ingest.ts";
 import { PrivatePostfix } from "./_postfix.ts";
-import { freePort } from "./_proc.ts";
 import { runNullCustomer } from "./_null_customer.ts";
 import { BENCH_PASSWORD, BENCH_USER, lastLine, Serve } from "./_serve.ts";
 import { SmtpSink } from "../tests/_helpers/smtp_sink.ts";
@@ -132,7 +131,6 @@ export async function drainPostfix(ctx: BenchContext, n: number): Promise<DrainR
   try {
     pf = await PrivatePostfix.start({
       dir: `${ctx.dir}/drain-postfix`,
-      smtpPort: freePort(),
       relayPort: sink.port,
       domain: BENCH_DOMAIN,
     });

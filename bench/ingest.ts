@@ -233,7 +233,6 @@ async function startTargets(ctx: BenchContext): Promise<Targets> {
       // Postfix relays bench.example to a port nobody listens on: mail is held anyway.
       const pf = await PrivatePostfix.start({
         dir: `${ctx.dir}/ingest`,
-        smtpPort: freePort(),
         relayPort: freePort(),
         domain: BENCH_DOMAIN,
       });

@@ -94,7 +94,6 @@ let targets: Target[] = [];
 try {
   postfix = await PrivatePostfix.start({
     dir,
-    smtpPort: freePort(),
     relayPort: freePort(),
     domain: DOMAIN,
   });

@@ -11,7 +11,7 @@ import { startDnsmasq } from "../tests/_helpers/dnsmasq.ts";
 import type { BenchContext } from "./ingest.ts";
 import { type DrainResult, drainTimeoutMs, failedDrain, rateCell, secondsCell } from "./drain.ts";
 import { PrivatePostfix } from "./_postfix.ts";
-import { freePort, sleep } from "./_proc.ts";
+import { sleep } from "./_proc.ts";
 import { lastLine, odmrRelay, Serve } from "./_serve.ts";
 import { SmtpSink } from "../tests/_helpers/smtp_sink.ts";
 import { hasTool } from "../tests/_helpers/tools.ts";
@@ -323,7 +323,6 @@ async function deliverPostfix(
     const [first, ...more] = domains;
     pf = await PrivatePostfix.start({
       dir: `${ctx.dir}/outbound-postfix`,
-      smtpPort: freePort(),
       relayHost: SINK_HOST,
       relayPort: SINK_PORT,
       domain: first ?? destination(0),

@@ -5,11 +5,18 @@
  * mail comes in through its `sendmail -C DIR`). Never reads or writes /etc/postfix.
  * Master must start as root (it drops to the `postfix` user); `postfixUnavailable()` says why
  * not. Stopped with `postfix -c DIR stop`, and as a last resort its master PID is killed.
+ * Master binds smtpd's port with SO_REUSEPORT: another Postfix on that port would share it, so
+ * a start is kept only if its master listens there alone; on a spare port (`"spare"`) a start
+ * that fails or shares is retried on another one, a bounded number of times.
  */
+import { tcpListeners } from "./listeners.ts";
+import { freePort } from "./spawned.ts";
 import { findTool } from "./tools.ts";
 
 const TOOLS = ["postfix", "postmap", "postqueue", "postsuper", "sendmail"] as const;
 const COMMAND_DEADLINE_MS = 60_000;
+/** Spare smtpd ports tried when the one picked was taken meanwhile. */
+const MAX_START_ATTEMPTS = 5;
 
 /** One message of `postqueue -j` (Postfix 3.1+), the fields tests read. */
 export interface PostfixQueued {
@@ -24,6 +31,8 @@ export interface PrivatePostfix {
   readonly root: string;
   readonly configDir: string;
   readonly queueDir: string;
+  /** smtpd's port on 127.0.0.1 (undefined without smtpd). */
+  readonly smtpdPort: number | undefined;
   /** `postconf -c DIR -e KEY=VALUE …`, then `reload()`. */
   configure(settings: Readonly<Record<string, string>>): Promise<void>;
   /** `postfix reload`: new daemon processes, which reread main.cf and reopen tables. */
@@ -67,8 +76,8 @@ export interface PostfixPlace {
    * directory's sockets must stay within 108 bytes of path); default a fresh temp dir.
    */
   readonly parentDir?: string;
-  /** Run smtpd on 127.0.0.1:PORT (default: none). */
-  readonly smtpdPort?: number;
+  /** Run smtpd on 127.0.0.1:PORT, or on a spare port the helper picks (default: none). */
+  readonly smtpdPort?: number | "spare";
 }
 
 /** Starts Postfix with `settings` added to (and overriding) the instance's own main.cf lines. */
@@ -100,12 +109,8 @@ export async function startPrivatePostfix(
     `${configDir}/main.cf`,
     Object.entries(main).map(([k, v]) => `${k} = ${v}\n`).join(""),
   );
-  const smtpd = place.smtpdPort === undefined
-    ? ""
-    : `127.0.0.1:${place.smtpdPort} inet n - n - - smtpd\n`;
-  await Deno.writeTextFile(`${configDir}/master.cf`, smtpd + POSTFIX_MASTER_CF);
-
   let running = false;
+  let smtpdPort: number | undefined;
   const tool = async (name: (typeof TOOLS)[number] | "postconf") => {
     const path = await findTool(name);
     if (path === undefined) throw new Error(`${name} not installed`);
@@ -150,6 +155,9 @@ export async function startPrivatePostfix(
     root,
     configDir,
     queueDir,
+    get smtpdPort() {
+      return smtpdPort;
+    },
     configure: async (more) => {
       const pairs = Object.entries(more).map(([k, v]) => `${k}=${v}`);
       await run("postconf", ["-c", configDir, "-e", ...pairs]);
@@ -195,15 +203,34 @@ export async function startPrivatePostfix(
     stop,
     [Symbol.asyncDispose]: stop,
   };
+  const attempts = place.smtpdPort === "spare" ? MAX_START_ATTEMPTS : 1;
+  const failures: string[] = [];
+  await Deno.writeTextFile(`${configDir}/master.cf`, POSTFIX_MASTER_CF);
   try {
     await run("postfix", ["-c", configDir, "check"]);
-    await run("postfix", ["-c", configDir, "start"]);
-    running = true;
   } catch (err) {
     await Deno.remove(root, { recursive: true }).catch(() => {});
     throw err;
   }
-  return pf;
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    smtpdPort = place.smtpdPort === "spare" ? freePort() : place.smtpdPort;
+    const smtpd = smtpdPort === undefined ? "" : `127.0.0.1:${smtpdPort} inet n - n - - smtpd\n`;
+    await Deno.writeTextFile(`${configDir}/master.cf`, smtpd + POSTFIX_MASTER_CF);
+    try {
+      await run("postfix", ["-c", configDir, "start"]);
+    } catch (err) {
+      failures.push(`port ${smtpdPort}: ${err instanceof Error ? err.message : String(err)}`);
+      continue; // master exited (a bind error is fatal to it): nothing left running
+    }
+    running = true;
+    const listeners = smtpdPort === undefined ? 1 : await tcpListeners("127.0.0.1", smtpdPort);
+    if (listeners === undefined || listeners === 1) return pf;
+    failures.push(`port ${smtpdPort}: ${listeners} sockets listen there (SO_REUSEPORT)`);
+    running = false;
+    await run("postfix", ["-c", configDir, "stop"]).catch(() => {});
+  }
+  await Deno.remove(root, { recursive: true }).catch(() => {});
+  throw new Error(`Postfix did not start alone on its port:\n${failures.join("\n")}`);
 }
 
 /** The lines that make the instance private (paths, names, logging); tests add the rest. */

@@ -15,7 +15,6 @@ import {
 } from "./server_process.ts";
 import { type CaptureServer, startCaptureServer } from "./capture_smtp.ts";
 import { submit } from "./smtp_submit.ts";
-import { freePort } from "./spawned.ts";
 
 /** True when Postfix can run here; else prints why and returns false (under CI=true, throws). */
 async function postfixRuns(what: string): Promise<boolean> {
@@ -61,14 +60,12 @@ export async function withPostfixRelay(
       const r = await submit({ port: server.smtp[0]!.port, from: m.from, to: [...m.to], body });
       assert(r.final?.startsWith("250"), r.replies.join(" | "));
     }
-    const port = freePort();
     await using postfix = await startRelayPostfix({
       dir,
-      port,
       capturePort: capture.port,
       known: opts.known,
     });
-    await fn({ server, capture, dir, port });
+    await fn({ server, capture, dir, port: postfix.smtpdPort ?? 0 });
     const log = await postfix.log();
     assert(!/improper command pipelining/.test(log), log);
   } finally {
@@ -79,9 +76,9 @@ export async function withPostfixRelay(
   }
 }
 
-/** Postfix in `dir`, smtpd on 127.0.0.1:`port`, example.org's `known` addresses relayed. */
+/** Postfix in `dir`, smtpd on a spare 127.0.0.1 port, example.org's `known` addresses relayed. */
 function startRelayPostfix(
-  opts: { dir: string; port: number; capturePort: number; known: readonly string[] },
+  opts: { dir: string; capturePort: number; known: readonly string[] },
 ): Promise<PrivatePostfix> {
   const known = opts.known.map((a) => `${a}=OK`).join(", ");
   return startPrivatePostfix({
@@ -93,7 +90,7 @@ function startRelayPostfix(
     "smtpd_recipient_restrictions": "permit_mynetworks, reject",
     "smtpd_forbid_unauth_pipelining": "yes",
     "smtp_dns_support_level": "disabled",
-  }, { parentDir: opts.dir, smtpdPort: opts.port });
+  }, { parentDir: opts.dir, smtpdPort: "spare" });
 }
 
 type Listed = { recipients: { address: string; status: string }[] }[];

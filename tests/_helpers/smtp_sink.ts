@@ -6,6 +6,7 @@
  * which tell how many messages and sessions it has seen. It can keep what it receives: one
  * file per transaction in a temp dir (`dumpDir`, counted by `count()`) or all in one file.
  */
+import { tcpListeners } from "./listeners.ts";
 import { freePort, spawn, type Spawned, stop } from "./spawned.ts";
 import { findTool } from "./tools.ts";
 
@@ -39,9 +40,11 @@ export class SmtpSink {
   }
 
   /**
-   * Starts smtp-sink on `at` (default 127.0.0.1, a spare port); waits until it greets. A spare
-   * port picked here can be taken before smtp-sink binds it (a test run beside another): then
-   * smtp-sink exits at start, or another program answers there, and another port is tried.
+   * Starts smtp-sink on `at` (default 127.0.0.1, a spare port); waits until it greets with its
+   * own name, alone on the port. A spare port picked here can be taken before smtp-sink binds it
+   * (a test run beside another): then smtp-sink exits at start, or another program answers
+   * there, or another smtp-sink shares the port (both bind with SO_REUSEPORT), and another port
+   * is tried (bounded).
    */
   static async start(
     at?: { readonly host: string; readonly port: number },
@@ -74,8 +77,12 @@ export class SmtpSink {
     }
     // As root smtp-sink must drop to another user after binding (it refuses to keep root),
     // who then writes the dumps. Backlog 1024: 50 parallel sessions never see a refusal.
+    // A greeting name of its own (-h): another test's smtp-sink on the port greets otherwise.
+    const name = `sink-${crypto.randomUUID().slice(0, 8)}.test`;
     const proc = spawn("smtp-sink", bin, [
       ...(Deno.uid() === 0 ? ["-u", "postfix"] : []),
+      "-h",
+      name,
       "-c",
       ...(dir === undefined ? [] : ["-d", `${dir}/%Y%m%d%H/%M.`]),
       ...(opts.dumpFile === undefined ? [] : ["-D", opts.dumpFile]),
@@ -87,15 +94,25 @@ export class SmtpSink {
     proc.exited.then(() => hasExited = true);
     const deadline = Date.now() + READY_DEADLINE_MS;
     let greeting = "";
+    let listeners: number | undefined;
     while (Date.now() < deadline && !hasExited) {
       greeting = await greetingAt(host, port);
-      // Its own greeting: not another program that holds the port (smtp-sink then exits).
-      if (greeting.startsWith("220 smtp-sink ") && !hasExited) return sink;
+      // Its own greeting: not another program (or smtp-sink) that holds the port, while
+      // this one exits at start.
+      if (greeting.startsWith(`220 ${name} `) && !hasExited) {
+        // smtp-sink binds with SO_REUSEPORT: another smtp-sink on the port would share it.
+        listeners = await tcpListeners(host, port);
+        if (listeners === undefined || listeners === 1) return sink;
+        break;
+      }
       await new Promise((r) => setTimeout(r, 20));
     }
     await sink.stop();
+    const shared = listeners === undefined || listeners <= 1
+      ? ""
+      : `${listeners} sockets listen there (SO_REUSEPORT); `;
     throw new Error(
-      `smtp-sink did not listen on ${host}:${port}: ${
+      `smtp-sink did not listen on ${host}:${port}: ${shared}${
         greeting === "" ? "" : `greeting ${JSON.stringify(greeting.slice(0, 60))}; `
       }${proc.tail.join(" | ")}`,
     );
