@@ -25,28 +25,55 @@ export class PgDeadlineError extends Error {
 }
 
 /**
- * `call`'s result, or PgDeadlineError once `ms` passed. When `call` is a query that went out on
- * a connection, that connection is dropped at the deadline (vendor/postgres `destroy()`): left
- * in the pool, a silent connection kept every later query sent on it waiting too, and the pool
- * never opened a fresh one. Its late outcome is dropped, a late rejection included.
+ * How long a statement cancelled at its deadline has to answer before its connection is
+ * dropped: the CancelRequest goes over a connection of its own, and a healthy server answers
+ * the cancelled statement with an error within milliseconds.
+ */
+export const CANCEL_GRACE_MS = 1_000;
+
+/**
+ * `call`'s result, or PgDeadlineError once `ms` passed. When `call` is a postgres.js query,
+ * it is cancelled at the deadline (a PostgreSQL CancelRequest): the server ends the statement,
+ * and the connection goes on with the queries other callers pipelined behind it (dropped at
+ * once, it failed them all, though the server may still have run them: an outbound claim
+ * committed its lease while its caller was told it failed). Only a connection that has not
+ * answered within CANCEL_GRACE_MS is dropped (vendor/postgres `destroy()`): left in the pool,
+ * a silent connection kept every later query sent on it waiting too, and the pool never
+ * opened a fresh one. The late outcome is dropped, a late rejection included.
  */
 export function within<T>(call: PromiseLike<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
+  const settled = Promise.resolve(call);
+  settled.catch(() => {});
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       reject(new PgDeadlineError(what, ms));
-      dropConnectionOf(call);
+      cancelOrDrop(call, settled);
     }, ms);
   });
-  const settled = Promise.resolve(call);
-  settled.catch(() => {});
   return Promise.race([settled, late]).finally(() => clearTimeout(timer));
 }
 
-/** Drops the connection a postgres.js query went out on (none yet: nothing to drop). */
-function dropConnectionOf(call: unknown): void {
-  const conn = (call as { connection?: { destroy?: () => void } } | null)?.connection;
-  conn?.destroy?.();
+/** What `within` uses of a postgres.js query (vendor/postgres query.js, connection.js). */
+interface LateQuery {
+  cancel?: () => unknown;
+  connection?: { destroy?: () => void };
+}
+
+/**
+ * Cancels a late query; drops its connection if the query is still unanswered CANCEL_GRACE_MS
+ * later. A query not sent yet is taken off the pool's queue by `cancel()` (nothing to drop).
+ */
+function cancelOrDrop(call: unknown, settled: Promise<unknown>): void {
+  const query = call as LateQuery | null;
+  if (typeof query?.cancel !== "function") return; // not a query: nothing of ours to stop
+  try {
+    Promise.resolve(query.cancel()).catch(() => {});
+  } catch {
+    // A failed CancelRequest leaves the grace to decide.
+  }
+  const grace = setTimeout(() => query.connection?.destroy?.(), CANCEL_GRACE_MS);
+  settled.then(() => clearTimeout(grace), () => clearTimeout(grace));
 }
 
 /**

@@ -13,6 +13,7 @@ import { deleteEmptied, messageIdsOf } from "./_emptied.ts";
 import type { PgGroupCommit } from "./_group.ts";
 import type { PgReader } from "./_reader.ts";
 import { PgDeadlineError, within } from "./_deadline.ts";
+import { isConnectionLoss } from "./_errors.ts";
 
 /** What a lease needs from its store. */
 export interface PgLeaseDeps {
@@ -94,16 +95,17 @@ export class PgLease implements Lease {
   }
 
   /**
-   * Deletes the lease. One that misses its deadline is tried once more, on another connection
-   * (the silent one was dropped): the owner is this session, so no later ATRN could take the
-   * domain over, and it stayed busy until the lease ran out (`lease_time`, 5 min by default).
-   * Past a second deadline the lease is left to expire by itself (`lease_until`).
+   * Deletes the lease. One that misses its deadline or loses its connection (also one dropped
+   * under it past another call's deadline, _deadline.ts) is tried once more, on another
+   * connection: the owner is this session, so no later ATRN could take the domain over, and
+   * it stayed busy until the lease ran out (`lease_time`, 5 min by default). Deleting twice is
+   * harmless. Past a second failure the lease is left to expire by itself (`lease_until`).
    */
   async release(): Promise<void> {
     try {
       await this.#releaseOnce();
     } catch (err) {
-      if (!(err instanceof PgDeadlineError)) throw err;
+      if (!(err instanceof PgDeadlineError) && !isConnectionLoss(err)) throw err;
       await this.#releaseOnce();
     }
   }

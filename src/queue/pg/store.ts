@@ -21,7 +21,12 @@ import type {
   QueuedMessage,
   QueueStore,
 } from "../types.ts";
-import { claimOutboundPg, nextOutboundAtPg, outboundLeasedPg } from "./_outbound.ts";
+import {
+  claimOutboundPg,
+  DoubtfulClaims,
+  nextOutboundAtPg,
+  outboundLeasedPg,
+} from "./_outbound.ts";
 import { connectPostgres, type PgConnectOptions, type Sql } from "./connect.ts";
 import { deleteEmptied, messageIdsOf } from "./_emptied.ts";
 import { PgGauges } from "./_gauges.ts";
@@ -78,6 +83,8 @@ export class PgQueueStore implements QueueStore {
   readonly #log: Logger;
   readonly #group: PgGroupCommit;
   readonly #reader: PgReader;
+  /** Outbound claims whose upsert may have committed unseen (_outbound.ts). */
+  readonly #doubtful = new DoubtfulClaims();
   readonly #maintenance: PgMaintenance;
   readonly #gauges: PgGauges;
   readonly #deadlineMs: number;
@@ -193,7 +200,8 @@ export class PgQueueStore implements QueueStore {
 
   claimOutbound(opts: OutboundClaimOptions): Promise<Lease | undefined> {
     this.#assertOpen();
-    return claimOutboundPg(this.#leaseDeps(), `${this.#nodeId}|${opts.owner}`, opts);
+    const owner = `${this.#nodeId}|${opts.owner}`;
+    return claimOutboundPg(this.#leaseDeps(), owner, opts, this.#doubtful, this.#log);
   }
 
   nextOutboundAt(): Promise<number | undefined> {
