@@ -273,7 +273,7 @@ function processEnvironment(): CliEnvironment {
     cwd: Deno.cwd(),
     stdout: (text) => writeAll(Deno.stdout, encoder.encode(text)),
     stderr: (text) => {
-      // Log lines still waiting for the end of this turn come first, as they were logged.
+      // Log lines still waiting to be written come first, as they were logged.
       flushLogLines();
       writeAll(Deno.stderr, encoder.encode(text));
     },

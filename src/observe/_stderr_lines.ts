@@ -1,24 +1,34 @@
 /**
  * Log lines to stderr. Warnings and errors are written at once, behind whatever waits; info and
- * debug lines wait in one buffer until the end of the current turn of the event loop, so that a
- * drain's line per delivered recipient (64 messages answered at once) costs one write, not one
- * each (a write to a pipe or journald is most of a line's cost: measured for #13). Order is kept.
- * What waits is written before the process exits (`unload`, which Deno.exit also dispatches)
- * and before Deno reports an uncaught error or an unhandled rejection (`error`,
- * `unhandledrejection`: the lines just before a crash are the ones an operator needs); only a
- * crash of the runtime itself (a panic, out of memory, SIGKILL) can lose the lines of its last turn.
+ * debug lines wait in one buffer for at most WAIT_MS (or until it is full), so that an MX's line
+ * per message and a drain's line per delivered recipient cost one write for many, not one each
+ * (a write to a pipe or journald, and the reader it wakes, is most of a line's cost: measured
+ * for #13). Order is kept. What waits is written before the process exits (`unload`, which
+ * Deno.exit also dispatches) and before Deno reports an uncaught error or an unhandled rejection
+ * (`error`, `unhandledrejection`: the lines just before a crash are the ones an operator needs);
+ * only a crash of the runtime itself (a panic, out of memory, SIGKILL) can lose the lines of
+ * its last WAIT_MS.
  */
-import { clearImmediate, setImmediate } from "node:timers";
+
+/**
+ * How long an info or debug line may wait for others to share its write. Written at the end of
+ * each turn of the event loop instead, an MX taking one message per connection wrote about once
+ * per message, and woke the reader of stderr as often: at 10 sessions of 4 KB messages the write
+ * took ~22 µs of serve's thread per message (a CPU profile) and the process reading serve's
+ * stderr (the bench's) spent 60-95 µs per message, 20-25 µs with this wait. 20 ms joins dozens
+ * of lines at that rate and is still shorter than anyone reads a log.
+ */
+export const WAIT_MS = 20;
 
 /** Bytes of lines that may wait; a line that does not fit flushes those before it. */
 const BATCH_BYTES = 64 * 1024;
 const batch = new Uint8Array(BATCH_BYTES);
 let batchLength = 0;
-let flushing: ReturnType<typeof setImmediate> | undefined;
+let flushing: ReturnType<typeof setTimeout> | undefined;
 let isExitHooked = false;
 const encoder = new TextEncoder();
 
-/** Writes `line` and a newline to stderr: now when `isUrgent`, else by the end of this turn. */
+/** Writes `line` and a newline to stderr: now when `isUrgent`, else within WAIT_MS. */
 export function writeLogLine(line: string, isUrgent: boolean): void {
   if (!appendAscii(line)) {
     // Not ASCII (text-format values are escaped to ASCII: JSON lines may not be), or longer
@@ -38,12 +48,17 @@ export function writeLogLine(line: string, isUrgent: boolean): void {
     globalThis.addEventListener("error", flushLogLines);
     globalThis.addEventListener("unhandledrejection", flushLogLines);
   }
-  flushing ??= setImmediate(flushLogLines);
+  if (flushing === undefined) {
+    const timer = setTimeout(flushLogLines, WAIT_MS);
+    // Waiting lines never keep the process alive: `unload` writes them at its end.
+    Deno.unrefTimer(timer);
+    flushing = timer;
+  }
 }
 
 /** Writes the lines that wait (before other output to stderr, and at exit). */
 export function flushLogLines(): void {
-  if (flushing !== undefined) clearImmediate(flushing);
+  if (flushing !== undefined) clearTimeout(flushing);
   flushing = undefined;
   if (batchLength === 0) return;
   const length = batchLength;

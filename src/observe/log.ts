@@ -40,8 +40,8 @@ export interface Logger {
 export const REDACTED = "<redacted>";
 
 /**
- * Creates a logger writing to `sink`; by default to stderr, info and debug lines at the end of
- * the current turn of the event loop (src/observe/_stderr_lines.ts).
+ * Creates a logger writing to `sink`; by default to stderr, info and debug lines within a few
+ * milliseconds, several in one write (src/observe/_stderr_lines.ts).
  */
 export function createLogger(opts: {
   level: LogLevel;

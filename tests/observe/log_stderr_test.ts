@@ -53,15 +53,48 @@ const LOGGER = `
 `;
 const T = "1970-01-01T00:00:00.000Z";
 
-Deno.test("info lines of one turn are written together at its end, in order (#13)", async () => {
+Deno.test("info lines wait to share a write: a direct write of the same turn comes first (#13)", async () => {
   const err = await stderrOf(`${LOGGER}
     log.info("one"); log.debug("two");
     mark("direct");
-    await new Promise((r) => setTimeout(r, 10));
-    mark("next-turn");
   `);
-  // The lines waited for the end of the turn: a direct write in the same turn came first.
-  assertEquals(err, `direct\n${T} info event=one\n${T} debug event=two\nnext-turn\n`);
+  // The lines waited (and the process ended with them still waiting: \`unload\` wrote them).
+  assertEquals(err, `direct\n${T} info event=one\n${T} debug event=two\n`);
+});
+
+Deno.test("an info line reaches stderr while the process runs on (#13)", async () => {
+  // The child logs once, then waits for its stdin to end: only the wait's timer writes the line.
+  // Should it never come, the child kills itself after 30 s (SIGKILL: no exit hook writes it).
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      "--ext=ts",
+      `${LOGGER}
+      log.info("while_running");
+      setTimeout(() => Deno.kill(Deno.pid, "SIGKILL"), 30_000);
+      for await (const _ of Deno.stdin.readable) { /* until the test closes it */ }
+      Deno.exit(0);
+    `,
+    ],
+    stdin: "piped",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stderr.getReader();
+  let text = "";
+  try {
+    while (!text.includes("\n")) {
+      const r = await reader.read();
+      if (r.done) break;
+      text += new TextDecoder().decode(r.value);
+    }
+  } finally {
+    await child.stdin.close();
+    reader.releaseLock();
+    await child.stderr.cancel();
+    await child.status;
+  }
+  assertEquals(text, `${T} info event=while_running\n`);
 });
 
 Deno.test("a warning or error is written at once, behind the info lines waiting (#13)", async () => {
