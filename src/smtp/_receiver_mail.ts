@@ -65,6 +65,10 @@ export async function handleRcpt(ctx: ReceiverContext, args: string): Promise<Ou
   if (!checked.ok) {
     if (checked.reply === REPLIES.tooManyRecipients) {
       ctx.options.events?.rcptRejected("too_many_recipients");
+      // No mistake: the client sends the rest in a later transaction (RFC 5321 §4.5.3.1.10).
+      // Counted as one, the 11th ended the session before DATA, and the message of the ones
+      // taken never came. The RCPT spent the recipient budget (session_budget.ts) already.
+      return say(checked.reply);
     }
     return mistake(checked.reply);
   }

@@ -379,7 +379,7 @@ export class SmtpReceiver implements ReceiverContext {
   #spendAttempt(verb: string): Step {
     if (!this.#budget.spendAttempt(verb === "RCPT")) return undefined;
     this.log.warn("smtp_too_many_attempts", { verb });
-    this.#queue(REPLIES.tooManyAttempts);
+    this.#queue(verb === "RCPT" ? REPLIES.tooManyRecipientAttempts : REPLIES.tooManyAttempts);
     return { end: "tooManyErrors" };
   }
 

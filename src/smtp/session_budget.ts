@@ -26,7 +26,8 @@ export const MAX_ATTEMPTS_WITHOUT_MESSAGE = 100;
  * (unknown users, a domain over quota) its RCPTs are answered 5xx/4xx and the message still
  * goes to the others. Counted with MAIL in one budget, a transaction of 60 accepted and 150
  * refused recipients got `421` before DATA, on every retry. Postfix allows 1000 refused
- * recipients (smtpd_recipient_overshoot_limit).
+ * recipients (smtpd_recipient_overshoot_limit). RCPTs past `max_recipients` (`452 4.5.3`)
+ * count here only, not as errors: the client sends them in a later transaction.
  */
 export const MAX_REFUSED_RECIPIENTS = 1000;
 

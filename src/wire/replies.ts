@@ -65,6 +65,11 @@ export const REPLIES = {
     "4.7.0",
     "Too many transactions without a message, closing connection",
   ),
+  tooManyRecipientAttempts: reply(
+    421,
+    "4.7.0",
+    "Too many recipients without a message, closing connection",
+  ),
   tooManyMessages: reply(421, "4.7.0", "Too many messages in one session, closing connection"),
   idleTimeout: reply(421, "4.4.2", "Idle timeout, closing connection"),
   shuttingDown: reply(421, "4.3.2", "Service shutting down, closing connection"),

@@ -12,6 +12,7 @@ import { MAX_REFUSED_RECIPIENTS } from "../../src/smtp/session_budget.ts";
 
 const MAX_ATTEMPTS = 4;
 const TOO_MANY = "421 4.7.0 Too many transactions without a message, closing connection";
+const TOO_MANY_RCPT = "421 4.7.0 Too many recipients without a message, closing connection";
 
 function foreignRefused(): FakeSink {
   return refusingSink((a) => a.endsWith("@foreign.test"), reply(550, "5.7.1", "Relaying denied"));
@@ -33,7 +34,7 @@ Deno.test("receiver: MAIL/RSET forever is cut: the 4th MAIL (N) is taken, the 5t
   await s.end();
 });
 
-Deno.test("receiver: every RCPT, taken or refused, is an attempt of its own count (maxAttempts + MAX_REFUSED_RECIPIENTS): the one past it gets 421 4.7.0 instead of its reply", async () => {
+Deno.test("receiver: every RCPT, taken or refused, is an attempt of its own count (maxAttempts + MAX_REFUSED_RECIPIENTS): the one past it gets 421 4.7.0 (too many recipients) instead of its reply", async () => {
   const s = await startReady({ sink: foreignRefused(), options: { maxAttempts: MAX_ATTEMPTS } });
   assertEquals(await s.client.command("MAIL FROM:<a@b.test>"), "250 2.1.0 Sender OK");
   assertEquals(await s.client.command("RCPT TO:<a@local.test>"), "250 2.1.5 OK");
@@ -43,7 +44,7 @@ Deno.test("receiver: every RCPT, taken or refused, is an attempt of its own coun
       "550 5.7.1 Relaying denied",
     );
   }
-  assertEquals(await s.client.command("RCPT TO:<b@local.test>"), TOO_MANY);
+  assertEquals(await s.client.command("RCPT TO:<b@local.test>"), TOO_MANY_RCPT);
   assertEquals((await s.done).reason, "tooManyErrors");
   assertEquals(s.sink.transactions[0]?.recipients.length, 1, "the last RCPT was not run");
   await s.end();
