@@ -92,6 +92,39 @@ Deno.test("customer hand-off (#13): with SIZE=, the next envelope goes in the ro
   }
 });
 
+Deno.test("customer hand-off (#13): each body goes out byte-exact when the last one's buffer is used again, shorter or longer", async () => {
+  // LocalConnection.buffer: a body goes into the buffer of the body before it once the socket
+  // is done with it; nothing of the longer body before may go out with a shorter one.
+  await withCustomer({}, async ({ client }, capture) => {
+    const lines = (c: string, n: number) => `${c.repeat(70)}\r\n`.repeat(n);
+    const texts = [lines("x", 10), "short", lines("y", 4), lines("z", 30)];
+    const body = (n: number) => `Subject: ${n}\r\n\r\n${texts[n - 1]}\r\n..dot ${n}\r\n`;
+    const envelope = (n: number) =>
+      `MAIL FROM:<s@example.net> SIZE=${body(n).length}\r\n` +
+      `RCPT TO:<m${n}@example.org>\r\nDATA\r\n`;
+    await client.send(envelope(1));
+    const groups: string[][] = [(await client.replies(3)).map(code)];
+    for (const n of [1, 2, 3]) {
+      await client.send(`${body(n)}.\r\n${envelope(n + 1)}`);
+      groups.push((await client.replies(4)).map(code));
+    }
+    await client.send(`${body(4)}.\r\nQUIT\r\n`);
+    groups.push((await client.replies(2)).map(code));
+    assertEquals(groups, [
+      EVERY_ONE_TAKEN[0],
+      ...EVERY_ONE_TAKEN.slice(1, 3),
+      EVERY_ONE_TAKEN[2],
+      EVERY_ONE_TAKEN[3],
+    ]);
+    const text = new TextDecoder();
+    assertEquals(
+      capture.messages.map((m) => text.decode(m.body)),
+      // The capture server un-stuffs: "..dot" arrives as ".dot".
+      [1, 2, 3, 4].map((n) => body(n).replace("..dot", ".dot")),
+    );
+  });
+});
+
 Deno.test("customer hand-off (#13): a local 4xx or 5xx after '.' answers that message only, in order", async () => {
   const dataReply = (address: string) =>
     address === "m1@example.org"

@@ -49,8 +49,8 @@ export class LocalTransaction implements SinkTransaction {
   #state: TxState = { kind: "envelope" };
   #mailState: MailState;
   /**
-   * Stuffed body bytes not written yet, copied into one buffer (the only copy of the body);
-   * a new buffer after each write, since the socket may still hold the last one.
+   * Stuffed body bytes not written yet, copied into one buffer (the only copy of the body),
+   * from the link: the last body's once the socket was done with it (`LocalConnection.buffer`).
    */
   #out: Uint8Array | undefined;
   #outBytes = 0;
@@ -195,7 +195,7 @@ export class LocalTransaction implements SinkTransaction {
   async #put(pieces: readonly Uint8Array[]): Promise<boolean> {
     for (const p of pieces) {
       for (let at = 0; at < p.length;) {
-        const out = this.#out ??= new Uint8Array(this.#bufferSize());
+        const out = this.#out ??= this.#link.buffer(this.#bufferSize());
         const n = Math.min(p.length - at, out.length - this.#outBytes);
         out.set(p.subarray(at, at + n), this.#outBytes);
         this.#outBytes += n;
