@@ -104,6 +104,11 @@ export class ChunkBuffer {
     return this.#fill === 0;
   }
 
+  /** Whether adding `bytes` more would hand out a chunk. */
+  fillsWith(bytes: number): boolean {
+    return this.#fill + bytes >= this.#chunkBytes;
+  }
+
   /**
    * Done with the body (committed or dropped): a pooled buffer goes back to the pool. No view
    * from `take()` may be used after this; a later `add` starts over.

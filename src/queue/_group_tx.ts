@@ -226,6 +226,19 @@ export class GroupTransaction {
     for (const w of waiters) w.resolve();
   }
 
+  /**
+   * Commits the shared transaction and syncs the WAL on this thread, even when a sync running
+   * now would cover it: everything committed so far is on disk when it returns. Throws after a
+   * failed sync.
+   */
+  syncAllNow(): void {
+    if (this.#broken !== undefined) throw this.#broken;
+    this.flushNow();
+    if (this.#sync === undefined) return;
+    this.#isDirty = true;
+    this.syncNow();
+  }
+
   /** Commits and syncs what is pending, settles every waiter (also one of a sync still running). */
   close(): void {
     this.flushNow();

@@ -182,7 +182,7 @@ export class QueueMaintenance {
     for (let seq = 0; seq * step < bytes.length; seq++) {
       sql.insertChunk.run(id, seq, bytes.subarray(seq * step, (seq + 1) * step));
     }
-    sql.insertMessage.run(id, now, "", bytes.length, JSON.stringify(report.params), null);
+    sql.insertMessage.run(id, now, "", bytes.length, JSON.stringify(report.params), null, null);
     // NOTIFY=NEVER: a report about the report is never wanted (RFC 3461 §5.2.7 spirit).
     sql.insertRecipient.run(
       id,

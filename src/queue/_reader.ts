@@ -16,6 +16,7 @@ import {
 import { mergePage } from "./_merge_page.ts";
 import type { Route } from "./types.ts";
 import { BODY_GARBAGE } from "./_body_garbage.ts";
+import type { BodyFiles } from "./_body_files.ts";
 
 /** Messages fetched per page. */
 export const MESSAGE_PAGE_SIZE = 100;
@@ -50,6 +51,7 @@ const RECIPIENT_COLUMNS =
 /** The read side of the SQLite queue. */
 export class QueueReader {
   readonly #log: Logger;
+  readonly #files: BodyFiles | undefined;
   readonly #pageAll: StatementSync;
   readonly #idsInDomain: StatementSync;
   readonly #messagesById: StatementSync;
@@ -60,8 +62,9 @@ export class QueueReader {
   readonly #inlineBody: StatementSync;
   readonly #oneMessage: StatementSync;
 
-  constructor(db: DatabaseSync, log: Logger) {
+  constructor(db: DatabaseSync, log: Logger, files?: BodyFiles) {
     this.#log = log;
+    this.#files = files;
     // Row values `(a, b) > (?, ?)`: keyset paging on (received_at, id), stable under deletes.
     const after = "(m.received_at, m.id) > (?, ?)";
     const order = "ORDER BY m.received_at, m.id LIMIT ?";
@@ -94,7 +97,7 @@ export class QueueReader {
       "SELECT seq, bytes FROM message_chunks WHERE message_id = ? AND seq > ? ORDER BY seq " +
         `LIMIT ${CHUNK_PAGE_SIZE}`,
     );
-    this.#inlineBody = db.prepare("SELECT body FROM messages WHERE id = ?");
+    this.#inlineBody = db.prepare("SELECT body, body_file, size FROM messages WHERE id = ?");
     this.#oneMessage = db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages m WHERE m.id = ?`);
   }
 
@@ -154,11 +157,24 @@ export class QueueReader {
   }
 
   /**
-   * The body of `messageId`: the one in its row (schema step 7), or else its stored chunks, in
-   * order, a page of rows at a time.
+   * The body of `messageId`: in its own file (schema step 8), in its row (step 7), or else its
+   * stored chunks, in order, a page of rows at a time.
    */
   *body(messageId: string): Generator<Uint8Array> {
-    const inline = readInlineBody(this.#inlineBody.get(messageId));
+    const row = this.#inlineBody.get(messageId);
+    if (row !== undefined && row.body_file !== null) {
+      // Schema step 8: in its own file (src/queue/_body_files.ts).
+      const { body_file: name, size } = row;
+      if (this.#files === undefined || typeof name !== "string" || typeof size !== "number") {
+        throw new Error(`Cannot read body of message "${messageId}": it is in a file`);
+      }
+      for (const bytes of this.#files.read(messageId, name, size)) {
+        BODY_GARBAGE.read(bytes.length);
+        yield bytes;
+      }
+      return;
+    }
+    const inline = readInlineBody(row);
     if (inline !== undefined) {
       BODY_GARBAGE.read(inline.length);
       if (inline.length > 0) yield inline;

@@ -129,4 +129,12 @@ ${waitingTriggers("route_waiting")}
   `
   ALTER TABLE messages ADD COLUMN body BLOB;
   `,
+  // 8: a body of a chunk or more is in a file of its own, `data_dir/bodies/<body_file>`
+  // (src/queue/_body_files.ts, issue 13): written once and synced off the event loop instead of
+  // twice through the WAL. NULL: `body` or `message_chunks` as before (rows of before this step,
+  // in-memory databases, the reports maintenance queues, other processes than serve). Same
+  // upgrade rule as step 7: an older serve would read such a body as empty; stop it first.
+  `
+  ALTER TABLE messages ADD COLUMN body_file TEXT;
+  `,
 ];

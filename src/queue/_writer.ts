@@ -2,11 +2,15 @@
  * Streams one message body into `message_chunks` rows of a fixed size as bytes arrive (never
  * the whole message in memory), then adds the message and recipient rows at commit and waits
  * for the group COMMIT that holds them. A body shorter than one chunk goes in the message's
- * own row instead (`messages.body`, schema step 7): one row and two b-tree pages fewer.
+ * own row instead (`messages.body`, schema step 7): one row and two b-tree pages fewer. With
+ * `BodyFiles` (a queue in a data directory), a longer body goes to a file of its own instead of
+ * chunk rows (schema step 8, _body_files.ts): the message's rows are written only once that file
+ * is on disk.
  */
 import type { StatementSync } from "node:sqlite";
 import { asError, errorText } from "../errors.ts";
 import type { Logger } from "../observe/log.ts";
+import type { BodyFiles, BodyFileWriter } from "./_body_files.ts";
 import { ChunkBuffer, type ChunkPool } from "./_chunk_buffer.ts";
 import type { GroupTransaction, TxParticipant } from "./_group_tx.ts";
 import { writeParams } from "./_rows.ts";
@@ -38,6 +42,9 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
   readonly #sql: WriterStatements;
   readonly #log: Logger;
   readonly #buffer: ChunkBuffer;
+  readonly #files: BodyFiles | undefined;
+  /** The body's file, from its first full chunk on (with `#files`). */
+  #file: BodyFileWriter | undefined;
   #seq = 0;
   #size = 0;
   #state: WriterState = "writing";
@@ -55,6 +62,8 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
       receivedAt: number;
       /** Chunk-sized buffers shared by the store's writers (see ChunkBuffer). */
       pool?: ChunkPool;
+      /** Where bodies of a chunk or more go; undefined: `message_chunks`. */
+      files?: BodyFiles | undefined;
     },
   ) {
     this.id = id;
@@ -64,6 +73,7 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
     this.#log = deps.log;
     this.#buffer = new ChunkBuffer(deps.chunkBytes, deps.pool);
     this.#receivedAt = deps.receivedAt;
+    this.#files = deps.files;
   }
 
   write(chunk: Uint8Array): Promise<void> {
@@ -72,14 +82,47 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
     }
     this.#size += chunk.length;
     if (this.#failure !== undefined) return Promise.resolve();
+    // Async only when a chunk is handed out (its file may have to be waited for).
+    if (this.#files !== undefined && this.#buffer.fillsWith(chunk.length)) {
+      return this.#writeFile(chunk, this.#files);
+    }
     for (const bytes of this.#buffer.add(chunk)) this.#storeChunk(bytes);
     return Promise.resolve();
+  }
+
+  /** `write` into the body's file, from the first full chunk on (a spare, taken then). */
+  async #writeFile(chunk: Uint8Array, files: BodyFiles): Promise<void> {
+    for (const bytes of this.#buffer.add(chunk)) {
+      try {
+        if (this.#file === undefined) {
+          const file = await files.take();
+          // Aborted meanwhile: nothing will write or remove it but this.
+          if (this.#state !== "writing") return file.discard();
+          this.#file = file;
+        }
+        this.#file.write(bytes);
+        this.#seq++;
+      } catch (err) {
+        this.#failure ??= asError(err);
+        return;
+      }
+    }
   }
 
   async commit(): Promise<void> {
     if (this.#state !== "writing") throw new Error(`MessageWriter.commit() after ${this.#state}`);
     this.#state = "committing";
     if (this.#failure !== undefined) return this.#fail(this.#failure);
+    if (this.#file !== undefined) {
+      try {
+        // The body's last bytes, then the file and its name on disk before any row names it.
+        if (!this.#buffer.isEmpty) this.#file.write(this.#buffer.take());
+        this.#buffer.release();
+        await this.#file.finish();
+      } catch (err) {
+        return this.#fail(asError(err));
+      }
+    }
     let durable: Promise<void>;
     try {
       // The last chunk and the message's rows in one savepoint: all of them or none.
@@ -98,6 +141,7 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
           this.#size,
           writeParams(m.params),
           inline ?? null,
+          this.#file?.name ?? null,
         );
         for (const r of m.recipients) {
           this.#sql.insertRecipient.run(
@@ -163,6 +207,10 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
     this.#buffer.release();
     this.#group.forget(this);
     this.#state = "aborted";
+    // With no row written, nothing points at the file. Else the file goes once the row's
+    // deletion below is on disk (BodyFiles.takeGone), or at the next start.
+    if (!withMessage) this.#file?.discard();
+    if (this.#file !== undefined && !withMessage) return;
     if (this.#seq === 0 && !withMessage) return;
     try {
       this.#group.write(undefined, () => {

@@ -21,6 +21,7 @@ import { QUEUE_MIGRATIONS } from "./_schema.ts";
 import { settled } from "./_settled.ts";
 import { SqliteMessageWriter, type WriterStatements } from "./_writer.ts";
 import { ChunkPool } from "./_chunk_buffer.ts";
+import { BodyFiles, type BodyFilesOptions } from "./_body_files.ts";
 import { deferWalSync, type WalSync } from "./_wal_sync.ts";
 import { type StoreCheckpoint, storeCheckpoint } from "./_idle_checkpoint.ts";
 import type {
@@ -77,6 +78,8 @@ export interface SqliteQueueStoreOptions {
   readonly idleCheckpointMs?: number;
   /** False while that checkpoint must wait (serve: some session is open). Default: always true. */
   readonly isIdle?: () => boolean;
+  /** false: bodies stay in SQLite; default: those of a chunk or more in files (_body_files.ts). */
+  readonly bodyFiles?: false | BodyFilesOptions;
 }
 
 /** The queue on node:sqlite. */
@@ -102,6 +105,8 @@ export class SqliteQueueStore implements QueueStore {
   readonly #maintenance: QueueMaintenance;
   readonly #outbound: SqliteOutbound;
   readonly #checkpoint: StoreCheckpoint;
+  readonly #files: BodyFiles | undefined;
+  readonly #writesFiles: boolean;
   #isClosed = false;
 
   constructor(db: DatabaseSync, opts: SqliteQueueStoreOptions = {}) {
@@ -119,6 +124,10 @@ export class SqliteQueueStore implements QueueStore {
     if (opts.removeOrphans ?? true) this.#convertForIncrementalVacuum();
     applyMigrations(db, "queue", QUEUE_MIGRATIONS);
     if (opts.tempInMemory === true) db.exec("PRAGMA temp_store = MEMORY");
+    this.#files = opts.bodyFiles === false
+      ? undefined
+      : BodyFiles.open(db, this.#log, opts.bodyFiles);
+    this.#writesFiles = opts.removeOrphans ?? true;
     const onGroupCommit = opts.onGroupCommit;
     this.#checkpoint = storeCheckpoint(db, {
       log: this.#log,
@@ -141,7 +150,7 @@ export class SqliteQueueStore implements QueueStore {
             "and /healthz answers 503",
         }),
     });
-    this.#reader = new QueueReader(db, this.#log);
+    this.#reader = new QueueReader(db, this.#log, this.#files);
     this.#writerSql = {
       insertChunk: db.prepare(
         "INSERT INTO message_chunks (message_id, seq, bytes) VALUES (?, ?, ?)",
@@ -149,8 +158,8 @@ export class SqliteQueueStore implements QueueStore {
       deleteChunks: db.prepare("DELETE FROM message_chunks WHERE message_id = ?"),
       deleteMessage: db.prepare("DELETE FROM messages WHERE id = ?"),
       insertMessage: db.prepare(
-        "INSERT INTO messages (id, received_at, mail_from, size, params, body) " +
-          "VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO messages (id, received_at, mail_from, size, params, body, body_file) " +
+          "VALUES (?, ?, ?, ?, ?, ?, ?)",
       ),
       insertRecipient: db.prepare(
         "INSERT INTO recipients (message_id, address, domain, notify, orcpt, route, " +
@@ -210,6 +219,8 @@ export class SqliteQueueStore implements QueueStore {
         chunkBytes: this.#chunkBytes,
         receivedAt: this.#now(),
         pool: this.#chunkPool,
+        // Only the receiving process writes body files (see _body_files.ts).
+        files: this.#writesFiles ? this.#files : undefined,
       });
     });
   }
@@ -360,7 +371,9 @@ export class SqliteQueueStore implements QueueStore {
   maintain(opts: MaintenanceOptions): Promise<MaintenanceReport> {
     return settled(() => {
       this.#assertOpen();
-      return this.#maintenance.run(opts);
+      const report = this.#maintenance.run(opts);
+      this.#files?.sweep(() => this.#group.syncAllNow());
+      return report;
     });
   }
 
@@ -386,7 +399,7 @@ export class SqliteQueueStore implements QueueStore {
       ).run().changes
     );
     if (Number(removed) > 0) this.#log.info("queue_orphans_removed", { chunks: Number(removed) });
-    return Number(removed);
+    return Number(removed) + (this.#files?.removeOrphans() ?? 0);
   }
 
   /** Commits pending writes and closes the database. */
@@ -399,6 +412,8 @@ export class SqliteQueueStore implements QueueStore {
     if (this.#isClosed) return;
     // After the group's last COMMIT, which would start the checkpoint timer again.
     this.#group.close();
+    // After the group's last sync: the files of every deletion so far can go.
+    this.#files?.close();
     this.#checkpoint.close();
     this.#isClosed = true;
     this.#db.close();

@@ -29,7 +29,10 @@ async function eventually(ok: () => boolean): Promise<boolean> {
 Deno.test("a burst is copied into the database file once writes pause, not while they come (#13)", async () => {
   await withTempDataDir(async (dataDir) => {
     const path = `${dataDir}/${DATABASE_FILE}`;
-    const store = new SqliteQueueStore(openDatabase(dataDir), { idleCheckpointMs: IDLE_MS });
+    const store = new SqliteQueueStore(openDatabase(dataDir), {
+      idleCheckpointMs: IDLE_MS,
+      bodyFiles: false,
+    });
     try {
       const body = new Uint8Array(256 * 1024);
       for (let i = 0; i < body.length; i += 65536) {
@@ -60,6 +63,7 @@ Deno.test("while a session is open (isIdle false) the copy waits for it to end (
     const path = `${dataDir}/${DATABASE_FILE}`;
     let isIdle = false;
     const store = new SqliteQueueStore(openDatabase(dataDir), {
+      bodyFiles: false,
       idleCheckpointMs: IDLE_MS,
       isIdle: () => isIdle,
     });
@@ -83,7 +87,10 @@ Deno.test("while a session is open (isIdle false) the copy waits for it to end (
 Deno.test("a maintenance pass does not copy the WAL while a session is open (#13)", async () => {
   await withTempDataDir(async (dataDir) => {
     const path = `${dataDir}/${DATABASE_FILE}`;
-    const store = new SqliteQueueStore(openDatabase(dataDir), { isIdle: () => false });
+    const store = new SqliteQueueStore(openDatabase(dataDir), {
+      isIdle: () => false,
+      bodyFiles: false,
+    });
     try {
       const body = new Uint8Array(1024 * 1024).fill(120);
       const before = fileBytes(path);
@@ -99,7 +106,10 @@ Deno.test("a maintenance pass does not copy the WAL while a session is open (#13
 Deno.test("a maintenance pass while a commit waits leaves the checkpoint for the pause (#13)", async () => {
   await withTempDataDir(async (dataDir) => {
     const path = `${dataDir}/${DATABASE_FILE}`;
-    const store = new SqliteQueueStore(openDatabase(dataDir), { idleCheckpointMs: IDLE_MS });
+    const store = new SqliteQueueStore(openDatabase(dataDir), {
+      idleCheckpointMs: IDLE_MS,
+      bodyFiles: false,
+    });
     try {
       const body = new Uint8Array(256 * 1024).fill(120);
       const before = fileBytes(path);
@@ -132,7 +142,10 @@ Deno.test("writes that never pause still keep the WAL bounded (SQLite's checkpoi
   await withTempDataDir(async (dataDir) => {
     const wal = `${dataDir}/${DATABASE_FILE}-wal`;
     // Never idle: only SQLite's own checkpoint (WAL_CHECKPOINT_PAGES) can bound the WAL.
-    const store = new SqliteQueueStore(openDatabase(dataDir), { isIdle: () => false });
+    const store = new SqliteQueueStore(openDatabase(dataDir), {
+      isIdle: () => false,
+      bodyFiles: false,
+    });
     try {
       const body = new Uint8Array(256 * 1024).fill(120);
       // Twice the cap's bytes, 8 commits at a time.

@@ -23,7 +23,11 @@ async function withClockStore(
 ): Promise<void> {
   await withTempDataDir(async (dataDir) => {
     const clock: Clock = { ms: T0 };
-    const store = new SqliteQueueStore(openDatabase(dataDir), { now: () => clock.ms, ...opts });
+    const store = new SqliteQueueStore(openDatabase(dataDir), {
+      now: () => clock.ms,
+      bodyFiles: false,
+      ...opts,
+    });
     try {
       await fn(store, clock, dataDir);
     } finally {

@@ -42,6 +42,8 @@ async function withLoggedStore(
     };
     const store = new SqliteQueueStore(db, {
       walSync: counted,
+      // The chunk rows of a body open a FULL transaction (a body file would not).
+      bodyFiles: false,
       onGroupCommit: (level) => events.push(`commit ${level}`),
     });
     events.length = 0;

@@ -21,7 +21,7 @@ async function withStore(
   opts: SqliteQueueStoreOptions = {},
 ): Promise<void> {
   await withTempDataDir(async (dataDir) => {
-    const store = new SqliteQueueStore(openDatabase(dataDir), opts);
+    const store = new SqliteQueueStore(openDatabase(dataDir), { bodyFiles: false, ...opts });
     try {
       await fn(store, dataDir);
     } finally {
@@ -167,7 +167,10 @@ Deno.test("MessageWriter.abort() leaves no rows behind", async () => {
 
 Deno.test("SqliteQueueStore removes orphan chunks of a crashed receipt on open", async () => {
   await withTempDataDir(async (dataDir) => {
-    const first = new SqliteQueueStore(openDatabase(dataDir), { chunkBytes: 16 });
+    const first = new SqliteQueueStore(openDatabase(dataDir), {
+      chunkBytes: 16,
+      bodyFiles: false,
+    });
     const kept = await first.begin(MESSAGE);
     await kept.write(new Uint8Array(40));
     await kept.commit();
