@@ -36,9 +36,6 @@ import { isQueueId, newQueueId } from "./id.ts";
 /** Folder of the body files, inside the data directory. */
 export const BODY_DIR = "bodies";
 
-/** Bytes per read of a body file (what the drain holds of a body at a time). */
-export const BODY_READ_BYTES = 64 * 1024;
-
 /** Runs one sync of a body file ("data") or of their folder; tests wrap it to hold or fail it. */
 export type BodySync = (what: "data" | "folder", run: () => Promise<void>) => Promise<void>;
 
@@ -46,6 +43,8 @@ export type BodySync = (what: "data" | "folder", run: () => Promise<void>) => Pr
 export interface BodyFilesOptions {
   /** Default: runs `run`. */
   readonly sync?: BodySync;
+  /** Bytes per read of a body file (what a reader holds of a body at a time); default 64 KiB. */
+  readonly readBytes?: number;
 }
 
 const plainSync: BodySync = (_what, run) => run();
@@ -122,6 +121,7 @@ export class BodyFiles {
   readonly #gone: StatementSync;
   readonly #forget: StatementSync;
   readonly #sync: BodySync;
+  readonly #readBytes: number;
   readonly #spares: BodyFileWriter[] = [];
   /** Spares being made now. */
   #filling: Promise<void> | undefined;
@@ -134,11 +134,18 @@ export class BodyFiles {
     if (file === "") return undefined;
     const dir = join(dirname(file), BODY_DIR);
     Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    return new BodyFiles(db, dir, log, opts.sync ?? plainSync);
+    return new BodyFiles(db, dir, log, opts.sync ?? plainSync, opts.readBytes ?? 64 * 1024);
   }
 
-  private constructor(db: DatabaseSync, dir: string, log: Logger, sync: BodySync) {
+  private constructor(
+    db: DatabaseSync,
+    dir: string,
+    log: Logger,
+    sync: BodySync,
+    readBytes: number,
+  ) {
     this.dir = dir;
+    this.#readBytes = readBytes;
     this.#sync = sync;
     this.#db = db;
     this.#log = log;
@@ -169,7 +176,7 @@ export class BodyFiles {
   }
 
   /**
-   * The body in file `name`, `BODY_READ_BYTES` at a time (each a new buffer: the reader may keep
+   * The body in file `name`, `readBytes` at a time (each a new buffer: the reader may keep
    * it). Throws when the file is missing or does not hold `size` bytes: a body with a hole is
    * never sent.
    */
@@ -184,7 +191,7 @@ export class BodyFiles {
     try {
       let total = 0;
       for (;;) {
-        const buffer = new Uint8Array(Math.min(BODY_READ_BYTES, Math.max(1, size - total)));
+        const buffer = new Uint8Array(Math.min(this.#readBytes, Math.max(1, size - total)));
         const n = file.readSync(buffer);
         if (n === null || n === 0) break;
         total += n;

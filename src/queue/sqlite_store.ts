@@ -126,7 +126,7 @@ export class SqliteQueueStore implements QueueStore {
     if (opts.tempInMemory === true) db.exec("PRAGMA temp_store = MEMORY");
     this.#files = opts.bodyFiles === false
       ? undefined
-      : BodyFiles.open(db, this.#log, opts.bodyFiles);
+      : BodyFiles.open(db, this.#log, { readBytes: this.#chunkBytes, ...opts.bodyFiles });
     this.#writesFiles = opts.removeOrphans ?? true;
     const onGroupCommit = opts.onGroupCommit;
     this.#checkpoint = storeCheckpoint(db, {
