@@ -47,7 +47,12 @@ function messageRows(dataDir: string): number {
 function filledFiles(dataDir: string): string[] {
   const out: string[] = [];
   for (const e of Deno.readDirSync(`${dataDir}/${BODY_DIR}`)) {
-    if (Deno.statSync(`${dataDir}/${BODY_DIR}/${e.name}`).size > 0) out.push(e.name);
+    try {
+      if (Deno.statSync(`${dataDir}/${BODY_DIR}/${e.name}`).size > 0) out.push(e.name);
+    } catch (err) {
+      // Unlinked (off the loop) between the listing and the stat: gone.
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
   }
   return out.sort();
 }
