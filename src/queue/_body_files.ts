@@ -37,7 +37,10 @@ import { isQueueId, newQueueId } from "./id.ts";
 export const BODY_DIR = "bodies";
 
 /** Runs one sync of a body file ("data") or of their folder; tests wrap it to hold or fail it. */
-export type BodySync = (what: "data" | "folder", run: () => Promise<void>) => Promise<void>;
+export type BodySync = (
+  what: "data" | "folder" | "parent",
+  run: () => Promise<void>,
+) => Promise<void>;
 
 /** Options of `BodyFiles`. */
 export interface BodyFilesOptions {
@@ -125,6 +128,8 @@ export class BodyFiles {
   readonly #spares: BodyFileWriter[] = [];
   /** Spares being made now. */
   #filling: Promise<void> | undefined;
+  /** The data directory's entry of the folder is on disk (synced once, before the first file). */
+  #parentSynced = false;
   #broken: Error | undefined;
   #isClosed = false;
 
@@ -159,6 +164,11 @@ export class BodyFiles {
     );
     this.#gone = db.prepare("SELECT name FROM temp.gone_bodies");
     this.#forget = db.prepare("DELETE FROM temp.gone_bodies WHERE name = ?");
+  }
+
+  /** Set after a failed sync of the folder: no body goes to a file until restart (see above). */
+  get broken(): Error | undefined {
+    return this.#broken;
   }
 
   /** An empty file for one body, its name already on disk. Rejects if none can be made. */
@@ -315,7 +325,13 @@ export class BodyFiles {
         const file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
         made.push(new BodyFileWriter(name, file, path, this.#sync));
       }
-      await this.#syncFolder();
+      // A folder made by this start (the first after the upgrade) needs its own name on disk
+      // too, before a row can name a file in it.
+      if (!this.#parentSynced) {
+        await this.#syncFolder("parent", dirname(this.dir));
+        this.#parentSynced = true;
+      }
+      await this.#syncFolder("folder", this.dir);
     } catch (err) {
       for (const spare of made) spare.discard();
       this.#log.warn("queue_body_files_failed", { reason: errorText(err) });
@@ -328,15 +344,30 @@ export class BodyFiles {
     this.#spares.push(...made);
   }
 
-  async #syncFolder(): Promise<void> {
+  async #syncFolder(what: "folder" | "parent", path: string): Promise<void> {
     if (this.#broken !== undefined) throw this.#broken;
     try {
-      await this.#sync("folder", () => this.#dirHandle.sync());
+      await this.#sync(what, async () => {
+        if (what === "folder") return await this.#dirHandle.sync();
+        const parent = await Deno.open(path, { read: true });
+        try {
+          await parent.sync();
+        } finally {
+          parent.close();
+        }
+      });
     } catch (cause) {
-      this.#broken ??= new Error(
-        `Cannot sync the queue's body folder: ${errorText(cause)}; ` +
-          "every later message of 64 KiB or more is refused until serve is restarted",
-      );
+      if (this.#broken === undefined) {
+        this.#broken = new Error(
+          `Cannot sync the queue's body folder "${path}": ${errorText(cause)}; ` +
+            "every later message of 64 KiB or more is refused until serve is restarted",
+        );
+        this.#log.error("queue_sync_failed", {
+          error: this.#broken.message,
+          action: "restart serve: until then messages of 64 KiB or more are refused with " +
+            "451 4.3.0, and /healthz answers 503",
+        });
+      }
       throw this.#broken;
     }
   }

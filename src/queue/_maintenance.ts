@@ -5,6 +5,7 @@
  * Each message's expiry is one transaction; domains under a live lease are left alone.
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { errorText } from "../errors.ts";
 import type { Logger } from "../observe/log.ts";
 import { emptiedRemover } from "./_emptied.ts";
 import type { GroupTransaction } from "./_group_tx.ts";
@@ -195,15 +196,24 @@ export class QueueMaintenance {
     );
   }
 
-  /** The first `maxBytes` of a stored body (fewer if it is shorter). */
+  /**
+   * The first `maxBytes` of a stored body (fewer if it is shorter). A body that cannot be read
+   * (its file lost) gives none: the report goes without the original's content, and one such
+   * message must not stop every later pass.
+   */
   #readPrefix(id: string, maxBytes: number): Uint8Array {
     const parts: Uint8Array[] = [];
     let length = 0;
-    for (const chunk of this.#deps.reader.body(id)) {
-      const take = chunk.subarray(0, maxBytes - length);
-      parts.push(take);
-      length += take.length;
-      if (length >= maxBytes) break;
+    try {
+      for (const chunk of this.#deps.reader.body(id)) {
+        const take = chunk.subarray(0, maxBytes - length);
+        parts.push(take);
+        length += take.length;
+        if (length >= maxBytes) break;
+      }
+    } catch (err) {
+      this.#deps.log.error("queue_body_unreadable", { id, reason: errorText(err) });
+      return new Uint8Array(0);
     }
     const out = new Uint8Array(length);
     let offset = 0;

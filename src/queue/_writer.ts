@@ -213,11 +213,14 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
     if (this.#file !== undefined && !withMessage) return;
     if (this.#seq === 0 && !withMessage) return;
     try {
-      this.#group.write(undefined, () => {
+      const rows = this.#group.write(undefined, () => {
         // Recipients go with the message (ON DELETE CASCADE).
-        if (withMessage) this.#sql.deleteMessage.run(this.id);
+        const gone = withMessage ? Number(this.#sql.deleteMessage.run(this.id).changes) : 0;
         this.#sql.deleteChunks.run(this.id);
+        return gone;
       }, CLEAN_UP);
+      // No row was left (its COMMIT rolled back): nothing names the file, it can go now.
+      if (withMessage && rows === 0) this.#file?.discard();
     } catch (err) {
       // Left-over rows are orphans, removed at the next start; not worth failing the session.
       this.#log.warn("queue_abort_cleanup_failed", { id: this.id, reason: errorText(err) });

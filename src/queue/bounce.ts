@@ -219,7 +219,13 @@ export async function bounceFailed(
     const { store } = opts;
     const now = (opts.now ?? Date.now)();
     const reportId = await store.newId();
-    const prefix = await readPrefix(store.readBody(message.id), prefixWanted(message));
+    // A body that cannot be read (its file lost): the report goes without the original's content.
+    const prefix = await readPrefix(store.readBody(message.id), prefixWanted(message)).catch(
+      (err) => {
+        opts.log.error("queue_body_unreadable", { id: message.id, reason: String(err) });
+        return new Uint8Array(0);
+      },
+    );
     const bytes = buildFailureDsn({
       ...reportHead(message, opts.hostname, reportId, now),
       recipients: notified,

@@ -371,9 +371,11 @@ export class SqliteQueueStore implements QueueStore {
   maintain(opts: MaintenanceOptions): Promise<MaintenanceReport> {
     return settled(() => {
       this.#assertOpen();
-      const report = this.#maintenance.run(opts);
-      this.#files?.sweep(() => this.#group.syncAllNow());
-      return report;
+      try {
+        return this.#maintenance.run(opts);
+      } finally {
+        this.#files?.sweep(() => this.#group.syncAllNow());
+      }
     });
   }
 
@@ -381,7 +383,7 @@ export class SqliteQueueStore implements QueueStore {
     return settled(() => {
       this.#assertOpen();
       // After a failed sync the database answers but stores nothing more: not healthy.
-      const broken = this.#group.broken;
+      const broken = this.#group.broken ?? this.#files?.broken;
       if (broken !== undefined) throw broken;
       const row: unknown = this.#ping.get();
       if (typeof row !== "object" || row === null || (row as { one?: unknown }).one !== 1) {

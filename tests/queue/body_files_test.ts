@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
+import { setImmediate } from "node:timers";
 import { openDatabase } from "../../src/queue/db.ts";
 import { BODY_DIR, type BodySync } from "../../src/queue/_body_files.ts";
 import { SqliteQueueStore, type SqliteQueueStoreOptions } from "../../src/queue/sqlite_store.ts";
@@ -298,5 +299,96 @@ Deno.test("another process reads bodies in files but keeps the bodies it writes 
       await cli.close();
     }
     assert.ok(exists(`${dataDir}/${BODY_DIR}/${bodyFileOf(dataDir, id)}`));
+  });
+});
+
+Deno.test("the folder's own entry is synced once, before the first file is handed out (#13)", async () => {
+  const calls: string[] = [];
+  const sync: BodySync = async (what, run) => {
+    calls.push(what);
+    await run();
+  };
+  await withStore(async (store) => {
+    await queueMessage(store, { to: ["a@one.test"], body: bytes(BIG, 20) });
+    // On the first start after the upgrade `bodies/` is new: its name in the data directory
+    // must be on disk before a row names a file in it.
+    assert.deepEqual(calls.slice(0, 3), ["parent", "folder", "data"]);
+    for (let i = 0; i < 20; i++) {
+      await queueMessage(store, { to: ["a@one.test"], body: bytes(BIG, i) });
+    }
+    assert.equal(calls.filter((w) => w === "parent").length, 1);
+    assert.ok(calls.filter((w) => w === "folder").length >= 2, "spares made again");
+  }, { bodyFiles: { sync } });
+});
+
+Deno.test("a body file lost does not stop maintenance: the report goes without it, others go on (#13)", async () => {
+  let now = Date.now();
+  await withStore(async (store, dataDir) => {
+    const a = await queueMessage(store, {
+      from: "s@local.test",
+      to: ["x@one.test"],
+      body: bytes(BIG, 21),
+    });
+    const b = await queueMessage(store, { to: ["y@two.test"], body: bytes(BIG, 22) });
+    const fileB = bodyFileOf(dataDir, b);
+    await Deno.remove(`${dataDir}/${BODY_DIR}/${bodyFileOf(dataDir, a)}`);
+    assert.equal(await store.delete([b]), 1);
+    now += 40 * 86_400_000;
+    const opts = maintenanceOptions({ isLocalDomain: (d) => d === "local.test" });
+    for (let pass = 0; pass < 2; pass++) {
+      const report = await store.maintain(opts);
+      if (pass === 0) assert.deepEqual([report.expiredRecipients, report.dsnQueued], [1, 1]);
+    }
+    assert.equal((await store.get(a))?.recipients[0]?.status, "expired");
+    for (let i = 0; i < 100 && filledFiles(dataDir).includes(String(fileB)); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.ok(!filledFiles(dataDir).includes(String(fileB)), "b's file went");
+  }, { now: () => now });
+});
+
+Deno.test("after a failed sync of the body folder, ping() fails: /healthz says 503 (#13)", async () => {
+  let failed = false;
+  const sync: BodySync = async (what, run) => {
+    if (what === "folder" && !failed) {
+      failed = true;
+      throw new Error("EIO (test)");
+    }
+    await run();
+  };
+  await withStore(async (store) => {
+    await store.ping();
+    await assert.rejects(
+      queueMessage(store, { to: ["a@one.test"], body: bytes(BIG, 23) }),
+      /body folder/,
+    );
+    await assert.rejects(store.ping(), /body folder/);
+  }, { bodyFiles: { sync } });
+});
+
+Deno.test("a message whose group COMMIT failed leaves no body file behind (#13)", async () => {
+  await withTempDataDir(async (dataDir) => {
+    const db = openDatabase(dataDir);
+    let inject = false;
+    const sync: BodySync = async (what, run) => {
+      await run();
+      // Before the writer's own flush: a deferred foreign key violation in the shared
+      // transaction makes its COMMIT fail (a stand-in for SQLITE_FULL or an I/O error).
+      if (what === "data" && inject) setImmediate(() => db.exec("INSERT INTO temp.c VALUES (9)"));
+    };
+    const store = new SqliteQueueStore(db, { bodyFiles: { sync } });
+    db.exec(
+      "CREATE TEMP TABLE p (id INTEGER PRIMARY KEY); " +
+        "CREATE TEMP TABLE c (x INTEGER REFERENCES p (id) DEFERRABLE INITIALLY DEFERRED)",
+    );
+    try {
+      inject = true;
+      await assert.rejects(queueMessage(store, { to: ["a@one.test"], body: bytes(BIG, 24) }));
+      inject = false;
+      assert.deepEqual(await store.list(), []);
+      assert.deepEqual(filledFiles(dataDir), [], "no file without its row, not even until restart");
+    } finally {
+      await store.close();
+    }
   });
 });
