@@ -5,7 +5,8 @@
  * whose far end still acknowledges) is not seen by TCP keepalive while the peer's kernel
  * answers, so without a deadline the customer behind it waited indefinitely. Past the
  * deadline the call fails like a lost connection: the ATRN is answered 451 4.3.0 (the customer
- * tries again), a drain ends with what it delivered settled and the rest still queued.
+ * tries again), a drain ends with what it delivered settled and the rest still queued. The
+ * server bounds the same calls itself (`statementTimeoutFor`): the client never cancels one.
  */
 import type { Sql, Tx } from "./connect.ts";
 
@@ -25,21 +26,39 @@ export class PgDeadlineError extends Error {
 }
 
 /**
- * How long a statement cancelled at its deadline has to answer before its connection is
- * dropped: the CancelRequest goes over a connection of its own, and a healthy server answers
- * the cancelled statement with an error within milliseconds.
+ * The `statement_timeout` of the pool the deadline-bound calls go out on (store.ts): a little
+ * below their deadline, so that PostgreSQL itself ends a statement that would miss it (a lock
+ * wait, a slow plan) with 57014, answered in its own place on the connection. The client never
+ * sends a CancelRequest: one sent for a query still pipelined behind another made postgres.js
+ * drop it from its queue while the server still ran it, so every later query on that
+ * connection was handed the answer of the one before (one customer's drain read another's
+ * message body); one arriving as the late statement had just ended cancelled the next caller's.
  */
-export const CANCEL_GRACE_MS = 1_000;
+export function statementTimeoutFor(deadlineMs: number): number {
+  return Math.max(1, deadlineMs - Math.min(500, Math.floor(deadlineMs / 10)));
+}
+
+/** True for a statement the server ended by its `statement_timeout` (SQLSTATE 57014). */
+export function isStatementTimeout(err: unknown): boolean {
+  return err instanceof Error && err.name === "PostgresError" &&
+    (err as { code?: unknown }).code === "57014";
+}
 
 /**
- * `call`'s result, or PgDeadlineError once `ms` passed. When `call` is a postgres.js query,
- * it is cancelled at the deadline (a PostgreSQL CancelRequest): the server ends the statement,
- * and the connection goes on with the queries other callers pipelined behind it (dropped at
- * once, it failed them all, though the server may still have run them: an outbound claim
- * committed its lease while its caller was told it failed). Only a connection that has not
- * answered within CANCEL_GRACE_MS is dropped (vendor/postgres `destroy()`): left in the pool,
- * a silent connection kept every later query sent on it waiting too, and the pool never
- * opened a fresh one. The late outcome is dropped, a late rejection included.
+ * How long a call past its deadline has to answer before its connection is dropped as silent:
+ * on a healthy server its statement ended by `statement_timeout` (above) by then, or, queued
+ * behind another's, that one's did.
+ */
+export const SILENCE_GRACE_MS = 1_000;
+
+/**
+ * `call`'s result, or PgDeadlineError once `ms` passed. The late query stays in its place on
+ * its connection (its answer, when it comes, is dropped, a late rejection included), so the
+ * queries other callers pipelined behind it still get their own answers. A connection that has
+ * not answered it within SILENCE_GRACE_MS more is dropped (vendor/postgres `destroy()`): left
+ * in the pool, a silent connection kept every later query sent on it waiting, and the pool
+ * never opened a fresh one. The queries pipelined on it then fail with CONNECTION_CLOSED
+ * (retryable; the server may have run them: see the outbound claim's take-back, _outbound.ts).
  */
 export function within<T>(call: PromiseLike<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -48,31 +67,21 @@ export function within<T>(call: PromiseLike<T>, ms: number, what: string): Promi
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       reject(new PgDeadlineError(what, ms));
-      cancelOrDrop(call, settled);
+      dropIfSilent(call, settled);
     }, ms);
   });
   return Promise.race([settled, late]).finally(() => clearTimeout(timer));
 }
 
-/** What `within` uses of a postgres.js query (vendor/postgres query.js, connection.js). */
-interface LateQuery {
-  cancel?: () => unknown;
-  connection?: { destroy?: () => void };
-}
-
 /**
- * Cancels a late query; drops its connection if the query is still unanswered CANCEL_GRACE_MS
- * later. A query not sent yet is taken off the pool's queue by `cancel()` (nothing to drop).
+ * Drops the connection a late postgres.js query went out on (vendor/postgres connection.js
+ * sets `query.connection`) if the query is still unanswered SILENCE_GRACE_MS later. A query
+ * not sent yet waits for a connection busy with others: their own deadlines drop it if silent.
  */
-function cancelOrDrop(call: unknown, settled: Promise<unknown>): void {
-  const query = call as LateQuery | null;
-  if (typeof query?.cancel !== "function") return; // not a query: nothing of ours to stop
-  try {
-    Promise.resolve(query.cancel()).catch(() => {});
-  } catch {
-    // A failed CancelRequest leaves the grace to decide.
-  }
-  const grace = setTimeout(() => query.connection?.destroy?.(), CANCEL_GRACE_MS);
+function dropIfSilent(call: unknown, settled: Promise<unknown>): void {
+  const conn = (call as { connection?: { destroy?: () => void } } | null)?.connection;
+  if (typeof conn?.destroy !== "function") return;
+  const grace = setTimeout(() => conn.destroy?.(), SILENCE_GRACE_MS);
   settled.then(() => clearTimeout(grace), () => clearTimeout(grace));
 }
 

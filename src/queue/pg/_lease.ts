@@ -12,7 +12,7 @@ import type { Sql, Tx } from "./connect.ts";
 import { deleteEmptied, messageIdsOf } from "./_emptied.ts";
 import type { PgGroupCommit } from "./_group.ts";
 import type { PgReader } from "./_reader.ts";
-import { PgDeadlineError, within } from "./_deadline.ts";
+import { isStatementTimeout, PgDeadlineError, within } from "./_deadline.ts";
 import { isConnectionLoss } from "./_errors.ts";
 
 /** What a lease needs from its store. */
@@ -95,17 +95,20 @@ export class PgLease implements Lease {
   }
 
   /**
-   * Deletes the lease. One that misses its deadline or loses its connection (also one dropped
-   * under it past another call's deadline, _deadline.ts) is tried once more, on another
-   * connection: the owner is this session, so no later ATRN could take the domain over, and
-   * it stayed busy until the lease ran out (`lease_time`, 5 min by default). Deleting twice is
-   * harmless. Past a second failure the lease is left to expire by itself (`lease_until`).
+   * Deletes the lease. One that misses its deadline (or is ended by the server's statement
+   * timeout just below it) or loses its connection (also one dropped under it past another
+   * call's deadline, _deadline.ts) is tried once more: the owner is this session, so no later
+   * ATRN could take the domain over, and it stayed busy until the lease ran out (`lease_time`,
+   * 5 min by default). Deleting twice is harmless. Past a second failure the lease is left
+   * to expire by itself (`lease_until`).
    */
   async release(): Promise<void> {
     try {
       await this.#releaseOnce();
     } catch (err) {
-      if (!(err instanceof PgDeadlineError) && !isConnectionLoss(err)) throw err;
+      const isRetried = err instanceof PgDeadlineError || isStatementTimeout(err) ||
+        isConnectionLoss(err);
+      if (!isRetried) throw err;
       await this.#releaseOnce();
     }
   }

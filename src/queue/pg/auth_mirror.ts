@@ -177,6 +177,8 @@ export async function editAuthSnapshot<T>(
   try {
     await conn`BEGIN`;
     try {
+      // Waiting for another editor is not bounded by the pool's statement timeout (store.ts).
+      await conn`SET LOCAL statement_timeout = 0`;
       const [row] = await conn`SELECT rows FROM auth_state WHERE id = 1 FOR UPDATE`;
       loadTables(db, (row?.rows ?? {}) as Rows);
       const value = await edit();

@@ -28,6 +28,11 @@ export interface PgConnectOptions {
    * durable anyway (WAL is flushed in order: that COMMIT flushes every earlier record).
    */
   readonly synchronousCommit?: "on" | "off";
+  /**
+   * The session's `statement_timeout` in ms (none by default): the server ends a statement
+   * running longer with 57014 (pools of deadline-bound calls, _deadline.ts).
+   */
+  readonly statementTimeoutMs?: number;
 }
 
 /** `postgres://user@host:5432/db`: the URL as logged (no password, no query). */
@@ -86,6 +91,9 @@ export async function connectPostgres(opts: PgConnectOptions): Promise<Sql> {
     connection: {
       application_name: opts.applicationName ?? "odmr-relay",
       synchronous_commit: opts.synchronousCommit ?? "on",
+      ...(opts.statementTimeoutMs === undefined
+        ? {}
+        : { statement_timeout: opts.statementTimeoutMs }),
     },
   });
   try {

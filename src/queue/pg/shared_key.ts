@@ -17,7 +17,9 @@ const KEYS_LOCK = 0x6f646d6b;
 export async function loadSharedKey(sql: Sql, name: string, bytes: number): Promise<Uint8Array> {
   const fresh = new Uint8Array(randomBytes(bytes));
   const value = await sql.begin(async (tx) => {
-    // CREATE TABLE IF NOT EXISTS is not safe against a concurrent creator: take turns.
+    // CREATE TABLE IF NOT EXISTS is not safe against a concurrent creator: take turns. The
+    // pool's statement timeout (store.ts) does not bound waiting for one's turn.
+    await tx`SET LOCAL statement_timeout = 0`;
     await tx`SELECT pg_advisory_xact_lock(${KEYS_LOCK})`;
     await tx`CREATE TABLE IF NOT EXISTS shared_keys (
       name text PRIMARY KEY,

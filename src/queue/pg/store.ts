@@ -3,6 +3,11 @@
  * `serve` nodes. Message rows and settlements are group-committed (synchronous commit);
  * claims take domain leases under row locks, so one domain is drained by at most one session
  * cluster-wide; maintenance runs on one node at a time (advisory lock). SQL stays here.
+ * The main pool's sessions carry a `statement_timeout` just below the calls' deadline
+ * (_deadline.ts): claims, drain reads, lease renewals and releases, the group commit, the
+ * users' tables. What may rightly take long (migrations, which wait for another node's too;
+ * maintenance; the admin commands' deletes and `queue migrate`'s imports) has a small pool
+ * with no statement timeout.
  */
 import { type Logger, NULL_LOGGER } from "../../observe/log.ts";
 import { newQueueId } from "../id.ts";
@@ -31,12 +36,20 @@ import { connectPostgres, type PgConnectOptions, type Sql } from "./connect.ts";
 import { deleteEmptied, messageIdsOf } from "./_emptied.ts";
 import { PgGauges } from "./_gauges.ts";
 import { PgGroupCommit } from "./_group.ts";
-import { PG_CALL_DEADLINE_MS, transactionWithin, within } from "./_deadline.ts";
+import {
+  PG_CALL_DEADLINE_MS,
+  statementTimeoutFor,
+  transactionWithin,
+  within,
+} from "./_deadline.ts";
 import { PgLease, type PgLeaseDeps } from "./_lease.ts";
 import { PgMaintenance } from "./_maintenance.ts";
 import { PgReader } from "./_reader.ts";
 import { applyPgMigrations } from "./schema.ts";
 import { PgMessageWriter } from "./_writer.ts";
+
+/** Connections of the pool with no statement timeout (opened when used, closed when idle). */
+const LONG_POOL_MAX = 2;
 
 /** Size of one `message_chunks` row. */
 export const PG_CHUNK_BYTES = 64 * 1024;
@@ -77,6 +90,8 @@ class ClaimRefused extends Error {
 export class PgQueueStore implements QueueStore {
   readonly #sql: Sql;
   readonly #chunkSql: Sql;
+  /** No statement timeout: migrations, maintenance, admin deletes and imports. */
+  readonly #longSql: Sql;
   readonly #nodeId: string;
   readonly #now: () => number;
   readonly #chunkBytes: number;
@@ -90,24 +105,36 @@ export class PgQueueStore implements QueueStore {
   readonly #deadlineMs: number;
   #isClosed = false;
 
-  /** Connects (two pools: group writes and reads; body chunks), migrates, and opens. */
+  /**
+   * Connects (three pools: group writes, reads and leases, with a statement timeout; body
+   * chunks; what may take long), migrates, and opens.
+   */
   static async open(conn: PgConnectOptions, opts: PgQueueStoreOptions): Promise<PgQueueStore> {
-    const sql = await connectPostgres(conn);
+    const longSql = await connectPostgres({ ...conn, max: LONG_POOL_MAX });
+    let sql: Sql | undefined;
     let chunkSql: Sql | undefined;
     try {
-      await applyPgMigrations(sql);
+      await applyPgMigrations(longSql);
+      sql = await connectPostgres({
+        ...conn,
+        statementTimeoutMs: statementTimeoutFor(opts.callDeadlineMs ?? PG_CALL_DEADLINE_MS),
+      });
       chunkSql = await connectPostgres({ ...conn, max: 4, synchronousCommit: "off" });
-      return new PgQueueStore(sql, chunkSql, opts);
+      return new PgQueueStore({ sql, chunkSql, longSql }, opts);
     } catch (err) {
-      await sql.end({ timeout: 1 }).catch(() => {});
+      await longSql.end({ timeout: 1 }).catch(() => {});
+      await sql?.end({ timeout: 1 }).catch(() => {});
       await chunkSql?.end({ timeout: 1 }).catch(() => {});
       throw err;
     }
   }
 
-  constructor(sql: Sql, chunkSql: Sql, opts: PgQueueStoreOptions) {
+  /** `pools.sql` carries the statement timeout of the calls' deadline (`open` sets it). */
+  constructor(pools: { sql: Sql; chunkSql: Sql; longSql: Sql }, opts: PgQueueStoreOptions) {
+    const { sql } = pools;
     this.#sql = sql;
-    this.#chunkSql = chunkSql;
+    this.#chunkSql = pools.chunkSql;
+    this.#longSql = pools.longSql;
     this.#nodeId = opts.nodeId;
     this.#now = opts.now ?? Date.now;
     this.#chunkBytes = opts.chunkBytes ?? PG_CHUNK_BYTES;
@@ -117,7 +144,7 @@ export class PgQueueStore implements QueueStore {
     this.#reader = new PgReader(sql, this.#log, this.#deadlineMs);
     this.#gauges = new PgGauges(sql, this.#now);
     this.#maintenance = new PgMaintenance({
-      sql,
+      sql: pools.longSql,
       reader: this.#reader,
       log: this.#log,
       now: this.#now,
@@ -164,7 +191,8 @@ export class PgQueueStore implements QueueStore {
     // another), so that the domain is not held until the lease ends.
     const undo = () => {
       within(
-        this.#sql`DELETE FROM domain_leases WHERE owner = ${owner} AND lease_until = ${until}`,
+        this.#sql`DELETE FROM domain_leases
+          WHERE owner = ${owner} AND lease_until = ${until}`,
         this.#deadlineMs,
         "undo of a late claim",
       ).catch((err: unknown) => {
@@ -237,7 +265,7 @@ export class PgQueueStore implements QueueStore {
   async delete(ids: readonly string[]): Promise<number> {
     this.#assertOpen();
     const unique = [...new Set(ids)];
-    return await this.#sql.begin(async (tx) => {
+    return await this.#longSql.begin(async (tx) => {
       const gone = await tx`DELETE FROM messages WHERE id = ANY(${unique}::text[]) RETURNING id`;
       await tx`DELETE FROM message_chunks WHERE message_id = ANY(${unique}::text[])`;
       return gone.length;
@@ -246,7 +274,7 @@ export class PgQueueStore implements QueueStore {
 
   async deleteDomain(domain: string): Promise<number> {
     this.#assertOpen();
-    return await this.#sql.begin(async (tx) => {
+    return await this.#longSql.begin(async (tx) => {
       const rows = await tx`DELETE FROM recipients WHERE domain = ${domain} RETURNING message_id`;
       const touched = messageIdsOf(rows);
       await deleteEmptied(tx, touched);
@@ -304,7 +332,9 @@ export class PgQueueStore implements QueueStore {
     if (this.#isClosed) return;
     this.#isClosed = true;
     await this.#group.drain();
-    await Promise.all([this.#sql.end({ timeout: 5 }), this.#chunkSql.end({ timeout: 5 })]);
+    await Promise.all(
+      [this.#sql, this.#chunkSql, this.#longSql].map((pool) => pool.end({ timeout: 5 })),
+    );
   }
 
   /**
@@ -315,7 +345,7 @@ export class PgQueueStore implements QueueStore {
   async importMessage(message: QueuedMessage, body: AsyncIterable<Uint8Array>): Promise<boolean> {
     this.#assertOpen();
     const now = this.#now();
-    return await this.#sql.begin(async (tx) => {
+    return await this.#longSql.begin(async (tx) => {
       const [row] = await tx`INSERT INTO messages (id, received_at, mail_from, size, params)
         VALUES (${message.id}, ${message.receivedAt}, ${message.mailFrom}, ${message.size},
           ${writeParams(message.params)})
