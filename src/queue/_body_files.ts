@@ -31,6 +31,7 @@ import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { dirname, join } from "node:path";
 import { errorText } from "../errors.ts";
 import type { Logger } from "../observe/log.ts";
+import { mainFile } from "./db.ts";
 import { isQueueId, newQueueId } from "./id.ts";
 
 /** Folder of the body files, inside the data directory. */
@@ -51,14 +52,6 @@ export interface BodyFilesOptions {
 }
 
 const plainSync: BodySync = (_what, run) => run();
-
-/** The database's main file ("" for an in-memory or temporary database). */
-function mainFile(db: DatabaseSync): string {
-  for (const row of db.prepare("PRAGMA database_list").all()) {
-    if (row.name === "main") return typeof row.file === "string" ? row.file : "";
-  }
-  return "";
-}
 
 /** Empty files kept ready (their names on disk); more are made when half are taken. */
 export const SPARE_FILES = 16;

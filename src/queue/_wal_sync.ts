@@ -8,6 +8,7 @@
  * Checkpoints stay safe in NORMAL: SQLite syncs the WAL before and the database after each one.
  */
 import type { DatabaseSync } from "node:sqlite";
+import { mainFile } from "./db.ts";
 
 /** WAL syncs that may run at once (each covers every COMMIT before it started). */
 export const MAX_SYNCS = 4;
@@ -37,14 +38,6 @@ export interface WalSync {
   syncNow(): void;
   /** Closes the file handle. */
   close(): void;
-}
-
-/** The main database file of a connection ("" for an in-memory or temporary database). */
-function mainFile(db: DatabaseSync): string {
-  for (const row of db.prepare("PRAGMA database_list").all()) {
-    if (row.name === "main") return typeof row.file === "string" ? row.file : "";
-  }
-  return "";
 }
 
 /**

@@ -158,3 +158,11 @@ function readVersion(row: unknown): number {
   const v: unknown = (row as Record<string, unknown>).version;
   return typeof v === "number" && Number.isInteger(v) && v >= 0 ? v : 0;
 }
+
+/** The main database file of a connection ("" for an in-memory or temporary database). */
+export function mainFile(db: DatabaseSync): string {
+  for (const row of db.prepare("PRAGMA database_list").all()) {
+    if (row.name === "main") return typeof row.file === "string" ? row.file : "";
+  }
+  return "";
+}
