@@ -8,6 +8,7 @@
  * tries again), a drain ends with what it delivered settled and the rest still queued. The
  * server bounds the same calls itself (`statementTimeoutFor`): the client never cancels one.
  */
+import { setImmediate } from "node:timers";
 import type { Sql, Tx } from "./connect.ts";
 
 /**
@@ -45,20 +46,28 @@ export function isStatementTimeout(err: unknown): boolean {
 }
 
 /**
- * How long a call past its deadline has to answer before its connection is dropped as silent:
- * on a healthy server its statement ended by `statement_timeout` (above) by then, or, queued
- * behind another's, that one's did.
+ * How much longer than any statement may run a connection past a call's deadline may stay
+ * silent before it is dropped: on a healthy server a statement ends by its
+ * `statement_timeout` (above), below the call's deadline, so a busy connection receives
+ * something at least that often.
  */
 export const SILENCE_GRACE_MS = 1_000;
+
+/** What `within` needs of vendor/postgres's connection a query went out on. */
+interface PgConnection {
+  destroy(): void;
+  /** Milliseconds since it last received bytes, or was sent a query while idle. */
+  quietFor(): number;
+}
 
 /**
  * `call`'s result, or PgDeadlineError once `ms` passed. The late query stays in its place on
  * its connection (its answer, when it comes, is dropped, a late rejection included), so the
- * queries other callers pipelined behind it still get their own answers. A connection that has
- * not answered it within SILENCE_GRACE_MS more is dropped (vendor/postgres `destroy()`): left
- * in the pool, a silent connection kept every later query sent on it waiting, and the pool
- * never opened a fresh one. The queries pipelined on it then fail with CONNECTION_CLOSED
- * (retryable; the server may have run them: see the outbound claim's take-back, _outbound.ts).
+ * queries other callers pipelined behind it still get their own answers. Its connection is
+ * dropped (vendor/postgres `destroy()`) only once silent (`dropWhenSilent`): left in the pool,
+ * a silent connection kept every later query sent on it waiting, and the pool never opened a
+ * fresh one. The queries pipelined on it then fail with CONNECTION_CLOSED (retryable; the
+ * server may have run them: see the outbound claim's take-back, _outbound.ts).
  */
 export function within<T>(call: PromiseLike<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -67,7 +76,7 @@ export function within<T>(call: PromiseLike<T>, ms: number, what: string): Promi
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       reject(new PgDeadlineError(what, ms));
-      dropIfSilent(call, settled);
+      dropWhenSilent(call, settled, ms);
     }, ms);
   });
   return Promise.race([settled, late]).finally(() => clearTimeout(timer));
@@ -75,14 +84,36 @@ export function within<T>(call: PromiseLike<T>, ms: number, what: string): Promi
 
 /**
  * Drops the connection a late postgres.js query went out on (vendor/postgres connection.js
- * sets `query.connection`) if the query is still unanswered SILENCE_GRACE_MS later. A query
- * not sent yet waits for a connection busy with others: their own deadlines drop it if silent.
+ * sets `query.connection`) once that connection, with the query still unanswered, has
+ * received nothing for `ms` + SILENCE_GRACE_MS. Not sooner: with queries pipelined ahead of
+ * this one, the server starts each only when the one before has ended (and answered), and
+ * times each from then, so a healthy busy connection may take several deadlines to reach
+ * this query while it answers every statement; silence longer than a statement may run is
+ * the only sign that it is not healthy (review N1: dropping at a fixed time past the deadline
+ * failed the healthy connection's other queries). A query not sent yet has no connection:
+ * the queries on the busy ones ahead of it are watched by their own callers.
  */
-function dropIfSilent(call: unknown, settled: Promise<unknown>): void {
-  const conn = (call as { connection?: { destroy?: () => void } } | null)?.connection;
-  if (typeof conn?.destroy !== "function") return;
-  const grace = setTimeout(() => conn.destroy?.(), SILENCE_GRACE_MS);
-  settled.then(() => clearTimeout(grace), () => clearTimeout(grace));
+function dropWhenSilent(call: unknown, settled: Promise<unknown>, ms: number): void {
+  const conn = (call as { connection?: Partial<PgConnection> } | null)?.connection;
+  if (typeof conn?.destroy !== "function" || typeof conn.quietFor !== "function") return;
+  const connection = conn as PgConnection;
+  const bound = ms + SILENCE_GRACE_MS;
+  let isSettled = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const check = () => {
+    if (isSettled) return;
+    const quietMs = connection.quietFor();
+    if (quietMs < bound) {
+      timer = setTimeout(recheck, bound - quietMs);
+      return;
+    }
+    connection.destroy();
+  };
+  // After the timer phase, the poll phase reads what is waiting in the sockets (an event loop
+  // that was blocked runs its timers first): an answer that came is seen before judging.
+  const recheck = () => void setImmediate(check);
+  settled.then(() => isSettled = true, () => isSettled = true).finally(() => clearTimeout(timer));
+  recheck();
 }
 
 /**

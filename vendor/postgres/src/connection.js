@@ -107,8 +107,15 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     , query = null
     , final = null
 
+  // odmr-relay: when this connection last showed it is alive: bytes received, or a query
+  // written while it had none outstanding (the server starts on it then). A caller past its
+  // deadline drops the connection only when this is older than any statement may run
+  // (src/queue/pg/_deadline.ts): a busy, answering connection is never taken for a silent one.
+  let heardAt = performance.now()
+
   const connection = {
     queue: queues.closed,
+    quietFor: () => performance.now() - heardAt,
     idleTimer,
     connect(query) {
       initial = query
@@ -169,6 +176,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
       // odmr-relay: the connection a query went out on, so that a caller whose deadline
       // passed can drop it (destroy() below).
       q.connection = connection
+      query || (heardAt = performance.now())
       query
         ? sent.push(q)
         : (query = q, query.active = true)
@@ -313,6 +321,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   }
 
   function data(x) {
+    heardAt = performance.now()
     if (incomings) {
       incomings.push(x)
       remaining -= x.length
