@@ -126,15 +126,27 @@ export async function claimOutboundPg(
   return undefined;
 }
 
-/** The earliest next attempt among queued mx-route recipients, or undefined. */
+/**
+ * The earliest next attempt among queued mx-route recipients, or undefined. Within the call
+ * deadline (_deadline.ts): the outbound worker waits on it between claims, so on a silent
+ * connection it stopped sending mail altogether; a late answer is a failed round it retries.
+ */
 export async function nextOutboundAtPg(deps: PgLeaseDeps): Promise<number | undefined> {
-  const [row] = await deps.sql`SELECT min(next_attempt_at)::float8 AS at FROM recipients
-    WHERE route = 'mx' AND status = 'queued'`;
+  const [row] = await within(
+    deps.sql`SELECT min(next_attempt_at)::float8 AS at FROM recipients
+      WHERE route = 'mx' AND status = 'queued'`,
+    deps.deadlineMs,
+    "next outbound attempt",
+  );
   return row?.at === null || row?.at === undefined ? undefined : Number(row.at);
 }
 
-/** Domains under a live outbound lease at `now`. */
+/** Domains under a live outbound lease at `now` (within the call deadline). */
 export async function outboundLeasedPg(deps: PgLeaseDeps, now: number): Promise<Set<string>> {
-  const rows = await deps.sql`SELECT domain FROM outbound_leases WHERE lease_until > ${now}`;
+  const rows = await within(
+    deps.sql`SELECT domain FROM outbound_leases WHERE lease_until > ${now}`,
+    deps.deadlineMs,
+    "outbound leases",
+  );
   return new Set(rows.map((r) => String(r.domain)));
 }

@@ -282,13 +282,23 @@ export class PgQueueStore implements QueueStore {
     });
   }
 
-  /** Drops this node's leases only: the other nodes' sessions are alive. */
+  /**
+   * Drops this node's leases only: the other nodes' sessions are alive. Within the call
+   * deadline: serve runs it at start, which waited forever on a silent connection.
+   */
   async releaseAllLeases(): Promise<number> {
     this.#assertOpen();
-    const rows = await this.#sql`DELETE FROM domain_leases
-      WHERE starts_with(owner, ${this.#nodeId + "|"}) RETURNING domain`;
-    const outbound = await this.#sql`DELETE FROM outbound_leases
-      WHERE starts_with(owner, ${this.#nodeId + "|"}) RETURNING domain`;
+    const mine = this.#nodeId + "|";
+    const rows = await within(
+      this.#sql`DELETE FROM domain_leases WHERE starts_with(owner, ${mine}) RETURNING domain`,
+      this.#deadlineMs,
+      "release of this node's leases",
+    );
+    const outbound = await within(
+      this.#sql`DELETE FROM outbound_leases WHERE starts_with(owner, ${mine}) RETURNING domain`,
+      this.#deadlineMs,
+      "release of this node's outbound leases",
+    );
     return rows.length + outbound.length;
   }
 
@@ -371,7 +381,11 @@ export class PgQueueStore implements QueueStore {
 
   async #leasedDomains(): Promise<LeasedDomains> {
     const now = this.#now();
-    const rows = await this.#sql`SELECT domain FROM domain_leases WHERE lease_until > ${now}`;
+    const rows = await within(
+      this.#sql`SELECT domain FROM domain_leases WHERE lease_until > ${now}`,
+      this.#deadlineMs,
+      "leases",
+    );
     const mx = await outboundLeasedPg(this.#leaseDeps(), now);
     return { atrn: new Set(rows.map((r) => String(r.domain))), mx, now };
   }

@@ -1,0 +1,80 @@
+/**
+ * "A PostgreSQL store with a short deadline on a private cluster", the setup of the deadline
+ * tests (tests/queue/pg_call_deadline, pg_deadline_cancel, pg_statement_timeout,
+ * pg_outbound_deadline): a fresh database, optionally reached through a proxy that can stall
+ * or cut connections (tests/_helpers/postgres_proxy.ts), and a store whose calls (and, if
+ * asked, commits) have a 500 ms deadline. Each step of such a test waits at most
+ * STEP_BOUND_MS (`bounded`): a call that never answers fails the test instead of hanging it.
+ */
+import { PgQueueStore } from "../../src/queue/pg/store.ts";
+import { type PostgresCluster, postgresTest } from "./postgres.ts";
+import { type PostgresProxy, startPostgresProxy } from "./postgres_proxy.ts";
+import { answerWithin } from "./wait_until.ts";
+
+/** The deadline of the store's calls: short, so that a test waits little for it. */
+export const DEADLINE_MS = 500;
+/** How long one step of a test may wait for an outcome. */
+export const STEP_BOUND_MS = 5_000;
+
+/** `p`'s outcome, or "no answer in 5000 ms" once STEP_BOUND_MS passed. */
+export function bounded(p: Promise<string>): Promise<string> {
+  return answerWithin(p, STEP_BOUND_MS);
+}
+
+/** What a test gets. */
+export interface ShortDeadline {
+  readonly pg: PostgresCluster;
+  /** The database's own URL (not through the proxy). */
+  readonly url: string;
+  readonly store: PgQueueStore;
+  /** Set with `proxy: true`: the store reaches the database through it. */
+  readonly proxy: PostgresProxy | undefined;
+}
+
+/** How the store is set up. */
+export interface ShortDeadlineOptions {
+  /** The database's name (fresh in the test's cluster). */
+  readonly db: string;
+  /** Through a proxy (`ShortDeadline.proxy`). */
+  readonly proxy?: boolean;
+  /** Connections of the store's main pool (default: the store's). */
+  readonly max?: number;
+  /** Group commits get the short deadline too. */
+  readonly shortCommits?: boolean;
+}
+
+/** Registers a PostgreSQL test (tests/_helpers/postgres.ts) on a store with a short deadline. */
+export function shortDeadlineTest(
+  name: string,
+  opts: ShortDeadlineOptions,
+  fn: (t: ShortDeadline) => Promise<void>,
+): Promise<void> {
+  return postgresTest(name, async (pg) => {
+    const url = await pg.createDatabase(opts.db);
+    const proxy = opts.proxy === true ? await startPostgresProxy(pg.port) : undefined;
+    const store = await PgQueueStore.open({
+      url: proxy === undefined ? url : proxy.via(url),
+      ...(opts.max === undefined ? {} : { max: opts.max }),
+    }, {
+      nodeId: "n1",
+      callDeadlineMs: DEADLINE_MS,
+      ...(opts.shortCommits === true ? { commitDeadlineMs: DEADLINE_MS } : {}),
+    }).catch(async (err) => {
+      await proxy?.close();
+      throw err;
+    });
+    try {
+      await fn({ pg, url, store, proxy });
+    } finally {
+      // The stalled connections first: the pool's end would wait for their queries.
+      await proxy?.close();
+      await store.close();
+    }
+  });
+}
+
+/** `t.proxy`, which the test asked for. */
+export function proxyOf(t: ShortDeadline): PostgresProxy {
+  if (t.proxy === undefined) throw new Error("shortDeadlineTest without proxy: true");
+  return t.proxy;
+}
