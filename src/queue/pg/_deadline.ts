@@ -76,27 +76,28 @@ export function within<T>(call: PromiseLike<T>, ms: number, what: string): Promi
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       reject(new PgDeadlineError(what, ms));
-      dropWhenSilent(call, settled, ms);
+      dropWhenSilent((call as { connection?: unknown } | null)?.connection, settled, ms);
     }, ms);
   });
   return Promise.race([settled, late]).finally(() => clearTimeout(timer));
 }
 
 /**
- * Drops the connection a late postgres.js query went out on (vendor/postgres connection.js
- * sets `query.connection`) once that connection, with the query still unanswered, has
- * received nothing for `ms` + SILENCE_GRACE_MS. Not sooner: with queries pipelined ahead of
- * this one, the server starts each only when the one before has ended (and answered), and
- * times each from then, so a healthy busy connection may take several deadlines to reach
- * this query while it answers every statement; silence longer than a statement may run is
- * the only sign that it is not healthy (review N1: dropping at a fixed time past the deadline
+ * Drops `conn`, a vendor/postgres connection a late query went out on (connection.js sets
+ * `query.connection`; a BEGIN's is handed to `onbegin`), once it has received nothing for
+ * `ms` + SILENCE_GRACE_MS while `settled` is pending; `ms` is at least the longest a statement
+ * may run on its pool (its `statement_timeout`). Not sooner: with queries pipelined ahead of
+ * the late one, the server starts each only when the one before has ended (and answered), and
+ * times each from then, so a healthy busy connection may take several deadlines to reach the
+ * late query while it answers every statement; silence longer than a statement may run is the
+ * only sign that it is not healthy (review N1: dropping at a fixed time past the deadline
  * failed the healthy connection's other queries). A query not sent yet has no connection:
  * the queries on the busy ones ahead of it are watched by their own callers.
  */
-function dropWhenSilent(call: unknown, settled: Promise<unknown>, ms: number): void {
-  const conn = (call as { connection?: Partial<PgConnection> } | null)?.connection;
-  if (typeof conn?.destroy !== "function" || typeof conn.quietFor !== "function") return;
-  const connection = conn as PgConnection;
+export function dropWhenSilent(conn: unknown, settled: Promise<unknown>, ms: number): void {
+  const c = conn as Partial<PgConnection> | null | undefined;
+  if (typeof c?.destroy !== "function" || typeof c.quietFor !== "function") return;
+  const connection = c as PgConnection;
   const bound = ms + SILENCE_GRACE_MS;
   let isSettled = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -139,8 +140,10 @@ export function transactionWithin<T>(
   let cut: (err: unknown) => void = () => {};
   const cutShort = new Promise<never>((_, reject) => cut = reject);
   cutShort.catch(() => {});
+  /** The connection its BEGIN went out on (vendor/postgres `onbegin`). */
+  let begun: unknown;
   // postgres.js's type unwraps arrays of results; `body` returns one value (cast back).
-  const run = sql.begin(async (tx) => {
+  const run = sql.begin(withOnBegin(async (tx) => {
     if (isLate) throw new PgDeadlineError(what, ms);
     current = tx;
     // Sent now (postgres.js sends a query when asked for its result, or `execute`d): ahead
@@ -149,16 +152,30 @@ export function transactionWithin<T>(
       set_config('idle_in_transaction_session_timeout', ${`${ms}ms`}, true)`.execute();
     const all = Promise.all([bounded, body(tx)]);
     return (await Promise.race([all, cutShort]))[1];
-  }) as Promise<T>;
+  }, (conn) => begun = conn)) as Promise<T>;
   return within(run, ms, what).catch((err) => {
     if (!(err instanceof PgDeadlineError)) throw err;
     isLate = true;
     // Its connection is dropped: a ROLLBACK sent on a silent one would never be answered.
-    current?.destroyConnection();
+    // Still at BEGIN, possibly behind other callers' queries: dropped only once silent.
+    if (current === undefined) dropWhenSilent(begun, run, ms);
+    else current.destroyConnection();
     cut(err);
     undo();
     // Also when it fails late: its COMMIT may have reached the server before the drop.
     run.then(undo, undo);
     throw err;
   });
+}
+
+/**
+ * `body` for `sql.begin`, telling `onBegin` the connection its BEGIN goes out on (vendor/postgres
+ * index.js calls `fn.onbegin`): while BEGIN is unanswered the transaction has no handle yet, so
+ * a BEGIN on a connection gone silent kept that connection reserved for good.
+ */
+export function withOnBegin<T>(
+  body: (tx: Tx) => T,
+  onBegin: (connection: unknown) => void,
+): (tx: Tx) => T {
+  return Object.assign((tx: Tx) => body(tx), { onbegin: onBegin });
 }

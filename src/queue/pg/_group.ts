@@ -22,6 +22,7 @@
 import { setImmediate } from "node:timers";
 import type { CommitLevel } from "../_group_tx.ts";
 import type { Sql, Tx } from "./connect.ts";
+import { dropWhenSilent, withOnBegin } from "./_deadline.ts";
 import { isConnectionLoss } from "./_errors.ts";
 
 /** How long a write may wait for its COMMIT before it fails (default of `deadlineMs`). */
@@ -46,16 +47,27 @@ export class PgGroupCommit {
   readonly #sql: Sql;
   readonly #onCommit: () => void;
   readonly #deadlineMs: number;
+  readonly #statementMs: number;
   #pending: Pending[] = [];
   #isScheduled = false;
   #inFlight: Promise<void> | undefined;
-  /** The transaction in flight, to drop its connection when it stalls past the deadline. */
-  #tx: Tx | undefined;
+  /** Drops the connection of the transaction in flight, when it stalls past the deadline. */
+  #drop: (() => void) | undefined;
 
-  constructor(sql: Sql, onCommit: () => void = () => {}, deadlineMs = GROUP_DEADLINE_MS) {
+  /**
+   * `statementMs`: the longest a statement may run on `sql` (its `statement_timeout`), when
+   * above `deadlineMs`: a BEGIN's connection is dropped only after silence longer than both.
+   */
+  constructor(
+    sql: Sql,
+    onCommit: () => void = () => {},
+    deadlineMs = GROUP_DEADLINE_MS,
+    statementMs = deadlineMs,
+  ) {
     this.#sql = sql;
     this.#onCommit = onCommit;
     this.#deadlineMs = deadlineMs;
+    this.#statementMs = Math.max(deadlineMs, statementMs);
   }
 
   /**
@@ -111,7 +123,7 @@ export class PgGroupCommit {
         timer = setTimeout(() => {
           // Its connection is dropped: left in the pool, a silent one kept every later
           // transaction sent on it waiting, and a ROLLBACK on it is never answered.
-          this.#tx?.destroyConnection();
+          this.#drop?.();
           resolve();
         }, this.#deadlineMs);
       });
@@ -133,16 +145,30 @@ export class PgGroupCommit {
    */
   async #transaction(group: readonly Pending[]): Promise<void> {
     let ours: Tx | undefined;
+    let begun: unknown;
+    const run = this.#begin(group, (tx) => ours = tx, (conn) => begun = conn);
+    // A BEGIN still unanswered may wait behind other callers' queries on its connection (a
+    // busy one): that connection is dropped only once silent. One that has answered is this
+    // transaction's alone: dropped at once (its ROLLBACK would never be answered).
+    const drop = () => {
+      if (ours === undefined) dropWhenSilent(begun, run, this.#statementMs);
+      else ours.destroyConnection();
+    };
+    this.#drop = drop;
     try {
-      await this.#begin(group, (tx) => this.#tx = ours = tx);
+      await run;
     } finally {
       // Kept until COMMIT returned: a COMMIT that stalls is dropped too.
-      if (this.#tx === ours) this.#tx = undefined;
+      if (this.#drop === drop) this.#drop = undefined;
     }
   }
 
-  #begin(group: readonly Pending[], onTx: (tx: Tx) => void): Promise<unknown> {
-    return this.#sql.begin((tx) => {
+  #begin(
+    group: readonly Pending[],
+    onTx: (tx: Tx) => void,
+    onBegin: (connection: unknown) => void,
+  ): Promise<unknown> {
+    return this.#sql.begin(withOnBegin((tx: Tx) => {
       onTx(tx);
       const writes = group.filter((p) => !p.isOver);
       let abort: (err: unknown) => void = () => {};
@@ -152,7 +178,7 @@ export class PgGroupCommit {
       return Promise.race([all, aborted]).finally(() => {
         for (const p of writes) p.onDeadline = undefined;
       });
-    });
+    }, onBegin));
   }
 
   async #flush(): Promise<void> {

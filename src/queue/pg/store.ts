@@ -139,8 +139,13 @@ export class PgQueueStore implements QueueStore {
     this.#now = opts.now ?? Date.now;
     this.#chunkBytes = opts.chunkBytes ?? PG_CHUNK_BYTES;
     this.#log = opts.logger ?? NULL_LOGGER;
-    this.#group = new PgGroupCommit(sql, opts.onGroupCommit, opts.commitDeadlineMs);
     this.#deadlineMs = opts.callDeadlineMs ?? PG_CALL_DEADLINE_MS;
+    this.#group = new PgGroupCommit(
+      sql,
+      opts.onGroupCommit,
+      opts.commitDeadlineMs,
+      statementTimeoutFor(this.#deadlineMs),
+    );
     this.#reader = new PgReader(sql, this.#log, this.#deadlineMs);
     this.#gauges = new PgGauges(sql, this.#now);
     this.#maintenance = new PgMaintenance({

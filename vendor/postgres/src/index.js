@@ -301,6 +301,9 @@ function Postgres(a, b) {
 
     function onexecute(c) {
       connection = c
+      // odmr-relay: the connection the BEGIN went out on, for a caller whose deadline passes
+      // before BEGIN answered (src/queue/pg/_deadline.ts): it drops the connection if silent.
+      typeof fn.onbegin === 'function' && fn.onbegin(c)
       move(c, reserved)
       c.reserved = () => queries.length
         ? c.execute(queries.shift())

@@ -1,0 +1,55 @@
+/**
+ * A transaction whose BEGIN went out on a connection that then went silent: postgres.js hands
+ * the transaction to its caller only once BEGIN answered, so the group commit and an ATRN claim
+ * had no handle to drop that connection with; it stayed reserved for good. On a pool of one
+ * connection (as here) every later message was answered 451 and every ATRN too, for as long
+ * as TCP held the connection (forever while the far end's kernel acknowledges). Now the BEGIN's
+ * connection is dropped once silent (vendor/postgres `onbegin`, src/queue/pg/_deadline.ts).
+ */
+import assert from "node:assert/strict";
+import type { ClaimResult } from "../../src/queue/types.ts";
+import { bounded, proxyOf, shortDeadlineTest } from "../_helpers/pg_short_deadline.ts";
+import { queueMessage } from "../_helpers/queue_fixtures.ts";
+
+/** `call` again until it answers (bounded, as a sender or customer retrying): the tries. */
+async function untilAnswered(call: () => Promise<string>): Promise<string> {
+  const tries: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    const got = await bounded(call().catch((e) => `failed: ${e.message}`));
+    tries.push(got);
+    if (!got.startsWith("failed: ")) break;
+  }
+  return tries.join(" | ");
+}
+
+await shortDeadlineTest(
+  "a group commit whose BEGIN never answered fails its writes in time, and its silent connection is dropped: the next message commits",
+  { db: "stall_group_begin", proxy: true, max: 1, shortCommits: true },
+  async (t) => {
+    const stalled = proxyOf(t).stallWhenSent("begin");
+    const queue = (to: string) =>
+      queueMessage(t.store, { from: "s@example.net", to: [to] }).then(() => "queued");
+    const first = await bounded(queue("u1@example.org").catch((e) => `failed: ${e.message}`));
+    assert.equal(await bounded(stalled.then(() => "stalled")), "stalled");
+    assert.match(first, /^failed: no COMMIT within 500 ms/);
+    // Before: every try failed the same way (the one connection stayed reserved by the BEGIN).
+    assert.match(await untilAnswered(() => queue("u2@example.org")), /(^| \| )queued$/);
+    const left = await t.store.list();
+    assert.deepEqual(left.map((m) => m.recipients.map((r) => r.address)), [["u2@example.org"]]);
+  },
+);
+
+await shortDeadlineTest(
+  "an ATRN claim whose BEGIN never answered fails in time, and its silent connection is dropped: the customer's next ATRN gets the domain",
+  { db: "stall_claim_begin", proxy: true, max: 1 },
+  async (t) => {
+    await queueMessage(t.store, { from: "s@example.net", to: ["u@example.org"] });
+    const stalled = proxyOf(t).stallWhenSent("begin");
+    const claim = (owner: string) =>
+      t.store.claim(["example.org"], { owner, leaseSeconds: 600 }).then((r: ClaimResult) => r.kind);
+    const first = await bounded(claim("s1").catch((e) => `failed: ${e.message}`));
+    assert.equal(await bounded(stalled.then(() => "stalled")), "stalled");
+    assert.match(first, /^failed: claim: no answer from PostgreSQL within 500 ms/);
+    assert.match(await untilAnswered(() => claim("s2")), /(^| \| )claimed$/);
+  },
+);
