@@ -4,6 +4,7 @@
  * tests run as root (the server refuses root), removed afterwards. Without the package a test
  * is skipped with a printed reason, and fails under CI=true (tests/_helpers/tools.ts).
  */
+import { tcpListeners } from "./listeners.ts";
 import { isCi } from "./tools.ts";
 
 const BIN_ROOT = "/usr/lib/postgresql";
@@ -45,7 +46,10 @@ export interface PostgresCluster {
    * default) or `-m fast` (an operator's restart: sessions are ended, then a clean shutdown).
    */
   kill(mode?: "immediate" | "fast"): Promise<void>;
-  /** Starts it again on the same port. */
+  /**
+   * Starts it again on the same port; fails (saying so) when another process took the port
+   * meanwhile: the clients' URLs name it, so no other can be picked under them.
+   */
   start(): Promise<void>;
   /** `pg_ctl restart -m fast`: sessions ended, clean shutdown, started again at once. */
   restart(): Promise<void>;
@@ -99,6 +103,33 @@ function freePort(): number {
   return port;
 }
 
+/**
+ * Nothing listens on 127.0.0.1:`port` (nor on all addresses). `start()` after `kill()` starts
+ * on the same port, which the clients' URLs name: another process may have taken it while the
+ * cluster was down (it was free to), and the test's clients would then reach that process.
+ * The test fails with the reason instead (it cannot pick another port under its clients).
+ */
+async function assertPortFree(port: number): Promise<void> {
+  if (port === 0) return;
+  const taken = ((await tcpListeners("127.0.0.1", port)) ?? 0) +
+    ((await tcpListeners("0.0.0.0", port)) ?? 0);
+  if (taken > 0) {
+    throw new Error(`127.0.0.1:${port} is taken by another process (${taken} listening)`);
+  }
+}
+
+/** The cluster alone listens on 127.0.0.1:`port` (PostgreSQL sets no SO_REUSEPORT). */
+async function assertOnlyListener(port: number): Promise<void> {
+  const ours = await tcpListeners("127.0.0.1", port);
+  const wildcard = await tcpListeners("0.0.0.0", port);
+  if (ours === undefined || wildcard === undefined) return; // /proc cannot tell
+  if (ours !== 1 || wildcard !== 0) {
+    throw new Error(
+      `PostgreSQL is not alone on 127.0.0.1:${port}: ${ours} there, ${wildcard} on 0.0.0.0`,
+    );
+  }
+}
+
 /** initdb + pg_ctl start on a temp dir and a free port. */
 export async function startCluster(bin: string): Promise<PostgresCluster> {
   const asPostgres = Deno.uid() === 0;
@@ -116,7 +147,10 @@ export async function startCluster(bin: string): Promise<PostgresCluster> {
     "--no-locale",
   ], asPostgres);
   let port = 0;
+  const stopWith = (mode: string) =>
+    run(`${bin}/pg_ctl`, ["-D", data, "-w", "-m", mode, "stop"], asPostgres);
   const start = async () => {
+    await assertPortFree(port);
     await run(`${bin}/pg_ctl`, [
       "-D",
       data,
@@ -129,6 +163,12 @@ export async function startCluster(bin: string): Promise<PostgresCluster> {
       `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c max_connections=200`,
       "start",
     ], asPostgres);
+    try {
+      await assertOnlyListener(port);
+    } catch (err) {
+      await stopWith("immediate").catch(() => {});
+      throw err;
+    }
   };
   let lastError: unknown;
   for (let attempt = 0; attempt < 5; attempt++) {
@@ -138,7 +178,7 @@ export async function startCluster(bin: string): Promise<PostgresCluster> {
       lastError = undefined;
       break;
     } catch (err) {
-      lastError = err; // the port was taken in between: try another
+      lastError = err; // the port was taken in between, or is shared: try another
     }
   }
   if (lastError !== undefined) {
@@ -146,8 +186,6 @@ export async function startCluster(bin: string): Promise<PostgresCluster> {
     throw lastError;
   }
   const url = (db = "postgres") => `postgres://odmr@127.0.0.1:${port}/${db}`;
-  const stopWith = (mode: string) =>
-    run(`${bin}/pg_ctl`, ["-D", data, "-w", "-m", mode, "stop"], asPostgres);
   let isRunning = true;
   return {
     port,
@@ -188,6 +226,7 @@ export async function startCluster(bin: string): Promise<PostgresCluster> {
         asPostgres,
       );
       isRunning = true;
+      await assertOnlyListener(port);
     },
   };
 }

@@ -8,44 +8,29 @@
  * (the client's message, or the server's answer: then the statement ran and holds its locks).
  */
 import assert from "node:assert/strict";
-import { PgQueueStore } from "../../src/queue/pg/store.ts";
+import type { PgQueueStore } from "../../src/queue/pg/store.ts";
 import type { ClaimResult } from "../../src/queue/types.ts";
-import { postgresTest } from "../_helpers/postgres.ts";
-import { type PostgresProxy, startPostgresProxy } from "../_helpers/postgres_proxy.ts";
+import { bounded, proxyOf, shortDeadlineTest } from "../_helpers/pg_short_deadline.ts";
+import type { PostgresProxy } from "../_helpers/postgres_proxy.ts";
 import { queueMessage } from "../_helpers/queue_fixtures.ts";
-import { answerWithin } from "../_helpers/wait_until.ts";
 
-const DEADLINE_MS = 500;
-/** Each step of a test waits at most this long: a call that never answers fails the test. */
-const STEP_BOUND_MS = 5_000;
-
-/** `p`'s outcome as text, or "no answer in N ms" once STEP_BOUND_MS passed. */
-const within = (p: Promise<string>) => answerWithin(p, STEP_BOUND_MS);
+/** `p`'s outcome as text, or "no answer in N ms" once a step's bound passed. */
+const within = bounded;
 
 const outcome = (p: Promise<ClaimResult>) => within(p.then((r) => r.kind, (err) => String(err)));
 
-/** A test on a fresh database reached through a proxy, with one message queued for example.org. */
+/**
+ * A test on a fresh database reached through a proxy (calls and commits with a 500 ms
+ * deadline), with one message queued for example.org.
+ */
 function stalledTest(
   name: string,
   db: string,
   fn: (store: PgQueueStore, proxy: PostgresProxy) => Promise<void>,
 ): Promise<void> {
-  return postgresTest(name, async (pg) => {
-    const url = await pg.createDatabase(db);
-    const proxy = await startPostgresProxy(pg.port);
-    const store = await PgQueueStore.open({ url: proxy.via(url) }, {
-      nodeId: "n1",
-      callDeadlineMs: DEADLINE_MS,
-      commitDeadlineMs: DEADLINE_MS,
-    });
-    try {
-      await queueMessage(store, { from: "s@example.net", to: ["u@example.org"] });
-      await fn(store, proxy);
-    } finally {
-      // The stalled connections first: the pool's end would wait for their queries.
-      await proxy.close();
-      await store.close();
-    }
+  return shortDeadlineTest(name, { db, proxy: true, shortCommits: true }, async (t) => {
+    await queueMessage(t.store, { from: "s@example.net", to: ["u@example.org"] });
+    await fn(t.store, proxyOf(t));
   });
 }
 

@@ -13,17 +13,12 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { PgQueueStore } from "../../src/queue/pg/store.ts";
+import type { PgQueueStore } from "../../src/queue/pg/store.ts";
 import type { ClaimResult, Lease } from "../../src/queue/types.ts";
-import { postgresTest } from "../_helpers/postgres.ts";
-import { startPostgresProxy } from "../_helpers/postgres_proxy.ts";
+import { bounded, proxyOf, shortDeadlineTest } from "../_helpers/pg_short_deadline.ts";
 import { queueMessage, rcpt } from "../_helpers/queue_fixtures.ts";
-import { answerWithin } from "../_helpers/wait_until.ts";
 
-const DEADLINE_MS = 500;
-/** Each step of a test waits at most this long: a call that never answers fails the test. */
-const STEP_BOUND_MS = 5_000;
-const within = (p: Promise<string>) => answerWithin(p, STEP_BOUND_MS);
+const within = bounded;
 const W = { owner: "w", leaseSeconds: 600 };
 
 const claimed = (p: Promise<Lease | undefined>) =>
@@ -52,15 +47,11 @@ async function outboundLeases(url: string): Promise<string[]> {
   }
 }
 
-await postgresTest(
+// One connection: every query of the store goes out on it, pipelined.
+await shortDeadlineTest(
   "a call that would pass its deadline is ended by the server, its connection kept: an outbound claim pipelined behind it is never told it failed while its lease stays held",
-  async (pg) => {
-    const url = await pg.createDatabase("deadline_pipelined");
-    // One connection: every query of the store goes out on it, pipelined.
-    const store = await PgQueueStore.open({ url, max: 1 }, {
-      nodeId: "n1",
-      callDeadlineMs: DEADLINE_MS,
-    });
+  { db: "deadline_pipelined", max: 1 },
+  async ({ store, url }) => {
     const locker = postgres(url, { max: 1, onnotice: () => {} });
     let unlock = () => {};
     let held: Promise<unknown> = Promise.resolve();
@@ -119,67 +110,47 @@ await postgresTest(
       unlock();
       await held;
       await locker.end({ timeout: 1 });
-      await store.close();
     }
   },
 );
 
-await postgresTest(
+await shortDeadlineTest(
   "an outbound claim whose INSERT committed but whose answer never came is taken back: the next claim gets the destination",
-  async (pg) => {
-    const url = await pg.createDatabase("deadline_outbound_answer");
-    const proxy = await startPostgresProxy(pg.port);
-    const store = await PgQueueStore.open({ url: proxy.via(url) }, {
-      nodeId: "n1",
-      callDeadlineMs: DEADLINE_MS,
-      commitDeadlineMs: DEADLINE_MS,
+  { db: "deadline_outbound_answer", proxy: true, shortCommits: true },
+  async (t) => {
+    const { store } = t;
+    await queueMessage(store, {
+      from: "s@example.net",
+      to: [rcpt("v@dest.example", { route: "mx" })],
     });
-    try {
-      await queueMessage(store, {
-        from: "s@example.net",
-        to: [rcpt("v@dest.example", { route: "mx" })],
-      });
-      // The server's CommandComplete for the lease's upsert: it ran and committed (autocommit),
-      // and the answer never reaches the client.
-      const stalled = proxy.stallWhenAnswered("INSERT 0 1");
-      const first = await claimed(store.claimOutbound({ ...W, now: Date.now() }));
-      assert.equal(await within(stalled.then(() => "stalled")), "stalled");
-      assert.match(first, /outbound claim: no answer from PostgreSQL within 500 ms/);
-      // Before: the worker waited for that answer forever; the lease, committed, held the
-      // destination for its 600 s. Now this node takes it back: its next claim gets it.
-      assert.equal(await claimAgain(store), "claimed dest.example");
-    } finally {
-      await proxy.close();
-      await store.close();
-    }
+    // The server's CommandComplete for the lease's upsert: it ran and committed (autocommit),
+    // and the answer never reaches the client.
+    const stalled = proxyOf(t).stallWhenAnswered("INSERT 0 1");
+    const first = await claimed(store.claimOutbound({ ...W, now: Date.now() }));
+    assert.equal(await within(stalled.then(() => "stalled")), "stalled");
+    assert.match(first, /outbound claim: no answer from PostgreSQL within 500 ms/);
+    // Before: the worker waited for that answer forever; the lease, committed, held the
+    // destination for its 600 s. Now this node takes it back: its next claim gets it.
+    assert.equal(await claimAgain(store), "claimed dest.example");
   },
 );
 
-await postgresTest(
+await shortDeadlineTest(
   "a lease release whose connection is lost (as a connection dropped past another call's deadline) is tried again on another: the next ATRN gets the domain",
-  async (pg) => {
-    const url = await pg.createDatabase("deadline_release_lost");
-    const proxy = await startPostgresProxy(pg.port);
-    const store = await PgQueueStore.open({ url: proxy.via(url) }, {
-      nodeId: "n1",
-      callDeadlineMs: DEADLINE_MS,
-    });
-    try {
-      await queueMessage(store, { from: "s@example.net", to: ["u@example.org"] });
-      const claim = await store.claim(["example.org"], { owner: "s1", leaseSeconds: 600 });
-      assert.equal(claim.kind, "claimed");
-      const lease = (claim as Extract<ClaimResult, { kind: "claimed" }>).lease;
-      // The release's connection is reset as its DELETE goes out: a retryable error.
-      const cut = proxy.cutWhenSent(`DELETE FROM "domain_leases"`, "reset");
-      const released = await within(lease.release().then(() => "released", String));
-      assert.equal(await within(cut.then(() => "cut")), "cut");
-      // Before: the error went to the session and the lease stayed for its 600 s.
-      assert.equal(released, "released");
-      const next = await store.claim(["example.org"], { owner: "s2", leaseSeconds: 600 });
-      assert.equal(next.kind, "claimed");
-    } finally {
-      await proxy.close();
-      await store.close();
-    }
+  { db: "deadline_release_lost", proxy: true },
+  async (t) => {
+    const { store } = t;
+    await queueMessage(store, { from: "s@example.net", to: ["u@example.org"] });
+    const claim = await store.claim(["example.org"], { owner: "s1", leaseSeconds: 600 });
+    assert.equal(claim.kind, "claimed");
+    const lease = (claim as Extract<ClaimResult, { kind: "claimed" }>).lease;
+    // The release's connection is reset as its DELETE goes out: a retryable error.
+    const cut = proxyOf(t).cutWhenSent(`DELETE FROM "domain_leases"`, "reset");
+    const released = await within(lease.release().then(() => "released", String));
+    assert.equal(await within(cut.then(() => "cut")), "cut");
+    // Before: the error went to the session and the lease stayed for its 600 s.
+    assert.equal(released, "released");
+    const next = await store.claim(["example.org"], { owner: "s2", leaseSeconds: 600 });
+    assert.equal(next.kind, "claimed");
   },
 );

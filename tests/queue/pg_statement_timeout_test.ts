@@ -11,13 +11,10 @@ import net from "node:net";
 import postgres from "postgres";
 import { PgQueueStore } from "../../src/queue/pg/store.ts";
 import type { ClaimResult, Lease } from "../../src/queue/types.ts";
+import { DEADLINE_MS, shortDeadlineTest, STEP_BOUND_MS } from "../_helpers/pg_short_deadline.ts";
 import { postgresTest } from "../_helpers/postgres.ts";
 import { queueMessage, rcpt } from "../_helpers/queue_fixtures.ts";
 import { answerWithin, until } from "../_helpers/wait_until.ts";
-
-const DEADLINE_MS = 500;
-/** Each step waits at most this long: a call that never answers fails the test. */
-const STEP_BOUND_MS = 5_000;
 
 const leaseOf = (c: ClaimResult): Lease => {
   assert.equal(c.kind, "claimed");
@@ -48,14 +45,10 @@ async function lockLease(sql: postgres.Sql, domain: string) {
   };
 }
 
-await postgresTest(
+await shortDeadlineTest(
   "two drains on one busy connection: customer X's body read never gets customer Y's body",
-  async (pg) => {
-    const url = await pg.createDatabase("deadline_body_leak");
-    const store = await PgQueueStore.open({ url, max: 1 }, {
-      nodeId: "n1",
-      callDeadlineMs: DEADLINE_MS,
-    });
+  { db: "deadline_body_leak", max: 1 },
+  async ({ store, url }) => {
     const locker = postgres(url, { max: 1, onnotice: () => {} });
     let unlock = () => Promise.resolve();
     try {
@@ -92,16 +85,14 @@ await postgresTest(
     } finally {
       await unlock();
       await locker.end({ timeout: 1 });
-      await store.close();
     }
   },
 );
 
-await postgresTest(
+await shortDeadlineTest(
   "a call stuck on a lock is ended by the server (statement_timeout just below its deadline)",
-  async (pg) => {
-    const url = await pg.createDatabase("deadline_statement_timeout");
-    const store = await PgQueueStore.open({ url }, { nodeId: "n1", callDeadlineMs: DEADLINE_MS });
+  { db: "deadline_statement_timeout" },
+  async ({ store, url }) => {
     const locker = postgres(url, { max: 1, onnotice: () => {} });
     const watcher = postgres(url, { max: 1, onnotice: () => {} });
     let unlock = () => Promise.resolve();
@@ -127,7 +118,6 @@ await postgresTest(
       await unlock();
       await locker.end({ timeout: 1 });
       await watcher.end({ timeout: 1 });
-      await store.close();
     }
   },
 );
