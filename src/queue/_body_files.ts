@@ -33,15 +33,20 @@ import { errorText } from "../errors.ts";
 import type { Logger } from "../observe/log.ts";
 import { mainFile } from "./db.ts";
 import { isQueueId, newQueueId } from "./id.ts";
+import {
+  BodyFileWriter,
+  type BodySync,
+  parseBodyName,
+  Segment,
+  type SegmentOwner,
+} from "./_body_segment.ts";
+
+export type { BodyFileWriter, BodySync };
 
 /** Folder of the body files, inside the data directory. */
 export const BODY_DIR = "bodies";
 
-/** Runs one sync of a body file ("data") or of their folder; tests wrap it to hold or fail it. */
-export type BodySync = (
-  what: "data" | "folder" | "parent",
-  run: () => Promise<void>,
-) => Promise<void>;
+const plainSync: BodySync = (_what, run) => run();
 
 /** Options of `BodyFiles`. */
 export interface BodyFilesOptions {
@@ -49,63 +54,31 @@ export interface BodyFilesOptions {
   readonly sync?: BodySync;
   /** Bytes per read of a body file (what a reader holds of a body at a time); default 64 KiB. */
   readonly readBytes?: number;
+  /** A segment takes no more bodies once it holds this many bytes; default SEGMENT_BYTES. */
+  readonly segmentBytes?: number;
 }
 
-const plainSync: BodySync = (_what, run) => run();
-
 /** Empty files kept ready (their names on disk); more are made when half are taken. */
-export const SPARE_FILES = 16;
+export const SPARE_FILES = 4;
 
-/** One body being written to its file. */
-export class BodyFileWriter {
-  /** The file's name in the folder (the message row's `body_file`). */
+/**
+ * A segment takes no more bodies once it holds this many bytes (~40 bodies of 100 KB): its
+ * inode is paid once for them, and one message held for an offline customer keeps at most this
+ * much disk of bodies long gone.
+ */
+export const SEGMENT_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Segments kept open for the next bodies once their writers are done: as many as bodies are
+ * written at once, up to this; past it a segment is closed when its writer is done.
+ */
+const OPEN_SEGMENTS = 16;
+
+/** An empty file made ahead, its name synced. */
+interface Spare {
   readonly name: string;
-  readonly #file: Deno.FsFile;
-  readonly #path: string;
-  readonly #sync: BodySync;
-  #isClosed = false;
-
-  constructor(name: string, file: Deno.FsFile, path: string, sync: BodySync) {
-    this.name = name;
-    this.#file = file;
-    this.#path = path;
-    this.#sync = sync;
-  }
-
-  /**
-   * Appends `bytes` (copied into the page cache before this returns). On the loop: handing each
-   * write to a thread cost more in wake-ups than the copy (paired 1.05× against 1.28× at
-   * 10 × 100 KB, bench/ab_ingest.ts).
-   */
-  write(bytes: Uint8Array): void {
-    let offset = 0;
-    while (offset < bytes.length) offset += this.#file.writeSync(bytes.subarray(offset));
-  }
-
-  /** The file's data on disk (off the event loop; its name was synced before it was handed out). */
-  async finish(): Promise<void> {
-    try {
-      await this.#sync("data", () => this.#file.syncData());
-    } finally {
-      this.close();
-    }
-  }
-
-  /** Closes and removes the file (no row points at it). */
-  discard(): void {
-    this.close();
-    try {
-      Deno.removeSync(this.#path);
-    } catch {
-      // Gone already, or left as an orphan for the next start.
-    }
-  }
-
-  close(): void {
-    if (this.#isClosed) return;
-    this.#isClosed = true;
-    this.#file.close();
-  }
+  readonly path: string;
+  readonly file: Deno.FsFile;
 }
 
 /** The body files of one store. */
@@ -118,7 +91,19 @@ export class BodyFiles {
   readonly #forget: StatementSync;
   readonly #sync: BodySync;
   readonly #readBytes: number;
-  readonly #spares: BodyFileWriter[] = [];
+  readonly #segmentBytes: number;
+  readonly #spares: Spare[] = [];
+  /** This process's segments until their file goes (open or retired). */
+  readonly #segments = new Map<string, Segment>();
+  /** Segments open for the next body, no writer on them. */
+  readonly #free: Segment[] = [];
+  /**
+   * Bodies per segment file: those named by a row, as counted at the start (removeOrphans), and
+   * those handed out since and not gone. Known only in the process that receives mail.
+   */
+  readonly #refs = new Map<string, number>();
+  #isCounted = false;
+  readonly #owner: SegmentOwner;
   /** Spares being made now. */
   #filling: Promise<void> | undefined;
   /** The data directory's entry of the folder is on disk (synced once, before the first file). */
@@ -132,21 +117,22 @@ export class BodyFiles {
     if (file === "") return undefined;
     const dir = join(dirname(file), BODY_DIR);
     Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    return new BodyFiles(db, dir, log, opts.sync ?? plainSync, opts.readBytes ?? 64 * 1024);
+    return new BodyFiles(db, dir, log, opts);
   }
 
-  private constructor(
-    db: DatabaseSync,
-    dir: string,
-    log: Logger,
-    sync: BodySync,
-    readBytes: number,
-  ) {
+  private constructor(db: DatabaseSync, dir: string, log: Logger, opts: BodyFilesOptions) {
     this.dir = dir;
-    this.#readBytes = readBytes;
-    this.#sync = sync;
+    this.#readBytes = opts.readBytes ?? 64 * 1024;
+    this.#segmentBytes = opts.segmentBytes ?? SEGMENT_BYTES;
+    this.#sync = opts.sync ?? plainSync;
     this.#db = db;
     this.#log = log;
+    this.#owner = {
+      release: (segment) => this.#release(segment),
+      // A refused body's file goes at once (rare: a failed write, sync or COMMIT).
+      drop: (segment) => void this.#remove(this.#drop([segment]), true),
+      sync: this.#sync,
+    };
     this.#dirHandle = Deno.openSync(dir, { read: true });
     // After `temp_store` is set (changing it drops temporary tables and triggers).
     db.exec(
@@ -164,36 +150,52 @@ export class BodyFiles {
     return this.#broken;
   }
 
-  /** An empty file for one body, its name already on disk. Rejects if none can be made. */
+  /**
+   * Where one body goes: the end of an open segment no other body is written to, or a new one
+   * (a spare, its name already on disk). Rejects if none can be made.
+   */
   async take(): Promise<BodyFileWriter> {
     for (;;) {
       if (this.#broken !== undefined) throw this.#broken;
       if (this.#isClosed) throw new Error("queue body files used after close");
-      const spare = this.#spares.pop();
-      if (spare !== undefined) {
-        if (this.#spares.length < SPARE_FILES / 2) this.#refill().catch(() => {});
-        return spare;
+      let segment = this.#free.pop();
+      if (segment === undefined) {
+        const spare = this.#spares.pop();
+        if (spare !== undefined) {
+          if (this.#spares.length < SPARE_FILES / 2) this.#refill().catch(() => {});
+          segment = new Segment(spare.name, spare.path, spare.file);
+          this.#segments.set(segment.name, segment);
+        }
+      }
+      if (segment !== undefined) {
+        segment.held = true;
+        this.#refs.set(segment.name, (this.#refs.get(segment.name) ?? 0) + 1);
+        return new BodyFileWriter(segment, this.#owner);
       }
       await this.#refill();
     }
   }
 
   /**
-   * The body in file `name`, `readBytes` at a time (each a new buffer: the reader may keep
-   * it). Throws when the file is missing or does not hold `size` bytes: a body with a hole is
-   * never sent.
+   * The body a row names `name`, `readBytes` at a time (each a new buffer: the reader may keep
+   * it). Throws when its file is missing or does not hold its `size` bytes: a body with a hole
+   * is never sent. A whole file (written before step 9) must hold exactly `size`.
    */
   *read(id: string, name: string, size: number): Generator<Uint8Array> {
     let file: Deno.FsFile;
+    const place = parseBodyName(name);
     try {
-      if (!isQueueId(name)) throw new Error(`"${name}" is not a body file's name`);
-      file = Deno.openSync(join(this.dir, name), { read: true });
+      if (place === undefined) throw new Error(`"${name}" is not a body file's name`);
+      file = Deno.openSync(join(this.dir, place.file), { read: true });
     } catch (err) {
       throw new Error(`Cannot read body of message "${id}": ${errorText(err)}`);
     }
     try {
+      const whole = place.offset === undefined;
+      if (!whole) file.seekSync(place.offset, Deno.SeekMode.Start);
       let total = 0;
-      for (;;) {
+      // A whole file is read one byte past its size: it must end there.
+      while (whole || total < size) {
         const buffer = new Uint8Array(Math.min(this.#readBytes, Math.max(1, size - total)));
         const n = file.readSync(buffer);
         if (n === null || n === 0) break;
@@ -212,9 +214,9 @@ export class BodyFiles {
   }
 
   /**
-   * The files of deleted messages, once their deletion is on disk: `syncAll` commits and syncs
+   * The bodies of deleted messages, once their deletion is on disk: `syncAll` commits and syncs
    * everything written so far (it throws after a failed sync: nothing is taken then). They are
-   * forgotten here: a crash before `unlink` leaves them as orphans for the next start.
+   * forgotten here: a crash before `unlink` leaves their files as orphans for the next start.
    */
   takeGone(syncAll: () => void): string[] {
     const names = this.#goneNames();
@@ -225,38 +227,41 @@ export class BodyFiles {
   }
 
   /**
-   * Unlinks files taken by `takeGone`, one at a time off the loop (an unlink took ~0.17 ms of
-   * CPU: a drained burst must not hold the loop); `now`: on this thread (close). How many went.
+   * Unlinks the files of bodies taken by `takeGone`, one at a time off the loop (an unlink took
+   * ~0.17 ms of CPU: a drained burst must not hold the loop); `now`: on this thread (close). A
+   * segment goes with the last of its bodies, once it takes no more, and only in the process
+   * that counted them (serve); in another it stays for serve's next start. How many went.
    */
   async unlink(names: readonly string[], now = false): Promise<number> {
-    let removed = 0;
+    const files: string[] = [];
+    const segments: string[] = [];
     for (const name of names) {
-      if (!isQueueId(name)) continue;
-      try {
-        const path = join(this.dir, name);
-        if (now) Deno.removeSync(path);
-        else await Deno.remove(path);
-        removed++;
-      } catch (err) {
-        if (!(err instanceof Deno.errors.NotFound)) {
-          this.#log.warn("queue_body_remove_failed", { file: name, reason: errorText(err) });
-        }
-      }
+      const place = parseBodyName(name);
+      if (place === undefined) continue;
+      if (place.offset === undefined) files.push(place.file);
+      else if (this.#isCounted) segments.push(place.file);
     }
-    return removed;
+    return await this.#remove([...files, ...this.#drop(segments)], now);
   }
 
   /**
-   * Removes files no message row names (a crash while receiving, or before removeGone ran).
-   * Only in the process that receives mail, before it receives any (see above).
+   * Removes files no message row names (a crash while receiving, or before removeGone ran), and
+   * counts the bodies of each segment. Only in the process that receives mail, before it
+   * receives any (see above).
    */
   removeOrphans(): number {
-    const named = new Set<unknown>();
+    const named = new Set<string>();
     for (
       const row of this.#db.prepare("SELECT body_file FROM messages WHERE body_file NOT NULL").all()
     ) {
-      named.add(row.body_file);
+      const place = typeof row.body_file === "string" ? parseBodyName(row.body_file) : undefined;
+      if (place === undefined) continue;
+      named.add(place.file);
+      if (place.offset !== undefined) {
+        this.#refs.set(place.file, (this.#refs.get(place.file) ?? 0) + 1);
+      }
     }
+    this.#isCounted = true;
     let removed = 0;
     for (const entry of Deno.readDirSync(this.dir)) {
       if (named.has(entry.name)) continue;
@@ -278,18 +283,90 @@ export class BodyFiles {
   }
 
   /**
-   * After the store's last sync: removes the files of deleted messages and the spares (no row
-   * names them), and closes the folder.
+   * After the store's last sync: removes the files of deleted messages, the spares and the
+   * segments no row names (no row is written any more), and closes the folder.
    */
   close(): void {
     if (this.#isClosed) return;
     void this.unlink(this.takeGone(() => {}), true);
     this.#isClosed = true;
-    for (const spare of this.#spares.splice(0)) spare.discard();
+    const empty: string[] = [];
+    for (const segment of this.#segments.values()) {
+      segment.close();
+      if ((this.#refs.get(segment.name) ?? 0) === 0) empty.push(segment.name);
+    }
+    this.#free.length = 0;
+    void this.#remove(empty, true);
+    for (const spare of this.#spares.splice(0)) this.#discardSpare(spare);
     try {
       this.#dirHandle.close();
     } catch {
       // Already closed.
+    }
+  }
+
+  /** A writer is done with `segment`: it takes the next body, or is closed when full. */
+  #release(segment: Segment): void {
+    segment.held = false;
+    const open = !segment.retired && !this.#isClosed && segment.end < this.#segmentBytes &&
+      this.#free.length < OPEN_SEGMENTS;
+    if (open) return void this.#free.push(segment);
+    segment.close();
+    if (this.#refs.has(segment.name)) return;
+    // Every body of it went already (dropped while written): nothing names it.
+    this.#segments.delete(segment.name);
+    void this.#remove([segment.name], true);
+  }
+
+  /**
+   * One body fewer in each of `segments` (a name once per body); returns those with none left
+   * that take no more (forgotten here: the caller removes them). A segment whose bodies were
+   * never counted here is left alone.
+   */
+  #drop(segments: readonly string[]): string[] {
+    const empty: string[] = [];
+    for (const name of segments) {
+      const left = (this.#refs.get(name) ?? 0) - 1;
+      if (left < 0) continue;
+      if (left > 0) {
+        this.#refs.set(name, left);
+        continue;
+      }
+      this.#refs.delete(name);
+      const segment = this.#segments.get(name);
+      // Still taking bodies (or held): it goes when full, or at close.
+      if (segment !== undefined && !segment.retired) continue;
+      this.#segments.delete(name);
+      empty.push(name);
+    }
+    return empty;
+  }
+
+  /** Unlinks files of the folder (off the loop unless `now`); how many went. */
+  async #remove(files: readonly string[], now: boolean): Promise<number> {
+    let removed = 0;
+    for (const name of files) {
+      if (!isQueueId(name)) continue;
+      try {
+        const path = join(this.dir, name);
+        if (now) Deno.removeSync(path);
+        else await Deno.remove(path);
+        removed++;
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) {
+          this.#log.warn("queue_body_remove_failed", { file: name, reason: errorText(err) });
+        }
+      }
+    }
+    return removed;
+  }
+
+  #discardSpare(spare: Spare): void {
+    try {
+      spare.file.close();
+      Deno.removeSync(spare.path);
+    } catch {
+      // Gone already, or left as an orphan for the next start.
     }
   }
 
@@ -310,13 +387,13 @@ export class BodyFiles {
   }
 
   async #fill(): Promise<void> {
-    const made: BodyFileWriter[] = [];
+    const made: Spare[] = [];
     try {
       for (let i = this.#spares.length; i < SPARE_FILES; i++) {
         const name = newQueueId(Date.now());
         const path = join(this.dir, name);
         const file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
-        made.push(new BodyFileWriter(name, file, path, this.#sync));
+        made.push({ name, path, file });
       }
       // A folder made by this start (the first after the upgrade) needs its own name on disk
       // too, before a row can name a file in it.
@@ -326,12 +403,12 @@ export class BodyFiles {
       }
       await this.#syncFolder("folder", this.dir);
     } catch (err) {
-      for (const spare of made) spare.discard();
+      for (const spare of made) this.#discardSpare(spare);
       this.#log.warn("queue_body_files_failed", { reason: errorText(err) });
       throw err;
     }
     if (this.#isClosed) {
-      for (const spare of made) spare.discard();
+      for (const spare of made) this.#discardSpare(spare);
       return;
     }
     this.#spares.push(...made);

@@ -137,4 +137,11 @@ ${waitingTriggers("route_waiting")}
   `
   ALTER TABLE messages ADD COLUMN body_file TEXT;
   `,
+  // 9: `body_file` may name a part of a segment file shared by several bodies,
+  // `<segment>@<offset>` (src/queue/_body_segment.ts, issue 13). No table changes: the step is
+  // there so that an older program refuses the database instead of reading such a name as a
+  // missing file, or removing a segment at start as a file no row names.
+  `
+  SELECT 1;
+  `,
 ];

@@ -1,9 +1,10 @@
 /**
- * Schema step 8 (issue 13): a body of a chunk or more is kept in a file of its own under
+ * Schema steps 8 and 9 (issue 13): a body of a chunk or more is kept in a file under
  * `data_dir/bodies/`, and its message row is written only once that file is on disk. A crash at
  * any moment leaves either the message whole or no message (a file nobody names, removed at the
  * next start); a deleted message's file goes once the deletion is on disk; queues written before
- * the step (bodies in `message_chunks`) keep working.
+ * the step (bodies in `message_chunks`) keep working. Most tests here give each body a segment
+ * of its own (`ONE_PER_FILE`); body_segments_test.ts has the bodies that share one.
  */
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
@@ -31,10 +32,14 @@ function query(dataDir: string, sql: string, ...args: string[]): Record<string, 
   }
 }
 
-/** The `body_file` of message `id`, read on a connection of its own. */
+/** The file holding the body of message `id` (its row's `body_file` up to "@"). */
 function bodyFileOf(dataDir: string, id: string): unknown {
-  return query(dataDir, "SELECT body_file FROM messages WHERE id = ?", id)[0]?.body_file;
+  const name = query(dataDir, "SELECT body_file FROM messages WHERE id = ?", id)[0]?.body_file;
+  return typeof name === "string" ? name.split("@")[0] : name;
 }
+
+/** Each body in a segment file of its own: it takes no more once it holds any. */
+const ONE_PER_FILE = { segmentBytes: 1 } as const;
 
 function chunkRows(dataDir: string): number {
   return Number(query(dataDir, "SELECT count(*) AS n FROM message_chunks")[0]?.n);
@@ -69,7 +74,7 @@ function exists(path: string): boolean {
 
 async function withStore(
   fn: (store: SqliteQueueStore, dataDir: string) => Promise<void>,
-  opts: SqliteQueueStoreOptions = {},
+  opts: SqliteQueueStoreOptions = { bodyFiles: ONE_PER_FILE },
 ): Promise<void> {
   await withTempDataDir(async (dataDir) => {
     const store = new SqliteQueueStore(openDatabase(dataDir), opts);
@@ -135,7 +140,7 @@ Deno.test("the message row is written only once its body's file is on disk (#13)
     const id = await committed;
     assert.equal(messageRows(dataDir), 1);
     assert.equal((await collectBytes(store.readBody(id))).length, BIG);
-  }, { bodyFiles: { sync } });
+  }, { bodyFiles: { ...ONE_PER_FILE, sync } });
 });
 
 Deno.test("a failed sync of a body's file refuses that message: no row, no file (#13)", async () => {
@@ -157,7 +162,7 @@ Deno.test("a failed sync of a body's file refuses that message: no row, no file 
     // Only that message: the next one is stored.
     const id = await queueMessage(store, { to: ["a@one.test"], body: bytes(BIG, 5) });
     assert.deepEqual(await collectBytes(store.readBody(id)), bytes(BIG, 5));
-  }, { bodyFiles: { sync } });
+  }, { bodyFiles: { ...ONE_PER_FILE, sync } });
 });
 
 Deno.test("a failed sync of the body folder is final for bodies in files; short ones still go (#13)", async () => {
@@ -175,12 +180,12 @@ Deno.test("a failed sync of the body folder is final for bodies in files; short 
     assert.equal(messageRows(dataDir), 0);
     const small = await queueMessage(store, { to: ["a@one.test"], body: bytes(100, 7) });
     assert.equal((await collectBytes(store.readBody(small))).length, 100);
-  }, { bodyFiles: { sync } });
+  }, { bodyFiles: { ...ONE_PER_FILE, sync } });
 });
 
 Deno.test("a crash while a body is written leaves no message; its file goes at the next start (#13)", async () => {
   await withTempDataDir(async (dataDir) => {
-    const first = new SqliteQueueStore(openDatabase(dataDir));
+    const first = new SqliteQueueStore(openDatabase(dataDir), { bodyFiles: ONE_PER_FILE });
     const kept = await queueMessage(first, { to: ["a@one.test"], body: bytes(BIG, 8) });
     const crashed = await first.begin({
       mailFrom: "",
@@ -253,7 +258,7 @@ Deno.test("a queue of before step 8 (bodies in message_chunks) is read, drained 
     await old.close();
     assert.equal(chunkRows(dataDir), 4);
 
-    const store = new SqliteQueueStore(openDatabase(dataDir));
+    const store = new SqliteQueueStore(openDatabase(dataDir), { bodyFiles: ONE_PER_FILE });
     try {
       const c = await queueMessage(store, { to: ["a@one.test"], body: bytes(BIG, 17) });
       assert.equal(typeof bodyFileOf(dataDir, c), "string");
@@ -318,7 +323,7 @@ Deno.test("the folder's own entry is synced once, before the first file is hande
     }
     assert.equal(calls.filter((w) => w === "parent").length, 1);
     assert.ok(calls.filter((w) => w === "folder").length >= 2, "spares made again");
-  }, { bodyFiles: { sync } });
+  }, { bodyFiles: { ...ONE_PER_FILE, sync } });
 });
 
 Deno.test("a body file lost does not stop maintenance: the report goes without it, others go on (#13)", async () => {
@@ -344,7 +349,7 @@ Deno.test("a body file lost does not stop maintenance: the report goes without i
       await new Promise((r) => setTimeout(r, 10));
     }
     assert.ok(!filledFiles(dataDir).includes(String(fileB)), "b's file went");
-  }, { now: () => now });
+  }, { now: () => now, bodyFiles: ONE_PER_FILE });
 });
 
 Deno.test("after a failed sync of the body folder, ping() fails: /healthz says 503 (#13)", async () => {
@@ -363,7 +368,7 @@ Deno.test("after a failed sync of the body folder, ping() fails: /healthz says 5
       /body folder/,
     );
     await assert.rejects(store.ping(), /body folder/);
-  }, { bodyFiles: { sync } });
+  }, { bodyFiles: { ...ONE_PER_FILE, sync } });
 });
 
 Deno.test("a message whose group COMMIT failed leaves no body file behind (#13)", async () => {
@@ -376,7 +381,7 @@ Deno.test("a message whose group COMMIT failed leaves no body file behind (#13)"
       // transaction makes its COMMIT fail (a stand-in for SQLITE_FULL or an I/O error).
       if (what === "data" && inject) setImmediate(() => db.exec("INSERT INTO temp.c VALUES (9)"));
     };
-    const store = new SqliteQueueStore(db, { bodyFiles: { sync } });
+    const store = new SqliteQueueStore(db, { bodyFiles: { ...ONE_PER_FILE, sync } });
     db.exec(
       "CREATE TEMP TABLE p (id INTEGER PRIMARY KEY); " +
         "CREATE TEMP TABLE c (x INTEGER REFERENCES p (id) DEFERRABLE INITIALLY DEFERRED)",

@@ -1,0 +1,286 @@
+/**
+ * Schema step 9 (issue 13): bodies of 64 KiB or more written one after the other share a segment
+ * file (`<segment>@<offset>` in the row), so a message costs no inode of its own. Each body reads
+ * back exactly; bodies written at once go to different segments; a failed sync or a crash costs
+ * no other body; a segment goes once no row names any of its bodies and it takes no more, and
+ * only the process that counted its bodies (serve) removes it. An older program refuses the
+ * database.
+ */
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { applyMigrations, openDatabase } from "../../src/queue/db.ts";
+import { QUEUE_MIGRATIONS } from "../../src/queue/_schema.ts";
+import { BODY_DIR, type BodySync } from "../../src/queue/_body_files.ts";
+import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
+import { collectBytes } from "../_helpers/bytes.ts";
+import { maintenanceOptions, queueMessage, rcpt } from "../_helpers/queue_fixtures.ts";
+import { withTempDataDir } from "../_helpers/temp_db.ts";
+
+const BIG = 100 * 1024;
+/** The store's chunk: a body's bytes go to its file a chunk at a time. */
+const CHUNK = 64 * 1024;
+
+function bytes(n: number, seed: number): Uint8Array {
+  return Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed + (i >> 10)) & 0xff);
+}
+
+/** The row's `body_file` of message `id`, read on a connection of its own. */
+function bodyNameOf(dataDir: string, id: string): string {
+  const raw = new DatabaseSync(`${dataDir}/odmr.db`);
+  try {
+    const row = raw.prepare("SELECT body_file FROM messages WHERE id = ?").get(id);
+    return String(row?.body_file);
+  } finally {
+    raw.close();
+  }
+}
+
+function segmentOf(dataDir: string, id: string): string {
+  return bodyNameOf(dataDir, id).split("@")[0] ?? "";
+}
+
+/** The files in the body folder that hold bytes (spares are empty). */
+function filledFiles(dataDir: string): string[] {
+  const out: string[] = [];
+  for (const e of Deno.readDirSync(`${dataDir}/${BODY_DIR}`)) {
+    try {
+      if (Deno.statSync(`${dataDir}/${BODY_DIR}/${e.name}`).size > 0) out.push(e.name);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+  }
+  return out.sort();
+}
+
+/** Waits (bounded) until `check` holds: files are unlinked off the loop. */
+async function eventually(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 100 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
+}
+
+Deno.test("bodies written one after the other share a segment, each read back exactly (#13)", async () => {
+  await withTempDataDir(async (dataDir) => {
+    const store = new SqliteQueueStore(openDatabase(dataDir));
+    try {
+      const sizes = [BIG, 64 * 1024, BIG + 7, 300 * 1024];
+      const ids: string[] = [];
+      for (const [i, n] of sizes.entries()) {
+        ids.push(await queueMessage(store, { to: ["a@one.test"], body: bytes(n, i) }));
+      }
+      const segment = segmentOf(dataDir, ids[0] ?? "");
+      let offset = 0;
+      for (const [i, id] of ids.entries()) {
+        assert.equal(bodyNameOf(dataDir, id), `${segment}@${offset}`);
+        offset += sizes[i] ?? 0;
+      }
+      assert.deepEqual(filledFiles(dataDir), [segment], "one file for all of them");
+      for (const [i, id] of ids.entries()) {
+        assert.deepEqual(await collectBytes(store.readBody(id)), bytes(sizes[i] ?? 0, i));
+      }
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("bodies written at the same time go to different segments (#13)", async () => {
+  await withTempDataDir(async (dataDir) => {
+    const store = new SqliteQueueStore(openDatabase(dataDir));
+    try {
+      const a = await store.begin({ mailFrom: "", params: {}, recipients: [rcpt("a@one.test")] });
+      const b = await store.begin({ mailFrom: "", params: {}, recipients: [rcpt("b@one.test")] });
+      for (let i = 0; i < 3; i++) {
+        await a.write(bytes(BIG, 10 + i));
+        await b.write(bytes(BIG, 20 + i));
+      }
+      await Promise.all([a.commit(), b.commit()]);
+      assert.notEqual(segmentOf(dataDir, a.id), segmentOf(dataDir, b.id));
+      const expected = (seed: number) =>
+        new Uint8Array([0, 1, 2].flatMap((i) => [...bytes(BIG, seed + i)]));
+      assert.deepEqual(await collectBytes(store.readBody(a.id)), expected(10));
+      assert.deepEqual(await collectBytes(store.readBody(b.id)), expected(20));
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("a body dropped or refused costs no other body; a failed sync retires its segment (#13)", async () => {
+  let failNext = false;
+  const sync: BodySync = async (what, run) => {
+    if (what === "data" && failNext) {
+      failNext = false;
+      throw new Error("EIO (test)");
+    }
+    await run();
+  };
+  await withTempDataDir(async (dataDir) => {
+    const store = new SqliteQueueStore(openDatabase(dataDir), { bodyFiles: { sync } });
+    try {
+      const first = await queueMessage(store, { to: ["a@one.test"], body: bytes(BIG, 1) });
+      const dropped = await store.begin({
+        mailFrom: "",
+        params: {},
+        recipients: [rcpt("a@one.test")],
+      });
+      await dropped.write(bytes(2 * CHUNK, 2)); // two whole chunks: both in the file
+      await dropped.abort();
+      const second = await queueMessage(store, { to: ["a@one.test"], body: bytes(BIG, 3) });
+      // The dropped bytes stay where they are, named by no row; the next body goes after them.
+      assert.equal(bodyNameOf(dataDir, second), `${segmentOf(dataDir, first)}@${BIG + 2 * CHUNK}`);
+      failNext = true;
+      await assert.rejects(
+        queueMessage(store, { to: ["a@one.test"], body: bytes(BIG, 4) }),
+        /EIO \(test\)/,
+      );
+      const third = await queueMessage(store, { to: ["a@one.test"], body: bytes(BIG, 5) });
+      assert.notEqual(segmentOf(dataDir, third), segmentOf(dataDir, first), "a new segment");
+      assert.equal(bodyNameOf(dataDir, third).split("@")[1], "0");
+      assert.deepEqual(await collectBytes(store.readBody(first)), bytes(BIG, 1));
+      assert.deepEqual(await collectBytes(store.readBody(second)), bytes(BIG, 3));
+      assert.deepEqual(await collectBytes(store.readBody(third)), bytes(BIG, 5));
+      assert.equal((await store.list()).length, 3);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("a segment goes once none of its bodies is named and it takes no more (#13)", async () => {
+  await withTempDataDir(async (dataDir) => {
+    // Full after its third body of 100 KB.
+    const opts = { bodyFiles: { segmentBytes: 3 * BIG } };
+    const store = new SqliteQueueStore(openDatabase(dataDir), opts);
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        ids.push(await queueMessage(store, { to: [`u${i}@one.test`], body: bytes(BIG, i) }));
+      }
+      const [a, b, c, d] = ids as [string, string, string, string];
+      const full = segmentOf(dataDir, a);
+      assert.deepEqual([b, c].map((id) => segmentOf(dataDir, id)), [full, full]);
+      const open = segmentOf(dataDir, d);
+      assert.notEqual(open, full);
+      assert.equal(await store.delete([a, b]), 2);
+      await store.maintain(maintenanceOptions());
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(filledFiles(dataDir), [full, open].sort(), "c is still in it");
+      assert.deepEqual(await collectBytes(store.readBody(c)), bytes(BIG, 2));
+      assert.equal(await store.delete([c, d]), 2);
+      // Not before the deletion is on disk (maintenance syncs it first).
+      assert.deepEqual(filledFiles(dataDir), [full, open].sort());
+      await store.maintain(maintenanceOptions());
+      await eventually(() => !filledFiles(dataDir).includes(full));
+      // The open one takes the next bodies; it goes at close, as nothing names it.
+      assert.deepEqual(filledFiles(dataDir), [open]);
+    } finally {
+      await store.close();
+    }
+    assert.deepEqual(filledFiles(dataDir), []);
+  });
+});
+
+Deno.test("after a crash a segment keeps its named bodies, takes no more and goes with the last (#13)", async () => {
+  await withTempDataDir(async (dataDir) => {
+    const first = new SqliteQueueStore(openDatabase(dataDir));
+    const kept = await queueMessage(first, { to: ["a@one.test"], body: bytes(BIG, 1) });
+    const crashed = await first.begin({
+      mailFrom: "",
+      params: {},
+      recipients: [rcpt("b@one.test")],
+    });
+    await crashed.write(bytes(BIG, 2)); // after kept's body, never committed
+    const segment = segmentOf(dataDir, kept);
+    // A crash: no close (which would tidy up), the next start reads what is on disk.
+    const second = new SqliteQueueStore(openDatabase(dataDir));
+    try {
+      assert.deepEqual(filledFiles(dataDir), [segment]);
+      assert.deepEqual(await collectBytes(second.readBody(kept)), bytes(BIG, 1));
+      const later = await queueMessage(second, { to: ["a@one.test"], body: bytes(BIG, 3) });
+      assert.notEqual(segmentOf(dataDir, later), segment, "an old segment takes no more");
+      assert.equal(await second.delete([kept]), 1);
+      await second.maintain(maintenanceOptions());
+      await eventually(() => !filledFiles(dataDir).includes(segment));
+      assert.deepEqual(filledFiles(dataDir), [segmentOf(dataDir, later)]);
+    } finally {
+      await second.close();
+      await first.close();
+    }
+  });
+});
+
+Deno.test("another process never removes a segment; serve's next start does once unnamed (#13)", async () => {
+  await withTempDataDir(async (dataDir) => {
+    const serve = new SqliteQueueStore(openDatabase(dataDir), { bodyFiles: { segmentBytes: 1 } });
+    const id = await queueMessage(serve, { to: ["a@one.test"], body: bytes(BIG, 1) });
+    const segment = segmentOf(dataDir, id);
+    await serve.close();
+    const cli = new SqliteQueueStore(openDatabase(dataDir), { removeOrphans: false });
+    try {
+      assert.equal(await cli.delete([id]), 1);
+      await cli.maintain(maintenanceOptions());
+    } finally {
+      await cli.close();
+    }
+    assert.deepEqual(filledFiles(dataDir), [segment], "its bodies were never counted there");
+    const again = new SqliteQueueStore(openDatabase(dataDir));
+    await again.close();
+    assert.deepEqual(filledFiles(dataDir), []);
+  });
+});
+
+Deno.test("a body in a file of its own (written before step 9) is read and goes with its row (#13)", async () => {
+  await withTempDataDir(async (dataDir) => {
+    const store = new SqliteQueueStore(openDatabase(dataDir), { bodyFiles: { segmentBytes: 1 } });
+    const id = await queueMessage(store, { to: ["a@one.test"], body: bytes(BIG, 1) });
+    await store.close();
+    const file = segmentOf(dataDir, id);
+    const raw = new DatabaseSync(`${dataDir}/odmr.db`);
+    raw.prepare("UPDATE messages SET body_file = ? WHERE id = ?").run(file, id);
+    raw.close();
+    const next = new SqliteQueueStore(openDatabase(dataDir));
+    try {
+      assert.deepEqual(await collectBytes(next.readBody(id)), bytes(BIG, 1));
+      await Deno.writeFile(`${dataDir}/${BODY_DIR}/${file}`, new Uint8Array(1), { append: true });
+      await assert.rejects(collectBytes(next.readBody(id)), /holds 102401 bytes, not 102400/);
+      assert.equal(await next.delete([id]), 1);
+      await next.maintain(maintenanceOptions());
+      await eventually(() => filledFiles(dataDir).length === 0);
+      assert.deepEqual(filledFiles(dataDir), []);
+    } finally {
+      await next.close();
+    }
+  });
+});
+
+Deno.test("a row's body_file is a name in the folder, never a path (#13)", async () => {
+  await withTempDataDir(async (dataDir) => {
+    const store = new SqliteQueueStore(openDatabase(dataDir));
+    try {
+      const id = await queueMessage(store, { to: ["a@one.test"], body: bytes(BIG, 1) });
+      const raw = new DatabaseSync(`${dataDir}/odmr.db`);
+      for (const name of ["../odmr.db@0", `${segmentOf(dataDir, id)}@-1`, "x@0"]) {
+        raw.prepare("UPDATE messages SET body_file = ? WHERE id = ?").run(name, id);
+        await assert.rejects(collectBytes(store.readBody(id)), /is not a body file's name/);
+      }
+      raw.close();
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("a program that knows only step 8 refuses a database at step 9 (#13)", async () => {
+  await withTempDataDir((dataDir) => {
+    openDatabase(dataDir).close();
+    const raw = new DatabaseSync(`${dataDir}/odmr.db`);
+    try {
+      applyMigrations(raw, "queue", QUEUE_MIGRATIONS);
+      assert.throws(
+        () => applyMigrations(raw, "queue", QUEUE_MIGRATIONS.slice(0, 8)),
+        /version 9 is newer than this program knows \(8\)/,
+      );
+    } finally {
+      raw.close();
+    }
+  });
+});
