@@ -1,31 +1,39 @@
 /**
- * Bodies of a chunk or more (64 KiB: every body not kept in its message's row) in files of their
- * own in `data_dir/bodies/`, not in `message_chunks` (schema step 8, issue 13). In SQLite each
- * 100 KB body was written twice on the event loop, ~25 pages to the WAL and the same pages again
- * into the database file by the checkpoint; a file is written once, and its sync runs on a
- * thread. The message row (`body_file`: the file's name) is inserted only once the file's data
- * is on disk, so a row never points at a body that a crash could take away; a crash before that
- * leaves a file without a row, removed when serve opens the queue again.
+ * Bodies of a chunk or more (64 KiB: every body not kept in its message's row) in files in
+ * `data_dir/bodies/`, not in `message_chunks` (schema step 8, issue 13). In SQLite each 100 KB
+ * body was written twice on the event loop, ~25 pages to the WAL and the same pages again into
+ * the database file by the checkpoint; a file is written once, and its sync runs on a thread.
+ * The message row (`body_file`) is inserted only once the body's data is on disk, so a row never
+ * points at a body that a crash could take away; a crash before that leaves bytes no row names.
  *
- * Files are made ahead of need, SPARE_FILES at a time, on threads, and their names synced with
- * one sync of the folder before any is handed out: creating a file on the event loop took ~0.4
- * ms (ext4 waits for the journal commit of other files' syncs), and a message then needs one
- * sync only, its file's data. A spare has a name of its own, not the message's id (which is
- * chosen before the body arrives); the row names it.
+ * Since step 9 bodies written one after the other share a segment file (_body_segment.ts), up to
+ * SEGMENT_BYTES: a file of its own per body cost an inode per message. Each writer holds its
+ * segment from its first byte to the end of its sync, so bodies written at once go to different
+ * segments. A segment goes once it takes no more (full, failed, or its store closed) and no row
+ * names any of its bodies: this process counts them (the rows at start, then each body handed
+ * out, less each dropped or deleted one). Rows of step 8 name a whole file: read and removed
+ * as before.
  *
- * Removal goes the other way: a file goes only once the deletion of its row is on disk. A
- * TEMP trigger notes each deleted row with a file in `temp.gone_bodies` inside the very
- * transaction that deletes it (a rolled-back deletion notes nothing); `takeGone` syncs the
- * WAL and hands them to `unlink` (maintenance, close). A crash forgets the notes: the files are then
- * orphans, removed at the next start like the others.
+ * New files are made ahead of need, SPARE_FILES at a time, on threads, and their names synced
+ * with one sync of the folder before any is handed out (creating a file on the event loop took
+ * ~0.4 ms). A file has a name of its own, not a message's id (chosen before the body arrives).
+ *
+ * Removal goes the other way: a body is gone only once the deletion of its row is on disk. A
+ * TEMP trigger notes each deleted row with a body file in `temp.gone_bodies` inside the very
+ * transaction that deletes it (a rolled-back deletion notes nothing); `takeGone` syncs the WAL
+ * and hands them to `unlink` (maintenance, close). A crash forgets the notes: files no row names
+ * are then removed at the next start like other orphans.
  *
  * The first failed sync of the folder is final, as for the WAL (_group_tx.ts): Linux reports a
  * failed write-back once per open file, so a later sync of the same handle could succeed on an
  * entry never written. From then on no body goes to a file until serve restarts (such messages
- * are refused with 451). A failed sync of a body's own file fails only that message.
+ * are refused with 451). A failed sync of a body fails only that message (and its segment takes
+ * no more bodies).
  *
- * Only the process that receives mail (serve, which also removes orphans at start) writes body
- * files: a file another process was still writing would have no row yet, and look orphaned.
+ * Only the process that receives mail (serve, which also removes orphans and counts the bodies
+ * of each segment at start) writes body files and removes segments: a file another process was
+ * still writing would have no row yet, and look orphaned. Segments of messages another process
+ * deleted (`queue delete`) go at serve's next start.
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { dirname, join } from "node:path";
@@ -38,10 +46,11 @@ import {
   type BodySync,
   parseBodyName,
   Segment,
+  SEGMENT_BYTES,
   type SegmentOwner,
 } from "./_body_segment.ts";
 
-export type { BodyFileWriter, BodySync };
+export { type BodyFileWriter, type BodySync, SEGMENT_BYTES };
 
 /** Folder of the body files, inside the data directory. */
 export const BODY_DIR = "bodies";
@@ -62,17 +71,10 @@ export interface BodyFilesOptions {
 export const SPARE_FILES = 4;
 
 /**
- * A segment takes no more bodies once it holds this many bytes (~40 bodies of 100 KB): its
- * inode is paid once for them, and one message held for an offline customer keeps at most this
- * much disk of bodies long gone.
- */
-export const SEGMENT_BYTES = 4 * 1024 * 1024;
-
-/**
  * Segments kept open for the next bodies once their writers are done: as many as bodies are
  * written at once, up to this; past it a segment is closed when its writer is done.
  */
-const OPEN_SEGMENTS = 16;
+export const OPEN_SEGMENTS = 16;
 
 /** An empty file made ahead, its name synced. */
 interface Spare {
@@ -246,7 +248,7 @@ export class BodyFiles {
 
   /**
    * Removes files no message row names (a crash while receiving, or before removeGone ran), and
-   * counts the bodies of each segment. Only in the process that receives mail, before it
+   * counts the bodies of each segment. Only in the process that receives mail, once, before it
    * receives any (see above).
    */
   removeOrphans(): number {

@@ -1,10 +1,10 @@
 /**
  * Segment files of the body folder (_body_files.ts, schema step 9): the bodies of several
  * messages, one after the other, in one file. A file of its own per body cost the kernel an
- * inode for every message (~0.25-1.2 ms of CPU each on ext4, on a thread, growing with the
- * inodes freed in the last minutes) and the first sync of a new file also syncs its folder's
- * entry; a segment is made once for many bodies, and a body's sync only writes its data and the
- * file's new size.
+ * inode for every message (0.23-1.2 ms of CPU each on the bench machine's ext4, on a thread,
+ * more with more inodes freed in the last minutes), and the first sync of a new file also syncs
+ * its folder's entry; a segment is made once for many bodies, and a body's sync only writes its
+ * data and the file's new size.
  *
  * One writer at a time appends to a segment (it holds it from its body's first byte to the end of
  * its sync), so each body is contiguous: its message row names it `<segment>@<offset>` and its
@@ -25,6 +25,13 @@ export interface BodyPlace {
   readonly file: string;
   readonly offset: number | undefined;
 }
+
+/**
+ * A segment takes no more bodies once it holds this many bytes (~40 bodies of 100 KB; the body
+ * that passes it still goes in whole): its inode is paid once for them, and one message held for
+ * an offline customer keeps at most about this much disk of bodies long gone.
+ */
+export const SEGMENT_BYTES = 4 * 1024 * 1024;
 
 /** `<segment>@<offset>` of a body in a segment; a name without `@` is a whole file. */
 const AT = "@";

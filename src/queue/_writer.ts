@@ -3,9 +3,9 @@
  * the whole message in memory), then adds the message and recipient rows at commit and waits
  * for the group COMMIT that holds them. A body shorter than one chunk goes in the message's
  * own row instead (`messages.body`, schema step 7): one row and two b-tree pages fewer. With
- * `BodyFiles` (a queue in a data directory), a longer body goes to a file of its own instead of
- * chunk rows (schema step 8, _body_files.ts): the message's rows are written only once that file
- * is on disk.
+ * `BodyFiles` (a queue in a data directory), a longer body goes to a body file instead of chunk
+ * rows (schema steps 8 and 9, _body_files.ts): the message's rows are written only once its bytes
+ * are on disk.
  */
 import type { StatementSync } from "node:sqlite";
 import { asError, errorText } from "../errors.ts";

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { applyMigrations, openDatabase } from "../../src/queue/db.ts";
 import { QUEUE_MIGRATIONS } from "../../src/queue/_schema.ts";
-import { BODY_DIR, type BodySync } from "../../src/queue/_body_files.ts";
+import { BODY_DIR, type BodySync, OPEN_SEGMENTS } from "../../src/queue/_body_files.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import { collectBytes } from "../_helpers/bytes.ts";
 import { maintenanceOptions, queueMessage, rcpt } from "../_helpers/queue_fixtures.ts";
@@ -98,6 +98,34 @@ Deno.test("bodies written at the same time go to different segments (#13)", asyn
         new Uint8Array([0, 1, 2].flatMap((i) => [...bytes(BIG, seed + i)]));
       assert.deepEqual(await collectBytes(store.readBody(a.id)), expected(10));
       assert.deepEqual(await collectBytes(store.readBody(b.id)), expected(20));
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("at most OPEN_SEGMENTS segments stay open for later bodies (#13)", async () => {
+  await withTempDataDir(async (dataDir) => {
+    const store = new SqliteQueueStore(openDatabase(dataDir));
+    try {
+      const writers = OPEN_SEGMENTS + 2;
+      const batch = async (seed: number) => {
+        const ws = [];
+        for (let i = 0; i < writers; i++) {
+          ws.push(
+            await store.begin({ mailFrom: "", params: {}, recipients: [rcpt("a@one.test")] }),
+          );
+        }
+        for (const [i, w] of ws.entries()) await w.write(bytes(BIG, seed + i));
+        await Promise.all(ws.map((w) => w.commit()));
+        return ws.map((w) => segmentOf(dataDir, w.id));
+      };
+      const first = new Set(await batch(0));
+      assert.equal(first.size, writers, "one segment per body written at once");
+      const second = await batch(100);
+      const reused = second.filter((s) => first.has(s));
+      assert.equal(reused.length, OPEN_SEGMENTS, "the others were closed when their body ended");
+      assert.equal(filledFiles(dataDir).length, writers + 2);
     } finally {
       await store.close();
     }
@@ -228,24 +256,36 @@ Deno.test("another process never removes a segment; serve's next start does once
   });
 });
 
-Deno.test("a body in a file of its own (written before step 9) is read and goes with its row (#13)", async () => {
+Deno.test("upgrade from step 8: a body in a file of its own is read and goes with its row (#13)", async () => {
   await withTempDataDir(async (dataDir) => {
     const store = new SqliteQueueStore(openDatabase(dataDir), { bodyFiles: { segmentBytes: 1 } });
     const id = await queueMessage(store, { to: ["a@one.test"], body: bytes(BIG, 1) });
+    const other = await queueMessage(store, { to: ["b@one.test"], body: bytes(BIG, 2) });
     await store.close();
-    const file = segmentOf(dataDir, id);
+    // The queue as step 8 left it: each body in a file of its own, the row naming the file.
     const raw = new DatabaseSync(`${dataDir}/odmr.db`);
-    raw.prepare("UPDATE messages SET body_file = ? WHERE id = ?").run(file, id);
+    for (const m of [id, other]) {
+      raw.prepare("UPDATE messages SET body_file = ? WHERE id = ?").run(segmentOf(dataDir, m), m);
+    }
+    raw.exec("UPDATE schema_version SET version = 8 WHERE component = 'queue'");
     raw.close();
+    const file = segmentOf(dataDir, id);
     const next = new SqliteQueueStore(openDatabase(dataDir));
     try {
       assert.deepEqual(await collectBytes(next.readBody(id)), bytes(BIG, 1));
+      assert.deepEqual(await collectBytes(next.readBody(other)), bytes(BIG, 2));
+      const later = await queueMessage(next, { to: ["a@one.test"], body: bytes(BIG, 3) });
+      assert.match(bodyNameOf(dataDir, later), /@0$/);
+      assert.deepEqual(await collectBytes(next.readBody(later)), bytes(BIG, 3));
       await Deno.writeFile(`${dataDir}/${BODY_DIR}/${file}`, new Uint8Array(1), { append: true });
       await assert.rejects(collectBytes(next.readBody(id)), /holds 102401 bytes, not 102400/);
       assert.equal(await next.delete([id]), 1);
       await next.maintain(maintenanceOptions());
-      await eventually(() => filledFiles(dataDir).length === 0);
-      assert.deepEqual(filledFiles(dataDir), []);
+      await eventually(() => !filledFiles(dataDir).includes(file));
+      assert.deepEqual(
+        filledFiles(dataDir),
+        [segmentOf(dataDir, other), segmentOf(dataDir, later)].sort(),
+      );
     } finally {
       await next.close();
     }
