@@ -124,11 +124,17 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
       }
     }
     let durable: Promise<void>;
+    // The undo deleted this message's row: its body file goes with that deletion (takeGone).
+    let rowUndone = false;
     try {
-      // The last chunk and the message's rows in one savepoint: all of them or none.
+      // The last chunk and the message's rows in one write: all of them or none (its undo).
       const last = this.#buffer.isEmpty ? undefined : this.#buffer.take();
       // No chunk stored yet: the whole body is `last`, and it goes in the message's row.
       const inline = this.#seq === 0 ? last : undefined;
+      // Set once this write's message row is in: only then may a failure remove it (with its
+      // recipients). A last chunk left behind goes with the others (#discard).
+      let inserted = false;
+      rowUndone = false;
       durable = this.#group.writeDurable(this, () => {
         if (last !== undefined && inline === undefined) {
           this.#sql.insertChunk.run(this.id, this.#seq, last);
@@ -143,6 +149,7 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
           inline ?? null,
           this.#file?.name ?? null,
         );
+        inserted = true;
         for (const r of m.recipients) {
           this.#sql.insertRecipient.run(
             this.id,
@@ -154,10 +161,14 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
             r.route === "mx" ? this.#receivedAt : null,
           );
         }
+      }, () => {
+        if (!inserted) return;
+        this.#sql.deleteMessage.run(this.id);
+        rowUndone = true;
       });
       if (last !== undefined && inline === undefined) this.#seq++;
     } catch (err) {
-      return this.#fail(asError(err));
+      return this.#fail(asError(err), { fileGoesWithRow: rowUndone });
     } finally {
       // The last bytes were bound (node:sqlite copies blobs) or not stored: the buffer is free.
       this.#buffer.release();
@@ -197,19 +208,26 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
     }
   }
 
-  #fail(err: Error, opts: { withMessage?: boolean } = {}): Promise<void> {
-    this.#discard(opts.withMessage === true);
+  #fail(
+    err: Error,
+    opts: { withMessage?: boolean; fileGoesWithRow?: boolean } = {},
+  ): Promise<void> {
+    this.#discard(opts.withMessage === true, opts.fileGoesWithRow === true);
     return Promise.reject(err);
   }
 
-  /** Aborted: deletes the chunks stored so far, and the message's rows with `withMessage`. */
-  #discard(withMessage: boolean): void {
+  /**
+   * Aborted: deletes the chunks stored so far, and the message's rows with `withMessage`.
+   * `fileGoesWithRow`: a row naming the body's file was deleted already (writeDurable's undo).
+   */
+  #discard(withMessage: boolean, fileGoesWithRow = false): void {
     this.#buffer.release();
     this.#group.forget(this);
     this.#state = "aborted";
     // With no row written, nothing points at the file. Else the file goes once the row's
-    // deletion below is on disk (BodyFiles.takeGone), or at the next start.
-    if (!withMessage) this.#file?.discard();
+    // deletion is on disk (BodyFiles.takeGone), or at the next start: dropping it here as well
+    // would count a body of a shared segment out twice.
+    if (!withMessage && !fileGoesWithRow) this.#file?.discard();
     if (this.#file !== undefined && !withMessage) return;
     if (this.#seq === 0 && !withMessage) return;
     try {
