@@ -144,6 +144,7 @@ export class SmtpReceiver implements ReceiverContext {
       this.#replies.stop();
       const left = leaveTransaction(this.#state, "session ended").next;
       if (left !== undefined) await this.#enter(left, false);
+      this.sink.afterReplies?.();
     }
     // A session the client ended (QUIT, or closing) is debug: each accepted message has its
     // own info line already, and an MX of one message per connection paid a second line for
@@ -173,13 +174,17 @@ export class SmtpReceiver implements ReceiverContext {
       const step = ran instanceof Promise ? await ran : ran;
       if (step !== undefined) {
         await this.#flush();
+        this.sink.afterReplies?.();
         return step.end;
       }
       // RFC 2920 §3.2: replies wait while more input is here, also when it is still in the Conn.
       if (
         this.#replies.count > 0 &&
         (this.#mustFlush || this.reader.unreadBytes === 0 || this.#replies.isFull())
-      ) await this.#flush();
+      ) {
+        await this.#flush();
+        this.sink.afterReplies?.();
+      }
     }
   }
 
