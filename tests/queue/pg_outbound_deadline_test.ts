@@ -2,8 +2,9 @@
  * The main pool's calls that had no client deadline answer within it when their connection
  * goes silent (the server accepted it and never answers again, which TCP keepalive does not
  * see while the far end's kernel acknowledges): the outbound worker's `nextOutboundAt` between
- * claims (it stopped sending mail), `outboundLeased` under `queue list`, and serve's start-up
- * `releaseAllLeases` (serve never started). Each fails like any late call (_deadline.ts), and
+ * claims (it stopped sending mail), `outboundLeased` under `queue list`, serve's start-up
+ * `releaseAllLeases` (serve never started), and the quota `usage` a sender's RCPT and DATA
+ * wait on (no reply until the sender gave up; now 451). Each fails like any late call (_deadline.ts), and
  * the silent connection is dropped: the store's only connection here, so the next call
  * answering shows that the pool recovered.
  */
@@ -101,3 +102,15 @@ for (const table of ["domain_leases", "outbound_leases"]) {
     },
   );
 }
+
+await shortDeadlineTest(
+  "a domain's quota usage read on a silent connection fails within its deadline; the pool answers again",
+  { db: "stall_usage", proxy: true, max: 1 },
+  async (t) => {
+    await queueMessage(t.store, { from: "s@example.net", to: ["u@example.org"] });
+    const usage = () => t.store.usage("example.org").then((u) => `messages ${u.messages}`);
+    const got = await stalledAt(t, "coalesce(sum(size), 0)", usage);
+    assert.match(got, /^failed: quota usage: no answer from PostgreSQL within 500 ms/);
+    assert.match(await untilAnswered(usage), /(^| \| )messages 1$/);
+  },
+);

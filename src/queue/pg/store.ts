@@ -309,11 +309,15 @@ export class PgQueueStore implements QueueStore {
 
   async usage(domain: string): Promise<DomainUsage> {
     this.#assertOpen();
-    // Read from the (domain, status, message_id) index: the domain's own rows only.
-    const [row] = await this.#sql`SELECT count(*)::float8 AS messages,
-        coalesce(sum(size), 0)::float8 AS bytes
-      FROM messages WHERE id IN (SELECT message_id FROM recipients
-        WHERE domain = ${domain} AND route = 'atrn')`;
+    // Read from the (domain, status, message_id) index: the domain's own rows only. Within
+    // the call deadline: a sender's RCPT or DATA for a domain with a quota waits on it.
+    const [row] = await within(
+      this.#sql`SELECT count(*)::float8 AS messages, coalesce(sum(size), 0)::float8 AS bytes
+        FROM messages WHERE id IN (SELECT message_id FROM recipients
+          WHERE domain = ${domain} AND route = 'atrn')`,
+      this.#deadlineMs,
+      "quota usage",
+    );
     return { messages: Number(row?.messages ?? 0), bytes: Number(row?.bytes ?? 0) };
   }
 
