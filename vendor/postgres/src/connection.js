@@ -182,11 +182,18 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
         : (query = q, query.active = true)
 
       build(q)
-      return write(toBuffer(q))
+      const more = write(toBuffer(q))
         && !q.describeFirst
         && !q.cursorFn
         && sent.length < max_pipeline
-        && (!q.options.onexecute || q.options.onexecute(connection))
+      // rev13b: a BEGIN (begin()'s onexecute) reserves its connection also when it filled the
+      // pipeline or met backpressure; before, begin() then had no connection (TypeError,
+      // unhandled: the process ended) and the server's transaction stayed open on the pool.
+      if (q.options.onexecute) {
+        q.options.onexecute(connection)
+        return false
+      }
+      return more
     } catch (error) {
       sent.length === 0 && write(Sync)
       errored(error)
