@@ -152,7 +152,11 @@ export function transactionWithin<T>(
       set_config('idle_in_transaction_session_timeout', ${`${ms}ms`}, true)`.execute();
     const all = Promise.all([bounded, body(tx)]);
     return (await Promise.race([all, cutShort]))[1];
-  }, (conn) => begun = conn)) as Promise<T>;
+  }, (conn) => {
+    begun = conn;
+    // rev13b: a BEGIN sent only after the deadline (it waited for a connection) is watched too.
+    if (isLate) dropWhenSilent(conn, run, ms);
+  })) as Promise<T>;
   return within(run, ms, what).catch((err) => {
     if (!(err instanceof PgDeadlineError)) throw err;
     isLate = true;

@@ -146,11 +146,17 @@ export class PgGroupCommit {
   async #transaction(group: readonly Pending[]): Promise<void> {
     let ours: Tx | undefined;
     let begun: unknown;
-    const run = this.#begin(group, (tx) => ours = tx, (conn) => begun = conn);
+    let isStalled = false;
+    const run: Promise<unknown> = this.#begin(group, (tx) => ours = tx, (conn) => {
+      begun = conn;
+      // rev13b: a BEGIN sent only after the stall (it waited for a connection) is watched too.
+      if (isStalled) dropWhenSilent(conn, run, this.#statementMs);
+    });
     // A BEGIN still unanswered may wait behind other callers' queries on its connection (a
     // busy one): that connection is dropped only once silent. One that has answered is this
     // transaction's alone: dropped at once (its ROLLBACK would never be answered).
     const drop = () => {
+      isStalled = true;
       if (ours === undefined) dropWhenSilent(begun, run, this.#statementMs);
       else ours.destroyConnection();
     };
