@@ -15,6 +15,7 @@
  */
 import type { DomainStats } from "../types.ts";
 import type { Sql } from "./connect.ts";
+import { PG_CALL_DEADLINE_MS, transactionWithin, within } from "./_deadline.ts";
 
 /** Migration step (appended to PG_QUEUE_MIGRATIONS by schema.ts). */
 export const PG_GAUGE_MIGRATION = `
@@ -78,15 +79,18 @@ export class PgGauges {
   readonly #now: () => number;
   #recountedAt: number | undefined;
 
-  constructor(sql: Sql, now: () => number) {
+  readonly #deadlineMs: number;
+
+  constructor(sql: Sql, now: () => number, deadlineMs = PG_CALL_DEADLINE_MS) {
     this.#sql = sql;
     this.#now = now;
+    this.#deadlineMs = deadlineMs;
   }
 
   async stats(): Promise<DomainStats[]> {
     const isRecount = this.#recountedAt === undefined ||
       this.#now() - this.#recountedAt >= RECOUNT_MS;
-    const totals = await this.#sql.begin(async (tx) => {
+    const totals = await transactionWithin(this.#sql, this.#deadlineMs, "gauges", async (tx) => {
       // Taken before the next statement's snapshot: it then sees the other's fold committed.
       await tx`SELECT pg_advisory_xact_lock(${GAUGES_LOCK})`;
       // One statement, one snapshot: deltas committed later are neither deleted nor counted.
@@ -103,7 +107,7 @@ export class PgGauges {
             SELECT route, domain, sum(messages), sum(bytes) FROM gone GROUP BY route, domain
             HAVING sum(messages) <> 0 OR sum(bytes) <> 0
             RETURNING route, domain, messages::float8, bytes::float8`;
-    });
+    }, () => {});
     if (isRecount) this.#recountedAt = this.#now();
     const waiting = totals.filter((t) => Number(t.messages) > 0)
       .map((t) => ({ route: String(t.route), domain: String(t.domain) }))
@@ -112,12 +116,16 @@ export class PgGauges {
       );
     // Ids sort by arrival: a domain's smallest waiting id is its oldest message (one index
     // lookup per domain, all in one statement).
-    const oldest = waiting.length === 0 ? [] : await this.#sql`SELECT d.route, d.domain,
+    const oldest = waiting.length === 0 ? [] : await within(
+      this.#sql`SELECT d.route, d.domain,
         (SELECT m.received_at FROM messages m WHERE m.id = (SELECT min(r.message_id)
           FROM recipients r WHERE r.domain = d.domain AND r.status = 'queued'
             AND r.route = d.route))::float8 AS oldest
       FROM unnest(${waiting.map((w) => w.route)}::text[],
-        ${waiting.map((w) => w.domain)}::text[]) AS d(route, domain)`;
+        ${waiting.map((w) => w.domain)}::text[]) AS d(route, domain)`,
+      this.#deadlineMs,
+      "gauges",
+    );
     const oldestOf = new Map(oldest.map((o) => [`${o.route} ${o.domain}`, o.oldest]));
     const byKey = new Map(totals.map((t) => [`${t.route} ${t.domain}`, t]));
     return waiting.map((w) => {

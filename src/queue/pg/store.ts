@@ -147,7 +147,7 @@ export class PgQueueStore implements QueueStore {
       statementTimeoutFor(this.#deadlineMs),
     );
     this.#reader = new PgReader(sql, this.#log, this.#deadlineMs);
-    this.#gauges = new PgGauges(sql, this.#now);
+    this.#gauges = new PgGauges(sql, this.#now, this.#deadlineMs);
     this.#maintenance = new PgMaintenance({
       sql: pools.longSql,
       reader: this.#reader,
