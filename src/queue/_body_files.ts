@@ -7,14 +7,16 @@
  * points at a body that a crash could take away; a crash before that leaves bytes no row names.
  *
  * Since step 9 bodies written one after the other share a segment file (_body_segment.ts), up to
- * SEGMENT_BYTES: a file of its own per body cost an inode per message. Each writer holds its
- * segment from its first byte to the end of its sync, so bodies written at once go to different
- * segments. A segment goes once it takes no more (full, failed, or its store closed) and no row
- * names any of its bodies: this process counts them (the rows at start, then each body handed
- * out, less each dropped or deleted one). Rows of step 8 name a whole file: read and removed
- * as before.
+ * SEGMENT_BYTES: a file of its own per body cost an inode per message. Only bodies of one key
+ * share (one ATRN domain, else the mixed key), and a big body is alone (see _body_segment.ts for
+ * the bound). Each writer holds its segment from its first byte to the end of its sync, so bodies
+ * written at once go to different segments. A segment goes once no row names any of its bodies
+ * and no writer holds it (closed first if still open): this process counts them (the rows at
+ * start, then each body handed out, less each dropped or deleted one). Rows of step 8 name a
+ * whole file: read and removed as before. Segments are not compacted: a live body keeps its
+ * whole segment (copying live bodies out of sparse segments in maintenance is left for later).
  *
- * New files are made ahead of need, SPARE_FILES at a time, on threads, and their names synced
+ * New files are made ahead of need (_body_spares.ts), SPARE_FILES at a time, on threads, and their names synced
  * with one sync of the folder before any is handed out (creating a file on the event loop took
  * ~0.4 ms). A file has a name of its own, not a message's id (chosen before the body arrives).
  *
@@ -37,13 +39,16 @@
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { dirname, join } from "node:path";
+import { SpareFiles } from "./_body_spares.ts";
 import { errorText } from "../errors.ts";
 import type { Logger } from "../observe/log.ts";
 import { mainFile } from "./db.ts";
-import { isQueueId, newQueueId } from "./id.ts";
+import { isQueueId } from "./id.ts";
 import {
+  BIG_BODY_BYTES,
   BodyFileWriter,
   type BodySync,
+  MIXED_KEY,
   parseBodyName,
   Segment,
   SEGMENT_BYTES,
@@ -65,28 +70,19 @@ export interface BodyFilesOptions {
   readonly readBytes?: number;
   /** A segment takes no more bodies once it holds this many bytes; default SEGMENT_BYTES. */
   readonly segmentBytes?: number;
+  /** A body this long is alone in its segment; default BIG_BODY_BYTES. */
+  readonly bigBytes?: number;
 }
-
-/** Empty files kept ready (their names on disk); more are made when half are taken. */
-export const SPARE_FILES = 4;
 
 /**
- * Segments kept open for the next bodies once their writers are done: as many as bodies are
- * written at once, up to this; past it a segment is closed when its writer is done.
+ * Segments kept open for the next bodies once their writers are done (of all keys): as many as
+ * bodies are written at once, up to this; past it the one unused longest is closed.
  */
 export const OPEN_SEGMENTS = 16;
-
-/** An empty file made ahead, its name synced. */
-interface Spare {
-  readonly name: string;
-  readonly path: string;
-  readonly file: Deno.FsFile;
-}
 
 /** The body files of one store. */
 export class BodyFiles {
   readonly dir: string;
-  readonly #dirHandle: Deno.FsFile;
   readonly #log: Logger;
   readonly #db: DatabaseSync;
   readonly #gone: StatementSync;
@@ -94,10 +90,10 @@ export class BodyFiles {
   readonly #sync: BodySync;
   readonly #readBytes: number;
   readonly #segmentBytes: number;
-  readonly #spares: Spare[] = [];
+  readonly #spares: SpareFiles;
   /** This process's segments until their file goes (open or retired). */
   readonly #segments = new Map<string, Segment>();
-  /** Segments open for the next body, no writer on them. */
+  /** Segments open for the next body, no writer on them, each with a body named: oldest first. */
   readonly #free: Segment[] = [];
   /**
    * Bodies per segment file: those named by a row, as counted at the start (removeOrphans), and
@@ -106,11 +102,6 @@ export class BodyFiles {
   readonly #refs = new Map<string, number>();
   #isCounted = false;
   readonly #owner: SegmentOwner;
-  /** Spares being made now. */
-  #filling: Promise<void> | undefined;
-  /** The data directory's entry of the folder is on disk (synced once, before the first file). */
-  #parentSynced = false;
-  #broken: Error | undefined;
   #isClosed = false;
 
   /** Body files for the database `db` if it is a file (else undefined: bodies stay in SQLite). */
@@ -134,8 +125,9 @@ export class BodyFiles {
       // A refused body's file goes at once (rare: a failed write, sync or COMMIT).
       drop: (segment) => void this.#remove(this.#drop([segment]), true),
       sync: this.#sync,
+      bigBytes: opts.bigBytes ?? BIG_BODY_BYTES,
     };
-    this.#dirHandle = Deno.openSync(dir, { read: true });
+    this.#spares = new SpareFiles(dir, log, this.#sync);
     // After `temp_store` is set (changing it drops temporary tables and triggers).
     db.exec(
       "CREATE TEMP TABLE IF NOT EXISTS gone_bodies (name TEXT PRIMARY KEY);" +
@@ -149,23 +141,48 @@ export class BodyFiles {
 
   /** Set after a failed sync of the folder: no body goes to a file until restart (see above). */
   get broken(): Error | undefined {
-    return this.#broken;
+    return this.#spares.broken;
   }
 
   /**
-   * Where one body goes: the end of an open segment no other body is written to, or a new one
-   * (a spare, its name already on disk). Rejects if none can be made.
+   * Where one body of `key` (`segmentKey`) goes: the end of an open segment of that key no other
+   * body is written to, or a new one (a spare, its name already on disk). Rejects if none can be
+   * made.
    */
-  async take(): Promise<BodyFileWriter> {
+  take(key: string = MIXED_KEY): Promise<BodyFileWriter> {
+    return this.#take(key, true);
+  }
+
+  /**
+   * `from` outgrew the place it started in (`outgrows`): its bytes so far go to a new segment of
+   * its own, where it goes on; `from` is dropped (its bytes stay, unnamed, in the old segment).
+   */
+  async move(from: BodyFileWriter): Promise<BodyFileWriter> {
+    let to: BodyFileWriter | undefined;
+    try {
+      to = await this.#take(from.key, false);
+      await from.copyTo(to);
+      return to;
+    } catch (err) {
+      to?.discard();
+      throw err;
+    } finally {
+      from.discard();
+    }
+  }
+
+  async #take(key: string, shared: boolean): Promise<BodyFileWriter> {
     for (;;) {
-      if (this.#broken !== undefined) throw this.#broken;
+      const broken = this.#spares.broken;
+      if (broken !== undefined) throw broken;
       if (this.#isClosed) throw new Error("queue body files used after close");
-      let segment = this.#free.pop();
+      let segment: Segment | undefined;
+      const at = shared ? this.#free.findLastIndex((s) => s.key === key) : -1;
+      if (at >= 0) segment = this.#free.splice(at, 1)[0];
       if (segment === undefined) {
         const spare = this.#spares.pop();
         if (spare !== undefined) {
-          if (this.#spares.length < SPARE_FILES / 2) this.#refill().catch(() => {});
-          segment = new Segment(spare.name, spare.path, spare.file);
+          segment = new Segment(spare.name, spare.path, spare.file, key);
           this.#segments.set(segment.name, segment);
         }
       }
@@ -174,7 +191,7 @@ export class BodyFiles {
         this.#refs.set(segment.name, (this.#refs.get(segment.name) ?? 0) + 1);
         return new BodyFileWriter(segment, this.#owner);
       }
-      await this.#refill();
+      await this.#spares.refill();
     }
   }
 
@@ -299,31 +316,33 @@ export class BodyFiles {
     }
     this.#free.length = 0;
     void this.#remove(empty, true);
-    for (const spare of this.#spares.splice(0)) this.#discardSpare(spare);
-    try {
-      this.#dirHandle.close();
-    } catch {
-      // Already closed.
-    }
+    this.#spares.close();
   }
 
-  /** A writer is done with `segment`: it takes the next body, or is closed when full. */
+  /**
+   * A writer is done with `segment`: it takes the next body of its key, or is closed (full,
+   * retired). Past OPEN_SEGMENTS the free one unused longest is closed (it goes with its last
+   * body). One none of whose bodies is named any more goes now.
+   */
   #release(segment: Segment): void {
     segment.held = false;
-    const open = !segment.retired && !this.#isClosed && segment.end < this.#segmentBytes &&
-      this.#free.length < OPEN_SEGMENTS;
-    if (open) return void this.#free.push(segment);
-    segment.close();
-    if (this.#refs.has(segment.name)) return;
-    // Every body of it went already (dropped while written): nothing names it.
-    this.#segments.delete(segment.name);
-    void this.#remove([segment.name], true);
+    if (!this.#refs.has(segment.name)) {
+      // Every body of it went already (dropped while written): nothing names it.
+      segment.close();
+      this.#segments.delete(segment.name);
+      return void this.#remove([segment.name], true);
+    }
+    const open = !segment.retired && !this.#isClosed && segment.end < this.#segmentBytes;
+    if (!open) return segment.close();
+    this.#free.push(segment);
+    if (this.#free.length > OPEN_SEGMENTS) this.#free.shift()?.close();
   }
 
   /**
    * One body fewer in each of `segments` (a name once per body); returns those with none left
-   * that take no more (forgotten here: the caller removes them). A segment whose bodies were
-   * never counted here is left alone.
+   * and no writer on them, closed and forgotten here: the caller removes them (after the
+   * deletions of their rows are on disk, or for bodies no row named). A segment whose bodies were
+   * never counted here is left alone; one held goes when its writer releases it.
    */
   #drop(segments: readonly string[]): string[] {
     const empty: string[] = [];
@@ -336,9 +355,14 @@ export class BodyFiles {
       }
       this.#refs.delete(name);
       const segment = this.#segments.get(name);
-      // Still taking bodies (or held): it goes when full, or at close.
-      if (segment !== undefined && !segment.retired) continue;
-      this.#segments.delete(name);
+      if (segment !== undefined) {
+        if (segment.held) continue;
+        // Open for more bodies: taken out at once (no take() can get it), closed, removed.
+        const at = this.#free.indexOf(segment);
+        if (at >= 0) this.#free.splice(at, 1);
+        segment.close();
+        this.#segments.delete(name);
+      }
       empty.push(name);
     }
     return empty;
@@ -363,15 +387,6 @@ export class BodyFiles {
     return removed;
   }
 
-  #discardSpare(spare: Spare): void {
-    try {
-      spare.file.close();
-      Deno.removeSync(spare.path);
-    } catch {
-      // Gone already, or left as an orphan for the next start.
-    }
-  }
-
   #goneNames(): string[] {
     const names: string[] = [];
     for (const row of this.#gone.all()) {
@@ -380,67 +395,4 @@ export class BodyFiles {
     return names;
   }
 
-  /** Makes spares up to SPARE_FILES (one run at a time), then syncs their names. */
-  #refill(): Promise<void> {
-    this.#filling ??= this.#fill().finally(() => {
-      this.#filling = undefined;
-    });
-    return this.#filling;
-  }
-
-  async #fill(): Promise<void> {
-    const made: Spare[] = [];
-    try {
-      for (let i = this.#spares.length; i < SPARE_FILES; i++) {
-        const name = newQueueId(Date.now());
-        const path = join(this.dir, name);
-        const file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
-        made.push({ name, path, file });
-      }
-      // A folder made by this start (the first after the upgrade) needs its own name on disk
-      // too, before a row can name a file in it.
-      if (!this.#parentSynced) {
-        await this.#syncFolder("parent", dirname(this.dir));
-        this.#parentSynced = true;
-      }
-      await this.#syncFolder("folder", this.dir);
-    } catch (err) {
-      for (const spare of made) this.#discardSpare(spare);
-      this.#log.warn("queue_body_files_failed", { reason: errorText(err) });
-      throw err;
-    }
-    if (this.#isClosed) {
-      for (const spare of made) this.#discardSpare(spare);
-      return;
-    }
-    this.#spares.push(...made);
-  }
-
-  async #syncFolder(what: "folder" | "parent", path: string): Promise<void> {
-    if (this.#broken !== undefined) throw this.#broken;
-    try {
-      await this.#sync(what, async () => {
-        if (what === "folder") return await this.#dirHandle.sync();
-        const parent = await Deno.open(path, { read: true });
-        try {
-          await parent.sync();
-        } finally {
-          parent.close();
-        }
-      });
-    } catch (cause) {
-      if (this.#broken === undefined) {
-        this.#broken = new Error(
-          `Cannot sync the queue's body folder "${path}": ${errorText(cause)}; ` +
-            "every later message of 64 KiB or more is refused until serve is restarted",
-        );
-        this.#log.error("queue_sync_failed", {
-          error: this.#broken.message,
-          action: "restart serve: until then messages of 64 KiB or more are refused with " +
-            "451 4.3.0, and /healthz answers 503",
-        });
-      }
-      throw this.#broken;
-    }
-  }
 }

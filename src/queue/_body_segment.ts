@@ -10,7 +10,14 @@
  * its sync), so each body is contiguous: its message row names it `<segment>@<offset>` and its
  * length is the message's size. A body that is dropped before its row is written leaves its
  * bytes where they are, unnamed; the next body goes after them. The whole file goes once no row
- * names any of its bodies and it takes no more (see `BodyFiles`).
+ * names any of its bodies (see `BodyFiles`).
+ *
+ * What a segment keeps on disk is bounded (review rev13a): bodies share a segment only with
+ * bodies of the same key (`segmentKey`: one ATRN domain, collected together), and a body that
+ * reaches BIG_BODY_BYTES is alone in its segment: one that grows past it after other bodies is
+ * moved (its bytes so far copied) to a new segment of its own, and a segment takes no body after
+ * a big one. So a segment is either one big body alone, or bodies under BIG_BODY_BYTES each that
+ * start before SEGMENT_BYTES: under SEGMENT_BYTES + BIG_BODY_BYTES (5 MiB), dead bytes included.
  */
 import { isQueueId } from "./id.ts";
 
@@ -28,10 +35,32 @@ export interface BodyPlace {
 
 /**
  * A segment takes no more bodies once it holds this many bytes (~40 bodies of 100 KB; the body
- * that passes it still goes in whole): its inode is paid once for them, and one message held for
- * an offline customer keeps at most about this much disk of bodies long gone.
+ * that passes it still goes in whole, under BIG_BODY_BYTES or it is moved): its inode is paid
+ * once for them. One message held for an offline customer keeps its segment, under SEGMENT_BYTES +
+ * BIG_BODY_BYTES, of which only bodies of its own key (its domain's) can be long gone.
  */
 export const SEGMENT_BYTES = 4 * 1024 * 1024;
+
+/** A body this long has a segment of its own (moved there if it started after other bodies). */
+export const BIG_BODY_BYTES = 1024 * 1024;
+
+/** The key of messages whose recipients are in several domains or on the mx route. */
+export const MIXED_KEY = "mixed";
+
+/**
+ * Which segments a message's body may share: those of messages to the same single ATRN domain
+ * (its customer collects them together, so they are deleted together), else the mixed ones.
+ */
+export function segmentKey(
+  recipients: readonly { readonly domain: string; readonly route?: string }[],
+): string {
+  const domain = recipients[0]?.domain;
+  if (domain === undefined) return MIXED_KEY;
+  for (const r of recipients) {
+    if ((r.route ?? "atrn") !== "atrn" || r.domain !== domain) return MIXED_KEY;
+  }
+  return `atrn:${domain}`;
+}
 
 /** `<segment>@<offset>` of a body in a segment; a name without `@` is a whole file. */
 const AT = "@";
@@ -56,18 +85,21 @@ export class Segment {
   readonly name: string;
   readonly path: string;
   readonly file: Deno.FsFile;
+  /** Bodies of this key only (`segmentKey`). */
+  readonly key: string;
   /** Where the next body starts (the bytes written so far). */
   end = 0;
-  /** Takes no more bodies: full, after a failed write or sync, or its store closed. */
+  /** Takes no more bodies: full, after a big body, a failed write or sync, or its store closed. */
   retired = false;
   /** A writer appends to it now. */
   held = false;
   #isClosed = false;
 
-  constructor(name: string, path: string, file: Deno.FsFile) {
+  constructor(name: string, path: string, file: Deno.FsFile, key: string) {
     this.name = name;
     this.path = path;
     this.file = file;
+    this.key = key;
   }
 
   /** Closes the file (it takes no more bodies). */
@@ -90,12 +122,16 @@ export interface SegmentOwner {
   /** The body is dropped: no row names it. */
   drop(segment: string): void;
   readonly sync: BodySync;
+  /** A body of this many bytes is alone in its segment (BIG_BODY_BYTES). */
+  readonly bigBytes: number;
 }
 
 /** One body being appended to its segment. */
 export class BodyFileWriter {
   /** What the message row's `body_file` names (`<segment>@<offset>`). */
   readonly name: string;
+  /** Where the body starts in its segment. */
+  readonly start: number;
   readonly #segment: Segment;
   readonly #owner: SegmentOwner;
   #holds = true;
@@ -104,7 +140,40 @@ export class BodyFileWriter {
   constructor(segment: Segment, owner: SegmentOwner) {
     this.#segment = segment;
     this.#owner = owner;
+    this.start = segment.end;
     this.name = bodyName(segment.name, segment.end);
+  }
+
+  get key(): string {
+    return this.#segment.key;
+  }
+
+  /** Bytes written so far. */
+  get length(): number {
+    return this.#segment.end - this.start;
+  }
+
+  /** `n` more bytes would make this a big body after others: it must move first (`BodyFiles.move`). */
+  outgrows(n: number): boolean {
+    return this.start > 0 && this.length + n >= this.#owner.bigBytes;
+  }
+
+  /** Appends the bytes written so far to `to` (a fresh segment), read back from this segment. */
+  async copyTo(to: BodyFileWriter): Promise<void> {
+    const file = await Deno.open(this.#segment.path, { read: true });
+    try {
+      await file.seek(this.start, Deno.SeekMode.Start);
+      const buffer = new Uint8Array(64 * 1024);
+      let left = this.length;
+      while (left > 0) {
+        const n = await file.read(buffer.subarray(0, Math.min(buffer.length, left)));
+        if (n === null || n === 0) throw new Error("queue body segment shorter than written");
+        to.write(buffer.subarray(0, n));
+        left -= n;
+      }
+    } finally {
+      file.close();
+    }
   }
 
   /**
@@ -123,6 +192,8 @@ export class BodyFileWriter {
         offset += n;
         segment.end += n;
       }
+      // A big body is alone in its segment (it starts it: see outgrows).
+      if (this.length >= this.#owner.bigBytes) segment.retired = true;
     } catch (err) {
       segment.retired = true;
       throw err;

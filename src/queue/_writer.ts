@@ -11,6 +11,7 @@ import type { StatementSync } from "node:sqlite";
 import { asError, errorText } from "../errors.ts";
 import type { Logger } from "../observe/log.ts";
 import type { BodyFiles, BodyFileWriter } from "./_body_files.ts";
+import { segmentKey } from "./_body_segment.ts";
 import { ChunkBuffer, type ChunkPool } from "./_chunk_buffer.ts";
 import type { GroupTransaction, TxParticipant } from "./_group_tx.ts";
 import { writeParams } from "./_rows.ts";
@@ -95,12 +96,13 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
     for (const bytes of this.#buffer.add(chunk)) {
       try {
         if (this.#file === undefined) {
-          const file = await files.take();
+          // Its segment is shared only with bodies that go where this one goes.
+          const file = await files.take(segmentKey(this.#message.recipients));
           // Aborted meanwhile: nothing will write or remove it but this.
           if (this.#state !== "writing") return file.discard();
           this.#file = file;
         }
-        this.#file.write(bytes);
+        await this.#append(this.#file, bytes, files);
         this.#seq++;
       } catch (err) {
         this.#failure ??= asError(err);
@@ -109,14 +111,30 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
     }
   }
 
+  /** Appends to the body's file, moved first to a segment of its own if it becomes big there. */
+  async #append(to: BodyFileWriter, bytes: Uint8Array, files: BodyFiles): Promise<void> {
+    let file = to;
+    if (file.outgrows(bytes.length)) {
+      this.#file = undefined;
+      file = await files.move(file);
+      this.#file = file;
+      // Aborted meanwhile (#discard saw no file): nothing will remove it but this.
+      if (this.#state === "aborted") {
+        file.discard();
+        throw new Error("MessageWriter aborted");
+      }
+    }
+    file.write(bytes);
+  }
+
   async commit(): Promise<void> {
     if (this.#state !== "writing") throw new Error(`MessageWriter.commit() after ${this.#state}`);
     this.#state = "committing";
     if (this.#failure !== undefined) return this.#fail(this.#failure);
-    if (this.#file !== undefined) {
+    if (this.#file !== undefined && this.#files !== undefined) {
       try {
         // The body's last bytes, then the file and its name on disk before any row names it.
-        if (!this.#buffer.isEmpty) this.#file.write(this.#buffer.take());
+        if (!this.#buffer.isEmpty) await this.#append(this.#file, this.#buffer.take(), this.#files);
         this.#buffer.release();
         await this.#file.finish();
       } catch (err) {
