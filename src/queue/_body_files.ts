@@ -16,9 +16,10 @@
  * whole file: read and removed as before. Segments are not compacted: a live body keeps its
  * whole segment (copying live bodies out of sparse segments in maintenance is left for later).
  *
- * New files are made ahead of need (_body_spares.ts), SPARE_FILES at a time, on threads, and their names synced
- * with one sync of the folder before any is handed out (creating a file on the event loop took
- * ~0.4 ms). A file has a name of its own, not a message's id (chosen before the body arrives).
+ * New files are made ahead of need (_body_spares.ts), SPARE_FILES at a time, on threads, and
+ * their names synced with one sync of the folder before any is handed out (creating a file on the
+ * event loop took ~0.4 ms). A file has a name of its own, not a message's id (chosen before the
+ * body arrives).
  *
  * Removal goes the other way: a body is gone only once the deletion of its row is on disk. A
  * TEMP trigger notes each deleted row with a body file in `temp.gone_bodies` inside the very
@@ -394,5 +395,4 @@ export class BodyFiles {
     }
     return names;
   }
-
 }

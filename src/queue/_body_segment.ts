@@ -153,7 +153,7 @@ export class BodyFileWriter {
     return this.#segment.end - this.start;
   }
 
-  /** `n` more bytes would make this a big body after others: it must move first (`BodyFiles.move`). */
+  /** `n` more bytes would make this a big body after others: it must move first (see move). */
   outgrows(n: number): boolean {
     return this.start > 0 && this.length + n >= this.#owner.bigBytes;
   }
