@@ -63,10 +63,9 @@ export class GroupTransaction {
   readonly #onCommit: (level: CommitLevel) => void;
   readonly #sync: WalSync | undefined;
   readonly #syncInline: () => boolean;
-  /** SAVEPOINT, RELEASE and ROLLBACK TO of every write, prepared once (not parsed per call). */
+  /** SAVEPOINT and RELEASE of every write, prepared once (not parsed per call). */
   readonly #savepoint: StatementSync;
   readonly #release: StatementSync;
-  readonly #rollbackTo: StatementSync;
   #isOpen = false;
   /** Level of the open transaction. */
   #level: CommitLevel = "full";
@@ -107,7 +106,6 @@ export class GroupTransaction {
     this.#onBroken = opts.onBroken ?? (() => {});
     this.#savepoint = db.prepare("SAVEPOINT group_write");
     this.#release = db.prepare("RELEASE group_write");
-    this.#rollbackTo = db.prepare("ROLLBACK TO group_write");
   }
 
   /**
@@ -156,7 +154,7 @@ export class GroupTransaction {
     return durable;
   }
 
-  /** Runs `undo` after a failed write without a savepoint (see writeDurable). */
+  /** Runs `undo` after a failed write; if it fails, or SQLite rolled back, all of it fails. */
   #undo(undo: () => void, cause: unknown): void {
     let reason = "SQLite rolled the transaction back";
     if (this.#db.isTransaction) {
@@ -204,8 +202,8 @@ export class GroupTransaction {
     try {
       value = fn();
     } catch (err) {
-      this.#rollbackTo.run();
-      this.#release.run();
+      // If SQLite rolled back on its own (SQLITE_FULL, IOERR), all of the transaction fails.
+      this.#undo(() => this.#db.exec("ROLLBACK TO group_write; RELEASE group_write"), err);
       throw err;
     }
     this.#release.run();
@@ -216,6 +214,8 @@ export class GroupTransaction {
   /** Opens the shared transaction if needed, at `level` or raised to it. */
   #begin(level: CommitLevel): void {
     if (level === "full" && this.#broken !== undefined) throw this.#broken;
+    // Open here but gone in SQLite: fail its writes, never write on in autocommit.
+    if (this.#isOpen && !this.#db.isTransaction) this.#undo(() => {}, "transaction gone");
     if (!this.#isOpen) {
       // IMMEDIATE takes the write lock now, so a busy database fails here (busy_timeout), not at COMMIT.
       this.#db.exec("BEGIN IMMEDIATE");

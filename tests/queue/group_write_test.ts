@@ -203,3 +203,43 @@ Deno.test("writeDurable: when the undo fails, or SQLite rolled back, the whole t
     });
   }
 });
+
+Deno.test("write: when SQLite rolled back inside a savepoint write, all of the transaction fails and the next message gets its own (#13)", async (t) => {
+  // Inside: what SQLite does itself on SQLITE_FULL or an I/O error mid-statement (review rev13c
+  // F1). Between writes: the transaction is gone, and the next write must not run in autocommit.
+  for (const name of ["inside the write", "between writes"]) {
+    await t.step(name, async () => {
+      const { db, group, rows } = groupOnTable();
+      const insert = db.prepare("INSERT INTO t (v) VALUES (?)");
+      const earlier = new Recorder();
+      group.write(earlier, () => insert.run("earlier-chunk"));
+      const earlierDurable = group.writeDurable(earlier, () => insert.run("earlier"), () => {});
+      const refused = new Recorder();
+      if (name === "inside the write") {
+        assert.throws(
+          () =>
+            group.write(refused, () => {
+              insert.run("refused-chunk");
+              db.exec("ROLLBACK");
+              throw new Error("database or disk is full");
+            }),
+          // The cause, not "no such savepoint".
+          /^Error: database or disk is full$/,
+        );
+      } else {
+        db.exec("ROLLBACK");
+      }
+      const late = group.writeDurable(undefined, () => insert.run("late"), () => {});
+      // Acknowledged only once a COMMIT holding them returned: earlier's rows were rolled back.
+      await assert.rejects(earlierDurable, /Queue write failed and rolled back/);
+      assert.equal(earlier.failures.length, 1);
+      assert.deepEqual(refused.failures, [], "a write that threw is not a participant");
+      // The next message went into a transaction of its own: acknowledged, and its row kept.
+      await late;
+      assert.equal(db.isTransaction, false);
+      assert.deepEqual(rows(), ["late"]);
+      group.close();
+      db.close();
+    });
+  }
+});
