@@ -89,7 +89,9 @@ export function applyMigrations(
       }
       db.exec("COMMIT");
     } catch (err) {
-      db.exec("ROLLBACK");
+      // SQLite may have rolled back on its own (SQLITE_FULL, IOERR): then a ROLLBACK would
+      // replace the cause with "no transaction is active".
+      if (db.isTransaction) db.exec("ROLLBACK");
       throw new Error(
         `Cannot migrate database schema for "${component}" to version ${i + 1}: ${errorText(err)}`,
       );
@@ -109,7 +111,8 @@ export function inImmediateTransaction<T>(db: DatabaseSync, fn: () => T): T {
     db.exec("COMMIT");
     return value;
   } catch (err) {
-    db.exec("ROLLBACK");
+    // Not after SQLite rolled back on its own: that ROLLBACK's error would hide `err`.
+    if (db.isTransaction) db.exec("ROLLBACK");
     throw err;
   }
 }

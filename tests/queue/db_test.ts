@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { applyMigrations, openDatabase } from "../../src/queue/db.ts";
+import { applyMigrations, inImmediateTransaction, openDatabase } from "../../src/queue/db.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 
 Deno.test("openDatabase() creates the data directory with mode 0700 and uses WAL", async () => {
@@ -94,4 +94,50 @@ Deno.test("applyMigrations() rolls back a failing step and keeps the earlier ver
       db.close();
     }
   });
+});
+
+// SQLite rolls the whole transaction back on its own on SQLITE_FULL or an I/O error (simulated
+// by a ROLLBACK inside): the caller must hear that cause, not "no transaction is active".
+Deno.test("inImmediateTransaction() rethrows the cause after SQLite rolled back on its own", () => {
+  const db = new DatabaseSync(":memory:");
+  try {
+    db.exec("CREATE TABLE t (v)");
+    assert.throws(
+      () =>
+        inImmediateTransaction(db, () => {
+          db.exec("INSERT INTO t VALUES (1)");
+          db.exec("ROLLBACK");
+          throw new Error("database or disk is full");
+        }),
+      /^Error: database or disk is full$/,
+    );
+    assert.equal(db.isTransaction, false);
+    assert.equal(db.prepare("SELECT count(*) AS n FROM t").get()?.n, 0);
+    // A failure SQLite did not roll back itself is still rolled back here.
+    assert.throws(
+      () =>
+        inImmediateTransaction(db, () => {
+          db.exec("INSERT INTO t VALUES (2)");
+          throw new Error("later step failed");
+        }),
+      /^Error: later step failed$/,
+    );
+    assert.equal(db.isTransaction, false);
+    assert.equal(db.prepare("SELECT count(*) AS n FROM t").get()?.n, 0);
+  } finally {
+    db.close();
+  }
+});
+
+Deno.test("applyMigrations() names a step's own error after SQLite rolled back on its own", () => {
+  const db = new DatabaseSync(":memory:");
+  try {
+    assert.throws(
+      () => applyMigrations(db, "queue", ["CREATE TABLE d (x); ROLLBACK; BOGUS"]),
+      /Cannot migrate database schema for "queue" to version 1: .*syntax error/,
+    );
+    assert.equal(db.isTransaction, false);
+  } finally {
+    db.close();
+  }
 });

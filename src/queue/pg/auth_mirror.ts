@@ -78,7 +78,8 @@ export function loadTables(db: DatabaseSync, rows: Rows): void {
     }
     db.exec("COMMIT");
   } catch (err) {
-    db.exec("ROLLBACK");
+    // Not after SQLite rolled back on its own: that ROLLBACK's error would hide `err`.
+    if (db.isTransaction) db.exec("ROLLBACK");
     throw err;
   } finally {
     // This connection's own writes: what remembers domain owners must hear of them.
