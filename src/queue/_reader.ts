@@ -59,6 +59,7 @@ export class QueueReader {
   readonly #recipientsInDomains: StatementSync;
   readonly #recipientsQueuedInDomains: StatementSync;
   readonly #chunks: StatementSync;
+  readonly #chunksWhole: StatementSync;
   readonly #inlineBody: StatementSync;
   readonly #oneMessage: StatementSync;
 
@@ -96,6 +97,11 @@ export class QueueReader {
     this.#chunks = db.prepare(
       "SELECT seq, bytes FROM message_chunks WHERE message_id = ? AND seq > ? ORDER BY seq " +
         `LIMIT ${CHUNK_PAGE_SIZE}`,
+    );
+    // length() of a blob reads its record header only, not the bytes (overflow pages).
+    this.#chunksWhole = db.prepare(
+      "SELECT count(*) AS n, min(seq) AS lo, max(seq) AS hi, sum(length(bytes)) AS total " +
+        "FROM message_chunks WHERE message_id = ?",
     );
     this.#inlineBody = db.prepare("SELECT body, body_file, size FROM messages WHERE id = ?");
     this.#oneMessage = db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages m WHERE m.id = ?`);
@@ -158,7 +164,9 @@ export class QueueReader {
 
   /**
    * The body of `messageId`: in its own file (schema step 8), in its row (step 7), or else its
-   * stored chunks, in order, a page of rows at a time.
+   * stored chunks, in order, a page of rows at a time. Chunks that are not the whole body (a
+   * gap, or fewer bytes than the message's size) throw before any byte is yielded: a truncated
+   * body is never sent, shown or returned in a report as if it were the message.
    */
   *body(messageId: string): Generator<Uint8Array> {
     const row = this.#inlineBody.get(messageId);
@@ -180,21 +188,38 @@ export class QueueReader {
       if (inline.length > 0) yield inline;
       return;
     }
+    if (row !== undefined) this.#checkWhole(messageId, row.size);
     let afterSeq = -1;
     for (;;) {
       const rows = this.#chunks.all(messageId, afterSeq);
       for (const raw of rows) {
         const bytes = readChunkBytes(raw);
         const seq: unknown = raw.seq;
-        if (bytes === undefined || typeof seq !== "number") {
+        if (bytes === undefined || seq !== afterSeq + 1) {
           // A body with a hole cannot be sent byte-exact: stop rather than send it damaged.
-          throw new Error(`Cannot read body of message "${messageId}": chunk row is unreadable`);
+          throw new Error(
+            `Cannot read body of message "${messageId}": chunk ${afterSeq + 1} is ` +
+              (bytes === undefined ? "unreadable" : "missing"),
+          );
         }
         afterSeq = seq;
         BODY_GARBAGE.read(bytes.length);
         yield bytes;
       }
       if (rows.length < CHUNK_PAGE_SIZE) return;
+    }
+  }
+
+  /** Throws unless the chunk rows of `messageId` are seq 0..n-1 and `size` bytes in all. */
+  #checkWhole(messageId: string, size: unknown): void {
+    const { n, lo, hi, total } = this.#chunksWhole.get(messageId) ?? {};
+    const bytes = total ?? 0;
+    if (n === 0 && size === 0) return;
+    if (lo !== 0 || hi !== Number(n) - 1 || bytes !== size) {
+      throw new Error(
+        `Cannot read body of message "${messageId}": its chunks hold ${bytes} of its ` +
+          `${size} bytes (${n} chunks, seq ${lo ?? "-"} to ${hi ?? "-"}): stored incomplete`,
+      );
     }
   }
 
