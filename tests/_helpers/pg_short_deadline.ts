@@ -21,6 +21,21 @@ export function bounded(p: Promise<string>): Promise<string> {
   return answerWithin(p, STEP_BOUND_MS);
 }
 
+/**
+ * `call` again until it answers, at most 8 times, each bounded (a sender, customer or worker
+ * retrying): one asked before the silent connection was dropped goes out on it and fails too.
+ * The tries' outcomes (" | "-joined), a failure as "failed: <message>".
+ */
+export async function untilAnswered(call: () => Promise<string>): Promise<string> {
+  const tries: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    const got = await bounded(call().catch((e) => `failed: ${e.message}`));
+    tries.push(got);
+    if (!got.startsWith("failed: ")) break;
+  }
+  return tries.join(" | ");
+}
+
 /** What a test gets. */
 export interface ShortDeadline {
   readonly pg: PostgresCluster;

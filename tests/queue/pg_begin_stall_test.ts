@@ -8,19 +8,13 @@
  */
 import assert from "node:assert/strict";
 import type { ClaimResult } from "../../src/queue/types.ts";
-import { bounded, proxyOf, shortDeadlineTest } from "../_helpers/pg_short_deadline.ts";
+import {
+  bounded,
+  proxyOf,
+  shortDeadlineTest,
+  untilAnswered,
+} from "../_helpers/pg_short_deadline.ts";
 import { queueMessage } from "../_helpers/queue_fixtures.ts";
-
-/** `call` again until it answers (bounded, as a sender or customer retrying): the tries. */
-async function untilAnswered(call: () => Promise<string>): Promise<string> {
-  const tries: string[] = [];
-  for (let i = 0; i < 8; i++) {
-    const got = await bounded(call().catch((e) => `failed: ${e.message}`));
-    tries.push(got);
-    if (!got.startsWith("failed: ")) break;
-  }
-  return tries.join(" | ");
-}
 
 await shortDeadlineTest(
   "a group commit whose BEGIN never answered fails its writes in time, and its silent connection is dropped: the next message commits",

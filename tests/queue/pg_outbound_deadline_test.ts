@@ -14,26 +14,13 @@ import {
   proxyOf,
   type ShortDeadline,
   shortDeadlineTest,
+  untilAnswered,
 } from "../_helpers/pg_short_deadline.ts";
 import { queueMessage, rcpt } from "../_helpers/queue_fixtures.ts";
 
 /** Queues a message for an mx-route recipient at dest.example. */
 const queueOutbound = (t: ShortDeadline) =>
   queueMessage(t.store, { from: "s@example.net", to: [rcpt("v@dest.example", { route: "mx" })] });
-
-/**
- * `call` again until it answers (bounded: a worker's later rounds): one asked before the
- * silent connection was dropped goes out on it and fails too. The tries, " | "-joined.
- */
-async function untilAnswered(call: () => Promise<string>): Promise<string> {
-  const tries: string[] = [];
-  for (let i = 0; i < 8; i++) {
-    const got = await bounded(call().catch((e) => `failed: ${e.message}`));
-    tries.push(got);
-    if (!got.startsWith("failed: ")) break;
-  }
-  return tries.join(" | ");
-}
 
 /** Stalls the connection that sends `statement`, then runs `call`: its outcome, bounded. */
 async function stalledAt(

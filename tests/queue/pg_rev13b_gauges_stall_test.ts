@@ -6,18 +6,13 @@
  * default pool of 8 each such scrape takes one connection away until TCP notices.
  */
 import assert from "node:assert/strict";
-import { bounded, proxyOf, shortDeadlineTest } from "../_helpers/pg_short_deadline.ts";
+import {
+  bounded,
+  proxyOf,
+  shortDeadlineTest,
+  untilAnswered,
+} from "../_helpers/pg_short_deadline.ts";
 import { queueMessage } from "../_helpers/queue_fixtures.ts";
-
-async function untilAnswered(call: () => Promise<string>): Promise<string> {
-  const tries: string[] = [];
-  for (let i = 0; i < 8; i++) {
-    const got = await bounded(call().catch((e) => `failed: ${e.message}`));
-    tries.push(got);
-    if (!got.startsWith("failed: ")) break;
-  }
-  return tries.join(" | ");
-}
 
 await shortDeadlineTest(
   "a /metrics gauges read on a connection gone silent: the next message still commits",

@@ -8,18 +8,13 @@
  */
 import assert from "node:assert/strict";
 import type { ClaimResult } from "../../src/queue/types.ts";
-import { bounded, proxyOf, shortDeadlineTest } from "../_helpers/pg_short_deadline.ts";
+import {
+  bounded,
+  proxyOf,
+  shortDeadlineTest,
+  untilAnswered,
+} from "../_helpers/pg_short_deadline.ts";
 import { queueMessage } from "../_helpers/queue_fixtures.ts";
-
-async function untilAnswered(call: () => Promise<string>): Promise<string> {
-  const tries: string[] = [];
-  for (let i = 0; i < 8; i++) {
-    const got = await bounded(call().catch((e) => `failed: ${e.message}`));
-    tries.push(got);
-    if (!got.startsWith("failed: ")) break;
-  }
-  return tries.join(" | ");
-}
 
 /** Holds the pool's only connection in a transaction for `ms` (healthy, answering). */
 async function holdPool(
