@@ -8,7 +8,9 @@ import { WAL_KEEP_BYTES } from "../../src/queue/_wal_sync.ts";
 
 const ROUNDS = 10;
 const MESSAGES_PER_ROUND = 200;
-const MESSAGE_BYTES = 64 * 1024;
+// Under a chunk (64 KiB): the body goes in its message row, so its pages pass through the
+// database file (longer ones go to segment files in data_dir/bodies, src/queue/_body_files.ts).
+const MESSAGE_BYTES = 60 * 1024;
 
 const OPTIONS = maintenanceOptions({ isLocalDomain: () => true });
 
@@ -45,9 +47,11 @@ Deno.test("the database file does not grow across 10 rounds of fill and drain", 
         assert.equal(settled.length, MESSAGES_PER_ROUND);
         await claim.lease.settle(settled);
         await claim.lease.release();
-        // 200 × 64 KiB ≈ 3200 pages of 4 KiB: a couple of passes give them all back.
+        // 200 × 60 KiB ≈ 3000 pages of 4 KiB: a couple of passes give them all back.
         for (let pass = 0; pass < 3; pass++) await store.maintain(OPTIONS);
-        sizes.push(fileBytes(path) + fileBytes(`${path}-wal`));
+        // The database file alone: the WAL's size after a round depends on when its last
+        // checkpoint ran (bounded by WAL_KEEP_BYTES, checked below), not on what vacuum gave back.
+        sizes.push(fileBytes(path));
       }
     } finally {
       await store.close();
@@ -55,9 +59,9 @@ Deno.test("the database file does not grow across 10 rounds of fill and drain", 
     const first = sizes[0] ?? 0;
     const last = sizes[ROUNDS - 1] ?? 0;
     if (Deno.env.get("VACUUM_TEST_VERBOSE")) {
-      Deno.stderr.writeSync(new TextEncoder().encode(`db+wal bytes: ${sizes.join(", ")}\n`));
+      Deno.stderr.writeSync(new TextEncoder().encode(`db bytes: ${sizes.join(", ")}\n`));
     }
-    assert.ok(last <= first * 1.5, `db+wal bytes per round grow past 1.5×: ${sizes.join(", ")}`);
+    assert.ok(last <= first * 1.5, `db bytes per round grow past 1.5×: ${sizes.join(", ")}`);
     assert.ok(fileBytes(`${path}-wal`) <= WAL_KEEP_BYTES, "the WAL keeps at most WAL_KEEP_BYTES");
   });
 });
