@@ -1,7 +1,12 @@
 /**
  * Queue fixtures for store tests: recipients from their addresses, one message queued whole the
- * way the receiver does it, and maintenance options with the defaults most tests want.
+ * way the receiver does it, and maintenance options with the defaults most tests want; for the
+ * SQLite store's body files, a store on a fresh data directory and what its rows and folder hold.
  */
+import { DatabaseSync } from "node:sqlite";
+import { DATABASE_FILE, openDatabase } from "../../src/queue/db.ts";
+import { BODY_DIR, type BodySync } from "../../src/queue/_body_files.ts";
+import { SqliteQueueStore, type SqliteQueueStoreOptions } from "../../src/queue/sqlite_store.ts";
 import type {
   Lease,
   MaintenanceOptions,
@@ -9,6 +14,7 @@ import type {
   NewRecipient,
   QueueStore,
 } from "../../src/queue/types.ts";
+import { withTempDataDir } from "./temp_db.ts";
 
 const DAY_MS = 86_400_000;
 
@@ -70,4 +76,79 @@ export async function failEveryOther(lease: Lease, start: 0 | 1): Promise<void> 
     }
   }
   await lease.settle(failed);
+}
+
+/** Runs `fn` with a SQLite store on a fresh data directory, and closes the store after it. */
+export async function withStore(
+  fn: (store: SqliteQueueStore, dataDir: string) => Promise<void>,
+  opts: SqliteQueueStoreOptions = {},
+): Promise<void> {
+  await withTempDataDir(async (dataDir) => {
+    const store = new SqliteQueueStore(openDatabase(dataDir), opts);
+    try {
+      await fn(store, dataDir);
+    } finally {
+      await store.close();
+    }
+  });
+}
+
+/** `n` bytes of a pattern that differs with `seed` and from one KiB to the next. */
+export function patternBytes(n: number, seed: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = (i * 31 + seed + (i >> 10)) & 0xff;
+  return out;
+}
+
+/**
+ * The row's `body_file` of message `id`, `<segment>@<offset>` (null: the body is in SQLite),
+ * read on a connection of its own.
+ */
+export function bodyNameOf(dataDir: string, id: string): string | null {
+  const raw = new DatabaseSync(`${dataDir}/${DATABASE_FILE}`);
+  try {
+    const name = raw.prepare("SELECT body_file FROM messages WHERE id = ?").get(id)?.body_file;
+    return typeof name === "string" ? name : null;
+  } finally {
+    raw.close();
+  }
+}
+
+/** The segment file that holds message `id`'s body; throws if its body is not in a file. */
+export function segmentOf(dataDir: string, id: string): string {
+  const name = bodyNameOf(dataDir, id);
+  if (name === null) throw new Error(`message ${id} has no body file`);
+  return name.split("@")[0] ?? name;
+}
+
+/** The files in the body folder that hold bytes (spares are empty), sorted. */
+export function filledBodyFiles(dataDir: string): string[] {
+  const out: string[] = [];
+  for (const e of Deno.readDirSync(`${dataDir}/${BODY_DIR}`)) {
+    try {
+      if (Deno.statSync(`${dataDir}/${BODY_DIR}/${e.name}`).size > 0) out.push(e.name);
+    } catch (err) {
+      // Unlinked (off the loop) between the listing and the stat: gone.
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+  }
+  return out.sort();
+}
+
+/** A body sync that fails one data sync with "EIO (test)" once armed (`armed`: from the start). */
+export function failOnceSync(armed = false): { sync: BodySync; arm: () => void } {
+  let isArmed = armed;
+  const sync: BodySync = async (what, run) => {
+    if (what === "data" && isArmed) {
+      isArmed = false;
+      throw new Error("EIO (test)");
+    }
+    await run();
+  };
+  return { sync, arm: () => isArmed = true };
+}
+
+/** Waits (at most 100 × 10 ms) until `check` holds: body files are unlinked off the loop. */
+export async function eventually(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 100 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
 }

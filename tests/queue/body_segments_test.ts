@@ -10,167 +10,114 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { applyMigrations, openDatabase } from "../../src/queue/db.ts";
 import { QUEUE_MIGRATIONS } from "../../src/queue/_schema.ts";
-import { BODY_DIR, type BodySync, OPEN_SEGMENTS } from "../../src/queue/_body_files.ts";
+import { BODY_DIR, OPEN_SEGMENTS } from "../../src/queue/_body_files.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import { collectBytes } from "../_helpers/bytes.ts";
-import { maintenanceOptions, queueMessage, rcpt } from "../_helpers/queue_fixtures.ts";
+import {
+  bodyNameOf,
+  eventually,
+  failOnceSync,
+  filledBodyFiles,
+  maintenanceOptions,
+  patternBytes,
+  queueMessage,
+  rcpt,
+  segmentOf,
+  withStore,
+} from "../_helpers/queue_fixtures.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 
 const BIG = 100 * 1024;
 /** The store's chunk: a body's bytes go to its file a chunk at a time. */
 const CHUNK = 64 * 1024;
 
-function bytes(n: number, seed: number): Uint8Array {
-  return Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed + (i >> 10)) & 0xff);
-}
-
-/** The row's `body_file` of message `id`, read on a connection of its own. */
-function bodyNameOf(dataDir: string, id: string): string {
-  const raw = new DatabaseSync(`${dataDir}/odmr.db`);
-  try {
-    const row = raw.prepare("SELECT body_file FROM messages WHERE id = ?").get(id);
-    return String(row?.body_file);
-  } finally {
-    raw.close();
-  }
-}
-
-function segmentOf(dataDir: string, id: string): string {
-  return bodyNameOf(dataDir, id).split("@")[0] ?? "";
-}
-
-/** The files in the body folder that hold bytes (spares are empty). */
-function filledFiles(dataDir: string): string[] {
-  const out: string[] = [];
-  for (const e of Deno.readDirSync(`${dataDir}/${BODY_DIR}`)) {
-    try {
-      if (Deno.statSync(`${dataDir}/${BODY_DIR}/${e.name}`).size > 0) out.push(e.name);
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    }
-  }
-  return out.sort();
-}
-
-/** Waits (bounded) until `check` holds: files are unlinked off the loop. */
-async function eventually(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 100 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
-}
-
 Deno.test("bodies written one after the other share a segment, each read back exactly (#13)", async () => {
-  await withTempDataDir(async (dataDir) => {
-    const store = new SqliteQueueStore(openDatabase(dataDir));
-    try {
-      const sizes = [BIG, 64 * 1024, BIG + 7, 300 * 1024];
-      const ids: string[] = [];
-      for (const [i, n] of sizes.entries()) {
-        ids.push(await queueMessage(store, { to: ["a@one.test"], body: bytes(n, i) }));
-      }
-      const segment = segmentOf(dataDir, ids[0] ?? "");
-      let offset = 0;
-      for (const [i, id] of ids.entries()) {
-        assert.equal(bodyNameOf(dataDir, id), `${segment}@${offset}`);
-        offset += sizes[i] ?? 0;
-      }
-      assert.deepEqual(filledFiles(dataDir), [segment], "one file for all of them");
-      for (const [i, id] of ids.entries()) {
-        assert.deepEqual(await collectBytes(store.readBody(id)), bytes(sizes[i] ?? 0, i));
-      }
-    } finally {
-      await store.close();
+  await withStore(async (store, dataDir) => {
+    const sizes = [BIG, 64 * 1024, BIG + 7, 300 * 1024];
+    const ids: string[] = [];
+    for (const [i, n] of sizes.entries()) {
+      ids.push(await queueMessage(store, { to: ["a@one.test"], body: patternBytes(n, i) }));
+    }
+    const segment = segmentOf(dataDir, ids[0] ?? "");
+    let offset = 0;
+    for (const [i, id] of ids.entries()) {
+      assert.equal(bodyNameOf(dataDir, id), `${segment}@${offset}`);
+      offset += sizes[i] ?? 0;
+    }
+    assert.deepEqual(filledBodyFiles(dataDir), [segment], "one file for all of them");
+    for (const [i, id] of ids.entries()) {
+      assert.deepEqual(await collectBytes(store.readBody(id)), patternBytes(sizes[i] ?? 0, i));
     }
   });
 });
 
 Deno.test("bodies written at the same time go to different segments (#13)", async () => {
-  await withTempDataDir(async (dataDir) => {
-    const store = new SqliteQueueStore(openDatabase(dataDir));
-    try {
-      const a = await store.begin({ mailFrom: "", params: {}, recipients: [rcpt("a@one.test")] });
-      const b = await store.begin({ mailFrom: "", params: {}, recipients: [rcpt("b@one.test")] });
-      for (let i = 0; i < 3; i++) {
-        await a.write(bytes(BIG, 10 + i));
-        await b.write(bytes(BIG, 20 + i));
-      }
-      await Promise.all([a.commit(), b.commit()]);
-      assert.notEqual(segmentOf(dataDir, a.id), segmentOf(dataDir, b.id));
-      const expected = (seed: number) =>
-        new Uint8Array([0, 1, 2].flatMap((i) => [...bytes(BIG, seed + i)]));
-      assert.deepEqual(await collectBytes(store.readBody(a.id)), expected(10));
-      assert.deepEqual(await collectBytes(store.readBody(b.id)), expected(20));
-    } finally {
-      await store.close();
+  await withStore(async (store, dataDir) => {
+    const a = await store.begin({ mailFrom: "", params: {}, recipients: [rcpt("a@one.test")] });
+    const b = await store.begin({ mailFrom: "", params: {}, recipients: [rcpt("b@one.test")] });
+    for (let i = 0; i < 3; i++) {
+      await a.write(patternBytes(BIG, 10 + i));
+      await b.write(patternBytes(BIG, 20 + i));
     }
+    await Promise.all([a.commit(), b.commit()]);
+    assert.notEqual(segmentOf(dataDir, a.id), segmentOf(dataDir, b.id));
+    const expected = (seed: number) =>
+      new Uint8Array([0, 1, 2].flatMap((i) => [...patternBytes(BIG, seed + i)]));
+    assert.deepEqual(await collectBytes(store.readBody(a.id)), expected(10));
+    assert.deepEqual(await collectBytes(store.readBody(b.id)), expected(20));
   });
 });
 
 Deno.test("at most OPEN_SEGMENTS segments stay open for later bodies (#13)", async () => {
-  await withTempDataDir(async (dataDir) => {
-    const store = new SqliteQueueStore(openDatabase(dataDir));
-    try {
-      const writers = OPEN_SEGMENTS + 2;
-      const batch = async (seed: number) => {
-        const ws = [];
-        for (let i = 0; i < writers; i++) {
-          ws.push(
-            await store.begin({ mailFrom: "", params: {}, recipients: [rcpt("a@one.test")] }),
-          );
-        }
-        for (const [i, w] of ws.entries()) await w.write(bytes(BIG, seed + i));
-        await Promise.all(ws.map((w) => w.commit()));
-        return ws.map((w) => segmentOf(dataDir, w.id));
-      };
-      const first = new Set(await batch(0));
-      assert.equal(first.size, writers, "one segment per body written at once");
-      const second = await batch(100);
-      const reused = second.filter((s) => first.has(s));
-      assert.equal(reused.length, OPEN_SEGMENTS, "the others were closed when their body ended");
-      assert.equal(filledFiles(dataDir).length, writers + 2);
-    } finally {
-      await store.close();
-    }
+  await withStore(async (store, dataDir) => {
+    const writers = OPEN_SEGMENTS + 2;
+    const batch = async (seed: number) => {
+      const ws = [];
+      for (let i = 0; i < writers; i++) {
+        ws.push(
+          await store.begin({ mailFrom: "", params: {}, recipients: [rcpt("a@one.test")] }),
+        );
+      }
+      for (const [i, w] of ws.entries()) await w.write(patternBytes(BIG, seed + i));
+      await Promise.all(ws.map((w) => w.commit()));
+      return ws.map((w) => segmentOf(dataDir, w.id));
+    };
+    const first = new Set(await batch(0));
+    assert.equal(first.size, writers, "one segment per body written at once");
+    const second = await batch(100);
+    const reused = second.filter((s) => first.has(s));
+    assert.equal(reused.length, OPEN_SEGMENTS, "the others were closed when their body ended");
+    assert.equal(filledBodyFiles(dataDir).length, writers + 2);
   });
 });
 
 Deno.test("a body dropped or refused costs no other body; a failed sync retires its segment (#13)", async () => {
-  let failNext = false;
-  const sync: BodySync = async (what, run) => {
-    if (what === "data" && failNext) {
-      failNext = false;
-      throw new Error("EIO (test)");
-    }
-    await run();
-  };
-  await withTempDataDir(async (dataDir) => {
-    const store = new SqliteQueueStore(openDatabase(dataDir), { bodyFiles: { sync } });
-    try {
-      const first = await queueMessage(store, { to: ["a@one.test"], body: bytes(BIG, 1) });
-      const dropped = await store.begin({
-        mailFrom: "",
-        params: {},
-        recipients: [rcpt("a@one.test")],
-      });
-      await dropped.write(bytes(2 * CHUNK, 2)); // two whole chunks: both in the file
-      await dropped.abort();
-      const second = await queueMessage(store, { to: ["a@one.test"], body: bytes(BIG, 3) });
-      // The dropped bytes stay where they are, named by no row; the next body goes after them.
-      assert.equal(bodyNameOf(dataDir, second), `${segmentOf(dataDir, first)}@${BIG + 2 * CHUNK}`);
-      failNext = true;
-      await assert.rejects(
-        queueMessage(store, { to: ["a@one.test"], body: bytes(BIG, 4) }),
-        /EIO \(test\)/,
-      );
-      const third = await queueMessage(store, { to: ["a@one.test"], body: bytes(BIG, 5) });
-      assert.notEqual(segmentOf(dataDir, third), segmentOf(dataDir, first), "a new segment");
-      assert.equal(bodyNameOf(dataDir, third).split("@")[1], "0");
-      assert.deepEqual(await collectBytes(store.readBody(first)), bytes(BIG, 1));
-      assert.deepEqual(await collectBytes(store.readBody(second)), bytes(BIG, 3));
-      assert.deepEqual(await collectBytes(store.readBody(third)), bytes(BIG, 5));
-      assert.equal((await store.list()).length, 3);
-    } finally {
-      await store.close();
-    }
-  });
+  const { sync, arm: failNextSync } = failOnceSync();
+  await withStore(async (store, dataDir) => {
+    const first = await queueMessage(store, { to: ["a@one.test"], body: patternBytes(BIG, 1) });
+    const dropped = await store.begin({
+      mailFrom: "",
+      params: {},
+      recipients: [rcpt("a@one.test")],
+    });
+    await dropped.write(patternBytes(2 * CHUNK, 2)); // two whole chunks: both in the file
+    await dropped.abort();
+    const second = await queueMessage(store, { to: ["a@one.test"], body: patternBytes(BIG, 3) });
+    // The dropped bytes stay where they are, named by no row; the next body goes after them.
+    assert.equal(bodyNameOf(dataDir, second), `${segmentOf(dataDir, first)}@${BIG + 2 * CHUNK}`);
+    failNextSync();
+    await assert.rejects(
+      queueMessage(store, { to: ["a@one.test"], body: patternBytes(BIG, 4) }),
+      /EIO \(test\)/,
+    );
+    const third = await queueMessage(store, { to: ["a@one.test"], body: patternBytes(BIG, 5) });
+    assert.notEqual(segmentOf(dataDir, third), segmentOf(dataDir, first), "a new segment");
+    assert.equal(bodyNameOf(dataDir, third), `${segmentOf(dataDir, third)}@0`);
+    assert.deepEqual(await collectBytes(store.readBody(first)), patternBytes(BIG, 1));
+    assert.deepEqual(await collectBytes(store.readBody(second)), patternBytes(BIG, 3));
+    assert.deepEqual(await collectBytes(store.readBody(third)), patternBytes(BIG, 5));
+    assert.equal((await store.list()).length, 3);
+  }, { bodyFiles: { sync } });
 });
 
 Deno.test("a segment goes once none of its bodies is named, full or still open (#13)", async () => {
@@ -181,7 +128,7 @@ Deno.test("a segment goes once none of its bodies is named, full or still open (
     try {
       const ids: string[] = [];
       for (let i = 0; i < 4; i++) {
-        ids.push(await queueMessage(store, { to: [`u${i}@one.test`], body: bytes(BIG, i) }));
+        ids.push(await queueMessage(store, { to: [`u${i}@one.test`], body: patternBytes(BIG, i) }));
       }
       const [a, b, c, d] = ids as [string, string, string, string];
       const full = segmentOf(dataDir, a);
@@ -191,48 +138,48 @@ Deno.test("a segment goes once none of its bodies is named, full or still open (
       assert.equal(await store.delete([a, b]), 2);
       await store.maintain(maintenanceOptions());
       await new Promise((r) => setTimeout(r, 50));
-      assert.deepEqual(filledFiles(dataDir), [full, open].sort(), "c is still in it");
-      assert.deepEqual(await collectBytes(store.readBody(c)), bytes(BIG, 2));
+      assert.deepEqual(filledBodyFiles(dataDir), [full, open].sort(), "c is still in it");
+      assert.deepEqual(await collectBytes(store.readBody(c)), patternBytes(BIG, 2));
       assert.equal(await store.delete([c, d]), 2);
       // Not before the deletion is on disk (maintenance syncs it first).
-      assert.deepEqual(filledFiles(dataDir), [full, open].sort());
+      assert.deepEqual(filledBodyFiles(dataDir), [full, open].sort());
       await store.maintain(maintenanceOptions());
       // The open one too: left open it would keep d's bytes until it filled (review rev13a L1).
-      await eventually(() => filledFiles(dataDir).length === 0);
-      assert.deepEqual(filledFiles(dataDir), []);
-      const later = await queueMessage(store, { to: ["u9@one.test"], body: bytes(BIG, 9) });
+      await eventually(() => filledBodyFiles(dataDir).length === 0);
+      assert.deepEqual(filledBodyFiles(dataDir), []);
+      const later = await queueMessage(store, { to: ["u9@one.test"], body: patternBytes(BIG, 9) });
       assert.ok(![full, open].includes(segmentOf(dataDir, later)), "a new segment");
-      assert.deepEqual(await collectBytes(store.readBody(later)), bytes(BIG, 9));
+      assert.deepEqual(await collectBytes(store.readBody(later)), patternBytes(BIG, 9));
       assert.equal(await store.delete([later]), 1);
     } finally {
       await store.close();
     }
-    assert.deepEqual(filledFiles(dataDir), []);
+    assert.deepEqual(filledBodyFiles(dataDir), []);
   });
 });
 
 Deno.test("after a crash a segment keeps its named bodies, takes no more and goes with the last (#13)", async () => {
   await withTempDataDir(async (dataDir) => {
     const first = new SqliteQueueStore(openDatabase(dataDir));
-    const kept = await queueMessage(first, { to: ["a@one.test"], body: bytes(BIG, 1) });
+    const kept = await queueMessage(first, { to: ["a@one.test"], body: patternBytes(BIG, 1) });
     const crashed = await first.begin({
       mailFrom: "",
       params: {},
       recipients: [rcpt("b@one.test")],
     });
-    await crashed.write(bytes(BIG, 2)); // after kept's body, never committed
+    await crashed.write(patternBytes(BIG, 2)); // after kept's body, never committed
     const segment = segmentOf(dataDir, kept);
     // A crash: no close (which would tidy up), the next start reads what is on disk.
     const second = new SqliteQueueStore(openDatabase(dataDir));
     try {
-      assert.deepEqual(filledFiles(dataDir), [segment]);
-      assert.deepEqual(await collectBytes(second.readBody(kept)), bytes(BIG, 1));
-      const later = await queueMessage(second, { to: ["a@one.test"], body: bytes(BIG, 3) });
+      assert.deepEqual(filledBodyFiles(dataDir), [segment]);
+      assert.deepEqual(await collectBytes(second.readBody(kept)), patternBytes(BIG, 1));
+      const later = await queueMessage(second, { to: ["a@one.test"], body: patternBytes(BIG, 3) });
       assert.notEqual(segmentOf(dataDir, later), segment, "an old segment takes no more");
       assert.equal(await second.delete([kept]), 1);
       await second.maintain(maintenanceOptions());
-      await eventually(() => !filledFiles(dataDir).includes(segment));
-      assert.deepEqual(filledFiles(dataDir), [segmentOf(dataDir, later)]);
+      await eventually(() => !filledBodyFiles(dataDir).includes(segment));
+      assert.deepEqual(filledBodyFiles(dataDir), [segmentOf(dataDir, later)]);
     } finally {
       await second.close();
       await first.close();
@@ -243,7 +190,7 @@ Deno.test("after a crash a segment keeps its named bodies, takes no more and goe
 Deno.test("another process never removes a segment; serve's next start does once unnamed (#13)", async () => {
   await withTempDataDir(async (dataDir) => {
     const serve = new SqliteQueueStore(openDatabase(dataDir), { bodyFiles: { segmentBytes: 1 } });
-    const id = await queueMessage(serve, { to: ["a@one.test"], body: bytes(BIG, 1) });
+    const id = await queueMessage(serve, { to: ["a@one.test"], body: patternBytes(BIG, 1) });
     const segment = segmentOf(dataDir, id);
     await serve.close();
     const cli = new SqliteQueueStore(openDatabase(dataDir), { removeOrphans: false });
@@ -253,18 +200,18 @@ Deno.test("another process never removes a segment; serve's next start does once
     } finally {
       await cli.close();
     }
-    assert.deepEqual(filledFiles(dataDir), [segment], "its bodies were never counted there");
+    assert.deepEqual(filledBodyFiles(dataDir), [segment], "its bodies were never counted there");
     const again = new SqliteQueueStore(openDatabase(dataDir));
     await again.close();
-    assert.deepEqual(filledFiles(dataDir), []);
+    assert.deepEqual(filledBodyFiles(dataDir), []);
   });
 });
 
 Deno.test("upgrade from step 8: a body in a file of its own is read and goes with its row (#13)", async () => {
   await withTempDataDir(async (dataDir) => {
     const store = new SqliteQueueStore(openDatabase(dataDir), { bodyFiles: { segmentBytes: 1 } });
-    const id = await queueMessage(store, { to: ["a@one.test"], body: bytes(BIG, 1) });
-    const other = await queueMessage(store, { to: ["b@one.test"], body: bytes(BIG, 2) });
+    const id = await queueMessage(store, { to: ["a@one.test"], body: patternBytes(BIG, 1) });
+    const other = await queueMessage(store, { to: ["b@one.test"], body: patternBytes(BIG, 2) });
     await store.close();
     // The queue as step 8 left it: each body in a file of its own, the row naming the file.
     const raw = new DatabaseSync(`${dataDir}/odmr.db`);
@@ -276,18 +223,18 @@ Deno.test("upgrade from step 8: a body in a file of its own is read and goes wit
     const file = segmentOf(dataDir, id);
     const next = new SqliteQueueStore(openDatabase(dataDir));
     try {
-      assert.deepEqual(await collectBytes(next.readBody(id)), bytes(BIG, 1));
-      assert.deepEqual(await collectBytes(next.readBody(other)), bytes(BIG, 2));
-      const later = await queueMessage(next, { to: ["a@one.test"], body: bytes(BIG, 3) });
-      assert.match(bodyNameOf(dataDir, later), /@0$/);
-      assert.deepEqual(await collectBytes(next.readBody(later)), bytes(BIG, 3));
+      assert.deepEqual(await collectBytes(next.readBody(id)), patternBytes(BIG, 1));
+      assert.deepEqual(await collectBytes(next.readBody(other)), patternBytes(BIG, 2));
+      const later = await queueMessage(next, { to: ["a@one.test"], body: patternBytes(BIG, 3) });
+      assert.equal(bodyNameOf(dataDir, later), `${segmentOf(dataDir, later)}@0`);
+      assert.deepEqual(await collectBytes(next.readBody(later)), patternBytes(BIG, 3));
       await Deno.writeFile(`${dataDir}/${BODY_DIR}/${file}`, new Uint8Array(1), { append: true });
       await assert.rejects(collectBytes(next.readBody(id)), /holds 102401 bytes, not 102400/);
       assert.equal(await next.delete([id]), 1);
       await next.maintain(maintenanceOptions());
-      await eventually(() => !filledFiles(dataDir).includes(file));
+      await eventually(() => !filledBodyFiles(dataDir).includes(file));
       assert.deepEqual(
-        filledFiles(dataDir),
+        filledBodyFiles(dataDir),
         [segmentOf(dataDir, other), segmentOf(dataDir, later)].sort(),
       );
     } finally {
@@ -297,19 +244,14 @@ Deno.test("upgrade from step 8: a body in a file of its own is read and goes wit
 });
 
 Deno.test("a row's body_file is a name in the folder, never a path (#13)", async () => {
-  await withTempDataDir(async (dataDir) => {
-    const store = new SqliteQueueStore(openDatabase(dataDir));
-    try {
-      const id = await queueMessage(store, { to: ["a@one.test"], body: bytes(BIG, 1) });
-      const raw = new DatabaseSync(`${dataDir}/odmr.db`);
-      for (const name of ["../odmr.db@0", `${segmentOf(dataDir, id)}@-1`, "x@0"]) {
-        raw.prepare("UPDATE messages SET body_file = ? WHERE id = ?").run(name, id);
-        await assert.rejects(collectBytes(store.readBody(id)), /is not a body file's name/);
-      }
-      raw.close();
-    } finally {
-      await store.close();
+  await withStore(async (store, dataDir) => {
+    const id = await queueMessage(store, { to: ["a@one.test"], body: patternBytes(BIG, 1) });
+    const raw = new DatabaseSync(`${dataDir}/odmr.db`);
+    for (const name of ["../odmr.db@0", `${segmentOf(dataDir, id)}@-1`, "x@0"]) {
+      raw.prepare("UPDATE messages SET body_file = ? WHERE id = ?").run(name, id);
+      await assert.rejects(collectBytes(store.readBody(id)), /is not a body file's name/);
     }
+    raw.close();
   });
 });
 
