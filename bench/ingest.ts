@@ -63,16 +63,18 @@ export async function ingestBench(ctx: BenchContext): Promise<Table[]> {
   const rows: string[][] = [];
   for (const shape of SHAPES) {
     const s = { ...shape, messages: Math.max(1, Math.round(shape.messages / ctx.scale)) };
-    const res = await eachTarget(
-      targets,
-      (t, port) => measure(targets, t, port, s, ctx.repeat),
-    );
+    const res = await measureShape(targets, s, ctx.repeat);
     const cell = (r: SourceResult | string | undefined) =>
       r === undefined ? "n/a" : typeof r === "string" ? r : fmtRate(r.msgPerSec);
     const mb = (r: SourceResult | string | undefined) =>
       r === undefined || typeof r === "string" ? "" : r.mbPerSec.toFixed(1);
     const rate = (r: SourceResult | string | undefined) =>
       r === undefined || typeof r === "string" ? undefined : r.msgPerSec;
+    const paired = res.pairedRatios.length > 1
+      ? `; paired by round ${fmtRatio(median(res.pairedRatios), 1)} [${
+        res.pairedRatios.map((r) => fmtRatio(r, 1)).join(" ")
+      }]`
+      : "";
     if (shape.summary !== undefined) {
       ctx.summary.set(
         shape.summary,
@@ -80,7 +82,9 @@ export async function ingestBench(ctx: BenchContext): Promise<Table[]> {
         // MX (bench/ingest_ceiling.ts: 3.5x Postfix where smtp-sink shows 1.35x).
         `${fmtRatio(rate(res.ours), rate(res.postfix))} (${cell(res.ours)} vs ${
           cell(res.postfix)
-        } msg/s; smtp-sink, storing nothing: ${fmtRatio(rate(res.sink), rate(res.postfix))})`,
+        } msg/s; smtp-sink, storing nothing: ${
+          fmtRatio(rate(res.sink), rate(res.postfix))
+        }${paired})`,
       );
     }
     rows.push([
@@ -92,7 +96,7 @@ export async function ingestBench(ctx: BenchContext): Promise<Table[]> {
       mb(res.postfix),
       cell(res.sink),
       mb(res.sink),
-      fmtRatio(rate(res.ours), rate(res.postfix)),
+      fmtRatio(rate(res.ours), rate(res.postfix)) + paired.replace("; paired by round", ", paired"),
     ]);
   }
   const lone = await loneSenderTable(ctx, targets);
@@ -117,7 +121,8 @@ export async function ingestBench(ctx: BenchContext): Promise<Table[]> {
         "shape = parallel smtp-source sessions (-s) × payload size (-l); one message per " +
         "connection; msgs = total messages (-m); 1 recipient each; MB = 10^6 payload bytes",
         "time = wall clock of smtp-source, i.e. until the last 250 after DATA; median of " +
-        `${ctx.repeat} run(s) per cell, targets interleaved per shape`,
+        `${ctx.repeat} run(s) per cell; each round runs smtp-sink, Postfix and ours once, one after " +
+        "the other; paired = the median of ours / Postfix within each round [every round]`,
         "ours: `serve` with a SQLite queue (WAL fsynced before each 250) in a temp dir",
         "Postfix: private instance, mail HELD on arrival (fsynced queue file, no delivery)",
         "smtp-sink: accepts and discards, nothing stored (a reference, slow with 100 KB bodies)",
@@ -165,25 +170,57 @@ async function loneSenderTable(ctx: BenchContext, targets: Targets): Promise<Tab
   };
 }
 
-/** Runs one shape `repeat` times against one target; the run with the median msg/s wins. */
-async function measure(
+/** What one shape measured: each target's median run, and ours / Postfix's round by round. */
+interface ShapeResult extends Partial<Record<Target, SourceResult | string>> {
+  /** ours / Postfix in each round where both ran (rounds alternate the targets). */
+  readonly pairedRatios: number[];
+}
+
+/**
+ * Runs one shape `repeat` rounds; each round runs every target once, one after the other, so
+ * that the machine's drift falls on all of them alike. A target's cell is its median run; a
+ * target that failed once keeps the reason and is not run again.
+ */
+async function measureShape(
   targets: Targets,
-  t: Target,
-  port: number,
   s: SourceShape,
   repeat: number,
-): Promise<SourceResult | string> {
-  const runs: SourceResult[] = [];
-  try {
-    for (let i = 0; i < repeat; i++) {
-      runs.push(await runSource(port, s, { rcpt: RCPT, timeoutMs: RUN_TIMEOUT_MS }));
-      await checkHeld(targets, t, s.messages);
+): Promise<ShapeResult> {
+  const runs: Record<Target, SourceResult[]> = { sink: [], postfix: [], ours: [] };
+  const failed: Partial<Record<Target, string>> = {};
+  const pairedRatios: number[] = [];
+  for (let i = 0; i < repeat; i++) {
+    const round = await eachTarget(targets, async (t, port) => {
+      if (failed[t] !== undefined) return failed[t];
+      try {
+        const r = await runSource(port, s, { rcpt: RCPT, timeoutMs: RUN_TIMEOUT_MS });
+        await checkHeld(targets, t, s.messages);
+        runs[t].push(r);
+        return r;
+      } catch (e) {
+        failed[t] = naCell(e);
+        return failed[t];
+      }
+    });
+    const ours = round.ours, postfix = round.postfix;
+    if (typeof ours === "object" && typeof postfix === "object" && postfix.msgPerSec > 0) {
+      pairedRatios.push(ours.msgPerSec / postfix.msgPerSec);
     }
-  } catch (e) {
-    return naCell(e);
   }
-  runs.sort((a, b) => a.msgPerSec - b.msgPerSec);
-  return runs[Math.floor(runs.length / 2)] ?? "n/a (no run)";
+  const cell = (t: Target): SourceResult | string => {
+    if (failed[t] !== undefined) return failed[t];
+    const sorted = [...runs[t]].sort((a, b) => a.msgPerSec - b.msgPerSec);
+    return sorted[Math.floor(sorted.length / 2)] ??
+      (typeof targets.ports[t] === "string" ? targets.ports[t] : "n/a (no run)");
+  };
+  return { sink: cell("sink"), postfix: cell("postfix"), ours: cell("ours"), pairedRatios };
+}
+
+/** The median of `xs` (the mean of the middle two for an even count). */
+function median(xs: readonly number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 /** Runs `run` against each target in turn; one that did not start keeps its reason. */
