@@ -212,6 +212,15 @@ export class BodyFiles {
     }
     try {
       const whole = place.offset === undefined;
+      // Checked before the first byte too: a reader that stops early (a report's prefix) gets
+      // no part of a body its file does not hold whole.
+      const end = (place.offset ?? 0) + size;
+      const held = file.statSync().size;
+      if (whole ? held !== size : held < end) {
+        throw new Error(
+          `Cannot read body of message "${id}": its file holds ${held} bytes, not ${end}`,
+        );
+      }
       if (!whole) file.seekSync(place.offset, Deno.SeekMode.Start);
       let total = 0;
       // A whole file is read one byte past its size: it must end there.

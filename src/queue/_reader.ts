@@ -164,13 +164,18 @@ export class QueueReader {
 
   /**
    * The body of `messageId`: in its own file (schema step 8), in its row (step 7), or else its
-   * stored chunks, in order, a page of rows at a time. Chunks that are not the whole body (a
-   * gap, or fewer bytes than the message's size) throw before any byte is yielded: a truncated
-   * body is never sent, shown or returned in a report as if it were the message.
+   * stored chunks, in order, a page of rows at a time. A body that is not the message's size in
+   * bytes (chunks with a gap or a short tail, a row's body shorter or longer, a file that ends
+   * early) throws before any byte is yielded: a damaged body is never sent, shown or returned in
+   * a report as if it were the message.
    */
   *body(messageId: string): Generator<Uint8Array> {
     const row = this.#inlineBody.get(messageId);
-    if (row !== undefined && row.body_file !== null) {
+    // Deleted meanwhile (`queue delete`): its chunks, if any are left, are not the message.
+    if (row === undefined) {
+      throw new Error(`Cannot read body of message "${messageId}": no such message`);
+    }
+    if (row.body_file !== null) {
       // Schema step 8: in its own file (src/queue/_body_files.ts).
       const { body_file: name, size } = row;
       if (this.#files === undefined || typeof name !== "string" || typeof size !== "number") {
@@ -184,11 +189,18 @@ export class QueueReader {
     }
     const inline = readInlineBody(row);
     if (inline !== undefined) {
+      // Its row's size says how long it is: a body shorter or longer is not the message.
+      if (inline.length !== row.size) {
+        throw new Error(
+          `Cannot read body of message "${messageId}": its row holds ${inline.length} of its ` +
+            `${row.size} bytes: stored damaged`,
+        );
+      }
       BODY_GARBAGE.read(inline.length);
       if (inline.length > 0) yield inline;
       return;
     }
-    if (row !== undefined) this.#checkWhole(messageId, row.size);
+    this.#checkWhole(messageId, row.size);
     let afterSeq = -1;
     for (;;) {
       const rows = this.#chunks.all(messageId, afterSeq);

@@ -119,21 +119,30 @@ export class PgReader {
     return { message, recipients };
   }
 
-  /** The stored chunks of `messageId`, in order, a page of rows at a time. */
+  /**
+   * The stored chunks of `messageId`, in order, a page of rows at a time. The first page comes
+   * with what the chunks add up to (octet_length reads no TOASTed value): unless they are seq
+   * 0..n-1 holding the message's size in bytes, or the message is gone, this throws before any
+   * byte is yielded, as the SQLite reader does; a gap found later throws too. A damaged body is
+   * never sent, shown or quoted in a report as if it were the message.
+   */
   async *body(messageId: string): AsyncGenerator<Uint8Array> {
     let afterSeq = -1;
     for (let guard = 0; guard < 10_000_000; guard++) {
-      const rows = await this.#query(
+      const rows = afterSeq < 0 ? await this.#firstPage(messageId) : await this.#query(
         this.#sql`SELECT seq, bytes FROM message_chunks
-          WHERE message_id = ${messageId} AND seq > ${afterSeq} ORDER BY seq
-          LIMIT ${CHUNK_PAGE_SIZE}`,
+            WHERE message_id = ${messageId} AND seq > ${afterSeq} ORDER BY seq
+            LIMIT ${CHUNK_PAGE_SIZE}`,
         "body read",
       );
       for (const raw of rows) {
         const bytes = readChunkBytes(raw);
-        if (bytes === undefined || typeof raw.seq !== "number") {
+        if (bytes === undefined || raw.seq !== afterSeq + 1) {
           // A body with a hole cannot be sent byte-exact: stop rather than send it damaged.
-          throw new Error(`Cannot read body of message "${messageId}": chunk row is unreadable`);
+          throw new Error(
+            `Cannot read body of message "${messageId}": chunk ${afterSeq + 1} is ` +
+              (bytes === undefined ? "unreadable" : "missing"),
+          );
         }
         afterSeq = raw.seq;
         BODY_GARBAGE.read(bytes.length);
@@ -141,6 +150,32 @@ export class PgReader {
       }
       if (rows.length < CHUNK_PAGE_SIZE) return;
     }
+  }
+
+  /** The first page of chunks, after checking them whole (see `body`). */
+  async #firstPage(messageId: string): Promise<Record<string, unknown>[]> {
+    const rows = await this.#query(
+      this.#sql`SELECT w.size, w.n, w.lo, w.hi, w.total, c.seq, c.bytes
+        FROM (SELECT (SELECT size::float8 FROM messages WHERE id = ${messageId}) AS size,
+            count(*)::float8 AS n, min(seq) AS lo, max(seq) AS hi,
+            coalesce(sum(octet_length(bytes)), 0)::float8 AS total
+          FROM message_chunks WHERE message_id = ${messageId}) w
+        LEFT JOIN LATERAL (SELECT seq, bytes FROM message_chunks
+          WHERE message_id = ${messageId} ORDER BY seq LIMIT ${CHUNK_PAGE_SIZE}) c ON true
+        ORDER BY c.seq`,
+      "body read",
+    );
+    const { size, n, lo, hi, total } = rows[0] ?? {};
+    const what = `Cannot read body of message "${messageId}"`;
+    if (size === null || size === undefined) throw new Error(`${what}: no such message`);
+    if (n === 0 && size === 0) return [];
+    if (lo !== 0 || hi !== Number(n) - 1 || total !== size) {
+      throw new Error(
+        `${what}: its chunks hold ${total} of its ${size} bytes (${n} chunks, seq ` +
+          `${lo ?? "-"} to ${hi ?? "-"}): stored incomplete`,
+      );
+    }
+    return rows;
   }
 
   async #messages(ids: readonly string[]): Promise<MessageRow[]> {
