@@ -244,15 +244,25 @@ export class BodyFiles {
 
   /**
    * The bodies of deleted messages, once their deletion is on disk: `syncAll` commits and syncs
-   * everything written so far (it throws after a failed sync: nothing is taken then). They are
-   * forgotten here: a crash before `unlink` leaves their files as orphans for the next start.
+   * everything written so far (it throws after a failed sync: nothing is taken then). Read after
+   * it: a deletion whose COMMIT failed was rolled back with its note, and its row names its body
+   * again. They are forgotten here: a crash before `unlink` leaves their files as orphans for the
+   * next start.
    */
   takeGone(syncAll: () => void): string[] {
-    const names = this.#goneNames();
-    if (names.length === 0) return names;
+    if (this.#goneNames().length === 0) return [];
     syncAll();
+    const names = this.#goneNames();
     for (const name of names) this.#forget.run(name);
     return names;
+  }
+
+  /**
+   * In the open transaction: the row naming `name`, deleted there, was inserted in it too (a
+   * writer's undo), so its deletion frees nothing; its writer drops the body instead.
+   */
+  takeBackGone(name: string): void {
+    this.#forget.run(name);
   }
 
   /**

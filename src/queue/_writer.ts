@@ -7,7 +7,7 @@
  * rows (schema steps 8 and 9, _body_files.ts): the message's rows are written only once its bytes
  * are on disk.
  */
-import type { StatementSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { asError, errorText } from "../errors.ts";
 import type { Logger } from "../observe/log.ts";
 import type { BodyFiles, BodyFileWriter } from "./_body_files.ts";
@@ -24,6 +24,28 @@ export interface WriterStatements {
   readonly deleteMessage: StatementSync;
   readonly insertMessage: StatementSync;
   readonly insertRecipient: StatementSync;
+  /** Whether a message row of this id is there (`found`). */
+  readonly findMessage: StatementSync;
+}
+
+/** Prepares the writers' statements on the store's connection. */
+export function prepareWriterStatements(db: DatabaseSync): WriterStatements {
+  return {
+    insertChunk: db.prepare(
+      "INSERT INTO message_chunks (message_id, seq, bytes) VALUES (?, ?, ?)",
+    ),
+    deleteChunks: db.prepare("DELETE FROM message_chunks WHERE message_id = ?"),
+    deleteMessage: db.prepare("DELETE FROM messages WHERE id = ?"),
+    insertMessage: db.prepare(
+      "INSERT INTO messages (id, received_at, mail_from, size, params, body, body_file) " +
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+    ),
+    insertRecipient: db.prepare(
+      "INSERT INTO recipients (message_id, address, domain, notify, orcpt, route, " +
+        "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    ),
+    findMessage: db.prepare("SELECT 1 AS found FROM messages WHERE id = ?"),
+  };
 }
 
 /**
@@ -142,8 +164,6 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
       }
     }
     let durable: Promise<void>;
-    // The undo deleted this message's row: its body file goes with that deletion (takeGone).
-    let rowUndone = false;
     try {
       // The last chunk and the message's rows in one write: all of them or none (its undo).
       const last = this.#buffer.isEmpty ? undefined : this.#buffer.take();
@@ -152,7 +172,6 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
       // Set once this write's message row is in: only then may a failure remove it (with its
       // recipients). A last chunk left behind goes with the others (#discard).
       let inserted = false;
-      rowUndone = false;
       durable = this.#group.writeDurable(this, () => {
         if (last !== undefined && inline === undefined) {
           this.#sql.insertChunk.run(this.id, this.#seq, last);
@@ -182,11 +201,15 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
       }, () => {
         if (!inserted) return;
         this.#sql.deleteMessage.run(this.id);
-        rowUndone = true;
+        // Inserted and deleted in this one open transaction: whatever its COMMIT does, no row
+        // names the body. The deletion's note is taken back (a COMMIT that failed took the note
+        // with it and left the body counted until restart); the body is dropped now (#discard).
+        const file = this.#file;
+        if (file !== undefined) this.#files?.takeBackGone(file.name);
       });
       if (last !== undefined && inline === undefined) this.#seq++;
     } catch (err) {
-      return this.#fail(asError(err), { fileGoesWithRow: rowUndone });
+      return this.#fail(asError(err));
     } finally {
       // The last bytes were bound (node:sqlite copies blobs) or not stored: the buffer is free.
       this.#buffer.release();
@@ -226,26 +249,23 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
     }
   }
 
-  #fail(
-    err: Error,
-    opts: { withMessage?: boolean; fileGoesWithRow?: boolean } = {},
-  ): Promise<void> {
-    this.#discard(opts.withMessage === true, opts.fileGoesWithRow === true);
+  #fail(err: Error, opts: { withMessage?: boolean } = {}): Promise<void> {
+    this.#discard(opts.withMessage === true);
     return Promise.reject(err);
   }
 
   /**
-   * Aborted: deletes the chunks stored so far, and the message's rows with `withMessage`.
-   * `fileGoesWithRow`: a row naming the body's file was deleted already (writeDurable's undo).
+   * Aborted: deletes the chunks stored so far, and the message's rows with `withMessage` (its
+   * COMMIT failed: rolled back, or committed and its sync failed).
    */
-  #discard(withMessage: boolean, fileGoesWithRow = false): void {
+  #discard(withMessage: boolean): void {
     this.#buffer.release();
     this.#group.forget(this);
     this.#state = "aborted";
     // With no row written, nothing points at the file. Else the file goes once the row's
     // deletion is on disk (BodyFiles.takeGone), or at the next start: dropping it here as well
     // would count a body of a shared segment out twice.
-    if (!withMessage && !fileGoesWithRow) this.#file?.discard();
+    if (!withMessage) this.#file?.discard();
     if (this.#file !== undefined && !withMessage) return;
     if (this.#seq === 0 && !withMessage) return;
     try {
@@ -260,6 +280,21 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
     } catch (err) {
       // Left-over rows are orphans, removed at the next start; not worth failing the session.
       this.#log.warn("queue_abort_cleanup_failed", { id: this.id, reason: errorText(err) });
+      if (withMessage) this.#dropFileUnlessNamed();
+    }
+  }
+
+  /**
+   * The deletion of this message's rows failed: if no row of it is there (its COMMIT rolled
+   * back), nothing names its file and it goes now, not at the next start (rev13a). If one is
+   * (committed, its sync failed), or that cannot be told, the file stays with it.
+   */
+  #dropFileUnlessNamed(): void {
+    if (this.#file === undefined) return;
+    try {
+      if (this.#sql.findMessage.get(this.id) === undefined) this.#file.discard();
+    } catch {
+      // Unknown: kept (the next start removes it if no row names it).
     }
   }
 }

@@ -19,7 +19,7 @@ import { SqliteStats } from "./_stats.ts";
 import { QUEUE_MIGRATIONS } from "./_schema.ts";
 
 import { settled } from "./_settled.ts";
-import { SqliteMessageWriter, type WriterStatements } from "./_writer.ts";
+import { prepareWriterStatements, SqliteMessageWriter, type WriterStatements } from "./_writer.ts";
 import { ChunkPool } from "./_chunk_buffer.ts";
 import { BodyFiles, type BodyFilesOptions } from "./_body_files.ts";
 import { deferWalSync, type WalSync } from "./_wal_sync.ts";
@@ -151,21 +151,7 @@ export class SqliteQueueStore implements QueueStore {
         }),
     });
     this.#reader = new QueueReader(db, this.#log, this.#files);
-    this.#writerSql = {
-      insertChunk: db.prepare(
-        "INSERT INTO message_chunks (message_id, seq, bytes) VALUES (?, ?, ?)",
-      ),
-      deleteChunks: db.prepare("DELETE FROM message_chunks WHERE message_id = ?"),
-      deleteMessage: db.prepare("DELETE FROM messages WHERE id = ?"),
-      insertMessage: db.prepare(
-        "INSERT INTO messages (id, received_at, mail_from, size, params, body, body_file) " +
-          "VALUES (?, ?, ?, ?, ?, ?, ?)",
-      ),
-      insertRecipient: db.prepare(
-        "INSERT INTO recipients (message_id, address, domain, notify, orcpt, route, " +
-          "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-      ),
-    };
+    this.#writerSql = prepareWriterStatements(db);
     this.#leaseOf = db.prepare("SELECT owner, lease_until FROM domain_leases WHERE domain = ?");
     this.#takeLease = db.prepare(
       "INSERT INTO domain_leases (domain, owner, lease_until) VALUES (?, ?, ?) " +

@@ -8,13 +8,10 @@
  */
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { openDatabase } from "../../src/queue/db.ts";
 import { BODY_DIR } from "../../src/queue/_body_files.ts";
-import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import { collectBytes } from "../_helpers/bytes.ts";
 import { assertDrainRefuses, bytesBeforeFailure, drainOnce } from "../_helpers/drain_once.ts";
-import { queueMessage } from "../_helpers/queue_fixtures.ts";
-import { withTempDataDir } from "../_helpers/temp_db.ts";
+import { bodyNameOf, queueMessage, withStore } from "../_helpers/queue_fixtures.ts";
 
 const DOMAIN = "customer.test";
 
@@ -39,17 +36,6 @@ function onRaw(dataDir: string, fn: (db: DatabaseSync) => void): void {
   } finally {
     raw.close();
   }
-}
-
-async function withStore(fn: (store: SqliteQueueStore, dataDir: string) => Promise<void>) {
-  await withTempDataDir(async (dataDir) => {
-    const store = new SqliteQueueStore(openDatabase(dataDir));
-    try {
-      await fn(store, dataDir);
-    } finally {
-      await store.close();
-    }
-  });
 }
 
 Deno.test("whole bodies, in a row or in a segment file, drain as they were received (#13)", async () => {
@@ -92,10 +78,7 @@ for (
 Deno.test("a body in a segment file is not sent, not even in part, when its file ends before it (#13)", async () => {
   await withStore(async (store, dataDir) => {
     const id = await queueMessage(store, { to: [`a@${DOMAIN}`], body: LONG });
-    let name = "";
-    onRaw(dataDir, (raw) => {
-      name = String(raw.prepare("SELECT body_file FROM messages WHERE id = ?").get(id)?.body_file);
-    });
+    const name = String(bodyNameOf(dataDir, id));
     const [file, offset] = name.split("@");
     assert.equal(offset, "0");
     await Deno.truncate(`${dataDir}/${BODY_DIR}/${file}`, LONG.length - 1);
