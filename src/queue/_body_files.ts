@@ -147,11 +147,12 @@ export class BodyFiles {
 
   /**
    * Where one body of `key` (`segmentKey`) goes: the end of an open segment of that key no other
-   * body is written to, or a new one (a spare, its name already on disk). Rejects if none can be
-   * made.
+   * body is written to, or a new one (a spare, its name already on disk). A body whose sender
+   * declared it big (`declaredSize`, SMTP SIZE=) starts a new one: it is not moved there later.
+   * Rejects if none can be made.
    */
-  take(key: string = MIXED_KEY): Promise<BodyFileWriter> {
-    return this.#take(key, true);
+  take(key: string = MIXED_KEY, declaredSize = 0): Promise<BodyFileWriter> {
+    return this.#take(key, declaredSize < this.#owner.bigBytes);
   }
 
   /**

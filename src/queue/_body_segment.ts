@@ -14,9 +14,9 @@
  *
  * What a segment keeps on disk is bounded (review rev13a): bodies share a segment only with
  * bodies of the same key (`segmentKey`: one ATRN domain, collected together), and a body that
- * reaches BIG_BODY_BYTES is alone in its segment: one that grows past it after other bodies is
- * moved (its bytes so far copied) to a new segment of its own, and a segment takes no body after
- * a big one. So a segment is either one big body alone, or bodies under BIG_BODY_BYTES each that
+ * reaches BIG_BODY_BYTES is alone in its segment: one its sender declared that big (SMTP SIZE=)
+ * starts a new segment, one that grows past it after other bodies is moved (its bytes so far
+ * copied) to a new segment of its own, and a segment takes no body after a big one. So a segment is either one big body alone, or bodies under BIG_BODY_BYTES each that
  * start before SEGMENT_BYTES: under SEGMENT_BYTES + BIG_BODY_BYTES (5 MiB), dead bytes included.
  */
 import { isQueueId } from "./id.ts";

@@ -119,7 +119,8 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
       try {
         if (this.#file === undefined) {
           // Its segment is shared only with bodies that go where this one goes.
-          const file = await files.take(segmentKey(this.#message.recipients));
+          const m = this.#message;
+          const file = await files.take(segmentKey(m.recipients), m.declaredSize);
           // Aborted meanwhile: nothing will write or remove it but this.
           if (this.#state !== "writing") return file.discard();
           this.#file = file;

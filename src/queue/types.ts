@@ -50,6 +50,11 @@ export interface NewMessage {
   readonly mailFrom: string;
   readonly params: MessageParams;
   readonly recipients: readonly NewRecipient[];
+  /**
+   * What the client's `SIZE=` said (RFC 1870), if it said: a body declared big starts alone in
+   * a segment file instead of being moved there when it grows big (_body_segment.ts).
+   */
+  readonly declaredSize?: number;
 }
 
 /** Streams one message body into the queue. */

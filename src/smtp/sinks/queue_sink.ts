@@ -166,6 +166,7 @@ class QueueTransaction implements SinkTransaction {
       mailFrom: this.#mail.address,
       params: this.#mail.params,
       recipients: this.#recipients,
+      ...(this.#mail.declaredSize === undefined ? {} : { declaredSize: this.#mail.declaredSize }),
     });
     return this.#writer;
   }
