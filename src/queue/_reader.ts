@@ -200,7 +200,7 @@ export class QueueReader {
       if (inline.length > 0) yield inline;
       return;
     }
-    this.#checkWhole(messageId, row.size);
+    const count = this.#checkWhole(messageId, row.size);
     let afterSeq = -1;
     for (;;) {
       const rows = this.#chunks.all(messageId, afterSeq);
@@ -218,21 +218,35 @@ export class QueueReader {
         BODY_GARBAGE.read(bytes.length);
         yield bytes;
       }
-      if (rows.length < CHUNK_PAGE_SIZE) return;
+      if (rows.length < CHUNK_PAGE_SIZE) {
+        // A page short of the chunks counted: its tail went while it was read (the message
+        // deleted meanwhile). Ending here would pass a cut body off as whole (review rev14 F1).
+        if (afterSeq !== count - 1) {
+          throw new Error(
+            `Cannot read body of message "${messageId}": chunk ${afterSeq + 1} of ${count} ` +
+              "is gone (deleted while it was read)",
+          );
+        }
+        return;
+      }
     }
   }
 
-  /** Throws unless the chunk rows of `messageId` are seq 0..n-1 and `size` bytes in all. */
-  #checkWhole(messageId: string, size: unknown): void {
+  /**
+   * Throws unless the chunk rows of `messageId` are seq 0..n-1 and `size` bytes in all; returns
+   * n.
+   */
+  #checkWhole(messageId: string, size: unknown): number {
     const { n, lo, hi, total } = this.#chunksWhole.get(messageId) ?? {};
     const bytes = total ?? 0;
-    if (n === 0 && size === 0) return;
+    if (n === 0 && size === 0) return 0;
     if (lo !== 0 || hi !== Number(n) - 1 || bytes !== size) {
       throw new Error(
         `Cannot read body of message "${messageId}": its chunks hold ${bytes} of its ` +
           `${size} bytes (${n} chunks, seq ${lo ?? "-"} to ${hi ?? "-"}): stored incomplete`,
       );
     }
+    return Number(n);
   }
 
   *#messagesInDomains(

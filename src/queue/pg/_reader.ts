@@ -128,13 +128,19 @@ export class PgReader {
    */
   async *body(messageId: string): AsyncGenerator<Uint8Array> {
     let afterSeq = -1;
+    /** Chunks the first page's check counted: the read must end at the last of them. */
+    let count = 0;
     for (let guard = 0; guard < 10_000_000; guard++) {
-      const rows = afterSeq < 0 ? await this.#firstPage(messageId) : await this.#query(
-        this.#sql`SELECT seq, bytes FROM message_chunks
-            WHERE message_id = ${messageId} AND seq > ${afterSeq} ORDER BY seq
-            LIMIT ${CHUNK_PAGE_SIZE}`,
-        "body read",
-      );
+      let rows: Record<string, unknown>[];
+      if (afterSeq < 0) ({ rows, count } = await this.#firstPage(messageId));
+      else {
+        rows = await this.#query(
+          this.#sql`SELECT seq, bytes FROM message_chunks
+              WHERE message_id = ${messageId} AND seq > ${afterSeq} ORDER BY seq
+              LIMIT ${CHUNK_PAGE_SIZE}`,
+          "body read",
+        );
+      }
       for (const raw of rows) {
         const bytes = readChunkBytes(raw);
         if (bytes === undefined || raw.seq !== afterSeq + 1) {
@@ -148,12 +154,24 @@ export class PgReader {
         BODY_GARBAGE.read(bytes.length);
         yield bytes;
       }
-      if (rows.length < CHUNK_PAGE_SIZE) return;
+      if (rows.length < CHUNK_PAGE_SIZE) {
+        // A page short of the chunks counted: its tail went while it was read (the message
+        // deleted meanwhile). Ending here would pass a cut body off as whole (review rev14 F1).
+        if (afterSeq !== count - 1) {
+          throw new Error(
+            `Cannot read body of message "${messageId}": chunk ${afterSeq + 1} of ${count} ` +
+              "is gone (deleted while it was read)",
+          );
+        }
+        return;
+      }
     }
   }
 
-  /** The first page of chunks, after checking them whole (see `body`). */
-  async #firstPage(messageId: string): Promise<Record<string, unknown>[]> {
+  /** The first page of chunks and how many there are, after checking them whole (see `body`). */
+  async #firstPage(
+    messageId: string,
+  ): Promise<{ rows: Record<string, unknown>[]; count: number }> {
     const rows = await this.#query(
       this.#sql`SELECT w.size, w.n, w.lo, w.hi, w.total, c.seq, c.bytes
         FROM (SELECT (SELECT size::float8 FROM messages WHERE id = ${messageId}) AS size,
@@ -168,14 +186,14 @@ export class PgReader {
     const { size, n, lo, hi, total } = rows[0] ?? {};
     const what = `Cannot read body of message "${messageId}"`;
     if (size === null || size === undefined) throw new Error(`${what}: no such message`);
-    if (n === 0 && size === 0) return [];
+    if (n === 0 && size === 0) return { rows: [], count: 0 };
     if (lo !== 0 || hi !== Number(n) - 1 || total !== size) {
       throw new Error(
         `${what}: its chunks hold ${total} of its ${size} bytes (${n} chunks, seq ` +
           `${lo ?? "-"} to ${hi ?? "-"}): stored incomplete`,
       );
     }
-    return rows;
+    return { rows, count: Number(n) };
   }
 
   async #messages(ids: readonly string[]): Promise<MessageRow[]> {
