@@ -2,7 +2,8 @@
  * DKIM on the way out: reads a message's body once through the signer (memory bounded by the
  * header section), then returns the same message with the DKIM-Signature fields in front. The
  * signing domain is the From header's; a message from a domain without keys, or whose header
- * section cannot be signed, goes out unchanged.
+ * section cannot be signed, goes out unchanged. One whose body cannot be read is returned with
+ * a body that fails again (the sender defers it), never unsigned with a later read.
  */
 import { authorDomain, type DkimKey, DkimSigner } from "../dkim/signer.ts";
 import type { OutboundMessage } from "../smtp/sender.ts";
@@ -20,7 +21,14 @@ export async function signOutbound<M extends OutboundMessage>(
   now: Date = new Date(),
 ): Promise<SignedMessage<M>> {
   const signer = new DkimSigner();
-  for await (const chunk of message.readBody()) signer.update(chunk);
+  try {
+    for await (const chunk of message.readBody()) signer.update(chunk);
+  } catch (err) {
+    // Not sent, signed or not: its body check fails the same way and defers it by the retry
+    // schedule (message_unreadable). A throw here failed the whole batch, and the message
+    // stayed due in front of its domain's other mail (review rev14 F2).
+    return { message: { ...message, readBody: () => failedRead(err) }, signedBy: undefined };
+  }
   const fields = signer.headerFields();
   const domain = fields === undefined ? undefined : authorDomain(fields);
   if (domain === undefined) return { message, signedBy: undefined };
@@ -37,4 +45,10 @@ export async function signOutbound<M extends OutboundMessage>(
     },
   };
   return { message: signed, signedBy: domain };
+}
+
+/** A body read that fails with `err` (as the first one did: never sent unsigned). */
+// deno-lint-ignore require-yield -- it only throws
+async function* failedRead(err: unknown): AsyncGenerator<Uint8Array> {
+  throw err;
 }

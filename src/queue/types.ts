@@ -224,7 +224,10 @@ export interface QueueStore {
   /** Messages oldest first, each with its recipients (those of `filter.domain` only, if set). */
   list(filter?: ListFilter): Promise<QueuedMessage[]>;
   get(id: string): Promise<QueuedMessage | undefined>;
-  /** Streams a message body in stored chunks, in order (empty when there is no such message). */
+  /**
+   * Streams a message body in stored chunks, in order; throws when there is no such message or
+   * its body is not whole (before its first byte, or where its tail went while it was read).
+   */
   readBody(messageId: string): AsyncIterable<Uint8Array>;
   /** Deletes messages; returns how many existed. */
   delete(ids: readonly string[]): Promise<number>;
