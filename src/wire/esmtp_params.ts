@@ -39,17 +39,20 @@ const XTEXT_RE = /^(?:[\x21-\x2a\x2c-\x3c\x3e-\x7e]|\+[0-9A-F]{2})*$/;
 const MAX_SIZE_DIGITS = 20;
 const MAX_ENVID_CHARS = 100;
 
+const NO_PAIRS = { ok: true, pairs: Object.freeze([]) } as const;
+
 /** Splits `K1=V1 K2` into pairs; rejects duplicates (case-insensitive). */
 function splitParams(
   text: string,
-): { ok: true; pairs: [string, string | undefined][] } | {
+): { ok: true; pairs: readonly (readonly [string, string | undefined])[] } | {
   ok: false;
   fault: ParamFault;
   keyword: string;
 } {
+  // No parameters (most MAIL and RCPT commands): nothing to split, no set of keywords.
+  if (text === "") return NO_PAIRS;
   const pairs: [string, string | undefined][] = [];
   const seen = new Set<string>();
-  if (text === "") return { ok: true, pairs };
   for (const item of text.split(/ +/)) {
     if (item === "") continue;
     const eq = item.indexOf("=");

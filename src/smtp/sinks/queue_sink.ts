@@ -115,7 +115,9 @@ class QueueTransaction implements SinkTransaction {
   readonly id: string;
   readonly #opts: QueueSinkOptions;
   readonly #mail: MailFrom;
-  readonly #log: Logger;
+  readonly #sessionId: string;
+  /** The transaction's logger, made when first used (most messages log nothing here). */
+  #txLog: Logger | undefined;
   readonly #recipients: NewRecipient[] = [];
   #writer: Promise<MessageWriter> | undefined;
   #failure: unknown;
@@ -126,7 +128,11 @@ class QueueTransaction implements SinkTransaction {
     this.#opts = opts;
     this.#mail = mail;
     this.id = id;
-    this.#log = opts.log.with({ id: this.id, session: session.sessionId });
+    this.#sessionId = session.sessionId;
+  }
+
+  get #log(): Logger {
+    return this.#txLog ??= this.#opts.log.with({ id: this.id, session: this.#sessionId });
   }
 
   async addRecipient(rcpt: RcptTo): Promise<Reply> {
@@ -203,10 +209,12 @@ class QueueTransaction implements SinkTransaction {
         await writer.commit();
         this.#isOver = true;
         // Debug: serve's message trace logs the `queued` line with every field (TracedSink).
-        this.#log.debug("message_queued", { recipients: this.#recipients.length });
+        if (this.#opts.log.isEnabled?.("debug") !== false) {
+          this.#log.debug("message_queued", { recipients: this.#recipients.length });
+        }
         if (this.#recipients.some((r) => r.route === "mx")) this.#opts.onOutboundQueued?.();
         this.#opts.events?.messageQueued({
-          domains: [...new Set(this.#recipients.map((r) => r.domain))],
+          domains: domainsOf(this.#recipients),
           bytes: this.#bytes,
           commitSeconds: (performance.now() - endOfDataAt) / 1000,
         });
@@ -262,4 +270,10 @@ class QueueTransaction implements SinkTransaction {
       this.#log.error("queue_abort_failed", { error: String(err) });
     }
   }
+}
+
+/** The recipients' domains, each once (one recipient, the usual case: no set to build). */
+function domainsOf(recipients: readonly NewRecipient[]): string[] {
+  if (recipients.length === 1) return [recipients[0]!.domain];
+  return [...new Set(recipients.map((r) => r.domain))];
 }
