@@ -44,16 +44,19 @@ export async function openPgServeBackend(
   try {
     const copy = new DatabaseSync(":memory:");
     const credentials = new CredentialStore(copy);
-    const mirror = await AuthMirror.start(store.pool, copy, opts.logger);
-    const userState = await PgUserState.open(store.pool, opts.logger);
+    // Every call on the pool within its deadline: a silent database fails serve's start
+    // (startup_failed) rather than hanging it.
+    const ms = store.callDeadlineMs;
+    const mirror = await AuthMirror.start(store.pool, copy, opts.logger, ms);
+    const userState = await PgUserState.open(store.pool, opts.logger, ms);
     // In the database, not in data_dir: a file per node would give each node its own salts.
-    const fakeSaltKey = await loadSharedKey(store.pool, "scram_fake_salt", FAKE_SALT_KEY_BYTES);
+    const fakeSaltKey = await loadSharedKey(store.pool, "scram_fake_salt", FAKE_SALT_KEY_BYTES, ms);
     return {
       store,
       credentials,
       userState,
       fakeSaltKey,
-      dkimKeys: new PgDkimKeys(store.pool),
+      dkimKeys: new PgDkimKeys(store.pool, Date.now, ms),
       close: async () => {
         await mirror.stop();
         await store.close();
@@ -97,10 +100,10 @@ export async function openPgToolCredentials(
   const credentials = new CredentialStore(copy, opts);
   return {
     read: async (fn) => {
-      await readAuthSnapshot(sql, copy);
+      await readAuthSnapshot(sql, copy, store.callDeadlineMs);
       return await fn(credentials);
     },
-    edit: (fn) => editAuthSnapshot(sql, copy, () => fn(credentials)),
+    edit: (fn) => editAuthSnapshot(sql, copy, () => fn(credentials), store.callDeadlineMs),
     close: async () => {
       copy.close();
       await store.close();

@@ -90,7 +90,7 @@ async function copyUsers(file: string, target: PgQueueStore): Promise<number | u
       if (credentials.listUsers().length > 0) return Promise.resolve(undefined);
       loadTables(copy, rows);
       return Promise.resolve(credentials.listUsers().length);
-    });
+    }, target.callDeadlineMs);
   } finally {
     source.close();
     copy.close();

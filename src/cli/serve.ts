@@ -110,10 +110,9 @@ async function serveUntilSignal(
       log.error("startup_failed", { reason: err.message });
       return 1;
     }
-    const where = config.queue.backend === "postgres"
-      ? "in PostgreSQL"
-      : `in data_dir "${config.dataDir}"`;
-    log.error("startup_failed", { reason: `Cannot open the queue ${where}: ${errorText(err)}` });
+    log.error("startup_failed", {
+      reason: `Cannot open the queue ${queueWhere(config)}: ${errorText(err)}`,
+    });
     return 1;
   }
   serveTls?.onPair((pair) => observe.metrics.tlsCertificate(pair.notAfter));
@@ -149,7 +148,19 @@ async function serveUntilSignal(
       return 1;
     }
     // A previous process killed mid-drain left its leases: nothing of ours holds one yet.
-    const stale = await store.releaseAllLeases();
+    // After binding: a second serve of the same node fails there, before touching the leases
+    // of the one running.
+    let stale: number;
+    try {
+      stale = await store.releaseAllLeases();
+    } catch (err) {
+      // Like every other failure to start: one startup_failed line, exit 1, no port left open.
+      log.error("startup_failed", {
+        reason: `Cannot release this node's stale leases ${queueWhere(config)}: ${errorText(err)}`,
+      });
+      await server.stop(0);
+      return 1;
+    }
     if (stale > 0) log.warn("stale_leases_released", { count: stale });
     // Listen for SIGTERM before announcing readiness: a supervisor may stop us right after.
     const stopSignal = waitForSignal();
@@ -193,6 +204,11 @@ async function serveUntilSignal(
   } finally {
     await backend.close();
   }
+}
+
+/** Where the queue is, for a startup_failed line. */
+function queueWhere(config: Config): string {
+  return config.queue.backend === "postgres" ? "in PostgreSQL" : `in data_dir "${config.dataDir}"`;
 }
 
 /** Binds every listener of the config and serves; the caller owns the store's lifetime. */

@@ -7,6 +7,7 @@
  * signs the next message every node sends, without a restart.
  */
 import type { Sql } from "../queue/pg/connect.ts";
+import { PG_CALL_DEADLINE_MS, within } from "../queue/pg/_deadline.ts";
 import type { DkimKey } from "./signer.ts";
 import { normalizeDomain } from "../auth/domain.ts";
 import {
@@ -32,10 +33,13 @@ interface KeyRow {
 export class PgDkimKeys implements DkimKeys {
   readonly #sql: Sql;
   readonly #now: () => number;
+  readonly #deadlineMs: number;
 
-  constructor(sql: Sql, now: () => number = Date.now) {
+  /** `deadlineMs`: how long `keysFor` (an outbound delivery waits on it) may wait. */
+  constructor(sql: Sql, now: () => number = Date.now, deadlineMs: number = PG_CALL_DEADLINE_MS) {
     this.#sql = sql;
     this.#now = now;
+    this.#deadlineMs = deadlineMs;
   }
 
   async generate(domainInput: string, selectorInput: string, type: KeyType): Promise<KeyEntry> {
@@ -72,9 +76,13 @@ export class PgDkimKeys implements DkimKeys {
   async keysFor(domainInput: string): Promise<DkimKey[]> {
     const domain = normalizeDomain(domainInput);
     if (domain === undefined) return [];
-    const rows = await this.#sql<KeyRow[]>`
-      SELECT domain, selector, pem, created_at FROM dkim_keys WHERE domain = ${domain}
-      ORDER BY selector COLLATE "C"`;
+    const rows = await within(
+      this.#sql<KeyRow[]>`
+        SELECT domain, selector, pem, created_at FROM dkim_keys WHERE domain = ${domain}
+        ORDER BY selector COLLATE "C"`,
+      this.#deadlineMs,
+      "DKIM keys",
+    );
     return rows.map((r) =>
       signingKey(r.domain, r.selector, parsePrivateKey(r.domain, r.selector, r.pem))
     );

@@ -68,15 +68,30 @@ interface PgConnection {
  * a silent connection kept every later query sent on it waiting, and the pool never opened a
  * fresh one. The queries pipelined on it then fail with CONNECTION_CLOSED (retryable; the
  * server may have run them: see the outbound claim's take-back, _outbound.ts).
+ *
+ * A call still waiting in the pool for a connection (every one reserved by a transaction,
+ * opening, or its pipeline full) fails at the deadline all the same; its query goes out once
+ * a connection frees, and that connection is watched from then on (vendor/postgres `onsent`).
+ * `silentMs` (default `ms`) is the longest a statement may run on the call's pool: a call whose
+ * deadline is shorter than that (the health check's) drops a connection only past it.
  */
-export function within<T>(call: PromiseLike<T>, ms: number, what: string): Promise<T> {
+export function within<T>(
+  call: PromiseLike<T>,
+  ms: number,
+  what: string,
+  silentMs: number = ms,
+): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const settled = Promise.resolve(call);
   settled.catch(() => {});
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       reject(new PgDeadlineError(what, ms));
-      dropWhenSilent((call as { connection?: unknown } | null)?.connection, settled, ms);
+      const query = call as { connection?: unknown; onsent?: unknown } | null;
+      if (query?.connection !== undefined) dropWhenSilent(query.connection, settled, silentMs);
+      else if (query !== null) {
+        query.onsent = (conn: unknown) => dropWhenSilent(conn, settled, silentMs);
+      }
     }, ms);
   });
   return Promise.race([settled, late]).finally(() => clearTimeout(timer));
@@ -92,7 +107,7 @@ export function within<T>(call: PromiseLike<T>, ms: number, what: string): Promi
  * late query while it answers every statement; silence longer than a statement may run is the
  * only sign that it is not healthy (review N1: dropping at a fixed time past the deadline
  * failed the healthy connection's other queries). A query not sent yet has no connection:
- * the queries on the busy ones ahead of it are watched by their own callers.
+ * `within` watches the one it goes out on later.
  */
 export function dropWhenSilent(conn: unknown, settled: Promise<unknown>, ms: number): void {
   const c = conn as Partial<PgConnection> | null | undefined;

@@ -11,6 +11,7 @@ import { writeParams } from "../_rows.ts";
 import type { MessageWriter, NewMessage } from "../types.ts";
 import type { Sql, Tx } from "./connect.ts";
 import type { PgGroupCommit } from "./_group.ts";
+import { within } from "./_deadline.ts";
 
 type WriterState = "writing" | "committing" | "committed" | "aborted";
 
@@ -21,6 +22,8 @@ export interface PgWriterDeps {
   readonly log: Logger;
   readonly chunkBytes: number;
   readonly receivedAt: number;
+  /** How long one chunk's insert may wait for PostgreSQL (_deadline.ts). */
+  readonly deadlineMs: number;
 }
 
 /** A `MessageWriter` on PostgreSQL. */
@@ -46,8 +49,13 @@ export class PgMessageWriter implements MessageWriter {
     for (const full of this.#buffer.add(chunk)) {
       const bytes = full.slice(); // a copy: the insert may still hold it when the buffer refills
       const seq = this.#seq++;
-      await this.#deps.chunkSql`INSERT INTO message_chunks (message_id, seq, bytes, created_at)
-        VALUES (${this.id}, ${seq}, ${bytes}, ${this.#deps.receivedAt})`;
+      // Within the deadline: the sender's DATA is answered 451 rather than nothing.
+      await within(
+        this.#deps.chunkSql`INSERT INTO message_chunks (message_id, seq, bytes, created_at)
+          VALUES (${this.id}, ${seq}, ${bytes}, ${this.#deps.receivedAt})`,
+        this.#deps.deadlineMs,
+        "body chunk",
+      );
     }
   }
 
@@ -97,7 +105,11 @@ export class PgMessageWriter implements MessageWriter {
   #removeChunks(): void {
     if (this.#seq === 0) return;
     // Left-over rows are orphans, removed by maintenance a day later; not worth failing for.
-    this.#deps.chunkSql`DELETE FROM message_chunks WHERE message_id = ${this.id}`.catch((err) => {
+    within(
+      this.#deps.chunkSql`DELETE FROM message_chunks WHERE message_id = ${this.id}`,
+      this.#deps.deadlineMs,
+      "removal of an aborted body",
+    ).catch((err) => {
       this.#deps.log.warn("queue_abort_cleanup_failed", { id: this.id, reason: String(err) });
     });
   }

@@ -5,11 +5,15 @@
  * when another one writes (LISTEN/NOTIFY, plus a poll as a safety net); the `user` command
  * edits a copy inside a transaction that holds the snapshot row locked, then writes it back.
  * Tables are copied whole: they are small (one row per user, domain and verifier).
+ * Every read and edit answers within the calls' deadline (`deadlineMs`, _deadline.ts): a
+ * refresh stuck on a silent connection stopped every later refresh (they share one), and a
+ * `user` command waited for good for a connection.
  */
 import type { DatabaseSync, SQLInputValue } from "node:sqlite";
 import type { Logger } from "../../observe/log.ts";
 import type { Sql } from "./connect.ts";
 import { noteUsersChanged } from "../db.ts";
+import { PG_CALL_DEADLINE_MS, transactionWithin, within } from "./_deadline.ts";
 
 /** NOTIFY channel of snapshot changes. */
 const CHANNEL = "odmr_auth";
@@ -104,24 +108,35 @@ export class AuthMirror {
   readonly #sql: Sql;
   readonly #db: DatabaseSync;
   readonly #log: Logger;
+  readonly #deadlineMs: number;
   #version = -1;
   #timer: ReturnType<typeof setInterval> | undefined;
   #unlisten: (() => Promise<void>) | undefined;
   #refreshing: Promise<void> | undefined;
 
-  private constructor(sql: Sql, db: DatabaseSync, log: Logger) {
+  private constructor(sql: Sql, db: DatabaseSync, log: Logger, deadlineMs: number) {
     this.#sql = sql;
     this.#db = db;
     this.#log = log;
+    this.#deadlineMs = deadlineMs;
   }
 
   /** Loads the snapshot into `db` (which holds the credential tables) and follows changes. */
-  static async start(sql: Sql, db: DatabaseSync, log: Logger): Promise<AuthMirror> {
-    const mirror = new AuthMirror(sql, db, log);
+  static async start(
+    sql: Sql,
+    db: DatabaseSync,
+    log: Logger,
+    deadlineMs: number = PG_CALL_DEADLINE_MS,
+  ): Promise<AuthMirror> {
+    const mirror = new AuthMirror(sql, db, log, deadlineMs);
     await mirror.refresh();
-    const sub = await sql.listen(CHANNEL, () => {
-      mirror.refresh().catch(() => {});
-    });
+    const sub = await within(
+      sql.listen(CHANNEL, () => {
+        mirror.refresh().catch(() => {});
+      }),
+      deadlineMs,
+      "LISTEN for the users' changes",
+    );
     mirror.#unlisten = () => sub.unlisten();
     mirror.#timer = setInterval(() => mirror.refresh().catch(() => {}), POLL_MS);
     return mirror;
@@ -137,12 +152,18 @@ export class AuthMirror {
 
   async #refresh(): Promise<void> {
     try {
-      const [head] = await this
-        .#sql`SELECT version::float8 AS version FROM auth_state WHERE id = 1`;
+      const [head] = await within(
+        this.#sql`SELECT version::float8 AS version FROM auth_state WHERE id = 1`,
+        this.#deadlineMs,
+        "users' version",
+      );
       const version = Number(head?.version ?? 0);
       if (version === this.#version) return;
-      const [row] = await this.#sql`SELECT version::float8 AS version, rows FROM auth_state
-        WHERE id = 1`;
+      const [row] = await within(
+        this.#sql`SELECT version::float8 AS version, rows FROM auth_state WHERE id = 1`,
+        this.#deadlineMs,
+        "users",
+      );
       loadTables(this.#db, (row?.rows ?? {}) as Rows);
       this.#version = Number(row?.version ?? 0);
     } catch (err) {
@@ -160,40 +181,41 @@ export class AuthMirror {
 }
 
 /** Loads the current snapshot into `db` (a reader's copy: no lock). */
-export async function readAuthSnapshot(sql: Sql, db: DatabaseSync): Promise<void> {
-  const [row] = await sql`SELECT rows FROM auth_state WHERE id = 1`;
+export async function readAuthSnapshot(
+  sql: Sql,
+  db: DatabaseSync,
+  deadlineMs: number = PG_CALL_DEADLINE_MS,
+): Promise<void> {
+  const [row] = await within(
+    sql`SELECT rows FROM auth_state WHERE id = 1`,
+    deadlineMs,
+    "users",
+  );
   loadTables(db, (row?.rows ?? {}) as Rows);
 }
 
 /**
  * Runs `edit` on a copy of the snapshot while holding it locked (FOR UPDATE), then writes the
- * copy back, bumps the version and tells every node; a thrown error writes nothing.
+ * copy back, bumps the version and tells every node; a thrown error writes nothing. The whole
+ * edit, waiting for a connection and for another editor included, answers within
+ * `deadlineMs` (`transactionWithin`): an editor holds the row for milliseconds, and one whose
+ * client went silent is ended by the server at the same bound. Past it the caller gets
+ * PgDeadlineError; an edit whose COMMIT was sent may still have been made.
  */
-export async function editAuthSnapshot<T>(
+export function editAuthSnapshot<T>(
   sql: Sql,
   db: DatabaseSync,
   edit: () => Promise<T>,
+  deadlineMs: number = PG_CALL_DEADLINE_MS,
 ): Promise<T> {
-  const conn = await sql.reserve();
-  try {
-    await conn`BEGIN`;
-    try {
-      // Waiting for another editor is not bounded by the pool's statement timeout (store.ts).
-      await conn`SET LOCAL statement_timeout = 0`;
-      const [row] = await conn`SELECT rows FROM auth_state WHERE id = 1 FOR UPDATE`;
-      loadTables(db, (row?.rows ?? {}) as Rows);
-      const value = await edit();
-      await conn`UPDATE auth_state SET version = version + 1, rows = ${
-        conn.json(dumpTables(db) as Parameters<typeof conn.json>[0])
-      } WHERE id = 1`;
-      await conn`SELECT pg_notify(${CHANNEL}, '')`;
-      await conn`COMMIT`;
-      return value;
-    } catch (err) {
-      await conn`ROLLBACK`.catch(() => {});
-      throw err;
-    }
-  } finally {
-    conn.release();
-  }
+  return transactionWithin(sql, deadlineMs, "users' edit", async (tx) => {
+    const [row] = await tx`SELECT rows FROM auth_state WHERE id = 1 FOR UPDATE`;
+    loadTables(db, (row?.rows ?? {}) as Rows);
+    const value = await edit();
+    await tx`UPDATE auth_state SET version = version + 1, rows = ${
+      tx.json(dumpTables(db) as Parameters<typeof tx.json>[0])
+    } WHERE id = 1`;
+    await tx`SELECT pg_notify(${CHANNEL}, '')`;
+    return value;
+  }, () => {});
 }

@@ -9,17 +9,25 @@
  */
 import { randomBytes } from "node:crypto";
 import type { Sql } from "./connect.ts";
+import { PG_CALL_DEADLINE_MS, transactionWithin } from "./_deadline.ts";
 
 /** Advisory lock key of the table's creation ("odmk"), apart from the migrations' key. */
 const KEYS_LOCK = 0x6f646d6b;
 
-/** Reads the key `name` of `bytes` random bytes, creating it once cluster-wide. */
-export async function loadSharedKey(sql: Sql, name: string, bytes: number): Promise<Uint8Array> {
+/**
+ * Reads the key `name` of `bytes` random bytes, creating it once cluster-wide, within
+ * `deadlineMs` (`transactionWithin`, _deadline.ts: serve's start waited for good on a silent
+ * connection); another node's turn lasts milliseconds.
+ */
+export async function loadSharedKey(
+  sql: Sql,
+  name: string,
+  bytes: number,
+  deadlineMs: number = PG_CALL_DEADLINE_MS,
+): Promise<Uint8Array> {
   const fresh = new Uint8Array(randomBytes(bytes));
-  const value = await sql.begin(async (tx) => {
-    // CREATE TABLE IF NOT EXISTS is not safe against a concurrent creator: take turns. The
-    // pool's statement timeout (store.ts) does not bound waiting for one's turn.
-    await tx`SET LOCAL statement_timeout = 0`;
+  const value = await transactionWithin(sql, deadlineMs, "shared key", async (tx) => {
+    // CREATE TABLE IF NOT EXISTS is not safe against a concurrent creator: take turns.
     await tx`SELECT pg_advisory_xact_lock(${KEYS_LOCK})`;
     await tx`CREATE TABLE IF NOT EXISTS shared_keys (
       name text PRIMARY KEY,
@@ -29,7 +37,7 @@ export async function loadSharedKey(sql: Sql, name: string, bytes: number): Prom
       VALUES (${name}, ${fresh}, ${Date.now()}) ON CONFLICT (name) DO NOTHING`;
     const [row] = await tx`SELECT value FROM shared_keys WHERE name = ${name}`;
     return row?.value as unknown;
-  });
+  }, () => {});
   fresh.fill(0);
   if (!(value instanceof Uint8Array) || value.length !== bytes) {
     throw new Error(

@@ -50,6 +50,8 @@ import { PgMessageWriter } from "./_writer.ts";
 
 /** Connections of the pool with no statement timeout (opened when used, closed when idle). */
 const LONG_POOL_MAX = 2;
+/** Connections of the pool that inserts a body's full chunks. */
+const CHUNK_POOL_MAX = 4;
 
 /** Size of one `message_chunks` row. */
 export const PG_CHUNK_BYTES = 64 * 1024;
@@ -119,7 +121,13 @@ export class PgQueueStore implements QueueStore {
         ...conn,
         statementTimeoutMs: statementTimeoutFor(opts.callDeadlineMs ?? PG_CALL_DEADLINE_MS),
       });
-      chunkSql = await connectPostgres({ ...conn, max: 4, synchronousCommit: "off" });
+      // The same statement timeout: its inserts have the calls' deadline (_writer.ts).
+      chunkSql = await connectPostgres({
+        ...conn,
+        max: CHUNK_POOL_MAX,
+        synchronousCommit: "off",
+        statementTimeoutMs: statementTimeoutFor(opts.callDeadlineMs ?? PG_CALL_DEADLINE_MS),
+      });
       return new PgQueueStore({ sql, chunkSql, longSql }, opts);
     } catch (err) {
       await longSql.end({ timeout: 1 }).catch(() => {});
@@ -159,9 +167,18 @@ export class PgQueueStore implements QueueStore {
     });
   }
 
-  /** The pool, for the users and per-user state kept in the same database. */
+  /**
+   * The pool, for the users and per-user state kept in the same database. Its sessions carry
+   * the statement timeout of `callDeadlineMs`: a call on it waits at most that long
+   * (`within`, `transactionWithin` of _deadline.ts).
+   */
   get pool(): Sql {
     return this.#sql;
+  }
+
+  /** How long a call on `pool` may wait for an answer. */
+  get callDeadlineMs(): number {
+    return this.#deadlineMs;
   }
 
   newId(): Promise<string> {
@@ -177,6 +194,7 @@ export class PgQueueStore implements QueueStore {
         log: this.#log,
         chunkBytes: this.#chunkBytes,
         receivedAt: this.#now(),
+        deadlineMs: this.#deadlineMs,
       }),
     );
   }
@@ -331,20 +349,14 @@ export class PgQueueStore implements QueueStore {
     return this.#maintenance.run(opts);
   }
 
+  /**
+   * `SELECT 1` within PING_TIMEOUT_MS (/healthz answers 503 past it). Its connection, if silent,
+   * is dropped like a late call's, but only past the pool's longest statement: a healthy
+   * connection may be running one ahead of the check.
+   */
   async ping(): Promise<void> {
     this.#assertOpen();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`no answer to SELECT 1 within ${PING_TIMEOUT_MS} ms`)),
-        PING_TIMEOUT_MS,
-      );
-    });
-    try {
-      await Promise.race([this.#sql`SELECT 1 AS one`, deadline]);
-    } finally {
-      clearTimeout(timer);
-    }
+    await within(this.#sql`SELECT 1 AS one`, PING_TIMEOUT_MS, "health check", this.#deadlineMs);
   }
 
   async close(): Promise<void> {

@@ -176,6 +176,9 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
       // odmr-relay: the connection a query went out on, so that a caller whose deadline
       // passed can drop it (destroy() below).
       q.connection = connection
+      // odmr-relay: a caller whose deadline passed while the query still waited in the pool
+      // watches the connection it goes out on now (src/queue/pg/_deadline.ts).
+      typeof q.onsent === 'function' && q.onsent(connection)
       query || (heardAt = performance.now())
       query
         ? sent.push(q)
