@@ -64,28 +64,38 @@ export function shortDeadlineTest(
   opts: ShortDeadlineOptions,
   fn: (t: ShortDeadline) => Promise<void>,
 ): Promise<void> {
-  return postgresTest(name, async (pg) => {
-    const url = await pg.createDatabase(opts.db);
-    const proxy = opts.proxy === true ? await startPostgresProxy(pg.port) : undefined;
-    const store = await PgQueueStore.open({
-      url: proxy === undefined ? url : proxy.via(url),
-      ...(opts.max === undefined ? {} : { max: opts.max }),
-    }, {
-      nodeId: "n1",
-      callDeadlineMs: DEADLINE_MS,
-      ...(opts.shortCommits === true ? { commitDeadlineMs: DEADLINE_MS } : {}),
-    }).catch(async (err) => {
-      await proxy?.close();
-      throw err;
-    });
-    try {
-      await fn({ pg, url, store, proxy });
-    } finally {
-      // The stalled connections first: the pool's end would wait for their queries.
-      await proxy?.close();
-      await store.close();
-    }
+  return postgresTest(name, (pg) => withShortDeadline(pg, opts, fn));
+}
+
+/**
+ * Runs `fn` on a store with a short deadline on a fresh database of `pg` (several in one test
+ * share its cluster), then closes the store and the proxy.
+ */
+export async function withShortDeadline(
+  pg: PostgresCluster,
+  opts: ShortDeadlineOptions,
+  fn: (t: ShortDeadline) => Promise<void>,
+): Promise<void> {
+  const url = await pg.createDatabase(opts.db);
+  const proxy = opts.proxy === true ? await startPostgresProxy(pg.port) : undefined;
+  const store = await PgQueueStore.open({
+    url: proxy === undefined ? url : proxy.via(url),
+    ...(opts.max === undefined ? {} : { max: opts.max }),
+  }, {
+    nodeId: "n1",
+    callDeadlineMs: DEADLINE_MS,
+    ...(opts.shortCommits === true ? { commitDeadlineMs: DEADLINE_MS } : {}),
+  }).catch(async (err) => {
+    await proxy?.close();
+    throw err;
   });
+  try {
+    await fn({ pg, url, store, proxy });
+  } finally {
+    // The stalled connections first: the pool's end would wait for their queries.
+    await proxy?.close();
+    await store.close();
+  }
 }
 
 /** `t.proxy`, which the test asked for. */

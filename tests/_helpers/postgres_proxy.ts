@@ -45,6 +45,8 @@ export interface PostgresProxy {
   setSilent(isSilent: boolean): void;
   /** Connections opened so far. */
   readonly connections: number;
+  /** Connections open now (a client's close ends its pair). */
+  readonly openConnections: number;
   close(): Promise<void>;
 }
 
@@ -151,6 +153,9 @@ export async function startPostgresProxy(pgPort: number): Promise<PostgresProxy>
     },
     get connections() {
       return count;
+    },
+    get openConnections() {
+      return open.size;
     },
     close: async () => {
       for (const { client, upstream } of open) {

@@ -175,7 +175,12 @@ export class AuthMirror {
 
   async stop(): Promise<void> {
     if (this.#timer !== undefined) clearInterval(this.#timer);
-    await this.#unlisten?.().catch(() => {});
+    // Bounded: on a silent LISTEN connection serve's stop waited for good (the pool's end
+    // drops that connection next).
+    const unlisten = this.#unlisten?.();
+    if (unlisten !== undefined) {
+      await within(unlisten, this.#deadlineMs, "UNLISTEN").catch(() => {});
+    }
     await this.#refreshing?.catch(() => {});
   }
 }
