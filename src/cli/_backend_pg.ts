@@ -38,6 +38,7 @@ export async function openPgServeBackend(
       url: pg.url,
       passwordFile: pg.passwordFile,
       applicationName: `odmr-relay ${config.hostname}`,
+      max: pg.poolSize,
     },
     { nodeId: config.hostname, logger: opts.logger },
   );

@@ -76,6 +76,7 @@ function toFileShape(config: Config): Record<string, unknown> {
       postgres: config.queue.postgres === undefined ? null : {
         url: config.queue.postgres.url,
         "password_file": config.queue.postgres.passwordFile ?? null,
+        "pool_size": config.queue.postgres.poolSize,
       },
     },
     domains: Object.fromEntries(

@@ -52,7 +52,7 @@ export const SMTP_KEYS = [
 ] as const;
 export const ODMR_KEYS = ["listen", "require_tls", "auth_timeout"] as const;
 export const QUEUE_KEYS = ["max_age", "quota", "backend", "postgres", "lease_time"] as const;
-export const POSTGRES_KEYS = ["url", "password_file"] as const;
+export const POSTGRES_KEYS = ["url", "password_file", "pool_size"] as const;
 export const QUOTA_KEYS = ["bytes", "messages"] as const;
 export const DOMAIN_KEYS = ["max_age", "quota"] as const;
 export const METRICS_KEYS = ["listen"] as const;
@@ -112,7 +112,10 @@ export class Validator {
     return path.resolve(this.#baseDir, p);
   }
 
-  /** `queue.postgres`: a postgres:// URL without a password, and the file that holds it. */
+  /**
+   * `queue.postgres`: a postgres:// URL without a password, the file that holds it, and the
+   * size of serve's main pool.
+   */
   postgresSection(value: unknown): PostgresConfig {
     const m = this.mapping(value, "queue.postgres", POSTGRES_KEYS);
     const url = this.string(m.url, "queue.postgres.url");
@@ -137,7 +140,10 @@ export class Validator {
     const passwordFile = m.password_file === undefined || m.password_file === null
       ? undefined
       : this.path(m.password_file, "queue.postgres.password_file");
-    return { url, passwordFile };
+    const poolSize = m.pool_size === undefined || m.pool_size === null
+      ? D.DEFAULT_PG_POOL_SIZE
+      : this.integer(m.pool_size, "queue.postgres.pool_size", 1, D.MAX_PG_POOL_SIZE);
+    return { url, passwordFile, poolSize };
   }
 
   hostname(value: unknown, key: string): string {

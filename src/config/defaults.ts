@@ -28,6 +28,9 @@ export const DEFAULT_ODMR_REQUIRE_TLS = false;
 export const DEFAULT_ODMR_AUTH_TIMEOUT = "60s";
 export const DEFAULT_QUEUE_MAX_AGE = "30d";
 export const DEFAULT_QUEUE_LEASE_TIME = "5m";
+/** Connections of serve's main PostgreSQL pool (`queue.postgres.pool_size`). */
+export const DEFAULT_PG_POOL_SIZE = 8;
+export const MAX_PG_POOL_SIZE = 100;
 
 export const DEFAULT_FETCH_TLS = "starttls";
 export const DEFAULT_FETCH_DELIVER_TO = "smtp://127.0.0.1:25";

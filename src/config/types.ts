@@ -100,6 +100,11 @@ export interface PostgresConfig {
   readonly url: string;
   /** First line is the password; undefined: none (trust, peer or a client certificate). */
   readonly passwordFile: string | undefined;
+  /**
+   * Connections of serve's main pool (group commits, claims, reads, users); serve opens at
+   * most 7 more (body chunks, migrations and maintenance, LISTEN). Commands use their own.
+   */
+  readonly poolSize: number;
 }
 
 /** Limits on mail waiting for one domain; an undefined limit is no limit. */

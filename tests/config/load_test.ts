@@ -423,7 +423,14 @@ queue:
     assertEquals(c.queue.postgres, {
       url: "postgres://odmr@db.test:5432/odmr?sslmode=require",
       passwordFile: "/etc/odmr/pg-password",
+      poolSize: 8,
     });
+  });
+  await t.step("pool_size sets serve's main pool", () => {
+    const c = parse(
+      `queue: {backend: postgres, postgres: {url: 'postgres://odmr@db.test/odmr', pool_size: 20}}`,
+    );
+    assertEquals(c.queue.postgres?.poolSize, 20);
   });
   for (
     const row of [
@@ -446,6 +453,16 @@ queue:
         why: "an unknown backend",
         yaml: "queue: {backend: mysql}",
         want: "queue.backend must be one of sqlite, postgres",
+      },
+      {
+        why: "a pool of no connection",
+        yaml: "queue: {postgres: {url: 'postgres://odmr@db.test/odmr', pool_size: 0}}",
+        want: "queue.postgres.pool_size must be an integer 1-100: current value is 0",
+      },
+      {
+        why: "a pool over the limit",
+        yaml: "queue: {postgres: {url: 'postgres://odmr@db.test/odmr', pool_size: 101}}",
+        want: "queue.postgres.pool_size must be an integer 1-100: current value is 101",
       },
     ]
   ) {

@@ -1,6 +1,8 @@
 /**
  * Deadlines for the PostgreSQL calls an ODMR session waits on outside the group commit
- * (`_group.ts` has its own): an ATRN claim, the drain's reads, a lease's renewal and release.
+ * (`_group.ts` has its own): an ATRN claim, the drain's reads, a lease's renewal and release;
+ * and every other call of serve and the commands on the same pools (the health check, the
+ * users' tables, the shared key, DKIM key reads, body chunks).
  * A connection that stays established but silent (a server stuck mid-shutdown, a dead route
  * whose far end still acknowledges) is not seen by TCP keepalive while the peer's kernel
  * answers, so without a deadline the customer behind it waited indefinitely. Past the
