@@ -43,6 +43,8 @@ import type { MetricsServer } from "../observe/http.ts";
 export const SHUTDOWN_GRACE_MS = 10_000;
 /** How long a metrics request in flight may delay the exit. */
 const METRICS_CLOSE_WAIT_MS = 300;
+/** Of the second past the grace that a stop may take, what is left for the process to exit. */
+const EXIT_MARGIN_MS = 500;
 
 /** A bound listener as announced in the `listening` event. */
 export interface BoundListener {
@@ -94,6 +96,8 @@ async function serveUntilSignal(
   let observe: ServeObserve;
   let backend: ServeBackend;
   const sessions = new OpenSessions();
+  /** Once stopping: when the backend's close must have ended (`performance.now()` time). */
+  let closeBy: number | undefined;
   try {
     backend = await openServeBackend(config, {
       logger: log,
@@ -193,6 +197,7 @@ async function serveUntilSignal(
     sessions.onActivity = () => quiet.busy();
     quiet.busy();
     const signal = await stopSignal;
+    closeBy = performance.now() + SHUTDOWN_GRACE_MS + 1_000 - EXIT_MARGIN_MS;
     quiet.stop();
     tlsNow?.stop();
     await maintenance.stop();
@@ -202,7 +207,10 @@ async function serveUntilSignal(
     log.info("stopped");
     return 0;
   } finally {
-    await backend.close();
+    // Within the grace + 1 s of the signal: a database gone silent (UNLISTEN, the pools' end)
+    // must not hold the exit; nothing acknowledged waits on the close.
+    if (closeBy === undefined) await backend.close();
+    else await withinMs(backend.close(), Math.max(0, closeBy - performance.now()));
   }
 }
 

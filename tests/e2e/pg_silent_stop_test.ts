@@ -1,11 +1,11 @@
 /**
- * Review of wt14-pg (rev2, fails on purpose; not for main until fixed): `serve` stops on
- * SIGTERM within the grace period plus one second "whatever the peers do" (README, SIGTERM),
- * also when PostgreSQL went silent (the route dropped, the connections stay open). Measured:
- * before wt14-pg it never exited (UNLISTEN waited for good); with wt14-pg it exits after about
- * 20 s: the outbound worker's stop waits out its claim's 10 s deadline (the whole grace), then
- * the backend's close (after `stopped`) about 10 s more: the users' copy stop (UNLISTEN, under
- * the calls' 10 s deadline), then the pools' end; none bounded by what is left of the grace.
+ * `serve` stops on SIGTERM within the grace period plus one second "whatever the peers do"
+ * (README, SIGTERM), also when PostgreSQL went silent (the route dropped, the connections stay
+ * open). Review rev2 measured about 20 s: the outbound worker's stop waited out its claim's
+ * 10 s deadline (the whole grace), then the backend's close (after `stopped`) about 10 s more
+ * (the users' copy's UNLISTEN under the calls' deadline, then the pools' end), bounded by
+ * nothing of the grace; before the deadlines of #13 it never exited. The close now gets what
+ * is left of grace + 1 s.
  */
 import assert from "node:assert/strict";
 import { SHUTDOWN_GRACE_MS } from "../../src/cli/serve.ts";
