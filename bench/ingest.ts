@@ -121,8 +121,9 @@ export async function ingestBench(ctx: BenchContext): Promise<Table[]> {
         "shape = parallel smtp-source sessions (-s) × payload size (-l); one message per " +
         "connection; msgs = total messages (-m); 1 recipient each; MB = 10^6 payload bytes",
         "time = wall clock of smtp-source, i.e. until the last 250 after DATA; median of " +
-        `${ctx.repeat} run(s) per cell; each round runs smtp-sink, Postfix and ours once, one after " +
-        "the other; paired = the median of ours / Postfix within each round [every round]`,
+        `${ctx.repeat} run(s) per cell; each round runs smtp-sink, Postfix and ours once ` +
+        "(Postfix and ours swap places every other round; sync before each run); paired = the " +
+        "median of ours / Postfix within each round [every round]",
         "ours: `serve` with a SQLite queue (WAL fsynced before each 250) in a temp dir",
         "Postfix: private instance, mail HELD on arrival (fsynced queue file, no delivery)",
         "smtp-sink: accepts and discards, nothing stored (a reference, slow with 100 KB bodies)",
@@ -201,7 +202,7 @@ async function measureShape(
         failed[t] = naCell(e);
         return failed[t];
       }
-    });
+    }, i);
     const ours = round.ours, postfix = round.postfix;
     if (typeof ours === "object" && typeof postfix === "object" && postfix.msgPerSec > 0) {
       pairedRatios.push(ours.msgPerSec / postfix.msgPerSec);
@@ -227,13 +228,30 @@ function median(xs: readonly number[]): number {
 async function eachTarget<R>(
   targets: Targets,
   run: (t: Target, port: number) => Promise<R | string>,
+  round = 0,
 ): Promise<Partial<Record<Target, R | string>>> {
   const res: Partial<Record<Target, R | string>> = {};
-  for (const t of ["sink", "postfix", "ours"] as const) {
+  // Postfix and ours swap places every other round, so that neither always runs right after the
+  // other; each run starts with nothing left to write back of the one before (`sync`), as a
+  // server's fsyncs would otherwise queue behind the last target's write-back on the same disk.
+  const order = round % 2 === 0
+    ? ["sink", "postfix", "ours"] as const
+    : ["sink", "ours", "postfix"] as const;
+  for (const t of order) {
     const port = targets.ports[t];
-    res[t] = typeof port === "string" ? port : await run(t, port);
+    if (typeof port === "string") {
+      res[t] = port;
+      continue;
+    }
+    await flushDisk();
+    res[t] = await run(t, port);
   }
   return res;
+}
+
+/** Writes back every dirty page (`sync`), so that the next timed run does not pay for them. */
+async function flushDisk(): Promise<void> {
+  await new Deno.Command("sync", { stdout: "null", stderr: "null" }).output();
 }
 
 /** After `n` more messages went to `t`: for Postfix, every acknowledged one must be held. */
