@@ -6,8 +6,9 @@
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { Logger } from "../observe/log.ts";
 import {
+  checkChunksEnd,
   type MessageRow,
-  readChunkBytes,
+  nextChunkBytes,
   readInlineBody,
   readMessageRow,
   readRecipientRow,
@@ -205,28 +206,14 @@ export class QueueReader {
     for (;;) {
       const rows = this.#chunks.all(messageId, afterSeq);
       for (const raw of rows) {
-        const bytes = readChunkBytes(raw);
-        const seq: unknown = raw.seq;
-        if (bytes === undefined || seq !== afterSeq + 1) {
-          // A body with a hole cannot be sent byte-exact: stop rather than send it damaged.
-          throw new Error(
-            `Cannot read body of message "${messageId}": chunk ${afterSeq + 1} is ` +
-              (bytes === undefined ? "unreadable" : "missing"),
-          );
-        }
-        afterSeq = seq;
+        const bytes = nextChunkBytes(messageId, raw, afterSeq);
+        afterSeq++;
         BODY_GARBAGE.read(bytes.length);
         yield bytes;
       }
       if (rows.length < CHUNK_PAGE_SIZE) {
-        // A page short of the chunks counted: its tail went while it was read (the message
-        // deleted meanwhile). Ending here would pass a cut body off as whole (review rev14 F1).
-        if (afterSeq !== count - 1) {
-          throw new Error(
-            `Cannot read body of message "${messageId}": chunk ${afterSeq + 1} of ${count} ` +
-              "is gone (deleted while it was read)",
-          );
-        }
+        // A page short of the chunks counted (review rev14 F1).
+        checkChunksEnd(messageId, afterSeq, count);
         return;
       }
     }

@@ -159,6 +159,35 @@ export function readChunkBytes(row: unknown): Uint8Array | undefined {
 }
 
 /**
+ * The bytes of chunk row `raw`, which must be the one after chunk `afterSeq`: a body with a hole
+ * (a missing or unreadable chunk) cannot be sent byte-exact, so the read stops rather than send
+ * it damaged. For both stores' readers.
+ */
+export function nextChunkBytes(messageId: string, raw: unknown, afterSeq: number): Uint8Array {
+  const bytes = readChunkBytes(raw);
+  if (bytes === undefined || !isRecord(raw) || raw.seq !== afterSeq + 1) {
+    throw new Error(
+      `Cannot read body of message "${messageId}": chunk ${afterSeq + 1} is ` +
+        (bytes === undefined ? "unreadable" : "missing"),
+    );
+  }
+  return bytes;
+}
+
+/**
+ * Throws unless a read whose last page came back short ended at the last of the `count` chunks
+ * counted before it: otherwise its tail went while it was read (the message deleted meanwhile),
+ * and ending there would pass a cut body off as whole.
+ */
+export function checkChunksEnd(messageId: string, afterSeq: number, count: number): void {
+  if (afterSeq === count - 1) return;
+  throw new Error(
+    `Cannot read body of message "${messageId}": chunk ${afterSeq + 1} of ${count} ` +
+      "is gone (deleted while it was read)",
+  );
+}
+
+/**
  * The body kept in a message's row (`SELECT body FROM messages`): undefined when the row holds
  * none (NULL, or no such message: the body is in `message_chunks`). Throws when the column
  * holds something else than bytes: reading the chunks instead would send an empty body.
