@@ -60,6 +60,25 @@ function assertNotWhole(
   assert.match(read.error ?? "", new RegExp(`Cannot read body of message "${id}": chunk \\d+`));
 }
 
+/**
+ * Each way a body's tail can go while it is read: the message deleted, or its chunk rows from a
+ * `seq` on (all past the first page; the last page only) removed by `cutFrom`.
+ */
+async function assertEachCutFails(
+  store: QueueStore,
+  cutFrom: (id: string, seq: number) => Promise<void>,
+): Promise<void> {
+  const damages = [
+    ["the message deleted", (id: string) => store.delete([id]).then(() => {})],
+    ["the chunks past the first page gone", (id: string) => cutFrom(id, 16)],
+    ["the last page gone", (id: string) => cutFrom(id, 32)],
+  ] as const;
+  for (const [what, damage] of damages) {
+    const id = await queueMessage(store, { to: ["a@example.org"], body: BODY });
+    assertNotWhole(await readAcross(store, id, () => damage(id)), id, what);
+  }
+}
+
 Deno.test("SQLite: a chunked body whose message is deleted while it is read ends in an error (#13)", async () => {
   await withTempDataDir(async (dataDir) => {
     const store = new SqliteQueueStore(openDatabase(dataDir), {
@@ -67,33 +86,15 @@ Deno.test("SQLite: a chunked body whose message is deleted while it is read ends
       chunkBytes: CHUNK,
     });
     try {
-      for (
-        const [what, damage] of [
-          ["the message deleted", (id: string) => store.delete([id]).then(() => {})],
-          ["the chunks past the first page gone", (id: string) => {
-            const raw = openDatabase(dataDir);
-            try {
-              raw.prepare("DELETE FROM message_chunks WHERE message_id = ? AND seq >= 16").run(id);
-            } finally {
-              raw.close();
-            }
-            return Promise.resolve();
-          }],
-          ["the last page gone", (id: string) => {
-            const raw = openDatabase(dataDir);
-            try {
-              raw.prepare("DELETE FROM message_chunks WHERE message_id = ? AND seq >= 32").run(id);
-            } finally {
-              raw.close();
-            }
-            return Promise.resolve();
-          }],
-        ] as const
-      ) {
-        const id = await queueMessage(store, { to: ["a@example.org"], body: BODY });
-        const read = await readAcross(store, id, () => damage(id));
-        assertNotWhole(read, id, what);
-      }
+      await assertEachCutFails(store, (id, seq) => {
+        const raw = openDatabase(dataDir);
+        try {
+          raw.prepare("DELETE FROM message_chunks WHERE message_id = ? AND seq >= ?").run(id, seq);
+        } finally {
+          raw.close();
+        }
+        return Promise.resolve();
+      });
     } finally {
       await store.close();
     }
@@ -107,20 +108,9 @@ await postgresTest(
     const store = await PgQueueStore.open({ url }, { nodeId: "node-a", chunkBytes: CHUNK });
     const raw = postgres(url, { max: 1, onnotice: () => {} });
     try {
-      for (
-        const [what, damage] of [
-          ["the message deleted", (id: string) => store.delete([id]).then(() => {})],
-          ["the chunks past the first page gone", async (id: string) => {
-            await raw`DELETE FROM message_chunks WHERE message_id = ${id} AND seq >= 16`;
-          }],
-          ["the last page gone", async (id: string) => {
-            await raw`DELETE FROM message_chunks WHERE message_id = ${id} AND seq >= 32`;
-          }],
-        ] as const
-      ) {
-        const id = await queueMessage(store, { to: ["a@example.org"], body: BODY });
-        assertNotWhole(await readAcross(store, id, () => damage(id)), id, what);
-      }
+      await assertEachCutFails(store, async (id, seq) => {
+        await raw`DELETE FROM message_chunks WHERE message_id = ${id} AND seq >= ${seq}`;
+      });
     } finally {
       await raw.end({ timeout: 1 });
       await store.close();
