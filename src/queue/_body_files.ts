@@ -200,13 +200,18 @@ export class BodyFiles {
   /**
    * The body a row names `name`, `readBytes` at a time (each a new buffer: the reader may keep
    * it). Throws when its file is missing or does not hold its `size` bytes: a body with a hole
-   * is never sent. A whole file (written before step 9) must hold exactly `size`.
+   * is never sent. A whole file (written before step 9) must hold exactly `size`; a name of
+   * step 10 says the body's length, which must be `size` (a row's `size` lowered or raised would
+   * send part of the body, or the next one's bytes with it).
    */
   *read(id: string, name: string, size: number): Generator<Uint8Array> {
     let file: Deno.FsFile;
     const place = parseBodyName(name);
     try {
       if (place === undefined) throw new Error(`"${name}" is not a body file's name`);
+      if (place.length !== undefined && place.length !== size) {
+        throw new Error(`its row says ${size} bytes, its name ${place.length}: stored damaged`);
+      }
       file = Deno.openSync(join(this.dir, place.file), { read: true });
     } catch (err) {
       throw new Error(`Cannot read body of message "${id}": ${errorText(err)}`);

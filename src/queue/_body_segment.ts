@@ -7,8 +7,11 @@
  * data and the file's new size.
  *
  * One writer at a time appends to a segment (it holds it from its body's first byte to the end of
- * its sync), so each body is contiguous: its message row names it `<segment>@<offset>` and its
- * length is the message's size. A body that is dropped before its row is written leaves its
+ * its sync), so each body is contiguous: its message row names it `<segment>@<offset>+<length>`
+ * (schema step 10; `<segment>@<offset>` before it, whose length is only the row's `size`), and
+ * a reader checks the name's length against the row's `size` before the first byte: a `size`
+ * lowered or raised into the next body would otherwise send a body cut short or with the next
+ * message's bytes. A body that is dropped before its row is written leaves its
  * bytes where they are, unnamed; the next body goes after them. The whole file goes once no row
  * names any of its bodies (see `BodyFiles`).
  *
@@ -31,6 +34,8 @@ export type BodySync = (
 export interface BodyPlace {
   readonly file: string;
   readonly offset: number | undefined;
+  /** The body's length, as its name says (undefined in names of before step 10). */
+  readonly length: number | undefined;
 }
 
 /**
@@ -62,22 +67,29 @@ export function segmentKey(
   return `atrn:${domain}`;
 }
 
-/** `<segment>@<offset>` of a body in a segment; a name without `@` is a whole file. */
+/**
+ * `<segment>@<offset>+<length>` of a body in a segment (`+<length>` missing in names of before
+ * step 10); a name without `@` is a whole file.
+ */
 const AT = "@";
+const PART = /^([0-9]{1,15})(?:\+([0-9]{1,15}))?$/;
 
-/** The name a row gives a body at `offset` in `segment`. */
-export function bodyName(segment: string, offset: number): string {
-  return `${segment}${AT}${offset}`;
+/** The name a row gives a body of `length` bytes at `offset` in `segment`. */
+export function bodyName(segment: string, offset: number, length: number): string {
+  return `${segment}${AT}${offset}+${length}`;
 }
 
 /** Where the body a row names is; undefined for a name no body file has (never a path). */
 export function parseBodyName(name: string): BodyPlace | undefined {
   const at = name.indexOf(AT);
-  if (at < 0) return isQueueId(name) ? { file: name, offset: undefined } : undefined;
+  if (at < 0) {
+    return isQueueId(name) ? { file: name, offset: undefined, length: undefined } : undefined;
+  }
   const file = name.slice(0, at);
-  const digits = name.slice(at + 1);
-  if (!isQueueId(file) || !/^[0-9]{1,15}$/.test(digits)) return undefined;
-  return { file, offset: Number(digits) };
+  const part = PART.exec(name.slice(at + 1));
+  if (!isQueueId(file) || part === null) return undefined;
+  const length = part[2] === undefined ? undefined : Number(part[2]);
+  return { file, offset: Number(part[1]), length };
 }
 
 /** One segment file of this process, open for appending. */
@@ -128,29 +140,33 @@ export interface SegmentOwner {
 
 /** One body being appended to its segment. */
 export class BodyFileWriter {
-  /** What the message row's `body_file` names (`<segment>@<offset>`). */
-  readonly name: string;
   /** Where the body starts in its segment. */
   readonly start: number;
   readonly #segment: Segment;
   readonly #owner: SegmentOwner;
   #holds = true;
+  /** The segment's end when this writer stopped holding it. */
+  #end = 0;
   #dropped = false;
 
   constructor(segment: Segment, owner: SegmentOwner) {
     this.#segment = segment;
     this.#owner = owner;
     this.start = segment.end;
-    this.name = bodyName(segment.name, segment.end);
+  }
+
+  /** The message row's `body_file`: `<segment>@<offset>+<length>` of the bytes so far. */
+  get name(): string {
+    return bodyName(this.#segment.name, this.start, this.length);
   }
 
   get key(): string {
     return this.#segment.key;
   }
 
-  /** Bytes written so far. */
+  /** Bytes written so far (kept at close: the segment's next body goes on from there). */
   get length(): number {
-    return this.#segment.end - this.start;
+    return (this.#holds ? this.#segment.end : this.#end) - this.start;
   }
 
   /** `n` more bytes would make this a big body after others: it must move first (see move). */
@@ -228,6 +244,7 @@ export class BodyFileWriter {
   /** Done appending: the segment takes the next body. */
   close(): void {
     if (!this.#holds) return;
+    this.#end = this.#segment.end;
     this.#holds = false;
     this.#owner.release(this.#segment);
   }

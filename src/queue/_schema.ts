@@ -144,4 +144,12 @@ ${waitingTriggers("route_waiting")}
   `
   SELECT 1;
   `,
+  // 10: a segment body's name also says its length, `<segment>@<offset>+<length>`, checked
+  // against the row's `size` before a byte is sent (src/queue/_body_segment.ts). No table
+  // changes: the step is there for the same reason as step 9. A program of step 9 cannot parse
+  // such a name: its serve would remove, at start, every segment named only that way (all the
+  // bodies received since), and its `queue` commands could not read them.
+  `
+  SELECT 10;
+  `,
 ];

@@ -101,7 +101,7 @@ export function patternBytes(n: number, seed: number): Uint8Array {
 }
 
 /**
- * The row's `body_file` of message `id`, `<segment>@<offset>` (null: the body is in SQLite),
+ * The row's `body_file` of message `id`, `<segment>@<offset>+<length>` (null: the body is in SQLite),
  * read on a connection of its own.
  */
 export function bodyNameOf(dataDir: string, id: string): string | null {

@@ -78,7 +78,7 @@ Deno.test("R1b: a body that grows to 1 MiB after another moves to a segment of i
     const held = await queueBody(store, "a@one.test", 64 * KB, 1);
     const big = await queueBody(store, "b@one.test", 20 * MB + 3, 2);
     assert.notEqual(segmentOf(dataDir, big), segmentOf(dataDir, held));
-    assert.equal(bodyNameOf(dataDir, big), `${segmentOf(dataDir, big)}@0`);
+    assert.equal(bodyNameOf(dataDir, big), `${segmentOf(dataDir, big)}@0+${20 * MB + 3}`);
     assert.deepEqual(await collectBytes(store.readBody(big)), patternBytes(20 * MB + 3, 2));
     // Its segment takes no body after it; held's segment takes the next one.
     const next = await queueBody(store, "c@one.test", 100 * KB, 3);

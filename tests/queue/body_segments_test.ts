@@ -1,6 +1,7 @@
 /**
  * Schema step 9 (issue 13): bodies of 64 KiB or more written one after the other share a segment
- * file (`<segment>@<offset>` in the row), so a message costs no inode of its own. Each body reads
+ * file (`<segment>@<offset>+<length>` in the row since step 10), so a message costs no inode of its
+ * own. Each body reads
  * back exactly; bodies written at once go to different segments; a failed sync or a crash costs
  * no other body; a segment goes once no row names any of its bodies and no writer holds it, and
  * only the process that counted its bodies (serve) removes it. An older program refuses the
@@ -41,7 +42,7 @@ Deno.test("bodies written one after the other share a segment, each read back ex
     const segment = segmentOf(dataDir, ids[0] ?? "");
     let offset = 0;
     for (const [i, id] of ids.entries()) {
-      assert.equal(bodyNameOf(dataDir, id), `${segment}@${offset}`);
+      assert.equal(bodyNameOf(dataDir, id), `${segment}@${offset}+${sizes[i]}`);
       offset += sizes[i] ?? 0;
     }
     assert.deepEqual(filledBodyFiles(dataDir), [segment], "one file for all of them");
@@ -104,7 +105,10 @@ Deno.test("a body dropped or refused costs no other body; a failed sync retires 
     await dropped.abort();
     const second = await queueMessage(store, { to: ["a@one.test"], body: patternBytes(BIG, 3) });
     // The dropped bytes stay where they are, named by no row; the next body goes after them.
-    assert.equal(bodyNameOf(dataDir, second), `${segmentOf(dataDir, first)}@${BIG + 2 * CHUNK}`);
+    assert.equal(
+      bodyNameOf(dataDir, second),
+      `${segmentOf(dataDir, first)}@${BIG + 2 * CHUNK}+${BIG}`,
+    );
     failNextSync();
     await assert.rejects(
       queueMessage(store, { to: ["a@one.test"], body: patternBytes(BIG, 4) }),
@@ -112,7 +116,7 @@ Deno.test("a body dropped or refused costs no other body; a failed sync retires 
     );
     const third = await queueMessage(store, { to: ["a@one.test"], body: patternBytes(BIG, 5) });
     assert.notEqual(segmentOf(dataDir, third), segmentOf(dataDir, first), "a new segment");
-    assert.equal(bodyNameOf(dataDir, third), `${segmentOf(dataDir, third)}@0`);
+    assert.equal(bodyNameOf(dataDir, third), `${segmentOf(dataDir, third)}@0+${BIG}`);
     assert.deepEqual(await collectBytes(store.readBody(first)), patternBytes(BIG, 1));
     assert.deepEqual(await collectBytes(store.readBody(second)), patternBytes(BIG, 3));
     assert.deepEqual(await collectBytes(store.readBody(third)), patternBytes(BIG, 5));
@@ -226,7 +230,7 @@ Deno.test("upgrade from step 8: a body in a file of its own is read and goes wit
       assert.deepEqual(await collectBytes(next.readBody(id)), patternBytes(BIG, 1));
       assert.deepEqual(await collectBytes(next.readBody(other)), patternBytes(BIG, 2));
       const later = await queueMessage(next, { to: ["a@one.test"], body: patternBytes(BIG, 3) });
-      assert.equal(bodyNameOf(dataDir, later), `${segmentOf(dataDir, later)}@0`);
+      assert.equal(bodyNameOf(dataDir, later), `${segmentOf(dataDir, later)}@0+${BIG}`);
       assert.deepEqual(await collectBytes(next.readBody(later)), patternBytes(BIG, 3));
       await Deno.writeFile(`${dataDir}/${BODY_DIR}/${file}`, new Uint8Array(1), { append: true });
       await assert.rejects(collectBytes(next.readBody(id)), /holds 102401 bytes, not 102400/);
@@ -255,18 +259,20 @@ Deno.test("a row's body_file is a name in the folder, never a path (#13)", async
   });
 });
 
-Deno.test("a program that knows only step 8 refuses a database at step 9 (#13)", async () => {
-  await withTempDataDir((dataDir) => {
-    openDatabase(dataDir).close();
-    const raw = new DatabaseSync(`${dataDir}/odmr.db`);
-    try {
-      applyMigrations(raw, "queue", QUEUE_MIGRATIONS);
-      assert.throws(
-        () => applyMigrations(raw, "queue", QUEUE_MIGRATIONS.slice(0, 8)),
-        /version 9 is newer than this program knows \(8\)/,
-      );
-    } finally {
-      raw.close();
-    }
+for (const [known, step] of [[8, "step 9"], [9, "step 10, whose names it cannot parse"]] as const) {
+  Deno.test(`a program that knows only step ${known} refuses a database at ${step} (#13)`, async () => {
+    await withTempDataDir((dataDir) => {
+      openDatabase(dataDir).close();
+      const raw = new DatabaseSync(`${dataDir}/odmr.db`);
+      try {
+        applyMigrations(raw, "queue", QUEUE_MIGRATIONS.slice(0, known + 1));
+        assert.throws(
+          () => applyMigrations(raw, "queue", QUEUE_MIGRATIONS.slice(0, known)),
+          new RegExp(`version ${known + 1} is newer than this program knows \\(${known}\\)`),
+        );
+      } finally {
+        raw.close();
+      }
+    });
   });
-});
+}

@@ -1,7 +1,9 @@
 /**
  * A stored body is sent only whole (#13 follow-up of review rev13c F2): one that is not its
  * message's `size` in bytes, whether kept in the message's row (schema step 7) or in a segment
- * file that ends before it, is an error before its first byte. The drain then sends nothing of
+ * file that ends before it or whose name's length (schema step 10) is not the row's `size` (a
+ * `size` lowered, or raised into the next body of the segment), is an error before its first
+ * byte. The drain then sends nothing of
  * it, logs `message_unreadable` with the message's id, and keeps the recipient queued with
  * 451 (tried again, never lost, never delivered damaged). Each store is damaged with direct SQL
  * or by cutting its file, as a disk or an operator could.
@@ -79,8 +81,8 @@ Deno.test("a body in a segment file is not sent, not even in part, when its file
   await withStore(async (store, dataDir) => {
     const id = await queueMessage(store, { to: [`a@${DOMAIN}`], body: LONG });
     const name = String(bodyNameOf(dataDir, id));
-    const [file, offset] = name.split("@");
-    assert.equal(offset, "0");
+    const [file, place] = name.split("@");
+    assert.equal(place, `0+${LONG.length}`);
     await Deno.truncate(`${dataDir}/${BODY_DIR}/${file}`, LONG.length - 1);
     // Nothing at all: a reader that stops early (a report quoting the start) gets no part.
     assert.equal(await bytesBeforeFailure(store, id), 0);
@@ -95,5 +97,48 @@ Deno.test("a message deleted before its body is read is an error, never an empty
       await store.delete([id]);
       assert.equal(await bytesBeforeFailure(store, id), 0);
     }
+  });
+});
+
+for (
+  const [damage, change] of [
+    ["its size says a byte less", -1],
+    // Into the next body's bytes, not past them: the segment holds what the size says.
+    ["its size is raised into the next body in its segment", 100_000],
+  ] as const
+) {
+  Deno.test(`a body in a segment file is not sent when ${damage} (#13)`, async () => {
+    await withStore(async (store, dataDir) => {
+      // Two bodies of one domain, one after the other in one segment; the second's bytes stay
+      // there after its message is deleted (the first's body keeps the segment).
+      const id = await queueMessage(store, { to: [`a@${DOMAIN}`], body: LONG });
+      const next = await queueMessage(store, { to: [`b@${DOMAIN}`], body: message(150_000) });
+      const [file] = String(bodyNameOf(dataDir, id)).split("@");
+      assert.equal(String(bodyNameOf(dataDir, next)).split("@")[0], file, "one segment");
+      assert.equal(await store.delete([next]), 1);
+      onRaw(dataDir, (raw) => {
+        raw.prepare("UPDATE messages SET size = size + ? WHERE id = ?").run(change, id);
+      });
+      // The file holds what the row now says: only the name's length tells.
+      assert.equal(await bytesBeforeFailure(store, id), 0);
+      await assertDrainRefuses(store, id, DOMAIN);
+    });
+  });
+}
+
+Deno.test("a body in a segment named as before step 10 (no length) is still read whole (#13)", async () => {
+  await withStore(async (store, dataDir) => {
+    const id = await queueMessage(store, { to: [`a@${DOMAIN}`], body: LONG });
+    const name = String(bodyNameOf(dataDir, id));
+    onRaw(dataDir, (raw) => {
+      raw.prepare("UPDATE messages SET body_file = ? WHERE id = ?").run(
+        name.slice(0, name.indexOf("+")),
+        id,
+      );
+    });
+    assert.match(String(bodyNameOf(dataDir, id)), /@0$/);
+    assert.deepEqual(await collectBytes(store.readBody(id)), LONG);
+    const drained = await drainOnce(store, DOMAIN);
+    assert.deepEqual(drained.bodies, [LONG]);
   });
 });
