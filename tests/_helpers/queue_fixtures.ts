@@ -78,15 +78,19 @@ export async function failEveryOther(lease: Lease, start: 0 | 1): Promise<void> 
   await lease.settle(failed);
 }
 
-/** Runs `fn` with a SQLite store on a fresh data directory, and closes the store after it. */
+/**
+ * Runs `fn` with a SQLite store on a fresh data directory, and closes the store after it. `db` is
+ * the store's own connection, for a test that reads its settings or injects faults into it.
+ */
 export async function withStore(
-  fn: (store: SqliteQueueStore, dataDir: string) => Promise<void>,
+  fn: (store: SqliteQueueStore, dataDir: string, db: DatabaseSync) => Promise<void> | void,
   opts: SqliteQueueStoreOptions = {},
 ): Promise<void> {
   await withTempDataDir(async (dataDir) => {
-    const store = new SqliteQueueStore(openDatabase(dataDir), opts);
+    const db = openDatabase(dataDir);
+    const store = new SqliteQueueStore(db, opts);
     try {
-      await fn(store, dataDir);
+      await fn(store, dataDir, db);
     } finally {
       await store.close();
     }

@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { openDatabase } from "../../src/queue/db.ts";
 import { DOMAIN_PAGE_SQL, MESSAGE_PAGE_SIZE } from "../../src/queue/_reader.ts";
-import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import type { Lease, QueueStore } from "../../src/queue/types.ts";
-import { withTempDataDir } from "../_helpers/temp_db.ts";
-import { failEveryOther, maintenanceOptions, queueMessage } from "../_helpers/queue_fixtures.ts";
+import {
+  failEveryOther,
+  maintenanceOptions,
+  queueMessage,
+  withStore,
+} from "../_helpers/queue_fixtures.ts";
 
 const T0 = 1_700_000_000_000;
 const OWNER = { owner: "s", leaseSeconds: 60 };
@@ -14,18 +16,9 @@ function put(store: QueueStore, addresses: readonly string[], bytes = 10): Promi
   return queueMessage(store, { to: addresses, body: new Uint8Array(bytes).fill(0x61) });
 }
 
-async function withStore(
-  fn: (store: SqliteQueueStore, dataDir: string, clock: { ms: number }) => Promise<void>,
-): Promise<void> {
-  await withTempDataDir(async (dataDir) => {
-    const clock = { ms: T0 };
-    const store = new SqliteQueueStore(openDatabase(dataDir), { now: () => clock.ms++ });
-    try {
-      await fn(store, dataDir, clock);
-    } finally {
-      await store.close();
-    }
-  });
+/** The store's clock: from T0 (or where `clock` is), 1 ms on at each read. */
+function ticking(clock = { ms: T0 }): { now: () => number } {
+  return { now: () => clock.ms++ };
 }
 
 async function claimed(store: QueueStore, domains: string[]): Promise<Lease> {
@@ -52,7 +45,7 @@ Deno.test("the drain's message query is a range search in the (domain, status, m
     } finally {
       raw.close();
     }
-  });
+  }, ticking());
 });
 
 Deno.test("Lease.messages() over two domains yields each message once, oldest first, across pages (#13)", async () => {
@@ -74,7 +67,7 @@ Deno.test("Lease.messages() over two domains yields each message once, oldest fi
     assert.ok(got.every((m) => m.recipients.every((r) => r.domain !== "other.test")));
     assert.equal(got[0]?.recipients.length, 2, "both domains' recipients of a shared message");
     await lease.release();
-  });
+  }, ticking());
 });
 
 Deno.test("list({domain}) shows queued and failed recipients' messages once each, in order (#13)", async () => {
@@ -94,11 +87,12 @@ Deno.test("list({domain}) shows queued and failed recipients' messages once each
       listed[0]?.recipients.map((r) => r.status),
       ["failed", "queued"],
     );
-  });
+  }, ticking());
 });
 
 Deno.test("domainStats() kept by triggers equals a recount from the rows after every kind of change (#13)", async () => {
-  await withStore(async (store, dataDir, clock) => {
+  const clock = { ms: T0 };
+  await withStore(async (store, dataDir) => {
     const raw = new DatabaseSync(`${dataDir}/odmr.db`);
     const recount = () =>
       raw.prepare(
@@ -158,5 +152,5 @@ Deno.test("domainStats() kept by triggers equals a recount from the rows after e
     } finally {
       raw.close();
     }
-  });
+  }, ticking(clock));
 });

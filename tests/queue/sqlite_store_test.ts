@@ -2,9 +2,10 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { openDatabase } from "../../src/queue/db.ts";
 import { isQueueId } from "../../src/queue/id.ts";
-import { SqliteQueueStore, type SqliteQueueStoreOptions } from "../../src/queue/sqlite_store.ts";
+import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import type { NewMessage } from "../../src/queue/types.ts";
 import { collectBytes } from "../_helpers/bytes.ts";
+import { withStore } from "../_helpers/queue_fixtures.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 
 const MESSAGE: NewMessage = {
@@ -16,19 +17,8 @@ const MESSAGE: NewMessage = {
   ],
 };
 
-async function withStore(
-  fn: (store: SqliteQueueStore, dataDir: string) => Promise<void> | void,
-  opts: SqliteQueueStoreOptions = {},
-): Promise<void> {
-  await withTempDataDir(async (dataDir) => {
-    const store = new SqliteQueueStore(openDatabase(dataDir), { bodyFiles: false, ...opts });
-    try {
-      await fn(store, dataDir);
-    } finally {
-      await store.close();
-    }
-  });
-}
+/** Bodies in the message row and its chunk rows, which these tests count: no body files. */
+const IN_SQLITE = { bodyFiles: false } as const;
 
 /** Random bytes of any length (getRandomValues gives at most 64 KiB per call). */
 function randomBytes(length: number): Uint8Array {
@@ -110,7 +100,7 @@ Deno.test("SqliteQueueStore stores a multi-chunk binary body byte-exact", async 
         },
       ],
     );
-  });
+  }, IN_SQLITE);
 });
 
 Deno.test("SqliteQueueStore chunk rows are exactly chunkBytes at N and spill at N+1", async (t) => {
@@ -135,7 +125,7 @@ Deno.test("SqliteQueueStore chunk rows are exactly chunkBytes at N and spill at 
         assert.equal(bodyInRow(dataDir, writer.id)?.length, inRow ? size : undefined);
         assert.deepEqual(await collectBytes(store.readBody(writer.id)), body);
         assert.equal((await store.get(writer.id))?.size, size);
-      }, { chunkBytes: 16 });
+      }, { ...IN_SQLITE, chunkBytes: 16 });
     });
   }
 });
@@ -162,7 +152,7 @@ Deno.test("MessageWriter.abort() leaves no rows behind", async () => {
     assert.equal(countRows(dataDir, "message_chunks"), 2);
     assert.equal(await store.get(writer.id), undefined);
     assert.deepEqual((await store.list()).map((m) => m.id), [other.id]);
-  }, { chunkBytes: 16 });
+  }, { ...IN_SQLITE, chunkBytes: 16 });
 });
 
 Deno.test("SqliteQueueStore removes orphan chunks of a crashed receipt on open", async () => {
@@ -194,11 +184,8 @@ Deno.test("SqliteQueueStore removes orphan chunks of a crashed receipt on open",
 });
 
 Deno.test("concurrent commits share one COMMIT and resolve only once durable", async () => {
-  await withTempDataDir(async (dataDir) => {
-    let commits = 0;
-    const store = new SqliteQueueStore(openDatabase(dataDir), {
-      onGroupCommit: () => commits++,
-    });
+  let commits = 0;
+  await withStore(async (store, dataDir) => {
     const observer = new DatabaseSync(`${dataDir}/odmr.db`);
     try {
       const writers = await Promise.all(Array.from({ length: 20 }, () => store.begin(MESSAGE)));
@@ -215,9 +202,8 @@ Deno.test("concurrent commits share one COMMIT and resolve only once durable", a
       assert.equal(commits, 1);
     } finally {
       observer.close();
-      await store.close();
     }
-  });
+  }, { onGroupCommit: () => commits++ });
 });
 
 Deno.test("MessageWriter.commit() rejects when its message cannot be stored", async () => {
@@ -232,51 +218,40 @@ Deno.test("MessageWriter.commit() rejects when its message cannot be stored", as
       await collectBytes(store.readBody("DUPLICATEID0001")),
       new Uint8Array([1, 2, 3]),
     );
-  });
+  }, IN_SQLITE);
 });
 
 Deno.test("SqliteQueueStore skips and logs a message row with unreadable params", async () => {
-  await withTempDataDir(async (dataDir) => {
-    const events: string[] = [];
-    const logger = {
-      debug() {},
-      info() {},
-      warn(event: string) {
-        events.push(event);
-      },
-      error() {},
-      with() {
-        return logger;
-      },
-    };
-    const store = new SqliteQueueStore(openDatabase(dataDir), { logger });
-    try {
-      const good = await store.begin(MESSAGE);
-      await good.commit();
-      const bad = await store.begin(MESSAGE);
-      await bad.commit();
-      const raw = new DatabaseSync(`${dataDir}/odmr.db`);
-      raw.prepare("UPDATE messages SET params = '{not json' WHERE id = ?").run(bad.id);
-      raw.close();
-      assert.deepEqual((await store.list()).map((m) => m.id), [good.id]);
-      assert.equal(await store.get(bad.id), undefined);
-      assert.ok(events.includes("queue_row_unreadable"));
-    } finally {
-      await store.close();
-    }
-  });
+  const events: string[] = [];
+  const logger = {
+    debug() {},
+    info() {},
+    warn(event: string) {
+      events.push(event);
+    },
+    error() {},
+    with() {
+      return logger;
+    },
+  };
+  await withStore(async (store, dataDir) => {
+    const good = await store.begin(MESSAGE);
+    await good.commit();
+    const bad = await store.begin(MESSAGE);
+    await bad.commit();
+    const raw = new DatabaseSync(`${dataDir}/odmr.db`);
+    raw.prepare("UPDATE messages SET params = '{not json' WHERE id = ?").run(bad.id);
+    raw.close();
+    assert.deepEqual((await store.list()).map((m) => m.id), [good.id]);
+    assert.equal(await store.get(bad.id), undefined);
+    assert.ok(events.includes("queue_row_unreadable"));
+  }, { logger });
 });
 
 Deno.test("tempInMemory keeps SQLite's temporary files in memory; tools keep the default (#13)", async () => {
   for (const [opts, want] of [[{ tempInMemory: true }, 2], [{}, 0]] as const) {
-    await withTempDataDir(async (dataDir) => {
-      const db = openDatabase(dataDir);
-      const store = new SqliteQueueStore(db, opts);
-      try {
-        assert.equal(db.prepare("PRAGMA temp_store").get()?.temp_store, want);
-      } finally {
-        await store.close();
-      }
-    });
+    await withStore((_store, _dataDir, db) => {
+      assert.equal(db.prepare("PRAGMA temp_store").get()?.temp_store, want);
+    }, opts);
   }
 });
