@@ -78,21 +78,32 @@ export async function failEveryOther(lease: Lease, start: 0 | 1): Promise<void> 
   await lease.settle(failed);
 }
 
+/** `withStore`'s options: the store's, and whether its close may fail. */
+export interface StoreFixtureOptions extends SqliteQueueStoreOptions {
+  /**
+   * The test fails a WAL sync on purpose: nothing is synced at close then (sync_failure_test.ts)
+   * and close() rejects, as expected.
+   */
+  readonly closeMayReject?: boolean;
+}
+
 /**
  * Runs `fn` with a SQLite store on a fresh data directory, and closes the store after it. `db` is
  * the store's own connection, for a test that reads its settings or injects faults into it.
  */
 export async function withStore(
   fn: (store: SqliteQueueStore, dataDir: string, db: DatabaseSync) => Promise<void> | void,
-  opts: SqliteQueueStoreOptions = {},
+  opts: StoreFixtureOptions = {},
 ): Promise<void> {
+  const { closeMayReject = false, ...storeOpts } = opts;
   await withTempDataDir(async (dataDir) => {
     const db = openDatabase(dataDir);
-    const store = new SqliteQueueStore(db, opts);
+    const store = new SqliteQueueStore(db, storeOpts);
     try {
       await fn(store, dataDir, db);
     } finally {
-      await store.close();
+      const closing = store.close();
+      await (closeMayReject ? closing.catch(() => {}) : closing);
     }
   });
 }

@@ -11,11 +11,10 @@ import { NULL_LOGGER } from "../../src/observe/log.ts";
 import { applyMigrations, openDatabase } from "../../src/queue/db.ts";
 import { BodyFiles } from "../../src/queue/_body_files.ts";
 import { QUEUE_MIGRATIONS } from "../../src/queue/_schema.ts";
-import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import type { Route } from "../../src/queue/types.ts";
 import { collectBytes } from "../_helpers/bytes.ts";
 import { FakeSync, turns } from "../_helpers/fake_wal_sync.ts";
-import { filledBodyFiles, queueMessage, rcpt } from "../_helpers/queue_fixtures.ts";
+import { filledBodyFiles, queueMessage, rcpt, withStore } from "../_helpers/queue_fixtures.ts";
 import { type RecordedEvent, recordingLogger } from "../_helpers/recording_logger.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 
@@ -37,30 +36,9 @@ function failingExec(db: DatabaseSync): { plan: string[] } {
   return faults;
 }
 
-async function withStore(
-  fn: (store: SqliteQueueStore, db: DatabaseSync, dataDir: string) => Promise<void>,
-  opts: { walSync?: FakeSync; events?: RecordedEvent[] } = {},
-): Promise<void> {
-  await withTempDataDir(async (dataDir) => {
-    const db = openDatabase(dataDir);
-    const store = new SqliteQueueStore(db, {
-      bodyFiles: ONE_PER_FILE,
-      ...(opts.walSync === undefined ? {} : { walSync: opts.walSync }),
-      ...(opts.events === undefined ? {} : { logger: recordingLogger(opts.events) }),
-    });
-    try {
-      await fn(store, db, dataDir);
-    } finally {
-      // After a failed sync nothing is synced at close (sync_failure_test.ts): expected there.
-      const closing = store.close();
-      await (opts.walSync === undefined ? closing : closing.catch(() => {}));
-    }
-  });
-}
-
 Deno.test("a body whose COMMIT failed and whose rows could not be cleaned up goes at once (rev13a, #13)", async () => {
   const events: RecordedEvent[] = [];
-  await withStore(async (store, db, dataDir) => {
+  await withStore(async (store, dataDir, db) => {
     const faults = failingExec(db);
     // The group's COMMIT fails (rolled back), then the writer's clean-up cannot begin.
     faults.plan.push("COMMIT", "BEGIN IMMEDIATE");
@@ -73,12 +51,12 @@ Deno.test("a body whose COMMIT failed and whose rows could not be cleaned up goe
     assert.deepEqual(await store.list(), []);
     // No row names it: it goes now, not at the next start.
     assert.deepEqual(filledBodyFiles(dataDir), []);
-  }, { events });
+  }, { bodyFiles: ONE_PER_FILE, logger: recordingLogger(events) });
 });
 
 Deno.test("a body whose row stayed (committed, its sync failed) and could not be cleaned up stays whole (#13)", async () => {
   const sync = new FakeSync();
-  await withStore(async (store, db, dataDir) => {
+  await withStore(async (store, dataDir, db) => {
     const faults = failingExec(db);
     const writer = await store.begin({
       mailFrom: "",
@@ -97,11 +75,11 @@ Deno.test("a body whose row stayed (committed, its sync failed) and could not be
     // Its row is still there (to be delivered or removed later): its body stays whole with it.
     assert.equal(filledBodyFiles(dataDir).length, 1);
     assert.deepEqual(await collectBytes(store.readBody(writer.id)), BODY);
-  }, { walSync: sync });
+  }, { bodyFiles: ONE_PER_FILE, walSync: sync, closeMayReject: true });
 });
 
 Deno.test("a body whose row the writer's undo deleted goes at once, also when the group's COMMIT fails (#13)", async () => {
-  await withStore(async (store, db, dataDir) => {
+  await withStore(async (store, dataDir, db) => {
     const faults = failingExec(db);
     // The message row is in when its recipient row breaks the CHECK on route: the undo deletes it.
     const bad = await store.begin({
@@ -119,7 +97,7 @@ Deno.test("a body whose row the writer's undo deleted goes at once, also when th
     assert.deepEqual(await store.list(), []);
     // The row was never there for anyone: its body goes, not at the next start.
     assert.deepEqual(filledBodyFiles(dataDir), []);
-  });
+  }, { bodyFiles: ONE_PER_FILE });
 });
 
 Deno.test("takeGone hands out only deletions its sync committed: one whose COMMIT failed keeps its body (#13)", async () => {
