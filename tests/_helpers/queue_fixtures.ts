@@ -163,7 +163,20 @@ export function failOnceSync(armed = false): { sync: BodySync; arm: () => void }
   return { sync, arm: () => isArmed = true };
 }
 
-/** Waits (at most 100 × 10 ms) until `check` holds: body files are unlinked off the loop. */
-export async function eventually(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 100 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
+/** How long `eventually` polls: `tries` waits of `everyMs` each. */
+export interface PollOptions {
+  /** Default 100. */
+  readonly tries?: number;
+  /** Default 10. */
+  readonly everyMs?: number;
+}
+
+/**
+ * Polls `check` until it holds, at most `tries` waits of `everyMs` (by default 100 × 10 ms), for
+ * work done off the loop (body files unlinked, a checkpoint after a pause); returns whether it held.
+ */
+export async function eventually(check: () => boolean, opts: PollOptions = {}): Promise<boolean> {
+  const { tries = 100, everyMs = 10 } = opts;
+  for (let i = 0; i < tries && !check(); i++) await new Promise((r) => setTimeout(r, everyMs));
+  return check();
 }
