@@ -16,6 +16,7 @@ import { PgQueueAdmin } from "../queue/pg/admin.ts";
 import { AuthMirror, editAuthSnapshot, readAuthSnapshot } from "../queue/pg/auth_mirror.ts";
 import { connectPostgres, type Sql } from "../queue/pg/connect.ts";
 import { applyPgMigrations } from "../queue/pg/schema.ts";
+import { PG_CALL_DEADLINE_MS, statementTimeoutFor } from "../queue/pg/_deadline.ts";
 import { loadSharedKey } from "../queue/pg/shared_key.ts";
 import { PgQueueStore } from "../queue/pg/store.ts";
 import { PgUserState } from "../queue/pg/user_state.ts";
@@ -114,11 +115,13 @@ export async function openPgToolCredentials(
 
 /** openToolDkimKeys on the database (which every node shares). */
 export async function openPgToolDkimKeys(pg: PgLocation): Promise<ToolDkimKeys> {
+  // Each call within the deadline (src/dkim/pg_keys.ts), which the server is told too.
   const sql = await connectPostgres({
     url: pg.url,
     passwordFile: pg.passwordFile,
     max: 2,
     applicationName: "odmr-relay dkim",
+    statementTimeoutMs: statementTimeoutFor(PG_CALL_DEADLINE_MS),
   });
   try {
     await applyPgMigrations(sql);

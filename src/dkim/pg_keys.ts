@@ -4,7 +4,9 @@
  * key kept in one node's `data_dir` would leave the others signing without it. Like the shared
  * keys of src/queue/pg/shared_key.ts a row is inserted once and never overwritten; the PEM is
  * never logged. `keysFor` queries on every call, so a key made by `dkim keygen` on any node
- * signs the next message every node sends, without a restart.
+ * signs the next message every node sends, without a restart. Every call answers within its
+ * deadline (src/queue/pg/_deadline.ts): a server gone silent fails `dkim keygen|list|remove`
+ * and a delivery's signing with the reason, never holds them.
  */
 import type { Sql } from "../queue/pg/connect.ts";
 import { PG_CALL_DEADLINE_MS, within } from "../queue/pg/_deadline.ts";
@@ -35,7 +37,7 @@ export class PgDkimKeys implements DkimKeys {
   readonly #now: () => number;
   readonly #deadlineMs: number;
 
-  /** `deadlineMs`: how long `keysFor` (an outbound delivery waits on it) may wait. */
+  /** `deadlineMs`: how long a call (`keysFor`: an outbound delivery waits on it) may wait. */
   constructor(sql: Sql, now: () => number = Date.now, deadlineMs: number = PG_CALL_DEADLINE_MS) {
     this.#sql = sql;
     this.#now = now;
@@ -45,11 +47,15 @@ export class PgDkimKeys implements DkimKeys {
   async generate(domainInput: string, selectorInput: string, type: KeyType): Promise<KeyEntry> {
     const { domain, selector } = checkNames(domainInput, selectorInput);
     const pem = await generatePem(type);
-    const rows = await this.#sql<KeyRow[]>`
-      INSERT INTO dkim_keys (domain, selector, pem, created_at)
-      VALUES (${domain}, ${selector}, ${pem}, ${this.#now()})
-      ON CONFLICT (domain, selector) DO NOTHING
-      RETURNING domain, selector, pem, created_at`;
+    const rows = await within(
+      this.#sql<KeyRow[]>`
+        INSERT INTO dkim_keys (domain, selector, pem, created_at)
+        VALUES (${domain}, ${selector}, ${pem}, ${this.#now()})
+        ON CONFLICT (domain, selector) DO NOTHING
+        RETURNING domain, selector, pem, created_at`,
+      this.#deadlineMs,
+      "DKIM key insert",
+    );
     const [row] = rows;
     if (row === undefined) {
       throw new KeyStoreError(`A key for "${domain}" with selector "${selector}" already exists`);
@@ -59,17 +65,25 @@ export class PgDkimKeys implements DkimKeys {
 
   async list(): Promise<KeyEntry[]> {
     // COLLATE "C": byte order, as the data_dir store sorts, whatever the database's locale.
-    const rows = await this.#sql<KeyRow[]>`
-      SELECT domain, selector, pem, created_at FROM dkim_keys
-      ORDER BY domain COLLATE "C", selector COLLATE "C"`;
+    const rows = await within(
+      this.#sql<KeyRow[]>`
+        SELECT domain, selector, pem, created_at FROM dkim_keys
+        ORDER BY domain COLLATE "C", selector COLLATE "C"`,
+      this.#deadlineMs,
+      "DKIM key list",
+    );
     return rows.map(entryOf);
   }
 
   async remove(domainInput: string, selectorInput: string): Promise<boolean> {
     const { domain, selector } = checkNames(domainInput, selectorInput);
-    const rows = await this.#sql`
-      DELETE FROM dkim_keys WHERE domain = ${domain} AND selector = ${selector}
-      RETURNING selector`;
+    const rows = await within(
+      this.#sql`
+        DELETE FROM dkim_keys WHERE domain = ${domain} AND selector = ${selector}
+        RETURNING selector`,
+      this.#deadlineMs,
+      "DKIM key removal",
+    );
     return rows.length > 0;
   }
 

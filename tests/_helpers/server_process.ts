@@ -207,13 +207,17 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-/** Runs `deno run -A main.ts ARGS` (optionally with stdin text and extra env). */
+/**
+ * Runs `deno run -A main.ts ARGS` (optionally with stdin text and extra env); `signal` kills
+ * it (SIGTERM) when aborted, for a command that might never end.
+ */
 export async function runMain(
   args: readonly string[],
-  opts: { stdin?: string; env?: Record<string, string>; cwd?: string } = {},
+  opts: { stdin?: string; env?: Record<string, string>; cwd?: string; signal?: AbortSignal } = {},
 ): Promise<CliResult> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, ...args],
+    ...(opts.signal === undefined ? {} : { signal: opts.signal }),
     cwd: opts.cwd ?? REPO_ROOT,
     stdin: opts.stdin === undefined ? "null" : "piped",
     stdout: "piped",

@@ -2,7 +2,10 @@
  * The operator queries of src/queue/admin.ts (`queue requeue|summary`, the figures of `user
  * list|show`) on the PostgreSQL database every node shares, with the same meaning as on SQLite:
  * waiting is `queued` and not expired, a requeue touches failed recipients that have not
- * expired, in one transaction. Runs on a small pool of its own, beside the nodes.
+ * expired, in one transaction. Runs on a small pool of its own, beside the nodes. Every call
+ * answers within its deadline (PG_CALL_DEADLINE_MS by default, _deadline.ts), and the pool's
+ * `statement_timeout` is just below it: a server gone silent fails the command, with its
+ * reason, instead of holding it for good.
  */
 import {
   AGE_BUCKETS,
@@ -13,6 +16,12 @@ import {
   type WaitingTotals,
 } from "../admin.ts";
 import { connectPostgres, type PgConnectOptions, type Sql, type Tx } from "./connect.ts";
+import {
+  PG_CALL_DEADLINE_MS,
+  statementTimeoutFor,
+  transactionWithin,
+  within,
+} from "./_deadline.ts";
 import { messageIdsOf } from "./_emptied.ts";
 import { applyPgMigrations } from "./schema.ts";
 
@@ -20,20 +29,31 @@ import { applyPgMigrations } from "./schema.ts";
 export class PgQueueAdmin implements QueueAdmin {
   readonly #sql: Sql;
   readonly #ownsPool: boolean;
+  readonly #deadlineMs: number;
   #isClosed = false;
 
-  /** Wraps an open pool whose migrations ran; the caller keeps it unless `ownsPool`. */
-  constructor(sql: Sql, opts: { ownsPool?: boolean } = {}) {
+  /**
+   * Wraps an open pool whose migrations ran; the caller keeps it unless `ownsPool`. A call
+   * waits at most `deadlineMs` (default PG_CALL_DEADLINE_MS) for PostgreSQL.
+   */
+  constructor(sql: Sql, opts: { ownsPool?: boolean; deadlineMs?: number } = {}) {
     this.#sql = sql;
     this.#ownsPool = opts.ownsPool ?? false;
+    this.#deadlineMs = opts.deadlineMs ?? PG_CALL_DEADLINE_MS;
   }
 
   /** Connects (two connections at most), migrates, and opens; `close()` ends the pool. */
   static async open(conn: PgConnectOptions): Promise<PgQueueAdmin> {
-    const sql = await connectPostgres({ max: 2, ...conn });
+    const ms = PG_CALL_DEADLINE_MS;
+    const sql = await connectPostgres({
+      max: 2,
+      answerWithinMs: ms,
+      statementTimeoutMs: statementTimeoutFor(ms),
+      ...conn,
+    });
     try {
       await applyPgMigrations(sql);
-      return new PgQueueAdmin(sql, { ownsPool: true });
+      return new PgQueueAdmin(sql, { ownsPool: true, deadlineMs: ms });
     } catch (err) {
       await sql.end({ timeout: 1 }).catch(() => {});
       throw err;
@@ -42,7 +62,8 @@ export class PgQueueAdmin implements QueueAdmin {
 
   async requeue(selection: RequeueSelection): Promise<RequeueResult> {
     const ids = selection.kind === "messages" ? [...new Set(selection.ids)] : [];
-    return await this.#sql.begin(async (tx) => {
+    // Nothing to undo when its COMMIT answers late: running it again changes nothing.
+    return await transactionWithin(this.#sql, this.#deadlineMs, "requeue", async (tx) => {
       const where = selectionOf(tx, selection, ids);
       let missingIds: string[] = [];
       if (selection.kind === "messages") {
@@ -61,7 +82,7 @@ export class PgQueueAdmin implements QueueAdmin {
         expiredSkipped: Number(expired?.n ?? 0),
         missingIds,
       };
-    });
+    }, () => {});
   }
 
   async ages(nowMs: number): Promise<DomainAges[]> {
@@ -70,13 +91,17 @@ export class PgQueueAdmin implements QueueAdmin {
     const bounds = AGE_BUCKETS.flatMap((b) =>
       b.maxAgeSeconds === undefined ? [] : [Math.round(nowMs - b.maxAgeSeconds * 1000)]
     );
-    const rows = await this.#sql`SELECT r.domain,
+    const rows = await within(
+      this.#sql`SELECT r.domain,
         (SELECT count(*) FROM unnest(${bounds}::bigint[]) b WHERE b > m.received_at)::int
           AS bucket,
         count(*)::float8 AS n
       FROM recipients r JOIN messages m ON m.id = r.message_id
       WHERE r.status = 'queued' AND r.expired_at IS NULL AND r.route = 'atrn'
-      GROUP BY 1, 2 ORDER BY 1`;
+      GROUP BY 1, 2 ORDER BY 1`,
+      this.#deadlineMs,
+      "queue ages",
+    );
     const byDomain = new Map<string, number[]>();
     for (const row of rows) {
       const domain = String(row.domain);
@@ -97,11 +122,15 @@ export class PgQueueAdmin implements QueueAdmin {
 
   async waiting(domains: readonly string[]): Promise<WaitingTotals> {
     // Driven by the (domain, status, message_id) index: costs what the user's own mail costs.
-    const [row] = await this.#sql`SELECT count(*)::float8 AS messages,
+    const [row] = await within(
+      this.#sql`SELECT count(*)::float8 AS messages,
         coalesce(sum(size), 0)::float8 AS bytes, min(received_at)::float8 AS oldest
       FROM messages WHERE id IN (SELECT r.message_id FROM recipients r
         WHERE r.domain = ANY(${[...domains]}::text[]) AND r.status = 'queued'
-          AND r.expired_at IS NULL AND r.route = 'atrn')`;
+          AND r.expired_at IS NULL AND r.route = 'atrn')`,
+      this.#deadlineMs,
+      "waiting mail",
+    );
     const oldest = row?.oldest;
     return {
       messages: Number(row?.messages ?? 0),
@@ -111,7 +140,11 @@ export class PgQueueAdmin implements QueueAdmin {
   }
 
   async lastCollections(): Promise<Map<string, number>> {
-    const rows = await this.#sql`SELECT "user", last_atrn_success::float8 AS at FROM user_state`;
+    const rows = await within(
+      this.#sql`SELECT "user", last_atrn_success::float8 AS at FROM user_state`,
+      this.#deadlineMs,
+      "last collections",
+    );
     return new Map(rows.map((r) => [String(r.user), Number(r.at)]));
   }
 

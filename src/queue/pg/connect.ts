@@ -7,6 +7,7 @@
  */
 import { errorText } from "../../errors.ts";
 import postgres from "postgres";
+import { PG_CALL_DEADLINE_MS, within } from "./_deadline.ts";
 
 /** A connection pool (npm:postgres). */
 export type Sql = postgres.Sql;
@@ -33,6 +34,12 @@ export interface PgConnectOptions {
    * running longer with 57014 (pools of deadline-bound calls, _deadline.ts).
    */
   readonly statementTimeoutMs?: number;
+  /**
+   * How long the check that the database answers may wait (default PG_CALL_DEADLINE_MS):
+   * `connect_timeout` ends only the handshake, and a server silent after it (a route gone
+   * silent, a pooler waiting for a server) held serve's start and every command for good.
+   */
+  readonly answerWithinMs?: number;
 }
 
 /** `postgres://user@host:5432/db`: the URL as logged (no password, no query). */
@@ -46,8 +53,9 @@ export function describeUrl(url: string): string {
 }
 
 /**
- * Opens a pool and checks that the database answers. Throws one Error line naming the
- * database (never the password) when it cannot be reached or the password file is unreadable.
+ * Opens a pool and checks that the database answers (within `answerWithinMs`). Throws one
+ * Error line naming the database (never the password) when it cannot be reached, does not
+ * answer in time, or the password file is unreadable.
  */
 export async function connectPostgres(opts: PgConnectOptions): Promise<Sql> {
   let password: string | undefined;
@@ -97,7 +105,11 @@ export async function connectPostgres(opts: PgConnectOptions): Promise<Sql> {
     },
   });
   try {
-    await sql`SELECT 1 AS one`;
+    await within(
+      sql`SELECT 1 AS one`,
+      opts.answerWithinMs ?? PG_CALL_DEADLINE_MS,
+      "first query",
+    );
   } catch (err) {
     await sql.end({ timeout: 1 }).catch(() => {});
     throw new Error(

@@ -5,6 +5,7 @@
  */
 import { errorText } from "../../errors.ts";
 import type { Sql } from "./connect.ts";
+import { PgDeadlineError, statementTimeoutFor, within } from "./_deadline.ts";
 import { PG_GAUGE_MIGRATION } from "./_gauges.ts";
 
 /** Advisory lock key of migrations (any constant that no other user of the database takes). */
@@ -99,15 +100,73 @@ export const PG_QUEUE_MIGRATIONS: readonly string[] = [
   `,
 ];
 
-/** Applies the steps not yet applied; throws naming the step that failed. */
-export async function applyPgMigrations(sql: Sql): Promise<void> {
-  const conn = await sql.reserve();
-  try {
-    await conn`SELECT pg_advisory_lock(${MIGRATION_LOCK})`;
+/**
+ * How long each statement of the migrations may wait for its answer, the wait for another
+ * node's migrations included: far above what a step takes (milliseconds on an empty queue,
+ * seconds for an index over a large one). Past it serve's start fails (`startup_failed`)
+ * instead of waiting for good on a server gone silent, and the step in progress is rolled back.
+ */
+export const PG_MIGRATION_DEADLINE_MS = 60_000;
+
+/**
+ * Applies the steps not yet applied; throws naming the step that failed. Each step is one
+ * transaction with its version row, so the schema is always that of the version it records:
+ * a step cut short (an error, or no answer within `deadlineMs`) leaves the schema as it was.
+ * Each statement waits at most `deadlineMs`, and the server is told the same bound
+ * (`lock_timeout`, `statement_timeout`, `idle_in_transaction_session_timeout`): a step's DDL
+ * holds locks that every node's queries queue behind. Past the deadline the connection is
+ * dropped (a ROLLBACK sent on a silent one would never be answered): the server then ends
+ * the transaction and the session's advisory lock with it.
+ */
+export async function applyPgMigrations(
+  sql: Sql,
+  deadlineMs: number = PG_MIGRATION_DEADLINE_MS,
+): Promise<void> {
+  const conn = await within(sql.reserve(), deadlineMs, "a connection").catch((err) => {
+    throw new Error(`Cannot migrate database schema for "queue": ${errorText(err)}`);
+  });
+  let isDropped = false;
+  /** `query`'s answer within the deadline; past it, the connection is dropped. */
+  const answer = async <T>(query: PromiseLike<T>, what: string): Promise<T> => {
     try {
-      await conn`CREATE TABLE IF NOT EXISTS schema_version (
-        component text PRIMARY KEY, version integer NOT NULL)`;
-      const [row] = await conn`SELECT version FROM schema_version WHERE component = 'queue'`;
+      return await within(query, deadlineMs, what);
+    } catch (err) {
+      if (err instanceof PgDeadlineError) {
+        isDropped = true;
+        (query as { connection?: { destroy?: () => void } }).connection?.destroy?.();
+      }
+      throw err;
+    }
+  };
+  const serverBound = `${statementTimeoutFor(deadlineMs)}ms`;
+  try {
+    try {
+      // lock_timeout: the server ends the wait itself, with an answer, before the deadline.
+      await answer(
+        conn`SELECT set_config('lock_timeout', ${serverBound}, false)`,
+        "schema migration",
+      );
+      try {
+        await answer(conn`SELECT pg_advisory_lock(${MIGRATION_LOCK})`, "schema migration");
+      } finally {
+        if (!isDropped) await answer(conn`RESET lock_timeout`, "schema migration");
+      }
+    } catch (err) {
+      throw new Error(
+        `Cannot migrate database schema for "queue": waiting for another node's ` +
+          `migration: ${errorText(err)}`,
+      );
+    }
+    try {
+      await answer(
+        conn`CREATE TABLE IF NOT EXISTS schema_version (
+          component text PRIMARY KEY, version integer NOT NULL)`,
+        "schema_version table",
+      );
+      const [row] = await answer(
+        conn`SELECT version FROM schema_version WHERE component = 'queue'`,
+        "schema version",
+      );
       const current = Number(row?.version ?? 0);
       if (current > PG_QUEUE_MIGRATIONS.length) {
         throw new Error(
@@ -116,22 +175,43 @@ export async function applyPgMigrations(sql: Sql): Promise<void> {
         );
       }
       for (let i = current; i < PG_QUEUE_MIGRATIONS.length; i++) {
+        const what = "migration step";
         try {
-          await conn`BEGIN`;
-          await conn.unsafe(PG_QUEUE_MIGRATIONS[i] ?? "");
-          await conn`INSERT INTO schema_version (component, version) VALUES ('queue', ${i + 1})
-            ON CONFLICT (component) DO UPDATE SET version = EXCLUDED.version`;
-          await conn`COMMIT`;
+          await answer(conn`BEGIN`, what);
+          await answer(
+            conn`SELECT set_config('lock_timeout', ${serverBound}, true),
+              set_config('statement_timeout', ${serverBound}, true),
+              set_config('idle_in_transaction_session_timeout', ${`${deadlineMs}ms`}, true)`,
+            what,
+          );
+          await answer(conn.unsafe(PG_QUEUE_MIGRATIONS[i] ?? ""), what);
+          await answer(
+            conn`INSERT INTO schema_version (component, version) VALUES ('queue', ${i + 1})
+              ON CONFLICT (component) DO UPDATE SET version = EXCLUDED.version`,
+            what,
+          );
+          await answer(conn`COMMIT`, what);
         } catch (err) {
-          await conn`ROLLBACK`.catch(() => {});
+          if (!isDropped) await answer(conn`ROLLBACK`, what).catch(() => {});
           throw new Error(
             `Cannot migrate database schema for "queue" to version ${i + 1}: ${errorText(err)}`,
           );
         }
       }
     } finally {
-      await conn`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`.catch(() => {});
+      if (!isDropped) {
+        await within(
+          conn`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`,
+          deadlineMs,
+          "schema migration",
+        ).catch(() => {});
+      }
     }
+  } catch (err) {
+    if (err instanceof PgDeadlineError) {
+      throw new Error(`Cannot migrate database schema for "queue": ${errorText(err)}`);
+    }
+    throw err;
   } finally {
     conn.release();
   }

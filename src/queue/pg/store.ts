@@ -111,7 +111,9 @@ export class PgQueueStore implements QueueStore {
    * Connects (three pools: group writes, reads and leases, with a statement timeout; body
    * chunks; what may take long), migrates, and opens.
    */
-  static async open(conn: PgConnectOptions, opts: PgQueueStoreOptions): Promise<PgQueueStore> {
+  static async open(given: PgConnectOptions, opts: PgQueueStoreOptions): Promise<PgQueueStore> {
+    // Each pool's first query has the calls' deadline too (a server silent after its handshake).
+    const conn = { answerWithinMs: opts.callDeadlineMs ?? PG_CALL_DEADLINE_MS, ...given };
     const longSql = await connectPostgres({ ...conn, max: LONG_POOL_MAX });
     let sql: Sql | undefined;
     let chunkSql: Sql | undefined;
