@@ -56,7 +56,9 @@ export interface BoundListener {
 /** A running server. */
 export interface RunningServer {
   readonly listeners: readonly BoundListener[];
-  /** Stops accepting, waits up to `graceMs` for sessions, cuts the rest. */
+  /** Serves the connections held since the start (`startServer`'s `isHeld`), and later ones. */
+  open(): void;
+  /** Stops accepting, waits up to `graceMs` for sessions, cuts the rest (and any held). */
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -146,12 +148,13 @@ async function serveUntilSignal(
   try {
     let server: RunningServer;
     try {
-      server = await startServer(deps);
+      server = await startServer(deps, true);
     } catch (err) {
       log.error("startup_failed", { reason: errorText(err) });
       return 1;
     }
-    // A previous process killed mid-drain left its leases: nothing of ours holds one yet.
+    // A previous process killed mid-drain left its leases: nothing of ours holds one yet (no
+    // session has run: one that had could have taken a lease, released here under its drain).
     // After binding: a second serve of the same node fails there, before touching the leases
     // of the one running.
     let stale: number;
@@ -166,6 +169,7 @@ async function serveUntilSignal(
       return 1;
     }
     if (stale > 0) log.warn("stale_leases_released", { count: stale });
+    server.open();
     // Listen for SIGTERM before announcing readiness: a supervisor may stop us right after.
     const stopSignal = waitForSignal();
     setHangupHandler(() => {
@@ -219,8 +223,12 @@ function queueWhere(config: Config): string {
   return config.queue.backend === "postgres" ? "in PostgreSQL" : `in data_dir "${config.dataDir}"`;
 }
 
-/** Binds every listener of the config and serves; the caller owns the store's lifetime. */
-export async function startServer(deps: ServeDeps): Promise<RunningServer> {
+/**
+ * Binds every listener of the config and serves; the caller owns the store's lifetime. `isHeld`:
+ * connections accepted before `open()` wait for it (up to `smtp.max_connections`; more are
+ * closed), and a stop closes them unserved.
+ */
+export async function startServer(deps: ServeDeps, isHeld = false): Promise<RunningServer> {
   const { config, log } = deps;
   const sessions = new SessionSet(log);
   const limiter = new ConnectionLimiter({
@@ -241,6 +249,8 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
   const listeners: Listener[] = [];
   const bound: BoundListener[] = [];
   let isStopping = false;
+  /** While held: the accepted connections and how each is served once open. */
+  let held: { conn: Conn; serve: () => void }[] | undefined = isHeld ? [] : undefined;
   let metricsServer: MetricsServer | undefined;
   const metrics = deps.observe?.metrics;
   /** Runs a session counted in `odmr_relay_connections{proto}` while it lasts. */
@@ -284,11 +294,12 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
         log.info("tls_failed", { proto, peer, reason: errorText(err) });
       },
       onConn: (conn) => {
-        if (isStopping) {
+        if (isStopping || (held !== undefined && held.length >= config.smtp.maxConnections)) {
           conn.destroy();
           return;
         }
-        onConn(conn);
+        if (held === undefined) onConn(conn);
+        else held.push({ conn, serve: () => onConn(conn) });
       },
     }).catch((err: unknown) => {
       throw new Error(`Cannot listen on ${proto} ${entry.host}:${entry.port}: ${bindHint(err)}`);
@@ -298,9 +309,17 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
     log.info("listening", { proto, address: listener.address, tls: mode });
   };
 
+  const open = () => {
+    const waiting = held ?? [];
+    held = undefined;
+    for (const h of waiting) h.serve();
+  };
+
   const stop = async (graceMs = SHUTDOWN_GRACE_MS) => {
     isStopping = true;
     await Promise.all(listeners.map((l) => l.close()));
+    for (const h of held ?? []) h.conn.destroy();
+    held = undefined;
     const cut = await endSessions(sessions, graceMs);
     if (cut > 0) log.warn("sessions_cut", { count: cut, grace_ms: graceMs });
     // Last: /healthz answers 503 "stopping" while sessions drain. A scrape in flight gets
@@ -403,7 +422,7 @@ export async function startServer(deps: ServeDeps): Promise<RunningServer> {
     await stop(0);
     throw err;
   }
-  return { listeners: bound, stop };
+  return { listeners: bound, open, stop };
 }
 
 /** `events`, also calling `onDrain` when an ATRN is accepted. */

@@ -37,6 +37,8 @@ export interface ServerProcess {
   logs(): string;
   /** SIGTERM, then waits for exit; returns the exit code. */
   stop(): Promise<number>;
+  /** Waits for the process to end by itself (a failed start); returns the exit code. */
+  exited(): Promise<number>;
   /** SIGKILL (a crash), then waits for exit. */
   kill9(): Promise<void>;
 }
@@ -54,6 +56,8 @@ export interface StartServerOptions {
   readonly configPath?: string;
   /** Deno permission flags of the serve process; default `-A`. */
   readonly denoFlags?: readonly string[];
+  /** The log line `startServer` waits for; default the `ready` event. */
+  readonly until?: RegExp;
 }
 
 /** Writes the config for a test server: returns its path and the data dir. */
@@ -80,7 +84,7 @@ export async function writeTestConfig(
   return { configPath, dataDir };
 }
 
-/** Starts `serve` and waits for all its listeners. */
+/** Starts `serve` and waits for all its listeners (or for `opts.until`). */
 export async function startServer(opts: StartServerOptions = {}): Promise<ServerProcess> {
   const { configPath, dataDir } = await writeTestConfig(opts);
   const child = new Deno.Command(Deno.execPath(), {
@@ -110,7 +114,8 @@ export async function startServer(opts: StartServerOptions = {}): Promise<Server
   });
 
   const deadline = Date.now() + START_DEADLINE_MS;
-  while (!/event[=":]+ready\b/.test(output)) {
+  const until = opts.until ?? /event[=":]+ready\b/;
+  while (!until.test(output)) {
     if (exited !== undefined) {
       await pumps;
       throw new Error(`serve exited with code ${exited.code} before it was ready:\n${output}`);
@@ -164,6 +169,11 @@ export async function startServer(opts: StartServerOptions = {}): Promise<Server
     configPath,
     logs: () => output,
     stop: async () => (await finish("SIGTERM")).code,
+    exited: async () => {
+      const s = await status;
+      await pumps;
+      return s.code;
+    },
     kill9: async () => {
       await finish("SIGKILL");
     },

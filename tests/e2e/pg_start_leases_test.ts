@@ -1,46 +1,134 @@
 /**
  * serve's start drops the leases its node's previous process left (`releaseAllLeases`, after
- * binding its ports). When that fails, serve fails like at any other start-up failure: one
- * `startup_failed` line saying why, exit 1, no stack trace, no `ready`. Before, the error escaped
- * serve's handling: exit 1 with an uncaught error and its stack, and no startup_failed line.
- * The database refuses the release here by a trigger (a failure that is not a timing).
+ * binding its ports, before it serves any connection). When that fails, serve fails like at
+ * any other start-up failure: one `startup_failed` line saying why, exit 1, no stack trace, no
+ * `ready`. Before, the error escaped serve's handling: exit 1 with an uncaught error and its
+ * stack, and no startup_failed line. The database refuses the release here by a trigger (a
+ * failure that is not a timing).
  */
 import assert from "node:assert/strict";
 import { connectPostgres } from "../../src/queue/pg/connect.ts";
 import { PgQueueStore } from "../../src/queue/pg/store.ts";
-import { postgresTest } from "../_helpers/postgres.ts";
+import { type PostgresCluster, postgresTest } from "../_helpers/postgres.ts";
 import { postgresNodeConfig } from "../_helpers/postgres_nodes.ts";
-import { removeTestFiles, runMain, writeTestConfig } from "../_helpers/server_process.ts";
+import {
+  removeTestFiles,
+  runMain,
+  startServer,
+  writeTestConfig,
+} from "../_helpers/server_process.ts";
+import { until } from "../_helpers/wait_until.ts";
 
-await postgresTest(
-  "serve exits 1 with one startup_failed line when releasing its stale leases fails (#13)",
-  async (pg) => {
-    const url = await pg.createDatabase("start_leases");
-    // The schema, then a trigger that refuses every DELETE on domain_leases.
-    await (await PgQueueStore.open({ url }, { nodeId: "setup" })).close();
-    const sql = await connectPostgres({ url, max: 1 });
-    try {
-      await sql.unsafe(`CREATE FUNCTION refuse_delete() RETURNS trigger LANGUAGE plpgsql AS
+/** A failed release: one startup_failed line, exit 1. */
+async function releaseFails(pg: PostgresCluster): Promise<void> {
+  const url = await pg.createDatabase("start_leases");
+  // The schema, then a trigger that refuses every DELETE on domain_leases.
+  await (await PgQueueStore.open({ url }, { nodeId: "setup" })).close();
+  const sql = await connectPostgres({ url, max: 1 });
+  try {
+    await sql.unsafe(`CREATE FUNCTION refuse_delete() RETURNS trigger LANGUAGE plpgsql AS
         $$ BEGIN RAISE EXCEPTION 'leases kept by the test'; END $$`);
-      await sql.unsafe(`CREATE TRIGGER refuse_delete BEFORE DELETE ON domain_leases
+    await sql.unsafe(`CREATE TRIGGER refuse_delete BEFORE DELETE ON domain_leases
         FOR EACH STATEMENT EXECUTE FUNCTION refuse_delete()`);
-    } finally {
-      await sql.end({ timeout: 5 });
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+  const files = await writeTestConfig({ config: postgresNodeConfig("mx-a.test", url) });
+  try {
+    const r = await runMain(["serve", "--config", files.configPath]);
+    const out = r.stdout + r.stderr;
+    assert.equal(r.code, 1, out);
+    const failures = out.split("\n").filter((l) => l.includes("startup_failed"));
+    assert.equal(failures.length, 1, out);
+    assert.match(
+      failures[0] ?? "",
+      /event=startup_failed reason="Cannot release this node's stale leases in PostgreSQL: .*leases kept by the test/,
+    );
+    assert.doesNotMatch(out, /event=ready|Uncaught|^\s+at /m);
+  } finally {
+    await removeTestFiles(files);
+  }
+}
+
+/** Everything `port` sends until it closes the connection (at most 30 s). */
+async function readUntilClosed(port: number): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const timer = setTimeout(() => conn.close(), 30_000);
+  let text = "";
+  try {
+    const buf = new Uint8Array(4096);
+    for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
+      text += new TextDecoder().decode(buf.subarray(0, n));
     }
-    const files = await writeTestConfig({ config: postgresNodeConfig("mx-a.test", url) });
+  } catch (err) {
+    text += `[${err instanceof Error ? err.name : "error"}]`;
+  } finally {
+    clearTimeout(timer);
     try {
-      const r = await runMain(["serve", "--config", files.configPath]);
-      const out = r.stdout + r.stderr;
-      assert.equal(r.code, 1, out);
-      const failures = out.split("\n").filter((l) => l.includes("startup_failed"));
-      assert.equal(failures.length, 1, out);
-      assert.match(
-        failures[0] ?? "",
-        /event=startup_failed reason="Cannot release this node's stale leases in PostgreSQL: .*leases kept by the test/,
-      );
-      assert.doesNotMatch(out, /event=ready|Uncaught|^\s+at /m);
-    } finally {
-      await removeTestFiles(files);
+      conn.close();
+    } catch {
+      // closed at the 30 s bound
     }
-  },
-);
+  }
+  return text;
+}
+
+/**
+ * No session is served until the release is done: one that had could take a lease that the
+ * release then dropped under its drain. The release waits here for a row the test keeps
+ * locked, until serve's statement timeout (9.5 s) fails it; the connections accepted meanwhile
+ * get nothing (before: 220, then 421 at the failed start's stop).
+ */
+async function sessionsWait(pg: PostgresCluster): Promise<void> {
+  const url = await pg.createDatabase("start_leases_held");
+  await (await PgQueueStore.open({ url }, { nodeId: "setup" })).close();
+  // A stale lease of the node, whose row the test keeps locked: the release waits for it,
+  // up to the statement timeout of serve's calls (9.5 s), then fails and serve exits 1.
+  const sql = await connectPostgres({ url, max: 2 });
+  const holder = await sql.reserve();
+  try {
+    await sql`INSERT INTO domain_leases (domain, owner, lease_until)
+        VALUES ('stale.test', 'mx-a.test|7@1', ${Date.now() + 3_600_000})`;
+    await holder`BEGIN`;
+    await holder`SELECT 1 FROM domain_leases WHERE domain = 'stale.test' FOR UPDATE`;
+    const node = await startServer({
+      config: postgresNodeConfig("mx-a.test", url),
+      until: /event=listening proto=odmr/,
+    });
+    try {
+      await until("serve's release waiting for the row", async () => {
+        const [row] = await sql`SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE wait_event_type = 'Lock' AND query LIKE 'DELETE FROM domain_leases%'`;
+        return row?.n === 1;
+      });
+      // Accepted by the bound ports while the release waits: never served, closed at the end.
+      const got = await Promise.all(
+        [node.smtp[0]?.port, node.odmr[0]?.port].map((p) => readUntilClosed(p ?? 0)),
+      );
+      const code = await node.exited();
+      const out = node.logs();
+      assert.deepEqual(got, ["", ""], out);
+      assert.equal(code, 1, out);
+      assert.match(
+        out,
+        /event=startup_failed reason="Cannot release this node's stale leases in PostgreSQL: .*statement timeout/,
+      );
+      assert.doesNotMatch(out, /event=ready/);
+    } finally {
+      await node.stop();
+      await removeTestFiles(node);
+    }
+  } finally {
+    await holder`ROLLBACK`.catch(() => {});
+    holder.release();
+    await sql.end({ timeout: 5 });
+  }
+}
+
+await postgresTest("serve's release of its node's stale leases at start (#13)", async (pg, t) => {
+  await t.step(
+    "a failed release is one startup_failed line and exit 1",
+    () => releaseFails(pg),
+  );
+  await t.step("no session is served before the release", () => sessionsWait(pg));
+});
