@@ -69,7 +69,7 @@ export const PG_GAUGE_MIGRATION = `
 `;
 
 /** Advisory lock of the fold and the recount ("odmg"): one at a time, cluster-wide. */
-const GAUGES_LOCK = 0x6f646d67;
+export const GAUGES_LOCK = 0x6f646d67;
 /** How often a node recounts from the tables (the drift note above). */
 const RECOUNT_MS = 60 * 60 * 1000;
 

@@ -109,12 +109,18 @@ export class PgQueueStore implements QueueStore {
 
   /**
    * Connects (three pools: group writes, reads and leases, with a statement timeout; body
-   * chunks; what may take long), migrates, and opens.
+   * chunks; what may take long), migrates, and opens. In pg_stat_activity the first pool has
+   * the `applicationName` given (its LISTEN too), the others "… chunks" and "… long".
    */
   static async open(given: PgConnectOptions, opts: PgQueueStoreOptions): Promise<PgQueueStore> {
     // Each pool's first query has the calls' deadline too (a server silent after its handshake).
     const conn = { answerWithinMs: opts.callDeadlineMs ?? PG_CALL_DEADLINE_MS, ...given };
-    const longSql = await connectPostgres({ ...conn, max: LONG_POOL_MAX });
+    const name = given.applicationName ?? "odmr-relay";
+    const longSql = await connectPostgres({
+      ...conn,
+      max: LONG_POOL_MAX,
+      applicationName: `${name} long`,
+    });
     let sql: Sql | undefined;
     let chunkSql: Sql | undefined;
     try {
@@ -127,6 +133,7 @@ export class PgQueueStore implements QueueStore {
       chunkSql = await connectPostgres({
         ...conn,
         max: CHUNK_POOL_MAX,
+        applicationName: `${name} chunks`,
         synchronousCommit: "off",
         statementTimeoutMs: statementTimeoutFor(opts.callDeadlineMs ?? PG_CALL_DEADLINE_MS),
       });
