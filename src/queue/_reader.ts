@@ -49,10 +49,16 @@ const RECIPIENT_COLUMNS =
   "id, message_id, address, domain, status, attempts, last_reply, notify, orcpt, expired_at, " +
   "route, next_attempt_at";
 
+/** Messages never handed out (refused to their sender, rows left: _refused.ts). */
+export interface HiddenMessages {
+  has(id: string): boolean;
+}
+
 /** The read side of the SQLite queue. */
 export class QueueReader {
   readonly #log: Logger;
   readonly #files: BodyFiles | undefined;
+  readonly #hidden: HiddenMessages | undefined;
   readonly #pageAll: StatementSync;
   readonly #idsInDomain: StatementSync;
   readonly #messagesById: StatementSync;
@@ -64,9 +70,10 @@ export class QueueReader {
   readonly #inlineBody: StatementSync;
   readonly #oneMessage: StatementSync;
 
-  constructor(db: DatabaseSync, log: Logger, files?: BodyFiles) {
+  constructor(db: DatabaseSync, log: Logger, files?: BodyFiles, hidden?: HiddenMessages) {
     this.#log = log;
     this.#files = files;
+    this.#hidden = hidden;
     // Row values `(a, b) > (?, ?)`: keyset paging on (received_at, id), stable under deletes.
     const after = "(m.received_at, m.id) > (?, ?)";
     const order = "ORDER BY m.received_at, m.id LIMIT ?";
@@ -143,7 +150,9 @@ export class QueueReader {
       const byMessage = this.#recipientsOf(messages.map((m) => m.id), filter);
       for (const message of messages) {
         const recipients = byMessage.get(message.id) ?? [];
-        if (recipients.length > 0) yield { message, recipients };
+        if (recipients.length > 0 && this.#hidden?.has(message.id) !== true) {
+          yield { message, recipients };
+        }
       }
       if (rows.length < MESSAGE_PAGE_SIZE) return;
     }
@@ -175,6 +184,13 @@ export class QueueReader {
     // Deleted meanwhile (`queue delete`): its chunks, if any are left, are not the message.
     if (row === undefined) {
       throw new Error(`Cannot read body of message "${messageId}": no such message`);
+    }
+    // Offered before its sender was refused: not sent now.
+    if (this.#hidden?.has(messageId) === true) {
+      throw new Error(
+        `Cannot read body of message "${messageId}": its sender was refused (its rows stay ` +
+          "until they can be removed)",
+      );
     }
     if (row.body_file !== null) {
       // Schema step 8: in its own file (src/queue/_body_files.ts).
@@ -272,7 +288,9 @@ export class QueueReader {
       const byMessage = this.#recipientsOf(messages.map((m) => m.id), filter);
       for (const message of messages) {
         const recipients = byMessage.get(message.id) ?? [];
-        if (recipients.length > 0) yield { message, recipients };
+        if (recipients.length > 0 && this.#hidden?.has(message.id) !== true) {
+          yield { message, recipients };
+        }
       }
       if (page.isLast) return;
     }

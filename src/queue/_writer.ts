@@ -68,6 +68,8 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
   readonly #files: BodyFiles | undefined;
   /** The body's file, from its first full chunk on (with `#files`). */
   #file: BodyFileWriter | undefined;
+  /** Told of a refused message whose rows may be left (_refused.ts). */
+  readonly #refused: ((id: string) => void) | undefined;
   #seq = 0;
   #size = 0;
   #state: WriterState = "writing";
@@ -87,6 +89,8 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
       pool?: ChunkPool;
       /** Where bodies of a chunk or more go; undefined: `message_chunks`. */
       files?: BodyFiles | undefined;
+      /** Told the id of a refused message whose rows may be left (see #keepOrDrop). */
+      refused?: (id: string) => void;
     },
   ) {
     this.id = id;
@@ -97,6 +101,7 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
     this.#buffer = new ChunkBuffer(deps.chunkBytes, deps.pool);
     this.#receivedAt = deps.receivedAt;
     this.#files = deps.files;
+    this.#refused = deps.refused;
   }
 
   write(chunk: Uint8Array): Promise<void> {
@@ -279,23 +284,27 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
       // No row was left (its COMMIT rolled back): nothing names the file, it can go now.
       if (withMessage && rows === 0) this.#file?.discard();
     } catch (err) {
-      // Left-over rows are orphans, removed at the next start; not worth failing the session.
+      // Left-over chunks are orphans, removed at the next start; a message row left is the
+      // store's to hide and remove (#keepOrDrop). Not worth failing the session.
       this.#log.warn("queue_abort_cleanup_failed", { id: this.id, reason: errorText(err) });
-      if (withMessage) this.#dropFileUnlessNamed();
+      if (withMessage) this.#keepOrDrop();
     }
   }
 
   /**
    * The deletion of this message's rows failed: if no row of it is there (its COMMIT rolled
    * back), nothing names its file and it goes now, not at the next start (rev13a). If one is
-   * (committed, its sync failed), or that cannot be told, the file stays with it.
+   * (committed, its sync failed), or that cannot be told, the file stays with it, and the store
+   * hides the message and deletes its rows later (`refused`): its sender heard 4xx.
    */
-  #dropFileUnlessNamed(): void {
-    if (this.#file === undefined) return;
+  #keepOrDrop(): void {
+    let isThere = true;
     try {
-      if (this.#sql.findMessage.get(this.id) === undefined) this.#file.discard();
+      isThere = this.#sql.findMessage.get(this.id) !== undefined;
     } catch {
-      // Unknown: kept (the next start removes it if no row names it).
+      // Unknown: kept (the next start removes a file no row names).
     }
+    if (!isThere) return this.#file?.discard();
+    this.#refused?.(this.id);
   }
 }

@@ -22,6 +22,7 @@ import { settled } from "./_settled.ts";
 import { prepareWriterStatements, SqliteMessageWriter, type WriterStatements } from "./_writer.ts";
 import { ChunkPool } from "./_chunk_buffer.ts";
 import { BodyFiles, type BodyFilesOptions } from "./_body_files.ts";
+import { RefusedRows } from "./_refused.ts";
 import { deferWalSync, type WalSync } from "./_wal_sync.ts";
 import { type StoreCheckpoint, storeCheckpoint } from "./_idle_checkpoint.ts";
 import type {
@@ -107,6 +108,7 @@ export class SqliteQueueStore implements QueueStore {
   readonly #checkpoint: StoreCheckpoint;
   readonly #files: BodyFiles | undefined;
   readonly #writesFiles: boolean;
+  readonly #refused: RefusedRows;
   #isClosed = false;
 
   constructor(db: DatabaseSync, opts: SqliteQueueStoreOptions = {}) {
@@ -150,8 +152,9 @@ export class SqliteQueueStore implements QueueStore {
             "and /healthz answers 503",
         }),
     });
-    this.#reader = new QueueReader(db, this.#log, this.#files);
     this.#writerSql = prepareWriterStatements(db);
+    this.#refused = new RefusedRows(this.#group, this.#writerSql, this.#log);
+    this.#reader = new QueueReader(db, this.#log, this.#files, this.#refused);
     this.#leaseOf = db.prepare("SELECT owner, lease_until FROM domain_leases WHERE domain = ?");
     this.#takeLease = db.prepare(
       "INSERT INTO domain_leases (domain, owner, lease_until) VALUES (?, ?, ?) " +
@@ -207,6 +210,7 @@ export class SqliteQueueStore implements QueueStore {
         pool: this.#chunkPool,
         // Only the receiving process writes body files (see _body_files.ts).
         files: this.#writesFiles ? this.#files : undefined,
+        refused: (id) => this.#refused.add(id),
       });
     });
   }
@@ -357,6 +361,7 @@ export class SqliteQueueStore implements QueueStore {
   maintain(opts: MaintenanceOptions): Promise<MaintenanceReport> {
     return settled(() => {
       this.#assertOpen();
+      this.#refused.retry();
       try {
         return this.#maintenance.run(opts);
       } finally {
@@ -398,6 +403,7 @@ export class SqliteQueueStore implements QueueStore {
   /** `close()` for callers that cannot wait (process exit paths, tests' finally blocks). */
   closeNow(): void {
     if (this.#isClosed) return;
+    this.#refused.close();
     // After the group's last COMMIT, which would start the checkpoint timer again.
     this.#group.close();
     // After the group's last sync: the files of every deletion so far can go.
