@@ -103,6 +103,13 @@ export class BodyFiles {
   readonly #refs = new Map<string, number>();
   #isCounted = false;
   readonly #owner: SegmentOwner;
+  /**
+   * Whether the last body declared big (SIZE=) that ended was big: only then does the next one
+   * start a new segment. One declared big that ended short (or was dropped) makes the next ones
+   * share like any body (moved if they do grow big), until one of them is big: a sender declaring
+   * 1 MiB for 64 KiB bodies would otherwise cost a segment file (an inode) per body.
+   */
+  #trustsSize = true;
   #isClosed = false;
 
   /** Body files for the database `db` if it is a file (else undefined: bodies stay in SQLite). */
@@ -127,6 +134,7 @@ export class BodyFiles {
       drop: (segment) => void this.#remove(this.#drop([segment]), true),
       sync: this.#sync,
       bigBytes: opts.bigBytes ?? BIG_BODY_BYTES,
+      declared: (isBig) => this.#trustsSize = isBig,
     };
     this.#spares = new SpareFiles(dir, log, this.#sync);
     // After `temp_store` is set (changing it drops temporary tables and triggers).
@@ -148,11 +156,12 @@ export class BodyFiles {
   /**
    * Where one body of `key` (`segmentKey`) goes: the end of an open segment of that key no other
    * body is written to, or a new one (a spare, its name already on disk). A body whose sender
-   * declared it big (`declaredSize`, SMTP SIZE=) starts a new one: it is not moved there later.
-   * Rejects if none can be made.
+   * declared it big (`declaredSize`, SMTP SIZE=) starts a new one, so it is not moved there later,
+   * unless the last body declared big ended short (`#trustsSize`). Rejects if none can be made.
    */
   take(key: string = MIXED_KEY, declaredSize = 0): Promise<BodyFileWriter> {
-    return this.#take(key, declaredSize < this.#owner.bigBytes);
+    const declared = declaredSize >= this.#owner.bigBytes;
+    return this.#take(key, !declared || !this.#trustsSize, declared);
   }
 
   /**
@@ -162,7 +171,7 @@ export class BodyFiles {
   async move(from: BodyFileWriter): Promise<BodyFileWriter> {
     let to: BodyFileWriter | undefined;
     try {
-      to = await this.#take(from.key, false);
+      to = await this.#take(from.key, false, from.declared);
       await from.copyTo(to);
       return to;
     } catch (err) {
@@ -173,7 +182,7 @@ export class BodyFiles {
     }
   }
 
-  async #take(key: string, shared: boolean): Promise<BodyFileWriter> {
+  async #take(key: string, shared: boolean, declared = false): Promise<BodyFileWriter> {
     for (;;) {
       const broken = this.#spares.broken;
       if (broken !== undefined) throw broken;
@@ -191,7 +200,7 @@ export class BodyFiles {
       if (segment !== undefined) {
         segment.held = true;
         this.#refs.set(segment.name, (this.#refs.get(segment.name) ?? 0) + 1);
-        return new BodyFileWriter(segment, this.#owner);
+        return new BodyFileWriter(segment, this.#owner, declared);
       }
       await this.#spares.refill();
     }

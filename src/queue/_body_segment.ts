@@ -19,8 +19,15 @@
  * bodies of the same key (`segmentKey`: one ATRN domain, collected together), and a body that
  * reaches BIG_BODY_BYTES is alone in its segment: one its sender declared that big (SMTP SIZE=)
  * starts a new segment, one that grows past it after other bodies is moved (its bytes so far
- * copied) to a new segment of its own, and a segment takes no body after a big one. So a segment is either one big body alone, or bodies under BIG_BODY_BYTES each that
- * start before SEGMENT_BYTES: under SEGMENT_BYTES + BIG_BODY_BYTES (5 MiB), dead bytes included.
+ * copied) to a new segment of its own, and a segment takes no body after a big one. So a segment
+ * is either one big body alone, or bodies under BIG_BODY_BYTES each that start before
+ * SEGMENT_BYTES: under SEGMENT_BYTES + BIG_BODY_BYTES (5 MiB), dead bytes included.
+ *
+ * SIZE= is only a sender's word: after a body declared big ends short (or is dropped), the next
+ * ones declared big share like undeclared ones (moved if they do grow big) until one of them is
+ * big. A sender declaring 1 MiB for 64 KiB bodies costs one new segment, not one per body; a new
+ * segment is taken for a lie at most once per body declared big that was big, plus once at start
+ * and once per body declared big that was being written when the last one ended.
  */
 import { isQueueId } from "./id.ts";
 
@@ -136,6 +143,8 @@ export interface SegmentOwner {
   readonly sync: BodySync;
   /** A body of this many bytes is alone in its segment (BIG_BODY_BYTES). */
   readonly bigBytes: number;
+  /** A body its sender declared big (SMTP SIZE=) was that big, or ended (or was dropped) short. */
+  declared(isBig: boolean): void;
 }
 
 /** One body being appended to its segment. */
@@ -148,11 +157,15 @@ export class BodyFileWriter {
   /** The segment's end when this writer stopped holding it. */
   #end = 0;
   #dropped = false;
+  /** Its sender declared it big (SIZE=); the owner is told once what it was (`#tell`). */
+  readonly declared: boolean;
+  #told = false;
 
-  constructor(segment: Segment, owner: SegmentOwner) {
+  constructor(segment: Segment, owner: SegmentOwner, declared = false) {
     this.#segment = segment;
     this.#owner = owner;
     this.start = segment.end;
+    this.declared = declared;
   }
 
   /** The message row's `body_file`: `<segment>@<offset>+<length>` of the bytes so far. */
@@ -176,6 +189,8 @@ export class BodyFileWriter {
 
   /** Appends the bytes written so far to `to` (a fresh segment), read back from this segment. */
   async copyTo(to: BodyFileWriter): Promise<void> {
+    // The body goes on in `to`, which tells what it was.
+    this.#told = true;
     const file = await Deno.open(this.#segment.path, { read: true });
     try {
       await file.seek(this.start, Deno.SeekMode.Start);
@@ -209,7 +224,10 @@ export class BodyFileWriter {
         segment.end += n;
       }
       // A big body is alone in its segment (it starts it: see outgrows).
-      if (this.length >= this.#owner.bigBytes) segment.retired = true;
+      if (this.length >= this.#owner.bigBytes) {
+        segment.retired = true;
+        this.#tell(true);
+      }
     } catch (err) {
       segment.retired = true;
       throw err;
@@ -225,6 +243,7 @@ export class BodyFileWriter {
     const segment = this.#segment;
     try {
       await this.#owner.sync("data", () => segment.file.syncData());
+      this.#tell(false);
     } catch (err) {
       segment.retired = true;
       throw err;
@@ -235,10 +254,18 @@ export class BodyFileWriter {
 
   /** No row names this body (dropped, or its row's COMMIT rolled back). */
   discard(): void {
+    this.#tell(false);
     this.close();
     if (this.#dropped) return;
     this.#dropped = true;
     this.#owner.drop(this.#segment.name);
+  }
+
+  /** Tells the owner once whether a body declared big was big (a body that reached it told). */
+  #tell(isBig: boolean): void {
+    if (!this.declared || this.#told) return;
+    this.#told = true;
+    this.#owner.declared(isBig);
   }
 
   /** Done appending: the segment takes the next body. */

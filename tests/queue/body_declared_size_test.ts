@@ -3,7 +3,8 @@
  * in a new segment file (#13): it used to start after the other bodies of its key and be moved,
  * its first MiB copied, once it grew big, which left that MiB behind, unnamed, in the segment it
  * started in. A body declared smaller, or not declared, shares as before, and one that grows big
- * anyway is still moved.
+ * anyway is still moved. SIZE= is a sender's word only: once a body declared big ends short, the
+ * next ones declared big share like others (moved if big after all) until one is big.
  */
 import assert from "node:assert/strict";
 import { BODY_DIR } from "../../src/queue/_body_files.ts";
@@ -105,5 +106,31 @@ Deno.test("MAIL FROM's SIZE= reaches the queue through the SMTP sink: the body s
     assert.notEqual(segmentOf(dataDir, tx.id), segmentOf(dataDir, held));
     assert.equal(fileBytes(dataDir, segmentOf(dataDir, held)), 64 * KB, "nothing moved out of it");
     assert.deepEqual(await collectBytes(store.readBody(tx.id)), body);
+  });
+});
+
+Deno.test("a sender declaring 1 MiB for 64 KiB bodies gets one segment for them, not one each (#13)", async () => {
+  await withStore(async (store, dataDir) => {
+    const small: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      small.push(await queueDeclared(store, patternBytes(64 * KB, i), MB));
+    }
+    const first = segmentOf(dataDir, small[0] ?? "");
+    assert.deepEqual(small.map((id) => segmentOf(dataDir, id)), small.map(() => first));
+    // Big after all: it starts after them and moves at 1 MiB, like a body declaring nothing.
+    const moved = await queueDeclared(store, patternBytes(2 * MB, 7), MB);
+    assert.notEqual(segmentOf(dataDir, moved), first);
+    assert.ok(fileBytes(dataDir, first) >= 5 * 64 * KB + MB - 64 * KB, "its first MiB left behind");
+    // That one was big: the next body declared big starts alone again, nothing left behind.
+    const before = fileBytes(dataDir, first);
+    const alone = await queueDeclared(store, patternBytes(2 * MB, 8), 2 * MB);
+    assert.equal(fileBytes(dataDir, first), before);
+    assert.equal(bodyNameOf(dataDir, alone), `${segmentOf(dataDir, alone)}@0+${2 * MB}`);
+    assert.equal(new Set([first, segmentOf(dataDir, moved), segmentOf(dataDir, alone)]).size, 3);
+    for (const [i, id] of small.entries()) {
+      assert.deepEqual(await collectBytes(store.readBody(id)), patternBytes(64 * KB, i));
+    }
+    assert.deepEqual(await collectBytes(store.readBody(moved)), patternBytes(2 * MB, 7));
+    assert.deepEqual(await collectBytes(store.readBody(alone)), patternBytes(2 * MB, 8));
   });
 });
