@@ -117,3 +117,34 @@ Deno.test("takeGone hands out only deletions its sync committed: one whose COMMI
     }
   });
 });
+
+Deno.test("a body whose row the writer's undo deleted is counted out once: its segment stays for the body beside it (#13)", async () => {
+  await withTempDataDir(async (dataDir) => {
+    // Shared segments (the default): both bodies go to one, kept's first (both of the "mixed"
+    // key: a recipient not routed to ATRN).
+    const store = new SqliteQueueStore(openDatabase(dataDir));
+    const kept = await queueMessage(store, {
+      to: [rcpt("a@one.test", { route: "mx" })],
+      body: BODY,
+    });
+    const bad = await store.begin({
+      mailFrom: "",
+      params: {},
+      recipients: [rcpt("a@one.test", { route: "nowhere" as Route })],
+    });
+    await bad.write(BODY);
+    // Its row is in when its recipient row breaks the CHECK: the undo deletes it in the open
+    // transaction, and the body is dropped (counted out) at once.
+    await assert.rejects(bad.commit(), /CHECK constraint failed/);
+    assert.equal(filledBodyFiles(dataDir).length, 1, "one segment for both");
+    // Close commits that transaction with the deletion; the bodies of deleted rows go then. The
+    // undone row's deletion must not count its body out a second time.
+    await store.close();
+    const next = new SqliteQueueStore(openDatabase(dataDir));
+    try {
+      assert.deepEqual(await collectBytes(next.readBody(kept)), BODY);
+    } finally {
+      await next.close();
+    }
+  });
+});
