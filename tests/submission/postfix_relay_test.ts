@@ -119,8 +119,14 @@ await toolTest(
           await postfix.writeHashTable(target.passwordMap, passwordLine("wrong-password"));
           await postfix.reload(); // the SMTP client reopens the map
           await postfix.sendmail("alice@example.org", ["bob@example.com"], message("first"));
+          // Deferred with the 535: qmgr may briefly move it back to `active` for its retry,
+          // still carrying the reason, so wait for the deferred state itself.
           const q = await postfix.waitQueue(
-            (q) => q.some((m) => m.recipients.some((r) => /535/.test(r.delay_reason ?? ""))),
+            (q) =>
+              q.some((m) =>
+                m.queue_name === "deferred" &&
+                m.recipients.some((r) => /535/.test(r.delay_reason ?? ""))
+              ),
             POSTFIX_DEADLINE_MS,
           );
           assertEquals(q.length, 1);
