@@ -5,13 +5,14 @@
  * back exactly; bodies written at once go to different segments; a failed sync or a crash costs
  * no other body; a segment goes once no row names any of its bodies and no writer holds it, and
  * only the process that counted its bodies (serve) removes it. An older program refuses the
- * database.
+ * database. Rows of step 9 (`<segment>@<offset>`) survive the start and share their segment.
  */
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
+import { NULL_LOGGER } from "../../src/observe/log.ts";
 import { applyMigrations, openDatabase } from "../../src/queue/db.ts";
 import { QUEUE_MIGRATIONS } from "../../src/queue/_schema.ts";
-import { BODY_DIR, OPEN_SEGMENTS } from "../../src/queue/_body_files.ts";
+import { BODY_DIR, BodyFiles, OPEN_SEGMENTS } from "../../src/queue/_body_files.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import { collectBytes } from "../_helpers/bytes.ts";
 import {
@@ -243,6 +244,70 @@ Deno.test("upgrade from step 8: a body in a file of its own is read and goes wit
       );
     } finally {
       await next.close();
+    }
+  });
+});
+
+Deno.test("upgrade to step 10: bodies named <segment>@<offset> survive the start and share their segment (#13)", async () => {
+  await withTempDataDir(async (dataDir) => {
+    const store = new SqliteQueueStore(openDatabase(dataDir));
+    const a = await queueMessage(store, { to: ["a@one.test"], body: patternBytes(BIG, 1) });
+    const b = await queueMessage(store, { to: ["b@one.test"], body: patternBytes(BIG, 2) });
+    await store.close();
+    const segment = segmentOf(dataDir, a);
+    assert.equal(segmentOf(dataDir, b), segment);
+    // The rows as step 9 wrote them: segment and offset, no length.
+    const raw = new DatabaseSync(`${dataDir}/odmr.db`);
+    for (const [m, offset] of [[a, 0], [b, BIG]] as const) {
+      raw.prepare("UPDATE messages SET body_file = ? WHERE id = ?").run(`${segment}@${offset}`, m);
+    }
+    raw.close();
+    // The receiving store's start removes the files no row names: these are named.
+    const next = new SqliteQueueStore(openDatabase(dataDir));
+    try {
+      assert.deepEqual(filledBodyFiles(dataDir), [segment]);
+      assert.deepEqual(await collectBytes(next.readBody(a)), patternBytes(BIG, 1));
+      assert.deepEqual(await collectBytes(next.readBody(b)), patternBytes(BIG, 2));
+      assert.equal(await next.delete([a]), 1);
+      await next.maintain(maintenanceOptions());
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(filledBodyFiles(dataDir), [segment], "b is still in it");
+      assert.deepEqual(await collectBytes(next.readBody(b)), patternBytes(BIG, 2));
+      assert.equal(await next.delete([b]), 1);
+      await next.maintain(maintenanceOptions());
+      await eventually(() => filledBodyFiles(dataDir).length === 0);
+      assert.deepEqual(filledBodyFiles(dataDir), [], "it went with the last of its bodies");
+    } finally {
+      await next.close();
+    }
+  });
+});
+
+Deno.test("a body's length is kept when its writer is done: the next body in its segment adds none (#13)", async () => {
+  await withTempDataDir(async (dataDir) => {
+    const db = openDatabase(dataDir);
+    applyMigrations(db, "queue", QUEUE_MIGRATIONS);
+    const files = BodyFiles.open(db, NULL_LOGGER);
+    assert.ok(files);
+    try {
+      const a = await files.take();
+      a.write(patternBytes(BIG, 1));
+      await a.finish();
+      const nameOfA = a.name;
+      const b = await files.take();
+      assert.equal(b.name.split("@")[0], nameOfA.split("@")[0], "the same segment");
+      b.write(patternBytes(BIG + 7, 2));
+      await b.finish();
+      assert.equal(a.name, nameOfA);
+      assert.ok(a.name.endsWith(`@0+${BIG}`), a.name);
+      assert.equal(b.name, `${nameOfA.split("@")[0]}@${BIG}+${BIG + 7}`);
+      const read = (name: string, size: number) =>
+        new Uint8Array([...files.read("m", name, size)].flatMap((chunk) => [...chunk]));
+      assert.deepEqual(read(a.name, a.length), patternBytes(BIG, 1));
+      assert.deepEqual(read(b.name, b.length), patternBytes(BIG + 7, 2));
+    } finally {
+      files.close();
+      db.close();
     }
   });
 });
