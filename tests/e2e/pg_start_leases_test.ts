@@ -125,10 +125,93 @@ async function sessionsWait(pg: PostgresCluster): Promise<void> {
   }
 }
 
+/** The first line `conn` reads (at most 20 s; "" when it closes first). */
+async function firstLine(conn: Deno.Conn): Promise<string> {
+  const timer = setTimeout(() => conn.close(), 20_000);
+  let text = "";
+  try {
+    const buf = new Uint8Array(4096);
+    while (!text.includes("\r\n")) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+    }
+  } catch (err) {
+    text += `[${err instanceof Error ? err.name : "error"}]`;
+  } finally {
+    clearTimeout(timer);
+  }
+  return text.split("\r\n")[0] ?? "";
+}
+
+/**
+ * The connections accepted while the release waits are served once it is done: each reads its
+ * greeting, and serve logs `ready`. They wait at most smtp.max_connections (2 here, counted
+ * over all ports): one more is closed at once, and its closing shows the two others held.
+ */
+async function heldThenServed(pg: PostgresCluster): Promise<void> {
+  const url = await pg.createDatabase("start_leases_served");
+  await (await PgQueueStore.open({ url }, { nodeId: "setup" })).close();
+  const sql = await connectPostgres({ url, max: 2 });
+  const holder = await sql.reserve();
+  let isHeld = true;
+  const conns: Deno.Conn[] = [];
+  try {
+    await sql`INSERT INTO domain_leases (domain, owner, lease_until)
+        VALUES ('stale.test', 'mx-a.test|7@1', ${Date.now() + 3_600_000})`;
+    await holder`BEGIN`;
+    await holder`SELECT 1 FROM domain_leases WHERE domain = 'stale.test' FOR UPDATE`;
+    const node = await startServer({
+      config: postgresNodeConfig("mx-a.test", url, { smtp: { max_connections: 2 } }),
+      until: /event=listening proto=odmr/,
+    });
+    try {
+      await until("serve's release waiting for the row", async () => {
+        const [row] = await sql`SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE wait_event_type = 'Lock' AND query LIKE 'DELETE FROM domain_leases%'`;
+        return row?.n === 1;
+      });
+      const smtpPort = node.smtp[0]?.port ?? 0;
+      const odmrPort = node.odmr[0]?.port ?? 0;
+      conns.push(await Deno.connect({ hostname: "127.0.0.1", port: smtpPort }));
+      conns.push(await Deno.connect({ hostname: "127.0.0.1", port: odmrPort }));
+      // Over the cap: closed unserved, and only once the two before it are held.
+      assert.equal(await readUntilClosed(smtpPort), "", node.logs());
+      // Well before serve's statement timeout (9.5 s): the release goes through.
+      await holder`ROLLBACK`;
+      isHeld = false;
+      const [smtpLine, odmrLine] = await Promise.all(conns.map(firstLine));
+      const out = node.logs();
+      assert.match(smtpLine ?? "", /^220 mx-a\.test /, out);
+      assert.equal(odmrLine, "220 mx-a.test ESMTP on-demand mail relay ready", out);
+      await until("serve's ready line", () => /event=ready/.test(node.logs()));
+      assert.doesNotMatch(node.logs(), /startup_failed/);
+    } finally {
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch {
+          // closed at firstLine's bound
+        }
+      }
+      await node.stop();
+      await removeTestFiles(node);
+    }
+  } finally {
+    if (isHeld) await holder`ROLLBACK`.catch(() => {});
+    holder.release();
+    await sql.end({ timeout: 5 });
+  }
+}
+
 await postgresTest("serve's release of its node's stale leases at start (#13)", async (pg, t) => {
   await t.step(
     "a failed release is one startup_failed line and exit 1",
     () => releaseFails(pg),
   );
   await t.step("no session is served before the release", () => sessionsWait(pg));
+  await t.step(
+    "the connections held meanwhile are served after it, at most max_connections",
+    () => heldThenServed(pg),
+  );
 });
