@@ -34,6 +34,12 @@ export interface PostgresProxy {
    * `COMMIT` of a CommandComplete): the client never gets them, nor anything more.
    */
   stallWhenAnswered(text: string): Promise<void>;
+  /**
+   * Holds for `ms` the bytes of the next connection whose client sends `text` (a slow server
+   * or route: its startup message carries the pool's application_name), then passes them and
+   * all that follows on; resolves when it held them.
+   */
+  delayWhenSent(text: string, ms: number): Promise<void>;
   /** Cuts every open connection now. */
   cutAll(how: Cut): void;
   /**
@@ -70,7 +76,7 @@ export async function startPostgresProxy(pgPort: number): Promise<PostgresProxy>
   type Trap = {
     readonly text: string;
     readonly from: "client" | "server";
-    readonly how: Cut | "stall";
+    readonly how: Cut | "stall" | { readonly delayMs: number };
     readonly done: () => void;
   };
   const traps: Trap[] = [];
@@ -104,10 +110,18 @@ export async function startPostgresProxy(pgPort: number): Promise<PostgresProxy>
     const pair = { client, upstream, stall: () => isStalled = true };
     open.add(pair);
     upstream.on("error", () => {});
+    let held: Buffer[] | undefined;
     client.on("data", (bytes: Buffer) => {
       if (isStalled) return;
+      if (held !== undefined) return void held.push(bytes);
       const trap = sprung("client", bytes);
-      if (trap === undefined || trap.how === "stall") upstream.write(bytes);
+      if (typeof trap?.how === "object") {
+        const later = held = [bytes];
+        setTimeout(() => {
+          held = undefined;
+          if (!isStalled) { for (const b of later) upstream.write(b); }
+        }, trap.how.delayMs);
+      } else if (trap === undefined || trap.how === "stall") upstream.write(bytes);
       else cut(pair, trap.how);
       if (trap?.how === "stall") isStalled = true;
       trap?.done();
@@ -140,6 +154,7 @@ export async function startPostgresProxy(pgPort: number): Promise<PostgresProxy>
     cutWhenSent: (text, how) => setTrap(text, "client", how),
     stallWhenSent: (text) => setTrap(text, "client", "stall"),
     stallWhenAnswered: (text) => setTrap(text, "server", "stall"),
+    delayWhenSent: (text, ms) => setTrap(text, "client", { delayMs: ms }),
     cutAll: (how) => {
       for (const pair of [...open]) cut(pair, how);
     },

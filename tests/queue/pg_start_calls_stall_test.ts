@@ -11,6 +11,7 @@ import { PgDkimKeys } from "../../src/dkim/pg_keys.ts";
 import { PgQueueAdmin } from "../../src/queue/pg/admin.ts";
 import { connectPostgres, type Sql } from "../../src/queue/pg/connect.ts";
 import { applyPgMigrations, PG_QUEUE_MIGRATIONS } from "../../src/queue/pg/schema.ts";
+import { PgQueueStore } from "../../src/queue/pg/store.ts";
 import { bounded, DEADLINE_MS, proxyOf, withShortDeadline } from "../_helpers/pg_short_deadline.ts";
 import { postgresTest } from "../_helpers/postgres.ts";
 import { startPostgresProxy } from "../_helpers/postgres_proxy.ts";
@@ -78,7 +79,11 @@ await postgresTest(
       try {
         const stalled = proxy.stallWhenSent("SELECT 1 AS one");
         const got = await bounded(
-          connectPostgres({ url: proxy.via(url), answerWithinMs: DEADLINE_MS }).then(
+          connectPostgres({
+            url: proxy.via(url),
+            connectTimeoutSeconds: 1,
+            answerWithinMs: DEADLINE_MS,
+          }).then(
             async (sql) => (await sql.end({ timeout: 1 }), "connected"),
             failed,
           ),
@@ -86,8 +91,53 @@ await postgresTest(
         assert.equal(await bounded(stalled.then(() => "stalled")), "stalled");
         assert.match(
           got,
-          /^failed: Cannot connect to PostgreSQL "odmr@127\.0\.0\.1:\d+\/stall_first_query": first query: no answer from PostgreSQL within 500 ms/,
+          /^failed: Cannot connect to PostgreSQL "odmr@127\.0\.0\.1:\d+\/stall_first_query": first query: no answer from PostgreSQL within 1500 ms/,
         );
+      } finally {
+        await proxy.close();
+      }
+    });
+
+    // The first query's deadline counts from the connect timeout's end: a server that never
+    // finishes the handshake fails as a connect timeout, not as a silent first query.
+    await t.step("a handshake never answered is a connect timeout", async () => {
+      const url = await pg.createDatabase("stall_handshake");
+      const proxy = await startPostgresProxy(pg.port);
+      try {
+        proxy.setSilent(true);
+        const got = await bounded(
+          connectPostgres({
+            url: proxy.via(url),
+            connectTimeoutSeconds: 1,
+            answerWithinMs: DEADLINE_MS,
+          }).then(async (sql) => (await sql.end({ timeout: 1 }), "connected"), failed),
+        );
+        assert.match(
+          got,
+          /^failed: Cannot connect to PostgreSQL "odmr@127\.0\.0\.1:\d+\/stall_handshake": .*CONNECT_TIMEOUT/,
+        );
+      } finally {
+        await proxy.close();
+      }
+    });
+
+    // The store's calls have a short deadline (500 ms) here, its pools' first queries not: a
+    // handshake slowed down (1 s) on a loaded machine is waited for.
+    await t.step("a store with a short call deadline waits for a slow handshake", async () => {
+      const url = await pg.createDatabase("slow_handshake");
+      await (await PgQueueStore.open({ url }, { nodeId: "setup" })).close();
+      const proxy = await startPostgresProxy(pg.port);
+      try {
+        // The main pool's startup message (the other pools are "odmr-relay long|chunks").
+        const delayed = proxy.delayWhenSent("\0odmr-relay\0", 1_000);
+        const got = await bounded(
+          PgQueueStore.open({ url: proxy.via(url) }, {
+            nodeId: "n1",
+            callDeadlineMs: DEADLINE_MS,
+          }).then(async (store) => (await store.close(), "opened"), failed),
+        );
+        assert.equal(await bounded(delayed.then(() => "delayed")), "delayed");
+        assert.equal(got, "opened");
       } finally {
         await proxy.close();
       }

@@ -47,7 +47,6 @@ export class PgQueueAdmin implements QueueAdmin {
     const ms = PG_CALL_DEADLINE_MS;
     const sql = await connectPostgres({
       max: 2,
-      answerWithinMs: ms,
       statementTimeoutMs: statementTimeoutFor(ms),
       ...conn,
     });

@@ -35,9 +35,12 @@ export interface PgConnectOptions {
    */
   readonly statementTimeoutMs?: number;
   /**
-   * How long the check that the database answers may wait (default PG_CALL_DEADLINE_MS):
-   * `connect_timeout` ends only the handshake, and a server silent after it (a route gone
-   * silent, a pooler waiting for a server) held serve's start and every command for good.
+   * How long the check that the database answers may wait once `connectTimeoutSeconds` is
+   * over (default PG_CALL_DEADLINE_MS; so 20 s in all by default): `connect_timeout` ends only
+   * the handshake, and a server silent after it (a route gone silent, a pooler waiting for a
+   * server) held serve's start and every command for good. Counted on top of the connect
+   * timeout, so that an unreachable server fails as one (not as "first query: no answer"),
+   * and a slow handshake on a loaded machine is not cut by a short call deadline.
    */
   readonly answerWithinMs?: number;
 }
@@ -53,9 +56,9 @@ export function describeUrl(url: string): string {
 }
 
 /**
- * Opens a pool and checks that the database answers (within `answerWithinMs`). Throws one
- * Error line naming the database (never the password) when it cannot be reached, does not
- * answer in time, or the password file is unreadable.
+ * Opens a pool and checks that the database answers (within the connect timeout, then
+ * `answerWithinMs`). Throws one Error line naming the database (never the password) when it
+ * cannot be reached, does not answer in time, or the password file is unreadable.
  */
 export async function connectPostgres(opts: PgConnectOptions): Promise<Sql> {
   let password: string | undefined;
@@ -77,13 +80,14 @@ export async function connectPostgres(opts: PgConnectOptions): Promise<Sql> {
     sslnegotiation: null,
     "target_session_attrs": null,
   };
+  const connectSeconds = opts.connectTimeoutSeconds ?? 10;
   const sql = postgres(opts.url, {
     ...undeclared,
     // Every setting given here is one that npm:postgres does not look up in a PG* environment
     // variable (which Deno would have to be allowed to read): only PGAPPNAME and
     // PGTARGETSESSIONATTRS remain (README "Permissions").
     max: opts.max ?? 8,
-    connect_timeout: opts.connectTimeoutSeconds ?? 10,
+    connect_timeout: connectSeconds,
     idle_timeout: 60,
     max_lifetime: 30 * 60,
     keep_alive: 60,
@@ -107,7 +111,7 @@ export async function connectPostgres(opts: PgConnectOptions): Promise<Sql> {
   try {
     await within(
       sql`SELECT 1 AS one`,
-      opts.answerWithinMs ?? PG_CALL_DEADLINE_MS,
+      connectSeconds * 1000 + (opts.answerWithinMs ?? PG_CALL_DEADLINE_MS),
       "first query",
     );
   } catch (err) {

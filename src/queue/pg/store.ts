@@ -113,8 +113,9 @@ export class PgQueueStore implements QueueStore {
    * the `applicationName` given (its LISTEN too), the others "… chunks" and "… long".
    */
   static async open(given: PgConnectOptions, opts: PgQueueStoreOptions): Promise<PgQueueStore> {
-    // Each pool's first query has the calls' deadline too (a server silent after its handshake).
-    const conn = { answerWithinMs: opts.callDeadlineMs ?? PG_CALL_DEADLINE_MS, ...given };
+    // Each pool's first query has connectPostgres's own deadline (connect timeout + 10 s), not
+    // the calls': a short call deadline would have to cover a handshake on a loaded machine.
+    const conn = given;
     const name = given.applicationName ?? "odmr-relay";
     const longSql = await connectPostgres({
       ...conn,
