@@ -102,11 +102,13 @@ export const PG_QUEUE_MIGRATIONS: readonly string[] = [
 
 /**
  * How long each statement of the migrations may wait for its answer, the wait for another
- * node's migrations included: far above what a step takes (milliseconds on an empty queue,
- * seconds for an index over a large one). Past it serve's start fails (`startup_failed`)
- * instead of waiting for good on a server gone silent, and the step in progress is rolled back.
+ * node's migrations included. Past it serve's start fails (`startup_failed`) instead of waiting
+ * for good on a server gone silent, and the step in progress is rolled back. Long on purpose: a
+ * step takes milliseconds on an empty queue, but an index or a recount over millions of rows on a
+ * slow disk takes minutes, and a bound it cannot meet would fail every start of an upgrade. A
+ * server silent from the start is caught sooner, by the pool's first query (connect.ts).
  */
-export const PG_MIGRATION_DEADLINE_MS = 60_000;
+export const PG_MIGRATION_DEADLINE_MS = 15 * 60_000;
 
 /**
  * Applies the steps not yet applied; throws naming the step that failed. Each step is one
