@@ -125,6 +125,19 @@ async function sessionsWait(pg: PostgresCluster): Promise<void> {
   }
 }
 
+/**
+ * Connections waiting in the accept queue of the listener on 127.0.0.1:`port` (Linux shows a
+ * listening socket's accept backlog as its rx_queue in /proc/net/tcp).
+ */
+async function acceptQueue(port: number): Promise<number> {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  for (const line of (await Deno.readTextFile("/proc/net/tcp")).split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === local && f[3] === "0A") return parseInt(f[4]?.split(":")[1] ?? "", 16);
+  }
+  throw new Error(`no listener on 127.0.0.1:${port} in /proc/net/tcp`);
+}
+
 /** The first line `conn` reads (at most 20 s; "" when it closes first). */
 async function firstLine(conn: Deno.Conn): Promise<string> {
   const timer = setTimeout(() => conn.close(), 20_000);
@@ -175,6 +188,12 @@ async function heldThenServed(pg: PostgresCluster): Promise<void> {
       const odmrPort = node.odmr[0]?.port ?? 0;
       conns.push(await Deno.connect({ hostname: "127.0.0.1", port: smtpPort }));
       conns.push(await Deno.connect({ hostname: "127.0.0.1", port: odmrPort }));
+      // A connect returns once the kernel has the connection, before serve accepts it: wait
+      // until both listeners' accept queues are empty, or the third could be taken first.
+      await until(
+        "serve accepted both",
+        async () => await acceptQueue(smtpPort) === 0 && await acceptQueue(odmrPort) === 0,
+      );
       // Over the cap: closed unserved, and only once the two before it are held.
       assert.equal(await readUntilClosed(smtpPort), "", node.logs());
       // Well before serve's statement timeout (9.5 s): the release goes through.
