@@ -7,13 +7,14 @@
  * failure that is not a timing).
  */
 import assert from "node:assert/strict";
-import { connectPostgres } from "../../src/queue/pg/connect.ts";
+import { connectPostgres, type Sql } from "../../src/queue/pg/connect.ts";
 import { PgQueueStore } from "../../src/queue/pg/store.ts";
 import { type PostgresCluster, postgresTest } from "../_helpers/postgres.ts";
 import { postgresNodeConfig } from "../_helpers/postgres_nodes.ts";
 import {
   removeTestFiles,
   runMain,
+  type ServerProcess,
   startServer,
   writeTestConfig,
 } from "../_helpers/server_process.ts";
@@ -74,6 +75,38 @@ async function readUntilClosed(port: number): Promise<string> {
 }
 
 /**
+ * Starts node mx-a.test with a stale lease of its own whose row `holder` keeps locked, and
+ * returns once serve's release of it waits for that row (its ports are bound by then).
+ */
+async function startWhileReleaseWaits(
+  sql: Sql,
+  holder: Awaited<ReturnType<Sql["reserve"]>>,
+  url: string,
+  smtp?: { max_connections: number },
+): Promise<ServerProcess> {
+  await sql`INSERT INTO domain_leases (domain, owner, lease_until)
+      VALUES ('stale.test', 'mx-a.test|7@1', ${Date.now() + 3_600_000})`;
+  await holder`BEGIN`;
+  await holder`SELECT 1 FROM domain_leases WHERE domain = 'stale.test' FOR UPDATE`;
+  const node = await startServer({
+    config: postgresNodeConfig("mx-a.test", url, smtp === undefined ? {} : { smtp }),
+    until: /event=listening proto=odmr/,
+  });
+  try {
+    await until("serve's release waiting for the row", async () => {
+      const [row] = await sql`SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE wait_event_type = 'Lock' AND query LIKE 'DELETE FROM domain_leases%'`;
+      return row?.n === 1;
+    });
+    return node;
+  } catch (err) {
+    await node.stop();
+    await removeTestFiles(node);
+    throw err;
+  }
+}
+
+/**
  * No session is served until the release is done: one that had could take a lease that the
  * release then dropped under its drain. The release waits here for a row the test keeps
  * locked, until serve's statement timeout (9.5 s) fails it; the connections accepted meanwhile
@@ -87,20 +120,8 @@ async function sessionsWait(pg: PostgresCluster): Promise<void> {
   const sql = await connectPostgres({ url, max: 2 });
   const holder = await sql.reserve();
   try {
-    await sql`INSERT INTO domain_leases (domain, owner, lease_until)
-        VALUES ('stale.test', 'mx-a.test|7@1', ${Date.now() + 3_600_000})`;
-    await holder`BEGIN`;
-    await holder`SELECT 1 FROM domain_leases WHERE domain = 'stale.test' FOR UPDATE`;
-    const node = await startServer({
-      config: postgresNodeConfig("mx-a.test", url),
-      until: /event=listening proto=odmr/,
-    });
+    const node = await startWhileReleaseWaits(sql, holder, url);
     try {
-      await until("serve's release waiting for the row", async () => {
-        const [row] = await sql`SELECT count(*)::int AS n FROM pg_stat_activity
-            WHERE wait_event_type = 'Lock' AND query LIKE 'DELETE FROM domain_leases%'`;
-        return row?.n === 1;
-      });
       // Accepted by the bound ports while the release waits: never served, closed at the end.
       const got = await Promise.all(
         [node.smtp[0]?.port, node.odmr[0]?.port].map((p) => readUntilClosed(p ?? 0)),
@@ -170,20 +191,8 @@ async function heldThenServed(pg: PostgresCluster): Promise<void> {
   let isHeld = true;
   const conns: Deno.Conn[] = [];
   try {
-    await sql`INSERT INTO domain_leases (domain, owner, lease_until)
-        VALUES ('stale.test', 'mx-a.test|7@1', ${Date.now() + 3_600_000})`;
-    await holder`BEGIN`;
-    await holder`SELECT 1 FROM domain_leases WHERE domain = 'stale.test' FOR UPDATE`;
-    const node = await startServer({
-      config: postgresNodeConfig("mx-a.test", url, { smtp: { max_connections: 2 } }),
-      until: /event=listening proto=odmr/,
-    });
+    const node = await startWhileReleaseWaits(sql, holder, url, { max_connections: 2 });
     try {
-      await until("serve's release waiting for the row", async () => {
-        const [row] = await sql`SELECT count(*)::int AS n FROM pg_stat_activity
-            WHERE wait_event_type = 'Lock' AND query LIKE 'DELETE FROM domain_leases%'`;
-        return row?.n === 1;
-      });
       const smtpPort = node.smtp[0]?.port ?? 0;
       const odmrPort = node.odmr[0]?.port ?? 0;
       conns.push(await Deno.connect({ hostname: "127.0.0.1", port: smtpPort }));

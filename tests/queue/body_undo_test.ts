@@ -22,6 +22,20 @@ import { withTempDataDir } from "../_helpers/temp_db.ts";
 const ONE_PER_FILE = { segmentBytes: 1 } as const;
 const BODY = new Uint8Array(100 * 1024).fill(0x61);
 
+/**
+ * Writes BODY for a message whose recipient row breaks the CHECK on route: its message row is in
+ * by then, so the writer's undo deletes it in the open group transaction, and commit() rejects.
+ */
+async function queueUndone(store: SqliteQueueStore): Promise<void> {
+  const bad = await store.begin({
+    mailFrom: "",
+    params: {},
+    recipients: [rcpt("a@one.test", { route: "nowhere" as Route })],
+  });
+  await bad.write(BODY);
+  await assert.rejects(bad.commit(), /CHECK constraint failed/);
+}
+
 Deno.test("a body whose COMMIT failed and whose rows could not be cleaned up goes at once (rev13a, #13)", async () => {
   const events: RecordedEvent[] = [];
   await withStore(async (store, dataDir, db) => {
@@ -73,14 +87,7 @@ Deno.test("a body whose row stayed (committed, its sync failed) and could not be
 Deno.test("a body whose row the writer's undo deleted goes at once, also when the group's COMMIT fails (#13)", async () => {
   await withStore(async (store, dataDir, db) => {
     const faults = failingExec(db);
-    // The message row is in when its recipient row breaks the CHECK on route: the undo deletes it.
-    const bad = await store.begin({
-      mailFrom: "",
-      params: {},
-      recipients: [rcpt("a@one.test", { route: "nowhere" as Route })],
-    });
-    await bad.write(BODY);
-    await assert.rejects(bad.commit(), /CHECK constraint failed/);
+    await queueUndone(store);
     // The group transaction that held the row and its deletion is still open; its COMMIT fails.
     assert.equal(db.isTransaction, true);
     faults.plan.push("COMMIT");
@@ -127,15 +134,9 @@ Deno.test("a body whose row the writer's undo deleted is counted out once: its s
       to: [rcpt("a@one.test", { route: "mx" })],
       body: BODY,
     });
-    const bad = await store.begin({
-      mailFrom: "",
-      params: {},
-      recipients: [rcpt("a@one.test", { route: "nowhere" as Route })],
-    });
-    await bad.write(BODY);
     // Its row is in when its recipient row breaks the CHECK: the undo deletes it in the open
     // transaction, and the body is dropped (counted out) at once.
-    await assert.rejects(bad.commit(), /CHECK constraint failed/);
+    await queueUndone(store);
     assert.equal(filledBodyFiles(dataDir).length, 1, "one segment for both");
     // Close commits that transaction with the deletion; the bodies of deleted rows go then. The
     // undone row's deletion must not count its body out a second time.
