@@ -112,11 +112,10 @@ export class PgQueueStore implements QueueStore {
    * chunks; what may take long), migrates, and opens. In pg_stat_activity the first pool has
    * the `applicationName` given (its LISTEN too), the others "… chunks" and "… long".
    */
-  static async open(given: PgConnectOptions, opts: PgQueueStoreOptions): Promise<PgQueueStore> {
+  static async open(conn: PgConnectOptions, opts: PgQueueStoreOptions): Promise<PgQueueStore> {
     // Each pool's first query has connectPostgres's own deadline (connect timeout + 10 s), not
     // the calls': a short call deadline would have to cover a handshake on a loaded machine.
-    const conn = given;
-    const name = given.applicationName ?? "odmr-relay";
+    const name = conn.applicationName ?? "odmr-relay";
     const longSql = await connectPostgres({
       ...conn,
       max: LONG_POOL_MAX,
