@@ -12,6 +12,7 @@ import type { LeaseOptions } from "./_rows.ts";
 import type { QueueReader } from "./_reader.ts";
 import type { Lease, QueuedMessage, Settlement } from "./types.ts";
 import { settled } from "./_settled.ts";
+import { onDisk, type UnsyncedMessages } from "./_unsynced.ts";
 
 /** What a lease needs from its store. */
 export interface LeaseDeps {
@@ -19,6 +20,8 @@ export interface LeaseDeps {
   readonly group: GroupTransaction;
   readonly reader: QueueReader;
   readonly now: () => number;
+  /** Committed messages whose sync is running: handed out only once on disk (_unsynced.ts). */
+  readonly unsynced?: UnsyncedMessages;
 }
 
 /**
@@ -101,9 +104,12 @@ export class SqliteLease implements Lease {
   }
 
   messages(): AsyncGenerator<QueuedMessage> {
-    return leasedMessages(
-      this.#deps.reader.messages({ domains: this.domains, queuedOnly: true, ...this.#terms.view }),
-    );
+    const found = this.#deps.reader.messages({
+      domains: this.domains,
+      queuedOnly: true,
+      ...this.#terms.view,
+    });
+    return leasedMessages(onDisk(found, this.#deps.unsynced));
   }
 
   readBody(messageId: string): Generator<Uint8Array> {

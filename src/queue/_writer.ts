@@ -15,6 +15,7 @@ import { segmentKey } from "./_body_segment.ts";
 import { ChunkBuffer, type ChunkPool } from "./_chunk_buffer.ts";
 import type { GroupTransaction, TxParticipant } from "./_group_tx.ts";
 import { writeParams } from "./_rows.ts";
+import type { UnsyncedMessages } from "./_unsynced.ts";
 import type { MessageWriter, NewMessage } from "./types.ts";
 
 /** Statements a writer needs, prepared once by the store. */
@@ -70,6 +71,7 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
   #file: BodyFileWriter | undefined;
   /** Told of a refused message whose rows may be left (_refused.ts). */
   readonly #refused: ((id: string) => void) | undefined;
+  readonly #unsynced: UnsyncedMessages | undefined;
   #seq = 0;
   #size = 0;
   #state: WriterState = "writing";
@@ -91,6 +93,8 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
       files?: BodyFiles | undefined;
       /** Told the id of a refused message whose rows may be left (see #keepOrDrop). */
       refused?: (id: string) => void;
+      /** Told of this message's rows from their COMMIT until their sync ends (_unsynced.ts). */
+      unsynced?: UnsyncedMessages;
     },
   ) {
     this.id = id;
@@ -102,6 +106,7 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
     this.#receivedAt = deps.receivedAt;
     this.#files = deps.files;
     this.#refused = deps.refused;
+    this.#unsynced = deps.unsynced;
   }
 
   write(chunk: Uint8Array): Promise<void> {
@@ -214,6 +219,8 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
         if (file !== undefined) this.#files?.takeBackGone(file.name);
       });
       if (last !== undefined && inline === undefined) this.#seq++;
+      // Visible to leases on this connection from now on, but not on disk before `durable`.
+      this.#unsynced?.add(this.id, durable);
     } catch (err) {
       return this.#fail(asError(err));
     } finally {

@@ -23,6 +23,7 @@ import { prepareWriterStatements, SqliteMessageWriter, type WriterStatements } f
 import { ChunkPool } from "./_chunk_buffer.ts";
 import { BodyFiles, type BodyFilesOptions } from "./_body_files.ts";
 import { RefusedRows } from "./_refused.ts";
+import { UnsyncedMessages } from "./_unsynced.ts";
 import { deferWalSync, type WalSync } from "./_wal_sync.ts";
 import { type StoreCheckpoint, storeCheckpoint } from "./_idle_checkpoint.ts";
 import type {
@@ -109,6 +110,7 @@ export class SqliteQueueStore implements QueueStore {
   readonly #files: BodyFiles | undefined;
   readonly #writesFiles: boolean;
   readonly #refused: RefusedRows;
+  readonly #unsynced = new UnsyncedMessages();
   #isClosed = false;
 
   constructor(db: DatabaseSync, opts: SqliteQueueStoreOptions = {}) {
@@ -178,6 +180,7 @@ export class SqliteQueueStore implements QueueStore {
       group: this.#group,
       reader: this.#reader,
       now: this.#now,
+      unsynced: this.#unsynced,
     });
     this.#maintenance = new QueueMaintenance({
       db,
@@ -211,6 +214,7 @@ export class SqliteQueueStore implements QueueStore {
         // Only the receiving process writes body files (see _body_files.ts).
         files: this.#writesFiles ? this.#files : undefined,
         refused: (id) => this.#refused.add(id),
+        unsynced: this.#unsynced,
       });
     });
   }
@@ -246,6 +250,7 @@ export class SqliteQueueStore implements QueueStore {
         group: this.#group,
         reader: this.#reader,
         now: this.#now,
+        unsynced: this.#unsynced,
       });
       return { kind: "claimed", lease };
     });
