@@ -149,7 +149,7 @@ export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
         summary.failed++;
         (failed ??= []).push({ id: r.id, reply });
       }
-      settlements.push({ recipientId: r.id, outcome: r.outcome, reply });
+      settlements.push({ recipientId: r.id, messageId: message.id, outcome: r.outcome, reply });
       // One line per recipient attempt, the way operators grep Postfix's status=; a refusal
       // by the customer is its fact, not our error.
       log[r.outcome === "failed" ? "warn" : "info"](r.outcome, {

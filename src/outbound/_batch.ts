@@ -124,6 +124,7 @@ export async function runBatch(
             const failures = (queued?.attempts ?? 0) + 1;
             settlements.push({
               recipientId: r.id,
+              messageId: message.id,
               outcome: "deferred",
               reply,
               retryAt: retryAt(at, failures, {
@@ -132,7 +133,12 @@ export async function runBatch(
               }),
             });
           } else {
-            settlements.push({ recipientId: r.id, outcome: r.outcome, reply });
+            settlements.push({
+              recipientId: r.id,
+              messageId: message.id,
+              outcome: r.outcome,
+              reply,
+            });
             if (r.outcome === "failed") failed.push({ id: r.id, reply });
           }
           // One line per recipient attempt, as the drain writes them (Postfix's status=).

@@ -79,24 +79,32 @@ export class SqliteLease implements Lease {
     // A batch's delivered recipients in two statements, not two per message (about half again
     // as much CPU, #13): first their messages that keep no other recipient (the cascade takes
     // the recipients; the messages' own counter triggers count them out, cheaper than each
-    // recipient's), then the delivered recipients of messages that stay.
-    const each = "IN (SELECT value FROM json_each(?1))";
+    // recipient's), then the delivered recipients of messages that stay. ?1 is a JSON array of
+    // [recipient id, message id] pairs: every settle statement names the recipient by both, as
+    // a row id alone may have gone to a newer message's recipient since it was listed
+    // (types.ts `Settlement.messageId`).
+    const pairs = "SELECT value ->> 0, value ->> 1 FROM json_each(?1)";
     this.#deleteEmptied = db.prepare(
-      `DELETE FROM messages WHERE id IN (SELECT message_id FROM recipients WHERE id ${each}) ` +
+      "DELETE FROM messages WHERE id IN (SELECT value ->> 1 FROM json_each(?1)) " +
         "AND NOT EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = messages.id " +
-        `AND r.id NOT ${each}) RETURNING id`,
+        `AND (r.id, r.message_id) NOT IN (${pairs})) RETURNING id`,
     );
-    this.#deleteRecipients = db.prepare(`DELETE FROM recipients WHERE id ${each}`);
+    // The join looks each pair up by row id (the primary key), then checks its message.
+    this.#deleteRecipients = db.prepare(
+      "DELETE FROM recipients WHERE id IN (SELECT r.id FROM json_each(?1) j " +
+        "JOIN recipients r ON r.id = j.value ->> 0 AND r.message_id = j.value ->> 1)",
+    );
     // retryAt applies to the mx route only (an ATRN recipient waits for its owner's next ATRN).
     this.#deferRecipient = db.prepare(
       "UPDATE recipients SET attempts = attempts + 1, last_reply = ?, next_attempt_at = " +
         "CASE WHEN route = 'mx' THEN coalesce(?, next_attempt_at) ELSE next_attempt_at END " +
-        "WHERE id = ?",
+        "WHERE id = ? AND message_id = ?",
     );
     this.#failRecipient = db.prepare(
       "UPDATE recipients SET status = 'failed', attempts = attempts + 1, last_reply = ? " +
-        "WHERE id = ?",
+        "WHERE id = ? AND message_id = ?",
     );
+    const each = "IN (SELECT value FROM json_each(?1))";
     this.#deleteChunksIfGone = db.prepare(
       `DELETE FROM message_chunks WHERE message_id ${each} AND message_id NOT IN ` +
         `(SELECT id FROM messages WHERE id ${each})`,
@@ -130,17 +138,17 @@ export class SqliteLease implements Lease {
     if (results.length === 0) return Promise.resolve();
     try {
       this.#deps.group.write(undefined, () => {
-        const delivered: number[] = [];
+        const delivered: [number, string][] = [];
         for (const r of results) {
           switch (r.outcome) {
             case "delivered":
-              delivered.push(r.recipientId);
+              delivered.push([r.recipientId, r.messageId]);
               break;
             case "deferred":
-              this.#deferRecipient.run(r.reply, r.retryAt ?? null, r.recipientId);
+              this.#deferRecipient.run(r.reply, r.retryAt ?? null, r.recipientId, r.messageId);
               break;
             case "failed":
-              this.#failRecipient.run(r.reply, r.recipientId);
+              this.#failRecipient.run(r.reply, r.recipientId, r.messageId);
               break;
             default: {
               const never: never = r.outcome;

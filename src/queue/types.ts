@@ -109,6 +109,13 @@ export type SettleOutcome = "delivered" | "deferred" | "failed";
 /** One recipient's result, with the reply that decided it (for `queue show`). */
 export interface Settlement {
   readonly recipientId: number;
+  /**
+   * The recipient's message (`QueuedMessage.id`). A settlement changes only the recipient of
+   * this id in this message: a row id alone may name another message's recipient by then (the
+   * message was removed under its lease, by a second drain after the lease lapsed or by
+   * `queue delete`, and SQLite gave its highest recipient id to the next insert).
+   */
+  readonly messageId: string;
   readonly outcome: SettleOutcome;
   readonly reply: string;
   /**

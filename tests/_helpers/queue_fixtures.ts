@@ -72,7 +72,12 @@ export async function failEveryOther(lease: Lease, start: 0 | 1): Promise<void> 
   for await (const m of lease.messages()) {
     const r = m.recipients[0];
     if (n++ % 2 === start && r !== undefined) {
-      failed.push({ recipientId: r.id, outcome: "failed" as const, reply: "550 no" });
+      failed.push({
+        recipientId: r.id,
+        messageId: m.id,
+        outcome: "failed" as const,
+        reply: "550 no",
+      });
     }
   }
   await lease.settle(failed);

@@ -80,6 +80,7 @@ export async function seedQueue(
         .filter((r) => failed.includes(r.address))
         .map((r) => ({
           recipientId: r.id,
+          messageId: ids[i] ?? "",
           outcome: "failed" as const,
           reply: opts.failReply ?? "550 5.1.1 no such user",
         }));
@@ -115,6 +116,7 @@ async function failOutbound(
       await lease.settle(
         message.recipients.filter((r) => failed.has(r.address)).map((r) => ({
           recipientId: r.id,
+          messageId: message.id,
           outcome: "failed" as const,
           reply: failReply,
         })),

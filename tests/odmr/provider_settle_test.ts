@@ -8,6 +8,7 @@ import type { Settlement } from "../../src/queue/types.ts";
 
 const delivered = (recipientId: number): Settlement => ({
   recipientId,
+  messageId: `m${recipientId}`,
   outcome: "delivered",
   reply: "250 2.0.0 OK",
 });

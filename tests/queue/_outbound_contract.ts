@@ -138,6 +138,7 @@ export async function outboundContract(t: Deno.TestContext, open: OutboundOpener
         const retryAt = clock.ms + 5 * MINUTE;
         await lease.settle([{
           recipientId: rid,
+          messageId: id,
           outcome: "deferred",
           reply: "451 4.3.0 later",
           retryAt,
@@ -153,7 +154,12 @@ export async function outboundContract(t: Deno.TestContext, open: OutboundOpener
         clock.ms = retryAt;
         const again = await mustClaim(store, clock);
         assert.deepEqual(await offered(again), ["a@far.test"]);
-        await again.settle([{ recipientId: rid, outcome: "delivered", reply: "250 ok" }]);
+        await again.settle([{
+          recipientId: rid,
+          messageId: id,
+          outcome: "delivered",
+          reply: "250 ok",
+        }]);
         await again.release();
         assert.equal(await store.get(id), undefined);
         assert.equal(await store.nextOutboundAt(), undefined);
@@ -181,6 +187,7 @@ export async function outboundContract(t: Deno.TestContext, open: OutboundOpener
         const rid = msgs[0]?.recipients[0]?.id ?? -1;
         await two.settle([{
           recipientId: rid,
+          messageId: msgs[0]?.id ?? "",
           outcome: "deferred",
           reply: "421 4.4.2 bye",
           retryAt: clock.ms + MINUTE,

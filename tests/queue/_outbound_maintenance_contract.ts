@@ -120,7 +120,9 @@ export async function outboundMaintenanceContract(
         assert.ok(lease);
         const rid = (await Array.fromAsync(lease.messages()))[0]?.recipients[0]?.id ?? -1;
         // The worker reported it when it failed (bounce.ts); expiry must not report it again.
-        await lease.settle([{ recipientId: rid, outcome: "failed", reply: "550 5.1.1 unknown" }]);
+        await lease.settle([
+          { recipientId: rid, messageId: id, outcome: "failed", reply: "550 5.1.1 unknown" },
+        ]);
         await lease.release();
         clock.ms = T0 + 1000 + 5 * DAY;
         assert.equal((await store.maintain(OPTIONS)).expiredRecipients, 0, "exactly max_age");
@@ -177,6 +179,7 @@ export async function outboundMaintenanceContract(
         const rid = (await Array.fromAsync(lease.messages()))[0]?.recipients[0]?.id ?? -1;
         await lease.settle([{
           recipientId: rid,
+          messageId: mx,
           outcome: "deferred",
           reply: "452 4.2.2 mailbox full",
           retryAt: clock.ms + 10 * DAY,

@@ -203,7 +203,9 @@ Deno.test("a deleted or delivered message's file goes once the deletion is on di
     const lease = leaseOf(await store.claim(["two.test"], { owner: "s", leaseSeconds: 60 }));
     for await (const m of lease.messages()) {
       for (const r of m.recipients) {
-        await lease.settle([{ recipientId: r.id, outcome: "delivered", reply: "250 ok" }]);
+        await lease.settle([
+          { recipientId: r.id, messageId: m.id, outcome: "delivered", reply: "250 ok" },
+        ]);
       }
     }
     await lease.release();
@@ -241,7 +243,9 @@ Deno.test("a queue of before step 8 (bodies in message_chunks) is read, drained 
         );
         assert.equal(body.length, BIG);
         for (const r of m.recipients) {
-          await lease.settle([{ recipientId: r.id, outcome: "delivered", reply: "250 ok" }]);
+          await lease.settle([
+            { recipientId: r.id, messageId: m.id, outcome: "delivered", reply: "250 ok" },
+          ]);
         }
       }
       await lease.release();

@@ -174,12 +174,27 @@ async function contract(t: Deno.TestContext, open: Opener): Promise<void> {
         const [ra, rb, rc] = m?.recipients ?? [];
         assert.ok(ra && rb && rc);
         await Promise.all([
-          lease.settle([{ recipientId: ra.id, outcome: "delivered", reply: "250 ok" }]),
-          lease.settle([{ recipientId: rb.id, outcome: "deferred", reply: "451 later" }]),
-          lease.settle([{ recipientId: rc.id, outcome: "failed", reply: "550 no" }]),
+          lease.settle([{
+            recipientId: ra.id,
+            messageId: id,
+            outcome: "delivered",
+            reply: "250 ok",
+          }]),
+          lease.settle([{
+            recipientId: rb.id,
+            messageId: id,
+            outcome: "deferred",
+            reply: "451 later",
+          }]),
+          lease.settle([{ recipientId: rc.id, messageId: id, outcome: "failed", reply: "550 no" }]),
         ]);
         // Idempotent: settling a delivered recipient again changes nothing.
-        await lease.settle([{ recipientId: ra.id, outcome: "delivered", reply: "250 ok" }]);
+        await lease.settle([{
+          recipientId: ra.id,
+          messageId: id,
+          outcome: "delivered",
+          reply: "250 ok",
+        }]);
         await lease.release();
         assert.deepEqual(
           (await store.get(id))?.recipients.map((r) => [r.address, r.status, r.lastReply]),
@@ -190,6 +205,7 @@ async function contract(t: Deno.TestContext, open: Opener): Promise<void> {
         assert.deepEqual(again[0]?.recipients.map((r) => r.address), ["b@one.test"]);
         await next.settle([{
           recipientId: again[0]?.recipients[0]?.id ?? 0,
+          messageId: id,
           outcome: "delivered",
           reply: "250",
         }]);
@@ -216,18 +232,21 @@ async function contract(t: Deno.TestContext, open: Opener): Promise<void> {
         const lone = await put(store, clock, ["i@one.test"]);
         const lease = leaseOf(await store.claim(["one.test"], A));
         const got = await Array.fromAsync(lease.messages());
-        const id = (address: string) =>
-          got.flatMap((m) => m.recipients).find((r) => r.address === address)?.id ?? 0;
+        const named = (address: string) => {
+          const m = got.find((g) => g.recipients.some((r) => r.address === address));
+          const recipientId = m?.recipients.find((r) => r.address === address)?.id ?? 0;
+          return { recipientId, messageId: m?.id ?? "" };
+        };
         const ok = "250 ok";
         await lease.settle([
-          { recipientId: id("a@one.test"), outcome: "delivered", reply: ok },
-          { recipientId: id("c@one.test"), outcome: "delivered", reply: ok },
-          { recipientId: id("d@one.test"), outcome: "deferred", reply: "451 later" },
-          { recipientId: id("e@one.test"), outcome: "failed", reply: "550 no" },
-          { recipientId: id("f@one.test"), outcome: "delivered", reply: ok },
-          { recipientId: id("g@one.test"), outcome: "delivered", reply: ok },
-          { recipientId: id("b@one.test"), outcome: "delivered", reply: ok },
-          { recipientId: id("i@one.test"), outcome: "delivered", reply: ok },
+          { ...named("a@one.test"), outcome: "delivered", reply: ok },
+          { ...named("c@one.test"), outcome: "delivered", reply: ok },
+          { ...named("d@one.test"), outcome: "deferred", reply: "451 later" },
+          { ...named("e@one.test"), outcome: "failed", reply: "550 no" },
+          { ...named("f@one.test"), outcome: "delivered", reply: ok },
+          { ...named("g@one.test"), outcome: "delivered", reply: ok },
+          { ...named("b@one.test"), outcome: "delivered", reply: ok },
+          { ...named("i@one.test"), outcome: "delivered", reply: ok },
         ]);
         await lease.release();
         const left = async (m: string) =>

@@ -132,6 +132,7 @@ Deno.test("domainStats() kept by triggers equals a recount from the rows after e
             for await (const m of c.lease.messages()) {
               await c.lease.settle(m.recipients.map((r) => ({
                 recipientId: r.id,
+                messageId: m.id,
                 outcome: outcomes[rand(3)] ?? "deferred",
                 reply: "x",
               })));

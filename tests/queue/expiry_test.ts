@@ -257,9 +257,19 @@ Deno.test("usage() counts a message once per domain and follows deliveries and d
     const first = (await Array.fromAsync(claim.lease.messages())).find((m) => m.id === one); // same received_at: find by id
     const [ra, rb] = first?.recipients ?? [];
     assert.ok(ra && rb);
-    await claim.lease.settle([{ recipientId: ra.id, outcome: "delivered", reply: "250" }]);
+    await claim.lease.settle([{
+      recipientId: ra.id,
+      messageId: one,
+      outcome: "delivered",
+      reply: "250",
+    }]);
     assert.deepEqual(await store.usage("local.test"), { messages: 2, bytes: 2 * size }, "b waits");
-    await claim.lease.settle([{ recipientId: rb.id, outcome: "delivered", reply: "250" }]);
+    await claim.lease.settle([{
+      recipientId: rb.id,
+      messageId: one,
+      outcome: "delivered",
+      reply: "250",
+    }]);
     assert.deepEqual(await store.usage("local.test"), { messages: 1, bytes: size });
     await claim.lease.release();
     assert.equal(await store.get(one), undefined);

@@ -58,7 +58,7 @@ async function settle(
   const m = await store.get(id);
   await claim.lease.settle(
     (m?.recipients ?? []).filter((r) => addresses.includes(r.address))
-      .map((r) => ({ recipientId: r.id, outcome, reply: `${outcome} in test` })),
+      .map((r) => ({ recipientId: r.id, messageId: id, outcome, reply: `${outcome} in test` })),
   );
   await claim.lease.release();
 }
@@ -84,10 +84,15 @@ async function cases(t: Deno.TestContext, open: Opener): Promise<void> {
       const claim = await store.claim(["one.test"], A);
       assert.equal(claim.kind, "claimed");
       if (claim.kind === "claimed") {
-        const ids = [
-          ...(await store.get(m1))?.recipients.filter((r) => r.domain === "one.test") ?? [],
-          ...(await store.get(m2))?.recipients ?? [],
-        ].map((r) => ({ recipientId: r.id, outcome: "delivered" as const, reply: "250" }));
+        const of = async (id: string) =>
+          ((await store.get(id))?.recipients ?? []).filter((r) => r.domain === "one.test")
+            .map((r) => ({
+              recipientId: r.id,
+              messageId: id,
+              outcome: "delivered" as const,
+              reply: "250",
+            }));
+        const ids = [...await of(m1), ...await of(m2)];
         await claim.lease.settle(ids);
         await claim.lease.release();
       }

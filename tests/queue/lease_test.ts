@@ -128,9 +128,19 @@ Deno.test("Lease.settle() deletes delivered recipients, then the message and its
     assert.ok(message);
     const [ra, rb] = message.recipients;
     assert.ok(ra && rb);
-    await lease.settle([{ recipientId: ra.id, outcome: "delivered", reply: "250 ok" }]);
+    await lease.settle([{
+      recipientId: ra.id,
+      messageId: id,
+      outcome: "delivered",
+      reply: "250 ok",
+    }]);
     assert.deepEqual((await store.get(id))?.recipients.map((r) => r.address), ["b@one.test"]);
-    await lease.settle([{ recipientId: rb.id, outcome: "delivered", reply: "250 ok" }]);
+    await lease.settle([{
+      recipientId: rb.id,
+      messageId: id,
+      outcome: "delivered",
+      reply: "250 ok",
+    }]);
     assert.equal(await store.get(id), undefined);
     // The body goes with the lease's release (or every 256 messages), not in each settle (#13).
     await lease.release();
@@ -156,9 +166,15 @@ Deno.test("Lease.settle() deletes bodies in batches of 256 messages and at relea
     const lease = leaseOf(await store.claim(["one.test"], A));
     const messages = await Array.fromAsync(lease.messages());
     const settleNth = (i: number) => {
-      const r = messages[i]?.recipients[0];
-      assert.ok(r);
-      return lease.settle([{ recipientId: r.id, outcome: "delivered", reply: "250 ok" }]);
+      const m = messages[i];
+      const r = m?.recipients[0];
+      assert.ok(m && r);
+      return lease.settle([{
+        recipientId: r.id,
+        messageId: m.id,
+        outcome: "delivered",
+        reply: "250 ok",
+      }]);
     };
     for (let i = 0; i < 255; i++) await settleNth(i);
     assert.equal(chunkRows(dataDir), 301, "255 settled: no body deleted yet");
@@ -183,7 +199,12 @@ Deno.test("Lease.settle() removes a body kept in its message's row with the mess
     assert.equal(new TextDecoder().decode(await collectBytes(store.readBody(id))), FIXTURE_BODY);
     const r = message?.recipients[0];
     assert.ok(r);
-    await lease.settle([{ recipientId: r.id, outcome: "delivered", reply: "250 ok" }]);
+    await lease.settle([{
+      recipientId: r.id,
+      messageId: id,
+      outcome: "delivered",
+      reply: "250 ok",
+    }]);
     assert.equal(await store.get(id), undefined);
     await assert.rejects(collectBytes(store.readBody(id)), /no such message/, "gone with its row");
     await lease.release();
@@ -202,8 +223,18 @@ Deno.test("Lease.settle() keeps deferred recipients queued and marks failed ones
     const [ra, rb] = (await Array.fromAsync(lease.messages()))[0]?.recipients ?? [];
     assert.ok(ra && rb);
     await Promise.all([
-      lease.settle([{ recipientId: ra.id, outcome: "deferred", reply: "451 4.3.0 later" }]),
-      lease.settle([{ recipientId: rb.id, outcome: "failed", reply: "550 5.1.1 no such user" }]),
+      lease.settle([{
+        recipientId: ra.id,
+        messageId: id,
+        outcome: "deferred",
+        reply: "451 4.3.0 later",
+      }]),
+      lease.settle([{
+        recipientId: rb.id,
+        messageId: id,
+        outcome: "failed",
+        reply: "550 5.1.1 no such user",
+      }]),
     ]);
     assert.equal((await store.get(id))?.recipients[0]?.status, "delivering", "domain still leased");
     await lease.release();
@@ -236,11 +267,11 @@ Deno.test("Lease.settle() keeps deferred recipients queued and marks failed ones
 
 Deno.test("claim() is empty when only failed recipients remain", async () => {
   await withClockStore(async (store, clock) => {
-    await put(store, clock, ["a@one.test"]);
+    const id = await put(store, clock, ["a@one.test"]);
     const lease = leaseOf(await store.claim(["one.test"], A));
     const r = (await Array.fromAsync(lease.messages()))[0]?.recipients[0];
     assert.ok(r);
-    await lease.settle([{ recipientId: r.id, outcome: "failed", reply: "550 no" }]);
+    await lease.settle([{ recipientId: r.id, messageId: id, outcome: "failed", reply: "550 no" }]);
     await lease.release();
     assert.deepEqual(await store.claim(["one.test"], A), { kind: "empty" });
   });
@@ -301,7 +332,9 @@ Deno.test("domainStats() leaves out recipients that failed: they no longer wait 
     const [first] = await Array.fromAsync(lease.messages());
     const rcpt = first?.recipients[0];
     assert.ok(rcpt, "the oldest message has its recipient");
-    await lease.settle([{ recipientId: rcpt.id, outcome: "failed", reply: "550 5.1.1 no" }]);
+    await lease.settle([
+      { recipientId: rcpt.id, messageId: first.id, outcome: "failed", reply: "550 5.1.1 no" },
+    ]);
     await lease.release();
     const size = new TextEncoder().encode("Subject: t\r\n\r\nbody\r\n").length;
     assert.deepEqual(await store.domainStats(), [

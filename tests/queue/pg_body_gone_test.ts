@@ -35,7 +35,12 @@ await postgresTest("PostgreSQL: a message's chunk rows go with it (#13)", async 
       const [m] = await Array.fromAsync(lease.messages());
       const r = m?.recipients[0];
       assert.ok(r);
-      await lease.settle([{ recipientId: r.id, outcome: "delivered", reply: "250 ok" }]);
+      await lease.settle([{
+        recipientId: r.id,
+        messageId: id,
+        outcome: "delivered",
+        reply: "250 ok",
+      }]);
       await lease.release();
       assert.equal(await store.get(id), undefined);
       assert.equal(await chunksOf(id), 0);

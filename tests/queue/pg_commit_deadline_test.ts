@@ -62,7 +62,7 @@ await postgresTest(
       assert.ok(recipientId !== undefined);
       const lockedRecipients = await lockFor1500ms("recipients");
       const settled = await lease.settle([
-        { recipientId, outcome: "failed", reply: "550 5.1.1 no such user" },
+        { recipientId, messageId: kept.id, outcome: "failed", reply: "550 5.1.1 no such user" },
       ]).then(() => "recorded", (e) => `not recorded: ${e}`);
       await lockedRecipients.released();
       await tick(300);

@@ -36,6 +36,7 @@ Deno.test("a late settlement of a message removed under its lease never touches 
       assertEquals(again, inFlight);
       await second.lease.settle([{
         recipientId: again.recipient,
+        messageId: again.message,
         outcome: "delivered",
         reply: "250 ok",
       }]);
@@ -45,6 +46,7 @@ Deno.test("a late settlement of a message removed under its lease never touches 
       // drain-1's customer now accepts the first message: drain-1 settles what it sent.
       await first.lease.settle([{
         recipientId: inFlight.recipient,
+        messageId: inFlight.message,
         outcome: "delivered",
         reply: "250 ok",
       }]);
@@ -66,6 +68,7 @@ Deno.test("a late settlement of a message removed under its lease never touches 
       const newer = await queueMessage(store, { from: "s@b.test", to: ["w@other.test"] });
       await lease.lease.settle([{
         recipientId: inFlight.recipient,
+        messageId: inFlight.message,
         outcome: "failed",
         reply: "550 no",
       }]);

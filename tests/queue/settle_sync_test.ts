@@ -65,14 +65,24 @@ async function claim(store: SqliteQueueStore, domain: string): Promise<Lease> {
   return result.lease;
 }
 
-async function recipientIds(lease: Lease): Promise<number[]> {
-  const ids: number[] = [];
-  for await (const m of lease.messages()) for (const r of m.recipients) ids.push(r.id);
+/** A recipient as a settlement names it. */
+interface RecipientKey {
+  readonly recipientId: number;
+  readonly messageId: string;
+}
+
+async function recipientIds(lease: Lease): Promise<RecipientKey[]> {
+  const ids: RecipientKey[] = [];
+  for await (const m of lease.messages()) {
+    for (const r of m.recipients) ids.push({ recipientId: r.id, messageId: m.id });
+  }
   return ids;
 }
 
-/** Queues a message to a@example.org and leases it: the lease and the recipient's id. */
-async function leasedRecipient(store: SqliteQueueStore): Promise<{ lease: Lease; id: number }> {
+/** Queues a message to a@example.org and leases it: the lease and the recipient's key. */
+async function leasedRecipient(
+  store: SqliteQueueStore,
+): Promise<{ lease: Lease; id: RecipientKey }> {
   await put(store, "a@example.org");
   const lease = await claim(store, "example.org");
   const [id] = await recipientIds(lease);
@@ -88,7 +98,7 @@ Deno.test("an ingest commit is synced, a settlement not, then ingest synced agai
     const [id] = await recipientIds(lease);
     assert.ok(id !== undefined);
     events.length = 0;
-    await lease.settle([{ recipientId: id, outcome: "delivered", reply: "250 ok" }]);
+    await lease.settle([{ ...id, outcome: "delivered", reply: "250 ok" }]);
     assert.deepEqual(events, ["commit normal"]);
     events.length = 0;
     await put(store, "b@example.org");
@@ -106,7 +116,7 @@ Deno.test("an ingest write meeting an open settlement raises it to full: one COM
     const { lease, id } = await leasedRecipient(store);
     events.length = 0;
     // Same loop turn: the settlement opens a NORMAL transaction, the ingest joins right after.
-    const settling = lease.settle([{ recipientId: id, outcome: "deferred", reply: "451 later" }]);
+    const settling = lease.settle([{ ...id, outcome: "deferred", reply: "451 later" }]);
     const ingesting = put(store, "b@other.test");
     await Promise.all([settling, ingesting]);
     // Before: the settlement was committed on its own first (one COMMIT more per 64 KiB chunk).
@@ -132,7 +142,7 @@ Deno.test("a settlement joining an open ingest transaction is fsynced with it (#
       recipients: [{ address: "c@other.test", domain: "other.test" }],
     });
     await writer.write(new TextEncoder().encode("x".repeat(70 * 1024)));
-    const settling = lease.settle([{ recipientId: id, outcome: "delivered", reply: "250 ok" }]);
+    const settling = lease.settle([{ ...id, outcome: "delivered", reply: "250 ok" }]);
     await Promise.all([settling, writer.commit()]);
     assert.deepEqual(events, ["commit full", "sync"]);
     await lease.release();
@@ -161,7 +171,7 @@ Deno.test("a settlement raised to full by a body chunk is told only after the sy
     alone = false;
     // The settlement opens a NORMAL transaction; a full 64 KiB chunk joins it in the same turn.
     const settled = track(
-      lease.settle([{ recipientId: id, outcome: "delivered", reply: "250 ok" }]),
+      lease.settle([{ ...id, outcome: "delivered", reply: "250 ok" }]),
     );
     await writer.write(new Uint8Array(64 * 1024));
     await turns();
@@ -187,7 +197,7 @@ Deno.test("without a WalSync (no WAL) every COMMIT stays at synchronous=FULL, se
     const store = new SqliteQueueStore(db, { onGroupCommit: (level) => levels.push(level) });
     try {
       const { lease, id } = await leasedRecipient(store);
-      await lease.settle([{ recipientId: id, outcome: "delivered", reply: "250 ok" }]);
+      await lease.settle([{ ...id, outcome: "delivered", reply: "250 ok" }]);
       assert.deepEqual(levels, ["full", "normal"]);
       assert.equal(db.prepare("PRAGMA synchronous").get()?.synchronous, 2);
       await lease.release();

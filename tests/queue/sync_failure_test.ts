@@ -129,12 +129,14 @@ Deno.test("after a failed sync a settlement still goes ahead (it never waited fo
   await queueMessage(store, { from: "s@example.net", to: ["a@example.org"] });
   const claim = await store.claim(["example.org"], { owner: "t", leaseSeconds: 60 });
   if (claim.kind !== "claimed") throw new Error(`claim: ${claim.kind}`);
-  const ids: number[] = [];
-  for await (const m of claim.lease.messages()) for (const r of m.recipients) ids.push(r.id);
+  const ids: { recipientId: number; messageId: string }[] = [];
+  for await (const m of claim.lease.messages()) {
+    for (const r of m.recipients) ids.push({ recipientId: r.id, messageId: m.id });
+  }
   sync.syncNowError = EIO();
   await assert.rejects((await started(store, "lost")).commit(), FINAL);
-  await claim.lease.settle(ids.map((recipientId) => ({
-    recipientId,
+  await claim.lease.settle(ids.map((id) => ({
+    ...id,
     outcome: "delivered" as const,
     reply: "250 ok",
   })));

@@ -48,6 +48,7 @@ Deno.test("the database file gives a drained round's space back and does not gro
         const settled = (await Array.fromAsync(claim.lease.messages())).flatMap((m) =>
           m.recipients.map((r) => ({
             recipientId: r.id,
+            messageId: m.id,
             outcome: "delivered" as const,
             reply: "250 2.0.0 OK",
           }))

@@ -64,10 +64,12 @@ export class PgLease implements Lease {
 
   settle(results: readonly Settlement[]): Promise<void> {
     if (results.length === 0) return Promise.resolve();
-    const delivered = results.filter((r) => r.outcome === "delivered").map((r) => r.recipientId);
+    const delivered = results.filter((r) => r.outcome === "delivered");
     const deferred = results.filter((r) => r.outcome === "deferred");
     const failed = results.filter((r) => r.outcome === "failed");
-    // Idempotent per recipient: a delivered one that is already gone changes nothing.
+    // Idempotent per recipient: a delivered one that is already gone changes nothing. Each
+    // recipient is named by its id and its message's, as in the SQLite lease (bigserial ids are
+    // not reused, but the contract is one: types.ts `Settlement.messageId`).
     return this.#deps.group.run(async (tx: Tx) => {
       if (deferred.length > 0) {
         // retryAt applies to the mx route only (ATRN waits for the owner's next ATRN).
@@ -75,20 +77,26 @@ export class PgLease implements Lease {
             next_attempt_at = CASE WHEN r.route = 'mx'
               THEN coalesce(u.retry_at, r.next_attempt_at) ELSE r.next_attempt_at END
           FROM unnest(${deferred.map((d) => d.recipientId)}::bigint[],
+            ${deferred.map((d) => d.messageId)}::text[],
             ${deferred.map((d) => d.reply)}::text[],
-            ${deferred.map((d) => d.retryAt ?? null)}::bigint[]) AS u(id, reply, retry_at)
-          WHERE r.id = u.id`;
+            ${deferred.map((d) => d.retryAt ?? null)}::bigint[])
+            AS u(id, message_id, reply, retry_at)
+          WHERE r.id = u.id AND r.message_id = u.message_id`;
       }
       if (failed.length > 0) {
         await tx`UPDATE recipients r SET status = 'failed', attempts = r.attempts + 1,
             last_reply = u.reply
           FROM unnest(${failed.map((d) => d.recipientId)}::bigint[],
-            ${failed.map((d) => d.reply)}::text[]) AS u(id, reply)
-          WHERE r.id = u.id`;
+            ${failed.map((d) => d.messageId)}::text[],
+            ${failed.map((d) => d.reply)}::text[]) AS u(id, message_id, reply)
+          WHERE r.id = u.id AND r.message_id = u.message_id`;
       }
       if (delivered.length === 0) return;
-      const gone = await tx`DELETE FROM recipients WHERE id = ANY(${delivered}::bigint[])
-        RETURNING message_id`;
+      const gone = await tx`DELETE FROM recipients r
+        USING unnest(${delivered.map((d) => d.recipientId)}::bigint[],
+          ${delivered.map((d) => d.messageId)}::text[]) AS u(id, message_id)
+        WHERE r.id = u.id AND r.message_id = u.message_id
+        RETURNING r.message_id`;
       await deleteEmptied(tx, messageIdsOf(gone));
       // Asynchronous commit (see _group.ts): a lost settlement only sends its message again.
     }, "normal");
