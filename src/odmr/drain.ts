@@ -85,18 +85,6 @@ export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
         : { timeouts: drainTimeouts(opts.options.commandTimeoutMs) }),
     },
   });
-  const summary = { messages: 0, delivered: 0, deferred: 0, failed: 0, connectionLost: false };
-  const greeting = await sender.greet();
-  if (greeting.code !== 220) {
-    log.warn("drain_no_greeting", { reply: formatReplyText(greeting).trim() });
-    return { ...summary, connectionLost: true };
-  }
-  const hello = await sender.hello();
-  if ("code" in hello) {
-    log.warn("drain_hello_refused", { reply: formatReplyText(hello).trim() });
-    await sender.quit();
-    return { ...summary, connectionLost: true };
-  }
   const renewEveryMs = Math.max(1000, (opts.options.leaseSeconds * 1000) / 3);
   let renewAt = Date.now() + renewEveryMs;
   let isLeaseLost = false;
@@ -115,10 +103,61 @@ export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
       renewing = undefined;
       throw err;
     });
-  /** The lease's messages, renewing it on the way; stops if it was lost. */
+  // Renewed on a timer while the drain runs, as the outbound worker does (src/outbound/_batch.ts):
+  // nothing else happens while one message waits for its final reply (up to 10 minutes) or one
+  // big body goes to a slow customer, and a lease run out under a healthy drain lets the next
+  // ATRN take the domain and send the message in flight again. A lost lease stops the drain at
+  // its next message (`leased`); a renewal that failed is tried again at the next tick, and
+  // `leased` renews before the next message once one is overdue (a failure there ends the drain).
+  const renewal = setInterval(() => {
+    if (isLeaseLost) return;
+    renew().catch((err) => log.error("lease_renew_failed", { error: String(err) }));
+  }, renewEveryMs);
+  try {
+    return await drainLeased(opts, sender, {
+      renew,
+      isLost: () => isLeaseLost,
+      isDue: () => Date.now() >= renewAt,
+    });
+  } finally {
+    clearInterval(renewal);
+    // A renewal still on its way must not reach the queue after the caller released the lease.
+    await renewing?.catch(() => {});
+  }
+}
+
+/** The drain's view of its lease renewals (see `drainLease`). */
+interface Renewals {
+  /** Renews now (one renewal at a time); false once the lease was lost. */
+  readonly renew: () => Promise<boolean>;
+  readonly isLost: () => boolean;
+  /** A renewal is overdue (the timer's last one failed, or did not come). */
+  readonly isDue: () => boolean;
+}
+
+/** Greets the customer and delivers the lease's messages; the lease is renewed meanwhile. */
+async function drainLeased(
+  opts: DrainOptions,
+  sender: SmtpSender,
+  renewals: Renewals,
+): Promise<DrainSummary> {
+  const { lease, log } = opts;
+  const summary = { messages: 0, delivered: 0, deferred: 0, failed: 0, connectionLost: false };
+  const greeting = await sender.greet();
+  if (greeting.code !== 220) {
+    log.warn("drain_no_greeting", { reply: formatReplyText(greeting).trim() });
+    return { ...summary, connectionLost: true };
+  }
+  const hello = await sender.hello();
+  if ("code" in hello) {
+    log.warn("drain_hello_refused", { reply: formatReplyText(hello).trim() });
+    await sender.quit();
+    return { ...summary, connectionLost: true };
+  }
+  /** The lease's messages; stops once the lease was lost. */
   async function* leased(): AsyncGenerator<LeasedMessage> {
     for await (const message of lease.messages()) {
-      if (isLeaseLost || (Date.now() >= renewAt && !(await renew()))) return;
+      if (renewals.isLost() || (renewals.isDue() && !(await renewals.renew()))) return;
       yield leasedMessage(message, lease);
     }
   }
@@ -130,11 +169,6 @@ export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
     const message = outbound.queued;
     const now = Date.now();
     summary.messages++;
-    // Also renewed as results come: while a full window waits for a slow customer, no next
-    // message is taken for a long time, and the lease must not run out under a healthy drain.
-    if (now >= renewAt && !isLeaseLost) {
-      renew().catch((err) => log.error("lease_renew_failed", { error: String(err) }));
-    }
     const settlements: Settlement[] = [];
     let failed: { id: number; reply: string }[] | undefined;
     const delaySeconds = Math.max(0, Math.round((now - message.receivedAt) / 1000));
@@ -188,9 +222,6 @@ export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
       log.error("settle_failed", { user: opts.user, error: String(e) })
     );
     throw err;
-  } finally {
-    // A renewal still on its way must not reach the queue after the caller released the lease.
-    await renewing?.catch(() => {});
   }
   summary.connectionLost = sent.connectionLost;
   await settling.settled();
