@@ -1,0 +1,42 @@
+/**
+ * Every mechanism bounds the user name it hands on: PLAIN, LOGIN (255 octets) and CRAM-MD5
+ * (255 characters) refuse a longer one as malformed. The name a failure carries becomes a key
+ * of the AUTH throttle's per-account map (10,000 entries, no bound on a key) and a field of the
+ * `auth_failed` log line, so SCRAM-SHA-256 must bound it too, after SASLprep: NFKC maps one
+ * U+FDFA (3 octets) to 18 characters, so a 9 KB client-first within the 12288-octet AUTH line
+ * became a 54,000-character name.
+ */
+import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
+import { createSaslServer, type SaslStep } from "../../src/auth/sasl_server.ts";
+import { withStore } from "./_fixtures.ts";
+
+const enc = new TextEncoder();
+
+async function clientFirst(name: string): Promise<SaslStep> {
+  let step: SaslStep = { kind: "failure", reason: "malformed" };
+  await withStore(async (store) => {
+    const server = createSaslServer("SCRAM-SHA-256", { store, hostname: "relay.example.net" });
+    step = await server.start(enc.encode(`n,,n=${name},r=clientnonce`));
+    if (step.kind !== "challenge") return;
+    // A wrong proof for the nonce the server chose: a failure that names the user.
+    const nonce = new TextDecoder().decode(step.data).split(",")[0]?.slice(2) ?? "";
+    step = await server.next(enc.encode(`c=biws,r=${nonce},p=${btoa("x".repeat(32))}`));
+  });
+  return step;
+}
+
+Deno.test("SCRAM-SHA-256 takes a 255-octet user name, as PLAIN does", async () => {
+  const step = await clientFirst("a".repeat(255));
+  ok(step.kind === "failure" && step.reason === "credentials" && step.user?.length === 255);
+});
+
+Deno.test("SCRAM-SHA-256 refuses a user name over 255 octets as malformed, as PLAIN does", async () => {
+  assertEquals(await clientFirst("a".repeat(256)), { kind: "failure", reason: "malformed" });
+});
+
+Deno.test("SCRAM-SHA-256 refuses a user name that SASLprep grows past 255 octets", async () => {
+  // 3000 × U+FDFA: 9000 octets sent, 54,000 characters after NFKC.
+  const step = await clientFirst("\uFDFA".repeat(3000));
+  const user = step.kind === "failure" ? step.user ?? "" : "";
+  ok(user.length <= 255, `a failure naming a ${user.length}-character user`);
+});
