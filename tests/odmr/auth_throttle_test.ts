@@ -16,6 +16,7 @@ import { openDatabase } from "../../src/queue/db.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import { CredentialStore } from "../../src/auth/store.ts";
 import { AuthThrottle } from "../../src/auth/throttle.ts";
+import { createSaslClient } from "../../src/auth/sasl_client.ts";
 import type { AuthThrottleOptions } from "../../src/auth/throttle.ts";
 import { FAKE_SALT_KEY_FILE } from "../../src/auth/fake_salt_key.ts";
 import { SocketConn } from "../../src/net/conn.ts";
@@ -127,6 +128,39 @@ Deno.test("(#10) the account cap: many addresses against one account get 454, th
     assertMatch((await login(port, "127.0.0.65", "alice", PW.alice)).reply, /^454 4\.7\.0 /);
     assertMatch((await login(port, "127.0.0.65", "carol", PW.carol)).reply, /^235 /);
     assertMatch((await login(port, "127.0.0.61", "alice", PW.alice)).reply, /^235 /);
+  });
+});
+
+/**
+ * One connection from `from`: EHLO, SCRAM-SHA-256 as `user` with our client, up to the first
+ * reply after the client-final message (a wrong proof gets its final reply there; a right one
+ * gets the server-final `334 v=…` first).
+ */
+async function scramLogin(
+  port: number,
+  from: string,
+  user: string,
+  password: string,
+): Promise<string> {
+  using c = await greeted(port, from);
+  const client = createSaslClient("SCRAM-SHA-256", { user, password });
+  const first = Buffer.from(client.initialResponse() ?? new Uint8Array(0)).toString("base64");
+  const serverFirst = await c.command(`AUTH SCRAM-SHA-256 ${first}`);
+  assertMatch(serverFirst, /^334 /);
+  const final = await client.next(Buffer.from(serverFirst.slice(4), "base64"));
+  return await c.command(Buffer.from(final).toString("base64"));
+}
+
+Deno.test("(#10) the account cap tells nothing about a SCRAM-SHA-256 password either", async () => {
+  const tuning = { baseDelayMs: 1, maxDelayMs: 1, accountCapFailures: 3, leakIntervalMs: HOUR_MS };
+  await withProvider(tuning, async (port) => {
+    for (const from of ["127.0.0.72", "127.0.0.73"]) {
+      assertMatch(await scramLogin(port, from, "alice", "guess"), /^535 5\.7\.8 /);
+    }
+    // Capped: a wrong guess and the right password from a new address must look alike.
+    assertMatch(await scramLogin(port, "127.0.0.75", "alice", "guess"), /^454 4\.7\.0 /);
+    const right = await scramLogin(port, "127.0.0.76", "alice", PW.alice);
+    assertMatch(right, /^454 4\.7\.0 /, `the right password, capped, got ${right}`);
   });
 });
 
