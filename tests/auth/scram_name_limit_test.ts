@@ -4,7 +4,11 @@
  * of the AUTH throttle's per-account map (10,000 entries, no bound on a key) and a field of the
  * `auth_failed` log line, so SCRAM-SHA-256 must bound it too, after SASLprep: NFKC maps one
  * U+FDFA (3 octets) to 18 characters, so a 9 KB client-first within the 12288-octet AUTH line
- * became a 54,000-character name.
+ * became a 54,000-character name. Failures are recorded before the reply is held, from any
+ * address, so 10,000 of them (the map's bound; the ODMR port evicts unauthenticated
+ * connections for newcomers) kept about 1.1 GB: `AuthThrottle.recordFailure` with 10,000 such
+ * names grew a Deno process's RSS by 1161 MB (review r2, /tmp/r2/mem.ts). Each also wrote a
+ * ~100 KB `auth_failed` line.
  */
 import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
 import { createSaslServer, type SaslStep } from "../../src/auth/sasl_server.ts";
