@@ -7,7 +7,7 @@
  * became a 54,000-character name. Failures are recorded before the reply is held, from any
  * address, so 10,000 of them (the map's bound; the ODMR port evicts unauthenticated
  * connections for newcomers) kept about 1.1 GB: `AuthThrottle.recordFailure` with 10,000 such
- * names grew a Deno process's RSS by 1161 MB (review r2, /tmp/r2/mem.ts). Each also wrote a
+ * names grew a Deno process's RSS by 1161 MB (measured in review r2). Each also wrote a
  * ~100 KB `auth_failed` line.
  */
 import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
