@@ -345,6 +345,9 @@ class ScramSha256Exchange implements SaslServerExchange {
         : MALFORMED;
     }
     const first: ClientFirst = parsed.value;
+    // The bound of PLAIN and LOGIN, after SASLprep (NFKC may grow a name 18-fold): the name
+    // becomes a throttle key and a log field.
+    if (utf8(first.user).length > MAX_FIELD_OCTETS) return MALFORMED;
     if (first.authzid !== undefined && first.authzid !== first.user) {
       return { kind: "failure", reason: "credentials", user: first.user };
     }
