@@ -92,6 +92,11 @@ export function bounceRoute(
   if (mailFrom === "") return { kind: "none" };
   const domain = domainOf(mailFrom);
   if (domain === undefined) return { kind: "dropped", reason: "bad_sender" };
+  // A local part naming another host (`%`, `!`, quoted `@`) is refused as a recipient at the
+  // MX (src/smtp/sinks/queue_sink.ts): a report to it would make the customer's MTA relay.
+  if (/[%!@]/.test(mailFrom.slice(0, mailFrom.lastIndexOf("@")))) {
+    return { kind: "dropped", reason: "bad_sender" };
+  }
   if (isLocalDomain(domain)) return { kind: "send", route: "atrn", to: mailFrom, domain };
   if (!allowForeign()) return { kind: "dropped", reason: "rate_limited" };
   return { kind: "send", route: "mx", to: mailFrom, domain };
