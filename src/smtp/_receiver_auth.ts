@@ -17,6 +17,9 @@ export async function handleAuth(ctx: ReceiverContext, args: string): Promise<Ou
   if (ctx.state.kind === "inTransaction") return mistake(REPLIES.badSequence);
   if (ctx.authenticatedUser !== undefined) return mistake(REPLIES.alreadyAuthenticated);
   const offered = auth.mechanisms(ctx.conn.isSecure);
+  // The exchange writes its `334` lines itself: what the commands before it were answered
+  // goes first (RFC 4954 §4 lets AUTH end a pipelined group).
+  await ctx.flushReplies();
   const result = await auth.authenticate(args, { conn: ctx.conn, reader: ctx.reader, offered });
   switch (result.kind) {
     case "success":

@@ -178,4 +178,6 @@ export interface ReceiverContext {
    * not only taken by the socket, when this returns).
    */
   sendNow(r: Reply, opts?: { readonly untilSent?: boolean }): Promise<void>;
+  /** Sends the replies queued so far (before AUTH writes its own `334` lines). */
+  flushReplies(): Promise<void>;
 }

@@ -412,6 +412,10 @@ export class SmtpReceiver implements ReceiverContext {
     await this.#flush(opts.untilSent === true ? { untilSent: true } : {});
   }
 
+  flushReplies(): Promise<void> {
+    return this.#flush();
+  }
+
   /** Writes every queued reply (_reply_queue.ts). */
   #flush(opts: FlushOptions = {}): Promise<void> {
     return this.#replies.flush(opts);
