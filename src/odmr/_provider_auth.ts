@@ -43,7 +43,8 @@ export async function handleAuth(ctx: ProviderContext, args: string): Promise<Pr
     credentials: ctx.deps.credentials,
     ...(ctx.deps.fakeSaltKey ? { fakeSaltKey: ctx.deps.fakeSaltKey } : {}),
     hostname: ctx.deps.options.hostname,
-    timeoutMs: ctx.readTimeoutMs(),
+    // Asked at each response line: the AUTH deadline bounds the whole exchange, not each line.
+    timeoutMs: () => ctx.readTimeoutMs(),
   });
   switch (outcome.kind) {
     case "reply":

@@ -59,7 +59,8 @@ export async function runAuthExchange(opts: {
   credentials: CredentialStore;
   fakeSaltKey?: Uint8Array;
   hostname: string;
-  timeoutMs: number;
+  /** Bound of each response line; a function is asked at each (a deadline that draws near). */
+  timeoutMs: number | (() => number);
 }): Promise<AuthOutcome> {
   const parts = opts.args.trim().split(/ +/);
   const name = (parts[0] ?? "").toUpperCase();
@@ -135,7 +136,12 @@ export async function runAuthExchange(opts: {
  * (`=`) or the pinned user's name; anything else fails like a wrong password.
  */
 async function runExternal(
-  opts: { conn: Conn; reader: LineReader; credentials: CredentialStore; timeoutMs: number },
+  opts: {
+    conn: Conn;
+    reader: LineReader;
+    credentials: CredentialStore;
+    timeoutMs: number | (() => number);
+  },
   initialText: string | undefined,
 ): Promise<AuthOutcome> {
   let authzid: Uint8Array;
@@ -173,9 +179,10 @@ type Response =
 
 async function readResponse(opts: {
   reader: LineReader;
-  timeoutMs: number;
+  timeoutMs: number | (() => number);
 }): Promise<Response> {
-  const line = await opts.reader.readLine(MAX_AUTH_LINE_BYTES, opts.timeoutMs);
+  const t = opts.timeoutMs;
+  const line = await opts.reader.readLine(MAX_AUTH_LINE_BYTES, typeof t === "number" ? t : t());
   switch (line.kind) {
     case "eof":
       return { kind: "end", outcome: { kind: "eof" } };
