@@ -1,9 +1,11 @@
 /**
  * Connection admission: at most `maxTotal` connections, and at most `maxPerIp` from one client
- * address (README.md smtp.max_connections[_per_ip]). On the ODMR port a connection that has
- * not authenticated yet can be evicted to make room: strangers never hold every slot that a
- * customer needs. Pure bookkeeping; the caller writes the `421 4.7.0` and closes.
+ * address, an IPv6 address counting with its whole /64 as the AUTH throttle does (`ipKey`):
+ * one subscriber holds a /64 and can rotate through it (README.md smtp.max_connections[_per_ip]).
+ * On the ODMR port a connection that has not authenticated yet can be evicted to make room:
+ * strangers never hold every slot that a customer needs. Pure bookkeeping; the caller writes the `421 4.7.0` and closes.
  */
+import { ipKey } from "../auth/throttle.ts";
 
 /** Why a connection was not admitted. */
 export type AdmissionRefusal = "total" | "perIp";
@@ -33,6 +35,7 @@ export interface ConnectionLimits {
 }
 
 interface Slot {
+  /** The address's `ipKey` (an IPv6 /64). */
   readonly ip: string;
   isAuthenticated: boolean;
   isHeld: boolean;
@@ -59,7 +62,8 @@ export class ConnectionLimiter {
    * Admits one connection from `ip`, or says which limit refuses it. `onEvict` is called when
    * the slot is taken back for a newcomer (then the caller tells its peer `421` and closes).
    */
-  tryAcquire(ip: string, onEvict?: () => void): Admission {
+  tryAcquire(address: string, onEvict?: () => void): Admission {
+    const ip = ipKey(address);
     if ((this.#perIp.get(ip) ?? 0) >= this.#limits.maxPerIp) {
       return { ok: false, refusal: "perIp" };
     }
