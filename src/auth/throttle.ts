@@ -8,8 +8,15 @@
  * account, an AUTH gets `454 4.7.0` without its outcome being revealed — unless it succeeded
  * from an address where this account succeeded before. So many addresses together cannot guess
  * one password faster than the cap, and the owner's usual address still gets in. Memory is
- * bounded: the least recently touched entries go first.
+ * bounded (`maxEntries` per map) without lifting a cap: a full map makes room by dropping the
+ * least recently touched entry below its cap, never a capped one (if it finds none, that map
+ * does not count the new key's failure; the other map still does), and an address past its cap
+ * creates no new account entries (its AUTHs get `454` anyway): made-up names cannot push a
+ * capped account out.
  */
+
+/** Entries a full map looks at, oldest first, for one below its cap to drop. */
+const EVICTION_SCAN = 64;
 
 /** Tuning and the clock (tests inject a fake one). */
 export interface AuthThrottleOptions {
@@ -91,9 +98,14 @@ export class AuthThrottle {
 
   /** Counts one failure against `ip` and, when known, the user name tried. */
   recordFailure(ip: string, user?: string): void {
-    this.#add(this.#byIp, ipKey(ip));
+    const key = ipKey(ip);
+    const isIpCapped = this.#level(this.#byIp, key) >= this.#ipCap;
+    this.#add(this.#byIp, key, this.#ipCap);
     // "" (no user name, e.g. a malformed exchange) must not become one bucket shared by all.
-    if (user !== undefined && user !== "") this.#add(this.#byUser, user);
+    if (user === undefined || user === "") return;
+    // A capped address is answered `454` whatever it tries: its made-up names need no entry.
+    if (isIpCapped && !this.#byUser.has(user)) return;
+    this.#add(this.#byUser, user, this.#accountCap);
   }
 
   /**
@@ -143,15 +155,34 @@ export class AuthThrottle {
     return Math.max(0, bucket.level - elapsed / this.#leakIntervalMs);
   }
 
-  #add(map: Map<string, Bucket>, key: string): void {
+  /** One more failure for `key`; a new key in a full map needs room below `cap` (see above). */
+  #add(map: Map<string, Bucket>, key: string, cap: number): void {
     const old = map.get(key);
     const level = (old === undefined ? 0 : this.#leaked(old)) + 1;
     // Delete then set: Map keeps insertion order, so the first key is the least recent.
     map.delete(key);
+    if (old === undefined && map.size >= this.#maxEntries && !this.#dropBelow(map, cap)) return;
     map.set(key, { level, updatedAt: this.#now() });
-    this.#trim(map);
   }
 
+  /**
+   * Drops the least recently touched entry with fewer than `cap` outstanding failures among the
+   * EVICTION_SCAN oldest; the capped ones looked at move to the back, so the next scan looks
+   * further. False when it found none (the map is full of capped entries there).
+   */
+  #dropBelow(map: Map<string, Bucket>, cap: number): boolean {
+    for (let i = Math.min(EVICTION_SCAN, map.size); i > 0; i--) {
+      const first = map.entries().next();
+      if (first.done) return false;
+      const [key, bucket] = first.value;
+      map.delete(key);
+      if (Math.ceil(this.#leaked(bucket)) < cap) return true;
+      map.set(key, bucket);
+    }
+    return false;
+  }
+
+  /** Keeps the most recent `maxEntries` of `map` (the known pairs: no cap to keep there). */
   #trim(map: Map<string, unknown>): void {
     while (map.size > this.#maxEntries) {
       const oldest = map.keys().next();
