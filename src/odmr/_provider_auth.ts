@@ -5,7 +5,7 @@
  */
 import { isPlaintextMechanism, SASL_MECHANISMS } from "../auth/sasl_server.ts";
 import type { SaslMechanismName } from "../auth/sasl_server.ts";
-import { runAuthExchange } from "../smtp/auth_exchange.ts";
+import { runAuthExchange, sendServerFinal } from "../smtp/auth_exchange.ts";
 import type { AuthOutcome } from "../smtp/auth_exchange.ts";
 import { ODMR_REPLIES } from "./_provider_replies.ts";
 import { endWith, mistake, say } from "./_provider_outcome.ts";
@@ -43,8 +43,7 @@ export async function handleAuth(ctx: ProviderContext, args: string): Promise<Pr
     credentials: ctx.deps.credentials,
     ...(ctx.deps.fakeSaltKey ? { fakeSaltKey: ctx.deps.fakeSaltKey } : {}),
     hostname: ctx.deps.options.hostname,
-    // Asked at each response line: the AUTH deadline bounds the whole exchange, not each line.
-    timeoutMs: () => ctx.readTimeoutMs(),
+    timeoutMs: responseTimeoutMs(ctx),
   });
   switch (outcome.kind) {
     case "reply":
@@ -62,10 +61,16 @@ export async function handleAuth(ctx: ProviderContext, args: string): Promise<Pr
   }
 }
 
+/** Asked at each response line: the AUTH deadline bounds the whole exchange, not each line. */
+function responseTimeoutMs(ctx: ProviderContext): () => number {
+  return () => ctx.readTimeoutMs();
+}
+
 /**
  * Answers a checked AUTH (issue 10 item 5): the throttle's delay holds the reply whatever the
  * outcome, so a correct password from a busy address is late, never refused; a cap turns the
- * reply into `454 4.7.0`, which reveals nothing.
+ * reply into `454 4.7.0`, which reveals nothing. SCRAM's server-final (it proves the password
+ * right) waits for the same delay and verdict.
  */
 async function settleAuth(
   ctx: ProviderContext,
@@ -80,6 +85,11 @@ async function settleAuth(
   const verdict = throttle.judge({ ip, user: outcome.user, isSuccess });
   if (verdict.delayMs > 0) await new Promise((r) => setTimeout(r, verdict.delayMs));
   if (outcome.kind === "success" && !verdict.isRefused) {
+    if (outcome.serverFinal !== undefined) {
+      const link = { conn: ctx.conn, reader: ctx.reader, timeoutMs: responseTimeoutMs(ctx) };
+      const instead = await sendServerFinal(link, outcome.serverFinal);
+      if (instead !== undefined) return instead.kind === "eof" ? endWith() : mistake(instead.reply);
+    }
     throttle.recordSuccess(ip, outcome.user);
     ctx.log.info("auth", { user: outcome.user, mechanism: outcome.mechanism });
     const user = outcome.user;

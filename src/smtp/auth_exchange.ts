@@ -44,7 +44,17 @@ export const MAX_AUTH_LINE_BYTES = 12288;
 
 /** How an AUTH command ended. */
 export type AuthOutcome =
-  | { readonly kind: "success"; readonly user: string; readonly mechanism: string }
+  | {
+    readonly kind: "success";
+    readonly user: string;
+    readonly mechanism: string;
+    /**
+     * Additional data with success (SCRAM's server-final `v=`), not sent yet: it proves the
+     * password right, so the caller sends it (`sendServerFinal`) only once the throttle let the
+     * success through, after its delay; a refused one is answered like a wrong password.
+     */
+    readonly serverFinal?: Uint8Array;
+  }
   | { readonly kind: "failure"; readonly mechanism: string; readonly user?: string }
   /** Refused before any credential was checked: send this reply. */
   | { readonly kind: "reply"; readonly reply: Reply }
@@ -102,18 +112,10 @@ export async function runAuthExchange(opts: {
         return step.user === undefined
           ? { kind: "failure", mechanism }
           : { kind: "failure", mechanism, user: step.user };
-      case "success": {
-        if (step.data !== undefined) {
-          // Additional data with success (SCRAM v=) goes in a 334; the client answers empty.
-          await opts.conn.write(challengeLine(step.data));
-          const ack = await readResponse(opts);
-          if (ack.kind !== "data") return ack.outcome;
-          if (ack.data.length !== 0) {
-            return { kind: "reply", reply: AUTH_EXCHANGE_REPLIES.expectedEmpty };
-          }
-        }
-        return { kind: "success", user: step.user, mechanism };
-      }
+      case "success":
+        return step.data === undefined
+          ? { kind: "success", user: step.user, mechanism }
+          : { kind: "success", user: step.user, mechanism, serverFinal: step.data };
       case "challenge": {
         await opts.conn.write(challengeLine(step.data));
         const answer = await readResponse(opts);
@@ -128,6 +130,22 @@ export async function runAuthExchange(opts: {
     }
   }
   return { kind: "reply", reply: AUTH_EXCHANGE_REPLIES.exchangeTooLong };
+}
+
+/**
+ * Sends a success's additional data (SCRAM's server-final) in a `334`, once the throttle let
+ * the success through; the client answers empty (RFC 4954 §4). Undefined when it did (then
+ * `235`), else how the exchange ended instead.
+ */
+export async function sendServerFinal(
+  opts: { conn: Conn; reader: LineReader; timeoutMs: number | (() => number) },
+  serverFinal: Uint8Array,
+): Promise<Extract<AuthOutcome, { kind: "reply" | "eof" }> | undefined> {
+  await opts.conn.write(challengeLine(serverFinal));
+  const ack = await readResponse(opts);
+  if (ack.kind !== "data") return ack.outcome;
+  if (ack.data.length !== 0) return { kind: "reply", reply: AUTH_EXCHANGE_REPLIES.expectedEmpty };
+  return undefined;
 }
 
 /**
@@ -175,7 +193,7 @@ function challengeLine(data: Uint8Array): Uint8Array {
 
 type Response =
   | { readonly kind: "data"; readonly data: Uint8Array }
-  | { readonly kind: "end"; readonly outcome: AuthOutcome };
+  | { readonly kind: "end"; readonly outcome: Extract<AuthOutcome, { kind: "reply" | "eof" }> };
 
 async function readResponse(opts: {
   reader: LineReader;

@@ -6,7 +6,7 @@
 import type { AuthThrottle } from "../auth/throttle.ts";
 import type { CredentialStore } from "../auth/store.ts";
 import type { Logger } from "../observe/log.ts";
-import { type AuthOutcome, runAuthExchange } from "../smtp/auth_exchange.ts";
+import { type AuthOutcome, runAuthExchange, sendServerFinal } from "../smtp/auth_exchange.ts";
 import type { AuthResult, ReceiverAuth } from "../smtp/receiver.ts";
 import { reply } from "../wire/reply.ts";
 
@@ -65,7 +65,7 @@ export class SubmissionAuth implements ReceiverAuth {
         return { kind: "end" };
       case "success":
       case "failure":
-        return await this.#settle(outcome);
+        return await this.#settle(outcome, link);
       default: {
         const never: never = outcome;
         throw new Error(`unreachable ${String(never)}`);
@@ -75,10 +75,12 @@ export class SubmissionAuth implements ReceiverAuth {
 
   /**
    * As on the ODMR port: the throttle's delay holds the reply whatever the outcome (a right
-   * password from a busy address is late, never refused); a cap answers `454 4.7.0`.
+   * password from a busy address is late, never refused); a cap answers `454 4.7.0`. SCRAM's
+   * server-final (it proves the password right) waits for the same delay and verdict.
    */
   async #settle(
     outcome: Extract<AuthOutcome, { kind: "success" | "failure" }>,
+    link: Parameters<ReceiverAuth["authenticate"]>[1],
   ): Promise<AuthResult> {
     const deps = this.#deps;
     const ip = deps.remoteAddress;
@@ -87,6 +89,14 @@ export class SubmissionAuth implements ReceiverAuth {
     const verdict = deps.throttle.judge({ ip, user: outcome.user, isSuccess });
     if (verdict.delayMs > 0) await new Promise((r) => setTimeout(r, verdict.delayMs));
     if (outcome.kind === "success" && !verdict.isRefused) {
+      if (outcome.serverFinal !== undefined) {
+        const at = { conn: link.conn, reader: link.reader, timeoutMs: deps.timeoutMs };
+        const instead = await sendServerFinal(at, outcome.serverFinal);
+        if (instead?.kind === "eof") return { kind: "end" };
+        if (instead !== undefined) {
+          return { kind: "refused", reply: instead.reply, isProtocolError: true };
+        }
+      }
       deps.throttle.recordSuccess(ip, outcome.user);
       deps.log.info("auth", { user: outcome.user, mechanism: outcome.mechanism });
       return {
