@@ -3,7 +3,9 @@
  * recipients are past their max age (a route-"atrn" recipient its domain's, a route-"mx" one
  * `outbound.max_age`) with a failure DSN to the sender, and whether the one delay DSN of the
  * message (mx recipients still waiting after `outbound.delay_notice`) goes now. Who gets a
- * report and by which route are the rules of bounce.ts. It reads no rows and writes none;
+ * report and by which route are the rules of bounce.ts. A recipient settled failed whose report
+ * is still pending (its write failed, or the process died before it) gets it here. It reads
+ * no rows and writes none;
  * each backend applies the plan in one transaction.
  */
 import type { Logger } from "../observe/log.ts";
@@ -12,6 +14,7 @@ import {
   bounceRoute,
   MAX_PREFIX_BYTES,
   prefixWanted,
+  refusedRecipient,
   replyStatus,
   reportHead,
   reportParams,
@@ -44,6 +47,10 @@ export interface ExpiryPlan {
   readonly due: readonly RecipientRow[];
   /** The failure report about `due`. */
   readonly dsn: ReportPlan;
+  /** The failure report of recipients settled failed whose report is pending. */
+  readonly refused: ReportPlan;
+  /** Those recipients: the pending mark goes in the plan's transaction (queued or not). */
+  readonly reportDone: readonly RecipientRow[];
   /** The delay report (RFC 3464 `Action: delayed`). */
   readonly delay: ReportPlan;
   /** Record that the message had its delay notice (sent, dropped, or not wanted): never again. */
@@ -56,6 +63,8 @@ export interface ExpiryInput {
   readonly recipients: readonly RecipientRow[];
   readonly now: number;
   readonly leased: LeasedDomains;
+  /** Ids of the message's failed recipients whose report is pending (`report_pending`). */
+  readonly reportPending: ReadonlySet<number>;
   /** The message's delay notice went out already (or was decided against). */
   readonly delayNotified: boolean;
   readonly newId: () => string;
@@ -81,8 +90,27 @@ export function planExpiry(input: ExpiryInput, opts: MaintenanceOptions): Expiry
   const delayed = input.delayNotified || age <= opts.delayNoticeMs
     ? []
     : waiting.filter((r) => r.route === "mx" && !due.includes(r));
-  // A recipient stored as failed had its report when it failed (bounce.ts: the drain, the
-  // outbound worker): expiring it later sends no second one.
+  // A recipient stored as failed had its report queued when it failed (bounce.ts: the drain,
+  // the outbound worker) or has it pending, sent below: expiring it sends no second one.
+  // Under a live lease its drain or worker may be queuing it right now: left to a later pass.
+  const reportDone = input.recipients.filter((r) =>
+    r.stored === "failed" && input.reportPending.has(r.id) && !isLeased(input.leased, r)
+  );
+  const refusedTo = reportDone.filter((r) => wantsNotice(r.notify, "FAILURE"));
+  const refused = refusedTo.length === 0 ? NONE : report(
+    input,
+    opts,
+    refusedTo.map((r) =>
+      r.lastReply === undefined
+        ? {
+          address: r.address,
+          ...(r.orcpt !== undefined ? { orcpt: r.orcpt } : {}),
+          status: "5.0.0",
+        }
+        : refusedRecipient(r, r.lastReply)
+    ),
+    "refused",
+  );
   const failureTo = due.filter((r) => r.stored === "queued" && wantsNotice(r.notify, "FAILURE"));
   const delayTo = delayed.filter((r) => wantsNotice(r.notify, "DELAY"));
   const dsn = failureTo.length === 0
@@ -91,14 +119,14 @@ export function planExpiry(input: ExpiryInput, opts: MaintenanceOptions): Expiry
   const delay = delayTo.length === 0
     ? NONE
     : report(input, opts, delayTo.map((r) => toDsnRecipient(r, "delayed")), "delayed");
-  return { due, dsn, delay, markDelayNotified: delayed.length > 0 };
+  return { due, dsn, refused, reportDone, delay, markDelayNotified: delayed.length > 0 };
 }
 
 function report(
   input: ExpiryInput,
   opts: MaintenanceOptions,
   recipients: readonly DsnRecipient[],
-  reason: "expired" | "delayed",
+  reason: "expired" | "refused" | "delayed",
 ): ReportPlan {
   const { message } = input;
   const decision = bounceRoute(message.mailFrom, opts.isLocalDomain, input.allowForeign);
@@ -177,7 +205,8 @@ export function recordPlan(
     });
   }
   tally.expiredRecipients += plan.due.length;
-  for (const [kind, p] of [["failure", plan.dsn], ["delay", plan.delay]] as const) {
+  const plans = [["failure", plan.dsn], ["failure", plan.refused], ["delay", plan.delay]] as const;
+  for (const [kind, p] of plans) {
     if (p.kind === "dropped") {
       log.info("dsn_dropped", { id, kind, reason: p.reason });
       tally.dsnDropped++;
@@ -200,6 +229,7 @@ export function recordPlan(
 export function reportsOf(plan: ExpiryPlan): PlannedReport[] {
   const out: PlannedReport[] = [];
   if (plan.dsn.kind === "queued") out.push(plan.dsn.report);
+  if (plan.refused.kind === "queued") out.push(plan.refused.report);
   if (plan.delay.kind === "queued") out.push(plan.delay.report);
   return out;
 }

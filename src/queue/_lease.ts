@@ -59,6 +59,7 @@ export class SqliteLease implements Lease {
   readonly #deleteRecipients: StatementSync;
   readonly #deferRecipient: StatementSync;
   readonly #failRecipient: StatementSync;
+  readonly #reportPending: StatementSync;
   readonly #deleteChunksIfGone: StatementSync;
   /** Messages settled away whose chunks are not deleted yet (see CHUNK_SWEEP_MESSAGES). */
   #gone: string[] = [];
@@ -104,6 +105,11 @@ export class SqliteLease implements Lease {
       "UPDATE recipients SET status = 'failed', attempts = attempts + 1, last_reply = ? " +
         "WHERE id = ? AND message_id = ?",
     );
+    // In the same transaction as the failure: its report is pending until bounce.ts queued it
+    // (or maintenance does, after a failed write or a crash; schema step 11).
+    this.#reportPending = db.prepare(
+      "INSERT OR IGNORE INTO report_pending (message_id, recipient_id) VALUES (?, ?)",
+    );
     const each = "IN (SELECT value FROM json_each(?1))";
     this.#deleteChunksIfGone = db.prepare(
       `DELETE FROM message_chunks WHERE message_id ${each} AND message_id NOT IN ` +
@@ -148,7 +154,9 @@ export class SqliteLease implements Lease {
               this.#deferRecipient.run(r.reply, r.retryAt ?? null, r.recipientId, r.messageId);
               break;
             case "failed":
-              this.#failRecipient.run(r.reply, r.recipientId, r.messageId);
+              if (this.#failRecipient.run(r.reply, r.recipientId, r.messageId).changes > 0) {
+                this.#reportPending.run(r.messageId, r.recipientId);
+              }
               break;
             default: {
               const never: never = r.outcome;

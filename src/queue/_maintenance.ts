@@ -61,6 +61,9 @@ export class QueueMaintenance {
   readonly #outboundFailed: StatementSync;
   readonly #delayNotified: StatementSync;
   readonly #markDelayNotified: StatementSync;
+  readonly #pendingMessages: StatementSync;
+  readonly #pendingOf: StatementSync;
+  readonly #pendingGone: StatementSync;
 
   constructor(deps: MaintenanceDeps) {
     this.#deps = deps;
@@ -97,6 +100,13 @@ export class QueueMaintenance {
     );
     this.#delayNotified = db.prepare("SELECT delay_notified FROM messages WHERE id = ?");
     this.#markDelayNotified = db.prepare("UPDATE messages SET delay_notified = 1 WHERE id = ?");
+    // Failure reports left pending (schema step 11): few rows, each gone once its report is.
+    this.#pendingMessages = db.prepare("SELECT DISTINCT message_id FROM report_pending LIMIT ?");
+    this.#pendingOf = db.prepare("SELECT recipient_id FROM report_pending WHERE message_id = ?");
+    this.#pendingGone = db.prepare(
+      "DELETE FROM report_pending WHERE NOT EXISTS (SELECT 1 FROM recipients r " +
+        "WHERE r.id = report_pending.recipient_id AND r.message_id = report_pending.message_id)",
+    );
   }
 
   /** One pass; bounded in work, safe to run while sessions write. */
@@ -111,6 +121,12 @@ export class QueueMaintenance {
     const now = this.#deps.now();
     const leased = this.#deps.leasedDomains();
     const messageIds = new Set<string>();
+    // Rows of recipients removed since (`queue delete`, after expiry) have no report to wait for.
+    this.#deps.group.exclusive(() => this.#pendingGone.run());
+    for (const hit of this.#pendingMessages.all(MAX_EXPIRED_MESSAGES_PER_PASS)) {
+      const id: unknown = hit.message_id;
+      if (typeof id === "string") messageIds.add(id);
+    }
     for (const row of this.#domains.all()) {
       const domain: unknown = row.domain;
       if (typeof domain !== "string" || leased.atrn.has(domain)) continue;
@@ -164,6 +180,7 @@ export class QueueMaintenance {
       recipients: found.recipients,
       now,
       leased,
+      reportPending: new Set(this.#pendingOf.all(id).map((p) => Number(p.recipient_id))),
       delayNotified: this.#delayNotified.get(id)?.delay_notified !== 0,
       newId: this.#deps.newId,
       readPrefix: (maxBytes) => this.#readPrefix(id, maxBytes),
@@ -171,6 +188,7 @@ export class QueueMaintenance {
     }, opts);
     for (const r of plan.due) this.#expire.run(now, r.id);
     if (plan.markDelayNotified) this.#markDelayNotified.run(id);
+    for (const r of plan.reportDone) this.#deps.writerSql.reportDone.run(id, r.id);
     for (const report of reportsOf(plan)) this.#insertReport(report, now);
     return { message, plan };
   }

@@ -152,4 +152,18 @@ ${waitingTriggers("route_waiting")}
   `
   SELECT 10;
   `,
+  // 11: a recipient settled failed has its failure report pending until that report is queued
+  // (or decided against: `<>`, NOTIFY, the foreign-bounce limit), written in the settlement's
+  // own transaction: a report whose write failed, or a crash between the two commits, is sent
+  // by the next maintenance pass instead of never (src/queue/_expiry.ts). No foreign key, so
+  // that deleting a delivered recipient looks nothing up here; maintenance drops rows whose
+  // recipient is gone. Keyed by message first: a row id alone may be reused (types.ts
+  // `Settlement.messageId`).
+  `
+  CREATE TABLE IF NOT EXISTS report_pending (
+    message_id TEXT NOT NULL,
+    recipient_id INTEGER NOT NULL,
+    PRIMARY KEY (message_id, recipient_id)
+  );
+  `,
 ];

@@ -27,6 +27,8 @@ export interface WriterStatements {
   readonly insertRecipient: StatementSync;
   /** Whether a message row of this id is there (`found`). */
   readonly findMessage: StatementSync;
+  /** Takes one recipient's pending report mark off (message id, recipient id). */
+  readonly reportDone: StatementSync;
 }
 
 /** Prepares the writers' statements on the store's connection. */
@@ -46,6 +48,9 @@ export function prepareWriterStatements(db: DatabaseSync): WriterStatements {
         "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
     ),
     findMessage: db.prepare("SELECT 1 AS found FROM messages WHERE id = ?"),
+    reportDone: db.prepare(
+      "DELETE FROM report_pending WHERE message_id = ? AND recipient_id = ?",
+    ),
   };
 }
 
@@ -208,6 +213,10 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
             r.route ?? "atrn",
             r.route === "mx" ? this.#receivedAt : null,
           );
+        }
+        // Last: if it throws, the undo takes the report away too (no mark off without it).
+        for (const rid of m.reportOf?.recipientIds ?? []) {
+          this.#sql.reportDone.run(m.reportOf?.messageId ?? "", rid);
         }
       }, () => {
         if (!inserted) return;

@@ -194,31 +194,55 @@ export interface FailedRecipient {
   readonly reply: string;
 }
 
-/** Queues one failure report for `failed` of `message`, or says why not. Never throws. */
+/**
+ * The report's line for a recipient refused for good with `reply` (the drain, the outbound
+ * worker, and maintenance for a report left pending).
+ */
+export function refusedRecipient(
+  r: { readonly address: string; readonly orcpt?: string | undefined },
+  reply: string,
+): DsnRecipient {
+  return {
+    address: r.address,
+    ...(r.orcpt !== undefined ? { orcpt: r.orcpt } : {}),
+    lastReply: reply,
+    status: replyStatus(reply) ?? "5.0.0",
+  };
+}
+
+/**
+ * Queues one failure report for `failed` of `message`, or says why not. Never throws. Their
+ * settlement marked their report pending: the report's commit takes the mark off, as does a
+ * decision against one (`<>`, NOTIFY, the foreign-bounce limit). A report that could not be
+ * written keeps it: the next maintenance pass queues it (src/queue/_expiry.ts).
+ */
 export async function bounceFailed(
   message: QueuedMessage,
   failed: readonly FailedRecipient[],
   opts: BounceOptions & { readonly log: Logger },
 ): Promise<"queued" | "dropped" | "none"> {
-  if (message.mailFrom === "" || failed.length === 0) return "none";
+  if (failed.length === 0) return "none";
+  const reported = { messageId: message.id, recipientIds: failed.map((f) => f.id) };
+  const decided = async (outcome: "dropped" | "none") => {
+    await opts.store.reportDecided(reported).catch((err) => {
+      opts.log.error("dsn_pending_failed", { id: message.id, error: String(err) });
+    });
+    return outcome;
+  };
+  if (message.mailFrom === "") return await decided("none");
   const notified: DsnRecipient[] = [];
   for (const f of failed) {
     const r = message.recipients.find((q) => q.id === f.id);
     if (r === undefined || !wantsNotice(r.notify, "FAILURE")) continue;
-    notified.push({
-      address: r.address,
-      ...(r.orcpt !== undefined ? { orcpt: r.orcpt } : {}),
-      lastReply: f.reply,
-      status: replyStatus(f.reply) ?? "5.0.0",
-    });
+    notified.push(refusedRecipient(r, f.reply));
   }
-  if (notified.length === 0) return "none";
+  if (notified.length === 0) return await decided("none");
   const limiter = opts.limiter ?? nodeBounceLimiter();
   const decision = bounceRoute(message.mailFrom, opts.isLocalDomain, () => limiter.tryTake());
-  if (decision.kind === "none") return "none";
+  if (decision.kind === "none") return await decided("none");
   if (decision.kind === "dropped") {
     opts.log.info("dsn_dropped", { id: message.id, reason: decision.reason });
-    return "dropped";
+    return await decided("dropped");
   }
   try {
     const { store } = opts;
@@ -248,6 +272,7 @@ export async function bounceFailed(
         notify: "NEVER",
         route: decision.route,
       }],
+      reportOf: reported,
     });
     await writer.write(bytes);
     await writer.commit();
@@ -259,7 +284,7 @@ export async function bounceFailed(
     });
     return "queued";
   } catch (err) {
-    // The recipients stay failed (`queue show` has the reply); only the report is missing.
+    // The recipients stay failed with their report pending: maintenance queues it later.
     opts.log.error("dsn_failed", { id: message.id, error: String(err) });
     return "none";
   }

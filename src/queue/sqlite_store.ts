@@ -23,6 +23,7 @@ import { prepareWriterStatements, SqliteMessageWriter, type WriterStatements } f
 import { ChunkPool } from "./_chunk_buffer.ts";
 import { BodyFiles, type BodyFilesOptions } from "./_body_files.ts";
 import { RefusedRows } from "./_refused.ts";
+import { reportsDone } from "./_report_pending.ts";
 import { UnsyncedMessages } from "./_unsynced.ts";
 import { deferWalSync, type WalSync } from "./_wal_sync.ts";
 import { type StoreCheckpoint, storeCheckpoint } from "./_idle_checkpoint.ts";
@@ -39,6 +40,7 @@ import type {
   OutboundClaimOptions,
   QueuedMessage,
   QueueStore,
+  ReportedRecipients,
 } from "./types.ts";
 
 /** Size of one `message_chunks` row. */
@@ -300,21 +302,24 @@ export class SqliteQueueStore implements QueueStore {
   }
 
   delete(ids: readonly string[]): Promise<number> {
-    return settled(() => this.#delete(ids));
+    return settled(() => {
+      this.#assertOpen();
+      return this.#group.exclusive(() => {
+        let count = 0;
+        for (const id of new Set(ids)) {
+          // Recipients go with the message (ON DELETE CASCADE); chunks have no foreign key.
+          const { changes } = this.#deleteMessage.run(id);
+          this.#deleteChunks.run(id);
+          if (Number(changes) > 0) count++;
+        }
+        return count;
+      });
+    });
   }
 
-  #delete(ids: readonly string[]): number {
+  reportDecided(reported: ReportedRecipients): Promise<void> {
     this.#assertOpen();
-    return this.#group.exclusive(() => {
-      let count = 0;
-      for (const id of new Set(ids)) {
-        // Recipients go with the message (ON DELETE CASCADE); chunks have no foreign key.
-        const { changes } = this.#deleteMessage.run(id);
-        this.#deleteChunks.run(id);
-        if (Number(changes) > 0) count++;
-      }
-      return count;
-    });
+    return reportsDone(this.#group, this.#writerSql, reported);
   }
 
   /** One `serve` per data directory: every lease in the file is a previous process's. */
@@ -429,9 +434,7 @@ export class SqliteQueueStore implements QueueStore {
       }
     } catch (err) {
       // Busy (another process reading) or no room: serve works anyway; the next start retries.
-      this.#log.warn("queue_vacuum_failed", {
-        reason: errorText(err),
-      });
+      this.#log.warn("queue_vacuum_failed", { reason: errorText(err) });
     }
   }
 

@@ -55,6 +55,17 @@ export interface NewMessage {
    * a segment file instead of being moved there when it grows big (_body_segment.ts).
    */
   readonly declaredSize?: number;
+  /**
+   * The message is the failure report of these recipients (settled failed, their report
+   * pending): its commit takes the pending mark off them, in the same transaction.
+   */
+  readonly reportOf?: ReportedRecipients;
+}
+
+/** Recipients of one message whose failure report is pending (schema: `report_pending`). */
+export interface ReportedRecipients {
+  readonly messageId: string;
+  readonly recipientIds: readonly number[];
 }
 
 /** Streams one message body into the queue. */
@@ -250,6 +261,11 @@ export interface QueueStore {
   usage(domain: string): Promise<DomainUsage>;
   /** Per-domain totals of mail still to deliver (queued, not failed or expired), for the gauges. */
   domainStats(): Promise<DomainStats[]>;
+  /**
+   * Takes the pending mark off failed recipients whose report was decided against (`<>`,
+   * NOTIFY, the foreign-bounce limit): maintenance would otherwise queue it later.
+   */
+  reportDecided(reported: ReportedRecipients): Promise<void>;
   /** One bounded maintenance pass: expiry with DSNs, removal after the grace period, vacuum. */
   maintain(opts: MaintenanceOptions): Promise<MaintenanceReport>;
   /** Resolves when the database answers; rejects with the reason when it does not (/healthz). */

@@ -12,6 +12,8 @@ import type {
   QueueStore,
   Route,
 } from "../../src/queue/types.ts";
+import { bounceFailed, BounceLimiter } from "../../src/queue/bounce.ts";
+import { NULL_LOGGER } from "../../src/observe/log.ts";
 import { collectBytes } from "../_helpers/bytes.ts";
 import { mustParseHeaders } from "../_helpers/rfc5322_headers.ts";
 import { type OutboundOpener, putRouted, T0 } from "./_outbound_contract.ts";
@@ -118,12 +120,26 @@ export async function outboundMaintenanceContract(
         const id = await putRouted(store, clock, [["a@far.test", "mx"]]);
         const lease = await store.claimOutbound({ owner: "w", leaseSeconds: 60, now: clock.ms });
         assert.ok(lease);
-        const rid = (await Array.fromAsync(lease.messages()))[0]?.recipients[0]?.id ?? -1;
+        const [message] = await Array.fromAsync(lease.messages());
+        assert.ok(message);
+        const rid = message.recipients[0]?.id ?? -1;
         // The worker reported it when it failed (bounce.ts); expiry must not report it again.
         await lease.settle([
           { recipientId: rid, messageId: id, outcome: "failed", reply: "550 5.1.1 unknown" },
         ]);
+        const failed = [{ id: rid, reply: "550 5.1.1 unknown" }];
+        const local = { isLocalDomain: OPTIONS.isLocalDomain, hostname: "mx.test" };
+        const limiter = new BounceLimiter(1);
+        const queued = await bounceFailed(message, failed, {
+          store,
+          ...local,
+          limiter,
+          log: NULL_LOGGER,
+        });
+        assert.equal(queued, "queued");
         await lease.release();
+        const [report] = await reports(store, [id]);
+        assert.ok(report);
         clock.ms = T0 + 1000 + 5 * DAY;
         assert.equal((await store.maintain(OPTIONS)).expiredRecipients, 0, "exactly max_age");
         clock.ms += 1;
@@ -134,7 +150,7 @@ export async function outboundMaintenanceContract(
         clock.ms += DAY + 1;
         assert.equal((await store.maintain(OPTIONS)).removedRecipients, 1);
         assert.equal(await store.get(id), undefined);
-        assert.deepEqual(await store.list(), []);
+        assert.deepEqual((await store.list()).map((m) => m.id), [report.message.id]);
       });
     },
   );

@@ -14,6 +14,7 @@ import { collectBytes } from "../_helpers/bytes.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 import { outboundContract, type OutboundOpener } from "./_outbound_contract.ts";
 import { outboundMaintenanceContract } from "./_outbound_maintenance_contract.ts";
+import { reportPendingContract } from "./_report_pending_contract.ts";
 import {
   failEveryOther,
   maintenanceOptions,
@@ -403,6 +404,7 @@ Deno.test("QueueStore contract: SQLite", async (t) => {
   });
   await outboundContract(t, sqliteOpener);
   await outboundMaintenanceContract(t, sqliteOpener);
+  await reportPendingContract(t, sqliteOpener);
 });
 
 let databases = 0;
@@ -450,4 +452,5 @@ await postgresTest("QueueStore contract: PostgreSQL", async (pg, t) => {
   };
   await outboundContract(t, pgOpener);
   await outboundMaintenanceContract(t, pgOpener);
+  await reportPendingContract(t, pgOpener);
 });

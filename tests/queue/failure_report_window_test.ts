@@ -28,6 +28,7 @@ Deno.test("a recipient settled failed whose report could not be queued then gets
     const failed = [{ id: message.recipients[0]!.id, reply: "550 5.1.1 No such user" }];
     await lease.settle([{
       recipientId: failed[0]!.id,
+      messageId: message.id,
       outcome: "failed",
       reply: failed[0]!.reply,
     }]);

@@ -63,6 +63,7 @@ function asStore(m: MemoryStore): QueueStore {
     releaseAllLeases: notUsed,
     usage: notUsed,
     domainStats: notUsed,
+    reportDecided: notUsed,
     maintain: notUsed,
     ping: notUsed,
     close: () => Promise.resolve(),

@@ -84,12 +84,17 @@ export class PgLease implements Lease {
           WHERE r.id = u.id AND r.message_id = u.message_id`;
       }
       if (failed.length > 0) {
-        await tx`UPDATE recipients r SET status = 'failed', attempts = r.attempts + 1,
+        // Its report is pending in the same transaction, until bounce.ts (or maintenance,
+        // after a failed write or a crash) queued it (schema step 6).
+        await tx`WITH f AS (UPDATE recipients r SET status = 'failed', attempts = r.attempts + 1,
             last_reply = u.reply
           FROM unnest(${failed.map((d) => d.recipientId)}::bigint[],
             ${failed.map((d) => d.messageId)}::text[],
             ${failed.map((d) => d.reply)}::text[]) AS u(id, message_id, reply)
-          WHERE r.id = u.id AND r.message_id = u.message_id`;
+          WHERE r.id = u.id AND r.message_id = u.message_id
+          RETURNING r.message_id, r.id)
+          INSERT INTO report_pending (message_id, recipient_id) SELECT message_id, id FROM f
+          ON CONFLICT DO NOTHING`;
       }
       if (delivered.length === 0) return;
       const gone = await tx`DELETE FROM recipients r

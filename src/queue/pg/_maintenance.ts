@@ -36,6 +36,8 @@ const MAINTENANCE_LOCK = 0x6f646d73;
 const ORPHAN_AGE_MS = 86_400_000;
 /** Orphan chunks are looked for every this many passes (it reads the whole chunk table). */
 const ORPHAN_EVERY_PASSES = 60;
+/** Rolls a message's plan back when its pending reports changed under it. */
+const PLANNED_AGAIN = new Error("pending reports changed: planned again next pass");
 
 const NOTHING: MaintenanceReport = {
   expiredRecipients: 0,
@@ -98,6 +100,12 @@ export class PgMaintenance {
         WHERE d.domain IS NOT NULL)
       SELECT domain FROM d WHERE domain IS NOT NULL`;
     const ids = new Set<string>();
+    // Failure reports left pending (schema step 6); rows of recipients removed since have none.
+    await sql`DELETE FROM report_pending p WHERE NOT EXISTS (SELECT 1 FROM recipients r
+      WHERE r.id = p.recipient_id AND r.message_id = p.message_id)`;
+    const pending = await sql`SELECT DISTINCT message_id FROM report_pending
+      LIMIT ${MAX_EXPIRED_MESSAGES_PER_PASS}`;
+    for (const h of pending) ids.add(String(h.message_id));
     for (const { domain } of domains) {
       const name = String(domain);
       const room = MAX_EXPIRED_MESSAGES_PER_PASS - ids.size;
@@ -149,6 +157,8 @@ export class PgMaintenance {
     if (found === undefined) return undefined;
     const { message } = found;
     const [flag] = await this.#deps.sql`SELECT delay_notified FROM messages WHERE id = ${id}`;
+    const pending = await this.#deps.sql`SELECT recipient_id FROM report_pending
+      WHERE message_id = ${id}`;
     const prefix = message.mailFrom === ""
       ? new Uint8Array(0)
       : await readPrefix(this.#deps.reader.body(id), MAX_PREFIX_BYTES);
@@ -157,16 +167,25 @@ export class PgMaintenance {
       recipients: found.recipients,
       now,
       leased,
+      reportPending: new Set(pending.map((p) => Number(p.recipient_id))),
       delayNotified: flag?.delay_notified !== false,
       newId: this.#deps.newId,
       readPrefix: (maxBytes) => prefix.subarray(0, maxBytes),
       allowForeign,
     }, opts);
     const reports = reportsOf(plan);
-    if (plan.due.length === 0 && !plan.markDelayNotified && reports.length === 0) {
-      return undefined;
-    }
-    await this.#deps.sql.begin(async (tx) => {
+    const done = plan.reportDone.map((r) => r.id);
+    if (
+      plan.due.length === 0 && !plan.markDelayNotified && reports.length === 0 && done.length === 0
+    ) return undefined;
+    const applied = await this.#deps.sql.begin(async (tx) => {
+      if (done.length > 0) {
+        const gone = await tx`DELETE FROM report_pending WHERE message_id = ${id}
+          AND recipient_id = ANY(${done}::bigint[]) RETURNING recipient_id`;
+        // Another node's drain or worker queued some of them since they were read (its lease
+        // lapsed meanwhile): nothing of this plan is applied, the next pass plans again.
+        if (gone.length !== done.length) throw PLANNED_AGAIN;
+      }
       if (plan.due.length > 0) {
         await tx`UPDATE recipients SET status = 'failed', expired_at = ${now}
           WHERE id = ANY(${plan.due.map((r) => r.id)}::bigint[]) AND expired_at IS NULL`;
@@ -175,8 +194,12 @@ export class PgMaintenance {
         await tx`UPDATE messages SET delay_notified = true WHERE id = ${id}`;
       }
       for (const report of reports) await this.#insertReport(tx, report, now);
+      return true;
+    }).catch((err) => {
+      if (err === PLANNED_AGAIN) return false;
+      throw err;
     });
-    return { message, plan };
+    return applied ? { message, plan } : undefined;
   }
 
   async #insertReport(tx: Tx, report: PlannedReport, now: number): Promise<void> {

@@ -12,6 +12,7 @@ import type { MessageWriter, NewMessage } from "../types.ts";
 import type { Sql, Tx } from "./connect.ts";
 import type { PgGroupCommit } from "./_group.ts";
 import { within } from "./_deadline.ts";
+import { reportDone } from "./_report_pending.ts";
 
 type WriterState = "writing" | "committing" | "committed" | "aborted";
 
@@ -85,6 +86,9 @@ export class PgMessageWriter implements MessageWriter {
             ${m.recipients.map((r) => r.orcpt ?? null)}::text[],
             ${m.recipients.map((r) => r.route ?? "atrn")}::text[],
             ${m.recipients.map((r) => r.route === "mx" ? this.#deps.receivedAt : null)}::bigint[])`;
+        // A failure report: the pending mark of its recipients goes in the same transaction.
+        const of = m.reportOf;
+        if (of !== undefined && of.recipientIds.length > 0) await reportDone(tx, of);
       });
     } catch (err) {
       // Chunks stay: if the COMMIT did happen (connection lost during it), they are the body

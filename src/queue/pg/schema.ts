@@ -98,6 +98,15 @@ export const PG_QUEUE_MIGRATIONS: readonly string[] = [
     PRIMARY KEY (domain, selector)
   );
   `,
+  // 6: a recipient settled failed has its failure report pending until that report is queued,
+  // as the SQLite file's step 11 (the same table, the same reasons).
+  `
+  CREATE TABLE report_pending (
+    message_id text NOT NULL,
+    recipient_id bigint NOT NULL,
+    PRIMARY KEY (message_id, recipient_id)
+  );
+  `,
 ];
 
 /**

@@ -25,6 +25,7 @@ import type {
   OutboundClaimOptions,
   QueuedMessage,
   QueueStore,
+  ReportedRecipients,
 } from "../types.ts";
 import {
   claimOutboundPg,
@@ -32,7 +33,8 @@ import {
   nextOutboundAtPg,
   outboundLeasedPg,
 } from "./_outbound.ts";
-import { connectPostgres, type PgConnectOptions, type Sql } from "./connect.ts";
+import { connectPostgres, type PgConnectOptions, type Sql, type Tx } from "./connect.ts";
+import { reportDone } from "./_report_pending.ts";
 import { deleteEmptied, messageIdsOf } from "./_emptied.ts";
 import { PgGauges } from "./_gauges.ts";
 import { PgGroupCommit } from "./_group.ts";
@@ -302,6 +304,12 @@ export class PgQueueStore implements QueueStore {
       await tx`DELETE FROM message_chunks WHERE message_id = ANY(${unique}::text[])`;
       return gone.length;
     });
+  }
+
+  reportDecided(reported: ReportedRecipients): Promise<void> {
+    this.#assertOpen();
+    if (reported.recipientIds.length === 0) return Promise.resolve();
+    return this.#group.run((tx: Tx) => reportDone(tx, reported), "normal");
   }
 
   async deleteDomain(domain: string): Promise<number> {
