@@ -16,7 +16,7 @@ import { type DnsRecords, type DnsServer, startDnsmasq } from "./dnsmasq.ts";
  * Test files run in one process under `deno test --parallel` (one pid), so each file has its
  * own `n`s: deliver_test 21-23, deliver_tls_test 25-26, deliver_batch_test 31-36,
  * worker_test 41-44, postfix_relay_test 47, e2e/outbound_test 51-53, outbound_crash_test 54-55,
- * outbound_postgres_test 56-57, batch_unreadable_test 61 (one per test: a listener still closing
+ * outbound_postgres_test 56-57, batch_unreadable_test 61, mx_self_test 71-72 (one per test: a listener still closing
  * never holds the next).
  */
 export function loopback(n: number): string {
