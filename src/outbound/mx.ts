@@ -2,9 +2,12 @@
  * Where mail for a domain goes (RFC 5321 §5.1): its MX hosts by preference (random order among
  * equal preferences, so load spreads as the domain intends), each with its addresses; without
  * MX records the domain itself (the implicit MX). A null MX (RFC 7505) is a permanent refusal.
- * DNS failures other than "no such records" are temporary: the caller retries later.
+ * DNS failures other than "no such domain" or "no such records" are temporary: the caller
+ * retries later. Deno reports those two and SERVFAIL/REFUSED alike, so a NotFound is asked
+ * again by `dns_rcode.ts`, which reads the answer's RCODE.
  */
 import { errorText } from "../errors.ts";
+import { queryRcode, rcodeServer } from "./dns_rcode.ts";
 
 /** A DNS server to ask instead of the system's (`outbound.resolver`). */
 export interface NameServer {
@@ -50,10 +53,12 @@ const DEFAULT_TIMEOUT_MS = 10_000;
 const MAX_MX_HOSTS = 20;
 
 type RecordType = "MX" | "A" | "AAAA";
-type Lookup<T> = { kind: "found"; records: T[] } | { kind: "none" } | {
+/** `not_found`: Deno's NotFound, which may be NXDOMAIN, NODATA, SERVFAIL or REFUSED. */
+type Lookup<T> = { kind: "found"; records: T[] } | { kind: "not_found" } | { kind: "none" } | {
   kind: "error";
   detail: string;
 };
+type Addresses = { kind: "found"; records: string[] } | { kind: "error"; detail: string };
 
 /** Resolves the hosts that take mail for `domain` (an A-label, lower case). */
 export async function resolveMx(domain: string, opts: ResolveMxOptions = {}): Promise<MxResult> {
@@ -61,8 +66,16 @@ export async function resolveMx(domain: string, opts: ResolveMxOptions = {}): Pr
     return { kind: "permanent", reason: "invalid_domain", status: "5.1.2" };
   }
   const mx = await lookup<Deno.MxRecord>(domain, "MX", opts);
-  if (mx.kind === "error") return dnsError(mx.detail);
-  if (mx.kind === "none") {
+  if (mx.kind === "not_found") {
+    const meaning = await notFoundMeaning(domain, "MX", opts);
+    if (meaning === "no_such_name") {
+      return { kind: "permanent", reason: "no_such_domain", status: "5.1.2" };
+    }
+    if (meaning.kind === "error") return dnsError(meaning.detail);
+  } else if (mx.kind === "error") {
+    return dnsError(mx.detail);
+  }
+  if (mx.kind !== "found") {
     // No MX: the domain itself is the implicit MX with preference 0 (RFC 5321 §5.1).
     const addresses = await addressesOf(domain, opts);
     if (addresses.kind === "error") return dnsError(addresses.detail);
@@ -129,10 +142,7 @@ export function orderByPreference(
   return sorted;
 }
 
-async function addressesOf(
-  name: string,
-  opts: ResolveMxOptions,
-): Promise<{ kind: "found"; records: string[] } | { kind: "error"; detail: string }> {
+async function addressesOf(name: string, opts: ResolveMxOptions): Promise<Addresses> {
   const [v4, v6] = await Promise.all([
     lookup<string>(name, "A", opts),
     lookup<string>(name, "AAAA", opts),
@@ -140,9 +150,14 @@ async function addressesOf(
   const records: string[] = [];
   for (const r of [v4, v6]) if (r.kind === "found") records.push(...r.records);
   // An answer for one family is enough; an error matters only when nothing was found.
-  if (records.length === 0) {
-    const err = v4.kind === "error" ? v4 : v6.kind === "error" ? v6 : undefined;
-    if (err !== undefined) return err;
+  if (records.length > 0) return { kind: "found", records };
+  // Neither family answered: each NotFound is asked again for what it really was.
+  const settled = await Promise.all([
+    v4.kind === "not_found" ? notFoundMeaning(name, "A", opts) : v4,
+    v6.kind === "not_found" ? notFoundMeaning(name, "AAAA", opts) : v6,
+  ]);
+  for (const r of settled) {
+    if (r !== "no_such_name" && r.kind === "error") return r;
   }
   return { kind: "found", records };
 }
@@ -161,13 +176,30 @@ async function lookup<T>(
     const records = await Deno.resolveDns(name, type as "A", options) as unknown as T[];
     return records.length === 0 ? { kind: "none" } : { kind: "found", records };
   } catch (err) {
-    // Deno reports NXDOMAIN and "no records of this type" alike as NotFound.
-    if (err instanceof Deno.errors.NotFound) return { kind: "none" };
+    // NXDOMAIN, no records of this type, SERVFAIL and REFUSED all come as NotFound.
+    if (err instanceof Deno.errors.NotFound) return { kind: "not_found" };
     return {
       kind: "error",
       detail: `${type} ${name}: ${errorText(err)}`,
     };
   }
+}
+
+/**
+ * What Deno's NotFound for `name`/`type` was, asked again of the same server: the name does
+ * not exist, it has no such records, or an error (anything else: a temporary failure).
+ */
+async function notFoundMeaning(
+  name: string,
+  type: RecordType,
+  opts: ResolveMxOptions,
+): Promise<"no_such_name" | { kind: "none" } | { kind: "error"; detail: string }> {
+  const server = await rcodeServer(opts.nameServer);
+  if (typeof server === "string") return { kind: "error", detail: `${type} ${name}: ${server}` };
+  const v = await queryRcode(name, type, server, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+  if (v.kind === "no_such_name") return "no_such_name";
+  if (v.kind === "no_records") return { kind: "none" };
+  return { kind: "error", detail: `${type} ${name}: ${v.detail}` };
 }
 
 function dnsError(detail: string): MxResult {
