@@ -13,6 +13,7 @@ import type { DkimKey } from "../dkim/signer.ts";
 import { normalizeDomain } from "../auth/domain.ts";
 import { type KeysFor, type OutboundEvents, OutboundWorker } from "../outbound/worker.ts";
 import { bounceFailed } from "../queue/bounce.ts";
+import { ownHost } from "../outbound/mx_self.ts";
 
 /** What the worker needs from serve. */
 export interface OutboundDeps {
@@ -46,6 +47,11 @@ export function createOutboundWorker(deps: OutboundDeps): OutboundWorker {
           ? undefined
           : { ipAddr: out.resolver.host, port: out.resolver.port },
         tls: out.tls,
+        self: ownHost([config.hostname], [
+          ...config.smtp.listen,
+          ...config.odmr.listen,
+          ...config.submission?.listen ?? [],
+        ]),
       },
       retryScheduleMs: out.retryScheduleMs,
       keysForBatch: () => batchSigningKeys(keys, credentials),

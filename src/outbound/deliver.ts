@@ -13,7 +13,7 @@ import { reply } from "../wire/reply.ts";
 import type { Reply } from "../wire/reply.ts";
 import type { MessageResult, OutboundMessage, RecipientResult } from "../smtp/sender.ts";
 import type { SenderTimeouts } from "../smtp/sender.ts";
-import { type NameServer, resolveMx } from "./mx.ts";
+import { type NameServer, type OwnHost, resolveMx } from "./mx.ts";
 import { type MxTarget, openMxSession, type SessionOptions } from "./session.ts";
 
 export { TLS_REQUIRED } from "./session.ts";
@@ -25,6 +25,11 @@ export interface DeliveryOptions {
   readonly log: Logger;
   /** `outbound.resolver`; default: the system's. */
   readonly nameServer?: NameServer | undefined;
+  /**
+   * This relay's other names and its listen addresses (`helo` is always ours): an MX host that
+   * is one of them is discarded with every less preferred one (RFC 5321 §5.1).
+   */
+  readonly self?: OwnHost | undefined;
   /** SMTP port of MX hosts; 25 (a test may not change what a deployment would not). */
   readonly port?: number;
   readonly connectTimeoutMs?: number;
@@ -101,13 +106,20 @@ export async function deliverBatch<M extends OutboundMessage>(
   try {
     const mx = await resolveMx(domain, {
       nameServer: opts.nameServer,
+      self: {
+        names: [opts.helo, ...opts.self?.names ?? []],
+        addresses: opts.self?.addresses ?? [],
+      },
       ...(opts.random ? { random: opts.random } : {}),
     });
     if (mx.kind === "permanent") {
       // RFC 7504 §3: 556 is "domain does not accept mail", what a null MX says.
       const r = mx.reason === "null_mx"
         ? reply(556, mx.status, "Domain does not accept mail (null MX)")
+        : mx.reason === "mx_loop"
+        ? reply(554, mx.status, `Mail for ${domain} loops back to myself (its best MX is us)`)
         : reply(550, mx.status, "Domain has no mail server");
+      if (mx.reason === "mx_loop") opts.log.warn("outbound_mx_loop", { domain });
       await settleRest("failed", r);
       return { messages: reported, sessions };
     }

@@ -2,12 +2,17 @@
  * Where mail for a domain goes (RFC 5321 §5.1): its MX hosts by preference (random order among
  * equal preferences, so load spreads as the domain intends), each with its addresses; without
  * MX records the domain itself (the implicit MX). A null MX (RFC 7505) is a permanent refusal.
+ * Our own host among the MX hosts is discarded with every host of its preference or a higher
+ * number; when that leaves none, the mail loops back to us (permanent, 5.4.6, as Postfix).
  * DNS failures other than "no such domain" or "no such records" are temporary: the caller
  * retries later. Deno reports those two and SERVFAIL/REFUSED alike, so a NotFound is asked
  * again by `dns_rcode.ts`, which reads the answer's RCODE.
  */
 import { errorText } from "../errors.ts";
 import { queryRcode, rcodeServer } from "./dns_rcode.ts";
+import { isSelf, type OwnHost } from "./mx_self.ts";
+
+export type { OwnHost } from "./mx_self.ts";
 
 /** A DNS server to ask instead of the system's (`outbound.resolver`). */
 export interface NameServer {
@@ -28,7 +33,7 @@ export type MxResult =
   | { readonly kind: "hosts"; readonly hosts: readonly MxHost[]; readonly isImplicit: boolean }
   | {
     readonly kind: "permanent";
-    readonly reason: "null_mx" | "no_such_domain" | "invalid_domain";
+    readonly reason: "null_mx" | "no_such_domain" | "invalid_domain" | "mx_loop";
     readonly status: string;
   }
   | {
@@ -46,6 +51,8 @@ export interface ResolveMxOptions {
   readonly timeoutMs?: number;
   /** Random source in [0, 1) for ordering equal preferences; default Math.random. */
   readonly random?: () => number;
+  /** This relay's names and addresses (RFC 5321 §5.1 loop avoidance); default: none known. */
+  readonly self?: OwnHost | undefined;
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
@@ -82,6 +89,7 @@ export async function resolveMx(domain: string, opts: ResolveMxOptions = {}): Pr
     if (addresses.records.length === 0) {
       return { kind: "permanent", reason: "no_such_domain", status: "5.1.2" };
     }
+    if (isSelf(opts.self, domain, addresses.records)) return mxLoop();
     return {
       kind: "hosts",
       hosts: [{ name: domain, preference: 0, addresses: addresses.records }],
@@ -93,12 +101,22 @@ export async function resolveMx(domain: string, opts: ResolveMxOptions = {}): Pr
     return { kind: "permanent", reason: "null_mx", status: "5.1.10" };
   }
   const ordered = orderByPreference(mx.records, opts.random ?? Math.random).slice(0, MAX_MX_HOSTS);
-  const hosts: MxHost[] = [];
-  let lastError: string | undefined;
   const found = await Promise.all(ordered.map((r) => addressesOf(stripDot(r.exchange), opts)));
+  // RFC 5321 §5.1: our own host and every host not more preferred than it are discarded.
+  let selfPreference = Infinity;
   for (const [i, r] of ordered.entries()) {
     const a = found[i];
-    if (a === undefined) continue;
+    const addresses = a?.kind === "found" ? a.records : [];
+    if (isSelf(opts.self, stripDot(r.exchange), addresses)) {
+      selfPreference = Math.min(selfPreference, r.preference);
+    }
+  }
+  if (!ordered.some((r) => r.preference < selfPreference)) return mxLoop();
+  const hosts: MxHost[] = [];
+  let lastError: string | undefined;
+  for (const [i, r] of ordered.entries()) {
+    const a = found[i];
+    if (a === undefined || r.preference >= selfPreference) continue;
     if (a.kind === "error") {
       lastError = a.detail;
       continue;
@@ -204,6 +222,11 @@ async function notFoundMeaning(
 
 function dnsError(detail: string): MxResult {
   return { kind: "temporary", reason: "dns_error", status: "4.4.3", detail };
+}
+
+/** RFC 3463 X.4.6 "routing loop detected"; Postfix: "mail for X loops back to myself". */
+function mxLoop(): MxResult {
+  return { kind: "permanent", reason: "mx_loop", status: "5.4.6" };
 }
 
 function stripDot(name: string): string {
