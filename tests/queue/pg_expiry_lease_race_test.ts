@@ -1,0 +1,82 @@
+/**
+ * Review wt16-r3: a PostgreSQL maintenance pass reads which domains are leased once, at its
+ * start (PgMaintenance #expireOld), then expires each old message in a transaction of its own
+ * that does not look at the leases again. An ATRN claim (another node, or this one) that
+ * commits in between gets a lease listing the very recipients the pass then expires: the
+ * customer receives the message and its sender gets a failure report saying it was not
+ * delivered. Here the claim is made inside the pass's leasedDomains read (just after it), the
+ * interleaving two nodes can produce.
+ */
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import { PgQueueStore } from "../../src/queue/pg/store.ts";
+import { PgMaintenance } from "../../src/queue/pg/_maintenance.ts";
+import { PgReader } from "../../src/queue/pg/_reader.ts";
+import { connectPostgres } from "../../src/queue/pg/connect.ts";
+import { newQueueId } from "../../src/queue/id.ts";
+import { NULL_LOGGER } from "../../src/observe/log.ts";
+import type { LeasedDomains } from "../../src/queue/_rows.ts";
+import type { Lease, QueuedMessage } from "../../src/queue/types.ts";
+import { postgresTest } from "../_helpers/postgres.ts";
+import { maintenanceOptions, queueMessage } from "../_helpers/queue_fixtures.ts";
+
+const DAY_MS = 86_400_000;
+
+await postgresTest(
+  "PostgreSQL: a maintenance pass does not expire (and bounce) mail that an ATRN claim made during the pass is delivering (review wt16-r3)",
+  async (pg) => {
+    const url = await pg.createDatabase("expiry_lease_race");
+    // The message arrived 40 days ago (queue.max_age is 30 days in maintenanceOptions).
+    const old = await PgQueueStore.open({ url }, {
+      nodeId: "node-a",
+      now: () => Date.now() - 40 * DAY_MS,
+    });
+    const node = await PgQueueStore.open({ url }, { nodeId: "node-b" });
+    const sql = await connectPostgres({ url });
+    const raw = postgres(url, { max: 1, onnotice: () => {} });
+    let lease: Lease | undefined;
+    let listed: QueuedMessage[] = [];
+    try {
+      await queueMessage(old, { from: "s@sender.test", to: ["u@late.test"] });
+      const leasedNow = async (): Promise<LeasedDomains> => {
+        const now = Date.now();
+        const rows = await sql`SELECT domain FROM domain_leases WHERE lease_until > ${now}`;
+        return { atrn: new Set(rows.map((r) => String(r.domain))), mx: new Set(), now };
+      };
+      const pass = new PgMaintenance({
+        sql,
+        reader: new PgReader(sql, NULL_LOGGER),
+        log: NULL_LOGGER,
+        now: Date.now,
+        newId: () => newQueueId(Date.now()),
+        chunkBytes: 64 * 1024,
+        leasedDomains: async () => {
+          const seen = await leasedNow();
+          // The customer's ATRN on another node commits right after the pass read the leases.
+          const claimed = await node.claim(["late.test"], { owner: "atrn", leaseSeconds: 60 });
+          assert.equal(claimed.kind, "claimed");
+          lease = (claimed as Extract<typeof claimed, { kind: "claimed" }>).lease;
+          // Its drain lists the message and starts sending it to the customer.
+          listed = await Array.fromAsync(lease.messages());
+          return seen;
+        },
+      });
+      await pass.run(maintenanceOptions({ isLocalDomain: (d) => d === "sender.test" }));
+      assert.equal(listed.length, 1, "the live lease lists the message (its drain delivers it)");
+      const [r] =
+        await raw`SELECT status, expired_at FROM recipients WHERE address = 'u@late.test'`;
+      const reports = await raw`SELECT id FROM messages WHERE mail_from = ''`;
+      assert.deepEqual(
+        { status: r?.status, expired: r?.expired_at !== null, reports: reports.length },
+        { status: "queued", expired: false, reports: 0 },
+        "expired and bounced under a live lease that is delivering it",
+      );
+    } finally {
+      await lease?.release();
+      await raw.end({ timeout: 1 });
+      await sql.end({ timeout: 1 });
+      await node.close();
+      await old.close();
+    }
+  },
+);
