@@ -2,6 +2,13 @@
  * On PostgreSQL a message goes with its last recipient (delivered, removed after expiry,
  * deleted by domain), and its body chunks with it, in the transaction that removed that
  * recipient. One statement pair for the lease's settle, `deleteDomain` and maintenance.
+ *
+ * Every transaction that deletes recipients first locks their messages' rows (`lockMessages`,
+ * in id order, as `queue delete` does): two transactions each removing one of a message's last
+ * two recipients would otherwise each still see the other's (READ COMMITTED), so neither would
+ * delete the message and it stayed, with its body, for good. Locked, the second waits for the
+ * first's COMMIT and its check sees that recipient gone. One order (messages by id, then
+ * their recipients) everywhere, so these transactions do not deadlock each other.
  */
 import type { Tx } from "./connect.ts";
 
@@ -10,7 +17,18 @@ export function messageIdsOf(rows: readonly { readonly message_id?: unknown }[])
   return [...new Set(rows.map((r) => String(r.message_id)))];
 }
 
-/** Deletes those of `ids` that have no recipient left, and their chunks; returns how many. */
+/** Locks the rows of those of `ids` that exist, in id order; returns their ids. */
+export async function lockMessages(tx: Tx, ids: readonly string[]): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const rows = await tx`SELECT id FROM messages WHERE id = ANY(${[...ids]}::text[])
+    ORDER BY id FOR UPDATE`;
+  return rows.map((r) => String(r.id));
+}
+
+/**
+ * Deletes those of `ids` that have no recipient left, and their chunks; returns how many.
+ * The caller locked them (`lockMessages`) before deleting their recipients.
+ */
 export async function deleteEmptied(tx: Tx, ids: readonly string[]): Promise<number> {
   if (ids.length === 0) return 0;
   const empty = await tx`DELETE FROM messages m WHERE m.id = ANY(${[...ids]}::text[])

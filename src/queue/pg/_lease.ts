@@ -9,7 +9,7 @@ import { leasedMessages, LeaseTerms } from "../_lease_terms.ts";
 import type { LeaseOptions } from "../_rows.ts";
 import type { Lease, QueuedMessage, Settlement } from "../types.ts";
 import type { Sql, Tx } from "./connect.ts";
-import { deleteEmptied, messageIdsOf } from "./_emptied.ts";
+import { deleteEmptied, lockMessages, messageIdsOf } from "./_emptied.ts";
 import type { PgGroupCommit } from "./_group.ts";
 import type { PgReader } from "./_reader.ts";
 import { isStatementTimeout, PgDeadlineError, within } from "./_deadline.ts";
@@ -71,6 +71,8 @@ export class PgLease implements Lease {
     // recipient is named by its id and its message's, as in the SQLite lease (bigserial ids are
     // not reused, but the contract is one: types.ts `Settlement.messageId`).
     return this.#deps.group.run(async (tx: Tx) => {
+      // Messages first, before any of their recipients' rows (the order of _emptied.ts).
+      await lockMessages(tx, [...new Set(delivered.map((d) => d.messageId))]);
       if (deferred.length > 0) {
         // retryAt applies to the mx route only (ATRN waits for the owner's next ATRN).
         await tx`UPDATE recipients r SET attempts = r.attempts + 1, last_reply = u.reply,

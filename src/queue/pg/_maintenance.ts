@@ -27,7 +27,7 @@ import {
 import { type LeasedDomains, type MessageRow, writeParams } from "../_rows.ts";
 import type { MaintenanceOptions, MaintenanceReport } from "../types.ts";
 import type { Sql, Tx } from "./connect.ts";
-import { deleteEmptied, messageIdsOf } from "./_emptied.ts";
+import { deleteEmptied, lockMessages, messageIdsOf } from "./_emptied.ts";
 import type { PgReader } from "./_reader.ts";
 
 /** Advisory lock key of maintenance passes. */
@@ -220,10 +220,14 @@ export class PgMaintenance {
   async #removePastGrace(): Promise<number> {
     const cutoff = this.#deps.now() - EXPIRED_GRACE_MS;
     return await this.#deps.sql.begin(async (tx) => {
-      const gone = await tx`DELETE FROM recipients WHERE id IN (
-          SELECT id FROM recipients WHERE expired_at IS NOT NULL AND expired_at <= ${cutoff}
-          ORDER BY expired_at LIMIT ${MAX_REMOVED_PER_PASS})
-        RETURNING message_id`;
+      const due = await tx`SELECT id, message_id FROM recipients
+        WHERE expired_at IS NOT NULL AND expired_at <= ${cutoff}
+        ORDER BY expired_at LIMIT ${MAX_REMOVED_PER_PASS}`;
+      // Their messages locked first (_emptied.ts).
+      await lockMessages(tx, messageIdsOf(due));
+      const gone = await tx`DELETE FROM recipients WHERE id = ANY(${
+        due.map((r) => String(r.id))
+      }::bigint[]) RETURNING message_id`;
       await deleteEmptied(tx, messageIdsOf(gone));
       if (gone.length > 0) this.#deps.log.info("expired_removed", { recipients: gone.length });
       return gone.length;

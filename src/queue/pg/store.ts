@@ -35,7 +35,7 @@ import {
 } from "./_outbound.ts";
 import { connectPostgres, type PgConnectOptions, type Sql, type Tx } from "./connect.ts";
 import { reportDone } from "./_report_pending.ts";
-import { deleteEmptied, messageIdsOf } from "./_emptied.ts";
+import { deleteEmptied, lockMessages, messageIdsOf } from "./_emptied.ts";
 import { PgGauges } from "./_gauges.ts";
 import { PgGroupCommit } from "./_group.ts";
 import {
@@ -300,7 +300,9 @@ export class PgQueueStore implements QueueStore {
     this.#assertOpen();
     const unique = [...new Set(ids)];
     return await this.#longSql.begin(async (tx) => {
-      const gone = await tx`DELETE FROM messages WHERE id = ANY(${unique}::text[]) RETURNING id`;
+      // Locked in id order first, like every path that deletes recipients (_emptied.ts).
+      const locked = await lockMessages(tx, unique);
+      const gone = await tx`DELETE FROM messages WHERE id = ANY(${locked}::text[]) RETURNING id`;
       await tx`DELETE FROM message_chunks WHERE message_id = ANY(${unique}::text[])`;
       return gone.length;
     });
@@ -315,7 +317,13 @@ export class PgQueueStore implements QueueStore {
   async deleteDomain(domain: string): Promise<number> {
     this.#assertOpen();
     return await this.#longSql.begin(async (tx) => {
-      const rows = await tx`DELETE FROM recipients WHERE domain = ${domain} RETURNING message_id`;
+      // The domain's messages locked first (_emptied.ts); one queued meanwhile is left.
+      const locked = await lockMessages(
+        tx,
+        messageIdsOf(await tx`SELECT DISTINCT message_id FROM recipients WHERE domain = ${domain}`),
+      );
+      const rows = await tx`DELETE FROM recipients
+        WHERE domain = ${domain} AND message_id = ANY(${locked}::text[]) RETURNING message_id`;
       const touched = messageIdsOf(rows);
       await deleteEmptied(tx, touched);
       return touched.length;
