@@ -419,6 +419,8 @@ export async function openPgStore(
   return await PgQueueStore.open({ url }, {
     nodeId: opts.nodeId ?? "node-a",
     now: () => clock.ms,
+    // Lease expiry is stepped by the millisecond here: leases on this clock, not the database's.
+    leaseClock: () => clock.ms,
     ...(opts.onGroupCommit === undefined ? {} : { onGroupCommit: opts.onGroupCommit }),
   });
 }
@@ -438,7 +440,12 @@ await postgresTest("QueueStore contract: PostgreSQL", async (pg, t) => {
   const pgOpener: OutboundOpener = async (fn) => {
     const clock = { ms: T0 };
     const url = await pg.createDatabase(`contract_${++databases}`);
-    const openOne = () => PgQueueStore.open({ url }, { nodeId: "node-a", now: () => clock.ms });
+    const openOne = () =>
+      PgQueueStore.open({ url }, {
+        nodeId: "node-a",
+        now: () => clock.ms,
+        leaseClock: () => clock.ms,
+      });
     let store = await openOne();
     try {
       await fn(store, clock, async () => {

@@ -140,10 +140,12 @@ await stalledTest(
       if (claim === "claimed" && write === "queued") break;
     }
     // Before, every round failed at its deadline for as long as TCP kept the silent
-    // connections (forever on loopback): the pool never opened a fresh one.
+    // connections (forever on loopback): the pool never opened a fresh one. A failed round
+    // drops two of its 8 (the claim's and the write's; a claim none of whose upserts answered
+    // has nothing to undo, so no third call), so at most 4 rounds fail.
     assert.match(rounds.at(-1) ?? "", /^claimed\/queued$/, rounds.join(" | "));
     assert.ok(
-      rounds.length <= 4,
+      rounds.length <= 5,
       `recovered only after ${rounds.length} rounds: ${rounds.join(" | ")}`,
     );
   },

@@ -54,7 +54,8 @@ await shortDeadlineTest(
   async (t) => {
     await queueOutbound(t);
     const list = () => t.store.list().then((ms) => `listed ${ms.length}`);
-    const got = await stalledAt(t, "FROM outbound_leases WHERE lease_until > $1", list);
+    // Live on the database's clock (src/queue/pg/_clock.ts).
+    const got = await stalledAt(t, "FROM outbound_leases WHERE lease_until > (extract", list);
     assert.match(got, /^failed: outbound leases: no answer from PostgreSQL within 500 ms/);
     assert.match(await untilAnswered(list), /(^| \| )listed 1$/);
   },

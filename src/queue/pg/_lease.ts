@@ -8,6 +8,7 @@
 import { leasedMessages, LeaseTerms } from "../_lease_terms.ts";
 import type { LeaseOptions } from "../_rows.ts";
 import type { Lease, QueuedMessage, Settlement } from "../types.ts";
+import type { LeaseClock } from "./_clock.ts";
 import type { Sql, Tx } from "./connect.ts";
 import { deleteEmptied, lockMessages, messageIdsOf } from "./_emptied.ts";
 import type { PgGroupCommit } from "./_group.ts";
@@ -20,7 +21,8 @@ export interface PgLeaseDeps {
   readonly sql: Sql;
   readonly group: PgGroupCommit;
   readonly reader: PgReader;
-  readonly now: () => number;
+  /** Lease times (the database's clock, _clock.ts). */
+  readonly clock: LeaseClock;
   /** How long a renewal or a release may wait for PostgreSQL (see _deadline.ts). */
   readonly deadlineMs: number;
 }
@@ -50,10 +52,11 @@ export class PgLease implements Lease {
   }
 
   async renew(): Promise<boolean> {
-    const until = this.#deps.now() + this.#terms.leaseMs;
-    const table = this.#deps.sql(this.#terms.table);
+    const { sql, clock } = this.#deps;
+    const table = sql(this.#terms.table);
+    // On the database's clock, like the claims (_clock.ts).
     const rows = await within(
-      this.#deps.sql`UPDATE ${table} SET lease_until = ${until}
+      sql`UPDATE ${table} SET lease_until = ${clock(sql)} + ${this.#terms.leaseMs}::bigint
         WHERE domain = ANY(${this.domains as string[]}::text[]) AND owner = ${this.#terms.owner}
         RETURNING domain`,
       this.#deps.deadlineMs,

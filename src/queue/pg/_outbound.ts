@@ -83,14 +83,21 @@ export async function claimOutboundPg(
   log: Logger,
 ): Promise<Lease | undefined> {
   const { sql } = deps;
-  await doubtful.sweep(deps, opts.now, log);
-  const until = doubtful.untilFor(opts.now, opts.leaseSeconds);
+  // Lease times are the database's clock (_clock.ts); due times (retries) this node's.
+  const [clock] = await within(
+    sql`SELECT ${deps.clock(sql)} AS now`,
+    deps.deadlineMs,
+    "outbound claim",
+  );
+  const dbNow = Number(clock?.now);
+  await doubtful.sweep(deps, dbNow, log);
+  const until = doubtful.untilFor(dbNow, opts.leaseSeconds);
   // recipients_mx_due walks due recipients by next attempt; the first domains without a
   // live outbound lease are the candidates, the oldest due first.
   const rows = await within(
     sql`SELECT domain, min(next_attempt_at) AS first FROM recipients
       WHERE route = 'mx' AND status = 'queued' AND next_attempt_at <= ${opts.now}
-        AND domain NOT IN (SELECT domain FROM outbound_leases WHERE lease_until > ${opts.now})
+        AND domain NOT IN (SELECT domain FROM outbound_leases WHERE lease_until > ${dbNow})
       GROUP BY domain ORDER BY first LIMIT ${CANDIDATES}`,
     deps.deadlineMs,
     "outbound claim",
@@ -102,7 +109,7 @@ export async function claimOutboundPg(
       VALUES (${domain}, ${owner}, ${until})
       ON CONFLICT (domain) DO UPDATE SET owner = EXCLUDED.owner,
         lease_until = EXCLUDED.lease_until
-      WHERE outbound_leases.lease_until <= ${opts.now}
+      WHERE outbound_leases.lease_until <= ${deps.clock(sql)}
       RETURNING domain`;
     let taken: readonly unknown[];
     try {
@@ -110,7 +117,8 @@ export async function claimOutboundPg(
     } catch (err) {
       // Sent, maybe committed: taken back now, once it settles, and at the next claims.
       doubtful.add({ domain, owner, until });
-      const takeBack = () => void doubtful.sweep(deps, deps.now(), log);
+      // Forgotten only past its expiry on the database's clock: `dbNow` is before it.
+      const takeBack = () => void doubtful.sweep(deps, dbNow, log);
       takeBack();
       Promise.resolve(upsert).then(takeBack, takeBack);
       throw err;
@@ -141,10 +149,10 @@ export async function nextOutboundAtPg(deps: PgLeaseDeps): Promise<number | unde
   return row?.at === null || row?.at === undefined ? undefined : Number(row.at);
 }
 
-/** Domains under a live outbound lease at `now` (within the call deadline). */
-export async function outboundLeasedPg(deps: PgLeaseDeps, now: number): Promise<Set<string>> {
+/** Domains under a live outbound lease now, on the database's clock (within the call deadline). */
+export async function outboundLeasedPg(deps: PgLeaseDeps): Promise<Set<string>> {
   const rows = await within(
-    deps.sql`SELECT domain FROM outbound_leases WHERE lease_until > ${now}`,
+    deps.sql`SELECT domain FROM outbound_leases WHERE lease_until > ${deps.clock(deps.sql)}`,
     deps.deadlineMs,
     "outbound leases",
   );

@@ -33,6 +33,7 @@ import {
   nextOutboundAtPg,
   outboundLeasedPg,
 } from "./_outbound.ts";
+import { DATABASE_CLOCK, givenClock, type LeaseClock } from "./_clock.ts";
 import { connectPostgres, type PgConnectOptions, type Sql, type Tx } from "./connect.ts";
 import { reportDone } from "./_report_pending.ts";
 import { deleteEmptied, lockMessages, messageIdsOf } from "./_emptied.ts";
@@ -68,6 +69,11 @@ export interface PgQueueStoreOptions {
    */
   readonly nodeId: string;
   readonly now?: () => number;
+  /**
+   * Tests only: lease times from this clock (ms) instead of the database's (_clock.ts), so that
+   * the QueueStore contract can step a lease to its expiry by the millisecond.
+   */
+  readonly leaseClock?: () => number;
   readonly chunkBytes?: number;
   readonly logger?: Logger;
   /** Called after each group COMMIT (tests count them). */
@@ -98,6 +104,8 @@ export class PgQueueStore implements QueueStore {
   readonly #longSql: Sql;
   readonly #nodeId: string;
   readonly #now: () => number;
+  /** Lease times (_clock.ts). */
+  readonly #clock: LeaseClock;
   readonly #chunkBytes: number;
   readonly #log: Logger;
   readonly #group: PgGroupCommit;
@@ -156,6 +164,7 @@ export class PgQueueStore implements QueueStore {
     this.#longSql = pools.longSql;
     this.#nodeId = opts.nodeId;
     this.#now = opts.now ?? Date.now;
+    this.#clock = opts.leaseClock === undefined ? DATABASE_CLOCK : givenClock(opts.leaseClock);
     this.#chunkBytes = opts.chunkBytes ?? PG_CHUNK_BYTES;
     this.#log = opts.logger ?? NULL_LOGGER;
     this.#deadlineMs = opts.callDeadlineMs ?? PG_CALL_DEADLINE_MS;
@@ -218,15 +227,18 @@ export class PgQueueStore implements QueueStore {
     // Sorted: two claims over the same domains lock their rows in one order (no deadlock).
     const wanted = [...new Set(domains)].sort();
     const owner = `${this.#nodeId}|${opts.owner}`;
-    const now = this.#now();
-    const until = now + opts.leaseSeconds * 1000;
+    const leaseMs = opts.leaseSeconds * 1000;
+    // The expiries the upserts wrote (the database's clock, _clock.ts).
+    const untils: number[] = [];
     // Past its deadline (the ATRN was answered 451) a claim whose COMMIT was sent may still
     // commit: its rows are deleted, by this owner and expiry (a retry of the same session has
-    // another), so that the domain is not held until the lease ends.
+    // another), so that the domain is not held until the lease ends. A COMMIT is sent only
+    // once every upsert answered: then `untils` holds their expiries.
     const undo = () => {
+      if (untils.length === 0) return;
       within(
         this.#sql`DELETE FROM domain_leases
-          WHERE owner = ${owner} AND lease_until = ${until}`,
+          WHERE owner = ${owner} AND lease_until = ANY(${untils}::bigint[])`,
         this.#deadlineMs,
         "undo of a late claim",
       ).catch((err: unknown) => {
@@ -238,13 +250,16 @@ export class PgQueueStore implements QueueStore {
         for (const domain of wanted) {
           // The upsert takes the row lock; a concurrent claim waits for our commit, then
           // re-reads the row and finds it live and not its own: busy (RFC 2645 §5.2.1: 451).
+          // Times on the database's clock: nodes agree whatever their own (_clock.ts).
           const taken = await tx`INSERT INTO domain_leases (domain, owner, lease_until)
-            VALUES (${domain}, ${owner}, ${until})
+            VALUES (${domain}, ${owner}, ${this.#clock(tx)} + ${leaseMs}::bigint)
             ON CONFLICT (domain) DO UPDATE SET owner = EXCLUDED.owner,
               lease_until = EXCLUDED.lease_until
-            WHERE domain_leases.owner = EXCLUDED.owner OR domain_leases.lease_until <= ${now}
-            RETURNING domain`;
+            WHERE domain_leases.owner = EXCLUDED.owner
+              OR domain_leases.lease_until <= ${this.#clock(tx)}
+            RETURNING lease_until`;
           if (taken.length === 0) throw new ClaimRefused({ kind: "busy", domain });
+          untils.push(Number(taken[0]?.lease_until));
         }
         const any = await tx`SELECT 1 FROM recipients
           WHERE domain = ANY(${wanted}::text[]) AND status = 'queued' AND route = 'atrn' LIMIT 1`;
@@ -425,14 +440,15 @@ export class PgQueueStore implements QueueStore {
     });
   }
 
+  /** Live leases on the database's clock (_clock.ts); `now` (retry times) is this node's. */
   async #leasedDomains(): Promise<LeasedDomains> {
     const now = this.#now();
     const rows = await within(
-      this.#sql`SELECT domain FROM domain_leases WHERE lease_until > ${now}`,
+      this.#sql`SELECT domain FROM domain_leases WHERE lease_until > ${this.#clock(this.#sql)}`,
       this.#deadlineMs,
       "leases",
     );
-    const mx = await outboundLeasedPg(this.#leaseDeps(), now);
+    const mx = await outboundLeasedPg(this.#leaseDeps());
     return { atrn: new Set(rows.map((r) => String(r.domain))), mx, now };
   }
 
@@ -441,7 +457,7 @@ export class PgQueueStore implements QueueStore {
       sql: this.#sql,
       group: this.#group,
       reader: this.#reader,
-      now: this.#now,
+      clock: this.#clock,
       deadlineMs: this.#deadlineMs,
     };
   }
