@@ -24,8 +24,9 @@ import {
   MAX_REMOVED_PER_PASS,
   outboundCutoffs,
 } from "../_maintenance.ts";
-import { type LeasedDomains, type MessageRow, writeParams } from "../_rows.ts";
+import { type LeasedDomains, type MessageRow, type RecipientRow, writeParams } from "../_rows.ts";
 import type { MaintenanceOptions, MaintenanceReport } from "../types.ts";
+import { DATABASE_CLOCK, type LeaseClock } from "./_clock.ts";
 import type { Sql, Tx } from "./connect.ts";
 import { deleteEmptied, lockMessages, messageIdsOf } from "./_emptied.ts";
 import type { PgReader } from "./_reader.ts";
@@ -36,8 +37,8 @@ const MAINTENANCE_LOCK = 0x6f646d73;
 const ORPHAN_AGE_MS = 86_400_000;
 /** Orphan chunks are looked for every this many passes (it reads the whole chunk table). */
 const ORPHAN_EVERY_PASSES = 60;
-/** Rolls a message's plan back when its pending reports changed under it. */
-const PLANNED_AGAIN = new Error("pending reports changed: planned again next pass");
+/** Rolls a message's plan back when what it read changed under it (reports, recipients, leases). */
+const PLANNED_AGAIN = new Error("changed since read: planned again next pass");
 
 const NOTHING: MaintenanceReport = {
   expiredRecipients: 0,
@@ -49,6 +50,45 @@ const NOTHING: MaintenanceReport = {
   vacuumedPages: 0,
 };
 
+/**
+ * Whether a live lease (on the database's clock, _clock.ts) holds one of `due`'s queued
+ * recipients: an ATRN one's domain in `domain_leases`, or an mx one's in `outbound_leases` when
+ * it is due (an outbound lease lists only those: src/queue/_rows.ts isLeased). The domains' rows
+ * are locked first as a claim's upsert locks them (inserting an expired placeholder where there
+ * is none, removed again before COMMIT), in domain order like claims: a claim in flight is
+ * waited for and seen, and a later one waits for this transaction's COMMIT, after which its
+ * drain no longer lists the expired recipients.
+ */
+async function isLeasedNow(
+  tx: Tx,
+  due: readonly RecipientRow[],
+  now: () => number,
+  clock: LeaseClock,
+): Promise<boolean> {
+  const queued = due.filter((r) => r.stored === "queued");
+  const live = { atrn: new Set<string>(), mx: new Set<string>() };
+  for (const route of ["atrn", "mx"] as const) {
+    const domains = [...new Set(queued.filter((r) => r.route === route).map((r) => r.domain))]
+      .sort();
+    if (domains.length === 0) continue;
+    const table = tx(route === "mx" ? "outbound_leases" : "domain_leases");
+    for (const domain of domains) {
+      await tx`INSERT INTO ${table} AS l (domain, owner, lease_until) VALUES (${domain}, '', 0)
+        ON CONFLICT (domain) DO UPDATE SET owner = l.owner WHERE false`;
+    }
+    const rows = await tx`SELECT domain FROM ${table}
+      WHERE domain = ANY(${domains}::text[]) AND lease_until > ${clock(tx)}`;
+    for (const r of rows) live[route].add(String(r.domain));
+    await tx`DELETE FROM ${table}
+      WHERE domain = ANY(${domains}::text[]) AND owner = '' AND lease_until = 0`;
+  }
+  // Read after the locks: every lease live now was claimed by then, due by at most this.
+  const dueBy = now();
+  return queued.some((r) =>
+    live[r.route].has(r.domain) && (r.route === "atrn" || (r.nextAttemptAt ?? 0) <= dueBy)
+  );
+}
+
 /** What a pass needs from the store. */
 export interface PgMaintenanceDeps {
   readonly sql: Sql;
@@ -58,6 +98,8 @@ export interface PgMaintenanceDeps {
   readonly newId: () => string;
   readonly chunkBytes: number;
   readonly leasedDomains: () => Promise<LeasedDomains>;
+  /** Lease times (default: the database's clock, _clock.ts). */
+  readonly leaseClock?: LeaseClock;
 }
 
 /** Runs passes over one store. */
@@ -179,6 +221,14 @@ export class PgMaintenance {
       plan.due.length === 0 && !plan.markDelayNotified && reports.length === 0 && done.length === 0
     ) return undefined;
     const applied = await this.#deps.sql.begin(async (tx) => {
+      // The leases were read at the pass's start: a claim (any node) may have taken a due
+      // recipient's domain since, and be delivering it. Its lease rows are locked here the
+      // way a claim locks them, so a claim and this expiry cannot both win.
+      const clock = this.#deps.leaseClock ?? DATABASE_CLOCK;
+      if (await isLeasedNow(tx, plan.due, this.#deps.now, clock)) throw PLANNED_AGAIN;
+      // Then the message (the order of _emptied.ts: messages before their recipients).
+      const [row] = await tx`SELECT id FROM messages WHERE id = ${id} FOR UPDATE`;
+      if (row === undefined) throw PLANNED_AGAIN;
       if (done.length > 0) {
         const gone = await tx`DELETE FROM report_pending WHERE message_id = ${id}
           AND recipient_id = ANY(${done}::bigint[]) RETURNING recipient_id`;
@@ -187,8 +237,12 @@ export class PgMaintenance {
         if (gone.length !== done.length) throw PLANNED_AGAIN;
       }
       if (plan.due.length > 0) {
-        await tx`UPDATE recipients SET status = 'failed', expired_at = ${now}
-          WHERE id = ANY(${plan.due.map((r) => r.id)}::bigint[]) AND expired_at IS NULL`;
+        // Each as the plan read it: one delivered (gone) or failed since is not reported.
+        const hit = await tx`UPDATE recipients r SET status = 'failed', expired_at = ${now}
+          FROM unnest(${plan.due.map((r) => r.id)}::bigint[],
+            ${plan.due.map((r) => r.stored)}::text[]) AS u(id, status)
+          WHERE r.id = u.id AND r.status = u.status AND r.expired_at IS NULL RETURNING r.id`;
+        if (hit.length !== plan.due.length) throw PLANNED_AGAIN;
       }
       if (plan.markDelayNotified) {
         await tx`UPDATE messages SET delay_notified = true WHERE id = ${id}`;

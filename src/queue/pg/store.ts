@@ -184,6 +184,7 @@ export class PgQueueStore implements QueueStore {
       newId: () => newQueueId(this.#now()),
       chunkBytes: this.#chunkBytes,
       leasedDomains: () => this.#leasedDomains(),
+      leaseClock: this.#clock,
     });
   }
 
