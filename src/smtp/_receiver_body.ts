@@ -371,7 +371,13 @@ export async function handleBdat(ctx: ReceiverContext, args: string): Promise<Ou
     return { ...leaveTransaction(s0, "sink failed"), replies: [REPLIES.localError] };
   }
   const s = { ...s0, tx: { ...tx, isChunking: true, chunkedBytes } };
-  if (!isLast) return { replies: [bdatChunkReply(octets)], next: { state: s, why: "BDAT" } };
+  if (!isLast) {
+    // An empty chunk moves nothing forward, like a NOOP: it spends the idle budget. Chunks with
+    // octets are bounded by `maxMessageBytes`; `BDAT 0`, each answered 250 just before the
+    // timeout, held a slot for ever.
+    const chunk = { replies: [bdatChunkReply(octets)], next: { state: s, why: "BDAT" } };
+    return octets === 0 ? { ...chunk, isIdle: true } : chunk;
+  }
   // Not flushed while the client's next commands are here already (pipelined messages): the
   // loop sends the replies once it has read everything that arrived.
   return finishTransaction(ctx, s, chunkedBytes);

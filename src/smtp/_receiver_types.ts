@@ -132,8 +132,9 @@ export interface Outcome {
   readonly isError?: boolean;
   /**
    * The command made no progress, though it was no mistake (DATA or BDAT refused for want of
-   * recipients): it spends the idle budget where the role has one (the MX), so a client cannot
-   * repeat it forever; where it has none (fetch's receiver), nothing ends.
+   * recipients, an empty BDAT chunk that is not LAST): it spends the idle budget where the role
+   * has one (the MX), so a client cannot repeat it forever; where it has none (fetch's receiver),
+   * nothing ends.
    */
   readonly isIdle?: boolean;
   /**
