@@ -85,14 +85,18 @@ function bodyDeadlineAt(ctx: ReceiverContext): number {
     (ctx.options.dataDeadlineMs ?? dataDeadlineMs(ctx.options.maxMessageBytes));
 }
 
-/** The body's deadline passed: the sink gets no more bytes (the caller ends the session). */
+/**
+ * The body's deadline passed: the sink (if any: a refused chunk has none) gets no more bytes
+ * (the caller ends the session).
+ */
 async function deadlinePassed(
   ctx: ReceiverContext,
-  out: ReturnType<typeof sinkWriter>,
+  out: ReturnType<typeof sinkWriter> | undefined,
 ): Promise<void> {
-  await out.stop();
+  await out?.stop();
   ctx.log.warn("smtp_data_deadline", {
     deadlineMs: ctx.options.dataDeadlineMs ?? dataDeadlineMs(ctx.options.maxMessageBytes),
+    ...(out === undefined ? { refused: true } : {}),
   });
 }
 
@@ -303,14 +307,48 @@ function refusedEarly(r: Reply, how: "DATA" | "BDAT"): Outcome {
   return how === "DATA" ? idle(r) : say(r);
 }
 
-/** Reads and drops a chunk announced by a refused BDAT, to stay in sync (RFC 3030 §3). */
-async function skipChunk(ctx: ReceiverContext, octets: number): Promise<boolean> {
+/**
+ * Reads and drops a chunk announced by a refused BDAT, to stay in sync (RFC 3030 §3); undefined
+ * when it was read, else the session's end. The read has the total deadline of an accepted body:
+ * with the per-read timeout only, `BDAT 999999999999999` trickled held a slot for ever, before
+ * MAIL and AUTH. A chunk over `maxMessageBytes` is not read at all: no message it belongs to can
+ * be taken, so reading it is only the peer's way to hold the slot; it is answered `552 5.3.4`
+ * and the session ends (Postfix, too, stops reading past its message size limit).
+ */
+async function skipChunk(
+  ctx: ReceiverContext,
+  s: SessionState,
+  octets: number,
+): Promise<Outcome | undefined> {
+  if (octets > ctx.options.maxMessageBytes) {
+    ctx.log.warn("smtp_chunk_too_big", { octets, maxMessageBytes: ctx.options.maxMessageBytes });
+    return {
+      ...leaveTransaction(s, "BDAT chunk too big"),
+      ...endWith("tooBig", REPLIES.chunkTooBig),
+    };
+  }
   const skipped = await ctx.reader.readExact(
     octets,
     () => {},
     ctx.options.dataTimeoutMs ?? ctx.options.commandTimeoutMs,
+    bodyDeadlineAt(ctx),
   );
-  return skipped === "ok";
+  switch (skipped) {
+    case "ok":
+      return undefined;
+    case "deadline":
+      await deadlinePassed(ctx, undefined);
+      return {
+        ...leaveTransaction(s, "BDAT deadline"),
+        ...endWith("timeout", DATA_DEADLINE_REPLY),
+      };
+    case "eof":
+      return { ...leaveTransaction(s, "end of stream in BDAT"), ...endWith("eof") };
+    default: {
+      const never: never = skipped;
+      throw new Error(`unhandled chunk result ${JSON.stringify(never)}`);
+    }
+  }
 }
 
 /** BDAT: exactly `octets` bytes, no unstuffing; LAST ends the transaction (RFC 3030). */
@@ -318,13 +356,14 @@ export async function handleBdat(ctx: ReceiverContext, args: string): Promise<Ou
   const s0 = ctx.state;
   const cmd = checkBdat(args);
   if (!cmd.ok) {
-    if (cmd.octets !== undefined && !(await skipChunk(ctx, cmd.octets))) return endWith("eof");
-    return { ...leaveTransaction(s0, "BDAT syntax"), ...mistake(cmd.reply) };
+    const ended = cmd.octets === undefined ? undefined : await skipChunk(ctx, s0, cmd.octets);
+    return ended ?? { ...leaveTransaction(s0, "BDAT syntax"), ...mistake(cmd.reply) };
   }
   const { octets, isLast } = cmd.value;
   const st = checkBdatState(s0);
   if (!st.ok || s0.kind !== "inTransaction") {
-    if (!(await skipChunk(ctx, octets))) return endWith("eof");
+    const ended = await skipChunk(ctx, s0, octets);
+    if (ended !== undefined) return ended;
     // No recipient: the transaction ends here like any refused chunk's, so that after the reply
     // to a LAST nothing is open (wire/ehlo.ts LAST_ENDS_TRANSACTION; a client that pipelined
     // the next MAIL behind it gets it taken, never refused as nested).

@@ -100,6 +100,8 @@ export type EndReason =
   | "tooManyErrors"
   | "tooManyMessages"
   | "bareNewline"
+  /** A refused BDAT chunk over the message size limit: not read, so the session is out of step. */
+  | "tooBig"
   | "tlsFailed"
   | "lost"
   | "error";

@@ -48,6 +48,7 @@ export const REPLIES = {
   paramUnknown: reply(555, "5.5.4", "Unsupported parameter"),
   nonAsciiAddress: reply(553, "5.6.7", "Non-ASCII address requires SMTPUTF8"),
   sizeExceeded: reply(552, "5.3.4", "Message size exceeds fixed maximum message size"),
+  chunkTooBig: reply(552, "5.3.4", "Chunk exceeds message size limit, closing connection"),
   tooManyRecipients: reply(452, "4.5.3", "Too many recipients"),
   bareNewlineData: reply(550, "5.5.2", "Bare CR or LF not allowed"),
   dataLineTooLong: reply(554, "5.6.0", "Message line too long"),
