@@ -332,6 +332,7 @@ async function skipChunk(
     () => {},
     ctx.options.dataTimeoutMs ?? ctx.options.commandTimeoutMs,
     bodyDeadlineAt(ctx),
+    ctx.sendHeld,
   );
   switch (skipped) {
     case "ok":
@@ -394,6 +395,9 @@ export async function handleBdat(ctx: ReceiverContext, args: string): Promise<Ou
     },
     ctx.options.dataTimeoutMs ?? ctx.options.commandTimeoutMs,
     deadlineAt,
+    // Replies held for a pipelined group (the last message's 250) go out before a wait for the
+    // peer, as between commands: a client may give up on them and send that message again.
+    ctx.sendHeld,
   );
   if (read === "deadline") {
     await deadlinePassed(ctx, out);

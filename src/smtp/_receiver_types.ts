@@ -183,4 +183,10 @@ export interface ReceiverContext {
   sendNow(r: Reply, opts?: { readonly untilSent?: boolean }): Promise<void>;
   /** Sends the replies queued so far (before AUTH writes its own `334` lines). */
   flushReplies(): Promise<void>;
+  /**
+   * Sends the replies held for a pipelined group (those known), before a read that must wait for
+   * the peer: a committed message's 250 must not wait for the next message's body to trickle in.
+   * Undefined when nothing was held.
+   */
+  readonly sendHeld: () => Promise<void> | undefined;
 }

@@ -1,10 +1,11 @@
 /**
  * The replies of the SMTP server role (receiver.ts) not sent yet, and how they go out: held for
  * a pipelined group (RFC 2920 §3.2 allows a flush at any time), in order, each group in one write
- * when all its replies are known. A final reply still to come (a sink's `finishLater`,
- * `LaterReply`) is awaited only after the replies before it went out: a known 250 for one message
- * must not wait for the next message's slow sink (its client's deadline runs for each reply, and
- * a client that gave up on a message delivered there sends it again).
+ * when all its replies are known, and written before the session waits for the peer (between
+ * commands, and before a BDAT chunk's octets: `writeKnown`). A final reply still to come (a sink's
+ * `finishLater`, `LaterReply`) is awaited only after the replies before it went out: a known 250
+ * for one message must not wait for the next message's slow sink (its client's deadline runs for
+ * each reply, and a client that gave up on a message delivered there sends it again).
  */
 import type { Conn } from "../net/conn.ts";
 import type { Reply } from "../wire/reply.ts";
@@ -99,16 +100,27 @@ export class ReplyQueue {
 
   readonly #writeKnown = (): void => {
     this.#knownTimer = undefined;
+    // Not awaited (the command is): a failed write surfaces at the next read or write.
+    this.writeKnown()?.catch(() => {});
+  };
+
+  /**
+   * Writes the held replies known now, in order up to the first final reply still to come (all
+   * of them at an MX); undefined when there is none to write. For a command that must wait for
+   * the peer's bytes (a BDAT chunk): the replies held for a group go out as a flush would, while
+   * the command goes on (RFC 2920 §3.2 allows a flush at any time).
+   */
+  writeKnown(): Promise<void> | undefined {
     const count = this.#count;
+    if (count === 0) return undefined;
     const head = knownHead(this.#pending, count);
-    if (head === undefined) return;
+    if (head === undefined) return undefined;
     this.#pending.copyWithin(0, head.taken, count);
     this.#pending.fill(undefined, count - head.taken, count);
     this.#count = count - head.taken;
     this.#heldSince = this.#count > 0 ? performance.now() : 0;
-    // Not awaited (the command is): a failed write surfaces at the next read or write.
-    this.#write(head.bytes, {}).catch(() => {});
-  };
+    return this.#write(head.bytes, {});
+  }
 
   /**
    * Writes every held reply. Without `untilSent` it returns once the socket took the bytes (no

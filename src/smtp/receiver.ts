@@ -416,6 +416,14 @@ export class SmtpReceiver implements ReceiverContext {
     return this.#flush();
   }
 
+  /** Writes the held replies known now (ReceiverContext.sendHeld; _reply_queue.ts `writeKnown`). */
+  readonly sendHeld = (): Promise<void> | undefined => {
+    const sent = this.#replies.writeKnown();
+    return sent?.then(this.#afterReplies);
+  };
+
+  readonly #afterReplies = (): void => this.sink.afterReplies?.();
+
   /** Writes every queued reply (_reply_queue.ts). */
   #flush(opts: FlushOptions = {}): Promise<void> {
     return this.#replies.flush(opts);

@@ -317,17 +317,23 @@ export class LineReader {
 
   /**
    * Reads exactly `count` bytes (BDAT) into `consume`. `timeoutMs` and `deadlineAt` as for
-   * `readData`.
+   * `readData`. `beforeWait` runs (awaited) before each read that must wait for the peer, i.e.
+   * when nothing is buffered or received already: a pipelining server's held replies go out then.
    */
   async readExact(
     count: number,
     consume: ChunkConsumer,
     timeoutMs?: number,
     deadlineAt?: number,
+    beforeWait?: () => Promise<void> | undefined,
   ): Promise<ExactResult> {
     let left = count;
     while (left > 0) {
       if (this.#buf.length === 0) {
+        if (beforeWait !== undefined && (this.#source.readableBytes ?? 0) === 0) {
+          const sent = beforeWait();
+          if (sent !== undefined) await sent;
+        }
         const filled = await this.#fillBefore(timeoutMs, deadlineAt);
         if (filled !== true) return filled;
       }

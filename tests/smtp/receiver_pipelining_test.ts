@@ -101,6 +101,28 @@ Deno.test("SmtpReceiver (#13) tells the sink a BDAT is buffered, and answers BDA
   await s.end();
 });
 
+Deno.test("SmtpReceiver (#13) holds the replies while a BDAT chunk is received already in a chunk of its own, and writes them before it waits for the peer", async () => {
+  const s = await startReady();
+  // The chunk's octets queued in the Conn apart from its command: no wait for the peer, so
+  // everything is answered in one write (review wt16-r1 E sends held replies only before a wait).
+  await Promise.all(
+    [
+      "MAIL FROM:<a@b.test>\r\nRCPT TO:<x@dest.test>\r\nBDAT 4 LAST\r\n",
+      "hi\r\n",
+      "MAIL FROM:<a@b.test>\r\nRCPT TO:<y@dest.test>\r\nBDAT 4 LAST\r\n",
+    ].map((c) => s.client.send(c)),
+  );
+  // The second chunk's octets are not sent yet: what is held goes out before the wait for them.
+  assertEquals(
+    (await nextWrite(s)).split("\r\n").map((l) => l.slice(0, 3)),
+    ["250", "250", "250", "250", "250", ""],
+  );
+  await s.client.send("ho\r\n");
+  assertEquals(await nextWrite(s), "250 2.6.0 Queued as T2\r\n");
+  assertEquals(s.sink.accepted.length, 2);
+  await s.end();
+});
+
 Deno.test("SmtpReceiver (#13) holds at most MAX_HELD_REPLIES replies for a peer that keeps input queued", async () => {
   const s = await startReady();
   const n = MAX_HELD_REPLIES * 2 + 1;
