@@ -1,9 +1,12 @@
 /**
  * `queue migrate [--from DIR]`: copies a SQLite data directory (messages with their bodies and
  * recipient states, users with their domains and verifiers) into the PostgreSQL database of
- * the config, for a provider that moves to several nodes (README "Scaling out"). Stop `serve`
- * first. Messages already in PostgreSQL are skipped, so a cut-off run can be repeated; users
- * are copied only into a database that has none yet. Exit 0, 1 runtime failure, 2 usage.
+ * the config, for a provider that moves to several nodes (README "Scaling out"). It holds the
+ * data directory's serve lock (src/queue/serve_lock.ts) while it copies, and refuses (exit 1)
+ * while a serve holds it: that serve would deliver messages it copies. A message copied once
+ * is never copied again (`migrated_messages`, src/queue/pg/_import.ts), even once the nodes
+ * delivered it, so a cut-off run can be repeated; users are copied only into a database that
+ * has none yet. Exit 0, 1 runtime failure, 2 usage.
  */
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -13,6 +16,7 @@ import { NULL_LOGGER } from "../observe/log.ts";
 import { DATABASE_FILE, openDatabase } from "../queue/db.ts";
 import { editAuthSnapshot, loadTables, readTablesLike } from "../queue/pg/auth_mirror.ts";
 import { PgQueueStore } from "../queue/pg/store.ts";
+import { DataDirBusyError, lockDataDir, type ServeLock } from "../queue/serve_lock.ts";
 import { SqliteQueueStore } from "../queue/sqlite_store.ts";
 import type { CliIo } from "./io.ts";
 import { usageError } from "./_args.ts";
@@ -50,9 +54,17 @@ export async function migrateCommand(argv: readonly string[], io: CliIo): Promis
     io.stderr(`error: Cannot migrate: no queue database "${file}"\n`);
     return 1;
   }
-  const source = new SqliteQueueStore(openDatabase(from), { removeOrphans: false });
+  let lock: ServeLock;
+  try {
+    lock = await lockDataDir(from);
+  } catch (err) {
+    io.stderr(`error: Cannot migrate: ${busyText(err, from)}\n`);
+    return 1;
+  }
+  let source: SqliteQueueStore | undefined;
   let target: PgQueueStore | undefined;
   try {
+    source = new SqliteQueueStore(openDatabase(from), { removeOrphans: false });
     target = await PgQueueStore.open(
       { url: pg.url, passwordFile: pg.passwordFile, max: 2, applicationName: "odmr-relay migrate" },
       { nodeId: `migrate-${Deno.pid}`, logger: NULL_LOGGER },
@@ -65,7 +77,7 @@ export async function migrateCommand(argv: readonly string[], io: CliIo): Promis
       else skipped++;
     }
     io.stdout(
-      `Copied ${copied} message(s) (${skipped} already there) and ${
+      `Copied ${copied} message(s) (${skipped} already copied) and ${
         users === undefined ? "no users (PostgreSQL already has users)" : `${users} user(s)`
       } from "${from}"\n`,
     );
@@ -74,9 +86,21 @@ export async function migrateCommand(argv: readonly string[], io: CliIo): Promis
     io.stderr(`error: Cannot migrate the queue: ${errorText(err)}\n`);
     return 1;
   } finally {
-    await source.close();
-    await target?.close();
+    try {
+      await source?.close();
+      await target?.close();
+    } finally {
+      lock.release();
+    }
   }
+}
+
+/** The refusal's text when a serve holds `dir`'s lock, else the lock's own error. */
+function busyText(err: unknown, dir: string): string {
+  if (!(err instanceof DataDirBusyError)) return errorText(err);
+  const who = err.holder === undefined ? "a serve" : `a serve (pid ${err.holder})`;
+  return `${who} is running on data_dir "${dir}" (it holds ${err.lockFile}): stop it ` +
+    `first (it would deliver what migrate copies), then run queue migrate again`;
 }
 
 /** Copies the credential tables into an empty snapshot; undefined when users already exist. */

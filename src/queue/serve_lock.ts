@@ -6,7 +6,8 @@
  * the database: SQLite takes POSIX (fcntl) locks on `odmr.db`, and closing any other
  * descriptor of that file would drop them. The kernel releases a flock when its process ends,
  * however it ends (kill -9 too), so a lock file left behind stops nobody. `user …` and
- * `queue …` take no lock: they work beside a running serve (WAL).
+ * `queue …` take no lock: they work beside a running serve (WAL); only `queue migrate` takes
+ * it (src/cli/_queue_migrate.ts), since a serve beside it would deliver what it copies.
  */
 import { errorText } from "../errors.ts";
 import { join } from "node:path";
@@ -17,6 +18,16 @@ export const SERVE_LOCK_FILE = "serve.lock";
 /** Another process holds the lock of the data directory. */
 export class DataDirBusyError extends Error {
   override readonly name = "DataDirBusyError";
+  /** The lock file. */
+  readonly lockFile: string;
+  /** The PID the holder wrote into the lock file, when it has written one. */
+  readonly holder: number | undefined;
+
+  constructor(message: string, lockFile: string, holder: number | undefined) {
+    super(message);
+    this.lockFile = lockFile;
+    this.holder = holder;
+  }
 }
 
 /** The held lock of one data directory. */
@@ -53,6 +64,8 @@ export async function lockDataDir(dataDir: string): Promise<ServeLock> {
       `another serve${holder === undefined ? "" : ` (pid ${holder})`} holds data_dir ` +
         `"${dataDir}" (lock ${path}): one serve per SQLite data_dir; stop that one first ` +
         `(several nodes share a queue with queue.backend: postgres)`,
+      path,
+      holder,
     );
   }
   try {

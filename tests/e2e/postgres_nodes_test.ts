@@ -223,9 +223,9 @@ await postgresTest(
     try {
       const first = await runMain(["queue", "migrate", "--config", configPath]);
       assert.equal(first.code, 0, first.stderr);
-      assert.match(first.stdout, /Copied 2 message\(s\) \(0 already there\) and 1 user\(s\)/);
+      assert.match(first.stdout, /Copied 2 message\(s\) \(0 already copied\) and 1 user\(s\)/);
       const again = await runMain(["queue", "migrate", "--config", configPath]);
-      assert.match(again.stdout, /Copied 0 message\(s\) \(2 already there\) and no users/);
+      assert.match(again.stdout, /Copied 0 message\(s\) \(2 already copied\) and no users/);
       const sqliteList = await runMain(["queue", "list", "--json", "--config", sqliteConfig]);
       const pgList = await runMain(["queue", "list", "--json", "--config", configPath]);
       assert.deepEqual(JSON.parse(pgList.stdout), JSON.parse(sqliteList.stdout));

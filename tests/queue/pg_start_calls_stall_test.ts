@@ -42,13 +42,14 @@ const TOOL_CALLS: readonly (readonly [
   ["dkim remove", (_, keys) => keys.remove("example.org", "s0"), "DKIM key removal"],
 ];
 
-/** The schema's recorded version and whether the last step's table (report_pending) exists. */
+/** The schema's recorded version and whether the last step's table (migrated_messages) exists. */
 async function schemaOf(url: string): Promise<string> {
   const sql = await connectPostgres({ url, max: 1 });
   try {
     const [row] = await sql`SELECT (SELECT version FROM schema_version
-        WHERE component = 'queue') AS version, to_regclass('report_pending') IS NOT NULL AS has_table`;
-    return `version ${row?.version}, report_pending ${row?.has_table ? "present" : "absent"}`;
+        WHERE component = 'queue') AS version,
+      to_regclass('migrated_messages') IS NOT NULL AS has_table`;
+    return `version ${row?.version}, migrated_messages ${row?.has_table ? "present" : "absent"}`;
   } finally {
     await sql.end({ timeout: 5 });
   }
@@ -146,7 +147,7 @@ await postgresTest(
     await t.step("a migration step cut before its COMMIT is rolled back", async () => {
       const url = await pg.createDatabase("stall_step");
       await throughProxy(pg.port, url, async (sql, proxy) => {
-        const stalled = proxy.stallWhenSent("CREATE TABLE report_pending");
+        const stalled = proxy.stallWhenSent("CREATE TABLE migrated_messages");
         const got = await bounded(applyPgMigrations(sql, DEADLINE_MS).then(ok, failed));
         assert.equal(await bounded(stalled.then(() => "stalled")), "stalled");
         assert.match(
@@ -157,7 +158,7 @@ await postgresTest(
           ),
         );
       });
-      assert.equal(await schemaOf(url), `version ${LAST - 1}, report_pending absent`);
+      assert.equal(await schemaOf(url), `version ${LAST - 1}, migrated_messages absent`);
       // The next start applies it (the cut session's advisory lock went with it).
       const sql = await connectPostgres({ url, max: 1 });
       try {
@@ -165,7 +166,7 @@ await postgresTest(
       } finally {
         await sql.end({ timeout: 5 });
       }
-      assert.equal(await schemaOf(url), `version ${LAST}, report_pending present`);
+      assert.equal(await schemaOf(url), `version ${LAST}, migrated_messages present`);
     });
 
     await t.step("a migration step whose COMMIT's answer is lost is whole", async () => {
@@ -174,7 +175,7 @@ await postgresTest(
       const setup = await connectPostgres({ url, max: 1 });
       try {
         await applyPgMigrations(setup);
-        await setup.unsafe(`DROP TABLE report_pending;
+        await setup.unsafe(`DROP TABLE migrated_messages;
           UPDATE schema_version SET version = ${LAST - 1} WHERE component = 'queue'`);
       } finally {
         await setup.end({ timeout: 5 });
@@ -185,7 +186,7 @@ await postgresTest(
         assert.equal(await bounded(stalled.then(() => "stalled")), "stalled");
         assert.match(got, /^failed: .* to version \d+: migration step: no answer .* 500 ms/);
       });
-      assert.equal(await schemaOf(url), `version ${LAST}, report_pending present`);
+      assert.equal(await schemaOf(url), `version ${LAST}, migrated_messages present`);
     });
 
     await t.step("the wait for another node's migration", async () => {

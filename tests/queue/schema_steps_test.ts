@@ -28,6 +28,8 @@ const POSTGRES_STEPS = [
   "21fc001ebb71a9cfacc1f9a957b9a2b18e97445d5fe6e794631eb370f717ccf2",
   "54546ed9cac652f53f0056d2af8c9bee1ca918427b6cd6eb7f855d5f00ae3ff9",
   "fc0e55ca7f6a2e8aa679c8dbef7bf2d8ab54389a397a1e8a3c8d5baee17c09c3",
+  "96e90f502032834d3c61248d3c7d53c3fbf86930ec2fe957f40a1bc53b630a23",
+  "8ad950c72ebd1cdd93511e4b988006269bb10d5630677db83c9e56b5ae48ecf6",
 ];
 
 function sha256(text: string): string {

@@ -107,6 +107,15 @@ export const PG_QUEUE_MIGRATIONS: readonly string[] = [
     PRIMARY KEY (message_id, recipient_id)
   );
   `,
+  // 7: the ids of the messages `queue migrate` copied from a SQLite queue (_import.ts): a
+  // message copied once is never copied again, not even after the nodes delivered it and its
+  // rows are gone. Ids only; rows stay for as long as the database (README "Moving an existing
+  // SQLite queue").
+  `
+  CREATE TABLE migrated_messages (
+    id text PRIMARY KEY
+  );
+  `,
 ];
 
 /**

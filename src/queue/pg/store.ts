@@ -11,7 +11,7 @@
  */
 import { type Logger, NULL_LOGGER } from "../../observe/log.ts";
 import { newQueueId } from "../id.ts";
-import { type LeasedDomains, toQueuedMessage, writeParams } from "../_rows.ts";
+import { type LeasedDomains, toQueuedMessage } from "../_rows.ts";
 import type {
   ClaimResult,
   DomainStats,
@@ -39,6 +39,7 @@ import { reportDone } from "./_report_pending.ts";
 import { deleteEmptied, lockMessages, messageIdsOf } from "./_emptied.ts";
 import { PgGauges } from "./_gauges.ts";
 import { PgGroupCommit } from "./_group.ts";
+import { importMessagePg } from "./_import.ts";
 import {
   PG_CALL_DEADLINE_MS,
   statementTimeoutFor,
@@ -410,35 +411,13 @@ export class PgQueueStore implements QueueStore {
   }
 
   /**
-   * Copies one message as another store holds it (recipient status, attempts and last reply
-   * kept; body streamed in chunks inside one transaction). False when the id already exists,
-   * so a copy that was cut off can simply be run again (`queue migrate`).
+   * Copies one message as another store holds it, in one transaction (_import.ts). False when
+   * its id was copied before (even if delivered since) or is queued here, so a copy that was
+   * cut off can simply be run again (`queue migrate`).
    */
   async importMessage(message: QueuedMessage, body: AsyncIterable<Uint8Array>): Promise<boolean> {
     this.#assertOpen();
-    const now = this.#now();
-    return await this.#longSql.begin(async (tx) => {
-      const [row] = await tx`INSERT INTO messages (id, received_at, mail_from, size, params)
-        VALUES (${message.id}, ${message.receivedAt}, ${message.mailFrom}, ${message.size},
-          ${writeParams(message.params)})
-        ON CONFLICT (id) DO NOTHING RETURNING id`;
-      if (row === undefined) return false;
-      let seq = 0;
-      for await (const chunk of body) {
-        await tx`INSERT INTO message_chunks (message_id, seq, bytes, created_at)
-          VALUES (${message.id}, ${seq++}, ${chunk}, ${now})`;
-      }
-      for (const r of message.recipients) {
-        const isFailed = r.status === "failed" || r.status === "expired";
-        await tx`INSERT INTO recipients (message_id, address, domain, status, attempts,
-            last_reply, notify, orcpt, expired_at, route, next_attempt_at)
-          VALUES (${message.id}, ${r.address}, ${r.domain}, ${isFailed ? "failed" : "queued"},
-            ${r.attempts}, ${r.lastReply ?? null}, ${r.notify ?? null}, ${r.orcpt ?? null},
-            ${r.status === "expired" ? now : null}, ${r.route},
-            ${r.route === "mx" ? (r.nextAttemptAt ?? message.receivedAt) : null})`;
-      }
-      return true;
-    });
+    return await importMessagePg(this.#longSql, this.#now(), message, body);
   }
 
   /** Live leases on the database's clock (_clock.ts); `now` (retry times) is this node's. */

@@ -1,0 +1,48 @@
+/**
+ * `queue migrate`'s copy of one message from a SQLite queue. Each copied id is recorded in
+ * `migrated_messages` (schema step 7) in the transaction that copies the message, so a copy
+ * cut off anywhere can be run again: what was copied is skipped, even once the nodes have
+ * delivered it and its rows are gone, and what was not is copied now.
+ */
+import { writeParams } from "../_rows.ts";
+import type { QueuedMessage } from "../types.ts";
+import type { Sql } from "./connect.ts";
+
+/**
+ * Copies `message` as another store holds it (recipient status, attempts and last reply kept;
+ * body streamed in chunks), all in one transaction. False, copying nothing, when its id was
+ * copied before or is already queued here.
+ */
+export async function importMessagePg(
+  sql: Sql,
+  now: number,
+  message: QueuedMessage,
+  body: AsyncIterable<Uint8Array>,
+): Promise<boolean> {
+  return await sql.begin(async (tx) => {
+    const [first] = await tx`INSERT INTO migrated_messages (id) VALUES (${message.id})
+      ON CONFLICT (id) DO NOTHING RETURNING id`;
+    if (first === undefined) return false;
+    const [row] = await tx`INSERT INTO messages (id, received_at, mail_from, size, params)
+      VALUES (${message.id}, ${message.receivedAt}, ${message.mailFrom}, ${message.size},
+        ${writeParams(message.params)})
+      ON CONFLICT (id) DO NOTHING RETURNING id`;
+    // Queued here but not recorded: copied by a migrate older than step 7; recorded now.
+    if (row === undefined) return false;
+    let seq = 0;
+    for await (const chunk of body) {
+      await tx`INSERT INTO message_chunks (message_id, seq, bytes, created_at)
+        VALUES (${message.id}, ${seq++}, ${chunk}, ${now})`;
+    }
+    for (const r of message.recipients) {
+      const isFailed = r.status === "failed" || r.status === "expired";
+      await tx`INSERT INTO recipients (message_id, address, domain, status, attempts,
+          last_reply, notify, orcpt, expired_at, route, next_attempt_at)
+        VALUES (${message.id}, ${r.address}, ${r.domain}, ${isFailed ? "failed" : "queued"},
+          ${r.attempts}, ${r.lastReply ?? null}, ${r.notify ?? null}, ${r.orcpt ?? null},
+          ${r.status === "expired" ? now : null}, ${r.route},
+          ${r.route === "mx" ? (r.nextAttemptAt ?? message.receivedAt) : null})`;
+    }
+    return true;
+  });
+}
