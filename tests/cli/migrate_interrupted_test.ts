@@ -52,7 +52,12 @@ await postgresTest(
         const [m] = await Array.fromAsync(lease.messages());
         assert.equal(m?.id, short);
         await lease.settle(
-          m.recipients.map((r) => ({ recipientId: r.id, outcome: "delivered", reply: "250 ok" })),
+          m.recipients.map((r) => ({
+            messageId: m.id,
+            recipientId: r.id,
+            outcome: "delivered",
+            reply: "250 ok",
+          })),
         );
         await lease.release();
         assert.equal((await node.list()).length, 0);
