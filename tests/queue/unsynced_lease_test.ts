@@ -71,17 +71,31 @@ async function claim(store: SqliteQueueStore, route: "atrn" | "mx"): Promise<Lea
   return claimed.lease;
 }
 
+/**
+ * Starts `lease`'s listing, checks that `first` (on disk) comes first, and asks for the next one:
+ * that request must still be pending after a few turns, as its message's sync has not ended.
+ */
+async function nextAfterFirst(
+  lease: Lease,
+  first: string,
+): Promise<
+  { offered: AsyncIterator<QueuedMessage>; next: Promise<IteratorResult<QueuedMessage>> }
+> {
+  const offered = lease.messages()[Symbol.asyncIterator]();
+  assert.equal((await offered.next()).value?.id, first);
+  const next = offered.next();
+  const state = track(next);
+  await turns(5);
+  assert.equal(state.state, "pending", "offered before its COMMIT or its sync had ended");
+  return { offered, next };
+}
+
 for (const route of ["atrn", "mx"] as const) {
   Deno.test(`a ${route} lease offers a committed message only once its sync has ended (#13)`, async () => {
     await withTempDataDir(async (dataDir) => {
       const f = await leaseThenUnsynced(dataDir, route);
       try {
-        const offered = f.lease.messages()[Symbol.asyncIterator]();
-        assert.equal((await offered.next()).value?.id, f.first);
-        const next = offered.next();
-        const state = track(next);
-        await turns(5);
-        assert.equal(state.state, "pending", "offered before its sync ended");
+        const { offered, next } = await nextAfterFirst(f.lease, f.first);
         f.sync.finish(1);
         const r: IteratorResult<QueuedMessage> = await next;
         assert.equal(r.value?.id, f.second);
@@ -98,10 +112,7 @@ for (const route of ["atrn", "mx"] as const) {
     await withTempDataDir(async (dataDir) => {
       const f = await leaseThenUnsynced(dataDir, route);
       try {
-        const offered = f.lease.messages()[Symbol.asyncIterator]();
-        assert.equal((await offered.next()).value?.id, f.first);
-        const next = offered.next();
-        await turns(5);
+        const { next } = await nextAfterFirst(f.lease, f.first);
         f.sync.finish(1, new Error("EIO"));
         await assert.rejects(f.committing, /Cannot sync queue database: EIO/);
         assert.equal((await next).done, true, "the refused message was offered");
@@ -127,13 +138,9 @@ Deno.test("a lease does not hand out a message whose rows are still in the open 
       await writer.write(new TextEncoder().encode("Subject: not yet\r\n\r\nbody\r\n"));
       const committing = writer.commit();
       // The same turn: its rows are in the shared transaction, whose COMMIT runs a turn later.
-      const offered = lease.messages()[Symbol.asyncIterator]();
-      assert.equal((await offered.next()).value?.id, first);
-      const next = offered.next();
-      const state = track(next);
+      // Its listing starts in that turn; its COMMIT and its sync start while it waits.
+      const { next } = await nextAfterFirst(lease, first);
       await syncStarted(sync, 2);
-      await turns(5);
-      assert.equal(state.state, "pending", "offered before its COMMIT or its sync");
       sync.finish(1);
       assert.equal((await next).value?.id, writer.id);
       await committing;
