@@ -190,7 +190,9 @@ async function deliverOurs(
     serve = await Serve.start({
       dir,
       domain: SENDER_DOMAIN,
-      extraYaml: `outbound:\n  resolver: ${resolver}\n  concurrency: ${CONCURRENCY}\n`,
+      // smtp-sink listens on loopback, which a deployment refuses (outbound.allow_private_mx).
+      extraYaml: `outbound:\n  resolver: ${resolver}\n  concurrency: ${CONCURRENCY}\n` +
+        "  allow_private_mx: true\n",
     });
     const started = serve;
     ctx.defer(() => started.stop());

@@ -47,6 +47,7 @@ export function createOutboundWorker(deps: OutboundDeps): OutboundWorker {
           ? undefined
           : { ipAddr: out.resolver.host, port: out.resolver.port },
         tls: out.tls,
+        allowPrivateMx: out.allowPrivateMx,
         self: ownHost([config.hostname], [
           ...config.smtp.listen,
           ...config.odmr.listen,

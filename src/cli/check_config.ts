@@ -105,6 +105,7 @@ function toFileShape(config: Config): Record<string, unknown> {
     "delay_notice": formatDuration(out.delayNoticeMs),
     retry: out.retryScheduleMs.map(formatDuration),
     concurrency: out.concurrency,
+    "allow_private_mx": out.allowPrivateMx,
   };
   const f = config.fetch;
   shape.fetch = f === undefined ? null : {

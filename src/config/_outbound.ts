@@ -18,6 +18,7 @@ export interface SectionValidator {
   oneOf<T extends string>(value: unknown, key: string, allowed: readonly T[]): T;
   hostPort(value: unknown, key: string, defaultPort?: number): { host: string; port: number };
   hostname(value: unknown, key: string): string;
+  boolean(value: unknown, key: string): boolean;
   fail(key: string, detail: string): never;
 }
 
@@ -35,6 +36,7 @@ export const OUTBOUND_KEYS = [
   "delay_notice",
   "retry",
   "concurrency",
+  "allow_private_mx",
 ] as const;
 
 /** Defaults: a home server sends a few hundred messages a day, not thousands an hour. */
@@ -49,6 +51,8 @@ export const DEFAULT_OUTBOUND_DELAY_NOTICE = "4h";
 export const DEFAULT_OUTBOUND_RETRY = ["1m", "5m", "15m", "30m", "1h", "2h", "4h"] as const;
 /** Destinations delivered at the same time. */
 export const DEFAULT_OUTBOUND_CONCURRENCY = 4;
+/** An MX at 127.0.0.1 or 10.x is refused: a domain's owner must not steer us inside (SSRF). */
+export const DEFAULT_OUTBOUND_ALLOW_PRIVATE_MX = false;
 /** More steps than this is a mistake, not a schedule. */
 const MAX_RETRY_STEPS = 100;
 /** DNS port when `outbound.resolver` has none. */
@@ -143,6 +147,10 @@ export function parseOutbound(
       "outbound.concurrency",
       1,
       64,
+    ),
+    allowPrivateMx: v.boolean(
+      m.allow_private_mx ?? DEFAULT_OUTBOUND_ALLOW_PRIVATE_MX,
+      "outbound.allow_private_mx",
     ),
   };
 }

@@ -92,6 +92,11 @@ export interface OutboundConfig {
   readonly retryScheduleMs: readonly number[];
   /** Destinations delivered at the same time (`outbound.concurrency`). */
   readonly concurrency: number;
+  /**
+   * `outbound.allow_private_mx`: MX hosts at loopback, private, link-local or other non-public
+   * addresses are delivered to (default false: refused, `554 5.4.4`).
+   */
+  readonly allowPrivateMx: boolean;
 }
 
 /** `queue.postgres`: the database shared by every `serve` node. */

@@ -6,7 +6,8 @@
  * after it delivered something is opened again at the same host for the rest; one lost before
  * that moves on to the next address. When no address is left, the rest is deferred. Every
  * message offered comes back exactly once through `onResult`, every recipient settled:
- * delivered, failed (5xx, null MX, no such domain) or deferred (everything else).
+ * delivered, failed (5xx, null MX, no such domain, an MX only at non-public addresses) or
+ * deferred (everything else).
  */
 import type { Logger } from "../observe/log.ts";
 import { reply } from "../wire/reply.ts";
@@ -30,6 +31,11 @@ export interface DeliveryOptions {
    * is one of them is discarded with every less preferred one (RFC 5321 §5.1).
    */
   readonly self?: OwnHost | undefined;
+  /**
+   * `outbound.allow_private_mx`: MX hosts at loopback, private or link-local addresses are
+   * connected to; default false (refused: `mx_public.ts`).
+   */
+  readonly allowPrivateMx?: boolean;
   /** SMTP port of MX hosts; 25 (a test may not change what a deployment would not). */
   readonly port?: number;
   readonly connectTimeoutMs?: number;
@@ -111,6 +117,7 @@ export async function deliverBatch<M extends OutboundMessage>(
         addresses: opts.self?.addresses ?? [],
       },
       ...(opts.random ? { random: opts.random } : {}),
+      ...(opts.allowPrivateMx === true ? { allowPrivate: true } : {}),
     });
     if (mx.kind === "permanent") {
       // RFC 7504 §3: 556 is "domain does not accept mail", what a null MX says.
@@ -118,8 +125,11 @@ export async function deliverBatch<M extends OutboundMessage>(
         ? reply(556, mx.status, "Domain does not accept mail (null MX)")
         : mx.reason === "mx_loop"
         ? reply(554, mx.status, `Mail for ${domain} loops back to myself (its best MX is us)`)
+        : mx.reason === "private_address"
+        ? reply(554, mx.status, `Mail servers of ${domain} are not at a public address`)
         : reply(550, mx.status, "Domain has no mail server");
       if (mx.reason === "mx_loop") opts.log.warn("outbound_mx_loop", { domain });
+      if (mx.reason === "private_address") opts.log.warn("outbound_mx_private", { domain });
       await settleRest("failed", r);
       return { messages: reported, sessions };
     }

@@ -4,12 +4,15 @@
  * MX records the domain itself (the implicit MX). A null MX (RFC 7505) is a permanent refusal.
  * Our own host among the MX hosts is discarded with every host of its preference or a higher
  * number; when that leaves none, the mail loops back to us (permanent, 5.4.6, as Postfix).
+ * Addresses that are not public (loopback, private, link-local: `mx_public.ts`) are dropped unless
+ * allowed; when that leaves no host, the mail fails for good (5.4.4), no connection is made.
  * DNS failures other than "no such domain" or "no such records" are temporary: the caller
  * retries later. Deno reports those two and SERVFAIL/REFUSED alike, so a NotFound is asked
  * again by `dns_rcode.ts`, which reads the answer's RCODE.
  */
 import { errorText } from "../errors.ts";
 import { queryRcode, rcodeServer } from "./dns_rcode.ts";
+import { isPublicAddress } from "./mx_public.ts";
 import { isSelf, type OwnHost } from "./mx_self.ts";
 
 export type { OwnHost } from "./mx_self.ts";
@@ -33,7 +36,12 @@ export type MxResult =
   | { readonly kind: "hosts"; readonly hosts: readonly MxHost[]; readonly isImplicit: boolean }
   | {
     readonly kind: "permanent";
-    readonly reason: "null_mx" | "no_such_domain" | "invalid_domain" | "mx_loop";
+    readonly reason:
+      | "null_mx"
+      | "no_such_domain"
+      | "invalid_domain"
+      | "mx_loop"
+      | "private_address";
     readonly status: string;
   }
   | {
@@ -53,6 +61,8 @@ export interface ResolveMxOptions {
   readonly random?: () => number;
   /** This relay's names and addresses (RFC 5321 §5.1 loop avoidance); default: none known. */
   readonly self?: OwnHost | undefined;
+  /** Keep loopback, private and link-local addresses (`outbound.allow_private_mx`); default false. */
+  readonly allowPrivate?: boolean;
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
@@ -90,9 +100,11 @@ export async function resolveMx(domain: string, opts: ResolveMxOptions = {}): Pr
       return { kind: "permanent", reason: "no_such_domain", status: "5.1.2" };
     }
     if (isSelf(opts.self, domain, addresses.records)) return mxLoop();
+    const usable = usableAddresses(addresses.records, opts);
+    if (usable.length === 0) return privateAddress();
     return {
       kind: "hosts",
-      hosts: [{ name: domain, preference: 0, addresses: addresses.records }],
+      hosts: [{ name: domain, preference: 0, addresses: usable }],
       isImplicit: true,
     };
   }
@@ -114,17 +126,28 @@ export async function resolveMx(domain: string, opts: ResolveMxOptions = {}): Pr
   if (!ordered.some((r) => r.preference < selfPreference)) return mxLoop();
   const hosts: MxHost[] = [];
   let lastError: string | undefined;
+  /** Hosts left out for their addresses alone (every one of them not public). */
+  let privateHosts = 0;
+  let considered = 0;
   for (const [i, r] of ordered.entries()) {
     const a = found[i];
     if (a === undefined || r.preference >= selfPreference) continue;
+    considered++;
     if (a.kind === "error") {
       lastError = a.detail;
       continue;
     }
     if (a.records.length === 0) continue;
-    hosts.push({ name: stripDot(r.exchange), preference: r.preference, addresses: a.records });
+    const usable = usableAddresses(a.records, opts);
+    if (usable.length === 0) {
+      privateHosts++;
+      continue;
+    }
+    hosts.push({ name: stripDot(r.exchange), preference: r.preference, addresses: usable });
   }
   if (hosts.length === 0) {
+    // Only when every host pointed inside: a host without an address yet may get one.
+    if (privateHosts === considered) return privateAddress();
     return lastError !== undefined ? dnsError(lastError) : {
       kind: "temporary",
       reason: "no_addresses",
@@ -227,6 +250,15 @@ function dnsError(detail: string): MxResult {
 /** RFC 3463 X.4.6 "routing loop detected"; Postfix: "mail for X loops back to myself". */
 function mxLoop(): MxResult {
   return { kind: "permanent", reason: "mx_loop", status: "5.4.6" };
+}
+
+/** RFC 3463 X.4.4 "unable to route": the domain's mail servers are not on the Internet. */
+function privateAddress(): MxResult {
+  return { kind: "permanent", reason: "private_address", status: "5.4.4" };
+}
+
+function usableAddresses(addresses: readonly string[], opts: ResolveMxOptions): string[] {
+  return opts.allowPrivate === true ? [...addresses] : addresses.filter(isPublicAddress);
 }
 
 function stripDot(name: string): string {

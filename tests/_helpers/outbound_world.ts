@@ -16,7 +16,7 @@ import { type DnsRecords, type DnsServer, startDnsmasq } from "./dnsmasq.ts";
  * Test files run in one process under `deno test --parallel` (one pid), so each file has its
  * own `n`s: deliver_test 21-23, deliver_tls_test 25-26, deliver_batch_test 31-36,
  * worker_test 41-44, postfix_relay_test 47, e2e/outbound_test 51-53, outbound_crash_test 54-55,
- * outbound_postgres_test 56-57, batch_unreadable_test 61, mx_self_test 71-72 (one per test: a listener still closing
+ * outbound_postgres_test 56-57, batch_unreadable_test 61, mx_self_test 71-72, mx_private_test 81 (one per test: a listener still closing
  * never holds the next).
  */
 export function loopback(n: number): string {
@@ -51,13 +51,17 @@ export function startMxDns(
   });
 }
 
-/** The options of `deliverToDomain` / `deliverBatch` that resolve through `dns`. */
+/**
+ * The options of `deliverToDomain` / `deliverBatch` that resolve through `dns`; the MX hosts
+ * here are on loopback, so `allowPrivateMx` is set (`outbound.allow_private_mx`).
+ */
 export function deliveryOptions(dns: DnsServer) {
   return {
     helo: "relay.example.net",
     log: NULL_LOGGER,
     nameServer: { ipAddr: dns.ipAddr, port: dns.port },
     connectTimeoutMs: 5_000,
+    allowPrivateMx: true,
   };
 }
 
@@ -79,7 +83,7 @@ export function outboundMessage(
 
 /**
  * The `serve` config of a node that takes submissions (127.0.0.1, a port picked at run time)
- * and delivers to the world through `dns`, retrying after a second; `extra` adds sections
+ * and delivers to the world through `dns` (MX hosts on loopback allowed), retrying after a second; `extra` adds sections
  * (its `outbound` keys join these).
  */
 export function outboundServeConfig(
@@ -89,7 +93,13 @@ export function outboundServeConfig(
   return {
     submission: { listen: ["127.0.0.1:0"] },
     ...extra,
-    outbound: { resolver: dns.address, retry: ["1s"], ...extra.outbound },
+    outbound: {
+      resolver: dns.address,
+      retry: ["1s"],
+      // The MX hosts here are on loopback, which a deployment refuses.
+      "allow_private_mx": true,
+      ...extra.outbound,
+    },
   };
 }
 

@@ -27,6 +27,7 @@ Deno.test("submission is off and outbound has its defaults when neither is confi
     delayNoticeMs: 4 * 3_600_000,
     retryScheduleMs: [60_000, 300_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 14_400_000],
     concurrency: 4,
+    allowPrivateMx: false,
   });
 });
 
@@ -46,6 +47,7 @@ outbound:
   delay_notice: 1h
   retry: [1s, 2m]
   concurrency: 2
+  allow_private_mx: true
 `);
   assertEquals(c.submission, {
     listen: [{ host: "::", port: 587, tls: "none" }, { host: "::", port: 465, tls: "implicit" }],
@@ -61,6 +63,7 @@ outbound:
     delayNoticeMs: 3_600_000,
     retryScheduleMs: [1000, 120_000],
     concurrency: 2,
+    allowPrivateMx: true,
   });
   // check-config shows both sections, and its output loads back to the same values.
   const again = parse(renderEffectiveConfig(c));
@@ -130,5 +133,9 @@ Deno.test("outbound.retry takes 1 to 100 steps of at least 1s; concurrency 1 to 
     assertEquals(parse("outbound: {concurrency: 64}").outbound.concurrency, 64);
     match(errorOf("outbound: {concurrency: 0}"), /outbound\.concurrency/);
     match(errorOf("outbound: {concurrency: 65}"), /outbound\.concurrency/);
+  });
+  await t.step("allow_private_mx: a boolean", () => {
+    assertEquals(parse("outbound: {allow_private_mx: false}").outbound.allowPrivateMx, false);
+    match(errorOf("outbound: {allow_private_mx: yes}"), /outbound\.allow_private_mx/);
   });
 });

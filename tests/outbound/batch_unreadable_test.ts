@@ -79,6 +79,7 @@ await toolTest(
                     helo: "relay.example.net",
                     nameServer: { ipAddr: dns.ipAddr, port: dns.port },
                     connectTimeoutMs: 5_000,
+                    allowPrivateMx: true,
                   },
                   leaseSeconds: 60,
                   retryScheduleMs: [RETRY_MS],

@@ -8,6 +8,7 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { deliverToDomain } from "../../src/outbound/deliver.ts";
 import { resolveMx } from "../../src/outbound/mx.ts";
+import { isPublicAddress } from "../../src/outbound/mx_public.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import {
   deliveryOptions,
@@ -33,7 +34,7 @@ await toolTest("resolveMx refuses non-public MX addresses by default", ["dnsmasq
       { name: "b.inside.test", addresses: ["169.254.169.254", "fe80::1"] },
       { name: "private.mixed.test", addresses: ["192.168.1.25"] },
       // One public address beside a private one: only the public one is tried.
-      { name: "public.mixed.test", addresses: ["172.20.0.1", "198.51.99.25", "0.0.0.0"] },
+      { name: "public.mixed.test", addresses: ["198.51.99.25", "fe80::25"] },
       { name: "implicit.test", addresses: ["127.0.0.53"] },
       { name: "mapped.test", addresses: ["::ffff:127.0.0.1"] },
     ],
@@ -94,7 +95,10 @@ await toolTest(
       });
 
       await t.step("allowPrivateMx: delivered", async () => {
-        const r = await deliverToDomain("internal.test", msg, { ...refusing, allowPrivateMx: true });
+        const r = await deliverToDomain("internal.test", msg, {
+          ...refusing,
+          allowPrivateMx: true,
+        });
         assertEquals(r.recipients.map((x) => x.outcome), ["delivered"]);
         assertEquals(internal.messages.length, 1);
       });
@@ -103,3 +107,77 @@ await toolTest(
     }
   },
 );
+
+Deno.test("isPublicAddress: the special-purpose ranges are not public, their neighbours are", () => {
+  const notPublic = [
+    "0.0.0.0",
+    "0.1.2.3",
+    "10.0.0.1",
+    "100.64.0.1",
+    "100.127.255.254",
+    "127.0.0.1",
+    "127.255.255.255",
+    "169.254.169.254",
+    "172.16.0.1",
+    "172.31.255.255",
+    "192.0.0.8",
+    "192.0.2.1",
+    "192.88.99.1",
+    "192.168.0.1",
+    "198.18.0.1",
+    "198.19.255.255",
+    "198.51.100.7",
+    "203.0.113.9",
+    "224.0.0.1",
+    "239.255.255.250",
+    "240.0.0.1",
+    "255.255.255.255",
+    "::",
+    "::1",
+    "::ffff:127.0.0.1",
+    "::ffff:10.0.0.1",
+    "64:ff9b::a00:1",
+    "64:ff9b:1::1",
+    "100::1",
+    "fc00::1",
+    "fd12:3456::1",
+    "fe80::1",
+    "fec0::1",
+    "ff02::1",
+    "2001::1",
+    "2001:db8::25",
+    "2002:7f00:1::1",
+    "2002:c0a8:101::1",
+    "3fff::1",
+    "not an address",
+    "",
+  ];
+  const isPublic = [
+    "1.1.1.1",
+    "9.255.255.255",
+    "11.0.0.1",
+    "100.63.255.255",
+    "100.128.0.1",
+    "126.255.255.255",
+    "128.0.0.1",
+    "169.253.0.1",
+    "172.15.255.255",
+    "172.32.0.1",
+    "192.0.1.1",
+    "192.167.1.1",
+    "192.169.0.1",
+    "198.17.255.255",
+    "198.20.0.1",
+    "203.0.114.1",
+    "223.255.255.255",
+    "::ffff:8.8.8.8",
+    "64:ff9b::808:808",
+    "2001:200::1",
+    "2001:4860:4860::8888",
+    "2002:808:808::1",
+    "2a00:1450:4001::1b",
+    "3fff:1000::1",
+  ];
+  for (const a of notPublic) assertEquals([a, isPublicAddress(a)], [a, false]);
+  for (const a of isPublic) assertEquals([a, isPublicAddress(a)], [a, true]);
+});

@@ -47,7 +47,7 @@ await toolTest("resolveMx against dnsmasq", ["dnsmasq"], async (t) => {
   const nameServer = { ipAddr: dns.ipAddr, port: dns.port };
 
   await t.step("MX hosts come lowest preference first, each with its A then AAAA", async () => {
-    const r = await resolveMx("pref.test", { nameServer });
+    const r = await resolveMx("pref.test", { nameServer, allowPrivate: true });
     assertEquals(r, {
       kind: "hosts",
       isImplicit: false,
@@ -63,7 +63,7 @@ await toolTest("resolveMx against dnsmasq", ["dnsmasq"], async (t) => {
     const firsts = new Set<string>();
     const random = seeded(7);
     for (let i = 0; i < 30; i++) {
-      const r = await resolveMx("equal.test", { nameServer, random });
+      const r = await resolveMx("equal.test", { nameServer, allowPrivate: true, random });
       assert(r.kind === "hosts");
       assertEquals(r.hosts.length, 4);
       assertEquals(r.hosts[3]?.name, "backup.equal.test");
@@ -77,18 +77,18 @@ await toolTest("resolveMx against dnsmasq", ["dnsmasq"], async (t) => {
   });
 
   await t.step("no MX: the domain's own A/AAAA is the implicit MX (RFC 5321 §5.1)", async () => {
-    assertEquals(await resolveMx("implicit.test", { nameServer }), {
+    assertEquals(await resolveMx("implicit.test", { nameServer, allowPrivate: true }), {
       kind: "hosts",
       isImplicit: true,
       hosts: [{ name: "implicit.test", preference: 0, addresses: ["127.0.0.4", "::1"] }],
     });
-    const v6 = await resolveMx("v6only.test", { nameServer });
+    const v6 = await resolveMx("v6only.test", { nameServer, allowPrivate: true });
     assert(v6.kind === "hosts");
     assertEquals(v6.hosts[0]?.addresses, ["::1"]);
   });
 
   await t.step("a null MX is a permanent refusal, 5.1.10 (RFC 7505)", async () => {
-    assertEquals(await resolveMx("null.test", { nameServer }), {
+    assertEquals(await resolveMx("null.test", { nameServer, allowPrivate: true }), {
       kind: "permanent",
       reason: "null_mx",
       status: "5.1.10",
@@ -96,7 +96,7 @@ await toolTest("resolveMx against dnsmasq", ["dnsmasq"], async (t) => {
   });
 
   await t.step("a domain with no MX and no address is permanent, 5.1.2", async () => {
-    assertEquals(await resolveMx("nowhere.test", { nameServer }), {
+    assertEquals(await resolveMx("nowhere.test", { nameServer, allowPrivate: true }), {
       kind: "permanent",
       reason: "no_such_domain",
       status: "5.1.2",
@@ -104,13 +104,13 @@ await toolTest("resolveMx against dnsmasq", ["dnsmasq"], async (t) => {
   });
 
   await t.step("an MX host without an address is skipped", async () => {
-    const r = await resolveMx("partial.test", { nameServer });
+    const r = await resolveMx("partial.test", { nameServer, allowPrivate: true });
     assert(r.kind === "hosts");
     assertEquals(r.hosts.map((h) => h.name), ["ok.partial.test"]);
   });
 
   await t.step("no MX host with an address is temporary, 4.4.3", async () => {
-    const r = await resolveMx("dangling.test", { nameServer });
+    const r = await resolveMx("dangling.test", { nameServer, allowPrivate: true });
     assertEquals(r.kind, "temporary");
     assert(r.kind === "temporary");
     assertEquals([r.reason, r.status], ["no_addresses", "4.4.3"]);

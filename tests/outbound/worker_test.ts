@@ -136,6 +136,7 @@ await toolTest("OutboundWorker: claims, delivers over one connection, settles, r
           helo: "relay.example.net",
           nameServer: { ipAddr: dns.ipAddr, port: dns.port },
           connectTimeoutMs: 5_000,
+          allowPrivateMx: true,
         },
         retryScheduleMs: [RETRY_MS],
         keysForBatch: () => (d) => keys.keysFor(d),
@@ -296,6 +297,7 @@ await toolTest(
             helo: "relay.example.net",
             nameServer: { ipAddr: dns.ipAddr, port: dns.port },
             connectTimeoutMs: 5_000,
+            allowPrivateMx: true,
           },
         },
       });

@@ -77,7 +77,11 @@ await toolTest(
       config: {
         tls: { cert: ca.certPath, key: ca.keyPath },
         submission: { listen: ["127.0.0.1:0", { address: "127.0.0.1:0", tls: "implicit" }] },
-        outbound: { resolver: dns.address, helo: "relay.example.net" },
+        outbound: {
+          resolver: dns.address,
+          helo: "relay.example.net",
+          "allow_private_mx": true,
+        },
       },
     });
     try {
