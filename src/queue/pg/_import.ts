@@ -8,16 +8,24 @@ import { writeParams } from "../_rows.ts";
 import type { QueuedMessage } from "../types.ts";
 import type { Sql } from "./connect.ts";
 
+/** What the source store holds of a message beside its rows as listed. */
+export interface ImportSource {
+  /** The body, in chunks. */
+  readonly body: AsyncIterable<Uint8Array>;
+  /** The source's ids of the recipients whose failure report is still owed. */
+  readonly reportPending: ReadonlySet<number>;
+}
+
 /**
  * Copies `message` as another store holds it (recipient status, attempts and last reply kept;
- * body streamed in chunks), all in one transaction. False, copying nothing, when its id was
- * copied before or is already queued here.
+ * body streamed in chunks; reports owed stay owed), all in one transaction. False, copying
+ * nothing, when its id was copied before or is already queued here.
  */
 export async function importMessagePg(
   sql: Sql,
   now: number,
   message: QueuedMessage,
-  body: AsyncIterable<Uint8Array>,
+  source: ImportSource,
 ): Promise<boolean> {
   return await sql.begin(async (tx) => {
     const [first] = await tx`INSERT INTO migrated_messages (id) VALUES (${message.id})
@@ -30,18 +38,23 @@ export async function importMessagePg(
     // Queued here but not recorded: copied by a migrate older than step 7; recorded now.
     if (row === undefined) return false;
     let seq = 0;
-    for await (const chunk of body) {
+    for await (const chunk of source.body) {
       await tx`INSERT INTO message_chunks (message_id, seq, bytes, created_at)
         VALUES (${message.id}, ${seq++}, ${chunk}, ${now})`;
     }
     for (const r of message.recipients) {
       const isFailed = r.status === "failed" || r.status === "expired";
-      await tx`INSERT INTO recipients (message_id, address, domain, status, attempts,
+      const [copy] = await tx`INSERT INTO recipients (message_id, address, domain, status, attempts,
           last_reply, notify, orcpt, expired_at, route, next_attempt_at)
         VALUES (${message.id}, ${r.address}, ${r.domain}, ${isFailed ? "failed" : "queued"},
           ${r.attempts}, ${r.lastReply ?? null}, ${r.notify ?? null}, ${r.orcpt ?? null},
           ${r.status === "expired" ? now : null}, ${r.route},
-          ${r.route === "mx" ? (r.nextAttemptAt ?? message.receivedAt) : null})`;
+          ${r.route === "mx" ? (r.nextAttemptAt ?? message.receivedAt) : null}) RETURNING id`;
+      // Under its id here (a new one): the nodes' maintenance queues the report (step 6).
+      if (isFailed && source.reportPending.has(r.id) && copy !== undefined) {
+        await tx`INSERT INTO report_pending (message_id, recipient_id)
+          VALUES (${message.id}, ${copy.id})`;
+      }
     }
     return true;
   });

@@ -39,7 +39,7 @@ import { reportDone } from "./_report_pending.ts";
 import { deleteEmptied, lockMessages, messageIdsOf } from "./_emptied.ts";
 import { PgGauges } from "./_gauges.ts";
 import { PgGroupCommit } from "./_group.ts";
-import { importMessagePg } from "./_import.ts";
+import { importMessagePg, type ImportSource } from "./_import.ts";
 import {
   PG_CALL_DEADLINE_MS,
   statementTimeoutFor,
@@ -415,9 +415,9 @@ export class PgQueueStore implements QueueStore {
    * its id was copied before (even if delivered since) or is queued here, so a copy that was
    * cut off can simply be run again (`queue migrate`).
    */
-  async importMessage(message: QueuedMessage, body: AsyncIterable<Uint8Array>): Promise<boolean> {
+  async importMessage(message: QueuedMessage, source: ImportSource): Promise<boolean> {
     this.#assertOpen();
-    return await importMessagePg(this.#longSql, this.#now(), message, body);
+    return await importMessagePg(this.#longSql, this.#now(), message, source);
   }
 
   /** Live leases on the database's clock (_clock.ts); `now` (retry times) is this node's. */
