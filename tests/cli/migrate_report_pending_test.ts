@@ -1,8 +1,8 @@
 /**
- * `queue migrate` and a failure report still owed: a recipient settled failed has its report
- * pending (`report_pending`) until the report is queued; a process that died in between leaves
- * it to the next maintenance pass. Moved to PostgreSQL in that state, the first pass of the
- * nodes queues the report, once.
+ * `queue migrate` and what a SQLite queue owes its senders beside its rows as listed: a failure
+ * report still pending (`report_pending`: a recipient settled failed, the process died before
+ * the report was queued) is queued by the nodes' first maintenance pass, once; a delay notice
+ * already sent (`delay_notified`) is not sent again.
  */
 import assert from "node:assert/strict";
 import { openDatabase } from "../../src/queue/db.ts";
@@ -62,6 +62,47 @@ await postgresTest(
         ]]);
         // Once: not again from the next pass.
         assert.equal((await node.maintain(options)).dsnQueued, 0);
+      } finally {
+        await node.close();
+      }
+    } finally {
+      await removeTestFiles({ dataDir, configPath });
+    }
+  },
+);
+
+await postgresTest(
+  "queue migrate keeps that a message had its delay notice: the nodes send no second one",
+  async (pg) => {
+    const url = await pg.createDatabase("migrate_delay_notified");
+    const { configPath, dataDir } = await writeTestConfig({
+      config: postgresNodeConfig("mx-a.test", url),
+    });
+    try {
+      // Five hours on its way to far.test's MX: past the 4-hour notice, not yet expired.
+      const at = Date.now() - 5 * 3_600_000;
+      const old = new SqliteQueueStore(openDatabase(dataDir), { now: () => at });
+      const id = await queueMessage(old, {
+        from: "s@local.test",
+        to: [{ address: "a@far.test", domain: "far.test", route: "mx" }],
+      });
+      await old.close();
+      const options = maintenanceOptions({ isLocalDomain: (d) => d === "local.test" });
+      const again = new SqliteQueueStore(openDatabase(dataDir));
+      assert.equal((await again.maintain(options)).delayNotices, 1);
+      await again.close();
+      const run = await runMain(["queue", "migrate", "--config", configPath]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stdout, /^Copied 2 message\(s\)/);
+      const node = await PgQueueStore.open({ url }, { nodeId: "mx-a.test" });
+      try {
+        assert.equal(
+          (await node.maintain(options)).delayNotices,
+          0,
+          "the sender is told a second time that the message is delayed",
+        );
+        const notices = (await node.list()).filter((q) => q.id !== id);
+        assert.equal(notices.length, 1);
       } finally {
         await node.close();
       }
