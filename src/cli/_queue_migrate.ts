@@ -6,7 +6,8 @@
  * while a serve holds it: that serve would deliver messages it copies. A message copied once
  * is never copied again (`migrated_messages`, src/queue/pg/_import.ts), even once the nodes
  * delivered it, so a cut-off run can be repeated; users are copied only into a database that
- * has none yet. A failure report still owed stays owed. Exit 0, 1 runtime failure, 2 usage.
+ * has none yet. A failure report still owed stays owed, a delay notice sent stays sent.
+ * Exit 0, 1 runtime failure, 2 usage.
  */
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -67,6 +68,7 @@ export async function migrateCommand(argv: readonly string[], io: CliIo): Promis
     const db = openDatabase(from);
     source = new SqliteQueueStore(db, { removeOrphans: false });
     const owed = db.prepare("SELECT recipient_id FROM report_pending WHERE message_id = ?");
+    const notified = db.prepare("SELECT delay_notified FROM messages WHERE id = ?");
     target = await PgQueueStore.open(
       { url: pg.url, passwordFile: pg.passwordFile, max: 2, applicationName: "odmr-relay migrate" },
       { nodeId: `migrate-${Deno.pid}`, logger: NULL_LOGGER },
@@ -77,7 +79,8 @@ export async function migrateCommand(argv: readonly string[], io: CliIo): Promis
     for (const message of await source.list()) {
       const reportPending = new Set(owed.all(message.id).map((r) => Number(r.recipient_id)));
       const body = source.readBody(message.id);
-      if (await target.importMessage(message, { body, reportPending })) copied++;
+      const delayNotified = notified.get(message.id)?.delay_notified !== 0;
+      if (await target.importMessage(message, { body, reportPending, delayNotified })) copied++;
       else skipped++;
     }
     io.stdout(

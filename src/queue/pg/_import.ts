@@ -14,12 +14,14 @@ export interface ImportSource {
   readonly body: AsyncIterable<Uint8Array>;
   /** The source's ids of the recipients whose failure report is still owed. */
   readonly reportPending: ReadonlySet<number>;
+  /** The message's one delay notice went out (or was decided against): never again. */
+  readonly delayNotified: boolean;
 }
 
 /**
  * Copies `message` as another store holds it (recipient status, attempts and last reply kept;
- * body streamed in chunks; reports owed stay owed), all in one transaction. False, copying
- * nothing, when its id was copied before or is already queued here.
+ * body streamed in chunks; reports owed stay owed, a delay notice sent stays sent), all in one
+ * transaction. False, copying nothing, when its id was copied before or is already queued here.
  */
 export async function importMessagePg(
   sql: Sql,
@@ -31,9 +33,10 @@ export async function importMessagePg(
     const [first] = await tx`INSERT INTO migrated_messages (id) VALUES (${message.id})
       ON CONFLICT (id) DO NOTHING RETURNING id`;
     if (first === undefined) return false;
-    const [row] = await tx`INSERT INTO messages (id, received_at, mail_from, size, params)
+    const [row] = await tx`INSERT INTO messages (id, received_at, mail_from, size, params,
+        delay_notified)
       VALUES (${message.id}, ${message.receivedAt}, ${message.mailFrom}, ${message.size},
-        ${writeParams(message.params)})
+        ${writeParams(message.params)}, ${source.delayNotified})
       ON CONFLICT (id) DO NOTHING RETURNING id`;
     // Queued here but not recorded: copied by a migrate older than step 7; recorded now.
     if (row === undefined) return false;
