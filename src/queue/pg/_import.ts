@@ -2,7 +2,9 @@
  * `queue migrate`'s copy of one message from a SQLite queue. Each copied id is recorded in
  * `migrated_messages` (schema step 7) in the transaction that copies the message, so a copy
  * cut off anywhere can be run again: what was copied is skipped, even once the nodes have
- * delivered it and its rows are gone, and what was not is copied now.
+ * delivered it and its rows are gone, and what was not is copied now. A failure report the
+ * source still owed (`report_pending`) stays owed here, under the recipient's new id, for the
+ * nodes' maintenance to queue; a delay notice sent (`delay_notified`) is not sent again.
  */
 import { writeParams } from "../_rows.ts";
 import type { QueuedMessage } from "../types.ts";
