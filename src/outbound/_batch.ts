@@ -3,7 +3,9 @@
  * the sender's domain has a key, sent over one connection (`deliverBatch`), each recipient
  * settled durably by the reply that decided it: delivered, failed (then the failure report),
  * or deferred until the next step of the retry schedule. The lease is renewed on a timer while
- * the batch runs (a lost lease stops it) and released at the end; whatever was not settled
+ * the batch runs, as the ATRN drain's (src/odmr/drain.ts): a lost lease stops the batch, and so
+ * does a renewal overdue before the next message that fails (the queue is not answering). The
+ * lease is released at the end, after any renewal still on its way; whatever was not settled
  * stays queued.
  */
 import type { Lease, QueuedMessage, Settlement } from "../queue/types.ts";
@@ -71,28 +73,41 @@ export async function runBatch(
   const counts = { messages: 0, delivered: 0, deferred: 0, failed: 0, sessions: 0 };
   // Renewed on a timer, not between messages: one message may take longer than the lease (a
   // slow MX has 10 minutes for its final reply), and an expired lease would let the loop
-  // claim the destination again and send the same mail twice.
+  // claim the destination again and send the same mail twice. A renewal that failed is tried
+  // again at the next tick; once one is overdue, the next message waits for it (`leased`).
   const lost = new AbortController();
-  let isRenewing = false;
-  const renewal = setInterval(async () => {
-    if (isRenewing || lost.signal.aborted) return;
-    isRenewing = true;
-    try {
-      if (!(await lease.renew())) {
+  const renewEveryMs = Math.max(1000, (opts.leaseSeconds * 1000) / 3);
+  let renewAt = now() + renewEveryMs;
+  let renewing: Promise<boolean> | undefined;
+  /** Renews (one renewal at a time); false once the lease is lost or the queue did not answer. */
+  const renew = (): Promise<boolean> =>
+    renewing ??= lease.renew().then((isRenewed) => {
+      if (isRenewed) renewAt = now() + renewEveryMs;
+      else if (!lost.signal.aborted) {
         log.warn("lease_lost", { route: "mx" });
         lost.abort();
       }
-    } catch (err) {
-      // The queue did not answer: try again at the next tick (the lease still has 2/3 left).
+      return isRenewed;
+    }, (err) => {
       log.error("lease_renew_failed", { route: "mx", error: String(err) });
-    } finally {
-      isRenewing = false;
-    }
-  }, Math.max(1000, (opts.leaseSeconds * 1000) / 3));
+      return false;
+    }).finally(() => {
+      renewing = undefined;
+    });
+  const renewal = setInterval(() => {
+    if (!lost.signal.aborted) void renew();
+  }, renewEveryMs);
   const keysFor = opts.keysForBatch?.();
-  /** The lease's messages, signed. */
+  /** The lease's messages, signed; none once the lease is lost or an overdue renewal failed. */
   async function* leased(): AsyncGenerator<LeasedMessage> {
     for await (const message of lease.messages()) {
+      if (lost.signal.aborted) return;
+      if (now() >= renewAt && !(await renew())) {
+        // The lease may run out before the queue answers again; what is sent after that may
+        // be sent again by whoever takes the destination next, and could not be settled anyway.
+        log.warn("outbound_batch_stopped", { reason: "lease_not_renewed" });
+        return;
+      }
       yield await prepare(message, lease, keysFor);
     }
   }
@@ -173,6 +188,8 @@ export async function runBatch(
     log.error("outbound_batch_failed", { error: String(err) });
   } finally {
     clearInterval(renewal);
+    // A renewal still on its way must not reach the queue after the release.
+    await renewing;
     await Promise.allSettled(settling);
     // Owner-scoped: releasing a lease lost to another node changes nothing of theirs.
     await lease.release().catch((err) => {
