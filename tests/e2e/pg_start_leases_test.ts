@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { connectPostgres, type Sql } from "../../src/queue/pg/connect.ts";
 import { PgQueueStore } from "../../src/queue/pg/store.ts";
 import { type PostgresCluster, postgresTest } from "../_helpers/postgres.ts";
-import { postgresNodeConfig } from "../_helpers/postgres_nodes.ts";
+import { type NodeSections, postgresNodeConfig } from "../_helpers/postgres_nodes.ts";
 import {
   removeTestFiles,
   runMain,
@@ -82,14 +82,14 @@ async function startWhileReleaseWaits(
   sql: Sql,
   holder: Awaited<ReturnType<Sql["reserve"]>>,
   url: string,
-  smtp?: { max_connections: number },
+  sections: NodeSections = {},
 ): Promise<ServerProcess> {
   await sql`INSERT INTO domain_leases (domain, owner, lease_until)
       VALUES ('stale.test', 'mx-a.test|7@1', ${Date.now() + 3_600_000})`;
   await holder`BEGIN`;
   await holder`SELECT 1 FROM domain_leases WHERE domain = 'stale.test' FOR UPDATE`;
   const node = await startServer({
-    config: postgresNodeConfig("mx-a.test", url, smtp === undefined ? {} : { smtp }),
+    config: postgresNodeConfig("mx-a.test", url, sections),
     until: /event=listening proto=odmr/,
   });
   try {
@@ -147,6 +147,51 @@ async function sessionsWait(pg: PostgresCluster): Promise<void> {
 }
 
 /**
+ * `/healthz` says 503 while serve cannot queue mail yet (the connections it accepts wait for the
+ * release), then 200 once it serves them: a load balancer or supervisor that trusts it sends
+ * mail to a node that is ready. Before, it said 200 throughout.
+ */
+async function healthWhileHeld(pg: PostgresCluster): Promise<void> {
+  const url = await pg.createDatabase("start_leases_health");
+  await (await PgQueueStore.open({ url }, { nodeId: "setup" })).close();
+  const sql = await connectPostgres({ url, max: 2 });
+  const holder = await sql.reserve();
+  let isHeld = true;
+  try {
+    const node = await startWhileReleaseWaits(sql, holder, url, {
+      metrics: { listen: "127.0.0.1:0" },
+    });
+    try {
+      // Bound before the release started (the last listener bound).
+      const port = Number(
+        /event=listening proto=metrics address=127\.0\.0\.1:(\d+)/
+          .exec(node.logs())?.[1],
+      );
+      assert.deepEqual(await health(port), [503, "starting\n"], node.logs());
+      await holder`ROLLBACK`;
+      isHeld = false;
+      await until("serve's ready line", () => /event=ready/.test(node.logs()));
+      assert.deepEqual(await health(port), [200, "ok\n"], node.logs());
+    } finally {
+      await node.stop();
+      await removeTestFiles(node);
+    }
+  } finally {
+    if (isHeld) await holder`ROLLBACK`.catch(() => {});
+    holder.release();
+    await sql.end({ timeout: 5 });
+  }
+}
+
+/** `GET /healthz` on 127.0.0.1:`port`: status and body. */
+async function health(port: number): Promise<[number, string]> {
+  const res = await fetch(`http://127.0.0.1:${port}/healthz`, {
+    signal: AbortSignal.timeout(5_000),
+  });
+  return [res.status, await res.text()];
+}
+
+/**
  * Connections waiting in the accept queue of the listener on 127.0.0.1:`port` (Linux shows a
  * listening socket's accept backlog as its rx_queue in /proc/net/tcp).
  */
@@ -191,7 +236,9 @@ async function heldThenServed(pg: PostgresCluster): Promise<void> {
   let isHeld = true;
   const conns: Deno.Conn[] = [];
   try {
-    const node = await startWhileReleaseWaits(sql, holder, url, { max_connections: 2 });
+    const node = await startWhileReleaseWaits(sql, holder, url, {
+      smtp: { max_connections: 2 },
+    });
     try {
       const smtpPort = node.smtp[0]?.port ?? 0;
       const odmrPort = node.odmr[0]?.port ?? 0;
@@ -242,4 +289,5 @@ await postgresTest("serve's release of its node's stale leases at start (#13)", 
     "the connections held meanwhile are served after it, at most max_connections",
     () => heldThenServed(pg),
   );
+  await t.step("/healthz says 503 while the release waits, then 200", () => healthWhileHeld(pg));
 });
