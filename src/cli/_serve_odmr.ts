@@ -60,3 +60,16 @@ export async function handleOdmrConnection(
     ticket.release();
   }
 }
+
+/** `events`, also calling `onDrain` when an ATRN is accepted. */
+export function noticeDrain(events: OdmrEvents, onDrain: () => void): OdmrEvents {
+  return {
+    atrn: (user, outcome) => {
+      if (outcome === "250") onDrain();
+      events.atrn(user, outcome);
+    },
+    authFailure: (mechanism) => events.authFailure(mechanism),
+    delivered: (domain) => events.delivered(domain),
+    drainFinished: (user, delivered) => events.drainFinished(user, delivered),
+  };
+}

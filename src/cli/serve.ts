@@ -23,10 +23,9 @@ import { SessionSet } from "./_serve_sessions.ts";
 import type { SessionActivity } from "./_serve_sessions.ts";
 import { endSessions, waitForSignal, withinMs } from "./_serve_shutdown.ts";
 import type { ServeTls } from "./_serve_tls.ts";
-import type { OdmrEvents } from "../odmr/events.ts";
 import { NO_EVENTS } from "../odmr/events.ts";
 import { handleSmtpConnection, type SubmissionMode } from "./_serve_smtp.ts";
-import { handleOdmrConnection } from "./_serve_odmr.ts";
+import { handleOdmrConnection, noticeDrain } from "./_serve_odmr.ts";
 import { SubmissionRate } from "../submission/rate.ts";
 import { AuthThrottle } from "../auth/throttle.ts";
 import { loadFakeSaltKey } from "../auth/fake_salt_key.ts";
@@ -423,19 +422,6 @@ export async function startServer(deps: ServeDeps, isHeld = false): Promise<Runn
     throw err;
   }
   return { listeners: bound, open, stop };
-}
-
-/** `events`, also calling `onDrain` when an ATRN is accepted. */
-function noticeDrain(events: OdmrEvents, onDrain: () => void): OdmrEvents {
-  return {
-    atrn: (user, outcome) => {
-      if (outcome === "250") onDrain();
-      events.atrn(user, outcome);
-    },
-    authFailure: (mechanism) => events.authFailure(mechanism),
-    delivered: (domain) => events.delivered(domain),
-    drainFinished: (user, delivered) => events.drainFinished(user, delivered),
-  };
 }
 
 /** The bind error, with the fix for the usual one (ports below 1024). */
