@@ -404,6 +404,8 @@ export async function startServer(deps: ServeDeps, isHeld = false): Promise<Runn
         metrics: observe.metrics,
         health: async () => {
           if (isStopping) return "stopping";
+          // Held (PostgreSQL: the stale leases' release waits): no mail can be queued yet.
+          if (held !== undefined) return "starting";
           try {
             await observe.pingDatabase();
           } catch (err) {
