@@ -7,7 +7,7 @@
 import type { Config } from "../config/types.ts";
 import { createProcessLogger } from "../observe/log.ts";
 import type { Logger } from "../observe/log.ts";
-import { runCustomer } from "../odmr/customer.ts";
+import { DEFAULT_MAX_MESSAGE_BYTES, runCustomer } from "../odmr/customer.ts";
 import type { FetchOutcome } from "../odmr/customer.ts";
 import type { PollStart } from "../odmr/customer_start.ts";
 import type { MetricsServer } from "../observe/http.ts";
@@ -124,7 +124,10 @@ async function pollRounds(
     const next = await runCustomer(fetch, {
       log,
       signal: controller.signal,
-      maxMessageBytes: config.smtp.maxMessageSize,
+      // Not the MX's limit: the provider stores a message with its Received: header on top, so
+      // one its MX took at smtp.max_message_size is larger here; refused, it would be bounced.
+      // The local MTA applies its own limit (README.md "The customer: fetch").
+      maxMessageBytes: Math.max(DEFAULT_MAX_MESSAGE_BYTES, config.smtp.maxMessageSize),
       ...(round === 0 && start !== undefined ? { start } : {}),
     });
     outcome = outcome === undefined ? next : merge(outcome, next);
