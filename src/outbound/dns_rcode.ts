@@ -3,10 +3,12 @@
  * an answer without records (NODATA), SERVFAIL and REFUSED with the same error and text, but
  * only the first two say anything about the name (RFC 2308); the others are the server's trouble
  * and must be retried. So the same question is asked again here, once, over UDP (RFC 1035
- * §4.1), to the same server (`outbound.resolver`, else the first `nameserver` of
- * /etc/resolv.conf), and the header's RCODE read. Everything is bounded: one socket, the
- * deadline, answers of at most 512 octets (no EDNS is offered), the ID, the source and the
- * question must match; anything else is ignored until the deadline.
+ * §4.1), to the servers Deno asked (`outbound.resolver`, else the `nameserver`s of
+ * /etc/resolv.conf, at most 3 as resolv.conf(5) uses), all at once, and the header's RCODE read:
+ * the first answer that says NXDOMAIN or NODATA decides; only when every server answered
+ * SERVFAIL or the like, or none answered by the deadline, nothing is known. Everything is
+ * bounded: one socket per server, one deadline, answers of at most 512 octets (no EDNS is
+ * offered), the ID, the source and the question must match; anything else is ignored.
  */
 import dgram from "node:dgram";
 import { errorText } from "../errors.ts";
@@ -48,30 +50,67 @@ const RCODE_NAMES: Readonly<Record<number, string>> = {
 };
 const DNS_PORT = 53;
 const RESOLV_CONF = "/etc/resolv.conf";
+/** resolv.conf(5) MAXNS: the name servers a resolver uses. */
+const MAX_NAME_SERVERS = 3;
 /** Enough for any real resolv.conf; a longer file is read only this far. */
 const MAX_RESOLV_CONF_OCTETS = 64 * 1024;
 
 /**
- * Asks `server` for `type` records of `name` and reads the RCODE of its answer. Never throws;
- * resolves within about `timeoutMs` (the query is sent again once halfway).
+ * Asks `servers` (all at once) for `type` records of `name` and reads the RCODE of their
+ * answers: the first that says something about the name decides. Never throws; resolves within
+ * about `timeoutMs` (each query is sent again once halfway).
  */
 export async function queryRcode(
   name: string,
   type: RcodeType,
-  server: RcodeServer,
+  servers: RcodeServer | readonly RcodeServer[],
   timeoutMs: number,
 ): Promise<RcodeVerdict> {
   const qtype = TYPE_CODES[type];
   const qname = encodeName(name);
   if (typeof qname === "string") return { kind: "unknown", detail: qname };
+  const list: readonly RcodeServer[] = "ipAddr" in servers ? [servers] : servers;
+  if (list.length === 0) return { kind: "unknown", detail: "no name server to ask" };
+  const done = new AbortController();
+  const asked = list.map((server) => askOne(server, qname, qtype, timeoutMs, done.signal));
+  try {
+    return await new Promise<RcodeVerdict>((resolve) => {
+      const details: string[] = [];
+      let left = asked.length;
+      for (const [i, verdict] of asked.entries()) {
+        void verdict.then((v) => {
+          if (v.kind !== "unknown") return resolve(v);
+          details[i] = v.detail;
+          if (--left === 0) resolve({ kind: "unknown", detail: details.join("; ") });
+        });
+      }
+    });
+  } finally {
+    // The others stop listening; their sockets are closed before this returns.
+    done.abort();
+    await Promise.all(asked);
+  }
+}
+
+/** One server's verdict (see `queryRcode`); `abandon` stops waiting for it. */
+async function askOne(
+  server: RcodeServer,
+  qname: Uint8Array,
+  qtype: number,
+  timeoutMs: number,
+  abandon: AbortSignal,
+): Promise<RcodeVerdict> {
   const id = crypto.getRandomValues(new Uint16Array(1))[0] as number;
   const query = buildQuery(id, qname, qtype);
   const isV6 = isIP(server.ipAddr) === 6;
   const socket = dgram.createSocket(isV6 ? "udp6" : "udp4");
   let ignored = 0;
   const timers: ReturnType<typeof setTimeout>[] = [];
+  let onAbandon = () => {};
   try {
     return await new Promise<RcodeVerdict>((resolve) => {
+      onAbandon = () => resolve({ kind: "unknown", detail: "another server answered" });
+      abandon.addEventListener("abort", onAbandon);
       const fail = (err: unknown) =>
         resolve({ kind: "unknown", detail: `query to ${where(server)}: ${errorText(err)}` });
       const send = () => {
@@ -98,6 +137,7 @@ export async function queryRcode(
       send();
     });
   } finally {
+    abandon.removeEventListener("abort", onAbandon);
     for (const t of timers) clearTimeout(t);
     await new Promise<void>((resolve) => {
       try {
@@ -204,14 +244,14 @@ function buildQuery(id: number, qname: Uint8Array, qtype: number): Uint8Array {
 }
 
 /**
- * The server Deno asked: `configured` (`outbound.resolver`), else the first `nameserver` of
+ * The servers Deno asked: `configured` (`outbound.resolver`), else the first 3 `nameserver`s of
  * /etc/resolv.conf; a string says why there is none.
  */
-export async function rcodeServer(
+export async function rcodeServers(
   configured: RcodeServer | undefined,
   path = RESOLV_CONF,
-): Promise<RcodeServer | string> {
-  if (configured !== undefined) return configured;
+): Promise<RcodeServer[] | string> {
+  if (configured !== undefined) return [configured];
   let text: string;
   try {
     using file = await Deno.open(path);
@@ -228,19 +268,22 @@ export async function rcodeServer(
     // Deno run without --allow-read=/etc/resolv.conf lands here (README "Permissions").
     return `cannot read ${path} (set outbound.resolver): ${errorText(err)}`;
   }
-  const ipAddr = firstNameServer(text);
-  return ipAddr === undefined ? `no nameserver in ${path}` : { ipAddr, port: DNS_PORT };
+  const found = nameServers(text);
+  return found.length === 0
+    ? `no nameserver in ${path}`
+    : found.map((ipAddr) => ({ ipAddr, port: DNS_PORT }));
 }
 
-/** The address of the first valid `nameserver` line of a resolv.conf text (resolv.conf(5)). */
-export function firstNameServer(text: string): string | undefined {
+/** The addresses of the first 3 valid `nameserver` lines of a resolv.conf text (resolv.conf(5)). */
+export function nameServers(text: string): string[] {
+  const found: string[] = [];
   for (const line of text.split("\n")) {
     const m = /^\s*nameserver\s+(\S+)/.exec(line);
     if (m === null) continue;
     const addr = m[1] as string;
-    if (isIP(addr) !== 0) return addr;
+    if (isIP(addr) !== 0 && found.push(addr) === MAX_NAME_SERVERS) break;
   }
-  return undefined;
+  return found;
 }
 
 function sameAddress(a: string, b: string): boolean {

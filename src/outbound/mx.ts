@@ -8,10 +8,11 @@
  * allowed; when that leaves no host, the mail fails for good (5.4.4), no connection is made.
  * DNS failures other than "no such domain" or "no such records" are temporary: the caller
  * retries later. Deno reports those two and SERVFAIL/REFUSED alike, so a NotFound is asked
- * again by `dns_rcode.ts`, which reads the answer's RCODE.
+ * again by `dns_rcode.ts`, which reads the answer's RCODE; every such second query of one
+ * lookup fits in 3 s together (a server that answered Deno and then went silent costs no more).
  */
 import { errorText } from "../errors.ts";
-import { queryRcode, rcodeServer } from "./dns_rcode.ts";
+import { queryRcode, type RcodeServer, rcodeServers } from "./dns_rcode.ts";
 import { isPublicAddress } from "./mx_public.ts";
 import { isSelf, type OwnHost } from "./mx_self.ts";
 
@@ -66,6 +67,12 @@ export interface ResolveMxOptions {
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
+/**
+ * The second queries after NotFound answers (MX, then A and AAAA of the implicit MX or of the
+ * MX hosts) of one lookup, together: they ask what the server just answered, so an answer comes
+ * at once or not at all (README "Where it goes").
+ */
+const REQUERY_BUDGET_MS = 3_000;
 /** RFC 5321 §5.1 bounds nothing, but a domain with hundreds of MX hosts is abuse. */
 const MAX_MX_HOSTS = 20;
 
@@ -76,15 +83,20 @@ type Lookup<T> = { kind: "found"; records: T[] } | { kind: "not_found" } | { kin
   detail: string;
 };
 type Addresses = { kind: "found"; records: string[] } | { kind: "error"; detail: string };
+/** What a NotFound was: the name does not exist, it has no such records, or an error. */
+type Meaning = "no_such_name" | { kind: "none" } | { kind: "error"; detail: string };
+/** Asks again what a NotFound for `name`/`type` was (`notFoundMeaning`). */
+type Requery = (name: string, type: RecordType) => Promise<Meaning>;
 
 /** Resolves the hosts that take mail for `domain` (an A-label, lower case). */
 export async function resolveMx(domain: string, opts: ResolveMxOptions = {}): Promise<MxResult> {
   if (!/^[a-z0-9.-]+$/.test(domain) || domain.startsWith(".") || domain.includes("..")) {
     return { kind: "permanent", reason: "invalid_domain", status: "5.1.2" };
   }
+  const requery = notFoundMeaning(opts);
   const mx = await lookup<Deno.MxRecord>(domain, "MX", opts);
   if (mx.kind === "not_found") {
-    const meaning = await notFoundMeaning(domain, "MX", opts);
+    const meaning = await requery(domain, "MX");
     if (meaning === "no_such_name") {
       return { kind: "permanent", reason: "no_such_domain", status: "5.1.2" };
     }
@@ -94,7 +106,7 @@ export async function resolveMx(domain: string, opts: ResolveMxOptions = {}): Pr
   }
   if (mx.kind !== "found") {
     // No MX: the domain itself is the implicit MX with preference 0 (RFC 5321 §5.1).
-    const addresses = await addressesOf(domain, opts);
+    const addresses = await addressesOf(domain, opts, requery);
     if (addresses.kind === "error") return dnsError(addresses.detail);
     if (addresses.records.length === 0) {
       return { kind: "permanent", reason: "no_such_domain", status: "5.1.2" };
@@ -113,7 +125,9 @@ export async function resolveMx(domain: string, opts: ResolveMxOptions = {}): Pr
     return { kind: "permanent", reason: "null_mx", status: "5.1.10" };
   }
   const ordered = orderByPreference(mx.records, opts.random ?? Math.random).slice(0, MAX_MX_HOSTS);
-  const found = await Promise.all(ordered.map((r) => addressesOf(stripDot(r.exchange), opts)));
+  const found = await Promise.all(
+    ordered.map((r) => addressesOf(stripDot(r.exchange), opts, requery)),
+  );
   // RFC 5321 §5.1: our own host and every host not more preferred than it are discarded.
   let selfPreference = Infinity;
   for (const [i, r] of ordered.entries()) {
@@ -183,7 +197,11 @@ export function orderByPreference(
   return sorted;
 }
 
-async function addressesOf(name: string, opts: ResolveMxOptions): Promise<Addresses> {
+async function addressesOf(
+  name: string,
+  opts: ResolveMxOptions,
+  requery: Requery,
+): Promise<Addresses> {
   const [v4, v6] = await Promise.all([
     lookup<string>(name, "A", opts),
     lookup<string>(name, "AAAA", opts),
@@ -194,8 +212,8 @@ async function addressesOf(name: string, opts: ResolveMxOptions): Promise<Addres
   if (records.length > 0) return { kind: "found", records };
   // Neither family answered: each NotFound is asked again for what it really was.
   const settled = await Promise.all([
-    v4.kind === "not_found" ? notFoundMeaning(name, "A", opts) : v4,
-    v6.kind === "not_found" ? notFoundMeaning(name, "AAAA", opts) : v6,
+    v4.kind === "not_found" ? requery(name, "A") : v4,
+    v6.kind === "not_found" ? requery(name, "AAAA") : v6,
   ]);
   for (const r of settled) {
     if (r !== "no_such_name" && r.kind === "error") return r;
@@ -227,20 +245,28 @@ async function lookup<T>(
 }
 
 /**
- * What Deno's NotFound for `name`/`type` was, asked again of the same server: the name does
- * not exist, it has no such records, or an error (anything else: a temporary failure).
+ * For one lookup: what Deno's NotFound for `name`/`type` was, asked again of the servers Deno
+ * asked: the name does not exist, it has no such records, or an error (anything else: a
+ * temporary failure). All of the lookup's second queries share one deadline, which starts with
+ * the first (`REQUERY_BUDGET_MS`, or the query deadline when shorter).
  */
-async function notFoundMeaning(
-  name: string,
-  type: RecordType,
-  opts: ResolveMxOptions,
-): Promise<"no_such_name" | { kind: "none" } | { kind: "error"; detail: string }> {
-  const server = await rcodeServer(opts.nameServer);
-  if (typeof server === "string") return { kind: "error", detail: `${type} ${name}: ${server}` };
-  const v = await queryRcode(name, type, server, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-  if (v.kind === "no_such_name") return "no_such_name";
-  if (v.kind === "no_records") return { kind: "none" };
-  return { kind: "error", detail: `${type} ${name}: ${v.detail}` };
+function notFoundMeaning(opts: ResolveMxOptions): Requery {
+  let servers: Promise<RcodeServer[] | string> | undefined;
+  let deadline: number | undefined;
+  return async (name, type) => {
+    deadline ??= Date.now() + Math.min(opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, REQUERY_BUDGET_MS);
+    servers ??= rcodeServers(opts.nameServer);
+    const list = await servers;
+    if (typeof list === "string") return { kind: "error", detail: `${type} ${name}: ${list}` };
+    const leftMs = deadline - Date.now();
+    if (leftMs <= 0) {
+      return { kind: "error", detail: `${type} ${name}: no time left to ask again` };
+    }
+    const v = await queryRcode(name, type, list, leftMs);
+    if (v.kind === "no_such_name") return "no_such_name";
+    if (v.kind === "no_records") return { kind: "none" };
+    return { kind: "error", detail: `${type} ${name}: ${v.detail}` };
+  };
 }
 
 function dnsError(detail: string): MxResult {

@@ -7,10 +7,10 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import dgram from "node:dgram";
 import {
   encodeName,
-  firstNameServer,
   MAX_ANSWER_OCTETS,
+  nameServers,
   queryRcode,
-  rcodeServer,
+  rcodeServers,
   readAnswer,
 } from "../../src/outbound/dns_rcode.ts";
 
@@ -225,31 +225,36 @@ Deno.test("encodeName: labels of 1-63 octets, names of at most 255", () => {
   assert(encodeName(long.slice(2)) instanceof Uint8Array);
 });
 
-Deno.test("firstNameServer: the first nameserver line with an address", () => {
+Deno.test("nameServers: the first 3 nameserver lines with an address (resolv.conf MAXNS)", () => {
   const text = [
     "# nameserver 192.0.2.99",
     "search example.net",
     "nameserver not-an-address",
     "  nameserver   127.0.0.53  # systemd-resolved",
     "nameserver 192.0.2.1",
+    "nameserver 2001:db8::1",
+    "nameserver 192.0.2.4",
   ].join("\n");
-  assertEquals(firstNameServer(text), "127.0.0.53");
-  assertEquals(firstNameServer("nameserver 2001:db8::1\n"), "2001:db8::1");
-  assertEquals(firstNameServer("options edns0\n"), undefined);
+  assertEquals(nameServers(text), ["127.0.0.53", "192.0.2.1", "2001:db8::1"]);
+  assertEquals(nameServers("nameserver 2001:db8::1\n"), ["2001:db8::1"]);
+  assertEquals(nameServers("options edns0\n"), []);
 });
 
-Deno.test("rcodeServer: outbound.resolver first, else resolv.conf (read at most 64 KiB)", async () => {
+Deno.test("rcodeServers: outbound.resolver alone, else resolv.conf's (read at most 64 KiB)", async () => {
   const configured = { ipAddr: "127.0.0.1", port: 5353 };
-  assertEquals(await rcodeServer(configured, "/nonexistent"), configured);
+  assertEquals(await rcodeServers(configured, "/nonexistent"), [configured]);
   const dir = await Deno.makeTempDir();
   try {
     const path = `${dir}/resolv.conf`;
-    await Deno.writeTextFile(path, "search x\nnameserver 192.0.2.7\n");
-    assertEquals(await rcodeServer(undefined, path), { ipAddr: "192.0.2.7", port: 53 });
+    await Deno.writeTextFile(path, "search x\nnameserver 192.0.2.7\nnameserver ::1\n");
+    assertEquals(await rcodeServers(undefined, path), [
+      { ipAddr: "192.0.2.7", port: 53 },
+      { ipAddr: "::1", port: 53 },
+    ]);
     // A line past the first 64 KiB is never read.
     await Deno.writeTextFile(path, `${"#".repeat(64 * 1024)}\nnameserver 192.0.2.8\n`);
-    assertEquals(await rcodeServer(undefined, path), `no nameserver in ${path}`);
-    const missing = await rcodeServer(undefined, `${dir}/missing`);
+    assertEquals(await rcodeServers(undefined, path), `no nameserver in ${path}`);
+    const missing = await rcodeServers(undefined, `${dir}/missing`);
     assert(typeof missing === "string" && missing.startsWith(`cannot read ${dir}/missing`));
   } finally {
     await Deno.remove(dir, { recursive: true });
