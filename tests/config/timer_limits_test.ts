@@ -1,0 +1,47 @@
+/**
+ * The durations that become a timer (`smtp.timeout`, `odmr.auth_timeout`, `fetch.interval`)
+ * are at most 24d. A timer cannot wait longer than 2^31-1 ms (about 24.8 days): Deno fires a
+ * longer one after 1 ms, so `smtp.timeout: 30d` made serve re-arm its read deadline every
+ * millisecond (a busy CPU and a TimeoutOverflowWarning a millisecond on stderr) and
+ * `fetch.interval: 30d` polled the provider again at once, in a loop. Refused with the key.
+ */
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { ConfigError } from "../../src/config/load.ts";
+import { parseConfig } from "../../src/config/parse.ts";
+
+const BASE = { source: "/etc/odmr.yaml", baseDir: "/etc", systemHostname: () => "box.local" };
+const FETCH = "fetch: {server: relay.example.net, user: alice, password_file: pw";
+
+function errorOf(text: string): string | undefined {
+  try {
+    parseConfig(text, BASE);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.message;
+    throw err;
+  }
+  return undefined;
+}
+
+const KEYS: { key: string; text: (value: string) => string }[] = [
+  { key: "smtp.timeout", text: (v) => `smtp: {timeout: ${v}}` },
+  { key: "odmr.auth_timeout", text: (v) => `odmr: {auth_timeout: ${v}}` },
+  { key: "fetch.interval", text: (v) => `${FETCH}, interval: ${v}}` },
+];
+
+Deno.test("timer durations take 24d, the longest a timer holds, and refuse more", async (t) => {
+  for (const { key, text } of KEYS) {
+    await t.step(`${key}: 24d and 576h load`, () => {
+      assertEquals(errorOf(text("24d")), undefined);
+      assertEquals(errorOf(text("576h")), undefined);
+    });
+    await t.step(`${key}: 24d plus 1ms, 25d and 30d are refused with the key`, () => {
+      for (const value of ["2073600001ms", "25d", "30d"]) {
+        assertEquals(
+          errorOf(text(value)),
+          `Cannot load config "/etc/odmr.yaml": ${key} must be at most 24d (longer than a ` +
+            `timer can wait): current value is "${value}"`,
+        );
+      }
+    });
+  }
+});
