@@ -69,7 +69,7 @@ export function parseFetch(v: Validator, value: unknown): FetchConfig {
       : {}),
     domains: domains.map((d: unknown, i) => v.domain(d, `fetch.domains[${i}]`)),
     deliverTo: deliverTo(v, m.deliver_to ?? D.DEFAULT_FETCH_DELIVER_TO, "fetch.deliver_to"),
-    intervalMs: v.duration(m.interval ?? D.DEFAULT_FETCH_INTERVAL, "fetch.interval"),
+    intervalMs: v.timerDuration(m.interval ?? D.DEFAULT_FETCH_INTERVAL, "fetch.interval"),
   };
 }
 

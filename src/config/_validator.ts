@@ -7,7 +7,7 @@ import path from "node:path";
 import { domainToASCII } from "node:url";
 import type { Config, DomainPolicy, ListenEntry, PostgresConfig, QuotaLimits } from "./types.ts";
 import { didYouMean } from "./_did_you_mean.ts";
-import { parseDurationMs, parseSizeBytes } from "./_units.ts";
+import { formatDuration, parseDurationMs, parseSizeBytes } from "./_units.ts";
 import * as D from "./defaults.ts";
 
 /** A config that cannot be used; `message` is for people (exit code 2). */
@@ -202,6 +202,23 @@ export class Validator {
       this.fail(
         key,
         `must be a duration such as 30s, 5m, 2h or 30d: current value is ${describe(value)}`,
+      );
+    }
+    return ms;
+  }
+
+  /**
+   * A duration that becomes a timer (an idle deadline, a poll interval): at most 24d. A timer
+   * cannot wait longer than 2^31-1 ms (about 24.8 days); Deno fires a longer one after 1 ms,
+   * which turned a deadline into a loop re-arming every millisecond.
+   */
+  timerDuration(value: unknown, key: string): number {
+    const ms = this.duration(value, key);
+    if (ms > D.MAX_TIMER_MS) {
+      this.fail(
+        key,
+        `must be at most ${formatDuration(D.MAX_TIMER_MS)} (longer than a timer can wait): ` +
+          `current value is ${describe(value)}`,
       );
     }
     return ms;

@@ -26,6 +26,11 @@ export const DEFAULT_SMTP_MAX_LINE_LENGTH = 998;
 export const MIN_SMTP_MAX_LINE_LENGTH = 78;
 export const DEFAULT_ODMR_REQUIRE_TLS = false;
 export const DEFAULT_ODMR_AUTH_TIMEOUT = "60s";
+/**
+ * The longest `smtp.timeout`, `odmr.auth_timeout` and `fetch.interval`: 24d, under the 2^31-1 ms
+ * a timer can wait (Deno fires a longer one after 1 ms).
+ */
+export const MAX_TIMER_MS = 24 * 86_400_000;
 export const DEFAULT_QUEUE_MAX_AGE = "30d";
 export const DEFAULT_QUEUE_LEASE_TIME = "5m";
 /** Connections of serve's main PostgreSQL pool (`queue.postgres.pool_size`). */

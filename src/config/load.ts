@@ -168,13 +168,13 @@ export function configFromValue(
         1,
         1_000_000,
       ),
-      timeoutMs: v.duration(smtp.timeout ?? D.DEFAULT_SMTP_TIMEOUT, "smtp.timeout"),
+      timeoutMs: v.timerDuration(smtp.timeout ?? D.DEFAULT_SMTP_TIMEOUT, "smtp.timeout"),
       maxLineLength: v.maxLineLength(smtp.max_line_length ?? D.DEFAULT_SMTP_MAX_LINE_LENGTH),
     },
     odmr: {
       listen: v.listenList(odmr.listen ?? D.DEFAULT_ODMR_LISTEN, "odmr.listen", tls, true),
       requireTls: v.boolean(odmr.require_tls ?? D.DEFAULT_ODMR_REQUIRE_TLS, "odmr.require_tls"),
-      authTimeoutMs: v.duration(
+      authTimeoutMs: v.timerDuration(
         odmr.auth_timeout ?? D.DEFAULT_ODMR_AUTH_TIMEOUT,
         "odmr.auth_timeout",
       ),
