@@ -42,6 +42,7 @@ Deno.test("check-config shows every setting of the embedded defaults, line_recor
     "odmr.listen[0].line_records",
     "odmr.listen[0].tls",
     "odmr.require_tls",
+    "outbound.allow_private_mx",
     "outbound.concurrency",
     "outbound.delay_notice",
     "outbound.helo",
