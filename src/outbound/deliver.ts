@@ -2,7 +2,8 @@
  * Delivers messages for one destination domain to its MX hosts (RFC 5321 §5.1) over as few
  * connections as possible: the MX lookup once, then one session (`session.ts`) in which the
  * shared SmtpSender sends message after message (pipelined when offered). Hosts are tried in
- * MX order, each of their addresses in turn, until one greets and says EHLO. A session lost
+ * MX order, each of their addresses in turn (at most `MAX_MX_ADDRESSES`), until one greets and
+ * says EHLO. A session lost
  * after it delivered something is opened again at the same host for the rest; one lost before
  * that moves on to the next address. When no address is left, the rest is deferred. Every
  * message offered comes back exactly once through `onResult`, every recipient settled:
@@ -67,6 +68,12 @@ export interface BatchSummary {
 
 const SMTP_PORT = 25;
 const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
+/**
+ * Addresses tried per attempt, as Postfix's smtp_mx_address_limit: each may take 30 s to
+ * connect and 5 minutes for its greeting and again for EHLO, so a domain whose MX hosts are dead
+ * or tarpits would otherwise hold a delivery slot for hours; the rest waits for the retry.
+ */
+export const MAX_MX_ADDRESSES = 5;
 
 /** Delivers `message` (whose recipients are all in `domain`). Never throws for peer faults. */
 export async function deliverToDomain(
@@ -140,7 +147,7 @@ export async function deliverBatch<M extends OutboundMessage>(
     }
     const targets: MxTarget[] = mx.hosts.flatMap((h) =>
       h.addresses.map((address) => ({ name: h.name, address }))
-    );
+    ).slice(0, MAX_MX_ADDRESSES);
     const sessionOpts: SessionOptions = {
       helo: opts.helo,
       log: opts.log,
