@@ -1,0 +1,51 @@
+/**
+ * A Deno permission left out of the documented ones (README "Permissions") is reported as one
+ * `error:` line that names the flag, exit 1 (a runtime failure, as a data_dir that cannot be
+ * written), not as an uncaught exception with a stack trace. The command line is `deno task
+ * start`'s (deno.json, read at test time) without one of its grants, in an empty directory.
+ */
+import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
+import { REPO_ROOT } from "../_helpers/server_process.ts";
+
+async function startFlags(): Promise<string[]> {
+  const tasks = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}deno.json`)).tasks;
+  const words = String(tasks.start).split(/\s+/);
+  assertEquals(words.slice(0, 2), ["deno", "run"]);
+  assertEquals(words.slice(-2), ["main.ts", "serve"]);
+  return words.slice(2, -2);
+}
+
+async function run(flags: string[], args: string[], cwd: string) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-q", ...flags, `${REPO_ROOT}main.ts`, ...args],
+    cwd,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+}
+
+Deno.test("a missing --allow-env or --allow-sys is one error line naming the flag, exit 1", async (t) => {
+  const flags = await startFlags();
+  const dir = await Deno.makeTempDir({ prefix: "odmr-perm-missing-" });
+  try {
+    const full = await run(flags, ["check-config"], dir);
+    assertEquals(full.code, 0, full.stderr);
+    for (const grant of ["--allow-env", "--allow-sys"]) {
+      await t.step(`without ${grant}`, async () => {
+        const fewer = flags.filter((f) => !f.startsWith(grant));
+        assertEquals(fewer.length, flags.length - 1);
+        for (const args of [["check-config"], ["user", "list"]]) {
+          const { code, stderr } = await run(fewer, args, dir);
+          assertEquals(code, 1, stderr);
+          assert(!/Uncaught|\n\s+at /.test(stderr), `a stack trace: ${stderr}`);
+          match(stderr, new RegExp(`^error: .*${grant}\\b.*\\n$`));
+        }
+      });
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
