@@ -13,6 +13,7 @@ import { flushLogLines } from "../observe/log.ts";
 import { warmUpTlsCrypto } from "../net/tls_warm_up.ts";
 import { type BooleanFlag, parseBooleanFlags } from "./_command_flags.ts";
 
+const EXIT_RUNTIME = 1;
 const EXIT_USAGE = 2;
 
 /** What the CLI needs from its surroundings (tests pass their own). */
@@ -29,6 +30,17 @@ export async function runCli(
   environment?: CliEnvironment,
 ): Promise<number> {
   const envir = environment ?? processEnvironment();
+  try {
+    return await runCommand(argv, envir);
+  } catch (err) {
+    // A grant left out of README "Permissions": Deno's message names the flag; no stack trace.
+    if (!(err instanceof Deno.errors.NotCapable)) throw err;
+    envir.stderr(`error: ${err.message}\n`);
+    return EXIT_RUNTIME;
+  }
+}
+
+async function runCommand(argv: readonly string[], envir: CliEnvironment): Promise<number> {
   const [first, ...rest] = argv;
   if (first === undefined) {
     envir.stderr(MAIN_HELP);
@@ -267,8 +279,11 @@ function processEnvironment(): CliEnvironment {
   const encoder = new TextEncoder();
   return {
     env: {
-      // Only the variable the CLI reads: no blanket --allow-env needed.
-      ODMR_RELAY_CONFIG: Deno.env.get("ODMR_RELAY_CONFIG"),
+      // Only the variable the CLI reads: no blanket --allow-env needed. Read when the config is
+      // looked for, so that a missing --allow-env is reported like any missing grant.
+      get ODMR_RELAY_CONFIG() {
+        return Deno.env.get("ODMR_RELAY_CONFIG");
+      },
     },
     cwd: Deno.cwd(),
     stdout: (text) => writeAll(Deno.stdout, encoder.encode(text)),
