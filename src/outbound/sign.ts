@@ -2,11 +2,12 @@
  * DKIM on the way out: reads a message's body once through the signer (memory bounded by the
  * header section), then returns the same message with the DKIM-Signature fields in front. The
  * signing domain is the From header's; a message from a domain without keys, or whose header
- * section cannot be signed, goes out unchanged. One whose body cannot be read is returned with
- * a body that fails again (the sender defers it), never unsigned with a later read.
+ * section cannot be signed, goes out unchanged. One whose body or whose domain's keys cannot be
+ * read is returned with a body that fails again (the sender defers it), never unsigned.
  */
 import { authorDomain, type DkimKey, DkimSigner } from "../dkim/signer.ts";
 import type { OutboundMessage } from "../smtp/sender.ts";
+import { errorText } from "../errors.ts";
 
 /** The message with its signatures, and which domain signed (undefined: unsigned). */
 export interface SignedMessage<M extends OutboundMessage> {
@@ -32,8 +33,17 @@ export async function signOutbound<M extends OutboundMessage>(
   const fields = signer.headerFields();
   const domain = fields === undefined ? undefined : authorDomain(fields);
   if (domain === undefined) return { message, signedBy: undefined };
+  let keys: readonly DkimKey[];
+  try {
+    keys = await keysFor(domain);
+  } catch (err) {
+    // Keys there but not readable (a file that does not parse, a store that does not answer):
+    // deferred like an unreadable body, never sent unsigned; the batch goes on past it.
+    const why = new Error(`DKIM keys of ${domain} unreadable: ${errorText(err)}`);
+    return { message: { ...message, readBody: () => failedRead(why) }, signedBy: undefined };
+  }
   // Off the event loop: an RSA signature takes milliseconds (src/dkim/_async_sign.ts).
-  const result = await signer.finish(await keysFor(domain), now);
+  const result = await signer.finish(keys, now);
   if (!result.ok) return { message, signedBy: undefined };
   const prefix = result.fields;
   const signed: M = {

@@ -89,6 +89,13 @@ await toolTest(
             (left?.nextAttemptAt ?? 0) >= startedAt + RETRY_MS * 0.9,
             `next attempt ${(left?.nextAttemptAt ?? 0) - startedAt} ms after the batch`,
           );
+          // Said, naming the domain whose keys could not be read.
+          const said = events.filter((e) => e.event === "message_unreadable");
+          assertEquals(said.length, 1);
+          assert(
+            String(said[0]?.fields.error).includes("bad.example"),
+            String(said[0]?.fields.error),
+          );
         } finally {
           await store.close();
         }
