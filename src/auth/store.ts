@@ -214,32 +214,38 @@ export class CredentialStore {
 
   /** Gives `domains` to `name`; a domain it already owns is left as is. */
   addDomains(name: string, domains: readonly string[]): void {
-    const normalized = normalizeDomains(domains);
+    this.changeDomains(name, domains, []);
+  }
+
+  /** Takes `domains` from `name`; each must currently belong to it. */
+  removeDomains(name: string, domains: readonly string[]): void {
+    this.changeDomains(name, [], domains);
+  }
+
+  /**
+   * Gives `add` to `name`, then takes `remove` from it (each must then belong to it), in one
+   * transaction: a refused domain changes nothing (`user domains --add … --remove …`).
+   */
+  changeDomains(name: string, add: readonly string[], remove: readonly string[]): void {
+    const toAdd = normalizeDomains(add);
+    const toRemove = normalizeDomains(remove);
     this.#changeOwners(() => {
       this.#requireUser(name);
       const insert = this.#prepare(
         'INSERT INTO user_domains (domain, "user") VALUES (?, ?) ON CONFLICT(domain) DO NOTHING',
       );
-      for (const d of normalized) {
+      for (const d of toAdd) {
         this.#checkFree(d, name);
         insert.run(d, name);
       }
-    });
-  }
-
-  /** Takes `domains` from `name`; each must currently belong to it. */
-  removeDomains(name: string, domains: readonly string[]): void {
-    const normalized = normalizeDomains(domains);
-    this.#changeOwners(() => {
-      this.#requireUser(name);
-      for (const d of normalized) {
+      for (const d of toRemove) {
         const owner = this.#ownerOfNormalized(d);
         if (owner !== name) {
           throw new UserError(`Domain "${d}" does not belong to user "${name}"`);
         }
       }
       const del = this.#prepare('DELETE FROM user_domains WHERE domain = ? AND "user" = ?');
-      for (const d of normalized) del.run(d, name);
+      for (const d of toRemove) del.run(d, name);
     });
   }
 

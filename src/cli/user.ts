@@ -107,8 +107,7 @@ async function change(
         for (const d of store.domainsOf(cmd.name)) io.stdout(`${d}\n`);
         return EXIT_OK;
       }
-      if (cmd.add.length > 0) store.addDomains(cmd.name, cmd.add);
-      if (cmd.remove.length > 0) store.removeDomains(cmd.name, cmd.remove);
+      store.changeDomains(cmd.name, cmd.add, cmd.remove);
       io.stdout(`User "${cmd.name}" now owns ${describeDomains(store.domainsOf(cmd.name))}\n`);
       return EXIT_OK;
     case "remove":
