@@ -71,28 +71,46 @@ export class CertificatePins {
 
   /** Pins `fingerprint` for `user`; refused when the user is unknown or another holds it. */
   pin(user: string, fingerprint: string): void {
-    const fp = normalizeFingerprint(fingerprint);
-    if (fp === undefined) throw new PinError(`"${fingerprint}" is not a SHA-256 fingerprint`);
-    inImmediateTransaction(this.#db, () => {
-      const exists = this.#db.prepare("SELECT 1 AS one FROM users WHERE name = ?").get(user);
-      if (exists === undefined) throw new PinError(`User "${user}" does not exist`);
-      const holder = this.userOf(fp);
-      if (holder !== undefined && holder !== user) {
-        throw new PinError(`Certificate ${fp} is already pinned for user "${holder}"`);
-      }
-      this.#db.prepare('INSERT OR IGNORE INTO user_certs (fingerprint, "user") VALUES (?, ?)')
-        .run(fp, user);
-    });
+    this.change(user, { pin: fingerprint });
   }
 
   /** Unpins `fingerprint` from `user`; refused when it is not pinned for that user. */
   unpin(user: string, fingerprint: string): void {
-    const fp = normalizeFingerprint(fingerprint);
-    if (fp === undefined) throw new PinError(`"${fingerprint}" is not a SHA-256 fingerprint`);
-    const done = this.#db.prepare('DELETE FROM user_certs WHERE fingerprint = ? AND "user" = ?')
-      .run(fp, user);
-    if (Number(done.changes) === 0) {
-      throw new PinError(`Certificate ${fp} is not pinned for user "${user}"`);
-    }
+    this.change(user, { unpin: fingerprint });
   }
+
+  /**
+   * Pins `pin` for `user`, then unpins `unpin` from it, in one transaction: a refused part
+   * changes nothing (`user certs NAME --add FILE --remove FINGERPRINT`).
+   */
+  change(user: string, what: { pin?: string; unpin?: string }): void {
+    const toPin = what.pin === undefined ? undefined : fingerprintOrThrow(what.pin);
+    const toUnpin = what.unpin === undefined ? undefined : fingerprintOrThrow(what.unpin);
+    inImmediateTransaction(this.#db, () => {
+      if (toPin !== undefined) {
+        const exists = this.#db.prepare("SELECT 1 AS one FROM users WHERE name = ?").get(user);
+        if (exists === undefined) throw new PinError(`User "${user}" does not exist`);
+        const holder = this.userOf(toPin);
+        if (holder !== undefined && holder !== user) {
+          throw new PinError(`Certificate ${toPin} is already pinned for user "${holder}"`);
+        }
+        this.#db.prepare('INSERT OR IGNORE INTO user_certs (fingerprint, "user") VALUES (?, ?)')
+          .run(toPin, user);
+      }
+      if (toUnpin !== undefined) {
+        const done = this.#db.prepare(
+          'DELETE FROM user_certs WHERE fingerprint = ? AND "user" = ?',
+        ).run(toUnpin, user);
+        if (Number(done.changes) === 0) {
+          throw new PinError(`Certificate ${toUnpin} is not pinned for user "${user}"`);
+        }
+      }
+    });
+  }
+}
+
+function fingerprintOrThrow(text: string): string {
+  const fp = normalizeFingerprint(text);
+  if (fp === undefined) throw new PinError(`"${text}" is not a SHA-256 fingerprint`);
+  return fp;
 }

@@ -5,7 +5,7 @@
  * 1 refused (unknown user, fingerprint pinned for another user, unreadable file), 2 usage.
  */
 import { parseArgs } from "node:util";
-import { fingerprintOfPem, PinError } from "../auth/cert_pins.ts";
+import { fingerprintOfPem, normalizeFingerprint, PinError } from "../auth/cert_pins.ts";
 import { type CredentialStore, UserError } from "../auth/store.ts";
 import { openToolCredentials, type ToolCredentials } from "./_backend.ts";
 import type { CliIo } from "./io.ts";
@@ -30,6 +30,9 @@ export async function userCertsCommand(argv: readonly string[], io: CliIo): Prom
     name = positionals[0] as string;
     add = values.add;
     remove = values.remove;
+    if (remove !== undefined && normalizeFingerprint(remove) === undefined) {
+      throw new Error(`Invalid value for --remove: "${remove}" is not a SHA-256 fingerprint`);
+    }
   } catch (err) {
     return usageError(io, errorText(err), USAGE);
   }
@@ -55,13 +58,16 @@ export async function userCertsCommand(argv: readonly string[], io: CliIo): Prom
     const body = (store: CredentialStore): Promise<number> => {
       if (!store.hasUser(name)) throw new UserError(`User "${name}" does not exist`);
       const pins = store.certificates;
-      if (add !== undefined && pem !== undefined) {
-        const fp = fingerprintOfPem(pem, add);
-        pins.pin(name, fp);
-        io.stdout(`Pinned certificate ${fp} for user "${name}"\n`);
+      const fp = add !== undefined && pem !== undefined ? fingerprintOfPem(pem, add) : undefined;
+      // Both in one transaction: a refused part changes nothing.
+      if (fp !== undefined || remove !== undefined) {
+        pins.change(name, {
+          ...(fp === undefined ? {} : { pin: fp }),
+          ...(remove === undefined ? {} : { unpin: remove }),
+        });
       }
+      if (fp !== undefined) io.stdout(`Pinned certificate ${fp} for user "${name}"\n`);
       if (remove !== undefined) {
-        pins.unpin(name, remove);
         io.stdout(`Removed certificate ${remove} from user "${name}"\n`);
       }
       if (add === undefined && remove === undefined) {
