@@ -21,6 +21,22 @@ Deno.test("SubmissionRate: N per hour pass, N+1 waits; the allowance comes back 
   assertEquals(rate.takeMessage("bob"), true);
 });
 
+Deno.test("SubmissionRate: a clock stepped back takes no allowance away (as the AUTH throttle)", () => {
+  let now = 10 * 3_600_000;
+  const rate = new SubmissionRate({ messagesPerHour: 4, recipientsPerHour: 4, now: () => now });
+  assertEquals(rate.takeMessage("alice"), true);
+  assertEquals(rate.takeRecipient("alice"), true);
+  // The wall clock steps back an hour (NTP after a boot, a manual fix): 3 of each are left,
+  // not an allowance an hour in debt (every message and recipient refused for the next hour).
+  now -= 3_600_000;
+  const take = (what: () => boolean) => Array.from({ length: 4 }, what);
+  assertEquals(take(() => rate.takeMessage("alice")), [true, true, true, false]);
+  assertEquals(take(() => rate.takeRecipient("alice")), [true, true, true, false]);
+  // And the allowance comes back from there, evenly.
+  now += 15 * 60_000;
+  assertEquals(take(() => rate.takeMessage("alice")), [true, false, false, false]);
+});
+
 Deno.test("isOwnedSender: the user's domains only, compared as A-labels; <> allowed", async (t) => {
   const rows: { from: string; want: boolean }[] = [
     { from: "alice@example.org", want: true },
