@@ -44,7 +44,9 @@ export class SubmissionRate {
   #take(buckets: Map<string, Bucket>, user: string, perHour: number): boolean {
     const now = this.#now();
     const b = buckets.get(user) ?? { tokens: perHour, updatedAt: now };
-    b.tokens = Math.min(perHour, b.tokens + ((now - b.updatedAt) * perHour) / HOUR_MS);
+    // A clock stepped back refills nothing and takes nothing away (as src/auth/throttle.ts).
+    const elapsed = Math.max(0, now - b.updatedAt);
+    b.tokens = Math.min(perHour, b.tokens + (elapsed * perHour) / HOUR_MS);
     b.updatedAt = now;
     buckets.set(user, b);
     if (b.tokens < 1) return false;
