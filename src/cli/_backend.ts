@@ -12,6 +12,7 @@ import type { Logger } from "../observe/log.ts";
 import { type QueueAdmin, SqliteQueueAdmin } from "../queue/admin.ts";
 import { openDatabase } from "../queue/db.ts";
 import { lockDataDir } from "../queue/serve_lock.ts";
+import { movedAt, movedRefusal, QueueMovedError } from "../queue/moved_mark.ts";
 import { SqliteQueueStore } from "../queue/sqlite_store.ts";
 import type { QueueStore } from "../queue/types.ts";
 import { UserStateStore } from "../queue/user_state.ts";
@@ -25,7 +26,8 @@ export type { ServeBackend, ToolCredentials, ToolDkimKeys } from "./_backend_typ
  * may remove orphan body chunks). SQLite: first takes the data directory's lock (one serve per
  * SQLite file, src/queue/serve_lock.ts), before the database is opened or migrated, and holds
  * it until `close`. Throws one Error line (no password) when it cannot, a DataDirBusyError
- * when another serve holds the lock.
+ * when another serve holds the lock, a QueueMovedError when `queue migrate` copied the queue to
+ * PostgreSQL.
  */
 export async function openServeBackend(
   config: Config,
@@ -37,6 +39,9 @@ export async function openServeBackend(
     let db: ReturnType<typeof openDatabase> | undefined;
     try {
       db = openDatabase(config.dataDir);
+      // Copied to PostgreSQL: serving it would deliver the copies again (moved_mark.ts).
+      const moved = movedAt(db);
+      if (moved !== undefined) throw new QueueMovedError(movedRefusal(config.dataDir, moved));
       const store = new SqliteQueueStore(db, {
         logger: opts.logger,
         // serve's writes are bounded: its savepoint journal stays out of /var/tmp.

@@ -90,6 +90,7 @@ ${CONFIG_LINE}
   queue requeue ID... | queue requeue --domain D | queue requeue --failed
   queue summary [--json]
   queue migrate [--from DATA_DIR]   copy a SQLite data_dir into queue.postgres
+  queue migrate --clear-mark [--from DATA_DIR]
 
 list      messages waiting; --domain D and --status S (queued, delivering, failed,
           expired; repeatable) show only those recipients; --older-than DUR (30m, 12h,
@@ -103,6 +104,8 @@ requeue   failed recipients (of those messages, of that domain, or all) become q
           and are delivered at the next ATRN; expired ones are left alone
 summary   waiting recipients per domain in age columns (5m 15m 1h 4h 12h 1d 2d 4d 7d
           7d+: each counts what is older than the column before, up to its own bound)
+migrate   marks the SQLite queue it copies: a SQLite serve refuses it from then on
+          (it would deliver the copies again); --clear-mark takes the mark off
 
 Exit codes: 0 ok, 1 unknown message ID or runtime failure, 2 usage error.
 

@@ -6,8 +6,9 @@
  * while a serve holds it: that serve would deliver messages it copies. A message copied once
  * is never copied again (`migrated_messages`, src/queue/pg/_import.ts), even once the nodes
  * delivered it, so a cut-off run can be repeated; users are copied only into a database that
- * has none yet. A failure report still owed stays owed, a delay notice sent stays sent.
- * Exit 0, 1 runtime failure, 2 usage.
+ * has none yet. A failure report still owed stays owed, a delay notice sent stays sent. Before
+ * the first copy it marks the SQLite queue (src/queue/moved_mark.ts): a SQLite serve refuses
+ * it from then on, until `--clear-mark`. Exit 0, 1 runtime failure, 2 usage.
  */
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -15,6 +16,7 @@ import { parseArgs } from "node:util";
 import { CredentialStore } from "../auth/store.ts";
 import { NULL_LOGGER } from "../observe/log.ts";
 import { DATABASE_FILE, openDatabase } from "../queue/db.ts";
+import { clearMoved, markMoved, movedAt } from "../queue/moved_mark.ts";
 import { editAuthSnapshot, loadTables, readTablesLike } from "../queue/pg/auth_mirror.ts";
 import { PgQueueStore } from "../queue/pg/store.ts";
 import { DataDirBusyError, lockDataDir, type ServeLock } from "../queue/serve_lock.ts";
@@ -23,23 +25,26 @@ import type { CliIo } from "./io.ts";
 import { usageError } from "./_args.ts";
 import { errorText } from "../errors.ts";
 
-const USAGE = "Usage: queue migrate [--from DATA_DIR]";
+const USAGE = "Usage: queue migrate [--from DATA_DIR] [--clear-mark]";
 
 /** Runs `queue migrate …`; returns the exit code. */
 export async function migrateCommand(argv: readonly string[], io: CliIo): Promise<number> {
   let from: string;
+  let isClear: boolean;
   try {
     const { values, positionals } = parseArgs({
       args: [...argv],
-      options: { from: { type: "string" } },
+      options: { from: { type: "string" }, "clear-mark": { type: "boolean" } },
       strict: true,
       allowPositionals: true,
     });
     if (positionals.length > 0) throw new Error(`Unexpected argument "${positionals[0]}"`);
     from = values.from ?? io.dataDir;
+    isClear = values["clear-mark"] === true;
   } catch (err) {
     return usageError(io, errorText(err), USAGE);
   }
+  if (isClear) return await clearMark(from, io);
   const pg = io.storage?.backend === "postgres" ? io.storage.postgres : undefined;
   if (pg === undefined) {
     io.stderr(
@@ -74,6 +79,8 @@ export async function migrateCommand(argv: readonly string[], io: CliIo): Promis
       { nodeId: `migrate-${Deno.pid}`, logger: NULL_LOGGER },
     );
     const users = await copyUsers(file, target);
+    // Before the first copy, durably: a SQLite serve on `from` refuses from now on.
+    markMoved(db, Date.now());
     let copied = 0;
     let skipped = 0;
     for (const message of await source.list()) {
@@ -99,6 +106,48 @@ export async function migrateCommand(argv: readonly string[], io: CliIo): Promis
     } finally {
       lock.release();
     }
+  }
+}
+
+/**
+ * `--clear-mark`: takes the mark of a migrate off `from`'s queue (moved_mark.ts), so that a
+ * SQLite serve uses it again, under the serve lock. Exit 0 (also when there was none), or 1.
+ */
+async function clearMark(from: string, io: CliIo): Promise<number> {
+  const file = join(from, DATABASE_FILE);
+  try {
+    await Deno.stat(file);
+  } catch {
+    io.stderr(`error: Cannot clear the mark: no queue database "${file}"\n`);
+    return 1;
+  }
+  let lock: ServeLock;
+  try {
+    lock = await lockDataDir(from);
+  } catch (err) {
+    io.stderr(`error: Cannot clear the mark: ${busyText(err, from)}\n`);
+    return 1;
+  }
+  try {
+    const db = openDatabase(from);
+    try {
+      if (movedAt(db) === undefined || !clearMoved(db)) {
+        io.stdout(`No mark of queue migrate on "${from}": a SQLite serve uses it as it is\n`);
+      } else {
+        io.stdout(
+          `Cleared the mark of queue migrate on "${from}": a SQLite serve on it delivers its ` +
+            `queue again, the messages copied to PostgreSQL included\n`,
+        );
+      }
+      return 0;
+    } finally {
+      db.close();
+    }
+  } catch (err) {
+    io.stderr(`error: Cannot clear the mark: ${errorText(err)}\n`);
+    return 1;
+  } finally {
+    lock.release();
   }
 }
 

@@ -97,7 +97,7 @@ async function runCommand(argv: readonly string[], envir: CliEnvironment): Promi
       const parsed = parseCommandFlags(split.rest, []);
       if (!parsed.ok) return usage(first, parsed.message, envir);
       const { serveCommand } = await import("./serve.ts");
-      return await serveCommand(withLogLevel(config, parsed.logLevel));
+      return await serveCommand(withLogLevel(config, parsed.logLevel), envir.stderr);
     }
     case "check-config": {
       if (split.rest.length > 0) {

@@ -12,6 +12,7 @@ import type { QueueStore } from "../queue/types.ts";
 import type { CredentialStore } from "../auth/store.ts";
 import { openServeBackend, type ServeBackend } from "./_backend.ts";
 import { DataDirBusyError } from "../queue/serve_lock.ts";
+import { QueueMovedError } from "../queue/moved_mark.ts";
 import { listen } from "../net/listener.ts";
 import type { Listener } from "../net/listener.ts";
 import type { Conn } from "../net/conn.ts";
@@ -61,8 +62,14 @@ export interface RunningServer {
   stop(graceMs?: number): Promise<void>;
 }
 
-/** Runs `serve` until SIGINT or SIGTERM; returns the exit code. */
-export async function serveCommand(config: Config): Promise<number> {
+/**
+ * Runs `serve` until SIGINT or SIGTERM; returns the exit code. `stderr` gets the one `error:`
+ * line of a refusal the config must fix (a SQLite queue moved to PostgreSQL: exit 2).
+ */
+export async function serveCommand(
+  config: Config,
+  stderr: (text: string) => void,
+): Promise<number> {
   const log = createProcessLogger({ level: config.log.level, format: config.log.format });
   // SIGHUP's default action ends the process (exit 129, which systemd's Restart=on-failure
   // takes for a clean stop): take it over before anything else, for the whole run.
@@ -71,6 +78,10 @@ export async function serveCommand(config: Config): Promise<number> {
   Deno.addSignalListener("SIGHUP", hangup);
   try {
     return await serveUntilSignal(config, log, (handler) => onHangup = handler);
+  } catch (err) {
+    if (!(err instanceof QueueMovedError)) throw err;
+    stderr(`error: ${err.message}\n`);
+    return 2;
   } finally {
     Deno.removeSignalListener("SIGHUP", hangup);
   }
@@ -110,6 +121,7 @@ async function serveUntilSignal(
     credentials = backend.credentials;
     observe = await openServeObserve(config, backend, log);
   } catch (err) {
+    if (err instanceof QueueMovedError) throw err;
     if (err instanceof DataDirBusyError) {
       // Refused before any port is bound or the queue is touched: the running one stays alone.
       log.error("startup_failed", { reason: err.message });

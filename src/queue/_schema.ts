@@ -166,4 +166,13 @@ ${waitingTriggers("route_waiting")}
     PRIMARY KEY (message_id, recipient_id)
   );
   `,
+  // 12: `queue migrate` copied this queue into PostgreSQL (moved_mark.ts): one row, set before
+  // the first message is copied. A SQLite serve refuses the queue while it is there (it would
+  // deliver every copied message again); `queue migrate --clear-mark` deletes it.
+  `
+  CREATE TABLE IF NOT EXISTS queue_moved (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    moved_at INTEGER NOT NULL
+  );
+  `,
 ];
