@@ -9,31 +9,19 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { PgQueueStore } from "../../src/queue/pg/store.ts";
-import { PgMaintenance } from "../../src/queue/pg/_maintenance.ts";
-import { PgReader } from "../../src/queue/pg/_reader.ts";
-import { connectPostgres } from "../../src/queue/pg/connect.ts";
-import { newQueueId } from "../../src/queue/id.ts";
-import { NULL_LOGGER } from "../../src/observe/log.ts";
 import type { LeasedDomains } from "../../src/queue/_rows.ts";
 import type { Lease, QueuedMessage } from "../../src/queue/types.ts";
-import { postgresTest } from "../_helpers/postgres.ts";
 import { maintenanceOptions, queueMessage, rcpt } from "../_helpers/queue_fixtures.ts";
+import { expiryNodesTest } from "./_pg_expiry_nodes.ts";
 
 const DAY_MS = 86_400_000;
 
-await postgresTest(
+await expiryNodesTest(
   "PostgreSQL: a maintenance pass does not expire (and bounce) mail that an ATRN claim made during the pass is delivering (review wt16-r3)",
-  async (pg) => {
-    const url = await pg.createDatabase("expiry_lease_race");
-    // The message arrived 40 days ago (queue.max_age is 30 days in maintenanceOptions).
-    const old = await PgQueueStore.open({ url }, {
-      nodeId: "node-a",
-      now: () => Date.now() - 40 * DAY_MS,
-    });
-    const node = await PgQueueStore.open({ url }, { nodeId: "node-b" });
-    const sql = await connectPostgres({ url });
-    const raw = postgres(url, { max: 1, onnotice: () => {} });
+  "expiry_lease_race",
+  // The message arrived 40 days ago (queue.max_age is 30 days in maintenanceOptions).
+  40 * DAY_MS,
+  async ({ old, node, sql, raw, pass }) => {
     let lease: Lease | undefined;
     let listed: QueuedMessage[] = [];
     try {
@@ -43,25 +31,16 @@ await postgresTest(
         const rows = await sql`SELECT domain FROM domain_leases WHERE lease_until > ${now}`;
         return { atrn: new Set(rows.map((r) => String(r.domain))), mx: new Set(), now };
       };
-      const pass = new PgMaintenance({
-        sql,
-        reader: new PgReader(sql, NULL_LOGGER),
-        log: NULL_LOGGER,
-        now: Date.now,
-        newId: () => newQueueId(Date.now()),
-        chunkBytes: 64 * 1024,
-        leasedDomains: async () => {
-          const seen = await leasedNow();
-          // The customer's ATRN on another node commits right after the pass read the leases.
-          const claimed = await node.claim(["late.test"], { owner: "atrn", leaseSeconds: 60 });
-          assert.equal(claimed.kind, "claimed");
-          lease = (claimed as Extract<typeof claimed, { kind: "claimed" }>).lease;
-          // Its drain lists the message and starts sending it to the customer.
-          listed = await Array.fromAsync(lease.messages());
-          return seen;
-        },
-      });
-      await pass.run(maintenanceOptions({ isLocalDomain: (d) => d === "sender.test" }));
+      await pass(async () => {
+        const seen = await leasedNow();
+        // The customer's ATRN on another node commits right after the pass read the leases.
+        const claimed = await node.claim(["late.test"], { owner: "atrn", leaseSeconds: 60 });
+        assert.equal(claimed.kind, "claimed");
+        lease = (claimed as Extract<typeof claimed, { kind: "claimed" }>).lease;
+        // Its drain lists the message and starts sending it to the customer.
+        listed = await Array.fromAsync(lease.messages());
+        return seen;
+      }).run(maintenanceOptions({ isLocalDomain: (d) => d === "sender.test" }));
       assert.equal(listed.length, 1, "the live lease lists the message (its drain delivers it)");
       const [r] =
         await raw`SELECT status, expired_at FROM recipients WHERE address = 'u@late.test'`;
@@ -73,47 +52,28 @@ await postgresTest(
       );
     } finally {
       await lease?.release();
-      await raw.end({ timeout: 1 });
-      await sql.end({ timeout: 1 });
-      await node.close();
-      await old.close();
     }
   },
 );
 
-await postgresTest(
+await expiryNodesTest(
   "PostgreSQL: a maintenance pass does not expire (and bounce) outbound mail that an outbound claim made during the pass is sending (#13)",
-  async (pg) => {
-    const url = await pg.createDatabase("expiry_outbound_race");
-    // Received 6 days ago: past outbound.max_age (5 days in maintenanceOptions).
-    const old = await PgQueueStore.open({ url }, {
-      nodeId: "node-a",
-      now: () => Date.now() - 6 * DAY_MS,
-    });
-    const node = await PgQueueStore.open({ url }, { nodeId: "node-b" });
-    const sql = await connectPostgres({ url });
-    const raw = postgres(url, { max: 1, onnotice: () => {} });
+  "expiry_outbound_race",
+  // Received 6 days ago: past outbound.max_age (5 days in maintenanceOptions).
+  6 * DAY_MS,
+  async ({ old, node, raw, pass }) => {
     let lease: Lease | undefined;
     let listed: QueuedMessage[] = [];
     try {
       await queueMessage(old, { from: "s@sender.test", to: [rcpt("r@far.test", { route: "mx" })] });
-      const pass = new PgMaintenance({
-        sql,
-        reader: new PgReader(sql, NULL_LOGGER),
-        log: NULL_LOGGER,
-        now: Date.now,
-        newId: () => newQueueId(Date.now()),
-        chunkBytes: 64 * 1024,
-        leasedDomains: async () => {
-          const seen: LeasedDomains = { atrn: new Set(), mx: new Set(), now: Date.now() };
-          // Another node's outbound worker leases far.test right after the pass read the leases.
-          lease = await node.claimOutbound({ owner: "w", leaseSeconds: 60, now: Date.now() });
-          assert.ok(lease !== undefined, "the outbound worker leases far.test");
-          listed = await Array.fromAsync(lease.messages());
-          return seen;
-        },
-      });
-      await pass.run(maintenanceOptions({ isLocalDomain: (d) => d === "sender.test" }));
+      await pass(async () => {
+        const seen: LeasedDomains = { atrn: new Set(), mx: new Set(), now: Date.now() };
+        // Another node's outbound worker leases far.test right after the pass read the leases.
+        lease = await node.claimOutbound({ owner: "w", leaseSeconds: 60, now: Date.now() });
+        assert.ok(lease !== undefined, "the outbound worker leases far.test");
+        listed = await Array.fromAsync(lease.messages());
+        return seen;
+      }).run(maintenanceOptions({ isLocalDomain: (d) => d === "sender.test" }));
       assert.equal(listed.length, 1, "the live lease lists the message (the worker sends it)");
       const [r] = await raw`SELECT status, expired_at FROM recipients WHERE address = 'r@far.test'`;
       const reports = await raw`SELECT id FROM messages WHERE mail_from = ''`;
@@ -124,10 +84,6 @@ await postgresTest(
       );
     } finally {
       await lease?.release();
-      await raw.end({ timeout: 1 });
-      await sql.end({ timeout: 1 });
-      await node.close();
-      await old.close();
     }
   },
 );
@@ -140,16 +96,11 @@ await postgresTest(
  */
 const GATE = 4343;
 
-await postgresTest(
+await expiryNodesTest(
   "PostgreSQL: an ATRN claim made while a message's expiry is committing waits for it, and does not deliver what it expired (#13)",
-  async (pg) => {
-    const url = await pg.createDatabase("expiry_claim_wait");
-    const old = await PgQueueStore.open({ url }, {
-      nodeId: "node-a",
-      now: () => Date.now() - 40 * DAY_MS,
-    });
-    const node = await PgQueueStore.open({ url }, { nodeId: "node-b" });
-    const raw = postgres(url, { max: 1, onnotice: () => {} });
+  "expiry_claim_wait",
+  40 * DAY_MS,
+  async ({ url, old, node, raw }) => {
     const gate = postgres(url, { max: 1, onnotice: () => {} });
     let lease: Lease | undefined;
     try {
@@ -196,9 +147,6 @@ await postgresTest(
     } finally {
       await lease?.release();
       await gate.end({ timeout: 1 });
-      await raw.end({ timeout: 1 });
-      await node.close();
-      await old.close();
     }
   },
 );
