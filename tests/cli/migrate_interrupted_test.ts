@@ -7,75 +7,53 @@
 import assert from "node:assert/strict";
 import { rename } from "node:fs/promises";
 import { BODY_DIR } from "../../src/queue/_body_files.ts";
-import { openDatabase } from "../../src/queue/db.ts";
-import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import { PgQueueStore } from "../../src/queue/pg/store.ts";
 import { collectBytes } from "../_helpers/bytes.ts";
-import { postgresTest } from "../_helpers/postgres.ts";
-import { postgresNodeConfig } from "../_helpers/postgres_nodes.ts";
 import { patternBytes, queueMessage, segmentOf } from "../_helpers/queue_fixtures.ts";
-import { removeTestFiles, runMain, writeTestConfig } from "../_helpers/server_process.ts";
+import { runMain } from "../_helpers/server_process.ts";
+import { inSqliteQueue, migrateTest, settleAll } from "./_migrate.ts";
 
-await postgresTest(
+await migrateTest(
   "queue migrate cut off part-way, run again after the nodes delivered the first copy: copies the rest and not that one again",
-  async (pg) => {
-    const url = await pg.createDatabase("migrate_cut");
-    const { configPath, dataDir } = await writeTestConfig({
-      config: postgresNodeConfig("mx-a.test", url),
-    });
-    try {
-      // Listed oldest first: the short one, then one whose 200 KB body is in a file.
-      let at = Date.now() - 60_000;
-      const old = new SqliteQueueStore(openDatabase(dataDir), { now: () => at });
+  "migrate_cut",
+  async ({ url, configPath, dataDir }) => {
+    // Listed oldest first: the short one, then one whose 200 KB body is in a file.
+    let at = Date.now() - 60_000;
+    const bigBody = patternBytes(200_000, 7);
+    const [short, big] = await inSqliteQueue(dataDir, async (old) => {
       const short = await queueMessage(old, { from: "a@sender.test", to: ["u@example.org"] });
       at += 1000;
-      const bigBody = patternBytes(200_000, 7);
       const big = await queueMessage(old, {
         from: "b@sender.test",
         to: ["u@example.org"],
         body: bigBody,
       });
-      await old.close();
-      const segment = `${dataDir}/${BODY_DIR}/${segmentOf(dataDir, big)}`;
-      await rename(segment, `${segment}.away`);
-      const cut = await runMain(["queue", "migrate", "--config", configPath]);
-      assert.equal(cut.code, 1, cut.stdout);
-      assert.match(cut.stderr, /^error: Cannot migrate the queue: /);
-      await rename(`${segment}.away`, segment);
-      const node = await PgQueueStore.open({ url }, { nodeId: "mx-a.test" });
-      try {
-        assert.deepEqual((await node.list()).map((m) => m.id), [short]);
-        // A node hands the copied one over: delivered, gone from the queue.
-        const c = await node.claim(["example.org"], { owner: "s1", leaseSeconds: 60 });
-        assert.equal(c.kind, "claimed");
-        const lease = (c as Extract<typeof c, { kind: "claimed" }>).lease;
-        const [m] = await Array.fromAsync(lease.messages());
-        assert.equal(m?.id, short);
-        await lease.settle(
-          m.recipients.map((r) => ({
-            messageId: m.id,
-            recipientId: r.id,
-            outcome: "delivered",
-            reply: "250 ok",
-          })),
-        );
-        await lease.release();
-        assert.equal((await node.list()).length, 0);
-        // Run again: the rest is copied, the delivered one stays delivered.
-        const again = await runMain(["queue", "migrate", "--config", configPath]);
-        assert.equal(again.code, 0, again.stderr);
-        assert.match(again.stdout, /^Copied 1 message\(s\) \(1 already copied\)/);
-        assert.deepEqual((await node.list()).map((m) => m.id), [big]);
-        assert.deepEqual(await collectBytes(node.readBody(big)), bigBody);
-        // And once more: nothing left to copy.
-        const third = await runMain(["queue", "migrate", "--config", configPath]);
-        assert.match(third.stdout, /^Copied 0 message\(s\) \(2 already copied\)/);
-        assert.equal((await node.list()).length, 1);
-      } finally {
-        await node.close();
-      }
+      return [short, big];
+    }, { now: () => at });
+    const segment = `${dataDir}/${BODY_DIR}/${segmentOf(dataDir, big)}`;
+    await rename(segment, `${segment}.away`);
+    const cut = await runMain(["queue", "migrate", "--config", configPath]);
+    assert.equal(cut.code, 1, cut.stdout);
+    assert.match(cut.stderr, /^error: Cannot migrate the queue: /);
+    await rename(`${segment}.away`, segment);
+    const node = await PgQueueStore.open({ url }, { nodeId: "mx-a.test" });
+    try {
+      assert.deepEqual((await node.list()).map((m) => m.id), [short]);
+      // A node hands the copied one over: delivered, gone from the queue.
+      assert.deepEqual(await settleAll(node, "example.org", "delivered"), [short]);
+      assert.equal((await node.list()).length, 0);
+      // Run again: the rest is copied, the delivered one stays delivered.
+      const again = await runMain(["queue", "migrate", "--config", configPath]);
+      assert.equal(again.code, 0, again.stderr);
+      assert.match(again.stdout, /^Copied 1 message\(s\) \(1 already copied\)/);
+      assert.deepEqual((await node.list()).map((m) => m.id), [big]);
+      assert.deepEqual(await collectBytes(node.readBody(big)), bigBody);
+      // And once more: nothing left to copy.
+      const third = await runMain(["queue", "migrate", "--config", configPath]);
+      assert.match(third.stdout, /^Copied 0 message\(s\) \(2 already copied\)/);
+      assert.equal((await node.list()).length, 1);
     } finally {
-      await removeTestFiles({ dataDir, configPath });
+      await node.close();
     }
   },
 );

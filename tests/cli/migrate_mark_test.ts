@@ -6,30 +6,22 @@
  * `queue migrate --clear-mark` lets a SQLite serve use the old queue again.
  */
 import assert from "node:assert/strict";
-import { openDatabase } from "../../src/queue/db.ts";
-import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
-import { postgresTest } from "../_helpers/postgres.ts";
 import { postgresNodeConfig } from "../_helpers/postgres_nodes.ts";
 import { queueMessage } from "../_helpers/queue_fixtures.ts";
-import {
-  removeTestFiles,
-  runMain,
-  startServer,
-  writeTestConfig,
-} from "../_helpers/server_process.ts";
+import { runMain, startServer, writeTestConfig } from "../_helpers/server_process.ts";
+import { inSqliteQueue, migrateTest } from "./_migrate.ts";
 
-await postgresTest(
+await migrateTest(
   "a SQLite serve on a data_dir queue migrate copied refuses (one error line, exit 2) until the mark is cleared",
-  async (pg) => {
-    const url = await pg.createDatabase("migrate_mark");
-    const pgConfig = postgresNodeConfig("mx-a.test", url);
-    const { configPath, dataDir } = await writeTestConfig({ config: pgConfig });
+  "migrate_mark",
+  async ({ url, configPath, dataDir }) => {
     const sqlitePath = `${dataDir}.sqlite.yaml`;
     await writeTestConfig({ dataDir, configPath: sqlitePath, config: { hostname: "mx-a.test" } });
     try {
-      const old = new SqliteQueueStore(openDatabase(dataDir));
-      const id = await queueMessage(old, { from: "s@sender.test", to: ["u@example.org"] });
-      await old.close();
+      const id = await inSqliteQueue(
+        dataDir,
+        (old) => queueMessage(old, { from: "s@sender.test", to: ["u@example.org"] }),
+      );
       const run = await runMain(["queue", "migrate", "--config", configPath]);
       assert.equal(run.code, 0, run.stderr);
       // Bounded: a serve that starts is stopped (SIGTERM, exit 0) after a minute.
@@ -48,7 +40,11 @@ await postgresTest(
       const listed = await runMain(["queue", "list", "--json", "--config", sqlitePath]);
       assert.deepEqual(JSON.parse(listed.stdout).map((m: { id: string }) => m.id), [id]);
       // The nodes' serve, configured for PostgreSQL, starts on the same data_dir.
-      const node = await startServer({ dataDir, configPath, config: pgConfig });
+      const node = await startServer({
+        dataDir,
+        configPath,
+        config: postgresNodeConfig("mx-a.test", url),
+      });
       assert.equal(await node.stop(), 0, node.logs());
       // The operator goes back to the SQLite queue on purpose.
       const cleared = await runMain(["queue", "migrate", "--clear-mark", "--config", sqlitePath]);
@@ -61,7 +57,6 @@ await postgresTest(
       });
       assert.equal(await again.stop(), 0, again.logs());
     } finally {
-      await removeTestFiles({ dataDir, configPath });
       await Deno.remove(sqlitePath).catch(() => {});
     }
   },
