@@ -73,6 +73,7 @@ export async function handleSmtpConnection(
     const policy = submission === undefined ? queueSink : new SubmissionSink({
       inner: queueSink,
       domainsOf: (user) => deps.credentials.domainsOf(user),
+      hasUser: (user) => deps.credentials.hasUser(user),
       rate: submission.rate,
       log,
     });

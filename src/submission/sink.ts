@@ -1,7 +1,8 @@
 /**
- * The submission port's policy around the queue sink: only an authenticated user may send,
- * only from an address in one of its own domains (`553 5.7.1` otherwise), within its hourly
- * message and recipient allowance (`450 4.7.1`). Recipients are then decided by the inner sink
+ * The submission port's policy around the queue sink: only an authenticated user that still
+ * exists may send (`530 5.7.0` once removed, even for `<>`), only from an address in one of its
+ * own domains (`553 5.7.1` otherwise), within its hourly message and recipient allowance
+ * (`450 4.7.1`). Recipients are then decided by the inner sink
  * (the queue: our own domains go straight to the ATRN queue, other domains to the outbound
  * queue for their MX; address tricks that name another host inside the address are refused
  * here as on the MX).
@@ -40,6 +41,8 @@ export interface SubmissionSinkOptions {
   readonly inner: MessageSink;
   /** The domains `user` owns (lower-case A-labels), read at every MAIL. */
   readonly domainsOf: (user: string) => readonly string[];
+  /** Whether `user` still exists (asked only when it owns no domain). */
+  readonly hasUser: (user: string) => boolean;
   readonly rate: SubmissionRate;
   readonly log: Logger;
 }
@@ -55,7 +58,13 @@ export class SubmissionSink implements MessageSink {
   async begin(mail: MailFrom, session: SessionInfo): Promise<SinkTransaction | Reply> {
     const user = session.authenticatedUser;
     if (user === undefined) return REPLIES.authRequired;
-    if (!isOwnedSender(mail.address, this.#opts.domainsOf(user))) {
+    const domains = this.#opts.domainsOf(user);
+    if (domains.length === 0 && !this.#opts.hasUser(user)) {
+      // Removed while this session was open: its AUTH proves nothing any more (not even for <>).
+      this.#opts.log.warn("submission_user_gone", { user, from: mail.address });
+      return REPLIES.authRequired;
+    }
+    if (!isOwnedSender(mail.address, domains)) {
       this.#opts.log.warn("submission_sender_refused", { user, from: mail.address });
       return SENDER_NOT_OWNED;
     }
