@@ -4,6 +4,7 @@
  * never be delivered, or the message arrives twice: the store hides it from every lease (one live
  * already included) and deletes its rows on the next maintenance pass or at close, so the next
  * start does not find them; a deletion still failing at close is logged with the id to delete.
+ * A kill -9 before any of that must not bring them back either: the next start finds them.
  * Faults: a `FakeSync` whose sync fails, and `failingExec` on the store's own connection for the
  * clean-up's `BEGIN IMMEDIATE`.
  */
@@ -142,5 +143,40 @@ Deno.test("a maintenance pass deletes a refused message's rows; one still failin
     const left = events.find((e) => e.event === "queue_refused_left");
     assert.equal(left?.fields.ids, refused);
     assert.match(String(left?.fields.action), /queue delete/);
+  });
+});
+
+Deno.test("a refused message whose rows stayed is not delivered after a kill -9 and a restart: the next start removes them (#13)", async () => {
+  await withTempDataDir(async (dataDir) => {
+    const { store, kept, refused } = await refusedStore(dataDir);
+    try {
+      // The process is killed now: no maintenance pass, no close. serve starts again.
+      const next = new SqliteQueueStore(openDatabase(dataDir));
+      try {
+        // As serve's start does: the killed process's lease goes.
+        assert.equal(await next.releaseAllLeases(), 1);
+        const lease = await next.claim([DOMAIN], { owner: "t2", leaseSeconds: 60 });
+        if (lease.kind !== "claimed") throw new Error(`claim: ${lease.kind}`);
+        assert.deepEqual(
+          await offered(lease.lease),
+          [kept],
+          `the refused message ${refused} is offered: its sender sent it again, so it arrives twice`,
+        );
+        await lease.lease.release();
+        assert.deepEqual(idsOnDisk(dataDir), [kept], "its rows are removed at the start");
+      } finally {
+        await next.close();
+      }
+      // And the start after that finds nothing left to remove.
+      const third = new SqliteQueueStore(openDatabase(dataDir));
+      try {
+        assert.deepEqual((await third.list()).map((m) => m.id), [kept]);
+      } finally {
+        await third.close();
+      }
+    } finally {
+      // The killed process's connection (its close deletes nothing any more).
+      await closeFailed(store);
+    }
   });
 });
