@@ -157,7 +157,8 @@ export class SqliteQueueStore implements QueueStore {
         }),
     });
     this.#writerSql = prepareWriterStatements(db);
-    this.#refused = new RefusedRows(this.#group, this.#writerSql, this.#log);
+    const deps = { db, group: this.#group, sql: this.#writerSql, log: this.#log };
+    this.#refused = new RefusedRows(deps, this.#writesFiles);
     this.#reader = new QueueReader(db, this.#log, this.#files, this.#refused);
     this.#leaseOf = db.prepare("SELECT owner, lease_until FROM domain_leases WHERE domain = ?");
     this.#takeLease = db.prepare(

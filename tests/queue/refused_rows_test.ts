@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { openDatabase } from "../../src/queue/db.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
+import { REFUSED_IDS_FILE } from "../../src/queue/_refused.ts";
 import type { Lease } from "../../src/queue/types.ts";
 import { failingExec } from "../_helpers/failing_exec.ts";
 import { FakeSync, turns } from "../_helpers/fake_wal_sync.ts";
@@ -46,13 +47,18 @@ function idsOnDisk(dataDir: string): string[] {
 
 /**
  * A store on `dataDir` where one message is acknowledged and a lease taken, then one is refused
- * with its rows left. The test closes the store.
+ * with its rows left (`unrecorded`: and its id not in the ids file). The test closes the store.
  */
-async function refusedStore(dataDir: string): Promise<Refused> {
+async function refusedStore(
+  dataDir: string,
+  opts: { unrecorded?: boolean } = {},
+): Promise<Refused> {
   const sync = new FakeSync();
   const events: RecordedEvent[] = [];
   const db = openDatabase(dataDir);
   const store = new SqliteQueueStore(db, { walSync: sync, logger: recordingLogger(events) });
+  // A directory where the ids file goes: the refused id cannot be recorded.
+  if (opts.unrecorded === true) await Deno.mkdir(`${dataDir}/${REFUSED_IDS_FILE}`);
   const faults = failingExec(db);
   const queued = queueMessage(store, { to: [`a@${DOMAIN}`] });
   await syncStarted(sync, 1);
@@ -131,19 +137,28 @@ Deno.test("a maintenance pass deletes a refused message's rows; one still failin
     assert.deepEqual(idsOnDisk(dataDir), [first.kept]);
     await closeFailed(first.store);
   });
-  await withTempDataDir(async (dataDir) => {
-    const { store, faults, events, refused } = await refusedStore(dataDir);
-    // Every retry fails as the clean-up did: at the pass, then at close.
-    faults.plan.push("BEGIN IMMEDIATE");
-    await assert.rejects(store.maintain(maintenanceOptions()), FINAL);
-    assert.ok(events.some((e) => e.event === "queue_refused_kept" && e.fields.id === refused));
-    faults.plan.push("BEGIN IMMEDIATE");
-    await closeFailed(store);
-    assert.deepEqual(faults.plan, []);
-    const left = events.find((e) => e.event === "queue_refused_left");
-    assert.equal(left?.fields.ids, refused);
-    assert.match(String(left?.fields.action), /queue delete/);
-  });
+  // Every retry fails as the clean-up did: at the pass, then at close. The ids file names it:
+  // the next start deletes it; when the file could not take it, the operator must.
+  for (const unrecorded of [false, true]) {
+    await withTempDataDir(async (dataDir) => {
+      const { store, faults, events, refused } = await refusedStore(dataDir, { unrecorded });
+      faults.plan.push("BEGIN IMMEDIATE");
+      await assert.rejects(store.maintain(maintenanceOptions()), FINAL);
+      assert.ok(events.some((e) => e.event === "queue_refused_kept" && e.fields.id === refused));
+      faults.plan.push("BEGIN IMMEDIATE");
+      await closeFailed(store);
+      assert.deepEqual(faults.plan, []);
+      const left = events.find((e) => e.event === "queue_refused_left");
+      assert.equal(left?.fields.ids, refused);
+      assert.match(
+        String(left?.fields.action),
+        unrecorded
+          ? /^delete \S+ with `queue delete ID…`/
+          : /^none: serve deletes them at its next start/,
+      );
+      assert.equal(events.some((e) => e.event === "queue_refused_unrecorded"), unrecorded);
+    });
+  }
 });
 
 Deno.test("a refused message whose rows stayed is not delivered after a kill -9 and a restart: the next start removes them (#13)", async () => {
@@ -164,6 +179,7 @@ Deno.test("a refused message whose rows stayed is not delivered after a kill -9 
         );
         await lease.lease.release();
         assert.deepEqual(idsOnDisk(dataDir), [kept], "its rows are removed at the start");
+        await assert.rejects(Deno.stat(`${dataDir}/${REFUSED_IDS_FILE}`), Deno.errors.NotFound);
       } finally {
         await next.close();
       }
