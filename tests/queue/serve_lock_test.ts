@@ -37,3 +37,23 @@ Deno.test("serve lock: a data_dir that cannot be created is an error naming the 
     });
   });
 });
+
+Deno.test("serve lock: a serve started while queue migrate holds it is told so, not 'another serve'", async () => {
+  await withTempDataDir(async (dataDir) => {
+    const lock = await lockDataDir(dataDir, "queue migrate");
+    try {
+      await rejects(lockDataDir(dataDir), (err: unknown) => {
+        assert(err instanceof DataDirBusyError);
+        assertEquals(err.holder, Deno.pid);
+        assert(
+          err.message.startsWith(`queue migrate (pid ${Deno.pid}) holds data_dir "${dataDir}"`),
+          err.message,
+        );
+        assert(err.message.includes("queue.backend: postgres"), err.message);
+        return true;
+      });
+    } finally {
+      lock.release();
+    }
+  });
+});
