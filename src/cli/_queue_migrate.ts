@@ -62,7 +62,7 @@ export async function migrateCommand(argv: readonly string[], io: CliIo): Promis
   }
   let lock: ServeLock;
   try {
-    lock = await lockDataDir(from);
+    lock = await lockDataDir(from, "queue migrate");
   } catch (err) {
     io.stderr(`error: Cannot migrate: ${busyText(err, from)}\n`);
     return 1;
@@ -123,7 +123,7 @@ async function clearMark(from: string, io: CliIo): Promise<number> {
   }
   let lock: ServeLock;
   try {
-    lock = await lockDataDir(from);
+    lock = await lockDataDir(from, "queue migrate");
   } catch (err) {
     io.stderr(`error: Cannot clear the mark: ${busyText(err, from)}\n`);
     return 1;
@@ -154,7 +154,12 @@ async function clearMark(from: string, io: CliIo): Promise<number> {
 /** The refusal's text when a serve holds `dir`'s lock, else the lock's own error. */
 function busyText(err: unknown, dir: string): string {
   if (!(err instanceof DataDirBusyError)) return errorText(err);
-  const who = err.holder === undefined ? "a serve" : `a serve (pid ${err.holder})`;
+  const pid = err.holder === undefined ? "" : ` (pid ${err.holder})`;
+  if (err.by === "queue migrate") {
+    return `another queue migrate${pid} is copying data_dir "${dir}" (it holds ` +
+      `${err.lockFile}): wait for it to end`;
+  }
+  const who = `a serve${pid}`;
   return `${who} is running on data_dir "${dir}" (it holds ${err.lockFile}): stop it ` +
     `first (it would deliver what migrate copies), then run queue migrate again`;
 }

@@ -22,11 +22,14 @@ export class DataDirBusyError extends Error {
   readonly lockFile: string;
   /** The PID the holder wrote into the lock file, when it has written one. */
   readonly holder: number | undefined;
+  /** What holds it (a lock file without the holder's name: a serve). */
+  readonly by: LockHolder;
 
-  constructor(message: string, lockFile: string, holder: number | undefined) {
+  constructor(message: string, lockFile: string, holder: number | undefined, by: LockHolder) {
     super(message);
     this.lockFile = lockFile;
     this.holder = holder;
+    this.by = by;
   }
 }
 
@@ -36,12 +39,18 @@ export interface ServeLock {
   release(): void;
 }
 
+/** Who holds a lock: a serve, or `queue migrate` while it copies the queue. */
+export type LockHolder = "serve" | "queue migrate";
+
 /**
- * Creates `dataDir` (mode 0700) if missing and locks it for this process. Throws
- * DataDirBusyError (one line naming the directory and, when known, the holder's PID) when
- * another process holds it, or an Error naming the lock file when it cannot be used.
+ * Creates `dataDir` (mode 0700) if missing and locks it for this process (`holder`). Throws
+ * DataDirBusyError (one line naming the directory and, when known, the holder and its PID)
+ * when another process holds it, or an Error naming the lock file when it cannot be used.
  */
-export async function lockDataDir(dataDir: string): Promise<ServeLock> {
+export async function lockDataDir(
+  dataDir: string,
+  holder: LockHolder = "serve",
+): Promise<ServeLock> {
   const path = join(dataDir, SERVE_LOCK_FILE);
   let file: Deno.FsFile;
   let isLocked: boolean;
@@ -58,20 +67,26 @@ export async function lockDataDir(dataDir: string): Promise<ServeLock> {
     throw new Error(`Cannot lock data_dir "${dataDir}" (${path}): ${errorText(err)}`);
   }
   if (!isLocked) {
-    const holder = await holderPid(file);
+    const other = await holderOf(file);
     file.close();
+    const pid = other.pid === undefined ? "" : ` (pid ${other.pid})`;
     throw new DataDirBusyError(
-      `another serve${holder === undefined ? "" : ` (pid ${holder})`} holds data_dir ` +
-        `"${dataDir}" (lock ${path}): one serve per SQLite data_dir; stop that one first ` +
-        `(several nodes share a queue with queue.backend: postgres)`,
+      other.what === "queue migrate"
+        ? `queue migrate${pid} holds data_dir "${dataDir}" (lock ${path}): it is copying ` +
+          `this queue to PostgreSQL; serve that queue with queue.backend: postgres`
+        : `another serve${pid} holds data_dir "${dataDir}" (lock ${path}): one serve per ` +
+          `SQLite data_dir; stop that one first (several nodes share a queue with ` +
+          `queue.backend: postgres)`,
       path,
-      holder,
+      other.pid,
+      other.what === "queue migrate" ? "queue migrate" : "serve",
     );
   }
   try {
     // For the message above and for operators (`cat serve.lock`); the lock is what counts.
     await file.truncate(0);
-    await file.write(new TextEncoder().encode(`${Deno.pid}\n`));
+    const line = holder === "serve" ? `${Deno.pid}` : `${Deno.pid} ${holder}`;
+    await file.write(new TextEncoder().encode(`${line}\n`));
   } catch {
     // The PID is only a hint: the lock is held either way.
   }
@@ -86,14 +101,16 @@ export async function lockDataDir(dataDir: string): Promise<ServeLock> {
   };
 }
 
-/** The PID the holder wrote into the lock file, if it has written one yet. */
-async function holderPid(file: Deno.FsFile): Promise<number | undefined> {
+/** What the holder wrote into the lock file (`PID` or `PID HOLDER`), if it has written it yet. */
+async function holderOf(file: Deno.FsFile): Promise<{ pid?: number; what?: string }> {
   try {
-    const buf = new Uint8Array(32);
+    const buf = new Uint8Array(64);
     const n = await file.read(buf);
     const text = new TextDecoder().decode(buf.subarray(0, n ?? 0)).trim();
-    return /^\d+$/.test(text) ? Number(text) : undefined;
+    const m = /^(\d+)(?: (.+))?$/.exec(text);
+    if (m === null) return {};
+    return m[2] === undefined ? { pid: Number(m[1]) } : { pid: Number(m[1]), what: m[2] };
   } catch {
-    return undefined;
+    return {};
   }
 }

@@ -17,6 +17,7 @@ Deno.test("serve lock: a second taker is refused at once, naming the holder; fre
     assertEquals(await Deno.readTextFile(file), `${Deno.pid}\n`);
     await rejects(lockDataDir(dataDir), (err: unknown) => {
       assert(err instanceof DataDirBusyError);
+      assertEquals(err.by, "serve");
       assert(err.message.includes(`another serve (pid ${Deno.pid}) holds data_dir "${dataDir}"`));
       return true;
     });
@@ -44,7 +45,7 @@ Deno.test("serve lock: a serve started while queue migrate holds it is told so, 
     try {
       await rejects(lockDataDir(dataDir), (err: unknown) => {
         assert(err instanceof DataDirBusyError);
-        assertEquals(err.holder, Deno.pid);
+        assertEquals([err.holder, err.by], [Deno.pid, "queue migrate"]);
         assert(
           err.message.startsWith(`queue migrate (pid ${Deno.pid}) holds data_dir "${dataDir}"`),
           err.message,
