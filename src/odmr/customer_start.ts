@@ -99,10 +99,12 @@ async function readPollFiles(
     if (config.clientCert !== undefined && config.clientKey !== undefined) {
       const key = await readClientKey(config.clientKey);
       reading = "fetch.client_cert";
-      clientCert = { cert: await Deno.readTextFile(config.clientCert), key };
+      clientCert = { cert: withCertificate(await Deno.readTextFile(config.clientCert)), key };
     }
     reading = "fetch.ca";
-    const caPem = config.ca === undefined ? undefined : await Deno.readTextFile(config.ca);
+    const caPem = config.ca === undefined
+      ? undefined
+      : withCertificate(await Deno.readTextFile(config.ca));
     return { ok: true, files: { password, caPem, clientCert } };
   } catch (err) {
     const file = reading === "fetch.ca" ? config.ca : config.clientCert;
@@ -111,4 +113,15 @@ async function readPollFiles(
       : `Cannot read ${reading} "${file}": ${errorText(err)}`;
     return { ok: false, message };
   }
+}
+
+/**
+ * A PEM text that holds a certificate, else an error: a key or a password file given as
+ * fetch.ca would otherwise fail only in the handshake, as an untrusted server (exit 5).
+ */
+function withCertificate(pem: string): string {
+  if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new Error("it holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
+  }
+  return pem;
 }
