@@ -163,7 +163,11 @@ export class SmtpReceiver implements ReceiverContext {
   async #loop(): Promise<EndReason> {
     const maxLineBytes = this.options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
     for (;;) {
-      const res = await this.reader.readLine(maxLineBytes, this.options.commandTimeoutMs);
+      const res = await this.reader.readLine(
+        maxLineBytes,
+        this.options.commandTimeoutMs,
+        this.#replies.count > 0 ? this.#flushHeld : undefined,
+      );
       // A QUIT still runs: a client that sent it and closed is done, not gone mid-message.
       if (this.options.stopAtInputEnd === true && this.conn.inputEnded === true && !isQuit(res)) {
         this.log.info("smtp_client_gone", { state: this.#state.kind });
@@ -177,7 +181,8 @@ export class SmtpReceiver implements ReceiverContext {
         this.sink.afterReplies?.();
         return step.end;
       }
-      // RFC 2920 §3.2: replies wait while more input is here, also when it is still in the Conn.
+      // RFC 2920 §3.2: replies wait while more input is here, also when it is still in the Conn
+      // (and while only part of the next line is: `#flushHeld` then, before the read waits).
       if (
         this.#replies.count > 0 &&
         (this.#mustFlush || this.reader.unreadBytes === 0 || this.#replies.isFull())
@@ -423,6 +428,12 @@ export class SmtpReceiver implements ReceiverContext {
   };
 
   readonly #afterReplies = (): void => this.sink.afterReplies?.();
+
+  /**
+   * Replies still held when the next line must be waited for go out first (RFC 2920 §3.2): held
+   * until a trickled line ended, a committed message's 250 waited up to `smtp.timeout`.
+   */
+  readonly #flushHeld = (): Promise<void> => this.#flush().then(this.#afterReplies);
 
   /** Writes every queued reply (_reply_queue.ts). */
   #flush(opts: FlushOptions = {}): Promise<void> {

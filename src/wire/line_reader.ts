@@ -83,7 +83,15 @@ export class LineReader {
     deadline: number | undefined;
     scanned: number;
     dropping: boolean;
-  } = { maxBytes: 0, timeoutMs: undefined, deadline: undefined, scanned: 0, dropping: false };
+    beforeWait: (() => Promise<void> | undefined) | undefined;
+  } = {
+    maxBytes: 0,
+    timeoutMs: undefined,
+    deadline: undefined,
+    scanned: 0,
+    dropping: false,
+    beforeWait: undefined,
+  };
 
   constructor(source: PullSource, opts: LineReaderOptions = {}) {
     this.#source = source;
@@ -170,8 +178,15 @@ export class LineReader {
    * (CRLF included) is drained to its end and reported as `tooLong`. One line at a time.
    * Not an async function: each read of the source goes on in one callback bound once (an async
    * frame per command cost an MX session ~3 KB of garbage per message).
+   * `beforeWait` runs (awaited, once) before the first read that must wait for the peer, i.e.
+   * when the line is not all here and the source has received nothing more: a pipelining
+   * server's held replies go out then (RFC 2920 §3.2), also when part of the line is here.
    */
-  readLine(maxBytes: number, timeoutMs?: number): Promise<LineResult> {
+  readLine(
+    maxBytes: number,
+    timeoutMs?: number,
+    beforeWait?: () => Promise<void> | undefined,
+  ): Promise<LineResult> {
     if (this.#lineResolve !== undefined) {
       // The line state is shared: a second call would reset it, and its read would take the
       // first call's place in the source, leaving the first never settled.
@@ -183,6 +198,7 @@ export class LineReader {
     line.deadline = undefined;
     line.scanned = 0;
     line.dropping = false;
+    line.beforeWait = beforeWait;
     const found = this.#nextLine();
     return found !== undefined ? Promise.resolve(found) : this.#readMore();
   }
@@ -236,6 +252,20 @@ export class LineReader {
 
   #readNext(): void {
     const line = this.#line;
+    const beforeWait = line.beforeWait;
+    if (beforeWait !== undefined && (this.#source.readableBytes ?? 0) === 0) {
+      line.beforeWait = undefined;
+      let sent: Promise<void> | undefined;
+      try {
+        sent = beforeWait();
+      } catch (err) {
+        return this.#onLineError(err);
+      }
+      if (sent !== undefined) {
+        sent.then(this.#readAfterWait, this.#onLineError);
+        return;
+      }
+    }
     let left: number | undefined;
     if (line.timeoutMs !== undefined) {
       // Slowloris: the timeout bounds the whole line, not each read, so a peer trickling one
@@ -254,6 +284,8 @@ export class LineReader {
     }
     reading.then(this.#onLineRead, this.#onLineError);
   }
+
+  readonly #readAfterWait = (): void => this.#readNext();
 
   #settleLine(r: LineResult): void {
     const resolve = this.#lineResolve;

@@ -397,3 +397,37 @@ Deno.test("LineReader hands out plain Uint8Arrays over a socket's Buffer chunks,
   // The middle chunk was all body: freed once consumed (the Buffer sees its memory gone).
   assertEquals(chunks.map((c) => c.byteLength === 0), [false, true, false]);
 });
+
+Deno.test("LineReader.readLine() runs beforeWait once, before a read that must wait for the peer, and not when the line or more input is here", async () => {
+  const events: string[] = [];
+  // Two chunks: "NOOP\r\nRS" and "ET\r\n"; `readableBytes` says whether the next is received.
+  const chunks = [encoder.encode("NOOP\r\nRS"), encoder.encode("ET\r\n")];
+  let received = 0;
+  const src: PullSource = {
+    read() {
+      events.push("read");
+      return Promise.resolve(chunks.shift() ?? null);
+    },
+    get readableBytes() {
+      return received;
+    },
+  };
+  const r = new LineReader(src);
+  const beforeWait = () => {
+    events.push("beforeWait");
+    return Promise.resolve();
+  };
+  received = 8; // the first chunk is here: no wait
+  const first = await r.readLine(512, undefined, beforeWait);
+  assertEquals(first.kind === "line" ? decoder.decode(first.line) : first.kind, "NOOP");
+  assertEquals(events, ["read"]);
+  received = 0; // "RS" is buffered, the rest not received: the read waits
+  const second = await r.readLine(512, undefined, beforeWait);
+  assertEquals(second.kind === "line" ? decoder.decode(second.line) : second.kind, "RSET");
+  assertEquals(events, ["read", "beforeWait", "read"]);
+  // A failed beforeWait (a write to a gone peer) fails the line.
+  await assertRejects(
+    r.readLine(512, undefined, () => Promise.reject(new Error("write failed"))),
+    /write failed/,
+  );
+});
