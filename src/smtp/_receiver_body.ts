@@ -308,7 +308,8 @@ function refusedEarly(r: Reply, how: "DATA" | "BDAT"): Outcome {
 }
 
 /**
- * Reads and drops a chunk announced by a refused BDAT, to stay in sync (RFC 3030 §3); undefined
+ * Reads and drops a chunk announced by a refused BDAT (its envelope, its arguments, or its size
+ * alone over what is left of the message's: handleBdat), to stay in sync (RFC 3030 §3); undefined
  * when it was read, else the session's end. The read has the total deadline of an accepted body:
  * with the per-read timeout only, `BDAT 999999999999999` trickled held a slot for ever, before
  * MAIL and AUTH. A chunk over `maxMessageBytes` is not read at all: no message it belongs to can
@@ -374,24 +375,25 @@ export async function handleBdat(ctx: ReceiverContext, args: string): Promise<Ou
     };
   }
   const tx = st.value;
+  const max = ctx.options.maxMessageBytes;
+  if (octets > max - tx.chunkedBytes) {
+    // The chunk alone makes the message too big: 552 before any of its octets, none stored
+    // (RFC 3030: a failed chunk fails the message); skipped to stay in step, or over
+    // `maxMessageBytes` not read at all. Read to its end, `BDAT 999999999999999` after a RCPT
+    // streamed for the whole body deadline.
+    ctx.options.events?.messageRefused("size");
+    return await skipChunk(ctx, s0, octets) ??
+      { ...leaveTransaction(s0, "BDAT too big"), replies: [REPLIES.sizeExceeded] };
+  }
   const out = sinkWriter(ctx, tx);
   const deadlineAt = bodyDeadlineAt(ctx);
   if (!tx.isChunking && ctx.options.addTraceHeader) await out.write(traceHeader(ctx, tx));
-  const max = ctx.options.maxMessageBytes;
-  let chunkedBytes = tx.chunkedBytes;
   const read = await ctx.reader.readExact(
     octets,
     async (chunk) => {
-      // The same line check as DATA, over every byte (also past the size limit).
+      // The same line check as DATA, over every byte; the size fits (checked above).
       tx.bodyLines.push(chunk);
-      const before = chunkedBytes;
-      chunkedBytes += chunk.length;
-      if (tx.bodyLines.fault !== undefined) return;
-      if (chunkedBytes > max) {
-        if (before < max) await out.write(chunk.subarray(0, max - before));
-        return;
-      }
-      await out.write(chunk);
+      if (tx.bodyLines.fault === undefined) await out.write(chunk);
     },
     ctx.options.dataTimeoutMs ?? ctx.options.commandTimeoutMs,
     deadlineAt,
@@ -408,11 +410,12 @@ export async function handleBdat(ctx: ReceiverContext, args: string): Promise<Ou
   }
   if (isLast) tx.bodyLines.end();
   // A failed BDAT ends the transaction: later chunks get 503 until a new MAIL (RFC 3030 §3).
-  const fault = tx.bodyLines.fault ?? (chunkedBytes > max ? "tooBig" : undefined);
+  const fault = tx.bodyLines.fault;
   if (fault !== undefined) return refuseBody(ctx, s0, fault, tx.sink.id, "BDAT");
   if (out.state.failed) {
     return { ...leaveTransaction(s0, "sink failed"), replies: [REPLIES.localError] };
   }
+  const chunkedBytes = tx.chunkedBytes + octets;
   const s = { ...s0, tx: { ...tx, isChunking: true, chunkedBytes } };
   if (!isLast) {
     // An empty chunk moves nothing forward, like a NOOP: it spends the idle budget. Chunks with

@@ -1,7 +1,7 @@
 /**
  * A BDAT chunk in an open transaction whose declared size alone exceeds what is left of
  * `maxMessageBytes` can only make the message too big: it is refused `552 5.3.4` before any of
- * its octets (RFC 3030 §2 lets the chunk fail; its octets must still be consumed to stay in step,
+ * its octets (RFC 3030 lets the chunk fail; its octets must still be consumed to stay in step,
  * or the session closed). Up to `maxMessageBytes` the chunk is read and dropped (none of it goes
  * to the sink) and the session goes on, as for a chunk refused for its envelope
  * (receiver_skipped_chunk_size_test.ts); one over `maxMessageBytes` belongs to no message that
