@@ -86,18 +86,26 @@ function bodyDeadlineAt(ctx: ReceiverContext): number {
 }
 
 /**
- * The body's deadline passed: the sink (if any: a refused chunk has none) gets no more bytes
- * (the caller ends the session).
+ * A body, or a chunk read only to stay in step, that did not end: the stream did, or its deadline
+ * passed (`421 4.4.2`; the sink, if any: a refused chunk has none, gets no more bytes). Either way
+ * the transaction is left and the session ends. The one answer for DATA, BDAT and a skipped chunk.
  */
-async function deadlinePassed(
+async function streamEnded(
   ctx: ReceiverContext,
+  s: SessionState,
+  how: "DATA" | "BDAT",
+  what: "deadline" | "eof",
   out: ReturnType<typeof sinkWriter> | undefined,
-): Promise<void> {
+): Promise<Outcome> {
+  if (what === "eof") {
+    return { ...leaveTransaction(s, `end of stream in ${how}`), ...endWith("eof") };
+  }
   await out?.stop();
   ctx.log.warn("smtp_data_deadline", {
     deadlineMs: ctx.options.dataDeadlineMs ?? dataDeadlineMs(ctx.options.maxMessageBytes),
     ...(out === undefined ? { refused: true } : {}),
   });
+  return { ...leaveTransaction(s, `${how} deadline`), ...endWith("timeout", DATA_DEADLINE_REPLY) };
 }
 
 /**
@@ -270,13 +278,8 @@ async function receiveData(
   );
   switch (result.kind) {
     case "deadline":
-      await deadlinePassed(ctx, out);
-      return {
-        ...leaveTransaction(s, "DATA deadline"),
-        ...endWith("timeout", DATA_DEADLINE_REPLY),
-      };
     case "eof":
-      return { ...leaveTransaction(s, "end of stream in DATA"), ...endWith("eof") };
+      return await streamEnded(ctx, s, "DATA", result.kind, out);
     case "rejected":
       return refuseBody(ctx, s, result.fault, tx.sink.id, "DATA");
     case "ok":
@@ -335,22 +338,7 @@ async function skipChunk(
     bodyDeadlineAt(ctx),
     ctx.sendHeld,
   );
-  switch (skipped) {
-    case "ok":
-      return undefined;
-    case "deadline":
-      await deadlinePassed(ctx, undefined);
-      return {
-        ...leaveTransaction(s, "BDAT deadline"),
-        ...endWith("timeout", DATA_DEADLINE_REPLY),
-      };
-    case "eof":
-      return { ...leaveTransaction(s, "end of stream in BDAT"), ...endWith("eof") };
-    default: {
-      const never: never = skipped;
-      throw new Error(`unhandled chunk result ${JSON.stringify(never)}`);
-    }
-  }
+  return skipped === "ok" ? undefined : await streamEnded(ctx, s, "BDAT", skipped, undefined);
 }
 
 /** BDAT: exactly `octets` bytes, no unstuffing; LAST ends the transaction (RFC 3030). */
@@ -401,13 +389,7 @@ export async function handleBdat(ctx: ReceiverContext, args: string): Promise<Ou
     // peer, as between commands: a client may give up on them and send that message again.
     ctx.sendHeld,
   );
-  if (read === "deadline") {
-    await deadlinePassed(ctx, out);
-    return { ...leaveTransaction(s0, "BDAT deadline"), ...endWith("timeout", DATA_DEADLINE_REPLY) };
-  }
-  if (read === "eof") {
-    return { ...leaveTransaction(s0, "end of stream in BDAT"), ...endWith("eof") };
-  }
+  if (read !== "ok") return await streamEnded(ctx, s0, "BDAT", read, out);
   if (isLast) tx.bodyLines.end();
   // A failed BDAT ends the transaction: later chunks get 503 until a new MAIL (RFC 3030 §3).
   const fault = tx.bodyLines.fault;
