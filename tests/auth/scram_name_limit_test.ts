@@ -44,3 +44,21 @@ Deno.test("SCRAM-SHA-256 refuses a user name that SASLprep grows past 255 octets
   const user = step.kind === "failure" ? step.user ?? "" : "";
   ok(user.length <= 255, `a failure naming a ${user.length}-character user`);
 });
+
+/** The server's step for a client-first with authorization identity `authzid` for user "a"×255. */
+async function withAuthzid(authzid: string): Promise<SaslStep> {
+  let step: SaslStep = { kind: "failure", reason: "malformed" };
+  await withStore(async (store) => {
+    const server = createSaslServer("SCRAM-SHA-256", { store, hostname: "relay.example.net" });
+    step = await server.start(enc.encode(`n,a=${authzid},n=${"a".repeat(255)},r=clientnonce`));
+  });
+  return step;
+}
+
+Deno.test("SCRAM-SHA-256 bounds the authorization identity (a=) at 255 octets, as PLAIN does", async () => {
+  // Equal to the user (255 octets): the exchange goes on.
+  assertEquals((await withAuthzid("a".repeat(255))).kind, "challenge");
+  // 256 octets (128 × "é"): malformed, like PLAIN's authzid over 255 octets, whatever the user.
+  assertEquals(await withAuthzid("é".repeat(128)), { kind: "failure", reason: "malformed" });
+  assertEquals(await withAuthzid("a".repeat(256)), { kind: "failure", reason: "malformed" });
+});
