@@ -151,8 +151,11 @@ class CramMd5Exchange implements SaslServerExchange {
     if (this.#state.kind !== "challenged") return this.#fail();
     const challenge = this.#state.challenge;
     this.#state = { kind: "done" };
+    // `user SP digest`: the name is what is left of the 32 hex digits and the space, bounded in
+    // octets as PLAIN's and SCRAM's are (it counted UTF-16 code units: 1020 octets of emoji).
+    if (response.length - 33 > MAX_FIELD_OCTETS) return Promise.resolve(MALFORMED);
     const text = decodeUtf8(response);
-    const m = text === undefined ? null : /^(\S{1,255}) ([0-9a-fA-F]{32})$/.exec(text);
+    const m = text === undefined ? null : /^(\S+) ([0-9a-fA-F]{32})$/.exec(text);
     if (m === null) return Promise.resolve(MALFORMED);
     const user = m[1] ?? "";
     const got = utf8((m[2] ?? "").toLowerCase());
@@ -348,6 +351,10 @@ class ScramSha256Exchange implements SaslServerExchange {
     // The bound of PLAIN and LOGIN, after SASLprep (NFKC may grow a name 18-fold): the name
     // becomes a throttle key and a log field.
     if (utf8(first.user).length > MAX_FIELD_OCTETS) return MALFORMED;
+    // The authorization identity too, as PLAIN's (not SASLprep'd: it cannot grow past what came).
+    if (first.authzid !== undefined && utf8(first.authzid).length > MAX_FIELD_OCTETS) {
+      return MALFORMED;
+    }
     if (first.authzid !== undefined && first.authzid !== first.user) {
       return { kind: "failure", reason: "credentials", user: first.user };
     }
