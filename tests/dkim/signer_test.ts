@@ -207,6 +207,9 @@ Deno.test("authorDomain: the domain of the first From address", async (t) => {
     { from: 'From: "x@y.example" <a@b.example>', want: "b.example" },
     { from: "From: Alice\r\n <a@folded.example>", want: "folded.example" },
     { from: "Subject: none", want: undefined },
+    // RFC 6532 (SMTPUTF8 mail): a U-label domain is its A-label, as the keys are stored.
+    { from: "From: Jörg <j@bücher.example>", want: "xn--bcher-kva.example" },
+    { from: "From: j@BÜCHER.example.", want: "xn--bcher-kva.example" },
   ];
   for (const row of rows) {
     await t.step(row.from.replace(/\r\n/g, "\\r\\n"), () => {
