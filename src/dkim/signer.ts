@@ -11,6 +11,7 @@ import { HeaderSplitter } from "./_headers.ts";
 import { concatBytes } from "../wire/bytes.ts";
 import { Buffer } from "node:buffer";
 import { signOffThread } from "./_async_sign.ts";
+import { normalizeDomain } from "../auth/domain.ts";
 
 /** Signing algorithms (RFC 6376 §3.3, RFC 8463 §3). */
 export type DkimAlgorithm = "rsa-sha256" | "ed25519-sha256";
@@ -298,14 +299,19 @@ function foldValue(value: string, firstColumn: number): string {
 }
 
 /**
- * The domain of the first From address (lower case), the usual DKIM `d=` for DMARC alignment;
- * undefined when there is no From field or no address in it.
+ * The domain of the first From address (lower case, a U-label as its A-label), the usual DKIM
+ * `d=` for DMARC alignment; undefined when there is no From field or no address in it.
  */
 export function authorDomain(fields: readonly HeaderField[]): string | undefined {
   const from = fields.find((f) => f.name.toLowerCase() === "from");
   if (from === undefined) return undefined;
   const value = new TextDecoder().decode(from.raw.subarray(from.raw.indexOf(58) + 1));
-  const match = /@([A-Za-z0-9.-]+)\s*(?:>|,|;|$)/.exec(value.replace(/\r\n[ \t]/g, " ").trim());
+  const match = /@([A-Za-z0-9.\u0080-\uffff-]+)\s*(?:>|,|;|$)/.exec(
+    value.replace(/\r\n[ \t]/g, " ").trim(),
+  );
   const domain = match?.[1];
-  return domain === undefined ? undefined : domain.toLowerCase().replace(/\.$/, "");
+  if (domain === undefined) return undefined;
+  // RFC 6532 (SMTPUTF8 mail): a U-label domain signs as its A-label, the form keys are kept in.
+  if (/[^ -~]/.test(domain)) return normalizeDomain(domain);
+  return domain.toLowerCase().replace(/\.$/, "");
 }
