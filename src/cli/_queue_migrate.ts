@@ -17,6 +17,7 @@ import { CredentialStore } from "../auth/store.ts";
 import { NULL_LOGGER } from "../observe/log.ts";
 import { DATABASE_FILE, openDatabase } from "../queue/db.ts";
 import { clearMoved, markMoved, movedAt } from "../queue/moved_mark.ts";
+import { refusedIdsIn } from "../queue/_refused.ts";
 import { editAuthSnapshot, loadTables, readTablesLike } from "../queue/pg/auth_mirror.ts";
 import { PgQueueStore } from "../queue/pg/store.ts";
 import { DataDirBusyError, lockDataDir, type ServeLock } from "../queue/serve_lock.ts";
@@ -81,9 +82,16 @@ export async function migrateCommand(argv: readonly string[], io: CliIo): Promis
     const users = await copyUsers(file, target);
     // Before the first copy, durably: a SQLite serve on `from` refuses from now on.
     markMoved(db, Date.now());
+    // Refused to their senders (who send them again): left for a serve's start to delete.
+    const refused = refusedIdsIn(from);
     let copied = 0;
     let skipped = 0;
+    let left = 0;
     for (const message of await source.list()) {
+      if (refused.has(message.id)) {
+        left++;
+        continue;
+      }
       const reportPending = new Set(owed.all(message.id).map((r) => Number(r.recipient_id)));
       const body = source.readBody(message.id);
       const delayNotified = notified.get(message.id)?.delay_notified !== 0;
@@ -91,7 +99,11 @@ export async function migrateCommand(argv: readonly string[], io: CliIo): Promis
       else skipped++;
     }
     io.stdout(
-      `Copied ${copied} message(s) (${skipped} already copied) and ${
+      `Copied ${copied} message(s) (${skipped} already copied${
+        left === 0
+          ? ""
+          : `; ${left} refused to ${left === 1 ? "its sender" : "their senders"}, left out`
+      }) and ${
         users === undefined ? "no users (PostgreSQL already has users)" : `${users} user(s)`
       } from "${from}"\n`,
     );

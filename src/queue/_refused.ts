@@ -25,6 +25,24 @@ import type { WriterStatements } from "./_writer.ts";
 /** The file beside the database that keeps the ids across a restart. */
 export const REFUSED_IDS_FILE = "refused_ids";
 
+/**
+ * The ids `refused_ids` of `dataDir` names: rows a killed serve left, for its next start to
+ * delete; `queue migrate` copies none of them.
+ */
+export function refusedIdsIn(dataDir: string): Set<string> {
+  return new Set(readIds(join(dataDir, REFUSED_IDS_FILE)));
+}
+
+/** The ids in the file at `path` (none when there is no file). */
+function readIds(path: string): string[] {
+  try {
+    return Deno.readTextFileSync(path).split("\n").filter((id) => id !== "");
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return [];
+    throw new Error(`Cannot read "${path}": ${errorText(err)}`);
+  }
+}
+
 /** Ids of refused messages whose rows may be left; see above. */
 export class RefusedRows {
   readonly #ids = new Set<string>();
@@ -50,7 +68,7 @@ export class RefusedRows {
     this.#log = deps.log;
     const db = isOwner ? mainFile(deps.db) : "";
     this.#file = db === "" ? undefined : join(dirname(db), REFUSED_IDS_FILE);
-    for (const id of this.#recorded()) this.#ids.add(id);
+    for (const id of this.#file === undefined ? [] : readIds(this.#file)) this.#ids.add(id);
     if (this.#ids.size > 0) this.#removeRecorded();
   }
 
@@ -74,17 +92,6 @@ export class RefusedRows {
     } catch (err) {
       this.#unrecorded.add(id);
       this.#log.warn("queue_refused_unrecorded", { id, file: this.#file, reason: errorText(err) });
-    }
-  }
-
-  /** The ids in the file (none when there is no file). */
-  #recorded(): string[] {
-    if (this.#file === undefined) return [];
-    try {
-      return Deno.readTextFileSync(this.#file).split("\n").filter((id) => id !== "");
-    } catch (err) {
-      if (err instanceof Deno.errors.NotFound) return [];
-      throw new Error(`Cannot read "${this.#file}": ${errorText(err)}`);
     }
   }
 
