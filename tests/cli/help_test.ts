@@ -23,3 +23,16 @@ Deno.test("every user subcommand of the usage line is in user --help and the REA
     assert.match(README, new RegExp(`^odmr-relay user ${sub}\\b`, "m"), sub);
   }
 });
+
+Deno.test("queue migrate is named with the other queue subcommands (main help, missing subcommand)", async () => {
+  assert.match(MAIN_HELP, /queue .*\bmigrate\b/);
+  const { queueCommand } = await import("../../src/cli/queue.ts");
+  let err = "";
+  const io = {
+    dataDir: "/nonexistent",
+    stdout: () => {},
+    stderr: (text: string) => err += text,
+  } as unknown as Parameters<typeof queueCommand>[1];
+  assert.equal(await queueCommand([], io), 2);
+  assert.match(err, /^error: Missing subcommand: expected .*\bmigrate\b/);
+});
