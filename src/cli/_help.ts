@@ -12,7 +12,7 @@ Commands:
   serve          Provider: inbound SMTP (public MX) and the ODMR listener
   fetch          Customer: connect, AUTH, ATRN, hand mail to fetch.deliver_to
   user           Manage users and their domains (add, passwd, domains, list, show, test, remove)
-  queue          Inspect, requeue and delete queued mail (list, show, delete, requeue, summary)
+  queue          Inspect, requeue and delete queued mail (list, show, delete, requeue, summary, migrate)
   dkim           Outbound DKIM signing keys (keygen, list, remove)
   check-config   Validate the config and print the effective settings
 

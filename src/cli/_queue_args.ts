@@ -68,7 +68,7 @@ export function parseQueueCommand(argv: readonly string[]): ParsedQueueCommand {
     requeue: parseRequeue,
     summary: (args) => parseJsonOnly("summary", args),
   };
-  return parseSubcommand(argv, parsers, QUEUE_SUBCOMMANDS.join(", "));
+  return parseSubcommand(argv, parsers, [...QUEUE_SUBCOMMANDS, "migrate"].join(", "));
 }
 
 function parseList(args: readonly string[]): ParsedQueueCommand {
