@@ -45,6 +45,20 @@ export interface PgConnectOptions {
   readonly answerWithinMs?: number;
 }
 
+/** What PostgreSQL keeps of an application_name (NAMEDATALEN - 1 bytes). */
+const APPLICATION_NAME_BYTES = 63;
+
+/**
+ * `name suffix` within what PostgreSQL keeps: `name` is cut (whole characters) so that the
+ * suffix, which tells a node's pools apart in pg_stat_activity, stays.
+ */
+export function poolName(name: string, suffix: string): string {
+  const room = APPLICATION_NAME_BYTES - new TextEncoder().encode(` ${suffix}`).length;
+  let base = name;
+  while (new TextEncoder().encode(base).length > room) base = [...base].slice(0, -1).join("");
+  return `${base} ${suffix}`;
+}
+
 /** `postgres://user@host:5432/db`: the URL as logged (no password, no query). */
 export function describeUrl(url: string): string {
   try {

@@ -34,7 +34,7 @@ import {
   outboundLeasedPg,
 } from "./_outbound.ts";
 import { DATABASE_CLOCK, givenClock, type LeaseClock } from "./_clock.ts";
-import { connectPostgres, type PgConnectOptions, type Sql, type Tx } from "./connect.ts";
+import { connectPostgres, type PgConnectOptions, poolName, type Sql, type Tx } from "./connect.ts";
 import { reportDone } from "./_report_pending.ts";
 import { deleteEmptied, lockMessages, messageIdsOf } from "./_emptied.ts";
 import { PgGauges } from "./_gauges.ts";
@@ -130,7 +130,7 @@ export class PgQueueStore implements QueueStore {
     const longSql = await connectPostgres({
       ...conn,
       max: LONG_POOL_MAX,
-      applicationName: `${name} long`,
+      applicationName: poolName(name, "long"),
     });
     let sql: Sql | undefined;
     let chunkSql: Sql | undefined;
@@ -144,7 +144,7 @@ export class PgQueueStore implements QueueStore {
       chunkSql = await connectPostgres({
         ...conn,
         max: CHUNK_POOL_MAX,
-        applicationName: `${name} chunks`,
+        applicationName: poolName(name, "chunks"),
         synchronousCommit: "off",
         statementTimeoutMs: statementTimeoutFor(opts.callDeadlineMs ?? PG_CALL_DEADLINE_MS),
       });
