@@ -123,6 +123,20 @@ export function configFromValue(
     v.fail("queue.postgres", "must be set when queue.backend is postgres (url, password_file)");
   }
 
+  const odmrListen = v.listenList(odmr.listen ?? D.DEFAULT_ODMR_LISTEN, "odmr.listen", tls, true);
+  const requireTls = v.boolean(
+    odmr.require_tls ?? D.DEFAULT_ODMR_REQUIRE_TLS,
+    "odmr.require_tls",
+  );
+  if (requireTls && tls === undefined && odmrListen.length > 0) {
+    // No STARTTLS to offer: every AUTH would get 530 and no customer could collect.
+    v.fail(
+      "odmr.require_tls",
+      "is true, which needs tls.cert and tls.key to be set (AUTH is offered only after " +
+        "STARTTLS or on implicit TLS)",
+    );
+  }
+
   const hostname = top.hostname === undefined
     ? opts.systemHostname()
     : v.hostname(top.hostname, "hostname");
@@ -172,8 +186,8 @@ export function configFromValue(
       maxLineLength: v.maxLineLength(smtp.max_line_length ?? D.DEFAULT_SMTP_MAX_LINE_LENGTH),
     },
     odmr: {
-      listen: v.listenList(odmr.listen ?? D.DEFAULT_ODMR_LISTEN, "odmr.listen", tls, true),
-      requireTls: v.boolean(odmr.require_tls ?? D.DEFAULT_ODMR_REQUIRE_TLS, "odmr.require_tls"),
+      listen: odmrListen,
+      requireTls,
       authTimeoutMs: v.timerDuration(
         odmr.auth_timeout ?? D.DEFAULT_ODMR_AUTH_TIMEOUT,
         "odmr.auth_timeout",

@@ -85,7 +85,7 @@ Deno.test("runCli() check-config output is itself a valid config", async () => {
 
     await Deno.writeTextFile(
       `${dir}/b.yaml`,
-      "odmr: {require_tls: true, auth_timeout: 45s}\nqueue: {max_age: 2h, quota: {messages: 10}}\n" +
+      "odmr: {listen: [], require_tls: true, auth_timeout: 45s}\nqueue: {max_age: 2h, quota: {messages: 10}}\n" +
         "domains: {Example.org: {max_age: 1d}, b.example: {quota: {bytes: 5MB}}}\n",
     );
     const once = await run(["check-config", "--config", "b.yaml"], { cwd: dir });
