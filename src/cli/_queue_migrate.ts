@@ -79,11 +79,11 @@ export async function migrateCommand(argv: readonly string[], io: CliIo): Promis
       { url: pg.url, passwordFile: pg.passwordFile, max: 2, applicationName: "odmr-relay migrate" },
       { nodeId: `migrate-${Deno.pid}`, logger: NULL_LOGGER },
     );
+    // Refused to their senders (who send them again): never copied; the old queue keeps them.
+    const refused = refusedIdsIn(from);
     const users = await copyUsers(file, target);
     // Before the first copy, durably: a SQLite serve on `from` refuses from now on.
     markMoved(db, Date.now());
-    // Refused to their senders (who send them again): left for a serve's start to delete.
-    const refused = refusedIdsIn(from);
     let copied = 0;
     let skipped = 0;
     let left = 0;
