@@ -43,6 +43,15 @@ export function parseFetch(v: Validator, value: unknown): FetchConfig {
       "is required when fetch is set (or fetch.client_cert and fetch.client_key, for AUTH EXTERNAL)",
     );
   }
+  const tls = v.oneOf(m.tls ?? D.DEFAULT_FETCH_TLS, "fetch.tls", ["starttls", "implicit", "none"]);
+  if (tls === "none" && isSet(m.client_cert) && !isSet(m.password_file)) {
+    // No way to log in: every poll would end with exit 3.
+    v.fail(
+      "fetch.client_cert",
+      "is used only over TLS (AUTH EXTERNAL is never sent in plaintext): with fetch.tls: none, " +
+        "set fetch.password_file",
+    );
+  }
   const domains = m.domains ?? [];
   if (!Array.isArray(domains)) {
     v.fail(
@@ -52,7 +61,7 @@ export function parseFetch(v: Validator, value: unknown): FetchConfig {
   }
   return {
     server: v.hostPort(m.server, "fetch.server", D.ODMR_PORT),
-    tls: v.oneOf(m.tls ?? D.DEFAULT_FETCH_TLS, "fetch.tls", ["starttls", "implicit", "none"]),
+    tls,
     ca: m.ca === undefined || m.ca === null ? undefined : v.path(m.ca, "fetch.ca"),
     ...(m.tls_server_name === undefined || m.tls_server_name === null
       ? {}
