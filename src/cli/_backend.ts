@@ -126,3 +126,13 @@ export async function openToolDkimKeys(
   }
   return await (await import("./_backend_pg.ts")).openPgToolDkimKeys(pg);
 }
+
+/**
+ * Where the queue and the users are, for an error line: `in "DATA_DIR"`, or with PostgreSQL
+ * `in PostgreSQL "user@host:port/db"` (the data_dir holds nothing of them then).
+ */
+export async function storageWhere(dataDir: string, storage?: StorageChoice): Promise<string> {
+  const pg = storage?.backend === "postgres" ? storage.postgres : undefined;
+  if (pg === undefined) return `in "${dataDir}"`;
+  return `in PostgreSQL "${(await import("../queue/pg/connect.ts")).describeUrl(pg.url)}"`;
+}

@@ -7,7 +7,7 @@
 import { isQueueId } from "../queue/id.ts";
 import type { QueueAdmin } from "../queue/admin.ts";
 import type { QueuedMessage, QueueStore } from "../queue/types.ts";
-import { openToolAdmin, openToolQueue } from "./_backend.ts";
+import { openToolAdmin, openToolQueue, storageWhere } from "./_backend.ts";
 import type { CliIo } from "./io.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, usageError } from "./_args.ts";
 import { type ListFilter, parseQueueCommand, QUEUE_USAGE } from "./_queue_args.ts";
@@ -81,7 +81,8 @@ export async function queueCommand(
   } catch (err) {
     // `queue show ID --body | head`: the reader has what it wanted.
     if (err instanceof Deno.errors.BrokenPipe) return EXIT_OK;
-    io.stderr(`error: Cannot use the queue in "${io.dataDir}": ${errorText(err)}\n`);
+    const where = await storageWhere(io.dataDir, io.storage);
+    io.stderr(`error: Cannot use the queue ${where}: ${errorText(err)}\n`);
     return EXIT_FAILURE;
   } finally {
     await admin.close();

@@ -8,7 +8,12 @@
 import { checkPassword } from "../auth/password_check.ts";
 import { CredentialStore, type CredentialStoreOptions, UserError } from "../auth/store.ts";
 import type { QueueAdmin } from "../queue/admin.ts";
-import { openToolAdmin, openToolCredentials, type ToolCredentials } from "./_backend.ts";
+import {
+  openToolAdmin,
+  openToolCredentials,
+  storageWhere,
+  type ToolCredentials,
+} from "./_backend.ts";
 import type { CliIo } from "./io.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, usageError } from "./_args.ts";
 import { type PasswordPrompt, readPassword } from "./_password_prompt.ts";
@@ -79,7 +84,8 @@ export async function userCommand(
       io.stderr(`error: ${err.message}\n`);
       return EXIT_FAILURE;
     }
-    io.stderr(`error: Cannot use the users in "${io.dataDir}": ${errorText(err)}\n`);
+    const where = await storageWhere(io.dataDir, io.storage);
+    io.stderr(`error: Cannot use the users ${where}: ${errorText(err)}\n`);
     return EXIT_FAILURE;
   } finally {
     await users.close();
