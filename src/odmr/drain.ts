@@ -154,9 +154,15 @@ async function drainLeased(
     await sender.quit();
     return { ...summary, connectionLost: true };
   }
-  /** The lease's messages; stops once the lease was lost. */
+  /**
+   * Set when a settlement could not be recorded (a full disk): each message the customer takes
+   * after that stays queued and goes again at the next ATRN, so no further one is offered.
+   */
+  let isSettleFailing = false;
+  /** The lease's messages; stops once the lease was lost or a settlement failed. */
   async function* leased(): AsyncGenerator<LeasedMessage> {
     for await (const message of lease.messages()) {
+      if (isSettleFailing) return;
       if (renewals.isLost() || (renewals.isDue() && !(await renewals.renew()))) return;
       yield leasedMessage(message, lease);
     }
@@ -207,8 +213,15 @@ async function drainLeased(
           await bounceFailed(message, failed, { ...bounce, log });
         },
       }),
-      // Not recorded: those recipients stay queued and are sent again (a duplicate, not a loss).
-      failed: (err) => log.error("settle_failed", { id: message.id, error: String(err) }),
+      // Not recorded: those recipients stay queued and are sent again (a duplicate, not a loss);
+      // the drain ends after the messages in flight, so that only they go twice.
+      failed: (err) => {
+        log.error("settle_failed", { id: message.id, error: String(err) });
+        if (!isSettleFailing) {
+          log.warn("drain_stopped", { user: opts.user, reason: "settle_failed" });
+        }
+        isSettleFailing = true;
+      },
     });
   };
   let sent: { readonly connectionLost: boolean };
