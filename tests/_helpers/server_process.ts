@@ -58,6 +58,11 @@ export interface StartServerOptions {
   readonly denoFlags?: readonly string[];
   /** The log line `startServer` waits for; default the `ready` event. */
   readonly until?: RegExp;
+  /**
+   * A command that runs deno (its arguments follow), e.g. `["prlimit", "--nofile=128", "--"]`:
+   * it must exec deno, so that the PID is serve's.
+   */
+  readonly prefix?: readonly string[];
 }
 
 /** Writes the config for a test server: returns its path and the data dir. */
@@ -87,8 +92,10 @@ export async function writeTestConfig(
 /** Starts `serve` and waits for all its listeners (or for `opts.until`). */
 export async function startServer(opts: StartServerOptions = {}): Promise<ServerProcess> {
   const { configPath, dataDir } = await writeTestConfig(opts);
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...(opts.denoFlags ?? ["-A"]), MAIN, "serve", "--config", configPath],
+  const args = ["run", ...(opts.denoFlags ?? ["-A"]), MAIN, "serve", "--config", configPath];
+  const [command, ...before] = [...(opts.prefix ?? []), Deno.execPath()];
+  const child = new Deno.Command(command!, {
+    args: [...before, ...args],
     cwd: REPO_ROOT,
     stdin: "null",
     stdout: "piped",
