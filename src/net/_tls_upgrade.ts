@@ -64,6 +64,8 @@ export function awaitHandshake(
       setAbort(undefined);
       clearTimeout(timer);
       secure.off("error", onError);
+      secure.off("end", onGone);
+      secure.off("close", onGone);
       secure.off(event, onDone);
       secure.destroy();
       reject(err);
@@ -72,10 +74,17 @@ export function awaitHandshake(
       setAbort(undefined);
       clearTimeout(timer);
       secure.off("error", onError);
+      secure.off("end", onGone);
+      secure.off("close", onGone);
       resolve();
     };
-    setAbort(() => onError(new ConnClosedError("connection closed during TLS")));
+    // The peer closed before the handshake was done: the TLS socket only emits "end" (no error),
+    // and waiting for the deadline held the descriptor a minute (tls_peer_gone_test.ts).
+    const onGone = () => onError(new ConnClosedError("connection closed during TLS"));
+    setAbort(onGone);
     secure.once("error", onError);
+    secure.once("end", onGone);
+    secure.once("close", onGone);
     secure.once(event, onDone);
   });
 }
