@@ -116,3 +116,18 @@ export class ConnectionLimiter {
     else this.#perIp.set(slot.ip, n - 1);
   }
 }
+
+/**
+ * Admission of implicit-TLS handshakes (listener.ts `admitHandshake`): the same limits as the
+ * sessions', counted apart, from the accept to the handshake's end. A silent peer holds a
+ * descriptor until the handshake deadline: without this, one address could take them all.
+ */
+export function handshakeAdmission(
+  limits: ConnectionLimits,
+): (remoteAddress: string) => (() => void) | undefined {
+  const pending = new ConnectionLimiter(limits);
+  return (remoteAddress) => {
+    const admission = pending.tryAcquire(remoteAddress);
+    return admission.ok ? admission.ticket.release : undefined;
+  };
+}

@@ -19,7 +19,7 @@ import type { Conn } from "../net/conn.ts";
 import { createProcessLogger } from "../observe/log.ts";
 import type { Logger } from "../observe/log.ts";
 import { PROGRAM_NAME } from "../version.ts";
-import { ConnectionLimiter } from "./_serve_limits.ts";
+import { ConnectionLimiter, handshakeAdmission } from "./_serve_limits.ts";
 import { SessionSet } from "./_serve_sessions.ts";
 import type { SessionActivity } from "./_serve_sessions.ts";
 import { endSessions, waitForSignal, withinMs } from "./_serve_shutdown.ts";
@@ -242,18 +242,17 @@ function queueWhere(config: Config): string {
 export async function startServer(deps: ServeDeps, isHeld = false): Promise<RunningServer> {
   const { config, log } = deps;
   const sessions = new SessionSet(log);
-  const limiter = new ConnectionLimiter({
+  const limits = {
     maxTotal: config.smtp.maxConnections,
     maxPerIp: config.smtp.maxConnectionsPerIp,
-  });
+  };
+  const limiter = new ConnectionLimiter(limits);
   // The ODMR port gets its own counts with the same limits (a flood there must not starve MX).
   // Until AUTH, an ODMR connection can be evicted for a newcomer: strangers cannot hold
   // every slot a customer needs (with NOOP just under the timeout, or many addresses).
-  const odmrLimiter = new ConnectionLimiter({
-    maxTotal: config.smtp.maxConnections,
-    maxPerIp: config.smtp.maxConnectionsPerIp,
-    evictUnauthenticated: true,
-  });
+  const odmrLimiter = new ConnectionLimiter({ ...limits, evictUnauthenticated: true });
+  // Implicit-TLS handshakes of every port, counted apart (_serve_limits.ts).
+  const admitHandshake = handshakeAdmission(limits);
   const throttle = new AuthThrottle();
   // Unknown user names get the same SCRAM salt across restarts and nodes (no existence oracle).
   const fakeSaltKey = deps.fakeSaltKey ?? loadFakeSaltKey(config.dataDir);
@@ -296,7 +295,7 @@ export async function startServer(deps: ServeDeps, isHeld = false): Promise<Runn
       recycleReadBuffer: proto !== "odmr",
       // Asked at each connection: a reloaded certificate reaches new handshakes.
       ...(entry.tls === "implicit" && deps.secureContext
-        ? { secureContext: () => deps.secureContext as tls.SecureContext }
+        ? { secureContext: () => deps.secureContext as tls.SecureContext, admitHandshake }
         : {}),
       // ODMR: a client certificate may log in with AUTH EXTERNAL (never required).
       ...(proto === "odmr" ? { requestCert: true } : {}),

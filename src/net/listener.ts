@@ -47,6 +47,12 @@ export interface ListenOptions {
   /** An implicit-TLS handshake failed (garbage, scanner, wrong protocol): a peer fault. */
   onTlsFailure?: (remoteAddress: string, err: unknown) => void;
   /**
+   * Implicit TLS: asked at each accept, before the handshake. A slot's release (called when the
+   * handshake ends, either way), or undefined: over the limits, the connection is closed at once
+   * (and `onTlsFailure` told). A silent peer otherwise holds its descriptor up to the deadline.
+   */
+  admitHandshake?: (remoteAddress: string) => (() => void) | undefined;
+  /**
    * Accept on Deno.listen (NativeConn) instead of node:net (SocketConn). For listeners where no
    * TLS can follow: node:tls over a native connection measured slower than over node:net
    * (docs/architecture.md), while plain TCP is faster native.
@@ -69,10 +75,22 @@ export function listen(opts: ListenOptions): Promise<Listener> {
     // Implicit TLS wraps the accepted connection like STARTTLS does: in Deno 2.9,
     // tls.createServer({ secureContext }) answers every handshake with an access_denied
     // alert, while new tls.TLSSocket(socket, { isServer, secureContext }) works.
+    const release = opts.admitHandshake === undefined
+      ? () => {}
+      : opts.admitHandshake(conn.remoteAddress);
+    if (release === undefined) {
+      conn.destroy();
+      opts.onTlsFailure?.(conn.remoteAddress, new Error("too many connections"));
+      return;
+    }
     const secureContext = typeof contextOf === "function" ? contextOf() : contextOf;
     // A failed handshake is one bad peer, not a listener failure.
     conn.startTlsServer({ secureContext, ...(opts.requestCert ? { requestCert: true } : {}) })
-      .then(() => opts.onConn(conn), (err: unknown) => {
+      .then(() => {
+        release();
+        opts.onConn(conn);
+      }, (err: unknown) => {
+        release();
         conn.destroy();
         opts.onTlsFailure?.(conn.remoteAddress, err);
       });
