@@ -1,0 +1,100 @@
+/**
+ * (review wt17-rev1) The disk fills up during an ATRN drain, then space returns: the customer's
+ * next ATRN is served at once and gets what was not recorded as delivered; nothing acknowledged
+ * is lost. The drained session could not release its lease (the DELETE needs room in the WAL
+ * too), so the domain stayed "busy" (451 4.3.0) for `queue.lease_time` (5 minutes by default)
+ * after space returned. Real `serve` on a small tmpfs (root: skipped with the reason otherwise).
+ */
+import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
+import { addUser, queueList, startServer } from "../_helpers/server_process.ts";
+import type { ServerProcess } from "../_helpers/server_process.ts";
+import { submit } from "../_helpers/smtp_submit.ts";
+import { runScriptedCustomer } from "../_helpers/scripted_customer.ts";
+
+const enc = new TextEncoder();
+const MESSAGES = 8;
+type Listed = { recipients: { address: string }[] }[];
+
+/** Mounts a tmpfs of `size` at a new directory; undefined (after saying why) if it cannot. */
+async function tmpfs(size: string): Promise<string | undefined> {
+  const dir = await Deno.makeTempDir({ prefix: "odmr-tmpfs-" });
+  const mount = await new Deno.Command("mount", {
+    args: ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir],
+    stdout: "null",
+    stderr: "piped",
+  }).output().catch((err: unknown) => ({ success: false, stderr: enc.encode(String(err)) }));
+  if (mount.success) return dir;
+  // deno-lint-ignore no-console -- a skip states its reason (docs/architecture.md "Conventions")
+  console.log(
+    `skip: disk full drain: cannot mount a tmpfs: ${new TextDecoder().decode(mount.stderr).trim()}`,
+  );
+  await Deno.remove(dir);
+  return undefined;
+}
+
+/** Writes `path` until the file system is full. */
+function fill(path: string): void {
+  const f = Deno.openSync(path, { write: true, create: true });
+  try {
+    for (;;) f.writeSync(new Uint8Array(64 * 1024));
+  } catch {
+    // ENOSPC: full.
+  } finally {
+    f.close();
+  }
+}
+
+Deno.test("disk full during a drain: once space returns the next ATRN is served at once, nothing lost (wt17-rev1)", async () => {
+  const dir = await tmpfs("16m");
+  if (dir === undefined) return;
+  let server: ServerProcess | undefined;
+  try {
+    server = await startServer({ dataDir: `${dir}/data` });
+    await addUser(server.configPath, "alice", ["example.org"], "alice-pw");
+    const all: string[] = [];
+    for (let i = 0; i < MESSAGES; i++) {
+      const to = `m${i}@example.org`;
+      const s = await submit({
+        port: server.smtp[0]!.port,
+        from: "s@sender.test",
+        to: [to],
+        body: enc.encode(`Subject: ${i}\r\n\r\nbody\r\n`),
+      });
+      assertMatch(s.final ?? "", /^250 /);
+      all.push(to);
+    }
+    const customer = {
+      port: server.odmr[0]!.port,
+      auth: { mechanism: "CRAM-MD5" as const, user: "alice", password: "alice-pw" },
+      atrn: "example.org",
+      timeoutMs: 20_000,
+    };
+    const received: string[] = [];
+    // The disk fills up while the customer takes the first message: nothing more is recorded.
+    const first = await runScriptedCustomer({
+      ...customer,
+      dataReply: (index) => {
+        if (index === 0) fill(`${dir}/filler`);
+        return "250 2.0.0 OK";
+      },
+    });
+    assertMatch(first.atrnReply ?? "", /^250 /);
+    for (const m of first.messages) received.push(...m.rcpts);
+    // Space returns.
+    await Deno.remove(`${dir}/filler`);
+    const next = await runScriptedCustomer(customer);
+    assertMatch(next.atrnReply ?? "", /^250 /, "the domain is not held by the finished drain");
+    for (const m of next.messages) received.push(...m.rcpts);
+    const left = (await queueList(server.configPath) as Listed).flatMap((m) =>
+      m.recipients.map((r) => r.address)
+    );
+    assertEquals(left, []);
+    assertEquals(all.filter((a) => !received.includes(a)), [], "acknowledged but never delivered");
+    assertEquals(await server.stop(), 0, server.logs());
+  } finally {
+    await server?.kill9();
+    await new Deno.Command("umount", { args: ["-l", dir] }).output().catch(() => {});
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    if (server) await Deno.remove(server.configPath).catch(() => {});
+  }
+});
