@@ -22,6 +22,49 @@ export interface LeaseDeps {
   readonly now: () => number;
   /** Committed messages whose sync is running: handed out only once on disk (_unsynced.ts). */
   readonly unsynced?: UnsyncedMessages;
+  /** Told the owner of an ATRN lease whose release failed (see UnreleasedLeases). */
+  readonly unreleased?: UnreleasedLeases;
+}
+
+/** Owners remembered at most: past it the oldest one's rows only end at their expiry. */
+const MAX_UNRELEASED = 1000;
+
+/**
+ * ATRN leases whose release failed (a full disk: the DELETE needs room in the WAL too). Their
+ * sessions are over, so a claim takes their domains as free (`keepsOut`) and overwrites their
+ * rows; before, the domains stayed "busy" (451) for `queue.lease_time` after space returned.
+ * In memory: after a restart serve drops every lease of a dead process anyway.
+ */
+export class UnreleasedLeases {
+  readonly #owners = new Set<string>();
+
+  add(owner: string): void {
+    this.#owners.add(owner);
+    if (this.#owners.size > MAX_UNRELEASED) {
+      this.#owners.delete(this.#owners.values().next().value as string);
+    }
+  }
+
+  has(owner: unknown): boolean {
+    return this.#owners.size > 0 && typeof owner === "string" && this.#owners.has(owner);
+  }
+}
+
+/**
+ * Whether a `domain_leases` row (owner, lease_until) keeps a claim by `claimant` out at `now`.
+ * An unreadable row counts as live: never risk two sessions on one domain.
+ */
+export function keepsOut(
+  row: unknown,
+  now: number,
+  claimant: string,
+  unreleased: UnreleasedLeases,
+): boolean {
+  if (typeof row !== "object" || row === null) return false;
+  const owner = "owner" in row ? row.owner : undefined;
+  const until = "lease_until" in row ? row.lease_until : undefined;
+  if (owner === claimant || unreleased.has(owner)) return false;
+  return typeof until !== "number" || until > now;
 }
 
 /**
@@ -193,10 +236,16 @@ export class SqliteLease implements Lease {
 
   release(): Promise<void> {
     return settled(() => {
-      if (this.#gone.length > 0) this.#deps.group.write(undefined, () => this.#sweepChunks());
-      this.#deps.group.exclusive(() =>
-        this.#release.run(JSON.stringify(this.domains), this.#terms.owner)
-      );
+      try {
+        if (this.#gone.length > 0) this.#deps.group.write(undefined, () => this.#sweepChunks());
+        this.#deps.group.exclusive(() =>
+          this.#release.run(JSON.stringify(this.domains), this.#terms.owner)
+        );
+      } catch (err) {
+        // Its session is over all the same: the next claim takes its domains as free.
+        if (this.#terms.table === "domain_leases") this.#deps.unreleased?.add(this.#terms.owner);
+        throw err;
+      }
     });
   }
 }

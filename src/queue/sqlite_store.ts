@@ -11,7 +11,7 @@ import { emptiedRemover } from "./_emptied.ts";
 import { QueueMaintenance } from "./_maintenance.ts";
 import { type CommitLevel, GroupTransaction } from "./_group_tx.ts";
 import { newQueueId } from "./id.ts";
-import { liveLeases, SqliteLease } from "./_lease.ts";
+import { keepsOut, liveLeases, SqliteLease, UnreleasedLeases } from "./_lease.ts";
 import { QueueReader } from "./_reader.ts";
 import { type LeasedDomains, toQueuedMessage } from "./_rows.ts";
 import { SqliteOutbound } from "./_outbound.ts";
@@ -113,6 +113,7 @@ export class SqliteQueueStore implements QueueStore {
   readonly #writesFiles: boolean;
   readonly #refused: RefusedRows;
   readonly #unsynced = new UnsyncedMessages();
+  readonly #unreleased = new UnreleasedLeases();
   #isClosed = false;
 
   constructor(db: DatabaseSync, opts: SqliteQueueStoreOptions = {}) {
@@ -236,12 +237,7 @@ export class SqliteQueueStore implements QueueStore {
     return this.#group.exclusive((): ClaimResult => {
       // Check everything before writing anything: all domains or none (docs/protocol.md §1.7).
       for (const domain of wanted) {
-        const row: unknown = this.#leaseOf.get(domain);
-        if (typeof row !== "object" || row === null) continue;
-        const owner = "owner" in row ? row.owner : undefined;
-        const until = "lease_until" in row ? row.lease_until : undefined;
-        // An unreadable lease row counts as live: never risk two sessions on one domain.
-        if (owner !== opts.owner && (typeof until !== "number" || until > now)) {
+        if (keepsOut(this.#leaseOf.get(domain), now, opts.owner, this.#unreleased)) {
           return { kind: "busy", domain };
         }
       }
@@ -254,6 +250,7 @@ export class SqliteQueueStore implements QueueStore {
         reader: this.#reader,
         now: this.#now,
         unsynced: this.#unsynced,
+        unreleased: this.#unreleased,
       });
       return { kind: "claimed", lease };
     });
