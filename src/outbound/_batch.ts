@@ -98,10 +98,18 @@ export async function runBatch(
     if (!lost.signal.aborted) void renew();
   }, renewEveryMs);
   const keysFor = opts.keysForBatch?.();
-  /** The lease's messages, signed; none once the lease is lost or an overdue renewal failed. */
+  /**
+   * Set when a settlement could not be recorded (a full disk): each message sent after that stays
+   * due and goes to the MX again, so no further one is taken.
+   */
+  let isSettleFailing = false;
+  /**
+   * The lease's messages, signed; none once the lease is lost, an overdue renewal failed or a
+   * settlement failed.
+   */
   async function* leased(): AsyncGenerator<LeasedMessage> {
     for await (const message of lease.messages()) {
-      if (lost.signal.aborted) return;
+      if (lost.signal.aborted || isSettleFailing) return;
       if (now() >= renewAt && !(await renew())) {
         // The lease may run out before the queue answers again; what is sent after that may
         // be sent again by whoever takes the destination next, and could not be settled anyway.
@@ -175,8 +183,10 @@ export async function runBatch(
             },
             (err) => {
               // Not recorded: those recipients stay queued and are tried again (a duplicate at
-              // worst, never a loss).
+              // worst, never a loss); the batch takes no further message.
               log.error("settle_failed", { id: message.id, error: String(err) });
+              if (!isSettleFailing) log.warn("outbound_batch_stopped", { reason: "settle_failed" });
+              isSettleFailing = true;
             },
           ),
         );
