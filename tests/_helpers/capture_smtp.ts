@@ -60,6 +60,12 @@ export interface CaptureOptions {
    * never waits; one that waits for the reply first is counted in `dotRepliesTimedOut`.
    */
   readonly holdDotReplyMs?: number;
+  /**
+   * Offer STARTTLS (it never starts TLS): "refuse" answers it `454 4.7.0 TLS not available`
+   * and goes on in plaintext; "break" answers 220, then meets the client's first handshake bytes
+   * with a line that is no TLS and hangs up (the handshake fails).
+   */
+  readonly startTls?: "refuse" | "break";
 }
 
 /** A running capture server. */
@@ -180,6 +186,8 @@ function handleSession(
 ): void {
   const commands = log.commands;
   let mode: Mode = "command";
+  /** After a 220 to STARTTLS under `startTls: "break"`: the next bytes end the session. */
+  let isBroken = false;
   let pending = new Uint8Array(0);
   let mailFrom: string | undefined;
   let recipients: string[] = [];
@@ -249,6 +257,7 @@ function handleSession(
         }
         send(
           "250-capture.test\r\n" + (opts.pipelining === false ? "" : "250-PIPELINING\r\n") +
+            (opts.startTls === undefined ? "" : "250-STARTTLS\r\n") +
             "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES",
         );
         send("250 SIZE 104857600");
@@ -286,6 +295,12 @@ function handleSession(
         return send("250 2.0.0 OK");
       case "NOOP":
         return send("250 2.0.0 OK");
+      case "STARTTLS":
+        if (opts.startTls === "refuse") return send("454 4.7.0 TLS not available");
+        if (opts.startTls === undefined) return send("502 5.5.1 Not implemented");
+        send("220 2.0.0 Ready to start TLS");
+        isBroken = true;
+        return;
       case "QUIT":
         send("221 2.0.0 Bye");
         socket.end();
@@ -296,6 +311,11 @@ function handleSession(
   };
 
   socket.on("data", (chunk: Uint8Array) => {
+    if (isBroken) {
+      // The client's ClientHello: answer with what no TLS peer can parse, and hang up.
+      if (!socket.destroyed) socket.end(enc.encode("this is not TLS\r\n"));
+      return;
+    }
     let buf = pending.length === 0
       ? chunk
       : concat([pending, chunk], pending.length + chunk.length);
@@ -311,7 +331,7 @@ function handleSession(
         if (arrival.length === 0) log.arrivals.push(arrival);
         arrival.push(text);
         onCommand(text);
-        if (socket.destroyed) return;
+        if (socket.destroyed || isBroken) return;
         continue;
       }
       // DATA: a line "." ends the body; a leading dot is removed (RFC 5321 §4.5.2).

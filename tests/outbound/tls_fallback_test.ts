@@ -1,0 +1,106 @@
+/**
+ * Opportunistic TLS that fails (RFC 3207 §4.1, RFC 7435): an MX host that offers STARTTLS and
+ * then answers it 454, or breaks the handshake, gets the mail in plaintext on one new
+ * connection to the same address (as Postfix at `smtp_tls_security_level = may`); under
+ * `outbound.tls: required` it gets nothing and the mail is deferred. Real peers: dnsmasq and
+ * the byte-exact capture server on 127.x.y.27-28:25 (loopback(): this process's own addresses).
+ */
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { deliverBatch, type DeliveryResult } from "../../src/outbound/deliver.ts";
+import type { OutboundMessage } from "../../src/smtp/sender.ts";
+import { type CaptureServer, startCaptureServer } from "../_helpers/capture_smtp.ts";
+import {
+  deliveryOptions,
+  loopback,
+  outboundMessage,
+  startMxDns,
+} from "../_helpers/outbound_world.ts";
+import { type RecordedEvent, recordingLogger } from "../_helpers/recording_logger.ts";
+import { canBindPort25, toolTest } from "../_helpers/tools.ts";
+
+const enc = (s: string) => new TextEncoder().encode(s);
+
+interface TestMessage extends OutboundMessage {
+  readonly n: number;
+}
+
+function messages(domain: string, count: number): TestMessage[] {
+  return Array.from({ length: count }, (_, n): TestMessage => {
+    const body = enc(`From: a@example.org\r\nSubject: m${n}\r\n\r\nbody ${n}\r\n`);
+    return { n, ...outboundMessage([`u${n}@${domain}`], body, "a@example.org", n) };
+  });
+}
+
+/** Runs a batch; every message must be reported exactly once. */
+async function run(
+  domain: string,
+  batch: readonly TestMessage[],
+  opts: Parameters<typeof deliverBatch>[2],
+): Promise<Map<number, DeliveryResult>> {
+  const results = new Map<number, DeliveryResult>();
+  const summary = await deliverBatch(domain, batch, opts, (m, r) => {
+    assert(!results.has(m.n), `message ${m.n} reported twice`);
+    results.set(m.n, r);
+  });
+  assertEquals(results.size, batch.length);
+  assertEquals(summary.messages, batch.length);
+  return results;
+}
+
+/** The verbs the capture server got since `from` (an index into its `commands`). */
+const verbs = (mx: CaptureServer, from: number) =>
+  mx.commands.slice(from).map((c) => c.split(" ")[0]?.toUpperCase());
+
+await toolTest("outbound: a failed opportunistic STARTTLS is retried in plaintext", [
+  "dnsmasq",
+], async (t) => {
+  if (!canBindPort25("outbound TLS fallback", "127.x.y.27")) return;
+  await using dns = await startMxDns({ "refuse.test": loopback(27), "broken.test": loopback(28) });
+  const refusing = await startCaptureServer({ host: loopback(27), port: 25, startTls: "refuse" });
+  const broken = await startCaptureServer({ host: loopback(28), port: 25, startTls: "break" });
+  const events: RecordedEvent[] = [];
+  const opts = { ...deliveryOptions(dns), log: recordingLogger(events) };
+  const cases = [
+    { domain: "refuse.test", mx: refusing, reason: /454/ },
+    { domain: "broken.test", mx: broken, reason: /TLS|handshake|closed|lost/i },
+  ] as const;
+  try {
+    for (const { domain, mx, reason } of cases) {
+      await t.step(`opportunistic, ${domain}: plaintext once more, sent once`, async () => {
+        const [connections, commands] = [mx.connections, mx.commands.length];
+        events.length = 0;
+        const results = await run(domain, messages(domain, 2), opts);
+        for (const [n, r] of results) {
+          assertEquals(r.recipients.map((x) => x.outcome), ["delivered"], `message ${n}`);
+          assertEquals(r.host, `mx.${domain}[${mx.host}]`);
+        }
+        assertEquals(mx.connections - connections, 2);
+        assertEquals(mx.messages.length, 2, "each message arrived once");
+        // STARTTLS once, on the first connection; the second one never asks for it.
+        const seen = verbs(mx, commands);
+        assertEquals(seen.filter((v) => v === "STARTTLS").length, 1, seen.join(" "));
+        const second = seen.lastIndexOf("EHLO");
+        assert(second > seen.indexOf("STARTTLS"), seen.join(" "));
+        assertEquals(seen.slice(second).filter((v) => v === "MAIL").length, 2, seen.join(" "));
+        const fallback = events.filter((e) => e.event === "outbound_tls_fallback");
+        assertEquals(fallback.length, 1, JSON.stringify(events));
+        assertEquals(fallback[0]?.fields["host"], `mx.${domain}[${mx.host}]`);
+        assert(reason.test(String(fallback[0]?.fields["reason"])), JSON.stringify(fallback));
+        assert(!events.some((e) => e.event === "outbound_host_skipped"), JSON.stringify(events));
+      });
+      await t.step(`required, ${domain}: no plaintext connection, deferred`, async () => {
+        const [connections, delivered] = [mx.connections, mx.messages.length];
+        events.length = 0;
+        const results = await run(domain, messages(domain, 1), { ...opts, tls: "required" });
+        const r = results.get(0);
+        assertEquals(r?.recipients.map((x) => x.outcome), ["deferred"], JSON.stringify(r));
+        assertEquals(mx.connections - connections, 1);
+        assertEquals(mx.messages.length, delivered);
+        assert(!events.some((e) => e.event === "outbound_tls_fallback"), JSON.stringify(events));
+      });
+    }
+  } finally {
+    await refusing.close();
+    await broken.close();
+  }
+});
