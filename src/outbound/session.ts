@@ -3,6 +3,10 @@
  * STARTTLS when offered (`opportunistic`) or else no session (`required`: 4.7.10), EHLO again
  * under TLS (RFC 3207 §4.2). A host that cannot be reached, greets with other than 220 or
  * refuses EHLO comes back as `skipped` with the reply to report; the caller tries the next.
+ * A STARTTLS that fails (a reply other than 220, a failed handshake) skips the host under
+ * `required`; under `opportunistic` the same address is connected to once more and the session
+ * goes on in plaintext without asking for STARTTLS (RFC 3207 §4.1, RFC 7435 §3; Postfix's
+ * "may" level does the same), else mail for an MX with broken TLS would wait until it expires.
  * Certificates are not verified: MX hosts rarely present one for the name we looked up, and
  * without DANE/MTA-STS nothing says which to expect.
  */
@@ -51,8 +55,29 @@ export type OpenResult =
 export const TLS_REQUIRED: Reply = reply(451, "4.7.10", "TLS required but not offered");
 const CONNECTION_FAILED: Reply = reply(451, "4.4.1", "Connection failed");
 
+/** STARTTLS failed on this connection (which is closed): plaintext may be tried again. */
+type Attempt = OpenResult | {
+  readonly kind: "tls_failed";
+  readonly reply: Reply;
+  readonly reason: string;
+};
+
 /** Opens a session at `target`, or says why it was skipped. Never throws for peer faults. */
 export async function openMxSession(target: MxTarget, opts: SessionOptions): Promise<OpenResult> {
+  const first = await attempt(target, opts, true);
+  if (first.kind !== "tls_failed") return first;
+  if (opts.tls === "required") return { kind: "skipped", reply: first.reply, reason: first.reason };
+  opts.log.info("outbound_tls_fallback", {
+    host: `${target.name}[${target.address}]`,
+    reason: first.reason,
+  });
+  const plain = await attempt(target, opts, false);
+  // Never "tls_failed": STARTTLS is not asked for this time.
+  return plain.kind === "tls_failed" ? { ...plain, kind: "skipped" } : plain;
+}
+
+/** One connection; STARTTLS is asked for when offered and `tryTls`. */
+async function attempt(target: MxTarget, opts: SessionOptions, tryTls: boolean): Promise<Attempt> {
   let conn: Conn;
   try {
     ({ conn } = await connect({
@@ -86,14 +111,21 @@ export async function openMxSession(target: MxTarget, opts: SessionOptions): Pro
     await close();
     return { kind: "skipped", reply: r, reason };
   };
+  const tlsFailed = async (r: Reply): Promise<Attempt> => {
+    const reason = sender.isConnectionLost
+      ? `starttls: ${sender.lossReason ?? "connection lost"}`
+      : `starttls ${r.code}`;
+    await close();
+    return { kind: "tls_failed", reply: r, reason };
+  };
   try {
     const greeting = await sender.greet();
     if (greeting.code !== 220) return await skip(greeting, `greeting ${greeting.code}`);
     let hello = await sender.hello();
     if ("code" in hello) return await skip(hello, `hello ${hello.code}`);
-    if (hello.startTls) {
+    if (hello.startTls && tryTls) {
       const tls = await sender.startTls({ servername: target.name, rejectUnauthorized: false });
-      if ("code" in tls) return await skip(tls, `starttls ${tls.code}`);
+      if ("code" in tls) return await tlsFailed(tls);
       hello = await sender.hello();
       if ("code" in hello) return await skip(hello, `hello after TLS ${hello.code}`);
     } else if (opts.tls === "required") {

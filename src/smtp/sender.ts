@@ -91,6 +91,11 @@ export class SmtpSender {
     return this.#link.isLost;
   }
 
+  /** Why the connection was lost (for logs: a failed TLS handshake, a timeout, a hang-up). */
+  get lossReason(): string | undefined {
+    return this.#link.loss?.reason;
+  }
+
   /** Reads the greeting. A non-220 reply is returned as is; the caller decides (then `quit()`). */
   async greet(): Promise<Reply> {
     this.#expect("connected", "greet");

@@ -61,8 +61,8 @@ await toolTest("outbound: a failed opportunistic STARTTLS is retried in plaintex
   const events: RecordedEvent[] = [];
   const opts = { ...deliveryOptions(dns), log: recordingLogger(events) };
   const cases = [
-    { domain: "refuse.test", mx: refusing, reason: /454/ },
-    { domain: "broken.test", mx: broken, reason: /TLS|handshake|closed|lost/i },
+    { domain: "refuse.test", mx: refusing, reason: /^starttls 454$/ },
+    { domain: "broken.test", mx: broken, reason: /^starttls: TLS failed/ },
   ] as const;
   try {
     for (const { domain, mx, reason } of cases) {
