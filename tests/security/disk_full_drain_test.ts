@@ -10,42 +10,15 @@ import { addUser, queueList, startServer } from "../_helpers/server_process.ts";
 import type { ServerProcess } from "../_helpers/server_process.ts";
 import { submit } from "../_helpers/smtp_submit.ts";
 import { runScriptedCustomer } from "../_helpers/scripted_customer.ts";
+import { fillUp, mountTmpfs, unmountTmpfs } from "../_helpers/tmpfs.ts";
 
 const enc = new TextEncoder();
+const NAME = "disk full drain";
 const MESSAGES = 8;
 type Listed = { recipients: { address: string }[] }[];
 
-/** Mounts a tmpfs of `size` at a new directory; undefined (after saying why) if it cannot. */
-async function tmpfs(size: string): Promise<string | undefined> {
-  const dir = await Deno.makeTempDir({ prefix: "odmr-tmpfs-" });
-  const mount = await new Deno.Command("mount", {
-    args: ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir],
-    stdout: "null",
-    stderr: "piped",
-  }).output().catch((err: unknown) => ({ success: false, stderr: enc.encode(String(err)) }));
-  if (mount.success) return dir;
-  // deno-lint-ignore no-console -- a skip states its reason (docs/architecture.md "Conventions")
-  console.log(
-    `skip: disk full drain: cannot mount a tmpfs: ${new TextDecoder().decode(mount.stderr).trim()}`,
-  );
-  await Deno.remove(dir);
-  return undefined;
-}
-
-/** Writes `path` until the file system is full. */
-function fill(path: string): void {
-  const f = Deno.openSync(path, { write: true, create: true });
-  try {
-    for (;;) f.writeSync(new Uint8Array(64 * 1024));
-  } catch {
-    // ENOSPC: full.
-  } finally {
-    f.close();
-  }
-}
-
 Deno.test("disk full during a drain: once space returns the next ATRN is served at once, nothing lost (wt17-rev1)", async () => {
-  const dir = await tmpfs("16m");
+  const dir = await mountTmpfs(NAME, "16m");
   if (dir === undefined) return;
   let server: ServerProcess | undefined;
   try {
@@ -74,7 +47,7 @@ Deno.test("disk full during a drain: once space returns the next ATRN is served 
     const first = await runScriptedCustomer({
       ...customer,
       dataReply: (index) => {
-        if (index === 0) fill(`${dir}/filler`);
+        if (index === 0) fillUp(`${dir}/filler`);
         return "250 2.0.0 OK";
       },
     });
@@ -93,8 +66,7 @@ Deno.test("disk full during a drain: once space returns the next ATRN is served 
     assertEquals(await server.stop(), 0, server.logs());
   } finally {
     await server?.kill9();
-    await new Deno.Command("umount", { args: ["-l", dir] }).output().catch(() => {});
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await unmountTmpfs(dir);
     if (server) await Deno.remove(server.configPath).catch(() => {});
   }
 });

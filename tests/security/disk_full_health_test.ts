@@ -1,0 +1,67 @@
+/**
+ * (review wt17-rev1) /healthz on a full disk: while the queue refuses messages for lack of space
+ * (`452 4.3.1`) serve cannot take mail, and /healthz says so (503, "disk full"), as it does after
+ * a failed sync; once a message is stored again it answers 200. Before, it answered 200 the whole
+ * time. Real `serve` on a small tmpfs (root: skipped with the reason otherwise).
+ */
+import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
+import { addUser, startServer } from "../_helpers/server_process.ts";
+import type { ServerProcess } from "../_helpers/server_process.ts";
+import { submit } from "../_helpers/smtp_submit.ts";
+import { fillUp, mountTmpfs, unmountTmpfs } from "../_helpers/tmpfs.ts";
+
+const enc = new TextEncoder();
+const NAME = "disk full health";
+
+/** The status line and body of GET /healthz. */
+async function healthz(port: number): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(enc.encode("GET /healthz HTTP/1.1\r\nhost: test\r\n\r\n"));
+    let text = "";
+    const buf = new Uint8Array(4096);
+    for (;;) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    const [head = "", body = ""] = text.split("\r\n\r\n");
+    return `${head.split("\r\n")[0]} ${body.trim()}`;
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test("disk full: /healthz answers 503 while messages get 452 4.3.1, 200 once one is stored (wt17-rev1)", async () => {
+  const dir = await mountTmpfs(NAME, "16m");
+  if (dir === undefined) return;
+  let server: ServerProcess | undefined;
+  try {
+    server = await startServer({
+      dataDir: `${dir}/data`,
+      config: { metrics: { listen: "127.0.0.1:0" } },
+    });
+    await addUser(server.configPath, "alice", ["example.org"]);
+    const metrics = server.listening.find((l) => l.proto === "metrics")!.port;
+    const send = (n: number, lines: number) =>
+      submit({
+        port: server!.smtp[0]!.port,
+        from: "s@sender.test",
+        to: ["bob@example.org"],
+        body: enc.encode(`Subject: ${n}\r\n\r\n${"x".repeat(98)}\r\n`.repeat(lines)),
+      });
+    assertMatch((await send(0, 1)).final ?? "", /^250 /);
+    assertMatch(await healthz(metrics), /^HTTP\/1\.1 200 OK ok$/);
+    fillUp(`${dir}/filler`);
+    assertMatch((await send(1, 2000)).final ?? "", /^452 4\.3\.1 /);
+    assertMatch(await healthz(metrics), /^HTTP\/1\.1 503 .*disk full/);
+    await Deno.remove(`${dir}/filler`);
+    assertMatch((await send(2, 2000)).final ?? "", /^250 /);
+    assertMatch(await healthz(metrics), /^HTTP\/1\.1 200 OK ok$/);
+    assertEquals(await server.stop(), 0, server.logs());
+  } finally {
+    await server?.kill9();
+    // The config and the data directory are on the tmpfs.
+    await unmountTmpfs(dir);
+  }
+});
