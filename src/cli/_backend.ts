@@ -4,6 +4,7 @@
  * shared by every node (src/cli/_backend_pg.ts, loaded with import() only when configured:
  * a SQLite node never loads postgres.js). Everything else sees `QueueStore`.
  */
+import { DiskFullness } from "./_serve_disk.ts";
 import { loadFakeSaltKey } from "../auth/fake_salt_key.ts";
 import { CredentialStore, type CredentialStoreOptions } from "../auth/store.ts";
 import type { Config } from "../config/types.ts";
@@ -42,8 +43,10 @@ export async function openServeBackend(
       // Copied to PostgreSQL: serving it would deliver the copies again (moved_mark.ts).
       const moved = movedAt(db);
       if (moved !== undefined) throw new QueueMovedError(movedRefusal(config.dataDir, moved));
+      const disk = new DiskFullness();
       const store = new SqliteQueueStore(db, {
         logger: opts.logger,
+        onGroupCommit: disk.committed,
         // serve's writes are bounded: its savepoint journal stays out of /var/tmp.
         tempInMemory: true,
         ...(opts.isAlone === undefined ? {} : { syncInline: opts.isAlone }),
@@ -51,6 +54,7 @@ export async function openServeBackend(
       });
       return {
         store,
+        disk,
         credentials: new CredentialStore(db),
         userState: new UserStateStore(db),
         fakeSaltKey: loadFakeSaltKey(config.dataDir),

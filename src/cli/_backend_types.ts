@@ -3,6 +3,7 @@
  * its own so that the PostgreSQL side (src/cli/_backend_pg.ts, loaded only when configured)
  * and the dispatching side share the shapes without importing each other.
  */
+import type { DiskFullness } from "./_serve_disk.ts";
 import type { CredentialStore } from "../auth/store.ts";
 import type { DkimKeys } from "../dkim/keys.ts";
 import type { AtrnSuccessStore } from "../observe/metrics.ts";
@@ -11,6 +12,8 @@ import type { QueueStore } from "../queue/types.ts";
 /** What `serve` runs on. */
 export interface ServeBackend {
   readonly store: QueueStore;
+  /** SQLite: whether messages are refused for lack of space (/healthz). */
+  readonly disk?: DiskFullness;
   readonly credentials: CredentialStore;
   /** The last successful ATRN per user, kept across restarts (metrics). */
   readonly userState: AtrnSuccessStore;

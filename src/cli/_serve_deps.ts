@@ -9,6 +9,7 @@ import type { CredentialStore } from "../auth/store.ts";
 import type { Logger } from "../observe/log.ts";
 import type { RelayMetrics } from "../observe/metrics.ts";
 import type { UnservedMetrics } from "../observe/unserved_metrics.ts";
+import type { DiskFullness } from "./_serve_disk.ts";
 
 /** What every session handler gets. */
 export interface ServeDeps {
@@ -32,6 +33,8 @@ export interface ServeDeps {
   readonly outbound?: { wake(): void };
   /** Counts the sessions of every port while they run (see `OpenSessions`). */
   readonly sessions?: OpenSessions;
+  /** Told of each message refused for lack of space (/healthz, _serve_disk.ts). */
+  readonly disk?: DiskFullness;
 }
 
 /**

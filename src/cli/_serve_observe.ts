@@ -25,6 +25,9 @@ export async function openServeObserve(
         atrnState: backend.userState,
         log,
       }),
-    pingDatabase: () => queue.ping(),
+    pingDatabase: () => {
+      const full = backend.disk?.reason();
+      return full === undefined ? queue.ping() : Promise.reject(new Error(full));
+    },
   };
 }

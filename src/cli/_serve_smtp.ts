@@ -64,6 +64,7 @@ export async function handleSmtpConnection(
       maxRecipients,
       ...(deps.observe ? { events: deps.observe.metrics.smtp } : {}),
       quotaOf: (domain: string) => quotaOf(config, domain),
+      ...(deps.disk === undefined ? {} : { onStorageFull: deps.disk.refused }),
       // Only behind AUTH (SubmissionSink): the MX port never takes mail for other domains.
       ...(submission === undefined ? {} : {
         deliverForeign: true,

@@ -152,6 +152,7 @@ async function serveUntilSignal(
     fakeSaltKey: backend.fakeSaltKey,
     outbound,
     sessions,
+    ...(backend.disk === undefined ? {} : { disk: backend.disk }),
     get secureContext() {
       return tlsNow?.current;
     },

@@ -35,6 +35,8 @@ export interface QueueSinkOptions {
   readonly deliverForeign?: boolean;
   /** Called after a commit that queued some recipient on route "mx" (wakes the worker). */
   readonly onOutboundQueued?: () => void;
+  /** Called when a message is refused for lack of space (452 4.3.1): serve's /healthz. */
+  readonly onStorageFull?: () => void;
 }
 
 /** A domain over its quota (issue 7): temporary, the sender retries and nothing is lost. */
@@ -226,8 +228,10 @@ class QueueTransaction implements SinkTransaction {
     const err = this.#failure;
     this.#log.error("queue_write_failed", { error: String(err) });
     await this.abort();
-    this.#opts.events?.messageRefused(isStorageFull(err) ? "storage_full" : "local_error");
-    return isStorageFull(err) ? REPLIES.storageFull : REPLIES.localError;
+    const isFull = isStorageFull(err);
+    this.#opts.events?.messageRefused(isFull ? "storage_full" : "local_error");
+    if (isFull) this.#opts.onStorageFull?.();
+    return isFull ? REPLIES.storageFull : REPLIES.localError;
   }
 
   /**
