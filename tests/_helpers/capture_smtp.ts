@@ -5,6 +5,7 @@
  * un-stuffed body bytes; can be told which replies to give, and can drop mid-DATA.
  */
 import net from "node:net";
+import tls from "node:tls";
 
 const LF = 10;
 const CR = 13;
@@ -61,11 +62,14 @@ export interface CaptureOptions {
    */
   readonly holdDotReplyMs?: number;
   /**
-   * Offer STARTTLS (it never starts TLS): "refuse" answers it `454 4.7.0 TLS not available`
-   * and goes on in plaintext; "break" answers 220, then meets the client's first handshake bytes
-   * with a line that is no TLS and hangs up (the handshake fails).
+   * Offer STARTTLS (no session ever goes on under TLS): "refuse" answers it `454 4.7.0 TLS not
+   * available` and goes on in plaintext; "break" answers 220, then meets the client's first
+   * handshake bytes with a line that is no TLS and hangs up (the handshake fails); "drop"
+   * completes the handshake with `tlsFiles` and hangs up at the first bytes under TLS.
    */
-  readonly startTls?: "refuse" | "break";
+  readonly startTls?: "refuse" | "break" | "drop";
+  /** PEM files of the certificate and key for `startTls: "drop"`. */
+  readonly tlsFiles?: { readonly cert: string; readonly key: string };
 }
 
 /** A running capture server. */
@@ -300,6 +304,7 @@ function handleSession(
         if (opts.startTls === undefined) return send("502 5.5.1 Not implemented");
         send("220 2.0.0 Ready to start TLS");
         isBroken = true;
+        if (opts.startTls === "drop") dropUnderTls(socket, opts.tlsFiles);
         return;
       case "QUIT":
         send("221 2.0.0 Bye");
@@ -351,6 +356,21 @@ function handleSession(
     buf = buf.subarray(start);
     pending = buf.slice();
   });
+}
+
+/** TLS over `socket` (the client's ClientHello comes next), closed at its first bytes. */
+function dropUnderTls(socket: net.Socket, files: CaptureOptions["tlsFiles"]): void {
+  if (files === undefined) throw new Error('startTls: "drop" needs tlsFiles');
+  socket.removeAllListeners("data");
+  const secure = new tls.TLSSocket(socket, {
+    isServer: true,
+    secureContext: tls.createSecureContext({
+      cert: Deno.readTextFileSync(files.cert),
+      key: Deno.readTextFileSync(files.key),
+    }),
+  });
+  secure.on("error", () => {});
+  secure.on("data", () => secure.destroy());
 }
 
 function concat(parts: readonly Uint8Array[], total: number): Uint8Array {

@@ -1,14 +1,16 @@
 /**
  * Opportunistic TLS that fails (RFC 3207 §4.1, RFC 7435): an MX host that offers STARTTLS and
- * then answers it 454, or breaks the handshake, gets the mail in plaintext on one new
- * connection to the same address (as Postfix at `smtp_tls_security_level = may`); under
- * `outbound.tls: required` it gets nothing and the mail is deferred. Real peers: dnsmasq and
- * the byte-exact capture server on 127.x.y.27-28:25 (loopback(): this process's own addresses).
+ * then answers it 454, breaks the handshake, or hangs up at the first bytes under TLS, gets the
+ * mail in plaintext on one new connection to the same address (as Postfix at
+ * `smtp_tls_security_level = may`); under `outbound.tls: required` it gets nothing and the mail
+ * is deferred. Real peers: dnsmasq and the byte-exact capture server on 127.x.y.27-29:25
+ * (loopback(): this process's own addresses).
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { deliverBatch, type DeliveryResult } from "../../src/outbound/deliver.ts";
 import type { OutboundMessage } from "../../src/smtp/sender.ts";
 import { type CaptureServer, startCaptureServer } from "../_helpers/capture_smtp.ts";
+import { makeTestCa } from "../_helpers/certs.ts";
 import {
   deliveryOptions,
   loopback,
@@ -53,16 +55,30 @@ const verbs = (mx: CaptureServer, from: number) =>
 
 await toolTest("outbound: a failed opportunistic STARTTLS is retried in plaintext", [
   "dnsmasq",
+  "openssl",
 ], async (t) => {
   if (!canBindPort25("outbound TLS fallback", "127.x.y.27")) return;
-  await using dns = await startMxDns({ "refuse.test": loopback(27), "broken.test": loopback(28) });
+  const ca = await makeTestCa();
+  assert(ca !== undefined);
+  await using dns = await startMxDns({
+    "refuse.test": loopback(27),
+    "broken.test": loopback(28),
+    "dropped.test": loopback(29),
+  });
   const refusing = await startCaptureServer({ host: loopback(27), port: 25, startTls: "refuse" });
   const broken = await startCaptureServer({ host: loopback(28), port: 25, startTls: "break" });
+  const dropped = await startCaptureServer({
+    host: loopback(29),
+    port: 25,
+    startTls: "drop",
+    tlsFiles: { cert: ca.certPath, key: ca.keyPath },
+  });
   const events: RecordedEvent[] = [];
   const opts = { ...deliveryOptions(dns), log: recordingLogger(events) };
   const cases = [
     { domain: "refuse.test", mx: refusing, reason: /^starttls 454$/ },
     { domain: "broken.test", mx: broken, reason: /^starttls: TLS failed/ },
+    { domain: "dropped.test", mx: dropped, reason: /^hello after TLS: / },
   ] as const;
   try {
     for (const { domain, mx, reason } of cases) {
@@ -102,5 +118,7 @@ await toolTest("outbound: a failed opportunistic STARTTLS is retried in plaintex
   } finally {
     await refusing.close();
     await broken.close();
+    await dropped.close();
+    await ca.cleanup();
   }
 });
