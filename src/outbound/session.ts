@@ -3,10 +3,11 @@
  * STARTTLS when offered (`opportunistic`) or else no session (`required`: 4.7.10), EHLO again
  * under TLS (RFC 3207 §4.2). A host that cannot be reached, greets with other than 220 or
  * refuses EHLO comes back as `skipped` with the reply to report; the caller tries the next.
- * A STARTTLS that fails (a reply other than 220, a failed handshake) skips the host under
- * `required`; under `opportunistic` the same address is connected to once more and the session
- * goes on in plaintext without asking for STARTTLS (RFC 3207 §4.1, RFC 7435 §3; Postfix's
- * "may" level does the same), else mail for an MX with broken TLS would wait until it expires.
+ * A STARTTLS that fails (a reply other than 220, a failed handshake, the connection lost at the
+ * EHLO under TLS) skips the host under `required`; under `opportunistic` the same address is
+ * connected to once more and the session goes on in plaintext without asking for STARTTLS
+ * (RFC 3207 §4.1, RFC 7435 §3; Postfix's "may" level does the same), else mail for an MX with
+ * broken TLS would wait until it expires.
  * Certificates are not verified: MX hosts rarely present one for the name we looked up, and
  * without DANE/MTA-STS nothing says which to expect.
  */
@@ -111,10 +112,10 @@ async function attempt(target: MxTarget, opts: SessionOptions, tryTls: boolean):
     await close();
     return { kind: "skipped", reply: r, reason };
   };
-  const tlsFailed = async (r: Reply): Promise<Attempt> => {
+  const tlsFailed = async (r: Reply, step: string): Promise<Attempt> => {
     const reason = sender.isConnectionLost
-      ? `starttls: ${sender.lossReason ?? "connection lost"}`
-      : `starttls ${r.code}`;
+      ? `${step}: ${sender.lossReason ?? "connection lost"}`
+      : `${step} ${r.code}`;
     await close();
     return { kind: "tls_failed", reply: r, reason };
   };
@@ -125,8 +126,12 @@ async function attempt(target: MxTarget, opts: SessionOptions, tryTls: boolean):
     if ("code" in hello) return await skip(hello, `hello ${hello.code}`);
     if (hello.startTls && tryTls) {
       const tls = await sender.startTls({ servername: target.name, rejectUnauthorized: false });
-      if ("code" in tls) return await tlsFailed(tls);
+      if ("code" in tls) return await tlsFailed(tls, "starttls");
       hello = await sender.hello();
+      // A TLS session lost at its first records is broken TLS too; a reply under TLS is not.
+      if ("code" in hello && sender.isConnectionLost) {
+        return await tlsFailed(hello, "hello after TLS");
+      }
       if ("code" in hello) return await skip(hello, `hello after TLS ${hello.code}`);
     } else if (opts.tls === "required") {
       return await skip(TLS_REQUIRED, "no STARTTLS offered");
