@@ -374,7 +374,13 @@ export async function handleBdat(ctx: ReceiverContext, args: string): Promise<Ou
       { ...leaveTransaction(s0, "BDAT too big"), replies: [REPLIES.sizeExceeded] };
   }
   const out = sinkWriter(ctx, tx);
-  const deadlineAt = bodyDeadlineAt(ctx);
+  // One deadline for the message's chunks: each had its own, so `BDAT 1` with its octet just
+  // before each timeout held a slot for `maxMessageBytes` chunks. Checked here too: a chunk whose
+  // octets came with its command waits for no read, and reads check it only before they wait.
+  const deadlineAt = tx.isChunking ? tx.chunksDeadlineAt : bodyDeadlineAt(ctx);
+  if (tx.isChunking && performance.now() >= deadlineAt) {
+    return await streamEnded(ctx, s0, "BDAT", "deadline", out);
+  }
   if (!tx.isChunking && ctx.options.addTraceHeader) await out.write(traceHeader(ctx, tx));
   const read = await ctx.reader.readExact(
     octets,
@@ -398,7 +404,7 @@ export async function handleBdat(ctx: ReceiverContext, args: string): Promise<Ou
     return { ...leaveTransaction(s0, "sink failed"), replies: [REPLIES.localError] };
   }
   const chunkedBytes = tx.chunkedBytes + octets;
-  const s = { ...s0, tx: { ...tx, isChunking: true, chunkedBytes } };
+  const s = { ...s0, tx: { ...tx, isChunking: true, chunkedBytes, chunksDeadlineAt: deadlineAt } };
   if (!isLast) {
     // An empty chunk moves nothing forward, like a NOOP: it spends the idle budget. Chunks with
     // octets are bounded by `maxMessageBytes`; `BDAT 0`, each answered 250 just before the

@@ -35,6 +35,11 @@ export interface Transaction {
   readonly isChunking: boolean;
   /** Body octets received so far by BDAT. */
   readonly chunkedBytes: number;
+  /**
+   * When the BDAT body must have ended (`performance.now()` time), set by its first chunk: the
+   * deadline bounds the chunks together, not each (_receiver_body.ts `bodyDeadlineAt`).
+   */
+  readonly chunksDeadlineAt: number;
   /** The line check of BDAT chunks, across chunks (DATA checks in its decoder). */
   readonly bodyLines: BodyLineCheck;
 }

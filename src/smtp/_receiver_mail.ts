@@ -49,6 +49,7 @@ export async function handleMail(ctx: ReceiverContext, args: string): Promise<Ou
     recipients: [],
     isChunking: false,
     chunkedBytes: 0,
+    chunksDeadlineAt: 0,
     bodyLines: new BodyLineCheck(ctx.options.maxDataLineBytes ?? DEFAULT_MAX_DATA_LINE_BYTES),
   };
   return {

@@ -54,7 +54,8 @@ export interface ReceiverOptions {
   /** Per read while receiving a body. Default: `commandTimeoutMs`. */
   readonly dataTimeoutMs?: number;
   /**
-   * Total time for one DATA body (or one BDAT chunk), however often bytes arrive; then
+   * Total time for one DATA body (or one BDAT message's chunks, from its first), however often
+   * bytes arrive (a chunk refused before its octets has one of its own to be skipped in); then
    * `421 4.4.2` and the end. Default: `dataDeadlineMs(maxMessageBytes)` (tests shorten it).
    */
   readonly dataDeadlineMs?: number;

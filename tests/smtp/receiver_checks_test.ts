@@ -51,6 +51,7 @@ function tx(opts: { recipients?: number; isChunking?: boolean; smtputf8?: boolea
     })),
     isChunking: opts.isChunking ?? false,
     chunkedBytes: 0,
+    chunksDeadlineAt: 0,
     bodyLines: new BodyLineCheck(1000),
   };
   return t;
