@@ -5,7 +5,7 @@
  * it stays on the provider) and exits 0.
  */
 import type { Config } from "../config/types.ts";
-import { createProcessLogger } from "../observe/log.ts";
+import { createProcessLogger, notice } from "../observe/log.ts";
 import type { Logger } from "../observe/log.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES, runCustomer } from "../odmr/customer.ts";
 import type { FetchOutcome } from "../odmr/customer.ts";
@@ -86,7 +86,7 @@ export async function fetchCommand(
         opts.stderr(`error: Cannot listen on metrics ${host}:${port}: ${String(err)}\n`);
         return 1;
       }
-      log.info("listening", { proto: "metrics", address: metricsServer.address, tls: "none" });
+      notice(log, "listening", { proto: "metrics", address: metricsServer.address, tls: "none" });
     }
     let failures = 0;
     while (!controller.signal.aborted) {

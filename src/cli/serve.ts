@@ -16,7 +16,7 @@ import { QueueMovedError } from "../queue/moved_mark.ts";
 import { listen } from "../net/listener.ts";
 import type { Listener } from "../net/listener.ts";
 import type { Conn } from "../net/conn.ts";
-import { createProcessLogger } from "../observe/log.ts";
+import { createProcessLogger, notice } from "../observe/log.ts";
 import type { Logger } from "../observe/log.ts";
 import { PROGRAM_NAME } from "../version.ts";
 import { ConnectionLimiter, handshakeAdmission } from "./_serve_limits.ts";
@@ -317,7 +317,7 @@ export async function startServer(deps: ServeDeps, isHeld = false): Promise<Runn
     });
     listeners.push(listener);
     bound.push({ proto, address: listener.address, tls: mode });
-    log.info("listening", { proto, address: listener.address, tls: mode });
+    notice(log, "listening", { proto, address: listener.address, tls: mode });
   };
 
   const open = () => {
@@ -429,7 +429,7 @@ export async function startServer(deps: ServeDeps, isHeld = false): Promise<Runn
         throw new Error(`Cannot listen on metrics ${host}:${port}: ${bindHint(err)}`);
       });
       bound.push({ proto: "metrics", address: metricsServer.address, tls: "none" });
-      log.info("listening", { proto: "metrics", address: metricsServer.address, tls: "none" });
+      notice(log, "listening", { proto: "metrics", address: metricsServer.address, tls: "none" });
     }
   } catch (err) {
     await stop(0);

@@ -27,6 +27,11 @@ export interface Logger {
   info(event: string, fields?: LogFields): void;
   warn(event: string, fields?: LogFields): void;
   error(event: string, fields?: LogFields): void;
+  /**
+   * Writes the event at level info whatever level is set (`-q`, `log.level: warn`): for the few
+   * events scripts rely on, serve's `listening` (README.md "Logs"). Absent: as `info`.
+   */
+  notice?(event: string, fields?: LogFields): void;
   /** A logger that adds `fields` to every event (e.g. the session id). */
   with(fields: LogFields): Logger;
   /**
@@ -100,6 +105,10 @@ class BoundLogger implements Logger {
     this.#emit("error", event, fields);
   }
 
+  notice(event: string, fields?: LogFields): void {
+    this.#emit("info", event, fields, true);
+  }
+
   with(fields: LogFields): Logger {
     return new BoundLogger(this.#core, { ...this.#base, ...fields });
   }
@@ -108,9 +117,9 @@ class BoundLogger implements Logger {
     return LEVELS[level] >= this.#core.min;
   }
 
-  #emit(level: LogLevel, event: string, fields: LogFields | undefined): void {
+  #emit(level: LogLevel, event: string, fields: LogFields | undefined, always = false): void {
     const core = this.#core;
-    if (LEVELS[level] < core.min) return;
+    if (LEVELS[level] < core.min && !always) return;
     const base = this.#base;
     // Text: the logger's fields and the event's are written without merging them into a new
     // object first (a session's every line did; a field of the event wins, in its place).
@@ -148,6 +157,12 @@ export function isUnderJournald(): boolean {
   } catch {
     return false;
   }
+}
+
+/** `log.notice` where the logger has it, else `log.info`. */
+export function notice(log: Logger, event: string, fields?: LogFields): void {
+  if (log.notice !== undefined) log.notice(event, fields);
+  else log.info(event, fields);
 }
 
 /** A logger that drops everything (tests, library use). */

@@ -3,8 +3,8 @@
  * lines that parse back to the same values, snake_case keys, and the syslog prefix.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { createLogger, escapeValue, formatEvent, logKey } from "../../src/observe/log.ts";
-import type { LogFields } from "../../src/observe/log.ts";
+import { createLogger, escapeValue, formatEvent, logKey, notice } from "../../src/observe/log.ts";
+import type { LogFields, Logger } from "../../src/observe/log.ts";
 
 const T = new Date("2026-11-28T05:00:00.000Z");
 
@@ -177,4 +177,32 @@ Deno.test("a logger's own fields come first, an event's field of the same name w
     formatEvent("text", T, "info", "e", { conn: "c1", proto: "odmr", id: "m1", to: ["a@b.c"] }),
     "2026-11-28T05:00:00.000Z info event=e conn=c1 proto=odmr id=m1 to=a@b.c",
   );
+});
+
+Deno.test("log notice is written at level info whatever the level set; other info lines are not", () => {
+  const lines: string[] = [];
+  const log = createLogger({
+    level: "error",
+    format: "text",
+    sink: (l) => lines.push(l),
+    now: () => T,
+  })
+    .with({ node: "a" });
+  log.info("ready");
+  log.warn("slow");
+  notice(log, "listening", { proto: "smtp", address: "127.0.0.1:41234", tls: "none" });
+  assertEquals(lines, [
+    "2026-11-28T05:00:00.000Z info event=listening node=a proto=smtp address=127.0.0.1:41234 tls=none",
+  ]);
+  // A logger without notice (a test's own) gets the event as info.
+  const seen: string[] = [];
+  const plain: Logger = {
+    debug() {},
+    info: (e: string) => void seen.push(e),
+    warn() {},
+    error() {},
+    with: () => plain,
+  };
+  notice(plain, "listening");
+  assertEquals(seen, ["listening"]);
 });
