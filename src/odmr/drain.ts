@@ -16,6 +16,7 @@ import type { Logger } from "../observe/log.ts";
 import type { OdmrEvents } from "./events.ts";
 import { bounceFailed, type BounceOptions } from "../queue/bounce.ts";
 import { SettleBatcher } from "./_provider_settle.ts";
+import { LeaseRenewal } from "../queue/lease_renewal.ts";
 
 /** What the drain needs. */
 export interface DrainOptions {
@@ -85,61 +86,27 @@ export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
         : { timeouts: drainTimeouts(opts.options.commandTimeoutMs) }),
     },
   });
-  const renewEveryMs = Math.max(1000, (opts.options.leaseSeconds * 1000) / 3);
-  let renewAt = Date.now() + renewEveryMs;
-  let isLeaseLost = false;
-  let renewing: Promise<boolean> | undefined;
-  /** Renews the lease (one renewal at a time); false once it was lost. */
-  const renew = (): Promise<boolean> =>
-    renewing ??= lease.renew().then((isRenewed) => {
-      renewing = undefined;
-      if (isRenewed) renewAt = Date.now() + renewEveryMs;
-      else if (!isLeaseLost) {
-        isLeaseLost = true;
-        log.warn("lease_lost", { user: opts.user });
-      }
-      return isRenewed;
-    }, (err) => {
-      renewing = undefined;
-      throw err;
-    });
-  // Renewed on a timer while the drain runs, as the outbound worker does (src/outbound/_batch.ts):
-  // nothing else happens while one message waits for its final reply (up to 10 minutes) or one
-  // big body goes to a slow customer, and a lease run out under a healthy drain lets the next
-  // ATRN take the domain and send the message in flight again. A lost lease stops the drain at
-  // its next message (`leased`); a renewal that failed is tried again at the next tick, and
-  // `leased` renews before the next message once one is overdue (a failure there ends the drain).
-  const renewal = setInterval(() => {
-    if (isLeaseLost) return;
-    renew().catch((err) => log.error("lease_renew_failed", { error: String(err) }));
-  }, renewEveryMs);
+  // Renewed on a timer while the drain runs (src/queue/lease_renewal.ts): a lost lease, or an
+  // overdue renewal that fails, stops the drain at its next message (`leased`).
+  const renewals = new LeaseRenewal({
+    lease,
+    leaseSeconds: opts.options.leaseSeconds,
+    log,
+    fields: { user: opts.user },
+  });
   try {
-    return await drainLeased(opts, sender, {
-      renew,
-      isLost: () => isLeaseLost,
-      isDue: () => Date.now() >= renewAt,
-    });
+    return await drainLeased(opts, sender, renewals);
   } finally {
-    clearInterval(renewal);
     // A renewal still on its way must not reach the queue after the caller released the lease.
-    await renewing?.catch(() => {});
+    await renewals.stop();
   }
-}
-
-/** The drain's view of its lease renewals (see `drainLease`). */
-interface Renewals {
-  /** Renews now (one renewal at a time); false once the lease was lost. */
-  readonly renew: () => Promise<boolean>;
-  readonly isLost: () => boolean;
-  /** A renewal is overdue (the timer's last one failed, or did not come). */
-  readonly isDue: () => boolean;
 }
 
 /** Greets the customer and delivers the lease's messages; the lease is renewed meanwhile. */
 async function drainLeased(
   opts: DrainOptions,
   sender: SmtpSender,
-  renewals: Renewals,
+  renewals: LeaseRenewal,
 ): Promise<DrainSummary> {
   const { lease, log } = opts;
   const summary = { messages: 0, delivered: 0, deferred: 0, failed: 0, connectionLost: false };
@@ -163,7 +130,7 @@ async function drainLeased(
   async function* leased(): AsyncGenerator<LeasedMessage> {
     for await (const message of lease.messages()) {
       if (isSettleFailing) return;
-      if (renewals.isLost() || (renewals.isDue() && !(await renewals.renew()))) return;
+      if (renewals.isLost || (renewals.isDue && !(await renewals.renew()))) return;
       yield leasedMessage(message, lease);
     }
   }
@@ -228,7 +195,7 @@ async function drainLeased(
   try {
     sent = await sender.sendMany(leased(), onResult);
   } catch (err) {
-    // The results reported before the failure (a renewal or a queue read that threw) are
+    // The results reported before the failure (a queue read that threw) are
     // recorded before this rejects: the caller releases the lease next, and a settlement
     // after the release would leave its messages' bodies behind until the next start.
     await settling.settled().catch((e) =>

@@ -9,6 +9,7 @@
  * stays queued.
  */
 import type { Lease, QueuedMessage, Settlement } from "../queue/types.ts";
+import { LeaseRenewal } from "../queue/lease_renewal.ts";
 import type { Logger } from "../observe/log.ts";
 import type { DkimKey } from "../dkim/signer.ts";
 import { type LeasedMessage, leasedMessage } from "../smtp/leased_message.ts";
@@ -71,32 +72,17 @@ export async function runBatch(
   const domain = lease.domains[0] ?? "";
   const log = opts.log.with({ domain });
   const counts = { messages: 0, delivered: 0, deferred: 0, failed: 0, sessions: 0 };
-  // Renewed on a timer, not between messages: one message may take longer than the lease (a
-  // slow MX has 10 minutes for its final reply), and an expired lease would let the loop
-  // claim the destination again and send the same mail twice. A renewal that failed is tried
-  // again at the next tick; once one is overdue, the next message waits for it (`leased`).
+  // Renewed on a timer while the batch runs (src/queue/lease_renewal.ts); a lost lease aborts the
+  // delivery like serve stopping, and an overdue renewal that fails stops it at the next message.
   const lost = new AbortController();
-  const renewEveryMs = Math.max(1000, (opts.leaseSeconds * 1000) / 3);
-  let renewAt = now() + renewEveryMs;
-  let renewing: Promise<boolean> | undefined;
-  /** Renews (one renewal at a time); false once the lease is lost or the queue did not answer. */
-  const renew = (): Promise<boolean> =>
-    renewing ??= lease.renew().then((isRenewed) => {
-      if (isRenewed) renewAt = now() + renewEveryMs;
-      else if (!lost.signal.aborted) {
-        log.warn("lease_lost", { route: "mx" });
-        lost.abort();
-      }
-      return isRenewed;
-    }, (err) => {
-      log.error("lease_renew_failed", { route: "mx", error: String(err) });
-      return false;
-    }).finally(() => {
-      renewing = undefined;
-    });
-  const renewal = setInterval(() => {
-    if (!lost.signal.aborted) void renew();
-  }, renewEveryMs);
+  const renewals = new LeaseRenewal({
+    lease,
+    leaseSeconds: opts.leaseSeconds,
+    log,
+    fields: { route: "mx" },
+    onLost: () => lost.abort(),
+    now,
+  });
   const keysFor = opts.keysForBatch?.();
   /**
    * Set when a settlement could not be recorded (a full disk): each message sent after that stays
@@ -109,8 +95,8 @@ export async function runBatch(
    */
   async function* leased(): AsyncGenerator<LeasedMessage> {
     for await (const message of lease.messages()) {
-      if (lost.signal.aborted || isSettleFailing) return;
-      if (now() >= renewAt && !(await renew())) {
+      if (renewals.isLost || isSettleFailing) return;
+      if (renewals.isDue && !(await renewals.renew())) {
         // The lease may run out before the queue answers again; what is sent after that may
         // be sent again by whoever takes the destination next, and could not be settled anyway.
         log.warn("outbound_batch_stopped", { reason: "lease_not_renewed" });
@@ -197,9 +183,8 @@ export async function runBatch(
     // The queue failed under us (reading messages or bodies): what was not settled stays queued.
     log.error("outbound_batch_failed", { error: String(err) });
   } finally {
-    clearInterval(renewal);
     // A renewal still on its way must not reach the queue after the release.
-    await renewing;
+    await renewals.stop();
     await Promise.allSettled(settling);
     // Owner-scoped: releasing a lease lost to another node changes nothing of theirs.
     await lease.release().catch((err) => {

@@ -1,4 +1,4 @@
-// A drain that fails part-way (the lease's renewal or queue read throws) still records the
+// A drain that fails part-way (a queue read throws) still records the
 // results the customer already gave before drainLease rejects: the provider releases the lease
 // right after, and a settlement recorded after the release would leave its messages' bodies on
 // disk until the next start (#13 review of the batched settlements).
