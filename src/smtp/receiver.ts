@@ -5,7 +5,7 @@
  * A typed command table (verb → allowed states → handler: _receiver_commands.ts); handlers
  * (_receiver_hello.ts, _receiver_mail.ts, _receiver_body.ts, _receiver_starttls.ts,
  * _receiver_auth.ts) return an Outcome and only the loop here applies it: the state, the
- * replies, the budgets.
+ * replies, the budgets (_receiver_costs.ts).
  */
 import type { Conn } from "../net/conn.ts";
 import { ConnClosedError, TimeoutError } from "../net/conn_types.ts";
@@ -30,10 +30,10 @@ import type {
   ReceiverOutcome,
   Step,
 } from "./_receiver_types.ts";
-import { isIdleCommand, SessionBudget } from "./session_budget.ts";
 import { LaterReply } from "./_receiver_later.ts";
 import { type FlushOptions, ReplyQueue } from "./_reply_queue.ts";
-import { RefusedTail, type TailPart } from "./_receiver_tail.ts";
+import { CommandCosts } from "./_receiver_costs.ts";
+import type { TailPart } from "./_receiver_tail.ts";
 
 export type { AuthResult, EndReason, ReceiverAuth, ReceiverOptions, ReceiverOutcome, Step };
 export { dataDeadlineMs, MIN_DATA_DEADLINE_MS } from "./_receiver_body.ts";
@@ -55,13 +55,10 @@ export class SmtpReceiver implements ReceiverContext {
   readonly #replies: ReplyQueue;
   /** Whether the replies of the command just run end a pipelined group (RFC 2920 §3.1). */
   #mustFlush = false;
-  #budget: SessionBudget;
-  /** The commands behind a refused transaction (_receiver_tail.ts). */
-  readonly #tail = new RefusedTail();
+  /** Errors, idle commands, attempts, and a refused transaction's tail (_receiver_costs.ts). */
+  readonly #costs: CommandCosts;
   /** The verb of the command running now ("" for a line that is none). */
   #verb: Verb | "" = "";
-  /** The command running now is in a refused transaction's tail: its mistake is waived. */
-  #isTailMember = false;
   #messagesAccepted = 0;
   /** Set by a successful AUTH; cleared by STARTTLS (RFC 3207 §4.2). */
   #authenticatedUser: string | undefined;
@@ -82,12 +79,7 @@ export class SmtpReceiver implements ReceiverContext {
     this.#isDebug = this.log.isEnabled?.("debug") ?? true;
     this.options = args.options;
     this.#replies = new ReplyQueue(args.conn);
-    const { maxIdleCommands, maxAttempts } = args.options;
-    this.#budget = new SessionBudget({
-      maxErrors: args.options.maxErrors,
-      ...(maxIdleCommands === undefined ? {} : { maxIdleCommands }),
-      ...(maxAttempts === undefined ? {} : { maxAttempts }),
-    });
+    this.#costs = new CommandCosts(args.options, this.log, (r) => this.#queue(r));
   }
 
   /** The user AUTH proved, if any. */
@@ -261,28 +253,16 @@ export class SmtpReceiver implements ReceiverContext {
     if (!spec.states.includes(this.#state.kind)) {
       return this.#protocolError(outOfStateReply(spec, this.#state.kind));
     }
-    const idle = {
-      hasSaidHello: this.#state.kind !== "greeted",
-      isInTransaction: this.#state.kind === "inTransaction",
-    };
-    if (isIdleCommand(verb, idle)) {
-      // The RSET after a refused transaction resets it: no idle command.
-      const ended = tailPart === "reset" ? undefined : this.#spendIdle(verb);
-      if (ended !== undefined) return ended;
-    } else if (verb === "MAIL" || verb === "RCPT" || (this.#isTailMember && verb === "BDAT")) {
-      const ended = this.#spendAttempt(verb);
-      if (ended !== undefined) return ended;
-    }
+    const ended = this.#costs.spendBefore(verb, this.#state, tailPart);
+    if (ended !== undefined) return ended;
     const outcome = spec.run(this, parsed.args);
     return outcome instanceof Promise ? outcome.then(this.#ran) : this.#ran(outcome);
   }
 
   /** A command starts: its verb ("" for none), and what it is to a refused transaction's tail. */
   #begin(verb: Verb | ""): TailPart {
-    const part = this.#tail.take(verb);
     this.#verb = verb;
-    this.#isTailMember = part === "member";
-    return part;
+    return this.#costs.begin(verb);
   }
 
   /** Applies a handler's Outcome; it may say otherwise than its verb whether to flush. */
@@ -303,14 +283,14 @@ export class SmtpReceiver implements ReceiverContext {
   #applyRest(o: Outcome): Step {
     if (o.user !== undefined) {
       this.#authenticatedUser = o.user ?? undefined;
-      if (o.user !== null) this.#budget.progress();
+      if (o.user !== null) this.#costs.progress();
     }
     for (const r of o.replies) this.#queue(r);
     if (o.later !== undefined) this.#queueLater(o.later);
     const step: Step = o.end !== undefined ? { end: o.end } : undefined;
-    if (step === undefined && this.#leftRefused(o)) this.#tail.open();
-    if (o.isError === true && step === undefined) return this.#spendError();
-    if (o.isIdle === true && step === undefined) return this.#spendIdle("DATA/BDAT");
+    if (step === undefined && this.#leftRefused(o)) this.#costs.openTail();
+    if (o.isError === true && step === undefined) return this.#costs.spendError();
+    if (o.isIdle === true && step === undefined) return this.#costs.spendIdle("DATA/BDAT");
     return step;
   }
 
@@ -329,7 +309,7 @@ export class SmtpReceiver implements ReceiverContext {
     if (next.state.kind === "inTransaction" && next.state.tx.sink === from.tx.sink) return;
     if (accepted) {
       this.#messagesAccepted++;
-      this.#budget.progress();
+      this.#costs.progress();
       return;
     }
     return this.#abort(from.tx.sink);
@@ -362,35 +342,7 @@ export class SmtpReceiver implements ReceiverContext {
   /** Queues a reply the peer caused by a mistake; past `maxErrors`, ends the session. */
   #protocolError(r: Reply): Step {
     this.#queue(r);
-    return this.#spendError();
-  }
-
-  /**
-   * Counts a mistake (its reply is queued); past `maxErrors`, `421` and the end. A command in a
-   * refused transaction's tail costs nothing: the refusal paid for it.
-   */
-  #spendError(): Step {
-    if (this.#isTailMember) return undefined;
-    if (!this.#budget.spendError()) return undefined;
-    this.log.warn("smtp_too_many_errors", { errors: this.#budget.errors });
-    this.#queue(REPLIES.tooManyErrors);
-    return { end: "tooManyErrors" };
-  }
-
-  /** Counts a command without progress; past `maxIdleCommands`, `421` and the end. */
-  #spendIdle(verb: string): Step {
-    if (!this.#budget.spendIdle()) return undefined;
-    this.log.warn("smtp_too_many_idle_commands", { verb });
-    this.#queue(REPLIES.tooManyIdleCommands);
-    return { end: "tooManyErrors" };
-  }
-
-  /** Counts an attempt at a message (MAIL, RCPT); past `maxAttempts`, `421` and the end. */
-  #spendAttempt(verb: string): Step {
-    if (!this.#budget.spendAttempt(verb === "RCPT")) return undefined;
-    this.log.warn("smtp_too_many_attempts", { verb });
-    this.#queue(verb === "RCPT" ? REPLIES.tooManyRecipientAttempts : REPLIES.tooManyAttempts);
-    return { end: "tooManyErrors" };
+    return this.#costs.spendError();
   }
 
   /** Queues a reply (PIPELINING: sent in order at the next flush). */
@@ -406,7 +358,7 @@ export class SmtpReceiver implements ReceiverContext {
         if (this.#isDebug) this.log.debug("smtp_reply", { reply: formatReplyText(r).trimEnd() });
         if (isPositive(r)) {
           this.#messagesAccepted++;
-          this.#budget.progress();
+          this.#costs.progress();
         }
       }),
     );
