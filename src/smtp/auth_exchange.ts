@@ -184,7 +184,20 @@ async function runExternal(
   const tried = asked !== "" ? asked : user;
   return tried === undefined
     ? { kind: "failure", mechanism: "EXTERNAL" }
-    : { kind: "failure", mechanism: "EXTERNAL", user: tried.slice(0, 255) };
+    : { kind: "failure", mechanism: "EXTERNAL", user: utf8Prefix(tried, MAX_NAME_OCTETS) };
+}
+
+/** A failed name handed on (throttle key, log field): as the other mechanisms' bound (255). */
+const MAX_NAME_OCTETS = 255;
+
+/**
+ * The longest start of `text` of at most `maxOctets` octets of UTF-8, never ending inside a
+ * character (encodeInto writes whole characters only).
+ */
+function utf8Prefix(text: string, maxOctets: number): string {
+  if (text.length * 3 <= maxOctets) return text;
+  const { read } = new TextEncoder().encodeInto(text, new Uint8Array(maxOctets));
+  return text.slice(0, read);
 }
 
 function challengeLine(data: Uint8Array): Uint8Array {
