@@ -41,6 +41,12 @@ export class SubmissionRate {
     return this.#take(this.#recipients, user, this.#limits.recipientsPerHour);
   }
 
+  /** Gives back a recipient taken for a RCPT that was then refused: only accepted ones count. */
+  returnRecipient(user: string): void {
+    const b = this.#recipients.get(user);
+    if (b !== undefined) b.tokens = Math.min(this.#limits.recipientsPerHour, b.tokens + 1);
+  }
+
   #take(buckets: Map<string, Bucket>, user: string, perHour: number): boolean {
     const now = this.#now();
     const b = buckets.get(user) ?? { tokens: perHour, updatedAt: now };

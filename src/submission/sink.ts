@@ -2,17 +2,24 @@
  * The submission port's policy around the queue sink: only an authenticated user that still
  * exists may send (`530 5.7.0` once removed, even for `<>`), only from an address in one of its
  * own domains (`553 5.7.1` otherwise), within its hourly message and recipient allowance
- * (`450 4.7.1`). Recipients are then decided by the inner sink
+ * (`450 4.7.1`; a recipient counts once accepted). Recipients are then decided by the inner sink
  * (the queue: our own domains go straight to the ATRN queue, other domains to the outbound
  * queue for their MX; address tricks that name another host inside the address are refused
  * here as on the MX).
  */
 import { normalizeDomain } from "../auth/domain.ts";
 import type { Logger } from "../observe/log.ts";
-import type { MailFrom, MessageSink, RcptTo, SessionInfo, SinkTransaction } from "../smtp/sink.ts";
+import type {
+  MailFrom,
+  MessageSink,
+  RcptAhead,
+  RcptTo,
+  SessionInfo,
+  SinkTransaction,
+} from "../smtp/sink.ts";
 import { ForwardingTransaction } from "../smtp/sinks/forwarding.ts";
 import { REPLIES } from "../wire/replies.ts";
-import { reply } from "../wire/reply.ts";
+import { isPositive, reply } from "../wire/reply.ts";
 import type { Reply } from "../wire/reply.ts";
 import type { SubmissionRate } from "./rate.ts";
 
@@ -100,11 +107,22 @@ class SubmissionTransaction extends ForwardingTransaction {
     this.#opts = opts;
   }
 
-  override addRecipient(rcpt: RcptTo): Promise<Reply> {
-    if (!this.#opts.rate.takeRecipient(this.#user)) {
+  /**
+   * The token is taken before the queue decides (RCPTs of a pipelined group may be decided
+   * at once) and given back when it refuses: only accepted recipients count.
+   */
+  override async addRecipient(rcpt: RcptTo, ahead?: RcptAhead): Promise<Reply> {
+    const rate = this.#opts.rate;
+    if (!rate.takeRecipient(this.#user)) {
       this.#opts.log.warn("submission_rate_limited", { user: this.#user, what: "recipients" });
-      return Promise.resolve(RECIPIENT_RATE_REPLY);
+      return RECIPIENT_RATE_REPLY;
     }
-    return super.addRecipient(rcpt);
+    let decided: Reply | undefined;
+    try {
+      decided = await super.addRecipient(rcpt, ahead);
+      return decided;
+    } finally {
+      if (decided === undefined || !isPositive(decided)) rate.returnRecipient(this.#user);
+    }
   }
 }
