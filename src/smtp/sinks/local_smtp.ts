@@ -118,6 +118,11 @@ export class LocalSmtpSink implements MessageSink, LocalSinkView {
     let line = `MAIL FROM:<${mail.address}>`;
     if (link.caps?.eightBitMime && mail.params.body === "8BITMIME") line += " BODY=8BITMIME";
     if (link.caps?.smtpUtf8 && mail.params.smtputf8 === true) line += " SMTPUTF8";
+    // RFC 1870 §6: the provider's estimate, so a local MTA with a smaller limit refuses at MAIL
+    // rather than after the whole body.
+    if (link.caps?.size !== undefined && mail.declaredSize !== undefined) {
+      line += ` SIZE=${mail.declaredSize}`;
+    }
     if (link.caps?.pipelining === true) {
       // RFC 2920: MAIL goes out with the first RCPT (one local round trip less per message);
       // a local refusal of MAIL then becomes the refusal of every recipient (see #mailRefusal).
