@@ -1,7 +1,8 @@
 /**
  * A MessageSink wrapper that counts and logs what happened to each recipient the provider
  * offered after ATRN: delivered where, deferred, failed, refused as foreign, or split off
- * (LMTP one-recipient rule). It changes no reply; it only watches them.
+ * (LMTP one-recipient rule), or refused by our own receiver (size, content: `receiverEvents`).
+ * It changes no reply; it only watches them.
  */
 import type {
   MailFrom,
@@ -14,6 +15,7 @@ import type {
 import type { Reply } from "../wire/reply.ts";
 import { isPermanent, isPositive, isTransient } from "../wire/reply.ts";
 import type { Logger } from "../observe/log.ts";
+import type { MessageRefuseLabel, SmtpEvents } from "../smtp/events.ts";
 import { FOREIGN_RECIPIENT_REPLY } from "../smtp/sinks/allowed_domains.ts";
 import { LOCAL_REPLIES } from "../smtp/sinks/local_smtp.ts";
 import { ProviderIdSniffer } from "./_customer_provider_id.ts";
@@ -52,6 +54,8 @@ export class LedgerSink implements MessageSink {
   readonly #isInfo: boolean;
   /** When the next progress line may be written (a long drain says how far it is). */
   #progressAt = Date.now() + PROGRESS_EVERY_MS;
+  /** The transaction the receiver is in (from MAIL to its end of data or abort), if any. */
+  #open: LedgerTransaction | undefined;
 
   constructor(inner: MessageSink, where: string, log: Logger) {
     this.#inner = inner;
@@ -67,7 +71,40 @@ export class LedgerSink implements MessageSink {
       if (isTransient(r) && r.code !== 421) this.counts.deferred++;
       return r;
     }
-    return new LedgerTransaction(r, mail, this);
+    const tx = new LedgerTransaction(r, mail, this);
+    this.#open = tx;
+    return tx;
+  }
+
+  /** @internal The receiver is done with `tx` (its end of data, or its abort). */
+  left(tx: LedgerTransaction): void {
+    if (this.#open === tx) this.#open = undefined;
+  }
+
+  /**
+   * SmtpEvents for the receiver's own refusals of a message (over its size limit, a bare CR or
+   * LF, an over-long line): the local side never sees it and the provider bounces it, so it is
+   * logged here (`refused`, as the MX names its own) and its recipients count as failed. The
+   * open transaction gives the sender and recipients; a SIZE= over the limit comes at MAIL,
+   * before one is open.
+   */
+  receiverEvents(): SmtpEvents {
+    return {
+      messageQueued: () => {},
+      rcptRejected: () => {},
+      messageRefused: (reason) => this.#refusedByReceiver(reason),
+    };
+  }
+
+  #refusedByReceiver(reason: MessageRefuseLabel): void {
+    const tx = this.#open;
+    this.counts.messages++;
+    this.counts.failed += tx?.recipients.length ?? 0;
+    this.#log.warn("refused", {
+      stage: tx === undefined ? "mail" : "data",
+      reason,
+      ...(tx === undefined ? {} : tx.logFields()),
+    });
   }
 
   /** @internal */
@@ -146,6 +183,7 @@ class LedgerTransaction implements SinkTransaction {
     const later = inner.finishLater?.bind(inner);
     if (later !== undefined) {
       this.finishLater = async () => {
+        this.#ledger.left(this);
         const { reply } = await later();
         return { reply: reply.then((r) => this.#recordFinal(r)) };
       };
@@ -153,6 +191,7 @@ class LedgerTransaction implements SinkTransaction {
   }
 
   async #finishEach(each: () => Promise<readonly Reply[]>): Promise<readonly Reply[]> {
+    this.#ledger.left(this);
     const replies = await each();
     this.#ledger.countMessage();
     this.#accepted.forEach((recipient, i) => {
@@ -176,6 +215,21 @@ class LedgerTransaction implements SinkTransaction {
     return this.#inner.id;
   }
 
+  /** The recipients the local side accepted so far. */
+  get recipients(): readonly string[] {
+    return this.#accepted;
+  }
+
+  /** What a `refused` line says of this message. */
+  logFields(): Record<string, unknown> {
+    return {
+      tx: this.#inner.id,
+      providerId: this.#providerId.id,
+      from: this.#mail.address,
+      to: this.#accepted,
+    };
+  }
+
   async addRecipient(rcpt: RcptTo, ahead?: RcptAhead): Promise<Reply> {
     const r = await this.#inner.addRecipient(rcpt, ahead);
     if (isPositive(r)) this.#accepted.push(rcpt.address);
@@ -189,6 +243,7 @@ class LedgerTransaction implements SinkTransaction {
   }
 
   async finish(): Promise<Reply> {
+    this.#ledger.left(this);
     return this.#recordFinal(await this.#inner.finish());
   }
 
@@ -210,6 +265,7 @@ class LedgerTransaction implements SinkTransaction {
   }
 
   abort(): Promise<void> {
+    this.#ledger.left(this);
     return this.#inner.abort();
   }
 }

@@ -180,6 +180,8 @@ export async function runCustomer(
         // The provider never half-closes: once it hung up, what it sent before is not finished
         // (it deferred those messages and sends them again).
         stopAtInputEnd: true,
+        // Its own refusals (size, content) are logged and counted with the local side's.
+        events: ledger.receiverEvents(),
       },
     });
     reason = (await receiver.run()).reason;
