@@ -83,7 +83,8 @@ const NOT_OVERSIGNED = new Set([
   "list-unsubscribe-post",
 ]);
 
-const DEFAULT_MAX_HEADER_BYTES = 1024 * 1024;
+/** The header section a signer reads (and a reader of its From fields: submission). */
+export const DEFAULT_MAX_HEADER_BYTES = 1024 * 1024;
 const FOLD_COLUMNS = 76;
 const encoder = new TextEncoder();
 
@@ -300,10 +301,13 @@ function foldValue(value: string, firstColumn: number): string {
 
 /**
  * The domain of the first From address (lower case, a U-label as its A-label), the usual DKIM
- * `d=` for DMARC alignment; undefined when there is no From field or no address in it.
+ * `d=` for DMARC alignment; undefined when there is no From field or no address in it, and when
+ * there is more than one From field (RFC 5322 §3.6 allows one: signing with the first one's
+ * domain would vouch for a message a reader may see from the other).
  */
 export function authorDomain(fields: readonly HeaderField[]): string | undefined {
-  const from = fields.find((f) => f.name.toLowerCase() === "from");
+  const froms = fields.filter((f) => f.name.toLowerCase() === "from");
+  const from = froms.length === 1 ? froms[0] : undefined;
   if (from === undefined) return undefined;
   const value = new TextDecoder().decode(from.raw.subarray(from.raw.indexOf(58) + 1));
   const match = /@([A-Za-z0-9.\u0080-\uffff-]+)\s*(?:>|,|;|$)/.exec(

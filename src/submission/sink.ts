@@ -17,17 +17,26 @@ import type {
   SessionInfo,
   SinkTransaction,
 } from "../smtp/sink.ts";
-import { ForwardingTransaction } from "../smtp/sinks/forwarding.ts";
 import { REPLIES } from "../wire/replies.ts";
 import { isPositive, reply } from "../wire/reply.ts";
 import type { Reply } from "../wire/reply.ts";
 import type { SubmissionRate } from "./rate.ts";
+import { FromFieldReader } from "./_header_from.ts";
 
 /** MAIL FROM outside the authenticated user's domains (RFC 6409 §6.1 "may enforce"). */
 export const SENDER_NOT_OWNED: Reply = reply(
   553,
   "5.7.1",
   "Sender address not owned by the authenticated user",
+);
+/**
+ * More than one From field (RFC 5322 §3.6 allows one): the outbound signer would vouch for an
+ * author a reader may not be shown. Refused at the end of data.
+ */
+export const TWO_FROM_FIELDS: Reply = reply(
+  554,
+  "5.6.0",
+  "Message has more than one From header field",
 );
 /** The user's hourly message allowance is spent (temporary: its MTA retries later). */
 export const MESSAGE_RATE_REPLY: Reply = reply(
@@ -81,7 +90,7 @@ export class SubmissionSink implements MessageSink {
     }
     const inner = await this.#opts.inner.begin(mail, session);
     if ("code" in inner) return inner;
-    return new SubmissionTransaction(inner, user, this.#opts);
+    return new SubmissionTransaction(inner, { user, mail }, this.#opts);
   }
 }
 
@@ -97,21 +106,36 @@ export function isOwnedSender(address: string, domains: readonly string[]): bool
   return domain !== undefined && domains.includes(domain);
 }
 
-class SubmissionTransaction extends ForwardingTransaction {
+/**
+ * One submitted message on its way to the queue: recipients within the allowance, the header
+ * From fields checked at the end. Only `finish`: no `finishLater` or `finishEach` would pass
+ * the message on without that check.
+ */
+class SubmissionTransaction implements SinkTransaction {
+  readonly #inner: SinkTransaction;
   readonly #user: string;
   readonly #opts: SubmissionSinkOptions;
+  readonly #from = new FromFieldReader();
 
-  constructor(inner: SinkTransaction, user: string, opts: SubmissionSinkOptions) {
-    super(inner);
-    this.#user = user;
+  constructor(
+    inner: SinkTransaction,
+    who: { readonly user: string; readonly mail: MailFrom },
+    opts: SubmissionSinkOptions,
+  ) {
+    this.#inner = inner;
+    this.#user = who.user;
     this.#opts = opts;
+  }
+
+  get id(): string {
+    return this.#inner.id;
   }
 
   /**
    * The token is taken before the queue decides (RCPTs of a pipelined group may be decided
    * at once) and given back when it refuses: only accepted recipients count.
    */
-  override async addRecipient(rcpt: RcptTo, ahead?: RcptAhead): Promise<Reply> {
+  async addRecipient(rcpt: RcptTo, ahead?: RcptAhead): Promise<Reply> {
     const rate = this.#opts.rate;
     if (!rate.takeRecipient(this.#user)) {
       this.#opts.log.warn("submission_rate_limited", { user: this.#user, what: "recipients" });
@@ -119,10 +143,36 @@ class SubmissionTransaction extends ForwardingTransaction {
     }
     let decided: Reply | undefined;
     try {
-      decided = await super.addRecipient(rcpt, ahead);
+      decided = await this.#inner.addRecipient(rcpt, ahead);
       return decided;
     } finally {
       if (decided === undefined || !isPositive(decided)) rate.returnRecipient(this.#user);
     }
+  }
+
+  write(chunk: Uint8Array): Promise<void> {
+    this.#from.push(chunk);
+    return this.#inner.write(chunk);
+  }
+
+  async finish(): Promise<Reply> {
+    const refusal = this.#fromRefusal();
+    if (refusal === undefined) return await this.#inner.finish();
+    await this.#inner.abort();
+    return refusal;
+  }
+
+  abort(): Promise<void> {
+    return this.#inner.abort();
+  }
+
+  /** Why the header From fields refuse the message, if they do. */
+  #fromRefusal(): Reply | undefined {
+    const from = this.#from.end();
+    if (from.kind === "read" && from.froms.length > 1) {
+      this.#opts.log.warn("submission_from_refused", { user: this.#user, reason: "two_from" });
+      return TWO_FROM_FIELDS;
+    }
+    return undefined;
   }
 }
