@@ -1,7 +1,9 @@
 /**
  * E2E: the real `serve`'s submission port and swaks as the submitting MTA. What the port makes
  * of the header From field: a message with two From fields is refused at the end of data
- * (`554 5.6.0`, RFC 5322 §3.6), and nothing of it is queued; one From passes.
+ * (`554 5.6.0`, RFC 5322 §3.6), and nothing of it is queued; one From passes. `MAIL FROM:<>`
+ * mail must be From the user's own domains (`550 5.7.1`), so that no user can send `<>` mail as
+ * the operator (SPF for `<>` is our HELO name's) or as another user; the user's bounces pass.
  */
 import { deepStrictEqual as assertEquals, match } from "node:assert/strict";
 import { addUser, queueList, removeTestFiles, startServer } from "../_helpers/server_process.ts";
@@ -50,6 +52,25 @@ await toolTest("submission: the header From field of submitted mail", [
       );
       assertEquals(r.code, 0, r.out);
       assertEquals(await queuedForBob(server.configPath), 1);
+    });
+    await t.step("<> From the operator's host name: 550 5.7.1, nothing more queued", async () => {
+      const r = await submit(
+        port,
+        "<>",
+        "From: Security <security@mx.test>\r\nSubject: reset\r\n\r\nhi\r\n",
+      );
+      match(r.out, /^ -> MAIL FROM:<>/m, r.out);
+      match(r.out, /^<\*\* +550 5\.7\.1 /m, r.out);
+      assertEquals(await queuedForBob(server.configPath), 1);
+    });
+    await t.step("<> From the user's own domain (its MTA's bounce): queued", async () => {
+      const r = await submit(
+        port,
+        "<>",
+        "From: MAILER-DAEMON@example.org\r\nSubject: Undelivered\r\n\r\nhi\r\n",
+      );
+      assertEquals(r.code, 0, r.out);
+      assertEquals(await queuedForBob(server.configPath), 2);
     });
   } finally {
     await server.stop();
