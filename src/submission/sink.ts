@@ -1,7 +1,8 @@
 /**
  * The submission port's policy around the queue sink: only an authenticated user that still
  * exists may send (`530 5.7.0` once removed, even for `<>`), only from an address in one of its
- * own domains (`553 5.7.1` otherwise), within its hourly message and recipient allowance
+ * own domains (`553 5.7.1` otherwise; for `<>`, the header From at the end of data, `550 5.7.1`),
+ * one From field at most (`554 5.6.0`), within its hourly message and recipient allowance
  * (`450 4.7.1`; a recipient counts once accepted). Recipients are then decided by the inner sink
  * (the queue: our own domains go straight to the ATRN queue, other domains to the outbound
  * queue for their MX; address tricks that name another host inside the address are refused
@@ -21,7 +22,7 @@ import { REPLIES } from "../wire/replies.ts";
 import { isPositive, reply } from "../wire/reply.ts";
 import type { Reply } from "../wire/reply.ts";
 import type { SubmissionRate } from "./rate.ts";
-import { FromFieldReader } from "./_header_from.ts";
+import { FromFieldReader, isOwnedAuthor } from "./_header_from.ts";
 
 /** MAIL FROM outside the authenticated user's domains (RFC 6409 §6.1 "may enforce"). */
 export const SENDER_NOT_OWNED: Reply = reply(
@@ -37,6 +38,16 @@ export const TWO_FROM_FIELDS: Reply = reply(
   554,
   "5.6.0",
   "Message has more than one From header field",
+);
+/**
+ * `MAIL FROM:<>` mail whose From names a domain not the user's: the header From is the only
+ * identity such mail claims (a receiver checks SPF for `<>` against our HELO name, RFC 7208
+ * §2.4), so it must be the user's, as the reverse-path of other mail must be (RFC 6409 §6.1).
+ */
+export const AUTHOR_NOT_OWNED: Reply = reply(
+  550,
+  "5.7.1",
+  "From header not owned by the authenticated user",
 );
 /** The user's hourly message allowance is spent (temporary: its MTA retries later). */
 export const MESSAGE_RATE_REPLY: Reply = reply(
@@ -114,6 +125,7 @@ export function isOwnedSender(address: string, domains: readonly string[]): bool
 class SubmissionTransaction implements SinkTransaction {
   readonly #inner: SinkTransaction;
   readonly #user: string;
+  readonly #isNullSender: boolean;
   readonly #opts: SubmissionSinkOptions;
   readonly #from = new FromFieldReader();
 
@@ -124,6 +136,7 @@ class SubmissionTransaction implements SinkTransaction {
   ) {
     this.#inner = inner;
     this.#user = who.user;
+    this.#isNullSender = who.mail.address === "";
     this.#opts = opts;
   }
 
@@ -173,6 +186,11 @@ class SubmissionTransaction implements SinkTransaction {
       this.#opts.log.warn("submission_from_refused", { user: this.#user, reason: "two_from" });
       return TWO_FROM_FIELDS;
     }
-    return undefined;
+    if (!this.#isNullSender) return undefined;
+    // Read again, as at MAIL: a domain taken from the user meanwhile no longer passes.
+    const domains = this.#opts.domainsOf(this.#user);
+    if (from.kind === "read" && isOwnedAuthor(from.froms, domains)) return undefined;
+    this.#opts.log.warn("submission_from_refused", { user: this.#user, reason: "not_owned" });
+    return AUTHOR_NOT_OWNED;
   }
 }
