@@ -36,7 +36,8 @@ export async function runCli(
     // A grant left out of README "Permissions": Deno's message names the flag; no stack trace.
     if (!(err instanceof Deno.errors.NotCapable)) throw err;
     envir.stderr(`error: ${err.message}\n`);
-    return EXIT_RUNTIME;
+    // check-config answers only "valid" (0) or "not" (2): one it could not check is not valid.
+    return argv[0] === "check-config" ? EXIT_USAGE : EXIT_RUNTIME;
   }
 }
 
