@@ -8,6 +8,7 @@ import YAML from "yaml";
 import type { Config, ListenEntry, QuotaLimits } from "../config/types.ts";
 import { formatDuration, formatSize } from "../config/_units.ts";
 import { CertificateError, certificateWarnings, loadCertificatePair } from "../net/tls_context.ts";
+import { serveConfigProblem } from "../config/serve_checks.ts";
 
 /**
  * Prints the effective config, after checking that `tls.cert` and `tls.key` parse and belong
@@ -32,6 +33,10 @@ export function checkConfigCommand(
       stderr(`error: ${err.message}\n`);
       return 2;
     }
+  }
+  const serveProblem = serveConfigProblem(config);
+  if (serveProblem !== undefined) {
+    stderr(`warning: ${serveProblem}; serve refuses this config (fetch can use it)\n`);
   }
   stdout(renderEffectiveConfig(config));
   return 0;

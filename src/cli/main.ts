@@ -12,6 +12,7 @@ import type { CommandName } from "./_help.ts";
 import { flushLogLines } from "../observe/log.ts";
 import { warmUpTlsCrypto } from "../net/tls_warm_up.ts";
 import { type BooleanFlag, parseBooleanFlags } from "./_command_flags.ts";
+import { serveConfigProblem } from "../config/serve_checks.ts";
 
 const EXIT_RUNTIME = 1;
 const EXIT_USAGE = 2;
@@ -97,6 +98,11 @@ async function runCommand(argv: readonly string[], envir: CliEnvironment): Promi
     case "serve": {
       const parsed = parseCommandFlags(split.rest, []);
       if (!parsed.ok) return usage(first, parsed.message, envir);
+      const problem = serveConfigProblem(config);
+      if (problem !== undefined) {
+        envir.stderr(`error: ${new ConfigError(config.source, undefined, problem).message}\n`);
+        return EXIT_USAGE;
+      }
       const { serveCommand } = await import("./serve.ts");
       return await serveCommand(withLogLevel(config, parsed.logLevel), envir.stderr);
     }
