@@ -78,7 +78,11 @@ export function parseFetch(v: Validator, value: unknown): FetchConfig {
       : {}),
     domains: domains.map((d: unknown, i) => v.domain(d, `fetch.domains[${i}]`)),
     deliverTo: deliverTo(v, m.deliver_to ?? D.DEFAULT_FETCH_DELIVER_TO, "fetch.deliver_to"),
-    intervalMs: v.timerDuration(m.interval ?? D.DEFAULT_FETCH_INTERVAL, "fetch.interval"),
+    intervalMs: v.timerDuration(
+      m.interval ?? D.DEFAULT_FETCH_INTERVAL,
+      "fetch.interval",
+      D.MIN_FETCH_INTERVAL_MS,
+    ),
   };
 }
 

@@ -208,12 +208,19 @@ export class Validator {
   }
 
   /**
-   * A duration that becomes a timer (an idle deadline, a poll interval): at most 24d. A timer
+   * A duration that becomes a timer (an idle deadline, a poll interval): at least `minMs`, at
+   * most 24d. A timer
    * cannot wait longer than 2^31-1 ms (about 24.8 days); Deno fires a longer one after 1 ms,
    * which turned a deadline into a loop re-arming every millisecond.
    */
-  timerDuration(value: unknown, key: string): number {
+  timerDuration(value: unknown, key: string, minMs: number): number {
     const ms = this.duration(value, key);
+    if (ms < minMs) {
+      this.fail(
+        key,
+        `must be at least ${formatDuration(minMs)}: current value is ${describe(value)}`,
+      );
+    }
     if (ms > D.MAX_TIMER_MS) {
       this.fail(
         key,

@@ -31,6 +31,13 @@ export const DEFAULT_ODMR_AUTH_TIMEOUT = "60s";
  * a timer can wait (Deno fires a longer one after 1 ms).
  */
 export const MAX_TIMER_MS = 24 * 86_400_000;
+/**
+ * The shortest `smtp.timeout` and `odmr.auth_timeout`: shorter cut sessions before a client on
+ * an ordinary link can answer (1ms cut every session before its first command).
+ */
+export const MIN_SESSION_TIMER_MS = 1000;
+/** The shortest `fetch.interval`: shorter is a loop on the provider, not a poll. */
+export const MIN_FETCH_INTERVAL_MS = 10_000;
 export const DEFAULT_QUEUE_MAX_AGE = "30d";
 export const DEFAULT_QUEUE_LEASE_TIME = "5m";
 /** Connections of serve's main PostgreSQL pool (`queue.postgres.pool_size`). */

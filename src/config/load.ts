@@ -182,7 +182,11 @@ export function configFromValue(
         1,
         1_000_000,
       ),
-      timeoutMs: v.timerDuration(smtp.timeout ?? D.DEFAULT_SMTP_TIMEOUT, "smtp.timeout"),
+      timeoutMs: v.timerDuration(
+        smtp.timeout ?? D.DEFAULT_SMTP_TIMEOUT,
+        "smtp.timeout",
+        D.MIN_SESSION_TIMER_MS,
+      ),
       maxLineLength: v.maxLineLength(smtp.max_line_length ?? D.DEFAULT_SMTP_MAX_LINE_LENGTH),
     },
     odmr: {
@@ -191,6 +195,7 @@ export function configFromValue(
       authTimeoutMs: v.timerDuration(
         odmr.auth_timeout ?? D.DEFAULT_ODMR_AUTH_TIMEOUT,
         "odmr.auth_timeout",
+        D.MIN_SESSION_TIMER_MS,
       ),
     },
     queue: { maxAgeMs, quota, backend, postgres, leaseMs },
