@@ -6,6 +6,7 @@
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { errorText } from "../errors.ts";
 import type { CliIo } from "./io.ts";
+import { PROGRAM_NAME } from "../version.ts";
 
 /** Arguments that do not make a command, with the reason for people. */
 export interface Refusal {
@@ -67,8 +68,35 @@ export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
-/** Writes the refusal and the usage line to stderr; returns the exit code for usage (2). */
+/**
+ * Writes the refusal to stderr as one line that points to `COMMAND --help` (the command is the
+ * first word of `usage`, "Usage: queue list …"), as serve and fetch do; returns the exit code for
+ * usage (2).
+ */
 export function usageError(io: Pick<CliIo, "stderr">, message: string, usage: string): number {
-  io.stderr(`error: ${message}\n${usage}\n`);
+  const command = /^Usage: (\S+)/.exec(usage)?.[1] ?? "";
+  io.stderr(
+    `error: ${flagErrorText(message)}: run "${PROGRAM_NAME} ${command} --help" for usage\n`,
+  );
   return EXIT_USAGE;
+}
+
+/**
+ * node:util parseArgs' refusals in the CLI's own words: "Unknown option '--foo'. To specify a
+ * positional argument starting with a '-', …" is `Unknown option "--foo"`, "Option '-d,
+ * --domain <value>' argument missing" is `Missing value for "--domain"`, "Option '--json' does
+ * not take an argument" is `"--json" takes no value`. Other text is kept.
+ */
+export function flagErrorText(message: string): string {
+  const unknown = /^Unknown option '([^']*)'/.exec(message);
+  if (unknown) return `Unknown option "${unknown[1]}"`;
+  const option =
+    /^Option '(?:-\w, )?(--?[^' ]+)(?: <value>)?' (argument missing|does not take an argument)/
+      .exec(message);
+  if (option) {
+    return option[2] === "argument missing"
+      ? `Missing value for "${option[1]}"`
+      : `"${option[1]}" takes no value`;
+  }
+  return message;
 }
