@@ -9,6 +9,8 @@ import type { Config, ListenEntry, QuotaLimits } from "../config/types.ts";
 import { formatDuration, formatSize } from "../config/_units.ts";
 import { CertificateError, certificateWarnings, loadCertificatePair } from "../net/tls_context.ts";
 import { serveConfigProblem } from "../config/serve_checks.ts";
+import { movedQueueRefusal } from "./_check_moved.ts";
+import { errorText } from "../errors.ts";
 
 /**
  * Prints the effective config, after checking that `tls.cert` and `tls.key` parse and belong
@@ -34,12 +36,35 @@ export function checkConfigCommand(
       return 2;
     }
   }
+  const moved = movedQueueCheck(config);
+  if (moved.refusal !== undefined) {
+    stderr(`error: ${moved.refusal}\n`);
+    return 2;
+  }
+  if (moved.warning !== undefined) stderr(`warning: ${moved.warning}\n`);
   const serveProblem = serveConfigProblem(config);
   if (serveProblem !== undefined) {
     stderr(`warning: ${serveProblem}; serve refuses this config (fetch can use it)\n`);
   }
   stdout(renderEffectiveConfig(config));
   return 0;
+}
+
+/**
+ * serve's refusal of a SQLite queue `queue migrate` marked (exit 2 for both), or a warning when
+ * the queue cannot be read to tell (serve will say why it cannot open it).
+ */
+function movedQueueCheck(config: Config): { refusal?: string; warning?: string } {
+  try {
+    const refusal = movedQueueRefusal(config);
+    return refusal === undefined ? {} : { refusal };
+  } catch (err) {
+    if (err instanceof Deno.errors.NotCapable) throw err;
+    return {
+      warning: `cannot read the queue in data_dir "${config.dataDir}" to check for queue ` +
+        `migrate's mark: ${errorText(err)}`,
+    };
+  }
 }
 
 /** The effective settings as a YAML document with a header naming the source. */

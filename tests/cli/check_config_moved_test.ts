@@ -19,6 +19,9 @@ Deno.test("check-config refuses a SQLite config on a data_dir queue migrate mark
     const store = new SqliteQueueStore(db);
     markMoved(db, Date.parse("2026-11-29T12:00:00Z"));
     await store.close();
+    const files = async () =>
+      (await Array.fromAsync(Deno.readDir(dataDir))).map((e) => e.name).sort();
+    const before = await files();
     await Deno.writeTextFile(`${dir}/sqlite.yaml`, "data_dir: ./data\n");
     const refused = await runMain(["check-config", "--config", `${dir}/sqlite.yaml`]);
     assertEquals(refused.code, 2, refused.stderr);
@@ -26,6 +29,8 @@ Deno.test("check-config refuses a SQLite config on a data_dir queue migrate mark
     assertEquals(lines.length, 1, refused.stderr);
     match(lines[0] ?? "", /^error: .*queue migrate copied data_dir ".*" to PostgreSQL/);
     match(lines[0] ?? "", /queue migrate --clear-mark/);
+    // No -wal or -shm left beside odmr.db (made by root under sudo, they lock serve out).
+    assertEquals(await files(), before);
 
     await Deno.writeTextFile(
       `${dir}/pg.yaml`,
