@@ -1,5 +1,6 @@
 /**
- * Certificate loading (#11): a broken or mismatched pair is an error naming the file at fault,
+ * Certificate loading (#11): a broken or mismatched pair is an error naming the config key
+ * (`tls.cert`, `tls.key`) and the file at fault,
  * warnings for expiry within 14 days and a certificate not naming `hostname`, and a reload
  * that keeps the old pair when the new files are bad.
  */
@@ -13,12 +14,19 @@ import {
   ReloadableTlsContext,
 } from "../../src/net/tls_context.ts";
 
-function refusedWith(fn: () => unknown, file: string, message: RegExp): void {
+function refusedWith(
+  fn: () => unknown,
+  file: string,
+  message: RegExp,
+  keyPath: "tls.cert" | "tls.key",
+): void {
   throws(fn, (err: unknown) => {
     assert(err instanceof CertificateError, String(err));
     assertEquals(err.file, file);
+    assertEquals((err as { keyPath?: unknown }).keyPath, keyPath);
     assert(message.test(err.message), err.message);
-    assert(err.message.includes(`"${file}"`), `names the file: ${err.message}`);
+    // The config key first, then the file it names (CONTRACT: errors name the key path).
+    assert(err.message.startsWith(`${keyPath} "${file}"`), `names key and file: ${err.message}`);
     return true;
   });
 }
@@ -42,22 +50,33 @@ await toolTest("loadCertificatePair() refuses broken and mismatched pairs, namin
       assert(pair.notAfter.getTime() > Date.now() + 80 * 86_400_000);
     });
     await t.step("garbage instead of the certificate", () => {
-      refusedWith(() => loadCertificatePair(garbage, a.key), garbage, /no PEM certificate/);
+      refusedWith(
+        () => loadCertificatePair(garbage, a.key),
+        garbage,
+        /no PEM certificate/,
+        "tls.cert",
+      );
     });
     await t.step("a PEM block that is not a certificate", () => {
-      refusedWith(() => loadCertificatePair(brokenPem, a.key), brokenPem, /not a valid/);
+      refusedWith(
+        () => loadCertificatePair(brokenPem, a.key),
+        brokenPem,
+        /not a valid/,
+        "tls.cert",
+      );
     });
     await t.step("garbage instead of the key", () => {
-      refusedWith(() => loadCertificatePair(a.cert, garbage), garbage, /private key/);
+      refusedWith(() => loadCertificatePair(a.cert, garbage), garbage, /private key/, "tls.key");
     });
     await t.step("a key of another certificate (EC cert, RSA key)", () => {
-      refusedWith(() => loadCertificatePair(a.cert, b.key), b.key, /does not belong/);
+      refusedWith(() => loadCertificatePair(a.cert, b.key), b.key, /does not belong/, "tls.key");
     });
     await t.step("a missing file", () => {
       refusedWith(
         () => loadCertificatePair(`${dir}/none.pem`, a.key),
         `${dir}/none.pem`,
-        /Cannot read/,
+        /cannot be read/,
+        "tls.cert",
       );
     });
   } finally {
