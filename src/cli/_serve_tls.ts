@@ -10,7 +10,18 @@ import type { Logger } from "../observe/log.ts";
 import { certificateWarnings, ReloadableTlsContext } from "../net/tls_context.ts";
 import type { CertificatePair } from "../net/tls_context.ts";
 
+import type { CertificateError } from "../net/tls_context.ts";
 export { CertificateError } from "../net/tls_context.ts";
+
+/** The `startup_failed` event of a pair that cannot be used: config file, key path, file. */
+export function failureFields(config: Config, err: CertificateError): Record<string, string> {
+  return {
+    config: config.source ?? "(embedded defaults)",
+    key: err.keyPath,
+    file: err.file,
+    reason: err.message,
+  };
+}
 
 /** How often the certificate files are checked for a change (renewals are noticed within it). */
 export const CERT_CHECK_INTERVAL_MS = 30_000;
@@ -34,7 +45,7 @@ export class ServeTls {
 
   /**
    * Loads `tls.cert`/`tls.key`: undefined without a `tls` section; throws CertificateError
-   * (naming the file) when the pair cannot be used. Logs the warnings of a pair that loads.
+   * (naming the key and the file) when the pair cannot be used. Logs the warnings of a pair that loads.
    */
   static open(config: Config, opts: { log: Logger }): ServeTls | undefined {
     if (config.tls === undefined) return undefined;
@@ -79,6 +90,7 @@ export class ServeTls {
       case "failed":
         this.#log.error("tls_reload_failed", {
           cause,
+          key: r.error.keyPath,
           file: r.error.file,
           reason: r.error.message,
           kept_not_after: this.#slot.pair.notAfter.toISOString(),

@@ -32,7 +32,7 @@ export function checkConfigCommand(
       for (const w of warnings) stderr(`warning: ${w}\n`);
     } catch (err) {
       if (!(err instanceof CertificateError)) throw err;
-      stderr(`error: ${err.message}\n`);
+      stderr(`error: Cannot load config "${config.source}": ${err.message}\n`);
       return 2;
     }
   }

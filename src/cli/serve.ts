@@ -100,7 +100,7 @@ async function serveUntilSignal(
     serveTls = certificates?.ServeTls.open(config, { log });
   } catch (err) {
     if (certificates === undefined || !(err instanceof certificates.CertificateError)) throw err;
-    log.error("startup_failed", { file: err.file, reason: err.message });
+    log.error("startup_failed", certificates.failureFields(config, err));
     return 2;
   }
   let store: QueueStore;

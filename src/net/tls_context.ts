@@ -1,6 +1,6 @@
 /**
  * The server's certificate and key: parsed and matched before use (a broken pair is an error
- * naming the file, not a handshake failure later), checked for expiry and host name, and held
+ * naming the config key and the file, not a handshake failure later), checked for expiry and host name, and held
  * in a reloadable slot so a renewal (SIGHUP, or the files changing) reaches new handshakes
  * while open sessions keep the context they started with. A bad new pair never replaces a
  * good one.
@@ -13,13 +13,18 @@ import { errorText } from "../errors.ts";
 /** Warn when the certificate expires within this many days. */
 export const EXPIRY_WARNING_DAYS = 14;
 
-/** Raised when the certificate or key cannot be used; `file` is the one at fault. */
+/**
+ * Raised when the certificate or key cannot be used; `file` is the one at fault, `keyPath` the
+ * config key that names it. The message starts with both: `tls.cert "/etc/…/cert.pem" …`.
+ */
 export class CertificateError extends Error {
   readonly file: string;
-  constructor(file: string, message: string) {
-    super(message);
+  readonly keyPath: "tls.cert" | "tls.key";
+  constructor(keyPath: "tls.cert" | "tls.key", file: string, detail: string) {
+    super(`${keyPath} "${file}" ${detail}`);
     this.name = "CertificateError";
     this.file = file;
+    this.keyPath = keyPath;
   }
 }
 
@@ -36,21 +41,18 @@ export interface CertificatePair {
 
 /**
  * Reads and checks `certFile` (PEM chain, leaf first) and `keyFile` (PEM private key).
- * Throws CertificateError naming the file: unreadable, not PEM, not parseable, or a key that
+ * Throws CertificateError naming the config key and the file: unreadable, not PEM, not parseable, or a key that
  * does not belong to the certificate.
  */
 export function loadCertificatePair(certFile: string, keyFile: string): CertificatePair {
-  const certBytes = readFile(certFile, "certificate");
-  const keyBytes = readFile(keyFile, "key");
+  const certBytes = readFile(certFile, "tls.cert");
+  const keyBytes = readFile(keyFile, "tls.key");
   const certText = new TextDecoder().decode(certBytes);
   const pems = certText.match(
     /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g,
   );
   if (pems === null) {
-    throw new CertificateError(
-      certFile,
-      `Cannot load TLS certificate "${certFile}": no PEM certificate found in it`,
-    );
+    throw new CertificateError("tls.cert", certFile, "holds no PEM certificate");
   }
   let leaf: X509Certificate;
   try {
@@ -58,8 +60,9 @@ export function loadCertificatePair(certFile: string, keyFile: string): Certific
     for (const pem of pems.slice(1)) new X509Certificate(pem);
   } catch (err) {
     throw new CertificateError(
+      "tls.cert",
       certFile,
-      `Cannot load TLS certificate "${certFile}": not a valid certificate: ${errorText(err)}`,
+      `is not a valid certificate: ${errorText(err)}`,
     );
   }
   let key: ReturnType<typeof createPrivateKey>;
@@ -67,8 +70,9 @@ export function loadCertificatePair(certFile: string, keyFile: string): Certific
     key = createPrivateKey(Buffer.from(keyBytes));
   } catch (err) {
     throw new CertificateError(
+      "tls.key",
       keyFile,
-      `Cannot load TLS key "${keyFile}": not a valid PEM private key: ${errorText(err)}`,
+      `is not a valid PEM private key: ${errorText(err)}`,
     );
   }
   let isMatch = false;
@@ -79,8 +83,9 @@ export function loadCertificatePair(certFile: string, keyFile: string): Certific
   }
   if (!isMatch) {
     throw new CertificateError(
+      "tls.key",
       keyFile,
-      `Cannot load TLS key "${keyFile}": it does not belong to the certificate "${certFile}"`,
+      `does not belong to the certificate of tls.cert "${certFile}"`,
     );
   }
   let context: tls.SecureContext;
@@ -88,8 +93,9 @@ export function loadCertificatePair(certFile: string, keyFile: string): Certific
     context = tls.createSecureContext({ cert: Buffer.from(certBytes), key: Buffer.from(keyBytes) });
   } catch (err) {
     throw new CertificateError(
+      "tls.cert",
       certFile,
-      `Cannot load TLS certificate "${certFile}" and key "${keyFile}": ${errorText(err)}`,
+      `and tls.key "${keyFile}" make no TLS context: ${errorText(err)}`,
     );
   }
   const digest = createHash("sha256").update(certBytes).update(keyBytes).digest("hex");
@@ -198,11 +204,11 @@ function fileStamp(certFile: string, keyFile: string): string {
   }).join("|");
 }
 
-function readFile(file: string, what: string): Uint8Array {
+function readFile(file: string, keyPath: "tls.cert" | "tls.key"): Uint8Array {
   try {
     return Deno.readFileSync(file);
   } catch (err) {
-    throw new CertificateError(file, `Cannot read TLS ${what} "${file}": ${errorText(err)}`);
+    throw new CertificateError(keyPath, file, `cannot be read: ${errorText(err)}`);
   }
 }
 
