@@ -20,7 +20,40 @@ const SALT_BYTES = 16;
 const KEY_BYTES = 32;
 const MAX_LOG_N = 20;
 
+/**
+ * scrypts computed at once; the others wait their turn in order. Each takes `128 * N * r` bytes
+ * (16 MiB at the defaults) on a thread of its own: unbounded, 32 connections sending AUTH PLAIN
+ * at once grew serve by ~500 MB (tests/security/auth_password_memory_test.ts). Two keep both
+ * cores of a small VPS busy; a wait is bounded by the AUTH exchanges ahead of it (at most one
+ * per connection, itself under the connection limits).
+ */
+export const MAX_CONCURRENT_SCRYPTS = 2;
+
+let running = 0;
+const waiting: (() => void)[] = [];
+
+/** Runs `fn` once fewer than MAX_CONCURRENT_SCRYPTS are running (FIFO). */
+async function inTurn<T>(fn: () => Promise<T>): Promise<T> {
+  if (running >= MAX_CONCURRENT_SCRYPTS) {
+    await new Promise<void>((resolve) => waiting.push(resolve));
+  } else {
+    running++;
+  }
+  try {
+    return await fn();
+  } finally {
+    // The slot passes straight to the next waiter (running stays the same), else it is freed.
+    const next = waiting.shift();
+    if (next !== undefined) next();
+    else running--;
+  }
+}
+
 function runScrypt(password: string, salt: Uint8Array, params: ScryptParams): Promise<Uint8Array> {
+  return inTurn(() => scryptNow(password, salt, params));
+}
+
+function scryptNow(password: string, salt: Uint8Array, params: ScryptParams): Promise<Uint8Array> {
   const N = 2 ** params.logN;
   // node's default maxmem (32 MiB) is exactly 128*N*r for logN=15; leave headroom.
   const maxmem = 256 * N * params.r + 1024 * 1024;
