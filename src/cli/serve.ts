@@ -340,20 +340,23 @@ export async function startServer(deps: ServeDeps, isHeld = false): Promise<Runn
     }
   };
 
+  /** An SMTP session: the MX's, or a submission listener's when `submission` is given. */
+  const serveSmtp = (conn: Conn, submission?: SubmissionMode) => {
+    const activity: SessionActivity = { isBusy: () => false };
+    const session = submission === undefined
+      ? { limiter, activity }
+      : { limiter, activity, submission };
+    // Submission is counted with the MX's connections: the same receiver, limits and gauge label.
+    sessions.add(
+      conn,
+      () => counted("smtp", () => handleSmtpConnection(conn, deps, session)),
+      () => activity.isBusy(),
+    );
+  };
+
   try {
     for (const entry of config.smtp.listen) {
-      await bind("smtp", entry, (conn) => {
-        const activity: SessionActivity = { isBusy: () => false };
-        sessions.add(
-          conn,
-          () =>
-            counted(
-              "smtp",
-              () => handleSmtpConnection(conn, deps, { limiter, activity }),
-            ),
-          () => activity.isBusy(),
-        );
-      });
+      await bind("smtp", entry, (conn) => serveSmtp(conn));
     }
     const sub = config.submission;
     if (sub !== undefined) {
@@ -367,19 +370,7 @@ export async function startServer(deps: ServeDeps, isHeld = false): Promise<Runn
         fakeSaltKey,
       };
       for (const entry of sub.listen) {
-        await bind("submission", entry, (conn) => {
-          const activity: SessionActivity = { isBusy: () => false };
-          sessions.add(
-            conn,
-            // Counted with the MX's connections: the same receiver, limits and gauge label.
-            () =>
-              counted(
-                "smtp",
-                () => handleSmtpConnection(conn, deps, { limiter, activity, submission }),
-              ),
-            () => activity.isBusy(),
-          );
-        });
+        await bind("submission", entry, (conn) => serveSmtp(conn, submission));
       }
     }
     for (const entry of config.odmr.listen) {
