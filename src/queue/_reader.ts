@@ -6,9 +6,7 @@
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { Logger } from "../observe/log.ts";
 import {
-  checkChunksEnd,
   type MessageRow,
-  nextChunkBytes,
   readInlineBody,
   readMessageRow,
   readRecipientRow,
@@ -18,11 +16,10 @@ import { mergePage } from "./_merge_page.ts";
 import type { Route } from "./types.ts";
 import { BODY_GARBAGE } from "./_body_garbage.ts";
 import type { BodyFiles } from "./_body_files.ts";
+import { bodyPage, CHUNK_PAGE_SIZE } from "./_body_pages.ts";
 
 /** Messages fetched per page. */
 export const MESSAGE_PAGE_SIZE = 100;
-/** Body chunks fetched per query (64 KiB each: 1 MiB in memory at most). */
-const CHUNK_PAGE_SIZE = 16;
 
 /**
  * One page of a domain's message ids with recipients in one status (domain, status, after id,
@@ -218,20 +215,10 @@ export class QueueReader {
       return;
     }
     const count = this.#checkWhole(messageId, row.size);
-    let afterSeq = -1;
-    for (;;) {
-      const rows = this.#chunks.all(messageId, afterSeq);
-      for (const raw of rows) {
-        const bytes = nextChunkBytes(messageId, raw, afterSeq);
-        afterSeq++;
-        BODY_GARBAGE.read(bytes.length);
-        yield bytes;
-      }
-      if (rows.length < CHUNK_PAGE_SIZE) {
-        // A page short of the chunks counted (review rev14 F1).
-        checkChunksEnd(messageId, afterSeq, count);
-        return;
-      }
+    let afterSeq: number | undefined = -1;
+    while (afterSeq !== undefined) {
+      const rows: readonly unknown[] = this.#chunks.all(messageId, afterSeq);
+      afterSeq = yield* bodyPage(messageId, rows, { afterSeq, count });
     }
   }
 

@@ -6,23 +6,14 @@
  */
 import type { Logger } from "../../observe/log.ts";
 import { mergePage } from "../_merge_page.ts";
-import {
-  checkChunksEnd,
-  type MessageRow,
-  nextChunkBytes,
-  readMessageRow,
-  readRecipientRow,
-  type RecipientRow,
-} from "../_rows.ts";
+import { type MessageRow, readMessageRow, readRecipientRow, type RecipientRow } from "../_rows.ts";
 import type { Route } from "../types.ts";
 import type { Sql } from "./connect.ts";
-import { BODY_GARBAGE } from "../_body_garbage.ts";
+import { bodyPage, CHUNK_PAGE_SIZE } from "../_body_pages.ts";
 import { PG_CALL_DEADLINE_MS, within } from "./_deadline.ts";
 
 /** Messages fetched per page. */
 export const PG_MESSAGE_PAGE_SIZE = 100;
-/** Body chunks fetched per query. */
-const CHUNK_PAGE_SIZE = 16;
 
 /** A message with the recipients a read is about. */
 export interface FoundMessage {
@@ -128,10 +119,10 @@ export class PgReader {
    * never sent, shown or quoted in a report as if it were the message.
    */
   async *body(messageId: string): AsyncGenerator<Uint8Array> {
-    let afterSeq = -1;
+    let afterSeq: number | undefined = -1;
     /** Chunks the first page's check counted: the read must end at the last of them. */
     let count = 0;
-    for (let guard = 0; guard < 10_000_000; guard++) {
+    for (let guard = 0; guard < 10_000_000 && afterSeq !== undefined; guard++) {
       let rows: Record<string, unknown>[];
       if (afterSeq < 0) ({ rows, count } = await this.#firstPage(messageId));
       else {
@@ -142,17 +133,7 @@ export class PgReader {
           "body read",
         );
       }
-      for (const raw of rows) {
-        const bytes = nextChunkBytes(messageId, raw, afterSeq);
-        afterSeq++;
-        BODY_GARBAGE.read(bytes.length);
-        yield bytes;
-      }
-      if (rows.length < CHUNK_PAGE_SIZE) {
-        // A page short of the chunks counted (review rev14 F1).
-        checkChunksEnd(messageId, afterSeq, count);
-        return;
-      }
+      afterSeq = yield* bodyPage(messageId, rows, { afterSeq, count });
     }
   }
 
