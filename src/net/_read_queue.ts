@@ -62,6 +62,14 @@ export class ReadQueue {
     return this.#ended && this.#lastIsQuit;
   }
 
+  /**
+   * The end (or an error) is queued behind the unread bytes (Conn.inputEnded, for both Conns);
+   * an end right after a `QUIT` is a client done sending, not gone (`endedAfterQuit`).
+   */
+  get inputEnded(): boolean {
+    return (this.#ended && !this.endedAfterQuit) || this.#error !== undefined;
+  }
+
   /** The connection failed: reads return what is queued, then throw ConnClosedError. */
   fail(err: Error): void {
     this.#error ??= err;

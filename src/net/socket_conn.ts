@@ -96,12 +96,9 @@ export class SocketConn implements Conn {
     return this.#secure;
   }
 
-  /**
-   * The end (or an error) is queued behind the unread bytes (Conn.inputEnded); an end right
-   * after a `QUIT` is a client done sending, not gone (ReadQueue.endedAfterQuit).
-   */
+  /** The end or an error is queued behind the unread bytes (ReadQueue.inputEnded). */
   get inputEnded(): boolean {
-    return (this.#queue.ended && !this.#queue.endedAfterQuit) || this.#queue.error !== undefined;
+    return this.#queue.inputEnded;
   }
 
   get closed(): boolean {

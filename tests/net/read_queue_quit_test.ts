@@ -10,7 +10,7 @@ import { NativeConn } from "../../src/net/native_conn.ts";
 
 const enc = new TextEncoder();
 
-Deno.test("ReadQueue: an end right after a QUIT line (any case) is endedAfterQuit; after anything else it is not", () => {
+Deno.test("ReadQueue: an end right after a QUIT line (any case) is endedAfterQuit, not inputEnded; after anything else, or an error, the input ended", () => {
   const cases: [string[], boolean][] = [
     [["MAIL FROM:<a@b.test>\r\nQUIT\r\n"], true],
     [["BDAT 4 LAST\r\nhi\r\n", "quit\r\n"], true],
@@ -26,8 +26,12 @@ Deno.test("ReadQueue: an end right after a QUIT line (any case) is endedAfterQui
     const q = new ReadQueue();
     for (const c of chunks) q.push(enc.encode(c));
     assertEquals(q.endedAfterQuit, false, "not before the end");
+    assertEquals(q.inputEnded, false, "not before the end");
     q.end();
     assertEquals(q.endedAfterQuit, expected, JSON.stringify(chunks));
+    assertEquals(q.inputEnded, !expected, JSON.stringify(chunks));
+    q.fail(new Error("reset"));
+    assertEquals(q.inputEnded, true, "an error ends the input, QUIT or not");
   }
 });
 
