@@ -34,19 +34,17 @@ export interface LedgerCounts {
   split: number;
 }
 
+/** Counts of a session that has seen nothing yet (a new object: a LedgerSink adds to it). */
+export function noCounts(): LedgerCounts {
+  return { messages: 0, delivered: 0, deferred: 0, failed: 0, foreign: 0, split: 0 };
+}
+
 /** During a long drain, a progress line at most this often. */
 const PROGRESS_EVERY_MS = 10_000;
 
 /** Counts outcomes of the inner sink. */
 export class LedgerSink implements MessageSink {
-  readonly counts: LedgerCounts = {
-    messages: 0,
-    delivered: 0,
-    deferred: 0,
-    failed: 0,
-    foreign: 0,
-    split: 0,
-  };
+  readonly counts: LedgerCounts = noCounts();
   readonly #inner: MessageSink;
   readonly #log: Logger;
   readonly #where: string;

@@ -19,8 +19,7 @@ import { runCustomerDialog } from "./_customer_dialog.ts";
 import type { FetchExitCode, FetchResult } from "./_customer_stops.ts";
 import { CONNECT_TIMEOUT_MS, startPoll } from "./customer_start.ts";
 import type { PollStart } from "./customer_start.ts";
-import { LedgerSink } from "./_customer_ledger.ts";
-import type { LedgerCounts } from "./_customer_ledger.ts";
+import { type LedgerCounts, LedgerSink, noCounts } from "./_customer_ledger.ts";
 import { errorText } from "../errors.ts";
 
 export type { FetchExitCode, FetchResult } from "./_customer_stops.ts";
@@ -66,14 +65,7 @@ export interface FetchOutcome extends Readonly<LedgerCounts> {
   readonly wasStopped: boolean;
 }
 
-const NO_COUNTS: LedgerCounts = {
-  messages: 0,
-  delivered: 0,
-  deferred: 0,
-  failed: 0,
-  foreign: 0,
-  split: 0,
-};
+const NO_COUNTS: Readonly<LedgerCounts> = noCounts();
 
 /** Runs one poll against `config.server`. */
 export async function runCustomer(
