@@ -44,84 +44,81 @@ async function user(where: Where, argv: string[], stdin: string[] = []) {
   return { code, out: io.out, err: io.err };
 }
 
+const dirOf = (where: Where) => typeof where === "string" ? where : where.dataDir;
+
+/**
+ * `user certs NAME`, with `--add` of one of the certificates `setUp` wrote, then `--remove` of
+ * a fingerprint, when given.
+ */
+function certs(
+  where: Where,
+  name: string,
+  change: { readonly add?: "a.pem" | "b.pem"; readonly remove?: string },
+) {
+  const argv = ["certs", name];
+  if (change.add !== undefined) argv.push("--add", `${dirOf(where)}/${change.add}`);
+  if (change.remove !== undefined) argv.push("--remove", change.remove);
+  return user(where, argv);
+}
+
+/** What `user certs NAME` lists: the user's pins, one a line. */
+async function pinsOf(where: Where, name: string): Promise<string> {
+  return (await user(where, ["certs", name])).out;
+}
+
 await onBothBackends("user certs --add and --remove: all or nothing", async (t, open) => {
-  const setUp = async (where: Where, dir: string) => {
+  /** Users alice and bob; a.pem and b.pem in the data dir; bob pins b.pem. */
+  const setUp = async (where: Where) => {
     for (const name of ["alice", "bob"]) {
       const add = ["add", name, "--domain", `${name}.example`, "--password-stdin"];
       equal((await user(where, add, ["pw"])).code, 0);
     }
-    await Deno.writeTextFile(`${dir}/a.pem`, PEM_A);
-    await Deno.writeTextFile(`${dir}/b.pem`, PEM_B);
-    equal((await user(where, ["certs", "bob", "--add", `${dir}/b.pem`])).code, 0);
+    await Deno.writeTextFile(`${dirOf(where)}/a.pem`, PEM_A);
+    await Deno.writeTextFile(`${dirOf(where)}/b.pem`, PEM_B);
+    equal((await certs(where, "bob", { add: "b.pem" })).code, 0);
   };
-  const dirOf = (where: Where) => typeof where === "string" ? where : where.dataDir;
+  /** A step on a fresh target after `setUp`. */
+  const step = (name: string, body: (where: Where) => Promise<void>) =>
+    t.step(name, () =>
+      open(async (where) => {
+        await setUp(where);
+        await body(where);
+      }));
 
-  await t.step(
+  await step(
     "--remove of a fingerprint not pinned for the user: the --add is not kept",
-    () =>
-      open(async (where) => {
-        await setUp(where, dirOf(where));
-        const r = await user(where, [
-          "certs",
-          "alice",
-          "--add",
-          `${dirOf(where)}/a.pem`,
-          "--remove",
-          FP_B,
-        ]);
-        equal(r.code, 1, r.err);
-        match(r.err, /is not pinned for user "alice"/);
-        assertEquals((await user(where, ["certs", "alice"])).out, "");
-        assertEquals((await user(where, ["certs", "bob"])).out, `${FP_B}\n`);
-      }),
+    async (where) => {
+      const r = await certs(where, "alice", { add: "a.pem", remove: FP_B });
+      equal(r.code, 1, r.err);
+      match(r.err, /is not pinned for user "alice"/);
+      assertEquals(await pinsOf(where, "alice"), "");
+      assertEquals(await pinsOf(where, "bob"), `${FP_B}\n`);
+    },
   );
 
-  await t.step(
+  await step(
     "--add of a certificate another user holds: the --remove is not made",
-    () =>
-      open(async (where) => {
-        await setUp(where, dirOf(where));
-        equal((await user(where, ["certs", "alice", "--add", `${dirOf(where)}/a.pem`])).code, 0);
-        const r = await user(where, [
-          "certs",
-          "alice",
-          "--add",
-          `${dirOf(where)}/b.pem`,
-          "--remove",
-          FP_A,
-        ]);
-        equal(r.code, 1, r.err);
-        match(r.err, /already pinned for user "bob"/);
-        assertEquals((await user(where, ["certs", "alice"])).out, `${FP_A}\n`);
-      }),
+    async (where) => {
+      equal((await certs(where, "alice", { add: "a.pem" })).code, 0);
+      const r = await certs(where, "alice", { add: "b.pem", remove: FP_A });
+      equal(r.code, 1, r.err);
+      match(r.err, /already pinned for user "bob"/);
+      assertEquals(await pinsOf(where, "alice"), `${FP_A}\n`);
+    },
   );
 
-  await t.step("both allowed: both made", () =>
-    open(async (where) => {
-      await setUp(where, dirOf(where));
-      equal((await user(where, ["certs", "alice", "--add", `${dirOf(where)}/a.pem`])).code, 0);
-      equal((await user(where, ["certs", "bob", "--remove", FP_B])).code, 0);
-      const r = await user(where, [
-        "certs",
-        "alice",
-        "--add",
-        `${dirOf(where)}/b.pem`,
-        "--remove",
-        FP_A,
-      ]);
-      equal(r.code, 0, r.err);
-      assertEquals((await user(where, ["certs", "alice"])).out, `${FP_B}\n`);
-    }));
+  await step("both allowed: both made", async (where) => {
+    equal((await certs(where, "alice", { add: "a.pem" })).code, 0);
+    equal((await certs(where, "bob", { remove: FP_B })).code, 0);
+    const r = await certs(where, "alice", { add: "b.pem", remove: FP_A });
+    equal(r.code, 0, r.err);
+    assertEquals(await pinsOf(where, "alice"), `${FP_B}\n`);
+  });
 
-  await t.step(
-    "--remove with no fingerprint is a usage error naming the flag",
-    () =>
-      open(async (where) => {
-        await setUp(where, dirOf(where));
-        const r = await user(where, ["certs", "bob", "--remove", "AB:CD"]);
-        equal(r.code, 2, r.err);
-        match(r.err, /--remove: "AB:CD"/);
-        assertEquals((await user(where, ["certs", "bob"])).out, `${FP_B}\n`);
-      }),
-  );
+  await step("--remove with no fingerprint is a usage error naming the flag", async (where) => {
+    const r = await certs(where, "bob", { remove: "AB:CD" });
+    equal(r.code, 2, r.err);
+    match(r.err, /--remove: "AB:CD"/);
+    assertEquals(await pinsOf(where, "bob"), `${FP_B}\n`);
+  });
 });
