@@ -12,22 +12,17 @@ import { openDatabase } from "../../src/queue/db.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import type { QueueStore } from "../../src/queue/types.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
-import { loopback, startMxDns } from "../_helpers/outbound_world.ts";
+import { deliveryOptions, loopback, startMxDns } from "../_helpers/outbound_world.ts";
 import { type RecordedEvent, recordingLogger } from "../_helpers/recording_logger.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 import { canBindPort25, toolTest } from "../_helpers/tools.ts";
+import { queueMx, runningSignals } from "./_batch_fixtures.ts";
 
 const RETRY_MS = 60_000;
 
-async function queueMx(store: QueueStore, from: string, to: string): Promise<string> {
-  const writer = await store.begin({
-    mailFrom: from,
-    params: {},
-    recipients: [{ address: to, domain: to.slice(to.indexOf("@") + 1), route: "mx" }],
-  });
-  await writer.write(new TextEncoder().encode(`From: ${from}\r\nSubject: s\r\n\r\nbody\r\n`));
-  await writer.commit();
-  return writer.id;
+/** A message from `from` to `to` by MX (signed by `from`'s domain's keys, if any). */
+function queueFrom(store: QueueStore, from: string, to: string): Promise<string> {
+  return queueMx(store, to, { from, body: `From: ${from}\r\nSubject: s\r\n\r\nbody\r\n` });
 }
 
 await toolTest(
@@ -50,8 +45,8 @@ await toolTest(
         );
         const store = new SqliteQueueStore(openDatabase(dir));
         try {
-          const bad = await queueMx(store, "a@bad.example", "u1@ok.test");
-          const good = await queueMx(store, "a@good.example", "u2@ok.test");
+          const bad = await queueFrom(store, "a@bad.example", "u1@ok.test");
+          const good = await queueFrom(store, "a@good.example", "u2@ok.test");
           const startedAt = Date.now();
           const lease = await store.claimOutbound({
             owner: "test",
@@ -62,16 +57,11 @@ await toolTest(
           const events: RecordedEvent[] = [];
           const counts = await runBatch(lease, {
             log: recordingLogger(events),
-            delivery: {
-              helo: "relay.example.net",
-              nameServer: { ipAddr: dns.ipAddr, port: dns.port },
-              connectTimeoutMs: 5_000,
-              allowPrivateMx: true,
-            },
+            delivery: deliveryOptions(dns),
             leaseSeconds: 60,
             retryScheduleMs: [RETRY_MS],
             keysForBatch: () => (domain) => keys.keysFor(domain),
-          }, { stop: new AbortController().signal, cut: new AbortController().signal });
+          }, runningSignals());
           assertEquals(
             events.filter((e) => e.event === "outbound_batch_failed").map((e) => e.fields),
             [],

@@ -11,31 +11,14 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { runBatch } from "../../src/outbound/_batch.ts";
-import type { Lease, QueuedMessage, Settlement } from "../../src/queue/types.ts";
+import type { Lease, Settlement } from "../../src/queue/types.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
-import { loopback, startMxDns } from "../_helpers/outbound_world.ts";
+import { deliveryOptions, loopback, startMxDns } from "../_helpers/outbound_world.ts";
 import { type RecordedEvent, recordingLogger } from "../_helpers/recording_logger.ts";
 import { canBindPort25, toolTest } from "../_helpers/tools.ts";
+import { queuedMx, runningSignals } from "./_batch_fixtures.ts";
 
 const DOMAIN = "dest.test";
-
-function queued(n: number): QueuedMessage {
-  return {
-    id: `m${n}`,
-    receivedAt: 0,
-    mailFrom: "alice@example.org",
-    size: 0,
-    params: {},
-    recipients: [{
-      id: n,
-      address: `bob${n}@${DOMAIN}`,
-      domain: DOMAIN,
-      status: "queued",
-      attempts: 0,
-      route: "mx",
-    }],
-  };
-}
 
 /**
  * A lease of `count` messages; `between` runs before each message after the first, `after`
@@ -59,7 +42,7 @@ function testLease(
     async *messages() {
       for (let n = 1; n <= count; n++) {
         if (n > 1) await hooks.between?.();
-        yield queued(n);
+        yield queuedMx(n, DOMAIN);
       }
       await hooks.after?.();
     },
@@ -84,13 +67,7 @@ await toolTest("runBatch keeps its lease as the drain does", ["dnsmasq"], async 
   if (!canBindPort25("batch_lease", "127.x.y.82")) return;
   await using dns = await startMxDns({ [DOMAIN]: loopback(82) });
   const mx = await startCaptureServer({ host: loopback(82), port: 25 });
-  const delivery = {
-    helo: "relay.example.net",
-    nameServer: { ipAddr: dns.ipAddr, port: dns.port },
-    connectTimeoutMs: 5_000,
-    allowPrivateMx: true,
-  };
-  const signals = () => ({ stop: new AbortController().signal, cut: new AbortController().signal });
+  const delivery = deliveryOptions(dns);
   try {
     await t.step("renewals failing past their time: no further message is sent", async () => {
       const leaseSeconds = 300;
@@ -105,7 +82,7 @@ await toolTest("runBatch keeps its lease as the drain does", ["dnsmasq"], async 
       const counts = await runBatch(
         lease,
         { log: recordingLogger(events), delivery, leaseSeconds, now: () => clock },
-        signals(),
+        runningSignals(),
       );
       assertEquals(mx.messages.length - before, 1, "messages sent after the lease was overdue");
       assertEquals(counts.delivered, 1);
@@ -140,7 +117,7 @@ await toolTest("runBatch keeps its lease as the drain does", ["dnsmasq"], async 
       const counts = await runBatch(
         lease,
         { log: recordingLogger([]), delivery, leaseSeconds: 3 },
-        signals(),
+        runningSignals(),
       );
       assertEquals(counts.delivered, 1);
       assertEquals(releasedDuringRenewal, false, "released while a renewal was on its way");

@@ -8,32 +8,15 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { runBatch } from "../../src/outbound/_batch.ts";
-import type { Lease, QueuedMessage } from "../../src/queue/types.ts";
+import type { Lease } from "../../src/queue/types.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
-import { loopback, startMxDns } from "../_helpers/outbound_world.ts";
+import { deliveryOptions, loopback, startMxDns } from "../_helpers/outbound_world.ts";
 import { type RecordedEvent, recordingLogger } from "../_helpers/recording_logger.ts";
 import { canBindPort25, toolTest } from "../_helpers/tools.ts";
+import { queuedMx, runningSignals } from "./_batch_fixtures.ts";
 
 const DOMAIN = "full.test";
 const DUE = 20;
-
-function queued(n: number): QueuedMessage {
-  return {
-    id: `m${n}`,
-    receivedAt: 0,
-    mailFrom: "alice@example.org",
-    size: 0,
-    params: {},
-    recipients: [{
-      id: n,
-      address: `bob${n}@${DOMAIN}`,
-      domain: DOMAIN,
-      status: "queued",
-      attempts: 0,
-      route: "mx",
-    }],
-  };
-}
 
 await toolTest("runBatch stops taking messages once a settlement failed (wt17-rev1)", [
   "dnsmasq",
@@ -49,7 +32,7 @@ await toolTest("runBatch stops taking messages once a settlement failed (wt17-re
         for (let n = 1; n <= DUE; n++) {
           // A turn of the event loop per message, as a real queue read and socket give.
           await new Promise((r) => setTimeout(r, 0));
-          yield queued(n);
+          yield queuedMx(n, DOMAIN);
         }
       },
       readBody: (id) => [new TextEncoder().encode(`Subject: ${id}\r\n\r\nbody\r\n`)],
@@ -66,14 +49,9 @@ await toolTest("runBatch stops taking messages once a settlement failed (wt17-re
     const before = mx.messages.length;
     await runBatch(lease, {
       log: recordingLogger(events),
-      delivery: {
-        helo: "relay.example.net",
-        nameServer: { ipAddr: dns.ipAddr, port: dns.port },
-        connectTimeoutMs: 5_000,
-        allowPrivateMx: true,
-      },
+      delivery: deliveryOptions(dns),
       leaseSeconds: 300,
-    }, { stop: new AbortController().signal, cut: new AbortController().signal });
+    }, runningSignals());
     const sent = mx.messages.length - before;
     assert(settles > 0, "a settlement was tried");
     // The failed one and at most the one behind it, taken while its settlement was recorded.

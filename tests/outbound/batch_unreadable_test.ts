@@ -12,25 +12,14 @@ import { DatabaseSync } from "node:sqlite";
 import { runBatch } from "../../src/outbound/_batch.ts";
 import { openDatabase } from "../../src/queue/db.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
-import type { QueueStore } from "../../src/queue/types.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
-import { loopback, startMxDns } from "../_helpers/outbound_world.ts";
+import { deliveryOptions, loopback, startMxDns } from "../_helpers/outbound_world.ts";
 import { type RecordedEvent, recordingLogger } from "../_helpers/recording_logger.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 import { canBindPort25, toolTest } from "../_helpers/tools.ts";
+import { queueMx, runningSignals } from "./_batch_fixtures.ts";
 
 const RETRY_MS = 60_000;
-
-async function queueMx(store: QueueStore, to: string, body: string): Promise<string> {
-  const writer = await store.begin({
-    mailFrom: "alice@example.org",
-    params: {},
-    recipients: [{ address: to, domain: to.slice(to.indexOf("@") + 1), route: "mx" }],
-  });
-  await writer.write(new TextEncoder().encode(body));
-  await writer.commit();
-  return writer.id;
-}
 
 await toolTest(
   "outbound: a message whose body cannot be read is deferred by the schedule, the rest goes past it (#13)",
@@ -47,16 +36,15 @@ await toolTest(
             await withTempDataDir(async (dir) => {
               const store = new SqliteQueueStore(openDatabase(dir));
               try {
-                const bad = await queueMx(
-                  store,
-                  "u1@ok.test",
-                  "From: alice@example.org\r\n\r\n1\r\n",
-                );
-                const good = await queueMx(
-                  store,
-                  "u2@ok.test",
-                  "From: alice@example.org\r\n\r\n2\r\n",
-                );
+                const from = "alice@example.org";
+                const bad = await queueMx(store, "u1@ok.test", {
+                  from,
+                  body: `From: ${from}\r\n\r\n1\r\n`,
+                });
+                const good = await queueMx(store, "u2@ok.test", {
+                  from,
+                  body: `From: ${from}\r\n\r\n2\r\n`,
+                });
                 // Its row says a byte more than its body holds (a disk or an operator's edit).
                 const raw = new DatabaseSync(`${dir}/odmr.db`);
                 try {
@@ -75,17 +63,12 @@ await toolTest(
                 const events: RecordedEvent[] = [];
                 const counts = await runBatch(lease, {
                   log: recordingLogger(events),
-                  delivery: {
-                    helo: "relay.example.net",
-                    nameServer: { ipAddr: dns.ipAddr, port: dns.port },
-                    connectTimeoutMs: 5_000,
-                    allowPrivateMx: true,
-                  },
+                  delivery: deliveryOptions(dns),
                   leaseSeconds: 60,
                   retryScheduleMs: [RETRY_MS],
                   // Signing reads every body first, keys or not.
                   ...(signs ? { keysForBatch: () => () => Promise.resolve([]) } : {}),
-                }, { stop: new AbortController().signal, cut: new AbortController().signal });
+                }, runningSignals());
                 assertEquals(
                   events.filter((e) => e.event === "outbound_batch_failed").map((e) => e.fields),
                   [],

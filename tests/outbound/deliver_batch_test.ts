@@ -7,45 +7,14 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import net from "node:net";
-import { deliverBatch, type DeliveryResult } from "../../src/outbound/deliver.ts";
-import type { OutboundMessage } from "../../src/smtp/sender.ts";
+import { deliverBatch } from "../../src/outbound/deliver.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
-import {
-  deliveryOptions,
-  loopback,
-  outboundMessage,
-  startMxDns,
-} from "../_helpers/outbound_world.ts";
+import { deliveryOptions, loopback, startMxDns } from "../_helpers/outbound_world.ts";
 import { SmtpSink } from "../_helpers/smtp_sink.ts";
 import { canBindPort25, toolTest } from "../_helpers/tools.ts";
+import { numbered, runNumbered } from "./_batch_fixtures.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
-
-interface TestMessage extends OutboundMessage {
-  readonly n: number;
-}
-
-function messages(domain: string, count: number, bodyOf?: (n: number) => Uint8Array) {
-  return Array.from({ length: count }, (_, n): TestMessage => {
-    const body = bodyOf?.(n) ?? enc(`From: a@example.org\r\nSubject: m${n}\r\n\r\nbody ${n}\r\n`);
-    return { n, ...outboundMessage([`u${n}@${domain}`], body, "a@example.org", n) };
-  });
-}
-
-/** Runs a batch and returns each message's result by its number (each must come once). */
-async function run(
-  domain: string,
-  batch: readonly TestMessage[],
-  opts: Parameters<typeof deliverBatch>[2],
-): Promise<{ results: Map<number, DeliveryResult>; sessions: number }> {
-  const results = new Map<number, DeliveryResult>();
-  const summary = await deliverBatch(domain, batch, opts, (m, r) => {
-    assert(!results.has(m.n), `message ${m.n} reported twice`);
-    results.set(m.n, r);
-  });
-  assertEquals(summary.messages, results.size);
-  return { results, sessions: summary.sessions };
-}
 
 /** A host that greets with 421 and hangs up (busy before any transaction). */
 async function startBusyHost(
@@ -101,8 +70,8 @@ await toolTest("deliverBatch: many messages over one connection, MX order, fallb
   try {
     await t.step("10 messages arrive byte-exact, in order, over ONE connection", async () => {
       const before = { connections: sink.connections, messages: sink.messages.length };
-      const batch = messages("reuse.test", 10);
-      const { results, sessions } = await run("reuse.test", batch, opts);
+      const batch = numbered("reuse.test", 10);
+      const { results, sessions } = await runNumbered("reuse.test", batch, opts);
       assertEquals(sessions, 1);
       assertEquals(sink.connections - before.connections, 1);
       // u2 is refused at RCPT: that message fails alone, the session goes on.
@@ -126,10 +95,10 @@ await toolTest("deliverBatch: many messages over one connection, MX order, fallb
 
     await t.step("a refused MAIL defers that message only, on the same connection", async () => {
       const before = sink.connections;
-      const batch = messages("plain.test", 3).map((m) =>
+      const batch = numbered("plain.test", 3).map((m) =>
         m.n === 1 ? { ...m, mailFrom: "tempfail@example.org" } : m
       );
-      const { results } = await run("plain.test", batch, opts);
+      const { results } = await runNumbered("plain.test", batch, opts);
       assertEquals([0, 1, 2].map((n) => results.get(n)?.recipients[0]?.outcome), [
         "delivered",
         "deferred",
@@ -143,7 +112,7 @@ await toolTest("deliverBatch: many messages over one connection, MX order, fallb
       "MX preference: the lower preference takes all, the other is not contacted",
       async () => {
         const before = { primary: primary.connections, backup: sink.connections };
-        const { results } = await run("pref.test", messages("pref.test", 4), opts);
+        const { results } = await runNumbered("pref.test", numbered("pref.test", 4), opts);
         assertEquals(
           [...results.values()].map((r) => r.host),
           Array(4).fill(`primary.pref.test[${loopback(32)}]`),
@@ -157,9 +126,9 @@ await toolTest("deliverBatch: many messages over one connection, MX order, fallb
       "an unreachable address, then a 421 greeting: the next MX takes every message",
       async () => {
         const before = { sink: sink.connections, busy: busy.connections() };
-        const { results, sessions } = await run(
+        const { results, sessions } = await runNumbered(
           "fallback.test",
-          messages("fallback.test", 5),
+          numbered("fallback.test", 5),
           opts,
         );
         assertEquals(sessions, 1);
@@ -176,7 +145,11 @@ await toolTest("deliverBatch: many messages over one connection, MX order, fallb
       "null MX: every message failed at once with 556 5.1.10, no connection",
       async () => {
         const before = sink.connections;
-        const { results, sessions } = await run("null.test", messages("null.test", 3), opts);
+        const { results, sessions } = await runNumbered(
+          "null.test",
+          numbered("null.test", 3),
+          opts,
+        );
         assertEquals(sessions, 0);
         assertEquals(results.size, 3);
         for (const r of results.values()) {
@@ -198,7 +171,7 @@ await toolTest("deliverBatch: many messages over one connection, MX order, fallb
       "required TLS and an MX without STARTTLS: every message deferred 4.7.10, none sent",
       async () => {
         const before = sink.messages.length;
-        const { results, sessions } = await run("plain.test", messages("plain.test", 3), {
+        const { results, sessions } = await runNumbered("plain.test", numbered("plain.test", 3), {
           ...opts,
           tls: "required",
         });
@@ -225,7 +198,7 @@ await toolTest("deliverBatch: many messages over one connection, MX order, fallb
         await using dns2 = await startMxDns({ "drop.test": loopback(36) });
         try {
           // Message 2 is large (1 MB): the host drops the connection early in its body.
-          const batch = messages(
+          const batch = numbered(
             "drop.test",
             5,
             (n) =>
@@ -233,7 +206,7 @@ await toolTest("deliverBatch: many messages over one connection, MX order, fallb
                 ? enc(`Subject: big\r\n\r\n${`${"y".repeat(70)}\r\n`.repeat(15_000)}`)
                 : enc(`Subject: m${n}\r\n\r\nbody ${n}\r\n`),
           );
-          const { results, sessions } = await run("drop.test", batch, {
+          const { results, sessions } = await runNumbered("drop.test", batch, {
             ...opts,
             nameServer: { ipAddr: dns2.ipAddr, port: dns2.port },
           });
@@ -260,7 +233,11 @@ await toolTest("deliverBatch: many messages over one connection, MX order, fallb
       await using postfix = await SmtpSink.start({ host: loopback(35), port: 25 }, {
         dumpDir: true,
       });
-      const { results, sessions } = await run("postfix.test", messages("postfix.test", 20), opts);
+      const { results, sessions } = await runNumbered(
+        "postfix.test",
+        numbered("postfix.test", 20),
+        opts,
+      );
       assertEquals(sessions, 1);
       assertEquals(
         [...results.values()].filter((r) => r.recipients[0]?.outcome === "delivered").length,
@@ -273,7 +250,7 @@ await toolTest("deliverBatch: many messages over one connection, MX order, fallb
       "stop: no further message is taken; those not taken are not reported",
       async () => {
         const stop = new AbortController();
-        const batch = messages("reuse.test", 6);
+        const batch = numbered("reuse.test", 6);
         const seen: number[] = [];
         const summary = await deliverBatch(
           "reuse.test",

@@ -8,44 +8,21 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { deliverBatch, type DeliveryResult } from "../../src/outbound/deliver.ts";
-import type { OutboundMessage } from "../../src/smtp/sender.ts";
 import { type CaptureServer, startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { makeTestCa } from "../_helpers/certs.ts";
-import {
-  deliveryOptions,
-  loopback,
-  outboundMessage,
-  startMxDns,
-} from "../_helpers/outbound_world.ts";
+import { deliveryOptions, loopback, startMxDns } from "../_helpers/outbound_world.ts";
 import { type RecordedEvent, recordingLogger } from "../_helpers/recording_logger.ts";
 import { canBindPort25, toolTest } from "../_helpers/tools.ts";
-
-const enc = (s: string) => new TextEncoder().encode(s);
-
-interface TestMessage extends OutboundMessage {
-  readonly n: number;
-}
-
-function messages(domain: string, count: number): TestMessage[] {
-  return Array.from({ length: count }, (_, n): TestMessage => {
-    const body = enc(`From: a@example.org\r\nSubject: m${n}\r\n\r\nbody ${n}\r\n`);
-    return { n, ...outboundMessage([`u${n}@${domain}`], body, "a@example.org", n) };
-  });
-}
+import { numbered, type NumberedMessage, runNumbered } from "./_batch_fixtures.ts";
 
 /** Runs a batch; every message must be reported exactly once. */
 async function run(
   domain: string,
-  batch: readonly TestMessage[],
+  batch: readonly NumberedMessage[],
   opts: Parameters<typeof deliverBatch>[2],
 ): Promise<Map<number, DeliveryResult>> {
-  const results = new Map<number, DeliveryResult>();
-  const summary = await deliverBatch(domain, batch, opts, (m, r) => {
-    assert(!results.has(m.n), `message ${m.n} reported twice`);
-    results.set(m.n, r);
-  });
+  const { results } = await runNumbered(domain, batch, opts);
   assertEquals(results.size, batch.length);
-  assertEquals(summary.messages, batch.length);
   return results;
 }
 
@@ -85,7 +62,7 @@ await toolTest("outbound: a failed opportunistic STARTTLS is retried in plaintex
       await t.step(`opportunistic, ${domain}: plaintext once more, sent once`, async () => {
         const [connections, commands] = [mx.connections, mx.commands.length];
         events.length = 0;
-        const results = await run(domain, messages(domain, 2), opts);
+        const results = await run(domain, numbered(domain, 2), opts);
         for (const [n, r] of results) {
           assertEquals(r.recipients.map((x) => x.outcome), ["delivered"], `message ${n}`);
           assertEquals(r.host, `mx.${domain}[${mx.host}]`);
@@ -107,7 +84,7 @@ await toolTest("outbound: a failed opportunistic STARTTLS is retried in plaintex
       await t.step(`required, ${domain}: no plaintext connection, deferred`, async () => {
         const [connections, delivered] = [mx.connections, mx.messages.length];
         events.length = 0;
-        const results = await run(domain, messages(domain, 1), { ...opts, tls: "required" });
+        const results = await run(domain, numbered(domain, 1), { ...opts, tls: "required" });
         const r = results.get(0);
         assertEquals(r?.recipients.map((x) => x.outcome), ["deferred"], JSON.stringify(r));
         assertEquals(mx.connections - connections, 1);

@@ -1,0 +1,91 @@
+/**
+ * Fixtures of the outbound batch tests. For runBatch (src/outbound/_batch.ts): a due MX message
+ * as a lease lists it, one written to a real store, and the signals of a batch nobody stops
+ * (the delivery options are _helpers/outbound_world.ts `deliveryOptions`: the batch puts its
+ * own log over theirs). For deliverBatch (src/outbound/deliver.ts): numbered messages, and a
+ * run that collects each one's result.
+ */
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { deliverBatch, type DeliveryResult } from "../../src/outbound/deliver.ts";
+import type { QueuedMessage, QueueStore } from "../../src/queue/types.ts";
+import type { OutboundMessage } from "../../src/smtp/sender.ts";
+import { outboundMessage } from "../_helpers/outbound_world.ts";
+
+/** Message `m<n>` from alice@example.org to `bob<n>@<domain>` by MX, never tried (size 0). */
+export function queuedMx(n: number, domain: string): QueuedMessage {
+  return {
+    id: `m${n}`,
+    receivedAt: 0,
+    mailFrom: "alice@example.org",
+    size: 0,
+    params: {},
+    recipients: [{
+      id: n,
+      address: `bob${n}@${domain}`,
+      domain,
+      status: "queued",
+      attempts: 0,
+      route: "mx",
+    }],
+  };
+}
+
+/** Queues `body` from `from` to `to` by MX in `store` (committed); returns its id. */
+export async function queueMx(
+  store: QueueStore,
+  to: string,
+  mail: { readonly from: string; readonly body: string },
+): Promise<string> {
+  const writer = await store.begin({
+    mailFrom: mail.from,
+    params: {},
+    recipients: [{ address: to, domain: to.slice(to.indexOf("@") + 1), route: "mx" }],
+  });
+  await writer.write(new TextEncoder().encode(mail.body));
+  await writer.commit();
+  return writer.id;
+}
+
+/** The signals of a batch that is neither stopped nor cut. */
+export function runningSignals(): { readonly stop: AbortSignal; readonly cut: AbortSignal } {
+  return { stop: new AbortController().signal, cut: new AbortController().signal };
+}
+
+/** An outbound message that knows its number in its batch. */
+export interface NumberedMessage extends OutboundMessage {
+  readonly n: number;
+}
+
+/**
+ * `count` messages from a@example.org, message n to `u<n>@<domain>` (recipient id n), with
+ * Subject `m<n>` unless `bodyOf` gives the body.
+ */
+export function numbered(
+  domain: string,
+  count: number,
+  bodyOf?: (n: number) => Uint8Array,
+): NumberedMessage[] {
+  return Array.from({ length: count }, (_, n): NumberedMessage => {
+    const body = bodyOf?.(n) ??
+      new TextEncoder().encode(`From: a@example.org\r\nSubject: m${n}\r\n\r\nbody ${n}\r\n`);
+    return { n, ...outboundMessage([`u${n}@${domain}`], body, "a@example.org", n) };
+  });
+}
+
+/**
+ * Runs deliverBatch: each message's result by its number (none may be reported twice, and the
+ * summary counts those reported), and the sessions it opened.
+ */
+export async function runNumbered(
+  domain: string,
+  batch: readonly NumberedMessage[],
+  opts: Parameters<typeof deliverBatch>[2],
+): Promise<{ results: Map<number, DeliveryResult>; sessions: number }> {
+  const results = new Map<number, DeliveryResult>();
+  const summary = await deliverBatch(domain, batch, opts, (m, r) => {
+    assert(!results.has(m.n), `message ${m.n} reported twice`);
+    results.set(m.n, r);
+  });
+  assertEquals(summary.messages, results.size);
+  return { results, sessions: summary.sessions };
+}
