@@ -5,30 +5,17 @@
  * file as well it loads (the password is used).
  */
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { ConfigError } from "../../src/config/load.ts";
-import { parseConfig } from "../../src/config/parse.ts";
-
-const BASE = { source: "/etc/odmr.yaml", baseDir: "/etc", systemHostname: () => "box.local" };
+import { refusalOf } from "./_parse.ts";
 const CERT = "server: r.example, user: a, client_cert: pi.pem, client_key: pi.key";
-
-function errorOf(text: string): string | undefined {
-  try {
-    parseConfig(text, BASE);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.message;
-    throw err;
-  }
-  return undefined;
-}
 
 Deno.test("fetch.tls: none with only a client certificate is refused; with a password it loads", () => {
   assertEquals(
-    errorOf(`fetch: {${CERT}, tls: none}`),
+    refusalOf(`fetch: {${CERT}, tls: none}`),
     `Cannot load config "/etc/odmr.yaml": fetch.client_cert is used only over TLS (AUTH ` +
       `EXTERNAL is never sent in plaintext): with fetch.tls: none, set fetch.password_file`,
   );
-  assertEquals(errorOf(`fetch: {${CERT}, tls: none, password_file: pw}`), undefined);
-  assertEquals(errorOf(`fetch: {${CERT}, tls: starttls}`), undefined);
-  assertEquals(errorOf(`fetch: {${CERT}, tls: implicit}`), undefined);
-  assertEquals(errorOf(`fetch: {${CERT}}`), undefined);
+  assertEquals(refusalOf(`fetch: {${CERT}, tls: none, password_file: pw}`), undefined);
+  assertEquals(refusalOf(`fetch: {${CERT}, tls: starttls}`), undefined);
+  assertEquals(refusalOf(`fetch: {${CERT}, tls: implicit}`), undefined);
+  assertEquals(refusalOf(`fetch: {${CERT}}`), undefined);
 });

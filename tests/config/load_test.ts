@@ -1,11 +1,10 @@
 import { deepStrictEqual as assertEquals, ok as assert, rejects, throws } from "node:assert/strict";
 import { ConfigError, loadConfig } from "../../src/config/load.ts";
 import { parseConfig } from "../../src/config/parse.ts";
-
-const BASE = { source: "/etc/odmr.yaml", baseDir: "/etc", systemHostname: () => "box.local" };
+import { CONFIG_BASE } from "./_parse.ts";
 
 function parse(text: string) {
-  return parseConfig(text, BASE);
+  return parseConfig(text, CONFIG_BASE);
 }
 
 function errorOf(text: string): ConfigError {
@@ -363,7 +362,7 @@ Deno.test("loadConfig() names a missing file and missing referenced files", asyn
 
 Deno.test("config.example.yaml loads and sets every key", async () => {
   const text = await Deno.readTextFile(new URL("../../config.example.yaml", import.meta.url));
-  const c = parseConfig(text, { ...BASE, source: "config.example.yaml" });
+  const c = parseConfig(text, { ...CONFIG_BASE, source: "config.example.yaml" });
   assert(c.tls !== undefined && c.metrics !== undefined && c.fetch !== undefined);
 });
 

@@ -1,10 +1,10 @@
 import { deepStrictEqual as assertEquals, match } from "node:assert/strict";
 import { ConfigError } from "../../src/config/load.ts";
 import { parseConfig } from "../../src/config/parse.ts";
+import { CONFIG_BASE } from "./_parse.ts";
 import { renderEffectiveConfig } from "../../src/cli/check_config.ts";
 
-const BASE = { source: "/etc/odmr.yaml", baseDir: "/etc", systemHostname: () => "box.local" };
-const parse = (text: string) => parseConfig(text, BASE);
+const parse = (text: string) => parseConfig(text, CONFIG_BASE);
 
 function errorOf(text: string): string {
   try {

@@ -6,28 +6,15 @@
  * listeners (nothing to authenticate).
  */
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { ConfigError } from "../../src/config/load.ts";
-import { parseConfig } from "../../src/config/parse.ts";
-
-const BASE = { source: "/etc/odmr.yaml", baseDir: "/etc", systemHostname: () => "box.local" };
-
-function errorOf(text: string): string | undefined {
-  try {
-    parseConfig(text, BASE);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.message;
-    throw err;
-  }
-  return undefined;
-}
+import { refusalOf } from "./_parse.ts";
 
 Deno.test("odmr.require_tls: true needs tls.cert and tls.key", () => {
   assertEquals(
-    errorOf("odmr: {require_tls: true}"),
+    refusalOf("odmr: {require_tls: true}"),
     `Cannot load config "/etc/odmr.yaml": odmr.require_tls is true, which needs tls.cert and ` +
       `tls.key to be set (AUTH is offered only after STARTTLS or on implicit TLS)`,
   );
-  assertEquals(errorOf("odmr: {require_tls: false}"), undefined);
-  assertEquals(errorOf("tls: {cert: c.pem, key: k.pem}\nodmr: {require_tls: true}"), undefined);
-  assertEquals(errorOf("odmr: {listen: [], require_tls: true}"), undefined);
+  assertEquals(refusalOf("odmr: {require_tls: false}"), undefined);
+  assertEquals(refusalOf("tls: {cert: c.pem, key: k.pem}\nodmr: {require_tls: true}"), undefined);
+  assertEquals(refusalOf("odmr: {listen: [], require_tls: true}"), undefined);
 });
