@@ -37,6 +37,21 @@ export function failedDrain(e: unknown, what?: string): DrainResult {
   return { ok: false, reason: what === undefined ? message : `${what}: ${message}` };
 }
 
+/**
+ * A drain of n messages into `sink` that took `seconds`: its rate once the sink holds all n
+ * (it gets 5 s more for the last ones).
+ */
+export async function drainedInto(
+  sink: SmtpSink,
+  n: number,
+  seconds: number,
+): Promise<DrainResult> {
+  if (!(await sink.waitMessages(n, 5_000))) {
+    return { ok: false, reason: `smtp-sink got ${sink.messages()} of ${n} messages` };
+  }
+  return { ok: true, seconds, msgPerSec: n / seconds, sinkSessions: sink.sessions() };
+}
+
 /** Fills serve's queue with n × 4 KB for the bench domain (10 parallel sessions); returns msg/s. */
 export async function fillServe(serve: Serve, n: number): Promise<number> {
   const shape: SourceShape = { sessions: 10, messages: n, bytes: 4 * KB };
@@ -65,15 +80,7 @@ export async function drainWithFetch(
     if (r.code !== 0) {
       return { ok: false, reason: `fetch --once exited ${r.code}: ${lastLine(r.output)}` };
     }
-    if (!(await sink.waitMessages(n, 5_000))) {
-      return { ok: false, reason: `smtp-sink got ${sink.messages()} of ${n} messages` };
-    }
-    return {
-      ok: true,
-      seconds: r.ms / 1000,
-      msgPerSec: n / (r.ms / 1000),
-      sinkSessions: sink.sessions(),
-    };
+    return await drainedInto(sink, n, r.ms / 1000);
   } catch (e) {
     return failedDrain(e, "fetch --once");
   } finally {
@@ -144,10 +151,7 @@ export async function drainPostfix(ctx: BenchContext, n: number): Promise<DrainR
     if (seconds === undefined) {
       return { ok: false, reason: `queue not empty after ${drainTimeoutMs(n) / 1000} s` };
     }
-    if (!(await sink.waitMessages(n, 5_000))) {
-      return { ok: false, reason: `smtp-sink got ${sink.messages()} of ${n} messages` };
-    }
-    return { ok: true, seconds, msgPerSec: n / seconds, sinkSessions: sink.sessions() };
+    return await drainedInto(sink, n, seconds);
   } catch (e) {
     return failedDrain(e);
   } finally {

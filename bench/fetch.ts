@@ -4,6 +4,7 @@
 
 import { BENCH_DOMAIN, type BenchContext } from "./ingest.ts";
 import {
+  drainedInto,
   type DrainResult,
   drainWithFetch,
   failedDrain,
@@ -44,15 +45,7 @@ export async function drainWithFetchmail(
     if (r.code !== 0) {
       return { ok: false, reason: `fetchmail exited ${r.code}: ${lastLine(r.output)}` };
     }
-    if (!(await sink.waitMessages(n, 5_000))) {
-      return { ok: false, reason: `smtp-sink got ${sink.messages()} of ${n} messages` };
-    }
-    return {
-      ok: true,
-      seconds: r.ms / 1000,
-      msgPerSec: n / (r.ms / 1000),
-      sinkSessions: sink.sessions(),
-    };
+    return await drainedInto(sink, n, r.ms / 1000);
   } catch (e) {
     return failedDrain(e);
   } finally {
