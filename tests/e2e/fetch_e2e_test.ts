@@ -4,8 +4,10 @@
  * Received: header) at an SMTP sink, an LMTP sink and a Maildir; exit codes per outcome.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { addUser, queueList, removeTestFiles, startServer } from "../_helpers/server_process.ts";
+import { queueList } from "../_helpers/server_process.ts";
 import type { ServerProcess } from "../_helpers/server_process.ts";
+import { endsWithBytes } from "../_helpers/bytes.ts";
+import { EIGHT_BIT_BODY, type Listed, withProvider } from "./_provider.ts";
 import { runFetchOnce } from "../_helpers/fetch_process.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { submit } from "../_helpers/smtp_submit.ts";
@@ -16,40 +18,20 @@ const enc = new TextEncoder();
 /** Runs `fetch --once` with a config written next to `dir`. */
 const runFetch = runFetchOnce;
 
-async function withServer(
+/** withProvider, and a temp dir for fetch's config, password and Maildir. */
+function withServer(
   fn: (server: ServerProcess, dir: string) => Promise<void>,
   config: Record<string, unknown> = {},
 ): Promise<void> {
-  const server = await startServer({ config });
-  const dir = await Deno.makeTempDir({ prefix: "odmr-fetch-e2e-" });
-  try {
-    await addUser(server.configPath, "alice", ["example.org", "example.com"], "alice-pw");
-    await addUser(server.configPath, "bob", ["bob.example"], "bob-pw");
-    await fn(server, dir);
-  } finally {
-    await server.stop();
-    await removeTestFiles(server);
-    await Deno.remove(dir, { recursive: true });
-  }
+  return withProvider(async (server) => {
+    const dir = await Deno.makeTempDir({ prefix: "odmr-fetch-e2e-" });
+    try {
+      await fn(server, dir);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  }, config);
 }
-
-function endsWith(data: Uint8Array, tail: Uint8Array): boolean {
-  if (data.length < tail.length) return false;
-  const off = data.length - tail.length;
-  for (let i = 0; i < tail.length; i++) if (data[off + i] !== tail[i]) return false;
-  return true;
-}
-
-const EIGHT_BIT = Uint8Array.from([
-  ...enc.encode("Subject: 8bit\r\nContent-Type: text/plain; charset=latin1\r\n\r\n"),
-  0xe9,
-  0xe8,
-  0xff,
-  0x80,
-  13,
-  10,
-  ...enc.encode(".a line starting with a dot\r\n..two\r\n.\r\n"),
-]);
 
 /** A 10 MB body of 78-character lines (some starting with a dot). */
 function bigBody(): Uint8Array {
@@ -62,8 +44,6 @@ function bigBody(): Uint8Array {
   return out;
 }
 
-type Listed = { recipients: { address: string; status: string }[] }[];
-
 Deno.test("fetch --once takes the mail into a local SMTP server byte-exact (8-bit, dot lines, 10 MB)", async () => {
   await withServer(async (server, dir) => {
     const smtpPort = server.smtp[0]!.port; // startServer waited for the listener
@@ -72,7 +52,7 @@ Deno.test("fetch --once takes the mail into a local SMTP server byte-exact (8-bi
       port: smtpPort,
       from: "s@remote.test",
       to: ["u1@example.org", "u2@bob.example", "u3@example.com"],
-      body: EIGHT_BIT,
+      body: EIGHT_BIT_BODY,
       mailParams: "BODY=8BITMIME",
     });
     assert(r1.final?.startsWith("250"), r1.replies.join(" | "));
@@ -89,9 +69,12 @@ Deno.test("fetch --once takes the mail into a local SMTP server byte-exact (8-bi
       assertEquals(capture.messages.length, 2);
       const [m1, m2] = capture.messages;
       assertEquals(m1!.recipients, ["u1@example.org", "u3@example.com"]);
-      assert(endsWith(m1!.body, EIGHT_BIT), "8-bit body with dot lines arrives byte-exact");
+      assert(
+        endsWithBytes(m1!.body, EIGHT_BIT_BODY),
+        "8-bit body with dot lines arrives byte-exact",
+      );
       assertEquals(m2!.mailFrom, "");
-      assert(endsWith(m2!.body, big), "10 MB body arrives byte-exact");
+      assert(endsWithBytes(m2!.body, big), "10 MB body arrives byte-exact");
       assert(run.stderr.includes("event=delivered"), run.stderr);
     } finally {
       await capture.close();
@@ -146,7 +129,7 @@ Deno.test("fetch --once delivers into a Maildir (LF line ends) and over LMTP, al
         "b@example.org",
         "c@example.com",
       ]]);
-      for (const m of lmtp.messages) assert(endsWith(m.body, body));
+      for (const m of lmtp.messages) assert(endsWithBytes(m.body, body));
     } finally {
       await lmtp.close();
     }
@@ -189,7 +172,7 @@ Deno.test("fetch --once with STARTTLS verifies the provider with fetch.ca; a wro
         port: server.smtp[0]!.port,
         from: "s@remote.test",
         to: ["a@example.org"],
-        body: EIGHT_BIT,
+        body: EIGHT_BIT_BODY,
         mailParams: "BODY=8BITMIME",
       });
       assert(r.final?.startsWith("250"));

@@ -5,8 +5,10 @@
  * queued after the relay's Received: header. Also fetchmail's exit code for every ATRN outcome.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { addUser, queueList, removeTestFiles, startServer } from "../_helpers/server_process.ts";
+import { queueList } from "../_helpers/server_process.ts";
 import type { ServerProcess } from "../_helpers/server_process.ts";
+import { endsWithBytes } from "../_helpers/bytes.ts";
+import { EIGHT_BIT_BODY, type Listed, withProvider } from "./_provider.ts";
 import { toolTest } from "../_helpers/tools.ts";
 import { runFetchmail } from "../_helpers/fetchmail.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
@@ -17,31 +19,20 @@ import type { TestCa } from "../_helpers/certs.ts";
 
 const enc = new TextEncoder();
 
-async function withSetup(
+/** withProvider, and the capture server fetchmail hands the mail to. */
+function withSetup(
   fn: (server: ServerProcess, capture: CaptureServer) => Promise<void>,
   config: Record<string, unknown> = {},
 ): Promise<void> {
-  const server = await startServer({ config });
-  const capture = await startCaptureServer();
-  try {
-    await addUser(server.configPath, "alice", ["example.org", "example.com"], "alice-pw");
-    await addUser(server.configPath, "bob", ["bob.example"], "bob-pw");
-    await fn(server, capture);
-  } finally {
-    await capture.close();
-    await server.stop();
-    await removeTestFiles(server);
-  }
+  return withProvider(async (server) => {
+    const capture = await startCaptureServer();
+    try {
+      await fn(server, capture);
+    } finally {
+      await capture.close();
+    }
+  }, config);
 }
-
-function endsWith(data: Uint8Array, tail: Uint8Array): boolean {
-  if (data.length < tail.length) return false;
-  const off = data.length - tail.length;
-  for (let i = 0; i < tail.length; i++) if (data[off + i] !== tail[i]) return false;
-  return true;
-}
-
-type Listed = { recipients: { address: string; status: string }[] }[];
 
 await toolTest(
   "fetchmail takes the mail of its domains byte-exact, and only those recipients",
@@ -49,22 +40,12 @@ await toolTest(
   async () => {
     await withSetup(async (server, capture) => {
       const smtpPort = server.smtp[0]!.port; // startServer waited for the smtp listener
-      const eightBit = Uint8Array.from([
-        ...enc.encode("Subject: 8bit\r\nContent-Type: text/plain; charset=latin1\r\n\r\n"),
-        0xe9,
-        0xe8,
-        0xff,
-        0x80,
-        13,
-        10,
-        ...enc.encode(".a line starting with a dot\r\n..two\r\n.\r\n"),
-      ]);
       const plain = enc.encode("Subject: plain\r\n\r\nhello\r\n");
       const r1 = await submit({
         port: smtpPort,
         from: "s@remote.test",
         to: ["u1@example.org", "u2@bob.example", "u3@example.com"],
-        body: eightBit,
+        body: EIGHT_BIT_BODY,
         mailParams: "BODY=8BITMIME",
       });
       assert(r1.final?.startsWith("250"), r1.replies.join(" | "));
@@ -80,10 +61,13 @@ await toolTest(
       await capture.waitForMessages(2);
       const [m1, m2] = capture.messages;
       assertEquals(m1!.recipients, ["u1@example.org"]);
-      assert(endsWith(m1!.body, eightBit), "8-bit body with dot lines arrives byte-exact");
+      assert(
+        endsWithBytes(m1!.body, EIGHT_BIT_BODY),
+        "8-bit body with dot lines arrives byte-exact",
+      );
       assertEquals(m2!.mailFrom, "");
       assertEquals(m2!.recipients, ["u4@example.org"]);
-      assert(endsWith(m2!.body, plain));
+      assert(endsWithBytes(m2!.body, plain));
 
       const left = await queueList(server.configPath) as Listed;
       assertEquals(
@@ -118,7 +102,7 @@ await toolTest("fetchmail receives a 10 MB message byte-exact", ["fetchmail"], a
     });
     assertEquals(run.code, 0, run.output);
     await capture.waitForMessages(1, 60_000);
-    assert(endsWith(capture.messages[0]!.body, body), "10 MB body arrives byte-exact");
+    assert(endsWithBytes(capture.messages[0]!.body, body), "10 MB body arrives byte-exact");
   }, { smtp: { max_message_size: "20MB" } });
 });
 
@@ -205,7 +189,7 @@ await toolTest(
         });
         assertEquals(run.code, 0, run.output);
         await capture.waitForMessages(3);
-        for (const m of capture.messages) assert(endsWith(m.body, body));
+        for (const m of capture.messages) assert(endsWithBytes(m.body, body));
         assertEquals(await queueList(server.configPath), []);
       }, {
         tls: { cert: ca.certPath, key: ca.keyPath },

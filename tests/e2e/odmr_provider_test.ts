@@ -7,8 +7,9 @@ import {
   match as assertMatch,
   ok as assert,
 } from "node:assert/strict";
-import { addUser, queueList, removeTestFiles, startServer } from "../_helpers/server_process.ts";
-import type { ServerProcess } from "../_helpers/server_process.ts";
+import { queueList } from "../_helpers/server_process.ts";
+import { endsWithBytes } from "../_helpers/bytes.ts";
+import { type Listed, withProvider } from "./_provider.ts";
 import { runScriptedCustomer } from "../_helpers/scripted_customer.ts";
 import { submitAccepted } from "../_helpers/smtp_submit.ts";
 import { testCaOrSkip } from "../_helpers/certs.ts";
@@ -16,33 +17,6 @@ import { testCaOrSkip } from "../_helpers/certs.ts";
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const ALICE = { mechanism: "CRAM-MD5" as const, user: "alice", password: "alice-pw" };
-
-async function withProvider(
-  fn: (server: ServerProcess) => Promise<void>,
-  config: Record<string, unknown> = {},
-): Promise<void> {
-  const server = await startServer({ config });
-  try {
-    await addUser(server.configPath, "alice", ["example.org", "example.com"], "alice-pw");
-    await addUser(server.configPath, "bob", ["bob.example"], "bob-pw");
-    await fn(server);
-  } finally {
-    await server.stop();
-    await removeTestFiles(server);
-  }
-}
-
-function endsWith(data: Uint8Array, tail: Uint8Array): boolean {
-  if (data.length < tail.length) return false;
-  const off = data.length - tail.length;
-  return tail.every((b, i) => data[off + i] === b);
-}
-
-type Listed = {
-  id: string;
-  from: string;
-  recipients: { address: string; status: string; route: string }[];
-}[];
 
 Deno.test("ATRN over CRAM-MD5 delivers only the claimed domains, byte-exact, and settles them", async () => {
   await withProvider(async (server) => {
@@ -84,9 +58,9 @@ Deno.test("ATRN over CRAM-MD5 delivers only the claimed domains, byte-exact, and
     assertEquals(m1!.rcpts, ["one@example.org"], "only the claimed domain is sent");
     assertEquals(m1!.mailFrom, "sender@remote.test");
     assert(dec.decode(m1!.data).startsWith("Received: "), "the relay's trace header comes first");
-    assert(endsWith(m1!.data, bodyA), "body A arrives byte-exact after the Received: header");
+    assert(endsWithBytes(m1!.data, bodyA), "body A arrives byte-exact after the Received: header");
     assertEquals(m2!.mailFrom, "");
-    assert(endsWith(m2!.data, bodyB), "8-bit body B arrives byte-exact");
+    assert(endsWithBytes(m2!.data, bodyB), "8-bit body B arrives byte-exact");
     assert(r.sawQuit, "the provider ends with QUIT");
 
     const left = await queueList(server.configPath) as Listed;
@@ -227,7 +201,7 @@ Deno.test("A connection dropped mid-DATA leaves the message queued for the next 
       });
     }
     assertEquals(second.messages.length, 1);
-    assert(endsWith(second.messages[0]!.data, body));
+    assert(endsWithBytes(second.messages[0]!.data, body));
     assertEquals(await queueList(server.configPath), []);
   });
 });

@@ -11,6 +11,7 @@ import {
   startServer,
 } from "../_helpers/server_process.ts";
 import { toolTest } from "../_helpers/tools.ts";
+import { collectBytes, endsWithBytes } from "../_helpers/bytes.ts";
 import { swaks } from "./_swaks.ts";
 import { openDatabase } from "../../src/queue/db.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
@@ -19,23 +20,10 @@ import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 async function storedBody(dataDir: string, id: string): Promise<Uint8Array> {
   const store = new SqliteQueueStore(openDatabase(dataDir), { removeOrphans: false });
   try {
-    const parts = await Array.fromAsync(store.readBody(id));
-    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-    let off = 0;
-    for (const p of parts) {
-      out.set(p, off);
-      off += p.length;
-    }
-    return out;
+    return await collectBytes(store.readBody(id));
   } finally {
     await store.close();
   }
-}
-
-function endsWith(haystack: Uint8Array, needle: Uint8Array): boolean {
-  if (needle.length > haystack.length) return false;
-  const tail = haystack.subarray(haystack.length - needle.length);
-  return tail.every((b, i) => b === needle[i]);
 }
 
 await toolTest("serve accepts mail from swaks for a user's domain and refuses others", [
@@ -137,7 +125,7 @@ await toolTest("serve accepts mail from swaks for a user's domain and refuses ot
         new TextDecoder().decode(body.subarray(0, 9)) === "Received:",
         "a Received: trace header is prepended",
       );
-      assert(endsWith(body, sent), "the body after the trace header is exactly what was sent");
+      assert(endsWithBytes(body, sent), "the body after the trace header is exactly what was sent");
     });
 
     await t.step("a user added while serve runs is accepted at once", async () => {
