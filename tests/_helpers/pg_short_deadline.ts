@@ -9,6 +9,7 @@
 import { PgQueueStore } from "../../src/queue/pg/store.ts";
 import { type PostgresCluster, postgresTest } from "./postgres.ts";
 import { type PostgresProxy, startPostgresProxy } from "./postgres_proxy.ts";
+import { queueMessage } from "./queue_fixtures.ts";
 import { answerWithin } from "./wait_until.ts";
 
 /** The deadline of the store's calls: short, so that a test waits little for it. */
@@ -21,6 +22,11 @@ export function bounded(p: Promise<string>): Promise<string> {
   return answerWithin(p, STEP_BOUND_MS);
 }
 
+/** `call`'s outcome, bounded (`bounded`); a failure as "failed: <message>". */
+export function triedOnce(call: () => Promise<string>): Promise<string> {
+  return bounded(call().catch((e) => `failed: ${e.message}`));
+}
+
 /**
  * `call` again until it answers, at most 8 times, each bounded (a sender, customer or worker
  * retrying): one asked before the silent connection was dropped goes out on it and fails too.
@@ -29,7 +35,7 @@ export function bounded(p: Promise<string>): Promise<string> {
 export async function untilAnswered(call: () => Promise<string>): Promise<string> {
   const tries: string[] = [];
   for (let i = 0; i < 8; i++) {
-    const got = await bounded(call().catch((e) => `failed: ${e.message}`));
+    const got = await triedOnce(call);
     tries.push(got);
     if (!got.startsWith("failed: ")) break;
   }
@@ -96,6 +102,16 @@ export async function withShortDeadline(
     await proxy?.close();
     await store.close();
   }
+}
+
+/** Queues a message from s@example.net to `to` in `t.store`: "queued" once it is committed. */
+export function queueTo(t: ShortDeadline, to: string): Promise<string> {
+  return queueMessage(t.store, { from: "s@example.net", to: [to] }).then(() => "queued");
+}
+
+/** An ATRN claim of example.org by `owner` in `t.store` (a 600 s lease): the result's kind. */
+export function claimExampleOrg(t: ShortDeadline, owner: string): Promise<string> {
+  return t.store.claim(["example.org"], { owner, leaseSeconds: 600 }).then((r) => r.kind);
 }
 
 /** `t.proxy`, which the test asked for. */

@@ -7,27 +7,26 @@
  * connection is dropped once silent (vendor/postgres `onbegin`, src/queue/pg/_deadline.ts).
  */
 import assert from "node:assert/strict";
-import type { ClaimResult } from "../../src/queue/types.ts";
 import {
   bounded,
+  claimExampleOrg,
   proxyOf,
+  queueTo,
   shortDeadlineTest,
+  triedOnce,
   untilAnswered,
 } from "../_helpers/pg_short_deadline.ts";
-import { queueMessage } from "../_helpers/queue_fixtures.ts";
 
 await shortDeadlineTest(
   "a group commit whose BEGIN never answered fails its writes in time, and its silent connection is dropped: the next message commits",
   { db: "stall_group_begin", proxy: true, max: 1, shortCommits: true },
   async (t) => {
     const stalled = proxyOf(t).stallWhenSent("begin");
-    const queue = (to: string) =>
-      queueMessage(t.store, { from: "s@example.net", to: [to] }).then(() => "queued");
-    const first = await bounded(queue("u1@example.org").catch((e) => `failed: ${e.message}`));
+    const first = await triedOnce(() => queueTo(t, "u1@example.org"));
     assert.equal(await bounded(stalled.then(() => "stalled")), "stalled");
     assert.match(first, /^failed: no COMMIT within 500 ms/);
     // Before: every try failed the same way (the one connection stayed reserved by the BEGIN).
-    assert.match(await untilAnswered(() => queue("u2@example.org")), /(^| \| )queued$/);
+    assert.match(await untilAnswered(() => queueTo(t, "u2@example.org")), /(^| \| )queued$/);
     const left = await t.store.list();
     assert.deepEqual(left.map((m) => m.recipients.map((r) => r.address)), [["u2@example.org"]]);
   },
@@ -37,13 +36,11 @@ await shortDeadlineTest(
   "an ATRN claim whose BEGIN never answered fails in time, and its silent connection is dropped: the customer's next ATRN gets the domain",
   { db: "stall_claim_begin", proxy: true, max: 1 },
   async (t) => {
-    await queueMessage(t.store, { from: "s@example.net", to: ["u@example.org"] });
+    await queueTo(t, "u@example.org");
     const stalled = proxyOf(t).stallWhenSent("begin");
-    const claim = (owner: string) =>
-      t.store.claim(["example.org"], { owner, leaseSeconds: 600 }).then((r: ClaimResult) => r.kind);
-    const first = await bounded(claim("s1").catch((e) => `failed: ${e.message}`));
+    const first = await triedOnce(() => claimExampleOrg(t, "s1"));
     assert.equal(await bounded(stalled.then(() => "stalled")), "stalled");
     assert.match(first, /^failed: claim: no answer from PostgreSQL within 500 ms/);
-    assert.match(await untilAnswered(() => claim("s2")), /(^| \| )claimed$/);
+    assert.match(await untilAnswered(() => claimExampleOrg(t, "s2")), /(^| \| )claimed$/);
   },
 );

@@ -14,6 +14,7 @@ import {
   proxyOf,
   type ShortDeadline,
   shortDeadlineTest,
+  triedOnce,
   untilAnswered,
 } from "../_helpers/pg_short_deadline.ts";
 import { queueMessage, rcpt } from "../_helpers/queue_fixtures.ts";
@@ -29,7 +30,7 @@ async function stalledAt(
   call: () => Promise<string>,
 ): Promise<string> {
   const stalled = proxyOf(t).stallWhenSent(statement);
-  const got = await bounded(call().catch((e) => `failed: ${e.message}`));
+  const got = await triedOnce(call);
   assert.equal(await bounded(stalled.then(() => "stalled")), "stalled");
   return got;
 }

@@ -21,6 +21,7 @@ import {
   bounded,
   proxyOf,
   shortDeadlineTest,
+  triedOnce,
   untilAnswered,
   withShortDeadline,
 } from "../_helpers/pg_short_deadline.ts";
@@ -86,7 +87,7 @@ await shortDeadlineTest(
   async (t) => {
     // The chunk pool's first insert opens its first connection, which then goes silent.
     const stalled = proxyOf(t).stallWhenSent("INSERT INTO message_chunks");
-    const first = await bounded(writeChunk(t.store).catch((e) => `failed: ${e.message}`));
+    const first = await triedOnce(() => writeChunk(t.store));
     assert.equal(await bounded(stalled.then(() => "stalled")), "stalled");
     assert.match(first, /^failed: body chunk: no answer from PostgreSQL within 500 ms/);
     assert.match(await untilAnswered(() => writeChunk(t.store)), /(^| \| )ok$/);
@@ -108,7 +109,7 @@ await postgresTest(
               // Once answered: the pool has its connection open.
               assert.equal(await bounded(call(t.store, copy)), "ok");
               assert.ok(proxyOf(t).stallAll() >= 1);
-              const first = await bounded(call(t.store, copy).catch((e) => `failed: ${e.message}`));
+              const first = await triedOnce(() => call(t.store, copy));
               assert.match(first, late);
               // Its connection is dropped once silent past the pool's longest statement; a call
               // asked before that goes out on it and fails too.
@@ -132,7 +133,7 @@ await shortDeadlineTest(
     try {
       assert.ok(proxyOf(t).stallAll() >= 1);
       const refresh = () => mirror.refresh().then(ok);
-      const first = await bounded(refresh().catch((e) => `failed: ${e.message}`));
+      const first = await triedOnce(refresh);
       assert.match(first, /users' version: .* within 500 ms/);
       // A user added meanwhile by a `user` command (on its own connection, not silent).
       const tool = await connectPostgres({ url: t.url, max: 1 });

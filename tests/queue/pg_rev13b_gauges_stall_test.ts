@@ -9,10 +9,10 @@ import assert from "node:assert/strict";
 import {
   bounded,
   proxyOf,
+  queueTo,
   shortDeadlineTest,
   untilAnswered,
 } from "../_helpers/pg_short_deadline.ts";
-import { queueMessage } from "../_helpers/queue_fixtures.ts";
 
 await shortDeadlineTest(
   "a /metrics gauges read on a connection gone silent: the next message still commits",
@@ -21,9 +21,7 @@ await shortDeadlineTest(
     const stalled = proxyOf(t).stallWhenSent("pg_advisory_xact_lock");
     const scrape = t.store.domainStats().then(() => "stats", (e) => `failed: ${e.message}`);
     assert.equal(await bounded(stalled.then(() => "stalled")), "stalled");
-    const queue = (to: string) =>
-      queueMessage(t.store, { from: "s@example.net", to: [to] }).then(() => "queued");
-    const tries = await untilAnswered(() => queue("u2@example.org"));
+    const tries = await untilAnswered(() => queueTo(t, "u2@example.org"));
     assert.match(tries, /(^| \| )queued$/);
     // The scrape itself failed in time (before: it waited as long as TCP held the connection).
     assert.match(await bounded(scrape), /^failed: gauges: no answer from PostgreSQL within 500 ms/);

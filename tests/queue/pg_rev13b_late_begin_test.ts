@@ -7,14 +7,15 @@
  * deadline handler already ran. On a pool of one every later message and ATRN fails for good.
  */
 import assert from "node:assert/strict";
-import type { ClaimResult } from "../../src/queue/types.ts";
 import {
   bounded,
+  claimExampleOrg,
   proxyOf,
+  queueTo,
   shortDeadlineTest,
+  triedOnce,
   untilAnswered,
 } from "../_helpers/pg_short_deadline.ts";
-import { queueMessage } from "../_helpers/queue_fixtures.ts";
 
 /** Holds the pool's only connection in a transaction for `ms` (healthy, answering). */
 async function holdPool(
@@ -36,16 +37,14 @@ await shortDeadlineTest(
   "an ATRN claim past its deadline before its BEGIN was sent, whose BEGIN then stalls: the pool recovers",
   { db: "rev13b_late_claim_begin", proxy: true, max: 1 },
   async (t) => {
-    await queueMessage(t.store, { from: "s@example.net", to: ["u@example.org"] });
+    await queueTo(t, "u@example.org");
     const held = await holdPool(t, 900);
     const stalled = proxyOf(t).stallWhenSent("begin");
-    const claim = (owner: string) =>
-      t.store.claim(["example.org"], { owner, leaseSeconds: 600 }).then((r: ClaimResult) => r.kind);
-    const first = await bounded(claim("s1").catch((e) => `failed: ${e.message}`));
+    const first = await triedOnce(() => claimExampleOrg(t, "s1"));
     assert.match(first, /^failed: claim: no answer from PostgreSQL within 500 ms/);
     await held.done;
     assert.equal(await bounded(stalled.then(() => "stalled")), "stalled");
-    const tries = await untilAnswered(() => claim("s2"));
+    const tries = await untilAnswered(() => claimExampleOrg(t, "s2"));
     assert.match(tries, /(^| \| )claimed$/);
   },
 );
@@ -56,13 +55,11 @@ await shortDeadlineTest(
   async (t) => {
     const held = await holdPool(t, 900);
     const stalled = proxyOf(t).stallWhenSent("begin");
-    const queue = (to: string) =>
-      queueMessage(t.store, { from: "s@example.net", to: [to] }).then(() => "queued");
-    const first = await bounded(queue("u1@example.org").catch((e) => `failed: ${e.message}`));
+    const first = await triedOnce(() => queueTo(t, "u1@example.org"));
     assert.match(first, /^failed: no COMMIT within 500 ms/);
     await held.done;
     assert.equal(await bounded(stalled.then(() => "stalled")), "stalled");
-    const tries = await untilAnswered(() => queue("u2@example.org"));
+    const tries = await untilAnswered(() => queueTo(t, "u2@example.org"));
     assert.match(tries, /(^| \| )queued$/);
   },
 );
