@@ -107,71 +107,28 @@ async function startWhileReleaseWaits(
 }
 
 /**
- * No session is served until the release is done: one that had could take a lease that the
- * release then dropped under its drain. The release waits here for a row the test keeps
- * locked, until serve's statement timeout (9.5 s) fails it; the connections accepted meanwhile
- * get nothing (before: 220, then 421 at the failed start's stop).
+ * Runs `fn` on node mx-a.test (with `sections`) in a fresh database `db`, started while its
+ * release of a stale lease waits for the row the test keeps locked (startWhileReleaseWaits);
+ * `unlock()` lets the release go through. Then stops the node and closes the connections.
  */
-async function sessionsWait(pg: PostgresCluster): Promise<void> {
-  const url = await pg.createDatabase("start_leases_held");
-  await (await PgQueueStore.open({ url }, { nodeId: "setup" })).close();
-  // A stale lease of the node, whose row the test keeps locked: the release waits for it,
-  // up to the statement timeout of serve's calls (9.5 s), then fails and serve exits 1.
-  const sql = await connectPostgres({ url, max: 2 });
-  const holder = await sql.reserve();
-  try {
-    const node = await startWhileReleaseWaits(sql, holder, url);
-    try {
-      // Accepted by the bound ports while the release waits: never served, closed at the end.
-      const got = await Promise.all(
-        [node.smtp[0]?.port, node.odmr[0]?.port].map((p) => readUntilClosed(p ?? 0)),
-      );
-      const code = await node.exited();
-      const out = node.logs();
-      assert.deepEqual(got, ["", ""], out);
-      assert.equal(code, 1, out);
-      assert.match(
-        out,
-        /event=startup_failed reason="Cannot release this node's stale leases in PostgreSQL: .*statement timeout/,
-      );
-      assert.doesNotMatch(out, /event=ready/);
-    } finally {
-      await node.stop();
-      await removeTestFiles(node);
-    }
-  } finally {
-    await holder`ROLLBACK`.catch(() => {});
-    holder.release();
-    await sql.end({ timeout: 5 });
-  }
-}
-
-/**
- * `/healthz` says 503 while serve cannot queue mail yet (the connections it accepts wait for the
- * release), then 200 once it serves them: a load balancer or supervisor that trusts it sends
- * mail to a node that is ready. Before, it said 200 throughout.
- */
-async function healthWhileHeld(pg: PostgresCluster): Promise<void> {
-  const url = await pg.createDatabase("start_leases_health");
+async function whileReleaseWaits(
+  pg: PostgresCluster,
+  opts: { readonly db: string; readonly sections?: NodeSections },
+  fn: (node: ServerProcess, unlock: () => Promise<void>) => Promise<void>,
+): Promise<void> {
+  const url = await pg.createDatabase(opts.db);
   await (await PgQueueStore.open({ url }, { nodeId: "setup" })).close();
   const sql = await connectPostgres({ url, max: 2 });
   const holder = await sql.reserve();
   let isHeld = true;
+  const unlock = async () => {
+    await holder`ROLLBACK`;
+    isHeld = false;
+  };
   try {
-    const node = await startWhileReleaseWaits(sql, holder, url, {
-      metrics: { listen: "127.0.0.1:0" },
-    });
+    const node = await startWhileReleaseWaits(sql, holder, url, opts.sections);
     try {
-      // Bound before the release started (the last listener bound).
-      const port = Number(
-        /event=listening proto=metrics address=127\.0\.0\.1:(\d+)/
-          .exec(node.logs())?.[1],
-      );
-      assert.deepEqual(await health(port), [503, "starting\n"], node.logs());
-      await holder`ROLLBACK`;
-      isHeld = false;
-      await until("serve's ready line", () => /event=ready/.test(node.logs()));
-      assert.deepEqual(await health(port), [200, "ok\n"], node.logs());
+      await fn(node, unlock);
     } finally {
       await node.stop();
       await removeTestFiles(node);
@@ -181,6 +138,52 @@ async function healthWhileHeld(pg: PostgresCluster): Promise<void> {
     holder.release();
     await sql.end({ timeout: 5 });
   }
+}
+
+/**
+ * No session is served until the release is done: one that had could take a lease that the
+ * release then dropped under its drain. The release waits here for a row the test keeps
+ * locked, until serve's statement timeout (9.5 s) fails it; the connections accepted meanwhile
+ * get nothing (before: 220, then 421 at the failed start's stop).
+ */
+function sessionsWait(pg: PostgresCluster): Promise<void> {
+  // The row stays locked: the release waits for it up to the statement timeout of serve's
+  // calls (9.5 s), then fails and serve exits 1.
+  return whileReleaseWaits(pg, { db: "start_leases_held" }, async (node) => {
+    // Accepted by the bound ports while the release waits: never served, closed at the end.
+    const got = await Promise.all(
+      [node.smtp[0]?.port, node.odmr[0]?.port].map((p) => readUntilClosed(p ?? 0)),
+    );
+    const code = await node.exited();
+    const out = node.logs();
+    assert.deepEqual(got, ["", ""], out);
+    assert.equal(code, 1, out);
+    assert.match(
+      out,
+      /event=startup_failed reason="Cannot release this node's stale leases in PostgreSQL: .*statement timeout/,
+    );
+    assert.doesNotMatch(out, /event=ready/);
+  });
+}
+
+/**
+ * `/healthz` says 503 while serve cannot queue mail yet (the connections it accepts wait for the
+ * release), then 200 once it serves them: a load balancer or supervisor that trusts it sends
+ * mail to a node that is ready. Before, it said 200 throughout.
+ */
+function healthWhileHeld(pg: PostgresCluster): Promise<void> {
+  const opts = { db: "start_leases_health", sections: { metrics: { listen: "127.0.0.1:0" } } };
+  return whileReleaseWaits(pg, opts, async (node, unlock) => {
+    // Bound before the release started (the last listener bound).
+    const port = Number(
+      /event=listening proto=metrics address=127\.0\.0\.1:(\d+)/
+        .exec(node.logs())?.[1],
+    );
+    assert.deepEqual(await health(port), [503, "starting\n"], node.logs());
+    await unlock();
+    await until("serve's ready line", () => /event=ready/.test(node.logs()));
+    assert.deepEqual(await health(port), [200, "ok\n"], node.logs());
+  });
 }
 
 /** `GET /healthz` on 127.0.0.1:`port`: status and body. */
@@ -228,17 +231,10 @@ async function firstLine(conn: Deno.Conn): Promise<string> {
  * greeting, and serve logs `ready`. They wait at most smtp.max_connections (2 here, counted
  * over all ports): one more is closed at once, and its closing shows the two others held.
  */
-async function heldThenServed(pg: PostgresCluster): Promise<void> {
-  const url = await pg.createDatabase("start_leases_served");
-  await (await PgQueueStore.open({ url }, { nodeId: "setup" })).close();
-  const sql = await connectPostgres({ url, max: 2 });
-  const holder = await sql.reserve();
-  let isHeld = true;
-  const conns: Deno.Conn[] = [];
-  try {
-    const node = await startWhileReleaseWaits(sql, holder, url, {
-      smtp: { max_connections: 2 },
-    });
+function heldThenServed(pg: PostgresCluster): Promise<void> {
+  const opts = { db: "start_leases_served", sections: { smtp: { max_connections: 2 } } };
+  return whileReleaseWaits(pg, opts, async (node, unlock) => {
+    const conns: Deno.Conn[] = [];
     try {
       const smtpPort = node.smtp[0]?.port ?? 0;
       const odmrPort = node.odmr[0]?.port ?? 0;
@@ -253,8 +249,7 @@ async function heldThenServed(pg: PostgresCluster): Promise<void> {
       // Over the cap: closed unserved, and only once the two before it are held.
       assert.equal(await readUntilClosed(smtpPort), "", node.logs());
       // Well before serve's statement timeout (9.5 s): the release goes through.
-      await holder`ROLLBACK`;
-      isHeld = false;
+      await unlock();
       const [smtpLine, odmrLine] = await Promise.all(conns.map(firstLine));
       const out = node.logs();
       assert.match(smtpLine ?? "", /^220 mx-a\.test /, out);
@@ -269,14 +264,8 @@ async function heldThenServed(pg: PostgresCluster): Promise<void> {
           // closed at firstLine's bound
         }
       }
-      await node.stop();
-      await removeTestFiles(node);
     }
-  } finally {
-    if (isHeld) await holder`ROLLBACK`.catch(() => {});
-    holder.release();
-    await sql.end({ timeout: 5 });
-  }
+  });
 }
 
 await postgresTest("serve's release of its node's stale leases at start (#13)", async (pg, t) => {
