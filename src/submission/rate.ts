@@ -41,10 +41,19 @@ export class SubmissionRate {
     return this.#take(this.#recipients, user, this.#limits.recipientsPerHour);
   }
 
+  /** Gives back a message taken for a MAIL the queue then refused. */
+  returnMessage(user: string): void {
+    this.#giveBack(this.#messages, user, this.#limits.messagesPerHour);
+  }
+
   /** Gives back a recipient taken for a RCPT that was then refused: only accepted ones count. */
   returnRecipient(user: string): void {
-    const b = this.#recipients.get(user);
-    if (b !== undefined) b.tokens = Math.min(this.#limits.recipientsPerHour, b.tokens + 1);
+    this.#giveBack(this.#recipients, user, this.#limits.recipientsPerHour);
+  }
+
+  #giveBack(buckets: Map<string, Bucket>, user: string, perHour: number): void {
+    const b = buckets.get(user);
+    if (b !== undefined) b.tokens = Math.min(perHour, b.tokens + 1);
   }
 
   #take(buckets: Map<string, Bucket>, user: string, perHour: number): boolean {

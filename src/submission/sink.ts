@@ -3,7 +3,7 @@
  * exists may send (`530 5.7.0` once removed, even for `<>`), only from an address in one of its
  * own domains (`553 5.7.1` otherwise; for `<>`, the header From at the end of data, `550 5.7.1`),
  * one From field at most (`554 5.6.0`), within its hourly message and recipient allowance
- * (`450 4.7.1`; a recipient counts once accepted). Recipients are then decided by the inner sink
+ * (`450 4.7.1`; a message counts once the queue began it, a recipient once accepted). Recipients are then decided by the inner sink
  * (the queue: our own domains go straight to the ATRN queue, other domains to the outbound
  * queue for their MX; address tricks that name another host inside the address are refused
  * here as on the MX).
@@ -99,7 +99,13 @@ export class SubmissionSink implements MessageSink {
       this.#opts.log.warn("submission_rate_limited", { user, what: "messages" });
       return MESSAGE_RATE_REPLY;
     }
-    const inner = await this.#opts.inner.begin(mail, session);
+    let inner: SinkTransaction | Reply | undefined;
+    try {
+      inner = await this.#opts.inner.begin(mail, session);
+    } finally {
+      // Refused (full disk) or failed: the message was never begun, so it does not count.
+      if (inner === undefined || "code" in inner) this.#opts.rate.returnMessage(user);
+    }
     if ("code" in inner) return inner;
     return new SubmissionTransaction(inner, { user, mail }, this.#opts);
   }
