@@ -1,15 +1,19 @@
 /**
  * Fixtures of the outbound batch tests. For runBatch (src/outbound/_batch.ts): a due MX message
- * as a lease lists it, one written to a real store, and the signals of a batch nobody stops
- * (the delivery options are _helpers/outbound_world.ts `deliveryOptions`: the batch puts its
- * own log over theirs). For deliverBatch (src/outbound/deliver.ts): numbered messages, and a
- * run that collects each one's result.
+ * as a lease lists it, one written to a real store, the signals of a batch nobody stops (the
+ * delivery options are _helpers/outbound_world.ts `deliveryOptions`: the batch puts its own log
+ * over theirs), and one batch of a store's due destination with the check of a message it
+ * deferred. For deliverBatch (src/outbound/deliver.ts): numbered messages, and a run that
+ * collects each one's result.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { type BatchCounts, type BatchOptions, runBatch } from "../../src/outbound/_batch.ts";
 import { deliverBatch, type DeliveryResult } from "../../src/outbound/deliver.ts";
 import type { QueuedMessage, QueueStore } from "../../src/queue/types.ts";
 import type { OutboundMessage } from "../../src/smtp/sender.ts";
-import { outboundMessage } from "../_helpers/outbound_world.ts";
+import type { DnsServer } from "../_helpers/dnsmasq.ts";
+import { deliveryOptions, outboundMessage } from "../_helpers/outbound_world.ts";
+import { type RecordedEvent, recordingLogger } from "../_helpers/recording_logger.ts";
 
 /** Message `m<n>` from alice@example.org to `bob<n>@<domain>` by MX, never tried (size 0). */
 export function queuedMx(n: number, domain: string): QueuedMessage {
@@ -49,6 +53,61 @@ export async function queueMx(
 /** The signals of a batch that is neither stopped nor cut. */
 export function runningSignals(): { readonly stop: AbortSignal; readonly cut: AbortSignal } {
   return { stop: new AbortController().signal, cut: new AbortController().signal };
+}
+
+/** The one retry step of `runDueBatch`'s batches. */
+export const RETRY_MS = 60_000;
+
+/** What `runDueBatch` did, and when it started. */
+export interface DueBatch {
+  readonly counts: BatchCounts;
+  readonly events: readonly RecordedEvent[];
+  readonly startedAt: number;
+}
+
+/**
+ * Claims the destination due in `store` and runs one batch of it through `dns` (a 60 s lease,
+ * one retry step of RETRY_MS; `more` adds options, such as keysForBatch). The batch as a whole
+ * must not fail (no `outbound_batch_failed`): what it cannot send, it defers alone.
+ */
+export async function runDueBatch(
+  store: QueueStore,
+  dns: DnsServer,
+  more: Partial<BatchOptions> = {},
+): Promise<DueBatch> {
+  const startedAt = Date.now();
+  const lease = await store.claimOutbound({ owner: "test", leaseSeconds: 60, now: startedAt });
+  assert(lease !== undefined, "a destination is due");
+  const events: RecordedEvent[] = [];
+  const counts = await runBatch(lease, {
+    log: recordingLogger(events),
+    delivery: deliveryOptions(dns),
+    leaseSeconds: 60,
+    retryScheduleMs: [RETRY_MS],
+    ...more,
+  }, runningSignals());
+  assertEquals(
+    events.filter((e) => e.event === "outbound_batch_failed").map((e) => e.fields),
+    [],
+  );
+  return { counts, events, startedAt };
+}
+
+/**
+ * Asserts that message `id` (one recipient) was deferred by the batch that started at
+ * `startedAt`: still queued, one attempt, its next one a retry step later.
+ */
+export async function assertDeferredOnce(
+  store: QueueStore,
+  id: string,
+  startedAt: number,
+): Promise<void> {
+  const left = (await store.get(id))?.recipients[0];
+  assertEquals([left?.status, left?.attempts], ["queued", 1]);
+  assert(
+    (left?.nextAttemptAt ?? 0) >= startedAt + RETRY_MS * 0.9,
+    `next attempt ${(left?.nextAttemptAt ?? 0) - startedAt} ms after the batch`,
+  );
 }
 
 /** An outbound message that knows its number in its batch. */
