@@ -6,6 +6,7 @@
  */
 import { addUser, removeTestFiles, startServer } from "../_helpers/server_process.ts";
 import type { ServerProcess } from "../_helpers/server_process.ts";
+import { submitAccepted } from "../_helpers/smtp_submit.ts";
 
 const enc = new TextEncoder();
 
@@ -43,3 +44,23 @@ export const EIGHT_BIT_BODY = Uint8Array.from([
   10,
   ...enc.encode(".a line starting with a dot\r\n..two\r\n.\r\n"),
 ]);
+
+/**
+ * Queues on `server`'s SMTP port the two messages the fetch tests take: EIGHT_BIT_BODY
+ * (BODY=8BITMIME) from s@remote.test to u1@example.org, u2@bob.example and u3@example.com, then
+ * `second` from <> to u4@example.org. Throws unless both get a 250.
+ */
+export async function queueEightBitAndNull(
+  server: ServerProcess,
+  second: Uint8Array,
+): Promise<void> {
+  const port = server.smtp[0]!.port; // startServer waited for the smtp listener
+  await submitAccepted({
+    port,
+    from: "s@remote.test",
+    to: ["u1@example.org", "u2@bob.example", "u3@example.com"],
+    body: EIGHT_BIT_BODY,
+    mailParams: "BODY=8BITMIME",
+  });
+  await submitAccepted({ port, from: "", to: ["u4@example.org"], body: second });
+}

@@ -7,7 +7,7 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import { queueList } from "../_helpers/server_process.ts";
 import type { ServerProcess } from "../_helpers/server_process.ts";
 import { endsWithBytes } from "../_helpers/bytes.ts";
-import { EIGHT_BIT_BODY, type Listed, withProvider } from "./_provider.ts";
+import { EIGHT_BIT_BODY, type Listed, queueEightBitAndNull, withProvider } from "./_provider.ts";
 import { runFetchOnce } from "../_helpers/fetch_process.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { submit } from "../_helpers/smtp_submit.ts";
@@ -46,18 +46,8 @@ function bigBody(): Uint8Array {
 
 Deno.test("fetch --once takes the mail into a local SMTP server byte-exact (8-bit, dot lines, 10 MB)", async () => {
   await withServer(async (server, dir) => {
-    const smtpPort = server.smtp[0]!.port; // startServer waited for the listener
     const big = bigBody();
-    const r1 = await submit({
-      port: smtpPort,
-      from: "s@remote.test",
-      to: ["u1@example.org", "u2@bob.example", "u3@example.com"],
-      body: EIGHT_BIT_BODY,
-      mailParams: "BODY=8BITMIME",
-    });
-    assert(r1.final?.startsWith("250"), r1.replies.join(" | "));
-    const r2 = await submit({ port: smtpPort, from: "", to: ["u4@example.org"], body: big });
-    assert(r2.final?.startsWith("250"), r2.replies.join(" | "));
+    await queueEightBitAndNull(server, big);
 
     const capture = await startCaptureServer();
     try {

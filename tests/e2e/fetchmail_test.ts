@@ -8,7 +8,7 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import { queueList } from "../_helpers/server_process.ts";
 import type { ServerProcess } from "../_helpers/server_process.ts";
 import { endsWithBytes } from "../_helpers/bytes.ts";
-import { EIGHT_BIT_BODY, type Listed, withProvider } from "./_provider.ts";
+import { EIGHT_BIT_BODY, type Listed, queueEightBitAndNull, withProvider } from "./_provider.ts";
 import { toolTest } from "../_helpers/tools.ts";
 import { runFetchmail } from "../_helpers/fetchmail.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
@@ -39,18 +39,8 @@ await toolTest(
   ["fetchmail"],
   async () => {
     await withSetup(async (server, capture) => {
-      const smtpPort = server.smtp[0]!.port; // startServer waited for the smtp listener
       const plain = enc.encode("Subject: plain\r\n\r\nhello\r\n");
-      const r1 = await submit({
-        port: smtpPort,
-        from: "s@remote.test",
-        to: ["u1@example.org", "u2@bob.example", "u3@example.com"],
-        body: EIGHT_BIT_BODY,
-        mailParams: "BODY=8BITMIME",
-      });
-      assert(r1.final?.startsWith("250"), r1.replies.join(" | "));
-      const r2 = await submit({ port: smtpPort, from: "", to: ["u4@example.org"], body: plain });
-      assert(r2.final?.startsWith("250"), r2.replies.join(" | "));
+      await queueEightBitAndNull(server, plain);
 
       const run = await runFetchmail({
         port: server.odmr[0]!.port,
