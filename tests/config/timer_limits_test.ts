@@ -9,21 +9,8 @@
  * poll interval; README's config table gives them).
  */
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { ConfigError } from "../../src/config/load.ts";
-import { parseConfig } from "../../src/config/parse.ts";
-
-const BASE = { source: "/etc/odmr.yaml", baseDir: "/etc", systemHostname: () => "box.local" };
+import { refusalOf } from "./_parse.ts";
 const FETCH = "fetch: {server: relay.example.net, user: alice, password_file: pw";
-
-function errorOf(text: string): string | undefined {
-  try {
-    parseConfig(text, BASE);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.message;
-    throw err;
-  }
-  return undefined;
-}
 
 const KEYS: { key: string; text: (value: string) => string; floor: string; under: string[] }[] = [
   {
@@ -49,13 +36,13 @@ const KEYS: { key: string; text: (value: string) => string; floor: string; under
 Deno.test("timer durations take 24d, the longest a timer holds, and refuse more", async (t) => {
   for (const { key, text } of KEYS) {
     await t.step(`${key}: 24d and 576h load`, () => {
-      assertEquals(errorOf(text("24d")), undefined);
-      assertEquals(errorOf(text("576h")), undefined);
+      assertEquals(refusalOf(text("24d")), undefined);
+      assertEquals(refusalOf(text("576h")), undefined);
     });
     await t.step(`${key}: 24d plus 1ms, 25d and 30d are refused with the key`, () => {
       for (const value of ["2073600001ms", "25d", "30d"]) {
         assertEquals(
-          errorOf(text(value)),
+          refusalOf(text(value)),
           `Cannot load config "/etc/odmr.yaml": ${key} must be at most 24d (longer than a ` +
             `timer can wait): current value is "${value}"`,
         );
@@ -67,12 +54,12 @@ Deno.test("timer durations take 24d, the longest a timer holds, and refuse more"
 Deno.test("timer durations have a floor: below it they are refused with the key and the bound", async (t) => {
   for (const { key, text, floor, under } of KEYS) {
     await t.step(`${key}: ${floor} loads`, () => {
-      assertEquals(errorOf(text(floor)), undefined);
+      assertEquals(refusalOf(text(floor)), undefined);
     });
     await t.step(`${key}: ${under.join(", ")} are refused`, () => {
       for (const value of under) {
         assertEquals(
-          errorOf(text(value)),
+          refusalOf(text(value)),
           `Cannot load config "/etc/odmr.yaml": ${key} must be at least ${floor}: current ` +
             `value is "${value}"`,
         );
