@@ -6,12 +6,10 @@
  * passwords, so that the throttle delays no reply.
  */
 import { match as assertMatch, ok as assert } from "node:assert/strict";
-import { makeTestCa, type TestCa } from "../_helpers/certs.ts";
+import { makeTestCa } from "../_helpers/certs.ts";
 import { toolTest } from "../_helpers/tools.ts";
 import { withServe } from "./_serve.ts";
-
-const enc = new TextEncoder();
-const dec = new TextDecoder();
+import { TlsClient } from "./_tls_client.ts";
 
 const CONNECTIONS = 32;
 const PASSWORD = "right-password";
@@ -24,50 +22,6 @@ async function peakKib(pid: number): Promise<number> {
   const m = /^VmHWM:\s+(\d+)/m.exec(status);
   assert(m !== null, "VmHWM in /proc/PID/status");
   return Number(m[1]);
-}
-
-/** A TLS client that reads whole replies (last line). */
-class TlsClient {
-  readonly conn: Deno.TlsConn;
-  #buf = "";
-
-  private constructor(conn: Deno.TlsConn) {
-    this.conn = conn;
-  }
-
-  static async open(port: number, ca: TestCa): Promise<TlsClient> {
-    const conn = await Deno.connectTls({ hostname: "127.0.0.1", port, caCerts: [ca.caCertPem] });
-    return new TlsClient(conn);
-  }
-
-  async reply(): Promise<string> {
-    const buf = new Uint8Array(4096);
-    for (;;) {
-      const m = /(?:^|\r\n)(\d{3}) [^\r\n]*\r\n/.exec(this.#buf);
-      if (m !== null) {
-        const end = m.index + m[0].length;
-        const line = this.#buf.slice(0, end).trimEnd().split("\r\n").at(-1) ?? "";
-        this.#buf = this.#buf.slice(end);
-        return line;
-      }
-      const n = await this.conn.read(buf);
-      if (n === null) return "";
-      this.#buf += dec.decode(buf.subarray(0, n));
-    }
-  }
-
-  async command(line: string): Promise<string> {
-    await this.conn.write(enc.encode(`${line}\r\n`));
-    return await this.reply();
-  }
-
-  close(): void {
-    try {
-      this.conn.close();
-    } catch {
-      // closed already
-    }
-  }
 }
 
 await toolTest(

@@ -10,64 +10,20 @@ import {
   match as assertMatch,
   ok as assert,
 } from "node:assert/strict";
-import { makeTestCa, type TestCa } from "../_helpers/certs.ts";
+import { makeTestCa } from "../_helpers/certs.ts";
 import { Flood } from "../_helpers/flood.ts";
 import { toolTest } from "../_helpers/tools.ts";
 import { rssKib } from "./_raw.ts";
 import { withServe } from "./_serve.ts";
+import { TlsClient } from "./_tls_client.ts";
 
 const enc = new TextEncoder();
-const dec = new TextDecoder();
 
 const FLOOD_BYTES = 64 * 1024 * 1024;
 /** What the peer may get into the kernel's buffers and TLS's before it stalls. */
 const MAX_TAKEN = 24 * 1024 * 1024;
 /** serve's RSS growth allowed while the flood is held back (stated in SECURITY.md). */
 const MAX_GROWTH_KIB = 16 * 1024;
-
-/** A TLS client that reads whole replies (last line). */
-class TlsClient {
-  readonly conn: Deno.TlsConn;
-  #buf = "";
-
-  private constructor(conn: Deno.TlsConn) {
-    this.conn = conn;
-  }
-
-  static async open(port: number, ca: TestCa): Promise<TlsClient> {
-    const conn = await Deno.connectTls({ hostname: "127.0.0.1", port, caCerts: [ca.caCertPem] });
-    return new TlsClient(conn);
-  }
-
-  async reply(): Promise<string> {
-    const buf = new Uint8Array(4096);
-    for (;;) {
-      const m = /(?:^|\r\n)(\d{3}) [^\r\n]*\r\n/.exec(this.#buf);
-      if (m !== null) {
-        const end = m.index + m[0].length;
-        const line = this.#buf.slice(0, end).trimEnd().split("\r\n").at(-1) ?? "";
-        this.#buf = this.#buf.slice(end);
-        return line;
-      }
-      const n = await this.conn.read(buf);
-      if (n === null) return "";
-      this.#buf += dec.decode(buf.subarray(0, n));
-    }
-  }
-
-  async command(line: string): Promise<string> {
-    await this.conn.write(enc.encode(`${line}\r\n`));
-    return await this.reply();
-  }
-
-  close(): void {
-    try {
-      this.conn.close();
-    } catch {
-      // closed already
-    }
-  }
-}
 
 /** A CRAM-MD5 response with a wrong digest (CRAM-MD5: no scrypt run to blur the figures). */
 const WRONG_CRAM = btoa(`alice ${"0".repeat(32)}`);
