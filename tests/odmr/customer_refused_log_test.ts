@@ -7,14 +7,10 @@
  * a scripted provider, into a Maildir.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import YAML from "yaml";
-import { runMain } from "../_helpers/server_process.ts";
-import { startScriptedProvider } from "../_helpers/scripted_provider.ts";
+import { fetchFromScript } from "../_helpers/fetch_process.ts";
 import type { ScriptMessage } from "../_helpers/scripted_provider.ts";
 
 const enc = new TextEncoder();
-const USER = "alice";
-const PASSWORD = "alice-pw";
 
 type LogLine = Record<string, unknown>;
 
@@ -22,33 +18,10 @@ type LogLine = Record<string, unknown>;
 async function fetchLogs(
   messages: ScriptMessage[],
 ): Promise<{ finals: number[]; lines: LogLine[] }> {
-  const dir = await Deno.makeTempDir({ prefix: "odmr-customer-refused-" });
-  const p = await startScriptedProvider({ user: USER, password: PASSWORD, messages });
-  try {
-    await Deno.writeTextFile(`${dir}/password`, PASSWORD + "\n", { mode: 0o600 });
-    const config = {
-      hostname: "pi.test",
-      "data_dir": `${dir}/data`,
-      log: { format: "json", level: "info" },
-      fetch: {
-        server: `127.0.0.1:${p.port}`,
-        tls: "none",
-        user: USER,
-        "password_file": `${dir}/password`,
-        domains: ["example.org"],
-        "deliver_to": `maildir:${dir}/Maildir`,
-      },
-    };
-    await Deno.writeTextFile(`${dir}/fetch.yaml`, YAML.stringify(config));
-    const result = await runMain(["fetch", "--once", "--config", `${dir}/fetch.yaml`]);
-    const lines = (result.stdout + result.stderr).split("\n").filter((l) => l.startsWith("{"))
-      .map((l) => JSON.parse(l) as LogLine);
-    const finals = (p.sessions[0]?.results ?? []).map((r) => r.final?.code ?? 0);
-    return { finals, lines };
-  } finally {
-    await p.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  const { results, output } = await fetchFromScript(messages);
+  const lines = output.split("\n").filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as LogLine);
+  return { finals: results.map((r) => r.final?.code ?? 0), lines };
 }
 
 const long = (n: number) => "x".repeat(n - 2) + "\r\n";

@@ -4,52 +4,19 @@
  * way, and nothing reaches the Maildir. `fetch` once filed such BDAT bodies with 250.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import YAML from "yaml";
-import { runMain } from "../_helpers/server_process.ts";
-import { startScriptedProvider } from "../_helpers/scripted_provider.ts";
+import { fetchFromScript } from "../_helpers/fetch_process.ts";
 import type { ScriptMessage } from "../_helpers/scripted_provider.ts";
 
 const enc = new TextEncoder();
-const USER = "alice";
-const PASSWORD = "alice-pw";
 
 /** Runs one `fetch --once` into a Maildir; the customer's final reply to each message. */
 async function fetchInto(messages: ScriptMessage[]): Promise<{ finals: string[]; files: number }> {
-  const dir = await Deno.makeTempDir({ prefix: "odmr-customer-body-" });
-  const p = await startScriptedProvider({ user: USER, password: PASSWORD, messages });
-  try {
-    await Deno.writeTextFile(`${dir}/password`, PASSWORD + "\n", { mode: 0o600 });
-    const config = {
-      hostname: "pi.test",
-      "data_dir": `${dir}/data`,
-      log: { format: "json", level: "info" },
-      fetch: {
-        server: `127.0.0.1:${p.port}`,
-        tls: "none",
-        user: USER,
-        "password_file": `${dir}/password`,
-        domains: ["example.org"],
-        "deliver_to": `maildir:${dir}/Maildir`,
-      },
-    };
-    await Deno.writeTextFile(`${dir}/fetch.yaml`, YAML.stringify(config));
-    const result = await runMain(["fetch", "--once", "--config", `${dir}/fetch.yaml`]);
-    const logs = result.stdout + result.stderr;
-    assert(!/uncaught|panicked|at .*\.ts:\d+/i.test(logs), logs);
-    const finals = (p.sessions[0]?.results ?? []).map((r) =>
-      r.final === undefined ? "none" : `${r.final.code} ${r.final.enhanced ?? ""}`.trim()
-    );
-    let files = 0;
-    try {
-      for await (const _ of Deno.readDir(`${dir}/Maildir/new`)) files++;
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    }
-    return { finals, files };
-  } finally {
-    await p.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  const { results, output, filed } = await fetchFromScript(messages);
+  assert(!/uncaught|panicked|at .*\.ts:\d+/i.test(output), output);
+  const finals = results.map((r) =>
+    r.final === undefined ? "none" : `${r.final.code} ${r.final.enhanced ?? ""}`.trim()
+  );
+  return { finals, files: filed };
 }
 
 const long = (n: number) => "x".repeat(n - 2) + "\r\n";
