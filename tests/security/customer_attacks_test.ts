@@ -115,6 +115,23 @@ async function delivered(local: Local): Promise<{ rcpts: string[]; body: string 
   return out;
 }
 
+/**
+ * runFetch of one message from legit@sender.test to victim@example.org whose DATA the provider
+ * sends as the bytes `raw`, delivered to `deliverTo`.
+ */
+function fetchRaw(dir: string, raw: Uint8Array, deliverTo: string) {
+  return runFetch(dir, {
+    user: USER,
+    password: PASSWORD,
+    messages: [{
+      from: "legit@sender.test",
+      rcpts: ["victim@example.org"],
+      body: raw,
+      rawData: raw,
+    }],
+  }, { "deliver_to": deliverTo });
+}
+
 const SMUGGLED = "MAIL FROM:<ceo@smuggled.test>\r\nRCPT TO:<smuggled@example.org>\r\n" +
   "DATA\r\nSubject: forged\r\n\r\nforged\r\n.\r\n";
 
@@ -128,16 +145,7 @@ Deno.test("customer: smuggled end-of-data from a hostile provider reaches no loc
         await withDir(async (dir) => {
           await withLocal(dir, kind, async (local, deliverTo) => {
             const raw = enc.encode(`Subject: first\r\n\r\nhello${v}${SMUGGLED}`);
-            const { result, session, logs } = await runFetch(dir, {
-              user: USER,
-              password: PASSWORD,
-              messages: [{
-                from: "legit@sender.test",
-                rcpts: ["victim@example.org"],
-                body: raw,
-                rawData: raw,
-              }],
-            }, { "deliver_to": deliverTo });
+            const { result, session, logs } = await fetchRaw(dir, raw, deliverTo);
             const r = session?.results[0];
             assertEquals(r?.data?.code, 354);
             // Exactly one reply: the refusal. A smuggled envelope would have drawn 250s.
@@ -167,16 +175,7 @@ Deno.test("customer: smuggled end-of-data from a hostile provider reaches no loc
         await withDir(async (dir) => {
           await withLocal(dir, kind, async (local, deliverTo) => {
             const raw = enc.encode(`Subject: nul\r\n\r\nhello\r\n\0.\r\n${SMUGGLED}`);
-            const { result, session, logs } = await runFetch(dir, {
-              user: USER,
-              password: PASSWORD,
-              messages: [{
-                from: "legit@sender.test",
-                rcpts: ["victim@example.org"],
-                body: raw,
-                rawData: raw,
-              }],
-            }, { "deliver_to": deliverTo });
+            const { result, session, logs } = await fetchRaw(dir, raw, deliverTo);
             const r = session?.results[0];
             assertEquals(r?.afterRaw.map((x) => x.code), [250]);
             assertEquals(session?.quitReply?.code, 221);
