@@ -32,6 +32,7 @@ import { loadSecureContext } from "../../src/net/tls_context.ts";
 import { LineReader } from "../../src/wire/line_reader.ts";
 import { NULL_LOGGER } from "../../src/observe/log.ts";
 import { connPair } from "../_helpers/conn_pair.ts";
+import { aliceFetchConfig } from "../_helpers/customer_config.ts";
 import { makeTestCa } from "../_helpers/certs.ts";
 import { toolTest } from "../_helpers/tools.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
@@ -152,17 +153,7 @@ async function customer(source: string): Promise<void> {
     await Deno.chmod(`${dir}/password`, 0o600);
     await new Promise<void>((resolve) => listener.listen(0, "127.0.0.1", () => resolve()));
     const port = (listener.address() as net.AddressInfo).port;
-    const outcome = await runCustomer({
-      server: { host: "127.0.0.1", port },
-      tls: "none",
-      ca: undefined,
-      user: "alice",
-      passwordFile: `${dir}/password`,
-      domains: ["example.org"],
-      deliverTo: { kind: "maildir", path: `${dir}/Maildir` },
-      intervalMs: 60_000,
-      hostname: "pi.home",
-    }, {
+    const outcome = await runCustomer(aliceFetchConfig(dir, port), {
       log: NULL_LOGGER,
       timeouts: { connectMs: 5_000, commandMs: 5_000, atrnMs: 5_000, receiverMs: 5_000 },
     });

@@ -9,6 +9,7 @@ import { deepStrictEqual as assertEquals, match } from "node:assert/strict";
 import { runCustomer } from "../../src/odmr/customer.ts";
 import type { FetchConfig } from "../../src/config/types.ts";
 import { NULL_LOGGER } from "../../src/observe/log.ts";
+import { aliceFetchConfig } from "../_helpers/customer_config.ts";
 
 const FAST = { connectMs: 5_000, commandMs: 5_000, atrnMs: 5_000, receiverMs: 5_000 };
 
@@ -33,17 +34,7 @@ Deno.test("fetch.ca or fetch.client_cert without a PEM certificate: exit 2 namin
       },
     );
     await Deno.writeTextFile(`${dir}/empty.pem`, "");
-    const base: FetchConfig & { hostname: string } = {
-      server: { host: "127.0.0.1", port: (idle.addr as Deno.NetAddr).port },
-      tls: "starttls",
-      ca: undefined,
-      user: "alice",
-      passwordFile: `${dir}/password`,
-      domains: ["example.org"],
-      deliverTo: { kind: "maildir", path: `${dir}/Maildir` },
-      intervalMs: 60_000,
-      hostname: "pi.home",
-    };
+    const base = aliceFetchConfig(dir, (idle.addr as Deno.NetAddr).port, { tls: "starttls" });
     const cases: { key: string; file: string; config: FetchConfig & { hostname: string } }[] = [
       { key: "fetch.ca", file: "password", config: { ...base, ca: `${dir}/password` } },
       { key: "fetch.ca", file: "key.pem", config: { ...base, ca: `${dir}/key.pem` } },

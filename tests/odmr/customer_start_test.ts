@@ -11,6 +11,7 @@ import type { FetchConfig } from "../../src/config/types.ts";
 import { NULL_LOGGER } from "../../src/observe/log.ts";
 import { startScriptedProvider } from "../_helpers/scripted_provider.ts";
 import type { ScriptedProvider } from "../_helpers/scripted_provider.ts";
+import { aliceFetchConfig } from "../_helpers/customer_config.ts";
 
 const USER = "alice";
 const PASSWORD = "s3cret pass";
@@ -37,17 +38,7 @@ async function withProvider(
   try {
     await Deno.writeTextFile(`${dir}/password`, `${PASSWORD}\n`);
     await Deno.chmod(`${dir}/password`, passwordMode);
-    await fn(dir, provider, {
-      server: { host: "127.0.0.1", port: provider.port },
-      tls: "none",
-      ca: undefined,
-      user: USER,
-      passwordFile: `${dir}/password`,
-      domains: ["example.org"],
-      deliverTo: { kind: "maildir", path: `${dir}/Maildir` },
-      intervalMs: 60_000,
-      hostname: "pi.home",
-    });
+    await fn(dir, provider, aliceFetchConfig(dir, provider.port));
   } finally {
     await provider.close();
     await Deno.remove(dir, { recursive: true });

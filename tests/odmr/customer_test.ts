@@ -7,6 +7,7 @@ import { startScriptedProvider } from "../_helpers/scripted_provider.ts";
 import type { ScriptedProviderOptions } from "../_helpers/scripted_provider.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { makeTestCa } from "../_helpers/certs.ts";
+import { aliceFetchConfig } from "../_helpers/customer_config.ts";
 import { LAST_ENDS_TRANSACTION } from "../../src/wire/ehlo.ts";
 
 const enc = new TextEncoder();
@@ -29,23 +30,13 @@ async function passwordFile(dir: string, mode = 0o600, text = PASSWORD + "\n"): 
   return p;
 }
 
+/** aliceFetchConfig for both of her domains. */
 function fetchConfig(
   dir: string,
   port: number,
   over: Partial<FetchConfig> = {},
 ): FetchConfig & { hostname: string } {
-  return {
-    server: { host: "127.0.0.1", port },
-    tls: "none",
-    ca: undefined,
-    user: USER,
-    passwordFile: `${dir}/password`,
-    domains: ["example.org", "example.com"],
-    deliverTo: { kind: "maildir", path: `${dir}/Maildir` },
-    intervalMs: 60_000,
-    hostname: "pi.home",
-    ...over,
-  };
+  return aliceFetchConfig(dir, port, { domains: ["example.org", "example.com"], ...over });
 }
 
 const FAST = { connectMs: 5_000, commandMs: 5_000, atrnMs: 5_000, receiverMs: 5_000 };
