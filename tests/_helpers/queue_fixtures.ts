@@ -13,10 +13,16 @@ import type {
   MessageParams,
   NewRecipient,
   QueueStore,
+  Settlement,
 } from "../../src/queue/types.ts";
 import { withTempDataDir } from "./temp_db.ts";
 
 const DAY_MS = 86_400_000;
+
+/** The settlement of recipient `recipientId` of message `messageId` as delivered ("250 ok"). */
+export function delivered(messageId: string, recipientId: number): Settlement {
+  return { recipientId, messageId, outcome: "delivered", reply: "250 ok" };
+}
 
 /** A recipient of `address` (its domain is what follows the "@"); `extra` adds route, notify, … */
 export function rcpt(address: string, extra: Partial<NewRecipient> = {}): NewRecipient {

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { collectBytes } from "../_helpers/bytes.ts";
-import { failEveryOther } from "../_helpers/queue_fixtures.ts";
+import { delivered, failEveryOther } from "../_helpers/queue_fixtures.ts";
 import { A, B, leaseOf, type Opener, put } from "./_store_contract.ts";
 
 /** The leases' cases. */
@@ -72,12 +72,7 @@ export async function leaseContract(t: Deno.TestContext, open: Opener): Promise<
         const [ra, rb, rc] = m?.recipients ?? [];
         assert.ok(ra && rb && rc);
         await Promise.all([
-          lease.settle([{
-            recipientId: ra.id,
-            messageId: id,
-            outcome: "delivered",
-            reply: "250 ok",
-          }]),
+          lease.settle([delivered(id, ra.id)]),
           lease.settle([{
             recipientId: rb.id,
             messageId: id,
@@ -87,12 +82,7 @@ export async function leaseContract(t: Deno.TestContext, open: Opener): Promise<
           lease.settle([{ recipientId: rc.id, messageId: id, outcome: "failed", reply: "550 no" }]),
         ]);
         // Idempotent: settling a delivered recipient again changes nothing.
-        await lease.settle([{
-          recipientId: ra.id,
-          messageId: id,
-          outcome: "delivered",
-          reply: "250 ok",
-        }]);
+        await lease.settle([delivered(id, ra.id)]);
         await lease.release();
         assert.deepEqual(
           (await store.get(id))?.recipients.map((r) => [r.address, r.status, r.lastReply]),

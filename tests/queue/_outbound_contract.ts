@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import type { Lease, QueuedMessage, QueueStore, Route } from "../../src/queue/types.ts";
-import { queueMessage, rcpt } from "../_helpers/queue_fixtures.ts";
+import { delivered, queueMessage, rcpt } from "../_helpers/queue_fixtures.ts";
 
 export const T0 = 1_700_000_000_000;
 const MINUTE = 60_000;
@@ -154,12 +154,7 @@ export async function outboundContract(t: Deno.TestContext, open: OutboundOpener
         clock.ms = retryAt;
         const again = await mustClaim(store, clock);
         assert.deepEqual(await offered(again), ["a@far.test"]);
-        await again.settle([{
-          recipientId: rid,
-          messageId: id,
-          outcome: "delivered",
-          reply: "250 ok",
-        }]);
+        await again.settle([delivered(id, rid)]);
         await again.release();
         assert.equal(await store.get(id), undefined);
         assert.equal(await store.nextOutboundAt(), undefined);

@@ -16,6 +16,7 @@ import type { Lease } from "../../src/queue/types.ts";
 import { collectBytes } from "../_helpers/bytes.ts";
 import {
   bodyNameOf,
+  delivered,
   eventually,
   failOnceSync,
   filledBodyFiles,
@@ -193,19 +194,14 @@ Deno.test("a body whose file is missing or short is an error, never an empty or 
 Deno.test("a deleted or delivered message's file goes once the deletion is on disk (#13)", async () => {
   await withStore(async (store, dataDir) => {
     const deleted = await queueMessage(store, { to: ["a@one.test"], body: patternBytes(BIG, 12) });
-    const delivered = await queueMessage(store, {
-      to: ["b@two.test"],
-      body: patternBytes(BIG, 13),
-    });
+    const sent = await queueMessage(store, { to: ["b@two.test"], body: patternBytes(BIG, 13) });
     const kept = await queueMessage(store, { to: ["c@three.test"], body: patternBytes(BIG, 14) });
-    const files = [deleted, delivered, kept].map((id) => segmentOf(dataDir, id));
+    const files = [deleted, sent, kept].map((id) => segmentOf(dataDir, id));
     assert.equal(await store.delete([deleted]), 1);
     const lease = leaseOf(await store.claim(["two.test"], { owner: "s", leaseSeconds: 60 }));
     for await (const m of lease.messages()) {
       for (const r of m.recipients) {
-        await lease.settle([
-          { recipientId: r.id, messageId: m.id, outcome: "delivered", reply: "250 ok" },
-        ]);
+        await lease.settle([delivered(m.id, r.id)]);
       }
     }
     await lease.release();
@@ -243,9 +239,7 @@ Deno.test("a queue of before step 8 (bodies in message_chunks) is read, drained 
         );
         assert.equal(body.length, BIG);
         for (const r of m.recipients) {
-          await lease.settle([
-            { recipientId: r.id, messageId: m.id, outcome: "delivered", reply: "250 ok" },
-          ]);
+          await lease.settle([delivered(m.id, r.id)]);
         }
       }
       await lease.release();

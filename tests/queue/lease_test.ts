@@ -4,7 +4,7 @@ import { openDatabase } from "../../src/queue/db.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import type { ClaimResult, Lease } from "../../src/queue/types.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
-import { queueMessage } from "../_helpers/queue_fixtures.ts";
+import { delivered, queueMessage } from "../_helpers/queue_fixtures.ts";
 import { collectBytes } from "../_helpers/bytes.ts";
 
 /** The body `queueMessage` writes by default, and its length. */
@@ -128,19 +128,9 @@ Deno.test("Lease.settle() deletes delivered recipients, then the message and its
     assert.ok(message);
     const [ra, rb] = message.recipients;
     assert.ok(ra && rb);
-    await lease.settle([{
-      recipientId: ra.id,
-      messageId: id,
-      outcome: "delivered",
-      reply: "250 ok",
-    }]);
+    await lease.settle([delivered(id, ra.id)]);
     assert.deepEqual((await store.get(id))?.recipients.map((r) => r.address), ["b@one.test"]);
-    await lease.settle([{
-      recipientId: rb.id,
-      messageId: id,
-      outcome: "delivered",
-      reply: "250 ok",
-    }]);
+    await lease.settle([delivered(id, rb.id)]);
     assert.equal(await store.get(id), undefined);
     // The body goes with the lease's release (or every 256 messages), not in each settle (#13).
     await lease.release();
@@ -169,12 +159,7 @@ Deno.test("Lease.settle() deletes bodies in batches of 256 messages and at relea
       const m = messages[i];
       const r = m?.recipients[0];
       assert.ok(m && r);
-      return lease.settle([{
-        recipientId: r.id,
-        messageId: m.id,
-        outcome: "delivered",
-        reply: "250 ok",
-      }]);
+      return lease.settle([delivered(m.id, r.id)]);
     };
     for (let i = 0; i < 255; i++) await settleNth(i);
     assert.equal(chunkRows(dataDir), 301, "255 settled: no body deleted yet");
@@ -199,12 +184,7 @@ Deno.test("Lease.settle() removes a body kept in its message's row with the mess
     assert.equal(new TextDecoder().decode(await collectBytes(store.readBody(id))), FIXTURE_BODY);
     const r = message?.recipients[0];
     assert.ok(r);
-    await lease.settle([{
-      recipientId: r.id,
-      messageId: id,
-      outcome: "delivered",
-      reply: "250 ok",
-    }]);
+    await lease.settle([delivered(id, r.id)]);
     assert.equal(await store.get(id), undefined);
     await assert.rejects(collectBytes(store.readBody(id)), /no such message/, "gone with its row");
     await lease.release();

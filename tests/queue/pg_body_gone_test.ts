@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import { PgQueueStore } from "../../src/queue/pg/store.ts";
 import { postgresTest } from "../_helpers/postgres.ts";
-import { queueMessage } from "../_helpers/queue_fixtures.ts";
+import { delivered, queueMessage } from "../_helpers/queue_fixtures.ts";
 
 const CHUNK = 1024;
 /** Three chunk rows and a short one. */
@@ -35,12 +35,7 @@ await postgresTest("PostgreSQL: a message's chunk rows go with it (#13)", async 
       const [m] = await Array.fromAsync(lease.messages());
       const r = m?.recipients[0];
       assert.ok(r);
-      await lease.settle([{
-        recipientId: r.id,
-        messageId: id,
-        outcome: "delivered",
-        reply: "250 ok",
-      }]);
+      await lease.settle([delivered(id, r.id)]);
       await lease.release();
       assert.equal(await store.get(id), undefined);
       assert.equal(await chunksOf(id), 0);
