@@ -99,17 +99,22 @@ export class RawClient {
       if (this.#ended) return "";
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`no reply within ${timeoutMs} ms; have ${this.#buf}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          this.#waiter = undefined;
-          resolve();
-        }, left);
-        this.#waiter = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+      await this.#waitFor(left);
     }
+  }
+
+  /** Resolves once more bytes or the end came (#waiter), or after `ms`. */
+  #waitFor(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#waiter = undefined;
+        resolve();
+      }, ms);
+      this.#waiter = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
   }
 
   /** Sends one line and reads its reply. */
@@ -124,16 +129,7 @@ export class RawClient {
     while (!this.#ended) {
       const left = deadline - Date.now();
       if (left <= 0) return false;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          this.#waiter = undefined;
-          resolve();
-        }, left);
-        this.#waiter = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+      await this.#waitFor(left);
     }
     return true;
   }
