@@ -20,7 +20,12 @@ import type {
 import { createLogger, NULL_LOGGER } from "../../src/observe/log.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { verifyDkim } from "../_helpers/dkim.ts";
-import { exampleOrgKey, loopback, startMxDns } from "../_helpers/outbound_world.ts";
+import {
+  deliveryOptions,
+  exampleOrgKey,
+  loopback,
+  startMxDns,
+} from "../_helpers/outbound_world.ts";
 import { parseLogLine } from "../_helpers/log_lines.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 import { canBindPort25, toolTest } from "../_helpers/tools.ts";
@@ -132,12 +137,7 @@ await toolTest("OutboundWorker: claims, delivers over one connection, settles, r
       owner: "test-worker",
       maxSleepMs: 60_000,
       batch: {
-        delivery: {
-          helo: "relay.example.net",
-          nameServer: { ipAddr: dns.ipAddr, port: dns.port },
-          connectTimeoutMs: 5_000,
-          allowPrivateMx: true,
-        },
+        delivery: deliveryOptions(dns),
         retryScheduleMs: [RETRY_MS],
         keysForBatch: () => (d) => keys.keysFor(d),
         onFailed: (message, failed) => {
@@ -293,12 +293,7 @@ await toolTest(
         owner: "test-worker",
         leaseSeconds: 3,
         batch: {
-          delivery: {
-            helo: "relay.example.net",
-            nameServer: { ipAddr: dns.ipAddr, port: dns.port },
-            connectTimeoutMs: 5_000,
-            allowPrivateMx: true,
-          },
+          delivery: deliveryOptions(dns),
         },
       });
       try {
