@@ -38,8 +38,13 @@ export function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
-/** Replaces control characters so stored text cannot drive the operator's terminal. */
+/**
+ * Replaces control characters so stored text cannot drive the operator's terminal: C0 (but
+ * TAB), DEL and C1 (U+009B is CSI, U+009D OSC: an SMTPUTF8 address may hold them), and the
+ * invisible format and separator characters (U+202E shows an address backwards), as the log
+ * escapes them (src/observe/log.ts). Letters of every script stay.
+ */
 export function safe(text: string): string {
   // deno-lint-ignore no-control-regex -- control characters are exactly what must go
-  return text.replace(/[\x00-\x08\x0a-\x1f\x7f]/g, "?");
+  return text.replace(/[\x00-\x08\x0a-\x1f\x7f-\x9f]|(?![\x00-\x7f])[\p{Cf}\p{Zl}\p{Zp}]/gu, "?");
 }
