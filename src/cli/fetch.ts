@@ -5,6 +5,7 @@
  * it stays on the provider) and exits 0.
  */
 import type { Config } from "../config/types.ts";
+import { safe } from "./_text.ts";
 import { createProcessLogger, notice } from "../observe/log.ts";
 import type { Logger } from "../observe/log.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES, runCustomer } from "../odmr/customer.ts";
@@ -68,7 +69,7 @@ export async function fetchCommand(
     if (opts.once) {
       const outcome = await poll(opts.start);
       if (outcome.wasStopped) return 0;
-      if (outcome.exitCode !== 0) opts.stderr(`error: ${outcome.message}\n`);
+      if (outcome.exitCode !== 0) opts.stderr(`error: ${safe(outcome.message)}\n`);
       return outcome.exitCode;
     }
     // Loop mode only: a --once run exits before anything could scrape it.
@@ -94,7 +95,7 @@ export async function fetchCommand(
       if (controller.signal.aborted) break;
       metrics?.recordPoll(outcome);
       if (outcome.exitCode === 2) {
-        opts.stderr(`error: ${outcome.message}\n`);
+        opts.stderr(`error: ${safe(outcome.message)}\n`);
         return 2;
       }
       failures = outcome.exitCode === 0 ? 0 : failures + 1;
