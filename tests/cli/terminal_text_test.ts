@@ -48,3 +48,34 @@ Deno.test("queue list and queue show print no C1 control or bidi override a send
     }
   });
 });
+
+Deno.test("queue list --json and queue show --json escape those characters and still give them back (wt18-revin)", async () => {
+  await withTempDataDir(async (dataDir) => {
+    const store = new SqliteQueueStore(openDatabase(dataDir));
+    let id: string;
+    try {
+      id = await queueMessage(store, {
+        from: FROM,
+        to: [TO],
+        body: "Subject: hello\r\n\r\nbody\r\n",
+      });
+    } finally {
+      await store.close();
+    }
+    for (const args of [["list", "--json"], ["show", id, "--json"]]) {
+      const io = recordingIo(dataDir);
+      assert.equal(await queueCommand(args, io), 0, io.err);
+      const hit = DRIVES_TERMINAL.exec(io.out);
+      assert.equal(
+        hit,
+        null,
+        `queue ${args[0]} --json printed U+${hit?.[0].codePointAt(0)?.toString(16)}`,
+      );
+      // The same JSON values: a \uXXXX escape reads back as the character.
+      const parsed = JSON.parse(io.out);
+      const message = Array.isArray(parsed) ? parsed[0] : parsed;
+      assert.equal(message.from, FROM);
+      assert.equal(message.recipients[0].address, TO);
+    }
+  });
+});
