@@ -5,7 +5,7 @@
  */
 import type { MessageParams, QueuedMessage, QueuedRecipient, QueueStore } from "../queue/types.ts";
 import type { CliIo } from "./io.ts";
-import { safe } from "./_text.ts";
+import { jsonText, safe } from "./_text.ts";
 
 /** `queue show` reads at most this many bytes looking for the end of the header block. */
 export const MAX_SHOWN_HEADER_BYTES = 64 * 1024;
@@ -65,7 +65,7 @@ export async function showMessage(
 ): Promise<void> {
   switch (format) {
     case "json":
-      io.stdout(JSON.stringify(messageDetailJson(message), null, 2) + "\n");
+      io.stdout(jsonText(messageDetailJson(message), 2) + "\n");
       return;
     case "body":
       for await (const chunk of store.readBody(message.id)) await io.writeStdout(chunk);

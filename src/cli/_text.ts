@@ -45,6 +45,30 @@ export function plural(n: number, word: string): string {
  * escapes them (src/observe/log.ts). Letters of every script stay.
  */
 export function safe(text: string): string {
-  // deno-lint-ignore no-control-regex -- control characters are exactly what must go
-  return text.replace(/[\x00-\x08\x0a-\x1f\x7f-\x9f]|(?![\x00-\x7f])[\p{Cf}\p{Zl}\p{Zp}]/gu, "?");
+  return text.replace(CONTROL_C0, "?").replace(CONTROL_REST, "?");
 }
+
+/**
+ * JSON text whose strings hold no raw C1, format or separator character either: each is a
+ * `\uXXXX` escape, which any JSON parser reads back as the same character (JSON.stringify
+ * already escapes C0), so `--json` output printed on a terminal cannot drive it.
+ */
+export function jsonText(value: unknown, indent?: number): string {
+  return JSON.stringify(value, null, indent).replace(
+    CONTROL_REST,
+    unicodeEscape,
+  );
+}
+
+/** `\uXXXX` for each UTF-16 unit of `c` (one beyond U+FFFF is two, the JSON way). */
+function unicodeEscape(c: string): string {
+  let out = "";
+  for (let i = 0; i < c.length; i++) out += `\\u${c.charCodeAt(i).toString(16).padStart(4, "0")}`;
+  return out;
+}
+
+// deno-lint-ignore no-control-regex -- control characters are exactly what must go
+const CONTROL_C0 = /[\x00-\x08\x0a-\x1f]/g;
+/** DEL, C1, and non-ASCII format (bidi, zero-width, tags) and separator characters. */
+// deno-lint-ignore no-control-regex -- control characters are exactly what must go
+const CONTROL_REST = /[\x7f-\x9f]|(?![\x00-\x7f])[\p{Cf}\p{Zl}\p{Zp}]/gu;

@@ -13,7 +13,7 @@ import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, usageError } from "./_args.ts";
 import { type ListFilter, parseQueueCommand, QUEUE_USAGE } from "./_queue_args.ts";
 import { messageJson, showMessage } from "./_queue_show.ts";
 import { renderSummary } from "./_queue_summary.ts";
-import { formatTable, isoSeconds, plural, safe } from "./_text.ts";
+import { formatTable, isoSeconds, jsonText, plural, safe } from "./_text.ts";
 import { errorText } from "../errors.ts";
 
 export { MAX_SHOWN_HEADER_BYTES } from "./_queue_show.ts";
@@ -100,7 +100,7 @@ async function listMessages(
   const all = await store.list(filter.domain === undefined ? {} : { domain: filter.domain });
   const messages = applyFilter(all, filter, nowMs);
   if (isJson) {
-    io.stdout(JSON.stringify(messages.map(messageJson), null, 2) + "\n");
+    io.stdout(jsonText(messages.map(messageJson), 2) + "\n");
     return EXIT_OK;
   }
   if (messages.length === 0) {

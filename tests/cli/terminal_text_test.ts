@@ -15,9 +15,12 @@ import { recordingIo } from "./_io.ts";
 
 /** C0 (but TAB and LF), DEL, C1, and the invisible format and separator characters. */
 // deno-lint-ignore no-control-regex -- control characters are what the test looks for
-const DRIVES_TERMINAL = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]/u;
+const DRIVES_TERMINAL = new RegExp(
+  "[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f\\u200b-\\u200f\\u2028-\\u202e\\u2066-\\u2069\\u{e0000}-\\u{e007f}]",
+  "u",
+);
 
-const FROM = "\u009b2J\u009d0;pwned\u009c\u202eevil\u00fc@sender.test";
+const FROM = "\u009b2J\u009d0;pwned\u009c\u{e0041}\u202eevil\u00fc@sender.test";
 const TO = "\u009b31mj\u00f6rg@one.test";
 
 Deno.test("queue list and queue show print no C1 control or bidi override a sender chose (wt18-revin)", async () => {
