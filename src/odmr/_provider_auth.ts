@@ -47,6 +47,8 @@ export async function handleAuth(ctx: ProviderContext, args: string): Promise<Pr
   });
   switch (outcome.kind) {
     case "reply":
+      // A bare CR or LF in a response: framing cannot be trusted any more (as in provider.ts).
+      if (outcome.isFramingLost === true) return endWith(outcome.reply);
       // Syntax problems, cancel, mechanism not offered: no credential was tried.
       return mistake(outcome.reply);
     case "eof":

@@ -26,10 +26,10 @@ export async function handleAuth(ctx: ReceiverContext, args: string): Promise<Ou
       return { replies: [result.reply], user: result.user };
     case "refused":
       return result.isProtocolError ? mistake(result.reply) : say(result.reply);
-    case "end":
-      return result.reply !== undefined
-        ? endWith("tooManyErrors", result.reply)
-        : endWith("tooManyErrors");
+    case "end": {
+      const reason = result.reason ?? "tooManyErrors";
+      return result.reply !== undefined ? endWith(reason, result.reply) : endWith(reason);
+    }
     default: {
       const never: never = result;
       throw new Error(`unhandled auth result ${JSON.stringify(never)}`);

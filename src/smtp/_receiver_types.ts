@@ -31,8 +31,8 @@ export type AuthResult =
   | { readonly kind: "success"; readonly user: string; readonly reply: Reply }
   /** Refused (bad credentials, syntax, cancel); `isProtocolError` counts it as an error. */
   | { readonly kind: "refused"; readonly reply: Reply; readonly isProtocolError: boolean }
-  /** The session must end, after `reply` if there is one. */
-  | { readonly kind: "end"; readonly reply?: Reply };
+  /** The session must end, after `reply` if there is one (`reason`: default tooManyErrors). */
+  | { readonly kind: "end"; readonly reply?: Reply; readonly reason?: EndReason };
 
 /** Limits and identity of the server role. */
 export interface ReceiverOptions {

@@ -56,8 +56,12 @@ export type AuthOutcome =
     readonly serverFinal?: Uint8Array;
   }
   | { readonly kind: "failure"; readonly mechanism: string; readonly user?: string }
-  /** Refused before any credential was checked: send this reply. */
-  | { readonly kind: "reply"; readonly reply: Reply }
+  /**
+   * Refused before any credential was checked: send this reply. `isFramingLost`: a response
+   * line held a bare CR or LF, so the session ends after it, as after one in a command line
+   * (what follows the LF must never run as a command).
+   */
+  | { readonly kind: "reply"; readonly reply: Reply; readonly isFramingLost?: true }
   | { readonly kind: "eof" };
 
 /** Runs the exchange for the text after `AUTH`. */
@@ -225,7 +229,11 @@ async function readResponse(opts: {
     case "bareNewline":
       return {
         kind: "end",
-        outcome: { kind: "reply", reply: AUTH_EXCHANGE_REPLIES.authBareNewline },
+        outcome: {
+          kind: "reply",
+          reply: AUTH_EXCHANGE_REPLIES.authBareNewline,
+          isFramingLost: true,
+        },
       };
     case "line": {
       const text = new TextDecoder().decode(line.line);

@@ -59,6 +59,10 @@ export class SubmissionAuth implements ReceiverAuth {
     });
     switch (outcome.kind) {
       case "reply":
+        // A bare CR or LF in a response: the session ends, as after one in a command line.
+        if (outcome.isFramingLost === true) {
+          return { kind: "end", reply: outcome.reply, reason: "bareNewline" };
+        }
         // Syntax, cancel, mechanism not offered (538 for PLAIN without TLS): nothing was tried.
         return { kind: "refused", reply: outcome.reply, isProtocolError: true };
       case "eof":
