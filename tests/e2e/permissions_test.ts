@@ -9,44 +9,12 @@ import { deepStrictEqual as assertEquals, match, ok as assert } from "node:asser
 import YAML from "yaml";
 import { writeFetchConfig } from "../_helpers/fetch_process.ts";
 import { addUser, REPO_ROOT, startServer } from "../_helpers/server_process.ts";
+import { compileFlags, mapPaths, README_PATHS, readmeFlags } from "../_helpers/documented_flags.ts";
 import { makeTestCa } from "../_helpers/certs.ts";
 import { submitAccepted } from "../_helpers/smtp_submit.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { toolTest } from "../_helpers/tools.ts";
 import { makeSelfSigned } from "../_helpers/self_signed.ts";
-
-const README_PATHS = {
-  config: "/etc/odmr-relay",
-  data: "/var/lib/odmr-relay",
-  mailbox: "/home/alice/Maildir",
-} as const;
-
-/** The --allow-* flags of a shell command in a README code block that runs `main.ts COMMAND`. */
-async function readmeFlags(command: "serve" | "fetch"): Promise<string[]> {
-  const readme = await Deno.readTextFile(`${REPO_ROOT}README.md`);
-  const blocks = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1] as string);
-  const runs = blocks.map((b) => b.replaceAll("\\\n", " ")).flatMap((b) => b.split("\n"))
-    .filter((l) => /^\s*deno run /.test(l) && l.includes(`main.ts ${command}`));
-  assertEquals(runs.length >= 1, true, `the README shows how to run ${command} with deno`);
-  return (runs[0] as string).split(/\s+/).filter((w) => w.startsWith("--allow-"));
-}
-
-/** The --allow-* flags the compiled binary is built with. */
-async function compileFlags(): Promise<string[]> {
-  const tasks = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}deno.json`)).tasks;
-  const words = String(tasks.compile).split(/\s+/);
-  assertEquals(words.slice(0, 2), ["deno", "compile"]);
-  return words.filter((w) => w.startsWith("--allow-"));
-}
-
-/** Replaces the README's example paths with the test's. */
-function mapPaths(flags: string[], map: Record<string, string>): string[] {
-  return flags.map((f) => {
-    let out = f;
-    for (const [from, to] of Object.entries(map)) out = out.replaceAll(from, to);
-    return out;
-  });
-}
 
 async function runFetch(
   flags: readonly string[],
