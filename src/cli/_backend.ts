@@ -15,6 +15,7 @@ import { openDatabase } from "../queue/db.ts";
 import { lockDataDir } from "../queue/serve_lock.ts";
 import { movedAt, movedRefusal, QueueMovedError } from "../queue/moved_mark.ts";
 import { SqliteQueueStore } from "../queue/sqlite_store.ts";
+import { SpaceReserve } from "../queue/space_reserve.ts";
 import type { QueueStore } from "../queue/types.ts";
 import { UserStateStore } from "../queue/user_state.ts";
 import type { ServeBackend, ToolCredentials, ToolDkimKeys } from "./_backend_types.ts";
@@ -39,7 +40,14 @@ export async function openServeBackend(
     const lock = await lockDataDir(config.dataDir);
     let db: ReturnType<typeof openDatabase> | undefined;
     try {
-      db = openDatabase(config.dataDir);
+      // Before the database: on a full disk even its open may need the room (a new -shm file).
+      const bytes = config.queue.spaceReserveBytes;
+      const reserve = bytes === 0
+        ? undefined
+        : new SpaceReserve(config.dataDir, { log: opts.logger, bytes, margin: bytes });
+      reserve?.start();
+      const open = () => openDatabase(config.dataDir);
+      db = reserve === undefined ? open() : reserve.retry("start", open);
       // Copied to PostgreSQL: serving it would deliver the copies again (moved_mark.ts).
       const moved = movedAt(db);
       if (moved !== undefined) throw new QueueMovedError(movedRefusal(config.dataDir, moved));
@@ -47,6 +55,7 @@ export async function openServeBackend(
       const store = new SqliteQueueStore(db, {
         logger: opts.logger,
         onGroupCommit: disk.committed,
+        ...(reserve === undefined ? {} : { reserve }),
         // serve's writes are bounded: its savepoint journal stays out of /var/tmp.
         tempInMemory: true,
         ...(opts.isAlone === undefined ? {} : { syncInline: opts.isAlone }),

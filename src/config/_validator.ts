@@ -51,7 +51,14 @@ export const SMTP_KEYS = [
   "max_line_length",
 ] as const;
 export const ODMR_KEYS = ["listen", "require_tls", "auth_timeout"] as const;
-export const QUEUE_KEYS = ["max_age", "quota", "backend", "postgres", "lease_time"] as const;
+export const QUEUE_KEYS = [
+  "max_age",
+  "quota",
+  "backend",
+  "postgres",
+  "lease_time",
+  "space_reserve",
+] as const;
 export const POSTGRES_KEYS = ["url", "password_file", "pool_size"] as const;
 export const QUOTA_KEYS = ["bytes", "messages"] as const;
 export const DOMAIN_KEYS = ["max_age", "quota"] as const;

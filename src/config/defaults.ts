@@ -40,6 +40,8 @@ export const MIN_SESSION_TIMER_MS = 1000;
 export const MIN_FETCH_INTERVAL_MS = 10_000;
 export const DEFAULT_QUEUE_MAX_AGE = "30d";
 export const DEFAULT_QUEUE_LEASE_TIME = "5m";
+/** The space reserve serve keeps in data_dir for drains on a full disk (src/queue/space_reserve.ts). */
+export const DEFAULT_QUEUE_SPACE_RESERVE = "8MB";
 /** Connections of serve's main PostgreSQL pool (`queue.postgres.pool_size`). */
 export const DEFAULT_PG_POOL_SIZE = 8;
 export const MAX_PG_POOL_SIZE = 100;

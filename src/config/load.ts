@@ -111,6 +111,11 @@ export function configFromValue(
   if (leaseMs < 3000 || leaseMs > 3_600_000) {
     v.fail("queue.lease_time", "must be between 3s and 1h");
   }
+  // 0 turns the reserve off.
+  const reserve = queue.space_reserve ?? D.DEFAULT_QUEUE_SPACE_RESERVE;
+  const spaceReserveBytes = reserve === 0 || reserve === "0"
+    ? 0
+    : v.size(reserve, "queue.space_reserve");
   const backend = v.oneOf<"sqlite" | "postgres">(
     queue.backend ?? "sqlite",
     "queue.backend",
@@ -198,7 +203,7 @@ export function configFromValue(
         D.MIN_SESSION_TIMER_MS,
       ),
     },
-    queue: { maxAgeMs, quota, backend, postgres, leaseMs },
+    queue: { maxAgeMs, quota, backend, postgres, leaseMs, spaceReserveBytes },
     domains: top.domains === undefined || top.domains === null
       ? new Map()
       : v.domainsSection(top.domains, { maxAgeMs, quota }),

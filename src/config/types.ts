@@ -54,6 +54,11 @@ export interface Config {
      * third of that): after a node dies mid-drain, another node serves the domains this late.
      */
     readonly leaseMs: number;
+    /**
+     * SQLite: the space reserve serve keeps in data_dir for drains on a full disk; new mail is
+     * refused while it is spent (src/queue/space_reserve.ts). 0: none.
+     */
+    readonly spaceReserveBytes: number;
   };
   /** Per-domain overrides (`domains:`), keyed by lower-case A-label, fully resolved. */
   readonly domains: ReadonlyMap<string, DomainPolicy>;

@@ -13,6 +13,7 @@ import type { QueueReader } from "./_reader.ts";
 import type { Lease, QueuedMessage, Settlement } from "./types.ts";
 import { settled } from "./_settled.ts";
 import { onDisk, type UnsyncedMessages } from "./_unsynced.ts";
+import { mayBeFull, type SpaceReserve } from "./space_reserve.ts";
 
 /** What a lease needs from its store. */
 export interface LeaseDeps {
@@ -24,6 +25,8 @@ export interface LeaseDeps {
   readonly unsynced?: UnsyncedMessages;
   /** Told the owner of an ATRN lease whose release failed (see UnreleasedLeases). */
   readonly unreleased?: UnreleasedLeases;
+  /** serve's space reserve: given back when a write of the lease fails for lack of room. */
+  readonly reserve?: SpaceReserve | undefined;
 }
 
 /** Owners remembered at most: past it the oldest one's rows only end at their expiry. */
@@ -176,8 +179,9 @@ export class SqliteLease implements Lease {
   renew(): Promise<boolean> {
     return settled(() => {
       const until = this.#deps.now() + this.#terms.leaseMs;
-      const changed = this.#deps.group.exclusive(() =>
-        this.#renew.run(until, JSON.stringify(this.domains), this.#terms.owner).changes
+      const changed = this.#exclusive(
+        "lease renewal",
+        () => this.#renew.run(until, JSON.stringify(this.domains), this.#terms.owner).changes,
       );
       return Number(changed) === this.domains.length;
     });
@@ -185,44 +189,62 @@ export class SqliteLease implements Lease {
 
   settle(results: readonly Settlement[]): Promise<void> {
     if (results.length === 0) return Promise.resolve();
+    const reserve = this.#deps.reserve;
     try {
-      this.#deps.group.write(undefined, () => {
-        const delivered: [number, string][] = [];
-        for (const r of results) {
-          switch (r.outcome) {
-            case "delivered":
-              delivered.push([r.recipientId, r.messageId]);
-              break;
-            case "deferred":
-              this.#deferRecipient.run(r.reply, r.retryAt ?? null, r.recipientId, r.messageId);
-              break;
-            case "failed":
-              if (this.#failRecipient.run(r.reply, r.recipientId, r.messageId).changes > 0) {
-                this.#reportPending.run(r.messageId, r.recipientId);
-              }
-              break;
-            default: {
-              const never: never = r.outcome;
-              throw new Error(`Unknown settle outcome ${String(never)}`);
-            }
-          }
-        }
-        if (delivered.length > 0) {
-          const ids = JSON.stringify(delivered);
-          for (const row of this.#deleteEmptied.all(ids)) {
-            const id: unknown = row.id;
-            if (typeof id === "string") this.#gone.push(id);
-          }
-          this.#deleteRecipients.run(ids);
-        }
-        if (this.#gone.length >= CHUNK_SWEEP_MESSAGES) this.#sweepChunks();
-        // Not fsynced (see _group_tx.ts): a settlement lost to a power failure only sends its
-        // message again; the message itself was committed at FULL before its 250.
-      }, "normal");
+      const write = () => this.#write(results);
+      if (reserve === undefined) write();
+      else reserve.retry("settlement", write);
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#deps.group.whenDurable();
+    return this.#deps.group.whenDurable().catch((err) => {
+      // Its COMMIT found no room: the next settlement has the reserve's.
+      if (mayBeFull(err)) reserve?.giveBack("settlement", err);
+      throw err;
+    });
+  }
+
+  /** A settle batch's statements, in the shared transaction. */
+  #write(results: readonly Settlement[]): void {
+    this.#deps.group.write(undefined, () => {
+      const delivered: [number, string][] = [];
+      for (const r of results) {
+        switch (r.outcome) {
+          case "delivered":
+            delivered.push([r.recipientId, r.messageId]);
+            break;
+          case "deferred":
+            this.#deferRecipient.run(r.reply, r.retryAt ?? null, r.recipientId, r.messageId);
+            break;
+          case "failed":
+            if (this.#failRecipient.run(r.reply, r.recipientId, r.messageId).changes > 0) {
+              this.#reportPending.run(r.messageId, r.recipientId);
+            }
+            break;
+          default: {
+            const never: never = r.outcome;
+            throw new Error(`Unknown settle outcome ${String(never)}`);
+          }
+        }
+      }
+      if (delivered.length > 0) {
+        const ids = JSON.stringify(delivered);
+        for (const row of this.#deleteEmptied.all(ids)) {
+          const id: unknown = row.id;
+          if (typeof id === "string") this.#gone.push(id);
+        }
+        this.#deleteRecipients.run(ids);
+      }
+      if (this.#gone.length >= CHUNK_SWEEP_MESSAGES) this.#sweepChunks();
+      // Not fsynced (see _group_tx.ts): a settlement lost to a power failure only sends its
+      // message again; the message itself was committed at FULL before its 250.
+    }, "normal");
+  }
+
+  /** `fn` in a transaction of its own; once more after giving the reserve back if no room. */
+  #exclusive<T>(what: string, fn: () => T): T {
+    const run = () => this.#deps.group.exclusive(fn);
+    return this.#deps.reserve === undefined ? run() : this.#deps.reserve.retry(what, run);
   }
 
   /**
@@ -238,8 +260,9 @@ export class SqliteLease implements Lease {
     return settled(() => {
       try {
         if (this.#gone.length > 0) this.#deps.group.write(undefined, () => this.#sweepChunks());
-        this.#deps.group.exclusive(() =>
-          this.#release.run(JSON.stringify(this.domains), this.#terms.owner)
+        this.#exclusive(
+          "lease release",
+          () => this.#release.run(JSON.stringify(this.domains), this.#terms.owner),
         );
       } catch (err) {
         // Its session is over all the same: the next claim takes its domains as free.

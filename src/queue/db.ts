@@ -34,8 +34,9 @@ export function openDatabase(dataDir: string): DatabaseSync {
     db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
     // Takes effect only while the file has no table yet (a new data_dir): space of delivered
     // mail is then given back with `incremental_vacuum` without stopping (an older file is
-    // converted once by `ensureIncrementalVacuum`).
-    db.exec("PRAGMA auto_vacuum = INCREMENTAL");
+    // converted once by `ensureIncrementalVacuum`). Only then: on a file with tables the pragma
+    // still writes, and on a full disk that failed every open, reads included.
+    if (isEmpty(db)) db.exec("PRAGMA auto_vacuum = INCREMENTAL");
     db.exec("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA synchronous = FULL");
     db.exec("PRAGMA foreign_keys = ON");
@@ -150,10 +151,15 @@ export function ensureIncrementalVacuum(db: DatabaseSync): boolean {
   if (mode === AUTO_VACUUM_INCREMENTAL) return false;
   db.exec("PRAGMA auto_vacuum = INCREMENTAL");
   // Before the first table the pragma alone is enough.
-  if (db.prepare("SELECT 1 AS found FROM sqlite_master LIMIT 1").get() === undefined) return false;
+  if (isEmpty(db)) return false;
   // The new auto_vacuum mode is written only by a full VACUUM (https://sqlite.org/pragma.html#pragma_auto_vacuum).
   db.exec("VACUUM");
   return true;
+}
+
+/** True while the file has no table, index or view yet (a new database). */
+function isEmpty(db: DatabaseSync): boolean {
+  return db.prepare("SELECT 1 AS found FROM sqlite_master LIMIT 1").get() === undefined;
 }
 
 function readVersion(row: unknown): number {

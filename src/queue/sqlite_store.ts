@@ -6,10 +6,12 @@
 import { errorText } from "../errors.ts";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { type Logger, NULL_LOGGER } from "../observe/log.ts";
+import type { SqliteQueueStoreOptions } from "./_store_options.ts";
+import { mayBeFull, type SpaceReserve, SpaceShortError } from "./space_reserve.ts";
 import { applyMigrations, ensureIncrementalVacuum } from "./db.ts";
 import { emptiedRemover } from "./_emptied.ts";
 import { QueueMaintenance } from "./_maintenance.ts";
-import { type CommitLevel, GroupTransaction } from "./_group_tx.ts";
+import { GroupTransaction } from "./_group_tx.ts";
 import { newQueueId } from "./id.ts";
 import { keepsOut, liveLeases, SqliteLease, UnreleasedLeases } from "./_lease.ts";
 import { QueueReader } from "./_reader.ts";
@@ -21,11 +23,11 @@ import { QUEUE_MIGRATIONS } from "./_schema.ts";
 import { settled } from "./_settled.ts";
 import { prepareWriterStatements, SqliteMessageWriter, type WriterStatements } from "./_writer.ts";
 import { ChunkPool } from "./_chunk_buffer.ts";
-import { BodyFiles, type BodyFilesOptions } from "./_body_files.ts";
+import { BodyFiles } from "./_body_files.ts";
 import { RefusedRows } from "./_refused.ts";
 import { reportsDone } from "./_report_pending.ts";
 import { UnsyncedMessages } from "./_unsynced.ts";
-import { deferWalSync, type WalSync } from "./_wal_sync.ts";
+import { deferWalSync } from "./_wal_sync.ts";
 import { type StoreCheckpoint, storeCheckpoint } from "./_idle_checkpoint.ts";
 import type {
   ClaimResult,
@@ -43,48 +45,10 @@ import type {
   ReportedRecipients,
 } from "./types.ts";
 
+export type { SqliteQueueStoreOptions };
+
 /** Size of one `message_chunks` row. */
 export const DEFAULT_CHUNK_BYTES = 64 * 1024;
-
-/** Options of `SqliteQueueStore`. */
-export interface SqliteQueueStoreOptions {
-  /** Clock in milliseconds since the epoch (tests inject one). */
-  readonly now?: () => number;
-  /** Bytes per stored body chunk. */
-  readonly chunkBytes?: number;
-  readonly logger?: Logger;
-  /**
-   * Delete chunk rows that have no message (left by a crash) when opening. Default true.
-   * Only the process that receives mail (`serve`) may do it: in another process (`queue …`
-   * beside a running `serve`) those rows may belong to a message still being received.
-   */
-  readonly removeOrphans?: boolean;
-  /** Called right after each group COMMIT with its level (tests count them). */
-  readonly onGroupCommit?: (level: CommitLevel) => void;
-  /**
-   * Makes group commits durable off the event loop (tests inject one). Default: the WAL file's
-   * `deferWalSync`, or none for an in-memory database (its COMMIT decides).
-   */
-  readonly walSync?: WalSync;
-  /**
-   * True when a WAL sync may run on the event loop: nothing else would wait for it (serve:
-   * at most one session open), and the lone sender is spared the hand-off to a thread.
-   * Default: never (always off the loop).
-   */
-  readonly syncInline?: () => boolean;
-  /**
-   * `temp_store = MEMORY` after the migrations: the savepoint journal a drain's settle batch
-   * spilled to /var/tmp every batch (#13) stays in memory. Only for bounded writes (serve's);
-   * a `queue delete` of a whole domain would journal all of it. Default false.
-   */
-  readonly tempInMemory?: boolean;
-  /** Quiet time before the store checkpoints the WAL (IDLE_CHECKPOINT_MS; tests shorten it). */
-  readonly idleCheckpointMs?: number;
-  /** False while that checkpoint must wait (serve: some session is open). Default: always true. */
-  readonly isIdle?: () => boolean;
-  /** false: bodies stay in SQLite; default: those of a chunk or more in files (_body_files.ts). */
-  readonly bodyFiles?: false | BodyFilesOptions;
-}
 
 /** The queue on node:sqlite. */
 export class SqliteQueueStore implements QueueStore {
@@ -114,6 +78,7 @@ export class SqliteQueueStore implements QueueStore {
   readonly #refused: RefusedRows;
   readonly #unsynced = new UnsyncedMessages();
   readonly #unreleased = new UnreleasedLeases();
+  readonly #reserve: SpaceReserve | undefined;
   #isClosed = false;
 
   constructor(db: DatabaseSync, opts: SqliteQueueStoreOptions = {}) {
@@ -127,6 +92,7 @@ export class SqliteQueueStore implements QueueStore {
     }
     this.#chunkPool = new ChunkPool(this.#chunkBytes);
     this.#log = opts.logger ?? NULL_LOGGER;
+    this.#reserve = opts.reserve;
     // Only the receiving process (serve) converts an old file: VACUUM needs a quiet moment.
     if (opts.removeOrphans ?? true) this.#convertForIncrementalVacuum();
     applyMigrations(db, "queue", QUEUE_MIGRATIONS);
@@ -185,6 +151,7 @@ export class SqliteQueueStore implements QueueStore {
       reader: this.#reader,
       now: this.#now,
       unsynced: this.#unsynced,
+      reserve: this.#reserve,
     });
     this.#maintenance = new QueueMaintenance({
       db,
@@ -208,6 +175,8 @@ export class SqliteQueueStore implements QueueStore {
   begin(message: NewMessage): Promise<MessageWriter> {
     return settled(() => {
       this.#assertOpen();
+      // The room left is the drains' (space_reserve.ts): a 452 4.3.1 before anything is written.
+      if (this.#reserve?.allowsMail() === false) throw new SpaceShortError();
       return new SqliteMessageWriter(message.id ?? this.#newId(), message, {
         group: this.#group,
         sql: this.#writerSql,
@@ -234,7 +203,7 @@ export class SqliteQueueStore implements QueueStore {
     this.#assertOpen();
     const wanted = [...new Set(domains)];
     const now = this.#now();
-    return this.#group.exclusive((): ClaimResult => {
+    return this.#exclusive("ATRN claim", (): ClaimResult => {
       // Check everything before writing anything: all domains or none (docs/protocol.md §1.7).
       for (const domain of wanted) {
         if (keepsOut(this.#leaseOf.get(domain), now, opts.owner, this.#unreleased)) {
@@ -251,6 +220,7 @@ export class SqliteQueueStore implements QueueStore {
         now: this.#now,
         unsynced: this.#unsynced,
         unreleased: this.#unreleased,
+        reserve: this.#reserve,
       });
       return { kind: "claimed", lease };
     });
@@ -259,7 +229,8 @@ export class SqliteQueueStore implements QueueStore {
   claimOutbound(opts: OutboundClaimOptions): Promise<Lease | undefined> {
     return settled(() => {
       this.#assertOpen();
-      return this.#outbound.claim(opts);
+      const claim = () => this.#outbound.claim(opts);
+      return this.#reserve === undefined ? claim() : this.#reserve.retry("outbound claim", claim);
     });
   }
 
@@ -302,7 +273,7 @@ export class SqliteQueueStore implements QueueStore {
   delete(ids: readonly string[]): Promise<number> {
     return settled(() => {
       this.#assertOpen();
-      return this.#group.exclusive(() => {
+      return this.#exclusive("queue delete", () => {
         let count = 0;
         for (const id of new Set(ids)) {
           // Recipients go with the message (ON DELETE CASCADE); chunks have no foreign key.
@@ -320,14 +291,29 @@ export class SqliteQueueStore implements QueueStore {
     return reportsDone(this.#group, this.#writerSql, reported);
   }
 
-  /** One `serve` per data directory: every lease in the file is a previous process's. */
+  /**
+   * One `serve` per data directory: every lease in the file is a previous process's. With no
+   * room even for that (a full disk and no reserve), their rows stay and claims take them as
+   * free, as after any failed release (UnreleasedLeases).
+   */
   releaseAllLeases(): Promise<number> {
     return settled(() => {
       this.#assertOpen();
-      return this.#group.exclusive(() =>
-        Number(this.#db.prepare("DELETE FROM domain_leases").run().changes) +
-        this.#outbound.releaseAll(this.#db)
-      );
+      try {
+        return this.#exclusive(
+          "stale lease release",
+          () =>
+            Number(this.#db.prepare("DELETE FROM domain_leases").run().changes) +
+            this.#outbound.releaseAll(this.#db),
+        );
+      } catch (err) {
+        if (!mayBeFull(err)) throw err;
+        const owners = this.#db.prepare("SELECT owner FROM domain_leases").all();
+        for (const row of owners) this.#unreleased.add(String(row.owner));
+        const count = owners.length;
+        this.#log.warn("stale_leases_kept", { count, error: errorText(err) });
+        return count;
+      }
     });
   }
 
@@ -337,7 +323,7 @@ export class SqliteQueueStore implements QueueStore {
 
   #deleteDomain(domain: string): number {
     this.#assertOpen();
-    return this.#group.exclusive(() => {
+    return this.#exclusive("queue delete", () => {
       const touched = new Set<string>();
       for (const row of this.#deleteDomainRecipients.all(domain)) {
         const id: unknown = row.message_id;
@@ -374,6 +360,7 @@ export class SqliteQueueStore implements QueueStore {
         return this.#maintenance.run(opts);
       } finally {
         this.#files?.sweep(() => this.#group.syncAllNow());
+        this.#reserve?.restore();
       }
     });
   }
@@ -391,14 +378,23 @@ export class SqliteQueueStore implements QueueStore {
     });
   }
 
-  /** Deletes chunk rows without a message (a crash mid-DATA); returns how many. */
+  /**
+   * Deletes chunk rows without a message (a crash mid-DATA); returns how many. With no room for
+   * that (a full disk at start), they wait for the next start.
+   */
   removeOrphanChunks(): number {
     this.#assertOpen();
-    const removed = this.#group.exclusive(() =>
-      this.#db.prepare(
-        "DELETE FROM message_chunks WHERE message_id NOT IN (SELECT id FROM messages)",
-      ).run().changes
-    );
+    let removed: number | bigint;
+    try {
+      removed = this.#exclusive("orphan removal", () =>
+        this.#db.prepare(
+          "DELETE FROM message_chunks WHERE message_id NOT IN (SELECT id FROM messages)",
+        ).run().changes);
+    } catch (err) {
+      if (!mayBeFull(err)) throw err;
+      this.#log.warn("queue_orphans_kept", { error: errorText(err) });
+      return 0;
+    }
     if (Number(removed) > 0) this.#log.info("queue_orphans_removed", { chunks: Number(removed) });
     return Number(removed) + (this.#files?.removeOrphans() ?? 0);
   }
@@ -419,6 +415,12 @@ export class SqliteQueueStore implements QueueStore {
     this.#checkpoint.close();
     this.#isClosed = true;
     this.#db.close();
+  }
+
+  /** `fn` in a transaction of its own; once more after giving the reserve back if no room. */
+  #exclusive<T>(what: string, fn: () => T): T {
+    const run = () => this.#group.exclusive(fn);
+    return this.#reserve === undefined ? run() : this.#reserve.retry(what, run);
   }
 
   #newId(): string {

@@ -43,6 +43,7 @@ Deno.test("parseConfig() of an empty file gives the embedded defaults of README.
     backend: "sqlite",
     postgres: undefined,
     leaseMs: 300_000,
+    spaceReserveBytes: 8 * 1024 * 1024,
   });
   assertEquals(c.domains, new Map());
   assertEquals(c.metrics, undefined);
@@ -153,7 +154,7 @@ Deno.test("parseConfig() names the file and the key path in every error", async 
       why: "an unknown key far from every known one",
       text: "queue: {colour: red}",
       want:
-        `Cannot load config "/etc/odmr.yaml": queue.colour is not a known key (known here: max_age, quota, backend, postgres, lease_time)`,
+        `Cannot load config "/etc/odmr.yaml": queue.colour is not a known key (known here: max_age, quota, backend, postgres, lease_time, space_reserve)`,
     },
     {
       why: "a bad duration",
@@ -391,6 +392,7 @@ domains:
     backend: "sqlite",
     postgres: undefined,
     leaseMs: 300_000,
+    spaceReserveBytes: 8 * 1024 * 1024,
   });
   assertEquals(
     c.domains,

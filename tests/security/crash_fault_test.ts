@@ -237,7 +237,14 @@ Deno.test("disk full: 452 4.3.1, no crash, the queue intact after space returns"
   const dataDir = `${dir}/data`;
   let server: ServerProcess | undefined;
   try {
-    server = await startServer({ dataDir, config: { smtp: { max_message_size: "1MB" } } });
+    server = await startServer({
+      dataDir,
+      config: {
+        smtp: { max_message_size: "1MB" },
+        // The default reserve and its margin (16 MB) would not fit: all mail would get 452.
+        queue: { space_reserve: "256KB" },
+      },
+    });
     await addUser(server.configPath, "alice", ["example.org"]);
     const port = server.smtp[0]!.port;
     const acked: string[] = [];

@@ -55,7 +55,13 @@ Deno.test("disk full: ATRN still drains the queue, new mail gets 452 4.3.1 until
     assertEquals(left, []);
     assertMatch((await send("late@example.org")).final ?? "", /^452 4\.3\.1 /);
     await Deno.remove(`${dir}/filler`);
-    assertMatch((await send("later@example.org")).final ?? "", /^250 /, server.logs());
+    // The reserve is put back at most once a second, by a message or by maintenance.
+    let later = "";
+    for (let i = 0; i < 20 && !later.startsWith("250 "); i++) {
+      later = (await send("later@example.org")).final ?? "";
+      if (!later.startsWith("250 ")) await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    assertMatch(later, /^250 /, server.logs());
     assertEquals(await server.stop(), 0, server.logs());
   } finally {
     await server?.kill9();

@@ -1,0 +1,177 @@
+/**
+ * A reserve of disk space in the data directory (`data_dir/space_reserve`, SPACE_RESERVE_BYTES
+ * of zeros), kept so that a full disk never stops the queue from being drained: in WAL mode even
+ * a DELETE needs room (its frames), and so do an ATRN claim's lease row, a settlement, the
+ * release of a dead process's leases and the -shm file of a first open. When one of those fails
+ * for lack of room, the store gives the reserve back (truncates the file) and tries once more.
+ *
+ * While the reserve is given back, new mail is refused with 452 4.3.1 before anything is written
+ * (Postfix's `queue_minfree` idea, without statfs): mail must not eat the room the drains need.
+ * The reserve is put back once there is room for it and as much again (RESTORE_MARGIN_BYTES),
+ * tried at most once per RESTORE_RETRY_MS when a message comes and at each maintenance pass.
+ * Only `serve` keeps one; the tools never touch it.
+ */
+import { join } from "node:path";
+import { errorText } from "../errors.ts";
+import type { Logger } from "../observe/log.ts";
+
+/** Name of the reserve file inside the data directory. */
+export const SPACE_RESERVE_FILE = "space_reserve";
+/** Size of the reserve. */
+export const SPACE_RESERVE_BYTES = 8 * 1024 * 1024;
+/** Free room asked beyond the reserve before it is put back (and mail taken again). */
+export const RESTORE_MARGIN_BYTES = SPACE_RESERVE_BYTES;
+/** How often a message that finds the reserve spent may try to put it back. */
+export const RESTORE_RETRY_MS = 1_000;
+
+const ZEROS = new Uint8Array(64 * 1024);
+
+/**
+ * SQLITE_FULL (13), ENOSPC, or an I/O error (SQLite reports a -shm file it cannot grow as
+ * SQLITE_IOERR_SHMSIZE): a failure that room on the disk may cure.
+ */
+export function mayBeFull(err: unknown): boolean {
+  if (typeof err !== "object" || err === null) return false;
+  const e = err as { errcode?: unknown; code?: unknown; message?: unknown };
+  if (e.errcode === 13 || e.code === "ENOSPC" || e.code === "SQLITE_FULL") return true;
+  if (typeof e.errcode === "number" && (e.errcode & 0xff) === 10) return true;
+  return typeof e.message === "string" &&
+    /SQLITE_FULL|database or disk is full|disk I\/O error|No space left/i.test(e.message);
+}
+
+/** The error `begin` refuses new mail with while the reserve is spent (a 452 4.3.1). */
+export class SpaceShortError extends Error {
+  readonly code = "ENOSPC";
+  constructor() {
+    super("No space left: the queue's space reserve is spent, so new mail waits for room");
+  }
+}
+
+/** The reserve of one data directory. */
+export class SpaceReserve {
+  readonly #path: string;
+  readonly #bytes: number;
+  readonly #margin: number;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  #isKept = false;
+  /** Given back, or short at start: its return is logged. */
+  #wasSpent = false;
+  #lastTry = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    dataDir: string,
+    opts: { log: Logger; bytes?: number; margin?: number; now?: () => number },
+  ) {
+    this.#path = join(dataDir, SPACE_RESERVE_FILE);
+    this.#bytes = opts.bytes ?? SPACE_RESERVE_BYTES;
+    this.#margin = opts.margin ?? RESTORE_MARGIN_BYTES;
+    this.#log = opts.log;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  /** At start: a whole reserve file left by the last run is kept as it is; else one is made. */
+  start(): void {
+    try {
+      if (Deno.statSync(this.#path).size >= this.#bytes) {
+        this.#isKept = true;
+        return;
+      }
+    } catch {
+      // None yet.
+    }
+    this.#lastTry = this.#now();
+    if (!this.#restore()) {
+      this.#wasSpent = true;
+      this.#log.warn("space_reserve_short", {
+        bytes: this.#bytes + this.#margin,
+        action: "new mail is refused with 452 4.3.1 until that much is free in data_dir",
+      });
+    }
+  }
+
+  /** Whether the reserve is in place. */
+  get isKept(): boolean {
+    return this.#isKept;
+  }
+
+  /**
+   * Whether new mail may be written: the reserve is in place, or was put back now (tried at most
+   * once per RESTORE_RETRY_MS).
+   */
+  allowsMail(): boolean {
+    if (this.#isKept) return true;
+    const now = this.#now();
+    if (now - this.#lastTry < RESTORE_RETRY_MS) return false;
+    this.#lastTry = now;
+    return this.#restore();
+  }
+
+  /** Tries to put the reserve back (maintenance); true if it is in place. */
+  restore(): boolean {
+    if (this.#isKept) return true;
+    this.#lastTry = this.#now();
+    return this.#restore();
+  }
+
+  /**
+   * Runs `fn`; when it fails for lack of room and the reserve is in place, gives the reserve back
+   * and runs `fn` once more. `what` names the write in the log line.
+   */
+  retry<T>(what: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      if (!mayBeFull(err) || !this.giveBack(what, err)) throw err;
+    }
+    return fn();
+  }
+
+  /** Gives the reserve back; false if it was not in place (nothing freed). */
+  giveBack(what: string, cause: unknown): boolean {
+    if (!this.#isKept) return false;
+    this.#isKept = false;
+    this.#wasSpent = true;
+    try {
+      Deno.truncateSync(this.#path, 0);
+    } catch (err) {
+      this.#log.error("space_reserve_failed", { error: errorText(err) });
+      return false;
+    }
+    this.#log.warn("space_reserve_used", {
+      for: what,
+      cause: errorText(cause),
+      bytes: this.#bytes,
+      action: "new mail is refused with 452 4.3.1 until there is room again",
+    });
+    return true;
+  }
+
+  /** Writes the reserve and the margin, keeps the reserve; on failure leaves an empty file. */
+  #restore(): boolean {
+    let file: Deno.FsFile | undefined;
+    try {
+      file = Deno.openSync(this.#path, { write: true, create: true, mode: 0o600 });
+      let size = file.statSync().size;
+      file.seekSync(size, Deno.SeekMode.Start);
+      const want = this.#bytes + this.#margin;
+      while (size < want) {
+        size += file.writeSync(ZEROS.subarray(0, Math.min(ZEROS.length, want - size)));
+      }
+      file.truncateSync(this.#bytes);
+    } catch {
+      try {
+        file?.truncateSync(0);
+      } catch {
+        // Nothing more to give back.
+      }
+      return false;
+    } finally {
+      file?.close();
+    }
+    this.#isKept = true;
+    if (this.#wasSpent) this.#log.info("space_reserve_restored", { bytes: this.#bytes });
+    this.#wasSpent = false;
+    return true;
+  }
+}
