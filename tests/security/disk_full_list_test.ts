@@ -1,0 +1,47 @@
+/**
+ * (session 18) `queue list`, `queue show` and `queue summary` on a full disk, with serve stopped:
+ * the operator must see what waits before deciding what to delete. Before, each failed ("disk
+ * I/O error"): even a reading connection must make the -shm file (SQLITE_IOERR_SHMSIZE). With no
+ * WAL left (a clean stop), they now read the database file as it is. Real CLI on a small tmpfs
+ * (root: skipped with the reason otherwise).
+ */
+import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
+import { addUser, queueList, runMain, startServer } from "../_helpers/server_process.ts";
+import type { ServerProcess } from "../_helpers/server_process.ts";
+import { queueIdOf, submitAccepted } from "../_helpers/smtp_submit.ts";
+import { fillUp, mountTmpfs, unmountTmpfs } from "../_helpers/tmpfs.ts";
+
+const enc = new TextEncoder();
+const NAME = "disk full list";
+
+Deno.test("disk full, serve stopped: queue list, show and summary still read the queue (session 18)", async () => {
+  const dir = await mountTmpfs(NAME, "64m");
+  if (dir === undefined) return;
+  let server: ServerProcess | undefined;
+  try {
+    server = await startServer({ dataDir: `${dir}/data`, configPath: `${dir}/config.yaml` });
+    await addUser(server.configPath, "alice", ["example.org"]);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const reply = await submitAccepted({
+        port: server.smtp[0]!.port,
+        from: "s@sender.test",
+        to: [`m${i}@example.org`],
+        body: enc.encode(`Subject: ${i}\r\n\r\nbody\r\n`),
+      });
+      ids.push(queueIdOf(reply) ?? reply);
+    }
+    assertEquals(await server.stop(), 0, server.logs());
+    fillUp(`${dir}/filler`);
+    const listed = await queueList(server.configPath) as { id: string }[];
+    assertEquals(listed.map((m) => m.id).sort(), [...ids].sort());
+    const show = await runMain(["queue", "show", ids[0]!, "--config", server.configPath]);
+    assertEquals(show.code, 0, show.stderr);
+    assertMatch(show.stdout, /m0@example\.org/);
+    const summary = await runMain(["queue", "summary", "--json", "--config", server.configPath]);
+    assertEquals(summary.code, 0, summary.stderr);
+  } finally {
+    await server?.kill9();
+    await unmountTmpfs(dir);
+  }
+});
