@@ -11,7 +11,7 @@ import type { Config } from "../config/types.ts";
 import { DkimKeyStore } from "../dkim/keys.ts";
 import type { Logger } from "../observe/log.ts";
 import { type QueueAdmin, SqliteQueueAdmin } from "../queue/admin.ts";
-import { openDatabase } from "../queue/db.ts";
+import { openDatabase, openDatabaseToRead } from "../queue/db.ts";
 import { lockDataDir } from "../queue/serve_lock.ts";
 import { movedAt, movedRefusal, QueueMovedError } from "../queue/moved_mark.ts";
 import { SqliteQueueStore } from "../queue/sqlite_store.ts";
@@ -87,12 +87,18 @@ export async function openServeBackend(
 
 /**
  * Opens the queue for a tool running beside `serve` (`queue …`): it never removes orphan
- * chunks, which may belong to a message `serve` is still receiving.
+ * chunks, which may belong to a message `serve` is still receiving. `readOnly`: it only reads
+ * (on a full disk SQLite then may read the file as it is: db.ts `openDatabaseToRead`).
  */
-export async function openToolQueue(dataDir: string, storage?: StorageChoice): Promise<QueueStore> {
+export async function openToolQueue(
+  dataDir: string,
+  storage?: StorageChoice,
+  opts: { readOnly?: boolean } = {},
+): Promise<QueueStore> {
   const pg = storage?.backend === "postgres" ? storage.postgres : undefined;
   if (pg === undefined) {
-    return new SqliteQueueStore(openDatabase(dataDir), { removeOrphans: false });
+    const db = opts.readOnly === true ? openDatabaseToRead(dataDir) : openDatabase(dataDir);
+    return new SqliteQueueStore(db, { removeOrphans: false });
   }
   return await (await import("./_backend_pg.ts")).openPgToolQueue(pg);
 }
@@ -104,9 +110,10 @@ export async function openToolQueue(dataDir: string, storage?: StorageChoice): P
 export async function openToolAdmin(
   dataDir: string,
   storage?: StorageChoice,
+  opts: { readOnly?: boolean } = {},
 ): Promise<QueueAdmin> {
   const pg = storage?.backend === "postgres" ? storage.postgres : undefined;
-  if (pg === undefined) return SqliteQueueAdmin.open(dataDir);
+  if (pg === undefined) return SqliteQueueAdmin.open(dataDir, opts);
   return await (await import("./_backend_pg.ts")).openPgToolAdmin(pg);
 }
 

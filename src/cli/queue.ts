@@ -39,14 +39,16 @@ export async function queueCommand(
   const now = opts.now ?? Date.now;
   let store: QueueStore;
   let admin: QueueAdmin;
+  const kind = parsed.command.kind;
+  const access = { readOnly: kind === "list" || kind === "show" || kind === "summary" };
   try {
-    store = await openToolQueue(io.dataDir, io.storage);
+    store = await openToolQueue(io.dataDir, io.storage, access);
   } catch (err) {
     io.stderr(`error: ${errorText(err)}\n`);
     return EXIT_FAILURE;
   }
   try {
-    admin = await openToolAdmin(io.dataDir, io.storage);
+    admin = await openToolAdmin(io.dataDir, io.storage, access);
   } catch (err) {
     await store.close();
     io.stderr(`error: ${errorText(err)}\n`);

@@ -6,7 +6,7 @@
  * same meaning, is pg/admin.ts; tests/cli/queue_admin_test.ts runs the commands on both.
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { applyMigrations, inImmediateTransaction, openDatabase } from "./db.ts";
+import { applyMigrations, inImmediateTransaction, openDatabase, openDatabaseToRead } from "./db.ts";
 import { countField } from "./_rows.ts";
 import { QUEUE_MIGRATIONS } from "./_schema.ts";
 import { UserStateStore } from "./user_state.ts";
@@ -128,8 +128,8 @@ export class SqliteQueueAdmin implements QueueAdmin {
   }
 
   /** Opens `dataDir/odmr.db` on a connection of its own; `close()` closes it. */
-  static open(dataDir: string): SqliteQueueAdmin {
-    const db = openDatabase(dataDir);
+  static open(dataDir: string, opts: { readOnly?: boolean } = {}): SqliteQueueAdmin {
+    const db = opts.readOnly === true ? openDatabaseToRead(dataDir) : openDatabase(dataDir);
     try {
       return new SqliteQueueAdmin(db, { ownsDb: true });
     } catch (err) {

@@ -5,6 +5,7 @@
  */
 import { errorText } from "../errors.ts";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { DatabaseSync } from "node:sqlite";
 
 /** Name of the database file inside the data directory. */
@@ -48,6 +49,38 @@ export function openDatabase(dataDir: string): DatabaseSync {
       // The open already failed; the first error is the one worth reporting.
     }
     throw new Error(`Cannot open queue database "${path}": ${errorText(err)}`);
+  }
+}
+
+/**
+ * `openDatabase` for a tool that only reads (`queue list|show|summary`). On a full disk even a
+ * reading connection must make the -shm file and fails ("disk I/O error"); when no WAL is left
+ * (serve stopped cleanly: every commit is in the database file) the file is then read as it is
+ * (SQLite's `immutable`), so that the operator sees what waits before deciding what to delete.
+ */
+export function openDatabaseToRead(dataDir: string): DatabaseSync {
+  try {
+    return openDatabase(dataDir);
+  } catch (err) {
+    const path = join(dataDir, DATABASE_FILE);
+    if (!hasNoWal(path)) throw err;
+    try {
+      const uri = `${pathToFileURL(path).href}?immutable=1`;
+      const db = new DatabaseSync(uri, { readOnly: true });
+      db.prepare("SELECT count(*) AS n FROM sqlite_master").get();
+      return db;
+    } catch {
+      throw err;
+    }
+  }
+}
+
+/** True when `path` has no WAL file, or an empty one. */
+function hasNoWal(path: string): boolean {
+  try {
+    return Deno.statSync(`${path}-wal`).size === 0;
+  } catch (err) {
+    return err instanceof Deno.errors.NotFound;
   }
 }
 
