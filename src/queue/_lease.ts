@@ -14,6 +14,7 @@ import type { Lease, QueuedMessage, Settlement } from "./types.ts";
 import { settled } from "./_settled.ts";
 import { onDisk, type UnsyncedMessages } from "./_unsynced.ts";
 import { mayBeFull, type SpaceReserve } from "./space_reserve.ts";
+import type { UnreleasedOutbound } from "./_outbound.ts";
 
 /** What a lease needs from its store. */
 export interface LeaseDeps {
@@ -25,6 +26,8 @@ export interface LeaseDeps {
   readonly unsynced?: UnsyncedMessages;
   /** Told the owner of an ATRN lease whose release failed (see UnreleasedLeases). */
   readonly unreleased?: UnreleasedLeases;
+  /** Told the rows of an outbound lease whose release failed (see UnreleasedOutbound). */
+  readonly unreleasedOutbound?: UnreleasedOutbound;
   /** serve's space reserve: given back when a write of the lease fails for lack of room. */
   readonly reserve?: SpaceReserve | undefined;
 }
@@ -267,6 +270,7 @@ export class SqliteLease implements Lease {
       } catch (err) {
         // Its session is over all the same: the next claim takes its domains as free.
         if (this.#terms.table === "domain_leases") this.#deps.unreleased?.add(this.#terms.owner);
+        else this.#deps.unreleasedOutbound?.add(this.domains, this.#terms.owner);
         throw err;
       }
     });

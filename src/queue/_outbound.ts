@@ -9,6 +9,57 @@ import type { GroupTransaction } from "./_group_tx.ts";
 import { type LeaseDeps, liveLeases, SqliteLease } from "./_lease.ts";
 import type { Lease, OutboundClaimOptions } from "./types.ts";
 
+/** Rows remembered at most: past it the oldest one only ends at its expiry. */
+const MAX_UNRELEASED = 1000;
+
+/**
+ * Outbound lease rows whose release failed (a full disk: the DELETE needs room in the WAL too):
+ * their batches are over, so the next claim deletes them first; before, the destination waited
+ * for `queue.lease_time`. By row, not by owner as ATRN's UnreleasedLeases: every batch of the
+ * worker has the same owner. A row is named with its `lease_until`, read when the release
+ * failed, so that a later claim of the same domain (a new `lease_until`) is never deleted.
+ */
+export class UnreleasedOutbound {
+  readonly #rows = new Map<string, { owner: string; until: number }>();
+  readonly #leaseOf: StatementSync;
+  readonly #delete: StatementSync;
+
+  constructor(db: DatabaseSync) {
+    this.#leaseOf = db.prepare(
+      "SELECT lease_until FROM outbound_leases WHERE domain = ? AND owner = ?",
+    );
+    this.#delete = db.prepare(
+      "DELETE FROM outbound_leases WHERE domain = ? AND owner = ? AND lease_until = ?",
+    );
+  }
+
+  /** The release of `owner`'s lease on `domains` failed (a read: it works on a full disk). */
+  add(domains: readonly string[], owner: string): void {
+    for (const domain of domains) {
+      const until: unknown = this.#leaseOf.get(domain, owner)?.lease_until;
+      if (typeof until !== "number") continue;
+      this.#rows.delete(domain);
+      this.#rows.set(domain, { owner, until });
+      if (this.#rows.size > MAX_UNRELEASED) {
+        this.#rows.delete(this.#rows.keys().next().value as string);
+      }
+    }
+  }
+
+  /** Inside a claim's transaction: deletes those rows; `done` once it committed. */
+  deleteAll(): { done: () => void } {
+    const taken = [...this.#rows];
+    for (const [domain, { owner, until }] of taken) this.#delete.run(domain, owner, until);
+    return {
+      done: () => {
+        for (const [domain, row] of taken) {
+          if (this.#rows.get(domain) === row) this.#rows.delete(domain);
+        }
+      },
+    };
+  }
+}
+
 /** Outbound claims over one SQLite connection. */
 export class SqliteOutbound {
   readonly #deps: LeaseDeps;
@@ -16,10 +67,12 @@ export class SqliteOutbound {
   readonly #take: StatementSync;
   readonly #next: StatementSync;
   readonly #live: (now: number) => Set<string>;
+  readonly #unreleased: UnreleasedOutbound;
 
-  constructor(deps: LeaseDeps) {
-    this.#deps = deps;
+  constructor(deps: Omit<LeaseDeps, "unreleasedOutbound">) {
     const { db } = deps;
+    this.#unreleased = new UnreleasedOutbound(db);
+    this.#deps = { ...deps, unreleasedOutbound: this.#unreleased };
     // The partial index recipients_mx_due walks due recipients by next attempt: the first one
     // whose domain has no live outbound lease names the domain to claim.
     this.#dueDomain = db.prepare(
@@ -43,7 +96,9 @@ export class SqliteOutbound {
   /** Leases one due destination, or undefined when none is due (one transaction). */
   claim(opts: OutboundClaimOptions): Lease | undefined {
     const group: GroupTransaction = this.#deps.group;
-    return group.exclusive((): Lease | undefined => {
+    let freed: { done: () => void } | undefined;
+    const lease = group.exclusive((): Lease | undefined => {
+      freed = this.#unreleased.deleteAll();
       const domain: unknown = this.#dueDomain.get(opts.now)?.domain;
       if (typeof domain !== "string") return undefined;
       this.#take.run(domain, opts.owner, opts.now + opts.leaseSeconds * 1000);
@@ -54,6 +109,8 @@ export class SqliteOutbound {
         dueBy: opts.now,
       }, this.#deps);
     });
+    freed?.done();
+    return lease;
   }
 
   /** The earliest next attempt among queued mx-route recipients, or undefined. */
@@ -70,5 +127,12 @@ export class SqliteOutbound {
   /** Drops every outbound lease (a previous process's, at start); returns how many. */
   releaseAll(db: DatabaseSync): number {
     return Number(db.prepare("DELETE FROM outbound_leases").run().changes);
+  }
+
+  /** No room to drop them (a full disk at start): the next claim deletes them; how many. */
+  forgetAll(db: DatabaseSync): number {
+    const rows = db.prepare("SELECT domain, owner FROM outbound_leases").all();
+    for (const row of rows) this.#unreleased.add([String(row.domain)], String(row.owner));
+    return rows.length;
   }
 }

@@ -310,7 +310,7 @@ export class SqliteQueueStore implements QueueStore {
         if (!mayBeFull(err)) throw err;
         const owners = this.#db.prepare("SELECT owner FROM domain_leases").all();
         for (const row of owners) this.#unreleased.add(String(row.owner));
-        const count = owners.length;
+        const count = owners.length + this.#outbound.forgetAll(this.#db);
         this.#log.warn("stale_leases_kept", { count, error: errorText(err) });
         return count;
       }
