@@ -13,15 +13,14 @@ import type { CredentialStore } from "../auth/store.ts";
 import { openServeBackend, type ServeBackend } from "./_backend.ts";
 import { DataDirBusyError } from "../queue/serve_lock.ts";
 import { QueueMovedError } from "../queue/moved_mark.ts";
-import { listen } from "../net/listener.ts";
-import type { Listener } from "../net/listener.ts";
+import { listen, type Listener } from "../net/listener.ts";
+import { FdAlarm } from "../net/fd_alarm.ts";
 import type { Conn } from "../net/conn.ts";
 import { createProcessLogger, notice } from "../observe/log.ts";
 import type { Logger } from "../observe/log.ts";
 import { PROGRAM_NAME } from "../version.ts";
 import { ConnectionLimiter, handshakeAdmission } from "./_serve_limits.ts";
-import { SessionSet } from "./_serve_sessions.ts";
-import type { SessionActivity } from "./_serve_sessions.ts";
+import { type SessionActivity, SessionSet } from "./_serve_sessions.ts";
 import { endSessions, waitForSignal, withinMs } from "./_serve_shutdown.ts";
 import type { ServeTls } from "./_serve_tls.ts";
 import { NO_EVENTS } from "../odmr/events.ts";
@@ -255,6 +254,7 @@ export async function startServer(deps: ServeDeps, isHeld = false): Promise<Runn
   // Implicit-TLS handshakes of every port, counted apart (_serve_limits.ts).
   const admitHandshake = handshakeAdmission(limits);
   const throttle = new AuthThrottle();
+  const fdAlarm = new FdAlarm(log); // out of descriptors: one line per episode, every port
   // Unknown user names get the same SCRAM salt across restarts and nodes (no existence oracle).
   const fakeSaltKey = deps.fakeSaltKey ?? loadFakeSaltKey(config.dataDir);
   const listeners: Listener[] = [];
@@ -294,6 +294,7 @@ export async function startServer(deps: ServeDeps, isHeld = false): Promise<Runn
       // SMTP sessions read with releaseConsumed (_serve_smtp.ts): nothing keeps a view of the
       // read buffer once a session ended, so the next connection takes it over.
       recycleReadBuffer: proto !== "odmr",
+      fdAlarm,
       // Asked at each connection: a reloaded certificate reaches new handshakes.
       ...(entry.tls === "implicit" && deps.secureContext
         ? { secureContext: () => deps.secureContext as tls.SecureContext, admitHandshake }

@@ -7,6 +7,7 @@ import net from "node:net";
 import { SocketConn } from "./socket_conn.ts";
 import { bindServer } from "./bind.ts";
 import type { Conn } from "./conn_types.ts";
+import type { FdAlarm } from "./fd_alarm.ts";
 
 /** A bound node:net listener: its address and how to stop accepting. */
 export interface NodeListener {
@@ -28,14 +29,25 @@ const REARM_MS = 1_000;
 /** The backlog node:net listens with by default (Node's). */
 const BACKLOG = 511;
 
-/** Restarts `server`'s accept every REARM_MS while it listens; returns how to stop that. */
-function keepAccepting(server: net.Server): () => void {
+/**
+ * Restarts `server`'s accept every REARM_MS while it listens; returns how to stop that. Its
+ * failed accept is never reported, so `alarm` hears of a probe first: a listening socket on
+ * `host`, port 0, opened and closed (fails with EMFILE while the process has no descriptor).
+ */
+function keepAccepting(server: net.Server, host: string, alarm: FdAlarm | undefined): () => void {
   const handle = (server as unknown as { _handle?: { listen?: unknown } | null })._handle;
   const listen = handle?.listen;
   // Another runtime's handle: nothing to restart (and nothing known to need it).
   if (typeof listen !== "function") return () => {};
+  const address = server.address();
+  const where = typeof address === "object" && address !== null
+    ? `accept ${
+      address.family === "IPv6" ? `[${address.address}]` : address.address
+    }:${address.port}`
+    : "accept";
   const timer = setInterval(() => {
     if (!server.listening) return;
+    if (alarm !== undefined) probe(host, where, alarm);
     try {
       listen.call(handle, BACKLOG);
     } catch {
@@ -46,15 +58,30 @@ function keepAccepting(server: net.Server): () => void {
   return () => clearInterval(timer);
 }
 
+/** Whether a descriptor can be had now (see keepAccepting); tells `alarm`. */
+function probe(host: string, where: string, alarm: FdAlarm): void {
+  try {
+    Deno.listen({ hostname: host, port: 0 }).close();
+  } catch (err) {
+    alarm.failed(where, err);
+    return;
+  }
+  alarm.ok();
+}
+
 /** Binds `host:port` with node:net and hands each accepted socket to `onAccepted`. */
 export async function listenNode(
   host: string,
   port: number,
   onAccepted: (conn: Conn) => void,
+  alarm?: FdAlarm,
 ): Promise<NodeListener> {
-  const server = net.createServer({ allowHalfOpen: true }, (s) => onAccepted(new SocketConn(s)));
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    alarm?.ok();
+    onAccepted(new SocketConn(s));
+  });
   const bound = await bindServer(server, host, port);
-  const stopRearming = keepAccepting(server);
+  const stopRearming = keepAccepting(server, host, alarm);
   return {
     ...bound,
     // server.close()'s callback waits for every open connection to end; stopping the

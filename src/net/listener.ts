@@ -7,6 +7,7 @@
 import type tls from "node:tls";
 import type { Conn } from "./conn_types.ts";
 import { NativeConn } from "./native_conn.ts";
+import type { FdAlarm } from "./fd_alarm.ts";
 
 /** The pause after a failed accept (e.g. EMFILE) before the next one. */
 const ACCEPT_RETRY_MS = 100;
@@ -62,6 +63,8 @@ export interface ListenOptions {
   readAhead?: boolean;
   /** Native only: give each connection's read buffer to the next at close (NativeConnOptions). */
   recycleReadBuffer?: boolean;
+  /** Told accepts that fail for want of a descriptor, and those that work (fd_alarm.ts). */
+  fdAlarm?: FdAlarm;
 }
 
 /** Binds `host:port` and calls `onConn` for every accepted connection. */
@@ -98,7 +101,9 @@ export function listen(opts: ListenOptions): Promise<Listener> {
   if (opts.native) return listenNative(opts, onAccepted);
   // node:net and node:tls load only for a listener that needs them: an idle serve without TLS
   // does without (2.4-4.7 MB of RSS, measured).
-  return import("./_node_listener.ts").then((m) => m.listenNode(opts.host, opts.port, onAccepted));
+  return import("./_node_listener.ts").then((m) =>
+    m.listenNode(opts.host, opts.port, onAccepted, opts.fdAlarm)
+  );
 }
 
 /** Deno.listen: each accepted connection as a NativeConn. */
@@ -114,9 +119,18 @@ function listenNative(opts: ListenOptions, onAccepted: (conn: Conn) => void): Pr
     readAhead: opts.readAhead ?? true,
     recycleReadBuffer: opts.recycleReadBuffer ?? false,
   };
-  void acceptLoop(server, (tcp) => onAccepted(new NativeConn(tcp, connOptions)), () => closed);
   const port = server.addr.port;
   const shown = opts.host.includes(":") ? `[${opts.host}]` : opts.host;
+  const alarm = opts.fdAlarm;
+  void acceptLoop(
+    server,
+    (tcp) => {
+      alarm?.ok();
+      onAccepted(new NativeConn(tcp, connOptions));
+    },
+    () => closed,
+    (err) => alarm?.failed(`accept ${shown}:${port}`, err),
+  );
   return Promise.resolve({
     address: `${shown}:${port}`,
     port,
@@ -144,6 +158,7 @@ async function acceptLoop(
   server: Deno.TcpListener,
   onAccepted: (tcp: Deno.TcpConn) => void,
   isClosed: () => boolean,
+  onFailed: (err: unknown) => void,
 ): Promise<void> {
   for (;;) {
     let tcp: Deno.TcpConn;
@@ -154,7 +169,9 @@ async function acceptLoop(
       // A connection the client reset before we took it (a health check, a scanner) is
       // that connection's end, not the listener's: accept the next one at once. Other
       // failures (too many open files) get a pause, so that the loop does not spin.
-      if (!isPeerGone(err)) await new Promise((resolve) => setTimeout(resolve, ACCEPT_RETRY_MS));
+      if (isPeerGone(err)) continue;
+      onFailed(err);
+      await new Promise((resolve) => setTimeout(resolve, ACCEPT_RETRY_MS));
       continue;
     }
     onAccepted(tcp);
