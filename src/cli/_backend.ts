@@ -45,7 +45,8 @@ export async function openServeBackend(
       const reserve = bytes === 0
         ? undefined
         : new SpaceReserve(config.dataDir, { log: opts.logger, bytes, margin: bytes });
-      reserve?.start();
+      if (reserve === undefined) SpaceReserve.remove(config.dataDir);
+      else reserve.start();
       const open = () => openDatabase(config.dataDir);
       db = reserve === undefined ? open() : reserve.retry("start", open);
       // Copied to PostgreSQL: serving it would deliver the copies again (moved_mark.ts).

@@ -70,10 +70,11 @@ export class SpaceReserve {
     this.#now = opts.now ?? Date.now;
   }
 
-  /** At start: a whole reserve file left by the last run is kept as it is; else one is made. */
+  /** At start: a whole reserve file left by the last run is kept (cut to size); else one is made. */
   start(): void {
     try {
       if (Deno.statSync(this.#path).size >= this.#bytes) {
+        Deno.truncateSync(this.#path, this.#bytes);
         this.#isKept = true;
         return;
       }
@@ -87,6 +88,15 @@ export class SpaceReserve {
         bytes: this.#bytes + this.#margin,
         action: "new mail is refused with 452 4.3.1 until that much is free in data_dir",
       });
+    }
+  }
+
+  /** `queue.space_reserve: 0`: a reserve file of an earlier run is no longer kept. */
+  static remove(dataDir: string): void {
+    try {
+      Deno.removeSync(join(dataDir, SPACE_RESERVE_FILE));
+    } catch {
+      // None.
     }
   }
 
