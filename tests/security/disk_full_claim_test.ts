@@ -12,6 +12,7 @@ import type { ServerProcess } from "../_helpers/server_process.ts";
 import { submit } from "../_helpers/smtp_submit.ts";
 import { runScriptedCustomer } from "../_helpers/scripted_customer.ts";
 import { fillUp, mountTmpfs, unmountTmpfs } from "../_helpers/tmpfs.ts";
+import { eventsNamed } from "../_helpers/log_lines.ts";
 
 const enc = new TextEncoder();
 const NAME = "disk full claim";
@@ -53,7 +54,11 @@ Deno.test("disk full: ATRN still drains the queue, new mail gets 452 4.3.1 until
       m.recipients.map((r) => r.address)
     );
     assertEquals(left, []);
-    assertMatch((await send("late@example.org")).final ?? "", /^452 4\.3\.1 /);
+    // The claim gave the reserve back, unless SQLite's files had room for it (then so may they
+    // for this message).
+    const spent = eventsNamed(server.logs(), "space_reserve_used").length > 0;
+    const late = (await send("late@example.org")).final ?? "";
+    assertMatch(late, spent ? /^452 4\.3\.1 / : /^(452 4\.3\.1|250) /, server.logs());
     await Deno.remove(`${dir}/filler`);
     // The reserve is put back at most once a second, by a message or by maintenance.
     let later = "";

@@ -3,7 +3,8 @@
  * the README's permissions, and drain what is queued. Before, the start failed (`PRAGMA
  * auto_vacuum` and the release of the dead process's leases need room) and systemd restarted it
  * every 5 s, so the mail that would free space could never be collected. Now it starts, refuses
- * new mail with 452 4.3.1 while space is short, serves ATRN, and `queue list` reads the queue.
+ * new mail with 452 4.3.1 while space is short (unless SQLite has room for it in its files), serves
+ * ATRN, and `queue list` reads the queue.
  * Real `serve` on a small tmpfs (root: skipped with the reason otherwise).
  */
 import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
@@ -13,6 +14,7 @@ import { submit } from "../_helpers/smtp_submit.ts";
 import { runScriptedCustomer } from "../_helpers/scripted_customer.ts";
 import { mapPaths, README_PATHS, readmeFlags } from "../_helpers/documented_flags.ts";
 import { fillUp, mountTmpfs, unmountTmpfs } from "../_helpers/tmpfs.ts";
+import { eventsNamed } from "../_helpers/log_lines.ts";
 
 const enc = new TextEncoder();
 const NAME = "disk full start";
@@ -67,11 +69,12 @@ Deno.test("disk full after kill -9 mid-drain: serve starts, refuses mail with 45
     await killed;
 
     server = await startServer(opts);
-    assertMatch(
-      (await send("late@example.org")).final ?? "",
-      /^452 4\.3\.1 /,
-      "no new mail while space is short",
-    );
+    // Refused for want of room; or stored in room SQLite's WAL file already had (when the start
+    // needed none of the reserve), and then drained with the rest.
+    const late = (await send("late@example.org")).final ?? "";
+    const spent = eventsNamed(server.logs(), "space_reserve_used").length > 0;
+    assertMatch(late, spent ? /^452 4\.3\.1 / : /^(452 4\.3\.1|250) /, server.logs());
+    if (late.startsWith("250 ")) all.push("late@example.org");
     const next = await runScriptedCustomer({ ...customer, port: server.odmr[0]!.port });
     assertMatch(next.atrnReply ?? "", /^250 /, server.logs());
     const received = next.messages.flatMap((m) => m.rcpts);
