@@ -62,14 +62,21 @@ export interface CaptureOptions {
    */
   readonly holdDotReplyMs?: number;
   /**
-   * Offer STARTTLS (no session ever goes on under TLS): "refuse" answers it `454 4.7.0 TLS not
+   * Offer STARTTLS: "refuse" answers it `454 4.7.0 TLS not
    * available` and goes on in plaintext; "break" answers 220, then meets the client's first
    * handshake bytes with a line that is no TLS and hangs up (the handshake fails); "drop"
-   * completes the handshake with `tlsFiles` and hangs up at the first bytes under TLS.
+   * completes the handshake with `tlsFiles` and hangs up at the first bytes under TLS; "late"
+   * completes it and goes on under TLS until `dropUnderTlsAt`.
    */
-  readonly startTls?: "refuse" | "break" | "drop";
-  /** PEM files of the certificate and key for `startTls: "drop"`. */
+  readonly startTls?: "refuse" | "break" | "drop" | "late";
+  /** PEM files of the certificate and key for `startTls: "drop"` and `"late"`. */
   readonly tlsFiles?: { readonly cert: string; readonly key: string };
+  /**
+   * With `startTls: "late"`: the command verb (`MAIL`, `RCPT`, `DATA`) at which the session
+   * under TLS hangs up without a reply, or "." to record the message at its final dot and hang
+   * up before the reply. Plaintext sessions are never dropped.
+   */
+  readonly dropUnderTlsAt?: string;
 }
 
 /** A running capture server. */
@@ -176,19 +183,24 @@ export async function startCaptureServer(opts: CaptureOptions = {}): Promise<Cap
 
 type Mode = "command" | "data";
 
+interface SessionLog {
+  readonly commands: string[];
+  readonly arrivals: string[][];
+  readonly acks: CaptureAck[];
+  readonly held: { timedOut: number };
+}
+
 function handleSession(
   socket: net.Socket,
   protocol: "smtp" | "lmtp",
   opts: CaptureOptions,
-  log: {
-    readonly commands: string[];
-    readonly arrivals: string[][];
-    readonly acks: CaptureAck[];
-    readonly held: { timedOut: number };
-  },
+  log: SessionLog,
   onMessage: (m: CapturedMessage) => void,
+  /** The session goes on under TLS after STARTTLS (no greeting; `dropUnderTlsAt` applies). */
+  isTls = false,
 ): void {
   const commands = log.commands;
+  const dropAt = isTls ? opts.dropUnderTlsAt?.toUpperCase() : undefined;
   let mode: Mode = "command";
   /** After a 220 to STARTTLS under `startTls: "break"`: the next bytes end the session. */
   let isBroken = false;
@@ -201,10 +213,16 @@ function handleSession(
     if (!socket.destroyed) socket.write(enc.encode(text + "\r\n"));
   };
   const greetingName = protocol === "lmtp" ? "LMTP" : "ESMTP";
-  send(`220 capture.test ${greetingName} ready`);
+  if (!isTls) send(`220 capture.test ${greetingName} ready`);
 
   const finishMessage = () => {
     const body = concat(bodyParts, bodyBytes);
+    if (dropAt === ".") {
+      // Recorded, never answered: the client cannot know whether the message arrived.
+      onMessage({ mailFrom: mailFrom ?? "", recipients, body, replies: [] });
+      socket.destroy();
+      return;
+    }
     const replies: string[] = [];
     if (protocol === "lmtp") {
       recipients.forEach((r, i) => replies.push(opts.dataReply?.(r, i) ?? "250 2.0.0 OK"));
@@ -252,6 +270,10 @@ function handleSession(
     releaseHeld();
     commands.push(line);
     const verb = line.split(" ")[0]?.toUpperCase() ?? "";
+    if (verb === dropAt) {
+      socket.destroy();
+      return;
+    }
     switch (verb) {
       case "EHLO":
       case "LHLO":
@@ -261,7 +283,7 @@ function handleSession(
         }
         send(
           "250-capture.test\r\n" + (opts.pipelining === false ? "" : "250-PIPELINING\r\n") +
-            (opts.startTls === undefined ? "" : "250-STARTTLS\r\n") +
+            (opts.startTls === undefined || isTls ? "" : "250-STARTTLS\r\n") +
             "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES",
         );
         send("250 SIZE 104857600");
@@ -305,6 +327,10 @@ function handleSession(
         send("220 2.0.0 Ready to start TLS");
         isBroken = true;
         if (opts.startTls === "drop") dropUnderTls(socket, opts.tlsFiles);
+        if (opts.startTls === "late") {
+          const secure = underTls(socket, opts.tlsFiles);
+          handleSession(secure, protocol, opts, log, onMessage, true);
+        }
         return;
       case "QUIT":
         send("221 2.0.0 Bye");
@@ -360,7 +386,13 @@ function handleSession(
 
 /** TLS over `socket` (the client's ClientHello comes next), closed at its first bytes. */
 function dropUnderTls(socket: net.Socket, files: CaptureOptions["tlsFiles"]): void {
-  if (files === undefined) throw new Error('startTls: "drop" needs tlsFiles');
+  const secure = underTls(socket, files);
+  secure.on("data", () => secure.destroy());
+}
+
+/** The server side of TLS over `socket`, whose plaintext reading stops here. */
+function underTls(socket: net.Socket, files: CaptureOptions["tlsFiles"]): tls.TLSSocket {
+  if (files === undefined) throw new Error("startTls: drop or late needs tlsFiles");
   socket.removeAllListeners("data");
   const secure = new tls.TLSSocket(socket, {
     isServer: true,
@@ -370,7 +402,9 @@ function dropUnderTls(socket: net.Socket, files: CaptureOptions["tlsFiles"]): vo
     }),
   });
   secure.on("error", () => {});
-  secure.on("data", () => secure.destroy());
+  // Hanging up under TLS hangs up the connection.
+  secure.on("close", () => socket.destroy());
+  return secure;
 }
 
 function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
