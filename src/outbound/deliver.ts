@@ -5,12 +5,17 @@
  * MX order, each of their addresses in turn (at most `MAX_MX_ADDRESSES`), until one greets and
  * says EHLO. A session lost
  * after it delivered something is opened again at the same host for the rest; one lost before
- * that moves on to the next address. When no address is left, the rest is deferred. Every
+ * that moves on to the next address. A session under opportunistic TLS lost by a hang-up, a
+ * timeout or a failed write (not a 421) goes on in plaintext at the same address instead, as
+ * Postfix at "may" (`TLS_SESSION_FAILURES`); its messages whose end of data never went out are
+ * offered again there, the others are deferred (the peer may have taken them: never twice).
+ * When no address is left, the rest is deferred. Every
  * message offered comes back exactly once through `onResult`, every recipient settled:
  * delivered, failed (5xx, null MX, no such domain, an MX only at non-public addresses) or
  * deferred (everything else).
  */
 import type { Logger } from "../observe/log.ts";
+import type { LossCause } from "../smtp/client/link.ts";
 import { reply } from "../wire/reply.ts";
 import type { Reply } from "../wire/reply.ts";
 import type { MessageResult, OutboundMessage, RecipientResult } from "../smtp/sender.ts";
@@ -74,6 +79,16 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
  * or tarpits would otherwise hold a delivery slot for hours; the rest waits for the retry.
  */
 export const MAX_MX_ADDRESSES = 5;
+/**
+ * How a session under opportunistic TLS must be lost to go on in plaintext: Postfix's
+ * PLAINTEXT_FALLBACK_OK_AFTER_TLS_SESSION_FAILURE (end of stream or a timeout under TLS; a TLS
+ * error reads as one). A 421 is the server's answer, and a local loss is ours.
+ */
+const TLS_SESSION_FAILURES: ReadonlySet<LossCause | undefined> = new Set([
+  "eof",
+  "timeout",
+  "write",
+]);
 
 /** Delivers `message` (whose recipients are all in `domain`). Never throws for peer faults. */
 export async function deliverToDomain(
@@ -158,10 +173,13 @@ export async function deliverBatch<M extends OutboundMessage>(
     };
     let last: Reply = reply(451, "4.4.1", "No mail server answered");
     let cursor = 0;
-    // Each turn either moves the cursor on or settles at least one message: it ends.
+    /** Addresses whose TLS session failed in this batch: plaintext from then on. */
+    const plainAt = new Set<number>();
+    // Each turn moves the cursor on, settles at least one message or adds the cursor to
+    // plainAt (once per address): it ends.
     while (cursor < targets.length && await feed.hasMore()) {
       const target = targets[cursor] as MxTarget; // cursor < targets.length
-      const opened = await openMxSession(target, sessionOpts);
+      const opened = await openMxSession(target, sessionOpts, { plaintext: plainAt.has(cursor) });
       if (opened.kind === "skipped") {
         opts.log.info("outbound_host_skipped", {
           domain,
@@ -179,11 +197,22 @@ export async function deliverBatch<M extends OutboundMessage>(
       let hasSettled = false;
       let lostReply: Reply | undefined;
       let isLost: boolean;
+      /** The TLS session failed: what it did not send goes on in plaintext at this address. */
+      const isTlsFailure = () =>
+        session.isTls && sessionOpts.tls === "opportunistic" &&
+        TLS_SESSION_FAILURES.has(session.sender.lossCause);
       try {
         const sent = await session.sender.sendMany(feed.session(), async (m, r: MessageResult) => {
           if (r.recipients.some((x) => x.outcome !== "deferred")) hasSettled = true;
           if (r.connectionLost) {
             lostReply = r.recipients.find((x) => x.outcome === "deferred")?.reply;
+            // Not reported: reclaimed below and offered to the plaintext session. Only when the
+            // peer cannot have it (no end of data went out) and nothing of it was decided.
+            if (
+              isTlsFailure() && !r.isEndSent && !r.recipients.some((x) => x.outcome !== "deferred")
+            ) {
+              return;
+            }
           }
           await report(m, { recipients: r.recipients, host: session.where });
         });
@@ -197,6 +226,14 @@ export async function deliverBatch<M extends OutboundMessage>(
       if (!isLost) break;
       opts.log.info("outbound_session_lost", { domain, host: session.where });
       last = lostReply ?? reply(451, "4.4.2", "Connection lost");
+      if (isTlsFailure() && !opts.cut?.aborted && await feed.hasMore()) {
+        opts.log.info("outbound_tls_fallback", {
+          host: session.where,
+          reason: `session under TLS: ${session.sender.lossReason ?? "connection lost"}`,
+        });
+        plainAt.add(cursor);
+        continue;
+      }
       // A host that took mail is asked again for the rest; one that took nothing is not.
       if (!hasSettled) cursor++;
       if (opts.cut?.aborted) break;

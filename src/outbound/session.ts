@@ -7,7 +7,8 @@
  * EHLO under TLS) skips the host under `required`; under `opportunistic` the same address is
  * connected to once more and the session goes on in plaintext without asking for STARTTLS
  * (RFC 3207 §4.1, RFC 7435 §3; Postfix's "may" level does the same), else mail for an MX with
- * broken TLS would wait until it expires.
+ * broken TLS would wait until it expires. A TLS session lost later (`deliver.ts`) is followed by
+ * a session opened `plaintext`, which never asks for STARTTLS.
  * Certificates are not verified: MX hosts rarely present one for the name we looked up, and
  * without DANE/MTA-STS nothing says which to expect.
  */
@@ -45,6 +46,8 @@ export interface MxSession {
   readonly conn: Conn;
   /** `name[address]`, as the log lines and results name the host. */
   readonly where: string;
+  /** The session runs under STARTTLS. */
+  readonly isTls: boolean;
   close(): Promise<void>;
 }
 
@@ -63,8 +66,19 @@ type Attempt = OpenResult | {
   readonly reason: string;
 };
 
-/** Opens a session at `target`, or says why it was skipped. Never throws for peer faults. */
-export async function openMxSession(target: MxTarget, opts: SessionOptions): Promise<OpenResult> {
+/**
+ * Opens a session at `target`, or says why it was skipped. Never throws for peer faults.
+ * `plaintext`: STARTTLS is not asked for (opportunistic TLS already failed at this address).
+ */
+export async function openMxSession(
+  target: MxTarget,
+  opts: SessionOptions,
+  how: { readonly plaintext?: boolean } = {},
+): Promise<OpenResult> {
+  if (how.plaintext === true && opts.tls === "opportunistic") {
+    const plain = await attempt(target, opts, false);
+    return plain.kind === "tls_failed" ? { ...plain, kind: "skipped" } : plain;
+  }
   const first = await attempt(target, opts, true);
   if (first.kind !== "tls_failed") return first;
   if (opts.tls === "required") return { kind: "skipped", reply: first.reply, reason: first.reason };
@@ -119,6 +133,7 @@ async function attempt(target: MxTarget, opts: SessionOptions, tryTls: boolean):
     await close();
     return { kind: "tls_failed", reply: r, reason };
   };
+  let isTls = false;
   try {
     const greeting = await sender.greet();
     if (greeting.code !== 220) return await skip(greeting, `greeting ${greeting.code}`);
@@ -127,6 +142,7 @@ async function attempt(target: MxTarget, opts: SessionOptions, tryTls: boolean):
     if (hello.startTls && tryTls) {
       const tls = await sender.startTls({ servername: target.name, rejectUnauthorized: false });
       if ("code" in tls) return await tlsFailed(tls, "starttls");
+      isTls = true;
       hello = await sender.hello();
       // A TLS session lost at its first records is broken TLS too; a reply under TLS is not.
       if ("code" in hello && sender.isConnectionLost) {
@@ -141,5 +157,5 @@ async function attempt(target: MxTarget, opts: SessionOptions, tryTls: boolean):
     conn.destroy();
     throw err;
   }
-  return { kind: "session", session: { sender, conn, where, close } };
+  return { kind: "session", session: { sender, conn, where, isTls, close } };
 }

@@ -81,6 +81,7 @@ export async function sendBody(
     return;
   }
   const tail = [...held, ...end, ...(following === undefined ? [] : await following())];
+  ledger.markEndSent();
   if (!(await link.writeEach(lineRecords ? tail : [concatBytes(tail)], timeouts.dataBlockMs))) {
     return;
   }

@@ -16,6 +16,7 @@ export interface LedgerEntry {
 export class RecipientLedger {
   readonly #ids: readonly number[];
   readonly #entries: (LedgerEntry | undefined)[];
+  #isEndSent = false;
 
   constructor(recipients: readonly { readonly id: number }[]) {
     this.#ids = recipients.map((r) => r.id);
@@ -27,6 +28,15 @@ export class RecipientLedger {
     const id = this.#ids[index];
     if (id === undefined || this.#entries[index] !== undefined) return;
     this.#entries[index] = { id, outcome, reply };
+  }
+
+  /** The end of data is about to be written (MessageResult.isEndSent). */
+  markEndSent(): void {
+    this.#isEndSent = true;
+  }
+
+  get isEndSent(): boolean {
+    return this.#isEndSent;
   }
 
   /** Settles every recipient not settled yet. */

@@ -61,4 +61,9 @@ export interface MessageResult {
   readonly recipients: RecipientResult[];
   /** The connection is unusable after this (421, timeout, EOF, broken framing). */
   readonly connectionLost: boolean;
+  /**
+   * The end of data ("." or `BDAT … LAST`) went out, or its write began: without a final reply
+   * the peer may still have taken the message, so sending it again may deliver it twice.
+   */
+  readonly isEndSent: boolean;
 }

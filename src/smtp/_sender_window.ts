@@ -181,6 +181,7 @@ export async function sendWindowed<M extends OutboundMessage>(
       await onResult(entry.message, {
         recipients: entry.ledger.results(),
         connectionLost: link.isLost,
+        isEndSent: entry.lastAt !== undefined,
       });
     }
   } finally {

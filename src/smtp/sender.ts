@@ -12,7 +12,7 @@ import type { LineReader } from "../wire/line_reader.ts";
 import type { Reply } from "../wire/reply.ts";
 import type { Capabilities } from "../wire/ehlo.ts";
 import type { Logger } from "../observe/log.ts";
-import { ClientLink, LINK_CLOSED } from "./client/link.ts";
+import { ClientLink, LINK_CLOSED, type LossCause } from "./client/link.ts";
 import { RecipientLedger } from "./_sender_ledger.ts";
 import { type EnvelopeContext, envelopeLockStep, envelopePipelined } from "./_sender_envelope.ts";
 import { type Prepared, prepareMessage } from "./_sender_check.ts";
@@ -89,6 +89,11 @@ export class SmtpSender {
   /** True once the connection can no longer be used (it has been destroyed). */
   get isConnectionLost(): boolean {
     return this.#link.isLost;
+  }
+
+  /** How the connection was lost: the peer's 421, a hang-up, a timeout… (`LossCause`). */
+  get lossCause(): LossCause | undefined {
+    return this.#link.loss?.cause;
   }
 
   /** Why the connection was lost (for logs: a failed TLS handshake, a timeout, a hang-up). */
@@ -225,7 +230,7 @@ export class SmtpSender {
     const loss = this.#link.loss;
     if (loss !== undefined || state.kind === "closed") {
       ledger.settleRest("deferred", loss?.reply ?? LINK_CLOSED);
-      return { recipients: ledger.results(), connectionLost: true };
+      return { recipients: ledger.results(), connectionLost: true, isEndSent: false };
     }
     if (state.kind !== "ready") throw new Error(`SmtpSender.send() in state ${state.kind}`);
     const { planned, body } = taken ?? await this.#prepare(message, state.caps, ledger);
@@ -254,7 +259,11 @@ export class SmtpSender {
       ledger.settleRest("deferred", this.#link.loss?.reply ?? LINK_CLOSED);
       await preparing;
     }
-    const result = { recipients: ledger.results(), connectionLost: this.isConnectionLost };
+    const result = {
+      recipients: ledger.results(),
+      connectionLost: this.isConnectionLost,
+      isEndSent: ledger.isEndSent,
+    };
     const counts = ledger.counts();
     // Debug: the caller logs each message's outcome (drain: "delivered").
     this.#log.debug("smtp.sender.message", {
