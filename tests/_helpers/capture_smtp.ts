@@ -393,6 +393,9 @@ function dropUnderTls(socket: net.Socket, files: CaptureOptions["tlsFiles"]): vo
 /** The server side of TLS over `socket`, whose plaintext reading stops here. */
 function underTls(socket: net.Socket, files: CaptureOptions["tlsFiles"]): tls.TLSSocket {
   if (files === undefined) throw new Error("startTls: drop or late needs tlsFiles");
+  // Paused first, as src/net/socket_conn.ts upgrades: else the raw ClientHello may still come
+  // out as plaintext "data" (Deno's node:tls over a flowing socket).
+  socket.pause();
   socket.removeAllListeners("data");
   const secure = new tls.TLSSocket(socket, {
     isServer: true,

@@ -15,7 +15,7 @@ import { type DnsRecords, type DnsServer, startDnsmasq } from "./dnsmasq.ts";
  * Every 127.0.0.0/8 address is loopback; the second octet is never 0, so 127.0.0.x stays free.
  * Test files run in one process under `deno test --parallel` (one pid), so each file has its
  * own `n`s: deliver_test 21-23, deliver_tls_test 25-26, tls_fallback_test 27-29,
- * tls_fallback_late_test 37-39, deliver_batch_test 31-36, worker_test 41-44, postfix_relay_test 47, e2e/outbound_test 51-53,
+ * tls_fallback_late_test 37-39, deliver_batch_test 31-36, worker_test 41-44, postfix_relay_test 47, e2e/outbound_test 51-53, e2e/outbound_tls_fallback_test 58-59,
  * outbound_crash_test 54-55, outbound_postgres_test 56-57, batch_unreadable_test 61,
  * batch_key_error_test 63, mx_self_test 71-72 (one per test: a listener still closing never
  * holds the next), mx_private_test 81, batch_lease_test 82, mx_address_limit_test 100-111.
