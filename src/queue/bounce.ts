@@ -25,13 +25,18 @@ const STATUS_RE = /^\d{3}[ -]([245]\.\d{1,3}\.\d{1,3})(?:\s|$)/;
 /**
  * How many bounces to foreign senders this node may still send: at most `perHour` in any
  * hour (a sliding window over the times of those sent). In memory: a restart starts afresh.
+ * The window is on the monotonic clock (`performance.now()`): a stepped wall clock neither
+ * refills the allowance nor holds it for longer.
  */
 export class BounceLimiter {
   readonly #perHour: number;
   readonly #now: () => number;
   #sent: number[] = [];
 
-  constructor(perHour = DEFAULT_FOREIGN_BOUNCES_PER_HOUR, now: () => number = Date.now) {
+  constructor(
+    perHour = DEFAULT_FOREIGN_BOUNCES_PER_HOUR,
+    now: () => number = () => performance.now(),
+  ) {
     if (!Number.isSafeInteger(perHour) || perHour < 0) {
       throw new RangeError(`perHour must be a non-negative integer: current value is ${perHour}`);
     }
