@@ -80,6 +80,11 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
  */
 export const MAX_MX_ADDRESSES = 5;
 /**
+ * Addresses whose connect fails at once for want of a route (`isNoRoute`: the IPv6 addresses of
+ * dual-stack MX hosts, on a host without IPv6 routing) do not count towards MAX_MX_ADDRESSES;
+ * they cost no time. Postfix counts them (it expects `inet_protocols = ipv4` there).
+ */
+/**
  * How a session under opportunistic TLS must be lost to go on in plaintext: Postfix's
  * PLAINTEXT_FALLBACK_OK_AFTER_TLS_SESSION_FAILURE (end of stream or a timeout under TLS; a TLS
  * error reads as one). A 421 is the server's answer, and a local loss is ours.
@@ -162,7 +167,7 @@ export async function deliverBatch<M extends OutboundMessage>(
     }
     const targets: MxTarget[] = mx.hosts.flatMap((h) =>
       h.addresses.map((address) => ({ name: h.name, address }))
-    ).slice(0, MAX_MX_ADDRESSES);
+    );
     const sessionOpts: SessionOptions = {
       helo: opts.helo,
       log: opts.log,
@@ -173,21 +178,35 @@ export async function deliverBatch<M extends OutboundMessage>(
     };
     let last: Reply = reply(451, "4.4.1", "No mail server answered");
     let cursor = 0;
+    /** Addresses tried so far (MAX_MX_ADDRESSES), and whether the cursor's is one of them. */
+    let tried = 0;
+    let isCursorCounted = false;
+    const nextAddress = () => {
+      cursor++;
+      isCursorCounted = false;
+    };
     /** Addresses whose TLS session failed in this batch: plaintext from then on. */
     const plainAt = new Set<number>();
     // Each turn moves the cursor on, settles at least one message or adds the cursor to
     // plainAt (once per address): it ends.
     while (cursor < targets.length && await feed.hasMore()) {
       const target = targets[cursor] as MxTarget; // cursor < targets.length
+      if (!isCursorCounted) {
+        if (tried >= MAX_MX_ADDRESSES) break;
+        tried++;
+        isCursorCounted = true;
+      }
       const opened = await openMxSession(target, sessionOpts, { plaintext: plainAt.has(cursor) });
       if (opened.kind === "skipped") {
+        // Unreachable from here without a packet sent: the next address takes its place.
+        if (opened.isNoRoute === true) tried--;
         opts.log.info("outbound_host_skipped", {
           domain,
           host: `${target.name}[${target.address}]`,
           reply: opened.reason,
         });
         last = opened.reply;
-        cursor++;
+        nextAddress();
         continue;
       }
       sessions++;
@@ -235,7 +254,7 @@ export async function deliverBatch<M extends OutboundMessage>(
         continue;
       }
       // A host that took mail is asked again for the rest; one that took nothing is not.
-      if (!hasSettled) cursor++;
+      if (!hasSettled) nextAddress();
       if (opts.cut?.aborted) break;
     }
     await settleRest("deferred", last);

@@ -53,11 +53,22 @@ export interface MxSession {
 
 export type OpenResult =
   | { readonly kind: "session"; readonly session: MxSession }
-  | { readonly kind: "skipped"; readonly reply: Reply; readonly reason: string };
+  | {
+    readonly kind: "skipped";
+    readonly reply: Reply;
+    readonly reason: string;
+    /** The connect failed at once for want of a route (or of the address family) from here. */
+    readonly isNoRoute?: boolean;
+  };
 
 /** `outbound.tls: required` and the host offers no STARTTLS (RFC 3207; X.7.10 encryption needed). */
 export const TLS_REQUIRED: Reply = reply(451, "4.7.10", "TLS required but not offered");
 const CONNECTION_FAILED: Reply = reply(451, "4.4.1", "Connection failed");
+/**
+ * Connect errors that say this host cannot reach the address at all, without a packet sent: no
+ * route to its network (an IPv6 address on a host without IPv6 routing), or no such family.
+ */
+const NO_ROUTE_CODES: ReadonlySet<unknown> = new Set(["ENETUNREACH", "EAFNOSUPPORT"]);
 
 /** STARTTLS failed on this connection (which is closed): plaintext may be tried again. */
 type Attempt = OpenResult | {
@@ -102,7 +113,13 @@ async function attempt(target: MxTarget, opts: SessionOptions, tryTls: boolean):
     }));
   } catch (err) {
     const reason = errorText(err);
-    return { kind: "skipped", reply: CONNECTION_FAILED, reason };
+    const code = typeof err === "object" && err !== null && "code" in err ? err.code : undefined;
+    return {
+      kind: "skipped",
+      reply: CONNECTION_FAILED,
+      reason,
+      isNoRoute: NO_ROUTE_CODES.has(code),
+    };
   }
   const sender = new SmtpSender({
     conn,
