@@ -85,7 +85,7 @@ ${CONFIG_LINE}
   queue: `Usage: ${PROGRAM_NAME} queue SUBCOMMAND [--config F]
 
   queue list [--domain D] [--status S]... [--older-than DUR] [--json]
-  queue show ID [--json | --body]
+  queue show ID [--json] [--body]
   queue delete ID... | queue delete --domain D [--yes]
   queue requeue ID... | queue requeue --domain D | queue requeue --failed
   queue summary [--json]
@@ -97,7 +97,8 @@ list      messages waiting; --domain D and --status S (queued, delivering, faile
           2d) only messages received at least that long ago
 show      envelope, recipients with their last reply, and the header block;
           --json: the list --json shape plus attempts and last_reply per recipient;
-          --body: the stored message on stdout, byte for byte
+          --body: the stored message on stdout, byte for byte; both: the --json
+          object with the stored message in body_base64
 delete    asks on a terminal unless --yes; without a terminal, --domain needs --yes
           (otherwise nothing is deleted and the exit code is 2)
 requeue   failed recipients (of those messages, of that domain, or all) become queued

@@ -26,7 +26,7 @@ export const QUEUE_SUBCOMMANDS = ["list", "show", "delete", "requeue", "summary"
 export type QueueSubcommand = typeof QUEUE_SUBCOMMANDS[number];
 
 export const QUEUE_USAGE = "Usage: queue list [--domain D] [--status S] [--older-than DUR] " +
-  "[--json] | queue show ID [--json | --body] | queue delete ID... | " +
+  "[--json] | queue show ID [--json] [--body] | queue delete ID... | " +
   "queue delete --domain D [--yes] | queue requeue ID... | --domain D | --failed | " +
   "queue summary [--json]";
 
@@ -41,7 +41,11 @@ export interface ListFilter {
 
 export type QueueCommand =
   | { readonly kind: "list"; readonly filter: ListFilter; readonly isJson: boolean }
-  | { readonly kind: "show"; readonly id: string; readonly format: "text" | "json" | "body" }
+  | {
+    readonly kind: "show";
+    readonly id: string;
+    readonly format: "text" | "json" | "body" | "json+body";
+  }
   | {
     readonly kind: "delete";
     readonly ids: readonly string[];
@@ -125,10 +129,11 @@ function parseShow(args: readonly string[]): ParsedQueueCommand {
   const [id, extra] = positionals;
   if (id === undefined) return { ok: false, message: "queue show needs a message ID" };
   if (extra !== undefined) return unexpected(extra);
-  if (values.json === true && values.body === true) {
-    return { ok: false, message: "--json and --body cannot be combined" };
-  }
-  const format = values.json === true ? "json" : values.body === true ? "body" : "text";
+  const format = values.json === true
+    ? (values.body === true ? "json+body" : "json")
+    : values.body === true
+    ? "body"
+    : "text";
   return { ok: true, command: { kind: "show", id, format } };
 }
 

@@ -1,11 +1,13 @@
 /**
- * `queue show ID [--json | --body]` and the JSON shape of a message shared with `queue list
+ * `queue show ID [--json] [--body]` and the JSON shape of a message shared with `queue list
  * --json` (README.md). Text and JSON show the header block at most; `--body` streams the
- * stored message to stdout byte for byte, a stored chunk at a time (never whole in memory).
+ * stored message to stdout byte for byte, a stored chunk at a time (never whole in memory);
+ * both flags give the JSON object with the message in `body_base64`, streamed the same way.
  */
 import type { MessageParams, QueuedMessage, QueuedRecipient, QueueStore } from "../queue/types.ts";
 import type { CliIo } from "./io.ts";
 import { jsonText, safe } from "./_text.ts";
+import { encodeBase64 } from "../wire/base64.ts";
 
 /** `queue show` reads at most this many bytes looking for the end of the header block. */
 export const MAX_SHOWN_HEADER_BYTES = 64 * 1024;
@@ -60,12 +62,15 @@ export function messageDetailJson(m: QueuedMessage): Record<string, unknown> {
 export async function showMessage(
   store: QueueStore,
   message: QueuedMessage,
-  format: "text" | "json" | "body",
+  format: "text" | "json" | "body" | "json+body",
   io: CliIo,
 ): Promise<void> {
   switch (format) {
     case "json":
       io.stdout(jsonText(messageDetailJson(message), 2) + "\n");
+      return;
+    case "json+body":
+      await showJsonWithBody(store, message, io);
       return;
     case "body":
       for await (const chunk of store.readBody(message.id)) await io.writeStdout(chunk);
@@ -79,6 +84,35 @@ export async function showMessage(
       return never;
     }
   }
+}
+
+/**
+ * The `--json` object with `"body_base64"` last: the stored message, base64 (RFC 4648 §4; a
+ * message need not be UTF-8), written a stored chunk at a time. The 0-2 bytes of a chunk past
+ * its last whole 3-byte group wait for the next chunk, so the text is one base64 string.
+ */
+async function showJsonWithBody(
+  store: QueueStore,
+  message: QueuedMessage,
+  io: CliIo,
+): Promise<void> {
+  const head = jsonText(messageDetailJson(message), 2);
+  io.stdout(head.slice(0, head.lastIndexOf("}")).trimEnd() + ',\n  "body_base64": "');
+  let carry = new Uint8Array(0);
+  for await (const chunk of store.readBody(message.id)) {
+    const bytes = carry.length === 0 ? chunk : concat(carry, chunk);
+    const whole = bytes.length - (bytes.length % 3);
+    io.stdout(encodeBase64(bytes.subarray(0, whole)));
+    carry = bytes.slice(whole);
+  }
+  io.stdout(encodeBase64(carry) + '"\n}\n');
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
 }
 
 function describeMessage(message: QueuedMessage): string {
