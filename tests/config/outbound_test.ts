@@ -82,6 +82,20 @@ Deno.test("outbound.resolver without a port means port 53; an IPv6 resolver is a
   });
 });
 
+Deno.test("outbound.resolver refuses a host name, saying that it takes an IP address and why", () => {
+  // CONTRACT: HOST:PORT "for Deno.resolveDns", whose name server is an IP address (ipAddr): a
+  // name would need a name server to find it (resolv.conf's nameserver is an address too).
+  for (const value of ["dns.example.net:53", "localhost", "localhost:5353"]) {
+    assertEquals(
+      errorOf(`outbound: {resolver: "${value}"}`),
+      `Cannot load config "/etc/odmr.yaml": outbound.resolver must be the IP address of a name ` +
+        `server with an optional port, such as 127.0.0.1:53 or [::1]:53, not a host name (finding ` +
+        `its address would need a name server, as for resolv.conf's nameserver): current value ` +
+        `is "${value}"`,
+    );
+  }
+});
+
 Deno.test("submission and outbound errors name the key path", async (t) => {
   const rows = [
     { text: "submission: {}", want: /submission\.listen is required/ },
