@@ -58,14 +58,20 @@ const MAX_RETRY_STEPS = 100;
 /** DNS port when `outbound.resolver` has none. */
 const DNS_PORT = 53;
 
-/** A name server is an address: looking up the resolver's own name would need a resolver. */
+/**
+ * A name server is an address (Deno.resolveDns takes `ipAddr`): looking up the resolver's own
+ * name would need a resolver, the system's, which is what setting one means to avoid. So a host
+ * name is refused, saying so, as resolv.conf(5) takes only addresses for `nameserver`.
+ */
 function resolver(v: SectionValidator, raw: unknown): { host: string; port: number } {
   const where = v.hostPort(raw, "outbound.resolver", DNS_PORT);
   const host = where.host.replace(/^\[(.*)\]$/, "$1");
   if (isIP(host) === 0) {
     v.fail(
       "outbound.resolver",
-      `must be an IP address with an optional port: current value is "${String(raw)}"`,
+      "must be the IP address of a name server with an optional port, such as 127.0.0.1:53 " +
+        "or [::1]:53, not a host name (finding its address would need a name server, as for " +
+        `resolv.conf's nameserver): current value is "${String(raw)}"`,
     );
   }
   return { host, port: where.port };

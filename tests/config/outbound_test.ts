@@ -105,7 +105,10 @@ Deno.test("submission and outbound errors name the key path", async (t) => {
     },
     { text: "submission: {listen: [], max_recipients: 0}", want: /submission\.max_recipients/ },
     { text: "submission: {listen: [], max_rate: 1}", want: /submission\.max_rate is not a known/ },
-    { text: "outbound: {resolver: dns.example.net:53}", want: /outbound\.resolver must be an IP/ },
+    {
+      text: "outbound: {resolver: dns.example.net:53}",
+      want: /outbound\.resolver must be the IP address/,
+    },
     {
       text: "outbound: {tls: always}",
       want: /outbound\.tls must be one of opportunistic, required/,
