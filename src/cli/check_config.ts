@@ -142,6 +142,7 @@ function toFileShape(config: Config): Record<string, unknown> {
     server: hostPort(f.server.host, f.server.port),
     tls: f.tls,
     ca: f.ca ?? null,
+    "ca_only": f.caOnly === true,
     "tls_server_name": f.tlsServerName ?? null,
     user: f.user,
     "password_file": f.passwordFile ?? null,

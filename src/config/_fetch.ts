@@ -11,6 +11,7 @@ export const FETCH_KEYS = [
   "server",
   "tls",
   "ca",
+  "ca_only",
   "tls_server_name",
   "user",
   "password_file",
@@ -52,6 +53,10 @@ export function parseFetch(v: Validator, value: unknown): FetchConfig {
         "set fetch.password_file",
     );
   }
+  const caOnly = isSet(m.ca_only) && v.boolean(m.ca_only, "fetch.ca_only");
+  if (caOnly && !isSet(m.ca)) {
+    v.fail("fetch.ca_only", "is true, which needs fetch.ca (the only trust root it keeps)");
+  }
   const domains = m.domains ?? [];
   if (!Array.isArray(domains)) {
     v.fail(
@@ -63,6 +68,7 @@ export function parseFetch(v: Validator, value: unknown): FetchConfig {
     server: v.hostPort(m.server, "fetch.server", D.ODMR_PORT),
     tls,
     ca: m.ca === undefined || m.ca === null ? undefined : v.path(m.ca, "fetch.ca"),
+    ...(caOnly ? { caOnly } : {}),
     ...(m.tls_server_name === undefined || m.tls_server_name === null
       ? {}
       : { tlsServerName: v.domain(m.tls_server_name, "fetch.tls_server_name") }),

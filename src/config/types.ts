@@ -138,8 +138,10 @@ export type DeliverTo =
 export interface FetchConfig {
   readonly server: { readonly host: string; readonly port: number };
   readonly tls: "starttls" | "implicit" | "none";
-  /** Trust only this CA (PEM file) for the provider's certificate, not the system roots. */
+  /** A trust root (PEM file) for the provider's certificate, beside the system roots. */
   readonly ca: string | undefined;
+  /** `fetch.ca_only: true`: `ca` is the only trust root (pinning), not the system roots. */
+  readonly caOnly?: boolean | undefined;
   /** The name the provider's certificate must carry when `server` is an IP or another name. */
   readonly tlsServerName?: string | undefined;
   readonly user: string;

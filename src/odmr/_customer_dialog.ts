@@ -42,8 +42,10 @@ export interface DialogOptions {
   readonly host: string;
   readonly port: number;
   readonly tls: "starttls" | "implicit" | "none";
-  /** The only trust root (PEM text) when set, instead of the system roots (fetch.ca). */
-  readonly caPem: string | undefined;
+  /** The trust roots (PEM texts) when fetch.ca is set (customer_start.ts); else the system's. */
+  readonly caPem: string | readonly string[] | undefined;
+  /** fetch.ca_only: `caPem` is fetch.ca alone (said when the certificate is not trusted). */
+  readonly caOnly?: boolean;
   /** The name to verify in the certificate instead of `host` (fetch.tls_server_name). */
   readonly tlsServerName?: string | undefined;
   readonly user: string;

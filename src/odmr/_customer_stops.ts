@@ -103,7 +103,8 @@ export function tlsOrNetText(
   opts: {
     readonly host: string;
     readonly tlsServerName?: string | undefined;
-    readonly caPem: string | undefined;
+    readonly caPem: string | readonly string[] | undefined;
+    readonly caOnly?: boolean;
   },
 ): string {
   const text = errorText(err);
@@ -116,7 +117,9 @@ export function tlsOrNetText(
   if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|HOSTNAME/i.test(code + " " + text)) {
     const hint = opts.caPem === undefined
       ? "give its CA in fetch.ca"
-      : "it is not signed by the CA in fetch.ca, the only one trusted when fetch.ca is set";
+      : opts.caOnly === true
+      ? "it is not signed by the CA in fetch.ca, the only one trusted with fetch.ca_only: true"
+      : "it is signed neither by one of the system roots nor by the CA in fetch.ca";
     return `certificate of "${opts.host}" not trusted: ${text} (${hint})`;
   }
   return text;

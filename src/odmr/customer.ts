@@ -92,6 +92,7 @@ export async function runCustomer(
     port: config.server.port,
     tls: config.tls,
     caPem,
+    caOnly: config.caOnly === true,
     tlsServerName: config.tlsServerName,
     user: config.user,
     password,

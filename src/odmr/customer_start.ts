@@ -20,8 +20,11 @@ export const CONNECT_TIMEOUT_MS = 30_000;
 /** What a poll read from its files. */
 export interface PollFiles {
   readonly password: string | undefined;
-  /** The only trust root (PEM text) when `fetch.ca` is set, instead of the system roots. */
-  readonly caPem: string | undefined;
+  /**
+   * The trust roots (PEM texts) when `fetch.ca` is set: the system roots and the file's, or the
+   * file's alone with `fetch.ca_only: true`. Undefined: the system roots (TLS's default).
+   */
+  readonly caPem: string | readonly string[] | undefined;
   readonly clientCert: { readonly cert: string; readonly key: string } | undefined;
 }
 
@@ -74,7 +77,7 @@ export async function startPoll(
 export function tlsClientParams(opts: {
   readonly host: string;
   readonly tlsServerName?: string | undefined;
-  readonly caPem: string | undefined;
+  readonly caPem: string | readonly string[] | undefined;
   readonly clientCert?: { readonly cert: string; readonly key: string } | undefined;
   readonly connectTimeoutMs: number;
 }): TlsClientParams {
@@ -102,9 +105,10 @@ async function readPollFiles(
       clientCert = { cert: withCertificate(await Deno.readTextFile(config.clientCert)), key };
     }
     reading = "fetch.ca";
-    const caPem = config.ca === undefined
+    const pem = config.ca === undefined
       ? undefined
       : withCertificate(await Deno.readTextFile(config.ca));
+    const caPem = pem === undefined || config.caOnly === true ? pem : [...await systemRoots(), pem];
     return { ok: true, files: { password, caPem, clientCert } };
   } catch (err) {
     const file = reading === "fetch.ca" ? config.ca : config.clientCert;
@@ -112,6 +116,26 @@ async function readPollFiles(
       ? err.message
       : `Cannot read ${reading} "${file}": ${errorText(err)}`;
     return { ok: false, message };
+  }
+}
+
+/**
+ * The system roots `fetch.ca` is added to: node:tls takes its `ca` option instead of its own
+ * roots, so they are given with it. Deno shows them to node:tls only under `--allow-sys` (sys
+ * "ca", which Deno 2.9.6 cannot grant alone); without it, an error that says what to do.
+ */
+async function systemRoots(): Promise<readonly string[]> {
+  const tls = (await import("node:tls")).default;
+  try {
+    // A lazy list: the permission is checked when it is read, so it is copied here.
+    return [...tls.rootCertificates];
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotCapable)) throw err;
+    const why = errorText(err);
+    throw new Error(
+      `it is added to the system roots, which Deno lets fetch read only with --allow-sys ` +
+        `(${why}): grant --allow-sys, or set fetch.ca_only: true to trust fetch.ca alone`,
+    );
   }
 }
 

@@ -110,6 +110,7 @@ Deno.test("check-config shows a fetch section with its defaults (ca: null, every
     server: "relay.example.net:366",
     tls: "starttls",
     ca: null,
+    ca_only: false,
     tls_server_name: null,
     user: "u",
     password_file: "/etc/pw",

@@ -98,3 +98,55 @@ await toolTest("fetch --once over STARTTLS with real certificates: fetch.ca and 
     await other.cleanup();
   }
 });
+
+await toolTest("fetch.ca without --allow-sys: exit 2 saying to grant it or set fetch.ca_only", [
+  "openssl",
+], async () => {
+  const ca = await makeTestCa();
+  assert(ca);
+  const tmp = await Deno.makeTempDir({ prefix: "odmr-ca-nosys-" });
+  // Nobody listens here: a poll that got past its files would fail with exit 5 instead.
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (closed.addr as Deno.NetAddr).port;
+  closed.close();
+  try {
+    const run = async (caOnly: boolean) => {
+      const path = await writeFetchConfig(tmp, {
+        server: `127.0.0.1:${port}`,
+        tls: "starttls",
+        ca: ca.caCertPath,
+        ...(caOnly ? { "ca_only": true } : {}),
+        "deliver_to": `maildir:${tmp}/Maildir`,
+      });
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--allow-net",
+          `--allow-read=${tmp},${ca.dir}`,
+          `--allow-write=${tmp}`,
+          "--allow-env=ODMR_RELAY_CONFIG,JOURNAL_STREAM",
+          "--allow-sys=hostname",
+          new URL("../../main.ts", import.meta.url).pathname,
+          "fetch",
+          "--once",
+          "--config",
+          path,
+        ],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        env: { NO_COLOR: "1" },
+      }).output();
+      return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+    };
+    const extra = await run(false);
+    assertEquals(extra.code, 2, extra.stderr);
+    match(extra.stderr, /fetch\.ca .*--allow-sys.*fetch\.ca_only: true/);
+    // Pinning needs no system roots, so no --allow-sys: the poll gets as far as connecting.
+    const pinned = await run(true);
+    assertEquals(pinned.code, 5, pinned.stderr);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+    await ca.cleanup();
+  }
+});
