@@ -150,3 +150,20 @@ await toolTest("fetch.ca without --allow-sys: exit 2 saying to grant it or set f
     await ca.cleanup();
   }
 });
+
+Deno.test("fetch.ca_only: true without fetch.ca is refused naming the key; it must be a boolean", () => {
+  const errorOf = (extra: string) => {
+    try {
+      parseConfig(
+        `fetch:\n  server: relay.example.net\n  user: alice\n  password_file: pw\n${extra}`,
+        { source: "/etc/odmr.yaml", baseDir: "/etc", systemHostname: () => "pi.home" },
+      );
+    } catch (err) {
+      return String((err as Error).message);
+    }
+    return "";
+  };
+  match(errorOf("  ca_only: true\n"), /fetch\.ca_only is true, which needs fetch\.ca/);
+  match(errorOf("  ca: ca.pem\n  ca_only: yes\n"), /fetch\.ca_only must be true or false/);
+  assertEquals(errorOf("  ca_only: false\n"), "");
+});
