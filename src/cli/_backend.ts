@@ -98,8 +98,13 @@ export async function openToolQueue(
 ): Promise<QueueStore> {
   const pg = storage?.backend === "postgres" ? storage.postgres : undefined;
   if (pg === undefined) {
-    const db = opts.readOnly === true ? openDatabaseToRead(dataDir) : openDatabase(dataDir);
-    return new SqliteQueueStore(db, { removeOrphans: false });
+    if (opts.readOnly === true) {
+      return new SqliteQueueStore(openDatabaseToRead(dataDir), { removeOrphans: false });
+    }
+    // `queue delete` frees space, yet needs room itself: it may give serve's reserve back.
+    const reserve = SpaceReserve.ofTool(dataDir);
+    const db = reserve.retry("queue delete", () => openDatabase(dataDir));
+    return new SqliteQueueStore(db, { removeOrphans: false, reserve });
   }
   return await (await import("./_backend_pg.ts")).openPgToolQueue(pg);
 }

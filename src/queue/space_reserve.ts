@@ -9,11 +9,12 @@
  * (Postfix's `queue_minfree` idea, without statfs): mail must not eat the room the drains need.
  * The reserve is put back once there is room for it and as much again (RESTORE_MARGIN_BYTES),
  * tried at most once per RESTORE_RETRY_MS when a message comes and at each maintenance pass.
- * Only `serve` keeps one; the tools never touch it.
+ * Only `serve` keeps one; a tool that deletes mail (`queue delete`) may give it back, which serve
+ * notices at its next maintenance pass.
  */
 import { join } from "node:path";
 import { errorText } from "../errors.ts";
-import type { Logger } from "../observe/log.ts";
+import { type Logger, NULL_LOGGER } from "../observe/log.ts";
 
 /** Name of the reserve file inside the data directory. */
 export const SPACE_RESERVE_FILE = "space_reserve";
@@ -91,6 +92,20 @@ export class SpaceReserve {
     }
   }
 
+  /**
+   * For a tool beside serve (`queue delete`): serve's reserve file, given back if a write of the
+   * tool finds no room; never put back (serve does).
+   */
+  static ofTool(dataDir: string): SpaceReserve {
+    const reserve = new SpaceReserve(dataDir, { log: NULL_LOGGER });
+    try {
+      reserve.#isKept = Deno.statSync(reserve.#path).size > 0;
+    } catch {
+      // None: nothing to give back.
+    }
+    return reserve;
+  }
+
   /** `queue.space_reserve: 0`: a reserve file of an earlier run is no longer kept. */
   static remove(dataDir: string): void {
     try {
@@ -119,7 +134,7 @@ export class SpaceReserve {
 
   /** Tries to put the reserve back (maintenance); true if it is in place. */
   restore(): boolean {
-    if (this.#isKept) return true;
+    if (this.#isKept && this.#isWhole()) return true;
     this.#lastTry = this.#now();
     return this.#restore();
   }
@@ -155,6 +170,25 @@ export class SpaceReserve {
       action: "new mail is refused with 452 4.3.1 until there is room again",
     });
     return true;
+  }
+
+  /** False (and noted) when a tool gave the reserve back (`ofTool`) since it was kept. */
+  #isWhole(): boolean {
+    let size = 0;
+    try {
+      size = Deno.statSync(this.#path).size;
+    } catch {
+      // Removed: as good as given back.
+    }
+    if (size >= this.#bytes) return true;
+    this.#isKept = false;
+    this.#wasSpent = true;
+    this.#log.warn("space_reserve_used", {
+      for: "another process (queue delete)",
+      bytes: this.#bytes,
+      action: "new mail is refused with 452 4.3.1 until there is room again",
+    });
+    return false;
   }
 
   /** Writes the reserve and the margin, keeps the reserve; on failure leaves an empty file. */

@@ -81,3 +81,36 @@ Deno.test("SpaceReserve: no room for it and its margin at start: mail waits, log
     await unmountTmpfs(dir);
   }
 });
+
+Deno.test("SpaceReserve: a tool gives serve's reserve back; serve notices at its next pass (session 18)", async () => {
+  const dir = await mountTmpfs(NAME, "4m");
+  if (dir === undefined) return;
+  try {
+    const events: RecordedEvent[] = [];
+    const serve = new SpaceReserve(dir, {
+      log: recordingLogger(events),
+      bytes: BYTES,
+      margin: BYTES,
+    });
+    serve.start();
+    const tool = SpaceReserve.ofTool(dir);
+    assertEquals(tool.isKept, true);
+    fillUp(`${dir}/filler`);
+    let calls = 0;
+    tool.retry("queue delete", () => {
+      if (++calls === 1) throw full();
+    });
+    assertEquals([calls, (await Deno.stat(`${dir}/${SPACE_RESERVE_FILE}`)).size], [2, 0]);
+    assertEquals(serve.restore(), false, "no room for it and its margin yet");
+    assertEquals(events.map((e) => [e.event, e.fields.for]), [[
+      "space_reserve_used",
+      "another process (queue delete)",
+    ]]);
+    assertEquals(serve.allowsMail(), false);
+    await Deno.remove(`${dir}/filler`);
+    assertEquals(serve.restore(), true);
+    assertEquals(events.at(-1)?.event, "space_reserve_restored");
+  } finally {
+    await unmountTmpfs(dir);
+  }
+});
