@@ -10,9 +10,10 @@
  * the WAL file holds at the next start as the commit before it did, except after a power cut.
  * So that a process killed before (kill -9, a crash) does not forget them, the receiving
  * process also appends each id to `refused_ids` beside the database, written as the rows were
- * (a sync is tried, but the disk just failed one); its next start hides and deletes the rows
- * the file names, syncs, and only then removes the file. An id the file could not take, still
- * there at close, is logged with the ids to delete by hand before serve starts again.
+ * (a sync is tried, but the disk just failed one); its next start hides the rows the file names
+ * and, once it has counted the bodies of each segment (`removeRecorded`), deletes them, syncs,
+ * and only then removes the file. An id the file could not take, still there at close, is
+ * logged with the ids to delete by hand before serve starts again.
  */
 import { dirname, join } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
@@ -69,7 +70,6 @@ export class RefusedRows {
     const db = isOwner ? mainFile(deps.db) : "";
     this.#file = db === "" ? undefined : join(dirname(db), REFUSED_IDS_FILE);
     for (const id of this.#file === undefined ? [] : readIds(this.#file)) this.#ids.add(id);
-    if (this.#ids.size > 0) this.#removeRecorded();
   }
 
   /** The rows of `id` could not be removed after its sender heard 4xx. */
@@ -95,8 +95,15 @@ export class RefusedRows {
     }
   }
 
-  /** At start: deletes the rows the file names, on disk, then the file (kept if either fails). */
-  #removeRecorded(): void {
+  /**
+   * At start, once the store counted each body segment's bodies from the rows (BodyFiles
+   * removeOrphans): deletes the rows the file names, on disk, then the file (kept if either
+   * fails). Their bodies are counted out when the deletions' notes are swept, like any deleted
+   * message's: deleted before the count, a body was counted out twice, and a segment it shared
+   * went while a queued message still needed it.
+   */
+  removeRecorded(): void {
+    if (this.#ids.size === 0 || this.#file === undefined) return;
     this.retry();
     if (this.#ids.size > 0) return;
     try {

@@ -165,7 +165,7 @@ export class SqliteQueueStore implements QueueStore {
       leasedDomains: () => this.#leasedDomains(),
       checkpoint: () => this.#checkpoint.soon(),
     });
-    if (opts.removeOrphans ?? true) this.removeOrphanChunks();
+    if (opts.removeOrphans ?? true) this.#removeLeftovers();
   }
 
   newId(): Promise<string> {
@@ -379,10 +379,10 @@ export class SqliteQueueStore implements QueueStore {
   }
 
   /**
-   * Deletes chunk rows without a message (a crash mid-DATA); returns how many. With no room for
-   * that (a full disk at start), they wait for the next start.
+   * At start: deletes chunk rows without a message (a crash mid-DATA; on a full disk, at the next
+   * start), counts the body files' users, then deletes refused messages' rows (_refused.ts).
    */
-  removeOrphanChunks(): number {
+  #removeLeftovers(): void {
     this.#assertOpen();
     let removed: number | bigint;
     try {
@@ -393,10 +393,11 @@ export class SqliteQueueStore implements QueueStore {
     } catch (err) {
       if (!mayBeFull(err)) throw err;
       this.#log.warn("queue_orphans_kept", { error: errorText(err) });
-      return 0;
+      return this.#refused.removeRecorded();
     }
     if (Number(removed) > 0) this.#log.info("queue_orphans_removed", { chunks: Number(removed) });
-    return Number(removed) + (this.#files?.removeOrphans() ?? 0);
+    this.#files?.removeOrphans();
+    this.#refused.removeRecorded();
   }
 
   /** Commits pending writes and closes the database. */
