@@ -9,6 +9,7 @@
 import { writeParams } from "../_rows.ts";
 import type { QueuedMessage } from "../types.ts";
 import type { Sql } from "./connect.ts";
+import { transactionWithin } from "./_deadline.ts";
 
 /** What the source store holds of a message beside its rows as listed. */
 export interface ImportSource {
@@ -23,15 +24,18 @@ export interface ImportSource {
 /**
  * Copies `message` as another store holds it (recipient status, attempts and last reply kept;
  * body streamed in chunks; reports owed stay owed, a delay notice sent stays sent), all in one
- * transaction. False, copying nothing, when its id was copied before or is already queued here.
+ * transaction, which must answer within `ms` (PG_LONG_DEADLINE_MS: a silent connection held
+ * migrate for good). False, copying nothing, when its id was copied before or is already queued
+ * here. A COMMIT answered late needs no undo: the copy is recorded, and a run again skips it.
  */
 export async function importMessagePg(
   sql: Sql,
   now: number,
   message: QueuedMessage,
   source: ImportSource,
+  ms: number,
 ): Promise<boolean> {
-  return await sql.begin(async (tx) => {
+  return await transactionWithin(sql, ms, "import of a message", async (tx) => {
     const [first] = await tx`INSERT INTO migrated_messages (id) VALUES (${message.id})
       ON CONFLICT (id) DO NOTHING RETURNING id`;
     if (first === undefined) return false;
@@ -62,5 +66,5 @@ export async function importMessagePg(
       }
     }
     return true;
-  });
+  }, () => {});
 }

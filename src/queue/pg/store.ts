@@ -7,7 +7,7 @@
  * (_deadline.ts): claims, drain reads, lease renewals and releases, the group commit, the
  * users' tables. What may rightly take long (migrations, which wait for another node's too;
  * maintenance; the admin commands' deletes and `queue migrate`'s imports) has a small pool
- * with no statement timeout.
+ * with no statement timeout; its deletes and imports have a long deadline of their own.
  */
 import { type Logger, NULL_LOGGER } from "../../observe/log.ts";
 import { newQueueId } from "../id.ts";
@@ -36,12 +36,13 @@ import {
 import { DATABASE_CLOCK, givenClock, type LeaseClock } from "./_clock.ts";
 import { connectPostgres, type PgConnectOptions, poolName, type Sql, type Tx } from "./connect.ts";
 import { reportDone } from "./_report_pending.ts";
-import { deleteEmptied, lockMessages, messageIdsOf } from "./_emptied.ts";
+import { deleteDomainPg, deleteMessagesPg } from "./_admin_delete.ts";
 import { PgGauges } from "./_gauges.ts";
 import { PgGroupCommit } from "./_group.ts";
 import { importMessagePg, type ImportSource } from "./_import.ts";
 import {
   PG_CALL_DEADLINE_MS,
+  PG_LONG_DEADLINE_MS,
   statementTimeoutFor,
   transactionWithin,
   within,
@@ -86,6 +87,8 @@ export interface PgQueueStoreOptions {
    * (default PG_CALL_DEADLINE_MS).
    */
   readonly callDeadlineMs?: number;
+  /** How long a delete or an import of `queue …` may wait (default PG_LONG_DEADLINE_MS). */
+  readonly longDeadlineMs?: number;
 }
 
 /** Thrown inside a claim's transaction to roll it back with an answer. */
@@ -116,6 +119,7 @@ export class PgQueueStore implements QueueStore {
   readonly #maintenance: PgMaintenance;
   readonly #gauges: PgGauges;
   readonly #deadlineMs: number;
+  readonly #longDeadlineMs: number;
   #isClosed = false;
 
   /**
@@ -169,6 +173,7 @@ export class PgQueueStore implements QueueStore {
     this.#chunkBytes = opts.chunkBytes ?? PG_CHUNK_BYTES;
     this.#log = opts.logger ?? NULL_LOGGER;
     this.#deadlineMs = opts.callDeadlineMs ?? PG_CALL_DEADLINE_MS;
+    this.#longDeadlineMs = opts.longDeadlineMs ?? PG_LONG_DEADLINE_MS;
     this.#group = new PgGroupCommit(
       sql,
       opts.onGroupCommit,
@@ -313,16 +318,9 @@ export class PgQueueStore implements QueueStore {
     return this.#reader.body(messageId);
   }
 
-  async delete(ids: readonly string[]): Promise<number> {
+  delete(ids: readonly string[]): Promise<number> {
     this.#assertOpen();
-    const unique = [...new Set(ids)];
-    return await this.#longSql.begin(async (tx) => {
-      // Locked in id order first, like every path that deletes recipients (_emptied.ts).
-      const locked = await lockMessages(tx, unique);
-      const gone = await tx`DELETE FROM messages WHERE id = ANY(${locked}::text[]) RETURNING id`;
-      await tx`DELETE FROM message_chunks WHERE message_id = ANY(${unique}::text[])`;
-      return gone.length;
-    });
+    return deleteMessagesPg(this.#longSql, ids, this.#longDeadlineMs);
   }
 
   reportDecided(reported: ReportedRecipients): Promise<void> {
@@ -331,20 +329,9 @@ export class PgQueueStore implements QueueStore {
     return this.#group.run((tx: Tx) => reportDone(tx, reported), "normal");
   }
 
-  async deleteDomain(domain: string): Promise<number> {
+  deleteDomain(domain: string): Promise<number> {
     this.#assertOpen();
-    return await this.#longSql.begin(async (tx) => {
-      // The domain's messages locked first (_emptied.ts); one queued meanwhile is left.
-      const locked = await lockMessages(
-        tx,
-        messageIdsOf(await tx`SELECT DISTINCT message_id FROM recipients WHERE domain = ${domain}`),
-      );
-      const rows = await tx`DELETE FROM recipients
-        WHERE domain = ${domain} AND message_id = ANY(${locked}::text[]) RETURNING message_id`;
-      const touched = messageIdsOf(rows);
-      await deleteEmptied(tx, touched);
-      return touched.length;
-    });
+    return deleteDomainPg(this.#longSql, domain, this.#longDeadlineMs);
   }
 
   /**
@@ -417,7 +404,7 @@ export class PgQueueStore implements QueueStore {
    */
   async importMessage(message: QueuedMessage, source: ImportSource): Promise<boolean> {
     this.#assertOpen();
-    return await importMessagePg(this.#longSql, this.#now(), message, source);
+    return await importMessagePg(this.#longSql, this.#now(), message, source, this.#longDeadlineMs);
   }
 
   /** Live leases on the database's clock (_clock.ts); `now` (retry times) is this node's. */
