@@ -13,7 +13,7 @@ import type { QueuedMessage } from "../../src/queue/types.ts";
 import { bounded, untilAnswered } from "../_helpers/pg_short_deadline.ts";
 import { type PostgresCluster, postgresTest } from "../_helpers/postgres.ts";
 import { type PostgresProxy, startPostgresProxy } from "../_helpers/postgres_proxy.ts";
-import { queueMessage } from "../_helpers/queue_fixtures.ts";
+import { maintenanceOptions, queueMessage } from "../_helpers/queue_fixtures.ts";
 
 /** The store's deadlines (its calls' and its long calls'): short, so the test waits little. */
 const DEADLINE_MS = 500;
@@ -102,5 +102,23 @@ await postgresTest(
       assert.match(await untilAnswered(copy), /(^| \| )copied$/);
       assert.deepEqual((await store.list()).map((m) => m.id), [message.id]);
     });
+  },
+);
+
+await postgresTest(
+  "a maintenance pass on a silent connection fails within its deadline and leaves no lock behind; the next pass expires the mail",
+  async (pg) => {
+    for (const statement of ["pg_try_advisory_lock", "FROM report_pending p WHERE NOT EXISTS"]) {
+      await withStalledStore(pg, `stall_maintain_${statement.length}`, async (store, proxy) => {
+        await queueMessage(store, { from: "s@example.net", to: ["u@example.org"] });
+        // Every message is past its age: the pass expires it (and queues the sender's report).
+        const options = maintenanceOptions({ maxAgeMs: () => -1 });
+        const pass = () => store.maintain(options).then((r) => `expired ${r.expiredRecipients}`);
+        // Before: no answer ever, and serve's passes never overlap, so none ran again: its mail
+        // never expired, no report went out, delay notices stopped.
+        assert.match(await stalledAt(proxy, statement, pass), LATE);
+        assert.match(await untilAnswered(pass), /(^| \| )expired 1$/);
+      });
+    }
   },
 );
