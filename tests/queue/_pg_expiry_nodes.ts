@@ -10,6 +10,7 @@ import { NULL_LOGGER } from "../../src/observe/log.ts";
 import { newQueueId } from "../../src/queue/id.ts";
 import type { LeasedDomains } from "../../src/queue/_rows.ts";
 import { connectPostgres, type Sql } from "../../src/queue/pg/connect.ts";
+import { PG_LONG_DEADLINE_MS } from "../../src/queue/pg/_deadline.ts";
 import { PgMaintenance } from "../../src/queue/pg/_maintenance.ts";
 import { PgReader } from "../../src/queue/pg/_reader.ts";
 import { PgQueueStore } from "../../src/queue/pg/store.ts";
@@ -59,6 +60,7 @@ async function withExpiryNodes(
       newId: () => newQueueId(Date.now()),
       chunkBytes: 64 * 1024,
       leasedDomains,
+      deadlineMs: PG_LONG_DEADLINE_MS,
     });
   try {
     await fn({ url, old, node, sql, raw, pass });

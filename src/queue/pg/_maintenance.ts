@@ -4,7 +4,11 @@
  * removal of expired recipients after the grace period, and of body chunks whose message never
  * committed. Every node runs passes; a session advisory lock lets only one do it at a time, so
  * no work is done twice, and a node that dies drops the lock with its connection. Space is
- * given back by PostgreSQL's autovacuum (vacuumedPages is 0).
+ * given back by PostgreSQL's autovacuum (vacuumedPages is 0). Its statements go on the pool
+ * with no statement timeout, each call and transaction under the long calls' deadline
+ * (PG_LONG_DEADLINE_MS, _deadline.ts): a connection gone silent failed no pass before, and
+ * passes never overlap, so none ran again on that node (no expiry, no owed report, no delay
+ * notice). A lock query past it drops its reserved connection, and the lock with its session.
  */
 import type { Logger } from "../../observe/log.ts";
 import {
@@ -28,6 +32,7 @@ import { type LeasedDomains, type MessageRow, type RecipientRow, writeParams } f
 import type { MaintenanceOptions, MaintenanceReport } from "../types.ts";
 import { DATABASE_CLOCK, type LeaseClock } from "./_clock.ts";
 import type { Sql, Tx } from "./connect.ts";
+import { PgDeadlineError, transactionWithin, within } from "./_deadline.ts";
 import { deleteEmptied, lockMessages, messageIdsOf } from "./_emptied.ts";
 import type { PgReader } from "./_reader.ts";
 
@@ -100,6 +105,8 @@ export interface PgMaintenanceDeps {
   readonly leasedDomains: () => Promise<LeasedDomains>;
   /** Lease times (default: the database's clock, _clock.ts). */
   readonly leaseClock?: LeaseClock;
+  /** How long each call or transaction of a pass may wait (PG_LONG_DEADLINE_MS). */
+  readonly deadlineMs: number;
 }
 
 /** Runs passes over one store. */
@@ -113,9 +120,28 @@ export class PgMaintenance {
 
   /** One pass, or nothing when another node is running one. */
   async run(opts: MaintenanceOptions): Promise<MaintenanceReport> {
-    const conn = await this.#deps.sql.reserve();
+    const ms = this.#deps.deadlineMs;
+    const reserving = this.#deps.sql.reserve();
+    const conn = await within(reserving, ms, "maintenance connection").catch((err) => {
+      // Reserved late: handed back to the pool then.
+      reserving.then((late) => late.release(), () => {});
+      throw err;
+    });
+    let isDropped = false;
+    /** A query on the reserved connection; past the deadline, the connection is dropped. */
+    const locking = <T>(query: PromiseLike<T>, what: string) =>
+      within(query, ms, what).catch((err) => {
+        if (err instanceof PgDeadlineError && !isDropped) {
+          isDropped = true;
+          conn.destroyConnection();
+        }
+        throw err;
+      });
     try {
-      const [row] = await conn`SELECT pg_try_advisory_lock(${MAINTENANCE_LOCK}) AS ok`;
+      const [row] = await locking(
+        conn`SELECT pg_try_advisory_lock(${MAINTENANCE_LOCK}) AS ok`,
+        "maintenance lock",
+      );
       if (row?.ok !== true) return NOTHING;
       try {
         const expired = await this.#expireOld(opts);
@@ -123,11 +149,19 @@ export class PgMaintenance {
         if (this.#passes++ % ORPHAN_EVERY_PASSES === 0) await this.#removeOrphans();
         return { ...expired, removedRecipients, vacuumedPages: 0 };
       } finally {
-        await conn`SELECT pg_advisory_unlock(${MAINTENANCE_LOCK})`;
+        // A dropped connection's session, and the lock with it, is gone.
+        if (!isDropped) {
+          await locking(conn`SELECT pg_advisory_unlock(${MAINTENANCE_LOCK})`, "maintenance unlock");
+        }
       }
     } finally {
       conn.release();
     }
+  }
+
+  /** `query`'s answer within the pass's deadline (_deadline.ts `within`). */
+  #within<T>(query: PromiseLike<T>, what: string): Promise<T> {
+    return within(query, this.#deps.deadlineMs, what);
   }
 
   async #expireOld(opts: MaintenanceOptions): Promise<ExpiryTally> {
@@ -135,47 +169,64 @@ export class PgMaintenance {
     const now = this.#deps.now();
     const leased = await this.#deps.leasedDomains();
     // A loose index scan: one index probe per domain, not a read of every recipient.
-    const domains = await sql`WITH RECURSIVE d AS (
+    const domains = await this.#within(
+      sql`WITH RECURSIVE d AS (
         SELECT min(domain) AS domain FROM recipients
         UNION ALL
         SELECT (SELECT min(domain) FROM recipients WHERE domain > d.domain) FROM d
         WHERE d.domain IS NOT NULL)
-      SELECT domain FROM d WHERE domain IS NOT NULL`;
+      SELECT domain FROM d WHERE domain IS NOT NULL`,
+      "domains to expire",
+    );
     const ids = new Set<string>();
     // Failure reports left pending (schema step 6); rows of recipients removed since have none.
-    await sql`DELETE FROM report_pending p WHERE NOT EXISTS (SELECT 1 FROM recipients r
-      WHERE r.id = p.recipient_id AND r.message_id = p.message_id)`;
-    const pending = await sql`SELECT DISTINCT message_id FROM report_pending
-      LIMIT ${MAX_EXPIRED_MESSAGES_PER_PASS}`;
+    await this.#within(
+      sql`DELETE FROM report_pending p WHERE NOT EXISTS (SELECT 1 FROM recipients r
+        WHERE r.id = p.recipient_id AND r.message_id = p.message_id)`,
+      "removal of stale owed reports",
+    );
+    const pending = await this.#within(
+      sql`SELECT DISTINCT message_id FROM report_pending LIMIT ${MAX_EXPIRED_MESSAGES_PER_PASS}`,
+      "owed reports",
+    );
     for (const h of pending) ids.add(String(h.message_id));
     for (const { domain } of domains) {
       const name = String(domain);
       const room = MAX_EXPIRED_MESSAGES_PER_PASS - ids.size;
       if (room <= 0) break;
       if (leased.atrn.has(name)) continue;
-      const hits = await sql`SELECT DISTINCT r.message_id FROM recipients r
-        JOIN messages m ON m.id = r.message_id
-        WHERE r.domain = ${name} AND r.route = 'atrn' AND r.expired_at IS NULL
-          AND m.received_at < ${now - opts.maxAgeMs(name)} LIMIT ${room}`;
+      const hits = await this.#within(
+        sql`SELECT DISTINCT r.message_id FROM recipients r
+          JOIN messages m ON m.id = r.message_id
+          WHERE r.domain = ${name} AND r.route = 'atrn' AND r.expired_at IS NULL
+            AND m.received_at < ${now - opts.maxAgeMs(name)} LIMIT ${room}`,
+        "expired mail",
+      );
       for (const h of hits) ids.add(String(h.message_id));
     }
     const room = MAX_EXPIRED_MESSAGES_PER_PASS - ids.size;
     if (room > 0) {
       // Waiting mx recipients past outbound.max_age, or past delay_notice without the notice.
       const cut = outboundCutoffs(now, opts);
-      const hits = await sql`SELECT DISTINCT r.message_id FROM recipients r
-        JOIN messages m ON m.id = r.message_id
-        WHERE r.route = 'mx' AND r.status = 'queued' AND (m.received_at < ${cut.expire}
-          OR (NOT m.delay_notified AND m.received_at < ${cut.delay})) LIMIT ${room}`;
+      const hits = await this.#within(
+        sql`SELECT DISTINCT r.message_id FROM recipients r
+          JOIN messages m ON m.id = r.message_id
+          WHERE r.route = 'mx' AND r.status = 'queued' AND (m.received_at < ${cut.expire}
+            OR (NOT m.delay_notified AND m.received_at < ${cut.delay})) LIMIT ${room}`,
+        "outbound mail due a notice",
+      );
       for (const h of hits) ids.add(String(h.message_id));
     }
     const left = MAX_EXPIRED_MESSAGES_PER_PASS - ids.size;
     if (left > 0) {
       // Refused for good (5xx at their MX) and past outbound.max_age: expire, removed later.
-      const hits = await sql`SELECT DISTINCT r.message_id FROM recipients r
-        JOIN messages m ON m.id = r.message_id
-        WHERE r.route = 'mx' AND r.status = 'failed' AND r.expired_at IS NULL
-          AND m.received_at < ${now - opts.outboundMaxAgeMs} LIMIT ${left}`;
+      const hits = await this.#within(
+        sql`SELECT DISTINCT r.message_id FROM recipients r
+          JOIN messages m ON m.id = r.message_id
+          WHERE r.route = 'mx' AND r.status = 'failed' AND r.expired_at IS NULL
+            AND m.received_at < ${now - opts.outboundMaxAgeMs} LIMIT ${left}`,
+        "refused outbound mail",
+      );
       for (const h of hits) ids.add(String(h.message_id));
     }
     let budget = opts.foreignBounceBudget;
@@ -198,9 +249,15 @@ export class PgMaintenance {
     const found = await this.#deps.reader.one(id);
     if (found === undefined) return undefined;
     const { message } = found;
-    const [flag] = await this.#deps.sql`SELECT delay_notified FROM messages WHERE id = ${id}`;
-    const pending = await this.#deps.sql`SELECT recipient_id FROM report_pending
-      WHERE message_id = ${id}`;
+    const { sql } = this.#deps;
+    const [flag] = await this.#within(
+      sql`SELECT delay_notified FROM messages WHERE id = ${id}`,
+      "delay notice of a message",
+    );
+    const pending = await this.#within(
+      sql`SELECT recipient_id FROM report_pending WHERE message_id = ${id}`,
+      "owed reports of a message",
+    );
     const prefix = message.mailFrom === ""
       ? new Uint8Array(0)
       : await readPrefix(this.#deps.reader.body(id), MAX_PREFIX_BYTES);
@@ -220,7 +277,8 @@ export class PgMaintenance {
     if (
       plan.due.length === 0 && !plan.markDelayNotified && reports.length === 0 && done.length === 0
     ) return undefined;
-    const applied = await this.#deps.sql.begin(async (tx) => {
+    // A COMMIT answered late needs no undo: what it did is whole, and the next pass reads it.
+    const applied = await transactionWithin(sql, this.#deps.deadlineMs, "expiry", async (tx) => {
       // The leases were read at the pass's start: a claim (any node) may have taken a due
       // recipient's domain since, and be delivering it. Its lease rows are locked here the
       // way a claim locks them, so a claim and this expiry cannot both win.
@@ -249,7 +307,7 @@ export class PgMaintenance {
       }
       for (const report of reports) await this.#insertReport(tx, report, now);
       return true;
-    }).catch((err) => {
+    }, () => {}).catch((err) => {
       if (err === PLANNED_AGAIN) return false;
       throw err;
     });
@@ -273,7 +331,8 @@ export class PgMaintenance {
 
   async #removePastGrace(): Promise<number> {
     const cutoff = this.#deps.now() - EXPIRED_GRACE_MS;
-    return await this.#deps.sql.begin(async (tx) => {
+    const { sql, deadlineMs } = this.#deps;
+    return await transactionWithin(sql, deadlineMs, "removal after the grace", async (tx) => {
       const due = await tx`SELECT id, message_id FROM recipients
         WHERE expired_at IS NOT NULL AND expired_at <= ${cutoff}
         ORDER BY expired_at LIMIT ${MAX_REMOVED_PER_PASS}`;
@@ -285,13 +344,16 @@ export class PgMaintenance {
       await deleteEmptied(tx, messageIdsOf(gone));
       if (gone.length > 0) this.#deps.log.info("expired_removed", { recipients: gone.length });
       return gone.length;
-    });
+    }, () => {});
   }
 
   async #removeOrphans(): Promise<void> {
     const cutoff = this.#deps.now() - ORPHAN_AGE_MS;
-    const gone = await this.#deps.sql`DELETE FROM message_chunks c WHERE c.created_at < ${cutoff}
-      AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = c.message_id) RETURNING message_id`;
+    const gone = await this.#within(
+      this.#deps.sql`DELETE FROM message_chunks c WHERE c.created_at < ${cutoff}
+        AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = c.message_id) RETURNING message_id`,
+      "orphan chunks",
+    );
     if (gone.length > 0) this.#deps.log.info("queue_orphans_removed", { chunks: gone.length });
   }
 }

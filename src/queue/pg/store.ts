@@ -87,7 +87,7 @@ export interface PgQueueStoreOptions {
    * (default PG_CALL_DEADLINE_MS).
    */
   readonly callDeadlineMs?: number;
-  /** How long a delete or an import of `queue …` may wait (default PG_LONG_DEADLINE_MS). */
+  /** How long a maintenance call, a delete or an import may wait (PG_LONG_DEADLINE_MS). */
   readonly longDeadlineMs?: number;
 }
 
@@ -191,6 +191,7 @@ export class PgQueueStore implements QueueStore {
       chunkBytes: this.#chunkBytes,
       leasedDomains: () => this.#leasedDomains(),
       leaseClock: this.#clock,
+      deadlineMs: this.#longDeadlineMs,
     });
   }
 

@@ -218,9 +218,16 @@ function Postgres(a, b) {
     c.reserved.release = true
 
     const sql = Sql(handler)
+    // odmr-relay: drops the reserved connection at once (connection.js destroy()); its release
+    // then leaves it to its close, so no later query is handed a dropped connection.
+    let destroyed = false
+    sql.destroyConnection = () => {
+      destroyed = true
+      c.destroy()
+    }
     sql.release = () => {
       c.reserved = null
-      onopen(c)
+      destroyed || onopen(c)
     }
 
     return sql

@@ -731,6 +731,8 @@ declare namespace postgres {
 
   interface ReservedSql<TTypes extends Record<string, unknown> = {}> extends Sql<TTypes> {
     release(): void;
+    /** odmr-relay: drops the reserved connection at once (its queries fail; release() after). */
+    destroyConnection(): void;
   }
 }
 
