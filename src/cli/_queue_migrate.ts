@@ -8,7 +8,8 @@
  * delivered it, so a cut-off run can be repeated; users are copied only into a database that
  * has none yet. A failure report still owed stays owed, a delay notice sent stays sent. Before
  * the first copy it marks the SQLite queue (src/queue/moved_mark.ts): a SQLite serve refuses
- * it from then on, until `--clear-mark`. Exit 0, 1 runtime failure, 2 usage.
+ * it from then on, until `--clear-mark`. It reads the queue a page of ids at a time, so a
+ * queue larger than its memory is copied too. Exit 0, 1 runtime failure, 2 usage.
  */
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -22,6 +23,7 @@ import { editAuthSnapshot, loadTables, readTablesLike } from "../queue/pg/auth_m
 import { PgQueueStore } from "../queue/pg/store.ts";
 import { DataDirBusyError, lockDataDir, type ServeLock } from "../queue/serve_lock.ts";
 import { SqliteQueueStore } from "../queue/sqlite_store.ts";
+import type { QueuedMessage } from "../queue/types.ts";
 import type { CliIo } from "./io.ts";
 import { usageError } from "./_args.ts";
 import { errorText } from "../errors.ts";
@@ -87,7 +89,7 @@ export async function migrateCommand(argv: readonly string[], io: CliIo): Promis
     let copied = 0;
     let skipped = 0;
     let left = 0;
-    for (const message of await source.list()) {
+    for await (const message of messagesOf(db, source)) {
       if (refused.has(message.id)) {
         left++;
         continue;
@@ -160,6 +162,30 @@ async function clearMark(from: string, io: CliIo): Promise<number> {
     return 1;
   } finally {
     lock.release();
+  }
+}
+
+/** Message ids per page of the copy: what it holds of the queue's list at a time. */
+const COPY_PAGE = 100;
+
+/**
+ * The messages of `source` (on `db`) with a recipient, in id (arrival) order, read a page of
+ * ids at a time and each message only when its turn comes: the list is never held whole.
+ */
+async function* messagesOf(
+  db: DatabaseSync,
+  source: SqliteQueueStore,
+): AsyncGenerator<QueuedMessage> {
+  const page = db.prepare("SELECT id FROM messages WHERE id > ? ORDER BY id LIMIT ?");
+  let after = "";
+  for (;;) {
+    const ids = page.all(after, COPY_PAGE).map((r) => String(r.id));
+    for (const id of ids) {
+      const message = await source.get(id);
+      if (message !== undefined && message.recipients.length > 0) yield message;
+    }
+    if (ids.length < COPY_PAGE) return;
+    after = ids[ids.length - 1] ?? after;
   }
 }
 
