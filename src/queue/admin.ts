@@ -159,8 +159,14 @@ export class SqliteQueueAdmin implements QueueAdmin {
       ).get(...args);
       const rows = this.#db.prepare(
         `UPDATE recipients AS r SET status = 'queued' WHERE ${where} AND ${FAILED} ` +
-          "RETURNING message_id",
+          "RETURNING id, message_id",
       ).all(...args);
+      // A report still owed for the failure given another chance goes with it: kept, it came
+      // on top of what the retry decides (a second report once the recipient expired).
+      const owed = this.#db.prepare(
+        "DELETE FROM report_pending WHERE message_id = ? AND recipient_id = ?",
+      );
+      for (const row of rows) owed.run(String(row.message_id), Number(row.id));
       const messages = new Set(rows.map((row) => String(row.message_id)));
       return {
         recipients: rows.length,

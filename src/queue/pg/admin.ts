@@ -74,7 +74,12 @@ export class PgQueueAdmin implements QueueAdmin {
         WHERE ${where} AND r.expired_at IS NOT NULL`;
       const rows = await tx`UPDATE recipients r SET status = 'queued'
         WHERE ${where} AND r.status = 'failed' AND r.expired_at IS NULL
-        RETURNING r.message_id`;
+        RETURNING r.id, r.message_id`;
+      // A report still owed for the failure given another chance goes with it: kept, it came
+      // on top of what the retry decides (a second report once the recipient expired).
+      await tx`DELETE FROM report_pending WHERE recipient_id = ANY(${
+        rows.map((r) => String(r.id))
+      }::bigint[])`;
       return {
         recipients: rows.length,
         messages: messageIdsOf(rows).length,
