@@ -28,6 +28,8 @@ export interface SubmissionMode {
   readonly throttle: AuthThrottle;
   readonly rate: SubmissionRate;
   readonly maxRecipients: number;
+  /** Connect → successful AUTH (`submission.auth_timeout`). */
+  readonly authTimeoutMs: number;
   readonly fakeSaltKey?: Uint8Array;
 }
 
@@ -107,6 +109,7 @@ export async function handleSmtpConnection(
             log,
             hostname: config.hostname,
             timeoutMs: config.smtp.timeoutMs,
+            authTimeoutMs: submission.authTimeoutMs,
             remoteAddress: ip,
             ...(submission.fakeSaltKey ? { fakeSaltKey: submission.fakeSaltKey } : {}),
             ...(deps.observe

@@ -125,6 +125,7 @@ function toFileShape(config: Config): Record<string, unknown> {
     "max_recipients": sub.maxRecipients,
     "max_messages_per_hour": sub.maxMessagesPerHour,
     "max_recipients_per_hour": sub.maxRecipientsPerHour,
+    "auth_timeout": formatDuration(sub.authTimeoutMs),
   };
   const out = config.outbound;
   shape.outbound = {

@@ -368,6 +368,7 @@ export async function startServer(deps: ServeDeps, isHeld = false): Promise<Runn
           recipientsPerHour: sub.maxRecipientsPerHour,
         }),
         maxRecipients: sub.maxRecipients,
+        authTimeoutMs: sub.authTimeoutMs,
         fakeSaltKey,
       };
       for (const entry of sub.listen) {

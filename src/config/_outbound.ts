@@ -3,6 +3,7 @@
  * from load.ts, which hands in its validator; every error names the key path like the rest.
  */
 import { isIP } from "./_ip.ts";
+import { MIN_SESSION_TIMER_MS } from "./defaults.ts";
 import type { Config, ListenEntry, OutboundConfig, SubmissionConfig } from "./types.ts";
 
 /** The validator methods these sections use (load.ts's Validator has them all). */
@@ -15,6 +16,7 @@ export interface SectionValidator {
   listenList(value: unknown, key: string, tls: Config["tls"], isOdmr: boolean): ListenEntry[];
   integer(value: unknown, key: string, min: number, max: number): number;
   duration(value: unknown, key: string): number;
+  timerDuration(value: unknown, key: string, minMs: number): number;
   oneOf<T extends string>(value: unknown, key: string, allowed: readonly T[]): T;
   hostPort(value: unknown, key: string, defaultPort?: number): { host: string; port: number };
   hostname(value: unknown, key: string): string;
@@ -27,6 +29,7 @@ export const SUBMISSION_KEYS = [
   "max_recipients",
   "max_messages_per_hour",
   "max_recipients_per_hour",
+  "auth_timeout",
 ] as const;
 export const OUTBOUND_KEYS = [
   "resolver",
@@ -43,6 +46,8 @@ export const OUTBOUND_KEYS = [
 export const DEFAULT_SUBMISSION_MAX_RECIPIENTS = 100;
 export const DEFAULT_SUBMISSION_MAX_MESSAGES_PER_HOUR = 200;
 export const DEFAULT_SUBMISSION_MAX_RECIPIENTS_PER_HOUR = 1000;
+/** Connect → successful AUTH on the submission port, as `odmr.auth_timeout` on the ODMR port. */
+export const DEFAULT_SUBMISSION_AUTH_TIMEOUT = "60s";
 export const DEFAULT_OUTBOUND_TLS = "opportunistic";
 export const DEFAULT_OUTBOUND_MAX_AGE = "5d";
 /** RFC 3461 leaves it open; 4 h is what Postfix (delay_warning_time) users commonly set. */
@@ -118,6 +123,11 @@ export function parseSubmission(
       "submission.max_recipients_per_hour",
       1,
       10_000_000,
+    ),
+    authTimeoutMs: v.timerDuration(
+      m.auth_timeout ?? DEFAULT_SUBMISSION_AUTH_TIMEOUT,
+      "submission.auth_timeout",
+      MIN_SESSION_TIMER_MS,
     ),
   };
 }

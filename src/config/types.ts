@@ -79,6 +79,8 @@ export interface SubmissionConfig {
   readonly maxMessagesPerHour: number;
   /** Recipients one user may address in any hour. */
   readonly maxRecipientsPerHour: number;
+  /** Connect → successful AUTH; then `421 4.7.0` and close. */
+  readonly authTimeoutMs: number;
 }
 
 /** `outbound:`: how mail leaves for other domains' MX hosts. */

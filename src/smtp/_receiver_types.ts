@@ -17,6 +17,11 @@ import type { CheckContext, SessionState } from "./_receiver_checks.ts";
  * exchange, its throttling and its logs are the hook's; the receiver only keeps the user.
  */
 export interface ReceiverAuth {
+  /**
+   * Epoch ms by which AUTH must have succeeded (`submission.auth_timeout`): command and AUTH
+   * response reads before it wait no longer, then `421 4.7.0` and the end. Absent: none.
+   */
+  readonly deadline?: number;
   /** Mechanisms to offer on this connection now (PLAIN/LOGIN only when `isSecure`). */
   mechanisms(isSecure: boolean): readonly string[];
   /** Runs one `AUTH` command (`args`: the text after the verb) on the connection. */

@@ -157,7 +157,7 @@ export class SmtpReceiver implements ReceiverContext {
     for (;;) {
       const res = await this.reader.readLine(
         maxLineBytes,
-        this.options.commandTimeoutMs,
+        this.#commandTimeoutMs(),
         this.#replies.count > 0 ? this.#flushHeld : undefined,
       );
       // A QUIT still runs: a client that sent it and closed is done, not gone mid-message.
@@ -185,10 +185,29 @@ export class SmtpReceiver implements ReceiverContext {
     }
   }
 
+  /** `smtp.timeout`, or what is left of the AUTH deadline before AUTH (ReceiverAuth.deadline). */
+  #commandTimeoutMs(): number {
+    const idle = this.options.commandTimeoutMs;
+    const deadline = this.options.auth?.deadline;
+    if (deadline === undefined || this.#authenticatedUser !== undefined) return idle;
+    return Math.max(1, Math.min(idle, deadline - Date.now()));
+  }
+
+  /** Whether AUTH is still missing past its deadline (a timeout then is the deadline's). */
+  #isAuthOverdue(): boolean {
+    const deadline = this.options.auth?.deadline;
+    return deadline !== undefined && this.#authenticatedUser === undefined &&
+      Date.now() >= deadline;
+  }
+
   async #failed(err: unknown): Promise<EndReason> {
     if (err instanceof TimeoutError) {
-      this.log.info("smtp_timeout", { state: this.#state.kind });
-      await this.#finalReply(REPLIES.idleTimeout);
+      const isAuthOverdue = this.#isAuthOverdue();
+      this.log.info("smtp_timeout", {
+        state: this.#state.kind,
+        ...(isAuthOverdue ? { code: "4.7.0" } : {}),
+      });
+      await this.#finalReply(isAuthOverdue ? REPLIES.authTimeout : REPLIES.idleTimeout);
       return "timeout";
     }
     if (err instanceof ConnClosedError) {

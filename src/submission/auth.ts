@@ -20,6 +20,8 @@ export interface SubmissionAuthDeps {
   readonly log: Logger;
   readonly hostname: string;
   readonly timeoutMs: number;
+  /** Connect → successful AUTH (`submission.auth_timeout`); absent: no deadline. */
+  readonly authTimeoutMs?: number;
   readonly remoteAddress: string;
   /** Key for the fake SCRAM salts of unknown users (as on the ODMR port). */
   readonly fakeSaltKey?: Uint8Array;
@@ -31,10 +33,19 @@ export interface SubmissionAuthDeps {
 export class SubmissionAuth implements ReceiverAuth {
   readonly #deps: SubmissionAuthDeps;
   #failures = 0;
+  readonly deadline?: number;
 
   constructor(deps: SubmissionAuthDeps) {
     this.#deps = deps;
+    if (deps.authTimeoutMs !== undefined) this.deadline = Date.now() + deps.authTimeoutMs;
   }
+
+  /** Bound of the next response line: `smtp.timeout`, or what is left of the deadline. */
+  readonly #responseTimeoutMs = (): number => {
+    const idle = this.#deps.timeoutMs;
+    const deadline = this.deadline;
+    return deadline === undefined ? idle : Math.max(1, Math.min(idle, deadline - Date.now()));
+  };
 
   mechanisms(isSecure: boolean): readonly string[] {
     return isSecure
@@ -55,7 +66,7 @@ export class SubmissionAuth implements ReceiverAuth {
       credentials: deps.credentials,
       ...(deps.fakeSaltKey ? { fakeSaltKey: deps.fakeSaltKey } : {}),
       hostname: deps.hostname,
-      timeoutMs: deps.timeoutMs,
+      timeoutMs: this.#responseTimeoutMs,
     });
     switch (outcome.kind) {
       case "reply":
@@ -94,7 +105,7 @@ export class SubmissionAuth implements ReceiverAuth {
     if (verdict.delayMs > 0) await new Promise((r) => setTimeout(r, verdict.delayMs));
     if (outcome.kind === "success" && !verdict.isRefused) {
       if (outcome.serverFinal !== undefined) {
-        const at = { conn: link.conn, reader: link.reader, timeoutMs: deps.timeoutMs };
+        const at = { conn: link.conn, reader: link.reader, timeoutMs: this.#responseTimeoutMs };
         const instead = await sendServerFinal(at, outcome.serverFinal);
         if (instead?.kind === "eof") return { kind: "end" };
         if (instead !== undefined) {

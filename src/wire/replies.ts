@@ -73,6 +73,7 @@ export const REPLIES = {
   ),
   tooManyMessages: reply(421, "4.7.0", "Too many messages in one session, closing connection"),
   idleTimeout: reply(421, "4.4.2", "Idle timeout, closing connection"),
+  authTimeout: reply(421, "4.7.0", "Authentication timeout, closing connection"),
   shuttingDown: reply(421, "4.3.2", "Service shutting down, closing connection"),
   internalError: reply(421, "4.3.0", "Internal error, closing connection"),
 } as const satisfies Record<string, Reply>;

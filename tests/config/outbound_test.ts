@@ -39,6 +39,7 @@ submission:
   max_recipients: 50
   max_messages_per_hour: 10
   max_recipients_per_hour: 20
+  auth_timeout: 30s
 outbound:
   resolver: 127.0.0.1:5353
   helo: out.example.net
@@ -54,6 +55,7 @@ outbound:
     maxRecipients: 50,
     maxMessagesPerHour: 10,
     maxRecipientsPerHour: 20,
+    authTimeoutMs: 30_000,
   });
   assertEquals(c.outbound, {
     resolver: { host: "127.0.0.1", port: 5353 },
