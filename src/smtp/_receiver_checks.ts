@@ -31,6 +31,11 @@ export interface Transaction {
   readonly mail: MailFrom;
   /** Accepted recipients, in order. */
   readonly recipients: readonly RcptTo[];
+  /**
+   * Keys of `recipients` (_receiver_mail.ts `recipientKey`), to take a repeated RCPT once; made
+   * at the second RCPT, so that a message for one recipient pays nothing.
+   */
+  readonly recipientKeys?: Set<string>;
   /** Set by the first BDAT chunk: DATA is then refused (RFC 3030 §3). */
   readonly isChunking: boolean;
   /** Body octets received so far by BDAT. */

@@ -7,7 +7,7 @@
 import type { Reply } from "../wire/reply.ts";
 import { isPositive } from "../wire/reply.ts";
 import { REPLIES } from "../wire/replies.ts";
-import type { SinkTransaction } from "./sink.ts";
+import type { RcptTo, SinkTransaction } from "./sink.ts";
 import { BodyLineCheck } from "../wire/body_check.ts";
 import { checkMail, checkRcpt } from "./_receiver_checks.ts";
 import type { Transaction } from "./_receiver_checks.ts";
@@ -73,6 +73,14 @@ export async function handleRcpt(ctx: ReceiverContext, args: string): Promise<Ou
     }
     return mistake(checked.reply);
   }
+  // A repeated recipient is answered 250 and kept once, with its first RCPT's DSN parameters
+  // (as Postfix): each stored recipient is one delivery. Not under PRDR, whose replies after the
+  // body go one per accepted RCPT.
+  const keys = s.tx.recipients.length === 0 || s.tx.mail.prdr === true
+    ? undefined
+    : s.tx.recipientKeys ?? new Set(s.tx.recipients.map(recipientKey));
+  const key = keys === undefined ? "" : recipientKey(checked.value);
+  if (keys?.has(key) === true) return say(REPLIES.recipientOk);
   let r: Reply;
   try {
     // RFC 2920: a relaying sink may send its own DATA with this RCPT when DATA (or a BDAT
@@ -84,6 +92,19 @@ export async function handleRcpt(ctx: ReceiverContext, args: string): Promise<Ou
     return { ...leaveTransaction(s, "sink failed"), replies: [REPLIES.localError] };
   }
   if (!isPositive(r)) return say(r);
-  const tx: Transaction = { ...s.tx, recipients: [...s.tx.recipients, checked.value] };
+  keys?.add(key);
+  const recipients = [...s.tx.recipients, checked.value];
+  const tx: Transaction = keys === undefined
+    ? { ...s.tx, recipients }
+    : { ...s.tx, recipients, recipientKeys: keys };
   return { replies: [r], next: { state: { ...s, tx }, why: "RCPT" } };
+}
+
+/**
+ * What makes two recipients one: the local part as received (RFC 5321 §2.4: it may be
+ * case-sensitive) and the domain as its lower-case A-label; the bare `<Postmaster>` in any case.
+ */
+function recipientKey(rcpt: RcptTo): string {
+  const at = rcpt.address.lastIndexOf("@");
+  return at < 0 ? rcpt.address.toLowerCase() : `${rcpt.address.slice(0, at)}@${rcpt.domain}`;
 }
