@@ -194,7 +194,6 @@ async function cases(t: Deno.TestContext, open: TargetOpener): Promise<void> {
         { argv: ["list", "--status", "sent"], want: '--status: "sent"' },
         { argv: ["list", "--older-than", "2"], want: '--older-than: "2"' },
         { argv: ["list", "--older-than", "soon"], want: "--older-than" },
-        { argv: ["show", "X", "--json", "--body"], want: "--json and --body" },
         { argv: ["summary", "extra"], want: '"extra"' },
         { argv: ["summary", "--domain", "x.test"], want: "--domain" },
       ]
