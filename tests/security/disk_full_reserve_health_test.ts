@@ -1,0 +1,88 @@
+/**
+ * (session 18) /healthz while the space reserve is spent: serve refuses new mail with 452 4.3.1
+ * from then on, so /healthz must say "disk full" at once, not only after some sender was refused
+ * (before, it answered 200 until the first refusal). Once there is room again it answers 200.
+ * Real `serve` on a small tmpfs (root: skipped with the reason otherwise).
+ */
+import { match as assertMatch } from "node:assert/strict";
+import { addUser, startServer } from "../_helpers/server_process.ts";
+import type { ServerProcess } from "../_helpers/server_process.ts";
+import { submitAccepted } from "../_helpers/smtp_submit.ts";
+import { runScriptedCustomer } from "../_helpers/scripted_customer.ts";
+import { fillUp, mountTmpfs, unmountTmpfs } from "../_helpers/tmpfs.ts";
+import { eventsNamed } from "../_helpers/log_lines.ts";
+
+const enc = new TextEncoder();
+const NAME = "disk full reserve health";
+
+/** The status line and body of GET /healthz. */
+async function healthz(port: number): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(enc.encode("GET /healthz HTTP/1.1\r\nhost: test\r\n\r\n"));
+    let text = "";
+    const buf = new Uint8Array(4096);
+    for (;;) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    const [head = "", body = ""] = text.split("\r\n\r\n");
+    return `${head.split("\r\n")[0]} ${body.trim()}`;
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test("disk full: /healthz says so as soon as the space reserve is spent (session 18)", async () => {
+  const dir = await mountTmpfs(NAME, "64m");
+  if (dir === undefined) return;
+  let server: ServerProcess | undefined;
+  try {
+    server = await startServer({
+      dataDir: `${dir}/data`,
+      configPath: `${dir}/config.yaml`,
+      config: { metrics: { listen: "127.0.0.1:0" } },
+    });
+    await addUser(server.configPath, "alice", ["example.org"], "alice-pw");
+    const metrics = server.listening.find((l) => l.proto === "metrics")!.port;
+    await submitAccepted({
+      port: server.smtp[0]!.port,
+      from: "s@sender.test",
+      to: ["bob@example.org"],
+      body: enc.encode("Subject: x\r\n\r\nbody\r\n"),
+    });
+    assertMatch(await healthz(metrics), /^HTTP\/1\.1 200 OK ok$/);
+    fillUp(`${dir}/filler`);
+    // Writes until the reserve is given back (a claim, its settlements or its release).
+    for (let i = 0; i < 5 && eventsNamed(server.logs(), "space_reserve_used").length === 0; i++) {
+      await runScriptedCustomer({
+        port: server.odmr[0]!.port,
+        auth: { mechanism: "CRAM-MD5", user: "alice", password: "alice-pw" },
+        atrn: "example.org",
+        timeoutMs: 20_000,
+      });
+      if (eventsNamed(server.logs(), "space_reserve_used").length > 0) break;
+      await submitAccepted({
+        port: server.smtp[0]!.port,
+        from: "s@sender.test",
+        to: ["bob@example.org"],
+        body: enc.encode("Subject: y\r\n\r\nbody\r\n"),
+      }).catch(() => {});
+    }
+    assertMatch(server.logs(), /event=space_reserve_used/);
+    assertMatch(await healthz(metrics), /^HTTP\/1\.1 503 .*disk full/);
+    await Deno.remove(`${dir}/filler`);
+    // The reserve is put back at most once a second.
+    let health = "";
+    for (let i = 0; i < 20 && !health.endsWith(" ok"); i++) {
+      health = await healthz(metrics);
+      if (!health.endsWith(" ok")) await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    assertMatch(health, /^HTTP\/1\.1 200 OK ok$/);
+    await server.stop();
+  } finally {
+    await server?.kill9();
+    await unmountTmpfs(dir);
+  }
+});
