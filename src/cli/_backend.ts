@@ -52,7 +52,8 @@ export async function openServeBackend(
       // Copied to PostgreSQL: serving it would deliver the copies again (moved_mark.ts).
       const moved = movedAt(db);
       if (moved !== undefined) throw new QueueMovedError(movedRefusal(config.dataDir, moved));
-      const disk = new DiskFullness();
+      // /healthz: also while the reserve is spent (asking may put it back, once a second at most).
+      const disk = new DiskFullness(Date.now, () => reserve?.allowsMail() === false);
       const store = new SqliteQueueStore(db, {
         logger: opts.logger,
         onGroupCommit: disk.committed,

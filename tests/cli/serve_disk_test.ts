@@ -23,3 +23,11 @@ Deno.test("DiskFullness: unhealthy from a refusal until messages are stored agai
   now += 1;
   assertEquals(disk.reason(), undefined, "no refusal for FULL_HOLD_MS");
 });
+
+Deno.test("DiskFullness: unhealthy while new mail waits for room (the spent reserve), refused or not (session 18)", () => {
+  let waits = true;
+  const disk = new DiskFullness(() => 1_000_000, () => waits);
+  assertMatch(disk.reason() ?? "", /^disk full: the space reserve is spent/);
+  waits = false;
+  assertEquals(disk.reason(), undefined);
+});
