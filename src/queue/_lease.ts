@@ -201,9 +201,12 @@ export class SqliteLease implements Lease {
       return Promise.reject(err);
     }
     return this.#deps.group.whenDurable().catch((err) => {
-      // Its COMMIT found no room: the next settlement has the reserve's.
-      if (mayBeFull(err)) reserve?.giveBack("settlement", err);
-      throw err;
+      // Its COMMIT found no room and rolled it back: once more, with the reserve's room.
+      if (reserve === undefined || !mayBeFull(err) || !reserve.giveBack("settlement", err)) {
+        throw err;
+      }
+      this.#write(results);
+      return this.#deps.group.whenDurable();
     });
   }
 
