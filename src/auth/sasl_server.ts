@@ -65,6 +65,11 @@ export interface SaslServerOptions {
    * which names exist. Default: a key made at process start.
    */
   readonly fakeSaltKey?: Uint8Array;
+  /**
+   * True when `user`'s exchange is refused whatever the password (an AUTH cap: throttle.ts
+   * `isRefusedAnyway`): PLAIN and LOGIN then fail without the scrypt check.
+   */
+  readonly isRefusedAnyway?: (user: string) => boolean;
 }
 
 /** The mechanism named `text` (case-insensitive), or undefined when we do not implement it. */
@@ -173,13 +178,19 @@ class CramMd5Exchange implements SaslServerExchange {
   }
 }
 
-/** Checks a user name and password against the scrypt hash, dummy hash for unknown users. */
+/**
+ * Checks a user name and password against the scrypt hash, dummy hash for unknown users; not
+ * at all when the reply is refused anyway (`isRefusedAnyway`): then a failure.
+ */
 async function checkPassword(
-  store: VerifierSource,
+  opts: SaslServerOptions,
   user: string,
   password: string,
 ): Promise<SaslStep> {
-  const stored = store.getVerifiers(user)?.passwordHash;
+  if (opts.isRefusedAnyway?.(user) === true) {
+    return { kind: "failure", reason: "credentials", user };
+  }
+  const stored = opts.store.getVerifiers(user)?.passwordHash;
   const isMatch = await verifyPassword(password, stored ?? DUMMY_PASSWORD_HASH);
   return isMatch && stored !== undefined
     ? { kind: "success", user }
@@ -232,13 +243,13 @@ class PlainExchange implements SaslServerExchange {
     // No proxy authorization (docs/protocol.md §3.2): a different authzid is refused like bad
     // credentials, after the same work so it does not stand out.
     if (authzid !== "" && authzid !== authcid) {
-      return checkPassword(this.#opts.store, authcid, password).then(() => ({
+      return checkPassword(this.#opts, authcid, password).then(() => ({
         kind: "failure",
         reason: "credentials",
         user: authcid,
       }));
     }
-    return checkPassword(this.#opts.store, authcid, password);
+    return checkPassword(this.#opts, authcid, password);
   }
 
   #fail(): Promise<SaslStep> {
@@ -281,7 +292,7 @@ class LoginExchange implements SaslServerExchange {
       this.#state = { kind: "done" };
       const password = decodeField(response, false);
       if (password === undefined) return Promise.resolve(MALFORMED);
-      return checkPassword(this.#opts.store, state.user, password);
+      return checkPassword(this.#opts, state.user, password);
     }
     return this.#fail();
   }

@@ -96,6 +96,17 @@ export class AuthThrottle {
     return { delayMs: this.delayMsFor(ip, user), isRefused: isCapped && !isOwnerAtHome };
   }
 
+  /**
+   * Whether an AUTH from `ip` for `user` gets `454` whatever its password (judge's verdict for
+   * a success as for a failure): a cap holds and the account never succeeded from this address.
+   * Asked before the password check, which it makes needless (scrypt's CPU for nothing).
+   */
+  isRefusedAnyway(ip: string, user: string): boolean {
+    const isCapped = this.#ipLevel(ip) >= this.#ipCap ||
+      this.#userLevel(user) >= this.#accountCap;
+    return isCapped && !(user !== "" && this.#isKnown(user, ip));
+  }
+
   /** Counts one failure against `ip` and, when known, the user name tried. */
   recordFailure(ip: string, user?: string): void {
     const key = ipKey(ip);

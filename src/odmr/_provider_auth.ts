@@ -43,6 +43,7 @@ export async function handleAuth(ctx: ProviderContext, args: string): Promise<Pr
     credentials: ctx.deps.credentials,
     ...(ctx.deps.fakeSaltKey ? { fakeSaltKey: ctx.deps.fakeSaltKey } : {}),
     hostname: ctx.deps.options.hostname,
+    isRefusedAnyway: (user) => ctx.deps.throttle.isRefusedAnyway(ctx.conn.remoteAddress, user),
     timeoutMs: responseTimeoutMs(ctx),
   });
   switch (outcome.kind) {

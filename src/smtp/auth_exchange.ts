@@ -73,6 +73,8 @@ export async function runAuthExchange(opts: {
   credentials: CredentialStore;
   fakeSaltKey?: Uint8Array;
   hostname: string;
+  /** The AUTH cap refuses `user` whatever the password: not checked (sasl_server.ts). */
+  isRefusedAnyway?: (user: string) => boolean;
   /** Bound of each response line; a function is asked at each (a deadline that draws near). */
   timeoutMs: number | (() => number);
 }): Promise<AuthOutcome> {
@@ -103,6 +105,7 @@ export async function runAuthExchange(opts: {
   }
   const server = createSaslServer(mechanism, {
     ...(opts.fakeSaltKey ? { fakeSaltKey: opts.fakeSaltKey } : {}),
+    ...(opts.isRefusedAnyway ? { isRefusedAnyway: opts.isRefusedAnyway } : {}),
     store: opts.credentials,
     hostname: opts.hostname,
   });

@@ -66,6 +66,7 @@ export class SubmissionAuth implements ReceiverAuth {
       credentials: deps.credentials,
       ...(deps.fakeSaltKey ? { fakeSaltKey: deps.fakeSaltKey } : {}),
       hostname: deps.hostname,
+      isRefusedAnyway: (user) => deps.throttle.isRefusedAnyway(deps.remoteAddress, user),
       timeoutMs: this.#responseTimeoutMs,
     });
     switch (outcome.kind) {
