@@ -33,6 +33,8 @@ export function rcpt(address: string, extra: Partial<NewRecipient> = {}): NewRec
 export interface MessageSpec {
   /** The reverse-path; default "" (a bounce). */
   readonly from?: string;
+  /** The user who submitted it (submission); default none (received mail). */
+  readonly submitter?: string;
   /** Addresses (see `rcpt`) or whole recipients. */
   readonly to: readonly (string | NewRecipient)[];
   readonly params?: MessageParams;
@@ -44,6 +46,7 @@ export interface MessageSpec {
 export async function queueMessage(store: QueueStore, m: MessageSpec): Promise<string> {
   const writer = await store.begin({
     mailFrom: m.from ?? "",
+    ...(m.submitter === undefined ? {} : { submitter: m.submitter }),
     params: m.params ?? {},
     recipients: m.to.map((r) => typeof r === "string" ? rcpt(r) : r),
   });

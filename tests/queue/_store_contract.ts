@@ -75,6 +75,36 @@ export async function writesContract(t: Deno.TestContext, open: Opener): Promise
     });
   });
 
+  await t.step("a submitted message keeps its submitter; received mail has none", async () => {
+    await open(async (store, clock) => {
+      const submitted = await store.begin({
+        mailFrom: "",
+        submitter: "alice",
+        params: {},
+        recipients: [rcpt("b@two.test", { route: "mx" })],
+      });
+      await submitted.write(new TextEncoder().encode("x\r\n"));
+      await submitted.commit();
+      const received = await queueMessage(store, { from: "s@example.net", to: ["a@one.test"] });
+      assert.equal((await store.get(submitted.id))?.submitter, "alice");
+      assert.equal((await store.get(received))?.submitter, undefined);
+      const listed = await store.list();
+      assert.deepEqual(
+        listed.map((m) => [m.id, m.submitter]).sort(),
+        [
+          [submitted.id, "alice"],
+          [received, undefined],
+        ].sort(),
+      );
+      // What the outbound signer is given.
+      const lease = await store.claimOutbound({ owner: "w", leaseSeconds: 60, now: clock.ms });
+      assert.ok(lease);
+      const leased = await Array.fromAsync(lease.messages());
+      assert.deepEqual(leased.map((m) => [m.id, m.submitter]), [[submitted.id, "alice"]]);
+      await lease.release();
+    });
+  });
+
   await t.step("an aborted message leaves nothing visible", async () => {
     await open(async (store) => {
       const w = await store.begin({ mailFrom: "", params: {}, recipients: [rcpt("a@one.test")] });
