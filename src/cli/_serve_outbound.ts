@@ -72,7 +72,11 @@ export function createOutboundWorker(deps: OutboundDeps): OutboundWorker {
 /**
  * A user's key signs only its own mail: the From domain must belong to the user who owns the
  * envelope sender's domain (submission checked that one at MAIL). Otherwise one user could get
- * another's signature on a message by writing their domain into From.
+ * another's signature on a message by writing their domain into From. `MAIL FROM:<>` mail (a
+ * user's bounces and auto-replies) has no sender domain: it is signed only when the From
+ * domain belongs to the user who submitted it (stored with the message; submission refused
+ * `<>` mail From any other domain). `<>` mail without a submitter (the server's own reports,
+ * rows queued before the submitter was stored) is sent unsigned.
  */
 async function signingKeys(
   read: (domain: string) => Promise<readonly DkimKey[]>,
@@ -80,11 +84,22 @@ async function signingKeys(
   fromDomain: string,
   message: QueuedMessage,
 ): Promise<readonly DkimKey[]> {
+  if (!isOwnedAuthor(credentials, fromDomain, message)) return [];
+  return await read(fromDomain);
+}
+
+/** Whether the From domain is its message's sender's: see signingKeys. */
+function isOwnedAuthor(
+  credentials: CredentialStore,
+  fromDomain: string,
+  message: QueuedMessage,
+): boolean {
+  const owner = credentials.ownerOf(fromDomain);
+  if (owner === undefined) return false;
+  if (message.mailFrom === "") return message.submitter === owner;
   const at = message.mailFrom.lastIndexOf("@");
   const senderDomain = at < 0 ? undefined : normalizeDomain(message.mailFrom.slice(at + 1));
-  const owner = senderDomain === undefined ? undefined : credentials.ownerOf(senderDomain);
-  if (owner === undefined || credentials.ownerOf(fromDomain) !== owner) return [];
-  return await read(fromDomain);
+  return senderDomain !== undefined && credentials.ownerOf(senderDomain) === owner;
 }
 
 /**

@@ -41,7 +41,7 @@ export interface RecipientFilter {
   readonly dueBy?: number;
 }
 
-const MESSAGE_COLUMNS = "m.id, m.received_at, m.mail_from, m.size, m.params";
+const MESSAGE_COLUMNS = "m.id, m.received_at, m.mail_from, m.size, m.params, m.submitter";
 const RECIPIENT_COLUMNS =
   "id, message_id, address, domain, status, attempts, last_reply, notify, orcpt, expired_at, " +
   "route, next_attempt_at";

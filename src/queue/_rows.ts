@@ -15,6 +15,8 @@ export interface MessageRow {
   readonly id: string;
   readonly receivedAt: number;
   readonly mailFrom: string;
+  /** NULL (received mail, rows of before schema step 13): absent. */
+  readonly submitter?: string;
   readonly size: number;
   readonly params: MessageParams;
 }
@@ -54,17 +56,21 @@ export function isLeased(leased: LeasedDomains, r: RecipientRow): boolean {
   return leased.mx.has(r.domain) && (r.nextAttemptAt ?? 0) <= leased.now;
 }
 
-/** Checks a `SELECT id, received_at, mail_from, size, params FROM messages` row. */
+/** Checks a `SELECT id, received_at, mail_from, size, params, submitter FROM messages` row. */
 export function readMessageRow(row: unknown): MessageRow | undefined {
   if (!isRecord(row)) return undefined;
-  const { id, received_at: receivedAt, mail_from: mailFrom, size, params } = row;
+  const { id, received_at: receivedAt, mail_from: mailFrom, size, params, submitter } = row;
   if (typeof id !== "string" || typeof mailFrom !== "string" || typeof params !== "string") {
     return undefined;
   }
   if (!isCount(receivedAt) || !isCount(size)) return undefined;
+  if (submitter !== null && submitter !== undefined && typeof submitter !== "string") {
+    return undefined;
+  }
   const parsed = readParams(params);
   if (parsed === undefined) return undefined;
-  return { id, receivedAt, mailFrom, size, params: parsed };
+  const checked = { id, receivedAt, mailFrom, size, params: parsed };
+  return typeof submitter === "string" ? { ...checked, submitter } : checked;
 }
 
 /**

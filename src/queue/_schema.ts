@@ -175,4 +175,11 @@ ${waitingTriggers("route_waiting")}
     moved_at INTEGER NOT NULL
   );
   `,
+  // 13: the user whose AUTH submitted a message (the submission port; NULL for received mail,
+  // the server's own reports and rows of before this step). The outbound signer signs a
+  // `MAIL FROM:<>` message by its From domain only when that domain is its submitter's
+  // (src/cli/_serve_outbound.ts): `<>` has no sender domain to find the key's owner by.
+  `
+  ALTER TABLE messages ADD COLUMN submitter TEXT;
+  `,
 ];

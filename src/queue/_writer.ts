@@ -40,8 +40,8 @@ export function prepareWriterStatements(db: DatabaseSync): WriterStatements {
     deleteChunks: db.prepare("DELETE FROM message_chunks WHERE message_id = ?"),
     deleteMessage: db.prepare("DELETE FROM messages WHERE id = ?"),
     insertMessage: db.prepare(
-      "INSERT INTO messages (id, received_at, mail_from, size, params, body, body_file) " +
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO messages (id, received_at, mail_from, size, params, body, body_file, " +
+        "submitter) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     ),
     insertRecipient: db.prepare(
       "INSERT INTO recipients (message_id, address, domain, notify, orcpt, route, " +
@@ -201,6 +201,7 @@ export class SqliteMessageWriter implements MessageWriter, TxParticipant {
           writeParams(m.params),
           inline ?? null,
           this.#file?.name ?? null,
+          m.submitter ?? null,
         );
         inserted = true;
         for (const r of m.recipients) {

@@ -48,6 +48,11 @@ export interface NewMessage {
   readonly id?: string;
   /** Reverse-path without angle brackets; "" for the null reverse-path. */
   readonly mailFrom: string;
+  /**
+   * The user whose AUTH submitted it (the submission port); absent for received mail and the
+   * server's own reports. The outbound signer signs `<>` mail only for its submitter's domains.
+   */
+  readonly submitter?: string;
   readonly params: MessageParams;
   readonly recipients: readonly NewRecipient[];
   /**
@@ -108,6 +113,8 @@ export interface QueuedMessage {
   /** Milliseconds since the epoch. */
   readonly receivedAt: number;
   readonly mailFrom: string;
+  /** Who submitted it (NewMessage.submitter); absent for other mail and older rows. */
+  readonly submitter?: string;
   /** Body size in bytes. */
   readonly size: number;
   readonly params: MessageParams;

@@ -20,6 +20,8 @@ import { until } from "../_helpers/wait_until.ts";
 const ok = () => "ok";
 const failed = (e: Error) => `failed: ${e.message}`;
 const LAST = PG_QUEUE_MIGRATIONS.length;
+/** The step that creates `migrated_messages`, the table `schemaOf` looks for. */
+const MIGRATED = PG_QUEUE_MIGRATIONS.findIndex((s) => s.includes("CREATE TABLE migrated_")) + 1;
 
 let selectors = 0;
 
@@ -42,14 +44,20 @@ const TOOL_CALLS: readonly (readonly [
   ["dkim remove", (_, keys) => keys.remove("example.org", "s0"), "DKIM key removal"],
 ];
 
-/** The schema's recorded version and whether the last step's table (migrated_messages) exists. */
+/**
+ * The schema's recorded version, whether step MIGRATED's table (migrated_messages) exists and
+ * whether the last step's column (messages.submitter) does.
+ */
 async function schemaOf(url: string): Promise<string> {
   const sql = await connectPostgres({ url, max: 1 });
   try {
     const [row] = await sql`SELECT (SELECT version FROM schema_version
         WHERE component = 'queue') AS version,
-      to_regclass('migrated_messages') IS NOT NULL AS has_table`;
-    return `version ${row?.version}, migrated_messages ${row?.has_table ? "present" : "absent"}`;
+      to_regclass('migrated_messages') IS NOT NULL AS has_table,
+      EXISTS (SELECT 1 FROM information_schema.columns
+        WHERE table_name = 'messages' AND column_name = 'submitter') AS has_column`;
+    return `version ${row?.version}, migrated_messages ${row?.has_table ? "present" : "absent"}` +
+      `, submitter ${row?.has_column ? "present" : "absent"}`;
   } finally {
     await sql.end({ timeout: 5 });
   }
@@ -153,12 +161,15 @@ await postgresTest(
         assert.match(
           got,
           new RegExp(
-            `^failed: Cannot migrate database schema for "queue" to version ${LAST}: ` +
+            `^failed: Cannot migrate database schema for "queue" to version ${MIGRATED}: ` +
               `migration step: no answer from PostgreSQL within 500 ms`,
           ),
         );
       });
-      assert.equal(await schemaOf(url), `version ${LAST - 1}, migrated_messages absent`);
+      assert.equal(
+        await schemaOf(url),
+        `version ${MIGRATED - 1}, migrated_messages absent, submitter absent`,
+      );
       // The next start applies it (the cut session's advisory lock went with it).
       const sql = await connectPostgres({ url, max: 1 });
       try {
@@ -166,16 +177,19 @@ await postgresTest(
       } finally {
         await sql.end({ timeout: 5 });
       }
-      assert.equal(await schemaOf(url), `version ${LAST}, migrated_messages present`);
+      assert.equal(
+        await schemaOf(url),
+        `version ${LAST}, migrated_messages present, submitter present`,
+      );
     });
 
     await t.step("a migration step whose COMMIT's answer is lost is whole", async () => {
       const url = await pg.createDatabase("stall_commit");
-      // A database one step behind: the last step's table gone, its version row back.
+      // A database one step behind: the last step's column gone, its version row back.
       const setup = await connectPostgres({ url, max: 1 });
       try {
         await applyPgMigrations(setup);
-        await setup.unsafe(`DROP TABLE migrated_messages;
+        await setup.unsafe(`ALTER TABLE messages DROP COLUMN submitter;
           UPDATE schema_version SET version = ${LAST - 1} WHERE component = 'queue'`);
       } finally {
         await setup.end({ timeout: 5 });
@@ -186,7 +200,10 @@ await postgresTest(
         assert.equal(await bounded(stalled.then(() => "stalled")), "stalled");
         assert.match(got, /^failed: .* to version \d+: migration step: no answer .* 500 ms/);
       });
-      assert.equal(await schemaOf(url), `version ${LAST}, migrated_messages present`);
+      assert.equal(
+        await schemaOf(url),
+        `version ${LAST}, migrated_messages present, submitter present`,
+      );
     });
 
     await t.step("the wait for another node's migration", async () => {

@@ -4,7 +4,8 @@
  * cut off anywhere can be run again: what was copied is skipped, even once the nodes have
  * delivered it and its rows are gone, and what was not is copied now. A failure report the
  * source still owed (`report_pending`) stays owed here, under the recipient's new id, for the
- * nodes' maintenance to queue; a delay notice sent (`delay_notified`) is not sent again.
+ * nodes' maintenance to queue; a delay notice sent (`delay_notified`) is not sent again; who
+ * submitted it (`submitter`) stays known, for the outbound signer.
  */
 import { writeParams } from "../_rows.ts";
 import type { QueuedMessage } from "../types.ts";
@@ -40,9 +41,9 @@ export async function importMessagePg(
       ON CONFLICT (id) DO NOTHING RETURNING id`;
     if (first === undefined) return false;
     const [row] = await tx`INSERT INTO messages (id, received_at, mail_from, size, params,
-        delay_notified)
+        delay_notified, submitter)
       VALUES (${message.id}, ${message.receivedAt}, ${message.mailFrom}, ${message.size},
-        ${writeParams(message.params)}, ${source.delayNotified})
+        ${writeParams(message.params)}, ${source.delayNotified}, ${message.submitter ?? null})
       ON CONFLICT (id) DO NOTHING RETURNING id`;
     // Queued here but not recorded: copied by a migrate older than step 7; recorded now.
     if (row === undefined) return false;

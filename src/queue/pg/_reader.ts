@@ -84,7 +84,7 @@ export class PgReader {
     for (let guard = 0; guard < 10_000_000; guard++) {
       const rows = await this.#query(
         this.#sql`SELECT id, received_at::float8 AS received_at, mail_from,
-            size::float8 AS size, params FROM messages
+            size::float8 AS size, params, submitter FROM messages
           WHERE (received_at, id) > (${afterTime}, ${afterId})
           ORDER BY received_at, id LIMIT ${PG_MESSAGE_PAGE_SIZE}`,
         "queue read",
@@ -169,7 +169,8 @@ export class PgReader {
     if (ids.length === 0) return [];
     const rows = await this.#query(
       this.#sql`SELECT id, received_at::float8 AS received_at, mail_from,
-          size::float8 AS size, params FROM messages WHERE id = ANY(${ids as string[]}::text[])
+          size::float8 AS size, params, submitter FROM messages
+        WHERE id = ANY(${ids as string[]}::text[])
         ORDER BY id`,
       "queue read",
     );

@@ -73,9 +73,9 @@ export class PgMessageWriter implements MessageWriter {
           await tx`INSERT INTO message_chunks (message_id, seq, bytes, created_at)
             VALUES (${this.id}, ${lastSeq}, ${last}, ${this.#deps.receivedAt})`;
         }
-        await tx`INSERT INTO messages (id, received_at, mail_from, size, params)
+        await tx`INSERT INTO messages (id, received_at, mail_from, size, params, submitter)
           VALUES (${this.id}, ${this.#deps.receivedAt}, ${m.mailFrom}, ${this.#size},
-            ${writeParams(m.params)})`;
+            ${writeParams(m.params)}, ${m.submitter ?? null})`;
         // An mx-route recipient is due at once: its first attempt is at the received time.
         await tx`INSERT INTO recipients (message_id, address, domain, notify, orcpt, route,
             next_attempt_at)

@@ -116,6 +116,11 @@ export const PG_QUEUE_MIGRATIONS: readonly string[] = [
     id text PRIMARY KEY
   );
   `,
+  // 8: the user whose AUTH submitted a message, as the SQLite file's step 13 (NULL for received
+  // mail, the nodes' own reports and rows of before this step).
+  `
+  ALTER TABLE messages ADD COLUMN submitter text;
+  `,
 ];
 
 /**

@@ -3,7 +3,8 @@
  * docs/protocol.md §6.3), the body streamed into the queue, `250` only after the commit.
  * The domain check runs on every RCPT (a user added while serving is seen at once). Behind
  * the submission policy (AUTH done) it also takes recipients of other domains, queued for
- * delivery to their MX (route "mx"); the MX listener never sets that option.
+ * delivery to their MX (route "mx"); the MX listener never sets that option. The user whose
+ * AUTH submitted a message (only the submission port authenticates) is stored with it.
  */
 import type { MailFrom, MessageSink, RcptTo, SessionInfo, SinkTransaction } from "../sink.ts";
 import type { MessageWriter, NewRecipient, QueueStore } from "../../queue/types.ts";
@@ -118,6 +119,8 @@ class QueueTransaction implements SinkTransaction {
   readonly #opts: QueueSinkOptions;
   readonly #mail: MailFrom;
   readonly #sessionId: string;
+  /** The user whose AUTH submits it (submission); undefined on the MX port. */
+  readonly #submitter: string | undefined;
   /** The transaction's logger, made when first used (most messages log nothing here). */
   #txLog: Logger | undefined;
   readonly #recipients: NewRecipient[] = [];
@@ -131,6 +134,7 @@ class QueueTransaction implements SinkTransaction {
     this.#mail = mail;
     this.id = id;
     this.#sessionId = session.sessionId;
+    this.#submitter = session.authenticatedUser;
   }
 
   get #log(): Logger {
@@ -172,6 +176,8 @@ class QueueTransaction implements SinkTransaction {
     this.#writer ??= this.#opts.store.begin({
       id: this.id,
       mailFrom: this.#mail.address,
+      // Kept with the message: the outbound signer signs `<>` mail for its submitter only.
+      ...(this.#submitter === undefined ? {} : { submitter: this.#submitter }),
       params: this.#mail.params,
       recipients: this.#recipients,
       ...(this.#mail.declaredSize === undefined ? {} : { declaredSize: this.#mail.declaredSize }),
