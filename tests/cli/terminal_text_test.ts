@@ -23,19 +23,23 @@ const DRIVES_TERMINAL = new RegExp(
 const FROM = "\u009b2J\u009d0;pwned\u009c\u{e0041}\u202eevil\u00fc@sender.test";
 const TO = "\u009b31mj\u00f6rg@one.test";
 
+/** Queues one message from FROM to TO in the data directory's SQLite queue; its id. */
+async function queueHostile(dataDir: string): Promise<string> {
+  const store = new SqliteQueueStore(openDatabase(dataDir));
+  try {
+    return await queueMessage(store, {
+      from: FROM,
+      to: [TO],
+      body: "Subject: hello\r\n\r\nbody\r\n",
+    });
+  } finally {
+    await store.close();
+  }
+}
+
 Deno.test("queue list and queue show print no C1 control or bidi override a sender chose (wt18-revin)", async () => {
   await withTempDataDir(async (dataDir) => {
-    const store = new SqliteQueueStore(openDatabase(dataDir));
-    let id: string;
-    try {
-      id = await queueMessage(store, {
-        from: FROM,
-        to: [TO],
-        body: "Subject: hello\r\n\r\nbody\r\n",
-      });
-    } finally {
-      await store.close();
-    }
+    const id = await queueHostile(dataDir);
     for (const args of [["list"], ["show", id]]) {
       const io = recordingIo(dataDir);
       assert.equal(await queueCommand(args, io), 0, io.err);
@@ -54,17 +58,7 @@ Deno.test("queue list and queue show print no C1 control or bidi override a send
 
 Deno.test("queue list --json and queue show --json escape those characters and still give them back (wt18-revin)", async () => {
   await withTempDataDir(async (dataDir) => {
-    const store = new SqliteQueueStore(openDatabase(dataDir));
-    let id: string;
-    try {
-      id = await queueMessage(store, {
-        from: FROM,
-        to: [TO],
-        body: "Subject: hello\r\n\r\nbody\r\n",
-      });
-    } finally {
-      await store.close();
-    }
+    const id = await queueHostile(dataDir);
     for (const args of [["list", "--json"], ["show", id, "--json"]]) {
       const io = recordingIo(dataDir);
       assert.equal(await queueCommand(args, io), 0, io.err);

@@ -9,28 +9,10 @@ import { addUser, startServer } from "../_helpers/server_process.ts";
 import type { ServerProcess } from "../_helpers/server_process.ts";
 import { submit } from "../_helpers/smtp_submit.ts";
 import { fillUp, mountTmpfs, unmountTmpfs } from "../_helpers/tmpfs.ts";
+import { healthz } from "../_helpers/healthz.ts";
 
 const enc = new TextEncoder();
 const NAME = "disk full health";
-
-/** The status line and body of GET /healthz. */
-async function healthz(port: number): Promise<string> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  try {
-    await conn.write(enc.encode("GET /healthz HTTP/1.1\r\nhost: test\r\n\r\n"));
-    let text = "";
-    const buf = new Uint8Array(4096);
-    for (;;) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      text += new TextDecoder().decode(buf.subarray(0, n));
-    }
-    const [head = "", body = ""] = text.split("\r\n\r\n");
-    return `${head.split("\r\n")[0]} ${body.trim()}`;
-  } finally {
-    conn.close();
-  }
-}
 
 Deno.test("disk full: /healthz answers 503 while messages get 452 4.3.1, 200 once one is stored (wt17-rev1)", async () => {
   const dir = await mountTmpfs(NAME, "16m");

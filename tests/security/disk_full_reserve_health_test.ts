@@ -10,29 +10,11 @@ import type { ServerProcess } from "../_helpers/server_process.ts";
 import { submitAccepted } from "../_helpers/smtp_submit.ts";
 import { runScriptedCustomer } from "../_helpers/scripted_customer.ts";
 import { fillUp, mountTmpfs, unmountTmpfs } from "../_helpers/tmpfs.ts";
+import { healthz } from "../_helpers/healthz.ts";
 import { eventsNamed } from "../_helpers/log_lines.ts";
 
 const enc = new TextEncoder();
 const NAME = "disk full reserve health";
-
-/** The status line and body of GET /healthz. */
-async function healthz(port: number): Promise<string> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  try {
-    await conn.write(enc.encode("GET /healthz HTTP/1.1\r\nhost: test\r\n\r\n"));
-    let text = "";
-    const buf = new Uint8Array(4096);
-    for (;;) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      text += new TextDecoder().decode(buf.subarray(0, n));
-    }
-    const [head = "", body = ""] = text.split("\r\n\r\n");
-    return `${head.split("\r\n")[0]} ${body.trim()}`;
-  } finally {
-    conn.close();
-  }
-}
 
 Deno.test("disk full: /healthz says so as soon as the space reserve is spent (session 18)", async () => {
   const dir = await mountTmpfs(NAME, "64m");
