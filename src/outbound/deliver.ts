@@ -81,8 +81,9 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
 export const MAX_MX_ADDRESSES = 5;
 /**
  * Addresses whose connect fails at once for want of a route (`isNoRoute`: the IPv6 addresses of
- * dual-stack MX hosts, on a host without IPv6 routing) do not count towards MAX_MX_ADDRESSES;
- * they cost no time. Postfix counts them (it expects `inet_protocols = ipv4` there).
+ * dual-stack MX hosts, on a host without IPv6 routing or with IPv6 switched off) do not count
+ * towards MAX_MX_ADDRESSES; they cost no time. Postfix counts them (it expects
+ * `inet_protocols = ipv4` there). A host unreachable (EHOSTUNREACH) counts: session.ts.
  */
 /**
  * How a session under opportunistic TLS must be lost to go on in plaintext: Postfix's

@@ -66,9 +66,18 @@ export const TLS_REQUIRED: Reply = reply(451, "4.7.10", "TLS required but not of
 const CONNECTION_FAILED: Reply = reply(451, "4.4.1", "Connection failed");
 /**
  * Connect errors that say this host cannot reach the address at all, without a packet sent: no
- * route to its network (an IPv6 address on a host without IPv6 routing), or no such family.
+ * route to its network (an IPv6 address on a host without IPv6 routing), no such family, or no
+ * source address for it (IPv6 switched off: `disable_ipv6`, EADDRNOTAVAIL, which Deno's node:net
+ * reports as EINVAL). EHOSTUNREACH is not one: it names the host (no neighbour answered, a
+ * router's "host unreachable"), like a refused or timed-out connect, and costs time (3 s of
+ * ARP/ND), so it counts as Postfix's smtp_mx_address_limit counts every address tried.
  */
-const NO_ROUTE_CODES: ReadonlySet<unknown> = new Set(["ENETUNREACH", "EAFNOSUPPORT"]);
+const NO_ROUTE_CODES: ReadonlySet<unknown> = new Set([
+  "ENETUNREACH",
+  "EAFNOSUPPORT",
+  "EADDRNOTAVAIL",
+  "EINVAL",
+]);
 
 /** STARTTLS failed on this connection (which is closed): plaintext may be tried again. */
 type Attempt = OpenResult | {
