@@ -14,7 +14,7 @@ import type { Logger } from "../observe/log.ts";
 import type { DkimKey } from "../dkim/signer.ts";
 import { type LeasedMessage, leasedMessage } from "../smtp/leased_message.ts";
 import { formatReplyText } from "../wire/reply.ts";
-import { deliverBatch, type DeliveryOptions } from "./deliver.ts";
+import { deliverBatch, type DeliveryOptions, isTlsLostAfterEnd, type TlsPlan } from "./deliver.ts";
 import { retryAt } from "./backoff.ts";
 import { signOutbound } from "./sign.ts";
 
@@ -114,6 +114,7 @@ export async function runBatch(
       {
         ...opts.delivery,
         log,
+        tlsPlan,
         stop: AbortSignal.any([signals.stop, lost.signal]),
         cut: signals.cut,
       },
@@ -193,6 +194,18 @@ export async function runBatch(
   }
   log.info("outbound_batch_done", { ...counts });
   return counts;
+}
+
+/**
+ * What failed opportunistic TLS may do for a session opened for `message` (`TlsPlan`): at its
+ * first attempt nothing in plaintext, as Postfix's fallback waits for mail queued
+ * `minimal_backoff_time` (here: one retry step, 1 min by default); once tried, plaintext after a
+ * failure; and after a TLS session lost right after its end of data, plaintext from the start.
+ */
+function tlsPlan(message: LeasedMessage): TlsPlan {
+  const recipients = message.queued.recipients;
+  if (recipients.some((r) => isTlsLostAfterEnd(r.lastReply))) return "plaintext";
+  return recipients.some((r) => r.attempts > 0) ? "fallback" : "tls";
 }
 
 /** The queued message as the sender takes it, signed when its From domain has a key. */

@@ -9,6 +9,10 @@
  * timeout or a failed write (not a 421) goes on in plaintext at the same address instead, as
  * Postfix at "may" (`TLS_SESSION_FAILURES`); its messages whose end of data never went out are
  * offered again there, the others are deferred (the peer may have taken them: never twice).
+ * Whether failed TLS may go on in plaintext is the next message's `TlsPlan`: as Postfix, not at
+ * a message's first attempt (the next address is tried under TLS, else the mail waits for its
+ * retry), and a message whose TLS session was lost right after its end of data goes in plaintext
+ * from the start of its next attempt (`TLS_LOST_AFTER_END`).
  * When no address is left, the rest is deferred. Every
  * message offered comes back exactly once through `onResult`, every recipient settled:
  * delivered, failed (5xx, null MX, no such domain, an MX only at non-public addresses) or
@@ -16,7 +20,7 @@
  */
 import type { Logger } from "../observe/log.ts";
 import type { LossCause } from "../smtp/client/link.ts";
-import { reply } from "../wire/reply.ts";
+import { formatReplyText, reply } from "../wire/reply.ts";
 import type { Reply } from "../wire/reply.ts";
 import type { MessageResult, OutboundMessage, RecipientResult } from "../smtp/sender.ts";
 import type { SenderTimeouts } from "../smtp/sender.ts";
@@ -25,8 +29,37 @@ import { type MxTarget, openMxSession, type SessionOptions } from "./session.ts"
 
 export { TLS_REQUIRED } from "./session.ts";
 
+/**
+ * What opportunistic TLS that fails at an address may do, decided by the message a session is
+ * opened for (`DeliveryOptions.tlsPlan`; `outbound.tls: required` never goes in plaintext):
+ * - "fallback": go on in plaintext at that address (a failed STARTTLS, a TLS session lost);
+ * - "tls": skip the address (it counts) and try the next one under TLS; when none takes the mail
+ *   it waits for its retry. Postfix's fallback waits for mail that has been queued for
+ *   `minimal_backoff_time` (PLAINTEXT_FALLBACK_OK_AFTER_STARTTLS_FAILURE): another MX host may
+ *   do TLS, and a failure may pass;
+ * - "plaintext": no STARTTLS at all (its TLS session was lost right after its end of data the
+ *   last time: `TLS_LOST_AFTER_END`; else it would be deferred, perhaps arriving each time,
+ *   until it expires).
+ */
+export type TlsPlan = "fallback" | "tls" | "plaintext";
+
+/**
+ * The reply a recipient is deferred with when its message's TLS session was lost right after its
+ * end of data under opportunistic TLS (the peer may have it): the next attempt goes in plaintext.
+ */
+export const TLS_LOST_AFTER_END: Reply = reply(
+  451,
+  "4.4.2",
+  "TLS session lost after the end of data (the message may have arrived); next attempt in plaintext",
+);
+
+/** Whether a recipient's stored last reply is `TLS_LOST_AFTER_END`. */
+export function isTlsLostAfterEnd(lastReply: string | undefined): boolean {
+  return lastReply !== undefined && lastReply.trim() === formatReplyText(TLS_LOST_AFTER_END).trim();
+}
+
 /** How to reach the world; every field but `helo` and `log` has a default. */
-export interface DeliveryOptions {
+export interface DeliveryOptions<M extends OutboundMessage = OutboundMessage> {
   /** Our EHLO name (`outbound.helo`). */
   readonly helo: string;
   readonly log: Logger;
@@ -49,6 +82,11 @@ export interface DeliveryOptions {
   readonly tls?: "opportunistic" | "required";
   /** Random source for equal MX preferences. */
   readonly random?: () => number;
+  /**
+   * Under `opportunistic`: the `TlsPlan` of a session opened while `message` is the next one to
+   * send. Default: "fallback" for every message.
+   */
+  readonly tlsPlan?: (message: M) => TlsPlan;
   readonly timeouts?: Partial<SenderTimeouts>;
   /** Once aborted, no further message is taken (the one in flight finishes; serve stopping). */
   readonly stop?: AbortSignal;
@@ -118,7 +156,7 @@ export async function deliverToDomain(
 export async function deliverBatch<M extends OutboundMessage>(
   domain: string,
   messages: AsyncIterable<M> | Iterable<M>,
-  opts: DeliveryOptions,
+  opts: DeliveryOptions<M>,
   onResult: (message: M, result: DeliveryResult) => Promise<void> | void,
 ): Promise<BatchSummary> {
   const feed = new Feed(messages, opts.stop);
@@ -197,7 +235,14 @@ export async function deliverBatch<M extends OutboundMessage>(
         tried++;
         isCursorCounted = true;
       }
-      const opened = await openMxSession(target, sessionOpts, { plaintext: plainAt.has(cursor) });
+      const head = feed.head();
+      const plan: TlsPlan = sessionOpts.tls === "opportunistic" && head !== undefined
+        ? opts.tlsPlan?.(head) ?? "fallback"
+        : "fallback";
+      const opened = await openMxSession(target, sessionOpts, {
+        plaintext: plainAt.has(cursor) || plan === "plaintext",
+        fallback: plan !== "tls",
+      });
       if (opened.kind === "skipped") {
         // Unreachable from here without a packet sent: the next address takes its place.
         if (opened.isNoRoute === true) tried--;
@@ -217,25 +262,42 @@ export async function deliverBatch<M extends OutboundMessage>(
       let hasSettled = false;
       let lostReply: Reply | undefined;
       let isLost: boolean;
-      /** The TLS session failed: what it did not send goes on in plaintext at this address. */
-      const isTlsFailure = () =>
+      /** The opportunistic TLS session failed (not a 421, not our own cut). */
+      const isTlsLost = () =>
         session.isTls && sessionOpts.tls === "opportunistic" &&
         TLS_SESSION_FAILURES.has(session.sender.lossCause);
+      /** The TLS session failed: what it did not send goes on in plaintext at this address. */
+      const isTlsFailure = () => isTlsLost() && plan !== "tls";
       try {
-        const sent = await session.sender.sendMany(feed.session(), async (m, r: MessageResult) => {
-          if (r.recipients.some((x) => x.outcome !== "deferred")) hasSettled = true;
-          if (r.connectionLost) {
-            lostReply = r.recipients.find((x) => x.outcome === "deferred")?.reply;
-            // Not reported: reclaimed below and offered to the plaintext session. Only when the
-            // peer cannot have it (no end of data went out) and nothing of it was decided.
-            if (
-              isTlsFailure() && !r.isEndSent && !r.recipients.some((x) => x.outcome !== "deferred")
-            ) {
-              return;
+        const sent = await session.sender.sendMany(
+          feed.session(),
+          async (m, got: MessageResult) => {
+            let r = got;
+            if (r.recipients.some((x) => x.outcome !== "deferred")) hasSettled = true;
+            if (r.connectionLost && r.isEndSent && isTlsLost()) {
+              // The peer may have it: its next attempt goes in plaintext (TlsPlan "plaintext").
+              r = {
+                ...r,
+                recipients: r.recipients.map((x) =>
+                  x.outcome === "deferred" ? { ...x, reply: TLS_LOST_AFTER_END } : x
+                ),
+              };
             }
-          }
-          await report(m, { recipients: r.recipients, host: session.where });
-        });
+            if (r.connectionLost) {
+              // The reply the peer's loss gave (the rest must not be marked TLS_LOST_AFTER_END).
+              lostReply = got.recipients.find((x) => x.outcome === "deferred")?.reply;
+              // Not reported: reclaimed below and offered to the plaintext session. Only when the
+              // peer cannot have it (no end of data went out) and nothing of it was decided.
+              if (
+                isTlsFailure() && !r.isEndSent &&
+                !r.recipients.some((x) => x.outcome !== "deferred")
+              ) {
+                return;
+              }
+            }
+            await report(m, { recipients: r.recipients, host: session.where });
+          },
+        );
         isLost = sent.connectionLost;
       } finally {
         opts.cut?.removeEventListener("abort", onCut);
@@ -305,6 +367,11 @@ class Feed<M> {
     if (m === undefined) return false;
     this.#pending.unshift(m);
     return true;
+  }
+
+  /** The message `next()` gives out next, once `hasMore()` said there is one. */
+  head(): M | undefined {
+    return this.#pending[0];
   }
 
   /** A view for one session; `reclaim()` once it is over. */

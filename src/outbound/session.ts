@@ -7,7 +7,8 @@
  * EHLO under TLS) skips the host under `required`; under `opportunistic` the same address is
  * connected to once more and the session goes on in plaintext without asking for STARTTLS
  * (RFC 3207 §4.1, RFC 7435 §3; Postfix's "may" level does the same), else mail for an MX with
- * broken TLS would wait until it expires. A TLS session lost later (`deliver.ts`) is followed by
+ * broken TLS would wait until it expires; unless the caller says `fallback: false` (mail at its
+ * first attempt: skipped, `deliver.ts`). A TLS session lost later (`deliver.ts`) is followed by
  * a session opened `plaintext`, which never asks for STARTTLS.
  * Certificates are not verified: MX hosts rarely present one for the name we looked up, and
  * without DANE/MTA-STS nothing says which to expect.
@@ -89,11 +90,13 @@ type Attempt = OpenResult | {
 /**
  * Opens a session at `target`, or says why it was skipped. Never throws for peer faults.
  * `plaintext`: STARTTLS is not asked for (opportunistic TLS already failed at this address).
+ * `fallback: false`: a failed opportunistic STARTTLS skips the address instead of going on in
+ * plaintext (the mail has not waited for a retry yet: `deliver.ts`).
  */
 export async function openMxSession(
   target: MxTarget,
   opts: SessionOptions,
-  how: { readonly plaintext?: boolean } = {},
+  how: { readonly plaintext?: boolean; readonly fallback?: boolean } = {},
 ): Promise<OpenResult> {
   if (how.plaintext === true && opts.tls === "opportunistic") {
     const plain = await attempt(target, opts, false);
@@ -102,6 +105,13 @@ export async function openMxSession(
   const first = await attempt(target, opts, true);
   if (first.kind !== "tls_failed") return first;
   if (opts.tls === "required") return { kind: "skipped", reply: first.reply, reason: first.reason };
+  if (how.fallback === false) {
+    return {
+      kind: "skipped",
+      reply: reply(451, "4.7.0", `STARTTLS failed (${first.reason}); plaintext only at a retry`),
+      reason: `${first.reason}; plaintext only at a retry`,
+    };
+  }
   opts.log.info("outbound_tls_fallback", {
     host: `${target.name}[${target.address}]`,
     reason: first.reason,

@@ -1,9 +1,11 @@
 /**
  * Broken opportunistic TLS at an MX, through the real `serve` (queue, outbound worker, batch):
  * submitted mail for an MX whose STARTTLS handshake fails, and for one whose TLS session hangs
- * up at the first MAIL under TLS, arrives in plaintext, each message exactly once, and nothing
- * stays queued (`outbound.tls: opportunistic`, the default). Real peers: dnsmasq as
- * `outbound.resolver` and byte-exact capture servers on 127.x.y.58-59:25 (loopback()).
+ * up at the first MAIL under TLS, waits for its retry (as Postfix, no plaintext at a message's
+ * first attempt; the test's retry step is 1 s) and then arrives in plaintext, each message
+ * exactly once, and nothing stays queued (`outbound.tls: opportunistic`, the default). Real
+ * peers: dnsmasq as `outbound.resolver` and byte-exact capture servers on 127.x.y.58-59:25
+ * (loopback()).
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { type CaptureServer, startCaptureServer } from "../_helpers/capture_smtp.ts";
@@ -65,10 +67,11 @@ await toolTest("serve: mail for an MX with broken STARTTLS arrives once, in plai
         );
         assert(fallback.length >= 1, server.logs());
         assert(fallback.every((e) => reason.test(String(e.reason))), JSON.stringify(fallback));
-        assert(
-          !events().some((e) => e.event === "deferred" && String(e.to).endsWith(`@${domain}`)),
-          server.logs(),
-        );
+        // Deferred once at most, at the first attempt; its retry went in plaintext.
+        for (const m of sent) {
+          const deferred = events().filter((e) => e.event === "deferred" && e.to === m.to);
+          assert(deferred.length <= 1, server.logs());
+        }
       });
     }
   } finally {
