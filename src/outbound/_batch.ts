@@ -1,6 +1,7 @@
 /**
  * One outbound lease worked through: the leased destination's due messages, DKIM-signed when
- * the sender's domain has a key, sent over one connection (`deliverBatch`), each recipient
+ * the sender's domain has a key, sent over one connection (`deliverBatch`; a message with more
+ * than 100 recipients there as transactions of 100: MAX_TRANSACTION_RECIPIENTS), each recipient
  * settled durably by the reply that decided it: delivered, failed (then the failure report),
  * or deferred until the next step of the retry schedule. The lease is renewed on a timer while
  * the batch runs, as the ATRN drain's (src/odmr/drain.ts): a lost lease stops the batch, and so
@@ -17,6 +18,14 @@ import { formatReplyText } from "../wire/reply.ts";
 import { deliverBatch, type DeliveryOptions, isTlsLostAfterEnd, type TlsPlan } from "./deliver.ts";
 import { retryAt } from "./backoff.ts";
 import { signOutbound } from "./sign.ts";
+
+/**
+ * Recipients per transaction: RFC 5321 §4.5.3.1.10 lets a server refuse (452) past 100 RCPTs,
+ * and a client "SHOULD be prepared to transmit in 100-recipient chunks". A message with more at
+ * one domain goes as several transactions on the same connection (Postfix splits at
+ * `smtp_destination_recipient_limit`, 50); else each retry delivered 100 more.
+ */
+export const MAX_TRANSACTION_RECIPIENTS = 100;
 
 /** A recipient settled as failed, with the reply that failed it (`550 5.1.1 …`). */
 export interface FailedRecipient {
@@ -95,14 +104,16 @@ export async function runBatch(
    */
   async function* leased(): AsyncGenerator<LeasedMessage> {
     for await (const message of lease.messages()) {
-      if (renewals.isLost || isSettleFailing) return;
-      if (renewals.isDue && !(await renewals.renew())) {
-        // The lease may run out before the queue answers again; what is sent after that may
-        // be sent again by whoever takes the destination next, and could not be settled anyway.
-        log.warn("outbound_batch_stopped", { reason: "lease_not_renewed" });
-        return;
+      for (const part of recipientChunks(message)) {
+        if (renewals.isLost || isSettleFailing) return;
+        if (renewals.isDue && !(await renewals.renew())) {
+          // The lease may run out before the queue answers again; what is sent after that may
+          // be sent again by whoever takes the destination next, and could not be settled anyway.
+          log.warn("outbound_batch_stopped", { reason: "lease_not_renewed" });
+          return;
+        }
+        yield await prepare(part, lease, keysFor);
       }
-      yield await prepare(message, lease, keysFor);
     }
   }
   const settling: Promise<void>[] = [];
@@ -206,6 +217,20 @@ function tlsPlan(message: LeasedMessage): TlsPlan {
   const recipients = message.queued.recipients;
   if (recipients.some((r) => isTlsLostAfterEnd(r.lastReply))) return "plaintext";
   return recipients.some((r) => r.attempts > 0) ? "fallback" : "tls";
+}
+
+/**
+ * `message` as transactions of at most MAX_TRANSACTION_RECIPIENTS recipients each (the queued
+ * row with only its part's recipients: settled, and failure-reported, part by part).
+ */
+function recipientChunks(message: QueuedMessage): QueuedMessage[] {
+  const all = message.recipients;
+  if (all.length <= MAX_TRANSACTION_RECIPIENTS) return [message];
+  const parts: QueuedMessage[] = [];
+  for (let i = 0; i < all.length; i += MAX_TRANSACTION_RECIPIENTS) {
+    parts.push({ ...message, recipients: all.slice(i, i + MAX_TRANSACTION_RECIPIENTS) });
+  }
+  return parts;
 }
 
 /** The queued message as the sender takes it, signed when its From domain has a key. */
