@@ -6,8 +6,9 @@
  * or deferred until the next step of the retry schedule. The lease is renewed on a timer while
  * the batch runs, as the ATRN drain's (src/odmr/drain.ts): a lost lease stops the batch, and so
  * does a renewal overdue before the next message that fails (the queue is not answering). The
- * lease is released at the end, after any renewal still on its way; whatever was not settled
- * stays queued.
+ * lease is released at the end, after any renewal still on its way (kept until it runs out when
+ * a settlement failed: else the destination was claimed again at once and its message resent);
+ * whatever was not settled stays queued.
  */
 import type { Lease, QueuedMessage, Settlement } from "../queue/types.ts";
 import { LeaseRenewal } from "../queue/lease_renewal.ts";
@@ -198,10 +199,17 @@ export async function runBatch(
     // A renewal still on its way must not reach the queue after the release.
     await renewals.stop();
     await Promise.allSettled(settling);
-    // Owner-scoped: releasing a lease lost to another node changes nothing of theirs.
-    await lease.release().catch((err) => {
-      log.error("lease_release_failed", { route: "mx", error: String(err) });
-    });
+    if (isSettleFailing) {
+      // Kept until it runs out (queue.lease_time): what was sent and not settled is still due,
+      // and a release would let the worker, woken by this batch's end, claim the destination
+      // at once and send it again, as fast as the MX answers, while settlements fail.
+      log.warn("outbound_lease_kept", { reason: "settle_failed" });
+    } else {
+      // Owner-scoped: releasing a lease lost to another node changes nothing of theirs.
+      await lease.release().catch((err) => {
+        log.error("lease_release_failed", { route: "mx", error: String(err) });
+      });
+    }
   }
   log.info("outbound_batch_done", { ...counts });
   return counts;
