@@ -27,7 +27,7 @@
  * and hands them to `unlink` (maintenance, close). A crash forgets the notes: files no row names
  * are then removed at the next start like other orphans.
  *
- * The first failed sync of the folder is final, as for the WAL (_group_tx.ts): Linux reports a
+ * The first failed sync of the folder is final, as for the WAL (_sync_waiters.ts): Linux reports a
  * failed write-back once per open file, so a later sync of the same handle could succeed on an
  * entry never written. From then on no body goes to a file until serve restarts (such messages
  * are refused with 451). A failed sync of a body fails only that message (and its segment takes

@@ -5,7 +5,8 @@
  * writes is on disk, which is what lets the 250 after DATA go out: with a `WalSync` the COMMIT
  * (synchronous=NORMAL) only writes the WAL and the fsync runs off the event loop (a few at once),
  * each covering every COMMIT before it (commits made meanwhile share the next one); without
- * one, the connection's own COMMIT (synchronous=FULL) is the sync.
+ * one, the connection's own COMMIT (synchronous=FULL) is the sync. The waiters after COMMIT,
+ * the syncs and the first failed sync (final until restart) are _sync_waiters.ts's.
  *
  * Each transaction has a level: `full` as soon as it holds one write that is not `normal`;
  * `normal` while it holds only writes that ask for it, which settlements do: their COMMIT is
@@ -16,19 +17,13 @@
  * acknowledged unsynced. The level matters only with a `WalSync`: without one (an in-memory
  * database, or a file SQLite could not put in WAL mode) the connection stays at
  * `synchronous=FULL` (openDatabase), so every COMMIT is its own sync, settlements included.
- *
- * The first failed WAL sync is final (as in PostgreSQL): Linux may have dropped the unwritten pages
- * and marked them clean, so a later sync can succeed without writing them. From then on every
- * `full` write, every wait for durability and every `exclusive` transaction fails with that error
- * until the process restarts (recovery then reads only what is really on disk); `normal` writes
- * (settlements, clean-ups of refused messages) still go ahead: they never waited for a sync, and
- * one lost costs a redelivery, never a message.
  */
-import { asError, errorText } from "../errors.ts";
+import { errorText } from "../errors.ts";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { clearImmediate, setImmediate } from "node:timers";
 import { inImmediateTransaction } from "./db.ts";
-import { MAX_SYNCS, type WalSync } from "./_wal_sync.ts";
+import { SyncWaiters, type Waiter } from "./_sync_waiters.ts";
+import type { WalSync } from "./_wal_sync.ts";
 
 /** How a transaction is committed: `full` is on disk before its waiters hear, `normal` not. */
 export type CommitLevel = "full" | "normal";
@@ -40,11 +35,6 @@ const LAZY_COMMIT_MS = 100;
 export interface TxParticipant {
   /** The transaction holding this participant's rows was rolled back. */
   txFailed(err: Error): void;
-}
-
-interface Waiter {
-  resolve(): void;
-  reject(err: Error): void;
 }
 
 /**
@@ -61,8 +51,7 @@ type Scheduled =
 export class GroupTransaction {
   readonly #db: DatabaseSync;
   readonly #onCommit: (level: CommitLevel) => void;
-  readonly #sync: WalSync | undefined;
-  readonly #syncInline: () => boolean;
+  readonly #syncs: SyncWaiters;
   /** SAVEPOINT and RELEASE of every write, prepared once (not parsed per call). */
   readonly #savepoint: StatementSync;
   readonly #release: StatementSync;
@@ -72,19 +61,6 @@ export class GroupTransaction {
   #waiters: Waiter[] = [];
   #participants = new Set<TxParticipant>();
   #scheduled: Scheduled = { kind: "none" };
-  /** Committed since the last sync started (a new waiter needs a sync even with nothing open). */
-  #isDirty = false;
-  /** Waiters whose COMMIT returned, for the next sync. */
-  #unsynced: Waiter[] = [];
-  /** Waiters of each sync running now. */
-  readonly #syncing = new Set<Waiter[]>();
-  /** Waiters of the sync started last, while it runs. */
-  #newest: Waiter[] | undefined;
-  /** close() ran: its own sync settled every waiter, a sync still running no longer counts. */
-  #isClosed = false;
-  /** The first failed sync (see above); set once, never cleared. */
-  #broken: Error | undefined;
-  readonly #onBroken: (err: Error) => void;
 
   constructor(
     db: DatabaseSync,
@@ -101,9 +77,7 @@ export class GroupTransaction {
   ) {
     this.#db = db;
     this.#onCommit = opts.onCommit;
-    this.#sync = opts.sync;
-    this.#syncInline = opts.syncInline ?? (() => false);
-    this.#onBroken = opts.onBroken ?? (() => {});
+    this.#syncs = new SyncWaiters(opts);
     this.#savepoint = db.prepare("SAVEPOINT group_write");
     this.#release = db.prepare("RELEASE group_write");
   }
@@ -150,7 +124,7 @@ export class GroupTransaction {
     }
     const durable = this.whenDurable();
     // Alone (nobody else is there to share the COMMIT): commit and sync now, not a turn later.
-    if (this.#sync !== undefined && this.#syncing.size === 0 && this.#syncInline()) this.flushNow();
+    if (this.#syncs.mayRunInline()) this.flushNow();
     return durable;
   }
 
@@ -187,12 +161,12 @@ export class GroupTransaction {
   /** Nothing open, nothing scheduled, no waiter and no sync running: nobody would wait now. */
   get isQuiet(): boolean {
     return !this.#isOpen && this.#scheduled.kind === "none" && this.#waiters.length === 0 &&
-      this.#unsynced.length === 0 && this.#syncing.size === 0;
+      this.#syncs.isQuiet;
   }
 
   /** The error every durable commit fails with since a sync failed; undefined before. */
   get broken(): Error | undefined {
-    return this.#broken;
+    return this.#syncs.broken;
   }
 
   #write<T>(participant: TxParticipant | undefined, fn: () => T, level: CommitLevel): T {
@@ -213,7 +187,7 @@ export class GroupTransaction {
 
   /** Opens the shared transaction if needed, at `level` or raised to it. */
   #begin(level: CommitLevel): void {
-    if (level === "full" && this.#broken !== undefined) throw this.#broken;
+    if (level === "full") this.#throwIfBroken();
     // Open here but gone in SQLite: fail its writes, never write on in autocommit.
     if (this.#isOpen && !this.#db.isTransaction) this.#undo(() => {}, "transaction gone");
     if (!this.#isOpen) {
@@ -244,11 +218,11 @@ export class GroupTransaction {
 
   /** Runs `fn` in its own transaction, after committing the shared one; on disk when it returns. */
   exclusive<T>(fn: () => T): T {
-    if (this.#broken !== undefined) throw this.#broken;
+    this.#throwIfBroken();
     this.flushNow();
     const value = inImmediateTransaction(this.#db, fn);
-    this.#isDirty = true;
-    this.syncNow();
+    this.#syncs.committed();
+    this.#syncs.syncNow();
     return value;
   }
 
@@ -257,23 +231,7 @@ export class GroupTransaction {
    * waiters whose COMMIT returned. For synchronous transactions and close.
    */
   syncNow(): void {
-    if (this.#sync === undefined || !this.#isDirty) return;
-    const waiters = this.#unsynced;
-    this.#unsynced = [];
-    if (this.#broken !== undefined) {
-      for (const w of waiters) w.reject(this.#broken);
-      throw this.#broken;
-    }
-    this.#isDirty = false;
-    try {
-      this.#sync.syncNow();
-    } catch (cause) {
-      this.#isDirty = true;
-      const err = this.#breakDown(cause);
-      for (const w of waiters) w.reject(err);
-      throw err;
-    }
-    for (const w of waiters) w.resolve();
+    this.#syncs.syncNow();
   }
 
   /**
@@ -282,33 +240,15 @@ export class GroupTransaction {
    * failed sync.
    */
   syncAllNow(): void {
-    if (this.#broken !== undefined) throw this.#broken;
+    this.#throwIfBroken();
     this.flushNow();
-    if (this.#sync === undefined) return;
-    this.#isDirty = true;
-    this.syncNow();
+    this.#syncs.syncAllNow();
   }
 
   /** Commits and syncs what is pending, settles every waiter (also one of a sync still running). */
   close(): void {
     this.flushNow();
-    this.#isClosed = true;
-    // A sync still running covers its waiters only once it ends: the sync here, on this thread,
-    // must cover them too before they are settled (flushNow may just have started one).
-    const running = [...this.#syncing];
-    this.#syncing.clear();
-    this.#newest = undefined;
-    if (running.length > 0) this.#isDirty = true;
-    try {
-      this.syncNow();
-    } catch (err) {
-      const error = asError(err);
-      for (const batch of running) for (const w of batch) w.reject(error);
-      this.#sync?.close();
-      throw err;
-    }
-    for (const batch of running) for (const w of batch) w.resolve();
-    this.#sync?.close();
+    this.#syncs.close();
   }
 
   /** Commits the shared transaction now; its waiters are settled once it is on disk. */
@@ -319,7 +259,7 @@ export class GroupTransaction {
     this.#waiters = [];
     this.#participants = new Set();
     if (!this.#isOpen) {
-      this.#durable(waiters);
+      this.#syncs.durable(waiters);
       return;
     }
     this.#isOpen = false;
@@ -331,105 +271,19 @@ export class GroupTransaction {
       this.#rollBack(err, waiters, participants);
       return;
     }
-    this.#isDirty = true;
+    this.#syncs.committed();
     this.#onCommit(level);
     if (level === "normal") {
       // Written to the OS, not synced: settlements need no more (see above).
       for (const w of waiters) w.resolve();
       return;
     }
-    this.#durable(waiters);
+    this.#syncs.durable(waiters);
   }
 
-  /** Settles `waiters` once every COMMIT so far is on disk. */
-  #durable(waiters: Waiter[]): void {
-    if (this.#broken !== undefined) {
-      for (const w of waiters) w.reject(this.#broken);
-      return;
-    }
-    if (this.#sync === undefined) {
-      for (const w of waiters) w.resolve();
-      return;
-    }
-    if (!this.#isDirty) {
-      // Nothing committed since the newest sync started: it covers these waiters too.
-      if (this.#newest === undefined) { for (const w of waiters) w.resolve(); }
-      else this.#newest.push(...waiters);
-      return;
-    }
-    this.#unsynced.push(...waiters);
-    if (this.#syncing.size === 0 && this.#syncInline()) {
-      try {
-        this.syncNow();
-      } catch {
-        // syncNow() rejected the waiters; the failure is theirs to report.
-      }
-      return;
-    }
-    this.#startSync();
-  }
-
-  /**
-   * Starts a sync for the waiters whose COMMIT returned, unless `MAX_SYNCS` are running (the end
-   * of one starts the next). Syncs overlap: a waiter need not wait for a sync that started
-   * before its COMMIT, and the file system joins concurrent syncs into one journal commit.
-   */
-  #startSync(): void {
-    const sync = this.#sync;
-    if (
-      sync === undefined || this.#broken !== undefined || this.#syncing.size >= MAX_SYNCS ||
-      this.#unsynced.length === 0
-    ) {
-      return;
-    }
-    const batch = this.#unsynced;
-    this.#unsynced = [];
-    this.#syncing.add(batch);
-    this.#newest = batch;
-    // Everything committed before this point is covered by this sync.
-    this.#isDirty = false;
-    const done = () => {
-      this.#syncing.delete(batch);
-      if (this.#newest === batch) this.#newest = undefined;
-    };
-    sync.sync().then(
-      () => {
-        done();
-        // A sync that ran beside the one that failed may have ended well on pages never written.
-        if (this.#broken !== undefined) { for (const w of batch) w.reject(this.#broken); }
-        else for (const w of batch) w.resolve();
-      },
-      (cause) => {
-        done();
-        this.#isDirty = true;
-        // After close() (whose own sync covered this one's waiters) a sync may fail because its
-        // descriptor was closed under it: that says nothing about the disk.
-        const err = this.#isClosed ? asError(cause) : this.#breakDown(cause);
-        for (const w of batch) w.reject(err);
-      },
-    ).finally(() => this.#startSync());
-  }
-
-  /**
-   * Records the first failed sync (see above) and fails the waiters no sync will cover now.
-   * Returns the error every waiter of a failed or later sync gets.
-   */
-  #breakDown(cause: unknown): Error {
-    if (this.#broken !== undefined) return this.#broken;
-    const err = new Error(
-      `Cannot sync queue database: ${errorText(cause)}; ` +
-        "every later message is refused until serve is restarted",
-    );
-    this.#broken = err;
-    const unsynced = this.#unsynced;
-    this.#unsynced = [];
-    for (const w of unsynced) w.reject(err);
-    try {
-      this.#onBroken(err);
-    } catch {
-      // Reporting must not keep the waiters from hearing.
-    }
-    return err;
+  #throwIfBroken(): void {
+    const broken = this.#syncs.broken;
+    if (broken !== undefined) throw broken;
   }
 
   #schedule(kind: "lazy" | "urgent"): void {

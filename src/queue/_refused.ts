@@ -6,7 +6,7 @@
  * the copy left here would be a duplicate. This process hides them from every read that hands
  * messages out (the reader's pages and body reads, so no lease offers or sends one) and deletes
  * their rows again on each maintenance pass and at close, at `normal` like the writer's clean-up
- * (after the failed sync nothing is synced any more: see _group_tx.ts). A deletion that reached
+ * (after the failed sync nothing is synced any more: see _sync_waiters.ts). A deletion that reached
  * the WAL file holds at the next start as the commit before it did, except after a power cut.
  * So that a process killed before (kill -9, a crash) does not forget them, the receiving
  * process also appends each id to `refused_ids` beside the database, written as the rows were

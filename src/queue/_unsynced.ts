@@ -1,6 +1,6 @@
 /**
  * Messages whose rows are committed but not yet on disk: their group COMMIT wrote the WAL file
- * (synchronous=NORMAL) and the WAL sync that makes them durable has not ended (_group_tx.ts,
+ * (synchronous=NORMAL) and the WAL sync that makes them durable has not ended (_sync_waiters.ts,
  * _wal_sync.ts). Their sender has not heard 250 yet. A lease (an ATRN drain, the outbound worker)
  * reads the same connection and so sees those rows at once; handed out now, a message could be
  * delivered and then its sync fail (the sender hears 4xx and sends it again) or the power go
