@@ -3,7 +3,7 @@
  * domains' queued route-"atrn" recipients), an `outbound_leases` row for the outbound worker
  * (the domain's due route-"mx" recipients). Lists those recipients, streams bodies and
  * records per-recipient results in the group transaction. It does not take the lease;
- * `SqliteQueueStore.claim()` and `claimOutbound()` do.
+ * `SqliteAtrn.claim()` (_atrn.ts) and `SqliteOutbound.claim()` (_outbound.ts) do.
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { GroupTransaction } from "./_group_tx.ts";

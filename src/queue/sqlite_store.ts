@@ -8,12 +8,12 @@ import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { type Logger, NULL_LOGGER } from "../observe/log.ts";
 import type { SqliteQueueStoreOptions } from "./_store_options.ts";
 import { mayBeFull, type SpaceReserve, SpaceShortError } from "./space_reserve.ts";
-import { applyMigrations, ensureIncrementalVacuum } from "./db.ts";
+import { applyMigrations } from "./db.ts";
 import { emptiedRemover } from "./_emptied.ts";
 import { QueueMaintenance } from "./_maintenance.ts";
 import { GroupTransaction } from "./_group_tx.ts";
 import { newQueueId } from "./id.ts";
-import { keepsOut, liveLeases, SqliteLease, UnreleasedLeases } from "./_lease.ts";
+import { SqliteAtrn } from "./_atrn.ts";
 import { QueueReader } from "./_reader.ts";
 import { type LeasedDomains, toQueuedMessage } from "./_rows.ts";
 import { SqliteOutbound } from "./_outbound.ts";
@@ -29,6 +29,7 @@ import { reportsDone } from "./_report_pending.ts";
 import { UnsyncedMessages } from "./_unsynced.ts";
 import { deferWalSync } from "./_wal_sync.ts";
 import { type StoreCheckpoint, storeCheckpoint } from "./_idle_checkpoint.ts";
+import { convertForIncrementalVacuum, removeLeftovers } from "./_store_start.ts";
 import type {
   ClaimResult,
   DomainStats,
@@ -60,10 +61,7 @@ export class SqliteQueueStore implements QueueStore {
   readonly #group: GroupTransaction;
   readonly #reader: QueueReader;
   readonly #writerSql: WriterStatements;
-  readonly #leaseOf: StatementSync;
-  readonly #takeLease: StatementSync;
-  readonly #anyQueued: StatementSync;
-  readonly #liveLeases: (now: number) => Set<string>;
+  readonly #atrn: SqliteAtrn;
   readonly #deleteMessage: StatementSync;
   readonly #deleteChunks: StatementSync;
   readonly #deleteDomainRecipients: StatementSync;
@@ -77,7 +75,6 @@ export class SqliteQueueStore implements QueueStore {
   readonly #writesFiles: boolean;
   readonly #refused: RefusedRows;
   readonly #unsynced = new UnsyncedMessages();
-  readonly #unreleased = new UnreleasedLeases();
   readonly #reserve: SpaceReserve | undefined;
   #isClosed = false;
 
@@ -94,7 +91,7 @@ export class SqliteQueueStore implements QueueStore {
     this.#log = opts.logger ?? NULL_LOGGER;
     this.#reserve = opts.reserve;
     // Only the receiving process (serve) converts an old file: VACUUM needs a quiet moment.
-    if (opts.removeOrphans ?? true) this.#convertForIncrementalVacuum();
+    if (opts.removeOrphans ?? true) convertForIncrementalVacuum(db, this.#log);
     applyMigrations(db, "queue", QUEUE_MIGRATIONS);
     if (opts.tempInMemory === true) db.exec("PRAGMA temp_store = MEMORY");
     this.#files = opts.bodyFiles === false
@@ -127,16 +124,6 @@ export class SqliteQueueStore implements QueueStore {
     const deps = { db, group: this.#group, sql: this.#writerSql, log: this.#log };
     this.#refused = new RefusedRows(deps, this.#writesFiles);
     this.#reader = new QueueReader(db, this.#log, this.#files, this.#refused);
-    this.#leaseOf = db.prepare("SELECT owner, lease_until FROM domain_leases WHERE domain = ?");
-    this.#takeLease = db.prepare(
-      "INSERT INTO domain_leases (domain, owner, lease_until) VALUES (?, ?, ?) " +
-        "ON CONFLICT(domain) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until",
-    );
-    this.#anyQueued = db.prepare(
-      "SELECT 1 AS found FROM recipients WHERE status = 'queued' " +
-        "AND domain IN (SELECT value FROM json_each(?)) AND route = 'atrn' LIMIT 1",
-    );
-    this.#liveLeases = liveLeases(db, "domain_leases");
     this.#deleteMessage = this.#writerSql.deleteMessage;
     this.#deleteChunks = this.#writerSql.deleteChunks;
     this.#deleteDomainRecipients = db.prepare(
@@ -145,14 +132,16 @@ export class SqliteQueueStore implements QueueStore {
     this.#removeIfEmpty = emptiedRemover(db);
     this.#stats = new SqliteStats(db);
     this.#ping = db.prepare("SELECT 1 AS one");
-    this.#outbound = new SqliteOutbound({
+    const leaseDeps = {
       db,
       group: this.#group,
       reader: this.#reader,
       now: this.#now,
       unsynced: this.#unsynced,
       reserve: this.#reserve,
-    });
+    };
+    this.#atrn = new SqliteAtrn(leaseDeps);
+    this.#outbound = new SqliteOutbound(leaseDeps);
     this.#maintenance = new QueueMaintenance({
       db,
       group: this.#group,
@@ -165,7 +154,15 @@ export class SqliteQueueStore implements QueueStore {
       leasedDomains: () => this.#leasedDomains(),
       checkpoint: () => this.#checkpoint.soon(),
     });
-    if (opts.removeOrphans ?? true) this.#removeLeftovers();
+    if (opts.removeOrphans ?? true) {
+      removeLeftovers({
+        db,
+        log: this.#log,
+        exclusive: (what, fn) => this.#exclusive(what, fn),
+        files: this.#files,
+        refused: this.#refused,
+      });
+    }
   }
 
   newId(): Promise<string> {
@@ -196,33 +193,11 @@ export class SqliteQueueStore implements QueueStore {
     domains: readonly string[],
     opts: { owner: string; leaseSeconds: number },
   ): Promise<ClaimResult> {
-    return settled(() => this.#claim(domains, opts));
-  }
-
-  #claim(domains: readonly string[], opts: { owner: string; leaseSeconds: number }): ClaimResult {
-    this.#assertOpen();
-    const wanted = [...new Set(domains)];
-    const now = this.#now();
-    return this.#exclusive("ATRN claim", (): ClaimResult => {
-      // Check everything before writing anything: all domains or none (docs/protocol.md §1.7).
-      for (const domain of wanted) {
-        if (keepsOut(this.#leaseOf.get(domain), now, opts.owner, this.#unreleased)) {
-          return { kind: "busy", domain };
-        }
-      }
-      if (this.#anyQueued.get(JSON.stringify(wanted)) === undefined) return { kind: "empty" };
-      const until = now + opts.leaseSeconds * 1000;
-      for (const domain of wanted) this.#takeLease.run(domain, opts.owner, until);
-      const lease = new SqliteLease(wanted, opts, {
-        db: this.#db,
-        group: this.#group,
-        reader: this.#reader,
-        now: this.#now,
-        unsynced: this.#unsynced,
-        unreleased: this.#unreleased,
-        reserve: this.#reserve,
-      });
-      return { kind: "claimed", lease };
+    return settled(() => {
+      this.#assertOpen();
+      const wanted = [...new Set(domains)];
+      const now = this.#now();
+      return this.#exclusive("ATRN claim", () => this.#atrn.claim(wanted, opts, now));
     });
   }
 
@@ -302,15 +277,11 @@ export class SqliteQueueStore implements QueueStore {
       try {
         return this.#exclusive(
           "stale lease release",
-          () =>
-            Number(this.#db.prepare("DELETE FROM domain_leases").run().changes) +
-            this.#outbound.releaseAll(this.#db),
+          () => this.#atrn.releaseAll(this.#db) + this.#outbound.releaseAll(this.#db),
         );
       } catch (err) {
         if (!mayBeFull(err)) throw err;
-        const owners = this.#db.prepare("SELECT owner FROM domain_leases").all();
-        for (const row of owners) this.#unreleased.add(String(row.owner));
-        const count = owners.length + this.#outbound.forgetAll(this.#db);
+        const count = this.#atrn.forgetAll(this.#db) + this.#outbound.forgetAll(this.#db);
         this.#log.warn("stale_leases_kept", { count, error: errorText(err) });
         return count;
       }
@@ -378,28 +349,6 @@ export class SqliteQueueStore implements QueueStore {
     });
   }
 
-  /**
-   * At start: deletes chunk rows without a message (a crash mid-DATA; on a full disk, at the next
-   * start), counts the body files' users, then deletes refused messages' rows (_refused.ts).
-   */
-  #removeLeftovers(): void {
-    this.#assertOpen();
-    let removed: number | bigint;
-    try {
-      removed = this.#exclusive("orphan removal", () =>
-        this.#db.prepare(
-          "DELETE FROM message_chunks WHERE message_id NOT IN (SELECT id FROM messages)",
-        ).run().changes);
-    } catch (err) {
-      if (!mayBeFull(err)) throw err;
-      this.#log.warn("queue_orphans_kept", { error: errorText(err) });
-      return this.#refused.removeRecorded();
-    }
-    if (Number(removed) > 0) this.#log.info("queue_orphans_removed", { chunks: Number(removed) });
-    this.#files?.removeOrphans();
-    this.#refused.removeRecorded();
-  }
-
   /** Commits pending writes and closes the database. */
   close(): Promise<void> {
     return settled(() => this.closeNow());
@@ -428,20 +377,9 @@ export class SqliteQueueStore implements QueueStore {
     return newQueueId(this.#now());
   }
 
-  #convertForIncrementalVacuum(): void {
-    try {
-      if (ensureIncrementalVacuum(this.#db)) {
-        this.#log.info("queue_vacuumed", { reason: "auto_vacuum set to incremental (once)" });
-      }
-    } catch (err) {
-      // Busy (another process reading) or no room: serve works anyway; the next start retries.
-      this.#log.warn("queue_vacuum_failed", { reason: errorText(err) });
-    }
-  }
-
   #leasedDomains(): LeasedDomains {
     const now = this.#now();
-    return { atrn: this.#liveLeases(now), mx: this.#outbound.leased(now), now };
+    return { atrn: this.#atrn.leased(now), mx: this.#outbound.leased(now), now };
   }
 
   #assertOpen(): void {
