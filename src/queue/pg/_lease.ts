@@ -3,7 +3,7 @@
  * domains' queued route-"atrn" recipients), an `outbound_leases` row for the outbound worker
  * (the domain's due route-"mx" recipients). Lists those recipients, streams bodies, and
  * settles results in the group transaction. It does not take the lease;
- * `PgQueueStore.claim()` and `claimOutbound()` do.
+ * `claimAtrnPg()` (_atrn.ts) and `claimOutboundPg()` (_outbound.ts) do.
  */
 import { leasedMessages, LeaseTerms } from "../_lease_terms.ts";
 import type { LeaseOptions } from "../_rows.ts";

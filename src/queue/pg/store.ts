@@ -44,10 +44,10 @@ import {
   PG_CALL_DEADLINE_MS,
   PG_LONG_DEADLINE_MS,
   statementTimeoutFor,
-  transactionWithin,
   within,
 } from "./_deadline.ts";
-import { PgLease, type PgLeaseDeps } from "./_lease.ts";
+import type { PgLeaseDeps } from "./_lease.ts";
+import { atrnLeasedPg, claimAtrnPg } from "./_atrn.ts";
 import { PgMaintenance } from "./_maintenance.ts";
 import { PgReader } from "./_reader.ts";
 import { applyPgMigrations } from "./schema.ts";
@@ -89,15 +89,6 @@ export interface PgQueueStoreOptions {
   readonly callDeadlineMs?: number;
   /** How long a maintenance call, a delete or an import may wait (PG_LONG_DEADLINE_MS). */
   readonly longDeadlineMs?: number;
-}
-
-/** Thrown inside a claim's transaction to roll it back with an answer. */
-class ClaimRefused extends Error {
-  readonly result: ClaimResult;
-  constructor(result: ClaimResult) {
-    super("claim refused");
-    this.result = result;
-  }
 }
 
 /** The queue on PostgreSQL. */
@@ -232,55 +223,8 @@ export class PgQueueStore implements QueueStore {
     opts: { owner: string; leaseSeconds: number },
   ): Promise<ClaimResult> {
     this.#assertOpen();
-    // Sorted: two claims over the same domains lock their rows in one order (no deadlock).
-    const wanted = [...new Set(domains)].sort();
     const owner = `${this.#nodeId}|${opts.owner}`;
-    const leaseMs = opts.leaseSeconds * 1000;
-    // The expiries the upserts wrote (the database's clock, _clock.ts).
-    const untils: number[] = [];
-    // Past its deadline (the ATRN was answered 451) a claim whose COMMIT was sent may still
-    // commit: its rows are deleted, by this owner and expiry (a retry of the same session has
-    // another), so that the domain is not held until the lease ends. A COMMIT is sent only
-    // once every upsert answered: then `untils` holds their expiries.
-    const undo = () => {
-      if (untils.length === 0) return;
-      within(
-        this.#sql`DELETE FROM domain_leases
-          WHERE owner = ${owner} AND lease_until = ANY(${untils}::bigint[])`,
-        this.#deadlineMs,
-        "undo of a late claim",
-      ).catch((err: unknown) => {
-        this.#log.warn("lease_release_failed", { owner, error: String(err) });
-      });
-    };
-    try {
-      return await transactionWithin(this.#sql, this.#deadlineMs, "claim", async (tx) => {
-        for (const domain of wanted) {
-          // The upsert takes the row lock; a concurrent claim waits for our commit, then
-          // re-reads the row and finds it live and not its own: busy (RFC 2645 §5.2.1: 451).
-          // Times on the database's clock: nodes agree whatever their own (_clock.ts).
-          const taken = await tx`INSERT INTO domain_leases (domain, owner, lease_until)
-            VALUES (${domain}, ${owner}, ${this.#clock(tx)} + ${leaseMs}::bigint)
-            ON CONFLICT (domain) DO UPDATE SET owner = EXCLUDED.owner,
-              lease_until = EXCLUDED.lease_until
-            WHERE domain_leases.owner = EXCLUDED.owner
-              OR domain_leases.lease_until <= ${this.#clock(tx)}
-            RETURNING lease_until`;
-          if (taken.length === 0) throw new ClaimRefused({ kind: "busy", domain });
-          untils.push(Number(taken[0]?.lease_until));
-        }
-        const any = await tx`SELECT 1 FROM recipients
-          WHERE domain = ANY(${wanted}::text[]) AND status = 'queued' AND route = 'atrn' LIMIT 1`;
-        if (any.length === 0) throw new ClaimRefused({ kind: "empty" });
-        const lease = new PgLease(wanted, { owner, leaseSeconds: opts.leaseSeconds }, {
-          ...this.#leaseDeps(),
-        });
-        return { kind: "claimed", lease } satisfies ClaimResult as ClaimResult;
-      }, undo);
-    } catch (err) {
-      if (err instanceof ClaimRefused) return err.result;
-      throw err;
-    }
+    return await claimAtrnPg(this.#leaseDeps(), domains, owner, opts.leaseSeconds, this.#log);
   }
 
   claimOutbound(opts: OutboundClaimOptions): Promise<Lease | undefined> {
@@ -411,13 +355,9 @@ export class PgQueueStore implements QueueStore {
   /** Live leases on the database's clock (_clock.ts); `now` (retry times) is this node's. */
   async #leasedDomains(): Promise<LeasedDomains> {
     const now = this.#now();
-    const rows = await within(
-      this.#sql`SELECT domain FROM domain_leases WHERE lease_until > ${this.#clock(this.#sql)}`,
-      this.#deadlineMs,
-      "leases",
-    );
+    const atrn = await atrnLeasedPg(this.#leaseDeps());
     const mx = await outboundLeasedPg(this.#leaseDeps());
-    return { atrn: new Set(rows.map((r) => String(r.domain))), mx, now };
+    return { atrn, mx, now };
   }
 
   #leaseDeps(): PgLeaseDeps {
