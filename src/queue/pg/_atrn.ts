@@ -1,8 +1,7 @@
 /**
  * The ATRN side of the PostgreSQL queue: claiming a set of domains' route-"atrn" recipients
  * under `domain_leases` rows (all domains or none; row locks keep one session per domain
- * cluster-wide), and the domains under a live ATRN lease. The outbound worker's leases are
- * _outbound.ts's. SQL stays in this folder.
+ * cluster-wide). The outbound worker's leases are _outbound.ts's. SQL stays in this folder.
  */
 import type { Logger } from "../../observe/log.ts";
 import type { ClaimResult } from "../types.ts";
@@ -76,14 +75,4 @@ export async function claimAtrnPg(
     if (err instanceof ClaimRefused) return err.result;
     throw err;
   }
-}
-
-/** Domains under a live ATRN lease (the database's clock, _clock.ts). */
-export async function atrnLeasedPg(deps: PgLeaseDeps): Promise<Set<string>> {
-  const rows = await within(
-    deps.sql`SELECT domain FROM domain_leases WHERE lease_until > ${deps.clock(deps.sql)}`,
-    deps.deadlineMs,
-    "leases",
-  );
-  return new Set(rows.map((r) => String(r.domain)));
 }

@@ -27,6 +27,25 @@ export interface PgLeaseDeps {
   readonly deadlineMs: number;
 }
 
+/**
+ * The domains under a live lease of `table` now, on the database's clock (_clock.ts), within
+ * the call deadline: `domain_leases` (ATRN) or `outbound_leases`.
+ */
+export async function liveLeasesPg(
+  deps: PgLeaseDeps,
+  table: "domain_leases" | "outbound_leases",
+): Promise<Set<string>> {
+  const { sql } = deps;
+  const rows = await within(
+    table === "domain_leases"
+      ? sql`SELECT domain FROM domain_leases WHERE lease_until > ${deps.clock(sql)}`
+      : sql`SELECT domain FROM outbound_leases WHERE lease_until > ${deps.clock(sql)}`,
+    deps.deadlineMs,
+    table === "domain_leases" ? "leases" : "outbound leases",
+  );
+  return new Set(rows.map((r) => String(r.domain)));
+}
+
 /** A claimed set of domains. */
 export class PgLease implements Lease {
   readonly domains: readonly string[];

@@ -1,8 +1,8 @@
 /**
  * The outbound side of the PostgreSQL queue: claiming one due destination domain of
  * route-"mx" recipients under an `outbound_leases` row (a lease namespace apart from ATRN's
- * `domain_leases`, shared by every node), the earliest next attempt, and the domains under a
- * live outbound lease. SQL stays in this folder.
+ * `domain_leases`, shared by every node) and the earliest next attempt; the domains under a
+ * live lease are _lease.ts's `liveLeasesPg`. SQL stays in this folder.
  */
 import type { Logger } from "../../observe/log.ts";
 import type { Lease, OutboundClaimOptions } from "../types.ts";
@@ -147,14 +147,4 @@ export async function nextOutboundAtPg(deps: PgLeaseDeps): Promise<number | unde
     "next outbound attempt",
   );
   return row?.at === null || row?.at === undefined ? undefined : Number(row.at);
-}
-
-/** Domains under a live outbound lease now, on the database's clock (within the call deadline). */
-export async function outboundLeasedPg(deps: PgLeaseDeps): Promise<Set<string>> {
-  const rows = await within(
-    deps.sql`SELECT domain FROM outbound_leases WHERE lease_until > ${deps.clock(deps.sql)}`,
-    deps.deadlineMs,
-    "outbound leases",
-  );
-  return new Set(rows.map((r) => String(r.domain)));
 }

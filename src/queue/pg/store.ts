@@ -27,12 +27,7 @@ import type {
   QueueStore,
   ReportedRecipients,
 } from "../types.ts";
-import {
-  claimOutboundPg,
-  DoubtfulClaims,
-  nextOutboundAtPg,
-  outboundLeasedPg,
-} from "./_outbound.ts";
+import { claimOutboundPg, DoubtfulClaims, nextOutboundAtPg } from "./_outbound.ts";
 import { DATABASE_CLOCK, givenClock, type LeaseClock } from "./_clock.ts";
 import { connectPostgres, type PgConnectOptions, poolName, type Sql, type Tx } from "./connect.ts";
 import { reportDone } from "./_report_pending.ts";
@@ -46,8 +41,8 @@ import {
   statementTimeoutFor,
   within,
 } from "./_deadline.ts";
-import type { PgLeaseDeps } from "./_lease.ts";
-import { atrnLeasedPg, claimAtrnPg } from "./_atrn.ts";
+import { liveLeasesPg, type PgLeaseDeps } from "./_lease.ts";
+import { claimAtrnPg } from "./_atrn.ts";
 import { PgMaintenance } from "./_maintenance.ts";
 import { PgReader } from "./_reader.ts";
 import { applyPgMigrations } from "./schema.ts";
@@ -355,8 +350,8 @@ export class PgQueueStore implements QueueStore {
   /** Live leases on the database's clock (_clock.ts); `now` (retry times) is this node's. */
   async #leasedDomains(): Promise<LeasedDomains> {
     const now = this.#now();
-    const atrn = await atrnLeasedPg(this.#leaseDeps());
-    const mx = await outboundLeasedPg(this.#leaseDeps());
+    const atrn = await liveLeasesPg(this.#leaseDeps(), "domain_leases");
+    const mx = await liveLeasesPg(this.#leaseDeps(), "outbound_leases");
     return { atrn, mx, now };
   }
 
