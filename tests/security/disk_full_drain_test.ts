@@ -6,24 +6,17 @@
  * after space returned. Real `serve` on a small tmpfs (root: skipped with the reason otherwise).
  */
 import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
-import { addUser, queueList, startServer } from "../_helpers/server_process.ts";
-import type { ServerProcess } from "../_helpers/server_process.ts";
-import { submit } from "../_helpers/smtp_submit.ts";
+import { addUser } from "../_helpers/server_process.ts";
 import { runScriptedCustomer } from "../_helpers/scripted_customer.ts";
-import { fillUp, mountTmpfs, unmountTmpfs } from "../_helpers/tmpfs.ts";
+import { fillUp } from "../_helpers/tmpfs.ts";
+import { aliceAtrn, mailTo, onTmpfs, queuedAddresses } from "./_disk_full.ts";
 
-const enc = new TextEncoder();
 const NAME = "disk full drain";
 const MESSAGES = 8;
-type Listed = { recipients: { address: string }[] }[];
 
 Deno.test("disk full during a drain: once space returns the next ATRN is served at once, nothing lost (wt17-rev1)", async () => {
-  const dir = await mountTmpfs(NAME, "16m");
-  if (dir === undefined) return;
-  let server: ServerProcess | undefined;
-  try {
-    server = await startServer({
-      dataDir: `${dir}/data`,
+  await onTmpfs(NAME, "16m", async ({ dir, start }) => {
+    const server = await start({
       // The default reserve and its margin (16 MB) would not fit: all mail would get 452.
       config: { queue: { space_reserve: "1MB" } },
     });
@@ -31,21 +24,11 @@ Deno.test("disk full during a drain: once space returns the next ATRN is served 
     const all: string[] = [];
     for (let i = 0; i < MESSAGES; i++) {
       const to = `m${i}@example.org`;
-      const s = await submit({
-        port: server.smtp[0]!.port,
-        from: "s@sender.test",
-        to: [to],
-        body: enc.encode(`Subject: ${i}\r\n\r\nbody\r\n`),
-      });
+      const s = await mailTo(server, to, `Subject: ${i}\r\n\r\nbody\r\n`);
       assertMatch(s.final ?? "", /^250 /);
       all.push(to);
     }
-    const customer = {
-      port: server.odmr[0]!.port,
-      auth: { mechanism: "CRAM-MD5" as const, user: "alice", password: "alice-pw" },
-      atrn: "example.org",
-      timeoutMs: 20_000,
-    };
+    const customer = aliceAtrn(server);
     const received: string[] = [];
     // The disk fills up while the customer takes the first message: nothing more is recorded.
     const first = await runScriptedCustomer({
@@ -68,15 +51,8 @@ Deno.test("disk full during a drain: once space returns the next ATRN is served 
       "the domain is not held by the finished drain",
     );
     for (const m of next.messages) received.push(...m.rcpts);
-    const left = (await queueList(server.configPath) as Listed).flatMap((m) =>
-      m.recipients.map((r) => r.address)
-    );
-    assertEquals(left, []);
+    assertEquals(await queuedAddresses(server.configPath), []);
     assertEquals(all.filter((a) => !received.includes(a)), [], "acknowledged but never delivered");
     assertEquals(await server.stop(), 0, server.logs());
-  } finally {
-    await server?.kill9();
-    await unmountTmpfs(dir);
-    if (server) await Deno.remove(server.configPath).catch(() => {});
-  }
+  });
 });

@@ -5,34 +5,23 @@
  * time. Real `serve` on a small tmpfs (root: skipped with the reason otherwise).
  */
 import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
-import { addUser, startServer } from "../_helpers/server_process.ts";
-import type { ServerProcess } from "../_helpers/server_process.ts";
-import { submit } from "../_helpers/smtp_submit.ts";
-import { fillUp, mountTmpfs, unmountTmpfs } from "../_helpers/tmpfs.ts";
+import { addUser } from "../_helpers/server_process.ts";
+import { fillUp } from "../_helpers/tmpfs.ts";
 import { healthz } from "../_helpers/healthz.ts";
+import { mailTo, onTmpfs } from "./_disk_full.ts";
 
-const enc = new TextEncoder();
 const NAME = "disk full health";
 
 Deno.test("disk full: /healthz answers 503 while messages get 452 4.3.1, 200 once one is stored (wt17-rev1)", async () => {
-  const dir = await mountTmpfs(NAME, "16m");
-  if (dir === undefined) return;
-  let server: ServerProcess | undefined;
-  try {
-    server = await startServer({
-      dataDir: `${dir}/data`,
+  await onTmpfs(NAME, "16m", async ({ dir, start }) => {
+    const server = await start({
       // The default reserve and its margin (16 MB) would not fit: all mail would get 452.
       config: { metrics: { listen: "127.0.0.1:0" }, queue: { space_reserve: "1MB" } },
     });
     await addUser(server.configPath, "alice", ["example.org"]);
     const metrics = server.listening.find((l) => l.proto === "metrics")!.port;
     const send = (n: number, lines: number) =>
-      submit({
-        port: server!.smtp[0]!.port,
-        from: "s@sender.test",
-        to: ["bob@example.org"],
-        body: enc.encode(`Subject: ${n}\r\n\r\n${"x".repeat(98)}\r\n`.repeat(lines)),
-      });
+      mailTo(server, "bob@example.org", `Subject: ${n}\r\n\r\n${"x".repeat(98)}\r\n`.repeat(lines));
     assertMatch((await send(0, 1)).final ?? "", /^250 /);
     assertMatch(await healthz(metrics), /^HTTP\/1\.1 200 OK ok$/);
     fillUp(`${dir}/filler`);
@@ -42,9 +31,5 @@ Deno.test("disk full: /healthz answers 503 while messages get 452 4.3.1, 200 onc
     assertMatch((await send(2, 2000)).final ?? "", /^250 /);
     assertMatch(await healthz(metrics), /^HTTP\/1\.1 200 OK ok$/);
     assertEquals(await server.stop(), 0, server.logs());
-  } finally {
-    await server?.kill9();
-    // The config and the data directory are on the tmpfs.
-    await unmountTmpfs(dir);
-  }
+  });
 });

@@ -6,29 +6,24 @@
  * (root: skipped with the reason otherwise).
  */
 import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
-import { addUser, queueList, runMain, startServer } from "../_helpers/server_process.ts";
-import type { ServerProcess } from "../_helpers/server_process.ts";
-import { queueIdOf, submitAccepted } from "../_helpers/smtp_submit.ts";
-import { fillUp, mountTmpfs, unmountTmpfs } from "../_helpers/tmpfs.ts";
+import { addUser, queueList, runMain } from "../_helpers/server_process.ts";
+import { queueIdOf } from "../_helpers/smtp_submit.ts";
+import { fillUp } from "../_helpers/tmpfs.ts";
+import { mailAccepted, onTmpfs } from "./_disk_full.ts";
 
-const enc = new TextEncoder();
 const NAME = "disk full list";
 
 Deno.test("disk full, serve stopped: queue list, show and summary still read the queue (session 18)", async () => {
-  const dir = await mountTmpfs(NAME, "64m");
-  if (dir === undefined) return;
-  let server: ServerProcess | undefined;
-  try {
-    server = await startServer({ dataDir: `${dir}/data`, configPath: `${dir}/config.yaml` });
+  await onTmpfs(NAME, "64m", async ({ dir, start }) => {
+    const server = await start();
     await addUser(server.configPath, "alice", ["example.org"]);
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
-      const reply = await submitAccepted({
-        port: server.smtp[0]!.port,
-        from: "s@sender.test",
-        to: [`m${i}@example.org`],
-        body: enc.encode(`Subject: ${i}\r\n\r\nbody\r\n`),
-      });
+      const reply = await mailAccepted(
+        server,
+        `m${i}@example.org`,
+        `Subject: ${i}\r\n\r\nbody\r\n`,
+      );
       ids.push(queueIdOf(reply) ?? reply);
     }
     assertEquals(await server.stop(), 0, server.logs());
@@ -40,8 +35,5 @@ Deno.test("disk full, serve stopped: queue list, show and summary still read the
     assertMatch(show.stdout, /m0@example\.org/);
     const summary = await runMain(["queue", "summary", "--json", "--config", server.configPath]);
     assertEquals(summary.code, 0, summary.stderr);
-  } finally {
-    await server?.kill9();
-    await unmountTmpfs(dir);
-  }
+  });
 });

@@ -1,0 +1,86 @@
+/**
+ * The set-up the disk-full tests share: `serve` with its data directory and config on a small
+ * tmpfs (root only: a test that cannot mount one skips with the reason), killed and the tmpfs
+ * unmounted after the test whatever happened; mail from a sender, alice collecting it over ATRN,
+ * and what is still queued.
+ */
+import type { ServerProcess, StartServerOptions } from "../_helpers/server_process.ts";
+import { queueList, startServer } from "../_helpers/server_process.ts";
+import { submit, submitAccepted, type SubmitResult } from "../_helpers/smtp_submit.ts";
+import type { CustomerScript } from "../_helpers/scripted_customer.ts";
+import { mountTmpfs, unmountTmpfs } from "../_helpers/tmpfs.ts";
+
+const enc = new TextEncoder();
+
+/** A mounted tmpfs for one test. */
+export interface Tmpfs {
+  /** Its mount point (`fillUp(`${dir}/filler`)` fills it). */
+  readonly dir: string;
+  /** Starts `serve` with data in `${dir}/data` and its config in `${dir}/config.yaml`. */
+  start(opts?: Omit<StartServerOptions, "dataDir" | "configPath">): Promise<ServerProcess>;
+}
+
+/**
+ * Runs `fn` with a tmpfs of `size` (`16m`); every `serve` it started is killed (kill -9) and the
+ * tmpfs unmounted after. Without a tmpfs (not root) `fn` does not run: `testName` says why.
+ */
+export async function onTmpfs(
+  testName: string,
+  size: string,
+  fn: (tmpfs: Tmpfs) => Promise<void>,
+): Promise<void> {
+  const dir = await mountTmpfs(testName, size);
+  if (dir === undefined) return;
+  const started: ServerProcess[] = [];
+  const start = async (opts: Omit<StartServerOptions, "dataDir" | "configPath"> = {}) => {
+    const server = await startServer({
+      ...opts,
+      dataDir: `${dir}/data`,
+      configPath: `${dir}/config.yaml`,
+    });
+    started.push(server);
+    return server;
+  };
+  try {
+    await fn({ dir, start });
+  } finally {
+    for (const server of started) await server.kill9();
+    await unmountTmpfs(dir);
+  }
+}
+
+/** One message from s@sender.test to `to` on serve's first SMTP port. */
+export function mailTo(server: ServerProcess, to: string, body: string): Promise<SubmitResult> {
+  return submit({
+    port: server.smtp[0]!.port,
+    from: "s@sender.test",
+    to: [to],
+    body: enc.encode(body),
+  });
+}
+
+/** `mailTo` for a message serve must take: throws unless it got a 250; returns that reply. */
+export function mailAccepted(server: ServerProcess, to: string, body: string): Promise<string> {
+  return submitAccepted({
+    port: server.smtp[0]!.port,
+    from: "s@sender.test",
+    to: [to],
+    body: enc.encode(body),
+  });
+}
+
+/** The customer alice (CRAM-MD5, password `alice-pw`) collecting example.org over ATRN. */
+export function aliceAtrn(server: ServerProcess): CustomerScript {
+  return {
+    port: server.odmr[0]!.port,
+    auth: { mechanism: "CRAM-MD5", user: "alice", password: "alice-pw" },
+    atrn: "example.org",
+    timeoutMs: 20_000,
+  };
+}
+
+/** The recipients still queued (`queue list`), in its order. */
+export async function queuedAddresses(configPath: string): Promise<string[]> {
+  const listed = await queueList(configPath) as { recipients: { address: string }[] }[];
+  return listed.flatMap((m) => m.recipients.map((r) => r.address));
+}
