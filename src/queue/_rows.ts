@@ -10,16 +10,11 @@ import type {
   Route,
 } from "./types.ts";
 
-/** A `messages` row, checked, before its recipients are attached. */
-export interface MessageRow {
-  readonly id: string;
-  readonly receivedAt: number;
-  readonly mailFrom: string;
-  /** NULL (received mail, rows of before schema step 13): absent. */
-  readonly submitter?: string;
-  readonly size: number;
-  readonly params: MessageParams;
-}
+/**
+ * A `messages` row, checked, before its recipients are attached. A NULL `submitter` (received
+ * mail, rows of before schema step 13) is absent.
+ */
+export type MessageRow = Omit<QueuedMessage, "recipients">;
 
 /** A `recipients` row, checked, with its stored status (`queued` or `failed`). */
 export interface RecipientRow {
