@@ -225,15 +225,21 @@ export interface CliResult {
 }
 
 /**
- * Runs `deno run -A main.ts ARGS` (optionally with stdin text and extra env); `signal` kills
- * it (SIGTERM) when aborted, for a command that might never end.
+ * Runs `deno run -A main.ts ARGS` (optionally with stdin text and extra env; `denoFlags` instead
+ * of `-A`); `signal` kills it (SIGTERM) when aborted, for a command that might never end.
  */
 export async function runMain(
   args: readonly string[],
-  opts: { stdin?: string; env?: Record<string, string>; cwd?: string; signal?: AbortSignal } = {},
+  opts: {
+    stdin?: string;
+    env?: Record<string, string>;
+    cwd?: string;
+    signal?: AbortSignal;
+    denoFlags?: readonly string[];
+  } = {},
 ): Promise<CliResult> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
+    args: ["run", ...(opts.denoFlags ?? ["-A"]), MAIN, ...args],
     ...(opts.signal === undefined ? {} : { signal: opts.signal }),
     cwd: opts.cwd ?? REPO_ROOT,
     stdin: opts.stdin === undefined ? "null" : "piped",

@@ -6,7 +6,7 @@
  * start`'s (deno.json, read at test time) without one of its grants, in an empty directory.
  */
 import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
-import { REPO_ROOT } from "../_helpers/server_process.ts";
+import { REPO_ROOT, runMain } from "../_helpers/server_process.ts";
 
 async function startFlags(): Promise<string[]> {
   const tasks = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}deno.json`)).tasks;
@@ -16,16 +16,8 @@ async function startFlags(): Promise<string[]> {
   return words.slice(2, -2);
 }
 
-async function run(flags: string[], args: string[], cwd: string) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-q", ...flags, `${REPO_ROOT}main.ts`, ...args],
-    cwd,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+function run(flags: string[], args: string[], cwd: string) {
+  return runMain(args, { denoFlags: ["-q", ...flags], cwd });
 }
 
 Deno.test("a missing --allow-env or --allow-sys is one error line naming the flag, exit 1 (check-config: 2)", async (t) => {

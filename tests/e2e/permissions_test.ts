@@ -8,7 +8,7 @@
 import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
 import YAML from "yaml";
 import { writeFetchConfig } from "../_helpers/fetch_process.ts";
-import { addUser, REPO_ROOT, startServer } from "../_helpers/server_process.ts";
+import { addUser, runMain, startServer } from "../_helpers/server_process.ts";
 import { compileFlags, mapPaths, README_PATHS, readmeFlags } from "../_helpers/documented_flags.ts";
 import { makeTestCa } from "../_helpers/certs.ts";
 import { submitAccepted } from "../_helpers/smtp_submit.ts";
@@ -16,19 +16,11 @@ import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { toolTest } from "../_helpers/tools.ts";
 import { makeSelfSigned } from "../_helpers/self_signed.ts";
 
-async function runFetch(
+function runFetch(
   flags: readonly string[],
   configPath: string,
 ): Promise<{ code: number; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...flags, `${REPO_ROOT}main.ts`, "fetch", "--once", "--config", configPath],
-    cwd: REPO_ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+  return runMain(["fetch", "--once", "--config", configPath], { denoFlags: flags });
 }
 
 await toolTest("serve and fetch work with exactly the documented permissions (#11)", [
