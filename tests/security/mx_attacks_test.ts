@@ -16,6 +16,7 @@ import { withServe } from "./_serve.ts";
 import { startReady } from "../smtp/_session.ts";
 import type { Client } from "../smtp/_session.ts";
 import { dataDeadlineMs, MIN_DATA_DEADLINE_MS } from "../../src/smtp/receiver.ts";
+import { SMUGGLED_ENDS } from "../_helpers/smuggled_ends.ts";
 
 const MAX_RECIPIENTS = 50;
 const MAX_MESSAGE_BYTES = 64 * 1024;
@@ -48,17 +49,7 @@ function ready(port: number, localAddress?: string): Promise<RawClient> {
 
 Deno.test("MX: smuggled end-of-data with a second envelope queues nothing (550 5.5.2, close)", async (t) => {
   // SEC Consult 2023 variants (docs/protocol.md §6.5) plus NUL/bare-CR-before-dot combinations.
-  const variants = [
-    "\n.\n",
-    "\n.\r\n",
-    "\r.\r\n",
-    "\r\n.\r",
-    "\r\n.\n",
-    "\r.\r",
-    "\n.\r",
-    "\r\n\r.\r\n",
-    "\r\n.\r\r\n",
-  ];
+  const variants = [...SMUGGLED_ENDS, "\r\n\r.\r\n", "\r\n.\r\r\n"];
   await withMx(async (server, port) => {
     for (const v of variants) {
       await t.step(JSON.stringify(v), async () => {
