@@ -37,21 +37,27 @@ async function queueHostile(dataDir: string): Promise<string> {
   }
 }
 
+/** `queue ARGS`'s output, which must have exited 0 and hold nothing that drives a terminal. */
+async function printedClean(dataDir: string, args: string[]): Promise<string> {
+  const io = recordingIo(dataDir);
+  assert.equal(await queueCommand(args, io), 0, io.err);
+  const hit = DRIVES_TERMINAL.exec(io.out);
+  assert.equal(
+    hit,
+    null,
+    `queue ${args.join(" ")} printed U+${hit?.[0].codePointAt(0)?.toString(16)}`,
+  );
+  return io.out;
+}
+
 Deno.test("queue list and queue show print no C1 control or bidi override a sender chose (wt18-revin)", async () => {
   await withTempDataDir(async (dataDir) => {
     const id = await queueHostile(dataDir);
     for (const args of [["list"], ["show", id]]) {
-      const io = recordingIo(dataDir);
-      assert.equal(await queueCommand(args, io), 0, io.err);
-      const hit = DRIVES_TERMINAL.exec(io.out);
-      assert.equal(
-        hit,
-        null,
-        `queue ${args[0]} printed U+${hit?.[0].codePointAt(0)?.toString(16)}`,
-      );
+      const out = await printedClean(dataDir, args);
       // The letters of an SMTPUTF8 address stay readable.
-      assert.match(io.out, /evil\u00fc@sender\.test/);
-      assert.match(io.out, /j\u00f6rg@one\.test/);
+      assert.match(out, /evil\u00fc@sender\.test/);
+      assert.match(out, /j\u00f6rg@one\.test/);
     }
   });
 });
@@ -60,16 +66,9 @@ Deno.test("queue list --json and queue show --json escape those characters and s
   await withTempDataDir(async (dataDir) => {
     const id = await queueHostile(dataDir);
     for (const args of [["list", "--json"], ["show", id, "--json"]]) {
-      const io = recordingIo(dataDir);
-      assert.equal(await queueCommand(args, io), 0, io.err);
-      const hit = DRIVES_TERMINAL.exec(io.out);
-      assert.equal(
-        hit,
-        null,
-        `queue ${args[0]} --json printed U+${hit?.[0].codePointAt(0)?.toString(16)}`,
-      );
+      const out = await printedClean(dataDir, args);
       // The same JSON values: a \uXXXX escape reads back as the character.
-      const parsed = JSON.parse(io.out);
+      const parsed = JSON.parse(out);
       const message = Array.isArray(parsed) ? parsed[0] : parsed;
       assert.equal(message.from, FROM);
       assert.equal(message.recipients[0].address, TO);
