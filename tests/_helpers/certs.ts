@@ -122,3 +122,17 @@ export async function testCaOrSkip(testName: string): Promise<TestCa | undefined
   console.log(`skip: ${testName}: openssl not installed`);
   return undefined;
 }
+
+/**
+ * Runs `fn` with a new test CA, removed after. For tests that toolTest lets run only where
+ * openssl is (a missing CA fails them).
+ */
+export async function withTestCa<T>(fn: (ca: TestCa) => Promise<T>): Promise<T> {
+  const ca = await makeTestCa();
+  if (ca === undefined) throw new Error("openssl did not make the test CA");
+  try {
+    return await fn(ca);
+  } finally {
+    await ca.cleanup();
+  }
+}

@@ -6,7 +6,7 @@
  * passwords, so that the throttle delays no reply.
  */
 import { match as assertMatch, ok as assert } from "node:assert/strict";
-import { makeTestCa } from "../_helpers/certs.ts";
+import { withTestCa } from "../_helpers/certs.ts";
 import { toolTest } from "../_helpers/tools.ts";
 import { withServe } from "./_serve.ts";
 import { TlsClient } from "./_tls_client.ts";
@@ -28,9 +28,7 @@ await toolTest(
   `${CONNECTIONS} AUTH PLAIN at once: serve's peak memory grows < 128 MiB (scrypts wait their turn)`,
   ["openssl"],
   async () => {
-    const ca = await makeTestCa();
-    assert(ca !== undefined, "openssl made the test CA");
-    try {
+    await withTestCa(async (ca) => {
       await withServe({
         tls: { cert: ca.certPath, key: ca.keyPath },
         smtp: { max_connections: 200, max_connections_per_ip: 200 },
@@ -55,8 +53,6 @@ await toolTest(
           for (const c of clients) c.close();
         }
       }, { users: [{ name: "alice", domains: ["example.org"], password: PASSWORD }] });
-    } finally {
-      await ca.cleanup();
-    }
+    });
   },
 );

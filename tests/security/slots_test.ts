@@ -6,7 +6,7 @@
  */
 import { match as assertMatch, ok as assert } from "node:assert/strict";
 import type { ServerProcess } from "../_helpers/server_process.ts";
-import { makeTestCa } from "../_helpers/certs.ts";
+import { withTestCa } from "../_helpers/certs.ts";
 import { toolTest } from "../_helpers/tools.ts";
 import { cram, greeted, RawClient } from "./_raw.ts";
 import { CRASHED, withServe } from "./_serve.ts";
@@ -167,10 +167,8 @@ await toolTest(
     "openssl",
   ],
   async () => {
-    const ca = await makeTestCa();
-    assert(ca !== undefined, "openssl made the test CA");
-    const implicit = { address: "127.0.0.1:0", tls: "implicit" };
-    try {
+    await withTestCa(async (ca) => {
+      const implicit = { address: "127.0.0.1:0", tls: "implicit" };
       await withServer({
         tls: { cert: ca.certPath, key: ca.keyPath },
         smtp: { listen: ["127.0.0.1:0", implicit] },
@@ -197,8 +195,6 @@ await toolTest(
           await sleep(50);
         }
       });
-    } finally {
-      await ca.cleanup();
-    }
+    });
   },
 );

@@ -10,7 +10,7 @@ import {
   match as assertMatch,
   ok as assert,
 } from "node:assert/strict";
-import { makeTestCa } from "../_helpers/certs.ts";
+import { withTestCa } from "../_helpers/certs.ts";
 import { Flood } from "../_helpers/flood.ts";
 import { toolTest } from "../_helpers/tools.ts";
 import { rssKib } from "./_raw.ts";
@@ -38,9 +38,7 @@ await toolTest(
   "a TLS peer sending 64 MiB while serve does not read (a held AUTH reply) is held back: serve grows < 16 MiB",
   ["openssl"],
   async () => {
-    const ca = await makeTestCa();
-    assert(ca !== undefined, "openssl made the test CA");
-    try {
+    await withTestCa(async (ca) => {
       await withServe({
         tls: { cert: ca.certPath, key: ca.keyPath },
         odmr: { listen: ["127.0.0.1:0", { address: "127.0.0.1:0", tls: "implicit" }] },
@@ -79,8 +77,6 @@ await toolTest(
           c.close();
         }
       }, { users: [{ name: "alice", domains: ["example.org"] }] });
-    } finally {
-      await ca.cleanup();
-    }
+    });
   },
 );
