@@ -84,7 +84,10 @@ export function dnsmasqConfig(records: DnsRecords, port: number, readyToken?: st
       lines.push(`mx-host=${mx.name},${mx.host},${mx.preference}`);
     }
   }
-  for (const h of records.hosts ?? []) lines.push(`host-record=${h.name},${h.addresses.join(",")}`);
+  // One line per address: a host-record line keeps one IPv4 and one IPv6 address at most.
+  for (const h of records.hosts ?? []) {
+    for (const a of h.addresses) lines.push(`host-record=${h.name},${a}`);
+  }
   for (const t of records.txt ?? []) {
     lines.push(`txt-record=${t.name},${t.strings.map((s) => `"${s}"`).join(",")}`);
   }
