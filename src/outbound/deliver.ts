@@ -121,7 +121,9 @@ export const MAX_MX_ADDRESSES = 5;
  * Addresses whose connect fails at once for want of a route (`isNoRoute`: the IPv6 addresses of
  * dual-stack MX hosts, on a host without IPv6 routing or with IPv6 switched off) do not count
  * towards MAX_MX_ADDRESSES; they cost no time. Postfix counts them (it expects
- * `inet_protocols = ipv4` there). A host unreachable (EHOSTUNREACH) counts: session.ts.
+ * `inet_protocols = ipv4` there). After the first, no other address of its family is tried in
+ * that attempt: it would fail the same way (a hostile MX host may list hundreds). A host
+ * unreachable (EHOSTUNREACH) counts: session.ts.
  */
 /**
  * How a session under opportunistic TLS must be lost to go on in plaintext: Postfix's
@@ -224,12 +226,20 @@ export async function deliverBatch<M extends OutboundMessage>(
       cursor++;
       isCursorCounted = false;
     };
+    /** Address families (4, 6) whose connect failed for want of a route (`isNoRoute`). */
+    const noRoute = new Set<4 | 6>();
     /** Addresses whose TLS session failed in this batch: plaintext from then on. */
     const plainAt = new Set<number>();
     // Each turn moves the cursor on, settles at least one message or adds the cursor to
     // plainAt (once per address): it ends.
     while (cursor < targets.length && await feed.hasMore()) {
       const target = targets[cursor] as MxTarget; // cursor < targets.length
+      const family = target.address.includes(":") ? 6 : 4;
+      if (noRoute.has(family)) {
+        // Its family has no route from here: it would fail at once as the first one did.
+        nextAddress();
+        continue;
+      }
       if (!isCursorCounted) {
         if (tried >= MAX_MX_ADDRESSES) break;
         tried++;
@@ -244,8 +254,12 @@ export async function deliverBatch<M extends OutboundMessage>(
         fallback: plan !== "tls",
       });
       if (opened.kind === "skipped") {
-        // Unreachable from here without a packet sent: the next address takes its place.
-        if (opened.isNoRoute === true) tried--;
+        // Unreachable from here without a packet sent: the next address takes its place, and
+        // no other address of its family is tried in this attempt.
+        if (opened.isNoRoute === true) {
+          tried--;
+          noRoute.add(family);
+        }
         opts.log.info("outbound_host_skipped", {
           domain,
           host: `${target.name}[${target.address}]`,
