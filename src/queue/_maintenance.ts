@@ -7,6 +7,7 @@
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { errorText } from "../errors.ts";
 import type { Logger } from "../observe/log.ts";
+import { concatBytes } from "../wire/bytes.ts";
 import { emptiedRemover } from "./_emptied.ts";
 import type { GroupTransaction } from "./_group_tx.ts";
 import type { QueueReader } from "./_reader.ts";
@@ -233,13 +234,7 @@ export class QueueMaintenance {
       this.#deps.log.error("queue_body_unreadable", { id, reason: errorText(err) });
       return new Uint8Array(0);
     }
-    const out = new Uint8Array(length);
-    let offset = 0;
-    for (const p of parts) {
-      out.set(p, offset);
-      offset += p.length;
-    }
-    return out;
+    return concatBytes(parts);
   }
 
   #removePastGrace(): number {
