@@ -4,7 +4,8 @@
  * SQLite store's body files, a store on a fresh data directory and what its rows and folder hold.
  */
 import { DatabaseSync } from "node:sqlite";
-import { DATABASE_FILE, openDatabase } from "../../src/queue/db.ts";
+import { applyMigrations, DATABASE_FILE, openDatabase } from "../../src/queue/db.ts";
+import { QUEUE_MIGRATIONS } from "../../src/queue/_schema.ts";
 import { BODY_DIR, type BodySync } from "../../src/queue/_body_files.ts";
 import { SqliteQueueStore, type SqliteQueueStoreOptions } from "../../src/queue/sqlite_store.ts";
 import type {
@@ -18,6 +19,20 @@ import type {
 import { withTempDataDir } from "./temp_db.ts";
 
 const DAY_MS = 86_400_000;
+
+/**
+ * Makes the queue in `dataDir` as a program of before schema step `steps + 1` left it (its first
+ * `steps` migrations), with the rows `statements` write, then closes it.
+ */
+export function oldQueue(dataDir: string, steps: number, ...statements: string[]): void {
+  const old = openDatabase(dataDir);
+  try {
+    applyMigrations(old, "queue", QUEUE_MIGRATIONS.slice(0, steps));
+    for (const sql of statements) old.exec(sql);
+  } finally {
+    old.close();
+  }
+}
 
 /** The settlement of recipient `recipientId` of message `messageId` as delivered ("250 ok"). */
 export function delivered(messageId: string, recipientId: number): Settlement {

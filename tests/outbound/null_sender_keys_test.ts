@@ -7,13 +7,13 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { CredentialStore } from "../../src/auth/store.ts";
 import { batchSigningKeys } from "../../src/cli/_serve_outbound.ts";
-import { applyMigrations, openDatabase } from "../../src/queue/db.ts";
+import { openDatabase } from "../../src/queue/db.ts";
 import { DkimKeyStore } from "../../src/dkim/keys.ts";
 import type { DkimKey } from "../../src/dkim/signer.ts";
-import { QUEUE_MIGRATIONS } from "../../src/queue/_schema.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import type { QueuedMessage } from "../../src/queue/types.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
+import { oldQueue } from "../_helpers/queue_fixtures.ts";
 
 function message(mailFrom: string, submitter?: string): QueuedMessage {
   return {
@@ -57,17 +57,14 @@ Deno.test("<> mail is signed by its From domain only when that domain is its sub
 
 Deno.test("<> mail queued before the submitter was stored has none, and goes out unsigned", async () => {
   await withTempDataDir(async (dir) => {
-    const old = openDatabase(dir);
-    applyMigrations(old, "queue", QUEUE_MIGRATIONS.slice(0, 12));
-    old.exec(
+    oldQueue(
+      dir,
+      12,
       "INSERT INTO messages (id, received_at, mail_from, size, params, body) " +
         "VALUES ('0000000001AAAAAAAA', 1000, '', 2, '{}', X'6869')",
-    );
-    old.exec(
       "INSERT INTO recipients (message_id, address, domain, route, next_attempt_at) VALUES " +
         "('0000000001AAAAAAAA', 'bob@dest.test', 'dest.test', 'mx', 1000)",
     );
-    old.close();
     const queue = new SqliteQueueStore(openDatabase(dir), { now: () => 5000 });
     const credentials = CredentialStore.open(dir);
     try {

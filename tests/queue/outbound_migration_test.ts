@@ -3,24 +3,21 @@
  * waiting keeps its counters and becomes route "atrn"; new mx-route mail is counted apart.
  */
 import assert from "node:assert/strict";
-import { applyMigrations, openDatabase } from "../../src/queue/db.ts";
-import { QUEUE_MIGRATIONS } from "../../src/queue/_schema.ts";
+import { openDatabase } from "../../src/queue/db.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
+import { oldQueue } from "../_helpers/queue_fixtures.ts";
 
 Deno.test("schema step 5 keeps waiting mail as route atrn with its usage and gauges", async () => {
   await withTempDataDir(async (dataDir) => {
-    const old = openDatabase(dataDir);
-    applyMigrations(old, "queue", QUEUE_MIGRATIONS.slice(0, 4));
-    old.exec(
+    oldQueue(
+      dataDir,
+      4,
       "INSERT INTO messages (id, received_at, mail_from, size, params) " +
         "VALUES ('0000000001AAAAAAAA', 1000, 's@x.test', 10, '{}')",
-    );
-    old.exec(
       "INSERT INTO recipients (message_id, address, domain) VALUES " +
         "('0000000001AAAAAAAA', 'a@one.test', 'one.test')",
     );
-    old.close();
     const store = new SqliteQueueStore(openDatabase(dataDir), { now: () => 5000 });
     try {
       assert.deepEqual(await store.usage("one.test"), { messages: 1, bytes: 10 });
