@@ -16,6 +16,17 @@ import { expiryNodesTest } from "./_pg_expiry_nodes.ts";
 
 const DAY_MS = 86_400_000;
 
+/** `address` is still queued, not expired, and no failure report was queued (`why` if it was). */
+async function assertNotExpired(raw: postgres.Sql, address: string, why: string): Promise<void> {
+  const [r] = await raw`SELECT status, expired_at FROM recipients WHERE address = ${address}`;
+  const reports = await raw`SELECT id FROM messages WHERE mail_from = ''`;
+  assert.deepEqual(
+    { status: r?.status, expired: r?.expired_at !== null, reports: reports.length },
+    { status: "queued", expired: false, reports: 0 },
+    why,
+  );
+}
+
 await expiryNodesTest(
   "PostgreSQL: a maintenance pass does not expire (and bounce) mail that an ATRN claim made during the pass is delivering (review wt16-r3)",
   "expiry_lease_race",
@@ -42,12 +53,9 @@ await expiryNodesTest(
         return seen;
       }).run(maintenanceOptions({ isLocalDomain: (d) => d === "sender.test" }));
       assert.equal(listed.length, 1, "the live lease lists the message (its drain delivers it)");
-      const [r] =
-        await raw`SELECT status, expired_at FROM recipients WHERE address = 'u@late.test'`;
-      const reports = await raw`SELECT id FROM messages WHERE mail_from = ''`;
-      assert.deepEqual(
-        { status: r?.status, expired: r?.expired_at !== null, reports: reports.length },
-        { status: "queued", expired: false, reports: 0 },
+      await assertNotExpired(
+        raw,
+        "u@late.test",
         "expired and bounced under a live lease that is delivering it",
       );
     } finally {
@@ -75,11 +83,9 @@ await expiryNodesTest(
         return seen;
       }).run(maintenanceOptions({ isLocalDomain: (d) => d === "sender.test" }));
       assert.equal(listed.length, 1, "the live lease lists the message (the worker sends it)");
-      const [r] = await raw`SELECT status, expired_at FROM recipients WHERE address = 'r@far.test'`;
-      const reports = await raw`SELECT id FROM messages WHERE mail_from = ''`;
-      assert.deepEqual(
-        { status: r?.status, expired: r?.expired_at !== null, reports: reports.length },
-        { status: "queued", expired: false, reports: 0 },
+      await assertNotExpired(
+        raw,
+        "r@far.test",
         "expired and bounced under a live outbound lease that is sending it",
       );
     } finally {
