@@ -2,6 +2,7 @@
  * Where mail for a domain goes (RFC 5321 §5.1): its MX hosts by preference (random order among
  * equal preferences, so load spreads as the domain intends), each with its addresses; without
  * MX records the domain itself (the implicit MX). A null MX (RFC 7505) is a permanent refusal.
+ * An MX host written as an IP address is taken as that address, as Postfix does.
  * Our own host among the MX hosts is discarded with every host of its preference or a higher
  * number; when that leaves none, the mail loops back to us (permanent, 5.4.6, as Postfix).
  * Addresses that are not public (loopback, private, link-local: `mx_public.ts`) are dropped unless
@@ -11,6 +12,7 @@
  * again by `dns_rcode.ts`, which reads the answer's RCODE; every such second query of one
  * lookup fits in 3 s together (a server that answered Deno and then went silent costs no more).
  */
+import { isIP } from "../config/_ip.ts";
 import { errorText } from "../errors.ts";
 import { queryRcode, type RcodeServer, rcodeServers } from "./dns_rcode.ts";
 import { isPublicAddress } from "./mx_public.ts";
@@ -125,9 +127,13 @@ export async function resolveMx(domain: string, opts: ResolveMxOptions = {}): Pr
     return { kind: "permanent", reason: "null_mx", status: "5.1.10" };
   }
   const ordered = orderByPreference(mx.records, opts.random ?? Math.random).slice(0, MAX_MX_HOSTS);
-  const found = await Promise.all(
-    ordered.map((r) => addressesOf(stripDot(r.exchange), opts, requery)),
-  );
+  const found = await Promise.all(ordered.map((r) => {
+    const name = stripDot(r.exchange);
+    // A host that is an IP address ("MX 10 192.0.2.1."), where a host name belongs: as
+    // Postfix (smtp_addr_one), it is taken as the address.
+    if (isIP(name) !== 0) return { kind: "found", records: [name] } satisfies Addresses;
+    return addressesOf(name, opts, requery);
+  }));
   // RFC 5321 §5.1: our own host and every host not more preferred than it are discarded.
   let selfPreference = Infinity;
   for (const [i, r] of ordered.entries()) {
