@@ -105,7 +105,9 @@ export async function runBatch(
    */
   async function* leased(): AsyncGenerator<LeasedMessage> {
     for await (const message of lease.messages()) {
-      for (const part of recipientChunks(message)) {
+      let signed: LeasedMessage | undefined;
+      const parts = Math.max(1, Math.ceil(message.recipients.length / MAX_TRANSACTION_RECIPIENTS));
+      for (let part = 0; part < parts; part++) {
         if (renewals.isLost || isSettleFailing) return;
         if (renewals.isDue && !(await renewals.renew())) {
           // The lease may run out before the queue answers again; what is sent after that may
@@ -113,7 +115,9 @@ export async function runBatch(
           log.warn("outbound_batch_stopped", { reason: "lease_not_renewed" });
           return;
         }
-        yield await prepare(part, lease, keysFor);
+        // Signed once per message, whatever its number of parts.
+        signed ??= await prepare(message, lease, keysFor);
+        yield partOf(signed, part * MAX_TRANSACTION_RECIPIENTS);
       }
     }
   }
@@ -228,17 +232,20 @@ function tlsPlan(message: LeasedMessage): TlsPlan {
 }
 
 /**
- * `message` as transactions of at most MAX_TRANSACTION_RECIPIENTS recipients each (the queued
- * row with only its part's recipients: settled, and failure-reported, part by part).
+ * The transaction of `signed` (a whole message) from its recipient `at` on: at most
+ * MAX_TRANSACTION_RECIPIENTS recipients, its queued row with only those (settled, and
+ * failure-reported, part by part). The whole message when it has no more.
  */
-function recipientChunks(message: QueuedMessage): QueuedMessage[] {
-  const all = message.recipients;
-  if (all.length <= MAX_TRANSACTION_RECIPIENTS) return [message];
-  const parts: QueuedMessage[] = [];
-  for (let i = 0; i < all.length; i += MAX_TRANSACTION_RECIPIENTS) {
-    parts.push({ ...message, recipients: all.slice(i, i + MAX_TRANSACTION_RECIPIENTS) });
-  }
-  return parts;
+function partOf(signed: LeasedMessage, at: number): LeasedMessage {
+  const queued = signed.queued;
+  if (queued.recipients.length <= MAX_TRANSACTION_RECIPIENTS) return signed;
+  const end = at + MAX_TRANSACTION_RECIPIENTS;
+  return {
+    ...signed,
+    queued: { ...queued, recipients: queued.recipients.slice(at, end) },
+    // leasedMessage maps the queued recipients one to one, in order.
+    recipients: signed.recipients.slice(at, end),
+  };
 }
 
 /** The queued message as the sender takes it, signed when its From domain has a key. */
