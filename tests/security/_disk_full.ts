@@ -49,24 +49,19 @@ export async function onTmpfs(
   }
 }
 
-/** One message from s@sender.test to `to` on serve's first SMTP port. */
+/** A message from s@sender.test to `to` on serve's first SMTP port. */
+function mail(server: ServerProcess, to: string, body: string): Parameters<typeof submit>[0] {
+  return { port: server.smtp[0]!.port, from: "s@sender.test", to: [to], body: enc.encode(body) };
+}
+
+/** Submits one message (`mail`). */
 export function mailTo(server: ServerProcess, to: string, body: string): Promise<SubmitResult> {
-  return submit({
-    port: server.smtp[0]!.port,
-    from: "s@sender.test",
-    to: [to],
-    body: enc.encode(body),
-  });
+  return submit(mail(server, to, body));
 }
 
 /** `mailTo` for a message serve must take: throws unless it got a 250; returns that reply. */
 export function mailAccepted(server: ServerProcess, to: string, body: string): Promise<string> {
-  return submitAccepted({
-    port: server.smtp[0]!.port,
-    from: "s@sender.test",
-    to: [to],
-    body: enc.encode(body),
-  });
+  return submitAccepted(mail(server, to, body));
 }
 
 /** The customer alice (CRAM-MD5, password `alice-pw`) collecting example.org over ATRN. */
