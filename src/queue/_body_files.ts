@@ -41,7 +41,6 @@
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { dirname, join } from "node:path";
 import { SpareFiles } from "./_body_spares.ts";
-import { readBody } from "./_body_read.ts";
 import { errorText } from "../errors.ts";
 import type { Logger } from "../observe/log.ts";
 import { mainFile } from "./db.ts";
@@ -52,6 +51,7 @@ import {
   type BodySync,
   MIXED_KEY,
   parseBodyName,
+  readBody,
   Segment,
   SEGMENT_BYTES,
   type SegmentOwner,
@@ -209,7 +209,7 @@ export class BodyFiles {
 
   /**
    * The body a row names `name`, `readBytes` at a time; throws when its file does not hold it
-   * whole (_body_read.ts).
+   * whole (_body_segment.ts).
    */
   read(id: string, name: string, size: number): Generator<Uint8Array> {
     return readBody(this.dir, this.#readBytes, id, name, size);
