@@ -15,20 +15,17 @@ import type {
 import { bounceFailed, BounceLimiter } from "../../src/queue/bounce.ts";
 import { NULL_LOGGER } from "../../src/observe/log.ts";
 import { collectBytes } from "../_helpers/bytes.ts";
+import { maintenanceOptions } from "../_helpers/queue_fixtures.ts";
 import { mustParseHeaders } from "../_helpers/rfc5322_headers.ts";
 import { type OutboundOpener, putRouted, T0 } from "./_outbound_contract.ts";
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
-const OPTIONS: MaintenanceOptions = {
-  hostname: "mx.test",
-  maxAgeMs: () => 30 * DAY,
+const OPTIONS: MaintenanceOptions = maintenanceOptions({
   isLocalDomain: (d) => d === "local.test",
-  outboundMaxAgeMs: 5 * DAY,
-  delayNoticeMs: 4 * HOUR,
   foreignBounceBudget: 10,
-};
+});
 
 /** A DSN parsed strictly: top fields, per-message fields, per-recipient groups. */
 export interface ParsedDsn {

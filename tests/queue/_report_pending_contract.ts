@@ -11,20 +11,18 @@ import { bounceFailed, BounceLimiter } from "../../src/queue/bounce.ts";
 import type { MaintenanceOptions, QueuedMessage, QueueStore } from "../../src/queue/types.ts";
 import { NULL_LOGGER } from "../../src/observe/log.ts";
 import { collectBytes } from "../_helpers/bytes.ts";
+import { maintenanceOptions } from "../_helpers/queue_fixtures.ts";
 import { parseDsn } from "./_outbound_maintenance_contract.ts";
 import { type Clock, type OutboundOpener, putRouted, T0 } from "./_outbound_contract.ts";
 
 const DAY = 86_400_000;
 const REPLY = "550 5.1.1 <a@far.test>: no such user";
 
-const OPTIONS: MaintenanceOptions = {
-  hostname: "mx.test",
-  maxAgeMs: () => 30 * DAY,
+const OPTIONS: MaintenanceOptions = maintenanceOptions({
   isLocalDomain: (d) => d === "local.test",
-  outboundMaxAgeMs: 5 * DAY,
   delayNoticeMs: 4 * DAY,
   foreignBounceBudget: 10,
-};
+});
 
 /** Leases far.test's message and settles its one recipient failed; the lease stays open. */
 async function failOne(store: QueueStore, clock: Clock) {
