@@ -7,6 +7,8 @@ import { DkimKeyStore, txtStrings } from "../../src/dkim/keys.ts";
 import { NULL_LOGGER } from "../../src/observe/log.ts";
 import type { OutboundMessage } from "../../src/smtp/sender.ts";
 import { type DnsRecords, type DnsServer, startDnsmasq } from "./dnsmasq.ts";
+import { type TestCa, withTestCa } from "./certs.ts";
+import { canBindPort25, toolTest } from "./tools.ts";
 
 /**
  * A loopback address of this test process's own, `127.<from the pid>.<n>`: the outbound tests
@@ -125,4 +127,20 @@ export async function exampleOrgKey(
   const keys = new DkimKeyStore(dir);
   const key = await keys.generate("example.org", selector, "ed25519");
   return { keys, txt: [{ name: key.dnsName, strings: txtStrings(key.dnsText) }] };
+}
+
+/**
+ * A test (dnsmasq and openssl required) of MX hosts under TLS on port 25 of this process's own
+ * addresses: skipped, saying why, where port 25 of `probe.where` cannot be bound
+ * (canBindPort25); `fn` gets a test CA, removed after it.
+ */
+export function tlsMxTest(
+  name: string,
+  probe: { readonly label: string; readonly where: string },
+  fn: (t: Deno.TestContext, ca: TestCa) => Promise<void>,
+): Promise<void> {
+  return toolTest(name, ["dnsmasq", "openssl"], async (t) => {
+    if (!canBindPort25(probe.label, probe.where)) return;
+    await withTestCa((ca) => fn(t, ca));
+  });
 }

@@ -9,29 +9,25 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { type CaptureServer, startCaptureServer } from "../_helpers/capture_smtp.ts";
-import { makeTestCa } from "../_helpers/certs.ts";
 import { type LogEvent, parseLogLine } from "../_helpers/log_lines.ts";
 import {
   loopback,
   outboundServeConfig,
   startMxDns,
   submissionPort,
+  tlsMxTest,
 } from "../_helpers/outbound_world.ts";
 import { addUser, queueList, removeTestFiles, startServer } from "../_helpers/server_process.ts";
-import { canBindPort25, toolTest } from "../_helpers/tools.ts";
 import { until } from "../_helpers/wait_until.ts";
 import { numbered, subjectOf, submitAll } from "./_submission_client.ts";
 
 const LOGIN = { user: "alice", password: "secret-password", from: "alice@example.org" };
 const MESSAGES = 4;
 
-await toolTest("serve: mail for an MX with broken STARTTLS arrives once, in plaintext", [
-  "dnsmasq",
-  "openssl",
-], async (t) => {
-  if (!canBindPort25("serve outbound TLS fallback", "127.x.y.58")) return;
-  const ca = await makeTestCa();
-  assert(ca !== undefined, "openssl made the test CA");
+await tlsMxTest("serve: mail for an MX with broken STARTTLS arrives once, in plaintext", {
+  label: "serve outbound TLS fallback",
+  where: "127.x.y.58",
+}, async (t, ca) => {
   await using dns = await startMxDns({ "broken.test": loopback(58), "late.test": loopback(59) });
   const broken = await startCaptureServer({ host: loopback(58), port: 25, startTls: "break" });
   const late = await startCaptureServer({
@@ -79,6 +75,5 @@ await toolTest("serve: mail for an MX with broken STARTTLS arrives once, in plai
     await removeTestFiles(server);
     await broken.close();
     await late.close();
-    await ca.cleanup();
   }
 });

@@ -6,27 +6,23 @@
 import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
 import { deliverToDomain } from "../../src/outbound/deliver.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
-import { makeTestCa } from "../_helpers/certs.ts";
 import {
   deliveryOptions,
   loopback,
   outboundMessage,
   startMxDns,
+  tlsMxTest,
 } from "../_helpers/outbound_world.ts";
 import { addUser, removeTestFiles, runMain, startServer } from "../_helpers/server_process.ts";
-import { canBindPort25, toolTest } from "../_helpers/tools.ts";
 
 const body = new TextEncoder().encode("From: a@example.org\r\nSubject: tls\r\n\r\nhello\r\n");
 
 const message = (to: string) => outboundMessage([to], body, "a@example.org");
 
-await toolTest("deliverToDomain: STARTTLS when offered, required TLS skips a plain MX", [
-  "dnsmasq",
-  "openssl",
-], async (t) => {
-  if (!canBindPort25("deliverToDomain TLS", "127.x.y.25")) return;
-  const ca = await makeTestCa();
-  assert(ca !== undefined);
+await tlsMxTest("deliverToDomain: STARTTLS when offered, required TLS skips a plain MX", {
+  label: "deliverToDomain TLS",
+  where: "127.x.y.25",
+}, async (t, ca) => {
   await using dns = await startMxDns({ "tls.test": loopback(25), "plain.test": loopback(26) });
   const mx = await startServer({
     config: {
@@ -75,6 +71,5 @@ await toolTest("deliverToDomain: STARTTLS when offered, required TLS skips a pla
     await plain.close();
     await mx.stop();
     await removeTestFiles(mx);
-    await ca.cleanup();
   }
 });

@@ -11,15 +11,14 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import { deliverBatch, type DeliveryResult } from "../../src/outbound/deliver.ts";
 import type { OutboundMessage } from "../../src/smtp/sender.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
-import { makeTestCa } from "../_helpers/certs.ts";
 import {
   deliveryOptions,
   loopback,
   outboundMessage,
   startMxDns,
+  tlsMxTest,
 } from "../_helpers/outbound_world.ts";
 import { type RecordedEvent, recordingLogger } from "../_helpers/recording_logger.ts";
-import { canBindPort25, toolTest } from "../_helpers/tools.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -54,13 +53,10 @@ async function run(
 const subjects = (bodies: readonly { body: Uint8Array }[]) =>
   bodies.map((m) => /Subject: (\S+)/.exec(dec(m.body))?.[1]);
 
-await toolTest("outbound: a TLS session lost after EHLO goes on in plaintext", [
-  "dnsmasq",
-  "openssl",
-], async (t) => {
-  if (!canBindPort25("outbound late TLS fallback", "127.x.y.37")) return;
-  const ca = await makeTestCa();
-  assert(ca !== undefined);
+await tlsMxTest("outbound: a TLS session lost after EHLO goes on in plaintext", {
+  label: "outbound late TLS fallback",
+  where: "127.x.y.37",
+}, async (t, ca) => {
   const tlsFiles = { cert: ca.certPath, key: ca.keyPath };
   await using dns = await startMxDns({
     "mail.test": loopback(37),
@@ -121,6 +117,5 @@ await toolTest("outbound: a TLS session lost after EHLO goes on in plaintext", [
     }
   } finally {
     for (const mx of mxs) await mx.close();
-    await ca.cleanup();
   }
 });

@@ -16,10 +16,8 @@ import { openDatabase } from "../../src/queue/db.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import type { QueueStore } from "../../src/queue/types.ts";
 import { type CaptureServer, startCaptureServer } from "../_helpers/capture_smtp.ts";
-import { makeTestCa } from "../_helpers/certs.ts";
-import { loopback, startMxDns } from "../_helpers/outbound_world.ts";
+import { loopback, startMxDns, tlsMxTest } from "../_helpers/outbound_world.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
-import { canBindPort25, toolTest } from "../_helpers/tools.ts";
 import { queueMx, runDueBatch } from "./_batch_fixtures.ts";
 
 const FROM = "alice@example.org";
@@ -36,13 +34,10 @@ function batch(store: QueueStore, dns: Parameters<typeof runDueBatch>[1]) {
 /** Until a recipient deferred with a 1 ms step is due (each batch claims at Date.now()). */
 const pastRetry = () => new Promise((r) => setTimeout(r, 20));
 
-await toolTest("outbound: plaintext after failed TLS only at a message's retry", [
-  "dnsmasq",
-  "openssl",
-], async (t) => {
-  if (!canBindPort25("tls_fallback_retry_test", "127.x.y.91")) return;
-  const ca = await makeTestCa();
-  assert(ca !== undefined);
+await tlsMxTest("outbound: plaintext after failed TLS only at a message's retry", {
+  label: "tls_fallback_retry_test",
+  where: "127.x.y.91",
+}, async (t, ca) => {
   const tlsFiles = { cert: ca.certPath, key: ca.keyPath };
   await using dns = await startMxDns({
     "one.test": loopback(93),
@@ -145,6 +140,5 @@ await toolTest("outbound: plaintext after failed TLS only at a message's retry",
     });
   } finally {
     for (const mx of [broken1, good2, broken, dot]) await mx.close();
-    await ca.cleanup();
   }
 });

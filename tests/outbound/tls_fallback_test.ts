@@ -9,10 +9,8 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { deliverBatch, type DeliveryResult } from "../../src/outbound/deliver.ts";
 import { type CaptureServer, startCaptureServer } from "../_helpers/capture_smtp.ts";
-import { makeTestCa } from "../_helpers/certs.ts";
-import { deliveryOptions, loopback, startMxDns } from "../_helpers/outbound_world.ts";
+import { deliveryOptions, loopback, startMxDns, tlsMxTest } from "../_helpers/outbound_world.ts";
 import { type RecordedEvent, recordingLogger } from "../_helpers/recording_logger.ts";
-import { canBindPort25, toolTest } from "../_helpers/tools.ts";
 import { numbered, type NumberedMessage, runNumbered } from "./_batch_fixtures.ts";
 
 /** Runs a batch; every message must be reported exactly once. */
@@ -30,13 +28,10 @@ async function run(
 const verbs = (mx: CaptureServer, from: number) =>
   mx.commands.slice(from).map((c) => c.split(" ")[0]?.toUpperCase());
 
-await toolTest("outbound: a failed opportunistic STARTTLS is retried in plaintext", [
-  "dnsmasq",
-  "openssl",
-], async (t) => {
-  if (!canBindPort25("outbound TLS fallback", "127.x.y.27")) return;
-  const ca = await makeTestCa();
-  assert(ca !== undefined);
+await tlsMxTest("outbound: a failed opportunistic STARTTLS is retried in plaintext", {
+  label: "outbound TLS fallback",
+  where: "127.x.y.27",
+}, async (t, ca) => {
   await using dns = await startMxDns({
     "refuse.test": loopback(27),
     "broken.test": loopback(28),
@@ -101,6 +96,5 @@ await toolTest("outbound: a failed opportunistic STARTTLS is retried in plaintex
     await refusing.close();
     await broken.close();
     await dropped.close();
-    await ca.cleanup();
   }
 });
