@@ -10,7 +10,7 @@
  * bounded: one socket per server, one deadline, answers of at most 512 octets (no EDNS is
  * offered), the ID, the source and the question must match; anything else is ignored.
  */
-import dgram from "node:dgram";
+import type dgram from "node:dgram";
 import { errorText } from "../errors.ts";
 import { isIP } from "../config/_ip.ts";
 
@@ -71,8 +71,11 @@ export async function queryRcode(
   if (typeof qname === "string") return { kind: "unknown", detail: qname };
   const list: readonly RcodeServer[] = "ipAddr" in servers ? [servers] : servers;
   if (list.length === 0) return { kind: "unknown", detail: "no name server to ask" };
+  // Loaded here, at the first re-query, not at start-up: an idle serve does without node:dgram
+  // (a module built into Deno: nothing is read from disk for it).
+  const udp = (await import("node:dgram")).default;
   const done = new AbortController();
-  const asked = list.map((server) => askOne(server, qname, qtype, timeoutMs, done.signal));
+  const asked = list.map((server) => askOne(udp, server, qname, qtype, timeoutMs, done.signal));
   try {
     return await new Promise<RcodeVerdict>((resolve) => {
       const details: string[] = [];
@@ -94,6 +97,7 @@ export async function queryRcode(
 
 /** One server's verdict (see `queryRcode`); `abandon` stops waiting for it. */
 async function askOne(
+  udp: typeof dgram,
   server: RcodeServer,
   qname: Uint8Array,
   qtype: number,
@@ -103,7 +107,7 @@ async function askOne(
   const id = crypto.getRandomValues(new Uint16Array(1))[0] as number;
   const query = buildQuery(id, qname, qtype);
   const isV6 = isIP(server.ipAddr) === 6;
-  const socket = dgram.createSocket(isV6 ? "udp6" : "udp4");
+  const socket = udp.createSocket(isV6 ? "udp6" : "udp4");
   let ignored = 0;
   const timers: ReturnType<typeof setTimeout>[] = [];
   let onAbandon = () => {};

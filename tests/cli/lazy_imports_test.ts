@@ -28,10 +28,13 @@ const OTHER_COMMANDS = ["fetch", "user", "queue", "dkim", "check_config"].map((c
 );
 
 /**
- * A deno.json like the repository's, with prom-client, postgres.js and `ownFiles` (paths
- * relative to the repository root) as traps.
+ * A deno.json like the repository's, with prom-client, postgres.js, `ownFiles` (paths
+ * relative to the repository root) and `builtins` (such as `node:dgram`) as traps.
  */
-async function trapConfig(ownFiles: readonly string[] = []): Promise<string> {
+async function trapConfig(
+  ownFiles: readonly string[] = [],
+  builtins: readonly string[] = [],
+): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "odmr-lazy-" });
   const repo = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}deno.json`)) as {
     imports: Record<string, string>;
@@ -51,6 +54,7 @@ async function trapConfig(ownFiles: readonly string[] = []): Promise<string> {
     ...Object.fromEntries(
       ownFiles.map((f) => [new URL(f, `file://${REPO_ROOT}`).href, `file://${dir}/trap.js`]),
     ),
+    ...Object.fromEntries(builtins.map((b) => [b, `file://${dir}/trap.js`])),
   };
   await Deno.writeTextFile(`${dir}/deno.json`, JSON.stringify({ imports }));
   return `${dir}/deno.json`;
@@ -79,6 +83,32 @@ Deno.test("(#13) serve with the embedded defaults loads neither prom-client nor 
     (e: Error) => e.message,
   );
   match(metrics, TRAPPED);
+});
+
+Deno.test("(#13) serve does not load node:dgram while idle; the first DNS re-query of the outbound worker does", async () => {
+  const config = await trapConfig([], ["node:dgram"]);
+  const server = await startServer({ denoFlags: flags(config) });
+  try {
+    ok(server.smtp.length > 0 && server.odmr.length > 0, server.logs());
+  } finally {
+    equal(await server.stop(), 0, server.logs());
+  }
+  ok(!TRAPPED.test(server.logs()), server.logs());
+  // Control: asking a name server for the RCODE (src/outbound/dns_rcode.ts) loads it.
+  const script = `${config.replace(/deno\.json$/, "")}rcode.ts`;
+  await Deno.writeTextFile(
+    script,
+    `import { queryRcode } from ${JSON.stringify(`${REPO_ROOT}src/outbound/dns_rcode.ts`)};\n` +
+      `await queryRcode("example.invalid", "A", { ipAddr: "127.0.0.1", port: 9 }, 200);\n`,
+  );
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...flags(config), script],
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+  }).output();
+  const text = new TextDecoder().decode(out.stderr);
+  ok(!out.success, text);
+  match(text, TRAPPED);
 });
 
 for (const file of SERVE_AT_START) {
