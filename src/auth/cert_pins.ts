@@ -5,7 +5,8 @@
  * removed user's pins go with it (foreign key).
  */
 import type { DatabaseSync } from "node:sqlite";
-import { X509Certificate } from "node:crypto";
+import type { X509Certificate } from "node:crypto";
+import { nodeCrypto } from "./node_crypto.ts";
 import { applyMigrations, inImmediateTransaction } from "../queue/db.ts";
 import { errorText } from "../errors.ts";
 
@@ -29,11 +30,14 @@ export function normalizeFingerprint(text: string): string | undefined {
   return hex.match(/../g)?.join(":");
 }
 
-/** The SHA-256 fingerprint of the first certificate in a PEM text; throws PinError if none. */
+/**
+ * The SHA-256 fingerprint of the first certificate in a PEM text; throws PinError if none.
+ * After `loadNodeCrypto()`.
+ */
 export function fingerprintOfPem(pem: string, file: string): string {
   let cert: X509Certificate;
   try {
-    cert = new X509Certificate(pem);
+    cert = new (nodeCrypto().X509Certificate)(pem);
   } catch (err) {
     throw new PinError(
       `Cannot read a certificate from "${file}": ${errorText(err)}`,

@@ -4,7 +4,7 @@
  * restart, as a real user does: a salt that changed at restart would tell which names exist.
  * Created on first use; never logged.
  */
-import { randomBytes } from "node:crypto";
+import { randomBytes } from "./node_crypto.ts";
 
 /** File name inside `data_dir`. */
 export const FAKE_SALT_KEY_FILE = "scram_fake_salt.key";
@@ -15,7 +15,7 @@ export const FAKE_SALT_KEY_BYTES = 32;
 export function loadFakeSaltKey(dataDir: string): Uint8Array {
   const path = `${dataDir}/${FAKE_SALT_KEY_FILE}`;
   try {
-    Deno.writeFileSync(path, new Uint8Array(randomBytes(FAKE_SALT_KEY_BYTES)), {
+    Deno.writeFileSync(path, randomBytes(FAKE_SALT_KEY_BYTES), {
       createNew: true,
       mode: 0o600,
     });

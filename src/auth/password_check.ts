@@ -9,6 +9,7 @@ import { cramContextFromPassword } from "./cram_md5.ts";
 import { stateToBytes } from "./md5.ts";
 import { verifyPassword } from "./password_hash.ts";
 import { keysFromSaltedPassword, saltPassword } from "./scram.ts";
+import { loadNodeCrypto } from "./node_crypto.ts";
 import type { StoredVerifiers } from "./store.ts";
 
 /** The mechanisms a stored verifier serves. */
@@ -26,6 +27,8 @@ export async function checkPassword(
   password: string,
 ): Promise<VerifierCheck[]> {
   const out: VerifierCheck[] = [];
+  // Before the try below: its catch would take a missing node:crypto for a refused password.
+  await loadNodeCrypto();
   const scram = stored.scramSha256;
   if (scram !== undefined) {
     let matches = false;

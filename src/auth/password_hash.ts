@@ -3,7 +3,7 @@
  * `$scrypt$ln=14,r=8,p=1$<b64 salt>$<b64 hash>`. Comparison is constant time; the plaintext is
  * never kept.
  */
-import { randomBytes, scrypt } from "node:crypto";
+import { loadNodeCrypto, randomBytes } from "./node_crypto.ts";
 import { constantTimeEqual, fromBase64, toBase64, utf8 } from "./_bytes.ts";
 
 /** scrypt cost parameters: N = 2^logN. */
@@ -53,7 +53,12 @@ function runScrypt(password: string, salt: Uint8Array, params: ScryptParams): Pr
   return inTurn(() => scryptNow(password, salt, params));
 }
 
-function scryptNow(password: string, salt: Uint8Array, params: ScryptParams): Promise<Uint8Array> {
+async function scryptNow(
+  password: string,
+  salt: Uint8Array,
+  params: ScryptParams,
+): Promise<Uint8Array> {
+  const { scrypt } = await loadNodeCrypto();
   const N = 2 ** params.logN;
   // node's default maxmem (32 MiB) is exactly 128*N*r for logN=15; leave headroom.
   const maxmem = 256 * N * params.r + 1024 * 1024;
@@ -71,7 +76,7 @@ export async function hashPassword(
   opts: { params?: ScryptParams } = {},
 ): Promise<string> {
   const params = opts.params ?? SCRYPT_DEFAULT_PARAMS;
-  const salt = new Uint8Array(randomBytes(SALT_BYTES));
+  const salt = randomBytes(SALT_BYTES);
   const key = await runScrypt(password, salt, params);
   return `$scrypt$ln=${params.logN},r=${params.r},p=${params.p}$${toBase64(salt)}$${toBase64(key)}`;
 }

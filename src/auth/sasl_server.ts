@@ -3,7 +3,7 @@
  * ODMR session does the `334`/base64 framing, the TLS policy and the throttling. Unknown users
  * run the same computations against dummy verifiers and fail the same way (no timing oracle).
  */
-import { createHmac, randomBytes } from "node:crypto";
+import { loadNodeCrypto, nodeCrypto, randomBytes } from "./node_crypto.ts";
 import { constantTimeEqual, decodeUtf8, toHex, utf8 } from "./_bytes.ts";
 import { type CramContext, cramContextFromPassword, cramDigest } from "./cram_md5.ts";
 import { verifyPassword } from "./password_hash.ts";
@@ -108,8 +108,8 @@ const MALFORMED: SaslStep = { kind: "failure", reason: "malformed" };
 const MAX_FIELD_OCTETS = 255;
 
 // Fallback when no persistent key is given: stable within a process only.
-const PROCESS_FAKE_SALT_KEY = new Uint8Array(randomBytes(32));
-const DUMMY_CRAM: CramContext = cramContextFromPassword(toHex(new Uint8Array(randomBytes(16))));
+const PROCESS_FAKE_SALT_KEY = randomBytes(32);
+const DUMMY_CRAM: CramContext = cramContextFromPassword(toHex(randomBytes(16)));
 // Same default cost as real hashes; the random key never matches.
 const DUMMY_PASSWORD_HASH = `$scrypt$ln=14,r=8,p=1$${btoa("0123456789abcdef")}$${
   btoa(String.fromCharCode(...randomBytes(32)))
@@ -117,7 +117,7 @@ const DUMMY_PASSWORD_HASH = `$scrypt$ln=14,r=8,p=1$${btoa("0123456789abcdef")}$$
 
 function dummyScramVerifier(user: string, key: Uint8Array): ScramVerifier {
   const mac = (label: string, n: number) =>
-    new Uint8Array(createHmac("sha256", key).update(`${label}\0${user}`).digest())
+    new Uint8Array(nodeCrypto().createHmac("sha256", key).update(`${label}\0${user}`).digest())
       .subarray(0, n);
   return {
     salt: mac("salt", SCRAM_SALT_BYTES),
@@ -128,7 +128,7 @@ function dummyScramVerifier(user: string, key: Uint8Array): ScramVerifier {
 }
 
 function randomSource(opts: SaslServerOptions): (n: number) => Uint8Array {
-  return opts.random ?? ((n) => new Uint8Array(randomBytes(n)));
+  return opts.random ?? randomBytes;
 }
 
 /** RFC 2195. The challenge is unique per exchange; a replayed answer fails against it. */
@@ -317,16 +317,19 @@ class ScramSha256Exchange implements SaslServerExchange {
     this.#opts = opts;
   }
 
-  start(initialResponse: Uint8Array | undefined): Promise<SaslStep> {
+  async start(initialResponse: Uint8Array | undefined): Promise<SaslStep> {
+    // The HMACs of #first (dummy verifiers) and of checkClientFinal are node:crypto's.
+    await loadNodeCrypto();
     if (this.#state.kind !== "new") return this.#fail();
     if (initialResponse === undefined) {
       this.#state = { kind: "waitingFirst" };
-      return Promise.resolve({ kind: "challenge", data: new Uint8Array(0) });
+      return { kind: "challenge", data: new Uint8Array(0) };
     }
-    return Promise.resolve(this.#first(initialResponse));
+    return this.#first(initialResponse);
   }
 
-  next(response: Uint8Array): Promise<SaslStep> {
+  async next(response: Uint8Array): Promise<SaslStep> {
+    await loadNodeCrypto();
     const state = this.#state;
     if (state.kind === "waitingFirst") return Promise.resolve(this.#first(response));
     if (state.kind !== "waitingFinal") return this.#fail();

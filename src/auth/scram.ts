@@ -5,7 +5,7 @@
  * credential lookup live in `sasl_server.ts` / `sasl_client.ts`.
  * Channel binding is not implemented: `n,,` and `y,,` are accepted, `p=` is refused.
  */
-import { createHash, createHmac, randomBytes } from "node:crypto";
+import { loadNodeCrypto, nodeCrypto, randomBytes } from "./node_crypto.ts";
 import { constantTimeEqual, fromBase64, toBase64, utf8, xorBytes } from "./_bytes.ts";
 import {
   hashBytes,
@@ -54,14 +54,14 @@ export const SCRAM_SALT_BYTES = 16;
 const STORED_PREFIX = "SCRAM-SHA-256$";
 
 function hmac(hash: ScramHash, key: Uint8Array, data: string | Uint8Array): Uint8Array {
-  return new Uint8Array(createHmac(hash, key).update(data).digest());
+  return new Uint8Array(nodeCrypto().createHmac(hash, key).update(data).digest());
 }
 
 function digest(hash: ScramHash, data: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash(hash).update(data).digest());
+  return new Uint8Array(nodeCrypto().createHash(hash).update(data).digest());
 }
 
-/** ClientKey, StoredKey and ServerKey from a salted password. */
+/** ClientKey, StoredKey and ServerKey from a salted password (after `loadNodeCrypto()`). */
 export function keysFromSaltedPassword(
   salted: Uint8Array,
   hash: ScramHash = "sha256",
@@ -83,8 +83,9 @@ export async function deriveScramVerifier(
   if (!Number.isInteger(iterations) || iterations < SCRAM_MIN_ITERATIONS) {
     throw new RangeError(`SCRAM iterations must be at least ${SCRAM_MIN_ITERATIONS}`);
   }
-  const salt = opts.salt ?? new Uint8Array(randomBytes(SCRAM_SALT_BYTES));
+  const salt = opts.salt ?? randomBytes(SCRAM_SALT_BYTES);
   const hash = opts.hash ?? "sha256";
+  await loadNodeCrypto();
   const { storedKey, serverKey } = keysFromSaltedPassword(
     await saltPassword(password, salt, iterations, hash),
     hash,
@@ -196,7 +197,8 @@ export interface ScramServerSession {
 
 /**
  * Checks client-final against the verifier (RFC 5802 §3: H(ClientProof XOR ClientSignature)
- * == StoredKey, compared in constant time). Returns the server-final `v=…` on success.
+ * == StoredKey, compared in constant time). Returns the server-final `v=…` on success. After
+ * `loadNodeCrypto()`.
  */
 export function checkClientFinal(
   session: ScramServerSession,

@@ -6,6 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import { fingerprintOfPem, normalizeFingerprint, PinError } from "../auth/cert_pins.ts";
+import { loadNodeCrypto } from "../auth/node_crypto.ts";
 import { type CredentialStore, UserError } from "../auth/store.ts";
 import { openToolCredentials, type ToolCredentials } from "./_backend.ts";
 import type { CliIo } from "./io.ts";
@@ -44,6 +45,7 @@ export async function userCertsCommand(argv: readonly string[], io: CliIo): Prom
       io.stderr(`error: Cannot read "${add}": ${errorText(err)}\n`);
       return 1;
     }
+    await loadNodeCrypto(); // fingerprintOfPem's X.509 parse
   }
   let users: ToolCredentials;
   try {

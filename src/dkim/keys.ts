@@ -5,9 +5,10 @@
  * reader never sees half a key and an existing key is never overwritten. Also formats the DNS
  * TXT record that publishes a key's public half (RFC 6376 §3.6.1, RFC 8463 §4).
  */
-import crypto from "node:crypto";
+import type crypto from "node:crypto";
 import path from "node:path";
 import { normalizeDomain } from "../auth/domain.ts";
+import { loadNodeCrypto, nodeCrypto } from "../auth/node_crypto.ts";
 import type { DkimAlgorithm, DkimKey } from "./signer.ts";
 
 /** `keygen --algorithm`: the key type. */
@@ -85,7 +86,7 @@ export class DkimKeyStore implements DkimKeys {
     await Deno.chmod(this.#root, 0o700);
     await Deno.chmod(dir, 0o700);
     const final = path.join(dir, `${selector}.pem`);
-    const temp = path.join(dir, `.${selector}.${crypto.randomUUID()}.tmp`);
+    const temp = path.join(dir, `.${selector}.${globalThis.crypto.randomUUID()}.tmp`);
     const file = await Deno.open(temp, { write: true, createNew: true, mode: 0o600 });
     try {
       await file.write(new TextEncoder().encode(pem));
@@ -171,6 +172,7 @@ export class DkimKeyStore implements DkimKeys {
       if (err instanceof Deno.errors.NotFound) return undefined;
       throw err;
     }
+    await loadNodeCrypto();
     return parsePrivateKey(domain, selector, pem);
   }
 
@@ -188,9 +190,12 @@ export class DkimKeyStore implements DkimKeys {
   }
 }
 
-/** A stored PEM as a key object; throws KeyStoreError for a type DKIM cannot use. */
+/**
+ * A stored PEM as a key object; throws KeyStoreError for a type DKIM cannot use. After
+ * `loadNodeCrypto()`, as describeKey and dnsText.
+ */
 export function parsePrivateKey(domain: string, selector: string, pem: string): crypto.KeyObject {
-  const key = crypto.createPrivateKey(pem);
+  const key = nodeCrypto().createPrivateKey(pem);
   const type = key.asymmetricKeyType;
   if (type !== "rsa" && type !== "ed25519") {
     throw new KeyStoreError(`Key "${domain}/${selector}" is of unsupported type "${type}"`);
@@ -209,19 +214,20 @@ export function signingKey(domain: string, selector: string, key: crypto.KeyObje
 }
 
 /** A new private key as PKCS#8 PEM (generated off the event loop: RSA takes ~0.3 s). */
-export function generatePem(type: KeyType): Promise<string> {
+export async function generatePem(type: KeyType): Promise<string> {
+  const { generateKeyPair } = await loadNodeCrypto();
   const encoding = { privateKeyEncoding: { type: "pkcs8", format: "pem" } } as const;
-  return new Promise((resolve, reject) => {
+  return await new Promise((resolve, reject) => {
     const done = (err: Error | null, _pub: unknown, priv: string) =>
       err === null ? resolve(priv) : reject(err);
     if (type === "rsa") {
-      crypto.generateKeyPair("rsa", {
+      generateKeyPair("rsa", {
         modulusLength: RSA_BITS,
         publicKeyEncoding: { type: "spki", format: "pem" },
         ...encoding,
       }, done);
     } else {
-      crypto.generateKeyPair("ed25519", {
+      generateKeyPair("ed25519", {
         publicKeyEncoding: { type: "spki", format: "pem" },
         ...encoding,
       }, done);
@@ -260,7 +266,7 @@ function algorithmOf(key: crypto.KeyObject): DkimAlgorithm {
  * Ed25519 as the bare 32-byte key (RFC 8463 §4.2).
  */
 export function dnsText(privateKey: crypto.KeyObject): string {
-  const pub = crypto.createPublicKey(privateKey);
+  const pub = nodeCrypto().createPublicKey(privateKey);
   const der = pub.export({ type: "spki", format: "der" });
   if (privateKey.asymmetricKeyType === "rsa") {
     return `v=DKIM1; k=rsa; p=${der.toString("base64")}`;

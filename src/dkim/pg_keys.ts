@@ -12,6 +12,7 @@ import type { Sql } from "../queue/pg/connect.ts";
 import { PG_CALL_DEADLINE_MS, within } from "../queue/pg/_deadline.ts";
 import type { DkimKey } from "./signer.ts";
 import { normalizeDomain } from "../auth/domain.ts";
+import { loadNodeCrypto } from "../auth/node_crypto.ts";
 import {
   checkNames,
   describeKey,
@@ -72,6 +73,7 @@ export class PgDkimKeys implements DkimKeys {
       this.#deadlineMs,
       "DKIM key list",
     );
+    await loadNodeCrypto(); // entryOf parses each key
     return rows.map(entryOf);
   }
 
@@ -97,6 +99,7 @@ export class PgDkimKeys implements DkimKeys {
       this.#deadlineMs,
       "DKIM keys",
     );
+    await loadNodeCrypto(); // parsePrivateKey
     return rows.map((r) =>
       signingKey(r.domain, r.selector, parsePrivateKey(r.domain, r.selector, r.pem))
     );

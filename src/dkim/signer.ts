@@ -4,12 +4,13 @@
  * returns one DKIM-Signature field per key, to be prepended to the message unchanged.
  * It never alters the message. Which keys sign is the caller's choice (see `authorDomain`).
  */
-import crypto from "node:crypto";
+import type crypto from "node:crypto";
 import { BodyCanonicalizer, type Canonicalization, canonicalizeHeader } from "./canon.ts";
 import type { HeaderField } from "./canon.ts";
 import { HeaderSplitter } from "./_headers.ts";
 import { concatBytes } from "../wire/bytes.ts";
-import { Buffer } from "node:buffer";
+import { encodeBase64 } from "../wire/base64.ts";
+import { nodeCrypto } from "../auth/node_crypto.ts";
 import { signOffThread } from "./_async_sign.ts";
 import { normalizeDomain } from "../auth/domain.ts";
 
@@ -88,12 +89,15 @@ export const DEFAULT_MAX_HEADER_BYTES = 1024 * 1024;
 const FOLD_COLUMNS = 76;
 const encoder = new TextEncoder();
 
-/** Streams one message through the body hash; `finish` signs it with the given keys. */
+/**
+ * Streams one message through the body hash; `finish` signs it with the given keys. Created
+ * after `loadNodeCrypto()` (the body hash is node:crypto's).
+ */
 export class DkimSigner {
   readonly #canon: CanonicalizationPair;
   readonly #signedHeaders: readonly string[];
   readonly #splitter: HeaderSplitter;
-  readonly #bodyHash = crypto.createHash("sha256");
+  readonly #bodyHash = nodeCrypto().createHash("sha256");
   readonly #body: BodyCanonicalizer;
   #failure: "header_too_large" | undefined;
   #isEnded = false;
@@ -212,13 +216,14 @@ function dataToSign(key: DkimKey, input: SignInput): ToSign {
  * RFC 6376 §3.3.1), ed25519-sha256 the SHA-256 digest of the data (PureEdDSA, RFC 8463 §3).
  */
 function bytesToSign(key: DkimKey, data: Uint8Array): Uint8Array {
-  return key.algorithm === "rsa-sha256" ? data : crypto.createHash("sha256").update(data).digest();
+  return key.algorithm === "rsa-sha256"
+    ? data
+    : new Uint8Array(nodeCrypto().createHash("sha256").update(data).digest());
 }
 
 /** The complete field: its text with the folded base64 signature as `b=`. */
 function signedField(toSign: ToSign, signature: Uint8Array): Uint8Array {
-  const b64 = Buffer.from(signature.buffer, signature.byteOffset, signature.length)
-    .toString("base64");
+  const b64 = encodeBase64(signature);
   return encoder.encode(`${toSign.unsigned}${foldValue(b64, 4)}\r\n`);
 }
 

@@ -8,6 +8,7 @@
 import { authorDomain, type DkimKey, DkimSigner } from "../dkim/signer.ts";
 import type { OutboundMessage } from "../smtp/sender.ts";
 import { errorText } from "../errors.ts";
+import { loadNodeCrypto } from "../auth/node_crypto.ts";
 
 /** The message with its signatures, and which domain signed (undefined: unsigned). */
 export interface SignedMessage<M extends OutboundMessage> {
@@ -21,6 +22,7 @@ export async function signOutbound<M extends OutboundMessage>(
   keysFor: (domain: string) => Promise<readonly DkimKey[]>,
   now: Date = new Date(),
 ): Promise<SignedMessage<M>> {
+  await loadNodeCrypto(); // the signer's body hash
   const signer = new DkimSigner();
   try {
     for await (const chunk of message.readBody()) signer.update(chunk);

@@ -15,6 +15,10 @@ import {
   type ScramHash,
   unescapeScramName,
 } from "../../src/auth/scram.ts";
+import { loadNodeCrypto } from "../../src/auth/node_crypto.ts";
+
+// The synchronous computations under test take node:crypto once it is loaded.
+await loadNodeCrypto();
 
 const b64 = (b: Uint8Array) => btoa(String.fromCharCode(...b));
 const unb64 = (s: string) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));

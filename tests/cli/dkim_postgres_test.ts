@@ -17,6 +17,10 @@ import { postgresTest } from "../_helpers/postgres.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 import { requireTools, skipUnless } from "../_helpers/tools.ts";
 import { recordingIo } from "./_io.ts";
+import { loadNodeCrypto } from "../../src/auth/node_crypto.ts";
+
+// The synchronous computations under test take node:crypto once it is loaded.
+await loadNodeCrypto();
 
 const NOW = () => new Date("2026-11-28T06:00:00Z");
 const TOOLS = ["dkimverify", "dnsmasq"];

@@ -11,6 +11,7 @@
  */
 import { equal, match, ok } from "node:assert/strict";
 import { REPO_ROOT, startServer } from "../_helpers/server_process.ts";
+import { until } from "../_helpers/wait_until.ts";
 
 const TRAP = "odmr-relay test: this module was loaded";
 /** What a trapped module gives its importer: its own throw, or a missing named export. */
@@ -109,6 +110,38 @@ Deno.test("(#13) serve does not load node:dgram while idle; the first DNS re-que
   const text = new TextDecoder().decode(out.stderr);
   ok(!out.success, text);
   match(text, TRAPPED);
+});
+
+Deno.test("(#13) serve without a tls section does not load node:crypto or node:buffer while idle; the first SCRAM AUTH does", async () => {
+  const config = await trapConfig([], ["node:crypto", "node:buffer"]);
+  const server = await startServer({ denoFlags: flags(config) });
+  let conn: Deno.TcpConn | undefined;
+  try {
+    ok(server.smtp.length > 0 && server.odmr.length > 0, server.logs());
+    ok(!TRAPPED.test(server.logs()), server.logs());
+    // Control: an AUTH SCRAM-SHA-256 on the ODMR port loads node:crypto (and trips the trap).
+    conn = await Deno.connect({ hostname: "127.0.0.1", port: server.odmr[0]!.port });
+    const readUntil = async (re: RegExp) => {
+      let text = "";
+      const buf = new Uint8Array(4096);
+      while (!re.test(text)) {
+        const n = await conn!.read(buf);
+        if (n === null) break;
+        text += new TextDecoder().decode(buf.subarray(0, n));
+      }
+      return text;
+    };
+    await readUntil(/^220 /m);
+    await conn.write(new TextEncoder().encode("EHLO client.test\r\n"));
+    await readUntil(/^250 /m);
+    await conn.write(
+      new TextEncoder().encode(`AUTH SCRAM-SHA-256 ${btoa("n,,n=nobody,r=abc")}\r\n`),
+    );
+    await until("the AUTH to load node:crypto", () => TRAPPED.test(server.logs()));
+  } finally {
+    conn?.close();
+    await server.stop();
+  }
 });
 
 for (const file of SERVE_AT_START) {

@@ -10,6 +10,10 @@ import { verifyDkim, verifyDkimBatch } from "../_helpers/dkim.ts";
 import { startDnsmasq } from "../_helpers/dnsmasq.ts";
 import { toolTest } from "../_helpers/tools.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
+import { loadNodeCrypto } from "../../src/auth/node_crypto.ts";
+
+// The synchronous computations under test take node:crypto once it is loaded.
+await loadNodeCrypto();
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const NOW = new Date("2026-11-28T06:00:00Z");

@@ -7,6 +7,10 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { authorDomain, DkimSigner } from "../../src/dkim/signer.ts";
+import { loadNodeCrypto } from "../../src/auth/node_crypto.ts";
+
+// The synchronous computations under test take node:crypto once it is loaded.
+await loadNodeCrypto();
 
 const enc = new TextEncoder();
 
