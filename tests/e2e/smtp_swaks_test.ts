@@ -214,6 +214,11 @@ Deno.test("check-config and serve exit 2 on config errors, naming the file and k
           `queue.max_age must be a duration such as 30s, 5m, 2h or 30d: current value is "forever"`,
       },
       {
+        why: "an expiry age below its floor",
+        yaml: "outbound:\n  delay_notice: 1s\n",
+        want: `outbound.delay_notice must be at least 30m: current value is "1s"`,
+      },
+      {
         why: "bad listen entry",
         yaml: `smtp:\n  listen: ["127.0.0.1:25", "x"]\n`,
         want: `smtp.listen[1] must be "HOST:PORT": current value is "x"`,
