@@ -3,7 +3,7 @@
  * from load.ts, which hands in its validator; every error names the key path like the rest.
  */
 import { isIP } from "./_ip.ts";
-import { MIN_SESSION_TIMER_MS } from "./defaults.ts";
+import { MIN_DELAY_NOTICE_MS, MIN_MAX_AGE_MS, MIN_SESSION_TIMER_MS } from "./defaults.ts";
 import type { Config, ListenEntry, OutboundConfig, SubmissionConfig } from "./types.ts";
 
 /** The validator methods these sections use (load.ts's Validator has them all). */
@@ -17,6 +17,7 @@ export interface SectionValidator {
   integer(value: unknown, key: string, min: number, max: number): number;
   duration(value: unknown, key: string): number;
   timerDuration(value: unknown, key: string, minMs: number): number;
+  age(value: unknown, key: string, minMs: number): number;
   oneOf<T extends string>(value: unknown, key: string, allowed: readonly T[]): T;
   hostPort(value: unknown, key: string, defaultPort?: number): { host: string; port: number };
   hostname(value: unknown, key: string): string;
@@ -139,10 +140,11 @@ export function parseOutbound(
   hostname: string,
 ): OutboundConfig {
   const m = v.mapping(raw ?? {}, "outbound", OUTBOUND_KEYS);
-  const maxAgeMs = v.duration(m.max_age ?? DEFAULT_OUTBOUND_MAX_AGE, "outbound.max_age");
-  const delayNoticeMs = v.duration(
+  const maxAgeMs = v.age(m.max_age ?? DEFAULT_OUTBOUND_MAX_AGE, "outbound.max_age", MIN_MAX_AGE_MS);
+  const delayNoticeMs = v.age(
     m.delay_notice ?? DEFAULT_OUTBOUND_DELAY_NOTICE,
     "outbound.delay_notice",
+    MIN_DELAY_NOTICE_MS,
   );
   if (delayNoticeMs >= maxAgeMs && m.delay_notice !== undefined) {
     v.fail("outbound.delay_notice", "must be shorter than outbound.max_age");

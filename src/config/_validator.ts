@@ -238,6 +238,24 @@ export class Validator {
     return ms;
   }
 
+  /** An age maintenance expires or reports at (`max_age`, `delay_notice`): `minMs` to 3650d. */
+  age(value: unknown, key: string, minMs: number): number {
+    const ms = this.duration(value, key);
+    if (ms < minMs) {
+      this.fail(
+        key,
+        `must be at least ${formatDuration(minMs)}: current value is ${describe(value)}`,
+      );
+    }
+    if (ms > D.MAX_AGE_MS) {
+      this.fail(
+        key,
+        `must be at most ${formatDuration(D.MAX_AGE_MS)}: current value is ${describe(value)}`,
+      );
+    }
+    return ms;
+  }
+
   size(value: unknown, key: string): number {
     const bytes = parseSizeBytes(value);
     if (bytes === undefined || bytes <= 0) {
@@ -348,7 +366,7 @@ export class Validator {
       out.set(domain, {
         maxAgeMs: m.max_age === undefined
           ? defaults.maxAgeMs
-          : this.duration(m.max_age, `${key}.max_age`),
+          : this.age(m.max_age, `${key}.max_age`, D.MIN_MAX_AGE_MS),
         quota: m.quota === undefined ? defaults.quota : this.quota(m.quota, `${key}.quota`),
       });
     }

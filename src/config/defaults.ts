@@ -39,6 +39,19 @@ export const MIN_SESSION_TIMER_MS = 1000;
 /** The shortest `fetch.interval`: shorter is a loop on the provider, not a poll. */
 export const MIN_FETCH_INTERVAL_MS = 10_000;
 export const DEFAULT_QUEUE_MAX_AGE = "30d";
+/**
+ * The shortest `queue.max_age`, a domain's `max_age` and `outbound.max_age`: shorter bounced
+ * mail at the next maintenance pass (each minute) before a customer polling at `fetch.interval`
+ * could collect it, or before a greylisting receiver's "try again in minutes" came round.
+ */
+export const MIN_MAX_AGE_MS = 3_600_000;
+/** The shortest `outbound.delay_notice`: shorter reports mail that only waits its first retries. */
+export const MIN_DELAY_NOTICE_MS = 30 * 60_000;
+/**
+ * The longest of those ages (3650d): a longer one ran past the last date JavaScript can hold, and
+ * delay reports said `Will-Retry-Until: Invalid Date`.
+ */
+export const MAX_AGE_MS = 3650 * 86_400_000;
 export const DEFAULT_QUEUE_LEASE_TIME = "5m";
 /** The space reserve serve keeps in data_dir for drains on a full disk (src/queue/space_reserve.ts). */
 export const DEFAULT_QUEUE_SPACE_RESERVE = "8MB";

@@ -102,7 +102,11 @@ export function configFromValue(
   const queue = v.mapping(top.queue ?? {}, "queue", QUEUE_KEYS);
   const log = v.mapping(top.log ?? {}, "log", LOG_KEYS);
 
-  const maxAgeMs = v.duration(queue.max_age ?? D.DEFAULT_QUEUE_MAX_AGE, "queue.max_age");
+  const maxAgeMs = v.age(
+    queue.max_age ?? D.DEFAULT_QUEUE_MAX_AGE,
+    "queue.max_age",
+    D.MIN_MAX_AGE_MS,
+  );
   const quota = queue.quota === undefined || queue.quota === null
     ? undefined
     : v.quota(queue.quota, "queue.quota");
