@@ -3,8 +3,9 @@
  * `ok`, or 503 with a one-line reason). Anything else is 404. Knows nothing of SMTP: the caller
  * hands in the exposition and the health check. A deliberately small HTTP/1.1 server over
  * node:net (one request per connection, `Connection: close`) so that it can be bounded where
- * Deno.serve cannot: at most `maxConnections` at once (more get 503), a request head of at most
- * 8 KiB, and a deadline from connect to the end of the response (issue 10 item 8).
+ * Deno.serve cannot: at most `maxConnections` at once (more get 503, and as many again may
+ * linger to read it; past that they are closed at once), a request head of at most 8 KiB, and a
+ * deadline from connect to the end of the response (issue 10 item 8).
  */
 import net from "node:net";
 import { bindServer } from "../net/bind.ts";
@@ -16,7 +17,10 @@ export interface Exposition {
   expose(): Promise<string>;
 }
 
-/** Connections served at once; more get `503` and are closed. */
+/**
+ * Connections served at once; more get `503` and are closed. As many refused ones may linger to
+ * read their 503; more are closed at once, so that a flood holds a bounded number of descriptors.
+ */
 export const METRICS_MAX_CONNECTIONS = 16;
 /** From connect to the end of the response; a silent or trickling client is cut then. */
 export const METRICS_IDLE_TIMEOUT_MS = 10_000;
@@ -50,6 +54,8 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
   const idleTimeoutMs = opts.idleTimeoutMs ?? METRICS_IDLE_TIMEOUT_MS;
   /** Connections being served (counted against the limit). */
   const open = new Set<net.Socket>();
+  /** Refused connections given REFUSAL_LINGER_MS to read their 503 (at most maxConnections). */
+  const refusing = new Set<net.Socket>();
   /** Every socket, refused ones too, so that close() can end them all. */
   const all = new Set<net.Socket>();
   const server = net.createServer((socket) => {
@@ -57,6 +63,14 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
     socket.once("close", () => all.delete(socket));
     socket.on("error", () => socket.destroy());
     if (open.size >= maxConnections) {
+      // Each lingering refusal holds a descriptor: past the bound, one is closed at once, or a
+      // flood of clients that never hang up held one each for a second, any number of them.
+      if (refusing.size >= maxConnections) {
+        socket.destroy();
+        return;
+      }
+      refusing.add(socket);
+      socket.once("close", () => refusing.delete(socket));
       socket.end(serialize({ status: 503, body: "busy\n", type: TEXT_TYPE }));
       const timer = setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS);
       socket.once("close", () => clearTimeout(timer));
