@@ -8,12 +8,14 @@
  * what it did is done once.
  */
 import assert from "node:assert/strict";
+import postgres from "postgres";
 import { PgQueueStore } from "../../src/queue/pg/store.ts";
 import type { QueuedMessage } from "../../src/queue/types.ts";
-import { bounded, untilAnswered } from "../_helpers/pg_short_deadline.ts";
+import { bounded, triedOnce, untilAnswered } from "../_helpers/pg_short_deadline.ts";
 import { type PostgresCluster, postgresTest } from "../_helpers/postgres.ts";
 import { type PostgresProxy, startPostgresProxy } from "../_helpers/postgres_proxy.ts";
 import { maintenanceOptions, queueMessage } from "../_helpers/queue_fixtures.ts";
+import { until } from "../_helpers/wait_until.ts";
 
 /** The store's deadlines (its calls' and its long calls'): short, so the test waits little. */
 const DEADLINE_MS = 500;
@@ -119,6 +121,48 @@ await postgresTest(
         assert.match(await stalledAt(proxy, statement, pass), LATE);
         assert.match(await untilAnswered(pass), /(^| \| )expired 1$/);
       });
+    }
+  },
+);
+
+await postgresTest(
+  "a long call past its deadline leaves no statement running on the server (the long pool's statement_timeout)",
+  async (pg) => {
+    const url = await pg.createDatabase("long_statement_timeout");
+    const admin = postgres(url, { max: 1, onnotice: () => {} });
+    const store = await PgQueueStore.open({ url }, { nodeId: "n1", longDeadlineMs: DEADLINE_MS });
+    /** Statements of the delete still running on the server. */
+    const running = async () =>
+      (await admin`SELECT count(*)::int AS n FROM pg_stat_activity
+        WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active'
+          AND query LIKE 'DELETE FROM messages%'`)[0]?.n as number;
+    try {
+      const id = await queueMessage(store, { from: "s@example.net", to: ["u@example.org"] });
+      // A statement that runs long on the server without waiting for a lock (lock_timeout
+      // bounds those already): each deleted message costs 30 s.
+      await admin.unsafe(`
+        CREATE FUNCTION slow_delete() RETURNS trigger LANGUAGE plpgsql AS
+          $$ BEGIN PERFORM pg_sleep(30); RETURN OLD; END $$;
+        CREATE TRIGGER slow_delete BEFORE DELETE ON messages
+          FOR EACH ROW EXECUTE FUNCTION slow_delete();`);
+      const remove = () => store.delete([id]).then((n) => `deleted ${n}`);
+      assert.match(await triedOnce(remove), /^failed: /);
+      // Before: the client gave up at its deadline and dropped the connection, and the server
+      // went on running the DELETE (and held its locks) for the whole 30 s: PostgreSQL notices
+      // a client gone only when it next writes to it.
+      await until(
+        "the server ended the delete's statement",
+        async () => await running() === 0,
+        5_000,
+      );
+      await admin.unsafe("DROP TRIGGER slow_delete ON messages");
+      assert.deepEqual((await store.list()).map((m) => m.id), [id], "nothing was deleted");
+    } finally {
+      await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        WHERE datname = current_database() AND pid <> pg_backend_pid()
+          AND query LIKE 'DELETE FROM messages%'`;
+      await admin.end({ timeout: 1 });
+      await store.close();
     }
   },
 );
