@@ -124,24 +124,30 @@ await shortDeadlineTest(
 
 await postgresTest(
   "migrations are not bounded by the statement timeout: a node waiting past the deadline for another's migration opens",
-  async (pg) => {
-    const url = await pg.createDatabase("deadline_migration_wait");
-    const other = postgres(url, { max: 1, onnotice: () => {} });
-    try {
-      // Another node migrating: it holds the migration lock (schema.ts, "odmr").
-      const held = await other.reserve();
-      await held`SELECT pg_advisory_lock(${0x6f646d72})`;
-      let store: PgQueueStore | undefined;
-      const opening = PgQueueStore.open({ url }, { nodeId: "n1", callDeadlineMs: DEADLINE_MS })
-        .then((s) => (store = s, "opened"), (e) => `failed: ${e}`);
-      // Released only after several times the deadline (the open waits for it, not racing).
-      await new Promise((r) => setTimeout(r, 4 * DEADLINE_MS));
-      await held`SELECT pg_advisory_unlock(${0x6f646d72})`;
-      held.release();
-      assert.equal(await answerWithin(opening, STEP_BOUND_MS), "opened");
-      await store?.close();
-    } finally {
-      await other.end({ timeout: 1 });
+  async (pg, t) => {
+    // The calls' deadline, and the long calls' (the pool migrations run on has its statement
+    // timeout: the wait for the lock is told the migrations' own bound instead).
+    for (const deadline of ["callDeadlineMs", "longDeadlineMs"] as const) {
+      await t.step(`a short ${deadline}`, async () => {
+        const url = await pg.createDatabase(`deadline_migration_wait_${deadline.toLowerCase()}`);
+        const other = postgres(url, { max: 1, onnotice: () => {} });
+        try {
+          // Another node migrating: it holds the migration lock (schema.ts, "odmr").
+          const held = await other.reserve();
+          await held`SELECT pg_advisory_lock(${0x6f646d72})`;
+          let store: PgQueueStore | undefined;
+          const opening = PgQueueStore.open({ url }, { nodeId: "n1", [deadline]: DEADLINE_MS })
+            .then((s) => (store = s, "opened"), (e) => `failed: ${e}`);
+          // Released only after several times the deadline (the open waits for it, not racing).
+          await new Promise((r) => setTimeout(r, 4 * DEADLINE_MS));
+          await held`SELECT pg_advisory_unlock(${0x6f646d72})`;
+          held.release();
+          assert.equal(await answerWithin(opening, STEP_BOUND_MS), "opened");
+          await store?.close();
+        } finally {
+          await other.end({ timeout: 1 });
+        }
+      });
     }
   },
 );

@@ -21,10 +21,11 @@ import type { Sql, Tx } from "./connect.ts";
 export const PG_CALL_DEADLINE_MS = 10_000;
 
 /**
- * How long a transaction on the pool for what may take long (no statement timeout) may wait:
- * `queue delete` (a whole domain) and `queue migrate`'s import of one message (its body up to
- * the size limit). Far above what they take on a healthy server; without it, a connection gone
- * silent held the command (and migrate's data_dir lock) for good.
+ * How long a transaction on the pool for what may take long may wait: maintenance, `queue
+ * delete` (a whole domain) and `queue migrate`'s import of one message (its body up to the size
+ * limit). Far above what they take on a healthy server; without it, a connection gone silent held
+ * the command (and migrate's data_dir lock) for good. That pool's `statement_timeout` is
+ * `statementTimeoutFor` it (store.ts).
  */
 export const PG_LONG_DEADLINE_MS = 300_000;
 

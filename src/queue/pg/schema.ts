@@ -166,15 +166,19 @@ export async function applyPgMigrations(
   const serverBound = `${statementTimeoutFor(deadlineMs)}ms`;
   try {
     try {
-      // lock_timeout: the server ends the wait itself, with an answer, before the deadline.
+      // lock_timeout: the server ends the wait itself, with an answer, before the deadline;
+      // statement_timeout likewise, over the pool's own (shorter: its calls' deadline), which
+      // ended the wait for another node's migration long before this one's deadline.
       await answer(
-        conn`SELECT set_config('lock_timeout', ${serverBound}, false)`,
+        conn`SELECT set_config('lock_timeout', ${serverBound}, false),
+          set_config('statement_timeout', ${serverBound}, false)`,
         "schema migration",
       );
       try {
         await answer(conn`SELECT pg_advisory_lock(${MIGRATION_LOCK})`, "schema migration");
       } finally {
         if (!isDropped) await answer(conn`RESET lock_timeout`, "schema migration");
+        if (!isDropped) await answer(conn`RESET statement_timeout`, "schema migration");
       }
     } catch (err) {
       throw new Error(

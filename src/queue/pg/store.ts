@@ -109,18 +109,22 @@ export class PgQueueStore implements QueueStore {
   #isClosed = false;
 
   /**
-   * Connects (three pools: group writes, reads and leases, with a statement timeout; body
-   * chunks; what may take long), migrates, and opens. In pg_stat_activity the first pool has
+   * Connects (three pools: group writes, reads and leases; body chunks; what may take long, each
+   * with the statement timeout of its deadline), migrates, and opens. In pg_stat_activity the first pool has
    * the `applicationName` given (its LISTEN too), the others "… chunks" and "… long".
    */
   static async open(conn: PgConnectOptions, opts: PgQueueStoreOptions): Promise<PgQueueStore> {
     // Each pool's first query has connectPostgres's own deadline (connect timeout + 10 s), not
     // the calls': a short call deadline would have to cover a handshake on a loaded machine.
     const name = conn.applicationName ?? "odmr-relay";
+    // The long calls' statement timeout too: at their deadline the client drops the connection,
+    // and PostgreSQL, which notices a client gone only when it next writes to it, went on
+    // running the statement (and holding its locks) for as long as it took.
     const longSql = await connectPostgres({
       ...conn,
       max: LONG_POOL_MAX,
       applicationName: poolName(name, "long"),
+      statementTimeoutMs: statementTimeoutFor(opts.longDeadlineMs ?? PG_LONG_DEADLINE_MS),
     });
     let sql: Sql | undefined;
     let chunkSql: Sql | undefined;
