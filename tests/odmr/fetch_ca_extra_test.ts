@@ -68,15 +68,19 @@ await toolTest("fetch --once over STARTTLS with real certificates: fetch.ca and 
   try {
     await addUser(server.configPath, "alice", ["example.org"]);
     await Deno.writeTextFile(`${tmp}/password`, "secret-password\n", { mode: 0o600 });
-    const fetchWith = async (caFile: string, caOnly: boolean) => {
+    const fetchWith = async (
+      caFile: string | undefined,
+      caOnly: boolean,
+      env: Record<string, string> = {},
+    ) => {
       const path = await writeFetchConfig(tmp, {
         server: `localhost:${server.odmr[0]!.port}`,
         tls: "starttls",
-        ca: caFile,
+        ...(caFile === undefined ? {} : { ca: caFile }),
         ...(caOnly ? { "ca_only": true } : {}),
         "deliver_to": `maildir:${tmp}/Maildir`,
       });
-      return await runMain(["fetch", "--once", "--config", path]);
+      return await runMain(["fetch", "--once", "--config", path], { env });
     };
     for (const caOnly of [false, true]) {
       await t.step(`ca_only ${caOnly}: the provider's CA in fetch.ca verifies`, async () => {
@@ -88,6 +92,25 @@ await toolTest("fetch --once over STARTTLS with real certificates: fetch.ca and 
         assertEquals(r.code, 5, r.stderr);
         match(r.stderr, /not trusted/);
         match(r.stderr, caOnly ? /fetch\.ca_only/ : /system roots/);
+      });
+    }
+    // Deno's own trust store settings (README "The customer: fetch"): the provider's CA given
+    // through DENO_CERT, or as the operating system's store (DENO_TLS_CA_STORE=system; the
+    // store read from SSL_CERT_FILE here), verifies a fetch without fetch.ca, and is not
+    // consulted once fetch.ca is set: the roots fetch.ca is added to are Deno's Mozilla list.
+    const denoStores: [string, Record<string, string>][] = [
+      ["DENO_CERT", { DENO_CERT: ca.caCertPath }],
+      ["DENO_TLS_CA_STORE=system", { DENO_TLS_CA_STORE: "system", SSL_CERT_FILE: ca.caCertPath }],
+    ];
+    for (const [name, env] of denoStores) {
+      await t.step(`${name} with the provider's CA verifies without fetch.ca`, async () => {
+        const r = await fetchWith(undefined, false, env);
+        assertEquals(r.code, 0, r.stderr);
+      });
+      await t.step(`${name} is not consulted beside fetch.ca`, async () => {
+        const r = await fetchWith(other.caCertPath, false, env);
+        assertEquals(r.code, 5, r.stderr);
+        match(r.stderr, /not trusted/);
       });
     }
   } finally {
