@@ -166,12 +166,12 @@ export async function applyPgMigrations(
   const serverBound = `${statementTimeoutFor(deadlineMs)}ms`;
   try {
     try {
-      // lock_timeout: the server ends the wait itself, with an answer, before the deadline;
-      // statement_timeout likewise, over the pool's own (shorter: its calls' deadline), which
-      // ended the wait for another node's migration long before this one's deadline.
+      // lock_timeout: the server ends the wait itself, with an answer, before the deadline.
+      // No statement_timeout meanwhile: the pool's own (its calls' deadline, shorter) ended
+      // the wait for another node's migration long before this one's deadline.
       await answer(
         conn`SELECT set_config('lock_timeout', ${serverBound}, false),
-          set_config('statement_timeout', ${serverBound}, false)`,
+          set_config('statement_timeout', '0', false)`,
         "schema migration",
       );
       try {
