@@ -13,12 +13,13 @@ Deno.test("every queue subcommand is in the main help, queue --help and the READ
   }
 });
 
-Deno.test("every user subcommand of the usage line is in user --help and the README reference", () => {
+Deno.test("every user subcommand of the usage line is in the main help, user --help and the README reference", () => {
   const subs = [...USER_USAGE.matchAll(/\buser (\w+)/g)].map((m) => m[1]);
   for (const sub of ["add", "passwd", "domains", "list", "show", "test", "remove"]) {
     assert.ok(subs.includes(sub), sub);
   }
   for (const sub of subs) {
+    assert.match(MAIN_HELP, new RegExp(`user .*\\b${sub}\\b`), sub);
     assert.match(COMMAND_HELP.user, new RegExp(`^ {2}user ${sub}\\b`, "m"), sub);
     assert.match(README, new RegExp(`^odmr-relay user ${sub}\\b`, "m"), sub);
   }
