@@ -9,9 +9,9 @@ export const MAIN_HELP = `${PROGRAM_NAME} ${VERSION}: On-Demand Mail Relay (RFC 
 Usage: ${PROGRAM_NAME} COMMAND [OPTIONS]
 
 Commands:
-  serve          Provider: inbound SMTP (public MX) and the ODMR listener
+  serve          Provider: inbound SMTP (public MX), ODMR, submission and outbound delivery
   fetch          Customer: connect, AUTH, ATRN, hand mail to fetch.deliver_to
-  user           Manage users and their domains (add, passwd, domains, list, show, test, remove)
+  user           Manage users (add, passwd, domains, list, show, test, remove, certs)
   queue          Inspect, requeue and delete queued mail (list, show, delete, requeue, summary, migrate)
   dkim           Outbound DKIM signing keys (keygen, list, remove)
   check-config   Validate the config and print the effective settings
@@ -33,11 +33,13 @@ const LOG_LINES = `  -v, --verbose log debug events too (overrides log.level)
 export const COMMAND_HELP = {
   serve: `Usage: ${PROGRAM_NAME} serve [--config F] [-v | -q]
 
-Runs the provider: inbound SMTP on smtp.listen (accepting mail only for domains a user owns)
-and the ODMR listener on odmr.listen. Logs one "listening" event per listener with the bound
-address. SIGHUP re-reads tls.cert and tls.key. Stops on SIGINT or SIGTERM: stops accepting,
-answers 421 to idle sessions, lets busy ones finish (10 s at most), exits 0. Mail that was
-not acknowledged with 250 is not kept.
+Runs the provider: inbound SMTP on smtp.listen (accepting mail only for domains a user owns),
+the ODMR listener on odmr.listen, the submission port on submission.listen (AUTH required)
+and the outbound worker that sends submitted mail for other domains to their MX hosts. Logs
+one "listening" event per listener with the bound address. SIGHUP re-reads tls.cert and
+tls.key. Stops on SIGINT or SIGTERM: stops accepting, answers 421 to idle sessions, lets
+busy ones finish (10 s at most), exits 0. Mail that was not acknowledged with 250 is not
+kept.
 
 Options:
 ${CONFIG_LINE}
@@ -102,7 +104,8 @@ show      envelope, recipients with their last reply, and the header block;
 delete    asks on a terminal unless --yes; without a terminal, --domain needs --yes
           (otherwise nothing is deleted and the exit code is 2)
 requeue   failed recipients (of those messages, of that domain, or all) become queued
-          and are delivered at the next ATRN; expired ones are left alone
+          and are delivered at the next ATRN (route mx: to their MX hosts, due at
+          once); expired ones are left alone
 summary   waiting recipients per domain in age columns (5m 15m 1h 4h 12h 1d 2d 4d 7d
           7d+: each counts what is older than the column before, up to its own bound)
 migrate   marks the SQLite queue it copies: a SQLite serve refuses it from then on
@@ -119,9 +122,10 @@ ${CONFIG_LINE}
   dkim list [--json]
   dkim remove DOMAIN SELECTOR
 
-keygen stores a new private key (mode 0600) under data_dir/dkim/ and prints the DNS TXT
-record to publish (S default: the algorithm and today's date; algorithm default: rsa,
-2048 bits). Outbound mail from DOMAIN is signed with every key of DOMAIN.
+keygen stores a new private key (mode 0600) under data_dir/dkim/ (queue.backend: postgres:
+in the shared database) and prints the DNS TXT record to publish (S default: the algorithm
+and today's date; algorithm default: rsa, 2048 bits). Outbound mail from DOMAIN is signed
+with every key of DOMAIN.
 
 Options:
 ${CONFIG_LINE}
