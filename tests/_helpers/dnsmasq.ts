@@ -19,6 +19,8 @@ export interface DnsRecords {
   readonly hosts?: readonly { name: string; addresses: readonly string[] }[];
   /** TXT records, each a list of character-strings (at most 255 bytes each). */
   readonly txt?: readonly { name: string; strings: readonly string[] }[];
+  /** Names under `domain` are asked of `server` (`HOST#PORT`), whatever it answers. */
+  readonly forward?: readonly { domain: string; server: string }[];
 }
 
 /** A running dnsmasq. */
@@ -91,6 +93,7 @@ export function dnsmasqConfig(records: DnsRecords, port: number, readyToken?: st
   for (const t of records.txt ?? []) {
     lines.push(`txt-record=${t.name},${t.strings.map((s) => `"${s}"`).join(",")}`);
   }
+  for (const f of records.forward ?? []) lines.push(`server=/${f.domain}/${f.server}`);
   if (readyToken !== undefined) lines.push(`txt-record=${readyName(readyToken)},"${readyToken}"`);
   return lines.join("\n") + "\n";
 }
