@@ -7,6 +7,8 @@
  * number; when that leaves none, the mail loops back to us (permanent, 5.4.6, as Postfix).
  * Addresses that are not public (loopback, private, link-local: `mx_public.ts`) are dropped unless
  * allowed; when that leaves no host, the mail fails for good (5.4.4), no connection is made.
+ * So it does when every MX host name does not exist (NXDOMAIN; Postfix: "Host or domain name not
+ * found", 5.4.4); one that exists without an address, or whose lookup failed, is temporary.
  * DNS failures other than "no such domain" or "no such records" are temporary: the caller
  * retries later. Deno reports those two and SERVFAIL/REFUSED alike, so a NotFound is asked
  * again by `dns_rcode.ts`, which reads the answer's RCODE; every such second query of one
@@ -42,6 +44,7 @@ export type MxResult =
     readonly reason:
       | "null_mx"
       | "no_such_domain"
+      | "no_such_host"
       | "invalid_domain"
       | "mx_loop"
       | "private_address";
@@ -84,7 +87,11 @@ type Lookup<T> = { kind: "found"; records: T[] } | { kind: "not_found" } | { kin
   kind: "error";
   detail: string;
 };
-type Addresses = { kind: "found"; records: string[] } | { kind: "error"; detail: string };
+/** `no_such_name`: the host name does not exist (NXDOMAIN for both families). */
+type Addresses =
+  | { kind: "found"; records: string[] }
+  | { kind: "no_such_name" }
+  | { kind: "error"; detail: string };
 /** What a NotFound was: the name does not exist, it has no such records, or an error. */
 type Meaning = "no_such_name" | { kind: "none" } | { kind: "error"; detail: string };
 /** Asks again what a NotFound for `name`/`type` was (`notFoundMeaning`). */
@@ -110,7 +117,7 @@ export async function resolveMx(domain: string, opts: ResolveMxOptions = {}): Pr
     // No MX: the domain itself is the implicit MX with preference 0 (RFC 5321 §5.1).
     const addresses = await addressesOf(domain, opts, requery);
     if (addresses.kind === "error") return dnsError(addresses.detail);
-    if (addresses.records.length === 0) {
+    if (addresses.kind === "no_such_name" || addresses.records.length === 0) {
       return { kind: "permanent", reason: "no_such_domain", status: "5.1.2" };
     }
     if (isSelf(opts.self, domain, addresses.records)) return mxLoop();
@@ -148,6 +155,8 @@ export async function resolveMx(domain: string, opts: ResolveMxOptions = {}): Pr
   let lastError: string | undefined;
   /** Hosts left out for their addresses alone (every one of them not public). */
   let privateHosts = 0;
+  /** Hosts whose name does not exist (NXDOMAIN): no answer will ever change. */
+  let goneHosts = 0;
   let considered = 0;
   for (const [i, r] of ordered.entries()) {
     const a = found[i];
@@ -155,6 +164,10 @@ export async function resolveMx(domain: string, opts: ResolveMxOptions = {}): Pr
     considered++;
     if (a.kind === "error") {
       lastError = a.detail;
+      continue;
+    }
+    if (a.kind === "no_such_name") {
+      goneHosts++;
       continue;
     }
     if (a.records.length === 0) continue;
@@ -168,6 +181,14 @@ export async function resolveMx(domain: string, opts: ResolveMxOptions = {}): Pr
   if (hosts.length === 0) {
     // Only when every host pointed inside: a host without an address yet may get one.
     if (privateHosts === considered) return privateAddress();
+    // Every host is gone for good, by NXDOMAIN or (some of them) by its address: RFC 5321 §5.1
+    // "an unresolvable destination is an error", Postfix's 5.4.4 "Host or domain name not found".
+    // Not when we are a backup MX of the domain: we keep its mail for a primary that may come
+    // back (Postfix: 4.4.4 "unable to find primary relay").
+    const isBackup = selfPreference !== Infinity;
+    if (!isBackup && lastError === undefined && goneHosts + privateHosts === considered) {
+      return { kind: "permanent", reason: "no_such_host", status: "5.4.4" };
+    }
     return lastError !== undefined ? dnsError(lastError) : {
       kind: "temporary",
       reason: "no_addresses",
@@ -224,6 +245,8 @@ async function addressesOf(
   for (const r of settled) {
     if (r !== "no_such_name" && r.kind === "error") return r;
   }
+  // NXDOMAIN for both: the name does not exist (one that exists without addresses may get some).
+  if (settled.every((r) => r === "no_such_name")) return { kind: "no_such_name" };
   return { kind: "found", records };
 }
 
