@@ -1,0 +1,123 @@
+#!/usr/bin/python3
+"""An outsider's check of a delivery status notification (RFC 3464 inside RFC 6522
+multipart/report) read from stdin: Python's own `email` package parses it under
+email.policy.strict and email.policy.default, and every defect it notes is a problem, as are
+lines over 998 octets or not ended by CRLF, a missing or wrong MIME boundary, 8-bit octets in a
+part (or a message) that does not declare 8bit, and missing or malformed report fields
+(Reporting-MTA, Arrival-Date, Final-Recipient, Action, Status, Diagnostic-Code). Prints one JSON
+object: {"problems": [...], "parts": [content types], "recipients": [{field: value}]}."""
+import email
+import email.policy
+import email.utils
+import json
+import re
+import sys
+
+ACTIONS = {"failed", "delayed", "delivered", "relayed", "expanded"}
+
+
+def main():
+    raw = sys.stdin.buffer.read()
+    problems = []
+    lines = raw.split(b"\r\n")
+    if lines[-1] != b"":
+        problems.append("does not end with CRLF")
+    for i, line in enumerate(lines):
+        if len(line) > 998:
+            problems.append(f"line {i + 1} has {len(line)} octets")
+        if b"\r" in line or b"\n" in line:
+            problems.append(f"line {i + 1} has a bare CR or LF")
+    for policy in (email.policy.strict, email.policy.default):
+        try:
+            msg = email.message_from_bytes(raw, policy=policy)
+            # The report's own parts; the returned original is what the sender wrote.
+            parts = msg.get_payload() if msg.is_multipart() else []
+            for part in [msg, *parts[:2]]:
+                for d in part.defects:
+                    problems.append(f"{part.get_content_type()}: {d!r}")
+                for name, value in part.items():
+                    for d in getattr(value, "defects", ()):
+                        problems.append(f"{name}: {d!r}")
+        except Exception as err:  # strict raises on the first defect
+            problems.append(f"{policy.__class__.__name__} parse: {err!r}")
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    out = {"problems": problems, "parts": [], "recipients": []}
+    if msg.get_content_type() != "multipart/report":
+        problems.append(f"top type {msg.get_content_type()}")
+        return out
+    boundary = msg.get_boundary()
+    if msg.get_param("report-type") != "delivery-status":
+        problems.append("report-type is not delivery-status")
+    if not boundary:
+        problems.append("no boundary")
+        return out
+    check_8bit(raw, msg, boundary.encode(), problems)
+    parts = msg.get_payload()
+    out["parts"] = [p.get_content_type() for p in parts]
+    if len(parts) < 2 or parts[0].get_content_type() != "text/plain":
+        problems.append("the first part is not the text/plain explanation")
+    status = [p for p in parts if p.get_content_type() in (
+        "message/delivery-status", "message/global-delivery-status")]
+    if len(status) != 1:
+        problems.append("not exactly one delivery-status part")
+        return out
+    blocks = status[0].get_payload()
+    if len(blocks) < 2:
+        problems.append("no recipient block")
+        return out
+    per_message = blocks[0]
+    if not re.fullmatch(r"dns;\s*\S+", str(per_message["Reporting-MTA"] or "")):
+        problems.append(f"Reporting-MTA {per_message['Reporting-MTA']!r}")
+    arrival = per_message["Arrival-Date"]
+    if arrival is not None:
+        try:
+            email.utils.parsedate_to_datetime(str(arrival))
+        except (TypeError, ValueError) as err:
+            problems.append(f"Arrival-Date {str(arrival)!r}: {err}")
+    for block in blocks[1:]:
+        fields = {k: unfold(str(v)) for k, v in block.items()}
+        out["recipients"].append(fields)
+        final = fields.get("Final-Recipient", "")
+        if not re.fullmatch(r"(?i)(rfc822|utf-8);\s*[\x21-\x7e]+@[\x21-\x7e]+", final):
+            problems.append(f"Final-Recipient {final!r}")
+        action = fields.get("Action", "").lower()
+        if action not in ACTIONS:
+            problems.append(f"Action {action!r}")
+        st = fields.get("Status", "")
+        if not re.fullmatch(r"[245]\.\d{1,3}\.\d{1,3}", st):
+            problems.append(f"Status {st!r}")
+        elif action == "failed" and not st.startswith("5"):
+            problems.append(f"failed with Status {st}")
+        elif action == "delayed" and not st.startswith("4"):
+            problems.append(f"delayed with Status {st}")
+        diag = fields.get("Diagnostic-Code")
+        if diag is not None and not re.fullmatch(r"smtp;\s*\d{3}[ -].*", diag):
+            problems.append(f"Diagnostic-Code {diag!r}")
+    return out
+
+
+def unfold(value):
+    return re.sub(r"\r?\n[ \t]+", " ", value).strip()
+
+
+def check_8bit(raw, msg, boundary, problems):
+    """8-bit octets must sit in a part that says 8bit (RFC 2045 §6), in a message that does."""
+    if not any(b >= 0x80 for b in raw):
+        return
+    if str(msg.get("Content-Transfer-Encoding", "7bit")).lower() not in ("8bit", "binary"):
+        problems.append("8-bit octets in a message that does not declare 8bit")
+    pieces = raw.split(b"\r\n--" + boundary)
+    for piece in pieces[1:]:
+        if piece.startswith(b"--"):
+            break
+        head, _, body = piece.partition(b"\r\n\r\n")
+        if not any(b >= 0x80 for b in body):
+            continue
+        part = email.message_from_bytes(head.lstrip(b"\r\n") + b"\r\n\r\n")
+        cte = str(part.get("Content-Transfer-Encoding", "7bit")).lower()
+        if cte not in ("8bit", "binary"):
+            problems.append(f"8-bit octets in a {part.get_content_type()} part declared {cte}")
+
+
+if __name__ == "__main__":
+    print(json.dumps(main()))
