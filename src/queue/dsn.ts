@@ -2,7 +2,10 @@
  * Builds a failure or delay DSN (RFC 3464 inside RFC 6522 multipart/report) as bytes: a
  * text/plain explanation, the message/delivery-status report and the original's headers (or,
  * with RET=FULL and a small message, the whole message). Pure: no clock, no randomness, no
- * I/O; every line ends in CRLF and is at most 998 octets (RFC 5322 §2.1.1).
+ * I/O; every line ends in CRLF and is at most 998 octets (RFC 5322 §2.1.1). Returned content with
+ * 8-bit octets is declared 8bit, in its part and the message (RFC 2045 §6; the report is queued
+ * with BODY=8BITMIME); everything else is 7-bit: a UTF-8 recipient is named by its RFC 6533 §3
+ * utf-8 address, and a multi-line reply is one Diagnostic-Code, folded (RFC 3464 §2.3.6).
  */
 
 /** One recipient the report is about. */
@@ -62,6 +65,8 @@ export function buildFailureDsn(input: FailureDsnInput): Uint8Array {
   // block (#10): it is written like every other field, printable ASCII only.
   const host = printable(input.reportingMta);
   const isDelay = input.reason === "delayed";
+  const is8Bit = input.returned?.bytes.some((b) => b >= 0x80) ?? false;
+  const eightBit = is8Bit ? ["Content-Transfer-Encoding: 8bit"] : [];
   const head = [
     `From: Mail Delivery System <MAILER-DAEMON@${host}>`,
     `To: <${printable(input.originalSender)}>`,
@@ -73,6 +78,7 @@ export function buildFailureDsn(input: FailureDsnInput): Uint8Array {
     // RFC 3834 §5: an automatic reply; responders must not answer it.
     "Auto-Submitted: auto-replied",
     "MIME-Version: 1.0",
+    ...eightBit,
     `Content-Type: multipart/report; report-type=delivery-status;`,
     `\tboundary="${boundary}"`,
     "",
@@ -104,7 +110,7 @@ export function buildFailureDsn(input: FailureDsnInput): Uint8Array {
         "queue longer than the time allowed and was removed (delivery time expired).",
       ]),
     "",
-    ...input.recipients.map((r) => `  <${printable(r.address)}>`),
+    ...input.recipients.map((r) => `  <${sevenBitAddress(r.address)}>`),
     "",
   ];
   const report = [
@@ -119,10 +125,18 @@ export function buildFailureDsn(input: FailureDsnInput): Uint8Array {
   ];
   for (const r of input.recipients) {
     if (r.orcpt !== undefined) report.push(`Original-Recipient: ${printable(r.orcpt)}`);
-    report.push(`Final-Recipient: rfc822; ${printable(r.address)}`);
+    report.push(
+      isAscii(r.address)
+        ? `Final-Recipient: rfc822; ${printable(r.address)}`
+        : `Final-Recipient: utf-8; ${sevenBitAddress(r.address)}`,
+    );
     report.push(isDelay ? "Action: delayed" : "Action: failed");
     report.push(`Status: ${r.status ?? (isDelay ? DELAYED_STATUS : EXPIRED_STATUS)}`);
-    if (r.lastReply !== undefined) report.push(`Diagnostic-Code: smtp; ${printable(r.lastReply)}`);
+    if (r.lastReply !== undefined) {
+      // A multi-line reply's lines, joined by spaces as Postfix writes them.
+      const text = printable(r.lastReply.trim().replace(/\r\n|\r|\n/g, " "));
+      report.push(...folded(`Diagnostic-Code: smtp; ${text}`));
+    }
     report.push(`Final-Log-ID: ${printable(input.originalId)}`);
     if (isDelay && input.willRetryUntil !== undefined) {
       report.push(`Will-Retry-Until: ${rfc5322Date(input.willRetryUntil)}`);
@@ -135,6 +149,7 @@ export function buildFailureDsn(input: FailureDsnInput): Uint8Array {
   if (returned !== undefined) {
     const type = returned.kind === "full" ? "message/rfc822" : "text/rfc822-headers";
     parts.push(ascii(`--${boundary}${CRLF}Content-Type: ${type}${CRLF}`));
+    if (is8Bit) parts.push(ascii(`Content-Transfer-Encoding: 8bit${CRLF}`));
     parts.push(ascii(`Content-Description: Undelivered message${CRLF}${CRLF}`));
     parts.push(normalizeLines(returned.bytes));
   }
@@ -194,6 +209,55 @@ function normalizeLines(bytes: Uint8Array): Uint8Array {
 /** Printable ASCII only: anything else (controls, 8-bit) becomes `?` in a report field. */
 function printable(text: string): string {
   return text.replace(/[^\x20-\x7e]/g, "?");
+}
+
+/** Lines a field is folded into after it reaches; a longer word stays whole up to 998. */
+const FOLD_AT = 78;
+
+/**
+ * `field` folded at its spaces (RFC 5322 §2.2.3) into lines of at most FOLD_AT characters where
+ * its words allow; unfolding gives it back. A word longer than a line is cut at 998 (limitLine).
+ */
+function folded(field: string): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of field.split(" ")) {
+    if (line === "") {
+      line = word;
+    } else if (word !== "" && line.length + 1 + word.length > FOLD_AT) {
+      lines.push(line);
+      line = ` ${word}`;
+    } else {
+      line += ` ${word}`;
+    }
+  }
+  lines.push(line);
+  return lines;
+}
+
+/**
+ * `address` in 7-bit: as it is when ASCII, else RFC 6533 §3 utf-8-addr-xtext (each character
+ * outside QCHAR, non-ASCII or one of `+`, `=`, `\`, written `\x{HEX}`); controls become `?`.
+ */
+function sevenBitAddress(address: string): string {
+  if (isAscii(address)) return printable(address);
+  let out = "";
+  for (const ch of address) {
+    const cp = ch.codePointAt(0) as number;
+    if (cp >= 0x21 && cp <= 0x7e && ch !== "+" && ch !== "=" && ch !== "\\") {
+      out += ch;
+    } else if (cp >= 0x80 || ch === "+" || ch === "=" || ch === "\\") {
+      out += `\\x{${cp.toString(16).toUpperCase()}}`;
+    } else {
+      out += "?";
+    }
+  }
+  return out;
+}
+
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) >= 0x80) return false;
+  return true;
 }
 
 function limitLine(line: string): string {
