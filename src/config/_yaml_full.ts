@@ -16,7 +16,17 @@ export function parseYamlText(text: string, source: string | undefined): unknown
     const at = ` at line ${pos.line}, column ${pos.col}`;
     throw new ConfigError(source, undefined, `is not valid YAML${at}: ${firstLine(first)}`);
   }
-  return doc.toJS();
+  try {
+    // The package stops an alias expansion past its bound ("billion laughs") and an alias to
+    // no anchor with a ReferenceError here, after parsing.
+    return doc.toJS();
+  } catch (err) {
+    if (!(err instanceof ReferenceError)) throw err;
+    const why = /excessive alias count/i.test(err.message)
+      ? "too many aliases (an expansion this large is refused)"
+      : err.message;
+    throw new ConfigError(source, undefined, `is not valid YAML: ${why}`);
+  }
 }
 
 function firstLine(err: Error): string {
