@@ -43,6 +43,10 @@ export interface CaptureOptions {
   readonly mailReply?: (address: string) => string | undefined;
   /** Offer PIPELINING in the EHLO/LHLO reply (default true). */
   readonly pipelining?: boolean;
+  /** Offer 8BITMIME (default true). */
+  readonly eightBitMime?: boolean;
+  /** Offer SMTPUTF8 (default false). */
+  readonly smtpUtf8?: boolean;
   /** Reply to `RCPT TO` for an address; undefined → `250 2.1.5 OK`. */
   readonly rcptReply?: (address: string) => string | undefined;
   /** Reply after the final dot (LMTP: asked once per accepted recipient). */
@@ -284,7 +288,8 @@ function handleSession(
         send(
           "250-capture.test\r\n" + (opts.pipelining === false ? "" : "250-PIPELINING\r\n") +
             (opts.startTls === undefined || isTls ? "" : "250-STARTTLS\r\n") +
-            "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES",
+            (opts.eightBitMime === false ? "" : "250-8BITMIME\r\n") +
+            (opts.smtpUtf8 === true ? "250-SMTPUTF8\r\n" : "") + "250-ENHANCEDSTATUSCODES",
         );
         send("250 SIZE 104857600");
         return;
