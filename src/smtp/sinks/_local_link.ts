@@ -6,7 +6,7 @@
  */
 import type { Conn } from "../../net/conn.ts";
 import { LineReader } from "../../wire/line_reader.ts";
-import { reply } from "../../wire/reply.ts";
+import { isPermanent, isPositive, isTransient, reply } from "../../wire/reply.ts";
 import type { Reply } from "../../wire/reply.ts";
 import type { Capabilities } from "../../wire/ehlo.ts";
 import { type Answer, ClientLink, encodeLines } from "../client/link.ts";
@@ -42,7 +42,27 @@ export const LOCAL_REPLIES = {
     "4.5.3",
     "One recipient per transaction, send the others again",
   ),
+  /** A UTF-8 envelope for a local server without SMTPUTF8 (RFC 6531 §3.4, as the drain's). */
+  needsSmtpUtf8: reply(
+    553,
+    "5.6.7",
+    "Local mail system does not accept internationalized mail (no SMTPUTF8)",
+  ),
+  /** 8-bit content for a local server without 8BITMIME (RFC 6152 §3, as the drain's). */
+  needs8BitMime: reply(
+    554,
+    "5.6.3",
+    "Local mail system does not accept 8-bit content (no 8BITMIME)",
+  ),
 } as const satisfies Record<string, Reply>;
+
+/**
+ * A local reply that has no place where it came (a 3xx to MAIL, RCPT or after the body): the
+ * local server is out of step, so the link is dropped and the provider keeps the mail.
+ */
+export function isOutOfPlace(r: Reply): boolean {
+  return !isPositive(r) && !isTransient(r) && !isPermanent(r);
+}
 
 /** The largest body buffer kept for the next transaction (`LocalConnection.buffer`). */
 export const MAX_SPARE_BUFFER_BYTES = 64 * 1024;
@@ -178,7 +198,14 @@ export class LocalConnection {
   }
 }
 
-/** A local reply as it goes upstream: a lost link is an ordinary temporary refusal. */
+/**
+ * A local reply as it goes upstream: a lost link is an ordinary temporary refusal, and a 2xx,
+ * 4xx or 5xx without an enhanced code gets its class's `X.0.0` (RFC 3463 §3.1): the customer's
+ * receiver offers ENHANCEDSTATUSCODES, so its replies carry one (RFC 2034 §3).
+ */
 function upstreamReply(answer: Answer): Reply {
-  return answer.kind === "reply" ? answer.reply : LOCAL_REPLIES.unavailable;
+  if (answer.kind !== "reply") return LOCAL_REPLIES.unavailable;
+  const r = answer.reply;
+  if (r.enhanced !== undefined || isOutOfPlace(r)) return r;
+  return { ...r, enhanced: `${Math.floor(r.code / 100)}.0.0` };
 }

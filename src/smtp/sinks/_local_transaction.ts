@@ -10,7 +10,12 @@ import type { Reply } from "../../wire/reply.ts";
 import { DotStuffer } from "../../wire/dot_stuffer.ts";
 import type { MailFrom, RcptAhead, RcptTo, SinkTransaction } from "../sink.ts";
 import type { Logger } from "../../observe/log.ts";
-import { LOCAL_REPLIES, type LocalConnection, type LocalSinkView } from "./_local_link.ts";
+import {
+  isOutOfPlace,
+  LOCAL_REPLIES,
+  type LocalConnection,
+  type LocalSinkView,
+} from "./_local_link.ts";
 
 /** Body bytes gathered into one write to the local server. */
 const LOCAL_WRITE_BYTES = 64 * 1024;
@@ -97,10 +102,11 @@ export class LocalTransaction implements SinkTransaction {
       this.#sink.splitRecipients++;
       return LOCAL_REPLIES.oneRecipientPerTransaction;
     }
-    const r = await this.#relayRecipient(
+    let r = await this.#relayRecipient(
       `RCPT TO:<${rcpt.address}>`,
       ahead?.dataFollows === true && this.#link.caps?.pipelining === true,
     );
+    if (isOutOfPlace(r)) r = this.#outOfStep(`RCPT answered ${r.code}`);
     if (isPositive(r)) this.#accepted.push(rcpt.address);
     else this.#log.info("local_rcpt_refused", { rcpt: rcpt.address, code: r.code });
     if (this.#pendingData !== undefined) this.#dataAnswered(this.#pendingData);
@@ -129,12 +135,14 @@ export class LocalTransaction implements SinkTransaction {
     const rcptReply = await this.#link.read(timeoutMs);
     if (withData) this.#pendingData = await this.#link.read(timeoutMs);
     if (mailReply === undefined) return rcptReply;
-    if (mailReply.code === 250) {
+    if (isPositive(mailReply)) {
       this.#mailState = { kind: "accepted" };
       return rcptReply;
     }
     this.#log.warn("local_mail_refused", { to: this.#sink.where, code: mailReply.code });
-    const refusal = mailRefusalForRecipients(mailReply);
+    const refusal = isOutOfPlace(mailReply)
+      ? this.#outOfStep(`MAIL answered ${mailReply.code}`)
+      : mailRefusalForRecipients(mailReply);
     this.#mailState = { kind: "refused", reply: refusal };
     return refusal;
   }
@@ -172,6 +180,13 @@ export class LocalTransaction implements SinkTransaction {
     await this.#startData();
     const state = this.#state;
     if (state.kind !== "data") return;
+    if (this.#link.caps?.eightBitMime !== true && hasEightBit(chunk)) {
+      // Undeclared 8-bit content (declared is refused at MAIL): part of the body may be out
+      // already, so the link is dropped and the local side never sees the end of data.
+      this.#link.breakLink("8-bit body for a local server without 8BITMIME");
+      this.#state = { kind: "refused", reply: LOCAL_REPLIES.needs8BitMime };
+      return;
+    }
     const pieces = state.stuffer.push(chunk);
     if (state.stuffer.fault !== undefined) {
       // The receiver refuses bare CR/LF itself; this is only a second line of defence.
@@ -300,9 +315,11 @@ export class LocalTransaction implements SinkTransaction {
   async #readFinals(count: number): Promise<Reply[]> {
     const timeoutMs = this.#sink.timeouts.dataFinalMs;
     // After a lost link the rest are LOCAL_REPLIES.unavailable without I/O.
-    const replies = count === 1
-      ? [await this.#link.read(timeoutMs)]
-      : await Promise.all(Array.from({ length: count }, () => this.#link.read(timeoutMs)));
+    const replies =
+      (count === 1
+        ? [await this.#link.read(timeoutMs)]
+        : await Promise.all(Array.from({ length: count }, () => this.#link.read(timeoutMs))))
+        .map((r) => isOutOfPlace(r) ? this.#outOfStep(`end of data answered ${r.code}`) : r);
     const isDebug = this.#sinkLog.isEnabled?.("debug") ?? true;
     for (const [i, final] of replies.entries()) {
       // Delivered is a debug line, only built when written.
@@ -325,7 +342,14 @@ export class LocalTransaction implements SinkTransaction {
     // Nothing to reset when MAIL never went out (no recipient reached the local side).
     if (this.#mailState.kind === "pending") return;
     const r = await this.#link.command("RSET", this.#sink.timeouts.commandMs);
-    if (r.code !== 250) this.#link.breakLink(`RSET refused with ${r.code}`);
+    if (!isPositive(r)) this.#link.breakLink(`RSET refused with ${r.code}`);
+  }
+
+  /** A local reply out of place: the local server is out of step, the link is dropped. */
+  #outOfStep(reason: string): Reply {
+    this.#log.warn("local_reply_out_of_place", { to: this.#sink.where, reason });
+    this.#link.breakLink(reason);
+    return LOCAL_REPLIES.unavailable;
   }
 
   async abort(): Promise<void> {
@@ -364,4 +388,9 @@ function oneReply(replies: readonly Reply[]): Reply {
   if (replies.every(isPositive)) return replies[0] ?? LOCAL_REPLIES.unavailable;
   return replies.find(isTransient) ?? replies.find((r) => !isPositive(r)) ??
     LOCAL_REPLIES.unavailable;
+}
+
+function hasEightBit(chunk: Uint8Array): boolean {
+  for (let i = 0; i < chunk.length; i++) if ((chunk[i] ?? 0) >= 0x80) return true;
+  return false;
 }

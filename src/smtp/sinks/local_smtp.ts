@@ -15,12 +15,14 @@
 import type { Conn } from "../../net/conn.ts";
 import { connect } from "../../net/connect.ts";
 import type { Reply } from "../../wire/reply.ts";
+import { isPositive } from "../../wire/reply.ts";
 import type { DeliverTo } from "../../config/types.ts";
 import type { MailFrom, MessageSink, SessionInfo, SinkTransaction } from "../sink.ts";
 import type { Logger } from "../../observe/log.ts";
 import { NULL_LOGGER } from "../../observe/log.ts";
 import {
   DEFAULT_LOCAL_TIMEOUTS,
+  isOutOfPlace,
   LOCAL_REPLIES,
   LocalConnection,
   type LocalSinkView,
@@ -115,9 +117,16 @@ export class LocalSmtpSink implements MessageSink, LocalSinkView {
   async begin(mail: MailFrom, _session: SessionInfo): Promise<SinkTransaction | Reply> {
     const link = await this.#connection();
     if ("code" in link) return link;
+    // Only what the local server offered (docs/protocol.md §4.8, as the drain): no MAIL at all
+    // for a message it could not take as it is.
+    const unfit = unfitReply(mail, link);
+    if (unfit !== undefined) {
+      this.#log.warn("local_mail_refused", { to: this.where, code: unfit.code });
+      return unfit;
+    }
     let line = `MAIL FROM:<${mail.address}>`;
-    if (link.caps?.eightBitMime && mail.params.body === "8BITMIME") line += " BODY=8BITMIME";
-    if (link.caps?.smtpUtf8 && mail.params.smtputf8 === true) line += " SMTPUTF8";
+    if (mail.params.body === "8BITMIME") line += " BODY=8BITMIME";
+    if (mail.params.smtputf8 === true) line += " SMTPUTF8";
     // RFC 1870 §6: the provider's estimate, so a local MTA with a smaller limit refuses at MAIL
     // rather than after the whole body.
     if (link.caps?.size !== undefined && mail.declaredSize !== undefined) {
@@ -129,9 +138,11 @@ export class LocalSmtpSink implements MessageSink, LocalSinkView {
       return new LocalTransaction(this, link, mail, this.#log, { kind: "pending", line });
     }
     const r = await link.command(line, this.timeouts.commandMs);
-    if (r.code !== 250) {
+    if (!isPositive(r)) {
       this.#log.warn("local_mail_refused", { to: this.where, code: r.code });
-      return r;
+      if (!isOutOfPlace(r)) return r;
+      link.breakLink(`MAIL answered ${r.code}`);
+      return LOCAL_REPLIES.unavailable;
     }
     return new LocalTransaction(this, link, mail, this.#log, { kind: "accepted" });
   }
@@ -148,6 +159,22 @@ export class LocalSmtpSink implements MessageSink, LocalSinkView {
     await link.link.conn.close().catch(() => {});
   }
 }
+
+/**
+ * Why `mail` cannot go to this local server as it is, or undefined: a UTF-8 envelope without
+ * its SMTPUTF8 (RFC 6531 §3.4), declared 8-bit content without its 8BITMIME (RFC 6152 §3;
+ * undeclared 8-bit content is found in the body, `_local_transaction.ts`).
+ */
+function unfitReply(mail: MailFrom, link: LocalConnection): Reply | undefined {
+  const isUtf8 = mail.params.smtputf8 === true || NON_ASCII.test(mail.address);
+  if (isUtf8 && link.caps?.smtpUtf8 !== true) return LOCAL_REPLIES.needsSmtpUtf8;
+  const isEightBit = mail.params.body !== undefined && mail.params.body !== "7BIT";
+  if (isEightBit && link.caps?.eightBitMime !== true) return LOCAL_REPLIES.needs8BitMime;
+  return undefined;
+}
+
+// deno-lint-ignore no-control-regex -- "not ASCII" is the test
+const NON_ASCII = /[^\x00-\x7f]/;
 
 /** Opens a TCP or unix-socket connection to the local server. */
 async function openSocket(target: LocalTarget, timeoutMs: number): Promise<Conn> {
