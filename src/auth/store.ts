@@ -64,6 +64,8 @@ const MIGRATIONS: readonly string[] = [
 ];
 
 const USER_NAME_RE = /^[A-Za-z0-9._@+-]{1,64}$/;
+/** The longest password AUTH PLAIN and LOGIN take (sasl_server.ts `MAX_FIELD_OCTETS`). */
+export const MAX_PASSWORD_OCTETS = 255;
 
 /** True when `name` is 1–64 characters of `[A-Za-z0-9._@+-]`. */
 export function isValidUserName(name: string): boolean {
@@ -270,6 +272,14 @@ export class CredentialStore {
     if (password === "") throw new UserError("Cannot use an empty password");
     if (saslPrep(password) === undefined) {
       throw new UserError("Cannot use this password: it contains control characters");
+    }
+    // AUTH PLAIN and LOGIN take at most this (sasl_server.ts, RFC 4616 §2): a longer one would
+    // be stored, and refused by those two as malformed.
+    if (new TextEncoder().encode(password).length > MAX_PASSWORD_OCTETS) {
+      throw new UserError(
+        `Cannot use this password: it is longer than ${MAX_PASSWORD_OCTETS} octets (UTF-8), ` +
+          "the most AUTH PLAIN and LOGIN carry",
+      );
     }
     const scram = formatScramVerifier(
       await deriveScramVerifier(
