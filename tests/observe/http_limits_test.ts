@@ -196,3 +196,53 @@ Deno.test("metrics: refused connections hold at most maxConnections descriptors,
     }
   });
 });
+
+Deno.test("metrics: a request head is found however it is cut into writes, CRLF CRLF split too", async (t) => {
+  await withMetrics({}, async (server) => {
+    const head = "GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n";
+    // Cut before each of the last five octets (inside CRLF CRLF), and one octet per write.
+    for (const cut of [head.length - 5, head.length - 4, head.length - 3, head.length - 1, 1]) {
+      await t.step(`writes of ${cut} octets`, async () => {
+        const c = new Raw(server.port);
+        try {
+          await c.connected();
+          for (let at = 0; at < head.length; at += cut) {
+            await new Promise<void>((r) => c.socket.write(head.slice(at, at + cut), () => r()));
+            // One write per segment: the server reads each on its own.
+            await new Promise((r) => setTimeout(r, 5));
+          }
+          assert(await c.closed(5_000), "the server closes after the response");
+          assertEquals(c.received.split("\r\n")[0], "HTTP/1.1 200 OK");
+        } finally {
+          c.destroy();
+        }
+      });
+    }
+    // The 8 KiB bound does not depend on the writes: its last octets one by one.
+    const start = "GET /healthz HTTP/1.1\r\nx-pad: ";
+    for (
+      const [size, status] of [[METRICS_MAX_HEAD_BYTES, "200 OK"], [
+        METRICS_MAX_HEAD_BYTES + 1,
+        "431 Request Header Fields Too Large",
+      ]] as const
+    ) {
+      const big = `${start}${"a".repeat(size - start.length)}\r\n\r\n`;
+      const c = new Raw(server.port);
+      try {
+        await c.connected();
+        c.socket.write(big.slice(0, size - 4));
+        for (const ch of big.slice(size - 4)) {
+          await new Promise<void>((r) => c.socket.write(ch, () => r()));
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        assert(await c.closed(5_000), "the server closes after the response");
+        assertEquals(c.received.split("\r\n")[0], `HTTP/1.1 ${status}`);
+      } finally {
+        c.destroy();
+      }
+    }
+    // A bare CR before the end does not hide it.
+    const odd = await get(server.port, "GET /healthz HTTP/1.1\r\nx: a\r\r\n\r\n");
+    assertEquals(odd.split("\r\n")[0], "HTTP/1.1 200 OK");
+  });
+});
