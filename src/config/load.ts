@@ -53,21 +53,50 @@ export async function findConfigFile(opts: LoadConfigOptions = {}): Promise<stri
   }
 }
 
+/** The largest config file read (config.example.yaml, every key commented, is ~10 KB). */
+export const MAX_CONFIG_FILE_BYTES = 1024 * 1024;
+
+/**
+ * The text of the config file, which must be a regular file of at most MAX_CONFIG_FILE_BYTES: a
+ * FIFO would wait for a writer for ever, a device such as /dev/zero fill memory without end.
+ */
+async function readConfigText(file: string): Promise<string> {
+  const fail = (detail: string): never => {
+    throw new ConfigError(file, undefined, detail);
+  };
+  let handle: Deno.FsFile | undefined;
+  try {
+    const info = await Deno.stat(file); // before the open, which blocks on a FIFO
+    if (!info.isFile) fail("is not a regular file");
+    if (info.size > MAX_CONFIG_FILE_BYTES) fail("is larger than 1 MiB");
+    handle = await Deno.open(file);
+    // Its size as stat said, and more if it grew since, up to one octet past the bound.
+    const decoder = new TextDecoder();
+    let text = "";
+    let length = 0;
+    for (let room = info.size + 1;; room = 64 * 1024) {
+      const chunk = new Uint8Array(room);
+      const n = await handle.read(chunk);
+      if (n === null) return text + decoder.decode();
+      length += n;
+      if (length > MAX_CONFIG_FILE_BYTES) fail("is larger than 1 MiB");
+      text += decoder.decode(chunk.subarray(0, n), { stream: true });
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    return fail(
+      err instanceof Deno.errors.NotFound ? "file not found" : `cannot be read: ${errorText(err)}`,
+    );
+  } finally {
+    handle?.close();
+  }
+}
+
 /** Finds and loads the config: `--config`, `ODMR_RELAY_CONFIG`, `./config.yaml`, defaults. */
 export async function loadConfig(opts: LoadConfigOptions = {}): Promise<Config> {
   const cwd = opts.cwd ?? Deno.cwd();
   const file = await findConfigFile({ ...opts, cwd });
-  let text = "";
-  if (file !== undefined) {
-    try {
-      text = await Deno.readTextFile(file);
-    } catch (err) {
-      const detail = err instanceof Deno.errors.NotFound
-        ? "file not found"
-        : `cannot be read: ${errorText(err)}`;
-      throw new ConfigError(file, undefined, detail);
-    }
-  }
+  const text = file === undefined ? "" : await readConfigText(file);
   // The plain shape is read without the yaml package; anything else loads it (_yaml_lite.ts).
   const lite = parseSimpleYaml(text);
   const root = lite !== undefined
