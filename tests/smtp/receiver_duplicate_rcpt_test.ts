@@ -42,3 +42,29 @@ Deno.test("SmtpReceiver: a repeated RCPT is answered 250 and stored once, with t
   assertEquals(s.sink.accepted[1]?.recipients.map((r) => r.address), ["bob@d.test"]);
   await s.end();
 });
+
+Deno.test("SmtpReceiver: a quoted local part is the same recipient as its unquoted form (RFC 5321 §4.1.2)", async () => {
+  const s = await startReady({ options: { maxRecipients: 10 } });
+  await s.client.send(
+    "MAIL FROM:<s@x.test>\r\n" +
+      "RCPT TO:<bob@d.test>\r\n" +
+      'RCPT TO:<"bob"@d.test>\r\n' +
+      'RCPT TO:<"b\\ob"@D.test>\r\n' +
+      'RCPT TO:<"a.b"@d.test>\r\n' +
+      "RCPT TO:<a.b@d.test>\r\n" +
+      'RCPT TO:<"a b"@d.test>\r\n' +
+      'RCPT TO:<"a\\ b"@d.test>\r\n' +
+      'RCPT TO:<"Bob"@d.test>\r\n' +
+      "DATA\r\n",
+  );
+  const replies = await s.client.replies(10);
+  assertEquals(replies.map((r) => r.slice(0, 3)), [...Array(9).fill("250"), "354"]);
+  await s.client.send("hi\r\n.\r\n");
+  assertEquals((await s.client.reply()).slice(0, 3), "250");
+  // The first form of each is kept; "Bob" is another local part (case may matter, RFC 5321 §2.4).
+  assertEquals(
+    s.sink.accepted[0]?.recipients.map((r) => r.address),
+    ["bob@d.test", '"a.b"@d.test', '"a b"@d.test', '"Bob"@d.test'],
+  );
+  await s.end();
+});
