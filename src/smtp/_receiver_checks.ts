@@ -29,8 +29,8 @@ export interface Helo {
 export interface Transaction {
   readonly sink: SinkTransaction;
   readonly mail: MailFrom;
-  /** Accepted recipients, in order. */
-  readonly recipients: readonly RcptTo[];
+  /** Accepted recipients, in order; RCPT appends to it in place (_receiver_mail.ts). */
+  readonly recipients: RcptTo[];
   /**
    * Keys of `recipients` (_receiver_mail.ts `recipientKey`), to take a repeated RCPT once; made
    * at the second RCPT, so that a message for one recipient pays nothing.

@@ -92,11 +92,13 @@ export async function handleRcpt(ctx: ReceiverContext, args: string): Promise<Ou
     return { ...leaveTransaction(s, "sink failed"), replies: [REPLIES.localError] };
   }
   if (!isPositive(r)) return say(r);
-  keys?.add(key);
-  const recipients = [...s.tx.recipients, checked.value];
-  const tx: Transaction = keys === undefined
-    ? { ...s.tx, recipients }
-    : { ...s.tx, recipients, recipientKeys: keys };
+  // Appended in place (the list is this transaction's own): a copy per RCPT made a message to
+  // N recipients copy N²/2 entries (`submission.max_recipients` allows 100000).
+  s.tx.recipients.push(checked.value);
+  if (keys === undefined) return say(r);
+  keys.add(key);
+  if (s.tx.recipientKeys === keys) return say(r);
+  const tx: Transaction = { ...s.tx, recipientKeys: keys };
   return { replies: [r], next: { state: { ...s, tx }, why: "RCPT" } };
 }
 
