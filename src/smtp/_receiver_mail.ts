@@ -103,10 +103,17 @@ export async function handleRcpt(ctx: ReceiverContext, args: string): Promise<Ou
 }
 
 /**
- * What makes two recipients one: the local part as received (RFC 5321 §2.4: it may be
+ * What makes two recipients one: the local part's content (RFC 5321 §2.4: it may be
  * case-sensitive) and the domain as its lower-case A-label; the bare `<Postmaster>` in any case.
+ * A Quoted-string is only a way to write its content (RFC 5321 §4.1.2, RFC 5322 §3.2.4): the
+ * quotes and a backslash's quoting are not part of it, so `"bob"`, `"b\ob"` and `bob` are one.
  */
 function recipientKey(rcpt: RcptTo): string {
-  const at = rcpt.address.lastIndexOf("@");
-  return at < 0 ? rcpt.address.toLowerCase() : `${rcpt.address.slice(0, at)}@${rcpt.domain}`;
+  const address = rcpt.address;
+  const at = address.lastIndexOf("@");
+  if (at < 0) return address.toLowerCase();
+  const local = address.charCodeAt(0) === 0x22
+    ? address.slice(1, at - 1).replace(/\\(.)/g, "$1")
+    : address.slice(0, at);
+  return `${local}@${rcpt.domain}`;
 }
