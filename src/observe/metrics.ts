@@ -69,7 +69,7 @@ const RCPT_REASONS = [
   "quota",
   "other",
 ] as const;
-const REFUSE_REASONS = ["storage_full", "quota", "local_error", "size", "content"] as const;
+const REFUSE_REASONS = ["storage_full", "quota", "local_error", "size", "content", "loop"] as const;
 
 /** The provider's registry and the event sinks that feed it. */
 export class RelayMetrics {

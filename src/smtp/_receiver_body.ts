@@ -8,6 +8,7 @@ import type { Reply } from "../wire/reply.ts";
 import { isPositive, isTransient, reply } from "../wire/reply.ts";
 import { bdatChunkReply, REPLIES } from "../wire/replies.ts";
 import { formatReceived } from "./trace.ts";
+import { MAX_RECEIVED_FIELDS } from "../wire/received_count.ts";
 import type { DataFault } from "../wire/data_decoder.ts";
 import { checkBdat, checkBdatState, checkData } from "./_receiver_checks.ts";
 import type { SessionState, Transaction } from "./_receiver_checks.ts";
@@ -66,6 +67,7 @@ function sinkWriter(ctx: ReceiverContext, tx: Transaction) {
   };
   const write = (chunk: Uint8Array): Promise<void> => {
     if (state.failed || isStopped) return Promise.resolve();
+    tx.received.push(chunk);
     inFlight = writeOne(chunk);
     return inFlight;
   };
@@ -136,6 +138,11 @@ async function finishTransaction(
     // The client is gone without a reply to this body: it sends it again (see the option).
     ctx.log.info("smtp_client_gone", { state: "end of data" });
     return { ...leaveTransaction(s, "client gone"), ...endWith("lost") };
+  }
+  if (tx.received.count >= MAX_RECEIVED_FIELDS) {
+    // RFC 5321 §6.3: a mail loop; refused, as a failed message, before the sink commits it.
+    ctx.options.events?.messageRefused("loop");
+    return { ...leaveTransaction(s, "mail loop"), replies: [REPLIES.tooManyHops] };
   }
   const replies: Reply[] = [];
   let r: Reply;

@@ -9,6 +9,7 @@ import type { MessageParams } from "../queue/types.ts";
 import type { Reply } from "../wire/reply.ts";
 import { LAST_ENDS_TRANSACTION } from "../wire/ehlo.ts";
 import type { BodyLineCheck } from "../wire/body_check.ts";
+import type { ReceivedCount } from "../wire/received_count.ts";
 import { REPLIES } from "../wire/replies.ts";
 import { parseMailArgument, parseRcptArgument } from "../wire/address.ts";
 import type { PathFault } from "../wire/address.ts";
@@ -47,6 +48,8 @@ export interface Transaction {
   readonly chunksDeadlineAt: number;
   /** The line check of BDAT chunks, across chunks (DATA checks in its decoder). */
   readonly bodyLines: BodyLineCheck;
+  /** The Received fields of the body written to the sink, across chunks (loop check). */
+  readonly received: ReceivedCount;
 }
 
 /** Where the session is. */

@@ -9,6 +9,7 @@ import { isPositive } from "../wire/reply.ts";
 import { REPLIES } from "../wire/replies.ts";
 import type { RcptTo, SinkTransaction } from "./sink.ts";
 import { BodyLineCheck } from "../wire/body_check.ts";
+import { ReceivedCount } from "../wire/received_count.ts";
 import { checkMail, checkRcpt } from "./_receiver_checks.ts";
 import type { Transaction } from "./_receiver_checks.ts";
 import { endWith, leaveTransaction, mistake, say } from "./_receiver_outcome.ts";
@@ -51,6 +52,7 @@ export async function handleMail(ctx: ReceiverContext, args: string): Promise<Ou
     chunkedBytes: 0,
     chunksDeadlineAt: 0,
     bodyLines: new BodyLineCheck(ctx.options.maxDataLineBytes ?? DEFAULT_MAX_DATA_LINE_BYTES),
+    received: new ReceivedCount(),
   };
   return {
     replies: [REPLIES.senderOk],

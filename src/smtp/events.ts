@@ -15,8 +15,17 @@ export type RcptRejectLabel =
   | "other";
 
 /** Why a message was refused at the end of its data (`odmr_relay_messages_refused_total`). */
-/** `size`: over `smtp.max_message_size`; `content`: bare CR/LF or an over-long line (smuggling). */
-export type MessageRefuseLabel = "storage_full" | "quota" | "local_error" | "size" | "content";
+/**
+ * `size`: over `smtp.max_message_size`; `content`: bare CR/LF or an over-long line (smuggling);
+ * `loop`: too many Received fields (src/wire/received_count.ts).
+ */
+export type MessageRefuseLabel =
+  | "storage_full"
+  | "quota"
+  | "local_error"
+  | "size"
+  | "content"
+  | "loop";
 
 /** A message that is durable in the queue (its `250` is about to go out). */
 export interface QueuedEvent {

@@ -52,6 +52,8 @@ export const REPLIES = {
   tooManyRecipients: reply(452, "4.5.3", "Too many recipients"),
   bareNewlineData: reply(550, "5.5.2", "Bare CR or LF not allowed"),
   dataLineTooLong: reply(554, "5.6.0", "Message line too long"),
+  // RFC 3463 X.4.6: routing loop detected (too many Received fields, RFC 5321 §6.3).
+  tooManyHops: reply(554, "5.4.6", "Too many hops (Received fields): mail loop"),
   localError: reply(451, "4.3.0", "Local error in processing, try again later"),
   storageFull: reply(452, "4.3.1", "Insufficient system storage"),
   relayDenied: reply(550, "5.7.1", "Relaying denied"),

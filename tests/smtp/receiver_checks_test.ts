@@ -22,6 +22,7 @@ import type {
 import { REPLIES } from "../../src/wire/replies.ts";
 import type { Reply } from "../../src/wire/reply.ts";
 import { BodyLineCheck } from "../../src/wire/body_check.ts";
+import { ReceivedCount } from "../../src/wire/received_count.ts";
 import type { SinkTransaction } from "../../src/smtp/sink.ts";
 
 const EHLO: Helo = { name: "client.test", isExtended: true };
@@ -53,6 +54,7 @@ function tx(opts: { recipients?: number; isChunking?: boolean; smtputf8?: boolea
     chunkedBytes: 0,
     chunksDeadlineAt: 0,
     bodyLines: new BodyLineCheck(1000),
+    received: new ReceivedCount(),
   };
   return t;
 }
