@@ -77,3 +77,43 @@ Deno.test("submission: mail with a reverse-path keeps its header From free (DKIM
   const got = await submit("alice@example.org", "From: someone@bank.example\r\n");
   assertEquals([got.code, got.stored], [250, 1]);
 });
+
+Deno.test("submission: <> mail: only each mailbox's addr-spec counts, parsed as RFC 5322 says", async (t) => {
+  const rows: { head: string; refused: boolean; why: string }[] = [
+    {
+      head: 'From: "ceo@bank.example" <alice@example.org>\r\n',
+      refused: false,
+      why: "another's address in a quoted display name",
+    },
+    {
+      head: "From: alice@example.org (ceo@bank.example)\r\n",
+      refused: false,
+      why: "another's address in a comment",
+    },
+    { head: 'From: "a@b"@example.org\r\n', refused: false, why: "an @ in a quoted local part" },
+    { head: 'From: "Alice, Ops" <a@example.org>\r\n', refused: false, why: "a quoted comma" },
+    { head: "From: <a@example.org>\r\n", refused: false, why: "an angle-addr alone" },
+    { head: "From: Alice (x)\r\n\t<a@example.org>\r\n", refused: false, why: "folded, a comment" },
+    {
+      head: "From: ceo@bank.example <alice@example.org>\r\n",
+      refused: true,
+      why: "an unquoted @ in the display name (not RFC 5322)",
+    },
+    {
+      head: "From: Alice <a@example.org>, Bob <b@bank.example>\r\n",
+      refused: true,
+      why: "a second mailbox elsewhere",
+    },
+    { head: "From: Team: a@example.org;\r\n", refused: true, why: "a group (not in From)" },
+    { head: "From: Alice <a@example.org\r\n", refused: true, why: "an unclosed angle-addr" },
+    { head: 'From: "Alice <a@example.org>\r\n', refused: true, why: "an unclosed quote" },
+    { head: "From: Alice <a@example.org> x\r\n", refused: true, why: "words after it" },
+  ];
+  for (const row of rows) {
+    await t.step(row.why, async () => {
+      const got = await submit("", row.head);
+      if (row.refused) assertEquals(got, REFUSED);
+      else assertEquals([got.code, got.stored], [250, 1]);
+    });
+  }
+});
