@@ -6,6 +6,7 @@
 import { type HeaderField, HeaderSplitter } from "../dkim/header_section.ts";
 import { DEFAULT_MAX_HEADER_BYTES } from "../dkim/signer.ts";
 import { normalizeDomain } from "../auth/domain.ts";
+import { mailboxListAddresses } from "../wire/mailbox_list.ts";
 
 /** What the header section says of its author. */
 export type FromFields =
@@ -34,23 +35,22 @@ export class FromFieldReader {
 }
 
 const utf8 = new TextDecoder();
-/** The characters a domain after an `@` may hold (a U-label's too, RFC 6532). */
-const DOMAIN_RUN = /^[A-Za-z0-9.\u0080-\uffff-]*/;
 
 /**
- * True when every `@` in the From fields is followed by one of `domains` (lower-case A-labels)
- * and there is at least one: the domain of every mailbox, and of anything that looks like one in
- * a display name or comment (refused rather than parsed: a reader may be shown it). A field
- * without an address, an address literal or a name that is no host name fails.
+ * True when every mailbox of the From fields is in one of `domains` (lower-case A-labels) and
+ * there is at least one. Only each mailbox's addr-spec counts (the identity DMARC aligns and a
+ * receiver checks), parsed as RFC 5322 says (src/wire/mailbox_list.ts): an address written in a
+ * display name or a comment is text, not a mailbox. A field that is no mailbox-list (a group,
+ * an unclosed quote or bracket, words after the address), without an address, with an address
+ * literal or a name that is no host name fails.
  */
 export function isOwnedAuthor(froms: readonly HeaderField[], domains: readonly string[]): boolean {
   for (const field of froms) {
     const raw = field.raw;
-    const value = utf8.decode(raw.subarray(raw.indexOf(0x3a) + 1));
-    const parts = value.split("@");
-    if (parts.length < 2) return false;
-    for (const after of parts.slice(1)) {
-      const domain = normalizeDomain(DOMAIN_RUN.exec(after)?.[0] ?? "");
+    const specs = mailboxListAddresses(utf8.decode(raw.subarray(raw.indexOf(0x3a) + 1)));
+    if (specs === undefined || specs.length === 0) return false;
+    for (const spec of specs) {
+      const domain = normalizeDomain(spec.domain);
       if (domain === undefined || !domains.includes(domain)) return false;
     }
   }
