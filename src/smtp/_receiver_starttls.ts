@@ -33,6 +33,7 @@ export async function handleStartTls(ctx: ReceiverContext, args: string): Promis
   if (discarded > 0) {
     ctx.log.warn("smtp_starttls_injection", { discardedBytes: discarded });
   }
+  ctx.options.auth?.tlsStarted?.();
   // Forget everything learned before TLS (RFC 3207 §4.2): a fresh EHLO is expected.
   return { replies: [], next: { state: { kind: "greeted" }, why: "STARTTLS" }, user: null };
 }

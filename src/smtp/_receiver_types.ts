@@ -21,7 +21,9 @@ export interface ReceiverAuth {
    * Epoch ms by which AUTH must have succeeded (`submission.auth_timeout`): command and AUTH
    * response reads before it wait no longer, then `421 4.7.0` and the end. Absent: none.
    */
-  readonly deadline?: number;
+  readonly deadline?: number | undefined;
+  /** STARTTLS succeeded: the session starts over (RFC 3207 §4.2), the deadline with it. */
+  tlsStarted?(): void;
   /** Mechanisms to offer on this connection now (PLAIN/LOGIN only when `isSecure`). */
   mechanisms(isSecure: boolean): readonly string[];
   /** Runs one `AUTH` command (`args`: the text after the verb) on the connection. */

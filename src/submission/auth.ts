@@ -27,17 +27,38 @@ export interface SubmissionAuthDeps {
   readonly fakeSaltKey?: Uint8Array;
   /** Counts a failure in `odmr_relay_auth_failures_total{mechanism}`. */
   readonly onFailure?: (mechanism: string) => void;
+  /** Milliseconds since the epoch, for the deadline; `Date.now` by default (tests move it). */
+  readonly now?: () => number;
 }
 
 /** The receiver's AUTH hook for one submission connection. */
 export class SubmissionAuth implements ReceiverAuth {
   readonly #deps: SubmissionAuthDeps;
   #failures = 0;
-  readonly deadline?: number;
+  #deadline: number | undefined;
 
   constructor(deps: SubmissionAuthDeps) {
     this.#deps = deps;
-    if (deps.authTimeoutMs !== undefined) this.deadline = Date.now() + deps.authTimeoutMs;
+    this.#startDeadline();
+  }
+
+  get deadline(): number | undefined {
+    return this.#deadline;
+  }
+
+  /**
+   * The session starts over under TLS (RFC 3207 §4.2), and so does the deadline: as on the
+   * implicit-TLS port, whose session begins after its handshake, the client gets the whole
+   * `submission.auth_timeout` to authenticate under TLS. STARTTLS is taken once per session,
+   * so a stranger holds a slot for at most twice the deadline plus the handshake's own bound.
+   */
+  tlsStarted(): void {
+    this.#startDeadline();
+  }
+
+  #startDeadline(): void {
+    const ms = this.#deps.authTimeoutMs;
+    if (ms !== undefined) this.#deadline = (this.#deps.now ?? Date.now)() + ms;
   }
 
   /** Bound of the next response line: `smtp.timeout`, or what is left of the deadline. */
