@@ -3,7 +3,7 @@
  * midstates of the password, so the server answers any challenge without the plaintext.
  * The stored form is password-equivalent for CRAM-MD5 (docs/protocol.md §3.1): guard it as such.
  */
-import { fromHex, toHex, utf8 } from "./_bytes.ts";
+import { constantTimeEqual, fromHex, toHex, utf8 } from "./_bytes.ts";
 import { Md5, md5, MD5_BLOCK_BYTES, MD5_INITIAL_STATE, md5Compress } from "./md5.ts";
 import type { Md5State } from "./md5.ts";
 import { bytesToState, stateToBytes } from "./md5.ts";
@@ -36,6 +36,17 @@ export function cramContextFromPassword(password: string): CramContext {
   opad.fill(0);
   key.fill(0);
   return ctx;
+}
+
+/**
+ * Whether `password` is the one whose midstates `stored` holds (constant time): two MD5 blocks,
+ * where the scrypt hash of PLAIN and LOGIN costs tens of milliseconds and 16 MiB.
+ */
+export function isCramPassword(stored: CramContext, password: string): boolean {
+  const ctx = cramContextFromPassword(password);
+  const isInner = constantTimeEqual(stateToBytes(ctx.inner), stateToBytes(stored.inner));
+  const isOuter = constantTimeEqual(stateToBytes(ctx.outer), stateToBytes(stored.outer));
+  return isInner && isOuter;
 }
 
 /** Dovecot layout: outer a,b,c,d then inner a,b,c,d, little-endian, as `{CRAM-MD5}` + 64 hex. */

@@ -5,7 +5,12 @@
  */
 import { loadNodeCrypto, nodeCrypto, randomBytes } from "./node_crypto.ts";
 import { constantTimeEqual, decodeUtf8, toHex, utf8 } from "./_bytes.ts";
-import { type CramContext, cramContextFromPassword, cramDigest } from "./cram_md5.ts";
+import {
+  type CramContext,
+  cramContextFromPassword,
+  cramDigest,
+  isCramPassword,
+} from "./cram_md5.ts";
 import { verifyPassword } from "./password_hash.ts";
 import {
   buildServerFirst,
@@ -179,8 +184,10 @@ class CramMd5Exchange implements SaslServerExchange {
 }
 
 /**
- * Checks a user name and password against the scrypt hash, dummy hash for unknown users; not
- * at all when the reply is refused anyway (`isRefusedAnyway`): then a failure.
+ * Checks a user name and password against the scrypt hash, dummy hash for unknown users. When
+ * the reply is refused anyway (`isRefusedAnyway`) scrypt does not run: the stored CRAM-MD5
+ * midstates tell a right password from a wrong one for two MD5 blocks, so that the owner's
+ * right password is no failure (throttle.ts counts only failures); without them, a failure.
  */
 async function checkPassword(
   opts: SaslServerOptions,
@@ -188,7 +195,10 @@ async function checkPassword(
   password: string,
 ): Promise<SaslStep> {
   if (opts.isRefusedAnyway?.(user) === true) {
-    return { kind: "failure", reason: "credentials", user };
+    const cram = opts.store.getVerifiers(user)?.cramMd5;
+    return cram !== undefined && isCramPassword(cram, password)
+      ? { kind: "success", user }
+      : { kind: "failure", reason: "credentials", user };
   }
   const stored = opts.store.getVerifiers(user)?.passwordHash;
   const isMatch = await verifyPassword(password, stored ?? DUMMY_PASSWORD_HASH);
