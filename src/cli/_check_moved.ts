@@ -6,13 +6,12 @@
  * user out of its queue). So the file is opened as SQLite does only when its -wal and -shm
  * already exist; a -wal without -shm (a data_dir copied while open, a crash) is applied to the
  * file in memory (src/queue/wal_image.ts), so that a mark still only in the WAL is seen as serve
- * sees it; with no -wal the file is read immutable.
+ * sees it; with no -wal the file is read as it is (`openImmutable`).
  */
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { pathToFileURL } from "node:url";
 import type { Config } from "../config/types.ts";
-import { DATABASE_FILE } from "../queue/db.ts";
+import { DATABASE_FILE, openImmutable } from "../queue/db.ts";
 import { movedAt, movedRefusal } from "../queue/moved_mark.ts";
 import { walImage } from "../queue/wal_image.ts";
 
@@ -34,11 +33,7 @@ export function movedQueueRefusal(config: Config): string | undefined {
 function openToRead(file: string): DatabaseSync {
   const hasWal = exists(`${file}-wal`);
   if (hasWal && exists(`${file}-shm`)) return new DatabaseSync(file, { readOnly: true });
-  if (!hasWal) {
-    const url = pathToFileURL(file);
-    url.searchParams.set("immutable", "1");
-    return new DatabaseSync(url, { readOnly: true });
-  }
+  if (!hasWal) return openImmutable(file);
   const image = walImage(Deno.readFileSync(file), Deno.readFileSync(`${file}-wal`));
   const db = new DatabaseSync(":memory:");
   db.deserialize(image);

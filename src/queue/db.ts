@@ -65,14 +65,34 @@ export function openDatabaseToRead(dataDir: string): DatabaseSync {
     const path = join(dataDir, DATABASE_FILE);
     if (!hasNoWal(path)) throw err;
     try {
-      const uri = `${pathToFileURL(path).href}?immutable=1`;
-      const db = new DatabaseSync(uri, { readOnly: true });
+      const db = openImmutable(path);
       db.prepare("SELECT count(*) AS n FROM sqlite_master").get();
       return db;
     } catch {
       throw err;
     }
   }
+}
+
+/**
+ * The database file `path` read as it is, creating nothing beside it (no -wal, no -shm): for a
+ * file with no WAL, whose every commit is in it. SQLite's `immutable` URI; Deno checks that URI
+ * as a path (`file:///…/odmr.db?immutable=1`), which no grant of the data directory covers
+ * (`--allow-read=/var/lib/odmr-relay`, README "Permissions"), so under such a grant the file is
+ * read into memory instead (as src/queue/wal_image.ts does with a WAL), marked as a
+ * rollback-journal file (header bytes 18 and 19) so that the in-memory open reads its pages.
+ */
+export function openImmutable(path: string): DatabaseSync {
+  try {
+    return new DatabaseSync(`${pathToFileURL(path).href}?immutable=1`, { readOnly: true });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotCapable)) throw err;
+  }
+  const image = Deno.readFileSync(path);
+  if (image.length >= 20) image.fill(1, 18, 20);
+  const db = new DatabaseSync(":memory:");
+  db.deserialize(image);
+  return db;
 }
 
 /** True when `path` has no WAL file, or an empty one. */
