@@ -8,18 +8,14 @@
  * still never read past the cap. The failures counted show in the throttle's delay, 2^(n-1) ms.
  */
 import { deepStrictEqual as assertEquals, match } from "node:assert/strict";
-import { Buffer } from "node:buffer";
 import { AuthThrottle } from "../../src/auth/throttle.ts";
 import type { CredentialStore } from "../../src/auth/store.ts";
-import { SubmissionAuth } from "../../src/submission/auth.ts";
-import { LineReader } from "../../src/wire/line_reader.ts";
-import { formatReplyText } from "../../src/wire/reply.ts";
-import { connPair } from "../_helpers/conn_pair.ts";
 import { type RecordedEvent, recordingLogger } from "../_helpers/recording_logger.ts";
 import { withStore } from "../auth/_fixtures.ts";
+import { authPlain, submissionAuth } from "./_auth_exchange.ts";
 
 /** `AUTH PLAIN <initial response>` as `user` from `from`; the final reply's text. */
-async function plain(
+function plain(
   store: CredentialStore,
   throttle: AuthThrottle,
   events: RecordedEvent[],
@@ -27,27 +23,7 @@ async function plain(
   user: string,
   password: string,
 ): Promise<string> {
-  const auth = new SubmissionAuth({
-    credentials: store,
-    throttle,
-    log: recordingLogger(events),
-    hostname: "mx.test",
-    timeoutMs: 2_000,
-    remoteAddress: from,
-  });
-  const { server, client } = connPair();
-  try {
-    const initial = Buffer.from(`\0${user}\0${password}`).toString("base64");
-    const result = await auth.authenticate(`PLAIN ${initial}`, {
-      conn: server,
-      reader: new LineReader(server),
-      offered: ["PLAIN"],
-    });
-    return result.reply === undefined ? "" : formatReplyText(result.reply);
-  } finally {
-    client.destroy();
-    server.destroy();
-  }
+  return authPlain(submissionAuth(store, throttle, from, recordingLogger(events)), user, password);
 }
 
 Deno.test("submission: past the AUTH cap the owner's right password from a new address is no failure", async () => {

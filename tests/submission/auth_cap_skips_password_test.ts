@@ -7,15 +7,10 @@
  * midstates tell a right password from a wrong one: auth_cap_right_password_test.ts).
  */
 import { equal, match } from "node:assert/strict";
-import { Buffer } from "node:buffer";
 import type { CredentialStore } from "../../src/auth/store.ts";
 import { AuthThrottle } from "../../src/auth/throttle.ts";
-import { NULL_LOGGER } from "../../src/observe/log.ts";
-import { SubmissionAuth } from "../../src/submission/auth.ts";
-import { LineReader } from "../../src/wire/line_reader.ts";
-import { formatReplyText } from "../../src/wire/reply.ts";
-import { connPair } from "../_helpers/conn_pair.ts";
 import { withStore } from "../auth/_fixtures.ts";
+import { authPlain, submissionAuth } from "./_auth_exchange.ts";
 
 /** The store, counting the reads of a scrypt hash (each scrypt check makes one). */
 function counting(store: CredentialStore): { store: CredentialStore; lookups: () => number } {
@@ -42,34 +37,14 @@ function counting(store: CredentialStore): { store: CredentialStore; lookups: ()
 }
 
 /** One `AUTH PLAIN <initial response>` as `user` from `from`; the final reply's text. */
-async function plain(
+function plain(
   store: CredentialStore,
   throttle: AuthThrottle,
   from: string,
   user: string,
   password: string,
 ): Promise<string> {
-  const auth = new SubmissionAuth({
-    credentials: store,
-    throttle,
-    log: NULL_LOGGER,
-    hostname: "mx.test",
-    timeoutMs: 2_000,
-    remoteAddress: from,
-  });
-  const { server, client } = connPair();
-  try {
-    const initial = Buffer.from(`\0${user}\0${password}`).toString("base64");
-    const result = await auth.authenticate(`PLAIN ${initial}`, {
-      conn: server,
-      reader: new LineReader(server),
-      offered: ["PLAIN"],
-    });
-    return result.reply === undefined ? "" : formatReplyText(result.reply);
-  } finally {
-    client.destroy();
-    server.destroy();
-  }
+  return authPlain(submissionAuth(store, throttle, from), user, password);
 }
 
 Deno.test("submission: past the AUTH cap a PLAIN password is not checked (454 anyway)", async () => {

@@ -10,10 +10,9 @@ import { Buffer } from "node:buffer";
 import { createSaslClient } from "../../src/auth/sasl_client.ts";
 import type { CredentialStore } from "../../src/auth/store.ts";
 import { AuthThrottle } from "../../src/auth/throttle.ts";
-import { NULL_LOGGER } from "../../src/observe/log.ts";
-import { SubmissionAuth } from "../../src/submission/auth.ts";
 import { withStore } from "../auth/_fixtures.ts";
 import { startReady } from "../smtp/_session.ts";
+import { submissionAuth } from "./_auth_exchange.ts";
 
 const b64 = (b: Uint8Array | string) => Buffer.from(b).toString("base64");
 
@@ -24,15 +23,7 @@ async function scram(
   from: string,
   password: string,
 ): Promise<string[]> {
-  const auth = new SubmissionAuth({
-    credentials: store,
-    throttle,
-    log: NULL_LOGGER,
-    hostname: "mx.test",
-    timeoutMs: 2_000,
-    remoteAddress: from,
-  });
-  const s = await startReady({ options: { auth } });
+  const s = await startReady({ options: { auth: submissionAuth(store, throttle, from) } });
   try {
     const client = createSaslClient("SCRAM-SHA-256", { user: "alice", password });
     const serverFirst = await s.client.command(
