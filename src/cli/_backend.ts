@@ -100,7 +100,13 @@ export async function openToolQueue(
   const pg = storage?.backend === "postgres" ? storage.postgres : undefined;
   if (pg === undefined) {
     if (opts.readOnly === true) {
-      return new SqliteQueueStore(openDatabaseToRead(dataDir), { removeOrphans: false });
+      const db = openDatabaseToRead(dataDir);
+      try {
+        return new SqliteQueueStore(db, { removeOrphans: false, readOnly: true });
+      } catch (err) {
+        db.close();
+        throw err;
+      }
     }
     // `queue delete` frees space, yet needs room itself: it may give serve's reserve back.
     const reserve = SpaceReserve.ofTool(dataDir);

@@ -18,6 +18,11 @@ export interface SqliteQueueStoreOptions {
    * beside a running `serve`) those rows may belong to a message still being received.
    */
   readonly removeOrphans?: boolean;
+  /**
+   * Only reads (`queue list|show`): the schema is checked, never upgraded (db.ts
+   * `checkSchemaToRead`). Default false.
+   */
+  readonly readOnly?: boolean;
   /** Called right after each group COMMIT with its level (tests count them). */
   readonly onGroupCommit?: (level: CommitLevel) => void;
   /**

@@ -6,7 +6,13 @@
  * same meaning, is pg/admin.ts; tests/cli/queue_admin_test.ts runs the commands on both.
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { applyMigrations, inImmediateTransaction, openDatabase, openDatabaseToRead } from "./db.ts";
+import {
+  applyMigrations,
+  checkSchemaToRead,
+  inImmediateTransaction,
+  openDatabase,
+  openDatabaseToRead,
+} from "./db.ts";
 import { countField } from "./_rows.ts";
 import { QUEUE_MIGRATIONS } from "./_schema.ts";
 import { UserStateStore } from "./user_state.ts";
@@ -104,11 +110,14 @@ export class SqliteQueueAdmin implements QueueAdmin {
   readonly #messageExists: StatementSync;
   readonly #userState: UserStateStore;
 
-  /** Wraps an open database (applying the queue migrations); the caller keeps ownership. */
-  constructor(db: DatabaseSync, opts: { ownsDb?: boolean } = {}) {
+  /**
+   * Wraps an open database (applying the queue migrations; `readOnly`: only checking the schema,
+   * db.ts `checkSchemaToRead`); the caller keeps ownership.
+   */
+  constructor(db: DatabaseSync, opts: { ownsDb?: boolean; readOnly?: boolean } = {}) {
     this.#db = db;
     this.#ownsDb = opts.ownsDb ?? false;
-    applyMigrations(db, "queue", QUEUE_MIGRATIONS);
+    (opts.readOnly === true ? checkSchemaToRead : applyMigrations)(db, "queue", QUEUE_MIGRATIONS);
     const cases = AGE_BUCKETS.map((b, i) =>
       b.maxAgeSeconds === undefined ? `ELSE ${i}` : `WHEN m.received_at >= ? THEN ${i}`
     ).join(" ");
@@ -131,7 +140,7 @@ export class SqliteQueueAdmin implements QueueAdmin {
   static open(dataDir: string, opts: { readOnly?: boolean } = {}): SqliteQueueAdmin {
     const db = opts.readOnly === true ? openDatabaseToRead(dataDir) : openDatabase(dataDir);
     try {
-      return new SqliteQueueAdmin(db, { ownsDb: true });
+      return new SqliteQueueAdmin(db, { ownsDb: true, readOnly: opts.readOnly === true });
     } catch (err) {
       db.close();
       throw err;

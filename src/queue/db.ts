@@ -154,6 +154,38 @@ export function applyMigrations(
 }
 
 /**
+ * For a connection that only reads (`queue list|show|summary`): checks that `component`'s
+ * schema is the one this program reads, and writes nothing. A pending migration is not applied:
+ * the file may belong to an older serve still running, or sit on a full disk (where the write
+ * fails, and on an `immutable` open cannot be made at all); the error says what to do instead.
+ * Only a database without `component`'s tables yet (nothing to read, no other version's) is
+ * set up as `applyMigrations` would.
+ */
+export function checkSchemaToRead(
+  db: DatabaseSync,
+  component: string,
+  steps: readonly string[],
+): void {
+  const hasTable = db.prepare(
+    "SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
+  ).get() !== undefined;
+  const current = hasTable
+    ? readVersion(
+      db.prepare("SELECT version FROM schema_version WHERE component = ?").get(component),
+    )
+    : 0;
+  if (current === 0 || current >= steps.length) {
+    applyMigrations(db, component, steps); // creates, is a no-op, or says "newer"
+    return;
+  }
+  throw new Error(
+    `Cannot read database schema for "${component}": the file's schema is version ${current}, ` +
+      `this program reads version ${steps.length}. A read-only command does not upgrade it: ` +
+      "start this version's serve once (it upgrades the file), or use the program that wrote it",
+  );
+}
+
+/**
  * Runs `fn` in a transaction of its own: COMMIT when it returns, ROLLBACK (and the error
  * again) when it throws. IMMEDIATE takes the write lock first, so that another connection
  * writing at the same time waits for us (busy_timeout) instead of failing our COMMIT.

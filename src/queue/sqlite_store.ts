@@ -8,7 +8,7 @@ import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { type Logger, NULL_LOGGER } from "../observe/log.ts";
 import type { SqliteQueueStoreOptions } from "./_store_options.ts";
 import { mayBeFull, type SpaceReserve, SpaceShortError } from "./space_reserve.ts";
-import { applyMigrations } from "./db.ts";
+import { applyMigrations, checkSchemaToRead } from "./db.ts";
 import { emptiedRemover } from "./_emptied.ts";
 import { QueueMaintenance } from "./_maintenance.ts";
 import { GroupTransaction } from "./_group_tx.ts";
@@ -92,7 +92,7 @@ export class SqliteQueueStore implements QueueStore {
     this.#reserve = opts.reserve;
     // Only the receiving process (serve) converts an old file: VACUUM needs a quiet moment.
     if (opts.removeOrphans ?? true) convertForIncrementalVacuum(db, this.#log);
-    applyMigrations(db, "queue", QUEUE_MIGRATIONS);
+    (opts.readOnly === true ? checkSchemaToRead : applyMigrations)(db, "queue", QUEUE_MIGRATIONS);
     if (opts.tempInMemory === true) db.exec("PRAGMA temp_store = MEMORY");
     this.#files = opts.bodyFiles === false
       ? undefined
