@@ -13,7 +13,7 @@ import type { QueueReader } from "./_reader.ts";
 import type { Lease, QueuedMessage, Settlement } from "./types.ts";
 import { settled } from "./_settled.ts";
 import { onDisk, type UnsyncedMessages } from "./_unsynced.ts";
-import { mayBeFull, type SpaceReserve } from "./space_reserve.ts";
+import type { SpaceReserve } from "./space_reserve.ts";
 import type { UnreleasedOutbound } from "./_outbound.ts";
 
 /** What a lease needs from its store. */
@@ -202,7 +202,7 @@ export class SqliteLease implements Lease {
     }
     return this.#deps.group.whenDurable().catch((err) => {
       // Its COMMIT found no room and rolled it back: once more, with the reserve's room.
-      if (reserve === undefined || !mayBeFull(err) || !reserve.giveBack("settlement", err)) {
+      if (reserve === undefined || !reserve.isFull(err) || !reserve.giveBack("settlement", err)) {
         throw err;
       }
       this.#write(results);

@@ -8,7 +8,7 @@ import { errorText } from "../errors.ts";
 import type { Logger } from "../observe/log.ts";
 import type { BodyFiles } from "./_body_files.ts";
 import type { RefusedRows } from "./_refused.ts";
-import { ensureIncrementalVacuum } from "./db.ts";
+import { dirOf, ensureIncrementalVacuum } from "./db.ts";
 import { mayBeFull } from "./space_reserve.ts";
 
 /** Sets auto_vacuum to incremental on a file made before (VACUUM needs a quiet moment). */
@@ -43,7 +43,7 @@ export function removeLeftovers(store: {
         "DELETE FROM message_chunks WHERE message_id NOT IN (SELECT id FROM messages)",
       ).run().changes);
   } catch (err) {
-    if (!mayBeFull(err)) throw err;
+    if (!mayBeFull(err, dirOf(db))) throw err;
     log.warn("queue_orphans_kept", { error: errorText(err) });
     return refused.removeRecorded();
   }

@@ -4,7 +4,7 @@
  * disk when it returns, and `user …`/`queue …` commands can work beside a running `serve`.
  */
 import { errorText } from "../errors.ts";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { DatabaseSync } from "node:sqlite";
 
@@ -259,4 +259,10 @@ export function mainFile(db: DatabaseSync): string {
     if (row.name === "main") return typeof row.file === "string" ? row.file : "";
   }
   return "";
+}
+
+/** The directory of a connection's main file (undefined for an in-memory database). */
+export function dirOf(db: DatabaseSync): string | undefined {
+  const file = mainFile(db);
+  return file === "" ? undefined : dirname(file);
 }

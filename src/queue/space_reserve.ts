@@ -27,17 +27,48 @@ export const RESTORE_RETRY_MS = 1_000;
 
 const ZEROS = new Uint8Array(64 * 1024);
 
+/** SQLite's extended code for a -shm file it could not grow (SQLITE_IOERR_SHMSIZE). */
+const SQLITE_IOERR_SHMSIZE = 4874;
+/** One page of a -shm file: what a probe of the room left writes. */
+const PROBE_BYTES = 32 * 1024;
+
 /**
- * SQLITE_FULL (13), ENOSPC, or an I/O error (SQLite reports a -shm file it cannot grow as
- * SQLITE_IOERR_SHMSIZE): a failure that room on the disk may cure.
+ * A failure that room on the disk may cure: SQLITE_FULL, ENOSPC, EDQUOT, or a -shm file SQLite
+ * could not grow (SQLITE_IOERR_SHMSIZE). Other I/O errors (a failing disk: IOERR_READ, _WRITE,
+ * _FSYNC) are not: they must not spend the reserve, nor be logged as space. node:sqlite gives
+ * the extended code on some errors only (an `exec` says "disk I/O error" and no more): then
+ * `dir` (data_dir) decides, by writing one -shm page's worth beside the database.
  */
-export function mayBeFull(err: unknown): boolean {
+export function mayBeFull(err: unknown, dir: string | undefined): boolean {
   if (typeof err !== "object" || err === null) return false;
   const e = err as { errcode?: unknown; code?: unknown; message?: unknown };
-  if (e.errcode === 13 || e.code === "ENOSPC" || e.code === "SQLITE_FULL") return true;
-  if (typeof e.errcode === "number" && (e.errcode & 0xff) === 10) return true;
-  return typeof e.message === "string" &&
-    /SQLITE_FULL|database or disk is full|disk I\/O error|No space left/i.test(e.message);
+  if (e.code === "ENOSPC" || e.code === "EDQUOT" || e.code === "SQLITE_FULL") return true;
+  const message = typeof e.message === "string" ? e.message : "";
+  if (typeof e.errcode === "number") {
+    return (e.errcode & 0xff) === 13 || e.errcode === SQLITE_IOERR_SHMSIZE;
+  }
+  if (/SQLITE_FULL|database or disk is full|No space left|quota exceeded/i.test(message)) {
+    return true;
+  }
+  return /disk I\/O error/i.test(message) && dir !== undefined && hasNoRoom(dir);
+}
+
+/** True when `dir`'s file system refuses one -shm page for lack of room (or quota). */
+function hasNoRoom(dir: string): boolean {
+  const probe = join(dir, `${SPACE_RESERVE_FILE}.probe`);
+  try {
+    Deno.writeFileSync(probe, new Uint8Array(PROBE_BYTES), { mode: 0o600 });
+    return false;
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    return code === "ENOSPC" || code === "EDQUOT";
+  } finally {
+    try {
+      Deno.removeSync(probe);
+    } catch {
+      // Not made.
+    }
+  }
 }
 
 /** The error `begin` refuses new mail with while the reserve is spent (a 452 4.3.1). */
@@ -50,6 +81,7 @@ export class SpaceShortError extends Error {
 
 /** The reserve of one data directory. */
 export class SpaceReserve {
+  readonly #dir: string;
   readonly #path: string;
   readonly #bytes: number;
   readonly #margin: number;
@@ -64,6 +96,7 @@ export class SpaceReserve {
     dataDir: string,
     opts: { log: Logger; bytes?: number; margin?: number; now?: () => number },
   ) {
+    this.#dir = dataDir;
     this.#path = join(dataDir, SPACE_RESERVE_FILE);
     this.#bytes = opts.bytes ?? SPACE_RESERVE_BYTES;
     this.#margin = opts.margin ?? RESTORE_MARGIN_BYTES;
@@ -139,6 +172,11 @@ export class SpaceReserve {
     return this.#restore();
   }
 
+  /** Whether `err` is a lack of room (`mayBeFull` in this data directory). */
+  isFull(err: unknown): boolean {
+    return mayBeFull(err, this.#dir);
+  }
+
   /**
    * Runs `fn`; when it fails for lack of room and the reserve is in place, gives the reserve back
    * and runs `fn` once more. `what` names the write in the log line.
@@ -147,7 +185,7 @@ export class SpaceReserve {
     try {
       return fn();
     } catch (err) {
-      if (!mayBeFull(err) || !this.giveBack(what, err)) throw err;
+      if (!this.isFull(err) || !this.giveBack(what, err)) throw err;
     }
     return fn();
   }

@@ -8,7 +8,7 @@ import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { type Logger, NULL_LOGGER } from "../observe/log.ts";
 import type { SqliteQueueStoreOptions } from "./_store_options.ts";
 import { mayBeFull, type SpaceReserve, SpaceShortError } from "./space_reserve.ts";
-import { applyMigrations, checkSchemaToRead } from "./db.ts";
+import { applyMigrations, checkSchemaToRead, dirOf } from "./db.ts";
 import { emptiedRemover } from "./_emptied.ts";
 import { QueueMaintenance } from "./_maintenance.ts";
 import { GroupTransaction } from "./_group_tx.ts";
@@ -280,7 +280,7 @@ export class SqliteQueueStore implements QueueStore {
           () => this.#atrn.releaseAll(this.#db) + this.#outbound.releaseAll(this.#db),
         );
       } catch (err) {
-        if (!mayBeFull(err)) throw err;
+        if (!mayBeFull(err, dirOf(this.#db))) throw err;
         const count = this.#atrn.forgetAll(this.#db) + this.#outbound.forgetAll(this.#db);
         this.#log.warn("stale_leases_kept", { count, error: errorText(err) });
         return count;
