@@ -92,9 +92,16 @@ export class CredentialStore {
   /** Client certificates pinned per user for AUTH EXTERNAL. */
   readonly certificates: CertificatePins;
 
-  /** Opens `dataDir/odmr.db` for this store alone; `close()` closes it. */
-  static open(dataDir: string, opts: CredentialStoreOptions = {}): CredentialStore {
-    const db = openDatabase(dataDir);
+  /**
+   * Opens `dataDir/odmr.db` for this store alone (through `open`: a tool's opens may use serve's
+   * space reserve, src/cli/_backend.ts); `close()` closes it.
+   */
+  static open(
+    dataDir: string,
+    opts: CredentialStoreOptions = {},
+    open: (dataDir: string) => DatabaseSync = openDatabase,
+  ): CredentialStore {
+    const db = open(dataDir);
     try {
       const store = new CredentialStore(db, opts);
       store.#ownsDb = true;

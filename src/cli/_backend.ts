@@ -126,7 +126,13 @@ export async function openToolAdmin(
   opts: { readOnly?: boolean } = {},
 ): Promise<QueueAdmin> {
   const pg = storage?.backend === "postgres" ? storage.postgres : undefined;
-  if (pg === undefined) return SqliteQueueAdmin.open(dataDir, opts);
+  if (pg === undefined) {
+    // A repair (`queue requeue`) may give serve's space reserve back, as `queue delete` does.
+    return SqliteQueueAdmin.open(
+      dataDir,
+      opts.readOnly === true ? opts : { reserve: SpaceReserve.ofTool(dataDir) },
+    );
+  }
   return await (await import("./_backend_pg.ts")).openPgToolAdmin(pg);
 }
 
@@ -138,10 +144,22 @@ export async function openToolCredentials(
 ): Promise<ToolCredentials> {
   const pg = storage?.backend === "postgres" ? storage.postgres : undefined;
   if (pg === undefined) {
-    const store = CredentialStore.open(dataDir, opts);
+    // On a full disk a `user` command may give serve's space reserve back (its open, with serve
+    // stopped, needs room for the -shm file; an edit, for its WAL frames), as `queue delete` does.
+    const reserve = SpaceReserve.ofTool(dataDir);
+    const open = (dir: string) => reserve.retry("user command", () => openDatabase(dir));
+    const store = CredentialStore.open(dataDir, opts, open);
     return {
       read: (fn) => fn(store),
-      edit: (fn) => fn(store),
+      edit: async (fn) => {
+        try {
+          return await fn(store);
+        } catch (err) {
+          // The edit's transaction was rolled back: once more, with the reserve's room.
+          if (!reserve.isFull(err) || !reserve.giveBack("user command", err)) throw err;
+        }
+        return await fn(store);
+      },
       close: () => Promise.resolve(store.close()),
     };
   }

@@ -16,6 +16,7 @@ import {
 import { countField } from "./_rows.ts";
 import { QUEUE_MIGRATIONS } from "./_schema.ts";
 import { UserStateStore } from "./user_state.ts";
+import type { SpaceReserve } from "./space_reserve.ts";
 
 /** One age column of `queue summary`: recipients waiting at most `maxAgeSeconds`. */
 export interface AgeBucket {
@@ -109,13 +110,18 @@ export class SqliteQueueAdmin implements QueueAdmin {
   readonly #waiting: StatementSync;
   readonly #messageExists: StatementSync;
   readonly #userState: UserStateStore;
+  readonly #reserve: SpaceReserve | undefined;
 
   /**
    * Wraps an open database (applying the queue migrations; `readOnly`: only checking the schema,
    * db.ts `checkSchemaToRead`); the caller keeps ownership.
    */
-  constructor(db: DatabaseSync, opts: { ownsDb?: boolean; readOnly?: boolean } = {}) {
+  constructor(
+    db: DatabaseSync,
+    opts: { ownsDb?: boolean; readOnly?: boolean; reserve?: SpaceReserve } = {},
+  ) {
     this.#db = db;
+    this.#reserve = opts.reserve;
     this.#ownsDb = opts.ownsDb ?? false;
     (opts.readOnly === true ? checkSchemaToRead : applyMigrations)(db, "queue", QUEUE_MIGRATIONS);
     const cases = AGE_BUCKETS.map((b, i) =>
@@ -136,11 +142,27 @@ export class SqliteQueueAdmin implements QueueAdmin {
     this.#userState = new UserStateStore(db);
   }
 
-  /** Opens `dataDir/odmr.db` on a connection of its own; `close()` closes it. */
-  static open(dataDir: string, opts: { readOnly?: boolean } = {}): SqliteQueueAdmin {
-    const db = opts.readOnly === true ? openDatabaseToRead(dataDir) : openDatabase(dataDir);
+  /**
+   * Opens `dataDir/odmr.db` on a connection of its own; `close()` closes it. `reserve`: serve's
+   * space reserve (SpaceReserve.ofTool), given back when the open or a repair finds no room.
+   */
+  static open(
+    dataDir: string,
+    opts: { readOnly?: boolean; reserve?: SpaceReserve } = {},
+  ): SqliteQueueAdmin {
+    const { reserve } = opts;
+    const open = () => openDatabase(dataDir);
+    const db = opts.readOnly === true
+      ? openDatabaseToRead(dataDir)
+      : reserve === undefined
+      ? open()
+      : reserve.retry("queue requeue", open);
     try {
-      return new SqliteQueueAdmin(db, { ownsDb: true, readOnly: opts.readOnly === true });
+      return new SqliteQueueAdmin(db, {
+        ownsDb: true,
+        readOnly: opts.readOnly === true,
+        ...(opts.readOnly === true || reserve === undefined ? {} : { reserve }),
+      });
     } catch (err) {
       db.close();
       throw err;
@@ -158,32 +180,37 @@ export class SqliteQueueAdmin implements QueueAdmin {
       : selection.kind === "domain"
       ? [selection.domain]
       : [];
-    // A `serve` writing at the same time waits for this one (inImmediateTransaction).
-    return Promise.resolve(inImmediateTransaction(this.#db, () => {
-      const missingIds = selection.kind === "messages"
-        ? [...new Set(selection.ids)].filter((id) => this.#messageExists.get(id) === undefined)
-        : [];
-      const expired = this.#db.prepare(
-        `SELECT count(*) AS n FROM recipients r WHERE ${where} AND ${EXPIRED}`,
-      ).get(...args);
-      const rows = this.#db.prepare(
-        `UPDATE recipients AS r SET status = 'queued' WHERE ${where} AND ${FAILED} ` +
-          "RETURNING id, message_id",
-      ).all(...args);
-      // A report still owed for the failure given another chance goes with it: kept, it came
-      // on top of what the retry decides (a second report once the recipient expired).
-      const owed = this.#db.prepare(
-        "DELETE FROM report_pending WHERE message_id = ? AND recipient_id = ?",
-      );
-      for (const row of rows) owed.run(String(row.message_id), Number(row.id));
-      const messages = new Set(rows.map((row) => String(row.message_id)));
-      return {
-        recipients: rows.length,
-        messages: messages.size,
-        expiredSkipped: countField(expired, "n"),
-        missingIds,
-      };
-    }));
+    // A `serve` writing at the same time waits for this one (inImmediateTransaction). On a full
+    // disk the repair may take serve's space reserve, as `queue delete` does.
+    const run = () =>
+      inImmediateTransaction(this.#db, () => {
+        const missingIds = selection.kind === "messages"
+          ? [...new Set(selection.ids)].filter((id) => this.#messageExists.get(id) === undefined)
+          : [];
+        const expired = this.#db.prepare(
+          `SELECT count(*) AS n FROM recipients r WHERE ${where} AND ${EXPIRED}`,
+        ).get(...args);
+        const rows = this.#db.prepare(
+          `UPDATE recipients AS r SET status = 'queued' WHERE ${where} AND ${FAILED} ` +
+            "RETURNING id, message_id",
+        ).all(...args);
+        // A report still owed for the failure given another chance goes with it: kept, it came
+        // on top of what the retry decides (a second report once the recipient expired).
+        const owed = this.#db.prepare(
+          "DELETE FROM report_pending WHERE message_id = ? AND recipient_id = ?",
+        );
+        for (const row of rows) owed.run(String(row.message_id), Number(row.id));
+        const messages = new Set(rows.map((row) => String(row.message_id)));
+        return {
+          recipients: rows.length,
+          messages: messages.size,
+          expiredSkipped: countField(expired, "n"),
+          missingIds,
+        };
+      });
+    return Promise.resolve(
+      this.#reserve === undefined ? run() : this.#reserve.retry("queue requeue", run),
+    );
   }
 
   ages(nowMs: number): Promise<DomainAges[]> {
