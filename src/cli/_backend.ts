@@ -15,6 +15,7 @@ import { openDatabase, openDatabaseToRead } from "../queue/db.ts";
 import { lockDataDir } from "../queue/serve_lock.ts";
 import { movedAt, movedRefusal, QueueMovedError } from "../queue/moved_mark.ts";
 import { SqliteQueueStore } from "../queue/sqlite_store.ts";
+import { WAL_CHECKPOINT_PAGES, WAL_SHORT_PAGES } from "../queue/_wal_sync.ts";
 import { SpaceReserve } from "../queue/space_reserve.ts";
 import type { QueueStore } from "../queue/types.ts";
 import { UserStateStore } from "../queue/user_state.ts";
@@ -62,6 +63,13 @@ export async function openServeBackend(
         tempInMemory: true,
         ...(opts.isAlone === undefined ? {} : { syncInline: opts.isAlone }),
         ...(opts.isIdle === undefined ? {} : { isIdle: opts.isIdle }),
+      });
+      // While the reserve is spent SQLite checkpoints sooner: the WAL starts over within the room
+      // left instead of growing into it for as long as a drain's session is open.
+      const wal = db;
+      reserve?.watch((isKept) => {
+        const pages = isKept ? WAL_CHECKPOINT_PAGES : WAL_SHORT_PAGES;
+        if (wal.isOpen) wal.exec(`PRAGMA wal_autocheckpoint = ${pages}`);
       });
       return {
         store,

@@ -23,6 +23,13 @@ export const MAX_SYNCS = 4;
 export const WAL_CHECKPOINT_PAGES = 4000;
 
 /**
+ * The same bound while the space reserve is spent (a full disk, src/queue/space_reserve.ts):
+ * a drain's session holds the store's own checkpoint back, and at WAL_CHECKPOINT_PAGES its
+ * settlements' frames (~16 MB) outgrew the room the reserve gave back (8 MB by default).
+ */
+export const WAL_SHORT_PAGES = 256;
+
+/**
  * What the WAL file keeps of its size when a checkpoint lets SQLite start it over: about twice
  * what it holds between two checkpoints (4 KiB pages). Writes after a checkpoint then overwrite
  * space the file already has, and their fdatasync need not also journal a new file size (about

@@ -91,6 +91,7 @@ export class SpaceReserve {
   /** Given back, or short at start: its return is logged. */
   #wasSpent = false;
   #lastTry = Number.NEGATIVE_INFINITY;
+  #onChange: ((isKept: boolean) => void) | undefined;
 
   constructor(
     dataDir: string,
@@ -148,6 +149,12 @@ export class SpaceReserve {
     }
   }
 
+  /** Calls `fn` with `isKept` now and each time the reserve is given back or put back. */
+  watch(fn: (isKept: boolean) => void): void {
+    this.#onChange = fn;
+    fn(this.#isKept);
+  }
+
   /** Whether the reserve is in place. */
   get isKept(): boolean {
     return this.#isKept;
@@ -195,6 +202,7 @@ export class SpaceReserve {
     if (!this.#isKept) return false;
     this.#isKept = false;
     this.#wasSpent = true;
+    this.#onChange?.(false);
     try {
       Deno.truncateSync(this.#path, 0);
     } catch (err) {
@@ -221,6 +229,7 @@ export class SpaceReserve {
     if (size >= this.#bytes) return true;
     this.#isKept = false;
     this.#wasSpent = true;
+    this.#onChange?.(false);
     this.#log.warn("space_reserve_used", {
       for: "another process (queue delete)",
       bytes: this.#bytes,
@@ -252,6 +261,7 @@ export class SpaceReserve {
       file?.close();
     }
     this.#isKept = true;
+    this.#onChange?.(true);
     if (this.#wasSpent) this.#log.info("space_reserve_restored", { bytes: this.#bytes });
     this.#wasSpent = false;
     return true;
