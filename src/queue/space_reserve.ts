@@ -8,7 +8,9 @@
  * While the reserve is given back, new mail is refused with 452 4.3.1 before anything is written
  * (Postfix's `queue_minfree` idea, without statfs): mail must not eat the room the drains need.
  * The reserve is put back once there is room for it and as much again (RESTORE_MARGIN_BYTES),
- * tried at most once per RESTORE_RETRY_MS when a message comes and at each maintenance pass.
+ * tried when a message comes and at each maintenance pass: at most once per RESTORE_RETRY_MS,
+ * that wait doubling after each failed try up to RESTORE_RETRY_MAX_MS (a try writes the reserve
+ * and its margin on the event loop: ~200 ms on ext4 with 15 MiB free).
  * Only `serve` keeps one; a tool that deletes mail (`queue delete`) may give it back, which serve
  * notices at its next maintenance pass.
  */
@@ -22,8 +24,10 @@ export const SPACE_RESERVE_FILE = "space_reserve";
 export const SPACE_RESERVE_BYTES = 8 * 1024 * 1024;
 /** Free room asked beyond the reserve before it is put back (and mail taken again). */
 export const RESTORE_MARGIN_BYTES = SPACE_RESERVE_BYTES;
-/** How often a message that finds the reserve spent may try to put it back. */
+/** How soon a message that finds the reserve spent may try to put it back. */
 export const RESTORE_RETRY_MS = 1_000;
+/** The longest wait between two such tries (it doubles after each failed one). */
+export const RESTORE_RETRY_MAX_MS = 30_000;
 
 const ZEROS = new Uint8Array(64 * 1024);
 
@@ -91,6 +95,7 @@ export class SpaceReserve {
   /** Given back, or short at start: its return is logged. */
   #wasSpent = false;
   #lastTry = Number.NEGATIVE_INFINITY;
+  #retryMs = RESTORE_RETRY_MS;
   #onChange: ((isKept: boolean) => void) | undefined;
 
   constructor(
@@ -162,14 +167,16 @@ export class SpaceReserve {
 
   /**
    * Whether new mail may be written: the reserve is in place, or was put back now (tried at most
-   * once per RESTORE_RETRY_MS).
+   * once per RESTORE_RETRY_MS, twice as long after each failed try, up to RESTORE_RETRY_MAX_MS).
    */
   allowsMail(): boolean {
     if (this.#isKept) return true;
     const now = this.#now();
-    if (now - this.#lastTry < RESTORE_RETRY_MS) return false;
+    if (now - this.#lastTry < this.#retryMs) return false;
     this.#lastTry = now;
-    return this.#restore();
+    if (this.#restore()) return true;
+    this.#retryMs = Math.min(this.#retryMs * 2, RESTORE_RETRY_MAX_MS);
+    return false;
   }
 
   /** Tries to put the reserve back (maintenance); true if it is in place. */
@@ -202,6 +209,7 @@ export class SpaceReserve {
     if (!this.#isKept) return false;
     this.#isKept = false;
     this.#wasSpent = true;
+    this.#retryMs = RESTORE_RETRY_MS;
     this.#onChange?.(false);
     try {
       Deno.truncateSync(this.#path, 0);
@@ -229,6 +237,7 @@ export class SpaceReserve {
     if (size >= this.#bytes) return true;
     this.#isKept = false;
     this.#wasSpent = true;
+    this.#retryMs = RESTORE_RETRY_MS;
     this.#onChange?.(false);
     this.#log.warn("space_reserve_used", {
       for: "another process (queue delete)",
@@ -261,6 +270,7 @@ export class SpaceReserve {
       file?.close();
     }
     this.#isKept = true;
+    this.#retryMs = RESTORE_RETRY_MS;
     this.#onChange?.(true);
     if (this.#wasSpent) this.#log.info("space_reserve_restored", { bytes: this.#bytes });
     this.#wasSpent = false;

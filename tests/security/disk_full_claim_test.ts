@@ -11,11 +11,14 @@ import { addUser, queueList, startServer } from "../_helpers/server_process.ts";
 import type { ServerProcess } from "../_helpers/server_process.ts";
 import { submit } from "../_helpers/smtp_submit.ts";
 import { runScriptedCustomer } from "../_helpers/scripted_customer.ts";
+import { RESTORE_RETRY_MAX_MS } from "../../src/queue/space_reserve.ts";
 import { fillUp, mountTmpfs, unmountTmpfs } from "../_helpers/tmpfs.ts";
 import { eventsNamed } from "../_helpers/log_lines.ts";
 
 const enc = new TextEncoder();
 const NAME = "disk full claim";
+/** Polls 250 ms apart, for as long as the longest wait between two tries and 5 s more. */
+const POLLS = (RESTORE_RETRY_MAX_MS + 5_000) / 250;
 const MESSAGES = 20;
 type Listed = { recipients: { address: string }[] }[];
 
@@ -60,9 +63,10 @@ Deno.test("disk full: ATRN still drains the queue, new mail gets 452 4.3.1 until
     const late = (await send("late@example.org")).final ?? "";
     assertMatch(late, spent ? /^452 4\.3\.1 / : /^(452 4\.3\.1|250) /, server.logs());
     await Deno.remove(`${dir}/filler`);
-    // The reserve is put back at most once a second, by a message or by maintenance.
+    // Tries to put the reserve back wait 1 s, doubling after each failed one (up to
+    // RESTORE_RETRY_MAX_MS); maintenance tries too.
     let later = "";
-    for (let i = 0; i < 20 && !later.startsWith("250 "); i++) {
+    for (let i = 0; i < POLLS && !later.startsWith("250 "); i++) {
       later = (await send("later@example.org")).final ?? "";
       if (!later.startsWith("250 ")) await new Promise((resolve) => setTimeout(resolve, 250));
     }
