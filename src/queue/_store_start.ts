@@ -36,7 +36,7 @@ export function removeLeftovers(store: {
   readonly refused: RefusedRows;
 }): void {
   const { db, log, files, refused } = store;
-  let removed: number | bigint;
+  let removed: number | bigint = 0;
   try {
     removed = store.exclusive("orphan removal", () =>
       db.prepare(
@@ -44,8 +44,9 @@ export function removeLeftovers(store: {
       ).run().changes);
   } catch (err) {
     if (!mayBeFull(err, dirOf(db))) throw err;
+    // Left for the next start; the body files are counted below all the same (a segment not
+    // counted would never go).
     log.warn("queue_orphans_kept", { error: errorText(err) });
-    return refused.removeRecorded();
   }
   if (Number(removed) > 0) log.info("queue_orphans_removed", { chunks: Number(removed) });
   files?.removeOrphans();
