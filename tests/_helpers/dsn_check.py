@@ -4,9 +4,14 @@ multipart/report) read from stdin: Python's own `email` package parses it under
 email.policy.strict and email.policy.default, and every defect it notes is a problem, as are
 lines over 998 octets or not ended by CRLF, a missing or wrong MIME boundary, 8-bit octets in a
 part (or a message) that does not declare 8bit, and missing or malformed report fields
-(Reporting-MTA, Arrival-Date, Final-Recipient, Action, Status, Diagnostic-Code). Prints one JSON
-object: {"problems": [...], "parts": [content types], "recipients": [{field: value}]}."""
+(Reporting-MTA, Arrival-Date, Final-Recipient, Action, Status, Diagnostic-Code). A header block
+with 8-bit octets must be UTF-8 (RFC 6532 §3): it is read as such, and a UTF-8 local part (which
+Python notes as NonASCIILocalPartDefect) is no problem there. Prints one JSON object:
+{"problems": [...], "parts": [content types], "to": [addr-spec of To:],
+"message": {per-message field: value}, "recipients": [{field: value}]}."""
 import email
+import email.errors
+import email.parser
 import email.policy
 import email.utils
 import json
@@ -27,6 +32,20 @@ def main():
             problems.append(f"line {i + 1} has {len(line)} octets")
         if b"\r" in line or b"\n" in line:
             problems.append(f"line {i + 1} has a bare CR or LF")
+    head = raw.partition(b"\r\n\r\n")[0]
+    utf8_head = None
+    if any(b >= 0x80 for b in head):
+        try:
+            utf8_head = head.decode("utf-8")
+        except UnicodeDecodeError as err:
+            problems.append(f"8-bit header block that is not UTF-8: {err}")
+    # Its fields, each checked as strict would (the message itself is checked from the bytes).
+    top = None if utf8_head is None else email.parser.Parser(
+        policy=email.policy.default).parsestr(utf8_head + "\r\n\r\n", True)
+    for name, value in top.items() if top is not None else ():
+        for d in getattr(value, "defects", ()):
+            if not isinstance(d, email.errors.NonASCIILocalPartDefect):
+                problems.append(f"{name}: {d!r}")
     for policy in (email.policy.strict, email.policy.default):
         try:
             msg = email.message_from_bytes(raw, policy=policy)
@@ -35,13 +54,17 @@ def main():
             for part in [msg, *parts[:2]]:
                 for d in part.defects:
                     problems.append(f"{part.get_content_type()}: {d!r}")
-                for name, value in part.items():
+                # An RFC 6532 header block was checked as UTF-8 above.
+                items = [] if part is msg and utf8_head is not None else part.items()
+                for name, value in items:
                     for d in getattr(value, "defects", ()):
                         problems.append(f"{name}: {d!r}")
         except Exception as err:  # strict raises on the first defect
             problems.append(f"{policy.__class__.__name__} parse: {err!r}")
     msg = email.message_from_bytes(raw, policy=email.policy.default)
-    out = {"problems": problems, "parts": [], "recipients": []}
+    to = (msg if top is None else top)["To"]
+    out = {"problems": problems, "parts": [], "recipients": [], "message": {},
+           "to": [a.addr_spec for a in to.addresses] if to is not None else []}
     if msg.get_content_type() != "multipart/report":
         problems.append(f"top type {msg.get_content_type()}")
         return out
@@ -66,6 +89,7 @@ def main():
         problems.append("no recipient block")
         return out
     per_message = blocks[0]
+    out["message"] = {k: unfold(str(v)) for k, v in per_message.items()}
     if not re.fullmatch(r"dns;\s*\S+", str(per_message["Reporting-MTA"] or "")):
         problems.append(f"Reporting-MTA {per_message['Reporting-MTA']!r}")
     arrival = per_message["Arrival-Date"]
@@ -102,7 +126,8 @@ def unfold(value):
 
 def check_8bit(raw, msg, boundary, problems):
     """8-bit octets must sit in a part that says 8bit (RFC 2045 §6), in a message that does."""
-    if not any(b >= 0x80 for b in raw):
+    # Octets of the header block are RFC 6532's (UTF-8 under SMTPUTF8), not the body's.
+    if not any(b >= 0x80 for b in raw.partition(b"\r\n\r\n")[2]):
         return
     if str(msg.get("Content-Transfer-Encoding", "7bit")).lower() not in ("8bit", "binary"):
         problems.append("8-bit octets in a message that does not declare 8bit")

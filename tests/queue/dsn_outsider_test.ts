@@ -8,8 +8,10 @@
  * for RET=HDRS and RET=FULL.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { returnedContent } from "../../src/queue/bounce.ts";
+import { reportParams, returnedContent } from "../../src/queue/bounce.ts";
 import { buildFailureDsn, type FailureDsnInput } from "../../src/queue/dsn.ts";
+import { planEnvelope } from "../../src/smtp/_sender_commands.ts";
+import { heloCapabilities } from "../../src/wire/ehlo.ts";
 import { dkimPython } from "../_helpers/dkim.ts";
 import { toolTest } from "../_helpers/tools.ts";
 
@@ -20,6 +22,8 @@ interface Checked {
   readonly problems: string[];
   readonly parts: string[];
   readonly recipients: Record<string, string>[];
+  readonly message: Record<string, string>;
+  readonly to: string[];
 }
 
 async function check(python: string, report: Uint8Array): Promise<Checked> {
@@ -190,6 +194,62 @@ await toolTest("failure and delay reports pass Python's email parser (strict)", 
         got.recipients[0]?.["Final-Recipient"],
         "utf-8; b\\x{F8}b\\x{2B}x@d\\x{E9}st.test",
       );
+    },
+  );
+  await t.step(
+    "Original-Recipient and Original-Envelope-Id name what ORCPT and ENVID encode, decoded " +
+      "from xtext (RFC 3461 §4.2, §4.4; RFC 3464 §2.2.1, §2.3.1)",
+    async () => {
+      const got = await check(
+        python,
+        buildFailureDsn({
+          ...HEAD,
+          reason: "refused",
+          envid: "ENV+2B1+3D2",
+          recipients: [
+            { address: "bob+x@dest.test", orcpt: "rfc822;bob+2Bx@dest.test", lastReply: "550 No" },
+            // RFC 6533 §3: a utf-8 ORCPT is its utf-8-addr-xtext, the 7-bit form this part keeps.
+            { address: "bøb@dest.test", orcpt: "utf-8;b\\x{F8}b@dest.test", lastReply: "550 No" },
+            // Decoded it would hold a line break: it is named as received.
+            { address: "c@dest.test", orcpt: "rfc822;c+0D+0Ax@dest.test", lastReply: "550 No" },
+          ],
+        }),
+      );
+      assertEquals(got.problems, []);
+      assertEquals(got.message["Original-Envelope-Id"], "ENV+1=2");
+      assertEquals(got.recipients.map((r) => r["Original-Recipient"]), [
+        "rfc822;bob+x@dest.test",
+        "utf-8;b\\x{F8}b@dest.test",
+        "rfc822;c+0D+0Ax@dest.test",
+      ]);
+    },
+  );
+  await t.step(
+    "a UTF-8 sender is named in To: as it is (RFC 6532 §3.2), and the report goes with SMTPUTF8",
+    async () => {
+      const sender = "jörg@exämple.org";
+      const bytes = buildFailureDsn({
+        ...HEAD,
+        originalSender: sender,
+        reason: "refused",
+        recipients: [{ address: "bob@dest.test", lastReply: "550 5.1.1 No", status: "5.1.1" }],
+        returned: returned(undefined, EIGHT_BIT),
+      });
+      const got = await check(python, bytes);
+      assertEquals(got.problems, []);
+      assertEquals(got.to, [sender]);
+      // As bounceFailed queues it: from <>, to the sender.
+      const report = {
+        mailFrom: "",
+        params: reportParams(bytes),
+        size: bytes.length,
+        recipients: [{ id: 1, address: sender }],
+      };
+      const caps = { ...heloCapabilities({ code: 250, lines: ["relay.test"] }), isExtended: true };
+      const plan = planEnvelope(report, { ...caps, eightBitMime: true, smtpUtf8: true });
+      assert(plan.kind === "send" && plan.mailLine.endsWith(" SMTPUTF8"), JSON.stringify(plan));
+      // A peer without SMTPUTF8 does not get it.
+      assertEquals(planEnvelope(report, { ...caps, eightBitMime: true }).kind, "refused");
     },
   );
 });
