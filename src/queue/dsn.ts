@@ -4,15 +4,18 @@
  * with RET=FULL and a small message, the whole message). Pure: no clock, no randomness, no
  * I/O; every line ends in CRLF and is at most 998 octets (RFC 5322 §2.1.1). Returned content with
  * 8-bit octets is declared 8bit, in its part and the message (RFC 2045 §6; the report is queued
- * with BODY=8BITMIME); everything else is 7-bit: a UTF-8 recipient is named by its RFC 6533 §3
- * utf-8 address, and a multi-line reply is one Diagnostic-Code, folded (RFC 3464 §2.3.6).
+ * with BODY=8BITMIME). A UTF-8 sender is written as it is in To: (RFC 6532 §3.2; a report to a
+ * UTF-8 address goes with SMTPUTF8, src/smtp/_sender_commands.ts). Everything else is 7-bit: a
+ * UTF-8 recipient is named by its RFC 6533 §3 utf-8 address, ORCPT and ENVID by what their xtext
+ * encodes (RFC 3461 §4.2, §4.4), and a multi-line reply is one Diagnostic-Code, folded (RFC 3464
+ * §2.3.6).
  */
 
 /** One recipient the report is about. */
 export interface DsnRecipient {
   /** Forward-path as queued (no angle brackets). */
   readonly address: string;
-  /** ORCPT as received (`rfc822;user@example.org`), if any. */
+  /** ORCPT as received (`rfc822;user+2Bx@example.org`, xtext), if any. */
   readonly orcpt?: string;
   /** The last SMTP reply seen for it (`451 4.3.0 …`), if any: the Diagnostic-Code. */
   readonly lastReply?: string;
@@ -30,7 +33,7 @@ export interface FailureDsnInput {
   readonly originalId: string;
   /** Reverse-path of the original: the report's only recipient. */
   readonly originalSender: string;
-  /** ENVID of the original, if given. */
+  /** ENVID of the original as received (xtext), if given. */
   readonly envid?: string;
   /** When the original arrived, milliseconds since the epoch. */
   readonly arrivalDate: number;
@@ -69,7 +72,7 @@ export function buildFailureDsn(input: FailureDsnInput): Uint8Array {
   const eightBit = is8Bit ? ["Content-Transfer-Encoding: 8bit"] : [];
   const head = [
     `From: Mail Delivery System <MAILER-DAEMON@${host}>`,
-    `To: <${printable(input.originalSender)}>`,
+    `To: <${headerText(input.originalSender)}>`,
     isDelay
       ? "Subject: Delayed Mail (still being retried)"
       : "Subject: Undelivered Mail Returned to Sender",
@@ -119,12 +122,12 @@ export function buildFailureDsn(input: FailureDsnInput): Uint8Array {
     "Content-Description: Delivery report",
     "",
     `Reporting-MTA: dns; ${host}`,
-    ...(input.envid !== undefined ? [`Original-Envelope-Id: ${printable(input.envid)}`] : []),
+    ...(input.envid !== undefined ? [`Original-Envelope-Id: ${decodedXtext(input.envid)}`] : []),
     `Arrival-Date: ${rfc5322Date(input.arrivalDate)}`,
     "",
   ];
   for (const r of input.recipients) {
-    if (r.orcpt !== undefined) report.push(`Original-Recipient: ${printable(r.orcpt)}`);
+    if (r.orcpt !== undefined) report.push(`Original-Recipient: ${originalRecipient(r.orcpt)}`);
     report.push(
       isAscii(r.address)
         ? `Final-Recipient: rfc822; ${printable(r.address)}`
@@ -211,6 +214,50 @@ function printable(text: string): string {
   return text.replace(/[^\x20-\x7e]/g, "?");
 }
 
+/** Text for a header under SMTPUTF8 (RFC 6532 §3.2): UTF-8 kept, controls (C0, DEL, C1) `?`. */
+function headerText(text: string): string {
+  // deno-lint-ignore no-control-regex -- controls are what is replaced
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, "?");
+}
+
+/**
+ * What xtext `value` encodes (RFC 3461 §4: `+XX` is octet XX), when that is printable ASCII;
+ * else `value` as received (7-bit already), so a decoded line break never ends a field.
+ */
+function decodedXtext(value: string): string {
+  const octets: number[] = [];
+  for (let i = 0; i < value.length; i++) {
+    const hex = value[i] === "+" ? value.slice(i + 1, i + 3) : "";
+    if (/^[0-9A-Fa-f]{2}$/.test(hex)) {
+      octets.push(parseInt(hex, 16));
+      i += 2;
+    } else {
+      octets.push(value.charCodeAt(i));
+    }
+  }
+  return octets.every((o) => o >= 0x20 && o <= 0x7e)
+    ? String.fromCharCode(...octets)
+    : printable(value);
+}
+
+/**
+ * An ORCPT (`addr-type;xtext`) as Original-Recipient names it (RFC 3464 §2.3.1: the address
+ * itself): decoded from xtext; a utf-8 one (RFC 6533 §3, sent as utf-8-addr-xtext or -unitext)
+ * in its utf-8-addr-xtext form, the one a 7-bit delivery-status part holds.
+ */
+function originalRecipient(orcpt: string): string {
+  const semi = orcpt.indexOf(";");
+  if (semi <= 0) return printable(orcpt);
+  const type = printable(orcpt.slice(0, semi));
+  const value = orcpt.slice(semi + 1);
+  if (type.toLowerCase() !== "utf-8") return `${type};${decodedXtext(value)}`;
+  const address = value.replace(/\\x\{([0-9A-Fa-f]{1,6})\}/g, (whole, hex: string) => {
+    const cp = parseInt(hex, 16);
+    return cp <= 0x10ffff && (cp < 0xd800 || cp > 0xdfff) ? String.fromCodePoint(cp) : whole;
+  });
+  return `${type};${utf8AddrXtext(address)}`;
+}
+
 /** Lines a field is folded into after it reaches; a longer word stays whole up to 998. */
 const FOLD_AT = 78;
 
@@ -240,7 +287,11 @@ function folded(field: string): string[] {
  * outside QCHAR, non-ASCII or one of `+`, `=`, `\`, written `\x{HEX}`); controls become `?`.
  */
 function sevenBitAddress(address: string): string {
-  if (isAscii(address)) return printable(address);
+  return isAscii(address) ? printable(address) : utf8AddrXtext(address);
+}
+
+/** `address` as RFC 6533 §3 utf-8-addr-xtext (see sevenBitAddress), ASCII or not. */
+function utf8AddrXtext(address: string): string {
   let out = "";
   for (const ch of address) {
     const cp = ch.codePointAt(0) as number;
