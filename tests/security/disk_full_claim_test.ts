@@ -7,35 +7,24 @@
  * Real `serve` on a small tmpfs (root: skipped with the reason otherwise).
  */
 import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
-import { addUser, queueList, startServer } from "../_helpers/server_process.ts";
-import type { ServerProcess } from "../_helpers/server_process.ts";
-import { submit } from "../_helpers/smtp_submit.ts";
+import { addUser } from "../_helpers/server_process.ts";
 import { runScriptedCustomer } from "../_helpers/scripted_customer.ts";
-import { RESTORE_RETRY_MAX_MS } from "../../src/queue/space_reserve.ts";
-import { fillUp, mountTmpfs, unmountTmpfs } from "../_helpers/tmpfs.ts";
+import { fillUp } from "../_helpers/tmpfs.ts";
 import { eventsNamed } from "../_helpers/log_lines.ts";
+import { RESTORE_RETRY_MAX_MS } from "../../src/queue/space_reserve.ts";
+import { aliceAtrn, mailTo, onTmpfs, queuedAddresses } from "./_disk_full.ts";
 
-const enc = new TextEncoder();
 const NAME = "disk full claim";
+const MESSAGES = 20;
 /** Polls 250 ms apart, for as long as the longest wait between two tries and 5 s more. */
 const POLLS = (RESTORE_RETRY_MAX_MS + 5_000) / 250;
-const MESSAGES = 20;
-type Listed = { recipients: { address: string }[] }[];
 
 Deno.test("disk full: ATRN still drains the queue, new mail gets 452 4.3.1 until there is room (session 18)", async () => {
-  const dir = await mountTmpfs(NAME, "64m");
-  if (dir === undefined) return;
-  let server: ServerProcess | undefined;
-  try {
-    server = await startServer({ dataDir: `${dir}/data`, configPath: `${dir}/config.yaml` });
+  await onTmpfs(NAME, "64m", async ({ dir, start }) => {
+    const server = await start();
     await addUser(server.configPath, "alice", ["example.org"], "alice-pw");
     const send = (to: string, lines = 1) =>
-      submit({
-        port: server!.smtp[0]!.port,
-        from: "s@sender.test",
-        to: [to],
-        body: enc.encode(`Subject: ${to}\r\n\r\n${"x".repeat(98)}\r\n`.repeat(lines)),
-      });
+      mailTo(server, to, `Subject: ${to}\r\n\r\n${"x".repeat(98)}\r\n`.repeat(lines));
     const all: string[] = [];
     for (let i = 0; i < MESSAGES; i++) {
       all.push(`m${i}@example.org`);
@@ -43,20 +32,12 @@ Deno.test("disk full: ATRN still drains the queue, new mail gets 452 4.3.1 until
       assertMatch((await send(all[i]!, i % 2 === 0 ? 1 : 2000)).final ?? "", /^250 /);
     }
     fillUp(`${dir}/filler`);
-    const drained = await runScriptedCustomer({
-      port: server.odmr[0]!.port,
-      auth: { mechanism: "CRAM-MD5", user: "alice", password: "alice-pw" },
-      atrn: "example.org",
-      timeoutMs: 20_000,
-    });
+    const drained = await runScriptedCustomer(aliceAtrn(server));
     assertMatch(drained.atrnReply ?? "", /^250 /, server.logs());
     const received = drained.messages.flatMap((m) => m.rcpts);
     assertEquals(all.filter((a) => !received.includes(a)), [], "queued but not drained");
     assertEquals(received.length, MESSAGES, "each message once");
-    const left = (await queueList(server.configPath) as Listed).flatMap((m) =>
-      m.recipients.map((r) => r.address)
-    );
-    assertEquals(left, []);
+    assertEquals(await queuedAddresses(server.configPath), []);
     // The claim gave the reserve back, unless SQLite's files had room for it (then so may they
     // for this message).
     const spent = eventsNamed(server.logs(), "space_reserve_used").length > 0;
@@ -72,8 +53,5 @@ Deno.test("disk full: ATRN still drains the queue, new mail gets 452 4.3.1 until
     }
     assertMatch(later, /^250 /, server.logs());
     assertEquals(await server.stop(), 0, server.logs());
-  } finally {
-    await server?.kill9();
-    await unmountTmpfs(dir);
-  }
+  });
 });

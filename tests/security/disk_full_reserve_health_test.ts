@@ -5,55 +5,31 @@
  * Real `serve` on a small tmpfs (root: skipped with the reason otherwise).
  */
 import { match as assertMatch } from "node:assert/strict";
-import { addUser, startServer } from "../_helpers/server_process.ts";
-import type { ServerProcess } from "../_helpers/server_process.ts";
-import { submitAccepted } from "../_helpers/smtp_submit.ts";
+import { addUser } from "../_helpers/server_process.ts";
 import { runScriptedCustomer } from "../_helpers/scripted_customer.ts";
-import { RESTORE_RETRY_MAX_MS } from "../../src/queue/space_reserve.ts";
-import { fillUp, mountTmpfs, unmountTmpfs } from "../_helpers/tmpfs.ts";
+import { fillUp } from "../_helpers/tmpfs.ts";
 import { healthz } from "../_helpers/healthz.ts";
 import { eventsNamed } from "../_helpers/log_lines.ts";
+import { RESTORE_RETRY_MAX_MS } from "../../src/queue/space_reserve.ts";
+import { aliceAtrn, mailAccepted, onTmpfs } from "./_disk_full.ts";
 
-const enc = new TextEncoder();
 const NAME = "disk full reserve health";
 /** Polls 250 ms apart, for as long as the longest wait between two tries and 5 s more. */
 const POLLS = (RESTORE_RETRY_MAX_MS + 5_000) / 250;
 
 Deno.test("disk full: /healthz says so as soon as the space reserve is spent (session 18)", async () => {
-  const dir = await mountTmpfs(NAME, "64m");
-  if (dir === undefined) return;
-  let server: ServerProcess | undefined;
-  try {
-    server = await startServer({
-      dataDir: `${dir}/data`,
-      configPath: `${dir}/config.yaml`,
-      config: { metrics: { listen: "127.0.0.1:0" } },
-    });
+  await onTmpfs(NAME, "64m", async ({ dir, start }) => {
+    const server = await start({ config: { metrics: { listen: "127.0.0.1:0" } } });
     await addUser(server.configPath, "alice", ["example.org"], "alice-pw");
     const metrics = server.listening.find((l) => l.proto === "metrics")!.port;
-    await submitAccepted({
-      port: server.smtp[0]!.port,
-      from: "s@sender.test",
-      to: ["bob@example.org"],
-      body: enc.encode("Subject: x\r\n\r\nbody\r\n"),
-    });
+    await mailAccepted(server, "bob@example.org", "Subject: x\r\n\r\nbody\r\n");
     assertMatch(await healthz(metrics), /^HTTP\/1\.1 200 OK ok$/);
     fillUp(`${dir}/filler`);
     // Writes until the reserve is given back (a claim, its settlements or its release).
     for (let i = 0; i < 5 && eventsNamed(server.logs(), "space_reserve_used").length === 0; i++) {
-      await runScriptedCustomer({
-        port: server.odmr[0]!.port,
-        auth: { mechanism: "CRAM-MD5", user: "alice", password: "alice-pw" },
-        atrn: "example.org",
-        timeoutMs: 20_000,
-      });
+      await runScriptedCustomer(aliceAtrn(server));
       if (eventsNamed(server.logs(), "space_reserve_used").length > 0) break;
-      await submitAccepted({
-        port: server.smtp[0]!.port,
-        from: "s@sender.test",
-        to: ["bob@example.org"],
-        body: enc.encode("Subject: y\r\n\r\nbody\r\n"),
-      }).catch(() => {});
+      await mailAccepted(server, "bob@example.org", "Subject: y\r\n\r\nbody\r\n").catch(() => {});
     }
     assertMatch(server.logs(), /event=space_reserve_used/);
     assertMatch(await healthz(metrics), /^HTTP\/1\.1 503 .*disk full/);
@@ -67,8 +43,5 @@ Deno.test("disk full: /healthz says so as soon as the space reserve is spent (se
     }
     assertMatch(health, /^HTTP\/1\.1 200 OK ok$/);
     await server.stop();
-  } finally {
-    await server?.kill9();
-    await unmountTmpfs(dir);
-  }
+  });
 });
