@@ -209,6 +209,38 @@ Deno.test("QueueSink with deliverForeign: the worker is woken after a commit wit
   assert(quotaAsked.includes("local.test"));
 });
 
+Deno.test("QueueSink with deliverForeign reports foreign destinations as domain other (bounded metric labels)", async () => {
+  const queued: (readonly string[])[] = [];
+  const sink = new QueueSink({
+    store: asStore(new MemoryStore()),
+    isLocalDomain,
+    log: NULL_LOGGER,
+    maxRecipients: 5,
+    deliverForeign: true,
+    events: {
+      messageQueued: (e) => queued.push(e.domains),
+      rcptRejected: () => {},
+      messageRefused: () => {},
+    },
+  });
+  const send = async (to: readonly string[]) => {
+    const tx = await sink.begin({ address: "a@local.test", params: {} }, SESSION);
+    assert("addRecipient" in tx);
+    for (const a of to) {
+      assertEquals(
+        (await tx.addRecipient({ address: a, domain: a.split("@")[1] ?? "" })).code,
+        250,
+      );
+    }
+    await tx.write(new TextEncoder().encode("x\r\n"));
+    assertEquals((await tx.finish()).code, 250);
+  };
+  // Each message to a new foreign domain would add a series to messages_received_total forever.
+  await send(["c@evil.test"]);
+  await send(["b@local.test", "d@one.test", "e@two.test"]);
+  assertEquals(queued, [["other"], ["local.test", "other"]]);
+});
+
 async function openTx(store: MemoryStore, domains = LOCAL): Promise<SinkTransaction> {
   const sink = new QueueSink({
     store: asStore(store),
