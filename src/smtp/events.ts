@@ -27,9 +27,15 @@ export type MessageRefuseLabel =
   | "content"
   | "loop";
 
+/** QueuedEvent's domain for a foreign destination: anyone may be written to, labels stay bounded. */
+export const FOREIGN_DOMAIN = "other";
+
 /** A message that is durable in the queue (its `250` is about to go out). */
 export interface QueuedEvent {
-  /** The distinct recipient domains (lower-case A-labels, all owned by some user). */
+  /**
+   * The distinct recipient domains (lower-case A-labels, all owned by some user); recipients for
+   * the world (route mx, submitted mail) count as FOREIGN_DOMAIN.
+   */
   readonly domains: readonly string[];
   /** Body bytes as stored. */
   readonly bytes: number;

@@ -14,7 +14,7 @@ import { queuedReply, REPLIES } from "../../wire/replies.ts";
 import { reply } from "../../wire/reply.ts";
 import { exceededQuota, type QuotaLimits } from "../../queue/quota.ts";
 import type { SmtpEvents } from "../events.ts";
-import { rcptRejectLabel } from "../events.ts";
+import { FOREIGN_DOMAIN, rcptRejectLabel } from "../events.ts";
 
 /** Options of the queue sink. */
 export interface QueueSinkOptions {
@@ -282,8 +282,12 @@ class QueueTransaction implements SinkTransaction {
   }
 }
 
-/** The recipients' domains, each once (one recipient, the usual case: no set to build). */
+/**
+ * The recipients' domains, each once (one recipient, the usual case: no set to build); a foreign
+ * destination (route mx, submission) as FOREIGN_DOMAIN, so it never becomes a label of its own.
+ */
 function domainsOf(recipients: readonly NewRecipient[]): string[] {
-  if (recipients.length === 1) return [recipients[0]!.domain];
-  return [...new Set(recipients.map((r) => r.domain))];
+  const label = (r: NewRecipient) => r.route === "mx" ? FOREIGN_DOMAIN : r.domain;
+  if (recipients.length === 1) return [label(recipients[0]!)];
+  return [...new Set(recipients.map(label))];
 }
