@@ -209,6 +209,14 @@ Deno.test("authorDomain: the domain of the first From address", async (t) => {
     { from: "From: Alice <Alice@Example.ORG>", want: "example.org" },
     { from: "From: alice@example.org", want: "example.org" },
     { from: 'From: "x@y.example" <a@b.example>', want: "b.example" },
+    // Only the addr-spec counts (RFC 5322 §3.4), as submission's <> From check reads it
+    // (src/wire/mailbox_list.ts): an address in a display name or comment is text.
+    { from: 'From: "x@evil.example," <me@mine.example>', want: "mine.example" },
+    { from: "From: me@mine.example (boss@evil.example)", want: "mine.example" },
+    { from: "From: a@first.example, b@second.example", want: "first.example" },
+    // No mailbox-list (words after the address, a group): no domain, never a guess.
+    { from: "From: <a@b.example> c@evil.example", want: undefined },
+    { from: "From: team: a@b.example;", want: undefined },
     { from: "From: Alice\r\n <a@folded.example>", want: "folded.example" },
     { from: "Subject: none", want: undefined },
     // RFC 6532 (SMTPUTF8 mail): a U-label domain is its A-label, as the keys are stored.
