@@ -13,6 +13,7 @@ import { encodeBase64 } from "../wire/base64.ts";
 import { nodeCrypto } from "../auth/node_crypto.ts";
 import { signOffThread } from "./_async_sign.ts";
 import { normalizeDomain } from "../auth/domain.ts";
+import { mailboxListAddresses } from "../wire/mailbox_list.ts";
 
 /** Signing algorithms (RFC 6376 §3.3, RFC 8463 §3). */
 export type DkimAlgorithm = "rsa-sha256" | "ed25519-sha256";
@@ -305,8 +306,11 @@ function foldValue(value: string, firstColumn: number): string {
 }
 
 /**
- * The domain of the first From address (lower case, a U-label as its A-label), the usual DKIM
- * `d=` for DMARC alignment; undefined when there is no From field or no address in it, and when
+ * The domain of the first From mailbox's addr-spec (lower case, a U-label as its A-label), the
+ * usual DKIM `d=` for DMARC alignment. The field is read as an RFC 5322 mailbox-list
+ * (src/wire/mailbox_list.ts, as submission's From check reads it): an address written in a
+ * display name or a comment is text, never the domain. Undefined when there is no From field,
+ * no mailbox in it, when it is no mailbox-list (a group, words after the address), and when
  * there is more than one From field (RFC 5322 §3.6 allows one: signing with the first one's
  * domain would vouch for a message a reader may see from the other).
  */
@@ -315,10 +319,7 @@ export function authorDomain(fields: readonly HeaderField[]): string | undefined
   const from = froms.length === 1 ? froms[0] : undefined;
   if (from === undefined) return undefined;
   const value = new TextDecoder().decode(from.raw.subarray(from.raw.indexOf(58) + 1));
-  const match = /@([A-Za-z0-9.\u0080-\uffff-]+)\s*(?:>|,|;|$)/.exec(
-    value.replace(/\r\n[ \t]/g, " ").trim(),
-  );
-  const domain = match?.[1];
+  const domain = mailboxListAddresses(value)?.[0]?.domain;
   if (domain === undefined) return undefined;
   // RFC 6532 (SMTPUTF8 mail): a U-label domain signs as its A-label, the form keys are kept in.
   if (/[^ -~]/.test(domain)) return normalizeDomain(domain);
