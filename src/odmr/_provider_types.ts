@@ -24,6 +24,8 @@ export interface ProviderDeps {
   readonly events?: OdmrEvents;
   /** Called once AUTH succeeded (the connection's slot stops being evictable). */
   readonly onAuthenticated?: () => void;
+  /** Milliseconds since the epoch, for the AUTH deadline; `Date.now` by default (tests move it). */
+  readonly now?: () => number;
   readonly options: ProviderOptions;
 }
 

@@ -150,13 +150,15 @@ class ProviderSession implements ProviderContext {
   #saidStartTls = false;
   /** Epoch ms by which AUTH must have succeeded (strangers holding slots before AUTH). */
   readonly #authDeadline: number;
+  readonly #now: () => number;
 
   constructor(conn: Conn, deps: ProviderDeps) {
     this.conn = conn;
     this.reader = new LineReader(conn);
     this.deps = deps;
     this.log = deps.log.with({ session: conn.id });
-    this.#authDeadline = Date.now() + (deps.options.authTimeoutMs ?? DEFAULT_AUTH_TIMEOUT_MS);
+    this.#now = deps.now ?? Date.now;
+    this.#authDeadline = this.#now() + (deps.options.authTimeoutMs ?? DEFAULT_AUTH_TIMEOUT_MS);
   }
 
   get state(): ProviderState {
@@ -170,7 +172,7 @@ class ProviderSession implements ProviderContext {
   readTimeoutMs(): number {
     const idle = this.deps.options.commandTimeoutMs;
     if (this.#state.kind === "authenticated") return idle;
-    return Math.max(1, Math.min(idle, this.#authDeadline - Date.now()));
+    return Math.max(1, Math.min(idle, this.#authDeadline - this.#now()));
   }
 
   async sendNow(r: Reply): Promise<void> {
@@ -290,7 +292,7 @@ class ProviderSession implements ProviderContext {
   async #timedOut(): Promise<void> {
     const hostname = this.deps.options.hostname;
     const isAuthOverdue = this.#state.kind !== "authenticated" &&
-      Date.now() >= this.#authDeadline;
+      this.#now() >= this.#authDeadline;
     const r = isAuthOverdue ? odmrAuthTimeout(hostname) : odmrIdleTimeout(hostname);
     this.log.info("odmr_timeout", { state: this.#state.kind, code: r.enhanced ?? "" });
     await this.#send([r]).catch(() => {});
