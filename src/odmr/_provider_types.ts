@@ -42,7 +42,7 @@ export interface ProviderOptions {
    */
   readonly lineRecords?: boolean;
   readonly commandTimeoutMs: number;
-  /** Connect → successful AUTH, then `421 4.7.0` and close. Default 60 s. */
+  /** Connect (again: STARTTLS) → successful AUTH, then `421 4.7.0` and close. Default 60 s. */
   readonly authTimeoutMs?: number;
   /** How long a domain stays claimed without renewal. */
   readonly leaseSeconds: number;

@@ -46,7 +46,7 @@ export { MAX_AUTH_FAILURES };
 export const MAX_COMMAND_BYTES = 512;
 /** Unknown or out-of-place commands tolerated before `421` (shared with the MX). */
 export const MAX_ERRORS = MAX_SESSION_ERRORS;
-/** Default time from connect to a successful AUTH (`odmr.auth_timeout`). */
+/** Default time from connect (again from STARTTLS) to a successful AUTH (`odmr.auth_timeout`). */
 export const DEFAULT_AUTH_TIMEOUT_MS = 60_000;
 
 type Verb = "EHLO" | "HELO" | "STARTTLS" | "AUTH" | "ATRN" | "NOOP" | "RSET" | "QUIT";
@@ -148,8 +148,11 @@ class ProviderSession implements ProviderContext {
   #budget = new SessionBudget({ maxErrors: MAX_ERRORS, maxIdleCommands: MAX_IDLE_COMMANDS });
   #authFailures = 0;
   #saidStartTls = false;
-  /** Epoch ms by which AUTH must have succeeded (strangers holding slots before AUTH). */
-  readonly #authDeadline: number;
+  /**
+   * Epoch ms by which AUTH must have succeeded (strangers holding slots before AUTH); set at
+   * connect and again after a successful STARTTLS (#startAuthDeadline).
+   */
+  #authDeadline = 0;
   readonly #now: () => number;
 
   constructor(conn: Conn, deps: ProviderDeps) {
@@ -158,7 +161,18 @@ class ProviderSession implements ProviderContext {
     this.deps = deps;
     this.log = deps.log.with({ session: conn.id });
     this.#now = deps.now ?? Date.now;
-    this.#authDeadline = this.#now() + (deps.options.authTimeoutMs ?? DEFAULT_AUTH_TIMEOUT_MS);
+    this.#startAuthDeadline();
+  }
+
+  /**
+   * The session starts over under TLS (RFC 3207 §4.2), and so does the AUTH deadline, as on
+   * submission and on the implicit-TLS port, whose session begins after its handshake: the
+   * client gets the whole `odmr.auth_timeout` to authenticate under TLS. STARTTLS is taken once
+   * per session, so a stranger holds a slot for at most twice the deadline plus the handshake's
+   * own bound.
+   */
+  #startAuthDeadline(): void {
+    this.#authDeadline = this.#now() + (this.deps.options.authTimeoutMs ?? DEFAULT_AUTH_TIMEOUT_MS);
   }
 
   get state(): ProviderState {
@@ -250,7 +264,10 @@ class ProviderSession implements ProviderContext {
       this.#budget.progress();
       this.deps.onAuthenticated?.();
     }
-    if (o.saidStartTls === true) this.#saidStartTls = true;
+    if (o.saidStartTls === true) {
+      this.#saidStartTls = true;
+      this.#startAuthDeadline();
+    }
     if (o.isAuthFailure === true && ++this.#authFailures >= MAX_AUTH_FAILURES) {
       await this.#send([ODMR_REPLIES.tooManyAuthFailures]);
       return true;
