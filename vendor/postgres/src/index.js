@@ -208,7 +208,9 @@ function Postgres(a, b) {
       : await new Promise((resolve, reject) => {
         const query = { reserve: resolve, reject }
         queries.push(query)
-        closed.length && connect(closed.shift(), query)
+        // odmr-relay: the reserve stays queued for the next connection that opens (onopen), not
+        // also handed to this one as its `initial` query, which drops a reserve when it opens.
+        closed.length && connect(closed.shift())
       })
 
     move(c, reserved)
@@ -436,7 +438,11 @@ function Postgres(a, b) {
     c.reserved = null
     c.onclose && (c.onclose(e), c.onclose = null)
     options.onclose && options.onclose(c.id)
-    queries.length && connect(c, queries.shift())
+    // odmr-relay: a waiting reserve() is not taken from the queue as the new connection's
+    // `initial` query (dropped when that connection opens): left there, the first connection
+    // to open takes it. Before, with a reserve already connecting a fresh connection, both
+    // went idle and the reserve waited for good (tests/queue/pg_reserve_idle_race_test.ts).
+    queries.length && (queries.first().reserve ? connect(c) : connect(c, queries.shift()))
   }
 }
 

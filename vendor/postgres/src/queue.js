@@ -15,6 +15,8 @@ function Queue(initial = []) {
         : (xs.splice(index, 1), x)
     },
     push: (x) => (xs.push(x), x),
+    // odmr-relay: the next item without taking it (src/index.js onclose).
+    first: () => xs[index],
     shift: () => {
       const out = xs[index++]
 
