@@ -57,3 +57,45 @@ await postgresTest(
     }
   },
 );
+
+await postgresTest(
+  "serve exits within the grace plus 1 s of SIGTERM while a maintenance pass is stuck on a silent connection",
+  async (pg) => {
+    const url = await pg.createDatabase("stuck_pass_stop");
+    await (await PgQueueStore.open({ url }, { nodeId: "setup" })).close();
+    const proxy = await startPostgresProxy(pg.port);
+    // The pass's advisory-lock query reaches the server, then its connection goes silent: the
+    // pass waits for its 5-minute deadline (PG_LONG_DEADLINE_MS). Armed before start: the
+    // first pass runs a second after it.
+    const isStuck = proxy.stallWhenSent("pg_try_advisory_lock");
+    const node = await startServer({
+      config: {
+        hostname: "mx-a.test",
+        queue: { backend: "postgres", postgres: { url: proxy.via(url) } },
+      },
+    });
+    try {
+      await isStuck;
+      const started = performance.now();
+      Deno.kill(node.pid, "SIGTERM");
+      let isEnded = false;
+      for (let i = 0; i < 300 && !isEnded; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        isEnded = await hasEnded(node.pid);
+      }
+      const tookMs = Math.round(performance.now() - started);
+      // Before: serve waited for the pass (up to its 5-minute deadline) before it even said
+      // `stopping`.
+      assert.ok(
+        isEnded && tookMs <= SHUTDOWN_GRACE_MS + 1_000,
+        `exit within grace + 1 s: ${isEnded ? `took ${tookMs} ms` : "still running at 30 s"}\n` +
+          node.logs().slice(-1500),
+      );
+      assert.match(node.logs(), /event=stopping/);
+    } finally {
+      await node.stop();
+      await removeTestFiles(node);
+      await proxy.close();
+    }
+  },
+);
