@@ -215,10 +215,16 @@ async function serveUntilSignal(
     closeBy = performance.now() + SHUTDOWN_GRACE_MS + 1_000 - EXIT_MARGIN_MS;
     quiet.stop();
     tlsNow?.stop();
-    await maintenance.stop();
     log.info("stopping", { signal, grace_ms: SHUTDOWN_GRACE_MS });
-    // Within the same grace: the message in flight finishes, the rest stays queued.
-    await Promise.all([server.stop(SHUTDOWN_GRACE_MS), outbound.stop(SHUTDOWN_GRACE_MS)]);
+    // Within the same grace: the message in flight finishes, the rest stays queued. A
+    // maintenance pass in progress gets the grace too, then is left to the store's close: each
+    // of its steps is a transaction of its own (a pass stuck on a silent PostgreSQL connection
+    // waited up to its 5-minute deadline here, before `stopping`).
+    await Promise.all([
+      server.stop(SHUTDOWN_GRACE_MS),
+      outbound.stop(SHUTDOWN_GRACE_MS),
+      withinMs(maintenance.stop(), SHUTDOWN_GRACE_MS),
+    ]);
     log.info("stopped");
     return 0;
   } finally {
