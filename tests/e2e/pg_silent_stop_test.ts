@@ -20,6 +20,24 @@ async function hasEnded(pid: number): Promise<boolean> {
   return stat === undefined || /^\d+ \(.*\) Z /.test(stat);
 }
 
+/** Sends SIGTERM to `node` and asserts it ended within the grace + 1 s (watched for 30 s). */
+async function assertStopsWithinGrace(node: { pid: number; logs(): string }): Promise<void> {
+  const started = performance.now();
+  Deno.kill(node.pid, "SIGTERM");
+  // Watched directly (the helper's stop() kills at 20 s), for at most 30 s.
+  let isEnded = false;
+  for (let i = 0; i < 300 && !isEnded; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    isEnded = await hasEnded(node.pid);
+  }
+  const tookMs = Math.round(performance.now() - started);
+  assert.ok(
+    isEnded && tookMs <= SHUTDOWN_GRACE_MS + 1_000,
+    `exit within grace + 1 s: ${isEnded ? `took ${tookMs} ms` : "still running at 30 s"}\n` +
+      node.logs().slice(-1500),
+  );
+}
+
 await postgresTest(
   "serve with PostgreSQL gone silent exits within the grace plus 1 s of SIGTERM (rev2)",
   async (pg) => {
@@ -36,20 +54,7 @@ await postgresTest(
       // Every connection of the node (pools, LISTEN) goes silent; new ones are never answered.
       proxy.setSilent(true);
       assert.ok(proxy.stallAll() > 0, "the node had connections");
-      const started = performance.now();
-      Deno.kill(node.pid, "SIGTERM");
-      // Watched directly (the helper's stop() kills at 20 s), for at most 30 s.
-      let isEnded = false;
-      for (let i = 0; i < 300 && !isEnded; i++) {
-        await new Promise((r) => setTimeout(r, 100));
-        isEnded = await hasEnded(node.pid);
-      }
-      const tookMs = Math.round(performance.now() - started);
-      assert.ok(
-        isEnded && tookMs <= SHUTDOWN_GRACE_MS + 1_000,
-        `exit within grace + 1 s: ${isEnded ? `took ${tookMs} ms` : "still running at 30 s"}\n` +
-          node.logs().slice(-1500),
-      );
+      await assertStopsWithinGrace(node);
     } finally {
       await node.stop();
       await removeTestFiles(node);
@@ -76,21 +81,9 @@ await postgresTest(
     });
     try {
       await isStuck;
-      const started = performance.now();
-      Deno.kill(node.pid, "SIGTERM");
-      let isEnded = false;
-      for (let i = 0; i < 300 && !isEnded; i++) {
-        await new Promise((r) => setTimeout(r, 100));
-        isEnded = await hasEnded(node.pid);
-      }
-      const tookMs = Math.round(performance.now() - started);
       // Before: serve waited for the pass (up to its 5-minute deadline) before it even said
       // `stopping`.
-      assert.ok(
-        isEnded && tookMs <= SHUTDOWN_GRACE_MS + 1_000,
-        `exit within grace + 1 s: ${isEnded ? `took ${tookMs} ms` : "still running at 30 s"}\n` +
-          node.logs().slice(-1500),
-      );
+      await assertStopsWithinGrace(node);
       assert.match(node.logs(), /event=stopping/);
     } finally {
       await node.stop();
