@@ -13,7 +13,6 @@ import {
   ok as assert,
 } from "node:assert/strict";
 import { connect } from "../../src/net/conn.ts";
-import type { Conn } from "../../src/net/conn.ts";
 import { listen } from "../../src/net/listener.ts";
 import { loadSecureContext } from "../../src/net/tls_context.ts";
 import { LineReader } from "../../src/wire/line_reader.ts";
@@ -24,29 +23,13 @@ import { CredentialStore } from "../../src/auth/store.ts";
 import { AuthThrottle } from "../../src/auth/throttle.ts";
 import { runProviderSession } from "../../src/odmr/provider.ts";
 import { hasOpenssl, makeTestCa } from "../_helpers/certs.ts";
+import { readReply, send } from "../_helpers/conn_replies.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 
 const OPENSSL = hasOpenssl();
 const AUTH_TIMEOUT_MS = 60_000;
 /** The idle timeout the silent client meets (real time: the test waits this long). */
 const COMMAND_TIMEOUT_MS = 3_000;
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-async function readReply(reader: LineReader): Promise<string> {
-  const lines: string[] = [];
-  for (;;) {
-    const r = await reader.readLine(512, 15_000);
-    if (r.kind !== "line") throw new Error(`no reply: ${r.kind}`);
-    const line = decoder.decode(r.line);
-    lines.push(line);
-    if (/^\d{3}(?: |$)/.test(line)) return lines.join("\n");
-  }
-}
-
-async function send(conn: Conn, text: string): Promise<void> {
-  await conn.write(encoder.encode(text), { flush: true });
-}
 
 Deno.test({
   name: "ODMR: the AUTH deadline starts again after STARTTLS (as on submission)",
@@ -85,16 +68,16 @@ Deno.test({
       const { conn } = await connect({ host: "127.0.0.1", port: listener.port });
       try {
         const reader = new LineReader(conn);
-        await readReply(reader);
+        await readReply(reader, 15_000);
         await send(conn, "EHLO client.test\r\n");
-        assertMatch(await readReply(reader), /STARTTLS/);
+        assertMatch(await readReply(reader, 15_000), /STARTTLS/);
         // 70 s spent in plaintext: past the deadline counted from connect.
         passedMs = 70_000;
         await send(conn, "STARTTLS\r\n");
-        assertMatch(await readReply(reader), /^220 /);
+        assertMatch(await readReply(reader, 15_000), /^220 /);
         await conn.startTlsClient({ servername: "localhost", ca: ca.caCertPem });
         // Silence: the session ends at the idle timeout, not at an AUTH deadline long past.
-        const reply = await readReply(reader);
+        const reply = await readReply(reader, 15_000);
         assertEquals(reply.slice(0, 9), "421 4.4.2", `after STARTTLS: ${reply}`);
       } finally {
         await conn.close();

@@ -9,6 +9,7 @@ import { SmtpReceiver } from "../../src/smtp/receiver.ts";
 import type { ReceiverOutcome } from "../../src/smtp/receiver.ts";
 import { FakeSink } from "../_helpers/fake_sink.ts";
 import { hasOpenssl, makeTestCa } from "../_helpers/certs.ts";
+import { readReply, send } from "../_helpers/conn_replies.ts";
 import { TEST_OPTIONS } from "./_session.ts";
 
 const OPENSSL = hasOpenssl();
@@ -27,24 +28,6 @@ function recordingLogger(events: { event: string; fields: LogFields }[]): Logger
     with: () => logger,
   };
   return logger;
-}
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-async function readReply(reader: LineReader): Promise<string> {
-  const lines: string[] = [];
-  for (;;) {
-    const r = await reader.readLine(512, 5_000);
-    if (r.kind !== "line") throw new Error(`no reply: ${r.kind}`);
-    const line = decoder.decode(r.line);
-    lines.push(line);
-    if (/^\d{3}(?: |$)/.test(line)) return lines.join("\n");
-  }
-}
-
-async function send(conn: Conn, text: string): Promise<void> {
-  await conn.write(encoder.encode(text), { flush: true });
 }
 
 Deno.test({

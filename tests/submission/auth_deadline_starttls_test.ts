@@ -20,28 +20,12 @@ import { AuthThrottle } from "../../src/auth/throttle.ts";
 import { SubmissionAuth } from "../../src/submission/auth.ts";
 import { FakeSink } from "../_helpers/fake_sink.ts";
 import { hasOpenssl, makeTestCa } from "../_helpers/certs.ts";
+import { readReply, send } from "../_helpers/conn_replies.ts";
 import { TEST_OPTIONS } from "../smtp/_session.ts";
 import { withStore } from "../auth/_fixtures.ts";
 
 const OPENSSL = hasOpenssl();
 const AUTH_TIMEOUT_MS = 60_000;
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-async function readReply(reader: LineReader): Promise<string> {
-  const lines: string[] = [];
-  for (;;) {
-    const r = await reader.readLine(512, 5_000);
-    if (r.kind !== "line") throw new Error(`no reply: ${r.kind}`);
-    const line = decoder.decode(r.line);
-    lines.push(line);
-    if (/^\d{3}(?: |$)/.test(line)) return lines.join("\n");
-  }
-}
-
-async function send(conn: Conn, text: string): Promise<void> {
-  await conn.write(encoder.encode(text), { flush: true });
-}
 
 Deno.test({
   name: "submission: the AUTH deadline starts again after STARTTLS (as on the implicit-TLS port)",
