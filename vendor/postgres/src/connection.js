@@ -49,7 +49,7 @@ const errorFields = {
   82  : 'routine'            // R
 }
 
-function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose = noop } = {}) {
+function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose = noop, onconnecterror = noop } = {}) {
   const {
     sslnegotiation,
     ssl,
@@ -423,7 +423,13 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   function errored(err) {
     stream && (stream.destroy(err), stream = null)
     query && queryError(query, err)
-    initial && (queryError(initial, err), initial = null)
+    initial
+      ? (queryError(initial, err), initial = null)
+      // odmr-relay: a connection opening for a waiting reserve() has no `initial` (src/index.js
+      // leaves the reserve queued for the first connection that opens): its connect error goes
+      // to that reserve, as it goes to a query's `initial`. Nothing did, and the pool
+      // reconnected for the reserve for good (tests/queue/pg_reserve_connect_error_test.ts).
+      : connection.queue === queues.connecting && onconnecterror(err)
   }
 
   function queryError(query, err) {

@@ -63,7 +63,7 @@ function Postgres(a, b) {
       , full = Queue()
       , queues = { connecting, reserved, closed, ended, open, busy, full }
 
-  const connections = [...Array(options.max)].map(() => Connection(options, queues, { onopen, onend, onclose }))
+  const connections = [...Array(options.max)].map(() => Connection(options, queues, { onopen, onend, onclose, onconnecterror }))
 
   const sql = Sql(handler)
 
@@ -431,6 +431,15 @@ function Postgres(a, b) {
     ready
       ? move(c, busy)
       : move(c, full)
+  }
+
+  // odmr-relay: a connection that fails before it opens, with no `initial` query of its own,
+  // opened for the reserve() waiting first in the queue (reserve(), onclose()): that reserve
+  // gets the error (a refused login, too many connections, the server down), as a query
+  // handed to the connection as its `initial` does. It leaves the queue as it is rejected, so
+  // it can neither wait for good nor be handed a connection later.
+  function onconnecterror(err) {
+    queries.length && queries.first().reserve && queries.shift().reject(err)
   }
 
   function onclose(c, e) {
