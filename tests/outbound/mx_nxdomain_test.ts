@@ -9,7 +9,6 @@
  * (`550 5.1.2`, tests/outbound/mx_test.ts). A real dnsmasq on 127.0.0.1 answers.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import dgram from "node:dgram";
 import { resolveMx } from "../../src/outbound/mx.ts";
 import { bounceFailed } from "../../src/queue/bounce.ts";
 import { openDatabase } from "../../src/queue/db.ts";
@@ -19,24 +18,7 @@ import { startDnsmasq } from "../_helpers/dnsmasq.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 import { toolTest } from "../_helpers/tools.ts";
 import { queueMx, runDueBatch } from "./_batch_fixtures.ts";
-
-/** A UDP DNS server on 127.0.0.1 answering every query SERVFAIL (a broken upstream). */
-async function servfailServer(): Promise<dgram.Socket> {
-  const s = dgram.createSocket("udp4");
-  s.on("message", (q, rinfo) => {
-    let at = 12;
-    while (at < q.length && q[at] !== 0) at += q[at]! + 1;
-    const a = Buffer.from(q.subarray(0, at + 5));
-    a[2] = 0x80 | (q[2]! & 0x79);
-    a[3] = 0x82; // RA, RCODE 2
-    a.writeUInt16BE(0, 6);
-    a.writeUInt16BE(0, 8);
-    a.writeUInt16BE(0, 10);
-    s.send(a, rinfo.port, rinfo.address);
-  });
-  await new Promise<void>((resolve) => s.bind(0, "127.0.0.1", () => resolve()));
-  return s;
-}
+import { servfailServer } from "./_servfail_dns.ts";
 
 await toolTest("an MX set whose every host is NXDOMAIN fails at once, 550 5.4.4", [
   "dnsmasq",
