@@ -15,8 +15,8 @@
  * from the start of its next attempt (`TLS_LOST_AFTER_END`).
  * When no address is left, the rest is deferred. Every
  * message offered comes back exactly once through `onResult`, every recipient settled:
- * delivered, failed (5xx, null MX, no such domain, no MX host that exists, an MX only at
- * non-public addresses) or
+ * delivered, failed (5xx, null MX, no such domain, no MX host that exists with an address, an MX
+ * only at non-public addresses) or
  * deferred (everything else).
  */
 import type { Logger } from "../observe/log.ts";
@@ -198,6 +198,8 @@ export async function deliverBatch<M extends OutboundMessage>(
         ? reply(554, mx.status, `Mail servers of ${domain} are not at a public address`)
         : mx.reason === "no_such_host"
         ? reply(550, mx.status, `Host or domain name not found: no MX host of ${domain} exists`)
+        : mx.reason === "no_host_address"
+        ? reply(550, mx.status, `Host found but no address record: no MX host of ${domain} has one`)
         : reply(550, mx.status, "Domain has no mail server");
       if (mx.reason === "mx_loop") opts.log.warn("outbound_mx_loop", { domain });
       if (mx.reason === "private_address") opts.log.warn("outbound_mx_private", { domain });

@@ -7,8 +7,10 @@
  * number; when that leaves none, the mail loops back to us (permanent, 5.4.6, as Postfix).
  * Addresses that are not public (loopback, private, link-local: `mx_public.ts`) are dropped unless
  * allowed; when that leaves no host, the mail fails for good (5.4.4), no connection is made.
- * So it does when every MX host name does not exist (NXDOMAIN; Postfix: "Host or domain name not
- * found", 5.4.4); one that exists without an address, or whose lookup failed, is temporary.
+ * So it does when no MX host has an address for good: each name does not exist (NXDOMAIN; Postfix:
+ * "Host or domain name not found", 5.4.4) or exists without A and AAAA records (NODATA; Postfix:
+ * "Host found but no data record", 5.4.4); a host whose lookup failed makes it temporary, and so
+ * does our own host among them (a backup MX keeps the mail for its primary).
  * DNS failures other than "no such domain" or "no such records" are temporary: the caller
  * retries later. Deno reports those two and SERVFAIL/REFUSED alike, so a NotFound is asked
  * again by `dns_rcode.ts`, which reads the answer's RCODE; every such second query of one
@@ -45,6 +47,7 @@ export type MxResult =
       | "null_mx"
       | "no_such_domain"
       | "no_such_host"
+      | "no_host_address"
       | "invalid_domain"
       | "mx_loop"
       | "private_address";
@@ -155,8 +158,8 @@ export async function resolveMx(domain: string, opts: ResolveMxOptions = {}): Pr
   let lastError: string | undefined;
   /** Hosts left out for their addresses alone (every one of them not public). */
   let privateHosts = 0;
-  /** Hosts whose name does not exist (NXDOMAIN): no answer will ever change. */
-  let goneHosts = 0;
+  /** Hosts that exist without an address record (NODATA for A and AAAA). */
+  let bareHosts = 0;
   let considered = 0;
   for (const [i, r] of ordered.entries()) {
     const a = found[i];
@@ -166,11 +169,11 @@ export async function resolveMx(domain: string, opts: ResolveMxOptions = {}): Pr
       lastError = a.detail;
       continue;
     }
-    if (a.kind === "no_such_name") {
-      goneHosts++;
+    if (a.kind === "no_such_name") continue;
+    if (a.records.length === 0) {
+      bareHosts++;
       continue;
     }
-    if (a.records.length === 0) continue;
     const usable = usableAddresses(a.records, opts);
     if (usable.length === 0) {
       privateHosts++;
@@ -179,21 +182,24 @@ export async function resolveMx(domain: string, opts: ResolveMxOptions = {}): Pr
     hosts.push({ name: stripDot(r.exchange), preference: r.preference, addresses: usable });
   }
   if (hosts.length === 0) {
-    // Only when every host pointed inside: a host without an address yet may get one.
     if (privateHosts === considered) return privateAddress();
-    // Every host is gone for good, by NXDOMAIN or (some of them) by its address: RFC 5321 §5.1
-    // "an unresolvable destination is an error", Postfix's 5.4.4 "Host or domain name not found".
-    // Not when we are a backup MX of the domain: we keep its mail for a primary that may come
-    // back (Postfix: 4.4.4 "unable to find primary relay").
+    // Every host answered, none with a usable address: it does not exist (NXDOMAIN), exists
+    // without an address record (NODATA) or is not public. RFC 5321 §5.1: "If MX records are
+    // present, but none of them are usable, ... this situation MUST be reported as an error";
+    // Postfix fails it with 5.4.4 (its DNS_NOTFOUND is NXDOMAIN and NODATA alike). Not when a
+    // lookup failed (the next may answer), nor when we are a backup MX of the domain: we keep its
+    // mail for a primary that may come back (Postfix: 4.4.4 "unable to find primary relay").
     const isBackup = selfPreference !== Infinity;
-    if (!isBackup && lastError === undefined && goneHosts + privateHosts === considered) {
-      return { kind: "permanent", reason: "no_such_host", status: "5.4.4" };
+    if (!isBackup && lastError === undefined) {
+      return bareHosts > 0
+        ? { kind: "permanent", reason: "no_host_address", status: "5.4.4" }
+        : { kind: "permanent", reason: "no_such_host", status: "5.4.4" };
     }
     return lastError !== undefined ? dnsError(lastError) : {
       kind: "temporary",
       reason: "no_addresses",
       status: "4.4.3",
-      detail: "no MX host has an address",
+      detail: "no MX host more preferred than this relay has an address",
     };
   }
   return { kind: "hosts", hosts, isImplicit: false };

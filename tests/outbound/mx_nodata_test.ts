@@ -35,7 +35,11 @@ await toolTest("an MX set whose every host has no address (NODATA) fails at once
         // One exists without an address, the other's lookup fails.
         { name: "broken.test", host: "mx1.nodata.test", preference: 10 },
         { name: "broken.test", host: "mx.fails.test", preference: 20 },
+        // This relay is the backup MX of a domain whose primary has no address.
+        { name: "backup.test", host: "mx1.nodata.test", preference: 10 },
+        { name: "backup.test", host: "relay.example.net", preference: 20 },
       ],
+      hosts: [{ name: "relay.example.net", addresses: ["127.0.0.25"] }],
       // Both exist (each has a TXT record) without an address: NOERROR, no records.
       txt: [
         { name: "mx1.nodata.test", strings: ["exists"] },
@@ -59,6 +63,13 @@ await toolTest("an MX set whose every host has no address (NODATA) fails at once
       const r = await resolveMx("broken.test", { nameServer, allowPrivate: true });
       assert(r.kind === "temporary", JSON.stringify(r));
       assertEquals([r.reason, r.status], ["dns_error", "4.4.3"]);
+    });
+
+    await t.step("this relay as the backup MX keeps the mail for its primary", async () => {
+      const self = { names: ["relay.example.net"], addresses: [] };
+      const r = await resolveMx("backup.test", { nameServer, allowPrivate: true, self });
+      assert(r.kind === "temporary", JSON.stringify(r));
+      assertEquals([r.reason, r.status], ["no_addresses", "4.4.3"]);
     });
 
     await t.step("the batch fails the recipient with 550 5.4.4 and reports it", async () => {
