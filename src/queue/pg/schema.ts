@@ -134,18 +134,48 @@ export const PG_QUEUE_MIGRATIONS: readonly string[] = [
 export const PG_MIGRATION_DEADLINE_MS = 15 * 60_000;
 
 /**
+ * How a step waits for its table locks. PostgreSQL queues every later lock on a table behind a
+ * waiting `ALTER TABLE` (ACCESS EXCLUSIVE): while a step waited for a long transaction on
+ * `messages`, every node's reads and writes of it waited too, past their 10 s deadlines. So a
+ * step waits at most `waitMs` for a lock (`lock_timeout`), is rolled back (nothing applied) and
+ * tried again after a pause (250 ms doubling to 8 s), until `retryForMs` have passed since its
+ * first try: then the start fails naming the lock wait. Only the wait for locks is bounded so;
+ * the step's own work keeps the migration deadline.
+ */
+export interface PgLockRetry {
+  readonly waitMs: number;
+  readonly retryForMs: number;
+}
+
+/** 2 s per try, well below the nodes' 10 s call deadline; tries for 2 minutes. */
+export const PG_MIGRATION_LOCK_RETRY: PgLockRetry = { waitMs: 2_000, retryForMs: 120_000 };
+
+const FIRST_PAUSE_MS = 250;
+const LONGEST_PAUSE_MS = 8_000;
+
+/** True for a step given up by its `lock_timeout` (55P03) or chosen to end a deadlock (40P01). */
+function isLockWait(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return err instanceof Error && err.name === "PostgresError" &&
+    (code === "55P03" || code === "40P01");
+}
+
+/**
  * Applies the steps not yet applied; throws naming the step that failed. Each step is one
  * transaction with its version row, so the schema is always that of the version it records:
  * a step cut short (an error, or no answer within `deadlineMs`) leaves the schema as it was.
  * Each statement waits at most `deadlineMs`, and the server is told the same bound
- * (`lock_timeout`, `statement_timeout`, `idle_in_transaction_session_timeout`): a step's DDL
- * holds locks that every node's queries queue behind. Past the deadline the connection is
+ * (`statement_timeout`, `idle_in_transaction_session_timeout`; `lock_timeout` while waiting
+ * for another node's migrations). A step's DDL holds locks that every node's queries queue
+ * behind, and they queue behind it while it waits for a lock too: a step waits for its locks
+ * as `lockRetry` says (PgLockRetry). Past the deadline the connection is
  * dropped (a ROLLBACK sent on a silent one would never be answered): the server then ends
  * the transaction and the session's advisory lock with it.
  */
 export async function applyPgMigrations(
   sql: Sql,
   deadlineMs: number = PG_MIGRATION_DEADLINE_MS,
+  lockRetry: PgLockRetry = PG_MIGRATION_LOCK_RETRY,
 ): Promise<void> {
   const conn = await within(sql.reserve(), deadlineMs, "a connection").catch((err) => {
     throw new Error(`Cannot migrate database schema for "queue": ${errorText(err)}`);
@@ -203,28 +233,44 @@ export async function applyPgMigrations(
             `program knows (${PG_QUEUE_MIGRATIONS.length})`,
         );
       }
+      const lockWait = `${Math.min(lockRetry.waitMs, statementTimeoutFor(deadlineMs))}ms`;
       for (let i = current; i < PG_QUEUE_MIGRATIONS.length; i++) {
         const what = "migration step";
-        try {
-          await answer(conn`BEGIN`, what);
-          await answer(
-            conn`SELECT set_config('lock_timeout', ${serverBound}, true),
-              set_config('statement_timeout', ${serverBound}, true),
-              set_config('idle_in_transaction_session_timeout', ${`${deadlineMs}ms`}, true)`,
-            what,
-          );
-          await answer(conn.unsafe(PG_QUEUE_MIGRATIONS[i] ?? ""), what);
-          await answer(
-            conn`INSERT INTO schema_version (component, version) VALUES ('queue', ${i + 1})
-              ON CONFLICT (component) DO UPDATE SET version = EXCLUDED.version`,
-            what,
-          );
-          await answer(conn`COMMIT`, what);
-        } catch (err) {
-          if (!isDropped) await answer(conn`ROLLBACK`, what).catch(() => {});
-          throw new Error(
-            `Cannot migrate database schema for "queue" to version ${i + 1}: ${errorText(err)}`,
-          );
+        const firstTry = performance.now();
+        for (let attempt = 1, pause = FIRST_PAUSE_MS;; attempt++) {
+          try {
+            await answer(conn`BEGIN`, what);
+            await answer(
+              conn`SELECT set_config('lock_timeout', ${lockWait}, true),
+                set_config('statement_timeout', ${serverBound}, true),
+                set_config('idle_in_transaction_session_timeout', ${`${deadlineMs}ms`}, true)`,
+              what,
+            );
+            await answer(conn.unsafe(PG_QUEUE_MIGRATIONS[i] ?? ""), what);
+            await answer(
+              conn`INSERT INTO schema_version (component, version) VALUES ('queue', ${i + 1})
+                ON CONFLICT (component) DO UPDATE SET version = EXCLUDED.version`,
+              what,
+            );
+            await answer(conn`COMMIT`, what);
+            break;
+          } catch (err) {
+            if (!isDropped) await answer(conn`ROLLBACK`, what).catch(() => {});
+            const waited = performance.now() - firstTry;
+            if (!isDropped && isLockWait(err) && waited + pause < lockRetry.retryForMs) {
+              await new Promise((r) => setTimeout(r, pause));
+              pause = Math.min(pause * 2, LONGEST_PAUSE_MS);
+              continue;
+            }
+            const locked = !isDropped && isLockWait(err)
+              ? `its tables stayed locked by other sessions for ${lockRetry.retryForMs} ms ` +
+                `(lock_timeout ${lockRetry.waitMs} ms, ${attempt} attempts): `
+              : "";
+            throw new Error(
+              `Cannot migrate database schema for "queue" to version ${i + 1}: ${locked}` +
+                errorText(err),
+            );
+          }
         }
       }
     } finally {
