@@ -1,0 +1,114 @@
+/**
+ * A domain that becomes a customer's while mail for it waits for its MX hosts (route mx:
+ * submitted by another customer before the domain was ours) must then be held for its new
+ * owner's ATRN: its MX soon names us, and the outbound worker would fail it as a mail loop
+ * (5.4.6) and bounce it. Through the real `serve`: alice submits to newco.test while no user
+ * owns it (its MX refuses connections: the mail waits, `outbound.retry` 1h), then `user add bob
+ * --domain newco.test`; `queue list`, the gauges and bob's ATRN must all show it held for bob.
+ */
+import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
+import { type LogEvent, parseLogLine } from "../_helpers/log_lines.ts";
+import {
+  loopback,
+  outboundServeConfig,
+  startMxDns,
+  submissionPort,
+} from "../_helpers/outbound_world.ts";
+import { runScriptedCustomer } from "../_helpers/scripted_customer.ts";
+import {
+  addUser,
+  queueList,
+  removeTestFiles,
+  type ServerProcess,
+  startServer,
+} from "../_helpers/server_process.ts";
+import { toolTest } from "../_helpers/tools.ts";
+import { until } from "../_helpers/wait_until.ts";
+import { parseExposition, valueOf } from "../observe/_prom_parse.ts";
+import { submitAll } from "./_submission_client.ts";
+
+const PASSWORD = "secret-password";
+
+function events(server: ServerProcess): LogEvent[] {
+  return server.logs().split("\n").map(parseLogLine).filter((e) => e !== undefined);
+}
+
+async function gauges(server: ServerProcess) {
+  const port = server.listening.find((l) => l.proto === "metrics")?.port ?? 0;
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`, {
+    signal: AbortSignal.timeout(5_000),
+  });
+  const exp = parseExposition(await res.text());
+  const domain = "newco.test";
+  return {
+    atrn: valueOf(exp, "odmr_relay_queue_messages", { domain }) ?? 0,
+    mx: valueOf(exp, "odmr_relay_outbound_queue_messages", { domain }) ?? 0,
+  };
+}
+
+await toolTest("a domain given to a user while its mail waits for its MX is held for its ATRN", [
+  "dnsmasq",
+], async (t) => {
+  // Nothing listens there: every attempt is refused, and the mail waits an hour for the next.
+  await using dns = await startMxDns({ "newco.test": loopback(121) });
+  const server = await startServer({
+    config: outboundServeConfig(dns, {
+      outbound: { retry: ["1h"] },
+      metrics: { listen: "127.0.0.1:0" },
+    }),
+  });
+  try {
+    await addUser(server.configPath, "alice", ["example.org"], PASSWORD);
+    const login = { user: "alice", password: PASSWORD, from: "alice@example.org" };
+    await submitAll(submissionPort(server), login, [{ to: "ceo@newco.test", subject: "hello" }]);
+    await until(
+      "the first attempt deferred",
+      () => events(server).some((e) => e.event === "deferred" && e.to === "ceo@newco.test"),
+    );
+
+    await t.step("before: waiting for the MX", async () => {
+      const [m] = await queueList(server.configPath) as { recipients: { route: string }[] }[];
+      assertEquals(m?.recipients.map((r) => r.route), ["mx"]);
+      assertEquals(await gauges(server), { atrn: 0, mx: 1 });
+    });
+
+    await addUser(server.configPath, "bob", ["newco.test"], PASSWORD);
+
+    await t.step("after `user add`: held for bob's ATRN, in the list and the gauges", async () => {
+      const [m] = await queueList(server.configPath) as Record<string, unknown>[];
+      const recipients = m?.recipients as Record<string, unknown>[];
+      assertEquals(recipients.map((r) => [r.address, r.route, r.status]), [
+        ["ceo@newco.test", "atrn", "queued"],
+      ]);
+      assert(!("next_attempt" in (recipients[0] ?? {})), JSON.stringify(recipients));
+      assertEquals(await gauges(server), { atrn: 1, mx: 0 });
+    });
+
+    await t.step("alice cannot collect it; bob's ATRN does, and nothing bounced", async () => {
+      const odmr = server.odmr[0]?.port ?? 0;
+      const alice = await runScriptedCustomer({
+        port: odmr,
+        auth: { mechanism: "CRAM-MD5", user: "alice", password: PASSWORD },
+        atrn: "newco.test",
+      });
+      match(String(alice.atrnReply), /^450 /);
+      const bob = await runScriptedCustomer({
+        port: odmr,
+        auth: { mechanism: "CRAM-MD5", user: "bob", password: PASSWORD },
+        atrn: "",
+      });
+      match(String(bob.atrnReply), /^250 /, bob.transcript.join("\n"));
+      assertEquals(bob.messages.map((m) => [m.mailFrom, m.rcpts]), [
+        ["alice@example.org", ["ceo@newco.test"]],
+      ]);
+      match(new TextDecoder().decode(bob.messages[0]?.data), /\r\nSubject: hello\r\n/);
+      assertEquals(await queueList(server.configPath), []);
+      assertEquals(await gauges(server), { atrn: 0, mx: 0 });
+      const seen = events(server).map((e) => e.event);
+      assert(!seen.includes("failed") && !seen.includes("dsn_queued"), seen.join(" "));
+    });
+  } finally {
+    assertEquals(await server.stop(), 0);
+    await removeTestFiles(server);
+  }
+});
