@@ -78,7 +78,15 @@ export async function userCommand(
       return await users.read((store) => report(store, cmd, opts.now ?? Date.now, io));
     }
     // With PostgreSQL: one transaction holding the users locked, seen by every node at once.
-    return await users.edit((store) => change(cmd, password, store, io));
+    let owned: readonly string[] = [];
+    const code = await users.edit(async (store) => {
+      const done = await change(cmd, password, store, io);
+      if (cmd.kind === "add" || (cmd.kind === "domains" && cmd.add.length > 0)) {
+        owned = store.domainsOf(cmd.name);
+      }
+      return done;
+    });
+    return code === EXIT_OK && owned.length > 0 ? await holdForOwner(owned, io) : code;
   } catch (err) {
     if (err instanceof UserError) {
       io.stderr(`error: ${err.message}\n`);
@@ -125,6 +133,38 @@ async function change(
       return never;
     }
   }
+}
+
+/**
+ * After `user add` or `user domains --add`: mail that waited for the MX hosts of the user's
+ * domains (submitted while no user owned them) is held for the user's ATRN instead, where its MX
+ * would soon name us and fail it as a loop (src/queue/_hold.ts). All the user's domains, not
+ * only those added: running the command again moves what an older version left on route mx.
+ */
+async function holdForOwner(domains: readonly string[], io: CliIo): Promise<number> {
+  let held: number;
+  try {
+    const admin = await openToolAdmin(io.dataDir, io.storage);
+    try {
+      held = await admin.holdForAtrn(domains);
+    } finally {
+      await admin.close();
+    }
+  } catch (err) {
+    io.stderr(
+      `error: The domains changed, but the mail waiting for their MX hosts was not held for ` +
+        `ATRN: ${errorText(err)}; run the command again\n`,
+    );
+    return EXIT_FAILURE;
+  }
+  if (held > 0) {
+    io.stdout(
+      `${held} recipient${held === 1 ? "" : "s"} waiting for ${
+        held === 1 ? "its domain's" : "their domains'"
+      } MX hosts held for ATRN instead\n`,
+    );
+  }
+  return EXIT_OK;
 }
 
 /** `user list` / `user show NAME`: the users with their waiting mail and last collection. */

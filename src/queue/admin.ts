@@ -14,6 +14,7 @@ import {
   openDatabaseToRead,
 } from "./db.ts";
 import { countField } from "./_rows.ts";
+import { holdForAtrn } from "./_hold.ts";
 import { QUEUE_MIGRATIONS } from "./_schema.ts";
 import { UserStateStore } from "./user_state.ts";
 import type { SpaceReserve } from "./space_reserve.ts";
@@ -95,6 +96,8 @@ export interface QueueAdmin {
   waiting(domains: readonly string[]): Promise<WaitingTotals>;
   /** The last successful collection (ATRN) per user, ms since the epoch. */
   lastCollections(): Promise<Map<string, number>>;
+  /** QueueStore.holdForAtrn for `user add|domains --add` (one transaction). */
+  holdForAtrn(domains: readonly string[]): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -251,6 +254,14 @@ export class SqliteQueueAdmin implements QueueAdmin {
 
   lastCollections(): Promise<Map<string, number>> {
     return Promise.resolve(this.#userState.lastAtrnSuccesses());
+  }
+
+  holdForAtrn(domains: readonly string[]): Promise<number> {
+    // As requeue: a running serve waits for it, and it may take serve's reserve on a full disk.
+    const run = () => inImmediateTransaction(this.#db, () => holdForAtrn(this.#db, domains));
+    return Promise.resolve(
+      this.#reserve === undefined ? run() : this.#reserve.retry("user domains", run),
+    );
   }
 
   close(): Promise<void> {

@@ -17,6 +17,7 @@ import { SqliteAtrn } from "./_atrn.ts";
 import { QueueReader } from "./_reader.ts";
 import { type LeasedDomains, toQueuedMessage } from "./_rows.ts";
 import { SqliteOutbound } from "./_outbound.ts";
+import { holdForAtrn } from "./_hold.ts";
 import { SqliteStats } from "./_stats.ts";
 import { QUEUE_MIGRATIONS } from "./_schema.ts";
 
@@ -206,6 +207,13 @@ export class SqliteQueueStore implements QueueStore {
       this.#assertOpen();
       const claim = () => this.#outbound.claim(opts);
       return this.#reserve === undefined ? claim() : this.#reserve.retry("outbound claim", claim);
+    });
+  }
+
+  holdForAtrn(domains: readonly string[]): Promise<number> {
+    return settled(() => {
+      this.#assertOpen();
+      return this.#exclusive("hold for ATRN", () => holdForAtrn(this.#db, domains));
     });
   }
 

@@ -246,6 +246,12 @@ export interface QueueStore {
   claimOutbound(opts: OutboundClaimOptions): Promise<Lease | undefined>;
   /** Earliest next attempt among queued mx-route recipients (the worker's sleep), or undefined. */
   nextOutboundAt(): Promise<number | undefined>;
+  /**
+   * The queued mx-route recipients of `domains` (domains that have become a user's) are held
+   * for their ATRN instead (route "atrn", no next attempt), counters kept, in one transaction;
+   * returns how many. Route "atrn" mail never goes the other way (_hold.ts).
+   */
+  holdForAtrn(domains: readonly string[]): Promise<number>;
   /** Messages oldest first, each with its recipients (those of `filter.domain` only, if set). */
   list(filter?: ListFilter): Promise<QueuedMessage[]>;
   get(id: string): Promise<QueuedMessage | undefined>;

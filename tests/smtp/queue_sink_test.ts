@@ -55,6 +55,7 @@ function asStore(m: MemoryStore): QueueStore {
     claim: notUsed,
     claimOutbound: notUsed,
     nextOutboundAt: notUsed,
+    holdForAtrn: notUsed,
     list: notUsed,
     get: notUsed,
     readBody: notUsed,

@@ -24,6 +24,7 @@ import {
 } from "./_deadline.ts";
 import { messageIdsOf } from "./_emptied.ts";
 import { applyPgMigrations } from "./schema.ts";
+import { holdForAtrnPg } from "./_hold.ts";
 
 /** QueueAdmin on the PostgreSQL database of `queue.postgres`. */
 export class PgQueueAdmin implements QueueAdmin {
@@ -150,6 +151,10 @@ export class PgQueueAdmin implements QueueAdmin {
       "last collections",
     );
     return new Map(rows.map((r) => [String(r.user), Number(r.at)]));
+  }
+
+  holdForAtrn(domains: readonly string[]): Promise<number> {
+    return holdForAtrnPg(this.#sql, domains, this.#deadlineMs);
   }
 
   async close(): Promise<void> {

@@ -33,6 +33,7 @@ import { connectPostgres, type PgConnectOptions, poolName, type Sql, type Tx } f
 import { reportDone } from "./_report_pending.ts";
 import { deleteDomainPg, deleteMessagesPg } from "./_admin_delete.ts";
 import { PgGauges } from "./_gauges.ts";
+import { holdForAtrnPg } from "./_hold.ts";
 import { PgGroupCommit } from "./_group.ts";
 import { importMessagePg, type ImportSource } from "./_import.ts";
 import {
@@ -276,6 +277,11 @@ export class PgQueueStore implements QueueStore {
   deleteDomain(domain: string): Promise<number> {
     this.#assertOpen();
     return deleteDomainPg(this.#longSql, domain, this.#longDeadlineMs);
+  }
+
+  holdForAtrn(domains: readonly string[]): Promise<number> {
+    this.#assertOpen();
+    return holdForAtrnPg(this.#sql, domains, this.#deadlineMs);
   }
 
   /**
