@@ -4,7 +4,8 @@
  * maintenance and the commands rely on, whatever the backend; its parts by topic: the writes
  * (_store_contract.ts), the leases (_lease_contract.ts), the operator's view and maintenance
  * (_admin_contract.ts), outbound (_outbound_contract.ts, _outbound_maintenance_contract.ts) and
- * the failure reports owed (_report_pending_contract.ts).
+ * the failure reports owed (_report_pending_contract.ts), mail held for a new owner's ATRN
+ * (_hold_contract.ts).
  */
 import { openDatabase } from "../../src/queue/db.ts";
 import { PgQueueStore } from "../../src/queue/pg/store.ts";
@@ -12,6 +13,7 @@ import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import { type PostgresCluster, postgresTest } from "../_helpers/postgres.ts";
 import { withTempDataDir } from "../_helpers/temp_db.ts";
 import { adminContract } from "./_admin_contract.ts";
+import { holdContract } from "./_hold_contract.ts";
 import { leaseContract } from "./_lease_contract.ts";
 import { type Clock, outboundContract, type OutboundOpener, T0 } from "./_outbound_contract.ts";
 import { outboundMaintenanceContract } from "./_outbound_maintenance_contract.ts";
@@ -62,6 +64,7 @@ Deno.test("QueueStore contract: SQLite", async (t) => {
   await outboundContract(t, sqliteOpener);
   await outboundMaintenanceContract(t, sqliteOpener);
   await reportPendingContract(t, sqliteOpener);
+  await holdContract(t, sqliteOpener);
 });
 
 let databases = 0;
@@ -117,4 +120,5 @@ await postgresTest("QueueStore contract: PostgreSQL", async (pg, t) => {
   await outboundContract(t, pgOpener);
   await outboundMaintenanceContract(t, pgOpener);
   await reportPendingContract(t, pgOpener);
+  await holdContract(t, pgOpener);
 });
