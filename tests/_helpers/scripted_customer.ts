@@ -34,6 +34,10 @@ export interface CustomerScript {
   readonly rcptReply?: (address: string) => string;
   /** Reply line after the n-th message's data (0-based; default `250 2.0.0 OK`). */
   readonly dataReply?: (index: number) => string;
+  /** Awaited before the reply to the n-th message's data (0-based): the provider waits. */
+  readonly beforeDataReply?: (index: number) => Promise<void>;
+  /** Offer no PIPELINING: the provider sends one command at a time. */
+  readonly noPipelining?: boolean;
   /** Close the connection after this many body bytes of the first message (mid-DATA drop). */
   readonly dropAfterBodyBytes?: number;
   /** Offer CHUNKING and take BDAT (RFC 3030): the provider may then keep several messages in flight. */
@@ -276,7 +280,7 @@ async function serveSmtp(
     const verb = line.split(" ")[0]?.toUpperCase() ?? "";
     if (verb === "EHLO") {
       await wire.send("250-customer.example");
-      await wire.send("250-PIPELINING");
+      if (script.noPipelining !== true) await wire.send("250-PIPELINING");
       if (script.chunking === true) await wire.send("250-CHUNKING");
       await wire.send("250-8BITMIME");
       await wire.send("250-ENHANCEDSTATUSCODES");
@@ -300,6 +304,7 @@ async function serveSmtp(
       if (data === null) return; // dropped mid-DATA on purpose, or EOF
       const index = result.messages.length;
       result.messages.push({ mailFrom: mailFrom ?? "", rcpts, data });
+      await script.beforeDataReply?.(index);
       await wire.send(script.dataReply?.(index) ?? "250 2.0.0 OK");
     } else if (verb === "BDAT" && script.chunking === true) {
       const m = /^BDAT (\d+)( LAST)?$/i.exec(line);
