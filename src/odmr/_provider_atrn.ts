@@ -68,6 +68,8 @@ export async function handleAtrn(ctx: ProviderContext, args: string): Promise<Pr
         user: state.user,
         log: ctx.log,
         events: events ?? NO_EVENTS,
+        // Asked before each message: a domain moved to another user mid-drain stops it.
+        owns: (domain) => ctx.deps.credentials.ownerOf(domain) === state.user,
         bounce: {
           store: ctx.deps.store,
           hostname: ctx.deps.options.hostname,

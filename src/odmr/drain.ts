@@ -28,6 +28,12 @@ export interface DrainOptions {
   readonly events: OdmrEvents;
   /** Failure DSNs for recipients settled as failed; absent: none are sent. */
   readonly bounce?: BounceOptions;
+  /**
+   * Whether `user` still owns `domain`, asked before each message: a domain taken from the user
+   * (or moved to another) while the drain runs takes no further message, its mail stays queued
+   * for its owner of the moment. Absent: not asked.
+   */
+  readonly owns?: (domain: string) => boolean;
   readonly options: {
     readonly hostname: string;
     readonly lineRecords: boolean;
@@ -131,6 +137,13 @@ async function drainLeased(
     for await (const message of lease.messages()) {
       if (isSettleFailing) return;
       if (renewals.isLost || (renewals.isDue && !(await renewals.renew()))) return;
+      const gone = opts.owns === undefined
+        ? undefined
+        : message.recipients.find((r) => !opts.owns?.(r.domain));
+      if (gone !== undefined) {
+        log.warn("drain_stopped", { user: opts.user, reason: "not_owner", domain: gone.domain });
+        return;
+      }
       yield leasedMessage(message, lease);
     }
   }
