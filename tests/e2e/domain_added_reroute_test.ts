@@ -19,6 +19,7 @@ import {
   addUser,
   queueList,
   removeTestFiles,
+  runMain,
   type ServerProcess,
   startServer,
 } from "../_helpers/server_process.ts";
@@ -107,6 +108,72 @@ await toolTest("a domain given to a user while its mail waits for its MX is held
       const seen = events(server).map((e) => e.event);
       assert(!seen.includes("failed") && !seen.includes("dsn_queued"), seen.join(" "));
     });
+  } finally {
+    assertEquals(await server.stop(), 0);
+    await removeTestFiles(server);
+  }
+});
+
+/**
+ * Mail that failed as a loop before its domain was ours, requeued once the domain has an owner:
+ * back on route mx, due at once, and its MX names us (by our host name). The outbound worker
+ * must hold it for the owner's ATRN when it takes the destination, not fail it as a loop again
+ * (a second failure report): the same goes for whatever reaches route mx for an owned domain
+ * (a node whose copy of the users is late, mail left there by an older version).
+ */
+await toolTest("the outbound worker holds an owned domain's mail for ATRN (requeued loop)", [
+  "dnsmasq",
+], async () => {
+  await using dns = await startMxDns({ "wake.test": loopback(122) }, {
+    mx: [{ name: "loop.test", host: "mx.test", preference: 10 }],
+    hosts: [{ name: "mx.test", addresses: ["127.0.0.1"] }],
+  });
+  const server = await startServer({
+    config: outboundServeConfig(dns, { outbound: { retry: ["1h"] } }),
+  });
+  try {
+    await addUser(server.configPath, "alice", ["example.org"], PASSWORD);
+    const login = { user: "alice", password: PASSWORD, from: "alice@example.org" };
+    const port = submissionPort(server);
+    await submitAll(port, login, [{ to: "ceo@loop.test", subject: "looped" }]);
+    const failedFor = () =>
+      events(server).filter((e) => e.event === "failed" && e.to === "ceo@loop.test");
+    await until("the loop failure", () => failedFor().length === 1);
+    match(String(failedFor()[0]?.reply), /^554 5\.4\.6 /);
+    await addUser(server.configPath, "bob", ["loop.test"], PASSWORD);
+    const requeued = await runMain([
+      "queue",
+      "requeue",
+      "--domain",
+      "loop.test",
+      "--config",
+      server.configPath,
+    ]);
+    assertEquals(requeued.code, 0, requeued.stderr);
+    // Mail for the world wakes the worker, which then takes every due destination.
+    await submitAll(port, login, [{ to: "x@wake.test", subject: "wake" }]);
+    await until(
+      "the worker took loop.test",
+      () =>
+        failedFor().length > 1 ||
+        events(server).some((e) => e.event === "outbound_held" && e.domain === "loop.test"),
+    );
+    assertEquals(failedFor().length, 1);
+    const held = events(server).find((e) => e.event === "outbound_held");
+    assertEquals([held?.domain, String(held?.recipients)], ["loop.test", "1"]);
+    const listed = await queueList(server.configPath, "loop.test") as {
+      recipients: { route: string; status: string }[];
+    }[];
+    assertEquals(listed.flatMap((m) => m.recipients.map((r) => [r.route, r.status])), [[
+      "atrn",
+      "queued",
+    ]]);
+    const bob = await runScriptedCustomer({
+      port: server.odmr[0]?.port ?? 0,
+      auth: { mechanism: "CRAM-MD5", user: "bob", password: PASSWORD },
+      atrn: "loop.test",
+    });
+    assertEquals(bob.messages.map((m) => m.rcpts), [["ceo@loop.test"]]);
   } finally {
     assertEquals(await server.stop(), 0);
     await removeTestFiles(server);
