@@ -64,6 +64,8 @@ export function createOutboundWorker(deps: OutboundDeps): OutboundWorker {
           log,
         });
       },
+      // A destination that has become a user's is held for its ATRN (src/queue/_hold.ts).
+      owned: { isOwned: isLocalDomain, hold: (domain) => deps.store.holdForAtrn([domain]) },
       ...(deps.events !== undefined ? { events: deps.events } : {}),
     },
   });

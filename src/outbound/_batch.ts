@@ -56,6 +56,15 @@ export interface BatchOptions {
   /** Queues the failure report for `failed` of `message`, once their settlement is durable. */
   readonly onFailed?: (message: QueuedMessage, failed: readonly FailedRecipient[]) => Promise<void>;
   readonly events?: OutboundEvents;
+  /**
+   * A destination that has become a user's: its mail is held for the owner's ATRN instead of
+   * sent to its MX (which names us now: a loop, 5.4.6). Asked before the batch and before each
+   * message; `hold` moves the destination's queued mail (QueueStore.holdForAtrn).
+   */
+  readonly owned?: {
+    readonly isOwned: (domain: string) => boolean;
+    readonly hold: (domain: string) => Promise<number>;
+  };
   readonly now?: () => number;
   readonly random?: () => number;
 }
@@ -94,6 +103,8 @@ export async function runBatch(
     now,
   });
   const keysFor = opts.keysForBatch?.();
+  /** Set once the destination was found owned: the rest of the batch is held for ATRN. */
+  let isOwned = opts.owned?.isOwned(domain) ?? false;
   /**
    * Set when a settlement could not be recorded (a full disk): each message sent after that stays
    * due and goes to the MX again, so no further one is taken.
@@ -104,7 +115,12 @@ export async function runBatch(
    * settlement failed.
    */
   async function* leased(): AsyncGenerator<LeasedMessage> {
+    if (isOwned) return;
     for await (const message of lease.messages()) {
+      if (opts.owned?.isOwned(domain) === true) {
+        isOwned = true;
+        return;
+      }
       let signed: LeasedMessage | undefined;
       const parts = Math.max(1, Math.ceil(message.recipients.length / MAX_TRANSACTION_RECIPIENTS));
       for (let part = 0; part < parts; part++) {
@@ -123,7 +139,8 @@ export async function runBatch(
   }
   const settling: Promise<void>[] = [];
   try {
-    const summary = await deliverBatch(
+    // Owned already: no MX lookup, no connection.
+    const summary = isOwned ? { sessions: 0 } : await deliverBatch(
       domain,
       leased(),
       // A lost lease stops the batch like serve stopping: the message in flight finishes.
@@ -203,6 +220,7 @@ export async function runBatch(
     // A renewal still on its way must not reach the queue after the release.
     await renewals.stop();
     await Promise.allSettled(settling);
+    if (isOwned) await holdOwned(domain, opts, log);
     if (isSettleFailing) {
       // Kept until it runs out (queue.lease_time): what was sent and not settled is still due,
       // and a release would let the worker, woken by this batch's end, claim the destination
@@ -217,6 +235,16 @@ export async function runBatch(
   }
   log.info("outbound_batch_done", { ...counts });
   return counts;
+}
+
+/** The owned destination's queued mail held for ATRN; a failure is left to the next batch. */
+async function holdOwned(domain: string, opts: BatchOptions, log: Logger): Promise<void> {
+  try {
+    const held = await opts.owned?.hold(domain);
+    log.info("outbound_held", { recipients: held ?? 0 });
+  } catch (err) {
+    log.error("outbound_hold_failed", { error: String(err) });
+  }
 }
 
 /**
