@@ -22,7 +22,7 @@ import { canBindPort25, toolTest } from "./tools.ts";
  * batch_key_error_test 63, mx_self_test 71-72 (one per test: a listener still closing never
  * holds the next), mx_private_test 81, batch_lease_test 82, tls_fallback_retry_test 91-94,
  * batch_recipient_chunks_test 95, batch_settle_failed_hold_test 96, mx_address_limit_test 100-111,
- * e2e/domain_added_reroute_test 121-122 (nothing listens: their MX refuses).
+ * e2e/domain_added_reroute_test 121-122 (nothing listens: their MX refuses), batch_owned_test 123.
  */
 export function loopback(n: number): string {
   return `127.${1 + ((Deno.pid >> 8) % 254)}.${Deno.pid & 255}.${n}`;
