@@ -6,6 +6,8 @@
  * - carol's drain running while it moves: the drain takes no further message of it;
  * - taken from dave with no new owner: it stays held for ATRN (never sent to its MX, which
  *   names us), shown in `queue list` and summed in the gauges as domain="other", until expiry.
+ * On SQLite and on a PostgreSQL node (which sees a user change once its copy of the users
+ * reloaded: each change is awaited through the gauges, seenByServe).
  */
 import { deepStrictEqual as assertEquals, match } from "node:assert/strict";
 import { type LogEvent, parseLogLine } from "../_helpers/log_lines.ts";
@@ -20,6 +22,8 @@ import {
 } from "../_helpers/server_process.ts";
 import { parseExposition, valueOf } from "../observe/_prom_parse.ts";
 import { SmtpSession } from "./_smtp_session.ts";
+import { postgresTest } from "../_helpers/postgres.ts";
+import { until } from "../_helpers/wait_until.ts";
 
 const PASSWORD = "secret-password";
 
@@ -38,9 +42,42 @@ async function receive(server: ServerProcess, to: string, subject: string): Prom
   );
 }
 
+/** `odmr_relay_queue_messages{domain}` as serve shows it now (undefined: no such series). */
+async function waitingGauge(server: ServerProcess, domain: string): Promise<number | undefined> {
+  const port = server.listening.find((l) => l.proto === "metrics")?.port ?? 0;
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`, {
+    signal: AbortSignal.timeout(5_000),
+  });
+  return valueOf(parseExposition(await res.text()), "odmr_relay_queue_messages", { domain });
+}
+
+let probes = 0;
+
+/**
+ * Waits until serve sees every user change made so far: a PostgreSQL node reloads its copy of
+ * the users after a change (README "Scaling out"). A probe domain given to the user `probe`
+ * after them shows in the gauges (an owned domain reads 0) once the copy has it, and the copy
+ * is a snapshot: what came before it is in too. On SQLite it is there at once.
+ */
+async function seenByServe(server: ServerProcess): Promise<void> {
+  const probe = `p${++probes}.test`;
+  const r = await runMain([
+    "user",
+    "domains",
+    "probe",
+    "--add",
+    probe,
+    "--config",
+    server.configPath,
+  ]);
+  assertEquals(r.code, 0, r.stderr);
+  await until(`serve sees ${probe}`, async () => (await waitingGauge(server, probe)) === 0);
+}
+
 async function userDomains(server: ServerProcess, ...args: string[]): Promise<void> {
   const r = await runMain(["user", "domains", ...args, "--config", server.configPath]);
   assertEquals(r.code, 0, r.stderr);
+  await seenByServe(server);
 }
 
 function atrn(
@@ -60,12 +97,17 @@ function atrn(
 const subjects = (messages: readonly { data: Uint8Array }[]) =>
   messages.map((m) => /\r\nSubject: (\S+)\r\n/.exec(new TextDecoder().decode(m.data))?.[1]);
 
-Deno.test("a domain moved between users or taken from its owner while its mail waits", async (t) => {
-  const server = await startServer({ config: { metrics: { listen: "127.0.0.1:0" } } });
+/** The steps on one backend: `queue` is the config's queue section (none: SQLite). */
+async function domainMoves(t: Deno.TestContext, queue?: Record<string, unknown>) {
+  const server = await startServer({
+    config: { metrics: { listen: "127.0.0.1:0" }, ...(queue === undefined ? {} : { queue }) },
+  });
   try {
     await addUser(server.configPath, "carol", ["moved.test", "carol.test"], PASSWORD);
     await addUser(server.configPath, "bob", ["bob.test"], PASSWORD);
     await addUser(server.configPath, "dave", ["gone.test", "dave.test"], PASSWORD);
+    await addUser(server.configPath, "probe", ["p0.test"], PASSWORD);
+    await seenByServe(server);
 
     await t.step("moved from carol to bob: only bob collects it", async () => {
       await receive(server, "x@moved.test", "m1");
@@ -110,11 +152,8 @@ Deno.test("a domain moved between users or taken from its owner while its mail w
       assertEquals(listed.flatMap((m) => m.recipients), [
         { address: "z@gone.test", domain: "gone.test", status: "queued", route: "atrn" },
       ]);
-      const port = server.listening.find((l) => l.proto === "metrics")?.port ?? 0;
-      const res = await fetch(`http://127.0.0.1:${port}/metrics`);
-      const exp = parseExposition(await res.text());
-      assertEquals(valueOf(exp, "odmr_relay_queue_messages", { domain: "other" }), 1);
-      assertEquals(valueOf(exp, "odmr_relay_queue_messages", { domain: "gone.test" }), undefined);
+      assertEquals(await waitingGauge(server, "other"), 1);
+      assertEquals(await waitingGauge(server, "gone.test"), undefined);
       const out = events(server).filter((e) => e.proto === "outbound" && e.to !== undefined);
       assertEquals(out, []);
       // A new owner collects it.
@@ -125,4 +164,17 @@ Deno.test("a domain moved between users or taken from its owner while its mail w
     assertEquals(await server.stop(), 0);
     await removeTestFiles(server);
   }
-});
+}
+
+Deno.test(
+  "a domain moved between users or taken from its owner while its mail waits",
+  (t) => domainMoves(t),
+);
+
+await postgresTest(
+  "a domain moved between users or taken from its owner while its mail waits (PostgreSQL)",
+  async (pg, t) => {
+    const url = await pg.createDatabase("domain_moves");
+    await domainMoves(t, { backend: "postgres", postgres: { url } });
+  },
+);
