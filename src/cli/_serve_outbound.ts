@@ -13,7 +13,8 @@ import type { DkimKey } from "../dkim/signer.ts";
 import { normalizeDomain } from "../auth/domain.ts";
 import { type KeysFor, type OutboundEvents, OutboundWorker } from "../outbound/worker.ts";
 import { bounceFailed } from "../queue/bounce.ts";
-import { ownHost } from "../outbound/mx_self.ts";
+import { interfaceAddresses, listensEverywhere, ownHost } from "../outbound/mx_self.ts";
+import { errorText } from "../errors.ts";
 
 /** What the worker needs from serve. */
 export interface OutboundDeps {
@@ -26,11 +27,21 @@ export interface OutboundDeps {
   readonly events?: OutboundEvents;
 }
 
-/** Creates (does not start) the worker of this process. */
+/**
+ * Creates (does not start) the worker of this process. With a listener on a wildcard address,
+ * reads the host's interface addresses (loop avoidance, `mx_self.ts`): without the grant
+ * `--allow-sys=networkInterfaces` this throws Deno's NotCapable (one error line, exit 1).
+ */
 export function createOutboundWorker(deps: OutboundDeps): OutboundWorker {
   const { config, credentials } = deps;
   const out = config.outbound;
   const log = deps.log.with({ proto: "outbound" });
+  const listen = [...config.smtp.listen, ...config.odmr.listen, ...config.submission?.listen ?? []];
+  const interfaces = listensEverywhere(listen)
+    ? interfaceAddresses({
+      onError: (err) => log.warn("outbound_interfaces_unreadable", { error: errorText(err) }),
+    })
+    : undefined;
   const keys = deps.dkimKeys;
   const isLocalDomain = (domain: string) => credentials.ownerOf(domain) !== undefined;
   return new OutboundWorker({
@@ -48,11 +59,10 @@ export function createOutboundWorker(deps: OutboundDeps): OutboundWorker {
           : { ipAddr: out.resolver.host, port: out.resolver.port },
         tls: out.tls,
         allowPrivateMx: out.allowPrivateMx,
-        self: ownHost([config.hostname], [
-          ...config.smtp.listen,
-          ...config.odmr.listen,
-          ...config.submission?.listen ?? [],
-        ]),
+        self: ownHost([config.hostname], listen, {
+          natted: out.ownAddresses,
+          ...(interfaces === undefined ? {} : { interfaces }),
+        }),
       },
       retryScheduleMs: out.retryScheduleMs,
       keysForBatch: () => batchSigningKeys(keys, credentials),

@@ -137,6 +137,7 @@ function toFileShape(config: Config): Record<string, unknown> {
     retry: out.retryScheduleMs.map(formatDuration),
     concurrency: out.concurrency,
     "allow_private_mx": out.allowPrivateMx,
+    "own_addresses": [...out.ownAddresses],
   };
   const f = config.fetch;
   shape.fetch = f === undefined ? null : {

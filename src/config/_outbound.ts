@@ -41,6 +41,7 @@ export const OUTBOUND_KEYS = [
   "retry",
   "concurrency",
   "allow_private_mx",
+  "own_addresses",
 ] as const;
 
 /** Defaults: a home server sends a few hundred messages a day, not thousands an hour. */
@@ -63,6 +64,8 @@ export const DEFAULT_OUTBOUND_ALLOW_PRIVATE_MX = false;
 const MAX_RETRY_STEPS = 100;
 /** DNS port when `outbound.resolver` has none. */
 const DNS_PORT = 53;
+/** `outbound.own_addresses`: a host reached through more NAT addresses than this is unusual. */
+export const MAX_OWN_ADDRESSES = 64;
 
 /**
  * A name server is an address (Deno.resolveDns takes `ipAddr`): looking up the resolver's own
@@ -81,6 +84,35 @@ function resolver(v: SectionValidator, raw: unknown): { host: string; port: numb
     );
   }
   return { host, port: where.port };
+}
+
+/**
+ * `outbound.own_addresses`: the addresses that reach this relay through NAT or a proxy without
+ * being on one of its interfaces (Postfix's proxy_interfaces), IP addresses only (a name would
+ * need a lookup at start; IPv6 may be written in brackets), no wildcard.
+ */
+function ownAddresses(v: SectionValidator, raw: unknown): string[] {
+  const key = "outbound.own_addresses";
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw) || raw.length > MAX_OWN_ADDRESSES) {
+    v.fail(
+      key,
+      `must be a list of at most ${MAX_OWN_ADDRESSES} IP addresses, such as [203.0.113.25]`,
+    );
+  }
+  return raw.map((item: unknown, i: number) => {
+    const text = typeof item === "string" ? item.trim().replace(/^\[(.*)\]$/, "$1") : "";
+    const family = isIP(text);
+    const isUnspecified = family === 4 ? text === "0.0.0.0" : /^[0:]*$/.test(text);
+    if (family === 0 || isUnspecified) {
+      v.fail(
+        `${key}[${i}]`,
+        `must be an IP address of this relay (not a host name, not 0.0.0.0 or ::): current value ` +
+          `is ${JSON.stringify(item)}`,
+      );
+    }
+    return text;
+  });
 }
 
 /** `outbound.retry`: a non-empty list of durations, each at least one second. */
@@ -170,5 +202,6 @@ export function parseOutbound(
       m.allow_private_mx ?? DEFAULT_OUTBOUND_ALLOW_PRIVATE_MX,
       "outbound.allow_private_mx",
     ),
+    ownAddresses: ownAddresses(v, m.own_addresses),
   };
 }

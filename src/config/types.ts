@@ -104,6 +104,11 @@ export interface OutboundConfig {
    * addresses are delivered to (default false: refused, `554 5.4.4`).
    */
   readonly allowPrivateMx: boolean;
+  /**
+   * `outbound.own_addresses`: addresses that reach this relay through NAT or a proxy; an MX host
+   * at one of them is us (RFC 5321 §5.1 loop avoidance). Default none.
+   */
+  readonly ownAddresses: readonly string[];
 }
 
 /** `queue.postgres`: the database shared by every `serve` node. */

@@ -67,7 +67,7 @@ export interface DeliveryOptions<M extends OutboundMessage = OutboundMessage> {
   /** `outbound.resolver`; default: the system's. */
   readonly nameServer?: NameServer | undefined;
   /**
-   * This relay's other names and its listen addresses (`helo` is always ours): an MX host that
+   * This relay's other names and addresses (`mx_self.ts`; `helo` is always ours): an MX host that
    * is one of them is discarded with every less preferred one (RFC 5321 §5.1).
    */
   readonly self?: OwnHost | undefined;

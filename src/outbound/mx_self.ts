@@ -1,7 +1,10 @@
 /**
  * Who "we" are among a domain's MX hosts (RFC 5321 §5.1 loop avoidance): a host is ours when its
  * name is one of our names (`hostname`, `outbound.helo`, a listener's host name) or one of its
- * addresses is an address a listener of ours is bound to (wildcard listeners name none).
+ * addresses is one where we take mail, as Postfix's inet_interfaces and proxy_interfaces: a
+ * listener's own address, every address of the host's interfaces while a listener is on a
+ * wildcard address (0.0.0.0, ::), and the addresses that reach us through NAT or a proxy
+ * (`outbound.own_addresses`: a cloud VPS's public address is on none of its interfaces).
  */
 import { isIP } from "../config/_ip.ts";
 
@@ -24,26 +27,92 @@ export function isSelf(
   return addresses.some((a) => ours.has(canonicalIp(a)));
 }
 
+/** Where else we take mail (`ownHost`). */
+export interface OtherAddresses {
+  /** `outbound.own_addresses`: reached through NAT or a proxy. */
+  readonly natted?: readonly string[];
+  /** The host's interface addresses (`interfaceAddresses`), used while a listener is a wildcard. */
+  readonly interfaces?: () => readonly string[];
+}
+
 /**
  * Our names and addresses from the config: `names` as given, and the hosts of the listeners
- * (`listen`): an IP address (not a wildcard) is an address of ours, a name is a name of ours.
+ * (`listen`): an IP address is an address of ours (a wildcard: every interface address, read
+ * through `other.interfaces` whenever `addresses` is read), a name is a name of ours; and
+ * `other.natted`.
  */
 export function ownHost(
   names: readonly string[],
   listen: readonly { readonly host: string }[],
+  other: OtherAddresses = {},
 ): OwnHost {
   const ownNames = new Set(names.map(plainName).filter((n) => n !== ""));
-  const addresses = new Set<string>();
+  const addresses = new Set<string>((other.natted ?? []).map(canonicalIp));
   for (const { host } of listen) {
     const h = host.replace(/^\[(.*)\]$/, "$1");
-    if (isIP(h) === 0) {
-      if (h !== "" && h !== "*") ownNames.add(plainName(h));
-      continue;
-    }
-    const ip = canonicalIp(h);
-    if (ip !== "0.0.0.0" && ip !== canonicalIp("::")) addresses.add(ip);
+    if (isWildcard(h)) continue;
+    if (isIP(h) === 0) ownNames.add(plainName(h));
+    else addresses.add(canonicalIp(h));
   }
-  return { names: [...ownNames], addresses: [...addresses] };
+  const fixed = [...addresses];
+  const interfaces = listensEverywhere(listen) ? other.interfaces : undefined;
+  if (interfaces === undefined) return { names: [...ownNames], addresses: fixed };
+  return {
+    names: [...ownNames],
+    get addresses() {
+      return [...fixed, ...interfaces()];
+    },
+  };
+}
+
+/** Whether a listener is on a wildcard address (all of the host's addresses). */
+export function listensEverywhere(listen: readonly { readonly host: string }[]): boolean {
+  return listen.some(({ host }) => isWildcard(host.replace(/^\[(.*)\]$/, "$1")));
+}
+
+function isWildcard(host: string): boolean {
+  if (host === "" || host === "*") return true;
+  const ip = canonicalIp(host);
+  return isIP(host) !== 0 && (ip === "0.0.0.0" || ip === canonicalIp("::"));
+}
+
+/** How often `interfaceAddresses` reads the interfaces again, at most (addresses may change). */
+export const INTERFACES_MAX_AGE_MS = 60_000;
+
+/**
+ * The addresses of the host's network interfaces, read now and again when asked after
+ * INTERFACES_MAX_AGE_MS. Deno.networkInterfaces() needs `--allow-sys=networkInterfaces` (a
+ * missing grant throws here, at the first read: serve does not start, README "Permissions") and
+ * a netlink socket (systemd's RestrictAddressFamilies must allow AF_NETLINK); any other failure
+ * goes to `onError` (at the first read, and at the first of a run of failures) and the last
+ * addresses read are kept (none at first).
+ */
+export function interfaceAddresses(opts: {
+  readonly onError: (err: unknown) => void;
+  readonly read?: () => readonly { readonly address: string }[];
+  readonly now?: () => number;
+}): () => readonly string[] {
+  const read = opts.read ?? (() => Deno.networkInterfaces());
+  const now = opts.now ?? (() => performance.now());
+  let known: readonly string[] = [];
+  let readAt = -Infinity;
+  let isFailing = false;
+  const refresh = () => {
+    readAt = now();
+    try {
+      known = [...new Set(read().map((i) => canonicalIp(i.address)))];
+      isFailing = false;
+    } catch (err) {
+      if (err instanceof Deno.errors.NotCapable) throw err;
+      if (!isFailing) opts.onError(err);
+      isFailing = true;
+    }
+  };
+  refresh();
+  return () => {
+    if (now() - readAt >= INTERFACES_MAX_AGE_MS) refresh();
+    return known;
+  };
 }
 
 function plainName(name: string): string {

@@ -28,6 +28,7 @@ Deno.test("submission is off and outbound has its defaults when neither is confi
     retryScheduleMs: [60_000, 300_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 14_400_000],
     concurrency: 4,
     allowPrivateMx: false,
+    ownAddresses: [],
   });
 });
 
@@ -49,6 +50,7 @@ outbound:
   retry: [1s, 2m]
   concurrency: 2
   allow_private_mx: true
+  own_addresses: [203.0.113.25, "[2001:db8::25]"]
 `);
   assertEquals(c.submission, {
     listen: [{ host: "::", port: 587, tls: "none" }, { host: "::", port: 465, tls: "implicit" }],
@@ -66,6 +68,7 @@ outbound:
     retryScheduleMs: [1000, 120_000],
     concurrency: 2,
     allowPrivateMx: true,
+    ownAddresses: ["203.0.113.25", "2001:db8::25"],
   });
   // check-config shows both sections, and its output loads back to the same values.
   const again = parse(renderEffectiveConfig(c));
@@ -156,5 +159,29 @@ Deno.test("outbound.retry takes 1 to 100 steps of at least 1s; concurrency 1 to 
   await t.step("allow_private_mx: a boolean", () => {
     assertEquals(parse("outbound: {allow_private_mx: false}").outbound.allowPrivateMx, false);
     match(errorOf("outbound: {allow_private_mx: yes}"), /outbound\.allow_private_mx/);
+  });
+});
+
+Deno.test("outbound.own_addresses takes up to 64 IP addresses, never a name or a wildcard", async (t) => {
+  const list = (n: number) =>
+    `[${Array.from({ length: n }, (_, i) => `198.51.100.${i}`).join(", ")}]`;
+  await t.step("absent or null: none; 64 accepted, 65 refused", () => {
+    assertEquals(parse("outbound: {}").outbound.ownAddresses, []);
+    assertEquals(parse("outbound: {own_addresses: null}").outbound.ownAddresses, []);
+    assertEquals(parse(`outbound: {own_addresses: ${list(64)}}`).outbound.ownAddresses.length, 64);
+    match(
+      errorOf(`outbound: {own_addresses: ${list(65)}}`),
+      /outbound\.own_addresses must be a list of at most 64 IP addresses/,
+    );
+    match(errorOf("outbound: {own_addresses: 203.0.113.25}"), /must be a list/);
+  });
+  await t.step("a host name, a wildcard or a non-string names its index", () => {
+    for (const bad of ["mx.example.net", "0.0.0.0", "'::'", "'[::]'", "25", "203.0.113.25:25"]) {
+      match(
+        errorOf(`outbound: {own_addresses: [192.0.2.1, ${bad}]}`),
+        /outbound\.own_addresses\[1\] must be an IP address of this relay/,
+        bad,
+      );
+    }
   });
 });

@@ -12,12 +12,12 @@
  * the port-25 tests) holding only loopback, with 192.0.2.25 added to `lo` as the host's "public"
  * address: a wildcard listener there reaches nothing beyond this test. dnsmasq answers inside.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok as assert, rejects } from "node:assert/strict";
 import { openDatabase } from "../../src/queue/db.ts";
 import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
 import { dnsmasqConfig } from "../_helpers/dnsmasq.ts";
 import { compileFlags, mapPaths, README_PATHS, readmeFlags } from "../_helpers/documented_flags.ts";
-import { startServer } from "../_helpers/server_process.ts";
+import { type ServerProcess, startServer } from "../_helpers/server_process.ts";
 import { canBindPort25, findTool, toolTest } from "../_helpers/tools.ts";
 import { until } from "../_helpers/wait_until.ts";
 import { queueMx } from "../outbound/_batch_fixtures.ts";
@@ -49,6 +49,97 @@ async function stopDnsmasq(pidFile: string, conf: string): Promise<void> {
   await until("dnsmasq to exit", async () => !(await runsOurs()), 5_000);
 }
 
+/** Where a namespaced serve runs (`inNamespace`): its README paths, mapped. */
+interface Paths {
+  readonly etc: string;
+  readonly data: string;
+}
+
+/**
+ * Sets up the namespace's world (dnsmasq's config, a message queued for `bob@<domain>` before
+ * serve starts: no port of ours is reachable) and hands `fn` the start of serve with `flags`,
+ * wildcard listeners and `outbound` over the defaults; removes it all after.
+ */
+async function inNamespace(
+  dnsmasq: string,
+  domain: string,
+  flags: (paths: Paths) => Promise<string[]>,
+  outbound: Record<string, unknown>,
+  fn: (start: () => Promise<ServerProcess>) => Promise<void>,
+): Promise<void> {
+  const tmp = await Deno.makeTempDir({ prefix: "odmr-mxloop-" });
+  const paths = { etc: `${tmp}/etc`, data: `${tmp}/data` };
+  await Deno.mkdir(paths.etc);
+  await Deno.mkdir(paths.data, { mode: 0o700 });
+  const conf = `${tmp}/dnsmasq.conf`;
+  const pidFile = `${tmp}/dnsmasq.pid`;
+  await Deno.writeTextFile(
+    conf,
+    dnsmasqConfig({
+      mx: [
+        { name: "iface.test", host: "mx.iface.test", preference: 10 },
+        { name: "nat.test", host: "mx.nat.test", preference: 10 },
+      ],
+      hosts: [
+        { name: "mx.iface.test", addresses: [OURS] },
+        { name: "mx.nat.test", addresses: [NATTED] },
+      ],
+    }, DNS_PORT),
+  );
+  const store = new SqliteQueueStore(openDatabase(paths.data));
+  try {
+    await queueMx(store, `bob@${domain}`, { from: "", body: "Subject: hi\r\n\r\nhello\r\n" });
+  } finally {
+    await store.close();
+  }
+  // dnsmasq daemonizes once it is bound (its PID in pidFile, stopped below); then the shell
+  // becomes serve, so the PID startServer knows is serve's.
+  const script = [
+    "set -e",
+    "ip link set lo up",
+    `ip addr add ${OURS}/32 dev lo`,
+    `"${dnsmasq}" --conf-file="${conf}" --pid-file="${pidFile}" --user=root ` +
+    `--log-facility="${tmp}/dnsmasq.log"`,
+    'exec "$@"',
+  ].join("\n");
+  const denoFlags = await flags(paths);
+  try {
+    await fn(() =>
+      startServer({
+        configPath: `${paths.etc}/config.yaml`,
+        dataDir: paths.data,
+        denoFlags,
+        prefix: ["unshare", "-n", "sh", "-c", script, "sh"],
+        config: {
+          hostname: "relay.example.net",
+          "data_dir": paths.data,
+          log: { format: "json" },
+          smtp: { listen: ["0.0.0.0:0"] },
+          odmr: { listen: ["[::]:0"] },
+          outbound: {
+            resolver: `127.0.0.1:${DNS_PORT}`,
+            retry: ["1s"],
+            // 192.0.2.25 is a documentation address: not public.
+            "allow_private_mx": true,
+            ...outbound,
+          },
+        },
+      })
+    );
+  } finally {
+    await stopDnsmasq(pidFile, conf);
+    await Deno.remove(tmp, { recursive: true });
+  }
+}
+
+/** The README's `main.ts serve` flags with its paths mapped to `paths`. */
+async function readmeServeFlags(paths: Paths): Promise<string[]> {
+  return mapPaths(await readmeFlags("serve"), {
+    [README_PATHS.config]: paths.etc,
+    [README_PATHS.data]: paths.data,
+  });
+}
+
 await toolTest("serve on wildcard listeners: an MX at one of our addresses loops back, 554 5.4.6", [
   "dnsmasq",
   "unshare",
@@ -64,70 +155,9 @@ await toolTest("serve on wildcard listeners: an MX at one of our addresses loops
       ] as const
     ) {
       await t.step(`${source}: ${domain}`, async () => {
-        const tmp = await Deno.makeTempDir({ prefix: "odmr-mxloop-" });
-        const etc = `${tmp}/etc`;
-        const data = `${tmp}/data`;
-        await Deno.mkdir(etc);
-        await Deno.mkdir(data, { mode: 0o700 });
-        const conf = `${tmp}/dnsmasq.conf`;
-        const pidFile = `${tmp}/dnsmasq.pid`;
-        await Deno.writeTextFile(
-          conf,
-          dnsmasqConfig({
-            mx: [
-              { name: "iface.test", host: "mx.iface.test", preference: 10 },
-              { name: "nat.test", host: "mx.nat.test", preference: 10 },
-            ],
-            hosts: [
-              { name: "mx.iface.test", addresses: [OURS] },
-              { name: "mx.nat.test", addresses: [NATTED] },
-            ],
-          }, DNS_PORT),
-        );
-        // The message waits in the queue before serve starts (no port of ours is reachable).
-        const store = new SqliteQueueStore(openDatabase(data));
-        try {
-          await queueMx(store, `bob@${domain}`, { from: "", body: "Subject: hi\r\n\r\nhello\r\n" });
-        } finally {
-          await store.close();
-        }
-        // dnsmasq daemonizes once it is bound (its PID in pidFile, stopped below); then the
-        // shell becomes serve, so the PID startServer knows is serve's.
-        const script = [
-          "set -e",
-          "ip link set lo up",
-          `ip addr add ${OURS}/32 dev lo`,
-          `"${dnsmasq}" --conf-file="${conf}" --pid-file="${pidFile}" --user=root ` +
-          `--log-facility="${tmp}/dnsmasq.log"`,
-          'exec "$@"',
-        ].join("\n");
-        const flags = source === "README"
-          ? mapPaths(await readmeFlags("serve"), {
-            [README_PATHS.config]: etc,
-            [README_PATHS.data]: data,
-          })
-          : await compileFlags();
-        try {
-          const server = await startServer({
-            configPath: `${etc}/config.yaml`,
-            dataDir: data,
-            denoFlags: flags,
-            prefix: ["unshare", "-n", "sh", "-c", script, "sh"],
-            config: {
-              hostname: "relay.example.net",
-              "data_dir": data,
-              log: { format: "json" },
-              smtp: { listen: ["0.0.0.0:0"] },
-              odmr: { listen: ["[::]:0"] },
-              outbound: {
-                resolver: `127.0.0.1:${DNS_PORT}`,
-                retry: ["1s"],
-                // 192.0.2.25 is a documentation address: not public.
-                "allow_private_mx": true,
-                ...extra,
-              },
-            },
-          });
+        const flags = source === "README" ? readmeServeFlags : () => compileFlags();
+        await inNamespace(dnsmasq, domain, flags, extra, async (start) => {
+          const server = await start();
           try {
             const to = `bob@${domain}`;
             await until(`an outcome for ${to}`, () => outcomeOf(server.logs(), to) !== undefined);
@@ -138,11 +168,24 @@ await toolTest("serve on wildcard listeners: an MX at one of our addresses loops
           } finally {
             assertEquals(await server.stop(), 0, server.logs());
           }
-        } finally {
-          await stopDnsmasq(pidFile, conf);
-          await Deno.remove(tmp, { recursive: true });
-        }
+        });
       });
     }
   }
+
+  await t.step(
+    "without --allow-sys=networkInterfaces: one error line naming it, exit 1",
+    async () => {
+      const fewer = async (paths: Paths) =>
+        (await readmeServeFlags(paths)).map((f) =>
+          f.startsWith("--allow-sys=") ? "--allow-sys=hostname" : f
+        );
+      await inNamespace(dnsmasq, "iface.test", fewer, {}, async (start) => {
+        await rejects(
+          start(),
+          /serve exited with code 1 before it was ready:\nerror: Requires sys access to "networkInterfaces", run again with the --allow-sys flag\n$/,
+        );
+      });
+    },
+  );
 });
