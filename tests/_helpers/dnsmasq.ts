@@ -13,8 +13,13 @@ import { findTool } from "./tools.ts";
 
 /** Records the server answers. Names are written without the final dot. */
 export interface DnsRecords {
-  /** MX records; `host: "."` is a null MX (RFC 7505). */
+  /**
+   * MX records; `host: "."` is a null MX (RFC 7505). A host with octets outside letters,
+   * digits, `-` and `.` (`[192.0.2.1]`, `x_y.test`) goes out as written, in wire form.
+   */
   readonly mx?: readonly { name: string; host: string; preference: number }[];
+  /** CNAME records: `name` is an alias of `target` (which this config must answer). */
+  readonly cname?: readonly { name: string; target: string }[];
   /** A and AAAA records (one entry per name, any mix of IPv4 and IPv6 addresses). */
   readonly hosts?: readonly { name: string; addresses: readonly string[] }[];
   /** TXT records, each a list of character-strings (at most 255 bytes each). */
@@ -82,6 +87,9 @@ export function dnsmasqConfig(records: DnsRecords, port: number, readyToken?: st
       // dnsmasq's mx-host cannot write the root as target: a raw MX RR (type 15) with
       // preference 0 and the root name (one zero byte).
       lines.push(`dns-rr=${mx.name},15,${hex16(mx.preference)}00`);
+    } else if (!/^[A-Za-z0-9.-]+$/.test(mx.host)) {
+      // Nor a target outside host-name syntax: a raw MX RR with the name in wire form.
+      lines.push(`dns-rr=${mx.name},15,${hex16(mx.preference)}${wireName(mx.host)}`);
     } else {
       lines.push(`mx-host=${mx.name},${mx.host},${mx.preference}`);
     }
@@ -90,6 +98,7 @@ export function dnsmasqConfig(records: DnsRecords, port: number, readyToken?: st
   for (const h of records.hosts ?? []) {
     for (const a of h.addresses) lines.push(`host-record=${h.name},${a}`);
   }
+  for (const c of records.cname ?? []) lines.push(`cname=${c.name},${c.target}`);
   for (const t of records.txt ?? []) {
     lines.push(`txt-record=${t.name},${t.strings.map((s) => `"${s}"`).join(",")}`);
   }
@@ -173,6 +182,17 @@ async function freeUdpPort(): Promise<number> {
   const port = sock.address().port;
   await new Promise<void>((resolve) => sock.close(() => resolve()));
   return port;
+}
+
+/** `name` as DNS wire-form labels, in hex (dnsmasq's dns-rr data). */
+function wireName(name: string): string {
+  const labels = name.split(".").filter((l) => l !== "");
+  const hex = (bytes: Uint8Array) =>
+    [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return labels.map((l) => {
+    const bytes = new TextEncoder().encode(l);
+    return bytes.length.toString(16).padStart(2, "0") + hex(bytes);
+  }).join("") + "00";
 }
 
 function hex16(n: number): string {
