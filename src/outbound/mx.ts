@@ -2,7 +2,8 @@
  * Where mail for a domain goes (RFC 5321 §5.1): its MX hosts by preference (random order among
  * equal preferences, so load spreads as the domain intends), each with its addresses; without
  * MX records the domain itself (the implicit MX). A null MX (RFC 7505) is a permanent refusal.
- * An MX host written as an IP address is taken as that address, as Postfix does.
+ * An MX host written as an IP address is taken as that address, as Postfix does; one that is
+ * neither that nor a host name (an address in brackets, a space) is a host that cannot exist.
  * Our own host among the MX hosts is discarded with every host of its preference or a higher
  * number; when that leaves none, the mail loops back to us (permanent, 5.4.6, as Postfix).
  * Addresses that are not public (loopback, private, link-local: `mx_public.ts`) are dropped unless
@@ -142,6 +143,10 @@ export async function resolveMx(domain: string, opts: ResolveMxOptions = {}): Pr
     // A host that is an IP address ("MX 10 192.0.2.1."), where a host name belongs: as
     // Postfix (smtp_addr_one), it is taken as the address.
     if (isIP(name) !== 0) return { kind: "found", records: [name] } satisfies Addresses;
+    // Not a host name ("[192.0.2.1]", a space, an underscore): Deno refuses to ask for it, with
+    // an error that is not NotFound. Postfix refuses it as invalid (5.4.4): a host that
+    // cannot exist, never a DNS failure to retry.
+    if (!isHostName(name)) return { kind: "no_such_name" } satisfies Addresses;
     return addressesOf(name, opts, requery);
   }));
   // RFC 5321 §5.1: our own host and every host not more preferred than it are discarded.
@@ -320,6 +325,15 @@ function privateAddress(): MxResult {
 
 function usableAddresses(addresses: readonly string[], opts: ResolveMxOptions): string[] {
   return opts.allowPrivate === true ? [...addresses] : addresses.filter(isPublicAddress);
+}
+
+/**
+ * RFC 1123 §2.1 host-name syntax (RFC 5321 §2.3.5): labels of letters, digits and inner
+ * hyphens, each 1-63 octets, 253 in all. Deno.resolveDns writes other octets escaped (`\[`).
+ */
+function isHostName(name: string): boolean {
+  return name.length <= 253 &&
+    name.split(".").every((l) => /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(l));
 }
 
 function stripDot(name: string): string {
