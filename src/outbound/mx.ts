@@ -137,7 +137,8 @@ export async function resolveMx(domain: string, opts: ResolveMxOptions = {}): Pr
   if (mx.records.some((r) => r.exchange === "." || r.exchange === "")) {
     return { kind: "permanent", reason: "null_mx", status: "5.1.10" };
   }
-  const ordered = orderByPreference(mx.records, opts.random ?? Math.random).slice(0, MAX_MX_HOSTS);
+  const all = orderByPreference(mx.records, opts.random ?? Math.random);
+  const ordered = all.slice(0, MAX_MX_HOSTS);
   const found = await Promise.all(ordered.map((r) => {
     const name = stripDot(r.exchange);
     // A host that is an IP address ("MX 10 192.0.2.1."), where a host name belongs: as
@@ -149,8 +150,14 @@ export async function resolveMx(domain: string, opts: ResolveMxOptions = {}): Pr
     if (!isHostName(name)) return { kind: "no_such_name" } satisfies Addresses;
     return addressesOf(name, opts, requery);
   }));
-  // RFC 5321 §5.1: our own host and every host not more preferred than it are discarded.
+  // RFC 5321 §5.1: our own host and every host not more preferred than it are discarded. By
+  // name among all records (the cut may have left ours out), by address among those looked up.
   let selfPreference = Infinity;
+  for (const r of all) {
+    if (isSelf(opts.self, stripDot(r.exchange), [])) {
+      selfPreference = Math.min(selfPreference, r.preference);
+    }
+  }
   for (const [i, r] of ordered.entries()) {
     const a = found[i];
     const addresses = a?.kind === "found" ? a.records : [];
