@@ -32,8 +32,14 @@ await toolTest("resolveMx: an MX host name outside host-name syntax is not a DNS
         // One invalid host, one whose lookup fails: the mail waits.
         { name: "failing.test", host: "[192.0.2.1]", preference: 5 },
         { name: "failing.test", host: "mx.fails.test", preference: 10 },
+        // An MX host that is an alias (RFC 2181 §10.3 says it must not be; MTAs follow it).
+        { name: "alias.test", host: "mx.alias.test", preference: 10 },
       ],
-      hosts: [{ name: "mx.mixed.test", addresses: ["127.0.0.5"] }],
+      hosts: [
+        { name: "mx.mixed.test", addresses: ["127.0.0.5"] },
+        { name: "real.alias.test", addresses: ["127.0.0.6"] },
+      ],
+      cname: [{ name: "mx.alias.test", target: "real.alias.test" }],
       forward: [{ domain: "fails.test", server: `127.0.0.1#${upstream.address().port}` }],
     });
     const nameServer = { ipAddr: dns.ipAddr, port: dns.port };
@@ -52,6 +58,12 @@ await toolTest("resolveMx: an MX host name outside host-name syntax is not a DNS
       const r = await resolveMx("mixed.test", { nameServer, allowPrivate: true });
       assert(r.kind === "hosts", JSON.stringify(r));
       assertEquals(r.hosts.map((h) => [h.name, h.addresses]), [["mx.mixed.test", ["127.0.0.5"]]]);
+    });
+
+    await t.step("an MX host that is a CNAME: its target's addresses", async () => {
+      const r = await resolveMx("alias.test", { nameServer, allowPrivate: true });
+      assert(r.kind === "hosts", JSON.stringify(r));
+      assertEquals(r.hosts.map((h) => [h.name, h.addresses]), [["mx.alias.test", ["127.0.0.6"]]]);
     });
 
     await t.step("an invalid name beside a failing lookup: temporary", async () => {
