@@ -5,7 +5,9 @@
  * addresses under `inet_interfaces = all`), instead of being sent to ourselves and deferred, or
  * refused by our own MX port, until it expires. So does an MX at an address reached through NAT
  * (`outbound.own_addresses`, Postfix's proxy_interfaces: a cloud VPS's public address is on no
- * interface of its own).
+ * interface of its own). Only the MX port's wildcard counts: with `smtp.listen` on one address and
+ * submission on all of them, port 25 of the host's other addresses is someone else's (a Postfix
+ * beside us), not a loop.
  *
  * The relay runs with exactly the documented permissions (README's `main.ts serve` line, paths
  * mapped, and the compile task's), in a network namespace of its own (`unshare -n`: root only, as
@@ -64,7 +66,7 @@ async function inNamespace(
   dnsmasq: string,
   domain: string,
   flags: (paths: Paths) => Promise<string[]>,
-  outbound: Record<string, unknown>,
+  more: Record<string, unknown>,
   fn: (start: () => Promise<ServerProcess>) => Promise<void>,
 ): Promise<void> {
   const tmp = await Deno.makeTempDir({ prefix: "odmr-mxloop-" });
@@ -116,12 +118,13 @@ async function inNamespace(
           log: { format: "json" },
           smtp: { listen: ["0.0.0.0:0"] },
           odmr: { listen: ["[::]:0"] },
+          ...more,
           outbound: {
             resolver: `127.0.0.1:${DNS_PORT}`,
             retry: ["1s"],
             // 192.0.2.25 is a documentation address: not public.
             "allow_private_mx": true,
-            ...outbound,
+            ...more.outbound as Record<string, unknown> | undefined,
           },
         },
       })
@@ -151,7 +154,7 @@ await toolTest("serve on wildcard listeners: an MX at one of our addresses loops
     for (
       const [domain, extra] of [
         ["iface.test", {}],
-        ["nat.test", { "own_addresses": [NATTED] }],
+        ["nat.test", { outbound: { "own_addresses": [NATTED] } }],
       ] as const
     ) {
       await t.step(`${source}: ${domain}`, async () => {
@@ -172,6 +175,34 @@ await toolTest("serve on wildcard listeners: an MX at one of our addresses loops
       });
     }
   }
+
+  await t.step(
+    "a wildcard listener that is not the MX port does not make the host's addresses ours",
+    async () => {
+      // The MX port (and ODMR's) on loopback only, submission on every address: port 25 of
+      // 192.0.2.25 is another MTA's (here nobody's: refused), not ours.
+      const more = {
+        smtp: { listen: ["127.0.0.1:0"] },
+        odmr: { listen: ["127.0.0.1:0"] },
+        submission: { listen: ["0.0.0.0:0"] },
+      };
+      await inNamespace(dnsmasq, "iface.test", readmeServeFlags, more, async (start) => {
+        const server = await start();
+        try {
+          const to = "bob@iface.test";
+          await until(`an outcome for ${to}`, () => outcomeOf(server.logs(), to) !== undefined);
+          const e = outcomeOf(server.logs(), to)!;
+          assertEquals(
+            [e.event, String(e.reply).slice(0, 9)],
+            ["deferred", "451 4.4.1"],
+            String(e.reply),
+          );
+        } finally {
+          assertEquals(await server.stop(), 0, server.logs());
+        }
+      });
+    },
+  );
 
   await t.step(
     "without --allow-sys=networkInterfaces: one error line naming it, exit 1",
