@@ -28,16 +28,17 @@ export interface OutboundDeps {
 }
 
 /**
- * Creates (does not start) the worker of this process. With a listener on a wildcard address,
- * reads the host's interface addresses (loop avoidance, `mx_self.ts`): without the grant
- * `--allow-sys=networkInterfaces` this throws Deno's NotCapable (one error line, exit 1).
+ * Creates (does not start) the worker of this process. With an MX listener (`smtp.listen`) on a
+ * wildcard address, reads the host's interface addresses (loop avoidance, `mx_self.ts`; another
+ * port's wildcard leaves port 25 of those addresses to whoever else listens there): without the
+ * grant `--allow-sys=networkInterfaces` this throws Deno's NotCapable (one error line, exit 1).
  */
 export function createOutboundWorker(deps: OutboundDeps): OutboundWorker {
   const { config, credentials } = deps;
   const out = config.outbound;
   const log = deps.log.with({ proto: "outbound" });
   const listen = [...config.smtp.listen, ...config.odmr.listen, ...config.submission?.listen ?? []];
-  const interfaces = listensEverywhere(listen)
+  const interfaces = listensEverywhere(config.smtp.listen)
     ? interfaceAddresses({
       onError: (err) => log.warn("outbound_interfaces_unreadable", { error: errorText(err) }),
     })

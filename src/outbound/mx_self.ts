@@ -2,8 +2,8 @@
  * Who "we" are among a domain's MX hosts (RFC 5321 §5.1 loop avoidance): a host is ours when its
  * name is one of our names (`hostname`, `outbound.helo`, a listener's host name) or one of its
  * addresses is one where we take mail, as Postfix's inet_interfaces and proxy_interfaces: a
- * listener's own address, every address of the host's interfaces while a listener is on a
- * wildcard address (0.0.0.0, ::), and the addresses that reach us through NAT or a proxy
+ * listener's own address, every address of the host's interfaces while the MX listener
+ * (`smtp.listen`) is on a wildcard address (0.0.0.0, ::), and the addresses that reach us through NAT or a proxy
  * (`outbound.own_addresses`: a cloud VPS's public address is on none of its interfaces).
  */
 import { isIP } from "../config/_ip.ts";
@@ -37,9 +37,9 @@ export interface OtherAddresses {
 
 /**
  * Our names and addresses from the config: `names` as given, and the hosts of the listeners
- * (`listen`): an IP address is an address of ours (a wildcard: every interface address, read
- * through `other.interfaces` whenever `addresses` is read), a name is a name of ours; and
- * `other.natted`.
+ * (`listen`): an IP address is an address of ours, a name is a name of ours; and `other.natted`.
+ * With `other.interfaces` (the caller's choice: serve's MX listener on a wildcard address) and a
+ * wildcard among `listen`, every interface address, read whenever `addresses` is read.
  */
 export function ownHost(
   names: readonly string[],
