@@ -57,3 +57,53 @@ Deno.test("isXtext() follows RFC 3461 §4", () => {
   assertEquals(isXtext("a=b"), false);
   assertEquals(isXtext("a b"), false);
 });
+
+Deno.test(
+  "ENVID and ORCPT must encode printable US-ASCII (RFC 3461 §4.2, §4.4): a value that decodes " +
+    "to a control or an 8-bit octet is refused (501 5.5.4), as Postfix refuses such an ENVID",
+  async (t) => {
+    const mail = [
+      "ENVID=a+0D+0Ab",
+      "ENVID=a+00b",
+      "ENVID=a+1Bb",
+      "ENVID=a+7Fb",
+      "ENVID=a+C3+A9b",
+    ];
+    for (const text of mail) {
+      await t.step(text, () => {
+        assertEquals(parseMailParameters(text), {
+          ok: false,
+          fault: "badValue",
+          keyword: "ENVID",
+        });
+      });
+    }
+    const rcpt = [
+      "ORCPT=rfc822;a+0D+0AX-Evil:+20x@b.test",
+      "ORCPT=rfc822;a+00@b.test",
+      "ORCPT=rfc822;a+7F@b.test",
+      // A UTF-8 address has its own type (RFC 6533 §3), never octets in an rfc822 one.
+      "ORCPT=rfc822;b+C3+B8b@b.test",
+      "ORCPT=x400;a+0Ab",
+    ];
+    for (const text of rcpt) {
+      await t.step(text, () => {
+        assertEquals(parseRcptParameters(text), {
+          ok: false,
+          fault: "badValue",
+          keyword: "ORCPT",
+        });
+      });
+    }
+    await t.step("printable values, white space included, are taken as received", () => {
+      assertEquals(parseMailParameters("ENVID=a+20b+09c+2B"), {
+        ok: true,
+        params: { envid: "a+20b+09c+2B" },
+      });
+      assertEquals(parseRcptParameters("ORCPT=rfc822;+22a+20b+22@b.test"), {
+        ok: true,
+        params: { orcpt: "rfc822;+22a+20b+22@b.test" },
+      });
+    });
+  },
+);
