@@ -74,6 +74,20 @@ export function isXtext(text: string): boolean {
   return XTEXT_RE.test(text);
 }
 
+/**
+ * True for xtext whose octets are printable US-ASCII or white space (SP, HTAB), as RFC 3461
+ * §4.2 (ORCPT) and §4.4 (ENVID) want them before encoding: a decoded line break or NUL would
+ * reach a report field or the next hop's command line (Postfix refuses such an ENVID, 501 5.5.4).
+ */
+export function isPrintableXtext(text: string): boolean {
+  if (!XTEXT_RE.test(text)) return false;
+  for (let i = text.indexOf("+"); i >= 0; i = text.indexOf("+", i + 1)) {
+    const octet = parseInt(text.slice(i + 1, i + 3), 16);
+    if ((octet < 0x20 && octet !== 0x09) || octet >= 0x7f) return false;
+  }
+  return true;
+}
+
 /** Parses the parameters of MAIL FROM. */
 export function parseMailParameters(text: string): ParamsParse<MailParameters> {
   const split = splitParams(text);
@@ -112,7 +126,9 @@ export function parseMailParameters(text: string): ParamsParse<MailParameters> {
         break;
       }
       case "ENVID":
-        if (value === undefined || value.length > MAX_ENVID_CHARS || !isXtext(value)) return bad;
+        if (value === undefined || value.length > MAX_ENVID_CHARS || !isPrintableXtext(value)) {
+          return bad;
+        }
         out.envid = value;
         break;
       case "PRDR":
@@ -149,7 +165,9 @@ export function parseRcptParameters(text: string): ParamsParse<RcptParameters> {
         if (value === undefined || semi <= 0) return bad;
         const addrType = value.slice(0, semi);
         const addr = value.slice(semi + 1);
-        if (!/^[A-Za-z0-9-]+$/.test(addrType) || addr === "" || !isXtext(addr)) return bad;
+        if (!/^[A-Za-z0-9-]+$/.test(addrType) || addr === "" || !isPrintableXtext(addr)) {
+          return bad;
+        }
         out.orcpt = value;
         break;
       }
