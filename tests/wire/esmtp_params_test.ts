@@ -107,3 +107,43 @@ Deno.test(
     });
   },
 );
+
+Deno.test(
+  "a utf-8 ORCPT (RFC 6533 §3) is taken as utf-8-addr-xtext or -unitext, kept in its 7-bit " +
+    "utf-8-addr-xtext form; a malformed one is refused",
+  async (t) => {
+    const taken = [
+      ["ORCPT=utf-8;b\\x{F8}b@d\\x{E9}st.test", "utf-8;b\\x{F8}b@d\\x{E9}st.test"],
+      // utf-8-addr-unitext: the UTF-8 itself, safe where SMTPUTF8 is advertised (we always do).
+      ["ORCPT=utf-8;bøb@dést.test", "utf-8;b\\x{F8}b@d\\x{E9}st.test"],
+      ["ORCPT=UTF-8;b\\x{f8}b\\x{2B}x@dest.test", "UTF-8;b\\x{F8}b\\x{2B}x@dest.test"],
+      ["ORCPT=utf-8;\\x{1F600}@dest.test", "utf-8;\\x{1F600}@dest.test"],
+      ["ORCPT=utf-8;plain@dest.test", "utf-8;plain@dest.test"],
+    ] as const;
+    for (const [text, orcpt] of taken) {
+      await t.step(text, () => {
+        assertEquals(parseRcptParameters(text), { ok: true, params: { orcpt } });
+      });
+    }
+    const refused = [
+      "ORCPT=utf-8;b\\x{F8b@dest.test", // unterminated
+      "ORCPT=utf-8;b\\x{}b@dest.test", // no digits
+      "ORCPT=utf-8;b\\x{G8}b@dest.test", // not hex
+      "ORCPT=utf-8;b\\x{110000}b@dest.test", // past Unicode
+      "ORCPT=utf-8;b\\x{D800}b@dest.test", // a surrogate
+      "ORCPT=utf-8;b\\x{00F8}b@dest.test", // leading zeros (HEXPOINT is the shortest form)
+      "ORCPT=utf-8;b\\x{41}b@dest.test", // ASCII that QCHAR holds as it is
+      "ORCPT=utf-8;b\\x{0D}\\x{0A}b@dest.test", // decodes to a line break
+      "ORCPT=utf-8;b\\nb@dest.test", // a bare backslash
+      "ORCPT=utf-8;b+2Bb@dest.test", // "+" is no QCHAR: xtext's +XX is not this form
+      "ORCPT=utf-8;nobody", // dequoted it must be a Mailbox
+      "ORCPT=utf-8;@relay.test:b@dest.test",
+      `ORCPT=utf-8;${"\\x{F8}".repeat(65)}@dest.test`, // a local part over 64 octets
+    ];
+    for (const text of refused) {
+      await t.step(text, () => {
+        assertEquals(parseRcptParameters(text), { ok: false, fault: "badValue", keyword: "ORCPT" });
+      });
+    }
+  },
+);
