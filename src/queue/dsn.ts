@@ -10,6 +10,7 @@
  * encodes (RFC 3461 §4.2, §4.4), and a multi-line reply is one Diagnostic-Code, folded (RFC 3464
  * §2.3.6).
  */
+import { utf8AddrXtext } from "../wire/esmtp_params.ts";
 
 /** One recipient the report is about. */
 export interface DsnRecipient {
@@ -288,22 +289,6 @@ function folded(field: string): string[] {
  */
 function sevenBitAddress(address: string): string {
   return isAscii(address) ? printable(address) : utf8AddrXtext(address);
-}
-
-/** `address` as RFC 6533 §3 utf-8-addr-xtext (see sevenBitAddress), ASCII or not. */
-function utf8AddrXtext(address: string): string {
-  let out = "";
-  for (const ch of address) {
-    const cp = ch.codePointAt(0) as number;
-    if (cp >= 0x21 && cp <= 0x7e && ch !== "+" && ch !== "=" && ch !== "\\") {
-      out += ch;
-    } else if (cp >= 0x80 || ch === "+" || ch === "=" || ch === "\\") {
-      out += `\\x{${cp.toString(16).toUpperCase()}}`;
-    } else {
-      out += "?";
-    }
-  }
-  return out;
 }
 
 function isAscii(text: string): boolean {

@@ -1,8 +1,10 @@
 /**
  * ESMTP parameters after the path of MAIL and RCPT (`keyword[=value]` separated by SP,
  * RFC 5321 §4.1.2): SIZE (RFC 1870), BODY (RFC 6152/3030), SMTPUTF8 (RFC 6531), RET/ENVID/
- * NOTIFY/ORCPT (RFC 3461) and AUTH (RFC 4954, accepted and ignored). Pure; never throws.
+ * NOTIFY/ORCPT (RFC 3461; a utf-8 ORCPT as RFC 6533 §3) and AUTH (RFC 4954, accepted and
+ * ignored). Pure; never throws.
  */
+import { parseRcptArgument } from "./address.ts";
 
 /** Parameters of MAIL FROM. */
 export interface MailParameters {
@@ -20,7 +22,10 @@ export interface MailParameters {
 export interface RcptParameters {
   /** `NEVER` or a comma list of SUCCESS, FAILURE, DELAY (upper-cased). */
   readonly notify?: string;
-  /** `addr-type;xtext` as received. */
+  /**
+   * `addr-type;xtext` as received; a utf-8 one (RFC 6533 §3) in its 7-bit utf-8-addr-xtext
+   * form, whichever form it came in.
+   */
   readonly orcpt?: string;
 }
 
@@ -165,10 +170,15 @@ export function parseRcptParameters(text: string): ParamsParse<RcptParameters> {
         if (value === undefined || semi <= 0) return bad;
         const addrType = value.slice(0, semi);
         const addr = value.slice(semi + 1);
-        if (!/^[A-Za-z0-9-]+$/.test(addrType) || addr === "" || !isPrintableXtext(addr)) {
-          return bad;
+        if (!/^[A-Za-z0-9-]+$/.test(addrType) || addr === "") return bad;
+        if (addrType.toLowerCase() === "utf-8") {
+          const address = decodeUtf8Addr(addr);
+          if (address === undefined) return bad;
+          out.orcpt = `${addrType};${utf8AddrXtext(address)}`;
+        } else {
+          if (!isPrintableXtext(addr)) return bad;
+          out.orcpt = value;
         }
-        out.orcpt = value;
         break;
       }
       default:
@@ -184,4 +194,57 @@ function isNotify(v: string): boolean {
   const items = v.split(",");
   const allowed = new Set(["SUCCESS", "FAILURE", "DELAY"]);
   return items.every((i) => allowed.has(i)) && new Set(items).size === items.length;
+}
+
+// RFC 6533 §3: EmbeddedUnicodeChar `\x{HEXPOINT}`, HEXPOINT the shortest form of an xtext-special
+// or a non-ASCII code point (no surrogates); QCHAR the printable ASCII but "+", "=", "\\".
+const HEXPOINT_RE =
+  /^(?:0[1-9]|1[0-9]|20|2B|3D|5C|7F|[89A-F][0-9A-F]|[1-9A-F][0-9A-F]{2}|[1-9A-CE-F][0-9A-F]{3}|D[0-7][0-9A-F]{2}|[1-9A-F][0-9A-F]{4}|10[0-9A-F]{4})$/i;
+const QCHAR_RE = /^[\x21-\x2a\x2c-\x3c\x3e-\x5b\x5d-\x7e]$/;
+
+/**
+ * The address a utf-8 ORCPT value encodes (RFC 6533 §3 utf-8-addr-xtext or, its UTF-8 kept,
+ * utf-8-addr-unitext), or undefined when it is neither or, dequoted, no Mailbox (RFC 6531):
+ * the path limits of RCPT (local part 64 octets, path 256) are its length caps.
+ */
+export function decodeUtf8Addr(value: string): string | undefined {
+  let address = "";
+  for (let i = 0; i < value.length;) {
+    const cp = value.codePointAt(i) as number;
+    if (cp === 0x5c) {
+      const m = /^\\x\{([0-9A-Fa-f]{1,6})\}/.exec(value.slice(i, i + 10));
+      if (m === null || !HEXPOINT_RE.test(m[1] as string)) return undefined;
+      address += String.fromCodePoint(parseInt(m[1] as string, 16));
+      i += m[0].length;
+      continue;
+    }
+    const ch = String.fromCodePoint(cp);
+    // QUCHAR: UTF8-2 / UTF8-3 / UTF8-4, which a lone surrogate is not.
+    if (!QCHAR_RE.test(ch) && (cp < 0x80 || (cp >= 0xd800 && cp <= 0xdfff))) return undefined;
+    address += ch;
+    i += ch.length;
+  }
+  const path = parseRcptArgument(`TO:<${address}>`);
+  const isMailbox = path.ok && path.params === "" && path.mailbox.domain !== "" &&
+    !address.startsWith("@");
+  return isMailbox ? address : undefined;
+}
+
+/**
+ * `address` as RFC 6533 §3 utf-8-addr-xtext: each character outside QCHAR (non-ASCII, SP, "+",
+ * "=", "\\") written `\x{HEX}`; a control, which no Mailbox holds, becomes `?`.
+ */
+export function utf8AddrXtext(address: string): string {
+  let out = "";
+  for (const ch of address) {
+    const cp = ch.codePointAt(0) as number;
+    if (cp >= 0x21 && cp <= 0x7e && ch !== "+" && ch !== "=" && ch !== "\\") {
+      out += ch;
+    } else if (cp >= 0x80 || cp === 0x20 || ch === "+" || ch === "=" || ch === "\\") {
+      out += `\\x{${cp.toString(16).toUpperCase()}}`;
+    } else {
+      out += "?";
+    }
+  }
+  return out;
 }
