@@ -6,9 +6,17 @@ lines over 998 octets or not ended by CRLF, a missing or wrong MIME boundary, 8-
 part (or a message) that does not declare 8bit, and missing or malformed report fields
 (Reporting-MTA, Arrival-Date, Final-Recipient, Action, Status, Diagnostic-Code). A header block
 with 8-bit octets must be UTF-8 (RFC 6532 §3): it is read as such, and a UTF-8 local part (which
-Python notes as NonASCIILocalPartDefect) is no problem there. Prints one JSON object:
+Python notes as NonASCIILocalPartDefect) is no problem there. A report about an SMTPUTF8 original
+(RFC 6533) has a message/global-delivery-status part, read here as RFC 3464 fields in UTF-8, and
+returns message/global or message/global-headers, which RFC 6532 §3.7 lets take base64 or
+quoted-printable: Python reads any message/* body as a message whatever its encoding, so such a part
+is checked decoded (the raw report still for line lengths and 8-bit octets). Prints one JSON object:
 {"problems": [...], "parts": [content types], "to": [addr-spec of To:],
-"message": {per-message field: value}, "recipients": [{field: value}]}."""
+"message": {per-message field: value}, "recipients": [{field: value}],
+"returned": {"type", "encoding", "text" (decoded, UTF-8)} or null}."""
+import base64
+import binascii
+import quopri
 import email
 import email.errors
 import email.parser
@@ -46,9 +54,10 @@ def main():
         for d in getattr(value, "defects", ()):
             if not isinstance(d, email.errors.NonASCIILocalPartDefect):
                 problems.append(f"{name}: {d!r}")
+    view, returned = decoded_view(raw, problems)
     for policy in (email.policy.strict, email.policy.default):
         try:
-            msg = email.message_from_bytes(raw, policy=policy)
+            msg = email.message_from_bytes(view, policy=policy)
             # The report's own parts; the returned original is what the sender wrote.
             parts = msg.get_payload() if msg.is_multipart() else []
             for part in [msg, *parts[:2]]:
@@ -64,7 +73,8 @@ def main():
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     to = (msg if top is None else top)["To"]
     out = {"problems": problems, "parts": [], "recipients": [], "message": {},
-           "to": [a.addr_spec for a in to.addresses] if to is not None else []}
+           "to": [a.addr_spec for a in to.addresses] if to is not None else [],
+           "returned": returned}
     if msg.get_content_type() != "multipart/report":
         problems.append(f"top type {msg.get_content_type()}")
         return out
@@ -84,7 +94,10 @@ def main():
     if len(status) != 1:
         problems.append("not exactly one delivery-status part")
         return out
-    blocks = status[0].get_payload()
+    if status[0].get_content_type() == "message/global-delivery-status":
+        blocks = global_blocks(raw, boundary.encode(), problems)
+    else:
+        blocks = status[0].get_payload()
     if len(blocks) < 2:
         problems.append("no recipient block")
         return out
@@ -118,6 +131,91 @@ def main():
         if diag is not None and not re.fullmatch(r"smtp;\s*\d{3}[ -].*", diag):
             problems.append(f"Diagnostic-Code {diag!r}")
     return out
+
+
+def raw_parts(raw, boundary):
+    """(start, end) of each body part of the top multipart: its header block and body."""
+    out = []
+    delimiter = b"\r\n--" + boundary
+    at = raw.find(delimiter)
+    while at >= 0:
+        start = at + len(delimiter)
+        if raw[start:start + 2] == b"--":
+            break
+        start += 2  # the CRLF after the delimiter
+        nxt = raw.find(delimiter, start)
+        out.append((start, len(raw) if nxt < 0 else nxt))
+        at = nxt
+    return out
+
+
+def top_boundary(raw):
+    msg = email.message_from_bytes(raw.partition(b"\r\n\r\n")[0] + b"\r\n\r\n")
+    b = msg.get_boundary()
+    return None if b is None else b.encode()
+
+
+def decoded_view(raw, problems):
+    """The report with a base64 or quoted-printable message/global(-headers) part decoded (and
+    declared 8bit), and that part's decoded text, or the report as it is."""
+    boundary = top_boundary(raw)
+    if boundary is None:
+        return raw, None
+    for start, end in raw_parts(raw, boundary):
+        head, sep, body = raw[start:end].partition(b"\r\n\r\n")
+        part = email.message_from_bytes(head + b"\r\n\r\n")
+        ctype = part.get_content_type()
+        if ctype not in ("message/global", "message/global-headers", "message/rfc822",
+                         "text/rfc822-headers"):
+            continue
+        cte = str(part.get("Content-Transfer-Encoding", "7bit")).lower()
+        returned = {"type": ctype, "encoding": cte}
+        if cte in ("base64", "quoted-printable"):
+            if ctype in ("message/rfc822",):
+                problems.append(f"{ctype} part encoded {cte} (RFC 2046 §5.2.1)")
+            try:
+                decoded = (base64.b64decode(body, validate=False) if cte == "base64"
+                           else quopri.decodestring(body))
+            except (binascii.Error, ValueError) as err:
+                problems.append(f"{ctype} part: bad {cte}: {err}")
+                return raw, returned
+            if not decoded.endswith(b"\r\n"):
+                decoded += b"\r\n"
+            new_head = re.sub(rb"(?im)^Content-Transfer-Encoding:[^\r\n]*",
+                              b"Content-Transfer-Encoding: 8bit", head)
+            view = raw[:start] + new_head + sep + decoded + raw[end:]
+        else:
+            decoded, view = body, raw
+        try:
+            returned["text"] = decoded.decode("utf-8")
+        except UnicodeDecodeError as err:
+            problems.append(f"{ctype} part is not UTF-8: {err}")
+        return view, returned
+    return raw, None
+
+
+def global_blocks(raw, boundary, problems):
+    """RFC 6533 message/global-delivery-status: RFC 3464 field blocks, UTF-8 allowed."""
+    for start, end in raw_parts(raw, boundary):
+        head, _, body = raw[start:end].partition(b"\r\n\r\n")
+        part = email.message_from_bytes(head + b"\r\n\r\n")
+        if part.get_content_type() != "message/global-delivery-status":
+            continue
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as err:
+            problems.append(f"message/global-delivery-status is not UTF-8: {err}")
+            return []
+        blocks = []
+        for block in re.split(r"\r\n\r\n", text.strip("\r\n")):
+            fields = email.parser.Parser(policy=email.policy.strict).parsestr(
+                block + "\r\n\r\n", True)
+            for name, value in fields.items():
+                for d in getattr(value, "defects", ()):
+                    problems.append(f"{name}: {d!r}")
+            blocks.append(fields)
+        return blocks
+    return []
 
 
 def unfold(value):

@@ -8,7 +8,7 @@
  * for RET=HDRS and RET=FULL.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { reportParams, returnedContent } from "../../src/queue/bounce.ts";
+import { reportHead, reportParams, returnedContent } from "../../src/queue/bounce.ts";
 import { buildFailureDsn, type FailureDsnInput } from "../../src/queue/dsn.ts";
 import { planEnvelope } from "../../src/smtp/_sender_commands.ts";
 import { heloCapabilities } from "../../src/wire/ehlo.ts";
@@ -24,6 +24,7 @@ interface Checked {
   readonly recipients: Record<string, string>[];
   readonly message: Record<string, string>;
   readonly to: string[];
+  readonly returned: { type: string; encoding: string; text?: string } | null;
 }
 
 async function check(python: string, report: Uint8Array): Promise<Checked> {
@@ -250,6 +251,81 @@ await toolTest("failure and delay reports pass Python's email parser (strict)", 
       assert(plan.kind === "send" && plan.mailLine.endsWith(" SMTPUTF8"), JSON.stringify(plan));
       // A peer without SMTPUTF8 does not get it.
       assertEquals(planEnvelope(report, { ...caps, eightBitMime: true }).kind, "refused");
+    },
+  );
+  await t.step(
+    "a report about an SMTPUTF8 original has RFC 6533's types (message/global-delivery-status, " +
+      "message/global-headers or message/global); its 8-bit returned part is base64, so the " +
+      "report needs neither SMTPUTF8 nor 8BITMIME and reaches a peer without them (RFC 6533 §4)",
+    async () => {
+      const original = {
+        id: "01ORIGINAL",
+        mailFrom: "alice@example.org",
+        receivedAt: HEAD.arrivalDate,
+        params: { smtputf8: true, body: "8BITMIME" } as const,
+      };
+      const caps = { ...heloCapabilities({ code: 250, lines: ["relay.test"] }), isExtended: true };
+      for (const ret of [undefined, "FULL"] as const) {
+        const params = { ...original.params, ...(ret === undefined ? {} : { ret }) };
+        const bytes = buildFailureDsn({
+          ...reportHead({ ...original, params }, HEAD.reportingMta, HEAD.reportId, HEAD.date),
+          reason: "refused",
+          recipients: [{ address: "bøb@dest.test", lastReply: "550 5.1.1 No", status: "5.1.1" }],
+          returned: returnedContent({ params, size: EIGHT_BIT.length }, EIGHT_BIT),
+        });
+        const got = await check(python, bytes);
+        assertEquals(got.problems, []);
+        assertEquals(got.parts, [
+          "text/plain",
+          "message/global-delivery-status",
+          ret === "FULL" ? "message/global" : "message/global-headers",
+        ]);
+        assertEquals(got.recipients[0]?.["Final-Recipient"], "utf-8; b\\x{F8}b@dest.test");
+        assertEquals(got.returned?.encoding, "base64");
+        const text = new TextDecoder().decode(EIGHT_BIT);
+        assertEquals(
+          got.returned?.text,
+          ret === "FULL" ? text : text.slice(0, text.indexOf("\r\n\r\n") + 4),
+        );
+        assert(bytes.every((b) => b < 0x80), "the report is 7-bit");
+        const report = {
+          mailFrom: "",
+          params: reportParams(bytes),
+          size: bytes.length,
+          recipients: [{ id: 1, address: original.mailFrom }],
+        };
+        // A peer with neither SMTPUTF8 nor 8BITMIME gets it as it is.
+        const plan = planEnvelope(report, caps);
+        assert(plan.kind === "send", JSON.stringify(plan));
+        assertEquals(plan.mailLine, "MAIL FROM:<>");
+      }
+    },
+  );
+  await t.step(
+    "a report about an SMTPUTF8 original to a UTF-8 sender goes with SMTPUTF8 anyway: its " +
+      "message/global-headers part stays 8bit",
+    async () => {
+      const params = { smtputf8: true } as const;
+      const bytes = buildFailureDsn({
+        ...reportHead(
+          { id: "01ORIGINAL", mailFrom: "jörg@exämple.org", receivedAt: HEAD.arrivalDate, params },
+          HEAD.reportingMta,
+          HEAD.reportId,
+          HEAD.date,
+        ),
+        reason: "refused",
+        recipients: [{ address: "bob@dest.test", lastReply: "550 5.1.1 No", status: "5.1.1" }],
+        returned: returnedContent({ params, size: EIGHT_BIT.length }, EIGHT_BIT),
+      });
+      const got = await check(python, bytes);
+      assertEquals(got.problems, []);
+      assertEquals(got.parts, [
+        "text/plain",
+        "message/global-delivery-status",
+        "message/global-headers",
+      ]);
+      assertEquals(got.returned?.encoding, "8bit");
+      assertEquals(reportParams(bytes).body, "8BITMIME");
     },
   );
 });
