@@ -136,7 +136,14 @@ export function returnedContent(
 /** What every report says about itself and the original: who reports, which message, when. */
 export type ReportHead = Pick<
   FailureDsnInput,
-  "reportingMta" | "reportId" | "originalId" | "originalSender" | "envid" | "arrivalDate" | "date"
+  | "reportingMta"
+  | "reportId"
+  | "originalId"
+  | "originalSender"
+  | "envid"
+  | "arrivalDate"
+  | "international"
+  | "date"
 >;
 
 /** The head of report `reportId` about `message`, written by `hostname` at `now`. */
@@ -158,6 +165,7 @@ export function reportHead(
     originalSender: message.mailFrom,
     ...(message.params.envid !== undefined ? { envid: message.params.envid } : {}),
     arrivalDate: message.receivedAt,
+    ...(message.params.smtputf8 === true ? { international: true } : {}),
     date: now,
   };
 }

@@ -1,7 +1,9 @@
 /**
  * Builds a failure or delay DSN (RFC 3464 inside RFC 6522 multipart/report) as bytes: a
  * text/plain explanation, the message/delivery-status report and the original's headers (or,
- * with RET=FULL and a small message, the whole message). Pure: no clock, no randomness, no
+ * with RET=FULL and a small message, the whole message); about an SMTPUTF8 original, RFC 6533's
+ * message/global-delivery-status and message/global-headers (message/global), the returned part
+ * base64 when it has 8-bit octets, unless the report goes with SMTPUTF8 anyway. Pure: no clock, no randomness, no
  * I/O; every line ends in CRLF and is at most 998 octets (RFC 5322 §2.1.1). Returned content with
  * 8-bit octets is declared 8bit, in its part and the message (RFC 2045 §6; the report is queued
  * with BODY=8BITMIME). A UTF-8 sender is written as it is in To: (RFC 6532 §3.2; a report to a
@@ -10,6 +12,7 @@
  * encodes (RFC 3461 §4.2, §4.4), and a multi-line reply is one Diagnostic-Code, folded (RFC 3464
  * §2.3.6).
  */
+import { encodeBase64 } from "../wire/base64.ts";
 import { utf8AddrXtext } from "../wire/esmtp_params.ts";
 
 /** One recipient the report is about. */
@@ -38,6 +41,11 @@ export interface FailureDsnInput {
   readonly envid?: string;
   /** When the original arrived, milliseconds since the epoch. */
   readonly arrivalDate: number;
+  /**
+   * The original came with SMTPUTF8 (RFC 6531): the report uses RFC 6533's types,
+   * message/global-delivery-status and message/global(-headers).
+   */
+  readonly international?: boolean;
   /** Now, milliseconds since the epoch (Date: header). */
   readonly date: number;
   readonly recipients: readonly DsnRecipient[];
@@ -69,7 +77,13 @@ export function buildFailureDsn(input: FailureDsnInput): Uint8Array {
   // block (#10): it is written like every other field, printable ASCII only.
   const host = printable(input.reportingMta);
   const isDelay = input.reason === "delayed";
-  const is8Bit = input.returned?.bytes.some((b) => b >= 0x80) ?? false;
+  const isGlobal = input.international === true;
+  const has8Bit = input.returned?.bytes.some((b) => b >= 0x80) ?? false;
+  // RFC 6533 §4: toward a return path without SMTPUTF8 the returned message/global part takes a
+  // 7-bit encoding (RFC 6532 §3.7 allows base64 there). Which peer takes the report is known
+  // only when it goes, so it is base64 unless the report needs SMTPUTF8 anyway (a UTF-8 To:).
+  const isBase64 = isGlobal && has8Bit && isAscii(input.originalSender);
+  const is8Bit = has8Bit && !isBase64;
   const eightBit = is8Bit ? ["Content-Transfer-Encoding: 8bit"] : [];
   const head = [
     `From: Mail Delivery System <MAILER-DAEMON@${host}>`,
@@ -119,7 +133,7 @@ export function buildFailureDsn(input: FailureDsnInput): Uint8Array {
   ];
   const report = [
     `--${boundary}`,
-    "Content-Type: message/delivery-status",
+    `Content-Type: message/${isGlobal ? "global-" : ""}delivery-status`,
     "Content-Description: Delivery report",
     "",
     `Reporting-MTA: dns; ${host}`,
@@ -151,11 +165,15 @@ export function buildFailureDsn(input: FailureDsnInput): Uint8Array {
   const parts: Uint8Array[] = [ascii(text)];
   const returned = input.returned;
   if (returned !== undefined) {
-    const type = returned.kind === "full" ? "message/rfc822" : "text/rfc822-headers";
+    const type = returned.kind === "full"
+      ? (isGlobal ? "message/global" : "message/rfc822")
+      : (isGlobal ? "message/global-headers" : "text/rfc822-headers");
     parts.push(ascii(`--${boundary}${CRLF}Content-Type: ${type}${CRLF}`));
     if (is8Bit) parts.push(ascii(`Content-Transfer-Encoding: 8bit${CRLF}`));
+    if (isBase64) parts.push(ascii(`Content-Transfer-Encoding: base64${CRLF}`));
     parts.push(ascii(`Content-Description: Undelivered message${CRLF}${CRLF}`));
-    parts.push(normalizeLines(returned.bytes));
+    const content = normalizeLines(returned.bytes);
+    parts.push(isBase64 ? base64Lines(content) : content);
   }
   parts.push(ascii(`--${boundary}--${CRLF}`));
   return concat(parts);
@@ -208,6 +226,14 @@ function normalizeLines(bytes: Uint8Array): Uint8Array {
   }
   if (lineLength > 0) out.push(0x0d, 0x0a);
   return Uint8Array.from(out);
+}
+
+/** `bytes` in base64, lines of 76 characters ended by CRLF (RFC 2045 §6.8). */
+function base64Lines(bytes: Uint8Array): Uint8Array {
+  const text = encodeBase64(bytes);
+  let out = "";
+  for (let i = 0; i < text.length; i += 76) out += text.slice(i, i + 76) + CRLF;
+  return ascii(out);
 }
 
 /** Printable ASCII only: anything else (controls, 8-bit) becomes `?` in a report field. */
