@@ -41,7 +41,10 @@ function traceHeader(ctx: ReceiverContext, tx: Transaction): Uint8Array {
     heloName: info.heloName,
     remoteAddress: info.remoteAddress,
     hostname: ctx.options.hostname,
-    protocol: info.protocol,
+    // RFC 6531 §4.3: with SMTPUTF8 the protocol is UTF8SMTP (…S, …A, …SA), as Postfix writes it.
+    protocol: tx.mail.params.smtputf8 === true
+      ? info.protocol.replace("ESMTP", "UTF8SMTP")
+      : info.protocol,
     id: tx.sink.id,
     ...(only !== undefined ? { recipient: only.address } : {}),
     date: (ctx.options.now ?? (() => new Date()))(),
