@@ -18,6 +18,7 @@ export const ODMR_REPLIES = {
   lineTooLong: reply(500, "5.5.2", "Line too long"),
   bareNewline: reply(500, "5.5.2", "Bare CR or LF not allowed, closing connection"),
   notImplemented: reply(502, "5.5.1", "Command not implemented on the ODMR port"),
+  emptyCommand: REPLIES.emptyCommand,
   ehloSyntax: reply(501, "5.5.4", "EHLO needs a domain"),
   heloSyntax: reply(501, "5.5.4", "HELO needs a domain"),
   noParameters: reply(501, "5.5.4", "Syntax error (no parameters allowed)"),

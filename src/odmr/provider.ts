@@ -237,7 +237,11 @@ class ProviderSession implements ProviderContext {
       return await this.#apply(mistake(ODMR_REPLIES.lineTooLong));
     }
     const verb = toVerb(word);
-    if (verb === undefined) return await this.#apply(mistake(ODMR_REPLIES.notImplemented));
+    if (verb === undefined) {
+      // Nothing but spaces is no command at all: a syntax error, as on the MX port.
+      const fault = text.trim() === "" ? ODMR_REPLIES.emptyCommand : ODMR_REPLIES.notImplemented;
+      return await this.#apply(mistake(fault));
+    }
     const spec = COMMANDS[verb];
     if (!spec.states.includes(this.#state.kind)) {
       return await this.#apply(mistake(spec.outOfState(this)));

@@ -258,7 +258,7 @@ export class SmtpReceiver implements ReceiverContext {
     if (!parsed.ok) {
       this.#begin("");
       return this.#protocolError(
-        parsed.fault === "empty" ? REPLIES.unknownCommand : REPLIES.badCharacters,
+        parsed.fault === "empty" ? REPLIES.emptyCommand : REPLIES.badCharacters,
       );
     }
     const spec = SPECS.get(parsed.verb);

@@ -22,6 +22,8 @@ export const REPLIES = {
   help: reply(214, "2.0.0", "See RFC 5321"),
 
   unknownCommand: reply(500, "5.5.1", "Command unrecognized"),
+  // RFC 5321 §4.2.2 500 (syntax), as Postfix's "500 5.5.2 Error: bad syntax": no command at all.
+  emptyCommand: reply(500, "5.5.2", "Syntax error, empty command"),
   authRequired: reply(530, "5.7.0", "Authentication required"),
   alreadyAuthenticated: reply(503, "5.5.1", "Already authenticated"),
   lineTooLong: reply(500, "5.5.2", "Line too long"),
