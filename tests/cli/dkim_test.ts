@@ -45,6 +45,19 @@ Deno.test("dkim keygen stores a 0600 key and prints the TXT record that list --j
     assertEquals(rows[0].algorithm, "ed25519");
     assertEquals(rows[0].dns_name, "ed25519-20261128._domainkey.example.org");
     assertEquals(rows[0].dns_txt, txtOf(zone));
+
+    // The text form carries the same record (operators copy it into DNS): one line per key,
+    // tab-separated, the JSON's fields in its order. Failed on main: only the first four.
+    const text = await dkim(dir, ["list"]);
+    equal(text.code, 0, text.err);
+    assertEquals(text.out.split("\n").filter((l) => l !== "").map((l) => l.split("\t")), [[
+      rows[0].domain,
+      rows[0].selector,
+      rows[0].algorithm,
+      rows[0].created_at,
+      rows[0].dns_name,
+      rows[0].dns_txt,
+    ]]);
   });
 });
 
