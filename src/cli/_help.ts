@@ -125,7 +125,8 @@ ${CONFIG_LINE}
 keygen stores a new private key (mode 0600) under data_dir/dkim/ (queue.backend: postgres:
 in the shared database) and prints the DNS TXT record to publish (S default: the algorithm
 and today's date; algorithm default: rsa, 2048 bits). Outbound mail from DOMAIN is signed
-with every key of DOMAIN.
+with every key of DOMAIN. list prints a line per key, tab-separated: domain, selector,
+algorithm, created_at, DNS name and TXT value (--json: the same fields by name).
 
 Options:
 ${CONFIG_LINE}

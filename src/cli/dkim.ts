@@ -103,9 +103,9 @@ async function run(
         io.stdout(`No DKIM keys. Create one with: dkim keygen DOMAIN\n`);
         return EXIT_OK;
       }
-      for (const e of entries) {
-        io.stdout(`${e.domain}\t${e.selector}\t${e.type}\t${e.createdAt.toISOString()}\n`);
-      }
+      // One line per key, tab-separated, the JSON's fields in its order (the TXT value unsplit:
+      // `keygen` prints the zone-file form).
+      for (const e of entries) io.stdout(Object.values(toJson(e)).join("\t") + "\n");
       return EXIT_OK;
     }
     case "remove": {
