@@ -4,6 +4,7 @@
  * pins the certificate in a PEM file and prints its fingerprint. Exit codes as `user`: 0 ok,
  * 1 refused (unknown user, fingerprint pinned for another user, unreadable file), 2 usage.
  */
+import { readNamedTextFile } from "../named_file.ts";
 import { parseArgs } from "node:util";
 import { fingerprintOfPem, normalizeFingerprint, PinError } from "../auth/cert_pins.ts";
 import { loadNodeCrypto } from "../auth/node_crypto.ts";
@@ -40,7 +41,7 @@ export async function userCertsCommand(argv: readonly string[], io: CliIo): Prom
   let pem: string | undefined;
   if (add !== undefined) {
     try {
-      pem = await Deno.readTextFile(add);
+      pem = await readNamedTextFile(add);
     } catch (err) {
       io.stderr(`error: Cannot read "${add}": ${errorText(err)}\n`);
       return 1;

@@ -4,6 +4,7 @@
  * Relative paths in a file are resolved against the file's directory (the working directory
  * for the embedded defaults), so the result never depends on where `serve` was started.
  */
+import { MAX_NAMED_FILE_TEXT, namedFileFault } from "../named_file.ts";
 import path from "node:path";
 import type { Config, LogFormat, LogLevel } from "./types.ts";
 import * as D from "./defaults.ts";
@@ -266,6 +267,14 @@ async function checkReferencedFiles(config: Config): Promise<void> {
     try {
       const info = await Deno.stat(file);
       if (!info.isFile) throw new ConfigError(config.source, key, `is not a file: "${file}"`);
+      if (namedFileFault(info) !== undefined) {
+        // Read whole where it is used (src/named_file.ts): refused here, before the start.
+        throw new ConfigError(
+          config.source,
+          key,
+          `names a file larger than ${MAX_NAMED_FILE_TEXT}: "${file}"`,
+        );
+      }
     } catch (err) {
       if (err instanceof ConfigError) throw err;
       const detail = err instanceof Deno.errors.NotFound

@@ -5,6 +5,7 @@
  * reader never sees half a key and an existing key is never overwritten. Also formats the DNS
  * TXT record that publishes a key's public half (RFC 6376 §3.6.1, RFC 8463 §4).
  */
+import { NamedFileError, readNamedTextFile } from "../named_file.ts";
 import type crypto from "node:crypto";
 import path from "node:path";
 import { normalizeDomain } from "../auth/domain.ts";
@@ -166,10 +167,14 @@ export class DkimKeyStore implements DkimKeys {
 
   async #privateKey(domain: string, selector: string): Promise<crypto.KeyObject | undefined> {
     let pem: string;
+    const file = path.join(this.#root, domain, `${selector}.pem`);
     try {
-      pem = await Deno.readTextFile(path.join(this.#root, domain, `${selector}.pem`));
+      pem = await readNamedTextFile(file);
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) return undefined;
+      if (err instanceof NamedFileError) {
+        throw new KeyStoreError(`Cannot read the DKIM key "${file}": ${err.message}`);
+      }
       throw err;
     }
     await loadNodeCrypto();

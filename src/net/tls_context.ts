@@ -5,6 +5,7 @@
  * while open sessions keep the context they started with. A bad new pair never replaces a
  * good one.
  */
+import { NamedFileError, readNamedFileSync } from "../named_file.ts";
 import tls from "node:tls";
 import { createHash, createPrivateKey, X509Certificate } from "node:crypto";
 import { Buffer } from "node:buffer";
@@ -206,15 +207,18 @@ function fileStamp(certFile: string, keyFile: string): string {
 
 function readFile(file: string, keyPath: "tls.cert" | "tls.key"): Uint8Array {
   try {
-    return Deno.readFileSync(file);
+    return readNamedFileSync(file);
   } catch (err) {
+    if (err instanceof NamedFileError) {
+      throw new CertificateError(keyPath, file, `is ${err.message}`);
+    }
     throw new CertificateError(keyPath, file, `cannot be read: ${errorText(err)}`);
   }
 }
 
 /** Loads a certificate chain and key (PEM files) into a reusable TLS context. */
 export function loadSecureContext(certFile: string, keyFile: string): tls.SecureContext {
-  const cert = Deno.readFileSync(certFile);
-  const key = Deno.readFileSync(keyFile);
+  const cert = readNamedFileSync(certFile);
+  const key = readNamedFileSync(keyFile);
   return tls.createSecureContext({ cert: Buffer.from(cert), key: Buffer.from(key) });
 }

@@ -5,6 +5,7 @@
  * for people and name the file.
  */
 import { errorText } from "../errors.ts";
+import { namedFileFault, readNamedTextFile } from "../named_file.ts";
 
 /** The password file is unusable; `message` says why and what to do. */
 export class PasswordFileError extends Error {
@@ -13,7 +14,7 @@ export class PasswordFileError extends Error {
 
 /** Returns the first line of `path` (without CR/LF), after checking its permissions. */
 export async function readPasswordFile(path: string): Promise<string> {
-  const text = await readPrivateFile(path, "password file");
+  const text = await readPrivateFile(path, "password file (fetch.password_file)");
   const line = text.split("\n")[0]?.replace(/\r$/, "") ?? "";
   if (line === "") {
     throw new PasswordFileError(`Cannot use password file "${path}": the first line is empty`);
@@ -41,6 +42,8 @@ async function readPrivateFile(path: string, what: string): Promise<string> {
     throw new PasswordFileError(`Cannot read ${what} "${path}": ${errorText(err)}`);
   }
   if (!info.isFile) throw new PasswordFileError(`Cannot read ${what} "${path}": not a file`);
+  const fault = namedFileFault(info);
+  if (fault !== undefined) throw new PasswordFileError(`Cannot read ${what} "${path}": ${fault}`);
   // mode is null only on Windows, where POSIX permission bits do not exist.
   const mode = info.mode === null ? 0 : info.mode & 0o777;
   if ((mode & 0o077) !== 0) {
@@ -50,7 +53,7 @@ async function readPrivateFile(path: string, what: string): Promise<string> {
     );
   }
   try {
-    return await Deno.readTextFile(path);
+    return await readNamedTextFile(path);
   } catch (err) {
     throw new PasswordFileError(`Cannot read ${what} "${path}": ${errorText(err)}`);
   }

@@ -7,6 +7,7 @@
  * poll starts the same way when it comes (`customer.ts`). Nothing goes to the network when a
  * file is unusable.
  */
+import { readNamedTextFile } from "../named_file.ts";
 import type { FetchConfig } from "../config/types.ts";
 import { connect } from "../net/connect.ts";
 import type { Conn, TlsClientParams } from "../net/conn.ts";
@@ -102,12 +103,12 @@ async function readPollFiles(
     if (config.clientCert !== undefined && config.clientKey !== undefined) {
       const key = await readClientKey(config.clientKey);
       reading = "fetch.client_cert";
-      clientCert = { cert: withCertificate(await Deno.readTextFile(config.clientCert)), key };
+      clientCert = { cert: withCertificate(await readNamedTextFile(config.clientCert)), key };
     }
     reading = "fetch.ca";
     const pem = config.ca === undefined
       ? undefined
-      : withCertificate(await Deno.readTextFile(config.ca));
+      : withCertificate(await readNamedTextFile(config.ca));
     const caPem = pem === undefined || config.caOnly === true ? pem : [...await systemRoots(), pem];
     return { ok: true, files: { password, caPem, clientCert } };
   } catch (err) {

@@ -5,6 +5,7 @@
  * Every session is asked for `synchronous_commit = on`, so a COMMIT returns only once it is
  * flushed to disk, whatever the server's default (the 250 after DATA depends on it).
  */
+import { readNamedTextFile } from "../../named_file.ts";
 import { errorText } from "../../errors.ts";
 import postgres from "postgres";
 import { PG_CALL_DEADLINE_MS, within } from "./_deadline.ts";
@@ -78,7 +79,7 @@ export async function connectPostgres(opts: PgConnectOptions): Promise<Sql> {
   let password: string | undefined;
   if (opts.passwordFile !== undefined) {
     try {
-      password = (await Deno.readTextFile(opts.passwordFile)).split(/\r?\n/)[0] ?? "";
+      password = (await readNamedTextFile(opts.passwordFile)).split(/\r?\n/)[0] ?? "";
     } catch (err) {
       throw new Error(
         `Cannot read queue.postgres.password_file "${opts.passwordFile}": ${describe(err)}`,
