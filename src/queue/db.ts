@@ -7,6 +7,7 @@ import { errorText } from "../errors.ts";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { DatabaseSync } from "node:sqlite";
+import { walImage } from "./wal_image.ts";
 
 /** Name of the database file inside the data directory. */
 export const DATABASE_FILE = "odmr.db";
@@ -53,25 +54,59 @@ export function openDatabase(dataDir: string): DatabaseSync {
 }
 
 /**
- * `openDatabase` for a tool that only reads (`queue list|show|summary`). On a full disk even a
- * reading connection must make the -shm file and fails ("disk I/O error"); when no WAL is left
- * (serve stopped cleanly: every commit is in the database file) the file is then read as it is
- * (SQLite's `immutable`), so that the operator sees what waits before deciding what to delete.
+ * `openDatabase` for a tool that only reads (`queue list|show|summary`). On a full disk (or without
+ * a write grant) even a reading connection must make the -shm file and fails ("disk I/O error");
+ * the file is then read as it is, creating nothing beside it, so that the operator sees what waits
+ * before deciding what to delete: when no WAL is left (serve stopped cleanly: every commit is in
+ * the database file) with SQLite's `immutable`; when a WAL is left (a crash, a copy made while
+ * serve ran) with its committed frames applied, in memory (src/queue/wal_image.ts).
  */
 export function openDatabaseToRead(dataDir: string): DatabaseSync {
   try {
     return openDatabase(dataDir);
   } catch (err) {
     const path = join(dataDir, DATABASE_FILE);
-    if (!hasNoWal(path)) throw err;
     try {
-      const db = openImmutable(path);
+      const db = hasNoWal(path) ? openImmutable(path) : openWithWal(path);
       db.prepare("SELECT count(*) AS n FROM sqlite_master").get();
       return db;
     } catch {
       throw err;
     }
   }
+}
+
+/**
+ * The database file `path` with its WAL's committed frames applied, in memory. The file is read
+ * before the WAL: a checkpoint copies only frames of the WAL's current generation into it, which
+ * the WAL read after it still holds, unless SQLite started the WAL over meanwhile (new salts in
+ * its header): then both are read again (a serve writing beside it; three times at most).
+ */
+function openWithWal(path: string): DatabaseSync {
+  for (let attempt = 1;; attempt++) {
+    const header = walHeader(path);
+    const file = Deno.readFileSync(path);
+    const wal = Deno.readFileSync(`${path}-wal`);
+    if (header.every((b, i) => wal[i] === b)) {
+      const db = new DatabaseSync(":memory:");
+      db.deserialize(walImage(file, wal));
+      return db;
+    }
+    if (attempt === 3) throw new Error("its WAL started over at every read");
+  }
+}
+
+/** The first 32 bytes of `path`'s WAL (its header: magic, page size, salts, checksum). */
+function walHeader(path: string): Uint8Array {
+  using wal = Deno.openSync(`${path}-wal`);
+  const header = new Uint8Array(32);
+  let filled = 0;
+  while (filled < header.length) {
+    const n = wal.readSync(header.subarray(filled));
+    if (n === null) break;
+    filled += n;
+  }
+  return header.subarray(0, filled);
 }
 
 /**
