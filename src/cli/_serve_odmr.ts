@@ -53,6 +53,7 @@ export async function handleOdmrConnection(
         ...(entry.lineRecords === undefined ? {} : { lineRecords: entry.lineRecords }),
         commandTimeoutMs: config.smtp.timeoutMs,
         authTimeoutMs: config.odmr.authTimeoutMs,
+        drainTimeoutMs: config.odmr.drainTimeoutMs,
         leaseSeconds: config.queue.leaseMs / 1000,
       },
     });

@@ -97,6 +97,7 @@ function toFileShape(config: Config): Record<string, unknown> {
       listen: config.odmr.listen.map((e) => listenEntry(e, true)),
       "require_tls": config.odmr.requireTls,
       "auth_timeout": formatDuration(config.odmr.authTimeoutMs),
+      "drain_timeout": formatDuration(config.odmr.drainTimeoutMs),
     },
     queue: {
       "max_age": formatDuration(config.queue.maxAgeMs),

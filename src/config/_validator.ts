@@ -50,7 +50,7 @@ export const SMTP_KEYS = [
   "timeout",
   "max_line_length",
 ] as const;
-export const ODMR_KEYS = ["listen", "require_tls", "auth_timeout"] as const;
+export const ODMR_KEYS = ["listen", "require_tls", "auth_timeout", "drain_timeout"] as const;
 export const QUEUE_KEYS = [
   "max_age",
   "quota",

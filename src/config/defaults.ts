@@ -26,6 +26,8 @@ export const DEFAULT_SMTP_MAX_LINE_LENGTH = 998;
 export const MIN_SMTP_MAX_LINE_LENGTH = 78;
 export const DEFAULT_ODMR_REQUIRE_TLS = false;
 export const DEFAULT_ODMR_AUTH_TIMEOUT = "60s";
+/** After ATRN: the customer finishes a message at least this often (src/odmr/_drain_deadline.ts). */
+export const DEFAULT_ODMR_DRAIN_TIMEOUT = "10m";
 /**
  * The longest `smtp.timeout`, `odmr.auth_timeout` and `fetch.interval`: 24d, under the 2^31-1 ms
  * a timer can wait (Deno fires a longer one after 1 ms).

@@ -236,6 +236,11 @@ export function configFromValue(
         "odmr.auth_timeout",
         D.MIN_SESSION_TIMER_MS,
       ),
+      drainTimeoutMs: v.timerDuration(
+        odmr.drain_timeout ?? D.DEFAULT_ODMR_DRAIN_TIMEOUT,
+        "odmr.drain_timeout",
+        D.MIN_SESSION_TIMER_MS,
+      ),
     },
     queue: { maxAgeMs, quota, backend, postgres, leaseMs, spaceReserveBytes },
     domains: top.domains === undefined || top.domains === null

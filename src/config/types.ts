@@ -40,6 +40,8 @@ export interface Config {
     readonly requireTls: boolean;
     /** Connect → successful AUTH; then `421 4.7.0` and close. */
     readonly authTimeoutMs: number;
+    /** After ATRN: longest wait for the customer to finish a message (plus its size's time). */
+    readonly drainTimeoutMs: number;
   };
   readonly queue: {
     readonly maxAgeMs: number;

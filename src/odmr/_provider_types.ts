@@ -46,6 +46,8 @@ export interface ProviderOptions {
   readonly authTimeoutMs?: number;
   /** How long a domain stays claimed without renewal. */
   readonly leaseSeconds: number;
+  /** After ATRN: the customer finishes a message at least this often (`odmr.drain_timeout`). */
+  readonly drainTimeoutMs?: number;
 }
 
 /** Where the session is (RFC 2645 §5): reversed is the end of the server role. */

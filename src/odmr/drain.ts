@@ -17,6 +17,7 @@ import type { OdmrEvents } from "./events.ts";
 import { bounceFailed, type BounceOptions } from "../queue/bounce.ts";
 import { SettleBatcher } from "./_provider_settle.ts";
 import { LeaseRenewal } from "../queue/lease_renewal.ts";
+import { DEFAULT_DRAIN_TIMEOUT_MS, DrainDeadline } from "./_drain_deadline.ts";
 
 /** What the drain needs. */
 export interface DrainOptions {
@@ -40,6 +41,8 @@ export interface DrainOptions {
     readonly leaseSeconds: number;
     /** Caps every wait on the customer (a stuck customer must not hold the lease). */
     readonly commandTimeoutMs?: number;
+    /** `odmr.drain_timeout`: a message finished at least this often (_drain_deadline.ts). */
+    readonly drainTimeoutMs?: number;
   };
 }
 
@@ -100,22 +103,40 @@ export async function drainLease(opts: DrainOptions): Promise<DrainSummary> {
     log,
     fields: { user: opts.user },
   });
+  // Past it the connection is dropped (a client has no reply to give, RFC 5321 §4.5.3.2): the
+  // waits on the customer end at once, the messages in flight stay queued.
+  const deadline = new DrainDeadline(
+    opts.options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
+    () => {
+      log.warn("drain_stopped", {
+        user: opts.user,
+        reason: "timeout",
+        messages: deadline.finishedCount,
+      });
+      conn.destroy();
+    },
+  );
   try {
-    return await drainLeased(opts, sender, renewals);
+    return await drainLeased(opts, sender, renewals, deadline);
   } finally {
+    deadline.stop();
     // A renewal still on its way must not reach the queue after the caller released the lease.
     await renewals.stop();
   }
 }
 
-/** Greets the customer and delivers the lease's messages; the lease is renewed meanwhile. */
+/**
+ * Greets the customer and delivers the lease's messages; the lease is renewed meanwhile, and the
+ * deadline moved on by each message finished.
+ */
 async function drainLeased(
   opts: DrainOptions,
   sender: SmtpSender,
   renewals: LeaseRenewal,
+  deadline: DrainDeadline,
 ): Promise<DrainSummary> {
-  const { lease, log } = opts;
   const summary = { messages: 0, delivered: 0, deferred: 0, failed: 0, connectionLost: false };
+  const { lease, log } = opts;
   const greeting = await sender.greet();
   if (greeting.code !== 220) {
     log.warn("drain_no_greeting", { reply: formatReplyText(greeting).trim() });
@@ -144,6 +165,7 @@ async function drainLeased(
         log.warn("drain_stopped", { user: opts.user, reason: "not_owner", domain: gone.domain });
         return;
       }
+      deadline.sent(message.size);
       yield leasedMessage(message, lease);
     }
   }
@@ -155,6 +177,7 @@ async function drainLeased(
     const message = outbound.queued;
     const now = Date.now();
     summary.messages++;
+    deadline.finished(message.size);
     const settlements: Settlement[] = [];
     let failed: { id: number; reply: string }[] | undefined;
     const delaySeconds = Math.max(0, Math.round((now - message.receivedAt) / 1000));

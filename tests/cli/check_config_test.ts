@@ -38,6 +38,7 @@ Deno.test("check-config shows every setting of the embedded defaults, line_recor
     "log.level",
     "metrics",
     "odmr.auth_timeout",
+    "odmr.drain_timeout",
     "odmr.listen[0].address",
     "odmr.listen[0].line_records",
     "odmr.listen[0].tls",

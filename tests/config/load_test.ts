@@ -36,6 +36,7 @@ Deno.test("parseConfig() of an empty file gives the embedded defaults of README.
     listen: [{ host: "127.0.0.1", port: 3366, tls: "none" }],
     requireTls: false,
     authTimeoutMs: 60_000,
+    drainTimeoutMs: 600_000,
   });
   assertEquals(c.queue, {
     maxAgeMs: 30 * 86_400_000,
@@ -68,6 +69,7 @@ odmr:
   listen: [{address: "0.0.0.0:366", tls: implicit, line_records: true}]
   require_tls: true
   auth_timeout: 20s
+  drain_timeout: 90s
 queue: {max_age: 2h}
 metrics: {listen: "127.0.0.1:9366"}
 fetch:
@@ -96,6 +98,7 @@ fetch:
     listen: [{ host: "0.0.0.0", port: 366, tls: "implicit", lineRecords: true }],
     requireTls: true,
     authTimeoutMs: 20_000,
+    drainTimeoutMs: 90_000,
   });
   assertEquals(c.queue.maxAgeMs, 7_200_000);
   assertEquals(c.metrics, { listen: { host: "127.0.0.1", port: 9366 } });

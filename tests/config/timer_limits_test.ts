@@ -26,6 +26,12 @@ const KEYS: { key: string; text: (value: string) => string; floor: string; under
     under: ["1ms", "999ms"],
   },
   {
+    key: "odmr.drain_timeout",
+    text: (v) => `odmr: {drain_timeout: ${v}}`,
+    floor: "1s",
+    under: ["1ms", "999ms"],
+  },
+  {
     key: "submission.auth_timeout",
     text: (v) => `submission: {listen: ["127.0.0.1:587"], auth_timeout: ${v}}`,
     floor: "1s",

@@ -16,6 +16,7 @@ import { drainLease, type DrainOptions } from "../../src/odmr/drain.ts";
 import { NO_EVENTS } from "../../src/odmr/events.ts";
 import type { Lease, Settlement } from "../../src/queue/types.ts";
 import { queuedMessage } from "./_drain_fixture.ts";
+import { DrainDeadline } from "../../src/odmr/_drain_deadline.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -119,4 +120,22 @@ Deno.test("drain: a long drain that keeps finishing messages is not cut by odmr.
   assertEquals(summary.delivered, 8);
   assertEquals(summary.connectionLost, false);
   assertEquals(events.filter((e) => e.event === "drain_stopped"), []);
+});
+
+Deno.test("drain deadline: a second per 10 KB in flight on top of odmr.drain_timeout, from the last message finished", () => {
+  let now = 1_000_000;
+  const d = new DrainDeadline(60_000, () => {}, () => now);
+  try {
+    assertEquals(d.deadline, now + 60_000);
+    d.sent(50_000); // 5 s at 10 KB/s
+    d.sent(10_000);
+    assertEquals(d.deadline, 1_000_000 + 60_000 + 6_000);
+    now += 30_000;
+    d.finished(50_000);
+    assertEquals(d.deadline, now + 60_000 + 1_000);
+    assertEquals(d.finishedCount, 1);
+    assertEquals(d.hasExpired, false);
+  } finally {
+    d.stop();
+  }
 });
