@@ -35,8 +35,8 @@
  *
  * Only the process that receives mail (serve, which also removes orphans and counts the bodies
  * of each segment at start) writes body files and removes segments: a file another process was
- * still writing would have no row yet, and look orphaned. Segments of messages another process
- * deleted (`queue delete`) go at serve's next start.
+ * still writing would have no row yet, and look orphaned. Bodies of messages another process
+ * deleted (`queue delete`) are noted by it and counted off at serve's next pass (_body_elsewhere.ts).
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { dirname, join } from "node:path";
@@ -44,6 +44,12 @@ import { SpareFiles } from "./_body_spares.ts";
 import { errorText } from "../errors.ts";
 import type { Logger } from "../observe/log.ts";
 import { mainFile } from "./db.ts";
+import {
+  emptyBodiesGoneElsewhere,
+  type Exclusive,
+  noteBodiesGoneHere,
+  takeBodiesGoneElsewhere,
+} from "./_body_elsewhere.ts";
 import { isQueueId } from "./id.ts";
 import {
   BIG_BODY_BYTES,
@@ -103,6 +109,8 @@ export class BodyFiles {
    */
   readonly #refs = new Map<string, number>();
   #isCounted = false;
+  /** The notes of bodies deleted by other processes are taken (their table emptied at start). */
+  #takesElsewhere = false;
   readonly #owner: SegmentOwner;
   /**
    * Whether the last body declared big (SIZE=) that ended was big: only then does the next one
@@ -256,16 +264,20 @@ export class BodyFiles {
     return await this.#remove([...files, ...this.#drop(segments)], now);
   }
 
+  /** In a process that does not count the bodies (not serve): note those its deletions free. */
+  noteDeletionsHere(): void {
+    noteBodiesGoneHere(this.#db);
+  }
+
   /**
    * Removes files no message row names (a crash while receiving, or before removeGone ran), and
    * counts the bodies of each segment. Only in the process that receives mail, once, before it
-   * receives any (see above).
+   * receives any (see above). `exclusive`: the count runs in a transaction that also empties the
+   * notes of other processes' deletions, which are taken from then on (_body_elsewhere.ts).
    */
-  removeOrphans(): number {
+  removeOrphans(exclusive?: Exclusive): number {
     const named = new Set<string>();
-    for (
-      const row of this.#db.prepare("SELECT body_file FROM messages WHERE body_file NOT NULL").all()
-    ) {
+    for (const row of this.#namedRows(exclusive)) {
       const place = typeof row.body_file === "string" ? parseBodyName(row.body_file) : undefined;
       if (place === undefined) continue;
       named.add(place.file);
@@ -288,10 +300,16 @@ export class BodyFiles {
     return removed;
   }
 
-  /** Maintenance: the files of messages deleted so far go, off the loop (see takeGone). */
-  sweep(syncAll: () => void): void {
+  /**
+   * Maintenance: the files of messages deleted so far go, off the loop (see takeGone), with those
+   * of messages other processes deleted (`exclusive`: to take their notes off).
+   */
+  sweep(syncAll: () => void, exclusive?: Exclusive): void {
     const names = this.takeGone(syncAll);
-    if (names.length > 0) void this.unlink(names);
+    const elsewhere = this.#takesElsewhere && exclusive !== undefined
+      ? takeBodiesGoneElsewhere(this.#db, exclusive)
+      : [];
+    if (names.length + elsewhere.length > 0) void this.unlink([...names, ...elsewhere]);
   }
 
   /**
@@ -378,6 +396,25 @@ export class BodyFiles {
       }
     }
     return removed;
+  }
+
+  /** The rows naming a body; with `exclusive`, read as the notes of elsewhere are emptied. */
+  #namedRows(exclusive: Exclusive | undefined): Record<string, unknown>[] {
+    const select = () =>
+      this.#db.prepare("SELECT body_file FROM messages WHERE body_file NOT NULL").all();
+    if (exclusive === undefined) return select();
+    try {
+      const rows = exclusive("body count", () => {
+        emptyBodiesGoneElsewhere(this.#db);
+        return select();
+      });
+      this.#takesElsewhere = true;
+      return rows;
+    } catch (err) {
+      // A full disk even after the reserve: those bodies wait for the next start, as before.
+      this.#log.warn("queue_bodies_elsewhere_off", { error: errorText(err) });
+      return select();
+    }
   }
 
   #goneNames(): string[] {

@@ -49,6 +49,6 @@ export function removeLeftovers(store: {
     log.warn("queue_orphans_kept", { error: errorText(err) });
   }
   if (Number(removed) > 0) log.info("queue_orphans_removed", { chunks: Number(removed) });
-  files?.removeOrphans();
+  files?.removeOrphans((what, fn) => store.exclusive(what, fn));
   refused.removeRecorded();
 }

@@ -99,6 +99,8 @@ export class SqliteQueueStore implements QueueStore {
       ? undefined
       : BodyFiles.open(db, this.#log, { readBytes: this.#chunkBytes, ...opts.bodyFiles });
     this.#writesFiles = opts.removeOrphans ?? true;
+    // Another process than serve: notes the bodies its deletions free (_body_elsewhere.ts).
+    if (!this.#writesFiles) this.#files?.noteDeletionsHere();
     const onGroupCommit = opts.onGroupCommit;
     this.#checkpoint = storeCheckpoint(db, {
       log: this.#log,
@@ -338,7 +340,10 @@ export class SqliteQueueStore implements QueueStore {
       try {
         return this.#maintenance.run(opts);
       } finally {
-        this.#files?.sweep(() => this.#group.syncAllNow());
+        this.#files?.sweep(
+          () => this.#group.syncAllNow(),
+          (what, fn) => this.#exclusive(what, fn),
+        );
         this.#reserve?.restore();
       }
     });
