@@ -28,6 +28,7 @@ import {
 
 export type { PasswordPrompt } from "./_password_prompt.ts";
 import { userCertsCommand } from "./user_certs.ts";
+import { mailOfChangedDomains } from "./_user_mail.ts";
 import { errorText } from "../errors.ts";
 
 /** `user test`: the password does not match (the same code as `fetch`'s failed AUTH). */
@@ -79,14 +80,17 @@ export async function userCommand(
     }
     // With PostgreSQL: one transaction holding the users locked, seen by every node at once.
     let owned: readonly string[] = [];
+    let taken: readonly string[] = [];
     const code = await users.edit(async (store) => {
+      const before = store.domainsOf(cmd.name);
       const done = await change(cmd, password, store, io);
-      if (cmd.kind === "add" || (cmd.kind === "domains" && cmd.add.length > 0)) {
-        owned = store.domainsOf(cmd.name);
-      }
+      const after = store.domainsOf(cmd.name);
+      if (cmd.kind === "add" || (cmd.kind === "domains" && cmd.add.length > 0)) owned = after;
+      if (cmd.kind === "domains") taken = before.filter((d) => !after.includes(d));
       return done;
     });
-    return code === EXIT_OK && owned.length > 0 ? await holdForOwner(owned, io) : code;
+    if (code !== EXIT_OK) return code;
+    return await mailOfChangedDomains({ owned, taken }, io);
   } catch (err) {
     if (err instanceof UserError) {
       io.stderr(`error: ${err.message}\n`);
@@ -133,38 +137,6 @@ async function change(
       return never;
     }
   }
-}
-
-/**
- * After `user add` or `user domains --add`: mail that waited for the MX hosts of the user's
- * domains (submitted while no user owned them) is held for the user's ATRN instead, where its MX
- * would soon name us and fail it as a loop (src/queue/_hold.ts). All the user's domains, not
- * only those added: running the command again moves what an older version left on route mx.
- */
-async function holdForOwner(domains: readonly string[], io: CliIo): Promise<number> {
-  let held: number;
-  try {
-    const admin = await openToolAdmin(io.dataDir, io.storage);
-    try {
-      held = await admin.holdForAtrn(domains);
-    } finally {
-      await admin.close();
-    }
-  } catch (err) {
-    io.stderr(
-      `error: The domains changed, but the mail waiting for their MX hosts was not held for ` +
-        `ATRN: ${errorText(err)}; run the command again\n`,
-    );
-    return EXIT_FAILURE;
-  }
-  if (held > 0) {
-    io.stdout(
-      `${held} recipient${held === 1 ? "" : "s"} waiting for ${
-        held === 1 ? "its domain's" : "their domains'"
-      } MX hosts held for ATRN instead\n`,
-    );
-  }
-  return EXIT_OK;
 }
 
 /** `user list` / `user show NAME`: the users with their waiting mail and last collection. */
