@@ -112,10 +112,15 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   // deadline drops the connection only when this is older than any statement may run
   // (src/queue/pg/_deadline.ts): a busy, answering connection is never taken for a silent one.
   let heardAt = performance.now()
+  // odmr-relay: the socket that emitted 'error' (its 'close' comes in a later turn on Deno).
+  let erroredSocket = null
 
   const connection = {
     queue: queues.closed,
     quietFor: () => performance.now() - heardAt,
+    // odmr-relay: the session is gone or going (closed, or its socket failed and its close is
+    // still to come): a reserve()'s release() must not hand it out as open (src/index.js).
+    isLost: () => socket === null || socket === erroredSocket,
     idleTimer,
     connect(query) {
       initial = query
@@ -412,6 +417,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   }
 
   function error(err) {
+    erroredSocket = socket
     if (connection.queue === queues.connecting && options.host[retries + 1])
       return
 

@@ -227,7 +227,24 @@ function Postgres(a, b) {
       destroyed = true
       c.destroy()
     }
+    // odmr-relay: the connection's close (the server ended the session, or destroy()) gives it
+    // back to the pool (onclose), which may open it again at once for a waiting query. From
+    // then on this handle is done: its queries fail, and its release() leaves the connection
+    // alone. Before, release() handed the closed connection out as open (the next query failed
+    // and every later one waited for good), and a query on the handle ran in the session the
+    // pool had opened for another caller (tests/queue/pg_reserve_lost_test.ts).
+    let lost = false
+    let released = false
+    const onlost = () => { lost = true }
+    c.onclose = onlost
     sql.release = () => {
+      if (released)
+        return
+      released = true
+      c.onclose === onlost && (c.onclose = null)
+      // Its socket failed and its close is still to come: the close gives it back (onclose).
+      if (lost || c.isLost())
+        return
       c.reserved = null
       destroyed || onopen(c)
     }
@@ -235,6 +252,8 @@ function Postgres(a, b) {
     return sql
 
     function handler(q) {
+      if (lost || released)
+        return q.reject(Errors.connection('CONNECTION_CLOSED', options, options))
       c.queue === full
         ? queue.push(q)
         : c.execute(q) || move(c, full)
