@@ -71,3 +71,20 @@ async function withExpiryNodes(
     await old.close();
   }
 }
+
+/** A pass's reader that runs `before` once, the first time the pass reads a body (after the marks). */
+export class ReaderWithHook extends PgReader {
+  #before: (() => Promise<void>) | undefined;
+
+  constructor(sql: Sql, before: () => Promise<void>) {
+    super(sql, NULL_LOGGER);
+    this.#before = before;
+  }
+
+  override async *body(messageId: string): AsyncGenerator<Uint8Array> {
+    const before = this.#before;
+    this.#before = undefined;
+    await before?.();
+    yield* super.body(messageId);
+  }
+}

@@ -11,34 +11,15 @@ import assert from "node:assert/strict";
 import { NULL_LOGGER } from "../../src/observe/log.ts";
 import { bounceFailed, BounceLimiter } from "../../src/queue/bounce.ts";
 import type { LeasedDomains } from "../../src/queue/_rows.ts";
-import { PgReader } from "../../src/queue/pg/_reader.ts";
-import type { Sql } from "../../src/queue/pg/connect.ts";
 import type { QueuedMessage } from "../../src/queue/types.ts";
 import { collectBytes } from "../_helpers/bytes.ts";
 import { maintenanceOptions, queueMessage } from "../_helpers/queue_fixtures.ts";
 import { parseDsn } from "./_outbound_maintenance_contract.ts";
-import { expiryNodesTest } from "./_pg_expiry_nodes.ts";
+import { expiryNodesTest, ReaderWithHook } from "./_pg_expiry_nodes.ts";
 
 const REPLY = "550 5.1.1 no such user";
 const OPTIONS = maintenanceOptions({ isLocalDomain: (d) => d === "sender.test" });
 const NO_LEASES = () => Promise.resolve<LeasedDomains>({ atrn: new Set(), mx: new Set(), now: 0 });
-
-/** A reader that runs `before` once, the first time the pass reads a body (after the marks). */
-class ReaderWithHook extends PgReader {
-  #before: (() => Promise<void>) | undefined;
-
-  constructor(sql: Sql, before: () => Promise<void>) {
-    super(sql, NULL_LOGGER);
-    this.#before = before;
-  }
-
-  override async *body(messageId: string): AsyncGenerator<Uint8Array> {
-    const before = this.#before;
-    this.#before = undefined;
-    await before?.();
-    yield* super.body(messageId);
-  }
-}
 
 await expiryNodesTest(
   "PostgreSQL: an expiry pass whose marks were taken off under it by another node's report rolls back whole, and the next pass reports the rest, once",
