@@ -285,8 +285,11 @@ export class PgMaintenance {
       const clock = this.#deps.leaseClock ?? DATABASE_CLOCK;
       if (await isLeasedNow(tx, plan.due, this.#deps.now, clock)) throw PLANNED_AGAIN;
       // Then the message (the order of _emptied.ts: messages before their recipients).
-      const [row] = await tx`SELECT id FROM messages WHERE id = ${id} FOR UPDATE`;
+      const [row] = await tx`SELECT delay_notified FROM messages WHERE id = ${id} FOR UPDATE`;
       if (row === undefined) throw PLANNED_AGAIN;
+      // Its delay notice went out since the flag was read: another node's pass ran meanwhile
+      // (this pass's lock session ended under it, so both held the lock).
+      if (plan.markDelayNotified && row.delay_notified !== false) throw PLANNED_AGAIN;
       if (done.length > 0) {
         const gone = await tx`DELETE FROM report_pending WHERE message_id = ${id}
           AND recipient_id = ANY(${done}::bigint[]) RETURNING recipient_id`;
