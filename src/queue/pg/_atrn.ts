@@ -68,7 +68,7 @@ export async function claimAtrnPg(
       const any = await tx`SELECT 1 FROM recipients
         WHERE domain = ANY(${wanted}::text[]) AND status = 'queued' AND route = 'atrn' LIMIT 1`;
       if (any.length === 0) throw new ClaimRefused({ kind: "empty" });
-      const lease = new PgLease(wanted, { owner, leaseSeconds }, deps);
+      const lease = new PgLease(wanted, { owner, leaseSeconds }, deps, Math.max(...untils));
       return { kind: "claimed", lease } satisfies ClaimResult as ClaimResult;
     }, undo);
   } catch (err) {

@@ -15,6 +15,7 @@ import type { PgGroupCommit } from "./_group.ts";
 import type { PgReader } from "./_reader.ts";
 import { isStatementTimeout, PgDeadlineError, within } from "./_deadline.ts";
 import { isConnectionLoss } from "./_errors.ts";
+import type { PendingReleases } from "./_release_later.ts";
 
 /** What a lease needs from its store. */
 export interface PgLeaseDeps {
@@ -25,6 +26,8 @@ export interface PgLeaseDeps {
   readonly clock: LeaseClock;
   /** How long a renewal or a release may wait for PostgreSQL (see _deadline.ts). */
   readonly deadlineMs: number;
+  /** Where a release that failed is tried again (_release_later.ts); none: left to expire. */
+  readonly pendingReleases?: PendingReleases;
 }
 
 /**
@@ -51,15 +54,23 @@ export class PgLease implements Lease {
   readonly domains: readonly string[];
   readonly #terms: LeaseTerms;
   readonly #deps: PgLeaseDeps;
+  /** When the lease runs out by itself at the latest (performance.now(): claim or renewal). */
+  #heldUntil: number;
+  /** The latest `lease_until` this lease wrote and saw answered (the database's clock). */
+  #lastUntil: number;
 
+  /** `until`: the `lease_until` its claim wrote (the latest of its rows). */
   constructor(
     domains: readonly string[],
     opts: LeaseOptions,
     deps: PgLeaseDeps,
+    until: number,
   ) {
     this.#terms = new LeaseTerms(domains, opts);
     this.domains = this.#terms.domains;
     this.#deps = deps;
+    this.#heldUntil = performance.now() + this.#terms.leaseMs;
+    this.#lastUntil = until;
   }
 
   messages(): AsyncGenerator<QueuedMessage> {
@@ -73,14 +84,17 @@ export class PgLease implements Lease {
   async renew(): Promise<boolean> {
     const { sql, clock } = this.#deps;
     const table = sql(this.#terms.table);
+    const asked = performance.now();
     // On the database's clock, like the claims (_clock.ts).
     const rows = await within(
       sql`UPDATE ${table} SET lease_until = ${clock(sql)} + ${this.#terms.leaseMs}::bigint
         WHERE domain = ANY(${this.domains as string[]}::text[]) AND owner = ${this.#terms.owner}
-        RETURNING domain`,
+        RETURNING domain, lease_until::float8 AS until`,
       this.#deps.deadlineMs,
       "lease renewal",
     );
+    if (rows.length > 0) this.#heldUntil = asked + this.#terms.leaseMs;
+    for (const r of rows) this.#lastUntil = Math.max(this.#lastUntil, Number(r.until));
     return rows.length === this.domains.length;
   }
 
@@ -136,25 +150,39 @@ export class PgLease implements Lease {
    * timeout just below it) or loses its connection (also one dropped under it past another
    * call's deadline, _deadline.ts) is tried once more: the owner is this session, so no later
    * ATRN could take the domain over, and it stayed busy until the lease ran out (`lease_time`,
-   * 5 min by default). Deleting twice is harmless. Past a second failure the lease is left
-   * to expire by itself (`lease_until`).
+   * 5 min by default). Deleting twice is harmless. Past a second failure (or a first one of
+   * another kind) it is thrown, and tried again in the background until the lease would have
+   * run out (_release_later.ts): the database back, the domain is free again.
    */
   async release(): Promise<void> {
     try {
-      await this.#releaseOnce();
+      try {
+        await this.#releaseOnce();
+      } catch (err) {
+        const isRetried = err instanceof PgDeadlineError || isStatementTimeout(err) ||
+          isConnectionLoss(err);
+        if (!isRetried) throw err;
+        await this.#releaseOnce();
+      }
     } catch (err) {
-      const isRetried = err instanceof PgDeadlineError || isStatementTimeout(err) ||
-        isConnectionLoss(err);
-      if (!isRetried) throw err;
-      await this.#releaseOnce();
+      // Later, only rows this lease wrote: the outbound worker's owner is one per process,
+      // and a lease it claims for the same domain meanwhile has a later expiry (_outbound.ts).
+      const until = this.#lastUntil;
+      this.#deps.pendingReleases?.add(() => this.#releaseOnce(until), this.#heldUntil, {
+        route: this.#terms.route,
+        domains: this.domains.join(","),
+      });
+      throw err;
     }
   }
 
-  async #releaseOnce(): Promise<void> {
+  /** Deletes the lease's rows (those written by `until` at the latest, when given). */
+  async #releaseOnce(until?: number): Promise<void> {
     const table = this.#deps.sql(this.#terms.table);
     await within(
       this.#deps.sql`DELETE FROM ${table}
-        WHERE domain = ANY(${this.domains as string[]}::text[]) AND owner = ${this.#terms.owner}`,
+        WHERE domain = ANY(${this.domains as string[]}::text[]) AND owner = ${this.#terms.owner}
+          AND (${until === undefined} OR lease_until <= ${until ?? 0})`,
       this.#deps.deadlineMs,
       "lease release",
     );

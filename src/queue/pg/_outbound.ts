@@ -124,12 +124,17 @@ export async function claimOutboundPg(
       throw err;
     }
     if (taken.length === 0) continue;
-    return new PgLease([domain], {
-      owner,
-      leaseSeconds: opts.leaseSeconds,
-      route: "mx",
-      dueBy: opts.now,
-    }, deps);
+    return new PgLease(
+      [domain],
+      {
+        owner,
+        leaseSeconds: opts.leaseSeconds,
+        route: "mx",
+        dueBy: opts.now,
+      },
+      deps,
+      until,
+    );
   }
   return undefined;
 }

@@ -35,6 +35,7 @@ import { deleteDomainPg, deleteMessagesPg } from "./_admin_delete.ts";
 import { PgGauges } from "./_gauges.ts";
 import { holdForAtrnPg } from "./_hold.ts";
 import { PgGroupCommit } from "./_group.ts";
+import { PendingReleases } from "./_release_later.ts";
 import { importMessagePg, type ImportSource } from "./_import.ts";
 import {
   PG_CALL_DEADLINE_MS,
@@ -103,6 +104,8 @@ export class PgQueueStore implements QueueStore {
   readonly #reader: PgReader;
   /** Outbound claims whose upsert may have committed unseen (_outbound.ts). */
   readonly #doubtful = new DoubtfulClaims();
+  /** Leases whose release failed, released again once the database answers. */
+  readonly #pendingReleases: PendingReleases;
   readonly #maintenance: PgMaintenance;
   readonly #gauges: PgGauges;
   readonly #deadlineMs: number;
@@ -163,6 +166,7 @@ export class PgQueueStore implements QueueStore {
     this.#clock = opts.leaseClock === undefined ? DATABASE_CLOCK : givenClock(opts.leaseClock);
     this.#chunkBytes = opts.chunkBytes ?? PG_CHUNK_BYTES;
     this.#log = opts.logger ?? NULL_LOGGER;
+    this.#pendingReleases = new PendingReleases(this.#log);
     this.#deadlineMs = opts.callDeadlineMs ?? PG_CALL_DEADLINE_MS;
     this.#longDeadlineMs = opts.longDeadlineMs ?? PG_LONG_DEADLINE_MS;
     this.#group = new PgGroupCommit(
@@ -341,6 +345,7 @@ export class PgQueueStore implements QueueStore {
   async close(): Promise<void> {
     if (this.#isClosed) return;
     this.#isClosed = true;
+    this.#pendingReleases.close();
     await this.#group.drain();
     await Promise.all(
       [this.#sql, this.#chunkSql, this.#longSql].map((pool) => pool.end({ timeout: 5 })),
@@ -372,6 +377,7 @@ export class PgQueueStore implements QueueStore {
       reader: this.#reader,
       clock: this.#clock,
       deadlineMs: this.#deadlineMs,
+      pendingReleases: this.#pendingReleases,
     };
   }
 
