@@ -112,6 +112,28 @@ Deno.test("(#13) serve does not load node:dgram while idle; the first DNS re-que
   match(text, TRAPPED);
 });
 
+Deno.test("(#13) serve with the embedded defaults does not load node:path or node:url while idle", async () => {
+  const config = await trapConfig([], ["node:path", "node:url"]);
+  const server = await startServer({ denoFlags: flags(config) });
+  try {
+    ok(server.smtp.length > 0 && server.odmr.length > 0, server.logs());
+  } finally {
+    equal(await server.stop(), 0, server.logs());
+  }
+  ok(!TRAPPED.test(server.logs()), server.logs());
+  // Control: the map is in effect for these two.
+  const script = `${config.replace(/deno\.json$/, "")}url.ts`;
+  await Deno.writeTextFile(script, `import "node:path";\nimport "node:url";\n`);
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...flags(config), script],
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+  }).output();
+  const text = new TextDecoder().decode(out.stderr);
+  ok(!out.success, text);
+  match(text, TRAPPED);
+});
+
 Deno.test("(#13) serve without a tls section does not load node:crypto or node:buffer while idle; the first SCRAM AUTH does", async () => {
   const config = await trapConfig([], ["node:crypto", "node:buffer"]);
   const server = await startServer({ denoFlags: flags(config) });
