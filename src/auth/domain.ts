@@ -1,9 +1,9 @@
 /**
  * Domain-name normalisation shared by the credential store, RCPT checks and ATRN: lower case,
- * IDN to A-label (`node:url` domainToASCII), one trailing dot stripped, RFC 1123 host syntax
+ * IDN to A-label (`node:url` domainToASCII, src/wire/idna.ts), one trailing dot stripped, RFC 1123 host syntax
  * with at least two labels. Pure; no DNS.
  */
-import { domainToASCII } from "node:url";
+import { domainToAscii } from "../wire/idna.ts";
 
 const MAX_NAME_OCTETS = 253;
 const MAX_LABEL_OCTETS = 63;
@@ -16,8 +16,8 @@ export function normalizeDomain(input: string): string | undefined {
   if (name === "" || name.includes("..") || name.startsWith(".") || name.endsWith(".")) {
     return undefined;
   }
-  // domainToASCII lower-cases and maps IDN to punycode; it returns "" when it refuses.
-  const ascii = /^[\x21-\x7e]+$/.test(name) ? name.toLowerCase() : domainToASCII(name);
+  // domainToAscii lower-cases and maps IDN to punycode; it returns "" when it refuses.
+  const ascii = /^[\x21-\x7e]+$/.test(name) ? name.toLowerCase() : domainToAscii(name);
   if (ascii === "" || ascii.length > MAX_NAME_OCTETS) return undefined;
   const labels = ascii.split(".");
   if (labels.length < 2) return undefined;

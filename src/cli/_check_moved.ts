@@ -8,7 +8,7 @@
  * file in memory (src/queue/wal_image.ts), so that a mark still only in the WAL is seen as serve
  * sees it; with no -wal the file is read as it is (`openImmutable`).
  */
-import { join } from "node:path";
+import { join } from "../posix_path.ts";
 import { DatabaseSync } from "node:sqlite";
 import type { Config } from "../config/types.ts";
 import { DATABASE_FILE, openImmutable } from "../queue/db.ts";

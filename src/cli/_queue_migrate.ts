@@ -11,7 +11,7 @@
  * it from then on, until `--clear-mark`. It reads the queue a page of ids at a time, so a
  * queue larger than its memory is copied too. Exit 0, 1 runtime failure, 2 usage.
  */
-import { join } from "node:path";
+import { join } from "../posix_path.ts";
 import { DatabaseSync } from "node:sqlite";
 import { parseArgs } from "node:util";
 import { CredentialStore } from "../auth/store.ts";

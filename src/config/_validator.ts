@@ -3,8 +3,8 @@
  * ConfigError that names the file and the key path; the known keys of the sections it parses.
  * Used by load.ts, which finds and reads the file, and by `_fetch.ts` and `_outbound.ts`.
  */
-import path from "node:path";
-import { domainToASCII } from "node:url";
+import * as path from "../posix_path.ts";
+import { domainToAscii } from "../wire/idna.ts";
 import type { Config, DomainPolicy, ListenEntry, PostgresConfig, QuotaLimits } from "./types.ts";
 import { didYouMean } from "./_did_you_mean.ts";
 import { formatDuration, parseDurationMs, parseSizeBytes } from "./_units.ts";
@@ -376,7 +376,7 @@ export class Validator {
   /** Lower-case A-label (IDNs are compared as A-labels, README.md). */
   domain(value: unknown, key: string): string {
     const s = this.string(value, key).trim().replace(/\.$/, "");
-    const ascii = domainToASCII(s.toLowerCase());
+    const ascii = domainToAscii(s.toLowerCase());
     if (ascii === "" || !/^[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(ascii)) {
       this.fail(key, `must be a domain name: current value is ${describe(value)}`);
     }

@@ -5,7 +5,7 @@
  * for the embedded defaults), so the result never depends on where `serve` was started.
  */
 import { MAX_NAMED_FILE_TEXT, namedFileFault } from "../named_file.ts";
-import path from "node:path";
+import * as path from "../posix_path.ts";
 import type { Config, LogFormat, LogLevel } from "./types.ts";
 import * as D from "./defaults.ts";
 import {

@@ -7,7 +7,7 @@
  */
 import { NamedFileError, readNamedTextFile } from "../named_file.ts";
 import type crypto from "node:crypto";
-import path from "node:path";
+import * as path from "../posix_path.ts";
 import { normalizeDomain } from "../auth/domain.ts";
 import { loadNodeCrypto, nodeCrypto } from "../auth/node_crypto.ts";
 import type { DkimAlgorithm, DkimKey } from "./signer.ts";

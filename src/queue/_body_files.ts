@@ -39,7 +39,7 @@
  * deleted (`queue delete`) are noted by it and counted off at serve's next pass (_body_elsewhere.ts).
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { dirname, join } from "node:path";
+import { dirname, join } from "../posix_path.ts";
 import { SpareFiles } from "./_body_spares.ts";
 import { errorText } from "../errors.ts";
 import type { Logger } from "../observe/log.ts";

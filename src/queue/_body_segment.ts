@@ -29,7 +29,7 @@
  * segment is taken for a lie at most once per body declared big that was big, plus once at start
  * and once per body declared big that was being written when the last one ended.
  */
-import { join } from "node:path";
+import { join } from "../posix_path.ts";
 import { errorText } from "../errors.ts";
 import { isQueueId } from "./id.ts";
 

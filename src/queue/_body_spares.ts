@@ -4,7 +4,7 @@
  * (creating a file on the event loop took ~0.4 ms). The first failed sync of the folder is final
  * (`broken`, see _body_files.ts).
  */
-import { dirname, join } from "node:path";
+import { dirname, join } from "../posix_path.ts";
 import { errorText } from "../errors.ts";
 import type { Logger } from "../observe/log.ts";
 import { newQueueId } from "./id.ts";

@@ -15,7 +15,7 @@
  * and only then removes the file. An id the file could not take, still there at close, is
  * logged with the ids to delete by hand before serve starts again.
  */
-import { dirname, join } from "node:path";
+import { dirname, join } from "../posix_path.ts";
 import type { DatabaseSync } from "node:sqlite";
 import { errorText } from "../errors.ts";
 import { mainFile } from "./db.ts";

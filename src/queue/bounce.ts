@@ -6,7 +6,7 @@
  * node's foreign-bounce limit allows (a flood of bounces to forged senders is backscatter),
  * else dropped and logged. `bounceFailed` queues the report for recipients settled as failed.
  */
-import { domainToASCII } from "node:url";
+import { domainToAscii } from "../wire/idna.ts";
 import type { Logger } from "../observe/log.ts";
 import { buildFailureDsn, type DsnRecipient, type FailureDsnInput, headerBlock } from "./dsn.ts";
 import type { MessageParams, QueuedMessage, QueueStore, Route } from "./types.ts";
@@ -180,7 +180,7 @@ export function reportParams(bytes: Uint8Array): MessageParams {
 export function domainOf(address: string): string | undefined {
   const at = address.lastIndexOf("@");
   if (at < 0) return undefined;
-  const domain = domainToASCII(address.slice(at + 1).toLowerCase());
+  const domain = domainToAscii(address.slice(at + 1).toLowerCase());
   return domain === "" ? undefined : domain;
 }
 

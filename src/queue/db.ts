@@ -4,8 +4,7 @@
  * disk when it returns, and `user …`/`queue …` commands can work beside a running `serve`.
  */
 import { errorText } from "../errors.ts";
-import { dirname, join } from "node:path";
-import { pathToFileURL } from "node:url";
+import { dirname, join } from "../posix_path.ts";
 import { DatabaseSync } from "node:sqlite";
 import { walImage } from "./wal_image.ts";
 
@@ -119,6 +118,8 @@ function walHeader(path: string): Uint8Array {
  */
 export function openImmutable(path: string): DatabaseSync {
   try {
+    // node:url only here (the read-only tools), not at serve's start (src/wire/idna.ts).
+    const { pathToFileURL } = process.getBuiltinModule("node:url") as typeof import("node:url");
     return new DatabaseSync(`${pathToFileURL(path).href}?immutable=1`, { readOnly: true });
   } catch (err) {
     if (!(err instanceof Deno.errors.NotCapable)) throw err;

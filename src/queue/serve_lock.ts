@@ -10,7 +10,7 @@
  * it (src/cli/_queue_migrate.ts), since a serve beside it would deliver what it copies.
  */
 import { errorText } from "../errors.ts";
-import { join } from "node:path";
+import { join } from "../posix_path.ts";
 
 /** Name of the lock file inside the data directory. */
 export const SERVE_LOCK_FILE = "serve.lock";

@@ -14,7 +14,7 @@
  * Only `serve` keeps one; a tool that deletes mail (`queue delete`) may give it back, which serve
  * notices at its next maintenance pass.
  */
-import { join } from "node:path";
+import { join } from "../posix_path.ts";
 import { errorText } from "../errors.ts";
 import { type Logger, NULL_LOGGER } from "../observe/log.ts";
 

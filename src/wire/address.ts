@@ -4,7 +4,7 @@
  * domains normalised to lower-case A-labels, address literals kept as literals.
  * Pure; limits are arguments; hostile input is a `{ ok: false }` result.
  */
-import { domainToASCII } from "node:url";
+import { domainToAscii } from "./idna.ts";
 
 /** Size limits in octets (RFC 5321 §4.5.3.1). */
 export interface PathLimits {
@@ -260,7 +260,7 @@ function plainAsciiHost(s: string): string | undefined {
 /** domainToASCII for a name of letters, marks, digits, "." and "-"; undefined otherwise. */
 function idnToAscii(s: string): string | undefined {
   if (/[^\p{L}\p{M}\p{N}.-]/u.test(s)) return undefined;
-  return domainToASCII(s);
+  return domainToAscii(s);
 }
 
 const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
