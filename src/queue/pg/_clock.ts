@@ -20,3 +20,13 @@ export const DATABASE_CLOCK: LeaseClock = (sql) =>
 export function givenClock(now: () => number): LeaseClock {
   return (sql) => sql`${now()}::bigint`;
 }
+
+/**
+ * How far the nodes' own clocks may disagree, for the due times (`next_attempt_at`) that an
+ * outbound lease lists: they are compared with the claiming node's clock, which may run ahead
+ * of the one whose maintenance pass asks whether a recipient is being sent. The pass counts a
+ * recipient due this much later as part of a live lease of its domain too, so that it never
+ * expires one another node is sending; it expires it at a later pass instead. Keep the
+ * nodes on NTP (README).
+ */
+export const NODE_CLOCK_SKEW_MS = 60_000;

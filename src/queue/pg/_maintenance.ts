@@ -30,7 +30,7 @@ import {
 } from "../_maintenance.ts";
 import { type LeasedDomains, type MessageRow, type RecipientRow, writeParams } from "../_rows.ts";
 import type { MaintenanceOptions, MaintenanceReport } from "../types.ts";
-import { DATABASE_CLOCK, type LeaseClock } from "./_clock.ts";
+import { DATABASE_CLOCK, type LeaseClock, NODE_CLOCK_SKEW_MS } from "./_clock.ts";
 import type { Sql, Tx } from "./connect.ts";
 import { PgDeadlineError, transactionWithin, within } from "./_deadline.ts";
 import { deleteEmptied, lockMessages, messageIdsOf } from "./_emptied.ts";
@@ -87,8 +87,9 @@ async function isLeasedNow(
     await tx`DELETE FROM ${table}
       WHERE domain = ANY(${domains}::text[]) AND owner = '' AND lease_until = 0`;
   }
-  // Read after the locks: every lease live now was claimed by then, due by at most this.
-  const dueBy = now();
+  // Read after the locks: every lease live now was claimed by then, due by at most this (on
+  // the claiming node's clock, which may run ahead of ours).
+  const dueBy = now() + NODE_CLOCK_SKEW_MS;
   return queued.some((r) =>
     live[r.route].has(r.domain) && (r.route === "atrn" || (r.nextAttemptAt ?? 0) <= dueBy)
   );
@@ -167,7 +168,9 @@ export class PgMaintenance {
   async #expireOld(opts: MaintenanceOptions): Promise<ExpiryTally> {
     const { sql } = this.#deps;
     const now = this.#deps.now();
-    const leased = await this.#deps.leasedDomains();
+    const read = await this.#deps.leasedDomains();
+    // A lease lists what is due by its claiming node's clock, which may run ahead of ours.
+    const leased = { ...read, now: read.now + NODE_CLOCK_SKEW_MS };
     // A loose index scan: one index probe per domain, not a read of every recipient.
     const domains = await this.#within(
       sql`WITH RECURSIVE d AS (
