@@ -264,7 +264,7 @@ export class BodyFiles {
     return await this.#remove([...files, ...this.#drop(segments)], now);
   }
 
-  /** In a process that does not count the bodies (not serve): note those its deletions free. */
+  /** In a process that does not count the bodies (not serve) and writes: note those its deletions free. */
   noteDeletionsHere(): void {
     noteBodiesGoneHere(this.#db);
   }

@@ -99,8 +99,9 @@ export class SqliteQueueStore implements QueueStore {
       ? undefined
       : BodyFiles.open(db, this.#log, { readBytes: this.#chunkBytes, ...opts.bodyFiles });
     this.#writesFiles = opts.removeOrphans ?? true;
-    // Another process than serve: notes the bodies its deletions free (_body_elsewhere.ts).
-    if (!this.#writesFiles) this.#files?.noteDeletionsHere();
+    // Another process than serve that writes: notes the bodies its deletions free
+    // (_body_elsewhere.ts).
+    if (!this.#writesFiles && opts.readOnly !== true) this.#files?.noteDeletionsHere();
     const onGroupCommit = opts.onGroupCommit;
     this.#checkpoint = storeCheckpoint(db, {
       log: this.#log,
