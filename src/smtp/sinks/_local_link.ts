@@ -64,6 +64,17 @@ export function isOutOfPlace(r: Reply): boolean {
   return !isPositive(r) && !isTransient(r) && !isPermanent(r);
 }
 
+/**
+ * A reply to MAIL that speaks of the local server's state, not of this message: out of place,
+ * or 503 (bad sequence). MAIL goes out only between transactions, so a 503 means the server
+ * still holds an envelope: Postfix keeps a message's after its end-of-data restrictions refused
+ * it ("503 5.5.1 Error: nested MAIL command") when the next MAIL came pipelined with the ".".
+ * Passed up, that 503 would fail (and bounce) a message nobody refused.
+ */
+export function isMailOutOfStep(r: Reply): boolean {
+  return isOutOfPlace(r) || r.code === 503;
+}
+
 /** The largest body buffer kept for the next transaction (`LocalConnection.buffer`). */
 export const MAX_SPARE_BUFFER_BYTES = 64 * 1024;
 
@@ -75,6 +86,8 @@ export interface LocalSinkView {
   readonly timeouts: LocalTimeouts;
   /** RCPTs answered 452 because of the one-recipient LMTP rule. */
   splitRecipients: number;
+  /** The open connection, or a new one after the last broke, or why there is none. */
+  connection(): Promise<LocalConnection | Reply>;
 }
 
 /**

@@ -11,6 +11,7 @@ import { DotStuffer } from "../../wire/dot_stuffer.ts";
 import type { MailFrom, RcptAhead, RcptTo, SinkTransaction } from "../sink.ts";
 import type { Logger } from "../../observe/log.ts";
 import {
+  isMailOutOfStep,
   isOutOfPlace,
   LOCAL_REPLIES,
   type LocalConnection,
@@ -43,7 +44,9 @@ export type MailState =
 
 export class LocalTransaction implements SinkTransaction {
   readonly #sink: LocalSinkView;
-  readonly #link: LocalConnection;
+  /** Replaced once, by a fresh connection, when the first was out of step at MAIL. */
+  #link: LocalConnection;
+  #isRetried = false;
   readonly #mail: MailFrom;
   /** The sink's logger; this transaction's (with its id) is made when a line is written. */
   readonly #sinkLog: Logger;
@@ -140,9 +143,21 @@ export class LocalTransaction implements SinkTransaction {
       return rcptReply;
     }
     this.#log.warn("local_mail_refused", { to: this.#sink.where, code: mailReply.code });
-    const refusal = isOutOfPlace(mailReply)
-      ? this.#outOfStep(`MAIL answered ${mailReply.code}`)
-      : mailRefusalForRecipients(mailReply);
+    if (isMailOutOfStep(mailReply)) {
+      // The link is dropped (the local side discards what it holds, a DATA it took included)
+      // and the envelope goes again, once, on a fresh connection.
+      const refusal = this.#outOfStep(`MAIL answered ${mailReply.code}`);
+      this.#pendingData = undefined;
+      const fresh = this.#isRetried ? refusal : await this.#sink.connection();
+      this.#isRetried = true;
+      if (!("code" in fresh)) {
+        this.#link = fresh;
+        return await this.#relayRecipient(rcptLine, withData && fresh.caps?.pipelining === true);
+      }
+      this.#mailState = { kind: "refused", reply: refusal };
+      return refusal;
+    }
+    const refusal = mailRefusalForRecipients(mailReply);
     this.#mailState = { kind: "refused", reply: refusal };
     return refusal;
   }
@@ -268,7 +283,14 @@ export class LocalTransaction implements SinkTransaction {
    */
   async #end(): Promise<Reply[]> {
     const ended = await this.#endData();
-    return "replies" in ended ? ended.replies : await ended.read();
+    if ("replies" in ended) return ended.replies;
+    const replies = await ended.read();
+    // Nothing follows the "." here (unlike #finishLater), so a RSET can: Postfix's smtpd keeps
+    // the envelope of a message its end-of-data restrictions refused, and would answer the next
+    // MAIL "503 nested MAIL command" (RFC 5321 §4.1.1.4 says the transaction ends there).
+    const isRefused = !this.#sink.isLmtp && !replies.every(isPositive);
+    if (isRefused && !this.#link.isBroken) await this.#reset();
+    return replies;
   }
 
   /**

@@ -22,7 +22,7 @@ import type { Logger } from "../../observe/log.ts";
 import { NULL_LOGGER } from "../../observe/log.ts";
 import {
   DEFAULT_LOCAL_TIMEOUTS,
-  isOutOfPlace,
+  isMailOutOfStep,
   LOCAL_REPLIES,
   LocalConnection,
   type LocalSinkView,
@@ -81,7 +81,7 @@ export class LocalSmtpSink implements MessageSink, LocalSinkView {
   }
 
   /** The open connection, or a new one (greeting + EHLO/LHLO), or why there is none. */
-  async #connection(): Promise<LocalConnection | Reply> {
+  async connection(): Promise<LocalConnection | Reply> {
     if (this.#link !== undefined && !this.#link.isBroken) return this.#link;
     this.#link = undefined;
     let conn: Conn;
@@ -115,7 +115,7 @@ export class LocalSmtpSink implements MessageSink, LocalSinkView {
   }
 
   async begin(mail: MailFrom, _session: SessionInfo): Promise<SinkTransaction | Reply> {
-    const link = await this.#connection();
+    const link = await this.connection();
     if ("code" in link) return link;
     // Only what the local server offered (docs/protocol.md §4.8, as the drain): no MAIL at all
     // for a message it could not take as it is.
@@ -140,7 +140,7 @@ export class LocalSmtpSink implements MessageSink, LocalSinkView {
     const r = await link.command(line, this.timeouts.commandMs);
     if (!isPositive(r)) {
       this.#log.warn("local_mail_refused", { to: this.where, code: r.code });
-      if (!isOutOfPlace(r)) return r;
+      if (!isMailOutOfStep(r)) return r;
       link.breakLink(`MAIL answered ${r.code}`);
       return LOCAL_REPLIES.unavailable;
     }
