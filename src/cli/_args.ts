@@ -43,9 +43,29 @@ export function parseSubcommand<T>(
   }
 }
 
-/** `parseArgs`, strict, with positionals; throws on an unknown flag or a missing value. */
+/**
+ * `parseArgs`, strict, with positionals; throws on an unknown flag, a missing value, or a flag
+ * that takes one value given twice (`"--domain" given twice`, as `--config`: parseArgs would keep
+ * the last one silently, and `queue delete --domain a --domain b --yes` delete b's mail alone).
+ * A boolean flag given twice means it once.
+ */
 export function parseFlags<O extends ParseArgsOptionsConfig>(args: readonly string[], options: O) {
-  return parseArgs({ args: [...args], options, strict: true, allowPositionals: true });
+  const parsed = parseArgs({
+    args: [...args],
+    options,
+    strict: true,
+    allowPositionals: true,
+    tokens: true,
+  });
+  const seen = new Set<string>();
+  for (const token of parsed.tokens) {
+    if (token.kind !== "option") continue;
+    const option = options[token.name];
+    if (option?.type !== "string" || option.multiple === true) continue;
+    if (seen.has(token.name)) throw new Error(`"--${token.name}" given twice`);
+    seen.add(token.name);
+  }
+  return { values: parsed.values, positionals: parsed.positionals };
 }
 
 /** The refusal of an argument nobody asked for. */

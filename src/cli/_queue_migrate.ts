@@ -13,7 +13,6 @@
  */
 import { join } from "../posix_path.ts";
 import { DatabaseSync } from "node:sqlite";
-import { parseArgs } from "node:util";
 import { CredentialStore } from "../auth/store.ts";
 import { NULL_LOGGER } from "../observe/log.ts";
 import { DATABASE_FILE, openDatabase } from "../queue/db.ts";
@@ -25,7 +24,7 @@ import { DataDirBusyError, lockDataDir, type ServeLock } from "../queue/serve_lo
 import { SqliteQueueStore } from "../queue/sqlite_store.ts";
 import type { QueuedMessage } from "../queue/types.ts";
 import type { CliIo } from "./io.ts";
-import { usageError } from "./_args.ts";
+import { parseFlags, usageError } from "./_args.ts";
 import { errorText } from "../errors.ts";
 
 const USAGE = "Usage: queue migrate [--from DATA_DIR] [--clear-mark]";
@@ -35,11 +34,9 @@ export async function migrateCommand(argv: readonly string[], io: CliIo): Promis
   let from: string;
   let isClear: boolean;
   try {
-    const { values, positionals } = parseArgs({
-      args: [...argv],
-      options: { from: { type: "string" }, "clear-mark": { type: "boolean" } },
-      strict: true,
-      allowPositionals: true,
+    const { values, positionals } = parseFlags(argv, {
+      from: { type: "string" },
+      "clear-mark": { type: "boolean" },
     });
     if (positionals.length > 0) throw new Error(`Unexpected argument "${positionals[0]}"`);
     from = values.from ?? io.dataDir;

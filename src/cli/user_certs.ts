@@ -5,13 +5,12 @@
  * 1 refused (unknown user, fingerprint pinned for another user, unreadable file), 2 usage.
  */
 import { readNamedTextFile } from "../named_file.ts";
-import { parseArgs } from "node:util";
 import { fingerprintOfPem, normalizeFingerprint, PinError } from "../auth/cert_pins.ts";
 import { loadNodeCrypto } from "../auth/node_crypto.ts";
 import { type CredentialStore, UserError } from "../auth/store.ts";
 import { openToolCredentials, type ToolCredentials } from "./_backend.ts";
 import type { CliIo } from "./io.ts";
-import { usageError } from "./_args.ts";
+import { parseFlags, usageError } from "./_args.ts";
 import { errorText } from "../errors.ts";
 
 const USAGE = "Usage: user certs NAME [--add FILE] [--remove FINGERPRINT]";
@@ -22,11 +21,9 @@ export async function userCertsCommand(argv: readonly string[], io: CliIo): Prom
   let add: string | undefined;
   let remove: string | undefined;
   try {
-    const { values, positionals } = parseArgs({
-      args: [...argv],
-      options: { add: { type: "string" }, remove: { type: "string" } },
-      allowPositionals: true,
-      strict: true,
+    const { values, positionals } = parseFlags(argv, {
+      add: { type: "string" },
+      remove: { type: "string" },
     });
     if (positionals.length !== 1) throw new Error("user certs needs exactly one user NAME");
     name = positionals[0] as string;
