@@ -86,7 +86,7 @@ function toFileShape(config: Config): Record<string, unknown> {
     tls: config.tls === undefined ? null : { cert: config.tls.cert, key: config.tls.key },
     smtp: {
       listen: config.smtp.listen.map((e) => listenEntry(e, false)),
-      "max_message_size": formatSize(config.smtp.maxMessageSize),
+      "max_message_size": sizeValue(config.smtp.maxMessageSize),
       "max_recipients": config.smtp.maxRecipients,
       "max_connections": config.smtp.maxConnections,
       "max_connections_per_ip": config.smtp.maxConnectionsPerIp,
@@ -103,6 +103,7 @@ function toFileShape(config: Config): Record<string, unknown> {
       "max_age": formatDuration(config.queue.maxAgeMs),
       quota: config.queue.quota === undefined ? null : quotaShape(config.queue.quota),
       "lease_time": formatDuration(config.queue.leaseMs),
+      "space_reserve": sizeValue(config.queue.spaceReserveBytes),
       backend: config.queue.backend,
       postgres: config.queue.postgres === undefined ? null : {
         url: config.queue.postgres.url,
@@ -171,9 +172,15 @@ function listenEntry(e: ListenEntry, isOdmr: boolean): string | Record<string, u
 
 function quotaShape(q: QuotaLimits): Record<string, unknown> {
   return {
-    ...(q.bytes === undefined ? {} : { bytes: formatSize(q.bytes) }),
+    ...(q.bytes === undefined ? {} : { bytes: sizeValue(q.bytes) }),
     ...(q.messages === undefined ? {} : { messages: q.messages }),
   };
+}
+
+/** A size as the file would write it: `50MB`, or a plain number of bytes (`0`, not `"0"`). */
+function sizeValue(bytes: number): string | number {
+  const text = formatSize(bytes);
+  return /^\d+$/.test(text) ? bytes : text;
 }
 
 function hostPort(host: string, port: number): string {

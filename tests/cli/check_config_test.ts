@@ -62,6 +62,7 @@ Deno.test("check-config shows every setting of the embedded defaults, line_recor
     "queue.max_age",
     "queue.postgres",
     "queue.quota",
+    "queue.space_reserve",
     "smtp.listen[0]",
     "smtp.max_connections",
     "smtp.max_connections_per_ip",
