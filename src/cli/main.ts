@@ -284,6 +284,7 @@ export function takeConfigFlag(
 
 function processEnvironment(): CliEnvironment {
   const encoder = new TextEncoder();
+  let isStdoutClosed = false;
   return {
     env: {
       // Only the variable the CLI reads: no blanket --allow-env needed. Read when the config is
@@ -293,7 +294,17 @@ function processEnvironment(): CliEnvironment {
       },
     },
     cwd: Deno.cwd(),
-    stdout: (text) => writeAll(Deno.stdout, encoder.encode(text)),
+    stdout: (text) => {
+      if (isStdoutClosed) return;
+      try {
+        writeAll(Deno.stdout, encoder.encode(text));
+      } catch (err) {
+        // `odmr-relay … | head`: the reader has what it wanted; the command ends as it would
+        // have (its exit code), like `queue show --body`, without a trace or a false error.
+        if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
+        isStdoutClosed = true;
+      }
+    },
     stderr: (text) => {
       // Log lines still waiting to be written come first, as they were logged.
       flushLogLines();
