@@ -9,7 +9,7 @@ import { PROGRAM_NAME, VERSION } from "../version.ts";
 import { createCliIo } from "./_io.ts";
 import { COMMAND_HELP, MAIN_HELP } from "./_help.ts";
 import type { CommandName } from "./_help.ts";
-import { flushLogLines } from "../observe/log.ts";
+import { flushLogLines, writeStderr } from "../observe/log.ts";
 import { warmUpTlsCrypto } from "../net/tls_warm_up.ts";
 import { type BooleanFlag, parseBooleanFlags } from "./_command_flags.ts";
 import { serveConfigProblem } from "../config/serve_checks.ts";
@@ -308,7 +308,7 @@ function processEnvironment(): CliEnvironment {
     stderr: (text) => {
       // Log lines still waiting to be written come first, as they were logged.
       flushLogLines();
-      writeAll(Deno.stderr, encoder.encode(text));
+      writeStderr(encoder.encode(text));
     },
   };
 }

@@ -34,7 +34,7 @@ export function writeLogLine(line: string, isUrgent: boolean): void {
     // Not ASCII (text-format values are escaped to ASCII: JSON lines may not be), or longer
     // than the buffer: whatever waits first, then this line on its own.
     flushLogLines();
-    writeAll(encoder.encode(line + "\n"));
+    writeStderr(encoder.encode(line + "\n"));
     return;
   }
   if (isUrgent) {
@@ -63,7 +63,7 @@ export function flushLogLines(): void {
   if (batchLength === 0) return;
   const length = batchLength;
   batchLength = 0;
-  writeAll(batch.subarray(0, length));
+  writeStderr(batch.subarray(0, length));
 }
 
 /**
@@ -84,7 +84,16 @@ function appendAscii(line: string): boolean {
   return true;
 }
 
-function writeAll(bytes: Uint8Array): void {
-  let offset = 0;
-  while (offset < bytes.length) offset += Deno.stderr.writeSync(bytes.subarray(offset));
+/**
+ * Writes `bytes` to stderr. When stderr is gone (a log pipe whose reader closed or died, a
+ * terminal that went away: BrokenPipe, EIO) the bytes are dropped: a log nobody can read must
+ * not take `serve` or a `fetch` in the middle of a drain down with it.
+ */
+export function writeStderr(bytes: Uint8Array): void {
+  try {
+    let offset = 0;
+    while (offset < bytes.length) offset += Deno.stderr.writeSync(bytes.subarray(offset));
+  } catch {
+    // Nowhere left to say it.
+  }
 }

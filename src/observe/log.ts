@@ -8,7 +8,7 @@
 import type { LogFormat, LogLevel } from "../config/types.ts";
 import { writeLogLine } from "./_stderr_lines.ts";
 
-export { flushLogLines } from "./_stderr_lines.ts";
+export { flushLogLines, writeStderr } from "./_stderr_lines.ts";
 
 /** Field values; a list is written as one `key=value` per element in text, an array in JSON. */
 export type LogFields = Record<string, string | number | boolean | readonly string[] | undefined>;
