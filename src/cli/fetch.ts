@@ -84,7 +84,8 @@ export async function fetchCommand(
         const { startMetricsServer } = await import("../observe/http.ts");
         metricsServer = await startMetricsServer({ host, port, metrics });
       } catch (err) {
-        opts.stderr(`error: Cannot listen on metrics ${host}:${port}: ${String(err)}\n`);
+        const shown = host.includes(":") ? `[${host}]` : host;
+        opts.stderr(`error: Cannot listen on metrics ${shown}:${port}: ${String(err)}\n`);
         return 1;
       }
       notice(log, "listening", { proto: "metrics", address: metricsServer.address, tls: "none" });

@@ -13,7 +13,7 @@ import type { CredentialStore } from "../auth/store.ts";
 import { openServeBackend, type ServeBackend } from "./_backend.ts";
 import { DataDirBusyError } from "../queue/serve_lock.ts";
 import { QueueMovedError } from "../queue/moved_mark.ts";
-import { listen, type Listener } from "../net/listener.ts";
+import { joinHostPort, listen, type Listener } from "../net/listener.ts";
 import { FdAlarm } from "../net/fd_alarm.ts";
 import type { Conn } from "../net/conn.ts";
 import { createProcessLogger, notice } from "../observe/log.ts";
@@ -320,7 +320,9 @@ export async function startServer(deps: ServeDeps, isHeld = false): Promise<Runn
         else held.push({ conn, serve: () => onConn(conn) });
       },
     }).catch((err: unknown) => {
-      throw new Error(`Cannot listen on ${proto} ${entry.host}:${entry.port}: ${bindHint(err)}`);
+      throw new Error(
+        `Cannot listen on ${proto} ${joinHostPort(entry.host, entry.port)}: ${bindHint(err)}`,
+      );
     });
     listeners.push(listener);
     bound.push({ proto, address: listener.address, tls: mode });
@@ -425,7 +427,7 @@ export async function startServer(deps: ServeDeps, isHeld = false): Promise<Runn
           return undefined;
         },
       }).catch((err: unknown) => {
-        throw new Error(`Cannot listen on metrics ${host}:${port}: ${bindHint(err)}`);
+        throw new Error(`Cannot listen on metrics ${joinHostPort(host, port)}: ${bindHint(err)}`);
       });
       bound.push({ proto: "metrics", address: metricsServer.address, tls: "none" });
       notice(log, "listening", { proto: "metrics", address: metricsServer.address, tls: "none" });

@@ -33,6 +33,11 @@ export function splitHostPort(value: string): { host: string; port: number } | u
   return { host: m[1] ?? m[2] ?? "", port };
 }
 
+/** `HOST:PORT`, an IPv6 host in brackets (`[::1]:25`): the form of the config and the logs. */
+export function joinHostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 /** What `listen` is told. */
 export interface ListenOptions {
   host: string;
