@@ -5,8 +5,8 @@
  * and what is still queued.
  */
 import type { ServerProcess, StartServerOptions } from "../_helpers/server_process.ts";
-import { queueList, startServer } from "../_helpers/server_process.ts";
-import { submit, submitAccepted, type SubmitResult } from "../_helpers/smtp_submit.ts";
+import { addUser, queueList, startServer } from "../_helpers/server_process.ts";
+import { queueIdOf, submit, submitAccepted, type SubmitResult } from "../_helpers/smtp_submit.ts";
 import type { CustomerScript } from "../_helpers/scripted_customer.ts";
 import { mountTmpfs, unmountTmpfs } from "../_helpers/tmpfs.ts";
 
@@ -49,9 +49,14 @@ export async function onTmpfs(
   }
 }
 
-/** A message from s@sender.test to `to` on serve's first SMTP port. */
-function mail(server: ServerProcess, to: string, body: string): Parameters<typeof submit>[0] {
-  return { port: server.smtp[0]!.port, from: "s@sender.test", to: [to], body: enc.encode(body) };
+/** A message from `from` (default s@sender.test) to `to` on serve's first SMTP port. */
+function mail(
+  server: ServerProcess,
+  to: string,
+  body: string,
+  from = "s@sender.test",
+): Parameters<typeof submit>[0] {
+  return { port: server.smtp[0]!.port, from, to: [to], body: enc.encode(body) };
 }
 
 /** Submits one message (`mail`). */
@@ -59,16 +64,45 @@ export function mailTo(server: ServerProcess, to: string, body: string): Promise
   return submit(mail(server, to, body));
 }
 
-/** `mailTo` for a message serve must take: throws unless it got a 250; returns that reply. */
-export function mailAccepted(server: ServerProcess, to: string, body: string): Promise<string> {
-  return submitAccepted(mail(server, to, body));
+/**
+ * `mailTo` for a message serve must take: throws unless it got a 250; returns that reply.
+ * `from` "" sends a bounce (no failure report comes back for it).
+ */
+export function mailAccepted(
+  server: ServerProcess,
+  to: string,
+  body: string,
+  from?: string,
+): Promise<string> {
+  return submitAccepted(mail(server, to, body, from));
 }
 
-/** The customer alice (CRAM-MD5, password `alice-pw`) collecting example.org over ATRN. */
-export function aliceAtrn(server: ServerProcess): CustomerScript {
+/**
+ * A queue left by a clean stop: starts `serve`, lets alice own example.org, queues `count`
+ * messages (to m0@example.org, m1@…), stops serve (exit 0, or it throws with the logs). Returns
+ * the stopped server and the messages' queue ids, in order.
+ */
+export async function stoppedWithMail(
+  start: Tmpfs["start"],
+  count: number,
+): Promise<{ server: ServerProcess; ids: string[] }> {
+  const server = await start();
+  await addUser(server.configPath, "alice", ["example.org"]);
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const reply = await mailAccepted(server, `m${i}@example.org`, `Subject: ${i}\r\n\r\nbody\r\n`);
+    ids.push(queueIdOf(reply) ?? reply);
+  }
+  const code = await server.stop();
+  if (code !== 0) throw new Error(`serve stopped with ${code}:\n${server.logs()}`);
+  return { server, ids };
+}
+
+/** The customer alice (CRAM-MD5, password `alice-pw` unless given) collecting example.org over ATRN. */
+export function aliceAtrn(server: ServerProcess, password = "alice-pw"): CustomerScript {
   return {
     port: server.odmr[0]!.port,
-    auth: { mechanism: "CRAM-MD5", user: "alice", password: "alice-pw" },
+    auth: { mechanism: "CRAM-MD5", user: "alice", password },
     atrn: "example.org",
     timeoutMs: 20_000,
   };

@@ -7,48 +7,32 @@
  * Real CLI and `serve` on a small tmpfs (root: skipped with the reason otherwise).
  */
 import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
-import { addUser, queueList, runMain, startServer } from "../_helpers/server_process.ts";
-import type { ServerProcess } from "../_helpers/server_process.ts";
-import { submitAccepted } from "../_helpers/smtp_submit.ts";
+import { addUser, queueList, runMain } from "../_helpers/server_process.ts";
 import { runScriptedCustomer } from "../_helpers/scripted_customer.ts";
-import { fillUp, mountTmpfs, unmountTmpfs } from "../_helpers/tmpfs.ts";
+import { fillUp } from "../_helpers/tmpfs.ts";
+import { aliceAtrn, mailAccepted, onTmpfs } from "./_disk_full.ts";
 
-const enc = new TextEncoder();
 const NAME = "disk full admin";
 const MESSAGES = 40;
 type Listed = { recipients: { address: string; status: string }[] }[];
 
 Deno.test("disk full, serve stopped: queue requeue and user passwd work, then ATRN takes the mail (session 19)", async () => {
-  const dir = await mountTmpfs(NAME, "64m");
-  if (dir === undefined) return;
-  const opts = { dataDir: `${dir}/data`, configPath: `${dir}/config.yaml` };
-  let server: ServerProcess | undefined;
-  try {
-    server = await startServer(opts);
-    await addUser(server.configPath, "alice", ["example.org"], "old-pw");
-    const all: string[] = [];
-    for (let i = 0; i < MESSAGES; i++) {
-      all.push(`m${i}@example.org`);
-      await submitAccepted({
-        port: server.smtp[0]!.port,
-        from: "",
-        to: [all[i]!],
-        body: enc.encode(`Subject: ${i}\r\n\r\nbody\r\n`),
-      });
+  await onTmpfs(NAME, "64m", async ({ dir, start }) => {
+    let server = await start();
+    const configPath = server.configPath;
+    await addUser(configPath, "alice", ["example.org"], "alice-pw");
+    const all = Array.from({ length: MESSAGES }, (_, i) => `m${i}@example.org`);
+    // Bounces (MAIL FROM:<>): the refusals below send no failure report that would queue more.
+    for (const [i, to] of all.entries()) {
+      await mailAccepted(server, to, `Subject: ${i}\r\n\r\nbody\r\n`, "");
     }
-    const customer = {
-      port: server.odmr[0]!.port,
-      auth: { mechanism: "CRAM-MD5" as const, user: "alice", password: "old-pw" },
-      atrn: "example.org",
-      timeoutMs: 20_000,
-    };
     const refused = await runScriptedCustomer({
-      ...customer,
+      ...aliceAtrn(server),
       rcptReply: () => "550 5.1.1 no such user",
     });
     assertMatch(refused.atrnReply ?? "", /^250 /, server.logs());
     const statuses = () =>
-      queueList(server!.configPath).then((l) =>
+      queueList(configPath).then((l) =>
         (l as Listed).flatMap((m) => m.recipients.map((r) => r.status))
       );
     assertEquals(await statuses(), all.map(() => "failed"));
@@ -57,25 +41,18 @@ Deno.test("disk full, serve stopped: queue requeue and user passwd work, then AT
 
     // serve stopped: even opening the database needs room (its -shm file).
     const passwd = await runMain(
-      ["user", "passwd", "alice", "--password-stdin", "--config", opts.configPath],
+      ["user", "passwd", "alice", "--password-stdin", "--config", configPath],
       { stdin: "new-pw\n" },
     );
     assertEquals(passwd.code, 0, passwd.stdout + passwd.stderr);
     // serve running (its WAL started afresh, small): all the recipients' rows in one transaction.
-    server = await startServer(opts);
-    const requeue = await runMain(["queue", "requeue", "--failed", "--config", opts.configPath]);
+    server = await start();
+    const requeue = await runMain(["queue", "requeue", "--failed", "--config", configPath]);
     assertEquals(requeue.code, 0, requeue.stdout + requeue.stderr);
     assertEquals(await statuses(), all.map(() => "queued"));
 
-    const drained = await runScriptedCustomer({
-      ...customer,
-      port: server.odmr[0]!.port,
-      auth: { ...customer.auth, password: "new-pw" },
-    });
+    const drained = await runScriptedCustomer(aliceAtrn(server, "new-pw"));
     assertMatch(drained.atrnReply ?? "", /^250 /, server.logs());
     assertEquals(drained.messages.flatMap((m) => m.rcpts).sort(), [...all].sort());
-  } finally {
-    await server?.kill9();
-    await unmountTmpfs(dir);
-  }
+  });
 });

@@ -6,10 +6,9 @@
  * deno run permissions. Real CLI on a small tmpfs (root: skipped with the reason otherwise).
  */
 import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
-import { addUser, queueList, runMain } from "../_helpers/server_process.ts";
-import { queueIdOf } from "../_helpers/smtp_submit.ts";
+import { queueList, runMain } from "../_helpers/server_process.ts";
 import { fillUp } from "../_helpers/tmpfs.ts";
-import { mailAccepted, onTmpfs } from "./_disk_full.ts";
+import { onTmpfs, stoppedWithMail } from "./_disk_full.ts";
 import { mapPaths, README_PATHS, readmeFlags } from "../_helpers/documented_flags.ts";
 import { dirname } from "node:path";
 
@@ -17,18 +16,7 @@ const NAME = "disk full list";
 
 Deno.test("disk full, serve stopped: queue list, show and summary still read the queue (session 18)", async () => {
   await onTmpfs(NAME, "64m", async ({ dir, start }) => {
-    const server = await start();
-    await addUser(server.configPath, "alice", ["example.org"]);
-    const ids: string[] = [];
-    for (let i = 0; i < 3; i++) {
-      const reply = await mailAccepted(
-        server,
-        `m${i}@example.org`,
-        `Subject: ${i}\r\n\r\nbody\r\n`,
-      );
-      ids.push(queueIdOf(reply) ?? reply);
-    }
-    assertEquals(await server.stop(), 0, server.logs());
+    const { server, ids } = await stoppedWithMail(start, 3);
     fillUp(`${dir}/filler`);
     const listed = await queueList(server.configPath) as { id: string }[];
     assertEquals(listed.map((m) => m.id).sort(), [...ids].sort());

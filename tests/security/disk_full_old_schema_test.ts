@@ -10,13 +10,11 @@
  */
 import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { addUser, queueList, runMain, startServer } from "../_helpers/server_process.ts";
-import type { ServerProcess } from "../_helpers/server_process.ts";
-import { queueIdOf, submitAccepted } from "../_helpers/smtp_submit.ts";
-import { fillUp, mountTmpfs, unmountTmpfs } from "../_helpers/tmpfs.ts";
+import { queueList, runMain } from "../_helpers/server_process.ts";
+import { fillUp } from "../_helpers/tmpfs.ts";
 import { QUEUE_MIGRATIONS } from "../../src/queue/_schema.ts";
+import { onTmpfs, stoppedWithMail } from "./_disk_full.ts";
 
-const enc = new TextEncoder();
 const NAME = "disk full old schema";
 const CURRENT = QUEUE_MIGRATIONS.length;
 
@@ -32,24 +30,11 @@ function queueVersion(dbPath: string): number {
 }
 
 Deno.test("disk full, schema one step behind: read commands leave the file alone and say so; the new serve upgrades it (session 19)", async () => {
-  const dir = await mountTmpfs(NAME, "64m");
-  if (dir === undefined) return;
-  const dbPath = `${dir}/data/odmr.db`;
-  let server: ServerProcess | undefined;
-  try {
-    server = await startServer({ dataDir: `${dir}/data`, configPath: `${dir}/config.yaml` });
-    await addUser(server.configPath, "alice", ["example.org"]);
-    const ids: string[] = [];
-    for (let i = 0; i < 2; i++) {
-      const reply = await submitAccepted({
-        port: server.smtp[0]!.port,
-        from: "s@sender.test",
-        to: [`m${i}@example.org`],
-        body: enc.encode(`Subject: ${i}\r\n\r\nbody\r\n`),
-      });
-      ids.push(queueIdOf(reply) ?? reply);
-    }
-    assertEquals(await server.stop(), 0, server.logs());
+  await onTmpfs(NAME, "64m", async ({ dir, start }) => {
+    const dbPath = `${dir}/data/odmr.db`;
+    const stopped = await stoppedWithMail(start, 2);
+    const ids = stopped.ids;
+    let server = stopped.server;
     // The file as the previous version left it: its last step undone.
     const old = new DatabaseSync(dbPath);
     old.exec("ALTER TABLE messages DROP COLUMN submitter");
@@ -73,13 +58,10 @@ Deno.test("disk full, schema one step behind: read commands leave the file alone
     assertEquals(queueVersion(dbPath), CURRENT - 1);
     assertEquals(await Deno.readFile(dbPath), before, "a read command wrote the file");
 
-    server = await startServer({ dataDir: `${dir}/data`, configPath: `${dir}/config.yaml` });
+    server = await start();
     const listed = await queueList(server.configPath) as { id: string }[];
     assertEquals(listed.map((m) => m.id).sort(), [...ids].sort());
     assertEquals(await server.stop(), 0, server.logs());
     assertEquals(queueVersion(dbPath), CURRENT);
-  } finally {
-    await server?.kill9();
-    await unmountTmpfs(dir);
-  }
+  });
 });
