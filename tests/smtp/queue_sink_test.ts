@@ -1,5 +1,10 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { decideRecipient, isStorageFull, QueueSink } from "../../src/smtp/sinks/queue_sink.ts";
+import {
+  decideRecipient,
+  isStorageFull,
+  QueueSink,
+  type QueueSinkOptions,
+} from "../../src/smtp/sinks/queue_sink.ts";
 import type { MessageWriter, NewMessage, QueueStore } from "../../src/queue/types.ts";
 import type { SinkTransaction } from "../../src/smtp/sink.ts";
 import { parseRcptArgument } from "../../src/wire/address.ts";
@@ -169,37 +174,43 @@ Deno.test("decideRecipient with deliverForeign (submission): foreign on route mx
   }
 });
 
-Deno.test("QueueSink with deliverForeign: the worker is woken after a commit with an mx recipient only", async () => {
-  const store = new MemoryStore();
-  let wakes = 0;
-  const quotaAsked: string[] = [];
-  const sink = new QueueSink({
+/** The submission port's QueueSink (deliverForeign, 5 recipients) on `store`, plus `extra`. */
+function submissionSink(store: MemoryStore, extra: Partial<QueueSinkOptions> = {}): QueueSink {
+  return new QueueSink({
     store: asStore(store),
     isLocalDomain,
     log: NULL_LOGGER,
     maxRecipients: 5,
     deliverForeign: true,
+    ...extra,
+  });
+}
+
+/** One message from a@local.test to `to` through `sink`: every RCPT and the data get 250. */
+async function send(sink: QueueSink, to: readonly string[]): Promise<void> {
+  const tx = await sink.begin({ address: "a@local.test", params: {} }, SESSION);
+  assert("addRecipient" in tx);
+  for (const a of to) {
+    assertEquals((await tx.addRecipient({ address: a, domain: a.split("@")[1] ?? "" })).code, 250);
+  }
+  await tx.write(new TextEncoder().encode("x\r\n"));
+  assertEquals((await tx.finish()).code, 250);
+}
+
+Deno.test("QueueSink with deliverForeign: the worker is woken after a commit with an mx recipient only", async () => {
+  const store = new MemoryStore();
+  let wakes = 0;
+  const quotaAsked: string[] = [];
+  const sink = submissionSink(store, {
     onOutboundQueued: () => wakes++,
     quotaOf: (d) => {
       quotaAsked.push(d);
       return undefined;
     },
   });
-  const send = async (to: readonly string[]) => {
-    const tx = await sink.begin({ address: "a@local.test", params: {} }, SESSION);
-    assert("addRecipient" in tx);
-    for (const a of to) {
-      assertEquals(
-        (await tx.addRecipient({ address: a, domain: a.split("@")[1] ?? "" })).code,
-        250,
-      );
-    }
-    await tx.write(new TextEncoder().encode("x\r\n"));
-    assertEquals((await tx.finish()).code, 250);
-  };
-  await send(["b@local.test"]);
+  await send(sink, ["b@local.test"]);
   assertEquals(wakes, 0);
-  await send(["b@local.test", "c@evil.test"]);
+  await send(sink, ["b@local.test", "c@evil.test"]);
   assertEquals(wakes, 1);
   assertEquals(store.begun[1]?.message.recipients.map((r) => [r.address, r.route]), [
     ["b@local.test", undefined],
@@ -212,33 +223,16 @@ Deno.test("QueueSink with deliverForeign: the worker is woken after a commit wit
 
 Deno.test("QueueSink with deliverForeign reports foreign destinations as domain other (bounded metric labels)", async () => {
   const queued: (readonly string[])[] = [];
-  const sink = new QueueSink({
-    store: asStore(new MemoryStore()),
-    isLocalDomain,
-    log: NULL_LOGGER,
-    maxRecipients: 5,
-    deliverForeign: true,
+  const sink = submissionSink(new MemoryStore(), {
     events: {
       messageQueued: (e) => queued.push(e.domains),
       rcptRejected: () => {},
       messageRefused: () => {},
     },
   });
-  const send = async (to: readonly string[]) => {
-    const tx = await sink.begin({ address: "a@local.test", params: {} }, SESSION);
-    assert("addRecipient" in tx);
-    for (const a of to) {
-      assertEquals(
-        (await tx.addRecipient({ address: a, domain: a.split("@")[1] ?? "" })).code,
-        250,
-      );
-    }
-    await tx.write(new TextEncoder().encode("x\r\n"));
-    assertEquals((await tx.finish()).code, 250);
-  };
   // Each message to a new foreign domain would add a series to messages_received_total forever.
-  await send(["c@evil.test"]);
-  await send(["b@local.test", "d@one.test", "e@two.test"]);
+  await send(sink, ["c@evil.test"]);
+  await send(sink, ["b@local.test", "d@one.test", "e@two.test"]);
   assertEquals(queued, [["other"], ["local.test", "other"]]);
 });
 
