@@ -65,36 +65,39 @@ function flags(config: string): string[] {
   return ["-A", "--no-lock", "--config", config];
 }
 
-Deno.test("(#13) serve with the embedded defaults loads neither prom-client nor postgres.js, nor the other commands", async () => {
-  const config = await trapConfig(OTHER_COMMANDS);
-  const server = await startServer({ denoFlags: flags(config) });
+/**
+ * Starts `serve` on the trap config `trap` (embedded defaults), checks it listens, stops it
+ * (exit 0) and asserts that no trapped module was loaded: its logs are read after the exit, so
+ * the outbound worker's first look at the queue is in them too.
+ */
+async function idleServeLoadsNoTrap(trap: string): Promise<void> {
+  const server = await startServer({ denoFlags: flags(trap) });
   try {
     ok(server.smtp.length > 0 && server.odmr.length > 0, server.logs());
   } finally {
     equal(await server.stop(), 0, server.logs());
   }
-  // Read after the exit: the outbound worker's first look at the queue is in it too.
   ok(!TRAPPED.test(server.logs()), server.logs());
-  // Control: with `metrics:` set, serve does load prom-client and trips over the trap.
-  const metrics = await startServer({
-    denoFlags: flags(config),
-    config: { metrics: { listen: "127.0.0.1:0" } },
-  }).then(
+}
+
+/** "started" when `serve` starts on the trap config `trap` (and `config`), else why not. */
+function serveOutcome(trap: string, config?: Record<string, unknown>): Promise<string> {
+  return startServer({ denoFlags: flags(trap), ...(config === undefined ? {} : { config }) }).then(
     (s) => s.stop().then(() => "started"),
     (e: Error) => e.message,
   );
-  match(metrics, TRAPPED);
+}
+
+Deno.test("(#13) serve with the embedded defaults loads neither prom-client nor postgres.js, nor the other commands", async () => {
+  const config = await trapConfig(OTHER_COMMANDS);
+  await idleServeLoadsNoTrap(config);
+  // Control: with `metrics:` set, serve does load prom-client and trips over the trap.
+  match(await serveOutcome(config, { metrics: { listen: "127.0.0.1:0" } }), TRAPPED);
 });
 
 Deno.test("(#13) serve does not load node:dgram while idle; the first DNS re-query of the outbound worker does", async () => {
   const config = await trapConfig([], ["node:dgram"]);
-  const server = await startServer({ denoFlags: flags(config) });
-  try {
-    ok(server.smtp.length > 0 && server.odmr.length > 0, server.logs());
-  } finally {
-    equal(await server.stop(), 0, server.logs());
-  }
-  ok(!TRAPPED.test(server.logs()), server.logs());
+  await idleServeLoadsNoTrap(config);
   // Control: asking a name server for the RCODE (src/outbound/dns_rcode.ts) loads it.
   const script = `${config.replace(/deno\.json$/, "")}rcode.ts`;
   await Deno.writeTextFile(
@@ -168,12 +171,7 @@ Deno.test("(#13) serve without a tls section does not load node:crypto or node:b
 
 for (const file of SERVE_AT_START) {
   Deno.test(`(#13) serve loads ${file} at start-up, so a broken install fails there, not at the first use`, async () => {
-    const config = await trapConfig([file]);
-    const started = await startServer({ denoFlags: flags(config) }).then(
-      (s) => s.stop().then(() => "started"),
-      (e: Error) => e.message,
-    );
-    match(started, TRAPPED);
+    match(await serveOutcome(await trapConfig([file])), TRAPPED);
   });
 }
 
