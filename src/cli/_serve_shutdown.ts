@@ -7,6 +7,7 @@
 import type { Conn } from "../net/conn.ts";
 import { formatReply, reply } from "../wire/reply.ts";
 import type { SessionSet } from "./_serve_sessions.ts";
+import type { Logger } from "../observe/log.ts";
 
 /** After the grace, how long cut sessions get to notice before serve goes on without them. */
 export const CUT_WAIT_MS = 500;
@@ -69,4 +70,50 @@ export function waitForSignal(): Promise<Deno.Signal> {
       return handler;
     });
   });
+}
+
+/** serve's signals from its first moment on (`takeStartSignals`). */
+export interface StartSignals {
+  /** What SIGHUP does from now on (until then: logged as ignored, "still starting"). */
+  setHangupHandler(handler: () => void): void;
+  /** SIGTERM/SIGINT are `waitForSignal`'s from now on. */
+  handOver(): void;
+  /** Removes every listener taken here (at the end of serve). */
+  release(): void;
+}
+
+/**
+ * Takes serve's signals before anything else. SIGHUP's default action ends the process (exit
+ * 129, which systemd's Restart=on-failure takes for a clean stop): it is logged as ignored until
+ * serve can reload. SIGTERM/SIGINT before serve waits for them (`handOver`: while it loads, opens
+ * the queue, which a silent database can hold for its deadlines, and binds its listeners) end
+ * it at once with exit 0, as after start-up: nothing has been acknowledged yet, and the signal's
+ * default (exit 143 or 130) is a failure to a script or a supervisor.
+ */
+export function takeStartSignals(log: Logger): StartSignals {
+  let onHangup = () => log.info("reload_ignored", { reason: "still starting" });
+  const hangup = () => onHangup();
+  Deno.addSignalListener("SIGHUP", hangup);
+  const early = (["SIGTERM", "SIGINT"] as const).map((signal) => {
+    const handler = () => {
+      log.info("stopping", { signal, during: "start-up" });
+      Deno.exit(0);
+    };
+    Deno.addSignalListener(signal, handler);
+    return { signal, handler };
+  });
+  let isEarly = true;
+  const handOver = () => {
+    if (!isEarly) return;
+    isEarly = false;
+    for (const { signal, handler } of early) Deno.removeSignalListener(signal, handler);
+  };
+  return {
+    setHangupHandler: (handler) => onHangup = handler,
+    handOver,
+    release: () => {
+      handOver();
+      Deno.removeSignalListener("SIGHUP", hangup);
+    },
+  };
 }

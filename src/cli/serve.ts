@@ -21,7 +21,8 @@ import type { Logger } from "../observe/log.ts";
 import { PROGRAM_NAME } from "../version.ts";
 import { ConnectionLimiter, handshakeAdmission } from "./_serve_limits.ts";
 import { type SessionActivity, SessionSet } from "./_serve_sessions.ts";
-import { endSessions, waitForSignal, withinMs } from "./_serve_shutdown.ts";
+import { endSessions, takeStartSignals, waitForSignal, withinMs } from "./_serve_shutdown.ts";
+import type { StartSignals } from "./_serve_shutdown.ts";
 import type { ServeTls } from "./_serve_tls.ts";
 import { NO_EVENTS } from "../odmr/events.ts";
 import { handleSmtpConnection, type SubmissionMode } from "./_serve_smtp.ts";
@@ -70,26 +71,22 @@ export async function serveCommand(
   stderr: (text: string) => void,
 ): Promise<number> {
   const log = createProcessLogger({ level: config.log.level, format: config.log.format });
-  // SIGHUP's default action ends the process (exit 129, which systemd's Restart=on-failure
-  // takes for a clean stop): take it over before anything else, for the whole run.
-  let onHangup = () => log.info("reload_ignored", { reason: "still starting" });
-  const hangup = () => onHangup();
-  Deno.addSignalListener("SIGHUP", hangup);
+  const signals = takeStartSignals(log);
   try {
-    return await serveUntilSignal(config, log, (handler) => onHangup = handler);
+    return await serveUntilSignal(config, log, signals);
   } catch (err) {
     if (!(err instanceof QueueMovedError)) throw err;
     stderr(`error: ${err.message}\n`);
     return 2;
   } finally {
-    Deno.removeSignalListener("SIGHUP", hangup);
+    signals.release();
   }
 }
 
 async function serveUntilSignal(
   config: Config,
   log: Logger,
-  setHangupHandler: (handler: () => void) => void,
+  signals: StartSignals,
 ): Promise<number> {
   let serveTls: ServeTls | undefined;
   // The certificate code (node:tls) loads only with a `tls` section: an idle serve without
@@ -183,7 +180,8 @@ async function serveUntilSignal(
     server.open();
     // Listen for SIGTERM before announcing readiness: a supervisor may stop us right after.
     const stopSignal = waitForSignal();
-    setHangupHandler(() => {
+    signals.handOver();
+    signals.setHangupHandler(() => {
       if (tlsNow === undefined) log.info("reload_ignored", { reason: "no tls section" });
       else tlsNow.reload("signal");
     });
