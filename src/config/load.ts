@@ -180,7 +180,7 @@ export function configFromValue(
     ? opts.systemHostname()
     : v.hostname(top.hostname, "hostname");
 
-  return {
+  const config: Config = {
     source: opts.source,
     hostname,
     dataDir: v.path(top.data_dir ?? D.DEFAULT_DATA_DIR, "data_dir"),
@@ -253,6 +253,15 @@ export function configFromValue(
     submission: parseSubmission(v, top.submission, tls),
     outbound: parseOutbound(v, top.outbound, hostname),
   };
+  const clash = findListenClash(config);
+  if (clash !== undefined) {
+    v.fail(
+      clash.key,
+      `is "${clash.address}", which ${clash.earlier} takes already: each address and port can ` +
+        "be listened on once",
+    );
+  }
+  return config;
 }
 
 async function checkReferencedFiles(config: Config): Promise<void> {
@@ -288,4 +297,58 @@ async function checkReferencedFiles(config: Config): Promise<void> {
       throw new ConfigError(config.source, key, detail);
     }
   }
+}
+
+// Two listeners of one config on the same address and port: the second can never be bound
+// ("Address already in use"), so the config is refused when it loads, naming both key paths.
+// A wildcard (`0.0.0.0`, `[::]`) takes its family's every address on that port. Port 0 (any
+// free port) never clashes, nor do two families: whether `[::]` also takes IPv4 depends on the
+// system (net.ipv6.bindv6only; README "Deploying"). Here, not in a module of its own: every
+// command loads this file at start (serve's idle memory, #13).
+
+/** One listener: its key path and where it listens. */
+interface Place {
+  readonly key: string;
+  readonly host: string;
+  readonly port: number;
+}
+
+/** The later of the first two listeners that clash: its key, its address and the earlier key. */
+interface ListenClash {
+  readonly key: string;
+  readonly address: string;
+  readonly earlier: string;
+}
+
+/** The first clash among smtp, odmr, submission and metrics listeners, or undefined. */
+function findListenClash(config: Config): ListenClash | undefined {
+  const places: Place[] = [
+    ...config.smtp.listen.map((e, i) => ({ key: `smtp.listen[${i}]`, host: e.host, port: e.port })),
+    ...config.odmr.listen.map((e, i) => ({ key: `odmr.listen[${i}]`, host: e.host, port: e.port })),
+    ...(config.submission?.listen ?? []).map((e, i) => ({
+      key: `submission.listen[${i}]`,
+      host: e.host,
+      port: e.port,
+    })),
+    ...(config.metrics === undefined ? [] : [{ key: "metrics.listen", ...config.metrics.listen }]),
+  ];
+  for (let later = 1; later < places.length; later++) {
+    const b = places[later] as Place;
+    const a = places.slice(0, later).find((p) => isClash(p, b));
+    if (a === undefined) continue;
+    const host = b.host.includes(":") ? `[${b.host}]` : b.host;
+    return { key: b.key, address: `${host}:${b.port}`, earlier: a.key };
+  }
+  return undefined;
+}
+
+function isClash(a: Place, b: Place): boolean {
+  if (a.port === 0 || a.port !== b.port) return false;
+  const x = a.host.toLowerCase();
+  const y = b.host.toLowerCase();
+  if (x === y) return true;
+  const family = (h: string) => h.includes(":") ? 6 : /^\d+\.\d+\.\d+\.\d+$/.test(h) ? 4 : 0;
+  if (family(x) === 0 || family(x) !== family(y)) return false;
+  const any = family(x) === 6 ? "::" : "0.0.0.0";
+  return x === any || y === any;
 }
