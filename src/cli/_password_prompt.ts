@@ -40,6 +40,12 @@ export async function readPassword(
   return { ok: true, password: first };
 }
 
+/**
+ * What a read took past the end of the line it answered (both lines typed ahead, or pasted):
+ * the start of the next answer. Overwritten once taken.
+ */
+let typedAhead = new Uint8Array(0);
+
 /** Reads one line from the terminal in raw mode, so nothing is echoed. */
 async function promptWithoutEcho(text: string, io: CliIo): Promise<string | null> {
   io.stderr(text);
@@ -48,18 +54,32 @@ async function promptWithoutEcho(text: string, io: CliIo): Promise<string | null
   Deno.stdin.setRaw(true);
   try {
     for (;;) {
-      const n = await Deno.stdin.read(chunk);
-      if (n === null) return null;
-      for (const b of chunk.subarray(0, n)) {
-        if (b === 0x0d || b === 0x0a) return new TextDecoder().decode(Uint8Array.from(bytes));
+      let input = typedAhead;
+      typedAhead = new Uint8Array(0);
+      if (input.length === 0) {
+        const n = await Deno.stdin.read(chunk);
+        if (n === null) return null;
+        input = chunk.subarray(0, n);
+      }
+      for (let i = 0; i < input.length; i++) {
+        const b = input[i] as number;
+        if (b === 0x0d || b === 0x0a) {
+          // A CR LF pair ends one line, not two.
+          const next = b === 0x0d && input[i + 1] === 0x0a ? i + 2 : i + 1;
+          typedAhead = input.slice(next);
+          input.fill(0);
+          return new TextDecoder().decode(Uint8Array.from(bytes));
+        }
         if (b === 0x03 || b === 0x04) return null; // Ctrl-C, Ctrl-D
         if (b === 0x7f || b === 0x08) popCharacter(bytes);
         else bytes.push(b);
       }
+      input.fill(0);
     }
   } finally {
     Deno.stdin.setRaw(false);
     bytes.fill(0);
+    chunk.fill(0);
     io.stderr("\n");
   }
 }
