@@ -57,63 +57,52 @@ export async function withinMs(p: Promise<void>, ms: number): Promise<void> {
   }
 }
 
-/** The first SIGINT or SIGTERM (both listeners removed then). */
-export function waitForSignal(): Promise<Deno.Signal> {
-  return new Promise((resolve) => {
-    const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
-    const handlers = signals.map((signal) => {
-      const handler = () => {
-        signals.forEach((s, i) => Deno.removeSignalListener(s, handlers[i] as () => void));
-        resolve(signal);
-      };
-      Deno.addSignalListener(signal, handler);
-      return handler;
-    });
-  });
-}
-
 /** serve's signals from its first moment on (`takeStartSignals`). */
 export interface StartSignals {
   /** What SIGHUP does from now on (until then: logged as ignored, "still starting"). */
   setHangupHandler(handler: () => void): void;
-  /** SIGTERM/SIGINT are `waitForSignal`'s from now on. */
-  handOver(): void;
+  /**
+   * From now on the first SIGTERM or SIGINT settles the promise (serve stops within its grace)
+   * instead of ending start-up at once.
+   */
+  stopRequested(): Promise<Deno.Signal>;
   /** Removes every listener taken here (at the end of serve). */
   release(): void;
 }
 
 /**
- * Takes serve's signals before anything else. SIGHUP's default action ends the process (exit
- * 129, which systemd's Restart=on-failure takes for a clean stop): it is logged as ignored until
- * serve can reload. SIGTERM/SIGINT before serve waits for them (`handOver`: while it loads, opens
- * the queue, which a silent database can hold for its deadlines, and binds its listeners) end
- * it at once with exit 0, as after start-up: nothing has been acknowledged yet, and the signal's
- * default (exit 143 or 130) is a failure to a script or a supervisor.
+ * Takes serve's signals before anything else, each listener once for the whole run. SIGHUP's
+ * default action ends the process (exit 129, which systemd's Restart=on-failure takes for a
+ * clean stop): it is logged as ignored until serve can reload. SIGTERM/SIGINT before serve waits
+ * for them (`stopRequested`: while it opens the queue, which a silent database can hold for its
+ * deadlines, and binds its listeners) end it at once with exit 0, as after start-up: nothing has
+ * been acknowledged yet, and the signal's default (exit 143 or 130) is a failure to a script or
+ * a supervisor.
  */
 export function takeStartSignals(log: Logger): StartSignals {
   let onHangup = () => log.info("reload_ignored", { reason: "still starting" });
-  const hangup = () => onHangup();
-  Deno.addSignalListener("SIGHUP", hangup);
-  const early = (["SIGTERM", "SIGINT"] as const).map((signal) => {
-    const handler = () => {
-      log.info("stopping", { signal, during: "start-up" });
-      Deno.exit(0);
-    };
-    Deno.addSignalListener(signal, handler);
-    return { signal, handler };
-  });
-  let isEarly = true;
-  const handOver = () => {
-    if (!isEarly) return;
-    isEarly = false;
-    for (const { signal, handler } of early) Deno.removeSignalListener(signal, handler);
+  let onStop = (signal: Deno.Signal): void => {
+    log.info("stopping", { signal, during: "start-up" });
+    Deno.exit(0);
   };
+  const listeners = (["SIGHUP", "SIGTERM", "SIGINT"] as const).map((signal) => {
+    const listener = () => signal === "SIGHUP" ? onHangup() : onStop(signal);
+    Deno.addSignalListener(signal, listener);
+    return { signal, listener };
+  });
   return {
     setHangupHandler: (handler) => onHangup = handler,
-    handOver,
+    stopRequested: () =>
+      new Promise((resolve) => {
+        let isStopping = false;
+        onStop = (signal) => {
+          if (isStopping) return;
+          isStopping = true;
+          resolve(signal);
+        };
+      }),
     release: () => {
-      handOver();
-      Deno.removeSignalListener("SIGHUP", hangup);
+      for (const { signal, listener } of listeners) Deno.removeSignalListener(signal, listener);
     },
   };
 }

@@ -103,11 +103,7 @@ async function runCommand(argv: readonly string[], envir: CliEnvironment): Promi
         envir.stderr(`error: ${new ConfigError(config.source, undefined, problem).message}\n`);
         return EXIT_USAGE;
       }
-      // SIGTERM/SIGINT while serve's modules load end it with 0, as later in its start-up
-      // (serveCommand takes them over at once: src/cli/_serve_shutdown.ts takeStartSignals).
-      const early = exitOnStopSignals();
       const { serveCommand } = await import("./serve.ts");
-      early();
       return await serveCommand(withLogLevel(config, parsed.logLevel), envir.stderr);
     }
     case "check-config": {
@@ -200,17 +196,6 @@ function earlySignals(): {
     Deno.removeSignalListener("SIGINT", onSignal);
   };
   return { controller, stopped, release };
-}
-
-/** Until the returned function is called, SIGTERM/SIGINT end the process with exit 0. */
-function exitOnStopSignals(): () => void {
-  const exit = () => Deno.exit(0);
-  Deno.addSignalListener("SIGTERM", exit);
-  Deno.addSignalListener("SIGINT", exit);
-  return () => {
-    Deno.removeSignalListener("SIGTERM", exit);
-    Deno.removeSignalListener("SIGINT", exit);
-  };
 }
 
 /**

@@ -21,7 +21,7 @@ import type { Logger } from "../observe/log.ts";
 import { PROGRAM_NAME } from "../version.ts";
 import { ConnectionLimiter, handshakeAdmission } from "./_serve_limits.ts";
 import { type SessionActivity, SessionSet } from "./_serve_sessions.ts";
-import { endSessions, takeStartSignals, waitForSignal, withinMs } from "./_serve_shutdown.ts";
+import { endSessions, takeStartSignals, withinMs } from "./_serve_shutdown.ts";
 import type { StartSignals } from "./_serve_shutdown.ts";
 import type { ServeTls } from "./_serve_tls.ts";
 import { NO_EVENTS } from "../odmr/events.ts";
@@ -179,8 +179,7 @@ async function serveUntilSignal(
     if (stale > 0) log.warn("stale_leases_released", { count: stale });
     server.open();
     // Listen for SIGTERM before announcing readiness: a supervisor may stop us right after.
-    const stopSignal = waitForSignal();
-    signals.handOver();
+    const stopSignal = signals.stopRequested();
     signals.setHangupHandler(() => {
       if (tlsNow === undefined) log.info("reload_ignored", { reason: "no tls section" });
       else tlsNow.reload("signal");
