@@ -18,6 +18,7 @@ import { connectPostgres, type Sql } from "../queue/pg/connect.ts";
 import { applyPgMigrations } from "../queue/pg/schema.ts";
 import { PG_CALL_DEADLINE_MS, statementTimeoutFor } from "../queue/pg/_deadline.ts";
 import { loadSharedKey } from "../queue/pg/shared_key.ts";
+import { PgNodeLock } from "../queue/pg/node_lock.ts";
 import { PgQueueStore } from "../queue/pg/store.ts";
 import { PgUserState } from "../queue/pg/user_state.ts";
 import type { QueueStore } from "../queue/types.ts";
@@ -34,15 +35,24 @@ export async function openPgServeBackend(
 ): Promise<ServeBackend> {
   // data_dir still holds this node's own files (keys), as with SQLite.
   await Deno.mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  const store = await PgQueueStore.open(
-    {
-      url: pg.url,
-      passwordFile: pg.passwordFile,
-      applicationName: `odmr-relay ${config.hostname}`,
-      max: pg.poolSize,
-    },
-    { nodeId: config.hostname, logger: opts.logger },
+  const conn = { url: pg.url, passwordFile: pg.passwordFile };
+  const applicationName = `odmr-relay ${config.hostname}`;
+  // First: a second serve of this hostname stops here, before it touches the first's leases.
+  const nodeLock = await PgNodeLock.take(
+    { ...conn, applicationName },
+    config.hostname,
+    opts.logger,
   );
+  let store: PgQueueStore;
+  try {
+    store = await PgQueueStore.open(
+      { ...conn, applicationName, max: pg.poolSize },
+      { nodeId: config.hostname, logger: opts.logger },
+    );
+  } catch (err) {
+    await nodeLock.release();
+    throw err;
+  }
   try {
     const copy = new DatabaseSync(":memory:");
     const credentials = new CredentialStore(copy);
@@ -59,14 +69,17 @@ export async function openPgServeBackend(
       userState,
       fakeSaltKey,
       dkimKeys: new PgDkimKeys(store.pool, Date.now, ms),
+      lost: nodeLock.lost,
       close: async () => {
         await mirror.stop();
         await store.close();
         copy.close();
+        await nodeLock.release();
       },
     };
   } catch (err) {
     await store.close();
+    await nodeLock.release();
     throw err;
   }
 }

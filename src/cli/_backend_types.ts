@@ -24,6 +24,12 @@ export interface ServeBackend {
   readonly fakeSaltKey: Uint8Array;
   /** The DKIM signing keys: `data_dir/dkim` with SQLite, the shared database with PostgreSQL. */
   readonly dkimKeys: DkimKeys;
+  /**
+   * PostgreSQL: resolves (once logged) when another serve of this hostname took the node's
+   * lock after this one's lock connection was lost (src/queue/pg/node_lock.ts): serve stops
+   * as on a signal, and exits 1.
+   */
+  readonly lost?: Promise<"node_lock_lost">;
   /** Closes the queue and whatever else the backend holds. */
   close(): Promise<void>;
 }

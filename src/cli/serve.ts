@@ -11,7 +11,7 @@ import type { Config, ListenEntry } from "../config/types.ts";
 import type { QueueStore } from "../queue/types.ts";
 import type { CredentialStore } from "../auth/store.ts";
 import { openServeBackend, type ServeBackend } from "./_backend.ts";
-import { DataDirBusyError } from "../queue/serve_lock.ts";
+import { ServeBusyError } from "../queue/serve_lock.ts";
 import { QueueMovedError } from "../queue/moved_mark.ts";
 import { joinHostPort, listen, type Listener } from "../net/listener.ts";
 import { FdAlarm } from "../net/fd_alarm.ts";
@@ -118,7 +118,7 @@ async function serveUntilSignal(
     observe = await openServeObserve(config, backend, log);
   } catch (err) {
     if (err instanceof QueueMovedError) throw err;
-    if (err instanceof DataDirBusyError) {
+    if (err instanceof ServeBusyError) {
       // Refused before any port is bound or the queue is touched: the running one stays alone.
       log.error("startup_failed", { reason: err.message });
       return 1;
@@ -208,7 +208,7 @@ async function serveUntilSignal(
     });
     sessions.onActivity = () => quiet.busy();
     quiet.busy();
-    const signal = await stopSignal;
+    const signal = await Promise.race([stopSignal, backend.lost ?? stopSignal]);
     closeBy = performance.now() + SHUTDOWN_GRACE_MS + 1_000 - EXIT_MARGIN_MS;
     quiet.stop();
     tlsNow?.stop();
@@ -223,7 +223,7 @@ async function serveUntilSignal(
       withinMs(maintenance.stop(), SHUTDOWN_GRACE_MS),
     ]);
     log.info("stopped");
-    return 0;
+    return signal === "node_lock_lost" ? 1 : 0;
   } finally {
     // Within the grace + 1 s of the signal: a database gone silent (UNLISTEN, the pools' end)
     // must not hold the exit; nothing acknowledged waits on the close.

@@ -15,8 +15,16 @@ import { join } from "../posix_path.ts";
 /** Name of the lock file inside the data directory. */
 export const SERVE_LOCK_FILE = "serve.lock";
 
+/** Another serve runs as this node: refused before any port is bound or a lease touched. */
+export class ServeBusyError extends Error {}
+
+/** Another serve holds this node's (`hostname`'s) lock in the shared PostgreSQL database. */
+export class NodeBusyError extends ServeBusyError {
+  override readonly name = "NodeBusyError";
+}
+
 /** Another process holds the lock of the data directory. */
-export class DataDirBusyError extends Error {
+export class DataDirBusyError extends ServeBusyError {
   override readonly name = "DataDirBusyError";
   /** The lock file. */
   readonly lockFile: string;

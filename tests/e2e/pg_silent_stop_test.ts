@@ -69,10 +69,10 @@ await postgresTest(
     const url = await pg.createDatabase("stuck_pass_stop");
     await (await PgQueueStore.open({ url }, { nodeId: "setup" })).close();
     const proxy = await startPostgresProxy(pg.port);
-    // The pass's advisory-lock query reaches the server, then its connection goes silent: the
-    // pass waits for its 5-minute deadline (PG_LONG_DEADLINE_MS). Armed before start: the
-    // first pass runs a second after it.
-    const isStuck = proxy.stallWhenSent("pg_try_advisory_lock");
+    // The pass's advisory-lock query (not the node lock's, keyed on a hash) reaches the server,
+    // then its connection goes silent: the pass waits for its 5-minute deadline
+    // (PG_LONG_DEADLINE_MS). Armed before start: the first pass runs a second after it.
+    const isStuck = proxy.stallWhenSent("pg_try_advisory_lock($1)");
     const node = await startServer({
       config: {
         hostname: "mx-a.test",

@@ -44,6 +44,8 @@ export interface PgConnectOptions {
    * and a slow handshake on a loaded machine is not cut by a short call deadline.
    */
   readonly answerWithinMs?: number;
+  /** No idle or lifetime close: a session that must last (node_lock.ts holds a lock on it). */
+  readonly keepOpen?: boolean;
 }
 
 /** What PostgreSQL keeps of an application_name (NAMEDATALEN - 1 bytes). */
@@ -103,8 +105,8 @@ export async function connectPostgres(opts: PgConnectOptions): Promise<Sql> {
     // PGTARGETSESSIONATTRS remain (README "Permissions").
     max: opts.max ?? 8,
     connect_timeout: connectSeconds,
-    idle_timeout: 60,
-    max_lifetime: 30 * 60,
+    idle_timeout: opts.keepOpen === true ? 0 : 60,
+    max_lifetime: opts.keepOpen === true ? 0 : 30 * 60,
     keep_alive: 60,
     prepare: true,
     debug: false,
