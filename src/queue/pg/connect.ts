@@ -44,9 +44,20 @@ export interface PgConnectOptions {
    * and a slow handshake on a loaded machine is not cut by a short call deadline.
    */
   readonly answerWithinMs?: number;
-  /** No idle or lifetime close: a session that must last (node_lock.ts holds a lock on it). */
+  /**
+   * No idle or lifetime close, and the server's TCP keepalives short (a dead client's session
+   * ends within about a minute, not the system's two hours): a session that must last and that
+   * must end with its client (node_lock.ts holds a lock on it).
+   */
   readonly keepOpen?: boolean;
 }
+
+/** The server's TCP keepalives of a `keepOpen` session: idle 30 s, then 3 probes 10 s apart. */
+const SHORT_KEEPALIVES = {
+  "tcp_keepalives_idle": 30,
+  "tcp_keepalives_interval": 10,
+  "tcp_keepalives_count": 3,
+};
 
 /** What PostgreSQL keeps of an application_name (NAMEDATALEN - 1 bytes). */
 const APPLICATION_NAME_BYTES = 63;
@@ -120,6 +131,7 @@ export async function connectPostgres(opts: PgConnectOptions): Promise<Sql> {
     connection: {
       application_name: opts.applicationName ?? "odmr-relay",
       synchronous_commit: opts.synchronousCommit ?? "on",
+      ...(opts.keepOpen === true ? SHORT_KEEPALIVES : {}),
       ...(opts.statementTimeoutMs === undefined
         ? {}
         : { statement_timeout: opts.statementTimeoutMs }),

@@ -20,6 +20,9 @@ import { NodeBusyError } from "../serve_lock.ts";
 import { connectPostgres, type PgConnectOptions, poolName, type Sql } from "./connect.ts";
 import { PG_CALL_DEADLINE_MS, statementTimeoutFor, within } from "./_deadline.ts";
 
+/** How many times a start tries to take the lock, START_WAIT_MS apart. */
+const START_TRIES = 6;
+const START_WAIT_MS = 500;
 /** How often the lock's connection is checked (and the lock taken again on a new session). */
 export const WATCH_EVERY_MS = 5_000;
 
@@ -55,7 +58,13 @@ export class PgNodeLock {
       keepOpen: true,
     });
     try {
-      const pid = await tryLock(sql, nodeId, deadlineMs);
+      // A node restarted right after a crash may come up before the server has ended its old
+      // session (it does once it sees the connection close): a few tries, START_WAIT_MS apart.
+      let pid = await tryLock(sql, nodeId, deadlineMs);
+      for (let i = 1; i < START_TRIES && pid === undefined; i++) {
+        await new Promise((res) => setTimeout(res, START_WAIT_MS));
+        pid = await tryLock(sql, nodeId, deadlineMs);
+      }
       if (pid === undefined) {
         throw new NodeBusyError(
           `another serve with hostname "${nodeId}" is already running on this database ` +
