@@ -4,11 +4,16 @@
  * delivery options are _helpers/outbound_world.ts `deliveryOptions`: the batch puts its own log
  * over theirs), and one batch of a store's due destination with the check of a message it
  * deferred. For deliverBatch (src/outbound/deliver.ts): numbered messages, and a run that
- * collects each one's result.
+ * collects each one's result. And a message failed at once by its batch, with its report.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { type BatchCounts, type BatchOptions, runBatch } from "../../src/outbound/_batch.ts";
 import { deliverBatch, type DeliveryResult } from "../../src/outbound/deliver.ts";
+import { bounceFailed } from "../../src/queue/bounce.ts";
+import { openDatabase } from "../../src/queue/db.ts";
+import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
+import { NULL_LOGGER } from "../../src/observe/log.ts";
+import { withTempDataDir } from "../_helpers/temp_db.ts";
 import type { QueuedMessage, QueueStore } from "../../src/queue/types.ts";
 import type { OutboundMessage } from "../../src/smtp/sender.ts";
 import type { DnsServer } from "../_helpers/dnsmasq.ts";
@@ -91,6 +96,54 @@ export async function runDueBatch(
     [],
   );
   return { counts, events, startedAt };
+}
+
+/** What `failAtOnce` saw: the `failed` event's reply, the statuses, the failure report's text. */
+export interface FailedAtOnce {
+  readonly reply: string;
+  readonly statuses: readonly string[];
+  readonly reports: number;
+  readonly report: string;
+}
+
+/**
+ * Queues a message from alice@example.org (ours: her failure report waits for her ATRN) to `to`
+ * on a fresh SQLite store, runs one due batch through `dns` with serve's failure reports, and
+ * asserts that it failed the recipient without a session or a deferral.
+ */
+export async function failAtOnce(dns: DnsServer, to: string): Promise<FailedAtOnce> {
+  return await withTempDataDir(async (dir) => {
+    const store = new SqliteQueueStore(openDatabase(dir));
+    try {
+      const from = "alice@example.org";
+      const id = await queueMx(store, to, {
+        from,
+        body: `From: ${from}\r\nSubject: hi\r\n\r\nhello\r\n`,
+      });
+      const { counts, events } = await runDueBatch(store, dns, {
+        onFailed: async (message, failed) => {
+          await bounceFailed(message, failed, {
+            store,
+            hostname: "relay.example.net",
+            isLocalDomain: (d) => d === "example.org",
+            log: NULL_LOGGER,
+          });
+        },
+      });
+      assertEquals([counts.failed, counts.deferred, counts.sessions], [1, 0, 0]);
+      const reply = String(events.find((e) => e.event === "failed")?.fields.reply);
+      const statuses = (await store.get(id))?.recipients.map((r) => r.status) ?? [];
+      const reports = (await store.list()).filter((m) => m.id !== id);
+      const chunks: Uint8Array[] = [];
+      if (reports[0] !== undefined) {
+        for await (const c of store.readBody(reports[0].id)) chunks.push(c);
+      }
+      const report = new TextDecoder().decode(Uint8Array.from(chunks.flatMap((c) => [...c])));
+      return { reply, statuses, reports: reports.length, report };
+    } finally {
+      await store.close();
+    }
+  });
 }
 
 /**

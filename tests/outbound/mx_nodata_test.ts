@@ -10,14 +10,9 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { resolveMx } from "../../src/outbound/mx.ts";
-import { bounceFailed } from "../../src/queue/bounce.ts";
-import { openDatabase } from "../../src/queue/db.ts";
-import { SqliteQueueStore } from "../../src/queue/sqlite_store.ts";
-import { NULL_LOGGER } from "../../src/observe/log.ts";
 import { startDnsmasq } from "../_helpers/dnsmasq.ts";
-import { withTempDataDir } from "../_helpers/temp_db.ts";
 import { toolTest } from "../_helpers/tools.ts";
-import { queueMx, runDueBatch } from "./_batch_fixtures.ts";
+import { failAtOnce } from "./_batch_fixtures.ts";
 import { servfailServer } from "./_servfail_dns.ts";
 
 await toolTest("an MX set whose every host has no address (NODATA) fails at once, 550 5.4.4", [
@@ -73,42 +68,12 @@ await toolTest("an MX set whose every host has no address (NODATA) fails at once
     });
 
     await t.step("the batch fails the recipient with 550 5.4.4 and reports it", async () => {
-      await withTempDataDir(async (dir) => {
-        const store = new SqliteQueueStore(openDatabase(dir));
-        try {
-          const from = "alice@example.org";
-          const id = await queueMx(store, "bob@nodata.test", {
-            from,
-            body: `From: ${from}\r\nSubject: hi\r\n\r\nhello\r\n`,
-          });
-          const { counts, events } = await runDueBatch(store, dns, {
-            onFailed: async (message, failed) => {
-              await bounceFailed(message, failed, {
-                store,
-                hostname: "relay.example.net",
-                isLocalDomain: (d) => d === "example.org",
-                log: NULL_LOGGER,
-              });
-            },
-          });
-          assertEquals([counts.failed, counts.deferred, counts.sessions], [1, 0, 0]);
-          const reply = String(events.find((e) => e.event === "failed")?.fields.reply);
-          assert(/^550 5\.4\.4 Host found but no address record/.test(reply), reply);
-          assert(reply.includes("nodata.test"), reply);
-          assertEquals((await store.get(id))?.recipients.map((r) => r.status), ["failed"]);
-          const reports = (await store.list()).filter((m) => m.id !== id);
-          assertEquals(reports.length, 1);
-          const chunks: Uint8Array[] = [];
-          for await (const c of store.readBody(reports[0]!.id)) chunks.push(c);
-          const text = new TextDecoder().decode(
-            Uint8Array.from(chunks.flatMap((c) => [...c])),
-          );
-          assert(text.includes("Final-Recipient: rfc822; bob@nodata.test\r\n"), text);
-          assert(text.includes("Action: failed\r\nStatus: 5.4.4\r\n"), text);
-        } finally {
-          await store.close();
-        }
-      });
+      const r = await failAtOnce(dns, "bob@nodata.test");
+      assert(/^550 5\.4\.4 Host found but no address record/.test(r.reply), r.reply);
+      assert(r.reply.includes("nodata.test"), r.reply);
+      assertEquals([r.statuses, r.reports], [["failed"], 1]);
+      assert(r.report.includes("Final-Recipient: rfc822; bob@nodata.test\r\n"), r.report);
+      assert(r.report.includes("Action: failed\r\nStatus: 5.4.4\r\n"), r.report);
     });
   } finally {
     await new Promise<void>((resolve) => upstream.close(() => resolve()));
