@@ -35,13 +35,18 @@ export function normalizeFingerprint(text: string): string | undefined {
  * After `loadNodeCrypto()`.
  */
 export function fingerprintOfPem(pem: string, file: string): string {
+  // A private key or an empty file given by mistake: the parser would only say "nom error: Eof".
+  if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new PinError(
+      `"${file}" holds no PEM certificate (no -----BEGIN CERTIFICATE----- line): give the ` +
+        "client's certificate, not its key",
+    );
+  }
   let cert: X509Certificate;
   try {
     cert = new (nodeCrypto().X509Certificate)(pem);
   } catch (err) {
-    throw new PinError(
-      `Cannot read a certificate from "${file}": ${errorText(err)}`,
-    );
+    throw new PinError(`Cannot read the certificate in "${file}" (${errorText(err)})`);
   }
   const fp = normalizeFingerprint(cert.fingerprint256);
   if (fp === undefined) throw new PinError(`Cannot fingerprint the certificate in "${file}"`);
