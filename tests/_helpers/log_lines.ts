@@ -38,9 +38,14 @@ export function parseLogLine(line: string): LogEvent | undefined {
   return out;
 }
 
+/** Every event in `logs` (text or JSON lines), in order. */
+export function allEvents(logs: string): LogEvent[] {
+  return logs.split("\n").map(parseLogLine).filter((e): e is LogEvent => e !== undefined);
+}
+
 /** Every event named `event` in `logs` (text or JSON lines). */
 export function eventsNamed(logs: string, event: string): LogEvent[] {
-  return logs.split("\n").map(parseLogLine).filter((e): e is LogEvent => e?.event === event);
+  return allEvents(logs).filter((e) => e.event === event);
 }
 
 /** A field as a list (absent: empty). */

@@ -7,7 +7,7 @@
  * --domain newco.test`; `queue list`, the gauges and bob's ATRN must all show it held for bob.
  */
 import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
-import { type LogEvent, parseLogLine } from "../_helpers/log_lines.ts";
+import { allEvents, type LogEvent } from "../_helpers/log_lines.ts";
 import {
   loopback,
   outboundServeConfig,
@@ -32,7 +32,7 @@ import { submitAll } from "./_submission_client.ts";
 const PASSWORD = "secret-password";
 
 function events(server: ServerProcess): LogEvent[] {
-  return server.logs().split("\n").map(parseLogLine).filter((e) => e !== undefined);
+  return allEvents(server.logs());
 }
 
 async function gauges(server: ServerProcess) {

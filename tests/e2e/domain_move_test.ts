@@ -10,7 +10,7 @@
  * reloaded: each change is awaited through the gauges, seenByServe).
  */
 import { deepStrictEqual as assertEquals, match } from "node:assert/strict";
-import { type LogEvent, parseLogLine } from "../_helpers/log_lines.ts";
+import { allEvents, type LogEvent } from "../_helpers/log_lines.ts";
 import { type CustomerScript, runScriptedCustomer } from "../_helpers/scripted_customer.ts";
 import {
   addUser,
@@ -28,7 +28,7 @@ import { until } from "../_helpers/wait_until.ts";
 const PASSWORD = "secret-password";
 
 function events(server: ServerProcess): LogEvent[] {
-  return server.logs().split("\n").map(parseLogLine).filter((e) => e !== undefined);
+  return allEvents(server.logs());
 }
 
 /** Mail to `to` through the MX port; must be accepted. */

@@ -11,7 +11,7 @@ import { DkimKeyStore } from "../../src/dkim/keys.ts";
 import { startCaptureServer } from "../_helpers/capture_smtp.ts";
 import { makeTestCa } from "../_helpers/certs.ts";
 import { verifyDkim } from "../_helpers/dkim.ts";
-import { type LogEvent, parseLogLine } from "../_helpers/log_lines.ts";
+import { allEvents, type LogEvent } from "../_helpers/log_lines.ts";
 import {
   loopback,
   outboundServeConfig,
@@ -62,8 +62,7 @@ await toolTest("serve delivers submitted mail to the world: DKIM, retry, failure
       metrics: { listen: "127.0.0.1:0" },
     }),
   });
-  const events = (): LogEvent[] =>
-    server.logs().split("\n").map(parseLogLine).filter((e) => e !== undefined);
+  const events = (): LogEvent[] => allEvents(server.logs());
   const alice = { user: "alice", password: PASSWORD, from: "alice@example.org" };
   const submit = async (to: string, file: string) => {
     const r = await swaksSubmit(submissionPort(server), alice, to, ["--data", `@${file}`]);

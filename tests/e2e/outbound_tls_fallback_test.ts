@@ -9,7 +9,7 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { type CaptureServer, startCaptureServer } from "../_helpers/capture_smtp.ts";
-import { type LogEvent, parseLogLine } from "../_helpers/log_lines.ts";
+import { allEvents, type LogEvent } from "../_helpers/log_lines.ts";
 import {
   loopback,
   outboundServeConfig,
@@ -38,8 +38,7 @@ await tlsMxTest("serve: mail for an MX with broken STARTTLS arrives once, in pla
     dropUnderTlsAt: "MAIL",
   });
   const server = await startServer({ config: outboundServeConfig(dns) });
-  const events = (): LogEvent[] =>
-    server.logs().split("\n").map(parseLogLine).filter((e) => e !== undefined);
+  const events = (): LogEvent[] => allEvents(server.logs());
   try {
     await addUser(server.configPath, LOGIN.user, ["example.org"], LOGIN.password);
     const cases: [string, CaptureServer, RegExp][] = [
